@@ -1,0 +1,679 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The core's life cycle, event dispatch, command outbox, storage completions
+ * and timers. Protocol rules live in election.c, replication.c, follower.c
+ * and read.c.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core_int.h"
+
+static void *default_alloc(void *ctx, size_t size)
+{
+	(void)ctx;
+	return malloc(size);
+}
+
+static void default_free(void *ctx, void *ptr)
+{
+	(void)ctx;
+	free(ptr);
+}
+
+const char *lcr_strerror(int err)
+{
+	switch (-err) {
+	case 0:
+		return "ok";
+	case LCR_ENOTLEADER:
+		return "not the leader";
+	case LCR_ENOLEASE:
+		return "leader has no quorum lease";
+	case LCR_ETRANSFER:
+		return "leadership transfer in progress";
+	case LCR_EFULL:
+		return "queue full";
+	case LCR_ESTOPPED:
+		return "replica stopped after a fatal I/O error";
+	case LCR_ETIMEDOUT:
+		return "read timed out";
+	default:
+		return err < 0 ? strerror(-err) : "unknown";
+	}
+}
+
+void lcr_core_config_default(struct lcr_core_config *cfg, uint32_t id)
+{
+	memset(cfg, 0, sizeof(*cfg));
+	cfg->id = id;
+	cfg->election_timeout_min_ms = 150;
+	cfg->election_timeout_max_ms = 300;
+	cfg->heartbeat_interval_ms = 50;
+	cfg->max_payload_entries = 300;
+	cfg->inflight_max = 64;
+	cfg->respond_max = 256;
+	cfg->reads_max = 4096;
+	cfg->backoff_ms = 200;
+	cfg->read_timeout_ms = 0;
+	cfg->enable_pre_vote = false;
+	cfg->enable_heartbeat = true;
+	cfg->enable_elect = true;
+	cfg->enable_leader_restore = false;
+	cfg->allow_log_reversion = false;
+	cfg->seed = 1;
+}
+
+int lcr_core_config_validate(const struct lcr_core_config *cfg, char *why, size_t why_len)
+{
+	if (cfg->id == 0) {
+		snprintf(why, why_len, "id: node id 0 is reserved");
+		return -EINVAL;
+	}
+	if (cfg->election_timeout_min_ms >= cfg->election_timeout_max_ms) {
+		snprintf(why, why_len,
+			 "election_timeout_min_ms (%llu) must be below election_timeout_max_ms "
+			 "(%llu)",
+			 (unsigned long long)cfg->election_timeout_min_ms,
+			 (unsigned long long)cfg->election_timeout_max_ms);
+		return -EINVAL;
+	}
+	if (cfg->election_timeout_min_ms <= cfg->heartbeat_interval_ms) {
+		snprintf(why, why_len,
+			 "election_timeout_min_ms (%llu) must exceed heartbeat_interval_ms (%llu)",
+			 (unsigned long long)cfg->election_timeout_min_ms,
+			 (unsigned long long)cfg->heartbeat_interval_ms);
+		return -EINVAL;
+	}
+	if (cfg->heartbeat_interval_ms == 0) {
+		snprintf(why, why_len, "heartbeat_interval_ms must be at least 1");
+		return -EINVAL;
+	}
+	if (cfg->max_payload_entries == 0) {
+		snprintf(why, why_len, "max_payload_entries must be at least 1");
+		return -EINVAL;
+	}
+	if (cfg->inflight_max == 0 || cfg->inflight_max > 4096) {
+		snprintf(why, why_len, "inflight_max (%u) must be in 1..4096", cfg->inflight_max);
+		return -EINVAL;
+	}
+	if (cfg->respond_max < 8) {
+		snprintf(why, why_len, "respond_max (%u) must be at least 8", cfg->respond_max);
+		return -EINVAL;
+	}
+	if (cfg->reads_max == 0) {
+		snprintf(why, why_len, "reads_max must be at least 1");
+		return -EINVAL;
+	}
+	if (cfg->backoff_ms == 0) {
+		snprintf(why, why_len, "backoff_ms must be at least 1");
+		return -EINVAL;
+	}
+	if (lcr_membership_validate(&cfg->membership, why, why_len) < 0)
+		return -EINVAL;
+	if (!lcr_membership_contains(&cfg->membership, cfg->id)) {
+		snprintf(why, why_len, "id: node %u is not in the membership", cfg->id);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/* splitmix64, to spread a small seed over the xorshift state. */
+static uint64_t splitmix64(uint64_t *x)
+{
+	uint64_t z = (*x += 0x9e3779b97f4a7c15ull);
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+	return z ^ (z >> 31);
+}
+
+uint64_t lcr_core_random(struct lcr_core *c)
+{
+	uint64_t s1 = c->rng[0];
+	const uint64_t s0 = c->rng[1];
+	c->rng[0] = s0;
+	s1 ^= s1 << 23;
+	c->rng[1] = s1 ^ s0 ^ (s1 >> 17) ^ (s0 >> 26);
+	return c->rng[1] + s0;
+}
+
+int lcr_core_slot(const struct lcr_core *c, uint32_t id)
+{
+	for (uint32_t i = 0; i < c->n_nodes; i++)
+		if (c->nodes[i] == id)
+			return (int)i;
+	return -1;
+}
+
+static void free_core(struct lcr_core *c)
+{
+	struct lcr_allocator a = c->cfg.alloc;
+
+	lcr_log_ids_free(&c->log);
+	if (c->resp)
+		a.free(a.ctx, c->resp);
+	if (c->reads)
+		a.free(a.ctx, c->reads);
+	if (c->out)
+		a.free(a.ctx, c->out);
+	a.free(a.ctx, c);
+}
+
+struct lcr_core *lcr_core_new(const struct lcr_core_config *cfg,
+			      const struct lcr_core_restore *restore, int *err)
+{
+	struct lcr_allocator a = cfg->alloc;
+	char why[256];
+	struct lcr_core *c;
+
+	if (!a.alloc) {
+		a.alloc = default_alloc;
+		a.free = default_free;
+		a.ctx = NULL;
+	}
+	if (lcr_core_config_validate(cfg, why, sizeof(why)) < 0) {
+		*err = -EINVAL;
+		return NULL;
+	}
+	c = a.alloc(a.ctx, sizeof(*c));
+	if (!c) {
+		*err = -ENOMEM;
+		return NULL;
+	}
+	memset(c, 0, sizeof(*c));
+	c->cfg = *cfg;
+	c->cfg.alloc = a;
+	c->id = cfg->id;
+	c->heartbeat_ns = cfg->heartbeat_interval_ms * LCR_NS_PER_MS;
+	/* openraft engine_config.rs: leader_lease = election_timeout_max. */
+	c->leader_lease_ns = cfg->election_timeout_max_ms * LCR_NS_PER_MS;
+	c->smaller_log_timeout_ns = 2 * cfg->election_timeout_max_ms * LCR_NS_PER_MS;
+	c->read_timeout_ns =
+		cfg->read_timeout_ms ? cfg->read_timeout_ms * LCR_NS_PER_MS : c->leader_lease_ns;
+	c->membership = cfg->membership;
+	c->n_nodes = lcr_membership_nodes(&c->membership, c->nodes);
+	c->self_slot = (uint32_t)lcr_core_slot(c, c->id);
+
+	c->vote = restore->vote;
+	c->committed = restore->committed;
+	c->lease_enabled = true;
+	c->next_read_id = 1;
+
+	uint64_t x = cfg->seed ^ ((uint64_t)cfg->id << 32);
+	c->rng[0] = splitmix64(&x);
+	c->rng[1] = splitmix64(&x);
+
+	c->resp_max = cfg->respond_max;
+	c->reads_max = cfg->reads_max;
+	/* A call sends at most inflight_max requests plus a heartbeat per peer,
+	 * releases at most resp_max responses, and a few more commands. */
+	c->out_max = LCR_NODES_MAX * (cfg->inflight_max + 4) + cfg->respond_max + 64;
+	c->resp = a.alloc(a.ctx, sizeof(*c->resp) * c->resp_max);
+	c->reads = a.alloc(a.ctx, sizeof(*c->reads) * c->reads_max);
+	c->out = a.alloc(a.ctx, sizeof(*c->out) * c->out_max);
+	if (!c->resp || !c->reads || !c->out ||
+	    lcr_log_ids_init(&c->log, a, 64, restore->purged) < 0) {
+		free_core(c);
+		*err = -ENOMEM;
+		return NULL;
+	}
+	*err = 0;
+	return c;
+}
+
+void lcr_core_free(struct lcr_core *c)
+{
+	if (c)
+		free_core(c);
+}
+
+int lcr_core_load_log_id(struct lcr_core *c, struct lcr_log_id id)
+{
+	if (c->started)
+		return -EINVAL;
+	if (id.index != c->log.last.index + 1)
+		return -EINVAL;
+	if (c->log.n > 0 && lcr_leader_id_cmp(c->log.last.lid, id.lid) > 0)
+		return -EINVAL;
+	return lcr_log_ids_append(&c->log, id);
+}
+
+/* Every call that takes the time starts here. */
+static int begin(struct lcr_core *c, uint64_t now_ns)
+{
+	c->out_n = 0;
+	if (c->stopped)
+		return -LCR_ESTOPPED;
+	/* The clock is monotonic; a caller going backwards gets "no time passed". */
+	if (now_ns > c->now_ns)
+		c->now_ns = now_ns;
+	return 0;
+}
+
+/* Every call ends here: apply what became committed, announce role changes. */
+static void finish(struct lcr_core *c)
+{
+	if (c->stopped)
+		return;
+	if (c->committed.index > c->apply_sent.index) {
+		struct lcr_cmd *cmd = lcr_core_emit(c, LCR_CMD_APPLY);
+		cmd->apply.first = c->apply_sent;
+		cmd->apply.last = c->committed;
+		c->apply_sent = c->committed;
+	}
+	lcr_core_announce_role(c);
+}
+
+struct lcr_cmd *lcr_core_emit(struct lcr_core *c, uint32_t type)
+{
+	LCR_ASSERT(c->out_n < c->out_max);
+	struct lcr_cmd *cmd = &c->out[c->out_n++];
+	memset(cmd, 0, sizeof(*cmd));
+	cmd->type = type;
+	return cmd;
+}
+
+void lcr_core_send(struct lcr_core *c, const struct lcr_msg *m)
+{
+	struct lcr_cmd *cmd = lcr_core_emit(c, LCR_CMD_SEND);
+	cmd->send = *m;
+	cmd->send.from = c->id;
+}
+
+const struct lcr_cmd *lcr_core_commands(const struct lcr_core *c, uint32_t *n)
+{
+	*n = c->out_n;
+	return c->out;
+}
+
+uint64_t lcr_core_next_seq(struct lcr_core *c)
+{
+	return ++c->io_seq;
+}
+
+struct lcr_io_id lcr_core_io_id(struct lcr_core *c)
+{
+	struct lcr_io_id io = { c->io_seq, c->vote, c->log.last };
+	return io;
+}
+
+void lcr_core_save_vote(struct lcr_core *c)
+{
+	lcr_core_next_seq(c);
+	c->vote_seq = c->io_seq;
+	struct lcr_cmd *cmd = lcr_core_emit(c, LCR_CMD_SAVE_VOTE);
+	cmd->save_vote.vote = c->vote;
+	cmd->save_vote.io = lcr_core_io_id(c);
+}
+
+void lcr_core_truncate(struct lcr_core *c, uint64_t since)
+{
+	struct lcr_log_id after;
+
+	/* Raft never removes a committed entry: doing so means a broken invariant. */
+	LCR_ASSERT(since > c->committed.index);
+	lcr_log_ids_truncate(&c->log, since);
+	LCR_ASSERT(lcr_log_ids_get(&c->log, since - 1, &after));
+	if (c->flushed_last.index >= since)
+		c->flushed_last = after;
+	lcr_core_next_seq(c);
+	struct lcr_cmd *cmd = lcr_core_emit(c, LCR_CMD_TRUNCATE);
+	cmd->truncate.after = after;
+	cmd->truncate.io = lcr_core_io_id(c);
+}
+
+void lcr_core_commit_to(struct lcr_core *c, uint64_t index)
+{
+	if (index > c->log.last.index)
+		index = c->log.last.index;
+	if (index <= c->committed.index)
+		return;
+	LCR_ASSERT(lcr_log_ids_get(&c->log, index, &c->committed));
+}
+
+/* ---- responses held until a flush ---------------------------------------- */
+
+static bool same_ack_stream(const struct lcr_msg *a, const struct lcr_msg *b)
+{
+	return a->type == LCR_MSG_APPEND_RESP && b->type == LCR_MSG_APPEND_RESP &&
+	       a->append_resp.result == LCR_APPEND_OK && b->append_resp.result == LCR_APPEND_OK &&
+	       a->to == b->to && a->append_resp.stream_id == b->append_resp.stream_id &&
+	       lcr_vote_eq(a->append_resp.vote, b->append_resp.vote);
+}
+
+static void merge_ack(struct lcr_append_resp *into, const struct lcr_append_resp *from)
+{
+	if (lcr_log_id_cmp(from->log_id, into->log_id) > 0)
+		into->log_id = from->log_id;
+	if (from->inflight_id > into->inflight_id)
+		into->inflight_id = from->inflight_id;
+	if (from->send_ns > into->send_ns)
+		into->send_ns = from->send_ns;
+	if (from->send_seq > into->send_seq)
+		into->send_seq = from->send_seq;
+}
+
+static void release_responses(struct lcr_core *c)
+{
+	while (c->resp_len > 0) {
+		struct lcr_pending_resp *r = &c->resp[c->resp_head];
+		if (r->seq > c->flushed.seq)
+			break;
+		c->resp_head = (c->resp_head + 1) % c->resp_max;
+		c->resp_len--;
+		/* Consecutive acks on one stream merge into one: each fact an
+		 * ack states (durable up to, received request id, send time,
+		 * send seq) only grows, so the maximum of each is still true. A
+		 * heartbeat's ack can name less than the append acked before it. */
+		if (c->resp_len > 0) {
+			struct lcr_pending_resp *next = &c->resp[c->resp_head];
+			if (next->seq <= c->flushed.seq && same_ack_stream(&r->msg, &next->msg)) {
+				merge_ack(&next->msg.append_resp, &r->msg.append_resp);
+				continue;
+			}
+		}
+		lcr_core_send(c, &r->msg);
+	}
+}
+
+void lcr_core_respond_when(struct lcr_core *c, uint64_t seq, const struct lcr_msg *m)
+{
+	if (seq <= c->flushed.seq && c->resp_len == 0) {
+		lcr_core_send(c, m);
+		return;
+	}
+	if (c->resp_len == c->resp_max) {
+		/* Dropping a response is like losing it on the wire: the peer
+		 * retries. Counted, because it means the queue is too small. */
+		c->resp_head = (c->resp_head + 1) % c->resp_max;
+		c->resp_len--;
+		c->n_resp_dropped++;
+	}
+	struct lcr_pending_resp *r = &c->resp[(c->resp_head + c->resp_len) % c->resp_max];
+	r->seq = seq;
+	r->msg = *m;
+	c->resp_len++;
+}
+
+/* ---- role announcements --------------------------------------------------- */
+
+static uint32_t current_role(const struct lcr_core *c)
+{
+	if (c->stopped)
+		return LCR_ROLE_STOPPED;
+	if (c->leader.active)
+		return LCR_ROLE_LEADER;
+	if (c->candidate.active)
+		return LCR_ROLE_CANDIDATE;
+	if (lcr_membership_is_voter(&c->membership, c->id))
+		return LCR_ROLE_FOLLOWER;
+	return LCR_ROLE_LEARNER;
+}
+
+static uint32_t current_leader(const struct lcr_core *c)
+{
+	if (c->leader.active)
+		return c->id;
+	if (c->vote.committed)
+		return c->vote.lid.node;
+	return 0;
+}
+
+void lcr_core_announce_role(struct lcr_core *c)
+{
+	uint32_t role = current_role(c), leader = current_leader(c);
+
+	if (role == c->role && leader == c->announced_leader)
+		return;
+	c->role = role;
+	c->announced_leader = leader;
+	struct lcr_cmd *cmd = lcr_core_emit(c, LCR_CMD_ROLE);
+	cmd->role.role = role;
+	cmd->role.leader = leader;
+	cmd->role.vote = c->vote;
+}
+
+void lcr_core_stop(struct lcr_core *c, int err)
+{
+	(void)err;
+	if (c->stopped)
+		return;
+	/* After a failed write or fsync nothing this replica believes about its
+	 * disk can be trusted: it stops, and restarts from what recovery finds. */
+	lcr_reads_fail_all(c, -LCR_ESTOPPED);
+	c->leader.active = false;
+	c->candidate.active = false;
+	c->pre_candidate.active = false;
+	c->stopped = true;
+	c->role = LCR_ROLE_STOPPED;
+	struct lcr_cmd *cmd = lcr_core_emit(c, LCR_CMD_ROLE);
+	cmd->role.role = LCR_ROLE_STOPPED;
+	cmd->role.vote = c->vote;
+}
+
+/* ---- start ---------------------------------------------------------------- */
+
+int lcr_core_start(struct lcr_core *c, uint64_t now_ns)
+{
+	int rc = begin(c, now_ns);
+	if (rc < 0)
+		return rc;
+	if (c->started)
+		return -EINVAL;
+	c->started = true;
+	if (c->committed.index > c->log.last.index)
+		c->committed = c->log.last;
+	if (!lcr_log_ids_has(&c->log, c->committed))
+		LCR_ASSERT(lcr_log_ids_get(&c->log, c->committed.index, &c->committed));
+	c->flushed.vote = c->vote;
+	c->flushed.last = c->log.last;
+	c->flushed_last = c->log.last;
+	c->apply_sent = c->log.purged;
+	c->applied = c->log.purged;
+	c->role = 0;
+	lcr_resample_election_timeout(c);
+
+	bool own_leader = c->vote.committed && c->vote.lid.node == c->id;
+	if (own_leader && !c->cfg.enable_leader_restore)
+		c->vote.committed = false; /* in memory: a new election is needed */
+	c->vote_utime_ns = c->now_ns;
+	c->vote_lease_ns = c->vote.committed ? c->leader_lease_ns : 0;
+	/* The promise is not persisted: a replica that ever voted may have
+	 * acknowledged a leader just before it stopped, so it keeps a promise
+	 * for a full lease. Only a blank replica has promised nothing. */
+	c->promise_until_ns = c->vote.lid.term > 0 ? c->now_ns + c->leader_lease_ns : 0;
+	lcr_vote_refresh_state(c);
+	finish(c);
+	return 0;
+}
+
+/* ---- events ----------------------------------------------------------------- */
+
+static void on_flushed(struct lcr_core *c, struct lcr_io_id io)
+{
+	/* Storage completes in submission order and never reports twice. */
+	LCR_ASSERT(io.seq > c->flushed.seq);
+	LCR_ASSERT(io.seq <= c->io_seq);
+	c->flushed = io;
+	c->flushed_last = io.last;
+	release_responses(c);
+	lcr_candidate_try_self(c);
+	lcr_leader_on_flush(c);
+	lcr_transfer_check(c);
+}
+
+static void on_msg(struct lcr_core *c, const struct lcr_msg *m)
+{
+	if (m->to != c->id || lcr_core_slot(c, m->from) < 0 || m->from == c->id) {
+		c->n_stale++;
+		return;
+	}
+	switch (m->type) {
+	case LCR_MSG_VOTE_REQ:
+		lcr_on_vote_req(c, m);
+		break;
+	case LCR_MSG_VOTE_RESP:
+		lcr_on_vote_resp(c, m);
+		break;
+	case LCR_MSG_APPEND_REQ:
+		lcr_on_append_req(c, m);
+		break;
+	case LCR_MSG_APPEND_RESP:
+		lcr_on_append_resp(c, m);
+		break;
+	case LCR_MSG_TRANSFER_LEADER:
+		lcr_on_transfer(c, m);
+		break;
+	default:
+		c->n_stale++;
+		break;
+	}
+}
+
+static void tick(struct lcr_core *c)
+{
+	if (c->leader.active) {
+		lcr_leader_tick(c);
+	} else {
+		lcr_candidate_try_self(c);
+		lcr_election_tick(c);
+	}
+	lcr_transfer_check(c);
+	lcr_reads_progress(c);
+}
+
+int lcr_core_step(struct lcr_core *c, const struct lcr_event *ev)
+{
+	int rc = begin(c, ev->now_ns);
+	if (rc < 0)
+		return rc;
+	LCR_ASSERT(c->started);
+	switch (ev->type) {
+	case LCR_EV_TICK:
+		tick(c);
+		break;
+	case LCR_EV_MSG:
+		on_msg(c, ev->msg);
+		break;
+	case LCR_EV_IO_FLUSHED:
+		on_flushed(c, ev->io);
+		break;
+	case LCR_EV_IO_FAILED:
+		lcr_core_stop(c, ev->io_error);
+		return -LCR_ESTOPPED;
+	case LCR_EV_APPLIED:
+		LCR_ASSERT(ev->applied.index <= c->apply_sent.index);
+		if (ev->applied.index > c->applied.index)
+			c->applied = ev->applied;
+		lcr_reads_progress(c);
+		break;
+	case LCR_EV_NET_ERROR:
+		lcr_on_net_error(c, ev->net.target, ev->net.stream_id, ev->net.err);
+		break;
+	case LCR_EV_TRIGGER_ELECT:
+		if (ev->elect.pre_vote)
+			lcr_pre_elect(c);
+		else
+			lcr_elect(c, false);
+		break;
+	case LCR_EV_TRIGGER_HEARTBEAT:
+		if (c->leader.active)
+			lcr_leader_heartbeat(c);
+		break;
+	case LCR_EV_TRIGGER_TRANSFER:
+		lcr_trigger_transfer(c, ev->transfer_to);
+		break;
+	case LCR_EV_SET_TOGGLE:
+		if (ev->toggle.toggle == LCR_TOGGLE_HEARTBEAT)
+			c->cfg.enable_heartbeat = ev->toggle.on;
+		else if (ev->toggle.toggle == LCR_TOGGLE_ELECT)
+			c->cfg.enable_elect = ev->toggle.on;
+		else if (ev->toggle.toggle == LCR_TOGGLE_PRE_VOTE)
+			c->cfg.enable_pre_vote = ev->toggle.on;
+		else
+			return -EINVAL;
+		break;
+	default:
+		return -EINVAL;
+	}
+	finish(c);
+	return 0;
+}
+
+int lcr_core_propose(struct lcr_core *c, uint64_t now_ns, struct lcr_entry *entries, uint32_t n)
+{
+	int rc = begin(c, now_ns);
+	if (rc < 0)
+		return rc;
+	if (!c->leader.active)
+		return -LCR_ENOTLEADER;
+	if (c->leader.transfer_to != 0)
+		return -LCR_ETRANSFER;
+	/* CheckQuorum: no new writes without a quorum heard from within the lease. */
+	if (!lcr_leader_lease_valid(c))
+		return -LCR_ENOLEASE;
+	if (n == 0)
+		return 0;
+	for (uint32_t i = 0; i < n; i++)
+		if (entries[i].type != LCR_ENTRY_NORMAL && entries[i].type != LCR_ENTRY_BLANK)
+			return -EINVAL;
+	lcr_leader_append(c, entries, n);
+	finish(c);
+	return c->stopped ? -LCR_ESTOPPED : 0;
+}
+
+int lcr_core_read(struct lcr_core *c, uint64_t now_ns, uint32_t policy, uint64_t *read_id)
+{
+	int rc = begin(c, now_ns);
+	if (rc < 0)
+		return rc;
+	if (policy != LCR_READ_INDEX && policy != LCR_READ_LEASE)
+		return -EINVAL;
+	rc = lcr_read_start(c, policy, read_id);
+	finish(c);
+	return rc;
+}
+
+static uint64_t next_timer(const struct lcr_core *c)
+{
+	uint64_t t = c->leader.active ? lcr_leader_next_timer(c) : lcr_election_deadline(c);
+	uint64_t r = lcr_reads_next_timer(c);
+
+	if (r && r < t)
+		t = r;
+	if (c->transfer_in.active && c->transfer_in.deadline_ns + 1 < t)
+		t = c->transfer_in.deadline_ns + 1;
+	return t;
+}
+
+void lcr_core_status(const struct lcr_core *c, struct lcr_core_status *st)
+{
+	memset(st, 0, sizeof(*st));
+	st->id = c->id;
+	st->role = current_role(c);
+	st->leader = current_leader(c);
+	st->vote = c->vote;
+	st->last = c->log.last;
+	st->flushed = c->flushed_last;
+	st->committed = c->committed;
+	st->applied = c->applied;
+	st->purged = c->log.purged;
+	st->n_nodes = c->n_nodes;
+	for (uint32_t i = 0; i < c->n_nodes; i++)
+		st->nodes[i] = c->nodes[i];
+	if (c->leader.active) {
+		st->noop = c->leader.noop;
+		st->transferring = c->leader.transfer_to != 0;
+		uint64_t acked = lcr_leader_quorum_acked_ns(c);
+		if (lcr_leader_lease_valid(c))
+			st->lease_until_ns = acked + c->leader_lease_ns;
+		for (uint32_t i = 0; i < c->n_nodes; i++)
+			st->matching[i] = c->leader.progress[i].matching;
+	}
+	st->elections = c->n_elections;
+	st->responses_dropped = c->n_resp_dropped;
+	st->stale_msgs = c->n_stale;
+	st->reversions = c->n_reversions;
+	st->next_timer_ns = c->stopped ? UINT64_MAX : next_timer(c);
+}

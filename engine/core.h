@@ -1,0 +1,325 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The sans-I/O Raft core: one deterministic state machine per group replica.
+ *
+ * Events go in (messages, ticks with the time passed in, I/O completions,
+ * proposals, reads, triggers); commands come out (persist, send, apply,
+ * answer reads). The core never makes a syscall, never reads a clock, never
+ * allocates after lcr_core_new(), and draws randomness from a PRNG seeded by
+ * its config. That is what lets tests/sim run whole clusters deterministically.
+ *
+ * Semantics follow openraft's Engine (openraft-reference.md §2): a follower
+ * acknowledges only what is durable, the leader appends to its own log in
+ * parallel with replication, commit = quorum of flushed, votes are persisted
+ * before any reply that depends on them.
+ *
+ * Threading: a core belongs to one lcore (one thread). Nothing here locks.
+ *
+ * Command lifetime: every call that takes `now_ns` first clears the command
+ * outbox, then appends to it; the caller drains it with lcr_core_commands()
+ * before the next call. Commands may point into the event that caused them
+ * (entries of a received message or of a proposal): the caller must consume
+ * them while that memory is still valid.
+ */
+#ifndef LCR_CORE_H
+#define LCR_CORE_H
+
+#include "types.h"
+
+/* Errors returned by the core, as negative values. Above the errno range. */
+enum lcr_err {
+	LCR_ENOTLEADER = 2001, /* not the leader: ask lcr_core_status().leader */
+	LCR_ENOLEASE = 2002,   /* leader without a valid quorum lease (CheckQuorum) */
+	LCR_ETRANSFER = 2003,  /* leadership is being transferred */
+	LCR_EFULL = 2004,      /* a bounded queue is full: retry later */
+	LCR_ESTOPPED = 2005,   /* the replica stopped after a fatal I/O error */
+	LCR_ETIMEDOUT = 2006,  /* a read did not become ready in time */
+};
+
+/* Human-readable name for 0, a negative errno or a negative lcr_err. */
+LCR_API const char *lcr_strerror(int err);
+
+/* Membership: a list of voter configs (joint when two) plus learners. */
+struct lcr_membership {
+	uint32_t n_configs;
+	struct {
+		uint32_t n;
+		uint32_t ids[LCR_NODES_MAX];
+	} configs[LCR_CONFIGS_MAX];
+	uint32_t n_learners;
+	uint32_t learners[LCR_NODES_MAX];
+};
+
+/* Allocation hook, used only by lcr_core_new()/lcr_core_free(). */
+struct lcr_allocator {
+	void *(*alloc)(void *ctx, size_t size);
+	void (*free)(void *ctx, void *ptr);
+	void *ctx;
+};
+
+/* Planted bugs, honoured only when built with LCR_PLANTED_BUGS (tests/sim). */
+enum lcr_bug {
+	LCR_BUG_COMMIT_WITHOUT_QUORUM = 1u << 0,
+	LCR_BUG_ACK_BEFORE_FLUSH = 1u << 1,
+	LCR_BUG_VOTE_NOT_PERSISTED = 1u << 2,
+	LCR_BUG_GRANT_STALE_LOG = 1u << 3,
+	LCR_BUG_LEASE_IGNORED = 1u << 4,
+};
+
+struct lcr_core_config {
+	uint32_t id; /* this node, never 0 */
+	/* Election timeout, sampled from [min, max) after each election. */
+	uint64_t election_timeout_min_ms;
+	uint64_t election_timeout_max_ms;
+	uint64_t heartbeat_interval_ms;
+	/* Entries per AppendEntries request (openraft's max_payload_entries). */
+	uint32_t max_payload_entries;
+	/* Pipelined AppendEntries requests in flight per follower. */
+	uint32_t inflight_max;
+	/* Responses waiting for a flush; overflow drops the oldest (counted). */
+	uint32_t respond_max;
+	/* Linearizable reads waiting; overflow rejects the read with LCR_EFULL. */
+	uint32_t reads_max;
+	/* Base of the replication backoff on UNREACHABLE: b, 2b, 4b, ... cap 1 s. */
+	uint64_t backoff_ms;
+	/* How long a read may wait for its quorum ack and apply; 0: leader lease. */
+	uint64_t read_timeout_ms;
+	bool enable_pre_vote;
+	bool enable_heartbeat;
+	bool enable_elect;
+	/*
+	 * Keep leadership across a restart when the persisted vote is our own
+	 * committed one. Off by default, unlike openraft: a leader appends in
+	 * parallel with replication, so entries it sent before a crash may be
+	 * missing from its own disk, and a restored leader would assign the same
+	 * log ids to different entries (see docs/architecture.md).
+	 */
+	bool enable_leader_restore;
+	/* Tolerate a follower whose log went backwards (wiped disk). */
+	bool allow_log_reversion;
+	struct lcr_membership membership; /* initial membership (bootstrap) */
+	uint64_t seed;			  /* PRNG seed for election timeouts */
+	struct lcr_allocator alloc;	  /* NULL alloc: malloc/free */
+	uint32_t bugs;			  /* enum lcr_bug bits, tests only */
+};
+
+/* Fill `cfg` with openraft's defaults (150/300 ms, 50 ms, 300 entries...). */
+LCR_API void lcr_core_config_default(struct lcr_core_config *cfg, uint32_t id);
+
+/*
+ * Check relationships between options: returns 0, or -EINVAL with a sentence
+ * naming the bad option in `why` (at least 160 bytes).
+ */
+LCR_API int lcr_core_config_validate(const struct lcr_core_config *cfg, char *why, size_t why_len);
+
+/* Durable state handed to a replica at start-up. */
+struct lcr_core_restore {
+	struct lcr_vote vote;
+	struct lcr_log_id committed; /* persisted commit hint, or none */
+	struct lcr_log_id purged;    /* last purged log id, or none */
+};
+
+/*
+ * An I/O identity. Every storage command carries one with a fresh `seq`
+ * (strictly increasing per replica). `vote` and `last` describe the durable
+ * state once this command and every earlier one are on stable storage; the
+ * storage reports completions with LCR_EV_IO_FLUSHED echoing the io id of the
+ * newest command made durable.
+ */
+struct lcr_io_id {
+	uint64_t seq;
+	struct lcr_vote vote;
+	struct lcr_log_id last;
+};
+
+enum lcr_cmd_type {
+	LCR_CMD_SAVE_VOTE = 1,	  /* persist `vote` */
+	LCR_CMD_APPEND = 2,	  /* persist entries[0..n) after the current last entry */
+	LCR_CMD_TRUNCATE = 3,	  /* delete every entry with index > after.index */
+	LCR_CMD_SEND = 4,	  /* send `msg`; see below for APPEND_REQ */
+	LCR_CMD_APPLY = 5,	  /* apply committed entries (first..last] */
+	LCR_CMD_READS_READY = 6,  /* reads with id <= `read_id` may now be served */
+	LCR_CMD_READS_FAILED = 7, /* reads with ids [first, last] failed with `err` */
+	LCR_CMD_ROLE = 8,	  /* the replica's role or leader changed */
+};
+
+enum lcr_role {
+	LCR_ROLE_FOLLOWER = 1,
+	LCR_ROLE_CANDIDATE = 2,
+	LCR_ROLE_LEADER = 3,
+	LCR_ROLE_LEARNER = 4,
+	LCR_ROLE_STOPPED = 5, /* fatal I/O error: the replica does nothing more */
+};
+
+/*
+ * A command. For LCR_CMD_SEND of an APPEND_REQ, `msg.append_req.entries` is
+ * NULL: the caller attaches the n_entries entries following `prev` from its
+ * own log (they were handed to it earlier by LCR_CMD_APPEND).
+ */
+struct lcr_cmd {
+	uint32_t type; /* enum lcr_cmd_type */
+	union {
+		struct {
+			struct lcr_io_id io;
+			struct lcr_vote vote;
+		} save_vote;
+		struct {
+			struct lcr_io_id io;
+			const struct lcr_entry *entries;
+			uint32_t n;
+		} append;
+		struct {
+			struct lcr_io_id io;
+			struct lcr_log_id after;
+		} truncate;
+		struct lcr_msg send;
+		struct {
+			struct lcr_log_id first; /* the last applied entry (exclusive) */
+			struct lcr_log_id last;	 /* apply up to and including */
+		} apply;
+		struct {
+			uint64_t read_id;
+		} reads_ready;
+		struct {
+			uint64_t first;
+			uint64_t last;
+			int err;
+		} reads_failed;
+		struct {
+			uint32_t role;	 /* enum lcr_role */
+			uint32_t leader; /* known leader, or 0 */
+			struct lcr_vote vote;
+		} role;
+	};
+};
+
+enum lcr_event_type {
+	LCR_EV_TICK = 1,	  /* time passed: timers */
+	LCR_EV_MSG = 2,		  /* a message from a peer */
+	LCR_EV_IO_FLUSHED = 3,	  /* storage made `io` (and all before it) durable */
+	LCR_EV_IO_FAILED = 4,	  /* storage failed; the replica stops */
+	LCR_EV_APPLIED = 5,	  /* the state machine applied up to `applied` */
+	LCR_EV_NET_ERROR = 6,	  /* replication to `target` failed with `err` */
+	LCR_EV_TRIGGER_ELECT = 7, /* start an election now */
+	LCR_EV_TRIGGER_HEARTBEAT = 8,
+	LCR_EV_TRIGGER_TRANSFER = 9, /* leader: hand leadership to `transfer_to` */
+	LCR_EV_SET_TOGGLE = 10,	     /* runtime toggles */
+};
+
+enum lcr_toggle {
+	LCR_TOGGLE_HEARTBEAT = 1,
+	LCR_TOGGLE_ELECT = 2,
+	LCR_TOGGLE_PRE_VOTE = 3,
+};
+
+/* Network errors, mirroring openraft's RPCError (openraft-reference.md §1). */
+enum lcr_net_err {
+	LCR_NET_TIMEOUT = 1,
+	LCR_NET_UNREACHABLE = 2, /* back off before retrying */
+	LCR_NET_NETWORK = 3,	 /* retry now */
+	LCR_NET_REMOTE = 4,
+	LCR_NET_CLOSED = 5,
+};
+
+struct lcr_event {
+	uint32_t type; /* enum lcr_event_type */
+	uint64_t now_ns;
+	union {
+		const struct lcr_msg *msg;
+		struct lcr_io_id io;
+		int io_error; /* negative errno */
+		struct lcr_log_id applied;
+		struct {
+			uint32_t target;
+			uint64_t stream_id;
+			uint32_t err; /* enum lcr_net_err */
+		} net;
+		struct {
+			bool pre_vote; /* run a Pre-Vote round first */
+		} elect;
+		uint32_t transfer_to;
+		struct {
+			uint32_t toggle; /* enum lcr_toggle */
+			bool on;
+		} toggle;
+	};
+};
+
+enum lcr_read_policy {
+	LCR_READ_INDEX = 1, /* needs a quorum ack sent after the read arrived */
+	LCR_READ_LEASE = 2, /* served under the leader lease; fails if stale */
+};
+
+/* What a replica shows to its owner, the metrics and the simulation's checks. */
+struct lcr_core_status {
+	uint32_t id;
+	uint32_t role;	 /* enum lcr_role */
+	uint32_t leader; /* known leader or 0 */
+	struct lcr_vote vote;
+	struct lcr_log_id last;	     /* last accepted log id (in memory) */
+	struct lcr_log_id flushed;   /* last log id known durable here */
+	struct lcr_log_id committed; /* safe to apply here */
+	struct lcr_log_id applied;
+	struct lcr_log_id purged;
+	struct lcr_log_id noop;	 /* leader: its blank entry */
+	uint64_t lease_until_ns; /* leader: quorum lease end, 0 if none */
+	bool transferring;	 /* leader: a transfer is under way */
+	/* Leader: per node matching log id (index into `nodes`). */
+	uint32_t n_nodes;
+	uint32_t nodes[LCR_NODES_MAX];
+	struct lcr_log_id matching[LCR_NODES_MAX];
+	/* Counters. */
+	uint64_t elections;
+	uint64_t responses_dropped; /* respond queue overflow */
+	uint64_t stale_msgs;	    /* replies from closed streams or old votes */
+	uint64_t reversions;	    /* conflicts below a follower's matching */
+	uint64_t next_timer_ns;	    /* the earliest time a tick has work to do */
+};
+
+struct lcr_core;
+
+/*
+ * Create a replica from its config and durable state. The log is then loaded
+ * with lcr_core_load_log_id() (in index order, after `restore->purged`) and
+ * the replica started with lcr_core_start(). Returns NULL with *err set on
+ * a bad config (-EINVAL) or allocation failure (-ENOMEM).
+ */
+LCR_API struct lcr_core *lcr_core_new(const struct lcr_core_config *cfg,
+				      const struct lcr_core_restore *restore, int *err);
+LCR_API void lcr_core_free(struct lcr_core *c);
+
+/* Load the id of the next durable log entry (start-up only). */
+LCR_API int lcr_core_load_log_id(struct lcr_core *c, struct lcr_log_id id);
+
+/* Start: arm timers, restore leadership if configured. Emits commands. */
+LCR_API int lcr_core_start(struct lcr_core *c, uint64_t now_ns);
+
+/* Feed one event. Returns 0, or a negative error (LCR_ESTOPPED, -EINVAL). */
+LCR_API int lcr_core_step(struct lcr_core *c, const struct lcr_event *ev);
+
+/*
+ * Propose `n` entries (type and payload filled in by the caller). On success
+ * their log ids are written into entries[i].id and one LCR_CMD_APPEND points at
+ * `entries`. Fails with -LCR_ENOTLEADER, -LCR_ENOLEASE or -LCR_ETRANSFER.
+ */
+LCR_API int lcr_core_propose(struct lcr_core *c, uint64_t now_ns, struct lcr_entry *entries,
+			     uint32_t n);
+
+/*
+ * Start a linearizable read. On success *read_id identifies it; a later
+ * LCR_CMD_READS_READY (read_id covered) says the state machine may be read, or
+ * LCR_CMD_READS_FAILED says why not. Read ids increase by one per read.
+ */
+LCR_API int lcr_core_read(struct lcr_core *c, uint64_t now_ns, uint32_t policy, uint64_t *read_id);
+
+/* The commands produced by the last call; valid until the next call. */
+LCR_API const struct lcr_cmd *lcr_core_commands(const struct lcr_core *c, uint32_t *n);
+
+LCR_API void lcr_core_status(const struct lcr_core *c, struct lcr_core_status *st);
+
+/* Membership helpers (engine/membership.c). */
+LCR_API bool lcr_membership_is_voter(const struct lcr_membership *m, uint32_t id);
+LCR_API bool lcr_membership_contains(const struct lcr_membership *m, uint32_t id);
+LCR_API int lcr_membership_validate(const struct lcr_membership *m, char *why, size_t why_len);
+
+#endif /* LCR_CORE_H */

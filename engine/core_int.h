@@ -1,0 +1,269 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Internal state of the Raft core, shared by its source files:
+ *   core.c        life cycle, event dispatch, outbox, I/O completions, timers
+ *   log_ids.c     the compact list of log ids (which leader wrote which index)
+ *   membership.c  configs, voters, quorums
+ *   election.c    votes, pre-votes, elections, leases, leader transfer
+ *   replication.c the leader: progress per follower, pipelining, commit
+ *   follower.c    AppendEntries on the receiving side
+ *   read.c        linearizable reads (ReadIndex, LeaseRead)
+ * Nothing here is visible outside the engine.
+ */
+#ifndef LCR_CORE_INT_H
+#define LCR_CORE_INT_H
+
+#include "core.h"
+#include "lcr_assert.h"
+
+#ifdef LCR_PLANTED_BUGS
+#define LCR_BUG(c, b) (((c)->cfg.bugs & (b)) != 0)
+#else
+#define LCR_BUG(c, b) false
+#endif
+
+#define LCR_NS_PER_MS 1000000ull
+
+/* ---- log_ids.c ---------------------------------------------------------- */
+
+/*
+ * Which leader wrote each index, stored as the first log id of every run of
+ * entries by one leader (openraft's LogIdList). Grows only when a new leader's
+ * entries arrive, never per entry.
+ */
+struct lcr_log_ids {
+	struct lcr_log_id *keys; /* keys[i]: first log id of run i, ascending */
+	uint32_t n;
+	uint32_t cap;
+	struct lcr_log_id purged; /* last purged log id (none: nothing purged) */
+	struct lcr_log_id last;	  /* last log id; == purged when the log is empty */
+	struct lcr_allocator alloc;
+};
+
+int lcr_log_ids_init(struct lcr_log_ids *l, struct lcr_allocator alloc, uint32_t cap,
+		     struct lcr_log_id purged);
+void lcr_log_ids_free(struct lcr_log_ids *l);
+/* The log id at `index`; false when the index is purged away or beyond last. */
+bool lcr_log_ids_get(const struct lcr_log_ids *l, uint64_t index, struct lcr_log_id *out);
+/* True when `id` is in the log (the purged id and none count as present). */
+bool lcr_log_ids_has(const struct lcr_log_ids *l, struct lcr_log_id id);
+/* Append the next id (index last+1). May allocate when a new leader's run starts. */
+int lcr_log_ids_append(struct lcr_log_ids *l, struct lcr_log_id id);
+/* Remove every entry with index >= since (since > purged.index). */
+void lcr_log_ids_truncate(struct lcr_log_ids *l, uint64_t since);
+/* The first log id of the last leader's run (none when empty). */
+struct lcr_log_id lcr_log_ids_last_run_first(const struct lcr_log_ids *l);
+
+/* ---- membership.c ------------------------------------------------------- */
+
+/* Every node of the membership, voters first, self included, deduplicated. */
+uint32_t lcr_membership_nodes(const struct lcr_membership *m, uint32_t out[LCR_NODES_MAX]);
+/*
+ * Quorum over per-node values: the greatest v such that, in every config, a
+ * majority of voters have value >= v. `val(ctx, id)` gives a node's value.
+ * `one_short` is the planted commit-without-quorum bug (a majority minus one).
+ */
+uint64_t lcr_membership_quorum_value(const struct lcr_membership *m,
+				     uint64_t (*val)(const void *ctx, uint32_t id), const void *ctx,
+				     bool one_short);
+/* True when the set bits (by node id, via `has`) form a quorum in every config. */
+bool lcr_membership_quorum_granted(const struct lcr_membership *m,
+				   bool (*has)(const void *ctx, uint32_t id), const void *ctx);
+uint32_t lcr_membership_voter_count(const struct lcr_membership *m);
+
+/* ---- the core ----------------------------------------------------------- */
+
+/* Leader's view of one peer (openraft's ProgressEntry plus the pipeline). */
+struct lcr_progress {
+	struct lcr_log_id matching; /* durable and matching on the peer; none: unknown */
+	uint64_t searching_end;	    /* binary search upper bound: next index < this */
+	uint64_t stream_id;	    /* current stream; replies from others are stale */
+	uint64_t sent_index;	    /* last index sent on the current stream */
+	uint64_t next_inflight_id;  /* id of the next request on this stream (from 1) */
+	uint64_t acked_inflight_id; /* highest request id acknowledged on it */
+	uint64_t progress_ns;	    /* last ack or (re)start of the stream */
+	uint64_t clock_ns;	    /* newest send time the peer acknowledged (lease) */
+	uint64_t acked_seq;	    /* newest send_seq the peer acknowledged (reads) */
+	uint64_t backoff_until_ns;  /* no sends before this (UNREACHABLE backoff) */
+	uint32_t backoff_rank;	    /* accumulated error rank (openraft backoff_rank) */
+	uint32_t backoff_step;	    /* consecutive backoffs: 0, 1, 2, ... */
+	bool probing;		    /* a probe request is outstanding */
+};
+
+/* A response held until storage has flushed what it depends on. */
+struct lcr_pending_resp {
+	uint64_t seq; /* release when flushed.seq >= seq */
+	struct lcr_msg msg;
+};
+
+/* A linearizable read waiting for its quorum ack and for apply. */
+struct lcr_pending_read {
+	uint64_t read_id;
+	uint64_t need_seq;   /* ReadIndex: a quorum must ack a send_seq above this */
+	bool lease;	     /* LeaseRead: the lease was checked on arrival */
+	uint64_t read_index; /* serve once applied >= this */
+	uint64_t deadline_ns;
+};
+
+struct lcr_candidate {
+	bool active;
+	struct lcr_vote vote;
+	struct lcr_log_id last_log_id;
+	uint64_t vote_seq; /* the SaveVote of this vote (self-grant needs it flushed) */
+	uint64_t started_ns;
+	bool granted[LCR_NODES_MAX]; /* by slot */
+	bool transfer;
+};
+
+struct lcr_leader {
+	bool active;
+	struct lcr_vote vote; /* committed */
+	struct lcr_log_id noop;
+	uint32_t transfer_to;	  /* 0: none */
+	uint64_t first_stream_id; /* streams below this belong to older leaderships */
+	uint64_t next_heartbeat_ns;
+	uint64_t send_seq;			     /* numbers every AppendEntries sent (from 1) */
+	struct lcr_progress progress[LCR_NODES_MAX]; /* by slot; self unused */
+};
+
+struct lcr_core {
+	struct lcr_core_config cfg;
+	uint32_t id;
+	uint32_t self_slot;
+	uint64_t leader_lease_ns;
+	uint64_t smaller_log_timeout_ns;
+	uint64_t election_timeout_ns; /* current random sample */
+	uint64_t heartbeat_ns;
+	uint64_t read_timeout_ns;
+
+	/* Membership and the node table; slots index per-node arrays. */
+	struct lcr_membership membership;
+	uint32_t n_nodes;
+	uint32_t nodes[LCR_NODES_MAX];
+
+	/* Vote with its lease (openraft's Leased<Vote>). */
+	struct lcr_vote vote;
+	uint64_t vote_utime_ns;
+	uint64_t vote_lease_ns;
+	bool lease_enabled;
+	/*
+	 * Until this time we promised a leader not to vote for anyone else (not
+	 * even ourselves): acknowledging its messages lends it our part of its
+	 * lease. Only a newer committed leader (whose election proves the old
+	 * lease over) or that leader's transfer waiver ends it early.
+	 */
+	uint64_t promise_until_ns;
+	uint64_t vote_seq; /* io seq of the last SaveVote */
+
+	/* Log state. */
+	struct lcr_log_ids log;
+	struct lcr_log_id committed;	/* local committed: safe to apply here */
+	struct lcr_log_id apply_sent;	/* applied through LCR_CMD_APPLY already */
+	struct lcr_log_id applied;	/* reported by the state machine */
+	struct lcr_log_id flushed_last; /* last log id durable here */
+
+	/* Storage I/O. */
+	uint64_t io_seq;	  /* last seq handed out */
+	struct lcr_io_id flushed; /* newest io id reported durable */
+
+	uint32_t role; /* enum lcr_role, as last announced */
+	uint32_t announced_leader;
+	struct lcr_vote announced_vote;
+	bool stopped;
+	bool seen_greater_log;
+	bool started;
+
+	struct lcr_candidate candidate;
+	struct lcr_candidate pre_candidate;
+	struct lcr_leader leader;
+	struct lcr_entry blank_entry; /* the new leader's no-op, referenced by APPEND */
+
+	/* Leader transfer towards this node, waiting for our log to flush. */
+	struct {
+		bool active;
+		struct lcr_log_id last_log_id;
+		struct lcr_vote from_leader;
+		uint64_t deadline_ns;
+	} transfer_in;
+
+	/* Responses waiting for a flush: a ring. */
+	struct lcr_pending_resp *resp;
+	uint32_t resp_head, resp_len, resp_max;
+
+	/* Reads: a ring in arrival order. */
+	struct lcr_pending_read *reads;
+	uint32_t reads_head, reads_len, reads_max;
+	uint64_t next_read_id;
+
+	/* Commands of the current call. */
+	struct lcr_cmd *out;
+	uint32_t out_n, out_max;
+
+	uint64_t rng[2]; /* xorshift128+ */
+	uint64_t now_ns; /* time of the current call */
+
+	/* Counters. */
+	uint64_t n_elections;
+	uint64_t n_resp_dropped;
+	uint64_t n_stale;
+	uint64_t n_reversions;
+	uint64_t next_stream_id;
+};
+
+/* core.c */
+struct lcr_cmd *lcr_core_emit(struct lcr_core *c, uint32_t type);
+void lcr_core_send(struct lcr_core *c, const struct lcr_msg *m);
+/* Queue a response until flushed.seq >= seq (sent at once if already so). */
+void lcr_core_respond_when(struct lcr_core *c, uint64_t seq, const struct lcr_msg *m);
+uint64_t lcr_core_next_seq(struct lcr_core *c);
+struct lcr_io_id lcr_core_io_id(struct lcr_core *c);
+int lcr_core_slot(const struct lcr_core *c, uint32_t id);
+uint64_t lcr_core_random(struct lcr_core *c);
+void lcr_core_announce_role(struct lcr_core *c);
+void lcr_core_stop(struct lcr_core *c, int err);
+/* Advance local committed to `index` (bounded by what is here) and apply. */
+void lcr_core_commit_to(struct lcr_core *c, uint64_t index);
+void lcr_core_save_vote(struct lcr_core *c);
+void lcr_core_truncate(struct lcr_core *c, uint64_t since);
+
+/* election.c */
+bool lcr_vote_update(struct lcr_core *c, struct lcr_vote v);
+void lcr_vote_refresh_state(struct lcr_core *c);
+void lcr_elect(struct lcr_core *c, bool transfer);
+void lcr_pre_elect(struct lcr_core *c);
+void lcr_election_tick(struct lcr_core *c);
+uint64_t lcr_election_deadline(const struct lcr_core *c);
+bool lcr_vote_lease_expired(const struct lcr_core *c, uint64_t extra_ns);
+void lcr_on_vote_req(struct lcr_core *c, const struct lcr_msg *m);
+void lcr_on_vote_resp(struct lcr_core *c, const struct lcr_msg *m);
+void lcr_on_transfer(struct lcr_core *c, const struct lcr_msg *m);
+void lcr_transfer_check(struct lcr_core *c);
+void lcr_candidate_try_self(struct lcr_core *c);
+void lcr_trigger_transfer(struct lcr_core *c, uint32_t to);
+void lcr_resample_election_timeout(struct lcr_core *c);
+
+/* replication.c */
+void lcr_leader_become(struct lcr_core *c);
+void lcr_leader_drop(struct lcr_core *c);
+void lcr_leader_append(struct lcr_core *c, struct lcr_entry *entries, uint32_t n);
+void lcr_leader_replicate(struct lcr_core *c);
+void lcr_leader_heartbeat(struct lcr_core *c);
+void lcr_leader_tick(struct lcr_core *c);
+void lcr_leader_on_flush(struct lcr_core *c);
+void lcr_on_append_resp(struct lcr_core *c, const struct lcr_msg *m);
+void lcr_on_net_error(struct lcr_core *c, uint32_t target, uint64_t stream_id, uint32_t err);
+bool lcr_leader_lease_valid(const struct lcr_core *c);
+uint64_t lcr_leader_quorum_acked_ns(const struct lcr_core *c);
+uint64_t lcr_leader_quorum_acked_seq(const struct lcr_core *c);
+uint64_t lcr_leader_next_timer(const struct lcr_core *c);
+
+/* follower.c */
+void lcr_on_append_req(struct lcr_core *c, const struct lcr_msg *m);
+
+/* read.c */
+int lcr_read_start(struct lcr_core *c, uint32_t policy, uint64_t *read_id);
+void lcr_reads_progress(struct lcr_core *c);
+void lcr_reads_fail_all(struct lcr_core *c, int err);
+uint64_t lcr_reads_next_timer(const struct lcr_core *c);
+
+#endif /* LCR_CORE_INT_H */

@@ -1,0 +1,421 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The leader: progress per peer, probing after a conflict, the pipelined
+ * stream once matched, heartbeats, the lease clock and the commit rule
+ * (openraft's replication_handler, progress/entry, proposer/leader.rs).
+ *
+ * Probing uses openraft's search: the next request starts at the midpoint of
+ * [matching.next, searching_end) rounded to 8 entries, so a short gap is
+ * retried from the last match at once. Once matching.next == searching_end
+ * the peer is in pipeline mode: up to inflight_max requests of at most
+ * max_payload_entries each go out without waiting for replies; acks are
+ * cumulative and request ids order them.
+ */
+#include <string.h>
+
+#include "core_int.h"
+
+static uint64_t inflight(const struct lcr_progress *p)
+{
+	return p->next_inflight_id - 1 - p->acked_inflight_id;
+}
+
+static void stream_restart(struct lcr_core *c, struct lcr_progress *p)
+{
+	p->stream_id = ++c->next_stream_id;
+	p->next_inflight_id = 1;
+	p->acked_inflight_id = 0;
+	p->sent_index = p->matching.index;
+	p->probing = false;
+	p->progress_ns = c->now_ns;
+}
+
+void lcr_leader_become(struct lcr_core *c)
+{
+	struct lcr_leader *l = &c->leader;
+	struct lcr_log_id first = lcr_log_ids_last_run_first(&c->log);
+
+	LCR_ASSERT(c->vote.committed && c->vote.lid.node == c->id);
+	memset(l, 0, sizeof(*l));
+	l->active = true;
+	l->vote = c->vote;
+	l->first_stream_id = c->next_stream_id + 1;
+	/* A leader restored after a restart keeps its first entry as the noop. */
+	if (c->log.n > 0 && lcr_leader_id_eq(first.lid, c->vote.lid))
+		l->noop = first;
+	else
+		l->noop = (struct lcr_log_id){ c->vote.lid, c->log.last.index + 1 };
+	for (uint32_t i = 0; i < c->n_nodes; i++) {
+		struct lcr_progress *p = &l->progress[i];
+		p->matching = lcr_log_id_none();
+		p->searching_end = c->log.last.index + 1;
+		stream_restart(c, p);
+	}
+	/* What is already durable under this very vote counts for ourselves. */
+	if (lcr_vote_eq(c->flushed.vote, c->vote))
+		l->progress[c->self_slot].matching = c->flushed.last;
+	l->next_heartbeat_ns = c->now_ns + c->heartbeat_ns;
+	c->transfer_in.active = false;
+
+	if (l->noop.index > c->log.last.index) {
+		/* A new leader commits its own blank entry first (Raft §5.4.2);
+		 * the core owns that entry, it has no payload. */
+		memset(&c->blank_entry, 0, sizeof(c->blank_entry));
+		c->blank_entry.type = LCR_ENTRY_BLANK;
+		lcr_leader_append(c, &c->blank_entry, 1);
+	} else {
+		lcr_leader_replicate(c);
+	}
+}
+
+void lcr_leader_drop(struct lcr_core *c)
+{
+	if (!c->leader.active)
+		return;
+	c->leader.active = false;
+	lcr_reads_fail_all(c, -LCR_ENOTLEADER);
+}
+
+static void send_append(struct lcr_core *c, uint32_t slot, struct lcr_log_id prev, uint32_t n,
+			uint64_t inflight_id)
+{
+	struct lcr_progress *p = &c->leader.progress[slot];
+	struct lcr_msg m;
+
+	memset(&m, 0, sizeof(m));
+	m.type = LCR_MSG_APPEND_REQ;
+	m.to = c->nodes[slot];
+	m.append_req.vote = c->leader.vote;
+	m.append_req.prev = prev;
+	m.append_req.leader_commit = c->committed;
+	m.append_req.stream_id = p->stream_id;
+	m.append_req.inflight_id = inflight_id;
+	m.append_req.send_ns = c->now_ns;
+	m.append_req.send_seq = ++c->leader.send_seq;
+	m.append_req.n_entries = n;
+	lcr_core_send(c, &m);
+}
+
+static struct lcr_log_id log_id_at(const struct lcr_core *c, uint64_t index)
+{
+	struct lcr_log_id id;
+	LCR_ASSERT(lcr_log_ids_get(&c->log, index, &id));
+	return id;
+}
+
+static void next_send(struct lcr_core *c, uint32_t slot)
+{
+	struct lcr_progress *p = &c->leader.progress[slot];
+	uint64_t last = c->log.last.index;
+	uint64_t max = c->cfg.max_payload_entries;
+
+	if (c->now_ns < p->backoff_until_ns)
+		return;
+	if (p->matching.index + 1 < p->searching_end) {
+		/* Probing: one request at a time, binary search for the match. */
+		if (inflight(p) > 0)
+			return;
+		uint64_t mnext = p->matching.index + 1;
+		uint64_t start = mnext + (p->searching_end - mnext) / 16 * 8;
+		if (start < c->log.purged.index + 1)
+			start = c->log.purged.index + 1;
+		uint64_t end = start + max < last + 1 ? start + max : last + 1;
+		/* Without purge (snapshots come later) the range is never empty. */
+		LCR_ASSERT(start < end);
+		send_append(c, slot, log_id_at(c, start - 1), (uint32_t)(end - start),
+			    p->next_inflight_id++);
+		p->sent_index = end - 1;
+		p->probing = true;
+		return;
+	}
+	if (p->sent_index < p->matching.index)
+		p->sent_index = p->matching.index;
+	while (inflight(p) < c->cfg.inflight_max && p->sent_index < last) {
+		uint64_t n = last - p->sent_index < max ? last - p->sent_index : max;
+		send_append(c, slot, log_id_at(c, p->sent_index), (uint32_t)n,
+			    p->next_inflight_id++);
+		p->sent_index += n;
+	}
+}
+
+void lcr_leader_replicate(struct lcr_core *c)
+{
+	for (uint32_t i = 0; i < c->n_nodes; i++)
+		if (i != c->self_slot)
+			next_send(c, i);
+}
+
+void lcr_leader_append(struct lcr_core *c, struct lcr_entry *entries, uint32_t n)
+{
+	LCR_ASSERT(c->leader.active && n > 0);
+	for (uint32_t i = 0; i < n; i++) {
+		entries[i].id.lid = c->leader.vote.lid;
+		entries[i].id.index = c->log.last.index + 1;
+		if (lcr_log_ids_append(&c->log, entries[i].id) < 0) {
+			lcr_core_stop(c, -12 /* ENOMEM */);
+			return;
+		}
+	}
+	lcr_core_next_seq(c);
+	struct lcr_cmd *cmd = lcr_core_emit(c, LCR_CMD_APPEND);
+	cmd->append.io = lcr_core_io_id(c);
+	cmd->append.entries = entries;
+	cmd->append.n = n;
+	lcr_leader_replicate(c);
+}
+
+void lcr_leader_heartbeat(struct lcr_core *c)
+{
+	struct lcr_leader *l = &c->leader;
+
+	l->next_heartbeat_ns = c->now_ns + c->heartbeat_ns;
+	for (uint32_t i = 0; i < c->n_nodes; i++) {
+		struct lcr_progress *p = &l->progress[i];
+		if (i == c->self_slot || c->now_ns < p->backoff_until_ns)
+			continue;
+		/* prev = matching, never committed: the peer is known to have it,
+		 * so a heartbeat cannot raise a false conflict (openraft #1500). */
+		send_append(c, i, p->matching, 0, 0);
+	}
+}
+
+/* ---- commit ------------------------------------------------------------------- */
+
+static uint64_t matching_of(const void *ctx, uint32_t id)
+{
+	const struct lcr_core *c = ctx;
+	int s = lcr_core_slot(c, id);
+	return s < 0 ? 0 : c->leader.progress[s].matching.index;
+}
+
+static void try_commit(struct lcr_core *c)
+{
+	bool bug = LCR_BUG(c, LCR_BUG_COMMIT_WITHOUT_QUORUM);
+	uint64_t q = lcr_membership_quorum_value(&c->membership, matching_of, c, bug);
+
+	/* Only an entry of this leader's own term commits by counting (§5.4.2). */
+	if (q < c->leader.noop.index || q <= c->committed.index)
+		return;
+	lcr_core_commit_to(c, q);
+	lcr_reads_progress(c);
+}
+
+void lcr_leader_on_flush(struct lcr_core *c)
+{
+	struct lcr_progress *self = &c->leader.progress[c->self_slot];
+
+	if (!c->leader.active || !lcr_vote_eq(c->flushed.vote, c->leader.vote))
+		return;
+	if (lcr_log_id_cmp(c->flushed.last, self->matching) <= 0)
+		return;
+	self->matching = c->flushed.last;
+	try_commit(c);
+}
+
+/* ---- lease clock ---------------------------------------------------------------- */
+
+static uint64_t clock_of(const void *ctx, uint32_t id)
+{
+	const struct lcr_core *c = ctx;
+	int s = lcr_core_slot(c, id);
+	if (s < 0)
+		return 0;
+	/* The leader acknowledges itself at any moment. */
+	if ((uint32_t)s == c->self_slot)
+		return c->now_ns;
+	return c->leader.progress[s].clock_ns;
+}
+
+uint64_t lcr_leader_quorum_acked_ns(const struct lcr_core *c)
+{
+	return lcr_membership_quorum_value(&c->membership, clock_of, c, false);
+}
+
+static uint64_t seq_of(const void *ctx, uint32_t id)
+{
+	const struct lcr_core *c = ctx;
+	int s = lcr_core_slot(c, id);
+	if (s < 0)
+		return 0;
+	/* The leader acknowledges itself, including what it has yet to send. */
+	if ((uint32_t)s == c->self_slot)
+		return c->leader.send_seq + 1;
+	return c->leader.progress[s].acked_seq;
+}
+
+uint64_t lcr_leader_quorum_acked_seq(const struct lcr_core *c)
+{
+	return lcr_membership_quorum_value(&c->membership, seq_of, c, false);
+}
+
+bool lcr_leader_lease_valid(const struct lcr_core *c)
+{
+	uint64_t acked;
+
+	if (!c->leader.active)
+		return false;
+	acked = lcr_leader_quorum_acked_ns(c);
+	return acked > 0 && c->now_ns < acked + c->leader_lease_ns;
+}
+
+/* ---- responses ----------------------------------------------------------------- */
+
+static void on_ok(struct lcr_core *c, uint32_t slot, const struct lcr_append_resp *r)
+{
+	struct lcr_progress *p = &c->leader.progress[slot];
+
+	/* A peer cannot match what we do not have; ignore a confused reply. */
+	if (r->log_id.index > c->log.last.index || !lcr_log_ids_has(&c->log, r->log_id)) {
+		c->n_stale++;
+		return;
+	}
+	if (r->send_ns > p->clock_ns && r->send_ns <= c->now_ns)
+		p->clock_ns = r->send_ns;
+	if (r->send_seq > p->acked_seq && r->send_seq <= c->leader.send_seq)
+		p->acked_seq = r->send_seq;
+	if (r->stream_id == p->stream_id) {
+		if (r->inflight_id > p->acked_inflight_id && r->inflight_id < p->next_inflight_id)
+			p->acked_inflight_id = r->inflight_id;
+		p->progress_ns = c->now_ns;
+		p->backoff_rank = 0;
+		p->backoff_step = 0;
+		p->backoff_until_ns = 0;
+		if (inflight(p) == 0)
+			p->probing = false;
+	}
+	/*
+	 * An ack from an older stream of this leadership still proves the peer
+	 * held these entries durably under our vote, so it counts for matching
+	 * and commit; only inflight accounting is per stream.
+	 */
+	if (lcr_log_id_cmp(r->log_id, p->matching) > 0) {
+		p->matching = r->log_id;
+		if (p->searching_end < p->matching.index + 1)
+			p->searching_end = p->matching.index + 1;
+		try_commit(c);
+	}
+	lcr_reads_progress(c);
+	next_send(c, slot);
+}
+
+static void on_conflict(struct lcr_core *c, uint32_t slot, const struct lcr_append_resp *r)
+{
+	struct lcr_progress *p = &c->leader.progress[slot];
+	struct lcr_log_id conflict = r->log_id;
+
+	if (r->stream_id != p->stream_id) {
+		c->n_stale++;
+		return;
+	}
+	if (!lcr_log_id_is_none(p->matching) && conflict.index <= p->matching.index) {
+		/* The peer lost entries it had acknowledged as durable. */
+		c->n_reversions++;
+		if (!c->cfg.allow_log_reversion)
+			return;
+		p->matching = lcr_log_id_none();
+	}
+	if (conflict.index < p->searching_end)
+		p->searching_end = conflict.index;
+	if (p->searching_end < p->matching.index + 1)
+		p->searching_end = p->matching.index + 1;
+	stream_restart(c, p);
+	next_send(c, slot);
+}
+
+void lcr_on_append_resp(struct lcr_core *c, const struct lcr_msg *m)
+{
+	const struct lcr_append_resp *r = &m->append_resp;
+
+	if (r->result == LCR_APPEND_HIGHER_VOTE) {
+		/*
+		 * Only a reply to this leadership says anything about it. A stale
+		 * one (to a request we sent as an earlier leader) must not move
+		 * our vote: we may hold a lease for the current leader.
+		 */
+		struct lcr_vote v = r->vote;
+		v.committed = false;
+		if (c->leader.active && r->stream_id >= c->leader.first_stream_id &&
+		    r->stream_id <= c->next_stream_id && lcr_vote_cmp(v, c->vote) > 0)
+			lcr_vote_update(c, v); /* steps down */
+		else
+			c->n_stale++;
+		return;
+	}
+	if (!c->leader.active || !lcr_vote_eq(r->vote, c->leader.vote)) {
+		c->n_stale++;
+		return;
+	}
+	int s = lcr_core_slot(c, m->from);
+	if (r->result == LCR_APPEND_OK)
+		on_ok(c, (uint32_t)s, r);
+	else if (r->result == LCR_APPEND_CONFLICT)
+		on_conflict(c, (uint32_t)s, r);
+	else
+		c->n_stale++;
+}
+
+void lcr_on_net_error(struct lcr_core *c, uint32_t target, uint64_t stream_id, uint32_t err)
+{
+	int s = lcr_core_slot(c, target);
+
+	if (!c->leader.active || s < 0 || (uint32_t)s == c->self_slot)
+		return;
+	struct lcr_progress *p = &c->leader.progress[s];
+	if (stream_id != p->stream_id)
+		return;
+	/* openraft backoff_rank: Unreachable and Remote weigh 100, others 2;
+	 * above 20 the peer is backed off: b, 2b, 4b ... capped at 1 s. */
+	p->backoff_rank += (err == LCR_NET_UNREACHABLE || err == LCR_NET_REMOTE) ? 100 : 2;
+	if (p->backoff_rank > 20) {
+		uint64_t d = c->cfg.backoff_ms * LCR_NS_PER_MS;
+		for (uint32_t i = 0; i < p->backoff_step && d < 1000 * LCR_NS_PER_MS; i++)
+			d *= 2;
+		if (d > 1000 * LCR_NS_PER_MS)
+			d = 1000 * LCR_NS_PER_MS;
+		p->backoff_until_ns = c->now_ns + d;
+		p->backoff_step++;
+		p->backoff_rank = 0;
+	}
+	if (err != LCR_NET_CLOSED)
+		stream_restart(c, p);
+	next_send(c, (uint32_t)s);
+}
+
+/* ---- timers -------------------------------------------------------------------- */
+
+void lcr_leader_tick(struct lcr_core *c)
+{
+	struct lcr_leader *l = &c->leader;
+
+	if (c->cfg.enable_heartbeat && l->transfer_to == 0 && c->now_ns >= l->next_heartbeat_ns)
+		lcr_leader_heartbeat(c);
+	for (uint32_t i = 0; i < c->n_nodes; i++) {
+		struct lcr_progress *p = &l->progress[i];
+		if (i == c->self_slot)
+			continue;
+		/* A stream that stopped moving is restarted from the last match:
+		 * the stream layer retransmits, this is the core's last resort. */
+		if (inflight(p) > 0 && c->now_ns >= p->progress_ns + c->heartbeat_ns)
+			stream_restart(c, p);
+		next_send(c, i);
+	}
+}
+
+uint64_t lcr_leader_next_timer(const struct lcr_core *c)
+{
+	const struct lcr_leader *l = &c->leader;
+	uint64_t t = UINT64_MAX;
+
+	if (c->cfg.enable_heartbeat && l->transfer_to == 0)
+		t = l->next_heartbeat_ns;
+	for (uint32_t i = 0; i < c->n_nodes; i++) {
+		const struct lcr_progress *p = &l->progress[i];
+		if (i == c->self_slot)
+			continue;
+		if (inflight(p) > 0 && p->progress_ns + c->heartbeat_ns < t)
+			t = p->progress_ns + c->heartbeat_ns;
+		if (p->backoff_until_ns > c->now_ns && p->backoff_until_ns < t)
+			t = p->backoff_until_ns;
+	}
+	return t;
+}

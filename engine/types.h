@@ -1,0 +1,213 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * lcraft core types: leader ids, votes, log ids, entries and the messages the
+ * sans-I/O core exchanges with its peers.
+ *
+ * These mirror openraft's data types (openraft-reference.md §4) in the
+ * "advanced" leader-id mode: a leader id is (term, node) and is totally
+ * ordered, so several leaders may exist in one term, each with its own id.
+ *
+ * Conventions:
+ *   - node id 0 means "no node";
+ *   - log indexes start at 1; the log id {0, 0, 0} means "no log" (openraft's
+ *     `None`), so it compares below every real log id;
+ *   - times are nanoseconds of a monotonic clock, passed in by the caller.
+ */
+#ifndef LCR_TYPES_H
+#define LCR_TYPES_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Symbols of the public API; everything else in the library is hidden. */
+#define LCR_API __attribute__((visibility("default")))
+
+/* Largest number of nodes (voters and learners) one group may have. */
+#define LCR_NODES_MAX 16
+/* A joint membership holds at most two configs (old and new). */
+#define LCR_CONFIGS_MAX 2
+
+struct lcr_leader_id {
+	uint64_t term;
+	uint32_t node; /* 0: no leader/candidate yet */
+};
+
+/*
+ * Vote = {leader id, committed}. An uncommitted vote belongs to a candidate
+ * (or records whom this node voted for); a committed vote belongs to a leader
+ * that a quorum granted.
+ */
+struct lcr_vote {
+	struct lcr_leader_id lid;
+	bool committed;
+};
+
+/* LogId = {leader id of the entry's proposer, index}. */
+struct lcr_log_id {
+	struct lcr_leader_id lid;
+	uint64_t index;
+};
+
+enum lcr_entry_type {
+	LCR_ENTRY_BLANK = 1,	  /* a new leader's no-op */
+	LCR_ENTRY_NORMAL = 2,	  /* application payload */
+	LCR_ENTRY_MEMBERSHIP = 3, /* reserved for the membership issue */
+};
+
+/*
+ * One log entry as it crosses the core's boundary. The core never owns the
+ * payload: `data` points into the caller's buffer (a proposal or a received
+ * message) and stays valid only for the duration of the step that carries it.
+ */
+struct lcr_entry {
+	struct lcr_log_id id;
+	uint32_t type; /* enum lcr_entry_type */
+	uint32_t len;  /* payload bytes */
+	const void *data;
+};
+
+static inline int lcr_leader_id_cmp(struct lcr_leader_id a, struct lcr_leader_id b)
+{
+	if (a.term != b.term)
+		return a.term < b.term ? -1 : 1;
+	if (a.node != b.node)
+		return a.node < b.node ? -1 : 1;
+	return 0;
+}
+
+static inline bool lcr_leader_id_eq(struct lcr_leader_id a, struct lcr_leader_id b)
+{
+	return a.term == b.term && a.node == b.node;
+}
+
+/* Votes order by leader id, then a committed vote above an uncommitted one. */
+static inline int lcr_vote_cmp(struct lcr_vote a, struct lcr_vote b)
+{
+	int c = lcr_leader_id_cmp(a.lid, b.lid);
+	if (c != 0)
+		return c;
+	if (a.committed != b.committed)
+		return a.committed ? 1 : -1;
+	return 0;
+}
+
+static inline bool lcr_vote_eq(struct lcr_vote a, struct lcr_vote b)
+{
+	return lcr_vote_cmp(a, b) == 0;
+}
+
+/* Log ids order by leader id, then by index (openraft's derived Ord). */
+static inline int lcr_log_id_cmp(struct lcr_log_id a, struct lcr_log_id b)
+{
+	int c = lcr_leader_id_cmp(a.lid, b.lid);
+	if (c != 0)
+		return c;
+	if (a.index != b.index)
+		return a.index < b.index ? -1 : 1;
+	return 0;
+}
+
+static inline bool lcr_log_id_eq(struct lcr_log_id a, struct lcr_log_id b)
+{
+	return lcr_log_id_cmp(a, b) == 0;
+}
+
+static inline bool lcr_log_id_is_none(struct lcr_log_id a)
+{
+	return a.index == 0;
+}
+
+static inline struct lcr_log_id lcr_log_id_none(void)
+{
+	struct lcr_log_id none = { { 0, 0 }, 0 };
+	return none;
+}
+
+/* ---------------------------------------------------------------------------
+ * Messages between replicas of one group (transport-independent).
+ * ------------------------------------------------------------------------- */
+
+enum lcr_msg_type {
+	LCR_MSG_VOTE_REQ = 1,
+	LCR_MSG_VOTE_RESP = 2,
+	LCR_MSG_APPEND_REQ = 3,
+	LCR_MSG_APPEND_RESP = 4,
+	LCR_MSG_TRANSFER_LEADER = 5,
+};
+
+/* VoteRequest {vote, last_log_id, leadership_transfer}, also used for pre-vote. */
+struct lcr_vote_req {
+	struct lcr_vote vote;
+	struct lcr_log_id last_log_id;
+	bool leadership_transfer;
+	bool pre_vote; /* a Pre-Vote: "would you grant?", nothing is persisted */
+};
+
+/* VoteResponse {vote, vote_granted, last_log_id}. */
+struct lcr_vote_resp {
+	struct lcr_vote vote;	  /* the responder's vote after handling the request */
+	struct lcr_vote req_vote; /* the vote that was asked for (to drop stale replies) */
+	struct lcr_log_id last_log_id;
+	bool granted;
+	bool pre_vote;
+};
+
+/*
+ * AppendEntries on a replication stream. `stream_id` names the leader's
+ * current stream to this follower (it changes on a rewind), `inflight_id` the
+ * request within it (0 for a heartbeat). `send_ns` is the leader's clock at
+ * send time, echoed back so that acknowledgements feed its lease clock.
+ * `send_seq` numbers every request the leader sends, echoed too: a ReadIndex
+ * read needs a quorum to acknowledge a request sent after the read arrived,
+ * which times alone cannot tell apart within one clock reading.
+ */
+struct lcr_append_req {
+	struct lcr_vote vote;
+	struct lcr_log_id prev;
+	struct lcr_log_id leader_commit;
+	uint64_t stream_id;
+	uint64_t inflight_id;
+	uint64_t send_ns;
+	uint64_t send_seq;
+	uint32_t n_entries;
+	const struct lcr_entry *entries; /* n_entries entries, indexes prev.index+1.. */
+};
+
+enum lcr_append_result {
+	LCR_APPEND_OK = 1,	    /* Ok(matching): `log_id` is durable and matches */
+	LCR_APPEND_CONFLICT = 2,    /* Conflict(prev): `log_id` is the request's prev */
+	LCR_APPEND_HIGHER_VOTE = 3, /* HigherVote(vote): `vote` is the responder's vote */
+};
+
+struct lcr_append_resp {
+	uint32_t result;      /* enum lcr_append_result */
+	struct lcr_vote vote; /* HIGHER_VOTE: responder's vote; else the request's vote */
+	struct lcr_log_id log_id;
+	uint64_t stream_id;
+	uint64_t inflight_id;
+	uint64_t send_ns;  /* echoed from the request */
+	uint64_t send_seq; /* echoed from the request */
+};
+
+/* TransferLeaderRequest {from_leader, to_node_id, last_log_id}. */
+struct lcr_transfer_req {
+	struct lcr_vote from_leader;
+	uint32_t to;
+	struct lcr_log_id last_log_id;
+};
+
+struct lcr_msg {
+	uint32_t type; /* enum lcr_msg_type */
+	uint32_t from;
+	uint32_t to;
+	union {
+		struct lcr_vote_req vote_req;
+		struct lcr_vote_resp vote_resp;
+		struct lcr_append_req append_req;
+		struct lcr_append_resp append_resp;
+		struct lcr_transfer_req transfer;
+	};
+};
+
+#endif /* LCR_TYPES_H */
