@@ -1,0 +1,1212 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The simulated world: a cluster of lcraft cores, each with a simulated disk
+ * (ordered writes, latency, slow periods, failed fsyncs, crashes that keep a
+ * random prefix of unflushed writes and may tear the last one), a simulated
+ * network (loss, duplication, delay and reordering, symmetric and one-way
+ * partitions), per-node clocks (jumps, pauses), clients writing and reading
+ * linearizably, and a nemesis that mixes all of it. Then everything heals and
+ * the cluster must elect a leader and commit a new write within a bound.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "sim.h"
+
+enum ev_kind {
+	EV_TICK = 1,
+	EV_DELIVER,
+	EV_DISK,
+	EV_CLIENT,
+	EV_CLIENT_TIMEOUT,
+	EV_NEMESIS,
+	EV_RESTART,
+};
+
+struct sim_msg {
+	struct lcr_msg m;
+	struct sim_entry *entries;
+};
+
+struct sim_event {
+	uint64_t at;
+	uint64_t seq;
+	uint32_t kind;
+	uint32_t node;
+	uint32_t inc;
+	uint64_t a;
+	struct sim_msg *msg;
+};
+
+#define MS 1000000ull
+#define US 1000ull
+
+static void *xmalloc(size_t n)
+{
+	void *p = malloc(n ? n : 1);
+	if (!p) {
+		fprintf(stderr, "lcraft-sim: out of memory\n");
+		exit(2);
+	}
+	return p;
+}
+
+static void *xrealloc(void *p, size_t n)
+{
+	p = realloc(p, n ? n : 1);
+	if (!p) {
+		fprintf(stderr, "lcraft-sim: out of memory\n");
+		exit(2);
+	}
+	return p;
+}
+
+/* ---- randomness ------------------------------------------------------------- */
+
+static uint64_t rnd(struct sim_world *w)
+{
+	uint64_t s1 = w->rng[0];
+	const uint64_t s0 = w->rng[1];
+	w->rng[0] = s0;
+	s1 ^= s1 << 23;
+	w->rng[1] = s1 ^ s0 ^ (s1 >> 17) ^ (s0 >> 26);
+	return w->rng[1] + s0;
+}
+
+static uint64_t rnd_below(struct sim_world *w, uint64_t n)
+{
+	return n ? rnd(w) % n : 0;
+}
+
+static bool chance(struct sim_world *w, uint32_t pct)
+{
+	return rnd_below(w, 100) < pct;
+}
+
+static uint64_t mix(uint64_t h, uint64_t x)
+{
+	h ^= x + 0x9e3779b97f4a7c15ull + (h << 6) + (h >> 2);
+	h ^= h >> 31;
+	h *= 0xbf58476d1ce4e5b9ull;
+	return h ^ (h >> 29);
+}
+
+uint64_t sim_entry_hash(const struct sim_entry *e)
+{
+	uint64_t h = mix(mix(mix(e->id.lid.term, e->id.lid.node), e->id.index), e->type);
+	if (e->type == LCR_ENTRY_NORMAL)
+		h = mix(mix(mix(mix(h, e->p.op), e->p.key), e->p.value), e->p.expect);
+	return h;
+}
+
+/* ---- trace ------------------------------------------------------------------ */
+
+void sim_trace(struct sim_world *w, uint32_t node, const char *fmt, ...)
+{
+	struct sim_trace *t = &w->trace[w->trace_n++ % SIM_TRACE];
+	va_list ap;
+
+	t->t = w->now;
+	t->node = node;
+	va_start(ap, fmt);
+	vsnprintf(t->what, sizeof(t->what), fmt, ap);
+	va_end(ap);
+	if (w->debug)
+		fprintf(stderr, "  %10.3f ms  n%u  %s\n", (double)t->t / 1e6, t->node, t->what);
+}
+
+static const char *msg_name(uint32_t type)
+{
+	static const char *names[] = { "?",	 "vote-req",	"vote-resp",
+				       "append", "append-resp", "transfer" };
+	return type <= 5 ? names[type] : "?";
+}
+
+static void debug_msg(struct sim_world *w, const struct lcr_msg *m, const char *what)
+{
+	if (!w->debug)
+		return;
+	switch (m->type) {
+	case LCR_MSG_VOTE_REQ:
+		sim_trace(w, m->to, "%s %s from %u: vote %llu-%u%s%s last %llu", what,
+			  msg_name(m->type), m->from, (unsigned long long)m->vote_req.vote.lid.term,
+			  m->vote_req.vote.lid.node, m->vote_req.pre_vote ? " pre" : "",
+			  m->vote_req.leadership_transfer ? " transfer" : "",
+			  (unsigned long long)m->vote_req.last_log_id.index);
+		break;
+	case LCR_MSG_VOTE_RESP:
+		sim_trace(w, m->to, "%s %s from %u: vote %llu-%u%s granted %d%s", what,
+			  msg_name(m->type), m->from,
+			  (unsigned long long)m->vote_resp.vote.lid.term,
+			  m->vote_resp.vote.lid.node, m->vote_resp.vote.committed ? "c" : "",
+			  m->vote_resp.granted, m->vote_resp.pre_vote ? " pre" : "");
+		break;
+	case LCR_MSG_APPEND_REQ:
+		sim_trace(w, m->to,
+			  "%s %s from %u: vote %llu-%u prev %llu n %u commit %llu seq %llu", what,
+			  msg_name(m->type), m->from,
+			  (unsigned long long)m->append_req.vote.lid.term,
+			  m->append_req.vote.lid.node, (unsigned long long)m->append_req.prev.index,
+			  m->append_req.n_entries,
+			  (unsigned long long)m->append_req.leader_commit.index,
+			  (unsigned long long)m->append_req.send_seq);
+		break;
+	case LCR_MSG_APPEND_RESP:
+		sim_trace(w, m->to, "%s %s from %u: result %u log %llu seq %llu", what,
+			  msg_name(m->type), m->from, m->append_resp.result,
+			  (unsigned long long)m->append_resp.log_id.index,
+			  (unsigned long long)m->append_resp.send_seq);
+		break;
+	default:
+		sim_trace(w, m->to, "%s %s from %u", what, msg_name(m->type), m->from);
+	}
+}
+
+/* ---- event queue (binary heap on (at, seq)) ----------------------------------- */
+
+static bool ev_before(const struct sim_event *a, const struct sim_event *b)
+{
+	return a->at < b->at || (a->at == b->at && a->seq < b->seq);
+}
+
+static void push(struct sim_world *w, struct sim_event ev)
+{
+	if (w->heap_n == w->heap_cap) {
+		w->heap_cap = w->heap_cap ? w->heap_cap * 2 : 1024;
+		w->heap = xrealloc(w->heap, w->heap_cap * sizeof(*w->heap));
+	}
+	ev.seq = w->ev_seq++;
+	size_t i = w->heap_n++;
+	while (i > 0) {
+		size_t parent = (i - 1) / 2;
+		if (!ev_before(&ev, &w->heap[parent]))
+			break;
+		w->heap[i] = w->heap[parent];
+		i = parent;
+	}
+	w->heap[i] = ev;
+}
+
+static struct sim_event pop(struct sim_world *w)
+{
+	struct sim_event top = w->heap[0];
+	struct sim_event last = w->heap[--w->heap_n];
+	size_t i = 0;
+
+	for (;;) {
+		size_t l = 2 * i + 1, r = l + 1, m = i;
+		const struct sim_event *best = &last;
+		if (l < w->heap_n && ev_before(&w->heap[l], best)) {
+			m = l;
+			best = &w->heap[l];
+		}
+		if (r < w->heap_n && ev_before(&w->heap[r], best))
+			m = r;
+		if (m == i)
+			break;
+		w->heap[i] = w->heap[m];
+		i = m;
+	}
+	if (w->heap_n > 0)
+		w->heap[i] = last;
+	return top;
+}
+
+static void at(struct sim_world *w, uint64_t t, uint32_t kind, uint32_t node, uint64_t a)
+{
+	struct sim_event ev = { .at = t, .kind = kind, .node = node, .a = a };
+	if (node >= 1 && node <= SIM_NODES_MAX)
+		ev.inc = w->nodes[node - 1].incarnation;
+	push(w, ev);
+}
+
+/* ---- logs ------------------------------------------------------------------- */
+
+static void log_reserve(struct sim_log *l, uint64_t n)
+{
+	if (n <= l->cap)
+		return;
+	l->cap = l->cap ? l->cap * 2 : 256;
+	if (l->cap < n)
+		l->cap = n;
+	l->e = xrealloc(l->e, l->cap * sizeof(*l->e));
+}
+
+static void log_push(struct sim_log *l, const struct sim_entry *e)
+{
+	if (e->id.index != l->n + 1) {
+		fprintf(stderr, "lcraft-sim: internal: log push %llu after %llu\n",
+			(unsigned long long)e->id.index, (unsigned long long)l->n);
+		abort();
+	}
+	log_reserve(l, l->n + 1);
+	l->e[l->n] = *e;
+	l->e[l->n].prefix_hash = mix(l->n ? l->e[l->n - 1].prefix_hash : 0, sim_entry_hash(e));
+	l->n++;
+}
+
+static void log_copy(struct sim_log *dst, const struct sim_log *src)
+{
+	log_reserve(dst, src->n);
+	dst->n = src->n;
+	if (src->n)
+		memcpy(dst->e, src->e, src->n * sizeof(*src->e));
+}
+
+/* ---- nodes ------------------------------------------------------------------ */
+
+uint64_t sim_node_time(const struct sim_world *w, const struct sim_node *n)
+{
+	return (uint64_t)((int64_t)w->now + n->clock_offset);
+}
+
+static struct sim_node *node(struct sim_world *w, uint32_t id)
+{
+	return &w->nodes[id - 1];
+}
+
+static void fill_config(struct sim_world *w, struct lcr_core_config *cfg, uint32_t id)
+{
+	lcr_core_config_default(cfg, id);
+	cfg->membership.n_configs = 1;
+	cfg->membership.configs[0].n = w->par.nodes;
+	for (uint32_t i = 0; i < w->par.nodes; i++)
+		cfg->membership.configs[0].ids[i] = i + 1;
+	cfg->enable_pre_vote = w->par.pre_vote;
+	cfg->seed = w->seed * 1000003u + id * 7919u + node(w, id)->incarnation;
+	cfg->bugs = w->bugs;
+	/* Vary the replication shape so probing, pipelining and batching all run. */
+	cfg->max_payload_entries = (uint32_t)(1 + (w->seed % 7 == 0 ? 2 : w->seed % 64));
+	cfg->inflight_max = (uint32_t)(1 + (w->seed / 7) % 16);
+	cfg->respond_max = 64;
+	cfg->reads_max = 64;
+}
+
+static void process(struct sim_world *w, struct sim_node *n);
+
+static void schedule_tick(struct sim_world *w, struct sim_node *n)
+{
+	if (!n->up || n->st.next_timer_ns == UINT64_MAX)
+		return;
+	int64_t t = (int64_t)n->st.next_timer_ns - n->clock_offset;
+	uint64_t when = t < (int64_t)w->now ? w->now : (uint64_t)t;
+	when += rnd_below(w, 50 * US);
+	if (n->tick_at != 0 && n->tick_at <= when)
+		return;
+	n->tick_at = when;
+	at(w, when, EV_TICK, n->id, 0);
+}
+
+static void node_start(struct sim_world *w, struct sim_node *n)
+{
+	struct lcr_core_config cfg;
+	struct lcr_core_restore rs = { .vote = n->disk.vote };
+	int err;
+
+	fill_config(w, &cfg, n->id);
+	n->core = lcr_core_new(&cfg, &rs, &err);
+	if (!n->core) {
+		fprintf(stderr, "lcraft-sim: core: %s\n", lcr_strerror(err));
+		exit(2);
+	}
+	for (uint64_t i = 0; i < n->disk.log.n; i++)
+		if (lcr_core_load_log_id(n->core, n->disk.log.e[i].id) < 0)
+			sim_violation(w, "recovery", "node %u: log id at %llu does not load", n->id,
+				      (unsigned long long)(i + 1));
+	log_copy(&n->mem, &n->disk.log);
+	memset(n->kv, 0, sizeof(n->kv));
+	n->sm_hash = 0;
+	n->applied = lcr_log_id_none();
+	n->n_writes = 0;
+	n->n_reads = 0;
+	n->up = true;
+	n->tick_at = 0;
+	n->st_valid = false;
+	n->role = 0;
+	sim_check_restart(w, n);
+	lcr_core_start(n->core, sim_node_time(w, n));
+	process(w, n);
+}
+
+static void disk_crash(struct sim_world *w, struct sim_node *n);
+
+static void node_crash(struct sim_world *w, struct sim_node *n, uint64_t restart_after)
+{
+	if (!n->up)
+		return;
+	sim_trace(w, n->id, "crash (restart in %llu ms)", (unsigned long long)(restart_after / MS));
+	w->crashes++;
+	n->up = false;
+	n->incarnation++;
+	lcr_core_free(n->core);
+	n->core = NULL;
+	disk_crash(w, n);
+	n->mem.n = 0;
+	n->paused_until = 0;
+	at(w, w->now + restart_after, EV_RESTART, n->id, 0);
+}
+
+/* ---- disk ------------------------------------------------------------------- */
+
+static uint64_t disk_latency(struct sim_world *w, struct sim_disk *d)
+{
+	uint64_t l = 100 * US + rnd_below(w, 1400 * US);
+	if (w->now < d->slow_until)
+		l *= 10 + rnd_below(w, 40);
+	return l;
+}
+
+static void disk_schedule(struct sim_world *w, struct sim_node *n)
+{
+	struct sim_disk *d = &n->disk;
+	uint64_t start = d->busy_until > w->now ? d->busy_until : w->now;
+	d->busy_until = start + disk_latency(w, d);
+	at(w, d->busy_until, EV_DISK, n->id, 0);
+}
+
+static void disk_submit(struct sim_world *w, struct sim_node *n, const struct sim_op *op)
+{
+	struct sim_disk *d = &n->disk;
+
+	if (d->n_pending == d->cap_pending) {
+		d->cap_pending = d->cap_pending ? d->cap_pending * 2 : 64;
+		d->pending = xrealloc(d->pending, d->cap_pending * sizeof(*d->pending));
+	}
+	d->pending[d->n_pending++] = *op;
+	if (d->n_pending == 1)
+		disk_schedule(w, n);
+}
+
+/* Make one op durable: `upto` entries of an append (all of them normally). */
+static void disk_apply(struct sim_disk *d, const struct sim_op *op, uint32_t upto)
+{
+	switch (op->kind) {
+	case SIM_DISK_VOTE:
+		d->vote = op->vote;
+		break;
+	case SIM_DISK_TRUNCATE:
+		if (d->log.n > op->after)
+			d->log.n = op->after;
+		break;
+	case SIM_DISK_APPEND:
+		for (uint32_t i = 0; i < upto; i++) {
+			if (op->entries[i].id.index != d->log.n + 1)
+				abort(); /* the core appends only after its last entry */
+			log_push(&d->log, &op->entries[i]);
+		}
+		break;
+	}
+}
+
+static void disk_pop(struct sim_disk *d)
+{
+	free(d->pending[0].entries);
+	memmove(d->pending, d->pending + 1, (d->n_pending - 1) * sizeof(*d->pending));
+	d->n_pending--;
+}
+
+/*
+ * A crash keeps the durable state plus any prefix of the writes still in
+ * flight (the page cache may have written them back), and may tear the last
+ * of those: recovery's checksums then keep a prefix of its entries.
+ */
+static void disk_crash(struct sim_world *w, struct sim_node *n)
+{
+	struct sim_disk *d = &n->disk;
+	uint32_t keep = (uint32_t)rnd_below(w, d->n_pending + 1);
+
+	for (uint32_t i = 0; i < keep; i++)
+		disk_apply(d, &d->pending[i], d->pending[i].n);
+	if (keep < d->n_pending && d->pending[keep].kind == SIM_DISK_APPEND && chance(w, 50))
+		disk_apply(d, &d->pending[keep], (uint32_t)rnd_below(w, d->pending[keep].n + 1));
+	while (d->n_pending)
+		disk_pop(d);
+	d->busy_until = w->now;
+	d->fail_next = false;
+}
+
+static void on_disk(struct sim_world *w, struct sim_node *n, const struct sim_event *ev)
+{
+	struct sim_disk *d = &n->disk;
+
+	if (ev->inc != n->incarnation || !n->up || d->n_pending == 0)
+		return;
+	if (d->fail_next) {
+		/* fsync failed: the replica must stop; its process exits and the
+		 * restart finds whatever reached the disk. */
+		d->fail_next = false;
+		sim_trace(w, n->id, "fsync fails at io %llu",
+			  (unsigned long long)d->pending[0].io.seq);
+		struct lcr_event fe = { .type = LCR_EV_IO_FAILED,
+					.now_ns = sim_node_time(w, n),
+					.io_error = -EIO };
+		lcr_core_step(n->core, &fe);
+		process(w, n);
+		node_crash(w, n, 20 * MS + rnd_below(w, 300 * MS));
+		return;
+	}
+	struct sim_op op = d->pending[0];
+	disk_apply(d, &op, op.n);
+	disk_pop(d);
+	if (d->n_pending)
+		disk_schedule(w, n);
+	struct lcr_event fe = { .type = LCR_EV_IO_FLUSHED,
+				.now_ns = sim_node_time(w, n),
+				.io = op.io };
+	lcr_core_step(n->core, &fe);
+	process(w, n);
+}
+
+/* ---- network ---------------------------------------------------------------- */
+
+static void net_send(struct sim_world *w, struct sim_msg *sm)
+{
+	uint32_t from = sm->m.from, to = sm->m.to;
+	int copies = 1;
+
+	if (to < 1 || to > w->par.nodes || w->blocked[from - 1][to - 1] || chance(w, w->loss_pct)) {
+		debug_msg(w, &sm->m, "lost");
+		free(sm->entries);
+		free(sm);
+		return;
+	}
+	if (chance(w, w->dup_pct))
+		copies = 2;
+	for (int i = 0; i < copies; i++) {
+		struct sim_msg *m = sm;
+		if (i == 1) {
+			m = xmalloc(sizeof(*m));
+			*m = *sm;
+			m->entries = NULL;
+			uint32_t ne =
+				sm->m.type == LCR_MSG_APPEND_REQ ? sm->m.append_req.n_entries : 0;
+			if (ne) {
+				m->entries = xmalloc(ne * sizeof(*m->entries));
+				memcpy(m->entries, sm->entries, ne * sizeof(*m->entries));
+			}
+		}
+		struct sim_event ev = { .at = w->now + w->delay_min +
+					      rnd_below(w, w->delay_jitter + 1),
+					.kind = EV_DELIVER,
+					.node = to,
+					.msg = m };
+		push(w, ev);
+	}
+}
+
+static void on_deliver(struct sim_world *w, struct sim_event *ev)
+{
+	struct sim_msg *sm = ev->msg;
+	struct sim_node *n = node(w, sm->m.to);
+	struct lcr_entry ents[512];
+	struct lcr_entry *e = ents;
+	uint32_t ne = 0;
+
+	if (!n->up) {
+		free(sm->entries);
+		free(sm);
+		return;
+	}
+	if (w->now < n->paused_until) {
+		ev->at = n->paused_until;
+		push(w, *ev);
+		return;
+	}
+	if (sm->m.type == LCR_MSG_APPEND_REQ) {
+		ne = sm->m.append_req.n_entries;
+		if (ne > 512)
+			e = xmalloc(ne * sizeof(*e));
+		for (uint32_t i = 0; i < ne; i++) {
+			e[i].id = sm->entries[i].id;
+			e[i].type = sm->entries[i].type;
+			e[i].len = sm->entries[i].len;
+			e[i].data = &sm->entries[i].p;
+		}
+		sm->m.append_req.entries = e;
+	}
+	debug_msg(w, &sm->m, "recv");
+	struct lcr_event le = { .type = LCR_EV_MSG, .now_ns = sim_node_time(w, n), .msg = &sm->m };
+	lcr_core_step(n->core, &le);
+	process(w, n);
+	if (e != ents)
+		free(e);
+	free(sm->entries);
+	free(sm);
+}
+
+/* ---- clients and the state machine -------------------------------------------- */
+
+static struct lcr_linz_op *hist_add(struct sim_world *w)
+{
+	if (w->n_hist == w->cap_hist) {
+		w->cap_hist = w->cap_hist ? w->cap_hist * 2 : 1024;
+		w->hist = xrealloc(w->hist, w->cap_hist * sizeof(*w->hist));
+	}
+	struct lcr_linz_op *op = &w->hist[w->n_hist++];
+	memset(op, 0, sizeof(*op));
+	return op;
+}
+
+static void client_next(struct sim_world *w, struct sim_client *cl)
+{
+	cl->busy = false;
+	cl->op_seq = 0;
+	at(w, w->now + w->par.op_gap_ns / 2 + rnd_below(w, w->par.op_gap_ns), EV_CLIENT, 0, cl->id);
+}
+
+/* The client's current operation finished at a node. */
+static void client_done(struct sim_world *w, uint32_t client, uint64_t op_seq)
+{
+	struct sim_client *cl = &w->clients[client];
+	if (cl->busy && cl->op_seq == op_seq)
+		client_next(w, cl);
+}
+
+static void wait_add(struct sim_wait **arr, uint32_t *n, uint32_t *cap, struct sim_wait wt)
+{
+	if (*n == *cap) {
+		*cap = *cap ? *cap * 2 : 8;
+		*arr = xrealloc(*arr, *cap * sizeof(**arr));
+	}
+	(*arr)[(*n)++] = wt;
+}
+
+static void apply_entry(struct sim_world *w, struct sim_node *n, const struct sim_entry *e)
+{
+	bool ok = true;
+
+	if (e->type == LCR_ENTRY_NORMAL) {
+		const struct sim_payload *p = &e->p;
+		if (p->key >= SIM_KEYS)
+			abort();
+		if (p->op == SIM_OP_PUT) {
+			n->kv[p->key] = p->value;
+		} else if (n->kv[p->key] == p->expect) {
+			n->kv[p->key] = p->value;
+		} else {
+			ok = false;
+		}
+	}
+	n->sm_hash = mix(n->sm_hash, sim_entry_hash(e));
+	n->applied = e->id;
+	sim_check_applied(w, n, e->id.index);
+
+	/* Answer the clients whose writes this was, or whose writes it displaced. */
+	for (uint32_t i = 0; i < n->n_writes;) {
+		struct sim_wait *wt = &n->writes[i];
+		if (wt->id.index != e->id.index) {
+			i++;
+			continue;
+		}
+		struct lcr_linz_op *h = &w->hist[wt->hist];
+		if (lcr_log_id_eq(wt->id, e->id)) {
+			h->complete_ns = w->now;
+			if (h->kind == LCR_LINZ_CAS)
+				h->cas_ok = ok;
+			w->writes_ok++;
+		} else {
+			/* The proposer's own log replaced its entry: a leader never
+			 * truncates its own entries while leading, so this one was
+			 * replaced by a newer leader and can never commit. */
+			h->kind = 0;
+		}
+		client_done(w, wt->client, wt->op_seq);
+		n->writes[i] = n->writes[--n->n_writes];
+	}
+}
+
+static void serve_reads(struct sim_world *w, struct sim_node *n, uint64_t first, uint64_t last,
+			bool ok)
+{
+	for (uint32_t i = 0; i < n->n_reads;) {
+		struct sim_wait *wt = &n->reads[i];
+		if (wt->read_id < first || wt->read_id > last) {
+			i++;
+			continue;
+		}
+		struct lcr_linz_op *h = &w->hist[wt->hist];
+
+		if (ok) {
+			h->value = n->kv[h->key];
+			h->complete_ns = w->now;
+			w->reads_ok++;
+		} else {
+			h->kind = 0;
+		}
+		client_done(w, wt->client, wt->op_seq);
+		n->reads[i] = n->reads[--n->n_reads];
+	}
+}
+
+/* ---- running core commands -------------------------------------------------------- */
+
+static void do_append(struct sim_world *w, struct sim_node *n, const struct lcr_cmd *cmd)
+{
+	struct sim_op op = { .kind = SIM_DISK_APPEND, .io = cmd->append.io, .n = cmd->append.n };
+	uint64_t first = n->mem.n + 1;
+
+	op.entries = xmalloc(op.n * sizeof(*op.entries));
+	for (uint32_t i = 0; i < op.n; i++) {
+		const struct lcr_entry *le = &cmd->append.entries[i];
+		struct sim_entry *e = &op.entries[i];
+		memset(e, 0, sizeof(*e));
+		e->id = le->id;
+		e->type = le->type;
+		e->len = le->len;
+		if (le->type == LCR_ENTRY_NORMAL) {
+			if (le->len != sizeof(e->p))
+				abort();
+			memcpy(&e->p, le->data, sizeof(e->p));
+		}
+		log_push(&n->mem, e);
+		op.entries[i].prefix_hash = n->mem.e[n->mem.n - 1].prefix_hash;
+	}
+	sim_check_appended(w, n, first, n->mem.n);
+	disk_submit(w, n, &op);
+}
+
+static void do_send(struct sim_world *w, struct sim_node *n, const struct lcr_msg *m)
+{
+	struct sim_msg *sm = xmalloc(sizeof(*sm));
+
+	sm->m = *m;
+	sm->entries = NULL;
+	if (m->type == LCR_MSG_APPEND_REQ && m->append_req.n_entries) {
+		uint32_t ne = m->append_req.n_entries;
+		uint64_t first = m->append_req.prev.index + 1;
+		if (first + ne - 1 > n->mem.n)
+			sim_violation(w, "driver", "node %u asked to send %llu..%llu, has %llu",
+				      n->id, (unsigned long long)first,
+				      (unsigned long long)(first + ne - 1),
+				      (unsigned long long)n->mem.n);
+		sm->entries = xmalloc(ne * sizeof(*sm->entries));
+		memcpy(sm->entries, &n->mem.e[first - 1], ne * sizeof(*sm->entries));
+	}
+	if (m->type == LCR_MSG_APPEND_REQ)
+		sm->m.append_req.entries = NULL;
+	if (m->type == LCR_MSG_VOTE_RESP && m->vote_resp.granted && !m->vote_resp.pre_vote &&
+	    lcr_vote_cmp(m->vote_resp.vote, n->max_granted) > 0)
+		n->max_granted = m->vote_resp.vote;
+	net_send(w, sm);
+}
+
+static const char *role_name(uint32_t r)
+{
+	static const char *names[] = {
+		"?", "follower", "candidate", "leader", "learner", "stopped"
+	};
+	return r <= 5 ? names[r] : "?";
+}
+
+/* Run the commands of the node's last core call, then check the invariants. */
+static void process(struct sim_world *w, struct sim_node *n)
+{
+	uint32_t nc;
+	const struct lcr_cmd *cmds = lcr_core_commands(n->core, &nc);
+	bool applied = false;
+
+	for (uint32_t i = 0; i < nc && !w->violated; i++) {
+		const struct lcr_cmd *cmd = &cmds[i];
+		struct sim_op op;
+		switch (cmd->type) {
+		case LCR_CMD_SAVE_VOTE:
+			memset(&op, 0, sizeof(op));
+			op.kind = SIM_DISK_VOTE;
+			op.io = cmd->save_vote.io;
+			op.vote = cmd->save_vote.vote;
+			disk_submit(w, n, &op);
+			break;
+		case LCR_CMD_APPEND:
+			do_append(w, n, cmd);
+			break;
+		case LCR_CMD_TRUNCATE:
+			memset(&op, 0, sizeof(op));
+			op.kind = SIM_DISK_TRUNCATE;
+			op.io = cmd->truncate.io;
+			op.after = cmd->truncate.after.index;
+			if (n->mem.n > op.after)
+				n->mem.n = op.after;
+			disk_submit(w, n, &op);
+			break;
+		case LCR_CMD_SEND:
+			do_send(w, n, &cmd->send);
+			break;
+		case LCR_CMD_APPLY:
+			for (uint64_t x = cmd->apply.first.index + 1; x <= cmd->apply.last.index;
+			     x++)
+				apply_entry(w, n, &n->mem.e[x - 1]);
+			applied = true;
+			break;
+		case LCR_CMD_READS_READY:
+			serve_reads(w, n, 0, cmd->reads_ready.read_id, true);
+			break;
+		case LCR_CMD_READS_FAILED:
+			serve_reads(w, n, cmd->reads_failed.first, cmd->reads_failed.last, false);
+			break;
+		case LCR_CMD_ROLE:
+			sim_trace(w, n->id, "%s, leader %u, vote %llu-%u%s",
+				  role_name(cmd->role.role), cmd->role.leader,
+				  (unsigned long long)cmd->role.vote.lid.term,
+				  cmd->role.vote.lid.node, cmd->role.vote.committed ? "c" : "");
+			if (cmd->role.role == LCR_ROLE_LEADER)
+				w->elections++;
+			break;
+		}
+	}
+	sim_check_node(w, n);
+	if (applied && n->up && !w->violated) {
+		struct lcr_event ev = { .type = LCR_EV_APPLIED,
+					.now_ns = sim_node_time(w, n),
+					.applied = n->applied };
+		lcr_core_step(n->core, &ev);
+		process(w, n);
+		return;
+	}
+	schedule_tick(w, n);
+}
+
+/* ---- client operations ------------------------------------------------------------- */
+
+static void client_retarget(struct sim_world *w, struct sim_client *cl, uint32_t hint)
+{
+	cl->target = hint ? hint : (uint32_t)(1 + rnd_below(w, w->par.nodes));
+}
+
+static void on_client(struct sim_world *w, uint32_t id)
+{
+	struct sim_client *cl = &w->clients[id];
+	struct sim_node *n = node(w, cl->target);
+	struct lcr_core_status st;
+	uint64_t key = rnd_below(w, SIM_KEYS);
+	uint32_t r = (uint32_t)rnd_below(w, 100);
+	/* The APPEND command points at these until process() has run. */
+	struct sim_payload p;
+	struct lcr_entry e;
+	int rc;
+
+	if (cl->busy)
+		return;
+	if (!n->up || w->now < n->paused_until) {
+		/* Connection refused or no answer: nothing was invoked. */
+		client_retarget(w, cl, 0);
+		at(w, w->now + 1 * MS, EV_CLIENT, 0, id);
+		return;
+	}
+	uint64_t t = sim_node_time(w, n);
+	cl->op_seq++;
+	if (r < 45) {
+		memset(&p, 0, sizeof(p));
+		p.op = r < 35 ? SIM_OP_PUT : SIM_OP_CAS;
+		p.client = id;
+		p.key = key;
+		p.value = ((uint64_t)(id + 1) << 40) | ++cl->next_value;
+		p.op_id = cl->op_seq;
+		if (p.op == SIM_OP_CAS) {
+			/* Expect what this node last applied: often right, sometimes not. */
+			p.expect = n->kv[key];
+		}
+		memset(&e, 0, sizeof(e));
+		e.type = LCR_ENTRY_NORMAL;
+		e.len = sizeof(p);
+		e.data = &p;
+		rc = lcr_core_propose(n->core, t, &e, 1);
+		if (rc == 0) {
+			struct lcr_linz_op *h = hist_add(w);
+			h->kind = p.op == SIM_OP_PUT ? LCR_LINZ_WRITE : LCR_LINZ_CAS;
+			h->client = id;
+			h->key = key;
+			h->value = p.value;
+			h->expect = p.expect;
+			h->invoke_ns = w->now;
+			h->complete_ns = LCR_LINZ_PENDING;
+			cl->hist = w->n_hist - 1;
+			struct sim_wait wt = { .client = id,
+					       .op_seq = cl->op_seq,
+					       .id = e.id,
+					       .hist = w->n_hist - 1 };
+			wait_add(&n->writes, &n->n_writes, &n->cap_writes, wt);
+		}
+	} else {
+		uint32_t policy =
+			w->par.lease_reads && chance(w, 50) ? LCR_READ_LEASE : LCR_READ_INDEX;
+		uint64_t read_id;
+		rc = lcr_core_read(n->core, t, policy, &read_id);
+		if (rc == 0) {
+			struct lcr_linz_op *h = hist_add(w);
+			h->kind = LCR_LINZ_READ;
+			h->client = id;
+			h->key = key;
+			h->invoke_ns = w->now;
+			h->complete_ns = LCR_LINZ_PENDING;
+			cl->hist = w->n_hist - 1;
+			struct sim_wait wt = { .client = id,
+					       .op_seq = cl->op_seq,
+					       .read_id = read_id,
+					       .hist = w->n_hist - 1 };
+			wait_add(&n->reads, &n->n_reads, &n->cap_reads, wt);
+		}
+	}
+	if (rc != 0) {
+		lcr_core_status(n->core, &st);
+		client_retarget(w, cl, rc == -LCR_ENOTLEADER ? st.leader : 0);
+		process(w, n);
+		at(w, w->now + 1 * MS + rnd_below(w, 2 * MS), EV_CLIENT, 0, id);
+		return;
+	}
+	cl->busy = true;
+	at(w, w->now + 1000 * MS, EV_CLIENT_TIMEOUT, 0, ((uint64_t)cl->op_seq << 8) | id);
+	process(w, n);
+}
+
+static void on_client_timeout(struct sim_world *w, uint64_t a)
+{
+	struct sim_client *cl = &w->clients[a & 0xff];
+	uint64_t op_seq = a >> 8;
+
+	if (!cl->busy || cl->op_seq != op_seq)
+		return;
+	/* The outcome stays unknown (a pending write may still commit). */
+	w->ops_pending++;
+	if (w->hist[cl->hist].kind == LCR_LINZ_READ)
+		w->hist[cl->hist].kind = 0;
+	client_retarget(w, cl, 0);
+	client_next(w, cl);
+}
+
+/* ---- nemesis -------------------------------------------------------------------------- */
+
+static uint32_t find_leader(struct sim_world *w)
+{
+	for (uint32_t i = 0; i < w->par.nodes; i++)
+		if (w->nodes[i].up && w->nodes[i].role == LCR_ROLE_LEADER)
+			return i + 1;
+	return 0;
+}
+
+static void heal_network(struct sim_world *w)
+{
+	memset(w->blocked, 0, sizeof(w->blocked));
+}
+
+static void isolate(struct sim_world *w, uint32_t id)
+{
+	for (uint32_t i = 0; i < w->par.nodes; i++) {
+		if (i + 1 == id)
+			continue;
+		w->blocked[id - 1][i] = true;
+		w->blocked[i][id - 1] = true;
+	}
+}
+
+static void step_node_event(struct sim_world *w, struct sim_node *n, struct lcr_event *ev)
+{
+	ev->now_ns = sim_node_time(w, n);
+	lcr_core_step(n->core, ev);
+	process(w, n);
+}
+
+static void nemesis(struct sim_world *w)
+{
+	uint32_t N = w->par.nodes;
+	uint32_t victim = (uint32_t)(1 + rnd_below(w, N));
+	uint32_t leader = find_leader(w);
+	struct sim_node *v = node(w, victim);
+
+	switch (rnd_below(w, 14)) {
+	case 0: { /* a random minority cut off, both ways */
+		heal_network(w);
+		uint32_t k = 1 + (uint32_t)rnd_below(w, N / 2);
+		bool minority[SIM_NODES_MAX] = { false };
+		for (uint32_t i = 0; i < k; i++)
+			minority[rnd_below(w, N)] = true;
+		for (uint32_t a = 0; a < N; a++)
+			for (uint32_t b = 0; b < N; b++)
+				if (minority[a] != minority[b])
+					w->blocked[a][b] = true;
+		sim_trace(w, 0, "partition: minority of %u", k);
+		break;
+	}
+	case 1:
+		heal_network(w);
+		if (leader) {
+			isolate(w, leader);
+			sim_trace(w, leader, "leader isolated");
+		}
+		break;
+	case 2: { /* one-way loss between random pairs */
+		uint32_t a = (uint32_t)rnd_below(w, N), b = (uint32_t)rnd_below(w, N);
+		if (leader && chance(w, 50))
+			a = leader - 1;
+		if (a != b) {
+			w->blocked[a][b] = true;
+			sim_trace(w, 0, "one-way block %u -> %u", a + 1, b + 1);
+		}
+		break;
+	}
+	case 3:
+		heal_network(w);
+		sim_trace(w, 0, "network healed");
+		break;
+	case 4:
+	case 5:
+		if (leader && chance(w, 50))
+			v = node(w, leader);
+		node_crash(w, v, 5 * MS + rnd_below(w, 800 * MS));
+		break;
+	case 6:
+		w->loss_pct = chance(w, 30) ? 0 : (uint32_t)rnd_below(w, 31);
+		w->dup_pct = (uint32_t)rnd_below(w, 11);
+		w->delay_jitter = rnd_below(w, 5 * MS);
+		sim_trace(w, 0, "loss %u%% dup %u%% jitter %llu us", w->loss_pct, w->dup_pct,
+			  (unsigned long long)(w->delay_jitter / US));
+		break;
+	case 7:
+		v->disk.slow_until = w->now + 50 * MS + rnd_below(w, 500 * MS);
+		sim_trace(w, v->id, "slow disk");
+		break;
+	case 8:
+		if (v->up) {
+			v->disk.fail_next = true;
+			sim_trace(w, v->id, "next fsync will fail");
+		}
+		break;
+	case 9: {
+		/* Clocks jump forward: all together (a host stall), or one alone
+		 * when this seed's clients do not rely on leases. */
+		uint64_t j = rnd_below(w, 1000 * MS);
+		if (w->par.clock_skew && chance(w, 50)) {
+			v->clock_offset += (int64_t)j;
+			sim_trace(w, v->id, "clock jumps %llu ms", (unsigned long long)(j / MS));
+		} else {
+			for (uint32_t i = 0; i < N; i++)
+				w->nodes[i].clock_offset += (int64_t)j;
+			sim_trace(w, 0, "all clocks jump %llu ms", (unsigned long long)(j / MS));
+		}
+		for (uint32_t i = 0; i < N; i++)
+			if (w->nodes[i].up) {
+				w->nodes[i].tick_at = 0;
+				schedule_tick(w, &w->nodes[i]);
+			}
+		break;
+	}
+	case 10:
+		if (v->up) {
+			v->paused_until = w->now + 10 * MS + rnd_below(w, 800 * MS);
+			sim_trace(w, v->id, "paused");
+		}
+		break;
+	case 11:
+		if (leader) {
+			struct lcr_event ev = { .type = LCR_EV_TRIGGER_TRANSFER,
+						.transfer_to = victim };
+			sim_trace(w, leader, "transfer leadership to %u", victim);
+			step_node_event(w, node(w, leader), &ev);
+		}
+		break;
+	case 12:
+		if (v->up && w->now >= v->paused_until) {
+			struct lcr_event ev = { .type = LCR_EV_TRIGGER_ELECT };
+			ev.elect.pre_vote = chance(w, 50);
+			sim_trace(w, v->id, "trigger elect");
+			step_node_event(w, v, &ev);
+		}
+		break;
+	case 13:
+		if (leader) {
+			struct lcr_event ev = { .type = LCR_EV_TRIGGER_HEARTBEAT };
+			step_node_event(w, node(w, leader), &ev);
+		}
+		break;
+	}
+	at(w, w->now + w->par.nemesis_gap_ns / 2 + rnd_below(w, w->par.nemesis_gap_ns), EV_NEMESIS,
+	   0, 0);
+}
+
+static void heal_all(struct sim_world *w)
+{
+	w->healed = true;
+	heal_network(w);
+	w->loss_pct = 0;
+	w->dup_pct = 0;
+	w->delay_jitter = 200 * US;
+	for (uint32_t i = 0; i < w->par.nodes; i++) {
+		struct sim_node *n = &w->nodes[i];
+		n->disk.slow_until = 0;
+		n->disk.fail_next = false;
+		n->paused_until = 0;
+		if (!n->up)
+			at(w, w->now, EV_RESTART, n->id, 0);
+	}
+	sim_trace(w, 0, "heal everything");
+}
+
+/* ---- the run --------------------------------------------------------------------------- */
+
+static void dispatch(struct sim_world *w, struct sim_event *ev)
+{
+	struct sim_node *n = ev->node >= 1 && ev->node <= SIM_NODES_MAX ? node(w, ev->node) : NULL;
+
+	switch (ev->kind) {
+	case EV_TICK:
+		if (!n->up || ev->inc != n->incarnation || ev->at != n->tick_at)
+			return;
+		if (w->now < n->paused_until) {
+			n->tick_at = n->paused_until;
+			at(w, n->paused_until, EV_TICK, n->id, 0);
+			return;
+		}
+		n->tick_at = 0;
+		struct lcr_event te = { .type = LCR_EV_TICK, .now_ns = sim_node_time(w, n) };
+		lcr_core_step(n->core, &te);
+		process(w, n);
+		break;
+	case EV_DELIVER:
+		on_deliver(w, ev);
+		break;
+	case EV_DISK:
+		if (w->now < n->paused_until && ev->inc == n->incarnation) {
+			ev->at = n->paused_until;
+			push(w, *ev);
+			return;
+		}
+		on_disk(w, n, ev);
+		break;
+	case EV_CLIENT:
+		on_client(w, (uint32_t)ev->a);
+		break;
+	case EV_CLIENT_TIMEOUT:
+		on_client_timeout(w, ev->a);
+		break;
+	case EV_NEMESIS:
+		if (!w->healed)
+			nemesis(w);
+		break;
+	case EV_RESTART:
+		if (!n->up) {
+			sim_trace(w, n->id, "restart");
+			node_start(w, n);
+		}
+		break;
+	}
+}
+
+static void draw_params(struct sim_world *w)
+{
+	struct sim_params *p = &w->par;
+
+	p->nodes = chance(w, 50) ? 3 : 5;
+	p->pre_vote = chance(w, 50);
+	p->lease_reads = chance(w, 60);
+	p->clock_skew = !p->lease_reads && chance(w, 60);
+	p->clients = 2 + (uint32_t)rnd_below(w, 4);
+	p->op_gap_ns = 1 * MS + rnd_below(w, 15 * MS);
+	p->nemesis_gap_ns = 40 * MS + rnd_below(w, 300 * MS);
+}
+
+void sim_world_free(struct sim_world *w)
+{
+	while (w->heap_n) {
+		struct sim_event ev = pop(w);
+		if (ev.kind == EV_DELIVER) {
+			free(ev.msg->entries);
+			free(ev.msg);
+		}
+	}
+	free(w->heap);
+	for (uint32_t i = 0; i < SIM_NODES_MAX; i++) {
+		struct sim_node *n = &w->nodes[i];
+		lcr_core_free(n->core);
+		free(n->mem.e);
+		free(n->disk.log.e);
+		while (n->disk.n_pending)
+			disk_pop(&n->disk);
+		free(n->disk.pending);
+		free(n->writes);
+		free(n->reads);
+	}
+	free(w->hist);
+	sim_check_free(w);
+	memset(w, 0, sizeof(*w));
+}
+
+int sim_run_seed(struct sim_world *w, uint64_t seed, uint64_t steps, uint32_t bugs, bool debug)
+{
+	memset(w, 0, sizeof(*w));
+	w->seed = seed;
+	w->bugs = bugs;
+	w->debug = debug;
+	uint64_t x = seed * 0x9e3779b97f4a7c15ull + 0x632be59bd9b4e019ull;
+	w->rng[0] = mix(x, 1);
+	w->rng[1] = mix(x, 2);
+	draw_params(w);
+	w->delay_min = 20 * US;
+	w->delay_jitter = 300 * US;
+	w->now = 1 * MS;
+
+	for (uint32_t i = 0; i < w->par.nodes; i++) {
+		struct sim_node *n = &w->nodes[i];
+		n->id = i + 1;
+		n->clock_offset = (int64_t)(1000 * MS + rnd_below(w, 100000 * MS));
+		node_start(w, n);
+	}
+	for (uint32_t c = 0; c < w->par.clients; c++) {
+		w->clients[c].id = c;
+		client_retarget(w, &w->clients[c], 0);
+		at(w, w->now + rnd_below(w, 10 * MS), EV_CLIENT, 0, c);
+	}
+	at(w, w->now + 300 * MS, EV_NEMESIS, 0, 0);
+
+	/* Fault phase: `steps` events. */
+	while (w->steps < steps && w->heap_n && !w->violated) {
+		struct sim_event ev = pop(w);
+		w->now = ev.at;
+		w->steps++;
+		dispatch(w, &ev);
+		if (!w->violated)
+			sim_check_leases(w);
+	}
+	if (w->violated)
+		return 1;
+
+	/* Liveness phase: heal, then a leader and a new committed write, in bound. */
+	heal_all(w);
+	uint64_t heal_at = w->now, deadline = w->now + 10000 * MS;
+	uint64_t ok_before = 0;
+	for (size_t i = 0; i < w->n_hist; i++)
+		ok_before += w->hist[i].complete_ns != LCR_LINZ_PENDING;
+	bool live = false;
+	uint64_t live_steps = 0;
+	while (w->heap_n && !w->violated && w->now < deadline && live_steps < 2000000) {
+		struct sim_event ev = pop(w);
+		w->now = ev.at;
+		live_steps++;
+		dispatch(w, &ev);
+		if (w->violated)
+			break;
+		sim_check_leases(w);
+		for (size_t i = w->n_hist; i-- > 0;) {
+			const struct lcr_linz_op *h = &w->hist[i];
+			if (h->invoke_ns < heal_at)
+				break;
+			if (h->kind != LCR_LINZ_READ && h->kind != 0 &&
+			    h->complete_ns != LCR_LINZ_PENDING && find_leader(w)) {
+				live = true;
+				break;
+			}
+		}
+		if (live)
+			break;
+	}
+	(void)ok_before;
+	w->steps += live_steps;
+	if (!w->violated && !live)
+		sim_violation(w, "liveness",
+			      "no leader committed a new write within 10 s of healing (leader: %u)",
+			      find_leader(w));
+	if (!w->violated)
+		sim_check_history(w);
+	return w->violated ? 1 : 0;
+}

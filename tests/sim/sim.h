@@ -1,0 +1,214 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * lcraft-sim: whole clusters of Raft cores in one process over a simulated
+ * network, disk and clock, all driven by one seed.
+ *
+ *   sim.c        the world: event queue, nodes, disks, network, clients, nemesis
+ *   sim_check.c  invariants checked after every step, and the history check
+ *   sim_main.c   command line, seeds loop, reporting
+ *
+ * Everything random comes from the seed's PRNG; nothing depends on pointers,
+ * wall-clock time or hash-table order, so `--seed S` replays a run exactly.
+ */
+#ifndef LCR_SIM_H
+#define LCR_SIM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core.h"
+#include "linz.h"
+
+#define SIM_NODES_MAX	7
+#define SIM_KEYS	3
+#define SIM_CLIENTS_MAX 8
+#define SIM_TRACE	48
+
+/* What clients write: a put or a compare-and-set on one key. */
+struct sim_payload {
+	uint32_t op; /* SIM_OP_PUT, SIM_OP_CAS */
+	uint32_t client;
+	uint64_t key;
+	uint64_t value;
+	uint64_t expect;
+	uint64_t op_id;
+};
+
+enum { SIM_OP_PUT = 1, SIM_OP_CAS = 2 };
+
+/* A log entry as the simulated storage keeps it. */
+struct sim_entry {
+	struct lcr_log_id id;
+	uint32_t type;
+	uint32_t len;
+	uint64_t prefix_hash; /* hash of this entry and every one before it */
+	struct sim_payload p;
+};
+
+struct sim_log {
+	struct sim_entry *e; /* e[0] is index 1 */
+	uint64_t n;
+	uint64_t cap;
+};
+
+/* A storage command waiting to become durable. */
+struct sim_op {
+	uint32_t kind; /* SIM_DISK_VOTE, SIM_DISK_APPEND, SIM_DISK_TRUNCATE */
+	struct lcr_io_id io;
+	struct lcr_vote vote;
+	uint64_t after;
+	struct sim_entry *entries;
+	uint32_t n;
+};
+
+enum { SIM_DISK_VOTE = 1, SIM_DISK_APPEND = 2, SIM_DISK_TRUNCATE = 3 };
+
+struct sim_disk {
+	struct lcr_vote vote;	/* durable */
+	struct sim_log log;	/* durable */
+	struct sim_op *pending; /* handed to the disk, not yet durable, in order */
+	uint32_t n_pending;
+	uint32_t cap_pending;
+	uint64_t busy_until; /* the disk works on one op at a time */
+	uint64_t slow_until; /* a slow period: latencies x10..x50 */
+	bool fail_next;	     /* the next op's fsync fails */
+};
+
+/* A client operation in flight at a node. */
+struct sim_wait {
+	uint32_t client;
+	uint64_t op_seq;
+	struct lcr_log_id id; /* writes: the entry's log id */
+	uint64_t read_id;     /* reads */
+	size_t hist;	      /* its record in the history */
+};
+
+struct sim_node {
+	uint32_t id;
+	bool up;
+	uint32_t incarnation;
+	struct lcr_core *core;
+	struct sim_log mem; /* what this node's storage would serve (volatile) */
+	struct sim_disk disk;
+	int64_t clock_offset; /* node clock = sim time + offset */
+	uint64_t tick_at;     /* sim time of the scheduled tick, 0: none */
+	uint64_t paused_until;
+
+	/* State machine. */
+	uint64_t kv[SIM_KEYS];
+	uint64_t sm_hash;
+	struct lcr_log_id applied;
+
+	/* Client operations waiting here. */
+	struct sim_wait *writes;
+	uint32_t n_writes, cap_writes;
+	struct sim_wait *reads;
+	uint32_t n_reads, cap_reads;
+
+	/* For the checks: last status seen in this incarnation. */
+	struct lcr_core_status st;
+	bool st_valid;
+	uint32_t role;
+	struct lcr_vote max_granted; /* highest vote this node ever granted */
+	uint64_t stop_count;
+};
+
+struct sim_client {
+	uint32_t id;
+	uint32_t target; /* node it talks to */
+	bool busy;
+	uint64_t op_seq; /* current operation, 0: none */
+	size_t hist;	 /* index of its history record */
+	uint64_t deadline;
+	uint64_t next_value;
+};
+
+struct sim_trace {
+	uint64_t t;
+	uint32_t node;
+	char what[88];
+};
+
+/* Per-seed knobs, drawn from the seed. */
+struct sim_params {
+	uint32_t nodes;
+	bool pre_vote;
+	bool lease_reads; /* clients use LeaseRead sometimes */
+	bool clock_skew;  /* per-node clock jumps (only without lease reads) */
+	uint32_t clients;
+	uint64_t op_gap_ns; /* mean gap between a client's operations */
+	uint64_t nemesis_gap_ns;
+};
+
+struct sim_event;
+
+/* A committed index as first observed. */
+struct sim_committed {
+	struct lcr_log_id id;
+	uint64_t prefix_hash;
+	struct lcr_leader_id committer;
+	uint64_t sm_hash; /* state machine hash after applying it, 0: not seen */
+};
+
+struct sim_world {
+	uint64_t seed;
+	uint32_t bugs;
+	bool quiet;
+	bool debug; /* print every event as it happens */
+	uint64_t rng[2];
+	struct sim_params par;
+	uint64_t now;
+	uint64_t ev_seq;
+	uint64_t steps;
+
+	struct sim_event *heap;
+	size_t heap_n, heap_cap;
+
+	struct sim_node nodes[SIM_NODES_MAX];
+	struct sim_client clients[SIM_CLIENTS_MAX];
+
+	/* Network faults. */
+	bool blocked[SIM_NODES_MAX][SIM_NODES_MAX]; /* from -> to */
+	uint32_t loss_pct, dup_pct;
+	uint64_t delay_min, delay_jitter;
+	bool healed; /* liveness phase: no more faults */
+
+	/* History for the linearizability check. */
+	struct lcr_linz_op *hist;
+	size_t n_hist, cap_hist;
+
+	/* Invariant bookkeeping. */
+	struct sim_committed *committed;
+	uint64_t n_committed, cap_committed;
+	struct sim_idmap *ids; /* log id -> prefix hash */
+	uint64_t writes_ok, reads_ok, ops_pending, elections, crashes;
+
+	struct sim_trace trace[SIM_TRACE];
+	uint32_t trace_n;
+
+	/* The first violation stops the seed. */
+	bool violated;
+	char violation[512];
+};
+
+/* sim.c */
+int sim_run_seed(struct sim_world *w, uint64_t seed, uint64_t steps, uint32_t bugs, bool debug);
+void sim_world_free(struct sim_world *w);
+void sim_trace(struct sim_world *w, uint32_t node, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+uint64_t sim_entry_hash(const struct sim_entry *e);
+uint64_t sim_node_time(const struct sim_world *w, const struct sim_node *n);
+
+/* sim_check.c */
+void sim_violation(struct sim_world *w, const char *invariant, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+void sim_check_node(struct sim_world *w, struct sim_node *n);
+void sim_check_leases(struct sim_world *w);
+void sim_check_appended(struct sim_world *w, struct sim_node *n, uint64_t first, uint64_t last);
+void sim_check_applied(struct sim_world *w, struct sim_node *n, uint64_t index);
+void sim_check_restart(struct sim_world *w, struct sim_node *n);
+void sim_check_history(struct sim_world *w);
+void sim_check_free(struct sim_world *w);
+
+#endif /* LCR_SIM_H */
