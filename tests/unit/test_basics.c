@@ -1,0 +1,250 @@
+/* Building blocks of the core: log id list, joint-config quorums, config validation, ids ordering.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core_int.h"
+
+static void *std_alloc(void *ctx, size_t n)
+{
+	(void)ctx;
+	return malloc(n);
+}
+
+static void std_free(void *ctx, void *p)
+{
+	(void)ctx;
+	free(p);
+}
+
+static struct lcr_log_id lid(uint64_t term, uint32_t node, uint64_t index)
+{
+	struct lcr_log_id id = { { term, node }, index };
+	return id;
+}
+
+static void test_log_ids_runs_and_lookup(void **state)
+{
+	struct lcr_allocator a = { std_alloc, std_free, NULL };
+	struct lcr_log_ids l;
+	struct lcr_log_id got;
+	(void)state;
+
+	assert_int_equal(lcr_log_ids_init(&l, a, 1, lcr_log_id_none()), 0);
+	assert_true(lcr_log_ids_has(&l, lcr_log_id_none()));
+	assert_false(lcr_log_ids_get(&l, 1, &got));
+	for (uint64_t i = 1; i <= 3; i++)
+		assert_int_equal(lcr_log_ids_append(&l, lid(1, 1, i)), 0);
+	for (uint64_t i = 4; i <= 5; i++)
+		assert_int_equal(lcr_log_ids_append(&l, lid(2, 3, i)), 0);
+	assert_int_equal(lcr_log_ids_append(&l, lid(2, 4, 6)), 0); /* grows past cap 1 */
+	assert_int_equal(l.n, 3);
+	assert_true(lcr_log_ids_get(&l, 3, &got) && lcr_log_id_eq(got, lid(1, 1, 3)));
+	assert_true(lcr_log_ids_get(&l, 4, &got) && lcr_log_id_eq(got, lid(2, 3, 4)));
+	assert_true(lcr_log_ids_get(&l, 6, &got) && lcr_log_id_eq(got, lid(2, 4, 6)));
+	assert_false(lcr_log_ids_get(&l, 7, &got));
+	assert_true(lcr_log_ids_has(&l, lid(2, 3, 5)));
+	assert_false(lcr_log_ids_has(&l, lid(1, 1, 5)));
+	assert_true(lcr_log_id_eq(lcr_log_ids_last_run_first(&l), lid(2, 4, 6)));
+
+	lcr_log_ids_truncate(&l, 5);
+	assert_true(lcr_log_id_eq(l.last, lid(2, 3, 4)));
+	assert_int_equal(l.n, 2);
+	lcr_log_ids_truncate(&l, 1);
+	assert_true(lcr_log_id_is_none(l.last));
+	assert_int_equal(l.n, 0);
+	lcr_log_ids_free(&l);
+}
+
+static void test_log_ids_purged_base(void **state)
+{
+	struct lcr_allocator a = { std_alloc, std_free, NULL };
+	struct lcr_log_ids l;
+	struct lcr_log_id got;
+	(void)state;
+
+	assert_int_equal(lcr_log_ids_init(&l, a, 4, lid(3, 1, 100)), 0);
+	assert_true(lcr_log_ids_get(&l, 100, &got) && lcr_log_id_eq(got, lid(3, 1, 100)));
+	assert_false(lcr_log_ids_get(&l, 99, &got));
+	assert_true(lcr_log_ids_has(&l, lid(1, 1, 50))); /* purged: committed, matches */
+	assert_int_equal(lcr_log_ids_append(&l, lid(3, 1, 101)), 0);
+	lcr_log_ids_truncate(&l, 101);
+	assert_true(lcr_log_id_eq(l.last, lid(3, 1, 100)));
+	lcr_log_ids_free(&l);
+}
+
+static uint64_t vals[8];
+
+static uint64_t val_of(const void *ctx, uint32_t id)
+{
+	(void)ctx;
+	return vals[id];
+}
+
+static void test_quorum_single_and_joint(void **state)
+{
+	struct lcr_membership m;
+	(void)state;
+
+	memset(&m, 0, sizeof(m));
+	m.n_configs = 1;
+	m.configs[0].n = 3;
+	m.configs[0].ids[0] = 1;
+	m.configs[0].ids[1] = 2;
+	m.configs[0].ids[2] = 3;
+	vals[1] = 10;
+	vals[2] = 7;
+	vals[3] = 3;
+	assert_int_equal(lcr_membership_quorum_value(&m, val_of, NULL, false), 7);
+	/* The planted bug counts one fewer: the leader alone. */
+	assert_int_equal(lcr_membership_quorum_value(&m, val_of, NULL, true), 10);
+
+	/* Joint {1,2,3} and {3,4,5}: a majority of each. */
+	m.n_configs = 2;
+	m.configs[1].n = 3;
+	m.configs[1].ids[0] = 3;
+	m.configs[1].ids[1] = 4;
+	m.configs[1].ids[2] = 5;
+	vals[4] = 5;
+	vals[5] = 1;
+	assert_int_equal(lcr_membership_quorum_value(&m, val_of, NULL, false), 3);
+	assert_int_equal(lcr_membership_voter_count(&m), 5);
+	assert_true(lcr_membership_is_voter(&m, 5));
+	assert_false(lcr_membership_is_voter(&m, 6));
+}
+
+static void test_config_validation_names_the_option(void **state)
+{
+	struct lcr_core_config cfg;
+	char why[256];
+	(void)state;
+
+	lcr_core_config_default(&cfg, 1);
+	cfg.membership.n_configs = 1;
+	cfg.membership.configs[0].n = 3;
+	for (uint32_t i = 0; i < 3; i++)
+		cfg.membership.configs[0].ids[i] = i + 1;
+	assert_int_equal(lcr_core_config_validate(&cfg, why, sizeof(why)), 0);
+
+	cfg.election_timeout_min_ms = 300;
+	assert_int_equal(lcr_core_config_validate(&cfg, why, sizeof(why)), -EINVAL);
+	assert_non_null(strstr(why, "election_timeout_min_ms"));
+	cfg.election_timeout_min_ms = 40;
+	assert_int_equal(lcr_core_config_validate(&cfg, why, sizeof(why)), -EINVAL);
+	assert_non_null(strstr(why, "heartbeat_interval_ms"));
+	cfg.election_timeout_min_ms = 150;
+	cfg.max_payload_entries = 0;
+	assert_int_equal(lcr_core_config_validate(&cfg, why, sizeof(why)), -EINVAL);
+	assert_non_null(strstr(why, "max_payload_entries"));
+	cfg.max_payload_entries = 300;
+	cfg.membership.configs[0].ids[2] = 2;
+	assert_int_equal(lcr_core_config_validate(&cfg, why, sizeof(why)), -EINVAL);
+	assert_non_null(strstr(why, "twice"));
+	cfg.membership.configs[0].ids[2] = 3;
+	cfg.id = 9;
+	assert_int_equal(lcr_core_config_validate(&cfg, why, sizeof(why)), -EINVAL);
+	assert_non_null(strstr(why, "not in the membership"));
+
+	struct lcr_core_restore rs = { 0 };
+	int err = 0;
+	assert_null(lcr_core_new(&cfg, &rs, &err));
+	assert_int_equal(err, -EINVAL);
+}
+
+static void test_vote_and_log_id_order(void **state)
+{
+	struct lcr_vote a = { { 2, 1 }, false }, b = { { 2, 3 }, false }, ac = { { 2, 1 }, true };
+	(void)state;
+
+	/* Advanced mode: (term, node) totally ordered, committed above uncommitted. */
+	assert_true(lcr_vote_cmp(a, b) < 0);
+	assert_true(lcr_vote_cmp(ac, a) > 0);
+	assert_true(lcr_vote_cmp(ac, b) < 0);
+	assert_true(lcr_log_id_cmp(lid(1, 5, 100), lid(2, 1, 1)) < 0);
+	assert_true(lcr_log_id_cmp(lid(2, 1, 2), lid(2, 1, 1)) > 0);
+	assert_true(lcr_log_id_cmp(lcr_log_id_none(), lid(0, 1, 1)) < 0);
+	assert_string_equal(lcr_strerror(-LCR_ENOTLEADER), "not the leader");
+}
+
+static void test_restart_loads_log_and_restores(void **state)
+{
+	struct lcr_core_config cfg;
+	struct lcr_core_restore rs;
+	int err;
+	(void)state;
+
+	lcr_core_config_default(&cfg, 2);
+	cfg.membership.n_configs = 1;
+	cfg.membership.configs[0].n = 3;
+	for (uint32_t i = 0; i < 3; i++)
+		cfg.membership.configs[0].ids[i] = i + 1;
+	memset(&rs, 0, sizeof(rs));
+	rs.vote.lid.term = 4;
+	rs.vote.lid.node = 2;
+	rs.vote.committed = true; /* we were leader */
+	rs.committed = lid(4, 2, 2);
+	struct lcr_core *c = lcr_core_new(&cfg, &rs, &err);
+	assert_non_null(c);
+	assert_int_equal(lcr_core_load_log_id(c, lid(4, 2, 1)), 0);
+	assert_int_equal(lcr_core_load_log_id(c, lid(4, 2, 3)), -EINVAL); /* gap */
+	assert_int_equal(lcr_core_load_log_id(c, lid(4, 2, 2)), 0);
+	assert_int_equal(lcr_core_load_log_id(c, lid(3, 1, 3)), -EINVAL); /* older leader */
+	assert_int_equal(lcr_core_start(c, 1000), 0);
+	struct lcr_core_status st;
+	lcr_core_status(c, &st);
+	/* Leader restore is off: a restart needs a new election. */
+	assert_int_equal(st.role, LCR_ROLE_FOLLOWER);
+	assert_false(st.vote.committed);
+	assert_int_equal(st.committed.index, 2);
+	uint32_t n;
+	const struct lcr_cmd *cmds = lcr_core_commands(c, &n);
+	bool apply = false;
+	for (uint32_t i = 0; i < n; i++)
+		if (cmds[i].type == LCR_CMD_APPLY && cmds[i].apply.last.index == 2)
+			apply = true;
+	assert_true(apply);
+	lcr_core_free(c);
+}
+
+static void test_io_failure_stops_replica(void **state)
+{
+	struct lcr_core_config cfg;
+	struct lcr_core_restore rs = { 0 };
+	int err;
+	(void)state;
+
+	lcr_core_config_default(&cfg, 1);
+	cfg.membership.n_configs = 1;
+	cfg.membership.configs[0].n = 1;
+	cfg.membership.configs[0].ids[0] = 1;
+	struct lcr_core *c = lcr_core_new(&cfg, &rs, &err);
+	assert_int_equal(lcr_core_start(c, 1000), 0);
+	struct lcr_event ev = { .type = LCR_EV_IO_FAILED, .now_ns = 2000, .io_error = -EIO };
+	assert_int_equal(lcr_core_step(c, &ev), -LCR_ESTOPPED);
+	struct lcr_event tick = { .type = LCR_EV_TICK, .now_ns = 3000 };
+	assert_int_equal(lcr_core_step(c, &tick), -LCR_ESTOPPED);
+	struct lcr_core_status st;
+	lcr_core_status(c, &st);
+	assert_int_equal(st.role, LCR_ROLE_STOPPED);
+	lcr_core_free(c);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_log_ids_runs_and_lookup),
+		cmocka_unit_test(test_log_ids_purged_base),
+		cmocka_unit_test(test_quorum_single_and_joint),
+		cmocka_unit_test(test_config_validation_names_the_option),
+		cmocka_unit_test(test_vote_and_log_id_order),
+		cmocka_unit_test(test_restart_loads_log_and_restores),
+		cmocka_unit_test(test_io_failure_stops_replica),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
