@@ -24,6 +24,7 @@ enum ev_kind {
 	EV_CLIENT_TIMEOUT,
 	EV_NEMESIS,
 	EV_RESTART,
+	EV_NET_ERROR,
 };
 
 struct sim_msg {
@@ -469,6 +470,20 @@ static void net_send(struct sim_world *w, struct sim_msg *sm)
 
 	if (to < 1 || to > w->par.nodes || w->blocked[from - 1][to - 1] || chance(w, w->loss_pct)) {
 		debug_msg(w, &sm->m, "lost");
+		/* Sometimes the transport notices and tells the sender. */
+		if (sm->m.type == LCR_MSG_APPEND_REQ && w->blocked[from - 1][to - 1] &&
+		    chance(w, 30)) {
+			struct sim_event ev = {
+				.at = w->now + 1 * MS + rnd_below(w, 50 * MS),
+				.kind = EV_NET_ERROR,
+				.node = from,
+				.inc = w->nodes[from - 1].incarnation,
+				.a = 1 + rnd_below(w, 3), /* TIMEOUT, UNREACHABLE, NETWORK */
+				.msg = sm
+			};
+			push(w, ev);
+			return;
+		}
 		free(sm->entries);
 		free(sm);
 		return;
@@ -915,7 +930,7 @@ static void nemesis(struct sim_world *w)
 	uint32_t leader = find_leader(w);
 	struct sim_node *v = node(w, victim);
 
-	switch (rnd_below(w, 14)) {
+	switch (rnd_below(w, 15)) {
 	case 0: { /* a random minority cut off, both ways */
 		heal_network(w);
 		uint32_t k = 1 + (uint32_t)rnd_below(w, N / 2);
@@ -1020,6 +1035,18 @@ static void nemesis(struct sim_world *w)
 			step_node_event(w, node(w, leader), &ev);
 		}
 		break;
+	case 14:
+		/* Runtime toggles: heartbeats or elections off (or back on). */
+		if (v->up && w->now >= v->paused_until) {
+			struct lcr_event ev = { .type = LCR_EV_SET_TOGGLE };
+			ev.toggle.toggle = chance(w, 50) ? LCR_TOGGLE_HEARTBEAT : LCR_TOGGLE_ELECT;
+			ev.toggle.on = chance(w, 40);
+			sim_trace(w, v->id, "%s %s",
+				  ev.toggle.toggle == LCR_TOGGLE_HEARTBEAT ? "heartbeat" : "elect",
+				  ev.toggle.on ? "on" : "off");
+			step_node_event(w, v, &ev);
+		}
+		break;
 	}
 	at(w, w->now + w->par.nemesis_gap_ns / 2 + rnd_below(w, w->par.nemesis_gap_ns), EV_NEMESIS,
 	   0, 0);
@@ -1037,8 +1064,16 @@ static void heal_all(struct sim_world *w)
 		n->disk.slow_until = 0;
 		n->disk.fail_next = false;
 		n->paused_until = 0;
-		if (!n->up)
+		if (!n->up) {
 			at(w, w->now, EV_RESTART, n->id, 0);
+			continue;
+		}
+		for (uint32_t t = LCR_TOGGLE_HEARTBEAT; t <= LCR_TOGGLE_ELECT; t++) {
+			struct lcr_event ev = { .type = LCR_EV_SET_TOGGLE };
+			ev.toggle.toggle = t;
+			ev.toggle.on = true;
+			step_node_event(w, n, &ev);
+		}
 	}
 	sim_trace(w, 0, "heal everything");
 }
@@ -1084,6 +1119,17 @@ static void dispatch(struct sim_world *w, struct sim_event *ev)
 		if (!w->healed)
 			nemesis(w);
 		break;
+	case EV_NET_ERROR:
+		if (n->up && ev->inc == n->incarnation && w->now >= n->paused_until) {
+			struct lcr_event ne = { .type = LCR_EV_NET_ERROR };
+			ne.net.target = ev->msg->m.to;
+			ne.net.stream_id = ev->msg->m.append_req.stream_id;
+			ne.net.err = (uint32_t)ev->a;
+			step_node_event(w, n, &ne);
+		}
+		free(ev->msg->entries);
+		free(ev->msg);
+		break;
 	case EV_RESTART:
 		if (!n->up) {
 			sim_trace(w, n->id, "restart");
@@ -1110,7 +1156,7 @@ void sim_world_free(struct sim_world *w)
 {
 	while (w->heap_n) {
 		struct sim_event ev = pop(w);
-		if (ev.kind == EV_DELIVER) {
+		if (ev.kind == EV_DELIVER || ev.kind == EV_NET_ERROR) {
 			free(ev.msg->entries);
 			free(ev.msg);
 		}
