@@ -51,6 +51,8 @@ bool lcr_log_ids_has(const struct lcr_log_ids *l, struct lcr_log_id id);
 int lcr_log_ids_append(struct lcr_log_ids *l, struct lcr_log_id id);
 /* Remove every entry with index >= since (since > purged.index). */
 void lcr_log_ids_truncate(struct lcr_log_ids *l, uint64_t since);
+/* Forget every entry up to and including `upto` (which must be in the log). */
+void lcr_log_ids_purge(struct lcr_log_ids *l, struct lcr_log_id upto);
 /* The first log id of the last leader's run (none when empty). */
 struct lcr_log_id lcr_log_ids_last_run_first(const struct lcr_log_ids *l);
 

@@ -112,6 +112,29 @@ void lcr_log_ids_truncate(struct lcr_log_ids *l, uint64_t since)
 	}
 }
 
+void lcr_log_ids_purge(struct lcr_log_ids *l, struct lcr_log_id upto)
+{
+	uint32_t keep;
+
+	LCR_ASSERT(lcr_log_ids_has(l, upto));
+	if (upto.index <= l->purged.index)
+		return;
+	/* Runs that end at or before `upto` go; the run holding upto+1 starts there. */
+	keep = 0;
+	while (keep + 1 < l->n && l->keys[keep + 1].index <= upto.index + 1)
+		keep++;
+	if (upto.index >= l->last.index) {
+		l->n = 0;
+		l->last = upto;
+	} else {
+		memmove(l->keys, l->keys + keep, sizeof(*l->keys) * (l->n - keep));
+		l->n -= keep;
+		if (l->keys[0].index <= upto.index)
+			l->keys[0].index = upto.index + 1;
+	}
+	l->purged = upto;
+}
+
 struct lcr_log_id lcr_log_ids_last_run_first(const struct lcr_log_ids *l)
 {
 	if (l->n == 0)

@@ -1,0 +1,138 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The durable log of one group: segment files, group commit on io_uring, the
+ * vote/meta slots, recovery. It executes the core's storage commands and
+ * reports "durable up to io id", in the core's io order.
+ *
+ * On disk (docs/storage-format.md has the bytes):
+ *   <dir>/meta                 two vote/meta slots (meta.h)
+ *   <dir>/seg-<n>.log          segments, preallocated and pre-written with zeros;
+ *                              a 4 KiB header block, then batches
+ *
+ * A batch is what one write puts on disk: a 64-byte header and records,
+ * starting on a fresh 4 KiB block, never overwritten. Each record carries its
+ * length, index, leader id, type and a CRC32C. A batch replaces the log after
+ * its first index - 1, so a truncation is simply a later batch that starts
+ * lower (one with no records truncates only). Recovery replays batches in
+ * order. One batch write is in flight per log: a crash can tear only that
+ * last, unacknowledged batch; an invalid batch with valid data after it is
+ * corruption, and the log refuses to open, naming the file and offset.
+ *
+ * Group commit: appends accumulate in the open batch; lcr_log_flush() (once
+ * per loop iteration) seals it and, when no write is in flight, writes it. A
+ * batch buffer lives in a registered arena, which also serves as the cache of
+ * recent entries for replication.
+ *
+ * Only the thread owning the ring may use a log.
+ */
+#ifndef LCR_LOG_H
+#define LCR_LOG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../engine/core.h"
+#include "ring.h"
+
+enum lcr_durability {
+	LCR_DURABILITY_FSYNC = 1, /* acknowledged = on stable storage (default) */
+	LCR_DURABILITY_NONE = 2,  /* acknowledged = written; UNSAFE, benchmarks only */
+};
+
+/* How a batch becomes durable; chosen by measurement (docs/benchmarks.md). */
+enum lcr_io_mode {
+	LCR_IO_DIRECT_DSYNC = 1,       /* O_DIRECT|O_DSYNC: one write (default) */
+	LCR_IO_DIRECT_FDATASYNC = 2,   /* O_DIRECT write + linked fdatasync */
+	LCR_IO_BUFFERED_FDATASYNC = 3, /* page cache write + linked fdatasync */
+};
+
+/* Completion: storage made `io` and everything before it durable (err 0), or failed. */
+typedef void (*lcr_log_done_fn)(void *ctx, const struct lcr_io_id *io, int err);
+
+struct lcr_log_opts {
+	const char *dir; /* created if missing */
+	uint32_t group;
+	uint64_t segment_bytes;	  /* default 64 MiB */
+	uint64_t arena_bytes;	  /* batch buffers and cache; default 32 MiB */
+	uint32_t batch_bytes_max; /* default 1 MiB */
+	uint32_t durability;	  /* enum lcr_durability; default FSYNC */
+	uint32_t io_mode;	  /* enum lcr_io_mode; default DIRECT_DSYNC */
+	lcr_log_done_fn done;
+	void *ctx;
+};
+
+void lcr_log_opts_default(struct lcr_log_opts *o, const char *dir);
+
+struct lcr_log_stats {
+	uint64_t batches_written;
+	uint64_t entries_written;
+	uint64_t bytes_written; /* including padding to 4 KiB */
+	uint64_t syncs;
+	uint64_t vote_writes;
+	uint64_t cache_hits;
+	uint64_t cache_misses;
+	uint64_t segments_created;
+	uint64_t segments_purged;
+	uint64_t stalls; /* batch ready but the next segment was not */
+};
+
+struct lcr_log;
+
+/*
+ * Open (creating if needed) and recover. Blocks (setup, not the data path).
+ * On failure returns -errno and a sentence in `why` naming the file and
+ * offset for corruption (-EBADMSG).
+ */
+int lcr_log_open(struct lcr_log **out, struct lcr_ring *ring, const struct lcr_log_opts *o,
+		 char *why, size_t why_len);
+
+/* Close: waits for writes in flight, then frees. */
+void lcr_log_close(struct lcr_log *l);
+
+/* What recovery found; feed it to lcr_core_new()/lcr_core_load_log_id(). */
+void lcr_log_restore(const struct lcr_log *l, struct lcr_core_restore *rs);
+struct lcr_log_id lcr_log_last(const struct lcr_log *l);
+uint64_t lcr_log_first_index(const struct lcr_log *l);
+bool lcr_log_id_at(const struct lcr_log *l, uint64_t index, struct lcr_log_id *out);
+
+/* The core's storage commands. Each returns 0 or -errno (-ENOBUFS: arena full,
+ * try after completions; -EIO etc: the log has failed and stays failed). */
+int lcr_log_save_vote(struct lcr_log *l, struct lcr_vote v, const struct lcr_io_id *io);
+int lcr_log_append(struct lcr_log *l, const struct lcr_entry *e, uint32_t n,
+		   const struct lcr_io_id *io);
+int lcr_log_truncate(struct lcr_log *l, uint64_t after, const struct lcr_io_id *io);
+/* Execute one core command of the storage kinds (SAVE_VOTE, APPEND, TRUNCATE). */
+int lcr_log_exec(struct lcr_log *l, const struct lcr_cmd *cmd);
+
+/* End of a loop iteration: seal the open batch and write what can be written. */
+void lcr_log_flush(struct lcr_log *l);
+
+/*
+ * Remove whole segments whose entries all have index <= upto, after
+ * recording the purge point in the meta slots. Synchronous (unlink).
+ */
+int lcr_log_purge(struct lcr_log *l, uint64_t upto);
+
+/*
+ * An entry from the cache of recent batches: 0 with `out->data` pointing into
+ * the arena (valid until the next append or flush), or -ENOENT when it is
+ * only on disk (then use lcr_log_read).
+ */
+int lcr_log_get(struct lcr_log *l, uint64_t index, struct lcr_entry *out);
+
+/*
+ * Read one entry from disk, verifying its checksum (blocking pread; for cold
+ * reads and tests). `buf` must hold the payload; returns payload length or
+ * -errno (-EBADMSG on a checksum mismatch, naming nothing: the log is
+ * corrupt and the caller must stop).
+ */
+int lcr_log_read(struct lcr_log *l, uint64_t index, struct lcr_entry *out, void *buf, size_t len);
+
+/* Bytes the arena can still take before appends fail with -ENOBUFS. */
+uint64_t lcr_log_space(const struct lcr_log *l);
+bool lcr_log_busy(const struct lcr_log *l); /* writes in flight or pending */
+int lcr_log_error(const struct lcr_log *l); /* the sticky error, or 0 */
+void lcr_log_stats(const struct lcr_log *l, struct lcr_log_stats *st);
+
+#endif /* LCR_LOG_H */

@@ -1,0 +1,71 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * On-disk formats of the log segments, shared by the log, its recovery and the
+ * fuzz target. Little-endian, fixed sizes, documented in
+ * docs/storage-format.md. Every struct is checked by a static assert.
+ */
+#ifndef LCR_LOG_FORMAT_H
+#define LCR_LOG_FORMAT_H
+
+#include <stdint.h>
+
+#define LCR_BLOCK	   4096u
+#define LCR_SEG_MAGIC	   0x5352434cu /* "LCRS" */
+#define LCR_BATCH_MAGIC	   0x4252434cu /* "LCRB" */
+#define LCR_FORMAT_VERSION 1
+
+/* First bytes of a segment's header block (the rest of the block is zero). */
+struct lcr_seg_hdr {
+	uint32_t magic;
+	uint32_t crc; /* CRC32C of bytes [8, 48) */
+	uint16_t version;
+	uint16_t flags;
+	uint32_t group;
+	uint64_t seg_no;	/* matches the file name */
+	uint64_t segment_bytes; /* the file's preallocated size */
+	uint64_t reserved[2];
+};
+
+/* A batch header; a batch starts on a block boundary. */
+struct lcr_batch_hdr {
+	uint32_t magic;
+	uint32_t crc; /* CRC32C of bytes [8, 64) */
+	uint16_t version;
+	uint16_t flags;
+	uint32_t group;
+	uint64_t batch_seq;   /* strictly increasing within a log */
+	uint64_t first_index; /* the log after first_index - 1 is replaced by this batch */
+	uint32_t count;	      /* records that follow */
+	uint32_t bytes;	      /* record bytes that follow the header */
+	uint64_t reserved[3];
+};
+
+/* A record: this header, then `len` payload bytes, padded to 8 bytes. */
+struct lcr_rec_hdr {
+	uint32_t crc; /* CRC32C of bytes [4, 32) and the payload */
+	uint32_t len;
+	uint64_t index;
+	uint64_t term;
+	uint32_t node;
+	uint16_t type;
+	uint16_t flags;
+};
+
+_Static_assert(sizeof(struct lcr_seg_hdr) == 48, "segment header layout");
+_Static_assert(sizeof(struct lcr_batch_hdr) == 64, "batch header layout");
+_Static_assert(sizeof(struct lcr_rec_hdr) == 32, "record header layout");
+
+static inline uint64_t lcr_align_up(uint64_t x, uint64_t a)
+{
+	return (x + a - 1) / a * a;
+}
+
+static inline uint32_t lcr_rec_size(uint32_t len)
+{
+	return (uint32_t)(sizeof(struct lcr_rec_hdr) + lcr_align_up(len, 8));
+}
+
+/* Largest payload of one entry. */
+#define LCR_ENTRY_MAX (1u << 20)
+
+#endif /* LCR_LOG_FORMAT_H */

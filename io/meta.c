@@ -1,0 +1,137 @@
+/* SPDX-License-Identifier: MIT */
+/* Vote/meta slots: encoding and recovery (see meta.h). */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "crc32c.h"
+#include "meta.h"
+
+#define META_MAGIC   0x4d52434cu /* "LCRM" little-endian */
+#define META_VERSION 1
+
+/* On-disk layout of a slot's first bytes, little-endian, no padding surprises. */
+struct meta_disk {
+	uint32_t magic;
+	uint32_t crc; /* CRC32C of bytes [8, sizeof(struct meta_disk)) */
+	uint16_t version;
+	uint16_t flags;
+	uint32_t group;
+	uint64_t seq;
+	uint64_t vote_term;
+	uint32_t vote_node;
+	uint32_t vote_committed;
+	uint64_t purged_term;
+	uint32_t purged_node;
+	uint32_t reserved0;
+	uint64_t purged_index;
+	uint64_t committed_term;
+	uint32_t committed_node;
+	uint32_t reserved1;
+	uint64_t committed_index;
+};
+
+_Static_assert(sizeof(struct meta_disk) == 88, "meta slot layout");
+
+void lcr_meta_encode(void *slot, uint32_t group, uint64_t seq, const struct lcr_meta_state *st)
+{
+	struct meta_disk d;
+
+	memset(slot, 0, LCR_META_SLOT);
+	memset(&d, 0, sizeof(d));
+	d.magic = META_MAGIC;
+	d.version = META_VERSION;
+	d.group = group;
+	d.seq = seq;
+	d.vote_term = st->vote.lid.term;
+	d.vote_node = st->vote.lid.node;
+	d.vote_committed = st->vote.committed;
+	d.purged_term = st->purged.lid.term;
+	d.purged_node = st->purged.lid.node;
+	d.purged_index = st->purged.index;
+	d.committed_term = st->committed.lid.term;
+	d.committed_node = st->committed.lid.node;
+	d.committed_index = st->committed.index;
+	d.crc = lcr_crc32c(0, (const char *)&d + 8, sizeof(d) - 8);
+	memcpy(slot, &d, sizeof(d));
+}
+
+static bool all_zero(const void *p, size_t n)
+{
+	const unsigned char *b = p;
+	for (size_t i = 0; i < n; i++)
+		if (b[i])
+			return false;
+	return true;
+}
+
+int lcr_meta_decode(const void *slot, uint32_t group, uint64_t *seq, struct lcr_meta_state *st)
+{
+	struct meta_disk d;
+
+	if (all_zero(slot, LCR_META_SLOT))
+		return 0;
+	memcpy(&d, slot, sizeof(d));
+	if (d.magic != META_MAGIC || d.version != META_VERSION || d.group != group ||
+	    d.crc != lcr_crc32c(0, (const char *)slot + 8, sizeof(d) - 8) || d.seq == 0 ||
+	    d.vote_committed > 1 ||
+	    !all_zero((const char *)slot + sizeof(d), LCR_META_SLOT - sizeof(d)))
+		return -EBADMSG;
+	*seq = d.seq;
+	memset(st, 0, sizeof(*st));
+	st->vote.lid.term = d.vote_term;
+	st->vote.lid.node = d.vote_node;
+	st->vote.committed = d.vote_committed;
+	st->purged.lid.term = d.purged_term;
+	st->purged.lid.node = d.purged_node;
+	st->purged.index = d.purged_index;
+	st->committed.lid.term = d.committed_term;
+	st->committed.lid.node = d.committed_node;
+	st->committed.index = d.committed_index;
+	return 1;
+}
+
+int lcr_meta_recover(const void *buf, size_t len, uint32_t group, struct lcr_meta_state *st,
+		     uint64_t *seq, char *why, size_t why_len)
+{
+	static const unsigned char zero[LCR_META_SLOT];
+	struct lcr_meta_state s[2];
+	uint64_t q[2] = { 0, 0 };
+	int rc[2];
+
+	memset(st, 0, sizeof(*st));
+	*seq = 0;
+	if (len != 0 && len != 2 * LCR_META_SLOT) {
+		snprintf(why, why_len, "meta file is %zu bytes, expected %d", len,
+			 2 * LCR_META_SLOT);
+		return -EBADMSG;
+	}
+	for (int i = 0; i < 2; i++) {
+		const void *slot = len ? (const void *)((const char *)buf + i * LCR_META_SLOT)
+				       : (const void *)zero;
+		rc[i] = lcr_meta_decode(slot, group, &q[i], &s[i]);
+	}
+	/* Slot (seq & 1) is written for each seq, so both bad means more than
+	 * one write went wrong: that is corruption, not a torn write. */
+	if (rc[0] < 0 && rc[1] < 0) {
+		snprintf(why, why_len, "both meta slots are corrupt (offsets 0 and %d)",
+			 LCR_META_SLOT);
+		return -EBADMSG;
+	}
+	int best = -1;
+	for (int i = 0; i < 2; i++)
+		if (rc[i] == 1 && (best < 0 || q[i] > q[best]))
+			best = i;
+	if (best < 0)
+		return 0; /* fresh: nothing was ever written (or only a torn first write) */
+	/* A valid slot must sit where its sequence number says. */
+	if ((q[best] & 1) != (uint64_t)best) {
+		snprintf(why, why_len,
+			 "meta slot at offset %d holds seq %llu, which belongs to the other slot",
+			 best * LCR_META_SLOT, (unsigned long long)q[best]);
+		return -EBADMSG;
+	}
+	*st = s[best];
+	*seq = q[best];
+	return 0;
+}

@@ -1,0 +1,122 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * One io_uring per lcore, shared by that lcore's groups.
+ *
+ * A request (struct lcr_io_req) is embedded in its owner and handed to the
+ * ring; its `done` callback runs exactly once, from lcr_ring_reap() or
+ * lcr_ring_wait(), with the op's final result: the byte count for reads and
+ * writes, 0 for syncs, or a negative errno. Short writes and -EAGAIN are
+ * resubmitted here and never reach the owner; a write linked to a sync is
+ * resubmitted together with it. Submission never blocks: when the SQ is full
+ * requests wait in an overflow queue and go out after the next reap.
+ *
+ * Only the owning thread may touch a ring.
+ */
+#ifndef LCR_RING_H
+#define LCR_RING_H
+
+#include <liburing.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+enum lcr_io_op {
+	LCR_IO_READ = 1,
+	LCR_IO_WRITE = 2,
+	LCR_IO_FSYNC = 3,     /* fsync */
+	LCR_IO_FDATASYNC = 4, /* fdatasync */
+	LCR_IO_FALLOCATE = 5, /* mode 0, `off`, `len` */
+	LCR_IO_NOP = 6,
+};
+
+struct lcr_io_req;
+typedef void (*lcr_io_done_fn)(struct lcr_io_req *req, int res);
+
+struct lcr_io_req {
+	lcr_io_done_fn done; /* called once with the final result */
+	void *ctx;	     /* the owner's */
+	int fd;
+	uint8_t op;  /* enum lcr_io_op */
+	uint8_t gen; /* tags CQEs: stale ones (after a resubmission) are ignored */
+	bool in_flight;
+	bool inject_cancel; /* fault injection: report this sync as cancelled */
+	int16_t buf_index;  /* registered buffer, or -1 */
+	void *buf;
+	uint64_t len;
+	uint64_t off;
+	uint64_t done_bytes;	      /* of a write or read, across resubmissions */
+	struct lcr_io_req *linked;    /* a sync that must follow this write (IOSQE_IO_LINK) */
+	struct lcr_io_req *link_head; /* on a linked sync: the write it follows */
+	struct lcr_io_req *next;      /* overflow queue */
+};
+
+/*
+ * Fault injection, applied to completions as they are reaped: tests make a
+ * real ring fail like a sick disk. Counters are 1-based: fail_fsync_nth = 3
+ * fails the third sync. All zero: no faults.
+ */
+struct lcr_ring_faults {
+	uint32_t fail_fsync_nth;    /* that sync returns -EIO */
+	uint32_t fail_write_nth;    /* that write returns write_errno */
+	int write_errno;	    /* e.g. -EIO, -ENOSPC */
+	uint32_t short_write_every; /* every k-th write reports half its bytes */
+	uint32_t eagain_every;	    /* every k-th write reports -EAGAIN */
+	uint32_t n_fsync;	    /* syncs seen so far */
+	uint32_t n_write;	    /* writes seen so far */
+};
+
+struct lcr_ring_stats {
+	uint64_t submitted;
+	uint64_t completed;
+	uint64_t resubmitted; /* short writes and -EAGAIN */
+	uint64_t overflowed;  /* requests that waited for SQ space */
+	uint64_t syncs;
+	uint64_t sync_ns_total; /* not measured here; owners add their own */
+};
+
+struct lcr_ring {
+	struct io_uring ring;
+	unsigned depth;
+	unsigned in_flight;
+	struct lcr_io_req *ov_head, *ov_tail; /* overflow queue */
+	struct lcr_ring_faults *faults;	      /* NULL: none */
+	struct lcr_ring_stats stats;
+	bool buffers_registered;
+};
+
+/* Create a ring with `depth` SQ entries. Returns 0 or -errno (e.g. -ENOSYS). */
+int lcr_ring_init(struct lcr_ring *r, unsigned depth);
+void lcr_ring_exit(struct lcr_ring *r);
+
+/*
+ * Register buffers for WRITE_FIXED/READ_FIXED. Returns 0 or -errno; -ENOMEM
+ * usually means RLIMIT_MEMLOCK is too low, and callers then use plain I/O.
+ */
+int lcr_ring_register_buffers(struct lcr_ring *r, const struct iovec *iov, unsigned n);
+
+/* Prepare requests (the fields the op needs); then queue them. */
+void lcr_io_prep(struct lcr_io_req *req, uint8_t op, int fd, void *buf, uint64_t len, uint64_t off,
+		 lcr_io_done_fn done, void *ctx);
+
+/* Queue one request. */
+void lcr_ring_queue(struct lcr_ring *r, struct lcr_io_req *req);
+
+/*
+ * Queue a write followed by a sync that runs only if the write fully
+ * succeeds (a linked pair). A short write is completed and the pair resent;
+ * if the write fails, the sync reports -ECANCELED.
+ */
+void lcr_ring_queue_linked(struct lcr_ring *r, struct lcr_io_req *write, struct lcr_io_req *sync);
+
+/* Submit queued SQEs (one syscall). Returns SQEs submitted or -errno. */
+int lcr_ring_submit(struct lcr_ring *r);
+
+/* Run callbacks for every available completion, without blocking. Returns the count. */
+unsigned lcr_ring_reap(struct lcr_ring *r);
+
+/*
+ * Submit, then wait for at least one completion or `timeout_ns`, then reap.
+ * For idle loops that may sleep (socket mode). Returns completions reaped.
+ */
+unsigned lcr_ring_wait(struct lcr_ring *r, uint64_t timeout_ns);
+
+#endif /* LCR_RING_H */

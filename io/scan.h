@@ -1,0 +1,67 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Scanning a segment image during recovery: pure functions over bytes, so the
+ * fuzz target (tests/fuzz/fuzz_recover.c) can feed them anything.
+ *
+ * lcr_seg_scan() walks the batches of one segment. It checks what a batch
+ * proves on its own (magic, header CRC, version, group, bounds, every record's
+ * CRC, consecutive indexes, leaders never going down within the batch) and
+ * hands each valid batch to `accept`, which checks it against the log so far
+ * (sequence numbers increase, no gap before first_index, leaders never go
+ * down) and applies it; an intact batch it refuses is corruption. The first
+ * batch that fails its own checks ends the valid data; the scan then decides
+ * between a torn tail and corruption: if any valid batch header follows
+ * anywhere after that point, the data in between was once complete and is
+ * now damaged, so it is corruption.
+ */
+#ifndef LCR_SCAN_H
+#define LCR_SCAN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "log_format.h"
+
+struct lcr_scan_batch {
+	const struct lcr_batch_hdr *hdr;
+	const uint8_t *records; /* hdr->bytes bytes of records */
+	uint64_t file_off;
+};
+
+/* Return 0 to accept and apply the batch, or -EBADMSG: an intact batch that
+ * does not continue the log is corruption (the scan fails). */
+typedef int (*lcr_scan_accept_fn)(void *ctx, const struct lcr_scan_batch *b);
+
+enum lcr_scan_end {
+	LCR_SCAN_CLEAN = 1, /* the valid data ends at zeros (or the segment end) */
+	LCR_SCAN_TORN = 2,  /* it ends at a damaged last batch: cut it */
+};
+
+struct lcr_scan_result {
+	uint64_t end;	   /* offset after the last valid batch */
+	uint32_t how;	   /* enum lcr_scan_end */
+	uint64_t torn_len; /* TORN: bytes from `end` that are not zero */
+	uint64_t batches;
+	uint64_t records;
+};
+
+/* Validate a segment header block. Returns 0 or -EBADMSG (why set). */
+int lcr_seg_check_header(const void *img, size_t len, uint32_t group, uint64_t seg_no, char *why,
+			 size_t why_len);
+
+/*
+ * Scan the batches of one segment image (header block included) of `len`
+ * bytes. Returns 0 with `res` filled, or -EBADMSG with `why` naming the
+ * offset of the damage.
+ */
+int lcr_seg_scan(const void *img, size_t len, uint32_t group, lcr_scan_accept_fn accept, void *ctx,
+		 struct lcr_scan_result *res, char *why, size_t why_len);
+
+/* True when a valid batch header (magic, version, group, CRC) starts at img+off. */
+bool lcr_batch_hdr_valid(const void *img, size_t len, uint64_t off, uint32_t group);
+
+/* Check one record at p (within `avail` bytes); returns its size or -EBADMSG. */
+int lcr_rec_check(const uint8_t *p, size_t avail, uint64_t index);
+
+#endif /* LCR_SCAN_H */

@@ -1,0 +1,251 @@
+/* The log store: append, truncate, vote, segments, purge, cache, and reopening after each. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "io_harness.h"
+
+static struct iot t;
+
+static int setup(void **state)
+{
+	(void)state;
+	iot_init(&t, "log");
+	assert_int_equal(iot_open(&t), 0);
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	(void)state;
+	iot_fini(&t);
+	return 0;
+}
+
+static void reopen(void)
+{
+	iot_close(&t);
+	int rc = iot_open(&t);
+	if (rc < 0)
+		fail_msg("reopen: %d %s", rc, t.why);
+}
+
+static void test_log_append_survives_reopen(void **state)
+{
+	(void)state;
+	assert_int_equal(iot_append(&t, 1, 1000, 1, 1, 100), 0);
+	assert_int_equal(iot_sync(&t), 0);
+	assert_int_equal(iot_check_disk(&t, 1, 1000, 1, 1), 0);
+	reopen();
+	assert_int_equal(lcr_log_last(t.log).index, 1000);
+	struct lcr_log_id id;
+	assert_true(lcr_log_id_at(t.log, 500, &id));
+	assert_int_equal(id.lid.term, 1);
+	assert_int_equal(iot_check_disk(&t, 1, 1000, 1, 1), 0);
+	/* Appending continues where it stopped. */
+	assert_int_equal(iot_append(&t, 1001, 10, 1, 1, 100), 0);
+	assert_int_equal(iot_sync(&t), 0);
+	reopen();
+	assert_int_equal(lcr_log_last(t.log).index, 1010);
+}
+
+static void test_log_durable_reported_in_io_order(void **state)
+{
+	(void)state;
+	/* vote, append, vote, append: each report covers everything before it. */
+	assert_int_equal(iot_vote(&t, 1, 2, false), 0);
+	assert_int_equal(iot_append(&t, 1, 5, 1, 2, 10), 0);
+	assert_int_equal(iot_vote(&t, 1, 2, true), 0);
+	assert_int_equal(iot_append(&t, 6, 5, 1, 2, 10), 0);
+	assert_int_equal(iot_sync(&t), 0);
+	assert_int_equal(t.durable_seq, 4);
+	reopen();
+	struct lcr_core_restore rs;
+	lcr_log_restore(t.log, &rs);
+	assert_int_equal(rs.vote.lid.term, 1);
+	assert_int_equal(rs.vote.lid.node, 2);
+	assert_true(rs.vote.committed);
+	assert_int_equal(lcr_log_last(t.log).index, 10);
+}
+
+static void test_log_truncate_and_replace_survive_reopen(void **state)
+{
+	(void)state;
+	assert_int_equal(iot_append(&t, 1, 100, 1, 1, 50), 0);
+	assert_int_equal(iot_sync(&t), 0);
+	/* A new leader replaces 61.. with its own entries. */
+	assert_int_equal(iot_truncate(&t, 60), 0);
+	assert_int_equal(iot_append(&t, 61, 10, 2, 3, 50), 0);
+	assert_int_equal(iot_sync(&t), 0);
+	assert_int_equal(lcr_log_last(t.log).index, 70);
+	reopen();
+	assert_int_equal(lcr_log_last(t.log).index, 70);
+	assert_int_equal(iot_check_disk(&t, 1, 60, 1, 1), 0);
+	assert_int_equal(iot_check_disk(&t, 61, 70, 2, 3), 0);
+	/* A truncation alone (a Conflict) also survives. */
+	assert_int_equal(iot_truncate(&t, 30), 0);
+	assert_int_equal(iot_sync(&t), 0);
+	reopen();
+	assert_int_equal(lcr_log_last(t.log).index, 30);
+	struct lcr_entry e;
+	uint8_t buf[64];
+	assert_int_equal(lcr_log_read(t.log, 31, &e, buf, sizeof(buf)), -ENOENT);
+}
+
+static void test_log_truncate_inside_open_batch(void **state)
+{
+	(void)state;
+	assert_int_equal(iot_append(&t, 1, 20, 1, 1, 8), 0);
+	/* Not flushed: the batch is still open when it is cut. */
+	assert_int_equal(iot_truncate(&t, 12), 0);
+	assert_int_equal(iot_append(&t, 13, 3, 2, 2, 8), 0);
+	assert_int_equal(iot_sync(&t), 0);
+	reopen();
+	assert_int_equal(lcr_log_last(t.log).index, 15);
+	assert_int_equal(iot_check_disk(&t, 1, 12, 1, 1), 0);
+	assert_int_equal(iot_check_disk(&t, 13, 15, 2, 2), 0);
+}
+
+static void test_log_cache_serves_recent_entries(void **state)
+{
+	(void)state;
+	uint8_t want[100];
+	struct lcr_entry e;
+	assert_int_equal(iot_append(&t, 1, 50, 1, 1, 100), 0);
+	/* Readable for replication before it is durable. */
+	assert_int_equal(lcr_log_get(t.log, 7, &e), 0);
+	iot_payload(7, want, 100);
+	assert_memory_equal(e.data, want, 100);
+	assert_int_equal(iot_sync(&t), 0);
+	assert_int_equal(lcr_log_get(t.log, 50, &e), 0);
+	assert_int_equal(e.id.index, 50);
+	assert_int_equal(lcr_log_get(t.log, 51, &e), -ENOENT);
+	reopen(); /* the cache is gone, the disk has it */
+	assert_int_equal(lcr_log_get(t.log, 7, &e), -ENOENT);
+	assert_int_equal(iot_check_disk(&t, 7, 7, 1, 1), 0);
+}
+
+static void test_log_segments_roll_and_purge(void **state)
+{
+	(void)state;
+	/* 4 MiB segments, 3000-byte entries: several segments. */
+	uint64_t n = 0;
+	for (int round = 0; round < 10; round++) {
+		assert_int_equal(iot_append(&t, n + 1, 1000, 1, 1, 3000), 0);
+		n += 1000;
+		assert_int_equal(iot_sync(&t), 0);
+	}
+	struct lcr_log_stats st;
+	lcr_log_stats(t.log, &st);
+	assert_true(st.segments_created >= 8);
+	reopen();
+	assert_int_equal(lcr_log_last(t.log).index, n);
+	assert_int_equal(iot_check_disk(&t, 1, n, 1, 1), 0);
+	/* Purge the first half: whole segments go, the rest stays readable. */
+	assert_int_equal(lcr_log_purge(t.log, 5000), 0);
+	assert_int_equal(iot_vote(&t, 1, 1, false), 0); /* a write after the purge */
+	assert_int_equal(iot_sync(&t), 0);
+	lcr_log_stats(t.log, &st);
+	assert_true(st.segments_purged >= 3);
+	reopen();
+	assert_int_equal(lcr_log_first_index(t.log), 5001);
+	assert_int_equal(lcr_log_last(t.log).index, n);
+	assert_int_equal(iot_check_disk(&t, 5001, n, 1, 1), 0);
+}
+
+static void test_log_large_entries(void **state)
+{
+	(void)state;
+	/* Entries up to 1 MiB, each alone in a batch beyond batch_bytes_max. */
+	static uint8_t big[1 << 20];
+	struct lcr_entry e = { { { 1, 1 }, 1 }, LCR_ENTRY_NORMAL, sizeof(big), big };
+	iot_payload(1, big, sizeof(big));
+	struct lcr_io_id io = { ++t.seq, { { 0, 0 }, false }, lcr_log_last(t.log) };
+	assert_int_equal(lcr_log_append(t.log, &e, 1, &io), 0);
+	assert_int_equal(iot_append(&t, 2, 3, 1, 1, 10), 0);
+	assert_int_equal(iot_sync(&t), 0);
+	reopen();
+	assert_int_equal(lcr_log_last(t.log).index, 4);
+	assert_int_equal(iot_check_disk(&t, 1, 4, 1, 1), 0);
+}
+
+static void test_log_rejects_gaps(void **state)
+{
+	(void)state;
+	assert_int_equal(iot_append(&t, 1, 3, 1, 1, 10), 0);
+	assert_int_equal(iot_append(&t, 5, 1, 1, 1, 10), -EINVAL);
+	assert_int_equal(iot_truncate(&t, 9), -EINVAL);
+}
+
+static void test_log_bad_options_named(void **state)
+{
+	(void)state;
+	struct lcr_log *l;
+	char why[256];
+	struct lcr_log_opts o = t.opts;
+	o.segment_bytes = 12345;
+	assert_int_equal(lcr_log_open(&l, &t.ring, &o, why, sizeof(why)), -EINVAL);
+	assert_non_null(strstr(why, "segment_bytes"));
+	o = t.opts;
+	o.dir = "/proc/definitely/not/here";
+	assert_true(lcr_log_open(&l, &t.ring, &o, why, sizeof(why)) < 0);
+	assert_non_null(strstr(why, "/proc/definitely/not/here"));
+}
+
+static void test_log_durability_none_still_writes(void **state)
+{
+	(void)state;
+	iot_close(&t);
+	t.opts.durability = LCR_DURABILITY_NONE;
+	assert_int_equal(iot_open(&t), 0);
+	assert_int_equal(iot_append(&t, 1, 100, 1, 1, 10), 0);
+	assert_int_equal(iot_sync(&t), 0);
+	reopen();
+	assert_int_equal(lcr_log_last(t.log).index, 100);
+}
+
+static void test_log_io_modes_agree(void **state)
+{
+	(void)state;
+	for (uint32_t mode = LCR_IO_DIRECT_DSYNC; mode <= LCR_IO_BUFFERED_FDATASYNC; mode++) {
+		iot_fini(&t);
+		iot_init(&t, "mode");
+		t.opts.io_mode = mode;
+		assert_int_equal(iot_open(&t), 0);
+		assert_int_equal(iot_append(&t, 1, 300, 1, 1, 200), 0);
+		assert_int_equal(iot_sync(&t), 0);
+		reopen();
+		assert_int_equal(lcr_log_last(t.log).index, 300);
+		assert_int_equal(iot_check_disk(&t, 1, 300, 1, 1), 0);
+	}
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_log_append_survives_reopen, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_log_durable_reported_in_io_order, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_log_truncate_and_replace_survive_reopen, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_log_truncate_inside_open_batch, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_log_cache_serves_recent_entries, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_log_segments_roll_and_purge, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_log_large_entries, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_log_rejects_gaps, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_log_bad_options_named, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_log_durability_none_still_writes, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_log_io_modes_agree, setup, teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
