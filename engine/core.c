@@ -55,6 +55,7 @@ void lcr_core_config_default(struct lcr_core_config *cfg, uint32_t id)
 	cfg->inflight_max = 64;
 	cfg->respond_max = 256;
 	cfg->reads_max = 4096;
+	cfg->leader_runs_max = 4096;
 	cfg->backoff_ms = 200;
 	cfg->read_timeout_ms = 0;
 	cfg->enable_pre_vote = false;
@@ -104,6 +105,11 @@ int lcr_core_config_validate(const struct lcr_core_config *cfg, char *why, size_
 	}
 	if (cfg->reads_max == 0) {
 		snprintf(why, why_len, "reads_max must be at least 1");
+		return -EINVAL;
+	}
+	if (cfg->leader_runs_max < 16) {
+		snprintf(why, why_len, "leader_runs_max (%u) must be at least 16",
+			 cfg->leader_runs_max);
 		return -EINVAL;
 	}
 	if (cfg->backoff_ms == 0) {
@@ -208,16 +214,18 @@ struct lcr_core *lcr_core_new(const struct lcr_core_config *cfg,
 	c->reads_max = cfg->reads_max;
 	/* A call sends at most inflight_max requests plus a heartbeat per peer,
 	 * releases at most resp_max responses, and a few more commands. */
-	c->out_max = LCR_NODES_MAX * (cfg->inflight_max + 4) + cfg->respond_max + 64;
+	c->out_max =
+		LCR_NODES_MAX * (cfg->inflight_max + 4) + cfg->respond_max + cfg->reads_max + 64;
 	c->resp = a.alloc(a.ctx, sizeof(*c->resp) * c->resp_max);
 	c->reads = a.alloc(a.ctx, sizeof(*c->reads) * c->reads_max);
 	c->out = a.alloc(a.ctx, sizeof(*c->out) * c->out_max);
 	if (!c->resp || !c->reads || !c->out ||
-	    lcr_log_ids_init(&c->log, a, 64, restore->purged) < 0) {
+	    lcr_log_ids_init(&c->log, a, cfg->leader_runs_max, restore->purged) < 0) {
 		free_core(c);
 		*err = -ENOMEM;
 		return NULL;
 	}
+	c->log.fixed = true; /* the core never allocates once created */
 	*err = 0;
 	return c;
 }
@@ -475,7 +483,7 @@ int lcr_core_start(struct lcr_core *c, uint64_t now_ns)
 	lcr_resample_election_timeout(c);
 
 	bool own_leader = c->vote.committed && c->vote.lid.node == c->id;
-	if (own_leader && !c->cfg.enable_leader_restore)
+	if (own_leader && (!c->cfg.enable_leader_restore || !lcr_log_ids_can_start_run(&c->log)))
 		c->vote.committed = false; /* in memory: a new election is needed */
 	c->vote_utime_ns = c->now_ns;
 	c->vote_lease_ns = c->vote.committed ? c->leader_lease_ns : 0;
@@ -498,7 +506,7 @@ static void on_flushed(struct lcr_core *c, struct lcr_io_id io)
 	c->flushed = io;
 	c->flushed_last = io.last;
 	release_responses(c);
-	lcr_candidate_try_self(c);
+	lcr_candidate_progress(c);
 	lcr_leader_on_flush(c);
 	lcr_transfer_check(c);
 }
@@ -536,7 +544,7 @@ static void tick(struct lcr_core *c)
 	if (c->leader.active) {
 		lcr_leader_tick(c);
 	} else {
-		lcr_candidate_try_self(c);
+		lcr_candidate_progress(c);
 		lcr_election_tick(c);
 	}
 	lcr_transfer_check(c);
@@ -575,7 +583,7 @@ int lcr_core_step(struct lcr_core *c, const struct lcr_event *ev)
 		if (ev->elect.pre_vote)
 			lcr_pre_elect(c);
 		else
-			lcr_elect(c, false);
+			lcr_elect(c, NULL);
 		break;
 	case LCR_EV_TRIGGER_HEARTBEAT:
 		if (c->leader.active)
@@ -675,5 +683,6 @@ void lcr_core_status(const struct lcr_core *c, struct lcr_core_status *st)
 	st->responses_dropped = c->n_resp_dropped;
 	st->stale_msgs = c->n_stale;
 	st->reversions = c->n_reversions;
+	st->dropped_msgs = c->n_dropped;
 	st->next_timer_ns = c->stopped ? UINT64_MAX : next_timer(c);
 }

@@ -64,6 +64,7 @@ enum lcr_bug {
 	LCR_BUG_VOTE_NOT_PERSISTED = 1u << 2,
 	LCR_BUG_GRANT_STALE_LOG = 1u << 3,
 	LCR_BUG_LEASE_IGNORED = 1u << 4,
+	LCR_BUG_VOTE_BEFORE_DURABLE = 1u << 5,
 };
 
 struct lcr_core_config {
@@ -80,6 +81,12 @@ struct lcr_core_config {
 	uint32_t respond_max;
 	/* Linearizable reads waiting; overflow rejects the read with LCR_EFULL. */
 	uint32_t reads_max;
+	/*
+	 * Runs of entries by one leader the log may hold (memory fixed at start:
+	 * 24 bytes each). A peer's append that would need more is dropped; a
+	 * replica whose log is full of runs does not stand for election.
+	 */
+	uint32_t leader_runs_max;
 	/* Base of the replication backoff on UNREACHABLE: b, 2b, 4b, ... cap 1 s. */
 	uint64_t backoff_ms;
 	/* How long a read may wait for its quorum ack and apply; 0: leader lease. */
@@ -273,6 +280,7 @@ struct lcr_core_status {
 	uint64_t responses_dropped; /* respond queue overflow */
 	uint64_t stale_msgs;	    /* replies from closed streams or old votes */
 	uint64_t reversions;	    /* conflicts below a follower's matching */
+	uint64_t dropped_msgs;	    /* malformed or impossible messages */
 	uint64_t next_timer_ns;	    /* the earliest time a tick has work to do */
 };
 

@@ -37,6 +37,7 @@ struct lcr_log_ids {
 	uint32_t cap;
 	struct lcr_log_id purged; /* last purged log id (none: nothing purged) */
 	struct lcr_log_id last;	  /* last log id; == purged when the log is empty */
+	bool fixed;		  /* capacity fixed: a new run past it fails with -ENOSPC */
 	struct lcr_allocator alloc;
 };
 
@@ -53,6 +54,8 @@ int lcr_log_ids_append(struct lcr_log_ids *l, struct lcr_log_id id);
 void lcr_log_ids_truncate(struct lcr_log_ids *l, uint64_t since);
 /* Forget every entry up to and including `upto` (which must be in the log). */
 void lcr_log_ids_purge(struct lcr_log_ids *l, struct lcr_log_id upto);
+/* Room for one more run without allocating. */
+bool lcr_log_ids_can_start_run(const struct lcr_log_ids *l);
 /* The first log id of the last leader's run (none when empty). */
 struct lcr_log_id lcr_log_ids_last_run_first(const struct lcr_log_ids *l);
 
@@ -115,6 +118,8 @@ struct lcr_candidate {
 	uint64_t started_ns;
 	bool granted[LCR_NODES_MAX]; /* by slot */
 	bool transfer;
+	struct lcr_vote transfer_from; /* transfer: the leader that handed over */
+	bool reqs_sent;		       /* vote requests go out once our own vote is durable */
 };
 
 struct lcr_leader {
@@ -209,6 +214,7 @@ struct lcr_core {
 	uint64_t n_resp_dropped;
 	uint64_t n_stale;
 	uint64_t n_reversions;
+	uint64_t n_dropped;
 	uint64_t next_stream_id;
 };
 
@@ -231,7 +237,7 @@ void lcr_core_truncate(struct lcr_core *c, uint64_t since);
 /* election.c */
 bool lcr_vote_update(struct lcr_core *c, struct lcr_vote v);
 void lcr_vote_refresh_state(struct lcr_core *c);
-void lcr_elect(struct lcr_core *c, bool transfer);
+void lcr_elect(struct lcr_core *c, const struct lcr_vote *transfer_from);
 void lcr_pre_elect(struct lcr_core *c);
 void lcr_election_tick(struct lcr_core *c);
 uint64_t lcr_election_deadline(const struct lcr_core *c);
@@ -240,7 +246,7 @@ void lcr_on_vote_req(struct lcr_core *c, const struct lcr_msg *m);
 void lcr_on_vote_resp(struct lcr_core *c, const struct lcr_msg *m);
 void lcr_on_transfer(struct lcr_core *c, const struct lcr_msg *m);
 void lcr_transfer_check(struct lcr_core *c);
-void lcr_candidate_try_self(struct lcr_core *c);
+void lcr_candidate_progress(struct lcr_core *c);
 void lcr_trigger_transfer(struct lcr_core *c, uint32_t to);
 void lcr_resample_election_timeout(struct lcr_core *c);
 

@@ -40,9 +40,13 @@ void lcr_vote_refresh_state(struct lcr_core *c)
 		return;
 	}
 	if (c->vote.lid.node == c->id && !c->vote.committed) {
-		/* Leading: a candidate of our own; an old leadership is over. */
+		/* Leading: a candidate of our own; an old leadership is over. A
+		 * candidate whose vote is no longer ours (we adopted a higher one
+		 * naming us, left from an earlier round) has lost. */
 		if (c->leader.active)
 			lcr_leader_drop(c);
+		if (c->candidate.active && !lcr_vote_eq(c->candidate.vote, c->vote))
+			c->candidate.active = false;
 		return;
 	}
 	if (c->leader.active)
@@ -89,7 +93,8 @@ bool lcr_vote_update(struct lcr_core *c, struct lcr_vote v)
 	return vote_set(c, v, true);
 }
 
-static void send_vote_reqs(struct lcr_core *c, struct lcr_vote v, bool pre_vote, bool transfer)
+static void send_vote_reqs(struct lcr_core *c, struct lcr_vote v, bool pre_vote,
+			   const struct lcr_candidate *cand)
 {
 	for (uint32_t i = 0; i < c->n_nodes; i++) {
 		uint32_t to = c->nodes[i];
@@ -101,7 +106,9 @@ static void send_vote_reqs(struct lcr_core *c, struct lcr_vote v, bool pre_vote,
 		m.to = to;
 		m.vote_req.vote = v;
 		m.vote_req.last_log_id = c->log.last;
-		m.vote_req.leadership_transfer = transfer;
+		m.vote_req.leadership_transfer = cand && cand->transfer;
+		if (cand && cand->transfer)
+			m.vote_req.transfer_from = cand->transfer_from;
 		m.vote_req.pre_vote = pre_vote;
 		lcr_core_send(c, &m);
 	}
@@ -126,31 +133,46 @@ static bool quorum_granted(const struct lcr_core *c, const struct lcr_candidate 
 }
 
 static void new_candidate(struct lcr_core *c, struct lcr_candidate *cand, struct lcr_vote v,
-			  bool transfer)
+			  const struct lcr_vote *transfer_from)
 {
 	memset(cand, 0, sizeof(*cand));
 	cand->active = true;
 	cand->vote = v;
 	cand->last_log_id = c->log.last;
 	cand->started_ns = c->now_ns;
-	cand->transfer = transfer;
+	if (transfer_from) {
+		cand->transfer = true;
+		cand->transfer_from = *transfer_from;
+	}
 }
 
-static bool lease_blocks(const struct lcr_core *c, bool transfer);
+static bool lease_blocks(const struct lcr_core *c, const struct lcr_vote *transfer_from);
 
-void lcr_elect(struct lcr_core *c, bool transfer)
+/*
+ * Stand for election: a new uncommitted vote for ourselves, persisted. The
+ * vote requests wait until that vote is durable (lcr_candidate_progress): a
+ * candidate that crashed with requests out but its vote lost could later run
+ * again for the very same leader id, and two leaderships with one id would
+ * hand out the same log ids for different entries.
+ */
+void lcr_elect(struct lcr_core *c, const struct lcr_vote *transfer_from)
 {
 	c->pre_candidate.active = false;
 	if (c->leader.active || !lcr_membership_is_voter(&c->membership, c->id))
 		return;
+	/* A leader starts a run of entries; without room it could not lead. */
+	if (!lcr_log_ids_can_start_run(&c->log)) {
+		c->n_dropped++;
+		return;
+	}
 	lcr_resample_election_timeout(c);
 	struct lcr_vote v = { { c->vote.lid.term + 1, c->id }, false };
-	new_candidate(c, &c->candidate, v, transfer);
+	new_candidate(c, &c->candidate, v, transfer_from);
 	LCR_ASSERT(lcr_vote_update(c, v));
 	c->candidate.vote_seq = c->vote_seq;
 	c->n_elections++;
 	c->seen_greater_log = false;
-	send_vote_reqs(c, v, false, transfer);
+	lcr_candidate_progress(c);
 }
 
 void lcr_pre_elect(struct lcr_core *c)
@@ -162,19 +184,25 @@ void lcr_pre_elect(struct lcr_core *c)
 	new_candidate(c, &c->pre_candidate, v, false);
 	c->pre_candidate.granted[c->self_slot] = true;
 	if (quorum_granted(c, &c->pre_candidate)) {
-		lcr_elect(c, false);
+		lcr_elect(c, NULL);
 		return;
 	}
-	send_vote_reqs(c, v, true, false);
+	send_vote_reqs(c, v, true, NULL);
 }
 
 static void establish(struct lcr_core *c)
 {
 	struct lcr_vote v = c->candidate.vote;
 
+	/* Our vote is durable (requests went out only then) and still ours. */
+	bool durable =
+		c->flushed.seq >= c->candidate.vote_seq || LCR_BUG(c, LCR_BUG_VOTE_BEFORE_DURABLE);
+	if (!lcr_vote_eq(v, c->vote) || !durable) {
+		c->candidate.active = false;
+		return;
+	}
 	c->candidate.active = false;
 	c->pre_candidate.active = false;
-	LCR_ASSERT(lcr_vote_eq(v, c->vote));
 	v.committed = true;
 	LCR_ASSERT(lcr_vote_update(c, v)); /* persists and makes us leader */
 }
@@ -186,15 +214,22 @@ static void establish(struct lcr_core *c)
  * stale. The timer never fires inside the lease, a triggered election may
  * (openraft's elect() does not check this).
  */
-void lcr_candidate_try_self(struct lcr_core *c)
+void lcr_candidate_progress(struct lcr_core *c)
 {
 	struct lcr_candidate *cand = &c->candidate;
 
-	if (!cand->active || cand->granted[c->self_slot] || c->flushed.seq < cand->vote_seq ||
-	    lease_blocks(c, cand->transfer))
+	bool durable = c->flushed.seq >= cand->vote_seq;
+
+	if (!cand->active || (!durable && !LCR_BUG(c, LCR_BUG_VOTE_BEFORE_DURABLE)))
 		return;
-	cand->granted[c->self_slot] = true;
-	if (quorum_granted(c, cand))
+	if (!cand->reqs_sent) {
+		cand->reqs_sent = true;
+		send_vote_reqs(c, cand->vote, false, cand);
+	}
+	/* The transfer target's promise to the old leader was waived by it. */
+	if (!cand->granted[c->self_slot] && durable && !lease_blocks(c, NULL))
+		cand->granted[c->self_slot] = true;
+	if (cand->granted[c->self_slot] && quorum_granted(c, cand))
 		establish(c);
 }
 
@@ -219,7 +254,7 @@ void lcr_election_tick(struct lcr_core *c)
 		return;
 	if (lcr_membership_voter_count(&c->membership) == 1) {
 		if (!c->candidate.active)
-			lcr_elect(c, false);
+			lcr_elect(c, NULL);
 		return;
 	}
 	uint64_t timeout = c->election_timeout_ns;
@@ -239,7 +274,7 @@ void lcr_election_tick(struct lcr_core *c)
 	if (pre_vote)
 		lcr_pre_elect(c);
 	else
-		lcr_elect(c, false);
+		lcr_elect(c, NULL);
 }
 
 static void reply_vote(struct lcr_core *c, const struct lcr_msg *req, bool granted, bool now)
@@ -260,12 +295,19 @@ static void reply_vote(struct lcr_core *c, const struct lcr_msg *req, bool grant
 		lcr_core_respond_when(c, c->vote_seq, &m); /* after the vote is durable */
 }
 
-/* Is a promise we made to a leader in the way of granting this vote? */
-static bool lease_blocks(const struct lcr_core *c, bool transfer)
+/*
+ * Is a promise we made to a leader in the way of granting this vote? A
+ * leadership transfer lifts it only when it comes from the very leader we
+ * promised (our vote is still that leader's): its TransferLeader message may
+ * simply not have reached us yet. A transfer from anyone else does not.
+ */
+static bool lease_blocks(const struct lcr_core *c, const struct lcr_vote *transfer_from)
 {
 	if (LCR_BUG(c, LCR_BUG_LEASE_IGNORED))
 		return false;
-	return !transfer && c->now_ns <= c->promise_until_ns;
+	if (transfer_from && transfer_from->committed && lcr_vote_eq(*transfer_from, c->vote))
+		return false;
+	return c->now_ns <= c->promise_until_ns;
 }
 
 /* Is the candidate's log at least as up to date as ours (Raft §5.4.1)? */
@@ -287,12 +329,13 @@ void lcr_on_vote_req(struct lcr_core *c, const struct lcr_msg *m)
 	}
 	if (req->pre_vote) {
 		/* Would we grant? Nothing changes and nothing is persisted. */
-		bool granted = !lease_blocks(c, false) && log_ok(c, req->last_log_id) &&
+		bool granted = !lease_blocks(c, NULL) && log_ok(c, req->last_log_id) &&
 			       lcr_vote_cmp(req->vote, c->vote) >= 0;
 		reply_vote(c, m, granted, true);
 		return;
 	}
-	if (lease_blocks(c, req->leadership_transfer) || !log_ok(c, req->last_log_id)) {
+	const struct lcr_vote *from = req->leadership_transfer ? &req->transfer_from : NULL;
+	if (lease_blocks(c, from) || !log_ok(c, req->last_log_id)) {
 		reply_vote(c, m, false, false);
 		return;
 	}
@@ -320,8 +363,8 @@ void lcr_on_vote_resp(struct lcr_core *c, const struct lcr_msg *m)
 		if (!quorum_granted(c, cand))
 			return;
 		if (r->pre_vote)
-			lcr_elect(c, false);
-		else
+			lcr_elect(c, NULL);
+		else if (cand->granted[c->self_slot] || LCR_BUG(c, LCR_BUG_VOTE_BEFORE_DURABLE))
 			establish(c);
 		return;
 	}
@@ -399,7 +442,8 @@ void lcr_transfer_check(struct lcr_core *c)
 		return;
 	}
 	if (lcr_log_id_cmp(c->flushed_last, c->transfer_in.last_log_id) >= 0) {
+		struct lcr_vote from = c->transfer_in.from_leader;
 		c->transfer_in.active = false;
-		lcr_elect(c, true);
+		lcr_elect(c, &from);
 	}
 }

@@ -55,12 +55,57 @@ static bool well_formed(const struct lcr_append_req *a)
 	return lcr_leader_id_cmp(a->prev.lid, a->vote.lid) <= 0;
 }
 
+/*
+ * A genuine leader never conflicts with an entry we know committed: every
+ * later leader holds all committed entries (Raft §5.4). A message that would
+ * make us truncate one is forged or corrupt: count it and drop it.
+ */
+static bool truncatable(struct lcr_core *c, uint64_t since)
+{
+	if (since > c->committed.index)
+		return true;
+	c->n_dropped++;
+	return false;
+}
+
+/* Whether appending entries[i..] fits the fixed run table (after any truncation). */
+static bool room_for(struct lcr_core *c, const struct lcr_append_req *a, uint32_t i)
+{
+	uint64_t first = a->entries[i].id.index;
+	uint32_t have = c->log.n, runs = 0;
+	bool has_prev = false;
+	struct lcr_leader_id prev = { 0, 0 };
+
+	if (first <= c->log.last.index) {
+		/* Runs that survive a truncation at `first`. */
+		have = 0;
+		while (have < c->log.n && c->log.keys[have].index < first)
+			have++;
+	}
+	if (have > 0) {
+		struct lcr_log_id before;
+		LCR_ASSERT(lcr_log_ids_get(&c->log, first - 1, &before));
+		prev = before.lid;
+		has_prev = true;
+	}
+	for (uint32_t j = i; j < a->n_entries; j++) {
+		if (!has_prev || !lcr_leader_id_eq(a->entries[j].id.lid, prev))
+			runs++;
+		prev = a->entries[j].id.lid;
+		has_prev = true;
+	}
+	if (have + runs <= c->log.cap)
+		return true;
+	c->n_dropped++; /* the log is full of leader changes: a purge would free it */
+	return false;
+}
+
 void lcr_on_append_req(struct lcr_core *c, const struct lcr_msg *m)
 {
 	const struct lcr_append_req *a = &m->append_req;
 
 	if (m->from != a->vote.lid.node || (a->n_entries > 0 && !a->entries) || !well_formed(a)) {
-		c->n_stale++;
+		c->n_dropped++;
 		return;
 	}
 	if (lcr_vote_cmp(a->vote, c->vote) < 0) {
@@ -71,8 +116,11 @@ void lcr_on_append_req(struct lcr_core *c, const struct lcr_msg *m)
 
 	if (!lcr_log_ids_has(&c->log, a->prev)) {
 		struct lcr_log_id here;
-		if (lcr_log_ids_get(&c->log, a->prev.index, &here))
+		if (lcr_log_ids_get(&c->log, a->prev.index, &here)) {
+			if (!truncatable(c, a->prev.index))
+				return;
 			lcr_core_truncate(c, a->prev.index);
+		}
 		reply(c, m, LCR_APPEND_CONFLICT, a->vote, a->prev, 0, true);
 		return;
 	}
@@ -85,16 +133,18 @@ void lcr_on_append_req(struct lcr_core *c, const struct lcr_msg *m)
 		if (lcr_log_ids_has(&c->log, id))
 			continue;
 		/* The first mismatch: everything from here on is replaced. */
+		if (!truncatable(c, id.index))
+			return;
+		if (!room_for(c, a, i))
+			return;
 		lcr_core_truncate(c, id.index);
 		break;
 	}
 	if (i < a->n_entries) {
-		for (uint32_t j = i; j < a->n_entries; j++) {
-			if (lcr_log_ids_append(&c->log, a->entries[j].id) < 0) {
-				lcr_core_stop(c, -12 /* ENOMEM */);
-				return;
-			}
-		}
+		if (!room_for(c, a, i))
+			return;
+		for (uint32_t j = i; j < a->n_entries; j++)
+			LCR_ASSERT(lcr_log_ids_append(&c->log, a->entries[j].id) == 0);
 		lcr_core_next_seq(c);
 		struct lcr_cmd *cmd = lcr_core_emit(c, LCR_CMD_APPEND);
 		cmd->append.io = lcr_core_io_id(c);

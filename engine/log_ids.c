@@ -80,6 +80,8 @@ int lcr_log_ids_append(struct lcr_log_ids *l, struct lcr_log_id id)
 		if (l->n > 0)
 			LCR_ASSERT(lcr_leader_id_cmp(l->keys[l->n - 1].lid, id.lid) < 0);
 		if (l->n == l->cap) {
+			if (l->fixed)
+				return -ENOSPC;
 			uint32_t cap = l->cap * 2;
 			struct lcr_log_id *keys = l->alloc.alloc(l->alloc.ctx, sizeof(*keys) * cap);
 			if (!keys)
@@ -110,6 +112,11 @@ void lcr_log_ids_truncate(struct lcr_log_ids *l, uint64_t since)
 		l->last.lid = l->keys[l->n - 1].lid;
 		l->last.index = since - 1;
 	}
+}
+
+bool lcr_log_ids_can_start_run(const struct lcr_log_ids *l)
+{
+	return l->n < l->cap;
 }
 
 void lcr_log_ids_purge(struct lcr_log_ids *l, struct lcr_log_id upto)

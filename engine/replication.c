@@ -151,10 +151,9 @@ void lcr_leader_append(struct lcr_core *c, struct lcr_entry *entries, uint32_t n
 	for (uint32_t i = 0; i < n; i++) {
 		entries[i].id.lid = c->leader.vote.lid;
 		entries[i].id.index = c->log.last.index + 1;
-		if (lcr_log_ids_append(&c->log, entries[i].id) < 0) {
-			lcr_core_stop(c, -12 /* ENOMEM */);
-			return;
-		}
+		/* A leader's entries continue its own run, which lcr_elect made
+		 * sure it had room to start. */
+		LCR_ASSERT(lcr_log_ids_append(&c->log, entries[i].id) == 0);
 	}
 	lcr_core_next_seq(c);
 	struct lcr_cmd *cmd = lcr_core_emit(c, LCR_CMD_APPEND);
@@ -274,9 +273,12 @@ static void on_ok(struct lcr_core *c, uint32_t slot, const struct lcr_append_res
 	if (r->send_seq > p->acked_seq && r->send_seq <= c->leader.send_seq)
 		p->acked_seq = r->send_seq;
 	if (r->stream_id == p->stream_id) {
-		if (r->inflight_id > p->acked_inflight_id && r->inflight_id < p->next_inflight_id)
+		/* Only an ack of a request (not a heartbeat's) shows the stream
+		 * moving; a stalled stream must still be noticed and restarted. */
+		if (r->inflight_id > p->acked_inflight_id && r->inflight_id < p->next_inflight_id) {
 			p->acked_inflight_id = r->inflight_id;
-		p->progress_ns = c->now_ns;
+			p->progress_ns = c->now_ns;
+		}
 		p->backoff_rank = 0;
 		p->backoff_step = 0;
 		p->backoff_until_ns = 0;

@@ -136,10 +136,15 @@ enum lcr_msg_type {
 	LCR_MSG_TRANSFER_LEADER = 5,
 };
 
-/* VoteRequest {vote, last_log_id, leadership_transfer}, also used for pre-vote. */
+/*
+ * VoteRequest {vote, last_log_id, leadership_transfer}, also used for
+ * pre-vote. A transfer names the leader that handed over (`transfer_from`):
+ * only a voter whose promise is to that very leader may ignore it.
+ */
 struct lcr_vote_req {
 	struct lcr_vote vote;
 	struct lcr_log_id last_log_id;
+	struct lcr_vote transfer_from;
 	bool leadership_transfer;
 	bool pre_vote; /* a Pre-Vote: "would you grant?", nothing is persisted */
 };

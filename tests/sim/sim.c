@@ -269,6 +269,18 @@ static struct sim_node *node(struct sim_world *w, uint32_t id)
 	return &w->nodes[id - 1];
 }
 
+static void *sim_core_alloc(void *ctx, size_t size)
+{
+	(*(uint64_t *)ctx)++;
+	return xmalloc(size);
+}
+
+static void sim_core_free(void *ctx, void *p)
+{
+	(void)ctx;
+	free(p);
+}
+
 static void fill_config(struct sim_world *w, struct lcr_core_config *cfg, uint32_t id)
 {
 	lcr_core_config_default(cfg, id);
@@ -282,8 +294,19 @@ static void fill_config(struct sim_world *w, struct lcr_core_config *cfg, uint32
 	/* Vary the replication shape so probing, pipelining and batching all run. */
 	cfg->max_payload_entries = (uint32_t)(1 + (w->seed % 7 == 0 ? 2 : w->seed % 64));
 	cfg->inflight_max = (uint32_t)(1 + (w->seed / 7) % 16);
-	cfg->respond_max = 64;
-	cfg->reads_max = 64;
+	/* Small queues overflow under faults; some seeds keep the defaults. */
+	if (w->par.small_queues) {
+		cfg->respond_max = 8 + (uint32_t)(w->seed % 57);
+		cfg->reads_max = 1 + (uint32_t)(w->seed % 64);
+	}
+	/* A run table full of leader changes stops elections until a purge
+	 * (snapshots arrive with membership): small tables only sometimes. */
+	if (w->seed % 10 == 3)
+		cfg->leader_runs_max = 64 + (uint32_t)(w->seed % 64);
+	/* Every core allocates through this hook: after creation it must not. */
+	cfg->alloc.alloc = sim_core_alloc;
+	cfg->alloc.free = sim_core_free;
+	cfg->alloc.ctx = &node(w, id)->core_allocs;
 }
 
 static void process(struct sim_world *w, struct sim_node *n);
@@ -308,11 +331,13 @@ static void node_start(struct sim_world *w, struct sim_node *n)
 	int err;
 
 	fill_config(w, &cfg, n->id);
+	n->core_allocs = 0;
 	n->core = lcr_core_new(&cfg, &rs, &err);
 	if (!n->core) {
 		fprintf(stderr, "lcraft-sim: core: %s\n", lcr_strerror(err));
 		exit(2);
 	}
+	n->core_allocs_at_start = n->core_allocs;
 	for (uint64_t i = 0; i < n->disk.log.n; i++)
 		if (lcr_core_load_log_id(n->core, n->disk.log.e[i].id) < 0)
 			sim_violation(w, "recovery", "node %u: log id at %llu does not load", n->id,
@@ -473,14 +498,12 @@ static void net_send(struct sim_world *w, struct sim_msg *sm)
 		/* Sometimes the transport notices and tells the sender. */
 		if (sm->m.type == LCR_MSG_APPEND_REQ && w->blocked[from - 1][to - 1] &&
 		    chance(w, 30)) {
-			struct sim_event ev = {
-				.at = w->now + 1 * MS + rnd_below(w, 50 * MS),
-				.kind = EV_NET_ERROR,
-				.node = from,
-				.inc = w->nodes[from - 1].incarnation,
-				.a = 1 + rnd_below(w, 3), /* TIMEOUT, UNREACHABLE, NETWORK */
-				.msg = sm
-			};
+			struct sim_event ev = { .at = w->now + 1 * MS + rnd_below(w, 50 * MS),
+						.kind = EV_NET_ERROR,
+						.node = from,
+						.inc = w->nodes[from - 1].incarnation,
+						.a = 1 + rnd_below(w, 5), /* every RPCError kind */
+						.msg = sm };
 			push(w, ev);
 			return;
 		}
@@ -503,11 +526,14 @@ static void net_send(struct sim_world *w, struct sim_msg *sm)
 				memcpy(m->entries, sm->entries, ne * sizeof(*m->entries));
 			}
 		}
-		struct sim_event ev = { .at = w->now + w->delay_min +
-					      rnd_below(w, w->delay_jitter + 1),
-					.kind = EV_DELIVER,
-					.node = to,
-					.msg = m };
+		uint64_t delay = w->delay_min + rnd_below(w, w->delay_jitter + 1);
+		/* Now and then a message arrives very late: after elections and
+		 * leadership changes it was not part of. */
+		if (w->late_pct && chance(w, w->late_pct))
+			delay += 50 * MS + rnd_below(w, 600 * MS);
+		struct sim_event ev = {
+			.at = w->now + delay, .kind = EV_DELIVER, .node = to, .msg = m
+		};
 		push(w, ev);
 	}
 }
@@ -705,6 +731,12 @@ static void do_send(struct sim_world *w, struct sim_node *n, const struct lcr_ms
 	if (m->type == LCR_MSG_VOTE_RESP && m->vote_resp.granted && !m->vote_resp.pre_vote &&
 	    lcr_vote_cmp(m->vote_resp.vote, n->max_granted) > 0)
 		n->max_granted = m->vote_resp.vote;
+	/* A candidate asks for votes only on a vote it cannot lose in a crash. */
+	if (m->type == LCR_MSG_VOTE_REQ && !m->vote_req.pre_vote &&
+	    lcr_leader_id_cmp(n->disk.vote.lid, m->vote_req.vote.lid) < 0)
+		sim_violation(w, "vote-durability",
+			      "node %u asks for votes for term %llu before its vote is on disk",
+			      n->id, (unsigned long long)m->vote_req.vote.lid.term);
 	net_send(w, sm);
 }
 
@@ -974,6 +1006,7 @@ static void nemesis(struct sim_world *w)
 	case 6:
 		w->loss_pct = chance(w, 30) ? 0 : (uint32_t)rnd_below(w, 31);
 		w->dup_pct = (uint32_t)rnd_below(w, 11);
+		w->late_pct = chance(w, 50) ? 0 : (uint32_t)rnd_below(w, 4);
 		w->delay_jitter = rnd_below(w, 5 * MS);
 		sim_trace(w, 0, "loss %u%% dup %u%% jitter %llu us", w->loss_pct, w->dup_pct,
 			  (unsigned long long)(w->delay_jitter / US));
@@ -1058,6 +1091,7 @@ static void heal_all(struct sim_world *w)
 	heal_network(w);
 	w->loss_pct = 0;
 	w->dup_pct = 0;
+	w->late_pct = 0;
 	w->delay_jitter = 200 * US;
 	for (uint32_t i = 0; i < w->par.nodes; i++) {
 		struct sim_node *n = &w->nodes[i];
@@ -1150,6 +1184,7 @@ static void draw_params(struct sim_world *w)
 	p->clients = 2 + (uint32_t)rnd_below(w, 4);
 	p->op_gap_ns = 1 * MS + rnd_below(w, 15 * MS);
 	p->nemesis_gap_ns = 40 * MS + rnd_below(w, 300 * MS);
+	p->small_queues = chance(w, 70);
 }
 
 void sim_world_free(struct sim_world *w)

@@ -110,7 +110,9 @@ struct sim_node {
 	struct lcr_core_status st;
 	bool st_valid;
 	uint32_t role;
-	struct lcr_vote max_granted; /* highest vote this node ever granted */
+	struct lcr_vote max_granted;   /* highest vote this node ever granted */
+	uint64_t core_allocs;	       /* allocations through the core's hook */
+	uint64_t core_allocs_at_start; /* ... when lcr_core_new returned */
 	uint64_t stop_count;
 };
 
@@ -138,6 +140,7 @@ struct sim_params {
 	bool clock_skew;  /* per-node clock jumps (only without lease reads) */
 	uint32_t clients;
 	uint64_t op_gap_ns; /* mean gap between a client's operations */
+	bool small_queues;  /* respond/read queues far below the defaults */
 	uint64_t nemesis_gap_ns;
 };
 
@@ -170,7 +173,7 @@ struct sim_world {
 
 	/* Network faults. */
 	bool blocked[SIM_NODES_MAX][SIM_NODES_MAX]; /* from -> to */
-	uint32_t loss_pct, dup_pct;
+	uint32_t loss_pct, dup_pct, late_pct;
 	uint64_t delay_min, delay_jitter;
 	bool healed; /* liveness phase: no more faults */
 
@@ -181,7 +184,8 @@ struct sim_world {
 	/* Invariant bookkeeping. */
 	struct sim_committed *committed;
 	uint64_t n_committed, cap_committed;
-	struct sim_idmap *ids; /* log id -> prefix hash */
+	struct sim_idmap *ids;	   /* log id -> prefix hash */
+	struct sim_idmap *leaders; /* leader ids ever established */
 	uint64_t writes_ok, reads_ok, ops_pending, elections, crashes;
 
 	struct sim_trace trace[SIM_TRACE];

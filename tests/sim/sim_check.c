@@ -13,6 +13,7 @@
  *   vote-durability       a granted vote survives a crash
  *   ordering              purged <= applied <= committed <= last
  *   lease-exclusivity     two leaders never both hold a valid lease
+ *   no-allocation         a core allocates nothing after lcr_core_new
  *   linearizable          the client history is linearizable (at the end)
  */
 #include <stdarg.h>
@@ -85,6 +86,10 @@ void sim_check_free(struct sim_world *w)
 	if (w->ids) {
 		free(w->ids->slot);
 		free(w->ids);
+	}
+	if (w->leaders) {
+		free(w->leaders->slot);
+		free(w->leaders);
 	}
 	free(w->committed);
 }
@@ -207,6 +212,26 @@ static void check_new_leader(struct sim_world *w, struct sim_node *n)
 			      lid_str(a, lid), n->st.vote.committed ? "" : " (uncommitted)");
 		return;
 	}
+	if (lcr_leader_id_cmp(n->disk.vote.lid, lid) < 0) {
+		sim_violation(w, "vote-durability",
+			      "node %u leads as %s before its vote is on disk", n->id,
+			      lid_str(a, lid));
+		return;
+	}
+	/* One leadership per leader id, ever: a second one would assign the same
+	 * log ids to different entries. */
+	if (!w->leaders) {
+		w->leaders = calloc(1, sizeof(*w->leaders));
+		if (!w->leaders)
+			abort();
+	}
+	struct lcr_log_id key = { lid, 0 };
+	uint64_t tag = ((uint64_t)n->incarnation << 32) | (n->st.elections & 0xffffffffu);
+	if (idmap_get_or_put(w->leaders, key, tag + 1) != tag + 1) {
+		sim_violation(w, "election-safety", "leader id %s established twice (node %u)",
+			      lid_str(a, lid), n->id);
+		return;
+	}
 	for (uint64_t i = 1; i <= w->n_committed && !w->violated; i++) {
 		const struct sim_committed *c = &w->committed[i - 1];
 		if (c->id.index == 0 || lcr_leader_id_cmp(c->committer, lid) >= 0)
@@ -226,6 +251,12 @@ void sim_check_node(struct sim_world *w, struct sim_node *n)
 
 	if (!n->up || w->violated)
 		return;
+	if (n->core_allocs != n->core_allocs_at_start) {
+		sim_violation(w, "no-allocation", "node %u's core allocated %llu times after start",
+			      n->id,
+			      (unsigned long long)(n->core_allocs - n->core_allocs_at_start));
+		return;
+	}
 	lcr_core_status(n->core, &st);
 	if (st.role == LCR_ROLE_STOPPED) {
 		n->role = st.role;

@@ -32,6 +32,8 @@ static const struct {
 	  "votes are granted to candidates with an older log" },
 	{ "lease-ignored", LCR_BUG_LEASE_IGNORED,
 	  "followers vote and time out while the leader's lease holds" },
+	{ "vote-before-durable", LCR_BUG_VOTE_BEFORE_DURABLE,
+	  "a candidate asks for votes and leads before its own vote is on disk" },
 };
 
 static uint64_t cur_seed, cur_steps;

@@ -198,11 +198,53 @@ static void test_append_malformed_is_dropped(void **state)
 	(void)state;
 	/* Entries not consecutive after prev. */
 	struct lcr_log_id ids[2] = { lid(1, 1, 4), lid(1, 1, 6) };
-	uint64_t stale = th_status(&cl, 2).stale_msgs;
+	uint64_t dropped = th_status(&cl, 2).dropped_msgs;
 	send_append(cvote(1, 1), lid(1, 1, 3), lcr_log_id_none(), ids, 2);
 	assert_int_equal(cl.q_len, 0);
-	assert_int_equal(th_status(&cl, 2).stale_msgs, stale + 1);
+	assert_int_equal(th_status(&cl, 2).dropped_msgs, dropped + 1);
 	assert_int_equal(th_node(&cl, 2)->n, 3);
+}
+
+static void test_append_conflict_below_commit_is_dropped(void **state)
+{
+	(void)state;
+	/* Commit 1-1.3 here, then a "leader" claims a different entry at 2. */
+	send_append(cvote(1, 1), lid(1, 1, 3), lid(1, 1, 3), NULL, 0);
+	assert_int_equal(th_status(&cl, 2).committed.index, 3);
+	last_sent();
+	uint64_t dropped = th_status(&cl, 2).dropped_msgs;
+	struct lcr_log_id ids[1] = { lid(5, 3, 2) };
+	send_append(cvote(5, 3), lid(1, 1, 1), lcr_log_id_none(), ids, 1);
+	send_append(cvote(5, 3), lid(5, 3, 2), lcr_log_id_none(), NULL, 0);
+	/* Neither a forged entry nor a forged prev removes a committed entry. */
+	assert_int_equal(th_status(&cl, 2).dropped_msgs, dropped + 2);
+	struct lcr_log_id want[3] = { lid(1, 1, 1), lid(1, 1, 2), lid(1, 1, 3) };
+	assert_log(want, 3);
+}
+
+static void small_runs(struct lcr_core_config *cfg)
+{
+	cfg->leader_runs_max = 16;
+}
+
+static void test_append_run_table_full_is_dropped(void **state)
+{
+	(void)state;
+	th_free(&cl);
+	th_init(&cl, 3, small_runs);
+	th_node(&cl, 2)->auto_flush = false;
+	/* 20 entries from 20 leaders need 20 runs: more than the table holds. */
+	struct lcr_log_id ids[16];
+	for (uint32_t i = 0; i < 16; i++)
+		ids[i] = lid(i + 1, 1, i + 1);
+	send_append(cvote(30, 1), lcr_log_id_none(), lcr_log_id_none(), ids, 16);
+	assert_int_equal(th_status(&cl, 2).last.index, 16);
+	struct lcr_log_id more[1] = { lid(20, 1, 17) };
+	uint64_t dropped = th_status(&cl, 2).dropped_msgs;
+	send_append(cvote(30, 1), lid(16, 1, 16), lcr_log_id_none(), more, 1);
+	assert_int_equal(th_status(&cl, 2).dropped_msgs, dropped + 1);
+	assert_int_equal(th_status(&cl, 2).last.index, 16);
+	assert_int_equal(th_status(&cl, 2).role, LCR_ROLE_FOLLOWER);
 }
 
 int main(void)
@@ -224,6 +266,10 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_append_commit_limited_to_what_matched, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_append_malformed_is_dropped, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_append_conflict_below_commit_is_dropped, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_append_run_table_full_is_dropped, setup,
+						teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -11,6 +11,8 @@
 
 static struct th_cluster cl;
 
+static struct lcr_vote transfer_from;
+
 static void vote_req(uint32_t from, uint32_t to, uint64_t term, struct lcr_log_id last,
 		     bool transfer, bool pre_vote)
 {
@@ -24,6 +26,7 @@ static void vote_req(uint32_t from, uint32_t to, uint64_t term, struct lcr_log_i
 	m.vote_req.vote.lid.node = from;
 	m.vote_req.last_log_id = last;
 	m.vote_req.leadership_transfer = transfer;
+	m.vote_req.transfer_from = transfer_from;
 	m.vote_req.pre_vote = pre_vote;
 	struct lcr_event ev = { .type = LCR_EV_MSG, .msg = &m };
 	th_step(&cl, th_node(&cl, to), &ev);
@@ -100,26 +103,43 @@ static void test_elect_first_leader_commits_blank(void **state)
 static void test_elect_self_vote_waits_for_flush(void **state)
 {
 	(void)state;
-	/* Single-voter view: candidate 1 with both peers granting but its own
-	 * vote not on disk yet must not lead until the flush. */
+	/* A candidate asks for votes only once its own vote is durable: a
+	 * candidate that crashed with requests out and its vote lost could run
+	 * again for the same leader id. */
 	th_node(&cl, 1)->auto_flush = false;
 	struct lcr_event ev = { .type = LCR_EV_TRIGGER_ELECT };
 	th_step(&cl, th_node(&cl, 1), &ev);
 	assert_int_equal(th_status(&cl, 1).role, LCR_ROLE_CANDIDATE);
+	assert_int_equal(cl.q_len, 0); /* no request went out */
 	th_run(&cl, 1000);
-	/* Two peers granted: a quorum even without our own vote. */
-	assert_int_equal(th_status(&cl, 1).role, LCR_ROLE_LEADER);
-	th_free(&cl);
-
-	th_init(&cl, 3, NULL);
-	cut(3, true);
-	th_node(&cl, 1)->auto_flush = false;
-	th_step(&cl, th_node(&cl, 1), &ev);
-	th_run(&cl, 1000);
-	/* Only node 2 granted: node 1 needs its own durable vote. */
 	assert_int_equal(th_status(&cl, 1).role, LCR_ROLE_CANDIDATE);
 	th_flush(&cl, th_node(&cl, 1));
+	assert_true(cl.q_len >= 2);
+	th_run(&cl, 1000);
 	assert_int_equal(th_status(&cl, 1).role, LCR_ROLE_LEADER);
+}
+
+static void test_elect_restart_cannot_reuse_leader_id(void **state)
+{
+	(void)state;
+	/* Node 1 wins term 1, so its vote was durable before anyone granted:
+	 * a restart from disk keeps it, and the next election uses term 2. */
+	th_elect(&cl, 1);
+	assert_int_equal(th_node(&cl, 1)->vote.lid.term, 1);
+	struct lcr_core_config cfg;
+	th_config(&cfg, 1, 3);
+	struct lcr_core_restore rs = { .vote = th_node(&cl, 1)->vote };
+	int err;
+	struct lcr_core *c = lcr_core_new(&cfg, &rs, &err);
+	for (uint64_t i = 1; i <= th_node(&cl, 1)->n; i++)
+		assert_int_equal(lcr_core_load_log_id(c, th_node(&cl, 1)->log[i - 1].id), 0);
+	lcr_core_free(th_node(&cl, 1)->core);
+	th_node(&cl, 1)->core = c;
+	lcr_core_start(c, cl.now);
+	th_process(&cl, th_node(&cl, 1));
+	th_advance(&cl, 700 * MS);
+	th_elect(&cl, 1);
+	assert_true(th_status(&cl, 1).vote.lid.term >= 2);
 }
 
 static void test_vote_needs_up_to_date_log(void **state)
@@ -162,11 +182,49 @@ static void test_vote_rejected_during_lease(void **state)
 	struct lcr_vote_resp r = take_vote_resp(2);
 	assert_false(r.granted);
 	assert_int_equal(th_status(&cl, 2).vote.lid.term, 1);
-	/* ...unless the request comes from a leadership transfer. */
+	/* A transfer from some other leader does not lift the promise... */
+	transfer_from.lid.term = 0;
+	transfer_from.lid.node = 3;
+	transfer_from.committed = true;
 	vote_req(3, 2, 9, last, true, false);
 	r = take_vote_resp(2);
+	assert_false(r.granted);
+	/* ...one from the leader we promised does. */
+	transfer_from = th_status(&cl, 2).vote;
+	vote_req(3, 2, 9, last, true, false);
+	r = take_vote_resp(2);
+	transfer_from = (struct lcr_vote){ { 0, 0 }, false };
 	assert_true(r.granted);
 	assert_int_equal(th_status(&cl, 2).vote.lid.term, 9);
+}
+
+static void test_adopted_own_higher_vote_ends_candidacy(void **state)
+{
+	(void)state;
+	/* Candidate 1 (term 1) hears a rejection carrying {2, node 1}: a vote
+	 * naming us from an older round. It adopts it and stops being the
+	 * candidate of term 1 instead of tripping over it later. */
+	cut(1, true);
+	th_elect(&cl, 1);
+	assert_int_equal(th_status(&cl, 1).role, LCR_ROLE_CANDIDATE);
+	struct lcr_msg m;
+	memset(&m, 0, sizeof(m));
+	m.type = LCR_MSG_VOTE_RESP;
+	m.from = 2;
+	m.to = 1;
+	m.vote_resp.vote.lid.term = 2;
+	m.vote_resp.vote.lid.node = 1;
+	m.vote_resp.req_vote = th_status(&cl, 1).vote;
+	struct lcr_event ev = { .type = LCR_EV_MSG, .msg = &m };
+	th_step(&cl, th_node(&cl, 1), &ev);
+	/* Grants for the old candidacy now change nothing. */
+	m.from = 3;
+	m.vote_resp.vote = m.vote_resp.req_vote;
+	m.vote_resp.granted = true;
+	th_step(&cl, th_node(&cl, 1), &ev);
+	m.from = 2;
+	th_step(&cl, th_node(&cl, 1), &ev);
+	assert_true(th_status(&cl, 1).role != LCR_ROLE_LEADER);
 }
 
 static void test_vote_granted_after_lease_expires(void **state)
@@ -306,6 +364,10 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_elect_first_leader_commits_blank, setup3,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_elect_self_vote_waits_for_flush, setup3,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_elect_restart_cannot_reuse_leader_id, setup3,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_adopted_own_higher_vote_ends_candidacy, setup3,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_vote_needs_up_to_date_log, setup3, teardown),
 		cmocka_unit_test_setup_teardown(test_vote_rejected_during_lease, setup3, teardown),
