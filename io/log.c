@@ -1214,8 +1214,10 @@ static int recover_segments(struct lcr_log *l, char *why, size_t why_len)
 			break;
 		}
 		rc = recover_seg(l, nos[i], i + 1 == n, &torn, why, why_len);
-		l->next_seg_no = nos[i] + 1;
 	}
+	/* An unfinished spare that recovery removed gives its number back. */
+	if (l->n_segs)
+		l->next_seg_no = l->segs[l->n_segs - 1]->no + 1;
 out:
 	closedir(d);
 	free(nos);

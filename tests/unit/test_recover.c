@@ -1,0 +1,363 @@
+/* Recovery after every kind of partial write (cut the torn tail) and after corruption (refuse,
+ * naming file and offset). */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "io_harness.h"
+#include "log_format.h"
+#include "meta.h"
+#include "scan.h"
+
+static struct iot t;
+
+/* Batches of segment 1 as found on disk: offset and span. */
+struct found {
+	uint64_t off[64];
+	uint64_t span[64];
+	int n;
+};
+
+static void find_batches(uint64_t seg, struct found *f)
+{
+	char path[512];
+	static uint8_t buf[LCR_BLOCK];
+	iot_seg_path(&t, seg, path, sizeof(path));
+	int fd = open(path, O_RDONLY);
+	assert_true(fd >= 0);
+	f->n = 0;
+	for (uint64_t off = LCR_BLOCK;; off += LCR_BLOCK) {
+		if (pread(fd, buf, LCR_BLOCK, (off_t)off) != LCR_BLOCK)
+			break;
+		if (!lcr_batch_hdr_valid(buf, LCR_BLOCK, 0, 0))
+			continue;
+		struct lcr_batch_hdr h;
+		memcpy(&h, buf, sizeof(h));
+		f->off[f->n] = off;
+		f->span[f->n] = lcr_align_up(sizeof(h) + h.bytes, LCR_BLOCK);
+		f->n++;
+		off += f->span[f->n - 1] - LCR_BLOCK;
+		if (f->n == 64)
+			break;
+	}
+	close(fd);
+}
+
+static void poke(uint64_t seg, uint64_t off, const void *bytes, size_t n)
+{
+	char path[512];
+	iot_seg_path(&t, seg, path, sizeof(path));
+	int fd = open(path, O_WRONLY);
+	assert_true(fd >= 0);
+	assert_int_equal(pwrite(fd, bytes, n, (off_t)off), (ssize_t)n);
+	fsync(fd);
+	close(fd);
+}
+
+static void flip(uint64_t seg, uint64_t off)
+{
+	char path[512];
+	uint8_t b;
+	iot_seg_path(&t, seg, path, sizeof(path));
+	int fd = open(path, O_RDWR);
+	assert_true(fd >= 0);
+	assert_int_equal(pread(fd, &b, 1, (off_t)off), 1);
+	b ^= 0x40;
+	assert_int_equal(pwrite(fd, &b, 1, (off_t)off), 1);
+	close(fd);
+}
+
+/* Three durable batches: 1..10 (small), 11..20 (small), 21..30 (three blocks). */
+static void three_batches(void)
+{
+	assert_int_equal(iot_append(&t, 1, 10, 1, 1, 100), 0);
+	assert_int_equal(iot_sync(&t), 0);
+	assert_int_equal(iot_append(&t, 11, 10, 1, 1, 100), 0);
+	assert_int_equal(iot_sync(&t), 0);
+	assert_int_equal(iot_append(&t, 21, 10, 2, 1, 1000), 0);
+	assert_int_equal(iot_sync(&t), 0);
+	iot_close(&t);
+}
+
+static int setup(void **state)
+{
+	(void)state;
+	iot_init(&t, "recover");
+	assert_int_equal(iot_open(&t), 0);
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	(void)state;
+	iot_fini(&t);
+	return 0;
+}
+
+static void expect_open_last(uint64_t last)
+{
+	int rc = iot_open(&t);
+	if (rc < 0)
+		fail_msg("open failed (%d): %s", rc, t.why);
+	assert_int_equal(lcr_log_last(t.log).index, last);
+	if (last >= 1)
+		assert_int_equal(iot_check_disk(&t, 1, last < 20 ? last : 20, 1, 1), 0);
+	/* The log keeps working after the cut, and the result survives. */
+	assert_int_equal(iot_append(&t, last + 1, 5, 3, 2, 300), 0);
+	assert_int_equal(iot_sync(&t), 0);
+	iot_close(&t);
+	assert_int_equal(iot_open(&t), 0);
+	assert_int_equal(lcr_log_last(t.log).index, last + 5);
+	assert_int_equal(iot_check_disk(&t, last + 1, last + 5, 3, 2), 0);
+}
+
+static void expect_open_fails(const char *needle)
+{
+	int rc = iot_open(&t);
+	assert_int_equal(rc, -EBADMSG);
+	print_message("refused: %s\n", t.why);
+	assert_non_null(strstr(t.why, needle));
+}
+
+static void test_recover_last_batch_header_never_written(void **state)
+{
+	(void)state;
+	struct found f;
+	three_batches();
+	find_batches(1, &f);
+	assert_int_equal(f.n, 3);
+	static uint8_t zero[LCR_BLOCK];
+	poke(1, f.off[2], zero, LCR_BLOCK);
+	expect_open_last(20);
+}
+
+static void test_recover_torn_header_of_last_batch(void **state)
+{
+	(void)state;
+	struct found f;
+	three_batches();
+	find_batches(1, &f);
+	flip(1, f.off[2] + 20);
+	expect_open_last(20);
+}
+
+static void test_recover_torn_record_in_last_batch(void **state)
+{
+	(void)state;
+	struct found f;
+	three_batches();
+	find_batches(1, &f);
+	flip(1, f.off[2] + f.span[2] - LCR_BLOCK + 100); /* inside its last block */
+	expect_open_last(20);
+}
+
+static void test_recover_last_batch_missing_a_middle_block(void **state)
+{
+	(void)state;
+	struct found f;
+	static uint8_t zero[LCR_BLOCK];
+	three_batches();
+	find_batches(1, &f);
+	assert_true(f.span[2] >= 2 * LCR_BLOCK);
+	poke(1, f.off[2] + LCR_BLOCK, zero, LCR_BLOCK);
+	expect_open_last(20);
+}
+
+static void test_recover_garbage_after_last_batch(void **state)
+{
+	(void)state;
+	struct found f;
+	uint8_t junk[LCR_BLOCK];
+	three_batches();
+	find_batches(1, &f);
+	for (size_t i = 0; i < sizeof(junk); i++)
+		junk[i] = (uint8_t)(i * 31 + 7);
+	uint64_t end = f.off[2] + f.span[2];
+	poke(1, end, junk, sizeof(junk));
+	expect_open_last(30);
+}
+
+static void test_recover_damaged_middle_batch_is_corruption(void **state)
+{
+	(void)state;
+	struct found f;
+	three_batches();
+	find_batches(1, &f);
+	flip(1, f.off[1] + 200);
+	expect_open_fails("seg-0000000000000001.log");
+	assert_non_null(strstr(t.why, "offset"));
+}
+
+static void test_recover_damaged_first_header_is_corruption(void **state)
+{
+	(void)state;
+	struct found f;
+	three_batches();
+	find_batches(1, &f);
+	flip(1, f.off[0] + 30);
+	expect_open_fails("valid batch follows");
+}
+
+static void test_recover_damaged_segment_header(void **state)
+{
+	(void)state;
+	three_batches();
+	flip(1, 12);
+	expect_open_fails("segment header");
+}
+
+static void fill_two_segments(void)
+{
+	uint64_t n = 0;
+	while (n < 2500) {
+		assert_int_equal(iot_append(&t, n + 1, 500, 1, 1, 3000), 0);
+		n += 500;
+		assert_int_equal(iot_sync(&t), 0);
+	}
+	iot_close(&t);
+}
+
+static void test_recover_missing_middle_segment(void **state)
+{
+	(void)state;
+	char path[512];
+	fill_two_segments();
+	iot_seg_path(&t, 1, path, sizeof(path));
+	char p2[512];
+	iot_seg_path(&t, 2, p2, sizeof(p2));
+	assert_int_equal(unlink(p2), 0);
+	expect_open_fails("missing");
+}
+
+static void test_recover_torn_segment_followed_by_data(void **state)
+{
+	(void)state;
+	struct found f;
+	fill_two_segments();
+	/* Damage the last batch of segment 1: segment 2 was written after it. */
+	find_batches(1, &f);
+	assert_true(f.n >= 1);
+	flip(1, f.off[f.n - 1] + 100);
+	/* Refused either way: the next segment does not continue a cut log. */
+	expect_open_fails("seg-0000000000000002.log");
+}
+
+static void test_recover_unfinished_spare_segment_removed(void **state)
+{
+	(void)state;
+	char path[512];
+	three_batches();
+	/* A spare whose preparation was cut short: only zeros. */
+	iot_seg_path(&t, 9, path, sizeof(path));
+	(void)path;
+	char p3[512];
+	iot_seg_path(&t, 3, p3, sizeof(p3));
+	unlink(p3);
+	char p2[512];
+	iot_seg_path(&t, 2, p2, sizeof(p2));
+	int fd = open(p2, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	assert_true(fd >= 0);
+	static uint8_t zero[LCR_BLOCK];
+	assert_int_equal(write(fd, zero, sizeof(zero)), (ssize_t)sizeof(zero));
+	close(fd);
+	expect_open_last(30);
+}
+
+static void test_recover_meta_torn_newest_slot(void **state)
+{
+	(void)state;
+	assert_int_equal(iot_vote(&t, 3, 1, false), 0); /* seq 1 -> slot 1 */
+	assert_int_equal(iot_sync(&t), 0);
+	assert_int_equal(iot_vote(&t, 4, 2, false), 0); /* seq 2 -> slot 0 */
+	assert_int_equal(iot_sync(&t), 0);
+	iot_close(&t);
+	char path[512];
+	snprintf(path, sizeof(path), "%s/meta", t.dir);
+	int fd = open(path, O_RDWR);
+	uint8_t b = 0xff;
+	assert_int_equal(pwrite(fd, &b, 1, 40), 1); /* slot 0 torn */
+	close(fd);
+	assert_int_equal(iot_open(&t), 0);
+	struct lcr_core_restore rs;
+	lcr_log_restore(t.log, &rs);
+	/* The torn slot was the newest and was never acknowledged. */
+	assert_int_equal(rs.vote.lid.term, 3);
+	iot_close(&t);
+	fd = open(path, O_RDWR);
+	assert_int_equal(pwrite(fd, &b, 1, LCR_META_SLOT + 40), 1);
+	close(fd);
+	expect_open_fails("meta");
+}
+
+static void test_meta_slot_codec(void **state)
+{
+	(void)state;
+	static uint8_t two[2 * LCR_META_SLOT];
+	struct lcr_meta_state st, got;
+	uint64_t seq;
+	char why[200];
+	memset(&st, 0, sizeof(st));
+	st.vote.lid.term = 7;
+	st.vote.lid.node = 3;
+	st.vote.committed = true;
+	st.purged.index = 99;
+	memset(two, 0, sizeof(two));
+	assert_int_equal(lcr_meta_recover(two, sizeof(two), 5, &got, &seq, why, sizeof(why)), 0);
+	assert_int_equal(seq, 0); /* fresh */
+	lcr_meta_encode(two + LCR_META_SLOT, 5, 1, &st);
+	assert_int_equal(lcr_meta_recover(two, sizeof(two), 5, &got, &seq, why, sizeof(why)), 0);
+	assert_int_equal(seq, 1);
+	assert_int_equal(got.vote.lid.term, 7);
+	assert_true(got.vote.committed);
+	assert_int_equal(got.purged.index, 99);
+	/* Wrong group: a file from another group is not ours. */
+	assert_int_equal(lcr_meta_recover(two, sizeof(two), 6, &got, &seq, why, sizeof(why)), 0);
+	assert_int_equal(seq, 0);
+	/* A slot in the wrong place. */
+	memcpy(two, two + LCR_META_SLOT, LCR_META_SLOT);
+	memset(two + LCR_META_SLOT, 0, LCR_META_SLOT);
+	assert_int_equal(lcr_meta_recover(two, sizeof(two), 5, &got, &seq, why, sizeof(why)),
+			 -EBADMSG);
+	/* Wrong size. */
+	assert_int_equal(lcr_meta_recover(two, 100, 5, &got, &seq, why, sizeof(why)), -EBADMSG);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_recover_last_batch_header_never_written, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_recover_torn_header_of_last_batch, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_recover_torn_record_in_last_batch, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_recover_last_batch_missing_a_middle_block,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_recover_garbage_after_last_batch, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_recover_damaged_middle_batch_is_corruption,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_recover_damaged_first_header_is_corruption,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_recover_damaged_segment_header, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_recover_missing_middle_segment, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_recover_torn_segment_followed_by_data, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_recover_unfinished_spare_segment_removed,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_recover_meta_torn_newest_slot, setup,
+						teardown),
+		cmocka_unit_test(test_meta_slot_codec),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
