@@ -56,6 +56,7 @@ struct seg {
 	uint64_t prep_off;
 	uint32_t prep_inflight;
 	uint32_t prep_stage;
+	int prep_err;
 	struct lcr_io_req prep[PREP_PAR];
 	struct lcr_io_req prep_one;
 };
@@ -101,6 +102,8 @@ struct lcr_log {
 	struct seg **segs;
 	uint32_t n_segs, cap_segs;
 	struct seg *spare;
+	int spare_err; /* preparing the spare failed: fatal once a batch needs it */
+	bool spare_retried;
 	uint64_t next_seg_no;
 	uint64_t last_batch_seq;
 
@@ -342,12 +345,24 @@ static void prep_done(struct lcr_io_req *req, int res)
 
 	if (req != &s->prep_one)
 		s->prep_inflight--;
-	if (res < 0 && !(res == -EOPNOTSUPP && req->op == LCR_IO_FALLOCATE)) {
+	if (res < 0 && !(res == -EOPNOTSUPP && req->op == LCR_IO_FALLOCATE))
+		s->prep_err = s->prep_err ? s->prep_err : res;
+	if (s->prep_err) {
+		/* Wait for the other preparation writes, then give the spare up.
+		 * The log goes on in the active segment; it fails only if a batch
+		 * needs the next segment before space comes back. */
+		if (s->prep_inflight > 0 || s->prep_one.in_flight)
+			return;
 		char name[64];
 		seg_name(name, sizeof(name), s->no);
 		fprintf(stderr, "lcraft: preparing %s/%s failed: %s%s\n", l->dir, name,
-			strerror(-res), res == -ENOSPC ? " (disk full)" : "");
-		fail(l, res);
+			strerror(-s->prep_err), s->prep_err == -ENOSPC ? " (disk full)" : "");
+		l->spare_err = s->prep_err;
+		unlinkat(l->dir_fd, name, 0);
+		l->spare = NULL;
+		l->next_seg_no = s->no;
+		seg_free(s);
+		write_next(l); /* a waiting batch now fails with the reason */
 		return;
 	}
 	prep_step(s);
@@ -409,6 +424,7 @@ static void prep_step(struct seg *s)
 	case 5:
 		s->prep_stage = 6;
 		s->state = SEG_SPARE;
+		l->spare_retried = false;
 		write_next(l); /* a batch may have been waiting for this segment */
 		return;
 	}
@@ -424,7 +440,7 @@ static void spare_start(struct lcr_log *l)
 	if (rc < 0) {
 		fprintf(stderr, "lcraft: creating segment %llu in %s failed: %s\n",
 			(unsigned long long)l->next_seg_no, l->dir, strerror(-rc));
-		fail(l, rc);
+		l->spare_err = rc;
 		return;
 	}
 	struct seg *s = seg_new(l, l->next_seg_no, fd, l->o.segment_bytes);
@@ -435,6 +451,7 @@ static void spare_start(struct lcr_log *l)
 	}
 	l->next_seg_no++;
 	l->st.segments_created++;
+	l->spare_err = 0;
 	s->state = SEG_PREPARING;
 	l->spare = s;
 	prep_step(s);
@@ -466,6 +483,20 @@ static struct seg *seg_for(struct lcr_log *l, uint64_t len)
 
 	if (a && a->write_off + len <= a->size)
 		return a;
+	if (!l->spare && l->spare_err) {
+		/* Space may have come back since: one more try, then give up. */
+		if (!l->spare_retried) {
+			l->spare_retried = true;
+			spare_start(l);
+			if (l->spare)
+				return NULL;
+		}
+		fprintf(stderr,
+			"lcraft: %s: segment %llu is full and no new one could be made: %s\n",
+			l->dir, (unsigned long long)(a ? a->no : 0), strerror(-l->spare_err));
+		fail(l, l->spare_err);
+		return NULL;
+	}
 	if (!l->spare) {
 		spare_start(l);
 		return NULL;
@@ -1386,7 +1417,7 @@ void lcr_log_close(struct lcr_log *l)
 	/* Let writes in flight finish: their buffers and requests live here. */
 	for (int i = 0; i < 100000; i++) {
 		bool busy = l->writing || l->meta_inflight ||
-			    (l->spare && l->spare->state == SEG_PREPARING && !l->err);
+			    (l->spare && l->spare->state == SEG_PREPARING);
 		if (l->err && !l->ring->in_flight && !l->ring->ov_head)
 			break;
 		if (!busy && !l->ring->ov_head)

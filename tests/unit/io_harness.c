@@ -155,6 +155,17 @@ int iot_sync(struct iot *t)
 	return t->durable_seq == t->seq ? 0 : -ETIMEDOUT;
 }
 
+void iot_settle(struct iot *t)
+{
+	for (int i = 0; i < 100000 && (t->ring.in_flight || t->ring.ov_head); i++) {
+		lcr_ring_submit(&t->ring);
+		lcr_ring_wait(&t->ring, 10 * 1000 * 1000);
+	}
+	lcr_ring_submit(&t->ring);
+	for (int i = 0; i < 100000 && (t->ring.in_flight || t->ring.ov_head); i++)
+		lcr_ring_wait(&t->ring, 10 * 1000 * 1000);
+}
+
 int iot_check_disk(struct iot *t, uint64_t first, uint64_t last, uint64_t term, uint32_t node)
 {
 	static uint8_t want[1 << 20], got[1 << 20];

@@ -35,6 +35,8 @@ int iot_truncate(struct iot *t, uint64_t after);
 int iot_vote(struct iot *t, uint64_t term, uint32_t node, bool committed);
 /* Flush, submit and wait until everything handed out is durable (or an error). */
 int iot_sync(struct iot *t);
+/* Run the ring until nothing is in flight (the spare segment is ready). */
+void iot_settle(struct iot *t);
 /* The payload byte pattern for an index. */
 void iot_payload(uint64_t index, uint8_t *buf, uint32_t len);
 /* Check entries [first, last] via the disk read path. */
