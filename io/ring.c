@@ -77,6 +77,12 @@ static void fill_sqe(struct io_uring_sqe *sqe, struct lcr_io_req *req, bool link
 	case LCR_IO_FALLOCATE:
 		io_uring_prep_fallocate(sqe, req->fd, 0, (off_t)req->off, (off_t)req->len);
 		break;
+	case LCR_IO_RENAMEAT:
+		io_uring_prep_renameat(sqe, req->fd, req->buf, req->fd, req->arg, 0);
+		break;
+	case LCR_IO_UNLINKAT:
+		io_uring_prep_unlinkat(sqe, req->fd, req->buf, 0);
+		break;
 	default:
 		io_uring_prep_nop(sqe);
 		break;

@@ -26,6 +26,8 @@ enum lcr_io_op {
 	LCR_IO_FDATASYNC = 4, /* fdatasync */
 	LCR_IO_FALLOCATE = 5, /* mode 0, `off`, `len` */
 	LCR_IO_NOP = 6,
+	LCR_IO_RENAMEAT = 7, /* fd: directory, buf: old name, arg: new name */
+	LCR_IO_UNLINKAT = 8, /* fd: directory, buf: name */
 };
 
 struct lcr_io_req;
@@ -41,6 +43,7 @@ struct lcr_io_req {
 	bool inject_cancel; /* fault injection: report this sync as cancelled */
 	int16_t buf_index;  /* registered buffer, or -1 */
 	void *buf;
+	const void *arg; /* RENAMEAT: the new name */
 	uint64_t len;
 	uint64_t off;
 	uint64_t done_bytes;	      /* of a write or read, across resubmissions */

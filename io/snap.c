@@ -1,0 +1,469 @@
+/* SPDX-License-Identifier: MIT */
+/* Snapshot files: chunked writes and reads on io_uring (see snap.h). */
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "crc32c.h"
+#include "log_format.h"
+#include "snap.h"
+
+#define SNAP_MAGIC 0x5052434cu /* "LCRP" */
+#define SNAP_TMP   "snap.tmp"
+
+struct snap_hdr {
+	uint32_t magic;
+	uint32_t crc; /* CRC32C of bytes [8, 64) */
+	uint16_t version;
+	uint16_t flags;
+	uint32_t group;
+	uint64_t last_term;
+	uint32_t last_node;
+	uint32_t data_crc;
+	uint64_t last_index;
+	uint64_t size;	 /* data bytes; the chunk CRC table follows the padded data */
+	uint32_t chunks; /* entries in the table */
+	uint32_t table_crc;
+	uint64_t reserved;
+};
+
+_Static_assert(sizeof(struct snap_hdr) == 64, "snapshot header layout");
+
+static void *aligned(size_t n)
+{
+	void *p = NULL;
+	if (posix_memalign(&p, LCR_BLOCK, n))
+		return NULL;
+	memset(p, 0, n);
+	return p;
+}
+
+/* O_DIRECT where the filesystem has it, buffered otherwise (tmpfs). */
+static int open_data(int dir_fd, const char *name, int flags, bool *direct)
+{
+	int fd = openat(dir_fd, name, flags | O_DIRECT | O_CLOEXEC, 0644);
+	*direct = fd >= 0;
+	if (fd < 0 && errno == EINVAL)
+		fd = openat(dir_fd, name, flags | O_CLOEXEC, 0644);
+	return fd;
+}
+
+/* ---- writing ------------------------------------------------------------------------- */
+
+static void commit_step(struct lcr_snap_writer *w);
+
+static void writer_fail(struct lcr_snap_writer *w, int err)
+{
+	if (!w->err)
+		w->err = err;
+}
+
+static void data_written(struct lcr_io_req *req, int res)
+{
+	struct lcr_snap_writer *w = req->ctx;
+	uint32_t i = req == &w->wreq[0] ? 0 : 1;
+
+	w->busy[i] = false;
+	if (res < 0)
+		writer_fail(w, res);
+	if (w->stage == 1)
+		commit_step(w);
+}
+
+static int table_push(struct lcr_snap_writer *w)
+{
+	if (w->n_table == w->cap_table) {
+		uint32_t cap = w->cap_table ? w->cap_table * 2 : 256;
+		uint32_t *t = realloc(w->table, cap * sizeof(*t));
+		if (!t)
+			return -ENOMEM;
+		w->table = t;
+		w->cap_table = cap;
+	}
+	w->table[w->n_table++] = w->chunk_crc;
+	w->chunk_crc = 0;
+	return 0;
+}
+
+static void submit_buf(struct lcr_snap_writer *w, uint32_t i, uint32_t len)
+{
+	w->busy[i] = true;
+	lcr_io_prep(&w->wreq[i], LCR_IO_WRITE, w->fd, w->buf[i], len, w->off, data_written, w);
+	lcr_ring_queue(w->ring, &w->wreq[i]);
+	w->off += len;
+}
+
+int lcr_snap_begin(struct lcr_snap_writer *w, struct lcr_ring *ring, const char *dir,
+		   uint32_t group)
+{
+	memset(w, 0, sizeof(*w));
+	w->ring = ring;
+	w->group = group;
+	w->fd = -1;
+	if (mkdir(dir, 0755) < 0 && errno != EEXIST)
+		return -errno;
+	w->dir_fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (w->dir_fd < 0)
+		return -errno;
+	unlinkat(w->dir_fd, SNAP_TMP, 0);
+	w->fd = open_data(w->dir_fd, SNAP_TMP, O_RDWR | O_CREAT | O_TRUNC, &w->direct);
+	w->buf[0] = aligned(LCR_SNAP_CHUNK);
+	w->buf[1] = aligned(LCR_SNAP_CHUNK);
+	w->hdr = aligned(LCR_BLOCK);
+	if (w->fd < 0 || !w->buf[0] || !w->buf[1] || !w->hdr) {
+		int err = w->fd < 0 ? -errno : -ENOMEM;
+		lcr_snap_writer_free(w);
+		return err;
+	}
+	w->off = LCR_BLOCK; /* data after the header block */
+	return 0;
+}
+
+int lcr_snap_write(struct lcr_snap_writer *w, const void *data, size_t len)
+{
+	const uint8_t *p = data;
+	size_t taken = 0;
+
+	if (w->err)
+		return w->err;
+	if (w->stage != 0)
+		return -EINVAL;
+	while (taken < len) {
+		if (w->busy[w->cur])
+			break;
+		size_t n = LCR_SNAP_CHUNK - w->fill;
+		if (n > len - taken)
+			n = len - taken;
+		memcpy(w->buf[w->cur] + w->fill, p + taken, n);
+		w->crc = lcr_crc32c(w->crc, p + taken, n);
+		w->chunk_crc = lcr_crc32c(w->chunk_crc, p + taken, n);
+		w->fill += (uint32_t)n;
+		w->size += n;
+		taken += n;
+		if (w->fill == LCR_SNAP_CHUNK) {
+			if (table_push(w) < 0)
+				return -ENOMEM;
+			submit_buf(w, w->cur, LCR_SNAP_CHUNK);
+			w->cur ^= 1;
+			w->fill = 0;
+		}
+	}
+	return taken == 0 && len > 0 ? -EAGAIN : (int)taken;
+}
+
+static void commit_done(struct lcr_io_req *req, int res)
+{
+	struct lcr_snap_writer *w = req->ctx;
+	if (res < 0)
+		writer_fail(w, res);
+	commit_step(w);
+}
+
+/* Remove every snapshot older than the one just committed. */
+static void remove_older(struct lcr_snap_writer *w)
+{
+	int dfd = dup(w->dir_fd);
+	DIR *d = dfd >= 0 ? fdopendir(dfd) : NULL;
+	struct dirent *de;
+
+	if (!d)
+		return;
+	while ((de = readdir(d))) {
+		if (strncmp(de->d_name, "snap-", 5) != 0 || strcmp(de->d_name, w->name) == 0)
+			continue;
+		size_t n = strlen(de->d_name);
+		if (n < 6 || strcmp(de->d_name + n - 5, ".snap") != 0)
+			continue;
+		/* Names sort like log ids: older ones sort lower. */
+		if (strcmp(de->d_name, w->name) < 0)
+			unlinkat(w->dir_fd, de->d_name, 0);
+	}
+	closedir(d);
+}
+
+/*
+ * The commit: remaining data, then the header, fsync, rename into place,
+ * fsync the directory. Each step starts when the previous one completed.
+ */
+static void commit_step(struct lcr_snap_writer *w)
+{
+	if (w->err && w->stage < 6) {
+		if (w->busy[0] || w->busy[1] || w->req.in_flight)
+			return;
+		w->stage = 6;
+		w->done(w->ctx, w->err);
+		return;
+	}
+	switch (w->stage) {
+	case 1: {
+		if (w->busy[0] || w->busy[1])
+			return;
+		/* The chunk CRC table, after the data. */
+		w->stage = 10;
+		size_t tlen = lcr_align_up((size_t)w->n_table * 4 + 1, LCR_BLOCK);
+		w->table_buf = aligned(tlen);
+		if (!w->table_buf) {
+			writer_fail(w, -ENOMEM);
+			commit_step(w);
+			return;
+		}
+		memcpy(w->table_buf, w->table, (size_t)w->n_table * 4);
+		lcr_io_prep(&w->req, LCR_IO_WRITE, w->fd, w->table_buf, tlen, w->off, commit_done,
+			    w);
+		lcr_ring_queue(w->ring, &w->req);
+		return;
+	}
+	case 10:
+		w->stage = 2;
+		struct snap_hdr h;
+		memset(&h, 0, sizeof(h));
+		h.magic = SNAP_MAGIC;
+		h.version = LCR_FORMAT_VERSION;
+		h.group = w->group;
+		h.last_term = w->meta.last.lid.term;
+		h.last_node = w->meta.last.lid.node;
+		h.last_index = w->meta.last.index;
+		h.size = w->size;
+		h.data_crc = w->crc;
+		h.chunks = w->n_table;
+		h.table_crc = lcr_crc32c(0, w->table, (size_t)w->n_table * 4);
+		h.crc = lcr_crc32c(0, (const char *)&h + 8, sizeof(h) - 8);
+		memset(w->hdr, 0, LCR_BLOCK);
+		memcpy(w->hdr, &h, sizeof(h));
+		lcr_io_prep(&w->req, LCR_IO_WRITE, w->fd, w->hdr, LCR_BLOCK, 0, commit_done, w);
+		lcr_ring_queue(w->ring, &w->req);
+		return;
+	case 2:
+		w->stage = 3;
+		lcr_io_prep(&w->req, LCR_IO_FSYNC, w->fd, NULL, 0, 0, commit_done, w);
+		lcr_ring_queue(w->ring, &w->req);
+		return;
+	case 3:
+		w->stage = 4;
+		lcr_io_prep(&w->req, LCR_IO_RENAMEAT, w->dir_fd, (void *)SNAP_TMP, 0, 0,
+			    commit_done, w);
+		w->req.arg = w->name;
+		lcr_ring_queue(w->ring, &w->req);
+		return;
+	case 4:
+		w->stage = 5;
+		lcr_io_prep(&w->req, LCR_IO_FSYNC, w->dir_fd, NULL, 0, 0, commit_done, w);
+		lcr_ring_queue(w->ring, &w->req);
+		return;
+	case 5:
+		w->stage = 6;
+		remove_older(w);
+		w->done(w->ctx, 0);
+		return;
+	}
+}
+
+int lcr_snap_commit(struct lcr_snap_writer *w, struct lcr_log_id last, lcr_snap_done_fn done,
+		    void *ctx)
+{
+	if (w->err)
+		return w->err;
+	if (w->stage != 0)
+		return -EINVAL;
+	w->meta.last = last;
+	w->meta.size = w->size;
+	w->meta.data_crc = w->crc;
+	w->meta.group = w->group;
+	w->done = done;
+	w->ctx = ctx;
+	snprintf(w->name, sizeof(w->name), "snap-%016llx-%08x-%016llx.snap",
+		 (unsigned long long)last.lid.term, last.lid.node, (unsigned long long)last.index);
+	w->stage = 1;
+	if (w->fill > 0) {
+		if (table_push(w) < 0)
+			return -ENOMEM;
+		uint32_t len = (uint32_t)lcr_align_up(w->fill, LCR_BLOCK);
+		memset(w->buf[w->cur] + w->fill, 0, len - w->fill);
+		if (w->busy[w->cur])
+			return -EINVAL; /* cannot happen: a busy buffer is never filled */
+		submit_buf(w, w->cur, len);
+		w->fill = 0;
+	}
+	commit_step(w);
+	return 0;
+}
+
+void lcr_snap_writer_free(struct lcr_snap_writer *w)
+{
+	if (w->fd >= 0)
+		close(w->fd);
+	if (w->stage != 6 || w->err)
+		unlinkat(w->dir_fd, SNAP_TMP, 0);
+	if (w->dir_fd > 0)
+		close(w->dir_fd);
+	free(w->buf[0]);
+	free(w->buf[1]);
+	free(w->hdr);
+	free(w->table);
+	free(w->table_buf);
+	memset(w, 0, sizeof(*w));
+	w->fd = -1;
+}
+
+/* ---- reading ------------------------------------------------------------------------- */
+
+static int newest_name(int dir_fd, char *out, size_t n)
+{
+	int dfd = dup(dir_fd);
+	DIR *d = dfd >= 0 ? fdopendir(dfd) : NULL;
+	struct dirent *de;
+	bool found = false;
+
+	if (!d)
+		return -errno;
+	out[0] = 0;
+	while ((de = readdir(d))) {
+		unsigned long long t, i;
+		unsigned int node;
+		int end = 0;
+		if (sscanf(de->d_name, "snap-%16llx-%8x-%16llx.snap%n", &t, &node, &i, &end) != 3 ||
+		    de->d_name[end] != 0 || strlen(de->d_name) != 52)
+			continue;
+		if (!found || strcmp(de->d_name, out) > 0) {
+			snprintf(out, n, "%s", de->d_name);
+			found = true;
+		}
+	}
+	closedir(d);
+	return found ? 1 : 0;
+}
+
+int lcr_snap_open(struct lcr_snap_reader *r, struct lcr_ring *ring, const char *dir, uint32_t group,
+		  char *why, size_t why_len)
+{
+	char name[96];
+	struct snap_hdr h;
+	int rc;
+
+	memset(r, 0, sizeof(*r));
+	r->ring = ring;
+	r->fd = -1;
+	int dir_fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dir_fd < 0) {
+		if (errno == ENOENT)
+			return 0;
+		snprintf(why, why_len, "%s: %s", dir, strerror(errno));
+		return -errno;
+	}
+	/* Never renamed, so never acknowledged: a leftover is garbage. */
+	unlinkat(dir_fd, SNAP_TMP, 0);
+	rc = newest_name(dir_fd, name, sizeof(name));
+	if (rc <= 0) {
+		close(dir_fd);
+		return rc;
+	}
+	r->fd = open_data(dir_fd, name, O_RDONLY, &r->direct);
+	close(dir_fd);
+	r->buf = aligned(LCR_SNAP_CHUNK);
+	if (r->fd < 0 || !r->buf) {
+		rc = r->fd < 0 ? -errno : -ENOMEM;
+		snprintf(why, why_len, "%s/%s: %s", dir, name, strerror(-rc));
+		lcr_snap_reader_close(r);
+		return rc;
+	}
+	struct stat sb;
+	if (pread(r->fd, r->buf, LCR_BLOCK, 0) != LCR_BLOCK || fstat(r->fd, &sb) < 0) {
+		snprintf(why, why_len, "%s/%s: snapshot shorter than its header", dir, name);
+		lcr_snap_reader_close(r);
+		return -EBADMSG;
+	}
+	memcpy(&h, r->buf, sizeof(h));
+	if (h.magic != SNAP_MAGIC || h.version != LCR_FORMAT_VERSION || h.group != group ||
+	    h.crc != lcr_crc32c(0, (const char *)r->buf + 8, sizeof(h) - 8) ||
+	    (uint64_t)sb.st_size < LCR_BLOCK + lcr_align_up(h.size, LCR_BLOCK)) {
+		snprintf(why, why_len, "%s/%s: damaged snapshot header or short file", dir, name);
+		lcr_snap_reader_close(r);
+		return -EBADMSG;
+	}
+	uint64_t chunks = (h.size + LCR_SNAP_CHUNK - 1) / LCR_SNAP_CHUNK;
+	uint64_t toff = LCR_BLOCK + lcr_align_up(h.size, LCR_BLOCK);
+	size_t tlen = lcr_align_up((size_t)chunks * 4 + 1, LCR_BLOCK);
+	uint8_t *tb = h.chunks == chunks ? aligned(tlen) : NULL;
+	r->table = tb ? malloc((size_t)chunks * 4 + 4) : NULL;
+	if (!tb || !r->table || (uint64_t)sb.st_size < toff + tlen ||
+	    pread(r->fd, tb, tlen, (off_t)toff) != (ssize_t)tlen ||
+	    lcr_crc32c(0, tb, (size_t)chunks * 4) != h.table_crc) {
+		free(tb);
+		snprintf(why, why_len, "%s/%s: damaged snapshot chunk table", dir, name);
+		lcr_snap_reader_close(r);
+		return -EBADMSG;
+	}
+	memcpy(r->table, tb, (size_t)chunks * 4);
+	free(tb);
+	r->meta.last.lid.term = h.last_term;
+	r->meta.last.lid.node = h.last_node;
+	r->meta.last.index = h.last_index;
+	r->meta.size = h.size;
+	r->meta.data_crc = h.data_crc;
+	r->meta.group = h.group;
+	return 1;
+}
+
+static void chunk_read(struct lcr_io_req *req, int res)
+{
+	struct lcr_snap_reader *r = req->ctx;
+	uint64_t want =
+		r->meta.size - r->next < LCR_SNAP_CHUNK ? r->meta.size - r->next : LCR_SNAP_CHUNK;
+	if (res >= 0 && (uint64_t)res < want)
+		res = -EBADMSG; /* the file ends early */
+	if (res < 0) {
+		r->err = res;
+		r->done(r->ctx, res);
+		return;
+	}
+	/* Verified after the read as it was computed before the write. */
+	if (lcr_crc32c(0, r->buf, want) != r->table[r->next / LCR_SNAP_CHUNK]) {
+		r->err = -EBADMSG;
+		r->done(r->ctx, -EBADMSG);
+		return;
+	}
+	r->got = (uint32_t)want;
+	r->crc = lcr_crc32c(r->crc, r->buf, want);
+	r->next += want;
+	if (r->next == r->meta.size && r->crc != r->meta.data_crc) {
+		r->err = -EBADMSG;
+		r->done(r->ctx, -EBADMSG);
+		return;
+	}
+	r->done(r->ctx, 0);
+}
+
+int lcr_snap_read_next(struct lcr_snap_reader *r, lcr_snap_done_fn done, void *ctx)
+{
+	if (r->err)
+		return r->err;
+	r->done = done;
+	r->ctx = ctx;
+	r->got = 0;
+	if (r->next >= r->meta.size) {
+		done(ctx, 0);
+		return 0;
+	}
+	uint64_t want =
+		r->meta.size - r->next < LCR_SNAP_CHUNK ? r->meta.size - r->next : LCR_SNAP_CHUNK;
+	lcr_io_prep(&r->req, LCR_IO_READ, r->fd, r->buf, lcr_align_up(want, LCR_BLOCK),
+		    LCR_BLOCK + r->next, chunk_read, r);
+	lcr_ring_queue(r->ring, &r->req);
+	return 0;
+}
+
+void lcr_snap_reader_close(struct lcr_snap_reader *r)
+{
+	if (r->fd >= 0)
+		close(r->fd);
+	free(r->buf);
+	free(r->table);
+	memset(r, 0, sizeof(*r));
+	r->fd = -1;
+}

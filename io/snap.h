@@ -1,0 +1,122 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Snapshot files of one group, written and read in chunks through io_uring.
+ *
+ * Writing (building a snapshot, or installing one received from a leader):
+ * chunks go to <dir>/snap.tmp through two aligned staging buffers; commit
+ * writes the header (last log id, size, CRC32C of the data), fsyncs the file,
+ * renames it to snap-<term>-<node>-<index>.snap and fsyncs the directory, then
+ * removes older snapshots. A crash before the rename leaves only snap.tmp,
+ * which the next open removes: a named snapshot is always complete.
+ *
+ * Reading (sending a snapshot to a follower): chunk by chunk, never the whole
+ * file in memory. Each 1 MiB chunk has its own CRC32C in a table after the
+ * data, so a damaged chunk is caught before it is handed out.
+ *
+ * Only the thread owning the ring may use these.
+ */
+#ifndef LCR_SNAP_H
+#define LCR_SNAP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../engine/types.h"
+#include "ring.h"
+
+#define LCR_SNAP_CHUNK (1u << 20) /* staging buffer and default read size */
+
+struct lcr_snap_meta {
+	struct lcr_log_id last; /* the last entry the snapshot covers */
+	uint64_t size;		/* data bytes */
+	uint32_t data_crc;	/* CRC32C of the data */
+	uint32_t group;
+};
+
+/* Completion of a commit or a read: 0 or -errno (-EBADMSG: data corrupt). */
+typedef void (*lcr_snap_done_fn)(void *ctx, int err);
+
+struct lcr_snap_writer {
+	struct lcr_ring *ring;
+	int dir_fd;
+	int fd;
+	uint32_t group;
+	bool direct;
+	uint8_t *buf[2]; /* staging buffers, LCR_SNAP_CHUNK each */
+	uint32_t fill;	 /* bytes in the current buffer */
+	uint32_t cur;	 /* current buffer index */
+	bool busy[2];	 /* buffer being written */
+	uint64_t off;	 /* file offset of the current buffer's start */
+	uint64_t size;
+	uint32_t crc;
+	uint32_t chunk_crc; /* of the chunk being filled */
+	uint32_t *table;    /* CRC per chunk */
+	uint32_t n_table, cap_table;
+	uint8_t *table_buf; /* the table as written, block aligned */
+	int err;
+	uint32_t stage; /* commit state machine */
+	struct lcr_snap_meta meta;
+	char name[96];
+	uint8_t *hdr; /* one block */
+	struct lcr_io_req wreq[2];
+	struct lcr_io_req req;
+	lcr_snap_done_fn done;
+	void *ctx;
+};
+
+/* Start a snapshot in `dir` (created if missing). Returns 0 or -errno. */
+int lcr_snap_begin(struct lcr_snap_writer *w, struct lcr_ring *ring, const char *dir,
+		   uint32_t group);
+
+/*
+ * Append data. Copies into a staging buffer; a full buffer is written while
+ * the other fills. Returns 0, -EAGAIN when both buffers are busy (reap the
+ * ring and retry), or the writer's error.
+ */
+int lcr_snap_write(struct lcr_snap_writer *w, const void *data, size_t len);
+
+/*
+ * Make the snapshot durable under its final name; `done` runs when it is
+ * (or with the error). `last` is the last log id it covers.
+ */
+int lcr_snap_commit(struct lcr_snap_writer *w, struct lcr_log_id last, lcr_snap_done_fn done,
+		    void *ctx);
+
+/* Free the writer (after commit completed, or to abandon it: snap.tmp is removed). */
+void lcr_snap_writer_free(struct lcr_snap_writer *w);
+
+struct lcr_snap_reader {
+	struct lcr_ring *ring;
+	int fd;
+	bool direct;
+	struct lcr_snap_meta meta;
+	uint64_t next;	 /* next data offset to read */
+	uint32_t crc;	 /* CRC of data read so far, in order */
+	uint32_t *table; /* CRC per chunk */
+	uint8_t *buf;	 /* LCR_SNAP_CHUNK, aligned */
+	uint32_t got;	 /* bytes of the current chunk in buf */
+	struct lcr_io_req req;
+	lcr_snap_done_fn done;
+	void *ctx;
+	int err;
+};
+
+/*
+ * Open the newest snapshot in `dir`, removing a leftover snap.tmp. Returns 1
+ * with the reader ready, 0 when there is no snapshot, or -errno (-EBADMSG:
+ * the newest snapshot is damaged; `why` names the file).
+ */
+int lcr_snap_open(struct lcr_snap_reader *r, struct lcr_ring *ring, const char *dir, uint32_t group,
+		  char *why, size_t why_len);
+
+/*
+ * Read the next chunk (up to LCR_SNAP_CHUNK bytes) into r->buf; `done` runs
+ * with 0 and r->got set (0 at the end), or an error: -EBADMSG when the
+ * chunk's CRC does not match (and then nothing of it is handed out).
+ */
+int lcr_snap_read_next(struct lcr_snap_reader *r, lcr_snap_done_fn done, void *ctx);
+
+void lcr_snap_reader_close(struct lcr_snap_reader *r);
+
+#endif /* LCR_SNAP_H */
