@@ -511,10 +511,52 @@ static void on_flushed(struct lcr_core *c, struct lcr_io_id io)
 	lcr_transfer_check(c);
 }
 
+static bool vote_sane(struct lcr_vote v)
+{
+	return v.lid.term < LCR_NUMBER_MAX;
+}
+
+static bool id_sane(struct lcr_log_id id)
+{
+	return id.lid.term < LCR_NUMBER_MAX && id.index < LCR_NUMBER_MAX;
+}
+
+/* Numbers in range; the protocol handlers check the rest. */
+static bool msg_sane(const struct lcr_msg *m)
+{
+	switch (m->type) {
+	case LCR_MSG_VOTE_REQ:
+		return vote_sane(m->vote_req.vote) && id_sane(m->vote_req.last_log_id) &&
+		       vote_sane(m->vote_req.transfer_from);
+	case LCR_MSG_VOTE_RESP:
+		return vote_sane(m->vote_resp.vote) && vote_sane(m->vote_resp.req_vote) &&
+		       id_sane(m->vote_resp.last_log_id);
+	case LCR_MSG_APPEND_REQ:
+		if (!vote_sane(m->append_req.vote) || !id_sane(m->append_req.prev) ||
+		    !id_sane(m->append_req.leader_commit) ||
+		    m->append_req.n_entries > LCR_NUMBER_MAX - m->append_req.prev.index)
+			return false;
+		for (uint32_t i = 0; i < m->append_req.n_entries && m->append_req.entries; i++)
+			if (!id_sane(m->append_req.entries[i].id))
+				return false;
+		return true;
+	case LCR_MSG_APPEND_RESP:
+		return vote_sane(m->append_resp.vote) && id_sane(m->append_resp.log_id);
+	case LCR_MSG_TRANSFER_LEADER:
+		return vote_sane(m->transfer.from_leader) && id_sane(m->transfer.last_log_id);
+	default:
+		return false;
+	}
+}
+
 static void on_msg(struct lcr_core *c, const struct lcr_msg *m)
 {
 	if (m->to != c->id || lcr_core_slot(c, m->from) < 0 || m->from == c->id) {
 		c->n_stale++;
+		return;
+	}
+	if (!msg_sane(m)) {
+		c->n_dropped++;
 		return;
 	}
 	switch (m->type) {

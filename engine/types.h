@@ -23,6 +23,13 @@
 /* Symbols of the public API; everything else in the library is hidden. */
 #define LCR_API __attribute__((visibility("default")))
 
+/*
+ * Terms and indexes at or above this are never legitimate (a cluster doing a
+ * billion elections a second would need 146 years to reach it); messages
+ * carrying them are dropped, so that term + 1 and index + 1 never wrap.
+ */
+#define LCR_NUMBER_MAX (1ull << 62)
+
 /* Largest number of nodes (voters and learners) one group may have. */
 #define LCR_NODES_MAX 16
 /* A joint membership holds at most two configs (old and new). */
