@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -84,6 +85,7 @@ struct pend {
 	struct lcr_io_id io;
 	uint8_t kind;
 	bool done;
+	bool partial; /* the command of `io` continues in the next entry: not reportable */
 	uint64_t ref; /* batch wid, or meta write generation */
 };
 
@@ -114,7 +116,8 @@ struct lcr_log {
 	struct mbatch *mb; /* ring of batches, oldest at mb_head */
 	uint32_t mb_cap, mb_head, mb_n;
 	uint64_t next_wid;
-	bool writing; /* one batch write in flight */
+	bool writing;	    /* one batch write in flight */
+	uint64_t unwritten; /* arena bytes of batches not yet durable (headers included) */
 
 	/* Durability queue in io order. */
 	struct pend *pend;
@@ -147,6 +150,7 @@ void lcr_log_opts_default(struct lcr_log_opts *o, const char *dir)
 	o->batch_bytes_max = 1u << 20;
 	o->durability = LCR_DURABILITY_FSYNC;
 	o->io_mode = LCR_IO_DIRECT_DSYNC;
+	o->lock_wait_ms = 10000;
 }
 
 static void *xalloc_aligned(size_t n)
@@ -196,6 +200,27 @@ static int open_file(struct lcr_log *l, const char *name, int extra)
 	return fd;
 }
 
+/*
+ * Take an exclusive lock on a file of the log, waiting up to lock_wait_ms. Two live
+ * processes must never share a log; and after a SIGKILL, io_uring requests
+ * of the dead process may still be writing for tens of milliseconds. They
+ * hold the file open, so its lock is only free once they are done.
+ */
+static int lock_file(struct lcr_log *l, int fd, const char *name, char *why, size_t why_len)
+{
+	for (uint32_t i = 0; i <= l->o.lock_wait_ms / 10; i++) {
+		if (flock(fd, LOCK_EX | LOCK_NB) == 0)
+			return 0;
+		if (errno != EWOULDBLOCK && errno != EINTR) {
+			snprintf(why, why_len, "%s/%s: lock: %s", l->dir, name, strerror(errno));
+			return -errno;
+		}
+		usleep(10000);
+	}
+	snprintf(why, why_len, "%s/%s is in use by another process", l->dir, name);
+	return -EBUSY;
+}
+
 /* ---- failure and completions ----------------------------------------------------- */
 
 static void fail(struct lcr_log *l, int err)
@@ -221,11 +246,20 @@ static int pend_push(struct lcr_log *l, const struct lcr_io_id *io, uint8_t kind
 	}
 	if (l->pend_n == PEND_MAX)
 		return -ENOBUFS;
+	if (l->pend_n > 0) {
+		/* One command split over two writes (an append that fills a batch):
+		 * it is durable only when the last part is, so the earlier entry
+		 * must not report it. */
+		struct pend *last = &l->pend[(l->pend_head + l->pend_n - 1) % PEND_MAX];
+		if (last->io.seq == io->seq)
+			last->partial = true;
+	}
 	struct pend *p = &l->pend[(l->pend_head + l->pend_n) % PEND_MAX];
 	p->io = *io;
 	p->kind = kind;
 	p->ref = ref;
 	p->done = false;
+	p->partial = false;
 	l->pend_n++;
 	return 0;
 }
@@ -246,10 +280,13 @@ static void report(struct lcr_log *l)
 	bool any = false;
 
 	while (l->pend_n > 0 && l->pend[l->pend_head].done) {
-		io = l->pend[l->pend_head].io;
+		const struct pend *p = &l->pend[l->pend_head];
+		if (!p->partial) {
+			io = p->io;
+			any = true;
+		}
 		l->pend_head = (l->pend_head + 1) % PEND_MAX;
 		l->pend_n--;
-		any = true;
 	}
 	if (any && !l->err && l->o.done)
 		l->o.done(l->o.ctx, &io, 0);
@@ -313,7 +350,10 @@ static int seg_create_file(struct lcr_log *l, uint64_t no, int *fd)
 
 	seg_name(name, sizeof(name), no);
 	*fd = open_file(l, name, O_CREAT | O_EXCL);
-	return *fd < 0 ? -errno : 0;
+	if (*fd < 0)
+		return -errno;
+	flock(*fd, LOCK_EX | LOCK_NB); /* ours alone: nobody else can know it yet */
+	return 0;
 }
 
 /* Blocking preparation, used at open when there is no segment to write to. */
@@ -338,6 +378,32 @@ static int seg_prepare_sync(struct lcr_log *l, struct seg *s)
 static void write_next(struct lcr_log *l);
 static void prep_step(struct seg *s);
 
+/*
+ * Give up a spare whose preparation failed, once none of its requests can
+ * still complete. The log goes on in the active segment; it fails only if a
+ * batch needs the next segment before space comes back (seg_for).
+ */
+static void spare_give_up(struct lcr_log *l)
+{
+	struct seg *s = l->spare;
+	char name[64];
+
+	if (!s || !s->prep_err || s->prep_inflight > 0 || lcr_io_busy(&s->prep_one))
+		return;
+	for (uint32_t i = 0; i < PREP_PAR; i++)
+		if (lcr_io_busy(&s->prep[i]))
+			return;
+	seg_name(name, sizeof(name), s->no);
+	fprintf(stderr, "lcraft: preparing %s/%s failed: %s%s\n", l->dir, name,
+		strerror(-s->prep_err), s->prep_err == -ENOSPC ? " (disk full)" : "");
+	l->spare_err = s->prep_err;
+	unlinkat(l->dir_fd, name, 0);
+	l->spare = NULL;
+	l->next_seg_no = s->no;
+	seg_free(s);
+	write_next(l); /* a waiting batch now fails with the reason */
+}
+
 static void prep_done(struct lcr_io_req *req, int res)
 {
 	struct seg *s = req->ctx;
@@ -348,21 +414,7 @@ static void prep_done(struct lcr_io_req *req, int res)
 	if (res < 0 && !(res == -EOPNOTSUPP && req->op == LCR_IO_FALLOCATE))
 		s->prep_err = s->prep_err ? s->prep_err : res;
 	if (s->prep_err) {
-		/* Wait for the other preparation writes, then give the spare up.
-		 * The log goes on in the active segment; it fails only if a batch
-		 * needs the next segment before space comes back. */
-		if (s->prep_inflight > 0 || s->prep_one.in_flight)
-			return;
-		char name[64];
-		seg_name(name, sizeof(name), s->no);
-		fprintf(stderr, "lcraft: preparing %s/%s failed: %s%s\n", l->dir, name,
-			strerror(-s->prep_err), s->prep_err == -ENOSPC ? " (disk full)" : "");
-		l->spare_err = s->prep_err;
-		unlinkat(l->dir_fd, name, 0);
-		l->spare = NULL;
-		l->next_seg_no = s->no;
-		seg_free(s);
-		write_next(l); /* a waiting batch now fails with the reason */
+		spare_give_up(l);
 		return;
 	}
 	prep_step(s);
@@ -483,6 +535,7 @@ static struct seg *seg_for(struct lcr_log *l, uint64_t len)
 
 	if (a && a->write_off + len <= a->size)
 		return a;
+	spare_give_up(l); /* a failed spare whose last request has since completed */
 	if (!l->spare && l->spare_err) {
 		/* Space may have come back since: one more try, then give up. */
 		if (!l->spare_retried) {
@@ -643,6 +696,7 @@ static struct mbatch *batch_new(struct lcr_log *l, uint64_t first_index, uint64_
 	b->first_index = first_index;
 	b->aoff = at;
 	b->log = l;
+	l->unwritten += sizeof(struct lcr_batch_hdr);
 	return b;
 }
 
@@ -657,6 +711,7 @@ static void batch_written(struct lcr_log *l, struct mbatch *b)
 {
 	b->state = MB_DONE;
 	l->writing = false;
+	l->unwritten -= sizeof(struct lcr_batch_hdr) + b->bytes;
 	l->st.batches_written++;
 	l->st.entries_written += b->count;
 	l->st.bytes_written += mb_span(b);
@@ -783,23 +838,43 @@ static struct mbatch *batch_for(struct lcr_log *l, uint64_t index, uint32_t rec)
 	return batch_new(l, index, rec);
 }
 
+/*
+ * Whether n entries surely fit: arena room for their records, a header and
+ * a block of padding per batch they may need, plus slack for a batch that
+ * cannot wrap around the arena's end; and room in the durability queue.
+ */
+static bool append_fits(const struct lcr_log *l, const struct lcr_entry *e, uint32_t n)
+{
+	uint64_t total = 0;
+	for (uint32_t i = 0; i < n; i++)
+		total += lcr_rec_size(e[i].len);
+	uint64_t batches = total / (l->o.batch_bytes_max / 2) + 2;
+	uint64_t need = total + batches * (sizeof(struct lcr_batch_hdr) + LCR_BLOCK) +
+			2 * ((uint64_t)l->o.batch_bytes_max + LCR_ENTRY_MAX + LCR_BLOCK);
+	return l->unwritten + need <= l->arena_bytes && l->pend_n + batches + 1 <= PEND_MAX;
+}
+
 int lcr_log_append(struct lcr_log *l, const struct lcr_entry *e, uint32_t n,
 		   const struct lcr_io_id *io)
 {
 	if (l->err)
 		return l->err;
-	for (uint32_t i = 0; i < n; i++) {
-		if (e[i].len > LCR_ENTRY_MAX || e[i].id.index != l->ids.last.index + 1)
+	for (uint32_t i = 0; i < n; i++)
+		if (e[i].len > LCR_ENTRY_MAX || e[i].id.index != l->ids.last.index + 1 + i)
 			return -EINVAL;
+	/* All or nothing: once the first entry is in, the rest must follow. */
+	if (!append_fits(l, e, n))
+		return -ENOBUFS;
+	for (uint32_t i = 0; i < n; i++) {
 		uint32_t rec = lcr_rec_size(e[i].len);
 		struct mbatch *b = batch_for(l, e[i].id.index, rec);
-		if (!b)
+		if (!b || pend_push(l, io, PEND_BATCH, b->wid) < 0 ||
+		    lcr_log_ids_append(&l->ids, e[i].id) < 0) {
+			/* Cannot happen after append_fits; if it does, a half-done
+			 * command must not go on as if whole. */
+			fail(l, -ENOBUFS);
 			return -ENOBUFS;
-		/* pend before anything changes, so a full queue leaves no trace */
-		if (pend_push(l, io, PEND_BATCH, b->wid) < 0)
-			return -ENOBUFS;
-		if (lcr_log_ids_append(&l->ids, e[i].id) < 0)
-			return -ENOMEM;
+		}
 		uint8_t *p = l->arena + b->aoff + sizeof(struct lcr_batch_hdr) + b->bytes;
 		struct lcr_rec_hdr r;
 		memset(&r, 0, sizeof(r));
@@ -817,6 +892,7 @@ int lcr_log_append(struct lcr_log *l, const struct lcr_entry *e, uint32_t n,
 		b->count++;
 		b->io = *io;
 		b->has_io = true;
+		l->unwritten += rec;
 	}
 	return 0;
 }
@@ -830,6 +906,7 @@ int lcr_log_truncate(struct lcr_log *l, uint64_t after, const struct lcr_io_id *
 	struct mbatch *b = open_batch(l);
 	if (b && after + 1 < b->first_index) {
 		/* Everything in the open batch goes; it now only truncates. */
+		l->unwritten -= b->bytes;
 		b->count = 0;
 		b->bytes = 0;
 		b->first_index = after + 1;
@@ -842,6 +919,7 @@ int lcr_log_truncate(struct lcr_log *l, uint64_t after, const struct lcr_io_id *
 			memcpy(&r, p + off, sizeof(r));
 			off += lcr_rec_size(r.len);
 		}
+		l->unwritten -= b->bytes - off;
 		b->count = keep;
 		b->bytes = off;
 		b->cur_i = b->cur_off = 0;
@@ -850,11 +928,15 @@ int lcr_log_truncate(struct lcr_log *l, uint64_t after, const struct lcr_io_id *
 		if (b)
 			b->state = MB_SEALED;
 		b = batch_new(l, after + 1, 0);
-		if (!b)
+		if (!b) {
+			fail(l, -ENOBUFS);
 			return -ENOBUFS;
+		}
 	}
-	if (pend_push(l, io, PEND_BATCH, b->wid) < 0)
+	if (pend_push(l, io, PEND_BATCH, b->wid) < 0) {
+		fail(l, -ENOBUFS);
 		return -ENOBUFS;
+	}
 	if (after < l->ids.last.index)
 		lcr_log_ids_truncate(&l->ids, after + 1);
 	b->io = *io;
@@ -1018,9 +1100,13 @@ static int recover_accept(void *ctx, const struct lcr_scan_batch *b)
 	const uint8_t *p = b->records;
 	uint64_t skip = 0;
 	if (first <= l->ids.purged.index) {
+		/* Its records up to the purge point are gone; it still replaces
+		 * whatever an older batch put above the purge point. */
 		skip = l->ids.purged.index + 1 - first;
 		if (skip > h->count)
 			skip = h->count;
+		if (l->ids.last.index > l->ids.purged.index)
+			lcr_log_ids_truncate(&l->ids, l->ids.purged.index + 1);
 	} else if (first <= l->ids.last.index) {
 		lcr_log_ids_truncate(&l->ids, first);
 	}
@@ -1032,16 +1118,17 @@ static int recover_accept(void *ctx, const struct lcr_scan_batch *b)
 			continue;
 		struct lcr_log_id id = { { r.term, r.node }, r.index };
 		/* Leaders never go down along the log (checked here, not asserted:
-		 * a crafted file with valid checksums must not stop us). */
-		if (lcr_leader_id_cmp(id.lid, l->ids.last.lid) < 0)
+		 * a crafted file with valid checksums must not stop us). Right
+		 * above the purge point there is nothing to compare with: the
+		 * purged id belongs to the final history, and an older batch
+		 * replayed here may come from a leader before it. */
+		if (l->ids.n > 0 && lcr_leader_id_cmp(id.lid, l->ids.last.lid) < 0)
 			return -EBADMSG;
 		if (lcr_log_ids_append(&l->ids, id) < 0)
 			return -ENOMEM;
 	}
 	l->last_batch_seq = h->batch_seq;
-	if (first > l->ids.purged.index || first + h->count > l->ids.purged.index + 1)
-		locs_apply(l, rc->seg, first + skip, (uint32_t)(h->count - skip), h->bytes,
-			   b->file_off);
+	locs_apply(l, rc->seg, first + skip, (uint32_t)(h->count - skip), h->bytes, b->file_off);
 	return 0;
 }
 
@@ -1080,6 +1167,9 @@ static int recover_meta(struct lcr_log *l, char *why, size_t why_len)
 		snprintf(why, why_len, "%s/%s: %s", l->dir, LCR_META_FILE, strerror(errno));
 		return -errno;
 	}
+	int rc0 = lock_file(l, l->meta_fd, LCR_META_FILE, why, why_len);
+	if (rc0 < 0)
+		return rc0;
 	if (sb.st_size == 0) {
 		memset(l->meta_buf, 0, LCR_META_SLOT);
 		for (int i = 0; i < 2; i++)
@@ -1124,6 +1214,10 @@ static int recover_seg(struct lcr_log *l, uint64_t no, bool last, struct seg **t
 	if (fd < 0 || fstat(fd, &sb) < 0) {
 		snprintf(why, why_len, "%s/%s: %s", l->dir, name, strerror(errno));
 		return -errno;
+	}
+	if ((rc = lock_file(l, fd, name, why, why_len)) < 0) {
+		close(fd);
+		return rc;
 	}
 	size_t size = (size_t)sb.st_size;
 	uint8_t *img = NULL;
@@ -1236,7 +1330,8 @@ static int recover_segments(struct lcr_log *l, char *why, size_t why_len)
 		}
 		nos[n++] = no;
 	}
-	qsort(nos, n, sizeof(*nos), cmp_u64);
+	if (n > 1)
+		qsort(nos, n, sizeof(*nos), cmp_u64);
 	for (size_t i = 0; i < n && rc == 0; i++) {
 		if (i > 0 && nos[i] != nos[i - 1] + 1) {
 			snprintf(why, why_len, "%s: segment %llu is missing", l->dir,
@@ -1410,6 +1505,25 @@ fail:
 	return rc;
 }
 
+/* Any request of this log that the kernel may still complete. */
+static bool reqs_busy(const struct lcr_log *l)
+{
+	if (lcr_io_busy(&l->meta_w) || lcr_io_busy(&l->meta_s))
+		return true;
+	for (uint32_t i = 0; i < l->mb_cap; i++)
+		if (lcr_io_busy(&l->mb[i].wreq) || lcr_io_busy(&l->mb[i].sreq))
+			return true;
+	const struct seg *s = l->spare;
+	if (s) {
+		if (lcr_io_busy(&s->prep_one))
+			return true;
+		for (uint32_t i = 0; i < PREP_PAR; i++)
+			if (lcr_io_busy(&s->prep[i]))
+				return true;
+	}
+	return false;
+}
+
 void lcr_log_close(struct lcr_log *l)
 {
 	if (!l)
@@ -1422,6 +1536,12 @@ void lcr_log_close(struct lcr_log *l)
 			break;
 		if (!busy && !l->ring->ov_head)
 			break;
+		lcr_ring_submit(l->ring);
+		lcr_ring_wait(l->ring, 10 * 1000 * 1000);
+	}
+	/* Stale completions (of requests resent after a short write or EAGAIN)
+	 * still name our requests: wait for them before freeing. */
+	for (int i = 0; i < 100000 && reqs_busy(l); i++) {
 		lcr_ring_submit(l->ring);
 		lcr_ring_wait(l->ring, 10 * 1000 * 1000);
 	}

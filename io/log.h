@@ -58,6 +58,7 @@ struct lcr_log_opts {
 	uint32_t batch_bytes_max; /* default 1 MiB */
 	uint32_t durability;	  /* enum lcr_durability; default FSYNC */
 	uint32_t io_mode;	  /* enum lcr_io_mode; default DIRECT_DSYNC */
+	uint32_t lock_wait_ms;	  /* wait for another process's lock; default 10000 */
 	lcr_log_done_fn done;
 	void *ctx;
 };

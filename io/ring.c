@@ -29,10 +29,11 @@ int lcr_ring_register_buffers(struct lcr_ring *r, const struct iovec *iov, unsig
 void lcr_io_prep(struct lcr_io_req *req, uint8_t op, int fd, void *buf, uint64_t len, uint64_t off,
 		 lcr_io_done_fn done, void *ctx)
 {
-	uint8_t gen = req->gen;
+	uint8_t gen = req->gen, sqes = req->sqes;
 
 	memset(req, 0, sizeof(*req));
-	req->gen = gen;
+	req->gen = gen + 1; /* a stale CQE of an earlier use must not match */
+	req->sqes = sqes;   /* ... and it may still be out */
 	req->op = op;
 	req->fd = fd;
 	req->buf = buf;
@@ -90,6 +91,7 @@ static void fill_sqe(struct io_uring_sqe *sqe, struct lcr_io_req *req, bool link
 	if (link)
 		sqe->flags |= IOSQE_IO_LINK;
 	io_uring_sqe_set_data64(sqe, tag(req));
+	req->sqes++;
 }
 
 static void overflow_push(struct lcr_ring *r, struct lcr_io_req *req)
@@ -206,6 +208,7 @@ static void handle_cqe(struct lcr_ring *r, struct io_uring_cqe *cqe)
 	int res = cqe->res;
 
 	r->in_flight--;
+	req->sqes--;
 	if ((cqe->user_data & 7u) != (req->gen & 7u))
 		return; /* a CQE from before a resubmission */
 	if (r->faults)

@@ -37,8 +37,9 @@ struct lcr_io_req {
 	lcr_io_done_fn done; /* called once with the final result */
 	void *ctx;	     /* the owner's */
 	int fd;
-	uint8_t op;  /* enum lcr_io_op */
-	uint8_t gen; /* tags CQEs: stale ones (after a resubmission) are ignored */
+	uint8_t op;   /* enum lcr_io_op */
+	uint8_t gen;  /* tags CQEs: stale ones (after a resubmission) are ignored */
+	uint8_t sqes; /* SQEs of this request not yet completed, stale ones too */
 	bool in_flight;
 	bool inject_cancel; /* fault injection: report this sync as cancelled */
 	int16_t buf_index;  /* registered buffer, or -1 */
@@ -95,6 +96,15 @@ void lcr_ring_exit(struct lcr_ring *r);
  * usually means RLIMIT_MEMLOCK is too low, and callers then use plain I/O.
  */
 int lcr_ring_register_buffers(struct lcr_ring *r, const struct iovec *iov, unsigned n);
+
+/*
+ * True while the kernel may still complete an SQE that names this request,
+ * stale ones included: its memory must stay valid until then.
+ */
+static inline bool lcr_io_busy(const struct lcr_io_req *req)
+{
+	return req->in_flight || req->sqes > 0;
+}
 
 /* Prepare requests (the fields the op needs); then queue them. */
 void lcr_io_prep(struct lcr_io_req *req, uint8_t op, int fd, void *buf, uint64_t len, uint64_t off,

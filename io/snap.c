@@ -213,7 +213,8 @@ static void commit_step(struct lcr_snap_writer *w)
 			commit_step(w);
 			return;
 		}
-		memcpy(w->table_buf, w->table, (size_t)w->n_table * 4);
+		if (w->n_table)
+			memcpy(w->table_buf, w->table, (size_t)w->n_table * 4);
 		lcr_io_prep(&w->req, LCR_IO_WRITE, w->fd, w->table_buf, tlen, w->off, commit_done,
 			    w);
 		lcr_ring_queue(w->ring, &w->req);
@@ -232,7 +233,7 @@ static void commit_step(struct lcr_snap_writer *w)
 		h.size = w->size;
 		h.data_crc = w->crc;
 		h.chunks = w->n_table;
-		h.table_crc = lcr_crc32c(0, w->table, (size_t)w->n_table * 4);
+		h.table_crc = w->n_table ? lcr_crc32c(0, w->table, (size_t)w->n_table * 4) : 0;
 		h.crc = lcr_crc32c(0, (const char *)&h + 8, sizeof(h) - 8);
 		memset(w->hdr, 0, LCR_BLOCK);
 		memcpy(w->hdr, &h, sizeof(h));

@@ -180,11 +180,11 @@ int main(int argc, char **argv)
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	double secs = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
 	fprintf(stderr,
-		"ran %llu seeds in %.1f s: %llu writes and %llu reads acknowledged, %llu leaders "
-		"elected, %llu crashes\n",
-		(unsigned long long)ran, secs, (unsigned long long)writes,
-		(unsigned long long)reads, (unsigned long long)elections,
-		(unsigned long long)crashes);
+		"ran %llu seeds (%llu steps) in %.1f s: %llu writes and %llu reads acknowledged, "
+		"%llu leaders elected, %llu crashes\n",
+		(unsigned long long)ran, (unsigned long long)total_steps, secs,
+		(unsigned long long)writes, (unsigned long long)reads,
+		(unsigned long long)elections, (unsigned long long)crashes);
 	if (bug) {
 		if (violations)
 			printf("planted bug '%s' detected at seed %llu\n", bug_name,

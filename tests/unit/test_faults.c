@@ -105,6 +105,7 @@ static void test_fault_short_writes_resubmitted(void **state)
 {
 	(void)state;
 	assert_int_equal(iot_open(&t), 0);
+	iot_settle(&t);
 	t.ring.faults = &faults;
 	faults.short_write_every = 1; /* every write comes back half done */
 	/* Batches of 50 x 2000 bytes are well above the 8 KiB a short write needs. */
@@ -120,6 +121,7 @@ static void test_fault_eagain_resubmitted(void **state)
 	(void)state;
 	t.opts.io_mode = LCR_IO_DIRECT_FDATASYNC;
 	assert_int_equal(iot_open(&t), 0);
+	iot_settle(&t);
 	t.ring.faults = &faults;
 	faults.eagain_every = 2;
 	uint64_t acked = write_until_error(300);
@@ -136,6 +138,7 @@ static void test_fault_failed_vote_sync(void **state)
 	assert_int_equal(iot_open(&t), 0);
 	assert_int_equal(iot_vote(&t, 2, 1, false), 0);
 	assert_int_equal(iot_sync(&t), 0);
+	iot_settle(&t);
 	t.ring.faults = &faults;
 	faults.fail_fsync_nth = 1;
 	assert_int_equal(iot_vote(&t, 3, 1, false), 0);

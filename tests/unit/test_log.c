@@ -227,6 +227,94 @@ static void test_log_io_modes_agree(void **state)
 	}
 }
 
+static uint64_t written_at_report;
+
+static void note_written(void *ctx, const struct lcr_io_id *io, int err)
+{
+	struct lcr_log_stats st;
+	(void)io;
+	(void)err;
+	lcr_log_stats(t.log, &st);
+	written_at_report = st.entries_written;
+	t.durable_seq = io ? io->seq : t.durable_seq;
+	(void)ctx;
+}
+
+static void test_log_split_append_reported_only_when_whole(void **state)
+{
+	(void)state;
+	/* One command whose entries fill two batches (256 KiB each here): it
+	 * is durable only when the second batch is. */
+	static uint8_t big[2][600 << 10];
+	struct lcr_entry e[2] = {
+		{ { { 1, 1 }, 1 }, LCR_ENTRY_NORMAL, sizeof(big[0]), big[0] },
+		{ { { 1, 1 }, 2 }, LCR_ENTRY_NORMAL, sizeof(big[1]), big[1] },
+	};
+	iot_payload(1, big[0], sizeof(big[0]));
+	iot_payload(2, big[1], sizeof(big[1]));
+	iot_close(&t);
+	t.opts.done = note_written;
+	assert_int_equal(iot_open(&t), 0);
+	struct lcr_io_id io = { ++t.seq, { { 0, 0 }, false }, lcr_log_last(t.log) };
+	assert_int_equal(lcr_log_append(t.log, e, 2, &io), 0);
+	assert_int_equal(iot_sync(&t), 0);
+	assert_int_equal(written_at_report, 2);
+	reopen();
+	assert_int_equal(lcr_log_last(t.log).index, 2);
+	assert_int_equal(iot_check_disk(&t, 1, 2, 1, 1), 0);
+}
+
+static void test_log_purge_above_a_truncation_reopens(void **state)
+{
+	(void)state;
+	/* A new leader replaced 51..100 with 51..60; the purge point (55) lies
+	 * in the replacement. Replaying the old batch must not trip over it. */
+	assert_int_equal(iot_append(&t, 1, 100, 1, 1, 40), 0);
+	assert_int_equal(iot_sync(&t), 0);
+	assert_int_equal(iot_truncate(&t, 50), 0);
+	assert_int_equal(iot_append(&t, 51, 10, 2, 2, 40), 0);
+	assert_int_equal(iot_sync(&t), 0);
+	assert_int_equal(lcr_log_purge(t.log, 55), 0);
+	assert_int_equal(iot_vote(&t, 2, 2, true), 0);
+	assert_int_equal(iot_sync(&t), 0);
+	reopen();
+	assert_int_equal(lcr_log_first_index(t.log), 56);
+	assert_int_equal(lcr_log_last(t.log).index, 60);
+	assert_int_equal(iot_check_disk(&t, 56, 60, 2, 2), 0);
+	/* The same leader replacing its own tail, then a purge inside it. */
+	iot_fini(&t);
+	iot_init(&t, "log");
+	assert_int_equal(iot_open(&t), 0);
+	assert_int_equal(iot_append(&t, 1, 20, 1, 1, 40), 0);
+	assert_int_equal(iot_truncate(&t, 10), 0);
+	assert_int_equal(iot_append(&t, 11, 5, 1, 1, 40), 0);
+	assert_int_equal(iot_sync(&t), 0);
+	assert_int_equal(lcr_log_purge(t.log, 12), 0);
+	assert_int_equal(iot_vote(&t, 1, 1, true), 0);
+	assert_int_equal(iot_sync(&t), 0);
+	reopen();
+	assert_int_equal(lcr_log_first_index(t.log), 13);
+	assert_int_equal(lcr_log_last(t.log).index, 15);
+}
+
+static void test_log_second_process_refused(void **state)
+{
+	(void)state;
+	struct lcr_log *other;
+	char why[256];
+	struct lcr_ring ring2;
+	assert_int_equal(lcr_ring_init(&ring2, 16), 0);
+	/* Another open of the same directory (as a second process would) waits
+	 * for the lock, then refuses by name. Same process: flock on a new
+	 * open file description conflicts too. */
+	struct lcr_log_opts o = t.opts;
+	o.lock_wait_ms = 100;
+	int rc = lcr_log_open(&other, &ring2, &o, why, sizeof(why));
+	assert_int_equal(rc, -EBUSY);
+	assert_non_null(strstr(why, "in use"));
+	lcr_ring_exit(&ring2);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -246,6 +334,11 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_log_durability_none_still_writes, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_log_io_modes_agree, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_log_split_append_reported_only_when_whole,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_log_purge_above_a_truncation_reopens, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_log_second_process_refused, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
