@@ -28,9 +28,10 @@
 #include "meta.h"
 #include "scan.h"
 
-#define PREP_PAR   4	      /* zero writes in flight while preparing a segment */
-#define ZERO_CHUNK (1u << 20) /* bytes per zero write */
-#define PEND_MAX   4096	      /* durability queue entries */
+#define PREP_PAR       4	   /* zero writes in flight while preparing a segment */
+#define ZERO_CHUNK     (1u << 20)  /* bytes per zero write */
+#define PEND_MAX       4096	   /* durability queue entries */
+#define PREWRITE_BELOW (64u << 10) /* mean write size under which segments are pre-written */
 
 enum { SEG_PREPARING = 1, SEG_SPARE, SEG_ACTIVE, SEG_FULL };
 enum { MB_OPEN = 1, MB_SEALED, MB_WRITING, MB_DONE };
@@ -58,6 +59,9 @@ struct seg {
 	uint32_t prep_inflight;
 	uint32_t prep_stage;
 	int prep_err;
+	bool prewrite;	  /* this segment gets zeros written before use */
+	uint64_t batches; /* written into it, and their bytes: the write size */
+	uint64_t batch_bytes;
 	struct lcr_io_req prep[PREP_PAR];
 	struct lcr_io_req prep_one;
 };
@@ -117,6 +121,8 @@ struct lcr_log {
 	uint32_t mb_cap, mb_head, mb_n;
 	uint64_t next_wid;
 	bool writing;	    /* one batch write in flight */
+	uint32_t mb_issued; /* batches from mb_head whose write was issued (in order) */
+	uint32_t unwritten_batches;
 	uint64_t unwritten; /* arena bytes of batches not yet durable (headers included) */
 
 	/* Durability queue in io order. */
@@ -151,6 +157,7 @@ void lcr_log_opts_default(struct lcr_log_opts *o, const char *dir)
 	o->durability = LCR_DURABILITY_FSYNC;
 	o->io_mode = LCR_IO_DIRECT_DSYNC;
 	o->lock_wait_ms = 10000;
+	o->prewrite = true;
 }
 
 static void *xalloc_aligned(size_t n)
@@ -362,7 +369,7 @@ static int seg_prepare_sync(struct lcr_log *l, struct seg *s)
 	int rc = fallocate(s->fd, 0, 0, (off_t)s->size);
 	if (rc < 0 && errno != EOPNOTSUPP)
 		return -errno;
-	for (uint64_t off = LCR_BLOCK; off < s->size; off += ZERO_CHUNK) {
+	for (uint64_t off = LCR_BLOCK; l->o.prewrite && off < s->size; off += ZERO_CHUNK) {
 		uint64_t n = s->size - off < ZERO_CHUNK ? s->size - off : ZERO_CHUNK;
 		if (pwrite(s->fd, l->zero, n, (off_t)off) != (ssize_t)n)
 			return errno ? -errno : -EIO;
@@ -376,6 +383,7 @@ static int seg_prepare_sync(struct lcr_log *l, struct seg *s)
 }
 
 static void write_next(struct lcr_log *l);
+static struct seg *active(struct lcr_log *l);
 static void prep_step(struct seg *s);
 
 /*
@@ -439,7 +447,7 @@ static void prep_step(struct seg *s)
 		lcr_ring_queue(l->ring, &s->prep_one);
 		return;
 	case 1:
-		s->prep_off = LCR_BLOCK;
+		s->prep_off = s->prewrite ? LCR_BLOCK : s->size;
 		s->prep_stage = 2;
 		/* fall through */
 	case 2:
@@ -505,6 +513,18 @@ static void spare_start(struct lcr_log *l)
 	l->st.segments_created++;
 	l->spare_err = 0;
 	s->state = SEG_PREPARING;
+	/*
+	 * Zeros make small O_DIRECT writes cheap (no unwritten extent to convert
+	 * at each flush: qd1 appends measured 0.93x fio with them, 0.65x without)
+	 * but cost writing every byte twice, which large batches do not need
+	 * (group commit of 4 KiB entries: 0.58x fio with, 0.86x without). So the
+	 * next segment is pre-written only while writes are small.
+	 */
+	struct seg *a = active(l);
+	if (a && a->batches == 0 && l->n_segs >= 2)
+		a = l->segs[l->n_segs - 2]; /* just switched: the one that filled */
+	s->prewrite = l->o.prewrite &&
+		      (!a || a->batches == 0 || a->batch_bytes / a->batches < PREWRITE_BELOW);
 	l->spare = s;
 	prep_step(s);
 }
@@ -630,6 +650,7 @@ static bool reclaim_one(struct lcr_log *l)
 		return false;
 	l->mb_head = (l->mb_head + 1) % l->mb_cap;
 	l->mb_n--;
+	l->mb_issued--;
 	return true;
 }
 
@@ -653,7 +674,11 @@ static bool arena_place(struct lcr_log *l, uint64_t need, uint64_t *at)
 		}
 		uint64_t tail = mb_at(l, 0)->aoff;
 		uint64_t next = newest->aoff + mb_span(newest);
-		if (next >= tail) {
+		/* Used space is [tail, next), or [tail, end) and [0, next) once the
+		 * newest batch has wrapped below the oldest. A wrapped arena whose
+		 * newest batch ends at the oldest one's start is full, not empty. */
+		bool wrapped = newest->aoff < tail;
+		if (!wrapped) {
 			if (l->arena_bytes - next >= need) {
 				*at = next;
 				return true;
@@ -672,14 +697,18 @@ static bool arena_place(struct lcr_log *l, uint64_t need, uint64_t *at)
 }
 
 /* Contiguous bytes the open batch can still grow by in the arena. */
-static uint64_t arena_room(struct lcr_log *l, const struct mbatch *b)
+static uint64_t arena_room(struct lcr_log *l, const struct mbatch *b, uint64_t want)
 {
 	uint64_t end = b->aoff + sizeof(struct lcr_batch_hdr) + b->bytes;
-	uint64_t tail = mb_at(l, 0)->aoff;
 
-	if (l->mb_n == 1 || b->aoff >= tail)
-		return l->arena_bytes - end;
-	return tail - end;
+	for (;;) {
+		uint64_t tail = mb_at(l, 0)->aoff;
+		if (l->mb_n == 1 || b->aoff >= tail)
+			return l->arena_bytes - end;
+		/* Wrapped: grow into cached batches ahead, dropping them. */
+		if (tail - end >= want || !reclaim_one(l))
+			return tail - end;
+	}
 }
 
 static struct mbatch *batch_new(struct lcr_log *l, uint64_t first_index, uint64_t need)
@@ -697,6 +726,7 @@ static struct mbatch *batch_new(struct lcr_log *l, uint64_t first_index, uint64_
 	b->aoff = at;
 	b->log = l;
 	l->unwritten += sizeof(struct lcr_batch_hdr);
+	l->unwritten_batches++;
 	return b;
 }
 
@@ -712,12 +742,16 @@ static void batch_written(struct lcr_log *l, struct mbatch *b)
 	b->state = MB_DONE;
 	l->writing = false;
 	l->unwritten -= sizeof(struct lcr_batch_hdr) + b->bytes;
+	l->unwritten_batches--;
 	l->st.batches_written++;
 	l->st.entries_written += b->count;
 	l->st.bytes_written += mb_span(b);
 	locs_apply(l, b->seg, b->first_index, b->count, b->bytes, b->file_off);
 	pend_mark(l, PEND_BATCH, b->wid);
 	report(l);
+	/* What accumulated while this write was in flight goes out now. */
+	if (!(l->mb_issued < l->mb_n && mb_at(l, l->mb_issued)->state == MB_SEALED))
+		batch_seal(l);
 	write_next(l);
 }
 
@@ -763,15 +797,9 @@ static void write_next(struct lcr_log *l)
 
 	if (l->writing || l->err)
 		return;
-	for (uint32_t i = 0; i < l->mb_n; i++) {
-		struct mbatch *c = mb_at(l, i);
-		if (c->state == MB_SEALED) {
-			b = c;
-			break;
-		}
-		if (c->state == MB_OPEN)
-			break;
-	}
+	/* Batches are written in order: the next one is right after those issued. */
+	if (l->mb_issued < l->mb_n && mb_at(l, l->mb_issued)->state == MB_SEALED)
+		b = mb_at(l, l->mb_issued);
 	if (!b)
 		return;
 	uint64_t span = mb_span(b);
@@ -800,8 +828,11 @@ static void write_next(struct lcr_log *l)
 	b->seg = s;
 	b->file_off = s->write_off;
 	s->write_off += span;
+	s->batches++;
+	s->batch_bytes += span;
 	b->state = MB_WRITING;
 	l->writing = true;
+	l->mb_issued++;
 	lcr_io_prep(&b->wreq, LCR_IO_WRITE, s->fd, buf, span, b->file_off, batch_write_done, b);
 	if (l->arena_fixed)
 		b->wreq.buf_index = 0;
@@ -813,11 +844,17 @@ static void write_next(struct lcr_log *l)
 	}
 }
 
+/*
+ * Group commit: while a write is in flight, appends keep accumulating in the
+ * open batch; when it completes (batch_written) everything gathered goes out
+ * as the next write. So one flush covers whatever arrived during the last.
+ */
 void lcr_log_flush(struct lcr_log *l)
 {
 	if (l->err)
 		return;
-	batch_seal(l);
+	if (!l->writing)
+		batch_seal(l);
 	write_next(l);
 }
 
@@ -829,7 +866,7 @@ static struct mbatch *batch_for(struct lcr_log *l, uint64_t index, uint32_t rec)
 	if (b) {
 		uint64_t total = sizeof(struct lcr_batch_hdr) + b->bytes + rec;
 		bool fits_max = total <= l->o.batch_bytes_max || b->count == 0;
-		if (fits_max && arena_room(l, b) >= rec &&
+		if (fits_max && arena_room(l, b, rec) >= rec &&
 		    lcr_align_up(total, LCR_BLOCK) <= l->o.segment_bytes - LCR_BLOCK)
 			return b;
 		b->state = MB_SEALED;
@@ -851,6 +888,8 @@ static bool append_fits(const struct lcr_log *l, const struct lcr_entry *e, uint
 	uint64_t batches = total / (l->o.batch_bytes_max / 2) + 2;
 	uint64_t need = total + batches * (sizeof(struct lcr_batch_hdr) + LCR_BLOCK) +
 			2 * ((uint64_t)l->o.batch_bytes_max + LCR_ENTRY_MAX + LCR_BLOCK);
+	/* Each batch not yet written may also pad up to a block. */
+	need += (uint64_t)l->unwritten_batches * LCR_BLOCK;
 	return l->unwritten + need <= l->arena_bytes && l->pend_n + batches + 1 <= PEND_MAX;
 }
 

@@ -59,6 +59,10 @@ struct lcr_log_opts {
 	uint32_t durability;	  /* enum lcr_durability; default FSYNC */
 	uint32_t io_mode;	  /* enum lcr_io_mode; default DIRECT_DSYNC */
 	uint32_t lock_wait_ms;	  /* wait for another process's lock; default 10000 */
+	/* Write zeros over a new segment before use, so that O_DIRECT writes never
+	 * convert unwritten extents (each conversion costs a journal commit at the
+	 * flush). Costs writing every byte twice; measured in docs/benchmarks.md. */
+	bool prewrite;
 	lcr_log_done_fn done;
 	void *ctx;
 };

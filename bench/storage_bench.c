@@ -1,0 +1,1134 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * lcraft-storage-bench: how fast the log (io/log.h) makes appends durable on
+ * the filesystem of --dir, next to fio doing the same I/O with the same number
+ * of flushes, in one run, lcraft and fio alternating so that drift (the host,
+ * the disk cache, other tenants) hits both.
+ *
+ *   qd1        one 4 KiB entry, flush, wait until durable, repeat.
+ *              fio floor: io_uring, iodepth 1, 4 KiB sequential writes, one
+ *              flush per write, into a preallocated, pre-written file.
+ *   group-4k   K 4 KiB entries per loop iteration (one append, one flush),
+ *              appending on while the previous write is in flight.
+ *              fio floor: bs = the bytes lcraft wrote per sync, one flush per write.
+ *   group-64b  the same with 64-byte entries (target: 1,000,000 durable entries/s).
+ *
+ * The fair fio configuration for each io mode pays the same flush:
+ *   direct-dsync        fio --direct=1 --sync=dsync   (the write is the flush)
+ *   direct-fdatasync    fio --direct=1 --fdatasync=1  (write, then fdatasync)
+ *   buffered-fdatasync  fio --direct=0 --fdatasync=1
+ *
+ * Every lcraft run opens a fresh log in a fresh directory under --dir and
+ * removes it; fio runs share one pre-written file in another fresh directory,
+ * removed at the end. Warm-up 1 s, then --seconds of measurement. The timed
+ * loops do not allocate: the histogram, entries and timestamps are static.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <getopt.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "lcr_assert.h"
+#include "log.h"
+#include "log_format.h"
+#include "ring.h"
+
+#define WARMUP_NS	 1000000000ull
+#define RING_DEPTH	 256
+#define ISSUE_RING	 16384u /* io seqs that may be outstanding; power of two */
+#define BATCH_MAX	 8192u	/* entries per loop iteration */
+#define PAYLOAD_SLOTS	 256u	/* distinct payloads the entries cycle through */
+#define ENTRY_4K	 4096u
+#define ENTRY_SMALL	 64u
+#define FIO_FILE_BYTES	 (256ull << 20)
+#define FIO_OUT_MAX	 (4u << 20)
+#define RESULTS_MAX	 32
+#define VERIFY_SAMPLES	 256			 /* entries read back from disk after each run */
+#define STUCK_NS	 (30ull * 1000000000ull) /* no durability progress: give up */
+#define HIST_SUB_BITS	 7
+#define HIST_SUB	 (1u << HIST_SUB_BITS)
+#define HIST_HALF	 (HIST_SUB / 2)
+#define HIST_BUCKETS	 ((64 - HIST_SUB_BITS) * HIST_HALF + HIST_SUB)
+#define TARGET_QD1	 0.9
+#define TARGET_GROUP_4K	 0.8
+#define TARGET_SMALL_EPS 1000000.0
+
+_Static_assert((ISSUE_RING & (ISSUE_RING - 1)) == 0, "ISSUE_RING is a power of two");
+
+/* ---- options ------------------------------------------------------------------------ */
+
+struct opts {
+	const char *dir;
+	double seconds;
+	uint32_t modes; /* bit i: mode_defs[i] */
+	uint32_t tests; /* bit i: test_names[i] */
+	const char *fio;
+	bool no_fio;
+	bool json;
+	uint32_t batch_4k;     /* entries per iteration, group-4k */
+	uint32_t batch_small;  /* entries per iteration, group-64b */
+	uint64_t window_bytes; /* group tests: appended but not yet durable, at most */
+	bool no_prewrite;      /* segments are not pre-written with zeros */
+};
+
+enum {
+	OPT_DIR = 1,
+	OPT_SECONDS,
+	OPT_MODE,
+	OPT_TEST,
+	OPT_FIO,
+	OPT_NO_FIO,
+	OPT_JSON,
+	OPT_BATCH,
+	OPT_WINDOW,
+	OPT_NO_PREWRITE,
+	OPT_HELP
+};
+
+static const char *const test_names[] = { "qd1", "group-4k", "group-64b" };
+
+#define N_TESTS 3
+
+/* One table drives the parser and --help. */
+static const struct opt_def {
+	const char *name;
+	int has_arg;
+	int id;
+	const char *arg;
+	const char *help;
+} opt_defs[] = {
+	{ "dir", 1, OPT_DIR, "DIR",
+	  "filesystem to measure (required); runs use fresh subdirectories" },
+	{ "seconds", 1, OPT_SECONDS, "S",
+	  "measured seconds per run, after 1 s of warm-up (default 5)" },
+	{ "mode", 1, OPT_MODE, "M",
+	  "direct-dsync|direct-fdatasync|buffered-fdatasync|all (default all)" },
+	{ "test", 1, OPT_TEST, "T", "qd1|group-4k|group-64b|all (default all)" },
+	{ "fio", 1, OPT_FIO, "PATH", "the fio binary (default: fio in PATH)" },
+	{ "no-fio", 0, OPT_NO_FIO, NULL, "measure lcraft only (no floors, no ratios)" },
+	{ "json", 0, OPT_JSON, NULL, "also print one JSON line per measurement" },
+	{ "batch", 1, OPT_BATCH, "K4K[,K64]",
+	  "entries per loop iteration in group-4k[,group-64b] (default 128,256)" },
+	{ "window", 1, OPT_WINDOW, "MIB",
+	  "group tests: record bytes appended but not yet durable, at most (default 4)" },
+	{ "no-prewrite", 0, OPT_NO_PREWRITE, NULL,
+	  "do not pre-write new segments with zeros (fallocate only)" },
+	{ "help", 0, OPT_HELP, NULL, "this text" },
+};
+
+#define N_OPTS (sizeof(opt_defs) / sizeof(opt_defs[0]))
+
+/* The io modes and the fio configuration that pays the same flush. */
+static const struct mode_def {
+	const char *name;
+	uint32_t io_mode;
+	const char *fio_name;
+	int fio_direct;
+	bool fio_dsync;
+} mode_defs[] = {
+	{ "direct-dsync", LCR_IO_DIRECT_DSYNC, "direct=1 sync=dsync", 1, true },
+	{ "direct-fdatasync", LCR_IO_DIRECT_FDATASYNC, "direct=1 fdatasync=1", 1, false },
+	{ "buffered-fdatasync", LCR_IO_BUFFERED_FDATASYNC, "direct=0 fdatasync=1", 0, false },
+};
+
+#define N_MODES 3
+
+static void usage(FILE *f)
+{
+	fprintf(f, "usage: lcraft-storage-bench --dir DIR [options]\n");
+	for (size_t i = 0; i < N_OPTS; i++) {
+		char left[40];
+		snprintf(left, sizeof(left), "--%s%s%s", opt_defs[i].name,
+			 opt_defs[i].arg ? " " : "", opt_defs[i].arg ? opt_defs[i].arg : "");
+		fprintf(f, "  %-22s %s\n", left, opt_defs[i].help);
+	}
+}
+
+__attribute__((noreturn, format(printf, 1, 2))) static void die(const char *fmt, ...);
+
+static uint32_t parse_u32(const char *s, const char *what)
+{
+	char *end;
+	unsigned long v = strtoul(s, &end, 10);
+	if (end == s || (*end && *end != ',') || v == 0 || v > BATCH_MAX)
+		die("--%s: '%s' is not a number in 1..%u", what, s, BATCH_MAX);
+	return (uint32_t)v;
+}
+
+static void parse_opts(int argc, char **argv, struct opts *o)
+{
+	struct option lo[N_OPTS + 1];
+
+	memset(lo, 0, sizeof(lo));
+	for (size_t i = 0; i < N_OPTS; i++) {
+		lo[i].name = opt_defs[i].name;
+		lo[i].has_arg = opt_defs[i].has_arg ? required_argument : no_argument;
+		lo[i].val = opt_defs[i].id;
+	}
+	memset(o, 0, sizeof(*o));
+	o->seconds = 5;
+	o->modes = (1u << N_MODES) - 1;
+	o->tests = (1u << N_TESTS) - 1;
+	o->batch_4k = 128;
+	o->batch_small = 256;
+	o->window_bytes = 4ull << 20;
+	int c;
+	while ((c = getopt_long(argc, argv, "", lo, NULL)) != -1) {
+		char *end;
+		switch (c) {
+		case OPT_DIR:
+			o->dir = optarg;
+			break;
+		case OPT_SECONDS:
+			o->seconds = strtod(optarg, &end);
+			if (end == optarg || *end || o->seconds < 0.1 || o->seconds > 3600)
+				die("--seconds: '%s' is not a number in 0.1..3600", optarg);
+			break;
+		case OPT_MODE:
+			if (strcmp(optarg, "all") == 0) {
+				o->modes = (1u << N_MODES) - 1;
+				break;
+			}
+			o->modes = 0;
+			for (uint32_t i = 0; i < N_MODES; i++)
+				if (strcmp(optarg, mode_defs[i].name) == 0)
+					o->modes = 1u << i;
+			if (!o->modes)
+				die("--mode: unknown mode '%s'", optarg);
+			break;
+		case OPT_TEST:
+			o->tests = strcmp(optarg, "all") == 0 ? (1u << N_TESTS) - 1 : 0;
+			for (uint32_t i = 0; i < N_TESTS; i++)
+				if (strcmp(optarg, test_names[i]) == 0)
+					o->tests = 1u << i;
+			if (!o->tests)
+				die("--test: unknown test '%s'", optarg);
+			break;
+		case OPT_FIO:
+			o->fio = optarg;
+			break;
+		case OPT_NO_FIO:
+			o->no_fio = true;
+			break;
+		case OPT_JSON:
+			o->json = true;
+			break;
+		case OPT_BATCH:
+			o->batch_4k = parse_u32(optarg, "batch");
+			if (strchr(optarg, ','))
+				o->batch_small = parse_u32(strchr(optarg, ',') + 1, "batch");
+			break;
+		case OPT_WINDOW: {
+			unsigned long mib = strtoul(optarg, &end, 10);
+			if (end == optarg || *end || mib < 1 || mib > 1024)
+				die("--window: '%s' is not a number of MiB in 1..1024", optarg);
+			o->window_bytes = (uint64_t)mib << 20;
+			break;
+		}
+		case OPT_NO_PREWRITE:
+			o->no_prewrite = true;
+			break;
+		case OPT_HELP:
+			usage(stdout);
+			exit(0);
+		default:
+			usage(stderr);
+			exit(2);
+		}
+	}
+	if (optind < argc)
+		die("unexpected argument '%s'", argv[optind]);
+	if (!o->dir) {
+		usage(stderr);
+		die("--dir is required");
+	}
+	if (o->fio && o->no_fio)
+		die("--fio and --no-fio exclude each other");
+}
+
+/* ---- cleanup and errors ------------------------------------------------------------- */
+
+/* Directories this process made and must remove, even when it stops on an error. */
+static char cleanup_dirs[2][PATH_MAX];
+
+static int rm_one(const char *p, const struct stat *sb, int flag, struct FTW *ftw)
+{
+	(void)sb;
+	(void)flag;
+	(void)ftw;
+	return remove(p);
+}
+
+static void dir_remove(char *dir)
+{
+	if (dir[0])
+		nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+	dir[0] = 0;
+}
+
+static void die(const char *fmt, ...)
+{
+	va_list ap;
+
+	fflush(stdout);
+	fprintf(stderr, "lcraft-storage-bench: ");
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "\n");
+	for (int i = 0; i < 2; i++)
+		dir_remove(cleanup_dirs[i]);
+	exit(1);
+}
+
+static void dir_fresh(char *out, const char *base, const char *tag)
+{
+	char path[PATH_MAX];
+
+	snprintf(path, sizeof(path), "%s/lcraft-bench-%s-XXXXXX", base, tag);
+	if (!mkdtemp(path))
+		die("%s: cannot make a directory: %s", base, strerror(errno));
+	snprintf(out, PATH_MAX, "%s", path);
+}
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* ---- latency histogram -------------------------------------------------------------- */
+
+/*
+ * Log-linear: values below HIST_SUB nanoseconds are exact; above, each power
+ * of two is split into HIST_HALF buckets, so a bucket is within 1/64 of its
+ * values. Fixed size, no allocation.
+ */
+struct hist {
+	uint64_t n;
+	uint64_t sum_ns;
+	uint64_t min_ns;
+	uint64_t max_ns;
+	uint64_t b[HIST_BUCKETS];
+};
+
+static uint32_t hist_index(uint64_t v)
+{
+	if (v < HIST_SUB)
+		return (uint32_t)v;
+	uint32_t shift = (uint32_t)(63 - __builtin_clzll(v)) - (HIST_SUB_BITS - 1);
+	return shift * HIST_HALF + (uint32_t)(v >> shift);
+}
+
+/* The middle of bucket i. */
+static uint64_t hist_value(uint32_t i)
+{
+	if (i < HIST_SUB)
+		return i;
+	uint32_t shift = i / HIST_HALF - 1;
+	uint64_t top = i - shift * HIST_HALF;
+	return (top << shift) + ((1ull << shift) >> 1);
+}
+
+static void hist_reset(struct hist *h)
+{
+	memset(h, 0, sizeof(*h));
+	h->min_ns = UINT64_MAX;
+}
+
+static void hist_add(struct hist *h, uint64_t v)
+{
+	uint32_t i = hist_index(v);
+	LCR_ASSERT(i < HIST_BUCKETS);
+	h->b[i]++;
+	h->n++;
+	h->sum_ns += v;
+	if (v < h->min_ns)
+		h->min_ns = v;
+	if (v > h->max_ns)
+		h->max_ns = v;
+}
+
+static double hist_pct_us(const struct hist *h, double p)
+{
+	uint64_t rank = (uint64_t)(p * (double)h->n + 0.999999);
+	uint64_t seen = 0;
+
+	if (rank == 0)
+		rank = 1;
+	for (uint32_t i = 0; i < HIST_BUCKETS; i++) {
+		seen += h->b[i];
+		if (seen >= rank) {
+			uint64_t v = hist_value(i);
+			if (v > h->max_ns)
+				v = h->max_ns;
+			if (v < h->min_ns)
+				v = h->min_ns;
+			return (double)v / 1e3;
+		}
+	}
+	return (double)h->max_ns / 1e3;
+}
+
+/* ---- results ------------------------------------------------------------------------ */
+
+struct lat_us {
+	double p50, p90, p99, p999, max, min, mean;
+};
+
+struct result {
+	const char *test;
+	const char *mode; /* an io mode, or "fio" for a floor measured alone */
+	uint32_t entry_bytes;
+	uint64_t entries;
+	uint64_t bytes;	     /* payload */
+	uint64_t disk_bytes; /* written by the batches, headers and padding included */
+	uint64_t syncs;	     /* batch writes made durable (one flush each) */
+	uint64_t segments;   /* segments created (each pre-written with zeros) */
+	uint64_t early_acks; /* commands acknowledged before all their batches were durable */
+	uint64_t verified;   /* entries read back from disk after the run */
+	uint64_t verify_bad; /* ... that were missing or differed */
+	double seconds;
+	double ops_per_s;
+	double mb_per_s;      /* payload, 10^6 bytes */
+	double disk_mb_per_s; /* what the device was asked to write for the batches */
+	double syncs_per_s;
+	double entries_per_sync;
+	bool has_lat;
+	struct lat_us lat;
+	bool has_fio;
+	const char *fio_config;
+	uint32_t fio_bs;
+	double fio_ops_per_s;
+	double fio_mb_per_s;
+	double ratio;
+	bool has_target;
+	bool met;
+};
+
+static struct result results[RESULTS_MAX];
+static uint32_t n_results;
+
+static struct result *result_new(const char *test, const char *mode)
+{
+	LCR_ASSERT(n_results < RESULTS_MAX);
+	struct result *r = &results[n_results++];
+	memset(r, 0, sizeof(*r));
+	r->test = test;
+	r->mode = mode;
+	return r;
+}
+
+/* ---- fio ---------------------------------------------------------------------------- */
+
+struct fio {
+	char path[PATH_MAX];
+	char version[64];
+	char dir[PATH_MAX];
+	char file[PATH_MAX + 16];
+	bool ready; /* the file is laid out */
+};
+
+static char fio_out[FIO_OUT_MAX];
+
+/* Resolve --fio or `fio` in PATH; fail loudly when it is not there. */
+static void fio_find(const struct opts *o, struct fio *f)
+{
+	if (o->fio) {
+		if (access(o->fio, X_OK) < 0)
+			die("--fio %s: %s", o->fio, strerror(errno));
+		snprintf(f->path, sizeof(f->path), "%s", o->fio);
+		return;
+	}
+	const char *path = getenv("PATH");
+	char buf[PATH_MAX];
+	while (path && *path) {
+		size_t n = strcspn(path, ":");
+		snprintf(buf, sizeof(buf), "%.*s/fio", (int)n, path);
+		if (n > 0 && access(buf, X_OK) == 0) {
+			snprintf(f->path, sizeof(f->path), "%s", buf);
+			return;
+		}
+		path += n + (path[n] == ':');
+	}
+	die("fio not found in PATH: install it (Debian: apt install fio), name it with "
+	    "--fio PATH, or pass --no-fio to measure lcraft alone");
+}
+
+/* Run fio with `argv`, its JSON into fio_out. Returns the bytes read. */
+static size_t fio_exec(const struct fio *f, char **argv)
+{
+	int p[2];
+
+	fflush(stdout);
+	if (pipe(p) < 0)
+		die("pipe: %s", strerror(errno));
+	pid_t pid = fork();
+	if (pid < 0)
+		die("fork: %s", strerror(errno));
+	if (pid == 0) {
+		dup2(p[1], 1);
+		close(p[0]);
+		close(p[1]);
+		execv(f->path, argv);
+		fprintf(stderr, "lcraft-storage-bench: exec %s: %s\n", f->path, strerror(errno));
+		_exit(127);
+	}
+	close(p[1]);
+	size_t n = 0;
+	for (;;) {
+		ssize_t k = read(p[0], fio_out + n, FIO_OUT_MAX - 1 - n);
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k <= 0)
+			break;
+		n += (size_t)k;
+		if (n == FIO_OUT_MAX - 1)
+			die("fio printed more than %u bytes", FIO_OUT_MAX);
+	}
+	close(p[0]);
+	fio_out[n] = 0;
+	int status;
+	while (waitpid(pid, &status, 0) < 0)
+		if (errno != EINTR)
+			die("waitpid: %s", strerror(errno));
+	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+		die("fio (%s) failed with status %d; its messages are above", f->path,
+		    WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status));
+	return n;
+}
+
+static void fio_version(struct fio *f)
+{
+	char *argv[] = { f->path, "--version", NULL };
+	fio_exec(f, argv);
+	snprintf(f->version, sizeof(f->version), "%.*s", (int)strcspn(fio_out, "\n"), fio_out);
+}
+
+/* The number after "key" : in s, or false. A tiny reader for fio's own JSON. */
+static bool json_num(const char *s, const char *key, double *out)
+{
+	char pat[64];
+
+	snprintf(pat, sizeof(pat), "\"%s\"", key);
+	const char *p = strstr(s, pat);
+	if (!p)
+		return false;
+	p += strlen(pat);
+	while (*p == ' ' || *p == '\t' || *p == '\n')
+		p++;
+	if (*p++ != ':')
+		return false;
+	char *end;
+	*out = strtod(p, &end);
+	return end != p;
+}
+
+/* Lay out the file fio overwrites, as the log pre-writes its segments. */
+static void fio_prepare(const struct opts *o, struct fio *f)
+{
+	static uint8_t chunk[1 << 20] __attribute__((aligned(4096)));
+
+	dir_fresh(f->dir, o->dir, "fio");
+	snprintf(cleanup_dirs[1], PATH_MAX, "%s", f->dir);
+	snprintf(f->file, sizeof(f->file), "%s/fio.dat", f->dir);
+	int fd = open(f->file, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+	if (fd < 0)
+		die("%s: %s", f->file, strerror(errno));
+	if (fallocate(fd, 0, 0, (off_t)FIO_FILE_BYTES) < 0 && errno != EOPNOTSUPP)
+		die("%s: fallocate: %s", f->file, strerror(errno));
+	for (size_t i = 0; i < sizeof(chunk); i++)
+		chunk[i] = (uint8_t)(i * 131 + 7);
+	for (uint64_t off = 0; off < FIO_FILE_BYTES; off += sizeof(chunk))
+		if (pwrite(fd, chunk, sizeof(chunk), (off_t)off) != (ssize_t)sizeof(chunk))
+			die("%s: writing: %s", f->file, strerror(errno));
+	if (fsync(fd) < 0)
+		die("%s: fsync: %s", f->file, strerror(errno));
+	close(fd);
+	f->ready = true;
+}
+
+/*
+ * fio: io_uring, iodepth 1, sequential writes of `bs` into the pre-written
+ * file, each followed by the flush of mode `m`. Fills the fio fields of `r`.
+ */
+static void fio_run(const struct opts *o, struct fio *f, const struct mode_def *m, uint32_t bs,
+		    struct result *r)
+{
+	char a_name[32], a_file[PATH_MAX + 32], a_bs[32], a_size[48], a_direct[16], a_runtime[32];
+	char *sync_arg = m->fio_dsync ? "--sync=dsync" : "--fdatasync=1";
+
+	LCR_ASSERT(bs > 0 && bs % LCR_BLOCK == 0);
+	if (!f->ready)
+		fio_prepare(o, f);
+	uint64_t size = FIO_FILE_BYTES / bs * bs;
+	if (size == 0)
+		die("fio block size %u exceeds the file (%llu bytes)", bs,
+		    (unsigned long long)FIO_FILE_BYTES);
+	snprintf(a_name, sizeof(a_name), "--name=lcraft-floor");
+	snprintf(a_file, sizeof(a_file), "--filename=%s", f->file);
+	snprintf(a_bs, sizeof(a_bs), "--bs=%u", bs);
+	snprintf(a_size, sizeof(a_size), "--size=%llu", (unsigned long long)size);
+	snprintf(a_direct, sizeof(a_direct), "--direct=%d", m->fio_direct);
+	snprintf(a_runtime, sizeof(a_runtime), "--runtime=%.3f", o->seconds);
+	char *argv[] = { f->path,
+			 a_name,
+			 a_file,
+			 "--ioengine=io_uring",
+			 "--iodepth=1",
+			 "--rw=write",
+			 a_bs,
+			 a_size,
+			 a_direct,
+			 sync_arg,
+			 "--overwrite=1",
+			 "--time_based",
+			 a_runtime,
+			 "--ramp_time=1",
+			 "--output-format=json",
+			 NULL };
+	fprintf(stderr, "  fio    %-10s %-20s bs=%u\n", r->test, m->fio_name, bs);
+	fio_exec(f, argv);
+	const char *jobs = strstr(fio_out, "\"jobs\"");
+	const char *w = jobs ? strstr(jobs, "\"write\" : {") : NULL;
+	double err = 0, iops, bw;
+	if (!w || !json_num(jobs, "error", &err) || !json_num(w, "iops", &iops) ||
+	    !json_num(w, "bw_bytes", &bw))
+		die("cannot read fio's JSON output (fio %s): %.200s", f->version, fio_out);
+	if (err != 0)
+		die("fio reported error %d", (int)err);
+	r->has_fio = true;
+	r->fio_config = m->fio_name;
+	r->fio_bs = bs;
+	r->fio_ops_per_s = iops;
+	r->fio_mb_per_s = bw / 1e6;
+}
+
+/* ---- driving the log ------------------------------------------------------------------ */
+
+struct bench {
+	struct lcr_ring ring;
+	struct lcr_log *log;
+	char dir[PATH_MAX];
+	uint64_t seq;	      /* io seqs handed out */
+	uint64_t durable_seq; /* newest io seq reported durable */
+	uint64_t durable_at_ns;
+	uint64_t window_bytes; /* see step_group */
+	int err;
+	uint64_t early_acks;	  /* the same seq reported twice: a split command acked early */
+	bool recording;		  /* latencies go into hist */
+	uint64_t record_from_seq; /* ... for seqs from this one on */
+	uint64_t issue_ns[ISSUE_RING];	 /* when seq s was appended, at [s % ISSUE_RING] */
+	uint64_t issue_last[ISSUE_RING]; /* the last index once seq s was appended */
+	struct hist hist;
+	struct lcr_entry e[BATCH_MAX];
+};
+
+static struct bench bench;
+static uint8_t payloads[PAYLOAD_SLOTS][ENTRY_4K];
+
+static void bench_log_done(void *ctx, const struct lcr_io_id *io, int err)
+{
+	struct bench *b = ctx;
+
+	if (err) {
+		if (!b->err)
+			b->err = err;
+		return;
+	}
+	LCR_ASSERT(io->seq <= b->seq);
+	if (io->seq == b->durable_seq) {
+		/* The log acknowledged this command before, when only the first of
+		 * the batches it was split into was durable: counted and shown. */
+		b->early_acks++;
+		return;
+	}
+	if (io->seq < b->durable_seq)
+		die("the log reported io seq %llu durable after %llu", (unsigned long long)io->seq,
+		    (unsigned long long)b->durable_seq);
+	uint64_t now = now_ns();
+	if (b->recording)
+		for (uint64_t s = b->durable_seq + 1; s <= io->seq; s++)
+			if (s >= b->record_from_seq)
+				hist_add(&b->hist, now - b->issue_ns[s % ISSUE_RING]);
+	b->durable_seq = io->seq;
+	b->durable_at_ns = now;
+}
+
+static uint64_t durable_entries(const struct bench *b)
+{
+	return b->durable_seq ? b->issue_last[b->durable_seq % ISSUE_RING] : 0;
+}
+
+static void bench_open(struct bench *b, const struct opts *o, const struct mode_def *m)
+{
+	struct lcr_log_opts lo;
+	char why[512] = "";
+
+	dir_fresh(b->dir, o->dir, "log");
+	snprintf(cleanup_dirs[0], PATH_MAX, "%s", b->dir);
+	int rc = lcr_ring_init(&b->ring, RING_DEPTH);
+	if (rc < 0)
+		die("io_uring: %s", strerror(-rc));
+	lcr_log_opts_default(&lo, b->dir);
+	lo.io_mode = m->io_mode;
+	lo.prewrite = !o->no_prewrite;
+	lo.done = bench_log_done;
+	lo.ctx = b;
+	rc = lcr_log_open(&b->log, &b->ring, &lo, why, sizeof(why));
+	if (rc < 0)
+		die("opening the log in %s: %s (%s)", b->dir, strerror(-rc), why);
+	b->seq = b->durable_seq = 0;
+	b->durable_at_ns = now_ns();
+	b->window_bytes = o->window_bytes;
+	b->err = 0;
+	b->early_acks = 0;
+	b->recording = false;
+	hist_reset(&b->hist);
+}
+
+static void bench_close(struct bench *b)
+{
+	lcr_log_close(b->log);
+	b->log = NULL;
+	lcr_ring_exit(&b->ring);
+	dir_remove(cleanup_dirs[0]);
+}
+
+static void check_progress(struct bench *b)
+{
+	if (b->err)
+		die("the log failed: %s", strerror(-b->err));
+	if (b->durable_seq < b->seq && now_ns() - b->durable_at_ns > STUCK_NS)
+		die("no durability progress for %llu s (seq %llu, durable %llu)",
+		    (unsigned long long)(STUCK_NS / 1000000000ull), (unsigned long long)b->seq,
+		    (unsigned long long)b->durable_seq);
+}
+
+/* Flush and wait until every append so far is durable. */
+static void bench_drain(struct bench *b)
+{
+	lcr_log_flush(b->log);
+	while (b->durable_seq < b->seq) {
+		lcr_ring_wait(&b->ring, 100 * 1000 * 1000);
+		lcr_log_flush(b->log);
+		check_progress(b);
+	}
+}
+
+/* Entries [first, first + n) pointing at the payload slots. */
+static void entries_fill(struct bench *b, uint64_t first, uint32_t n, uint32_t len)
+{
+	for (uint32_t i = 0; i < n; i++) {
+		b->e[i].id.lid.term = 1;
+		b->e[i].id.lid.node = 1;
+		b->e[i].id.index = first + i;
+		b->e[i].type = LCR_ENTRY_NORMAL;
+		b->e[i].len = len;
+		b->e[i].data = payloads[(first + i) % PAYLOAD_SLOTS];
+	}
+}
+
+/*
+ * Append up to n entries under one new io seq. Returns 0, or -ENOBUFS when
+ * the arena is full; `*took` says how many went in (the seq covers them).
+ */
+static int bench_append(struct bench *b, uint32_t n, uint32_t len, uint32_t *took)
+{
+	uint64_t before = lcr_log_last(b->log).index;
+	struct lcr_io_id io;
+
+	LCR_ASSERT(b->seq + 1 - b->durable_seq < ISSUE_RING);
+	entries_fill(b, before + 1, n, len);
+	memset(&io, 0, sizeof(io));
+	io.seq = ++b->seq;
+	io.last = b->e[n - 1].id;
+	b->issue_ns[io.seq % ISSUE_RING] = now_ns();
+	int rc = lcr_log_append(b->log, b->e, n, &io);
+	uint64_t after = lcr_log_last(b->log).index;
+	if (rc < 0 && rc != -ENOBUFS)
+		die("append: %s", strerror(-rc));
+	if (rc == 0 && after != before + n)
+		die("append of %u entries took %llu", n, (unsigned long long)(after - before));
+	if (after == before)
+		b->seq--; /* nothing carries this seq */
+	b->issue_last[io.seq % ISSUE_RING] = after;
+	*took = (uint32_t)(after - before);
+	return rc;
+}
+
+/*
+ * Append k entries; when the arena is full, wait for a write to finish and
+ * append the rest (under a new seq) without flushing in between: a flush of
+ * what fits would seal a small batch, and every batch costs a sync.
+ */
+static void append_all(struct bench *b, uint32_t k, uint32_t len)
+{
+	for (uint32_t done = 0; done < k;) {
+		uint32_t took;
+		int rc = bench_append(b, k - done, len, &took);
+		done += took;
+		if (rc == -ENOBUFS) {
+			lcr_ring_wait(&b->ring, 100 * 1000 * 1000);
+			check_progress(b);
+		}
+	}
+}
+
+/* qd1: one entry, flush, wait until it is durable. */
+static void step_qd1(struct bench *b, uint32_t k, uint32_t len)
+{
+	(void)k;
+	append_all(b, 1, len);
+	lcr_log_flush(b->log);
+	while (b->durable_seq < b->seq) {
+		lcr_ring_wait(&b->ring, 100 * 1000 * 1000);
+		check_progress(b);
+	}
+}
+
+/*
+ * Group commit: k entries and a flush per iteration, never waiting for the
+ * write in flight, but keeping at most the window (--window) of record bytes
+ * appended and not yet durable, so that latency is the log's and not the
+ * depth of an unbounded queue.
+ */
+static void step_group(struct bench *b, uint32_t k, uint32_t len)
+{
+	uint64_t rec = lcr_rec_size(len);
+
+	while ((lcr_log_last(b->log).index - durable_entries(b) + k) * rec > b->window_bytes &&
+	       durable_entries(b) < lcr_log_last(b->log).index) {
+		lcr_log_flush(b->log);
+		lcr_ring_wait(&b->ring, 100 * 1000 * 1000);
+		check_progress(b);
+	}
+	append_all(b, k, len);
+	lcr_log_flush(b->log);
+	lcr_ring_submit(&b->ring);
+	lcr_ring_reap(&b->ring);
+	check_progress(b);
+}
+
+/*
+ * Read a sample of the entries back from disk, checksums verified by the
+ * log: a log that acknowledges what it did not write must not get a number.
+ */
+static void bench_verify(struct bench *b, uint32_t len, struct result *r)
+{
+	static uint8_t got[ENTRY_4K];
+	uint64_t last = lcr_log_last(b->log).index;
+	uint64_t step = last / VERIFY_SAMPLES + 1;
+
+	for (uint64_t i = 1; i <= last; i = i + step > last && i < last ? last : i + step) {
+		struct lcr_entry e;
+		int n = lcr_log_read(b->log, i, &e, got, sizeof(got));
+		r->verified++;
+		if (n != (int)len || e.id.index != i ||
+		    memcmp(got, payloads[i % PAYLOAD_SLOTS], len))
+			r->verify_bad++;
+	}
+	if (r->verify_bad)
+		fprintf(stderr,
+			"lcraft-storage-bench: %s/%s: %llu of %llu entries read back from disk are "
+			"missing or wrong: the log is corrupt, its numbers do not count\n",
+			r->test, r->mode, (unsigned long long)r->verify_bad,
+			(unsigned long long)r->verified);
+}
+
+typedef void (*step_fn)(struct bench *b, uint32_t k, uint32_t len);
+
+static void bench_measure(const struct opts *o, const struct mode_def *m, step_fn step, uint32_t k,
+			  uint32_t len, struct result *r)
+{
+	struct bench *b = &bench;
+	struct lcr_log_stats st0, st1;
+
+	fprintf(stderr, "  lcraft %-10s %-20s k=%u len=%u\n", r->test, m->name, k, len);
+	bench_open(b, o, m);
+	uint64_t t = now_ns(), end = t + WARMUP_NS;
+	while (t < end) {
+		step(b, k, len);
+		t = now_ns();
+	}
+	lcr_log_stats(b->log, &st0);
+	uint64_t entries0 = durable_entries(b);
+	uint64_t early0 = b->early_acks;
+	b->record_from_seq = b->seq + 1;
+	b->recording = true;
+	uint64_t t0 = now_ns();
+	end = t0 + (uint64_t)(o->seconds * 1e9);
+	for (t = t0; t < end; t = now_ns())
+		step(b, k, len);
+	b->recording = false;
+	uint64_t t1 = now_ns();
+	uint64_t entries1 = durable_entries(b);
+	uint64_t early1 = b->early_acks;
+	lcr_log_stats(b->log, &st1);
+	bench_drain(b);
+	bench_verify(b, len, r);
+	bench_close(b);
+
+	r->entry_bytes = len;
+	r->seconds = (double)(t1 - t0) / 1e9;
+	r->entries = entries1 - entries0;
+	r->bytes = r->entries * len;
+	r->disk_bytes = st1.bytes_written - st0.bytes_written;
+	r->syncs = st1.batches_written - st0.batches_written;
+	r->segments = st1.segments_created - st0.segments_created;
+	r->early_acks = early1 - early0;
+	r->ops_per_s = (double)r->entries / r->seconds;
+	r->mb_per_s = (double)r->bytes / r->seconds / 1e6;
+	r->disk_mb_per_s = (double)r->disk_bytes / r->seconds / 1e6;
+	r->syncs_per_s = (double)r->syncs / r->seconds;
+	r->entries_per_sync = r->syncs ? (double)r->entries / (double)r->syncs : 0;
+	const struct hist *h = &b->hist;
+	if (h->n) {
+		r->has_lat = true;
+		r->lat.p50 = hist_pct_us(h, 0.50);
+		r->lat.p90 = hist_pct_us(h, 0.90);
+		r->lat.p99 = hist_pct_us(h, 0.99);
+		r->lat.p999 = hist_pct_us(h, 0.999);
+		r->lat.max = (double)h->max_ns / 1e3;
+		r->lat.min = (double)h->min_ns / 1e3;
+		r->lat.mean = (double)h->sum_ns / (double)h->n / 1e3;
+	}
+}
+
+/* ---- the tests ------------------------------------------------------------------------ */
+
+static void test_qd1(const struct opts *o, struct fio *f)
+{
+	bool fio_done[N_MODES] = { false };
+
+	for (uint32_t i = 0; i < N_MODES; i++) {
+		if (!(o->modes & (1u << i)))
+			continue;
+		struct result *r = result_new("qd1", mode_defs[i].name);
+		bench_measure(o, &mode_defs[i], step_qd1, 1, ENTRY_4K, r);
+		if (!o->no_fio) {
+			fio_run(o, f, &mode_defs[i], ENTRY_4K, r);
+			fio_done[i] = true;
+			r->ratio = r->ops_per_s / r->fio_ops_per_s;
+			r->has_target = true;
+			r->met = r->ratio >= TARGET_QD1;
+		}
+	}
+	/* The floor (fdatasync) and the dsync comparison are always reported. */
+	for (uint32_t i = 0; i < 2 && !o->no_fio; i++) {
+		if (fio_done[i])
+			continue;
+		struct result *r = result_new("qd1", "fio");
+		fio_run(o, f, &mode_defs[i], ENTRY_4K, r);
+	}
+}
+
+/* fio's block: the bytes lcraft wrote per sync, in whole blocks. */
+static uint32_t bs_per_sync(const struct result *r)
+{
+	uint64_t bs = r->syncs ? r->disk_bytes / r->syncs : LCR_BLOCK;
+	bs = lcr_align_up(bs, LCR_BLOCK);
+	return (uint32_t)(bs ? bs : LCR_BLOCK);
+}
+
+static void test_group(const struct opts *o, struct fio *f, const char *test, uint32_t k,
+		       uint32_t len)
+{
+	for (uint32_t i = 0; i < N_MODES; i++) {
+		if (!(o->modes & (1u << i)))
+			continue;
+		struct result *r = result_new(test, mode_defs[i].name);
+		bench_measure(o, &mode_defs[i], step_group, k, len, r);
+		if (!o->no_fio && r->syncs > 0) {
+			fio_run(o, f, &mode_defs[i], bs_per_sync(r), r);
+			r->ratio = r->mb_per_s / r->fio_mb_per_s;
+		}
+		if (len == ENTRY_SMALL) {
+			r->has_target = true;
+			r->met = r->ops_per_s >= TARGET_SMALL_EPS;
+		} else if (r->has_fio) {
+			r->has_target = true;
+			r->met = r->ratio >= TARGET_GROUP_4K;
+		}
+	}
+}
+
+/* ---- output ------------------------------------------------------------------------- */
+
+static const char *target_text(const struct result *r, char *buf, size_t n)
+{
+	if (r->verify_bad) {
+		snprintf(buf, n, "CORRUPT");
+		return buf;
+	}
+	if (!r->has_target)
+		return "-";
+	if (strcmp(r->test, "qd1") == 0)
+		snprintf(buf, n, "%s>=%.1f", r->met ? "ok " : "LOW", TARGET_QD1);
+	else if (r->entry_bytes == ENTRY_SMALL)
+		snprintf(buf, n, "%s>=1M/s", r->met ? "ok " : "LOW");
+	else
+		snprintf(buf, n, "%s>=%.1f", r->met ? "ok " : "LOW", TARGET_GROUP_4K);
+	return buf;
+}
+
+static void print_table(const struct opts *o, const struct fio *f)
+{
+	char tgt[32];
+
+	printf("\nlcraft storage bench: %s, %.1f s per run after 1 s warm-up, %s\n", o->dir,
+	       o->seconds, o->no_fio ? "no fio" : f->version);
+	printf("group tests: %u (4 KiB) / %u (64 B) entries per append+flush, at most %llu MiB "
+	       "appended and not yet durable\n",
+	       o->batch_4k, o->batch_small, (unsigned long long)(o->window_bytes >> 20));
+	printf("MB = 10^6 bytes; MB/s is payload, disk MB/s counts batch headers and padding; "
+	       "latency in us from append to durable\n\n");
+	printf("%-9s %-18s %11s %8s %8s %8s %8s %8s %8s %8s %8s %9s | %-20s %7s %9s %8s %6s %9s\n",
+	       "test", "mode", "entries/s", "MB/s", "disk", "ent/sync", "KiB/sync", "syncs/s",
+	       "p50", "p99", "p999", "max", "fio config", "fio bs", "fio ops/s", "fio MB/s",
+	       "ratio", "target");
+	for (uint32_t i = 0; i < n_results; i++) {
+		const struct result *r = &results[i];
+		if (strcmp(r->mode, "fio") == 0) {
+			printf("%-9s %-18s %11s %8s %8s %8s %8s %8s %8s %8s %8s %9s | %-20s %7u "
+			       "%9.0f %8.1f %6s %9s\n",
+			       r->test, "(fio only)", "", "", "", "", "", "", "", "", "", "",
+			       r->fio_config, r->fio_bs, r->fio_ops_per_s, r->fio_mb_per_s, "-",
+			       "-");
+			continue;
+		}
+		printf("%-9s %-18s %11.0f %8.1f %8.1f %8.1f %8.1f %8.0f %8.1f %8.1f %8.1f %9.1f",
+		       r->test, r->mode, r->ops_per_s, r->mb_per_s, r->disk_mb_per_s,
+		       r->entries_per_sync,
+		       r->syncs ? (double)r->disk_bytes / (double)r->syncs / 1024 : 0,
+		       r->syncs_per_s, r->lat.p50, r->lat.p99, r->lat.p999, r->lat.max);
+		if (r->has_fio)
+			printf(" | %-20s %7u %9.0f %8.1f %6.2f %9s\n", r->fio_config, r->fio_bs,
+			       r->fio_ops_per_s, r->fio_mb_per_s, r->ratio,
+			       target_text(r, tgt, sizeof(tgt)));
+		else
+			printf(" | %-20s %7s %9s %8s %6s %9s\n", "-", "-", "-", "-", "-",
+			       target_text(r, tgt, sizeof(tgt)));
+	}
+	/* The mode that wins each test. */
+	printf("\n");
+	for (uint32_t t = 0; t < N_TESTS; t++) {
+		const struct result *best = NULL;
+		for (uint32_t i = 0; i < n_results; i++) {
+			const struct result *r = &results[i];
+			if (strcmp(r->test, test_names[t]) || strcmp(r->mode, "fio") == 0)
+				continue;
+			if (!best || r->ops_per_s > best->ops_per_s)
+				best = r;
+		}
+		if (best)
+			printf("best mode for %-9s: %s (%.0f entries/s, p99 %.1f us)\n",
+			       test_names[t], best->mode, best->ops_per_s, best->lat.p99);
+	}
+	printf("per run: segments created while measuring (each pre-written with zeros); commands\n"
+	       "acknowledged before the second batch they were split into was durable; entries\n"
+	       "read back from disk afterwards:\n");
+	for (uint32_t i = 0; i < n_results; i++)
+		if (strcmp(results[i].mode, "fio"))
+			printf("  %-9s %-18s segments %llu, early acks %llu, read back %llu: %s\n",
+			       results[i].test, results[i].mode,
+			       (unsigned long long)results[i].segments,
+			       (unsigned long long)results[i].early_acks,
+			       (unsigned long long)results[i].verified,
+			       results[i].verify_bad ? "BAD" : "ok");
+}
+
+static void print_json(const struct result *r)
+{
+	printf("{\"test\":\"%s\",\"mode\":\"%s\",\"entry_bytes\":%u,\"entries\":%llu,"
+	       "\"bytes\":%llu,\"disk_bytes\":%llu,\"syncs\":%llu,\"segments\":%llu,"
+	       "\"early_acks\":%llu,\"verified\":%llu,\"verify_bad\":%llu,\"seconds\":%.6f,"
+	       "\"ops_per_s\":%.1f,\"mb_per_s\":%.3f,\"disk_mb_per_s\":%.3f,",
+	       r->test, r->mode, r->entry_bytes, (unsigned long long)r->entries,
+	       (unsigned long long)r->bytes, (unsigned long long)r->disk_bytes,
+	       (unsigned long long)r->syncs, (unsigned long long)r->segments,
+	       (unsigned long long)r->early_acks, (unsigned long long)r->verified,
+	       (unsigned long long)r->verify_bad, r->seconds, r->ops_per_s, r->mb_per_s,
+	       r->disk_mb_per_s);
+	if (r->has_lat)
+		printf("\"lat_us\":{\"p50\":%.2f,\"p90\":%.2f,\"p99\":%.2f,\"p999\":%.2f,"
+		       "\"max\":%.2f,\"min\":%.2f,\"mean\":%.2f},",
+		       r->lat.p50, r->lat.p90, r->lat.p99, r->lat.p999, r->lat.max, r->lat.min,
+		       r->lat.mean);
+	else
+		printf("\"lat_us\":null,");
+	printf("\"syncs_per_s\":%.1f,\"entries_per_sync\":%.2f,", r->syncs_per_s,
+	       r->entries_per_sync);
+	if (r->has_fio)
+		printf("\"fio_config\":\"%s\",\"fio_bs\":%u,\"fio_ops_per_s\":%.1f,"
+		       "\"fio_mb_per_s\":%.3f,",
+		       r->fio_config, r->fio_bs, r->fio_ops_per_s, r->fio_mb_per_s);
+	else
+		printf("\"fio_config\":null,\"fio_bs\":null,\"fio_ops_per_s\":null,"
+		       "\"fio_mb_per_s\":null,");
+	if (r->has_fio && strcmp(r->mode, "fio"))
+		printf("\"ratio\":%.4f", r->ratio);
+	else
+		printf("\"ratio\":null");
+	if (r->has_target)
+		printf(",\"target_met\":%s}\n", r->met ? "true" : "false");
+	else
+		printf(",\"target_met\":null}\n");
+}
+
+/* ---- main --------------------------------------------------------------------------- */
+
+int main(int argc, char **argv)
+{
+	struct opts o;
+	static struct fio f;
+
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	parse_opts(argc, argv, &o);
+	struct stat sb;
+	if (stat(o.dir, &sb) < 0 || !S_ISDIR(sb.st_mode))
+		die("--dir %s: not a directory", o.dir);
+	if (!o.no_fio) {
+		fio_find(&o, &f);
+		fio_version(&f);
+		fprintf(stderr, "lcraft-storage-bench: using %s (%s)\n", f.path, f.version);
+	}
+	for (uint32_t i = 0; i < PAYLOAD_SLOTS; i++)
+		for (uint32_t j = 0; j < ENTRY_4K; j++)
+			payloads[i][j] = (uint8_t)((i * 2654435761u + j * 40503u) >> 7);
+
+	if (o.tests & 1)
+		test_qd1(&o, &f);
+	if (o.tests & 2)
+		test_group(&o, &f, test_names[1], o.batch_4k, ENTRY_4K);
+	if (o.tests & 4)
+		test_group(&o, &f, test_names[2], o.batch_small, ENTRY_SMALL);
+
+	print_table(&o, &f);
+	if (o.json) {
+		printf("\n");
+		for (uint32_t i = 0; i < n_results; i++)
+			print_json(&results[i]);
+	}
+	dir_remove(cleanup_dirs[1]);
+	for (uint32_t i = 0; i < n_results; i++)
+		if (results[i].verify_bad) {
+			fprintf(stderr,
+				"lcraft-storage-bench: the log wrote corrupt data (see above)\n");
+			return 3;
+		}
+	return 0;
+}
