@@ -697,6 +697,11 @@ static uint64_t next_timer(const struct lcr_core *c)
 	return t;
 }
 
+uint64_t lcr_core_next_timer(const struct lcr_core *c)
+{
+	return c->stopped ? UINT64_MAX : next_timer(c);
+}
+
 void lcr_core_status(const struct lcr_core *c, struct lcr_core_status *st)
 {
 	memset(st, 0, sizeof(*st));

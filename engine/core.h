@@ -325,6 +325,9 @@ LCR_API const struct lcr_cmd *lcr_core_commands(const struct lcr_core *c, uint32
 
 LCR_API void lcr_core_status(const struct lcr_core *c, struct lcr_core_status *st);
 
+/* The earliest time (ns) a tick has work to do; cheap, for the runtime's timers. */
+LCR_API uint64_t lcr_core_next_timer(const struct lcr_core *c);
+
 /* Membership helpers (engine/membership.c). */
 LCR_API bool lcr_membership_is_voter(const struct lcr_membership *m, uint32_t id);
 LCR_API bool lcr_membership_contains(const struct lcr_membership *m, uint32_t id);

@@ -1,19 +1,161 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * lcraft public API.
+ * lcraft public API: run Raft groups on lcores, with durable storage on
+ * io_uring and a UDP transport (kernel sockets today, DPDK later).
  *
- * Today the library exports the sans-I/O Raft core (core.h): an embedding
- * application can drive it with its own storage and transport. The runtime
- * API (nodes, groups on lcores, proposals with callbacks, io_uring storage,
- * UDP/DPDK transports) arrives with the runtime; see docs/api.md.
+ * A node is one process with a node id. It runs `lcores` threads; each owns
+ * the groups whose id modulo `lcores` is its index, and everything those
+ * groups touch (ring, sockets, buffers, timers). An application gives each
+ * group a state machine (lcr_sm_ops) and talks to a group from the group's
+ * lcore: inside its callbacks, or in a task handed over with lcr_node_post()
+ * from any other thread (a bounded ring per lcore).
+ *
+ * Everything with a callback completes on the group's lcore. Nothing blocks
+ * an lcore except, in socket mode, sleeping while there is nothing to do.
+ *
+ * The sans-I/O core underneath (core.h) stays available for applications
+ * that want to drive Raft with their own storage and network.
+ *
+ * Guide and example: docs/api.md, bench/example_embed.c.
  */
 #ifndef LCRAFT_H
 #define LCRAFT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
 
 #include "core.h"
 
 #define LCRAFT_VERSION_MAJOR 0
 #define LCRAFT_VERSION_MINOR 1
 #define LCRAFT_VERSION_PATCH 0
+
+#define LCR_PEERS_MAX 16
+
+struct lcr_node;
+struct lcr_group;
+
+/* A peer node: where its lcore 0 listens; lcore i listens on port + i. */
+struct lcr_peer_addr {
+	uint32_t id;
+	char host[64];
+	uint16_t port;
+};
+
+/* Allocation hook for everything the node allocates (jemalloc in lcraft-node). */
+struct lcr_node_alloc {
+	void *(*alloc)(void *ctx, size_t size);
+	void (*free)(void *ctx, void *ptr);
+	void *ctx;
+};
+
+struct lcr_node_config {
+	uint32_t id;	       /* this node */
+	uint64_t cluster;      /* datagrams of other clusters are dropped */
+	uint32_t lcores;       /* threads, each with its groups; default 1 */
+	const char *data_dir;  /* <data_dir>/group-<g>/ per group */
+	const char *bind_host; /* default "0.0.0.0" */
+	uint32_t n_peers;      /* every voter, this node included */
+	struct lcr_peer_addr peers[LCR_PEERS_MAX];
+	bool busy_poll;		/* lcores never sleep (dedicate a core each) */
+	uint32_t mtu;		/* datagram payload budget: default 1500 */
+	uint32_t durability;	/* enum lcr_durability (io/log.h); default fsync */
+	uint32_t io_mode;	/* enum lcr_io_mode (io/log.h); default direct-dsync */
+	uint64_t segment_bytes; /* default 64 MiB */
+	/* Faults injected on send (tests): ppm rates, delay, seed; 0: none. */
+	uint32_t fault_loss_ppm, fault_dup_ppm, fault_reorder_ppm;
+	uint64_t fault_delay_ns, fault_jitter_ns, fault_seed;
+	struct lcr_core_config core; /* Raft options (ids and membership are filled in) */
+	struct lcr_node_alloc alloc; /* NULL: malloc */
+};
+
+/* Defaults: openraft's Raft options, fsync durability, one lcore. */
+void lcr_node_config_default(struct lcr_node_config *cfg);
+
+/*
+ * Create a node: check the config, open storage of no group yet, bind the
+ * sockets. Returns 0 or -errno with a sentence in `why` naming what failed.
+ */
+int lcr_node_open(struct lcr_node **out, const struct lcr_node_config *cfg, char *why,
+		  size_t why_len);
+
+/* The application's state machine of one group. Called on the group's lcore. */
+struct lcr_sm_ops {
+	/*
+	 * Apply one committed entry, in log order, exactly once per incarnation
+	 * (after a restart the log is applied again from the start: the state
+	 * machine is rebuilt from it until snapshots arrive). `result` and
+	 * `result_len` (at most 8 KiB, in `out`) go to the proposer's callback
+	 * when this node proposed the entry.
+	 */
+	void (*apply)(void *sm, const struct lcr_entry *e, void *out, uint32_t *result_len);
+	/* Role or leader changed (optional). */
+	void (*role)(void *sm, uint32_t role, uint32_t leader);
+};
+
+/* Create (or, after a restart, reopen) group `id` with its state machine. */
+int lcr_group_open(struct lcr_node *n, uint32_t id, const struct lcr_sm_ops *ops, void *sm,
+		   struct lcr_group **out, char *why, size_t why_len);
+
+/*
+ * Propose `len` bytes (at most 1 MiB; copied). Proposals of one loop
+ * iteration go to the core together, as one batch. Returns 0, and then
+ * `done` runs exactly once on the group's lcore: err 0 with the state
+ * machine's result once the entry is applied here; -LCR_ENOTLEADER (leader
+ * in `leader`, 0 if unknown), -LCR_ENOLEASE or -LCR_ETRANSFER when the batch
+ * is refused; -ECANCELED if the entry was replaced by another leader's (it
+ * never committed); -LCR_ESTOPPED if the replica stopped. Or returns
+ * -LCR_EFULL / -EINVAL at once, and `done` is not called. Call on the
+ * group's lcore.
+ */
+typedef void (*lcr_propose_fn)(void *ctx, int err, uint32_t leader, const void *result,
+			       uint32_t result_len);
+int lcr_propose(struct lcr_group *g, const void *data, uint32_t len, lcr_propose_fn done,
+		void *ctx);
+
+/*
+ * Linearizable read: returns 0, and `done` runs once on the group's lcore
+ * when the state machine may be read (err 0: read it right then) or with why
+ * not; or returns a negative error at once (-LCR_ENOTLEADER, -LCR_ENOLEASE,
+ * -LCR_EFULL ...) and `done` is not called.
+ */
+typedef void (*lcr_read_fn)(void *ctx, int err, uint32_t leader);
+int lcr_read(struct lcr_group *g, uint32_t policy, lcr_read_fn done, void *ctx);
+
+/* Triggers and toggles (lcr_event types LCR_EV_TRIGGER_* / LCR_EV_SET_TOGGLE). */
+int lcr_group_event(struct lcr_group *g, const struct lcr_event *ev);
+
+/* Metrics of one group as JSON (bytes written, or -ENOSPC). */
+int lcr_group_metrics_json(struct lcr_group *g, char *buf, size_t len);
+
+uint32_t lcr_group_id(const struct lcr_group *g);
+uint32_t lcr_group_lcore(const struct lcr_node *n, uint32_t group);
+void lcr_group_status(const struct lcr_group *g, struct lcr_core_status *st);
+
+/*
+ * Run `fn(arg)` on lcore `lcore` soon; from any thread. Returns 0 or
+ * -LCR_EFULL (the bounded ring is full: try again).
+ */
+typedef void (*lcr_task_fn)(struct lcr_node *n, void *arg);
+int lcr_node_post(struct lcr_node *n, uint32_t lcore, lcr_task_fn fn, void *arg);
+
+/*
+ * Application I/O on an lcore: `poll` runs every loop iteration on lcore
+ * `lcore` (return true if it did work), and `fd` (if >= 0) wakes a sleeping
+ * lcore when readable. Set before lcr_node_run().
+ */
+typedef bool (*lcr_poll_fn)(struct lcr_node *n, uint32_t lcore, void *ctx, uint64_t now_ns);
+int lcr_node_set_poll(struct lcr_node *n, uint32_t lcore, lcr_poll_fn poll, int fd, void *ctx);
+
+/* Run every lcore (lcore 0 on the calling thread) until lcr_node_stop(). */
+int lcr_node_run(struct lcr_node *n);
+/* Ask the lcores to stop; async-signal-safe. */
+void lcr_node_stop(struct lcr_node *n);
+/* Close storage and sockets, free everything. */
+void lcr_node_close(struct lcr_node *n);
+
+/* Node-wide metrics as JSON: every group, drop counters, storage, allocator. */
+int lcr_node_metrics_json(struct lcr_node *n, char *buf, size_t len);
 
 #endif /* LCRAFT_H */

@@ -2,6 +2,8 @@
 /* The per-lcore io_uring (see ring.h). */
 #include <errno.h>
 #include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
 
 #include "../engine/lcr_assert.h"
 #include "ring.h"
@@ -10,12 +12,40 @@ int lcr_ring_init(struct lcr_ring *r, unsigned depth)
 {
 	memset(r, 0, sizeof(*r));
 	r->depth = depth;
+	r->efd = -1;
 	return io_uring_queue_init(depth, &r->ring, 0);
 }
 
 void lcr_ring_exit(struct lcr_ring *r)
 {
 	io_uring_queue_exit(&r->ring);
+	if (r->efd >= 0)
+		close(r->efd);
+	r->efd = -1;
+}
+
+int lcr_ring_eventfd(struct lcr_ring *r)
+{
+	if (r->efd >= 0)
+		return r->efd;
+	int fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	int rc = io_uring_register_eventfd(&r->ring, fd);
+	if (rc < 0) {
+		close(fd);
+		return rc;
+	}
+	r->efd = fd;
+	return fd;
+}
+
+void lcr_ring_eventfd_clear(struct lcr_ring *r)
+{
+	uint64_t v;
+	if (r->efd >= 0 && read(r->efd, &v, sizeof(v)) < 0) {
+		/* EAGAIN: nothing was pending */
+	}
 }
 
 int lcr_ring_register_buffers(struct lcr_ring *r, const struct iovec *iov, unsigned n)

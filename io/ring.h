@@ -85,6 +85,7 @@ struct lcr_ring {
 	struct lcr_ring_faults *faults;	      /* NULL: none */
 	struct lcr_ring_stats stats;
 	bool buffers_registered;
+	int efd; /* eventfd registered with the ring, or -1 */
 };
 
 /* Create a ring with `depth` SQ entries. Returns 0 or -errno (e.g. -ENOSYS). */
@@ -119,6 +120,14 @@ void lcr_ring_queue(struct lcr_ring *r, struct lcr_io_req *req);
  * if the write fails, the sync reports -ECANCELED.
  */
 void lcr_ring_queue_linked(struct lcr_ring *r, struct lcr_io_req *write, struct lcr_io_req *sync);
+
+/*
+ * An eventfd that becomes readable when completions arrive, for an lcore
+ * that sleeps in poll() on its sockets too. Returns the fd or -errno; the
+ * caller reads it to clear it (lcr_ring_eventfd_clear).
+ */
+int lcr_ring_eventfd(struct lcr_ring *r);
+void lcr_ring_eventfd_clear(struct lcr_ring *r);
 
 /* Submit queued SQEs (one syscall). Returns SQEs submitted or -errno. */
 int lcr_ring_submit(struct lcr_ring *r);

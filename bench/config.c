@@ -1,0 +1,1453 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * lcraft-node's configuration (config.h). Everything about an option lives in
+ * one row of `opts` below: its section and key, type, where it is stored,
+ * default, bounds and help. The INI parser, lcr_app_config_default(), --help
+ * and docs/operations.md all walk that table, so they cannot drift apart
+ * (Redis's config table, style.md "Configuration").
+ *
+ * Parsing goes through inih with our own line reader: Debian's libinih is
+ * built without line numbers in the handler, so the reader counts lines (and
+ * refuses lines too long for inih's buffer, which inih would otherwise split
+ * into two lines). Relationships between Raft options are checked by
+ * lcr_core_config_validate(), whose sentence is mapped back to the key and
+ * line that caused it.
+ */
+#include "config.h"
+
+#include <arpa/inet.h>
+#include <assert.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <ini.h>
+
+#include "lcr_assert.h"
+#include "log.h"
+
+/* ---- the option table --------------------------------------------------------- */
+
+enum opt_type {
+	OPT_U32 = 1, /* decimal integer */
+	OPT_U64,
+	OPT_BOOL, /* true/false, yes/no, on/off, 1/0 */
+	OPT_STRING,
+	OPT_ENUM,    /* one of `choices` */
+	OPT_MS,	     /* milliseconds */
+	OPT_US,	     /* microseconds (stored as nanoseconds: scale 1000) */
+	OPT_MIB,     /* mebibytes (stored as bytes: scale 2^20) */
+	OPT_PERCENT, /* decimal percentage, up to 4 decimals (stored as ppm) */
+	OPT_NODES,   /* [nodes]: <node id> = host:port, one line per voter */
+};
+
+#define OPT_REQUIRED 1u /* no default: the file must set it */
+
+struct opt_choice {
+	const char *name;
+	uint32_t value;
+};
+
+/* Returns NULL if `value` is acceptable, else why not. */
+typedef const char *(*opt_check_fn)(const char *value);
+
+struct opt {
+	const char *section;
+	const char *key;
+	uint8_t type;	 /* enum opt_type */
+	uint8_t flags;	 /* OPT_REQUIRED */
+	uint16_t size;	 /* bytes of the field at `offset` */
+	size_t offset;	 /* into struct lcr_app_config */
+	uint64_t scale;	 /* stored = value * scale (integers); 0 means 1 */
+	const char *def; /* default as text; NULL: lcr_core_config_default()'s */
+	uint64_t min;	 /* bounds, in the unit of the key */
+	uint64_t max;
+	const struct opt_choice *choices; /* OPT_ENUM, ended by a NULL name */
+	opt_check_fn check;		  /* OPT_STRING: extra validation */
+	const char *help;
+};
+
+#define FIELD(f)                                                                                   \
+	.offset = offsetof(struct lcr_app_config, f),                                              \
+	.size = sizeof(((struct lcr_app_config *)0)->f)
+
+static const struct opt_choice durability_choices[] = {
+	{ "fsync", LCR_DURABILITY_FSYNC },
+	{ "none", LCR_DURABILITY_NONE },
+	{ NULL, 0 },
+};
+
+static const struct opt_choice io_mode_choices[] = {
+	{ "direct-dsync", LCR_IO_DIRECT_DSYNC },
+	{ "direct-fdatasync", LCR_IO_DIRECT_FDATASYNC },
+	{ "buffered-fdatasync", LCR_IO_BUFFERED_FDATASYNC },
+	{ NULL, 0 },
+};
+
+static const struct opt_choice read_policy_choices[] = {
+	{ "read_index", LCR_READ_INDEX },
+	{ "lease_read", LCR_READ_LEASE },
+	{ NULL, 0 },
+};
+
+static const char *check_host(const char *v);
+static const char *check_data_dir(const char *v);
+
+struct section {
+	const char *name;
+	const char *help;
+};
+
+static const struct section sections[] = {
+	{ "cluster", "Identifies the cluster." },
+	{ "nodes", "Every voter of the cluster, this node included: one line per node, "
+		   "`<node id> = host:port`." },
+	{ "node", "This process: where it keeps its data, how many lcores it runs, "
+		  "what it binds to." },
+	{ "raft", "Raft options; defaults are openraft's (lcr_core_config_default)." },
+	{ "storage", "The log on disk." },
+	{ "faults", "Faults injected on send, for tests. All off by default." },
+};
+#define N_SECTIONS (sizeof(sections) / sizeof(sections[0]))
+
+#define RAFT(f) FIELD(node.core.f)
+
+static const struct opt opts[] = {
+	{ "cluster", "id", OPT_U64, OPT_REQUIRED, FIELD(node.cluster), .min = 1, .max = UINT64_MAX,
+	  .help = "The cluster id; datagrams of other clusters are dropped." },
+
+	{ "nodes", "<node id>", OPT_NODES, 0, .size = 0, .offset = 0, .min = 1,
+	  .max = LCR_PEERS_MAX,
+	  .help = "A voter: node id (1..4294967295) = host:port, where host is an IPv4 "
+		  "address, a name, or an IPv6 address in brackets ([::1]:7001). The port "
+		  "is the node's lcore 0; lcore i listens on port + i." },
+
+	{ "node", "data_dir", OPT_STRING, 0, FIELD(data_dir), .def = "/var/tmp/lcraft/node-{id}",
+	  .check = check_data_dir,
+	  .help = "Where the node keeps its groups (<data_dir>/group-<g>/); {id} is replaced "
+		  "by the node id." },
+	{ "node", "lcores", OPT_U32, 0, FIELD(node.lcores), .def = "1", .min = 1, .max = 64,
+	  .help = "Threads; lcore i runs the groups whose id modulo lcores is i and listens on "
+		  "the node's port + i." },
+	{ "node", "bind", OPT_STRING, 0, FIELD(bind), .def = "0.0.0.0", .check = check_host,
+	  .help = "Local address the sockets bind to; use :: when peers have IPv6 addresses." },
+	{ "node", "busy_poll", OPT_BOOL, 0, FIELD(node.busy_poll), .def = "false",
+	  .help = "Lcores never sleep: the lowest latency, but each lcore takes a whole CPU "
+		  "core." },
+	{ "node", "mtu", OPT_U32, 0, FIELD(node.mtu), .def = "1500", .min = 576, .max = 9028,
+	  .help = "IP MTU of the path: a datagram carries at most mtu - 28 bytes (IPv4 and UDP "
+		  "headers)." },
+	{ "node", "client_port_offset", OPT_U32, 0, FIELD(client_port_offset), .def = "1000",
+	  .min = 1, .max = 60000,
+	  .help = "A node's client port (lcraft-cli) is its port in [nodes] + this." },
+	{ "node", "groups", OPT_U32, 0, FIELD(groups), .def = "1", .min = 1, .max = 1024,
+	  .help = "Raft groups the node runs, ids 1..groups; each is an independent replicated "
+		  "log." },
+
+	{ "raft", "election_timeout_min_ms", OPT_MS, 0, RAFT(election_timeout_min_ms), .min = 1,
+	  .max = 600000,
+	  .help = "A follower that hears no leader for a time drawn from [min, max) starts an "
+		  "election; must exceed heartbeat_interval_ms." },
+	{ "raft", "election_timeout_max_ms", OPT_MS, 0, RAFT(election_timeout_max_ms), .min = 2,
+	  .max = 600000,
+	  .help = "Upper end (exclusive) of the election timeout; also the leader lease, during "
+		  "which lease reads need no quorum round." },
+	{ "raft", "heartbeat_interval_ms", OPT_MS, 0, RAFT(heartbeat_interval_ms), .min = 1,
+	  .max = 600000,
+	  .help = "How often the leader sends heartbeats; must be below "
+		  "election_timeout_min_ms." },
+	{ "raft", "max_payload_entries", OPT_U32, 0, RAFT(max_payload_entries), .min = 1,
+	  .max = 65536, .help = "Entries per AppendEntries request." },
+	{ "raft", "inflight_max", OPT_U32, 0, RAFT(inflight_max), .min = 1, .max = 4096,
+	  .help = "Pipelined AppendEntries requests in flight per follower." },
+	{ "raft", "respond_max", OPT_U32, 0, RAFT(respond_max), .min = 8, .max = 1u << 20,
+	  .help = "Responses waiting for a flush; overflow drops the oldest (counted)." },
+	{ "raft", "reads_max", OPT_U32, 0, RAFT(reads_max), .min = 1, .max = 1u << 20,
+	  .help = "Linearizable reads waiting; more are refused (LCR_EFULL)." },
+	{ "raft", "leader_runs_max", OPT_U32, 0, RAFT(leader_runs_max), .min = 16, .max = 1u << 20,
+	  .help = "Runs of entries by one leader a log may hold (24 bytes each, allocated at "
+		  "start); a replica whose log is full of runs does not stand for election." },
+	{ "raft", "backoff_ms", OPT_MS, 0, RAFT(backoff_ms), .min = 1, .max = 60000,
+	  .help = "Base of the replication backoff when a peer is unreachable: b, 2b, 4b, ... "
+		  "capped at 1 s." },
+	{ "raft", "read_timeout_ms", OPT_MS, 0, RAFT(read_timeout_ms), .min = 0, .max = 600000,
+	  .help = "How long a read may wait for its quorum ack and apply; 0: the leader lease "
+		  "(election_timeout_max_ms)." },
+	{ "raft", "enable_pre_vote", OPT_BOOL, 0, RAFT(enable_pre_vote),
+	  .help = "Run a Pre-Vote round before an election, so that a node rejoining after a "
+		  "partition does not depose a healthy leader." },
+	{ "raft", "enable_heartbeat", OPT_BOOL, 0, RAFT(enable_heartbeat),
+	  .help = "Send heartbeats (switch off only in tests)." },
+	{ "raft", "enable_elect", OPT_BOOL, 0, RAFT(enable_elect),
+	  .help = "Start an election when the timeout expires (switch off only in tests)." },
+	{ "raft", "enable_leader_restore", OPT_BOOL, 0, RAFT(enable_leader_restore),
+	  .help = "Keep leadership across a restart when the persisted vote is this node's "
+		  "committed one. Off by default, unlike openraft: a leader appends in parallel "
+		  "with replication, so after a crash its disk may lack entries it already sent, "
+		  "and a restored leader may reuse their log ids for different entries (see "
+		  "docs/architecture.md)." },
+	{ "raft", "allow_log_reversion", OPT_BOOL, 0, RAFT(allow_log_reversion),
+	  .help = "Keep replicating to a follower whose log went backwards (a wiped disk) "
+		  "instead of stopping at the reversion." },
+	{ "raft", "read_policy", OPT_ENUM, 0, FIELD(read_policy), .def = "read_index",
+	  .choices = read_policy_choices,
+	  .help = "How a GET is served: read_index confirms leadership with a quorum after the "
+		  "read "
+		  "arrives; lease_read serves under the leader lease without a round trip "
+		  "(relies on bounded clock drift)." },
+
+	{ "storage", "durability", OPT_ENUM, 0, FIELD(node.durability), .def = "fsync",
+	  .choices = durability_choices,
+	  .help = "fsync: a write is acknowledged once it is on stable storage. none: once it is "
+		  "written; UNSAFE, a crash or power loss loses acknowledged writes (benchmarks "
+		  "only)." },
+	{ "storage", "io_mode", OPT_ENUM, 0, FIELD(node.io_mode), .def = "direct-dsync",
+	  .choices = io_mode_choices,
+	  .help = "How a batch becomes durable: direct-dsync (O_DIRECT|O_DSYNC, one write), "
+		  "direct-fdatasync (O_DIRECT write, then fdatasync), buffered-fdatasync (page "
+		  "cache write, then fdatasync); see docs/benchmarks.md." },
+	{ "storage", "segment_mb", OPT_MIB, 0, FIELD(node.segment_bytes), .scale = 1u << 20,
+	  .def = "64", .min = 4, .max = 4096, .help = "Size of a log segment file, in MiB." },
+
+	{ "faults", "loss_pct", OPT_PERCENT, 0, FIELD(node.fault_loss_ppm), .scale = 1, .def = "0",
+	  .min = 0, .max = 1000000, .help = "Datagrams dropped, in percent." },
+	{ "faults", "dup_pct", OPT_PERCENT, 0, FIELD(node.fault_dup_ppm), .scale = 1, .def = "0",
+	  .min = 0, .max = 1000000, .help = "Datagrams sent twice, in percent." },
+	{ "faults", "reorder_pct", OPT_PERCENT, 0, FIELD(node.fault_reorder_ppm), .scale = 1,
+	  .def = "0", .min = 0, .max = 1000000,
+	  .help = "Datagrams held back until 1 to 8 later ones have gone out (or 1 ms has "
+		  "passed), in percent." },
+	{ "faults", "delay_us", OPT_US, 0, FIELD(node.fault_delay_ns), .scale = 1000, .def = "0",
+	  .min = 0, .max = 10000000, .help = "Delay added to every datagram, in microseconds." },
+	{ "faults", "jitter_us", OPT_US, 0, FIELD(node.fault_jitter_ns), .scale = 1000, .def = "0",
+	  .min = 0, .max = 10000000,
+	  .help = "Random extra delay per datagram, uniform in 0..jitter_us, in "
+		  "microseconds." },
+	{ "faults", "seed", OPT_U64, 0, FIELD(node.fault_seed), .def = "0", .min = 0,
+	  .max = UINT64_MAX, .help = "Seed of the fault generator, for reproducible runs." },
+};
+#define N_OPTS (sizeof(opts) / sizeof(opts[0]))
+
+/* ---- values -------------------------------------------------------------------- */
+
+static void *field_of(struct lcr_app_config *c, const struct opt *o)
+{
+	return (char *)c + o->offset;
+}
+
+static uint64_t scale_of(const struct opt *o)
+{
+	return o->scale ? o->scale : 1;
+}
+
+static void store_uint(void *p, uint16_t size, uint64_t v)
+{
+	switch (size) {
+	case 2:
+		LCR_ASSERT(v <= UINT16_MAX);
+		*(uint16_t *)p = (uint16_t)v;
+		break;
+	case 4:
+		LCR_ASSERT(v <= UINT32_MAX);
+		*(uint32_t *)p = (uint32_t)v;
+		break;
+	case 8:
+		*(uint64_t *)p = v;
+		break;
+	default:
+		LCR_ASSERT(!"integer field of an unexpected size");
+	}
+}
+
+static uint64_t load_uint(const void *p, uint16_t size)
+{
+	switch (size) {
+	case 2:
+		return *(const uint16_t *)p;
+	case 4:
+		return *(const uint32_t *)p;
+	case 8:
+		return *(const uint64_t *)p;
+	default:
+		LCR_ASSERT(!"integer field of an unexpected size");
+	}
+	return 0;
+}
+
+static bool is_digit(char ch)
+{
+	return ch >= '0' && ch <= '9';
+}
+
+/* A decimal number: digits only, no sign, no trailing junk, no overflow. */
+static int parse_u64(const char *s, uint64_t *out, char *err, size_t err_len)
+{
+	uint64_t v = 0;
+
+	if (!*s) {
+		snprintf(err, err_len, "missing value");
+		return -EINVAL;
+	}
+	if (*s == '-') {
+		snprintf(err, err_len, "'%s' is negative", s);
+		return -EINVAL;
+	}
+	for (const char *p = s; *p; p++) {
+		if (!is_digit(*p)) {
+			snprintf(err, err_len, "'%s' is not a whole decimal number", s);
+			return -EINVAL;
+		}
+		if (v > (UINT64_MAX - (uint64_t)(*p - '0')) / 10) {
+			snprintf(err, err_len, "'%s' is too large", s);
+			return -ERANGE;
+		}
+		v = v * 10 + (uint64_t)(*p - '0');
+	}
+	*out = v;
+	return 0;
+}
+
+/* "2.5" -> 25000 ppm: at most 4 decimals (1 ppm), at most 100. */
+static int parse_percent(const char *s, uint64_t *ppm, char *err, size_t err_len)
+{
+	uint64_t whole = 0, frac = 0;
+	unsigned int n_int = 0, n_frac = 0;
+	const char *p = s;
+
+	if (*p == '-') {
+		snprintf(err, err_len, "'%s' is negative", s);
+		return -EINVAL;
+	}
+	for (; is_digit(*p) && n_int < 4; p++, n_int++)
+		whole = whole * 10 + (uint64_t)(*p - '0');
+	if (*p == '.')
+		for (p++; is_digit(*p) && n_frac < 5; p++, n_frac++)
+			frac = frac * 10 + (uint64_t)(*p - '0');
+	if (*p || n_int == 0 || (n_frac == 0 && p[-1] == '.')) {
+		snprintf(err, err_len, "'%s' is not a percentage (a decimal number, as 2.5)", s);
+		return -EINVAL;
+	}
+	if (n_frac > 4) {
+		snprintf(err, err_len, "'%s' has more than 4 decimals (the unit is 1 ppm)", s);
+		return -EINVAL;
+	}
+	for (; n_frac < 4; n_frac++)
+		frac *= 10;
+	*ppm = whole * 10000 + frac;
+	return 0;
+}
+
+static int parse_bool(const char *s, bool *out, char *err, size_t err_len)
+{
+	static const char *const yes[] = { "true", "yes", "on", "1" };
+	static const char *const no[] = { "false", "no", "off", "0" };
+
+	for (size_t i = 0; i < 4; i++) {
+		if (strcasecmp(s, yes[i]) == 0) {
+			*out = true;
+			return 0;
+		}
+		if (strcasecmp(s, no[i]) == 0) {
+			*out = false;
+			return 0;
+		}
+	}
+	snprintf(err, err_len, "'%s' is not a boolean (true/false, yes/no, on/off, 1/0)", s);
+	return -EINVAL;
+}
+
+static void choices_list(const struct opt_choice *ch, const char *sep, char *out, size_t len)
+{
+	size_t n = 0;
+
+	out[0] = '\0';
+	for (; ch->name && n < len; ch++)
+		n += (size_t)snprintf(out + n, len - n, "%s%s", n ? sep : "", ch->name);
+}
+
+static void format_percent(uint64_t ppm, char *out, size_t len)
+{
+	int n = snprintf(out, len, "%llu.%04llu", (unsigned long long)(ppm / 10000),
+			 (unsigned long long)(ppm % 10000));
+
+	while (n > 0 && out[n - 1] == '0')
+		out[--n] = '\0';
+	if (n > 0 && out[n - 1] == '.')
+		out[--n] = '\0';
+}
+
+/* Parse `value` as option `o` and store it in `c`; err says why not. */
+static int set_value(struct lcr_app_config *c, const struct opt *o, const char *value, char *err,
+		     size_t err_len)
+{
+	void *p = field_of(c, o);
+	uint64_t v;
+	char list[128];
+	const char *why;
+	int rc;
+
+	switch (o->type) {
+	case OPT_BOOL: {
+		bool b;
+
+		if ((rc = parse_bool(value, &b, err, err_len)) < 0)
+			return rc;
+		*(bool *)p = b;
+		return 0;
+	}
+	case OPT_STRING:
+		if (strlen(value) >= o->size) {
+			snprintf(err, err_len, "longer than %u characters", o->size - 1);
+			return -EINVAL;
+		}
+		if (o->check && (why = o->check(value)) != NULL) {
+			snprintf(err, err_len, "'%s': %s", value, why);
+			return -EINVAL;
+		}
+		memcpy(p, value, strlen(value) + 1);
+		return 0;
+	case OPT_ENUM:
+		for (const struct opt_choice *ch = o->choices; ch->name; ch++)
+			if (strcasecmp(value, ch->name) == 0) {
+				store_uint(p, o->size, ch->value);
+				return 0;
+			}
+		choices_list(o->choices, ", ", list, sizeof(list));
+		snprintf(err, err_len, "'%s' is not one of: %s", value, list);
+		return -EINVAL;
+	case OPT_PERCENT:
+		if ((rc = parse_percent(value, &v, err, err_len)) < 0)
+			return rc;
+		if (v > o->max) {
+			snprintf(err, err_len, "'%s' is out of range 0..100", value);
+			return -ERANGE;
+		}
+		store_uint(p, o->size, v);
+		return 0;
+	case OPT_U32:
+	case OPT_U64:
+	case OPT_MS:
+	case OPT_US:
+	case OPT_MIB:
+		if ((rc = parse_u64(value, &v, err, err_len)) < 0)
+			return rc;
+		if (v < o->min || v > o->max) {
+			snprintf(err, err_len, "%llu is out of range %llu..%llu",
+				 (unsigned long long)v, (unsigned long long)o->min,
+				 (unsigned long long)o->max);
+			return -ERANGE;
+		}
+		store_uint(p, o->size, v * scale_of(o));
+		return 0;
+	default:
+		LCR_ASSERT(!"option type without a value");
+	}
+	return -EINVAL;
+}
+
+/* The value of option `o` in `c`, as a config file would spell it. */
+static const char *format_value(const struct lcr_app_config *c, const struct opt *o, char *out,
+				size_t len)
+{
+	const void *p = (const char *)c + o->offset;
+	uint64_t v;
+
+	switch (o->type) {
+	case OPT_BOOL:
+		return *(const bool *)p ? "true" : "false";
+	case OPT_STRING:
+		return (const char *)p;
+	case OPT_ENUM:
+		v = load_uint(p, o->size);
+		for (const struct opt_choice *ch = o->choices; ch->name; ch++)
+			if (ch->value == v)
+				return ch->name;
+		snprintf(out, len, "%llu", (unsigned long long)v);
+		return out;
+	case OPT_PERCENT:
+		format_percent(load_uint(p, o->size), out, len);
+		return out;
+	case OPT_NODES:
+		return "";
+	default:
+		v = load_uint(p, o->size) / scale_of(o);
+		snprintf(out, len, "%llu", (unsigned long long)v);
+		return out;
+	}
+}
+
+/* Every row must make sense: a broken table is a programming error. */
+static void check_opt(const struct opt *o)
+{
+	LCR_ASSERT(o->section && o->key && o->help);
+	LCR_ASSERT(o->min <= o->max);
+	switch (o->type) {
+	case OPT_BOOL:
+		LCR_ASSERT(o->size == sizeof(bool));
+		break;
+	case OPT_STRING:
+		LCR_ASSERT(o->size > 1);
+		break;
+	case OPT_ENUM:
+		LCR_ASSERT(o->choices && o->size == sizeof(uint32_t));
+		break;
+	case OPT_NODES:
+		break;
+	default:
+		LCR_ASSERT(o->size == 2 || o->size == 4 || o->size == 8);
+		LCR_ASSERT(o->size == 8 || o->max * scale_of(o) < (1ull << (8 * o->size)));
+		LCR_ASSERT(o->max <= UINT64_MAX / scale_of(o));
+	}
+}
+
+void lcr_app_config_default(struct lcr_app_config *c)
+{
+	char err[160];
+
+	memset(c, 0, sizeof(*c));
+	lcr_core_config_default(&c->node.core, 1);
+	for (size_t i = 0; i < N_OPTS; i++) {
+		check_opt(&opts[i]);
+		if (opts[i].def)
+			LCR_ASSERT(set_value(c, &opts[i], opts[i].def, err, sizeof(err)) == 0);
+	}
+	c->node.bind_host = c->bind;
+	c->node.data_dir = c->data_dir;
+}
+
+/* ---- hosts and ports ----------------------------------------------------------- */
+
+/* 4 or 6 for an IP literal (brackets not included), 0 for a name. */
+static int ip_family(const char *host)
+{
+	unsigned char buf[16];
+
+	if (inet_pton(AF_INET, host, buf) == 1)
+		return 4;
+	if (inet_pton(AF_INET6, host, buf) == 1)
+		return 6;
+	return 0;
+}
+
+/* A host name (RFC 1123 letters, digits, '-' and '.'), or an IP literal. */
+static const char *check_host(const char *v)
+{
+	bool dotted_digits = true;
+
+	if (!*v)
+		return "empty host";
+	if (ip_family(v))
+		return NULL;
+	if (strchr(v, ':'))
+		return "not an IPv6 address";
+	if (strlen(v) > 63)
+		return "host name longer than 63 characters";
+	if (v[0] == '-' || v[0] == '.')
+		return "not a host name";
+	for (const char *p = v; *p; p++) {
+		bool alnum = is_digit(*p) || (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z');
+
+		if (!alnum && *p != '-' && *p != '.')
+			return "not a host name or IP address";
+		if (!is_digit(*p) && *p != '.')
+			dotted_digits = false;
+	}
+	if (dotted_digits)
+		return "not an IPv4 address";
+	return NULL;
+}
+
+static const char *check_data_dir(const char *v)
+{
+	return *v ? NULL : "empty path";
+}
+
+/* The same host spelled the same way: IP literals in canonical form, names in lower case. */
+static void host_canonical(const char *host, char *out, size_t len)
+{
+	unsigned char buf[16];
+
+	if (inet_pton(AF_INET, host, buf) == 1 && inet_ntop(AF_INET, buf, out, (socklen_t)len))
+		return;
+	if (inet_pton(AF_INET6, host, buf) == 1 && inet_ntop(AF_INET6, buf, out, (socklen_t)len))
+		return;
+	snprintf(out, len, "%s", host);
+	for (char *p = out; *p; p++)
+		if (*p >= 'A' && *p <= 'Z')
+			*p = (char)(*p - 'A' + 'a');
+}
+
+/* "host:port", "[v6]:port" -> peer address (host without brackets). */
+static int parse_host_port(const char *v, struct lcr_peer_addr *a, char *err, size_t err_len)
+{
+	char host[sizeof(a->host)];
+	const char *port, *why;
+	size_t host_len;
+	uint64_t p;
+
+	if (v[0] == '[') {
+		const char *close = strchr(v, ']');
+
+		if (!close) {
+			snprintf(err, err_len, "'%s': missing ']' after the IPv6 address", v);
+			return -EINVAL;
+		}
+		host_len = (size_t)(close - v - 1);
+		if (host_len >= sizeof(a->host)) {
+			snprintf(err, err_len, "'%s': address too long", v);
+			return -EINVAL;
+		}
+		memcpy(host, v + 1, host_len);
+		host[host_len] = '\0';
+		if (ip_family(host) != 6) {
+			snprintf(err, err_len, "'%s': '%s' is not an IPv6 address", v, host);
+			return -EINVAL;
+		}
+		if (close[1] != ':') {
+			snprintf(err, err_len, "'%s': expected :port after ']'", v);
+			return -EINVAL;
+		}
+		port = close + 2;
+	} else {
+		const char *colon = strrchr(v, ':');
+
+		if (!colon) {
+			snprintf(err, err_len, "'%s': expected host:port", v);
+			return -EINVAL;
+		}
+		host_len = (size_t)(colon - v);
+		if (memchr(v, ':', host_len)) {
+			snprintf(err, err_len,
+				 "'%s': an IPv6 address goes in brackets, as [::1]:7001", v);
+			return -EINVAL;
+		}
+		if (host_len >= sizeof(a->host)) {
+			snprintf(err, err_len, "'%s': host longer than %zu characters", v,
+				 sizeof(a->host) - 1);
+			return -EINVAL;
+		}
+		memcpy(host, v, host_len);
+		host[host_len] = '\0';
+		if ((why = check_host(host)) != NULL) {
+			snprintf(err, err_len, "'%s': %s", v, why);
+			return -EINVAL;
+		}
+		port = colon + 1;
+	}
+	if (parse_u64(port, &p, err, err_len) < 0 || p < 1 || p > 65535) {
+		snprintf(err, err_len, "'%s': the port must be a number in 1..65535", v);
+		return -EINVAL;
+	}
+	memcpy(a->host, host, host_len + 1);
+	a->port = (uint16_t)p;
+	return 0;
+}
+
+/* ---- loading ------------------------------------------------------------------- */
+
+/* The nodes become the core's initial membership. */
+static_assert(LCR_PEERS_MAX <= LCR_NODES_MAX, "every node must fit in a membership config");
+
+struct load {
+	struct lcr_app_config *c;
+	const char *path;
+	FILE *f;
+	uint32_t line;			   /* the line inih is parsing (1-based) */
+	int read_errno;			   /* reading the file failed */
+	uint32_t nodes_line;		   /* the [nodes] header */
+	uint32_t set_line[N_OPTS];	   /* where each option was set; 0: default */
+	uint32_t node_line[LCR_PEERS_MAX]; /* where each node was listed */
+	char *why;
+	size_t why_len;
+	bool failed;
+	uint32_t err_line; /* line of the recorded error; 0: none */
+};
+
+#define LINE_DEFAULT UINT32_MAX /* the option was not in the file */
+
+/* Record the first error: "path:line: what". line 0: no line. */
+__attribute__((format(printf, 3, 4))) static void fail(struct load *ld, uint32_t line,
+						       const char *fmt, ...)
+{
+	size_t n = 0;
+	va_list ap;
+
+	if (ld->failed)
+		return;
+	ld->failed = true;
+	ld->err_line = line;
+	if (line == LINE_DEFAULT)
+		n = (size_t)snprintf(ld->why, ld->why_len, "%s:(default): ", ld->path);
+	else if (line)
+		n = (size_t)snprintf(ld->why, ld->why_len, "%s:%u: ", ld->path, line);
+	else
+		n = (size_t)snprintf(ld->why, ld->why_len, "%s: ", ld->path);
+	if (n >= ld->why_len)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(ld->why + n, ld->why_len - n, fmt, ap);
+	va_end(ap);
+}
+
+static size_t min_size(size_t a, size_t b)
+{
+	return a < b ? a : b;
+}
+
+/* Levenshtein distance of two short strings (longer ones: far apart). */
+static size_t distance(const char *a, const char *b)
+{
+	size_t la = strlen(a), lb = strlen(b), prev[97], cur[97];
+
+	if (la > 96 || lb > 96)
+		return SIZE_MAX;
+	for (size_t j = 0; j <= lb; j++)
+		prev[j] = j;
+	for (size_t i = 1; i <= la; i++) {
+		cur[0] = i;
+		for (size_t j = 1; j <= lb; j++) {
+			size_t sub = prev[j - 1] + (a[i - 1] != b[j - 1]);
+
+			cur[j] = min_size(sub, min_size(prev[j] + 1, cur[j - 1] + 1));
+		}
+		memcpy(prev, cur, sizeof(size_t) * (lb + 1));
+	}
+	return prev[lb];
+}
+
+/* Whether every '_'-separated word of `key` is a word of `cand`. */
+static bool words_within(const char *key, const char *cand)
+{
+	const char *w = key;
+	size_t n_words = 0, n_chars = strlen(key);
+
+	while (*w) {
+		size_t len = strcspn(w, "_");
+		bool found = false;
+
+		for (const char *c = cand; *c;) {
+			size_t clen = strcspn(c, "_");
+
+			if (clen == len && strncmp(c, w, len) == 0)
+				found = true;
+			c += clen + (c[clen] == '_');
+		}
+		if (!found || len == 0)
+			return false;
+		n_words++;
+		w += len + (w[len] == '_');
+	}
+	return n_words >= 2 || n_chars >= 5;
+}
+
+/* The known option closest to section.key, or NULL if none is close. */
+static const struct opt *closest_opt(const char *section, const char *key)
+{
+	const struct opt *best = NULL;
+	size_t best_d = SIZE_MAX;
+	char given[96], cand[96];
+
+	snprintf(given, sizeof(given), "%s.%s", section, key);
+	for (size_t i = 0; i < N_OPTS; i++) {
+		const struct opt *o = &opts[i];
+		size_t d, limit = strlen(given) / 4;
+
+		if (o->type == OPT_NODES)
+			continue;
+		snprintf(cand, sizeof(cand), "%s.%s", o->section, o->key);
+		d = distance(given, cand);
+		if (d > (limit > 2 ? limit : 2) && !words_within(key, o->key))
+			continue;
+		if (d < best_d) {
+			best = o;
+			best_d = d;
+		}
+	}
+	return best;
+}
+
+static const struct section *find_section(const char *name)
+{
+	for (size_t i = 0; i < N_SECTIONS; i++)
+		if (strcmp(sections[i].name, name) == 0)
+			return &sections[i];
+	return NULL;
+}
+
+static void unknown_section(struct load *ld, const char *name)
+{
+	const char *best = NULL;
+	size_t best_d = 3;
+
+	for (size_t i = 0; i < N_SECTIONS; i++) {
+		size_t d = distance(name, sections[i].name);
+
+		if (d < best_d) {
+			best = sections[i].name;
+			best_d = d;
+		}
+	}
+	if (best)
+		fail(ld, ld->line, "[%s]: unknown section (did you mean [%s]?)", name, best);
+	else
+		fail(ld, ld->line,
+		     "[%s]: unknown section (sections: cluster, nodes, node, raft, storage, "
+		     "faults)",
+		     name);
+}
+
+/*
+ * inih's reader: one whole line per call, counted. A line longer than inih's
+ * buffer would be split by inih into two lines, so it is refused here and
+ * handed on as an empty line. Leading blanks are dropped, so that indented
+ * files work (inih would take an indented line for the continuation of the
+ * previous value). Section headers are checked here, so that an unknown
+ * section is reported even when it has no keys.
+ */
+static char *read_line(char *str, int num, void *stream)
+{
+	struct load *ld = stream;
+	size_t n = 0, max = num > 3 ? (size_t)num - 3 : 0;
+	bool too_long = false, leading = true;
+	int ch;
+
+	errno = 0;
+	while ((ch = getc(ld->f)) != EOF && ch != '\n') {
+		if (leading && (ch == ' ' || ch == '\t'))
+			continue;
+		leading = false;
+		if (n < max)
+			str[n++] = (char)ch;
+		else
+			too_long = true;
+	}
+	if (ch == EOF && ferror(ld->f)) {
+		ld->read_errno = errno ? errno : EIO;
+		return NULL;
+	}
+	if (ch == EOF && n == 0 && leading)
+		return NULL;
+	ld->line++;
+	if (too_long) {
+		fail(ld, ld->line, "line longer than %zu characters", max);
+		n = 0;
+	}
+	str[n++] = '\n';
+	str[n] = '\0';
+
+	if (str[0] == '[') {
+		char name[64];
+		size_t len = strcspn(str + 1, "]\n");
+
+		if (str[1 + len] == ']' && len < sizeof(name)) {
+			memcpy(name, str + 1, len);
+			name[len] = '\0';
+			if (!find_section(name))
+				unknown_section(ld, name);
+			else if (strcmp(name, "nodes") == 0 && !ld->nodes_line)
+				ld->nodes_line = ld->line;
+		}
+	}
+	return str;
+}
+
+static void add_node(struct load *ld, const char *key, const char *value)
+{
+	struct lcr_node_config *n = &ld->c->node;
+	struct lcr_peer_addr a;
+	char err[200], canon[64], other[64];
+	uint64_t id;
+
+	if (parse_u64(key, &id, err, sizeof(err)) < 0 || id < 1 || id > UINT32_MAX) {
+		fail(ld, ld->line, "nodes.%s: a node id must be a number in 1..4294967295", key);
+		return;
+	}
+	if (parse_host_port(value, &a, err, sizeof(err)) < 0) {
+		fail(ld, ld->line, "nodes.%s: %s", key, err);
+		return;
+	}
+	a.id = (uint32_t)id;
+	host_canonical(a.host, canon, sizeof(canon));
+	for (uint32_t i = 0; i < n->n_peers; i++) {
+		if (n->peers[i].id == a.id) {
+			fail(ld, ld->line, "nodes.%s: node %u is listed twice (first at line %u)",
+			     key, a.id, ld->node_line[i]);
+			return;
+		}
+		host_canonical(n->peers[i].host, other, sizeof(other));
+		if (n->peers[i].port == a.port && strcmp(canon, other) == 0) {
+			fail(ld, ld->line, "nodes.%s: %s is also node %u's address (line %u)", key,
+			     value, n->peers[i].id, ld->node_line[i]);
+			return;
+		}
+	}
+	if (n->n_peers == LCR_PEERS_MAX) {
+		fail(ld, ld->line, "nodes.%s: more than %d nodes", key, LCR_PEERS_MAX);
+		return;
+	}
+	ld->node_line[n->n_peers] = ld->line;
+	n->peers[n->n_peers++] = a;
+}
+
+static int on_option(void *user, const char *section, const char *key, const char *value)
+{
+	struct load *ld = user;
+	const struct opt *o = NULL;
+	char err[200];
+	size_t i;
+
+	if (ld->failed)
+		return 1; /* report the first error only */
+	if (!*section) {
+		fail(ld, ld->line,
+		     "%s: option outside a section (put it under [cluster], "
+		     "[nodes], [node], [raft], [storage] or [faults])",
+		     key);
+		return 1;
+	}
+	if (!find_section(section)) {
+		unknown_section(ld, section);
+		return 1;
+	}
+	if (strcmp(section, "nodes") == 0) {
+		add_node(ld, key, value);
+		return 1;
+	}
+	for (i = 0; i < N_OPTS; i++)
+		if (strcmp(opts[i].section, section) == 0 && strcmp(opts[i].key, key) == 0) {
+			o = &opts[i];
+			break;
+		}
+	if (!o) {
+		const struct opt *near = closest_opt(section, key);
+
+		if (near)
+			fail(ld, ld->line, "%s.%s: unknown option (did you mean %s.%s?)", section,
+			     key, near->section, near->key);
+		else
+			fail(ld, ld->line, "%s.%s: unknown option (lcraft-node --help lists them)",
+			     section, key);
+		return 1;
+	}
+	if (ld->set_line[i]) {
+		fail(ld, ld->line, "%s.%s: set twice (first at line %u)", section, key,
+		     ld->set_line[i]);
+		return 1;
+	}
+	if (set_value(ld->c, o, value, err, sizeof(err)) < 0) {
+		fail(ld, ld->line, "%s.%s: %s", section, key, err);
+		return 1;
+	}
+	ld->set_line[i] = ld->line;
+	return 1;
+}
+
+static size_t opt_index(const char *section, const char *key)
+{
+	for (size_t i = 0; i < N_OPTS; i++)
+		if (strcmp(opts[i].section, section) == 0 && strcmp(opts[i].key, key) == 0)
+			return i;
+	LCR_ASSERT(!"no such option");
+	return 0;
+}
+
+/* Whether `word` appears in `s` as a whole word (not inside a longer name). */
+static bool mentions(const char *s, const char *word)
+{
+	size_t len = strlen(word);
+
+	for (const char *p = strstr(s, word); p; p = strstr(p + 1, word)) {
+		bool start = p == s || !(p[-1] == '_' || (p[-1] >= 'a' && p[-1] <= 'z'));
+		bool end = !(p[len] == '_' || (p[len] >= 'a' && p[len] <= 'z'));
+
+		if (start && end)
+			return true;
+	}
+	return false;
+}
+
+/*
+ * Raft relationships, by lcr_core_config_validate(). Its sentence names the
+ * options involved; blame the one set last in the file (the likely edit), or
+ * the first one named if all are defaults.
+ */
+static void check_raft(struct load *ld)
+{
+	struct lcr_core_config cc = ld->c->node.core;
+	const struct lcr_node_config *n = &ld->c->node;
+	char why[200];
+	size_t blame = SIZE_MAX;
+
+	cc.id = ld->c->self ? ld->c->self : n->peers[0].id;
+	cc.membership.n_configs = 1;
+	cc.membership.configs[0].n = n->n_peers;
+	for (uint32_t i = 0; i < n->n_peers; i++)
+		cc.membership.configs[0].ids[i] = n->peers[i].id;
+	if (lcr_core_config_validate(&cc, why, sizeof(why)) == 0) {
+		ld->c->node.core.id = cc.id;
+		ld->c->node.core.membership = cc.membership;
+		return;
+	}
+	for (size_t i = 0; i < N_OPTS; i++) {
+		if (strcmp(opts[i].section, "raft") != 0 || !mentions(why, opts[i].key))
+			continue;
+		if (blame == SIZE_MAX || ld->set_line[i] > ld->set_line[blame])
+			blame = i;
+	}
+	if (blame == SIZE_MAX)
+		fail(ld, ld->nodes_line, "nodes: %s", why);
+	else if (ld->set_line[blame])
+		fail(ld, ld->set_line[blame], "raft.%s: %s", opts[blame].key, why);
+	else
+		fail(ld, LINE_DEFAULT, "raft.%s: %s", opts[blame].key, why);
+}
+
+static bool ranges_overlap(uint32_t a, uint32_t a_n, uint32_t b, uint32_t b_n)
+{
+	return a < b + b_n && b < a + a_n;
+}
+
+/*
+ * Node i listens on port + 0..lcores-1 and on its client port. Those of two
+ * nodes on the same host must not meet, and all must stay below 65536.
+ */
+static void check_ports(struct load *ld)
+{
+	const struct lcr_app_config *c = ld->c;
+	const struct lcr_node_config *n = &c->node;
+	uint32_t lcores = n->lcores, off = c->client_port_offset;
+	char hi[64], hk[64];
+
+	for (uint32_t i = 0; i < n->n_peers && !ld->failed; i++) {
+		const struct lcr_peer_addr *a = &n->peers[i];
+
+		if (a->port + lcores - 1 > 65535 || a->port + off > 65535) {
+			fail(ld, ld->node_line[i],
+			     "nodes.%u: port %u leaves no room for its lcore ports (port + 0..%u) "
+			     "or its client port (port + %u) below 65536",
+			     a->id, a->port, lcores - 1, off);
+			return;
+		}
+		host_canonical(a->host, hi, sizeof(hi));
+		for (uint32_t k = 0; k < n->n_peers; k++) {
+			const struct lcr_peer_addr *b = &n->peers[k];
+
+			host_canonical(b->host, hk, sizeof(hk));
+			if (strcmp(hi, hk) != 0)
+				continue;
+			if ((k < i && ranges_overlap(a->port, lcores, b->port, lcores)) ||
+			    ranges_overlap(a->port + off, 1, b->port, lcores)) {
+				fail(ld, ld->node_line[i],
+				     "nodes.%u: ports %u..%u (lcores) and %u (client) collide with "
+				     "node %u's ports %u..%u on %s",
+				     a->id, a->port, a->port + lcores - 1, a->port + off, b->id,
+				     b->port, b->port + lcores - 1, a->host);
+				return;
+			}
+		}
+	}
+}
+
+/* An IPv4 socket cannot reach IPv6 peers (dpdk-net/sock.c resolves in its family). */
+static void check_bind_family(struct load *ld)
+{
+	const struct lcr_node_config *n = &ld->c->node;
+
+	if (ip_family(ld->c->bind) != 4)
+		return;
+	for (uint32_t i = 0; i < n->n_peers; i++)
+		if (n->peers[i].id != ld->c->self && ip_family(n->peers[i].host) == 6) {
+			uint32_t line = ld->set_line[opt_index("node", "bind")];
+
+			fail(ld, line ? line : ld->node_line[i],
+			     "node.bind: %s is IPv4 but node %u has the IPv6 address %s; set "
+			     "[node] bind = ::",
+			     ld->c->bind, n->peers[i].id, n->peers[i].host);
+			return;
+		}
+}
+
+/* Replace every {id} in data_dir by the node id. */
+static void substitute_id(struct load *ld)
+{
+	struct lcr_app_config *c = ld->c;
+	char out[sizeof(c->data_dir)], id[16];
+	size_t n = 0, id_len;
+	const char *s = c->data_dir;
+
+	if (!c->self)
+		return; /* a client has no data: keep the template */
+	id_len = (size_t)snprintf(id, sizeof(id), "%u", c->self);
+	while (*s) {
+		if (strncmp(s, "{id}", 4) == 0) {
+			if (n + id_len >= sizeof(out))
+				break;
+			memcpy(out + n, id, id_len);
+			n += id_len;
+			s += 4;
+		} else {
+			if (n + 1 >= sizeof(out))
+				break;
+			out[n++] = *s++;
+		}
+	}
+	if (*s) {
+		size_t i = opt_index("node", "data_dir");
+
+		fail(ld, ld->set_line[i],
+		     "node.data_dir: longer than %zu characters with {id} replaced",
+		     sizeof(out) - 1);
+		return;
+	}
+	out[n] = '\0';
+	memcpy(c->data_dir, out, n + 1);
+}
+
+static void check_loaded(struct load *ld)
+{
+	struct lcr_app_config *c = ld->c;
+
+	for (size_t i = 0; i < N_OPTS; i++)
+		if ((opts[i].flags & OPT_REQUIRED) && !ld->set_line[i])
+			fail(ld, 0, "%s.%s: required, but not set (add %s = ... under [%s])",
+			     opts[i].section, opts[i].key, opts[i].key, opts[i].section);
+	if (c->node.n_peers == 0)
+		fail(ld, ld->nodes_line,
+		     "nodes: no node listed; list every voter as <node id> = host:port");
+	if (ld->failed)
+		return;
+	if (c->self && !lcr_app_config_peer(c, c->self)) {
+		char ids[LCR_PEERS_MAX * 12];
+		size_t n = 0;
+
+		for (uint32_t i = 0; i < c->node.n_peers; i++)
+			n += (size_t)snprintf(ids + n, sizeof(ids) - n, "%s%u", i ? ", " : "",
+					      c->node.peers[i].id);
+		fail(ld, ld->nodes_line, "nodes: node %u (--id) is not listed (nodes: %s)", c->self,
+		     ids);
+		return;
+	}
+	check_ports(ld);
+	if (c->self)
+		check_bind_family(ld);
+	if (!ld->failed)
+		check_raft(ld);
+	if (!ld->failed)
+		substitute_id(ld);
+}
+
+int lcr_app_config_load(struct lcr_app_config *c, const char *path, uint32_t self, char *why,
+			size_t why_len)
+{
+	struct load ld;
+	int rc;
+
+	LCR_ASSERT(c && path && why && why_len > 0);
+	lcr_app_config_default(c);
+	c->self = self;
+	c->node.id = self;
+	memset(&ld, 0, sizeof(ld));
+	ld.c = c;
+	ld.path = path;
+	ld.why = why;
+	ld.why_len = why_len;
+	why[0] = '\0';
+	ld.f = fopen(path, "r");
+	if (!ld.f) {
+		rc = -errno;
+		snprintf(why, why_len, "%s: %s", path, strerror(-rc));
+		return rc;
+	}
+	rc = ini_parse_stream(read_line, &ld, on_option, &ld);
+	fclose(ld.f);
+	if (ld.read_errno) {
+		snprintf(why, why_len, "%s: %s", path, strerror(ld.read_errno));
+		return -ld.read_errno;
+	}
+	if (rc > 0 && (!ld.failed || (uint32_t)rc < ld.err_line)) {
+		ld.failed = false;
+		fail(&ld, (uint32_t)rc,
+		     "syntax error: expected [section], key = value or a comment");
+	}
+	if (!ld.failed)
+		check_loaded(&ld);
+	return ld.failed ? -EINVAL : 0;
+}
+
+const struct lcr_peer_addr *lcr_app_config_peer(const struct lcr_app_config *c, uint32_t id)
+{
+	for (uint32_t i = 0; i < c->node.n_peers; i++)
+		if (c->node.peers[i].id == id)
+			return &c->node.peers[i];
+	return NULL;
+}
+
+/* ---- help and docs ------------------------------------------------------------- */
+
+static const char *type_name(const struct opt *o)
+{
+	switch (o->type) {
+	case OPT_U32:
+		return "u32";
+	case OPT_U64:
+		return "u64";
+	case OPT_BOOL:
+		return "bool";
+	case OPT_STRING:
+		return "string";
+	case OPT_ENUM:
+		return "enum";
+	case OPT_MS:
+		return "ms";
+	case OPT_US:
+		return "us";
+	case OPT_MIB:
+		return "MiB";
+	case OPT_PERCENT:
+		return "percent";
+	case OPT_NODES:
+		return "host:port";
+	}
+	return "?";
+}
+
+/* Bounds or choices, as text ("" when there are none worth saying). */
+static const char *bounds_text(const struct opt *o, const char *sep, char *out, size_t len)
+{
+	out[0] = '\0';
+	switch (o->type) {
+	case OPT_ENUM:
+		choices_list(o->choices, sep, out, len);
+		break;
+	case OPT_PERCENT:
+		snprintf(out, len, "0..100");
+		break;
+	case OPT_NODES:
+		snprintf(out, len, "1..%llu nodes", (unsigned long long)o->max);
+		break;
+	case OPT_U32:
+	case OPT_U64:
+	case OPT_MS:
+	case OPT_US:
+	case OPT_MIB:
+		snprintf(out, len, "%llu..%llu", (unsigned long long)o->min,
+			 (unsigned long long)o->max);
+		break;
+	default:
+		break;
+	}
+	return out;
+}
+
+static const char *default_text(const struct lcr_app_config *d, const struct opt *o, char *out,
+				size_t len)
+{
+	if (o->flags & OPT_REQUIRED)
+		return "required";
+	if (o->type == OPT_NODES)
+		return "required";
+	return format_value(d, o, out, len);
+}
+
+/* Print `text` wrapped at 80 columns, each line indented by `indent` spaces. */
+static void print_wrapped(FILE *f, const char *text, int indent)
+{
+	const int width = 80 - indent;
+
+	while (*text) {
+		int len = (int)strlen(text), cut = len;
+
+		if (len > width) {
+			for (cut = width; cut > 0 && text[cut] != ' '; cut--)
+				;
+			if (cut == 0)
+				cut = width;
+		}
+		fprintf(f, "%*s%.*s\n", indent, "", cut, text);
+		text += cut;
+		while (*text == ' ')
+			text++;
+	}
+}
+
+void lcr_app_config_help(FILE *f)
+{
+	struct lcr_app_config d;
+	char def[64], bounds[128], line[256];
+
+	lcr_app_config_default(&d);
+	fprintf(f, "Configuration file (INI; --config FILE). Options by section:\n");
+	for (size_t s = 0; s < N_SECTIONS; s++) {
+		fprintf(f, "\n[%s]\n", sections[s].name);
+		print_wrapped(f, sections[s].help, 2);
+		for (size_t i = 0; i < N_OPTS; i++) {
+			const struct opt *o = &opts[i];
+
+			if (strcmp(o->section, sections[s].name) != 0)
+				continue;
+			bounds_text(o, "|", bounds, sizeof(bounds));
+			snprintf(line, sizeof(line), "  %-24s %-9s %s%s%s%s", o->key, type_name(o),
+				 o->flags & OPT_REQUIRED || o->type == OPT_NODES ? "" : "default ",
+				 default_text(&d, o, def, sizeof(def)), bounds[0] ? ", " : "",
+				 bounds);
+			fprintf(f, "%s\n", line);
+			print_wrapped(f, o->help, 6);
+		}
+	}
+}
+
+/* The guide in front of the reference (docs/operations.md). */
+static const char guide[] =
+	"<!-- Generated by `lcraft-node --help-markdown` from the option table in\n"
+	"     bench/config.c. Edit it there, then regenerate this file. -->\n"
+	"# Operating lcraft-node\n"
+	"\n"
+	"## Three nodes on loopback\n"
+	"\n"
+	"`config/local-3.ini` describes a cluster of three nodes on 127.0.0.1. Start each\n"
+	"node in its own terminal (or in the background); the `--id` picks the line of\n"
+	"`[nodes]` that is this process:\n"
+	"\n"
+	"```sh\n"
+	"build/lcraft-node --config config/local-3.ini --id 1\n"
+	"build/lcraft-node --config config/local-3.ini --id 2\n"
+	"build/lcraft-node --config config/local-3.ini --id 3\n"
+	"```\n"
+	"\n"
+	"Once a leader is elected (a few hundred milliseconds), talk to the cluster with\n"
+	"the client, which reads the same file to find the nodes:\n"
+	"\n"
+	"```sh\n"
+	"build/lcraft-cli --config config/local-3.ini put k v\n"
+	"build/lcraft-cli --config config/local-3.ini get k\n"
+	"build/lcraft-cli --config config/local-3.ini stats    # metrics of every node, JSON\n"
+	"```\n"
+	"\n"
+	"SIGTERM (`kill <pid>`, or Ctrl-C) shuts a node down cleanly: its lcores stop, its\n"
+	"logs and sockets are closed, and it exits 0. A node killed outright (SIGKILL, a\n"
+	"crash) loses nothing it acknowledged: at restart it recovers from its log, cutting\n"
+	"a torn tail (`docs/storage-format.md`).\n"
+	"\n"
+	"`config/veth-3.ini` is the same cluster across three network namespaces joined by\n"
+	"a bridge; `sudo config/netns.sh up` creates them (`down` removes them, `status`\n"
+	"shows them), and each node runs inside its namespace:\n"
+	"`sudo ip netns exec lcr1 build/lcraft-node --config config/veth-3.ini --id 1`.\n"
+	"\n"
+	"## The data directory\n"
+	"\n"
+	"Each node keeps its groups under `data_dir` (`{id}` is replaced by the node id):\n"
+	"\n"
+	"```\n"
+	"<data_dir>/group-<g>/meta            the vote and commit hint (two slots)\n"
+	"<data_dir>/group-<g>/seg-<n>.log     log segments (segment_mb each)\n"
+	"<data_dir>/group-<g>/snap-*.snap     the newest snapshot\n"
+	"```\n"
+	"\n"
+	"A directory belongs to one node; a lock keeps a second process out. Never wipe\n"
+	"one node's directory while the others keep theirs: Raft's safety rests on a node\n"
+	"remembering its vote and the entries it acknowledged. The formats are in\n"
+	"`docs/storage-format.md`.\n"
+	"\n"
+	"**`durability = none` is unsafe**: the node acknowledges entries that are only in\n"
+	"the page cache, so a crash or power loss can lose committed writes and break Raft's\n"
+	"guarantees. Use it to measure the cost of durability, never for data you keep.\n"
+	"\n"
+	"## The configuration file\n"
+	"\n"
+	"An INI file: `[section]` headers, then one `key = value` per line. Comments start\n"
+	"with `#` or `;` at the beginning of a line, or with ` ;` after a value. Every key\n"
+	"must be known: a misspelt key, a value out of range or a bad relationship\n"
+	"between options stops the node with the file, line and key at fault, e.g.\n"
+	"`local-3.ini:7: raft.heartbeat_ms: unknown option (did you mean\n"
+	"raft.heartbeat_interval_ms?)`. Lines are limited to 197 characters. Every option\n"
+	"but `cluster.id` and the nodes has a default.\n"
+	"\n"
+	"`[nodes]` lists every voter, this node included, as `<node id> = host:port`:\n"
+	"node ids are 1..4294967295, the host is an IPv4 address, a name, or an IPv6\n"
+	"address in brackets (`[::1]:7001`). All nodes use the same file; `--id` says which\n"
+	"node a process is.\n"
+	"\n"
+	"**Ports.** A node runs `lcores` threads; lcore *i* listens on the node's port +\n"
+	"*i* (UDP), so leave room between the ports of nodes that share a host. The node's\n"
+	"client port (lcraft-cli) is its port + `client_port_offset`. With the example\n"
+	"below and the defaults, node 1 uses 7101 (Raft) and 8101 (clients); with\n"
+	"`lcores = 4`, 7101..7104 and 8101.\n"
+	"\n"
+	"Example (`config/local-3.ini`):\n"
+	"\n"
+	"```ini\n"
+	"[cluster]\n"
+	"id = 7\n"
+	"\n"
+	"[nodes]\n"
+	"1 = 127.0.0.1:7101\n"
+	"2 = 127.0.0.1:7201\n"
+	"3 = 127.0.0.1:7301\n"
+	"\n"
+	"[node]\n"
+	"data_dir = /var/tmp/lcraft/local-3/node-{id}\n"
+	"lcores = 1\n"
+	"\n"
+	"[raft]\n"
+	"election_timeout_min_ms = 150\n"
+	"election_timeout_max_ms = 300\n"
+	"heartbeat_interval_ms = 50\n"
+	"\n"
+	"[storage]\n"
+	"durability = fsync\n"
+	"```\n"
+	"\n"
+	"## Options\n"
+	"\n"
+	"`lcraft-node --help` prints the same list.\n";
+
+/* Text in a Markdown table cell; outside a code span, <...> must not look like HTML. */
+static void md_cell(FILE *f, const char *s, bool code)
+{
+	if (code)
+		fputc('`', f);
+	for (; *s; s++) {
+		if (*s == '|')
+			fputs("\\|", f);
+		else if (*s == '<' && !code)
+			fputs("&lt;", f);
+		else
+			fputc(*s, f);
+	}
+	if (code)
+		fputc('`', f);
+}
+
+void lcr_app_config_markdown(FILE *f)
+{
+	struct lcr_app_config d;
+	char def[64], bounds[128];
+
+	lcr_app_config_default(&d);
+	fputs(guide, f);
+	for (size_t s = 0; s < N_SECTIONS; s++) {
+		fprintf(f, "\n### [%s]\n\n%s\n\n", sections[s].name, sections[s].help);
+		fprintf(f, "| Option | Type | Default | Range or choices | Description |\n");
+		fprintf(f, "|---|---|---|---|---|\n");
+		for (size_t i = 0; i < N_OPTS; i++) {
+			const struct opt *o = &opts[i];
+
+			if (strcmp(o->section, sections[s].name) != 0)
+				continue;
+			fputs("| ", f);
+			md_cell(f, o->key, true);
+			fprintf(f, " | %s | ", type_name(o));
+			md_cell(f, default_text(&d, o, def, sizeof(def)),
+				!(o->flags & OPT_REQUIRED) && o->type != OPT_NODES);
+			fputs(" | ", f);
+			md_cell(f, bounds_text(o, ", ", bounds, sizeof(bounds)), false);
+			fputs(" | ", f);
+			md_cell(f, o->help, false);
+			fputs(" |\n", f);
+		}
+	}
+}

@@ -1,0 +1,131 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * A datagram backend: moves whole datagrams between this lcore and peer
+ * nodes. The kernel-socket backend (sock.c), the DPDK backend (later) and the
+ * fault-injecting decorator (faulty.c) implement it; the stream layer and the
+ * runtime use only this interface.
+ *
+ * Bursts: rx_burst hands out up to `max` received datagrams whose buffers
+ * belong to the backend and stay valid until the next rx_burst; tx_burst
+ * queues datagrams for sending (copying them, or sending at once) and returns
+ * how many it took. Neither blocks. wait() may block the thread until a
+ * datagram arrives, `fd` (another event source, e.g. io_uring's eventfd)
+ * becomes readable, or the timeout passes; a busy-polling backend returns at
+ * once.
+ *
+ * A peer is a node id; the backend maps node ids to addresses. Datagrams from
+ * addresses it does not know are still handed up (the wire header names the
+ * sender, and the caller checks and counts it); `from_addr_known` says
+ * whether the source address matched the node the header claims.
+ *
+ * Only the owning lcore may use a backend.
+ */
+#ifndef LCR_BACKEND_H
+#define LCR_BACKEND_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+struct lcr_dgram {
+	uint8_t *buf;
+	uint32_t len;
+	uint32_t peer; /* tx: destination node; rx: node whose address sent it, or 0 */
+};
+
+struct lcr_backend_stats {
+	uint64_t rx_dgrams, rx_bytes;
+	uint64_t tx_dgrams, tx_bytes;
+	uint64_t tx_errors; /* send failures (counted, the datagram is lost) */
+	uint64_t rx_errors;
+	uint64_t rx_truncated; /* larger than the receive buffer */
+	uint64_t wakeups;      /* times wait() slept */
+};
+
+struct lcr_backend;
+
+struct lcr_backend_ops {
+	/* Received datagrams, at most `max`. Returns the count or -errno. */
+	int (*rx_burst)(struct lcr_backend *be, struct lcr_dgram *d, uint32_t max);
+	/* Send `n` datagrams. Returns how many were taken (the rest: try later). */
+	int (*tx_burst)(struct lcr_backend *be, const struct lcr_dgram *d, uint32_t n);
+	/* Sleep until input, `fd` readable (-1: none) or `timeout_ns`. */
+	int (*wait)(struct lcr_backend *be, int fd, uint64_t timeout_ns);
+	void (*stats)(const struct lcr_backend *be, struct lcr_backend_stats *st);
+	void (*close)(struct lcr_backend *be);
+};
+
+struct lcr_backend {
+	const struct lcr_backend_ops *ops;
+};
+
+static inline int lcr_be_rx(struct lcr_backend *be, struct lcr_dgram *d, uint32_t max)
+{
+	return be->ops->rx_burst(be, d, max);
+}
+
+static inline int lcr_be_tx(struct lcr_backend *be, const struct lcr_dgram *d, uint32_t n)
+{
+	return be->ops->tx_burst(be, d, n);
+}
+
+static inline int lcr_be_wait(struct lcr_backend *be, int fd, uint64_t timeout_ns)
+{
+	return be->ops->wait(be, fd, timeout_ns);
+}
+
+/* ---- the kernel-socket backend (sock.c) ------------------------------------ */
+
+#define LCR_SOCK_PEERS_MAX 64
+
+struct lcr_sock_peer {
+	uint32_t node;
+	char host[64]; /* IPv4 or IPv6 literal, or a name resolved once at open */
+	uint16_t port; /* that node's port for this lcore */
+};
+
+struct lcr_sock_opts {
+	const char *bind_host; /* address to bind ("0.0.0.0", "::", "127.0.0.1") */
+	uint16_t bind_port;
+	uint32_t n_peers;
+	struct lcr_sock_peer peers[LCR_SOCK_PEERS_MAX];
+	uint32_t burst;		 /* datagrams per recvmmsg/sendmmsg (default 64) */
+	uint32_t dgram_max;	 /* receive buffer per datagram (default 9000) */
+	bool busy_poll;		 /* never sleep in wait() */
+	uint32_t rcvbuf, sndbuf; /* SO_RCVBUF/SO_SNDBUF bytes, 0: leave */
+};
+
+void lcr_sock_opts_default(struct lcr_sock_opts *o);
+
+/* Open the socket backend. Returns 0 or -errno with a sentence in `why`. */
+int lcr_sock_open(struct lcr_backend **out, const struct lcr_sock_opts *o, char *why,
+		  unsigned why_len);
+
+/* ---- the fault-injecting decorator (faulty.c) ------------------------------ */
+
+struct lcr_faulty_opts {
+	uint64_t seed;
+	uint32_t loss_ppm;    /* dropped, per million datagrams */
+	uint32_t dup_ppm;     /* sent twice */
+	uint32_t reorder_ppm; /* held back and sent after later ones */
+	uint64_t delay_ns;    /* added to every datagram */
+	uint64_t jitter_ns;   /* plus uniform 0..jitter */
+	uint32_t hold_max;    /* datagrams held for delay/reorder (default 4096) */
+};
+
+struct lcr_faulty_stats {
+	uint64_t dropped, duplicated, reordered, delayed, partitioned;
+	uint64_t hold_full; /* meant to be held but sent at once: hold queue full, or too large */
+};
+
+/*
+ * Wrap `inner` (which the decorator then owns). Faults apply on send; a
+ * partition blocks one direction to a peer (lcr_faulty_block). Time is read
+ * from CLOCK_MONOTONIC; randomness from the seed only.
+ */
+int lcr_faulty_open(struct lcr_backend **out, struct lcr_backend *inner,
+		    const struct lcr_faulty_opts *o);
+void lcr_faulty_block(struct lcr_backend *be, uint32_t peer, bool blocked);
+void lcr_faulty_set(struct lcr_backend *be, const struct lcr_faulty_opts *o);
+void lcr_faulty_stats(const struct lcr_backend *be, struct lcr_faulty_stats *st);
+
+#endif /* LCR_BACKEND_H */

@@ -1,0 +1,547 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The kernel-socket backend (backend.h): one nonblocking UDP socket per lcore,
+ * batched with recvmmsg/sendmmsg. Everything the data path touches (receive
+ * buffers, message headers, source addresses) is allocated at open, so
+ * rx_burst and tx_burst never allocate.
+ */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <errno.h>
+#include <limits.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "../engine/lcr_assert.h"
+#include "backend.h"
+
+/* sendmmsg and recvmmsg take at most UIO_MAXIOV (1024) messages per call. */
+#define LCR_SOCK_BURST_MAX 1024
+/* The largest UDP payload over IPv6 (65535 less the UDP header). */
+#define LCR_SOCK_DGRAM_MAX 65527
+
+struct lcr_sock_addr {
+	uint32_t node;
+	socklen_t len;
+	struct sockaddr_storage sa;
+};
+
+struct lcr_sock {
+	struct lcr_backend be;
+	int fd;
+	int family;
+	bool busy_poll;
+	uint32_t burst;	    /* messages per recvmmsg/sendmmsg */
+	uint32_t dgram_max; /* bytes per receive buffer */
+	uint32_t n_peers;
+	uint32_t last_rx_peer; /* index of the peer that sent last: bursts come in runs */
+	struct lcr_backend_stats st;
+	struct lcr_sock_addr peers[LCR_SOCK_PEERS_MAX];
+	/* Receive side: burst buffers of dgram_max bytes and their headers. */
+	uint8_t *rx_buf;
+	struct mmsghdr *rx_msg;
+	struct iovec *rx_iov;
+	struct sockaddr_storage *rx_name;
+	/* Send side: headers pointing at the caller's bytes, and where each came from. */
+	struct mmsghdr *tx_msg;
+	struct iovec *tx_iov;
+	uint32_t *tx_src; /* index in the caller's array of each queued message */
+};
+
+static struct lcr_sock *to_sock(struct lcr_backend *be)
+{
+	return (struct lcr_sock *)be;
+}
+
+static void say(char *why, unsigned why_len, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (!why || !why_len)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(why, why_len, fmt, ap);
+	va_end(ap);
+}
+
+/* "127.0.0.1:7001" or "[::1]:7001", as people write addresses in configs. */
+static const char *host_port(char *out, size_t len, const char *host, uint16_t port)
+{
+	if (strchr(host, ':'))
+		snprintf(out, len, "[%s]:%u", host, port);
+	else
+		snprintf(out, len, "%s:%u", host, port);
+	return out;
+}
+
+static int gai_errno(int rc)
+{
+	switch (rc) {
+	case EAI_NONAME:
+#ifdef EAI_NODATA
+	case EAI_NODATA:
+#endif
+		return -ENOENT;
+	case EAI_FAMILY:
+#ifdef EAI_ADDRFAMILY
+	case EAI_ADDRFAMILY:
+#endif
+		return -EAFNOSUPPORT;
+	case EAI_AGAIN:
+		return -EAGAIN;
+	case EAI_MEMORY:
+		return -ENOMEM;
+	case EAI_SYSTEM:
+		return errno ? -errno : -EIO;
+	default:
+		return -EINVAL;
+	}
+}
+
+/*
+ * Resolve once, at open: the data path never calls the resolver. A peer is
+ * resolved in the family of the bound socket; an IPv6 socket reaches IPv4
+ * peers through v4-mapped addresses (AI_V4MAPPED).
+ */
+static int resolve(const char *host, uint16_t port, int family, bool passive,
+		   struct sockaddr_storage *sa, socklen_t *len, const char **err)
+{
+	struct addrinfo hints, *res;
+	char service[8];
+	int rc;
+
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_family = family;
+	hints.ai_socktype = SOCK_DGRAM;
+	hints.ai_protocol = IPPROTO_UDP;
+	hints.ai_flags = AI_NUMERICSERV | (passive ? AI_PASSIVE : 0);
+	if (family == AF_INET6)
+		hints.ai_flags |= AI_V4MAPPED;
+	snprintf(service, sizeof(service), "%u", port);
+	errno = 0;
+	rc = getaddrinfo(host, service, &hints, &res);
+	if (rc != 0) {
+		*err = rc == EAI_SYSTEM ? strerror(errno) : gai_strerror(rc);
+		return gai_errno(rc);
+	}
+	LCR_ASSERT(res->ai_addrlen <= sizeof(*sa));
+	memcpy(sa, res->ai_addr, res->ai_addrlen);
+	*len = res->ai_addrlen;
+	freeaddrinfo(res);
+	return 0;
+}
+
+static bool same_addr(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
+{
+	if (a->ss_family != b->ss_family)
+		return false;
+	if (a->ss_family == AF_INET) {
+		const struct sockaddr_in *x = (const void *)a, *y = (const void *)b;
+		return x->sin_port == y->sin_port && x->sin_addr.s_addr == y->sin_addr.s_addr;
+	}
+	if (a->ss_family == AF_INET6) {
+		const struct sockaddr_in6 *x = (const void *)a, *y = (const void *)b;
+		return x->sin6_port == y->sin6_port &&
+		       memcmp(&x->sin6_addr, &y->sin6_addr, sizeof(x->sin6_addr)) == 0;
+	}
+	return false;
+}
+
+/* The node whose address sent a datagram, or 0. At most 64 peers: a scan is cheap. */
+static uint32_t peer_of(struct lcr_sock *s, const struct sockaddr_storage *from)
+{
+	if (s->last_rx_peer < s->n_peers && same_addr(&s->peers[s->last_rx_peer].sa, from))
+		return s->peers[s->last_rx_peer].node;
+	for (uint32_t i = 0; i < s->n_peers; i++) {
+		if (same_addr(&s->peers[i].sa, from)) {
+			s->last_rx_peer = i;
+			return s->peers[i].node;
+		}
+	}
+	return 0;
+}
+
+static const struct lcr_sock_addr *addr_of(const struct lcr_sock *s, uint32_t node)
+{
+	for (uint32_t i = 0; i < s->n_peers; i++)
+		if (s->peers[i].node == node)
+			return &s->peers[i];
+	return NULL;
+}
+
+static int sock_rx_burst(struct lcr_backend *be, struct lcr_dgram *d, uint32_t max)
+{
+	struct lcr_sock *s = to_sock(be);
+	uint32_t n = max < s->burst ? max : s->burst, out = 0;
+	int got;
+
+	if (n == 0)
+		return 0;
+	/* recvmmsg writes the lengths back: reset them for every call. */
+	for (uint32_t i = 0; i < n; i++) {
+		s->rx_msg[i].msg_hdr.msg_namelen = sizeof(s->rx_name[i]);
+		s->rx_msg[i].msg_hdr.msg_flags = 0;
+	}
+	got = recvmmsg(s->fd, s->rx_msg, n, MSG_DONTWAIT, NULL);
+	if (got < 0) {
+		int err = errno;
+
+		if (err == EAGAIN || err == EWOULDBLOCK || err == EINTR)
+			return 0;
+		s->st.rx_errors++;
+		/* An ICMP error queued on the socket is reported once; the next call goes on. */
+		if (err == ECONNREFUSED || err == EHOSTUNREACH || err == ENETUNREACH ||
+		    err == EHOSTDOWN || err == ENETDOWN)
+			return 0;
+		return -err;
+	}
+	for (int i = 0; i < got; i++) {
+		const struct mmsghdr *m = &s->rx_msg[i];
+
+		/* A datagram larger than dgram_max was cut: its tail is gone, so drop it. */
+		if (lcr_unlikely(m->msg_hdr.msg_flags & MSG_TRUNC)) {
+			s->st.rx_truncated++;
+			continue;
+		}
+		d[out].buf = m->msg_hdr.msg_iov->iov_base;
+		d[out].len = m->msg_len;
+		d[out].peer = peer_of(s, &s->rx_name[i]);
+		s->st.rx_bytes += m->msg_len;
+		out++;
+	}
+	s->st.rx_dgrams += out;
+	return (int)out;
+}
+
+static bool tx_try_later(int err)
+{
+	/* The socket buffer or the device queue is full: the caller keeps the datagram. */
+	return err == EAGAIN || err == EWOULDBLOCK || err == ENOBUFS;
+}
+
+/*
+ * Send msgs[0..cnt). Returns how many of them were dealt with: sent, or lost to
+ * an error other than a full buffer (UDP would lose them anyway, and a dead
+ * peer must not stall the others).
+ */
+static uint32_t tx_flush(struct lcr_sock *s, uint32_t cnt)
+{
+	uint32_t done = 0;
+
+	while (done < cnt) {
+		int rc = sendmmsg(s->fd, s->tx_msg + done, cnt - done, MSG_DONTWAIT);
+
+		if (rc > 0) {
+			for (int i = 0; i < rc; i++)
+				s->st.tx_bytes += s->tx_msg[done + i].msg_len;
+			s->st.tx_dgrams += (uint64_t)rc;
+			done += (uint32_t)rc;
+			continue;
+		}
+		if (rc == 0)
+			break;
+		if (errno == EINTR)
+			continue;
+		if (tx_try_later(errno))
+			break;
+		/* ECONNREFUSED, EHOSTUNREACH, EMSGSIZE, EPERM...: this datagram is lost. */
+		s->st.tx_errors++;
+		done++;
+	}
+	return done;
+}
+
+static int sock_tx_burst(struct lcr_backend *be, const struct lcr_dgram *d, uint32_t n)
+{
+	struct lcr_sock *s = to_sock(be);
+	uint32_t taken = 0;
+
+	while (taken < n) {
+		uint32_t cnt = 0, i = taken, done;
+
+		for (; i < n && cnt < s->burst; i++) {
+			const struct lcr_sock_addr *a = addr_of(s, d[i].peer);
+			struct mmsghdr *m = &s->tx_msg[cnt];
+
+			if (lcr_unlikely(!a)) {
+				/* Nowhere to send it: count it as a failed send, never abort. */
+				s->st.tx_errors++;
+				continue;
+			}
+			s->tx_iov[cnt].iov_base = d[i].buf;
+			s->tx_iov[cnt].iov_len = d[i].len;
+			m->msg_hdr.msg_name = (void *)&a->sa;
+			m->msg_hdr.msg_namelen = a->len;
+			s->tx_src[cnt] = i;
+			cnt++;
+		}
+		done = tx_flush(s, cnt);
+		if (done < cnt) {
+			/* Everything before it was taken; unknown peers after it come again. */
+			for (uint32_t j = s->tx_src[done] + 1; j < i; j++)
+				if (!addr_of(s, d[j].peer))
+					s->st.tx_errors--;
+			return (int)s->tx_src[done];
+		}
+		taken = i;
+	}
+	return (int)taken;
+}
+
+static int sock_wait(struct lcr_backend *be, int fd, uint64_t timeout_ns)
+{
+	struct lcr_sock *s = to_sock(be);
+	struct pollfd pfd[2] = {
+		{ .fd = s->fd, .events = POLLIN },
+		{ .fd = fd, .events = POLLIN },
+	};
+	struct timespec ts;
+
+	if (s->busy_poll || timeout_ns == 0)
+		return 0;
+	/*
+	 * ppoll, not poll: its nanosecond timeout lets the fault decorator wake
+	 * exactly when a held datagram falls due, where milliseconds would
+	 * oversleep by up to one.
+	 */
+	if (timeout_ns / 1000000000u > INT_MAX)
+		timeout_ns = (uint64_t)INT_MAX * 1000000000u;
+	ts.tv_sec = (time_t)(timeout_ns / 1000000000u);
+	ts.tv_nsec = (long)(timeout_ns % 1000000000u);
+	s->st.wakeups++;
+	if (ppoll(pfd, fd >= 0 ? 2 : 1, &ts, NULL) < 0 && errno != EINTR)
+		return -errno;
+	return 0;
+}
+
+static void sock_stats(const struct lcr_backend *be, struct lcr_backend_stats *st)
+{
+	*st = ((const struct lcr_sock *)be)->st;
+}
+
+static void sock_close(struct lcr_backend *be)
+{
+	struct lcr_sock *s = to_sock(be);
+
+	if (!s)
+		return;
+	if (s->fd >= 0)
+		close(s->fd);
+	free(s->rx_buf);
+	free(s->rx_msg);
+	free(s->rx_iov);
+	free(s->rx_name);
+	free(s->tx_msg);
+	free(s->tx_iov);
+	free(s->tx_src);
+	free(s);
+}
+
+static const struct lcr_backend_ops sock_ops = {
+	.rx_burst = sock_rx_burst,
+	.tx_burst = sock_tx_burst,
+	.wait = sock_wait,
+	.stats = sock_stats,
+	.close = sock_close,
+};
+
+void lcr_sock_opts_default(struct lcr_sock_opts *o)
+{
+	memset(o, 0, sizeof(*o));
+	o->bind_host = "0.0.0.0";
+	o->burst = 64;
+	o->dgram_max = 9000;
+}
+
+static int check_opts(const struct lcr_sock_opts *o, char *why, unsigned why_len)
+{
+	if (!o->bind_host || !o->bind_host[0]) {
+		say(why, why_len, "no bind address");
+		return -EINVAL;
+	}
+	if (o->burst == 0 || o->burst > LCR_SOCK_BURST_MAX) {
+		say(why, why_len, "burst %u out of range 1..%u", o->burst, LCR_SOCK_BURST_MAX);
+		return -EINVAL;
+	}
+	if (o->dgram_max == 0 || o->dgram_max > LCR_SOCK_DGRAM_MAX) {
+		say(why, why_len, "dgram_max %u out of range 1..%u", o->dgram_max,
+		    LCR_SOCK_DGRAM_MAX);
+		return -EINVAL;
+	}
+	if (o->n_peers > LCR_SOCK_PEERS_MAX) {
+		say(why, why_len, "%u peers, at most %u", o->n_peers, LCR_SOCK_PEERS_MAX);
+		return -EINVAL;
+	}
+	for (uint32_t i = 0; i < o->n_peers; i++) {
+		/* Node 0 means "unknown sender" on receive, so no peer may have it. */
+		if (o->peers[i].node == 0) {
+			say(why, why_len, "peer %u: node id 0 is reserved", i);
+			return -EINVAL;
+		}
+		if (!memchr(o->peers[i].host, '\0', sizeof(o->peers[i].host))) {
+			say(why, why_len, "peer node %u: host name not terminated",
+			    o->peers[i].node);
+			return -EINVAL;
+		}
+		for (uint32_t j = 0; j < i; j++) {
+			if (o->peers[j].node == o->peers[i].node) {
+				say(why, why_len, "peer node %u listed twice", o->peers[i].node);
+				return -EINVAL;
+			}
+		}
+	}
+	return 0;
+}
+
+static int alloc_bufs(struct lcr_sock *s)
+{
+	uint32_t b = s->burst;
+
+	s->rx_buf = malloc((size_t)b * s->dgram_max);
+	s->rx_msg = calloc(b, sizeof(*s->rx_msg));
+	s->rx_iov = calloc(b, sizeof(*s->rx_iov));
+	s->rx_name = calloc(b, sizeof(*s->rx_name));
+	s->tx_msg = calloc(b, sizeof(*s->tx_msg));
+	s->tx_iov = calloc(b, sizeof(*s->tx_iov));
+	s->tx_src = calloc(b, sizeof(*s->tx_src));
+	if (!s->rx_buf || !s->rx_msg || !s->rx_iov || !s->rx_name || !s->tx_msg || !s->tx_iov ||
+	    !s->tx_src)
+		return -ENOMEM;
+	for (uint32_t i = 0; i < b; i++) {
+		s->rx_iov[i].iov_base = s->rx_buf + (size_t)i * s->dgram_max;
+		s->rx_iov[i].iov_len = s->dgram_max;
+		s->rx_msg[i].msg_hdr.msg_iov = &s->rx_iov[i];
+		s->rx_msg[i].msg_hdr.msg_iovlen = 1;
+		s->rx_msg[i].msg_hdr.msg_name = &s->rx_name[i];
+		s->tx_msg[i].msg_hdr.msg_iov = &s->tx_iov[i];
+		s->tx_msg[i].msg_hdr.msg_iovlen = 1;
+	}
+	return 0;
+}
+
+static int set_int(int fd, int level, int name, int val)
+{
+	return setsockopt(fd, level, name, &val, sizeof(val)) < 0 ? -errno : 0;
+}
+
+/*
+ * Create and bind the socket. No SO_REUSEADDR: UDP has no TIME_WAIT for it to
+ * skip, and on Linux it lets a second socket bind the very same address and
+ * port and silently take over its datagrams, so two nodes configured on one
+ * port would both start. Without it that mistake is "Address already in use".
+ */
+static int open_socket(struct lcr_sock *s, const struct lcr_sock_opts *o, char *why,
+		       unsigned why_len)
+{
+	struct sockaddr_storage sa;
+	socklen_t len;
+	const char *err;
+	char hp[96];
+	int rc;
+
+	host_port(hp, sizeof(hp), o->bind_host, o->bind_port);
+	rc = resolve(o->bind_host, o->bind_port, AF_UNSPEC, true, &sa, &len, &err);
+	if (rc < 0) {
+		say(why, why_len, "bind address %s: %s", hp, err);
+		return rc;
+	}
+	s->family = sa.ss_family;
+	s->fd = socket(s->family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_UDP);
+	if (s->fd < 0) {
+		rc = -errno;
+		say(why, why_len, "socket for %s: %s", hp, strerror(-rc));
+		return rc;
+	}
+	/* An IPv6 socket also serves IPv4 peers (as v4-mapped addresses). */
+	if (s->family == AF_INET6)
+		(void)set_int(s->fd, IPPROTO_IPV6, IPV6_V6ONLY, 0);
+	if (o->rcvbuf && (rc = set_int(s->fd, SOL_SOCKET, SO_RCVBUF, (int)o->rcvbuf)) < 0) {
+		say(why, why_len, "SO_RCVBUF %u on %s: %s", o->rcvbuf, hp, strerror(-rc));
+		return rc;
+	}
+	if (o->sndbuf && (rc = set_int(s->fd, SOL_SOCKET, SO_SNDBUF, (int)o->sndbuf)) < 0) {
+		say(why, why_len, "SO_SNDBUF %u on %s: %s", o->sndbuf, hp, strerror(-rc));
+		return rc;
+	}
+	if (bind(s->fd, (struct sockaddr *)&sa, len) < 0) {
+		rc = -errno;
+		say(why, why_len, "bind %s: %s", hp, strerror(-rc));
+		return rc;
+	}
+	return 0;
+}
+
+static int resolve_peers(struct lcr_sock *s, const struct lcr_sock_opts *o, char *why,
+			 unsigned why_len)
+{
+	for (uint32_t i = 0; i < o->n_peers; i++) {
+		const struct lcr_sock_peer *p = &o->peers[i];
+		struct lcr_sock_addr *a = &s->peers[i];
+		const char *err;
+		char hp[96];
+		int rc;
+
+		a->node = p->node;
+		rc = resolve(p->host, p->port, s->family, false, &a->sa, &a->len, &err);
+		if (rc < 0) {
+			host_port(hp, sizeof(hp), p->host, p->port);
+			say(why, why_len, "peer node %u at %s (for a %s socket): %s", p->node, hp,
+			    s->family == AF_INET6 ? "IPv6" : "IPv4", err);
+			return rc;
+		}
+	}
+	s->n_peers = o->n_peers;
+	return 0;
+}
+
+int lcr_sock_open(struct lcr_backend **out, const struct lcr_sock_opts *o, char *why,
+		  unsigned why_len)
+{
+	struct lcr_sock *s;
+	int rc;
+
+	LCR_ASSERT(out);
+	LCR_ASSERT(o);
+	*out = NULL;
+	rc = check_opts(o, why, why_len);
+	if (rc < 0)
+		return rc;
+	/* Cache-line aligned: the lcore's loop reads it on every iteration. */
+	s = aligned_alloc(64, (sizeof(*s) + 63) & ~(size_t)63);
+	if (!s) {
+		say(why, why_len, "out of memory");
+		return -ENOMEM;
+	}
+	memset(s, 0, sizeof(*s));
+	s->be.ops = &sock_ops;
+	s->fd = -1;
+	s->busy_poll = o->busy_poll;
+	s->burst = o->burst;
+	s->dgram_max = o->dgram_max;
+	rc = alloc_bufs(s);
+	if (rc < 0) {
+		say(why, why_len, "out of memory for %u buffers of %u bytes", o->burst,
+		    o->dgram_max);
+		goto err_close;
+	}
+	rc = open_socket(s, o, why, why_len);
+	if (rc < 0)
+		goto err_close;
+	rc = resolve_peers(s, o, why, why_len);
+	if (rc < 0)
+		goto err_close;
+	*out = &s->be;
+	return 0;
+
+err_close:
+	sock_close(&s->be);
+	return rc;
+}

@@ -1,0 +1,426 @@
+/* SPDX-License-Identifier: MIT */
+/* Pipelined streams over datagrams (see stream.h). */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "../engine/lcr_assert.h"
+#include "stream.h"
+
+void lcr_stream_opts_default(struct lcr_stream_opts *o)
+{
+	memset(o, 0, sizeof(*o));
+	o->window = 1024;
+	o->dgram_max = 1472;
+	o->rto_init_ns = 50ull * 1000 * 1000;
+	o->rto_min_ns = 2ull * 1000 * 1000;
+	o->rto_max_ns = 1000ull * 1000 * 1000;
+	o->tries_max = 8;
+}
+
+uint64_t lcr_stream_new_id(void)
+{
+	static uint64_t last;
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	/* Milliseconds since 2020-01-01 in the top 40 bits: later streams of
+	 * this sender, even after a restart, get larger ids. */
+	uint64_t ms = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+	ms = ms > 1577836800000ull ? ms - 1577836800000ull : 0;
+	uint64_t id = ms << 24;
+	if (id <= last)
+		id = last + 1;
+	last = id;
+	return id;
+}
+
+static uint32_t frag_payload(const struct lcr_stream_opts *o)
+{
+	return o->dgram_max - LCR_WIRE_HDR;
+}
+
+/* ---- sender ----------------------------------------------------------------- */
+
+int lcr_stx_init(struct lcr_stx *s, const struct lcr_stream_opts *o, uint64_t cluster,
+		 uint32_t group, uint32_t self, uint32_t peer)
+{
+	memset(s, 0, sizeof(*s));
+	if (o->window < 16 || o->dgram_max < LCR_WIRE_HDR + 64 || o->dgram_max > LCR_WIRE_DGRAM_MAX)
+		return -EINVAL;
+	s->o = *o;
+	s->cluster = cluster;
+	s->group = group;
+	s->self = self;
+	s->peer = peer;
+	s->slots = calloc(o->window, sizeof(*s->slots));
+	s->mem = malloc((size_t)o->window * o->dgram_max);
+	s->txq = calloc(o->window, sizeof(*s->txq));
+	if (!s->slots || !s->mem || !s->txq) {
+		lcr_stx_free(s);
+		return -ENOMEM;
+	}
+	for (uint32_t i = 0; i < o->window; i++)
+		s->slots[i].data = s->mem + (size_t)i * o->dgram_max;
+	lcr_stx_reset(s);
+	return 0;
+}
+
+void lcr_stx_free(struct lcr_stx *s)
+{
+	free(s->slots);
+	free(s->mem);
+	free(s->txq);
+	s->slots = NULL;
+	s->mem = NULL;
+	s->txq = NULL;
+}
+
+void lcr_stx_reset(struct lcr_stx *s)
+{
+	s->stream = lcr_stream_new_id();
+	s->next_seq = 1;
+	s->next_tx = 1;
+	s->acked = 0;
+	s->peer_window = s->o.window;
+	s->txq_head = 0;
+	s->txq_len = 0;
+	for (uint32_t i = 0; i < s->o.window; i++) {
+		s->slots[i].seq = 0;
+		s->slots[i].queued = false;
+		s->slots[i].sacked = false;
+	}
+	s->rtt_valid = false;
+	s->rto_ns = s->o.rto_init_ns;
+}
+
+uint32_t lcr_stx_in_flight(const struct lcr_stx *s)
+{
+	return (uint32_t)(s->next_seq - 1 - s->acked);
+}
+
+static struct lcr_stx_slot *slot_of(struct lcr_stx *s, uint64_t seq)
+{
+	return &s->slots[seq % s->o.window];
+}
+
+static void queue_tx(struct lcr_stx *s, uint64_t seq)
+{
+	struct lcr_stx_slot *sl = slot_of(s, seq);
+	if (sl->queued || sl->seq != seq || sl->tries == 0)
+		return;
+	LCR_ASSERT(s->txq_len < s->o.window);
+	s->txq[(s->txq_head + s->txq_len) % s->o.window] = seq;
+	s->txq_len++;
+	sl->queued = true;
+}
+
+int lcr_stx_send(struct lcr_stx *s, uint8_t type, const void *payload, uint32_t len, uint64_t now)
+{
+	uint32_t per = frag_payload(&s->o);
+	uint32_t count = len == 0 ? 1 : (len + per - 1) / per;
+	(void)now;
+
+	if (count > 0xffff || len > LCR_WIRE_MSG_MAX)
+		return -EMSGSIZE;
+	if (lcr_stx_in_flight(s) + count > s->o.window) {
+		s->st.dropped_full++;
+		return -ENOBUFS;
+	}
+	const uint8_t *p = payload;
+	for (uint32_t i = 0; i < count; i++) {
+		uint64_t seq = s->next_seq++;
+		struct lcr_stx_slot *sl = slot_of(s, seq);
+		uint32_t n = i + 1 < count ? per : len - i * per;
+		struct lcr_wire_hdr h = { .type = type,
+					  .cluster = s->cluster,
+					  .group = s->group,
+					  .from = s->self,
+					  .to = s->peer,
+					  .len = n,
+					  .stream = s->stream,
+					  .seq = seq,
+					  .frag_index = (uint16_t)i,
+					  .frag_count = (uint16_t)count };
+		if (n)
+			memcpy(sl->data + LCR_WIRE_HDR, p + (size_t)i * per, n);
+		sl->len = (uint32_t)lcr_wire_seal(sl->data, &h);
+		sl->seq = seq;
+		sl->tries = 0;
+		sl->sacked = false;
+		sl->queued = false;
+		sl->sent_ns = 0;
+	}
+	s->st.msgs++;
+	return 0;
+}
+
+bool lcr_stx_next(struct lcr_stx *s, uint64_t now, struct lcr_dgram_view *d)
+{
+	struct lcr_stx_slot *sl = NULL;
+
+	/* Retransmissions first: a hole holds up everything behind it. */
+	while (s->txq_len > 0) {
+		uint64_t seq = s->txq[s->txq_head];
+		s->txq_head = (s->txq_head + 1) % s->o.window;
+		s->txq_len--;
+		struct lcr_stx_slot *q = slot_of(s, seq);
+		q->queued = false;
+		if (q->seq == seq && seq > s->acked && !q->sacked) {
+			sl = q;
+			break;
+		}
+		/* acknowledged meanwhile */
+	}
+	if (sl) {
+		/* Mark it, so the receiver's RTT is not mistaken (Karn). */
+		struct lcr_wire_hdr h;
+		if (lcr_wire_open(sl->data, sl->len, s->cluster, &h) == LCR_DROP_NONE &&
+		    !(h.flags & LCR_WIRE_F_RETRANSMIT)) {
+			h.flags |= LCR_WIRE_F_RETRANSMIT;
+			lcr_wire_seal(sl->data, &h);
+		}
+		s->st.retransmits++;
+	} else {
+		/* New datagrams, in order, within what the receiver can hold. */
+		if (s->next_tx >= s->next_seq || s->next_tx > s->acked + s->peer_window)
+			return false;
+		sl = slot_of(s, s->next_tx++);
+	}
+	sl->tries++;
+	sl->sent_ns = now;
+	s->st.dgrams++;
+	d->buf = sl->data;
+	d->len = sl->len;
+	return true;
+}
+
+static void rtt_sample(struct lcr_stx *s, uint64_t r)
+{
+	/* RFC 6298: SRTT, RTTVAR, RTO = SRTT + 4 RTTVAR, clamped. */
+	if (!s->rtt_valid) {
+		s->srtt_ns = r;
+		s->rttvar_ns = r / 2;
+		s->rtt_valid = true;
+	} else {
+		uint64_t diff = s->srtt_ns > r ? s->srtt_ns - r : r - s->srtt_ns;
+		s->rttvar_ns = (3 * s->rttvar_ns + diff) / 4;
+		s->srtt_ns = (7 * s->srtt_ns + r) / 8;
+	}
+	uint64_t rto = s->srtt_ns + 4 * s->rttvar_ns;
+	if (rto < s->o.rto_min_ns)
+		rto = s->o.rto_min_ns;
+	if (rto > s->o.rto_max_ns)
+		rto = s->o.rto_max_ns;
+	s->rto_ns = rto;
+	s->st.srtt_ns = s->srtt_ns;
+	s->st.rto_ns = rto;
+}
+
+void lcr_stx_on_ack(struct lcr_stx *s, const struct lcr_wire_ack *a, uint64_t now)
+{
+	if (a->stream != s->stream || a->cum >= s->next_seq)
+		return; /* another stream's, or acknowledging what we never sent */
+	s->peer_window = a->window < 16 ? 16 : a->window > s->o.window ? s->o.window : a->window;
+	bool sample = false;
+	while (s->acked < a->cum) {
+		struct lcr_stx_slot *sl = slot_of(s, ++s->acked);
+		if (sl->seq == s->acked && sl->tries == 1 && !sample) {
+			rtt_sample(s, now - sl->sent_ns);
+			sample = true;
+		}
+	}
+	/* Selective acks: mark, and retransmit the holes below the highest one
+	 * that have been out for about a round trip (a loss, not a reorder). */
+	uint64_t highest = 0;
+	for (uint32_t i = 0; i < 64; i++) {
+		if (!(a->sack & (1ull << i)))
+			continue;
+		uint64_t seq = a->cum + 2 + i;
+		if (seq >= s->next_seq)
+			break;
+		struct lcr_stx_slot *sl = slot_of(s, seq);
+		if (sl->seq == seq)
+			sl->sacked = true;
+		highest = seq;
+	}
+	uint64_t wait = s->rtt_valid ? s->srtt_ns : s->o.rto_min_ns;
+	uint32_t fast = 0;
+	for (uint64_t seq = s->acked + 1; seq < highest && fast < 16; seq++) {
+		struct lcr_stx_slot *sl = slot_of(s, seq);
+		if (sl->seq == seq && !sl->sacked && !sl->queued && sl->tries > 0 &&
+		    now >= sl->sent_ns + wait) {
+			queue_tx(s, seq);
+			s->st.fast_retransmits++;
+			fast++;
+		}
+	}
+}
+
+int lcr_stx_tick(struct lcr_stx *s, uint64_t now)
+{
+	uint64_t seq = s->acked + 1;
+
+	if (seq >= s->next_seq)
+		return LCR_STX_OK;
+	struct lcr_stx_slot *sl = slot_of(s, seq);
+	if (sl->seq != seq || sl->tries == 0 || sl->queued || now < sl->sent_ns + s->rto_ns)
+		return LCR_STX_OK;
+	if (sl->tries >= s->o.tries_max) {
+		s->st.unreachable++;
+		return LCR_STX_UNREACHABLE;
+	}
+	/* The oldest one timed out: resend it, back off (RFC 6298 5.5). */
+	s->st.timeouts++;
+	s->rto_ns = s->rto_ns * 2 > s->o.rto_max_ns ? s->o.rto_max_ns : s->rto_ns * 2;
+	queue_tx(s, seq);
+	return LCR_STX_OK;
+}
+
+uint64_t lcr_stx_next_timer(const struct lcr_stx *s)
+{
+	uint64_t seq = s->acked + 1;
+	if (seq >= s->next_seq)
+		return UINT64_MAX;
+	const struct lcr_stx_slot *sl = &s->slots[seq % s->o.window];
+	if (sl->tries == 0)
+		return UINT64_MAX; /* not sent yet: the transmit queue drives it */
+	return sl->sent_ns + s->rto_ns;
+}
+
+/* ---- receiver --------------------------------------------------------------- */
+
+int lcr_srx_init(struct lcr_srx *r, const struct lcr_stream_opts *o)
+{
+	memset(r, 0, sizeof(*r));
+	r->o = *o;
+	r->slots = calloc(o->window, sizeof(*r->slots));
+	r->mem = malloc((size_t)o->window * o->dgram_max);
+	r->msg = malloc(LCR_WIRE_MSG_MAX);
+	if (!r->slots || !r->mem || !r->msg) {
+		lcr_srx_free(r);
+		return -ENOMEM;
+	}
+	for (uint32_t i = 0; i < o->window; i++)
+		r->slots[i].data = r->mem + (size_t)i * o->dgram_max;
+	return 0;
+}
+
+void lcr_srx_free(struct lcr_srx *r)
+{
+	free(r->slots);
+	free(r->mem);
+	free(r->msg);
+	r->slots = NULL;
+	r->mem = NULL;
+	r->msg = NULL;
+}
+
+static void srx_restart(struct lcr_srx *r, uint64_t stream, uint64_t first_seq)
+{
+	r->stream = stream;
+	/* A stream we see from its start begins at 1; one we join in the middle
+	 * (we restarted, it did not) begins where we came in. */
+	r->delivered = first_seq <= r->o.window ? 0 : first_seq - 1;
+	for (uint32_t i = 0; i < r->o.window; i++)
+		r->slots[i].present = false;
+	r->msg_len = 0;
+	r->msg_frags = 0;
+}
+
+/* Take the next in-order datagram into the message being reassembled. */
+static void srx_take(struct lcr_srx *r, struct lcr_srx_slot *sl, lcr_srx_deliver_fn deliver,
+		     void *ctx)
+{
+	if (sl->frag_index != r->msg_frags || (r->msg_frags > 0 && sl->type != r->msg_type) ||
+	    r->msg_len + sl->len > LCR_WIRE_MSG_MAX) {
+		/* Numbering that does not follow: drop what was gathered. A
+		 * message that starts here can still be taken. */
+		r->st.bad_fragments++;
+		r->msg_len = 0;
+		r->msg_frags = 0;
+		if (sl->frag_index != 0)
+			return;
+	}
+	if (r->msg_frags == 0)
+		r->msg_type = sl->type;
+	memcpy(r->msg + r->msg_len, sl->data, sl->len);
+	r->msg_len += sl->len;
+	r->msg_frags++;
+	if (r->msg_frags == sl->frag_count) {
+		r->st.msgs++;
+		deliver(ctx, r->msg_type, r->msg, r->msg_len);
+		r->msg_len = 0;
+		r->msg_frags = 0;
+	}
+}
+
+uint32_t lcr_srx_on_dgram(struct lcr_srx *r, const struct lcr_wire_hdr *h, const uint8_t *payload,
+			  lcr_srx_deliver_fn deliver, void *ctx)
+{
+	r->st.dgrams++;
+	r->ack_due = true;
+	if (h->stream == 0 || h->seq == 0 || h->len > r->o.dgram_max - LCR_WIRE_HDR ||
+	    h->frag_count == 0 || h->frag_index >= h->frag_count)
+		return LCR_DROP_FRAGMENT;
+	if (h->stream < r->stream) {
+		r->st.stale++;
+		r->ack_due = false; /* nothing to say about a stream we left */
+		return LCR_DROP_STALE_STREAM;
+	}
+	if (h->stream > r->stream)
+		srx_restart(r, h->stream, h->seq);
+	if (h->seq <= r->delivered) {
+		r->st.duplicates++;
+		return LCR_DROP_DUPLICATE;
+	}
+	if (h->seq > r->delivered + r->o.window) {
+		r->st.beyond_window++;
+		return LCR_DROP_WINDOW;
+	}
+	struct lcr_srx_slot *sl = &r->slots[h->seq % r->o.window];
+	if (sl->present) {
+		r->st.duplicates++;
+		return LCR_DROP_DUPLICATE;
+	}
+	if (h->seq != r->delivered + 1)
+		r->st.reordered++;
+	sl->present = true;
+	sl->len = h->len;
+	sl->type = h->type;
+	sl->frag_index = h->frag_index;
+	sl->frag_count = h->frag_count;
+	memcpy(sl->data, payload, h->len);
+	/* Hand up everything now in order. */
+	for (;;) {
+		struct lcr_srx_slot *next = &r->slots[(r->delivered + 1) % r->o.window];
+		if (!next->present)
+			break;
+		next->present = false;
+		r->delivered++;
+		srx_take(r, next, deliver, ctx);
+	}
+	return LCR_DROP_NONE;
+}
+
+bool lcr_srx_ack_due(const struct lcr_srx *r)
+{
+	return r->ack_due && r->stream != 0;
+}
+
+void lcr_srx_make_ack(struct lcr_srx *r, struct lcr_wire_ack *a)
+{
+	memset(a, 0, sizeof(*a));
+	a->stream = r->stream;
+	a->cum = r->delivered;
+	for (uint32_t i = 0; i < 64 && i + 2 <= r->o.window; i++) {
+		uint64_t seq = r->delivered + 2 + i;
+		if (r->slots[seq % r->o.window].present)
+			a->sack |= 1ull << i;
+	}
+	/* Slots are indexed by sequence number: every seq up to cum + window
+	 * has a place, whatever is held out of order. */
+	a->window = r->o.window;
+	r->ack_due = false;
+}

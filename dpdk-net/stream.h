@@ -1,0 +1,172 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Pipelined streams over datagrams: how AppendEntries travels from a leader
+ * to a follower (design.md, "Pipelined stream_append over UDP").
+ *
+ * A stream is one direction of one (group, leader, follower) pair. The sender
+ * numbers datagrams (fragments of messages) 1, 2, 3 ... and keeps each until
+ * it is acknowledged, within a bounded window; it does not wait for replies
+ * before sending more. The receiver holds datagrams that arrive early in a
+ * bounded reorder window, drops duplicates and datagrams of older streams,
+ * reassembles fragments, hands whole messages up strictly in order, and
+ * acknowledges cumulatively plus a 64-bit selective-ack bitmap. The sender
+ * retransmits the gaps the bitmap shows and, on an RTT-derived timeout
+ * (RFC 6298, with Karn's rule), the oldest unacknowledged datagram; after too
+ * many tries the peer is declared unreachable and the stream is reset.
+ *
+ * Raft log matching still guards correctness: whatever the stream does, a
+ * wrong prev_log_id gets a Conflict and a rewind. The stream only makes the
+ * common case (loss, reordering, duplication on the path) cheap.
+ *
+ * Stream ids grow over time (milliseconds since 2020 << 24, plus a counter),
+ * so a receiver tells a newer stream (the sender reset or restarted) from a
+ * late datagram of an older one.
+ *
+ * No allocation after init; only the owning lcore may use a stream.
+ */
+#ifndef LCR_STREAM_H
+#define LCR_STREAM_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "wire.h"
+
+struct lcr_stream_opts {
+	uint32_t window;      /* datagrams in flight (sender) and held (receiver); default 1024,
+			       * enough for a 1 MiB entry in 1500-byte datagrams */
+	uint32_t dgram_max;   /* bytes per datagram, header included; default 1472 (1500 MTU) */
+	uint64_t rto_init_ns; /* before any RTT sample; default 50 ms */
+	uint64_t rto_min_ns;  /* default 2 ms */
+	uint64_t rto_max_ns;  /* default 1 s */
+	uint32_t tries_max;   /* transmissions of one datagram before "unreachable"; default 8 */
+};
+
+void lcr_stream_opts_default(struct lcr_stream_opts *o);
+
+/* A new stream id, larger than every one this process made before. */
+uint64_t lcr_stream_new_id(void);
+
+/* ---- sender ----------------------------------------------------------------- */
+
+struct lcr_stx_slot {
+	uint64_t seq;
+	uint64_t sent_ns; /* last transmission */
+	uint32_t len;	  /* datagram bytes */
+	uint8_t tries;
+	bool sacked;
+	bool queued;   /* waiting in the retransmit queue */
+	uint8_t *data; /* dgram_max bytes */
+};
+
+struct lcr_stx_stats {
+	uint64_t msgs, dgrams, retransmits, fast_retransmits, timeouts, unreachable;
+	uint64_t dropped_full; /* messages refused: the window was full */
+	uint64_t srtt_ns, rto_ns;
+};
+
+struct lcr_stx {
+	struct lcr_stream_opts o;
+	uint64_t cluster;
+	uint32_t group, self, peer;
+	uint64_t stream;
+	uint64_t next_seq; /* to assign */
+	uint64_t next_tx;  /* first never transmitted; new datagrams go in order */
+	uint64_t acked;	   /* cumulative: every seq <= acked was received */
+	uint32_t peer_window;
+	struct lcr_stx_slot *slots; /* window slots, seq % window */
+	uint8_t *mem;
+	uint64_t *txq; /* sequence numbers to retransmit, FIFO */
+	uint32_t txq_head, txq_len;
+	uint64_t srtt_ns, rttvar_ns, rto_ns;
+	bool rtt_valid;
+	struct lcr_stx_stats st;
+};
+
+int lcr_stx_init(struct lcr_stx *s, const struct lcr_stream_opts *o, uint64_t cluster,
+		 uint32_t group, uint32_t self, uint32_t peer);
+void lcr_stx_free(struct lcr_stx *s);
+
+/* Forget everything in flight and start a new stream (new id, seq 1). */
+void lcr_stx_reset(struct lcr_stx *s);
+
+/*
+ * Send one message (its payload, `len` bytes, of wire type `type`): cut into
+ * fragments, numbered and queued for transmission. Returns 0, or -ENOBUFS
+ * when the window cannot hold all its fragments (nothing queued: the Raft
+ * layer will send it again), or -EMSGSIZE.
+ */
+int lcr_stx_send(struct lcr_stx *s, uint8_t type, const void *payload, uint32_t len, uint64_t now);
+
+/* A datagram to transmit: bytes owned by the stream, valid until its next call. */
+struct lcr_dgram_view {
+	const uint8_t *buf;
+	uint32_t len;
+};
+
+/* The next datagram to put on the wire (now), or false. */
+bool lcr_stx_next(struct lcr_stx *s, uint64_t now, struct lcr_dgram_view *d);
+
+/* An acknowledgement from the receiver. */
+void lcr_stx_on_ack(struct lcr_stx *s, const struct lcr_wire_ack *a, uint64_t now);
+
+enum { LCR_STX_OK = 0, LCR_STX_UNREACHABLE = 1 };
+
+/* Timers: retransmit on timeout. LCR_STX_UNREACHABLE once the peer has not
+ * answered tries_max transmissions; the caller reports it and resets. */
+int lcr_stx_tick(struct lcr_stx *s, uint64_t now);
+
+/* When lcr_stx_tick next has work (UINT64_MAX: nothing in flight). */
+uint64_t lcr_stx_next_timer(const struct lcr_stx *s);
+
+/* Datagrams sent and not yet acknowledged. */
+uint32_t lcr_stx_in_flight(const struct lcr_stx *s);
+
+/* ---- receiver --------------------------------------------------------------- */
+
+struct lcr_srx_slot {
+	bool present;
+	uint32_t len; /* payload bytes */
+	uint16_t frag_index, frag_count;
+	uint8_t type;
+	uint8_t *data; /* dgram_max bytes */
+};
+
+struct lcr_srx_stats {
+	uint64_t dgrams, msgs, duplicates, stale, beyond_window, reordered, bad_fragments;
+};
+
+struct lcr_srx {
+	struct lcr_stream_opts o;
+	uint64_t stream;	    /* 0: none yet */
+	uint64_t delivered;	    /* every seq <= delivered was handed up (or skipped) */
+	struct lcr_srx_slot *slots; /* seq % window */
+	uint8_t *mem;
+	uint8_t *msg; /* reassembly, LCR_WIRE_MSG_MAX bytes */
+	uint32_t msg_len;
+	uint16_t msg_frags; /* fragments gathered of the current message */
+	uint8_t msg_type;
+	bool ack_due;
+	struct lcr_srx_stats st;
+};
+
+int lcr_srx_init(struct lcr_srx *r, const struct lcr_stream_opts *o);
+void lcr_srx_free(struct lcr_srx *r);
+
+/* A whole message, in order: its type and payload (valid during the call). */
+typedef void (*lcr_srx_deliver_fn)(void *ctx, uint8_t type, const uint8_t *payload, uint32_t len);
+
+/*
+ * A stream datagram arrived (header already checked by lcr_wire_open).
+ * Delivers every message that became complete and in order. Returns
+ * LCR_DROP_NONE or why the datagram was dropped (an ack is due either way:
+ * a duplicate often means our last ack was lost).
+ */
+uint32_t lcr_srx_on_dgram(struct lcr_srx *r, const struct lcr_wire_hdr *h, const uint8_t *payload,
+			  lcr_srx_deliver_fn deliver, void *ctx);
+
+/* Whether an ack should be sent, and the ack to send (clears ack_due). */
+bool lcr_srx_ack_due(const struct lcr_srx *r);
+void lcr_srx_make_ack(struct lcr_srx *r, struct lcr_wire_ack *a);
+
+#endif /* LCR_STREAM_H */

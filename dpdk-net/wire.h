@@ -1,0 +1,206 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The wire format: one format for the kernel-socket and DPDK transports, so
+ * nodes of either kind interoperate on one network. Little-endian, fixed
+ * offsets, no padding surprises; documented byte by byte in
+ * docs/wire-protocol.md.
+ *
+ * Every datagram starts with a 56-byte header:
+ *
+ *   off size field
+ *     0    4 magic 0x5752434c ("LCRW")
+ *     4    1 version (1)
+ *     5    1 type (enum lcr_wire_type)
+ *     6    2 flags (enum lcr_wire_flag)
+ *     8    8 cluster id
+ *    16    4 group id
+ *    20    4 from node
+ *    24    4 to node
+ *    28    4 payload length (bytes after the header)
+ *    32    8 stream id (0: not on a stream)
+ *    40    8 sequence number on the stream (0: not on a stream)
+ *    48    2 fragment index (0-based)
+ *    50    2 fragment count (1: not fragmented)
+ *    52    4 CRC32C of the header (this field as 0) and the payload
+ *
+ * A message larger than one datagram (an AppendEntries with big entries) is
+ * cut into fragments; each fragment is its own datagram with its own sequence
+ * number on the stream, and the receiver reassembles them in order.
+ *
+ * Decoding never trusts its input: every length is checked against what is
+ * there, every count against what fits, and anything malformed is refused
+ * with the reason (enum lcr_wire_drop), which the transport counts.
+ */
+#ifndef LCR_WIRE_H
+#define LCR_WIRE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../engine/types.h"
+
+#define LCR_WIRE_MAGIC	 0x5752434cu
+#define LCR_WIRE_VERSION 1
+#define LCR_WIRE_HDR	 56
+/* Largest datagram we ever build or accept (a jumbo frame's UDP payload). */
+#define LCR_WIRE_DGRAM_MAX 9000
+/* Largest message after reassembly: entries of up to 1 MiB plus headers. */
+#define LCR_WIRE_MSG_MAX ((1u << 20) + 65536)
+
+enum lcr_wire_type {
+	LCR_WIRE_VOTE_REQ = 1,
+	LCR_WIRE_VOTE_RESP = 2,
+	LCR_WIRE_APPEND_REQ = 3, /* on a stream, may be fragmented */
+	LCR_WIRE_APPEND_RESP = 4,
+	LCR_WIRE_TRANSFER = 5,
+	LCR_WIRE_STREAM_ACK = 6, /* transport acknowledgement of stream datagrams */
+	LCR_WIRE_CLIENT_REQ = 16,
+	LCR_WIRE_CLIENT_RESP = 17,
+};
+
+enum lcr_wire_flag {
+	LCR_WIRE_F_RETRANSMIT = 1u << 0, /* this datagram was sent before (RTT: Karn) */
+};
+
+/* Why a datagram was dropped; indexes the transport's drop counters. */
+enum lcr_wire_drop {
+	LCR_DROP_NONE = 0,
+	LCR_DROP_SHORT,	       /* shorter than a header */
+	LCR_DROP_MAGIC,	       /* not ours */
+	LCR_DROP_VERSION,      /* a version we do not speak */
+	LCR_DROP_CHECKSUM,     /* CRC32C mismatch */
+	LCR_DROP_LENGTH,       /* payload length disagrees with the datagram */
+	LCR_DROP_OVERSIZED,    /* larger than LCR_WIRE_DGRAM_MAX */
+	LCR_DROP_CLUSTER,      /* another cluster's traffic */
+	LCR_DROP_UNKNOWN_NODE, /* sender or receiver not in our cluster */
+	LCR_DROP_NOT_FOR_US,   /* addressed to another node */
+	LCR_DROP_UNKNOWN_GROUP,
+	LCR_DROP_TYPE,	       /* unknown message type */
+	LCR_DROP_MALFORMED,    /* a payload that does not parse */
+	LCR_DROP_FRAGMENT,     /* bad fragment numbering or size */
+	LCR_DROP_STALE_STREAM, /* a stream we already left behind */
+	LCR_DROP_DUPLICATE,    /* a sequence number already delivered */
+	LCR_DROP_WINDOW,       /* beyond the reorder window */
+	LCR_DROP_NO_BUFFER,    /* no room to hold it */
+	LCR_DROP_MAX
+};
+
+/* Name of a drop reason, for metrics ("checksum", "cluster", ...). */
+const char *lcr_wire_drop_name(uint32_t reason);
+
+struct lcr_wire_hdr {
+	uint8_t type;
+	uint16_t flags;
+	uint64_t cluster;
+	uint32_t group;
+	uint32_t from;
+	uint32_t to;
+	uint32_t len; /* payload bytes */
+	uint64_t stream;
+	uint64_t seq;
+	uint16_t frag_index;
+	uint16_t frag_count;
+};
+
+/*
+ * Write a header and fill in the CRC over it and the `len` payload bytes
+ * already at buf + LCR_WIRE_HDR. Returns the datagram length.
+ */
+size_t lcr_wire_seal(void *buf, const struct lcr_wire_hdr *h);
+
+/*
+ * Check a received datagram: size, magic, version, length, checksum and
+ * cluster, then that the header is consistent (known type and flags, fragment
+ * numbering, stream and sequence both zero or both not; the rules are in
+ * docs/wire-protocol.md). Returns LCR_DROP_NONE with *h filled, or the drop
+ * reason.
+ */
+uint32_t lcr_wire_open(const void *buf, size_t len, uint64_t cluster, struct lcr_wire_hdr *h);
+
+/* ---- Raft messages ---------------------------------------------------------
+ * Encoders write the payload of a message (after the header) and return its
+ * length, or 0 if it does not fit in `cap` or holds something the decoder
+ * would refuse (an entry over 1 MiB, an enum out of range). Decoders check
+ * everything and return LCR_DROP_NONE or LCR_DROP_MALFORMED.
+ *
+ * AppendEntries payload: a fixed part, then n entries each of
+ *   { term u64, node u32, type u16, flags u16 (0), index u64, len u32 } + len bytes.
+ * Entry payload pointers in a decoded message point into the input buffer.
+ */
+
+/* Bytes an AppendEntries needs on the wire (before fragmentation). */
+size_t lcr_wire_append_size(const struct lcr_append_req *a);
+
+size_t lcr_wire_encode_msg(void *payload, size_t cap, const struct lcr_msg *m);
+
+/*
+ * Decode the payload of a message of type `type` into *m (from/to are set
+ * by the caller from the header). For APPEND_REQ, entries are written into
+ * `ents` (at most `ents_max`); m->append_req.entries points there.
+ */
+uint32_t lcr_wire_decode_msg(const void *payload, size_t len, uint32_t type, struct lcr_msg *m,
+			     struct lcr_entry *ents, uint32_t ents_max);
+
+/* ---- transport acknowledgements -------------------------------------------- */
+
+/* Cumulative ack of a stream plus which of the next 64 sequence numbers arrived. */
+struct lcr_wire_ack {
+	uint64_t stream;
+	uint64_t cum;	 /* every seq <= cum was received */
+	uint64_t sack;	 /* bit i: seq cum + 2 + i was received */
+	uint32_t window; /* datagrams the receiver can still hold */
+};
+
+size_t lcr_wire_encode_ack(void *payload, size_t cap, const struct lcr_wire_ack *a);
+uint32_t lcr_wire_decode_ack(const void *payload, size_t len, struct lcr_wire_ack *a);
+
+/* ---- client protocol (lcraft-node's key-value service) --------------------- */
+
+enum lcr_client_op {
+	LCR_CLIENT_PUT = 1,
+	LCR_CLIENT_GET = 2, /* linearizable read */
+	LCR_CLIENT_CAS = 3,
+	LCR_CLIENT_DELETE = 4,
+	LCR_CLIENT_STATS = 5, /* metrics as JSON */
+};
+
+enum lcr_client_status {
+	LCR_CLIENT_OK = 0,
+	LCR_CLIENT_NOT_FOUND = 1,
+	LCR_CLIENT_CAS_FAILED = 2, /* value = the current value */
+	LCR_CLIENT_NOT_LEADER = 3, /* leader = the node to ask, 0 if unknown */
+	LCR_CLIENT_RETRY = 4,	   /* no quorum lease, transfer, queue full: try again */
+	LCR_CLIENT_ERROR = 5,	   /* value = a message */
+};
+
+#define LCR_CLIENT_KEY_MAX   1024
+#define LCR_CLIENT_VALUE_MAX 8192
+
+struct lcr_client_req {
+	uint64_t client; /* the client's random id */
+	uint64_t id;	 /* request id, echoed */
+	uint8_t op;
+	uint32_t key_len;
+	uint32_t value_len;
+	uint32_t expect_len; /* CAS */
+	const uint8_t *key;
+	const uint8_t *value;
+	const uint8_t *expect;
+};
+
+struct lcr_client_resp {
+	uint64_t id;
+	uint8_t status;
+	uint8_t op; /* the request's op, echoed: only a STATS answer may exceed VALUE_MAX */
+	uint32_t leader;
+	uint32_t value_len;
+	const uint8_t *value;
+};
+
+size_t lcr_wire_encode_client_req(void *payload, size_t cap, const struct lcr_client_req *r);
+uint32_t lcr_wire_decode_client_req(const void *payload, size_t len, struct lcr_client_req *r);
+size_t lcr_wire_encode_client_resp(void *payload, size_t cap, const struct lcr_client_resp *r);
+uint32_t lcr_wire_decode_client_resp(const void *payload, size_t len, struct lcr_client_resp *r);
+
+#endif /* LCR_WIRE_H */

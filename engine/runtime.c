@@ -1,0 +1,1438 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The runtime: lcores running Raft groups to completion (design.md, "Data
+ * flow through one lcore"). Each iteration of an lcore:
+ *
+ *   rx burst -> check -> stream layer -> core.step(message) -> commands
+ *   acks for the streams that received data
+ *   tasks posted from other threads, the application's poll hook
+ *   timers -> core.step(tick), stream retransmissions
+ *   proposals gathered this iteration -> one core.propose
+ *   storage: flush (group commit), submit, reap -> core.step(flushed)
+ *   tx burst
+ *   nothing happened: sleep until a datagram, a completion or a timer
+ *
+ * The core's commands are executed here: storage commands go to the log,
+ * sends to the transport (AppendEntries on the group's stream to that
+ * follower, everything else as single datagrams), applies to the state
+ * machine, read results and role changes to the application.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "../dpdk-net/backend.h"
+#include "../dpdk-net/stream.h"
+#include "../dpdk-net/wire.h"
+#include "../io/log.h"
+#include "../io/ring.h"
+#include "lcr_assert.h"
+#include "lcraft.h"
+
+#define BURST	       64
+#define TXQ_MAX	       2048
+#define GROUPS_MAX     256  /* per lcore */
+#define POST_MAX       1024 /* tasks waiting per lcore */
+#define PROPOSE_MAX    4096 /* proposals gathered per group per iteration */
+#define PROPOSE_BYTES  (8u << 20)
+#define PENDING_MAX    65536 /* proposals waiting for apply, per group */
+#define READS_WAIT_MAX 4096
+#define RESULT_MAX     8192
+#define COLD_BYTES     (4u << 20) /* entries read from disk for one AppendEntries */
+#define HIST_BUCKETS   64
+
+/* ---- small helpers ---------------------------------------------------------- */
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* Log2 histogram of latencies in ns (bucket i: [2^i, 2^(i+1)) ns). */
+struct hist {
+	uint64_t count, sum_ns, max_ns;
+	uint64_t b[HIST_BUCKETS];
+};
+
+static void hist_add(struct hist *h, uint64_t ns)
+{
+	uint32_t i = ns ? 63u - (uint32_t)__builtin_clzll(ns) : 0;
+	h->b[i]++;
+	h->count++;
+	h->sum_ns += ns;
+	if (ns > h->max_ns)
+		h->max_ns = ns;
+}
+
+static uint64_t hist_pct(const struct hist *h, double p)
+{
+	uint64_t want = (uint64_t)((double)h->count * p), seen = 0;
+	for (uint32_t i = 0; i < HIST_BUCKETS; i++) {
+		seen += h->b[i];
+		if (seen > want && h->b[i])
+			return (3ull << i) / 2; /* middle of the bucket */
+	}
+	return h->max_ns;
+}
+
+/* ---- structures ------------------------------------------------------------- */
+
+struct link {
+	uint32_t node;
+	struct lcr_stx tx;	 /* our AppendEntries to it, when we lead */
+	struct lcr_srx rx;	 /* its AppendEntries to us, when it leads */
+	struct lcr_vote tx_vote; /* the leadership that uses tx */
+	uint64_t core_stream;	 /* the core's stream id on it (for NET_ERROR) */
+};
+
+struct pending {
+	struct lcr_log_id id;
+	uint64_t at_ns;
+	lcr_propose_fn done;
+	void *ctx;
+};
+
+struct waiting_read {
+	uint64_t read_id;
+	lcr_read_fn done;
+	void *ctx;
+};
+
+struct lcore;
+
+struct lcr_group {
+	uint32_t id;
+	struct lcr_node *node;
+	struct lcore *lc;
+	struct lcr_core *core;
+	struct lcr_log *log;
+	struct lcr_sm_ops ops;
+	void *sm;
+	uint32_t n_links;
+	struct link links[LCR_PEERS_MAX];
+	/* Proposals of this iteration. */
+	struct lcr_entry *pe;
+	struct pending *pp;
+	uint32_t pn;
+	uint8_t *pbuf;
+	uint32_t pbytes;
+	/* Proposals waiting for apply, in index order. */
+	struct pending *wait;
+	uint32_t wait_head, wait_len;
+	/* Reads waiting. */
+	struct waiting_read *reads;
+	uint32_t reads_head, reads_len;
+	/* Storage completions, stepped after the reap. */
+	struct lcr_io_id flushed;
+	bool flush_new;
+	int io_err;
+	uint64_t next_timer;
+	uint32_t role, leader;
+	uint8_t result[RESULT_MAX];
+	/* Metrics. */
+	uint64_t proposed, applied, cancelled, refused, net_errors, stream_drops;
+	uint64_t flushes, flush_started_ns;
+	struct hist commit_lat, flush_lat;
+};
+
+struct post {
+	_Atomic uint64_t seq;
+	lcr_task_fn fn;
+	void *arg;
+};
+
+struct txslot {
+	uint8_t *buf;
+	uint32_t len;
+	uint32_t peer;
+	bool owned; /* buf is ours (a single datagram), not a stream's */
+};
+
+struct lcore {
+	uint32_t index;
+	struct lcr_node *node;
+	pthread_t thread;
+	struct lcr_ring ring;
+	int efd;
+	int epfd; /* efd and the application's fd, for sleeping */
+	struct lcr_backend *be;
+	struct lcr_group *groups[GROUPS_MAX];
+	uint32_t n_groups;
+	struct lcr_dgram rx[BURST];
+	struct txslot tx[TXQ_MAX];
+	uint8_t *txmem;		  /* owned datagram buffers, TXQ_MAX of dgram_max */
+	uint32_t tx_head, tx_len; /* ring of tx */
+	uint8_t *msgbuf;	  /* one encoded message */
+	struct lcr_entry *ents;	  /* entries of one message */
+	uint32_t ents_max;
+	uint8_t *cold; /* entries read from disk */
+	struct post *posts;
+	_Atomic uint64_t post_enq, post_deq;
+	lcr_poll_fn poll;
+	int poll_fd;
+	void *poll_ctx;
+	uint64_t now;
+	uint64_t drops[LCR_DROP_MAX];
+	uint64_t tx_full, iterations, sleeps;
+	int err;
+};
+
+struct lcr_node {
+	struct lcr_node_config cfg;
+	char *data_dir;
+	uint32_t n_lcores;
+	struct lcore *lcores;
+	struct lcr_stream_opts sopts;
+	_Atomic bool stop;
+};
+
+void lcr_node_config_default(struct lcr_node_config *cfg)
+{
+	memset(cfg, 0, sizeof(*cfg));
+	cfg->lcores = 1;
+	cfg->bind_host = "0.0.0.0";
+	cfg->mtu = 1500;
+	cfg->durability = LCR_DURABILITY_FSYNC;
+	cfg->io_mode = LCR_IO_DIRECT_DSYNC;
+	cfg->segment_bytes = 64ull << 20;
+	lcr_core_config_default(&cfg->core, 1);
+}
+
+static struct lcore *lcore_of(struct lcr_node *n, uint32_t group)
+{
+	return &n->lcores[group % n->n_lcores];
+}
+
+uint32_t lcr_group_lcore(const struct lcr_node *n, uint32_t group)
+{
+	return group % n->n_lcores;
+}
+
+uint32_t lcr_group_id(const struct lcr_group *g)
+{
+	return g->id;
+}
+
+void lcr_group_status(const struct lcr_group *g, struct lcr_core_status *st)
+{
+	lcr_core_status(g->core, st);
+}
+
+/* ---- transmit --------------------------------------------------------------- */
+
+static uint32_t dgram_max(const struct lcr_node *n)
+{
+	return n->sopts.dgram_max;
+}
+
+static void tx_push(struct lcore *lc, uint8_t *buf, uint32_t len, uint32_t peer, bool owned)
+{
+	struct txslot *t = &lc->tx[(lc->tx_head + lc->tx_len) % TXQ_MAX];
+	t->buf = buf;
+	t->len = len;
+	t->peer = peer;
+	t->owned = owned;
+	lc->tx_len++;
+}
+
+/* A buffer for one datagram of our own, or NULL when the queue is full. */
+static uint8_t *tx_slot(struct lcore *lc)
+{
+	if (lc->tx_len == TXQ_MAX) {
+		lc->tx_full++;
+		return NULL;
+	}
+	uint32_t i = (lc->tx_head + lc->tx_len) % TXQ_MAX;
+	return lc->txmem + (size_t)i * dgram_max(lc->node);
+}
+
+static uint32_t tx_flush(struct lcore *lc)
+{
+	struct lcr_dgram d[BURST];
+	uint32_t sent = 0;
+
+	while (lc->tx_len > 0) {
+		uint32_t n = 0;
+		while (n < BURST && n < lc->tx_len) {
+			struct txslot *t = &lc->tx[(lc->tx_head + n) % TXQ_MAX];
+			d[n].buf = t->buf;
+			d[n].len = t->len;
+			d[n].peer = t->peer;
+			n++;
+		}
+		int k = lcr_be_tx(lc->be, d, n);
+		if (k <= 0)
+			break; /* the socket is full: try next iteration */
+		lc->tx_head = (lc->tx_head + (uint32_t)k) % TXQ_MAX;
+		lc->tx_len -= (uint32_t)k;
+		sent += (uint32_t)k;
+	}
+	return sent;
+}
+
+/* Send a message that is not on a stream: one datagram. */
+static void send_plain(struct lcr_group *g, const struct lcr_msg *m, uint8_t type)
+{
+	struct lcore *lc = g->lc;
+	uint8_t *buf = tx_slot(lc);
+	if (!buf)
+		return;
+	size_t len = lcr_wire_encode_msg(buf + LCR_WIRE_HDR, dgram_max(g->node) - LCR_WIRE_HDR, m);
+	if (len == 0) {
+		lc->tx_full++;
+		return;
+	}
+	struct lcr_wire_hdr h = { .type = type,
+				  .cluster = g->node->cfg.cluster,
+				  .group = g->id,
+				  .from = m->from,
+				  .to = m->to,
+				  .len = (uint32_t)len,
+				  .frag_count = 1 };
+	tx_push(lc, buf, (uint32_t)lcr_wire_seal(buf, &h), m->to, true);
+}
+
+static struct link *link_of(struct lcr_group *g, uint32_t node)
+{
+	for (uint32_t i = 0; i < g->n_links; i++)
+		if (g->links[i].node == node)
+			return &g->links[i];
+	return NULL;
+}
+
+/*
+ * AppendEntries: attach the entries from our log (the arena cache, or the
+ * disk for a lagging follower), encode, and put it on the follower's stream.
+ */
+static void send_append(struct lcr_group *g, const struct lcr_msg *m)
+{
+	struct lcore *lc = g->lc;
+	struct link *l = link_of(g, m->to);
+	struct lcr_msg msg = *m;
+	uint32_t n = m->append_req.n_entries, cold = 0;
+
+	if (!l)
+		return;
+	if (n > lc->ents_max)
+		n = lc->ents_max;
+	for (uint32_t i = 0; i < n; i++) {
+		uint64_t idx = m->append_req.prev.index + 1 + i;
+		if (lcr_log_get(g->log, idx, &lc->ents[i]) == 0)
+			continue;
+		int rc =
+			lcr_log_read(g->log, idx, &lc->ents[i], lc->cold + cold, COLD_BYTES - cold);
+		if (rc < 0) {
+			/* Cannot fetch it now (or the cold buffer is full): send
+			 * what we have; the follower acks less and the pipeline
+			 * catches up from there. */
+			n = i;
+			break;
+		}
+		cold += (uint32_t)rc;
+	}
+	msg.append_req.n_entries = n;
+	msg.append_req.entries = lc->ents;
+	/* A new leadership starts new transport streams. */
+	if (!lcr_vote_eq(l->tx_vote, m->append_req.vote)) {
+		lcr_stx_reset(&l->tx);
+		l->tx_vote = m->append_req.vote;
+	}
+	l->core_stream = m->append_req.stream_id;
+	size_t len = lcr_wire_encode_msg(lc->msgbuf, LCR_WIRE_MSG_MAX, &msg);
+	if (len == 0 ||
+	    lcr_stx_send(&l->tx, LCR_WIRE_APPEND_REQ, lc->msgbuf, (uint32_t)len, lc->now) < 0)
+		g->stream_drops++; /* the core's pipeline sends it again */
+}
+
+static void send_msg(struct lcr_group *g, const struct lcr_msg *m)
+{
+	switch (m->type) {
+	case LCR_MSG_APPEND_REQ:
+		send_append(g, m);
+		break;
+	case LCR_MSG_VOTE_REQ:
+		send_plain(g, m, LCR_WIRE_VOTE_REQ);
+		break;
+	case LCR_MSG_VOTE_RESP:
+		send_plain(g, m, LCR_WIRE_VOTE_RESP);
+		break;
+	case LCR_MSG_APPEND_RESP:
+		send_plain(g, m, LCR_WIRE_APPEND_RESP);
+		break;
+	case LCR_MSG_TRANSFER_LEADER:
+		send_plain(g, m, LCR_WIRE_TRANSFER);
+		break;
+	}
+}
+
+/* ---- executing the core's commands ------------------------------------------ */
+
+static void apply_range(struct lcr_group *g, struct lcr_log_id first, struct lcr_log_id last);
+static void reads_ready(struct lcr_group *g, uint64_t upto);
+static void reads_failed(struct lcr_group *g, uint64_t first, uint64_t last, int err);
+
+static void step(struct lcr_group *g, struct lcr_event *ev);
+
+static void run_cmds(struct lcr_group *g)
+{
+	uint32_t n;
+	const struct lcr_cmd *cmds = lcr_core_commands(g->core, &n);
+	bool applied = false;
+	struct lcr_log_id applied_to = { { 0, 0 }, 0 };
+	int fail = 0;
+
+	for (uint32_t i = 0; i < n; i++) {
+		const struct lcr_cmd *c = &cmds[i];
+		switch (c->type) {
+		case LCR_CMD_SAVE_VOTE:
+		case LCR_CMD_APPEND:
+		case LCR_CMD_TRUNCATE: {
+			int rc = fail ? 0 : lcr_log_exec(g->log, c);
+			if (rc < 0 && !fail)
+				fail = rc;
+			break;
+		}
+		case LCR_CMD_SEND:
+			send_msg(g, &c->send);
+			break;
+		case LCR_CMD_APPLY:
+			apply_range(g, c->apply.first, c->apply.last);
+			applied = true;
+			applied_to = c->apply.last;
+			break;
+		case LCR_CMD_READS_READY:
+			reads_ready(g, c->reads_ready.read_id);
+			break;
+		case LCR_CMD_READS_FAILED:
+			reads_failed(g, c->reads_failed.first, c->reads_failed.last,
+				     c->reads_failed.err);
+			break;
+		case LCR_CMD_ROLE:
+			g->role = c->role.role;
+			g->leader = c->role.leader;
+			if (g->ops.role)
+				g->ops.role(g->sm, g->role, g->leader);
+			break;
+		}
+	}
+	g->next_timer = lcr_core_next_timer(g->core);
+	/* Events that follow from these commands; each step runs its own. */
+	if (fail) {
+		fprintf(stderr,
+			"lcraft: group %u: storage refused a command: %s; the replica stops\n",
+			g->id, lcr_strerror(fail));
+		struct lcr_event ev = { .type = LCR_EV_IO_FAILED, .io_error = fail };
+		step(g, &ev);
+		return;
+	}
+	if (applied) {
+		struct lcr_event ev = { .type = LCR_EV_APPLIED, .applied = applied_to };
+		step(g, &ev);
+	}
+}
+
+static void step(struct lcr_group *g, struct lcr_event *ev)
+{
+	ev->now_ns = g->lc->now;
+	lcr_core_step(g->core, ev);
+	run_cmds(g);
+}
+
+static struct pending *wait_head(struct lcr_group *g)
+{
+	return g->wait_len ? &g->wait[g->wait_head] : NULL;
+}
+
+static void wait_pop(struct lcr_group *g)
+{
+	g->wait_head = (g->wait_head + 1) % PENDING_MAX;
+	g->wait_len--;
+}
+
+static void apply_range(struct lcr_group *g, struct lcr_log_id first, struct lcr_log_id last)
+{
+	struct lcore *lc = g->lc;
+
+	for (uint64_t idx = first.index + 1; idx <= last.index; idx++) {
+		struct lcr_entry e;
+		if (lcr_log_get(g->log, idx, &e) < 0 &&
+		    lcr_log_read(g->log, idx, &e, lc->cold, COLD_BYTES) < 0) {
+			/* A committed entry we cannot read: the replica cannot go on. */
+			fprintf(stderr, "lcraft: group %u: cannot read committed entry %llu\n",
+				g->id, (unsigned long long)idx);
+			g->io_err = -EIO;
+			return;
+		}
+		uint32_t rlen = 0;
+		if (e.type == LCR_ENTRY_NORMAL && g->ops.apply)
+			g->ops.apply(g->sm, &e, g->result, &rlen);
+		g->applied++;
+		/* Answer our own proposals: the same log id, or it was replaced. */
+		struct pending *p;
+		while ((p = wait_head(g)) && p->id.index <= idx) {
+			struct pending w = *p;
+			wait_pop(g);
+			if (w.id.index == idx && lcr_log_id_eq(w.id, e.id)) {
+				hist_add(&g->commit_lat, lc->now - w.at_ns);
+				w.done(w.ctx, 0, 0, g->result, rlen);
+			} else {
+				g->cancelled++;
+				w.done(w.ctx, -ECANCELED, g->leader, NULL, 0);
+			}
+		}
+	}
+}
+
+static void reads_ready(struct lcr_group *g, uint64_t upto)
+{
+	while (g->reads_len && g->reads[g->reads_head].read_id <= upto) {
+		struct waiting_read r = g->reads[g->reads_head];
+		g->reads_head = (g->reads_head + 1) % READS_WAIT_MAX;
+		g->reads_len--;
+		r.done(r.ctx, 0, 0);
+	}
+}
+
+static void reads_failed(struct lcr_group *g, uint64_t first, uint64_t last, int err)
+{
+	while (g->reads_len && g->reads[g->reads_head].read_id <= last) {
+		struct waiting_read r = g->reads[g->reads_head];
+		g->reads_head = (g->reads_head + 1) % READS_WAIT_MAX;
+		g->reads_len--;
+		if (r.read_id >= first)
+			r.done(r.ctx, err, g->leader);
+	}
+}
+
+/* ---- receiving ---------------------------------------------------------------- */
+
+struct deliver_ctx {
+	struct lcr_group *g;
+	uint32_t from;
+};
+
+static void deliver_msg(struct lcr_group *g, uint32_t from, uint8_t type, const uint8_t *p,
+			uint32_t len)
+{
+	struct lcore *lc = g->lc;
+	struct lcr_msg m;
+
+	memset(&m, 0, sizeof(m));
+	if (lcr_wire_decode_msg(p, len, type, &m, lc->ents, lc->ents_max) != LCR_DROP_NONE) {
+		lc->drops[LCR_DROP_MALFORMED]++;
+		return;
+	}
+	m.from = from;
+	m.to = g->node->cfg.id;
+	struct lcr_event ev = { .type = LCR_EV_MSG, .msg = &m };
+	step(g, &ev);
+}
+
+static void on_stream_msg(void *ctx, uint8_t type, const uint8_t *p, uint32_t len)
+{
+	struct deliver_ctx *d = ctx;
+	deliver_msg(d->g, d->from, type, p, len);
+}
+
+static struct lcr_group *group_of(struct lcore *lc, uint32_t id)
+{
+	for (uint32_t i = 0; i < lc->n_groups; i++)
+		if (lc->groups[i]->id == id)
+			return lc->groups[i];
+	return NULL;
+}
+
+static void on_dgram(struct lcore *lc, const struct lcr_dgram *d)
+{
+	struct lcr_wire_hdr h;
+	uint32_t why = lcr_wire_open(d->buf, d->len, lc->node->cfg.cluster, &h);
+
+	if (why != LCR_DROP_NONE) {
+		lc->drops[why]++;
+		return;
+	}
+	if (h.to != lc->node->cfg.id) {
+		lc->drops[LCR_DROP_NOT_FOR_US]++;
+		return;
+	}
+	struct lcr_group *g = group_of(lc, h.group);
+	if (!g) {
+		lc->drops[LCR_DROP_UNKNOWN_GROUP]++;
+		return;
+	}
+	struct link *l = link_of(g, h.from);
+	if (!l) {
+		lc->drops[LCR_DROP_UNKNOWN_NODE]++;
+		return;
+	}
+	const uint8_t *payload = d->buf + LCR_WIRE_HDR;
+	switch (h.type) {
+	case LCR_WIRE_APPEND_REQ: {
+		struct deliver_ctx dc = { g, h.from };
+		uint32_t r = lcr_srx_on_dgram(&l->rx, &h, payload, on_stream_msg, &dc);
+		if (r != LCR_DROP_NONE)
+			lc->drops[r]++;
+		break;
+	}
+	case LCR_WIRE_STREAM_ACK: {
+		struct lcr_wire_ack a;
+		if (lcr_wire_decode_ack(payload, h.len, &a) != LCR_DROP_NONE) {
+			lc->drops[LCR_DROP_MALFORMED]++;
+			break;
+		}
+		lcr_stx_on_ack(&l->tx, &a, lc->now);
+		break;
+	}
+	case LCR_WIRE_VOTE_REQ:
+	case LCR_WIRE_VOTE_RESP:
+	case LCR_WIRE_APPEND_RESP:
+	case LCR_WIRE_TRANSFER:
+		deliver_msg(g, h.from, h.type, payload, h.len);
+		break;
+	default:
+		lc->drops[LCR_DROP_TYPE]++;
+		break;
+	}
+}
+
+static void send_acks(struct lcore *lc)
+{
+	for (uint32_t i = 0; i < lc->n_groups; i++) {
+		struct lcr_group *g = lc->groups[i];
+		for (uint32_t k = 0; k < g->n_links; k++) {
+			struct link *l = &g->links[k];
+			if (!lcr_srx_ack_due(&l->rx))
+				continue;
+			uint8_t *buf = tx_slot(lc);
+			if (!buf)
+				return;
+			struct lcr_wire_ack a;
+			lcr_srx_make_ack(&l->rx, &a);
+			size_t len = lcr_wire_encode_ack(buf + LCR_WIRE_HDR,
+							 dgram_max(lc->node) - LCR_WIRE_HDR, &a);
+			struct lcr_wire_hdr h = { .type = LCR_WIRE_STREAM_ACK,
+						  .cluster = lc->node->cfg.cluster,
+						  .group = g->id,
+						  .from = lc->node->cfg.id,
+						  .to = l->node,
+						  .len = (uint32_t)len,
+						  .frag_count = 1 };
+			tx_push(lc, buf, (uint32_t)lcr_wire_seal(buf, &h), l->node, true);
+		}
+	}
+}
+
+/* ---- storage completions ------------------------------------------------------ */
+
+static void on_log_done(void *ctx, const struct lcr_io_id *io, int err)
+{
+	struct lcr_group *g = ctx;
+	if (err) {
+		g->io_err = err;
+		return;
+	}
+	g->flushed = *io;
+	g->flush_new = true;
+}
+
+static bool storage_progress(struct lcore *lc)
+{
+	bool work = false;
+
+	for (uint32_t i = 0; i < lc->n_groups; i++)
+		lcr_log_flush(lc->groups[i]->log);
+	lcr_ring_submit(&lc->ring);
+	/* Clear the eventfd before reaping: a completion after the reap sets it
+	 * again and wakes us; clearing after the reap could sleep past one. */
+	lcr_ring_eventfd_clear(&lc->ring);
+	if (lcr_ring_reap(&lc->ring))
+		work = true;
+	for (uint32_t i = 0; i < lc->n_groups; i++) {
+		struct lcr_group *g = lc->groups[i];
+		if (g->io_err) {
+			int err = g->io_err;
+			g->io_err = 0;
+			struct lcr_event ev = { .type = LCR_EV_IO_FAILED, .io_error = err };
+			step(g, &ev);
+			work = true;
+		}
+		if (g->flush_new) {
+			g->flush_new = false;
+			g->flushes++;
+			struct lcr_event ev = { .type = LCR_EV_IO_FLUSHED, .io = g->flushed };
+			step(g, &ev);
+			work = true;
+		}
+	}
+	return work;
+}
+
+/* ---- proposals and reads -------------------------------------------------------- */
+
+int lcr_propose(struct lcr_group *g, const void *data, uint32_t len, lcr_propose_fn done, void *ctx)
+{
+	if (len > (1u << 20) || !done)
+		return -EINVAL;
+	if (g->pn == PROPOSE_MAX || g->pbytes + len > PROPOSE_BYTES ||
+	    g->wait_len + g->pn >= PENDING_MAX)
+		return -LCR_EFULL;
+	memcpy(g->pbuf + g->pbytes, data, len);
+	struct lcr_entry *e = &g->pe[g->pn];
+	memset(e, 0, sizeof(*e));
+	e->type = LCR_ENTRY_NORMAL;
+	e->len = len;
+	e->data = g->pbuf + g->pbytes;
+	g->pp[g->pn].done = done;
+	g->pp[g->pn].ctx = ctx;
+	g->pp[g->pn].at_ns = g->lc->now;
+	g->pbytes += len;
+	g->pn++;
+	return 0;
+}
+
+/* The proposals of this iteration go to the core together. */
+static bool propose_batch(struct lcr_group *g)
+{
+	uint32_t n = g->pn;
+
+	if (n == 0)
+		return false;
+	/* The log must be able to take them: refuse now rather than fail later. */
+	if (lcr_log_space(g->log) < (uint64_t)g->pbytes + (uint64_t)n * 64 + (8u << 20)) {
+		for (uint32_t i = 0; i < n; i++)
+			g->pp[i].done(g->pp[i].ctx, -LCR_EFULL, g->leader, NULL, 0);
+		g->refused += n;
+		g->pn = g->pbytes = 0;
+		return true;
+	}
+	int rc = lcr_core_propose(g->core, g->lc->now, g->pe, n);
+	if (rc < 0) {
+		struct lcr_core_status st;
+		lcr_core_status(g->core, &st);
+		for (uint32_t i = 0; i < n; i++)
+			g->pp[i].done(g->pp[i].ctx, rc, st.leader, NULL, 0);
+		g->refused += n;
+		g->pn = g->pbytes = 0;
+		return true;
+	}
+	for (uint32_t i = 0; i < n; i++) {
+		struct pending *w = &g->wait[(g->wait_head + g->wait_len) % PENDING_MAX];
+		*w = g->pp[i];
+		w->id = g->pe[i].id;
+		g->wait_len++;
+	}
+	g->proposed += n;
+	run_cmds(g);
+	g->pn = g->pbytes = 0;
+	return true;
+}
+
+int lcr_read(struct lcr_group *g, uint32_t policy, lcr_read_fn done, void *ctx)
+{
+	uint64_t id;
+
+	if (!done)
+		return -EINVAL;
+	if (g->reads_len == READS_WAIT_MAX)
+		return -LCR_EFULL;
+	int rc = lcr_core_read(g->core, g->lc->now, policy, &id);
+	if (rc < 0) {
+		run_cmds(g);
+		return rc;
+	}
+	struct waiting_read *r = &g->reads[(g->reads_head + g->reads_len) % READS_WAIT_MAX];
+	r->read_id = id;
+	r->done = done;
+	r->ctx = ctx;
+	g->reads_len++;
+	run_cmds(g);
+	return 0;
+}
+
+int lcr_group_event(struct lcr_group *g, const struct lcr_event *ev)
+{
+	struct lcr_event e = *ev;
+	if (e.type == LCR_EV_MSG || e.type == LCR_EV_IO_FLUSHED || e.type == LCR_EV_IO_FAILED ||
+	    e.type == LCR_EV_APPLIED)
+		return -EINVAL; /* the runtime's own */
+	step(g, &e);
+	return 0;
+}
+
+/* ---- timers --------------------------------------------------------------------- */
+
+static bool timers(struct lcore *lc)
+{
+	bool work = false;
+
+	for (uint32_t i = 0; i < lc->n_groups; i++) {
+		struct lcr_group *g = lc->groups[i];
+		if (lc->now >= g->next_timer) {
+			struct lcr_event ev = { .type = LCR_EV_TICK };
+			step(g, &ev);
+			work = true;
+		}
+		for (uint32_t k = 0; k < g->n_links; k++) {
+			struct link *l = &g->links[k];
+			if (lcr_stx_tick(&l->tx, lc->now) == LCR_STX_UNREACHABLE) {
+				/* Nothing came back for a long time: tell the core,
+				 * which backs off, and start the stream over. */
+				lcr_stx_reset(&l->tx);
+				g->net_errors++;
+				struct lcr_event ev = { .type = LCR_EV_NET_ERROR };
+				ev.net.target = l->node;
+				ev.net.stream_id = l->core_stream;
+				ev.net.err = LCR_NET_UNREACHABLE;
+				step(g, &ev);
+				work = true;
+			}
+		}
+	}
+	return work;
+}
+
+static uint64_t next_deadline(struct lcore *lc)
+{
+	uint64_t t = UINT64_MAX;
+
+	for (uint32_t i = 0; i < lc->n_groups; i++) {
+		struct lcr_group *g = lc->groups[i];
+		if (g->next_timer < t)
+			t = g->next_timer;
+		for (uint32_t k = 0; k < g->n_links; k++) {
+			uint64_t s = lcr_stx_next_timer(&g->links[k].tx);
+			if (s < t)
+				t = s;
+		}
+	}
+	return t;
+}
+
+static uint32_t stream_tx(struct lcore *lc)
+{
+	uint32_t n = 0;
+
+	for (uint32_t i = 0; i < lc->n_groups; i++) {
+		struct lcr_group *g = lc->groups[i];
+		for (uint32_t k = 0; k < g->n_links; k++) {
+			struct link *l = &g->links[k];
+			struct lcr_dgram_view v;
+			while (lc->tx_len < TXQ_MAX && lcr_stx_next(&l->tx, lc->now, &v)) {
+				tx_push(lc, (uint8_t *)v.buf, v.len, l->node, false);
+				n++;
+			}
+		}
+	}
+	return n;
+}
+
+/* ---- posted tasks (a bounded MPMC ring, Vyukov's) -------------------------------- */
+
+int lcr_node_post(struct lcr_node *n, uint32_t lcore, lcr_task_fn fn, void *arg)
+{
+	if (lcore >= n->n_lcores)
+		return -EINVAL;
+	struct lcore *lc = &n->lcores[lcore];
+	uint64_t pos = atomic_load_explicit(&lc->post_enq, memory_order_relaxed);
+	for (;;) {
+		struct post *p = &lc->posts[pos % POST_MAX];
+		uint64_t seq = atomic_load_explicit(&p->seq, memory_order_acquire);
+		int64_t dif = (int64_t)seq - (int64_t)pos;
+		if (dif == 0) {
+			if (atomic_compare_exchange_weak_explicit(&lc->post_enq, &pos, pos + 1,
+								  memory_order_relaxed,
+								  memory_order_relaxed)) {
+				p->fn = fn;
+				p->arg = arg;
+				atomic_store_explicit(&p->seq, pos + 1, memory_order_release);
+				return 0;
+			}
+		} else if (dif < 0) {
+			return -LCR_EFULL;
+		} else {
+			pos = atomic_load_explicit(&lc->post_enq, memory_order_relaxed);
+		}
+	}
+}
+
+static bool run_posts(struct lcore *lc)
+{
+	bool work = false;
+	for (;;) {
+		uint64_t pos = atomic_load_explicit(&lc->post_deq, memory_order_relaxed);
+		struct post *p = &lc->posts[pos % POST_MAX];
+		uint64_t seq = atomic_load_explicit(&p->seq, memory_order_acquire);
+		if ((int64_t)seq - (int64_t)(pos + 1) < 0)
+			return work;
+		atomic_store_explicit(&lc->post_deq, pos + 1, memory_order_relaxed);
+		lcr_task_fn fn = p->fn;
+		void *arg = p->arg;
+		atomic_store_explicit(&p->seq, pos + POST_MAX, memory_order_release);
+		fn(lc->node, arg);
+		work = true;
+	}
+}
+
+/* ---- the loop ------------------------------------------------------------------- */
+
+static bool iteration(struct lcore *lc)
+{
+	bool work = false;
+
+	lc->now = now_ns();
+	lc->iterations++;
+	int n = lcr_be_rx(lc->be, lc->rx, BURST);
+	for (int i = 0; i < n; i++)
+		on_dgram(lc, &lc->rx[i]);
+	if (n > 0) {
+		work = true;
+		send_acks(lc);
+	}
+	work |= run_posts(lc);
+	if (lc->poll)
+		work |= lc->poll(lc->node, lc->index, lc->poll_ctx, lc->now);
+	work |= timers(lc);
+	for (uint32_t i = 0; i < lc->n_groups; i++)
+		work |= propose_batch(lc->groups[i]);
+	work |= storage_progress(lc);
+	stream_tx(lc);
+	if (tx_flush(lc))
+		work = true;
+	return work;
+}
+
+static void *lcore_main(void *arg)
+{
+	struct lcore *lc = arg;
+	struct lcr_node *n = lc->node;
+
+	/* Sleeping waits on the sockets (the backend) and on this set: storage
+	 * completions and the application's own fd. */
+	lc->epfd = epoll_create1(EPOLL_CLOEXEC);
+	int fds[2] = { lc->efd, lc->poll_fd };
+	for (int i = 0; i < 2 && lc->epfd >= 0; i++) {
+		if (fds[i] < 0)
+			continue;
+		struct epoll_event ev = { .events = EPOLLIN, .data.fd = fds[i] };
+		epoll_ctl(lc->epfd, EPOLL_CTL_ADD, fds[i], &ev);
+	}
+
+	while (!atomic_load_explicit(&n->stop, memory_order_relaxed)) {
+		if (iteration(lc) || n->cfg.busy_poll)
+			continue;
+		/* Nothing to do: sleep until a datagram, a completion, the
+		 * application's fd or the next timer (socket mode). */
+		uint64_t dl = next_deadline(lc), t = now_ns();
+		uint64_t wait = dl > t ? dl - t : 0;
+		if (wait > 100ull * 1000 * 1000)
+			wait = 100ull * 1000 * 1000; /* notice lcr_node_stop() */
+		if (wait == 0 || lc->tx_len > 0)
+			continue;
+		lc->sleeps++;
+		lcr_be_wait(lc->be, lc->epfd, wait);
+	}
+	if (lc->epfd >= 0)
+		close(lc->epfd);
+	lc->epfd = -1;
+	return NULL;
+}
+
+/* ---- node and groups ------------------------------------------------------------ */
+
+static void *node_alloc(struct lcr_node *n, size_t size)
+{
+	void *p = n->cfg.alloc.alloc ? n->cfg.alloc.alloc(n->cfg.alloc.ctx, size) : malloc(size);
+	if (p)
+		memset(p, 0, size);
+	return p;
+}
+
+static void node_free(struct lcr_node *n, void *p)
+{
+	if (!p)
+		return;
+	if (n->cfg.alloc.free)
+		n->cfg.alloc.free(n->cfg.alloc.ctx, p);
+	else
+		free(p);
+}
+
+static const struct lcr_peer_addr *peer_addr(const struct lcr_node_config *c, uint32_t id)
+{
+	for (uint32_t i = 0; i < c->n_peers; i++)
+		if (c->peers[i].id == id)
+			return &c->peers[i];
+	return NULL;
+}
+
+static int check_config(const struct lcr_node_config *c, char *why, size_t len)
+{
+	if (c->id == 0 || !peer_addr(c, c->id)) {
+		snprintf(why, len, "node id %u is not among the %u peers", c->id, c->n_peers);
+		return -EINVAL;
+	}
+	if (c->lcores < 1 || c->lcores > 64) {
+		snprintf(why, len, "lcores (%u) must be in 1..64", c->lcores);
+		return -EINVAL;
+	}
+	if (!c->data_dir || !*c->data_dir) {
+		snprintf(why, len, "data_dir is required");
+		return -EINVAL;
+	}
+	if (c->mtu < 576 || c->mtu > LCR_WIRE_DGRAM_MAX + 28) {
+		snprintf(why, len, "mtu (%u) must be in 576..%u", c->mtu, LCR_WIRE_DGRAM_MAX + 28);
+		return -EINVAL;
+	}
+	if (c->n_peers < 1 || c->n_peers > LCR_PEERS_MAX) {
+		snprintf(why, len, "%u peers (1..%d)", c->n_peers, LCR_PEERS_MAX);
+		return -EINVAL;
+	}
+	for (uint32_t i = 0; i < c->n_peers; i++) {
+		if (c->peers[i].id == 0) {
+			snprintf(why, len, "peer %u has id 0 (reserved)", i + 1);
+			return -EINVAL;
+		}
+		for (uint32_t k = 0; k < i; k++)
+			if (c->peers[k].id == c->peers[i].id) {
+				snprintf(why, len, "node %u is listed twice", c->peers[i].id);
+				return -EINVAL;
+			}
+		if ((uint32_t)c->peers[i].port + c->lcores > 65536) {
+			snprintf(why, len, "node %u: port %u + %u lcores is past 65535",
+				 c->peers[i].id, c->peers[i].port, c->lcores);
+			return -EINVAL;
+		}
+	}
+	return 0;
+}
+
+static int lcore_open(struct lcr_node *n, uint32_t index, char *why, size_t why_len)
+{
+	struct lcore *lc = &n->lcores[index];
+	const struct lcr_node_config *c = &n->cfg;
+	struct lcr_sock_opts so;
+	int rc;
+
+	lc->index = index;
+	lc->node = n;
+	lc->poll_fd = -1;
+	lc->efd = -1;
+	lc->epfd = -1;
+	lc->ents_max = 65536;
+	lc->txmem = node_alloc(n, (size_t)TXQ_MAX * dgram_max(n));
+	lc->msgbuf = node_alloc(n, LCR_WIRE_MSG_MAX);
+	lc->ents = node_alloc(n, sizeof(*lc->ents) * lc->ents_max);
+	lc->cold = node_alloc(n, COLD_BYTES);
+	lc->posts = node_alloc(n, sizeof(*lc->posts) * POST_MAX);
+	if (!lc->txmem || !lc->msgbuf || !lc->ents || !lc->cold || !lc->posts) {
+		snprintf(why, why_len, "lcore %u: out of memory", index);
+		return -ENOMEM;
+	}
+	for (uint64_t i = 0; i < POST_MAX; i++)
+		atomic_store(&lc->posts[i].seq, i);
+	if ((rc = lcr_ring_init(&lc->ring, 512)) < 0) {
+		snprintf(why, why_len, "lcore %u: io_uring: %s", index, strerror(-rc));
+		return rc;
+	}
+	lc->efd = lcr_ring_eventfd(&lc->ring);
+	lcr_sock_opts_default(&so);
+	const struct lcr_peer_addr *me = peer_addr(c, c->id);
+	so.bind_host = c->bind_host ? c->bind_host : "0.0.0.0";
+	so.bind_port = (uint16_t)(me->port + index);
+	so.busy_poll = c->busy_poll;
+	so.dgram_max = LCR_WIRE_DGRAM_MAX;
+	so.rcvbuf = 8u << 20;
+	so.sndbuf = 8u << 20;
+	for (uint32_t i = 0; i < c->n_peers && so.n_peers < LCR_SOCK_PEERS_MAX; i++) {
+		if (c->peers[i].id == c->id)
+			continue;
+		struct lcr_sock_peer *p = &so.peers[so.n_peers++];
+		p->node = c->peers[i].id;
+		snprintf(p->host, sizeof(p->host), "%s", c->peers[i].host);
+		p->port = (uint16_t)(c->peers[i].port + index);
+	}
+	if ((rc = lcr_sock_open(&lc->be, &so, why, (unsigned)why_len)) < 0)
+		return rc;
+	if (c->fault_loss_ppm || c->fault_dup_ppm || c->fault_reorder_ppm || c->fault_delay_ns ||
+	    c->fault_jitter_ns) {
+		struct lcr_faulty_opts fo;
+		memset(&fo, 0, sizeof(fo));
+		fo.seed = c->fault_seed + index;
+		fo.loss_ppm = c->fault_loss_ppm;
+		fo.dup_ppm = c->fault_dup_ppm;
+		fo.reorder_ppm = c->fault_reorder_ppm;
+		fo.delay_ns = c->fault_delay_ns;
+		fo.jitter_ns = c->fault_jitter_ns;
+		fo.hold_max = 4096;
+		struct lcr_backend *f;
+		if ((rc = lcr_faulty_open(&f, lc->be, &fo)) < 0) {
+			snprintf(why, why_len, "fault injection: %s", strerror(-rc));
+			return rc;
+		}
+		lc->be = f;
+		fprintf(stderr,
+			"lcraft: lcore %u: injecting faults on send (loss %u ppm, dup %u ppm, "
+			"reorder %u ppm, delay %llu us)\n",
+			index, fo.loss_ppm, fo.dup_ppm, fo.reorder_ppm,
+			(unsigned long long)(fo.delay_ns / 1000));
+	}
+	return 0;
+}
+
+int lcr_node_open(struct lcr_node **out, const struct lcr_node_config *cfg, char *why,
+		  size_t why_len)
+{
+	int rc = check_config(cfg, why, why_len);
+	if (rc < 0)
+		return rc;
+	struct lcr_node *n = cfg->alloc.alloc ? cfg->alloc.alloc(cfg->alloc.ctx, sizeof(*n))
+					      : malloc(sizeof(*n));
+	if (!n)
+		return -ENOMEM;
+	memset(n, 0, sizeof(*n));
+	n->cfg = *cfg;
+	n->n_lcores = cfg->lcores;
+	n->data_dir = strdup(cfg->data_dir);
+	n->cfg.data_dir = n->data_dir;
+	lcr_stream_opts_default(&n->sopts);
+	n->sopts.dgram_max = cfg->mtu - 28; /* IPv4 + UDP headers */
+	/* A 1 MiB entry must fit one stream window. */
+	uint32_t per = n->sopts.dgram_max - LCR_WIRE_HDR;
+	uint32_t need = (LCR_WIRE_MSG_MAX + per - 1) / per + 16;
+	if (n->sopts.window < need)
+		n->sopts.window = need;
+	if (mkdir(cfg->data_dir, 0755) < 0 && errno != EEXIST) {
+		rc = -errno;
+		snprintf(why, why_len, "data_dir %s: %s", cfg->data_dir, strerror(errno));
+		goto fail;
+	}
+	n->lcores = node_alloc(n, sizeof(*n->lcores) * n->n_lcores);
+	if (!n->lcores) {
+		rc = -ENOMEM;
+		goto fail;
+	}
+	for (uint32_t i = 0; i < n->n_lcores; i++)
+		if ((rc = lcore_open(n, i, why, why_len)) < 0)
+			goto fail;
+	*out = n;
+	return 0;
+fail:
+	lcr_node_close(n);
+	return rc;
+}
+
+int lcr_group_open(struct lcr_node *n, uint32_t id, const struct lcr_sm_ops *ops, void *sm,
+		   struct lcr_group **out, char *why, size_t why_len)
+{
+	struct lcore *lc = lcore_of(n, id);
+	const struct lcr_node_config *c = &n->cfg;
+	char dir[4096];
+	int rc;
+
+	if (lc->n_groups == GROUPS_MAX) {
+		snprintf(why, why_len, "lcore %u already runs %d groups", lc->index, GROUPS_MAX);
+		return -ENOSPC;
+	}
+	if (group_of(lc, id)) {
+		snprintf(why, why_len, "group %u is already open", id);
+		return -EEXIST;
+	}
+	struct lcr_group *g = node_alloc(n, sizeof(*g));
+	if (!g)
+		return -ENOMEM;
+	g->id = id;
+	g->node = n;
+	g->lc = lc;
+	g->ops = *ops;
+	g->sm = sm;
+	g->pe = node_alloc(n, sizeof(*g->pe) * PROPOSE_MAX);
+	g->pp = node_alloc(n, sizeof(*g->pp) * PROPOSE_MAX);
+	g->pbuf = node_alloc(n, PROPOSE_BYTES);
+	g->wait = node_alloc(n, sizeof(*g->wait) * PENDING_MAX);
+	g->reads = node_alloc(n, sizeof(*g->reads) * READS_WAIT_MAX);
+	if (!g->pe || !g->pp || !g->pbuf || !g->wait || !g->reads) {
+		rc = -ENOMEM;
+		goto fail;
+	}
+	snprintf(dir, sizeof(dir), "%s/group-%u", c->data_dir, id);
+	struct lcr_log_opts lo;
+	lcr_log_opts_default(&lo, dir);
+	lo.group = id;
+	lo.durability = c->durability;
+	lo.io_mode = c->io_mode;
+	lo.segment_bytes = c->segment_bytes;
+	lo.done = on_log_done;
+	lo.ctx = g;
+	if ((rc = lcr_log_open(&g->log, &lc->ring, &lo, why, why_len)) < 0)
+		goto fail;
+
+	/* The core: Raft options from the config, voters = the peers. */
+	struct lcr_core_config cc = c->core;
+	cc.id = c->id;
+	cc.membership.n_configs = 1;
+	cc.membership.configs[0].n = c->n_peers;
+	for (uint32_t i = 0; i < c->n_peers; i++)
+		cc.membership.configs[0].ids[i] = c->peers[i].id;
+	cc.membership.n_learners = 0;
+	cc.seed = c->core.seed ^ ((uint64_t)c->id << 20) ^ id ^ now_ns();
+	if (lcr_core_config_validate(&cc, why, why_len) < 0) {
+		rc = -EINVAL;
+		goto fail;
+	}
+	struct lcr_core_restore rs;
+	lcr_log_restore(g->log, &rs);
+	g->core = lcr_core_new(&cc, &rs, &rc);
+	if (!g->core) {
+		snprintf(why, why_len, "group %u: %s", id, lcr_strerror(rc));
+		goto fail;
+	}
+	struct lcr_log_id last = lcr_log_last(g->log);
+	for (uint64_t i = lcr_log_first_index(g->log); i <= last.index; i++) {
+		struct lcr_log_id lid;
+		if (!lcr_log_id_at(g->log, i, &lid) ||
+		    (rc = lcr_core_load_log_id(g->core, lid)) < 0) {
+			snprintf(why, why_len, "group %u: the log at index %llu does not load (%s)",
+				 id, (unsigned long long)i,
+				 rc == -ENOSPC ? "more leader changes than "
+						 "leader_runs_max"
+					       : "inconsistent");
+			rc = rc < 0 ? rc : -EINVAL;
+			goto fail;
+		}
+	}
+	for (uint32_t i = 0; i < c->n_peers; i++) {
+		if (c->peers[i].id == c->id)
+			continue;
+		struct link *l = &g->links[g->n_links++];
+		l->node = c->peers[i].id;
+		if ((rc = lcr_stx_init(&l->tx, &n->sopts, c->cluster, id, c->id, l->node)) < 0 ||
+		    (rc = lcr_srx_init(&l->rx, &n->sopts)) < 0) {
+			snprintf(why, why_len, "group %u: stream buffers: %s", id, strerror(-rc));
+			goto fail;
+		}
+	}
+	lc->groups[lc->n_groups++] = g;
+	lc->now = now_ns();
+	lcr_core_start(g->core, lc->now);
+	run_cmds(g);
+	*out = g;
+	return 0;
+fail:
+	if (g->log)
+		lcr_log_close(g->log);
+	lcr_core_free(g->core);
+	for (uint32_t i = 0; i < g->n_links; i++) {
+		lcr_stx_free(&g->links[i].tx);
+		lcr_srx_free(&g->links[i].rx);
+	}
+	node_free(n, g->pe);
+	node_free(n, g->pp);
+	node_free(n, g->pbuf);
+	node_free(n, g->wait);
+	node_free(n, g->reads);
+	node_free(n, g);
+	return rc;
+}
+
+int lcr_node_set_poll(struct lcr_node *n, uint32_t lcore, lcr_poll_fn poll, int fd, void *ctx)
+{
+	if (lcore >= n->n_lcores)
+		return -EINVAL;
+	n->lcores[lcore].poll = poll;
+	n->lcores[lcore].poll_ctx = ctx;
+	n->lcores[lcore].poll_fd = fd;
+	return 0;
+}
+
+int lcr_node_run(struct lcr_node *n)
+{
+	for (uint32_t i = 1; i < n->n_lcores; i++)
+		if (pthread_create(&n->lcores[i].thread, NULL, lcore_main, &n->lcores[i]) != 0) {
+			atomic_store(&n->stop, true);
+			for (uint32_t k = 1; k < i; k++)
+				pthread_join(n->lcores[k].thread, NULL);
+			return -EAGAIN;
+		}
+	lcore_main(&n->lcores[0]);
+	for (uint32_t i = 1; i < n->n_lcores; i++)
+		pthread_join(n->lcores[i].thread, NULL);
+	return 0;
+}
+
+void lcr_node_stop(struct lcr_node *n)
+{
+	atomic_store(&n->stop, true);
+}
+
+static void group_close(struct lcr_node *n, struct lcr_group *g)
+{
+	lcr_log_close(g->log);
+	lcr_core_free(g->core);
+	for (uint32_t i = 0; i < g->n_links; i++) {
+		lcr_stx_free(&g->links[i].tx);
+		lcr_srx_free(&g->links[i].rx);
+	}
+	node_free(n, g->pe);
+	node_free(n, g->pp);
+	node_free(n, g->pbuf);
+	node_free(n, g->wait);
+	node_free(n, g->reads);
+	node_free(n, g);
+}
+
+void lcr_node_close(struct lcr_node *n)
+{
+	if (!n)
+		return;
+	for (uint32_t i = 0; n->lcores && i < n->n_lcores; i++) {
+		struct lcore *lc = &n->lcores[i];
+		/* Writes in flight finish before their buffers go. */
+		for (uint32_t k = 0; k < lc->n_groups; k++)
+			group_close(n, lc->groups[k]);
+		if (lc->be)
+			lc->be->ops->close(lc->be);
+		if (lc->ring.depth)
+			lcr_ring_exit(&lc->ring);
+		node_free(n, lc->txmem);
+		node_free(n, lc->msgbuf);
+		node_free(n, lc->ents);
+		node_free(n, lc->cold);
+		node_free(n, lc->posts);
+	}
+	node_free(n, n->lcores);
+	free(n->data_dir);
+	struct lcr_node_alloc a = n->cfg.alloc;
+	if (a.free)
+		a.free(a.ctx, n);
+	else
+		free(n);
+}
+
+/* ---- metrics ---------------------------------------------------------------------- */
+
+static const char *role_name(uint32_t r)
+{
+	static const char *names[] = { "none",	 "follower", "candidate",
+				       "leader", "learner",  "stopped" };
+	return r <= 5 ? names[r] : "unknown";
+}
+
+#define PUT(...)                                                                                   \
+	do {                                                                                       \
+		int k_ = snprintf(buf + o, len > o ? len - o : 0, __VA_ARGS__);                    \
+		if (k_ < 0)                                                                        \
+			return -EINVAL;                                                            \
+		o += (size_t)k_;                                                                   \
+	} while (0)
+
+static int hist_json(char *buf, size_t len, const char *name, const struct hist *h)
+{
+	size_t o = 0;
+	PUT("\"%s\":{\"count\":%llu,\"p50_us\":%.1f,\"p99_us\":%.1f,\"p999_us\":%.1f,"
+	    "\"max_us\":%.1f,\"mean_us\":%.1f}",
+	    name, (unsigned long long)h->count, (double)hist_pct(h, 0.5) / 1000.0,
+	    (double)hist_pct(h, 0.99) / 1000.0, (double)hist_pct(h, 0.999) / 1000.0,
+	    (double)h->max_ns / 1000.0,
+	    h->count ? (double)h->sum_ns / (double)h->count / 1000.0 : 0.0);
+	return (int)o;
+}
+
+int lcr_group_metrics_json(struct lcr_group *g, char *buf, size_t len)
+{
+	struct lcr_core_status st;
+	struct lcr_log_stats ls;
+	size_t o = 0;
+
+	lcr_core_status(g->core, &st);
+	lcr_log_stats(g->log, &ls);
+	PUT("{\"group\":%u,\"role\":\"%s\",\"term\":%llu,\"leader\":%u,"
+	    "\"last\":%llu,\"committed\":%llu,\"applied\":%llu,\"flushed\":%llu,",
+	    g->id, role_name(st.role), (unsigned long long)st.vote.lid.term, st.leader,
+	    (unsigned long long)st.last.index, (unsigned long long)st.committed.index,
+	    (unsigned long long)st.applied.index, (unsigned long long)st.flushed.index);
+	PUT("\"replication\":{");
+	for (uint32_t i = 0, first = 1; st.role == LCR_ROLE_LEADER && i < st.n_nodes; i++) {
+		if (st.nodes[i] == st.id)
+			continue;
+		struct link *l = link_of(g, st.nodes[i]);
+		PUT("%s\"%u\":{\"matching\":%llu,\"in_flight\":%u,\"retransmits\":%llu,"
+		    "\"srtt_us\":%.1f}",
+		    first ? "" : ",", st.nodes[i], (unsigned long long)st.matching[i].index,
+		    l ? lcr_stx_in_flight(&l->tx) : 0,
+		    l ? (unsigned long long)l->tx.st.retransmits : 0ull,
+		    l ? (double)l->tx.st.srtt_ns / 1000.0 : 0.0);
+		first = 0;
+	}
+	PUT("},\"proposed\":%llu,\"applied_entries\":%llu,\"cancelled\":%llu,\"refused\":%llu,"
+	    "\"elections\":%llu,\"dropped_msgs\":%llu,\"stale_msgs\":%llu,\"net_errors\":%llu,"
+	    "\"stream_drops\":%llu,",
+	    (unsigned long long)g->proposed, (unsigned long long)g->applied,
+	    (unsigned long long)g->cancelled, (unsigned long long)g->refused,
+	    (unsigned long long)st.elections, (unsigned long long)st.dropped_msgs,
+	    (unsigned long long)st.stale_msgs, (unsigned long long)g->net_errors,
+	    (unsigned long long)g->stream_drops);
+	PUT("\"storage\":{\"batches\":%llu,\"entries\":%llu,\"bytes\":%llu,\"syncs\":%llu,"
+	    "\"vote_writes\":%llu,\"cache_hits\":%llu,\"cache_misses\":%llu,\"segments\":%llu,"
+	    "\"flushes_reported\":%llu},",
+	    (unsigned long long)ls.batches_written, (unsigned long long)ls.entries_written,
+	    (unsigned long long)ls.bytes_written, (unsigned long long)ls.syncs,
+	    (unsigned long long)ls.vote_writes, (unsigned long long)ls.cache_hits,
+	    (unsigned long long)ls.cache_misses, (unsigned long long)ls.segments_created,
+	    (unsigned long long)g->flushes);
+	int k = hist_json(buf + o, len > o ? len - o : 0, "commit_latency", &g->commit_lat);
+	if (k < 0)
+		return k;
+	o += (size_t)k;
+	PUT("}");
+	return o < len ? (int)o : -ENOSPC;
+}
+
+int lcr_node_metrics_json(struct lcr_node *n, char *buf, size_t len)
+{
+	size_t o = 0;
+
+	PUT("{\"node\":%u,\"lcores\":[", n->cfg.id);
+	for (uint32_t i = 0; i < n->n_lcores; i++) {
+		struct lcore *lc = &n->lcores[i];
+		struct lcr_backend_stats bs;
+		memset(&bs, 0, sizeof(bs));
+		if (lc->be)
+			lc->be->ops->stats(lc->be, &bs);
+		PUT("%s{\"lcore\":%u,\"iterations\":%llu,\"sleeps\":%llu,\"rx_dgrams\":%llu,"
+		    "\"tx_dgrams\":%llu,\"tx_errors\":%llu,\"tx_queue_full\":%llu,\"dropped\":{",
+		    i ? "," : "", i, (unsigned long long)lc->iterations,
+		    (unsigned long long)lc->sleeps, (unsigned long long)bs.rx_dgrams,
+		    (unsigned long long)bs.tx_dgrams, (unsigned long long)bs.tx_errors,
+		    (unsigned long long)lc->tx_full);
+		for (uint32_t r = 1, first = 1; r < LCR_DROP_MAX; r++) {
+			if (!lc->drops[r])
+				continue;
+			PUT("%s\"%s\":%llu", first ? "" : ",", lcr_wire_drop_name(r),
+			    (unsigned long long)lc->drops[r]);
+			first = 0;
+		}
+		PUT("},\"groups\":[");
+		for (uint32_t k = 0; k < lc->n_groups; k++) {
+			if (k)
+				PUT(",");
+			int w = lcr_group_metrics_json(lc->groups[k], buf + o,
+						       len > o ? len - o : 0);
+			if (w < 0)
+				return w;
+			o += (size_t)w;
+		}
+		PUT("]}");
+	}
+	PUT("]}");
+	return o < len ? (int)o : -ENOSPC;
+}

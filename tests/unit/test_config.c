@@ -1,0 +1,627 @@
+/* lcraft-node's config file: values land in their fields, defaults, errors name file:line, key. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "log.h"
+
+static char dir[256];  /* a fresh temporary directory per run */
+static char path[300]; /* the file each test writes */
+
+/* Three nodes on loopback: the part every file needs. Line 1..6. */
+#define BASE                                                                                       \
+	"[cluster]\n"                                                                              \
+	"id = 7\n"                                                                                 \
+	"[nodes]\n"                                                                                \
+	"1 = 127.0.0.1:7101\n"                                                                     \
+	"2 = 127.0.0.1:7201\n"                                                                     \
+	"3 = 127.0.0.1:7301\n"
+
+static int setup(void **state)
+{
+	const char *tmp = getenv("TMPDIR");
+
+	(void)state;
+	snprintf(dir, sizeof(dir), "%s/lcr-config-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+	if (!mkdtemp(dir))
+		return -1;
+	snprintf(path, sizeof(path), "%s/test.ini", dir);
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	(void)state;
+	unlink(path);
+	return rmdir(dir);
+}
+
+static void write_file(const char *text)
+{
+	FILE *f = fopen(path, "w");
+
+	assert_non_null(f);
+	assert_int_equal(fputs(text, f) >= 0, 1);
+	assert_int_equal(fclose(f), 0);
+}
+
+static int load(const char *text, uint32_t self, struct lcr_app_config *c, char *why, size_t len)
+{
+	write_file(text);
+	return lcr_app_config_load(c, path, self, why, len);
+}
+
+static void load_ok(const char *text, uint32_t self, struct lcr_app_config *c)
+{
+	char why[256];
+	int rc = load(text, self, c, why, sizeof(why));
+
+	if (rc != 0)
+		fail_msg("unexpected error: %s", why);
+}
+
+/*
+ * The file must be refused with "<path>:<where>...", and the sentence must
+ * contain `contains` (NULL: nothing more to check).
+ */
+static void load_err(const char *text, uint32_t self, const char *where, const char *contains)
+{
+	struct lcr_app_config c;
+	char why[512], prefix[600];
+
+	assert_int_equal(load(text, self, &c, why, sizeof(why)), -EINVAL);
+	if (getenv("LCR_TEST_VERBOSE"))
+		printf("%s\n", why);
+	snprintf(prefix, sizeof(prefix), "%s:%s", path, where);
+	if (strncmp(why, prefix, strlen(prefix)) != 0)
+		fail_msg("error '%s' does not start with '%s'", why, prefix);
+	if (contains && !strstr(why, contains))
+		fail_msg("error '%s' does not contain '%s'", why, contains);
+}
+
+/* ---- values land where they should --------------------------------------------- */
+
+static void test_config_full_file(void **state)
+{
+	struct lcr_app_config c;
+	const char *text = "; every option, none at its default\n"
+			   "[cluster]\n"
+			   "id = 18446744073709551615\n"
+			   "\n"
+			   "[nodes]\n"
+			   "1 = 10.0.0.1:7101   ; inline comment\n"
+			   "2 = node-b.example:7201\n"
+			   "3 = 10.0.0.3:7301\n"
+			   "\n"
+			   "[node]\n"
+			   "data_dir = /srv/lcraft/n{id}\n"
+			   "lcores = 4\n"
+			   "bind = 10.0.0.2\n"
+			   "busy_poll = yes\n"
+			   "mtu = 9000\n"
+			   "client_port_offset = 500\n"
+			   "groups = 16\n"
+			   "\n"
+			   "[raft]\n"
+			   "  election_timeout_min_ms = 1000   ; indented lines are fine\n"
+			   "  election_timeout_max_ms = 2000\n"
+			   "heartbeat_interval_ms = 100\n"
+			   "max_payload_entries = 64\n"
+			   "inflight_max = 8\n"
+			   "respond_max = 512\n"
+			   "reads_max = 100\n"
+			   "leader_runs_max = 1024\n"
+			   "backoff_ms = 50\n"
+			   "read_timeout_ms = 900\n"
+			   "enable_pre_vote = on\n"
+			   "enable_heartbeat = FALSE\n"
+			   "enable_elect = 0\n"
+			   "enable_leader_restore = true\n"
+			   "allow_log_reversion = 1\n"
+			   "read_policy = lease_read\n"
+			   "\n"
+			   "[storage]\n"
+			   "durability = none\n"
+			   "io_mode = buffered-fdatasync\n"
+			   "segment_mb = 128\n"
+			   "\n"
+			   "# faults, for tests\n"
+			   "[faults]\n"
+			   "loss_pct = 2.5\n"
+			   "dup_pct = 0.0001\n"
+			   "reorder_pct = 100\n"
+			   "delay_us = 1500\n"
+			   "jitter_us = 250\n"
+			   "seed = 42\n";
+
+	(void)state;
+	load_ok(text, 2, &c);
+	assert_int_equal(c.self, 2);
+	assert_int_equal(c.node.id, 2);
+	assert_true(c.node.cluster == UINT64_MAX);
+	assert_int_equal(c.node.n_peers, 3);
+	assert_int_equal(c.node.peers[0].id, 1);
+	assert_string_equal(c.node.peers[0].host, "10.0.0.1");
+	assert_int_equal(c.node.peers[0].port, 7101);
+	assert_int_equal(c.node.peers[1].id, 2);
+	assert_string_equal(c.node.peers[1].host, "node-b.example");
+	assert_int_equal(c.node.peers[1].port, 7201);
+	assert_int_equal(c.node.peers[2].port, 7301);
+
+	assert_string_equal(c.data_dir, "/srv/lcraft/n2");
+	assert_ptr_equal(c.node.data_dir, c.data_dir);
+	assert_int_equal(c.node.lcores, 4);
+	assert_string_equal(c.bind, "10.0.0.2");
+	assert_ptr_equal(c.node.bind_host, c.bind);
+	assert_true(c.node.busy_poll);
+	assert_int_equal(c.node.mtu, 9000);
+	assert_int_equal(c.client_port_offset, 500);
+	assert_int_equal(c.groups, 16);
+
+	assert_int_equal(c.node.core.election_timeout_min_ms, 1000);
+	assert_int_equal(c.node.core.election_timeout_max_ms, 2000);
+	assert_int_equal(c.node.core.heartbeat_interval_ms, 100);
+	assert_int_equal(c.node.core.max_payload_entries, 64);
+	assert_int_equal(c.node.core.inflight_max, 8);
+	assert_int_equal(c.node.core.respond_max, 512);
+	assert_int_equal(c.node.core.reads_max, 100);
+	assert_int_equal(c.node.core.leader_runs_max, 1024);
+	assert_int_equal(c.node.core.backoff_ms, 50);
+	assert_int_equal(c.node.core.read_timeout_ms, 900);
+	assert_true(c.node.core.enable_pre_vote);
+	assert_false(c.node.core.enable_heartbeat);
+	assert_false(c.node.core.enable_elect);
+	assert_true(c.node.core.enable_leader_restore);
+	assert_true(c.node.core.allow_log_reversion);
+	assert_int_equal(c.read_policy, LCR_READ_LEASE);
+	/* The core's ids and membership are filled in too. */
+	assert_int_equal(c.node.core.id, 2);
+	assert_int_equal(c.node.core.membership.n_configs, 1);
+	assert_int_equal(c.node.core.membership.configs[0].n, 3);
+	assert_int_equal(c.node.core.membership.configs[0].ids[2], 3);
+
+	assert_int_equal(c.node.durability, LCR_DURABILITY_NONE);
+	assert_int_equal(c.node.io_mode, LCR_IO_BUFFERED_FDATASYNC);
+	assert_true(c.node.segment_bytes == 128ull << 20);
+
+	assert_int_equal(c.node.fault_loss_ppm, 25000);
+	assert_int_equal(c.node.fault_dup_ppm, 1);
+	assert_int_equal(c.node.fault_reorder_ppm, 1000000);
+	assert_true(c.node.fault_delay_ns == 1500000);
+	assert_true(c.node.fault_jitter_ns == 250000);
+	assert_true(c.node.fault_seed == 42);
+	assert_false(c.json_log);
+
+	assert_ptr_equal(lcr_app_config_peer(&c, 3), &c.node.peers[2]);
+	assert_null(lcr_app_config_peer(&c, 4));
+}
+
+static void test_config_defaults(void **state)
+{
+	struct lcr_app_config c, d;
+	struct lcr_core_config core;
+
+	(void)state;
+	load_ok(BASE, 1, &c);
+	lcr_core_config_default(&core, 1);
+	assert_int_equal(c.node.cluster, 7);
+	assert_string_equal(c.data_dir, "/var/tmp/lcraft/node-1");
+	assert_int_equal(c.node.lcores, 1);
+	assert_string_equal(c.bind, "0.0.0.0");
+	assert_ptr_equal(c.node.bind_host, c.bind);
+	assert_false(c.node.busy_poll);
+	assert_int_equal(c.node.mtu, 1500);
+	assert_int_equal(c.client_port_offset, 1000);
+	assert_int_equal(c.groups, 1);
+	assert_int_equal(c.read_policy, LCR_READ_INDEX);
+	assert_int_equal(c.node.durability, LCR_DURABILITY_FSYNC);
+	assert_int_equal(c.node.io_mode, LCR_IO_DIRECT_DSYNC);
+	assert_true(c.node.segment_bytes == 64ull << 20);
+	assert_int_equal(c.node.fault_loss_ppm, 0);
+	assert_int_equal(c.node.fault_dup_ppm, 0);
+	assert_int_equal(c.node.fault_reorder_ppm, 0);
+	assert_true(c.node.fault_delay_ns == 0 && c.node.fault_jitter_ns == 0);
+	assert_true(c.node.fault_seed == 0);
+
+	/* Raft options: exactly lcr_core_config_default()'s. */
+	assert_true(c.node.core.election_timeout_min_ms == core.election_timeout_min_ms);
+	assert_true(c.node.core.election_timeout_max_ms == core.election_timeout_max_ms);
+	assert_true(c.node.core.heartbeat_interval_ms == core.heartbeat_interval_ms);
+	assert_int_equal(c.node.core.max_payload_entries, core.max_payload_entries);
+	assert_int_equal(c.node.core.inflight_max, core.inflight_max);
+	assert_int_equal(c.node.core.respond_max, core.respond_max);
+	assert_int_equal(c.node.core.reads_max, core.reads_max);
+	assert_int_equal(c.node.core.leader_runs_max, core.leader_runs_max);
+	assert_true(c.node.core.backoff_ms == core.backoff_ms);
+	assert_true(c.node.core.read_timeout_ms == core.read_timeout_ms);
+	assert_int_equal(c.node.core.enable_pre_vote, core.enable_pre_vote);
+	assert_int_equal(c.node.core.enable_heartbeat, core.enable_heartbeat);
+	assert_int_equal(c.node.core.enable_elect, core.enable_elect);
+	assert_int_equal(c.node.core.enable_leader_restore, core.enable_leader_restore);
+	assert_int_equal(c.node.core.allow_log_reversion, core.allow_log_reversion);
+	assert_true(c.node.core.seed == core.seed);
+
+	/* lcr_app_config_default() alone gives the same, without peers. */
+	lcr_app_config_default(&d);
+	assert_int_equal(d.node.n_peers, 0);
+	assert_string_equal(d.data_dir, "/var/tmp/lcraft/node-{id}");
+	assert_ptr_equal(d.node.data_dir, d.data_dir);
+	assert_int_equal(d.node.mtu, c.node.mtu);
+	assert_true(d.node.segment_bytes == c.node.segment_bytes);
+}
+
+static void test_config_id_substitution(void **state)
+{
+	struct lcr_app_config c;
+
+	(void)state;
+	load_ok(BASE "[node]\ndata_dir = /d/{id}/x-{id}\n", 3, &c);
+	assert_string_equal(c.data_dir, "/d/3/x-3");
+	assert_ptr_equal(c.node.data_dir, c.data_dir);
+	/* A client (self 0) has no data: the template stays. */
+	load_ok(BASE "[node]\ndata_dir = /d/{id}\n", 0, &c);
+	assert_string_equal(c.data_dir, "/d/{id}");
+	assert_int_equal(c.self, 0);
+	/* No {id}: as written. */
+	load_ok(BASE "[node]\ndata_dir = relative/dir\n", 2, &c);
+	assert_string_equal(c.data_dir, "relative/dir");
+}
+
+static void test_config_ipv6(void **state)
+{
+	struct lcr_app_config c;
+	const char *text = "[cluster]\nid = 1\n"
+			   "[nodes]\n"
+			   "1 = [::1]:7001\n"
+			   "2 = [0:0::1]:7101\n"
+			   "3 = [fe80::1:2]:7001\n"
+			   "[node]\nbind = ::\n";
+
+	(void)state;
+	load_ok(text, 1, &c);
+	assert_int_equal(c.node.n_peers, 3);
+	assert_string_equal(c.node.peers[0].host, "::1");
+	assert_int_equal(c.node.peers[0].port, 7001);
+	assert_string_equal(c.node.peers[2].host, "fe80::1:2");
+	assert_string_equal(c.bind, "::");
+	/* The same address spelled differently is still the same address. */
+	load_err("[cluster]\nid = 1\n[nodes]\n1 = [::1]:7001\n2 = [0:0::1]:7001\n"
+		 "[node]\nbind = ::\n",
+		 1, "5: nodes.2: ", "also node 1's address (line 4)");
+	/* An IPv4 socket cannot reach IPv6 peers. */
+	load_err("[cluster]\nid = 1\n[nodes]\n1 = [::1]:7001\n2 = [::1]:7101\n", 1,
+		 "5: node.bind: ", "set [node] bind = ::");
+	load_err("[cluster]\nid = 1\n[node]\nbind = 127.0.0.1\n[nodes]\n1 = [::1]:7001\n2 = "
+		 "[::1]:7101\n",
+		 1, "4: node.bind: ", "IPv6");
+	/* A client has no bind: fine. */
+	load_ok("[cluster]\nid = 1\n[nodes]\n1 = [::1]:7001\n2 = [::1]:7101\n", 0, &c);
+}
+
+/* ---- errors: file:line and key ----------------------------------------------------- */
+
+static void test_config_unknown_key(void **state)
+{
+	(void)state;
+	load_err(BASE "[raft]\nheartbeat_ms = 20\n", 1, "8: raft.heartbeat_ms: unknown option",
+		 "(did you mean raft.heartbeat_interval_ms?)");
+	load_err(BASE "[raft]\nelection_timeout_ms_min = 200\n", 1,
+		 "8: raft.election_timeout_ms_min: ", "did you mean raft.election_timeout_min_ms?");
+	load_err(BASE "[node]\nlcore = 2\n", 1, "8: node.lcore: ", "did you mean node.lcores?");
+	/* In the wrong section: the right one is suggested. */
+	load_err(BASE "[node]\nheartbeat_interval_ms = 20\n", 1,
+		 "8: node.heartbeat_interval_ms: ", "did you mean raft.heartbeat_interval_ms?");
+	load_err(BASE "[node]\nxyzzy = 1\n", 1, "8: node.xyzzy: unknown option", "--help");
+	load_err(BASE "[raf]\nheartbeat_interval_ms = 20\n", 1, "7: [raf]: unknown section",
+		 "did you mean [raft]?");
+	/* An unknown section is reported even when empty. */
+	load_err(BASE "[extra]\n", 1, "7: [extra]: unknown section", NULL);
+	load_err("id = 7\n" BASE, 1, "1: id: option outside a section", NULL);
+}
+
+static void test_config_bad_number(void **state)
+{
+	(void)state;
+	load_err(BASE "[raft]\ninflight_max = 12x\n", 1,
+		 "8: raft.inflight_max: ", "'12x' is not a whole decimal number");
+	load_err(BASE "[raft]\ninflight_max = -5\n", 1, "8: raft.inflight_max: ", "negative");
+	load_err(BASE "[raft]\ninflight_max = 0x10\n", 1, "8: raft.inflight_max: ", "not a whole");
+	load_err(BASE "[raft]\ninflight_max = 1.5\n", 1, "8: raft.inflight_max: ", "not a whole");
+	load_err(BASE "[raft]\ninflight_max =\n", 1, "8: raft.inflight_max: ", "missing value");
+	load_err("[cluster]\nid = 18446744073709551616\n[nodes]\n1 = 127.0.0.1:1\n", 1,
+		 "2: cluster.id: ", "too large");
+	load_err(BASE "[node]\nmtu = 99999999999999999999999\n", 1, "8: node.mtu: ", "too large");
+	load_err(BASE "[faults]\nloss_pct = 2.55555\n", 1, "8: faults.loss_pct: ", "4 decimals");
+	load_err(BASE "[faults]\nloss_pct = 2.5%\n", 1, "8: faults.loss_pct: ", "not a percentage");
+	load_err(BASE "[faults]\ndup_pct = -1\n", 1, "8: faults.dup_pct: ", "negative");
+}
+
+static void test_config_out_of_bounds(void **state)
+{
+	(void)state;
+	load_err(BASE "[node]\nlcores = 65\n", 1, "8: node.lcores: ", "65 is out of range 1..64");
+	load_err(BASE "[node]\nlcores = 0\n", 1, "8: node.lcores: ", "0 is out of range 1..64");
+	load_err(BASE "[node]\nmtu = 575\n", 1, "8: node.mtu: ", "out of range 576..9028");
+	load_err(BASE "[storage]\nsegment_mb = 4097\n", 1,
+		 "8: storage.segment_mb: ", "out of range 4..4096");
+	load_err(BASE "[raft]\ninflight_max = 4097\n", 1, "8: raft.inflight_max: ", "out of range");
+	load_err(BASE "[faults]\nreorder_pct = 100.0001\n", 1,
+		 "8: faults.reorder_pct: ", "out of range 0..100");
+	load_err("[cluster]\nid = 0\n[nodes]\n1 = 127.0.0.1:7001\n", 1,
+		 "2: cluster.id: ", "out of range 1..");
+}
+
+static void test_config_bad_bool_enum(void **state)
+{
+	(void)state;
+	load_err(BASE "[node]\nbusy_poll = maybe\n", 1, "8: node.busy_poll: ",
+		 "'maybe' is not a boolean (true/false, yes/no, on/off, 1/0)");
+	load_err(BASE "[storage]\ndurability = fsnc\n", 1,
+		 "8: storage.durability: ", "'fsnc' is not one of: fsync, none");
+	load_err(BASE "[storage]\nio_mode = dsync\n", 1, "8: storage.io_mode: ",
+		 "one of: direct-dsync, direct-fdatasync, buffered-fdatasync");
+	load_err(BASE "[raft]\nread_policy = lease\n", 1,
+		 "8: raft.read_policy: ", "one of: read_index, lease_read");
+}
+
+static void test_config_bad_nodes(void **state)
+{
+	(void)state;
+	load_err(BASE "2 = 127.0.0.1:7401\n", 1, "7: nodes.2: ", "listed twice (first at line 5)");
+	load_err(BASE "4 = 127.0.0.1:7201\n", 1,
+		 "7: nodes.4: ", "127.0.0.1:7201 is also node 2's address (line 5)");
+	load_err(BASE "4 = 127.0.0.1\n", 1, "7: nodes.4: ", "expected host:port");
+	load_err(BASE "4 = ::1:7001\n", 1, "7: nodes.4: ", "IPv6 address goes in brackets");
+	load_err(BASE "4 = [::1:7001\n", 1, "7: nodes.4: ", "missing ']'");
+	load_err(BASE "4 = [1.2.3.4]:7001\n", 1, "7: nodes.4: ", "not an IPv6 address");
+	load_err(BASE "4 = [::1]7001\n", 1, "7: nodes.4: ", "expected :port");
+	load_err(BASE "4 = 127.0.0.1:70000\n", 1,
+		 "7: nodes.4: ", "port must be a number in 1..65535");
+	load_err(BASE "4 = 127.0.0.1:0\n", 1, "7: nodes.4: ", "1..65535");
+	load_err(BASE "4 = 127.0.0.1:\n", 1, "7: nodes.4: ", "1..65535");
+	load_err(BASE "4 = 300.1.1.1:7001\n", 1, "7: nodes.4: ", "not an IPv4 address");
+	load_err(BASE "4 = bad_name:7001\n", 1, "7: nodes.4: ", "not a host name");
+	load_err(BASE "4 = :7001\n", 1, "7: nodes.4: ", "empty host");
+	load_err(BASE "0 = 127.0.0.1:7401\n", 1, "7: nodes.0: ", "1..4294967295");
+	load_err(BASE "4294967296 = 127.0.0.1:7401\n", 1, "7: nodes.4294967296: ", "1..4294967295");
+	load_err(BASE "x = 127.0.0.1:7401\n", 1, "7: nodes.x: ", "node id");
+	/* Port ranges: lcore i listens on port + i, the client port is port + offset. */
+	load_err("[cluster]\nid = 1\n[nodes]\n1 = 127.0.0.1:7001\n2 = 127.0.0.1:7003\n"
+		 "[node]\nlcores = 3\n",
+		 1, "5: nodes.2: ", "collide with node 1's ports 7001..7003");
+	load_err("[cluster]\nid = 1\n[nodes]\n1 = 127.0.0.1:7001\n2 = 127.0.0.1:8001\n", 1,
+		 "4: nodes.1: ", "8001 (client) collide with node 2's");
+	load_err("[cluster]\nid = 1\n[nodes]\n1 = 127.0.0.1:65000\n", 1,
+		 "4: nodes.1: ", "below 65536");
+	/* Different hosts may use the same ports. */
+	struct lcr_app_config c;
+	load_ok("[cluster]\nid = 1\n[nodes]\n1 = 10.0.0.1:7001\n2 = 10.0.0.2:7001\n[node]\n"
+		"lcores = 8\n",
+		2, &c);
+	/* At most LCR_PEERS_MAX nodes. */
+	char text[2048];
+	size_t n = (size_t)snprintf(text, sizeof(text), "[cluster]\nid = 1\n[nodes]\n");
+	for (int i = 1; i <= LCR_PEERS_MAX + 1; i++)
+		n += (size_t)snprintf(text + n, sizeof(text) - n, "%d = 127.0.0.1:%d\n", i,
+				      7000 + 10 * i);
+	char where[64];
+	snprintf(where, sizeof(where), "%d: nodes.%d: ", LCR_PEERS_MAX + 4, LCR_PEERS_MAX + 1);
+	load_err(text, 1, where, "more than 16 nodes");
+}
+
+static void test_config_self_not_listed(void **state)
+{
+	struct lcr_app_config c;
+
+	(void)state;
+	load_err(BASE, 4, "3: nodes: ", "node 4 (--id) is not listed (nodes: 1, 2, 3)");
+	/* Self 0 (a client) need not be listed. */
+	load_ok(BASE, 0, &c);
+	load_err("[cluster]\nid = 1\n", 1, " nodes: no node listed", NULL);
+	load_err("[cluster]\nid = 1\n[nodes]\n", 1, "3: nodes: no node listed", NULL);
+}
+
+static void test_config_relationships(void **state)
+{
+	(void)state;
+	/* heartbeat >= election_timeout_min: the key set in the file is blamed. */
+	load_err(BASE "[raft]\nheartbeat_interval_ms = 150\n", 1, "8: raft.heartbeat_interval_ms: ",
+		 "election_timeout_min_ms (150) must exceed heartbeat_interval_ms (150)");
+	/* Both set: the one set last. */
+	load_err(BASE "[raft]\nheartbeat_interval_ms = 100\nelection_timeout_min_ms = 90\n", 1,
+		 "9: raft.election_timeout_min_ms: ", "must exceed heartbeat_interval_ms (100)");
+	load_err(BASE "[raft]\nelection_timeout_max_ms = 150\n", 1,
+		 "8: raft.election_timeout_max_ms: ",
+		 "election_timeout_min_ms (150) must be below election_timeout_max_ms (150)");
+	/* Relationships hold for a client (self 0) too. */
+	load_err(BASE "[raft]\nheartbeat_interval_ms = 500\n", 0,
+		 "8: raft.heartbeat_interval_ms: ", NULL);
+}
+
+static void test_config_missing_cluster_id(void **state)
+{
+	(void)state;
+	load_err("[nodes]\n1 = 127.0.0.1:7001\n", 1, " cluster.id: required, but not set", NULL);
+	load_err("[cluster]\n[nodes]\n1 = 127.0.0.1:7001\n", 1, " cluster.id: required", NULL);
+}
+
+static void test_config_syntax(void **state)
+{
+	struct lcr_app_config c;
+	char why[256], big[600];
+
+	(void)state;
+	load_err(BASE "[raft]\nno equals sign here\n", 1, "8: syntax error", NULL);
+	load_err(BASE "[raft\n", 1, "7: syntax error", NULL);
+	load_err(BASE "[raft]\ninflight_max = 8\ninflight_max = 9\n", 1,
+		 "9: raft.inflight_max: ", "set twice (first at line 8)");
+	/* A line longer than inih's buffer is refused, not split in two. */
+	snprintf(big, sizeof(big), BASE "[node]\ndata_dir = /%0300d\nlcores = x\n", 0);
+	load_err(big, 1, "8: line longer than", NULL);
+	/* The first error wins when there are several. */
+	load_err(BASE "[raft]\nbogus\ninflight_max = x\n", 1, "8: syntax error", NULL);
+	load_err(BASE "[raft]\ninflight_max = x\nbogus\n", 1, "8: raft.inflight_max", NULL);
+	/* A file that cannot be read: -errno. */
+	assert_int_equal(lcr_app_config_load(&c, "/nonexistent/x.ini", 1, why, sizeof(why)),
+			 -ENOENT);
+	assert_non_null(strstr(why, "/nonexistent/x.ini: "));
+	assert_true(lcr_app_config_load(&c, dir, 1, why, sizeof(why)) < 0);
+	assert_non_null(strstr(why, dir));
+	/* CRLF line ends and an empty file section are fine. */
+	load_ok("[cluster]\r\nid = 7\r\n[nodes]\r\n1 = 127.0.0.1:7001\r\n[raft]\r\n", 1, &c);
+	assert_int_equal(c.node.cluster, 7);
+}
+
+/* ---- help and docs ------------------------------------------------------------------ */
+
+static char *capture(void (*fn)(FILE *))
+{
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&buf, &len);
+
+	assert_non_null(f);
+	fn(f);
+	assert_int_equal(fclose(f), 0);
+	return buf;
+}
+
+static void test_config_help_and_markdown(void **state)
+{
+	static const char *const keys[] = {
+		"[cluster]",
+		"[nodes]",
+		"[node]",
+		"[raft]",
+		"[storage]",
+		"[faults]",
+		"data_dir",
+		"client_port_offset",
+		"election_timeout_min_ms",
+		"enable_leader_restore",
+		"read_policy",
+		"lease_read",
+		"direct-fdatasync",
+		"segment_mb",
+		"reorder_pct",
+		"docs/architecture.md",
+	};
+	char *help = capture(lcr_app_config_help);
+	char *md = capture(lcr_app_config_markdown);
+	struct lcr_app_config c;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+		if (!strstr(help, keys[i]))
+			fail_msg("--help lacks %s", keys[i]);
+		if (!strstr(md, keys[i]))
+			fail_msg("the Markdown lacks %s", keys[i]);
+	}
+	assert_non_null(strstr(md, "| `heartbeat_interval_ms` | ms | `50` | 1..600000 |"));
+	assert_non_null(strstr(md, "O_DIRECT\\|O_DSYNC"));
+	assert_non_null(strstr(md, "lcraft-cli --config config/local-3.ini put k v"));
+
+	/* The example in the docs is a valid file. */
+	const char *start = strstr(md, "```ini\n");
+	assert_non_null(start);
+	start += strlen("```ini\n");
+	const char *end = strstr(start, "```");
+	assert_non_null(end);
+	char *example = strndup(start, (size_t)(end - start));
+	assert_non_null(example);
+	for (uint32_t id = 0; id <= 3; id++)
+		load_ok(example, id, &c);
+	assert_string_equal(c.data_dir, "/var/tmp/lcraft/local-3/node-3");
+	free(example);
+	free(help);
+	free(md);
+}
+
+/* The files in config/ (when the source tree is known: meson sets LCR_SOURCE_ROOT). */
+static void test_config_repo_files(void **state)
+{
+	static const char *const hosts[] = { "127.0.0.1", "10.77.0." };
+	static const char *const files[] = { "local-3", "veth-3" };
+	const char *root = getenv("LCR_SOURCE_ROOT");
+	struct lcr_app_config c;
+	char file[512], why[256], dd[128];
+
+	(void)state;
+	if (!root) {
+		print_message("skipped: LCR_SOURCE_ROOT is unset (meson test sets it)\n");
+		skip();
+	}
+	for (size_t f = 0; f < 2; f++) {
+		snprintf(file, sizeof(file), "%s/config/%s.ini", root, files[f]);
+		for (uint32_t id = 0; id <= 3; id++) {
+			if (lcr_app_config_load(&c, file, id, why, sizeof(why)) != 0)
+				fail_msg("%s", why);
+			assert_int_equal(c.node.cluster, 7);
+			assert_int_equal(c.node.n_peers, 3);
+			assert_non_null(strstr(c.node.peers[0].host, hosts[f]));
+			if (id) {
+				snprintf(dd, sizeof(dd), "/var/tmp/lcraft/%s/node-%u", files[f],
+					 id);
+				assert_string_equal(c.data_dir, dd);
+			}
+		}
+	}
+}
+
+/* docs/operations.md is generated: it must be what lcr_app_config_markdown() prints now. */
+static void test_config_docs_current(void **state)
+{
+	const char *root = getenv("LCR_SOURCE_ROOT");
+	char file[512], *want, *have = NULL;
+	size_t have_len = 0;
+	FILE *f;
+
+	(void)state;
+	if (!root) {
+		print_message("skipped: LCR_SOURCE_ROOT is unset (meson test sets it)\n");
+		skip();
+	}
+	snprintf(file, sizeof(file), "%s/docs/operations.md", root);
+	f = fopen(file, "r");
+	assert_non_null(f);
+	assert_int_equal(getdelim(&have, &have_len, '\0', f) > 0, 1);
+	fclose(f);
+	want = capture(lcr_app_config_markdown);
+	if (strcmp(want, have) != 0)
+		fail_msg("docs/operations.md is stale: regenerate it with "
+			 "build/lcraft-node --help-markdown > docs/operations.md");
+	free(want);
+	free(have);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_config_full_file),
+		cmocka_unit_test(test_config_defaults),
+		cmocka_unit_test(test_config_id_substitution),
+		cmocka_unit_test(test_config_ipv6),
+		cmocka_unit_test(test_config_unknown_key),
+		cmocka_unit_test(test_config_bad_number),
+		cmocka_unit_test(test_config_out_of_bounds),
+		cmocka_unit_test(test_config_bad_bool_enum),
+		cmocka_unit_test(test_config_bad_nodes),
+		cmocka_unit_test(test_config_self_not_listed),
+		cmocka_unit_test(test_config_relationships),
+		cmocka_unit_test(test_config_missing_cluster_id),
+		cmocka_unit_test(test_config_syntax),
+		cmocka_unit_test(test_config_help_and_markdown),
+		cmocka_unit_test(test_config_repo_files),
+		cmocka_unit_test(test_config_docs_current),
+	};
+
+	return cmocka_run_group_tests(tests, setup, teardown);
+}
