@@ -298,7 +298,9 @@ size_t lcr_wire_seal(void *buf, const struct lcr_wire_hdr *h)
 	uint8_t *p = buf;
 
 	/* Building a datagram we would refuse is a bug in the caller. */
-	LCR_ASSERT(h->len <= LCR_WIRE_DGRAM_MAX - LCR_WIRE_HDR);
+	LCR_ASSERT(h->len <= LCR_WIRE_DGRAM_MAX - LCR_WIRE_HDR ||
+		   ((h->type == LCR_WIRE_CLIENT_REQ || h->type == LCR_WIRE_CLIENT_RESP) &&
+		    h->len <= LCR_WIRE_CLIENT_DGRAM_MAX - LCR_WIRE_HDR));
 	LCR_ASSERT(h->frag_count >= 1);
 	LCR_ASSERT(h->frag_index < h->frag_count);
 	LCR_ASSERT((h->stream == 0) == (h->seq == 0));
@@ -347,13 +349,14 @@ static uint32_t hdr_check(const struct lcr_wire_hdr *h)
 	return LCR_DROP_NONE;
 }
 
-uint32_t lcr_wire_open(const void *buf, size_t len, uint64_t cluster, struct lcr_wire_hdr *h)
+static uint32_t open_max(const void *buf, size_t len, size_t max, uint64_t cluster,
+			 struct lcr_wire_hdr *h)
 {
 	const uint8_t *p = buf;
 
 	if (len < LCR_WIRE_HDR)
 		return LCR_DROP_SHORT;
-	if (len > LCR_WIRE_DGRAM_MAX)
+	if (len > max)
 		return LCR_DROP_OVERSIZED;
 	if (get_le(p + OFF_MAGIC, 4) != LCR_WIRE_MAGIC)
 		return LCR_DROP_MAGIC;
@@ -381,6 +384,23 @@ uint32_t lcr_wire_open(const void *buf, size_t len, uint64_t cluster, struct lcr
 	if (h->cluster != cluster)
 		return LCR_DROP_CLUSTER;
 	return hdr_check(h);
+}
+
+uint32_t lcr_wire_open(const void *buf, size_t len, uint64_t cluster, struct lcr_wire_hdr *h)
+{
+	return open_max(buf, len, LCR_WIRE_DGRAM_MAX, cluster, h);
+}
+
+uint32_t lcr_wire_open_client(const void *buf, size_t len, uint64_t cluster, struct lcr_wire_hdr *h)
+{
+	uint32_t why = open_max(buf, len, LCR_WIRE_CLIENT_DGRAM_MAX, cluster, h);
+	if (why != LCR_DROP_NONE)
+		return why;
+	if (h->type != LCR_WIRE_CLIENT_REQ && h->type != LCR_WIRE_CLIENT_RESP)
+		return LCR_DROP_TYPE;
+	if (h->stream != 0 || h->frag_count != 1)
+		return LCR_DROP_MALFORMED;
+	return LCR_DROP_NONE;
 }
 
 /* ---- Raft messages --------------------------------------------------------- */

@@ -45,6 +45,8 @@
 #define LCR_WIRE_HDR	 56
 /* Largest datagram we ever build or accept (a jumbo frame's UDP payload). */
 #define LCR_WIRE_DGRAM_MAX 9000
+/* A client datagram: the largest UDP payload over IPv4. */
+#define LCR_WIRE_CLIENT_DGRAM_MAX 65507
 /* Largest message after reassembly: entries of up to 1 MiB plus headers. */
 #define LCR_WIRE_MSG_MAX ((1u << 20) + 65536)
 
@@ -117,6 +119,15 @@ size_t lcr_wire_seal(void *buf, const struct lcr_wire_hdr *h);
  * reason.
  */
 uint32_t lcr_wire_open(const void *buf, size_t len, uint64_t cluster, struct lcr_wire_hdr *h);
+
+/*
+ * The same for the client port (lcraft-node's key-value service), which
+ * always runs on kernel UDP: one datagram per request or response, up to
+ * LCR_WIRE_CLIENT_DGRAM_MAX bytes (the kernel fragments it at the IP layer),
+ * never on a stream. Only CLIENT_REQ and CLIENT_RESP pass.
+ */
+uint32_t lcr_wire_open_client(const void *buf, size_t len, uint64_t cluster,
+			      struct lcr_wire_hdr *h);
 
 /* ---- Raft messages ---------------------------------------------------------
  * Encoders write the payload of a message (after the header) and return its

@@ -954,6 +954,39 @@ static void test_roundtrip_datagrams(void **state)
 	assert_int_equal(lcr_wire_open(buf, LCR_WIRE_DGRAM_MAX, CLUSTER, &got), LCR_DROP_NONE);
 }
 
+/* The client port takes larger datagrams, but only client messages off streams. */
+static void test_open_client(void **state)
+{
+	static uint8_t buf[LCR_WIRE_CLIENT_DGRAM_MAX + 1];
+	struct lcr_wire_hdr got;
+
+	(void)state;
+	struct lcr_wire_hdr h = hdr(LCR_WIRE_CLIENT_RESP, LCR_WIRE_CLIENT_DGRAM_MAX - LCR_WIRE_HDR);
+	memset(buf + LCR_WIRE_HDR, 0x5a, h.len);
+	assert_int_equal(lcr_wire_seal(buf, &h), LCR_WIRE_CLIENT_DGRAM_MAX);
+	assert_int_equal(lcr_wire_open_client(buf, LCR_WIRE_CLIENT_DGRAM_MAX, CLUSTER, &got),
+			 LCR_DROP_NONE);
+	/* Too big for the Raft port, and one byte more is too big for either. */
+	assert_int_equal(lcr_wire_open(buf, LCR_WIRE_CLIENT_DGRAM_MAX, CLUSTER, &got),
+			 LCR_DROP_OVERSIZED);
+	assert_int_equal(lcr_wire_open_client(buf, LCR_WIRE_CLIENT_DGRAM_MAX + 1, CLUSTER, &got),
+			 LCR_DROP_OVERSIZED);
+	/* Raft traffic is refused on the client port. */
+	for (int i = 0; i < WIRE_TYPES; i++) {
+		size_t n = sample_dgram(wire_types[i], buf);
+		uint32_t want = wire_types[i] == LCR_WIRE_CLIENT_REQ ||
+						wire_types[i] == LCR_WIRE_CLIENT_RESP
+					? LCR_DROP_NONE
+					: LCR_DROP_TYPE;
+		assert_int_equal(lcr_wire_open_client(buf, n, CLUSTER, &got), want);
+	}
+	/* A wrong cluster is still a wrong cluster. */
+	h = hdr(LCR_WIRE_CLIENT_REQ, 40);
+	memset(buf + LCR_WIRE_HDR, 0, 40);
+	size_t n = lcr_wire_seal(buf, &h);
+	assert_int_equal(lcr_wire_open_client(buf, n, CLUSTER + 1, &got), LCR_DROP_CLUSTER);
+}
+
 /* ---- encoders refuse what decoders would ------------------------------------- */
 
 static void test_encode_refuses(void **state)
@@ -1531,6 +1564,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_drop_names),
+		cmocka_unit_test(test_open_client),
 		cmocka_unit_test(test_crc32c_check_value),
 		cmocka_unit_test(test_header_layout_little_endian),
 		cmocka_unit_test(test_vote_req_layout_little_endian),
