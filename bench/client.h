@@ -1,0 +1,63 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * A client of lcraft-node's key-value service (docs/wire-protocol.md,
+ * "Client protocol"), shared by lcraft-cli and the test and benchmark
+ * workloads.
+ *
+ * One request at a time per client. A request goes to one node; a node that
+ * is not the leader names the leader and the request follows it; RETRY
+ * answers back off (10 ms doubling to 200 ms); a node silent for a round
+ * (300 ms) is skipped for the next. The request keeps its id across all of
+ * that, so the cluster applies a write at most once even when an answer is
+ * lost.
+ *
+ * A client is not thread-safe; use one per thread.
+ */
+#ifndef LCR_BENCH_CLIENT_H
+#define LCR_BENCH_CLIENT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "wire.h"
+
+struct lcr_kv_client;
+
+struct lcr_kv_answer {
+	uint8_t status;	 /* enum lcr_client_status */
+	uint32_t leader; /* NOT_LEADER: the node named */
+	uint32_t from;	 /* the node that answered */
+	uint8_t *value;	 /* malloc'ed, NUL-terminated (free it) */
+	uint32_t value_len;
+};
+
+/* A client of the cluster `cfg` describes (which must outlive it), talking to `group`. */
+int lcr_kv_client_open(struct lcr_kv_client **out, const struct lcr_app_config *cfg, uint32_t group,
+		       char *why, size_t why_len);
+void lcr_kv_client_close(struct lcr_kv_client *c);
+
+/* Say on stderr what happens to each try. */
+void lcr_kv_client_verbose(struct lcr_kv_client *c, bool on);
+
+/* This client's random id, and a fresh request id. */
+uint64_t lcr_kv_client_id(const struct lcr_kv_client *c);
+uint64_t lcr_kv_client_next_id(struct lcr_kv_client *c);
+
+/* Whether `node` is one of the cluster's nodes. */
+bool lcr_kv_client_knows(const struct lcr_kv_client *c, uint32_t node);
+
+/*
+ * Send `r` (client and id filled in by the caller) until a final answer
+ * (OK, NOT_FOUND, CAS_FAILED, ERROR) or `timeout_ms` passes. Starts with
+ * node `first` (0: the last leader seen, else one at random). Returns 0 with
+ * *a filled, or -ETIMEDOUT.
+ */
+int lcr_kv_client_call(struct lcr_kv_client *c, const struct lcr_client_req *r, uint32_t first,
+		       uint64_t timeout_ms, struct lcr_kv_answer *a);
+
+/* One try with one node: 0 with *a (any status), -ETIMEDOUT, or -errno. */
+int lcr_kv_client_exchange(struct lcr_kv_client *c, uint32_t node, const struct lcr_client_req *r,
+			   uint64_t wait_ms, struct lcr_kv_answer *a);
+
+#endif /* LCR_BENCH_CLIENT_H */
