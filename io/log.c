@@ -922,7 +922,8 @@ int lcr_log_append(struct lcr_log *l, const struct lcr_entry *e, uint32_t n,
 		r.term = e[i].id.lid.term;
 		r.node = e[i].id.lid.node;
 		r.type = (uint16_t)e[i].type;
-		memcpy(p + sizeof(r), e[i].data, e[i].len);
+		if (e[i].len > 0)
+			memcpy(p + sizeof(r), e[i].data, e[i].len);
 		memset(p + sizeof(r) + e[i].len, 0, rec - sizeof(r) - e[i].len);
 		r.crc = lcr_crc32c(lcr_crc32c(0, (const char *)&r + 4, sizeof(r) - 4),
 				   p + sizeof(r), e[i].len);
