@@ -19,6 +19,7 @@
 #include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "../engine/core_int.h"
@@ -79,6 +80,7 @@ struct mbatch {
 	struct seg *seg;
 	uint64_t file_off;
 	uint64_t batch_seq;
+	uint64_t issued_ns; /* when its write went to the ring */
 	uint32_t cur_i;	  /* read cursor: record number ... */
 	uint32_t cur_off; /* ... and its offset after the header */
 	struct lcr_log *log;
@@ -142,10 +144,31 @@ struct lcr_log {
 	void *zero;    /* ZERO_CHUNK aligned zeros */
 	void *scratch; /* for disk reads: batch_bytes_max + a block */
 	uint64_t scratch_bytes;
+	/*
+	 * Disk reads (lcr_log_read) go through scratch: it holds bytes
+	 * [rd_off, rd_off + rd_len) of segment rd_seg, read ahead over the
+	 * batches that follow, so reading a range in order costs one pread
+	 * per scratch-full, not one per entry. The cursor is in the batch at
+	 * cur_off (its header verified): record cur_i at byte cur_pos, entries
+	 * [cur_lo, cur_hi) readable. Dropped by whatever may rewrite or remove
+	 * those bytes (truncate, purge).
+	 */
+	bool rd_valid;
+	uint64_t rd_seg, rd_off, rd_len;
+	uint64_t cur_off, cur_first, cur_lo, cur_hi;
+	uint32_t cur_i, cur_pos;
 	void *hdr_buf; /* one block for segment headers */
 
 	struct lcr_log_stats st;
+	struct lcr_hist write_lat; /* batch write (+ fdatasync), issue to completion */
 };
+
+static uint64_t mono_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
 
 void lcr_log_opts_default(struct lcr_log_opts *o, const char *dir)
 {
@@ -741,6 +764,7 @@ static void batch_written(struct lcr_log *l, struct mbatch *b)
 {
 	b->state = MB_DONE;
 	l->writing = false;
+	lcr_hist_add(&l->write_lat, mono_ns() - b->issued_ns);
 	l->unwritten -= sizeof(struct lcr_batch_hdr) + b->bytes;
 	l->unwritten_batches--;
 	l->st.batches_written++;
@@ -831,6 +855,7 @@ static void write_next(struct lcr_log *l)
 	s->batches++;
 	s->batch_bytes += span;
 	b->state = MB_WRITING;
+	b->issued_ns = mono_ns();
 	l->writing = true;
 	l->mb_issued++;
 	lcr_io_prep(&b->wreq, LCR_IO_WRITE, s->fd, buf, span, b->file_off, batch_write_done, b);
@@ -943,6 +968,7 @@ int lcr_log_truncate(struct lcr_log *l, uint64_t after, const struct lcr_io_id *
 		return l->err;
 	if (after < l->ids.purged.index || after > l->ids.last.index)
 		return -EINVAL;
+	l->rd_valid = false;
 	struct mbatch *b = open_batch(l);
 	if (b && after + 1 < b->first_index) {
 		/* Everything in the open batch goes; it now only truncates. */
@@ -1095,6 +1121,7 @@ int lcr_log_purge(struct lcr_log *l, uint64_t upto)
 		return 0;
 	if (!lcr_log_ids_get(&l->ids, upto, &id))
 		return -EINVAL;
+	l->rd_valid = false;
 	lcr_log_ids_purge(&l->ids, id);
 	l->meta_st.purged = id;
 	l->meta_dirty = true;
@@ -1700,28 +1727,71 @@ int lcr_log_read(struct lcr_log *l, uint64_t index, struct lcr_entry *out, void 
 	uint64_t span = lcr_align_up(sizeof(struct lcr_batch_hdr) + lc->bytes, LCR_BLOCK);
 	if (span > l->scratch_bytes)
 		return -EBADMSG;
-	ssize_t n = pread(s->fd, l->scratch, span, (off_t)lc->file_off);
-	if (n != (ssize_t)span)
-		return n < 0 ? -errno : -EIO;
-	/* Verify after the read what was verified before the write. */
-	if (!lcr_batch_hdr_valid(l->scratch, span, 0, l->o.group))
-		return -EBADMSG;
-	struct lcr_batch_hdr h;
-	memcpy(&h, l->scratch, sizeof(h));
-	if (index < h.first_index || index >= h.first_index + h.count || h.bytes != lc->bytes)
-		return -EBADMSG;
-	const uint8_t *p = (const uint8_t *)l->scratch + sizeof(h);
-	size_t left = h.bytes;
-	for (uint64_t i = h.first_index;; i++) {
-		int sz = lcr_rec_check(p, left, i);
-		if (sz < 0)
-			return -EBADMSG;
-		if (i == index)
-			break;
-		p += sz;
-		left -= (size_t)sz;
+	if (!l->rd_valid || l->rd_seg != s->no || lc->file_off < l->rd_off ||
+	    lc->file_off + span > l->rd_off + l->rd_len) {
+		/* Read this batch and what follows it in the segment, up to the
+		 * end of its last written batch (never a write in flight). */
+		const struct loc *end = &s->locs[s->n_locs - 1];
+		uint64_t stop =
+			end->file_off + lcr_align_up(sizeof(struct lcr_batch_hdr) + end->bytes, LCR_BLOCK);
+		uint64_t want = stop > lc->file_off ? stop - lc->file_off : span;
+		if (want > l->scratch_bytes)
+			want = l->scratch_bytes / LCR_BLOCK * LCR_BLOCK;
+		if (want < span)
+			want = span;
+		l->rd_valid = false;
+		ssize_t n = pread(s->fd, l->scratch, want, (off_t)lc->file_off);
+		if (n < (ssize_t)span)
+			return n < 0 ? -errno : -EIO;
+		l->rd_valid = true;
+		l->rd_seg = s->no;
+		l->rd_off = lc->file_off;
+		l->rd_len = (uint64_t)n / LCR_BLOCK * LCR_BLOCK;
+		l->cur_off = UINT64_MAX;
+		l->st.disk_reads++;
 	}
-	fill_entry(out, p);
+	const uint8_t *hb = (const uint8_t *)l->scratch + (lc->file_off - l->rd_off);
+	if (l->cur_off != lc->file_off) {
+		/* Verify after the read what was verified before the write. */
+		struct lcr_batch_hdr h;
+		if (!lcr_batch_hdr_valid(hb, span, 0, l->o.group))
+			return -EBADMSG;
+		memcpy(&h, hb, sizeof(h));
+		/* A truncation may have cut the batch short and a purge its head:
+		 * what is left of it (lc) is all that may be read. */
+		if (h.bytes != lc->bytes || lc->first_index < h.first_index ||
+		    lc->first_index + lc->count > h.first_index + h.count)
+			return -EBADMSG;
+		l->cur_off = lc->file_off;
+		l->cur_first = h.first_index;
+		l->cur_lo = lc->first_index;
+		l->cur_hi = lc->first_index + lc->count;
+		l->cur_i = 0;
+		l->cur_pos = 0;
+	}
+	if (index < l->cur_lo || index >= l->cur_hi)
+		return -EBADMSG;
+	/* Walk from the cursor when it is not past the entry, else from the
+	 * start, verifying each record's checksum on the way. */
+	uint32_t want = (uint32_t)(index - l->cur_first);
+	if (l->cur_i > want) {
+		l->cur_i = 0;
+		l->cur_pos = 0;
+	}
+	const uint8_t *base = hb + sizeof(struct lcr_batch_hdr);
+	for (;;) {
+		int sz = lcr_rec_check(base + l->cur_pos, lc->bytes - l->cur_pos,
+				       l->cur_first + l->cur_i);
+		if (sz < 0) {
+			l->cur_off = UINT64_MAX;
+			return -EBADMSG;
+		}
+		if (l->cur_i == want)
+			break;
+		l->cur_pos += (uint32_t)sz;
+		l->cur_i++;
+	}
+	fill_entry(out, base + l->cur_pos);
 	if (out->len > len)
 		return -ENOSPC;
 	memcpy(buf, out->data, out->len);
@@ -1753,6 +1823,11 @@ bool lcr_log_busy(const struct lcr_log *l)
 int lcr_log_error(const struct lcr_log *l)
 {
 	return l->err;
+}
+
+const struct lcr_hist *lcr_log_write_latency(const struct lcr_log *l)
+{
+	return &l->write_lat;
 }
 
 void lcr_log_stats(const struct lcr_log *l, struct lcr_log_stats *st)

@@ -33,6 +33,7 @@
 #include <stdint.h>
 
 #include "../engine/core.h"
+#include "../engine/hist.h"
 #include "ring.h"
 
 enum lcr_durability {
@@ -77,6 +78,7 @@ struct lcr_log_stats {
 	uint64_t vote_writes;
 	uint64_t cache_hits;
 	uint64_t cache_misses;
+	uint64_t disk_reads; /* batches read back from disk (lcr_log_read) */
 	uint64_t segments_created;
 	uint64_t segments_purged;
 	uint64_t stalls; /* batch ready but the next segment was not */
@@ -138,6 +140,8 @@ int lcr_log_read(struct lcr_log *l, uint64_t index, struct lcr_entry *out, void 
 uint64_t lcr_log_space(const struct lcr_log *l);
 bool lcr_log_busy(const struct lcr_log *l); /* writes in flight or pending */
 int lcr_log_error(const struct lcr_log *l); /* the sticky error, or 0 */
+/* Latency of each batch write, with its fdatasync under durability fsync. */
+const struct lcr_hist *lcr_log_write_latency(const struct lcr_log *l);
 void lcr_log_stats(const struct lcr_log *l, struct lcr_log_stats *st);
 
 #endif /* LCR_LOG_H */
