@@ -143,18 +143,22 @@ int main(int argc, char **argv)
 		fprintf(stderr, "lcraft-cli: %s\n", why);
 		return 2;
 	}
+	int rc = 0;
 	lcr_kv_client_verbose(c, verbose);
 	if (node && !lcr_kv_client_knows(c, (uint32_t)node)) {
 		fprintf(stderr, "lcraft-cli: --node %lu is not in %s\n", node, path);
-		return 2;
+		rc = 2;
+		goto out;
 	}
 
 	const char *cmd = argv[optind];
 	int nargs = argc - optind - 1;
 	char **args = argv + optind + 1;
 	struct lcr_client_req r = { .client = lcr_kv_client_id(c), .id = lcr_kv_client_next_id(c) };
-	if (strcmp(cmd, "stats") == 0 && nargs == 0)
-		return stats(c, &cfg, (uint32_t)node, timeout_ms);
+	if (strcmp(cmd, "stats") == 0 && nargs == 0) {
+		rc = stats(c, &cfg, (uint32_t)node, timeout_ms);
+		goto out;
+	}
 	if (strcmp(cmd, "put") == 0 && nargs == 2) {
 		r.op = LCR_CLIENT_PUT;
 		r.value = (const uint8_t *)args[1];
@@ -173,7 +177,8 @@ int main(int argc, char **argv)
 		fprintf(stderr, "lcraft-cli: %s: unknown command or wrong number of arguments\n",
 			cmd);
 		usage(stderr);
-		return 2;
+		rc = 2;
+		goto out;
 	}
 	r.key = (const uint8_t *)args[0];
 	r.key_len = (uint32_t)strlen(args[0]);
@@ -181,7 +186,8 @@ int main(int argc, char **argv)
 	    r.value_len > LCR_CLIENT_VALUE_MAX || r.expect_len > LCR_CLIENT_VALUE_MAX) {
 		fprintf(stderr, "lcraft-cli: keys are 1..%d bytes, values at most %d bytes\n",
 			LCR_CLIENT_KEY_MAX, LCR_CLIENT_VALUE_MAX);
-		return 2;
+		rc = 2;
+		goto out;
 	}
 
 	struct lcr_kv_answer a;
@@ -189,12 +195,13 @@ int main(int argc, char **argv)
 	if (err == -ETIMEDOUT) {
 		fprintf(stderr, "lcraft-cli: no answer from the cluster within %lu ms\n",
 			timeout_ms);
-		return 3;
+		rc = 3;
+		goto out;
 	} else if (err < 0) {
 		fprintf(stderr, "lcraft-cli: %s\n", strerror(-err));
-		return 4;
+		rc = 4;
+		goto out;
 	}
-	int rc = 0;
 	switch (a.status) {
 	case LCR_CLIENT_OK:
 		if (r.op == LCR_CLIENT_GET) {
@@ -222,6 +229,7 @@ int main(int argc, char **argv)
 		break;
 	}
 	free(a.value);
+out:
 	lcr_kv_client_close(c);
 	return rc;
 }
