@@ -89,6 +89,16 @@ struct lcr_core_config {
 	uint32_t leader_runs_max;
 	/* Base of the replication backoff on UNREACHABLE: b, 2b, 4b, ... cap 1 s. */
 	uint64_t backoff_ms;
+	/*
+	 * A transport's own backoff (openraft's RaftNetworkV2::backoff()): the
+	 * interval, in ns, before retrying `target` after the step-th backoff in
+	 * a row (step 0, 1, 2 ...; a success starts again at 0). NULL: backoff_ms
+	 * doubled per step, 1 s cap (lcr_backoff_default_ns). The node runtime
+	 * sets it from its transport; it must be a pure function of its
+	 * arguments (the simulation replays the core) and must not call the core.
+	 */
+	uint64_t (*backoff_ns)(void *ctx, uint32_t target, uint32_t step);
+	void *backoff_ctx;
 	/* How long a read may wait for its quorum ack and apply; 0: leader lease. */
 	uint64_t read_timeout_ms;
 	bool enable_pre_vote;
@@ -109,6 +119,20 @@ struct lcr_core_config {
 	struct lcr_allocator alloc;	  /* NULL alloc: malloc/free */
 	uint32_t bugs;			  /* enum lcr_bug bits, tests only */
 };
+
+/*
+ * The configured backoff (openraft's Config::backoff): base_ms for the first
+ * backoff, doubled for each one in a row, capped at 1 s. With the default
+ * 200 ms: 200, 400, 800, 1000, 1000 ... ms.
+ */
+static inline uint64_t lcr_backoff_default_ns(uint64_t base_ms, uint32_t step)
+{
+	const uint64_t cap = 1000ull * 1000 * 1000;
+	uint64_t d = base_ms * 1000 * 1000;
+	for (uint32_t i = 0; i < step && d < cap; i++)
+		d *= 2;
+	return d > cap ? cap : d;
+}
 
 /* Fill `cfg` with openraft's defaults (150/300 ms, 50 ms, 300 entries...). */
 LCR_API void lcr_core_config_default(struct lcr_core_config *cfg, uint32_t id);

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * lcraft public API: run Raft groups on lcores, with durable storage on
- * io_uring and a UDP transport (kernel sockets today, DPDK later).
+ * io_uring and a UDP transport (kernel sockets today, DPDK later), or a
+ * transport of the application's own (lcr_node_config.transport).
  *
  * A node is one process with a node id. It runs `lcores` threads; each owns
  * the groups whose id modulo `lcores` is its index, and everything those
@@ -35,6 +36,9 @@
 
 struct lcr_node;
 struct lcr_group;
+/* A transport factory: the network contract, dpdk-net/net.h (installed as
+ * lcraft/net.h). */
+struct lcr_net_factory;
 
 /* A peer node: where its lcore 0 listens; lcore i listens on port + i. */
 struct lcr_peer_addr {
@@ -68,6 +72,16 @@ struct lcr_node_config {
 	uint64_t fault_delay_ns, fault_jitter_ns, fault_seed;
 	struct lcr_core_config core; /* Raft options (ids and membership are filled in) */
 	struct lcr_node_alloc alloc; /* NULL: malloc */
+	/*
+	 * How the groups talk to their peers: a factory the node calls once per
+	 * lcore for a transport that implements the network contract (net.h,
+	 * openraft's RaftNetworkV2: append_entries and vote required, the rest
+	 * with defaults), e.g. over the application's own RPC system. It must
+	 * outlive the node. NULL: the built-in UDP transport on kernel sockets
+	 * (bind_host, the peers' ports, mtu and the fault_* options apply to it
+	 * alone).
+	 */
+	const struct lcr_net_factory *transport;
 };
 
 /* Defaults: openraft's Raft options, fsync durability, one lcore. */

@@ -366,14 +366,14 @@ void lcr_on_net_error(struct lcr_core *c, uint32_t target, uint64_t stream_id, u
 	if (stream_id != p->stream_id)
 		return;
 	/* openraft backoff_rank: Unreachable and Remote weigh 100, others 2;
-	 * above 20 the peer is backed off: b, 2b, 4b ... capped at 1 s. */
+	 * above 20 the peer is backed off: b, 2b, 4b ... capped at 1 s, or the
+	 * transport's own intervals when it has them. */
 	p->backoff_rank += (err == LCR_NET_UNREACHABLE || err == LCR_NET_REMOTE) ? 100 : 2;
 	if (p->backoff_rank > 20) {
-		uint64_t d = c->cfg.backoff_ms * LCR_NS_PER_MS;
-		for (uint32_t i = 0; i < p->backoff_step && d < 1000 * LCR_NS_PER_MS; i++)
-			d *= 2;
-		if (d > 1000 * LCR_NS_PER_MS)
-			d = 1000 * LCR_NS_PER_MS;
+		uint64_t d =
+			c->cfg.backoff_ns
+				? c->cfg.backoff_ns(c->cfg.backoff_ctx, target, p->backoff_step)
+				: lcr_backoff_default_ns(c->cfg.backoff_ms, p->backoff_step);
 		p->backoff_until_ns = c->now_ns + d;
 		p->backoff_step++;
 		p->backoff_rank = 0;

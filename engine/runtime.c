@@ -3,19 +3,21 @@
  * The runtime: lcores running Raft groups to completion (design.md, "Data
  * flow through one lcore"). Each iteration of an lcore:
  *
- *   rx burst -> check -> stream layer -> core.step(message) -> commands
- *   acks for the streams that received data
+ *   transport receive (UDP: rx burst -> check -> stream layer) ->
+ *       core.step(message) -> commands; acks for the streams that got data
  *   tasks posted from other threads, the application's poll hook
- *   timers -> core.step(tick), stream retransmissions
+ *   timers -> core.step(tick); the transport's timers (retransmissions)
  *   proposals gathered this iteration -> one core.propose
  *   storage: flush (group commit), submit, reap -> core.step(flushed)
- *   tx burst
+ *   transport transmit (UDP: tx burst)
  *   nothing happened: sleep until a datagram, a completion or a timer
  *
  * The core's commands are executed here: storage commands go to the log,
- * sends to the transport (AppendEntries on the group's stream to that
- * follower, everything else as single datagrams), applies to the state
- * machine, read results and role changes to the application.
+ * sends to the transport through the network contract (dpdk-net/net.h:
+ * AppendEntries on the follower's stream, replies through respond),
+ * applies to the state machine, read results and role changes to the
+ * application. The transport is the node config's factory, or the built-in
+ * UDP one (dpdk-net/udp.c).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -29,16 +31,12 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "../dpdk-net/backend.h"
-#include "../dpdk-net/stream.h"
-#include "../dpdk-net/wire.h"
+#include "../dpdk-net/net.h"
 #include "../io/log.h"
 #include "../io/ring.h"
 #include "lcr_assert.h"
 #include "lcraft.h"
 
-#define BURST	       64
-#define TXQ_MAX	       2048
 #define GROUPS_MAX     256  /* per lcore */
 #define POST_MAX       1024 /* tasks waiting per lcore */
 #define PROPOSE_MAX    4096 /* proposals gathered per group per iteration */
@@ -47,7 +45,7 @@
 #define READS_WAIT_MAX 4096
 #define RESULT_MAX     8192
 #define COLD_BYTES     (4u << 20) /* entries read from disk for one AppendEntries */
-#define HIST_BUCKETS   64
+#define APPLY_BUDGET   4096	  /* entries applied per group per loop iteration */
 
 /* ---- small helpers ---------------------------------------------------------- */
 
@@ -58,42 +56,7 @@ static uint64_t now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
-/* Log2 histogram of latencies in ns (bucket i: [2^i, 2^(i+1)) ns). */
-struct hist {
-	uint64_t count, sum_ns, max_ns;
-	uint64_t b[HIST_BUCKETS];
-};
-
-static void hist_add(struct hist *h, uint64_t ns)
-{
-	uint32_t i = ns ? 63u - (uint32_t)__builtin_clzll(ns) : 0;
-	h->b[i]++;
-	h->count++;
-	h->sum_ns += ns;
-	if (ns > h->max_ns)
-		h->max_ns = ns;
-}
-
-static uint64_t hist_pct(const struct hist *h, double p)
-{
-	uint64_t want = (uint64_t)((double)h->count * p), seen = 0;
-	for (uint32_t i = 0; i < HIST_BUCKETS; i++) {
-		seen += h->b[i];
-		if (seen > want && h->b[i])
-			return (3ull << i) / 2; /* middle of the bucket */
-	}
-	return h->max_ns;
-}
-
 /* ---- structures ------------------------------------------------------------- */
-
-struct link {
-	uint32_t node;
-	struct lcr_stx tx;	 /* our AppendEntries to it, when we lead */
-	struct lcr_srx rx;	 /* its AppendEntries to us, when it leads */
-	struct lcr_vote tx_vote; /* the leadership that uses tx */
-	uint64_t core_stream;	 /* the core's stream id on it (for NET_ERROR) */
-};
 
 struct pending {
 	struct lcr_log_id id;
@@ -118,8 +81,7 @@ struct lcr_group {
 	struct lcr_log *log;
 	struct lcr_sm_ops ops;
 	void *sm;
-	uint32_t n_links;
-	struct link links[LCR_PEERS_MAX];
+	struct lcr_net_group *ng; /* its peers in the transport */
 	/* Proposals of this iteration. */
 	struct lcr_entry *pe;
 	struct pending *pp;
@@ -137,12 +99,14 @@ struct lcr_group {
 	bool flush_new;
 	int io_err;
 	uint64_t next_timer;
+	/* Applying: done through applied_id, committed through apply_to. */
+	struct lcr_log_id applied_id, apply_to;
 	uint32_t role, leader;
 	uint8_t result[RESULT_MAX];
 	/* Metrics. */
-	uint64_t proposed, applied, cancelled, refused, net_errors, stream_drops;
+	uint64_t proposed, applied, cancelled, refused, net_errors;
 	uint64_t flushes, flush_started_ns;
-	struct hist commit_lat, flush_lat;
+	struct lcr_hist commit_lat;
 };
 
 struct post {
@@ -151,29 +115,17 @@ struct post {
 	void *arg;
 };
 
-struct txslot {
-	uint8_t *buf;
-	uint32_t len;
-	uint32_t peer;
-	bool owned; /* buf is ours (a single datagram), not a stream's */
-};
-
 struct lcore {
 	uint32_t index;
 	struct lcr_node *node;
 	pthread_t thread;
 	struct lcr_ring ring;
 	int efd;
-	int epfd; /* efd and the application's fd, for sleeping */
-	struct lcr_backend *be;
+	int epfd;	     /* efd and the application's fd, for sleeping */
+	struct lcr_net *net; /* the transport of this lcore */
 	struct lcr_group *groups[GROUPS_MAX];
 	uint32_t n_groups;
-	struct lcr_dgram rx[BURST];
-	struct txslot tx[TXQ_MAX];
-	uint8_t *txmem;		  /* owned datagram buffers, TXQ_MAX of dgram_max */
-	uint32_t tx_head, tx_len; /* ring of tx */
-	uint8_t *msgbuf;	  /* one encoded message */
-	struct lcr_entry *ents;	  /* entries of one message */
+	struct lcr_entry *ents; /* entries attached to one AppendEntries */
 	uint32_t ents_max;
 	uint8_t *cold; /* entries read from disk */
 	struct post *posts;
@@ -182,8 +134,7 @@ struct lcore {
 	int poll_fd;
 	void *poll_ctx;
 	uint64_t now;
-	uint64_t drops[LCR_DROP_MAX];
-	uint64_t tx_full, iterations, sleeps;
+	uint64_t iterations, sleeps;
 	int err;
 };
 
@@ -192,7 +143,6 @@ struct lcr_node {
 	char *data_dir;
 	uint32_t n_lcores;
 	struct lcore *lcores;
-	struct lcr_stream_opts sopts;
 	_Atomic bool stop;
 };
 
@@ -230,99 +180,18 @@ void lcr_group_status(const struct lcr_group *g, struct lcr_core_status *st)
 
 /* ---- transmit --------------------------------------------------------------- */
 
-static uint32_t dgram_max(const struct lcr_node *n)
-{
-	return n->sopts.dgram_max;
-}
-
-static void tx_push(struct lcore *lc, uint8_t *buf, uint32_t len, uint32_t peer, bool owned)
-{
-	struct txslot *t = &lc->tx[(lc->tx_head + lc->tx_len) % TXQ_MAX];
-	t->buf = buf;
-	t->len = len;
-	t->peer = peer;
-	t->owned = owned;
-	lc->tx_len++;
-}
-
-/* A buffer for one datagram of our own, or NULL when the queue is full. */
-static uint8_t *tx_slot(struct lcore *lc)
-{
-	if (lc->tx_len == TXQ_MAX) {
-		lc->tx_full++;
-		return NULL;
-	}
-	uint32_t i = (lc->tx_head + lc->tx_len) % TXQ_MAX;
-	return lc->txmem + (size_t)i * dgram_max(lc->node);
-}
-
-static uint32_t tx_flush(struct lcore *lc)
-{
-	struct lcr_dgram d[BURST];
-	uint32_t sent = 0;
-
-	while (lc->tx_len > 0) {
-		uint32_t n = 0;
-		while (n < BURST && n < lc->tx_len) {
-			struct txslot *t = &lc->tx[(lc->tx_head + n) % TXQ_MAX];
-			d[n].buf = t->buf;
-			d[n].len = t->len;
-			d[n].peer = t->peer;
-			n++;
-		}
-		int k = lcr_be_tx(lc->be, d, n);
-		if (k <= 0)
-			break; /* the socket is full: try next iteration */
-		lc->tx_head = (lc->tx_head + (uint32_t)k) % TXQ_MAX;
-		lc->tx_len -= (uint32_t)k;
-		sent += (uint32_t)k;
-	}
-	return sent;
-}
-
-/* Send a message that is not on a stream: one datagram. */
-static void send_plain(struct lcr_group *g, const struct lcr_msg *m, uint8_t type)
-{
-	struct lcore *lc = g->lc;
-	uint8_t *buf = tx_slot(lc);
-	if (!buf)
-		return;
-	size_t len = lcr_wire_encode_msg(buf + LCR_WIRE_HDR, dgram_max(g->node) - LCR_WIRE_HDR, m);
-	if (len == 0) {
-		lc->tx_full++;
-		return;
-	}
-	struct lcr_wire_hdr h = { .type = type,
-				  .cluster = g->node->cfg.cluster,
-				  .group = g->id,
-				  .from = m->from,
-				  .to = m->to,
-				  .len = (uint32_t)len,
-				  .frag_count = 1 };
-	tx_push(lc, buf, (uint32_t)lcr_wire_seal(buf, &h), m->to, true);
-}
-
-static struct link *link_of(struct lcr_group *g, uint32_t node)
-{
-	for (uint32_t i = 0; i < g->n_links; i++)
-		if (g->links[i].node == node)
-			return &g->links[i];
-	return NULL;
-}
-
 /*
- * AppendEntries: attach the entries from our log (the arena cache, or the
- * disk for a lagging follower), encode, and put it on the follower's stream.
+ * The transport asks for the entries of an AppendEntries right before it
+ * sends it: from our log (the arena cache, or the disk for a lagging
+ * follower). They stay valid until the next one; the transport encodes them
+ * during its op.
  */
-static void send_append(struct lcr_group *g, const struct lcr_msg *m)
+static void net_attach(void *ctx, struct lcr_msg *m)
 {
+	struct lcr_group *g = ctx;
 	struct lcore *lc = g->lc;
-	struct link *l = link_of(g, m->to);
-	struct lcr_msg msg = *m;
 	uint32_t n = m->append_req.n_entries, cold = 0;
 
-	if (!l)
-		return;
 	if (n > lc->ents_max)
 		n = lc->ents_max;
 	for (uint32_t i = 0; i < n; i++) {
@@ -340,44 +209,13 @@ static void send_append(struct lcr_group *g, const struct lcr_msg *m)
 		}
 		cold += (uint32_t)rc;
 	}
-	msg.append_req.n_entries = n;
-	msg.append_req.entries = lc->ents;
-	/* A new leadership starts new transport streams. */
-	if (!lcr_vote_eq(l->tx_vote, m->append_req.vote)) {
-		lcr_stx_reset(&l->tx);
-		l->tx_vote = m->append_req.vote;
-	}
-	l->core_stream = m->append_req.stream_id;
-	size_t len = lcr_wire_encode_msg(lc->msgbuf, LCR_WIRE_MSG_MAX, &msg);
-	if (len == 0 ||
-	    lcr_stx_send(&l->tx, LCR_WIRE_APPEND_REQ, lc->msgbuf, (uint32_t)len, lc->now) < 0)
-		g->stream_drops++; /* the core's pipeline sends it again */
-}
-
-static void send_msg(struct lcr_group *g, const struct lcr_msg *m)
-{
-	switch (m->type) {
-	case LCR_MSG_APPEND_REQ:
-		send_append(g, m);
-		break;
-	case LCR_MSG_VOTE_REQ:
-		send_plain(g, m, LCR_WIRE_VOTE_REQ);
-		break;
-	case LCR_MSG_VOTE_RESP:
-		send_plain(g, m, LCR_WIRE_VOTE_RESP);
-		break;
-	case LCR_MSG_APPEND_RESP:
-		send_plain(g, m, LCR_WIRE_APPEND_RESP);
-		break;
-	case LCR_MSG_TRANSFER_LEADER:
-		send_plain(g, m, LCR_WIRE_TRANSFER);
-		break;
-	}
+	m->append_req.n_entries = n;
+	m->append_req.entries = lc->ents;
 }
 
 /* ---- executing the core's commands ------------------------------------------ */
 
-static void apply_range(struct lcr_group *g, struct lcr_log_id first, struct lcr_log_id last);
+static bool apply_some(struct lcr_group *g, struct lcr_log_id *upto);
 static void reads_ready(struct lcr_group *g, uint64_t upto);
 static void reads_failed(struct lcr_group *g, uint64_t first, uint64_t last, int err);
 
@@ -403,12 +241,14 @@ static void run_cmds(struct lcr_group *g)
 			break;
 		}
 		case LCR_CMD_SEND:
-			send_msg(g, &c->send);
+			lcr_net_send(g->ng, &c->send, g->lc->now);
 			break;
 		case LCR_CMD_APPLY:
-			apply_range(g, c->apply.first, c->apply.last);
-			applied = true;
-			applied_to = c->apply.last;
+			/* Ranges come in order, each right after the last. */
+			if (g->apply_to.index <= g->applied_id.index)
+				g->applied_id = c->apply.first;
+			g->apply_to = c->apply.last;
+			applied = apply_some(g, &applied_to);
 			break;
 		case LCR_CMD_READS_READY:
 			reads_ready(g, c->reads_ready.read_id);
@@ -420,6 +260,9 @@ static void run_cmds(struct lcr_group *g)
 		case LCR_CMD_ROLE:
 			g->role = c->role.role;
 			g->leader = c->role.leader;
+			/* AppendEntries still waiting were that leadership's. */
+			if (g->role != LCR_ROLE_LEADER)
+				lcr_net_cancel(g->ng);
 			if (g->ops.role)
 				g->ops.role(g->sm, g->role, g->leader);
 			break;
@@ -459,11 +302,20 @@ static void wait_pop(struct lcr_group *g)
 	g->wait_len--;
 }
 
-static void apply_range(struct lcr_group *g, struct lcr_log_id first, struct lcr_log_id last)
+/*
+ * Apply committed entries, at most APPLY_BUDGET in one go so that a long
+ * backlog (a restart replays the whole log) never holds the loop past a
+ * heartbeat: the rest follows in the next iterations (apply_pending). True
+ * if it applied any; *upto is then the last one applied.
+ */
+static bool apply_some(struct lcr_group *g, struct lcr_log_id *upto)
 {
 	struct lcore *lc = g->lc;
+	uint64_t first = g->applied_id.index + 1, last = g->apply_to.index;
 
-	for (uint64_t idx = first.index + 1; idx <= last.index; idx++) {
+	if (last >= first + APPLY_BUDGET)
+		last = first + APPLY_BUDGET - 1;
+	for (uint64_t idx = first; idx <= last; idx++) {
 		struct lcr_entry e;
 		if (lcr_log_get(g->log, idx, &e) < 0 &&
 		    lcr_log_read(g->log, idx, &e, lc->cold, COLD_BYTES) < 0) {
@@ -471,7 +323,8 @@ static void apply_range(struct lcr_group *g, struct lcr_log_id first, struct lcr
 			fprintf(stderr, "lcraft: group %u: cannot read committed entry %llu\n",
 				g->id, (unsigned long long)idx);
 			g->io_err = -EIO;
-			return;
+			g->apply_to = g->applied_id; /* stop applying */
+			break;
 		}
 		uint32_t rlen = 0;
 		if (e.type == LCR_ENTRY_NORMAL && g->ops.apply)
@@ -483,14 +336,29 @@ static void apply_range(struct lcr_group *g, struct lcr_log_id first, struct lcr
 			struct pending w = *p;
 			wait_pop(g);
 			if (w.id.index == idx && lcr_log_id_eq(w.id, e.id)) {
-				hist_add(&g->commit_lat, lc->now - w.at_ns);
+				lcr_hist_add(&g->commit_lat, lc->now - w.at_ns);
 				w.done(w.ctx, 0, 0, g->result, rlen);
 			} else {
 				g->cancelled++;
 				w.done(w.ctx, -ECANCELED, g->leader, NULL, 0);
 			}
 		}
+		g->applied_id = e.id;
 	}
+	*upto = g->applied_id;
+	return upto->index >= first;
+}
+
+/* Go on with a backlog apply_some() left. True if it did anything. */
+static bool apply_pending(struct lcr_group *g)
+{
+	struct lcr_log_id upto;
+
+	if (g->apply_to.index <= g->applied_id.index || !apply_some(g, &upto))
+		return false;
+	struct lcr_event ev = { .type = LCR_EV_APPLIED, .applied = upto };
+	step(g, &ev);
+	return true;
 }
 
 static void reads_ready(struct lcr_group *g, uint64_t upto)
@@ -516,32 +384,33 @@ static void reads_failed(struct lcr_group *g, uint64_t first, uint64_t last, int
 
 /* ---- receiving ---------------------------------------------------------------- */
 
-struct deliver_ctx {
-	struct lcr_group *g;
-	uint32_t from;
-};
-
-static void deliver_msg(struct lcr_group *g, uint32_t from, uint8_t type, const uint8_t *p,
-			uint32_t len)
+/* A request from a peer or a reply to one of our calls, from the transport. */
+static void net_deliver(void *ctx, const struct lcr_msg *m)
 {
-	struct lcore *lc = g->lc;
-	struct lcr_msg m;
-
-	memset(&m, 0, sizeof(m));
-	if (lcr_wire_decode_msg(p, len, type, &m, lc->ents, lc->ents_max) != LCR_DROP_NONE) {
-		lc->drops[LCR_DROP_MALFORMED]++;
-		return;
-	}
-	m.from = from;
-	m.to = g->node->cfg.id;
-	struct lcr_event ev = { .type = LCR_EV_MSG, .msg = &m };
-	step(g, &ev);
+	struct lcr_event ev = { .type = LCR_EV_MSG, .msg = m };
+	step(ctx, &ev);
 }
 
-static void on_stream_msg(void *ctx, uint8_t type, const uint8_t *p, uint32_t len)
+/*
+ * A call failed. An AppendEntries error ends that stream: the core backs the
+ * follower off (UNREACHABLE, REMOTE at once; TIMEOUT, NETWORK when they
+ * pile up) and opens a new stream. The core has no use for the other
+ * errors: a candidate waits for its next election timeout, a transfer for
+ * the leader lease to run out (openraft logs them too).
+ */
+static void net_failed(void *ctx, const struct lcr_net_call *call, uint32_t err, const char *why)
 {
-	struct deliver_ctx *d = ctx;
-	deliver_msg(d->g, d->from, type, p, len);
+	struct lcr_group *g = ctx;
+	(void)why;
+
+	g->net_errors++;
+	if (call->op != LCR_NET_OP_APPEND && call->op != LCR_NET_OP_STREAM_APPEND)
+		return;
+	struct lcr_event ev = { .type = LCR_EV_NET_ERROR };
+	ev.net.target = call->target;
+	ev.net.stream_id = call->stream_id;
+	ev.net.err = err;
+	step(g, &ev);
 }
 
 static struct lcr_group *group_of(struct lcore *lc, uint32_t id)
@@ -550,86 +419,6 @@ static struct lcr_group *group_of(struct lcore *lc, uint32_t id)
 		if (lc->groups[i]->id == id)
 			return lc->groups[i];
 	return NULL;
-}
-
-static void on_dgram(struct lcore *lc, const struct lcr_dgram *d)
-{
-	struct lcr_wire_hdr h;
-	uint32_t why = lcr_wire_open(d->buf, d->len, lc->node->cfg.cluster, &h);
-
-	if (why != LCR_DROP_NONE) {
-		lc->drops[why]++;
-		return;
-	}
-	if (h.to != lc->node->cfg.id) {
-		lc->drops[LCR_DROP_NOT_FOR_US]++;
-		return;
-	}
-	struct lcr_group *g = group_of(lc, h.group);
-	if (!g) {
-		lc->drops[LCR_DROP_UNKNOWN_GROUP]++;
-		return;
-	}
-	struct link *l = link_of(g, h.from);
-	if (!l) {
-		lc->drops[LCR_DROP_UNKNOWN_NODE]++;
-		return;
-	}
-	const uint8_t *payload = d->buf + LCR_WIRE_HDR;
-	switch (h.type) {
-	case LCR_WIRE_APPEND_REQ: {
-		struct deliver_ctx dc = { g, h.from };
-		uint32_t r = lcr_srx_on_dgram(&l->rx, &h, payload, on_stream_msg, &dc);
-		if (r != LCR_DROP_NONE)
-			lc->drops[r]++;
-		break;
-	}
-	case LCR_WIRE_STREAM_ACK: {
-		struct lcr_wire_ack a;
-		if (lcr_wire_decode_ack(payload, h.len, &a) != LCR_DROP_NONE) {
-			lc->drops[LCR_DROP_MALFORMED]++;
-			break;
-		}
-		lcr_stx_on_ack(&l->tx, &a, lc->now);
-		break;
-	}
-	case LCR_WIRE_VOTE_REQ:
-	case LCR_WIRE_VOTE_RESP:
-	case LCR_WIRE_APPEND_RESP:
-	case LCR_WIRE_TRANSFER:
-		deliver_msg(g, h.from, h.type, payload, h.len);
-		break;
-	default:
-		lc->drops[LCR_DROP_TYPE]++;
-		break;
-	}
-}
-
-static void send_acks(struct lcore *lc)
-{
-	for (uint32_t i = 0; i < lc->n_groups; i++) {
-		struct lcr_group *g = lc->groups[i];
-		for (uint32_t k = 0; k < g->n_links; k++) {
-			struct link *l = &g->links[k];
-			if (!lcr_srx_ack_due(&l->rx))
-				continue;
-			uint8_t *buf = tx_slot(lc);
-			if (!buf)
-				return;
-			struct lcr_wire_ack a;
-			lcr_srx_make_ack(&l->rx, &a);
-			size_t len = lcr_wire_encode_ack(buf + LCR_WIRE_HDR,
-							 dgram_max(lc->node) - LCR_WIRE_HDR, &a);
-			struct lcr_wire_hdr h = { .type = LCR_WIRE_STREAM_ACK,
-						  .cluster = lc->node->cfg.cluster,
-						  .group = g->id,
-						  .from = lc->node->cfg.id,
-						  .to = l->node,
-						  .len = (uint32_t)len,
-						  .frag_count = 1 };
-			tx_push(lc, buf, (uint32_t)lcr_wire_seal(buf, &h), l->node, true);
-		}
-	}
 }
 
 /* ---- storage completions ------------------------------------------------------ */
@@ -782,58 +571,23 @@ static bool timers(struct lcore *lc)
 			step(g, &ev);
 			work = true;
 		}
-		for (uint32_t k = 0; k < g->n_links; k++) {
-			struct link *l = &g->links[k];
-			if (lcr_stx_tick(&l->tx, lc->now) == LCR_STX_UNREACHABLE) {
-				/* Nothing came back for a long time: tell the core,
-				 * which backs off, and start the stream over. */
-				lcr_stx_reset(&l->tx);
-				g->net_errors++;
-				struct lcr_event ev = { .type = LCR_EV_NET_ERROR };
-				ev.net.target = l->node;
-				ev.net.stream_id = l->core_stream;
-				ev.net.err = LCR_NET_UNREACHABLE;
-				step(g, &ev);
-				work = true;
-			}
-		}
 	}
+	/* Calls past their TTL and the transport's own timers (a stream that
+	 * got no answer for a long time ends with UNREACHABLE). */
+	work |= lcr_net_tick(lc->net, lc->now);
 	return work;
 }
 
 static uint64_t next_deadline(struct lcore *lc)
 {
-	uint64_t t = UINT64_MAX;
+	uint64_t t = lcr_net_next_timer(lc->net);
 
 	for (uint32_t i = 0; i < lc->n_groups; i++) {
 		struct lcr_group *g = lc->groups[i];
 		if (g->next_timer < t)
 			t = g->next_timer;
-		for (uint32_t k = 0; k < g->n_links; k++) {
-			uint64_t s = lcr_stx_next_timer(&g->links[k].tx);
-			if (s < t)
-				t = s;
-		}
 	}
 	return t;
-}
-
-static uint32_t stream_tx(struct lcore *lc)
-{
-	uint32_t n = 0;
-
-	for (uint32_t i = 0; i < lc->n_groups; i++) {
-		struct lcr_group *g = lc->groups[i];
-		for (uint32_t k = 0; k < g->n_links; k++) {
-			struct link *l = &g->links[k];
-			struct lcr_dgram_view v;
-			while (lc->tx_len < TXQ_MAX && lcr_stx_next(&l->tx, lc->now, &v)) {
-				tx_push(lc, (uint8_t *)v.buf, v.len, l->node, false);
-				n++;
-			}
-		}
-	}
-	return n;
 }
 
 /* ---- posted tasks (a bounded MPMC ring, Vyukov's) -------------------------------- */
@@ -891,23 +645,17 @@ static bool iteration(struct lcore *lc)
 
 	lc->now = now_ns();
 	lc->iterations++;
-	int n = lcr_be_rx(lc->be, lc->rx, BURST);
-	for (int i = 0; i < n; i++)
-		on_dgram(lc, &lc->rx[i]);
-	if (n > 0) {
-		work = true;
-		send_acks(lc);
-	}
+	work |= lcr_net_poll(lc->net, lc->now);
 	work |= run_posts(lc);
 	if (lc->poll)
 		work |= lc->poll(lc->node, lc->index, lc->poll_ctx, lc->now);
 	work |= timers(lc);
-	for (uint32_t i = 0; i < lc->n_groups; i++)
+	for (uint32_t i = 0; i < lc->n_groups; i++) {
 		work |= propose_batch(lc->groups[i]);
+		work |= apply_pending(lc->groups[i]);
+	}
 	work |= storage_progress(lc);
-	stream_tx(lc);
-	if (tx_flush(lc))
-		work = true;
+	work |= lcr_net_flush(lc->net, lc->now);
 	return work;
 }
 
@@ -916,8 +664,8 @@ static void *lcore_main(void *arg)
 	struct lcore *lc = arg;
 	struct lcr_node *n = lc->node;
 
-	/* Sleeping waits on the sockets (the backend) and on this set: storage
-	 * completions and the application's own fd. */
+	/* Sleeping waits on the transport (its sockets) and on this set:
+	 * storage completions and the application's own fd. */
 	lc->epfd = epoll_create1(EPOLL_CLOEXEC);
 	int fds[2] = { lc->efd, lc->poll_fd };
 	for (int i = 0; i < 2 && lc->epfd >= 0; i++) {
@@ -936,10 +684,10 @@ static void *lcore_main(void *arg)
 		uint64_t wait = dl > t ? dl - t : 0;
 		if (wait > 100ull * 1000 * 1000)
 			wait = 100ull * 1000 * 1000; /* notice lcr_node_stop() */
-		if (wait == 0 || lc->tx_len > 0)
-			continue;
+		if (wait == 0)
+			continue; /* a timer is due, or the transport has datagrams queued */
 		lc->sleeps++;
-		lcr_be_wait(lc->be, lc->epfd, wait);
+		lcr_net_wait(lc->net, lc->epfd, wait);
 	}
 	if (lc->epfd >= 0)
 		close(lc->epfd);
@@ -989,10 +737,6 @@ static int check_config(const struct lcr_node_config *c, char *why, size_t len)
 		snprintf(why, len, "data_dir is required");
 		return -EINVAL;
 	}
-	if (c->mtu < 576 || c->mtu > LCR_WIRE_DGRAM_MAX + 28) {
-		snprintf(why, len, "mtu (%u) must be in 576..%u", c->mtu, LCR_WIRE_DGRAM_MAX + 28);
-		return -EINVAL;
-	}
 	if (c->n_peers < 1 || c->n_peers > LCR_PEERS_MAX) {
 		snprintf(why, len, "%u peers (1..%d)", c->n_peers, LCR_PEERS_MAX);
 		return -EINVAL;
@@ -1016,11 +760,16 @@ static int check_config(const struct lcr_node_config *c, char *why, size_t len)
 	return 0;
 }
 
+static const struct lcr_net_host net_host = {
+	.deliver = net_deliver,
+	.failed = net_failed,
+	.attach = net_attach,
+};
+
 static int lcore_open(struct lcr_node *n, uint32_t index, char *why, size_t why_len)
 {
 	struct lcore *lc = &n->lcores[index];
 	const struct lcr_node_config *c = &n->cfg;
-	struct lcr_sock_opts so;
 	int rc;
 
 	lc->index = index;
@@ -1029,12 +778,10 @@ static int lcore_open(struct lcr_node *n, uint32_t index, char *why, size_t why_
 	lc->efd = -1;
 	lc->epfd = -1;
 	lc->ents_max = 65536;
-	lc->txmem = node_alloc(n, (size_t)TXQ_MAX * dgram_max(n));
-	lc->msgbuf = node_alloc(n, LCR_WIRE_MSG_MAX);
 	lc->ents = node_alloc(n, sizeof(*lc->ents) * lc->ents_max);
 	lc->cold = node_alloc(n, COLD_BYTES);
 	lc->posts = node_alloc(n, sizeof(*lc->posts) * POST_MAX);
-	if (!lc->txmem || !lc->msgbuf || !lc->ents || !lc->cold || !lc->posts) {
+	if (!lc->ents || !lc->cold || !lc->posts) {
 		snprintf(why, why_len, "lcore %u: out of memory", index);
 		return -ENOMEM;
 	}
@@ -1045,48 +792,21 @@ static int lcore_open(struct lcr_node *n, uint32_t index, char *why, size_t why_
 		return rc;
 	}
 	lc->efd = lcr_ring_eventfd(&lc->ring);
-	lcr_sock_opts_default(&so);
-	const struct lcr_peer_addr *me = peer_addr(c, c->id);
-	so.bind_host = c->bind_host ? c->bind_host : "0.0.0.0";
-	so.bind_port = (uint16_t)(me->port + index);
-	so.busy_poll = c->busy_poll;
-	so.dgram_max = LCR_WIRE_DGRAM_MAX;
-	so.rcvbuf = 8u << 20;
-	so.sndbuf = 8u << 20;
-	for (uint32_t i = 0; i < c->n_peers && so.n_peers < LCR_SOCK_PEERS_MAX; i++) {
-		if (c->peers[i].id == c->id)
-			continue;
-		struct lcr_sock_peer *p = &so.peers[so.n_peers++];
-		p->node = c->peers[i].id;
-		snprintf(p->host, sizeof(p->host), "%s", c->peers[i].host);
-		p->port = (uint16_t)(c->peers[i].port + index);
-	}
-	if ((rc = lcr_sock_open(&lc->be, &so, why, (unsigned)why_len)) < 0)
-		return rc;
-	if (c->fault_loss_ppm || c->fault_dup_ppm || c->fault_reorder_ppm || c->fault_delay_ns ||
-	    c->fault_jitter_ns) {
-		struct lcr_faulty_opts fo;
-		memset(&fo, 0, sizeof(fo));
-		fo.seed = c->fault_seed + index;
-		fo.loss_ppm = c->fault_loss_ppm;
-		fo.dup_ppm = c->fault_dup_ppm;
-		fo.reorder_ppm = c->fault_reorder_ppm;
-		fo.delay_ns = c->fault_delay_ns;
-		fo.jitter_ns = c->fault_jitter_ns;
-		fo.hold_max = 4096;
-		struct lcr_backend *f;
-		if ((rc = lcr_faulty_open(&f, lc->be, &fo)) < 0) {
-			snprintf(why, why_len, "fault injection: %s", strerror(-rc));
-			return rc;
-		}
-		lc->be = f;
-		fprintf(stderr,
-			"lcraft: lcore %u: injecting faults on send (loss %u ppm, dup %u ppm, "
-			"reorder %u ppm, delay %llu us)\n",
-			index, fo.loss_ppm, fo.dup_ppm, fo.reorder_ppm,
-			(unsigned long long)(fo.delay_ns / 1000));
-	}
-	return 0;
+
+	/* The transport of this lcore: the application's, or UDP. */
+	struct lcr_net_env env = { .self = c->id,
+				   .cluster = c->cluster,
+				   .lcore = index,
+				   .n_lcores = n->n_lcores,
+				   .node = c,
+				   .alloc = { c->alloc.alloc, c->alloc.free, c->alloc.ctx } };
+	struct lcr_net_config nc;
+	lcr_net_config_default(&nc, &c->core);
+	nc.self = c->id;
+	nc.groups_max = GROUPS_MAX;
+	nc.alloc = env.alloc;
+	const struct lcr_net_factory *f = c->transport ? c->transport : lcr_net_udp_factory();
+	return lcr_net_open(&lc->net, f, &env, &nc, &net_host, why, why_len);
 }
 
 int lcr_node_open(struct lcr_node **out, const struct lcr_node_config *cfg, char *why,
@@ -1104,13 +824,6 @@ int lcr_node_open(struct lcr_node **out, const struct lcr_node_config *cfg, char
 	n->n_lcores = cfg->lcores;
 	n->data_dir = strdup(cfg->data_dir);
 	n->cfg.data_dir = n->data_dir;
-	lcr_stream_opts_default(&n->sopts);
-	n->sopts.dgram_max = cfg->mtu - 28; /* IPv4 + UDP headers */
-	/* A 1 MiB entry must fit one stream window. */
-	uint32_t per = n->sopts.dgram_max - LCR_WIRE_HDR;
-	uint32_t need = (LCR_WIRE_MSG_MAX + per - 1) / per + 16;
-	if (n->sopts.window < need)
-		n->sopts.window = need;
 	if (mkdir(cfg->data_dir, 0755) < 0 && errno != EEXIST) {
 		rc = -errno;
 		snprintf(why, why_len, "data_dir %s: %s", cfg->data_dir, strerror(errno));
@@ -1129,6 +842,13 @@ int lcr_node_open(struct lcr_node **out, const struct lcr_node_config *cfg, char
 fail:
 	lcr_node_close(n);
 	return rc;
+}
+
+/* The core's backoff hook: the transport's intervals for this group. */
+static uint64_t group_backoff_ns(void *ctx, uint32_t target, uint32_t step)
+{
+	struct lcr_group *g = ctx;
+	return lcr_net_backoff_ns(g->ng, target, step);
 }
 
 int lcr_group_open(struct lcr_node *n, uint32_t id, const struct lcr_sm_ops *ops, void *sm,
@@ -1175,6 +895,13 @@ int lcr_group_open(struct lcr_node *n, uint32_t id, const struct lcr_sm_ops *ops
 	lo.ctx = g;
 	if ((rc = lcr_log_open(&g->log, &lc->ring, &lo, why, why_len)) < 0)
 		goto fail;
+	/* Its peers in the transport: every node but this one. */
+	uint32_t targets[LCR_PEERS_MAX], n_targets = 0;
+	for (uint32_t i = 0; i < c->n_peers; i++)
+		if (c->peers[i].id != c->id)
+			targets[n_targets++] = c->peers[i].id;
+	if ((rc = lcr_net_group_open(lc->net, id, g, targets, n_targets, &g->ng, why, why_len)) < 0)
+		goto fail;
 
 	/* The core: Raft options from the config, voters = the peers. */
 	struct lcr_core_config cc = c->core;
@@ -1185,6 +912,11 @@ int lcr_group_open(struct lcr_node *n, uint32_t id, const struct lcr_sm_ops *ops
 		cc.membership.configs[0].ids[i] = c->peers[i].id;
 	cc.membership.n_learners = 0;
 	cc.seed = c->core.seed ^ ((uint64_t)c->id << 20) ^ id ^ now_ns();
+	/* A transport with its own backoff sets the intervals (RaftNetworkV2). */
+	if (lcr_net_has_backoff(lc->net)) {
+		cc.backoff_ns = group_backoff_ns;
+		cc.backoff_ctx = g;
+	}
 	if (lcr_core_config_validate(&cc, why, why_len) < 0) {
 		rc = -EINVAL;
 		goto fail;
@@ -1210,17 +942,6 @@ int lcr_group_open(struct lcr_node *n, uint32_t id, const struct lcr_sm_ops *ops
 			goto fail;
 		}
 	}
-	for (uint32_t i = 0; i < c->n_peers; i++) {
-		if (c->peers[i].id == c->id)
-			continue;
-		struct link *l = &g->links[g->n_links++];
-		l->node = c->peers[i].id;
-		if ((rc = lcr_stx_init(&l->tx, &n->sopts, c->cluster, id, c->id, l->node)) < 0 ||
-		    (rc = lcr_srx_init(&l->rx, &n->sopts)) < 0) {
-			snprintf(why, why_len, "group %u: stream buffers: %s", id, strerror(-rc));
-			goto fail;
-		}
-	}
 	lc->groups[lc->n_groups++] = g;
 	lc->now = now_ns();
 	lcr_core_start(g->core, lc->now);
@@ -1231,10 +952,8 @@ fail:
 	if (g->log)
 		lcr_log_close(g->log);
 	lcr_core_free(g->core);
-	for (uint32_t i = 0; i < g->n_links; i++) {
-		lcr_stx_free(&g->links[i].tx);
-		lcr_srx_free(&g->links[i].rx);
-	}
+	if (g->ng)
+		lcr_net_group_close(g->ng);
 	node_free(n, g->pe);
 	node_free(n, g->pp);
 	node_free(n, g->pbuf);
@@ -1278,10 +997,7 @@ static void group_close(struct lcr_node *n, struct lcr_group *g)
 {
 	lcr_log_close(g->log);
 	lcr_core_free(g->core);
-	for (uint32_t i = 0; i < g->n_links; i++) {
-		lcr_stx_free(&g->links[i].tx);
-		lcr_srx_free(&g->links[i].rx);
-	}
+	lcr_net_group_close(g->ng);
 	node_free(n, g->pe);
 	node_free(n, g->pp);
 	node_free(n, g->pbuf);
@@ -1299,12 +1015,9 @@ void lcr_node_close(struct lcr_node *n)
 		/* Writes in flight finish before their buffers go. */
 		for (uint32_t k = 0; k < lc->n_groups; k++)
 			group_close(n, lc->groups[k]);
-		if (lc->be)
-			lc->be->ops->close(lc->be);
+		lcr_net_close(lc->net);
 		if (lc->ring.depth)
 			lcr_ring_exit(&lc->ring);
-		node_free(n, lc->txmem);
-		node_free(n, lc->msgbuf);
 		node_free(n, lc->ents);
 		node_free(n, lc->cold);
 		node_free(n, lc->posts);
@@ -1335,14 +1048,14 @@ static const char *role_name(uint32_t r)
 		o += (size_t)k_;                                                                   \
 	} while (0)
 
-static int hist_json(char *buf, size_t len, const char *name, const struct hist *h)
+static int hist_json(char *buf, size_t len, const char *name, const struct lcr_hist *h)
 {
 	size_t o = 0;
-	PUT("\"%s\":{\"count\":%llu,\"p50_us\":%.1f,\"p99_us\":%.1f,\"p999_us\":%.1f,"
-	    "\"max_us\":%.1f,\"mean_us\":%.1f}",
-	    name, (unsigned long long)h->count, (double)hist_pct(h, 0.5) / 1000.0,
-	    (double)hist_pct(h, 0.99) / 1000.0, (double)hist_pct(h, 0.999) / 1000.0,
-	    (double)h->max_ns / 1000.0,
+	PUT("\"%s\":{\"count\":%llu,\"p50_us\":%.1f,\"p90_us\":%.1f,\"p99_us\":%.1f,"
+	    "\"p999_us\":%.1f,\"max_us\":%.1f,\"mean_us\":%.1f}",
+	    name, (unsigned long long)h->count, (double)lcr_hist_pct(h, 0.5) / 1000.0,
+	    (double)lcr_hist_pct(h, 0.9) / 1000.0, (double)lcr_hist_pct(h, 0.99) / 1000.0,
+	    (double)lcr_hist_pct(h, 0.999) / 1000.0, (double)h->max_ns / 1000.0,
 	    h->count ? (double)h->sum_ns / (double)h->count / 1000.0 : 0.0);
 	return (int)o;
 }
@@ -1364,32 +1077,43 @@ int lcr_group_metrics_json(struct lcr_group *g, char *buf, size_t len)
 	for (uint32_t i = 0, first = 1; st.role == LCR_ROLE_LEADER && i < st.n_nodes; i++) {
 		if (st.nodes[i] == st.id)
 			continue;
-		struct link *l = link_of(g, st.nodes[i]);
-		PUT("%s\"%u\":{\"matching\":%llu,\"in_flight\":%u,\"retransmits\":%llu,"
-		    "\"srtt_us\":%.1f}",
-		    first ? "" : ",", st.nodes[i], (unsigned long long)st.matching[i].index,
-		    l ? lcr_stx_in_flight(&l->tx) : 0,
-		    l ? (unsigned long long)l->tx.st.retransmits : 0ull,
-		    l ? (double)l->tx.st.srtt_ns / 1000.0 : 0.0);
+		PUT("%s\"%u\":{\"matching\":%llu", first ? "" : ",", st.nodes[i],
+		    (unsigned long long)st.matching[i].index);
+		/* The transport's view of the follower (UDP: its stream). */
+		int k = lcr_net_client_metrics_json(g->ng, st.nodes[i], buf + o + 1,
+						    len > o + 1 ? len - o - 1 : 0);
+		if (k < 0)
+			return k;
+		if (k > 0) {
+			if (o < len)
+				buf[o] = ',';
+			o += (size_t)k + 1;
+		}
+		PUT("}");
 		first = 0;
 	}
 	PUT("},\"proposed\":%llu,\"applied_entries\":%llu,\"cancelled\":%llu,\"refused\":%llu,"
-	    "\"elections\":%llu,\"dropped_msgs\":%llu,\"stale_msgs\":%llu,\"net_errors\":%llu,"
-	    "\"stream_drops\":%llu,",
+	    "\"elections\":%llu,\"dropped_msgs\":%llu,\"stale_msgs\":%llu,\"net_errors\":%llu,",
 	    (unsigned long long)g->proposed, (unsigned long long)g->applied,
 	    (unsigned long long)g->cancelled, (unsigned long long)g->refused,
 	    (unsigned long long)st.elections, (unsigned long long)st.dropped_msgs,
-	    (unsigned long long)st.stale_msgs, (unsigned long long)g->net_errors,
-	    (unsigned long long)g->stream_drops);
+	    (unsigned long long)st.stale_msgs, (unsigned long long)g->net_errors);
 	PUT("\"storage\":{\"batches\":%llu,\"entries\":%llu,\"bytes\":%llu,\"syncs\":%llu,"
-	    "\"vote_writes\":%llu,\"cache_hits\":%llu,\"cache_misses\":%llu,\"segments\":%llu,"
-	    "\"flushes_reported\":%llu},",
+	    "\"vote_writes\":%llu,\"cache_hits\":%llu,\"cache_misses\":%llu,\"disk_reads\":%llu,"
+	    "\"segments\":%llu,\"flushes_reported\":%llu,",
 	    (unsigned long long)ls.batches_written, (unsigned long long)ls.entries_written,
 	    (unsigned long long)ls.bytes_written, (unsigned long long)ls.syncs,
 	    (unsigned long long)ls.vote_writes, (unsigned long long)ls.cache_hits,
-	    (unsigned long long)ls.cache_misses, (unsigned long long)ls.segments_created,
-	    (unsigned long long)g->flushes);
-	int k = hist_json(buf + o, len > o ? len - o : 0, "commit_latency", &g->commit_lat);
+	    (unsigned long long)ls.cache_misses, (unsigned long long)ls.disk_reads,
+	    (unsigned long long)ls.segments_created, (unsigned long long)g->flushes);
+	/* Each batch's write, and its fdatasync with durability fsync. */
+	int k = hist_json(buf + o, len > o ? len - o : 0, "write_latency",
+			  lcr_log_write_latency(g->log));
+	if (k < 0)
+		return k;
+	o += (size_t)k;
+	PUT("},");
+	k = hist_json(buf + o, len > o ? len - o : 0, "commit_latency", &g->commit_lat);
 	if (k < 0)
 		return k;
 	o += (size_t)k;
@@ -1404,29 +1128,18 @@ int lcr_node_metrics_json(struct lcr_node *n, char *buf, size_t len)
 	PUT("{\"node\":%u,\"lcores\":[", n->cfg.id);
 	for (uint32_t i = 0; i < n->n_lcores; i++) {
 		struct lcore *lc = &n->lcores[i];
-		struct lcr_backend_stats bs;
-		memset(&bs, 0, sizeof(bs));
-		if (lc->be)
-			lc->be->ops->stats(lc->be, &bs);
-		PUT("%s{\"lcore\":%u,\"iterations\":%llu,\"sleeps\":%llu,\"rx_dgrams\":%llu,"
-		    "\"tx_dgrams\":%llu,\"tx_errors\":%llu,\"tx_queue_full\":%llu,\"dropped\":{",
-		    i ? "," : "", i, (unsigned long long)lc->iterations,
-		    (unsigned long long)lc->sleeps, (unsigned long long)bs.rx_dgrams,
-		    (unsigned long long)bs.tx_dgrams, (unsigned long long)bs.tx_errors,
-		    (unsigned long long)lc->tx_full);
-		for (uint32_t r = 1, first = 1; r < LCR_DROP_MAX; r++) {
-			if (!lc->drops[r])
-				continue;
-			PUT("%s\"%s\":%llu", first ? "" : ",", lcr_wire_drop_name(r),
-			    (unsigned long long)lc->drops[r]);
-			first = 0;
-		}
-		PUT("},\"groups\":[");
+		PUT("%s{\"lcore\":%u,\"iterations\":%llu,\"sleeps\":%llu,", i ? "," : "", i,
+		    (unsigned long long)lc->iterations, (unsigned long long)lc->sleeps);
+		/* The transport: net.c's counters and its own (UDP: datagrams, drops). */
+		int w = lcr_net_metrics_json(lc->net, buf + o, len > o ? len - o : 0);
+		if (w < 0)
+			return w;
+		o += (size_t)w;
+		PUT(",\"groups\":[");
 		for (uint32_t k = 0; k < lc->n_groups; k++) {
 			if (k)
 				PUT(",");
-			int w = lcr_group_metrics_json(lc->groups[k], buf + o,
-						       len > o ? len - o : 0);
+			w = lcr_group_metrics_json(lc->groups[k], buf + o, len > o ? len - o : 0);
 			if (w < 0)
 				return w;
 			o += (size_t)w;

@@ -81,8 +81,8 @@ struct mbatch {
 	uint64_t file_off;
 	uint64_t batch_seq;
 	uint64_t issued_ns; /* when its write went to the ring */
-	uint32_t cur_i;	  /* read cursor: record number ... */
-	uint32_t cur_off; /* ... and its offset after the header */
+	uint32_t cur_i;	    /* read cursor: record number ... */
+	uint32_t cur_off;   /* ... and its offset after the header */
 	struct lcr_log *log;
 	struct lcr_io_req wreq, sreq;
 };
@@ -1732,8 +1732,8 @@ int lcr_log_read(struct lcr_log *l, uint64_t index, struct lcr_entry *out, void 
 		/* Read this batch and what follows it in the segment, up to the
 		 * end of its last written batch (never a write in flight). */
 		const struct loc *end = &s->locs[s->n_locs - 1];
-		uint64_t stop =
-			end->file_off + lcr_align_up(sizeof(struct lcr_batch_hdr) + end->bytes, LCR_BLOCK);
+		uint64_t stop = end->file_off +
+				lcr_align_up(sizeof(struct lcr_batch_hdr) + end->bytes, LCR_BLOCK);
 		uint64_t want = stop > lc->file_off ? stop - lc->file_off : span;
 		if (want > l->scratch_bytes)
 			want = l->scratch_bytes / LCR_BLOCK * LCR_BLOCK;

@@ -1,0 +1,956 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The network contract in the middle (net.h): the core's messages go out
+ * through the transport's ops, or through the defaults openraft's
+ * RaftNetworkV2 gives when a transport leaves an op out; results come back
+ * as events for the owner of the groups.
+ *
+ * Results never reach the owner from inside an op or from inside one of its
+ * own callbacks: the core is then in the middle of a step (its commands are
+ * being executed), and stepping it again would overwrite them. Those results
+ * wait in a bounded queue that the loop drains (lcr_net_poll, lcr_net_tick).
+ * Results the transport reports from its own poll() go through at once, so a
+ * received AppendEntries reaches the core without a copy.
+ *
+ * Nothing allocates after a group is open.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "lcr_assert.h"
+#include "net.h"
+
+#define NET_WHY_MAX 64
+
+struct net_peer {
+	uint32_t target;
+	void *client;
+	/*
+	 * The target's health as the transport reports it, for the default
+	 * pre_vote: failing from an error until the target answers again, or
+	 * until the backoff for it has passed (then a grant is the retry, as in
+	 * openraft's Unreachable handling: back off, then try again).
+	 */
+	uint32_t fail_err;	/* enum lcr_net_err of the last error; 0: it answers */
+	uint32_t fail_step;	/* errors in a row: the backoff step */
+	uint64_t fail_until_ns; /* failing until then, or until it answers */
+	/* The sequential default of stream_append: requests of one stream. */
+	struct lcr_msg *q; /* queue_max requests without entries, FIFO */
+	uint32_t q_head, q_len;
+	uint64_t ended_stream;	  /* streams up to this one ended: drop their requests */
+	bool busy;		  /* one append_entries call in flight */
+	struct lcr_net_call cur;  /* that call */
+	uint64_t cur_seq;	  /* its send_seq: the reply echoes it */
+	uint64_t cur_deadline_ns; /* its hard TTL */
+	/* The latest vote or pre-vote call (id 0: none), for its TTL. */
+	struct lcr_net_call vote_call;
+	uint64_t vote_deadline_ns;
+};
+
+struct lcr_net_group {
+	struct lcr_net *net;
+	uint32_t id;
+	void *host;
+	uint32_t n_peers;
+	struct net_peer peers[LCR_NODES_MAX];
+};
+
+enum { EV_REPLY = 1, EV_FAIL = 2 };
+
+/* A result held for the loop. */
+struct net_event {
+	uint32_t kind;
+	uint32_t group;
+	bool synthetic;		  /* made by a default: says nothing of the target's health */
+	struct lcr_msg msg;	  /* EV_REPLY: a reply, without entries */
+	struct lcr_net_call call; /* EV_FAIL */
+	uint32_t err;
+	char why[NET_WHY_MAX];
+};
+
+struct lcr_net {
+	struct lcr_transport *t;
+	const struct lcr_net_ops *ops;
+	struct lcr_net_config cfg;
+	struct lcr_net_host host;
+	struct lcr_net_opts opts[LCR_NET_OP_MAX]; /* RPCOption per op */
+	struct lcr_net_group **groups;
+	uint32_t n_groups;
+	struct net_event *ev; /* events_max, a ring */
+	uint32_t ev_head, ev_len;
+	uint32_t depth; /* inside an op or a host callback: results wait */
+	uint64_t next_call_id;
+	uint64_t ttl_next_ns; /* no call's TTL ends before this */
+	uint64_t now;
+	struct lcr_net_stats st;
+};
+
+/* ---- small helpers ---------------------------------------------------------- */
+
+static void *net_alloc(const struct lcr_allocator *a, size_t size)
+{
+	void *p = a->alloc ? a->alloc(a->ctx, size) : malloc(size);
+	if (p)
+		memset(p, 0, size);
+	return p;
+}
+
+static void net_free(const struct lcr_allocator *a, void *p)
+{
+	if (!p)
+		return;
+	if (a->free)
+		a->free(a->ctx, p);
+	else
+		free(p);
+}
+
+const char *lcr_net_err_name(uint32_t err)
+{
+	static const char *names[] = { "none",	  "timeout", "unreachable",
+				       "network", "remote",  "closed" };
+	return err <= LCR_NET_CLOSED ? names[err] : "unknown";
+}
+
+const char *lcr_net_op_name(uint32_t op)
+{
+	static const char *names[] = { "none",	   "append_entries", "stream_append",  "vote",
+				       "pre_vote", "full_snapshot",  "transfer_leader" };
+	return op < LCR_NET_OP_MAX ? names[op] : "unknown";
+}
+
+void lcr_net_config_default(struct lcr_net_config *c, const struct lcr_core_config *core)
+{
+	memset(c, 0, sizeof(*c));
+	c->self = core->id;
+	c->groups_max = 256;
+	/* The core keeps at most inflight_max requests out per stream, plus one
+	 * heartbeat; one more for the request of a stream just restarted. */
+	c->queue_max = core->inflight_max + 2;
+	c->events_max = 4096;
+	c->append_ttl_ns = core->heartbeat_interval_ms * 1000000ull;
+	c->vote_ttl_ns = core->election_timeout_min_ms * 1000000ull;
+	c->snapshot_ttl_ns = 200ull * 1000000; /* openraft install_snapshot_timeout */
+	c->snapshot_chunk_bytes = 3u << 20;    /* openraft snapshot_max_chunk_size */
+	c->backoff_ms = core->backoff_ms;
+	c->alloc = core->alloc;
+}
+
+static struct lcr_net_group *group_of(const struct lcr_net *n, uint32_t id)
+{
+	for (uint32_t i = 0; i < n->n_groups; i++)
+		if (n->groups[i]->id == id)
+			return n->groups[i];
+	return NULL;
+}
+
+static struct net_peer *peer_of(struct lcr_net_group *g, uint32_t target)
+{
+	for (uint32_t i = 0; i < g->n_peers; i++)
+		if (g->peers[i].target == target)
+			return &g->peers[i];
+	return NULL;
+}
+
+static struct lcr_net_call make_call(struct lcr_net_group *g, struct net_peer *p, uint32_t op,
+				     uint64_t stream_id)
+{
+	struct lcr_net_call c = { .op = op,
+				  .group = g->id,
+				  .target = p->target,
+				  .client = p->client,
+				  .stream_id = stream_id,
+				  .id = ++g->net->next_call_id };
+	return c;
+}
+
+static void track_ttl(struct lcr_net *n, uint64_t deadline)
+{
+	if (deadline < n->ttl_next_ns)
+		n->ttl_next_ns = deadline;
+}
+
+/* ---- health of a target (for the default pre_vote) ------------------------- */
+
+static void answered(struct net_peer *p)
+{
+	p->fail_err = 0;
+	p->fail_step = 0;
+	p->fail_until_ns = 0;
+}
+
+static void failed_at(struct lcr_net_group *g, struct net_peer *p, uint32_t err)
+{
+	/* REMOTE and CLOSED mean it answered, or we stopped on purpose. */
+	if (err != LCR_NET_UNREACHABLE && err != LCR_NET_TIMEOUT && err != LCR_NET_NETWORK)
+		return;
+	p->fail_err = err;
+	p->fail_until_ns = g->net->now + lcr_net_backoff_ns(g, p->target, p->fail_step);
+	p->fail_step++;
+}
+
+static bool failing(const struct lcr_net *n, const struct net_peer *p)
+{
+	return p->fail_err != 0 && n->now < p->fail_until_ns;
+}
+
+/* ---- calling out ---------------------------------------------------------- */
+
+static void host_deliver(struct lcr_net_group *g, const struct lcr_msg *m)
+{
+	g->net->depth++;
+	g->net->host.deliver(g->host, m);
+	g->net->depth--;
+}
+
+static void host_failed(struct lcr_net_group *g, const struct lcr_net_call *c, uint32_t err,
+			const char *why)
+{
+	g->net->depth++;
+	g->net->host.failed(g->host, c, err, why);
+	g->net->depth--;
+}
+
+typedef void (*msg_op_fn)(struct lcr_transport *t, const struct lcr_net_call *call,
+			  const struct lcr_msg *req, const struct lcr_net_opts *opt);
+
+static void call_op(struct lcr_net *n, msg_op_fn op, const struct lcr_net_call *c,
+		    const struct lcr_msg *m)
+{
+	n->st.calls[c->op]++;
+	n->depth++;
+	op(n->t, c, m, &n->opts[c->op]);
+	n->depth--;
+}
+
+/* Hold a result for the loop; a full queue loses it, like the network would. */
+static struct net_event *hold(struct lcr_net *n, uint32_t kind, uint32_t group)
+{
+	if (n->ev_len == n->cfg.events_max) {
+		n->st.events_full++;
+		return NULL;
+	}
+	struct net_event *e = &n->ev[(n->ev_head + n->ev_len) % n->cfg.events_max];
+	n->ev_len++;
+	memset(e, 0, sizeof(*e));
+	e->kind = kind;
+	e->group = group;
+	return e;
+}
+
+static void hold_fail(struct lcr_net *n, const struct lcr_net_call *c, uint32_t err,
+		      const char *why, bool synthetic)
+{
+	struct net_event *e = hold(n, EV_FAIL, c->group);
+	if (!e)
+		return;
+	e->call = *c;
+	e->err = err;
+	e->synthetic = synthetic;
+	snprintf(e->why, sizeof(e->why), "%s", why ? why : "");
+}
+
+/* ---- the sequential default of stream_append -------------------------------- */
+
+static void seq_clear(struct lcr_net *n, struct net_peer *p)
+{
+	n->st.seq_dropped += p->q_len;
+	p->q_head = p->q_len = 0;
+}
+
+/* A stream ended (an error, Conflict, HigherVote): its waiting requests go. */
+static void seq_end(struct lcr_net *n, struct net_peer *p, uint64_t stream)
+{
+	if (stream > p->ended_stream)
+		p->ended_stream = stream;
+	if (p->q_len && p->q[p->q_head].append_req.stream_id <= p->ended_stream)
+		seq_clear(n, p);
+}
+
+/* Send the next waiting request, if none is in flight. */
+static void seq_pump(struct lcr_net_group *g, struct net_peer *p)
+{
+	struct lcr_net *n = g->net;
+
+	while (!p->busy && p->q_len > 0) {
+		struct lcr_msg m = p->q[p->q_head];
+		p->q_head = (p->q_head + 1) % n->cfg.queue_max;
+		p->q_len--;
+		if (m.append_req.stream_id <= p->ended_stream) {
+			n->st.seq_dropped++;
+			continue;
+		}
+		n->depth++;
+		n->host.attach(g->host, &m);
+		n->depth--;
+		p->cur = make_call(g, p, LCR_NET_OP_APPEND, m.append_req.stream_id);
+		p->cur_seq = m.append_req.send_seq;
+		p->cur_deadline_ns = n->now + n->cfg.append_ttl_ns;
+		p->busy = true;
+		track_ttl(n, p->cur_deadline_ns);
+		n->st.defaults[LCR_NET_OP_STREAM_APPEND]++;
+		call_op(n, n->ops->append_entries, &p->cur, &m);
+	}
+}
+
+static void seq_send(struct lcr_net_group *g, struct net_peer *p, const struct lcr_msg *m)
+{
+	struct lcr_net *n = g->net;
+	uint64_t s = m->append_req.stream_id;
+
+	if (s <= p->ended_stream) {
+		n->st.seq_dropped++; /* the core opens a new stream after the error */
+		return;
+	}
+	if (p->q_len > 0) {
+		uint64_t qs = p->q[p->q_head].append_req.stream_id;
+		if (s < qs) {
+			n->st.seq_dropped++;
+			return;
+		}
+		if (s > qs)
+			seq_clear(n, p); /* the core left that stream behind */
+	}
+	/* One heartbeat waiting is enough: the newest replaces it. */
+	if (m->append_req.n_entries == 0 && m->append_req.inflight_id == 0) {
+		for (uint32_t i = 0; i < p->q_len; i++) {
+			struct lcr_msg *q = &p->q[(p->q_head + i) % n->cfg.queue_max];
+			if (q->append_req.n_entries == 0 && q->append_req.inflight_id == 0) {
+				*q = *m;
+				return;
+			}
+		}
+	}
+	if (p->q_len == n->cfg.queue_max) {
+		n->st.seq_full++; /* the core's stream restarts when it stalls */
+		return;
+	}
+	p->q[(p->q_head + p->q_len) % n->cfg.queue_max] = *m;
+	p->q_len++;
+	seq_pump(g, p);
+}
+
+/* ---- results ------------------------------------------------------------------ */
+
+static void on_reply(struct lcr_net_group *g, struct net_peer *p, const struct lcr_msg *m,
+		     bool synthetic)
+{
+	struct lcr_net *n = g->net;
+
+	if (!synthetic)
+		answered(p);
+	if (m->type == LCR_MSG_APPEND_RESP) {
+		const struct lcr_append_resp *r = &m->append_resp;
+		if (p->busy && r->stream_id == p->cur.stream_id && r->send_seq == p->cur_seq) {
+			p->busy = false;
+			/* Conflict and HigherVote end a stream (openraft's
+			 * stream_append_sequential stops at them). */
+			if (r->result != LCR_APPEND_OK)
+				seq_end(n, p, p->cur.stream_id);
+		}
+	} else if (!synthetic) {
+		p->vote_call.id = 0;
+	}
+	n->st.replies++;
+	host_deliver(g, m);
+	seq_pump(g, p);
+}
+
+static void on_fail(struct lcr_net_group *g, struct net_peer *p, const struct lcr_net_call *c,
+		    uint32_t err, const char *why, bool synthetic)
+{
+	struct lcr_net *n = g->net;
+
+	switch (c->op) {
+	case LCR_NET_OP_APPEND:
+		if (!p->busy || c->id != p->cur.id) {
+			n->st.late++;
+			return;
+		}
+		p->busy = false;
+		seq_end(n, p, c->stream_id);
+		break;
+	case LCR_NET_OP_VOTE:
+	case LCR_NET_OP_PRE_VOTE:
+		if (!synthetic) {
+			if (c->id != p->vote_call.id) {
+				n->st.late++;
+				return;
+			}
+			p->vote_call.id = 0;
+		}
+		break;
+	default:
+		break;
+	}
+	n->st.errors[err]++;
+	if (!synthetic)
+		failed_at(g, p, err);
+	host_failed(g, c, err, why);
+	seq_pump(g, p);
+}
+
+static void reply_now(struct lcr_net *n, uint32_t group, const struct lcr_msg *m, bool synthetic)
+{
+	struct lcr_net_group *g = group_of(n, group);
+	struct net_peer *p = g ? peer_of(g, m->from) : NULL;
+
+	if (!p || m->to != n->cfg.self ||
+	    (m->type != LCR_MSG_APPEND_RESP && m->type != LCR_MSG_VOTE_RESP)) {
+		n->st.dropped++;
+		return;
+	}
+	on_reply(g, p, m, synthetic);
+}
+
+static void fail_now(struct lcr_net *n, const struct lcr_net_call *c, uint32_t err, const char *why,
+		     bool synthetic)
+{
+	struct lcr_net_group *g = group_of(n, c->group);
+	struct net_peer *p = g ? peer_of(g, c->target) : NULL;
+
+	if (!p) {
+		n->st.late++; /* its group closed */
+		return;
+	}
+	on_fail(g, p, c, err, why, synthetic);
+}
+
+/* Act on the results held so far (not on those they cause: next time). */
+static bool drain(struct lcr_net *n)
+{
+	uint32_t k = n->ev_len;
+
+	for (uint32_t i = 0; i < k; i++) {
+		struct net_event e = n->ev[n->ev_head];
+		n->ev_head = (n->ev_head + 1) % n->cfg.events_max;
+		n->ev_len--;
+		if (e.kind == EV_REPLY)
+			reply_now(n, e.group, &e.msg, e.synthetic);
+		else
+			fail_now(n, &e.call, e.err, e.why, e.synthetic);
+	}
+	return k > 0;
+}
+
+void lcr_net_deliver(struct lcr_net *n, uint32_t group, const struct lcr_msg *m)
+{
+	/* A request carries entries we do not copy: it must come from poll(). */
+	LCR_ASSERT(n->depth == 0);
+	struct lcr_net_group *g = group_of(n, group);
+	struct net_peer *p = g ? peer_of(g, m->from) : NULL;
+
+	if (!p || m->to != n->cfg.self ||
+	    (m->type != LCR_MSG_APPEND_REQ && m->type != LCR_MSG_VOTE_REQ &&
+	     m->type != LCR_MSG_TRANSFER_LEADER)) {
+		n->st.dropped++;
+		return;
+	}
+	answered(p);
+	n->st.requests++;
+	host_deliver(g, m);
+}
+
+void lcr_net_reply(struct lcr_net *n, uint32_t group, const struct lcr_msg *m)
+{
+	if (n->depth == 0) {
+		reply_now(n, group, m, false);
+		return;
+	}
+	/* Replies carry no entries: the copy is all of it. */
+	struct net_event *e = hold(n, EV_REPLY, group);
+	if (e)
+		e->msg = *m;
+}
+
+void lcr_net_fail(struct lcr_net *n, const struct lcr_net_call *call, uint32_t err, const char *why)
+{
+	if (err < LCR_NET_TIMEOUT || err > LCR_NET_CLOSED || call->op == 0 ||
+	    call->op >= LCR_NET_OP_MAX) {
+		n->st.dropped++;
+		return;
+	}
+	if (n->depth == 0)
+		fail_now(n, call, err, why, false);
+	else
+		hold_fail(n, call, err, why, false);
+}
+
+/* ---- sending ------------------------------------------------------------------ */
+
+static void send_append(struct lcr_net_group *g, struct net_peer *p, const struct lcr_msg *m)
+{
+	struct lcr_net *n = g->net;
+
+	if (!n->ops->stream_append) {
+		seq_send(g, p, m);
+		return;
+	}
+	/* Native: straight onto the transport's stream, entries attached here
+	 * and encoded by the op (no copy of their payload on the way). */
+	struct lcr_msg msg = *m;
+	n->depth++;
+	n->host.attach(g->host, &msg);
+	n->depth--;
+	struct lcr_net_call c = make_call(g, p, LCR_NET_OP_STREAM_APPEND, m->append_req.stream_id);
+	call_op(n, n->ops->stream_append, &c, &msg);
+}
+
+static void send_vote(struct lcr_net_group *g, struct net_peer *p, const struct lcr_msg *m)
+{
+	struct lcr_net *n = g->net;
+	bool pre = m->vote_req.pre_vote;
+	msg_op_fn op = pre ? n->ops->pre_vote : n->ops->vote;
+
+	if (!op) {
+		/* The default pre_vote: a grant as if from the target, unless the
+		 * transport says the target is failing. An isolated candidate
+		 * must not collect a quorum of grants nobody gave. */
+		struct lcr_net_call c = make_call(g, p, LCR_NET_OP_PRE_VOTE, 0);
+		n->st.defaults[LCR_NET_OP_PRE_VOTE]++;
+		if (failing(n, p)) {
+			n->st.pre_vote_refused++;
+			hold_fail(n, &c, p->fail_err,
+				  "pre_vote not implemented; the target is failing", true);
+			return;
+		}
+		struct net_event *e = hold(n, EV_REPLY, g->id);
+		if (!e)
+			return;
+		e->synthetic = true;
+		e->msg.type = LCR_MSG_VOTE_RESP;
+		e->msg.from = p->target;
+		e->msg.to = n->cfg.self;
+		e->msg.vote_resp.vote = m->vote_req.vote;
+		e->msg.vote_resp.req_vote = m->vote_req.vote;
+		e->msg.vote_resp.last_log_id = lcr_log_id_none();
+		e->msg.vote_resp.granted = true;
+		e->msg.vote_resp.pre_vote = true;
+		return;
+	}
+	p->vote_call = make_call(g, p, pre ? LCR_NET_OP_PRE_VOTE : LCR_NET_OP_VOTE, 0);
+	p->vote_deadline_ns = n->now + n->cfg.vote_ttl_ns;
+	track_ttl(n, p->vote_deadline_ns);
+	struct lcr_net_call c = p->vote_call;
+	call_op(n, op, &c, m);
+}
+
+static void send_transfer(struct lcr_net_group *g, struct net_peer *p, const struct lcr_msg *m)
+{
+	struct lcr_net *n = g->net;
+	struct lcr_net_call c = make_call(g, p, LCR_NET_OP_TRANSFER, 0);
+
+	if (!n->ops->transfer_leader) {
+		/* openraft's default: Unreachable, and the other nodes wait for
+		 * the leader lease to run out instead. It says nothing about the
+		 * target's health. */
+		n->st.defaults[LCR_NET_OP_TRANSFER]++;
+		hold_fail(n, &c, LCR_NET_UNREACHABLE, "transfer_leader not implemented", true);
+		return;
+	}
+	call_op(n, n->ops->transfer_leader, &c, m);
+}
+
+void lcr_net_send(struct lcr_net_group *g, const struct lcr_msg *m, uint64_t now_ns)
+{
+	struct lcr_net *n = g->net;
+
+	if (now_ns > n->now)
+		n->now = now_ns;
+	if (m->type == LCR_MSG_APPEND_RESP || m->type == LCR_MSG_VOTE_RESP) {
+		n->st.responds++;
+		n->depth++;
+		n->ops->respond(n->t, g->id, m);
+		n->depth--;
+		return;
+	}
+	struct net_peer *p = peer_of(g, m->to);
+	if (!p) {
+		n->st.dropped++;
+		return;
+	}
+	switch (m->type) {
+	case LCR_MSG_APPEND_REQ:
+		send_append(g, p, m);
+		break;
+	case LCR_MSG_VOTE_REQ:
+		send_vote(g, p, m);
+		break;
+	case LCR_MSG_TRANSFER_LEADER:
+		send_transfer(g, p, m);
+		break;
+	default:
+		n->st.dropped++;
+		break;
+	}
+}
+
+void lcr_net_cancel(struct lcr_net_group *g)
+{
+	for (uint32_t i = 0; i < g->n_peers; i++)
+		seq_clear(g->net, &g->peers[i]);
+}
+
+uint64_t lcr_net_backoff_ns(const struct lcr_net_group *g, uint32_t target, uint32_t step)
+{
+	const struct lcr_net *n = g->net;
+
+	if (!n->ops->backoff)
+		return lcr_backoff_default_ns(n->cfg.backoff_ms, step);
+	void *client = NULL;
+	for (uint32_t i = 0; i < g->n_peers; i++)
+		if (g->peers[i].target == target)
+			client = g->peers[i].client;
+	return n->ops->backoff(n->t, client, step);
+}
+
+bool lcr_net_has_backoff(const struct lcr_net *n)
+{
+	return n->ops->backoff != NULL;
+}
+
+/* ---- the loop ------------------------------------------------------------------ */
+
+bool lcr_net_poll(struct lcr_net *n, uint64_t now_ns)
+{
+	LCR_ASSERT(n->depth == 0);
+	n->now = now_ns;
+	bool work = drain(n);
+	return n->ops->poll(n->t, now_ns) || work;
+}
+
+/* End the calls whose hard TTL passed; returns whether any did. */
+static bool expire(struct lcr_net *n)
+{
+	bool work = false;
+	uint64_t next = UINT64_MAX;
+
+	if (n->now < n->ttl_next_ns)
+		return false;
+	/* Calls the callbacks below make lower it again. */
+	n->ttl_next_ns = UINT64_MAX;
+	for (uint32_t i = 0; i < n->n_groups; i++) {
+		struct lcr_net_group *g = n->groups[i];
+		for (uint32_t k = 0; k < g->n_peers; k++) {
+			struct net_peer *p = &g->peers[k];
+			if (p->busy && n->now >= p->cur_deadline_ns) {
+				struct lcr_net_call c = p->cur;
+				n->st.ttl_expired++;
+				on_fail(g, p, &c, LCR_NET_TIMEOUT, "no reply within the hard TTL",
+					false);
+				work = true;
+			}
+			if (p->vote_call.id && n->now >= p->vote_deadline_ns) {
+				struct lcr_net_call c = p->vote_call;
+				n->st.ttl_expired++;
+				on_fail(g, p, &c, LCR_NET_TIMEOUT, "no reply within the hard TTL",
+					false);
+				work = true;
+			}
+			if (p->busy && p->cur_deadline_ns < next)
+				next = p->cur_deadline_ns;
+			if (p->vote_call.id && p->vote_deadline_ns < next)
+				next = p->vote_deadline_ns;
+		}
+	}
+	if (next < n->ttl_next_ns)
+		n->ttl_next_ns = next;
+	return work;
+}
+
+bool lcr_net_tick(struct lcr_net *n, uint64_t now_ns)
+{
+	LCR_ASSERT(n->depth == 0);
+	n->now = now_ns;
+	bool work = drain(n);
+	work |= expire(n);
+	if (n->ops->tick)
+		work |= n->ops->tick(n->t, now_ns);
+	return work;
+}
+
+bool lcr_net_flush(struct lcr_net *n, uint64_t now_ns)
+{
+	n->now = now_ns;
+	return n->ops->flush ? n->ops->flush(n->t, now_ns) : false;
+}
+
+uint64_t lcr_net_next_timer(const struct lcr_net *n)
+{
+	if (n->ev_len > 0)
+		return 0;
+	uint64_t t = n->ttl_next_ns;
+	if (n->ops->next_timer) {
+		uint64_t x = n->ops->next_timer(n->t);
+		if (x < t)
+			t = x;
+	}
+	return t;
+}
+
+int lcr_net_wait(struct lcr_net *n, int fd, uint64_t timeout_ns)
+{
+	if (n->ops->wait)
+		return n->ops->wait(n->t, fd, timeout_ns);
+	struct timespec ts = { .tv_sec = (time_t)(timeout_ns / 1000000000ull),
+			       .tv_nsec = (long)(timeout_ns % 1000000000ull) };
+	struct pollfd pfd = { .fd = fd, .events = POLLIN };
+	int rc = ppoll(&pfd, fd >= 0 ? 1 : 0, &ts, NULL);
+	return rc < 0 ? -errno : 0;
+}
+
+/* ---- groups --------------------------------------------------------------------- */
+
+int lcr_net_group_open(struct lcr_net *n, uint32_t group, void *host_group, const uint32_t *targets,
+		       uint32_t n_targets, struct lcr_net_group **out, char *why, size_t why_len)
+{
+	const struct lcr_allocator *a = &n->cfg.alloc;
+	int rc;
+
+	if (n->n_groups == n->cfg.groups_max || group_of(n, group)) {
+		snprintf(why, why_len, "group %u: %s", group,
+			 group_of(n, group) ? "already open" : "too many groups on this lcore");
+		return -EINVAL;
+	}
+	if (n_targets > LCR_NODES_MAX) {
+		snprintf(why, why_len, "group %u: %u peers (at most %d)", group, n_targets,
+			 LCR_NODES_MAX);
+		return -EINVAL;
+	}
+	struct lcr_net_group *g = net_alloc(a, sizeof(*g));
+	if (!g)
+		return -ENOMEM;
+	g->net = n;
+	g->id = group;
+	g->host = host_group;
+	for (uint32_t i = 0; i < n_targets; i++) {
+		struct net_peer *p = &g->peers[g->n_peers];
+		LCR_ASSERT(targets[i] != 0 && targets[i] != n->cfg.self);
+		p->target = targets[i];
+		/* Only the sequential default needs a queue. */
+		if (!n->ops->stream_append) {
+			p->q = net_alloc(a, sizeof(*p->q) * n->cfg.queue_max);
+			if (!p->q) {
+				rc = -ENOMEM;
+				goto err_drop_clients;
+			}
+		}
+		if (n->ops->new_client && (rc = n->ops->new_client(n->t, group, p->target,
+								   &p->client, why, why_len)) < 0) {
+			net_free(a, p->q);
+			goto err_drop_clients;
+		}
+		g->n_peers++;
+	}
+	n->groups[n->n_groups++] = g;
+	*out = g;
+	return 0;
+err_drop_clients:
+	for (uint32_t i = 0; i < g->n_peers; i++) {
+		if (n->ops->drop_client)
+			n->ops->drop_client(n->t, g->peers[i].client);
+		net_free(a, g->peers[i].q);
+	}
+	net_free(a, g);
+	return rc;
+}
+
+void lcr_net_group_close(struct lcr_net_group *g)
+{
+	struct lcr_net *n = g->net;
+
+	for (uint32_t i = 0; i < g->n_peers; i++) {
+		if (n->ops->drop_client)
+			n->ops->drop_client(n->t, g->peers[i].client);
+		net_free(&n->cfg.alloc, g->peers[i].q);
+	}
+	for (uint32_t i = 0; i < n->n_groups; i++)
+		if (n->groups[i] == g) {
+			n->groups[i] = n->groups[--n->n_groups];
+			break;
+		}
+	net_free(&n->cfg.alloc, g);
+}
+
+/* ---- opening ----------------------------------------------------------------------- */
+
+/* The ops RaftNetworkV2 gives no default for, and the two the node needs. */
+static const char *missing_op(const struct lcr_net_ops *o)
+{
+	if (!o->append_entries)
+		return "append_entries is required (RaftNetworkV2::append_entries has no default)";
+	if (!o->vote)
+		return "vote is required (RaftNetworkV2::vote has no default)";
+	if (!o->respond)
+		return "respond is required: the core's replies to requests go back through it";
+	if (!o->poll)
+		return "poll is required: it is how messages from peers reach the node";
+	return NULL;
+}
+
+int lcr_net_open(struct lcr_net **out, const struct lcr_net_factory *f,
+		 const struct lcr_net_env *env, const struct lcr_net_config *cfg,
+		 const struct lcr_net_host *host, char *why, size_t why_len)
+{
+	const struct lcr_allocator *a = &cfg->alloc;
+	int rc;
+
+	LCR_ASSERT(host->deliver && host->failed && host->attach);
+	if (!f || !f->open) {
+		snprintf(why, why_len, "the transport factory has no open()");
+		return -EINVAL;
+	}
+	if (cfg->queue_max == 0 || cfg->events_max == 0 || cfg->groups_max == 0) {
+		snprintf(why, why_len, "net: queue_max, events_max and groups_max must be >= 1");
+		return -EINVAL;
+	}
+	struct lcr_net *n = net_alloc(a, sizeof(*n));
+	if (!n)
+		return -ENOMEM;
+	n->cfg = *cfg;
+	n->host = *host;
+	n->ttl_next_ns = UINT64_MAX;
+	n->groups = net_alloc(a, sizeof(*n->groups) * cfg->groups_max);
+	n->ev = net_alloc(a, sizeof(*n->ev) * cfg->events_max);
+	if (!n->groups || !n->ev) {
+		rc = -ENOMEM;
+		goto err_free;
+	}
+	for (uint32_t op = 1; op < LCR_NET_OP_MAX; op++) {
+		uint64_t hard = op == LCR_NET_OP_APPEND || op == LCR_NET_OP_STREAM_APPEND
+					? cfg->append_ttl_ns
+				: op == LCR_NET_OP_SNAPSHOT ? cfg->snapshot_ttl_ns
+							    : cfg->vote_ttl_ns;
+		n->opts[op].hard_ttl_ns = hard;
+		n->opts[op].soft_ttl_ns = hard / 4 * 3;
+		n->opts[op].snapshot_chunk_bytes = cfg->snapshot_chunk_bytes;
+	}
+	struct lcr_net_env e = *env;
+	e.net = n;
+	if ((rc = f->open(f->ctx, &e, &n->t, why, why_len)) < 0)
+		goto err_free;
+	n->ops = n->t->ops;
+	const char *miss = n->ops ? missing_op(n->ops) : "it has no table of ops";
+	if (miss) {
+		snprintf(why, why_len, "transport \"%s\": %s",
+			 n->ops && n->ops->name ? n->ops->name : (f->name ? f->name : "?"), miss);
+		rc = -EINVAL;
+		goto err_close;
+	}
+	*out = n;
+	return 0;
+err_close:
+	if (n->ops && n->ops->close)
+		n->ops->close(n->t);
+err_free:
+	net_free(a, n->groups);
+	net_free(a, n->ev);
+	net_free(a, n);
+	return rc;
+}
+
+void lcr_net_close(struct lcr_net *n)
+{
+	if (!n)
+		return;
+	struct lcr_allocator a = n->cfg.alloc;
+	while (n->n_groups > 0)
+		lcr_net_group_close(n->groups[n->n_groups - 1]);
+	if (n->ops->close)
+		n->ops->close(n->t);
+	net_free(&a, n->groups);
+	net_free(&a, n->ev);
+	net_free(&a, n);
+}
+
+struct lcr_transport *lcr_net_transport(const struct lcr_net *n)
+{
+	return n->t;
+}
+
+/* ---- metrics ------------------------------------------------------------------------ */
+
+void lcr_net_stats(const struct lcr_net *n, struct lcr_net_stats *st)
+{
+	*st = n->st;
+}
+
+#define PUT(...)                                                                                   \
+	do {                                                                                       \
+		int k_ = snprintf(buf + o, len > o ? len - o : 0, __VA_ARGS__);                    \
+		if (k_ < 0)                                                                        \
+			return -EINVAL;                                                            \
+		o += (size_t)k_;                                                                   \
+	} while (0)
+
+static int counts_json(char *buf, size_t len, const char *name, const uint64_t *v, uint32_t n,
+		       const char *(*label)(uint32_t))
+{
+	size_t o = 0;
+	PUT("\"%s\":{", name);
+	for (uint32_t i = 1, first = 1; i < n; i++) {
+		if (!v[i])
+			continue;
+		PUT("%s\"%s\":%llu", first ? "" : ",", label(i), (unsigned long long)v[i]);
+		first = 0;
+	}
+	PUT("}");
+	return (int)o;
+}
+
+int lcr_net_metrics_json(const struct lcr_net *n, char *buf, size_t len)
+{
+	const struct lcr_net_stats *s = &n->st;
+	size_t o = 0;
+	int k;
+
+	PUT("\"transport\":\"%s\",\"net\":{", n->ops->name ? n->ops->name : "?");
+	if ((k = counts_json(buf + o, len > o ? len - o : 0, "calls", s->calls, LCR_NET_OP_MAX,
+			     lcr_net_op_name)) < 0)
+		return k;
+	o += (size_t)k;
+	PUT(",");
+	if ((k = counts_json(buf + o, len > o ? len - o : 0, "defaults", s->defaults,
+			     LCR_NET_OP_MAX, lcr_net_op_name)) < 0)
+		return k;
+	o += (size_t)k;
+	PUT(",");
+	if ((k = counts_json(buf + o, len > o ? len - o : 0, "errors", s->errors,
+			     LCR_NET_CLOSED + 1, lcr_net_err_name)) < 0)
+		return k;
+	o += (size_t)k;
+	PUT(",\"requests\":%llu,\"replies\":%llu,\"responds\":%llu,\"pre_vote_refused\":%llu,"
+	    "\"ttl_expired\":%llu,\"late\":%llu,\"seq_dropped\":%llu,\"seq_full\":%llu,"
+	    "\"events_full\":%llu,\"dropped\":%llu}",
+	    (unsigned long long)s->requests, (unsigned long long)s->replies,
+	    (unsigned long long)s->responds, (unsigned long long)s->pre_vote_refused,
+	    (unsigned long long)s->ttl_expired, (unsigned long long)s->late,
+	    (unsigned long long)s->seq_dropped, (unsigned long long)s->seq_full,
+	    (unsigned long long)s->events_full, (unsigned long long)s->dropped);
+	if (n->ops->metrics_json) {
+		PUT(",");
+		k = n->ops->metrics_json(n->t, buf + o, len > o ? len - o : 0);
+		if (k < 0)
+			return k;
+		o += (size_t)k;
+	}
+	return (int)o;
+}
+
+int lcr_net_client_metrics_json(const struct lcr_net_group *g, uint32_t target, char *buf,
+				size_t len)
+{
+	const struct lcr_net *n = g->net;
+
+	if (!n->ops->client_metrics_json)
+		return 0;
+	for (uint32_t i = 0; i < g->n_peers; i++)
+		if (g->peers[i].target == target)
+			return n->ops->client_metrics_json(n->t, g->peers[i].client, buf, len);
+	return 0;
+}

@@ -1,0 +1,379 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The network contract: how the Raft groups of a node talk to their peers
+ * (design.md, "Network contract"; docs/architecture.md, "Network contract").
+ *
+ * It mirrors openraft's RaftNetworkV2 one to one, in C. A transport is a table
+ * of non-blocking operations on one target node of one group; none of them
+ * returns a result. Every outcome comes back later, on the lcore that owns
+ * the group, through the completion functions below (lcr_net_reply,
+ * lcr_net_fail), and the node turns it into an event for the core. The table:
+ *
+ *   op               required  default when the transport leaves it NULL
+ *   ---------------  --------  -----------------------------------------------
+ *   append_entries   yes       -
+ *   stream_append    no        sequential: one AppendEntries in flight per
+ *                              target; the next goes out only after the reply
+ *                              (or error) of the previous, on append_entries
+ *   vote             yes       -
+ *   pre_vote         no        a granting reply, VoteResponse(req.vote, no last
+ *                              log id, granted), as if from the target; but
+ *                              while the transport reports the target failing,
+ *                              an error, never a grant
+ *   full_snapshot    yes (*)   - (with cancel_snapshot, openraft's `cancel`)
+ *   transfer_leader  no        the error UNREACHABLE "transfer_leader not
+ *                              implemented", reported for that target
+ *   backoff          no        the core's backoff_ms doubled per backoff in a
+ *                              row, 1 s cap: 200, 400, 800, 1000, 1000 ... ms
+ *
+ *   (*) The core has no snapshots yet (the next core issue): the node never
+ *       calls full_snapshot today, so a transport may leave it NULL for now.
+ *       Its argument type and its completion come with the snapshots.
+ *
+ * Errors mirror RPCError (enum lcr_net_err in core.h): TIMEOUT, UNREACHABLE
+ * (back off before retrying), NETWORK (retry now), REMOTE; full_snapshot adds
+ * CLOSED (replication closed on purpose). A replication error reaches the
+ * core as LCR_EV_NET_ERROR and weighs as openraft's backoff rank: UNREACHABLE
+ * and REMOTE back the target off at once, TIMEOUT and NETWORK after eleven in
+ * a row; every error except CLOSED restarts the core's stream to it.
+ *
+ * RPC options (struct lcr_net_opts, openraft's RPCOption) go with every op:
+ * a hard TTL, the soft TTL (3/4 of it) the transport should enforce, and the
+ * snapshot chunk size. The TTLs are openraft's: AppendEntries and heartbeats
+ * the heartbeat interval, votes, pre-votes and transfers the minimum election
+ * timeout. The node ends a unary call it is waiting for at the hard TTL with
+ * TIMEOUT, and ignores the transport's answer to it after that.
+ *
+ * Streams. The core numbers its AppendEntries per target with a stream id
+ * (a new one after every error, Conflict or leadership change) and an
+ * inflight id within it. stream_append takes them one at a time, in order,
+ * without waiting for replies; its results are the core's own append
+ * responses, Ok(matched), Conflict(prev) and HigherVote(vote), delivered with
+ * lcr_net_reply. The stream ends at its first error (lcr_net_fail with the
+ * call of any request on it); the core then opens a new one.
+ *
+ * The server side. A request from a peer (AppendEntries, vote, pre-vote,
+ * TransferLeader) reaches the node through lcr_net_deliver(); the core's
+ * replies to requests (APPEND_RESP, VOTE_RESP) go back through the
+ * transport's respond(), addressed to the requester. A reply echoes what the
+ * requester needs to match it (stream id, inflight id and send sequence for
+ * AppendEntries, the requested vote and the pre-vote flag for votes), so a
+ * transport built on a request/response RPC system may match them there; the
+ * core may also leave a request unanswered (a stale one), which the caller's
+ * TTL covers.
+ *
+ * Rules for a transport:
+ *   - Ops, completions and lcr_net_deliver run on the owning lcore only; an op
+ *     never blocks. A transport fed by other threads hands messages over
+ *     itself and delivers them from poll().
+ *   - The request handed to an op (and the entries of an AppendEntries) is
+ *     valid only during the call: encode or copy it there.
+ *   - An op may report an error from inside itself (a target known to be
+ *     down): the node holds it and acts on it after the op returns. Requests
+ *     (lcr_net_deliver) must come from poll(), never from inside an op.
+ *   - A transport may drop a request it has no room for, as a network drops
+ *     a datagram: the TTL (unary calls) and the core's retries (streams)
+ *     recover.
+ *
+ * A node gets its transport from a factory (struct lcr_net_factory, in
+ * lcr_node_config.transport; NULL: the built-in UDP transport, udp.c), one
+ * transport per lcore. net.c sits between the runtime and the transport: it
+ * dispatches the core's messages to the ops, implements the defaults above,
+ * enforces the TTLs and hands results to the runtime as events.
+ */
+#ifndef LCR_NET_H
+#define LCR_NET_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core.h"
+
+struct lcr_net;
+struct lcr_net_group;
+struct lcr_node_config;
+/* A snapshot to send: defined with the core's snapshots (next core issue). */
+struct lcr_net_snapshot;
+
+enum lcr_net_op {
+	LCR_NET_OP_APPEND = 1,	      /* append_entries: unary AppendEntries */
+	LCR_NET_OP_STREAM_APPEND = 2, /* stream_append: one request of the stream */
+	LCR_NET_OP_VOTE = 3,
+	LCR_NET_OP_PRE_VOTE = 4,
+	LCR_NET_OP_SNAPSHOT = 5, /* full_snapshot */
+	LCR_NET_OP_TRANSFER = 6, /* transfer_leader */
+	LCR_NET_OP_MAX
+};
+
+/* openraft's RPCOption. */
+struct lcr_net_opts {
+	uint64_t hard_ttl_ns;	       /* the node gives up on a unary call after this */
+	uint64_t soft_ttl_ns;	       /* 3/4 of hard: the transport's own deadline */
+	uint64_t snapshot_chunk_bytes; /* full_snapshot: bytes per chunk it sends */
+};
+
+/*
+ * One operation in progress, handed to the op and back to lcr_net_fail().
+ * The transport copies it if it answers later; it owns nothing.
+ */
+struct lcr_net_call {
+	uint32_t op;	    /* enum lcr_net_op */
+	uint32_t group;	    /* the Raft group */
+	uint32_t target;    /* the node it goes to */
+	void *client;	    /* what new_client() made for (group, target), or NULL */
+	uint64_t stream_id; /* AppendEntries: the core's stream; else 0 */
+	uint64_t id;	    /* unique among the calls of this lcore */
+};
+
+struct lcr_transport;
+
+/*
+ * The table. Required: append_entries, vote, respond, poll. Everything else
+ * may be NULL: the RaftNetworkV2 ops then get the defaults above, the others
+ * do nothing.
+ */
+struct lcr_net_ops {
+	const char *name; /* for messages and metrics ("udp") */
+
+	/* ---- RaftNetworkFactory ------------------------------------------- */
+	/*
+	 * new_client(target): state for one target of one group, made when the
+	 * group opens (setup, may allocate). Returns 0 or -errno with a sentence
+	 * in `why`. NULL: every call carries client NULL.
+	 */
+	int (*new_client)(struct lcr_transport *t, uint32_t group, uint32_t target, void **client,
+			  char *why, size_t why_len);
+	void (*drop_client)(struct lcr_transport *t, void *client);
+
+	/* ---- RaftNetworkV2, one target per call ---------------------------- */
+	/* Send one AppendEntries (LCR_MSG_APPEND_REQ); the reply is its
+	 * APPEND_RESP, by lcr_net_reply(). */
+	void (*append_entries)(struct lcr_transport *t, const struct lcr_net_call *call,
+			       const struct lcr_msg *req, const struct lcr_net_opts *opt);
+	/* Put the next request on the target's stream (call->stream_id) and
+	 * return at once: requests are pipelined, replies come in any number
+	 * later, an error ends the stream. */
+	void (*stream_append)(struct lcr_transport *t, const struct lcr_net_call *call,
+			      const struct lcr_msg *req, const struct lcr_net_opts *opt);
+	/* LCR_MSG_VOTE_REQ; the reply is its VOTE_RESP. */
+	void (*vote)(struct lcr_transport *t, const struct lcr_net_call *call,
+		     const struct lcr_msg *req, const struct lcr_net_opts *opt);
+	/* The same with req->vote_req.pre_vote set: the target only says whether
+	 * it would grant, and persists nothing. */
+	void (*pre_vote)(struct lcr_transport *t, const struct lcr_net_call *call,
+			 const struct lcr_msg *req, const struct lcr_net_opts *opt);
+	/* Not called yet (see above): send a whole snapshot under `vote`; stop
+	 * when cancel_snapshot() names the same call (ReplicationClosed). */
+	void (*full_snapshot)(struct lcr_transport *t, const struct lcr_net_call *call,
+			      struct lcr_vote vote, const struct lcr_net_snapshot *snap,
+			      const struct lcr_net_opts *opt);
+	void (*cancel_snapshot)(struct lcr_transport *t, const struct lcr_net_call *call);
+	/* LCR_MSG_TRANSFER_LEADER. Success carries nothing: only errors come
+	 * back (lcr_net_fail). */
+	void (*transfer_leader)(struct lcr_transport *t, const struct lcr_net_call *call,
+				const struct lcr_msg *req, const struct lcr_net_opts *opt);
+	/* The interval, in ns, before retrying this client's target after the
+	 * step-th backoff in a row (0, 1, 2 ...): openraft's Backoff iterator
+	 * as a function. Called on the lcore; must not call back into the node. */
+	uint64_t (*backoff)(struct lcr_transport *t, void *client, uint32_t step);
+
+	/* ---- the server side ---------------------------------------------- */
+	/* Send a reply the core made (APPEND_RESP or VOTE_RESP) to resp->to. */
+	void (*respond)(struct lcr_transport *t, uint32_t group, const struct lcr_msg *resp);
+
+	/* ---- the lcore loop (not in RaftNetworkV2: how a transport runs) --- */
+	/* Receive: hand requests to lcr_net_deliver(), replies to
+	 * lcr_net_reply(), errors to lcr_net_fail(). True if anything came. */
+	bool (*poll)(struct lcr_transport *t, uint64_t now_ns);
+	/* Timers (retransmissions, the transport's own timeouts). */
+	bool (*tick)(struct lcr_transport *t, uint64_t now_ns);
+	/* Transmit what the ops queued in this loop iteration. True if it sent. */
+	bool (*flush)(struct lcr_transport *t, uint64_t now_ns);
+	/* When tick() or flush() next has work: 0 now, UINT64_MAX never. */
+	uint64_t (*next_timer)(const struct lcr_transport *t);
+	/*
+	 * Sleep until input, `fd` readable or `timeout_ns`. NULL: the lcore
+	 * sleeps on `fd` alone, so a transport that gets its input from other
+	 * threads or sockets must supply it.
+	 */
+	int (*wait)(struct lcr_transport *t, int fd, uint64_t timeout_ns);
+	/* Metrics as JSON members ("a":1,"b":2), lcore-wide and per client. */
+	int (*metrics_json)(const struct lcr_transport *t, char *buf, size_t len);
+	int (*client_metrics_json)(const struct lcr_transport *t, void *client, char *buf,
+				   size_t len);
+	/* Free everything (after every client was dropped). */
+	void (*close)(struct lcr_transport *t);
+};
+
+/* A transport: embed it first in your own state, as with lcr_backend. */
+struct lcr_transport {
+	const struct lcr_net_ops *ops;
+};
+
+/* What a factory gets to open the transport of one lcore. */
+struct lcr_net_env {
+	struct lcr_net *net;		    /* where its completions and requests go */
+	uint32_t self;			    /* this node */
+	uint64_t cluster;		    /* cluster id */
+	uint32_t lcore;			    /* the lcore it serves: groups with id % n_lcores */
+	uint32_t n_lcores;		    /* the same group runs on the same lcore everywhere */
+	const struct lcr_node_config *node; /* peers and their addresses, mtu, faults ... */
+	struct lcr_allocator alloc;	    /* the node's allocator; NULL alloc: malloc */
+};
+
+/*
+ * Makes transports (openraft's RaftNetworkFactory, one level up: one
+ * transport per lcore, then one client per target). open() returns 0 or
+ * -errno with a sentence in `why`.
+ */
+struct lcr_net_factory {
+	const char *name;
+	int (*open)(void *ctx, const struct lcr_net_env *env, struct lcr_transport **out, char *why,
+		    size_t why_len);
+	void *ctx;
+};
+
+/* The built-in transport: UDP datagrams on kernel sockets (udp.c). */
+LCR_API const struct lcr_net_factory *lcr_net_udp_factory(void);
+
+/* ---- called by the transport, on the owning lcore --------------------------- */
+
+/*
+ * A request from a peer (APPEND_REQ, VOTE_REQ with or without pre_vote,
+ * TRANSFER_LEADER), with m->from the peer and m->to this node. The message
+ * and its entries need to live only during the call: the core consumes them
+ * before it returns. Anything else (unknown group or sender, a reply type) is
+ * dropped and counted. Call from poll(), never from inside an op.
+ */
+LCR_API void lcr_net_deliver(struct lcr_net *n, uint32_t group, const struct lcr_msg *m);
+
+/*
+ * A reply to one of our calls (APPEND_RESP for append_entries and
+ * stream_append, VOTE_RESP for vote and pre_vote), from m->from. It also says
+ * the target is reachable again.
+ */
+LCR_API void lcr_net_reply(struct lcr_net *n, uint32_t group, const struct lcr_msg *m);
+
+/*
+ * `call` failed with `err` (enum lcr_net_err); `why` (may be NULL) says how,
+ * for the logs. For an AppendEntries this ends its stream. An error for a
+ * call that already ended (a late one, after the TTL) is ignored.
+ */
+LCR_API void lcr_net_fail(struct lcr_net *n, const struct lcr_net_call *call, uint32_t err,
+			  const char *why);
+
+LCR_API const char *lcr_net_err_name(uint32_t err);
+LCR_API const char *lcr_net_op_name(uint32_t op);
+
+/* ---- used by the runtime (and the tests) ------------------------------------ */
+
+/*
+ * What the owner of the groups does with results; `group` is the pointer it
+ * gave lcr_net_group_open(). Each may step the core, which may send again
+ * (lcr_net_send) from inside.
+ */
+struct lcr_net_host {
+	/* A message for the core (LCR_EV_MSG): a request or a reply. */
+	void (*deliver)(void *group, const struct lcr_msg *m);
+	/* A call failed. AppendEntries: tell the core (LCR_EV_NET_ERROR). */
+	void (*failed)(void *group, const struct lcr_net_call *call, uint32_t err, const char *why);
+	/*
+	 * Attach the entries of an AppendEntries the core sent without them
+	 * (n_entries after prev, from the log): set m->append_req.entries, and
+	 * lower n_entries if fewer are at hand. Called right before the op;
+	 * the entries need to live only during it.
+	 */
+	void (*attach)(void *group, struct lcr_msg *m);
+};
+
+struct lcr_net_config {
+	uint32_t self;
+	uint32_t groups_max;	       /* groups this lcore may open */
+	uint32_t queue_max;	       /* sequential stream_append: requests waiting per target */
+	uint32_t events_max;	       /* results held for the loop (errors inside ops, defaults) */
+	uint64_t append_ttl_ns;	       /* hard TTL of AppendEntries (heartbeat interval) */
+	uint64_t vote_ttl_ns;	       /* votes, pre-votes, transfers (election timeout min) */
+	uint64_t snapshot_ttl_ns;      /* full_snapshot (openraft install_snapshot_timeout) */
+	uint64_t snapshot_chunk_bytes; /* openraft snapshot_max_chunk_size */
+	uint64_t backoff_ms;	       /* the core's backoff base */
+	struct lcr_allocator alloc;    /* NULL alloc: malloc */
+};
+
+/* Defaults from a core config: TTLs, queue (inflight_max + 2), backoff. */
+void lcr_net_config_default(struct lcr_net_config *c, const struct lcr_core_config *core);
+
+/*
+ * Open the transport of one lcore through `f` and check its table. A
+ * required op missing is refused: -EINVAL and a sentence naming it in `why`.
+ * env->net is filled in here.
+ */
+int lcr_net_open(struct lcr_net **out, const struct lcr_net_factory *f,
+		 const struct lcr_net_env *env, const struct lcr_net_config *cfg,
+		 const struct lcr_net_host *host, char *why, size_t why_len);
+void lcr_net_close(struct lcr_net *n);
+
+/* The transport, for the tests and metrics. */
+struct lcr_transport *lcr_net_transport(const struct lcr_net *n);
+
+/* A group with its peers (every node but this one); setup only. */
+int lcr_net_group_open(struct lcr_net *n, uint32_t group, void *host_group, const uint32_t *targets,
+		       uint32_t n_targets, struct lcr_net_group **out, char *why, size_t why_len);
+void lcr_net_group_close(struct lcr_net_group *g);
+
+/*
+ * Send a message the core made (LCR_CMD_SEND) through the op for its type:
+ * APPEND_REQ to stream_append (or the sequential default), VOTE_REQ to vote or
+ * pre_vote, TRANSFER_LEADER to transfer_leader, APPEND_RESP and VOTE_RESP to
+ * respond. Never calls the host from inside: results come from the loop.
+ * `now_ns` is the time of the owner's loop iteration (TTLs start there).
+ */
+void lcr_net_send(struct lcr_net_group *g, const struct lcr_msg *m, uint64_t now_ns);
+
+/*
+ * This replica stopped leading: drop the AppendEntries still waiting in the
+ * sequential default (they were made by that leadership, and the log they
+ * would be read from may change under a new leader).
+ */
+void lcr_net_cancel(struct lcr_net_group *g);
+
+/* The backoff before retrying `target` (the transport's, or the default). */
+uint64_t lcr_net_backoff_ns(const struct lcr_net_group *g, uint32_t target, uint32_t step);
+/* Whether the transport has its own backoff. */
+bool lcr_net_has_backoff(const struct lcr_net *n);
+
+/* The loop: results held for it, then the transport's receive. */
+bool lcr_net_poll(struct lcr_net *n, uint64_t now_ns);
+/* TTLs of calls in flight, then the transport's timers. */
+bool lcr_net_tick(struct lcr_net *n, uint64_t now_ns);
+/* The transport's transmit. */
+bool lcr_net_flush(struct lcr_net *n, uint64_t now_ns);
+/* When poll, tick or flush next has work (0: now). */
+uint64_t lcr_net_next_timer(const struct lcr_net *n);
+/* Sleep until input, `fd` or the timeout. */
+int lcr_net_wait(struct lcr_net *n, int fd, uint64_t timeout_ns);
+
+struct lcr_net_stats {
+	uint64_t calls[LCR_NET_OP_MAX];	     /* ops called on the transport */
+	uint64_t defaults[LCR_NET_OP_MAX];   /* requests a default served instead */
+	uint64_t errors[LCR_NET_CLOSED + 1]; /* calls ended with an error, by kind */
+	uint64_t requests;		     /* delivered to the core */
+	uint64_t replies;		     /* delivered to the core */
+	uint64_t responds;		     /* replies sent for the core */
+	uint64_t pre_vote_refused;	     /* default pre_vote: target failing, no grant */
+	uint64_t ttl_expired;		     /* unary calls ended at their hard TTL */
+	uint64_t late;			     /* completions of calls that had already ended */
+	uint64_t seq_dropped;		     /* sequential default: superseded or cancelled */
+	uint64_t seq_full;		     /* sequential default: queue full */
+	uint64_t events_full;		     /* results lost: the hold queue was full */
+	uint64_t dropped;		     /* inbound for an unknown group or sender, bad type */
+};
+
+void lcr_net_stats(const struct lcr_net *n, struct lcr_net_stats *st);
+/* net.c's counters and the transport's, as JSON members. */
+int lcr_net_metrics_json(const struct lcr_net *n, char *buf, size_t len);
+/* The transport's metrics of one target, as JSON members (0 bytes if none). */
+int lcr_net_client_metrics_json(const struct lcr_net_group *g, uint32_t target, char *buf,
+				size_t len);
+
+#endif /* LCR_NET_H */

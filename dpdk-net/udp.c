@@ -1,0 +1,697 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The built-in transport (net.h): UDP datagrams on the kernel-socket backend
+ * (sock.c), optionally through the fault decorator (faulty.c), one socket per
+ * lcore (a peer's lcore i listens on its port + i).
+ *
+ *   stream_append    native: the pipelined stream of stream.h, one per
+ *                    (group, follower); a request is encoded once and cut into
+ *                    datagrams that stay in the stream's window until acked
+ *   append_entries   a single request on the same stream
+ *   vote, pre_vote   one datagram (the pre_vote flag is in the request)
+ *   transfer_leader  one datagram
+ *   respond          one datagram
+ *   backoff          none: the configured one
+ *
+ * Every reply and request arrives as datagrams in poll(); stream datagrams go
+ * through the receiving side of the stream (reorder, dedup, reassembly),
+ * which is acknowledged once per burst. A stream whose datagrams went
+ * unanswered tries_max times reports UNREACHABLE for its target and starts
+ * over; the core backs off.
+ *
+ * No allocation after the groups are open: the transmit queue, the datagram
+ * buffers of single messages and the streams' windows are sized at start-up.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backend.h"
+#include "lcr_assert.h"
+#include "lcraft.h"
+#include "net.h"
+#include "stream.h"
+#include "wire.h"
+
+#define BURST	   64
+#define TXQ_MAX	   2048
+#define GROUPS_MAX 256 /* per lcore */
+#define ENTS_MAX   65536
+
+/* One (group, peer): the client new_client() makes. */
+struct link {
+	uint32_t group;
+	uint32_t node;
+	struct lcr_stx tx;	 /* our AppendEntries to it, when we lead */
+	struct lcr_srx rx;	 /* its AppendEntries to us, when it leads */
+	struct lcr_vote tx_vote; /* the leadership that uses tx */
+	uint64_t core_stream;	 /* the core's stream id on it (for errors) */
+	uint64_t stream_drops;	 /* requests the window had no room for */
+};
+
+struct udp_group {
+	uint32_t id;
+	uint32_t n_links;
+	struct link *links[LCR_PEERS_MAX];
+};
+
+struct txslot {
+	uint8_t *buf;
+	uint32_t len;
+	uint32_t peer;
+};
+
+struct udp {
+	struct lcr_transport base;
+	struct lcr_net *net;
+	struct lcr_allocator alloc;
+	uint32_t self;
+	uint64_t cluster;
+	struct lcr_stream_opts sopts;
+	struct lcr_backend *be;
+	struct udp_group groups[GROUPS_MAX];
+	uint32_t n_groups;
+	struct lcr_dgram rx[BURST];
+	struct txslot tx[TXQ_MAX];
+	uint8_t *txmem;		  /* buffers of single datagrams, TXQ_MAX of dgram_max */
+	uint32_t tx_head, tx_len; /* ring of tx */
+	uint8_t *msgbuf;	  /* one encoded AppendEntries */
+	struct lcr_entry *ents;	  /* entries of one received message */
+	uint64_t now;
+	uint64_t drops[LCR_DROP_MAX];
+	uint64_t tx_full;
+};
+
+static void *udp_alloc(const struct lcr_allocator *a, size_t size)
+{
+	void *p = a->alloc ? a->alloc(a->ctx, size) : malloc(size);
+	if (p)
+		memset(p, 0, size);
+	return p;
+}
+
+static void udp_free(const struct lcr_allocator *a, void *p)
+{
+	if (!p)
+		return;
+	if (a->free)
+		a->free(a->ctx, p);
+	else
+		free(p);
+}
+
+static struct udp_group *group_of(struct udp *u, uint32_t id)
+{
+	for (uint32_t i = 0; i < u->n_groups; i++)
+		if (u->groups[i].id == id)
+			return &u->groups[i];
+	return NULL;
+}
+
+static struct link *link_of(struct udp_group *g, uint32_t node)
+{
+	for (uint32_t i = 0; i < g->n_links; i++)
+		if (g->links[i]->node == node)
+			return g->links[i];
+	return NULL;
+}
+
+/* ---- transmit --------------------------------------------------------------- */
+
+static void tx_push(struct udp *u, uint8_t *buf, uint32_t len, uint32_t peer)
+{
+	struct txslot *t = &u->tx[(u->tx_head + u->tx_len) % TXQ_MAX];
+	t->buf = buf;
+	t->len = len;
+	t->peer = peer;
+	u->tx_len++;
+}
+
+/* A buffer for one datagram of our own, or NULL when the queue is full. */
+static uint8_t *tx_slot(struct udp *u)
+{
+	if (u->tx_len == TXQ_MAX) {
+		u->tx_full++;
+		return NULL;
+	}
+	uint32_t i = (u->tx_head + u->tx_len) % TXQ_MAX;
+	return u->txmem + (size_t)i * u->sopts.dgram_max;
+}
+
+static uint32_t tx_flush(struct udp *u)
+{
+	struct lcr_dgram d[BURST];
+	uint32_t sent = 0;
+
+	while (u->tx_len > 0) {
+		uint32_t n = 0;
+		while (n < BURST && n < u->tx_len) {
+			struct txslot *t = &u->tx[(u->tx_head + n) % TXQ_MAX];
+			d[n].buf = t->buf;
+			d[n].len = t->len;
+			d[n].peer = t->peer;
+			n++;
+		}
+		int k = lcr_be_tx(u->be, d, n);
+		if (k <= 0)
+			break; /* the socket is full: try next iteration */
+		u->tx_head = (u->tx_head + (uint32_t)k) % TXQ_MAX;
+		u->tx_len -= (uint32_t)k;
+		sent += (uint32_t)k;
+	}
+	return sent;
+}
+
+/* A message that is not on a stream: one datagram. */
+static void send_plain(struct udp *u, uint32_t group, const struct lcr_msg *m, uint8_t type)
+{
+	uint8_t *buf = tx_slot(u);
+	if (!buf)
+		return;
+	size_t len = lcr_wire_encode_msg(buf + LCR_WIRE_HDR, u->sopts.dgram_max - LCR_WIRE_HDR, m);
+	if (len == 0) {
+		u->tx_full++;
+		return;
+	}
+	struct lcr_wire_hdr h = { .type = type,
+				  .cluster = u->cluster,
+				  .group = group,
+				  .from = m->from,
+				  .to = m->to,
+				  .len = (uint32_t)len,
+				  .frag_count = 1 };
+	tx_push(u, buf, (uint32_t)lcr_wire_seal(buf, &h), m->to);
+}
+
+/* Datagrams of the streams that are due (new ones and retransmissions). */
+static uint32_t stream_tx(struct udp *u)
+{
+	uint32_t n = 0;
+
+	for (uint32_t i = 0; i < u->n_groups; i++) {
+		struct udp_group *g = &u->groups[i];
+		for (uint32_t k = 0; k < g->n_links; k++) {
+			struct link *l = g->links[k];
+			struct lcr_dgram_view v;
+			while (u->tx_len < TXQ_MAX && lcr_stx_next(&l->tx, u->now, &v)) {
+				tx_push(u, (uint8_t *)v.buf, v.len, l->node);
+				n++;
+			}
+		}
+	}
+	return n;
+}
+
+/* ---- the ops ---------------------------------------------------------------- */
+
+/*
+ * AppendEntries, entries attached by the node: encode once and put it on
+ * the follower's stream, which keeps the datagrams until they are acked.
+ */
+static void udp_stream_append(struct lcr_transport *t, const struct lcr_net_call *call,
+			      const struct lcr_msg *req, const struct lcr_net_opts *opt)
+{
+	struct udp *u = (struct udp *)t;
+	struct link *l = call->client;
+	(void)opt;
+
+	/* A new leadership starts new transport streams. */
+	if (!lcr_vote_eq(l->tx_vote, req->append_req.vote)) {
+		lcr_stx_reset(&l->tx);
+		l->tx_vote = req->append_req.vote;
+	}
+	l->core_stream = req->append_req.stream_id;
+	size_t len = lcr_wire_encode_msg(u->msgbuf, LCR_WIRE_MSG_MAX, req);
+	if (len == 0 ||
+	    lcr_stx_send(&l->tx, LCR_WIRE_APPEND_REQ, u->msgbuf, (uint32_t)len, u->now) < 0)
+		l->stream_drops++; /* the core's pipeline sends it again */
+}
+
+static void udp_vote(struct lcr_transport *t, const struct lcr_net_call *call,
+		     const struct lcr_msg *req, const struct lcr_net_opts *opt)
+{
+	(void)opt;
+	send_plain((struct udp *)t, call->group, req, LCR_WIRE_VOTE_REQ);
+}
+
+static void udp_transfer(struct lcr_transport *t, const struct lcr_net_call *call,
+			 const struct lcr_msg *req, const struct lcr_net_opts *opt)
+{
+	(void)opt;
+	send_plain((struct udp *)t, call->group, req, LCR_WIRE_TRANSFER);
+}
+
+static void udp_respond(struct lcr_transport *t, uint32_t group, const struct lcr_msg *resp)
+{
+	uint8_t type =
+		resp->type == LCR_MSG_APPEND_RESP ? LCR_WIRE_APPEND_RESP : LCR_WIRE_VOTE_RESP;
+	send_plain((struct udp *)t, group, resp, type);
+}
+
+static int udp_new_client(struct lcr_transport *t, uint32_t group, uint32_t target, void **client,
+			  char *why, size_t why_len)
+{
+	struct udp *u = (struct udp *)t;
+	struct udp_group *g = group_of(u, group);
+	int rc;
+
+	if (!g) {
+		if (u->n_groups == GROUPS_MAX) {
+			snprintf(why, why_len, "udp: more than %d groups on one lcore", GROUPS_MAX);
+			return -ENOSPC;
+		}
+		g = &u->groups[u->n_groups++];
+		memset(g, 0, sizeof(*g));
+		g->id = group;
+	}
+	if (g->n_links == LCR_PEERS_MAX || link_of(g, target)) {
+		snprintf(why, why_len, "udp: group %u: node %u twice, or more than %d peers", group,
+			 target, LCR_PEERS_MAX);
+		return -EINVAL;
+	}
+	struct link *l = udp_alloc(&u->alloc, sizeof(*l));
+	if (!l)
+		return -ENOMEM;
+	l->group = group;
+	l->node = target;
+	if ((rc = lcr_stx_init(&l->tx, &u->sopts, u->cluster, group, u->self, target)) < 0 ||
+	    (rc = lcr_srx_init(&l->rx, &u->sopts)) < 0) {
+		snprintf(why, why_len, "group %u: stream buffers: %s", group, strerror(-rc));
+		lcr_stx_free(&l->tx);
+		lcr_srx_free(&l->rx);
+		udp_free(&u->alloc, l);
+		return rc;
+	}
+	g->links[g->n_links++] = l;
+	*client = l;
+	return 0;
+}
+
+static void udp_drop_client(struct lcr_transport *t, void *client)
+{
+	struct udp *u = (struct udp *)t;
+	struct link *l = client;
+	struct udp_group *g = group_of(u, l->group);
+
+	LCR_ASSERT(g != NULL);
+	for (uint32_t i = 0; i < g->n_links; i++)
+		if (g->links[i] == l) {
+			g->links[i] = g->links[--g->n_links];
+			break;
+		}
+	if (g->n_links == 0)
+		*g = u->groups[--u->n_groups];
+	lcr_stx_free(&l->tx);
+	lcr_srx_free(&l->rx);
+	udp_free(&u->alloc, l);
+}
+
+/* ---- receiving ---------------------------------------------------------------- */
+
+struct deliver_ctx {
+	struct udp *u;
+	uint32_t group, from;
+};
+
+/* Decode a whole message and hand it to the node: requests to the core,
+ * replies as the results of our calls. */
+static void deliver_msg(struct udp *u, uint32_t group, uint32_t from, uint8_t type,
+			const uint8_t *p, uint32_t len)
+{
+	struct lcr_msg m;
+
+	memset(&m, 0, sizeof(m));
+	if (lcr_wire_decode_msg(p, len, type, &m, u->ents, ENTS_MAX) != LCR_DROP_NONE) {
+		u->drops[LCR_DROP_MALFORMED]++;
+		return;
+	}
+	m.from = from;
+	m.to = u->self;
+	if (m.type == LCR_MSG_APPEND_RESP || m.type == LCR_MSG_VOTE_RESP)
+		lcr_net_reply(u->net, group, &m);
+	else
+		lcr_net_deliver(u->net, group, &m);
+}
+
+static void on_stream_msg(void *ctx, uint8_t type, const uint8_t *p, uint32_t len)
+{
+	struct deliver_ctx *d = ctx;
+	deliver_msg(d->u, d->group, d->from, type, p, len);
+}
+
+static void on_dgram(struct udp *u, const struct lcr_dgram *d)
+{
+	struct lcr_wire_hdr h;
+	uint32_t why = lcr_wire_open(d->buf, d->len, u->cluster, &h);
+
+	if (why != LCR_DROP_NONE) {
+		u->drops[why]++;
+		return;
+	}
+	if (h.to != u->self) {
+		u->drops[LCR_DROP_NOT_FOR_US]++;
+		return;
+	}
+	struct udp_group *g = group_of(u, h.group);
+	if (!g) {
+		u->drops[LCR_DROP_UNKNOWN_GROUP]++;
+		return;
+	}
+	struct link *l = link_of(g, h.from);
+	if (!l) {
+		u->drops[LCR_DROP_UNKNOWN_NODE]++;
+		return;
+	}
+	const uint8_t *payload = d->buf + LCR_WIRE_HDR;
+	switch (h.type) {
+	case LCR_WIRE_APPEND_REQ: {
+		struct deliver_ctx dc = { u, h.group, h.from };
+		uint32_t r = lcr_srx_on_dgram(&l->rx, &h, payload, on_stream_msg, &dc);
+		if (r != LCR_DROP_NONE)
+			u->drops[r]++;
+		break;
+	}
+	case LCR_WIRE_STREAM_ACK: {
+		struct lcr_wire_ack a;
+		if (lcr_wire_decode_ack(payload, h.len, &a) != LCR_DROP_NONE) {
+			u->drops[LCR_DROP_MALFORMED]++;
+			break;
+		}
+		lcr_stx_on_ack(&l->tx, &a, u->now);
+		break;
+	}
+	case LCR_WIRE_VOTE_REQ:
+	case LCR_WIRE_VOTE_RESP:
+	case LCR_WIRE_APPEND_RESP:
+	case LCR_WIRE_TRANSFER:
+		deliver_msg(u, h.group, h.from, h.type, payload, h.len);
+		break;
+	default:
+		u->drops[LCR_DROP_TYPE]++;
+		break;
+	}
+}
+
+/* Acknowledge, once per burst, every stream that received data. */
+static void send_acks(struct udp *u)
+{
+	for (uint32_t i = 0; i < u->n_groups; i++) {
+		struct udp_group *g = &u->groups[i];
+		for (uint32_t k = 0; k < g->n_links; k++) {
+			struct link *l = g->links[k];
+			if (!lcr_srx_ack_due(&l->rx))
+				continue;
+			uint8_t *buf = tx_slot(u);
+			if (!buf)
+				return;
+			struct lcr_wire_ack a;
+			lcr_srx_make_ack(&l->rx, &a);
+			size_t len = lcr_wire_encode_ack(buf + LCR_WIRE_HDR,
+							 u->sopts.dgram_max - LCR_WIRE_HDR, &a);
+			struct lcr_wire_hdr h = { .type = LCR_WIRE_STREAM_ACK,
+						  .cluster = u->cluster,
+						  .group = g->id,
+						  .from = u->self,
+						  .to = l->node,
+						  .len = (uint32_t)len,
+						  .frag_count = 1 };
+			tx_push(u, buf, (uint32_t)lcr_wire_seal(buf, &h), l->node);
+		}
+	}
+}
+
+/* ---- the loop ------------------------------------------------------------------ */
+
+static bool udp_poll(struct lcr_transport *t, uint64_t now_ns)
+{
+	struct udp *u = (struct udp *)t;
+
+	u->now = now_ns;
+	int n = lcr_be_rx(u->be, u->rx, BURST);
+	for (int i = 0; i < n; i++)
+		on_dgram(u, &u->rx[i]);
+	if (n <= 0)
+		return false;
+	send_acks(u);
+	return true;
+}
+
+static bool udp_tick(struct lcr_transport *t, uint64_t now_ns)
+{
+	struct udp *u = (struct udp *)t;
+	bool work = false;
+
+	u->now = now_ns;
+	for (uint32_t i = 0; i < u->n_groups; i++) {
+		struct udp_group *g = &u->groups[i];
+		for (uint32_t k = 0; k < g->n_links; k++) {
+			struct link *l = g->links[k];
+			if (lcr_stx_tick(&l->tx, now_ns) != LCR_STX_UNREACHABLE)
+				continue;
+			/* Nothing came back for a long time: the stream ends with
+			 * UNREACHABLE (the core backs off) and starts over. */
+			lcr_stx_reset(&l->tx);
+			struct lcr_net_call c = { .op = LCR_NET_OP_STREAM_APPEND,
+						  .group = g->id,
+						  .target = l->node,
+						  .client = l,
+						  .stream_id = l->core_stream };
+			lcr_net_fail(u->net, &c, LCR_NET_UNREACHABLE,
+				     "no acknowledgement after tries_max transmissions");
+			work = true;
+		}
+	}
+	return work;
+}
+
+static bool udp_flush(struct lcr_transport *t, uint64_t now_ns)
+{
+	struct udp *u = (struct udp *)t;
+
+	u->now = now_ns;
+	stream_tx(u);
+	return tx_flush(u) > 0;
+}
+
+static uint64_t udp_next_timer(const struct lcr_transport *t)
+{
+	const struct udp *u = (const struct udp *)t;
+	uint64_t next = UINT64_MAX;
+
+	if (u->tx_len > 0)
+		return 0; /* the socket was full: try again at once */
+	for (uint32_t i = 0; i < u->n_groups; i++) {
+		const struct udp_group *g = &u->groups[i];
+		for (uint32_t k = 0; k < g->n_links; k++) {
+			uint64_t s = lcr_stx_next_timer(&g->links[k]->tx);
+			if (s < next)
+				next = s;
+		}
+	}
+	return next;
+}
+
+static int udp_wait(struct lcr_transport *t, int fd, uint64_t timeout_ns)
+{
+	return lcr_be_wait(((struct udp *)t)->be, fd, timeout_ns);
+}
+
+/* ---- metrics and life cycle ------------------------------------------------------ */
+
+#define PUT(...)                                                                                   \
+	do {                                                                                       \
+		int k_ = snprintf(buf + o, len > o ? len - o : 0, __VA_ARGS__);                    \
+		if (k_ < 0)                                                                        \
+			return -EINVAL;                                                            \
+		o += (size_t)k_;                                                                   \
+	} while (0)
+
+static int udp_metrics_json(const struct lcr_transport *t, char *buf, size_t len)
+{
+	const struct udp *u = (const struct udp *)t;
+	struct lcr_backend_stats bs;
+	size_t o = 0;
+
+	memset(&bs, 0, sizeof(bs));
+	u->be->ops->stats(u->be, &bs);
+	PUT("\"rx_dgrams\":%llu,\"tx_dgrams\":%llu,\"tx_errors\":%llu,\"tx_queue_full\":%llu,"
+	    "\"dropped\":{",
+	    (unsigned long long)bs.rx_dgrams, (unsigned long long)bs.tx_dgrams,
+	    (unsigned long long)bs.tx_errors, (unsigned long long)u->tx_full);
+	for (uint32_t r = 1, first = 1; r < LCR_DROP_MAX; r++) {
+		if (!u->drops[r])
+			continue;
+		PUT("%s\"%s\":%llu", first ? "" : ",", lcr_wire_drop_name(r),
+		    (unsigned long long)u->drops[r]);
+		first = 0;
+	}
+	PUT("}");
+	return (int)o;
+}
+
+static int udp_client_metrics_json(const struct lcr_transport *t, void *client, char *buf,
+				   size_t len)
+{
+	const struct link *l = client;
+	size_t o = 0;
+	(void)t;
+
+	PUT("\"in_flight\":%u,\"retransmits\":%llu,\"srtt_us\":%.1f,\"stream_drops\":%llu",
+	    lcr_stx_in_flight(&l->tx), (unsigned long long)l->tx.st.retransmits,
+	    (double)l->tx.st.srtt_ns / 1000.0, (unsigned long long)l->stream_drops);
+	return (int)o;
+}
+
+static void udp_close(struct lcr_transport *t)
+{
+	struct udp *u = (struct udp *)t;
+
+	/* Clients are dropped first (lcr_net_close); free any left over. */
+	while (u->n_groups > 0) {
+		struct udp_group *g = &u->groups[u->n_groups - 1];
+		LCR_ASSERT(g->n_links > 0);
+		udp_drop_client(t, g->links[g->n_links - 1]);
+	}
+	if (u->be)
+		u->be->ops->close(u->be);
+	udp_free(&u->alloc, u->txmem);
+	udp_free(&u->alloc, u->msgbuf);
+	udp_free(&u->alloc, u->ents);
+	udp_free(&u->alloc, u);
+}
+
+static const struct lcr_net_ops udp_ops = {
+	.name = "udp",
+	.new_client = udp_new_client,
+	.drop_client = udp_drop_client,
+	.append_entries = udp_stream_append,
+	.stream_append = udp_stream_append,
+	.vote = udp_vote,
+	.pre_vote = udp_vote,
+	.transfer_leader = udp_transfer,
+	.respond = udp_respond,
+	.poll = udp_poll,
+	.tick = udp_tick,
+	.flush = udp_flush,
+	.next_timer = udp_next_timer,
+	.wait = udp_wait,
+	.metrics_json = udp_metrics_json,
+	.client_metrics_json = udp_client_metrics_json,
+	.close = udp_close,
+};
+
+static const struct lcr_peer_addr *peer_addr(const struct lcr_node_config *c, uint32_t id)
+{
+	for (uint32_t i = 0; i < c->n_peers; i++)
+		if (c->peers[i].id == id)
+			return &c->peers[i];
+	return NULL;
+}
+
+/* The socket of this lcore, and the fault decorator around it if asked for. */
+static int open_backend(struct udp *u, const struct lcr_net_env *env, char *why, size_t why_len)
+{
+	const struct lcr_node_config *c = env->node;
+	struct lcr_sock_opts so;
+	int rc;
+
+	lcr_sock_opts_default(&so);
+	const struct lcr_peer_addr *me = peer_addr(c, c->id);
+	so.bind_host = c->bind_host ? c->bind_host : "0.0.0.0";
+	so.bind_port = (uint16_t)(me->port + env->lcore);
+	so.busy_poll = c->busy_poll;
+	so.dgram_max = LCR_WIRE_DGRAM_MAX;
+	so.rcvbuf = 8u << 20;
+	so.sndbuf = 8u << 20;
+	for (uint32_t i = 0; i < c->n_peers && so.n_peers < LCR_SOCK_PEERS_MAX; i++) {
+		if (c->peers[i].id == c->id)
+			continue;
+		struct lcr_sock_peer *p = &so.peers[so.n_peers++];
+		p->node = c->peers[i].id;
+		snprintf(p->host, sizeof(p->host), "%s", c->peers[i].host);
+		p->port = (uint16_t)(c->peers[i].port + env->lcore);
+	}
+	if ((rc = lcr_sock_open(&u->be, &so, why, (unsigned)why_len)) < 0)
+		return rc;
+	if (!c->fault_loss_ppm && !c->fault_dup_ppm && !c->fault_reorder_ppm &&
+	    !c->fault_delay_ns && !c->fault_jitter_ns)
+		return 0;
+	struct lcr_faulty_opts fo;
+	memset(&fo, 0, sizeof(fo));
+	fo.seed = c->fault_seed + env->lcore;
+	fo.loss_ppm = c->fault_loss_ppm;
+	fo.dup_ppm = c->fault_dup_ppm;
+	fo.reorder_ppm = c->fault_reorder_ppm;
+	fo.delay_ns = c->fault_delay_ns;
+	fo.jitter_ns = c->fault_jitter_ns;
+	fo.hold_max = 4096;
+	struct lcr_backend *f;
+	if ((rc = lcr_faulty_open(&f, u->be, &fo)) < 0) {
+		snprintf(why, why_len, "fault injection: %s", strerror(-rc));
+		return rc;
+	}
+	u->be = f;
+	fprintf(stderr,
+		"lcraft: lcore %u: injecting faults on send (loss %u ppm, dup %u ppm, "
+		"reorder %u ppm, delay %llu us)\n",
+		env->lcore, fo.loss_ppm, fo.dup_ppm, fo.reorder_ppm,
+		(unsigned long long)(fo.delay_ns / 1000));
+	return 0;
+}
+
+static int udp_open(void *ctx, const struct lcr_net_env *env, struct lcr_transport **out, char *why,
+		    size_t why_len)
+{
+	const struct lcr_node_config *c = env->node;
+	int rc;
+	(void)ctx;
+
+	if (c->mtu < 576 || c->mtu > LCR_WIRE_DGRAM_MAX + 28) {
+		snprintf(why, why_len, "mtu (%u) must be in 576..%u", c->mtu,
+			 LCR_WIRE_DGRAM_MAX + 28);
+		return -EINVAL;
+	}
+	if (!peer_addr(c, c->id)) {
+		snprintf(why, why_len, "node id %u is not among the %u peers", c->id, c->n_peers);
+		return -EINVAL;
+	}
+	struct udp *u = udp_alloc(&env->alloc, sizeof(*u));
+	if (!u)
+		return -ENOMEM;
+	u->base.ops = &udp_ops;
+	u->net = env->net;
+	u->alloc = env->alloc;
+	u->self = env->self;
+	u->cluster = env->cluster;
+	lcr_stream_opts_default(&u->sopts);
+	u->sopts.dgram_max = c->mtu - 28; /* IPv4 + UDP headers */
+	/* A 1 MiB entry must fit one stream window. */
+	uint32_t per = u->sopts.dgram_max - LCR_WIRE_HDR;
+	uint32_t need = (LCR_WIRE_MSG_MAX + per - 1) / per + 16;
+	if (u->sopts.window < need)
+		u->sopts.window = need;
+	u->txmem = udp_alloc(&u->alloc, (size_t)TXQ_MAX * u->sopts.dgram_max);
+	u->msgbuf = udp_alloc(&u->alloc, LCR_WIRE_MSG_MAX);
+	u->ents = udp_alloc(&u->alloc, sizeof(*u->ents) * ENTS_MAX);
+	if (!u->txmem || !u->msgbuf || !u->ents) {
+		snprintf(why, why_len, "lcore %u: out of memory", env->lcore);
+		rc = -ENOMEM;
+		goto err_close;
+	}
+	if ((rc = open_backend(u, env, why, why_len)) < 0)
+		goto err_close;
+	*out = &u->base;
+	return 0;
+err_close:
+	udp_close(&u->base);
+	return rc;
+}
+
+static const struct lcr_net_factory udp_factory = { .name = "udp", .open = udp_open };
+
+const struct lcr_net_factory *lcr_net_udp_factory(void)
+{
+	return &udp_factory;
+}
