@@ -7,7 +7,11 @@
  *
  *   kvcheck --config FILE [--clients 8] [--keys 16] [--seconds 10]
  *           [--op-timeout-ms 2000] [--read-pct 40] [--cas-pct 20]
- *           [--no-final-reads] [--history FILE]
+ *           [--no-final-reads] [--history FILE] [--key-prefix k]
+ *
+ * The check takes every key to be absent at the start: on a cluster that ran
+ * an earlier workload, give each run its own --key-prefix (keys PREFIX1 ..
+ * PREFIXn).
  *
  * Each client (a thread) does one operation at a time on a random key: a
  * put of a value unique to the whole run, a linearizable get, or a CAS from
@@ -40,6 +44,7 @@
 
 struct opts {
 	uint32_t clients, keys, seconds, read_pct, cas_pct;
+	const char *key_prefix; /* keys are PREFIX1 .. PREFIXn */
 	uint64_t op_timeout_ms;
 	bool final_reads;
 	const char *history;
@@ -107,12 +112,12 @@ static uint64_t parse_value(const struct lcr_kv_answer *a)
 static void one_op(struct worker *w, struct lcr_kv_client *c, uint32_t kind, uint64_t key,
 		   uint64_t timeout_ms)
 {
-	char kbuf[32], vbuf[32], ebuf[32];
+	char kbuf[96], vbuf[32], ebuf[32];
 	struct lcr_client_req r = { .client = lcr_kv_client_id(c), .id = lcr_kv_client_next_id(c) };
 	struct lcr_linz_op *op = push(w);
 	uint64_t value = ((uint64_t)(w->index + 1) << 40) | (r.id & ((1ull << 40) - 1));
 
-	snprintf(kbuf, sizeof(kbuf), "k%" PRIu64, key);
+	snprintf(kbuf, sizeof(kbuf), "%s%" PRIu64, w->o->key_prefix, key);
 	r.key = (const uint8_t *)kbuf;
 	r.key_len = (uint32_t)strlen(kbuf);
 	op->key = key;
@@ -242,7 +247,9 @@ static void usage(FILE *f)
 {
 	fprintf(f, "usage: kvcheck --config FILE [--clients 8] [--keys 16] [--seconds 10]\n"
 		   "               [--op-timeout-ms 2000] [--read-pct 40] [--cas-pct 20]\n"
-		   "               [--no-final-reads] [--history FILE]\n");
+		   "               [--no-final-reads] [--history FILE] [--key-prefix k]\n"
+		   "The keys must be new (absent) when the run starts: the check assumes so.\n"
+		   "Give each run on the same cluster its own --key-prefix.\n");
 }
 
 int main(int argc, char **argv)
@@ -257,6 +264,7 @@ int main(int argc, char **argv)
 		{ "cas-pct", required_argument, NULL, 'a' },
 		{ "no-final-reads", no_argument, NULL, 'F' },
 		{ "history", required_argument, NULL, 'H' },
+		{ "key-prefix", required_argument, NULL, 'P' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -266,13 +274,14 @@ int main(int argc, char **argv)
 			  .read_pct = 40,
 			  .cas_pct = 20,
 			  .op_timeout_ms = 2000,
-			  .final_reads = true };
+			  .final_reads = true,
+			  .key_prefix = "k" };
 	const char *path = NULL;
 	int opt;
 
 	while ((opt = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
 		unsigned long v = 0;
-		if (optarg && opt != 'c' && opt != 'H') {
+		if (optarg && opt != 'c' && opt != 'H' && opt != 'P') {
 			char *end;
 			errno = 0;
 			v = strtoul(optarg, &end, 10);
@@ -284,6 +293,13 @@ int main(int argc, char **argv)
 		switch (opt) {
 		case 'c':
 			path = optarg;
+			break;
+		case 'P':
+			if (strlen(optarg) > 64) {
+				fprintf(stderr, "kvcheck: --key-prefix: at most 64 bytes\n");
+				return 2;
+			}
+			o.key_prefix = optarg;
 			break;
 		case 'n':
 			o.clients = (uint32_t)v;
@@ -405,13 +421,13 @@ int main(int argc, char **argv)
 		status = 4;
 		verdict = "error";
 	} else if (!res.ok && !res.gave_up) {
-		fprintf(stderr, "kvcheck: NOT LINEARIZABLE (key k%" PRIu64 "): %s\n", res.key,
-			res.why);
+		fprintf(stderr, "kvcheck: NOT LINEARIZABLE (key %s%" PRIu64 "): %s\n", o.key_prefix,
+			res.key, res.why);
 		status = 1;
 		verdict = "violation";
 	} else if (!res.ok) {
-		fprintf(stderr, "kvcheck: inconclusive: key k%" PRIu64 " needs more search\n",
-			res.key);
+		fprintf(stderr, "kvcheck: inconclusive: key %s%" PRIu64 " needs more search\n",
+			o.key_prefix, res.key);
 		status = 4;
 		verdict = "inconclusive";
 	} else if (ok == 0) {

@@ -1,0 +1,694 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
+"""Three lcraft-node processes form a cluster that a client writes to and reads
+from, through crashes, partitions and a lossy network.
+
+  cluster_test.py loopback --node BIN --cli BIN --kvcheck BIN
+  cluster_test.py netns --node BIN --cli BIN --kvcheck BIN --netns-sh PATH
+
+loopback (any user): three nodes on 127.0.0.1 with free random ports. With the
+workload (kvcheck) running throughout, the leader is killed (SIGKILL) three
+times: the two others must agree on a new leader within two election timeouts,
+and the killed node, restarted on its data directory, must catch up. kvcheck
+then reads every key and checks the whole history for linearizability (so no
+acknowledged write was lost); SIGTERM must stop every node cleanly (exit 0).
+
+netns (root): the nodes run in three network namespaces joined by veth pairs
+and a bridge (config/netns.sh with its own prefix and subnet, never the lcr1..3
+of config/veth-3.ini). One kvcheck run per phase: a leader kill and restart;
+the leader cut off from the others by iptables (a new leader must come from the
+others); 10 % random loss on every node's input; then a crash-restart of the
+whole cluster with the fault decorator on ([faults]: reordering, duplicates).
+
+Exit status: 0 passed, 1 failed (the reason is the last line of stdout, after
+the tails of the node logs), 77 skipped (the reason is the last line of
+stdout, which tests/run shows). Files go to a temporary directory under
+$LCR_TEST_DIR or /var/tmp, removed at the end unless LCR_TEST_KEEP=1.
+LCR_TEST_NETNS_PREFIX and LCR_TEST_NETNS_SUBNET (defaults lcrt and 10.78.0)
+choose the namespaces of the netns test.
+"""
+import argparse
+import fcntl
+import json
+import os
+import random
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+SKIP = 77
+
+# Raft timing of the test clusters (those of config/local-3.ini).
+ELECTION_MIN_MS = 150
+ELECTION_MAX_MS = 300
+HEARTBEAT_MS = 50
+# A new leader within two election timeouts: a follower that last heard the
+# leader at t stands for election once the leader's lease (election_timeout_max_ms,
+# as in openraft) and its own timeout (drawn from [min, max)) have passed, so
+# between t + 450 and t + 600 ms, and wins within a round trip unless the votes
+# split. The margin covers the scheduling of the three nodes, the workload and
+# the polling clients on a small (2-core) machine, and the polling itself.
+FAILOVER_MARGIN_MS = 100
+FAILOVER_BOUND_MS = 2 * ELECTION_MAX_MS + FAILOVER_MARGIN_MS
+CATCHUP_BOUND_S = 5.0
+STOP_BOUND_S = 5.0
+
+T0 = time.monotonic()
+
+
+def say(msg):
+    print(f"[{time.monotonic() - T0:7.3f}] {msg}", flush=True)
+
+
+class Fail(Exception):
+    """The cluster did not do what it must: the test fails."""
+
+
+class Skip(Exception):
+    """The test cannot run here: the message says why."""
+
+
+class Interrupted(BaseException):
+    """SIGTERM (meson's timeout) or SIGINT: clean up, then fail."""
+
+
+def on_signal(sig, _frame):
+    raise Interrupted(f"interrupted by signal {sig}")
+
+
+def run(cmd, check=True, timeout=30):
+    """Run a command to its end; its output as text. Fails the test if check and it fails."""
+    try:
+        p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                           timeout=timeout)
+    except subprocess.TimeoutExpired as e:
+        raise Fail(f"{' '.join(cmd)}: no end within {timeout} s") from e
+    if check and p.returncode != 0:
+        raise Fail(f"{' '.join(cmd)}: exit {p.returncode}: {p.stderr.strip()}")
+    return p
+
+
+def tail(path, lines=30):
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            f.seek(max(0, f.tell() - 64 * 1024))
+            text = f.read().decode(errors="replace")
+    except OSError as e:
+        return f"(cannot read {path}: {e})"
+    return "\n".join(text.splitlines()[-lines:])
+
+
+# ---- the cluster -------------------------------------------------------------------------
+
+class Cluster:
+    """Three lcraft-node processes of one config file; node ids 1..3."""
+
+    def __init__(self, args, tmp, addrs, netns=None):
+        self.node_bin, self.cli_bin = args.node, args.cli
+        self.tmp = tmp
+        self.addrs = addrs  # id -> (host, port)
+        self.netns = netns or {}  # id -> namespace name
+        self.ids = sorted(addrs)
+        self.cluster_id = random.randrange(1, 2**63)
+        self.config = os.path.join(tmp, "cluster.ini")
+        self.procs = {}
+        self.logs = {i: os.path.join(tmp, f"node-{i}.log") for i in self.ids}
+        self.starts = {i: 0 for i in self.ids}
+        self.log_offset = {}  # where the log of the current run of a node begins
+        self.faults = None
+
+    def write_config(self, faults=None):
+        self.faults = faults
+        lines = ["; written by tests/net/cluster_test.py",
+                 "[cluster]", f"id = {self.cluster_id}", "", "[nodes]"]
+        lines += [f"{i} = {h}:{p}" for i, (h, p) in sorted(self.addrs.items())]
+        lines += ["", "[node]", f"data_dir = {self.tmp}/data/node-{{id}}",
+                  "lcores = 1", "groups = 1", "",
+                  "[raft]", f"election_timeout_min_ms = {ELECTION_MIN_MS}",
+                  f"election_timeout_max_ms = {ELECTION_MAX_MS}",
+                  f"heartbeat_interval_ms = {HEARTBEAT_MS}", "read_policy = read_index", "",
+                  "[storage]", "durability = fsync", "segment_mb = 4"]
+        if faults:
+            lines += ["", "[faults]"] + [f"{k} = {v}" for k, v in faults.items()]
+        with open(self.config, "w") as f:
+            f.write("\n".join(lines) + "\n")
+
+    # -- processes
+
+    def start(self, i):
+        assert i not in self.procs
+        self.starts[i] += 1
+        cmd = [self.node_bin, "--config", self.config, "--id", str(i)]
+        if i in self.netns:
+            # ip netns exec execs the command: the pid is the node's.
+            cmd = ["ip", "netns", "exec", self.netns[i]] + cmd
+        with open(self.logs[i], "ab") as log:
+            log.write(f"=== cluster_test: start {self.starts[i]} of node {i} ===\n".encode())
+            log.flush()
+            self.log_offset[i] = log.tell()
+            self.procs[i] = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log,
+                                             stderr=subprocess.STDOUT)
+
+    def start_all(self):
+        for i in self.ids:
+            self.start(i)
+
+    def check_alive(self):
+        for i, p in self.procs.items():
+            if p.poll() is not None:
+                raise Fail(f"node {i} exited unexpectedly with status {p.returncode}")
+
+    def kill9(self, i):
+        p = self.procs.pop(i)
+        if p.poll() is not None:
+            raise Fail(f"node {i} had already exited (status {p.returncode})")
+        p.kill()
+        p.wait()
+
+    def kill9_all(self):
+        for i in list(self.procs):
+            self.kill9(i)
+
+    def stop_all(self):
+        """SIGTERM every node: each must exit 0 within STOP_BOUND_S, saying so in its log."""
+        self.check_alive()
+        t0 = time.monotonic()
+        for p in self.procs.values():
+            p.send_signal(signal.SIGTERM)
+        bad = []
+        for i in sorted(self.procs):
+            p = self.procs[i]
+            try:
+                rc = p.wait(timeout=max(0.1, t0 + STOP_BOUND_S - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                bad.append(f"node {i} still runs {STOP_BOUND_S:.0f} s after SIGTERM")
+                continue
+            with open(self.logs[i], "rb") as f:
+                f.seek(self.log_offset[i])
+                clean = b"stopped cleanly" in f.read()
+            if rc != 0 or not clean:
+                bad.append(f"node {i} exited {rc} after SIGTERM" +
+                           ("" if clean else ', no "stopped cleanly" in its log'))
+            else:
+                say(f"node {i} stopped cleanly in {(time.monotonic() - t0) * 1000:.0f} ms")
+        for i in [i for i in self.procs if self.procs[i].poll() is not None]:
+            del self.procs[i]
+        if bad:
+            raise Fail("; ".join(bad))
+
+    def cleanup(self):
+        for p in self.procs.values():
+            if p.poll() is None:
+                p.kill()
+            p.wait()
+        self.procs.clear()
+
+    def print_logs(self):
+        for i in self.ids:
+            print(f"---- tail of node {i}'s log ({self.logs[i]}) ----")
+            print(tail(self.logs[i]))
+        print("---- end of the node logs ----", flush=True)
+
+    # -- what the nodes say (lcraft-cli stats)
+
+    def statuses(self, ids, timeout_ms=300):
+        """Group 1's status on each node of ids, asked in parallel: id -> dict or None."""
+        procs = {i: subprocess.Popen([self.cli_bin, "--config", self.config, "--node", str(i),
+                                      "--timeout", str(timeout_ms), "stats"],
+                                     stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                                     text=True) for i in ids}
+        out = {}
+        for i, p in procs.items():
+            try:
+                text, _ = p.communicate(timeout=timeout_ms / 1000 + 5)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.communicate()
+                text = ""
+            out[i] = None
+            if p.returncode == 0 and text.strip():
+                try:
+                    out[i] = json.loads(text.splitlines()[0])["lcraft"]["lcores"][0]["groups"][0]
+                except (ValueError, KeyError, IndexError) as e:
+                    raise Fail(f"node {i}: stats: unexpected answer ({e}): {text[:300]}") from e
+        return out
+
+    def status(self, i, timeout_ms=300):
+        return self.statuses([i], timeout_ms)[i]
+
+    def agreed_leader(self, ids, min_term=0):
+        """(leader, term, statuses) once every node of ids names the same leader, one of
+        ids, which says it is the leader in a term above min_term; else (None, 0, statuses)."""
+        st = self.statuses(ids)
+        if any(s is None for s in st.values()):
+            return None, 0, st
+        leaders = {s["leader"] for s in st.values()}
+        if len(leaders) != 1:
+            return None, 0, st
+        lead = leaders.pop()
+        if lead not in st or st[lead]["role"] != "leader" or st[lead]["term"] <= min_term:
+            return None, 0, st
+        return lead, st[lead]["term"], st
+
+    def wait_leader(self, ids, timeout_s, min_term=0, what="a leader"):
+        """Poll until ids agree on a leader; (leader, term, when observed: the end of the
+        poll that saw it, an upper bound)."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            self.check_alive()
+            lead, term, st = self.agreed_leader(ids, min_term)
+            now = time.monotonic()
+            if lead:
+                return lead, term, now
+            if now > deadline:
+                seen = ", ".join(f"node {i}: " + (f"{s['role']} term {s['term']} leader {s['leader']}"
+                                                  if s else "no answer")
+                                 for i, s in sorted(st.items()))
+                raise Fail(f"no agreement on {what} among nodes {ids} within {timeout_s} s ({seen})")
+            time.sleep(0.01)
+
+    # -- scenarios
+
+    def kill_leader_and_restart(self, label):
+        """Kill the leader (SIGKILL); the two others must agree on a new one within
+        FAILOVER_BOUND_MS; the killed node, restarted, must catch up within CATCHUP_BOUND_S.
+        Returns (failover ms, catch-up ms)."""
+        lead, term, _ = self.wait_leader(self.ids, 5, what="the leader before the kill")
+        others = [i for i in self.ids if i != lead]
+        t0 = time.monotonic()
+        self.kill9(lead)
+        new, new_term, seen = self.wait_leader(others, 5, min_term=term,
+                                               what=f"a new leader after killing node {lead}")
+        failover_ms = (seen - t0) * 1000
+        say(f"{label}: killed leader {lead} (term {term}); nodes {others} agree on leader {new} "
+            f"(term {new_term}) after {failover_ms:.0f} ms (bound {FAILOVER_BOUND_MS} ms)")
+        if failover_ms > FAILOVER_BOUND_MS:
+            raise Fail(f"{label}: failover took {failover_ms:.0f} ms, more than two election "
+                       f"timeouts ({2 * ELECTION_MAX_MS} ms) + {FAILOVER_MARGIN_MS} ms")
+        catchup_ms = self.restart_and_catch_up(lead, new, label)
+        return failover_ms, catchup_ms
+
+    def restart_and_catch_up(self, i, lead, label):
+        """Restart node i; its applied index must reach the leader's committed index of that
+        moment within CATCHUP_BOUND_S."""
+        t0 = time.monotonic()
+        self.start(i)
+        return self.wait_caught_up(i, lead, t0, label, "restarted")
+
+    def wait_caught_up(self, i, lead, t0, label, what):
+        """Node i's applied index must reach the leader's commit index of now within
+        CATCHUP_BOUND_S of t0; returns the ms it took from t0."""
+        st = self.status(lead)
+        if st is None or st["role"] != "leader":
+            raise Fail(f"{label}: node {lead} is no longer the leader ({st})")
+        target = st["committed"]
+        while True:
+            self.check_alive()
+            s = self.status(i)
+            now = time.monotonic()
+            if s and s["applied"] >= target:
+                ms = (now - t0) * 1000
+                say(f"{label}: node {i} {what}; applied index {s['applied']} >= {target} "
+                    f"(the leader's commit index then) after {ms:.0f} ms")
+                return ms
+            if now - t0 > CATCHUP_BOUND_S:
+                raise Fail(f"{label}: {what} node {i} did not catch up within "
+                           f"{CATCHUP_BOUND_S:.0f} s: applied {s['applied'] if s else '?'}, "
+                           f"leader's commit index {target} ({s})")
+            time.sleep(0.02)
+
+
+# ---- the workload ------------------------------------------------------------------------
+
+class Workload:
+    """kvcheck in the background: concurrent put/get/cas with leader following and
+    retries, then final reads of every key and a linearizability check of the history."""
+
+    def __init__(self, args, cluster, tmp, name, seconds):
+        self.name = name
+        self.seconds = seconds
+        self.err = os.path.join(tmp, f"kvcheck-{name}.err")
+        history = os.path.join(tmp, f"kvcheck-{name}.history")
+        cmd = [args.kvcheck, "--config", cluster.config, "--clients", "8", "--keys", "16",
+               "--seconds", str(seconds), "--op-timeout-ms", "2000", "--history", history,
+               # Keys of its own: the check takes them to be absent at the start.
+               "--key-prefix", f"{name}-"]
+        say(f"workload {name}: {' '.join(cmd)}")
+        self.t0 = time.monotonic()
+        with open(self.err, "wb") as err:
+            self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                         stderr=err, text=True)
+
+    def running(self):
+        return self.proc.poll() is None
+
+    def finish(self):
+        """Wait for the verdict: 0 (linearizable, progress made) or the test fails."""
+        try:
+            out, _ = self.proc.communicate(timeout=self.seconds + 120)
+        except subprocess.TimeoutExpired as e:
+            self.proc.kill()
+            self.proc.communicate()
+            raise Fail(f"workload {self.name}: kvcheck did not end within "
+                       f"{self.seconds + 120} s") from e
+        rc = self.proc.returncode
+        lines = out.strip().splitlines()
+        summary = lines[-1] if lines else "(no summary)"
+        say(f"workload {self.name}: kvcheck exit {rc} after {time.monotonic() - self.t0:.1f} s: "
+            f"{summary}")
+        if rc != 0:
+            print(f"---- tail of kvcheck's stderr ({self.err}) ----")
+            print(tail(self.err, 40))
+            why = {1: "a linearizability violation (or a lost write)", 2: "bad usage",
+                   3: "no operation completed, or a final read got no answer",
+                   4: "the check was inconclusive, or the checker failed"}.get(rc, "an error")
+            raise Fail(f"workload {self.name}: kvcheck exit {rc}: {why}")
+        return summary
+
+    def cleanup(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.communicate()
+
+
+# ---- the tests ---------------------------------------------------------------------------
+
+def free_udp_ports(count_ok):
+    """A base port under the ephemeral range (clients' sockets cannot take it) such that
+    count_ok(base) ports are free for UDP on every address."""
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            low = int(f.read().split()[0])
+    except (OSError, ValueError):
+        low = 32768
+    for _ in range(200):
+        base = random.randrange(10000, max(10001, low - 1300), 10)
+        socks = []
+        try:
+            for p in count_ok(base):
+                s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+                socks.append(s)
+                s.bind(("0.0.0.0", p))
+            return base
+        except OSError:
+            continue
+        finally:
+            for s in socks:
+                s.close()
+    raise Fail("no free UDP ports found")
+
+
+def test_loopback(args, tmp, cleanups):
+    base = free_udp_ports(lambda b: [b + o + k for o in (0, 1000) for k in (0, 100, 200)])
+    cl = Cluster(args, tmp, {i: ("127.0.0.1", base + 100 * (i - 1)) for i in (1, 2, 3)})
+    cleanups.append(cl.cleanup)
+    cl.write_config()
+    say(f"cluster {cl.cluster_id}: nodes on 127.0.0.1:{base}, :{base + 100}, :{base + 200} "
+        f"(clients +1000), files in {tmp}")
+    t0 = time.monotonic()
+    cl.start_all()
+    lead, term, seen = cl.wait_leader(cl.ids, 10)
+    say(f"leader {lead} (term {term}) elected {(seen - t0) * 1000:.0f} ms after the start")
+
+    wl = Workload(args, cl, tmp, "loopback", seconds=18)
+    cleanups.append(wl.cleanup)
+    time.sleep(1)
+    results = []
+    for cycle in (1, 2, 3):
+        results.append(cl.kill_leader_and_restart(f"cycle {cycle}"))
+        time.sleep(1)
+    if not wl.running():
+        say("note: the workload ended before the scenario did")
+    say("failover ms per cycle: " + ", ".join(f"{f:.0f}" for f, _ in results) +
+        "; catch-up ms: " + ", ".join(f"{c:.0f}" for _, c in results))
+    wl.finish()
+    cl.check_alive()
+    cl.stop_all()
+    return cl
+
+
+# -- network namespaces
+
+class Netns:
+    """config/netns.sh's namespaces, under our own prefix and subnet."""
+
+    def __init__(self, script, prefix, subnet):
+        self.script, self.prefix, self.subnet = script, prefix, subnet
+        self.env = dict(os.environ, LCR_NETNS_PREFIX=prefix, LCR_NETNS_SUBNET=subnet)
+        self.bridge = f"{prefix}br0"
+        self.forward_rule = None
+
+    def ns(self, i):
+        return f"{self.prefix}{i}"
+
+    def script_run(self, cmd):
+        p = subprocess.run([self.script, cmd], env=self.env, stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, text=True, timeout=60)
+        if p.returncode != 0:
+            raise Fail(f"config/netns.sh {cmd}: exit {p.returncode}: {p.stdout.strip()}")
+        say(p.stdout.strip().splitlines()[-1])
+
+    def iptables(self, i, *rule):
+        run(["ip", "netns", "exec", self.ns(i), "iptables", "-w", *rule])
+
+    def iptables_atomic(self, i, rules):
+        """Append rules (each: chain, then its match and target) to namespace i's filter
+        table in one commit, so they all take effect at one instant, near the return."""
+        text = "*filter\n" + "".join(f"-A {' '.join(r)}\n" for r in rules) + "COMMIT\n"
+        p = subprocess.run(["ip", "netns", "exec", self.ns(i), "iptables-restore", "-w",
+                            "--noflush"], input=text, stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, text=True, timeout=30)
+        if p.returncode != 0:
+            raise Fail(f"iptables-restore in {self.ns(i)}: exit {p.returncode}: {p.stdout.strip()}")
+
+    def up(self):
+        self.script_run("up")
+        self.allow_forward()
+
+    def allow_forward(self):
+        # br_netfilter: with net.bridge.bridge-nf-call-iptables = 1, frames crossing the
+        # bridge go through the root namespace's iptables FORWARD chain, where a DROP policy
+        # (Docker sets one) or a rule could drop the nodes' traffic. Rather than change the
+        # sysctl for the whole machine, insert one ACCEPT rule first in FORWARD, scoped to
+        # our bridge (in and out), when the chain could block anything, and delete it at the
+        # end (down()).
+        try:
+            with open("/proc/sys/net/bridge/bridge-nf-call-iptables") as f:
+                nf = f.read().strip()
+        except OSError:
+            nf = "0"  # no br_netfilter: bridged frames skip iptables
+        if nf != "1":
+            return
+        rules = run(["iptables", "-w", "-S", "FORWARD"]).stdout.splitlines()
+        if rules == ["-P FORWARD ACCEPT"]:
+            say("FORWARD: policy ACCEPT and no rules; bridged traffic passes as it is")
+            return
+        self.forward_rule = ["FORWARD", "-i", self.bridge, "-o", self.bridge, "-j", "ACCEPT"]
+        run(["iptables", "-w", "-I"] + self.forward_rule[:1] + ["1"] + self.forward_rule[1:])
+        say(f"FORWARD may drop bridged traffic ({rules[0]}, {len(rules) - 1} rule(s)): inserted "
+            f"'{' '.join(self.forward_rule)}' for the test")
+
+    def down(self):
+        # Also the rule of an earlier run killed before it could clean up.
+        rule = ["FORWARD", "-i", self.bridge, "-o", self.bridge, "-j", "ACCEPT"]
+        while run(["iptables", "-w", "-D"] + rule, check=False).returncode == 0:
+            pass
+        self.forward_rule = None
+        self.script_run("down")
+
+
+def probe_netns(prefix):
+    """Skip unless network namespaces and iptables work here."""
+    if os.geteuid() != 0:
+        raise Skip("needs root: network namespaces and iptables")
+    for tool, pkg in (("ip", "iproute2"), ("iptables", "iptables")):
+        if not shutil.which(tool):
+            raise Skip(f"the {tool} command is missing (apt-get install {pkg})")
+    probe = f"{prefix}probe"
+    subprocess.run(["ip", "netns", "del", probe], stderr=subprocess.DEVNULL, check=False)
+    p = run(["ip", "netns", "add", probe], check=False)
+    if p.returncode != 0:
+        raise Skip(f"ip netns is unusable here: {p.stderr.strip()}")
+    try:
+        for rule in (["-S"], ["-A", "INPUT", "-p", "udp", "-m", "statistic", "--mode", "random",
+                              "--probability", "0.1", "-j", "DROP"]):
+            p = run(["ip", "netns", "exec", probe, "iptables", "-w"] + rule, check=False)
+            if p.returncode != 0:
+                raise Skip(f"iptables is unusable in a network namespace: "
+                           f"iptables {' '.join(rule)}: {p.stderr.strip()}")
+        p = run(["iptables", "-w", "-S", "FORWARD"], check=False)
+        if p.returncode != 0:
+            raise Skip(f"iptables is unusable: {p.stderr.strip()}")
+    finally:
+        run(["ip", "netns", "del", probe], check=False)
+
+
+def test_netns(args, tmp, cleanups):
+    prefix = os.environ.get("LCR_TEST_NETNS_PREFIX", "lcrt")
+    subnet = os.environ.get("LCR_TEST_NETNS_SUBNET", "10.78.0")
+    probe_netns(prefix)
+    # One netns test at a time on this machine (two build directories, say): same names.
+    lock = open("/run/lock/lcraft-cluster-test-netns.lock" if os.path.isdir("/run/lock")
+                else "/tmp/lcraft-cluster-test-netns.lock", "w")
+    cleanups.append(lock.close)
+    fcntl.flock(lock, fcntl.LOCK_EX)
+
+    net = Netns(args.netns_sh, prefix, subnet)
+    net.down()  # what an interrupted run may have left
+    cleanups.append(net.down)
+    net.up()
+    cl = Cluster(args, tmp, {i: (f"{subnet}.{i}", 7101) for i in (1, 2, 3)},
+                 netns={i: net.ns(i) for i in (1, 2, 3)})
+    cleanups.append(cl.cleanup)
+    cl.write_config()
+    say(f"cluster {cl.cluster_id}: nodes {subnet}.1..3:7101 in namespaces {prefix}1..3, "
+        f"the client at {subnet}.254; files in {tmp}")
+    t0 = time.monotonic()
+    cl.start_all()
+    lead, term, seen = cl.wait_leader(cl.ids, 10)
+    say(f"leader {lead} (term {term}) elected {(seen - t0) * 1000:.0f} ms after the start")
+    summaries = {}
+
+    # 1. The leader is killed and restarted.
+    wl = Workload(args, cl, tmp, "kill", seconds=6)
+    cleanups.append(wl.cleanup)
+    time.sleep(1)
+    cl.kill_leader_and_restart("kill")
+    summaries["kill"] = wl.finish()
+
+    # 2. The leader cut off from the other nodes (the client still reaches it).
+    wl = Workload(args, cl, tmp, "isolate", seconds=7)
+    cleanups.append(wl.cleanup)
+    time.sleep(1)
+    lead, term, _ = cl.wait_leader(cl.ids, 5, what="the leader before the isolation")
+    others = [i for i in cl.ids if i != lead]
+    cut = []
+    for o in others:
+        cut.append(["INPUT", "-p", "udp", "-s", f"{subnet}.{o}", "-j", "DROP"])
+        cut.append(["OUTPUT", "-p", "udp", "-d", f"{subnet}.{o}", "-j", "DROP"])
+    t_call = time.monotonic()
+    net.iptables_atomic(lead, cut)
+    t0 = time.monotonic()  # the rules took effect at their commit, just before this
+    say(f"isolate: rules committed (the call took {(t0 - t_call) * 1000:.0f} ms)")
+    new, new_term, seen = cl.wait_leader(others, 5, min_term=term,
+                                         what=f"a new leader without node {lead}")
+    ms = (seen - t0) * 1000
+    say(f"isolate: leader {lead} (term {term}) cut off; nodes {others} agree on leader {new} "
+        f"(term {new_term}) after {ms:.0f} ms")
+    if ms > FAILOVER_BOUND_MS:
+        raise Fail(f"isolate: a new leader took {ms:.0f} ms, more than {FAILOVER_BOUND_MS} ms")
+    time.sleep(max(0.0, t0 + 2 - time.monotonic()))
+    st = cl.status(lead)
+    say(f"isolate: the cut-off node {lead} after 2 s: " +
+        (f"{st['role']}, term {st['term']}, leader {st['leader']}, committed {st['committed']}"
+         if st else "no answer"))
+    for chain in ("INPUT", "OUTPUT"):
+        net.iptables(lead, "-F", chain)
+    t1 = time.monotonic()
+    lead2, term2, seen = cl.wait_leader(cl.ids, 5, min_term=term,
+                                        what=f"one leader after node {lead} rejoined")
+    say(f"isolate: healed; all nodes agree on leader {lead2} (term {term2}) after "
+        f"{(seen - t1) * 1000:.0f} ms")
+    # What the cut-off node appended in its old term was never committed: it must give way.
+    cl.wait_caught_up(lead, lead2, t1, "isolate", "rejoined")
+    summaries["isolate"] = wl.finish()
+
+    # 3. Random loss on every node's input.
+    wl = Workload(args, cl, tmp, "loss", seconds=6)
+    cleanups.append(wl.cleanup)
+    time.sleep(1)
+    loss = ["-p", "udp", "-m", "statistic", "--mode", "random", "--probability", "0.1",
+            "-j", "DROP"]
+    for i in cl.ids:
+        net.iptables(i, "-A", "INPUT", *loss)
+    say("loss: dropping 10 % of the UDP datagrams every node receives, for 3 s")
+    time.sleep(3)
+    for i in cl.ids:
+        net.iptables(i, "-D", "INPUT", *loss)
+    lead, term, _ = cl.wait_leader(cl.ids, 5, what="a leader after the loss")
+    say(f"loss: over; leader {lead} (term {term})")
+    summaries["loss"] = wl.finish()
+
+    # 4. Every node crashes; all restart with the fault decorator on.
+    faults = {"reorder_pct": 10, "dup_pct": 10, "seed": random.randrange(1, 2**63)}
+    cl.kill9_all()
+    cl.write_config(faults)
+    say(f"faults: killed every node; restarting all with [faults] " +
+        ", ".join(f"{k} = {v}" for k, v in faults.items()))
+    t0 = time.monotonic()
+    cl.start_all()
+    lead, term, seen = cl.wait_leader(cl.ids, 10, what="a leader after the restart")
+    say(f"faults: leader {lead} (term {term}) {(seen - t0) * 1000:.0f} ms after the restart")
+    wl = Workload(args, cl, tmp, "faults", seconds=8)
+    cleanups.append(wl.cleanup)
+    summaries["faults"] = wl.finish()
+    cl.check_alive()
+    cl.stop_all()
+    return cl
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("test", choices=["loopback", "netns"])
+    ap.add_argument("--node", required=True, help="the lcraft-node executable")
+    ap.add_argument("--cli", required=True, help="the lcraft-cli executable")
+    ap.add_argument("--kvcheck", required=True, help="the kvcheck executable")
+    ap.add_argument("--netns-sh", help="config/netns.sh (the netns test)")
+    args = ap.parse_args()
+    if args.test == "netns" and not args.netns_sh:
+        ap.error("netns needs --netns-sh")
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    seed = int(os.environ.get("LCR_TEST_SEED", random.randrange(2**32)))
+    random.seed(seed)
+    say(f"{args.test}: seed {seed} (LCR_TEST_SEED reruns with the same ports, ids, fault seed)")
+
+    parent = os.environ.get("LCR_TEST_DIR") or "/var/tmp"
+    tmp = None
+    cleanups = []  # run in reverse order at the end, whatever happened
+    status, reason = 1, None
+    try:
+        tmp = tempfile.mkdtemp(prefix=f"lcraft-net-{args.test}-", dir=parent)
+        (test_loopback if args.test == "loopback" else test_netns)(args, tmp, cleanups)
+        status = 0
+    except Skip as e:
+        status, reason = SKIP, str(e)
+    except (Fail, Interrupted) as e:
+        reason = str(e)
+    except Exception as e:  # a bug of this script: still clean up, and fail
+        import traceback
+        traceback.print_exc()
+        reason = f"{type(e).__name__}: {e}"
+    finally:
+        if status == 1:  # the cluster's logs, found through its cleanup
+            for c in cleanups:
+                owner = getattr(c, "__self__", None)
+                if isinstance(owner, Cluster):
+                    owner.print_logs()
+                    break
+        for c in reversed(cleanups):
+            try:
+                c()
+            except Exception as e:  # keep cleaning up
+                print(f"cleanup: {e}", flush=True)
+        if tmp:
+            if os.environ.get("LCR_TEST_KEEP") == "1":
+                say(f"kept {tmp} (LCR_TEST_KEEP=1)")
+            else:
+                shutil.rmtree(tmp, ignore_errors=True)
+    if status == 0:
+        say(f"{args.test}: passed")
+    elif status == SKIP:
+        print(reason, flush=True)
+    else:
+        print(f"FAIL: {reason}", flush=True)
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())
