@@ -166,10 +166,20 @@ int lcr_node_set_poll(struct lcr_node *n, uint32_t lcore, lcr_poll_fn poll, int 
 int lcr_node_run(struct lcr_node *n);
 /* Ask the lcores to stop; async-signal-safe. */
 void lcr_node_stop(struct lcr_node *n);
-/* Close storage and sockets, free everything. */
+/*
+ * Close storage and sockets, free everything; after lcr_node_run() returned
+ * (or instead of it). Proposals and reads still waiting get their callback
+ * with -LCR_ESTOPPED, here, on the calling thread.
+ */
 void lcr_node_close(struct lcr_node *n);
 
-/* Node-wide metrics as JSON: every group, drop counters, storage, allocator. */
+/*
+ * Node-wide metrics as JSON: per lcore its loop and transport counters, per
+ * group role, indexes, replication progress, storage with the write (+fsync)
+ * latency histogram, and the commit latency histogram. From any thread: each
+ * running lcore renders its own part (the caller waits, at most 1 s per
+ * lcore: -ETIMEDOUT). Bytes written, or -ENOSPC.
+ */
 int lcr_node_metrics_json(struct lcr_node *n, char *buf, size_t len);
 
 #endif /* LCRAFT_H */

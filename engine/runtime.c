@@ -136,6 +136,20 @@ struct lcore {
 	uint64_t now;
 	uint64_t iterations, sleeps;
 	int err;
+	/* Sleeping, as posters see it: they wake a sleeping lcore (efd). */
+	_Atomic bool sleeping;
+	_Atomic bool looping; /* its loop runs, on thread `self` */
+	pthread_t self;
+	/*
+	 * Metrics asked for from another thread: the lcore renders its part
+	 * into `m_out` itself (under m_mu), so nothing is read while it changes.
+	 */
+	pthread_mutex_t m_mu;
+	pthread_cond_t m_cv;
+	_Atomic bool m_want;
+	char *m_out;
+	size_t m_len;
+	int m_res;
 };
 
 struct lcr_node {
@@ -216,6 +230,8 @@ static void net_attach(void *ctx, struct lcr_msg *m)
 /* ---- executing the core's commands ------------------------------------------ */
 
 static bool apply_some(struct lcr_group *g, struct lcr_log_id *upto);
+static void metrics_render(struct lcore *lc);
+static void wake(struct lcore *lc);
 static void reads_ready(struct lcr_group *g, uint64_t upto);
 static void reads_failed(struct lcr_group *g, uint64_t first, uint64_t last, int err);
 
@@ -592,6 +608,28 @@ static uint64_t next_deadline(struct lcore *lc)
 
 /* ---- posted tasks (a bounded MPMC ring, Vyukov's) -------------------------------- */
 
+/*
+ * Wake lcore `lc` if it sleeps (or is about to: it sets `sleeping`, then
+ * looks for work once more, then sleeps; we publish the work, then look at
+ * `sleeping`; the fences order both, so one of us sees the other).
+ */
+static void wake(struct lcore *lc)
+{
+	atomic_thread_fence(memory_order_seq_cst);
+	if (atomic_load_explicit(&lc->sleeping, memory_order_relaxed) && lc->efd >= 0) {
+		uint64_t one = 1;
+		ssize_t rc = write(lc->efd, &one, sizeof(one));
+		(void)rc; /* the counter is full: it is readable, so it wakes anyway */
+	}
+}
+
+static bool posts_waiting(struct lcore *lc)
+{
+	uint64_t pos = atomic_load_explicit(&lc->post_deq, memory_order_relaxed);
+	uint64_t seq = atomic_load_explicit(&lc->posts[pos % POST_MAX].seq, memory_order_acquire);
+	return (int64_t)seq - (int64_t)(pos + 1) >= 0;
+}
+
 int lcr_node_post(struct lcr_node *n, uint32_t lcore, lcr_task_fn fn, void *arg)
 {
 	if (lcore >= n->n_lcores)
@@ -609,6 +647,7 @@ int lcr_node_post(struct lcr_node *n, uint32_t lcore, lcr_task_fn fn, void *arg)
 				p->fn = fn;
 				p->arg = arg;
 				atomic_store_explicit(&p->seq, pos + 1, memory_order_release);
+				wake(lc);
 				return 0;
 			}
 		} else if (dif < 0) {
@@ -656,6 +695,8 @@ static bool iteration(struct lcore *lc)
 	}
 	work |= storage_progress(lc);
 	work |= lcr_net_flush(lc->net, lc->now);
+	if (atomic_load_explicit(&lc->m_want, memory_order_acquire))
+		metrics_render(lc);
 	return work;
 }
 
@@ -666,6 +707,8 @@ static void *lcore_main(void *arg)
 
 	/* Sleeping waits on the transport (its sockets) and on this set:
 	 * storage completions and the application's own fd. */
+	lc->self = pthread_self();
+	atomic_store(&lc->looping, true);
 	lc->epfd = epoll_create1(EPOLL_CLOEXEC);
 	int fds[2] = { lc->efd, lc->poll_fd };
 	for (int i = 0; i < 2 && lc->epfd >= 0; i++) {
@@ -686,9 +729,22 @@ static void *lcore_main(void *arg)
 			wait = 100ull * 1000 * 1000; /* notice lcr_node_stop() */
 		if (wait == 0)
 			continue; /* a timer is due, or the transport has datagrams queued */
+		atomic_store_explicit(&lc->sleeping, true, memory_order_relaxed);
+		atomic_thread_fence(memory_order_seq_cst);
+		if (posts_waiting(lc) || atomic_load_explicit(&lc->m_want, memory_order_relaxed) ||
+		    atomic_load_explicit(&n->stop, memory_order_relaxed)) {
+			atomic_store_explicit(&lc->sleeping, false, memory_order_relaxed);
+			continue;
+		}
 		lc->sleeps++;
 		lcr_net_wait(lc->net, lc->epfd, wait);
+		atomic_store_explicit(&lc->sleeping, false, memory_order_relaxed);
 	}
+	/* Whoever still waits for our metrics stops waiting. */
+	pthread_mutex_lock(&lc->m_mu);
+	atomic_store(&lc->looping, false);
+	pthread_cond_broadcast(&lc->m_cv);
+	pthread_mutex_unlock(&lc->m_mu);
 	if (lc->epfd >= 0)
 		close(lc->epfd);
 	lc->epfd = -1;
@@ -774,6 +830,8 @@ static int lcore_open(struct lcr_node *n, uint32_t index, char *why, size_t why_
 
 	lc->index = index;
 	lc->node = n;
+	pthread_mutex_init(&lc->m_mu, NULL);
+	pthread_cond_init(&lc->m_cv, NULL);
 	lc->poll_fd = -1;
 	lc->efd = -1;
 	lc->epfd = -1;
@@ -991,10 +1049,29 @@ int lcr_node_run(struct lcr_node *n)
 void lcr_node_stop(struct lcr_node *n)
 {
 	atomic_store(&n->stop, true);
+	/* Sleeping lcores notice at once (write() is async-signal-safe). */
+	for (uint32_t i = 0; i < n->n_lcores; i++)
+		wake(&n->lcores[i]);
 }
 
 static void group_close(struct lcr_node *n, struct lcr_group *g)
 {
+	/* Whoever waits hears that the replica stopped (documented in lcraft.h:
+	 * these callbacks run here, on the thread closing the node). */
+	for (uint32_t i = 0; i < g->pn; i++)
+		g->pp[i].done(g->pp[i].ctx, -LCR_ESTOPPED, 0, NULL, 0);
+	g->pn = 0;
+	while (g->wait_len) {
+		struct pending w = g->wait[g->wait_head];
+		wait_pop(g);
+		w.done(w.ctx, -LCR_ESTOPPED, 0, NULL, 0);
+	}
+	while (g->reads_len) {
+		struct waiting_read r = g->reads[g->reads_head];
+		g->reads_head = (g->reads_head + 1) % READS_WAIT_MAX;
+		g->reads_len--;
+		r.done(r.ctx, -LCR_ESTOPPED, 0);
+	}
 	lcr_log_close(g->log);
 	lcr_core_free(g->core);
 	lcr_net_group_close(g->ng);
@@ -1021,6 +1098,10 @@ void lcr_node_close(struct lcr_node *n)
 		node_free(n, lc->ents);
 		node_free(n, lc->cold);
 		node_free(n, lc->posts);
+		if (lc->node) {
+			pthread_mutex_destroy(&lc->m_mu);
+			pthread_cond_destroy(&lc->m_cv);
+		}
 	}
 	node_free(n, n->lcores);
 	free(n->data_dir);
@@ -1121,6 +1202,73 @@ int lcr_group_metrics_json(struct lcr_group *g, char *buf, size_t len)
 	return o < len ? (int)o : -ENOSPC;
 }
 
+/* One lcore's part: its loop, its transport, its groups. On that lcore. */
+static int lcore_metrics_json(struct lcore *lc, char *buf, size_t len)
+{
+	size_t o = 0;
+
+	PUT("{\"lcore\":%u,\"iterations\":%llu,\"sleeps\":%llu,", lc->index,
+	    (unsigned long long)lc->iterations, (unsigned long long)lc->sleeps);
+	/* The transport: net.c's counters and its own (UDP: datagrams, drops). */
+	int w = lcr_net_metrics_json(lc->net, buf + o, len > o ? len - o : 0);
+	if (w < 0)
+		return w;
+	o += (size_t)w;
+	PUT(",\"groups\":[");
+	for (uint32_t k = 0; k < lc->n_groups; k++) {
+		if (k)
+			PUT(",");
+		w = lcr_group_metrics_json(lc->groups[k], buf + o, len > o ? len - o : 0);
+		if (w < 0)
+			return w;
+		o += (size_t)w;
+	}
+	PUT("]}");
+	return o < len ? (int)o : -ENOSPC;
+}
+
+/* Asked for by another thread (lcr_node_metrics_json): render into its buffer. */
+static void metrics_render(struct lcore *lc)
+{
+	pthread_mutex_lock(&lc->m_mu);
+	if (lc->m_out) {
+		lc->m_res = lcore_metrics_json(lc, lc->m_out, lc->m_len);
+		lc->m_out = NULL;
+		pthread_cond_broadcast(&lc->m_cv);
+	}
+	atomic_store_explicit(&lc->m_want, false, memory_order_relaxed);
+	pthread_mutex_unlock(&lc->m_mu);
+}
+
+/*
+ * Another lcore's part, rendered by that lcore while we wait (at most 1 s):
+ * its counters and its groups' state change only on its own thread.
+ */
+static int lcore_metrics_remote(struct lcore *lc, char *buf, size_t len)
+{
+	struct timespec dl;
+	int rc = 0;
+
+	clock_gettime(CLOCK_REALTIME, &dl);
+	dl.tv_sec += 1;
+	pthread_mutex_lock(&lc->m_mu);
+	lc->m_out = buf;
+	lc->m_len = len;
+	atomic_store_explicit(&lc->m_want, true, memory_order_release);
+	wake(lc);
+	while (lc->m_out && atomic_load(&lc->looping) && rc == 0)
+		rc = pthread_cond_timedwait(&lc->m_cv, &lc->m_mu, &dl);
+	if (lc->m_out) {
+		/* It did not answer (stopped, or stuck): never write there later. */
+		lc->m_out = NULL;
+		rc = atomic_load(&lc->looping) ? -ETIMEDOUT : -LCR_ESTOPPED;
+	} else {
+		rc = lc->m_res;
+	}
+	pthread_mutex_unlock(&lc->m_mu);
+	return rc;
+}
+
 int lcr_node_metrics_json(struct lcr_node *n, char *buf, size_t len)
 {
 	size_t o = 0;
@@ -1128,23 +1276,14 @@ int lcr_node_metrics_json(struct lcr_node *n, char *buf, size_t len)
 	PUT("{\"node\":%u,\"lcores\":[", n->cfg.id);
 	for (uint32_t i = 0; i < n->n_lcores; i++) {
 		struct lcore *lc = &n->lcores[i];
-		PUT("%s{\"lcore\":%u,\"iterations\":%llu,\"sleeps\":%llu,", i ? "," : "", i,
-		    (unsigned long long)lc->iterations, (unsigned long long)lc->sleeps);
-		/* The transport: net.c's counters and its own (UDP: datagrams, drops). */
-		int w = lcr_net_metrics_json(lc->net, buf + o, len > o ? len - o : 0);
+		bool mine = !atomic_load(&lc->looping) || pthread_equal(lc->self, pthread_self());
+		if (i)
+			PUT(",");
+		int w = mine ? lcore_metrics_json(lc, buf + o, len > o ? len - o : 0)
+			     : lcore_metrics_remote(lc, buf + o, len > o ? len - o : 0);
 		if (w < 0)
 			return w;
 		o += (size_t)w;
-		PUT(",\"groups\":[");
-		for (uint32_t k = 0; k < lc->n_groups; k++) {
-			if (k)
-				PUT(",");
-			w = lcr_group_metrics_json(lc->groups[k], buf + o, len > o ? len - o : 0);
-			if (w < 0)
-				return w;
-			o += (size_t)w;
-		}
-		PUT("]}");
 	}
 	PUT("]}");
 	return o < len ? (int)o : -ENOSPC;
