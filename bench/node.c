@@ -424,27 +424,6 @@ static int client_socket(struct server *s, char *why, size_t why_len)
 
 /* ---- main ------------------------------------------------------------------------- */
 
-/* Create `dir` and its missing parents (mkdir -p). */
-static int mkdir_p(const char *dir, char *why, size_t why_len)
-{
-	char path[512];
-	snprintf(path, sizeof(path), "%s", dir);
-	for (char *p = path + 1;; p++) {
-		if (*p != '/' && *p != 0)
-			continue;
-		char c = *p;
-		*p = 0;
-		if (mkdir(path, 0755) < 0 && errno != EEXIST) {
-			snprintf(why, why_len, "data_dir: cannot create %.400s: %s", path,
-				 strerror(errno));
-			return -errno;
-		}
-		*p = c;
-		if (c == 0)
-			return 0;
-	}
-}
-
 static void on_signal(int sig)
 {
 	(void)sig;
@@ -523,9 +502,7 @@ int main(int argc, char **argv)
 	srv.started_ns = mono_ns();
 	the_server = &srv;
 
-	rc = mkdir_p(srv.cfg.data_dir, why, sizeof(why));
-	if (rc == 0)
-		rc = lcr_node_open(&srv.node, &srv.cfg.node, why, sizeof(why));
+	rc = lcr_node_open(&srv.node, &srv.cfg.node, why, sizeof(why));
 	if (rc < 0) {
 		say(&srv, "error", "%s", why);
 		return 1;

@@ -58,7 +58,7 @@ struct lcr_node_config {
 	uint32_t id;	       /* this node */
 	uint64_t cluster;      /* datagrams of other clusters are dropped */
 	uint32_t lcores;       /* threads, each with its groups; default 1 */
-	const char *data_dir;  /* <data_dir>/group-<g>/ per group */
+	const char *data_dir;  /* <data_dir>/group-<g>/ per group; made with its parents */
 	const char *bind_host; /* default "0.0.0.0" */
 	uint32_t n_peers;      /* every voter, this node included */
 	struct lcr_peer_addr peers[LCR_PEERS_MAX];

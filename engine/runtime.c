@@ -867,6 +867,31 @@ static int lcore_open(struct lcr_node *n, uint32_t index, char *why, size_t why_
 	return lcr_net_open(&lc->net, f, &env, &nc, &net_host, why, why_len);
 }
 
+/* Create `dir` and its missing parents (mkdir -p). */
+static int mkdir_p(const char *dir, char *why, size_t why_len)
+{
+	char path[4096];
+	if (!dir || !*dir || strlen(dir) >= sizeof(path)) {
+		snprintf(why, why_len, "data_dir: %s", dir && *dir ? "too long" : "empty");
+		return -EINVAL;
+	}
+	snprintf(path, sizeof(path), "%s", dir);
+	for (char *p = path + 1;; p++) {
+		if (*p != '/' && *p != 0)
+			continue;
+		char c = *p;
+		*p = 0;
+		if (mkdir(path, 0755) < 0 && errno != EEXIST) {
+			snprintf(why, why_len, "data_dir: cannot create %.3000s: %s", path,
+				 strerror(errno));
+			return -errno;
+		}
+		*p = c;
+		if (c == 0)
+			return 0;
+	}
+}
+
 int lcr_node_open(struct lcr_node **out, const struct lcr_node_config *cfg, char *why,
 		  size_t why_len)
 {
@@ -882,11 +907,9 @@ int lcr_node_open(struct lcr_node **out, const struct lcr_node_config *cfg, char
 	n->n_lcores = cfg->lcores;
 	n->data_dir = strdup(cfg->data_dir);
 	n->cfg.data_dir = n->data_dir;
-	if (mkdir(cfg->data_dir, 0755) < 0 && errno != EEXIST) {
-		rc = -errno;
-		snprintf(why, why_len, "data_dir %s: %s", cfg->data_dir, strerror(errno));
+	rc = mkdir_p(cfg->data_dir, why, why_len);
+	if (rc < 0)
 		goto fail;
-	}
 	n->lcores = node_alloc(n, sizeof(*n->lcores) * n->n_lcores);
 	if (!n->lcores) {
 		rc = -ENOMEM;
