@@ -1,0 +1,774 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * lcraft-bench: replication throughput and latency, printed so that it
+ * compares line by line with the peer harnesses (../shared/peers/).
+ *
+ *   lcraft-bench [--mode engine|socket|dpdk-memif|dpdk-afxdp|dpdk-afpacket]
+ *                [--replicas 3] [--groups 1] [--lcores 1] [--clients 1,16,256,4096]
+ *                [--rate OPS_PER_S] [--size 64] [--batch 1] [--seconds 10]
+ *                [--warmup 1] [--durability fsync|none] [--dir /var/tmp]
+ *                [--out FILE.jsonl] [--busy-poll] [--port-base P] [--no-floor]
+ *                [--quiet]
+ *
+ * One run per --clients value (a sweep). Progress goes to stderr once a
+ * second; at the end stdout gets a table and one JSON line per run, which
+ * --out also appends to a file. Before the runs it measures the floors on
+ * this machine, in the same invocation: the durable append latency of the
+ * data directory's filesystem (4 KiB O_DIRECT writes + fdatasync into a
+ * preallocated, pre-written file) and the UDP round trip on loopback, with
+ * the receivers sleeping (or polling, with --busy-poll) as the socket
+ * transport does. Exit status: 0 every run ok; 1 a run failed; 2 usage.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <sys/utsname.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <jemalloc/jemalloc.h>
+
+#include "bench.h"
+
+#define SWEEP_MAX     32
+#define FLOOR_WRITES  500
+#define FLOOR_RTTS    2000
+#define FLOOR_FILE_MB 16
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* ---- counting allocations: jemalloc's alloc hook ---------------------------------------- */
+
+/*
+ * jemalloc 5.x calls an installed hook on every allocation (the hook puts
+ * every thread on its slow path, so thread caches do not hide any). The
+ * types mirror jemalloc's internal hook.h; the mallctl name is its
+ * documented experimental interface. Where it is missing, allocations are
+ * "not counted" (-1), never guessed.
+ */
+typedef void (*hook_alloc_fn)(void *extra, int type, void *result, uintptr_t result_raw,
+			      uintptr_t args_raw[3]);
+typedef void (*hook_dalloc_fn)(void *extra, int type, void *address, uintptr_t args_raw[3]);
+typedef void (*hook_expand_fn)(void *extra, int type, void *address, size_t old_usize,
+			       size_t new_usize, uintptr_t result_raw, uintptr_t args_raw[4]);
+struct je_hooks {
+	hook_alloc_fn alloc_hook;
+	hook_dalloc_fn dalloc_hook;
+	hook_expand_fn expand_hook;
+	void *extra;
+};
+
+static _Atomic int64_t allocs = -1;
+
+static void count_alloc(void *extra, int type, void *result, uintptr_t result_raw,
+			uintptr_t args_raw[3])
+{
+	(void)extra;
+	(void)type;
+	(void)result_raw;
+	(void)args_raw;
+	if (result)
+		atomic_fetch_add_explicit(&allocs, 1, memory_order_relaxed);
+}
+
+int lcr_bench_allocs_install(void)
+{
+	static struct je_hooks hooks = { count_alloc, NULL, NULL, NULL };
+	void *handle = NULL;
+	size_t sz = sizeof(handle);
+
+	if (mallctl("experimental.hooks.install", &handle, &sz, &hooks, sizeof(hooks)) != 0)
+		return -ENOTSUP;
+	atomic_store(&allocs, 0);
+	return 0;
+}
+
+int64_t lcr_bench_allocs(void)
+{
+	return atomic_load_explicit(&allocs, memory_order_relaxed);
+}
+
+/* ---- the floors ------------------------------------------------------------------------ */
+
+struct floors {
+	bool measured;
+	double append_p50_us, append_p99_us;
+	double rtt_p50_us, rtt_p99_us;
+	const char *append_how; /* "O_DIRECT" or "buffered" (the filesystem refused O_DIRECT) */
+	char fs[32];
+};
+
+static double pct_us(const struct lcr_hist *h, double p)
+{
+	return (double)lcr_hist_pct(h, p) / 1e3;
+}
+
+static const char *fs_name(const char *dir, char *buf, size_t len)
+{
+	struct statfs st;
+	if (statfs(dir, &st) < 0)
+		return "unknown";
+	switch ((unsigned long)st.f_type) {
+	case 0xEF53:
+		return "ext4";
+	case 0x58465342:
+		return "xfs";
+	case 0x9123683E:
+		return "btrfs";
+	case 0x01021994:
+		return "tmpfs";
+	case 0x794c7630:
+		return "overlayfs";
+	default:
+		snprintf(buf, len, "0x%lx", (unsigned long)st.f_type);
+		return buf;
+	}
+}
+
+static int floor_append(const char *dir, struct floors *f, char *why, size_t why_len)
+{
+	char path[512];
+	struct lcr_hist *h = calloc(1, sizeof(*h));
+	void *blk = NULL;
+	int rc = 0;
+
+	snprintf(path, sizeof(path), "%s/lcraft-bench-floor-XXXXXX", dir);
+	int fd = mkostemp(path, O_CLOEXEC);
+	if (fd < 0 || !h || posix_memalign(&blk, 4096, 1 << 20) != 0) {
+		snprintf(why, why_len, "floor: cannot make a file under %s: %s", dir,
+			 strerror(errno));
+		free(h);
+		if (fd >= 0)
+			close(fd);
+		return -EIO;
+	}
+	memset(blk, 0, 1 << 20);
+	/* Preallocate and pre-write, as the log does with its segments. */
+	for (int i = 0; i < FLOOR_FILE_MB; i++)
+		if (pwrite(fd, blk, 1 << 20, (off_t)i << 20) != 1 << 20) {
+			snprintf(why, why_len, "floor: writing %s: %s", dir, strerror(errno));
+			rc = -EIO;
+			goto out;
+		}
+	fsync(fd);
+	int dfd = open(path, O_RDWR | O_DIRECT | O_CLOEXEC);
+	f->append_how = "O_DIRECT";
+	if (dfd < 0) {
+		dfd = dup(fd);
+		f->append_how = "buffered";
+	}
+	for (int i = 0; i < 50 + FLOOR_WRITES; i++) {
+		off_t off = (off_t)(i % ((FLOOR_FILE_MB << 20) / 4096)) * 4096;
+		memset(blk, i, 4096);
+		uint64_t t = now_ns();
+		if (pwrite(dfd, blk, 4096, off) != 4096 || fdatasync(dfd) != 0) {
+			snprintf(why, why_len, "floor: write+fdatasync in %s: %s", dir,
+				 strerror(errno));
+			rc = -EIO;
+			break;
+		}
+		if (i >= 50)
+			lcr_hist_add(h, now_ns() - t);
+	}
+	close(dfd);
+	f->append_p50_us = pct_us(h, 0.5);
+	f->append_p99_us = pct_us(h, 0.99);
+out:
+	unlink(path);
+	close(fd);
+	free(blk);
+	free(h);
+	return rc;
+}
+
+struct echo {
+	int fd;
+	bool busy;
+	_Atomic bool stop;
+};
+
+static void *echo_main(void *arg)
+{
+	struct echo *e = arg;
+	char b[64];
+	while (!atomic_load_explicit(&e->stop, memory_order_relaxed)) {
+		struct sockaddr_in from;
+		socklen_t fl = sizeof(from);
+		ssize_t n = recvfrom(e->fd, b, sizeof(b), e->busy ? MSG_DONTWAIT : 0,
+				     (struct sockaddr *)&from, &fl);
+		if (n > 0)
+			sendto(e->fd, b, (size_t)n, 0, (struct sockaddr *)&from, fl);
+	}
+	return NULL;
+}
+
+static int udp_bound(struct sockaddr_in *a)
+{
+	int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	socklen_t l = sizeof(*a);
+	memset(a, 0, sizeof(*a));
+	a->sin_family = AF_INET;
+	a->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (fd < 0 || bind(fd, (struct sockaddr *)a, sizeof(*a)) < 0 ||
+	    getsockname(fd, (struct sockaddr *)a, &l) < 0) {
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	struct timeval tv = { 0, 200000 };
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	return fd;
+}
+
+static int floor_udp(bool busy, struct floors *f, char *why, size_t why_len)
+{
+	struct sockaddr_in sa, ca;
+	struct echo e = { .busy = busy };
+	struct lcr_hist *h = calloc(1, sizeof(*h));
+	pthread_t t;
+	int rc = 0;
+
+	e.fd = udp_bound(&sa);
+	int fd = udp_bound(&ca);
+	if (e.fd < 0 || fd < 0 || !h || pthread_create(&t, NULL, echo_main, &e) != 0) {
+		snprintf(why, why_len, "floor: UDP sockets on loopback: %s", strerror(errno));
+		free(h);
+		return -EIO;
+	}
+	char b[64] = { 0 };
+	for (int i = 0; i < 200 + FLOOR_RTTS; i++) {
+		/* The receiver sleeps between datagrams, as an idle socket lcore does:
+		 * give it time to fall asleep (unless it polls). */
+		if (!busy)
+			usleep(50);
+		uint64_t t0 = now_ns();
+		sendto(fd, b, sizeof(b), 0, (struct sockaddr *)&sa, sizeof(sa));
+		ssize_t n;
+		do
+			n = recv(fd, b, sizeof(b), busy ? MSG_DONTWAIT : 0);
+		while (busy && n < 0 && errno == EAGAIN && now_ns() - t0 < 200000000ull);
+		if (n <= 0) {
+			snprintf(why, why_len, "floor: no UDP echo on loopback");
+			rc = -EIO;
+			break;
+		}
+		if (i >= 200)
+			lcr_hist_add(h, now_ns() - t0);
+	}
+	atomic_store(&e.stop, true);
+	sendto(fd, b, 1, 0, (struct sockaddr *)&sa, sizeof(sa)); /* wake it */
+	pthread_join(t, NULL);
+	close(fd);
+	close(e.fd);
+	f->rtt_p50_us = pct_us(h, 0.5);
+	f->rtt_p99_us = pct_us(h, 0.99);
+	free(h);
+	return rc;
+}
+
+/* ---- options -------------------------------------------------------------------------- */
+
+static const char *mode_name(enum lcr_bench_mode m)
+{
+	switch (m) {
+	case LCR_BENCH_ENGINE:
+		return "engine";
+	case LCR_BENCH_SOCKET:
+		return "socket";
+	case LCR_BENCH_DPDK_MEMIF:
+		return "dpdk-memif";
+	case LCR_BENCH_DPDK_AFXDP:
+		return "dpdk-afxdp";
+	case LCR_BENCH_DPDK_AFPACKET:
+		return "dpdk-afpacket";
+	}
+	return "?";
+}
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: lcraft-bench [--mode engine|socket|dpdk-memif|dpdk-afxdp|dpdk-afpacket]\n"
+		"                    [--replicas 1|3|5] [--groups N] [--lcores N]\n"
+		"                    [--clients 1,16,256,4096] [--rate OPS_PER_S] [--size 64]\n"
+		"                    [--batch 1] [--seconds 10] [--warmup 1]\n"
+		"                    [--durability fsync|none] [--dir /var/tmp] [--out "
+		"FILE.jsonl]\n"
+		"                    [--busy-poll] [--port-base P] [--no-floor] [--quiet]\n"
+		"\n"
+		"  --mode        socket (default): replicas as processes on loopback, kernel UDP,\n"
+		"                durable io_uring logs; engine: the Raft cores alone on one\n"
+		"                thread, in-memory messages and log; dpdk-*: the DPDK transport\n"
+		"                (not built yet: a later issue)\n"
+		"  --replicas    replicas per group (default 3)\n"
+		"  --groups      Raft groups, each with its own clients (default 1)\n"
+		"  --lcores      lcores per replica; group g runs on lcore g %% lcores (default "
+		"1)\n"
+		"  --clients     operations in flight per group; a list is a sweep, one run each\n"
+		"                (default 1,16,256,4096)\n"
+		"  --rate        open loop: start operations at this rate (all groups), latency\n"
+		"                from the intended start; --clients bounds those in flight\n"
+		"  --size        payload bytes per entry (default 64)\n"
+		"  --batch       entries per operation, proposed together (default 1)\n"
+		"  --seconds     measured window per run (default 10)\n"
+		"  --warmup      seconds before it, not measured (default 1)\n"
+		"  --durability  fsync (default): acknowledged entries are on stable storage;\n"
+		"                none: benchmarks of everything but the disk\n"
+		"  --dir         where a fresh data directory is made (default /var/tmp)\n"
+		"  --out         also append the JSON lines to this file\n"
+		"  --busy-poll   lcores poll instead of sleeping when idle (one core each)\n"
+		"  --no-floor    skip measuring the append and UDP floors\n"
+		"  --quiet       no progress lines\n"
+		"Exit status: 0 every run ok, 1 a run failed, 2 usage.\n");
+}
+
+static int parse_uint(const char *s, const char *name, uint64_t lo, uint64_t hi, uint64_t *out)
+{
+	char *end;
+	errno = 0;
+	unsigned long long v = strtoull(s, &end, 10);
+	if (errno || end == s || *end || v < lo || v > hi) {
+		fprintf(stderr, "lcraft-bench: --%s %s: expected a whole number in %llu..%llu\n",
+			name, s, (unsigned long long)lo, (unsigned long long)hi);
+		return -EINVAL;
+	}
+	*out = v;
+	return 0;
+}
+
+static int parse_double(const char *s, const char *name, double lo, double hi, double *out)
+{
+	char *end;
+	errno = 0;
+	double v = strtod(s, &end);
+	if (errno || end == s || *end || !(v >= lo && v <= hi)) {
+		fprintf(stderr, "lcraft-bench: --%s %s: expected a number in %g..%g\n", name, s, lo,
+			hi);
+		return -EINVAL;
+	}
+	*out = v;
+	return 0;
+}
+
+/* ---- progress, table, JSON ----------------------------------------------------------- */
+
+struct progress_ctx {
+	const struct lcr_bench_opts *o;
+	uint64_t last_ops;
+	double last_t;
+};
+
+static void on_progress(void *ctx, double t, uint64_t ops, uint64_t errors)
+{
+	struct progress_ctx *p = ctx;
+	double dt = t - p->last_t;
+	double rate = dt > 0 ? (double)(ops - p->last_ops) / dt : 0;
+	fprintf(stderr, "lcraft-bench: %s clients=%u %s %5.1f s: %12.0f ops/s, %llu done%s\n",
+		mode_name(p->o->mode), p->o->clients, t < 0 ? "warmup" : "window", t, rate,
+		(unsigned long long)ops, errors ? ", with errors" : "");
+	p->last_ops = ops;
+	p->last_t = t;
+}
+
+struct run {
+	struct lcr_bench_opts o;
+	struct lcr_bench_result r;
+	int rc;
+	char why[256];
+};
+
+static double per_s(const struct run *u, double v)
+{
+	return u->r.window_s > 0 ? v / u->r.window_s : 0;
+}
+
+/* A JSON number, or null where the mode has no such thing. */
+static void jnum(FILE *f, const char *name, bool have, double v, const char *fmt)
+{
+	fprintf(f, ",\"%s\":", name);
+	if (have)
+		fprintf(f, fmt, v);
+	else
+		fputs("null", f);
+}
+
+static void json_line(FILE *f, const struct run *u, const struct floors *fl, const char *fs)
+{
+	const struct lcr_bench_opts *o = &u->o;
+	const struct lcr_bench_result *r = &u->r;
+	const struct lcr_hist *h = &r->lat;
+	double cpu = r->user_s + r->sys_s;
+
+	fprintf(f,
+		"{\"engine\":\"lcraft\",\"mode\":\"%s\",\"transport\":\"%s\",\"replicas\":%u,"
+		"\"nodes\":%u,\"groups\":%u,\"lcores\":%u,\"topology\":\"%s\",\"fs\":\"%s\","
+		"\"durability\":\"%s\",\"clients\":%u,\"rate\":%.0f,\"size\":%u,\"batch\":%u,"
+		"\"seconds\":%g,\"warmup_s\":%g,\"window_s\":%.4f,\"ops\":%llu,\"committed\":%llu,"
+		"\"ops_per_s\":%.1f,\"entries_per_s\":%.1f,\"mb_per_s\":%.3f",
+		mode_name(o->mode), o->mode == LCR_BENCH_ENGINE ? "memory" : "udp-socket",
+		o->replicas, o->replicas, o->groups, o->lcores,
+		o->mode == LCR_BENCH_ENGINE ? "one-thread" : "processes",
+		o->mode == LCR_BENCH_ENGINE ? "memory" : fs, o->fsync ? "fsync" : "none",
+		o->clients, o->rate, o->size, o->batch, o->seconds, o->warmup, r->window_s,
+		(unsigned long long)r->ops, (unsigned long long)r->entries,
+		per_s(u, (double)r->ops), per_s(u, (double)r->entries),
+		per_s(u, (double)r->entries * o->size) / 1e6);
+	fprintf(f,
+		",\"lat_us\":{\"p50\":%.1f,\"p90\":%.1f,\"p99\":%.1f,\"p999\":%.1f,\"max\":%.1f,"
+		"\"min\":%.1f,\"mean\":%.1f}",
+		pct_us(h, 0.5), pct_us(h, 0.9), pct_us(h, 0.99), pct_us(h, 0.999),
+		(double)h->max_ns / 1e3, (double)h->min_ns / 1e3,
+		h->count ? (double)h->sum_ns / (double)h->count / 1e3 : 0.0);
+	static const double q[] = { 0,	 0.05, 0.1,  0.2,  0.3,	  0.4,	 0.5,	 0.6, 0.7,
+				    0.8, 0.9,  0.95, 0.99, 0.995, 0.999, 0.9999, 1 };
+	fputs(",\"lat_cdf_us\":[", f);
+	for (size_t i = 0; i < sizeof(q) / sizeof(q[0]); i++)
+		fprintf(f, "%s[%g,%.1f]", i ? "," : "", q[i],
+			q[i] == 0 ? (double)h->min_ns / 1e3 : pct_us(h, q[i]));
+	fprintf(f, "],\"cpu\":{\"user_s\":%.3f,\"sys_s\":%.3f,\"cores\":%.3f}", r->user_s, r->sys_s,
+		r->window_s > 0 ? cpu / r->window_s : 0);
+	jnum(f, "fsyncs_per_s", r->fsyncs >= 0 && o->fsync, per_s(u, (double)r->fsyncs), "%.1f");
+	jnum(f, "entries_per_fsync", r->fsyncs > 0 && r->entries_flushed >= 0 && o->fsync,
+	     r->fsyncs > 0 ? (double)r->entries_flushed / (double)r->fsyncs : 0, "%.2f");
+	jnum(f, "datagrams_per_s", r->datagrams >= 0 && o->mode != LCR_BENCH_ENGINE,
+	     per_s(u, (double)r->datagrams), "%.1f");
+	jnum(f, "messages_per_s", r->datagrams >= 0, per_s(u, (double)r->datagrams), "%.1f");
+	jnum(f, "retransmits", r->retransmits >= 0, (double)r->retransmits, "%.0f");
+	jnum(f, "allocs_per_entry", r->allocs >= 0 && r->entries > 0,
+	     r->entries ? (double)r->allocs / (double)r->entries : 0, "%.4f");
+	if (fl->measured)
+		fprintf(f,
+			",\"floor\":{\"append_us\":{\"p50\":%.1f,\"p99\":%.1f,\"how\":\"%s\"},"
+			"\"udp_rtt_us\":{\"p50\":%.1f,\"p99\":%.1f},\"udp_wait\":\"%s\"}",
+			fl->append_p50_us, fl->append_p99_us, fl->append_how, fl->rtt_p50_us,
+			fl->rtt_p99_us, o->busy_poll ? "poll" : "sleep");
+	else
+		fputs(",\"floor\":null", f);
+	fprintf(f, ",\"leader_id\":%u,\"election_ms\":%.1f,\"errors\":%llu,\"ok\":%s", r->leader,
+		r->election_ms, (unsigned long long)r->errors,
+		u->rc == 0 && r->errors == 0 && r->ops > 0 ? "true" : "false");
+	if (u->rc < 0)
+		fprintf(f, ",\"error\":\"%s\"", u->why);
+	if (r->note[0])
+		fprintf(f, ",\"note\":\"%s\"", r->note);
+	fputs("}\n", f);
+}
+
+static void table(const struct run *runs, size_t n, const struct floors *fl)
+{
+	printf("\n%-7s %3s %5s %7s %5s %5s %12s %12s %8s %9s %9s %9s %6s %8s %7s\n", "mode", "rep",
+	       "dur", "clients", "size", "batch", "ops/s", "entries/s", "MB/s", "p50 us", "p99 us",
+	       "p99.9 us", "cores", "fsync/s", "ent/fs");
+	for (size_t i = 0; i < n; i++) {
+		const struct run *u = &runs[i];
+		const struct lcr_bench_result *r = &u->r;
+		if (u->rc < 0) {
+			printf("%-7s %3u %5s %7u  failed: %s\n", mode_name(u->o.mode),
+			       u->o.replicas, u->o.fsync ? "fsync" : "none", u->o.clients, u->why);
+			continue;
+		}
+		char fs_s[16] = "-", ef[16] = "-";
+		if (r->fsyncs >= 0 && u->o.fsync) {
+			snprintf(fs_s, sizeof(fs_s), "%.0f", per_s(u, (double)r->fsyncs));
+			if (r->fsyncs > 0)
+				snprintf(ef, sizeof(ef), "%.1f",
+					 (double)r->entries_flushed / (double)r->fsyncs);
+		}
+		printf("%-7s %3u %5s %7u %5u %5u %12.0f %12.0f %8.2f %9.1f %9.1f %9.1f %6.2f %8s "
+		       "%7s\n",
+		       mode_name(u->o.mode), u->o.replicas, u->o.fsync ? "fsync" : "none",
+		       u->o.clients, u->o.size, u->o.batch, per_s(u, (double)r->ops),
+		       per_s(u, (double)r->entries), per_s(u, (double)r->entries * u->o.size) / 1e6,
+		       pct_us(&r->lat, 0.5), pct_us(&r->lat, 0.99), pct_us(&r->lat, 0.999),
+		       r->window_s > 0 ? (r->user_s + r->sys_s) / r->window_s : 0, fs_s, ef);
+	}
+	if (fl->measured) {
+		printf("\nfloors (this machine, this run): durable 4 KiB append (%s + fdatasync) "
+		       "p50 %.1f us, p99 %.1f us; UDP round trip on loopback (receiver %s) p50 "
+		       "%.1f us, p99 %.1f us\n",
+		       fl->append_how, fl->append_p50_us, fl->append_p99_us,
+		       runs[0].o.busy_poll ? "polling" : "sleeping", fl->rtt_p50_us,
+		       fl->rtt_p99_us);
+		for (size_t i = 0; i < n; i++) {
+			const struct run *u = &runs[i];
+			if (u->rc < 0 || u->o.mode == LCR_BENCH_ENGINE || !u->o.fsync)
+				continue;
+			double floor = fl->append_p50_us + fl->rtt_p50_us;
+			printf("  clients %-5u p50 = %.2f x (append p50 + UDP p50 = %.1f us); p99 "
+			       "= "
+			       "%.2f x append p99\n",
+			       u->o.clients, pct_us(&u->r.lat, 0.5) / floor, floor,
+			       pct_us(&u->r.lat, 0.99) / fl->append_p99_us);
+		}
+	}
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "mode", required_argument, NULL, 'm' },
+		{ "replicas", required_argument, NULL, 'r' },
+		{ "groups", required_argument, NULL, 'g' },
+		{ "lcores", required_argument, NULL, 'l' },
+		{ "clients", required_argument, NULL, 'c' },
+		{ "rate", required_argument, NULL, 'R' },
+		{ "size", required_argument, NULL, 's' },
+		{ "batch", required_argument, NULL, 'b' },
+		{ "seconds", required_argument, NULL, 'S' },
+		{ "warmup", required_argument, NULL, 'w' },
+		{ "durability", required_argument, NULL, 'd' },
+		{ "dir", required_argument, NULL, 'D' },
+		{ "out", required_argument, NULL, 'o' },
+		{ "busy-poll", no_argument, NULL, 'B' },
+		{ "port-base", required_argument, NULL, 'P' },
+		{ "no-floor", no_argument, NULL, 'F' },
+		{ "quiet", no_argument, NULL, 'q' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct lcr_bench_opts o = {
+		.mode = LCR_BENCH_SOCKET,
+		.replicas = 3,
+		.groups = 1,
+		.lcores = 1,
+		.size = 64,
+		.batch = 1,
+		.seconds = 10,
+		.warmup = 1,
+		.fsync = true,
+		.dir = "/var/tmp",
+		.argv0 = argv[0],
+	};
+	uint32_t sweep[SWEEP_MAX] = { 1, 16, 256, 4096 };
+	size_t n_sweep = 4;
+	const char *out = NULL;
+	bool no_floor = false;
+	uint64_t v;
+	int opt;
+
+	while ((opt = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+		switch (opt) {
+		case 'm':
+			if (!strcmp(optarg, "engine"))
+				o.mode = LCR_BENCH_ENGINE;
+			else if (!strcmp(optarg, "socket"))
+				o.mode = LCR_BENCH_SOCKET;
+			else if (!strcmp(optarg, "dpdk-memif"))
+				o.mode = LCR_BENCH_DPDK_MEMIF;
+			else if (!strcmp(optarg, "dpdk-afxdp"))
+				o.mode = LCR_BENCH_DPDK_AFXDP;
+			else if (!strcmp(optarg, "dpdk-afpacket"))
+				o.mode = LCR_BENCH_DPDK_AFPACKET;
+			else {
+				fprintf(stderr,
+					"lcraft-bench: --mode %s: expected engine, socket, "
+					"dpdk-memif, dpdk-afxdp or dpdk-afpacket\n",
+					optarg);
+				return 2;
+			}
+			break;
+		case 'r':
+			if (parse_uint(optarg, "replicas", 1, 5, &v) < 0)
+				return 2;
+			if (v != 1 && v != 3 && v != 5) {
+				fprintf(stderr, "lcraft-bench: --replicas %s: 1, 3 or 5\n", optarg);
+				return 2;
+			}
+			o.replicas = (uint32_t)v;
+			break;
+		case 'g':
+			if (parse_uint(optarg, "groups", 1, 64, &v) < 0)
+				return 2;
+			o.groups = (uint32_t)v;
+			break;
+		case 'l':
+			if (parse_uint(optarg, "lcores", 1, 64, &v) < 0)
+				return 2;
+			o.lcores = (uint32_t)v;
+			break;
+		case 'c': {
+			n_sweep = 0;
+			char *save = NULL, *list = strdup(optarg);
+			for (char *t = strtok_r(list, ",", &save); t;
+			     t = strtok_r(NULL, ",", &save)) {
+				if (n_sweep == SWEEP_MAX ||
+				    parse_uint(t, "clients", 1, 65536, &v) < 0) {
+					if (n_sweep == SWEEP_MAX)
+						fprintf(stderr,
+							"lcraft-bench: --clients: at most %d "
+							"values\n",
+							SWEEP_MAX);
+					free(list);
+					return 2;
+				}
+				sweep[n_sweep++] = (uint32_t)v;
+			}
+			free(list);
+			if (n_sweep == 0) {
+				fprintf(stderr, "lcraft-bench: --clients: no value\n");
+				return 2;
+			}
+			break;
+		}
+		case 'R':
+			if (parse_double(optarg, "rate", 0, 1e9, &o.rate) < 0)
+				return 2;
+			break;
+		case 's':
+			if (parse_uint(optarg, "size", 0, 1 << 20, &v) < 0)
+				return 2;
+			o.size = (uint32_t)v;
+			break;
+		case 'b':
+			if (parse_uint(optarg, "batch", 1, 1024, &v) < 0)
+				return 2;
+			o.batch = (uint32_t)v;
+			break;
+		case 'S':
+			if (parse_double(optarg, "seconds", 0.1, 86400, &o.seconds) < 0)
+				return 2;
+			break;
+		case 'w':
+			if (parse_double(optarg, "warmup", 0, 3600, &o.warmup) < 0)
+				return 2;
+			break;
+		case 'd':
+			if (!strcmp(optarg, "fsync"))
+				o.fsync = true;
+			else if (!strcmp(optarg, "none"))
+				o.fsync = false;
+			else {
+				fprintf(stderr, "lcraft-bench: --durability %s: fsync or none\n",
+					optarg);
+				return 2;
+			}
+			break;
+		case 'D':
+			o.dir = optarg;
+			break;
+		case 'o':
+			out = optarg;
+			break;
+		case 'B':
+			o.busy_poll = true;
+			break;
+		case 'P':
+			if (parse_uint(optarg, "port-base", 1024, 65000, &v) < 0)
+				return 2;
+			o.port_base = (uint16_t)v;
+			break;
+		case 'F':
+			no_floor = true;
+			break;
+		case 'q':
+			o.quiet = true;
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (optind != argc) {
+		fprintf(stderr, "lcraft-bench: unexpected argument '%s'\n", argv[optind]);
+		usage(stderr);
+		return 2;
+	}
+	if (o.mode >= LCR_BENCH_DPDK_MEMIF) {
+		fprintf(stderr,
+			"lcraft-bench: --mode %s: the DPDK transport is not built yet (it comes "
+			"with its own issue); use --mode socket or --mode engine\n",
+			mode_name(o.mode));
+		return 2;
+	}
+	if (o.mode == LCR_BENCH_SOCKET && o.busy_poll && o.replicas * o.lcores > 2) {
+		long cores = sysconf(_SC_NPROCESSORS_ONLN);
+		if ((long)(o.replicas * o.lcores) > cores)
+			fprintf(stderr,
+				"lcraft-bench: warning: --busy-poll with %u polling lcores on %ld "
+				"cores: they will fight for the CPU\n",
+				o.replicas * o.lcores, cores);
+	}
+	if (o.port_base == 0)
+		o.port_base = (uint16_t)(21000 + (getpid() % 400) * 100);
+	if (!o.fsync)
+		fprintf(stderr, "lcraft-bench: durability none: acknowledged entries are NOT on "
+				"stable storage in these runs\n");
+	if (lcr_bench_allocs_install() < 0)
+		fprintf(stderr, "lcraft-bench: note: jemalloc's allocation hook is not available: "
+				"allocations per entry are not counted\n");
+
+	struct floors fl = { 0 };
+	char why[512], fsbuf[32];
+	const char *fs = fs_name(o.dir, fsbuf, sizeof(fsbuf));
+	if (!no_floor) {
+		if (floor_append(o.dir, &fl, why, sizeof(why)) < 0 ||
+		    floor_udp(o.busy_poll, &fl, why, sizeof(why)) < 0) {
+			fprintf(stderr, "lcraft-bench: %s\n", why);
+			return 1;
+		}
+		fl.measured = true;
+		if (!o.quiet)
+			fprintf(stderr,
+				"lcraft-bench: floors: append (%s, %s) p50 %.1f us p99 %.1f us; "
+				"UDP RTT p50 %.1f us p99 %.1f us\n",
+				fl.append_how, fs, fl.append_p50_us, fl.append_p99_us,
+				fl.rtt_p50_us, fl.rtt_p99_us);
+	}
+
+	struct run *runs = calloc(n_sweep, sizeof(*runs));
+	int status = 0;
+	if (!runs)
+		return 1;
+	for (size_t i = 0; i < n_sweep; i++) {
+		struct run *u = &runs[i];
+		u->o = o;
+		u->o.clients = sweep[i];
+		struct progress_ctx pc = { .o = &u->o, .last_t = -u->o.warmup };
+		lcr_bench_progress_fn pf = o.quiet ? NULL : on_progress;
+		if (o.mode == LCR_BENCH_ENGINE)
+			u->rc = lcr_bench_engine(&u->o, &u->r, pf, &pc, u->why, sizeof(u->why));
+		else
+			u->rc = lcr_bench_socket(&u->o, &u->r, pf, &pc, u->why, sizeof(u->why));
+		if (u->rc < 0 || u->r.errors || u->r.ops == 0) {
+			status = 1;
+			if (u->rc < 0)
+				fprintf(stderr, "lcraft-bench: clients=%u: %s\n", u->o.clients,
+					u->why);
+		}
+		/* Each run's line as soon as it is done, in the file. */
+		if (out) {
+			FILE *f = fopen(out, "a");
+			if (!f) {
+				fprintf(stderr, "lcraft-bench: --out %s: %s\n", out,
+					strerror(errno));
+				return 1;
+			}
+			json_line(f, u, &fl, fs);
+			fclose(f);
+		}
+	}
+	table(runs, n_sweep, &fl);
+	printf("\n");
+	for (size_t i = 0; i < n_sweep; i++)
+		json_line(stdout, &runs[i], &fl, fs);
+	free(runs);
+	return status;
+}

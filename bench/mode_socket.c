@@ -1,0 +1,679 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * lcraft-bench --mode socket: the replicas are processes on loopback, talking
+ * over kernel UDP sockets, each with its durable io_uring log, as lcraft-node
+ * runs them.
+ *
+ * This process is replica 1 and hosts the load; replicas 2..R are children
+ * forked before any thread exists, with elections turned off so that replica
+ * 1 leads every group (the numbers are then always the leader's). Each child
+ * answers on a pipe with its CPU time and its node metrics when asked, and
+ * stops when asked.
+ *
+ * The load runs on the lcores of replica 1, inside their loops (an lcore poll
+ * function): per group, `clients` operations in flight (closed loop) or
+ * operations started at their intended times (open loop, --rate), each one
+ * proposal of `batch` entries of `size` bytes, complete when all its entries
+ * are applied on the leader. Latency runs from the intended start (closed
+ * loop: the proposal) to the completion of the last entry, so an open-loop
+ * operation that had to wait for a free slot counts its wait: no coordinated
+ * omission. This is what the peer harness (peers/craft) measures too: commit
+ * by a quorum, durable on the leader, applied on the leader.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "../io/log.h"
+#include "bench.h"
+#include "lcraft.h"
+
+#define REPLICAS_MAX	5
+#define GROUPS_MAX	64
+#define CLIENTS_MAX	65536
+#define BATCH_MAX	1024
+#define LEADER_WAIT_NS	(10ull * 1000000000ull)
+#define DRAIN_NS	(5ull * 1000000000ull)
+#define METRICS_MAX	(1u << 20)
+#define CLUSTER_ID	0x6c637266ull /* "lcrf" */
+#define ELECTION_MIN_MS 150
+#define ELECTION_MAX_MS 300
+#define HEARTBEAT_MS	50
+#define SEGMENT_BYTES	(64ull << 20)
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* ---- the node configuration every replica builds the same way --------------------- */
+
+static void node_config(const struct lcr_bench_opts *o, uint32_t id, const char *root, char *dir,
+			size_t dir_len, struct lcr_node_config *c)
+{
+	lcr_node_config_default(c);
+	snprintf(dir, dir_len, "%s/replica-%u", root, id);
+	c->id = id;
+	c->cluster = CLUSTER_ID;
+	c->data_dir = dir;
+	c->bind_host = "127.0.0.1";
+	c->lcores = o->lcores;
+	c->busy_poll = o->busy_poll;
+	c->durability = o->fsync ? LCR_DURABILITY_FSYNC : LCR_DURABILITY_NONE;
+	c->segment_bytes = SEGMENT_BYTES;
+	c->n_peers = o->replicas;
+	for (uint32_t i = 0; i < o->replicas; i++) {
+		c->peers[i].id = i + 1;
+		snprintf(c->peers[i].host, sizeof(c->peers[i].host), "127.0.0.1");
+		c->peers[i].port = (uint16_t)(o->port_base + 10 * i);
+	}
+	c->core.election_timeout_min_ms = ELECTION_MIN_MS;
+	c->core.election_timeout_max_ms = ELECTION_MAX_MS;
+	c->core.heartbeat_interval_ms = HEARTBEAT_MS;
+	/* Replica 1 leads: the others never stand (they still vote). */
+	c->core.enable_elect = id == 1;
+}
+
+/* A state machine that only counts (the peer harness's FSM is a no-op too). */
+static void count_apply(void *sm, const struct lcr_entry *e, void *out, uint32_t *rlen)
+{
+	(void)e;
+	(void)out;
+	(*(uint64_t *)sm)++;
+	*rlen = 0;
+}
+
+/* ---- the replicas 2..R: children ---------------------------------------------------- */
+
+struct child {
+	pid_t pid;
+	int cmd;    /* we write: 'm' metrics, 'q' quit */
+	int report; /* it writes: one line per 'm' */
+	FILE *in;
+};
+
+struct replica_ctx {
+	struct lcr_node *node;
+	int cmd, report;
+};
+
+/* In the child: answers the parent until it says quit, then stops the node. */
+static void *replica_control(void *arg)
+{
+	struct replica_ctx *rc = arg;
+	static char buf[METRICS_MAX];
+	char c;
+
+	while (read(rc->cmd, &c, 1) == 1 && c == 'm') {
+		struct rusage ru;
+		getrusage(RUSAGE_SELF, &ru);
+		int n = snprintf(buf, sizeof(buf), "{\"user_s\":%.6f,\"sys_s\":%.6f,\"metrics\":",
+				 (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6,
+				 (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6);
+		int w = lcr_node_metrics_json(rc->node, buf + n, sizeof(buf) - (size_t)n - 3);
+		if (w < 0)
+			w = snprintf(buf + n, sizeof(buf) - (size_t)n, "null");
+		n += w;
+		buf[n++] = '}';
+		buf[n++] = '\n';
+		for (int off = 0; off < n;) {
+			ssize_t k = write(rc->report, buf + off, (size_t)(n - off));
+			if (k <= 0)
+				break;
+			off += (int)k;
+		}
+	}
+	lcr_node_stop(rc->node);
+	return NULL;
+}
+
+static void __attribute__((noreturn))
+replica_run(const struct lcr_bench_opts *o, uint32_t id, const char *root, int cmd, int report)
+{
+	struct lcr_node_config c;
+	struct lcr_node *node;
+	char dir[512], why[512];
+	static uint64_t counters[GROUPS_MAX + 1];
+
+	node_config(o, id, root, dir, sizeof(dir), &c);
+	if (lcr_node_open(&node, &c, why, sizeof(why)) < 0) {
+		fprintf(stderr, "lcraft-bench: replica %u: %s\n", id, why);
+		_exit(2);
+	}
+	for (uint32_t g = 1; g <= o->groups; g++) {
+		struct lcr_sm_ops ops = { .apply = count_apply };
+		struct lcr_group *grp;
+		if (lcr_group_open(node, g, &ops, &counters[g], &grp, why, sizeof(why)) < 0) {
+			fprintf(stderr, "lcraft-bench: replica %u group %u: %s\n", id, g, why);
+			_exit(2);
+		}
+	}
+	struct replica_ctx rc = { node, cmd, report };
+	pthread_t t;
+	if (pthread_create(&t, NULL, replica_control, &rc) != 0)
+		_exit(2);
+	lcr_node_run(node);
+	pthread_join(t, NULL);
+	lcr_node_close(node);
+	_exit(0);
+}
+
+static int children_start(const struct lcr_bench_opts *o, const char *root, struct child *ch,
+			  char *why, size_t why_len)
+{
+	for (uint32_t id = 2; id <= o->replicas; id++) {
+		struct child *k = &ch[id];
+		int cp[2], rp[2];
+		if (pipe2(cp, O_CLOEXEC) < 0 || pipe2(rp, O_CLOEXEC) < 0) {
+			snprintf(why, why_len, "pipe: %s", strerror(errno));
+			return -errno;
+		}
+		fflush(NULL);
+		pid_t pid = fork();
+		if (pid < 0) {
+			snprintf(why, why_len, "fork: %s", strerror(errno));
+			return -errno;
+		}
+		if (pid == 0) {
+			close(cp[1]);
+			close(rp[0]);
+			/* Earlier children's pipes are the parent's business. */
+			for (uint32_t j = 2; j < id; j++) {
+				close(ch[j].cmd);
+				fclose(ch[j].in);
+			}
+			replica_run(o, id, root, cp[0], rp[1]);
+		}
+		close(cp[0]);
+		close(rp[1]);
+		k->pid = pid;
+		k->cmd = cp[1];
+		k->report = rp[0];
+		k->in = fdopen(rp[0], "r");
+	}
+	return 0;
+}
+
+/* One report line of child k into buf (NUL-terminated), or -EIO. */
+static int child_report(struct child *k, char *buf, size_t len)
+{
+	if (write(k->cmd, "m", 1) != 1 || !fgets(buf, (int)len, k->in))
+		return -EIO;
+	return 0;
+}
+
+static void children_stop(const struct lcr_bench_opts *o, struct child *ch)
+{
+	for (uint32_t id = 2; id <= o->replicas; id++) {
+		struct child *k = &ch[id];
+		if (k->pid <= 0)
+			continue;
+		if (write(k->cmd, "q", 1) != 1)
+			kill(k->pid, SIGKILL);
+		close(k->cmd);
+	}
+	for (uint32_t id = 2; id <= o->replicas; id++) {
+		struct child *k = &ch[id];
+		if (k->pid <= 0)
+			continue;
+		int st;
+		uint64_t end = now_ns() + 5000000000ull;
+		while (waitpid(k->pid, &st, WNOHANG) == 0) {
+			if (now_ns() > end) {
+				kill(k->pid, SIGKILL);
+				waitpid(k->pid, &st, 0);
+				break;
+			}
+			usleep(10000);
+		}
+		if (k->in)
+			fclose(k->in);
+		k->pid = 0;
+	}
+}
+
+/* ---- reading numbers out of the metrics JSON ------------------------------------------ */
+
+/* The sum of every number that follows "key": in the text. */
+static double json_sum(const char *s, const char *key)
+{
+	char pat[64];
+	double sum = 0;
+	snprintf(pat, sizeof(pat), "\"%s\":", key);
+	for (const char *p = strstr(s, pat); p; p = strstr(p + 1, pat))
+		sum += strtod(p + strlen(pat), NULL);
+	return sum;
+}
+
+/* ---- the load, on replica 1's lcores ------------------------------------------------- */
+
+struct slot {
+	struct load *ld;
+	uint64_t start_ns; /* intended start */
+	uint32_t left;	   /* entries not applied yet */
+	bool busy;
+	bool failed; /* one of its entries came back with an error */
+};
+
+struct load {
+	struct lcr_group *g;
+	uint32_t id;
+	const struct lcr_bench_opts *o;
+	struct slot *slots;
+	uint32_t *ready; /* free slots, a stack */
+	uint32_t n_ready;
+	uint8_t *payload;
+	uint64_t rate_gap_ns; /* open loop: between intended starts of this group */
+	uint64_t next_due_ns; /* open loop: the next intended start */
+	uint64_t win_start, win_end;
+	_Atomic int phase;	      /* 0 idle, 1 run, 2 drain */
+	_Atomic uint64_t ops, errors; /* completed in the window */
+	_Atomic uint64_t ops_all;     /* completed since the start (progress) */
+	_Atomic uint64_t in_flight;
+	_Atomic uint32_t role;
+	uint64_t applied; /* the state machine's counter */
+	struct lcr_hist lat;
+};
+
+static struct load loads[GROUPS_MAX + 1];
+
+static void op_done(void *ctx, int err, uint32_t leader, const void *res, uint32_t len)
+{
+	struct slot *s = ctx;
+	struct load *ld = s->ld;
+	(void)leader;
+	(void)res;
+	(void)len;
+
+	if (err)
+		s->failed = true; /* counted once the whole operation is back */
+	if (--s->left > 0)
+		return;
+	uint64_t t = now_ns();
+	bool in_window = t >= ld->win_start && t < ld->win_end;
+	if (s->failed) {
+		if (in_window)
+			atomic_fetch_add_explicit(&ld->errors, 1, memory_order_relaxed);
+		s->failed = false;
+	} else {
+		if (in_window) {
+			atomic_fetch_add_explicit(&ld->ops, 1, memory_order_relaxed);
+			lcr_hist_add(&ld->lat, t - s->start_ns);
+		}
+		atomic_fetch_add_explicit(&ld->ops_all, 1, memory_order_relaxed);
+	}
+	s->busy = false;
+	atomic_fetch_sub_explicit(&ld->in_flight, 1, memory_order_relaxed);
+	ld->ready[ld->n_ready++] = (uint32_t)(s - ld->slots);
+}
+
+/* Start one operation on a free slot; false if the group cannot take it now. */
+static bool op_start(struct load *ld, uint64_t start_ns)
+{
+	const struct lcr_bench_opts *o = ld->o;
+	uint32_t si = ld->ready[ld->n_ready - 1];
+	struct slot *s = &ld->slots[si];
+
+	s->start_ns = start_ns;
+	s->left = o->batch;
+	s->failed = false;
+	for (uint32_t i = 0; i < o->batch; i++) {
+		int rc = lcr_propose(ld->g, ld->payload, o->size, op_done, s);
+		if (rc < 0) {
+			/* This iteration's batch is full (-LCR_EFULL). Nothing
+			 * proposed yet: try again next iteration. Else the
+			 * entries proposed still complete, the operation with
+			 * them, as failed. */
+			if (i == 0)
+				return false;
+			s->left = i;
+			s->failed = true;
+			break;
+		}
+	}
+	ld->n_ready--;
+	s->busy = true;
+	atomic_fetch_add_explicit(&ld->in_flight, 1, memory_order_relaxed);
+	return true;
+}
+
+static void role_changed(void *sm, uint32_t role, uint32_t leader)
+{
+	struct load *ld = (struct load *)((char *)sm - offsetof(struct load, applied));
+	(void)leader;
+	atomic_store(&ld->role, role);
+}
+
+static void load_apply(void *sm, const struct lcr_entry *e, void *out, uint32_t *rlen)
+{
+	count_apply(sm, e, out, rlen);
+}
+
+/* Every loop iteration of an lcore: start what is due on its groups. */
+static bool load_poll(struct lcr_node *n, uint32_t lcore, void *ctx, uint64_t now)
+{
+	const struct lcr_bench_opts *o = ctx;
+	bool work = false;
+	(void)n;
+
+	for (uint32_t g = 1; g <= o->groups; g++) {
+		struct load *ld = &loads[g];
+		if (lcr_group_lcore(n, g) != lcore ||
+		    atomic_load_explicit(&ld->phase, memory_order_acquire) != 1)
+			continue;
+		if (o->rate > 0) {
+			/* Open loop: every due start, if a slot is free; a late one
+			 * keeps its intended time. */
+			while (ld->n_ready && ld->next_due_ns <= now &&
+			       op_start(ld, ld->next_due_ns)) {
+				ld->next_due_ns += ld->rate_gap_ns;
+				work = true;
+			}
+		} else {
+			while (ld->n_ready && op_start(ld, now))
+				work = true;
+		}
+	}
+	return work;
+}
+
+static int load_init(const struct lcr_bench_opts *o, char *why, size_t why_len)
+{
+	for (uint32_t g = 1; g <= o->groups; g++) {
+		struct load *ld = &loads[g];
+		memset(ld, 0, sizeof(*ld));
+		ld->id = g;
+		ld->o = o;
+		ld->slots = calloc(o->clients, sizeof(*ld->slots));
+		ld->ready = calloc(o->clients, sizeof(*ld->ready));
+		ld->payload = calloc(1, o->size ? o->size : 1);
+		if (!ld->slots || !ld->ready || !ld->payload) {
+			snprintf(why, why_len, "out of memory for %u clients", o->clients);
+			return -ENOMEM;
+		}
+		memset(ld->payload, 0x5a, o->size);
+		for (uint32_t i = 0; i < o->clients; i++) {
+			ld->slots[i].ld = ld;
+			ld->ready[i] = o->clients - 1 - i;
+		}
+		ld->n_ready = o->clients;
+		if (o->rate > 0)
+			ld->rate_gap_ns = (uint64_t)(1e9 * o->groups / o->rate);
+	}
+	return 0;
+}
+
+static void load_free(const struct lcr_bench_opts *o)
+{
+	for (uint32_t g = 1; g <= o->groups; g++) {
+		free(loads[g].slots);
+		free(loads[g].ready);
+		free(loads[g].payload);
+	}
+}
+
+/* ---- the run ---------------------------------------------------------------------- */
+
+static void *run_node(void *arg)
+{
+	lcr_node_run(arg);
+	return NULL;
+}
+
+static double cpu_self(double *user, double *sys)
+{
+	struct rusage ru;
+	getrusage(RUSAGE_SELF, &ru);
+	*user = (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6;
+	*sys = (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
+	return *user + *sys;
+}
+
+/* What the window's deltas are taken from: every replica's counters. */
+struct snap {
+	double user, sys;
+	double fsyncs, entries_flushed, datagrams, retransmits;
+	int64_t allocs;
+};
+
+static int snapshot(const struct lcr_bench_opts *o, struct lcr_node *node, struct child *ch,
+		    char *buf, struct snap *s)
+{
+	memset(s, 0, sizeof(*s));
+	cpu_self(&s->user, &s->sys);
+	s->allocs = lcr_bench_allocs();
+	int w = lcr_node_metrics_json(node, buf, METRICS_MAX);
+	if (w < 0)
+		return w;
+	/* The leader's log: one durable write per batch (fdatasync, or a write
+	 * with O_DSYNC, the default mode). */
+	s->fsyncs = json_sum(buf, "batches");
+	s->entries_flushed = json_sum(buf, "entries");
+	s->datagrams = json_sum(buf, "rx_dgrams") + json_sum(buf, "tx_dgrams");
+	s->retransmits = json_sum(buf, "retransmits");
+	for (uint32_t id = 2; id <= o->replicas; id++) {
+		if (child_report(&ch[id], buf, METRICS_MAX) < 0)
+			return -EIO;
+		s->user += json_sum(buf, "user_s");
+		s->sys += json_sum(buf, "sys_s");
+		s->datagrams += json_sum(buf, "rx_dgrams") + json_sum(buf, "tx_dgrams");
+		s->retransmits += json_sum(buf, "retransmits");
+	}
+	return 0;
+}
+
+static void sleep_until(uint64_t t)
+{
+	uint64_t n = now_ns();
+	if (t > n) {
+		struct timespec ts = { (time_t)((t - n) / 1000000000ull),
+				       (long)((t - n) % 1000000000ull) };
+		nanosleep(&ts, NULL);
+	}
+}
+
+static bool all_lead(const struct lcr_bench_opts *o)
+{
+	for (uint32_t g = 1; g <= o->groups; g++)
+		if (atomic_load(&loads[g].role) != LCR_ROLE_LEADER)
+			return false;
+	return true;
+}
+
+static uint64_t sum_ops_all(const struct lcr_bench_opts *o, uint64_t *errors)
+{
+	uint64_t ops = 0, err = 0;
+	for (uint32_t g = 1; g <= o->groups; g++) {
+		ops += atomic_load_explicit(&loads[g].ops_all, memory_order_relaxed);
+		err += atomic_load_explicit(&loads[g].errors, memory_order_relaxed);
+	}
+	*errors = err;
+	return ops;
+}
+
+static int rm_rf(const char *path)
+{
+	char cmd[600];
+	snprintf(cmd, sizeof(cmd), "rm -rf -- '%s'", path);
+	return system(cmd) == 0 ? 0 : -EIO;
+}
+
+int lcr_bench_socket(const struct lcr_bench_opts *o, struct lcr_bench_result *r,
+		     lcr_bench_progress_fn progress, void *ctx, char *why, size_t why_len)
+{
+	struct child ch[REPLICAS_MAX + 1];
+	struct lcr_node_config c;
+	struct lcr_node *node = NULL;
+	pthread_t runner;
+	bool running = false;
+	char root[400], dir[512];
+	static char buf[METRICS_MAX];
+	int rc;
+
+	memset(ch, 0, sizeof(ch));
+	memset(r, 0, sizeof(*r));
+	if (o->replicas < 1 || o->replicas > REPLICAS_MAX || o->groups < 1 ||
+	    o->groups > GROUPS_MAX || o->clients < 1 || o->clients > CLIENTS_MAX || o->batch < 1 ||
+	    o->batch > BATCH_MAX || o->lcores < 1) {
+		snprintf(why, why_len,
+			 "socket mode takes 1..%d replicas, 1..%d groups, 1..%d clients per "
+			 "group, a batch of 1..%d and at least one lcore",
+			 REPLICAS_MAX, GROUPS_MAX, CLIENTS_MAX, BATCH_MAX);
+		return -EINVAL;
+	}
+	snprintf(root, sizeof(root), "%s/lcraft-bench-XXXXXX", o->dir);
+	if (!mkdtemp(root)) {
+		snprintf(why, why_len, "cannot make a directory under %s: %s", o->dir,
+			 strerror(errno));
+		return -errno;
+	}
+	/* Children first: they must fork before this process has threads. */
+	rc = children_start(o, root, ch, why, why_len);
+	if (rc < 0)
+		goto out;
+	rc = load_init(o, why, why_len);
+	if (rc < 0)
+		goto out;
+	node_config(o, 1, root, dir, sizeof(dir), &c);
+	rc = lcr_node_open(&node, &c, why, why_len);
+	if (rc < 0)
+		goto out;
+	for (uint32_t g = 1; g <= o->groups; g++) {
+		struct lcr_sm_ops ops = { .apply = load_apply, .role = role_changed };
+		rc = lcr_group_open(node, g, &ops, &loads[g].applied, &loads[g].g, why, why_len);
+		if (rc < 0)
+			goto out;
+	}
+	for (uint32_t l = 0; l < o->lcores; l++)
+		lcr_node_set_poll(node, l, load_poll, -1, (void *)o);
+	uint64_t t0 = now_ns();
+	if (pthread_create(&runner, NULL, run_node, node) != 0) {
+		rc = -EAGAIN;
+		snprintf(why, why_len, "cannot start the lcores");
+		goto out;
+	}
+	running = true;
+
+	/* Replica 1 stands for election after its first timeout. */
+	while (!all_lead(o)) {
+		if (now_ns() - t0 > LEADER_WAIT_NS) {
+			rc = -ETIMEDOUT;
+			snprintf(why, why_len, "replica 1 did not lead every group within 10 s");
+			goto out;
+		}
+		usleep(1000);
+	}
+	r->election_ms = (double)(now_ns() - t0) / 1e6;
+	r->leader = 1;
+
+	uint64_t start = now_ns();
+	uint64_t win_start = start + (uint64_t)(o->warmup * 1e9);
+	uint64_t win_end = win_start + (uint64_t)(o->seconds * 1e9);
+	for (uint32_t g = 1; g <= o->groups; g++) {
+		loads[g].win_start = win_start;
+		loads[g].win_end = win_end;
+		loads[g].next_due_ns = start;
+		atomic_store_explicit(&loads[g].phase, 1, memory_order_release);
+	}
+	/* Progress once a second; the counters' snapshots at the window's edges. */
+	struct snap s0, s1;
+	bool have0 = false;
+	for (uint64_t tick = start + 1000000000ull;; tick += 1000000000ull) {
+		uint64_t next = tick;
+		if (!have0 && win_start <= next)
+			next = win_start;
+		if (win_end <= next)
+			next = win_end;
+		sleep_until(next);
+		if (!have0 && now_ns() >= win_start) {
+			if (snapshot(o, node, ch, buf, &s0) < 0) {
+				rc = -EIO;
+				snprintf(why, why_len, "a replica stopped answering");
+				goto out;
+			}
+			have0 = true;
+		}
+		if (now_ns() >= win_end)
+			break;
+		if (progress && next == tick) {
+			uint64_t err, ops = sum_ops_all(o, &err);
+			progress(ctx, (double)((int64_t)now_ns() - (int64_t)win_start) / 1e9, ops,
+				 err);
+		}
+		if (next != tick)
+			tick -= 1000000000ull; /* that wake-up was the window's edge */
+	}
+	if (snapshot(o, node, ch, buf, &s1) < 0) {
+		rc = -EIO;
+		snprintf(why, why_len, "a replica stopped answering");
+		goto out;
+	}
+	r->window_s = (double)(now_ns() - win_start) / 1e9;
+	/* Stop starting operations; let those in flight finish (not counted). */
+	for (uint32_t g = 1; g <= o->groups; g++)
+		atomic_store_explicit(&loads[g].phase, 2, memory_order_release);
+	for (uint64_t end = now_ns() + DRAIN_NS; now_ns() < end;) {
+		uint64_t left = 0;
+		for (uint32_t g = 1; g <= o->groups; g++)
+			left += atomic_load(&loads[g].in_flight);
+		if (left == 0)
+			break;
+		usleep(1000);
+	}
+	lcr_node_stop(node);
+	pthread_join(runner, NULL);
+	running = false;
+
+	r->window_s = (double)(win_end - win_start) / 1e9;
+	for (uint32_t g = 1; g <= o->groups; g++) {
+		struct load *ld = &loads[g];
+		r->ops += ld->ops;
+		r->errors += ld->errors;
+		if (g == 1)
+			r->lat = ld->lat;
+		else
+			for (uint32_t b = 0; b < LCR_HIST_BUCKETS; b++)
+				r->lat.b[b] += ld->lat.b[b];
+		if (g > 1 && ld->lat.count) {
+			if (r->lat.count == 0 || ld->lat.min_ns < r->lat.min_ns)
+				r->lat.min_ns = ld->lat.min_ns;
+			if (ld->lat.max_ns > r->lat.max_ns)
+				r->lat.max_ns = ld->lat.max_ns;
+			r->lat.count += ld->lat.count;
+			r->lat.sum_ns += ld->lat.sum_ns;
+		}
+	}
+	r->entries = r->ops * o->batch;
+	r->user_s = s1.user - s0.user;
+	r->sys_s = s1.sys - s0.sys;
+	r->fsyncs = (int64_t)(s1.fsyncs - s0.fsyncs);
+	r->entries_flushed = (int64_t)(s1.entries_flushed - s0.entries_flushed);
+	r->datagrams = (int64_t)(s1.datagrams - s0.datagrams);
+	r->retransmits = (int64_t)(s1.retransmits - s0.retransmits);
+	r->allocs = s0.allocs >= 0 && s1.allocs >= 0 ? s1.allocs - s0.allocs : -1;
+	if (o->rate > 0)
+		snprintf(r->note, sizeof(r->note), "open loop at %.0f ops/s", o->rate);
+	rc = 0;
+out:
+	if (running) {
+		lcr_node_stop(node);
+		pthread_join(runner, NULL);
+	}
+	lcr_node_close(node);
+	children_stop(o, ch);
+	load_free(o);
+	rm_rf(root);
+	return rc;
+}
