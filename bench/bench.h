@@ -38,8 +38,9 @@ struct lcr_bench_opts {
 	const char *dir;    /* socket: a fresh directory is made under it */
 	uint16_t port_base; /* socket: replica i, lcore l listens on base + 10 * i + l */
 	bool busy_poll;	    /* socket: lcores poll instead of sleeping when idle */
+	uint32_t spin_us;   /* socket: lcores poll this long after work before sleeping */
 	bool quiet;	    /* no progress lines */
-	const char *argv0;  /* to re-execute ourselves as a replica (socket) */
+	const char *argv0;  /* the program, for messages */
 };
 
 /* What one configuration measured, over the window only. */

@@ -71,6 +71,7 @@ static void node_config(const struct lcr_bench_opts *o, uint32_t id, const char 
 	c->bind_host = "127.0.0.1";
 	c->lcores = o->lcores;
 	c->busy_poll = o->busy_poll;
+	c->idle_spin_us = o->spin_us;
 	c->durability = o->fsync ? LCR_DURABILITY_FSYNC : LCR_DURABILITY_NONE;
 	c->segment_bytes = SEGMENT_BYTES;
 	c->n_peers = o->replicas;
@@ -457,6 +458,9 @@ static int snapshot(const struct lcr_bench_opts *o, struct lcr_node *node, struc
 	int w = lcr_node_metrics_json(node, buf, METRICS_MAX);
 	if (w < 0)
 		return w;
+	bool dump = getenv("LCR_BENCH_METRICS") != NULL; /* every replica's metrics, stderr */
+	if (dump)
+		fprintf(stderr, "replica 1: %s\n", buf);
 	/* The leader's log: one durable write per batch (fdatasync, or a write
 	 * with O_DSYNC, the default mode). */
 	s->fsyncs = json_sum(buf, "batches");
@@ -466,6 +470,8 @@ static int snapshot(const struct lcr_bench_opts *o, struct lcr_node *node, struc
 	for (uint32_t id = 2; id <= o->replicas; id++) {
 		if (child_report(&ch[id], buf, METRICS_MAX) < 0)
 			return -EIO;
+		if (dump)
+			fprintf(stderr, "replica %u: %s", id, buf);
 		s->user += json_sum(buf, "user_s");
 		s->sys += json_sum(buf, "sys_s");
 		s->datagrams += json_sum(buf, "rx_dgrams") + json_sum(buf, "tx_dgrams");

@@ -62,7 +62,13 @@ struct lcr_node_config {
 	const char *bind_host; /* default "0.0.0.0" */
 	uint32_t n_peers;      /* every voter, this node included */
 	struct lcr_peer_addr peers[LCR_PEERS_MAX];
-	bool busy_poll;		/* lcores never sleep (dedicate a core each) */
+	bool busy_poll; /* lcores never sleep (dedicate a core each) */
+	/*
+	 * Socket mode: after doing work, keep polling this long before sleeping
+	 * (a sleeping vCPU may take tens of microseconds to wake). 0: sleep at
+	 * once when idle.
+	 */
+	uint32_t idle_spin_us;
 	uint32_t mtu;		/* datagram payload budget: default 1500 */
 	uint32_t durability;	/* enum lcr_durability (io/log.h); default fsync */
 	uint32_t io_mode;	/* enum lcr_io_mode (io/log.h); default direct-dsync */

@@ -135,6 +135,7 @@ struct lcore {
 	void *poll_ctx;
 	uint64_t now;
 	uint64_t iterations, sleeps;
+	uint64_t last_work; /* when an iteration last did anything */
 	int err;
 	/* Sleeping, as posters see it: they wake a sleeping lcore (efd). */
 	_Atomic bool sleeping;
@@ -719,7 +720,12 @@ static void *lcore_main(void *arg)
 	}
 
 	while (!atomic_load_explicit(&n->stop, memory_order_relaxed)) {
-		if (iteration(lc) || n->cfg.busy_poll)
+		if (iteration(lc)) {
+			lc->last_work = lc->now;
+			continue;
+		}
+		if (n->cfg.busy_poll ||
+		    lc->now - lc->last_work < (uint64_t)n->cfg.idle_spin_us * 1000)
 			continue;
 		/* Nothing to do: sleep until a datagram, a completion, the
 		 * application's fd or the next timer (socket mode). */
