@@ -22,6 +22,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -724,9 +725,15 @@ static void *lcore_main(void *arg)
 			lc->last_work = lc->now;
 			continue;
 		}
-		if (n->cfg.busy_poll ||
-		    lc->now - lc->last_work < (uint64_t)n->cfg.idle_spin_us * 1000)
+		if (n->cfg.busy_poll)
 			continue;
+		if (lc->now - lc->last_work < (uint64_t)n->cfg.idle_spin_us * 1000) {
+			/* Poll on, but let a runnable thread have the CPU first:
+			 * on a machine with fewer cores than busy threads the
+			 * spinning must not starve the one with work. */
+			sched_yield();
+			continue;
+		}
 		/* Nothing to do: sleep until a datagram, a completion, the
 		 * application's fd or the next timer (socket mode). */
 		uint64_t dl = next_deadline(lc), t = now_ns();
