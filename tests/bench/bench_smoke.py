@@ -1,0 +1,117 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
+"""lcraft-bench end to end, briefly (a smoke test, not a timed one): every mode that
+is built runs a short sweep and prints, for each run, one JSON line with every field
+the peer harnesses and docs/benchmarks.md rely on, with values that hang together;
+bad flags are refused with exit status 2 and a sentence.
+
+  bench_smoke.py socket|engine|usage --bench build/lcraft-bench
+
+Exit status: 0 passed, 1 failed (the reason is the last line), 77 skipped.
+"""
+import argparse
+import json
+import subprocess
+import sys
+
+COMMON = ["engine", "mode", "replicas", "nodes", "groups", "lcores", "durability", "clients",
+          "rate", "size", "batch", "seconds", "warmup_s", "window_s", "ops", "committed",
+          "ops_per_s", "entries_per_s", "mb_per_s", "lat_us", "lat_cdf_us", "cpu",
+          "fsyncs_per_s", "entries_per_fsync", "datagrams_per_s", "retransmits",
+          "allocs_per_entry", "floor", "leader_id", "election_ms", "errors", "ok"]
+
+
+def fail(msg):
+    print(f"FAIL: {msg}")
+    sys.exit(1)
+
+
+def check_line(d, mode, clients):
+    missing = [k for k in COMMON if k not in d]
+    if missing:
+        fail(f"{mode}: fields missing: {missing}")
+    if d["engine"] != "lcraft" or d["mode"] != mode or d["clients"] != clients:
+        fail(f"{mode}: wrong engine/mode/clients: {d}")
+    if d["ok"] is not True or d["errors"] != 0 or d["ops"] <= 0:
+        fail(f"{mode} clients={clients}: not ok: {d}")
+    lat = d["lat_us"]
+    for k in ("p50", "p90", "p99", "p999", "max", "min", "mean"):
+        if not isinstance(lat.get(k), (int, float)) or lat[k] <= 0:
+            fail(f"{mode}: lat_us.{k} is {lat.get(k)}")
+    if not lat["min"] <= lat["p50"] <= lat["p90"] <= lat["p99"] <= lat["p999"] <= lat["max"]:
+        fail(f"{mode}: latency percentiles out of order: {lat}")
+    cdf = d["lat_cdf_us"]
+    if [q for q, _ in cdf] != sorted(q for q, _ in cdf) or any(
+            cdf[i][1] > cdf[i + 1][1] for i in range(len(cdf) - 1)):
+        fail(f"{mode}: lat_cdf_us not monotonic: {cdf}")
+    if abs(d["ops_per_s"] * d["window_s"] - d["ops"]) > 1 + 1e-3 * d["ops"]:
+        fail(f"{mode}: ops_per_s x window_s != ops: {d['ops_per_s']} x {d['window_s']}")
+    if d["committed"] != d["ops"] * d["batch"]:
+        fail(f"{mode}: committed != ops x batch")
+    if d["cpu"]["cores"] <= 0:
+        fail(f"{mode}: cpu.cores {d['cpu']}")
+    if mode == "socket":
+        for k in ("fsyncs_per_s", "entries_per_fsync", "datagrams_per_s"):
+            if not isinstance(d[k], (int, float)) or d[k] <= 0:
+                fail(f"socket: {k} is {d[k]}")
+        if d["entries_per_fsync"] < 0.99:
+            fail(f"socket: fewer than one entry per durable write: {d['entries_per_fsync']}")
+    if d["allocs_per_entry"] is not None and d["allocs_per_entry"] < 0:
+        fail(f"{mode}: allocs_per_entry {d['allocs_per_entry']}")
+
+
+def run_sweep(bench, mode, extra):
+    clients = [1, 16]
+    cmd = [bench, "--mode", mode, "--clients", ",".join(map(str, clients)), "--seconds", "1",
+           "--warmup", "0.3", "--quiet"] + extra
+    print(" ".join(cmd), flush=True)
+    p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                       timeout=120)
+    print(p.stdout, p.stderr, sep="\n", flush=True)
+    if p.returncode != 0:
+        fail(f"{mode}: exit {p.returncode}")
+    lines = [json.loads(x) for x in p.stdout.splitlines() if x.startswith("{")]
+    if len(lines) != len(clients):
+        fail(f"{mode}: {len(lines)} JSON lines for {len(clients)} runs")
+    for d, c in zip(lines, clients):
+        check_line(d, mode, c)
+    if mode == "socket" and "floor" not in p.stdout:
+        fail("socket: the table does not show the floors")
+
+
+def usage(bench):
+    for args, words in ((["--mode", "dpdk-memif"], "not built yet"),
+                        (["--replicas", "2"], "1, 3 or 5"),
+                        (["--clients", "0"], "clients"),
+                        (["--durability", "maybe"], "fsync or none"),
+                        (["--bogus"], "usage")):
+        p = subprocess.run([bench] + args, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           text=True, timeout=30)
+        if p.returncode != 2 or words not in p.stderr:
+            fail(f"{args}: exit {p.returncode}, stderr {p.stderr.strip()!r} (want 2 and "
+                 f"{words!r})")
+    print("usage errors: each refused with exit 2 and a sentence")
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("what", choices=["socket", "engine", "usage"])
+    ap.add_argument("--bench", required=True)
+    a = ap.parse_args()
+    if a.what == "usage":
+        usage(a.bench)
+    elif a.what == "socket":
+        run_sweep(a.bench, "socket", ["--dir", "/var/tmp"])
+    else:
+        p = subprocess.run([a.bench, "--mode", "engine", "--clients", "1", "--seconds", "0.1",
+                            "--warmup", "0", "--quiet"], stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, text=True, timeout=60)
+        if "not built in" in p.stderr:
+            print("engine mode is not built into this lcraft-bench")
+            sys.exit(77)
+        run_sweep(a.bench, "engine", [])
+    print(f"{a.what}: passed")
+
+
+if __name__ == "__main__":
+    main()
