@@ -284,7 +284,15 @@ struct lcr_cmd *lcr_core_emit(struct lcr_core *c, uint32_t type)
 
 void lcr_core_send(struct lcr_core *c, const struct lcr_msg *m)
 {
-	struct lcr_cmd *cmd = lcr_core_emit(c, LCR_CMD_SEND);
+	/* The message fills the whole union (it is its largest member), so the
+	 * command is not cleared first: one copy instead of a clear and a copy,
+	 * on the path every message takes. */
+	_Static_assert(sizeof(((struct lcr_cmd *)0)->send) + offsetof(struct lcr_cmd, send) ==
+			       sizeof(struct lcr_cmd),
+		       "lcr_msg must be the largest member of struct lcr_cmd");
+	LCR_ASSERT(c->out_n < c->out_max);
+	struct lcr_cmd *cmd = &c->out[c->out_n++];
+	cmd->type = LCR_CMD_SEND;
 	cmd->send = *m;
 	cmd->send.from = c->id;
 }

@@ -76,6 +76,15 @@ static bool room_for(struct lcr_core *c, const struct lcr_append_req *a, uint32_
 	bool has_prev = false;
 	struct lcr_leader_id prev = { 0, 0 };
 
+	/*
+	 * The common case in O(1) rather than a pass over the entries: no
+	 * truncation, and the entries continue the last run (well_formed()
+	 * made their leaders non-decreasing, so first == last means one run).
+	 */
+	if (first == c->log.last.index + 1 && c->log.n > 0 &&
+	    lcr_leader_id_eq(a->entries[i].id.lid, c->log.keys[c->log.n - 1].lid) &&
+	    lcr_leader_id_eq(a->entries[a->n_entries - 1].id.lid, c->log.keys[c->log.n - 1].lid))
+		return true;
 	if (first <= c->log.last.index) {
 		/* Runs that survive a truncation at `first`. */
 		have = 0;

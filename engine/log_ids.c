@@ -72,7 +72,7 @@ bool lcr_log_ids_has(const struct lcr_log_ids *l, struct lcr_log_id id)
 	return lcr_log_id_eq(here, id);
 }
 
-int lcr_log_ids_append(struct lcr_log_ids *l, struct lcr_log_id id)
+int lcr_log_ids_append_slow(struct lcr_log_ids *l, struct lcr_log_id id)
 {
 	LCR_ASSERT(id.index == l->last.index + 1);
 	if (l->n == 0 || !lcr_leader_id_eq(l->keys[l->n - 1].lid, id.lid)) {
