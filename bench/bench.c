@@ -303,6 +303,12 @@ static const char *mode_name(enum lcr_bench_mode m)
 	return "?";
 }
 
+/* Engine mode keeps its log in memory: "durable" there means "flushed at once". */
+static const char *durability_name(const struct lcr_bench_opts *o)
+{
+	return o->mode == LCR_BENCH_ENGINE ? "mem" : o->fsync ? "fsync" : "none";
+}
+
 static void usage(FILE *f)
 {
 	fprintf(f,
@@ -430,8 +436,8 @@ static void json_line(FILE *f, const struct run *u, const struct floors *fl, con
 		mode_name(o->mode), o->mode == LCR_BENCH_ENGINE ? "memory" : "udp-socket",
 		o->replicas, o->replicas, o->groups, o->lcores,
 		o->mode == LCR_BENCH_ENGINE ? "one-thread" : "processes",
-		o->mode == LCR_BENCH_ENGINE ? "memory" : fs, o->fsync ? "fsync" : "none",
-		o->clients, o->rate, o->size, o->batch, o->seconds, o->warmup,
+		o->mode == LCR_BENCH_ENGINE ? "memory" : fs, durability_name(o), o->clients,
+		o->rate, o->size, o->batch, o->seconds, o->warmup,
 		o->mode == LCR_BENCH_SOCKET && !o->busy_poll ? o->spin_us : 0, r->window_s,
 		(unsigned long long)r->ops, (unsigned long long)r->entries,
 		per_s(u, (double)r->ops), per_s(u, (double)r->entries),
@@ -489,7 +495,7 @@ static void table(const struct run *runs, size_t n, const struct floors *fl)
 		const struct lcr_bench_result *r = &u->r;
 		if (u->rc < 0) {
 			printf("%-7s %3u %5s %7u  failed: %s\n", mode_name(u->o.mode),
-			       u->o.replicas, u->o.fsync ? "fsync" : "none", u->o.clients, u->why);
+			       u->o.replicas, durability_name(&u->o), u->o.clients, u->why);
 			continue;
 		}
 		char fs_s[16] = "-", ef[16] = "-";
@@ -501,8 +507,8 @@ static void table(const struct run *runs, size_t n, const struct floors *fl)
 		}
 		printf("%-7s %3u %5s %7u %5u %5u %12.0f %12.0f %8.2f %9.1f %9.1f %9.1f %6.2f %8s "
 		       "%7s\n",
-		       mode_name(u->o.mode), u->o.replicas, u->o.fsync ? "fsync" : "none",
-		       u->o.clients, u->o.size, u->o.batch, per_s(u, (double)r->ops),
+		       mode_name(u->o.mode), u->o.replicas, durability_name(&u->o), u->o.clients,
+		       u->o.size, u->o.batch, per_s(u, (double)r->ops),
 		       per_s(u, (double)r->entries), per_s(u, (double)r->entries * u->o.size) / 1e6,
 		       pct_us(&r->lat, 0.5), pct_us(&r->lat, 0.99), pct_us(&r->lat, 0.999),
 		       r->window_s > 0 ? (r->user_s + r->sys_s) / r->window_s : 0, fs_s, ef);
@@ -725,7 +731,7 @@ int main(int argc, char **argv)
 	}
 	if (o.port_base == 0)
 		o.port_base = (uint16_t)(21000 + (getpid() % 400) * 100);
-	if (!o.fsync)
+	if (!o.fsync && o.mode == LCR_BENCH_SOCKET)
 		fprintf(stderr, "lcraft-bench: durability none: acknowledged entries are NOT on "
 				"stable storage in these runs\n");
 	if (lcr_bench_allocs_install() < 0)
@@ -735,7 +741,7 @@ int main(int argc, char **argv)
 	struct floors fl = { 0 };
 	char why[512], fsbuf[32];
 	const char *fs = fs_name(o.dir, fsbuf, sizeof(fsbuf));
-	if (!no_floor) {
+	if (!no_floor && o.mode == LCR_BENCH_SOCKET) {
 		if (floor_append(o.dir, &fl, why, sizeof(why)) < 0 ||
 		    floor_udp(o.busy_poll, 1000, &fl.rtt_p50_us, &fl.rtt_p99_us, why, sizeof(why)) <
 			    0 ||
