@@ -39,6 +39,7 @@
 #include <jemalloc/jemalloc.h>
 
 #include "bench.h"
+#include "version.h"
 
 #define SWEEP_MAX     32
 #define FLOOR_WRITES  500
@@ -409,6 +410,59 @@ static double per_s(const struct run *u, double v)
 	return u->r.window_s > 0 ? v / u->r.window_s : 0;
 }
 
+/* A JSON string, escaped. */
+static void jstr(FILE *f, const char *s)
+{
+	fputc('"', f);
+	for (; *s; s++) {
+		unsigned char c = (unsigned char)*s;
+		if (c == '"' || c == '\\')
+			fprintf(f, "\\%c", c);
+		else if (c < 0x20)
+			fprintf(f, "\\u%04x", c);
+		else
+			fputc(c, f);
+	}
+	fputc('"', f);
+}
+
+/* Where and from what a run came: so lines from different builds, hosts or
+ * repeats can be told apart. */
+struct provenance {
+	char started[32]; /* UTC, ISO 8601 */
+	char cpu[128];
+	char kernel[128];
+	long cpus;
+};
+
+static void provenance_fill(struct provenance *p)
+{
+	time_t t = time(NULL);
+	struct tm tm;
+	struct utsname u;
+
+	gmtime_r(&t, &tm);
+	strftime(p->started, sizeof(p->started), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	p->cpus = sysconf(_SC_NPROCESSORS_ONLN);
+	snprintf(p->kernel, sizeof(p->kernel), "%s", uname(&u) == 0 ? u.release : "unknown");
+	snprintf(p->cpu, sizeof(p->cpu), "unknown");
+	FILE *f = fopen("/proc/cpuinfo", "r");
+	char line[256];
+	while (f && fgets(line, sizeof(line), f)) {
+		char *c = strchr(line, ':');
+		if (!strncmp(line, "model name", 10) && c) {
+			c += 2;
+			c[strcspn(c, "\n")] = 0;
+			snprintf(p->cpu, sizeof(p->cpu), "%s", c);
+			break;
+		}
+	}
+	if (f)
+		fclose(f);
+}
+
+static struct provenance prov;
+
 /* A JSON number, or null where the mode has no such thing. */
 static void jnum(FILE *f, const char *name, bool have, double v, const char *fmt)
 {
@@ -453,7 +507,9 @@ static void json_line(FILE *f, const struct run *u, const struct floors *fl, con
 	fputs(",\"lat_cdf_us\":[", f);
 	for (size_t i = 0; i < sizeof(q) / sizeof(q[0]); i++)
 		fprintf(f, "%s[%g,%.1f]", i ? "," : "", q[i],
-			q[i] == 0 ? (double)h->min_ns / 1e3 : pct_us(h, q[i]));
+			q[i] == 0   ? (double)h->min_ns / 1e3
+			: q[i] == 1 ? (double)h->max_ns / 1e3
+				    : pct_us(h, q[i]));
 	fprintf(f, "],\"cpu\":{\"user_s\":%.3f,\"sys_s\":%.3f,\"cores\":%.3f}", r->user_s, r->sys_s,
 		r->window_s > 0 ? cpu / r->window_s : 0);
 	jnum(f, "fsyncs_per_s", r->fsyncs >= 0 && o->fsync, per_s(u, (double)r->fsyncs), "%.1f");
@@ -478,10 +534,24 @@ static void json_line(FILE *f, const struct run *u, const struct floors *fl, con
 	fprintf(f, ",\"leader_id\":%u,\"election_ms\":%.1f,\"errors\":%llu,\"ok\":%s", r->leader,
 		r->election_ms, (unsigned long long)r->errors,
 		u->rc == 0 && r->errors == 0 && r->ops > 0 ? "true" : "false");
-	if (u->rc < 0)
-		fprintf(f, ",\"error\":\"%s\"", u->why);
-	if (r->note[0])
-		fprintf(f, ",\"note\":\"%s\"", r->note);
+	fprintf(f, ",\"in_flight\":%u,\"started\":\"%s\",\"commit\":", o->clients * o->groups,
+		prov.started);
+	jstr(f, LCR_BENCH_COMMIT);
+	fputs(",\"buildtype\":", f);
+	jstr(f, LCR_BENCH_BUILDTYPE);
+	fprintf(f, ",\"host\":{\"cpus\":%ld,\"cpu\":", prov.cpus);
+	jstr(f, prov.cpu);
+	fputs(",\"kernel\":", f);
+	jstr(f, prov.kernel);
+	fputc('}', f);
+	if (u->rc < 0) {
+		fputs(",\"error\":", f);
+		jstr(f, u->why);
+	}
+	if (r->note[0]) {
+		fputs(",\"note\":", f);
+		jstr(f, r->note);
+	}
 	fputs("}\n", f);
 }
 
@@ -759,6 +829,7 @@ int main(int argc, char **argv)
 				fl.rtt_p50_us, fl.rtt_p99_us);
 	}
 
+	provenance_fill(&prov);
 	struct run *runs = calloc(n_sweep, sizeof(*runs));
 	int status = 0;
 	if (!runs)

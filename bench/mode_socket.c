@@ -279,7 +279,9 @@ struct load {
 	uint64_t rate_gap_ns; /* open loop: between intended starts of this group */
 	uint64_t next_due_ns; /* open loop: the next intended start */
 	uint64_t win_start, win_end;
-	_Atomic int phase;	      /* 0 idle, 1 run, 2 drain */
+	_Atomic int phase;   /* 0 idle, 1 run, 2 drain, 3 probe */
+	_Atomic bool probed; /* a probe entry committed: the leader takes writes */
+	bool probing;
 	_Atomic uint64_t ops, errors; /* completed in the window */
 	_Atomic uint64_t ops_all;     /* completed since the start (progress) */
 	_Atomic uint64_t in_flight;
@@ -350,6 +352,23 @@ static bool op_start(struct load *ld, uint64_t start_ns)
 	return true;
 }
 
+/*
+ * A new leader refuses writes until it holds a quorum lease (its first acks):
+ * one entry is proposed, again until it commits, before the clock starts,
+ * so that no run counts those refusals (or starts with a warm-up of 0 into
+ * them).
+ */
+static void probe_done(void *ctx, int err, uint32_t leader, const void *res, uint32_t len)
+{
+	struct load *ld = ctx;
+	(void)leader;
+	(void)res;
+	(void)len;
+	ld->probing = false;
+	if (err == 0)
+		atomic_store_explicit(&ld->probed, true, memory_order_release);
+}
+
 static void role_changed(void *sm, uint32_t role, uint32_t leader)
 {
 	struct load *ld = (struct load *)((char *)sm - offsetof(struct load, applied));
@@ -371,8 +390,14 @@ static bool load_poll(struct lcr_node *n, uint32_t lcore, void *ctx, uint64_t no
 
 	for (uint32_t g = 1; g <= o->groups; g++) {
 		struct load *ld = &loads[g];
-		if (lcr_group_lcore(n, g) != lcore ||
-		    atomic_load_explicit(&ld->phase, memory_order_acquire) != 1)
+		if (lcr_group_lcore(n, g) != lcore)
+			continue;
+		int phase = atomic_load_explicit(&ld->phase, memory_order_acquire);
+		if (phase == 3 && !ld->probing && !atomic_load(&ld->probed) &&
+		    atomic_load(&ld->role) == LCR_ROLE_LEADER &&
+		    lcr_propose(ld->g, ld->payload, o->size, probe_done, ld) == 0)
+			ld->probing = true;
+		if (phase != 1)
 			continue;
 		if (o->rate > 0) {
 			/* Open loop: every due start, if a slot is free; a late one
@@ -572,7 +597,8 @@ int lcr_bench_socket(const struct lcr_bench_opts *o, struct lcr_bench_result *r,
 	}
 	running = true;
 
-	/* Replica 1 stands for election after its first timeout. */
+	/* Replica 1 stands for election after its first timeout; then each
+	 * group commits a probe entry. */
 	while (!all_lead(o)) {
 		if (now_ns() - t0 > LEADER_WAIT_NS) {
 			rc = -ETIMEDOUT;
@@ -583,6 +609,18 @@ int lcr_bench_socket(const struct lcr_bench_opts *o, struct lcr_bench_result *r,
 	}
 	r->election_ms = (double)(now_ns() - t0) / 1e6;
 	r->leader = 1;
+	for (uint32_t g = 1; g <= o->groups; g++)
+		atomic_store_explicit(&loads[g].phase, 3, memory_order_release);
+	for (uint32_t g = 1; g <= o->groups; g++)
+		while (!atomic_load_explicit(&loads[g].probed, memory_order_acquire)) {
+			if (now_ns() - t0 > LEADER_WAIT_NS) {
+				rc = -ETIMEDOUT;
+				snprintf(why, why_len,
+					 "group %u: the leader took no write within 10 s", g);
+				goto out;
+			}
+			usleep(200);
+		}
 
 	uint64_t start = now_ns();
 	uint64_t win_start = start + (uint64_t)(o->warmup * 1e9);

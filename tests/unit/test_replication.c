@@ -174,7 +174,7 @@ static void test_heartbeat_prev_is_matching_not_committed(void **state)
 	struct lcr_event ev = { .type = LCR_EV_TRIGGER_HEARTBEAT };
 	cl.cut[1][3] = false;
 	th_step(&cl, th_node(&cl, 1), &ev);
-	struct lcr_log_id m3;
+	struct lcr_log_id m3 = { { 0, 0 }, 0 };
 	leader_matching(3, &m3);
 	bool seen = false;
 	for (uint32_t i = 0; i < cl.q_len; i++) {
@@ -204,10 +204,10 @@ static void test_conflict_below_matching_is_reversion(void **state)
 	th_propose(&cl, 1, 3, 7);
 	th_run(&cl, 100000);
 	uint64_t sid = stream_of(2);
-	struct lcr_log_id m2, prev = { { 1, 1 }, 2 };
+	struct lcr_log_id m2 = { { 0, 0 }, 0 }, prev = { { 1, 1 }, 2 };
 	leader_matching(2, &m2);
 	resp_from(2, LCR_APPEND_CONFLICT, prev, sid, 0);
-	struct lcr_log_id after;
+	struct lcr_log_id after = { { 0, 0 }, 0 };
 	leader_matching(2, &after);
 	/* Not allowed by default: counted, matching kept. */
 	assert_int_equal(th_status(&cl, 1).reversions, 1);
