@@ -29,6 +29,8 @@
 #include "meta.h"
 #include "scan.h"
 
+#define GET_CURSORS 8 /* readers of cached entries at once (see struct lcr_log) */
+
 #define PREP_PAR       4	   /* zero writes in flight while preparing a segment */
 #define ZERO_CHUNK     (1u << 20)  /* bytes per zero write */
 #define PEND_MAX       4096	   /* durability queue entries */
@@ -81,8 +83,6 @@ struct mbatch {
 	uint64_t file_off;
 	uint64_t batch_seq;
 	uint64_t issued_ns; /* when its write went to the ring */
-	uint32_t cur_i;	    /* read cursor: record number ... */
-	uint32_t cur_off;   /* ... and its offset after the header */
 	struct lcr_log *log;
 	struct lcr_io_req wreq, sreq;
 };
@@ -155,6 +155,18 @@ struct lcr_log {
 	 */
 	bool rd_valid;
 	uint64_t rd_seg, rd_off, rd_len;
+	/*
+	 * Cursors into cached batches for lcr_log_get(): records have variable
+	 * sizes, so finding record i means walking from one before it. Each
+	 * reader in order (apply, the stream to each follower) keeps moving
+	 * its own cursor; a reader that jumps starts another (round robin).
+	 */
+	struct get_cursor {
+		uint64_t wid; /* the batch (0: unused) */
+		uint32_t i;   /* record number in it ... */
+		uint32_t off; /* ... and its offset after the batch header */
+	} gc[GET_CURSORS];
+	uint32_t gc_next;
 	uint64_t cur_off, cur_first, cur_lo, cur_hi;
 	uint32_t cur_i, cur_pos;
 	void *hdr_buf; /* one block for segment headers */
@@ -976,7 +988,7 @@ int lcr_log_truncate(struct lcr_log *l, uint64_t after, const struct lcr_io_id *
 		b->count = 0;
 		b->bytes = 0;
 		b->first_index = after + 1;
-		b->cur_i = b->cur_off = 0;
+		memset(l->gc, 0, sizeof(l->gc));
 	} else if (b && after + 1 < b->first_index + b->count) {
 		uint32_t keep = (uint32_t)(after + 1 - b->first_index), off = 0;
 		const uint8_t *p = l->arena + b->aoff + sizeof(struct lcr_batch_hdr);
@@ -988,7 +1000,7 @@ int lcr_log_truncate(struct lcr_log *l, uint64_t after, const struct lcr_io_id *
 		l->unwritten -= b->bytes - off;
 		b->count = keep;
 		b->bytes = off;
-		b->cur_i = b->cur_off = 0;
+		memset(l->gc, 0, sizeof(l->gc));
 	} else {
 		/* A batch that says: the log ends at `after`. */
 		if (b)
@@ -1671,11 +1683,12 @@ int lcr_log_get(struct lcr_log *l, uint64_t index, struct lcr_entry *out)
 			break; /* truncated here, and not in a newer batch: on disk only? no: gone
 				*/
 		uint32_t want = (uint32_t)(index - b->first_index);
-		uint32_t i = 0, off = 0;
-		if (b->cur_i <= want) {
-			i = b->cur_i;
-			off = b->cur_off;
-		}
+		int best = -1;
+		for (int c = 0; c < GET_CURSORS; c++)
+			if (l->gc[c].wid == b->wid && l->gc[c].i <= want &&
+			    (best < 0 || l->gc[c].i > l->gc[best].i))
+				best = c;
+		uint32_t i = best >= 0 ? l->gc[best].i : 0, off = best >= 0 ? l->gc[best].off : 0;
 		const uint8_t *base = l->arena + b->aoff + sizeof(struct lcr_batch_hdr);
 		while (i < want) {
 			struct lcr_rec_hdr r;
@@ -1683,8 +1696,12 @@ int lcr_log_get(struct lcr_log *l, uint64_t index, struct lcr_entry *out)
 			off += lcr_rec_size(r.len);
 			i++;
 		}
-		b->cur_i = i;
-		b->cur_off = off;
+		int slot = best >= 0 && want - l->gc[best].i <= 1
+				   ? best
+				   : (int)(l->gc_next++ % GET_CURSORS);
+		l->gc[slot].wid = b->wid;
+		l->gc[slot].i = i;
+		l->gc[slot].off = off;
 		fill_entry(out, base + off);
 		l->st.cache_hits++;
 		return 0;

@@ -160,6 +160,40 @@ static void test_log_disk_reads_ahead_in_order(void **state)
 	assert_int_equal(iot_check_disk(&t, 1, 1500, 1, 1), 0);
 }
 
+static void test_log_cache_interleaved_readers(void **state)
+{
+	(void)state;
+	/* Apply and two followers' streams read the same batch at different
+	 * places, interleaved, forwards and with jumps back: every read right. */
+	static uint8_t data[100][300];
+	uint8_t want[300];
+	struct lcr_entry e, batch[100];
+	for (uint64_t first = 1; first <= 3000; first += 100) {
+		for (uint32_t k = 0; k < 100; k++) {
+			uint64_t i = first + k;
+			batch[k] = (struct lcr_entry){
+				{ { 1, 1 }, i }, LCR_ENTRY_NORMAL, (uint32_t)(i % 300), data[k]
+			};
+			iot_payload(i, data[k], (uint32_t)(i % 300));
+		}
+		struct lcr_io_id io = { ++t.seq, { { 0, 0 }, false }, lcr_log_last(t.log) };
+		assert_int_equal(lcr_log_append(t.log, batch, 100, &io), 0);
+	}
+	uint64_t pos[3] = { 1, 700, 1500 };
+	for (int step = 0; step < 4000; step++) {
+		int r = step % 3;
+		uint64_t i = pos[r];
+		assert_int_equal(lcr_log_get(t.log, i, &e), 0);
+		assert_int_equal(e.id.index, i);
+		uint32_t len = (uint32_t)(i % 300);
+		assert_int_equal(e.len, len);
+		iot_payload(i, want, len);
+		assert_memory_equal(e.data, want, len);
+		pos[r] = step % 97 == 0 ? 1 + (i * 7919) % 3000 : i % 3000 + 1;
+	}
+	assert_int_equal(iot_sync(&t), 0);
+}
+
 static void test_log_segments_roll_and_purge(void **state)
 {
 	(void)state;
@@ -400,6 +434,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_log_cache_serves_recent_entries, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_log_disk_reads_ahead_in_order, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_log_cache_interleaved_readers, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_log_segments_roll_and_purge, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_log_large_entries, setup, teardown),
