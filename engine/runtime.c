@@ -695,6 +695,10 @@ static bool iteration(struct lcore *lc)
 		work |= propose_batch(lc->groups[i]);
 		work |= apply_pending(lc->groups[i]);
 	}
+	/* Datagrams first: the followers' disk writes are the long pole of a
+	 * commit, so they should start before we spend time on our own submit;
+	 * then what the completions made (acks of flushed entries) goes out. */
+	work |= lcr_net_flush(lc->net, lc->now);
 	work |= storage_progress(lc);
 	work |= lcr_net_flush(lc->net, lc->now);
 	if (atomic_load_explicit(&lc->m_want, memory_order_acquire))
