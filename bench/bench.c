@@ -17,7 +17,8 @@
  * data directory's filesystem (4 KiB O_DIRECT writes + fdatasync into a
  * preallocated, pre-written file) and the UDP round trip on loopback, with
  * the receivers sleeping (or polling, with --busy-poll) as the socket
- * transport does. Exit status: 0 every run ok; 1 a run failed; 2 usage.
+ * transport does. Exit status: 0 every run ok; 1 a run failed; 2 usage; 130
+ * interrupted (SIGINT, SIGTERM: the run stops, its replicas and files go).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -25,6 +26,7 @@
 #include <getopt.h>
 #include <netinet/in.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -51,6 +53,14 @@ static uint64_t now_ns(void)
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+volatile int lcr_bench_interrupted;
+
+static void on_signal(int sig)
+{
+	(void)sig;
+	lcr_bench_interrupted = 1;
 }
 
 /* ---- counting allocations: jemalloc's alloc hook ---------------------------------------- */
@@ -403,7 +413,7 @@ static void usage(FILE *f)
 		"                (default 50; 0 sleeps at once)\n"
 		"  --no-floor    skip measuring the append and UDP floors\n"
 		"  --quiet       no progress lines\n"
-		"Exit status: 0 every run ok, 1 a run failed, 2 usage.\n");
+		"Exit status: 0 every run ok, 1 a run failed, 2 usage, 130 interrupted.\n");
 }
 
 static int parse_uint(const char *s, const char *name, uint64_t lo, uint64_t hi, uint64_t *out)
@@ -896,13 +906,18 @@ int main(int argc, char **argv)
 				fl.rtt_p50_us, fl.rtt_p99_us);
 	}
 
+	struct sigaction sa = { .sa_handler = on_signal };
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
 	provenance_fill(&prov);
 	struct run *runs = calloc(n_sweep, sizeof(*runs));
 	int status = 0;
 	if (!runs)
 		return 1;
-	for (size_t i = 0; i < n_sweep; i++) {
+	size_t done = 0;
+	for (size_t i = 0; i < n_sweep && !lcr_bench_interrupted; i++) {
 		struct run *u = &runs[i];
+		done = i + 1;
 		u->o = o;
 		u->o.clients = sweep[i];
 		struct progress_ctx pc = { .o = &u->o, .last_t = -u->o.warmup };
@@ -929,10 +944,14 @@ int main(int argc, char **argv)
 			fclose(f);
 		}
 	}
-	table(runs, n_sweep, &fl);
+	table(runs, done, &fl);
 	printf("\n");
-	for (size_t i = 0; i < n_sweep; i++)
+	for (size_t i = 0; i < done; i++)
 		json_line(stdout, &runs[i], &fl, fs);
 	free(runs);
+	if (lcr_bench_interrupted) {
+		fprintf(stderr, "lcraft-bench: interrupted after %zu of %zu runs\n", done, n_sweep);
+		return 130;
+	}
 	return status;
 }

@@ -67,6 +67,9 @@ struct lcr_bench_result {
  * window began (negative during warmup), operations completed so far in it. */
 typedef void (*lcr_bench_progress_fn)(void *ctx, double t, uint64_t ops, uint64_t errors);
 
+/* Set by SIGINT/SIGTERM: a run stops early (-EINTR) and cleans up after itself. */
+extern volatile int lcr_bench_interrupted;
+
 /* Run one configuration. 0, or -errno with a sentence in `why`. */
 int lcr_bench_engine(const struct lcr_bench_opts *o, struct lcr_bench_result *r,
 		     lcr_bench_progress_fn progress, void *ctx, char *why, size_t why_len);

@@ -29,6 +29,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -188,6 +189,12 @@ static int children_start(const struct lcr_bench_opts *o, const char *root, stru
 			return -errno;
 		}
 		if (pid == 0) {
+			/* Never outlive the parent (killed, say): no orphan
+			 * replicas spinning on the ports. */
+			prctl(PR_SET_PDEATHSIG, SIGKILL);
+			if (getppid() == 1)
+				_exit(1);
+			signal(SIGINT, SIG_IGN); /* the parent stops us, in order */
 			close(cp[1]);
 			close(rp[0]);
 			/* Earlier children's pipes are the parent's business. */
@@ -600,7 +607,7 @@ int lcr_bench_socket(const struct lcr_bench_opts *o, struct lcr_bench_result *r,
 	/* Replica 1 stands for election after its first timeout; then each
 	 * group commits a probe entry. */
 	while (!all_lead(o)) {
-		if (now_ns() - t0 > LEADER_WAIT_NS) {
+		if (now_ns() - t0 > LEADER_WAIT_NS || lcr_bench_interrupted) {
 			rc = -ETIMEDOUT;
 			snprintf(why, why_len, "replica 1 did not lead every group within 10 s");
 			goto out;
@@ -641,6 +648,11 @@ int lcr_bench_socket(const struct lcr_bench_opts *o, struct lcr_bench_result *r,
 		if (win_end <= next)
 			next = win_end;
 		sleep_until(next);
+		if (lcr_bench_interrupted) {
+			rc = -EINTR;
+			snprintf(why, why_len, "interrupted");
+			goto out;
+		}
 		if (!have0 && now_ns() >= win_start) {
 			if (snapshot(o, node, ch, buf, &s0) < 0) {
 				rc = -EIO;
