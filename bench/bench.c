@@ -411,6 +411,8 @@ static void usage(FILE *f)
 		"  --busy-poll   lcores poll instead of sleeping when idle (one core each)\n"
 		"  --spin-us     socket: after work, lcores poll this long before sleeping\n"
 		"                (default 50; 0 sleeps at once)\n"
+		"  --io-spin-us  socket: ... and this long while their disk writes are in\n"
+		"                flight (default 500)\n"
 		"  --no-floor    skip measuring the append and UDP floors\n"
 		"  --quiet       no progress lines\n"
 		"Exit status: 0 every run ok, 1 a run failed, 2 usage, 130 interrupted.\n");
@@ -550,7 +552,8 @@ static void json_line(FILE *f, const struct run *u, const struct floors *fl, con
 		"{\"engine\":\"lcraft\",\"mode\":\"%s\",\"transport\":\"%s\",\"replicas\":%u,"
 		"\"nodes\":%u,\"groups\":%u,\"lcores\":%u,\"topology\":\"%s\",\"fs\":\"%s\","
 		"\"durability\":\"%s\",\"clients\":%u,\"rate\":%.0f,\"size\":%u,\"batch\":%u,"
-		"\"seconds\":%g,\"warmup_s\":%g,\"idle_spin_us\":%u,\"window_s\":%.4f,\"ops\":%llu,"
+		"\"seconds\":%g,\"warmup_s\":%g,\"idle_spin_us\":%u,\"io_spin_us\":%u,\"window_s\":"
+		"%.4f,\"ops\":%llu,"
 		"\"committed\":%llu,"
 		"\"ops_per_s\":%.1f,\"entries_per_s\":%.1f,\"mb_per_s\":%.3f",
 		mode_name(o->mode), o->mode == LCR_BENCH_ENGINE ? "memory" : "udp-socket",
@@ -558,7 +561,8 @@ static void json_line(FILE *f, const struct run *u, const struct floors *fl, con
 		o->mode == LCR_BENCH_ENGINE ? "one-thread" : "processes",
 		o->mode == LCR_BENCH_ENGINE ? "memory" : fs, durability_name(o), o->clients,
 		o->rate, o->size, o->batch, o->seconds, o->warmup,
-		o->mode == LCR_BENCH_SOCKET && !o->busy_poll ? o->spin_us : 0, r->window_s,
+		o->mode == LCR_BENCH_SOCKET && !o->busy_poll ? o->spin_us : 0,
+		o->mode == LCR_BENCH_SOCKET && !o->busy_poll ? o->io_spin_us : 0, r->window_s,
 		(unsigned long long)r->ops, (unsigned long long)r->entries,
 		per_s(u, (double)r->ops), per_s(u, (double)r->entries),
 		per_s(u, (double)r->entries * o->size) / 1e6);
@@ -695,6 +699,7 @@ int main(int argc, char **argv)
 		{ "out", required_argument, NULL, 'o' },
 		{ "busy-poll", no_argument, NULL, 'B' },
 		{ "spin-us", required_argument, NULL, 'p' },
+		{ "io-spin-us", required_argument, NULL, 'i' },
 		{ "port-base", required_argument, NULL, 'P' },
 		{ "no-floor", no_argument, NULL, 'F' },
 		{ "quiet", no_argument, NULL, 'q' },
@@ -713,6 +718,7 @@ int main(int argc, char **argv)
 		.fsync = true,
 		.dir = "/var/tmp",
 		.spin_us = 50,
+		.io_spin_us = 500,
 		.argv0 = argv[0],
 	};
 	uint32_t sweep[SWEEP_MAX] = { 1, 16, 256, 4096 };
@@ -832,6 +838,11 @@ int main(int argc, char **argv)
 			if (parse_uint(optarg, "spin-us", 0, 100000, &v) < 0)
 				return 2;
 			o.spin_us = (uint32_t)v;
+			break;
+		case 'i':
+			if (parse_uint(optarg, "io-spin-us", 0, 100000, &v) < 0)
+				return 2;
+			o.io_spin_us = (uint32_t)v;
 			break;
 		case 'P':
 			if (parse_uint(optarg, "port-base", 1024, 65000, &v) < 0)

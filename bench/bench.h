@@ -25,22 +25,23 @@ enum lcr_bench_mode {
 /* One configuration: a run of lcraft-bench sweeps clients over several. */
 struct lcr_bench_opts {
 	enum lcr_bench_mode mode;
-	uint32_t replicas;  /* 1, 3 or 5 */
-	uint32_t groups;    /* Raft groups, each with its own clients */
-	uint32_t lcores;    /* per replica; group g runs on lcore g % lcores */
-	uint32_t clients;   /* closed loop: operations in flight (per group) */
-	double rate;	    /* open loop: operations/s (all groups); 0: closed loop */
-	uint32_t size;	    /* payload bytes per entry */
-	uint32_t batch;	    /* entries per operation (one proposal of `batch` entries) */
-	double seconds;	    /* measured window */
-	double warmup;	    /* before it, not measured */
-	bool fsync;	    /* durability fsync (true) or none */
-	const char *dir;    /* socket: a fresh directory is made under it */
-	uint16_t port_base; /* socket: replica i, lcore l listens on base + 10 * i + l */
-	bool busy_poll;	    /* socket: lcores poll instead of sleeping when idle */
-	uint32_t spin_us;   /* socket: lcores poll this long after work before sleeping */
-	bool quiet;	    /* no progress lines */
-	const char *argv0;  /* the program, for messages */
+	uint32_t replicas;   /* 1, 3 or 5 */
+	uint32_t groups;     /* Raft groups, each with its own clients */
+	uint32_t lcores;     /* per replica; group g runs on lcore g % lcores */
+	uint32_t clients;    /* closed loop: operations in flight (per group) */
+	double rate;	     /* open loop: operations/s (all groups); 0: closed loop */
+	uint32_t size;	     /* payload bytes per entry */
+	uint32_t batch;	     /* entries per operation (one proposal of `batch` entries) */
+	double seconds;	     /* measured window */
+	double warmup;	     /* before it, not measured */
+	bool fsync;	     /* durability fsync (true) or none */
+	const char *dir;     /* socket: a fresh directory is made under it */
+	uint16_t port_base;  /* socket: replica i, lcore l listens on base + 10 * i + l */
+	bool busy_poll;	     /* socket: lcores poll instead of sleeping when idle */
+	uint32_t spin_us;    /* socket: lcores poll this long after work before sleeping */
+	uint32_t io_spin_us; /* socket: ... and this long while their disk writes are in flight */
+	bool quiet;	     /* no progress lines */
+	const char *argv0;   /* the program, for messages */
 };
 
 /* What one configuration measured, over the window only. */

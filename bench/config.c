@@ -142,6 +142,11 @@ static const struct opt opts[] = {
 	  .help = "After doing work, an lcore keeps polling this many microseconds before it "
 		  "sleeps: a sleeping vCPU can take tens of microseconds to wake, so 50 cuts "
 		  "latency at light load, at the price of that much CPU after each burst." },
+	{ "node", "io_spin_us", OPT_U32, 0, FIELD(node.io_spin_us), .def = "0", .max = 100000,
+	  .help = "The same while the lcore's own disk writes are in flight: their completion "
+		  "is near, and waiting for it awake takes a wake-up off the commit path (on a "
+		  "2-vCPU VM, 500 took the 1-client commit p50 from ~255 to ~200 us, for ~0.9 "
+		  "core more)." },
 	{ "node", "mtu", OPT_U32, 0, FIELD(node.mtu), .def = "1500", .min = 576, .max = 9028,
 	  .help = "IP MTU of the path: a datagram carries at most mtu - 28 bytes (IPv4 and UDP "
 		  "headers)." },

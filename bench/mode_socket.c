@@ -73,6 +73,7 @@ static void node_config(const struct lcr_bench_opts *o, uint32_t id, const char 
 	c->lcores = o->lcores;
 	c->busy_poll = o->busy_poll;
 	c->idle_spin_us = o->spin_us;
+	c->io_spin_us = o->io_spin_us;
 	c->durability = o->fsync ? LCR_DURABILITY_FSYNC : LCR_DURABILITY_NONE;
 	c->segment_bytes = SEGMENT_BYTES;
 	c->n_peers = o->replicas;

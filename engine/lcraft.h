@@ -69,6 +69,9 @@ struct lcr_node_config {
 	 * once when idle.
 	 */
 	uint32_t idle_spin_us;
+	/* The same while the lcore's storage writes are in flight (their
+	 * completion is near): at most this long after the last work. */
+	uint32_t io_spin_us;
 	uint32_t mtu;		/* datagram payload budget: default 1500 */
 	uint32_t durability;	/* enum lcr_durability (io/log.h); default fsync */
 	uint32_t io_mode;	/* enum lcr_io_mode (io/log.h); default direct-dsync */

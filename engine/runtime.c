@@ -731,7 +731,12 @@ static void *lcore_main(void *arg)
 		}
 		if (n->cfg.busy_poll)
 			continue;
-		if (lc->now - lc->last_work < (uint64_t)n->cfg.idle_spin_us * 1000) {
+		/* While our own disk writes are in flight their completion is
+		 * near: waiting for it awake saves a wake-up on the commit path. */
+		uint64_t spin = (uint64_t)n->cfg.idle_spin_us * 1000;
+		if (lc->ring.in_flight && n->cfg.io_spin_us > n->cfg.idle_spin_us)
+			spin = (uint64_t)n->cfg.io_spin_us * 1000;
+		if (lc->now - lc->last_work < spin) {
 			/* Poll on, but let a runnable thread have the CPU first:
 			 * on a machine with fewer cores than busy threads the
 			 * spinning must not starve the one with work. */
