@@ -920,6 +920,8 @@ int main(int argc, char **argv)
 	struct sigaction sa = { .sa_handler = on_signal };
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
+	/* A replica that died shows as an error on its pipe, not as our death. */
+	signal(SIGPIPE, SIG_IGN);
 	provenance_fill(&prov);
 	struct run *runs = calloc(n_sweep, sizeof(*runs));
 	int status = 0;

@@ -285,9 +285,24 @@ static void seq_pump(struct lcr_net_group *g, struct net_peer *p)
 			n->st.seq_dropped++;
 			continue;
 		}
+		uint32_t want = m.append_req.n_entries;
 		n->depth++;
 		n->host.attach(g->host, &m);
 		n->depth--;
+		uint32_t got = m.append_req.n_entries;
+		if (got > 0 && got < want) {
+			/* Fewer attached than asked (one message holds ~1 MiB): the
+			 * rest goes next, after this one's reply. We just took a
+			 * slot, so there is room at the head. */
+			struct lcr_msg rest = m;
+			rest.append_req.prev = m.append_req.entries[got - 1].id;
+			rest.append_req.n_entries = want - got;
+			rest.append_req.entries = NULL;
+			p->q_head = (p->q_head + n->cfg.queue_max - 1) % n->cfg.queue_max;
+			p->q[p->q_head] = rest;
+			p->q_len++;
+			n->st.append_splits++;
+		}
 		p->cur = make_call(g, p, LCR_NET_OP_APPEND, m.append_req.stream_id);
 		p->cur_seq = m.append_req.send_seq;
 		p->cur_deadline_ns = n->now + n->cfg.append_ttl_ns;
@@ -492,13 +507,30 @@ static void send_append(struct lcr_net_group *g, struct net_peer *p, const struc
 		return;
 	}
 	/* Native: straight onto the transport's stream, entries attached here
-	 * and encoded by the op (no copy of their payload on the way). */
+	 * and encoded by the op (no copy of their payload on the way). The
+	 * host may attach fewer entries than asked (one message holds ~1 MiB):
+	 * the rest follows as further requests of the same stream, each after
+	 * the last entry of the one before, so the core's pipeline has no gap. */
 	struct lcr_msg msg = *m;
-	n->depth++;
-	n->host.attach(g->host, &msg);
-	n->depth--;
-	struct lcr_net_call c = make_call(g, p, LCR_NET_OP_STREAM_APPEND, m->append_req.stream_id);
-	call_op(n, n->ops->stream_append, &c, &msg);
+	uint32_t left = m->append_req.n_entries;
+	for (;;) {
+		n->depth++;
+		n->host.attach(g->host, &msg);
+		n->depth--;
+		uint32_t got = msg.append_req.n_entries;
+		struct lcr_log_id last =
+			got ? msg.append_req.entries[got - 1].id : msg.append_req.prev;
+		struct lcr_net_call c =
+			make_call(g, p, LCR_NET_OP_STREAM_APPEND, m->append_req.stream_id);
+		call_op(n, n->ops->stream_append, &c, &msg);
+		if (got == 0 || got >= left)
+			break;
+		left -= got;
+		n->st.append_splits++;
+		msg = *m;
+		msg.append_req.prev = last;
+		msg.append_req.n_entries = left;
+	}
 }
 
 static void send_vote(struct lcr_net_group *g, struct net_peer *p, const struct lcr_msg *m)
@@ -926,12 +958,13 @@ int lcr_net_metrics_json(const struct lcr_net *n, char *buf, size_t len)
 	o += (size_t)k;
 	PUT(",\"requests\":%llu,\"replies\":%llu,\"responds\":%llu,\"pre_vote_refused\":%llu,"
 	    "\"ttl_expired\":%llu,\"late\":%llu,\"seq_dropped\":%llu,\"seq_full\":%llu,"
-	    "\"events_full\":%llu,\"dropped\":%llu}",
+	    "\"events_full\":%llu,\"dropped\":%llu,\"append_splits\":%llu}",
 	    (unsigned long long)s->requests, (unsigned long long)s->replies,
 	    (unsigned long long)s->responds, (unsigned long long)s->pre_vote_refused,
 	    (unsigned long long)s->ttl_expired, (unsigned long long)s->late,
 	    (unsigned long long)s->seq_dropped, (unsigned long long)s->seq_full,
-	    (unsigned long long)s->events_full, (unsigned long long)s->dropped);
+	    (unsigned long long)s->events_full, (unsigned long long)s->dropped,
+	    (unsigned long long)s->append_splits);
 	if (n->ops->metrics_json) {
 		PUT(",");
 		k = n->ops->metrics_json(n->t, buf + o, len > o ? len - o : 0);

@@ -281,8 +281,10 @@ struct lcr_net_host {
 	/*
 	 * Attach the entries of an AppendEntries the core sent without them
 	 * (n_entries after prev, from the log): set m->append_req.entries, and
-	 * lower n_entries if fewer are at hand. Called right before the op;
-	 * the entries need to live only during it.
+	 * lower n_entries if fewer are at hand or fit one message. Called
+	 * right before the op; the entries need to live only during it. When
+	 * it attached some but fewer than asked, net.c sends the rest as
+	 * further requests (0: it gives up on this one; the core resends).
 	 */
 	void (*attach)(void *group, struct lcr_msg *m);
 };
@@ -367,6 +369,7 @@ struct lcr_net_stats {
 	uint64_t seq_full;		     /* sequential default: queue full */
 	uint64_t events_full;		     /* results lost: the hold queue was full */
 	uint64_t dropped;		     /* inbound for an unknown group or sender, bad type */
+	uint64_t append_splits;		     /* AppendEntries sent in parts (over ~1 MiB) */
 };
 
 void lcr_net_stats(const struct lcr_net *n, struct lcr_net_stats *st);

@@ -2,6 +2,7 @@
 /* Pipelined streams over datagrams (see stream.h). */
 #include <errno.h>
 #include <stdlib.h>
+#include <stdatomic.h>
 #include <string.h>
 #include <time.h>
 
@@ -21,7 +22,8 @@ void lcr_stream_opts_default(struct lcr_stream_opts *o)
 
 uint64_t lcr_stream_new_id(void)
 {
-	static uint64_t last;
+	/* Shared by the lcores of the process: monotonic under a CAS. */
+	static _Atomic uint64_t last;
 	struct timespec ts;
 
 	clock_gettime(CLOCK_REALTIME, &ts);
@@ -29,11 +31,13 @@ uint64_t lcr_stream_new_id(void)
 	 * this sender, even after a restart, get larger ids. */
 	uint64_t ms = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 	ms = ms > 1577836800000ull ? ms - 1577836800000ull : 0;
-	uint64_t id = ms << 24;
-	if (id <= last)
-		id = last + 1;
-	last = id;
-	return id;
+	uint64_t id = ms << 24, prev = atomic_load_explicit(&last, memory_order_relaxed);
+	for (;;) {
+		uint64_t want = id > prev ? id : prev + 1;
+		if (atomic_compare_exchange_weak_explicit(&last, &prev, want, memory_order_relaxed,
+							  memory_order_relaxed))
+			return want;
+	}
 }
 
 static uint32_t frag_payload(const struct lcr_stream_opts *o)

@@ -21,6 +21,7 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <limits.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
@@ -47,6 +48,12 @@
 #define RESULT_MAX     8192
 #define COLD_BYTES     (4u << 20) /* entries read from disk for one AppendEntries */
 #define APPLY_BUDGET   4096	  /* entries applied per group per loop iteration */
+/* Entries of one AppendEntries, bytes: the UDP wire takes 1 MiB + 64 KiB per
+ * message (LCR_WIRE_MSG_MAX), of which at most 32 bytes per entry go to its
+ * header and less than 1 KiB to the request's own fields. */
+#define APPEND_BYTES_MAX      (1u << 20)
+#define APPEND_ENTRY_OVERHEAD 32
+#define DEFERRED_MAX	      1024 /* API calls made from callbacks, waiting per group */
 
 /* ---- small helpers ---------------------------------------------------------- */
 
@@ -64,6 +71,14 @@ struct pending {
 	uint64_t at_ns;
 	lcr_propose_fn done;
 	void *ctx;
+};
+
+struct deferred {
+	bool is_read;
+	uint32_t policy; /* lcr_read */
+	lcr_read_fn done;
+	void *ctx;
+	struct lcr_event ev; /* lcr_group_event */
 };
 
 struct waiting_read {
@@ -102,6 +117,16 @@ struct lcr_group {
 	uint64_t next_timer;
 	/* Applying: done through applied_id, committed through apply_to. */
 	struct lcr_log_id applied_id, apply_to;
+	bool apply_broken; /* a committed entry could not be read: never apply again */
+	/*
+	 * Callbacks run while the runtime walks the core's commands (or applies):
+	 * a call into the core from one of them (lcr_read, lcr_group_event) would
+	 * overwrite that list under the walk. Such calls wait here, in order,
+	 * for the next loop iteration.
+	 */
+	uint32_t busy;
+	struct deferred *deferred;
+	uint32_t def_head, def_len;
 	uint32_t role, leader;
 	uint8_t result[RESULT_MAX];
 	/* Metrics. */
@@ -149,9 +174,9 @@ struct lcore {
 	pthread_mutex_t m_mu;
 	pthread_cond_t m_cv;
 	_Atomic bool m_want;
-	char *m_out;
+	char *m_out; /* one request at a time: others wait until it is NULL */
 	size_t m_len;
-	int m_res;
+	int *m_res; /* where the requester wants the result */
 };
 
 struct lcr_node {
@@ -207,23 +232,32 @@ static void net_attach(void *ctx, struct lcr_msg *m)
 	struct lcr_group *g = ctx;
 	struct lcore *lc = g->lc;
 	uint32_t n = m->append_req.n_entries, cold = 0;
+	size_t bytes = 0;
 
 	if (n > lc->ents_max)
 		n = lc->ents_max;
 	for (uint32_t i = 0; i < n; i++) {
 		uint64_t idx = m->append_req.prev.index + 1 + i;
-		if (lcr_log_get(g->log, idx, &lc->ents[i]) == 0)
-			continue;
-		int rc =
-			lcr_log_read(g->log, idx, &lc->ents[i], lc->cold + cold, COLD_BYTES - cold);
-		if (rc < 0) {
-			/* Cannot fetch it now (or the cold buffer is full): send
-			 * what we have; the follower acks less and the pipeline
-			 * catches up from there. */
+		if (lcr_log_get(g->log, idx, &lc->ents[i]) != 0) {
+			int rc = lcr_log_read(g->log, idx, &lc->ents[i], lc->cold + cold,
+					      COLD_BYTES - cold);
+			if (rc < 0) {
+				/* Cannot fetch it now (or the cold buffer is full):
+				 * send what we have; the follower acks less and the
+				 * pipeline catches up from there. */
+				n = i;
+				break;
+			}
+			cold += (uint32_t)rc;
+		}
+		/* One request must fit one message of the transport: the core
+		 * counts entries, not bytes (big entries, a long backlog). The
+		 * first always goes: an entry is at most 1 MiB. */
+		bytes += (size_t)lc->ents[i].len + APPEND_ENTRY_OVERHEAD;
+		if (i > 0 && bytes > APPEND_BYTES_MAX) {
 			n = i;
 			break;
 		}
-		cold += (uint32_t)rc;
 	}
 	m->append_req.n_entries = n;
 	m->append_req.entries = lc->ents;
@@ -235,6 +269,7 @@ static bool apply_some(struct lcr_group *g, struct lcr_log_id *upto);
 static void metrics_render(struct lcore *lc);
 static void wake(struct lcore *lc);
 static void reads_ready(struct lcr_group *g, uint64_t upto);
+static void answer_waits(struct lcr_group *g, int err);
 static void reads_failed(struct lcr_group *g, uint64_t first, uint64_t last, int err);
 
 static void step(struct lcr_group *g, struct lcr_event *ev);
@@ -247,6 +282,7 @@ static void run_cmds(struct lcr_group *g)
 	struct lcr_log_id applied_to = { { 0, 0 }, 0 };
 	int fail = 0;
 
+	g->busy++;
 	for (uint32_t i = 0; i < n; i++) {
 		const struct lcr_cmd *c = &cmds[i];
 		switch (c->type) {
@@ -281,11 +317,16 @@ static void run_cmds(struct lcr_group *g)
 			/* AppendEntries still waiting were that leadership's. */
 			if (g->role != LCR_ROLE_LEADER)
 				lcr_net_cancel(g->ng);
+			/* Stopped for good (a storage error): nothing waiting will
+			 * be applied here. */
+			if (g->role == LCR_ROLE_STOPPED)
+				answer_waits(g, -LCR_ESTOPPED);
 			if (g->ops.role)
 				g->ops.role(g->sm, g->role, g->leader);
 			break;
 		}
 	}
+	g->busy--;
 	g->next_timer = lcr_core_next_timer(g->core);
 	/* Events that follow from these commands; each step runs its own. */
 	if (fail) {
@@ -320,6 +361,18 @@ static void wait_pop(struct lcr_group *g)
 	g->wait_len--;
 }
 
+/* Every proposal waiting for its apply gets `err` (the replica stopped). */
+static void answer_waits(struct lcr_group *g, int err)
+{
+	g->busy++;
+	while (g->wait_len) {
+		struct pending w = g->wait[g->wait_head];
+		wait_pop(g);
+		w.done(w.ctx, err, 0, NULL, 0);
+	}
+	g->busy--;
+}
+
 /*
  * Apply committed entries, at most APPLY_BUDGET in one go so that a long
  * backlog (a restart replays the whole log) never holds the loop past a
@@ -331,6 +384,8 @@ static bool apply_some(struct lcr_group *g, struct lcr_log_id *upto)
 	struct lcore *lc = g->lc;
 	uint64_t first = g->applied_id.index + 1, last = g->apply_to.index;
 
+	if (g->apply_broken)
+		return false;
 	if (last >= first + APPLY_BUDGET)
 		last = first + APPLY_BUDGET - 1;
 	for (uint64_t idx = first; idx <= last; idx++) {
@@ -341,7 +396,7 @@ static bool apply_some(struct lcr_group *g, struct lcr_log_id *upto)
 			fprintf(stderr, "lcraft: group %u: cannot read committed entry %llu\n",
 				g->id, (unsigned long long)idx);
 			g->io_err = -EIO;
-			g->apply_to = g->applied_id; /* stop applying */
+			g->apply_broken = true; /* skipping it would apply the rest wrongly */
 			break;
 		}
 		uint32_t rlen = 0;
@@ -372,7 +427,12 @@ static bool apply_pending(struct lcr_group *g)
 {
 	struct lcr_log_id upto;
 
-	if (g->apply_to.index <= g->applied_id.index || !apply_some(g, &upto))
+	if (g->apply_to.index <= g->applied_id.index)
+		return false;
+	g->busy++;
+	bool any = apply_some(g, &upto);
+	g->busy--;
+	if (!any)
 		return false;
 	struct lcr_event ev = { .type = LCR_EV_APPLIED, .applied = upto };
 	step(g, &ev);
@@ -507,6 +567,59 @@ int lcr_propose(struct lcr_group *g, const void *data, uint32_t len, lcr_propose
 	return 0;
 }
 
+/*
+ * The first n proposals went to the core (or were refused): drop them, and
+ * keep those their callbacks made meanwhile (lcr_propose appends after
+ * them, so the batch the core was given stays intact while it runs).
+ */
+static void proposals_consumed(struct lcr_group *g, uint32_t n)
+{
+	uint32_t keep = g->pn - n;
+
+	if (keep == 0) {
+		g->pn = g->pbytes = 0;
+		return;
+	}
+	size_t shift = (size_t)((const uint8_t *)g->pe[n].data - g->pbuf);
+	memmove(g->pbuf, g->pbuf + shift, g->pbytes - shift);
+	memmove(g->pe, g->pe + n, keep * sizeof(*g->pe));
+	memmove(g->pp, g->pp + n, keep * sizeof(*g->pp));
+	for (uint32_t i = 0; i < keep; i++)
+		g->pe[i].data = (const uint8_t *)g->pe[i].data - shift;
+	g->pn = keep;
+	g->pbytes -= (uint32_t)shift;
+}
+
+/* Refuse the first n proposals with err. */
+static void proposals_refuse(struct lcr_group *g, uint32_t n, int err, uint32_t leader)
+{
+	g->busy++;
+	for (uint32_t i = 0; i < n; i++)
+		g->pp[i].done(g->pp[i].ctx, err, leader, NULL, 0);
+	g->busy--;
+	g->refused += n;
+	proposals_consumed(g, n);
+}
+
+/*
+ * A proposal waits for its apply in index order. A new leadership after a
+ * truncation can hand out indexes below proposals of an earlier one still
+ * waiting (they may yet commit through another node, or be replaced): the
+ * new one goes in its place, so each is answered when its index applies.
+ */
+static void wait_push(struct lcr_group *g, const struct pending *p)
+{
+	uint32_t pos = g->wait_len;
+
+	while (pos > 0 && g->wait[(g->wait_head + pos - 1) % PENDING_MAX].id.index > p->id.index) {
+		g->wait[(g->wait_head + pos) % PENDING_MAX] =
+			g->wait[(g->wait_head + pos - 1) % PENDING_MAX];
+		pos--;
+	}
+	g->wait[(g->wait_head + pos) % PENDING_MAX] = *p;
+	g->wait_len++;
+}
+
 /* The proposals of this iteration go to the core together. */
 static bool propose_batch(struct lcr_group *g)
 {
@@ -516,32 +629,34 @@ static bool propose_batch(struct lcr_group *g)
 		return false;
 	/* The log must be able to take them: refuse now rather than fail later. */
 	if (lcr_log_space(g->log) < (uint64_t)g->pbytes + (uint64_t)n * 64 + (8u << 20)) {
-		for (uint32_t i = 0; i < n; i++)
-			g->pp[i].done(g->pp[i].ctx, -LCR_EFULL, g->leader, NULL, 0);
-		g->refused += n;
-		g->pn = g->pbytes = 0;
+		proposals_refuse(g, n, -LCR_EFULL, g->leader);
 		return true;
 	}
 	int rc = lcr_core_propose(g->core, g->lc->now, g->pe, n);
 	if (rc < 0) {
 		struct lcr_core_status st;
 		lcr_core_status(g->core, &st);
-		for (uint32_t i = 0; i < n; i++)
-			g->pp[i].done(g->pp[i].ctx, rc, st.leader, NULL, 0);
-		g->refused += n;
-		g->pn = g->pbytes = 0;
+		proposals_refuse(g, n, rc, st.leader);
 		return true;
 	}
 	for (uint32_t i = 0; i < n; i++) {
-		struct pending *w = &g->wait[(g->wait_head + g->wait_len) % PENDING_MAX];
-		*w = g->pp[i];
-		w->id = g->pe[i].id;
-		g->wait_len++;
+		struct pending w = g->pp[i];
+		w.id = g->pe[i].id;
+		wait_push(g, &w);
 	}
 	g->proposed += n;
 	run_cmds(g);
-	g->pn = g->pbytes = 0;
+	proposals_consumed(g, n);
 	return true;
+}
+
+static int defer(struct lcr_group *g, const struct deferred *d)
+{
+	if (g->def_len == DEFERRED_MAX)
+		return -LCR_EFULL;
+	g->deferred[(g->def_head + g->def_len) % DEFERRED_MAX] = *d;
+	g->def_len++;
+	return 0;
 }
 
 int lcr_read(struct lcr_group *g, uint32_t policy, lcr_read_fn done, void *ctx)
@@ -550,6 +665,11 @@ int lcr_read(struct lcr_group *g, uint32_t policy, lcr_read_fn done, void *ctx)
 
 	if (!done)
 		return -EINVAL;
+	if (g->busy) {
+		/* From a callback: next iteration (done then says how it went). */
+		struct deferred d = { .is_read = true, .policy = policy, .done = done, .ctx = ctx };
+		return defer(g, &d);
+	}
 	if (g->reads_len == READS_WAIT_MAX)
 		return -LCR_EFULL;
 	int rc = lcr_core_read(g->core, g->lc->now, policy, &id);
@@ -572,8 +692,35 @@ int lcr_group_event(struct lcr_group *g, const struct lcr_event *ev)
 	if (e.type == LCR_EV_MSG || e.type == LCR_EV_IO_FLUSHED || e.type == LCR_EV_IO_FAILED ||
 	    e.type == LCR_EV_APPLIED)
 		return -EINVAL; /* the runtime's own */
+	if (g->busy) {
+		struct deferred d = { .is_read = false, .ev = e };
+		return defer(g, &d);
+	}
 	step(g, &e);
 	return 0;
+}
+
+/* API calls that callbacks made during the last iteration, in order. */
+static bool run_deferred(struct lcr_group *g)
+{
+	uint32_t n = g->def_len; /* not those they make now: next time */
+
+	for (uint32_t i = 0; i < n; i++) {
+		struct deferred d = g->deferred[g->def_head];
+		g->def_head = (g->def_head + 1) % DEFERRED_MAX;
+		g->def_len--;
+		if (!d.is_read) {
+			step(g, &d.ev);
+			continue;
+		}
+		int rc = lcr_read(g, d.policy, d.done, d.ctx);
+		if (rc < 0) {
+			g->busy++;
+			d.done(d.ctx, rc, g->leader);
+			g->busy--;
+		}
+	}
+	return n > 0;
 }
 
 /* ---- timers --------------------------------------------------------------------- */
@@ -692,6 +839,7 @@ static bool iteration(struct lcore *lc)
 		work |= lc->poll(lc->node, lc->index, lc->poll_ctx, lc->now);
 	work |= timers(lc);
 	for (uint32_t i = 0; i < lc->n_groups; i++) {
+		work |= run_deferred(lc->groups[i]);
 		work |= propose_batch(lc->groups[i]);
 		work |= apply_pending(lc->groups[i]);
 	}
@@ -983,7 +1131,8 @@ int lcr_group_open(struct lcr_node *n, uint32_t id, const struct lcr_sm_ops *ops
 	g->pbuf = node_alloc(n, PROPOSE_BYTES);
 	g->wait = node_alloc(n, sizeof(*g->wait) * PENDING_MAX);
 	g->reads = node_alloc(n, sizeof(*g->reads) * READS_WAIT_MAX);
-	if (!g->pe || !g->pp || !g->pbuf || !g->wait || !g->reads) {
+	g->deferred = node_alloc(n, sizeof(*g->deferred) * DEFERRED_MAX);
+	if (!g->pe || !g->pp || !g->pbuf || !g->wait || !g->reads || !g->deferred) {
 		rc = -ENOMEM;
 		goto fail;
 	}
@@ -1103,13 +1252,17 @@ static void group_close(struct lcr_node *n, struct lcr_group *g)
 {
 	/* Whoever waits hears that the replica stopped (documented in lcraft.h:
 	 * these callbacks run here, on the thread closing the node). */
+	g->busy++; /* calls from these callbacks are deferred, and dropped with the group */
 	for (uint32_t i = 0; i < g->pn; i++)
 		g->pp[i].done(g->pp[i].ctx, -LCR_ESTOPPED, 0, NULL, 0);
 	g->pn = 0;
-	while (g->wait_len) {
-		struct pending w = g->wait[g->wait_head];
-		wait_pop(g);
-		w.done(w.ctx, -LCR_ESTOPPED, 0, NULL, 0);
+	answer_waits(g, -LCR_ESTOPPED);
+	while (g->def_len) {
+		struct deferred d = g->deferred[g->def_head];
+		g->def_head = (g->def_head + 1) % DEFERRED_MAX;
+		g->def_len--;
+		if (d.is_read)
+			d.done(d.ctx, -LCR_ESTOPPED, 0);
 	}
 	while (g->reads_len) {
 		struct waiting_read r = g->reads[g->reads_head];
@@ -1118,6 +1271,7 @@ static void group_close(struct lcr_node *n, struct lcr_group *g)
 		r.done(r.ctx, -LCR_ESTOPPED, 0);
 	}
 	lcr_log_close(g->log);
+	node_free(n, g->deferred);
 	lcr_core_free(g->core);
 	lcr_net_group_close(g->ng);
 	node_free(n, g->pe);
@@ -1277,8 +1431,9 @@ static void metrics_render(struct lcore *lc)
 {
 	pthread_mutex_lock(&lc->m_mu);
 	if (lc->m_out) {
-		lc->m_res = lcore_metrics_json(lc, lc->m_out, lc->m_len);
+		*lc->m_res = lcore_metrics_json(lc, lc->m_out, lc->m_len);
 		lc->m_out = NULL;
+		lc->m_res = NULL;
 		pthread_cond_broadcast(&lc->m_cv);
 	}
 	atomic_store_explicit(&lc->m_want, false, memory_order_relaxed);
@@ -1292,26 +1447,36 @@ static void metrics_render(struct lcore *lc)
 static int lcore_metrics_remote(struct lcore *lc, char *buf, size_t len)
 {
 	struct timespec dl;
-	int rc = 0;
+	int rc = 0, res = INT_MIN;
 
 	clock_gettime(CLOCK_REALTIME, &dl);
 	dl.tv_sec += 1;
 	pthread_mutex_lock(&lc->m_mu);
-	lc->m_out = buf;
-	lc->m_len = len;
-	atomic_store_explicit(&lc->m_want, true, memory_order_release);
-	wake(lc);
+	/* Another thread's request first (its buffer, its result). */
 	while (lc->m_out && atomic_load(&lc->looping) && rc == 0)
 		rc = pthread_cond_timedwait(&lc->m_cv, &lc->m_mu, &dl);
-	if (lc->m_out) {
+	if (lc->m_out || !atomic_load(&lc->looping)) {
+		pthread_mutex_unlock(&lc->m_mu);
+		return atomic_load(&lc->looping) ? -ETIMEDOUT : -LCR_ESTOPPED;
+	}
+	lc->m_out = buf;
+	lc->m_len = len;
+	lc->m_res = &res;
+	atomic_store_explicit(&lc->m_want, true, memory_order_release);
+	wake(lc);
+	while (res == INT_MIN && atomic_load(&lc->looping) && rc == 0)
+		rc = pthread_cond_timedwait(&lc->m_cv, &lc->m_mu, &dl);
+	if (res == INT_MIN) {
 		/* It did not answer (stopped, or stuck): never write there later. */
-		lc->m_out = NULL;
-		rc = atomic_load(&lc->looping) ? -ETIMEDOUT : -LCR_ESTOPPED;
-	} else {
-		rc = lc->m_res;
+		if (lc->m_res == &res) {
+			lc->m_out = NULL;
+			lc->m_res = NULL;
+			pthread_cond_broadcast(&lc->m_cv);
+		}
+		res = atomic_load(&lc->looping) ? -ETIMEDOUT : -LCR_ESTOPPED;
 	}
 	pthread_mutex_unlock(&lc->m_mu);
-	return rc;
+	return res;
 }
 
 int lcr_node_metrics_json(struct lcr_node *n, char *buf, size_t len)

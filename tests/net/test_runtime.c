@@ -217,6 +217,133 @@ static void test_runtime_metrics_from_another_thread(void **state)
 	assert_int_equal(lcr_node_metrics_json(node, buf, 100), -ENOSPC);
 }
 
+/* ---- calling the API from callbacks ------------------------------------------------- */
+
+/*
+ * A read's callback issues the next read (a closed-loop reader), for both
+ * policies, while a proposer proposes from its own callbacks: the runtime
+ * must not re-enter the core while it walks the core's commands (that lost
+ * applies), nor recurse without bound (lease reads complete at once).
+ */
+struct chain {
+	struct lcr_group *g;
+	uint32_t policy, want;
+	_Atomic uint32_t done, failed;
+};
+
+static void read_again(void *ctx, int err, uint32_t leader)
+{
+	struct chain *c = ctx;
+	(void)leader;
+	if (err)
+		atomic_fetch_add(&c->failed, 1);
+	if (atomic_fetch_add(&c->done, 1) + 1 < c->want &&
+	    lcr_read(c->g, c->policy, read_again, c) < 0)
+		atomic_fetch_add(&c->failed, 1);
+}
+
+struct pchain {
+	struct lcr_group *g;
+	uint32_t want;
+	uint32_t sent;
+	_Atomic uint32_t ok, failed;
+};
+
+static void propose_again(void *ctx, int err, uint32_t leader, const void *res, uint32_t len)
+{
+	struct pchain *p = ctx;
+	uint8_t data[32] = { 7 };
+	(void)leader;
+	(void)res;
+	(void)len;
+	if (err)
+		atomic_fetch_add(&p->failed, 1);
+	else
+		atomic_fetch_add(&p->ok, 1);
+	if (p->sent < p->want) {
+		p->sent++;
+		if (lcr_propose(p->g, data, sizeof(data), propose_again, p) < 0)
+			atomic_fetch_add(&p->failed, 1);
+	}
+}
+
+static void start_chains(struct lcr_node *n, void *arg)
+{
+	void **a = arg;
+	struct chain *ri = a[0], *rl = a[1];
+	struct pchain *pc = a[2];
+	uint8_t data[32] = { 7 };
+	(void)n;
+	for (int i = 0; i < 4; i++) {
+		assert_int_equal(lcr_read(ri->g, ri->policy, read_again, ri), 0);
+		assert_int_equal(lcr_read(rl->g, rl->policy, read_again, rl), 0);
+		pc->sent++;
+		assert_int_equal(lcr_propose(pc->g, data, sizeof(data), propose_again, pc), 0);
+	}
+}
+
+static void test_runtime_api_from_callbacks(void **state)
+{
+	(void)state;
+	struct chain ri = { .g = grp[1], .policy = LCR_READ_INDEX, .want = 3000 };
+	struct chain rl = { .g = grp[1], .policy = LCR_READ_LEASE, .want = 20000 };
+	struct pchain pc = { .g = grp[1], .want = 3000 };
+	void *arg[3] = { &ri, &rl, &pc };
+	uint64_t before = atomic_load(&applied[1]);
+
+	assert_int_equal(lcr_node_post(node, 1, start_chains, arg), 0);
+	for (int i = 0; i < 1000; i++) {
+		if (atomic_load(&ri.done) >= ri.want && atomic_load(&rl.done) >= rl.want &&
+		    atomic_load(&pc.ok) + atomic_load(&pc.failed) >= pc.want)
+			break;
+		usleep(10000);
+	}
+	printf("reads: %u read-index, %u lease (%u + %u failed); proposals %u ok, %u failed; "
+	       "applied %llu\n",
+	       atomic_load(&ri.done), atomic_load(&rl.done), atomic_load(&ri.failed),
+	       atomic_load(&rl.failed), atomic_load(&pc.ok), atomic_load(&pc.failed),
+	       (unsigned long long)(atomic_load(&applied[1]) - before));
+	assert_true(atomic_load(&ri.done) >= ri.want);
+	assert_true(atomic_load(&rl.done) >= rl.want);
+	assert_int_equal(atomic_load(&ri.failed) + atomic_load(&rl.failed), 0);
+	assert_int_equal(atomic_load(&pc.failed), 0);
+	assert_int_equal(atomic_load(&pc.ok), pc.want);
+	/* Every proposal applied exactly once (and nothing skipped). */
+	assert_int_equal(atomic_load(&applied[1]) - before, pc.want);
+}
+
+/* Two threads asking for metrics at once each get their own, whole. */
+struct asker {
+	_Atomic uint32_t bad;
+	uint32_t n;
+};
+
+static void *ask_metrics(void *arg)
+{
+	struct asker *a = arg;
+	static _Thread_local char buf[1 << 16];
+	for (uint32_t i = 0; i < a->n; i++) {
+		memset(buf, 'x', sizeof(buf));
+		int n = lcr_node_metrics_json(node, buf, sizeof(buf));
+		if (n <= 0 || strlen(buf) != (size_t)n || buf[n - 1] != '}' ||
+		    !strstr(buf, "{\"lcore\":1,"))
+			atomic_fetch_add(&a->bad, 1);
+	}
+	return NULL;
+}
+
+static void test_runtime_metrics_asked_concurrently(void **state)
+{
+	(void)state;
+	struct asker a = { .n = 300 };
+	pthread_t t[3];
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(pthread_create(&t[i], NULL, ask_metrics, &a), 0);
+	for (int i = 0; i < 3; i++)
+		pthread_join(t[i], NULL);
+	assert_int_equal(atomic_load(&a.bad), 0);
+}
+
 /* ---- close answers what waits ------------------------------------------------------ */
 
 static void propose_and_stop(struct lcr_node *n, void *arg)
@@ -248,6 +375,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_runtime_post_wakes_a_sleeping_lcore, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_runtime_metrics_from_another_thread, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_runtime_api_from_callbacks, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_runtime_metrics_asked_concurrently, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_runtime_close_answers_waiting_proposals, setup,
 						teardown),
