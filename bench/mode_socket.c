@@ -179,15 +179,28 @@ static int children_start(const struct lcr_bench_opts *o, const char *root, stru
 	for (uint32_t id = 2; id <= o->replicas; id++) {
 		struct child *k = &ch[id];
 		int cp[2], rp[2];
+		cp[0] = cp[1] = rp[0] = rp[1] = -1;
 		if (pipe2(cp, O_CLOEXEC) < 0 || pipe2(rp, O_CLOEXEC) < 0) {
-			snprintf(why, why_len, "pipe: %s", strerror(errno));
-			return -errno;
+			int err = errno;
+			snprintf(why, why_len, "pipe: %s", strerror(err));
+			for (int f = 0; f < 2; f++) {
+				if (cp[f] >= 0)
+					close(cp[f]);
+				if (rp[f] >= 0)
+					close(rp[f]);
+			}
+			return -err;
 		}
 		fflush(NULL);
 		pid_t pid = fork();
 		if (pid < 0) {
-			snprintf(why, why_len, "fork: %s", strerror(errno));
-			return -errno;
+			int err = errno;
+			snprintf(why, why_len, "fork: %s", strerror(err));
+			close(cp[0]);
+			close(cp[1]);
+			close(rp[0]);
+			close(rp[1]);
+			return -err;
 		}
 		if (pid == 0) {
 			/* Never outlive the parent (killed, say): no orphan
@@ -460,6 +473,19 @@ static void load_free(const struct lcr_bench_opts *o)
 
 /* ---- the run ---------------------------------------------------------------------- */
 
+static void nothing(struct lcr_node *n, void *arg)
+{
+	(void)n;
+	(void)arg;
+}
+
+/* A sleeping lcore sees a new phase at once, not after its sleep. */
+static void wake_lcores(const struct lcr_bench_opts *o, struct lcr_node *node)
+{
+	for (uint32_t l = 0; l < o->lcores; l++)
+		lcr_node_post(node, l, nothing, NULL);
+}
+
 static void *run_node(void *arg)
 {
 	lcr_node_run(arg);
@@ -609,8 +635,11 @@ int lcr_bench_socket(const struct lcr_bench_opts *o, struct lcr_bench_result *r,
 	 * group commits a probe entry. */
 	while (!all_lead(o)) {
 		if (now_ns() - t0 > LEADER_WAIT_NS || lcr_bench_interrupted) {
-			rc = -ETIMEDOUT;
-			snprintf(why, why_len, "replica 1 did not lead every group within 10 s");
+			rc = lcr_bench_interrupted ? -EINTR : -ETIMEDOUT;
+			snprintf(why, why_len, "%s",
+				 lcr_bench_interrupted
+					 ? "interrupted"
+					 : "replica 1 did not lead every group within 10 s");
 			goto out;
 		}
 		usleep(1000);
@@ -619,12 +648,15 @@ int lcr_bench_socket(const struct lcr_bench_opts *o, struct lcr_bench_result *r,
 	r->leader = 1;
 	for (uint32_t g = 1; g <= o->groups; g++)
 		atomic_store_explicit(&loads[g].phase, 3, memory_order_release);
+	wake_lcores(o, node);
 	for (uint32_t g = 1; g <= o->groups; g++)
 		while (!atomic_load_explicit(&loads[g].probed, memory_order_acquire)) {
-			if (now_ns() - t0 > LEADER_WAIT_NS) {
-				rc = -ETIMEDOUT;
-				snprintf(why, why_len,
-					 "group %u: the leader took no write within 10 s", g);
+			if (now_ns() - t0 > LEADER_WAIT_NS || lcr_bench_interrupted) {
+				rc = lcr_bench_interrupted ? -EINTR : -ETIMEDOUT;
+				snprintf(why, why_len, "group %u: %s", g,
+					 lcr_bench_interrupted
+						 ? "interrupted"
+						 : "the leader took no write within 10 s");
 				goto out;
 			}
 			usleep(200);
@@ -639,6 +671,7 @@ int lcr_bench_socket(const struct lcr_bench_opts *o, struct lcr_bench_result *r,
 		loads[g].next_due_ns = start;
 		atomic_store_explicit(&loads[g].phase, 1, memory_order_release);
 	}
+	wake_lcores(o, node);
 	/* Progress once a second; the counters' snapshots at the window's edges. */
 	struct snap s0, s1;
 	bool have0 = false;

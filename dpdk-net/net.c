@@ -50,6 +50,8 @@ struct net_peer {
 	/* The latest vote or pre-vote call (id 0: none), for its TTL. */
 	struct lcr_net_call vote_call;
 	uint64_t vote_deadline_ns;
+	struct lcr_vote vote_asked; /* what that call asked for: its reply echoes it */
+	bool vote_pre;
 };
 
 struct lcr_net_group {
@@ -368,7 +370,11 @@ static void on_reply(struct lcr_net_group *g, struct net_peer *p, const struct l
 			if (r->result != LCR_APPEND_OK)
 				seq_end(n, p, p->cur.stream_id);
 		}
-	} else if (!synthetic) {
+	} else if (!synthetic && p->vote_call.id && m->vote_resp.pre_vote == p->vote_pre &&
+		   lcr_vote_eq(m->vote_resp.req_vote, p->vote_asked)) {
+		/* The reply to the call in flight: its TTL ends. A reply to an
+		 * earlier call still goes to the core, which judges it by the
+		 * vote it echoes (a late grant is still a grant). */
 		p->vote_call.id = 0;
 	}
 	n->st.replies++;
@@ -566,6 +572,8 @@ static void send_vote(struct lcr_net_group *g, struct net_peer *p, const struct 
 		return;
 	}
 	p->vote_call = make_call(g, p, pre ? LCR_NET_OP_PRE_VOTE : LCR_NET_OP_VOTE, 0);
+	p->vote_asked = m->vote_req.vote;
+	p->vote_pre = pre;
 	p->vote_deadline_ns = n->now + n->cfg.vote_ttl_ns;
 	track_ttl(n, p->vote_deadline_ns);
 	struct lcr_net_call c = p->vote_call;

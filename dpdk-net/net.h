@@ -42,7 +42,9 @@
  * snapshot chunk size. The TTLs are openraft's: AppendEntries and heartbeats
  * the heartbeat interval, votes, pre-votes and transfers the minimum election
  * timeout. The node ends a unary call it is waiting for at the hard TTL with
- * TIMEOUT, and ignores the transport's answer to it after that.
+ * TIMEOUT (and a late error for it is ignored); a reply that comes after
+ * that still reaches the core, which matches replies by what they echo
+ * (stream and inflight ids, the vote asked for) and drops stale ones.
  *
  * Streams. The core numbers its AppendEntries per target with a stream id
  * (a new one after every error, Conflict or leadership change) and an

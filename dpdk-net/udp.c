@@ -548,10 +548,14 @@ static void udp_close(struct lcr_transport *t)
 {
 	struct udp *u = (struct udp *)t;
 
-	/* Clients are dropped first (lcr_net_close); free any left over. */
+	/* Clients are dropped first (lcr_net_close); free any left over. A
+	 * group whose first client failed to open has none. */
 	while (u->n_groups > 0) {
 		struct udp_group *g = &u->groups[u->n_groups - 1];
-		LCR_ASSERT(g->n_links > 0);
+		if (g->n_links == 0) {
+			u->n_groups--;
+			continue;
+		}
 		udp_drop_client(t, g->links[g->n_links - 1]);
 	}
 	if (u->be)
