@@ -57,10 +57,6 @@
 #define RESULTS_MAX	 32
 #define VERIFY_SAMPLES	 256			 /* entries read back from disk after each run */
 #define STUCK_NS	 (30ull * 1000000000ull) /* no durability progress: give up */
-#define HIST_SUB_BITS	 7
-#define HIST_SUB	 (1u << HIST_SUB_BITS)
-#define HIST_HALF	 (HIST_SUB / 2)
-#define HIST_BUCKETS	 ((64 - HIST_SUB_BITS) * HIST_HALF + HIST_SUB)
 #define TARGET_QD1	 0.9
 #define TARGET_GROUP_4K	 0.8
 #define TARGET_SMALL_EPS 1000000.0
@@ -312,75 +308,10 @@ static uint64_t now_ns(void)
 
 /* ---- latency histogram -------------------------------------------------------------- */
 
-/*
- * Log-linear: values below HIST_SUB nanoseconds are exact; above, each power
- * of two is split into HIST_HALF buckets, so a bucket is within 1/64 of its
- * values. Fixed size, no allocation.
- */
-struct hist {
-	uint64_t n;
-	uint64_t sum_ns;
-	uint64_t min_ns;
-	uint64_t max_ns;
-	uint64_t b[HIST_BUCKETS];
-};
-
-static uint32_t hist_index(uint64_t v)
+/* Latencies: engine/hist.h (log-linear, within 0.8 %, no allocation). */
+static double hist_pct_us(const struct lcr_hist *h, double p)
 {
-	if (v < HIST_SUB)
-		return (uint32_t)v;
-	uint32_t shift = (uint32_t)(63 - __builtin_clzll(v)) - (HIST_SUB_BITS - 1);
-	return shift * HIST_HALF + (uint32_t)(v >> shift);
-}
-
-/* The middle of bucket i. */
-static uint64_t hist_value(uint32_t i)
-{
-	if (i < HIST_SUB)
-		return i;
-	uint32_t shift = i / HIST_HALF - 1;
-	uint64_t top = i - shift * HIST_HALF;
-	return (top << shift) + ((1ull << shift) >> 1);
-}
-
-static void hist_reset(struct hist *h)
-{
-	memset(h, 0, sizeof(*h));
-	h->min_ns = UINT64_MAX;
-}
-
-static void hist_add(struct hist *h, uint64_t v)
-{
-	uint32_t i = hist_index(v);
-	LCR_ASSERT(i < HIST_BUCKETS);
-	h->b[i]++;
-	h->n++;
-	h->sum_ns += v;
-	if (v < h->min_ns)
-		h->min_ns = v;
-	if (v > h->max_ns)
-		h->max_ns = v;
-}
-
-static double hist_pct_us(const struct hist *h, double p)
-{
-	uint64_t rank = (uint64_t)(p * (double)h->n + 0.999999);
-	uint64_t seen = 0;
-
-	if (rank == 0)
-		rank = 1;
-	for (uint32_t i = 0; i < HIST_BUCKETS; i++) {
-		seen += h->b[i];
-		if (seen >= rank) {
-			uint64_t v = hist_value(i);
-			if (v > h->max_ns)
-				v = h->max_ns;
-			if (v < h->min_ns)
-				v = h->min_ns;
-			return (double)v / 1e3;
-		}
-	}
-	return (double)h->max_ns / 1e3;
+	return (double)lcr_hist_pct(h, p) / 1e3;
 }
 
 /* ---- results ------------------------------------------------------------------------ */
@@ -633,7 +564,7 @@ struct bench {
 	uint64_t record_from_seq; /* ... for seqs from this one on */
 	uint64_t issue_ns[ISSUE_RING];	 /* when seq s was appended, at [s % ISSUE_RING] */
 	uint64_t issue_last[ISSUE_RING]; /* the last index once seq s was appended */
-	struct hist hist;
+	struct lcr_hist hist;
 	struct lcr_entry e[BATCH_MAX];
 };
 
@@ -663,7 +594,7 @@ static void bench_log_done(void *ctx, const struct lcr_io_id *io, int err)
 	if (b->recording)
 		for (uint64_t s = b->durable_seq + 1; s <= io->seq; s++)
 			if (s >= b->record_from_seq)
-				hist_add(&b->hist, now - b->issue_ns[s % ISSUE_RING]);
+				lcr_hist_add(&b->hist, now - b->issue_ns[s % ISSUE_RING]);
 	b->durable_seq = io->seq;
 	b->durable_at_ns = now;
 }
@@ -697,7 +628,7 @@ static void bench_open(struct bench *b, const struct opts *o, const struct mode_
 	b->err = 0;
 	b->early_acks = 0;
 	b->recording = false;
-	hist_reset(&b->hist);
+	memset(&b->hist, 0, sizeof(b->hist));
 }
 
 static void bench_close(struct bench *b)
@@ -895,8 +826,8 @@ static void bench_measure(const struct opts *o, const struct mode_def *m, step_f
 	r->disk_mb_per_s = (double)r->disk_bytes / r->seconds / 1e6;
 	r->syncs_per_s = (double)r->syncs / r->seconds;
 	r->entries_per_sync = r->syncs ? (double)r->entries / (double)r->syncs : 0;
-	const struct hist *h = &b->hist;
-	if (h->n) {
+	const struct lcr_hist *h = &b->hist;
+	if (h->count) {
 		r->has_lat = true;
 		r->lat.p50 = hist_pct_us(h, 0.50);
 		r->lat.p90 = hist_pct_us(h, 0.90);
@@ -904,7 +835,7 @@ static void bench_measure(const struct opts *o, const struct mode_def *m, step_f
 		r->lat.p999 = hist_pct_us(h, 0.999);
 		r->lat.max = (double)h->max_ns / 1e3;
 		r->lat.min = (double)h->min_ns / 1e3;
-		r->lat.mean = (double)h->sum_ns / (double)h->n / 1e3;
+		r->lat.mean = (double)h->sum_ns / (double)h->count / 1e3;
 	}
 }
 

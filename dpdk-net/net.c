@@ -94,24 +94,6 @@ struct lcr_net {
 
 /* ---- small helpers ---------------------------------------------------------- */
 
-static void *net_alloc(const struct lcr_allocator *a, size_t size)
-{
-	void *p = a->alloc ? a->alloc(a->ctx, size) : malloc(size);
-	if (p)
-		memset(p, 0, size);
-	return p;
-}
-
-static void net_free(const struct lcr_allocator *a, void *p)
-{
-	if (!p)
-		return;
-	if (a->free)
-		a->free(a->ctx, p);
-	else
-		free(p);
-}
-
 const char *lcr_net_err_name(uint32_t err)
 {
 	static const char *names[] = { "none",	  "timeout", "unreachable",
@@ -762,7 +744,7 @@ int lcr_net_group_open(struct lcr_net *n, uint32_t group, void *host_group, cons
 			 LCR_NODES_MAX);
 		return -EINVAL;
 	}
-	struct lcr_net_group *g = net_alloc(a, sizeof(*g));
+	struct lcr_net_group *g = lcr_allocator_zalloc(a, sizeof(*g));
 	if (!g)
 		return -ENOMEM;
 	g->net = n;
@@ -774,7 +756,7 @@ int lcr_net_group_open(struct lcr_net *n, uint32_t group, void *host_group, cons
 		p->target = targets[i];
 		/* Only the sequential default needs a queue. */
 		if (!n->ops->stream_append) {
-			p->q = net_alloc(a, sizeof(*p->q) * n->cfg.queue_max);
+			p->q = lcr_allocator_zalloc(a, sizeof(*p->q) * n->cfg.queue_max);
 			if (!p->q) {
 				rc = -ENOMEM;
 				goto err_drop_clients;
@@ -782,7 +764,7 @@ int lcr_net_group_open(struct lcr_net *n, uint32_t group, void *host_group, cons
 		}
 		if (n->ops->new_client && (rc = n->ops->new_client(n->t, group, p->target,
 								   &p->client, why, why_len)) < 0) {
-			net_free(a, p->q);
+			lcr_allocator_free(a, p->q);
 			goto err_drop_clients;
 		}
 		g->n_peers++;
@@ -794,9 +776,9 @@ err_drop_clients:
 	for (uint32_t i = 0; i < g->n_peers; i++) {
 		if (n->ops->drop_client)
 			n->ops->drop_client(n->t, g->peers[i].client);
-		net_free(a, g->peers[i].q);
+		lcr_allocator_free(a, g->peers[i].q);
 	}
-	net_free(a, g);
+	lcr_allocator_free(a, g);
 	return rc;
 }
 
@@ -807,14 +789,14 @@ void lcr_net_group_close(struct lcr_net_group *g)
 	for (uint32_t i = 0; i < g->n_peers; i++) {
 		if (n->ops->drop_client)
 			n->ops->drop_client(n->t, g->peers[i].client);
-		net_free(&n->cfg.alloc, g->peers[i].q);
+		lcr_allocator_free(&n->cfg.alloc, g->peers[i].q);
 	}
 	for (uint32_t i = 0; i < n->n_groups; i++)
 		if (n->groups[i] == g) {
 			n->groups[i] = n->groups[--n->n_groups];
 			break;
 		}
-	net_free(&n->cfg.alloc, g);
+	lcr_allocator_free(&n->cfg.alloc, g);
 }
 
 /* ---- opening ----------------------------------------------------------------------- */
@@ -849,14 +831,14 @@ int lcr_net_open(struct lcr_net **out, const struct lcr_net_factory *f,
 		snprintf(why, why_len, "net: queue_max, events_max and groups_max must be >= 1");
 		return -EINVAL;
 	}
-	struct lcr_net *n = net_alloc(a, sizeof(*n));
+	struct lcr_net *n = lcr_allocator_zalloc(a, sizeof(*n));
 	if (!n)
 		return -ENOMEM;
 	n->cfg = *cfg;
 	n->host = *host;
 	n->ttl_next_ns = UINT64_MAX;
-	n->groups = net_alloc(a, sizeof(*n->groups) * cfg->groups_max);
-	n->ev = net_alloc(a, sizeof(*n->ev) * cfg->events_max);
+	n->groups = lcr_allocator_zalloc(a, sizeof(*n->groups) * cfg->groups_max);
+	n->ev = lcr_allocator_zalloc(a, sizeof(*n->ev) * cfg->events_max);
 	if (!n->groups || !n->ev) {
 		rc = -ENOMEM;
 		goto err_free;
@@ -888,9 +870,9 @@ err_close:
 	if (n->ops && n->ops->close)
 		n->ops->close(n->t);
 err_free:
-	net_free(a, n->groups);
-	net_free(a, n->ev);
-	net_free(a, n);
+	lcr_allocator_free(a, n->groups);
+	lcr_allocator_free(a, n->ev);
+	lcr_allocator_free(a, n);
 	return rc;
 }
 
@@ -903,9 +885,9 @@ void lcr_net_close(struct lcr_net *n)
 		lcr_net_group_close(n->groups[n->n_groups - 1]);
 	if (n->ops->close)
 		n->ops->close(n->t);
-	net_free(&a, n->groups);
-	net_free(&a, n->ev);
-	net_free(&a, n);
+	lcr_allocator_free(&a, n->groups);
+	lcr_allocator_free(&a, n->ev);
+	lcr_allocator_free(&a, n);
 }
 
 struct lcr_transport *lcr_net_transport(const struct lcr_net *n)

@@ -84,24 +84,6 @@ struct udp {
 	uint64_t tx_full;
 };
 
-static void *udp_alloc(const struct lcr_allocator *a, size_t size)
-{
-	void *p = a->alloc ? a->alloc(a->ctx, size) : malloc(size);
-	if (p)
-		memset(p, 0, size);
-	return p;
-}
-
-static void udp_free(const struct lcr_allocator *a, void *p)
-{
-	if (!p)
-		return;
-	if (a->free)
-		a->free(a->ctx, p);
-	else
-		free(p);
-}
-
 static struct udp_group *group_of(struct udp *u, uint32_t id)
 {
 	for (uint32_t i = 0; i < u->n_groups; i++)
@@ -271,7 +253,7 @@ static int udp_new_client(struct lcr_transport *t, uint32_t group, uint32_t targ
 			 target, LCR_PEERS_MAX);
 		return -EINVAL;
 	}
-	struct link *l = udp_alloc(&u->alloc, sizeof(*l));
+	struct link *l = lcr_allocator_zalloc(&u->alloc, sizeof(*l));
 	if (!l)
 		return -ENOMEM;
 	l->group = group;
@@ -281,7 +263,7 @@ static int udp_new_client(struct lcr_transport *t, uint32_t group, uint32_t targ
 		snprintf(why, why_len, "group %u: stream buffers: %s", group, strerror(-rc));
 		lcr_stx_free(&l->tx);
 		lcr_srx_free(&l->rx);
-		udp_free(&u->alloc, l);
+		lcr_allocator_free(&u->alloc, l);
 		return rc;
 	}
 	g->links[g->n_links++] = l;
@@ -305,7 +287,7 @@ static void udp_drop_client(struct lcr_transport *t, void *client)
 		*g = u->groups[--u->n_groups];
 	lcr_stx_free(&l->tx);
 	lcr_srx_free(&l->rx);
-	udp_free(&u->alloc, l);
+	lcr_allocator_free(&u->alloc, l);
 }
 
 /* ---- receiving ---------------------------------------------------------------- */
@@ -560,10 +542,10 @@ static void udp_close(struct lcr_transport *t)
 	}
 	if (u->be)
 		u->be->ops->close(u->be);
-	udp_free(&u->alloc, u->txmem);
-	udp_free(&u->alloc, u->msgbuf);
-	udp_free(&u->alloc, u->ents);
-	udp_free(&u->alloc, u);
+	lcr_allocator_free(&u->alloc, u->txmem);
+	lcr_allocator_free(&u->alloc, u->msgbuf);
+	lcr_allocator_free(&u->alloc, u->ents);
+	lcr_allocator_free(&u->alloc, u);
 }
 
 static const struct lcr_net_ops udp_ops = {
@@ -661,7 +643,7 @@ static int udp_open(void *ctx, const struct lcr_net_env *env, struct lcr_transpo
 		snprintf(why, why_len, "node id %u is not among the %u peers", c->id, c->n_peers);
 		return -EINVAL;
 	}
-	struct udp *u = udp_alloc(&env->alloc, sizeof(*u));
+	struct udp *u = lcr_allocator_zalloc(&env->alloc, sizeof(*u));
 	if (!u)
 		return -ENOMEM;
 	u->base.ops = &udp_ops;
@@ -676,9 +658,9 @@ static int udp_open(void *ctx, const struct lcr_net_env *env, struct lcr_transpo
 	uint32_t need = (LCR_WIRE_MSG_MAX + per - 1) / per + 16;
 	if (u->sopts.window < need)
 		u->sopts.window = need;
-	u->txmem = udp_alloc(&u->alloc, (size_t)TXQ_MAX * u->sopts.dgram_max);
-	u->msgbuf = udp_alloc(&u->alloc, LCR_WIRE_MSG_MAX);
-	u->ents = udp_alloc(&u->alloc, sizeof(*u->ents) * ENTS_MAX);
+	u->txmem = lcr_allocator_zalloc(&u->alloc, (size_t)TXQ_MAX * u->sopts.dgram_max);
+	u->msgbuf = lcr_allocator_zalloc(&u->alloc, LCR_WIRE_MSG_MAX);
+	u->ents = lcr_allocator_zalloc(&u->alloc, sizeof(*u->ents) * ENTS_MAX);
 	if (!u->txmem || !u->msgbuf || !u->ents) {
 		snprintf(why, why_len, "lcore %u: out of memory", env->lcore);
 		rc = -ENOMEM;

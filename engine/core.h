@@ -24,6 +24,9 @@
 #ifndef LCR_CORE_H
 #define LCR_CORE_H
 
+#include <stdlib.h>
+#include <string.h>
+
 #include "types.h"
 
 /* Errors returned by the core, as negative values. Above the errno range. */
@@ -56,6 +59,26 @@ struct lcr_allocator {
 	void (*free)(void *ctx, void *ptr);
 	void *ctx;
 };
+
+/* Zeroed memory from `a` (NULL alloc: malloc), or NULL. */
+static inline void *lcr_allocator_zalloc(const struct lcr_allocator *a, size_t size)
+{
+	void *p = a->alloc ? a->alloc(a->ctx, size) : malloc(size);
+	if (p)
+		memset(p, 0, size);
+	return p;
+}
+
+/* Give back what lcr_allocator_zalloc(a, ...) returned; NULL is fine. */
+static inline void lcr_allocator_free(const struct lcr_allocator *a, void *p)
+{
+	if (!p)
+		return;
+	if (a->free)
+		a->free(a->ctx, p);
+	else
+		free(p);
+}
 
 /* Planted bugs, honoured only when built with LCR_PLANTED_BUGS (tests/sim). */
 enum lcr_bug {

@@ -1102,6 +1102,24 @@ static uint64_t group_backoff_ns(void *ctx, uint32_t target, uint32_t step)
 	return lcr_net_backoff_ns(g->ng, target, step);
 }
 
+/* Close what a group opened (its log first: writes in flight finish) and
+ * free it; for a group half-opened too. */
+static void group_free(struct lcr_node *n, struct lcr_group *g)
+{
+	if (g->log)
+		lcr_log_close(g->log);
+	lcr_core_free(g->core);
+	if (g->ng)
+		lcr_net_group_close(g->ng);
+	node_free(n, g->pe);
+	node_free(n, g->pp);
+	node_free(n, g->pbuf);
+	node_free(n, g->wait);
+	node_free(n, g->reads);
+	node_free(n, g->deferred);
+	node_free(n, g);
+}
+
 int lcr_group_open(struct lcr_node *n, uint32_t id, const struct lcr_sm_ops *ops, void *sm,
 		   struct lcr_group **out, char *why, size_t why_len)
 {
@@ -1201,17 +1219,7 @@ int lcr_group_open(struct lcr_node *n, uint32_t id, const struct lcr_sm_ops *ops
 	*out = g;
 	return 0;
 fail:
-	if (g->log)
-		lcr_log_close(g->log);
-	lcr_core_free(g->core);
-	if (g->ng)
-		lcr_net_group_close(g->ng);
-	node_free(n, g->pe);
-	node_free(n, g->pp);
-	node_free(n, g->pbuf);
-	node_free(n, g->wait);
-	node_free(n, g->reads);
-	node_free(n, g);
+	group_free(n, g);
 	return rc;
 }
 
@@ -1270,16 +1278,7 @@ static void group_close(struct lcr_node *n, struct lcr_group *g)
 		g->reads_len--;
 		r.done(r.ctx, -LCR_ESTOPPED, 0);
 	}
-	lcr_log_close(g->log);
-	node_free(n, g->deferred);
-	lcr_core_free(g->core);
-	lcr_net_group_close(g->ng);
-	node_free(n, g->pe);
-	node_free(n, g->pp);
-	node_free(n, g->pbuf);
-	node_free(n, g->wait);
-	node_free(n, g->reads);
-	node_free(n, g);
+	group_free(n, g);
 }
 
 void lcr_node_close(struct lcr_node *n)
