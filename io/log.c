@@ -1236,6 +1236,27 @@ static bool file_zero(const uint8_t *p, size_t n)
 	return true;
 }
 
+/* Whether the log's directory holds any segment file (or cannot be read). */
+static bool dir_has_segments(struct lcr_log *l)
+{
+	int dfd = dup(l->dir_fd);
+	DIR *d = dfd >= 0 ? fdopendir(dfd) : NULL;
+	struct dirent *de;
+	uint64_t no;
+	bool found = false;
+
+	if (!d) {
+		if (dfd >= 0)
+			close(dfd);
+		return true;
+	}
+	rewinddir(d);
+	while (!found && (de = readdir(d)))
+		found = parse_seg_name(de->d_name, &no) == 0;
+	closedir(d);
+	return found;
+}
+
 static int recover_meta(struct lcr_log *l, char *why, size_t why_len)
 {
 	struct stat sb;
@@ -1249,6 +1270,20 @@ static int recover_meta(struct lcr_log *l, char *why, size_t why_len)
 	int rc0 = lock_file(l, l->meta_fd, LCR_META_FILE, why, why_len);
 	if (rc0 < 0)
 		return rc0;
+	if (sb.st_size > 0 && sb.st_size < 2 * LCR_META_SLOT) {
+		/* Shorter than its two slots: a process killed while it created
+		 * the file (below) leaves zeros only and had made no segment yet
+		 * (they come after the meta file), so no vote was ever saved in
+		 * it: create it again. Anything else is corruption, which
+		 * lcr_meta_recover names. */
+		uint8_t *part = xalloc_aligned(2 * LCR_META_SLOT); /* O_DIRECT reads */
+		if (!part)
+			return -ENOMEM;
+		ssize_t k = pread(l->meta_fd, part, 2 * LCR_META_SLOT, 0);
+		if (k == sb.st_size && file_zero(part, (size_t)k) && !dir_has_segments(l))
+			sb.st_size = 0;
+		free(part);
+	}
 	if (sb.st_size == 0) {
 		memset(l->meta_buf, 0, LCR_META_SLOT);
 		for (int i = 0; i < 2; i++)
