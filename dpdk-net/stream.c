@@ -9,6 +9,11 @@
 #include "../engine/lcr_assert.h"
 #include "stream.h"
 
+/* How long fresh acks below what was acknowledged before must keep coming,
+ * with no other ack between, before the receiver counts as restarted (an
+ * old ack of its stream's first moments can arrive late, even twice). */
+#define STX_REGRESSED_NS (200ull * 1000 * 1000)
+
 void lcr_stream_opts_default(struct lcr_stream_opts *o)
 {
 	memset(o, 0, sizeof(*o));
@@ -96,6 +101,7 @@ void lcr_stx_reset(struct lcr_stx *s)
 		s->slots[i].sacked = false;
 	}
 	s->rtt_valid = false;
+	s->regressed_since_ns = 0;
 	s->rto_ns = s->o.rto_init_ns;
 }
 
@@ -226,6 +232,28 @@ void lcr_stx_on_ack(struct lcr_stx *s, const struct lcr_wire_ack *a, uint64_t no
 {
 	if (a->stream != s->stream || a->cum >= s->next_seq)
 		return; /* another stream's, or acknowledging what we never sent */
+	if (a->cum < s->acked) {
+		/*
+		 * Less than it acknowledged before: an old ack overtaken by a
+		 * newer one (ignored), or, when the receiver says it has
+		 * delivered nothing on this stream yet, a receiver that
+		 * restarted and joined it early, waiting for datagrams its
+		 * previous life acknowledged, which we no longer hold: it would
+		 * wait for ever. Then a new stream, which it takes from its
+		 * start (the messages lost with the old one are the Raft
+		 * layer's to send again, as after any loss).
+		 */
+		if (!(a->flags & LCR_WIRE_ACK_FRESH))
+			return;
+		if (s->regressed_since_ns == 0) {
+			s->regressed_since_ns = now ? now : 1;
+		} else if (now - s->regressed_since_ns >= STX_REGRESSED_NS) {
+			s->st.peer_restarts++;
+			lcr_stx_reset(s);
+		}
+		return;
+	}
+	s->regressed_since_ns = 0;
 	s->peer_window = a->window < 16 ? 16 : a->window > s->o.window ? s->o.window : a->window;
 	bool sample = false;
 	while (s->acked < a->cum) {
@@ -331,6 +359,7 @@ static void srx_restart(struct lcr_srx *r, uint64_t stream, uint64_t first_seq)
 		r->slots[i].present = false;
 	r->msg_len = 0;
 	r->msg_frags = 0;
+	r->start = r->delivered; /* "fresh" until something is delivered past it */
 }
 
 /* Take the next in-order datagram into the message being reassembled. */
@@ -418,6 +447,8 @@ void lcr_srx_make_ack(struct lcr_srx *r, struct lcr_wire_ack *a)
 	memset(a, 0, sizeof(*a));
 	a->stream = r->stream;
 	a->cum = r->delivered;
+	if (r->delivered == r->start)
+		a->flags |= LCR_WIRE_ACK_FRESH;
 	for (uint32_t i = 0; i < 64 && i + 2 <= r->o.window; i++) {
 		uint64_t seq = r->delivered + 2 + i;
 		if (r->slots[seq % r->o.window].present)

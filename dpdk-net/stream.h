@@ -61,7 +61,8 @@ struct lcr_stx_slot {
 
 struct lcr_stx_stats {
 	uint64_t msgs, dgrams, retransmits, fast_retransmits, timeouts, unreachable;
-	uint64_t dropped_full; /* messages refused: the window was full */
+	uint64_t dropped_full;	/* messages refused: the window was full */
+	uint64_t peer_restarts; /* new streams because the receiver's acks went back */
 	uint64_t srtt_ns, rto_ns;
 };
 
@@ -80,6 +81,7 @@ struct lcr_stx {
 	uint32_t txq_head, txq_len;
 	uint64_t srtt_ns, rttvar_ns, rto_ns;
 	bool rtt_valid;
+	uint64_t regressed_since_ns; /* fresh acks below `acked` since then, none else */
 	struct lcr_stx_stats st;
 };
 
@@ -140,6 +142,7 @@ struct lcr_srx {
 	struct lcr_stream_opts o;
 	uint64_t stream;	    /* 0: none yet */
 	uint64_t delivered;	    /* every seq <= delivered was handed up (or skipped) */
+	uint64_t start;		    /* `delivered` when this stream was taken up */
 	struct lcr_srx_slot *slots; /* seq % window */
 	uint8_t *mem;
 	uint8_t *msg; /* reassembly, LCR_WIRE_MSG_MAX bytes */

@@ -520,9 +520,11 @@ static int udp_client_metrics_json(const struct lcr_transport *t, void *client, 
 	size_t o = 0;
 	(void)t;
 
-	PUT("\"in_flight\":%u,\"retransmits\":%llu,\"srtt_us\":%.1f,\"stream_drops\":%llu",
+	PUT("\"in_flight\":%u,\"retransmits\":%llu,\"srtt_us\":%.1f,\"stream_drops\":%llu,"
+	    "\"peer_restarts\":%llu",
 	    lcr_stx_in_flight(&l->tx), (unsigned long long)l->tx.st.retransmits,
-	    (double)l->tx.st.srtt_ns / 1000.0, (unsigned long long)l->stream_drops);
+	    (double)l->tx.st.srtt_ns / 1000.0, (unsigned long long)l->stream_drops,
+	    (unsigned long long)l->tx.st.peer_restarts);
 	return (int)o;
 }
 

@@ -668,7 +668,8 @@ size_t lcr_wire_encode_ack(void *payload, size_t cap, const struct lcr_wire_ack 
 	wr_u(&w, a->cum, 8);
 	wr_u(&w, a->sack, 8);
 	wr_u(&w, a->window, 4);
-	wr_zero(&w, 4);
+	wr_u(&w, a->flags, 1);
+	wr_zero(&w, 3);
 	LCR_ASSERT(w.off == ACK_BYTES);
 	return ACK_BYTES;
 }
@@ -681,8 +682,9 @@ uint32_t lcr_wire_decode_ack(const void *payload, size_t len, struct lcr_wire_ac
 	a->cum = rd_u(&r, 8);
 	a->sack = rd_u(&r, 8);
 	a->window = (uint32_t)rd_u(&r, 4);
-	rd_zero(&r, 4);
-	if (a->stream == 0)
+	a->flags = (uint8_t)rd_u(&r, 1);
+	rd_zero(&r, 3);
+	if (a->stream == 0 || (a->flags & ~LCR_WIRE_ACK_FRESH))
 		return LCR_DROP_MALFORMED;
 	return rd_done(&r);
 }

@@ -161,7 +161,12 @@ struct lcr_wire_ack {
 	uint64_t cum;	 /* every seq <= cum was received */
 	uint64_t sack;	 /* bit i: seq cum + 2 + i was received */
 	uint32_t window; /* datagrams the receiver can still hold */
+	uint8_t flags;	 /* LCR_WIRE_ACK_* */
 };
+
+/* The receiver started this stream (it joined it, having restarted, or saw
+ * it begin) and has delivered nothing on it yet: see docs/wire-protocol.md. */
+#define LCR_WIRE_ACK_FRESH 0x01
 
 size_t lcr_wire_encode_ack(void *payload, size_t cap, const struct lcr_wire_ack *a);
 uint32_t lcr_wire_decode_ack(const void *payload, size_t len, struct lcr_wire_ack *a);

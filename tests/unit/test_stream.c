@@ -340,6 +340,66 @@ static void test_stream_stale_and_restarts(void **state)
 	lcr_srx_free(&rx);
 }
 
+/*
+ * A receiver that restarts while the stream is young (seq within one window)
+ * joins it expecting seq 1, which its previous life already acknowledged:
+ * it would hold what comes and deliver nothing, for ever. Its acks go below
+ * the sender's; after a few in a row the sender starts a new stream, and
+ * messages flow again. (The CI saw a follower stall this way.)
+ */
+static void test_stream_receiver_restart_early_in_stream(void **state)
+{
+	struct lcr_stream_opts o;
+	struct lcr_stx tx;
+	struct lcr_srx rx;
+	struct lcr_wire_ack a;
+	uint8_t payload[10] = { 0 };
+	struct lcr_dgram_view d;
+	uint64_t n = 0, now = 0;
+	(void)state;
+	lcr_stream_opts_default(&o);
+	assert_int_equal(lcr_stx_init(&tx, &o, 7, 1, 1, 2), 0);
+	assert_int_equal(lcr_srx_init(&rx, &o), 0);
+	/* Ten messages delivered and acknowledged. */
+	for (int i = 0; i < 10; i++)
+		assert_int_equal(lcr_stx_send(&tx, LCR_WIRE_APPEND_REQ, payload, 10, now), 0);
+	struct lcr_wire_hdr h;
+	while (lcr_stx_next(&tx, now, &d)) {
+		assert_int_equal(lcr_wire_open(d.buf, d.len, 7, &h), LCR_DROP_NONE);
+		lcr_srx_on_dgram(&rx, &h, d.buf + LCR_WIRE_HDR, ignore_msg, &n);
+	}
+	assert_int_equal(n, 10);
+	lcr_srx_make_ack(&rx, &a);
+	lcr_stx_on_ack(&tx, &a, now);
+	uint64_t first_stream = tx.stream;
+	/* The receiver restarts; the next message reaches the new one. */
+	lcr_srx_free(&rx);
+	assert_int_equal(lcr_srx_init(&rx, &o), 0);
+	bool restarted = false;
+	for (int round = 0; round < 10 && !restarted; round++, now += 50 * MS) {
+		assert_int_equal(lcr_stx_send(&tx, LCR_WIRE_APPEND_REQ, payload, 10, now), 0);
+		while (lcr_stx_next(&tx, now, &d)) {
+			assert_int_equal(lcr_wire_open(d.buf, d.len, 7, &h), LCR_DROP_NONE);
+			lcr_srx_on_dgram(&rx, &h, d.buf + LCR_WIRE_HDR, ignore_msg, &n);
+		}
+		lcr_srx_make_ack(&rx, &a);
+		lcr_stx_on_ack(&tx, &a, now);
+		restarted = tx.stream != first_stream;
+	}
+	assert_true(restarted);
+	assert_int_equal(tx.st.peer_restarts, 1);
+	/* The new stream is taken from its start: delivered at once. */
+	uint64_t before = n;
+	assert_int_equal(lcr_stx_send(&tx, LCR_WIRE_APPEND_REQ, payload, 10, now), 0);
+	while (lcr_stx_next(&tx, now, &d)) {
+		assert_int_equal(lcr_wire_open(d.buf, d.len, 7, &h), LCR_DROP_NONE);
+		lcr_srx_on_dgram(&rx, &h, d.buf + LCR_WIRE_HDR, ignore_msg, &n);
+	}
+	assert_int_equal(n, before + 1);
+	lcr_srx_free(&rx);
+	lcr_stx_free(&tx);
+}
+
 static void test_stream_sack_marks_holes(void **state)
 {
 	struct lcr_stream_opts o;
@@ -375,6 +435,7 @@ int main(void)
 		cmocka_unit_test(test_stream_window_full_refuses),
 		cmocka_unit_test(test_stream_stale_and_restarts),
 		cmocka_unit_test(test_stream_sack_marks_holes),
+		cmocka_unit_test(test_stream_receiver_restart_early_in_stream),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -815,7 +815,7 @@ static void test_roundtrip_ack(void **state)
 {
 	static const struct lcr_wire_ack acks[] = {
 		{ 1, 0, 0, 0 },
-		{ 0x2222, 1000, 0x8000000000000005ull, 256 },
+		{ 0x2222, 1000, 0x8000000000000005ull, 256, LCR_WIRE_ACK_FRESH },
 		{ UINT64_MAX, UINT64_MAX, UINT64_MAX, UINT32_MAX },
 	};
 	uint8_t buf[64];
@@ -831,6 +831,7 @@ static void test_roundtrip_ack(void **state)
 		assert_int_equal(got.cum, acks[i].cum);
 		assert_int_equal(got.sack, acks[i].sack);
 		assert_int_equal(got.window, acks[i].window);
+		assert_int_equal(got.flags, acks[i].flags);
 	}
 }
 
@@ -1350,7 +1351,7 @@ static const uint16_t rz_append[] = { 13,  14,	15,  28,  29,  30,  31,	 52,  53,
 				      100, 101, 102, 103, 118, 119, 146, 147, 187, 188 };
 static const uint16_t rz_append_resp[] = { 4, 5, 6, 7, 21, 22, 23, 36, 37, 38, 39 };
 static const uint16_t rz_transfer[] = { 13, 14, 15, 20, 21, 22, 23, 36, 37, 38, 39 };
-static const uint16_t rz_ack[] = { 28, 29, 30, 31 };
+static const uint16_t rz_ack[] = { 29, 30, 31 };
 static const uint16_t rz_client_req[] = { 17, 18, 19 };
 static const uint16_t rz_client_resp[] = { 10, 11, 20, 21, 22, 23 };
 
@@ -1360,6 +1361,21 @@ static const uint16_t b_vote_resp[] = { 12, 28, 56, 57 };
 static const uint16_t b_append[] = { 12 };
 static const uint16_t b_append_resp[] = { 20 };
 static const uint16_t b_transfer[] = { 12 };
+
+/* The ack's flags byte: FRESH is known, any other bit is malformed. */
+static void test_ack_flags(void **state)
+{
+	struct lcr_wire_ack a = { 9, 5, 0, 64, LCR_WIRE_ACK_FRESH }, got;
+	uint8_t buf[64];
+	(void)state;
+	assert_int_equal(lcr_wire_encode_ack(buf, sizeof(buf), &a), 32);
+	assert_int_equal(lcr_wire_decode_ack(buf, 32, &got), LCR_DROP_NONE);
+	assert_int_equal(got.flags, LCR_WIRE_ACK_FRESH);
+	for (int bit = 1; bit < 8; bit++) {
+		buf[28] = (uint8_t)(LCR_WIRE_ACK_FRESH | (1u << bit));
+		assert_int_equal(lcr_wire_decode_ack(buf, 32, &got), LCR_DROP_MALFORMED);
+	}
+}
 
 static void test_reserved_bytes_nonzero(void **state)
 {
@@ -1575,6 +1591,7 @@ int main(void)
 		cmocka_unit_test(test_roundtrip_append_many),
 		cmocka_unit_test(test_roundtrip_append_resp_transfer),
 		cmocka_unit_test(test_roundtrip_ack),
+		cmocka_unit_test(test_ack_flags),
 		cmocka_unit_test(test_roundtrip_client_req),
 		cmocka_unit_test(test_roundtrip_client_resp),
 		cmocka_unit_test(test_roundtrip_datagrams),
