@@ -644,8 +644,7 @@ static int eng_setup(struct eng *e, char *why, size_t why_len)
 		cfg.seed = 0x5eed + i;
 		e->scratch_max = cfg.max_payload_entries;
 		memset(&rs, 0, sizeof(rs));
-		r->core = lcr_core_new(&cfg, &rs, &err);
-		if (!r->core) {
+		if ((err = lcr_core_new(&r->core, &cfg, &rs)) < 0) {
 			snprintf(why, why_len, "creating replica %u: %s", r->id, lcr_strerror(err));
 			eng_free(e);
 			return err;

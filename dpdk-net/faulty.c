@@ -20,7 +20,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "../engine/lcr_assert.h"
+#include "lcr_assert.h"
 #include "backend.h"
 #include "wire.h"
 

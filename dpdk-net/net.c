@@ -23,7 +23,7 @@
 #include <time.h>
 
 #include "lcr_assert.h"
-#include "net.h"
+#include "net_host.h"
 
 #define NET_WHY_MAX 64
 
@@ -108,21 +108,22 @@ const char *lcr_net_op_name(uint32_t op)
 	return op < LCR_NET_OP_MAX ? names[op] : "unknown";
 }
 
-void lcr_net_config_default(struct lcr_net_config *c, const struct lcr_core_config *core)
+void lcr_net_config_default(struct lcr_net_config *c, uint32_t self, uint64_t heartbeat_ms,
+			    uint64_t election_timeout_min_ms, uint32_t inflight_max,
+			    uint64_t backoff_ms)
 {
 	memset(c, 0, sizeof(*c));
-	c->self = core->id;
+	c->self = self;
 	c->groups_max = 256;
 	/* The core keeps at most inflight_max requests out per stream, plus one
 	 * heartbeat; one more for the request of a stream just restarted. */
-	c->queue_max = core->inflight_max + 2;
+	c->queue_max = inflight_max + 2;
 	c->events_max = 4096;
-	c->append_ttl_ns = core->heartbeat_interval_ms * 1000000ull;
-	c->vote_ttl_ns = core->election_timeout_min_ms * 1000000ull;
+	c->append_ttl_ns = heartbeat_ms * 1000000ull;
+	c->vote_ttl_ns = election_timeout_min_ms * 1000000ull;
 	c->snapshot_ttl_ns = 200ull * 1000000; /* openraft install_snapshot_timeout */
 	c->snapshot_chunk_bytes = 3u << 20;    /* openraft snapshot_max_chunk_size */
-	c->backoff_ms = core->backoff_ms;
-	c->alloc = core->alloc;
+	c->backoff_ms = backoff_ms;
 }
 
 static struct lcr_net_group *group_of(const struct lcr_net *n, uint32_t id)

@@ -30,7 +30,7 @@
  *       calls full_snapshot today, so a transport may leave it NULL for now.
  *       Its argument type and its completion come with the snapshots.
  *
- * Errors mirror RPCError (enum lcr_net_err in core.h): TIMEOUT, UNREACHABLE
+ * Errors mirror RPCError (enum lcr_net_err in types.h): TIMEOUT, UNREACHABLE
  * (back off before retrying), NETWORK (retry now), REMOTE; full_snapshot adds
  * CLOSED (replication closed on purpose). A replication error reaches the
  * core as LCR_EV_NET_ERROR and weighs as openraft's backoff rank: UNREACHABLE
@@ -78,10 +78,11 @@
  *     recover.
  *
  * A node gets its transport from a factory (struct lcr_net_factory, in
- * lcr_node_config.transport; NULL: the built-in UDP transport, udp.c), one
+ * lcr_node_config.transport; NULL: the built-in UDP transport, udp.h), one
  * transport per lcore. net.c sits between the runtime and the transport: it
  * dispatches the core's messages to the ops, implements the defaults above,
- * enforces the TTLs and hands results to the runtime as events.
+ * enforces the TTLs and hands results to the runtime as events (net_host.h,
+ * the runtime's side, not installed).
  */
 #ifndef LCR_NET_H
 #define LCR_NET_H
@@ -90,11 +91,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "core.h"
+#include "types.h"
 
 struct lcr_net;
 struct lcr_net_group;
-struct lcr_node_config;
 /* A snapshot to send: defined with the core's snapshots (next core issue). */
 struct lcr_net_snapshot;
 
@@ -213,15 +213,26 @@ struct lcr_transport {
 	const struct lcr_net_ops *ops;
 };
 
+/* Most nodes a cluster lists (voters and learners), as the core's LCR_NODES_MAX. */
+#define LCR_PEERS_MAX LCR_NODES_MAX
+
+/* Where a node listens: its lcore i on `port` + i (the UDP transports). */
+struct lcr_peer_addr {
+	uint32_t id;
+	char host[64]; /* an IPv4 address or a host name */
+	uint16_t port;
+};
+
 /* What a factory gets to open the transport of one lcore. */
 struct lcr_net_env {
-	struct lcr_net *net;		    /* where its completions and requests go */
-	uint32_t self;			    /* this node */
-	uint64_t cluster;		    /* cluster id */
-	uint32_t lcore;			    /* the lcore it serves: groups with id % n_lcores */
-	uint32_t n_lcores;		    /* the same group runs on the same lcore everywhere */
-	const struct lcr_node_config *node; /* peers and their addresses, mtu, faults ... */
-	struct lcr_allocator alloc;	    /* the node's allocator; NULL alloc: malloc */
+	struct lcr_net *net;		   /* where its completions and requests go */
+	uint32_t self;			   /* this node */
+	uint64_t cluster;		   /* cluster id */
+	uint32_t lcore;			   /* the lcore it serves: groups with id % n_lcores */
+	uint32_t n_lcores;		   /* the same group runs on the same lcore everywhere */
+	uint32_t n_peers;		   /* every node of the cluster, this one included */
+	const struct lcr_peer_addr *peers; /* their addresses (valid while the node lives) */
+	struct lcr_allocator alloc;	   /* the node's allocator; NULL alloc: malloc */
 };
 
 /*
@@ -235,9 +246,6 @@ struct lcr_net_factory {
 		    size_t why_len);
 	void *ctx;
 };
-
-/* The built-in transport: UDP datagrams on kernel sockets (udp.c). */
-LCR_API const struct lcr_net_factory *lcr_net_udp_factory(void);
 
 /* ---- called by the transport, on the owning lcore --------------------------- */
 
@@ -267,118 +275,5 @@ LCR_API void lcr_net_fail(struct lcr_net *n, const struct lcr_net_call *call, ui
 
 LCR_API const char *lcr_net_err_name(uint32_t err);
 LCR_API const char *lcr_net_op_name(uint32_t op);
-
-/* ---- used by the runtime (and the tests) ------------------------------------ */
-
-/*
- * What the owner of the groups does with results; `group` is the pointer it
- * gave lcr_net_group_open(). Each may step the core, which may send again
- * (lcr_net_send) from inside.
- */
-struct lcr_net_host {
-	/* A message for the core (LCR_EV_MSG): a request or a reply. */
-	void (*deliver)(void *group, const struct lcr_msg *m);
-	/* A call failed. AppendEntries: tell the core (LCR_EV_NET_ERROR). */
-	void (*failed)(void *group, const struct lcr_net_call *call, uint32_t err, const char *why);
-	/*
-	 * Attach the entries of an AppendEntries the core sent without them
-	 * (n_entries after prev, from the log): set m->append_req.entries, and
-	 * lower n_entries if fewer are at hand or fit one message. Called
-	 * right before the op; the entries need to live only during it. When
-	 * it attached some but fewer than asked, net.c sends the rest as
-	 * further requests (0: it gives up on this one; the core resends).
-	 */
-	void (*attach)(void *group, struct lcr_msg *m);
-};
-
-struct lcr_net_config {
-	uint32_t self;
-	uint32_t groups_max;	       /* groups this lcore may open */
-	uint32_t queue_max;	       /* sequential stream_append: requests waiting per target */
-	uint32_t events_max;	       /* results held for the loop (errors inside ops, defaults) */
-	uint64_t append_ttl_ns;	       /* hard TTL of AppendEntries (heartbeat interval) */
-	uint64_t vote_ttl_ns;	       /* votes, pre-votes, transfers (election timeout min) */
-	uint64_t snapshot_ttl_ns;      /* full_snapshot (openraft install_snapshot_timeout) */
-	uint64_t snapshot_chunk_bytes; /* openraft snapshot_max_chunk_size */
-	uint64_t backoff_ms;	       /* the core's backoff base */
-	struct lcr_allocator alloc;    /* NULL alloc: malloc */
-};
-
-/* Defaults from a core config: TTLs, queue (inflight_max + 2), backoff. */
-void lcr_net_config_default(struct lcr_net_config *c, const struct lcr_core_config *core);
-
-/*
- * Open the transport of one lcore through `f` and check its table. A
- * required op missing is refused: -EINVAL and a sentence naming it in `why`.
- * env->net is filled in here.
- */
-int lcr_net_open(struct lcr_net **out, const struct lcr_net_factory *f,
-		 const struct lcr_net_env *env, const struct lcr_net_config *cfg,
-		 const struct lcr_net_host *host, char *why, size_t why_len);
-void lcr_net_close(struct lcr_net *n);
-
-/* The transport, for the tests and metrics. */
-struct lcr_transport *lcr_net_transport(const struct lcr_net *n);
-
-/* A group with its peers (every node but this one); setup only. */
-int lcr_net_group_open(struct lcr_net *n, uint32_t group, void *host_group, const uint32_t *targets,
-		       uint32_t n_targets, struct lcr_net_group **out, char *why, size_t why_len);
-void lcr_net_group_close(struct lcr_net_group *g);
-
-/*
- * Send a message the core made (LCR_CMD_SEND) through the op for its type:
- * APPEND_REQ to stream_append (or the sequential default), VOTE_REQ to vote or
- * pre_vote, TRANSFER_LEADER to transfer_leader, APPEND_RESP and VOTE_RESP to
- * respond. Never calls the host from inside: results come from the loop.
- * `now_ns` is the time of the owner's loop iteration (TTLs start there).
- */
-void lcr_net_send(struct lcr_net_group *g, const struct lcr_msg *m, uint64_t now_ns);
-
-/*
- * This replica stopped leading: drop the AppendEntries still waiting in the
- * sequential default (they were made by that leadership, and the log they
- * would be read from may change under a new leader).
- */
-void lcr_net_cancel(struct lcr_net_group *g);
-
-/* The backoff before retrying `target` (the transport's, or the default). */
-uint64_t lcr_net_backoff_ns(const struct lcr_net_group *g, uint32_t target, uint32_t step);
-/* Whether the transport has its own backoff. */
-bool lcr_net_has_backoff(const struct lcr_net *n);
-
-/* The loop: results held for it, then the transport's receive. */
-bool lcr_net_poll(struct lcr_net *n, uint64_t now_ns);
-/* TTLs of calls in flight, then the transport's timers. */
-bool lcr_net_tick(struct lcr_net *n, uint64_t now_ns);
-/* The transport's transmit. */
-bool lcr_net_flush(struct lcr_net *n, uint64_t now_ns);
-/* When poll, tick or flush next has work (0: now). */
-uint64_t lcr_net_next_timer(const struct lcr_net *n);
-/* Sleep until input, `fd` or the timeout. */
-int lcr_net_wait(struct lcr_net *n, int fd, uint64_t timeout_ns);
-
-struct lcr_net_stats {
-	uint64_t calls[LCR_NET_OP_MAX];	     /* ops called on the transport */
-	uint64_t defaults[LCR_NET_OP_MAX];   /* requests a default served instead */
-	uint64_t errors[LCR_NET_CLOSED + 1]; /* calls ended with an error, by kind */
-	uint64_t requests;		     /* delivered to the core */
-	uint64_t replies;		     /* delivered to the core */
-	uint64_t responds;		     /* replies sent for the core */
-	uint64_t pre_vote_refused;	     /* default pre_vote: target failing, no grant */
-	uint64_t ttl_expired;		     /* unary calls ended at their hard TTL */
-	uint64_t late;			     /* completions of calls that had already ended */
-	uint64_t seq_dropped;		     /* sequential default: superseded or cancelled */
-	uint64_t seq_full;		     /* sequential default: queue full */
-	uint64_t events_full;		     /* results lost: the hold queue was full */
-	uint64_t dropped;		     /* inbound for an unknown group or sender, bad type */
-	uint64_t append_splits;		     /* AppendEntries sent in parts (over ~1 MiB) */
-};
-
-void lcr_net_stats(const struct lcr_net *n, struct lcr_net_stats *st);
-/* net.c's counters and the transport's, as JSON members. */
-int lcr_net_metrics_json(const struct lcr_net *n, char *buf, size_t len);
-/* The transport's metrics of one target, as JSON members (0 bytes if none). */
-int lcr_net_client_metrics_json(const struct lcr_net_group *g, uint32_t target, char *buf,
-				size_t len);
 
 #endif /* LCR_NET_H */

@@ -20,7 +20,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "../engine/lcr_assert.h"
+#include "lcr_assert.h"
 #include "backend.h"
 
 /* sendmmsg and recvmmsg take at most UIO_MAXIOV (1024) messages per call. */

@@ -6,7 +6,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "../engine/lcr_assert.h"
+#include "lcr_assert.h"
 #include "stream.h"
 
 /* How long fresh acks below what was acknowledged before must keep coming,

@@ -30,9 +30,9 @@
 
 #include "backend.h"
 #include "lcr_assert.h"
-#include "lcraft.h"
 #include "net.h"
 #include "stream.h"
+#include "udp.h"
 #include "wire.h"
 
 #define BURST	   64
@@ -570,36 +570,44 @@ static const struct lcr_net_ops udp_ops = {
 	.close = udp_close,
 };
 
-static const struct lcr_peer_addr *peer_addr(const struct lcr_node_config *c, uint32_t id)
+void lcr_udp_config_default(struct lcr_udp_config *c)
 {
-	for (uint32_t i = 0; i < c->n_peers; i++)
-		if (c->peers[i].id == id)
-			return &c->peers[i];
+	memset(c, 0, sizeof(*c));
+	c->bind_host = "0.0.0.0";
+	c->mtu = 1500;
+}
+
+static const struct lcr_peer_addr *peer_addr(const struct lcr_net_env *env, uint32_t id)
+{
+	for (uint32_t i = 0; i < env->n_peers; i++)
+		if (env->peers[i].id == id)
+			return &env->peers[i];
 	return NULL;
 }
 
 /* The socket of this lcore, and the fault decorator around it if asked for. */
-static int open_backend(struct udp *u, const struct lcr_net_env *env, char *why, size_t why_len)
+static int open_backend(struct udp *u, const struct lcr_udp_config *c,
+			const struct lcr_net_env *env, char *why, size_t why_len)
 {
-	const struct lcr_node_config *c = env->node;
 	struct lcr_sock_opts so;
 	int rc;
 
 	lcr_sock_opts_default(&so);
-	const struct lcr_peer_addr *me = peer_addr(c, c->id);
+	const struct lcr_peer_addr *me = peer_addr(env, env->self);
 	so.bind_host = c->bind_host ? c->bind_host : "0.0.0.0";
 	so.bind_port = (uint16_t)(me->port + env->lcore);
 	so.busy_poll = c->busy_poll;
 	so.dgram_max = LCR_WIRE_DGRAM_MAX;
 	so.rcvbuf = 8u << 20;
 	so.sndbuf = 8u << 20;
-	for (uint32_t i = 0; i < c->n_peers && so.n_peers < LCR_SOCK_PEERS_MAX; i++) {
-		if (c->peers[i].id == c->id)
+	for (uint32_t i = 0; i < env->n_peers && so.n_peers < LCR_SOCK_PEERS_MAX; i++) {
+		const struct lcr_peer_addr *pa = &env->peers[i];
+		if (pa->id == env->self)
 			continue;
 		struct lcr_sock_peer *p = &so.peers[so.n_peers++];
-		p->node = c->peers[i].id;
-		snprintf(p->host, sizeof(p->host), "%s", c->peers[i].host);
-		p->port = (uint16_t)(c->peers[i].port + env->lcore);
+		p->node = pa->id;
+		snprintf(p->host, sizeof(p->host), "%s", pa->host);
+		p->port = (uint16_t)(pa->port + env->lcore);
 	}
 	if ((rc = lcr_sock_open(&u->be, &so, why, (unsigned)why_len)) < 0)
 		return rc;
@@ -632,17 +640,19 @@ static int open_backend(struct udp *u, const struct lcr_net_env *env, char *why,
 static int udp_open(void *ctx, const struct lcr_net_env *env, struct lcr_transport **out, char *why,
 		    size_t why_len)
 {
-	const struct lcr_node_config *c = env->node;
+	const struct lcr_udp_config *c = ctx;
 	int rc;
-	(void)ctx;
+
+	LCR_ASSERT(c != NULL);
 
 	if (c->mtu < 576 || c->mtu > LCR_WIRE_DGRAM_MAX + 28) {
 		snprintf(why, why_len, "mtu (%u) must be in 576..%u", c->mtu,
 			 LCR_WIRE_DGRAM_MAX + 28);
 		return -EINVAL;
 	}
-	if (!peer_addr(c, c->id)) {
-		snprintf(why, why_len, "node id %u is not among the %u peers", c->id, c->n_peers);
+	if (!peer_addr(env, env->self)) {
+		snprintf(why, why_len, "node id %u is not among the %u peers", env->self,
+			 env->n_peers);
 		return -EINVAL;
 	}
 	struct udp *u = lcr_allocator_zalloc(&env->alloc, sizeof(*u));
@@ -668,7 +678,7 @@ static int udp_open(void *ctx, const struct lcr_net_env *env, struct lcr_transpo
 		rc = -ENOMEM;
 		goto err_close;
 	}
-	if ((rc = open_backend(u, env, why, why_len)) < 0)
+	if ((rc = open_backend(u, c, env, why, why_len)) < 0)
 		goto err_close;
 	*out = &u->base;
 	return 0;
@@ -677,9 +687,9 @@ err_close:
 	return rc;
 }
 
-static const struct lcr_net_factory udp_factory = { .name = "udp", .open = udp_open };
-
-const struct lcr_net_factory *lcr_net_udp_factory(void)
+void lcr_udp_factory(struct lcr_net_factory *f, const struct lcr_udp_config *cfg)
 {
-	return &udp_factory;
+	f->name = "udp";
+	f->open = udp_open;
+	f->ctx = (void *)cfg;
 }

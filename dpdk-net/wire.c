@@ -14,8 +14,8 @@
 #include <string.h>
 
 #include "wire.h"
-#include "../engine/lcr_assert.h"
-#include "../io/crc32c.h"
+#include "lcr_assert.h"
+#include "crc32c.h"
 
 /* The wire's message types double as the core's, so decoding is a copy. */
 static_assert((int)LCR_WIRE_VOTE_REQ == (int)LCR_MSG_VOTE_REQ, "vote req type");

@@ -38,7 +38,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "../engine/types.h"
+#include "types.h"
 
 #define LCR_WIRE_MAGIC	 0x5752434cu
 #define LCR_WIRE_VERSION 1

@@ -10,18 +10,6 @@
 
 #include "core_int.h"
 
-static void *default_alloc(void *ctx, size_t size)
-{
-	(void)ctx;
-	return malloc(size);
-}
-
-static void default_free(void *ctx, void *ptr)
-{
-	(void)ctx;
-	free(ptr);
-}
-
 const char *lcr_strerror(int err)
 {
 	switch (-err) {
@@ -157,39 +145,28 @@ static void free_core(struct lcr_core *c)
 	struct lcr_allocator a = c->cfg.alloc;
 
 	lcr_log_ids_free(&c->log);
-	if (c->resp)
-		a.free(a.ctx, c->resp);
-	if (c->reads)
-		a.free(a.ctx, c->reads);
-	if (c->out)
-		a.free(a.ctx, c->out);
-	a.free(a.ctx, c);
+	lcr_allocator_free(&a, c->resp);
+	lcr_allocator_free(&a, c->reads);
+	lcr_allocator_free(&a, c->out);
+	lcr_allocator_free(&a, c);
 }
 
-struct lcr_core *lcr_core_new(const struct lcr_core_config *cfg,
-			      const struct lcr_core_restore *restore, int *err)
+int lcr_core_new(struct lcr_core **out, const struct lcr_core_config *cfg,
+		 const struct lcr_core_restore *restore)
 {
-	struct lcr_allocator a = cfg->alloc;
+	const struct lcr_allocator *a = &cfg->alloc;
 	char why[256];
 	struct lcr_core *c;
 
-	if (!a.alloc) {
-		a.alloc = default_alloc;
-		a.free = default_free;
-		a.ctx = NULL;
-	}
-	if (lcr_core_config_validate(cfg, why, sizeof(why)) < 0) {
-		*err = -EINVAL;
-		return NULL;
-	}
-	c = a.alloc(a.ctx, sizeof(*c));
-	if (!c) {
-		*err = -ENOMEM;
-		return NULL;
-	}
-	memset(c, 0, sizeof(*c));
+	LCR_ASSERT(out != NULL);
+	LCR_ASSERT(restore != NULL);
+	*out = NULL;
+	if (lcr_core_config_validate(cfg, why, sizeof(why)) < 0)
+		return -EINVAL;
+	c = lcr_allocator_zalloc(a, sizeof(*c));
+	if (!c)
+		return -ENOMEM;
 	c->cfg = *cfg;
-	c->cfg.alloc = a;
 	c->id = cfg->id;
 	c->heartbeat_ns = cfg->heartbeat_interval_ms * LCR_NS_PER_MS;
 	/* openraft engine_config.rs: leader_lease = election_timeout_max. */
@@ -216,19 +193,26 @@ struct lcr_core *lcr_core_new(const struct lcr_core_config *cfg,
 	 * releases at most resp_max responses, and a few more commands. */
 	c->out_max =
 		LCR_NODES_MAX * (cfg->inflight_max + 4) + cfg->respond_max + cfg->reads_max + 64;
-	c->resp = a.alloc(a.ctx, sizeof(*c->resp) * c->resp_max);
-	c->reads = a.alloc(a.ctx, sizeof(*c->reads) * c->reads_max);
-	c->out = a.alloc(a.ctx, sizeof(*c->out) * c->out_max);
+	c->resp = lcr_allocator_zalloc(a, sizeof(*c->resp) * c->resp_max);
+	c->reads = lcr_allocator_zalloc(a, sizeof(*c->reads) * c->reads_max);
+	c->out = lcr_allocator_zalloc(a, sizeof(*c->out) * c->out_max);
 	if (!c->resp || !c->reads || !c->out ||
-	    lcr_log_ids_init(&c->log, a, cfg->leader_runs_max, restore->purged) < 0) {
+	    lcr_log_ids_init(&c->log, *a, cfg->leader_runs_max, restore->purged) < 0) {
 		free_core(c);
-		*err = -ENOMEM;
-		return NULL;
+		return -ENOMEM;
 	}
 	c->log.fixed = true; /* the core never allocates once created */
-	*err = 0;
-	return c;
+	*out = c;
+	return 0;
 }
+
+#ifdef LCR_PLANTED_BUGS
+void lcr_core_plant_bugs(struct lcr_core *c, uint32_t bugs)
+{
+	LCR_ASSERT(!c->started);
+	c->bugs = bugs;
+}
+#endif
 
 void lcr_core_free(struct lcr_core *c)
 {

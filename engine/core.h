@@ -24,9 +24,6 @@
 #ifndef LCR_CORE_H
 #define LCR_CORE_H
 
-#include <stdlib.h>
-#include <string.h>
-
 #include "types.h"
 
 /* Errors returned by the core, as negative values. Above the errno range. */
@@ -51,43 +48,6 @@ struct lcr_membership {
 	} configs[LCR_CONFIGS_MAX];
 	uint32_t n_learners;
 	uint32_t learners[LCR_NODES_MAX];
-};
-
-/* Allocation hook, used only by lcr_core_new()/lcr_core_free(). */
-struct lcr_allocator {
-	void *(*alloc)(void *ctx, size_t size);
-	void (*free)(void *ctx, void *ptr);
-	void *ctx;
-};
-
-/* Zeroed memory from `a` (NULL alloc: malloc), or NULL. */
-static inline void *lcr_allocator_zalloc(const struct lcr_allocator *a, size_t size)
-{
-	void *p = a->alloc ? a->alloc(a->ctx, size) : malloc(size);
-	if (p)
-		memset(p, 0, size);
-	return p;
-}
-
-/* Give back what lcr_allocator_zalloc(a, ...) returned; NULL is fine. */
-static inline void lcr_allocator_free(const struct lcr_allocator *a, void *p)
-{
-	if (!p)
-		return;
-	if (a->free)
-		a->free(a->ctx, p);
-	else
-		free(p);
-}
-
-/* Planted bugs, honoured only when built with LCR_PLANTED_BUGS (tests/sim). */
-enum lcr_bug {
-	LCR_BUG_COMMIT_WITHOUT_QUORUM = 1u << 0,
-	LCR_BUG_ACK_BEFORE_FLUSH = 1u << 1,
-	LCR_BUG_VOTE_NOT_PERSISTED = 1u << 2,
-	LCR_BUG_GRANT_STALE_LOG = 1u << 3,
-	LCR_BUG_LEASE_IGNORED = 1u << 4,
-	LCR_BUG_VOTE_BEFORE_DURABLE = 1u << 5,
 };
 
 struct lcr_core_config {
@@ -140,22 +100,7 @@ struct lcr_core_config {
 	struct lcr_membership membership; /* initial membership (bootstrap) */
 	uint64_t seed;			  /* PRNG seed for election timeouts */
 	struct lcr_allocator alloc;	  /* NULL alloc: malloc/free */
-	uint32_t bugs;			  /* enum lcr_bug bits, tests only */
 };
-
-/*
- * The configured backoff (openraft's Config::backoff): base_ms for the first
- * backoff, doubled for each one in a row, capped at 1 s. With the default
- * 200 ms: 200, 400, 800, 1000, 1000 ... ms.
- */
-static inline uint64_t lcr_backoff_default_ns(uint64_t base_ms, uint32_t step)
-{
-	const uint64_t cap = 1000ull * 1000 * 1000;
-	uint64_t d = base_ms * 1000 * 1000;
-	for (uint32_t i = 0; i < step && d < cap; i++)
-		d *= 2;
-	return d > cap ? cap : d;
-}
 
 /* Fill `cfg` with openraft's defaults (150/300 ms, 50 ms, 300 entries...). */
 LCR_API void lcr_core_config_default(struct lcr_core_config *cfg, uint32_t id);
@@ -171,19 +116,6 @@ struct lcr_core_restore {
 	struct lcr_vote vote;
 	struct lcr_log_id committed; /* persisted commit hint, or none */
 	struct lcr_log_id purged;    /* last purged log id, or none */
-};
-
-/*
- * An I/O identity. Every storage command carries one with a fresh `seq`
- * (strictly increasing per replica). `vote` and `last` describe the durable
- * state once this command and every earlier one are on stable storage; the
- * storage reports completions with LCR_EV_IO_FLUSHED echoing the io id of the
- * newest command made durable.
- */
-struct lcr_io_id {
-	uint64_t seq;
-	struct lcr_vote vote;
-	struct lcr_log_id last;
 };
 
 enum lcr_cmd_type {
@@ -266,15 +198,6 @@ enum lcr_toggle {
 	LCR_TOGGLE_PRE_VOTE = 3,
 };
 
-/* Network errors, mirroring openraft's RPCError (openraft-reference.md §1). */
-enum lcr_net_err {
-	LCR_NET_TIMEOUT = 1,
-	LCR_NET_UNREACHABLE = 2, /* back off before retrying */
-	LCR_NET_NETWORK = 3,	 /* retry now */
-	LCR_NET_REMOTE = 4,
-	LCR_NET_CLOSED = 5,
-};
-
 struct lcr_event {
 	uint32_t type; /* enum lcr_event_type */
 	uint64_t now_ns;
@@ -334,13 +257,13 @@ struct lcr_core_status {
 struct lcr_core;
 
 /*
- * Create a replica from its config and durable state. The log is then loaded
- * with lcr_core_load_log_id() (in index order, after `restore->purged`) and
- * the replica started with lcr_core_start(). Returns NULL with *err set on
- * a bad config (-EINVAL) or allocation failure (-ENOMEM).
+ * Create a replica from its config and durable state into *out. The log is
+ * then loaded with lcr_core_load_log_id() (in index order, after
+ * `restore->purged`) and the replica started with lcr_core_start(). Returns
+ * 0, -EINVAL on a bad config (lcr_core_config_validate says why) or -ENOMEM.
  */
-LCR_API struct lcr_core *lcr_core_new(const struct lcr_core_config *cfg,
-				      const struct lcr_core_restore *restore, int *err);
+LCR_API int lcr_core_new(struct lcr_core **out, const struct lcr_core_config *cfg,
+			 const struct lcr_core_restore *restore);
 LCR_API void lcr_core_free(struct lcr_core *c);
 
 /* Load the id of the next durable log entry (start-up only). */

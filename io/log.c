@@ -22,8 +22,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "../engine/core_int.h"
 #include "crc32c.h"
+#include "lcr_assert.h"
+#include "log_ids.h"
 #include "log.h"
 #include "log_format.h"
 #include "meta.h"
@@ -1142,20 +1143,6 @@ int lcr_log_purge(struct lcr_log *l, uint64_t upto)
 	return 0;
 }
 
-int lcr_log_exec(struct lcr_log *l, const struct lcr_cmd *cmd)
-{
-	switch (cmd->type) {
-	case LCR_CMD_SAVE_VOTE:
-		return lcr_log_save_vote(l, cmd->save_vote.vote, &cmd->save_vote.io);
-	case LCR_CMD_APPEND:
-		return lcr_log_append(l, cmd->append.entries, cmd->append.n, &cmd->append.io);
-	case LCR_CMD_TRUNCATE:
-		return lcr_log_truncate(l, cmd->truncate.after.index, &cmd->truncate.io);
-	default:
-		return -EINVAL;
-	}
-}
-
 /* ---- recovery ---------------------------------------------------------------------- */
 
 struct recover_ctx {
@@ -1670,12 +1657,11 @@ void lcr_log_close(struct lcr_log *l)
 
 /* ---- queries and reads --------------------------------------------------------------- */
 
-void lcr_log_restore(const struct lcr_log *l, struct lcr_core_restore *rs)
+void lcr_log_recovered(const struct lcr_log *l, struct lcr_log_recovery *out)
 {
-	memset(rs, 0, sizeof(*rs));
-	rs->vote = l->meta_st.vote;
-	rs->committed = l->meta_st.committed;
-	rs->purged = l->ids.purged;
+	out->vote = l->meta_st.vote;
+	out->committed = l->meta_st.committed;
+	out->purged = l->ids.purged;
 }
 
 struct lcr_log_id lcr_log_last(const struct lcr_log *l)

@@ -32,21 +32,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "../engine/core.h"
-#include "../engine/hist.h"
+#include "hist.h"
 #include "ring.h"
+#include "types.h"
 
-enum lcr_durability {
-	LCR_DURABILITY_FSYNC = 1, /* acknowledged = on stable storage (default) */
-	LCR_DURABILITY_NONE = 2,  /* acknowledged = written; UNSAFE, benchmarks only */
-};
-
-/* How a batch becomes durable; chosen by measurement (docs/benchmarks.md). */
-enum lcr_io_mode {
-	LCR_IO_DIRECT_DSYNC = 1,       /* O_DIRECT|O_DSYNC: one write (default) */
-	LCR_IO_DIRECT_FDATASYNC = 2,   /* O_DIRECT write + linked fdatasync */
-	LCR_IO_BUFFERED_FDATASYNC = 3, /* page cache write + linked fdatasync */
-};
+/* enum lcr_durability and enum lcr_io_mode: types.h (the node config names them too). */
 
 /* Completion: storage made `io` and everything before it durable (err 0), or failed. */
 typedef void (*lcr_log_done_fn)(void *ctx, const struct lcr_io_id *io, int err);
@@ -97,20 +87,30 @@ int lcr_log_open(struct lcr_log **out, struct lcr_ring *ring, const struct lcr_l
 /* Close: waits for writes in flight, then frees. */
 void lcr_log_close(struct lcr_log *l);
 
-/* What recovery found; feed it to lcr_core_new()/lcr_core_load_log_id(). */
-void lcr_log_restore(const struct lcr_log *l, struct lcr_core_restore *rs);
+/*
+ * What recovery found: the durable vote, the commit hint and the last purged
+ * log id; then the log ids lcr_log_first_index()..lcr_log_last(). The runtime
+ * hands them to the core (lcr_core_restore, lcr_core_load_log_id).
+ */
+struct lcr_log_recovery {
+	struct lcr_vote vote;
+	struct lcr_log_id committed;
+	struct lcr_log_id purged;
+};
+void lcr_log_recovered(const struct lcr_log *l, struct lcr_log_recovery *out);
 struct lcr_log_id lcr_log_last(const struct lcr_log *l);
 uint64_t lcr_log_first_index(const struct lcr_log *l);
 bool lcr_log_id_at(const struct lcr_log *l, uint64_t index, struct lcr_log_id *out);
 
-/* The core's storage commands. Each returns 0 or -errno (-ENOBUFS: arena full,
- * try after completions; -EIO etc: the log has failed and stays failed). */
+/*
+ * The storage commands (the core's SAVE_VOTE, APPEND, TRUNCATE). Each returns
+ * 0 or -errno (-ENOBUFS: arena full, try after completions; -EIO etc: the
+ * log has failed and stays failed). `io` is echoed by the completion.
+ */
 int lcr_log_save_vote(struct lcr_log *l, struct lcr_vote v, const struct lcr_io_id *io);
 int lcr_log_append(struct lcr_log *l, const struct lcr_entry *e, uint32_t n,
 		   const struct lcr_io_id *io);
 int lcr_log_truncate(struct lcr_log *l, uint64_t after, const struct lcr_io_id *io);
-/* Execute one core command of the storage kinds (SAVE_VOTE, APPEND, TRUNCATE). */
-int lcr_log_exec(struct lcr_log *l, const struct lcr_cmd *cmd);
 
 /* End of a loop iteration: seal the open batch and write what can be written. */
 void lcr_log_flush(struct lcr_log *l);

@@ -15,7 +15,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "../engine/types.h"
+#include "types.h"
 
 #define LCR_META_SLOT 4096
 #define LCR_META_FILE "meta"

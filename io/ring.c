@@ -5,7 +5,7 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
-#include "../engine/lcr_assert.h"
+#include "lcr_assert.h"
 #include "ring.h"
 
 int lcr_ring_init(struct lcr_ring *r, unsigned depth)

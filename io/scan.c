@@ -4,7 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "../engine/types.h"
+#include "types.h"
 #include "crc32c.h"
 #include "scan.h"
 

@@ -22,7 +22,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "../engine/types.h"
+#include "types.h"
 #include "ring.h"
 
 #define LCR_SNAP_CHUNK (1u << 20) /* staging buffer and default read size */

@@ -166,7 +166,7 @@ static void read_expect(struct writer *w, const char *path)
 static void recovered_model(struct writer *w, struct crash_model *r)
 {
 	struct lcr_log_id last = lcr_log_last(w->log), id;
-	struct lcr_core_restore rs;
+	struct lcr_log_recovery rs;
 
 	if (lcr_log_first_index(w->log) != 1)
 		die(1, "recovered log starts at %llu; nothing was purged",
@@ -181,7 +181,7 @@ static void recovered_model(struct writer *w, struct crash_model *r)
 				die(4, "out of memory");
 	}
 	r->last = last.index;
-	lcr_log_restore(w->log, &rs);
+	lcr_log_recovered(w->log, &rs);
 	r->vote = rs.vote;
 }
 

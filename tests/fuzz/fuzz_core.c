@@ -102,7 +102,6 @@ static void run(const uint8_t *data, size_t size)
 	struct lcr_core_config cfg;
 	struct lcr_core_restore rs;
 	struct owner o;
-	int err;
 	uint64_t now = 1000000000ull;
 
 	memset(&o, 0, sizeof(o));
@@ -116,8 +115,7 @@ static void run(const uint8_t *data, size_t size)
 	cfg.respond_max = 8;
 	cfg.reads_max = 4;
 	memset(&rs, 0, sizeof(rs));
-	o.c = lcr_core_new(&cfg, &rs, &err);
-	if (!o.c)
+	if (lcr_core_new(&o.c, &cfg, &rs) < 0)
 		abort();
 	lcr_core_start(o.c, now);
 	drain(&o);

@@ -29,7 +29,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core_int.h"
+#include "log_ids.h"
 #include "crc32c.h"
 #include "log_format.h"
 #include "meta.h"

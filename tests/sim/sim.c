@@ -290,7 +290,6 @@ static void fill_config(struct sim_world *w, struct lcr_core_config *cfg, uint32
 		cfg->membership.configs[0].ids[i] = i + 1;
 	cfg->enable_pre_vote = w->par.pre_vote;
 	cfg->seed = w->seed * 1000003u + id * 7919u + node(w, id)->incarnation;
-	cfg->bugs = w->bugs;
 	/* Vary the replication shape so probing, pipelining and batching all run. */
 	cfg->max_payload_entries = (uint32_t)(1 + (w->seed % 7 == 0 ? 2 : w->seed % 64));
 	cfg->inflight_max = (uint32_t)(1 + (w->seed / 7) % 16);
@@ -332,12 +331,12 @@ static void node_start(struct sim_world *w, struct sim_node *n)
 
 	fill_config(w, &cfg, n->id);
 	n->core_allocs = 0;
-	n->core = lcr_core_new(&cfg, &rs, &err);
-	if (!n->core) {
+	if ((err = lcr_core_new(&n->core, &cfg, &rs)) < 0) {
 		fprintf(stderr, "lcraft-sim: core: %s\n", lcr_strerror(err));
 		exit(2);
 	}
 	n->core_allocs_at_start = n->core_allocs;
+	lcr_core_plant_bugs(n->core, w->bugs);
 	for (uint64_t i = 0; i < n->disk.log.n; i++)
 		if (lcr_core_load_log_id(n->core, n->disk.log.e[i].id) < 0)
 			sim_violation(w, "recovery", "node %u: log id at %llu does not load", n->id,

@@ -17,6 +17,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "bugs.h"
 #include "core.h"
 #include "linz.h"
 

@@ -56,8 +56,7 @@ void th_init(struct th_cluster *cl, uint32_t n, void (*tweak)(struct lcr_core_co
 		nd->up = true;
 		nd->auto_flush = true;
 		nd->log = must(calloc(TH_LOG_MAX, sizeof(*nd->log)));
-		nd->core = lcr_core_new(&cfg, &rs, &err);
-		if (!nd->core) {
+		if ((err = lcr_core_new(&nd->core, &cfg, &rs)) < 0) {
 			fprintf(stderr, "harness: lcr_core_new: %s\n", lcr_strerror(err));
 			abort();
 		}

@@ -129,8 +129,8 @@ static void test_elect_restart_cannot_reuse_leader_id(void **state)
 	struct lcr_core_config cfg;
 	th_config(&cfg, 1, 3);
 	struct lcr_core_restore rs = { .vote = th_node(&cl, 1)->vote };
-	int err;
-	struct lcr_core *c = lcr_core_new(&cfg, &rs, &err);
+	struct lcr_core *c;
+	assert_int_equal(lcr_core_new(&c, &cfg, &rs), 0);
 	for (uint64_t i = 1; i <= th_node(&cl, 1)->n; i++)
 		assert_int_equal(lcr_core_load_log_id(c, th_node(&cl, 1)->log[i - 1].id), 0);
 	lcr_core_free(th_node(&cl, 1)->core);

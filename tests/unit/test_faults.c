@@ -147,8 +147,8 @@ static void test_fault_failed_vote_sync(void **state)
 	t.ring.faults = NULL;
 	iot_close(&t);
 	assert_int_equal(iot_open(&t), 0);
-	struct lcr_core_restore rs;
-	lcr_log_restore(t.log, &rs);
+	struct lcr_log_recovery rs;
+	lcr_log_recovered(t.log, &rs);
 	assert_true(rs.vote.lid.term >= 2); /* the acknowledged vote is there */
 }
 

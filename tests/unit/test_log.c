@@ -67,8 +67,8 @@ static void test_log_durable_reported_in_io_order(void **state)
 	assert_int_equal(iot_sync(&t), 0);
 	assert_int_equal(t.durable_seq, 4);
 	reopen();
-	struct lcr_core_restore rs;
-	lcr_log_restore(t.log, &rs);
+	struct lcr_log_recovery rs;
+	lcr_log_recovered(t.log, &rs);
 	assert_int_equal(rs.vote.lid.term, 1);
 	assert_int_equal(rs.vote.lid.node, 2);
 	assert_true(rs.vote.committed);

@@ -11,7 +11,7 @@
 #include <string.h>
 
 #include "core.h"
-#include "net.h"
+#include "net_host.h"
 
 #define MS	  1000000ull
 #define NODES	  3
@@ -219,7 +219,8 @@ static void open_net(const struct lcr_net_host *host, void *host_group)
 
 	memset(&H, 0, sizeof(H));
 	lcr_core_config_default(&core, SELF);
-	lcr_net_config_default(&nc, &core);
+	lcr_net_config_default(&nc, SELF, core.heartbeat_interval_ms, core.election_timeout_min_ms,
+			       core.inflight_max, core.backoff_ms);
 	memset(&env, 0, sizeof(env));
 	env.self = SELF;
 	env.n_lcores = 1;
@@ -665,7 +666,6 @@ static void mini_open(uint32_t voters, bool pre_vote)
 {
 	struct lcr_core_config cfg;
 	struct lcr_core_restore rs;
-	int err;
 
 	memset(&M, 0, sizeof(M));
 	open_net(&mini_host, &M);
@@ -682,8 +682,7 @@ static void mini_open(uint32_t voters, bool pre_vote)
 		cfg.backoff_ctx = &M;
 	}
 	memset(&rs, 0, sizeof(rs));
-	M.core = lcr_core_new(&cfg, &rs, &err);
-	assert_non_null(M.core);
+	assert_int_equal(lcr_core_new(&M.core, &cfg, &rs), 0);
 	assert_int_equal(lcr_core_start(M.core, now), 0);
 	mini_run();
 }
@@ -889,7 +888,8 @@ static void test_net_missing_required_op_refused(void **state)
 	char why[256];
 
 	lcr_core_config_default(&core, SELF);
-	lcr_net_config_default(&nc, &core);
+	lcr_net_config_default(&nc, SELF, core.heartbeat_interval_ms, core.election_timeout_min_ms,
+			       core.inflight_max, core.backoff_ms);
 	memset(&env, 0, sizeof(env));
 	env.self = SELF;
 	for (uint32_t i = 0; i < 4; i++) {

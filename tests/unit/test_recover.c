@@ -286,8 +286,8 @@ static void test_recover_meta_torn_newest_slot(void **state)
 	assert_int_equal(pwrite(fd, &b, 1, 40), 1); /* slot 0 torn */
 	close(fd);
 	assert_int_equal(iot_open(&t), 0);
-	struct lcr_core_restore rs;
-	lcr_log_restore(t.log, &rs);
+	struct lcr_log_recovery rs;
+	lcr_log_recovered(t.log, &rs);
 	/* The torn slot was the newest and was never acknowledged. */
 	assert_int_equal(rs.vote.lid.term, 3);
 	iot_close(&t);
@@ -321,8 +321,8 @@ static void test_recover_meta_torn_creation(void **state)
 	assert_int_equal(iot_sync(&t), 0);
 	iot_close(&t);
 	assert_int_equal(iot_open(&t), 0);
-	struct lcr_core_restore rs;
-	lcr_log_restore(t.log, &rs);
+	struct lcr_log_recovery rs;
+	lcr_log_recovered(t.log, &rs);
 	assert_int_equal(rs.vote.lid.term, 5);
 	/* Short beside segments (zeros or not): corruption, refused by name.
 	 * Here the cut took the slot with the vote in it. */

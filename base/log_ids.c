@@ -7,7 +7,7 @@
 #include <errno.h>
 #include <string.h>
 
-#include "core_int.h"
+#include "log_ids.h"
 
 int lcr_log_ids_init(struct lcr_log_ids *l, struct lcr_allocator alloc, uint32_t cap,
 		     struct lcr_log_id purged)
@@ -15,7 +15,7 @@ int lcr_log_ids_init(struct lcr_log_ids *l, struct lcr_allocator alloc, uint32_t
 	LCR_ASSERT(cap > 0);
 	memset(l, 0, sizeof(*l));
 	l->alloc = alloc;
-	l->keys = alloc.alloc(alloc.ctx, sizeof(*l->keys) * cap);
+	l->keys = lcr_allocator_zalloc(&l->alloc, sizeof(*l->keys) * cap);
 	if (!l->keys)
 		return -ENOMEM;
 	l->cap = cap;
@@ -26,8 +26,7 @@ int lcr_log_ids_init(struct lcr_log_ids *l, struct lcr_allocator alloc, uint32_t
 
 void lcr_log_ids_free(struct lcr_log_ids *l)
 {
-	if (l->keys)
-		l->alloc.free(l->alloc.ctx, l->keys);
+	lcr_allocator_free(&l->alloc, l->keys);
 	l->keys = NULL;
 }
 
@@ -83,11 +82,12 @@ int lcr_log_ids_append_slow(struct lcr_log_ids *l, struct lcr_log_id id)
 			if (l->fixed)
 				return -ENOSPC;
 			uint32_t cap = l->cap * 2;
-			struct lcr_log_id *keys = l->alloc.alloc(l->alloc.ctx, sizeof(*keys) * cap);
+			struct lcr_log_id *keys =
+				lcr_allocator_zalloc(&l->alloc, sizeof(*keys) * cap);
 			if (!keys)
 				return -ENOMEM;
 			memcpy(keys, l->keys, sizeof(*keys) * l->n);
-			l->alloc.free(l->alloc.ctx, l->keys);
+			lcr_allocator_free(&l->alloc, l->keys);
 			l->keys = keys;
 			l->cap = cap;
 		}

@@ -27,32 +27,14 @@
 #include <stdint.h>
 
 #include "core.h"
+#include "net.h"
 
 #define LCRAFT_VERSION_MAJOR 0
 #define LCRAFT_VERSION_MINOR 1
 #define LCRAFT_VERSION_PATCH 0
 
-#define LCR_PEERS_MAX 16
-
 struct lcr_node;
 struct lcr_group;
-/* A transport factory: the network contract, dpdk-net/net.h (installed as
- * lcraft/net.h). */
-struct lcr_net_factory;
-
-/* A peer node: where its lcore 0 listens; lcore i listens on port + i. */
-struct lcr_peer_addr {
-	uint32_t id;
-	char host[64];
-	uint16_t port;
-};
-
-/* Allocation hook for everything the node allocates (jemalloc in lcraft-node). */
-struct lcr_node_alloc {
-	void *(*alloc)(void *ctx, size_t size);
-	void (*free)(void *ctx, void *ptr);
-	void *ctx;
-};
 
 struct lcr_node_config {
 	uint32_t id;	       /* this node */
@@ -73,14 +55,14 @@ struct lcr_node_config {
 	 * completion is near): at most this long after the last work. */
 	uint32_t io_spin_us;
 	uint32_t mtu;		/* datagram payload budget: default 1500 */
-	uint32_t durability;	/* enum lcr_durability (io/log.h); default fsync */
-	uint32_t io_mode;	/* enum lcr_io_mode (io/log.h); default direct-dsync */
+	uint32_t durability;	/* enum lcr_durability (types.h); default fsync */
+	uint32_t io_mode;	/* enum lcr_io_mode (types.h); default direct-dsync */
 	uint64_t segment_bytes; /* default 64 MiB */
 	/* Faults injected on send (tests): ppm rates, delay, seed; 0: none. */
 	uint32_t fault_loss_ppm, fault_dup_ppm, fault_reorder_ppm;
 	uint64_t fault_delay_ns, fault_jitter_ns, fault_seed;
 	struct lcr_core_config core; /* Raft options (ids and membership are filled in) */
-	struct lcr_node_alloc alloc; /* NULL: malloc */
+	struct lcr_allocator alloc;  /* everything the node allocates; NULL alloc: malloc */
 	/*
 	 * How the groups talk to their peers: a factory the node calls once per
 	 * lcore for a transport that implements the network contract (net.h,
@@ -94,14 +76,14 @@ struct lcr_node_config {
 };
 
 /* Defaults: openraft's Raft options, fsync durability, one lcore. */
-void lcr_node_config_default(struct lcr_node_config *cfg);
+LCR_API void lcr_node_config_default(struct lcr_node_config *cfg);
 
 /*
  * Create a node: check the config, open storage of no group yet, bind the
  * sockets. Returns 0 or -errno with a sentence in `why` naming what failed.
  */
-int lcr_node_open(struct lcr_node **out, const struct lcr_node_config *cfg, char *why,
-		  size_t why_len);
+LCR_API int lcr_node_open(struct lcr_node **out, const struct lcr_node_config *cfg, char *why,
+			  size_t why_len);
 
 /* The application's state machine of one group. Called on the group's lcore. */
 struct lcr_sm_ops {
@@ -118,8 +100,8 @@ struct lcr_sm_ops {
 };
 
 /* Create (or, after a restart, reopen) group `id` with its state machine. */
-int lcr_group_open(struct lcr_node *n, uint32_t id, const struct lcr_sm_ops *ops, void *sm,
-		   struct lcr_group **out, char *why, size_t why_len);
+LCR_API int lcr_group_open(struct lcr_node *n, uint32_t id, const struct lcr_sm_ops *ops, void *sm,
+			   struct lcr_group **out, char *why, size_t why_len);
 
 /*
  * Propose `len` bytes (at most 1 MiB; copied). Proposals of one loop
@@ -134,8 +116,8 @@ int lcr_group_open(struct lcr_node *n, uint32_t id, const struct lcr_sm_ops *ops
  */
 typedef void (*lcr_propose_fn)(void *ctx, int err, uint32_t leader, const void *result,
 			       uint32_t result_len);
-int lcr_propose(struct lcr_group *g, const void *data, uint32_t len, lcr_propose_fn done,
-		void *ctx);
+LCR_API int lcr_propose(struct lcr_group *g, const void *data, uint32_t len, lcr_propose_fn done,
+			void *ctx);
 
 /*
  * Linearizable read: returns 0, and `done` runs once on the group's lcore
@@ -144,24 +126,24 @@ int lcr_propose(struct lcr_group *g, const void *data, uint32_t len, lcr_propose
  * -LCR_EFULL ...) and `done` is not called.
  */
 typedef void (*lcr_read_fn)(void *ctx, int err, uint32_t leader);
-int lcr_read(struct lcr_group *g, uint32_t policy, lcr_read_fn done, void *ctx);
+LCR_API int lcr_read(struct lcr_group *g, uint32_t policy, lcr_read_fn done, void *ctx);
 
 /* Triggers and toggles (lcr_event types LCR_EV_TRIGGER_* / LCR_EV_SET_TOGGLE). */
-int lcr_group_event(struct lcr_group *g, const struct lcr_event *ev);
+LCR_API int lcr_group_event(struct lcr_group *g, const struct lcr_event *ev);
 
 /* Metrics of one group as JSON (bytes written, or -ENOSPC). */
-int lcr_group_metrics_json(struct lcr_group *g, char *buf, size_t len);
+LCR_API int lcr_group_metrics_json(struct lcr_group *g, char *buf, size_t len);
 
-uint32_t lcr_group_id(const struct lcr_group *g);
-uint32_t lcr_group_lcore(const struct lcr_node *n, uint32_t group);
-void lcr_group_status(const struct lcr_group *g, struct lcr_core_status *st);
+LCR_API uint32_t lcr_group_id(const struct lcr_group *g);
+LCR_API uint32_t lcr_group_lcore(const struct lcr_node *n, uint32_t group);
+LCR_API void lcr_group_status(const struct lcr_group *g, struct lcr_core_status *st);
 
 /*
  * Run `fn(arg)` on lcore `lcore` soon; from any thread. Returns 0 or
  * -LCR_EFULL (the bounded ring is full: try again).
  */
 typedef void (*lcr_task_fn)(struct lcr_node *n, void *arg);
-int lcr_node_post(struct lcr_node *n, uint32_t lcore, lcr_task_fn fn, void *arg);
+LCR_API int lcr_node_post(struct lcr_node *n, uint32_t lcore, lcr_task_fn fn, void *arg);
 
 /*
  * Application I/O on an lcore: `poll` runs every loop iteration on lcore
@@ -169,18 +151,19 @@ int lcr_node_post(struct lcr_node *n, uint32_t lcore, lcr_task_fn fn, void *arg)
  * lcore when readable. Set before lcr_node_run().
  */
 typedef bool (*lcr_poll_fn)(struct lcr_node *n, uint32_t lcore, void *ctx, uint64_t now_ns);
-int lcr_node_set_poll(struct lcr_node *n, uint32_t lcore, lcr_poll_fn poll, int fd, void *ctx);
+LCR_API int lcr_node_set_poll(struct lcr_node *n, uint32_t lcore, lcr_poll_fn poll, int fd,
+			      void *ctx);
 
 /* Run every lcore (lcore 0 on the calling thread) until lcr_node_stop(). */
-int lcr_node_run(struct lcr_node *n);
+LCR_API int lcr_node_run(struct lcr_node *n);
 /* Ask the lcores to stop; async-signal-safe. */
-void lcr_node_stop(struct lcr_node *n);
+LCR_API void lcr_node_stop(struct lcr_node *n);
 /*
  * Close storage and sockets, free everything; after lcr_node_run() returned
  * (or instead of it). Proposals and reads still waiting get their callback
  * with -LCR_ESTOPPED, here, on the calling thread.
  */
-void lcr_node_close(struct lcr_node *n);
+LCR_API void lcr_node_close(struct lcr_node *n);
 
 /*
  * Node-wide metrics as JSON: per lcore its loop and transport counters, per
@@ -189,6 +172,6 @@ void lcr_node_close(struct lcr_node *n);
  * running lcore renders its own part (the caller waits, at most 1 s per
  * lcore: -ETIMEDOUT). Bytes written, or -ENOSPC.
  */
-int lcr_node_metrics_json(struct lcr_node *n, char *buf, size_t len);
+LCR_API int lcr_node_metrics_json(struct lcr_node *n, char *buf, size_t len);
 
 #endif /* LCRAFT_H */

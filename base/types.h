@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * lcraft core types: leader ids, votes, log ids, entries and the messages the
- * sans-I/O core exchanges with its peers.
+ * lcraft's shared types, the lowest layer every part of the library uses:
+ * leader ids, votes, log ids, entries and the messages the sans-I/O core
+ * exchanges with its peers; the I/O identity storage reports; the network
+ * error kinds; the allocation hook; the storage options.
  *
  * These mirror openraft's data types (openraft-reference.md §4) in the
  * "advanced" leader-id mode: a leader id is (term, node) and is totally
@@ -19,6 +21,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
 
 /* Symbols of the public API; everything else in the library is hidden. */
 #define LCR_API __attribute__((visibility("default")))
@@ -129,6 +133,86 @@ static inline struct lcr_log_id lcr_log_id_none(void)
 {
 	struct lcr_log_id none = { { 0, 0 }, 0 };
 	return none;
+}
+
+/*
+ * An I/O identity. Every storage command of the core carries one with a fresh
+ * `seq` (strictly increasing per replica). `vote` and `last` describe the
+ * durable state once this command and every earlier one are on stable
+ * storage; storage reports completions by echoing the io id of the newest
+ * command made durable.
+ */
+struct lcr_io_id {
+	uint64_t seq;
+	struct lcr_vote vote;
+	struct lcr_log_id last;
+};
+
+/* Network errors, mirroring openraft's RPCError (openraft-reference.md §1). */
+enum lcr_net_err {
+	LCR_NET_TIMEOUT = 1,
+	LCR_NET_UNREACHABLE = 2, /* back off before retrying */
+	LCR_NET_NETWORK = 3,	 /* retry now */
+	LCR_NET_REMOTE = 4,
+	LCR_NET_CLOSED = 5,
+};
+
+/*
+ * The configured backoff (openraft's Config::backoff): base_ms for the first
+ * backoff, doubled for each one in a row, capped at 1 s. With the default
+ * 200 ms: 200, 400, 800, 1000, 1000 ... ms.
+ */
+static inline uint64_t lcr_backoff_default_ns(uint64_t base_ms, uint32_t step)
+{
+	const uint64_t cap = 1000ull * 1000 * 1000;
+	uint64_t d = base_ms * 1000 * 1000;
+	for (uint32_t i = 0; i < step && d < cap; i++)
+		d *= 2;
+	return d > cap ? cap : d;
+}
+
+/* How acknowledged writes are made durable (the node's `durability`). */
+enum lcr_durability {
+	LCR_DURABILITY_FSYNC = 1, /* acknowledged = on stable storage (default) */
+	LCR_DURABILITY_NONE = 2,  /* acknowledged = written; UNSAFE, benchmarks only */
+};
+
+/* How a log batch becomes durable; chosen by measurement (docs/benchmarks.md). */
+enum lcr_io_mode {
+	LCR_IO_DIRECT_DSYNC = 1,       /* O_DIRECT|O_DSYNC: one write (default) */
+	LCR_IO_DIRECT_FDATASYNC = 2,   /* O_DIRECT write + linked fdatasync */
+	LCR_IO_BUFFERED_FDATASYNC = 3, /* page cache write + linked fdatasync */
+};
+
+/*
+ * The allocation hook: everything the library allocates (cores, logs,
+ * transports, lcores) comes from it, at start-up. NULL alloc: malloc/free.
+ * `alloc` need not zero nor align beyond malloc's guarantee.
+ */
+struct lcr_allocator {
+	void *(*alloc)(void *ctx, size_t size);
+	void (*free)(void *ctx, void *ptr);
+	void *ctx;
+};
+
+/* Zeroed memory from `a` (NULL alloc: malloc), or NULL. */
+static inline void *lcr_allocator_zalloc(const struct lcr_allocator *a, size_t size)
+{
+	void *p = a->alloc ? a->alloc(a->ctx, size) : malloc(size);
+	if (p)
+		memset(p, 0, size);
+	return p;
+}
+
+/* Give back what lcr_allocator_zalloc(a, ...) returned; NULL is fine. */
+static inline void lcr_allocator_free(const struct lcr_allocator *a, void *p)
+{
+	if (!p)
+		return;
+	if (a->free)
+		a->free(a->ctx, p);
+	else
+		free(p);
 }
 
 /* ---------------------------------------------------------------------------

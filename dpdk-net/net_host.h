@@ -1,0 +1,130 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The runtime's side of the network contract (net.h): how the owner of the
+ * groups opens the transport of an lcore through net.c, sends the core's
+ * messages, runs the transport in its loop and gets results back. Internal:
+ * applications implement net.h, the node runtime uses this.
+ */
+#ifndef LCR_NET_HOST_H
+#define LCR_NET_HOST_H
+
+#include "net.h"
+
+/*
+ * What the owner of the groups does with results; `group` is the pointer it
+ * gave lcr_net_group_open(). Each may step the core, which may send again
+ * (lcr_net_send) from inside.
+ */
+struct lcr_net_host {
+	/* A message for the core (LCR_EV_MSG): a request or a reply. */
+	void (*deliver)(void *group, const struct lcr_msg *m);
+	/* A call failed. AppendEntries: tell the core (LCR_EV_NET_ERROR). */
+	void (*failed)(void *group, const struct lcr_net_call *call, uint32_t err, const char *why);
+	/*
+	 * Attach the entries of an AppendEntries the core sent without them
+	 * (n_entries after prev, from the log): set m->append_req.entries, and
+	 * lower n_entries if fewer are at hand or fit one message. Called
+	 * right before the op; the entries need to live only during it. When
+	 * it attached some but fewer than asked, net.c sends the rest as
+	 * further requests (0: it gives up on this one; the core resends).
+	 */
+	void (*attach)(void *group, struct lcr_msg *m);
+};
+
+struct lcr_net_config {
+	uint32_t self;
+	uint32_t groups_max;	       /* groups this lcore may open */
+	uint32_t queue_max;	       /* sequential stream_append: requests waiting per target */
+	uint32_t events_max;	       /* results held for the loop (errors inside ops, defaults) */
+	uint64_t append_ttl_ns;	       /* hard TTL of AppendEntries (heartbeat interval) */
+	uint64_t vote_ttl_ns;	       /* votes, pre-votes, transfers (election timeout min) */
+	uint64_t snapshot_ttl_ns;      /* full_snapshot (openraft install_snapshot_timeout) */
+	uint64_t snapshot_chunk_bytes; /* openraft snapshot_max_chunk_size */
+	uint64_t backoff_ms;	       /* the core's backoff base */
+	struct lcr_allocator alloc;    /* NULL alloc: malloc */
+};
+
+/*
+ * Defaults for node `self` from the Raft options the node runs with: TTLs
+ * from the heartbeat interval and the minimum election timeout, a sequential
+ * queue of inflight_max + 2 requests, the backoff base.
+ */
+void lcr_net_config_default(struct lcr_net_config *c, uint32_t self, uint64_t heartbeat_ms,
+			    uint64_t election_timeout_min_ms, uint32_t inflight_max,
+			    uint64_t backoff_ms);
+
+/*
+ * Open the transport of one lcore through `f` and check its table. A
+ * required op missing is refused: -EINVAL and a sentence naming it in `why`.
+ * env->net is filled in here.
+ */
+int lcr_net_open(struct lcr_net **out, const struct lcr_net_factory *f,
+		 const struct lcr_net_env *env, const struct lcr_net_config *cfg,
+		 const struct lcr_net_host *host, char *why, size_t why_len);
+void lcr_net_close(struct lcr_net *n);
+
+/* The transport, for the tests and metrics. */
+struct lcr_transport *lcr_net_transport(const struct lcr_net *n);
+
+/* A group with its peers (every node but this one); setup only. */
+int lcr_net_group_open(struct lcr_net *n, uint32_t group, void *host_group, const uint32_t *targets,
+		       uint32_t n_targets, struct lcr_net_group **out, char *why, size_t why_len);
+void lcr_net_group_close(struct lcr_net_group *g);
+
+/*
+ * Send a message the core made (LCR_CMD_SEND) through the op for its type:
+ * APPEND_REQ to stream_append (or the sequential default), VOTE_REQ to vote or
+ * pre_vote, TRANSFER_LEADER to transfer_leader, APPEND_RESP and VOTE_RESP to
+ * respond. Never calls the host from inside: results come from the loop.
+ * `now_ns` is the time of the owner's loop iteration (TTLs start there).
+ */
+void lcr_net_send(struct lcr_net_group *g, const struct lcr_msg *m, uint64_t now_ns);
+
+/*
+ * This replica stopped leading: drop the AppendEntries still waiting in the
+ * sequential default (they were made by that leadership, and the log they
+ * would be read from may change under a new leader).
+ */
+void lcr_net_cancel(struct lcr_net_group *g);
+
+/* The backoff before retrying `target` (the transport's, or the default). */
+uint64_t lcr_net_backoff_ns(const struct lcr_net_group *g, uint32_t target, uint32_t step);
+/* Whether the transport has its own backoff. */
+bool lcr_net_has_backoff(const struct lcr_net *n);
+
+/* The loop: results held for it, then the transport's receive. */
+bool lcr_net_poll(struct lcr_net *n, uint64_t now_ns);
+/* TTLs of calls in flight, then the transport's timers. */
+bool lcr_net_tick(struct lcr_net *n, uint64_t now_ns);
+/* The transport's transmit. */
+bool lcr_net_flush(struct lcr_net *n, uint64_t now_ns);
+/* When poll, tick or flush next has work (0: now). */
+uint64_t lcr_net_next_timer(const struct lcr_net *n);
+/* Sleep until input, `fd` or the timeout. */
+int lcr_net_wait(struct lcr_net *n, int fd, uint64_t timeout_ns);
+
+struct lcr_net_stats {
+	uint64_t calls[LCR_NET_OP_MAX];	     /* ops called on the transport */
+	uint64_t defaults[LCR_NET_OP_MAX];   /* requests a default served instead */
+	uint64_t errors[LCR_NET_CLOSED + 1]; /* calls ended with an error, by kind */
+	uint64_t requests;		     /* delivered to the core */
+	uint64_t replies;		     /* delivered to the core */
+	uint64_t responds;		     /* replies sent for the core */
+	uint64_t pre_vote_refused;	     /* default pre_vote: target failing, no grant */
+	uint64_t ttl_expired;		     /* unary calls ended at their hard TTL */
+	uint64_t late;			     /* completions of calls that had already ended */
+	uint64_t seq_dropped;		     /* sequential default: superseded or cancelled */
+	uint64_t seq_full;		     /* sequential default: queue full */
+	uint64_t events_full;		     /* results lost: the hold queue was full */
+	uint64_t dropped;		     /* inbound for an unknown group or sender, bad type */
+	uint64_t append_splits;		     /* AppendEntries sent in parts (over ~1 MiB) */
+};
+
+void lcr_net_stats(const struct lcr_net *n, struct lcr_net_stats *st);
+/* net.c's counters and the transport's, as JSON members. */
+int lcr_net_metrics_json(const struct lcr_net *n, char *buf, size_t len);
+/* The transport's metrics of one target, as JSON members (0 bytes if none). */
+int lcr_net_client_metrics_json(const struct lcr_net_group *g, uint32_t target, char *buf,
+				size_t len);
+
+#endif /* LCR_NET_HOST_H */

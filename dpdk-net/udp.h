@@ -1,0 +1,39 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The built-in transport of the network contract (net.h): UDP datagrams on
+ * kernel sockets, one socket per lcore (a node's lcore i listens on its
+ * port + i), optionally through the fault decorator. udp.c says how each op
+ * of the contract maps onto datagrams and streams.
+ *
+ * Its options are its own: the node runtime fills them from its config
+ * (lcraft.h: bind_host, mtu, busy_poll, fault_*); the peers' addresses come
+ * with the factory's environment (lcr_net_env.peers).
+ */
+#ifndef LCR_UDP_H
+#define LCR_UDP_H
+
+#include "net.h"
+
+struct lcr_udp_config {
+	const char *bind_host; /* local address to bind; default "0.0.0.0" */
+	uint32_t mtu;	       /* IP packet budget, bytes: 576..65535; default 1500 */
+	bool busy_poll;	       /* never sleep in the kernel: poll the socket */
+	/* Faults injected on send (tests): ppm rates, delay, seed; all 0: none. */
+	uint32_t fault_loss_ppm;
+	uint32_t fault_dup_ppm;
+	uint32_t fault_reorder_ppm;
+	uint64_t fault_delay_ns;
+	uint64_t fault_jitter_ns;
+	uint64_t fault_seed;
+};
+
+void lcr_udp_config_default(struct lcr_udp_config *c);
+
+/*
+ * A factory for the UDP transport with `cfg`, which must outlive every
+ * transport it opens. Opening checks the mtu and that this node is among
+ * the environment's peers (-EINVAL with a sentence otherwise).
+ */
+void lcr_udp_factory(struct lcr_net_factory *f, const struct lcr_udp_config *cfg);
+
+#endif /* LCR_UDP_H */

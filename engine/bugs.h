@@ -1,0 +1,29 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Planted bugs: slips the simulation must catch (tests/sim, `--bug`). They
+ * exist only in a core compiled with LCR_PLANTED_BUGS, which the simulation
+ * does for itself; the library is built without them and has no way to turn
+ * them on. Not installed.
+ */
+#ifndef LCR_BUGS_H
+#define LCR_BUGS_H
+
+#include <stdint.h>
+
+struct lcr_core;
+
+enum lcr_bug {
+	LCR_BUG_COMMIT_WITHOUT_QUORUM = 1u << 0,
+	LCR_BUG_ACK_BEFORE_FLUSH = 1u << 1,
+	LCR_BUG_VOTE_NOT_PERSISTED = 1u << 2,
+	LCR_BUG_GRANT_STALE_LOG = 1u << 3,
+	LCR_BUG_LEASE_IGNORED = 1u << 4,
+	LCR_BUG_VOTE_BEFORE_DURABLE = 1u << 5,
+};
+
+#ifdef LCR_PLANTED_BUGS
+/* Plant `bugs` (enum lcr_bug bits) in a replica, before lcr_core_start(). */
+void lcr_core_plant_bugs(struct lcr_core *c, uint32_t bugs);
+#endif
+
+#endif /* LCR_BUGS_H */

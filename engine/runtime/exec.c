@@ -1,0 +1,349 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Executing the core's commands (runtime_int.h): storage commands go to the
+ * log, sends to the transport through the network contract (net_host.h:
+ * AppendEntries on the follower's stream, replies through respond), applies
+ * to the state machine, read results and role changes to the application.
+ * And what comes back: the transport's requests, replies and errors, the
+ * log's completions.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "runtime_int.h"
+
+/* ---- transmit --------------------------------------------------------------- */
+
+/*
+ * The transport asks for the entries of an AppendEntries right before it
+ * sends it: from our log (the arena cache, or the disk for a lagging
+ * follower). They stay valid until the next one; the transport encodes them
+ * during its op.
+ */
+static void net_attach(void *ctx, struct lcr_msg *m)
+{
+	struct lcr_group *g = ctx;
+	struct lcore *lc = g->lc;
+	uint32_t n = m->append_req.n_entries, cold = 0;
+	size_t bytes = 0;
+
+	if (n > ENTS_MAX)
+		n = ENTS_MAX;
+	for (uint32_t i = 0; i < n; i++) {
+		uint64_t idx = m->append_req.prev.index + 1 + i;
+		if (lcr_log_get(g->log, idx, &lc->ents[i]) != 0) {
+			int rc = lcr_log_read(g->log, idx, &lc->ents[i], lc->cold + cold,
+					      COLD_BYTES - cold);
+			if (rc < 0) {
+				/* Cannot fetch it now (or the cold buffer is full):
+				 * send what we have; the follower acks less and the
+				 * pipeline catches up from there. */
+				n = i;
+				break;
+			}
+			cold += (uint32_t)rc;
+		}
+		/* One request must fit one message of the transport: the core
+		 * counts entries, not bytes (big entries, a long backlog). The
+		 * first always goes: an entry is at most 1 MiB. */
+		bytes += (size_t)lc->ents[i].len + APPEND_ENTRY_OVERHEAD;
+		if (i > 0 && bytes > APPEND_BYTES_MAX) {
+			n = i;
+			break;
+		}
+	}
+	m->append_req.n_entries = n;
+	m->append_req.entries = lc->ents;
+}
+
+/* ---- executing the core's commands ------------------------------------------ */
+
+static bool apply_some(struct lcr_group *g, struct lcr_log_id *upto);
+static void reads_ready(struct lcr_group *g, uint64_t upto);
+static void reads_failed(struct lcr_group *g, uint64_t first, uint64_t last, int err);
+
+/* A storage command of the core, to the group's log. */
+static int log_exec(struct lcr_log *l, const struct lcr_cmd *cmd)
+{
+	switch (cmd->type) {
+	case LCR_CMD_SAVE_VOTE:
+		return lcr_log_save_vote(l, cmd->save_vote.vote, &cmd->save_vote.io);
+	case LCR_CMD_APPEND:
+		return lcr_log_append(l, cmd->append.entries, cmd->append.n, &cmd->append.io);
+	case LCR_CMD_TRUNCATE:
+		return lcr_log_truncate(l, cmd->truncate.after.index, &cmd->truncate.io);
+	default:
+		LCR_ASSERT(!"not a storage command");
+		return -EINVAL;
+	}
+}
+
+void lcr_rt_run_cmds(struct lcr_group *g)
+{
+	uint32_t n;
+	const struct lcr_cmd *cmds = lcr_core_commands(g->core, &n);
+	bool applied = false;
+	struct lcr_log_id applied_to = { { 0, 0 }, 0 };
+	int fail = 0;
+
+	g->busy++;
+	for (uint32_t i = 0; i < n; i++) {
+		const struct lcr_cmd *c = &cmds[i];
+		switch (c->type) {
+		case LCR_CMD_SAVE_VOTE:
+		case LCR_CMD_APPEND:
+		case LCR_CMD_TRUNCATE: {
+			int rc = fail ? 0 : log_exec(g->log, c);
+			if (rc < 0 && !fail)
+				fail = rc;
+			break;
+		}
+		case LCR_CMD_SEND:
+			lcr_net_send(g->ng, &c->send, g->lc->now);
+			break;
+		case LCR_CMD_APPLY:
+			/* Ranges come in order, each right after the last. */
+			if (g->apply_to.index <= g->applied_id.index)
+				g->applied_id = c->apply.first;
+			g->apply_to = c->apply.last;
+			applied = apply_some(g, &applied_to);
+			break;
+		case LCR_CMD_READS_READY:
+			reads_ready(g, c->reads_ready.read_id);
+			break;
+		case LCR_CMD_READS_FAILED:
+			reads_failed(g, c->reads_failed.first, c->reads_failed.last,
+				     c->reads_failed.err);
+			break;
+		case LCR_CMD_ROLE:
+			g->role = c->role.role;
+			g->leader = c->role.leader;
+			/* AppendEntries still waiting were that leadership's. */
+			if (g->role != LCR_ROLE_LEADER)
+				lcr_net_cancel(g->ng);
+			/* Stopped for good (a storage error): nothing waiting will
+			 * be applied here. */
+			if (g->role == LCR_ROLE_STOPPED)
+				lcr_rt_answer_waits(g, -LCR_ESTOPPED);
+			if (g->ops.role)
+				g->ops.role(g->sm, g->role, g->leader);
+			break;
+		}
+	}
+	g->busy--;
+	g->next_timer = lcr_core_next_timer(g->core);
+	/* Events that follow from these commands; each step runs its own. */
+	if (fail) {
+		fprintf(stderr,
+			"lcraft: group %u: storage refused a command: %s; the replica stops\n",
+			g->id, lcr_strerror(fail));
+		struct lcr_event ev = { .type = LCR_EV_IO_FAILED, .io_error = fail };
+		lcr_rt_step(g, &ev);
+		return;
+	}
+	if (applied) {
+		struct lcr_event ev = { .type = LCR_EV_APPLIED, .applied = applied_to };
+		lcr_rt_step(g, &ev);
+	}
+}
+
+void lcr_rt_step(struct lcr_group *g, struct lcr_event *ev)
+{
+	ev->now_ns = g->lc->now;
+	lcr_core_step(g->core, ev);
+	lcr_rt_run_cmds(g);
+}
+
+static struct pending *wait_head(struct lcr_group *g)
+{
+	return g->wait_len ? &g->wait[g->wait_head] : NULL;
+}
+
+static void wait_pop(struct lcr_group *g)
+{
+	g->wait_head = (g->wait_head + 1) % PENDING_MAX;
+	g->wait_len--;
+}
+
+/* Every proposal waiting for its apply gets `err` (the replica stopped). */
+void lcr_rt_answer_waits(struct lcr_group *g, int err)
+{
+	g->busy++;
+	while (g->wait_len) {
+		struct pending w = g->wait[g->wait_head];
+		wait_pop(g);
+		w.done(w.ctx, err, 0, NULL, 0);
+	}
+	g->busy--;
+}
+
+/*
+ * Apply committed entries, at most APPLY_BUDGET in one go so that a long
+ * backlog (a restart replays the whole log) never holds the loop past a
+ * heartbeat: the rest follows in the next iterations (lcr_rt_apply_pending). True
+ * if it applied any; *upto is then the last one applied.
+ */
+static bool apply_some(struct lcr_group *g, struct lcr_log_id *upto)
+{
+	struct lcore *lc = g->lc;
+	uint64_t first = g->applied_id.index + 1, last = g->apply_to.index;
+
+	if (g->apply_broken)
+		return false;
+	if (last >= first + APPLY_BUDGET)
+		last = first + APPLY_BUDGET - 1;
+	for (uint64_t idx = first; idx <= last; idx++) {
+		struct lcr_entry e;
+		if (lcr_log_get(g->log, idx, &e) < 0 &&
+		    lcr_log_read(g->log, idx, &e, lc->cold, COLD_BYTES) < 0) {
+			/* A committed entry we cannot read: the replica cannot go on. */
+			fprintf(stderr, "lcraft: group %u: cannot read committed entry %llu\n",
+				g->id, (unsigned long long)idx);
+			g->io_err = -EIO;
+			g->apply_broken = true; /* skipping it would apply the rest wrongly */
+			break;
+		}
+		uint32_t rlen = 0;
+		if (e.type == LCR_ENTRY_NORMAL && g->ops.apply)
+			g->ops.apply(g->sm, &e, g->result, &rlen);
+		g->applied++;
+		/* Answer our own proposals: the same log id, or it was replaced. */
+		struct pending *p;
+		while ((p = wait_head(g)) && p->id.index <= idx) {
+			struct pending w = *p;
+			wait_pop(g);
+			if (w.id.index == idx && lcr_log_id_eq(w.id, e.id)) {
+				lcr_hist_add(&g->commit_lat, lc->now - w.at_ns);
+				w.done(w.ctx, 0, 0, g->result, rlen);
+			} else {
+				g->cancelled++;
+				w.done(w.ctx, -ECANCELED, g->leader, NULL, 0);
+			}
+		}
+		g->applied_id = e.id;
+	}
+	*upto = g->applied_id;
+	return upto->index >= first;
+}
+
+/* Go on with a backlog apply_some() left. True if it did anything. */
+bool lcr_rt_apply_pending(struct lcr_group *g)
+{
+	struct lcr_log_id upto;
+
+	if (g->apply_to.index <= g->applied_id.index)
+		return false;
+	g->busy++;
+	bool any = apply_some(g, &upto);
+	g->busy--;
+	if (!any)
+		return false;
+	struct lcr_event ev = { .type = LCR_EV_APPLIED, .applied = upto };
+	lcr_rt_step(g, &ev);
+	return true;
+}
+
+static void reads_ready(struct lcr_group *g, uint64_t upto)
+{
+	while (g->reads_len && g->reads[g->reads_head].read_id <= upto) {
+		struct waiting_read r = g->reads[g->reads_head];
+		g->reads_head = (g->reads_head + 1) % READS_WAIT_MAX;
+		g->reads_len--;
+		r.done(r.ctx, 0, 0);
+	}
+}
+
+static void reads_failed(struct lcr_group *g, uint64_t first, uint64_t last, int err)
+{
+	while (g->reads_len && g->reads[g->reads_head].read_id <= last) {
+		struct waiting_read r = g->reads[g->reads_head];
+		g->reads_head = (g->reads_head + 1) % READS_WAIT_MAX;
+		g->reads_len--;
+		if (r.read_id >= first)
+			r.done(r.ctx, err, g->leader);
+	}
+}
+
+/* ---- receiving ---------------------------------------------------------------- */
+
+/* A request from a peer or a reply to one of our calls, from the transport. */
+static void net_deliver(void *ctx, const struct lcr_msg *m)
+{
+	struct lcr_event ev = { .type = LCR_EV_MSG, .msg = m };
+	lcr_rt_step(ctx, &ev);
+}
+
+/*
+ * A call failed. An AppendEntries error ends that stream: the core backs the
+ * follower off (UNREACHABLE, REMOTE at once; TIMEOUT, NETWORK when they
+ * pile up) and opens a new stream. The core has no use for the other
+ * errors: a candidate waits for its next election timeout, a transfer for
+ * the leader lease to run out (openraft logs them too).
+ */
+static void net_failed(void *ctx, const struct lcr_net_call *call, uint32_t err, const char *why)
+{
+	struct lcr_group *g = ctx;
+	(void)why;
+
+	g->net_errors++;
+	if (call->op != LCR_NET_OP_APPEND && call->op != LCR_NET_OP_STREAM_APPEND)
+		return;
+	struct lcr_event ev = { .type = LCR_EV_NET_ERROR };
+	ev.net.target = call->target;
+	ev.net.stream_id = call->stream_id;
+	ev.net.err = err;
+	lcr_rt_step(g, &ev);
+}
+
+const struct lcr_net_host lcr_rt_net_host = {
+	.deliver = net_deliver,
+	.failed = net_failed,
+	.attach = net_attach,
+};
+
+/* ---- storage completions ------------------------------------------------------ */
+
+void lcr_rt_log_done(void *ctx, const struct lcr_io_id *io, int err)
+{
+	struct lcr_group *g = ctx;
+	if (err) {
+		g->io_err = err;
+		return;
+	}
+	g->flushed = *io;
+	g->flush_new = true;
+}
+
+bool lcr_rt_storage_progress(struct lcore *lc)
+{
+	bool work = false;
+
+	for (uint32_t i = 0; i < lc->n_groups; i++)
+		lcr_log_flush(lc->groups[i]->log);
+	lcr_ring_submit(&lc->ring);
+	/* Clear the eventfd before reaping: a completion after the reap sets it
+	 * again and wakes us; clearing after the reap could sleep past one. */
+	lcr_ring_eventfd_clear(&lc->ring);
+	if (lcr_ring_reap(&lc->ring))
+		work = true;
+	for (uint32_t i = 0; i < lc->n_groups; i++) {
+		struct lcr_group *g = lc->groups[i];
+		if (g->io_err) {
+			int err = g->io_err;
+			g->io_err = 0;
+			struct lcr_event ev = { .type = LCR_EV_IO_FAILED, .io_error = err };
+			lcr_rt_step(g, &ev);
+			work = true;
+		}
+		if (g->flush_new) {
+			g->flush_new = false;
+			g->flushes++;
+			struct lcr_event ev = { .type = LCR_EV_IO_FLUSHED, .io = g->flushed };
+			lcr_rt_step(g, &ev);
+			work = true;
+		}
+	}
+	return work;
+}

@@ -1,0 +1,373 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * A group's life cycle (open: its log, its peers in the transport, its core
+ * loaded from the log; close) and the API calls on a group: proposals
+ * gathered per iteration and handed to the core as one batch, reads, events,
+ * and the calls callbacks make, deferred to the next iteration.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "runtime_int.h"
+
+static struct lcore *lcore_of(struct lcr_node *n, uint32_t group)
+{
+	return &n->lcores[group % n->n_lcores];
+}
+
+uint32_t lcr_group_lcore(const struct lcr_node *n, uint32_t group)
+{
+	return group % n->n_lcores;
+}
+
+uint32_t lcr_group_id(const struct lcr_group *g)
+{
+	return g->id;
+}
+
+void lcr_group_status(const struct lcr_group *g, struct lcr_core_status *st)
+{
+	lcr_core_status(g->core, st);
+}
+
+struct lcr_group *lcr_rt_group_of(struct lcore *lc, uint32_t id)
+{
+	for (uint32_t i = 0; i < lc->n_groups; i++)
+		if (lc->groups[i]->id == id)
+			return lc->groups[i];
+	return NULL;
+}
+
+/* ---- proposals and reads -------------------------------------------------------- */
+
+int lcr_propose(struct lcr_group *g, const void *data, uint32_t len, lcr_propose_fn done, void *ctx)
+{
+	if (len > (1u << 20) || !done)
+		return -EINVAL;
+	if (g->pn == PROPOSE_MAX || g->pbytes + len > PROPOSE_BYTES ||
+	    g->wait_len + g->pn >= PENDING_MAX)
+		return -LCR_EFULL;
+	memcpy(g->pbuf + g->pbytes, data, len);
+	struct lcr_entry *e = &g->pe[g->pn];
+	memset(e, 0, sizeof(*e));
+	e->type = LCR_ENTRY_NORMAL;
+	e->len = len;
+	e->data = g->pbuf + g->pbytes;
+	g->pp[g->pn].done = done;
+	g->pp[g->pn].ctx = ctx;
+	g->pp[g->pn].at_ns = g->lc->now;
+	g->pbytes += len;
+	g->pn++;
+	return 0;
+}
+
+/*
+ * The first n proposals went to the core (or were refused): drop them, and
+ * keep those their callbacks made meanwhile (lcr_propose appends after
+ * them, so the batch the core was given stays intact while it runs).
+ */
+static void proposals_consumed(struct lcr_group *g, uint32_t n)
+{
+	uint32_t keep = g->pn - n;
+
+	if (keep == 0) {
+		g->pn = g->pbytes = 0;
+		return;
+	}
+	size_t shift = (size_t)((const uint8_t *)g->pe[n].data - g->pbuf);
+	memmove(g->pbuf, g->pbuf + shift, g->pbytes - shift);
+	memmove(g->pe, g->pe + n, keep * sizeof(*g->pe));
+	memmove(g->pp, g->pp + n, keep * sizeof(*g->pp));
+	for (uint32_t i = 0; i < keep; i++)
+		g->pe[i].data = (const uint8_t *)g->pe[i].data - shift;
+	g->pn = keep;
+	g->pbytes -= (uint32_t)shift;
+}
+
+/* Refuse the first n proposals with err. */
+static void proposals_refuse(struct lcr_group *g, uint32_t n, int err, uint32_t leader)
+{
+	g->busy++;
+	for (uint32_t i = 0; i < n; i++)
+		g->pp[i].done(g->pp[i].ctx, err, leader, NULL, 0);
+	g->busy--;
+	g->refused += n;
+	proposals_consumed(g, n);
+}
+
+/*
+ * A proposal waits for its apply in index order. A new leadership after a
+ * truncation can hand out indexes below proposals of an earlier one still
+ * waiting (they may yet commit through another node, or be replaced): the
+ * new one goes in its place, so each is answered when its index applies.
+ */
+static void wait_push(struct lcr_group *g, const struct pending *p)
+{
+	uint32_t pos = g->wait_len;
+
+	while (pos > 0 && g->wait[(g->wait_head + pos - 1) % PENDING_MAX].id.index > p->id.index) {
+		g->wait[(g->wait_head + pos) % PENDING_MAX] =
+			g->wait[(g->wait_head + pos - 1) % PENDING_MAX];
+		pos--;
+	}
+	g->wait[(g->wait_head + pos) % PENDING_MAX] = *p;
+	g->wait_len++;
+}
+
+/* The proposals of this iteration go to the core together. */
+bool lcr_rt_propose_batch(struct lcr_group *g)
+{
+	uint32_t n = g->pn;
+
+	if (n == 0)
+		return false;
+	/* The log must be able to take them: refuse now rather than fail later. */
+	if (lcr_log_space(g->log) < (uint64_t)g->pbytes + (uint64_t)n * 64 + (8u << 20)) {
+		proposals_refuse(g, n, -LCR_EFULL, g->leader);
+		return true;
+	}
+	int rc = lcr_core_propose(g->core, g->lc->now, g->pe, n);
+	if (rc < 0) {
+		struct lcr_core_status st;
+		lcr_core_status(g->core, &st);
+		proposals_refuse(g, n, rc, st.leader);
+		return true;
+	}
+	for (uint32_t i = 0; i < n; i++) {
+		struct pending w = g->pp[i];
+		w.id = g->pe[i].id;
+		wait_push(g, &w);
+	}
+	g->proposed += n;
+	lcr_rt_run_cmds(g);
+	proposals_consumed(g, n);
+	return true;
+}
+
+static int defer(struct lcr_group *g, const struct deferred *d)
+{
+	if (g->def_len == DEFERRED_MAX)
+		return -LCR_EFULL;
+	g->deferred[(g->def_head + g->def_len) % DEFERRED_MAX] = *d;
+	g->def_len++;
+	return 0;
+}
+
+int lcr_read(struct lcr_group *g, uint32_t policy, lcr_read_fn done, void *ctx)
+{
+	uint64_t id;
+
+	if (!done)
+		return -EINVAL;
+	if (g->busy) {
+		/* From a callback: next iteration (done then says how it went). */
+		struct deferred d = { .is_read = true, .policy = policy, .done = done, .ctx = ctx };
+		return defer(g, &d);
+	}
+	if (g->reads_len == READS_WAIT_MAX)
+		return -LCR_EFULL;
+	int rc = lcr_core_read(g->core, g->lc->now, policy, &id);
+	if (rc < 0) {
+		lcr_rt_run_cmds(g);
+		return rc;
+	}
+	struct waiting_read *r = &g->reads[(g->reads_head + g->reads_len) % READS_WAIT_MAX];
+	r->read_id = id;
+	r->done = done;
+	r->ctx = ctx;
+	g->reads_len++;
+	lcr_rt_run_cmds(g);
+	return 0;
+}
+
+int lcr_group_event(struct lcr_group *g, const struct lcr_event *ev)
+{
+	struct lcr_event e = *ev;
+	if (e.type == LCR_EV_MSG || e.type == LCR_EV_IO_FLUSHED || e.type == LCR_EV_IO_FAILED ||
+	    e.type == LCR_EV_APPLIED)
+		return -EINVAL; /* the runtime's own */
+	if (g->busy) {
+		struct deferred d = { .is_read = false, .ev = e };
+		return defer(g, &d);
+	}
+	lcr_rt_step(g, &e);
+	return 0;
+}
+
+/* API calls that callbacks made during the last iteration, in order. */
+bool lcr_rt_run_deferred(struct lcr_group *g)
+{
+	uint32_t n = g->def_len; /* not those they make now: next time */
+
+	for (uint32_t i = 0; i < n; i++) {
+		struct deferred d = g->deferred[g->def_head];
+		g->def_head = (g->def_head + 1) % DEFERRED_MAX;
+		g->def_len--;
+		if (!d.is_read) {
+			lcr_rt_step(g, &d.ev);
+			continue;
+		}
+		int rc = lcr_read(g, d.policy, d.done, d.ctx);
+		if (rc < 0) {
+			g->busy++;
+			d.done(d.ctx, rc, g->leader);
+			g->busy--;
+		}
+	}
+	return n > 0;
+}
+
+/* The core's backoff hook: the transport's intervals for this group. */
+static uint64_t group_backoff_ns(void *ctx, uint32_t target, uint32_t step)
+{
+	struct lcr_group *g = ctx;
+	return lcr_net_backoff_ns(g->ng, target, step);
+}
+
+/* Close what a group opened (its log first: writes in flight finish) and
+ * free it; for a group half-opened too. */
+static void group_free(struct lcr_node *n, struct lcr_group *g)
+{
+	if (g->log)
+		lcr_log_close(g->log);
+	lcr_core_free(g->core);
+	if (g->ng)
+		lcr_net_group_close(g->ng);
+	lcr_rt_free(n, g->pe);
+	lcr_rt_free(n, g->pp);
+	lcr_rt_free(n, g->pbuf);
+	lcr_rt_free(n, g->wait);
+	lcr_rt_free(n, g->reads);
+	lcr_rt_free(n, g->deferred);
+	lcr_rt_free(n, g);
+}
+
+int lcr_group_open(struct lcr_node *n, uint32_t id, const struct lcr_sm_ops *ops, void *sm,
+		   struct lcr_group **out, char *why, size_t why_len)
+{
+	struct lcore *lc = lcore_of(n, id);
+	const struct lcr_node_config *c = &n->cfg;
+	char dir[4096];
+	int rc;
+
+	if (lc->n_groups == GROUPS_MAX) {
+		snprintf(why, why_len, "lcore %u already runs %d groups", lc->index, GROUPS_MAX);
+		return -ENOSPC;
+	}
+	if (lcr_rt_group_of(lc, id)) {
+		snprintf(why, why_len, "group %u is already open", id);
+		return -EEXIST;
+	}
+	struct lcr_group *g = lcr_rt_zalloc(n, sizeof(*g));
+	if (!g)
+		return -ENOMEM;
+	g->id = id;
+	g->node = n;
+	g->lc = lc;
+	g->ops = *ops;
+	g->sm = sm;
+	g->pe = lcr_rt_zalloc(n, sizeof(*g->pe) * PROPOSE_MAX);
+	g->pp = lcr_rt_zalloc(n, sizeof(*g->pp) * PROPOSE_MAX);
+	g->pbuf = lcr_rt_zalloc(n, PROPOSE_BYTES);
+	g->wait = lcr_rt_zalloc(n, sizeof(*g->wait) * PENDING_MAX);
+	g->reads = lcr_rt_zalloc(n, sizeof(*g->reads) * READS_WAIT_MAX);
+	g->deferred = lcr_rt_zalloc(n, sizeof(*g->deferred) * DEFERRED_MAX);
+	if (!g->pe || !g->pp || !g->pbuf || !g->wait || !g->reads || !g->deferred) {
+		rc = -ENOMEM;
+		goto fail;
+	}
+	snprintf(dir, sizeof(dir), "%s/group-%u", c->data_dir, id);
+	struct lcr_log_opts lo;
+	lcr_log_opts_default(&lo, dir);
+	lo.group = id;
+	lo.durability = c->durability;
+	lo.io_mode = c->io_mode;
+	lo.segment_bytes = c->segment_bytes;
+	lo.done = lcr_rt_log_done;
+	lo.ctx = g;
+	if ((rc = lcr_log_open(&g->log, &lc->ring, &lo, why, why_len)) < 0)
+		goto fail;
+	/* Its peers in the transport: every node but this one. */
+	uint32_t targets[LCR_PEERS_MAX], n_targets = 0;
+	for (uint32_t i = 0; i < c->n_peers; i++)
+		if (c->peers[i].id != c->id)
+			targets[n_targets++] = c->peers[i].id;
+	if ((rc = lcr_net_group_open(lc->net, id, g, targets, n_targets, &g->ng, why, why_len)) < 0)
+		goto fail;
+
+	/* The core: Raft options from the config, voters = the peers. */
+	struct lcr_core_config cc = c->core;
+	cc.id = c->id;
+	cc.membership.n_configs = 1;
+	cc.membership.configs[0].n = c->n_peers;
+	for (uint32_t i = 0; i < c->n_peers; i++)
+		cc.membership.configs[0].ids[i] = c->peers[i].id;
+	cc.membership.n_learners = 0;
+	cc.seed = c->core.seed ^ ((uint64_t)c->id << 20) ^ id ^ lcr_rt_now_ns();
+	/* A transport with its own backoff sets the intervals (RaftNetworkV2). */
+	if (lcr_net_has_backoff(lc->net)) {
+		cc.backoff_ns = group_backoff_ns;
+		cc.backoff_ctx = g;
+	}
+	if (lcr_core_config_validate(&cc, why, why_len) < 0) {
+		rc = -EINVAL;
+		goto fail;
+	}
+	struct lcr_log_recovery rec;
+	lcr_log_recovered(g->log, &rec);
+	struct lcr_core_restore rs = { rec.vote, rec.committed, rec.purged };
+	if ((rc = lcr_core_new(&g->core, &cc, &rs)) < 0) {
+		snprintf(why, why_len, "group %u: %s", id, lcr_strerror(rc));
+		goto fail;
+	}
+	struct lcr_log_id last = lcr_log_last(g->log);
+	for (uint64_t i = lcr_log_first_index(g->log); i <= last.index; i++) {
+		struct lcr_log_id lid;
+		if (!lcr_log_id_at(g->log, i, &lid) ||
+		    (rc = lcr_core_load_log_id(g->core, lid)) < 0) {
+			snprintf(why, why_len, "group %u: the log at index %llu does not load (%s)",
+				 id, (unsigned long long)i,
+				 rc == -ENOSPC ? "more leader changes than "
+						 "leader_runs_max"
+					       : "inconsistent");
+			rc = rc < 0 ? rc : -EINVAL;
+			goto fail;
+		}
+	}
+	lc->groups[lc->n_groups++] = g;
+	lc->now = lcr_rt_now_ns();
+	lcr_core_start(g->core, lc->now);
+	lcr_rt_run_cmds(g);
+	*out = g;
+	return 0;
+fail:
+	group_free(n, g);
+	return rc;
+}
+
+void lcr_rt_group_close(struct lcr_node *n, struct lcr_group *g)
+{
+	/* Whoever waits hears that the replica stopped (documented in lcraft.h:
+	 * these callbacks run here, on the thread closing the node). */
+	g->busy++; /* calls from these callbacks are deferred, and dropped with the group */
+	for (uint32_t i = 0; i < g->pn; i++)
+		g->pp[i].done(g->pp[i].ctx, -LCR_ESTOPPED, 0, NULL, 0);
+	g->pn = 0;
+	lcr_rt_answer_waits(g, -LCR_ESTOPPED);
+	while (g->def_len) {
+		struct deferred d = g->deferred[g->def_head];
+		g->def_head = (g->def_head + 1) % DEFERRED_MAX;
+		g->def_len--;
+		if (d.is_read)
+			d.done(d.ctx, -LCR_ESTOPPED, 0);
+	}
+	while (g->reads_len) {
+		struct waiting_read r = g->reads[g->reads_head];
+		g->reads_head = (g->reads_head + 1) % READS_WAIT_MAX;
+		g->reads_len--;
+		r.done(r.ctx, -LCR_ESTOPPED, 0);
+	}
+	group_free(n, g);
+}

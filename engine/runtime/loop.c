@@ -1,0 +1,149 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The lcore loop (design.md, "Data flow through one lcore"). Each iteration:
+ *
+ *   transport receive (UDP: rx burst -> check -> stream layer) ->
+ *       core.step(message) -> commands; acks for the streams that got data
+ *   tasks posted from other threads, the application's poll hook
+ *   timers -> core.step(tick); the transport's timers (retransmissions)
+ *   proposals gathered this iteration -> one core.propose
+ *   storage: flush (group commit), submit, reap -> core.step(flushed)
+ *   transport transmit (UDP: tx burst)
+ *   nothing happened: spin a while, then sleep until a datagram, a
+ *   completion, a posted task or a timer
+ */
+#define _GNU_SOURCE
+#include <sched.h>
+#include <sys/epoll.h>
+#include <unistd.h>
+
+#include "runtime_int.h"
+
+/* ---- timers --------------------------------------------------------------------- */
+
+static bool timers(struct lcore *lc)
+{
+	bool work = false;
+
+	for (uint32_t i = 0; i < lc->n_groups; i++) {
+		struct lcr_group *g = lc->groups[i];
+		if (lc->now >= g->next_timer) {
+			struct lcr_event ev = { .type = LCR_EV_TICK };
+			lcr_rt_step(g, &ev);
+			work = true;
+		}
+	}
+	/* Calls past their TTL and the transport's own timers (a stream that
+	 * got no answer for a long time ends with UNREACHABLE). */
+	work |= lcr_net_tick(lc->net, lc->now);
+	return work;
+}
+
+static uint64_t next_deadline(struct lcore *lc)
+{
+	uint64_t t = lcr_net_next_timer(lc->net);
+
+	for (uint32_t i = 0; i < lc->n_groups; i++) {
+		struct lcr_group *g = lc->groups[i];
+		if (g->next_timer < t)
+			t = g->next_timer;
+	}
+	return t;
+}
+
+/* ---- the loop ------------------------------------------------------------------- */
+
+static bool iteration(struct lcore *lc)
+{
+	bool work = false;
+
+	lc->now = lcr_rt_now_ns();
+	lc->iterations++;
+	work |= lcr_net_poll(lc->net, lc->now);
+	work |= lcr_rt_run_posts(lc);
+	if (lc->poll)
+		work |= lc->poll(lc->node, lc->index, lc->poll_ctx, lc->now);
+	work |= timers(lc);
+	for (uint32_t i = 0; i < lc->n_groups; i++) {
+		work |= lcr_rt_run_deferred(lc->groups[i]);
+		work |= lcr_rt_propose_batch(lc->groups[i]);
+		work |= lcr_rt_apply_pending(lc->groups[i]);
+	}
+	/* Datagrams first: the followers' disk writes are the long pole of a
+	 * commit, so they should start before we spend time on our own submit;
+	 * then what the completions made (acks of flushed entries) goes out. */
+	work |= lcr_net_flush(lc->net, lc->now);
+	work |= lcr_rt_storage_progress(lc);
+	work |= lcr_net_flush(lc->net, lc->now);
+	if (atomic_load_explicit(&lc->m_want, memory_order_acquire))
+		lcr_rt_metrics_render(lc);
+	return work;
+}
+
+void *lcr_rt_lcore_main(void *arg)
+{
+	struct lcore *lc = arg;
+	struct lcr_node *n = lc->node;
+
+	/* Sleeping waits on the transport (its sockets) and on this set:
+	 * storage completions and the application's own fd. */
+	lc->self = pthread_self();
+	atomic_store(&lc->looping, true);
+	lc->epfd = epoll_create1(EPOLL_CLOEXEC);
+	int fds[2] = { lc->efd, lc->poll_fd };
+	for (int i = 0; i < 2 && lc->epfd >= 0; i++) {
+		if (fds[i] < 0)
+			continue;
+		struct epoll_event ev = { .events = EPOLLIN, .data.fd = fds[i] };
+		epoll_ctl(lc->epfd, EPOLL_CTL_ADD, fds[i], &ev);
+	}
+
+	while (!atomic_load_explicit(&n->stop, memory_order_relaxed)) {
+		if (iteration(lc)) {
+			lc->last_work = lc->now;
+			continue;
+		}
+		if (n->cfg.busy_poll)
+			continue;
+		/* While our own disk writes are in flight their completion is
+		 * near: waiting for it awake saves a wake-up on the commit path. */
+		uint64_t spin = (uint64_t)n->cfg.idle_spin_us * 1000;
+		if (lc->ring.in_flight && n->cfg.io_spin_us > n->cfg.idle_spin_us)
+			spin = (uint64_t)n->cfg.io_spin_us * 1000;
+		if (lc->now - lc->last_work < spin) {
+			/* Poll on, but let a runnable thread have the CPU first:
+			 * on a machine with fewer cores than busy threads the
+			 * spinning must not starve the one with work. */
+			sched_yield();
+			continue;
+		}
+		/* Nothing to do: sleep until a datagram, a completion, the
+		 * application's fd or the next timer (socket mode). */
+		uint64_t dl = next_deadline(lc), t = lcr_rt_now_ns();
+		uint64_t wait = dl > t ? dl - t : 0;
+		if (wait > 100ull * 1000 * 1000)
+			wait = 100ull * 1000 * 1000; /* notice lcr_node_stop() */
+		if (wait == 0)
+			continue; /* a timer is due, or the transport has datagrams queued */
+		atomic_store_explicit(&lc->sleeping, true, memory_order_relaxed);
+		atomic_thread_fence(memory_order_seq_cst);
+		if (lcr_rt_posts_waiting(lc) ||
+		    atomic_load_explicit(&lc->m_want, memory_order_relaxed) ||
+		    atomic_load_explicit(&n->stop, memory_order_relaxed)) {
+			atomic_store_explicit(&lc->sleeping, false, memory_order_relaxed);
+			continue;
+		}
+		lc->sleeps++;
+		lcr_net_wait(lc->net, lc->epfd, wait);
+		atomic_store_explicit(&lc->sleeping, false, memory_order_relaxed);
+	}
+	/* Whoever still waits for our metrics stops waiting. */
+	pthread_mutex_lock(&lc->m_mu);
+	atomic_store(&lc->looping, false);
+	pthread_cond_broadcast(&lc->m_cv);
+	pthread_mutex_unlock(&lc->m_mu);
+	if (lc->epfd >= 0)
+		close(lc->epfd);
+	lc->epfd = -1;
+	return NULL;
+}

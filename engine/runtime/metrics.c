@@ -1,0 +1,200 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Metrics as JSON. An lcore's counters and its groups' state change only on
+ * its own thread, so each lcore renders its own part; another thread asks
+ * and waits (lcr_node_metrics_json).
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+
+#include "runtime_int.h"
+
+/* ---- metrics ---------------------------------------------------------------------- */
+
+static const char *role_name(uint32_t r)
+{
+	static const char *names[] = { "none",	 "follower", "candidate",
+				       "leader", "learner",  "stopped" };
+	return r <= 5 ? names[r] : "unknown";
+}
+
+#define PUT(...)                                                                                   \
+	do {                                                                                       \
+		int k_ = snprintf(buf + o, len > o ? len - o : 0, __VA_ARGS__);                    \
+		if (k_ < 0)                                                                        \
+			return -EINVAL;                                                            \
+		o += (size_t)k_;                                                                   \
+	} while (0)
+
+static int hist_json(char *buf, size_t len, const char *name, const struct lcr_hist *h)
+{
+	size_t o = 0;
+	PUT("\"%s\":{\"count\":%llu,\"p50_us\":%.1f,\"p90_us\":%.1f,\"p99_us\":%.1f,"
+	    "\"p999_us\":%.1f,\"max_us\":%.1f,\"mean_us\":%.1f}",
+	    name, (unsigned long long)h->count, (double)lcr_hist_pct(h, 0.5) / 1000.0,
+	    (double)lcr_hist_pct(h, 0.9) / 1000.0, (double)lcr_hist_pct(h, 0.99) / 1000.0,
+	    (double)lcr_hist_pct(h, 0.999) / 1000.0, (double)h->max_ns / 1000.0,
+	    h->count ? (double)h->sum_ns / (double)h->count / 1000.0 : 0.0);
+	return (int)o;
+}
+
+int lcr_group_metrics_json(struct lcr_group *g, char *buf, size_t len)
+{
+	struct lcr_core_status st;
+	struct lcr_log_stats ls;
+	size_t o = 0;
+
+	lcr_core_status(g->core, &st);
+	lcr_log_stats(g->log, &ls);
+	PUT("{\"group\":%u,\"role\":\"%s\",\"term\":%llu,\"leader\":%u,"
+	    "\"last\":%llu,\"committed\":%llu,\"applied\":%llu,\"flushed\":%llu,",
+	    g->id, role_name(st.role), (unsigned long long)st.vote.lid.term, st.leader,
+	    (unsigned long long)st.last.index, (unsigned long long)st.committed.index,
+	    (unsigned long long)st.applied.index, (unsigned long long)st.flushed.index);
+	PUT("\"replication\":{");
+	for (uint32_t i = 0, first = 1; st.role == LCR_ROLE_LEADER && i < st.n_nodes; i++) {
+		if (st.nodes[i] == st.id)
+			continue;
+		PUT("%s\"%u\":{\"matching\":%llu", first ? "" : ",", st.nodes[i],
+		    (unsigned long long)st.matching[i].index);
+		/* The transport's view of the follower (UDP: its stream). */
+		int k = lcr_net_client_metrics_json(g->ng, st.nodes[i], buf + o + 1,
+						    len > o + 1 ? len - o - 1 : 0);
+		if (k < 0)
+			return k;
+		if (k > 0) {
+			if (o < len)
+				buf[o] = ',';
+			o += (size_t)k + 1;
+		}
+		PUT("}");
+		first = 0;
+	}
+	PUT("},\"proposed\":%llu,\"applied_entries\":%llu,\"cancelled\":%llu,\"refused\":%llu,"
+	    "\"elections\":%llu,\"dropped_msgs\":%llu,\"stale_msgs\":%llu,\"net_errors\":%llu,",
+	    (unsigned long long)g->proposed, (unsigned long long)g->applied,
+	    (unsigned long long)g->cancelled, (unsigned long long)g->refused,
+	    (unsigned long long)st.elections, (unsigned long long)st.dropped_msgs,
+	    (unsigned long long)st.stale_msgs, (unsigned long long)g->net_errors);
+	PUT("\"storage\":{\"batches\":%llu,\"entries\":%llu,\"bytes\":%llu,\"syncs\":%llu,"
+	    "\"vote_writes\":%llu,\"cache_hits\":%llu,\"cache_misses\":%llu,\"disk_reads\":%llu,"
+	    "\"segments\":%llu,\"flushes_reported\":%llu,",
+	    (unsigned long long)ls.batches_written, (unsigned long long)ls.entries_written,
+	    (unsigned long long)ls.bytes_written, (unsigned long long)ls.syncs,
+	    (unsigned long long)ls.vote_writes, (unsigned long long)ls.cache_hits,
+	    (unsigned long long)ls.cache_misses, (unsigned long long)ls.disk_reads,
+	    (unsigned long long)ls.segments_created, (unsigned long long)g->flushes);
+	/* Each batch's write, and its fdatasync with durability fsync. */
+	int k = hist_json(buf + o, len > o ? len - o : 0, "write_latency",
+			  lcr_log_write_latency(g->log));
+	if (k < 0)
+		return k;
+	o += (size_t)k;
+	PUT("},");
+	k = hist_json(buf + o, len > o ? len - o : 0, "commit_latency", &g->commit_lat);
+	if (k < 0)
+		return k;
+	o += (size_t)k;
+	PUT("}");
+	return o < len ? (int)o : -ENOSPC;
+}
+
+/* One lcore's part: its loop, its transport, its groups. On that lcore. */
+static int lcore_metrics_json(struct lcore *lc, char *buf, size_t len)
+{
+	size_t o = 0;
+
+	PUT("{\"lcore\":%u,\"iterations\":%llu,\"sleeps\":%llu,", lc->index,
+	    (unsigned long long)lc->iterations, (unsigned long long)lc->sleeps);
+	/* The transport: net.c's counters and its own (UDP: datagrams, drops). */
+	int w = lcr_net_metrics_json(lc->net, buf + o, len > o ? len - o : 0);
+	if (w < 0)
+		return w;
+	o += (size_t)w;
+	PUT(",\"groups\":[");
+	for (uint32_t k = 0; k < lc->n_groups; k++) {
+		if (k)
+			PUT(",");
+		w = lcr_group_metrics_json(lc->groups[k], buf + o, len > o ? len - o : 0);
+		if (w < 0)
+			return w;
+		o += (size_t)w;
+	}
+	PUT("]}");
+	return o < len ? (int)o : -ENOSPC;
+}
+
+/* Asked for by another thread (lcr_node_metrics_json): render into its buffer. */
+void lcr_rt_metrics_render(struct lcore *lc)
+{
+	pthread_mutex_lock(&lc->m_mu);
+	if (lc->m_out) {
+		*lc->m_res = lcore_metrics_json(lc, lc->m_out, lc->m_len);
+		lc->m_out = NULL;
+		lc->m_res = NULL;
+		pthread_cond_broadcast(&lc->m_cv);
+	}
+	atomic_store_explicit(&lc->m_want, false, memory_order_relaxed);
+	pthread_mutex_unlock(&lc->m_mu);
+}
+
+/*
+ * Another lcore's part, rendered by that lcore while we wait (at most 1 s):
+ * its counters and its groups' state change only on its own thread.
+ */
+static int lcore_metrics_remote(struct lcore *lc, char *buf, size_t len)
+{
+	struct timespec dl;
+	int rc = 0, res = INT_MIN;
+
+	clock_gettime(CLOCK_REALTIME, &dl);
+	dl.tv_sec += 1;
+	pthread_mutex_lock(&lc->m_mu);
+	/* Another thread's request first (its buffer, its result). */
+	while (lc->m_out && atomic_load(&lc->looping) && rc == 0)
+		rc = pthread_cond_timedwait(&lc->m_cv, &lc->m_mu, &dl);
+	if (lc->m_out || !atomic_load(&lc->looping)) {
+		pthread_mutex_unlock(&lc->m_mu);
+		return atomic_load(&lc->looping) ? -ETIMEDOUT : -LCR_ESTOPPED;
+	}
+	lc->m_out = buf;
+	lc->m_len = len;
+	lc->m_res = &res;
+	atomic_store_explicit(&lc->m_want, true, memory_order_release);
+	lcr_rt_wake(lc);
+	while (res == INT_MIN && atomic_load(&lc->looping) && rc == 0)
+		rc = pthread_cond_timedwait(&lc->m_cv, &lc->m_mu, &dl);
+	if (res == INT_MIN) {
+		/* It did not answer (stopped, or stuck): never write there later. */
+		if (lc->m_res == &res) {
+			lc->m_out = NULL;
+			lc->m_res = NULL;
+			pthread_cond_broadcast(&lc->m_cv);
+		}
+		res = atomic_load(&lc->looping) ? -ETIMEDOUT : -LCR_ESTOPPED;
+	}
+	pthread_mutex_unlock(&lc->m_mu);
+	return res;
+}
+
+int lcr_node_metrics_json(struct lcr_node *n, char *buf, size_t len)
+{
+	size_t o = 0;
+
+	PUT("{\"node\":%u,\"lcores\":[", n->cfg.id);
+	for (uint32_t i = 0; i < n->n_lcores; i++) {
+		struct lcore *lc = &n->lcores[i];
+		bool mine = !atomic_load(&lc->looping) || pthread_equal(lc->self, pthread_self());
+		if (i)
+			PUT(",");
+		int w = mine ? lcore_metrics_json(lc, buf + o, len > o ? len - o : 0)
+			     : lcore_metrics_remote(lc, buf + o, len > o ? len - o : 0);
+		if (w < 0)
+			return w;
+		o += (size_t)w;
+	}
+	PUT("]}");
+	return o < len ? (int)o : -ENOSPC;
+}

@@ -1,0 +1,240 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The node runtime's internal state, shared by its files (the runtime joins
+ * the core, the log and the transport; design.md, "Data flow through one
+ * lcore"):
+ *   node.c     the node: config checks, lcores' resources, open, run, close
+ *   group.c    a group's life cycle, and the API calls on a group (propose,
+ *              read, events; calls from callbacks deferred)
+ *   exec.c     executing the core's commands: storage, sends, applies, read
+ *              results, roles; storage completions; the transport's results
+ *   loop.c     the lcore loop: one iteration, timers, sleeping
+ *   tasks.c    the cross-thread task ring (lcr_node_post) and waking
+ *   metrics.c  metrics as JSON, each lcore rendering its own part
+ * Nothing here is visible outside the library.
+ */
+#ifndef LCR_RUNTIME_INT_H
+#define LCR_RUNTIME_INT_H
+
+#include <assert.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <time.h>
+
+#include "alloc.h"
+#include "hist.h"
+#include "lcr_assert.h"
+#include "lcraft.h"
+#include "log.h"
+#include "net_host.h"
+#include "ring.h"
+#include "udp.h"
+
+#define GROUPS_MAX     256  /* per lcore */
+#define LCORES_MAX     64   /* per node */
+#define POST_MAX       1024 /* tasks waiting per lcore */
+#define PROPOSE_MAX    4096 /* proposals gathered per group per iteration */
+#define PROPOSE_BYTES  (8u << 20)
+#define PROPOSAL_MAX   (1u << 20) /* bytes of one proposal */
+#define PENDING_MAX    65536	  /* proposals waiting for apply, per group */
+#define READS_WAIT_MAX 4096
+#define RESULT_MAX     8192
+#define COLD_BYTES     (4u << 20) /* entries read from disk for one AppendEntries */
+#define APPLY_BUDGET   4096	  /* entries applied per group per loop iteration */
+#define ENTS_MAX       65536	  /* entries attached to one AppendEntries */
+/* Entries of one AppendEntries, bytes: the UDP wire takes 1 MiB + 64 KiB per
+ * message (LCR_WIRE_MSG_MAX), of which at most 32 bytes per entry go to its
+ * header and less than 1 KiB to the request's own fields. */
+#define APPEND_BYTES_MAX      (1u << 20)
+#define APPEND_ENTRY_OVERHEAD 32
+#define DEFERRED_MAX	      1024 /* API calls made from callbacks, waiting per group */
+
+static_assert(PROPOSAL_MAX <= APPEND_BYTES_MAX, "one proposal fits one AppendEntries");
+static_assert(PROPOSAL_MAX <= PROPOSE_BYTES, "one proposal fits the iteration's buffer");
+
+/* A proposal waiting for its apply. */
+struct pending {
+	struct lcr_log_id id; /* its log id, once the core took it */
+	uint64_t at_ns;	      /* when lcr_propose() took it (commit latency) */
+	lcr_propose_fn done;
+	void *ctx;
+};
+
+/* An API call made from a callback, run in the next loop iteration. */
+struct deferred {
+	bool is_read;
+	uint32_t policy; /* lcr_read */
+	lcr_read_fn done;
+	void *ctx;
+	struct lcr_event ev; /* lcr_group_event */
+};
+
+struct waiting_read {
+	uint64_t read_id;
+	lcr_read_fn done;
+	void *ctx;
+};
+
+struct lcore;
+
+struct lcr_group {
+	uint32_t id;
+	struct lcr_node *node;
+	struct lcore *lc;
+	struct lcr_core *core;
+	struct lcr_log *log;
+	struct lcr_sm_ops ops;
+	void *sm;
+	struct lcr_net_group *ng; /* its peers in the transport */
+	/* Proposals of this iteration. */
+	struct lcr_entry *pe; /* PROPOSE_MAX */
+	struct pending *pp;   /* PROPOSE_MAX */
+	uint32_t pn;
+	uint8_t *pbuf; /* PROPOSE_BYTES */
+	uint32_t pbytes;
+	/* Proposals waiting for apply, in index order: a ring of PENDING_MAX. */
+	struct pending *wait;
+	uint32_t wait_head, wait_len;
+	/* Reads waiting: a ring of READS_WAIT_MAX. */
+	struct waiting_read *reads;
+	uint32_t reads_head, reads_len;
+	/* Storage completions, stepped after the reap. */
+	struct lcr_io_id flushed;
+	bool flush_new;
+	int io_err;
+	uint64_t next_timer; /* ns: the core's next timer */
+	/* Applying: done through applied_id, committed through apply_to. */
+	struct lcr_log_id applied_id, apply_to;
+	bool apply_broken; /* a committed entry could not be read: never apply again */
+	/*
+	 * Callbacks run while the runtime walks the core's commands (or applies):
+	 * a call into the core from one of them (lcr_read, lcr_group_event) would
+	 * overwrite that list under the walk. Such calls wait here, in order,
+	 * for the next loop iteration (a ring of DEFERRED_MAX).
+	 */
+	uint32_t busy;
+	struct deferred *deferred;
+	uint32_t def_head, def_len;
+	uint32_t role, leader;
+	uint8_t result[RESULT_MAX];
+	/* Metrics. */
+	uint64_t proposed, applied, cancelled, refused, net_errors;
+	uint64_t flushes;
+	struct lcr_hist commit_lat;
+};
+
+/* A slot of the task ring (Vyukov's bounded MPMC queue). */
+struct post {
+	_Atomic uint64_t seq;
+	lcr_task_fn fn;
+	void *arg;
+};
+
+/*
+ * One lcore: a thread and everything its groups touch. Its own thread reads
+ * and writes the first part every iteration; what other threads write (the
+ * task ring's producer index, metric requests) and what they read while it
+ * runs (whether it sleeps) sits on cache lines of its own, and the struct is
+ * cache-line aligned, so lcores never share a line.
+ */
+struct lcore {
+	uint32_t index;
+	struct lcr_node *node;
+	pthread_t thread;
+	struct lcr_ring ring;
+	int efd;	     /* the ring's eventfd: completions and wake-ups */
+	int epfd;	     /* efd and the application's fd, for sleeping */
+	struct lcr_net *net; /* the transport of this lcore */
+	struct lcr_group *groups[GROUPS_MAX];
+	uint32_t n_groups;
+	struct lcr_entry *ents; /* entries attached to one AppendEntries (ENTS_MAX) */
+	uint8_t *cold;		/* entries read from disk (COLD_BYTES) */
+	struct post *posts;	/* the task ring (POST_MAX) */
+	_Atomic uint64_t post_deq;
+	lcr_poll_fn poll;
+	int poll_fd;
+	void *poll_ctx;
+	uint64_t now; /* ns: the time of this iteration */
+	uint64_t iterations, sleeps;
+	uint64_t last_work; /* ns: when an iteration last did anything */
+	pthread_t self;
+
+	/* Written by posting threads. */
+	_Alignas(LCR_CACHE_LINE) _Atomic uint64_t post_enq;
+
+	/* Written by the lcore, read by posters: they wake a sleeping lcore. */
+	_Alignas(LCR_CACHE_LINE) _Atomic bool sleeping;
+	_Atomic bool looping; /* its loop runs, on thread `self` */
+
+	/*
+	 * Metrics asked for from another thread: the lcore renders its part
+	 * into `m_out` itself (under m_mu), so nothing is read while it changes.
+	 */
+	_Alignas(LCR_CACHE_LINE) _Atomic bool m_want;
+	pthread_mutex_t m_mu;
+	pthread_cond_t m_cv;
+	char *m_out; /* one request at a time: others wait until it is NULL */
+	size_t m_len;
+	int *m_res; /* where the requester wants the result */
+} __attribute__((aligned(LCR_CACHE_LINE)));
+
+struct lcr_node {
+	struct lcr_node_config cfg;
+	char *data_dir;
+	uint32_t n_lcores;
+	struct lcore *lcores; /* n_lcores, cache-line aligned */
+	/* The built-in UDP transport's options and factory (cfg.transport NULL). */
+	struct lcr_udp_config udp;
+	struct lcr_net_factory udp_factory;
+	_Atomic bool stop;
+};
+
+static inline uint64_t lcr_rt_now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* node.c */
+void *lcr_rt_zalloc(struct lcr_node *n, size_t size);
+void lcr_rt_free(struct lcr_node *n, void *p);
+
+/* group.c */
+struct lcr_group *lcr_rt_group_of(struct lcore *lc, uint32_t id);
+/* Answer everything the group still holds with -LCR_ESTOPPED, then free it. */
+void lcr_rt_group_close(struct lcr_node *n, struct lcr_group *g);
+/* The iteration's proposals go to the core as one batch. True if any. */
+bool lcr_rt_propose_batch(struct lcr_group *g);
+/* API calls callbacks made during the last iteration, in order. */
+bool lcr_rt_run_deferred(struct lcr_group *g);
+
+/* exec.c */
+extern const struct lcr_net_host lcr_rt_net_host;
+/* Feed `ev` to the group's core (its time set here) and run its commands. */
+void lcr_rt_step(struct lcr_group *g, struct lcr_event *ev);
+/* Run the commands of the core's last call. */
+void lcr_rt_run_cmds(struct lcr_group *g);
+/* Go on with a backlog of committed entries (APPLY_BUDGET at a time). */
+bool lcr_rt_apply_pending(struct lcr_group *g);
+/* Every proposal waiting for its apply gets `err`. */
+void lcr_rt_answer_waits(struct lcr_group *g, int err);
+/* The log's completion callback (lcr_log_opts.done). */
+void lcr_rt_log_done(void *ctx, const struct lcr_io_id *io, int err);
+/* Flush the groups' logs, submit, reap, and step the completions. */
+bool lcr_rt_storage_progress(struct lcore *lc);
+
+/* loop.c */
+void *lcr_rt_lcore_main(void *arg);
+
+/* tasks.c */
+/* Wake lcore `lc` if it sleeps or is about to. From any thread. */
+void lcr_rt_wake(struct lcore *lc);
+bool lcr_rt_posts_waiting(struct lcore *lc);
+bool lcr_rt_run_posts(struct lcore *lc);
+
+/* metrics.c */
+/* Render the part another thread asked for (on the lcore). */
+void lcr_rt_metrics_render(struct lcore *lc);
+
+#endif /* LCR_RUNTIME_INT_H */

@@ -1,0 +1,80 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The cross-thread task ring: lcr_node_post() hands a task to an lcore from
+ * any thread, through a bounded MPMC ring per lcore (Vyukov's), and wakes it
+ * if it sleeps.
+ */
+#define _GNU_SOURCE
+#include <unistd.h>
+
+#include "runtime_int.h"
+
+/* ---- posted tasks (a bounded MPMC ring, Vyukov's) -------------------------------- */
+
+/*
+ * Wake lcore `lc` if it sleeps (or is about to: it sets `sleeping`, then
+ * looks for work once more, then sleeps; we publish the work, then look at
+ * `sleeping`; the fences order both, so one of us sees the other).
+ */
+void lcr_rt_wake(struct lcore *lc)
+{
+	atomic_thread_fence(memory_order_seq_cst);
+	if (atomic_load_explicit(&lc->sleeping, memory_order_relaxed) && lc->efd >= 0) {
+		uint64_t one = 1;
+		ssize_t rc = write(lc->efd, &one, sizeof(one));
+		(void)rc; /* the counter is full: it is readable, so it wakes anyway */
+	}
+}
+
+bool lcr_rt_posts_waiting(struct lcore *lc)
+{
+	uint64_t pos = atomic_load_explicit(&lc->post_deq, memory_order_relaxed);
+	uint64_t seq = atomic_load_explicit(&lc->posts[pos % POST_MAX].seq, memory_order_acquire);
+	return (int64_t)seq - (int64_t)(pos + 1) >= 0;
+}
+
+int lcr_node_post(struct lcr_node *n, uint32_t lcore, lcr_task_fn fn, void *arg)
+{
+	if (lcore >= n->n_lcores)
+		return -EINVAL;
+	struct lcore *lc = &n->lcores[lcore];
+	uint64_t pos = atomic_load_explicit(&lc->post_enq, memory_order_relaxed);
+	for (;;) {
+		struct post *p = &lc->posts[pos % POST_MAX];
+		uint64_t seq = atomic_load_explicit(&p->seq, memory_order_acquire);
+		int64_t dif = (int64_t)seq - (int64_t)pos;
+		if (dif == 0) {
+			if (atomic_compare_exchange_weak_explicit(&lc->post_enq, &pos, pos + 1,
+								  memory_order_relaxed,
+								  memory_order_relaxed)) {
+				p->fn = fn;
+				p->arg = arg;
+				atomic_store_explicit(&p->seq, pos + 1, memory_order_release);
+				lcr_rt_wake(lc);
+				return 0;
+			}
+		} else if (dif < 0) {
+			return -LCR_EFULL;
+		} else {
+			pos = atomic_load_explicit(&lc->post_enq, memory_order_relaxed);
+		}
+	}
+}
+
+bool lcr_rt_run_posts(struct lcore *lc)
+{
+	bool work = false;
+	for (;;) {
+		uint64_t pos = atomic_load_explicit(&lc->post_deq, memory_order_relaxed);
+		struct post *p = &lc->posts[pos % POST_MAX];
+		uint64_t seq = atomic_load_explicit(&p->seq, memory_order_acquire);
+		if ((int64_t)seq - (int64_t)(pos + 1) < 0)
+			return work;
+		atomic_store_explicit(&lc->post_deq, pos + 1, memory_order_relaxed);
+		lcr_task_fn fn = p->fn;
+		void *arg = p->arg;
+		atomic_store_explicit(&p->seq, pos + POST_MAX, memory_order_release);
+		fn(lc->node, arg);
+		work = true;
+	}
+}
