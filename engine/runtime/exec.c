@@ -29,6 +29,9 @@ static void net_attach(void *ctx, struct lcr_msg *m)
 	uint32_t n = m->append_req.n_entries, cold = 0;
 	size_t bytes = 0;
 
+	LCR_ASSERT(m->type == LCR_MSG_APPEND_REQ);
+	LCR_ASSERT(m->append_req.entries == NULL); /* the core never attaches them */
+
 	if (n > ENTS_MAX)
 		n = ENTS_MAX;
 	for (uint32_t i = 0; i < n; i++) {
@@ -44,7 +47,9 @@ static void net_attach(void *ctx, struct lcr_msg *m)
 				break;
 			}
 			cold += (uint32_t)rc;
+			LCR_ASSERT(cold <= COLD_BYTES);
 		}
+		LCR_ASSERT(lc->ents[i].id.index == idx);
 		/* One request must fit one message of the transport: the core
 		 * counts entries, not bytes (big entries, a long backlog). The
 		 * first always goes: an entry is at most 1 MiB. */
@@ -88,6 +93,7 @@ void lcr_rt_run_cmds(struct lcr_group *g)
 	struct lcr_log_id applied_to = { { 0, 0 }, 0 };
 	int fail = 0;
 
+	LCR_ASSERT(cmds != NULL || n == 0);
 	g->busy++;
 	for (uint32_t i = 0; i < n; i++) {
 		const struct lcr_cmd *c = &cmds[i];
@@ -105,6 +111,9 @@ void lcr_rt_run_cmds(struct lcr_group *g)
 			break;
 		case LCR_CMD_APPLY:
 			/* Ranges come in order, each right after the last. */
+			LCR_ASSERT(c->apply.first.index < c->apply.last.index);
+			LCR_ASSERT(c->apply.first.index >= g->apply_to.index ||
+				   g->apply_to.index <= g->applied_id.index);
 			if (g->apply_to.index <= g->applied_id.index)
 				g->applied_id = c->apply.first;
 			g->apply_to = c->apply.last;
@@ -130,8 +139,11 @@ void lcr_rt_run_cmds(struct lcr_group *g)
 			if (g->ops.role)
 				g->ops.role(g->sm, g->role, g->leader);
 			break;
+		default:
+			LCR_ASSERT(!"unknown core command");
 		}
 	}
+	LCR_ASSERT(g->busy > 0);
 	g->busy--;
 	g->next_timer = lcr_core_next_timer(g->core);
 	/* Events that follow from these commands; each step runs its own. */
@@ -151,6 +163,7 @@ void lcr_rt_run_cmds(struct lcr_group *g)
 
 void lcr_rt_step(struct lcr_group *g, struct lcr_event *ev)
 {
+	LCR_ASSERT(ev != NULL);
 	ev->now_ns = g->lc->now;
 	lcr_core_step(g->core, ev);
 	lcr_rt_run_cmds(g);
@@ -163,6 +176,7 @@ static struct pending *wait_head(struct lcr_group *g)
 
 static void wait_pop(struct lcr_group *g)
 {
+	LCR_ASSERT(g->wait_len > 0);
 	g->wait_head = (g->wait_head + 1) % PENDING_MAX;
 	g->wait_len--;
 }
@@ -192,6 +206,7 @@ static bool apply_some(struct lcr_group *g, struct lcr_log_id *upto)
 
 	if (g->apply_broken)
 		return false;
+	LCR_ASSERT(first <= last + 1);
 	if (last >= first + APPLY_BUDGET)
 		last = first + APPLY_BUDGET - 1;
 	for (uint64_t idx = first; idx <= last; idx++) {

@@ -44,7 +44,8 @@ struct lcr_group *lcr_rt_group_of(struct lcore *lc, uint32_t id)
 
 int lcr_propose(struct lcr_group *g, const void *data, uint32_t len, lcr_propose_fn done, void *ctx)
 {
-	if (len > (1u << 20) || !done)
+	LCR_ASSERT(g != NULL);
+	if (len > PROPOSAL_MAX || !done || (len > 0 && !data))
 		return -EINVAL;
 	if (g->pn == PROPOSE_MAX || g->pbytes + len > PROPOSE_BYTES ||
 	    g->wait_len + g->pn >= PENDING_MAX)
@@ -60,6 +61,7 @@ int lcr_propose(struct lcr_group *g, const void *data, uint32_t len, lcr_propose
 	g->pp[g->pn].at_ns = g->lc->now;
 	g->pbytes += len;
 	g->pn++;
+	LCR_ASSERT(g->pn <= PROPOSE_MAX && g->pbytes <= PROPOSE_BYTES);
 	return 0;
 }
 
@@ -70,6 +72,7 @@ int lcr_propose(struct lcr_group *g, const void *data, uint32_t len, lcr_propose
  */
 static void proposals_consumed(struct lcr_group *g, uint32_t n)
 {
+	LCR_ASSERT(n <= g->pn);
 	uint32_t keep = g->pn - n;
 
 	if (keep == 0) {
@@ -107,6 +110,9 @@ static void wait_push(struct lcr_group *g, const struct pending *p)
 {
 	uint32_t pos = g->wait_len;
 
+	/* lcr_propose() keeps proposals waiting plus those of the iteration
+	 * below PENDING_MAX. */
+	LCR_ASSERT(g->wait_len < PENDING_MAX);
 	while (pos > 0 && g->wait[(g->wait_head + pos - 1) % PENDING_MAX].id.index > p->id.index) {
 		g->wait[(g->wait_head + pos) % PENDING_MAX] =
 			g->wait[(g->wait_head + pos - 1) % PENDING_MAX];
@@ -173,6 +179,10 @@ int lcr_read(struct lcr_group *g, uint32_t policy, lcr_read_fn done, void *ctx)
 		lcr_rt_run_cmds(g);
 		return rc;
 	}
+	/* Read ids increase by one per read: the ring stays in id order. */
+	if (g->reads_len > 0)
+		LCR_ASSERT(g->reads[(g->reads_head + g->reads_len - 1) % READS_WAIT_MAX].read_id <
+			   id);
 	struct waiting_read *r = &g->reads[(g->reads_head + g->reads_len) % READS_WAIT_MAX];
 	r->read_id = id;
 	r->done = done;
@@ -184,6 +194,7 @@ int lcr_read(struct lcr_group *g, uint32_t policy, lcr_read_fn done, void *ctx)
 
 int lcr_group_event(struct lcr_group *g, const struct lcr_event *ev)
 {
+	LCR_ASSERT(g != NULL && ev != NULL);
 	struct lcr_event e = *ev;
 	if (e.type == LCR_EV_MSG || e.type == LCR_EV_IO_FLUSHED || e.type == LCR_EV_IO_FAILED ||
 	    e.type == LCR_EV_APPLIED)
@@ -252,6 +263,11 @@ int lcr_group_open(struct lcr_node *n, uint32_t id, const struct lcr_sm_ops *ops
 	char dir[4096];
 	int rc;
 
+	LCR_ASSERT(out != NULL);
+	if (!ops) {
+		snprintf(why, why_len, "group %u: no state machine (ops)", id);
+		return -EINVAL;
+	}
 	if (lc->n_groups == GROUPS_MAX) {
 		snprintf(why, why_len, "lcore %u already runs %d groups", lc->index, GROUPS_MAX);
 		return -ENOSPC;

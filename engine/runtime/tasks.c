@@ -35,7 +35,8 @@ bool lcr_rt_posts_waiting(struct lcore *lc)
 
 int lcr_node_post(struct lcr_node *n, uint32_t lcore, lcr_task_fn fn, void *arg)
 {
-	if (lcore >= n->n_lcores)
+	LCR_ASSERT(n != NULL);
+	if (lcore >= n->n_lcores || !fn)
 		return -EINVAL;
 	struct lcore *lc = &n->lcores[lcore];
 	uint64_t pos = atomic_load_explicit(&lc->post_enq, memory_order_relaxed);
