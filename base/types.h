@@ -195,6 +195,12 @@ struct lcr_allocator {
 	void *ctx;
 };
 
+/* Memory from `a` (NULL alloc: malloc), not zeroed, or NULL. */
+static inline void *lcr_allocator_alloc(const struct lcr_allocator *a, size_t size)
+{
+	return a->alloc ? a->alloc(a->ctx, size) : malloc(size);
+}
+
 /* Zeroed memory from `a` (NULL alloc: malloc), or NULL. */
 static inline void *lcr_allocator_zalloc(const struct lcr_allocator *a, size_t size)
 {

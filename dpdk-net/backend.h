@@ -26,6 +26,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "types.h"
+
 struct lcr_dgram {
 	uint8_t *buf;
 	uint32_t len;
@@ -88,10 +90,11 @@ struct lcr_sock_opts {
 	uint16_t bind_port;
 	uint32_t n_peers;
 	struct lcr_sock_peer peers[LCR_SOCK_PEERS_MAX];
-	uint32_t burst;		 /* datagrams per recvmmsg/sendmmsg (default 64) */
-	uint32_t dgram_max;	 /* receive buffer per datagram (default 9000) */
-	bool busy_poll;		 /* never sleep in wait() */
-	uint32_t rcvbuf, sndbuf; /* SO_RCVBUF/SO_SNDBUF bytes, 0: leave */
+	uint32_t burst;		    /* datagrams per recvmmsg/sendmmsg (default 64) */
+	uint32_t dgram_max;	    /* receive buffer per datagram (default 9000) */
+	bool busy_poll;		    /* never sleep in wait() */
+	uint32_t rcvbuf, sndbuf;    /* SO_RCVBUF/SO_SNDBUF bytes, 0: leave */
+	struct lcr_allocator alloc; /* its buffers; NULL alloc: malloc */
 };
 
 void lcr_sock_opts_default(struct lcr_sock_opts *o);
@@ -104,12 +107,13 @@ int lcr_sock_open(struct lcr_backend **out, const struct lcr_sock_opts *o, char 
 
 struct lcr_faulty_opts {
 	uint64_t seed;
-	uint32_t loss_ppm;    /* dropped, per million datagrams */
-	uint32_t dup_ppm;     /* sent twice */
-	uint32_t reorder_ppm; /* held back and sent after later ones */
-	uint64_t delay_ns;    /* added to every datagram */
-	uint64_t jitter_ns;   /* plus uniform 0..jitter */
-	uint32_t hold_max;    /* datagrams held for delay/reorder (default 4096) */
+	uint32_t loss_ppm;	    /* dropped, per million datagrams */
+	uint32_t dup_ppm;	    /* sent twice */
+	uint32_t reorder_ppm;	    /* held back and sent after later ones */
+	uint64_t delay_ns;	    /* added to every datagram */
+	uint64_t jitter_ns;	    /* plus uniform 0..jitter */
+	uint32_t hold_max;	    /* datagrams held for delay/reorder (default 4096) */
+	struct lcr_allocator alloc; /* its queues; NULL alloc: malloc */
 };
 
 struct lcr_faulty_stats {

@@ -519,12 +519,13 @@ static void faulty_close(struct lcr_backend *be)
 	/* Whatever is still held is lost, as it would be in a network that goes away. */
 	if (f->inner)
 		f->inner->ops->close(f->inner);
-	free(f->slot);
-	free(f->bytes);
-	free(f->free_idx);
-	free(f->heap);
-	free(f->ro);
-	free(f);
+	struct lcr_allocator a = f->o.alloc;
+	lcr_allocator_free(&a, f->slot);
+	lcr_allocator_free(&a, f->bytes);
+	lcr_allocator_free(&a, f->free_idx);
+	lcr_allocator_free(&a, f->heap);
+	lcr_allocator_free(&a, f->ro);
+	lcr_allocator_free(&a, f);
 }
 
 static const struct lcr_backend_ops faulty_ops = {
@@ -553,7 +554,8 @@ int lcr_faulty_open(struct lcr_backend **out, struct lcr_backend *inner,
 	if (!opts_valid(o))
 		return -EINVAL;
 	n = o->hold_max ? o->hold_max : LCR_FAULTY_HOLD_MAX;
-	f = calloc(1, sizeof(*f));
+	const struct lcr_allocator *a = &o->alloc;
+	f = lcr_allocator_zalloc(a, sizeof(*f));
 	if (!f)
 		return -ENOMEM;
 	f->be.ops = &faulty_ops;
@@ -562,11 +564,11 @@ int lcr_faulty_open(struct lcr_backend **out, struct lcr_backend *inner,
 	f->hold_max = n;
 	f->rng = o->seed;
 	/* The slot bytes are only touched when used, so an idle queue costs address space only. */
-	f->slot = calloc(n, sizeof(*f->slot));
-	f->bytes = malloc((size_t)n * LCR_FAULTY_SLOT_BYTES);
-	f->free_idx = calloc(n, sizeof(*f->free_idx));
-	f->heap = calloc(n, sizeof(*f->heap));
-	f->ro = calloc(n, sizeof(*f->ro));
+	f->slot = lcr_allocator_zalloc(a, n * sizeof(*f->slot));
+	f->bytes = lcr_allocator_alloc(a, (size_t)n * LCR_FAULTY_SLOT_BYTES);
+	f->free_idx = lcr_allocator_zalloc(a, n * sizeof(*f->free_idx));
+	f->heap = lcr_allocator_zalloc(a, n * sizeof(*f->heap));
+	f->ro = lcr_allocator_zalloc(a, n * sizeof(*f->ro));
 	if (!f->slot || !f->bytes || !f->free_idx || !f->heap || !f->ro) {
 		faulty_close(&f->be); /* inner is not ours until we succeed */
 		return -ENOMEM;

@@ -20,8 +20,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "lcr_assert.h"
+#include "alloc.h"
 #include "backend.h"
+#include "lcr_assert.h"
 
 /* sendmmsg and recvmmsg take at most UIO_MAXIOV (1024) messages per call. */
 #define LCR_SOCK_BURST_MAX 1024
@@ -36,6 +37,7 @@ struct lcr_sock_addr {
 
 struct lcr_sock {
 	struct lcr_backend be;
+	struct lcr_allocator alloc;
 	int fd;
 	int family;
 	bool busy_poll;
@@ -335,14 +337,14 @@ static void sock_close(struct lcr_backend *be)
 		return;
 	if (s->fd >= 0)
 		close(s->fd);
-	free(s->rx_buf);
-	free(s->rx_msg);
-	free(s->rx_iov);
-	free(s->rx_name);
-	free(s->tx_msg);
-	free(s->tx_iov);
-	free(s->tx_src);
-	free(s);
+	lcr_allocator_free(&s->alloc, s->rx_buf);
+	lcr_allocator_free(&s->alloc, s->rx_msg);
+	lcr_allocator_free(&s->alloc, s->rx_iov);
+	lcr_allocator_free(&s->alloc, s->rx_name);
+	lcr_allocator_free(&s->alloc, s->tx_msg);
+	lcr_allocator_free(&s->alloc, s->tx_iov);
+	lcr_allocator_free(&s->alloc, s->tx_src);
+	lcr_allocator_free_aligned(&s->alloc, s);
 }
 
 static const struct lcr_backend_ops sock_ops = {
@@ -405,13 +407,15 @@ static int alloc_bufs(struct lcr_sock *s)
 {
 	uint32_t b = s->burst;
 
-	s->rx_buf = malloc((size_t)b * s->dgram_max);
-	s->rx_msg = calloc(b, sizeof(*s->rx_msg));
-	s->rx_iov = calloc(b, sizeof(*s->rx_iov));
-	s->rx_name = calloc(b, sizeof(*s->rx_name));
-	s->tx_msg = calloc(b, sizeof(*s->tx_msg));
-	s->tx_iov = calloc(b, sizeof(*s->tx_iov));
-	s->tx_src = calloc(b, sizeof(*s->tx_src));
+	const struct lcr_allocator *a = &s->alloc;
+
+	s->rx_buf = lcr_allocator_alloc(a, (size_t)b * s->dgram_max);
+	s->rx_msg = lcr_allocator_zalloc(a, b * sizeof(*s->rx_msg));
+	s->rx_iov = lcr_allocator_zalloc(a, b * sizeof(*s->rx_iov));
+	s->rx_name = lcr_allocator_zalloc(a, b * sizeof(*s->rx_name));
+	s->tx_msg = lcr_allocator_zalloc(a, b * sizeof(*s->tx_msg));
+	s->tx_iov = lcr_allocator_zalloc(a, b * sizeof(*s->tx_iov));
+	s->tx_src = lcr_allocator_zalloc(a, b * sizeof(*s->tx_src));
 	if (!s->rx_buf || !s->rx_msg || !s->rx_iov || !s->rx_name || !s->tx_msg || !s->tx_iov ||
 	    !s->tx_src)
 		return -ENOMEM;
@@ -515,12 +519,12 @@ int lcr_sock_open(struct lcr_backend **out, const struct lcr_sock_opts *o, char 
 	if (rc < 0)
 		return rc;
 	/* Cache-line aligned: the lcore's loop reads it on every iteration. */
-	s = aligned_alloc(64, (sizeof(*s) + 63) & ~(size_t)63);
+	s = lcr_allocator_aligned(&o->alloc, sizeof(*s), LCR_CACHE_LINE);
 	if (!s) {
 		say(why, why_len, "out of memory");
 		return -ENOMEM;
 	}
-	memset(s, 0, sizeof(*s));
+	s->alloc = o->alloc;
 	s->be.ops = &sock_ops;
 	s->fd = -1;
 	s->busy_poll = o->busy_poll;

@@ -600,6 +600,7 @@ static int open_backend(struct udp *u, const struct lcr_udp_config *c,
 	so.dgram_max = LCR_WIRE_DGRAM_MAX;
 	so.rcvbuf = 8u << 20;
 	so.sndbuf = 8u << 20;
+	so.alloc = u->alloc;
 	for (uint32_t i = 0; i < env->n_peers && so.n_peers < LCR_SOCK_PEERS_MAX; i++) {
 		const struct lcr_peer_addr *pa = &env->peers[i];
 		if (pa->id == env->self)
@@ -623,6 +624,7 @@ static int open_backend(struct udp *u, const struct lcr_udp_config *c,
 	fo.delay_ns = c->fault_delay_ns;
 	fo.jitter_ns = c->fault_jitter_ns;
 	fo.hold_max = 4096;
+	fo.alloc = u->alloc;
 	struct lcr_backend *f;
 	if ((rc = lcr_faulty_open(&f, u->be, &fo)) < 0) {
 		snprintf(why, why_len, "fault injection: %s", strerror(-rc));
