@@ -308,7 +308,7 @@ static uint64_t now_ns(void)
 
 /* ---- latency histogram -------------------------------------------------------------- */
 
-/* Latencies: engine/hist.h (log-linear, within 0.8 %, no allocation). */
+/* Latencies: base/hist.h (log-linear, within 0.8 %, no allocation). */
 static double hist_pct_us(const struct lcr_hist *h, double p)
 {
 	return (double)lcr_hist_pct(h, p) / 1e3;
