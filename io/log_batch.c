@@ -1,0 +1,398 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The write path: batches in the arena (a ring of buffers, registered with the
+ * ring when possible, that doubles as the cache of recent entries), append and
+ * truncate into the open batch, sealing, and one batch write in flight at a
+ * time, in order (group commit: what arrives during a write goes out in the
+ * next one).
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "crc32c.h"
+#include "log_int.h"
+
+static uint64_t mono_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static struct mbatch *mb_newest(struct lcr_log *l)
+{
+	return l->mb_n ? lcr_log_mb_at(l, l->mb_n - 1) : NULL;
+}
+
+static struct mbatch *open_batch(struct lcr_log *l)
+{
+	struct mbatch *b = mb_newest(l);
+	return b && b->state == MB_OPEN ? b : NULL;
+}
+
+/* Drop the oldest cached (durable) batch from the arena. */
+static bool reclaim_one(struct lcr_log *l)
+{
+	if (l->mb_n == 0 || l->mb[l->mb_head].state != MB_DONE)
+		return false;
+	l->mb_head = (l->mb_head + 1) % l->mb_cap;
+	l->mb_n--;
+	l->mb_issued--;
+	return true;
+}
+
+/*
+ * Where a new batch of at least `need` bytes can start, contiguously, in the
+ * arena; reclaims cached batches as needed. Returns false when the unwritten
+ * batches fill it (backpressure).
+ */
+static bool arena_place(struct lcr_log *l, uint64_t need, uint64_t *at)
+{
+	for (;;) {
+		struct mbatch *newest = mb_newest(l);
+		if (l->mb_n == 0) {
+			*at = 0;
+			return need <= l->arena_bytes;
+		}
+		if (l->mb_n == l->mb_cap) {
+			if (!reclaim_one(l))
+				return false;
+			continue;
+		}
+		uint64_t tail = lcr_log_mb_at(l, 0)->aoff;
+		uint64_t next = newest->aoff + lcr_log_mb_span(newest);
+		/* Used space is [tail, next), or [tail, end) and [0, next) once the
+		 * newest batch has wrapped below the oldest. A wrapped arena whose
+		 * newest batch ends at the oldest one's start is full, not empty. */
+		bool wrapped = newest->aoff < tail;
+		if (!wrapped) {
+			if (l->arena_bytes - next >= need) {
+				*at = next;
+				return true;
+			}
+			if (tail >= need) {
+				*at = 0;
+				return true;
+			}
+		} else if (tail - next >= need) {
+			*at = next;
+			return true;
+		}
+		if (!reclaim_one(l))
+			return false;
+	}
+}
+
+/* Contiguous bytes the open batch can still grow by in the arena. */
+static uint64_t arena_room(struct lcr_log *l, const struct mbatch *b, uint64_t want)
+{
+	uint64_t end = b->aoff + sizeof(struct lcr_batch_hdr) + b->bytes;
+
+	for (;;) {
+		uint64_t tail = lcr_log_mb_at(l, 0)->aoff;
+		if (l->mb_n == 1 || b->aoff >= tail)
+			return l->arena_bytes - end;
+		/* Wrapped: grow into cached batches ahead, dropping them. */
+		if (tail - end >= want || !reclaim_one(l))
+			return tail - end;
+	}
+}
+
+static struct mbatch *batch_new(struct lcr_log *l, uint64_t first_index, uint64_t need)
+{
+	uint64_t at;
+
+	if (!arena_place(l, lcr_align_up(sizeof(struct lcr_batch_hdr) + need, LCR_BLOCK), &at))
+		return NULL;
+	struct mbatch *b = &l->mb[(l->mb_head + l->mb_n) % l->mb_cap];
+	l->mb_n++;
+	memset(b, 0, offsetof(struct mbatch, wreq));
+	b->state = MB_OPEN;
+	b->wid = ++l->next_wid;
+	b->first_index = first_index;
+	b->aoff = at;
+	b->log = l;
+	l->unwritten += sizeof(struct lcr_batch_hdr);
+	l->unwritten_batches++;
+	return b;
+}
+
+static void batch_seal(struct lcr_log *l)
+{
+	struct mbatch *b = open_batch(l);
+	if (b)
+		b->state = MB_SEALED;
+}
+
+static void batch_written(struct lcr_log *l, struct mbatch *b)
+{
+	b->state = MB_DONE;
+	l->writing = false;
+	lcr_hist_add(&l->write_lat, mono_ns() - b->issued_ns);
+	l->unwritten -= sizeof(struct lcr_batch_hdr) + b->bytes;
+	l->unwritten_batches--;
+	l->st.batches_written++;
+	l->st.entries_written += b->count;
+	l->st.bytes_written += lcr_log_mb_span(b);
+	lcr_log_locs_apply(l, b->seg, b->first_index, b->count, b->bytes, b->file_off);
+	lcr_log_pend_mark(l, PEND_BATCH, b->wid);
+	lcr_log_report(l);
+	/* What accumulated while this write was in flight goes out now. */
+	if (!(l->mb_issued < l->mb_n && lcr_log_mb_at(l, l->mb_issued)->state == MB_SEALED))
+		batch_seal(l);
+	lcr_log_write_next(l);
+}
+
+static void batch_write_done(struct lcr_io_req *req, int res)
+{
+	struct mbatch *b = req->ctx;
+	struct lcr_log *l = b->log;
+
+	if (res < 0) {
+		fprintf(stderr, "lcraft: writing batch %llu to %s failed: %s%s\n",
+			(unsigned long long)b->batch_seq, l->dir, strerror(-res),
+			res == -ENOSPC ? " (disk full)" : "");
+		lcr_log_fail(l, res);
+		return;
+	}
+	if (!lcr_log_needs_sync_op(l))
+		batch_written(l, b);
+}
+
+static void batch_sync_done(struct lcr_io_req *req, int res)
+{
+	struct mbatch *b = req->ctx;
+	struct lcr_log *l = b->log;
+
+	if (res == -ECANCELED && l->err)
+		return; /* the write failed and said so */
+	if (res < 0) {
+		/* A failed fsync is never retried: the kernel may have dropped the
+		 * dirty pages, so a retry could "succeed" without the data. */
+		fprintf(stderr, "lcraft: fdatasync of %s failed: %s; the replica stops\n", l->dir,
+			strerror(-res));
+		lcr_log_fail(l, res);
+		return;
+	}
+	l->st.syncs++;
+	batch_written(l, b);
+}
+
+/* Write the oldest sealed batch when nothing is in flight. */
+void lcr_log_write_next(struct lcr_log *l)
+{
+	struct mbatch *b = NULL;
+
+	if (l->writing || l->err)
+		return;
+	/* Batches are written in order: the next one is right after those issued. */
+	if (l->mb_issued < l->mb_n && lcr_log_mb_at(l, l->mb_issued)->state == MB_SEALED)
+		b = lcr_log_mb_at(l, l->mb_issued);
+	if (!b)
+		return;
+	uint64_t span = lcr_log_mb_span(b);
+	struct seg *s = lcr_log_seg_for(l, span);
+	if (!s) {
+		l->st.stalls++;
+		return; /* prep_step calls us again once the spare is ready */
+	}
+	struct lcr_batch_hdr h;
+	memset(&h, 0, sizeof(h));
+	h.magic = LCR_BATCH_MAGIC;
+	h.version = LCR_FORMAT_VERSION;
+	h.group = l->o.group;
+	h.batch_seq = ++l->last_batch_seq;
+	h.first_index = b->first_index;
+	h.count = b->count;
+	h.bytes = b->bytes;
+	h.crc = lcr_crc32c(0, (const char *)&h + 8, sizeof(h) - 8);
+	uint8_t *buf = l->arena + b->aoff;
+	memcpy(buf, &h, sizeof(h));
+	/* Zero the padding: what follows a batch on disk must not look like data. */
+	uint64_t used = sizeof(h) + b->bytes;
+	memset(buf + used, 0, span - used);
+
+	b->batch_seq = h.batch_seq;
+	b->seg = s;
+	b->file_off = s->write_off;
+	s->write_off += span;
+	s->batches++;
+	s->batch_bytes += span;
+	b->state = MB_WRITING;
+	b->issued_ns = mono_ns();
+	l->writing = true;
+	l->mb_issued++;
+	lcr_io_prep(&b->wreq, LCR_IO_WRITE, s->fd, buf, span, b->file_off, batch_write_done, b);
+	if (l->arena_fixed)
+		b->wreq.buf_index = 0;
+	if (lcr_log_needs_sync_op(l)) {
+		lcr_io_prep(&b->sreq, LCR_IO_FDATASYNC, s->fd, NULL, 0, 0, batch_sync_done, b);
+		lcr_ring_queue_linked(l->ring, &b->wreq, &b->sreq);
+	} else {
+		lcr_ring_queue(l->ring, &b->wreq);
+	}
+}
+
+/*
+ * Group commit: while a write is in flight, appends keep accumulating in the
+ * open batch; when it completes (batch_written) everything gathered goes out
+ * as the next write. So one flush covers whatever arrived during the last.
+ */
+void lcr_log_flush(struct lcr_log *l)
+{
+	if (l->err)
+		return;
+	if (!l->writing)
+		batch_seal(l);
+	lcr_log_write_next(l);
+}
+
+/* An open batch that can take `rec` more bytes, or NULL (-ENOBUFS). */
+static struct mbatch *batch_for(struct lcr_log *l, uint64_t index, uint32_t rec)
+{
+	struct mbatch *b = open_batch(l);
+
+	if (b) {
+		uint64_t total = sizeof(struct lcr_batch_hdr) + b->bytes + rec;
+		bool fits_max = total <= l->o.batch_bytes_max || b->count == 0;
+		if (fits_max && arena_room(l, b, rec) >= rec &&
+		    lcr_align_up(total, LCR_BLOCK) <= l->o.segment_bytes - LCR_BLOCK)
+			return b;
+		b->state = MB_SEALED;
+		lcr_log_write_next(l);
+	}
+	return batch_new(l, index, rec);
+}
+
+/*
+ * Whether n entries surely fit: arena room for their records, a header and
+ * a block of padding per batch they may need, plus slack for a batch that
+ * cannot wrap around the arena's end; and room in the durability queue.
+ */
+static bool append_fits(const struct lcr_log *l, const struct lcr_entry *e, uint32_t n)
+{
+	uint64_t total = 0;
+	for (uint32_t i = 0; i < n; i++)
+		total += lcr_rec_size(e[i].len);
+	uint64_t batches = total / (l->o.batch_bytes_max / 2) + 2;
+	uint64_t need = total + batches * (sizeof(struct lcr_batch_hdr) + LCR_BLOCK) +
+			2 * ((uint64_t)l->o.batch_bytes_max + LCR_ENTRY_MAX + LCR_BLOCK);
+	/* Each batch not yet written may also pad up to a block. */
+	need += (uint64_t)l->unwritten_batches * LCR_BLOCK;
+	return l->unwritten + need <= l->arena_bytes && l->pend_n + batches + 1 <= PEND_MAX;
+}
+
+int lcr_log_append(struct lcr_log *l, const struct lcr_entry *e, uint32_t n,
+		   const struct lcr_io_id *io)
+{
+	if (l->err)
+		return l->err;
+	for (uint32_t i = 0; i < n; i++)
+		if (e[i].len > LCR_ENTRY_MAX || e[i].id.index != l->ids.last.index + 1 + i)
+			return -EINVAL;
+	/* All or nothing: once the first entry is in, the rest must follow. */
+	if (!append_fits(l, e, n))
+		return -ENOBUFS;
+	for (uint32_t i = 0; i < n; i++) {
+		uint32_t rec = lcr_rec_size(e[i].len);
+		struct mbatch *b = batch_for(l, e[i].id.index, rec);
+		if (!b || lcr_log_pend_push(l, io, PEND_BATCH, b->wid) < 0 ||
+		    lcr_log_ids_append(&l->ids, e[i].id) < 0) {
+			/* Cannot happen after append_fits; if it does, a half-done
+			 * command must not go on as if whole. */
+			lcr_log_fail(l, -ENOBUFS);
+			return -ENOBUFS;
+		}
+		uint8_t *p = l->arena + b->aoff + sizeof(struct lcr_batch_hdr) + b->bytes;
+		struct lcr_rec_hdr r;
+		memset(&r, 0, sizeof(r));
+		r.len = e[i].len;
+		r.index = e[i].id.index;
+		r.term = e[i].id.lid.term;
+		r.node = e[i].id.lid.node;
+		r.type = (uint16_t)e[i].type;
+		if (e[i].len > 0)
+			memcpy(p + sizeof(r), e[i].data, e[i].len);
+		memset(p + sizeof(r) + e[i].len, 0, rec - sizeof(r) - e[i].len);
+		r.crc = lcr_crc32c(lcr_crc32c(0, (const char *)&r + 4, sizeof(r) - 4),
+				   p + sizeof(r), e[i].len);
+		memcpy(p, &r, sizeof(r));
+		b->bytes += rec;
+		b->count++;
+		b->io = *io;
+		b->has_io = true;
+		l->unwritten += rec;
+	}
+	return 0;
+}
+
+int lcr_log_truncate(struct lcr_log *l, uint64_t after, const struct lcr_io_id *io)
+{
+	if (l->err)
+		return l->err;
+	if (after < l->ids.purged.index || after > l->ids.last.index)
+		return -EINVAL;
+	l->rd_valid = false;
+	struct mbatch *b = open_batch(l);
+	if (b && after + 1 < b->first_index) {
+		/* Everything in the open batch goes; it now only truncates. */
+		l->unwritten -= b->bytes;
+		b->count = 0;
+		b->bytes = 0;
+		b->first_index = after + 1;
+		memset(l->gc, 0, sizeof(l->gc));
+	} else if (b && after + 1 < b->first_index + b->count) {
+		uint32_t keep = (uint32_t)(after + 1 - b->first_index), off = 0;
+		const uint8_t *p = l->arena + b->aoff + sizeof(struct lcr_batch_hdr);
+		for (uint32_t i = 0; i < keep; i++) {
+			struct lcr_rec_hdr r;
+			memcpy(&r, p + off, sizeof(r));
+			off += lcr_rec_size(r.len);
+		}
+		l->unwritten -= b->bytes - off;
+		b->count = keep;
+		b->bytes = off;
+		memset(l->gc, 0, sizeof(l->gc));
+	} else {
+		/* A batch that says: the log ends at `after`. */
+		if (b)
+			b->state = MB_SEALED;
+		b = batch_new(l, after + 1, 0);
+		if (!b) {
+			lcr_log_fail(l, -ENOBUFS);
+			return -ENOBUFS;
+		}
+	}
+	if (lcr_log_pend_push(l, io, PEND_BATCH, b->wid) < 0) {
+		lcr_log_fail(l, -ENOBUFS);
+		return -ENOBUFS;
+	}
+	if (after < l->ids.last.index)
+		lcr_log_ids_truncate(&l->ids, after + 1);
+	b->io = *io;
+	b->has_io = true;
+	return 0;
+}
+
+uint64_t lcr_log_space(const struct lcr_log *l)
+{
+	uint64_t unwritten = 0;
+	for (uint32_t i = 0; i < l->mb_n; i++) {
+		const struct mbatch *b = &l->mb[(l->mb_head + i) % l->mb_cap];
+		if (b->state != MB_DONE)
+			unwritten += lcr_log_mb_span(b);
+	}
+	return unwritten >= l->arena_bytes ? 0 : l->arena_bytes - unwritten;
+}
+
+bool lcr_log_busy(const struct lcr_log *l)
+{
+	if (l->writing || l->meta_inflight)
+		return true;
+	for (uint32_t i = 0; i < l->mb_n; i++)
+		if (l->mb[(l->mb_head + i) % l->mb_cap].state == MB_SEALED)
+			return true;
+	return false;
+}

@@ -1,0 +1,250 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The state one log shares between its files (not installed, not for the
+ * runtime: log.h is the contract). Each file holds one concern:
+ *   log.c          options, open and close, failure, the durability queue
+ *                  (completions in io order), queries, stats
+ *   log_seg.c      segment files: creation, preparation of the spare,
+ *                  activation, the location tables, purge
+ *   log_batch.c    the arena of batches: append, truncate, seal, write
+ *   log_meta.c     vote and purge point: meta slot writes
+ *   log_recover.c  open-time recovery: the meta file, then every segment
+ *   log_read.c     reading entries back: from the arena, or from disk
+ * Only the thread owning the ring may touch a log, so nothing here locks.
+ */
+#ifndef LCR_LOG_INT_H
+#define LCR_LOG_INT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "hist.h"
+#include "lcr_assert.h"
+#include "log.h"
+#include "log_format.h"
+#include "log_ids.h"
+#include "meta.h"
+#include "ring.h"
+
+#define GET_CURSORS 8 /* readers of cached entries at once (see struct lcr_log) */
+
+#define PREP_PAR       4	   /* zero writes in flight while preparing a segment */
+#define ZERO_CHUNK     (1u << 20)  /* bytes per zero write */
+#define PEND_MAX       4096	   /* durability queue entries */
+#define PREWRITE_BELOW (64u << 10) /* mean write size under which segments are pre-written */
+
+enum { SEG_PREPARING = 1, SEG_SPARE, SEG_ACTIVE, SEG_FULL };
+enum { MB_OPEN = 1, MB_SEALED, MB_WRITING, MB_DONE };
+enum { PEND_BATCH = 1, PEND_META };
+
+/* A durable batch's place on disk (its live records only). */
+struct loc {
+	uint64_t first_index;
+	uint32_t count;
+	uint32_t bytes;
+	uint64_t file_off;
+};
+
+struct seg {
+	uint64_t no;
+	int fd;
+	uint64_t size;
+	uint64_t write_off; /* where the next batch goes */
+	uint32_t state;
+	struct loc *locs; /* live batches, in log order */
+	uint32_t n_locs, cap_locs;
+	/* Preparation. */
+	struct lcr_log *log;
+	uint64_t prep_off;
+	uint32_t prep_inflight;
+	uint32_t prep_stage;
+	int prep_err;
+	bool prewrite;	  /* this segment gets zeros written before use */
+	uint64_t batches; /* written into it, and their bytes: the write size */
+	uint64_t batch_bytes;
+	struct lcr_io_req prep[PREP_PAR];
+	struct lcr_io_req prep_one;
+};
+
+/* A batch with its buffer in the arena: open, sealed, being written, or cached. */
+struct mbatch {
+	uint32_t state;
+	uint64_t wid; /* unique id of this batch in this process */
+	uint64_t first_index;
+	uint32_t count;
+	uint32_t bytes;	     /* record bytes */
+	uint64_t aoff;	     /* arena offset of the header */
+	struct lcr_io_id io; /* newest storage command it carries */
+	bool has_io;
+	struct seg *seg;
+	uint64_t file_off;
+	uint64_t batch_seq;
+	uint64_t issued_ns; /* when its write went to the ring */
+	struct lcr_log *log;
+	struct lcr_io_req wreq, sreq;
+};
+
+struct pend {
+	struct lcr_io_id io;
+	uint8_t kind;
+	bool done;
+	bool partial; /* the command of `io` continues in the next entry: not reportable */
+	uint64_t ref; /* batch wid, or meta write generation */
+};
+
+struct lcr_log {
+	struct lcr_log_opts o;
+	char *dir;
+	int dir_fd;
+	struct lcr_ring *ring;
+	int err; /* sticky */
+	bool err_reported;
+
+	/* The accepted log: ids of live entries (what the core sees). */
+	struct lcr_log_ids ids;
+
+	/* Segments, oldest first; the last one is active. */
+	struct seg **segs;
+	uint32_t n_segs, cap_segs;
+	struct seg *spare;
+	int spare_err; /* preparing the spare failed: fatal once a batch needs it */
+	bool spare_retried;
+	uint64_t next_seg_no;
+	uint64_t last_batch_seq;
+
+	/* Arena of batch buffers, registered with the ring when possible. */
+	uint8_t *arena;
+	uint64_t arena_bytes;
+	bool arena_fixed;
+	struct mbatch *mb; /* ring of batches, oldest at mb_head */
+	uint32_t mb_cap, mb_head, mb_n;
+	uint64_t next_wid;
+	bool writing;	    /* one batch write in flight */
+	uint32_t mb_issued; /* batches from mb_head whose write was issued (in order) */
+	uint32_t unwritten_batches;
+	uint64_t unwritten; /* arena bytes of batches not yet durable (headers included) */
+
+	/* Durability queue in io order. */
+	struct pend *pend;
+	uint32_t pend_head, pend_n;
+
+	/* Meta slots. */
+	int meta_fd;
+	void *meta_buf;
+	struct lcr_meta_state meta_st;
+	uint64_t meta_seq;
+	uint64_t meta_gen_next, meta_gen_inflight;
+	bool meta_inflight, meta_dirty;
+	struct lcr_io_req meta_w, meta_s;
+	uint64_t purge_pending; /* unlink segments up to this index after the meta write */
+
+	void *zero;    /* ZERO_CHUNK aligned zeros */
+	void *scratch; /* for disk reads: batch_bytes_max + a block */
+	uint64_t scratch_bytes;
+	/*
+	 * Disk reads (lcr_log_read) go through scratch: it holds bytes
+	 * [rd_off, rd_off + rd_len) of segment rd_seg, read ahead over the
+	 * batches that follow, so reading a range in order costs one pread
+	 * per scratch-full, not one per entry. The cursor is in the batch at
+	 * cur_off (its header verified): record cur_i at byte cur_pos, entries
+	 * [cur_lo, cur_hi) readable. Dropped by whatever may rewrite or remove
+	 * those bytes (truncate, purge).
+	 */
+	bool rd_valid;
+	uint64_t rd_seg, rd_off, rd_len;
+	/*
+	 * Cursors into cached batches for lcr_log_get(): records have variable
+	 * sizes, so finding record i means walking from one before it. Each
+	 * reader in order (apply, the stream to each follower) keeps moving
+	 * its own cursor; a reader that jumps starts another (round robin).
+	 */
+	struct get_cursor {
+		uint64_t wid; /* the batch (0: unused) */
+		uint32_t i;   /* record number in it ... */
+		uint32_t off; /* ... and its offset after the batch header */
+	} gc[GET_CURSORS];
+	uint32_t gc_next;
+	uint64_t cur_off, cur_first, cur_lo, cur_hi;
+	uint32_t cur_i, cur_pos;
+	void *hdr_buf; /* one block for segment headers */
+
+	struct lcr_log_stats st;
+	struct lcr_hist write_lat; /* batch write (+ fdatasync), issue to completion */
+};
+
+/* ---- helpers shared by the files ---------------------------------------------------- */
+
+static inline void *lcr_log_xalloc_aligned(size_t n)
+{
+	void *p = NULL;
+	if (posix_memalign(&p, LCR_BLOCK, lcr_align_up(n, LCR_BLOCK)))
+		return NULL;
+	memset(p, 0, lcr_align_up(n, LCR_BLOCK));
+	return p;
+}
+
+/* Whether a batch or meta write needs its own fdatasync (no O_DSYNC). */
+static inline bool lcr_log_needs_sync_op(const struct lcr_log *l)
+{
+	return l->o.durability == LCR_DURABILITY_FSYNC && l->o.io_mode != LCR_IO_DIRECT_DSYNC;
+}
+
+/* Batch i of the arena's ring, counted from the oldest. */
+static inline struct mbatch *lcr_log_mb_at(const struct lcr_log *l, uint32_t i)
+{
+	return &l->mb[(l->mb_head + i) % l->mb_cap];
+}
+
+/* Bytes a batch takes in the arena and on disk: header and records, padded to a block. */
+static inline uint64_t lcr_log_mb_span(const struct mbatch *b)
+{
+	return lcr_align_up(sizeof(struct lcr_batch_hdr) + b->bytes, LCR_BLOCK);
+}
+
+/* ---- log.c: files, failure, the durability queue ----------------------------------- */
+
+/* Open a file of the log in its directory (falls back to buffered I/O without O_DIRECT). */
+int lcr_log_open_file(struct lcr_log *l, const char *name, int extra);
+/* Lock a file of the log, waiting up to lock_wait_ms; -EBUSY names the holder's file. */
+int lcr_log_lock_file(struct lcr_log *l, int fd, const char *name, char *why, size_t why_len);
+/* Stop the log for good with `err` (reported once through the completion). */
+void lcr_log_fail(struct lcr_log *l, int err);
+/* Queue the storage command `io`, durable when write `ref` of `kind` is; -ENOBUFS when full. */
+int lcr_log_pend_push(struct lcr_log *l, const struct lcr_io_id *io, uint8_t kind, uint64_t ref);
+/* Writes of `kind` up to `upto_ref` are durable. */
+void lcr_log_pend_mark(struct lcr_log *l, uint8_t kind, uint64_t upto_ref);
+/* Report the newest io id whose command and all earlier ones are durable. */
+void lcr_log_report(struct lcr_log *l);
+
+/* ---- log_seg.c: segments ------------------------------------------------------------ */
+
+void lcr_log_seg_name(char *buf, size_t n, uint64_t no);
+struct seg *lcr_log_seg_new(struct lcr_log *l, uint64_t no, int fd, uint64_t size);
+void lcr_log_seg_free(struct seg *s);
+int lcr_log_segs_push(struct lcr_log *l, struct seg *s);
+/* After recovery: make the first segment if there is none, mark the last one active. */
+int lcr_log_segs_start(struct lcr_log *l, char *why, size_t why_len);
+/* Start preparing the next segment in the background. */
+void lcr_log_spare_start(struct lcr_log *l);
+/* The segment a batch of `len` bytes goes to, or NULL while the spare is not ready. */
+struct seg *lcr_log_seg_for(struct lcr_log *l, uint64_t len);
+/* Record a durable batch in the location tables (a truncation included). */
+void lcr_log_locs_apply(struct lcr_log *l, struct seg *s, uint64_t first, uint32_t count,
+			uint32_t bytes, uint64_t off);
+/* Remove the segments whose entries all have index <= upto (the purge point is durable). */
+void lcr_log_segs_purge(struct lcr_log *l, uint64_t upto);
+
+/* ---- log_batch.c: the write path ---------------------------------------------------- */
+
+/* Write the oldest sealed batch when nothing is in flight. */
+void lcr_log_write_next(struct lcr_log *l);
+
+/* ---- log_recover.c ------------------------------------------------------------------ */
+
+/* Recover the meta file, then every segment in order. Blocking; `why` names the damage. */
+int lcr_log_recover(struct lcr_log *l, char *why, size_t why_len);
+
+#endif /* LCR_LOG_INT_H */

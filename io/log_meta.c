@@ -1,0 +1,111 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The meta slots of the log (meta.h): the vote and the purge point, one write
+ * in flight, a newer state superseding the one waiting; a purge removes its
+ * segments once its point is durable.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "log_int.h"
+
+static void meta_write(struct lcr_log *l);
+
+static void meta_written(struct lcr_log *l)
+{
+	l->meta_inflight = false;
+	l->st.vote_writes++;
+	lcr_log_pend_mark(l, PEND_META, l->meta_gen_inflight);
+	lcr_log_report(l);
+	if (l->purge_pending) {
+		/* The purge point is durable: the segments wholly before it can go. */
+		uint64_t upto = l->purge_pending;
+		l->purge_pending = 0;
+		lcr_log_segs_purge(l, upto);
+		if (l->err)
+			return;
+	}
+	if (l->meta_dirty)
+		meta_write(l);
+}
+
+static void meta_write_done(struct lcr_io_req *req, int res)
+{
+	struct lcr_log *l = req->ctx;
+	if (res < 0) {
+		fprintf(stderr, "lcraft: writing %s/meta failed: %s%s\n", l->dir, strerror(-res),
+			res == -ENOSPC ? " (disk full)" : "");
+		lcr_log_fail(l, res);
+		return;
+	}
+	if (!lcr_log_needs_sync_op(l))
+		meta_written(l);
+}
+
+static void meta_sync_done(struct lcr_io_req *req, int res)
+{
+	struct lcr_log *l = req->ctx;
+	if (res == -ECANCELED && l->err)
+		return;
+	if (res < 0) {
+		fprintf(stderr, "lcraft: fdatasync of %s/meta failed: %s; the replica stops\n",
+			l->dir, strerror(-res));
+		lcr_log_fail(l, res);
+		return;
+	}
+	meta_written(l);
+}
+
+/* One meta write in flight; a newer state waits and supersedes older ones. */
+static void meta_write(struct lcr_log *l)
+{
+	if (l->meta_inflight || !l->meta_dirty || l->err)
+		return;
+	l->meta_dirty = false;
+	l->meta_inflight = true;
+	l->meta_gen_inflight = l->meta_gen_next++;
+	l->meta_seq++;
+	lcr_meta_encode(l->meta_buf, l->o.group, l->meta_seq, &l->meta_st);
+	uint64_t off = (l->meta_seq & 1) * LCR_META_SLOT;
+	lcr_io_prep(&l->meta_w, LCR_IO_WRITE, l->meta_fd, l->meta_buf, LCR_META_SLOT, off,
+		    meta_write_done, l);
+	if (lcr_log_needs_sync_op(l)) {
+		lcr_io_prep(&l->meta_s, LCR_IO_FDATASYNC, l->meta_fd, NULL, 0, 0, meta_sync_done,
+			    l);
+		lcr_ring_queue_linked(l->ring, &l->meta_w, &l->meta_s);
+	} else {
+		lcr_ring_queue(l->ring, &l->meta_w);
+	}
+}
+
+int lcr_log_save_vote(struct lcr_log *l, struct lcr_vote v, const struct lcr_io_id *io)
+{
+	if (l->err)
+		return l->err;
+	if (lcr_log_pend_push(l, io, PEND_META, l->meta_gen_next) < 0)
+		return -ENOBUFS;
+	l->meta_st.vote = v;
+	l->meta_dirty = true;
+	meta_write(l);
+	return 0;
+}
+
+int lcr_log_purge(struct lcr_log *l, uint64_t upto)
+{
+	struct lcr_log_id id;
+
+	if (l->err)
+		return l->err;
+	if (upto <= l->ids.purged.index)
+		return 0;
+	if (!lcr_log_ids_get(&l->ids, upto, &id))
+		return -EINVAL;
+	l->rd_valid = false;
+	lcr_log_ids_purge(&l->ids, id);
+	l->meta_st.purged = id;
+	l->meta_dirty = true;
+	l->purge_pending = upto;
+	meta_write(l);
+	return 0;
+}

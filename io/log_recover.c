@@ -1,0 +1,353 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Recovery at open (docs/storage-format.md, "Recovery"): the meta file first,
+ * then every segment in number order, each scanned (scan.h) and its valid
+ * batches replayed into the log ids and the location tables; a torn last
+ * batch is cut and zeroed, anything else damaged is refused by file and
+ * offset.
+ */
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "log_int.h"
+#include "scan.h"
+
+struct recover_ctx {
+	struct lcr_log *l;
+	struct seg *seg;
+};
+
+static int recover_accept(void *ctx, const struct lcr_scan_batch *b)
+{
+	struct recover_ctx *rc = ctx;
+	struct lcr_log *l = rc->l;
+	const struct lcr_batch_hdr *h = b->hdr;
+	uint64_t first = h->first_index;
+
+	if (h->batch_seq <= l->last_batch_seq)
+		return -EBADMSG;
+	/* A batch may replace the tail, never leave a gap. Entries at or below
+	 * the purge point are committed and snapshotted: skip them. */
+	if (first > l->ids.last.index + 1 && first > l->ids.purged.index + 1)
+		return -EBADMSG;
+	const uint8_t *p = b->records;
+	uint64_t skip = 0;
+	if (first <= l->ids.purged.index) {
+		/* Its records up to the purge point are gone; it still replaces
+		 * whatever an older batch put above the purge point. */
+		skip = l->ids.purged.index + 1 - first;
+		if (skip > h->count)
+			skip = h->count;
+		if (l->ids.last.index > l->ids.purged.index)
+			lcr_log_ids_truncate(&l->ids, l->ids.purged.index + 1);
+	} else if (first <= l->ids.last.index) {
+		lcr_log_ids_truncate(&l->ids, first);
+	}
+	for (uint32_t i = 0; i < h->count; i++) {
+		struct lcr_rec_hdr r;
+		memcpy(&r, p, sizeof(r));
+		p += lcr_rec_size(r.len);
+		if (i < skip)
+			continue;
+		struct lcr_log_id id = { { r.term, r.node }, r.index };
+		/* Leaders never go down along the log (checked here, not asserted:
+		 * a crafted file with valid checksums must not stop us). Right
+		 * above the purge point there is nothing to compare with: the
+		 * purged id belongs to the final history, and an older batch
+		 * replayed here may come from a leader before it. */
+		if (l->ids.n > 0 && lcr_leader_id_cmp(id.lid, l->ids.last.lid) < 0)
+			return -EBADMSG;
+		if (lcr_log_ids_append(&l->ids, id) < 0)
+			return -ENOMEM;
+	}
+	l->last_batch_seq = h->batch_seq;
+	lcr_log_locs_apply(l, rc->seg, first + skip, (uint32_t)(h->count - skip), h->bytes,
+			   b->file_off);
+	return 0;
+}
+
+static int parse_seg_name(const char *name, uint64_t *no)
+{
+	unsigned long long v;
+	int n = 0;
+
+	if (strlen(name) != 24 || sscanf(name, "seg-%16llx.log%n", &v, &n) != 1 || n != 24)
+		return -1;
+	*no = v;
+	return 0;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+static bool file_zero(const uint8_t *p, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (p[i])
+			return false;
+	return true;
+}
+
+/* Whether the log's directory holds any segment file (or cannot be read). */
+static bool dir_has_segments(struct lcr_log *l)
+{
+	int dfd = dup(l->dir_fd);
+	DIR *d = dfd >= 0 ? fdopendir(dfd) : NULL;
+	struct dirent *de;
+	uint64_t no;
+	bool found = false;
+
+	if (!d) {
+		if (dfd >= 0)
+			close(dfd);
+		return true;
+	}
+	rewinddir(d);
+	while (!found && (de = readdir(d)))
+		found = parse_seg_name(de->d_name, &no) == 0;
+	closedir(d);
+	return found;
+}
+
+static int recover_meta(struct lcr_log *l, char *why, size_t why_len)
+{
+	struct stat sb;
+	char w[200];
+
+	l->meta_fd = lcr_log_open_file(l, LCR_META_FILE, O_CREAT);
+	if (l->meta_fd < 0 || fstat(l->meta_fd, &sb) < 0) {
+		snprintf(why, why_len, "%s/%s: %s", l->dir, LCR_META_FILE, strerror(errno));
+		return -errno;
+	}
+	int rc0 = lcr_log_lock_file(l, l->meta_fd, LCR_META_FILE, why, why_len);
+	if (rc0 < 0)
+		return rc0;
+	if (sb.st_size > 0 && sb.st_size < 2 * LCR_META_SLOT) {
+		/* Shorter than its two slots: a process killed while it created
+		 * the file (below) leaves zeros only and had made no segment yet
+		 * (they come after the meta file), so no vote was ever saved in
+		 * it: create it again. Anything else is corruption, which
+		 * lcr_meta_recover names. */
+		uint8_t *part = lcr_log_xalloc_aligned(2 * LCR_META_SLOT); /* O_DIRECT reads */
+		if (!part)
+			return -ENOMEM;
+		ssize_t k = pread(l->meta_fd, part, 2 * LCR_META_SLOT, 0);
+		if (k == sb.st_size && file_zero(part, (size_t)k) && !dir_has_segments(l))
+			sb.st_size = 0;
+		free(part);
+	}
+	if (sb.st_size == 0) {
+		memset(l->meta_buf, 0, LCR_META_SLOT);
+		for (int i = 0; i < 2; i++)
+			if (pwrite(l->meta_fd, l->meta_buf, LCR_META_SLOT, i * LCR_META_SLOT) !=
+			    LCR_META_SLOT) {
+				snprintf(why, why_len, "%s/%s: %s", l->dir, LCR_META_FILE,
+					 strerror(errno));
+				return errno ? -errno : -EIO;
+			}
+		if (fsync(l->meta_fd) < 0 || fsync(l->dir_fd) < 0)
+			return -errno;
+		sb.st_size = 2 * LCR_META_SLOT;
+	}
+	uint8_t *buf = lcr_log_xalloc_aligned(2 * LCR_META_SLOT);
+	if (!buf)
+		return -ENOMEM;
+	ssize_t n = 0;
+	if (sb.st_size == 2 * LCR_META_SLOT)
+		n = pread(l->meta_fd, buf, 2 * LCR_META_SLOT, 0);
+	else
+		n = sb.st_size; /* wrong size: let recover say so */
+	int rc = n < 0 ? -errno
+		       : lcr_meta_recover(buf, (size_t)n, l->o.group, &l->meta_st, &l->meta_seq, w,
+					  sizeof(w));
+	free(buf);
+	if (rc < 0)
+		snprintf(why, why_len, "%s/%s: %s", l->dir, LCR_META_FILE,
+			 rc == -EBADMSG ? w : strerror(-rc));
+	return rc;
+}
+
+/* Recover one segment file; `*torn_in` names the first segment cut short. */
+static int recover_seg(struct lcr_log *l, uint64_t no, bool last, struct seg **torn_in, char *why,
+		       size_t why_len)
+{
+	char name[64], w[256];
+	struct stat sb;
+	int rc = 0;
+
+	lcr_log_seg_name(name, sizeof(name), no);
+	int fd = lcr_log_open_file(l, name, 0);
+	if (fd < 0 || fstat(fd, &sb) < 0) {
+		snprintf(why, why_len, "%s/%s: %s", l->dir, name, strerror(errno));
+		return -errno;
+	}
+	if ((rc = lcr_log_lock_file(l, fd, name, why, why_len)) < 0) {
+		close(fd);
+		return rc;
+	}
+	size_t size = (size_t)sb.st_size;
+	uint8_t *img = NULL;
+	if (size > 0) {
+		img = mmap(NULL, size, PROT_READ, MAP_PRIVATE, fd, 0);
+		if (img == MAP_FAILED) {
+			snprintf(why, why_len, "%s/%s: mmap: %s", l->dir, name, strerror(errno));
+			close(fd);
+			return -errno;
+		}
+	}
+	if (!img || lcr_seg_check_header(img, size, l->o.group, no, w, sizeof(w)) < 0) {
+		/* A segment still being prepared when we stopped: all zeros. */
+		if (last && (!img || file_zero(img, size))) {
+			if (img)
+				munmap(img, size);
+			close(fd);
+			unlinkat(l->dir_fd, name, 0);
+			return 0;
+		}
+		snprintf(why, why_len, "%s/%s: %s", l->dir, name,
+			 img ? w : "empty file that is not the last segment");
+		rc = -EBADMSG;
+		goto out;
+	}
+	struct seg *s = lcr_log_seg_new(l, no, fd, size);
+	if (!s) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	fd = -1;
+	if ((rc = lcr_log_segs_push(l, s)) < 0) {
+		lcr_log_seg_free(s);
+		goto out;
+	}
+	struct recover_ctx ctx = { l, s };
+	struct lcr_scan_result res;
+	uint64_t seq_before = l->last_batch_seq;
+	rc = lcr_seg_scan(img, size, l->o.group, recover_accept, &ctx, &res, w, sizeof(w));
+	if (rc < 0) {
+		snprintf(why, why_len, "%s/%s: %s", l->dir, name, w);
+		goto out;
+	}
+	if (*torn_in && l->last_batch_seq != seq_before) {
+		snprintf(why, why_len,
+			 "%s: a damaged batch ends segment %llu, but %s holds batches written "
+			 "after it",
+			 l->dir, (unsigned long long)(*torn_in)->no, name);
+		rc = -EBADMSG;
+		goto out;
+	}
+	s->write_off = res.end;
+	if (res.how == LCR_SCAN_TORN) {
+		/* The last write never completed, so nothing in it was acknowledged:
+		 * cut it, and zero it so that it cannot be read as data later. */
+		fprintf(stderr, "lcraft: %s/%s: cutting a torn batch at offset %llu (%llu bytes)\n",
+			l->dir, name, (unsigned long long)res.end,
+			(unsigned long long)res.torn_len);
+		for (uint64_t off = 0; off < res.torn_len; off += ZERO_CHUNK) {
+			uint64_t n =
+				res.torn_len - off < ZERO_CHUNK ? res.torn_len - off : ZERO_CHUNK;
+			if (pwrite(s->fd, l->zero, n, (off_t)(res.end + off)) != (ssize_t)n) {
+				rc = errno ? -errno : -EIO;
+				snprintf(why, why_len, "%s/%s: zeroing the torn tail: %s", l->dir,
+					 name, strerror(-rc));
+				goto out;
+			}
+		}
+		if (fdatasync(s->fd) < 0) {
+			rc = -errno;
+			goto out;
+		}
+		if (!*torn_in)
+			*torn_in = s;
+	}
+out:
+	if (img)
+		munmap(img, size);
+	if (fd >= 0)
+		close(fd);
+	return rc;
+}
+
+static int recover_segments(struct lcr_log *l, char *why, size_t why_len)
+{
+	uint64_t *nos = NULL;
+	size_t n = 0, cap = 0;
+	struct seg *torn = NULL;
+	int rc = 0;
+
+	int dfd = dup(l->dir_fd);
+	DIR *d = dfd >= 0 ? fdopendir(dfd) : NULL;
+	if (!d) {
+		snprintf(why, why_len, "%s: %s", l->dir, strerror(errno));
+		return -errno;
+	}
+	struct dirent *de;
+	while ((de = readdir(d))) {
+		uint64_t no;
+		if (parse_seg_name(de->d_name, &no) < 0)
+			continue;
+		if (n == cap) {
+			cap = cap ? cap * 2 : 16;
+			uint64_t *nn = realloc(nos, cap * sizeof(*nos));
+			if (!nn) {
+				rc = -ENOMEM;
+				goto out;
+			}
+			nos = nn;
+		}
+		nos[n++] = no;
+	}
+	if (n > 1)
+		qsort(nos, n, sizeof(*nos), cmp_u64);
+	for (size_t i = 0; i < n && rc == 0; i++) {
+		if (i > 0 && nos[i] != nos[i - 1] + 1) {
+			snprintf(why, why_len, "%s: segment %llu is missing", l->dir,
+				 (unsigned long long)(nos[i - 1] + 1));
+			rc = -EBADMSG;
+			break;
+		}
+		rc = recover_seg(l, nos[i], i + 1 == n, &torn, why, why_len);
+	}
+	/* An unfinished spare that recovery removed gives its number back. */
+	if (l->n_segs)
+		l->next_seg_no = l->segs[l->n_segs - 1]->no + 1;
+out:
+	closedir(d);
+	free(nos);
+	return rc;
+}
+
+static void *std_alloc(void *ctx, size_t n)
+{
+	(void)ctx;
+	return malloc(n);
+}
+
+static void std_free(void *ctx, void *p)
+{
+	(void)ctx;
+	free(p);
+}
+
+int lcr_log_recover(struct lcr_log *l, char *why, size_t why_len)
+{
+	struct lcr_allocator a = { std_alloc, std_free, NULL };
+	int rc;
+
+	if ((rc = recover_meta(l, why, why_len)) < 0)
+		return rc;
+	if ((rc = lcr_log_ids_init(&l->ids, a, 64, l->meta_st.purged)) < 0)
+		return rc;
+	l->next_seg_no = 1;
+	return recover_segments(l, why, why_len);
+}
