@@ -188,6 +188,11 @@ static int check_opts(const struct lcr_log_opts *o, char *why, size_t why_len)
 		snprintf(why, why_len, "unknown io mode %u", o->io_mode);
 		return -EINVAL;
 	}
+	if (o->segments_max == 1 || o->segments_max > LCR_LOG_SEGMENTS_MAX) {
+		snprintf(why, why_len, "segments_max must be 0 (computed) or between 2 and %u",
+			 LCR_LOG_SEGMENTS_MAX);
+		return -EINVAL;
+	}
 	return 0;
 }
 

@@ -54,6 +54,14 @@ struct lcr_log_opts {
 	 * convert unwritten extents (each conversion costs a journal commit at the
 	 * flush). Costs writing every byte twice; measured in docs/benchmarks.md. */
 	bool prewrite;
+	/*
+	 * Most segment files the log may hold at once; 0 (the default): as many
+	 * as the filesystem holds (its size / segment_bytes), or as many as
+	 * recovery found if that is more, plus one; never more than 65,536
+	 * (LCR_LOG_SEGMENTS_MAX). Fixed at open. A log that needs one more
+	 * segment than this fails with -ENOSPC and says so; purge to stay below.
+	 */
+	uint32_t segments_max;
 	lcr_log_done_fn done;
 	void *ctx;
 };

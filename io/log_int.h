@@ -36,6 +36,13 @@
 #define PEND_MAX       4096	   /* durability queue entries */
 #define PREWRITE_BELOW (64u << 10) /* mean write size under which segments are pre-written */
 
+/*
+ * Most segments one log may hold, whatever its options: 4 TiB of the default
+ * 64 MiB segments; the array of them is 512 KiB. The bound of each log
+ * (segs_max) is fixed at open, below this (see lcr_log_opts.segments_max).
+ */
+#define LCR_LOG_SEGMENTS_MAX 65536u
+
 enum { SEG_PREPARING = 1, SEG_SPARE, SEG_ACTIVE, SEG_FULL };
 enum { MB_OPEN = 1, MB_SEALED, MB_WRITING, MB_DONE };
 enum { PEND_BATCH = 1, PEND_META };
@@ -106,9 +113,10 @@ struct lcr_log {
 	/* The accepted log: ids of live entries (what the core sees). */
 	struct lcr_log_ids ids;
 
-	/* Segments, oldest first; the last one is active. */
+	/* Segments, oldest first; the last one is active. The array is allocated
+	 * at open for segs_max segments and never grows. */
 	struct seg **segs;
-	uint32_t n_segs, cap_segs;
+	uint32_t n_segs, segs_max;
 	struct seg *spare;
 	int spare_err; /* preparing the spare failed: fatal once a batch needs it */
 	bool spare_retried;
@@ -224,7 +232,8 @@ void lcr_log_report(struct lcr_log *l);
 void lcr_log_seg_name(char *buf, size_t n, uint64_t no);
 struct seg *lcr_log_seg_new(struct lcr_log *l, uint64_t no, int fd, uint64_t size);
 void lcr_log_seg_free(struct seg *s);
-int lcr_log_segs_push(struct lcr_log *l, struct seg *s);
+/* Append a segment to the array (there is room: spare_start and recovery made sure). */
+void lcr_log_segs_push(struct lcr_log *l, struct seg *s);
 /* After recovery: make the first segment if there is none, mark the last one active. */
 int lcr_log_segs_start(struct lcr_log *l, char *why, size_t why_len);
 /* Start preparing the next segment in the background. */

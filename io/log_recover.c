@@ -15,6 +15,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include "log_int.h"
@@ -226,10 +227,7 @@ static int recover_seg(struct lcr_log *l, uint64_t no, bool last, struct seg **t
 		goto out;
 	}
 	fd = -1;
-	if ((rc = lcr_log_segs_push(l, s)) < 0) {
-		lcr_log_seg_free(s);
-		goto out;
-	}
+	lcr_log_segs_push(l, s);
 	struct recover_ctx ctx = { l, s };
 	struct lcr_scan_result res;
 	uint64_t seq_before = l->last_batch_seq;
@@ -278,38 +276,87 @@ out:
 	return rc;
 }
 
-static int recover_segments(struct lcr_log *l, char *why, size_t why_len)
+/*
+ * The numbers of the segment files in the directory, at most
+ * LCR_LOG_SEGMENTS_MAX of them (more is refused), sorted.
+ */
+static int list_segments(struct lcr_log *l, uint64_t *nos, uint32_t *n, char *why, size_t why_len)
 {
-	uint64_t *nos = NULL;
-	size_t n = 0, cap = 0;
-	struct seg *torn = NULL;
-	int rc = 0;
-
 	int dfd = dup(l->dir_fd);
 	DIR *d = dfd >= 0 ? fdopendir(dfd) : NULL;
-	if (!d) {
-		snprintf(why, why_len, "%s: %s", l->dir, strerror(errno));
-		return -errno;
-	}
 	struct dirent *de;
+	uint64_t no;
+
+	if (!d) {
+		int err = errno;
+		snprintf(why, why_len, "%s: %s", l->dir, strerror(err));
+		if (dfd >= 0)
+			close(dfd);
+		return -err;
+	}
+	*n = 0;
 	while ((de = readdir(d))) {
-		uint64_t no;
 		if (parse_seg_name(de->d_name, &no) < 0)
 			continue;
-		if (n == cap) {
-			cap = cap ? cap * 2 : 16;
-			uint64_t *nn = realloc(nos, cap * sizeof(*nos));
-			if (!nn) {
-				rc = -ENOMEM;
-				goto out;
-			}
-			nos = nn;
+		if (*n == LCR_LOG_SEGMENTS_MAX) {
+			snprintf(why, why_len,
+				 "%s: more than %u segment files, the most a log holds", l->dir,
+				 LCR_LOG_SEGMENTS_MAX);
+			closedir(d);
+			return -EFBIG;
 		}
-		nos[n++] = no;
+		nos[(*n)++] = no;
 	}
-	if (n > 1)
-		qsort(nos, n, sizeof(*nos), cmp_u64);
-	for (size_t i = 0; i < n && rc == 0; i++) {
+	closedir(d);
+	if (*n > 1)
+		qsort(nos, *n, sizeof(*nos), cmp_u64);
+	return 0;
+}
+
+/*
+ * The most segments this log may hold (see lcr_log_opts.segments_max), and
+ * its array: `found` segments are there already.
+ */
+static int segs_alloc(struct lcr_log *l, uint32_t found, char *why, size_t why_len)
+{
+	uint64_t max = l->o.segments_max;
+
+	if (max == 0) {
+		/* As many as the filesystem holds; more if they are already there
+		 * (segment_bytes was raised), and one more to grow into. */
+		struct statvfs fs;
+		uint64_t fs_bytes, fit = LCR_LOG_SEGMENTS_MAX;
+		if (fstatvfs(l->dir_fd, &fs) == 0 && fs.f_blocks > 0 &&
+		    !__builtin_mul_overflow((uint64_t)fs.f_blocks, (uint64_t)fs.f_frsize,
+					    &fs_bytes))
+			fit = fs_bytes / l->o.segment_bytes;
+		max = (fit > found ? fit : found) + 1;
+		if (max > LCR_LOG_SEGMENTS_MAX)
+			max = LCR_LOG_SEGMENTS_MAX;
+	}
+	if (found > max) {
+		snprintf(why, why_len, "%s: %u segment files, more than segments_max (%llu)",
+			 l->dir, found, (unsigned long long)max);
+		return -EFBIG;
+	}
+	l->segs_max = (uint32_t)max;
+	l->segs = calloc(l->segs_max, sizeof(*l->segs));
+	return l->segs ? 0 : -ENOMEM;
+}
+
+static int recover_segments(struct lcr_log *l, char *why, size_t why_len)
+{
+	struct seg *torn = NULL;
+	uint32_t n = 0;
+	int rc;
+
+	uint64_t *nos = calloc(LCR_LOG_SEGMENTS_MAX, sizeof(*nos)); /* 512 KiB, for open only */
+	if (!nos)
+		return -ENOMEM;
+	if ((rc = list_segments(l, nos, &n, why, why_len)) < 0 ||
+	    (rc = segs_alloc(l, n, why, why_len)) < 0)
+		goto out;
+	for (uint32_t i = 0; i < n && rc == 0; i++) {
 		if (i > 0 && nos[i] != nos[i - 1] + 1) {
 			snprintf(why, why_len, "%s: segment %llu is missing", l->dir,
 				 (unsigned long long)(nos[i - 1] + 1));
@@ -322,7 +369,6 @@ static int recover_segments(struct lcr_log *l, char *why, size_t why_len)
 	if (l->n_segs)
 		l->next_seg_no = l->segs[l->n_segs - 1]->no + 1;
 out:
-	closedir(d);
 	free(nos);
 	return rc;
 }

@@ -211,6 +211,15 @@ void lcr_log_spare_start(struct lcr_log *l)
 
 	if (l->spare || l->err)
 		return;
+	if (l->n_segs >= l->segs_max) {
+		/* The spare would be one segment too many: fail when it is needed. */
+		fprintf(stderr,
+			"lcraft: %s: the log holds %u segments, its maximum (segments_max); "
+			"purge entries to make room\n",
+			l->dir, l->n_segs);
+		l->spare_err = -ENOSPC;
+		return;
+	}
 	rc = seg_create_file(l, l->next_seg_no, &fd);
 	if (rc < 0) {
 		fprintf(stderr, "lcraft: creating segment %llu in %s failed: %s\n",
@@ -244,18 +253,10 @@ void lcr_log_spare_start(struct lcr_log *l)
 	prep_step(s);
 }
 
-int lcr_log_segs_push(struct lcr_log *l, struct seg *s)
+void lcr_log_segs_push(struct lcr_log *l, struct seg *s)
 {
-	if (l->n_segs == l->cap_segs) {
-		uint32_t cap = l->cap_segs ? l->cap_segs * 2 : 8;
-		struct seg **n = realloc(l->segs, cap * sizeof(*n));
-		if (!n)
-			return -ENOMEM;
-		l->segs = n;
-		l->cap_segs = cap;
-	}
+	LCR_ASSERT(l->n_segs < l->segs_max);
 	l->segs[l->n_segs++] = s;
-	return 0;
 }
 
 static struct seg *active(struct lcr_log *l)
@@ -296,10 +297,7 @@ struct seg *lcr_log_seg_for(struct lcr_log *l, uint64_t len)
 	if (a)
 		a->state = SEG_FULL;
 	l->spare->state = SEG_ACTIVE;
-	if (lcr_log_segs_push(l, l->spare) < 0) {
-		lcr_log_fail(l, -ENOMEM);
-		return NULL;
-	}
+	lcr_log_segs_push(l, l->spare);
 	l->spare = NULL;
 	lcr_log_spare_start(l); /* prepare the next one while this one fills */
 	return active(l);
@@ -351,10 +349,7 @@ int lcr_log_segs_start(struct lcr_log *l, char *why, size_t why_len)
 			close(fd);
 			return -ENOMEM;
 		}
-		if ((rc = lcr_log_segs_push(l, s)) < 0) {
-			lcr_log_seg_free(s);
-			return rc;
-		}
+		lcr_log_segs_push(l, s);
 		if ((rc = seg_prepare_sync(l, s)) < 0) {
 			snprintf(why, why_len, "%s: preparing the first segment: %s%s", l->dir,
 				 strerror(-rc), rc == -ENOSPC ? " (disk full)" : "");

@@ -421,6 +421,47 @@ static void test_log_backpressure_never_overwrites_unwritten(void **state)
 	assert_int_equal(iot_check_disk(&t, next - 1, next - 1, 1, 1), 0);
 }
 
+static void test_log_segments_max_bounds_the_segments(void **state)
+{
+	(void)state;
+	/* At most two segments: the log fills them, then fails with -ENOSPC
+	 * instead of growing; everything acknowledged stays. */
+	iot_fini(&t);
+	iot_init(&t, "log");
+	t.opts.segments_max = 2;
+	assert_int_equal(iot_open(&t), 0);
+	uint64_t n = 0;
+	int rc = 0;
+	for (int round = 0; round < 20 && rc == 0; round++) {
+		rc = iot_append(&t, n + 1, 500, 1, 1, 3000);
+		if (rc == 0)
+			rc = iot_sync(&t);
+		if (rc == 0)
+			n += 500;
+	}
+	assert_int_equal(rc, -ENOSPC);
+	assert_int_equal(lcr_log_error(t.log), -ENOSPC);
+	assert_true(n >= 2000); /* two segments' worth, nearly */
+	/* With the computed bound it opens, with what was acknowledged. */
+	iot_close(&t);
+	t.opts.segments_max = 0;
+	assert_int_equal(iot_open(&t), 0);
+	assert_true(lcr_log_last(t.log).index >= n);
+	assert_int_equal(iot_check_disk(&t, 1, n, 1, 1), 0);
+	n = lcr_log_last(t.log).index;
+	for (int round = 0; round < 6; round++) {
+		assert_int_equal(iot_append(&t, n + 1, 500, 1, 1, 3000), 0);
+		assert_int_equal(iot_sync(&t), 0);
+		n += 500;
+	}
+	/* More segments than the bound asks for: refused by name at open. */
+	iot_close(&t);
+	t.opts.segments_max = 2;
+	assert_int_equal(iot_open(&t), -EFBIG);
+	print_message("refused: %s\n", t.why);
+	assert_non_null(strstr(t.why, "segments_max"));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -451,6 +492,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_log_second_process_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_log_backpressure_never_overwrites_unwritten,
 						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_log_segments_max_bounds_the_segments, setup,
+						teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
