@@ -198,24 +198,26 @@ static int check_opts(const struct lcr_log_opts *o, char *why, size_t why_len)
 
 static void log_free(struct lcr_log *l)
 {
+	struct lcr_allocator alloc = l->o.alloc; /* it lives in *l */
+
 	for (uint32_t i = 0; i < l->n_segs; i++)
 		lcr_log_seg_free(l->segs[i]);
 	lcr_log_seg_free(l->spare);
-	free(l->segs);
+	lcr_log_free(l, l->segs);
 	if (l->meta_fd >= 0)
 		close(l->meta_fd);
 	if (l->dir_fd >= 0)
 		close(l->dir_fd);
 	lcr_log_ids_free(&l->ids);
-	free(l->arena);
-	free(l->mb);
-	free(l->pend);
-	free(l->zero);
-	free(l->scratch);
-	free(l->hdr_buf);
-	free(l->meta_buf);
-	free(l->dir);
-	free(l);
+	lcr_log_free_blocks(l, l->arena);
+	lcr_log_free(l, l->mb);
+	lcr_log_free(l, l->pend);
+	lcr_log_free_blocks(l, l->zero);
+	lcr_log_free_blocks(l, l->scratch);
+	lcr_log_free_blocks(l, l->hdr_buf);
+	lcr_log_free_blocks(l, l->meta_buf);
+	lcr_log_free(l, l->dir);
+	lcr_allocator_free(&alloc, l);
 }
 
 int lcr_log_open(struct lcr_log **out, struct lcr_ring *ring, const struct lcr_log_opts *o,
@@ -224,24 +226,28 @@ int lcr_log_open(struct lcr_log **out, struct lcr_ring *ring, const struct lcr_l
 	int rc = check_opts(o, why, why_len);
 	if (rc < 0)
 		return rc;
-	struct lcr_log *l = calloc(1, sizeof(*l));
+	struct lcr_log *l = lcr_allocator_zalloc(&o->alloc, sizeof(*l));
 	if (!l)
 		return -ENOMEM;
 	l->o = *o;
 	l->ring = ring;
 	l->meta_fd = -1;
-	l->dir = strdup(o->dir);
+	l->dir_fd = -1;
+	size_t dir_len = strlen(o->dir) + 1;
+	l->dir = lcr_log_zalloc(l, dir_len);
+	if (l->dir)
+		memcpy(l->dir, o->dir, dir_len);
+	l->o.dir = l->dir; /* the caller's string need not outlive the open */
 	l->arena_bytes = o->arena_bytes;
 	l->mb_cap = (uint32_t)(o->arena_bytes / LCR_BLOCK);
 	l->scratch_bytes = lcr_align_up(o->batch_bytes_max + LCR_ENTRY_MAX, LCR_BLOCK) + LCR_BLOCK;
-	l->zero = lcr_log_xalloc_aligned(ZERO_CHUNK);
-	l->hdr_buf = lcr_log_xalloc_aligned(LCR_BLOCK);
-	l->meta_buf = lcr_log_xalloc_aligned(LCR_META_SLOT);
-	l->scratch = lcr_log_xalloc_aligned(l->scratch_bytes);
-	l->arena = lcr_log_xalloc_aligned(o->arena_bytes);
-	l->mb = calloc(l->mb_cap, sizeof(*l->mb));
-	l->pend = calloc(PEND_MAX, sizeof(*l->pend));
-	l->dir_fd = -1;
+	l->zero = lcr_log_zalloc_blocks(l, ZERO_CHUNK);
+	l->hdr_buf = lcr_log_zalloc_blocks(l, LCR_BLOCK);
+	l->meta_buf = lcr_log_zalloc_blocks(l, LCR_META_SLOT);
+	l->scratch = lcr_log_zalloc_blocks(l, l->scratch_bytes);
+	l->arena = lcr_log_zalloc_blocks(l, o->arena_bytes);
+	l->mb = lcr_log_zalloc(l, l->mb_cap * sizeof(*l->mb));
+	l->pend = lcr_log_zalloc(l, PEND_MAX * sizeof(*l->pend));
 	if (!l->dir || !l->zero || !l->hdr_buf || !l->meta_buf || !l->scratch || !l->arena ||
 	    !l->mb || !l->pend) {
 		rc = -ENOMEM;

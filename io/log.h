@@ -62,6 +62,9 @@ struct lcr_log_opts {
 	 * segment than this fails with -ENOSPC and says so; purge to stay below.
 	 */
 	uint32_t segments_max;
+	/* Everything the log allocates, all of it at open except a segment's
+	 * table when the next one is prepared; zero (the default): malloc. */
+	struct lcr_allocator alloc;
 	lcr_log_done_fn done;
 	void *ctx;
 };

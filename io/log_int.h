@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "alloc.h"
 #include "hist.h"
 #include "lcr_assert.h"
 #include "log.h"
@@ -185,13 +186,26 @@ struct lcr_log {
 
 /* ---- helpers shared by the files ---------------------------------------------------- */
 
-static inline void *lcr_log_xalloc_aligned(size_t n)
+/* Zeroed memory from the log's allocator (lcr_log_opts.alloc), or NULL. */
+static inline void *lcr_log_zalloc(const struct lcr_log *l, size_t n)
 {
-	void *p = NULL;
-	if (posix_memalign(&p, LCR_BLOCK, lcr_align_up(n, LCR_BLOCK)))
-		return NULL;
-	memset(p, 0, lcr_align_up(n, LCR_BLOCK));
-	return p;
+	return lcr_allocator_zalloc(&l->o.alloc, n);
+}
+
+static inline void lcr_log_free(const struct lcr_log *l, void *p)
+{
+	lcr_allocator_free(&l->o.alloc, p);
+}
+
+/* Zeroed whole blocks, block aligned (O_DIRECT buffers), from the log's allocator. */
+static inline void *lcr_log_zalloc_blocks(const struct lcr_log *l, size_t n)
+{
+	return lcr_allocator_aligned(&l->o.alloc, lcr_align_up(n, LCR_BLOCK), LCR_BLOCK);
+}
+
+static inline void lcr_log_free_blocks(const struct lcr_log *l, void *p)
+{
+	lcr_allocator_free_aligned(&l->o.alloc, p);
 }
 
 /* Whether a batch or meta write needs its own fdatasync (no O_DSYNC). */

@@ -140,13 +140,10 @@ static int recover_meta(struct lcr_log *l, char *why, size_t why_len)
 		 * (they come after the meta file), so no vote was ever saved in
 		 * it: create it again. Anything else is corruption, which
 		 * lcr_meta_recover names. */
-		uint8_t *part = lcr_log_xalloc_aligned(2 * LCR_META_SLOT); /* O_DIRECT reads */
-		if (!part)
-			return -ENOMEM;
+		uint8_t *part = l->scratch; /* block aligned for O_DIRECT reads */
 		ssize_t k = pread(l->meta_fd, part, 2 * LCR_META_SLOT, 0);
 		if (k == sb.st_size && file_zero(part, (size_t)k) && !dir_has_segments(l))
 			sb.st_size = 0;
-		free(part);
 	}
 	if (sb.st_size == 0) {
 		memset(l->meta_buf, 0, LCR_META_SLOT);
@@ -161,9 +158,7 @@ static int recover_meta(struct lcr_log *l, char *why, size_t why_len)
 			return -errno;
 		sb.st_size = 2 * LCR_META_SLOT;
 	}
-	uint8_t *buf = lcr_log_xalloc_aligned(2 * LCR_META_SLOT);
-	if (!buf)
-		return -ENOMEM;
+	uint8_t *buf = l->scratch; /* block aligned for O_DIRECT reads */
 	ssize_t n = 0;
 	if (sb.st_size == 2 * LCR_META_SLOT)
 		n = pread(l->meta_fd, buf, 2 * LCR_META_SLOT, 0);
@@ -172,7 +167,6 @@ static int recover_meta(struct lcr_log *l, char *why, size_t why_len)
 	int rc = n < 0 ? -errno
 		       : lcr_meta_recover(buf, (size_t)n, l->o.group, &l->meta_st, &l->meta_seq, w,
 					  sizeof(w));
-	free(buf);
 	if (rc < 0)
 		snprintf(why, why_len, "%s/%s: %s", l->dir, LCR_META_FILE,
 			 rc == -EBADMSG ? w : strerror(-rc));
@@ -340,7 +334,7 @@ static int segs_alloc(struct lcr_log *l, uint32_t found, char *why, size_t why_l
 		return -EFBIG;
 	}
 	l->segs_max = (uint32_t)max;
-	l->segs = calloc(l->segs_max, sizeof(*l->segs));
+	l->segs = lcr_log_zalloc(l, l->segs_max * sizeof(*l->segs));
 	return l->segs ? 0 : -ENOMEM;
 }
 
@@ -350,7 +344,7 @@ static int recover_segments(struct lcr_log *l, char *why, size_t why_len)
 	uint32_t n = 0;
 	int rc;
 
-	uint64_t *nos = calloc(LCR_LOG_SEGMENTS_MAX, sizeof(*nos)); /* 512 KiB, for open only */
+	uint64_t *nos = lcr_log_zalloc(l, LCR_LOG_SEGMENTS_MAX * sizeof(*nos)); /* open only */
 	if (!nos)
 		return -ENOMEM;
 	if ((rc = list_segments(l, nos, &n, why, why_len)) < 0 ||
@@ -369,30 +363,17 @@ static int recover_segments(struct lcr_log *l, char *why, size_t why_len)
 	if (l->n_segs)
 		l->next_seg_no = l->segs[l->n_segs - 1]->no + 1;
 out:
-	free(nos);
+	lcr_log_free(l, nos);
 	return rc;
-}
-
-static void *std_alloc(void *ctx, size_t n)
-{
-	(void)ctx;
-	return malloc(n);
-}
-
-static void std_free(void *ctx, void *p)
-{
-	(void)ctx;
-	free(p);
 }
 
 int lcr_log_recover(struct lcr_log *l, char *why, size_t why_len)
 {
-	struct lcr_allocator a = { std_alloc, std_free, NULL };
 	int rc;
 
 	if ((rc = recover_meta(l, why, why_len)) < 0)
 		return rc;
-	if ((rc = lcr_log_ids_init(&l->ids, a, 64, l->meta_st.purged)) < 0)
+	if ((rc = lcr_log_ids_init(&l->ids, l->o.alloc, 64, l->meta_st.purged)) < 0)
 		return rc;
 	l->next_seg_no = 1;
 	return recover_segments(l, why, why_len);

@@ -28,13 +28,13 @@ void lcr_log_seg_free(struct seg *s)
 		return;
 	if (s->fd >= 0)
 		close(s->fd);
-	free(s->locs);
-	free(s);
+	lcr_log_free(s->log, s->locs);
+	lcr_log_free(s->log, s);
 }
 
 struct seg *lcr_log_seg_new(struct lcr_log *l, uint64_t no, int fd, uint64_t size)
 {
-	struct seg *s = calloc(1, sizeof(*s));
+	struct seg *s = lcr_log_zalloc(l, sizeof(*s));
 	if (!s)
 		return NULL;
 	s->no = no;
@@ -44,9 +44,9 @@ struct seg *lcr_log_seg_new(struct lcr_log *l, uint64_t no, int fd, uint64_t siz
 	s->log = l;
 	/* At most one batch per block: the table never grows on the write path. */
 	s->cap_locs = (uint32_t)(size / LCR_BLOCK);
-	s->locs = calloc(s->cap_locs, sizeof(*s->locs));
+	s->locs = lcr_log_zalloc(l, (size_t)s->cap_locs * sizeof(*s->locs));
 	if (!s->locs) {
-		free(s);
+		lcr_log_free(l, s);
 		return NULL;
 	}
 	return s;

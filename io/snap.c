@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "alloc.h"
 #include "crc32c.h"
 #include "log_format.h"
 #include "snap.h"
@@ -35,13 +36,10 @@ struct snap_hdr {
 
 _Static_assert(sizeof(struct snap_hdr) == 64, "snapshot header layout");
 
-static void *aligned(size_t n)
+/* Zeroed whole blocks, block aligned (O_DIRECT), from `a`. */
+static void *blocks(const struct lcr_allocator *a, size_t n)
 {
-	void *p = NULL;
-	if (posix_memalign(&p, LCR_BLOCK, n))
-		return NULL;
-	memset(p, 0, n);
-	return p;
+	return lcr_allocator_aligned(a, lcr_align_up(n, LCR_BLOCK), LCR_BLOCK);
 }
 
 /* O_DIRECT where the filesystem has it, buffered otherwise (tmpfs). */
@@ -80,9 +78,12 @@ static int table_push(struct lcr_snap_writer *w)
 {
 	if (w->n_table == w->cap_table) {
 		uint32_t cap = w->cap_table ? w->cap_table * 2 : 256;
-		uint32_t *t = realloc(w->table, cap * sizeof(*t));
+		uint32_t *t = lcr_allocator_zalloc(&w->alloc, cap * sizeof(*t));
 		if (!t)
 			return -ENOMEM;
+		if (w->n_table)
+			memcpy(t, w->table, w->n_table * sizeof(*t));
+		lcr_allocator_free(&w->alloc, w->table);
 		w->table = t;
 		w->cap_table = cap;
 	}
@@ -100,9 +101,10 @@ static void submit_buf(struct lcr_snap_writer *w, uint32_t i, uint32_t len)
 }
 
 int lcr_snap_begin(struct lcr_snap_writer *w, struct lcr_ring *ring, const char *dir,
-		   uint32_t group)
+		   uint32_t group, struct lcr_allocator alloc)
 {
 	memset(w, 0, sizeof(*w));
+	w->alloc = alloc;
 	w->ring = ring;
 	w->group = group;
 	w->fd = -1;
@@ -113,9 +115,9 @@ int lcr_snap_begin(struct lcr_snap_writer *w, struct lcr_ring *ring, const char 
 		return -errno;
 	unlinkat(w->dir_fd, SNAP_TMP, 0);
 	w->fd = open_data(w->dir_fd, SNAP_TMP, O_RDWR | O_CREAT | O_TRUNC, &w->direct);
-	w->buf[0] = aligned(LCR_SNAP_CHUNK);
-	w->buf[1] = aligned(LCR_SNAP_CHUNK);
-	w->hdr = aligned(LCR_BLOCK);
+	w->buf[0] = blocks(&w->alloc, LCR_SNAP_CHUNK);
+	w->buf[1] = blocks(&w->alloc, LCR_SNAP_CHUNK);
+	w->hdr = blocks(&w->alloc, LCR_BLOCK);
 	if (w->fd < 0 || !w->buf[0] || !w->buf[1] || !w->hdr) {
 		int err = w->fd < 0 ? -errno : -ENOMEM;
 		lcr_snap_writer_free(w);
@@ -207,7 +209,7 @@ static void commit_step(struct lcr_snap_writer *w)
 		/* The chunk CRC table, after the data. */
 		w->stage = 10;
 		size_t tlen = lcr_align_up((size_t)w->n_table * 4 + 1, LCR_BLOCK);
-		w->table_buf = aligned(tlen);
+		w->table_buf = blocks(&w->alloc, tlen);
 		if (!w->table_buf) {
 			writer_fail(w, -ENOMEM);
 			commit_step(w);
@@ -303,11 +305,11 @@ void lcr_snap_writer_free(struct lcr_snap_writer *w)
 		unlinkat(w->dir_fd, SNAP_TMP, 0);
 	if (w->dir_fd > 0)
 		close(w->dir_fd);
-	free(w->buf[0]);
-	free(w->buf[1]);
-	free(w->hdr);
-	free(w->table);
-	free(w->table_buf);
+	lcr_allocator_free_aligned(&w->alloc, w->buf[0]);
+	lcr_allocator_free_aligned(&w->alloc, w->buf[1]);
+	lcr_allocator_free_aligned(&w->alloc, w->hdr);
+	lcr_allocator_free(&w->alloc, w->table);
+	lcr_allocator_free_aligned(&w->alloc, w->table_buf);
 	memset(w, 0, sizeof(*w));
 	w->fd = -1;
 }
@@ -341,13 +343,14 @@ static int newest_name(int dir_fd, char *out, size_t n)
 }
 
 int lcr_snap_open(struct lcr_snap_reader *r, struct lcr_ring *ring, const char *dir, uint32_t group,
-		  char *why, size_t why_len)
+		  struct lcr_allocator alloc, char *why, size_t why_len)
 {
 	char name[96];
 	struct snap_hdr h;
 	int rc;
 
 	memset(r, 0, sizeof(*r));
+	r->alloc = alloc;
 	r->ring = ring;
 	r->fd = -1;
 	int dir_fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -366,7 +369,7 @@ int lcr_snap_open(struct lcr_snap_reader *r, struct lcr_ring *ring, const char *
 	}
 	r->fd = open_data(dir_fd, name, O_RDONLY, &r->direct);
 	close(dir_fd);
-	r->buf = aligned(LCR_SNAP_CHUNK);
+	r->buf = blocks(&r->alloc, LCR_SNAP_CHUNK);
 	if (r->fd < 0 || !r->buf) {
 		rc = r->fd < 0 ? -errno : -ENOMEM;
 		snprintf(why, why_len, "%s/%s: %s", dir, name, strerror(-rc));
@@ -390,18 +393,18 @@ int lcr_snap_open(struct lcr_snap_reader *r, struct lcr_ring *ring, const char *
 	uint64_t chunks = (h.size + LCR_SNAP_CHUNK - 1) / LCR_SNAP_CHUNK;
 	uint64_t toff = LCR_BLOCK + lcr_align_up(h.size, LCR_BLOCK);
 	size_t tlen = lcr_align_up((size_t)chunks * 4 + 1, LCR_BLOCK);
-	uint8_t *tb = h.chunks == chunks ? aligned(tlen) : NULL;
-	r->table = tb ? malloc((size_t)chunks * 4 + 4) : NULL;
+	uint8_t *tb = h.chunks == chunks ? blocks(&r->alloc, tlen) : NULL;
+	r->table = tb ? lcr_allocator_zalloc(&r->alloc, (size_t)chunks * 4 + 4) : NULL;
 	if (!tb || !r->table || (uint64_t)sb.st_size < toff + tlen ||
 	    pread(r->fd, tb, tlen, (off_t)toff) != (ssize_t)tlen ||
 	    lcr_crc32c(0, tb, (size_t)chunks * 4) != h.table_crc) {
-		free(tb);
+		lcr_allocator_free_aligned(&r->alloc, tb);
 		snprintf(why, why_len, "%s/%s: damaged snapshot chunk table", dir, name);
 		lcr_snap_reader_close(r);
 		return -EBADMSG;
 	}
 	memcpy(r->table, tb, (size_t)chunks * 4);
-	free(tb);
+	lcr_allocator_free_aligned(&r->alloc, tb);
 	r->meta.last.lid.term = h.last_term;
 	r->meta.last.lid.node = h.last_node;
 	r->meta.last.index = h.last_index;
@@ -463,8 +466,8 @@ void lcr_snap_reader_close(struct lcr_snap_reader *r)
 {
 	if (r->fd >= 0)
 		close(r->fd);
-	free(r->buf);
-	free(r->table);
+	lcr_allocator_free_aligned(&r->alloc, r->buf);
+	lcr_allocator_free(&r->alloc, r->table);
 	memset(r, 0, sizeof(*r));
 	r->fd = -1;
 }

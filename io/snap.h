@@ -38,6 +38,7 @@ struct lcr_snap_meta {
 typedef void (*lcr_snap_done_fn)(void *ctx, int err);
 
 struct lcr_snap_writer {
+	struct lcr_allocator alloc; /* everything the writer allocates */
 	struct lcr_ring *ring;
 	int dir_fd;
 	int fd;
@@ -65,9 +66,12 @@ struct lcr_snap_writer {
 	void *ctx;
 };
 
-/* Start a snapshot in `dir` (created if missing). Returns 0 or -errno. */
+/*
+ * Start a snapshot in `dir` (created if missing); buffers come from `alloc`
+ * (zero: malloc). Returns 0 or -errno.
+ */
 int lcr_snap_begin(struct lcr_snap_writer *w, struct lcr_ring *ring, const char *dir,
-		   uint32_t group);
+		   uint32_t group, struct lcr_allocator alloc);
 
 /*
  * Append data. Copies into a staging buffer; a full buffer is written while
@@ -87,6 +91,7 @@ int lcr_snap_commit(struct lcr_snap_writer *w, struct lcr_log_id last, lcr_snap_
 void lcr_snap_writer_free(struct lcr_snap_writer *w);
 
 struct lcr_snap_reader {
+	struct lcr_allocator alloc; /* everything the reader allocates */
 	struct lcr_ring *ring;
 	int fd;
 	bool direct;
@@ -103,12 +108,13 @@ struct lcr_snap_reader {
 };
 
 /*
- * Open the newest snapshot in `dir`, removing a leftover snap.tmp. Returns 1
- * with the reader ready, 0 when there is no snapshot, or -errno (-EBADMSG:
- * the newest snapshot is damaged; `why` names the file).
+ * Open the newest snapshot in `dir`, removing a leftover snap.tmp; buffers
+ * come from `alloc` (zero: malloc). Returns 1 with the reader ready, 0 when
+ * there is no snapshot, or -errno (-EBADMSG: the newest snapshot is damaged;
+ * `why` names the file).
  */
 int lcr_snap_open(struct lcr_snap_reader *r, struct lcr_ring *ring, const char *dir, uint32_t group,
-		  char *why, size_t why_len);
+		  struct lcr_allocator alloc, char *why, size_t why_len);
 
 /*
  * Read the next chunk (up to LCR_SNAP_CHUNK bytes) into r->buf; `done` runs

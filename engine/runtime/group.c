@@ -301,6 +301,7 @@ int lcr_group_open(struct lcr_node *n, uint32_t id, const struct lcr_sm_ops *ops
 	lo.durability = c->durability;
 	lo.io_mode = c->io_mode;
 	lo.segment_bytes = c->segment_bytes;
+	lo.alloc = c->alloc;
 	lo.done = lcr_rt_log_done;
 	lo.ctx = g;
 	if ((rc = lcr_log_open(&g->log, &lc->ring, &lo, why, why_len)) < 0)

@@ -190,3 +190,28 @@ void iot_seg_path(struct iot *t, uint64_t no, char *buf, size_t n)
 {
 	snprintf(buf, n, "%s/seg-%016llx.log", t->dir, (unsigned long long)no);
 }
+
+static void *count_alloc(void *ctx, size_t size)
+{
+	struct iot_counter *c = ctx;
+	void *p = malloc(size);
+	if (p) {
+		c->live++;
+		c->calls++;
+	}
+	return p;
+}
+
+static void count_free(void *ctx, void *p)
+{
+	struct iot_counter *c = ctx;
+	c->live--;
+	free(p);
+}
+
+struct lcr_allocator iot_counting(struct iot_counter *c)
+{
+	struct lcr_allocator a = { count_alloc, count_free, c };
+	memset(c, 0, sizeof(*c));
+	return a;
+}

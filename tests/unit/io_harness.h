@@ -44,4 +44,11 @@ int iot_check_disk(struct iot *t, uint64_t first, uint64_t last, uint64_t term, 
 /* Path of segment `no` of the log. */
 void iot_seg_path(struct iot *t, uint64_t no, char *buf, size_t n);
 
+/* An allocation hook that counts: to check that a module allocates through it. */
+struct iot_counter {
+	int64_t live;	/* blocks given out and not given back */
+	uint64_t calls; /* blocks given out */
+};
+struct lcr_allocator iot_counting(struct iot_counter *c);
+
 #endif

@@ -462,6 +462,28 @@ static void test_log_segments_max_bounds_the_segments(void **state)
 	assert_non_null(strstr(t.why, "segments_max"));
 }
 
+static void test_log_allocates_through_its_hook(void **state)
+{
+	(void)state;
+	struct iot_counter c;
+	iot_close(&t);
+	t.opts.alloc = iot_counting(&c);
+	assert_int_equal(iot_open(&t), 0);
+	assert_int_equal(iot_append(&t, 1, 3000, 1, 1, 3000), 0); /* new segments too */
+	assert_int_equal(iot_sync(&t), 0);
+	assert_true(c.live > 0);
+	iot_close(&t);
+	assert_int_equal(c.live, 0);
+	/* A failed open gives back what it took. */
+	t.opts.dir = "/proc/definitely/not/here";
+	assert_true(iot_open(&t) < 0);
+	assert_true(c.calls > 0);
+	assert_int_equal(c.live, 0);
+	t.opts.dir = t.dir;
+	t.opts.alloc = (struct lcr_allocator){ 0 };
+	assert_int_equal(iot_open(&t), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -493,6 +515,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_log_backpressure_never_overwrites_unwritten,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_log_segments_max_bounds_the_segments, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_log_allocates_through_its_hook, setup,
 						teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

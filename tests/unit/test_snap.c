@@ -17,6 +17,8 @@
 #include "snap.h"
 
 static struct iot t;
+static struct iot_counter counter; /* every snapshot buffer comes from it */
+static struct lcr_allocator alloc;
 static int done_err;
 static bool done_flag;
 
@@ -49,7 +51,7 @@ static void write_snapshot(uint64_t size, uint64_t index, uint32_t salt)
 	static uint8_t chunk[300000];
 	uint64_t off = 0, step = 1;
 
-	assert_int_equal(lcr_snap_begin(&w, &t.ring, t.dir, 7), 0);
+	assert_int_equal(lcr_snap_begin(&w, &t.ring, t.dir, 7, alloc), 0);
 	while (off < size) {
 		uint64_t n = step % sizeof(chunk) + 1; /* odd sizes: 2, 4, 8 ... */
 		step = step * 3 + 1;
@@ -84,7 +86,7 @@ static int read_snapshot(uint64_t size, uint64_t index, uint32_t salt)
 	char why[256];
 	uint64_t off = 0;
 
-	int rc = lcr_snap_open(&r, &t.ring, t.dir, 7, why, sizeof(why));
+	int rc = lcr_snap_open(&r, &t.ring, t.dir, 7, alloc, why, sizeof(why));
 	if (rc != 1) {
 		print_message("open: %d %s\n", rc, why);
 		return rc < 0 ? rc : -ENOENT;
@@ -126,6 +128,7 @@ static int setup(void **state)
 {
 	(void)state;
 	iot_init(&t, "snap");
+	alloc = iot_counting(&counter);
 	return 0;
 }
 
@@ -133,6 +136,9 @@ static int teardown(void **state)
 {
 	(void)state;
 	iot_fini(&t);
+	/* Writers and readers allocated through the hook and gave it all back. */
+	assert_true(counter.calls > 0);
+	assert_int_equal(counter.live, 0);
 	return 0;
 }
 
@@ -162,7 +168,7 @@ static void test_snap_abandoned_leaves_nothing(void **state)
 	(void)state;
 	struct lcr_snap_writer w;
 	write_snapshot(1000, 5, 1);
-	assert_int_equal(lcr_snap_begin(&w, &t.ring, t.dir, 7), 0);
+	assert_int_equal(lcr_snap_begin(&w, &t.ring, t.dir, 7, alloc), 0);
 	assert_true(lcr_snap_write(&w, "partial", 7) > 0);
 	assert_int_equal(count_files("snap.tmp"), 1);
 	/* A crash here leaves snap.tmp: the reader ignores and removes it. */
@@ -198,7 +204,7 @@ static void test_snap_corrupt_header_refused(void **state)
 	uint8_t b = 0x55;
 	assert_int_equal(pwrite(fd, &b, 1, 20), 1);
 	close(fd);
-	assert_int_equal(lcr_snap_open(&r, &t.ring, t.dir, 7, why, sizeof(why)), -EBADMSG);
+	assert_int_equal(lcr_snap_open(&r, &t.ring, t.dir, 7, alloc, why, sizeof(why)), -EBADMSG);
 	print_message("refused: %s\n", why);
 	assert_non_null(strstr(why, "snap-0000000000000003"));
 }
