@@ -34,6 +34,16 @@
  */
 #define LCR_NUMBER_MAX (1ull << 62)
 
+/*
+ * How far above its own term a replica takes a message's term. Terms grow by
+ * one per election round, so a legitimate peer is ahead only by the rounds
+ * held while this replica was away: 2^32 rounds at one per 150 ms take 20
+ * years. A message further ahead is dropped and counted (a forgery, or a
+ * bug), so no single message can push a term toward LCR_NUMBER_MAX, where
+ * no replica could stand for election any more.
+ */
+#define LCR_TERM_JUMP_MAX (1ull << 32)
+
 /* Largest number of nodes (voters and learners) one group may have. */
 #define LCR_NODES_MAX 16
 /* A joint membership holds at most two configs (old and new). */

@@ -25,18 +25,28 @@ void lcr_stream_opts_default(struct lcr_stream_opts *o)
 	o->tries_max = 8;
 }
 
+/* Milliseconds since 2020-01-01 by the wall clock: the top 40 bits of stream ids. */
+static uint64_t stream_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	uint64_t ms = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+	return ms > 1577836800000ull ? ms - 1577836800000ull : 0;
+}
+
+uint64_t lcr_stream_id_max(void)
+{
+	return ((stream_ms() + LCR_STREAM_AHEAD_MS) << 24) | 0xffffffull;
+}
+
 uint64_t lcr_stream_new_id(void)
 {
 	/* Shared by the lcores of the process: monotonic under a CAS. */
 	static _Atomic uint64_t last;
-	struct timespec ts;
 
-	clock_gettime(CLOCK_REALTIME, &ts);
-	/* Milliseconds since 2020-01-01 in the top 40 bits: later streams of
-	 * this sender, even after a restart, get larger ids. */
-	uint64_t ms = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-	ms = ms > 1577836800000ull ? ms - 1577836800000ull : 0;
-	uint64_t id = ms << 24, prev = atomic_load_explicit(&last, memory_order_relaxed);
+	/* Later streams of this sender, even after a restart, get larger ids. */
+	uint64_t id = stream_ms() << 24, prev = atomic_load_explicit(&last, memory_order_relaxed);
 	for (;;) {
 		uint64_t want = id > prev ? id : prev + 1;
 		if (atomic_compare_exchange_weak_explicit(&last, &prev, want, memory_order_relaxed,
@@ -397,13 +407,26 @@ uint32_t lcr_srx_on_dgram(struct lcr_srx *r, const struct lcr_wire_hdr *h, const
 	if (h->stream == 0 || h->seq == 0 || h->len > r->o.dgram_max - LCR_WIRE_HDR ||
 	    h->frag_count == 0 || h->frag_index >= h->frag_count)
 		return LCR_DROP_FRAGMENT;
+	if (h->seq >= LCR_NUMBER_MAX) {
+		r->st.future++;
+		r->ack_due = false;
+		return LCR_DROP_SEQ_RANGE;
+	}
 	if (h->stream < r->stream) {
 		r->st.stale++;
 		r->ack_due = false; /* nothing to say about a stream we left */
 		return LCR_DROP_STALE_STREAM;
 	}
-	if (h->stream > r->stream)
+	if (h->stream > r->stream) {
+		/* Taking it up makes every older id stale: only an id our clock
+		 * could have made (the clock is read only on this rare path). */
+		if (h->stream > lcr_stream_id_max()) {
+			r->st.future++;
+			r->ack_due = false;
+			return LCR_DROP_FUTURE_STREAM;
+		}
 		srx_restart(r, h->stream, h->seq);
+	}
 	if (h->seq <= r->delivered) {
 		r->st.duplicates++;
 		return LCR_DROP_DUPLICATE;

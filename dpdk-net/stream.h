@@ -20,7 +20,10 @@
  *
  * Stream ids grow over time (milliseconds since 2020 << 24, plus a counter),
  * so a receiver tells a newer stream (the sender reset or restarted) from a
- * late datagram of an older one.
+ * late datagram of an older one. A receiver takes up a newer stream only if
+ * its id is at most LCR_STREAM_AHEAD_MS ahead of the receiver's own clock:
+ * one datagram with a far-future id would otherwise make every genuine
+ * datagram after it "stale". Sequence numbers stay below 2^62.
  *
  * No allocation after init; only the owning lcore may use a stream.
  */
@@ -44,8 +47,14 @@ struct lcr_stream_opts {
 
 void lcr_stream_opts_default(struct lcr_stream_opts *o);
 
+/* How far ahead of the receiver's clock a new stream's id may be (clock skew). */
+#define LCR_STREAM_AHEAD_MS (10ull * 60 * 1000)
+
 /* A new stream id, larger than every one this process made before. */
 uint64_t lcr_stream_new_id(void);
+
+/* The largest stream id a receiver takes up now (LCR_STREAM_AHEAD_MS). */
+uint64_t lcr_stream_id_max(void);
 
 /* ---- sender ----------------------------------------------------------------- */
 
@@ -136,6 +145,7 @@ struct lcr_srx_slot {
 
 struct lcr_srx_stats {
 	uint64_t dgrams, msgs, duplicates, stale, beyond_window, reordered, bad_fragments;
+	uint64_t future; /* new streams refused: id too far ahead, or sequence out of range */
 };
 
 struct lcr_srx {

@@ -336,6 +336,12 @@ static void on_dgram(struct udp *u, const struct lcr_dgram *d)
 		u->drops[LCR_DROP_NOT_FOR_US]++;
 		return;
 	}
+	/* The header names its sender; only that node's configured address may
+	 * speak for it (the backend says whose address sent the datagram). */
+	if (d->peer == 0 || d->peer != h.from) {
+		u->drops[LCR_DROP_SENDER]++;
+		return;
+	}
 	struct udp_group *g = group_of(u, h.group);
 	if (!g) {
 		u->drops[LCR_DROP_UNKNOWN_GROUP]++;
@@ -499,15 +505,22 @@ static int udp_metrics_json(const struct lcr_transport *t, char *buf, size_t len
 	memset(&bs, 0, sizeof(bs));
 	u->be->ops->stats(u->be, &bs);
 	PUT("\"rx_dgrams\":%llu,\"tx_dgrams\":%llu,\"tx_errors\":%llu,\"tx_queue_full\":%llu,"
-	    "\"dropped\":{",
+	    "\"rx_errors\":%llu,\"dropped\":{",
 	    (unsigned long long)bs.rx_dgrams, (unsigned long long)bs.tx_dgrams,
-	    (unsigned long long)bs.tx_errors, (unsigned long long)u->tx_full);
-	for (uint32_t r = 1, first = 1; r < LCR_DROP_MAX; r++) {
+	    (unsigned long long)bs.tx_errors, (unsigned long long)u->tx_full,
+	    (unsigned long long)bs.rx_errors);
+	/* Cut by the kernel: larger than the receive buffer (the backend's count). */
+	bool first = true;
+	if (bs.rx_truncated) {
+		PUT("\"truncated\":%llu", (unsigned long long)bs.rx_truncated);
+		first = false;
+	}
+	for (uint32_t r = 1; r < LCR_DROP_MAX; r++) {
 		if (!u->drops[r])
 			continue;
 		PUT("%s\"%s\":%llu", first ? "" : ",", lcr_wire_drop_name(r),
 		    (unsigned long long)u->drops[r]);
-		first = 0;
+		first = false;
 	}
 	PUT("}");
 	return (int)o;

@@ -248,8 +248,11 @@ static const char *const drop_names[LCR_DROP_MAX] = {
 	[LCR_DROP_DUPLICATE] = "duplicate",
 	[LCR_DROP_WINDOW] = "window",
 	[LCR_DROP_NO_BUFFER] = "no_buffer",
+	[LCR_DROP_SENDER] = "sender_address",
+	[LCR_DROP_FUTURE_STREAM] = "future_stream",
+	[LCR_DROP_SEQ_RANGE] = "seq_range",
 };
-static_assert(LCR_DROP_NO_BUFFER + 1 == LCR_DROP_MAX, "a name for every drop reason");
+static_assert(LCR_DROP_SEQ_RANGE + 1 == LCR_DROP_MAX, "a name for every drop reason");
 
 const char *lcr_wire_drop_name(uint32_t reason)
 {

@@ -78,13 +78,16 @@ enum lcr_wire_drop {
 	LCR_DROP_UNKNOWN_NODE, /* sender or receiver not in our cluster */
 	LCR_DROP_NOT_FOR_US,   /* addressed to another node */
 	LCR_DROP_UNKNOWN_GROUP,
-	LCR_DROP_TYPE,	       /* unknown message type */
-	LCR_DROP_MALFORMED,    /* a payload that does not parse */
-	LCR_DROP_FRAGMENT,     /* bad fragment numbering or size */
-	LCR_DROP_STALE_STREAM, /* a stream we already left behind */
-	LCR_DROP_DUPLICATE,    /* a sequence number already delivered */
-	LCR_DROP_WINDOW,       /* beyond the reorder window */
-	LCR_DROP_NO_BUFFER,    /* no room to hold it */
+	LCR_DROP_TYPE,		/* unknown message type */
+	LCR_DROP_MALFORMED,	/* a payload that does not parse */
+	LCR_DROP_FRAGMENT,	/* bad fragment numbering or size */
+	LCR_DROP_STALE_STREAM,	/* a stream we already left behind */
+	LCR_DROP_DUPLICATE,	/* a sequence number already delivered */
+	LCR_DROP_WINDOW,	/* beyond the reorder window */
+	LCR_DROP_NO_BUFFER,	/* no room to hold it */
+	LCR_DROP_SENDER,	/* the source address is not the one configured for `from` */
+	LCR_DROP_FUTURE_STREAM, /* a stream id ahead of our clock by more than the bound */
+	LCR_DROP_SEQ_RANGE,	/* a sequence number at or above 2^62 */
 	LCR_DROP_MAX
 };
 

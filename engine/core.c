@@ -163,6 +163,12 @@ int lcr_core_new(struct lcr_core **out, const struct lcr_core_config *cfg,
 	*out = NULL;
 	if (lcr_core_config_validate(cfg, why, sizeof(why)) < 0)
 		return -EINVAL;
+	/* Durable state out of range is corruption the storage let through. */
+	if (restore->vote.lid.term >= LCR_NUMBER_MAX ||
+	    restore->committed.lid.term >= LCR_NUMBER_MAX ||
+	    restore->committed.index >= LCR_NUMBER_MAX ||
+	    restore->purged.lid.term >= LCR_NUMBER_MAX || restore->purged.index >= LCR_NUMBER_MAX)
+		return -EINVAL;
 	c = lcr_allocator_zalloc(a, sizeof(*c));
 	if (!c)
 		return -ENOMEM;
@@ -224,7 +230,8 @@ int lcr_core_load_log_id(struct lcr_core *c, struct lcr_log_id id)
 {
 	if (c->started)
 		return -EINVAL;
-	if (id.index != c->log.last.index + 1)
+	if (id.index != c->log.last.index + 1 || id.index >= LCR_NUMBER_MAX ||
+	    id.lid.term >= LCR_NUMBER_MAX)
 		return -EINVAL;
 	if (c->log.n > 0 && lcr_leader_id_cmp(c->log.last.lid, id.lid) > 0)
 		return -EINVAL;
@@ -513,6 +520,41 @@ static bool id_sane(struct lcr_log_id id)
 	return id.lid.term < LCR_NUMBER_MAX && id.index < LCR_NUMBER_MAX;
 }
 
+/* The largest term a message names (its votes and log ids; entries are bounded
+ * by the request's vote, follower.c). */
+static uint64_t msg_term(const struct lcr_msg *m)
+{
+	uint64_t t = 0;
+#define TERM(x) (t = (x).lid.term > t ? (x).lid.term : t)
+	switch (m->type) {
+	case LCR_MSG_VOTE_REQ:
+		TERM(m->vote_req.vote);
+		TERM(m->vote_req.last_log_id);
+		TERM(m->vote_req.transfer_from);
+		break;
+	case LCR_MSG_VOTE_RESP:
+		TERM(m->vote_resp.vote);
+		TERM(m->vote_resp.req_vote);
+		TERM(m->vote_resp.last_log_id);
+		break;
+	case LCR_MSG_APPEND_REQ:
+		TERM(m->append_req.vote);
+		TERM(m->append_req.prev);
+		TERM(m->append_req.leader_commit);
+		break;
+	case LCR_MSG_APPEND_RESP:
+		TERM(m->append_resp.vote);
+		TERM(m->append_resp.log_id);
+		break;
+	case LCR_MSG_TRANSFER_LEADER:
+		TERM(m->transfer.from_leader);
+		TERM(m->transfer.last_log_id);
+		break;
+	}
+#undef TERM
+	return t;
+}
+
 /* Numbers in range; the protocol handlers check the rest. */
 static bool msg_sane(const struct lcr_msg *m)
 {
@@ -549,6 +591,13 @@ static void on_msg(struct lcr_core *c, const struct lcr_msg *m)
 	}
 	if (!msg_sane(m)) {
 		c->n_dropped++;
+		return;
+	}
+	/* A term no peer could have reached since ours: refused, not adopted
+	 * (LCR_TERM_JUMP_MAX). msg_sane() bounded it below 2^62, so no wrap. */
+	if (msg_term(m) > c->vote.lid.term + LCR_TERM_JUMP_MAX &&
+	    !LCR_BUG(c, LCR_BUG_FAR_TERM_ACCEPTED)) {
+		c->n_far_terms++;
 		return;
 	}
 	switch (m->type) {
@@ -723,5 +772,7 @@ void lcr_core_status(const struct lcr_core *c, struct lcr_core_status *st)
 	st->stale_msgs = c->n_stale;
 	st->reversions = c->n_reversions;
 	st->dropped_msgs = c->n_dropped;
+	st->far_terms = c->n_far_terms;
+	st->term_exhausted = c->n_term_exhausted;
 	st->next_timer_ns = c->stopped ? UINT64_MAX : next_timer(c);
 }

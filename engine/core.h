@@ -251,7 +251,12 @@ struct lcr_core_status {
 	uint64_t stale_msgs;	    /* replies from closed streams or old votes */
 	uint64_t reversions;	    /* conflicts below a follower's matching */
 	uint64_t dropped_msgs;	    /* malformed or impossible messages */
-	uint64_t next_timer_ns;	    /* the earliest time a tick has work to do */
+	uint64_t far_terms;	    /* messages whose term is past LCR_TERM_JUMP_MAX above ours */
+	/* Elections this replica refused to stand in: its term is LCR_NUMBER_MAX - 1,
+	 * and a new one would be out of range (only reachable by a bug: peers'
+	 * terms are bounded by LCR_TERM_JUMP_MAX). */
+	uint64_t term_exhausted;
+	uint64_t next_timer_ns; /* the earliest time a tick has work to do */
 };
 
 struct lcr_core;
@@ -260,13 +265,16 @@ struct lcr_core;
  * Create a replica from its config and durable state into *out. The log is
  * then loaded with lcr_core_load_log_id() (in index order, after
  * `restore->purged`) and the replica started with lcr_core_start(). Returns
- * 0, -EINVAL on a bad config (lcr_core_config_validate says why) or -ENOMEM.
+ * 0, -EINVAL on a bad config (lcr_core_config_validate says why) or on
+ * durable state out of range (a term or index at or above LCR_NUMBER_MAX),
+ * or -ENOMEM.
  */
 LCR_API int lcr_core_new(struct lcr_core **out, const struct lcr_core_config *cfg,
 			 const struct lcr_core_restore *restore);
 LCR_API void lcr_core_free(struct lcr_core *c);
 
-/* Load the id of the next durable log entry (start-up only). */
+/* Load the id of the next durable log entry (start-up only): -EINVAL if it
+ * does not follow, goes back to an older leader, or is out of range. */
 LCR_API int lcr_core_load_log_id(struct lcr_core *c, struct lcr_log_id id);
 
 /* Start: arm timers, restore leadership if configured. Emits commands. */

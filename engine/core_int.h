@@ -181,6 +181,8 @@ struct lcr_core {
 	uint64_t n_stale;
 	uint64_t n_reversions;
 	uint64_t n_dropped;
+	uint64_t n_far_terms;	   /* messages with a term beyond LCR_TERM_JUMP_MAX */
+	uint64_t n_term_exhausted; /* elections refused: the term is at its limit */
 	uint64_t next_stream_id;
 #ifdef LCR_PLANTED_BUGS
 	uint32_t bugs; /* enum lcr_bug */

@@ -149,6 +149,21 @@ static void new_candidate(struct lcr_core *c, struct lcr_candidate *cand, struct
 static bool lease_blocks(const struct lcr_core *c, const struct lcr_vote *transfer_from);
 
 /*
+ * A term at LCR_NUMBER_MAX - 1 has no successor in range: standing would make
+ * a vote every peer drops. Refuse, counted (the runtime reports it), rather
+ * than wrap. Peers bound each other's terms (LCR_TERM_JUMP_MAX), so only a
+ * bug gets here.
+ */
+static bool term_exhausted(struct lcr_core *c)
+{
+	if (c->vote.lid.term + 1 < LCR_NUMBER_MAX)
+		return false;
+	c->n_term_exhausted++;
+	lcr_resample_election_timeout(c);
+	return true;
+}
+
+/*
  * Stand for election: a new uncommitted vote for ourselves, persisted. The
  * vote requests wait until that vote is durable (lcr_candidate_progress): a
  * candidate that crashed with requests out but its vote lost could later run
@@ -165,6 +180,8 @@ void lcr_elect(struct lcr_core *c, const struct lcr_vote *transfer_from)
 		c->n_dropped++;
 		return;
 	}
+	if (term_exhausted(c))
+		return;
 	lcr_resample_election_timeout(c);
 	struct lcr_vote v = { { c->vote.lid.term + 1, c->id }, false };
 	new_candidate(c, &c->candidate, v, transfer_from);
@@ -178,6 +195,8 @@ void lcr_elect(struct lcr_core *c, const struct lcr_vote *transfer_from)
 void lcr_pre_elect(struct lcr_core *c)
 {
 	if (c->leader.active || !lcr_membership_is_voter(&c->membership, c->id))
+		return;
+	if (term_exhausted(c))
 		return;
 	lcr_resample_election_timeout(c);
 	struct lcr_vote v = { { c->vote.lid.term + 1, c->id }, false };

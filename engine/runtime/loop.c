@@ -14,12 +14,34 @@
  */
 #define _GNU_SOURCE
 #include <sched.h>
+#include <stdio.h>
 #include <sys/epoll.h>
 #include <unistd.h>
 
 #include "runtime_int.h"
 
 /* ---- timers --------------------------------------------------------------------- */
+
+/*
+ * A replica whose term reached the limit cannot stand for election (the core
+ * counts each refusal): say so once, with what to do. Only a bug gets there
+ * (peers' terms are bounded, engine/core.c), so this is loud.
+ */
+static void term_check(struct lcr_group *g)
+{
+	if (g->term_exhausted_said)
+		return;
+	struct lcr_core_status st;
+	lcr_core_status(g->core, &st);
+	if (st.term_exhausted == 0)
+		return;
+	g->term_exhausted_said = true;
+	fprintf(stderr,
+		"lcraft: group %u: term %llu is at its limit (2^62 - 1): this replica will not "
+		"stand for election; it still follows a leader. Its vote is corrupt or was "
+		"pushed there by a bug: replace this replica's data\n",
+		g->id, (unsigned long long)st.vote.lid.term);
+}
 
 static bool timers(struct lcore *lc)
 {
@@ -30,6 +52,8 @@ static bool timers(struct lcore *lc)
 		if (lc->now >= g->next_timer) {
 			struct lcr_event ev = { .type = LCR_EV_TICK };
 			lcr_rt_step(g, &ev);
+			if (g->role != LCR_ROLE_LEADER)
+				term_check(g);
 			work = true;
 		}
 	}

@@ -73,11 +73,13 @@ int lcr_group_metrics_json(struct lcr_group *g, char *buf, size_t len)
 		first = 0;
 	}
 	PUT("},\"proposed\":%llu,\"applied_entries\":%llu,\"cancelled\":%llu,\"refused\":%llu,"
-	    "\"elections\":%llu,\"dropped_msgs\":%llu,\"stale_msgs\":%llu,\"net_errors\":%llu,",
+	    "\"elections\":%llu,\"dropped_msgs\":%llu,\"stale_msgs\":%llu,\"far_terms\":%llu,"
+	    "\"term_exhausted\":%llu,\"net_errors\":%llu,",
 	    (unsigned long long)g->proposed, (unsigned long long)g->applied,
 	    (unsigned long long)g->cancelled, (unsigned long long)g->refused,
 	    (unsigned long long)st.elections, (unsigned long long)st.dropped_msgs,
-	    (unsigned long long)st.stale_msgs, (unsigned long long)g->net_errors);
+	    (unsigned long long)st.stale_msgs, (unsigned long long)st.far_terms,
+	    (unsigned long long)st.term_exhausted, (unsigned long long)g->net_errors);
 	PUT("\"storage\":{\"batches\":%llu,\"entries\":%llu,\"bytes\":%llu,\"syncs\":%llu,"
 	    "\"vote_writes\":%llu,\"cache_hits\":%llu,\"cache_misses\":%llu,\"disk_reads\":%llu,"
 	    "\"segments\":%llu,\"flushes_reported\":%llu,",

@@ -116,6 +116,7 @@ struct lcr_group {
 	struct deferred *deferred;
 	uint32_t def_head, def_len;
 	uint32_t role, leader;
+	bool term_exhausted_said; /* the warning went out (loop.c) */
 	uint8_t result[RESULT_MAX];
 	/* Metrics. */
 	uint64_t proposed, applied, cancelled, refused, net_errors;

@@ -30,6 +30,7 @@ enum ev_kind {
 struct sim_msg {
 	struct lcr_msg m;
 	struct sim_entry *entries;
+	bool forged; /* from the forger: must leave its receiver unchanged */
 };
 
 struct sim_event {
@@ -567,9 +568,14 @@ static void on_deliver(struct sim_world *w, struct sim_event *ev)
 		}
 		sm->m.append_req.entries = e;
 	}
-	debug_msg(w, &sm->m, "recv");
+	debug_msg(w, &sm->m, sm->forged ? "recv forged" : "recv");
+	struct lcr_core_status before;
+	if (sm->forged)
+		lcr_core_status(n->core, &before);
 	struct lcr_event le = { .type = LCR_EV_MSG, .now_ns = sim_node_time(w, n), .msg = &sm->m };
 	lcr_core_step(n->core, &le);
+	if (sm->forged)
+		sim_check_forged(w, n, &before, &sm->m);
 	process(w, n);
 	if (e != ents)
 		free(e);
@@ -714,6 +720,7 @@ static void do_send(struct sim_world *w, struct sim_node *n, const struct lcr_ms
 
 	sm->m = *m;
 	sm->entries = NULL;
+	sm->forged = false;
 	if (m->type == LCR_MSG_APPEND_REQ && m->append_req.n_entries) {
 		uint32_t ne = m->append_req.n_entries;
 		uint64_t first = m->append_req.prev.index + 1;
@@ -954,6 +961,99 @@ static void step_node_event(struct sim_world *w, struct sim_node *n, struct lcr_
 	process(w, n);
 }
 
+/*
+ * A forger on the network sends well-formed messages no genuine peer could:
+ * from a node outside the cluster (with a plausible term), or from a member
+ * but with a term past LCR_TERM_JUMP_MAX above the receiver's (up to
+ * 2^62 - 1), carrying entries, acks far ahead, and stream ids at 2^64 - 1.
+ * The transport keeps strangers out by address; the core must refuse the
+ * rest. Each must leave its receiver as it was (sim_check_forged).
+ */
+static void forge(struct sim_world *w, struct sim_node *v)
+{
+	struct lcr_core_status st;
+	struct sim_msg *sm = xmalloc(sizeof(*sm));
+
+	memset(sm, 0, sizeof(*sm));
+	lcr_core_status(v->core, &st);
+	sm->forged = true;
+	bool stranger = chance(w, 40);
+	uint32_t from = stranger ? w->par.nodes + 1 + (uint32_t)rnd_below(w, 50)
+				 : 1 + (uint32_t)rnd_below(w, w->par.nodes);
+	if (from == v->id)
+		from = v->id % w->par.nodes + 1;
+	uint64_t term = st.vote.lid.term + 1 + rnd_below(w, 3);
+	if (!stranger)
+		term = chance(w, 30) ? LCR_NUMBER_MAX - 1
+				     : st.vote.lid.term + LCR_TERM_JUMP_MAX + 1 +
+					       rnd_below(w, 1ull << 40);
+	struct lcr_vote vote = { { term, from }, true };
+	struct lcr_log_id far = { { term, from }, st.last.index + 1 + rnd_below(w, 1000) };
+	struct lcr_msg *m = &sm->m;
+	m->from = from;
+	m->to = v->id;
+	switch (rnd_below(w, 5)) {
+	case 0:
+		m->type = LCR_MSG_VOTE_REQ;
+		m->vote_req.vote = (struct lcr_vote){ vote.lid, false };
+		m->vote_req.last_log_id = far;
+		m->vote_req.pre_vote = chance(w, 30);
+		m->vote_req.leadership_transfer = chance(w, 30);
+		m->vote_req.transfer_from = st.vote;
+		break;
+	case 1: { /* a "leader" with entries: a client's put */
+		uint32_t ne = 1 + (uint32_t)rnd_below(w, 3);
+		m->type = LCR_MSG_APPEND_REQ;
+		m->append_req.vote = vote;
+		m->append_req.prev = st.last;
+		m->append_req.leader_commit = far;
+		m->append_req.stream_id = UINT64_MAX;
+		m->append_req.inflight_id = UINT64_MAX;
+		m->append_req.n_entries = ne;
+		sm->entries = xmalloc(ne * sizeof(*sm->entries));
+		memset(sm->entries, 0, ne * sizeof(*sm->entries));
+		for (uint32_t i = 0; i < ne; i++) {
+			struct sim_entry *e = &sm->entries[i];
+			e->id = (struct lcr_log_id){ vote.lid, st.last.index + 1 + i };
+			e->type = LCR_ENTRY_NORMAL;
+			e->len = sizeof(e->p);
+			e->p.op = SIM_OP_PUT;
+			e->p.key = rnd_below(w, 4);
+			e->p.value = 0xf0f0f0f0f0f0ull + i;
+		}
+		break;
+	}
+	case 2: /* an ack for everything, far ahead */
+		m->type = LCR_MSG_APPEND_RESP;
+		m->append_resp.result = 1 + (uint32_t)rnd_below(w, 3);
+		m->append_resp.vote = vote;
+		m->append_resp.log_id = far;
+		m->append_resp.stream_id = UINT64_MAX - rnd_below(w, 2);
+		m->append_resp.inflight_id = UINT64_MAX;
+		m->append_resp.send_seq = UINT64_MAX;
+		break;
+	case 3:
+		m->type = LCR_MSG_VOTE_RESP;
+		m->vote_resp.vote = vote;
+		m->vote_resp.req_vote = st.vote;
+		m->vote_resp.last_log_id = far;
+		m->vote_resp.granted = true;
+		break;
+	default:
+		m->type = LCR_MSG_TRANSFER_LEADER;
+		m->transfer.from_leader = vote;
+		m->transfer.to = v->id;
+		m->transfer.last_log_id = far;
+		break;
+	}
+	sim_trace(w, v->id, "forged %u from %s %u, term %llu", m->type,
+		  stranger ? "stranger" : "member", from, (unsigned long long)term);
+	struct sim_event ev = {
+		.at = w->now + rnd_below(w, 2 * MS), .kind = EV_DELIVER, .node = v->id, .msg = sm
+	};
+	push(w, ev);
+}
+
 static void nemesis(struct sim_world *w)
 {
 	uint32_t N = w->par.nodes;
@@ -961,7 +1061,7 @@ static void nemesis(struct sim_world *w)
 	uint32_t leader = find_leader(w);
 	struct sim_node *v = node(w, victim);
 
-	switch (rnd_below(w, 15)) {
+	switch (rnd_below(w, 16)) {
 	case 0: { /* a random minority cut off, both ways */
 		heal_network(w);
 		uint32_t k = 1 + (uint32_t)rnd_below(w, N / 2);
@@ -1066,6 +1166,11 @@ static void nemesis(struct sim_world *w)
 			struct lcr_event ev = { .type = LCR_EV_TRIGGER_HEARTBEAT };
 			step_node_event(w, node(w, leader), &ev);
 		}
+		break;
+	case 15:
+		if (v->up)
+			for (uint64_t k = 1 + rnd_below(w, 4); k > 0; k--)
+				forge(w, v);
 		break;
 	case 14:
 		/* Runtime toggles: heartbeats or elections off (or back on). */

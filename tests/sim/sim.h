@@ -215,5 +215,7 @@ void sim_check_applied(struct sim_world *w, struct sim_node *n, uint64_t index);
 void sim_check_restart(struct sim_world *w, struct sim_node *n);
 void sim_check_history(struct sim_world *w);
 void sim_check_free(struct sim_world *w);
+void sim_check_forged(struct sim_world *w, struct sim_node *n, const struct lcr_core_status *before,
+		      const struct lcr_msg *m);
 
 #endif /* LCR_SIM_H */

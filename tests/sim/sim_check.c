@@ -13,6 +13,8 @@
  *   vote-durability       a granted vote survives a crash
  *   ordering              purged <= applied <= committed <= last
  *   lease-exclusivity     two leaders never both hold a valid lease
+ *   forgery-ignored       a forged message (a stranger's, or a term past
+ *                         LCR_TERM_JUMP_MAX) changes nothing and is counted
  *   no-allocation         a core allocates nothing after lcr_core_new
  *   linearizable          the client history is linearizable (at the end)
  */
@@ -417,4 +419,37 @@ void sim_check_history(struct sim_world *w)
 	if (!res.ok)
 		sim_violation(w, "linearizable", "key %llu: %s", (unsigned long long)res.key,
 			      res.why);
+}
+
+/* ---- forgeries ------------------------------------------------------------------ */
+
+/*
+ * The forger's messages (sim.c, forge) come from outside the cluster or carry
+ * a term no peer could have reached: the receiver must refuse them at the
+ * door. Its vote stays, it emits no command (no vote saved, no entry
+ * appended, no reply), and the refusal is counted.
+ */
+void sim_check_forged(struct sim_world *w, struct sim_node *n, const struct lcr_core_status *before,
+		      const struct lcr_msg *m)
+{
+	struct lcr_core_status after;
+	uint32_t ncmd;
+
+	lcr_core_status(n->core, &after);
+	lcr_core_commands(n->core, &ncmd);
+	if (!lcr_vote_eq(before->vote, after.vote))
+		sim_violation(w, "forgery-ignored",
+			      "node %u: a forged message (type %u from %u) moved its vote from "
+			      "term %llu to %llu",
+			      n->id, m->type, m->from, (unsigned long long)before->vote.lid.term,
+			      (unsigned long long)after.vote.lid.term);
+	else if (ncmd != 0)
+		sim_violation(w, "forgery-ignored",
+			      "node %u: a forged message (type %u from %u) made %u commands", n->id,
+			      m->type, m->from, ncmd);
+	else if (after.stale_msgs + after.far_terms + after.dropped_msgs ==
+		 before->stale_msgs + before->far_terms + before->dropped_msgs)
+		sim_violation(w, "forgery-ignored",
+			      "node %u: a forged message (type %u from %u) was not counted", n->id,
+			      m->type, m->from);
 }

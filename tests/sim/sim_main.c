@@ -34,6 +34,8 @@ static const struct {
 	  "followers vote and time out while the leader's lease holds" },
 	{ "vote-before-durable", LCR_BUG_VOTE_BEFORE_DURABLE,
 	  "a candidate asks for votes and leads before its own vote is on disk" },
+	{ "far-term-accepted", LCR_BUG_FAR_TERM_ACCEPTED,
+	  "a message whose term is past LCR_TERM_JUMP_MAX above ours is taken in" },
 };
 
 static uint64_t cur_seed, cur_steps;

@@ -1,5 +1,5 @@
-/* Building blocks of the core: log id list, joint-config quorums, config validation, ids ordering.
- */
+/* Building blocks of the core: log id list, joint-config quorums, config validation, ids
+ * ordering, numbers out of range (terms from the wire, durable state). */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -234,6 +234,106 @@ static void test_io_failure_stops_replica(void **state)
 	lcr_core_free(c);
 }
 
+/* A replica of {1, 2, 3}, started, with `vote` restored. */
+static struct lcr_core *three(struct lcr_vote vote)
+{
+	struct lcr_core_config cfg;
+	struct lcr_core_restore rs = { .vote = vote };
+	struct lcr_core *c;
+
+	lcr_core_config_default(&cfg, 1);
+	cfg.membership.n_configs = 1;
+	cfg.membership.configs[0].n = 3;
+	for (uint32_t i = 0; i < 3; i++)
+		cfg.membership.configs[0].ids[i] = i + 1;
+	assert_int_equal(lcr_core_new(&c, &cfg, &rs), 0);
+	assert_int_equal(lcr_core_start(c, 1000), 0);
+	return c;
+}
+
+static uint32_t vote_req(struct lcr_core *c, uint64_t term, uint64_t now)
+{
+	struct lcr_msg m = { .type = LCR_MSG_VOTE_REQ, .from = 2, .to = 1 };
+	m.vote_req.vote = (struct lcr_vote){ { term, 2 }, false };
+	m.vote_req.last_log_id = lid(term, 2, 5);
+	struct lcr_event ev = { .type = LCR_EV_MSG, .now_ns = now, .msg = &m };
+	uint32_t n;
+	assert_int_equal(lcr_core_step(c, &ev), 0);
+	lcr_core_commands(c, &n);
+	return n;
+}
+
+/*
+ * A term no peer could have reached since ours (LCR_TERM_JUMP_MAX, up to the
+ * last legal term 2^62 - 1) is refused at the door: nothing saved, nothing
+ * answered, counted. One within the bound is taken in.
+ */
+static void test_far_term_refused(void **state)
+{
+	struct lcr_core_status st;
+	(void)state;
+
+	struct lcr_core *c = three((struct lcr_vote){ { 7, 3 }, true });
+	uint64_t s = 10ull * 1000 * 1000 * 1000; /* past any lease */
+	assert_int_equal(vote_req(c, 7 + LCR_TERM_JUMP_MAX + 1, s), 0);
+	assert_int_equal(vote_req(c, LCR_NUMBER_MAX - 1, s + 1), 0);
+	lcr_core_status(c, &st);
+	assert_int_equal(st.vote.lid.term, 7);
+	assert_int_equal(st.far_terms, 2);
+	assert_int_equal(st.dropped_msgs, 0);
+	/* At the bound: a peer that held that many elections meanwhile. */
+	assert_true(vote_req(c, 7 + LCR_TERM_JUMP_MAX, s + 2) > 0);
+	lcr_core_status(c, &st);
+	assert_int_equal(st.vote.lid.term, 7 + LCR_TERM_JUMP_MAX);
+	assert_int_equal(st.far_terms, 2);
+	lcr_core_free(c);
+}
+
+/* A replica at the last legal term does not stand for election (no wrap). */
+static void test_term_exhausted_refuses_to_campaign(void **state)
+{
+	struct lcr_core_status st;
+	uint32_t n;
+	(void)state;
+
+	struct lcr_core *c = three((struct lcr_vote){ { LCR_NUMBER_MAX - 1, 1 }, false });
+	struct lcr_event ev = { .type = LCR_EV_TRIGGER_ELECT,
+				.now_ns = 10ull * 1000 * 1000 * 1000 };
+	assert_int_equal(lcr_core_step(c, &ev), 0);
+	const struct lcr_cmd *cmds = lcr_core_commands(c, &n);
+	for (uint32_t i = 0; i < n; i++)
+		assert_int_not_equal(cmds[i].type, LCR_CMD_SAVE_VOTE);
+	lcr_core_status(c, &st);
+	assert_int_equal(st.vote.lid.term, LCR_NUMBER_MAX - 1);
+	assert_int_equal(st.term_exhausted, 1);
+	assert_int_equal(st.role, LCR_ROLE_FOLLOWER);
+	lcr_core_free(c);
+}
+
+/* Durable state out of range is refused at start, not taken in. */
+static void test_restore_out_of_range_refused(void **state)
+{
+	struct lcr_core_config cfg;
+	struct lcr_core *c;
+	(void)state;
+
+	lcr_core_config_default(&cfg, 1);
+	cfg.membership.n_configs = 1;
+	cfg.membership.configs[0].n = 1;
+	cfg.membership.configs[0].ids[0] = 1;
+	struct lcr_core_restore rs = { .vote = { { LCR_NUMBER_MAX, 1 }, false } };
+	assert_int_equal(lcr_core_new(&c, &cfg, &rs), -EINVAL);
+	rs = (struct lcr_core_restore){ .committed = lid(1, 1, LCR_NUMBER_MAX) };
+	assert_int_equal(lcr_core_new(&c, &cfg, &rs), -EINVAL);
+	rs = (struct lcr_core_restore){ .purged = lid(LCR_NUMBER_MAX, 1, 3) };
+	assert_int_equal(lcr_core_new(&c, &cfg, &rs), -EINVAL);
+	rs = (struct lcr_core_restore){ { { 0, 0 }, false } };
+	assert_int_equal(lcr_core_new(&c, &cfg, &rs), 0);
+	assert_int_equal(lcr_core_load_log_id(c, lid(LCR_NUMBER_MAX, 1, 1)), -EINVAL);
+	assert_int_equal(lcr_core_load_log_id(c, lid(1, 1, 1)), 0);
+	lcr_core_free(c);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -244,6 +344,9 @@ int main(void)
 		cmocka_unit_test(test_vote_and_log_id_order),
 		cmocka_unit_test(test_restart_loads_log_and_restores),
 		cmocka_unit_test(test_io_failure_stops_replica),
+		cmocka_unit_test(test_far_term_refused),
+		cmocka_unit_test(test_term_exhausted_refuses_to_campaign),
+		cmocka_unit_test(test_restore_out_of_range_refused),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

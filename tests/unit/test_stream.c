@@ -341,6 +341,52 @@ static void test_stream_stale_and_restarts(void **state)
 }
 
 /*
+ * A datagram naming a stream id far ahead of our clock (2^64 - 1, say) would
+ * make every genuine datagram after it "stale": it is refused, not taken up,
+ * and so is a sequence number at or above 2^62. The genuine stream goes on.
+ */
+static void test_stream_future_id_and_huge_seq_refused(void **state)
+{
+	struct lcr_stream_opts o;
+	struct lcr_srx rx;
+	uint8_t payload[10] = { 0 };
+	uint64_t n = 0;
+	(void)state;
+	lcr_stream_opts_default(&o);
+	assert_int_equal(lcr_srx_init(&rx, &o), 0);
+	uint64_t now_id = lcr_stream_new_id();
+	struct lcr_wire_hdr h = {
+		.type = LCR_WIRE_APPEND_REQ, .len = 10, .stream = now_id, .seq = 1, .frag_count = 1
+	};
+	assert_int_equal(lcr_srx_on_dgram(&rx, &h, payload, ignore_msg, &n), LCR_DROP_NONE);
+	h.stream = UINT64_MAX;
+	assert_int_equal(lcr_srx_on_dgram(&rx, &h, payload, ignore_msg, &n),
+			 LCR_DROP_FUTURE_STREAM);
+	/* Just past the bound (a clock an hour ahead is not tolerated either). */
+	h.stream = lcr_stream_id_max() + (1ull << 24) * 60 * 60 * 1000;
+	assert_int_equal(lcr_srx_on_dgram(&rx, &h, payload, ignore_msg, &n),
+			 LCR_DROP_FUTURE_STREAM);
+	h.stream = now_id;
+	h.seq = LCR_NUMBER_MAX;
+	assert_int_equal(lcr_srx_on_dgram(&rx, &h, payload, ignore_msg, &n), LCR_DROP_SEQ_RANGE);
+	h.stream = now_id + 1;
+	h.seq = UINT64_MAX;
+	assert_int_equal(lcr_srx_on_dgram(&rx, &h, payload, ignore_msg, &n), LCR_DROP_SEQ_RANGE);
+	assert_int_equal(rx.st.future, 4);
+	/* The genuine stream was not left: its next datagram is delivered. */
+	h.stream = now_id;
+	h.seq = 2;
+	assert_int_equal(lcr_srx_on_dgram(&rx, &h, payload, ignore_msg, &n), LCR_DROP_NONE);
+	assert_int_equal(n, 2);
+	/* A newer id within the bound (a clock a minute ahead) is taken up. */
+	h.stream = now_id + (60ull * 1000 << 24);
+	h.seq = 1;
+	assert_int_equal(lcr_srx_on_dgram(&rx, &h, payload, ignore_msg, &n), LCR_DROP_NONE);
+	assert_int_equal(n, 3);
+	lcr_srx_free(&rx);
+}
+
+/*
  * A receiver that restarts while the stream is young (seq within one window)
  * joins it expecting seq 1, which its previous life already acknowledged:
  * it would hold what comes and deliver nothing, for ever. Its acks go below
@@ -434,6 +480,7 @@ int main(void)
 		cmocka_unit_test(test_stream_unreachable_after_tries),
 		cmocka_unit_test(test_stream_window_full_refuses),
 		cmocka_unit_test(test_stream_stale_and_restarts),
+		cmocka_unit_test(test_stream_future_id_and_huge_seq_refused),
 		cmocka_unit_test(test_stream_sack_marks_holes),
 		cmocka_unit_test(test_stream_receiver_restart_early_in_stream),
 	};
