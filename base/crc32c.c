@@ -1,16 +1,29 @@
 /* SPDX-License-Identifier: MIT */
-/* CRC32C: SSE4.2 instruction with a slicing-by-8 fallback (see crc32c.h). */
+/*
+ * CRC32C: SSE4.2 instruction with a slicing-by-8 fallback (see crc32c.h).
+ *
+ * Every lcore thread checksums, so the table and the choice of
+ * implementation are set up once, before any of them can run: at load time
+ * (a constructor), through pthread_once. A call that somehow comes first (from
+ * another library's constructor) takes the same pthread_once, which makes it
+ * wait for the one initialisation; afterwards the check is one acquire load,
+ * a plain load on x86.
+ */
+#include <pthread.h>
 #include <stdbool.h>
 #include <string.h>
 
 #include "crc32c.h"
+#include "lcr_assert.h"
 
 #define POLY 0x82f63b78u /* Castagnoli, reflected */
 
 static uint32_t table[8][256];
-static bool table_ready;
+static bool hw; /* the CPU has SSE4.2's crc32 */
+static bool ready;
+static pthread_once_t once = PTHREAD_ONCE_INIT;
 
-static void table_init(void)
+static void init(void)
 {
 	for (uint32_t i = 0; i < 256; i++) {
 		uint32_t c = i;
@@ -21,15 +34,29 @@ static void table_init(void)
 	for (uint32_t i = 0; i < 256; i++)
 		for (int t = 1; t < 8; t++)
 			table[t][i] = (table[t - 1][i] >> 8) ^ table[0][table[t - 1][i] & 0xff];
-	table_ready = true;
+#if defined(__x86_64__)
+	__builtin_cpu_init(); /* may run before the compiler's own constructor */
+	hw = __builtin_cpu_supports("sse4.2");
+#endif
+	__atomic_store_n(&ready, true, __ATOMIC_RELEASE);
+}
+
+__attribute__((constructor)) static void crc32c_load(void)
+{
+	pthread_once(&once, init);
+}
+
+static inline void ensure_init(void)
+{
+	if (lcr_unlikely(!__atomic_load_n(&ready, __ATOMIC_ACQUIRE)))
+		pthread_once(&once, init);
 }
 
 uint32_t lcr_crc32c_sw(uint32_t crc, const void *buf, size_t len)
 {
 	const unsigned char *p = buf;
 
-	if (!table_ready)
-		table_init();
+	ensure_init();
 	crc = ~crc;
 	while (len >= 8) {
 		uint64_t w;
@@ -68,9 +95,7 @@ __attribute__((target("sse4.2"))) static uint32_t crc32c_hw(uint32_t crc, const 
 
 uint32_t lcr_crc32c(uint32_t crc, const void *buf, size_t len)
 {
-	static int hw = -1;
-	if (hw < 0)
-		hw = __builtin_cpu_supports("sse4.2") ? 1 : 0;
+	ensure_init();
 	return hw ? crc32c_hw(crc, buf, len) : lcr_crc32c_sw(crc, buf, len);
 }
 #else
