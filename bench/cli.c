@@ -2,10 +2,12 @@
 /*
  * lcraft-cli: talk to an lcraft-node cluster's key-value store.
  *
- *   lcraft-cli --config FILE [--group G] [--node N] [--timeout MS] COMMAND
+ *   lcraft-cli --config FILE [--group G] [--node N] [--timeout MS]
+ *              [--expect-value] COMMAND
  *     put KEY VALUE         prints OK
  *     get KEY               prints the value (linearizable read)
- *     cas KEY EXPECTED NEW  prints OK; EXPECTED "" means "KEY is absent"
+ *     cas KEY EXPECTED NEW  prints OK; EXPECTED "" means "KEY is absent",
+ *                           or with --expect-value "KEY holds the empty value"
  *     delete KEY            prints OK
  *     stats                 one JSON line of metrics per node
  *
@@ -29,16 +31,18 @@
 
 #include "client.h"
 #include "config.h"
+#include "kv.h"
 #include "wire.h"
 
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"usage: lcraft-cli --config FILE [--group G] [--node N] [--timeout MS] [-v] "
-		"COMMAND\n"
+		"usage: lcraft-cli --config FILE [--group G] [--node N] [--timeout MS] [-v]\n"
+		"                  [--expect-value] COMMAND\n"
 		"  put KEY VALUE          store VALUE under KEY; prints OK\n"
 		"  get KEY                print KEY's value (linearizable read)\n"
-		"  cas KEY EXPECTED NEW   set KEY to NEW if its value is EXPECTED (\"\": absent)\n"
+		"  cas KEY EXPECTED NEW   set KEY to NEW if its value is EXPECTED (\"\": absent;\n"
+		"                         with --expect-value, \"\" is the empty value)\n"
 		"  delete KEY             remove KEY; prints OK\n"
 		"  stats                  metrics of every node (or of --node), one JSON line "
 		"each\n"
@@ -59,7 +63,7 @@ static int stats(struct lcr_kv_client *c, const struct lcr_app_config *cfg, uint
 					    .op = LCR_CLIENT_STATS };
 		struct lcr_kv_answer a;
 		uint64_t wait = timeout_ms < 1000 ? timeout_ms : 1000;
-		if (lcr_kv_client_exchange(c, id, &r, wait, &a) < 0) {
+		if (lcr_kv_client_exchange(c, id, &r, 0, wait, &a) < 0) {
 			fprintf(stderr, "lcraft-cli: node %u: no answer\n", id);
 			continue;
 		}
@@ -82,6 +86,7 @@ int main(int argc, char **argv)
 		{ "node", required_argument, NULL, 'n' },
 		{ "timeout", required_argument, NULL, 't' },
 		{ "verbose", no_argument, NULL, 'v' },
+		{ "expect-value", no_argument, NULL, 'e' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -90,11 +95,12 @@ int main(int argc, char **argv)
 	const char *path = NULL;
 	unsigned long node = 0, group = 1, timeout_ms = 5000;
 	bool verbose = false;
+	uint8_t flags = 0;
 	int opt;
 
 	/* '+': stop at the first command word, so values may start with '-'
 	 * after it ("put k -1"). */
-	while ((opt = getopt_long(argc, argv, "+c:g:n:t:vh", longopts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, "+c:g:n:t:veh", longopts, NULL)) != -1) {
 		char *end = NULL;
 		unsigned long v = 0;
 		if (optarg) {
@@ -124,6 +130,9 @@ int main(int argc, char **argv)
 			break;
 		case 'v':
 			verbose = true;
+			break;
+		case 'e':
+			flags |= LCR_KV_EXPECT_VALUE;
 			break;
 		case 'h':
 			usage(stdout);
@@ -180,6 +189,11 @@ int main(int argc, char **argv)
 		rc = 2;
 		goto out;
 	}
+	if (flags && r.op != LCR_CLIENT_CAS) {
+		fprintf(stderr, "lcraft-cli: --expect-value goes with cas only\n");
+		rc = 2;
+		goto out;
+	}
 	r.key = (const uint8_t *)args[0];
 	r.key_len = (uint32_t)strlen(args[0]);
 	if (r.key_len == 0 || r.key_len > LCR_CLIENT_KEY_MAX ||
@@ -191,7 +205,7 @@ int main(int argc, char **argv)
 	}
 
 	struct lcr_kv_answer a;
-	int err = lcr_kv_client_call(c, &r, (uint32_t)node, timeout_ms, &a);
+	int err = lcr_kv_client_call(c, &r, flags, (uint32_t)node, timeout_ms, &a);
 	if (err == -ETIMEDOUT) {
 		fprintf(stderr, "lcraft-cli: no answer from the cluster within %lu ms\n",
 			timeout_ms);

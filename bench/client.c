@@ -2,6 +2,7 @@
 /* A client of lcraft-node's key-value service (client.h). */
 #define _GNU_SOURCE
 #include "client.h"
+#include "kv.h"
 
 #include <errno.h>
 #include <netdb.h>
@@ -141,13 +142,15 @@ static int sock_for(struct lcr_kv_client *c, int family)
 }
 
 int lcr_kv_client_exchange(struct lcr_kv_client *c, uint32_t node, const struct lcr_client_req *r,
-			   uint64_t wait_ms, struct lcr_kv_answer *a)
+			   uint8_t flags, uint64_t wait_ms, struct lcr_kv_answer *a)
 {
 	struct target *t = target_of(c, node);
 	int rc;
 
 	if (!t)
 		return -EINVAL;
+	if ((flags & ~LCR_KV_FLAGS_KNOWN) || (flags && r->op != LCR_CLIENT_CAS))
+		return -EMSGSIZE;
 	if (!t->resolved && (rc = resolve(c, t)) < 0)
 		return rc;
 	int fd = sock_for(c, t->family);
@@ -157,9 +160,12 @@ int lcr_kv_client_exchange(struct lcr_kv_client *c, uint32_t node, const struct 
 		lcr_wire_encode_client_req(c->buf + LCR_WIRE_HDR, sizeof(c->buf) - LCR_WIRE_HDR, r);
 	if (n == 0)
 		return -EMSGSIZE;
+	/* The flags byte, which the codec writes as reserved. */
+	c->buf[LCR_WIRE_HDR + LCR_KV_REQ_FLAGS_OFF] = flags;
 	struct lcr_wire_hdr h = { .type = LCR_WIRE_CLIENT_REQ,
 				  .cluster = c->cfg->node.cluster,
 				  .group = c->group,
+				  .to = node,
 				  .len = (uint32_t)n,
 				  .frag_count = 1 };
 	size_t len = lcr_wire_seal(c->buf, &h);
@@ -210,8 +216,8 @@ static void backoff_sleep(uint64_t *ms)
 	*ms = *ms * 2 > 200 ? 200 : *ms * 2;
 }
 
-int lcr_kv_client_call(struct lcr_kv_client *c, const struct lcr_client_req *r, uint32_t first,
-		       uint64_t timeout_ms, struct lcr_kv_answer *a)
+int lcr_kv_client_call(struct lcr_kv_client *c, const struct lcr_client_req *r, uint8_t flags,
+		       uint32_t first, uint64_t timeout_ms, struct lcr_kv_answer *a)
 {
 	uint64_t deadline = mono_ms() + timeout_ms, backoff = 10;
 	struct target *t = target_of(c, first ? first : c->leader);
@@ -227,7 +233,7 @@ int lcr_kv_client_call(struct lcr_kv_client *c, const struct lcr_client_req *r, 
 		if (now >= deadline)
 			return -ETIMEDOUT;
 		uint64_t wait = deadline - now < ROUND_MS ? deadline - now : ROUND_MS;
-		int rc = lcr_kv_client_exchange(c, t->id, r, wait, a);
+		int rc = lcr_kv_client_exchange(c, t->id, r, flags, wait, a);
 		if (rc == -ENOMEM || rc == -EMSGSIZE)
 			return rc;
 		if (rc == 0 && a->status == LCR_CLIENT_NOT_LEADER) {

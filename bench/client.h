@@ -4,12 +4,13 @@
  * "Client protocol"), shared by lcraft-cli and the test and benchmark
  * workloads.
  *
- * One request at a time per client. A request goes to one node; a node that
- * is not the leader names the leader and the request follows it; RETRY
- * answers back off (10 ms doubling to 200 ms); a node silent for a round
+ * One request at a time per client. A request goes to one node, addressed
+ * to it (header `to` = its id); a node that is not the leader names the
+ * leader and the request follows it; RETRY answers back off (10 ms doubling
+ * to 200 ms) and go to the same node again; a node silent for a round
  * (300 ms) is skipped for the next. The request keeps its id across all of
  * that, so the cluster applies a write at most once even when an answer is
- * lost.
+ * lost (as long as the nodes remember this client: kv.h, "Sessions").
  *
  * A client is not thread-safe; use one per thread.
  */
@@ -48,16 +49,18 @@ uint64_t lcr_kv_client_next_id(struct lcr_kv_client *c);
 bool lcr_kv_client_knows(const struct lcr_kv_client *c, uint32_t node);
 
 /*
- * Send `r` (client and id filled in by the caller) until a final answer
- * (OK, NOT_FOUND, CAS_FAILED, ERROR) or `timeout_ms` passes. Starts with
- * node `first` (0: the last leader seen, else one at random). Returns 0 with
- * *a filled, or -ETIMEDOUT.
+ * Send `r` (client and id filled in by the caller) with `flags` (the request's
+ * flags byte: LCR_KV_EXPECT_VALUE for a CAS whose expected value is a value
+ * even when empty, else 0) until a final answer (OK, NOT_FOUND, CAS_FAILED,
+ * ERROR) or `timeout_ms` passes. Starts with node `first` (0: the last leader
+ * seen, else one at random). Returns 0 with *a filled, -ETIMEDOUT, or
+ * -EMSGSIZE (a request the protocol cannot carry).
  */
-int lcr_kv_client_call(struct lcr_kv_client *c, const struct lcr_client_req *r, uint32_t first,
-		       uint64_t timeout_ms, struct lcr_kv_answer *a);
+int lcr_kv_client_call(struct lcr_kv_client *c, const struct lcr_client_req *r, uint8_t flags,
+		       uint32_t first, uint64_t timeout_ms, struct lcr_kv_answer *a);
 
 /* One try with one node: 0 with *a (any status), -ETIMEDOUT, or -errno. */
 int lcr_kv_client_exchange(struct lcr_kv_client *c, uint32_t node, const struct lcr_client_req *r,
-			   uint64_t wait_ms, struct lcr_kv_answer *a);
+			   uint8_t flags, uint64_t wait_ms, struct lcr_kv_answer *a);
 
 #endif /* LCR_BENCH_CLIENT_H */

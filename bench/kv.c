@@ -185,12 +185,14 @@ static void wr64(uint8_t *p, uint64_t v)
 	wr32(p + 4, (uint32_t)(v >> 32));
 }
 
-size_t lcr_kv_encode(void *buf, size_t cap, const struct lcr_client_req *r)
+size_t lcr_kv_encode(void *buf, size_t cap, const struct lcr_client_req *r, uint8_t flags)
 {
 	uint8_t *p = buf;
 	uint32_t vl = r->value_len, el = r->expect_len;
 
 	if (r->op != LCR_CLIENT_PUT && r->op != LCR_CLIENT_CAS && r->op != LCR_CLIENT_DELETE)
+		return 0;
+	if ((flags & ~LCR_KV_FLAGS_KNOWN) || (flags && r->op != LCR_CLIENT_CAS))
 		return 0;
 	if (r->key_len == 0 || r->key_len > LCR_CLIENT_KEY_MAX || vl > LCR_CLIENT_VALUE_MAX ||
 	    el > LCR_CLIENT_VALUE_MAX)
@@ -204,6 +206,7 @@ size_t lcr_kv_encode(void *buf, size_t cap, const struct lcr_client_req *r)
 		return 0;
 	memset(p, 0, LCR_KV_CMD_HDR);
 	p[0] = r->op;
+	p[1] = flags;
 	wr32(p + 4, r->key_len);
 	wr32(p + 8, vl);
 	wr32(p + 12, el);
@@ -237,40 +240,72 @@ static struct session *session_of(struct lcr_kv *kv, uint64_t client)
 	return victim;
 }
 
+/* A result that is ERROR, with why (enum lcr_kv_error). */
+static void result_error(uint8_t *out, uint32_t *out_len, uint8_t why)
+{
+	out[0] = LCR_CLIENT_ERROR;
+	out[1] = why;
+	*out_len = 2;
+}
+
+/* Whether CAS finds what it expects: see kv.h for the meaning of the flag. */
+static bool cas_matches(const struct lcr_kv *kv, const uint8_t *key, uint32_t kl,
+			const uint8_t *expect, uint32_t el, uint8_t flags, bool *found)
+{
+	const uint8_t *cur;
+	uint32_t cl;
+
+	*found = lcr_kv_get(kv, key, kl, &cur, &cl);
+	if (el == 0 && !(flags & LCR_KV_EXPECT_VALUE))
+		return !*found;
+	return *found && cl == el && memcmp(cur, expect, el) == 0;
+}
+
 void lcr_kv_apply(void *ctx, const struct lcr_entry *e, void *out, uint32_t *out_len)
 {
 	struct lcr_kv *kv = ctx;
 	const uint8_t *p = e->data;
-	uint8_t status = LCR_CLIENT_ERROR;
+	uint8_t *res = out, status = LCR_CLIENT_ERROR;
 
 	kv->st.applied++;
 	*out_len = 1;
 	if (e->len < LCR_KV_CMD_HDR) {
 		kv->st.malformed++;
-		*(uint8_t *)out = status;
+		result_error(res, out_len, LCR_KV_ERR_MALFORMED);
 		return;
 	}
+	uint8_t op = p[0], flags = p[1];
 	uint32_t kl = rd32(p + 4), vl = rd32(p + 8), el = rd32(p + 12);
 	uint64_t client = rd64(p + 16), id = rd64(p + 24);
 	if (kl == 0 || kl > LCR_CLIENT_KEY_MAX || vl > LCR_CLIENT_VALUE_MAX ||
-	    el > LCR_CLIENT_VALUE_MAX || (uint64_t)LCR_KV_CMD_HDR + kl + vl + el != e->len) {
+	    el > LCR_CLIENT_VALUE_MAX || (uint64_t)LCR_KV_CMD_HDR + kl + vl + el != e->len ||
+	    (op != LCR_CLIENT_PUT && op != LCR_CLIENT_CAS && op != LCR_CLIENT_DELETE) ||
+	    (flags & ~LCR_KV_FLAGS_KNOWN) || (flags && op != LCR_CLIENT_CAS)) {
 		kv->st.malformed++;
-		*(uint8_t *)out = status;
+		result_error(res, out_len, LCR_KV_ERR_MALFORMED);
 		return;
 	}
 	const uint8_t *key = p + LCR_KV_CMD_HDR, *value = key + kl, *expect = value + vl;
 
 	/* At most once per request: a retry of the latest one gets its outcome;
-	 * an older one than that is stale (the client moved on). */
+	 * an older one than that is stale (the client moved on) and is not
+	 * applied: whether an earlier copy of it was is no longer known. */
 	struct session *s = client ? session_of(kv, client) : NULL;
 	if (s && s->last_id != 0 && id <= s->last_id) {
-		kv->st.duplicates++;
-		*(uint8_t *)out = id == s->last_id ? s->status : LCR_CLIENT_ERROR;
 		s->used = kv->st.applied;
+		if (id == s->last_id) {
+			kv->st.duplicates++;
+			res[0] = s->status;
+			return;
+		}
+		kv->st.stale++;
+		result_error(res, out_len, LCR_KV_ERR_STALE);
+		wr64(res + 2, s->last_id);
+		*out_len = LCR_KV_RESULT_MAX;
 		return;
 	}
-	bool ok = true;
-	switch (p[0]) {
+	bool ok = true, found;
+	switch (op) {
 	case LCR_CLIENT_PUT:
 		ok = put(kv, key, kl, value, vl);
 		status = LCR_CLIENT_OK;
@@ -280,13 +315,8 @@ void lcr_kv_apply(void *ctx, const struct lcr_entry *e, void *out, uint32_t *out
 		status = del(kv, key, kl) ? LCR_CLIENT_OK : LCR_CLIENT_NOT_FOUND;
 		kv->st.deletes++;
 		break;
-	case LCR_CLIENT_CAS: {
-		const uint8_t *cur;
-		uint32_t cl;
-		bool found = lcr_kv_get(kv, key, kl, &cur, &cl);
-		/* An empty expected value means "the key is absent". */
-		bool match = el == 0 ? !found : found && cl == el && memcmp(cur, expect, el) == 0;
-		if (match) {
+	default: /* LCR_CLIENT_CAS */
+		if (cas_matches(kv, key, kl, expect, el, flags, &found)) {
 			ok = put(kv, key, kl, value, vl);
 			status = LCR_CLIENT_OK;
 			kv->st.cas_ok++;
@@ -294,10 +324,6 @@ void lcr_kv_apply(void *ctx, const struct lcr_entry *e, void *out, uint32_t *out
 			status = found ? LCR_CLIENT_CAS_FAILED : LCR_CLIENT_NOT_FOUND;
 			kv->st.cas_failed++;
 		}
-		break;
-	}
-	default:
-		kv->st.malformed++;
 		break;
 	}
 	if (!ok) {
@@ -312,7 +338,7 @@ void lcr_kv_apply(void *ctx, const struct lcr_entry *e, void *out, uint32_t *out
 		s->status = status;
 		s->used = kv->st.applied;
 	}
-	*(uint8_t *)out = status;
+	res[0] = status;
 }
 
 void lcr_kv_stats(const struct lcr_kv *kv, struct lcr_kv_stats *st)

@@ -12,13 +12,27 @@
  *
  *   offset size
  *   0      1    op (LCR_CLIENT_PUT, _CAS, _DELETE)
- *   1      3    reserved, 0
+ *   1      1    flags: LCR_KV_EXPECT_VALUE (CAS only); 0 in entries written
+ *               before the flag existed, which keep their meaning
+ *   2      2    reserved, 0
  *   4      4    key_len
  *   8      4    value_len
  *   12     4    expect_len (CAS)
  *   16     8    client id
  *   24     8    request id
  *   32     ...  key, value, expect
+ *
+ * CAS compares the key's current value with the expected one: with
+ * LCR_KV_EXPECT_VALUE the key must be present and hold exactly `expect`
+ * (which may be empty); without it an empty `expect` means "the key is
+ * absent" and a non-empty one "present and equal".
+ *
+ * Sessions: one per client id (0: none, no deduplication), in 1,024 sets of
+ * 8 ways by a hash of the id; a client new to a full set replaces that set's
+ * least recently active one, which is then forgotten (every replica forgets
+ * the same one: the choice depends on the log alone). A request id above the
+ * session's last is applied; the last one again is answered with its stored
+ * outcome; an older one is answered ERROR (LCR_KV_ERR_STALE) and not applied.
  *
  * Only the owning lcore touches a kv (no locks).
  */
@@ -34,13 +48,38 @@
 
 #define LCR_KV_CMD_HDR 32
 
+/*
+ * CAS: `expect` is a value the key must hold, even when empty (else an empty
+ * `expect` means "absent"). The same bit in the client request's flags byte
+ * (CLIENT_REQ byte 17, docs/wire-protocol.md) and in the command (byte 1).
+ */
+#define LCR_KV_EXPECT_VALUE 0x01
+#define LCR_KV_FLAGS_KNOWN  LCR_KV_EXPECT_VALUE
+
+/* Where a CLIENT_REQ payload keeps its flags byte (the codec in dpdk-net/wire.c
+ * reads it as reserved: lcraft-node takes it out before decoding). */
+#define LCR_KV_REQ_FLAGS_OFF 17
+
+/*
+ * The result of applying a command (lcr_kv_apply's `out`): byte 0 the client
+ * status (enum lcr_client_status). When it is ERROR, byte 1 says why (enum
+ * lcr_kv_error) and, for LCR_KV_ERR_STALE, bytes 2..9 hold the client's last
+ * applied request id (little-endian).
+ */
+enum lcr_kv_error {
+	LCR_KV_ERR_MALFORMED = 1, /* the entry is not a command: nothing changed */
+	LCR_KV_ERR_STALE = 2,	  /* request id below the client's last: not applied */
+};
+#define LCR_KV_RESULT_MAX 10
+
 struct lcr_kv;
 
 /* Counters, for metrics. */
 struct lcr_kv_stats {
 	uint64_t keys, bytes; /* live keys and their key + value bytes */
 	uint64_t applied, puts, cas_ok, cas_failed, deletes;
-	uint64_t duplicates; /* retried requests answered from the session table */
+	uint64_t duplicates; /* resends of a client's last request, answered from its session */
+	uint64_t stale;	     /* requests older than their client's last (answered ERROR) */
 	uint64_t malformed;  /* entries that are not commands (answered ERROR) */
 	uint64_t sessions;
 };
@@ -49,17 +88,18 @@ struct lcr_kv *lcr_kv_new(void);
 void lcr_kv_free(struct lcr_kv *kv);
 
 /*
- * Encode a write into `buf` (cap bytes). Returns its length, or 0 if the op
- * is not a write or a field is over its limit.
+ * Encode a write into `buf` (cap bytes) with `flags` (LCR_KV_EXPECT_VALUE, CAS
+ * only). Returns its length, or 0 if the op is not a write, a field is over
+ * its limit, the key is empty or the flags do not fit the op.
  */
-size_t lcr_kv_encode(void *buf, size_t cap, const struct lcr_client_req *r);
+size_t lcr_kv_encode(void *buf, size_t cap, const struct lcr_client_req *r, uint8_t flags);
 
 /*
  * The lcr_sm_ops.apply callback: apply one committed entry. The result
- * (`out`, 1 byte) is the client status (enum lcr_client_status); a CAS that
- * failed is answered with the value current at that point, which the caller
- * reads with lcr_kv_get() inside its completion (it runs right after this
- * entry is applied, before the next).
+ * (`out`, at most LCR_KV_RESULT_MAX bytes, layout above) starts with the
+ * client status; a CAS that failed is answered with the value current at
+ * that point, which the caller reads with lcr_kv_get() inside its completion
+ * (it runs right after this entry is applied, before the next).
  */
 void lcr_kv_apply(void *kv, const struct lcr_entry *e, void *out, uint32_t *out_len);
 

@@ -15,6 +15,13 @@
  * leader; reads are linearizable (read_policy); other nodes answer
  * NOT_LEADER with the leader they know.
  *
+ * Nothing a client sends is trusted: lcore 0 checks every datagram in the
+ * order docs/wire-protocol.md lists the rules, drops what breaks one and
+ * counts it under its reason (enum client_drop, "client"."drops" in the
+ * metrics), and answers ERROR, counted under "client"."refused", to a
+ * well-formed request it will not serve (misaddressed, no such group, no
+ * key, ids a write cannot be deduplicated by).
+ *
  * SIGTERM or SIGINT stops the lcores; the node closes its logs and sockets
  * and exits 0. jemalloc is the allocator (linked in); its allocated and
  * resident bytes are in the metrics.
@@ -35,15 +42,86 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "config.h"
 #include "kv.h"
+#include "lcr_assert.h"
 #include "lcraft.h"
 #include "wire.h"
 
 #define RX_BURST 64
+
+/* The fixed part of a CLIENT_REQ payload (docs/wire-protocol.md). */
+#define REQ_FIXED 32
+
+/*
+ * Why a client datagram was dropped (no answer), one metrics counter each,
+ * in the order of the checks. The first ten are the codec's header rules
+ * (lcr_wire_open_client); then ours.
+ */
+enum client_drop {
+	CD_SHORT,	   /* under the 56-byte header */
+	CD_OVERSIZED,	   /* over 65,507 bytes: more than the receive buffer holds */
+	CD_MAGIC,	   /* not "LCRW" */
+	CD_VERSION,	   /* not version 1 */
+	CD_LENGTH,	   /* header's payload length is not the datagram's */
+	CD_CHECKSUM,	   /* CRC32C mismatch */
+	CD_CLUSTER,	   /* another cluster's */
+	CD_TYPE,	   /* not CLIENT_REQ */
+	CD_MALFORMED,	   /* unknown header flags; on a stream; fragmented */
+	CD_FRAGMENT,	   /* fragment count 0, index >= count, fragments off a stream */
+	CD_FROM,	   /* `from` is not 0: a node's datagram, not a client's */
+	CD_PAYLOAD_LENGTH, /* payload not 32 + key_len + value_len + expect_len bytes */
+	CD_OP,		   /* op not 1..5 */
+	CD_FLAGS,	   /* unknown flag bits, or a flag the op does not take */
+	CD_RESERVED,	   /* payload bytes 18..19 not 0 */
+	CD_TOO_LONG,	   /* key over 1,024 bytes, value or expect over 8,192 */
+	CD_UNUSED_FIELD,   /* a field the op does not use is not empty */
+	CD_NO_MEMORY,	   /* no memory to hold the request */
+	CD_RCVBUF_FULL,	   /* dropped by the kernel, the socket's queue full (SO_RXQ_OVFL) */
+	CD_N
+};
+
+static const char *const client_drop_name[CD_N] = {
+	[CD_SHORT] = "short",
+	[CD_OVERSIZED] = "oversized",
+	[CD_MAGIC] = "magic",
+	[CD_VERSION] = "version",
+	[CD_LENGTH] = "length",
+	[CD_CHECKSUM] = "checksum",
+	[CD_CLUSTER] = "cluster",
+	[CD_TYPE] = "type",
+	[CD_MALFORMED] = "malformed",
+	[CD_FRAGMENT] = "fragment",
+	[CD_FROM] = "from",
+	[CD_PAYLOAD_LENGTH] = "payload_length",
+	[CD_OP] = "op",
+	[CD_FLAGS] = "flags",
+	[CD_RESERVED] = "reserved",
+	[CD_TOO_LONG] = "too_long",
+	[CD_UNUSED_FIELD] = "unused_field",
+	[CD_NO_MEMORY] = "no_memory",
+	[CD_RCVBUF_FULL] = "rcvbuf_full",
+};
+
+/* Why a well-formed request was answered ERROR before it reached a group. */
+enum client_refusal {
+	CR_NOT_FOR_US, /* `to` is neither 0 nor this node */
+	CR_NO_GROUP,   /* a group this node does not run */
+	CR_KEY,	       /* PUT, GET, CAS or DELETE with an empty key */
+	CR_IDS,	       /* a write with client id 0 or request id 0 */
+	CR_N
+};
+
+static const char *const client_refusal_name[CR_N] = {
+	[CR_NOT_FOR_US] = "not_for_us",
+	[CR_NO_GROUP] = "no_group",
+	[CR_KEY] = "key",
+	[CR_IDS] = "ids",
+};
 
 struct grp {
 	uint32_t id;
@@ -59,17 +137,23 @@ struct server {
 	uint32_t n_groups;
 	int fd; /* the client socket, shared by every lcore for sending */
 	uint64_t started_ns;
-	uint8_t *rx; /* lcore 0's receive buffer */
-	_Atomic uint64_t rx_dgrams, rx_dropped, tx_dgrams, tx_errors;
+	uint8_t *rx; /* lcore 0's receive buffer, LCR_WIRE_CLIENT_DGRAM_MAX bytes */
+	_Atomic uint64_t rx_dgrams, tx_dgrams, tx_errors;
+	/* Written and read on lcore 0 alone (the client socket's and STATS'). */
+	uint64_t drops[CD_N];	/* datagrams dropped, by reason */
+	uint64_t refused[CR_N]; /* requests answered ERROR before a group, by reason */
+	uint32_t rxq_ovfl_seen; /* the kernel's SO_RXQ_OVFL count when last read */
 };
 
 /* A request in flight: its bytes, where to answer. */
 struct req {
 	struct server *srv;
-	struct grp *grp;
+	struct grp *grp; /* NULL until the group is known good */
 	struct sockaddr_storage addr;
 	socklen_t addr_len;
 	struct lcr_client_req r;
+	uint32_t group; /* the request header's group, echoed in the answer */
+	uint8_t flags;	/* CLIENT_REQ byte 17: LCR_KV_EXPECT_VALUE */
 	uint32_t len;
 	uint8_t buf[]; /* the request payload; r's pointers point here */
 };
@@ -81,6 +165,15 @@ static uint64_t mono_ns(void)
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* A little-endian integer of n bytes (wire and log formats). */
+static uint64_t get_le(const uint8_t *p, unsigned n)
+{
+	uint64_t v = 0;
+	for (unsigned i = 0; i < n; i++)
+		v |= (uint64_t)p[i] << (8 * i);
+	return v;
 }
 
 static void say(const struct server *s, const char *event, const char *fmt, ...)
@@ -133,7 +226,7 @@ static void respond(struct req *q, uint8_t status, uint32_t leader, const void *
 	}
 	struct lcr_wire_hdr h = { .type = LCR_WIRE_CLIENT_RESP,
 				  .cluster = s->cfg.node.cluster,
-				  .group = q->grp ? q->grp->id : 0,
+				  .group = q->group,
 				  .from = s->cfg.self,
 				  .to = 0,
 				  .len = (uint32_t)n,
@@ -169,7 +262,8 @@ static void respond_err(struct req *q, int err, uint32_t leader)
 		break;
 	case LCR_ESTOPPED:
 		respond_msg(q, LCR_CLIENT_ERROR,
-			    "this replica stopped after a storage error; ask another node");
+			    "this replica stopped (a storage error, or it is shutting down): not "
+			    "served; ask another node");
 		break;
 	default:
 		respond_msg(q, LCR_CLIENT_ERROR, lcr_strerror(err));
@@ -179,14 +273,46 @@ static void respond_err(struct req *q, int err, uint32_t leader)
 
 /* ---- requests, on the group's lcore --------------------------------------------- */
 
+/* The state machine answered ERROR (kv.h says how it says why). */
+static void respond_kv_error(struct req *q, const uint8_t *res, uint32_t len)
+{
+	char msg[200];
+
+	if (len >= LCR_KV_RESULT_MAX && res[1] == LCR_KV_ERR_STALE) {
+		snprintf(msg, sizeof(msg),
+			 "request id %llu is older than the last applied %llu for this client: not "
+			 "applied (a client's request ids must rise)",
+			 (unsigned long long)q->r.id, (unsigned long long)get_le(res + 2, 8));
+		respond_msg(q, LCR_CLIENT_ERROR, msg);
+		return;
+	}
+	respond_msg(q, LCR_CLIENT_ERROR,
+		    "the log entry is not a command this node can apply: not applied");
+}
+
 static void written(void *ctx, int err, uint32_t leader, const void *result, uint32_t len)
 {
 	struct req *q = ctx;
+	const uint8_t *res = result;
+
+	if (err == -LCR_ESTOPPED) {
+		/* The entry may have reached other replicas before this one
+		 * stopped, and commit there. */
+		respond_msg(q, LCR_CLIENT_ERROR,
+			    "this replica stopped (a storage error, or it is shutting down) after "
+			    "taking the write: it may or may not be applied; resend it, with the "
+			    "same request id, to another node");
+		return;
+	}
 	if (err) {
 		respond_err(q, err, leader);
 		return;
 	}
-	uint8_t status = len >= 1 ? *(const uint8_t *)result : LCR_CLIENT_ERROR;
+	if (len < 1 || res[0] == LCR_CLIENT_ERROR) {
+		respond_kv_error(q, res, len);
+		return;
+	}
+	uint8_t status = res[0];
 	const uint8_t *v = NULL;
 	uint32_t vl = 0;
 	/* Runs right after the entry was applied: the value now is the one
@@ -232,9 +358,10 @@ static void handle(struct req *q)
 	}
 	static _Thread_local uint8_t
 		cmd[LCR_KV_CMD_HDR + LCR_CLIENT_KEY_MAX + 2 * LCR_CLIENT_VALUE_MAX];
-	size_t n = lcr_kv_encode(cmd, sizeof(cmd), &q->r);
-	if (n == 0) {
-		respond_msg(q, LCR_CLIENT_ERROR, "a write needs a key of 1..1024 bytes");
+	size_t n = lcr_kv_encode(cmd, sizeof(cmd), &q->r, q->flags);
+	if (n == 0) { /* dispatch() lets only writes it takes through */
+		respond_msg(q, LCR_CLIENT_ERROR,
+			    "this node could not encode the write: not applied");
 		return;
 	}
 	rc = lcr_propose(g->g, cmd, (uint32_t)n, written, q);
@@ -258,6 +385,33 @@ static size_t jemalloc_stat(const char *name)
 	return v;
 }
 
+/* The client port's counters as a JSON object: bytes written (cap is ample). */
+static size_t client_json(const struct server *s, char *buf, size_t cap)
+{
+	uint64_t dropped = 0;
+	size_t o = 0;
+
+	for (int i = 0; i < CD_N; i++)
+		dropped += s->drops[i];
+	o += (size_t)snprintf(buf + o, cap - o,
+			      "{\"rx\":%llu,\"dropped\":%llu,\"tx\":%llu,\"tx_errors\":%llu,"
+			      "\"drops\":{",
+			      (unsigned long long)atomic_load(&s->rx_dgrams),
+			      (unsigned long long)dropped,
+			      (unsigned long long)atomic_load(&s->tx_dgrams),
+			      (unsigned long long)atomic_load(&s->tx_errors));
+	for (int i = 0; i < CD_N && o < cap; i++)
+		o += (size_t)snprintf(buf + o, cap - o, "%s\"%s\":%llu", i ? "," : "",
+				      client_drop_name[i], (unsigned long long)s->drops[i]);
+	o += (size_t)snprintf(buf + o, cap - o, "},\"refused\":{");
+	for (int i = 0; i < CR_N && o < cap; i++)
+		o += (size_t)snprintf(buf + o, cap - o, "%s\"%s\":%llu", i ? "," : "",
+				      client_refusal_name[i], (unsigned long long)s->refused[i]);
+	o += (size_t)snprintf(buf + o, cap - o, "}}");
+	LCR_ASSERT(o < cap);
+	return o;
+}
+
 static void stats(struct req *q)
 {
 	struct server *s = q->srv;
@@ -277,30 +431,28 @@ static void stats(struct req *q)
 	int k = snprintf(buf, cap,
 			 "{\"node\":%u,\"uptime_s\":%.3f,\"allocator\":{\"name\":\"jemalloc\","
 			 "\"allocated\":%zu,\"active\":%zu,\"resident\":%zu,\"mapped\":%zu},"
-			 "\"cpu_user_s\":%.3f,\"cpu_sys_s\":%.3f,\"client\":{\"rx\":%llu,"
-			 "\"dropped\":%llu,\"tx\":%llu,\"tx_errors\":%llu},\"kv\":[",
+			 "\"cpu_user_s\":%.3f,\"cpu_sys_s\":%.3f,\"client\":",
 			 s->cfg.self, (double)(mono_ns() - s->started_ns) / 1e9,
 			 jemalloc_stat("stats.allocated"), jemalloc_stat("stats.active"),
 			 jemalloc_stat("stats.resident"), jemalloc_stat("stats.mapped"),
 			 (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6,
-			 (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6,
-			 (unsigned long long)atomic_load(&s->rx_dgrams),
-			 (unsigned long long)atomic_load(&s->rx_dropped),
-			 (unsigned long long)atomic_load(&s->tx_dgrams),
-			 (unsigned long long)atomic_load(&s->tx_errors));
+			 (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6);
 	o = (size_t)k;
+	o += client_json(s, buf + o, cap - o);
+	o += (size_t)snprintf(buf + o, cap - o, ",\"kv\":[");
 	for (uint32_t i = 0; i < s->n_groups && o < cap; i++) {
 		struct lcr_kv_stats ks;
 		lcr_kv_stats(s->groups[i].kv, &ks);
 		k = snprintf(buf + o, cap - o,
 			     "%s{\"group\":%u,\"keys\":%llu,\"bytes\":%llu,\"puts\":%llu,"
 			     "\"cas_ok\":%llu,\"cas_failed\":%llu,\"deletes\":%llu,"
-			     "\"duplicates\":%llu,\"malformed\":%llu,\"requests\":%llu}",
+			     "\"duplicates\":%llu,\"stale\":%llu,\"malformed\":%llu,"
+			     "\"requests\":%llu}",
 			     i ? "," : "", s->groups[i].id, (unsigned long long)ks.keys,
 			     (unsigned long long)ks.bytes, (unsigned long long)ks.puts,
 			     (unsigned long long)ks.cas_ok, (unsigned long long)ks.cas_failed,
 			     (unsigned long long)ks.deletes, (unsigned long long)ks.duplicates,
-			     (unsigned long long)ks.malformed,
+			     (unsigned long long)ks.stale, (unsigned long long)ks.malformed,
 			     (unsigned long long)s->groups[i].requests);
 		o += (size_t)k;
 	}
@@ -322,39 +474,156 @@ static void stats(struct req *q)
 
 /* ---- the client socket (lcore 0) ------------------------------------------------ */
 
+/* A refusal of the header codec, as our counter. */
+static enum client_drop wire_drop(uint32_t why)
+{
+	switch (why) {
+	case LCR_DROP_SHORT:
+		return CD_SHORT;
+	case LCR_DROP_OVERSIZED:
+		return CD_OVERSIZED;
+	case LCR_DROP_MAGIC:
+		return CD_MAGIC;
+	case LCR_DROP_VERSION:
+		return CD_VERSION;
+	case LCR_DROP_LENGTH:
+		return CD_LENGTH;
+	case LCR_DROP_CHECKSUM:
+		return CD_CHECKSUM;
+	case LCR_DROP_CLUSTER:
+		return CD_CLUSTER;
+	case LCR_DROP_TYPE:
+		return CD_TYPE;
+	case LCR_DROP_FRAGMENT:
+		return CD_FRAGMENT;
+	default:
+		return CD_MALFORMED;
+	}
+}
+
+/*
+ * Check a CLIENT_REQ payload against the rules of docs/wire-protocol.md, in
+ * their order, and take its flags byte (17), which the codec
+ * (lcr_wire_decode_client_req) still reads as reserved. Every length is
+ * bounded before it is added up. Returns CD_N if the payload is good.
+ */
+static enum client_drop req_check(const uint8_t *p, size_t len, uint8_t *flags)
+{
+	if (len < REQ_FIXED)
+		return CD_PAYLOAD_LENGTH;
+	uint8_t op = p[16];
+	if (op < LCR_CLIENT_PUT || op > LCR_CLIENT_STATS)
+		return CD_OP;
+	*flags = p[LCR_KV_REQ_FLAGS_OFF];
+	if ((*flags & ~LCR_KV_FLAGS_KNOWN) || (*flags && op != LCR_CLIENT_CAS))
+		return CD_FLAGS;
+	if (p[18] || p[19])
+		return CD_RESERVED;
+	uint64_t kl = get_le(p + 20, 4), vl = get_le(p + 24, 4), el = get_le(p + 28, 4);
+	if (kl > LCR_CLIENT_KEY_MAX || vl > LCR_CLIENT_VALUE_MAX || el > LCR_CLIENT_VALUE_MAX)
+		return CD_TOO_LONG;
+	if ((vl && op != LCR_CLIENT_PUT && op != LCR_CLIENT_CAS) || (el && op != LCR_CLIENT_CAS) ||
+	    (kl && op == LCR_CLIENT_STATS))
+		return CD_UNUSED_FIELD;
+	if (REQ_FIXED + kl + vl + el != len)
+		return CD_PAYLOAD_LENGTH;
+	return CD_N;
+}
+
+/* Answer ERROR with `msg`, counted under `why`. */
+static void refuse(struct req *q, enum client_refusal why, const char *msg)
+{
+	q->srv->refused[why]++;
+	respond_msg(q, LCR_CLIENT_ERROR, msg);
+}
+
+/*
+ * The checks of a well-formed request that the client hears about, in the
+ * order docs/wire-protocol.md lists them: true if q may go on, false if it
+ * was answered ERROR (nothing applied).
+ */
+static bool admit(struct server *s, struct req *q, uint32_t to)
+{
+	const struct lcr_client_req *r = &q->r;
+	char msg[128];
+
+	if (to != 0 && to != s->cfg.self) {
+		snprintf(msg, sizeof(msg),
+			 "addressed to node %u, but this is node %u: not served (to is 0 or the "
+			 "receiving node)",
+			 to, s->cfg.self);
+		refuse(q, CR_NOT_FOR_US, msg);
+		return false;
+	}
+	if (r->op == LCR_CLIENT_STATS)
+		return true; /* about the whole node: any group */
+	if (q->group == 0 || q->group > s->n_groups) {
+		snprintf(msg, sizeof(msg), "no group %u here (groups 1..%u)", q->group,
+			 s->n_groups);
+		refuse(q, CR_NO_GROUP, msg);
+		return false;
+	}
+	if (r->key_len == 0) {
+		refuse(q, CR_KEY, "a key is 1..1024 bytes; this one is empty");
+		return false;
+	}
+	if (r->op != LCR_CLIENT_GET && (r->client == 0 || r->id == 0)) {
+		refuse(q, CR_IDS,
+		       "a write needs a non-zero client id and a non-zero request id (they make "
+		       "it at most once)");
+		return false;
+	}
+	return true;
+}
+
 static void dispatch(struct server *s, const uint8_t *d, size_t len,
 		     const struct sockaddr_storage *from, socklen_t from_len)
 {
 	struct lcr_wire_hdr h;
-	if (lcr_wire_open_client(d, len, s->cfg.node.cluster, &h) != LCR_DROP_NONE ||
-	    h.type != LCR_WIRE_CLIENT_REQ) {
-		atomic_fetch_add(&s->rx_dropped, 1);
+	uint32_t why = lcr_wire_open_client(d, len, s->cfg.node.cluster, &h);
+	if (why != LCR_DROP_NONE) {
+		s->drops[wire_drop(why)]++;
+		return;
+	}
+	if (h.type != LCR_WIRE_CLIENT_REQ) {
+		s->drops[CD_TYPE]++; /* a CLIENT_RESP */
+		return;
+	}
+	if (h.from != 0) {
+		s->drops[CD_FROM]++;
+		return;
+	}
+	uint8_t flags = 0;
+	enum client_drop bad = req_check(d + LCR_WIRE_HDR, h.len, &flags);
+	if (bad != CD_N) {
+		s->drops[bad]++;
 		return;
 	}
 	struct req *q = malloc(sizeof(*q) + h.len);
 	if (!q) {
-		atomic_fetch_add(&s->rx_dropped, 1);
+		s->drops[CD_NO_MEMORY]++;
 		return;
 	}
 	memset(q, 0, sizeof(*q));
 	q->srv = s;
 	q->len = h.len;
+	q->group = h.group;
+	q->flags = flags;
 	memcpy(q->buf, d + LCR_WIRE_HDR, h.len);
+	q->buf[LCR_KV_REQ_FLAGS_OFF] = 0; /* taken: the codec wants a reserved 0 there */
 	memcpy(&q->addr, from, from_len);
 	q->addr_len = from_len;
+	/* req_check() checks what the codec does; should they ever disagree,
+	 * the codec's word is final (input is counted, never asserted). */
 	if (lcr_wire_decode_client_req(q->buf, q->len, &q->r) != LCR_DROP_NONE) {
-		atomic_fetch_add(&s->rx_dropped, 1);
+		s->drops[CD_MALFORMED]++;
 		free(q);
 		return;
 	}
+	if (!admit(s, q, h.to))
+		return;
 	if (q->r.op == LCR_CLIENT_STATS) {
 		stats(q);
-		return;
-	}
-	if (h.group == 0 || h.group > s->n_groups) {
-		char msg[96];
-		snprintf(msg, sizeof(msg), "no group %u here (groups 1..%u)", h.group, s->n_groups);
-		respond_msg(q, LCR_CLIENT_ERROR, msg);
 		return;
 	}
 	q->grp = &s->groups[h.group - 1];
@@ -367,6 +636,20 @@ static void dispatch(struct server *s, const uint8_t *d, size_t len,
 		respond(q, LCR_CLIENT_RETRY, 0, NULL, 0);
 }
 
+/* The kernel's count of datagrams it dropped on this socket (SO_RXQ_OVFL),
+ * which comes with a datagram once it is not 0. */
+static void rxq_overflow(struct server *s, struct msghdr *mh)
+{
+	for (struct cmsghdr *c = CMSG_FIRSTHDR(mh); c; c = CMSG_NXTHDR(mh, c)) {
+		if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SO_RXQ_OVFL)
+			continue;
+		uint32_t n;
+		memcpy(&n, CMSG_DATA(c), sizeof(n));
+		s->drops[CD_RCVBUF_FULL] += (uint32_t)(n - s->rxq_ovfl_seen); /* wraps */
+		s->rxq_ovfl_seen = n;
+	}
+}
+
 static bool client_poll(struct lcr_node *n, uint32_t lcore, void *ctx, uint64_t now)
 {
 	struct server *s = ctx;
@@ -377,14 +660,29 @@ static bool client_poll(struct lcr_node *n, uint32_t lcore, void *ctx, uint64_t 
 
 	for (int i = 0; i < RX_BURST; i++) {
 		struct sockaddr_storage from;
-		socklen_t from_len = sizeof(from);
-		ssize_t k = recvfrom(s->fd, s->rx, LCR_WIRE_CLIENT_DGRAM_MAX + 1, MSG_DONTWAIT,
-				     (struct sockaddr *)&from, &from_len);
+		union {
+			char buf[CMSG_SPACE(sizeof(uint32_t))];
+			struct cmsghdr align;
+		} ctl;
+		struct iovec iov = { .iov_base = s->rx, .iov_len = LCR_WIRE_CLIENT_DGRAM_MAX };
+		struct msghdr mh = { .msg_name = &from,
+				     .msg_namelen = sizeof(from),
+				     .msg_iov = &iov,
+				     .msg_iovlen = 1,
+				     .msg_control = ctl.buf,
+				     .msg_controllen = sizeof(ctl.buf) };
+		/* MSG_TRUNC: the real size of a datagram the buffer cut short. */
+		ssize_t k = recvmsg(s->fd, &mh, MSG_DONTWAIT | MSG_TRUNC);
 		if (k < 0)
 			break;
 		atomic_fetch_add(&s->rx_dgrams, 1);
-		dispatch(s, s->rx, (size_t)k, &from, from_len);
+		rxq_overflow(s, &mh);
 		work = true;
+		if ((mh.msg_flags & MSG_TRUNC) || (size_t)k > LCR_WIRE_CLIENT_DGRAM_MAX) {
+			s->drops[CD_OVERSIZED]++;
+			continue;
+		}
+		dispatch(s, s->rx, (size_t)k, &from, mh.msg_namelen);
 	}
 	return work;
 }
@@ -415,8 +713,9 @@ static int client_socket(struct server *s, char *why, size_t why_len)
 		return rc;
 	}
 	freeaddrinfo(ai);
-	int big = 4 << 20;
+	int big = 4 << 20, one = 1;
 	setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &big, sizeof(big));
+	setsockopt(fd, SOL_SOCKET, SO_RXQ_OVFL, &one, sizeof(one));
 	setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &big, sizeof(big));
 	s->fd = fd;
 	return 0;
@@ -509,7 +808,7 @@ int main(int argc, char **argv)
 	}
 	srv.n_groups = srv.cfg.groups;
 	srv.groups = calloc(srv.n_groups, sizeof(*srv.groups));
-	srv.rx = malloc(LCR_WIRE_CLIENT_DGRAM_MAX + 1);
+	srv.rx = malloc(LCR_WIRE_CLIENT_DGRAM_MAX);
 	if (!srv.groups || !srv.rx) {
 		say(&srv, "error", "out of memory");
 		return 1;
