@@ -99,8 +99,12 @@ void lcr_log_fail(struct lcr_log *l, int err)
 
 int lcr_log_pend_push(struct lcr_log *l, const struct lcr_io_id *io, uint8_t kind, uint64_t ref)
 {
+	LCR_ASSERT(kind == PEND_BATCH || kind == PEND_META);
+	LCR_ASSERT(l->pend_n <= PEND_MAX);
 	if (l->pend_n > 0) {
 		struct pend *last = &l->pend[(l->pend_head + l->pend_n - 1) % PEND_MAX];
+		/* Commands come in io order: reports are made in that order. */
+		LCR_ASSERT(io->seq >= last->io.seq);
 		/* Consecutive commands that ride the same write become one entry. */
 		if (last->kind == kind && last->ref == ref && !last->done) {
 			last->io = *io;
@@ -142,8 +146,11 @@ void lcr_log_report(struct lcr_log *l)
 	struct lcr_io_id io;
 	bool any = false;
 
+	LCR_ASSERT(l->pend_n <= PEND_MAX);
 	while (l->pend_n > 0 && l->pend[l->pend_head].done) {
 		const struct pend *p = &l->pend[l->pend_head];
+		if (any)
+			LCR_ASSERT(p->io.seq >= io.seq);
 		if (!p->partial) {
 			io = p->io;
 			any = true;
@@ -223,6 +230,10 @@ static void log_free(struct lcr_log *l)
 int lcr_log_open(struct lcr_log **out, struct lcr_ring *ring, const struct lcr_log_opts *o,
 		 char *why, size_t why_len)
 {
+	LCR_ASSERT(out != NULL);
+	LCR_ASSERT(ring != NULL);
+	LCR_ASSERT(o != NULL);
+	LCR_ASSERT(why != NULL && why_len > 0);
 	int rc = check_opts(o, why, why_len);
 	if (rc < 0)
 		return rc;
@@ -273,6 +284,8 @@ int lcr_log_open(struct lcr_log **out, struct lcr_ring *ring, const struct lcr_l
 			"lcraft: WARNING: %s: durability 'none': acknowledged writes are NOT "
 			"on stable storage and a crash can lose them (benchmarks only)\n",
 			o->dir);
+	LCR_ASSERT(l->n_segs >= 1 && l->n_segs <= l->segs_max);
+	LCR_ASSERT(l->segs[l->n_segs - 1]->state == SEG_ACTIVE);
 	lcr_log_spare_start(l);
 	*out = l;
 	return 0;

@@ -117,6 +117,8 @@ bool lcr_log_id_at(const struct lcr_log *l, uint64_t index, struct lcr_log_id *o
  * The storage commands (the core's SAVE_VOTE, APPEND, TRUNCATE). Each returns
  * 0 or -errno (-ENOBUFS: arena full, try after completions; -EIO etc: the
  * log has failed and stays failed). `io` is echoed by the completion.
+ * Commands come in io order: an io seq never below the previous command's
+ * (the core's order; asserted).
  */
 int lcr_log_save_vote(struct lcr_log *l, struct lcr_vote v, const struct lcr_io_id *io);
 int lcr_log_append(struct lcr_log *l, const struct lcr_entry *e, uint32_t n,

@@ -37,6 +37,7 @@ static bool reclaim_one(struct lcr_log *l)
 {
 	if (l->mb_n == 0 || l->mb[l->mb_head].state != MB_DONE)
 		return false;
+	LCR_ASSERT(l->mb_issued > 0); /* a durable batch was issued */
 	l->mb_head = (l->mb_head + 1) % l->mb_cap;
 	l->mb_n--;
 	l->mb_issued--;
@@ -104,8 +105,12 @@ static struct mbatch *batch_new(struct lcr_log *l, uint64_t first_index, uint64_
 {
 	uint64_t at;
 
-	if (!arena_place(l, lcr_align_up(sizeof(struct lcr_batch_hdr) + need, LCR_BLOCK), &at))
+	uint64_t span = lcr_align_up(sizeof(struct lcr_batch_hdr) + need, LCR_BLOCK);
+	if (!arena_place(l, span, &at))
 		return NULL;
+	LCR_ASSERT(l->mb_n < l->mb_cap);
+	LCR_ASSERT(at % LCR_BLOCK == 0);
+	LCR_ASSERT(at + span <= l->arena_bytes);
 	struct mbatch *b = &l->mb[(l->mb_head + l->mb_n) % l->mb_cap];
 	l->mb_n++;
 	memset(b, 0, offsetof(struct mbatch, wreq));
@@ -128,6 +133,12 @@ static void batch_seal(struct lcr_log *l)
 
 static void batch_written(struct lcr_log *l, struct mbatch *b)
 {
+	/* One write in flight, in order: it is the newest batch issued. */
+	LCR_ASSERT(l->writing);
+	LCR_ASSERT(b->state == MB_WRITING);
+	LCR_ASSERT(b == lcr_log_mb_at(l, l->mb_issued - 1));
+	LCR_ASSERT(l->unwritten >= sizeof(struct lcr_batch_hdr) + b->bytes);
+	LCR_ASSERT(l->unwritten_batches > 0);
 	b->state = MB_DONE;
 	l->writing = false;
 	lcr_hist_add(&l->write_lat, mono_ns() - b->issued_ns);
@@ -198,6 +209,10 @@ void lcr_log_write_next(struct lcr_log *l)
 		l->st.stalls++;
 		return; /* prep_step calls us again once the spare is ready */
 	}
+	LCR_ASSERT(s->state == SEG_ACTIVE);
+	LCR_ASSERT(s->write_off % LCR_BLOCK == 0 && s->write_off >= LCR_BLOCK);
+	LCR_ASSERT(s->write_off + span <= s->size);
+	LCR_ASSERT(b->aoff % LCR_BLOCK == 0 && b->aoff + span <= l->arena_bytes);
 	struct lcr_batch_hdr h;
 	memset(&h, 0, sizeof(h));
 	h.magic = LCR_BATCH_MAGIC;
@@ -242,6 +257,7 @@ void lcr_log_write_next(struct lcr_log *l)
  */
 void lcr_log_flush(struct lcr_log *l)
 {
+	LCR_ASSERT(l != NULL);
 	if (l->err)
 		return;
 	if (!l->writing)
@@ -287,6 +303,9 @@ static bool append_fits(const struct lcr_log *l, const struct lcr_entry *e, uint
 int lcr_log_append(struct lcr_log *l, const struct lcr_entry *e, uint32_t n,
 		   const struct lcr_io_id *io)
 {
+	LCR_ASSERT(l != NULL);
+	LCR_ASSERT(io != NULL);
+	LCR_ASSERT(n == 0 || e != NULL);
 	if (l->err)
 		return l->err;
 	for (uint32_t i = 0; i < n; i++)
@@ -298,12 +317,19 @@ int lcr_log_append(struct lcr_log *l, const struct lcr_entry *e, uint32_t n,
 	for (uint32_t i = 0; i < n; i++) {
 		uint32_t rec = lcr_rec_size(e[i].len);
 		struct mbatch *b = batch_for(l, e[i].id.index, rec);
-		if (!b || lcr_log_pend_push(l, io, PEND_BATCH, b->wid) < 0 ||
-		    lcr_log_ids_append(&l->ids, e[i].id) < 0) {
-			/* Cannot happen after append_fits; if it does, a half-done
-			 * command must not go on as if whole. */
-			lcr_log_fail(l, -ENOBUFS);
-			return -ENOBUFS;
+		/* append_fits made room for every batch and queue entry. */
+		LCR_ASSERT(b != NULL);
+		LCR_ASSERT(b->state == MB_OPEN);
+		LCR_ASSERT(b->first_index + b->count == e[i].id.index);
+		LCR_ASSERT(b->aoff + sizeof(struct lcr_batch_hdr) + b->bytes + rec <=
+			   l->arena_bytes);
+		LCR_ASSERT(lcr_log_pend_push(l, io, PEND_BATCH, b->wid) == 0);
+		int rc = lcr_log_ids_append(&l->ids, e[i].id);
+		if (rc < 0) {
+			/* No memory for a new leader's run: a half-done command
+			 * must not go on as if whole. */
+			lcr_log_fail(l, rc);
+			return rc;
 		}
 		uint8_t *p = l->arena + b->aoff + sizeof(struct lcr_batch_hdr) + b->bytes;
 		struct lcr_rec_hdr r;
@@ -330,6 +356,8 @@ int lcr_log_append(struct lcr_log *l, const struct lcr_entry *e, uint32_t n,
 
 int lcr_log_truncate(struct lcr_log *l, uint64_t after, const struct lcr_io_id *io)
 {
+	LCR_ASSERT(l != NULL);
+	LCR_ASSERT(io != NULL);
 	if (l->err)
 		return l->err;
 	if (after < l->ids.purged.index || after > l->ids.last.index)
@@ -349,7 +377,9 @@ int lcr_log_truncate(struct lcr_log *l, uint64_t after, const struct lcr_io_id *
 		for (uint32_t i = 0; i < keep; i++) {
 			struct lcr_rec_hdr r;
 			memcpy(&r, p + off, sizeof(r));
+			LCR_ASSERT(r.index == b->first_index + i);
 			off += lcr_rec_size(r.len);
+			LCR_ASSERT(off <= b->bytes);
 		}
 		l->unwritten -= b->bytes - off;
 		b->count = keep;

@@ -217,6 +217,8 @@ static inline bool lcr_log_needs_sync_op(const struct lcr_log *l)
 /* Batch i of the arena's ring, counted from the oldest. */
 static inline struct mbatch *lcr_log_mb_at(const struct lcr_log *l, uint32_t i)
 {
+	LCR_ASSERT(i < l->mb_n);
+	LCR_ASSERT(l->mb_n <= l->mb_cap);
 	return &l->mb[(l->mb_head + i) % l->mb_cap];
 }
 

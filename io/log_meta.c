@@ -14,6 +14,8 @@ static void meta_write(struct lcr_log *l);
 
 static void meta_written(struct lcr_log *l)
 {
+	LCR_ASSERT(l->meta_inflight);
+	LCR_ASSERT(l->meta_gen_inflight < l->meta_gen_next);
 	l->meta_inflight = false;
 	l->st.vote_writes++;
 	lcr_log_pend_mark(l, PEND_META, l->meta_gen_inflight);
@@ -81,6 +83,8 @@ static void meta_write(struct lcr_log *l)
 
 int lcr_log_save_vote(struct lcr_log *l, struct lcr_vote v, const struct lcr_io_id *io)
 {
+	LCR_ASSERT(l != NULL);
+	LCR_ASSERT(io != NULL);
 	if (l->err)
 		return l->err;
 	if (lcr_log_pend_push(l, io, PEND_META, l->meta_gen_next) < 0)
@@ -101,6 +105,7 @@ int lcr_log_purge(struct lcr_log *l, uint64_t upto)
 		return 0;
 	if (!lcr_log_ids_get(&l->ids, upto, &id))
 		return -EINVAL;
+	LCR_ASSERT(id.index == upto);
 	l->rd_valid = false;
 	lcr_log_ids_purge(&l->ids, id);
 	l->meta_st.purged = id;

@@ -26,6 +26,8 @@ static void fill_entry(struct lcr_entry *out, const uint8_t *rec)
 
 int lcr_log_get(struct lcr_log *l, uint64_t index, struct lcr_entry *out)
 {
+	LCR_ASSERT(l != NULL);
+	LCR_ASSERT(out != NULL);
 	if (index <= l->ids.purged.index || index > l->ids.last.index)
 		return -ENOENT;
 	for (uint32_t k = l->mb_n; k-- > 0;) {
@@ -33,8 +35,7 @@ int lcr_log_get(struct lcr_log *l, uint64_t index, struct lcr_entry *out)
 		if (index < b->first_index)
 			continue;
 		if (index >= b->first_index + b->count)
-			break; /* truncated here, and not in a newer batch: on disk only? no: gone
-				*/
+			break; /* the newest batch at or below it lacks it: ask the disk */
 		uint32_t want = (uint32_t)(index - b->first_index);
 		int best = -1;
 		for (int c = 0; c < GET_CURSORS; c++)
@@ -43,12 +44,16 @@ int lcr_log_get(struct lcr_log *l, uint64_t index, struct lcr_entry *out)
 				best = c;
 		uint32_t i = best >= 0 ? l->gc[best].i : 0, off = best >= 0 ? l->gc[best].off : 0;
 		const uint8_t *base = l->arena + b->aoff + sizeof(struct lcr_batch_hdr);
+		/* Records in the arena are ours: a bad one is a bug, not damage. */
 		while (i < want) {
 			struct lcr_rec_hdr r;
+			LCR_ASSERT(off + sizeof(r) <= b->bytes);
 			memcpy(&r, base + off, sizeof(r));
+			LCR_ASSERT(r.index == b->first_index + i);
 			off += lcr_rec_size(r.len);
 			i++;
 		}
+		LCR_ASSERT(off + sizeof(struct lcr_rec_hdr) <= b->bytes);
 		int slot = best >= 0 && want - l->gc[best].i <= 1
 				   ? best
 				   : (int)(l->gc_next++ % GET_CURSORS);
@@ -90,10 +95,14 @@ static const struct loc *find_loc(const struct lcr_log *l, uint64_t index, const
 int lcr_log_read(struct lcr_log *l, uint64_t index, struct lcr_entry *out, void *buf, size_t len)
 {
 	const struct seg *s;
+	LCR_ASSERT(l != NULL);
+	LCR_ASSERT(out != NULL);
+	LCR_ASSERT(buf != NULL || len == 0);
 	const struct loc *lc = find_loc(l, index, &s);
 
 	if (!lc)
 		return -ENOENT;
+	LCR_ASSERT(lc->first_index <= index && index < lc->first_index + lc->count);
 	uint64_t span = lcr_align_up(sizeof(struct lcr_batch_hdr) + lc->bytes, LCR_BLOCK);
 	if (span > l->scratch_bytes)
 		return -EBADMSG;
@@ -109,6 +118,7 @@ int lcr_log_read(struct lcr_log *l, uint64_t index, struct lcr_entry *out, void 
 			want = l->scratch_bytes / LCR_BLOCK * LCR_BLOCK;
 		if (want < span)
 			want = span;
+		LCR_ASSERT(want <= l->scratch_bytes);
 		l->rd_valid = false;
 		ssize_t n = pread(s->fd, l->scratch, want, (off_t)lc->file_off);
 		if (n < (ssize_t)span)
@@ -120,6 +130,7 @@ int lcr_log_read(struct lcr_log *l, uint64_t index, struct lcr_entry *out, void 
 		l->cur_off = UINT64_MAX;
 		l->st.disk_reads++;
 	}
+	LCR_ASSERT(lc->file_off >= l->rd_off && lc->file_off + span <= l->rd_off + l->rd_len);
 	const uint8_t *hb = (const uint8_t *)l->scratch + (lc->file_off - l->rd_off);
 	if (l->cur_off != lc->file_off) {
 		/* Verify after the read what was verified before the write. */

@@ -132,8 +132,10 @@ static void prep_done(struct lcr_io_req *req, int res)
 	struct seg *s = req->ctx;
 	struct lcr_log *l = s->log;
 
-	if (req != &s->prep_one)
+	if (req != &s->prep_one) {
+		LCR_ASSERT(s->prep_inflight > 0);
 		s->prep_inflight--;
+	}
 	if (res < 0 && !(res == -EOPNOTSUPP && req->op == LCR_IO_FALLOCATE))
 		s->prep_err = s->prep_err ? s->prep_err : res;
 	if (s->prep_err) {
@@ -177,6 +179,8 @@ static void prep_step(struct seg *s)
 			s->prep_inflight++;
 			s->prep_off += n;
 		}
+		LCR_ASSERT(s->prep_inflight <= PREP_PAR);
+		LCR_ASSERT(s->prep_off <= s->size);
 		if (s->prep_inflight > 0 || s->prep_off < s->size)
 			return;
 		s->prep_stage = 3;
@@ -202,6 +206,9 @@ static void prep_step(struct seg *s)
 		l->spare_retried = false;
 		lcr_log_write_next(l); /* a batch may have been waiting for this segment */
 		return;
+	default:
+		/* Stage 6 issues nothing, so no completion brings us here. */
+		LCR_ASSERT(!"segment preparation past its last stage");
 	}
 }
 
@@ -292,8 +299,9 @@ struct seg *lcr_log_seg_for(struct lcr_log *l, uint64_t len)
 	}
 	if (l->spare->state != SEG_SPARE)
 		return NULL;
-	if (len > l->spare->size - LCR_BLOCK)
-		return NULL; /* cannot happen: batches are bounded below segment size */
+	/* batch_for keeps every batch a block smaller than a segment. */
+	LCR_ASSERT(len <= l->spare->size - LCR_BLOCK);
+	LCR_ASSERT(l->spare->write_off == LCR_BLOCK);
 	if (a)
 		a->state = SEG_FULL;
 	l->spare->state = SEG_ACTIVE;
@@ -325,7 +333,14 @@ void lcr_log_locs_apply(struct lcr_log *l, struct seg *s, uint64_t first, uint32
 trimmed:
 	if (count == 0)
 		return;
+	/* Batches sit on blocks of their segment, in log and file order. */
+	LCR_ASSERT(off % LCR_BLOCK == 0 && off >= LCR_BLOCK);
+	LCR_ASSERT(off + lcr_align_up(sizeof(struct lcr_batch_hdr) + bytes, LCR_BLOCK) <= s->size);
 	LCR_ASSERT(s->n_locs < s->cap_locs);
+	if (s->n_locs > 0) {
+		LCR_ASSERT(s->locs[s->n_locs - 1].file_off < off);
+		LCR_ASSERT(s->locs[s->n_locs - 1].first_index < first);
+	}
 	struct loc *lc = &s->locs[s->n_locs++];
 	lc->first_index = first;
 	lc->count = count;
@@ -364,6 +379,7 @@ int lcr_log_segs_start(struct lcr_log *l, char *why, size_t why_len)
 
 void lcr_log_segs_purge(struct lcr_log *l, uint64_t upto)
 {
+	LCR_ASSERT(upto <= l->ids.purged.index); /* the purge point came first */
 	while (l->n_segs > 1) {
 		struct seg *s = l->segs[0];
 		uint64_t last = 0;
