@@ -2,7 +2,6 @@
 /* A client of lcraft-node's key-value service (client.h). */
 #define _GNU_SOURCE
 #include "client.h"
-#include "kv.h"
 
 #include <errno.h>
 #include <netdb.h>
@@ -149,19 +148,18 @@ int lcr_kv_client_exchange(struct lcr_kv_client *c, uint32_t node, const struct 
 
 	if (!t)
 		return -EINVAL;
-	if ((flags & ~LCR_KV_FLAGS_KNOWN) || (flags && r->op != LCR_CLIENT_CAS))
-		return -EMSGSIZE;
 	if (!t->resolved && (rc = resolve(c, t)) < 0)
 		return rc;
 	int fd = sock_for(c, t->family);
 	if (fd < 0)
 		return fd;
-	size_t n =
-		lcr_wire_encode_client_req(c->buf + LCR_WIRE_HDR, sizeof(c->buf) - LCR_WIRE_HDR, r);
+	struct lcr_client_req req = *r;
+	req.flags |= flags;
+	/* The codec refuses flags the op does not take, as the node would. */
+	size_t n = lcr_wire_encode_client_req(c->buf + LCR_WIRE_HDR, sizeof(c->buf) - LCR_WIRE_HDR,
+					      &req);
 	if (n == 0)
 		return -EMSGSIZE;
-	/* The flags byte, which the codec writes as reserved. */
-	c->buf[LCR_WIRE_HDR + LCR_KV_REQ_FLAGS_OFF] = flags;
 	struct lcr_wire_hdr h = { .type = LCR_WIRE_CLIENT_REQ,
 				  .cluster = c->cfg->node.cluster,
 				  .group = c->group,

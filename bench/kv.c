@@ -2,6 +2,7 @@
 /* The replicated key-value state machine (kv.h). */
 #include "kv.h"
 
+#include <assert.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -185,11 +186,16 @@ static void wr64(uint8_t *p, uint64_t v)
 	wr32(p + 4, (uint32_t)(v >> 32));
 }
 
+/* A request's flags become its command's unchanged. */
+static_assert(LCR_KV_EXPECT_VALUE == LCR_CLIENT_F_EXPECT_VALUE, "one EXPECT_VALUE bit");
+static_assert(LCR_KV_FLAGS_KNOWN == LCR_CLIENT_F_KNOWN, "the same known flags");
+
 size_t lcr_kv_encode(void *buf, size_t cap, const struct lcr_client_req *r, uint8_t flags)
 {
 	uint8_t *p = buf;
 	uint32_t vl = r->value_len, el = r->expect_len;
 
+	flags |= r->flags;
 	if (r->op != LCR_CLIENT_PUT && r->op != LCR_CLIENT_CAS && r->op != LCR_CLIENT_DELETE)
 		return 0;
 	if ((flags & ~LCR_KV_FLAGS_KNOWN) || (flags && r->op != LCR_CLIENT_CAS))

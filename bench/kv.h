@@ -50,15 +50,13 @@
 
 /*
  * CAS: `expect` is a value the key must hold, even when empty (else an empty
- * `expect` means "absent"). The same bit in the client request's flags byte
- * (CLIENT_REQ byte 17, docs/wire-protocol.md) and in the command (byte 1).
+ * `expect` means "absent"). The command's byte 1 (a log format, so its value
+ * never changes) uses the bit of the client request's flags
+ * (LCR_CLIENT_F_EXPECT_VALUE, CLIENT_REQ byte 17): a request's flags go into
+ * its command as they are (kv.c asserts the two agree).
  */
 #define LCR_KV_EXPECT_VALUE 0x01
 #define LCR_KV_FLAGS_KNOWN  LCR_KV_EXPECT_VALUE
-
-/* Where a CLIENT_REQ payload keeps its flags byte (the codec in dpdk-net/wire.c
- * reads it as reserved: lcraft-node takes it out before decoding). */
-#define LCR_KV_REQ_FLAGS_OFF 17
 
 /*
  * The result of applying a command (lcr_kv_apply's `out`): byte 0 the client
@@ -88,9 +86,10 @@ struct lcr_kv *lcr_kv_new(void);
 void lcr_kv_free(struct lcr_kv *kv);
 
 /*
- * Encode a write into `buf` (cap bytes) with `flags` (LCR_KV_EXPECT_VALUE, CAS
- * only). Returns its length, or 0 if the op is not a write, a field is over
- * its limit, the key is empty or the flags do not fit the op.
+ * Encode a write into `buf` (cap bytes) with the flags r->flags | `flags`
+ * (LCR_KV_EXPECT_VALUE, CAS only; `flags` predates the request's own field:
+ * new callers pass 0). Returns its length, or 0 if the op is not a write, a
+ * field is over its limit, the key is empty or the flags do not fit the op.
  */
 size_t lcr_kv_encode(void *buf, size_t cap, const struct lcr_client_req *r, uint8_t flags);
 

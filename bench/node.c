@@ -153,7 +153,6 @@ struct req {
 	socklen_t addr_len;
 	struct lcr_client_req r;
 	uint32_t group; /* the request header's group, echoed in the answer */
-	uint8_t flags;	/* CLIENT_REQ byte 17: LCR_KV_EXPECT_VALUE */
 	uint32_t len;
 	uint8_t buf[]; /* the request payload; r's pointers point here */
 };
@@ -358,7 +357,7 @@ static void handle(struct req *q)
 	}
 	static _Thread_local uint8_t
 		cmd[LCR_KV_CMD_HDR + LCR_CLIENT_KEY_MAX + 2 * LCR_CLIENT_VALUE_MAX];
-	size_t n = lcr_kv_encode(cmd, sizeof(cmd), &q->r, q->flags);
+	size_t n = lcr_kv_encode(cmd, sizeof(cmd), &q->r, 0); /* the flags are q->r's */
 	if (n == 0) { /* dispatch() lets only writes it takes through */
 		respond_msg(q, LCR_CLIENT_ERROR,
 			    "this node could not encode the write: not applied");
@@ -502,20 +501,21 @@ static enum client_drop wire_drop(uint32_t why)
 }
 
 /*
- * Check a CLIENT_REQ payload against the rules of docs/wire-protocol.md, in
- * their order, and take its flags byte (17), which the codec
- * (lcr_wire_decode_client_req) still reads as reserved. Every length is
- * bounded before it is added up. Returns CD_N if the payload is good.
+ * Check a CLIENT_REQ payload against the rules of docs/wire-protocol.md
+ * (checks 6 to 12), in their order, to count a drop under the rule it
+ * breaks: the codec (lcr_wire_decode_client_req) checks the same rules but
+ * says only "malformed". Every length is bounded before it is added up.
+ * Returns CD_N if the payload is good.
  */
-static enum client_drop req_check(const uint8_t *p, size_t len, uint8_t *flags)
+static enum client_drop req_check(const uint8_t *p, size_t len)
 {
 	if (len < REQ_FIXED)
 		return CD_PAYLOAD_LENGTH;
-	uint8_t op = p[16];
+	uint8_t op = p[16], flags = p[17];
 	if (op < LCR_CLIENT_PUT || op > LCR_CLIENT_STATS)
 		return CD_OP;
-	*flags = p[LCR_KV_REQ_FLAGS_OFF];
-	if ((*flags & ~LCR_KV_FLAGS_KNOWN) || (*flags && op != LCR_CLIENT_CAS))
+	if ((flags & ~LCR_CLIENT_F_KNOWN) ||
+	    ((flags & LCR_CLIENT_F_EXPECT_VALUE) && op != LCR_CLIENT_CAS))
 		return CD_FLAGS;
 	if (p[18] || p[19])
 		return CD_RESERVED;
@@ -593,8 +593,7 @@ static void dispatch(struct server *s, const uint8_t *d, size_t len,
 		s->drops[CD_FROM]++;
 		return;
 	}
-	uint8_t flags = 0;
-	enum client_drop bad = req_check(d + LCR_WIRE_HDR, h.len, &flags);
+	enum client_drop bad = req_check(d + LCR_WIRE_HDR, h.len);
 	if (bad != CD_N) {
 		s->drops[bad]++;
 		return;
@@ -608,9 +607,7 @@ static void dispatch(struct server *s, const uint8_t *d, size_t len,
 	q->srv = s;
 	q->len = h.len;
 	q->group = h.group;
-	q->flags = flags;
 	memcpy(q->buf, d + LCR_WIRE_HDR, h.len);
-	q->buf[LCR_KV_REQ_FLAGS_OFF] = 0; /* taken: the codec wants a reserved 0 there */
 	memcpy(&q->addr, from, from_len);
 	q->addr_len = from_len;
 	/* req_check() checks what the codec does; should they ever disagree,

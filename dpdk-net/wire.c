@@ -696,12 +696,18 @@ uint32_t lcr_wire_decode_ack(const void *payload, size_t len, struct lcr_wire_ac
 
 /*
  * Which fields an operation carries: a value only with PUT and CAS, an
- * expected value only with CAS, a key with everything but STATS. A field an
- * operation does not use must be empty, so that one request has one meaning.
+ * expected value and the EXPECT_VALUE flag only with CAS, a key with
+ * everything but STATS. A field or flag an operation does not use must be
+ * empty, so that one request has one meaning; an unknown flag bit is refused
+ * rather than ignored, so that a node never misreads a later client.
  */
 static bool client_req_ok(const struct lcr_client_req *r)
 {
 	if (r->op < LCR_CLIENT_PUT || r->op > LCR_CLIENT_STATS)
+		return false;
+	if (r->flags & ~LCR_CLIENT_F_KNOWN)
+		return false;
+	if ((r->flags & LCR_CLIENT_F_EXPECT_VALUE) && r->op != LCR_CLIENT_CAS)
 		return false;
 	if (r->key_len > LCR_CLIENT_KEY_MAX || r->value_len > LCR_CLIENT_VALUE_MAX ||
 	    r->expect_len > LCR_CLIENT_VALUE_MAX)
@@ -728,7 +734,8 @@ size_t lcr_wire_encode_client_req(void *payload, size_t cap, const struct lcr_cl
 	wr_u(&w, r->client, 8);
 	wr_u(&w, r->id, 8);
 	wr_u(&w, r->op, 1);
-	wr_zero(&w, 3);
+	wr_u(&w, r->flags, 1);
+	wr_zero(&w, 2);
 	wr_u(&w, r->key_len, 4);
 	wr_u(&w, r->value_len, 4);
 	wr_u(&w, r->expect_len, 4);
@@ -746,7 +753,8 @@ uint32_t lcr_wire_decode_client_req(const void *payload, size_t len, struct lcr_
 	r->client = rd_u(&rd, 8);
 	r->id = rd_u(&rd, 8);
 	r->op = (uint8_t)rd_u(&rd, 1);
-	rd_zero(&rd, 3);
+	r->flags = (uint8_t)rd_u(&rd, 1);
+	rd_zero(&rd, 2);
 	r->key_len = (uint32_t)rd_u(&rd, 4);
 	r->value_len = (uint32_t)rd_u(&rd, 4);
 	r->expect_len = (uint32_t)rd_u(&rd, 4);

@@ -193,6 +193,18 @@ enum lcr_client_status {
 	LCR_CLIENT_ERROR = 5,	   /* value = a message */
 };
 
+/*
+ * CLIENT_REQ flags (payload byte 17). A bit has a meaning with certain ops
+ * only; the codec refuses an unknown bit and a known one with another op, so
+ * a request has one encoding and one meaning.
+ */
+enum lcr_client_flag {
+	/* CAS only: the key must hold exactly `expect`, even when it is empty
+	 * (without it an empty `expect` means "the key is absent"). */
+	LCR_CLIENT_F_EXPECT_VALUE = 1u << 0,
+	LCR_CLIENT_F_KNOWN = LCR_CLIENT_F_EXPECT_VALUE,
+};
+
 #define LCR_CLIENT_KEY_MAX   1024
 #define LCR_CLIENT_VALUE_MAX 8192
 
@@ -206,6 +218,9 @@ struct lcr_client_req {
 	const uint8_t *key;
 	const uint8_t *value;
 	const uint8_t *expect;
+	/* enum lcr_client_flag; 0 unless a CAS. Last, so that initialisers
+	 * written before it existed still mean what they meant. */
+	uint8_t flags;
 };
 
 struct lcr_client_resp {
@@ -217,6 +232,15 @@ struct lcr_client_resp {
 	const uint8_t *value;
 };
 
+/*
+ * CLIENT_REQ payload (docs/wire-protocol.md, "Client protocol"): the decoder
+ * checks the rules of that section's table rows 6 to 12 (length, op, flags,
+ * reserved bytes, field lengths, unused fields, exact size) and returns
+ * LCR_DROP_NONE or LCR_DROP_MALFORMED without saying which rule failed (a
+ * server that counts drops by rule checks the bytes first, as lcraft-node
+ * does). The encoder returns 0 for what the decoder would refuse. Key, value
+ * and expect of a decoded request point into the input buffer.
+ */
 size_t lcr_wire_encode_client_req(void *payload, size_t cap, const struct lcr_client_req *r);
 uint32_t lcr_wire_decode_client_req(const void *payload, size_t len, struct lcr_client_req *r);
 size_t lcr_wire_encode_client_resp(void *payload, size_t cap, const struct lcr_client_resp *r);

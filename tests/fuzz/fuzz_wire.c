@@ -127,7 +127,7 @@ static bool ack_eq(const struct lcr_wire_ack *a, const struct lcr_wire_ack *b)
 
 static bool req_eq(const struct lcr_client_req *a, const struct lcr_client_req *b)
 {
-	return a->client == b->client && a->id == b->id && a->op == b->op &&
+	return a->client == b->client && a->id == b->id && a->op == b->op && a->flags == b->flags &&
 	       a->key_len == b->key_len && a->value_len == b->value_len &&
 	       a->expect_len == b->expect_len && bytes_eq(a->key, b->key, a->key_len) &&
 	       bytes_eq(a->value, b->value, a->value_len) &&
@@ -173,6 +173,9 @@ static bool check_payload(uint32_t type, const uint8_t *p, size_t len, uint32_t 
 
 		if (lcr_wire_decode_client_req(p, len, &a) != LCR_DROP_NONE)
 			return false;
+		/* Only known flags, and EXPECT_VALUE only with CAS. */
+		CHECK((a.flags & ~LCR_CLIENT_F_KNOWN) == 0);
+		CHECK(a.flags == 0 || a.op == LCR_CLIENT_CAS);
 		check_same_bytes(lcr_wire_encode_client_req(enc, sizeof(enc), &a), p, len);
 		CHECK(lcr_wire_decode_client_req(enc, len, &b) == LCR_DROP_NONE);
 		CHECK(req_eq(&a, &b));
@@ -371,8 +374,10 @@ static size_t build(struct input *in, uint32_t type)
 			r.key = bytes(in, LCR_CLIENT_KEY_MAX, &r.key_len);
 		if (r.op == LCR_CLIENT_PUT || r.op == LCR_CLIENT_CAS)
 			r.value = bytes(in, LCR_CLIENT_VALUE_MAX, &r.value_len);
-		if (r.op == LCR_CLIENT_CAS)
+		if (r.op == LCR_CLIENT_CAS) {
 			r.expect = bytes(in, LCR_CLIENT_VALUE_MAX, &r.expect_len);
+			r.flags = (uint8_t)(take(in, 1) & LCR_CLIENT_F_EXPECT_VALUE);
+		}
 		n = lcr_wire_encode_client_req(orig, sizeof(orig), &r);
 		CHECK(n > 0);
 		CHECK(lcr_wire_decode_client_req(orig, n, &b) == LCR_DROP_NONE && req_eq(&r, &b));

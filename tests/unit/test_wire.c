@@ -669,6 +669,40 @@ static void test_append_layout_little_endian(void **state)
 	roundtrip_msg(&m, buf, sizeof(buf));
 }
 
+static void test_client_req_layout_little_endian(void **state)
+{
+	static const uint8_t want[32 + 5] = {
+		0x08, 0x07, 0x06, 0x05, 0x04, 0x03, 0x02, 0x01, /* client */
+		0x0d, 0x0c, 0x0b, 0x0a, 0,    0,    0,	  0,	/* request id */
+		0x03,						/* op: cas */
+		0x01,						/* flags: EXPECT_VALUE */
+		0,    0,					/* zero */
+		0x02, 0,    0,	  0,				/* key length */
+		0x03, 0,    0,	  0,				/* value length */
+		0,    0,    0,	  0,				/* expect length: the empty value */
+		'k',  'y',  'n',  'e',	'w',
+	};
+	struct lcr_client_req r = { .client = 0x0102030405060708ull,
+				    .id = 0x0a0b0c0d,
+				    .op = LCR_CLIENT_CAS,
+				    .key_len = 2,
+				    .value_len = 3,
+				    .key = (const uint8_t *)"ky",
+				    .value = (const uint8_t *)"new",
+				    .flags = LCR_CLIENT_F_EXPECT_VALUE };
+	struct lcr_client_req got;
+	uint8_t buf[64];
+
+	(void)state;
+	assert_int_equal(lcr_wire_encode_client_req(buf, sizeof(buf), &r), sizeof(want));
+	assert_memory_equal(buf, want, sizeof(want));
+	assert_int_equal(lcr_wire_decode_client_req(buf, sizeof(want), &got), LCR_DROP_NONE);
+	assert_int_equal(got.flags, LCR_CLIENT_F_EXPECT_VALUE);
+	assert_int_equal(got.expect_len, 0);
+	assert_ptr_equal(got.key, buf + 32); /* points into the input */
+	assert_ptr_equal(got.value, buf + 34);
+}
+
 static void test_client_resp_layout_little_endian(void **state)
 {
 	static const uint8_t want[24 + 2] = {
@@ -846,6 +880,7 @@ static void check_client_req(const struct lcr_client_req *r, uint8_t *buf, size_
 	assert_int_equal(got.client, r->client);
 	assert_int_equal(got.id, r->id);
 	assert_int_equal(got.op, r->op);
+	assert_int_equal(got.flags, r->flags);
 	assert_int_equal(got.key_len, r->key_len);
 	assert_int_equal(got.value_len, r->value_len);
 	assert_int_equal(got.expect_len, r->expect_len);
@@ -881,6 +916,16 @@ static void test_roundtrip_client_req(void **state)
 		r.expect_len = op == LCR_CLIENT_CAS ? 3 : 0;
 		check_client_req(&r, buf, sizeof(buf));
 	}
+	/* CAS with EXPECT_VALUE: an expected value, the empty one included. */
+	r.op = LCR_CLIENT_CAS;
+	r.flags = LCR_CLIENT_F_EXPECT_VALUE;
+	r.key_len = LCR_CLIENT_KEY_MAX;
+	r.value_len = r.expect_len = LCR_CLIENT_VALUE_MAX;
+	check_client_req(&r, buf, sizeof(buf));
+	r.expect_len = 0;
+	check_client_req(&r, buf, sizeof(buf));
+	r.value_len = 0;
+	check_client_req(&r, buf, sizeof(buf));
 }
 
 static void check_client_resp(const struct lcr_client_resp *r, uint8_t *buf, size_t cap)
@@ -1352,7 +1397,8 @@ static const uint16_t rz_append[] = { 13,  14,	15,  28,  29,  30,  31,	 52,  53,
 static const uint16_t rz_append_resp[] = { 4, 5, 6, 7, 21, 22, 23, 36, 37, 38, 39 };
 static const uint16_t rz_transfer[] = { 13, 14, 15, 20, 21, 22, 23, 36, 37, 38, 39 };
 static const uint16_t rz_ack[] = { 29, 30, 31 };
-static const uint16_t rz_client_req[] = { 17, 18, 19 };
+/* Byte 17 of a client request is its flags (test_client_req_flags). */
+static const uint16_t rz_client_req[] = { 18, 19 };
 static const uint16_t rz_client_resp[] = { 10, 11, 20, 21, 22, 23 };
 
 /* Boolean bytes (0 or 1 only). */
@@ -1576,6 +1622,41 @@ static void test_client_lengths(void **state)
 	free(big);
 }
 
+/*
+ * The flags byte (17): EXPECT_VALUE with CAS, nothing else. Both directions
+ * refuse every other value, for every op, so a request has one encoding.
+ */
+static void test_client_req_flags(void **state)
+{
+	static const uint8_t key[3] = "key";
+	uint8_t buf[64];
+	struct lcr_client_req r, got;
+
+	(void)state;
+	for (uint8_t op = LCR_CLIENT_PUT; op <= LCR_CLIENT_STATS; op++) {
+		for (int v = 0; v < 256; v++) {
+			memset(&r, 0, sizeof(r));
+			r.op = op;
+			r.key = key;
+			r.key_len = op == LCR_CLIENT_STATS ? 0 : sizeof(key);
+			r.flags = (uint8_t)v;
+			bool ok =
+				v == 0 || (v == LCR_CLIENT_F_EXPECT_VALUE && op == LCR_CLIENT_CAS);
+			size_t n = lcr_wire_encode_client_req(buf, sizeof(buf), &r);
+			assert_int_equal(n, ok ? 32 + r.key_len : 0);
+			/* The decoder, on the bytes the encoder would write. */
+			r.flags = 0;
+			n = lcr_wire_encode_client_req(buf, sizeof(buf), &r);
+			assert_true(n > 0);
+			buf[17] = (uint8_t)v;
+			assert_int_equal(lcr_wire_decode_client_req(buf, n, &got),
+					 ok ? LCR_DROP_NONE : LCR_DROP_MALFORMED);
+			if (ok)
+				assert_int_equal(got.flags, v);
+		}
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1585,6 +1666,7 @@ int main(void)
 		cmocka_unit_test(test_header_layout_little_endian),
 		cmocka_unit_test(test_vote_req_layout_little_endian),
 		cmocka_unit_test(test_append_layout_little_endian),
+		cmocka_unit_test(test_client_req_layout_little_endian),
 		cmocka_unit_test(test_client_resp_layout_little_endian),
 		cmocka_unit_test(test_roundtrip_votes),
 		cmocka_unit_test(test_roundtrip_append_small),
@@ -1606,6 +1688,7 @@ int main(void)
 		cmocka_unit_test(test_bad_booleans),
 		cmocka_unit_test(test_bad_enums),
 		cmocka_unit_test(test_client_lengths),
+		cmocka_unit_test(test_client_req_flags),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
