@@ -20,7 +20,10 @@
  * counts it under its reason (enum client_drop, "client"."drops" in the
  * metrics), and answers ERROR, counted under "client"."refused", to a
  * well-formed request it will not serve (misaddressed, no such group, no
- * key, ids a write cannot be deduplicated by).
+ * key, ids a write cannot be deduplicated by). A request waits for its
+ * answer in a slot of a pool sized at start-up (struct req_pool), so the
+ * receive path allocates nothing; with every slot held, a request is
+ * dropped (no_memory).
  *
  * SIGTERM or SIGINT stops the lcores; the node closes its logs and sockets
  * and exits 0. jemalloc is the allocator (linked in); its allocated and
@@ -36,6 +39,7 @@
 #include <signal.h>
 #include <stdarg.h>
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,6 +50,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "alloc.h"
 #include "config.h"
 #include "kv.h"
 #include "lcr_assert.h"
@@ -56,6 +61,20 @@
 
 /* The fixed part of a CLIENT_REQ payload (docs/wire-protocol.md). */
 #define REQ_FIXED 32
+/* The largest CLIENT_REQ payload: a CAS with the longest key, value and expect. */
+#define REQ_PAYLOAD_MAX (REQ_FIXED + LCR_CLIENT_KEY_MAX + 2 * LCR_CLIENT_VALUE_MAX)
+
+/*
+ * Requests the node holds at a time (read, not yet answered): 1,024 per
+ * group, 8,192 at most; one more is dropped (no_memory) and its client
+ * resends. A client has one request in flight (client.h), so this is about
+ * clients at once, counting resends whose earlier copy is still held.
+ */
+#define REQS_PER_GROUP 1024
+#define REQS_MAX       8192
+
+/* A STATS answer's value: what one client datagram holds after the headers. */
+#define STATS_BYTES (LCR_WIRE_CLIENT_DGRAM_MAX - LCR_WIRE_HDR - 24)
 
 /*
  * Why a client datagram was dropped (no answer), one metrics counter each,
@@ -130,6 +149,28 @@ struct grp {
 	uint64_t requests, answered;
 };
 
+struct req;
+
+/*
+ * The request slots, allocated once at start-up, so that reading a request
+ * allocates nothing. Lcore 0 takes a slot for each request it reads; the
+ * lcore that answers the request (its group's, or the thread closing the
+ * node) gives it back. So giving back is a lock-free push onto `returned`,
+ * from any thread, and lcore 0 takes the whole of `returned` at once when its
+ * own list is empty: only lcore 0 takes, so a slot never comes back under a
+ * pusher that saw it (no ABA). Slots never used are taken from `fresh` up, so
+ * the pages of slots a node never needed are never touched.
+ */
+struct req_pool {
+	struct req *slots; /* n of them */
+	uint32_t n;
+	uint32_t fresh;	  /* slots[fresh..n) never used (lcore 0's) */
+	struct req *free; /* given back, taken over by lcore 0 (lcore 0's) */
+	/* Given back by any thread since: written by every lcore, so on a
+	 * cache line of its own, away from lcore 0's fields. */
+	_Alignas(LCR_CACHE_LINE) _Atomic(struct req *) returned;
+};
+
 struct server {
 	struct lcr_app_config cfg;
 	struct lcr_node *node;
@@ -138,6 +179,8 @@ struct server {
 	int fd; /* the client socket, shared by every lcore for sending */
 	uint64_t started_ns;
 	uint8_t *rx; /* lcore 0's receive buffer, LCR_WIRE_CLIENT_DGRAM_MAX bytes */
+	char *stats; /* lcore 0's STATS answer, STATS_BYTES */
+	struct req_pool pool;
 	_Atomic uint64_t rx_dgrams, tx_dgrams, tx_errors;
 	/* Written and read on lcore 0 alone (the client socket's and STATS'). */
 	uint64_t drops[CD_N];	/* datagrams dropped, by reason */
@@ -145,8 +188,9 @@ struct server {
 	uint32_t rxq_ovfl_seen; /* the kernel's SO_RXQ_OVFL count when last read */
 };
 
-/* A request in flight: its bytes, where to answer. */
+/* A request in flight: its bytes, where to answer. One slot of the pool. */
 struct req {
+	struct req *next; /* on a free list of the pool */
 	struct server *srv;
 	struct grp *grp; /* NULL until the group is known good */
 	struct sockaddr_storage addr;
@@ -154,10 +198,53 @@ struct req {
 	struct lcr_client_req r;
 	uint32_t group; /* the request header's group, echoed in the answer */
 	uint32_t len;
-	uint8_t buf[]; /* the request payload; r's pointers point here */
+	uint8_t buf[REQ_PAYLOAD_MAX]; /* the request payload; r's pointers point here */
 };
 
 static struct server *the_server;
+
+/* ---- the request pool ------------------------------------------------------------ */
+
+static int req_pool_init(struct req_pool *p, uint32_t groups)
+{
+	LCR_ASSERT(groups >= 1);
+	p->n = groups < REQS_MAX / REQS_PER_GROUP ? groups * REQS_PER_GROUP : REQS_MAX;
+	/* Not zeroed: a slot is filled in when taken, its pages touched then. */
+	p->slots = malloc((size_t)p->n * sizeof(*p->slots));
+	if (!p->slots)
+		return -ENOMEM;
+	p->fresh = 0;
+	p->free = NULL;
+	atomic_init(&p->returned, NULL);
+	return 0;
+}
+
+/* A free slot, or NULL if every one is held. Lcore 0 alone. */
+static struct req *req_get(struct req_pool *p)
+{
+	struct req *q = p->free;
+
+	if (!q)
+		q = atomic_exchange_explicit(&p->returned, NULL, memory_order_acquire);
+	if (q) {
+		p->free = q->next;
+		return q;
+	}
+	if (p->fresh < p->n)
+		return &p->slots[p->fresh++];
+	return NULL;
+}
+
+/* Give a slot back; from any thread, once per req_get(). */
+static void req_put(struct req_pool *p, struct req *q)
+{
+	LCR_ASSERT(q >= p->slots && q < p->slots + p->n);
+	struct req *head = atomic_load_explicit(&p->returned, memory_order_relaxed);
+	do
+		q->next = head;
+	while (!atomic_compare_exchange_weak_explicit(&p->returned, &head, q, memory_order_release,
+						      memory_order_relaxed));
+}
 
 static uint64_t mono_ns(void)
 {
@@ -237,7 +324,7 @@ static void respond(struct req *q, uint8_t status, uint32_t leader, const void *
 		atomic_fetch_add(&s->tx_dgrams, 1);
 	if (q->grp)
 		q->grp->answered++;
-	free(q);
+	req_put(&s->pool, q);
 }
 
 static void respond_msg(struct req *q, uint8_t status, const char *msg)
@@ -411,17 +498,14 @@ static size_t client_json(const struct server *s, char *buf, size_t cap)
 	return o;
 }
 
+/* Answer STATS, on lcore 0 (its buffer is lcore 0's). */
 static void stats(struct req *q)
 {
 	struct server *s = q->srv;
-	size_t cap = LCR_WIRE_CLIENT_DGRAM_MAX - LCR_WIRE_HDR - 24, o = 0;
-	char *buf = malloc(cap);
+	size_t cap = STATS_BYTES, o = 0;
+	char *buf = s->stats;
 	struct rusage ru;
 
-	if (!buf) {
-		respond_msg(q, LCR_CLIENT_ERROR, "out of memory");
-		return;
-	}
 	/* jemalloc caches its statistics: a new epoch refreshes them. */
 	uint64_t epoch = 1;
 	size_t elen = sizeof(epoch);
@@ -463,11 +547,9 @@ static void stats(struct req *q)
 			buf[o++] = '}';
 			buf[o] = 0;
 			respond(q, LCR_CLIENT_OK, 0, buf, (uint32_t)o);
-			free(buf);
 			return;
 		}
 	}
-	free(buf);
 	respond_msg(q, LCR_CLIENT_ERROR, "the metrics do not fit one datagram");
 }
 
@@ -598,12 +680,13 @@ static void dispatch(struct server *s, const uint8_t *d, size_t len,
 		s->drops[bad]++;
 		return;
 	}
-	struct req *q = malloc(sizeof(*q) + h.len);
+	LCR_ASSERT(h.len <= REQ_PAYLOAD_MAX); /* req_check() bounded every length */
+	struct req *q = req_get(&s->pool);
 	if (!q) {
 		s->drops[CD_NO_MEMORY]++;
 		return;
 	}
-	memset(q, 0, sizeof(*q));
+	memset(q, 0, offsetof(struct req, buf));
 	q->srv = s;
 	q->len = h.len;
 	q->group = h.group;
@@ -614,7 +697,7 @@ static void dispatch(struct server *s, const uint8_t *d, size_t len,
 	 * the codec's word is final (input is counted, never asserted). */
 	if (lcr_wire_decode_client_req(q->buf, q->len, &q->r) != LCR_DROP_NONE) {
 		s->drops[CD_MALFORMED]++;
-		free(q);
+		req_put(&s->pool, q);
 		return;
 	}
 	if (!admit(s, q, h.to))
@@ -806,7 +889,8 @@ int main(int argc, char **argv)
 	srv.n_groups = srv.cfg.groups;
 	srv.groups = calloc(srv.n_groups, sizeof(*srv.groups));
 	srv.rx = malloc(LCR_WIRE_CLIENT_DGRAM_MAX);
-	if (!srv.groups || !srv.rx) {
+	srv.stats = malloc(STATS_BYTES);
+	if (!srv.groups || !srv.rx || !srv.stats || req_pool_init(&srv.pool, srv.n_groups) < 0) {
 		say(&srv, "error", "out of memory");
 		return 1;
 	}
@@ -852,6 +936,8 @@ int main(int argc, char **argv)
 		lcr_kv_free(srv.groups[i].kv);
 	free(srv.groups);
 	free(srv.rx);
+	free(srv.stats);
+	free(srv.pool.slots); /* after lcr_node_close(): it answers what was held */
 	say(&srv, "stop", "stopped cleanly");
 	return rc < 0 ? 1 : 0;
 }

@@ -12,7 +12,9 @@ value (the EXPECT_VALUE flag), which operations answer NOT_FOUND, the requests
 answered ERROR and counted under "refused", and every drop reason of the client
 port counted under its own name in the STATS answer (with no answer sent), the
 kernel's drops for a full receive queue (the node stopped by SIGSTOP) too.
-With --cli, lcraft-cli's CAS to and from the empty value (--expect-value).
+With --cli, lcraft-cli's CAS to and from the empty value (--expect-value). Last,
+three times the node's room for requests in flight, to show answered requests
+give their room back.
 
 Exit status: 0 passed, 1 failed (the reason is the last line of stdout, after
 the tail of the node's log), 77 skipped (the reason is the last line). Files
@@ -453,8 +455,68 @@ def check_cli(_c, env):
     cli("--expect-value", "put", "cli-to", "w", want_rc=2)
 
 
+def check_pool(c, _env):
+    """The node holds at most 1,024 requests per group; every answer frees its room.
+
+    Of each kind of request (a write, a read, a CAS with EXPECT_VALUE answered NOT_FOUND,
+    a delete, a refusal, STATS) more than the node has room for, 256 at a time: each is
+    answered and none is dropped as no_memory, so every way of answering gives the
+    room back."""
+    room = 1024 * GROUPS
+    window = 256
+
+    def one(kind, rid, key):
+        """A request of `kind` with request id `rid`: (payload, to)."""
+        other = random.randrange(1, 2**64)  # writes: a client each (one in flight)
+        if kind == "put":
+            return req_payload(other, rid, PUT, key, b"v"), 0
+        if kind == "get":
+            return req_payload(c.client, rid, GET, key), 0
+        if kind == "cas":
+            return req_payload(other, rid, CAS, b"pool-none", b"x", flags=EXPECT_VALUE), 0
+        if kind == "delete":
+            return req_payload(other, rid, DELETE, b"pool-none"), 0
+        if kind == "refused":
+            return req_payload(c.client, rid, GET, key), NODE + 1
+        return req_payload(c.client, rid, STATS), 0
+
+    before = c.stats()["client"]["drops"]
+    total = 0
+    for kind in ("put", "get", "cas", "delete", "refused", "stats"):
+        sent = 0
+        while sent < room + window:
+            want = set()
+            for i in range(window):
+                rid = c.rid()
+                p, to = one(kind, rid, b"pool-%d" % (i % 64))
+                c.send(header(p, c.cluster, 1 + i % GROUPS, to=to))
+                want.add(rid)
+            end = time.monotonic() + 5
+            while want:
+                left = end - time.monotonic()
+                if left <= 0:
+                    raise Fail(f"{kind}: {len(want)} of {window} requests unanswered after "
+                               f"{sent} answered (dropped for want of room?)")
+                c.sock.settimeout(left)
+                try:
+                    a = parse_answer(c.sock.recv(70000), c.cluster)
+                except socket.timeout:
+                    continue
+                if a.id not in want:
+                    raise Fail(f"{kind}: an answer to no request of this window: {a}")
+                want.discard(a.id)
+            sent += window
+        total += sent
+    after = c.stats()["client"]["drops"]
+    if after["no_memory"] != before["no_memory"]:
+        raise Fail(f"no_memory went up by {after['no_memory'] - before['no_memory']} with "
+                   f"{window} requests in flight: the node lost room for requests")
+    say(f"{total} requests, {window} in flight at a time, more than the node's room "
+        f"({room}) of each kind: all answered, none dropped as no_memory")
+
+
 CHECKS = [check_to, check_groups, check_resends, check_cas_empty, check_not_found,
-          check_refused, check_drops, check_overflow, check_cli]
+          check_refused, check_drops, check_overflow, check_cli, check_pool]
 
 
 # ---- the node ----------------------------------------------------------------------------
