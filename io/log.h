@@ -90,7 +90,9 @@ struct lcr_log;
 /*
  * Open (creating if needed) and recover. Blocks (setup, not the data path).
  * On failure returns -errno and a sentence in `why` naming the file and
- * offset for corruption (-EBADMSG).
+ * offset for corruption (-EBADMSG). Only a directory without segments is
+ * fresh: a meta file missing, empty or zeroed beside segments has lost the
+ * vote and is refused (docs/storage-format.md).
  */
 int lcr_log_open(struct lcr_log **out, struct lcr_ring *ring, const struct lcr_log_opts *o,
 		 char *why, size_t why_len);

@@ -121,56 +121,107 @@ static bool dir_has_segments(struct lcr_log *l)
 	return found;
 }
 
+/*
+ * A new meta file: slot 0 zeros, slot 1 a valid empty state (seq 1), made
+ * durable with its name before the first segment exists. So while segments
+ * exist the file holds a valid slot, and one without (emptied, zeroed) beside
+ * them can only mean the vote was lost.
+ */
+static int meta_create(struct lcr_log *l, char *why, size_t why_len)
+{
+	struct lcr_meta_state empty;
+	uint8_t *buf = l->scratch; /* block aligned for O_DIRECT */
+
+	memset(&empty, 0, sizeof(empty));
+	memset(buf, 0, 2 * LCR_META_SLOT);
+	lcr_meta_encode(buf + LCR_META_SLOT, l->o.group, 1, &empty);
+	if (pwrite(l->meta_fd, buf, 2 * LCR_META_SLOT, 0) != 2 * LCR_META_SLOT) {
+		int err = errno ? -errno : -EIO;
+		snprintf(why, why_len, "%s/%s: %s", l->dir, LCR_META_FILE, strerror(-err));
+		return err;
+	}
+	if (fsync(l->meta_fd) < 0 || fsync(l->dir_fd) < 0) {
+		int err = -errno;
+		snprintf(why, why_len, "%s/%s: fsync: %s", l->dir, LCR_META_FILE, strerror(-err));
+		return err;
+	}
+	l->meta_st = empty;
+	l->meta_seq = 1;
+	return 0;
+}
+
+/* Refuse a meta file that lost the vote: segments exist, so one was written. */
+static int meta_lost(struct lcr_log *l, const char *how, char *why, size_t why_len)
+{
+	snprintf(why, why_len, "%s/%s: %s but segments exist: the vote is lost; refusing to start",
+		 l->dir, LCR_META_FILE, how);
+	return -EBADMSG;
+}
+
+/*
+ * The vote and the purge point. Only a directory without segments is fresh
+ * (docs/storage-format.md, "Fresh, lost, refused"): there a missing, empty,
+ * all-zero or cut-short meta file is (re)created; beside segments each of
+ * those is refused, naming the file.
+ */
 static int recover_meta(struct lcr_log *l, char *why, size_t why_len)
 {
 	struct stat sb;
-	char w[200];
+	char w[256];
+	int rc;
 
-	l->meta_fd = lcr_log_open_file(l, LCR_META_FILE, O_CREAT);
+	l->meta_fd = lcr_log_open_file(l, LCR_META_FILE, 0);
+	if (l->meta_fd < 0 && errno == ENOENT) {
+		if (dir_has_segments(l))
+			return meta_lost(l, "missing", why, why_len);
+		l->meta_fd = lcr_log_open_file(l, LCR_META_FILE, O_CREAT);
+	}
 	if (l->meta_fd < 0 || fstat(l->meta_fd, &sb) < 0) {
-		snprintf(why, why_len, "%s/%s: %s", l->dir, LCR_META_FILE, strerror(errno));
-		return -errno;
+		rc = -errno;
+		snprintf(why, why_len, "%s/%s: %s", l->dir, LCR_META_FILE, strerror(-rc));
+		return rc;
 	}
-	int rc0 = lcr_log_lock_file(l, l->meta_fd, LCR_META_FILE, why, why_len);
-	if (rc0 < 0)
-		return rc0;
-	if (sb.st_size > 0 && sb.st_size < 2 * LCR_META_SLOT) {
-		/* Shorter than its two slots: a process killed while it created
-		 * the file (below) leaves zeros only and had made no segment yet
-		 * (they come after the meta file), so no vote was ever saved in
-		 * it: create it again. Anything else is corruption, which
-		 * lcr_meta_recover names. */
-		uint8_t *part = l->scratch; /* block aligned for O_DIRECT reads */
-		ssize_t k = pread(l->meta_fd, part, 2 * LCR_META_SLOT, 0);
-		if (k == sb.st_size && file_zero(part, (size_t)k) && !dir_has_segments(l))
-			sb.st_size = 0;
-	}
-	if (sb.st_size == 0) {
-		memset(l->meta_buf, 0, LCR_META_SLOT);
-		for (int i = 0; i < 2; i++)
-			if (pwrite(l->meta_fd, l->meta_buf, LCR_META_SLOT, i * LCR_META_SLOT) !=
-			    LCR_META_SLOT) {
-				snprintf(why, why_len, "%s/%s: %s", l->dir, LCR_META_FILE,
-					 strerror(errno));
-				return errno ? -errno : -EIO;
-			}
-		if (fsync(l->meta_fd) < 0 || fsync(l->dir_fd) < 0)
-			return -errno;
-		sb.st_size = 2 * LCR_META_SLOT;
-	}
-	uint8_t *buf = l->scratch; /* block aligned for O_DIRECT reads */
-	ssize_t n = 0;
-	if (sb.st_size == 2 * LCR_META_SLOT)
+	if ((rc = lcr_log_lock_file(l, l->meta_fd, LCR_META_FILE, why, why_len)) < 0)
+		return rc;
+	bool segs = dir_has_segments(l); /* under the lock: nobody makes one now */
+	uint8_t *buf = l->scratch;	 /* block aligned for O_DIRECT reads */
+	memset(buf, 0, 2 * LCR_META_SLOT);
+	ssize_t n = sb.st_size;
+	if (sb.st_size > 0 && sb.st_size <= 2 * LCR_META_SLOT) {
 		n = pread(l->meta_fd, buf, 2 * LCR_META_SLOT, 0);
-	else
-		n = sb.st_size; /* wrong size: let recover say so */
-	int rc = n < 0 ? -errno
-		       : lcr_meta_recover(buf, (size_t)n, l->o.group, &l->meta_st, &l->meta_seq, w,
-					  sizeof(w));
-	if (rc < 0)
-		snprintf(why, why_len, "%s/%s: %s", l->dir, LCR_META_FILE,
-			 rc == -EBADMSG ? w : strerror(-rc));
-	return rc;
+		if (n < 0) {
+			rc = -errno;
+			snprintf(why, why_len, "%s/%s: %s", l->dir, LCR_META_FILE, strerror(-rc));
+			return rc;
+		}
+	}
+	if (n == 0)
+		return segs ? meta_lost(l, "empty (0 bytes)", why, why_len)
+			    : meta_create(l, why, why_len);
+	if (n < 2 * LCR_META_SLOT && !segs &&
+	    file_zero(buf, (size_t)(n < LCR_META_SLOT ? n : LCR_META_SLOT))) {
+		/* Cut short with its first slot zeros and no segment beside it:
+		 * a process killed while it created the file (meta_create), which
+		 * comes before any segment, so nothing was ever saved in it. */
+		return meta_create(l, why, why_len);
+	}
+	/* A short file otherwise, or a long one: lcr_meta_recover names the size. */
+	rc = lcr_meta_recover(buf, (size_t)n, l->o.group, &l->meta_st, &l->meta_seq, w, sizeof(w));
+	if (rc < 0) {
+		snprintf(why, why_len, "%s/%s: %s", l->dir, LCR_META_FILE, w);
+		return rc;
+	}
+	if (l->meta_seq == 0) {
+		/* No valid slot: all zeros, or a damaged one beside zeros. */
+		if (segs)
+			return meta_lost(l,
+					 file_zero(buf, 2 * LCR_META_SLOT)
+						 ? "all zeros"
+						 : "no valid slot (one damaged, the other zeros)",
+					 why, why_len);
+		return meta_create(l, why, why_len);
+	}
+	return 0;
 }
 
 /* Recover one segment file; `*torn_in` names the first segment cut short. */
@@ -289,6 +340,7 @@ static int list_segments(struct lcr_log *l, uint64_t *nos, uint32_t *n, char *wh
 		return -err;
 	}
 	*n = 0;
+	rewinddir(d); /* the descriptor's offset is shared with every dup of it */
 	while ((de = readdir(d))) {
 		if (parse_seg_name(de->d_name, &no) < 0)
 			continue;

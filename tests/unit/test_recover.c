@@ -274,16 +274,17 @@ static void test_recover_unfinished_spare_segment_removed(void **state)
 static void test_recover_meta_torn_newest_slot(void **state)
 {
 	(void)state;
-	assert_int_equal(iot_vote(&t, 3, 1, false), 0); /* seq 1 -> slot 1 */
+	/* The new file holds seq 1 (slot 1); then: */
+	assert_int_equal(iot_vote(&t, 3, 1, false), 0); /* seq 2 -> slot 0 */
 	assert_int_equal(iot_sync(&t), 0);
-	assert_int_equal(iot_vote(&t, 4, 2, false), 0); /* seq 2 -> slot 0 */
+	assert_int_equal(iot_vote(&t, 4, 2, false), 0); /* seq 3 -> slot 1 */
 	assert_int_equal(iot_sync(&t), 0);
 	iot_close(&t);
 	char path[512];
 	snprintf(path, sizeof(path), "%s/meta", t.dir);
 	int fd = open(path, O_RDWR);
 	uint8_t b = 0xff;
-	assert_int_equal(pwrite(fd, &b, 1, 40), 1); /* slot 0 torn */
+	assert_int_equal(pwrite(fd, &b, 1, LCR_META_SLOT + 40), 1); /* slot 1 torn */
 	close(fd);
 	assert_int_equal(iot_open(&t), 0);
 	struct lcr_log_recovery rs;
@@ -292,7 +293,7 @@ static void test_recover_meta_torn_newest_slot(void **state)
 	assert_int_equal(rs.vote.lid.term, 3);
 	iot_close(&t);
 	fd = open(path, O_RDWR);
-	assert_int_equal(pwrite(fd, &b, 1, LCR_META_SLOT + 40), 1);
+	assert_int_equal(pwrite(fd, &b, 1, 40), 1);
 	close(fd);
 	expect_open_fails("meta");
 }
@@ -329,6 +330,86 @@ static void test_recover_meta_torn_creation(void **state)
 	iot_close(&t);
 	assert_int_equal(truncate(path, LCR_META_SLOT), 0);
 	expect_open_fails("meta file is 4096 bytes");
+}
+
+/* ---- a lost vote ------------------------------------------------------------------ */
+
+static void meta_path(char *buf, size_t n)
+{
+	snprintf(buf, n, "%s/meta", t.dir);
+}
+
+static void test_recover_meta_zeroed_beside_segments_refused(void **state)
+{
+	(void)state;
+	char path[512];
+	static uint8_t zero[2 * LCR_META_SLOT];
+	assert_int_equal(iot_vote(&t, 7, 2, false), 0);
+	three_batches();
+	meta_path(path, sizeof(path));
+	int fd = open(path, O_WRONLY);
+	assert_int_equal(pwrite(fd, zero, sizeof(zero), 0), (ssize_t)sizeof(zero));
+	close(fd);
+	expect_open_fails(path);
+	assert_non_null(strstr(t.why, "all zeros"));
+	assert_non_null(strstr(t.why, "vote"));
+}
+
+static void test_recover_meta_emptied_beside_segments_refused(void **state)
+{
+	(void)state;
+	char path[512];
+	assert_int_equal(iot_vote(&t, 7, 2, false), 0);
+	three_batches();
+	meta_path(path, sizeof(path));
+	assert_int_equal(truncate(path, 0), 0);
+	expect_open_fails(path);
+	assert_non_null(strstr(t.why, "empty (0 bytes)"));
+	/* Gone altogether: refused too, and not created empty. */
+	assert_int_equal(unlink(path), 0);
+	expect_open_fails(path);
+	assert_non_null(strstr(t.why, "missing"));
+	assert_int_equal(access(path, F_OK), -1);
+}
+
+static void test_recover_meta_emptied_without_segments_is_fresh(void **state)
+{
+	(void)state;
+	char path[512];
+	static uint8_t zero[2 * LCR_META_SLOT], got[2 * LCR_META_SLOT];
+	iot_close(&t);
+	for (uint64_t no = 1; no < 8; no++) {
+		iot_seg_path(&t, no, path, sizeof(path));
+		unlink(path);
+	}
+	meta_path(path, sizeof(path));
+	for (int round = 0; round < 2; round++) {
+		/* Zeroed, then emptied: with no segment beside it, nothing was lost. */
+		if (round == 0) {
+			int fd = open(path, O_WRONLY);
+			assert_int_equal(pwrite(fd, zero, sizeof(zero), 0), (ssize_t)sizeof(zero));
+			close(fd);
+		} else {
+			assert_int_equal(truncate(path, 0), 0);
+		}
+		assert_int_equal(iot_open(&t), 0);
+		struct lcr_log_recovery rs;
+		lcr_log_recovered(t.log, &rs);
+		assert_int_equal(rs.vote.lid.term, 0);
+		assert_int_equal(lcr_log_last(t.log).index, 0);
+		iot_close(&t);
+		/* Before its first segment, the log wrote a valid slot: zeros found
+		 * later beside segments can only mean a lost vote. */
+		int fd = open(path, O_RDONLY);
+		assert_int_equal(pread(fd, got, sizeof(got), 0), (ssize_t)sizeof(got));
+		close(fd);
+		assert_memory_not_equal(got, zero, sizeof(got));
+		for (uint64_t no = 1; no < 8; no++) {
+			char sp[512];
+			iot_seg_path(&t, no, sp, sizeof(sp));
+			unlink(sp);
+		}
+	}
 }
 
 static void test_meta_slot_codec(void **state)
@@ -392,6 +473,12 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_recover_meta_torn_newest_slot, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_recover_meta_torn_creation, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_recover_meta_zeroed_beside_segments_refused,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_recover_meta_emptied_beside_segments_refused,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_recover_meta_emptied_without_segments_is_fresh,
+						setup, teardown),
 		cmocka_unit_test(test_meta_slot_codec),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
