@@ -170,9 +170,12 @@ static int check_opts(const struct lcr_log_opts *o, char *why, size_t why_len)
 		snprintf(why, why_len, "log: no directory given");
 		return -EINVAL;
 	}
-	if (o->segment_bytes % LCR_BLOCK || o->segment_bytes < 2 * LCR_ENTRY_MAX + 4 * LCR_BLOCK) {
-		snprintf(why, why_len, "segment_bytes must be a multiple of 4096 and at least %u",
-			 2 * LCR_ENTRY_MAX + 4 * LCR_BLOCK);
+	if (o->segment_bytes % LCR_BLOCK || o->segment_bytes < 2 * LCR_ENTRY_MAX + 4 * LCR_BLOCK ||
+	    o->segment_bytes > LCR_SEGMENT_BYTES_MAX) {
+		snprintf(why, why_len,
+			 "segment_bytes must be a multiple of 4096, at least %u and at most %llu",
+			 2 * LCR_ENTRY_MAX + 4 * LCR_BLOCK,
+			 (unsigned long long)LCR_SEGMENT_BYTES_MAX);
 		return -EINVAL;
 	}
 	if (o->batch_bytes_max < 64 * 1024 || o->batch_bytes_max > o->segment_bytes / 2) {

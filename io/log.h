@@ -92,7 +92,8 @@ struct lcr_log;
  * On failure returns -errno and a sentence in `why` naming the file and
  * offset for corruption (-EBADMSG). Only a directory without segments is
  * fresh: a meta file missing, empty or zeroed beside segments has lost the
- * vote and is refused (docs/storage-format.md).
+ * vote and is refused; files of another format version are refused naming
+ * both versions (docs/storage-format.md).
  */
 int lcr_log_open(struct lcr_log **out, struct lcr_ring *ring, const struct lcr_log_opts *o,
 		 char *why, size_t why_len);

@@ -308,9 +308,13 @@ int lcr_log_append(struct lcr_log *l, const struct lcr_entry *e, uint32_t n,
 	LCR_ASSERT(n == 0 || e != NULL);
 	if (l->err)
 		return l->err;
-	for (uint32_t i = 0; i < n; i++)
+	for (uint32_t i = 0; i < n; i++) {
 		if (e[i].len > LCR_ENTRY_MAX || e[i].id.index != l->ids.last.index + 1 + i)
 			return -EINVAL;
+		/* The core drops anything above; recovery would refuse it. */
+		LCR_ASSERT(e[i].id.index < LCR_NUMBER_MAX && e[i].id.lid.term < LCR_NUMBER_MAX);
+		LCR_ASSERT(e[i].type >= LCR_ENTRY_BLANK && e[i].type <= LCR_ENTRY_MEMBERSHIP);
+	}
 	/* All or nothing: once the first entry is in, the rest must follow. */
 	if (!append_fits(l, e, n))
 		return -ENOBUFS;

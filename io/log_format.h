@@ -68,4 +68,7 @@ static inline uint32_t lcr_rec_size(uint32_t len)
 /* Largest payload of one entry. */
 #define LCR_ENTRY_MAX (1u << 20)
 
+/* Largest segment file (segment_bytes); bounds the tables recovery builds for one. */
+#define LCR_SEGMENT_BYTES_MAX (4ull << 30)
+
 #endif /* LCR_LOG_FORMAT_H */

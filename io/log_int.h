@@ -123,6 +123,7 @@ struct lcr_log {
 	bool spare_retried;
 	uint64_t next_seg_no;
 	uint64_t last_batch_seq;
+	uint64_t span_found; /* the largest batch recovery found, header and padding included */
 
 	/* Arena of batch buffers, registered with the ring when possible. */
 	uint8_t *arena;

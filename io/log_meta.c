@@ -85,6 +85,7 @@ int lcr_log_save_vote(struct lcr_log *l, struct lcr_vote v, const struct lcr_io_
 {
 	LCR_ASSERT(l != NULL);
 	LCR_ASSERT(io != NULL);
+	LCR_ASSERT(v.lid.term < LCR_NUMBER_MAX); /* the core drops anything above */
 	if (l->err)
 		return l->err;
 	if (lcr_log_pend_push(l, io, PEND_META, l->meta_gen_next) < 0)

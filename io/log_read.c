@@ -104,8 +104,7 @@ int lcr_log_read(struct lcr_log *l, uint64_t index, struct lcr_entry *out, void 
 		return -ENOENT;
 	LCR_ASSERT(lc->first_index <= index && index < lc->first_index + lc->count);
 	uint64_t span = lcr_align_up(sizeof(struct lcr_batch_hdr) + lc->bytes, LCR_BLOCK);
-	if (span > l->scratch_bytes)
-		return -EBADMSG;
+	LCR_ASSERT(span <= l->scratch_bytes); /* batch_for, and scratch_fit at open */
 	if (!l->rd_valid || l->rd_seg != s->no || lc->file_off < l->rd_off ||
 	    lc->file_off + span > l->rd_off + l->rd_len) {
 		/* Read this batch and what follows it in the segment, up to the

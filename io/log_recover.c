@@ -24,21 +24,34 @@
 struct recover_ctx {
 	struct lcr_log *l;
 	struct seg *seg;
+	int err; /* not the file's fault (no memory): reported as itself */
 };
 
-static int recover_accept(void *ctx, const struct lcr_scan_batch *b)
+/*
+ * Apply one intact batch to the log recovered so far (scan.h checked what the
+ * batch proves on its own). Everything here was read from disk: it is
+ * checked and refused with a reason, never asserted, and checked before the
+ * log-id index (which asserts its order) sees it.
+ */
+static int recover_accept(void *ctx, const struct lcr_scan_batch *b, char *why, size_t why_len)
 {
 	struct recover_ctx *rc = ctx;
 	struct lcr_log *l = rc->l;
 	const struct lcr_batch_hdr *h = b->hdr;
 	uint64_t first = h->first_index;
 
-	if (h->batch_seq <= l->last_batch_seq)
+	if (h->batch_seq <= l->last_batch_seq) {
+		snprintf(why, why_len, "its sequence number is not above %llu, the one before",
+			 (unsigned long long)l->last_batch_seq);
 		return -EBADMSG;
+	}
 	/* A batch may replace the tail, never leave a gap. Entries at or below
 	 * the purge point are committed and snapshotted: skip them. */
-	if (first > l->ids.last.index + 1 && first > l->ids.purged.index + 1)
+	if (first > l->ids.last.index + 1 && first > l->ids.purged.index + 1) {
+		snprintf(why, why_len, "the log before it ends at index %llu: a gap",
+			 (unsigned long long)l->ids.last.index);
 		return -EBADMSG;
+	}
 	const uint8_t *p = b->records;
 	uint64_t skip = 0;
 	if (first <= l->ids.purged.index) {
@@ -55,21 +68,41 @@ static int recover_accept(void *ctx, const struct lcr_scan_batch *b)
 	for (uint32_t i = 0; i < h->count; i++) {
 		struct lcr_rec_hdr r;
 		memcpy(&r, p, sizeof(r));
+		uint64_t at = b->file_off + (uint64_t)(p - (const uint8_t *)h);
 		p += lcr_rec_size(r.len);
 		if (i < skip)
 			continue;
 		struct lcr_log_id id = { { r.term, r.node }, r.index };
-		/* Leaders never go down along the log (checked here, not asserted:
-		 * a crafted file with valid checksums must not stop us). Right
-		 * above the purge point there is nothing to compare with: the
-		 * purged id belongs to the final history, and an older batch
-		 * replayed here may come from a leader before it. */
-		if (l->ids.n > 0 && lcr_leader_id_cmp(id.lid, l->ids.last.lid) < 0)
+		if (id.index != l->ids.last.index + 1) {
+			snprintf(why, why_len,
+				 "record at offset %llu: index %llu does not follow %llu",
+				 (unsigned long long)at, (unsigned long long)id.index,
+				 (unsigned long long)l->ids.last.index);
 			return -EBADMSG;
-		if (lcr_log_ids_append(&l->ids, id) < 0)
-			return -ENOMEM;
+		}
+		/* Leaders never go down along the log. Right above the purge
+		 * point there is nothing to compare with: the purged id belongs
+		 * to the final history, and an older batch replayed here may come
+		 * from a leader before it. */
+		if (l->ids.n > 0 && lcr_leader_id_cmp(id.lid, l->ids.last.lid) < 0) {
+			snprintf(why, why_len,
+				 "record at offset %llu (index %llu): leader %llu/%u is below "
+				 "leader %llu/%u of the entry before",
+				 (unsigned long long)at, (unsigned long long)id.index,
+				 (unsigned long long)id.lid.term, id.lid.node,
+				 (unsigned long long)l->ids.last.lid.term, l->ids.last.lid.node);
+			return -EBADMSG;
+		}
+		int err = lcr_log_ids_append(&l->ids, id);
+		if (err < 0) {
+			rc->err = err;
+			return err;
+		}
 	}
 	l->last_batch_seq = h->batch_seq;
+	uint64_t span = lcr_align_up(sizeof(*h) + h->bytes, LCR_BLOCK);
+	if (span > l->span_found)
+		l->span_found = span;
 	lcr_log_locs_apply(l, rc->seg, first + skip, (uint32_t)(h->count - skip), h->bytes,
 			   b->file_off);
 	return 0;
@@ -273,10 +306,15 @@ static int recover_seg(struct lcr_log *l, uint64_t no, bool last, struct seg **t
 	}
 	fd = -1;
 	lcr_log_segs_push(l, s);
-	struct recover_ctx ctx = { l, s };
+	struct recover_ctx ctx = { l, s, 0 };
 	struct lcr_scan_result res;
 	uint64_t seq_before = l->last_batch_seq;
 	rc = lcr_seg_scan(img, size, l->o.group, recover_accept, &ctx, &res, w, sizeof(w));
+	if (ctx.err) {
+		rc = ctx.err;
+		snprintf(why, why_len, "%s/%s: %s", l->dir, name, strerror(-rc));
+		goto out;
+	}
 	if (rc < 0) {
 		snprintf(why, why_len, "%s/%s: %s", l->dir, name, w);
 		goto out;
@@ -344,6 +382,13 @@ static int list_segments(struct lcr_log *l, uint64_t *nos, uint32_t *n, char *wh
 	while ((de = readdir(d))) {
 		if (parse_seg_name(de->d_name, &no) < 0)
 			continue;
+		if (no == 0 || no >= LCR_NUMBER_MAX) {
+			/* Numbered from 1, and the next one must not wrap. */
+			snprintf(why, why_len, "%s/%s: segment number out of range", l->dir,
+				 de->d_name);
+			closedir(d);
+			return -EBADMSG;
+		}
 		if (*n == LCR_LOG_SEGMENTS_MAX) {
 			snprintf(why, why_len,
 				 "%s: more than %u segment files, the most a log holds", l->dir,
@@ -419,6 +464,28 @@ out:
 	return rc;
 }
 
+/*
+ * Disk reads go through scratch, which holds one batch this log writes
+ * (batch_bytes_max and an entry). A batch written under a larger
+ * batch_bytes_max is bounded by its segment: scratch grows to hold it, here
+ * at open, so that a read never meets a batch it cannot hold.
+ */
+static int scratch_fit(struct lcr_log *l, char *why, size_t why_len)
+{
+	if (l->span_found <= l->scratch_bytes)
+		return 0;
+	void *bigger = lcr_log_zalloc_blocks(l, l->span_found);
+	if (!bigger) {
+		snprintf(why, why_len, "%s: no memory to read back a batch of %llu bytes", l->dir,
+			 (unsigned long long)l->span_found);
+		return -ENOMEM;
+	}
+	lcr_log_free_blocks(l, l->scratch);
+	l->scratch = bigger;
+	l->scratch_bytes = l->span_found;
+	return 0;
+}
+
 int lcr_log_recover(struct lcr_log *l, char *why, size_t why_len)
 {
 	int rc;
@@ -428,5 +495,7 @@ int lcr_log_recover(struct lcr_log *l, char *why, size_t why_len)
 	if ((rc = lcr_log_ids_init(&l->ids, l->o.alloc, 64, l->meta_st.purged)) < 0)
 		return rc;
 	l->next_seg_no = 1;
-	return recover_segments(l, why, why_len);
+	if ((rc = recover_segments(l, why, why_len)) < 0)
+		return rc;
+	return scratch_fit(l, why, why_len);
 }

@@ -6,6 +6,7 @@
 
 #include "crc32c.h"
 #include "meta.h"
+#include "types.h"
 
 #define META_MAGIC   0x4d52434cu /* "LCRM" little-endian */
 #define META_VERSION 1
@@ -65,18 +66,44 @@ static bool all_zero(const void *p, size_t n)
 	return true;
 }
 
-int lcr_meta_decode(const void *slot, uint32_t group, uint64_t *seq, struct lcr_meta_state *st)
+/*
+ * Decode one slot: 1 valid, 0 all zeros, -EBADMSG damaged (a torn write, or a
+ * slot of another group), -ERANGE intact but not a state this build wrote:
+ * another format version, or values out of range (`why` says which).
+ */
+static int decode(const void *slot, uint32_t group, uint64_t *seq, struct lcr_meta_state *st,
+		  char *why, size_t why_len)
 {
 	struct meta_disk d;
 
 	if (all_zero(slot, LCR_META_SLOT))
 		return 0;
 	memcpy(&d, slot, sizeof(d));
-	if (d.magic != META_MAGIC || d.version != META_VERSION || d.group != group ||
-	    d.crc != lcr_crc32c(0, (const char *)slot + 8, sizeof(d) - 8) || d.seq == 0 ||
-	    d.vote_committed > 1 ||
+	/* The magic and the version keep their place in every version; the
+	 * checksum's range may not, so the version is judged first. */
+	if (d.magic == META_MAGIC && d.version != META_VERSION) {
+		snprintf(why, why_len, "format version %u, this build reads %u", d.version,
+			 META_VERSION);
+		return -ERANGE;
+	}
+	if (d.magic != META_MAGIC || d.group != group ||
+	    d.crc != lcr_crc32c(0, (const char *)slot + 8, sizeof(d) - 8) ||
 	    !all_zero((const char *)slot + sizeof(d), LCR_META_SLOT - sizeof(d)))
 		return -EBADMSG;
+	/* Intact: a bad value here was written so, which no torn write does. */
+	if (d.seq == 0 || d.seq >= LCR_NUMBER_MAX || d.vote_committed > 1 ||
+	    d.vote_term >= LCR_NUMBER_MAX || d.purged_term >= LCR_NUMBER_MAX ||
+	    d.purged_index >= LCR_NUMBER_MAX || d.committed_term >= LCR_NUMBER_MAX ||
+	    d.committed_index >= LCR_NUMBER_MAX) {
+		snprintf(why, why_len,
+			 "seq %llu, vote %llu/%u/%u, purged %llu/%llu or commit hint %llu/%llu out "
+			 "of range (terms, indexes and seq below 2^62, committed 0 or 1)",
+			 (unsigned long long)d.seq, (unsigned long long)d.vote_term, d.vote_node,
+			 d.vote_committed, (unsigned long long)d.purged_term,
+			 (unsigned long long)d.purged_index, (unsigned long long)d.committed_term,
+			 (unsigned long long)d.committed_index);
+		return -ERANGE;
+	}
 	*seq = d.seq;
 	memset(st, 0, sizeof(*st));
 	st->vote.lid.term = d.vote_term;
@@ -89,6 +116,13 @@ int lcr_meta_decode(const void *slot, uint32_t group, uint64_t *seq, struct lcr_
 	st->committed.lid.node = d.committed_node;
 	st->committed.index = d.committed_index;
 	return 1;
+}
+
+int lcr_meta_decode(const void *slot, uint32_t group, uint64_t *seq, struct lcr_meta_state *st)
+{
+	char why[8];
+	int rc = decode(slot, group, seq, st, why, sizeof(why));
+	return rc == -ERANGE ? -EBADMSG : rc;
 }
 
 int lcr_meta_recover(const void *buf, size_t len, uint32_t group, struct lcr_meta_state *st,
@@ -109,7 +143,13 @@ int lcr_meta_recover(const void *buf, size_t len, uint32_t group, struct lcr_met
 	for (int i = 0; i < 2; i++) {
 		const void *slot = len ? (const void *)((const char *)buf + i * LCR_META_SLOT)
 				       : (const void *)zero;
-		rc[i] = lcr_meta_decode(slot, group, &q[i], &s[i]);
+		char w[192];
+		rc[i] = decode(slot, group, &q[i], &s[i], w, sizeof(w));
+		if (rc[i] == -ERANGE) {
+			/* Not ours to read, or not ours to trust, whatever the other holds. */
+			snprintf(why, why_len, "meta slot at offset %d: %s", i * LCR_META_SLOT, w);
+			return -EBADMSG;
+		}
 	}
 	/* Slot (seq & 1) is written for each seq, so both bad means more than
 	 * one write went wrong: that is corruption, not a torn write. */

@@ -31,14 +31,18 @@ void lcr_meta_encode(void *slot, uint32_t group, uint64_t seq, const struct lcr_
 
 /*
  * Decode one slot. Returns 1 for a valid slot (*seq and *st set), 0 for an
- * all-zero slot, -EBADMSG for anything else (torn or corrupt).
+ * all-zero slot, -EBADMSG for anything else (torn or corrupt). A valid slot's
+ * seq, terms and indexes are below LCR_NUMBER_MAX.
  */
 int lcr_meta_decode(const void *slot, uint32_t group, uint64_t *seq, struct lcr_meta_state *st);
 
 /*
  * Choose the state from the two slots' bytes (2 * LCR_META_SLOT, or fewer
- * for a short file). Returns 0 with *st and *seq (0 for a fresh file), or
- * -EBADMSG with `why` naming the slot and its offset.
+ * for a short file). Returns 0 with *st and *seq (0: no valid slot, all
+ * zeros or a torn first write), or -EBADMSG with `why` naming the slot and its
+ * offset: both slots damaged, a slot of another format version ("format
+ * version N, this build reads M"), an intact slot with values out of range,
+ * a valid slot in the other's place.
  */
 int lcr_meta_recover(const void *buf, size_t len, uint32_t group, struct lcr_meta_state *st,
 		     uint64_t *seq, char *why, size_t why_len);

@@ -1,24 +1,39 @@
 /* SPDX-License-Identifier: MIT */
 /* Segment scanning for recovery (see scan.h). */
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
-#include "types.h"
 #include "crc32c.h"
+#include "lcr_assert.h"
 #include "scan.h"
+#include "types.h"
+
+/* What one batch is, judged on its own bytes. */
+enum batch_is {
+	BATCH_OK = 1,
+	BATCH_DAMAGED, /* not (all) written: a checksum fails, or it runs past the file */
+	BATCH_CORRUPT, /* intact, but nothing this build writes: why says what */
+};
 
 int lcr_seg_check_header(const void *img, size_t len, uint32_t group, uint64_t seg_no, char *why,
 			 size_t why_len)
 {
 	struct lcr_seg_hdr h;
 
+	LCR_ASSERT(img != NULL || len == 0);
 	if (len < LCR_BLOCK) {
 		snprintf(why, why_len, "segment is %zu bytes, shorter than its header block", len);
 		return -EBADMSG;
 	}
 	memcpy(&h, img, sizeof(h));
-	if (h.magic != LCR_SEG_MAGIC || h.version != LCR_FORMAT_VERSION ||
+	if (h.magic == LCR_SEG_MAGIC && h.version != LCR_FORMAT_VERSION) {
+		snprintf(why, why_len, "segment header: format version %u, this build reads %u",
+			 h.version, LCR_FORMAT_VERSION);
+		return -EBADMSG;
+	}
+	if (h.magic != LCR_SEG_MAGIC ||
 	    h.crc != lcr_crc32c(0, (const char *)img + 8, sizeof(h) - 8)) {
 		snprintf(why, why_len, "segment header at offset 0 is invalid");
 		return -EBADMSG;
@@ -27,6 +42,17 @@ int lcr_seg_check_header(const void *img, size_t len, uint32_t group, uint64_t s
 		snprintf(why, why_len,
 			 "segment header says group %u segment %llu, expected %u/%llu", h.group,
 			 (unsigned long long)h.seg_no, group, (unsigned long long)seg_no);
+		return -EBADMSG;
+	}
+	/* Created at that size and never grown past it; the size bounds every
+	 * table recovery builds for the segment. */
+	if (h.segment_bytes % LCR_BLOCK || h.segment_bytes > LCR_SEGMENT_BYTES_MAX ||
+	    len > h.segment_bytes) {
+		snprintf(why, why_len,
+			 "segment header says %llu bytes (a multiple of %u, at most %llu), but the "
+			 "file is %zu bytes",
+			 (unsigned long long)h.segment_bytes, LCR_BLOCK,
+			 (unsigned long long)LCR_SEGMENT_BYTES_MAX, len);
 		return -EBADMSG;
 	}
 	return 0;
@@ -43,52 +69,122 @@ bool lcr_batch_hdr_valid(const void *img, size_t len, uint64_t off, uint32_t gro
 	       h.crc == lcr_crc32c(0, (const char *)img + off + 8, sizeof(h) - 8);
 }
 
-int lcr_rec_check(const uint8_t *p, size_t avail, uint64_t index)
+/* The record's checksum holds (and its payload is within `avail`); its values unchecked. */
+static bool rec_intact(const uint8_t *p, size_t avail)
 {
 	struct lcr_rec_hdr r;
 
 	if (avail < sizeof(r))
+		return false;
+	memcpy(&r, p, sizeof(r));
+	/* 64 bits: a length near 4 GiB must not wrap around the check. */
+	if (sizeof(r) + lcr_align_up((uint64_t)r.len, 8) > avail)
+		return false;
+	uint32_t crc = lcr_crc32c(0, p + 4, sizeof(r) - 4);
+	return lcr_crc32c(crc, p + sizeof(r), r.len) == r.crc;
+}
+
+/* What is wrong with an intact record's values, or NULL (then it is record `index`). */
+static const char *rec_wrong(const struct lcr_rec_hdr *r, uint64_t index)
+{
+	if (r->len > LCR_ENTRY_MAX)
+		return "payload longer than an entry may be";
+	if (r->index != index)
+		return "index does not follow the one before";
+	if (r->term >= LCR_NUMBER_MAX)
+		return "leader term out of range";
+	if (r->type < LCR_ENTRY_BLANK || r->type > LCR_ENTRY_MEMBERSHIP)
+		return "unknown entry type";
+	if (r->flags != 0)
+		return "unknown flags";
+	return NULL;
+}
+
+int lcr_rec_check(const uint8_t *p, size_t avail, uint64_t index)
+{
+	struct lcr_rec_hdr r;
+
+	if (!rec_intact(p, avail))
 		return -EBADMSG;
 	memcpy(&r, p, sizeof(r));
-	if (r.len > LCR_ENTRY_MAX || lcr_rec_size(r.len) > avail || r.index != index)
-		return -EBADMSG;
-	if (r.type < LCR_ENTRY_BLANK || r.type > LCR_ENTRY_MEMBERSHIP || r.flags != 0)
-		return -EBADMSG;
-	uint32_t crc = lcr_crc32c(0, p + 4, sizeof(r) - 4);
-	crc = lcr_crc32c(crc, p + sizeof(r), r.len);
-	if (crc != r.crc)
+	if (rec_wrong(&r, index))
 		return -EBADMSG;
 	return (int)lcr_rec_size(r.len);
 }
 
-/* Everything a batch proves on its own. */
-static bool batch_intrinsic_ok(const uint8_t *img, size_t len, uint64_t off, uint32_t group,
-			       struct lcr_batch_hdr *h)
+__attribute__((format(printf, 3, 4))) static enum batch_is corrupt(char *why, size_t why_len,
+								   const char *fmt, ...)
 {
-	if (!lcr_batch_hdr_valid(img, len, off, group))
-		return false;
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(why, why_len, fmt, ap);
+	va_end(ap);
+	return BATCH_CORRUPT;
+}
+
+/*
+ * Everything a batch proves on its own. A checksum that fails means the
+ * batch was not (all) written: damaged. Intact bytes with values this build
+ * never writes (another version, numbers out of range, records out of order)
+ * cannot come from a torn write: corrupt, with the reason in `why`.
+ */
+static enum batch_is batch_intrinsic(const uint8_t *img, size_t len, uint64_t off, uint32_t group,
+				     struct lcr_batch_hdr *h, char *why, size_t why_len)
+{
 	memcpy(h, img + off, sizeof(*h));
-	if (h->first_index == 0 || h->bytes > len - off - sizeof(*h))
-		return false;
+	if (h->magic == LCR_BATCH_MAGIC && h->version != LCR_FORMAT_VERSION)
+		return corrupt(why, why_len,
+			       "batch at offset %llu: format version %u, this build reads %u",
+			       (unsigned long long)off, h->version, LCR_FORMAT_VERSION);
+	if (!lcr_batch_hdr_valid(img, len, off, group))
+		return BATCH_DAMAGED;
+	if (h->bytes > len - off - sizeof(*h))
+		return BATCH_DAMAGED; /* the file ends inside it */
+	if (h->batch_seq == 0 || h->batch_seq >= LCR_NUMBER_MAX || h->first_index == 0 ||
+	    h->first_index >= LCR_NUMBER_MAX || h->count >= LCR_NUMBER_MAX - h->first_index)
+		return corrupt(why, why_len,
+			       "batch at offset %llu: sequence %llu, first index %llu or count %u "
+			       "out of range",
+			       (unsigned long long)off, (unsigned long long)h->batch_seq,
+			       (unsigned long long)h->first_index, h->count);
 	if ((uint64_t)h->count * sizeof(struct lcr_rec_hdr) > h->bytes)
-		return false;
+		return corrupt(why, why_len,
+			       "batch at offset %llu: %u records cannot fit in %u bytes",
+			       (unsigned long long)off, h->count, h->bytes);
 	const uint8_t *p = img + off + sizeof(*h);
 	size_t left = h->bytes;
 	struct lcr_leader_id prev = { 0, 0 };
 	for (uint32_t i = 0; i < h->count; i++) {
-		int sz = lcr_rec_check(p, left, h->first_index + i);
-		if (sz < 0)
-			return false;
 		struct lcr_rec_hdr r;
+		uint64_t at = (uint64_t)(p - img);
+		if (!rec_intact(p, left))
+			return BATCH_DAMAGED;
 		memcpy(&r, p, sizeof(r));
+		const char *wrong = rec_wrong(&r, h->first_index + i);
+		if (wrong)
+			return corrupt(why, why_len,
+				       "record at offset %llu (index %llu, term %llu): %s",
+				       (unsigned long long)at, (unsigned long long)r.index,
+				       (unsigned long long)r.term, wrong);
 		struct lcr_leader_id lid = { r.term, r.node };
 		if (i > 0 && lcr_leader_id_cmp(lid, prev) < 0)
-			return false;
+			return corrupt(
+				why, why_len,
+				"record at offset %llu (index %llu): leader %llu/%u is below "
+				"leader %llu/%u of the entry before",
+				(unsigned long long)at, (unsigned long long)r.index,
+				(unsigned long long)lid.term, lid.node,
+				(unsigned long long)prev.term, prev.node);
 		prev = lid;
-		p += sz;
-		left -= (size_t)sz;
+		p += lcr_rec_size(r.len);
+		left -= lcr_rec_size(r.len);
 	}
-	return left == 0;
+	if (left != 0)
+		return corrupt(why, why_len,
+			       "batch at offset %llu: %zu bytes after its last record",
+			       (unsigned long long)off, left);
+	return BATCH_OK;
 }
 
 static bool block_zero(const uint8_t *p, size_t n)
@@ -105,22 +201,31 @@ int lcr_seg_scan(const void *image, size_t len, uint32_t group, lcr_scan_accept_
 	const uint8_t *img = image;
 	uint64_t off = LCR_BLOCK;
 	struct lcr_batch_hdr h;
+	char w[192];
 
+	LCR_ASSERT(img != NULL || len == 0);
+	LCR_ASSERT(accept != NULL && res != NULL && why != NULL);
 	memset(res, 0, sizeof(*res));
 	len -= len % LCR_BLOCK; /* a partial last block holds no batch start */
 	while (off < len) {
-		if (!batch_intrinsic_ok(img, len, off, group, &h))
+		w[0] = 0;
+		enum batch_is is = batch_intrinsic(img, len, off, group, &h, w, sizeof(w));
+		if (is == BATCH_CORRUPT) {
+			snprintf(why, why_len, "%s", w);
+			return -EBADMSG;
+		}
+		if (is == BATCH_DAMAGED)
 			break;
 		struct lcr_scan_batch b = { (const struct lcr_batch_hdr *)(img + off),
 					    img + off + sizeof(h), off };
-		if (accept(ctx, &b) < 0) {
+		if (accept(ctx, &b, w, sizeof(w)) < 0) {
 			/* Intact but out of place: not a torn write, so not ours to cut. */
 			snprintf(
 				why, why_len,
 				"batch %llu at offset %llu is intact but does not continue the log "
-				"(first index %llu)",
+				"(first index %llu)%s%s",
 				(unsigned long long)h.batch_seq, (unsigned long long)off,
-				(unsigned long long)h.first_index);
+				(unsigned long long)h.first_index, w[0] ? ": " : "", w);
 			return -EBADMSG;
 		}
 		res->batches++;

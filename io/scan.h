@@ -4,15 +4,21 @@
  * fuzz target (tests/fuzz/fuzz_recover.c) can feed them anything.
  *
  * lcr_seg_scan() walks the batches of one segment. It checks what a batch
- * proves on its own (magic, header CRC, version, group, bounds, every record's
- * CRC, consecutive indexes, leaders never going down within the batch) and
- * hands each valid batch to `accept`, which checks it against the log so far
- * (sequence numbers increase, no gap before first_index, leaders never go
- * down) and applies it; an intact batch it refuses is corruption. The first
- * batch that fails its own checks ends the valid data; the scan then decides
- * between a torn tail and corruption: if any valid batch header follows
- * anywhere after that point, the data in between was once complete and is
- * now damaged, so it is corruption.
+ * proves on its own, in two kinds. A checksum that fails (header or record),
+ * or a batch that runs past the end of the file, means the batch was not
+ * (all) written: damaged. Intact bytes with values this build never writes
+ * mean corruption, refused with the offset and the reason: another format
+ * version, a sequence number, index or term at or above LCR_NUMBER_MAX,
+ * indexes that do not follow, leaders going down within the batch, an unknown
+ * type or flag, lengths that do not add up. Each intact batch goes to
+ * `accept`, which checks it against the log so far (sequence numbers
+ * increase, no gap before first_index, leaders never go down) and applies
+ * it; an intact batch it refuses is corruption. The first damaged batch ends
+ * the valid data; the scan then decides between a torn tail and corruption:
+ * if any valid batch header follows anywhere after that point, the data in
+ * between was once complete and is now damaged, so it is corruption.
+ *
+ * Nothing here asserts on the bytes: the fuzz target feeds it anything.
  */
 #ifndef LCR_SCAN_H
 #define LCR_SCAN_H
@@ -29,9 +35,11 @@ struct lcr_scan_batch {
 	uint64_t file_off;
 };
 
-/* Return 0 to accept and apply the batch, or -EBADMSG: an intact batch that
- * does not continue the log is corruption (the scan fails). */
-typedef int (*lcr_scan_accept_fn)(void *ctx, const struct lcr_scan_batch *b);
+/* Return 0 to accept and apply the batch, or -EBADMSG with the reason in
+ * `why` (may be left empty): an intact batch that does not continue the log
+ * is corruption (the scan fails, naming the batch and its offset). */
+typedef int (*lcr_scan_accept_fn)(void *ctx, const struct lcr_scan_batch *b, char *why,
+				  size_t why_len);
 
 enum lcr_scan_end {
 	LCR_SCAN_CLEAN = 1, /* the valid data ends at zeros (or the segment end) */
@@ -46,7 +54,12 @@ struct lcr_scan_result {
 	uint64_t records;
 };
 
-/* Validate a segment header block. Returns 0 or -EBADMSG (why set). */
+/*
+ * Validate a segment header block of a file of `len` bytes: magic, version
+ * (another one is named: "format version N, this build reads M"), CRC,
+ * group, number, and a size that holds the file and is at most
+ * LCR_SEGMENT_BYTES_MAX. Returns 0 or -EBADMSG (why set).
+ */
 int lcr_seg_check_header(const void *img, size_t len, uint32_t group, uint64_t seg_no, char *why,
 			 size_t why_len);
 
@@ -61,7 +74,8 @@ int lcr_seg_scan(const void *img, size_t len, uint32_t group, lcr_scan_accept_fn
 /* True when a valid batch header (magic, version, group, CRC) starts at img+off. */
 bool lcr_batch_hdr_valid(const void *img, size_t len, uint64_t off, uint32_t group);
 
-/* Check one record at p (within `avail` bytes); returns its size or -EBADMSG. */
+/* Check one record at p (within `avail` bytes): its CRC and its values, as
+ * the scan does. Returns its size or -EBADMSG. */
 int lcr_rec_check(const uint8_t *p, size_t avail, uint64_t index);
 
 #endif /* LCR_SCAN_H */

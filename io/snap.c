@@ -14,6 +14,7 @@
 #include "crc32c.h"
 #include "log_format.h"
 #include "snap.h"
+#include "types.h"
 
 #define SNAP_MAGIC 0x5052434cu /* "LCRP" */
 #define SNAP_TMP   "snap.tmp"
@@ -383,10 +384,30 @@ int lcr_snap_open(struct lcr_snap_reader *r, struct lcr_ring *ring, const char *
 		return -EBADMSG;
 	}
 	memcpy(&h, r->buf, sizeof(h));
-	if (h.magic != SNAP_MAGIC || h.version != LCR_FORMAT_VERSION || h.group != group ||
-	    h.crc != lcr_crc32c(0, (const char *)r->buf + 8, sizeof(h) - 8) ||
-	    (uint64_t)sb.st_size < LCR_BLOCK + lcr_align_up(h.size, LCR_BLOCK)) {
-		snprintf(why, why_len, "%s/%s: damaged snapshot header or short file", dir, name);
+	if (h.magic == SNAP_MAGIC && h.version != LCR_FORMAT_VERSION) {
+		snprintf(why, why_len, "%s/%s: format version %u, this build reads %u", dir, name,
+			 h.version, LCR_FORMAT_VERSION);
+		lcr_snap_reader_close(r);
+		return -EBADMSG;
+	}
+	if (h.magic != SNAP_MAGIC || h.group != group ||
+	    h.crc != lcr_crc32c(0, (const char *)r->buf + 8, sizeof(h) - 8)) {
+		snprintf(why, why_len, "%s/%s: damaged snapshot header", dir, name);
+		lcr_snap_reader_close(r);
+		return -EBADMSG;
+	}
+	/* Intact: every value is bounded before it is used. */
+	if (h.last_term >= LCR_NUMBER_MAX || h.last_index >= LCR_NUMBER_MAX) {
+		snprintf(why, why_len, "%s/%s: last log id %llu/%u/%llu out of range (>= 2^62)",
+			 dir, name, (unsigned long long)h.last_term, h.last_node,
+			 (unsigned long long)h.last_index);
+		lcr_snap_reader_close(r);
+		return -EBADMSG;
+	}
+	uint64_t room = (uint64_t)sb.st_size - LCR_BLOCK; /* the header block was read */
+	if (h.size > room || lcr_align_up(h.size, LCR_BLOCK) > room) {
+		snprintf(why, why_len, "%s/%s: header says %llu bytes of data, the file holds %llu",
+			 dir, name, (unsigned long long)h.size, (unsigned long long)room);
 		lcr_snap_reader_close(r);
 		return -EBADMSG;
 	}

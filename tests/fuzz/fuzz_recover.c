@@ -16,7 +16,7 @@
  * The meta image goes to lcr_meta_recover(); its purge point, if any, starts
  * the model. The segment image goes to lcr_seg_check_header() and
  * lcr_seg_scan(), whose accept callback applies batches to a struct
- * lcr_log_ids with the rules of recovery (io/log.c, recover_accept): batch
+ * lcr_log_ids with the rules of recovery (io/log_recover.c, recover_accept): batch
  * sequence numbers increase, no gap, leaders never go down; anything else is
  * refused, never asserted. Either the scan fails with a reason, or what it
  * accepted is a prefix of the image that the result describes exactly.
@@ -89,10 +89,13 @@ static void xfree(void *ctx, void *p)
 
 /* ---- the model of recovery ------------------------------------------------------------- */
 
-static int accept(void *ctx, const struct lcr_scan_batch *b)
+static int accept(void *ctx, const struct lcr_scan_batch *b, char *why, size_t why_len)
 {
 	struct model *m = ctx;
 	struct lcr_batch_hdr h;
+
+	(void)why; /* the scanner's own reason is enough for the model */
+	(void)why_len;
 
 	/* What the scanner promises about the batch it hands over. */
 	CHECK((const uint8_t *)b->hdr == m->img + b->file_off);
@@ -132,10 +135,11 @@ static int accept(void *ctx, const struct lcr_scan_batch *b)
 		struct lcr_log_id id = { { r.term, r.node }, r.index };
 		if (lcr_leader_id_cmp(id.lid, m->ids.last.lid) < 0)
 			return -EBADMSG;
-		/* io/log.c appends without this check, and lcr_log_ids_append()
-		 * asserts it: a batch that starts at or below the purge point
-		 * while entries above it are in the log (written before a later
-		 * truncation) stops recovery there. Refused here. */
+		/* lcr_log_ids_append() asserts that the index follows, so it is
+		 * checked first (as io/log_recover.c does). A batch that starts
+		 * at or below the purge point while entries above it are in the
+		 * log (written before a later truncation): recovery truncates
+		 * them first, the model simply refuses it. */
 		if (id.index != m->ids.last.index + 1)
 			return -EBADMSG;
 		if (lcr_log_ids_append(&m->ids, id) < 0)

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "crc32c.h"
 #include "io_harness.h"
 #include "log_format.h"
 #include "meta.h"
@@ -332,11 +333,54 @@ static void test_recover_meta_torn_creation(void **state)
 	expect_open_fails("meta file is 4096 bytes");
 }
 
-/* ---- a lost vote ------------------------------------------------------------------ */
+/* ---- files of another format, values out of range, a lost vote ---------------------- */
 
 static void meta_path(char *buf, size_t n)
 {
 	snprintf(buf, n, "%s/meta", t.dir);
+}
+
+/* Apply `fix` to every record of batch `k` of segment 1, then fix the record CRCs. */
+static void patch_records(int k, void (*fix)(struct lcr_rec_hdr *r, uint32_t i))
+{
+	struct found f;
+	static uint8_t buf[1 << 20];
+	struct lcr_batch_hdr h;
+	find_batches(1, &f);
+	assert_true(k < f.n);
+	char path[512];
+	iot_seg_path(&t, 1, path, sizeof(path));
+	int fd = open(path, O_RDWR);
+	assert_true(fd >= 0);
+	assert_true(f.span[k] <= sizeof(buf));
+	assert_int_equal(pread(fd, buf, f.span[k], (off_t)f.off[k]), (ssize_t)f.span[k]);
+	memcpy(&h, buf, sizeof(h));
+	uint8_t *p = buf + sizeof(h);
+	for (uint32_t i = 0; i < h.count; i++) {
+		struct lcr_rec_hdr r;
+		memcpy(&r, p, sizeof(r));
+		fix(&r, i);
+		uint32_t crc = lcr_crc32c(0, (const uint8_t *)&r + 4, sizeof(r) - 4);
+		r.crc = lcr_crc32c(crc, p + sizeof(r), r.len);
+		memcpy(p, &r, sizeof(r));
+		p += lcr_rec_size(r.len);
+	}
+	assert_int_equal(pwrite(fd, buf, f.span[k], (off_t)f.off[k]), (ssize_t)f.span[k]);
+	close(fd);
+}
+
+/* Set the version field (offset 8) of a header of `n` bytes at `off`, fixing its CRC. */
+static void set_version(const char *path, uint64_t off, size_t n, uint16_t version)
+{
+	uint8_t h[128];
+	int fd = open(path, O_RDWR);
+	assert_true(fd >= 0 && n <= sizeof(h));
+	assert_int_equal(pread(fd, h, n, (off_t)off), (ssize_t)n);
+	memcpy(h + 8, &version, sizeof(version));
+	uint32_t crc = lcr_crc32c(0, h + 8, n - 8);
+	memcpy(h + 4, &crc, sizeof(crc));
+	assert_int_equal(pwrite(fd, h, n, (off_t)off), (ssize_t)n);
+	close(fd);
 }
 
 static void test_recover_meta_zeroed_beside_segments_refused(void **state)
@@ -412,6 +456,143 @@ static void test_recover_meta_emptied_without_segments_is_fresh(void **state)
 	}
 }
 
+static void test_recover_segment_of_another_version_named(void **state)
+{
+	(void)state;
+	char path[512];
+	three_batches();
+	iot_seg_path(&t, 1, path, sizeof(path));
+	set_version(path, 0, sizeof(struct lcr_seg_hdr), 2);
+	expect_open_fails("seg-0000000000000001.log");
+	assert_non_null(strstr(t.why, "format version 2, this build reads 1"));
+}
+
+static void test_recover_batch_of_another_version_named(void **state)
+{
+	(void)state;
+	char path[512];
+	struct found f;
+	three_batches();
+	find_batches(1, &f);
+	iot_seg_path(&t, 1, path, sizeof(path));
+	/* The last batch: not cut as if torn, refused. */
+	set_version(path, f.off[2], sizeof(struct lcr_batch_hdr), 2);
+	expect_open_fails("seg-0000000000000001.log");
+	assert_non_null(strstr(t.why, "format version 2, this build reads 1"));
+}
+
+static void test_recover_meta_of_another_version_named(void **state)
+{
+	(void)state;
+	char path[512];
+	assert_int_equal(iot_vote(&t, 7, 2, false), 0);
+	assert_int_equal(iot_sync(&t), 0);
+	iot_close(&t);
+	meta_path(path, sizeof(path));
+	/* Every slot that holds something speaks version 2. */
+	uint8_t slot[LCR_META_SLOT];
+	for (int i = 0; i < 2; i++) {
+		int fd = open(path, O_RDONLY);
+		assert_int_equal(pread(fd, slot, sizeof(slot), i * LCR_META_SLOT), LCR_META_SLOT);
+		close(fd);
+		if (slot[0] != 0)
+			set_version(path, (uint64_t)i * LCR_META_SLOT, 88, 2);
+	}
+	expect_open_fails(path);
+	assert_non_null(strstr(t.why, "format version 2, this build reads 1"));
+}
+
+static void term_at_max(struct lcr_rec_hdr *r, uint32_t i)
+{
+	(void)i;
+	r->term = LCR_NUMBER_MAX;
+}
+
+static void test_recover_record_term_out_of_range_refused(void **state)
+{
+	(void)state;
+	three_batches();
+	/* Every record of the last batch: intact, leaders in order, term 2^62. */
+	patch_records(2, term_at_max);
+	expect_open_fails("seg-0000000000000001.log");
+	assert_non_null(strstr(t.why, "out of range"));
+	assert_non_null(strstr(t.why, "offset"));
+}
+
+static void test_recover_meta_term_out_of_range_refused(void **state)
+{
+	(void)state;
+	char path[512];
+	static uint8_t two[2 * LCR_META_SLOT];
+	struct lcr_meta_state st;
+	uint64_t seq;
+	char w[200];
+	assert_int_equal(iot_vote(&t, 7, 2, false), 0);
+	assert_int_equal(iot_sync(&t), 0);
+	iot_close(&t);
+	meta_path(path, sizeof(path));
+	int fd = open(path, O_RDWR);
+	assert_int_equal(pread(fd, two, sizeof(two), 0), (ssize_t)sizeof(two));
+	assert_int_equal(lcr_meta_recover(two, sizeof(two), 0, &st, &seq, w, sizeof(w)), 0);
+	assert_int_equal(st.vote.lid.term, 7);
+	/* The next write, intact, with a vote term of 2^62. */
+	st.vote.lid.term = LCR_NUMBER_MAX;
+	seq++;
+	lcr_meta_encode(two + (seq & 1) * LCR_META_SLOT, 0, seq, &st);
+	assert_int_equal(pwrite(fd, two, sizeof(two), 0), (ssize_t)sizeof(two));
+	close(fd);
+	expect_open_fails(path);
+	assert_non_null(strstr(t.why, "out of range"));
+}
+
+static void leader_down_at_end(struct lcr_rec_hdr *r, uint32_t i)
+{
+	if (i == 9)
+		r->term = 1; /* the batch's other records are term 2 */
+}
+
+static void index_skips_at_end(struct lcr_rec_hdr *r, uint32_t i)
+{
+	if (i == 9)
+		r->index++;
+}
+
+static void term_up(struct lcr_rec_hdr *r, uint32_t i)
+{
+	(void)i;
+	r->term = 3;
+}
+
+static void test_recover_leader_going_back_is_corruption(void **state)
+{
+	(void)state;
+	three_batches();
+	/* Within the last batch: intact, so not a torn write to cut. */
+	patch_records(2, leader_down_at_end);
+	expect_open_fails("seg-0000000000000001.log");
+	assert_non_null(strstr(t.why, "leader"));
+	assert_non_null(strstr(t.why, "offset"));
+	/* Across batches: the second now ends at term 3, the third starts at 2. */
+	iot_fini(&t);
+	iot_init(&t, "recover");
+	assert_int_equal(iot_open(&t), 0);
+	three_batches();
+	patch_records(1, term_up);
+	expect_open_fails("seg-0000000000000001.log");
+	assert_non_null(strstr(t.why, "leader"));
+	assert_non_null(strstr(t.why, "offset"));
+}
+
+static void test_recover_index_not_following_is_corruption(void **state)
+{
+	(void)state;
+	three_batches();
+	patch_records(2, index_skips_at_end);
+	expect_open_fails("seg-0000000000000001.log");
+	assert_non_null(strstr(t.why, "index"));
+	assert_non_null(strstr(t.why, "offset"));
+}
+
 static void test_meta_slot_codec(void **state)
 {
 	(void)state;
@@ -478,6 +659,20 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_recover_meta_emptied_beside_segments_refused,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_recover_meta_emptied_without_segments_is_fresh,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_recover_segment_of_another_version_named,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_recover_batch_of_another_version_named, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_recover_meta_of_another_version_named, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_recover_record_term_out_of_range_refused,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_recover_meta_term_out_of_range_refused, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_recover_leader_going_back_is_corruption, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_recover_index_not_following_is_corruption,
 						setup, teardown),
 		cmocka_unit_test(test_meta_slot_codec),
 	};

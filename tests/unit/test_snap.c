@@ -13,6 +13,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "crc32c.h"
 #include "io_harness.h"
 #include "snap.h"
 
@@ -209,6 +210,70 @@ static void test_snap_corrupt_header_refused(void **state)
 	assert_non_null(strstr(why, "snap-0000000000000003"));
 }
 
+/* Rewrite the header of the one snapshot (3/2/9) with `edit`, its CRC fixed. */
+static void edit_header(void (*edit)(uint8_t *h))
+{
+	char path[512];
+	uint8_t h[64];
+	snprintf(path, sizeof(path), "%s/snap-%016llx-%08x-%016llx.snap", t.dir, 3ull, 2u, 9ull);
+	int fd = open(path, O_RDWR);
+	assert_true(fd >= 0);
+	assert_int_equal(pread(fd, h, sizeof(h), 0), (ssize_t)sizeof(h));
+	edit(h);
+	uint32_t crc = lcr_crc32c(0, h + 8, sizeof(h) - 8);
+	memcpy(h + 4, &crc, sizeof(crc));
+	assert_int_equal(pwrite(fd, h, sizeof(h), 0), (ssize_t)sizeof(h));
+	close(fd);
+}
+
+static void version_2(uint8_t *h)
+{
+	uint16_t v = 2;
+	memcpy(h + 8, &v, sizeof(v));
+}
+
+static void term_at_max(uint8_t *h)
+{
+	uint64_t term = LCR_NUMBER_MAX;
+	memcpy(h + 16, &term, sizeof(term));
+}
+
+static void size_huge(uint8_t *h)
+{
+	uint64_t size = UINT64_MAX - 100; /* its padding would wrap around */
+	memcpy(h + 40, &size, sizeof(size));
+}
+
+static void test_snap_other_version_named(void **state)
+{
+	(void)state;
+	struct lcr_snap_reader r;
+	char why[256];
+	write_snapshot(5000, 9, 4);
+	edit_header(version_2);
+	assert_int_equal(lcr_snap_open(&r, &t.ring, t.dir, 7, alloc, why, sizeof(why)), -EBADMSG);
+	print_message("refused: %s\n", why);
+	assert_non_null(strstr(why, "snap-0000000000000003"));
+	assert_non_null(strstr(why, "format version 2, this build reads 1"));
+}
+
+static void test_snap_values_out_of_range_refused(void **state)
+{
+	(void)state;
+	struct lcr_snap_reader r;
+	char why[256];
+	write_snapshot(5000, 9, 4);
+	edit_header(term_at_max);
+	assert_int_equal(lcr_snap_open(&r, &t.ring, t.dir, 7, alloc, why, sizeof(why)), -EBADMSG);
+	print_message("refused: %s\n", why);
+	assert_non_null(strstr(why, "out of range"));
+	write_snapshot(5000, 9, 4);
+	edit_header(size_huge);
+	assert_int_equal(lcr_snap_open(&r, &t.ring, t.dir, 7, alloc, why, sizeof(why)), -EBADMSG);
+	print_message("refused: %s\n", why);
+	assert_non_null(strstr(why, "bytes"));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -219,6 +284,9 @@ int main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(test_snap_corrupt_data_detected, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_snap_corrupt_header_refused, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_snap_other_version_named, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_snap_values_out_of_range_refused, setup,
+						teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
