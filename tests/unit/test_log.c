@@ -484,6 +484,23 @@ static void test_log_allocates_through_its_hook(void **state)
 	assert_int_equal(iot_open(&t), 0);
 }
 
+static void test_log_reads_batches_larger_than_its_own(void **state)
+{
+	(void)state;
+	/* Written with 2 MiB batches, reopened with 64 KiB ones: every batch on
+	 * disk must still be readable (the read buffer grows at open). */
+	iot_close(&t);
+	t.opts.batch_bytes_max = 2u << 20;
+	assert_int_equal(iot_open(&t), 0);
+	assert_int_equal(iot_append(&t, 1, 600, 1, 1, 3000), 0); /* one batch of ~1.8 MiB */
+	assert_int_equal(iot_sync(&t), 0);
+	iot_close(&t);
+	t.opts.batch_bytes_max = 64u << 10;
+	assert_int_equal(iot_open(&t), 0);
+	assert_int_equal(lcr_log_last(t.log).index, 600);
+	assert_int_equal(iot_check_disk(&t, 1, 600, 1, 1), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -517,6 +534,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_log_segments_max_bounds_the_segments, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_log_allocates_through_its_hook, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_log_reads_batches_larger_than_its_own, setup,
 						teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
