@@ -63,7 +63,7 @@ static int stats(struct lcr_kv_client *c, const struct lcr_app_config *cfg, uint
 					    .op = LCR_CLIENT_STATS };
 		struct lcr_kv_answer a;
 		uint64_t wait = timeout_ms < 1000 ? timeout_ms : 1000;
-		if (lcr_kv_client_exchange(c, id, &r, 0, wait, &a) < 0) {
+		if (lcr_kv_client_exchange(c, id, &r, wait, &a) < 0) {
 			fprintf(stderr, "lcraft-cli: node %u: no answer\n", id);
 			continue;
 		}
@@ -132,7 +132,7 @@ int main(int argc, char **argv)
 			verbose = true;
 			break;
 		case 'e':
-			flags |= LCR_KV_EXPECT_VALUE;
+			flags |= LCR_CLIENT_F_EXPECT_VALUE;
 			break;
 		case 'h':
 			usage(stdout);
@@ -205,7 +205,8 @@ int main(int argc, char **argv)
 	}
 
 	struct lcr_kv_answer a;
-	int err = lcr_kv_client_call(c, &r, flags, (uint32_t)node, timeout_ms, &a);
+	r.flags = flags;
+	int err = lcr_kv_client_call(c, &r, (uint32_t)node, timeout_ms, &a);
 	if (err == -ETIMEDOUT) {
 		fprintf(stderr, "lcraft-cli: no answer from the cluster within %lu ms\n",
 			timeout_ms);

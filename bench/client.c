@@ -141,7 +141,7 @@ static int sock_for(struct lcr_kv_client *c, int family)
 }
 
 int lcr_kv_client_exchange(struct lcr_kv_client *c, uint32_t node, const struct lcr_client_req *r,
-			   uint8_t flags, uint64_t wait_ms, struct lcr_kv_answer *a)
+			   uint64_t wait_ms, struct lcr_kv_answer *a)
 {
 	struct target *t = target_of(c, node);
 	int rc;
@@ -153,11 +153,9 @@ int lcr_kv_client_exchange(struct lcr_kv_client *c, uint32_t node, const struct 
 	int fd = sock_for(c, t->family);
 	if (fd < 0)
 		return fd;
-	struct lcr_client_req req = *r;
-	req.flags |= flags;
 	/* The codec refuses flags the op does not take, as the node would. */
-	size_t n = lcr_wire_encode_client_req(c->buf + LCR_WIRE_HDR, sizeof(c->buf) - LCR_WIRE_HDR,
-					      &req);
+	size_t n =
+		lcr_wire_encode_client_req(c->buf + LCR_WIRE_HDR, sizeof(c->buf) - LCR_WIRE_HDR, r);
 	if (n == 0)
 		return -EMSGSIZE;
 	struct lcr_wire_hdr h = { .type = LCR_WIRE_CLIENT_REQ,
@@ -214,8 +212,8 @@ static void backoff_sleep(uint64_t *ms)
 	*ms = *ms * 2 > 200 ? 200 : *ms * 2;
 }
 
-int lcr_kv_client_call(struct lcr_kv_client *c, const struct lcr_client_req *r, uint8_t flags,
-		       uint32_t first, uint64_t timeout_ms, struct lcr_kv_answer *a)
+int lcr_kv_client_call(struct lcr_kv_client *c, const struct lcr_client_req *r, uint32_t first,
+		       uint64_t timeout_ms, struct lcr_kv_answer *a)
 {
 	uint64_t deadline = mono_ms() + timeout_ms, backoff = 10;
 	struct target *t = target_of(c, first ? first : c->leader);
@@ -231,7 +229,7 @@ int lcr_kv_client_call(struct lcr_kv_client *c, const struct lcr_client_req *r, 
 		if (now >= deadline)
 			return -ETIMEDOUT;
 		uint64_t wait = deadline - now < ROUND_MS ? deadline - now : ROUND_MS;
-		int rc = lcr_kv_client_exchange(c, t->id, r, flags, wait, a);
+		int rc = lcr_kv_client_exchange(c, t->id, r, wait, a);
 		if (rc == -ENOMEM || rc == -EMSGSIZE)
 			return rc;
 		if (rc == 0 && a->status == LCR_CLIENT_NOT_LEADER) {

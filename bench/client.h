@@ -50,19 +50,18 @@ bool lcr_kv_client_knows(const struct lcr_kv_client *c, uint32_t node);
 
 /*
  * Send `r` (client and id filled in by the caller) until a final answer (OK,
- * NOT_FOUND, CAS_FAILED, ERROR) or `timeout_ms` passes. The request carries
- * the flags r->flags | `flags` (LCR_CLIENT_F_EXPECT_VALUE for a CAS whose
- * expected value is a value even when empty, else 0; `flags` predates the
- * request's own field: new callers set r->flags and pass 0). Starts with node
+ * NOT_FOUND, CAS_FAILED, ERROR) or `timeout_ms` passes, with its flags
+ * (r->flags: LCR_CLIENT_F_EXPECT_VALUE for a CAS whose expected value is a
+ * value even when empty, else 0). Starts with node
  * `first` (0: the last leader seen, else one at random). Returns 0 with *a
  * filled, -ETIMEDOUT, or -EMSGSIZE (a request the protocol cannot carry,
  * flags the op does not take included).
  */
-int lcr_kv_client_call(struct lcr_kv_client *c, const struct lcr_client_req *r, uint8_t flags,
-		       uint32_t first, uint64_t timeout_ms, struct lcr_kv_answer *a);
+int lcr_kv_client_call(struct lcr_kv_client *c, const struct lcr_client_req *r, uint32_t first,
+		       uint64_t timeout_ms, struct lcr_kv_answer *a);
 
-/* One try with one node (flags as above): 0 with *a (any status), -ETIMEDOUT, or -errno. */
+/* One try with one node: 0 with *a (any status), -ETIMEDOUT, or -errno. */
 int lcr_kv_client_exchange(struct lcr_kv_client *c, uint32_t node, const struct lcr_client_req *r,
-			   uint8_t flags, uint64_t wait_ms, struct lcr_kv_answer *a);
+			   uint64_t wait_ms, struct lcr_kv_answer *a);
 
 #endif /* LCR_BENCH_CLIENT_H */

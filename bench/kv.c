@@ -190,12 +190,12 @@ static void wr64(uint8_t *p, uint64_t v)
 static_assert(LCR_KV_EXPECT_VALUE == LCR_CLIENT_F_EXPECT_VALUE, "one EXPECT_VALUE bit");
 static_assert(LCR_KV_FLAGS_KNOWN == LCR_CLIENT_F_KNOWN, "the same known flags");
 
-size_t lcr_kv_encode(void *buf, size_t cap, const struct lcr_client_req *r, uint8_t flags)
+size_t lcr_kv_encode(void *buf, size_t cap, const struct lcr_client_req *r)
 {
 	uint8_t *p = buf;
 	uint32_t vl = r->value_len, el = r->expect_len;
+	uint8_t flags = r->flags;
 
-	flags |= r->flags;
 	if (r->op != LCR_CLIENT_PUT && r->op != LCR_CLIENT_CAS && r->op != LCR_CLIENT_DELETE)
 		return 0;
 	if ((flags & ~LCR_KV_FLAGS_KNOWN) || (flags && r->op != LCR_CLIENT_CAS))

@@ -86,12 +86,12 @@ struct lcr_kv *lcr_kv_new(void);
 void lcr_kv_free(struct lcr_kv *kv);
 
 /*
- * Encode a write into `buf` (cap bytes) with the flags r->flags | `flags`
- * (LCR_KV_EXPECT_VALUE, CAS only; `flags` predates the request's own field:
- * new callers pass 0). Returns its length, or 0 if the op is not a write, a
- * field is over its limit, the key is empty or the flags do not fit the op.
+ * Encode a write into `buf` (cap bytes) with the request's flags
+ * (LCR_KV_EXPECT_VALUE, CAS only). Returns its length, or 0 if the op is not
+ * a write, a field is over its limit, the key is empty or the flags do not
+ * fit the op.
  */
-size_t lcr_kv_encode(void *buf, size_t cap, const struct lcr_client_req *r, uint8_t flags);
+size_t lcr_kv_encode(void *buf, size_t cap, const struct lcr_client_req *r);
 
 /*
  * The lcr_sm_ops.apply callback: apply one committed entry. The result

@@ -444,7 +444,7 @@ static void handle(struct req *q)
 	}
 	static _Thread_local uint8_t
 		cmd[LCR_KV_CMD_HDR + LCR_CLIENT_KEY_MAX + 2 * LCR_CLIENT_VALUE_MAX];
-	size_t n = lcr_kv_encode(cmd, sizeof(cmd), &q->r, 0); /* the flags are q->r's */
+	size_t n = lcr_kv_encode(cmd, sizeof(cmd), &q->r);
 	if (n == 0) { /* dispatch() lets only writes it takes through */
 		respond_msg(q, LCR_CLIENT_ERROR,
 			    "this node could not encode the write: not applied");

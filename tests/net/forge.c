@@ -145,7 +145,7 @@ int main(int argc, char **argv)
 			r.key_len = (uint32_t)strlen(key);
 			r.value = (const uint8_t *)value;
 			r.value_len = (uint32_t)strlen(value);
-			size_t n = lcr_kv_encode(put, sizeof(put), &r, 0);
+			size_t n = lcr_kv_encode(put, sizeof(put), &r);
 			if (n == 0) {
 				fprintf(stderr, "forge: the PUT does not encode\n");
 				return 1;

@@ -149,7 +149,7 @@ static void one_op(struct worker *w, struct lcr_kv_client *c, uint32_t kind, uin
 	}
 	struct lcr_kv_answer a;
 	op->invoke_ns = now_ns();
-	int rc = lcr_kv_client_call(c, &r, 0, 0, timeout_ms, &a);
+	int rc = lcr_kv_client_call(c, &r, 0, timeout_ms, &a);
 	uint64_t done = now_ns();
 	if (rc < 0) {
 		op->complete_ns = LCR_LINZ_PENDING;
