@@ -44,6 +44,26 @@ int iot_check_disk(struct iot *t, uint64_t first, uint64_t last, uint64_t term, 
 /* Path of segment `no` of the log. */
 void iot_seg_path(struct iot *t, uint64_t no, char *buf, size_t n);
 
+/*
+ * cmocka fixtures for a file whose tests share one struct iot (include cmocka.h
+ * first): IOT_FIXTURES(t, "log") defines setup() (a fresh directory named for
+ * the file, the log opened) and teardown() (the log closed, everything removed).
+ */
+#define IOT_FIXTURES(t, name)                                                                      \
+	static int setup(void **state)                                                             \
+	{                                                                                          \
+		(void)state;                                                                       \
+		iot_init(&(t), name);                                                              \
+		assert_int_equal(iot_open(&(t)), 0);                                               \
+		return 0;                                                                          \
+	}                                                                                          \
+	static int teardown(void **state)                                                          \
+	{                                                                                          \
+		(void)state;                                                                       \
+		iot_fini(&(t));                                                                    \
+		return 0;                                                                          \
+	}
+
 /* An allocation hook that counts: to check that a module allocates through it. */
 struct iot_counter {
 	int64_t live;	/* blocks given out and not given back */

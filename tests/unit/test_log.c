@@ -14,20 +14,7 @@
 
 static struct iot t;
 
-static int setup(void **state)
-{
-	(void)state;
-	iot_init(&t, "log");
-	assert_int_equal(iot_open(&t), 0);
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	(void)state;
-	iot_fini(&t);
-	return 0;
-}
+IOT_FIXTURES(t, "log")
 
 static void reopen(void)
 {

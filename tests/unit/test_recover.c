@@ -88,20 +88,7 @@ static void three_batches(void)
 	iot_close(&t);
 }
 
-static int setup(void **state)
-{
-	(void)state;
-	iot_init(&t, "recover");
-	assert_int_equal(iot_open(&t), 0);
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	(void)state;
-	iot_fini(&t);
-	return 0;
-}
+IOT_FIXTURES(t, "recover")
 
 static void expect_open_last(uint64_t last)
 {
