@@ -199,9 +199,9 @@ int lcr_core_new(struct lcr_core **out, const struct lcr_core_config *cfg,
 	 * releases at most resp_max responses, and a few more commands. */
 	c->out_max =
 		LCR_NODES_MAX * (cfg->inflight_max + 4) + cfg->respond_max + cfg->reads_max + 64;
-	c->resp = lcr_allocator_zalloc(a, sizeof(*c->resp) * c->resp_max);
-	c->reads = lcr_allocator_zalloc(a, sizeof(*c->reads) * c->reads_max);
-	c->out = lcr_allocator_zalloc(a, sizeof(*c->out) * c->out_max);
+	c->resp = lcr_allocator_alloc(a, sizeof(*c->resp) * c->resp_max);
+	c->reads = lcr_allocator_alloc(a, sizeof(*c->reads) * c->reads_max);
+	c->out = lcr_allocator_alloc(a, sizeof(*c->out) * c->out_max);
 	if (!c->resp || !c->reads || !c->out ||
 	    lcr_log_ids_init(&c->log, *a, cfg->leader_runs_max, restore->purged) < 0) {
 		free_core(c);
