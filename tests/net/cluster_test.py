@@ -637,29 +637,26 @@ def test_netns(args, tmp, cleanups):
     return cl
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("test", choices=["loopback", "netns"])
-    ap.add_argument("--node", required=True, help="the lcraft-node executable")
-    ap.add_argument("--cli", required=True, help="the lcraft-cli executable")
-    ap.add_argument("--kvcheck", required=True, help="the kvcheck executable")
-    ap.add_argument("--netns-sh", help="config/netns.sh (the netns test)")
-    args = ap.parse_args()
-    if args.test == "netns" and not args.netns_sh:
-        ap.error("netns needs --netns-sh")
+def run_main(name, test, args):
+    """Run test(args, tmp, cleanups) in a fresh directory under $LCR_TEST_DIR or /var/tmp
+    with a seeded random module (LCR_TEST_SEED reruns one), and return the exit status:
+    0 passed, 1 failed (the reason on the last line of stdout, after the tails of the
+    node logs of the Cluster whose cleanup is in cleanups), 77 skipped (the reason on
+    the last line). cleanups run in reverse order whatever happens; SIGTERM (meson's
+    timeout) and SIGINT clean up too. LCR_TEST_KEEP=1 keeps the directory."""
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     seed = int(os.environ.get("LCR_TEST_SEED", random.randrange(2**32)))
     random.seed(seed)
-    say(f"{args.test}: seed {seed} (LCR_TEST_SEED reruns with the same ports, ids, fault seed)")
+    say(f"{name}: seed {seed} (LCR_TEST_SEED reruns with the same ports, ids, fault seed)")
 
     parent = os.environ.get("LCR_TEST_DIR") or "/var/tmp"
     tmp = None
     cleanups = []  # run in reverse order at the end, whatever happened
     status, reason = 1, None
     try:
-        tmp = tempfile.mkdtemp(prefix=f"lcraft-net-{args.test}-", dir=parent)
-        (test_loopback if args.test == "loopback" else test_netns)(args, tmp, cleanups)
+        tmp = tempfile.mkdtemp(prefix=f"lcraft-net-{name}-", dir=parent)
+        test(args, tmp, cleanups)
         status = 0
     except Skip as e:
         status, reason = SKIP, str(e)
@@ -687,12 +684,25 @@ def main():
             else:
                 shutil.rmtree(tmp, ignore_errors=True)
     if status == 0:
-        say(f"{args.test}: passed")
+        say(f"{name}: passed")
     elif status == SKIP:
         print(reason, flush=True)
     else:
         print(f"FAIL: {reason}", flush=True)
     return status
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("test", choices=["loopback", "netns"])
+    ap.add_argument("--node", required=True, help="the lcraft-node executable")
+    ap.add_argument("--cli", required=True, help="the lcraft-cli executable")
+    ap.add_argument("--kvcheck", required=True, help="the kvcheck executable")
+    ap.add_argument("--netns-sh", help="config/netns.sh (the netns test)")
+    args = ap.parse_args()
+    if args.test == "netns" and not args.netns_sh:
+        ap.error("netns needs --netns-sh")
+    return run_main(args.test, test_loopback if args.test == "loopback" else test_netns, args)
 
 
 if __name__ == "__main__":

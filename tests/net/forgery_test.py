@@ -28,17 +28,13 @@ Exit status: 0 passed, 1 failed (reason on the last line), 77 skipped.
 import argparse
 import json
 import os
-import random
-import shutil
-import signal
 import subprocess
 import sys
-import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from cluster_test import (Cluster, Fail, Interrupted, on_signal, free_udp_ports,  # noqa: E402
-                          say, FAILOVER_BOUND_MS)
+from cluster_test import (Cluster, Fail, free_udp_ports, run_main, say,  # noqa: E402
+                          FAILOVER_BOUND_MS)
 
 TERM_HUGE = 2**62 - 1
 STREAM_HUGE = 2**64 - 1
@@ -195,42 +191,7 @@ def main():
     ap.add_argument("--node", required=True)
     ap.add_argument("--cli", required=True)
     ap.add_argument("--forge", required=True)
-    args = ap.parse_args()
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
-    seed = int(os.environ.get("LCR_TEST_SEED", random.randrange(2**32)))
-    random.seed(seed)
-    say(f"forgery: seed {seed}")
-    tmp = tempfile.mkdtemp(prefix="lcraft-net-forgery-",
-                           dir=os.environ.get("LCR_TEST_DIR") or "/var/tmp")
-    cleanups, status, reason = [], 1, None
-    try:
-        test(args, tmp, cleanups)
-        status = 0
-    except (Fail, Interrupted) as e:
-        reason = str(e)
-    except Exception as e:  # a bug of this script: still clean up, and fail
-        import traceback
-        traceback.print_exc()
-        reason = f"{type(e).__name__}: {e}"
-    finally:
-        if status == 1:
-            for c in cleanups:
-                owner = getattr(c, "__self__", None)
-                if isinstance(owner, Cluster):
-                    owner.print_logs()
-        for c in reversed(cleanups):
-            try:
-                c()
-            except Exception as e:
-                print(f"cleanup: {e}", flush=True)
-        if os.environ.get("LCR_TEST_KEEP") != "1":
-            shutil.rmtree(tmp, ignore_errors=True)
-    if status == 0:
-        say("forgery: passed")
-    else:
-        print(f"FAIL: {reason}", flush=True)
-    return status
+    return run_main("forgery", test, ap.parse_args())
 
 
 if __name__ == "__main__":
