@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * A datagram backend: moves whole datagrams between this lcore and peer
- * nodes. The kernel-socket backend (sock.c), the DPDK backend (later) and the
+ * nodes. The kernel-socket backend (sock.c), the DPDK backend (dpdk.c) and the
  * fault-injecting decorator (faulty.c) implement it; the stream layer and the
  * runtime use only this interface.
  *
@@ -24,6 +24,7 @@
 #define LCR_BACKEND_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "types.h"
@@ -53,6 +54,8 @@ struct lcr_backend_ops {
 	/* Sleep until input, `fd` readable (-1: none) or `timeout_ns`. */
 	int (*wait)(struct lcr_backend *be, int fd, uint64_t timeout_ns);
 	void (*stats)(const struct lcr_backend *be, struct lcr_backend_stats *st);
+	/* The backend's own counters as JSON members ("a":1,...); NULL: none. */
+	int (*metrics_json)(const struct lcr_backend *be, char *buf, size_t len);
 	void (*close)(struct lcr_backend *be);
 };
 

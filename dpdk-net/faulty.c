@@ -510,6 +510,15 @@ static void faulty_stats(const struct lcr_backend *be, struct lcr_backend_stats 
 	f->inner->ops->stats(f->inner, st);
 }
 
+static int faulty_metrics_json(const struct lcr_backend *be, char *buf, size_t len)
+{
+	const struct lcr_faulty *f = (const struct lcr_faulty *)be;
+
+	if (!f->inner->ops->metrics_json)
+		return 0;
+	return f->inner->ops->metrics_json(f->inner, buf, len);
+}
+
 static void faulty_close(struct lcr_backend *be)
 {
 	struct lcr_faulty *f = (struct lcr_faulty *)be;
@@ -533,6 +542,7 @@ static const struct lcr_backend_ops faulty_ops = {
 	.tx_burst = faulty_tx_burst,
 	.wait = faulty_wait,
 	.stats = faulty_stats,
+	.metrics_json = faulty_metrics_json,
 	.close = faulty_close,
 };
 

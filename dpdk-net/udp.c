@@ -28,7 +28,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <arpa/inet.h>
+
 #include "backend.h"
+#include "dpdk.h"
 #include "lcr_assert.h"
 #include "net.h"
 #include "stream.h"
@@ -82,6 +85,7 @@ struct udp {
 	uint64_t now;
 	uint64_t drops[LCR_DROP_MAX];
 	uint64_t tx_full;
+	char eal[4096]; /* DPDK: the EAL arguments with generated memif ports */
 };
 
 static struct udp_group *group_of(struct udp *u, uint32_t id)
@@ -523,6 +527,16 @@ static int udp_metrics_json(const struct lcr_transport *t, char *buf, size_t len
 		first = false;
 	}
 	PUT("}");
+	/* The backend's own (DPDK: frame drops, ARP, ports). */
+	if (u->be->ops->metrics_json) {
+		if (o < len)
+			buf[o] = ',';
+		int k = u->be->ops->metrics_json(u->be, buf + o + 1, len > o + 1 ? len - o - 1 : 0);
+		if (k < 0)
+			return k;
+		if (k > 0)
+			o += (size_t)k + 1;
+	}
 	return (int)o;
 }
 
@@ -599,12 +613,158 @@ static const struct lcr_peer_addr *peer_addr(const struct lcr_net_env *env, uint
 }
 
 /* The socket of this lcore, and the fault decorator around it if asked for. */
+/* An IPv4 literal (DPDK resolves no names), host order. */
+static int ipv4_of(const char *host, uint32_t node, uint32_t *ip, char *why, size_t why_len)
+{
+	struct in_addr a;
+	if (inet_pton(AF_INET, host, &a) != 1) {
+		snprintf(why, why_len,
+			 "dpdk: node %u's address \"%s\" is not an IPv4 address (the DPDK path "
+			 "takes IPv4 literals)",
+			 node, host);
+		return -EINVAL;
+	}
+	*ip = ntohl(a.s_addr);
+	return 0;
+}
+
+/* Find "node=value" for `node` in a comma-separated list; copy the value. */
+static int list_value(const char *list, uint32_t node, char *out, size_t out_len)
+{
+	for (const char *p = list; p && *p;) {
+		char *end;
+		unsigned long id = strtoul(p, &end, 10);
+		if (end == p || *end != '=')
+			return -EINVAL;
+		const char *v = end + 1, *stop = strchr(v, ',');
+		size_t n = stop ? (size_t)(stop - v) : strlen(v);
+		if (id == node) {
+			if (n >= out_len)
+				return -EINVAL;
+			memcpy(out, v, n);
+			out[n] = 0;
+			return 1;
+		}
+		p = stop ? stop + 1 : NULL;
+	}
+	return 0;
+}
+
+static int parse_mac(const char *s, uint8_t mac[6])
+{
+	unsigned m[6];
+	char tail;
+	if (sscanf(s, "%x:%x:%x:%x:%x:%x%c", &m[0], &m[1], &m[2], &m[3], &m[4], &m[5], &tail) != 6)
+		return -EINVAL;
+	for (int i = 0; i < 6; i++) {
+		if (m[i] > 255)
+			return -EINVAL;
+		mac[i] = (uint8_t)m[i];
+	}
+	return 0;
+}
+
+/*
+ * EAL arguments with a memif port to every peer: net_memif<peer>, its socket
+ * <dir>/memif-<a>-<b>.sock for nodes a < b (a serves it, b connects), so the
+ * same config makes a full mesh on one host. Every lcore makes the same string.
+ */
+static int memif_eal(struct udp *u, const struct lcr_udp_dpdk *d, const struct lcr_net_env *env,
+		     char *why, size_t why_len)
+{
+	size_t o = (size_t)snprintf(u->eal, sizeof(u->eal), "%s", d->eal ? d->eal : "");
+	for (uint32_t i = 0; i < env->n_peers && o < sizeof(u->eal); i++) {
+		uint32_t p = env->peers[i].id;
+		if (p == env->self)
+			continue;
+		uint32_t a = p < env->self ? p : env->self, b = p < env->self ? env->self : p;
+		o += (size_t)snprintf(u->eal + o, sizeof(u->eal) - o,
+				      " --vdev=net_memif%u,role=%s,id=0,socket=%s/memif-%u-%u.sock",
+				      p, env->self == a ? "server" : "client", d->memif_dir, a, b);
+	}
+	if (o >= sizeof(u->eal)) {
+		snprintf(why, why_len,
+			 "dpdk: the EAL arguments with the memif ports are longer than "
+			 "%zu bytes",
+			 sizeof(u->eal) - 1);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/* The DPDK backend of this lcore: addresses from the environment, the
+ * routes and static neighbours from the config. */
+static int open_dpdk(struct udp *u, const struct lcr_udp_config *c, const struct lcr_net_env *env,
+		     char *why, size_t why_len)
+{
+	const struct lcr_udp_dpdk *d = &c->dpdk;
+	struct lcr_dpdk_opts o;
+	int rc;
+
+	lcr_dpdk_opts_default(&o);
+	const struct lcr_peer_addr *me = peer_addr(env, env->self);
+	if ((rc = ipv4_of(me->host, me->id, &o.ip, why, why_len)) < 0)
+		return rc;
+	o.eal = d->eal;
+	if (d->memif_dir && d->memif_dir[0]) {
+		if ((rc = memif_eal(u, d, env, why, why_len)) < 0)
+			return rc;
+		o.eal = u->eal;
+	}
+	o.lcore = env->lcore;
+	o.n_lcores = env->n_lcores;
+	o.port = me->port;
+	o.dgram_max = u->sopts.dgram_max;
+	o.busy_poll = c->busy_poll;
+	o.alloc = u->alloc;
+	if (d->rx_desc)
+		o.rx_desc = d->rx_desc;
+	if (d->tx_desc)
+		o.tx_desc = d->tx_desc;
+	for (uint32_t i = 0; i < env->n_peers; i++) {
+		const struct lcr_peer_addr *pa = &env->peers[i];
+		if (pa->id == env->self)
+			continue;
+		if (o.n_peers == LCR_DPDK_PEERS_MAX) {
+			snprintf(why, why_len, "dpdk: more than %d peers", LCR_DPDK_PEERS_MAX);
+			return -EINVAL;
+		}
+		struct lcr_dpdk_peer *p = &o.peers[o.n_peers++];
+		p->node = pa->id;
+		p->port = pa->port;
+		if ((rc = ipv4_of(pa->host, pa->id, &p->ip, why, why_len)) < 0)
+			return rc;
+		if (d->memif_dir && d->memif_dir[0])
+			snprintf(p->eth_port, sizeof(p->eth_port), "net_memif%u", pa->id);
+		else if (list_value(d->routes, pa->id, p->eth_port, sizeof(p->eth_port)) < 0) {
+			snprintf(why, why_len, "dpdk: routes \"%.200s\": expected node=port,...",
+				 d->routes);
+			return -EINVAL;
+		}
+		char mac[32];
+		rc = list_value(d->neighbours, pa->id, mac, sizeof(mac));
+		if (rc < 0 || (rc > 0 && parse_mac(mac, p->mac) < 0)) {
+			snprintf(why, why_len,
+				 "dpdk: neighbours \"%.200s\": expected node=aa:bb:cc:dd:ee:ff,...",
+				 d->neighbours);
+			return -EINVAL;
+		}
+		p->has_mac = rc > 0;
+	}
+	return lcr_dpdk_open(&u->be, &o, why, (unsigned)why_len);
+}
+
 static int open_backend(struct udp *u, const struct lcr_udp_config *c,
 			const struct lcr_net_env *env, char *why, size_t why_len)
 {
 	struct lcr_sock_opts so;
 	int rc;
 
+	if (c->dpdk.enable) {
+		if ((rc = open_dpdk(u, c, env, why, why_len)) < 0)
+			return rc;
+		goto faults;
+	}
 	lcr_sock_opts_default(&so);
 	const struct lcr_peer_addr *me = peer_addr(env, env->self);
 	so.bind_host = c->bind_host ? c->bind_host : "0.0.0.0";
@@ -625,6 +785,7 @@ static int open_backend(struct udp *u, const struct lcr_udp_config *c,
 	}
 	if ((rc = lcr_sock_open(&u->be, &so, why, (unsigned)why_len)) < 0)
 		return rc;
+faults:
 	if (!c->fault_loss_ppm && !c->fault_dup_ppm && !c->fault_reorder_ppm &&
 	    !c->fault_delay_ns && !c->fault_jitter_ns)
 		return 0;

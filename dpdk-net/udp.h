@@ -5,14 +5,26 @@
  * port + i), optionally through the fault decorator. udp.c says how each op
  * of the contract maps onto datagrams and streams.
  *
- * Its options are its own: the node runtime fills them from its config
- * (lcraft.h: bind_host, mtu, busy_poll, fault_*); the peers' addresses come
- * with the factory's environment (lcr_net_env.peers).
+ * Its datagrams go through kernel sockets (sock.c) or DPDK ports (dpdk.c),
+ * the same bytes either way. Its options are its own: the node runtime fills
+ * them from its config (lcraft.h: bind_host, mtu, busy_poll, dpdk, fault_*);
+ * the peers' addresses come with the factory's environment (lcr_net_env.peers).
  */
 #ifndef LCR_UDP_H
 #define LCR_UDP_H
 
 #include "net.h"
+
+/* The DPDK path's options (dpdk.h); see lcraft.h's lcr_node_dpdk. */
+struct lcr_udp_dpdk {
+	bool enable;		/* DPDK ports instead of kernel sockets */
+	const char *eal;	/* EAL arguments, blank-separated */
+	const char *routes;	/* "node=port,...": the DPDK port that reaches a node */
+	const char *neighbours; /* "node=aa:bb:cc:dd:ee:ff,...": static MACs */
+	const char *memif_dir;	/* set: a memif port to every peer, sockets here */
+	uint32_t rx_desc;	/* descriptors per queue (0: 1024) */
+	uint32_t tx_desc;
+};
 
 struct lcr_udp_config {
 	const char *bind_host; /* local address to bind; default "0.0.0.0" */
@@ -25,6 +37,7 @@ struct lcr_udp_config {
 	uint64_t fault_delay_ns;
 	uint64_t fault_jitter_ns;
 	uint64_t fault_seed;
+	struct lcr_udp_dpdk dpdk;
 };
 
 void lcr_udp_config_default(struct lcr_udp_config *c);

@@ -36,6 +36,37 @@
 struct lcr_node;
 struct lcr_group;
 
+/* Most lcores a node runs. */
+#define LCR_LCORES_MAX 64
+
+/*
+ * The built-in UDP transport on DPDK ports instead of kernel sockets: the
+ * same datagrams, in Ethernet/IPv4/UDP frames the node builds itself
+ * (docs/architecture.md, "The DPDK path"). Nodes' addresses ([nodes]) must be
+ * IPv4 literals. Needs a build with DPDK (lcr_node_open says when it has none).
+ */
+struct lcr_node_dpdk {
+	bool enable;
+	/* EAL arguments as a DPDK application takes them, blank-separated, e.g.
+	 * "-l 0 --no-huge -m 256 --no-pci --no-shconf --vdev=net_memif0,...". */
+	const char *eal;
+	/* "node=port,...": the DPDK port (by name, e.g. net_memif0) that reaches a
+	 * node; nodes not named: the first port. */
+	const char *routes;
+	/* "node=aa:bb:cc:dd:ee:ff,...": static Ethernet addresses; the others are
+	 * learnt from the peers' frames and by ARP. */
+	const char *neighbours;
+	/*
+	 * A directory: the node adds a memif port for every peer to the EAL
+	 * arguments (net_memif<peer>, its socket <dir>/memif-<a>-<b>.sock for
+	 * nodes a < b, a the server) and routes each peer to its own. One config
+	 * file then serves every node of a cluster on one host.
+	 */
+	const char *memif_dir;
+	uint32_t rx_desc; /* descriptors per queue; 0: 1024 */
+	uint32_t tx_desc;
+};
+
 struct lcr_node_config {
 	uint32_t id;	       /* this node */
 	uint64_t cluster;      /* datagrams of other clusters are dropped */
@@ -61,6 +92,14 @@ struct lcr_node_config {
 	/* Faults injected on send (tests): ppm rates, delay, seed; 0: none. */
 	uint32_t fault_loss_ppm, fault_dup_ppm, fault_reorder_ppm;
 	uint64_t fault_delay_ns, fault_jitter_ns, fault_seed;
+	struct lcr_node_dpdk dpdk; /* the UDP transport's DPDK path (enable: on) */
+	/*
+	 * CPU cores to pin the lcores to (pthread_setaffinity_np): lcore i runs
+	 * on cores[i]; lcore 0 is the thread that calls lcr_node_run(), pinned
+	 * there too. n_cores 0: not pinned; else n_cores == lcores.
+	 */
+	uint32_t n_cores;
+	uint16_t cores[LCR_LCORES_MAX];
 	struct lcr_core_config core; /* Raft options (ids and membership are filled in) */
 	struct lcr_allocator alloc;  /* everything the node allocates; NULL alloc: malloc */
 	/*

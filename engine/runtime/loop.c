@@ -15,6 +15,7 @@
 #define _GNU_SOURCE
 #include <sched.h>
 #include <stdio.h>
+#include <string.h>
 #include <sys/epoll.h>
 #include <unistd.h>
 
@@ -112,6 +113,16 @@ void *lcr_rt_lcore_main(void *arg)
 	/* Sleeping waits on the transport (its sockets) and on this set:
 	 * storage completions and the application's own fd. */
 	lc->self = pthread_self();
+	if (n->cfg.n_cores) {
+		/* Pinned: the lcore's state stays in that core's caches. */
+		cpu_set_t set;
+		CPU_ZERO(&set);
+		CPU_SET(n->cfg.cores[lc->index], &set);
+		int rc = pthread_setaffinity_np(lc->self, sizeof(set), &set);
+		if (rc != 0)
+			fprintf(stderr, "lcraft: lcore %u: cannot pin to core %u: %s\n", lc->index,
+				n->cfg.cores[lc->index], strerror(rc));
+	}
 	atomic_store(&lc->looping, true);
 	lc->epfd = epoll_create1(EPOLL_CLOEXEC);
 	int fds[2] = { lc->efd, lc->poll_fd };

@@ -5,6 +5,7 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -52,6 +53,16 @@ static int check_config(const struct lcr_node_config *c, char *why, size_t len)
 		snprintf(why, len, "lcores (%u) must be in 1..%d", c->lcores, LCORES_MAX);
 		return -EINVAL;
 	}
+	if (c->n_cores != 0 && c->n_cores != c->lcores) {
+		snprintf(why, len, "%u cores for %u lcores: name one core per lcore", c->n_cores,
+			 c->lcores);
+		return -EINVAL;
+	}
+	for (uint32_t i = 0; i < c->n_cores; i++)
+		if (c->cores[i] >= CPU_SETSIZE) {
+			snprintf(why, len, "core %u is past %d", c->cores[i], CPU_SETSIZE - 1);
+			return -EINVAL;
+		}
 	if (!c->data_dir || !*c->data_dir) {
 		snprintf(why, len, "data_dir is required");
 		return -EINVAL;
@@ -96,6 +107,13 @@ static void udp_setup(struct lcr_node *n)
 	u->fault_delay_ns = c->fault_delay_ns;
 	u->fault_jitter_ns = c->fault_jitter_ns;
 	u->fault_seed = c->fault_seed;
+	u->dpdk.enable = c->dpdk.enable;
+	u->dpdk.eal = c->dpdk.eal;
+	u->dpdk.routes = c->dpdk.routes;
+	u->dpdk.neighbours = c->dpdk.neighbours;
+	u->dpdk.memif_dir = c->dpdk.memif_dir;
+	u->dpdk.rx_desc = c->dpdk.rx_desc;
+	u->dpdk.tx_desc = c->dpdk.tx_desc;
 	lcr_udp_factory(&n->udp_factory, u);
 }
 

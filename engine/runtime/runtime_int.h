@@ -30,10 +30,10 @@
 #include "ring.h"
 #include "udp.h"
 
-#define GROUPS_MAX     256  /* per lcore */
-#define LCORES_MAX     64   /* per node */
-#define POST_MAX       1024 /* tasks waiting per lcore */
-#define PROPOSE_MAX    4096 /* proposals gathered per group per iteration */
+#define GROUPS_MAX     256	      /* per lcore */
+#define LCORES_MAX     LCR_LCORES_MAX /* per node */
+#define POST_MAX       1024	      /* tasks waiting per lcore */
+#define PROPOSE_MAX    4096	      /* proposals gathered per group per iteration */
 #define PROPOSE_BYTES  (8u << 20)
 #define PROPOSAL_MAX   (1u << 20) /* bytes of one proposal */
 #define PENDING_MAX    65536	  /* proposals waiting for apply, per group */

@@ -1,0 +1,38 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The DPDK backend in a build without DPDK (meson did not find libdpdk, or
+ * -Ddpdk=disabled): it says so when asked for. dpdk.c replaces this file
+ * where DPDK is found.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "dpdk.h"
+
+void lcr_dpdk_opts_default(struct lcr_dpdk_opts *o)
+{
+	memset(o, 0, sizeof(*o));
+	o->n_lcores = 1;
+	o->dgram_max = 1472;
+	o->rx_desc = 1024;
+	o->tx_desc = 1024;
+	o->nap_min_ns = 50ull * 1000;
+	o->nap_max_ns = 1000ull * 1000;
+}
+
+int lcr_dpdk_open(struct lcr_backend **out, const struct lcr_dpdk_opts *o, char *why,
+		  unsigned why_len)
+{
+	(void)o;
+	*out = NULL;
+	snprintf(why, why_len,
+		 "dpdk: this build has no DPDK (libdpdk was not found when it was configured: "
+		 "install libdpdk-dev and run meson setup again)");
+	return -ENOTSUP;
+}
+
+const char *lcr_dpdk_drop_name(uint32_t reason)
+{
+	return reason < LCR_FRAME_DROP_MAX ? lcr_frame_drop_name(reason) : "unknown";
+}
