@@ -78,6 +78,15 @@ void lcr_dpdk_opts_default(struct lcr_dpdk_opts *o);
 int lcr_dpdk_open(struct lcr_backend **out, const struct lcr_dpdk_opts *o, char *why,
 		  unsigned why_len);
 
+/*
+ * EAL arguments `base` plus a memif port to every other node of `nodes`:
+ * net_memif<peer>, its socket <dir>/memif-<a>-<b>.sock for nodes a < b (a
+ * serves it, b connects), so one config makes a full mesh on one host. Writes
+ * the string into `out`; returns its length, or -ENAMETOOLONG. Pure (no DPDK).
+ */
+int lcr_dpdk_memif_eal(char *out, size_t len, const char *base, const char *dir, uint32_t self,
+		       const uint32_t *nodes, uint32_t n_nodes);
+
 /* Name of a drop reason: lcr_frame_drop's, then lcr_dpdk_drop's. */
 const char *lcr_dpdk_drop_name(uint32_t reason);
 

@@ -664,28 +664,17 @@ static int parse_mac(const char *s, uint8_t mac[6])
 	return 0;
 }
 
-/*
- * EAL arguments with a memif port to every peer: net_memif<peer>, its socket
- * <dir>/memif-<a>-<b>.sock for nodes a < b (a serves it, b connects), so the
- * same config makes a full mesh on one host. Every lcore makes the same string.
- */
+/* EAL arguments with a memif port to every peer (lcr_dpdk_memif_eal). */
 static int memif_eal(struct udp *u, const struct lcr_udp_dpdk *d, const struct lcr_net_env *env,
 		     char *why, size_t why_len)
 {
-	size_t o = (size_t)snprintf(u->eal, sizeof(u->eal), "%s", d->eal ? d->eal : "");
-	for (uint32_t i = 0; i < env->n_peers && o < sizeof(u->eal); i++) {
-		uint32_t p = env->peers[i].id;
-		if (p == env->self)
-			continue;
-		uint32_t a = p < env->self ? p : env->self, b = p < env->self ? env->self : p;
-		o += (size_t)snprintf(u->eal + o, sizeof(u->eal) - o,
-				      " --vdev=net_memif%u,role=%s,id=0,socket=%s/memif-%u-%u.sock",
-				      p, env->self == a ? "server" : "client", d->memif_dir, a, b);
-	}
-	if (o >= sizeof(u->eal)) {
+	uint32_t nodes[LCR_PEERS_MAX];
+	for (uint32_t i = 0; i < env->n_peers; i++)
+		nodes[i] = env->peers[i].id;
+	if (lcr_dpdk_memif_eal(u->eal, sizeof(u->eal), d->eal, d->memif_dir, env->self, nodes,
+			       env->n_peers) < 0) {
 		snprintf(why, why_len,
-			 "dpdk: the EAL arguments with the memif ports are longer than "
-			 "%zu bytes",
+			 "dpdk: the EAL arguments with the memif ports are longer than %zu bytes",
 			 sizeof(u->eal) - 1);
 		return -EINVAL;
 	}
