@@ -21,6 +21,13 @@
 
 #include "runtime_int.h"
 
+static __thread struct lcore *this_lcore;
+
+struct lcore *lcr_rt_this_lcore(void)
+{
+	return this_lcore;
+}
+
 /* ---- timers --------------------------------------------------------------------- */
 
 /*
@@ -112,18 +119,18 @@ void *lcr_rt_lcore_main(void *arg)
 
 	/* Sleeping waits on the transport (its sockets) and on this set:
 	 * storage completions and the application's own fd. */
-	lc->self = pthread_self();
+	this_lcore = lc;
 	if (n->cfg.n_cores) {
 		/* Pinned: the lcore's state stays in that core's caches. */
 		cpu_set_t set;
 		CPU_ZERO(&set);
 		CPU_SET(n->cfg.cores[lc->index], &set);
-		int rc = pthread_setaffinity_np(lc->self, sizeof(set), &set);
+		int rc = pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
 		if (rc != 0)
 			fprintf(stderr, "lcraft: lcore %u: cannot pin to core %u: %s\n", lc->index,
 				n->cfg.cores[lc->index], strerror(rc));
 	}
-	atomic_store(&lc->looping, true);
+	LCR_ASSERT(atomic_load(&lc->looping)); /* lcr_node_run() said so */
 	lc->epfd = epoll_create1(EPOLL_CLOEXEC);
 	int fds[2] = { lc->efd, lc->poll_fd };
 	for (int i = 0; i < 2 && lc->epfd >= 0; i++) {
@@ -180,5 +187,6 @@ void *lcr_rt_lcore_main(void *arg)
 	if (lc->epfd >= 0)
 		close(lc->epfd);
 	lc->epfd = -1;
+	this_lcore = NULL;
 	return NULL;
 }

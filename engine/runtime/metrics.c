@@ -188,7 +188,7 @@ int lcr_node_metrics_json(struct lcr_node *n, char *buf, size_t len)
 	PUT("{\"node\":%u,\"lcores\":[", n->cfg.id);
 	for (uint32_t i = 0; i < n->n_lcores; i++) {
 		struct lcore *lc = &n->lcores[i];
-		bool mine = !atomic_load(&lc->looping) || pthread_equal(lc->self, pthread_self());
+		bool mine = !atomic_load(&lc->looping) || lcr_rt_this_lcore() == lc;
 		if (i)
 			PUT(",");
 		int w = mine ? lcore_metrics_json(lc, buf + o, len > o ? len - o : 0)

@@ -243,12 +243,18 @@ int lcr_node_set_poll(struct lcr_node *n, uint32_t lcore, lcr_poll_fn poll, int 
 
 int lcr_node_run(struct lcr_node *n)
 {
+	/* From here each lcore's state is its thread's, even before the thread
+	 * runs: a metrics request from elsewhere waits for it (metrics.c). */
+	for (uint32_t i = 0; i < n->n_lcores; i++)
+		atomic_store(&n->lcores[i].looping, true);
 	for (uint32_t i = 1; i < n->n_lcores; i++)
 		if (pthread_create(&n->lcores[i].thread, NULL, lcr_rt_lcore_main, &n->lcores[i]) !=
 		    0) {
 			atomic_store(&n->stop, true);
 			for (uint32_t k = 1; k < i; k++)
 				pthread_join(n->lcores[k].thread, NULL);
+			for (uint32_t k = 0; k < n->n_lcores; k++)
+				atomic_store(&n->lcores[k].looping, false);
 			return -EAGAIN;
 		}
 	lcr_rt_lcore_main(&n->lcores[0]);

@@ -158,14 +158,16 @@ struct lcore {
 	uint64_t now; /* ns: the time of this iteration */
 	uint64_t iterations, sleeps;
 	uint64_t last_work; /* ns: when an iteration last did anything */
-	pthread_t self;
 
 	/* Written by posting threads. */
 	_Alignas(LCR_CACHE_LINE) _Atomic uint64_t post_enq;
 
 	/* Written by the lcore, read by posters: they wake a sleeping lcore. */
 	_Alignas(LCR_CACHE_LINE) _Atomic bool sleeping;
-	_Atomic bool looping; /* its loop runs, on thread `self` */
+	/* Its thread owns its state: set by lcr_node_run() before the thread
+	 * starts, cleared by the thread when its loop ends (metrics.c reads
+	 * another lcore's state only while this is false). */
+	_Atomic bool looping;
 
 	/*
 	 * Metrics asked for from another thread: the lcore renders its part
@@ -227,6 +229,8 @@ bool lcr_rt_storage_progress(struct lcore *lc);
 
 /* loop.c */
 void *lcr_rt_lcore_main(void *arg);
+/* The lcore whose loop runs on the calling thread, or NULL. */
+struct lcore *lcr_rt_this_lcore(void);
 
 /* tasks.c */
 /* Wake lcore `lc` if it sleeps or is about to. From any thread. */

@@ -65,8 +65,14 @@ int lcr_node_post(struct lcr_node *n, uint32_t lcore, lcr_task_fn fn, void *arg)
 bool lcr_rt_run_posts(struct lcore *lc)
 {
 	bool work = false;
+	/* Only what was posted before we started: a task that posts again, or
+	 * posters faster than the tasks run, must not keep the loop from its
+	 * receives and timers. */
+	uint64_t end = atomic_load_explicit(&lc->post_enq, memory_order_relaxed);
 	for (;;) {
 		uint64_t pos = atomic_load_explicit(&lc->post_deq, memory_order_relaxed);
+		if ((int64_t)(pos - end) >= 0)
+			return work;
 		struct post *p = &lc->posts[pos % POST_MAX];
 		uint64_t seq = atomic_load_explicit(&p->seq, memory_order_acquire);
 		if ((int64_t)seq - (int64_t)(pos + 1) < 0)

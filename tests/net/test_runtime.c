@@ -184,6 +184,43 @@ static void propose_task(struct lcr_node *n, void *arg)
 			atomic_fetch_add(&b->other, 1);
 }
 
+/*
+ * A task that posts itself again at once, forever (a busy application, or a
+ * bug): the lcore must still receive, run timers and commit. The ring is
+ * drained only up to what was posted when the drain began.
+ */
+static _Atomic bool repost_on;
+static _Atomic uint64_t reposts;
+
+static void repost_task(struct lcr_node *n, void *arg)
+{
+	atomic_fetch_add(&reposts, 1);
+	if (atomic_load(&repost_on))
+		(void)lcr_node_post(n, 0, repost_task, arg);
+}
+
+static void test_runtime_reposting_task_does_not_starve_the_loop(void **state)
+{
+	(void)state;
+	struct batch b = { .g = grp[2], .n = PROPOSALS }; /* group 2 runs on lcore 0 */
+
+	atomic_store(&repost_on, true);
+	atomic_store(&reposts, 0);
+	assert_int_equal(lcr_node_post(node, 0, repost_task, NULL), 0);
+	assert_int_equal(lcr_node_post(node, 0, propose_task, &b), 0);
+	for (int i = 0; i < 500 && atomic_load(&b.ok) < PROPOSALS; i++)
+		usleep(10000);
+	/* Counted while the task still re-posts itself. */
+	uint32_t ok = atomic_load(&b.ok);
+	uint64_t r = atomic_load(&reposts);
+	atomic_store(&repost_on, false);
+	usleep(20000); /* the last re-post runs and stops */
+	printf("%u proposals applied beside %llu re-posts of one task\n", ok,
+	       (unsigned long long)r);
+	assert_int_equal(ok, PROPOSALS);
+	assert_true(r > 1000); /* the task ran all along */
+}
+
 static void test_runtime_metrics_from_another_thread(void **state)
 {
 	(void)state;
@@ -374,6 +411,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_runtime_post_wakes_a_sleeping_lcore, setup,
 						teardown),
+		cmocka_unit_test_setup_teardown(
+			test_runtime_reposting_task_does_not_starve_the_loop, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_runtime_metrics_from_another_thread, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_runtime_api_from_callbacks, setup, teardown),
