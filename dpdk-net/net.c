@@ -22,6 +22,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "alloc.h"
 #include "lcr_assert.h"
 #include "net_host.h"
 
@@ -832,7 +833,7 @@ int lcr_net_open(struct lcr_net **out, const struct lcr_net_factory *f,
 		snprintf(why, why_len, "net: queue_max, events_max and groups_max must be >= 1");
 		return -EINVAL;
 	}
-	struct lcr_net *n = lcr_allocator_zalloc(a, sizeof(*n));
+	struct lcr_net *n = lcr_allocator_aligned(a, sizeof(*n), LCR_CACHE_LINE);
 	if (!n)
 		return -ENOMEM;
 	n->cfg = *cfg;
@@ -873,7 +874,7 @@ err_close:
 err_free:
 	lcr_allocator_free(a, n->groups);
 	lcr_allocator_free(a, n->ev);
-	lcr_allocator_free(a, n);
+	lcr_allocator_free_aligned(a, n);
 	return rc;
 }
 
@@ -888,7 +889,7 @@ void lcr_net_close(struct lcr_net *n)
 		n->ops->close(n->t);
 	lcr_allocator_free(&a, n->groups);
 	lcr_allocator_free(&a, n->ev);
-	lcr_allocator_free(&a, n);
+	lcr_allocator_free_aligned(&a, n);
 }
 
 struct lcr_transport *lcr_net_transport(const struct lcr_net *n)

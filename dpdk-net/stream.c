@@ -8,6 +8,7 @@
 
 #include "lcr_assert.h"
 #include "stream.h"
+#include "types.h"
 
 /* How long fresh acks below what was acknowledged before must keep coming,
  * with no other ack between, before the receiver counts as restarted (an
@@ -73,9 +74,9 @@ int lcr_stx_init(struct lcr_stx *s, const struct lcr_stream_opts *o, uint64_t cl
 	s->group = group;
 	s->self = self;
 	s->peer = peer;
-	s->slots = calloc(o->window, sizeof(*s->slots));
-	s->mem = malloc((size_t)o->window * o->dgram_max);
-	s->txq = calloc(o->window, sizeof(*s->txq));
+	s->slots = lcr_allocator_zalloc(&o->alloc, o->window * sizeof(*s->slots));
+	s->mem = lcr_allocator_alloc(&o->alloc, (size_t)o->window * o->dgram_max);
+	s->txq = lcr_allocator_zalloc(&o->alloc, o->window * sizeof(*s->txq));
 	if (!s->slots || !s->mem || !s->txq) {
 		lcr_stx_free(s);
 		return -ENOMEM;
@@ -88,9 +89,9 @@ int lcr_stx_init(struct lcr_stx *s, const struct lcr_stream_opts *o, uint64_t cl
 
 void lcr_stx_free(struct lcr_stx *s)
 {
-	free(s->slots);
-	free(s->mem);
-	free(s->txq);
+	lcr_allocator_free(&s->o.alloc, s->slots);
+	lcr_allocator_free(&s->o.alloc, s->mem);
+	lcr_allocator_free(&s->o.alloc, s->txq);
 	s->slots = NULL;
 	s->mem = NULL;
 	s->txq = NULL;
@@ -337,9 +338,9 @@ int lcr_srx_init(struct lcr_srx *r, const struct lcr_stream_opts *o)
 {
 	memset(r, 0, sizeof(*r));
 	r->o = *o;
-	r->slots = calloc(o->window, sizeof(*r->slots));
-	r->mem = malloc((size_t)o->window * o->dgram_max);
-	r->msg = malloc(LCR_WIRE_MSG_MAX);
+	r->slots = lcr_allocator_zalloc(&o->alloc, o->window * sizeof(*r->slots));
+	r->mem = lcr_allocator_alloc(&o->alloc, (size_t)o->window * o->dgram_max);
+	r->msg = lcr_allocator_alloc(&o->alloc, LCR_WIRE_MSG_MAX);
 	if (!r->slots || !r->mem || !r->msg) {
 		lcr_srx_free(r);
 		return -ENOMEM;
@@ -351,9 +352,9 @@ int lcr_srx_init(struct lcr_srx *r, const struct lcr_stream_opts *o)
 
 void lcr_srx_free(struct lcr_srx *r)
 {
-	free(r->slots);
-	free(r->mem);
-	free(r->msg);
+	lcr_allocator_free(&r->o.alloc, r->slots);
+	lcr_allocator_free(&r->o.alloc, r->mem);
+	lcr_allocator_free(&r->o.alloc, r->msg);
 	r->slots = NULL;
 	r->mem = NULL;
 	r->msg = NULL;
@@ -361,15 +362,24 @@ void lcr_srx_free(struct lcr_srx *r)
 
 static void srx_restart(struct lcr_srx *r, uint64_t stream, uint64_t first_seq)
 {
-	r->stream = stream;
+	uint64_t left = r->stream, left_at = r->delivered;
+
 	/* A stream we see from its start begins at 1; one we join in the middle
-	 * (we restarted, it did not) begins where we came in. */
+	 * (we restarted, it did not) begins where we came in; one we go back to
+	 * (takeback) where we left it. */
 	r->delivered = first_seq <= r->o.window ? 0 : first_seq - 1;
+	if (stream == r->left)
+		r->delivered = r->left_at;
+	r->left = left;
+	r->left_at = left_at;
+	r->stream = stream;
 	for (uint32_t i = 0; i < r->o.window; i++)
 		r->slots[i].present = false;
 	r->msg_len = 0;
 	r->msg_frags = 0;
 	r->start = r->delivered; /* "fresh" until something is delivered past it */
+	r->older = 0;
+	r->older_seen = 0;
 }
 
 /* Take the next in-order datagram into the message being reassembled. */
@@ -408,16 +418,33 @@ uint32_t lcr_srx_on_dgram(struct lcr_srx *r, const struct lcr_wire_hdr *h, const
 	    h->frag_count == 0 || h->frag_index >= h->frag_count)
 		return LCR_DROP_FRAGMENT;
 	if (h->seq >= LCR_NUMBER_MAX) {
-		r->st.future++;
+		r->st.seq_range++;
 		r->ack_due = false;
 		return LCR_DROP_SEQ_RANGE;
 	}
 	if (h->stream < r->stream) {
-		r->st.stale++;
-		r->ack_due = false; /* nothing to say about a stream we left */
-		return LCR_DROP_STALE_STREAM;
+		/* The current stream went quiet while one older id keeps coming
+		 * (OLDER_TAKEOVER datagrams of it, none of the current between): the
+		 * current one was a dead end (a forged datagram with a newer id, or
+		 * a sender whose clock went back), the older one is live: go back
+		 * to it. A genuine newer stream keeps sending, and leftovers of the
+		 * stream it replaced stop within a round trip. */
+		if (h->stream == r->older && ++r->older_seen >= LCR_STREAM_OLDER_TAKEOVER) {
+			r->st.takebacks++;
+			srx_restart(r, h->stream, h->seq);
+		} else {
+			if (h->stream != r->older) {
+				r->older = h->stream;
+				r->older_seen = 1;
+			}
+			r->st.stale++;
+			r->ack_due = false; /* nothing to say about a stream we left */
+			return LCR_DROP_STALE_STREAM;
+		}
 	}
-	if (h->stream > r->stream) {
+	if (h->stream == r->stream)
+		r->older_seen = 0;
+	else if (h->stream > r->stream) {
 		/* Taking it up makes every older id stale: only an id our clock
 		 * could have made (the clock is read only on this rare path). */
 		if (h->stream > lcr_stream_id_max()) {

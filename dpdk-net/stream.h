@@ -23,7 +23,9 @@
  * late datagram of an older one. A receiver takes up a newer stream only if
  * its id is at most LCR_STREAM_AHEAD_MS ahead of the receiver's own clock:
  * one datagram with a far-future id would otherwise make every genuine
- * datagram after it "stale". Sequence numbers stay below 2^62.
+ * datagram after it "stale". Sequence numbers stay below 2^62. A newer stream
+ * that went quiet gives way to an older one that keeps arriving (a forged id
+ * within the bound, or a sender whose clock went back).
  *
  * No allocation after init; only the owning lcore may use a stream.
  */
@@ -43,9 +45,14 @@ struct lcr_stream_opts {
 	uint64_t rto_min_ns;  /* default 2 ms */
 	uint64_t rto_max_ns;  /* default 1 s */
 	uint32_t tries_max;   /* transmissions of one datagram before "unreachable"; default 8 */
+	struct lcr_allocator alloc; /* the windows and buffers; NULL alloc: malloc */
 };
 
 void lcr_stream_opts_default(struct lcr_stream_opts *o);
+
+/* Datagrams of one older stream, with none of the current between, that take
+ * the receiver back to it (lcr_srx_on_dgram). */
+#define LCR_STREAM_OLDER_TAKEOVER 32
 
 /* How far ahead of the receiver's clock a new stream's id may be (clock skew). */
 #define LCR_STREAM_AHEAD_MS (10ull * 60 * 1000)
@@ -145,7 +152,9 @@ struct lcr_srx_slot {
 
 struct lcr_srx_stats {
 	uint64_t dgrams, msgs, duplicates, stale, beyond_window, reordered, bad_fragments;
-	uint64_t future; /* new streams refused: id too far ahead, or sequence out of range */
+	uint64_t future;    /* new streams refused: an id too far ahead */
+	uint64_t seq_range; /* sequence numbers at or above 2^62 */
+	uint64_t takebacks; /* back to an older stream: the newer went quiet */
 };
 
 struct lcr_srx {
@@ -158,6 +167,9 @@ struct lcr_srx {
 	uint8_t *msg; /* reassembly, LCR_WIRE_MSG_MAX bytes */
 	uint32_t msg_len;
 	uint16_t msg_frags; /* fragments gathered of the current message */
+	uint64_t older;	    /* an older stream id still arriving, and how often */
+	uint32_t older_seen;
+	uint64_t left, left_at; /* the stream before this one, and where we left it */
 	uint8_t msg_type;
 	bool ack_due;
 	struct lcr_srx_stats st;

@@ -372,7 +372,8 @@ static void test_stream_future_id_and_huge_seq_refused(void **state)
 	h.stream = now_id + 1;
 	h.seq = UINT64_MAX;
 	assert_int_equal(lcr_srx_on_dgram(&rx, &h, payload, ignore_msg, &n), LCR_DROP_SEQ_RANGE);
-	assert_int_equal(rx.st.future, 4);
+	assert_int_equal(rx.st.future, 2);
+	assert_int_equal(rx.st.seq_range, 2);
 	/* The genuine stream was not left: its next datagram is delivered. */
 	h.stream = now_id;
 	h.seq = 2;
@@ -383,6 +384,61 @@ static void test_stream_future_id_and_huge_seq_refused(void **state)
 	h.seq = 1;
 	assert_int_equal(lcr_srx_on_dgram(&rx, &h, payload, ignore_msg, &n), LCR_DROP_NONE);
 	assert_int_equal(n, 3);
+	lcr_srx_free(&rx);
+}
+
+/*
+ * One forged datagram with a newer id within the clock bound (a spoofer; or a
+ * sender whose clock went back after a restart) must not cut the genuine
+ * stream off for the 10 minutes of the bound: once the genuine, older stream
+ * keeps coming with nothing of the newer between, the receiver goes back.
+ */
+static void test_stream_older_takes_back_a_dead_newer_stream(void **state)
+{
+	struct lcr_stream_opts o;
+	struct lcr_srx rx;
+	uint8_t payload[10] = { 0 };
+	uint64_t n = 0;
+	(void)state;
+	lcr_stream_opts_default(&o);
+	assert_int_equal(lcr_srx_init(&rx, &o), 0);
+	uint64_t id = lcr_stream_new_id();
+	struct lcr_wire_hdr h = {
+		.type = LCR_WIRE_APPEND_REQ, .len = 10, .stream = id, .seq = 1, .frag_count = 1
+	};
+	assert_int_equal(lcr_srx_on_dgram(&rx, &h, payload, ignore_msg, &n), LCR_DROP_NONE);
+	/* The forgery: a minute ahead, delivered (it is well formed). */
+	h.stream = id + (60ull * 1000 << 24);
+	h.seq = 7;
+	assert_int_equal(lcr_srx_on_dgram(&rx, &h, payload, ignore_msg, &n), LCR_DROP_NONE);
+	/* The genuine stream goes on: stale at first, then taken back. */
+	h.stream = id;
+	for (h.seq = 2; h.seq < 2 + LCR_STREAM_OLDER_TAKEOVER - 1; h.seq++)
+		assert_int_equal(lcr_srx_on_dgram(&rx, &h, payload, ignore_msg, &n),
+				 LCR_DROP_STALE_STREAM);
+	assert_int_equal(lcr_srx_on_dgram(&rx, &h, payload, ignore_msg, &n), LCR_DROP_NONE);
+	assert_int_equal(rx.st.takebacks, 1);
+	assert_int_equal(rx.stream, id);
+	/* Back where it was left (after seq 1): the datagrams refused as stale
+	 * meanwhile come again, retransmitted, and everything is delivered. */
+	uint64_t before = n, last = h.seq;
+	for (h.seq = 2; h.seq < last; h.seq++)
+		assert_int_equal(lcr_srx_on_dgram(&rx, &h, payload, ignore_msg, &n), LCR_DROP_NONE);
+	assert_int_equal(n - before, last - 1);
+	/* A genuine newer stream that keeps sending is not taken back. */
+	uint64_t newer = lcr_stream_new_id();
+	struct lcr_wire_hdr g = h;
+	g.stream = newer;
+	g.seq = 1;
+	for (uint32_t i = 0; i < 4 * LCR_STREAM_OLDER_TAKEOVER; i++) {
+		assert_int_equal(lcr_srx_on_dgram(&rx, &g, payload, ignore_msg, &n), LCR_DROP_NONE);
+		g.seq++;
+		h.seq++; /* a late copy of the old stream between each */
+		assert_int_equal(lcr_srx_on_dgram(&rx, &h, payload, ignore_msg, &n),
+				 LCR_DROP_STALE_STREAM);
+	}
+	assert_int_equal(rx.stream, newer);
+	assert_int_equal(rx.st.takebacks, 1);
 	lcr_srx_free(&rx);
 }
 
@@ -481,6 +537,7 @@ int main(void)
 		cmocka_unit_test(test_stream_window_full_refuses),
 		cmocka_unit_test(test_stream_stale_and_restarts),
 		cmocka_unit_test(test_stream_future_id_and_huge_seq_refused),
+		cmocka_unit_test(test_stream_older_takes_back_a_dead_newer_stream),
 		cmocka_unit_test(test_stream_sack_marks_holes),
 		cmocka_unit_test(test_stream_receiver_restart_early_in_stream),
 	};
