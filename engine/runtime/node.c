@@ -17,7 +17,6 @@ void lcr_node_config_default(struct lcr_node_config *cfg)
 {
 	memset(cfg, 0, sizeof(*cfg));
 	cfg->lcores = 1;
-	cfg->bind_host = "0.0.0.0";
 	cfg->mtu = 1500;
 	cfg->durability = LCR_DURABILITY_FSYNC;
 	cfg->io_mode = LCR_IO_DIRECT_DSYNC;
@@ -97,8 +96,15 @@ static void udp_setup(struct lcr_node *n)
 	struct lcr_udp_config *u = &n->udp;
 
 	lcr_udp_config_default(u);
-	if (c->bind_host)
-		u->bind_host = c->bind_host;
+	/* Peers check that a datagram comes from the address configured for its
+	 * sender, so by default send from exactly that address: bound to
+	 * 0.0.0.0, a host with several addresses may send from another one. */
+	u->bind_host = c->bind_host;
+	if (!u->bind_host) {
+		for (uint32_t i = 0; i < c->n_peers; i++)
+			if (c->peers[i].id == c->id)
+				u->bind_host = c->peers[i].host;
+	}
 	u->mtu = c->mtu;
 	u->busy_poll = c->busy_poll;
 	u->fault_loss_ppm = c->fault_loss_ppm;
