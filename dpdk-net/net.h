@@ -219,7 +219,7 @@ struct lcr_transport {
 /* Where a node listens: its lcore i on `port` + i (the UDP transports). */
 struct lcr_peer_addr {
 	uint32_t id;
-	char host[64]; /* an IPv4 address or a host name */
+	char host[64]; /* an IPv4 or IPv6 address (no brackets), or a host name */
 	uint16_t port;
 };
 
