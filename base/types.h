@@ -77,6 +77,14 @@ enum lcr_entry_type {
 };
 
 /*
+ * Largest payload of one entry, in bytes. Storage refuses a longer one (and a
+ * record longer than this on disk is corruption), so the core drops a peer's
+ * message carrying one and refuses such a proposal; the wire format carries
+ * no more (docs/wire-protocol.md).
+ */
+#define LCR_ENTRY_MAX (1u << 20)
+
+/*
  * One log entry as it crosses the core's boundary. The core never owns the
  * payload: `data` points into the caller's buffer (a proposal or a received
  * message) and stays valid only for the duration of the step that carries it.

@@ -520,6 +520,26 @@ static bool id_sane(struct lcr_log_id id)
 	return id.lid.term < LCR_NUMBER_MAX && id.index < LCR_NUMBER_MAX;
 }
 
+/*
+ * An entry storage takes: blank or normal, a payload of at most LCR_ENTRY_MAX
+ * bytes, and data behind a payload. The log asserts the type and refuses a
+ * longer payload, which stops the replica; peer messages are untrusted, so a
+ * bad entry is stopped here, at the door, and never reaches an assertion.
+ * LCR_ENTRY_MEMBERSHIP is refused too: it is reserved for membership changes,
+ * which this build neither proposes nor acts on (the runtime applies only
+ * normal entries), so a replica that stored one would go on under the old
+ * membership while its log says otherwise. A peer sending one is forged or of
+ * a newer build; taking it in silently would be worse than refusing it.
+ */
+static bool entry_valid(const struct lcr_entry *e)
+{
+	if (e->type != LCR_ENTRY_BLANK && e->type != LCR_ENTRY_NORMAL)
+		return false;
+	if (e->len > LCR_ENTRY_MAX)
+		return false;
+	return e->len == 0 || e->data != NULL;
+}
+
 /* The largest term a message names (its votes and log ids; entries are bounded
  * by the request's vote, follower.c). */
 static uint64_t msg_term(const struct lcr_msg *m)
@@ -571,7 +591,8 @@ static bool msg_sane(const struct lcr_msg *m)
 		    m->append_req.n_entries > LCR_NUMBER_MAX - m->append_req.prev.index)
 			return false;
 		for (uint32_t i = 0; i < m->append_req.n_entries && m->append_req.entries; i++)
-			if (!id_sane(m->append_req.entries[i].id))
+			if (!id_sane(m->append_req.entries[i].id) ||
+			    !entry_valid(&m->append_req.entries[i]))
 				return false;
 		return true;
 	case LCR_MSG_APPEND_RESP:
@@ -707,7 +728,7 @@ int lcr_core_propose(struct lcr_core *c, uint64_t now_ns, struct lcr_entry *entr
 	if (n == 0)
 		return 0;
 	for (uint32_t i = 0; i < n; i++)
-		if (entries[i].type != LCR_ENTRY_NORMAL && entries[i].type != LCR_ENTRY_BLANK)
+		if (!entry_valid(&entries[i]))
 			return -EINVAL;
 	lcr_leader_append(c, entries, n);
 	finish(c);

@@ -286,7 +286,10 @@ LCR_API int lcr_core_step(struct lcr_core *c, const struct lcr_event *ev);
 /*
  * Propose `n` entries (type and payload filled in by the caller). On success
  * their log ids are written into entries[i].id and one LCR_CMD_APPEND points at
- * `entries`. Fails with -LCR_ENOTLEADER, -LCR_ENOLEASE or -LCR_ETRANSFER.
+ * `entries`. Fails with -LCR_ENOTLEADER, -LCR_ENOLEASE or -LCR_ETRANSFER, or
+ * -EINVAL for an entry storage would not take: a type other than
+ * LCR_ENTRY_BLANK or LCR_ENTRY_NORMAL, a payload above LCR_ENTRY_MAX bytes,
+ * or a payload without data.
  */
 LCR_API int lcr_core_propose(struct lcr_core *c, uint64_t now_ns, struct lcr_entry *entries,
 			     uint32_t n);

@@ -9,6 +9,8 @@
 
 #include <stdint.h>
 
+#include "types.h" /* LCR_ENTRY_MAX, the largest payload of one record */
+
 #define LCR_BLOCK	   4096u
 #define LCR_SEG_MAGIC	   0x5352434cu /* "LCRS" */
 #define LCR_BATCH_MAGIC	   0x4252434cu /* "LCRB" */
@@ -64,9 +66,6 @@ static inline uint32_t lcr_rec_size(uint32_t len)
 {
 	return (uint32_t)(sizeof(struct lcr_rec_hdr) + lcr_align_up(len, 8));
 }
-
-/* Largest payload of one entry. */
-#define LCR_ENTRY_MAX (1u << 20)
 
 /* Largest segment file (segment_bytes); bounds the tables recovery builds for one. */
 #define LCR_SEGMENT_BYTES_MAX (4ull << 30)

@@ -1,10 +1,12 @@
 /* Fuzz the Raft core with arbitrary peer messages between legitimate ticks, flushes, proposals and
- * reads: it must never abort. */
+ * reads: it must never abort, and storage gets only entries it takes. */
 /*
  * Peer messages are untrusted input: whatever their fields say, the core must
  * drop or answer them, count what it drops, and keep its invariants. What the
  * owner does (storage completions, apply progress) follows the contract, as
- * the runtime would. Any abort (LCR_ASSERT) is a finding.
+ * the runtime would. Any abort (LCR_ASSERT) is a finding, and so is an
+ * LCR_CMD_APPEND carrying an entry storage would refuse (check_append):
+ * entries, of peers and of proposals, come with arbitrary types and lengths.
  *
  * Built for libFuzzer with clang (LLVMFuzzerTestOneInput), and with
  * -DLCR_FUZZ_STANDALONE as a plain program that feeds N seeded random inputs,
@@ -46,6 +48,28 @@ static uint64_t num(struct input *in)
 	return take(in, 8);
 }
 
+/* Mostly a type storage takes (blank, normal), sometimes any other. */
+static uint32_t entry_type(struct input *in)
+{
+	uint8_t k = (uint8_t)take(in, 1);
+	if (k < 200)
+		return LCR_ENTRY_BLANK + k % 2;
+	if (k < 240)
+		return k % 5;
+	return (uint32_t)take(in, 4);
+}
+
+/* Mostly short, sometimes at the entry bound, sometimes anything. */
+static uint32_t entry_len(struct input *in)
+{
+	uint8_t k = (uint8_t)take(in, 1);
+	if (k < 200)
+		return k % 16;
+	if (k < 240)
+		return LCR_ENTRY_MAX - 2 + k % 4;
+	return (uint32_t)take(in, 4);
+}
+
 static struct lcr_vote vote(struct input *in)
 {
 	struct lcr_vote v = { { num(in), (uint32_t)num(in) % 5 }, take(in, 1) & 1 };
@@ -65,8 +89,34 @@ struct owner {
 	struct lcr_log_id apply_to;
 	bool apply_pending;
 	struct lcr_entry ents[64];
-	uint8_t payload[64];
+	uint8_t payload[64]; /* what every entry's data points at: the core never reads it */
 };
+
+/* Give an entry arbitrary type, length and data pointer, mostly plausible ones. */
+static void entry_body(struct owner *o, struct input *in, struct lcr_entry *e)
+{
+	e->type = entry_type(in);
+	e->len = entry_len(in);
+	e->data = take(in, 1) % 16 ? o->payload : NULL;
+}
+
+/*
+ * What storage takes (io/log_batch.c asserts the type, refuses the length):
+ * the core hands it nothing else, whatever its peers or its owner gave it.
+ */
+static void check_append(const struct lcr_cmd *cmd)
+{
+	for (uint32_t i = 0; i < cmd->append.n; i++) {
+		const struct lcr_entry *e = &cmd->append.entries[i];
+		if ((e->type != LCR_ENTRY_BLANK && e->type != LCR_ENTRY_NORMAL) ||
+		    e->len > LCR_ENTRY_MAX || (e->len > 0 && !e->data)) {
+			fprintf(stderr,
+				"fuzz_core: APPEND of index %llu: type %u, %u bytes, data %p\n",
+				(unsigned long long)e->id.index, e->type, e->len, e->data);
+			abort();
+		}
+	}
+}
 
 static void drain(struct owner *o)
 {
@@ -79,6 +129,7 @@ static void drain(struct owner *o)
 			o->io_pending = true;
 			break;
 		case LCR_CMD_APPEND:
+			check_append(&cmds[i]);
 			o->io_last = cmds[i].append.io;
 			o->io_pending = true;
 			break;
@@ -149,13 +200,10 @@ static void run(const uint8_t *data, size_t size)
 				lcr_core_step(o.c, &ev);
 			}
 			break;
-		case 3: { /* a client write */
+		case 3: { /* a client write, not always a good one */
 			uint32_t n = (uint32_t)num(&in) % 8 + 1;
-			for (uint32_t i = 0; i < n; i++) {
-				o.ents[i].type = LCR_ENTRY_NORMAL;
-				o.ents[i].len = 8;
-				o.ents[i].data = o.payload;
-			}
+			for (uint32_t i = 0; i < n; i++)
+				entry_body(&o, &in, &o.ents[i]);
 			lcr_core_propose(o.c, now, o.ents, n);
 			break;
 		}
@@ -217,9 +265,7 @@ static void run(const uint8_t *data, size_t size)
 						at = lid(&in);
 					}
 					o.ents[i].id = at;
-					o.ents[i].type = 1 + (uint32_t)num(&in) % 3;
-					o.ents[i].len = 4;
-					o.ents[i].data = o.payload;
+					entry_body(&o, &in, &o.ents[i]);
 				}
 				m.append_req.n_entries = n;
 				m.append_req.entries = n ? o.ents : NULL;

@@ -310,6 +310,140 @@ static void test_term_exhausted_refuses_to_campaign(void **state)
 	lcr_core_free(c);
 }
 
+/* An APPEND_REQ from leader 2 (term 1) to replica 1 with the given entries at 1..n. */
+static uint32_t append_req(struct lcr_core *c, struct lcr_entry *e, uint32_t n, uint64_t now,
+			   bool *append)
+{
+	struct lcr_msg m = { .type = LCR_MSG_APPEND_REQ, .from = 2, .to = 1 };
+	m.append_req.vote = (struct lcr_vote){ { 1, 2 }, true };
+	m.append_req.n_entries = n;
+	m.append_req.entries = e;
+	for (uint32_t i = 0; i < n; i++)
+		e[i].id = lid(1, 2, i + 1);
+	struct lcr_event ev = { .type = LCR_EV_MSG, .now_ns = now, .msg = &m };
+	uint32_t k;
+	assert_int_equal(lcr_core_step(c, &ev), 0);
+	const struct lcr_cmd *cmds = lcr_core_commands(c, &k);
+	*append = false;
+	for (uint32_t i = 0; i < k; i++)
+		if (cmds[i].type == LCR_CMD_APPEND)
+			*append = true;
+	return k;
+}
+
+/*
+ * A peer's entries reach storage only with a type storage writes and a length
+ * it takes: an unknown type, the reserved membership type, a payload above
+ * LCR_ENTRY_MAX or a payload without data is dropped at the door and counted,
+ * with nothing appended, answered or saved. Entries at the bounds are taken.
+ */
+static void test_bad_entries_dropped(void **state)
+{
+	static const uint8_t payload[8];
+	const struct {
+		uint32_t type;
+		uint32_t len;
+		const void *data;
+	} bad[] = {
+		{ 99, 4, payload },
+		{ 0, 4, payload },
+		{ LCR_ENTRY_MEMBERSHIP, 4, payload },
+		{ LCR_ENTRY_NORMAL, LCR_ENTRY_MAX + 1, payload },
+		{ LCR_ENTRY_NORMAL, UINT32_MAX, payload },
+		{ LCR_ENTRY_NORMAL, 4, NULL },
+	};
+	struct lcr_core_status st;
+	struct lcr_entry e[2];
+	bool append;
+	(void)state;
+
+	struct lcr_core *c = three((struct lcr_vote){ { 1, 2 }, true });
+	uint64_t now = 2000;
+	for (uint32_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		/* The bad entry second, after a good one: the whole message goes. */
+		memset(e, 0, sizeof(e));
+		e[0].type = LCR_ENTRY_BLANK;
+		e[1].type = bad[i].type;
+		e[1].len = bad[i].len;
+		e[1].data = bad[i].data;
+		assert_int_equal(append_req(c, e, 2, now++, &append), 0);
+		assert_false(append);
+		lcr_core_status(c, &st);
+		assert_int_equal(st.dropped_msgs, i + 1);
+		assert_int_equal(st.last.index, 0);
+	}
+	/* At the bounds: a blank without data, a payload of LCR_ENTRY_MAX. */
+	memset(e, 0, sizeof(e));
+	e[0].type = LCR_ENTRY_BLANK;
+	e[1].type = LCR_ENTRY_NORMAL;
+	e[1].len = LCR_ENTRY_MAX;
+	e[1].data = payload; /* the core never reads a payload */
+	append_req(c, e, 2, now, &append);
+	assert_true(append);
+	lcr_core_status(c, &st);
+	assert_int_equal(st.dropped_msgs, sizeof(bad) / sizeof(bad[0]));
+	assert_int_equal(st.last.index, 2);
+	lcr_core_free(c);
+}
+
+/* A single-node replica, elected and flushed: a leader that takes proposals. */
+static struct lcr_core *solo_leader(void)
+{
+	struct lcr_core_config cfg;
+	struct lcr_core_restore rs = { 0 };
+	struct lcr_core *c;
+	struct lcr_core_status st;
+
+	lcr_core_config_default(&cfg, 1);
+	cfg.membership.n_configs = 1;
+	cfg.membership.configs[0].n = 1;
+	cfg.membership.configs[0].ids[0] = 1;
+	assert_int_equal(lcr_core_new(&c, &cfg, &rs), 0);
+	assert_int_equal(lcr_core_start(c, 1000), 0);
+	struct lcr_event ev = { .type = LCR_EV_TRIGGER_ELECT, .now_ns = 2000 };
+	for (int round = 0; round < 4; round++) {
+		uint32_t n;
+		const struct lcr_cmd *cmds = lcr_core_commands(c, &n);
+		struct lcr_io_id io = { 0 };
+		for (uint32_t i = 0; i < n; i++) {
+			if (cmds[i].type == LCR_CMD_SAVE_VOTE)
+				io = cmds[i].save_vote.io;
+			if (cmds[i].type == LCR_CMD_APPEND)
+				io = cmds[i].append.io;
+		}
+		assert_int_equal(lcr_core_step(c, &ev), 0);
+		ev = (struct lcr_event){ .type = LCR_EV_IO_FLUSHED,
+					 .now_ns = 3000 + round,
+					 .io = io };
+		if (io.seq == 0)
+			ev.type = LCR_EV_TICK;
+	}
+	lcr_core_status(c, &st);
+	assert_int_equal(st.role, LCR_ROLE_LEADER);
+	return c;
+}
+
+/* The leader's own proposals obey the same contract with storage. */
+static void test_bad_proposals_refused(void **state)
+{
+	static const uint8_t payload[8];
+	struct lcr_entry e;
+	(void)state;
+
+	struct lcr_core *c = solo_leader();
+	e = (struct lcr_entry){ .type = LCR_ENTRY_NORMAL,
+				.len = LCR_ENTRY_MAX + 1,
+				.data = payload };
+	assert_int_equal(lcr_core_propose(c, 10000, &e, 1), -EINVAL);
+	e = (struct lcr_entry){ .type = LCR_ENTRY_NORMAL, .len = 4, .data = NULL };
+	assert_int_equal(lcr_core_propose(c, 10000, &e, 1), -EINVAL);
+	e = (struct lcr_entry){ .type = LCR_ENTRY_MEMBERSHIP, .len = 4, .data = payload };
+	assert_int_equal(lcr_core_propose(c, 10000, &e, 1), -EINVAL);
+	e = (struct lcr_entry){ .type = LCR_ENTRY_NORMAL, .len = LCR_ENTRY_MAX, .data = payload };
+	assert_int_equal(lcr_core_propose(c, 10000, &e, 1), 0);
+	lcr_core_free(c);
+}
+
 /* Durable state out of range is refused at start, not taken in. */
 static void test_restore_out_of_range_refused(void **state)
 {
@@ -347,6 +481,8 @@ int main(void)
 		cmocka_unit_test(test_far_term_refused),
 		cmocka_unit_test(test_term_exhausted_refuses_to_campaign),
 		cmocka_unit_test(test_restore_out_of_range_refused),
+		cmocka_unit_test(test_bad_entries_dropped),
+		cmocka_unit_test(test_bad_proposals_refused),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
