@@ -23,7 +23,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <lcraft.h>
+#include <lcraft/lcraft.h>
 
 /* ---- the state machine: runs on the group's lcore only ---------------------- */
 

@@ -78,15 +78,16 @@ def check(build, src, tmp):
 
     # The installed headers: exactly the public ones, each self-contained.
     incdir = [f[2:] for f in cflags if f.startswith("-I") and f.startswith("-I" + root)]
-    if len(incdir) != 1 or not os.path.isdir(incdir[0]):
-        fail(f"pkg-config --cflags gives no include directory: {cflags}")
+    if len(incdir) != 1 or not os.path.isdir(os.path.join(incdir[0], "lcraft")):
+        fail(f"pkg-config --cflags gives no include directory holding lcraft/: {cflags}")
+    incdir = [os.path.join(incdir[0], "lcraft")]
     have = sorted(os.listdir(incdir[0]))
     if have != sorted(PUBLIC):
         fail(f"installed headers {have}, expected {sorted(PUBLIC)}")
     for h in PUBLIC:
         c = os.path.join(tmp, f"alone_{h}.c")
         with open(c, "w") as f:
-            f.write(f"#include <{h}>\nint lcr_header_alone_{h[:-2]};\n")
+            f.write(f"#include <lcraft/{h}>\nint lcr_header_alone_{h[:-2]};\n")
         run(["cc", "-std=c11", "-Wall", "-Wextra", "-Werror", "-pedantic", "-c", c, "-o",
              c + ".o", *cflags])
     print(f"headers: {len(PUBLIC)} installed, each compiles alone")
