@@ -510,14 +510,64 @@ static void on_flushed(struct lcr_core *c, struct lcr_io_id io)
 	lcr_transfer_check(c);
 }
 
-static bool vote_sane(struct lcr_vote v)
+/*
+ * What the door learns from a message's votes and log ids: whether every
+ * term and index is below LCR_NUMBER_MAX, and the largest term (for the
+ * LCR_TERM_JUMP_MAX bound).
+ */
+struct msg_numbers {
+	uint64_t term_max;
+	bool in_range;
+};
+
+/* One vote (index 0) or log id of a message. */
+static void see(struct msg_numbers *n, struct lcr_leader_id lid, uint64_t index)
 {
-	return v.lid.term < LCR_NUMBER_MAX;
+	if (lid.term >= LCR_NUMBER_MAX || index >= LCR_NUMBER_MAX)
+		n->in_range = false;
+	if (lid.term > n->term_max)
+		n->term_max = lid.term;
 }
 
-static bool id_sane(struct lcr_log_id id)
+/*
+ * The one walk over a message's votes and log ids: the range check and the
+ * term bound both come from it, so a field added to a message is seen by
+ * both or by neither. Returns false for a type no peer sends. A request's
+ * entries are not walked here: they are checked with their bodies
+ * (entries_sane), and their terms are bounded by the request's vote
+ * (follower.c, well_formed) rather than by the jump.
+ */
+static bool msg_numbers(const struct lcr_msg *m, struct msg_numbers *n)
 {
-	return id.lid.term < LCR_NUMBER_MAX && id.index < LCR_NUMBER_MAX;
+	n->term_max = 0;
+	n->in_range = true;
+	switch (m->type) {
+	case LCR_MSG_VOTE_REQ:
+		see(n, m->vote_req.vote.lid, 0);
+		see(n, m->vote_req.last_log_id.lid, m->vote_req.last_log_id.index);
+		see(n, m->vote_req.transfer_from.lid, 0);
+		return true;
+	case LCR_MSG_VOTE_RESP:
+		see(n, m->vote_resp.vote.lid, 0);
+		see(n, m->vote_resp.req_vote.lid, 0);
+		see(n, m->vote_resp.last_log_id.lid, m->vote_resp.last_log_id.index);
+		return true;
+	case LCR_MSG_APPEND_REQ:
+		see(n, m->append_req.vote.lid, 0);
+		see(n, m->append_req.prev.lid, m->append_req.prev.index);
+		see(n, m->append_req.leader_commit.lid, m->append_req.leader_commit.index);
+		return true;
+	case LCR_MSG_APPEND_RESP:
+		see(n, m->append_resp.vote.lid, 0);
+		see(n, m->append_resp.log_id.lid, m->append_resp.log_id.index);
+		return true;
+	case LCR_MSG_TRANSFER_LEADER:
+		see(n, m->transfer.from_leader.lid, 0);
+		see(n, m->transfer.last_log_id.lid, m->transfer.last_log_id.index);
+		return true;
+	default:
+		return false;
+	}
 }
 
 /*
@@ -540,68 +590,22 @@ static bool entry_valid(const struct lcr_entry *e)
 	return e->len == 0 || e->data != NULL;
 }
 
-/* The largest term a message names (its votes and log ids; entries are bounded
- * by the request's vote, follower.c). */
-static uint64_t msg_term(const struct lcr_msg *m)
+/*
+ * A request's entries: no more than the indexes left after prev (which
+ * msg_numbers() bounded, so no wrap), ids in range, bodies storage takes.
+ * The protocol handler checks the rest (follower.c).
+ */
+static bool entries_sane(const struct lcr_append_req *a)
 {
-	uint64_t t = 0;
-#define TERM(x) (t = (x).lid.term > t ? (x).lid.term : t)
-	switch (m->type) {
-	case LCR_MSG_VOTE_REQ:
-		TERM(m->vote_req.vote);
-		TERM(m->vote_req.last_log_id);
-		TERM(m->vote_req.transfer_from);
-		break;
-	case LCR_MSG_VOTE_RESP:
-		TERM(m->vote_resp.vote);
-		TERM(m->vote_resp.req_vote);
-		TERM(m->vote_resp.last_log_id);
-		break;
-	case LCR_MSG_APPEND_REQ:
-		TERM(m->append_req.vote);
-		TERM(m->append_req.prev);
-		TERM(m->append_req.leader_commit);
-		break;
-	case LCR_MSG_APPEND_RESP:
-		TERM(m->append_resp.vote);
-		TERM(m->append_resp.log_id);
-		break;
-	case LCR_MSG_TRANSFER_LEADER:
-		TERM(m->transfer.from_leader);
-		TERM(m->transfer.last_log_id);
-		break;
-	}
-#undef TERM
-	return t;
-}
-
-/* Numbers in range; the protocol handlers check the rest. */
-static bool msg_sane(const struct lcr_msg *m)
-{
-	switch (m->type) {
-	case LCR_MSG_VOTE_REQ:
-		return vote_sane(m->vote_req.vote) && id_sane(m->vote_req.last_log_id) &&
-		       vote_sane(m->vote_req.transfer_from);
-	case LCR_MSG_VOTE_RESP:
-		return vote_sane(m->vote_resp.vote) && vote_sane(m->vote_resp.req_vote) &&
-		       id_sane(m->vote_resp.last_log_id);
-	case LCR_MSG_APPEND_REQ:
-		if (!vote_sane(m->append_req.vote) || !id_sane(m->append_req.prev) ||
-		    !id_sane(m->append_req.leader_commit) ||
-		    m->append_req.n_entries > LCR_NUMBER_MAX - m->append_req.prev.index)
-			return false;
-		for (uint32_t i = 0; i < m->append_req.n_entries && m->append_req.entries; i++)
-			if (!id_sane(m->append_req.entries[i].id) ||
-			    !entry_valid(&m->append_req.entries[i]))
-				return false;
-		return true;
-	case LCR_MSG_APPEND_RESP:
-		return vote_sane(m->append_resp.vote) && id_sane(m->append_resp.log_id);
-	case LCR_MSG_TRANSFER_LEADER:
-		return vote_sane(m->transfer.from_leader) && id_sane(m->transfer.last_log_id);
-	default:
+	if (a->n_entries > LCR_NUMBER_MAX - a->prev.index)
 		return false;
+	for (uint32_t i = 0; i < a->n_entries && a->entries; i++) {
+		struct lcr_log_id id = a->entries[i].id;
+		if (id.lid.term >= LCR_NUMBER_MAX || id.index >= LCR_NUMBER_MAX ||
+		    !entry_valid(&a->entries[i]))
+			return false;
 	}
+	return true;
 }
 
 static void on_msg(struct lcr_core *c, const struct lcr_msg *m)
@@ -610,13 +614,16 @@ static void on_msg(struct lcr_core *c, const struct lcr_msg *m)
 		c->n_stale++;
 		return;
 	}
-	if (!msg_sane(m)) {
+	/* Numbers in range; the protocol handlers check the rest. */
+	struct msg_numbers n;
+	if (!msg_numbers(m, &n) || !n.in_range ||
+	    (m->type == LCR_MSG_APPEND_REQ && !entries_sane(&m->append_req))) {
 		c->n_dropped++;
 		return;
 	}
 	/* A term no peer could have reached since ours: refused, not adopted
-	 * (LCR_TERM_JUMP_MAX). msg_sane() bounded it below 2^62, so no wrap. */
-	if (msg_term(m) > c->vote.lid.term + LCR_TERM_JUMP_MAX &&
+	 * (LCR_TERM_JUMP_MAX). Both terms are below 2^62, so no wrap. */
+	if (n.term_max > c->vote.lid.term + LCR_TERM_JUMP_MAX &&
 	    !LCR_BUG(c, LCR_BUG_FAR_TERM_ACCEPTED)) {
 		c->n_far_terms++;
 		return;

@@ -444,6 +444,127 @@ static void test_bad_proposals_refused(void **state)
 	lcr_core_free(c);
 }
 
+/* One message of each type to replica 1 (leader 3 in term 7), taken without a drop. */
+static struct lcr_msg plain_msg(uint32_t type, struct lcr_entry *e)
+{
+	const struct lcr_vote leader = { { 7, 3 }, true };
+	struct lcr_msg m = { .type = type, .from = 3, .to = 1 };
+
+	switch (type) {
+	case LCR_MSG_VOTE_REQ:
+		m.from = 2;
+		m.vote_req.vote = (struct lcr_vote){ { 8, 2 }, false };
+		m.vote_req.transfer_from = leader;
+		break;
+	case LCR_MSG_VOTE_RESP:
+		m.vote_resp.vote = leader;
+		m.vote_resp.req_vote = leader;
+		break;
+	case LCR_MSG_APPEND_REQ:
+		*e = (struct lcr_entry){ .id = lid(7, 3, 1), .type = LCR_ENTRY_NORMAL };
+		m.append_req.vote = leader;
+		m.append_req.n_entries = 1;
+		m.append_req.entries = e;
+		break;
+	case LCR_MSG_APPEND_RESP:
+		m.append_resp.result = LCR_APPEND_OK;
+		m.append_resp.vote = leader;
+		break;
+	case LCR_MSG_TRANSFER_LEADER:
+		m.transfer.from_leader = leader;
+		m.transfer.to = 2;
+		break;
+	}
+	return m;
+}
+
+/* Feed `m` to a fresh replica 1 (leader 3 in term 7) and read its counters. */
+static void feed(const struct lcr_msg *m, struct lcr_core_status *st)
+{
+	struct lcr_core *c = three((struct lcr_vote){ { 7, 3 }, true });
+	struct lcr_event ev = { .type = LCR_EV_MSG, .now_ns = 2000, .msg = m };
+	assert_int_equal(lcr_core_step(c, &ev), 0);
+	lcr_core_status(c, st);
+	lcr_core_free(c);
+}
+
+/*
+ * Every vote and log id of every message is range-checked (a term or index
+ * at 2^62 is dropped) and every term counts toward the jump bound (a term
+ * past LCR_TERM_JUMP_MAX is refused as far). A request's entries are range
+ * checked too; their terms are bounded by the request's vote instead, so an
+ * entry with a far term is dropped as not well formed.
+ */
+static void test_every_field_bounded(void **state)
+{
+#define F(t, field, far)                                                                           \
+	{                                                                                          \
+		t, offsetof(struct lcr_msg, field), #field, far                                    \
+	}
+	static const struct {
+		uint32_t type;
+		size_t off; /* of a uint64_t term or index */
+		const char *name;
+		bool term; /* a term (else an index, which may be far ahead) */
+	} fields[] = {
+		F(LCR_MSG_VOTE_REQ, vote_req.vote.lid.term, true),
+		F(LCR_MSG_VOTE_REQ, vote_req.last_log_id.lid.term, true),
+		F(LCR_MSG_VOTE_REQ, vote_req.last_log_id.index, false),
+		F(LCR_MSG_VOTE_REQ, vote_req.transfer_from.lid.term, true),
+		F(LCR_MSG_VOTE_RESP, vote_resp.vote.lid.term, true),
+		F(LCR_MSG_VOTE_RESP, vote_resp.req_vote.lid.term, true),
+		F(LCR_MSG_VOTE_RESP, vote_resp.last_log_id.lid.term, true),
+		F(LCR_MSG_VOTE_RESP, vote_resp.last_log_id.index, false),
+		F(LCR_MSG_APPEND_REQ, append_req.vote.lid.term, true),
+		F(LCR_MSG_APPEND_REQ, append_req.prev.lid.term, true),
+		F(LCR_MSG_APPEND_REQ, append_req.prev.index, false),
+		F(LCR_MSG_APPEND_REQ, append_req.leader_commit.lid.term, true),
+		F(LCR_MSG_APPEND_REQ, append_req.leader_commit.index, false),
+		F(LCR_MSG_APPEND_RESP, append_resp.vote.lid.term, true),
+		F(LCR_MSG_APPEND_RESP, append_resp.log_id.lid.term, true),
+		F(LCR_MSG_APPEND_RESP, append_resp.log_id.index, false),
+		F(LCR_MSG_TRANSFER_LEADER, transfer.from_leader.lid.term, true),
+		F(LCR_MSG_TRANSFER_LEADER, transfer.last_log_id.lid.term, true),
+		F(LCR_MSG_TRANSFER_LEADER, transfer.last_log_id.index, false),
+	};
+#undef F
+	struct lcr_core_status st;
+	struct lcr_entry e;
+	struct lcr_msg m;
+	(void)state;
+
+	for (uint32_t type = LCR_MSG_VOTE_REQ; type <= LCR_MSG_TRANSFER_LEADER; type++) {
+		m = plain_msg(type, &e);
+		feed(&m, &st);
+		assert_int_equal(st.dropped_msgs + st.far_terms, 0);
+	}
+	for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++) {
+		const uint64_t bad[2] = { LCR_NUMBER_MAX, 7 + LCR_TERM_JUMP_MAX + 1 };
+		for (int b = 0; b < (fields[i].term ? 2 : 1); b++) {
+			m = plain_msg(fields[i].type, &e);
+			memcpy((char *)&m + fields[i].off, &bad[b], sizeof(bad[b]));
+			feed(&m, &st);
+			bool far = b == 1;
+			if (st.dropped_msgs != (uint64_t)!far || st.far_terms != (uint64_t)far)
+				fail_msg("%s = %llu: dropped %llu, far %llu", fields[i].name,
+					 (unsigned long long)bad[b],
+					 (unsigned long long)st.dropped_msgs,
+					 (unsigned long long)st.far_terms);
+		}
+	}
+	/* The entries: ids at 2^62 dropped, a term above the vote's dropped too. */
+	const uint64_t bad_entry[3][2] = { { LCR_NUMBER_MAX, 1 },
+					   { 7 + LCR_TERM_JUMP_MAX + 1, 1 },
+					   { 7, LCR_NUMBER_MAX } };
+	for (int b = 0; b < 3; b++) {
+		m = plain_msg(LCR_MSG_APPEND_REQ, &e);
+		e.id = lid(bad_entry[b][0], 3, bad_entry[b][1]);
+		feed(&m, &st);
+		assert_int_equal(st.dropped_msgs, 1);
+		assert_int_equal(st.far_terms, 0);
+	}
+}
+
 /* Durable state out of range is refused at start, not taken in. */
 static void test_restore_out_of_range_refused(void **state)
 {
@@ -483,6 +604,7 @@ int main(void)
 		cmocka_unit_test(test_restore_out_of_range_refused),
 		cmocka_unit_test(test_bad_entries_dropped),
 		cmocka_unit_test(test_bad_proposals_refused),
+		cmocka_unit_test(test_every_field_bounded),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
