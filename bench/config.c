@@ -46,20 +46,27 @@ enum opt_type {
 };
 
 #define OPT_REQUIRED 1u /* no default: the file must set it */
+/*
+ * The value may continue (OPT_STRING): a repeated `key = ...` line, or an
+ * indented line below it (inih's multi-line values), appends its text after
+ * `join`. inih holds at most 197 characters a line, fewer than EAL
+ * arguments or a list for 16 nodes may need.
+ */
+#define OPT_APPEND 2u
 
 struct opt_choice {
 	const char *name;
 	uint32_t value;
 };
 
-/* Returns NULL if `value` is acceptable, else why not. */
-typedef const char *(*opt_check_fn)(const char *value);
+/* Returns 0 if `value` is acceptable, else -EINVAL with why not (naming the bad part) in err. */
+typedef int (*opt_check_fn)(const char *value, char *err, size_t err_len);
 
 struct opt {
 	const char *section;
 	const char *key;
 	uint8_t type;	 /* enum opt_type */
-	uint8_t flags;	 /* OPT_REQUIRED */
+	uint8_t flags;	 /* OPT_REQUIRED, OPT_APPEND */
 	uint16_t size;	 /* bytes of the field at `offset` */
 	size_t offset;	 /* into struct lcr_app_config */
 	uint64_t scale;	 /* stored = value * scale (integers); 0 means 1 */
@@ -68,6 +75,7 @@ struct opt {
 	uint64_t max;
 	const struct opt_choice *choices; /* OPT_ENUM, ended by a NULL name */
 	opt_check_fn check;		  /* OPT_STRING: extra validation */
+	char join;			  /* OPT_APPEND: between the parts */
 	const char *help;
 };
 
@@ -94,8 +102,17 @@ static const struct opt_choice read_policy_choices[] = {
 	{ NULL, 0 },
 };
 
-static const char *check_host(const char *v);
-static const char *check_data_dir(const char *v);
+static const struct opt_choice transport_choices[] = {
+	{ "sockets", LCR_APP_TRANSPORT_SOCKETS },
+	{ "dpdk", LCR_APP_TRANSPORT_DPDK },
+	{ NULL, 0 },
+};
+
+static int check_bind(const char *v, char *err, size_t err_len);
+static int check_data_dir(const char *v, char *err, size_t err_len);
+static int check_cores(const char *v, char *err, size_t err_len);
+static int check_routes(const char *v, char *err, size_t err_len);
+static int check_neighbours(const char *v, char *err, size_t err_len);
 
 struct section {
 	const char *name;
@@ -111,6 +128,10 @@ static const struct section sections[] = {
 	{ "raft", "Raft options; defaults are openraft's (lcr_core_config_default)." },
 	{ "storage", "The log on disk." },
 	{ "faults", "Faults injected on send, for tests. All off by default." },
+	{ "dpdk", "The DPDK path of the transport, read with [node] transport = dpdk: the "
+		  "node's datagrams, the same as on sockets, go out of DPDK ports in "
+		  "Ethernet/IPv4/UDP frames it builds itself; it answers ARP for its address in "
+		  "[nodes]. Needs a build with DPDK." },
 };
 #define N_SECTIONS (sizeof(sections) / sizeof(sections[0]))
 
@@ -133,8 +154,18 @@ static const struct opt opts[] = {
 	{ "node", "lcores", OPT_U32, 0, FIELD(node.lcores), .def = "1", .min = 1, .max = 64,
 	  .help = "Threads; lcore i runs the groups whose id modulo lcores is i and listens on "
 		  "the node's port + i." },
-	{ "node", "bind", OPT_STRING, 0, FIELD(bind), .def = "0.0.0.0", .check = check_host,
+	{ "node", "bind", OPT_STRING, 0, FIELD(bind), .def = "0.0.0.0", .check = check_bind,
 	  .help = "Local address the sockets bind to; use :: when peers have IPv6 addresses." },
+	{ "node", "transport", OPT_ENUM, 0, FIELD(transport), .def = "sockets",
+	  .choices = transport_choices,
+	  .help = "How Raft datagrams travel: sockets, the kernel's UDP sockets; dpdk, DPDK "
+		  "ports ([dpdk]), which needs a build with DPDK, [dpdk] eal or memif_dir, and "
+		  "an IPv4 address as every node's host in [nodes] (DPDK resolves no names). "
+		  "The client port (lcraft-cli) is a kernel socket either way." },
+	{ "node", "cores", OPT_STRING, 0, FIELD(cores), .def = "", .check = check_cores,
+	  .help = "CPU cores to pin the lcores to: core numbers and ranges, as 0,2-3; lcore i "
+		  "runs on the i-th core listed, so list as many as lcores. Empty: not pinned, "
+		  "the kernel places the threads." },
 	{ "node", "busy_poll", OPT_BOOL, 0, FIELD(node.busy_poll), .def = "false",
 	  .help = "Lcores never sleep: the lowest latency, but each lcore takes a whole CPU "
 		  "core." },
@@ -238,6 +269,40 @@ static const struct opt opts[] = {
 		  "microseconds." },
 	{ "faults", "seed", OPT_U64, 0, FIELD(node.fault_seed), .def = "0", .min = 0,
 	  .max = UINT64_MAX, .help = "Seed of the fault generator, for reproducible runs." },
+
+	{ "dpdk", "eal", OPT_STRING, OPT_APPEND, FIELD(eal), .def = "", .join = ' ',
+	  .help = "EAL arguments as a DPDK application takes them, blank-separated, e.g. -l 0 "
+		  "--no-huge -m 256 --no-pci --no-shconf --vdev=net_af_packet0,iface=eth1; {id} "
+		  "is replaced by the node id. A line holds at most 197 characters, so the value "
+		  "continues: a repeated eal = ... line, or an indented line below it (one that "
+		  "sets no option), appends its text after one space. -l names EAL's lcores "
+		  "only: the node's threads are pinned by [node] cores." },
+	{ "dpdk", "routes", OPT_STRING, OPT_APPEND, FIELD(routes), .def = "", .check = check_routes,
+	  .join = ',',
+	  .help = "The DPDK port that reaches a node: node=port,... with the port's name "
+		  "(net_af_packet0, or a PCI address as 0000:01:00.0); nodes not named go out of "
+		  "the first port. Every node named must be in [nodes]. Not with memif_dir, "
+		  "which routes every peer itself. A repeated or indented line appends after a "
+		  "comma." },
+	{ "dpdk", "neighbours", OPT_STRING, OPT_APPEND, FIELD(neighbours), .def = "",
+	  .check = check_neighbours, .join = ',',
+	  .help = "Static Ethernet addresses: node=aa:bb:cc:dd:ee:ff,...; those of the nodes "
+		  "not named are learnt from their frames and by ARP. Every node named must be "
+		  "in [nodes]. A repeated or indented line appends after a comma." },
+	{ "dpdk", "memif_dir", OPT_STRING, 0, FIELD(memif_dir), .def = "",
+	  .help = "A directory for memif sockets: the node adds a memif port to every peer "
+		  "(net_memif<peer>, socket <dir>/memif-<a>-<b>.sock for nodes a < b) to the EAL "
+		  "arguments and routes each peer through its own, so that one file serves "
+		  "every node of a cluster on one host. lcraft-node creates the directory if "
+		  "it is missing." },
+	{ "dpdk", "rx_desc", OPT_U32, 0, FIELD(node.dpdk.rx_desc), .def = "0", .min = 0,
+	  .max = 32768,
+	  .help = "Receive descriptors per queue of every port; 0: 1024. The driver may round "
+		  "it to what it supports." },
+	{ "dpdk", "tx_desc", OPT_U32, 0, FIELD(node.dpdk.tx_desc), .def = "0", .min = 0,
+	  .max = 32768,
+	  .help = "Transmit descriptors per queue of every port; 0: 1024. The driver may round "
+		  "it to what it supports." },
 };
 #define N_OPTS (sizeof(opts) / sizeof(opts[0]))
 
@@ -396,7 +461,6 @@ static int set_value(struct lcr_app_config *c, const struct opt *o, const char *
 	void *p = field_of(c, o);
 	uint64_t v;
 	char list[128];
-	const char *why;
 	int rc;
 
 	switch (o->type) {
@@ -413,10 +477,8 @@ static int set_value(struct lcr_app_config *c, const struct opt *o, const char *
 			snprintf(err, err_len, "longer than %u characters", o->size - 1);
 			return -EINVAL;
 		}
-		if (o->check && (why = o->check(value)) != NULL) {
-			snprintf(err, err_len, "'%s': %s", value, why);
-			return -EINVAL;
-		}
+		if (o->check && (rc = o->check(value, err, err_len)) < 0)
+			return rc;
 		memcpy(p, value, strlen(value) + 1);
 		return 0;
 	case OPT_ENUM:
@@ -500,6 +562,8 @@ static void check_opt(const struct opt *o)
 		break;
 	case OPT_STRING:
 		LCR_ASSERT(o->size > 1);
+		if (o->flags & OPT_APPEND)
+			LCR_ASSERT(o->join != '\0');
 		break;
 	case OPT_ENUM:
 		LCR_ASSERT(o->choices && o->size == sizeof(uint32_t));
@@ -526,6 +590,10 @@ void lcr_app_config_default(struct lcr_app_config *c)
 	}
 	c->node.bind_host = c->bind;
 	c->node.data_dir = c->data_dir;
+	c->node.dpdk.eal = c->eal;
+	c->node.dpdk.routes = c->routes;
+	c->node.dpdk.neighbours = c->neighbours;
+	c->node.dpdk.memif_dir = c->memif_dir;
 }
 
 /* ---- hosts and ports ----------------------------------------------------------- */
@@ -570,9 +638,22 @@ static const char *check_host(const char *v)
 	return NULL;
 }
 
-static const char *check_data_dir(const char *v)
+static int check_bind(const char *v, char *err, size_t err_len)
 {
-	return *v ? NULL : "empty path";
+	const char *why = check_host(v);
+
+	if (!why)
+		return 0;
+	snprintf(err, err_len, "'%s': %s", v, why);
+	return -EINVAL;
+}
+
+static int check_data_dir(const char *v, char *err, size_t err_len)
+{
+	if (*v)
+		return 0;
+	snprintf(err, err_len, "'': empty path");
+	return -EINVAL;
 }
 
 /* The same host spelled the same way: IP literals in canonical form, names in lower case. */
@@ -656,6 +737,241 @@ static int parse_host_port(const char *v, struct lcr_peer_addr *a, char *err, si
 	return 0;
 }
 
+/* ---- lists: [node] cores, [dpdk] routes and neighbours ----------------------------- */
+
+#define ITEM_MAX      96   /* longest item of a list worth reading */
+#define CORE_MAX      1023 /* CPU_SETSIZE - 1: the highest core pthread_setaffinity_np names */
+#define PORT_NAME_MAX 63   /* a DPDK port's name (lcr_dpdk_peer.eth_port) */
+
+static bool is_blank(char ch)
+{
+	return ch == ' ' || ch == '\t';
+}
+
+/*
+ * The next comma-separated item of *p, blanks around it dropped, into item.
+ * Returns 1, 0 at the end of the list, or -E2BIG for an item longer than
+ * ITEM_MAX - 1 (never valid).
+ */
+static int next_item(const char **p, char item[ITEM_MAX])
+{
+	const char *s = *p, *comma;
+	size_t n;
+
+	if (!s)
+		return 0;
+	comma = strchr(s, ',');
+	n = comma ? (size_t)(comma - s) : strlen(s);
+	*p = comma ? comma + 1 : NULL;
+	for (; n && is_blank(*s); s++, n--)
+		;
+	for (; n && is_blank(s[n - 1]); n--)
+		;
+	if (n >= ITEM_MAX)
+		return -E2BIG;
+	memcpy(item, s, n);
+	item[n] = '\0';
+	return 1;
+}
+
+static int long_item(char *err, size_t err_len)
+{
+	snprintf(err, err_len, "an item is longer than %d characters", ITEM_MAX - 1);
+	return -EINVAL;
+}
+
+/* A whole list that is empty or blank: no items at all. */
+static bool list_empty(const char *v)
+{
+	for (; *v; v++)
+		if (!is_blank(*v))
+			return false;
+	return true;
+}
+
+/*
+ * "0,2-3" -> 0, 2, 3 into cores (LCR_LCORES_MAX of them; NULL: only count).
+ * Returns how many, or -EINVAL with the bad item named in err.
+ */
+static int parse_cores(const char *v, uint16_t *cores, char *err, size_t err_len)
+{
+	char item[ITEM_MAX];
+	uint32_t n = 0;
+	int rc;
+
+	if (list_empty(v))
+		return 0;
+	while ((rc = next_item(&v, item)) != 0) {
+		char *dash;
+		uint64_t lo, hi;
+		char e[64];
+
+		if (rc < 0)
+			return long_item(err, err_len);
+		dash = strchr(item, '-');
+		if (dash)
+			*dash = '\0';
+		if (parse_u64(item, &lo, e, sizeof(e)) < 0 ||
+		    (dash && parse_u64(dash + 1, &hi, e, sizeof(e)) < 0)) {
+			if (dash)
+				*dash = '-';
+			snprintf(err, err_len,
+				 "'%s' is not a core number or range (list them as 0,2-3)", item);
+			return -EINVAL;
+		}
+		if (!dash)
+			hi = lo;
+		if (hi > CORE_MAX) {
+			snprintf(err, err_len, "core %llu is past %d", (unsigned long long)hi,
+				 CORE_MAX);
+			return -EINVAL;
+		}
+		if (lo > hi) {
+			snprintf(err, err_len, "the range %llu-%llu goes down (write %llu-%llu)",
+				 (unsigned long long)lo, (unsigned long long)hi,
+				 (unsigned long long)hi, (unsigned long long)lo);
+			return -EINVAL;
+		}
+		for (uint64_t core = lo; core <= hi; core++) {
+			if (n == LCR_LCORES_MAX) {
+				snprintf(err, err_len,
+					 "more than %d cores (one per lcore, at most %d lcores)",
+					 LCR_LCORES_MAX, LCR_LCORES_MAX);
+				return -EINVAL;
+			}
+			if (cores)
+				cores[n] = (uint16_t)core;
+			n++;
+		}
+	}
+	return (int)n;
+}
+
+static int check_cores(const char *v, char *err, size_t err_len)
+{
+	int rc = parse_cores(v, NULL, err, err_len);
+
+	return rc < 0 ? rc : 0;
+}
+
+/* A DPDK port's name: net_af_packet0, net_memif2, 0000:01:00.0. */
+static int check_port_name(const char *v, char *err, size_t err_len)
+{
+	if (!*v || strlen(v) > PORT_NAME_MAX) {
+		snprintf(err, err_len, "'%s' is not a DPDK port name (1..%d characters)", v,
+			 PORT_NAME_MAX);
+		return -EINVAL;
+	}
+	for (const char *p = v; *p; p++) {
+		bool alnum = is_digit(*p) || (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z');
+
+		if (!alnum && !strchr("_.:-", *p)) {
+			snprintf(err, err_len,
+				 "'%s' is not a DPDK port name (letters, digits and _.:- only)", v);
+			return -EINVAL;
+		}
+	}
+	return 0;
+}
+
+static bool is_hex(char ch)
+{
+	return is_digit(ch) || (ch >= 'a' && ch <= 'f') || (ch >= 'A' && ch <= 'F');
+}
+
+/* aa:bb:cc:dd:ee:ff: six bytes of two hexadecimal digits each. */
+static int check_mac(const char *v, char *err, size_t err_len)
+{
+	bool ok = strlen(v) == 17;
+
+	for (size_t i = 0; ok && i < 17; i++)
+		ok = i % 3 == 2 ? v[i] == ':' : is_hex(v[i]);
+	if (ok)
+		return 0;
+	snprintf(err, err_len, "'%s' is not an Ethernet address (aa:bb:cc:dd:ee:ff)", v);
+	return -EINVAL;
+}
+
+/*
+ * "node=value,...": every node once, each value passing `check`. The nodes
+ * go to ids (LCR_PEERS_MAX of them; a list cannot name more nodes than a
+ * cluster has). Returns how many, or -EINVAL with the bad item in err.
+ */
+static int parse_node_list(const char *v, opt_check_fn check, uint32_t ids[LCR_PEERS_MAX],
+			   char *err, size_t err_len)
+{
+	char item[ITEM_MAX], e[160];
+	uint32_t n = 0;
+	int rc;
+
+	if (list_empty(v))
+		return 0;
+	while ((rc = next_item(&v, item)) != 0) {
+		char *eq, *key = item, *value;
+		uint64_t id;
+
+		if (rc < 0)
+			return long_item(err, err_len);
+		eq = strchr(item, '=');
+		if (!eq) {
+			snprintf(err, err_len, "'%s' is not node=value", item);
+			return -EINVAL;
+		}
+		*eq = '\0';
+		for (value = eq + 1; is_blank(*value); value++)
+			;
+		for (char *end = eq; end > key && is_blank(end[-1]); *--end = '\0')
+			;
+		if (parse_u64(key, &id, e, sizeof(e)) < 0 || id < 1 || id > UINT32_MAX) {
+			snprintf(err, err_len, "'%s' is not a node id (1..4294967295)", key);
+			return -EINVAL;
+		}
+		if (check(value, e, sizeof(e)) < 0) {
+			snprintf(err, err_len, "node %llu: %s", (unsigned long long)id, e);
+			return -EINVAL;
+		}
+		for (uint32_t i = 0; i < n; i++)
+			if (ids[i] == id) {
+				snprintf(err, err_len, "node %llu is named twice",
+					 (unsigned long long)id);
+				return -EINVAL;
+			}
+		if (n == LCR_PEERS_MAX) {
+			snprintf(err, err_len, "more than %d nodes named", LCR_PEERS_MAX);
+			return -EINVAL;
+		}
+		ids[n++] = (uint32_t)id;
+	}
+	return (int)n;
+}
+
+static int check_routes(const char *v, char *err, size_t err_len)
+{
+	uint32_t ids[LCR_PEERS_MAX];
+	int rc = parse_node_list(v, check_port_name, ids, err, err_len);
+
+	return rc < 0 ? rc : 0;
+}
+
+static int check_neighbours(const char *v, char *err, size_t err_len)
+{
+	uint32_t ids[LCR_PEERS_MAX];
+	int rc = parse_node_list(v, check_mac, ids, err, err_len);
+
+	return rc < 0 ? rc : 0;
+}
+
+/* Blanks out: the library reads the lists without them (dpdk-net/udp.c). */
+static void squeeze_blanks(char *s)
+{
+	char *out = s;
+
+	for (; *s; s++)
+		if (!is_blank(*s))
+			*out++ = *s;
+	*out = '\0';
+}
+
 /* ---- loading ------------------------------------------------------------------- */
 
 /* The nodes become the core's initial membership. */
@@ -670,6 +986,7 @@ struct load {
 	uint32_t nodes_line;		   /* the [nodes] header */
 	uint32_t set_line[N_OPTS];	   /* where each option was set; 0: default */
 	uint32_t node_line[LCR_PEERS_MAX]; /* where each node was listed */
+	size_t append_opt; /* the option of the last key line, if OPT_APPEND; else N_OPTS */
 	char *why;
 	size_t why_len;
 	bool failed;
@@ -787,8 +1104,24 @@ static const struct section *find_section(const char *name)
 	return NULL;
 }
 
+/* "[cluster], [nodes], ..., [dpdk]", `last` before the last one. */
+static const char *section_list(const char *last, char *out, size_t len)
+{
+	size_t n = 0;
+
+	out[0] = '\0';
+	for (size_t i = 0; i < N_SECTIONS && n < len; i++) {
+		const char *sep = i == 0 ? "" : i + 1 < N_SECTIONS ? ", " : last;
+
+		n += (size_t)snprintf(out + n, len - n, "%s[%s]", sep, sections[i].name);
+	}
+	return out;
+}
+
 static void unknown_section(struct load *ld, const char *name)
 {
+	char list[128];
+
 	const char *best = NULL;
 	size_t best_d = 3;
 
@@ -803,10 +1136,52 @@ static void unknown_section(struct load *ld, const char *name)
 	if (best)
 		fail(ld, ld->line, "[%s]: unknown section (did you mean [%s]?)", name, best);
 	else
-		fail(ld, ld->line,
-		     "[%s]: unknown section (sections: cluster, nodes, node, raft, storage, "
-		     "faults)",
-		     name);
+		fail(ld, ld->line, "[%s]: unknown section (sections: %s)", name,
+		     section_list(", ", list, sizeof(list)));
+}
+
+/*
+ * Whether `line` (blanks dropped) reads `name =`, name as an option's: a
+ * letter or '_', then letters, digits and '_'. A list's item (2=net_memif2)
+ * starts with a digit, EAL's arguments with '-'.
+ */
+static bool is_key_line(const char *line)
+{
+	const char *p = line;
+
+	if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || *p == '_'))
+		return false;
+	while (is_digit(*p) || (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || *p == '_')
+		p++;
+	while (is_blank(*p))
+		p++;
+	return *p == '=';
+}
+
+/*
+ * An indented line below an OPT_APPEND option continues its value, unless
+ * it reads `key = ...` (an indented file) or is blank, a comment or a
+ * section. It goes to inih indented by one blank, which inih's multi-line
+ * values hand to on_option() under the same key; its inline comment is cut
+ * here, as inih (55) does not for continuation lines.
+ */
+static bool continue_value(struct load *ld, char *str, size_t *n)
+{
+	char *semi;
+
+	if (ld->append_opt == N_OPTS || strchr("#;[\r\n", str[0]) || is_key_line(str))
+		return false;
+	for (semi = strchr(str, ';'); semi && !is_blank(semi[-1]); semi = strchr(semi + 1, ';'))
+		;
+	if (semi) {
+		while (semi > str && is_blank(semi[-1]))
+			semi--;
+		*n = (size_t)(semi - str);
+	}
+	memmove(str + 1, str, *n);
+	str[0] = ' ';
+	(*n)++;
+	return true;
 }
 
 /*
@@ -814,20 +1189,23 @@ static void unknown_section(struct load *ld, const char *name)
  * buffer would be split by inih into two lines, so it is refused here and
  * handed on as an empty line. Leading blanks are dropped, so that indented
  * files work (inih would take an indented line for the continuation of the
- * previous value). Section headers are checked here, so that an unknown
+ * previous value), except on the continuation lines of an OPT_APPEND option
+ * (continue_value()). Section headers are checked here, so that an unknown
  * section is reported even when it has no keys.
  */
 static char *read_line(char *str, int num, void *stream)
 {
 	struct load *ld = stream;
 	size_t n = 0, max = num > 3 ? (size_t)num - 3 : 0;
-	bool too_long = false, leading = true;
+	bool too_long = false, leading = true, indented = false;
 	int ch;
 
 	errno = 0;
 	while ((ch = getc(ld->f)) != EOF && ch != '\n') {
-		if (leading && (ch == ' ' || ch == '\t'))
+		if (leading && (ch == ' ' || ch == '\t')) {
+			indented = true;
 			continue;
+		}
 		leading = false;
 		if (n < max)
 			str[n++] = (char)ch;
@@ -845,10 +1223,15 @@ static char *read_line(char *str, int num, void *stream)
 		fail(ld, ld->line, "line longer than %zu characters", max);
 		n = 0;
 	}
+	str[n] = '\0';
+	/* max leaves room for the blank, the newline and the terminator. */
+	if (indented && n && continue_value(ld, str, &n))
+		LCR_ASSERT(n + 2 <= (size_t)num);
 	str[n++] = '\n';
 	str[n] = '\0';
 
 	if (str[0] == '[') {
+		ld->append_opt = N_OPTS;
 		char name[64];
 		size_t len = strcspn(str + 1, "]\n");
 
@@ -902,6 +1285,28 @@ static void add_node(struct load *ld, const char *key, const char *value)
 	n->peers[n->n_peers++] = a;
 }
 
+/* A further line of an OPT_APPEND option: its text after the value so far and o->join. */
+static int append_value(struct lcr_app_config *c, const struct opt *o, const char *value, char *err,
+			size_t err_len)
+{
+	char joined[4096];
+	const char *old = field_of(c, o);
+	size_t n;
+
+	LCR_ASSERT(o->type == OPT_STRING && (o->flags & OPT_APPEND));
+	LCR_ASSERT(o->size <= sizeof(joined));
+	if (!*value)
+		return 0;
+	if (!*old)
+		return set_value(c, o, value, err, err_len);
+	n = (size_t)snprintf(joined, sizeof(joined), "%s%c%s", old, o->join, value);
+	if (n >= o->size) {
+		snprintf(err, err_len, "longer than %u characters with this line", o->size - 1);
+		return -EINVAL;
+	}
+	return set_value(c, o, joined, err, err_len);
+}
+
 static int on_option(void *user, const char *section, const char *key, const char *value)
 {
 	struct load *ld = user;
@@ -911,11 +1316,12 @@ static int on_option(void *user, const char *section, const char *key, const cha
 
 	if (ld->failed)
 		return 1; /* report the first error only */
+	ld->append_opt = N_OPTS;
 	if (!*section) {
-		fail(ld, ld->line,
-		     "%s: option outside a section (put it under [cluster], "
-		     "[nodes], [node], [raft], [storage] or [faults])",
-		     key);
+		char list[128];
+
+		fail(ld, ld->line, "%s: option outside a section (put it under %s)", key,
+		     section_list(" or ", list, sizeof(list)));
 		return 1;
 	}
 	if (!find_section(section)) {
@@ -942,16 +1348,20 @@ static int on_option(void *user, const char *section, const char *key, const cha
 			     section, key);
 		return 1;
 	}
-	if (ld->set_line[i]) {
+	if (ld->set_line[i] && !(o->flags & OPT_APPEND)) {
 		fail(ld, ld->line, "%s.%s: set twice (first at line %u)", section, key,
 		     ld->set_line[i]);
 		return 1;
 	}
-	if (set_value(ld->c, o, value, err, sizeof(err)) < 0) {
+	if ((ld->set_line[i] ? append_value(ld->c, o, value, err, sizeof(err))
+			     : set_value(ld->c, o, value, err, sizeof(err))) < 0) {
 		fail(ld, ld->line, "%s.%s: %s", section, key, err);
 		return 1;
 	}
-	ld->set_line[i] = ld->line;
+	if (!ld->set_line[i])
+		ld->set_line[i] = ld->line;
+	if (o->flags & OPT_APPEND)
+		ld->append_opt = i;
 	return 1;
 }
 
@@ -1080,40 +1490,150 @@ static void check_bind_family(struct load *ld)
 		}
 }
 
-/* Replace every {id} in data_dir by the node id. */
-static void substitute_id(struct load *ld)
+/* Replace every {id} in a string option (data_dir, eal) by the node id. */
+static void substitute_id(struct load *ld, const char *section, const char *key)
 {
 	struct lcr_app_config *c = ld->c;
-	char out[sizeof(c->data_dir)], id[16];
-	size_t n = 0, id_len;
-	const char *s = c->data_dir;
+	size_t i = opt_index(section, key);
+	char *value = field_of(c, &opts[i]), out[4096], id[16];
+	size_t n = 0, id_len, size = opts[i].size;
+	const char *s = value;
 
+	LCR_ASSERT(opts[i].type == OPT_STRING && size <= sizeof(out));
 	if (!c->self)
-		return; /* a client has no data: keep the template */
+		return; /* a client has no data, nor EAL: keep the template */
 	id_len = (size_t)snprintf(id, sizeof(id), "%u", c->self);
 	while (*s) {
 		if (strncmp(s, "{id}", 4) == 0) {
-			if (n + id_len >= sizeof(out))
+			if (n + id_len >= size)
 				break;
 			memcpy(out + n, id, id_len);
 			n += id_len;
 			s += 4;
 		} else {
-			if (n + 1 >= sizeof(out))
+			if (n + 1 >= size)
 				break;
 			out[n++] = *s++;
 		}
 	}
 	if (*s) {
-		size_t i = opt_index("node", "data_dir");
-
-		fail(ld, ld->set_line[i],
-		     "node.data_dir: longer than %zu characters with {id} replaced",
-		     sizeof(out) - 1);
+		fail(ld, ld->set_line[i], "%s.%s: longer than %zu characters with {id} replaced",
+		     section, key, size - 1);
 		return;
 	}
 	out[n] = '\0';
-	memcpy(c->data_dir, out, n + 1);
+	memcpy(value, out, n + 1);
+}
+
+/* The line an option was set at, as text for a sentence: "line 9" or "the default". */
+static const char *where_set(const struct load *ld, const char *section, const char *key, char *out,
+			     size_t len)
+{
+	uint32_t line = ld->set_line[opt_index(section, key)];
+
+	if (line)
+		snprintf(out, len, "line %u", line);
+	else
+		snprintf(out, len, "the default");
+	return out;
+}
+
+/* [node] cores: one per lcore (lcore i runs on the i-th), into node.cores. */
+static void load_cores(struct load *ld)
+{
+	struct lcr_app_config *c = ld->c;
+	char err[200], at[32];
+	int n = parse_cores(c->cores, c->node.cores, err, sizeof(err));
+
+	LCR_ASSERT(n >= 0); /* check_cores() passed it */
+	c->node.n_cores = (uint32_t)n;
+	if (n == 0 || (uint32_t)n == c->node.lcores)
+		return;
+	fail(ld, ld->set_line[opt_index("node", "cores")],
+	     "node.cores: %d core%s (%s) for %u lcore%s (%s): list one core per lcore", n,
+	     n == 1 ? "" : "s", c->cores, c->node.lcores, c->node.lcores == 1 ? "" : "s",
+	     where_set(ld, "node", "lcores", at, sizeof(at)));
+}
+
+/* Every node a [dpdk] list names (routes, neighbours) is in [nodes]. */
+static void check_list_nodes(struct load *ld, const char *key, opt_check_fn check)
+{
+	const struct lcr_app_config *c = ld->c;
+	size_t i = opt_index("dpdk", key);
+	uint32_t ids[LCR_PEERS_MAX];
+	char err[200], list[LCR_PEERS_MAX * 12];
+	int n = parse_node_list(field_of(ld->c, &opts[i]), check, ids, err, sizeof(err));
+
+	LCR_ASSERT(n >= 0); /* its check passed it */
+	for (int k = 0; k < n; k++) {
+		size_t len = 0;
+
+		if (lcr_app_config_peer(c, ids[k]))
+			continue;
+		for (uint32_t p = 0; p < c->node.n_peers; p++)
+			len += (size_t)snprintf(list + len, sizeof(list) - len, "%s%u",
+						p ? ", " : "", c->node.peers[p].id);
+		fail(ld, ld->set_line[i], "dpdk.%s: node %u is not in [nodes] (nodes: %s)", key,
+		     ids[k], list);
+		return;
+	}
+}
+
+/* The longest name a Unix socket has (sockaddr_un.sun_path, its terminator left out). */
+#define UNIX_PATH_MAX 107
+
+/*
+ * [dpdk] against the rest: what transport = dpdk needs, the nodes the
+ * lists name, memif sockets' names. The lists and the sockets are checked
+ * whatever the transport, so that a file is right before it is switched.
+ */
+static void check_dpdk(struct load *ld)
+{
+	struct lcr_app_config *c = ld->c;
+	const struct lcr_node_config *n = &c->node;
+	size_t memif = opt_index("dpdk", "memif_dir");
+
+	check_list_nodes(ld, "routes", check_port_name);
+	check_list_nodes(ld, "neighbours", check_mac);
+	if (ld->failed)
+		return;
+	if (c->routes[0] && c->memif_dir[0]) {
+		fail(ld, ld->set_line[opt_index("dpdk", "routes")],
+		     "dpdk.routes: memif_dir (line %u) routes every peer through its own memif "
+		     "port; set one of them",
+		     ld->set_line[memif]);
+		return;
+	}
+	for (uint32_t a = 0; a < n->n_peers && c->memif_dir[0]; a++)
+		for (uint32_t b = 0; b < n->n_peers; b++) {
+			uint32_t lo = n->peers[a].id, hi = n->peers[b].id;
+			int len = snprintf(NULL, 0, "%s/memif-%u-%u.sock", c->memif_dir, lo, hi);
+
+			if (lo >= hi || len <= UNIX_PATH_MAX)
+				continue;
+			fail(ld, ld->set_line[memif],
+			     "dpdk.memif_dir: the socket %s/memif-%u-%u.sock is longer than %d "
+			     "characters, the most a Unix socket's name holds",
+			     c->memif_dir, lo, hi, UNIX_PATH_MAX);
+			return;
+		}
+	if (c->transport != LCR_APP_TRANSPORT_DPDK)
+		return;
+	if (!c->eal[0] && !c->memif_dir[0]) {
+		fail(ld, ld->set_line[opt_index("node", "transport")],
+		     "node.transport: dpdk needs [dpdk] eal (the EAL arguments, which name the "
+		     "ports) or [dpdk] memif_dir (a memif port to every peer on this host); "
+		     "neither is set");
+		return;
+	}
+	for (uint32_t i = 0; i < n->n_peers; i++)
+		if (ip_family(n->peers[i].host) != 4) {
+			fail(ld, ld->node_line[i],
+			     "nodes.%u: %s is not an IPv4 address, which transport = dpdk needs "
+			     "(DPDK resolves no names)",
+			     n->peers[i].id, n->peers[i].host);
+			return;
+		}
 }
 
 static void check_loaded(struct load *ld)
@@ -1146,7 +1666,16 @@ static void check_loaded(struct load *ld)
 	if (!ld->failed)
 		check_raft(ld);
 	if (!ld->failed)
-		substitute_id(ld);
+		load_cores(ld);
+	if (!ld->failed)
+		check_dpdk(ld);
+	if (!ld->failed)
+		substitute_id(ld, "node", "data_dir");
+	if (!ld->failed)
+		substitute_id(ld, "dpdk", "eal");
+	squeeze_blanks(c->routes);
+	squeeze_blanks(c->neighbours);
+	c->node.dpdk.enable = c->transport == LCR_APP_TRANSPORT_DPDK;
 }
 
 int lcr_app_config_load(struct lcr_app_config *c, const char *path, uint32_t self, char *why,
@@ -1160,6 +1689,7 @@ int lcr_app_config_load(struct lcr_app_config *c, const char *path, uint32_t sel
 	c->self = self;
 	c->node.id = self;
 	memset(&ld, 0, sizeof(ld));
+	ld.append_opt = N_OPTS;
 	ld.c = c;
 	ld.path = path;
 	ld.why = why;
@@ -1259,6 +1789,8 @@ static const char *default_text(const struct lcr_app_config *d, const struct opt
 		return "required";
 	if (o->type == OPT_NODES)
 		return "required";
+	if (o->type == OPT_STRING && !*format_value(d, o, out, len))
+		return "\"\"";
 	return format_value(d, o, out, len);
 }
 
@@ -1350,6 +1882,26 @@ static const char guide[] =
 	"`LCR_NETNS_PREFIX` and `LCR_NETNS_SUBNET` (defaults `lcr` and `10.77.0`) make\n"
 	"another set beside it, as the tests do (`config/netns.sh --help`).\n"
 	"\n"
+	"## On DPDK\n"
+	"\n"
+	"With `[node] transport = dpdk` (a build with DPDK: `meson -Ddpdk=enabled`) the\n"
+	"nodes' datagrams go out of DPDK ports instead of kernel sockets, set up by the\n"
+	"`[dpdk]` section; the client port stays a kernel socket, so lcraft-cli works\n"
+	"unchanged. Every `[nodes]` host must then be an IPv4 address. Three files show\n"
+	"the ways in; each says in its header how to run it:\n"
+	"\n"
+	"- `config/dpdk-memif-3.ini`: three nodes on this machine joined by memif ports\n"
+	"  (shared memory), made from `memif_dir`; no hugepages, no root.\n"
+	"- `config/dpdk-veth-3.ini`: the veth-3 cluster, each node on its namespace's\n"
+	"  veth end through DPDK's af_packet driver (root, `config/netns.sh up`).\n"
+	"- `config/dpdk-nic.ini`: a template for real NICs bound to vfio-pci, on\n"
+	"  hugepages, each lcore pinned to its own core (`cores`) and busy polling.\n"
+	"\n"
+	"EAL arguments are longer than a line may be: `eal` goes on over a repeated\n"
+	"`eal = ...` line or indented lines below it, joined by a space. `{id}` in `eal` is\n"
+	"replaced by the node id, so one file can give each node its own interface\n"
+	"(`iface=lcr{id}-ns`) or `--file-prefix`.\n"
+	"\n"
 	"## The data directory\n"
 	"\n"
 	"Each node keeps its groups under `data_dir` (`{id}` is replaced by the node id):\n"
@@ -1376,8 +1928,10 @@ static const char guide[] =
 	"must be known: a misspelt key, a value out of range or a bad relationship\n"
 	"between options stops the node with the file, line and key at fault, e.g.\n"
 	"`local-3.ini:7: raft.heartbeat_ms: unknown option (did you mean\n"
-	"raft.heartbeat_interval_ms?)`. Lines are limited to 197 characters. Every option\n"
-	"but `cluster.id` and the nodes has a default.\n"
+	"raft.heartbeat_interval_ms?)`. Lines are limited to 197 characters; `[dpdk]`'s\n"
+	"`eal`, `routes` and `neighbours` go on over further lines (a repeated key, or an\n"
+	"indented line that sets no option). Every option but `cluster.id` and the nodes\n"
+	"has a default.\n"
 	"\n"
 	"`[nodes]` lists every voter, this node included, as `<node id> = host:port`:\n"
 	"node ids are 1..4294967295, the host is an IPv4 address, a name, or an IPv6\n"

@@ -16,6 +16,9 @@
  *   [raft]
  *   election_timeout_min_ms = 150
  *   ...
+ *   [dpdk]                        (read with [node] transport = dpdk)
+ *   eal = -l 0 --no-huge -m 256 --no-pci --no-shconf
+ *   memif_dir = /tmp/lcraft-memif
  *
  * Errors name the file, line and key: "local-3.ini:12: raft.heartbeat_interval_ms:
  * must be below election_timeout_min_ms (150)".
@@ -29,11 +32,28 @@
 
 #include "lcraft.h"
 
+/* [node] transport: how the groups' datagrams travel (node.dpdk.enable). */
+enum lcr_app_transport {
+	LCR_APP_TRANSPORT_SOCKETS = 0, /* the kernel's UDP sockets */
+	LCR_APP_TRANSPORT_DPDK = 1,    /* DPDK ports, [dpdk] */
+};
+
+/*
+ * The loaded file. node's strings (data_dir, bind_host, dpdk.eal, routes,
+ * neighbours, memif_dir) point into the buffers below, set by
+ * lcr_app_config_default().
+ */
 struct lcr_app_config {
-	struct lcr_node_config node; /* peers, Raft options, storage, faults */
+	struct lcr_node_config node; /* peers, Raft options, storage, faults, dpdk, cores */
 	uint32_t self;		     /* --id */
 	char data_dir[512];	     /* with {id} replaced */
 	char bind[64];
+	uint32_t transport;	     /* enum lcr_app_transport; node.dpdk.enable */
+	char cores[256];	     /* [node] cores as written ("0,2-3"); node.cores/n_cores */
+	char eal[4096];		     /* [dpdk] eal: its lines joined by a space, {id} replaced */
+	char routes[1024];	     /* [dpdk] routes, blanks removed */
+	char neighbours[1024];	     /* [dpdk] neighbours, blanks removed */
+	char memif_dir[256];	     /* [dpdk] memif_dir */
 	uint16_t client_port_offset; /* a node's client port = its port + this */
 	uint32_t read_policy;	     /* enum lcr_read_policy for GET */
 	uint32_t groups;	     /* groups this node runs (ids 1..groups) */

@@ -810,6 +810,39 @@ static void on_signal(int sig)
 		lcr_node_stop(the_server->node);
 }
 
+/*
+ * What the config asks of the machine before the node opens: the directory
+ * of the memif sockets ([dpdk] memif_dir). DPDK 22.11 names them in the
+ * abstract namespace by default, where it stays empty, but a memif socket
+ * that is a file (socket-abstract=no) is bound there and DPDK does not make
+ * the directory. lcr_node_config itself (transport, dpdk.*, cores) is
+ * filled in by lcr_app_config_load().
+ */
+static int prepare_config(const struct lcr_app_config *c, char *why, size_t why_len)
+{
+	const char *dir = c->node.dpdk.memif_dir;
+
+	if (!c->node.dpdk.enable || !dir || !dir[0])
+		return 0;
+	if (mkdir(dir, 0755) < 0 && errno != EEXIST) {
+		int rc = -errno;
+
+		snprintf(why, why_len, "[dpdk] memif_dir %s: cannot create it: %s", dir,
+			 strerror(-rc));
+		return rc;
+	}
+	return 0;
+}
+
+/* "sockets" or "dpdk", and the cores the lcores are pinned to, for the start line. */
+static const char *transport_text(const struct lcr_app_config *c, char *out, size_t len)
+{
+	snprintf(out, len, "%s%s%s%s", c->node.dpdk.enable ? "dpdk" : "sockets",
+		 c->node.n_cores ? ", lcores on cores " : "", c->node.n_cores ? c->cores : "",
+		 c->node.dpdk.enable && c->memif_dir[0] ? ", memif" : "");
+	return out;
+}
+
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: lcraft-node --config FILE --id N [--json-log]\n"
@@ -881,6 +914,11 @@ int main(int argc, char **argv)
 	srv.started_ns = mono_ns();
 	the_server = &srv;
 
+	if ((rc = prepare_config(&srv.cfg, why, sizeof(why))) < 0) {
+		say(&srv, "error", "%s", why);
+		return 1;
+	}
+
 	rc = lcr_node_open(&srv.node, &srv.cfg.node, why, sizeof(why));
 	if (rc < 0) {
 		say(&srv, "error", "%s", why);
@@ -920,10 +958,12 @@ int main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 
 	const struct lcr_peer_addr *me = lcr_app_config_peer(&srv.cfg, srv.cfg.self);
+	char transport[400];
 	say(&srv, "start",
-	    "cluster %llu, %u peers, raft %s:%u, clients port %u, %u lcore(s), %u group(s), data "
-	    "in %s",
+	    "cluster %llu, %u peers, raft %s:%u (%s), clients port %u, %u lcore(s), %u group(s), "
+	    "data in %s",
 	    (unsigned long long)srv.cfg.node.cluster, srv.cfg.node.n_peers, me->host, me->port,
+	    transport_text(&srv.cfg, transport, sizeof(transport)),
 	    (unsigned)me->port + srv.cfg.client_port_offset, srv.cfg.node.lcores, srv.n_groups,
 	    srv.cfg.data_dir);
 	rc = lcr_node_run(srv.node);

@@ -104,6 +104,7 @@ static void test_config_full_file(void **state)
 			   "[node]\n"
 			   "data_dir = /srv/lcraft/n{id}\n"
 			   "lcores = 4\n"
+			   "cores = 0-1, 3,5\n"
 			   "bind = 10.0.0.2\n"
 			   "busy_poll = yes\n"
 			   "mtu = 9000\n"
@@ -159,6 +160,11 @@ static void test_config_full_file(void **state)
 	assert_string_equal(c.data_dir, "/srv/lcraft/n2");
 	assert_ptr_equal(c.node.data_dir, c.data_dir);
 	assert_int_equal(c.node.lcores, 4);
+	assert_int_equal(c.node.n_cores, 4);
+	assert_int_equal(c.node.cores[0], 0);
+	assert_int_equal(c.node.cores[1], 1);
+	assert_int_equal(c.node.cores[2], 3);
+	assert_int_equal(c.node.cores[3], 5);
 	assert_string_equal(c.bind, "10.0.0.2");
 	assert_ptr_equal(c.node.bind_host, c.bind);
 	assert_true(c.node.busy_poll);
@@ -230,6 +236,16 @@ static void test_config_defaults(void **state)
 	assert_int_equal(c.node.fault_reorder_ppm, 0);
 	assert_true(c.node.fault_delay_ns == 0 && c.node.fault_jitter_ns == 0);
 	assert_true(c.node.fault_seed == 0);
+	assert_int_equal(c.transport, LCR_APP_TRANSPORT_SOCKETS);
+	assert_false(c.node.dpdk.enable);
+	assert_int_equal(c.node.n_cores, 0);
+	assert_string_equal(c.cores, "");
+	assert_string_equal(c.node.dpdk.eal, "");
+	assert_string_equal(c.node.dpdk.routes, "");
+	assert_string_equal(c.node.dpdk.neighbours, "");
+	assert_string_equal(c.node.dpdk.memif_dir, "");
+	assert_int_equal(c.node.dpdk.rx_desc, 0);
+	assert_int_equal(c.node.dpdk.tx_desc, 0);
 
 	/* Raft options: exactly lcr_core_config_default()'s. */
 	assert_true(c.node.core.election_timeout_min_ms == core.election_timeout_min_ms);
@@ -254,6 +270,8 @@ static void test_config_defaults(void **state)
 	assert_int_equal(d.node.n_peers, 0);
 	assert_string_equal(d.data_dir, "/var/tmp/lcraft/node-{id}");
 	assert_ptr_equal(d.node.data_dir, d.data_dir);
+	assert_ptr_equal(d.node.dpdk.eal, d.eal);
+	assert_ptr_equal(d.node.dpdk.memif_dir, d.memif_dir);
 	assert_int_equal(d.node.mtu, c.node.mtu);
 	assert_true(d.node.segment_bytes == c.node.segment_bytes);
 }
@@ -304,6 +322,244 @@ static void test_config_ipv6(void **state)
 		 1, "4: node.bind: ", "IPv6");
 	/* A client has no bind: fine. */
 	load_ok("[cluster]\nid = 1\n[nodes]\n1 = [::1]:7001\n2 = [::1]:7101\n", 0, &c);
+}
+
+/* ---- transport = dpdk, [dpdk], cores -------------------------------------------------- */
+
+static void test_config_dpdk(void **state)
+{
+	struct lcr_app_config c;
+	const char *text = BASE "[node]\n"
+				"transport = dpdk\n"
+				"[dpdk]\n"
+				"eal = -l 0 --no-huge --vdev=net_af_packet0,iface=veth{id}\n"
+				"routes = 2=net_af_packet0, 3 = 0000:01:00.0\n"
+				"neighbours = 1=02:00:00:00:00:01,3=0A:bc:DE:f0:12:34\n"
+				"rx_desc = 512\n"
+				"tx_desc = 32768\n";
+
+	(void)state;
+	load_ok(text, 2, &c);
+	assert_int_equal(c.transport, LCR_APP_TRANSPORT_DPDK);
+	assert_true(c.node.dpdk.enable);
+	assert_ptr_equal(c.node.dpdk.eal, c.eal);
+	assert_string_equal(c.eal, "-l 0 --no-huge --vdev=net_af_packet0,iface=veth2");
+	/* Blanks are dropped from the lists: the library reads them without. */
+	assert_ptr_equal(c.node.dpdk.routes, c.routes);
+	assert_string_equal(c.routes, "2=net_af_packet0,3=0000:01:00.0");
+	assert_ptr_equal(c.node.dpdk.neighbours, c.neighbours);
+	assert_string_equal(c.neighbours, "1=02:00:00:00:00:01,3=0A:bc:DE:f0:12:34");
+	assert_ptr_equal(c.node.dpdk.memif_dir, c.memif_dir);
+	assert_string_equal(c.memif_dir, "");
+	assert_int_equal(c.node.dpdk.rx_desc, 512);
+	assert_int_equal(c.node.dpdk.tx_desc, 32768);
+	/* A client keeps the {id} template, as for data_dir. */
+	load_ok(text, 0, &c);
+	assert_string_equal(c.eal, "-l 0 --no-huge --vdev=net_af_packet0,iface=veth{id}");
+
+	/* memif_dir alone is enough: the node adds the ports to EAL's arguments. */
+	load_ok(BASE "[node]\ntransport = DPDK\n[dpdk]\nmemif_dir = /tmp/m\n", 1, &c);
+	assert_true(c.node.dpdk.enable);
+	assert_string_equal(c.node.dpdk.memif_dir, "/tmp/m");
+	assert_string_equal(c.node.dpdk.eal, "");
+	/* [dpdk] is read, and checked, with transport = sockets too. */
+	load_ok(BASE "[dpdk]\neal = -l 0\nrx_desc = 0\n", 1, &c);
+	assert_false(c.node.dpdk.enable);
+	assert_string_equal(c.node.dpdk.eal, "-l 0");
+	/* Named hosts are fine for sockets. */
+	load_ok("[cluster]\nid = 1\n[nodes]\n1 = a.example:7001\n[node]\ntransport = sockets\n", 1,
+		&c);
+	assert_false(c.node.dpdk.enable);
+}
+
+/* eal, routes and neighbours go on over several lines; the rest are set once. */
+static void test_config_eal_append(void **state)
+{
+	struct lcr_app_config c;
+	char big[8192];
+	size_t n;
+
+	(void)state;
+	/* A repeated line appends after one space. */
+	load_ok(BASE "[dpdk]\neal = -l 0 --no-huge\neal = -m 256   ; memory\neal = --no-pci\n", 1,
+		&c);
+	assert_string_equal(c.eal, "-l 0 --no-huge -m 256 --no-pci");
+	/* So does an indented line (spaces or a tab), its inline comment cut; blank
+	 * and comment lines in between do not end the value. */
+	load_ok(BASE "[dpdk]\n"
+		     "eal = -l 0\n"
+		     "  --no-huge -m 256   ; no hugepages here\n"
+		     "\t--vdev=net_memif0,role=server,socket=/tmp/s;x\n"
+		     "\n"
+		     "; a comment\n"
+		     "    --no-pci\n"
+		     "rx_desc = 64\n",
+		1, &c);
+	assert_string_equal(c.eal, "-l 0 --no-huge -m 256 --vdev=net_memif0,role=server,"
+				   "socket=/tmp/s;x --no-pci");
+	assert_int_equal(c.node.dpdk.rx_desc, 64);
+	/* An indented key = value line is a key of its own (indented files). */
+	load_ok(BASE "[dpdk]\n  eal = -l 0\n  memif_dir = /tmp/m\n  rx_desc = 8\n", 1, &c);
+	assert_string_equal(c.eal, "-l 0");
+	assert_string_equal(c.memif_dir, "/tmp/m");
+	assert_int_equal(c.node.dpdk.rx_desc, 8);
+	/* An empty first line: nothing to join to. */
+	load_ok(BASE "[dpdk]\neal =\neal = -l 0\n", 1, &c);
+	assert_string_equal(c.eal, "-l 0");
+	/* The lists append after a comma. */
+	load_ok(BASE "[dpdk]\nroutes = 1=p0\n  2=p1\nroutes = 3=p2\n"
+		     "neighbours = 1=02:00:00:00:00:01\nneighbours = 2=02:00:00:00:00:02\n",
+		1, &c);
+	assert_string_equal(c.routes, "1=p0,2=p1,3=p2");
+	assert_string_equal(c.neighbours, "1=02:00:00:00:00:01,2=02:00:00:00:00:02");
+	/* One value over many lines, up to 4095 characters. */
+	n = (size_t)snprintf(big, sizeof(big), BASE "[dpdk]\neal = -l 0\n");
+	for (int i = 0; i < 28; i++)
+		n += (size_t)snprintf(big + n, sizeof(big) - n, "  --vdev=net_null%02d,x=%0120d\n",
+				      i, 0);
+	load_ok(big, 1, &c);
+	assert_int_equal(strlen(c.eal), 4 + 28 * (1 + 140));
+	/* ... and one more line is too many: its line is named. */
+	snprintf(big + n, sizeof(big) - n, "eal = %0190d\n", 0);
+	load_err(big, 1, "37: dpdk.eal: ", "longer than 4095 characters with this line");
+
+	/* Only eal, routes and neighbours go on: an indented line below another key
+	 * is a line of its own, and a repeated key is set twice. */
+	load_err(BASE "[dpdk]\nmemif_dir = /tmp/m\n  --no-pci\n", 1, "9: syntax error", NULL);
+	load_err(BASE "[dpdk]\nmemif_dir = /tmp/m\nmemif_dir = /tmp/n\n", 1,
+		 "9: dpdk.memif_dir: ", "set twice (first at line 8)");
+	/* A section ends the value: an indented line after it continues nothing. */
+	load_err(BASE "[dpdk]\neal = -l 0\n[node]\n  --no-pci\n", 1, "10: syntax error", NULL);
+	/* An error in an appended part names its line. */
+	load_err(BASE "[dpdk]\nroutes = 1=p0\n  2=p1\n  1=p2\n", 1,
+		 "10: dpdk.routes: ", "node 1 is named twice");
+	load_err(BASE "[dpdk]\nneighbours = 1=02:00:00:00:00:01\nneighbours = 2=02:00:00:00:00\n",
+		 1, "9: dpdk.neighbours: ",
+		 "node 2: '02:00:00:00:00' is not an Ethernet address (aa:bb:cc:dd:ee:ff)");
+	/* Too long once {id} is replaced: the first line of eal is named. */
+	n = (size_t)snprintf(big, sizeof(big),
+			     "[cluster]\nid = 1\n[nodes]\n1 = 127.0.0.1:7001\n"
+			     "1234567 = 127.0.0.1:7101\n[dpdk]\neal = -l 0\n");
+	for (int i = 0; i < 22; i++)
+		n += (size_t)snprintf(big + n, sizeof(big) - n, "  {id}%0180d\n", 0);
+	load_ok(big, 1, &c);
+	assert_int_equal(strlen(c.eal), 4 + 22 * (1 + 1 + 180));
+	load_err(big, 1234567, "7: dpdk.eal: ", "longer than 4095 characters with {id} replaced");
+}
+
+static void test_config_cores(void **state)
+{
+	struct lcr_app_config c;
+
+	(void)state;
+	load_ok(BASE "[node]\nlcores = 3\ncores = 0,2-3\n", 1, &c);
+	assert_int_equal(c.node.n_cores, 3);
+	assert_int_equal(c.node.cores[0], 0);
+	assert_int_equal(c.node.cores[1], 2);
+	assert_int_equal(c.node.cores[2], 3);
+	/* A core may serve two lcores; a range of one core; the highest core. */
+	load_ok(BASE "[node]\ncores = 1023-1023, 1023\nlcores = 2\n", 1, &c);
+	assert_int_equal(c.node.n_cores, 2);
+	assert_int_equal(c.node.cores[1], 1023);
+	load_ok(BASE "[node]\ncores = 0-63\nlcores = 64\n", 1, &c);
+	assert_int_equal(c.node.n_cores, 64);
+	assert_int_equal(c.node.cores[63], 63);
+	/* Empty or blank: not pinned. */
+	load_ok(BASE "[node]\ncores =\nlcores = 2\n", 1, &c);
+	assert_int_equal(c.node.n_cores, 0);
+	load_ok(BASE "[node]\ncores =   ;none\n", 1, &c);
+	assert_int_equal(c.node.n_cores, 0);
+
+	/* One core per lcore: the line of cores is blamed, that of lcores named. */
+	load_err(BASE "[node]\nlcores = 2\ncores = 0,2-3\n", 1, "9: node.cores: ",
+		 "3 cores (0,2-3) for 2 lcores (line 8): list one core per lcore");
+	load_err(BASE "[node]\ncores = 4\nlcores = 2\n", 0,
+		 "8: node.cores: ", "1 core (4) for 2 lcores (line 9)");
+	load_err(BASE "[node]\ncores = 0,1\n", 1,
+		 "8: node.cores: ", "2 cores (0,1) for 1 lcore (the default)");
+	/* Syntax and bounds. */
+	load_err(BASE "[node]\ncores = 0,x\n", 1,
+		 "8: node.cores: ", "'x' is not a core number or range (list them as 0,2-3)");
+	load_err(BASE "[node]\ncores = 0,,1\n", 1, "8: node.cores: ", "'' is not a core number");
+	load_err(BASE "[node]\ncores = 0,\n", 1, "8: node.cores: ", "'' is not a core number");
+	load_err(BASE "[node]\ncores = 1-\n", 1, "8: node.cores: ", "'1-' is not a core number");
+	load_err(BASE "[node]\ncores = -1\n", 1, "8: node.cores: ", "'-1' is not a core number");
+	load_err(BASE "[node]\ncores = 0 1\n", 1, "8: node.cores: ", "'0 1' is not a core number");
+	load_err(BASE "[node]\ncores = 3-2\n", 1,
+		 "8: node.cores: ", "the range 3-2 goes down (write 2-3)");
+	load_err(BASE "[node]\ncores = 1024\n", 1, "8: node.cores: ", "core 1024 is past 1023");
+	load_err(BASE "[node]\ncores = 0-2000\n", 1, "8: node.cores: ", "core 2000 is past 1023");
+	load_err(BASE "[node]\ncores = 0-64\n", 1,
+		 "8: node.cores: ", "more than 64 cores (one per lcore, at most 64 lcores)");
+}
+
+static void test_config_dpdk_errors(void **state)
+{
+	struct lcr_app_config c;
+	char text[512];
+
+	(void)state;
+	/* transport = dpdk needs EAL arguments or memif ports. */
+	load_err(BASE "[node]\ntransport = dpdk\n", 1, "8: node.transport: ",
+		 "dpdk needs [dpdk] eal (the EAL arguments, which name the ports) or [dpdk] "
+		 "memif_dir (a memif port to every peer on this host); neither is set");
+	load_err(BASE "[node]\ntransport = rdma\n", 1,
+		 "8: node.transport: ", "'rdma' is not one of: sockets, dpdk");
+	/* ... and IPv4 literals: DPDK resolves no names. */
+	load_err("[cluster]\nid = 1\n[nodes]\n1 = 10.0.0.1:7001\n2 = node-b:7001\n"
+		 "[node]\ntransport = dpdk\n[dpdk]\neal = -l 0\n",
+		 1, "5: nodes.2: ",
+		 "node-b is not an IPv4 address, which transport = dpdk needs (DPDK resolves no "
+		 "names)");
+	load_err("[cluster]\nid = 1\n[node]\nbind = ::\ntransport = dpdk\n[dpdk]\nmemif_dir = "
+		 "/m\n[nodes]\n1 = [::1]:7001\n",
+		 1, "9: nodes.1: ", "::1 is not an IPv4 address");
+	/* The lists name nodes of [nodes], in their syntax. */
+	load_err(BASE "[dpdk]\nroutes = 1=p0,4=p1\n", 1,
+		 "8: dpdk.routes: ", "node 4 is not in [nodes] (nodes: 1, 2, 3)");
+	load_err(BASE "[dpdk]\nneighbours = 1=02:00:00:00:00:01\n  9=02:00:00:00:00:09\n", 1,
+		 "8: dpdk.neighbours: ", "node 9 is not in [nodes] (nodes: 1, 2, 3)");
+	load_err(BASE "[dpdk]\nroutes = 2\n", 1, "8: dpdk.routes: ", "'2' is not node=value");
+	load_err(BASE "[dpdk]\nroutes = x=p0\n", 1,
+		 "8: dpdk.routes: ", "'x' is not a node id (1..4294967295)");
+	load_err(BASE "[dpdk]\nroutes = 0=p0\n", 1, "8: dpdk.routes: ", "'0' is not a node id");
+	load_err(BASE "[dpdk]\nroutes = 2=\n", 1,
+		 "8: dpdk.routes: ", "node 2: '' is not a DPDK port name (1..63 characters)");
+	load_err(BASE "[dpdk]\nroutes = 2=net memif\n", 1, "8: dpdk.routes: ",
+		 "node 2: 'net memif' is not a DPDK port name (letters, digits and _.:- only)");
+	load_err(BASE "[dpdk]\nroutes = 2=p0,2=p1\n", 1,
+		 "8: dpdk.routes: ", "node 2 is named twice");
+	load_err(BASE "[dpdk]\nroutes = 1=p0,,2=p1\n", 1,
+		 "8: dpdk.routes: ", "'' is not node=value");
+	load_err(BASE "[dpdk]\nneighbours = 2=02:00:00:00:00:0g\n", 1,
+		 "8: dpdk.neighbours: ", "'02:00:00:00:00:0g' is not an Ethernet address");
+	load_err(BASE "[dpdk]\nneighbours = 2=2:0:0:0:0:1\n", 1,
+		 "8: dpdk.neighbours: ", "is not an Ethernet address (aa:bb:cc:dd:ee:ff)");
+	load_err(BASE "[dpdk]\nneighbours = 2=02-00-00-00-00-01\n", 1,
+		 "8: dpdk.neighbours: ", "is not an Ethernet address");
+	load_err(BASE "[dpdk]\nneighbours = 2=02:00:00:00:00:01:02\n", 1,
+		 "8: dpdk.neighbours: ", "is not an Ethernet address");
+	snprintf(text, sizeof(text), BASE "[dpdk]\nroutes = 1=%0100d\n", 0);
+	load_err(text, 1, "8: dpdk.routes: ", "an item is longer than 95 characters");
+	/* memif_dir routes every peer itself. */
+	load_err(BASE "[dpdk]\nmemif_dir = /tmp/m\nroutes = 2=p0\n", 1, "9: dpdk.routes: ",
+		 "memif_dir (line 8) routes every peer through its own memif port; set one of "
+		 "them");
+	/* Its sockets' names must fit a Unix socket's (107 characters). */
+	snprintf(text, sizeof(text), BASE "[dpdk]\nmemif_dir = /%092d\n", 0);
+	load_err(text, 1, "8: dpdk.memif_dir: ",
+		 "memif-1-2.sock is longer than 107 characters, the most a Unix socket's name "
+		 "holds");
+	snprintf(text, sizeof(text), BASE "[dpdk]\nmemif_dir = /%091d\n", 0);
+	load_ok(text, 1, &c);
+	/* Bounds and names. */
+	load_err(BASE "[dpdk]\nrx_desc = 32769\n", 1,
+		 "8: dpdk.rx_desc: ", "32769 is out of range 0..32768");
+	load_err(BASE "[dpdk]\ntx_desc = -1\n", 1, "8: dpdk.tx_desc: ", "negative");
+	load_err(BASE "[dpdk]\nbogus = 1\n", 1, "8: dpdk.bogus: unknown option", NULL);
+	load_err(BASE "[dpdk]\nmemif = /tmp\n", 1,
+		 "8: dpdk.memif: ", "did you mean dpdk.memif_dir?");
+	load_err(BASE "[dpk]\n", 1, "7: [dpk]: unknown section", "did you mean [dpdk]?");
 }
 
 /* ---- errors: file:line and key ----------------------------------------------------- */
@@ -510,7 +766,13 @@ static void test_config_help_and_markdown(void **state)
 		"[raft]",
 		"[storage]",
 		"[faults]",
+		"[dpdk]",
 		"data_dir",
+		"transport",
+		"memif_dir",
+		"neighbours",
+		"rx_desc",
+		"appends its text after one space",
 		"client_port_offset",
 		"election_timeout_min_ms",
 		"enable_leader_restore",
@@ -534,6 +796,8 @@ static void test_config_help_and_markdown(void **state)
 	}
 	assert_non_null(strstr(md, "| `heartbeat_interval_ms` | ms | `50` | 1..600000 |"));
 	assert_non_null(strstr(md, "O_DIRECT\\|O_DSYNC"));
+	assert_non_null(strstr(help, "default sockets, sockets|dpdk"));
+	assert_non_null(strstr(md, "| `cores` | string | `\"\"` |"));
 	assert_non_null(strstr(md, "lcraft-cli --config config/local-3.ini put k v"));
 
 	/* The example in the docs is a valid file. */
@@ -555,8 +819,24 @@ static void test_config_help_and_markdown(void **state)
 /* The files in config/ (when the source tree is known: meson sets LCR_SOURCE_ROOT). */
 static void test_config_repo_files(void **state)
 {
-	static const char *const hosts[] = { "127.0.0.1", "10.77.0." };
-	static const char *const files[] = { "local-3", "veth-3" };
+	static const struct {
+		const char *name;
+		const char *host;     /* node 1's, or its start */
+		const char *data_dir; /* with %u for the node id */
+		bool dpdk;
+		uint32_t n_cores;
+		const char *eal; /* node 2's, NULL: none */
+	} files[] = {
+		{ "local-3", "127.0.0.1", "/var/tmp/lcraft/local-3/node-%u", false, 0, NULL },
+		{ "veth-3", "10.77.0.", "/var/tmp/lcraft/veth-3/node-%u", false, 0, NULL },
+		{ "dpdk-memif-3", "127.0.0.1", "/var/tmp/lcraft/dpdk-memif-3/node-%u", true, 0,
+		  "-l 0 --no-huge -m 256 --no-pci --no-shconf" },
+		{ "dpdk-veth-3", "10.77.0.", "/var/tmp/lcraft/dpdk-veth-3/node-%u", true, 0,
+		  "-l 0 --no-huge -m 256 --no-pci --no-shconf "
+		  "--vdev=net_af_packet0,iface=lcr2-ns" },
+		{ "dpdk-nic", "192.0.2.", "/var/lib/lcraft/node-%u", true, 4,
+		  "-l 0 -n 4 --file-prefix=lcraft-2 -a 0000:01:00.0" },
+	};
 	const char *root = getenv("LCR_SOURCE_ROOT");
 	struct lcr_app_config c;
 	char file[512], why[256], dd[128];
@@ -566,19 +846,24 @@ static void test_config_repo_files(void **state)
 		print_message("skipped: LCR_SOURCE_ROOT is unset (meson test sets it)\n");
 		skip();
 	}
-	for (size_t f = 0; f < 2; f++) {
-		snprintf(file, sizeof(file), "%s/config/%s.ini", root, files[f]);
+	for (size_t f = 0; f < sizeof(files) / sizeof(files[0]); f++) {
+		snprintf(file, sizeof(file), "%s/config/%s.ini", root, files[f].name);
 		for (uint32_t id = 0; id <= 3; id++) {
 			if (lcr_app_config_load(&c, file, id, why, sizeof(why)) != 0)
 				fail_msg("%s", why);
 			assert_int_equal(c.node.cluster, 7);
 			assert_int_equal(c.node.n_peers, 3);
-			assert_non_null(strstr(c.node.peers[0].host, hosts[f]));
+			assert_non_null(strstr(c.node.peers[0].host, files[f].host));
+			assert_int_equal(c.node.dpdk.enable, files[f].dpdk);
+			assert_int_equal(c.node.n_cores, files[f].n_cores);
 			if (id) {
-				snprintf(dd, sizeof(dd), "/var/tmp/lcraft/%s/node-%u", files[f],
-					 id);
+				snprintf(dd, sizeof(dd), files[f].data_dir, id);
 				assert_string_equal(c.data_dir, dd);
 			}
+			if (id == 2 && files[f].eal)
+				assert_string_equal(c.node.dpdk.eal, files[f].eal);
+			if (id == 2 && !strcmp(files[f].name, "dpdk-memif-3"))
+				assert_string_equal(c.node.dpdk.memif_dir, "/tmp/lcraft-memif");
 		}
 	}
 }
@@ -616,6 +901,10 @@ int main(void)
 		cmocka_unit_test(test_config_defaults),
 		cmocka_unit_test(test_config_id_substitution),
 		cmocka_unit_test(test_config_ipv6),
+		cmocka_unit_test(test_config_dpdk),
+		cmocka_unit_test(test_config_eal_append),
+		cmocka_unit_test(test_config_cores),
+		cmocka_unit_test(test_config_dpdk_errors),
 		cmocka_unit_test(test_config_unknown_key),
 		cmocka_unit_test(test_config_bad_number),
 		cmocka_unit_test(test_config_out_of_bounds),
