@@ -67,12 +67,43 @@ static bool all_zero(const void *p, size_t n)
 }
 
 /*
- * Decode one slot: 1 valid, 0 all zeros, -EBADMSG damaged (a torn write, or a
- * slot of another group), -ERANGE intact but not a state this build wrote:
- * another format version, or values out of range (`why` says which).
+ * Whether an intact slot's flags, reserved words and padding are zeros, as
+ * this build writes them (else `why` names the offset in the file). A torn
+ * write cannot make them otherwise: it leaves zeros there whichever sectors
+ * it reached, since the slot it overwrote had them too.
  */
-static int decode(const void *slot, uint32_t group, uint64_t *seq, struct lcr_meta_state *st,
-		  char *why, size_t why_len)
+static bool zeros_hold(const struct meta_disk *d, const void *slot, size_t base, char *why,
+		       size_t why_len)
+{
+	if (d->flags != 0) {
+		snprintf(why, why_len, "flags 0x%04x at offset %zu, this build writes none",
+			 d->flags, base + offsetof(struct meta_disk, flags));
+		return false;
+	}
+	if (d->reserved0 != 0 || d->reserved1 != 0) {
+		snprintf(why, why_len, "reserved bytes at offset %zu are not zero",
+			 base + (d->reserved0 ? offsetof(struct meta_disk, reserved0)
+					      : offsetof(struct meta_disk, reserved1)));
+		return false;
+	}
+	for (size_t i = sizeof(*d); i < LCR_META_SLOT; i++)
+		if (((const unsigned char *)slot)[i]) {
+			snprintf(why, why_len,
+				 "byte at offset %zu, after the slot's fields, is not zero",
+				 base + i);
+			return false;
+		}
+	return true;
+}
+
+/*
+ * Decode the slot at byte `base` of the file: 1 valid, 0 all zeros, -EBADMSG
+ * damaged (a torn write, or a slot of another group), -ERANGE intact but not
+ * a state this build wrote: another format version, flags, reserved bytes or
+ * padding not zero, values out of range (`why` says which).
+ */
+static int decode(const void *slot, size_t base, uint32_t group, uint64_t *seq,
+		  struct lcr_meta_state *st, char *why, size_t why_len)
 {
 	struct meta_disk d;
 
@@ -87,10 +118,11 @@ static int decode(const void *slot, uint32_t group, uint64_t *seq, struct lcr_me
 		return -ERANGE;
 	}
 	if (d.magic != META_MAGIC || d.group != group ||
-	    d.crc != lcr_crc32c(0, (const char *)slot + 8, sizeof(d) - 8) ||
-	    !all_zero((const char *)slot + sizeof(d), LCR_META_SLOT - sizeof(d)))
+	    d.crc != lcr_crc32c(0, (const char *)slot + 8, sizeof(d) - 8))
 		return -EBADMSG;
 	/* Intact: a bad value here was written so, which no torn write does. */
+	if (!zeros_hold(&d, slot, base, why, why_len))
+		return -ERANGE;
 	if (d.seq == 0 || d.seq >= LCR_NUMBER_MAX || d.vote_committed > 1 ||
 	    d.vote_term >= LCR_NUMBER_MAX || d.purged_term >= LCR_NUMBER_MAX ||
 	    d.purged_index >= LCR_NUMBER_MAX || d.committed_term >= LCR_NUMBER_MAX ||
@@ -121,7 +153,7 @@ static int decode(const void *slot, uint32_t group, uint64_t *seq, struct lcr_me
 int lcr_meta_decode(const void *slot, uint32_t group, uint64_t *seq, struct lcr_meta_state *st)
 {
 	char why[8];
-	int rc = decode(slot, group, seq, st, why, sizeof(why));
+	int rc = decode(slot, 0, group, seq, st, why, sizeof(why));
 	return rc == -ERANGE ? -EBADMSG : rc;
 }
 
@@ -144,7 +176,7 @@ int lcr_meta_recover(const void *buf, size_t len, uint32_t group, struct lcr_met
 		const void *slot = len ? (const void *)((const char *)buf + i * LCR_META_SLOT)
 				       : (const void *)zero;
 		char w[192];
-		rc[i] = decode(slot, group, &q[i], &s[i], w, sizeof(w));
+		rc[i] = decode(slot, (size_t)i * LCR_META_SLOT, group, &q[i], &s[i], w, sizeof(w));
 		if (rc[i] == -ERANGE) {
 			/* Not ours to read, or not ours to trust, whatever the other holds. */
 			snprintf(why, why_len, "meta slot at offset %d: %s", i * LCR_META_SLOT, w);

@@ -41,8 +41,9 @@ int lcr_meta_decode(const void *slot, uint32_t group, uint64_t *seq, struct lcr_
  * for a short file). Returns 0 with *st and *seq (0: no valid slot, all
  * zeros or a torn first write), or -EBADMSG with `why` naming the slot and its
  * offset: both slots damaged, a slot of another format version ("format
- * version N, this build reads M"), an intact slot with values out of range,
- * a valid slot in the other's place.
+ * version N, this build reads M"), an intact slot with values out of range
+ * or with flags, reserved bytes or the bytes after its fields not zero (the
+ * offset named), a valid slot in the other's place.
  */
 int lcr_meta_recover(const void *buf, size_t len, uint32_t group, struct lcr_meta_state *st,
 		     uint64_t *seq, char *why, size_t why_len);

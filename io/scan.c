@@ -38,6 +38,29 @@ int lcr_seg_check_header(const void *img, size_t len, uint32_t group, uint64_t s
 		snprintf(why, why_len, "segment header at offset 0 is invalid");
 		return -EBADMSG;
 	}
+	/* Intact, so written so: this build writes no flags and zeros in the
+	 * reserved words and the rest of the block, and a value it does not
+	 * know is not one to guess at. */
+	if (h.flags != 0) {
+		snprintf(why, why_len,
+			 "segment header: flags 0x%04x at offset %zu, this build writes none",
+			 h.flags, offsetof(struct lcr_seg_hdr, flags));
+		return -EBADMSG;
+	}
+	for (size_t i = 0; i < sizeof(h.reserved) / sizeof(h.reserved[0]); i++)
+		if (h.reserved[i] != 0) {
+			snprintf(why, why_len,
+				 "segment header: reserved bytes at offset %zu are not zero",
+				 offsetof(struct lcr_seg_hdr, reserved) +
+					 i * sizeof(h.reserved[0]));
+			return -EBADMSG;
+		}
+	for (size_t i = sizeof(h); i < LCR_BLOCK; i++)
+		if (((const uint8_t *)img)[i] != 0) {
+			snprintf(why, why_len,
+				 "segment header block: byte at offset %zu is not zero", i);
+			return -EBADMSG;
+		}
 	if (h.group != group || h.seg_no != seg_no) {
 		snprintf(why, why_len,
 			 "segment header says group %u segment %llu, expected %u/%llu", h.group,
@@ -139,6 +162,23 @@ static enum batch_is batch_intrinsic(const uint8_t *img, size_t len, uint64_t of
 			       (unsigned long long)off, h->version, LCR_FORMAT_VERSION);
 	if (!lcr_batch_hdr_valid(img, len, off, group))
 		return BATCH_DAMAGED;
+	if (h->flags != 0)
+		return corrupt(
+			why, why_len,
+			"batch at offset %llu: flags 0x%04x at offset %llu, this build writes "
+			"none",
+			(unsigned long long)off, h->flags,
+			(unsigned long long)(off + offsetof(struct lcr_batch_hdr, flags)));
+	for (size_t i = 0; i < sizeof(h->reserved) / sizeof(h->reserved[0]); i++)
+		if (h->reserved[i] != 0)
+			return corrupt(
+				why, why_len,
+				"batch at offset %llu: reserved bytes at offset %llu are not "
+				"zero",
+				(unsigned long long)off,
+				(unsigned long long)(off +
+						     offsetof(struct lcr_batch_hdr, reserved) +
+						     i * sizeof(h->reserved[0])));
 	if (h->bytes > len - off - sizeof(*h))
 		return BATCH_DAMAGED; /* the file ends inside it */
 	if (h->batch_seq == 0 || h->batch_seq >= LCR_NUMBER_MAX || h->first_index == 0 ||

@@ -10,7 +10,8 @@
  * mean corruption, refused with the offset and the reason: another format
  * version, a sequence number, index or term at or above LCR_NUMBER_MAX,
  * indexes that do not follow, leaders going down within the batch, an unknown
- * type or flag, lengths that do not add up. Each intact batch goes to
+ * type, a flag or reserved byte that is not zero (in a batch header or a
+ * record), lengths that do not add up. Each intact batch goes to
  * `accept`, which checks it against the log so far (sequence numbers
  * increase, no gap before first_index, leaders never go down) and applies
  * it; an intact batch it refuses is corruption. The first damaged batch ends
@@ -57,6 +58,7 @@ struct lcr_scan_result {
 /*
  * Validate a segment header block of a file of `len` bytes: magic, version
  * (another one is named: "format version N, this build reads M"), CRC,
+ * flags, reserved bytes and the rest of the block zero (the offset named),
  * group, number, and a size that holds the file and is at most
  * LCR_SEGMENT_BYTES_MAX. Returns 0 or -EBADMSG (why set).
  */

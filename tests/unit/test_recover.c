@@ -580,6 +580,139 @@ static void test_recover_index_not_following_is_corruption(void **state)
 	assert_non_null(strstr(t.why, "offset"));
 }
 
+/* Overwrite `len` bytes at byte `at` of the header of `n` bytes at `off`, fixing its CRC. */
+static void patch_hdr(const char *path, uint64_t off, size_t n, size_t at, const void *bytes,
+		      size_t len)
+{
+	uint8_t h[128];
+	int fd = open(path, O_RDWR);
+	assert_true(fd >= 0 && n <= sizeof(h) && at + len <= n && at >= 8);
+	assert_int_equal(pread(fd, h, n, (off_t)off), (ssize_t)n);
+	memcpy(h + at, bytes, len);
+	uint32_t crc = lcr_crc32c(0, h + 8, n - 8);
+	memcpy(h + 4, &crc, sizeof(crc));
+	assert_int_equal(pwrite(fd, h, n, (off_t)off), (ssize_t)n);
+	close(fd);
+}
+
+static void read_at(const char *path, uint64_t off, void *buf, size_t n)
+{
+	int fd = open(path, O_RDONLY);
+	assert_true(fd >= 0);
+	assert_int_equal(pread(fd, buf, n, (off_t)off), (ssize_t)n);
+	close(fd);
+}
+
+static void write_at(const char *path, uint64_t off, const void *buf, size_t n)
+{
+	int fd = open(path, O_WRONLY);
+	assert_true(fd >= 0);
+	assert_int_equal(pwrite(fd, buf, n, (off_t)off), (ssize_t)n);
+	close(fd);
+}
+
+/* Fields this build writes as zeros, by byte offset in their header and size. */
+struct zero_field {
+	size_t at;
+	size_t len;
+	const char *says; /* what the refusal names */
+};
+
+/* A flag or reserved byte written as this build never does: refused, by offset. */
+static void expect_fields_refused(const char *path, uint64_t off, size_t n,
+				  const struct zero_field *z, size_t nz, const char *names)
+{
+	static const uint8_t ones[8] = { 1, 0, 0, 0, 0, 0, 0, 0x80 };
+	uint8_t saved[128];
+	char at[64];
+
+	read_at(path, off, saved, n);
+	for (size_t i = 0; i < nz; i++) {
+		patch_hdr(path, off, n, z[i].at, ones + 8 - z[i].len, z[i].len);
+		expect_open_fails(names);
+		assert_non_null(strstr(t.why, z[i].says));
+		snprintf(at, sizeof(at), "offset %llu", (unsigned long long)(off + z[i].at));
+		assert_non_null(strstr(t.why, at));
+		write_at(path, off, saved, n);
+	}
+}
+
+static void test_recover_segment_flags_or_reserved_refused(void **state)
+{
+	(void)state;
+	static const struct zero_field z[] = { { 10, 2, "flags" },
+					       { 32, 8, "reserved" },
+					       { 40, 8, "reserved" } };
+	static uint8_t saved[LCR_BLOCK];
+	const uint8_t one = 1;
+	char path[512];
+	three_batches();
+	iot_seg_path(&t, 1, path, sizeof(path));
+	expect_fields_refused(path, 0, sizeof(struct lcr_seg_hdr), z, 3,
+			      "seg-0000000000000001.log");
+	/* The rest of the header block is zero too (outside the CRC). */
+	read_at(path, 0, saved, sizeof(saved));
+	write_at(path, 2000, &one, 1);
+	expect_open_fails("seg-0000000000000001.log");
+	assert_non_null(strstr(t.why, "offset 2000"));
+	write_at(path, 0, saved, sizeof(saved));
+	expect_open_last(30);
+}
+
+static void test_recover_batch_flags_or_reserved_refused(void **state)
+{
+	(void)state;
+	static const struct zero_field z[] = { { 10, 2, "flags" },
+					       { 40, 8, "reserved" },
+					       { 48, 8, "reserved" },
+					       { 56, 8, "reserved" } };
+	struct found f;
+	char path[512];
+	three_batches();
+	find_batches(1, &f);
+	assert_int_equal(f.n, 3);
+	iot_seg_path(&t, 1, path, sizeof(path));
+	/* A middle batch, and the last one: intact, so not cut as torn. */
+	for (int k = 1; k < 3; k++)
+		expect_fields_refused(path, f.off[k], sizeof(struct lcr_batch_hdr), z, 4,
+				      "seg-0000000000000001.log");
+	expect_open_last(30);
+}
+
+static void test_recover_meta_flags_or_reserved_refused(void **state)
+{
+	(void)state;
+	static const struct zero_field z[] = { { 10, 2, "flags" },
+					       { 52, 4, "reserved" },
+					       { 76, 4, "reserved" } };
+	static uint8_t two[2 * LCR_META_SLOT];
+	struct lcr_meta_state st;
+	uint64_t seq;
+	char path[512], w[200];
+	const uint8_t one = 1;
+	assert_int_equal(iot_vote(&t, 7, 2, false), 0);
+	assert_int_equal(iot_sync(&t), 0);
+	iot_close(&t);
+	meta_path(path, sizeof(path));
+	read_at(path, 0, two, sizeof(two));
+	assert_int_equal(lcr_meta_recover(two, sizeof(two), 0, &st, &seq, w, sizeof(w)), 0);
+	uint64_t newest = (seq & 1) * LCR_META_SLOT;
+	expect_fields_refused(path, newest, 88, z, 3, path);
+	/* Past the fields the slot is zeros (outside the CRC): not a torn write,
+	 * which leaves zeros there whichever sectors it reached. Taking the
+	 * other slot would bring back an older vote. */
+	write_at(path, newest + 200, &one, 1);
+	expect_open_fails(path);
+	char at[64];
+	snprintf(at, sizeof(at), "offset %llu", (unsigned long long)(newest + 200));
+	assert_non_null(strstr(t.why, at));
+	write_at(path, 0, two, sizeof(two));
+	assert_int_equal(iot_open(&t), 0);
+	struct lcr_log_recovery rs;
+	lcr_log_recovered(t.log, &rs);
+	assert_int_equal(rs.vote.lid.term, 7);
+}
+
 static void test_meta_slot_codec(void **state)
 {
 	(void)state;
@@ -661,6 +794,12 @@ int main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(test_recover_index_not_following_is_corruption,
 						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_recover_segment_flags_or_reserved_refused,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_recover_batch_flags_or_reserved_refused, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_recover_meta_flags_or_reserved_refused, setup,
+						teardown),
 		cmocka_unit_test(test_meta_slot_codec),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
