@@ -155,6 +155,29 @@ static bool dir_has_segments(struct lcr_log *l)
 }
 
 /*
+ * Write all `n` bytes at `off`. A short write is resubmitted for the rest,
+ * which then either completes or fails with the cause (a full disk, a file
+ * size limit): errno after a short write is left over from an earlier call.
+ * Returns 0 or -errno (-EIO for a write that makes no progress and says
+ * nothing), with the bytes written in *done.
+ */
+static int pwrite_all(int fd, const void *buf, size_t n, off_t off, size_t *done)
+{
+	*done = 0;
+	while (*done < n) {
+		ssize_t w = pwrite(fd, (const char *)buf + *done, n - *done, off + (off_t)*done);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0)
+			return -errno;
+		if (w == 0)
+			return -EIO;
+		*done += (size_t)w;
+	}
+	return 0;
+}
+
+/*
  * A new meta file: slot 0 zeros, slot 1 a valid empty state (seq 1), made
  * durable with its name before the first segment exists. So while segments
  * exist the file holds a valid slot, and one without (emptied, zeroed) beside
@@ -168,13 +191,15 @@ static int meta_create(struct lcr_log *l, char *why, size_t why_len)
 	memset(&empty, 0, sizeof(empty));
 	memset(buf, 0, 2 * LCR_META_SLOT);
 	lcr_meta_encode(buf + LCR_META_SLOT, l->o.group, 1, &empty);
-	if (pwrite(l->meta_fd, buf, 2 * LCR_META_SLOT, 0) != 2 * LCR_META_SLOT) {
-		int err = errno ? -errno : -EIO;
-		snprintf(why, why_len, "%s/%s: %s", l->dir, LCR_META_FILE, strerror(-err));
+	size_t done;
+	int err = pwrite_all(l->meta_fd, buf, 2 * LCR_META_SLOT, 0, &done);
+	if (err < 0) {
+		snprintf(why, why_len, "%s/%s: %s (%zu of %d bytes written)", l->dir, LCR_META_FILE,
+			 strerror(-err), done, 2 * LCR_META_SLOT);
 		return err;
 	}
 	if (fsync(l->meta_fd) < 0 || fsync(l->dir_fd) < 0) {
-		int err = -errno;
+		err = -errno;
 		snprintf(why, why_len, "%s/%s: fsync: %s", l->dir, LCR_META_FILE, strerror(-err));
 		return err;
 	}
@@ -337,8 +362,9 @@ static int recover_seg(struct lcr_log *l, uint64_t no, bool last, struct seg **t
 		for (uint64_t off = 0; off < res.torn_len; off += ZERO_CHUNK) {
 			uint64_t n =
 				res.torn_len - off < ZERO_CHUNK ? res.torn_len - off : ZERO_CHUNK;
-			if (pwrite(s->fd, l->zero, n, (off_t)(res.end + off)) != (ssize_t)n) {
-				rc = errno ? -errno : -EIO;
+			size_t done;
+			rc = pwrite_all(s->fd, l->zero, n, (off_t)(res.end + off), &done);
+			if (rc < 0) {
 				snprintf(why, why_len, "%s/%s: zeroing the torn tail: %s", l->dir,
 					 name, strerror(-rc));
 				goto out;

@@ -7,9 +7,11 @@
 #include <cmocka.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "crc32c.h"
@@ -713,6 +715,43 @@ static void test_recover_meta_flags_or_reserved_refused(void **state)
 	assert_int_equal(rs.vote.lid.term, 7);
 }
 
+/*
+ * The meta file's creation cut short by a file size limit: the write stops
+ * at 4,096 of 8,192 bytes. The error is the limit's (EFBIG, named with the
+ * file and how much was written), not whatever errno an earlier call left;
+ * once the limit is lifted the cut-short file is created anew.
+ */
+static void test_recover_meta_creation_short_write(void **state)
+{
+	(void)state;
+	char path[512];
+	struct rlimit was, small;
+	iot_close(&t);
+	for (uint64_t no = 1; no < 8; no++) {
+		iot_seg_path(&t, no, path, sizeof(path));
+		unlink(path);
+	}
+	meta_path(path, sizeof(path));
+	assert_int_equal(unlink(path), 0);
+	assert_int_equal(getrlimit(RLIMIT_FSIZE, &was), 0);
+	small = was;
+	small.rlim_cur = LCR_META_SLOT;
+	void (*sig)(int) = signal(SIGXFSZ, SIG_IGN);
+	assert_int_equal(setrlimit(RLIMIT_FSIZE, &small), 0);
+	int rc = iot_open(&t);
+	assert_int_equal(setrlimit(RLIMIT_FSIZE, &was), 0);
+	signal(SIGXFSZ, sig);
+	print_message("refused: %s\n", t.why);
+	assert_int_equal(rc, -EFBIG);
+	assert_non_null(strstr(t.why, path));
+	assert_non_null(strstr(t.why, strerror(EFBIG)));
+	assert_non_null(strstr(t.why, "4096 of 8192 bytes written"));
+	assert_int_equal(iot_open(&t), 0);
+	struct lcr_log_recovery rs;
+	lcr_log_recovered(t.log, &rs);
+	assert_int_equal(rs.vote.lid.term, 0);
+}
+
 static void test_meta_slot_codec(void **state)
 {
 	(void)state;
@@ -799,6 +838,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_recover_batch_flags_or_reserved_refused, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_recover_meta_flags_or_reserved_refused, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_recover_meta_creation_short_write, setup,
 						teardown),
 		cmocka_unit_test(test_meta_slot_codec),
 	};
