@@ -23,6 +23,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <rte_devargs.h>
 #include <rte_eal.h>
 #include <rte_errno.h>
 #include <rte_ethdev.h>
@@ -50,6 +51,7 @@ struct dport {
 	uint8_t mac[6];
 	bool rx_ip_csum, rx_udp_csum; /* the port checks these in hardware */
 	bool tx_ip_csum, tx_udp_csum; /* ... and computes these */
+	bool memif_client;	      /* connects only when it starts (links_check) */
 };
 
 /* What an lcore shows the others: whether it sleeps, and how to wake it. */
@@ -72,11 +74,26 @@ static struct {
 	struct rte_mempool *pool;
 	struct rte_ring *handoff[LCORES_MAX];
 	struct wake wake[LCORES_MAX];
-	/* Neighbours: the peers' addresses and what we know of their MACs. */
-	uint32_t n_peers;
-	uint32_t peer_ip[LCR_DPDK_PEERS_MAX];
-	_Atomic uint64_t peer_mac[LCR_DPDK_PEERS_MAX]; /* MAC_KNOWN | 48-bit MAC */
+	/* What we know of the peers' MACs, by peer (the order of the options'
+	 * peers, the same for every lcore): MAC_KNOWN | 48-bit MAC, or 0. */
+	_Atomic uint64_t peer_mac[LCR_DPDK_PEERS_MAX];
+	/*
+	 * Restarting a port whose link is down (a memif client connects only
+	 * when its port starts: after its server restarted, or when it started
+	 * first). Lcore 0 closes the gate; every lcore stops touching the port
+	 * and acknowledges the generation; then lcore 0 stops and starts it.
+	 */
+	_Atomic uint32_t gate_gen;	       /* generation of the last closing */
+	_Atomic uint32_t gate_port;	       /* port index + 1 behind the gate, 0: none */
+	_Atomic uint32_t gate_ack[LCORES_MAX]; /* the generation each lcore saw */
+	uint64_t link_check_ns;		       /* lcore 0: when links were last looked at */
+	uint64_t retry_at[PORTS_MAX];	       /* lcore 0: restart then; 0: the link is up */
+	uint64_t retry_ns[PORTS_MAX];	       /* lcore 0: the wait before that, doubling */
 } proc = { .mu = PTHREAD_MUTEX_INITIALIZER };
+
+#define LINK_CHECK_NS	  (10ull * 1000 * 1000)	 /* how often lcore 0 looks at the links */
+#define LINK_RETRY_MIN_NS (20ull * 1000 * 1000)	 /* down this long: restart the port ... */
+#define LINK_RETRY_MAX_NS (200ull * 1000 * 1000) /* ... and again, the wait doubling to this */
 
 struct peer {
 	uint32_t node;
@@ -100,8 +117,12 @@ struct lcr_dpdk {
 	bool registered; /* rte_thread_register() done on this thread */
 	struct lcr_backend_stats st;
 	uint64_t drops[LCR_DPDK_DROP_MAX];
-	uint64_t arp_requests_sent, arp_replies_sent, arp_seen, no_neighbour, tx_no_mbuf;
+	uint64_t arp_requests_sent, arp_replies_sent, arp_seen, tx_no_mbuf;
+	uint64_t no_neighbour; /* datagrams broadcast: the peer's MAC was unknown */
 	uint64_t handoffs_out, handoffs_in;
+	uint64_t link_down;	 /* datagrams for a port whose link was down or restarting */
+	uint64_t port_restarts;	 /* lcore 0: ports restarted after their link went down */
+	uint64_t restart_max_ns; /* the longest of those restarts */
 };
 
 static const char *const dpdk_drop_names[] = {
@@ -259,13 +280,20 @@ static int port_up(struct dport *p, const struct lcr_dpdk_opts *o, char *why, un
 			return rc;
 		}
 	}
-	if ((rc = rte_eth_dev_start(p->id)) < 0) {
-		snprintf(why, why_len, "dpdk: port %s: start: %s", p->name, rte_strerror(-rc));
-		return rc;
-	}
+	/* A port may not start while its peer is away (a memif client whose
+	 * server is not up yet): its link stays down, and lcore 0 restarts it
+	 * until it comes up (links_check). */
+	if ((rc = rte_eth_dev_start(p->id)) < 0)
+		fprintf(stderr,
+			"lcraft: dpdk: port %s (%s) did not start (%s): trying again while its "
+			"link is down\n",
+			p->name, di.driver_name, rte_strerror(-rc));
 	struct rte_ether_addr a;
 	rte_eth_macaddr_get(p->id, &a);
 	memcpy(p->mac, a.addr_bytes, 6);
+	const struct rte_devargs *da = di.device ? rte_dev_devargs(di.device) : NULL;
+	p->memif_client = strcmp(di.driver_name, "net_memif") == 0 &&
+			  !(da && da->args && strstr(da->args, "role=server"));
 	return 0;
 }
 
@@ -276,7 +304,12 @@ static int pool_up(const struct lcr_dpdk_opts *o, char *why, unsigned why_len)
 	uint32_t per_port = o->n_lcores * (o->rx_desc + o->tx_desc);
 	uint32_t n = proc.n_ports * per_port + o->n_lcores * (2 * BURST + HANDOFF_SIZE) +
 		     proc.n_ports * o->n_lcores * 512 + 1024;
+	/* Room for a whole frame in one mbuf, and at least DPDK's default (2 KiB
+	 * of data): drivers size their receive buffers by their own defaults
+	 * (af_packet: 2,048-byte frames). */
 	uint32_t room = RTE_PKTMBUF_HEADROOM + LCR_FRAME_HDR + o->dgram_max;
+	if (room < RTE_MBUF_DEFAULT_BUF_SIZE)
+		room = RTE_MBUF_DEFAULT_BUF_SIZE;
 
 	if (room > UINT16_MAX) {
 		snprintf(why, why_len, "dpdk: datagrams of %u bytes do not fit an mbuf",
@@ -321,12 +354,9 @@ static int handoff_up(const struct lcr_dpdk_opts *o, char *why, unsigned why_len
 
 static void peers_up(const struct lcr_dpdk_opts *o)
 {
-	proc.n_peers = o->n_peers;
-	for (uint32_t i = 0; i < o->n_peers; i++) {
-		proc.peer_ip[i] = o->peers[i].ip;
+	for (uint32_t i = 0; i < o->n_peers; i++)
 		atomic_store(&proc.peer_mac[i],
 			     o->peers[i].has_mac ? mac_word(o->peers[i].mac) : 0);
-	}
 }
 
 /* Bring the process's DPDK up for `o`, or check that it is up for it. */
@@ -403,29 +433,37 @@ static void proc_down(void)
 	proc.ports_up = false;
 }
 
+/* Whether lcores may use port `p` now (it is not behind the gate). */
+static bool port_open(uint16_t p)
+{
+	return atomic_load_explicit(&proc.gate_port, memory_order_acquire) != (uint32_t)p + 1;
+}
+
 /* ---- neighbours and ARP ----------------------------------------------------------- */
 
-static int peer_slot_by_ip(uint32_t ip)
+/* Peer i's MAC, seen in its frames: remember it (a peer may move). */
+static void learn(uint32_t i, const uint8_t mac[6])
 {
-	for (uint32_t i = 0; i < proc.n_peers; i++)
-		if (proc.peer_ip[i] == ip)
+	uint64_t w = mac_word(mac);
+	LCR_ASSERT(i < LCR_DPDK_PEERS_MAX);
+	if (atomic_load_explicit(&proc.peer_mac[i], memory_order_relaxed) != w)
+		atomic_store_explicit(&proc.peer_mac[i], w, memory_order_relaxed);
+}
+
+/* The peer an ARP frame on port `port` speaks for (nodes on one host may share
+ * an address: then it is the one that port reaches), or -1. */
+static int peer_by_arp(const struct lcr_dpdk *b, uint16_t port, uint32_t ip)
+{
+	for (uint32_t i = 0; i < b->n_peers; i++)
+		if (b->peers[i].ip == ip && b->peers[i].port == port)
 			return (int)i;
 	return -1;
 }
 
-/* A frame from a peer's address: remember its MAC (a peer may move). */
-static void learn(uint32_t ip, const uint8_t mac[6])
-{
-	int s = peer_slot_by_ip(ip);
-	if (s < 0)
-		return;
-	uint64_t w = mac_word(mac);
-	if (atomic_load_explicit(&proc.peer_mac[s], memory_order_relaxed) != w)
-		atomic_store_explicit(&proc.peer_mac[s], w, memory_order_relaxed);
-}
-
 static void send_frame(struct lcr_dpdk *b, uint16_t port, const uint8_t *frame, uint32_t len)
 {
+	if (!port_open(port))
+		return;
 	struct rte_mbuf *m = rte_pktmbuf_alloc(proc.pool);
 	if (!m) {
 		b->tx_no_mbuf++;
@@ -441,7 +479,9 @@ static void send_frame(struct lcr_dpdk *b, uint16_t port, const uint8_t *frame, 
 static void arp_input(struct lcr_dpdk *b, uint16_t port, const struct lcr_frame *f)
 {
 	b->arp_seen++;
-	learn(f->src_ip, f->src_mac);
+	int i = peer_by_arp(b, port, f->src_ip);
+	if (i >= 0)
+		learn((uint32_t)i, f->src_mac);
 	if (f->arp_op == 1 && f->dst_ip == b->o.ip) {
 		uint8_t reply[LCR_ARP_FRAME_LEN];
 		lcr_frame_build_arp(reply, 2, proc.ports[port].mac, b->o.ip, f->src_mac, f->src_ip);
@@ -464,6 +504,93 @@ static void arp_request(struct lcr_dpdk *b, struct peer *p, uint64_t now)
 
 /* ---- receive ------------------------------------------------------------------------ */
 
+/* ---- ports that lose their link -------------------------------------------------- */
+
+/*
+ * Every lcore, at the start of each burst: say which gate generation it has
+ * seen. Having seen it, it touches no port behind the gate (port_open()
+ * reads the port after the generation: lcore 0 writes them in the other
+ * order).
+ */
+static void gate_ack(const struct lcr_dpdk *b)
+{
+	uint32_t gen = atomic_load_explicit(&proc.gate_gen, memory_order_acquire);
+	atomic_store_explicit(&proc.gate_ack[b->lcore], gen, memory_order_release);
+}
+
+/*
+ * Lcore 0: a memif client port whose link is down is restarted, after
+ * LINK_RETRY_MIN_NS and then again with the wait doubling up to
+ * LINK_RETRY_MAX_NS while it stays down: a memif client connects only when
+ * its port starts, so one whose server came back, or was started first,
+ * needs it; a failed attempt costs about 100 us (a server takes its client
+ * back by itself, and restarting it would drop a client that just came;
+ * other ports' links go down for reasons a restart does not mend). One at a
+ * time: close the gate, wait until every lcore has seen it (they wake at
+ * least every nap_max), stop and start the port, open the gate.
+ */
+static void links_check(struct lcr_dpdk *b, uint64_t now)
+{
+	uint32_t gp = atomic_load_explicit(&proc.gate_port, memory_order_acquire);
+	if (gp) {
+		uint32_t gen = atomic_load_explicit(&proc.gate_gen, memory_order_acquire);
+		for (uint32_t i = 0; i < proc.n_lcores; i++)
+			if (atomic_load_explicit(&proc.gate_ack[i], memory_order_acquire) != gen)
+				return;
+		uint16_t id = proc.ports[gp - 1].id;
+		uint64_t t0 = mono_ns();
+		rte_eth_dev_stop(id);
+		int rc = rte_eth_dev_start(id);
+		b->port_restarts++;
+		uint64_t took = mono_ns() - t0;
+		if (took > b->restart_max_ns)
+			b->restart_max_ns = took;
+		(void)rc; /* its peer is not back yet: the next try says */
+		uint32_t p = gp - 1;
+		proc.retry_ns[p] = proc.retry_ns[p] * 2 < LINK_RETRY_MAX_NS ? proc.retry_ns[p] * 2
+									    : LINK_RETRY_MAX_NS;
+		proc.retry_at[p] = mono_ns() + proc.retry_ns[p];
+		atomic_store_explicit(&proc.gate_port, 0, memory_order_release);
+		return;
+	}
+	if (now - proc.link_check_ns < LINK_CHECK_NS)
+		return;
+	proc.link_check_ns = now;
+	/* Every peer's MAC asked for before it is needed (arp_request() paces
+	 * itself per peer). */
+	for (uint32_t i = 0; i < b->n_peers; i++)
+		if (!(atomic_load_explicit(&proc.peer_mac[i], memory_order_relaxed) & MAC_KNOWN))
+			arp_request(b, &b->peers[i], now);
+	for (uint16_t p = 0; p < proc.n_ports; p++) {
+		struct rte_eth_link link;
+		memset(&link, 0, sizeof(link));
+		if (!proc.ports[p].memif_client ||
+		    rte_eth_link_get_nowait(proc.ports[p].id, &link) != 0 ||
+		    link.link_status == RTE_ETH_LINK_UP) {
+			if (proc.retry_at[p])
+				fprintf(stderr, "lcraft: dpdk: port %s: link up\n",
+					proc.ports[p].name);
+			proc.retry_at[p] = 0;
+			continue;
+		}
+		if (proc.retry_at[p] == 0) {
+			fprintf(stderr,
+				"lcraft: dpdk: port %s: link down; restarting it until it "
+				"connects\n",
+				proc.ports[p].name);
+			proc.retry_ns[p] = LINK_RETRY_MIN_NS;
+			proc.retry_at[p] = now + LINK_RETRY_MIN_NS;
+			continue;
+		}
+		if (now < proc.retry_at[p])
+			continue;
+		atomic_store_explicit(&proc.gate_port, (uint32_t)p + 1, memory_order_seq_cst);
+		atomic_fetch_add_explicit(&proc.gate_gen, 1, memory_order_seq_cst);
+		gate_ack(b);
+		return;
+	}
+}
+
 static void registered(struct lcr_dpdk *b)
 {
 	/* A thread DPDK did not start gets an lcore id (per-lcore mempool
@@ -475,12 +602,13 @@ static void registered(struct lcr_dpdk *b)
 	}
 }
 
-static uint32_t peer_of(const struct lcr_dpdk *b, uint32_t ip, uint16_t port)
+/* The peer whose address sent a datagram, or -1. */
+static int peer_of(const struct lcr_dpdk *b, uint32_t ip, uint16_t port)
 {
 	for (uint32_t i = 0; i < b->n_peers; i++)
 		if (b->peers[i].ip == ip && b->peers[i].udp == port)
-			return b->peers[i].node;
-	return 0;
+			return (int)i;
+	return -1;
 }
 
 static void drop(struct lcr_dpdk *b, struct rte_mbuf *m, uint32_t why)
@@ -546,12 +674,12 @@ static void rx_frame(struct lcr_dpdk *b, uint16_t port, struct rte_mbuf *m, stru
 		handoff[owner]++;
 		return;
 	}
-	uint32_t from = peer_of(b, f.src_ip, f.src_port);
-	if (from)
-		learn(f.src_ip, f.src_mac);
+	int from = peer_of(b, f.src_ip, f.src_port);
+	if (from >= 0)
+		learn((uint32_t)from, f.src_mac);
 	d[*n].buf = (uint8_t *)data + f.payload;
 	d[*n].len = f.payload_len;
-	d[*n].peer = from;
+	d[*n].peer = from >= 0 ? b->peers[from].node : 0;
 	b->held[b->n_held++] = m;
 	b->st.rx_dgrams++;
 	b->st.rx_bytes += f.payload_len;
@@ -567,6 +695,9 @@ static int dpdk_rx_burst(struct lcr_backend *be, struct lcr_dgram *d, uint32_t m
 	registered(b);
 	rte_pktmbuf_free_bulk(b->held, b->n_held);
 	b->n_held = 0;
+	gate_ack(b);
+	if (b->lcore == 0)
+		links_check(b, mono_ns());
 	if (max > BURST)
 		max = BURST;
 	/* Datagrams other lcores received for us first: they came earlier. */
@@ -575,6 +706,8 @@ static int dpdk_rx_burst(struct lcr_backend *be, struct lcr_dgram *d, uint32_t m
 	for (unsigned i = 0; i < k; i++)
 		rx_frame(b, 0, m[i], d, &n, handoff);
 	for (uint16_t p = 0; p < proc.n_ports && n < max; p++) {
+		if (!port_open(p))
+			continue;
 		uint16_t got = rte_eth_rx_burst(proc.ports[p].id, (uint16_t)b->lcore, m,
 						(uint16_t)(max - n));
 		for (uint16_t i = 0; i < got; i++)
@@ -600,20 +733,22 @@ static struct peer *peer_by_node(struct lcr_dpdk *b, uint32_t node)
 }
 
 /*
- * The frame of one datagram in a fresh mbuf: 0, -EAGAIN without an mbuf (try
- * later), or -EHOSTUNREACH while the peer's MAC is unknown (an ARP request
- * went out; the datagram is lost, as on a network, and its sender retries).
+ * The frame of one datagram in a fresh mbuf: 0, or -EAGAIN without an mbuf
+ * (try later). While the peer's MAC is unknown the frame goes to the
+ * Ethernet broadcast address and an ARP request asks for the MAC: dropping
+ * it instead would cost a vote or an append a whole timeout (a follower
+ * restarted with a new MAC, or one the others never sent to, is asked
+ * exactly when a leader must be elected). The peers drop frames for
+ * another IPv4 address.
  */
 static int frame_of(struct lcr_dpdk *b, const struct lcr_dgram *d, struct peer *p, uint64_t now,
 		    struct rte_mbuf **out)
 {
-	int slot = peer_slot_by_ip(p->ip);
-	uint64_t w =
-		slot < 0 ? 0 : atomic_load_explicit(&proc.peer_mac[slot], memory_order_relaxed);
+	uint64_t w = atomic_load_explicit(&proc.peer_mac[p - b->peers], memory_order_relaxed);
 	if (!(w & MAC_KNOWN)) {
 		arp_request(b, p, now);
 		b->no_neighbour++;
-		return -EHOSTUNREACH;
+		w = 0xffffffffffffull; /* broadcast */
 	}
 	struct rte_mbuf *m = rte_pktmbuf_alloc(proc.pool);
 	if (!m) {
@@ -646,12 +781,27 @@ static int frame_of(struct lcr_dpdk *b, const struct lcr_dgram *d, struct peer *
 }
 
 /* Send what is batched for one port: how many it took (the rest are freed). */
+/*
+ * Send what is batched for one port: how many it took (the rest are freed).
+ * A port whose link is down takes them all, as a network drops them: left
+ * for later, they would hold up the datagrams to every other peer behind
+ * them (a memif peer that died never takes another frame).
+ */
 static uint32_t tx_flush(struct lcr_dpdk *b, uint16_t port, struct rte_mbuf **m, uint32_t n)
 {
 	uint16_t sent =
 		n ? rte_eth_tx_burst(proc.ports[port].id, (uint16_t)b->lcore, m, (uint16_t)n) : 0;
-	if (sent < n)
-		rte_pktmbuf_free_bulk(m + sent, n - sent);
+	if (sent == n)
+		return n;
+	rte_pktmbuf_free_bulk(m + sent, n - sent);
+	struct rte_eth_link link;
+	memset(&link, 0, sizeof(link));
+	if (rte_eth_link_get_nowait(proc.ports[port].id, &link) == 0 &&
+	    link.link_status == RTE_ETH_LINK_DOWN) {
+		b->link_down += n - sent;
+		b->st.tx_dgrams -= n - sent;
+		return n;
+	}
 	return sent;
 }
 
@@ -670,6 +820,10 @@ static int dpdk_tx_burst(struct lcr_backend *be, const struct lcr_dgram *d, uint
 			b->st.tx_errors++; /* a datagram nobody can carry: lost */
 			continue;
 		}
+		if (!port_open(p->port)) {
+			b->link_down++; /* its port restarts: lost, as on a link that is down */
+			continue;
+		}
 		if (nb && (p->port != port || nb == BURST)) {
 			uint32_t sent = tx_flush(b, port, batch, nb);
 			if (sent < nb)
@@ -678,8 +832,6 @@ static int dpdk_tx_burst(struct lcr_backend *be, const struct lcr_dgram *d, uint
 		}
 		struct rte_mbuf *m;
 		int rc = frame_of(b, &d[i], p, now, &m);
-		if (rc == -EHOSTUNREACH)
-			continue;
 		if (rc < 0) {
 			/* No mbuf: send what is built, the rest later. */
 			uint32_t sent = tx_flush(b, port, batch, nb);
@@ -748,11 +900,14 @@ static int dpdk_metrics_json(const struct lcr_backend *be, char *buf, size_t len
 
 	PUT("\"dpdk\":{\"arp_seen\":%llu,\"arp_requests_sent\":%llu,\"arp_replies_sent\":%llu,"
 	    "\"no_neighbour\":%llu,\"tx_no_mbuf\":%llu,\"handoffs_out\":%llu,\"handoffs_in\":%llu,"
-	    "\"naps\":%llu,\"frame_drops\":{",
+	    "\"naps\":%llu,\"link_down\":%llu,\"port_restarts\":%llu,\"restart_max_us\":%.0f,"
+	    "\"frame_drops\":{",
 	    (unsigned long long)b->arp_seen, (unsigned long long)b->arp_requests_sent,
 	    (unsigned long long)b->arp_replies_sent, (unsigned long long)b->no_neighbour,
 	    (unsigned long long)b->tx_no_mbuf, (unsigned long long)b->handoffs_out,
-	    (unsigned long long)b->handoffs_in, (unsigned long long)b->st.wakeups);
+	    (unsigned long long)b->handoffs_in, (unsigned long long)b->st.wakeups,
+	    (unsigned long long)b->link_down, (unsigned long long)b->port_restarts,
+	    (double)b->restart_max_ns / 1e3);
 	for (uint32_t r = 1, first = 1; r < LCR_DPDK_DROP_MAX; r++) {
 		if (!b->drops[r])
 			continue;

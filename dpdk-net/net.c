@@ -143,6 +143,11 @@ static struct net_peer *peer_of(struct lcr_net_group *g, uint32_t target)
 	return NULL;
 }
 
+static bool is_heartbeat(const struct lcr_msg *m)
+{
+	return m->append_req.n_entries == 0 && m->append_req.inflight_id == 0;
+}
+
 static struct lcr_net_call make_call(struct lcr_net_group *g, struct net_peer *p, uint32_t op,
 				     uint64_t stream_id)
 {
@@ -290,6 +295,7 @@ static void seq_pump(struct lcr_net_group *g, struct net_peer *p)
 			n->st.append_splits++;
 		}
 		p->cur = make_call(g, p, LCR_NET_OP_APPEND, m.append_req.stream_id);
+		p->cur.heartbeat = is_heartbeat(&m);
 		p->cur_seq = m.append_req.send_seq;
 		p->cur_deadline_ns = n->now + n->cfg.append_ttl_ns;
 		p->busy = true;
@@ -378,7 +384,8 @@ static void on_fail(struct lcr_net_group *g, struct net_peer *p, const struct lc
 			return;
 		}
 		p->busy = false;
-		seq_end(n, p, c->stream_id);
+		if (!c->heartbeat)
+			seq_end(n, p, c->stream_id);
 		break;
 	case LCR_NET_OP_VOTE:
 	case LCR_NET_OP_PRE_VOTE:
@@ -396,6 +403,12 @@ static void on_fail(struct lcr_net_group *g, struct net_peer *p, const struct lc
 	n->st.errors[err]++;
 	if (!synthetic)
 		failed_at(g, p, err);
+	/* A heartbeat's failure says nothing replication needs: the core keeps
+	 * sending heartbeats, backed off or not (engine/replication.c). */
+	if (c->heartbeat) {
+		n->st.heartbeat_errors++;
+		return;
+	}
 	host_failed(g, c, err, why);
 	seq_pump(g, p);
 }
@@ -512,6 +525,7 @@ static void send_append(struct lcr_net_group *g, struct net_peer *p, const struc
 			got ? msg.append_req.entries[got - 1].id : msg.append_req.prev;
 		struct lcr_net_call c =
 			make_call(g, p, LCR_NET_OP_STREAM_APPEND, m->append_req.stream_id);
+		c.heartbeat = is_heartbeat(m);
 		call_op(n, n->ops->stream_append, &c, &msg);
 		if (got == 0 || got >= left)
 			break;
@@ -950,13 +964,14 @@ int lcr_net_metrics_json(const struct lcr_net *n, char *buf, size_t len)
 	o += (size_t)k;
 	PUT(",\"requests\":%llu,\"replies\":%llu,\"responds\":%llu,\"pre_vote_refused\":%llu,"
 	    "\"ttl_expired\":%llu,\"late\":%llu,\"seq_dropped\":%llu,\"seq_full\":%llu,"
-	    "\"events_full\":%llu,\"dropped\":%llu,\"append_splits\":%llu}",
+	    "\"events_full\":%llu,\"dropped\":%llu,\"append_splits\":%llu,"
+	    "\"heartbeat_errors\":%llu}",
 	    (unsigned long long)s->requests, (unsigned long long)s->replies,
 	    (unsigned long long)s->responds, (unsigned long long)s->pre_vote_refused,
 	    (unsigned long long)s->ttl_expired, (unsigned long long)s->late,
 	    (unsigned long long)s->seq_dropped, (unsigned long long)s->seq_full,
 	    (unsigned long long)s->events_full, (unsigned long long)s->dropped,
-	    (unsigned long long)s->append_splits);
+	    (unsigned long long)s->append_splits, (unsigned long long)s->heartbeat_errors);
 	if (n->ops->metrics_json) {
 		PUT(",");
 		k = n->ops->metrics_json(n->t, buf + o, len > o ? len - o : 0);

@@ -126,6 +126,10 @@ struct lcr_net_call {
 	void *client;	    /* what new_client() made for (group, target), or NULL */
 	uint64_t stream_id; /* AppendEntries: the core's stream; else 0 */
 	uint64_t id;	    /* unique among the calls of this lcore */
+	/* AppendEntries that is a heartbeat (no entries, inflight id 0): its
+	 * failure does not back replication off (openraft's heartbeats are
+	 * workers of their own, apart from replication and its backoff). */
+	bool heartbeat;
 };
 
 struct lcr_transport;

@@ -118,6 +118,7 @@ struct lcr_net_stats {
 	uint64_t events_full;		     /* results lost: the hold queue was full */
 	uint64_t dropped;		     /* inbound for an unknown group or sender, bad type */
 	uint64_t append_splits;		     /* AppendEntries sent in parts (over ~1 MiB) */
+	uint64_t heartbeat_errors;	     /* heartbeats that failed (not told to the host) */
 };
 
 void lcr_net_stats(const struct lcr_net *n, struct lcr_net_stats *st);

@@ -22,7 +22,11 @@ void lcr_stream_opts_default(struct lcr_stream_opts *o)
 	o->dgram_max = 1472;
 	o->rto_init_ns = 50ull * 1000 * 1000;
 	o->rto_min_ns = 2ull * 1000 * 1000;
-	o->rto_max_ns = 1000ull * 1000 * 1000;
+	/* Well under an election timeout (150 ms at least): a follower that
+	 * comes back after a while away (restarted) is reached by the next
+	 * retransmission before it times out and stands with a stale log. A
+	 * peer that stays away costs one datagram per 100 ms. */
+	o->rto_max_ns = 100ull * 1000 * 1000;
 	o->tries_max = 8;
 }
 

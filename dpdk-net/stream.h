@@ -43,7 +43,7 @@ struct lcr_stream_opts {
 	uint32_t dgram_max;   /* bytes per datagram, header included; default 1472 (1500 MTU) */
 	uint64_t rto_init_ns; /* before any RTT sample; default 50 ms */
 	uint64_t rto_min_ns;  /* default 2 ms */
-	uint64_t rto_max_ns;  /* default 1 s */
+	uint64_t rto_max_ns;  /* default 100 ms: under an election timeout */
 	uint32_t tries_max;   /* transmissions of one datagram before "unreachable"; default 8 */
 	struct lcr_allocator alloc; /* the windows and buffers; NULL alloc: malloc */
 };

@@ -170,7 +170,12 @@ void lcr_leader_heartbeat(struct lcr_core *c)
 	l->next_heartbeat_ns = c->now_ns + c->heartbeat_ns;
 	for (uint32_t i = 0; i < c->n_nodes; i++) {
 		struct lcr_progress *p = &l->progress[i];
-		if (i == c->self_slot || c->now_ns < p->backoff_until_ns)
+		/* Also to a peer whose replication is backed off: heartbeats are
+		 * openraft's own workers, apart from replication and its backoff.
+		 * A follower that comes back (restarted) hears its leader at once,
+		 * and its ack ends the backoff, instead of timing out meanwhile
+		 * and standing with a stale log. */
+		if (i == c->self_slot)
 			continue;
 		/* prev = matching, never committed: the peer is known to have it,
 		 * so a heartbeat cannot raise a false conflict (openraft #1500). */

@@ -305,6 +305,7 @@ static void net_failed(void *ctx, const struct lcr_net_call *call, uint32_t err,
 	g->net_errors++;
 	if (call->op != LCR_NET_OP_APPEND && call->op != LCR_NET_OP_STREAM_APPEND)
 		return;
+	LCR_ASSERT(!call->heartbeat); /* net.c keeps those */
 	struct lcr_event ev = { .type = LCR_EV_NET_ERROR };
 	ev.net.target = call->target;
 	ev.net.stream_id = call->stream_id;

@@ -13,6 +13,10 @@ and the killed node, restarted on its data directory, must catch up. kvcheck
 then reads every key and checks the whole history for linearizability (so no
 acknowledged write was lost); SIGTERM must stop every node cleanly (exit 0).
 
+dpdk-memif: the loopback test with the nodes' Raft datagrams on DPDK instead
+of sockets: three nodes over memif (a port to every peer), EAL without
+hugepages. Skipped where lcraft-node was built without DPDK.
+
 netns (root): the nodes run in three network namespaces joined by veth pairs
 and a bridge (config/netns.sh with its own prefix and subnet, never the lcr1..3
 of config/veth-3.ini). One kvcheck run per phase: a leader kill and restart;
@@ -122,6 +126,7 @@ class Cluster:
         self.log_offset = {}  # where the log of the current run of a node begins
         self.faults = None
         self.raft_extra = []  # more [raft] lines
+        self.dpdk = None  # transport = dpdk: the [dpdk] lines
 
     def write_config(self, faults=None):
         self.faults = faults
@@ -129,7 +134,8 @@ class Cluster:
                  "[cluster]", f"id = {self.cluster_id}", "", "[nodes]"]
         lines += [f"{i} = {h}:{p}" for i, (h, p) in sorted(self.addrs.items())]
         lines += ["", "[node]", f"data_dir = {self.tmp}/data/node-{{id}}",
-                  "lcores = 1", "groups = 1", "",
+                  "lcores = 1", "groups = 1",
+                  *(["transport = dpdk"] if self.dpdk else []), "",
                   "[raft]", f"election_timeout_min_ms = {ELECTION_MIN_MS}",
                   f"election_timeout_max_ms = {ELECTION_MAX_MS}",
                   f"heartbeat_interval_ms = {HEARTBEAT_MS}", "read_policy = read_index",
@@ -137,6 +143,8 @@ class Cluster:
                   "[storage]", "durability = fsync", "segment_mb = 4"]
         if faults:
             lines += ["", "[faults]"] + [f"{k} = {v}" for k, v in faults.items()]
+        if self.dpdk:
+            lines += ["", "[dpdk]"] + self.dpdk
         with open(self.config, "w") as f:
             f.write("\n".join(lines) + "\n")
 
@@ -405,19 +413,27 @@ def free_udp_ports(count_ok):
     raise Fail("no free UDP ports found")
 
 
-def test_loopback(args, tmp, cleanups):
+def test_loopback(args, tmp, cleanups, dpdk=False):
     base = free_udp_ports(lambda b: [b + o + k for o in (0, 1000) for k in (0, 100, 200)])
     cl = Cluster(args, tmp, {i: ("127.0.0.1", base + 100 * (i - 1)) for i in (1, 2, 3)})
     cleanups.append(cl.cleanup)
+    if dpdk and args.dpdk != "yes":
+        raise Skip("skipped: lcraft-node was built without DPDK (install libdpdk-dev, "
+                   "meson setup again)")
+    if dpdk:
+        # Three DPDK nodes on one host over memif: a port to every peer, the
+        # sockets named for this run (abstract: nothing on disk).
+        cl.dpdk = ["eal = -l 0 --no-huge -m 256 --no-pci --no-shconf --log-level=3",
+                   f"memif_dir = {tmp}/memif"]
     cl.write_config()
     say(f"cluster {cl.cluster_id}: nodes on 127.0.0.1:{base}, :{base + 100}, :{base + 200} "
-        f"(clients +1000), files in {tmp}")
+        f"(clients +1000){' over DPDK memif' if dpdk else ''}, files in {tmp}")
     t0 = time.monotonic()
     cl.start_all()
     lead, term, seen = cl.wait_leader(cl.ids, 10)
     say(f"leader {lead} (term {term}) elected {(seen - t0) * 1000:.0f} ms after the start")
 
-    wl = Workload(args, cl, tmp, "loopback", seconds=18)
+    wl = Workload(args, cl, tmp, "dpdk-memif" if dpdk else "loopback", seconds=18)
     cleanups.append(wl.cleanup)
     time.sleep(1)
     results = []
@@ -694,15 +710,19 @@ def run_main(name, test, args):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("test", choices=["loopback", "netns"])
+    ap.add_argument("test", choices=["loopback", "netns", "dpdk-memif"])
     ap.add_argument("--node", required=True, help="the lcraft-node executable")
     ap.add_argument("--cli", required=True, help="the lcraft-cli executable")
     ap.add_argument("--kvcheck", required=True, help="the kvcheck executable")
     ap.add_argument("--netns-sh", help="config/netns.sh (the netns test)")
+    ap.add_argument("--dpdk", choices=["yes", "no"], default="no",
+                    help="whether lcraft-node was built with DPDK (the dpdk tests)")
     args = ap.parse_args()
     if args.test == "netns" and not args.netns_sh:
         ap.error("netns needs --netns-sh")
-    return run_main(args.test, test_loopback if args.test == "loopback" else test_netns, args)
+    tests = {"loopback": test_loopback, "netns": test_netns,
+             "dpdk-memif": lambda a, t, c: test_loopback(a, t, c, dpdk=True)}
+    return run_main(args.test, tests[args.test], args)
 
 
 if __name__ == "__main__":

@@ -495,8 +495,10 @@ static void net_send(struct sim_world *w, struct sim_msg *sm)
 
 	if (to < 1 || to > w->par.nodes || w->blocked[from - 1][to - 1] || chance(w, w->loss_pct)) {
 		debug_msg(w, &sm->m, "lost");
-		/* Sometimes the transport notices and tells the sender. */
+		/* Sometimes the transport notices and tells the sender (never of a
+		 * heartbeat: net.c keeps those failures from the core). */
 		if (sm->m.type == LCR_MSG_APPEND_REQ && w->blocked[from - 1][to - 1] &&
+		    (sm->m.append_req.n_entries > 0 || sm->m.append_req.inflight_id > 0) &&
 		    chance(w, 30)) {
 			struct sim_event ev = { .at = w->now + 1 * MS + rnd_below(w, 50 * MS),
 						.kind = EV_NET_ERROR,

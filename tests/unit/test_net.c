@@ -156,6 +156,26 @@ static const struct call_rec *last_call(uint32_t op, uint32_t target)
 	return NULL;
 }
 
+/* Replication requests only: AppendEntries that are not heartbeats (inflight id 0). */
+static uint32_t replications_of(uint32_t target)
+{
+	uint32_t n = 0;
+	for (uint32_t i = 0; i < F.n_calls; i++)
+		if (F.calls[i].call.op == LCR_NET_OP_APPEND && F.calls[i].call.target == target &&
+		    F.calls[i].msg.append_req.inflight_id != 0)
+			n++;
+	return n;
+}
+
+static const struct call_rec *last_replication(uint32_t target)
+{
+	for (uint32_t i = F.n_calls; i-- > 0;)
+		if (F.calls[i].call.op == LCR_NET_OP_APPEND && F.calls[i].call.target == target &&
+		    F.calls[i].msg.append_req.inflight_id != 0)
+			return &F.calls[i];
+	return NULL;
+}
+
 /* ---- a recording owner (no core) ---------------------------------------------------- */
 
 struct failure {
@@ -805,8 +825,11 @@ static void test_net_transfer_leader_default_unreachable(void **state)
 /* ---- (4) backoff left out: the configured one ------------------------------------------ */
 
 /*
- * A leader whose follower fails every AppendEntries: the gaps between them,
- * in ms. `step_ms` > 0 gives the transport a backoff of its own.
+ * A leader whose follower fails every replication request: the gaps between
+ * them, in ms. `step_ms` > 0 gives the transport a backoff of its own.
+ * Heartbeats go on meanwhile, every heartbeat interval (openraft's heartbeat
+ * workers are apart from replication and its backoff): they are not counted,
+ * and the follower never answers them.
  */
 static void backoff_gaps(uint64_t *gaps, uint32_t n, uint64_t step_ms)
 {
@@ -831,17 +854,22 @@ static void backoff_gaps(uint64_t *gaps, uint32_t n, uint64_t step_ms)
 	lcr_net_reply(net, GROUP, &grant);
 	assert_int_equal(M.role, LCR_ROLE_LEADER);
 
+	uint32_t heartbeats = calls_of(LCR_NET_OP_APPEND, 2) - replications_of(2);
 	for (uint32_t i = 0; i < n; i++) {
-		const struct call_rec *a = last_call(LCR_NET_OP_APPEND, 2);
+		const struct call_rec *a = last_replication(2);
 		assert_non_null(a);
-		uint32_t before = calls_of(LCR_NET_OP_APPEND, 2);
+		uint32_t before = replications_of(2);
 		uint64_t at = now;
 		lcr_net_fail(net, &a->call, LCR_NET_UNREACHABLE, "test");
-		while (calls_of(LCR_NET_OP_APPEND, 2) == before && now < at + 5000 * MS)
+		while (replications_of(2) == before && now < at + 5000 * MS)
 			mini_ms();
 		gaps[i] = (now - at) / MS;
 	}
-	assert_int_equal(M.net_errors, n);
+	/* Heartbeats are queued behind the unanswered request by the
+	 * sequential default (one AppendEntries in flight), so few reach it. */
+	(void)heartbeats;
+	/* The replication failures, and heartbeats that timed out meanwhile. */
+	assert_true(M.net_errors >= n);
 	mini_close();
 }
 
@@ -863,8 +891,13 @@ static void test_net_backoff_default_and_transport_override(void **state)
 		      (unsigned long long)gaps[0], (unsigned long long)gaps[1],
 		      (unsigned long long)gaps[2], (unsigned long long)gaps[3],
 		      (unsigned long long)gaps[4]);
-	for (uint32_t i = 0; i < 5; i++)
-		assert_int_equal(gaps[i], want[i]);
+	/* The backoff, then at most a heartbeat's TTL (50 ms): the sequential
+	 * default has one AppendEntries in flight, and a heartbeat may hold it
+	 * when the backoff ends (heartbeats go on through backoffs). */
+	for (uint32_t i = 0; i < 5; i++) {
+		assert_true(gaps[i] >= want[i]);
+		assert_true(gaps[i] <= want[i] + 51);
+	}
 
 	/* A transport's own backoff replaces it: 30, 60, 90 ... ms. */
 	backoff_gaps(gaps, 5, 30);
@@ -872,8 +905,10 @@ static void test_net_backoff_default_and_transport_override(void **state)
 		      (unsigned long long)gaps[0], (unsigned long long)gaps[1],
 		      (unsigned long long)gaps[2], (unsigned long long)gaps[3],
 		      (unsigned long long)gaps[4]);
-	for (uint32_t i = 0; i < 5; i++)
-		assert_int_equal(gaps[i], 30 * (i + 1));
+	for (uint32_t i = 0; i < 5; i++) {
+		assert_true(gaps[i] >= 30 * (i + 1));
+		assert_true(gaps[i] <= 30 * (i + 1) + 51);
+	}
 }
 
 /* ---- (5) a required op missing ----------------------------------------------------------- */
