@@ -77,6 +77,17 @@
 #define STATS_BYTES (LCR_WIRE_CLIENT_DGRAM_MAX - LCR_WIRE_HDR - 24)
 
 /*
+ * STATS answers per second, and at once: a token bucket of STATS_BURST
+ * refilled at STATS_PER_S. A STATS request of 88 bytes draws an answer of
+ * kilobytes (up to 64 KiB with many groups), and UDP does not prove the
+ * sender's address: unbounded, the port would reflect a forged sender's
+ * traffic at that gain. Bounded, it sends at most 64 answers a second to
+ * everyone together; a request over the bound is dropped (stats_rate).
+ */
+#define STATS_PER_S 64
+#define STATS_BURST 64
+
+/*
  * Why a client datagram was dropped (no answer), one metrics counter each,
  * in the order of the checks. The first ten are the codec's header rules
  * (lcr_wire_open_client); then ours.
@@ -101,6 +112,7 @@ enum client_drop {
 	CD_UNUSED_FIELD,   /* a field the op does not use is not empty */
 	CD_NO_MEMORY,	   /* no memory to hold the request */
 	CD_RCVBUF_FULL,	   /* dropped by the kernel, the socket's queue full (SO_RXQ_OVFL) */
+	CD_STATS_RATE,	   /* STATS over STATS_PER_S */
 	CD_N
 };
 
@@ -124,6 +136,7 @@ static const char *const client_drop_name[CD_N] = {
 	[CD_UNUSED_FIELD] = "unused_field",
 	[CD_NO_MEMORY] = "no_memory",
 	[CD_RCVBUF_FULL] = "rcvbuf_full",
+	[CD_STATS_RATE] = "stats_rate",
 };
 
 /* Why a well-formed request was answered ERROR before it reached a group. */
@@ -186,6 +199,8 @@ struct server {
 	uint64_t drops[CD_N];	/* datagrams dropped, by reason */
 	uint64_t refused[CR_N]; /* requests answered ERROR before a group, by reason */
 	uint32_t rxq_ovfl_seen; /* the kernel's SO_RXQ_OVFL count when last read */
+	uint64_t stats_tokens_ns; /* STATS' bucket: tokens as time, STATS_BURST s at most */
+	uint64_t stats_last_ns;	  /* when it was last filled */
 };
 
 /* A request in flight: its bytes, where to answer. One slot of the pool. */
@@ -658,6 +673,21 @@ static bool admit(struct server *s, struct req *q, uint32_t to)
 	return true;
 }
 
+/* Whether STATS may be answered now (its token bucket; lcore 0). */
+static bool stats_allowed(struct server *s)
+{
+	const uint64_t per = 1000000000ull / STATS_PER_S, cap = per * STATS_BURST;
+	uint64_t now = mono_ns();
+	s->stats_tokens_ns += now - s->stats_last_ns;
+	s->stats_last_ns = now;
+	if (s->stats_tokens_ns > cap)
+		s->stats_tokens_ns = cap;
+	if (s->stats_tokens_ns < per)
+		return false;
+	s->stats_tokens_ns -= per;
+	return true;
+}
+
 static void dispatch(struct server *s, const uint8_t *d, size_t len,
 		     const struct sockaddr_storage *from, socklen_t from_len)
 {
@@ -703,6 +733,11 @@ static void dispatch(struct server *s, const uint8_t *d, size_t len,
 	if (!admit(s, q, h.to))
 		return;
 	if (q->r.op == LCR_CLIENT_STATS) {
+		if (!stats_allowed(s)) {
+			s->drops[CD_STATS_RATE]++;
+			req_put(&s->pool, q);
+			return;
+		}
 		stats(q);
 		return;
 	}
@@ -912,6 +947,8 @@ int main(int argc, char **argv)
 	srv.cfg.json_log = json_log;
 	srv.fd = -1;
 	srv.started_ns = mono_ns();
+	srv.stats_last_ns = srv.started_ns;
+	srv.stats_tokens_ns = 1000000000ull / STATS_PER_S * STATS_BURST; /* full */
 	the_server = &srv;
 
 	if ((rc = prepare_config(&srv.cfg, why, sizeof(why))) < 0) {

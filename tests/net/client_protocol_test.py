@@ -459,7 +459,7 @@ def check_pool(c, _env):
     """The node holds at most 1,024 requests per group; every answer frees its room.
 
     Of each kind of request (a write, a read, a CAS with EXPECT_VALUE answered NOT_FOUND,
-    a delete, a refusal, STATS) more than the node has room for, 256 at a time: each is
+    a delete, a refusal) more than the node has room for, 256 at a time: each is
     answered and none is dropped as no_memory, so every way of answering gives the
     room back."""
     room = 1024 * GROUPS
@@ -476,13 +476,11 @@ def check_pool(c, _env):
             return req_payload(other, rid, CAS, b"pool-none", b"x", flags=EXPECT_VALUE), 0
         if kind == "delete":
             return req_payload(other, rid, DELETE, b"pool-none"), 0
-        if kind == "refused":
-            return req_payload(c.client, rid, GET, key), NODE + 1
-        return req_payload(c.client, rid, STATS), 0
+        return req_payload(c.client, rid, GET, key), NODE + 1  # refused
 
     before = c.stats()["client"]["drops"]
     total = 0
-    for kind in ("put", "get", "cas", "delete", "refused", "stats"):
+    for kind in ("put", "get", "cas", "delete", "refused"):
         sent = 0
         while sent < room + window:
             want = set()
@@ -515,8 +513,45 @@ def check_pool(c, _env):
         f"({room}) of each kind: all answered, none dropped as no_memory")
 
 
+def check_stats_rate(c, _env):
+    """STATS is answered at most 64 times a second (a bucket of 64): the rest is dropped
+    and counted as stats_rate, so a forged sender cannot turn the port into an amplifier.
+
+    300 STATS at once: at least 64 and at most 64 + 64/s of the time taken are answered (one fewer: the
+    count before takes one),
+    and the others are counted; after a second the bucket has refilled."""
+    time.sleep(1.1)  # a full bucket
+    before = c.stats()["client"]["drops"]["stats_rate"]
+    n = 300
+    t0 = time.monotonic()
+    for _ in range(n):
+        c.send(header(req_payload(c.client, c.rid(), STATS), c.cluster, 1))
+    answered = 0
+    c.sock.settimeout(0.5)
+    try:
+        while True:
+            a = parse_answer(c.sock.recv(70000), c.cluster)
+            expect(a, OK, what="STATS")
+            answered += 1
+    except socket.timeout:
+        pass
+    took = time.monotonic() - t0 - 0.5
+    time.sleep(1.1)
+    after = c.stats()["client"]["drops"]["stats_rate"]
+    # The c.stats() before took one of the 64 tokens.
+    allowed = 63 + 64 * took + 2
+    if answered < 63 or answered > allowed:
+        raise Fail(f"{answered} of {n} STATS answered in {took:.3f} s: want 63..{allowed:.0f}")
+    if after - before != n - answered:
+        raise Fail(f"stats_rate went up by {after - before}, but {n - answered} of {n} "
+                   f"STATS went unanswered")
+    say(f"{n} STATS at once: {answered} answered in {took:.3f} s, {after - before} dropped "
+        f"as stats_rate")
+
+
 CHECKS = [check_to, check_groups, check_resends, check_cas_empty, check_not_found,
-          check_refused, check_drops, check_overflow, check_cli, check_pool]
+          check_refused, check_drops, check_overflow, check_cli, check_pool,
+          check_stats_rate]
 
 
 # ---- the node ----------------------------------------------------------------------------
