@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * lcraft public API: run Raft groups on lcores, with durable storage on
- * io_uring and a UDP transport (kernel sockets today, DPDK later), or a
+ * io_uring and a UDP transport (on kernel sockets or DPDK ports), or a
  * transport of the application's own (lcr_node_config.transport).
  *
  * A node is one process with a node id. It runs `lcores` threads; each owns
