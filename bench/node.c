@@ -81,11 +81,11 @@
  * refilled at STATS_PER_S. A STATS request of 88 bytes draws an answer of
  * kilobytes (up to 64 KiB with many groups), and UDP does not prove the
  * sender's address: unbounded, the port would reflect a forged sender's
- * traffic at that gain. Bounded, it sends at most 64 answers a second to
+ * traffic at that gain. Bounded, it sends at most 128 answers a second to
  * everyone together; a request over the bound is dropped (stats_rate).
  */
-#define STATS_PER_S 64
-#define STATS_BURST 64
+#define STATS_PER_S 128
+#define STATS_BURST 128
 
 /*
  * Why a client datagram was dropped (no answer), one metrics counter each,
@@ -196,10 +196,10 @@ struct server {
 	struct req_pool pool;
 	_Atomic uint64_t rx_dgrams, tx_dgrams, tx_errors;
 	/* Written and read on lcore 0 alone (the client socket's and STATS'). */
-	uint64_t drops[CD_N];	/* datagrams dropped, by reason */
-	uint64_t refused[CR_N]; /* requests answered ERROR before a group, by reason */
-	uint32_t rxq_ovfl_seen; /* the kernel's SO_RXQ_OVFL count when last read */
-	uint64_t stats_tokens_ns; /* STATS' bucket: tokens as time, STATS_BURST s at most */
+	uint64_t drops[CD_N];	  /* datagrams dropped, by reason */
+	uint64_t refused[CR_N];	  /* requests answered ERROR before a group, by reason */
+	uint32_t rxq_ovfl_seen;	  /* the kernel's SO_RXQ_OVFL count when last read */
+	uint64_t stats_tokens_ns; /* STATS' bucket in ns of refill (1 s / STATS_PER_S a token) */
 	uint64_t stats_last_ns;	  /* when it was last filled */
 };
 

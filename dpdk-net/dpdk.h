@@ -27,6 +27,7 @@
 #define LCR_DPDK_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "backend.h"
@@ -86,6 +87,21 @@ int lcr_dpdk_open(struct lcr_backend **out, const struct lcr_dpdk_opts *o, char 
  */
 int lcr_dpdk_memif_eal(char *out, size_t len, const char *base, const char *dir, uint32_t self,
 		       const uint32_t *nodes, uint32_t n_nodes);
+
+/*
+ * DPDK telemetry (telemetry.c): command `cmd` ("/lcraft/...", letters,
+ * digits, '_' and '/') answered with what fn(ctx, params, buf, len) writes
+ * into buf: JSON, an object (shown as one dictionary of its leaves' paths:
+ * "net/requests") or an array of non-negative integers. fn returns the bytes
+ * written or -errno; it runs on DPDK's telemetry thread. A command stays
+ * registered for the process's life: a later set points it elsewhere.
+ * Returns 0 or -errno (-ENOTSUP: built without DPDK).
+ */
+typedef int (*lcr_dpdk_tel_fn)(void *ctx, const char *params, char *buf, size_t len);
+int lcr_dpdk_telemetry_set(const char *cmd, const char *help, lcr_dpdk_tel_fn fn, void *ctx);
+/* Every command set with `ctx` answers nothing from now on; waits for a
+ * callback under way. */
+void lcr_dpdk_telemetry_clear(void *ctx);
 
 /* Name of a drop reason: lcr_frame_drop's, then lcr_dpdk_drop's. */
 const char *lcr_dpdk_drop_name(uint32_t reason);

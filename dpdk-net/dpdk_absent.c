@@ -36,3 +36,14 @@ const char *lcr_dpdk_drop_name(uint32_t reason)
 {
 	return reason < LCR_FRAME_DROP_MAX ? lcr_frame_drop_name(reason) : "unknown";
 }
+
+int lcr_dpdk_telemetry_set(const char *cmd, const char *help, lcr_dpdk_tel_fn fn, void *ctx)
+{
+	(void)cmd, (void)help, (void)fn, (void)ctx;
+	return -ENOTSUP;
+}
+
+void lcr_dpdk_telemetry_clear(void *ctx)
+{
+	(void)ctx;
+}

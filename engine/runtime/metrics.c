@@ -8,7 +8,9 @@
 #include <errno.h>
 #include <limits.h>
 #include <stdio.h>
+#include <string.h>
 
+#include "dpdk.h"
 #include "runtime_int.h"
 
 /* ---- metrics ---------------------------------------------------------------------- */
@@ -103,11 +105,26 @@ int lcr_group_metrics_json(struct lcr_group *g, char *buf, size_t len)
 	return o < len ? (int)o : -ENOSPC;
 }
 
-/* One lcore's part: its loop, its transport, its groups. On that lcore. */
-static int lcore_metrics_json(struct lcore *lc, char *buf, size_t len)
+/*
+ * One lcore's part: its loop, its transport, its groups (LCR_RT_M_ALL; with
+ * LCR_RT_M_LCORE their number; LCR_RT_M_IDS their ids alone; a group id:
+ * that group alone). On that lcore.
+ */
+static int lcore_metrics_json(struct lcore *lc, uint32_t part, char *buf, size_t len)
 {
 	size_t o = 0;
 
+	if (part == LCR_RT_M_IDS) {
+		PUT("[");
+		for (uint32_t k = 0; k < lc->n_groups; k++)
+			PUT("%s%u", k ? "," : "", lc->groups[k]->id);
+		PUT("]");
+		return o < len ? (int)o : -ENOSPC;
+	}
+	if (part != LCR_RT_M_ALL && part != LCR_RT_M_LCORE) {
+		struct lcr_group *g = lcr_rt_group_of(lc, part);
+		return g ? lcr_group_metrics_json(g, buf, len) : -ENOENT;
+	}
 	PUT("{\"lcore\":%u,\"iterations\":%llu,\"sleeps\":%llu,", lc->index,
 	    (unsigned long long)lc->iterations, (unsigned long long)lc->sleeps);
 	/* The transport: net.c's counters and its own (UDP: datagrams, drops). */
@@ -115,6 +132,10 @@ static int lcore_metrics_json(struct lcore *lc, char *buf, size_t len)
 	if (w < 0)
 		return w;
 	o += (size_t)w;
+	if (part == LCR_RT_M_LCORE) {
+		PUT(",\"groups\":%u}", lc->n_groups);
+		return o < len ? (int)o : -ENOSPC;
+	}
 	PUT(",\"groups\":[");
 	for (uint32_t k = 0; k < lc->n_groups; k++) {
 		if (k)
@@ -133,7 +154,7 @@ void lcr_rt_metrics_render(struct lcore *lc)
 {
 	pthread_mutex_lock(&lc->m_mu);
 	if (lc->m_out) {
-		*lc->m_res = lcore_metrics_json(lc, lc->m_out, lc->m_len);
+		*lc->m_res = lcore_metrics_json(lc, lc->m_part, lc->m_out, lc->m_len);
 		lc->m_out = NULL;
 		lc->m_res = NULL;
 		pthread_cond_broadcast(&lc->m_cv);
@@ -146,7 +167,7 @@ void lcr_rt_metrics_render(struct lcore *lc)
  * Another lcore's part, rendered by that lcore while we wait (at most 1 s):
  * its counters and its groups' state change only on its own thread.
  */
-static int lcore_metrics_remote(struct lcore *lc, char *buf, size_t len)
+static int lcore_metrics_remote(struct lcore *lc, uint32_t part, char *buf, size_t len)
 {
 	struct timespec dl;
 	int rc = 0, res = INT_MIN;
@@ -163,6 +184,7 @@ static int lcore_metrics_remote(struct lcore *lc, char *buf, size_t len)
 	}
 	lc->m_out = buf;
 	lc->m_len = len;
+	lc->m_part = part;
 	lc->m_res = &res;
 	atomic_store_explicit(&lc->m_want, true, memory_order_release);
 	lcr_rt_wake(lc);
@@ -191,12 +213,128 @@ int lcr_node_metrics_json(struct lcr_node *n, char *buf, size_t len)
 		bool mine = !atomic_load(&lc->looping) || lcr_rt_this_lcore() == lc;
 		if (i)
 			PUT(",");
-		int w = mine ? lcore_metrics_json(lc, buf + o, len > o ? len - o : 0)
-			     : lcore_metrics_remote(lc, buf + o, len > o ? len - o : 0);
+		int w = mine ? lcore_metrics_json(lc, LCR_RT_M_ALL, buf + o, len > o ? len - o : 0)
+			     : lcore_metrics_remote(lc, LCR_RT_M_ALL, buf + o,
+						    len > o ? len - o : 0);
 		if (w < 0)
 			return w;
 		o += (size_t)w;
 	}
 	PUT("]}");
 	return o < len ? (int)o : -ENOSPC;
+}
+
+int lcr_rt_metrics_part(struct lcr_node *n, uint32_t lcore, uint32_t part, char *buf, size_t len)
+{
+	if (lcore >= n->n_lcores)
+		return -ENOENT;
+	struct lcore *lc = &n->lcores[lcore];
+	bool mine = !atomic_load(&lc->looping) || lcr_rt_this_lcore() == lc;
+	return mine ? lcore_metrics_json(lc, part, buf, len)
+		    : lcore_metrics_remote(lc, part, buf, len);
+}
+
+/* ---- DPDK telemetry ----------------------------------------------------------------- */
+
+/* A telemetry parameter: a decimal number below 2^32, nothing else. */
+static bool tel_number(const char *p, uint32_t *out)
+{
+	uint64_t v = 0;
+	size_t i = 0;
+	for (; p[i] >= '0' && p[i] <= '9' && i < 10; i++)
+		v = v * 10 + (uint64_t)(p[i] - '0');
+	if (i == 0 || p[i] || v > UINT32_MAX)
+		return false;
+	*out = (uint32_t)v;
+	return true;
+}
+
+static int tel_groups(void *ctx, const char *params, char *buf, size_t len);
+
+static int tel_node(void *ctx, const char *params, char *buf, size_t len)
+{
+	struct lcr_node *n = ctx;
+	size_t o = 0;
+	/* The groups, counted by the lcores that own them. */
+	int w = tel_groups(ctx, params, buf, len);
+	if (w < 0)
+		return w;
+	uint32_t groups = w > 2;
+	for (int i = 0; i < w; i++)
+		groups += buf[i] == ',';
+	PUT("{\"node\":%u,\"lcores\":%u,\"groups\":%u}", n->cfg.id, n->n_lcores, groups);
+	return o < len ? (int)o : -ENOSPC;
+}
+
+static int tel_lcore(void *ctx, const char *params, char *buf, size_t len)
+{
+	uint32_t i;
+	if (!tel_number(params, &i))
+		return -EINVAL;
+	return lcr_rt_metrics_part(ctx, i, LCR_RT_M_LCORE, buf, len);
+}
+
+static int tel_group(void *ctx, const char *params, char *buf, size_t len)
+{
+	struct lcr_node *n = ctx;
+	uint32_t id;
+	if (!tel_number(params, &id) || id == 0 || id >= LCR_RT_M_IDS)
+		return -EINVAL;
+	return lcr_rt_metrics_part(n, lcr_group_lcore(n, id), id, buf, len);
+}
+
+static int tel_groups(void *ctx, const char *params, char *buf, size_t len)
+{
+	struct lcr_node *n = ctx;
+	size_t o = 0;
+	(void)params;
+	/* One array of every lcore's: their parts are "[a,b]", joined. */
+	PUT("[");
+	for (uint32_t i = 0; i < n->n_lcores; i++) {
+		int w = lcr_rt_metrics_part(n, i, LCR_RT_M_IDS, buf + o, len > o ? len - o : 0);
+		if (w < 0)
+			return w;
+		if (w > 2) { /* not "[]": drop its brackets, join with a comma */
+			memmove(buf + o, buf + o + 1, (size_t)w - 2);
+			o += (size_t)w - 2;
+			PUT(",");
+		}
+	}
+	if (o > 1 && buf[o - 1] == ',')
+		o--;
+	PUT("]");
+	return o < len ? (int)o : -ENOSPC;
+}
+
+int lcr_rt_telemetry_open(struct lcr_node *n)
+{
+	static const struct {
+		const char *cmd, *help;
+		lcr_dpdk_tel_fn fn;
+	} cmds[] = {
+		{ "/lcraft/node", "lcraft: node id, lcores, groups. No parameters", tel_node },
+		{ "/lcraft/lcore",
+		  "lcraft: an lcore's loop and transport (network, UDP, DPDK) counters. "
+		  "Parameters: int lcore",
+		  tel_lcore },
+		{ "/lcraft/group",
+		  "lcraft: a group's role, indexes, replication, storage, latency. "
+		  "Parameters: int group id",
+		  tel_group },
+		{ "/lcraft/groups", "lcraft: the ids of the node's groups. No parameters",
+		  tel_groups },
+	};
+	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
+		int rc = lcr_dpdk_telemetry_set(cmds[i].cmd, cmds[i].help, cmds[i].fn, n);
+		if (rc < 0) {
+			lcr_dpdk_telemetry_clear(n);
+			return rc;
+		}
+	}
+	return 0;
+}
+
+void lcr_rt_telemetry_close(struct lcr_node *n)
+{
+	lcr_dpdk_telemetry_clear(n);
 }

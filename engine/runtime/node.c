@@ -253,6 +253,18 @@ int lcr_node_run(struct lcr_node *n)
 	 * runs: a metrics request from elsewhere waits for it (metrics.c). */
 	for (uint32_t i = 0; i < n->n_lcores; i++)
 		atomic_store(&n->lcores[i].looping, true);
+	/* DPDK's telemetry shows the metrics beside the ports' (the lcores
+	 * render them from here on). */
+	if (!n->cfg.transport && n->cfg.dpdk.enable) {
+		int rc = lcr_rt_telemetry_open(n);
+		if (rc < 0)
+			fprintf(stderr,
+				"lcraft: WARNING: node %u: DPDK telemetry: the /lcraft commands "
+				"could "
+				"not be registered (%s); the metrics are still in "
+				"lcr_node_metrics_json()\n",
+				n->cfg.id, strerror(-rc));
+	}
 	for (uint32_t i = 1; i < n->n_lcores; i++)
 		if (pthread_create(&n->lcores[i].thread, NULL, lcr_rt_lcore_main, &n->lcores[i]) !=
 		    0) {
@@ -281,6 +293,7 @@ void lcr_node_close(struct lcr_node *n)
 {
 	if (!n)
 		return;
+	lcr_rt_telemetry_close(n); /* waits for a telemetry request under way */
 	for (uint32_t i = 0; n->lcores && i < n->n_lcores; i++) {
 		struct lcore *lc = &n->lcores[i];
 		/* Writes in flight finish before their buffers go. */

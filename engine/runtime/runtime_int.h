@@ -178,7 +178,8 @@ struct lcore {
 	pthread_cond_t m_cv;
 	char *m_out; /* one request at a time: others wait until it is NULL */
 	size_t m_len;
-	int *m_res; /* where the requester wants the result */
+	uint32_t m_part; /* which part: LCR_RT_M_* or a group id */
+	int *m_res;	 /* where the requester wants the result */
 } __attribute__((aligned(LCR_CACHE_LINE)));
 
 struct lcr_node {
@@ -198,6 +199,21 @@ static inline uint64_t lcr_rt_now_ns(void)
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
+
+/* metrics.c: which part of an lcore's metrics (else a group id: that group's) */
+#define LCR_RT_M_ALL   0u		/* the lcore with its groups (lcr_node_metrics_json) */
+#define LCR_RT_M_LCORE UINT32_MAX	/* the lcore, its groups only counted */
+#define LCR_RT_M_IDS   (UINT32_MAX - 1) /* its groups' ids: a JSON array */
+/*
+ * Part `part` of lcore `lcore`'s metrics as JSON, rendered by that lcore
+ * while it runs (from any thread; as lcr_node_metrics_json). Bytes written,
+ * -ENOSPC, -ENOENT (no such group on that lcore), -ETIMEDOUT, -LCR_ESTOPPED.
+ */
+int lcr_rt_metrics_part(struct lcr_node *n, uint32_t lcore, uint32_t part, char *buf, size_t len);
+/* The node's metrics as DPDK telemetry commands (/lcraft/node, /lcraft/lcore,
+ * /lcraft/group, /lcraft/groups) while it runs; close waits for one under way. */
+int lcr_rt_telemetry_open(struct lcr_node *n);
+void lcr_rt_telemetry_close(struct lcr_node *n);
 
 /* node.c */
 void *lcr_rt_zalloc(struct lcr_node *n, size_t size);

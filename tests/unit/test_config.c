@@ -830,7 +830,7 @@ static void test_config_repo_files(void **state)
 		{ "local-3", "127.0.0.1", "/var/tmp/lcraft/local-3/node-%u", false, 0, NULL },
 		{ "veth-3", "10.77.0.", "/var/tmp/lcraft/veth-3/node-%u", false, 0, NULL },
 		{ "dpdk-memif-3", "127.0.0.1", "/var/tmp/lcraft/dpdk-memif-3/node-%u", true, 0,
-		  "-l 0 --no-huge -m 256 --no-pci --no-shconf" },
+		  "-l 0 --no-huge -m 256 --no-pci --no-shconf --file-prefix=lcraft-2" },
 		{ "dpdk-veth-3", "10.77.0.", "/var/tmp/lcraft/dpdk-veth-3/node-%u", true, 0,
 		  "-l 0 --no-huge -m 256 --no-pci --no-shconf "
 		  "--vdev=net_af_packet0,iface=lcr2-ns" },
