@@ -52,6 +52,21 @@ static inline void lcr_hist_add(struct lcr_hist *h, uint64_t ns)
 	h->sum_ns += ns;
 }
 
+/* Add the samples of `from` to `h`. */
+static inline void lcr_hist_merge(struct lcr_hist *h, const struct lcr_hist *from)
+{
+	if (from->count == 0)
+		return;
+	for (uint32_t i = 0; i < LCR_HIST_BUCKETS; i++)
+		h->b[i] += from->b[i];
+	if (h->count == 0 || from->min_ns < h->min_ns)
+		h->min_ns = from->min_ns;
+	if (from->max_ns > h->max_ns)
+		h->max_ns = from->max_ns;
+	h->count += from->count;
+	h->sum_ns += from->sum_ns;
+}
+
 /* The p-quantile (0 < p <= 1) in ns, clamped to [min, max]; 0 when empty. */
 static inline uint64_t lcr_hist_pct(const struct lcr_hist *h, double p)
 {

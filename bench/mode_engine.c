@@ -26,6 +26,9 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -559,10 +562,8 @@ static int eng_check(const struct lcr_bench_opts *o, char *why, size_t why_len)
 		snprintf(why, why_len, "engine mode runs 1, 3 or 5 replicas, not %u", o->replicas);
 		return -EINVAL;
 	}
-	if (o->groups > 1) {
-		snprintf(why, why_len,
-			 "engine mode runs one Raft group (--groups 1): the cores share one "
-			 "thread, so more groups would only measure the same cost again");
+	if (o->groups > 64) {
+		snprintf(why, why_len, "engine mode runs 1..64 groups, not %u", o->groups);
 		return -EINVAL;
 	}
 	if (o->clients == 0 || o->batch == 0 || o->clients > (1u << 20) || o->batch > (1u << 16) ||
@@ -593,6 +594,7 @@ static void eng_free(struct eng *e)
 	free(e->ops);
 	free(e->ready);
 	free(e->scratch);
+	memset(e, 0, sizeof(*e)); /* freed twice is freed once */
 }
 
 static int eng_setup(struct eng *e, char *why, size_t why_len)
@@ -730,93 +732,308 @@ static int eng_settle(struct eng *e, char *why, size_t why_len)
 	return 0;
 }
 
+/*
+ * Several groups (--groups G --lcores L): L threads, each pinned to a core of
+ * its own and running the groups g with g % L == its index, each group its
+ * own replicas, rings and clients, as a node's lcores would. The threads set
+ * up and elect apart, start the load together and measure the same window;
+ * their results add up. One group on one lcore is the same loop on the
+ * caller's thread.
+ */
+/* The lcores start their load together, once every one is ready. */
+struct eng_gate {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	uint32_t arrived, expected;
+};
+
+static void eng_gate_wait(struct eng_gate *g)
+{
+	pthread_mutex_lock(&g->mu);
+	g->arrived++;
+	pthread_cond_broadcast(&g->cv);
+	while (g->arrived < g->expected)
+		pthread_cond_wait(&g->cv, &g->mu);
+	pthread_mutex_unlock(&g->mu);
+}
+
+struct eng_lcore {
+	const struct lcr_bench_opts *o; /* this lcore's: rate divided among the groups */
+	struct lcr_bench_opts own;
+	uint32_t index;
+	uint32_t n_engs;
+	struct eng *engs[64];
+	int cpu; /* pinned there; -1: not pinned */
+	struct lcr_bench_result r;
+	struct eng_gate *ready;
+	_Atomic uint64_t ops_published; /* its ops in the window, as of its last second */
+	struct eng_lcore *all;		/* thread 0 reports progress for every lcore */
+	uint32_t n_all;
+	lcr_bench_progress_fn progress;
+	void *ctx;
+	int rc;
+	char why[256];
+	pthread_t thread;
+};
+
+static void eng_lcore_run(struct eng_lcore *l)
+{
+	const struct lcr_bench_opts *o = l->o;
+	struct rusage ru0, ru1;
+	int64_t allocs0 = -1;
+	uint64_t next_timers[64] = { 0 };
+	bool setup_ok = true;
+
+	if (l->cpu >= 0) {
+		cpu_set_t set;
+		CPU_ZERO(&set);
+		CPU_SET(l->cpu, &set);
+		if (pthread_setaffinity_np(pthread_self(), sizeof(set), &set) != 0)
+			l->cpu = -1;
+	}
+	for (uint32_t k = 0; k < l->n_engs && setup_ok; k++) {
+		struct eng *e = l->engs[k];
+		e->o = o;
+		e->r = &l->r;
+		l->rc = eng_setup(e, l->why, sizeof(l->why));
+		if (l->rc < 0) {
+			l->n_engs = k; /* eng_setup freed its own */
+			setup_ok = false;
+			break;
+		}
+		l->rc = eng_elect(e, l->why, sizeof(l->why));
+		if (l->rc < 0) {
+			l->n_engs = k + 1;
+			setup_ok = false;
+		}
+	}
+	/* Every lcore waits for the others, ready or not: none starts alone. */
+	eng_gate_wait(l->ready);
+	for (uint32_t i = 0; i < l->n_all; i++)
+		if (l->all[i].rc < 0)
+			return;
+
+	uint64_t t_warm = eng_clock();
+	uint64_t t_win = t_warm + (uint64_t)(o->warmup * 1e9);
+	uint64_t t_end = t_win + (uint64_t)(o->seconds * 1e9);
+	uint64_t next_progress = t_warm + 1000000000ull;
+	bool in_window = false;
+
+	for (uint32_t k = 0; k < l->n_engs; k++) {
+		struct eng *e = l->engs[k];
+		e->load = true;
+		if (o->rate > 0) {
+			e->period_ns = (uint64_t)(1e9 / o->rate);
+			if (e->period_ns == 0)
+				e->period_ns = 1;
+			e->next_due_ns = t_warm;
+		} else {
+			for (uint32_t c = 0; c < o->clients; c++)
+				e->ready[c] = c;
+			e->ready_len = o->clients;
+		}
+	}
+	uint64_t now = t_warm;
+	for (;;) {
+		for (uint32_t k = 0; k < l->n_engs; k++)
+			eng_iteration(l->engs[k], &next_timers[k]);
+		now = l->engs[l->n_engs - 1]->now_ns;
+		if (!in_window && now >= t_win) {
+			in_window = true;
+			t_win = now;
+			for (uint32_t k = 0; k < l->n_engs; k++)
+				l->engs[k]->in_window = true;
+			getrusage(RUSAGE_THREAD, &ru0);
+			allocs0 = lcr_bench_allocs();
+		}
+		if (now >= t_end && in_window)
+			break;
+		if (now >= next_progress) {
+			next_progress += 1000000000ull;
+			uint64_t ops = 0, errors = 0;
+			for (uint32_t k = 0; k < l->n_engs; k++) {
+				ops += l->engs[k]->ops_done;
+				errors += l->engs[k]->errors;
+			}
+			atomic_store_explicit(&l->ops_published, ops, memory_order_relaxed);
+			if (l->index == 0 && l->progress && !o->quiet) {
+				for (uint32_t i = 1; i < l->n_all; i++)
+					ops += atomic_load_explicit(&l->all[i].ops_published,
+								    memory_order_relaxed);
+				l->progress(l->ctx, (double)((int64_t)now - (int64_t)t_win) / 1e9,
+					    ops, errors);
+			}
+		}
+		if (lcr_bench_interrupted)
+			break;
+	}
+	getrusage(RUSAGE_THREAD, &ru1);
+	int64_t allocs1 = lcr_bench_allocs();
+	struct lcr_bench_result *r = &l->r;
+	r->window_s = (double)(now - t_win) / 1e9;
+	r->user_s = eng_tv_s(ru1.ru_utime) - eng_tv_s(ru0.ru_utime);
+	r->sys_s = eng_tv_s(ru1.ru_stime) - eng_tv_s(ru0.ru_stime);
+	r->allocs = allocs0 < 0 || allocs1 < 0 ? -1 : allocs1 - allocs0;
+	uint64_t changes = 0, full = 0, reused = 0, waits = 0;
+	for (uint32_t k = 0; k < l->n_engs; k++) {
+		struct eng *e = l->engs[k];
+		e->in_window = false;
+		r->ops += e->ops_done;
+		r->entries += e->ops_done * o->batch;
+		r->errors += e->errors + e->leader_changes;
+		r->fsyncs += (int64_t)e->fsyncs;
+		r->entries_flushed += (int64_t)e->entries_flushed;
+		r->datagrams += (int64_t)e->datagrams;
+		changes += e->leader_changes;
+		full += e->dropped_full;
+		reused += e->dropped_reused;
+		waits += e->room_waits;
+	}
+	if (lcr_bench_interrupted) {
+		l->rc = -EINTR;
+		snprintf(l->why, sizeof(l->why), "interrupted");
+		return;
+	}
+	for (uint32_t k = 0; k < l->n_engs; k++) {
+		l->rc = eng_settle(l->engs[k], l->why, sizeof(l->why));
+		if (l->rc < 0)
+			return;
+	}
+	if (changes || full || reused || waits)
+		snprintf(r->note, sizeof(r->note),
+			 "leader changes %llu, messages dropped (queue full %llu, slots reused "
+			 "%llu), proposals held back for ring room %llu",
+			 (unsigned long long)changes, (unsigned long long)full,
+			 (unsigned long long)reused, (unsigned long long)waits);
+}
+
+static void *eng_lcore_main(void *arg)
+{
+	eng_lcore_run(arg);
+	return NULL;
+}
+
+/* The cores this process may run on, in order: cpus[0..n). */
+static uint32_t eng_cpus(int *cpus, uint32_t max)
+{
+	cpu_set_t set;
+	uint32_t n = 0;
+	if (sched_getaffinity(0, sizeof(set), &set) != 0)
+		return 0;
+	for (int c = 0; c < CPU_SETSIZE && n < max; c++)
+		if (CPU_ISSET(c, &set))
+			cpus[n++] = c;
+	return n;
+}
+
 int lcr_bench_engine(const struct lcr_bench_opts *o, struct lcr_bench_result *r,
 		     lcr_bench_progress_fn progress, void *ctx, char *why, size_t why_len)
 {
-	struct eng *e;
-	struct rusage ru0, ru1;
-	int64_t allocs0 = -1;
+	int cpus[CPU_SETSIZE];
+	uint32_t n_cpus = eng_cpus(cpus, CPU_SETSIZE);
 	int rc;
 
 	memset(r, 0, sizeof(*r));
 	rc = eng_check(o, why, why_len);
 	if (rc < 0)
 		return rc;
-	e = calloc(1, sizeof(*e));
-	if (!e) {
+	uint32_t L = o->lcores;
+	if (L > o->groups) {
+		snprintf(why, why_len,
+			 "engine mode: --lcores %u with --groups %u leaves lcores without a group",
+			 L, o->groups);
+		return -EINVAL;
+	}
+	if (L > 1 && L > n_cpus) {
+		snprintf(why, why_len,
+			 "engine mode runs each lcore as a busy thread on a core of its own: "
+			 "--lcores "
+			 "%u needs %u cores, and this process may use %u",
+			 L, L, n_cpus);
+		return -EINVAL;
+	}
+	struct eng_lcore *ls = calloc(L, sizeof(*ls));
+	struct eng *engs = calloc(o->groups, sizeof(*engs));
+	struct eng_gate ready = { .mu = PTHREAD_MUTEX_INITIALIZER,
+				  .cv = PTHREAD_COND_INITIALIZER,
+				  .expected = L };
+	if (!ls || !engs) {
+		free(ls);
+		free(engs);
 		snprintf(why, why_len, "engine mode: out of memory");
 		return -ENOMEM;
 	}
-	e->o = o;
-	e->r = r;
-	rc = eng_setup(e, why, why_len);
-	if (rc < 0) {
-		free(e);
-		return rc;
+	for (uint32_t i = 0; i < L; i++) {
+		struct eng_lcore *l = &ls[i];
+		l->own = *o;
+		l->own.rate = o->rate / o->groups; /* --rate is over all groups */
+		l->o = &l->own;
+		l->index = i;
+		l->cpu = L > 1 ? cpus[i] : -1;
+		l->ready = &ready;
+		l->all = ls;
+		l->n_all = L;
+		l->progress = progress;
+		l->ctx = ctx;
+		for (uint32_t g = i; g < o->groups; g += L)
+			l->engs[l->n_engs++] = &engs[g];
 	}
-	rc = eng_elect(e, why, why_len);
-	if (rc < 0)
-		goto out;
-
-	uint64_t t_warm = e->now_ns;
-	uint64_t t_win = t_warm + (uint64_t)(o->warmup * 1e9);
-	uint64_t t_end = t_win + (uint64_t)(o->seconds * 1e9);
-	uint64_t next_timers = 0, next_progress = t_warm + 1000000000ull;
-
-	e->load = true;
-	if (o->rate > 0) {
-		e->period_ns = (uint64_t)(1e9 / o->rate);
-		if (e->period_ns == 0)
-			e->period_ns = 1;
-		e->next_due_ns = t_warm;
-	} else {
-		for (uint32_t c = 0; c < o->clients; c++)
-			e->ready[c] = c;
-		e->ready_len = o->clients;
-	}
-	for (;;) {
-		eng_iteration(e, &next_timers);
-		if (!e->in_window && e->now_ns >= t_win) {
-			e->in_window = true;
-			t_win = e->now_ns;
-			getrusage(RUSAGE_THREAD, &ru0);
-			allocs0 = lcr_bench_allocs();
+	/* Lcore 0 on this thread (pinned for the run, then as it was). */
+	cpu_set_t was;
+	bool pinned = L > 1 && sched_getaffinity(0, sizeof(was), &was) == 0;
+	uint32_t started = 1;
+	while (started < L &&
+	       pthread_create(&ls[started].thread, NULL, eng_lcore_main, &ls[started]) == 0)
+		started++;
+	if (started < L) {
+		/* The lcores started wait for none that is not: they see the
+		 * failure and stop. */
+		pthread_mutex_lock(&ready.mu);
+		for (uint32_t i = started; i < L; i++) {
+			ls[i].rc = -EAGAIN;
+			snprintf(ls[i].why, sizeof(ls[i].why),
+				 "engine mode: cannot start lcore %u's thread", i);
 		}
-		if (e->now_ns >= t_end && e->in_window)
-			break;
-		if (e->now_ns >= next_progress) {
-			next_progress += 1000000000ull;
-			if (progress && !o->quiet)
-				progress(ctx, (double)((int64_t)e->now_ns - (int64_t)t_win) / 1e9,
-					 e->ops_done, e->errors);
-		}
+		ready.expected = started;
+		pthread_cond_broadcast(&ready.cv);
+		pthread_mutex_unlock(&ready.mu);
 	}
-	getrusage(RUSAGE_THREAD, &ru1);
-	int64_t allocs1 = lcr_bench_allocs();
-	e->in_window = false;
-	r->window_s = (double)(e->now_ns - t_win) / 1e9;
-	r->ops = e->ops_done;
-	r->entries = e->ops_done * o->batch;
-	r->errors = e->errors + e->leader_changes;
-	r->user_s = eng_tv_s(ru1.ru_utime) - eng_tv_s(ru0.ru_utime);
-	r->sys_s = eng_tv_s(ru1.ru_stime) - eng_tv_s(ru0.ru_stime);
-	r->fsyncs = (int64_t)e->fsyncs;
-	r->entries_flushed = (int64_t)e->entries_flushed;
-	r->datagrams = (int64_t)e->datagrams;
+	eng_lcore_run(&ls[0]);
+	for (uint32_t i = 1; i < started; i++)
+		pthread_join(ls[i].thread, NULL);
+	if (pinned)
+		sched_setaffinity(0, sizeof(was), &was);
+
+	rc = 0;
+	for (uint32_t i = 0; i < L; i++) {
+		struct eng_lcore *l = &ls[i];
+		if (l->rc < 0 && rc == 0) {
+			rc = l->rc;
+			snprintf(why, why_len, "%s", l->why);
+		}
+		struct lcr_bench_result *x = &l->r;
+		if (i == 0) {
+			*r = *x;
+			continue;
+		}
+		r->window_s = r->window_s > x->window_s ? r->window_s : x->window_s;
+		r->ops += x->ops;
+		r->entries += x->entries;
+		r->errors += x->errors;
+		lcr_hist_merge(&r->lat, &x->lat);
+		r->user_s += x->user_s;
+		r->sys_s += x->sys_s;
+		r->fsyncs += x->fsyncs;
+		r->entries_flushed += x->entries_flushed;
+		r->datagrams += x->datagrams;
+		if (!r->note[0])
+			memcpy(r->note, x->note, sizeof(r->note));
+	}
 	r->retransmits = 0;
-	r->allocs = allocs0 < 0 || allocs1 < 0 ? -1 : allocs1 - allocs0;
-
-	rc = eng_settle(e, why, why_len);
-	if (rc < 0)
-		goto out;
-	if (e->leader_changes || e->dropped_full || e->dropped_reused || e->room_waits)
-		snprintf(r->note, sizeof(r->note),
-			 "leader changes %llu, messages dropped (queue full %llu, slots reused "
-			 "%llu), proposals held back for ring room %llu",
-			 (unsigned long long)e->leader_changes, (unsigned long long)e->dropped_full,
-			 (unsigned long long)e->dropped_reused, (unsigned long long)e->room_waits);
-out:
-	eng_free(e);
-	free(e);
+	/* Allocations are the process's: lcore 0's window saw every lcore's. */
+	for (uint32_t g = 0; g < o->groups; g++)
+		eng_free(&engs[g]);
+	free(engs);
+	free(ls);
 	return rc;
 }
