@@ -143,9 +143,13 @@ struct lcr_core {
 	uint32_t announced_leader;
 	struct lcr_vote announced_vote;
 	bool stopped;
+	/* A voter refused us for a greater log: our next election waits
+	 * smaller_log_timeout more, unless our log has reached that one since
+	 * (greater_log). */
 	bool seen_greater_log;
 	bool started;
 
+	struct lcr_log_id greater_log; /* the greatest log a refusal showed us */
 	struct lcr_candidate candidate;
 	struct lcr_candidate pre_candidate;
 	struct lcr_leader leader;

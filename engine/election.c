@@ -252,13 +252,27 @@ void lcr_candidate_progress(struct lcr_core *c)
 		establish(c);
 }
 
+/*
+ * The wait added for a greater log seen: openraft's smaller_log_timeout, so
+ * that the voter holding that log times out first and wins. Once our own log
+ * has reached it (we caught up from a leader since), there is no better
+ * candidate to make room for, and waiting longer only delays the next
+ * failover (openraft keeps the flag until the timer fires, which it never
+ * does under a live leader: a failover a while later then took 1.1 s). Only
+ * when an election starts: safety does not depend on it.
+ */
+static uint64_t greater_log_wait(const struct lcr_core *c)
+{
+	if (!c->seen_greater_log || lcr_log_id_cmp(c->log.last, c->greater_log) >= 0)
+		return 0;
+	return c->smaller_log_timeout_ns;
+}
+
 uint64_t lcr_election_deadline(const struct lcr_core *c)
 {
 	if (!c->cfg.enable_elect || !lcr_membership_is_voter(&c->membership, c->id))
 		return UINT64_MAX;
-	uint64_t timeout = c->election_timeout_ns;
-	if (c->seen_greater_log)
-		timeout += c->smaller_log_timeout_ns;
+	uint64_t timeout = c->election_timeout_ns + greater_log_wait(c);
 	uint64_t lease = LCR_BUG(c, LCR_BUG_LEASE_IGNORED) ? 0 : c->vote_lease_ns;
 	uint64_t t = c->vote_utime_ns + lease + timeout + 1;
 	if (c->cfg.enable_pre_vote && c->pre_candidate.active &&
@@ -276,9 +290,7 @@ void lcr_election_tick(struct lcr_core *c)
 			lcr_elect(c, NULL);
 		return;
 	}
-	uint64_t timeout = c->election_timeout_ns;
-	if (c->seen_greater_log)
-		timeout += c->smaller_log_timeout_ns;
+	uint64_t timeout = c->election_timeout_ns + greater_log_wait(c);
 	bool expired = LCR_BUG(c, LCR_BUG_LEASE_IGNORED) ? c->now_ns > c->vote_utime_ns + timeout
 							 : lcr_vote_lease_expired(c, timeout);
 	if (!expired)
@@ -387,8 +399,11 @@ void lcr_on_vote_resp(struct lcr_core *c, const struct lcr_msg *m)
 			establish(c);
 		return;
 	}
-	if (lcr_log_id_cmp(r->last_log_id, c->log.last) > 0)
+	if (lcr_log_id_cmp(r->last_log_id, c->log.last) > 0) {
+		if (!c->seen_greater_log || lcr_log_id_cmp(r->last_log_id, c->greater_log) > 0)
+			c->greater_log = r->last_log_id;
 		c->seen_greater_log = true;
+	}
 	/*
 	 * Adopt a higher vote, but never in committed form: a node whose state
 	 * went back must not make itself leader from an echo of its own old vote

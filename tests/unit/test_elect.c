@@ -346,6 +346,51 @@ static void test_pre_vote_grant_needs_lease_expired(void **state)
 	assert_int_equal(th_status(&cl, 2).vote.lid.term, 1);
 }
 
+/*
+ * A node refused for a shorter log waits smaller_log_timeout longer before
+ * its next election, to let the voter with the greater log win. Once it has
+ * caught up, the wait is over: here node 3 was refused, caught up, and then
+ * holds the longest log when the leader goes silent; node 2, behind, cannot
+ * win. Node 3 must campaign after its plain election timeout (it did only
+ * after another 600 ms, while the penalty lasted until its timer fired).
+ */
+static void test_greater_log_wait_ends_when_caught_up(void **state)
+{
+	(void)state;
+	th_elect(&cl, 1);
+	cut(3, true);
+	th_propose(&cl, 1, 3, 0xaa);
+	th_run(&cl, 10000);
+	cut(3, false);
+	/* Node 3 runs with its shorter log: refused, it learns of a greater one. */
+	struct lcr_event ev = { .type = LCR_EV_TRIGGER_ELECT };
+	th_step(&cl, th_node(&cl, 3), &ev);
+	th_run(&cl, 10000);
+	th_advance(&cl, 2000 * MS); /* a leader again, node 3 caught up */
+	uint32_t lead = th_status(&cl, 1).leader;
+	assert_true(lead == 1 || lead == 2);
+	assert_int_equal(th_status(&cl, 3).leader, lead);
+	assert_int_equal(th_status(&cl, 3).last.index, th_status(&cl, lead).last.index);
+	/* Node 3 gets entries node 2 does not: its log is the longest. */
+	uint32_t other = lead == 1 ? 2 : 1;
+	cut(other, true);
+	th_propose(&cl, lead, 2, 0xbb);
+	th_run(&cl, 10000);
+	assert_true(th_status(&cl, 3).last.index > th_status(&cl, other).last.index);
+	/* The leader goes silent. */
+	cut(other, false);
+	cut(lead, true);
+	uint64_t t0 = cl.now;
+	while (th_status(&cl, 3).role != LCR_ROLE_LEADER && cl.now - t0 < 3000 * MS)
+		th_advance(&cl, 1 * MS);
+	assert_int_equal(th_status(&cl, 3).role, LCR_ROLE_LEADER);
+	/* Lease (election_timeout_max) + a timeout of at most the max, + a margin. */
+	struct lcr_core_config cfg;
+	th_config(&cfg, 3, 3);
+	uint64_t bound = (2 * cfg.election_timeout_max_ms + 100) * MS;
+	assert_true(cl.now - t0 <= bound);
+}
+
 static void test_triggered_elect_respects_own_lease(void **state)
 {
 	(void)state;
@@ -382,6 +427,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_without_pre_vote_isolated_term_grows, setup3,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_pre_vote_grant_needs_lease_expired, setup3,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_greater_log_wait_ends_when_caught_up, setup3,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_triggered_elect_respects_own_lease, setup3,
 						teardown),
