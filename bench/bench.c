@@ -8,7 +8,7 @@
  *                [--rate OPS_PER_S] [--size 64] [--batch 1] [--seconds 10]
  *                [--warmup 1] [--durability fsync|none] [--dir /var/tmp]
  *                [--out FILE.jsonl] [--busy-poll] [--spin-us 50] [--port-base P]
- *                [--no-floor] [--quiet]
+ *                [--eal ARGS] [--no-floor] [--quiet]
  *
  * One run per --clients value (a sweep). Progress goes to stderr once a
  * second; at the end stdout gets a table and one JSON line per run, which
@@ -17,7 +17,9 @@
  * data directory's filesystem (4 KiB O_DIRECT writes + fdatasync into a
  * preallocated, pre-written file) and the UDP round trip on loopback, with
  * the receivers sleeping (or polling, with --busy-poll) as the socket
- * transport does. Exit status: 0 every run ok; 1 a run failed; 2 usage; 130
+ * transport does. The DPDK modes measure, in each run, the bare round trip
+ * and packet rate between replicas 1 and 2 through the DPDK backend their
+ * nodes then use (mode_dpdk.c). Exit status: 0 every run ok; 1 a run failed; 2 usage; 130
  * interrupted (SIGINT, SIGTERM: the run stops, its replicas and files go).
  */
 #define _GNU_SOURCE
@@ -47,6 +49,9 @@
 #define FLOOR_WRITES  500
 #define FLOOR_RTTS    2000
 #define FLOOR_FILE_MB 16
+/* Every DPDK replica's EAL arguments before its ports: no hugepages, no PCI
+ * devices, no shared config (several DPDK processes on one host), EAL quiet. */
+#define DEFAULT_EAL "-l 0 --no-huge -m 256 --no-pci --no-shconf --log-level=3"
 
 static uint64_t now_ns(void)
 {
@@ -351,7 +356,55 @@ static int floor_udp(bool busy, unsigned gap_us, double *p50, double *p99, char 
 	return rc;
 }
 
+/* ---- the memif sockets' directory ------------------------------------------------------ */
+
+static char memif_dir[64];
+
+static void memif_dir_remove(void)
+{
+	if (memif_dir[0])
+		rmdir(memif_dir);
+}
+
+/*
+ * One per invocation, not per run: it names the memif sockets in replica 1's
+ * EAL arguments, and EAL comes up once in this process, for every run of the
+ * sweep. Unique, so that concurrent invocations (and lcraft-node clusters)
+ * never share a socket: DPDK 22.11 makes them in the abstract namespace,
+ * named after this path, so the directory stays empty.
+ */
+static int memif_dir_make(struct lcr_bench_opts *o)
+{
+	snprintf(memif_dir, sizeof(memif_dir), "/tmp/lcraft-bench-memif-XXXXXX");
+	if (!mkdtemp(memif_dir)) {
+		fprintf(stderr, "lcraft-bench: cannot make %s: %s\n", memif_dir, strerror(errno));
+		memif_dir[0] = 0;
+		return -errno;
+	}
+	atexit(memif_dir_remove);
+	o->memif_dir = memif_dir;
+	return 0;
+}
+
 /* ---- options -------------------------------------------------------------------------- */
+
+/* JSON "transport": what carries the Raft datagrams. */
+static const char *transport_name(enum lcr_bench_mode m)
+{
+	switch (m) {
+	case LCR_BENCH_ENGINE:
+		return "memory";
+	case LCR_BENCH_SOCKET:
+		return "udp-socket";
+	case LCR_BENCH_DPDK_MEMIF:
+		return "udp-dpdk-memif";
+	case LCR_BENCH_DPDK_AFXDP:
+		return "udp-dpdk-afxdp";
+	case LCR_BENCH_DPDK_AFPACKET:
+		return "udp-dpdk-afpacket";
+	}
+	return "?";
+}
 
 static const char *mode_name(enum lcr_bench_mode m)
 {
@@ -385,13 +438,18 @@ static void usage(FILE *f)
 		"                    [--batch 1] [--seconds 10] [--warmup 1]\n"
 		"                    [--durability fsync|none] [--dir /var/tmp] [--out "
 		"FILE.jsonl]\n"
-		"                    [--busy-poll] [--spin-us 50] [--port-base P] [--no-floor]\n"
-		"                    [--quiet]\n"
+		"                    [--busy-poll] [--spin-us 50] [--port-base P] [--eal ARGS]\n"
+		"                    [--no-floor] [--quiet]\n"
 		"\n"
 		"  --mode        socket (default): replicas as processes on loopback, kernel UDP,\n"
 		"                durable io_uring logs; engine: the Raft cores alone on one\n"
-		"                thread, in-memory messages and log; dpdk-*: the DPDK transport\n"
-		"                (not built yet: a later issue)\n"
+		"                thread, in-memory messages and log; dpdk-memif: socket mode\n"
+		"                with the datagrams on DPDK memif ports (a build with DPDK;\n"
+		"                each run first measures the bare memif round trip between\n"
+		"                replicas 1 and 2). dpdk-afxdp and dpdk-afpacket are not built\n"
+		"                into lcraft-bench: lcraft-node runs on af_packet\n"
+		"                (config/dpdk-veth-3.ini, on config/netns.sh's veths), but the\n"
+		"                bench does not make veths or a bridge\n"
 		"  --replicas    replicas per group (default 3)\n"
 		"  --groups      Raft groups, each with its own clients (default 1)\n"
 		"  --lcores      lcores per replica; group g runs on lcore g %% lcores (default "
@@ -413,9 +471,12 @@ static void usage(FILE *f)
 		"                (default 50; 0 sleeps at once)\n"
 		"  --io-spin-us  socket: ... and this long while their disk writes are in\n"
 		"                flight (default 500)\n"
-		"  --no-floor    skip measuring the append and UDP floors\n"
+		"  --eal         dpdk: EAL arguments of every replica, without ports (default\n"
+		"                \"%s\"); the memif ports are added\n"
+		"  --no-floor    skip measuring the floors (append, UDP, bare DPDK)\n"
 		"  --quiet       no progress lines\n"
-		"Exit status: 0 every run ok, 1 a run failed, 2 usage, 130 interrupted.\n");
+		"Exit status: 0 every run ok, 1 a run failed, 2 usage, 130 interrupted.\n",
+		DEFAULT_EAL);
 }
 
 static int parse_uint(const char *s, const char *name, uint64_t lo, uint64_t hi, uint64_t *out)
@@ -476,6 +537,15 @@ struct run {
 static double per_s(const struct run *u, double v)
 {
 	return u->r.window_s > 0 ? v / u->r.window_s : 0;
+}
+
+/* Entries each datagram of the leader carried to a follower, on average
+ * (heartbeats and votes count as datagrams too); 0 where unknown. */
+static double entries_per_dgram(const struct run *u)
+{
+	if (!lcr_bench_mode_processes(u->o.mode) || u->r.leader_tx <= 0 || u->o.replicas < 2)
+		return 0;
+	return (double)u->r.entries * (u->o.replicas - 1) / (double)u->r.leader_tx;
 }
 
 /* A JSON string, escaped. */
@@ -556,13 +626,12 @@ static void json_line(FILE *f, const struct run *u, const struct floors *fl, con
 		"%.4f,\"ops\":%llu,"
 		"\"committed\":%llu,"
 		"\"ops_per_s\":%.1f,\"entries_per_s\":%.1f,\"mb_per_s\":%.3f",
-		mode_name(o->mode), o->mode == LCR_BENCH_ENGINE ? "memory" : "udp-socket",
-		o->replicas, o->replicas, o->groups, o->lcores,
-		o->mode == LCR_BENCH_ENGINE ? "one-thread" : "processes",
+		mode_name(o->mode), transport_name(o->mode), o->replicas, o->replicas, o->groups,
+		o->lcores, o->mode == LCR_BENCH_ENGINE ? "one-thread" : "processes",
 		o->mode == LCR_BENCH_ENGINE ? "memory" : fs, durability_name(o), o->clients,
 		o->rate, o->size, o->batch, o->seconds, o->warmup,
-		o->mode == LCR_BENCH_SOCKET && !o->busy_poll ? o->spin_us : 0,
-		o->mode == LCR_BENCH_SOCKET && !o->busy_poll ? o->io_spin_us : 0, r->window_s,
+		lcr_bench_mode_processes(o->mode) && !o->busy_poll ? o->spin_us : 0,
+		lcr_bench_mode_processes(o->mode) && !o->busy_poll ? o->io_spin_us : 0, r->window_s,
 		(unsigned long long)r->ops, (unsigned long long)r->entries,
 		per_s(u, (double)r->ops), per_s(u, (double)r->entries),
 		per_s(u, (double)r->entries * o->size) / 1e6);
@@ -591,6 +660,20 @@ static void json_line(FILE *f, const struct run *u, const struct floors *fl, con
 	jnum(f, "retransmits", r->retransmits >= 0, (double)r->retransmits, "%.0f");
 	jnum(f, "allocs_per_entry", r->allocs >= 0 && r->entries > 0,
 	     r->entries ? (double)r->allocs / (double)r->entries : 0, "%.4f");
+	jnum(f, "entries_per_datagram", entries_per_dgram(u) > 0, entries_per_dgram(u), "%.2f");
+	/* The DPDK modes' bare floor, this run's own, and the ratios to it. */
+	const struct lcr_bench_dpdk_floor *d = &r->dpdk;
+	double p50 = pct_us(h, 0.5);
+	jnum(f, "floor_dpdk_rtt_p50_us", d->measured, d->rtt_p50_us, "%.2f");
+	jnum(f, "floor_dpdk_rtt_p99_us", d->measured, d->rtt_p99_us, "%.2f");
+	jnum(f, "floor_dpdk_rtt_nap_p50_us", d->measured && d->nap, d->rtt_nap_p50_us, "%.2f");
+	jnum(f, "floor_dpdk_rtt_nap_p99_us", d->measured && d->nap, d->rtt_nap_p99_us, "%.2f");
+	jnum(f, "floor_dpdk_pps", d->measured, d->pps, "%.0f");
+	jnum(f, "ratio_p50_to_dpdk_rtt", d->measured && d->rtt_p50_us > 0 && h->count,
+	     d->rtt_p50_us > 0 ? p50 / d->rtt_p50_us : 0, "%.2f");
+	jnum(f, "ratio_p50_to_append",
+	     fl->measured && o->fsync && fl->append_p50_us > 0 && h->count,
+	     fl->append_p50_us > 0 ? p50 / fl->append_p50_us : 0, "%.3f");
 	if (fl->measured)
 		fprintf(f,
 			",\"floor\":{\"append_us\":{\"p50\":%.1f,\"p99\":%.1f,\"how\":\"%s\"},"
@@ -626,16 +709,48 @@ static void json_line(FILE *f, const struct run *u, const struct floors *fl, con
 	fputs("}\n", f);
 }
 
+/* The DPDK modes: each run's bare floor beside its figures. */
+static void table_dpdk(const struct run *runs, size_t n, const struct floors *fl)
+{
+	bool any = false;
+	for (size_t i = 0; i < n; i++)
+		any |= runs[i].rc == 0 && runs[i].r.dpdk.measured;
+	if (!any)
+		return;
+	printf("\nbare DPDK memif between replicas 1 and 2, no Raft, measured in each run before "
+	       "its nodes opened\n(64-byte datagrams; rtt: both polling; nap: replica 2 napping "
+	       "as an idle lcore, 1 ms apart)\n");
+	printf("%-5s %7s %9s %9s %9s %9s %9s %9s %9s %8s %10s\n", "dur", "clients", "rtt p50",
+	       "rtt p99", "nap p50", "Mdgram/s", "p50 us", "p50/rtt", "p50/app", "ent/dg",
+	       "dgrams/s");
+	for (size_t i = 0; i < n; i++) {
+		const struct run *u = &runs[i];
+		const struct lcr_bench_dpdk_floor *d = &u->r.dpdk;
+		if (u->rc < 0 || !d->measured)
+			continue;
+		double p50 = pct_us(&u->r.lat, 0.5);
+		char nap[16] = "-", app[16] = "-";
+		if (d->nap)
+			snprintf(nap, sizeof(nap), "%.1f", d->rtt_nap_p50_us);
+		if (fl->measured && u->o.fsync && fl->append_p50_us > 0)
+			snprintf(app, sizeof(app), "%.2f", p50 / fl->append_p50_us);
+		printf("%-5s %7u %9.2f %9.2f %9s %9.2f %9.1f %9.1f %9s %8.2f %10.0f\n",
+		       durability_name(&u->o), u->o.clients, d->rtt_p50_us, d->rtt_p99_us, nap,
+		       d->pps / 1e6, p50, d->rtt_p50_us > 0 ? p50 / d->rtt_p50_us : 0, app,
+		       entries_per_dgram(u), per_s(u, (double)u->r.datagrams));
+	}
+}
+
 static void table(const struct run *runs, size_t n, const struct floors *fl)
 {
-	printf("\n%-7s %3s %5s %7s %5s %5s %12s %12s %8s %9s %9s %9s %6s %8s %7s\n", "mode", "rep",
+	printf("\n%-10s %3s %5s %7s %5s %5s %12s %12s %8s %9s %9s %9s %6s %8s %7s\n", "mode", "rep",
 	       "dur", "clients", "size", "batch", "ops/s", "entries/s", "MB/s", "p50 us", "p99 us",
 	       "p99.9 us", "cores", "fsync/s", "ent/fs");
 	for (size_t i = 0; i < n; i++) {
 		const struct run *u = &runs[i];
 		const struct lcr_bench_result *r = &u->r;
 		if (u->rc < 0) {
-			printf("%-7s %3u %5s %7u  failed: %s\n", mode_name(u->o.mode),
+			printf("%-10s %3u %5s %7u  failed: %s\n", mode_name(u->o.mode),
 			       u->o.replicas, durability_name(&u->o), u->o.clients, u->why);
 			continue;
 		}
@@ -646,7 +761,7 @@ static void table(const struct run *runs, size_t n, const struct floors *fl)
 				snprintf(ef, sizeof(ef), "%.1f",
 					 (double)r->entries_flushed / (double)r->fsyncs);
 		}
-		printf("%-7s %3u %5s %7u %5u %5u %12.0f %12.0f %8.2f %9.1f %9.1f %9.1f %6.2f %8s "
+		printf("%-10s %3u %5s %7u %5u %5u %12.0f %12.0f %8.2f %9.1f %9.1f %9.1f %6.2f %8s "
 		       "%7s\n",
 		       mode_name(u->o.mode), u->o.replicas, durability_name(&u->o), u->o.clients,
 		       u->o.size, u->o.batch, per_s(u, (double)r->ops),
@@ -666,7 +781,7 @@ static void table(const struct run *runs, size_t n, const struct floors *fl)
 		       fl->rtt_p99_us, fl->rtt_warm_p50_us);
 		for (size_t i = 0; i < n; i++) {
 			const struct run *u = &runs[i];
-			if (u->rc < 0 || u->o.mode == LCR_BENCH_ENGINE || !u->o.fsync)
+			if (u->rc < 0 || u->o.mode != LCR_BENCH_SOCKET || !u->o.fsync)
 				continue;
 			double lone = fl->append_p50_us + fl->rtt_p50_us;
 			double shared = fl->shared_p50_us + fl->rtt_p50_us;
@@ -701,6 +816,7 @@ int main(int argc, char **argv)
 		{ "spin-us", required_argument, NULL, 'p' },
 		{ "io-spin-us", required_argument, NULL, 'i' },
 		{ "port-base", required_argument, NULL, 'P' },
+		{ "eal", required_argument, NULL, 'E' },
 		{ "no-floor", no_argument, NULL, 'F' },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "help", no_argument, NULL, 'h' },
@@ -719,6 +835,8 @@ int main(int argc, char **argv)
 		.dir = "/var/tmp",
 		.spin_us = 50,
 		.io_spin_us = 500,
+		.eal = DEFAULT_EAL,
+		.floor = true,
 		.argv0 = argv[0],
 	};
 	uint32_t sweep[SWEEP_MAX] = { 1, 16, 256, 4096 };
@@ -728,6 +846,9 @@ int main(int argc, char **argv)
 	uint64_t v;
 	int opt;
 
+	/* Replicas 2..R of a run: this program again (mode_socket.c). */
+	if (argc > 1 && !strcmp(argv[1], "--replica"))
+		return lcr_bench_replica_main(argc - 2, argv + 2);
 	while ((opt = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
 		switch (opt) {
 		case 'm':
@@ -849,8 +970,12 @@ int main(int argc, char **argv)
 				return 2;
 			o.port_base = (uint16_t)v;
 			break;
+		case 'E':
+			o.eal = optarg;
+			break;
 		case 'F':
 			no_floor = true;
+			o.floor = false;
 			break;
 		case 'q':
 			o.quiet = true;
@@ -868,14 +993,28 @@ int main(int argc, char **argv)
 		usage(stderr);
 		return 2;
 	}
-	if (o.mode >= LCR_BENCH_DPDK_MEMIF) {
+	if (o.mode >= LCR_BENCH_DPDK_MEMIF && !lcr_bench_dpdk_built()) {
 		fprintf(stderr,
-			"lcraft-bench: --mode %s: the DPDK transport is not built yet (it comes "
-			"with its own issue); use --mode socket or --mode engine\n",
+			"lcraft-bench: --mode %s: this build has no DPDK (meson found no libdpdk, "
+			"or was given -Ddpdk=disabled: install libdpdk-dev and run meson setup "
+			"again)\n",
 			mode_name(o.mode));
 		return 2;
 	}
-	if (o.mode == LCR_BENCH_SOCKET && o.busy_poll && o.replicas * o.lcores > 2) {
+	if (o.mode == LCR_BENCH_DPDK_AFXDP || o.mode == LCR_BENCH_DPDK_AFPACKET) {
+		fprintf(stderr,
+			"lcraft-bench: --mode %s: not built yet: lcraft-bench makes no veths or "
+			"bridge for it (lcraft-node runs on af_packet with config/netns.sh's "
+			"veths: config/dpdk-veth-3.ini); use --mode dpdk-memif\n",
+			mode_name(o.mode));
+		return 2;
+	}
+	if (o.mode == LCR_BENCH_DPDK_MEMIF && o.replicas < 3) {
+		fprintf(stderr, "lcraft-bench: --mode dpdk-memif --replicas 1: memif ports join "
+				"replicas, and one replica has none to join: 3 or 5\n");
+		return 2;
+	}
+	if (lcr_bench_mode_processes(o.mode) && o.busy_poll && o.replicas * o.lcores > 2) {
 		long cores = sysconf(_SC_NPROCESSORS_ONLN);
 		if ((long)(o.replicas * o.lcores) > cores)
 			fprintf(stderr,
@@ -885,7 +1024,9 @@ int main(int argc, char **argv)
 	}
 	if (o.port_base == 0)
 		o.port_base = (uint16_t)(21000 + (getpid() % 400) * 100);
-	if (!o.fsync && o.mode == LCR_BENCH_SOCKET)
+	if (o.mode == LCR_BENCH_DPDK_MEMIF && memif_dir_make(&o) < 0)
+		return 1;
+	if (!o.fsync && lcr_bench_mode_processes(o.mode))
 		fprintf(stderr, "lcraft-bench: durability none: acknowledged entries are NOT on "
 				"stable storage in these runs\n");
 	if (lcr_bench_allocs_install() < 0)
@@ -895,7 +1036,7 @@ int main(int argc, char **argv)
 	struct floors fl = { 0 };
 	char why[512], fsbuf[32];
 	const char *fs = fs_name(o.dir, fsbuf, sizeof(fsbuf));
-	if (!no_floor && o.mode == LCR_BENCH_SOCKET) {
+	if (!no_floor && lcr_bench_mode_processes(o.mode)) {
 		fl.shared_writers = o.replicas;
 		if (floor_append(o.dir, 1, &fl.append_p50_us, &fl.append_p99_us, &fl.append_how,
 				 why, sizeof(why)) < 0 ||
@@ -958,6 +1099,7 @@ int main(int argc, char **argv)
 		}
 	}
 	table(runs, done, &fl);
+	table_dpdk(runs, done, &fl);
 	printf("\n");
 	for (size_t i = 0; i < done; i++)
 		json_line(stdout, &runs[i], &fl, fs);

@@ -2,8 +2,8 @@
 /*
  * lcraft-bench: what its modes share. bench/bench.c parses the options,
  * measures the floors, prints progress, the table and the JSON lines; each
- * mode (bench/mode_engine.c, bench/mode_socket.c) runs one configuration
- * and fills a struct lcr_bench_result.
+ * mode (bench/mode_engine.c, bench/mode_socket.c, bench/mode_dpdk.c) runs one
+ * configuration and fills a struct lcr_bench_result.
  */
 #ifndef LCR_BENCH_H
 #define LCR_BENCH_H
@@ -11,37 +11,47 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "hist.h"
 
 enum lcr_bench_mode {
-	LCR_BENCH_ENGINE = 1, /* the cores alone: one thread, in-memory network and log */
-	LCR_BENCH_SOCKET,     /* replicas as processes on loopback, kernel UDP, io_uring log */
-	LCR_BENCH_DPDK_MEMIF, /* the DPDK transport (a later issue): flags reserved */
-	LCR_BENCH_DPDK_AFXDP,
-	LCR_BENCH_DPDK_AFPACKET,
+	LCR_BENCH_ENGINE = 1,	 /* the cores alone: one thread, in-memory network and log */
+	LCR_BENCH_SOCKET,	 /* replicas as processes on loopback, kernel UDP, io_uring log */
+	LCR_BENCH_DPDK_MEMIF,	 /* the same with the datagrams on DPDK memif ports (mode_dpdk.c) */
+	LCR_BENCH_DPDK_AFXDP,	 /* reserved: not built (needs veths or a NIC with XDP) */
+	LCR_BENCH_DPDK_AFPACKET, /* reserved: not built */
 };
+
+/* The modes whose replicas are processes (mode_socket.c runs them). */
+static inline bool lcr_bench_mode_processes(enum lcr_bench_mode m)
+{
+	return m == LCR_BENCH_SOCKET || m == LCR_BENCH_DPDK_MEMIF;
+}
 
 /* One configuration: a run of lcraft-bench sweeps clients over several. */
 struct lcr_bench_opts {
 	enum lcr_bench_mode mode;
-	uint32_t replicas;   /* 1, 3 or 5 */
-	uint32_t groups;     /* Raft groups, each with its own clients */
-	uint32_t lcores;     /* per replica; group g runs on lcore g % lcores */
-	uint32_t clients;    /* closed loop: operations in flight (per group) */
-	double rate;	     /* open loop: operations/s (all groups); 0: closed loop */
-	uint32_t size;	     /* payload bytes per entry */
-	uint32_t batch;	     /* entries per operation (one proposal of `batch` entries) */
-	double seconds;	     /* measured window */
-	double warmup;	     /* before it, not measured */
-	bool fsync;	     /* durability fsync (true) or none */
-	const char *dir;     /* socket: a fresh directory is made under it */
-	uint16_t port_base;  /* socket: replica i, lcore l listens on base + 10 * i + l */
-	bool busy_poll;	     /* socket: lcores poll instead of sleeping when idle */
-	uint32_t spin_us;    /* socket: lcores poll this long after work before sleeping */
-	uint32_t io_spin_us; /* socket: ... and this long while their disk writes are in flight */
-	bool quiet;	     /* no progress lines */
-	const char *argv0;   /* the program, for messages */
+	uint32_t replicas;     /* 1, 3 or 5 */
+	uint32_t groups;       /* Raft groups, each with its own clients */
+	uint32_t lcores;       /* per replica; group g runs on lcore g % lcores */
+	uint32_t clients;      /* closed loop: operations in flight (per group) */
+	double rate;	       /* open loop: operations/s (all groups); 0: closed loop */
+	uint32_t size;	       /* payload bytes per entry */
+	uint32_t batch;	       /* entries per operation (one proposal of `batch` entries) */
+	double seconds;	       /* measured window */
+	double warmup;	       /* before it, not measured */
+	bool fsync;	       /* durability fsync (true) or none */
+	const char *dir;       /* socket: a fresh directory is made under it */
+	uint16_t port_base;    /* socket, dpdk: replica i, lcore l uses port base + 10 * i + l */
+	bool busy_poll;	       /* socket, dpdk: lcores poll instead of sleeping when idle */
+	uint32_t spin_us;      /* socket, dpdk: lcores poll this long after work before sleeping */
+	uint32_t io_spin_us;   /* socket: ... and this long while their disk writes are in flight */
+	const char *eal;       /* dpdk: EAL arguments every replica starts with (no ports) */
+	const char *memif_dir; /* dpdk-memif: the memif sockets' directory, one per invocation */
+	bool floor;	       /* dpdk: measure the bare round trip in each run (not --no-floor) */
+	bool quiet;	       /* no progress lines */
+	const char *argv0;     /* the program, for messages */
 };
 
 /* What one configuration measured, over the window only. */
@@ -61,7 +71,18 @@ struct lcr_bench_result {
 	int64_t allocs; /* heap allocations in the replica that hosts the clients */
 	uint32_t leader;
 	double election_ms; /* from the start until a leader was there */
-	char note[256];	    /* anything the reader should know; empty if none */
+	int64_t leader_tx;  /* datagrams replica 1 (the leader) sent; 0: not counted */
+	/* DPDK modes: the bare round trip between replicas 1 and 2 measured in
+	 * this run, before their nodes opened (mode_dpdk.c). */
+	struct lcr_bench_dpdk_floor {
+		bool measured;
+		double rtt_p50_us, rtt_p99_us;	       /* both sides polling, back to back */
+		bool nap;			       /* the napping figures were measured */
+		double rtt_nap_p50_us, rtt_nap_p99_us; /* replica 2 napping, 1 ms apart */
+		double pps;			       /* echoed datagrams/s, 64 in flight */
+		uint64_t lost;
+	} dpdk;
+	char note[256]; /* anything the reader should know; empty if none */
 };
 
 /* Called about once a second during warmup and window: elapsed seconds since the
@@ -74,11 +95,76 @@ extern volatile int lcr_bench_interrupted;
 /* Run one configuration. 0, or -errno with a sentence in `why`. */
 int lcr_bench_engine(const struct lcr_bench_opts *o, struct lcr_bench_result *r,
 		     lcr_bench_progress_fn progress, void *ctx, char *why, size_t why_len);
+/* Socket and DPDK modes alike: the replicas are processes (mode_socket.c). */
 int lcr_bench_socket(const struct lcr_bench_opts *o, struct lcr_bench_result *r,
 		     lcr_bench_progress_fn progress, void *ctx, char *why, size_t why_len);
 
-/* The replica side of socket mode: `lcraft-bench --replica ...` (argv as given). */
+/*
+ * The replica side of the process modes: replicas 2..R are this program
+ * again (`lcraft-bench --replica KEY=VALUE ...`, from mode_socket.c), a fresh
+ * process each run, so that none inherits replica 1's DPDK. argv after
+ * "--replica". Returns the exit status.
+ */
 int lcr_bench_replica_main(int argc, char **argv);
+
+/* ---- the DPDK modes (mode_dpdk.c) ------------------------------------------------------- */
+
+struct lcr_node_config;
+
+/* Whether this build has the DPDK backend (meson found libdpdk). */
+bool lcr_bench_dpdk_built(void);
+
+/* The transport part of replica `id`'s node config in a DPDK mode. */
+void lcr_bench_dpdk_config(const struct lcr_bench_opts *o, uint32_t id, struct lcr_node_config *c);
+
+/*
+ * Replica 1, before its node opens in every run: open its DPDK backend on
+ * lcore 0, with the EAL arguments, lcores and datagram size its node will
+ * use, if no earlier run did, and keep it open to the end of the process (its
+ * ports, the memif servers of the others, never stop: mode_dpdk.c says why).
+ */
+int lcr_bench_dpdk_hold(const struct lcr_bench_opts *o, char *why, size_t why_len);
+
+/*
+ * Replica 1, before any node opens: the bare round trip and packet rate to
+ * replica 2 through that backend (lcr_bench_dpdk_hold, opened here if not
+ * yet).
+ * Replica 2 serves it (lcr_bench_dpdk_floor_serve), told by one byte on
+ * `cmd2` ('e' serve, 'n' nap from now on, 'q' stop) and answering one line
+ * on `report2` once its backend is closed. Fills r->dpdk. 0, or -errno with a
+ * sentence in `why`.
+ */
+int lcr_bench_dpdk_floor(const struct lcr_bench_opts *o, int cmd2, FILE *report2,
+			 struct lcr_bench_result *r, char *why, size_t why_len);
+
+/* Replica `id` (2..R), before its node opens: obey `cmd` until 'g' (open the
+ * node) or its end. 0, or -errno with a sentence in `why`. */
+int lcr_bench_dpdk_floor_serve(const struct lcr_bench_opts *o, uint32_t id, int cmd, int report,
+			       char *why, size_t why_len);
+
+/*
+ * The echo of the bare floor (dpdk_echo.c), on any backend: the peer is a
+ * node id of that backend.
+ *
+ * serve: echo every datagram to its sender for `seconds`, or until a byte
+ * other than 'n' arrives on `ctl_fd` (-1: none); after 'n' it naps as an idle
+ * node lcore does, once `spin_ns` passed without a datagram. Returns the
+ * datagrams echoed.
+ * round_trip: one datagram of `size` bytes (>= 8) there and back, its round
+ * trip in ns, or 0 after 100 ms. first: round trips until one comes back
+ * (ARP, links coming up), 0 or -ETIMEDOUT after 5 s. rate: datagrams echoed
+ * per second with 64 in flight for `seconds`.
+ */
+struct lcr_backend;
+uint64_t lcr_bench_echo_serve(struct lcr_backend *be, uint32_t peer, double seconds, int ctl_fd,
+			      uint64_t spin_ns);
+uint64_t lcr_bench_echo_round_trip(struct lcr_backend *be, uint32_t peer, uint8_t *buf,
+				   uint32_t size, uint64_t seq);
+int lcr_bench_echo_first(struct lcr_backend *be, uint32_t peer, uint8_t *buf, uint32_t size);
+double lcr_bench_echo_rate(struct lcr_backend *be, uint32_t peer, uint8_t *buf, uint32_t size,
+			   double seconds);
+/* lcraft-dpdk-echo's main (meson renames it to main() in that program). */
+int lcr_bench_echo_main(int argc, char **argv);
 
 /* Heap allocations counted in this process so far (jemalloc's alloc hook),
  * or -1 if they cannot be counted here. */

@@ -1,10 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * lcraft-dpdk-echo: the bare round trip and packet rate of a DPDK port between
- * two processes, through the same backend the UDP transport uses (dpdk.c:
- * Ethernet/IPv4/UDP frames, ARP), with no Raft: the floor lcraft-bench's DPDK
- * modes put their figures next to, and a check that two DPDK processes reach
- * each other.
+ * The bare round trip and packet rate of a DPDK port between two processes,
+ * through the same backend the UDP transport uses (dpdk.c: Ethernet/IPv4/UDP
+ * frames, ARP), with no Raft: the floor lcraft-bench's DPDK modes put their
+ * figures next to (bench.h, lcr_bench_echo_*; mode_dpdk.c runs it between
+ * replicas 1 and 2 of every run), and lcraft-dpdk-echo, the same on its own:
  *
  *   lcraft-dpdk-echo --eal ARGS --me IP:PORT --peer IP:PORT --serve SECONDS
  *   lcraft-dpdk-echo --eal ARGS --me IP:PORT --peer IP:PORT [--count N] [--size B]
@@ -16,17 +16,29 @@
  * for the packet rate. Prints p50/p99/max of the round trip and the rate, or
  * one JSON line with --json. Busy-polls (a round trip is a microsecond).
  * Exit 0; 1 when the peer does not answer; 2 on bad usage or setup errors.
+ *
+ * lcraft-dpdk-echo's main() is lcr_bench_echo_main(), renamed by meson for
+ * that program only; lcraft-bench links this file for the functions.
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <errno.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
+#include "bench.h"
 #include "dpdk.h"
-#include "hist.h"
+
+#define ECHO_BURST	  64
+#define ECHO_WINDOW	  64			      /* datagrams in flight for the rate */
+#define ECHO_TIMEOUT_NS	  (100ull * 1000 * 1000)      /* one round trip, at most */
+#define ECHO_FIRST_NS	  (5ull * 1000 * 1000 * 1000) /* the first answer: ARP both ways */
+#define ECHO_CTL_EVERY_NS (1000ull * 1000)	      /* a busy server looks at ctl_fd */
+#define ECHO_NAP_MAX_NS	  (1000ull * 1000)	      /* a napping server's longest wait */
 
 static uint64_t now_ns(void)
 {
@@ -34,6 +46,119 @@ static uint64_t now_ns(void)
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
+
+/* A command byte on ctl_fd, or 0 if none is there (-1: it closed). */
+static int ctl_read(int fd)
+{
+	struct pollfd pf = { .fd = fd, .events = POLLIN };
+	char c;
+	if (poll(&pf, 1, 0) <= 0)
+		return 0;
+	return read(fd, &c, 1) == 1 ? c : -1;
+}
+
+uint64_t lcr_bench_echo_serve(struct lcr_backend *be, uint32_t peer, double seconds, int ctl_fd,
+			      uint64_t spin_ns)
+{
+	struct lcr_dgram in[ECHO_BURST], out[ECHO_BURST];
+	uint64_t end = now_ns() + (uint64_t)(seconds * 1e9), echoed = 0;
+	uint64_t last_work = now_ns(), last_ctl = last_work;
+	bool nap = false;
+
+	for (;;) {
+		uint64_t t = now_ns();
+		if (t >= end)
+			break;
+		if (ctl_fd >= 0 && t - last_ctl >= ECHO_CTL_EVERY_NS) {
+			last_ctl = t;
+			int c = ctl_read(ctl_fd);
+			if (c == 'n')
+				nap = true;
+			else if (c != 0)
+				break; /* 'q', or the other side went away */
+		}
+		int n = lcr_be_rx(be, in, ECHO_BURST);
+		for (int i = 0; i < n; i++) {
+			out[i] = in[i];
+			if (!out[i].peer)
+				out[i].peer = peer; /* an address it does not know: the peer */
+		}
+		/* The received buffers stay valid until the next rx: send now. */
+		for (int done = 0; done < n;) {
+			int k = lcr_be_tx(be, out + done, (uint32_t)(n - done));
+			if (k <= 0)
+				break; /* the port is full or gone: these are lost */
+			done += k;
+		}
+		if (n > 0) {
+			echoed += (uint64_t)n;
+			last_work = t;
+		} else if (nap && t - last_work >= spin_ns) {
+			/* As an idle lcore of a node: nap (growing to 1 ms),
+			 * woken early only by a command. */
+			lcr_be_wait(be, ctl_fd, ECHO_NAP_MAX_NS);
+			last_ctl = 0;
+		}
+	}
+	return echoed;
+}
+
+uint64_t lcr_bench_echo_round_trip(struct lcr_backend *be, uint32_t peer, uint8_t *buf,
+				   uint32_t size, uint64_t seq)
+{
+	struct lcr_dgram d = { .buf = buf, .len = size, .peer = peer }, in[ECHO_BURST];
+
+	memcpy(buf, &seq, sizeof(seq));
+	uint64_t t0 = now_ns();
+	if (lcr_be_tx(be, &d, 1) != 1)
+		return 0;
+	while (now_ns() - t0 < ECHO_TIMEOUT_NS) {
+		int n = lcr_be_rx(be, in, ECHO_BURST);
+		for (int i = 0; i < n; i++) {
+			uint64_t got;
+			if (in[i].len == size && (memcpy(&got, in[i].buf, sizeof(got)), got == seq))
+				return now_ns() - t0;
+		}
+	}
+	return 0;
+}
+
+double lcr_bench_echo_rate(struct lcr_backend *be, uint32_t peer, uint8_t *buf, uint32_t size,
+			   double seconds)
+{
+	struct lcr_dgram d[ECHO_WINDOW], in[ECHO_BURST];
+	uint64_t sent = 0, got = 0, end = now_ns() + (uint64_t)(seconds * 1e9), t0 = now_ns();
+
+	for (int i = 0; i < ECHO_WINDOW; i++)
+		d[i] = (struct lcr_dgram){ .buf = buf, .len = size, .peer = peer };
+	memset(buf, 0, sizeof(uint64_t)); /* seq 0: not a round-trip probe */
+	while (now_ns() < end) {
+		uint64_t room = ECHO_WINDOW - (sent - got);
+		if (room > 0) {
+			int k = lcr_be_tx(be, d, (uint32_t)room);
+			if (k > 0)
+				sent += (uint64_t)k;
+		}
+		int n = lcr_be_rx(be, in, ECHO_BURST);
+		if (n > 0)
+			got += (uint64_t)n;
+		/* A lost datagram must not stall the window for good. */
+		if (sent - got == ECHO_WINDOW && n == 0)
+			got = sent - ECHO_WINDOW / 2;
+	}
+	return (double)got / ((double)(now_ns() - t0) / 1e9);
+}
+
+int lcr_bench_echo_first(struct lcr_backend *be, uint32_t peer, uint8_t *buf, uint32_t size)
+{
+	uint64_t first = now_ns();
+	while (lcr_bench_echo_round_trip(be, peer, buf, size, 1) == 0)
+		if (now_ns() - first > ECHO_FIRST_NS)
+			return -ETIMEDOUT;
+	return 0;
+}
+
+/* ---- lcraft-dpdk-echo -------------------------------------------------------------- */
 
 static void usage(void)
 {
@@ -57,78 +182,7 @@ static void addr(const char *s, uint32_t *ip, uint16_t *port)
 	*port = (uint16_t)p;
 }
 
-static int serve(struct lcr_backend *be, double seconds)
-{
-	struct lcr_dgram in[64], out[64];
-	uint64_t end = now_ns() + (uint64_t)(seconds * 1e9), echoed = 0;
-
-	while (now_ns() < end) {
-		int n = lcr_be_rx(be, in, 64);
-		for (int i = 0; i < n; i++) {
-			out[i] = in[i];
-			out[i].peer = 1;
-		}
-		/* The received buffers stay valid until the next rx: send now. */
-		for (int done = 0; done < n;) {
-			int k = lcr_be_tx(be, out + done, (uint32_t)(n - done));
-			if (k <= 0)
-				break; /* the port is full or gone: these are lost */
-			done += k;
-		}
-		echoed += (uint64_t)(n > 0 ? n : 0);
-	}
-	fprintf(stderr, "lcraft-dpdk-echo: served %llu datagrams\n", (unsigned long long)echoed);
-	return 0;
-}
-
-/* One datagram there and back: its round trip in ns, or 0 after 100 ms. */
-static uint64_t round_trip(struct lcr_backend *be, uint8_t *buf, uint32_t size, uint64_t seq)
-{
-	struct lcr_dgram d = { .buf = buf, .len = size, .peer = 1 }, in[64];
-
-	memcpy(buf, &seq, sizeof(seq));
-	uint64_t t0 = now_ns();
-	if (lcr_be_tx(be, &d, 1) != 1)
-		return 0;
-	while (now_ns() - t0 < 100ull * 1000 * 1000) {
-		int n = lcr_be_rx(be, in, 64);
-		for (int i = 0; i < n; i++) {
-			uint64_t got;
-			if (in[i].len == size && (memcpy(&got, in[i].buf, sizeof(got)), got == seq))
-				return now_ns() - t0;
-		}
-	}
-	return 0;
-}
-
-/* Datagrams per second with `window` in flight for `seconds`. */
-static double rate(struct lcr_backend *be, uint8_t *buf, uint32_t size, double seconds)
-{
-	struct lcr_dgram d[64], in[64];
-	uint64_t sent = 0, got = 0, end = now_ns() + (uint64_t)(seconds * 1e9), t0 = now_ns();
-	const uint64_t window = 64;
-
-	for (int i = 0; i < 64; i++)
-		d[i] = (struct lcr_dgram){ .buf = buf, .len = size, .peer = 1 };
-	memset(buf, 0, sizeof(uint64_t)); /* seq 0: not a round-trip probe */
-	while (now_ns() < end) {
-		uint64_t room = window - (sent - got);
-		if (room > 0) {
-			int k = lcr_be_tx(be, d, (uint32_t)room);
-			if (k > 0)
-				sent += (uint64_t)k;
-		}
-		int n = lcr_be_rx(be, in, 64);
-		if (n > 0)
-			got += (uint64_t)n;
-		/* A lost datagram must not stall the window for good. */
-		if (sent - got == window && n == 0)
-			got = sent - window / 2;
-	}
-	return (double)got / ((double)(now_ns() - t0) / 1e9);
-}
-
-int main(int argc, char **argv)
+int lcr_bench_echo_main(int argc, char **argv)
 {
 	const char *eal = NULL;
 	uint32_t me_ip = 0, peer_ip = 0, size = 64;
@@ -183,29 +237,28 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	if (serve_s >= 0) {
-		rc = serve(be, serve_s);
+		uint64_t n = lcr_bench_echo_serve(be, 1, serve_s, -1, 0);
+		fprintf(stderr, "lcraft-dpdk-echo: served %llu datagrams\n", (unsigned long long)n);
 		be->ops->close(be);
-		return rc;
+		return 0;
 	}
 
 	static uint8_t buf[9000];
 	static struct lcr_hist h;
-	uint64_t lost = 0, first = now_ns();
-	/* The first answers wait for ARP, both ways: up to 5 s. */
-	while (round_trip(be, buf, size, 1) == 0)
-		if (now_ns() - first > 5ull * 1000 * 1000 * 1000) {
-			fprintf(stderr, "lcraft-dpdk-echo: no answer from the peer in 5 s\n");
-			be->ops->close(be);
-			return 1;
-		}
+	uint64_t lost = 0;
+	if (lcr_bench_echo_first(be, 1, buf, size) < 0) {
+		fprintf(stderr, "lcraft-dpdk-echo: no answer from the peer in 5 s\n");
+		be->ops->close(be);
+		return 1;
+	}
 	for (uint64_t i = 0; i < count; i++) {
-		uint64_t t = round_trip(be, buf, size, i + 2);
+		uint64_t t = lcr_bench_echo_round_trip(be, 1, buf, size, i + 2);
 		if (t)
 			lcr_hist_add(&h, t);
 		else
 			lost++;
 	}
-	double pps = rate_s > 0 ? rate(be, buf, size, rate_s) : 0;
+	double pps = rate_s > 0 ? lcr_bench_echo_rate(be, 1, buf, size, rate_s) : 0;
 	be->ops->close(be);
 	if (json)
 		printf("{\"rtt_p50_us\":%.2f,\"rtt_p99_us\":%.2f,\"rtt_max_us\":%.2f,\"round_"

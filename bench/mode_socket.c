@@ -2,13 +2,16 @@
 /*
  * lcraft-bench --mode socket: the replicas are processes on loopback, talking
  * over kernel UDP sockets, each with its durable io_uring log, as lcraft-node
- * runs them.
+ * runs them. --mode dpdk-memif runs the same with the datagrams on DPDK memif
+ * ports (mode_dpdk.c fills in the transport and measures its floor first).
  *
- * This process is replica 1 and hosts the load; replicas 2..R are children
- * forked before any thread exists, with elections turned off so that replica
- * 1 leads every group (the numbers are then always the leader's). Each child
- * answers on a pipe with its CPU time and its node metrics when asked, and
- * stops when asked.
+ * This process is replica 1 and hosts the load; replicas 2..R are children,
+ * this program again (`lcraft-bench --replica ...`: a fresh process, so that
+ * none inherits this one's threads or its DPDK, which stays up from one run
+ * of a sweep to the next), with elections turned off so that replica 1 leads
+ * every group (the numbers are then always the leader's). Each child answers
+ * on a pipe with its CPU time and its node metrics when asked, and stops
+ * when asked.
  *
  * The load runs on the lcores of replica 1, inside their loops (an lcore poll
  * function): per group, `clients` operations in flight (closed loop) or
@@ -32,6 +35,7 @@
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
+#include <limits.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -87,6 +91,8 @@ static void node_config(const struct lcr_bench_opts *o, uint32_t id, const char 
 	c->core.heartbeat_interval_ms = HEARTBEAT_MS;
 	/* Replica 1 leads: the others never stand (they still vote). */
 	c->core.enable_elect = id == 1;
+	if (o->mode == LCR_BENCH_DPDK_MEMIF)
+		lcr_bench_dpdk_config(o, id, c);
 }
 
 /* A state machine that only counts (the peer harness's FSM is a no-op too). */
@@ -151,6 +157,16 @@ replica_run(const struct lcr_bench_opts *o, uint32_t id, const char *root, int c
 	static uint64_t counters[GROUPS_MAX + 1];
 
 	node_config(o, id, root, dir, sizeof(dir), &c);
+	/* DPDK: replica 1's floor first; the node opens when it says 'g'. */
+	if (o->mode != LCR_BENCH_SOCKET) {
+		int rc = lcr_bench_dpdk_floor_serve(o, id, cmd, report, why, sizeof(why));
+		if (rc == -ECANCELED)
+			_exit(0);
+		if (rc < 0) {
+			fprintf(stderr, "lcraft-bench: replica %u: %s\n", id, why);
+			_exit(2);
+		}
+	}
 	if (lcr_node_open(&node, &c, why, sizeof(why)) < 0) {
 		fprintf(stderr, "lcraft-bench: replica %u: %s\n", id, why);
 		_exit(2);
@@ -163,6 +179,8 @@ replica_run(const struct lcr_bench_opts *o, uint32_t id, const char *root, int c
 			_exit(2);
 		}
 	}
+	if (o->mode != LCR_BENCH_SOCKET && dprintf(report, "open\n") < 0)
+		_exit(2);
 	struct replica_ctx rc = { node, cmd, report };
 	pthread_t t;
 	if (pthread_create(&t, NULL, replica_control, &rc) != 0)
@@ -173,9 +191,111 @@ replica_run(const struct lcr_bench_opts *o, uint32_t id, const char *root, int c
 	_exit(0);
 }
 
+/* The fds a replica finds its pipes on after exec. */
+#define REPLICA_CMD_FD	  3
+#define REPLICA_REPORT_FD 4
+#define REPLICA_ARGS	  16
+
+/* What a replica needs of the options, as "key=value" arguments after
+ * "--replica" (lcr_bench_replica_main reads them back). */
+struct replica_args {
+	char buf[REPLICA_ARGS][4200];
+	char *argv[REPLICA_ARGS + 3];
+};
+
+static void replica_args(const struct lcr_bench_opts *o, uint32_t id, const char *root,
+			 struct replica_args *a)
+{
+	int n = 0;
+#define ARG(...) snprintf(a->buf[n++], sizeof(a->buf[0]), __VA_ARGS__)
+	ARG("id=%u", id);
+	ARG("root=%s", root);
+	ARG("mode=%d", (int)o->mode);
+	ARG("replicas=%u", o->replicas);
+	ARG("groups=%u", o->groups);
+	ARG("lcores=%u", o->lcores);
+	ARG("fsync=%d", o->fsync);
+	ARG("port_base=%u", o->port_base);
+	ARG("busy_poll=%d", o->busy_poll);
+	ARG("spin_us=%u", o->spin_us);
+	ARG("io_spin_us=%u", o->io_spin_us);
+	ARG("eal=%s", o->eal ? o->eal : "");
+	ARG("memif_dir=%s", o->memif_dir ? o->memif_dir : "");
+#undef ARG
+	if (n > REPLICA_ARGS)
+		abort(); /* REPLICA_ARGS is too small */
+	a->argv[0] = (char *)(o->argv0 ? o->argv0 : "lcraft-bench");
+	a->argv[1] = (char *)"--replica";
+	for (int i = 0; i < n; i++)
+		a->argv[2 + i] = a->buf[i];
+	a->argv[2 + n] = NULL;
+}
+
+int lcr_bench_replica_main(int argc, char **argv)
+{
+	static struct lcr_bench_opts o;
+	static char root[PATH_MAX], eal[4096], memif_dir[PATH_MAX];
+	unsigned id = 0, mode = 0, replicas = 0, groups = 0, lcores = 0, fsync = 0, port = 0,
+		 busy = 0, spin = 0, io_spin = 0, got = 0;
+
+	for (int i = 0; i < argc; i++) {
+		const char *a = argv[i];
+		got += sscanf(a, "id=%u", &id) + sscanf(a, "mode=%u", &mode) +
+		       sscanf(a, "replicas=%u", &replicas) + sscanf(a, "groups=%u", &groups) +
+		       sscanf(a, "lcores=%u", &lcores) + sscanf(a, "fsync=%u", &fsync) +
+		       sscanf(a, "port_base=%u", &port) + sscanf(a, "busy_poll=%u", &busy) +
+		       sscanf(a, "spin_us=%u", &spin) + sscanf(a, "io_spin_us=%u", &io_spin);
+		if (!strncmp(a, "root=", 5) && ++got)
+			snprintf(root, sizeof(root), "%s", a + 5);
+		else if (!strncmp(a, "eal=", 4) && ++got)
+			snprintf(eal, sizeof(eal), "%s", a + 4);
+		else if (!strncmp(a, "memif_dir=", 10) && ++got)
+			snprintf(memif_dir, sizeof(memif_dir), "%s", a + 10);
+	}
+	if (got != 13 || id < 2 || id > REPLICAS_MAX || replicas < id || groups < 1 ||
+	    groups > GROUPS_MAX || lcores < 1 || port == 0 || port > 65535) {
+		fprintf(stderr, "lcraft-bench --replica: started by lcraft-bench itself, not by "
+				"hand (bad arguments)\n");
+		return 2;
+	}
+	o.mode = (enum lcr_bench_mode)mode;
+	o.replicas = replicas;
+	o.groups = groups;
+	o.lcores = lcores;
+	o.fsync = fsync;
+	o.port_base = (uint16_t)port;
+	o.busy_poll = busy;
+	o.spin_us = spin;
+	o.io_spin_us = io_spin;
+	o.eal = eal;
+	o.memif_dir = memif_dir;
+	o.argv0 = "lcraft-bench";
+	replica_run(&o, id, root, REPLICA_CMD_FD, REPLICA_REPORT_FD);
+}
+
+/* In the child, between fork and exec (only async-signal-safe calls): the
+ * pipes onto their fds, every other fd closed, this program again. */
+static void __attribute__((noreturn)) replica_exec(int cmd, int report, struct replica_args *a)
+{
+	/* Never outlive the parent (killed, say): no orphan replicas spinning on
+	 * the ports. Kept across exec. */
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	if (getppid() == 1)
+		_exit(1);
+	signal(SIGINT, SIG_IGN); /* the parent stops us, in order */
+	int c = fcntl(cmd, F_DUPFD, 10), r = fcntl(report, F_DUPFD, 10);
+	if (c < 0 || r < 0 || dup2(c, REPLICA_CMD_FD) < 0 || dup2(r, REPLICA_REPORT_FD) < 0)
+		_exit(2);
+	close_range(REPLICA_REPORT_FD + 1, ~0u, 0);
+	execv("/proc/self/exe", a->argv);
+	_exit(127);
+}
+
 static int children_start(const struct lcr_bench_opts *o, const char *root, struct child *ch,
 			  char *why, size_t why_len)
 {
+	static struct replica_args args;
+
 	for (uint32_t id = 2; id <= o->replicas; id++) {
 		struct child *k = &ch[id];
 		int cp[2], rp[2];
@@ -191,6 +311,7 @@ static int children_start(const struct lcr_bench_opts *o, const char *root, stru
 			}
 			return -err;
 		}
+		replica_args(o, id, root, &args);
 		fflush(NULL);
 		pid_t pid = fork();
 		if (pid < 0) {
@@ -202,22 +323,8 @@ static int children_start(const struct lcr_bench_opts *o, const char *root, stru
 			close(rp[1]);
 			return -err;
 		}
-		if (pid == 0) {
-			/* Never outlive the parent (killed, say): no orphan
-			 * replicas spinning on the ports. */
-			prctl(PR_SET_PDEATHSIG, SIGKILL);
-			if (getppid() == 1)
-				_exit(1);
-			signal(SIGINT, SIG_IGN); /* the parent stops us, in order */
-			close(cp[1]);
-			close(rp[0]);
-			/* Earlier children's pipes are the parent's business. */
-			for (uint32_t j = 2; j < id; j++) {
-				close(ch[j].cmd);
-				fclose(ch[j].in);
-			}
-			replica_run(o, id, root, cp[0], rp[1]);
-		}
+		if (pid == 0)
+			replica_exec(cp[0], rp[1], &args);
 		close(cp[0]);
 		close(rp[1]);
 		k->pid = pid;
@@ -236,20 +343,21 @@ static int child_report(struct child *k, char *buf, size_t len)
 	return 0;
 }
 
+/*
+ * One at a time, the last first: a DPDK replica reaches those with a lower id
+ * through memif ports it connects to (their servers), and a client port whose
+ * server goes away is restarted until it comes back, saying so. Replica 1
+ * closes its node after them.
+ */
 static void children_stop(const struct lcr_bench_opts *o, struct child *ch)
 {
-	for (uint32_t id = 2; id <= o->replicas; id++) {
+	for (uint32_t id = o->replicas; id >= 2; id--) {
 		struct child *k = &ch[id];
 		if (k->pid <= 0)
 			continue;
 		if (write(k->cmd, "q", 1) != 1)
 			kill(k->pid, SIGKILL);
 		close(k->cmd);
-	}
-	for (uint32_t id = 2; id <= o->replicas; id++) {
-		struct child *k = &ch[id];
-		if (k->pid <= 0)
-			continue;
 		int st;
 		uint64_t end = now_ns() + 5000000000ull;
 		while (waitpid(k->pid, &st, WNOHANG) == 0) {
@@ -258,12 +366,33 @@ static void children_stop(const struct lcr_bench_opts *o, struct child *ch)
 				waitpid(k->pid, &st, 0);
 				break;
 			}
-			usleep(10000);
+			usleep(1000);
 		}
 		if (k->in)
 			fclose(k->in);
 		k->pid = 0;
 	}
+}
+
+/*
+ * DPDK: the replicas open their nodes in order of id, each once the one
+ * before it has (it says "open" on its report pipe), so that every memif
+ * port a node connects to has its server up when it starts (replica a < b
+ * serves their port). Replica 1's node is open already.
+ */
+static int children_open(const struct lcr_bench_opts *o, struct child *ch, char *why,
+			 size_t why_len)
+{
+	char line[64];
+	for (uint32_t id = 2; id <= o->replicas; id++) {
+		if (write(ch[id].cmd, "g", 1) != 1 || !fgets(line, sizeof(line), ch[id].in) ||
+		    strcmp(line, "open\n") != 0) {
+			snprintf(why, why_len, "replica %u did not open its node (its error above)",
+				 id);
+			return -EIO;
+		}
+	}
+	return 0;
 }
 
 /* ---- reading numbers out of the metrics JSON ------------------------------------------ */
@@ -505,6 +634,7 @@ static double cpu_self(double *user, double *sys)
 struct snap {
 	double user, sys;
 	double fsyncs, entries_flushed, datagrams, retransmits;
+	double leader_tx; /* datagrams replica 1 sent */
 	int64_t allocs;
 };
 
@@ -524,7 +654,8 @@ static int snapshot(const struct lcr_bench_opts *o, struct lcr_node *node, struc
 	 * with O_DSYNC, the default mode). */
 	s->fsyncs = json_sum(buf, "batches");
 	s->entries_flushed = json_sum(buf, "entries");
-	s->datagrams = json_sum(buf, "rx_dgrams") + json_sum(buf, "tx_dgrams");
+	s->leader_tx = json_sum(buf, "tx_dgrams");
+	s->datagrams = json_sum(buf, "rx_dgrams") + s->leader_tx;
 	s->retransmits = json_sum(buf, "retransmits");
 	for (uint32_t id = 2; id <= o->replicas; id++) {
 		if (child_report(&ch[id], buf, METRICS_MAX) < 0)
@@ -593,8 +724,8 @@ int lcr_bench_socket(const struct lcr_bench_opts *o, struct lcr_bench_result *r,
 	    o->groups > GROUPS_MAX || o->clients < 1 || o->clients > CLIENTS_MAX || o->batch < 1 ||
 	    o->batch > BATCH_MAX || o->lcores < 1) {
 		snprintf(why, why_len,
-			 "socket mode takes 1..%d replicas, 1..%d groups, 1..%d clients per "
-			 "group, a batch of 1..%d and at least one lcore",
+			 "socket and dpdk modes take 1..%d replicas, 1..%d groups, 1..%d "
+			 "clients per group, a batch of 1..%d and at least one lcore",
 			 REPLICAS_MAX, GROUPS_MAX, CLIENTS_MAX, BATCH_MAX);
 		return -EINVAL;
 	}
@@ -604,12 +735,18 @@ int lcr_bench_socket(const struct lcr_bench_opts *o, struct lcr_bench_result *r,
 			 strerror(errno));
 		return -errno;
 	}
-	/* Children first: they must fork before this process has threads. */
 	rc = children_start(o, root, ch, why, why_len);
 	if (rc < 0)
 		goto out;
 	rc = load_init(o, why, why_len);
 	if (rc < 0)
+		goto out;
+	/* DPDK: replica 1's ports up for good, then the bare floor between
+	 * replicas 1 and 2 before any node. */
+	if (o->mode != LCR_BENCH_SOCKET && (rc = lcr_bench_dpdk_hold(o, why, why_len)) < 0)
+		goto out;
+	if (o->mode != LCR_BENCH_SOCKET && o->floor && o->replicas >= 2 &&
+	    (rc = lcr_bench_dpdk_floor(o, ch[2].cmd, ch[2].in, r, why, why_len)) < 0)
 		goto out;
 	node_config(o, 1, root, dir, sizeof(dir), &c);
 	rc = lcr_node_open(&node, &c, why, why_len);
@@ -621,6 +758,8 @@ int lcr_bench_socket(const struct lcr_bench_opts *o, struct lcr_bench_result *r,
 		if (rc < 0)
 			goto out;
 	}
+	if (o->mode != LCR_BENCH_SOCKET && (rc = children_open(o, ch, why, why_len)) < 0)
+		goto out;
 	for (uint32_t l = 0; l < o->lcores; l++)
 		lcr_node_set_poll(node, l, load_poll, -1, (void *)o);
 	uint64_t t0 = now_ns();
@@ -752,6 +891,7 @@ int lcr_bench_socket(const struct lcr_bench_opts *o, struct lcr_bench_result *r,
 	r->entries_flushed = (int64_t)(s1.entries_flushed - s0.entries_flushed);
 	r->datagrams = (int64_t)(s1.datagrams - s0.datagrams);
 	r->retransmits = (int64_t)(s1.retransmits - s0.retransmits);
+	r->leader_tx = (int64_t)(s1.leader_tx - s0.leader_tx);
 	r->allocs = s0.allocs >= 0 && s1.allocs >= 0 ? s1.allocs - s0.allocs : -1;
 	if (o->rate > 0)
 		snprintf(r->note, sizeof(r->note), "open loop at %.0f ops/s", o->rate);
@@ -761,8 +901,8 @@ out:
 		lcr_node_stop(node);
 		pthread_join(runner, NULL);
 	}
-	lcr_node_close(node);
 	children_stop(o, ch);
+	lcr_node_close(node);
 	load_free(o);
 	rm_rf(root);
 	return rc;
