@@ -446,10 +446,9 @@ static void usage(FILE *f)
 		"                thread, in-memory messages and log; dpdk-memif: socket mode\n"
 		"                with the datagrams on DPDK memif ports (a build with DPDK;\n"
 		"                each run first measures the bare memif round trip between\n"
-		"                replicas 1 and 2). dpdk-afxdp and dpdk-afpacket are not built\n"
-		"                into lcraft-bench: lcraft-node runs on af_packet\n"
-		"                (config/dpdk-veth-3.ini, on config/netns.sh's veths), but the\n"
-		"                bench does not make veths or a bridge\n"
+		"                replicas 1 and 2); dpdk-afpacket, dpdk-afxdp: the same on\n"
+		"                DPDK af_packet or af_xdp ports, each on a veth whose peer is\n"
+		"                in a bridge the bench makes and removes (root)\n"
 		"  --replicas    replicas per group (default 3)\n"
 		"  --groups      Raft groups, each with its own clients (default 1)\n"
 		"  --lcores      lcores per replica; group g runs on lcore g %% lcores (default "
@@ -710,6 +709,13 @@ static void json_line(FILE *f, const struct run *u, const struct floors *fl, con
 }
 
 /* The DPDK modes: each run's bare floor beside its figures. */
+static const char *floor_name(enum lcr_bench_mode m)
+{
+	return m == LCR_BENCH_DPDK_AFPACKET ? "DPDK af_packet (veth, bridge, veth)"
+	       : m == LCR_BENCH_DPDK_AFXDP  ? "DPDK af_xdp (veth, bridge, veth)"
+					    : "DPDK memif";
+}
+
 static void table_dpdk(const struct run *runs, size_t n, const struct floors *fl)
 {
 	bool any = false;
@@ -717,9 +723,10 @@ static void table_dpdk(const struct run *runs, size_t n, const struct floors *fl
 		any |= runs[i].rc == 0 && runs[i].r.dpdk.measured;
 	if (!any)
 		return;
-	printf("\nbare DPDK memif between replicas 1 and 2, no Raft, measured in each run before "
-	       "its nodes opened\n(64-byte datagrams; rtt: both polling; nap: replica 2 napping "
-	       "as an idle lcore, 1 ms apart)\n");
+	printf("\nbare %s between replicas 1 and 2, no Raft, measured in each run before its "
+	       "nodes opened\n(64-byte datagrams; rtt: both polling; nap: replica 2 napping as "
+	       "an idle lcore, 1 ms apart)\n",
+	       floor_name(runs[0].o.mode));
 	printf("%-5s %7s %9s %9s %9s %9s %9s %9s %9s %8s %10s\n", "dur", "clients", "rtt p50",
 	       "rtt p99", "nap p50", "Mdgram/s", "p50 us", "p50/rtt", "p50/app", "ent/dg",
 	       "dgrams/s");
@@ -743,14 +750,14 @@ static void table_dpdk(const struct run *runs, size_t n, const struct floors *fl
 
 static void table(const struct run *runs, size_t n, const struct floors *fl)
 {
-	printf("\n%-10s %3s %5s %7s %5s %5s %12s %12s %8s %9s %9s %9s %6s %8s %7s\n", "mode", "rep",
+	printf("\n%-13s %3s %5s %7s %5s %5s %12s %12s %8s %9s %9s %9s %6s %8s %7s\n", "mode", "rep",
 	       "dur", "clients", "size", "batch", "ops/s", "entries/s", "MB/s", "p50 us", "p99 us",
 	       "p99.9 us", "cores", "fsync/s", "ent/fs");
 	for (size_t i = 0; i < n; i++) {
 		const struct run *u = &runs[i];
 		const struct lcr_bench_result *r = &u->r;
 		if (u->rc < 0) {
-			printf("%-10s %3u %5s %7u  failed: %s\n", mode_name(u->o.mode),
+			printf("%-13s %3u %5s %7u  failed: %s\n", mode_name(u->o.mode),
 			       u->o.replicas, durability_name(&u->o), u->o.clients, u->why);
 			continue;
 		}
@@ -761,7 +768,7 @@ static void table(const struct run *runs, size_t n, const struct floors *fl)
 				snprintf(ef, sizeof(ef), "%.1f",
 					 (double)r->entries_flushed / (double)r->fsyncs);
 		}
-		printf("%-10s %3u %5s %7u %5u %5u %12.0f %12.0f %8.2f %9.1f %9.1f %9.1f %6.2f %8s "
+		printf("%-13s %3u %5s %7u %5u %5u %12.0f %12.0f %8.2f %9.1f %9.1f %9.1f %6.2f %8s "
 		       "%7s\n",
 		       mode_name(u->o.mode), u->o.replicas, durability_name(&u->o), u->o.clients,
 		       u->o.size, u->o.batch, per_s(u, (double)r->ops),
@@ -1001,17 +1008,19 @@ int main(int argc, char **argv)
 			mode_name(o.mode));
 		return 2;
 	}
-	if (o.mode == LCR_BENCH_DPDK_AFXDP || o.mode == LCR_BENCH_DPDK_AFPACKET) {
+	if (o.mode != LCR_BENCH_SOCKET && o.mode != LCR_BENCH_ENGINE && o.replicas < 3) {
 		fprintf(stderr,
-			"lcraft-bench: --mode %s: not built yet: lcraft-bench makes no veths or "
-			"bridge for it (lcraft-node runs on af_packet with config/netns.sh's "
-			"veths: config/dpdk-veth-3.ini); use --mode dpdk-memif\n",
+			"lcraft-bench: --mode %s --replicas 1: the bare floor is measured between "
+			"replicas 1 and 2, and one replica sends no datagram: 3 or 5\n",
 			mode_name(o.mode));
 		return 2;
 	}
-	if (o.mode == LCR_BENCH_DPDK_MEMIF && o.replicas < 3) {
-		fprintf(stderr, "lcraft-bench: --mode dpdk-memif --replicas 1: memif ports join "
-				"replicas, and one replica has none to join: 3 or 5\n");
+	if ((o.mode == LCR_BENCH_DPDK_AFPACKET || o.mode == LCR_BENCH_DPDK_AFXDP) &&
+	    geteuid() != 0) {
+		fprintf(stderr,
+			"lcraft-bench: --mode %s makes veth pairs and a bridge, and opens %s "
+			"sockets on them: run it as root (--mode dpdk-memif needs no root)\n",
+			mode_name(o.mode), o.mode == LCR_BENCH_DPDK_AFXDP ? "XDP" : "raw");
 		return 2;
 	}
 	if (lcr_bench_mode_processes(o.mode) && o.busy_poll && o.replicas * o.lcores > 2) {
@@ -1026,6 +1035,14 @@ int main(int argc, char **argv)
 		o.port_base = (uint16_t)(21000 + (getpid() % 400) * 100);
 	if (o.mode == LCR_BENCH_DPDK_MEMIF && memif_dir_make(&o) < 0)
 		return 1;
+	if (o.mode == LCR_BENCH_DPDK_AFPACKET || o.mode == LCR_BENCH_DPDK_AFXDP) {
+		char vwhy[300];
+		if (lcr_bench_veth_make(&o, vwhy, sizeof(vwhy)) < 0) {
+			fprintf(stderr, "lcraft-bench: %s\n", vwhy);
+			return 1;
+		}
+		atexit(lcr_bench_veth_remove);
+	}
 	if (!o.fsync && lcr_bench_mode_processes(o.mode))
 		fprintf(stderr, "lcraft-bench: durability none: acknowledged entries are NOT on "
 				"stable storage in these runs\n");

@@ -19,14 +19,14 @@ enum lcr_bench_mode {
 	LCR_BENCH_ENGINE = 1,	 /* the cores alone: one thread, in-memory network and log */
 	LCR_BENCH_SOCKET,	 /* replicas as processes on loopback, kernel UDP, io_uring log */
 	LCR_BENCH_DPDK_MEMIF,	 /* the same with the datagrams on DPDK memif ports (mode_dpdk.c) */
-	LCR_BENCH_DPDK_AFXDP,	 /* reserved: not built (needs veths or a NIC with XDP) */
-	LCR_BENCH_DPDK_AFPACKET, /* reserved: not built */
+	LCR_BENCH_DPDK_AFXDP,	 /* DPDK af_xdp ports on veths and a bridge (root) */
+	LCR_BENCH_DPDK_AFPACKET, /* DPDK af_packet ports on veths and a bridge (root) */
 };
 
 /* The modes whose replicas are processes (mode_socket.c runs them). */
 static inline bool lcr_bench_mode_processes(enum lcr_bench_mode m)
 {
-	return m == LCR_BENCH_SOCKET || m == LCR_BENCH_DPDK_MEMIF;
+	return m != LCR_BENCH_ENGINE;
 }
 
 /* One configuration: a run of lcraft-bench sweeps clients over several. */
@@ -49,9 +49,11 @@ struct lcr_bench_opts {
 	uint32_t io_spin_us;   /* socket: ... and this long while their disk writes are in flight */
 	const char *eal;       /* dpdk: EAL arguments every replica starts with (no ports) */
 	const char *memif_dir; /* dpdk-memif: the memif sockets' directory, one per invocation */
-	bool floor;	       /* dpdk: measure the bare round trip in each run (not --no-floor) */
-	bool quiet;	       /* no progress lines */
-	const char *argv0;     /* the program, for messages */
+	const char
+		*veth; /* dpdk-afpacket, -afxdp: the bridge's name; replica i's veth: <veth>v<i> */
+	bool floor;    /* dpdk: measure the bare round trip in each run (not --no-floor) */
+	bool quiet;    /* no progress lines */
+	const char *argv0; /* the program, for messages */
 };
 
 /* What one configuration measured, over the window only. */
@@ -113,6 +115,15 @@ struct lcr_node_config;
 
 /* Whether this build has the DPDK backend (meson found libdpdk). */
 bool lcr_bench_dpdk_built(void);
+
+/*
+ * dpdk-afpacket and -afxdp, once per invocation (root): a bridge lcb<pid> and, per
+ * replica i, a veth pair lcb<pid>v<i> (its DPDK port's) and lcb<pid>p<i> (in
+ * the bridge), IPv6 and forwarding off, up; sets o->veth. 0, or -errno with
+ * a sentence in `why` (-EPERM: not root). remove: deletes what make made.
+ */
+int lcr_bench_veth_make(struct lcr_bench_opts *o, char *why, size_t why_len);
+void lcr_bench_veth_remove(void);
 
 /* The transport part of replica `id`'s node config in a DPDK mode. */
 void lcr_bench_dpdk_config(const struct lcr_bench_opts *o, uint32_t id, struct lcr_node_config *c);

@@ -6,6 +6,14 @@
  * DPDK's lives here: each replica's node config, and the bare floor every
  * run measures before its nodes open.
  *
+ * --mode dpdk-afpacket and dpdk-afxdp are the same on kernel veths (root):
+ * the bench makes a bridge and one veth pair per replica
+ * (lcr_bench_veth_make), the replica's DPDK port an af_packet or af_xdp port
+ * on its end (a queue pair per lcore), the other end in the bridge; replica
+ * i is 198.18.0.i (RFC 2544's benchmark range), and the frames cross the
+ * kernel: veth, bridge, veth, each way (af_xdp: in copy mode, the XDP
+ * program on the veth handing frames to the socket).
+ *
  * The floor: replicas 1 and 2 bring DPDK up through the backend their nodes
  * will use (lcr_dpdk_open), with exactly the EAL arguments the node makes
  * (lcr_dpdk_memif_eal: the base arguments plus a memif port to every peer),
@@ -42,22 +50,70 @@
 #define FLOOR_NAP_RTTS	   300	 /* measured, 1 ms apart, replica 2 napping */
 #define FLOOR_NAP_GAP_US   1000
 #define FLOOR_RATE_S	   0.5
-#define FLOOR_SERVE_MAX_S  60.0 /* replica 2 stops serving by itself after this */
-#define FLOOR_MTU	   1500 /* the node's default mtu: its datagrams are 1500 - 28 */
-#define FLOOR_PORT_SPACING 10	/* mode_socket.c: replica i's port is base + 10 * (i - 1) */
+#define FLOOR_SERVE_MAX_S  60.0	       /* replica 2 stops serving by itself after this */
+#define FLOOR_MTU	   1500	       /* the node's default mtu: its datagrams are 1500 - 28 */
+#define FLOOR_PORT_SPACING 10	       /* mode_socket.c: replica i's port is base + 10 * (i - 1) */
+#define VETH_NET	   0xc6120000u /* 198.18.0.0: replica i is 198.18.0.i */
+#define REPLICAS_MAX	   5
 
 bool lcr_bench_dpdk_built(void)
 {
 	return LCR_BENCH_DPDK; /* meson: 1 where it found libdpdk */
 }
 
+static bool veth_mode(const struct lcr_bench_opts *o)
+{
+	return o->mode == LCR_BENCH_DPDK_AFPACKET || o->mode == LCR_BENCH_DPDK_AFXDP;
+}
+
+/* Replica `id`'s IPv4 address, host order. */
+static uint32_t replica_ip(const struct lcr_bench_opts *o, uint32_t id)
+{
+	return veth_mode(o) ? VETH_NET + id : INADDR_LOOPBACK; /* socket mode's: 127.0.0.1 */
+}
+
+/*
+ * Replica `id`'s EAL arguments, exactly as its node brings EAL up: memif, the
+ * base arguments and a memif port to every other replica (the node makes
+ * them itself from memif_dir: lcr_dpdk_memif_eal); af_packet and af_xdp, the
+ * base arguments and one port on its veth, a queue pair per lcore. NULL if
+ * too long. The string lives as long as the process.
+ */
+static const char *replica_eal(const struct lcr_bench_opts *o, uint32_t id)
+{
+	static char eal[REPLICAS_MAX + 1][4096];
+	uint32_t nodes[REPLICAS_MAX];
+	int n;
+
+	LCR_ASSERT(id >= 1 && id <= o->replicas && o->replicas <= REPLICAS_MAX);
+	for (uint32_t i = 0; i < o->replicas; i++)
+		nodes[i] = i + 1;
+	if (veth_mode(o))
+		n = snprintf(eal[id], sizeof(eal[id]),
+			     "%s --vdev=net_af_packet0,iface=%sv%u,qpairs=%u", o->eal, o->veth, id,
+			     o->lcores);
+	else
+		n = lcr_dpdk_memif_eal(eal[id], sizeof(eal[id]), o->eal, o->memif_dir, id, nodes,
+				       o->replicas);
+	return n >= 0 && (size_t)n < sizeof(eal[id]) ? eal[id] : NULL;
+}
+
 void lcr_bench_dpdk_config(const struct lcr_bench_opts *o, uint32_t id, struct lcr_node_config *c)
 {
-	(void)id;
-	LCR_ASSERT(o->mode == LCR_BENCH_DPDK_MEMIF);
+	LCR_ASSERT(o->mode == LCR_BENCH_DPDK_MEMIF || veth_mode(o));
 	c->dpdk.enable = true;
-	c->dpdk.eal = o->eal;
-	c->dpdk.memif_dir = o->memif_dir;
+	if (!veth_mode(o)) {
+		c->dpdk.eal = o->eal;
+		c->dpdk.memif_dir = o->memif_dir;
+		return;
+	}
+	/* One port, every peer through it (no routes); the node checks the
+	 * arguments' length itself, so a NULL here is refused there. */
+	c->dpdk.eal = replica_eal(o, id);
+	for (uint32_t i = 0; i < c->n_peers; i++) {
+		struct in_addr a = { htonl(replica_ip(o, c->peers[i].id)) };
+		inet_ntop(AF_INET, &a, c->peers[i].host, sizeof(c->peers[i].host));
+	}
 }
 
 static uint64_t now_ns(void)
@@ -76,24 +132,17 @@ static uint64_t now_ns(void)
 static int floor_open(const struct lcr_bench_opts *o, uint32_t id, struct lcr_backend **be,
 		      char *why, size_t why_len)
 {
-	static char eal[4096];
-	uint32_t nodes[LCR_DPDK_PEERS_MAX];
 	struct lcr_dpdk_opts d;
 
-	LCR_ASSERT(id >= 1 && id <= o->replicas && o->replicas <= LCR_DPDK_PEERS_MAX);
-	for (uint32_t i = 0; i < o->replicas; i++)
-		nodes[i] = i + 1;
-	if (lcr_dpdk_memif_eal(eal, sizeof(eal), o->eal, o->memif_dir, id, nodes, o->replicas) <
-	    0) {
-		snprintf(why, why_len, "dpdk floor: the EAL arguments are longer than %zu bytes",
-			 sizeof(eal) - 1);
+	lcr_dpdk_opts_default(&d);
+	d.eal = replica_eal(o, id);
+	if (!d.eal) {
+		snprintf(why, why_len, "dpdk floor: replica %u's EAL arguments are too long", id);
 		return -ENAMETOOLONG;
 	}
-	lcr_dpdk_opts_default(&d);
-	d.eal = eal;
 	d.lcore = 0;
 	d.n_lcores = o->lcores;
-	d.ip = INADDR_LOOPBACK; /* mode_socket.c's peers are all 127.0.0.1 */
+	d.ip = replica_ip(o, id);
 	d.port = (uint16_t)(o->port_base + FLOOR_PORT_SPACING * (id - 1));
 	d.dgram_max = FLOOR_MTU - 28;
 	d.busy_poll = o->busy_poll;
@@ -102,9 +151,10 @@ static int floor_open(const struct lcr_bench_opts *o, uint32_t id, struct lcr_ba
 			continue;
 		struct lcr_dpdk_peer *q = &d.peers[d.n_peers++];
 		q->node = p;
-		q->ip = INADDR_LOOPBACK;
+		q->ip = replica_ip(o, p);
 		q->port = (uint16_t)(o->port_base + FLOOR_PORT_SPACING * (p - 1));
-		snprintf(q->eth_port, sizeof(q->eth_port), "net_memif%u", p);
+		if (!veth_mode(o)) /* memif: a port per peer; af_packet: the one port */
+			snprintf(q->eth_port, sizeof(q->eth_port), "net_memif%u", p);
 	}
 	return lcr_dpdk_open(be, &d, why, (unsigned)why_len);
 }
@@ -122,9 +172,9 @@ static int floor_measure(const struct lcr_bench_opts *o, struct lcr_backend *be,
 	static struct lcr_hist h, hn;
 
 	if (lcr_bench_echo_first(be, 2, buf, FLOOR_SIZE) < 0) {
-		snprintf(why, why_len,
-			 "dpdk floor: replica 2 did not echo over memif within 5 s (directory %s)",
-			 o->memif_dir);
+		snprintf(why, why_len, "dpdk floor: replica 2 did not echo within 5 s (%s %s)",
+			 veth_mode(o) ? "veths" : "memif directory",
+			 veth_mode(o) ? o->veth : o->memif_dir);
 		return -ETIMEDOUT;
 	}
 	memset(&h, 0, sizeof(h));
@@ -203,10 +253,11 @@ int lcr_bench_dpdk_floor(const struct lcr_bench_opts *o, int cmd2, FILE *report2
 	}
 	if (rc == 0 && !o->quiet)
 		fprintf(stderr,
-			"lcraft-bench: bare memif between replicas 1 and 2 (%.1f s): round trip "
+			"lcraft-bench: bare %s between replicas 1 and 2 (%.1f s): round trip "
 			"p50 %.2f us p99 %.2f us, %.2f M datagrams/s%s\n",
-			(double)(now_ns() - t0) / 1e9, r->dpdk.rtt_p50_us, r->dpdk.rtt_p99_us,
-			r->dpdk.pps / 1e6, r->dpdk.nap ? "" : " (no nap figure: busy poll)");
+			veth_mode(o) ? "af_packet" : "memif", (double)(now_ns() - t0) / 1e9,
+			r->dpdk.rtt_p50_us, r->dpdk.rtt_p99_us, r->dpdk.pps / 1e6,
+			r->dpdk.nap ? "" : " (no nap figure: busy poll)");
 	return rc;
 }
 
@@ -232,4 +283,107 @@ int lcr_bench_dpdk_floor_serve(const struct lcr_bench_opts *o, uint32_t id, int 
 		if (dprintf(report, "ok\n") < 0)
 			return -EIO;
 	}
+}
+
+/* ---- the veths of dpdk-afpacket and dpdk-afxdp ---------------------------------------- */
+
+static char veth_prefix[16];
+static uint32_t veth_pairs;
+
+static int sh(const char *cmd)
+{
+	int rc = system(cmd);
+	return rc == 0 ? 0 : -EIO;
+}
+
+/* Never let the kernel answer or route what it sees on an interface. */
+static void veth_quiet(const char *ifname)
+{
+	static const char *const knobs[] = { "ipv6/conf/%s/disable_ipv6", "ipv4/conf/%s/forwarding",
+					     "ipv4/conf/%s/accept_redirects" };
+	static const char *const values[] = { "1", "0", "0" };
+	for (size_t k = 0; k < sizeof(knobs) / sizeof(knobs[0]); k++) {
+		char path[128], knob[96];
+		snprintf(knob, sizeof(knob), knobs[k], ifname);
+		snprintf(path, sizeof(path), "/proc/sys/net/%s", knob);
+		FILE *f = fopen(path, "w");
+		if (f) {
+			fputs(values[k], f);
+			fclose(f);
+		}
+	}
+}
+
+void lcr_bench_veth_remove(void)
+{
+	char cmd[128];
+	for (uint32_t i = 1; i <= veth_pairs; i++) {
+		snprintf(cmd, sizeof(cmd), "ip link del %sv%u 2>/dev/null", veth_prefix, i);
+		(void)sh(cmd);
+	}
+	if (veth_prefix[0]) {
+		snprintf(cmd, sizeof(cmd), "ip link del %s 2>/dev/null", veth_prefix);
+		(void)sh(cmd);
+	}
+	veth_pairs = 0;
+	veth_prefix[0] = 0;
+}
+
+int lcr_bench_veth_make(struct lcr_bench_opts *o, char *why, size_t why_len)
+{
+	char cmd[512];
+
+	if (geteuid() != 0) {
+		snprintf(why, why_len,
+			 "the veth modes make veth pairs and a bridge (and open raw or XDP "
+			 "sockets): run as root");
+		return -EPERM;
+	}
+	if (sh("ip -V >/dev/null 2>&1") < 0) {
+		snprintf(why, why_len, "the veth modes need ip (iproute2) to make veths");
+		return -ENOENT;
+	}
+	snprintf(veth_prefix, sizeof(veth_prefix), "lcb%u", (unsigned)getpid() % 10000000u);
+	snprintf(cmd, sizeof(cmd), "ip link add %s type bridge", veth_prefix);
+	if (sh(cmd) < 0) {
+		snprintf(why, why_len, "cannot make the bridge %s (%s)", veth_prefix, cmd);
+		veth_prefix[0] = 0;
+		return -EIO;
+	}
+	veth_quiet(veth_prefix);
+	snprintf(cmd, sizeof(cmd), "ip link set %s up", veth_prefix);
+	if (sh(cmd) < 0) {
+		snprintf(why, why_len, "cannot bring the bridge %s up (%s)", veth_prefix, cmd);
+		lcr_bench_veth_remove();
+		return -EIO;
+	}
+	for (uint32_t i = 1; i <= o->replicas; i++) {
+		char a[24], b[24];
+		snprintf(a, sizeof(a), "%sv%u", veth_prefix, i); /* the replica's, DPDK's */
+		snprintf(b, sizeof(b), "%sp%u", veth_prefix, i); /* the bridge's */
+		/* A queue pair per lcore on both ends (af_xdp binds to queues). */
+		snprintf(cmd, sizeof(cmd),
+			 "ip link add %s numtxqueues %u numrxqueues %u type veth peer name %s "
+			 "numtxqueues %u numrxqueues %u",
+			 a, o->lcores, o->lcores, b, o->lcores, o->lcores);
+		if (sh(cmd) < 0) {
+			snprintf(why, why_len, "cannot make the veth pair %s (%s)", a, cmd);
+			lcr_bench_veth_remove();
+			return -EIO;
+		}
+		veth_pairs = i;
+		veth_quiet(a);
+		veth_quiet(b);
+		snprintf(cmd, sizeof(cmd),
+			 "ip link set %s master %s && ip link set %s up && ip link set %s up", b,
+			 veth_prefix, b, a);
+		if (sh(cmd) < 0) {
+			snprintf(why, why_len, "cannot join %s to the bridge %s (%s)", b,
+				 veth_prefix, cmd);
+			lcr_bench_veth_remove();
+			return -EIO;
+		}
+	}
+	o->veth = veth_prefix;
+	return 0;
 }

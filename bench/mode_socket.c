@@ -2,8 +2,9 @@
 /*
  * lcraft-bench --mode socket: the replicas are processes on loopback, talking
  * over kernel UDP sockets, each with its durable io_uring log, as lcraft-node
- * runs them. --mode dpdk-memif runs the same with the datagrams on DPDK memif
- * ports (mode_dpdk.c fills in the transport and measures its floor first).
+ * runs them. --mode dpdk-memif and dpdk-afpacket run the same with the
+ * datagrams on DPDK ports (mode_dpdk.c fills in the transport and measures
+ * its floor first).
  *
  * This process is replica 1 and hosts the load; replicas 2..R are children,
  * this program again (`lcraft-bench --replica ...`: a fresh process, so that
@@ -91,7 +92,7 @@ static void node_config(const struct lcr_bench_opts *o, uint32_t id, const char 
 	c->core.heartbeat_interval_ms = HEARTBEAT_MS;
 	/* Replica 1 leads: the others never stand (they still vote). */
 	c->core.enable_elect = id == 1;
-	if (o->mode == LCR_BENCH_DPDK_MEMIF)
+	if (o->mode != LCR_BENCH_SOCKET)
 		lcr_bench_dpdk_config(o, id, c);
 }
 
@@ -221,6 +222,7 @@ static void replica_args(const struct lcr_bench_opts *o, uint32_t id, const char
 	ARG("io_spin_us=%u", o->io_spin_us);
 	ARG("eal=%s", o->eal ? o->eal : "");
 	ARG("memif_dir=%s", o->memif_dir ? o->memif_dir : "");
+	ARG("veth=%s", o->veth ? o->veth : "");
 #undef ARG
 	if (n > REPLICA_ARGS)
 		abort(); /* REPLICA_ARGS is too small */
@@ -234,7 +236,7 @@ static void replica_args(const struct lcr_bench_opts *o, uint32_t id, const char
 int lcr_bench_replica_main(int argc, char **argv)
 {
 	static struct lcr_bench_opts o;
-	static char root[PATH_MAX], eal[4096], memif_dir[PATH_MAX];
+	static char root[PATH_MAX], eal[4096], memif_dir[PATH_MAX], veth[32];
 	unsigned id = 0, mode = 0, replicas = 0, groups = 0, lcores = 0, fsync = 0, port = 0,
 		 busy = 0, spin = 0, io_spin = 0, got = 0;
 
@@ -251,8 +253,10 @@ int lcr_bench_replica_main(int argc, char **argv)
 			snprintf(eal, sizeof(eal), "%s", a + 4);
 		else if (!strncmp(a, "memif_dir=", 10) && ++got)
 			snprintf(memif_dir, sizeof(memif_dir), "%s", a + 10);
+		else if (!strncmp(a, "veth=", 5) && ++got)
+			snprintf(veth, sizeof(veth), "%s", a + 5);
 	}
-	if (got != 13 || id < 2 || id > REPLICAS_MAX || replicas < id || groups < 1 ||
+	if (got != 14 || id < 2 || id > REPLICAS_MAX || replicas < id || groups < 1 ||
 	    groups > GROUPS_MAX || lcores < 1 || port == 0 || port > 65535) {
 		fprintf(stderr, "lcraft-bench --replica: started by lcraft-bench itself, not by "
 				"hand (bad arguments)\n");
@@ -269,7 +273,10 @@ int lcr_bench_replica_main(int argc, char **argv)
 	o.io_spin_us = io_spin;
 	o.eal = eal;
 	o.memif_dir = memif_dir;
+	o.veth = veth;
 	o.argv0 = "lcraft-bench";
+	/* Named as replica 1 is, not "exe" (/proc/self/exe). */
+	prctl(PR_SET_NAME, "lcraft-bench");
 	replica_run(&o, id, root, REPLICA_CMD_FD, REPLICA_REPORT_FD);
 }
 

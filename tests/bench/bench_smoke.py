@@ -5,7 +5,9 @@ is built runs a short sweep and prints, for each run, one JSON line with every f
 the peer harnesses and docs/benchmarks.md rely on, with values that hang together;
 bad flags are refused with exit status 2 and a sentence. dpdk: --mode dpdk-memif,
 with its bare memif floor measured in each run and the ratio to it (skipped where
-the build has no DPDK, or where EAL does not come up for a user who is not root).
+the build has no DPDK, or where EAL does not come up for a user who is not root);
+then, as root, --mode dpdk-afpacket and dpdk-afxdp the same way, their veths and
+bridge gone afterwards (without root: refused, saying so).
 
   bench_smoke.py socket|engine|dpdk|usage --bench build/lcraft-bench
 
@@ -61,7 +63,7 @@ def check_line(d, mode, clients):
         fail(f"{mode}: committed != ops x batch")
     if d["cpu"]["cores"] <= 0:
         fail(f"{mode}: cpu.cores {d['cpu']}")
-    if mode in ("socket", "dpdk-memif"):
+    if mode in ("socket", "dpdk-memif", "dpdk-afpacket"):
         for k in ("fsyncs_per_s", "entries_per_fsync", "datagrams_per_s",
                   "entries_per_datagram"):
             if not isinstance(d[k], (int, float)) or d[k] <= 0:
@@ -70,17 +72,17 @@ def check_line(d, mode, clients):
             fail(f"{mode}: fewer than one entry per durable write: {d['entries_per_fsync']}")
         if d["ratio_p50_to_append"] is None or d["ratio_p50_to_append"] <= 0:
             fail(f"{mode}: ratio_p50_to_append is {d['ratio_p50_to_append']}")
-    if mode == "dpdk-memif":
-        if d["transport"] != "udp-dpdk-memif":
-            fail(f"dpdk-memif: transport is {d['transport']}")
+    if mode.startswith("dpdk-"):
+        if d["transport"] != "udp-" + mode:
+            fail(f"{mode}: transport is {d['transport']}")
         for k in DPDK_FLOOR + ["floor_dpdk_rtt_nap_p50_us"]:
             if not isinstance(d[k], (int, float)) or d[k] <= 0:
-                fail(f"dpdk-memif: {k} is {d[k]}")
+                fail(f"{mode}: {k} is {d[k]}")
         if d["floor_dpdk_rtt_p50_us"] > d["floor_dpdk_rtt_p99_us"]:
-            fail(f"dpdk-memif: floor p50 above p99: {d['floor_dpdk_rtt_p50_us']}")
+            fail(f"{mode}: floor p50 above p99: {d['floor_dpdk_rtt_p50_us']}")
         want = d["lat_us"]["p50"] / d["floor_dpdk_rtt_p50_us"]
         if abs(d["ratio_p50_to_dpdk_rtt"] - want) > 0.01 * want + 0.02:
-            fail(f"dpdk-memif: ratio_p50_to_dpdk_rtt {d['ratio_p50_to_dpdk_rtt']}, "
+            fail(f"{mode}: ratio_p50_to_dpdk_rtt {d['ratio_p50_to_dpdk_rtt']}, "
                  f"p50 / floor is {want:.2f}")
     else:
         for k in DPDK_FLOOR:
@@ -108,13 +110,16 @@ def run_sweep(bench, mode, extra):
         check_line(d, mode, c)
     if mode != "engine" and "floor" not in p.stdout:
         fail(f"{mode}: the table does not show the floors")
-    if mode == "dpdk-memif" and "bare DPDK memif" not in p.stdout:
-        fail("dpdk-memif: the table does not show the bare memif floor")
+    floor_name = {"dpdk-memif": "bare DPDK memif", "dpdk-afpacket": "bare DPDK af_packet",
+                  "dpdk-afxdp": "bare DPDK af_xdp"}
+    if mode in floor_name and floor_name[mode] not in p.stdout:
+        fail(f"{mode}: the table does not show the bare floor")
 
 
 def usage(bench):
-    # dpdk-afxdp: not built in any build (a build without DPDK says that first).
-    for args, words in ((["--mode", "dpdk-afxdp"], ("not built yet", "this build has no DPDK")),
+    # A build without DPDK says that first.
+    for args, words in ((["--mode", "dpdk-afxdp", "--replicas", "1"],
+                         ("3 or 5", "this build has no DPDK")),
                         (["--mode", "dpdk-memif", "--replicas", "1"],
                          ("3 or 5", "this build has no DPDK")),
                         (["--replicas", "2"], "1, 3 or 5"),
@@ -147,6 +152,26 @@ def dpdk(bench):
                   "root")
             sys.exit(77)
         raise
+    for mode in ("dpdk-afpacket", "dpdk-afxdp"):
+        if os.geteuid() != 0:
+            p = subprocess.run([bench, "--mode", mode], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True, timeout=30)
+            if p.returncode != 2 or "as root" not in p.stderr:
+                fail(f"{mode} without root: exit {p.returncode}, {p.stderr.strip()!r}")
+            print(f"{mode}: not root, refused as it should be (not run)")
+            continue
+        before = links()
+        run_sweep(bench, mode, ["--dir", "/var/tmp"])
+        left = sorted(set(links()) - set(before))
+        if left:
+            fail(f"{mode} left interfaces behind: {left}")
+
+
+def links():
+    """The names of this host's network interfaces that lcraft-bench makes (lcb...)."""
+    p = subprocess.run(["ip", "-o", "link"], stdout=subprocess.PIPE, text=True, timeout=30)
+    return [ln.split(":")[1].strip().split("@")[0] for ln in p.stdout.splitlines()
+            if ":" in ln and ln.split(":")[1].strip().startswith("lcb")]
 
 
 def main():
