@@ -253,15 +253,8 @@ static int floor_append(const char *dir, uint32_t writers, double *p50, double *
 			rc = ap[i].err;
 			snprintf(why, why_len, "%s", ap[i].why);
 		}
-	for (uint32_t i = 1; i < writers; i++) {
-		for (uint32_t b = 0; b < LCR_HIST_BUCKETS; b++)
-			ap[0].h.b[b] += ap[i].h.b[b];
-		ap[0].h.count += ap[i].h.count;
-		if (ap[i].h.max_ns > ap[0].h.max_ns)
-			ap[0].h.max_ns = ap[i].h.max_ns;
-		if (ap[i].h.min_ns < ap[0].h.min_ns)
-			ap[0].h.min_ns = ap[i].h.min_ns;
-	}
+	for (uint32_t i = 1; i < writers; i++)
+		lcr_hist_merge(&ap[0].h, &ap[i].h);
 	*p50 = pct_us(&ap[0].h, 0.5);
 	*p99 = pct_us(&ap[0].h, 0.99);
 	*how = ap[0].how ? ap[0].how : "?";

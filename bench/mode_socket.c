@@ -880,16 +880,7 @@ int lcr_bench_socket(const struct lcr_bench_opts *o, struct lcr_bench_result *r,
 		if (g == 1)
 			r->lat = ld->lat;
 		else
-			for (uint32_t b = 0; b < LCR_HIST_BUCKETS; b++)
-				r->lat.b[b] += ld->lat.b[b];
-		if (g > 1 && ld->lat.count) {
-			if (r->lat.count == 0 || ld->lat.min_ns < r->lat.min_ns)
-				r->lat.min_ns = ld->lat.min_ns;
-			if (ld->lat.max_ns > r->lat.max_ns)
-				r->lat.max_ns = ld->lat.max_ns;
-			r->lat.count += ld->lat.count;
-			r->lat.sum_ns += ld->lat.sum_ns;
-		}
+			lcr_hist_merge(&r->lat, &ld->lat);
 	}
 	r->entries = r->ops * o->batch;
 	r->user_s = s1.user - s0.user;

@@ -89,6 +89,7 @@ static struct {
 	uint64_t link_check_ns;		       /* lcore 0: when links were last looked at */
 	uint64_t retry_at[PORTS_MAX];	       /* lcore 0: restart then; 0: the link is up */
 	uint64_t retry_ns[PORTS_MAX];	       /* lcore 0: the wait before that, doubling */
+	bool down_said[PORTS_MAX];	       /* lcore 0: "link down" printed, not yet "up" */
 } proc = { .mu = PTHREAD_MUTEX_INITIALIZER };
 
 #define LINK_CHECK_NS	  (10ull * 1000 * 1000)	 /* how often lcore 0 looks at the links */
@@ -567,23 +568,29 @@ static void links_check(struct lcr_dpdk *b, uint64_t now)
 		if (!proc.ports[p].memif_client ||
 		    rte_eth_link_get_nowait(proc.ports[p].id, &link) != 0 ||
 		    link.link_status == RTE_ETH_LINK_UP) {
-			if (proc.retry_at[p])
+			if (proc.down_said[p])
 				fprintf(stderr, "lcraft: dpdk: port %s: link up\n",
 					proc.ports[p].name);
+			proc.down_said[p] = false;
 			proc.retry_at[p] = 0;
 			continue;
 		}
 		if (proc.retry_at[p] == 0) {
-			fprintf(stderr,
-				"lcraft: dpdk: port %s: link down; restarting it until it "
-				"connects\n",
-				proc.ports[p].name);
+			/* A memif link still shaking hands is down too: say
+			 * nothing unless it stays so past the first wait. */
 			proc.retry_ns[p] = LINK_RETRY_MIN_NS;
 			proc.retry_at[p] = now + LINK_RETRY_MIN_NS;
 			continue;
 		}
 		if (now < proc.retry_at[p])
 			continue;
+		if (!proc.down_said[p]) {
+			fprintf(stderr,
+				"lcraft: dpdk: port %s: link down; restarting it until it "
+				"connects\n",
+				proc.ports[p].name);
+			proc.down_said[p] = true;
+		}
 		atomic_store_explicit(&proc.gate_port, (uint32_t)p + 1, memory_order_seq_cst);
 		atomic_fetch_add_explicit(&proc.gate_gen, 1, memory_order_seq_cst);
 		gate_ack(b);
