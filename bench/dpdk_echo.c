@@ -127,24 +127,37 @@ double lcr_bench_echo_rate(struct lcr_backend *be, uint32_t peer, uint8_t *buf, 
 			   double seconds)
 {
 	struct lcr_dgram d[ECHO_WINDOW], in[ECHO_BURST];
-	uint64_t sent = 0, got = 0, end = now_ns() + (uint64_t)(seconds * 1e9), t0 = now_ns();
+	uint64_t got = 0, end = now_ns() + (uint64_t)(seconds * 1e9), t0 = now_ns();
+	uint64_t heard = t0;   /* when an echo last came */
+	uint32_t inflight = 0; /* sent, not yet echoed (nor given up on) */
 
 	for (int i = 0; i < ECHO_WINDOW; i++)
 		d[i] = (struct lcr_dgram){ .buf = buf, .len = size, .peer = peer };
 	memset(buf, 0, sizeof(uint64_t)); /* seq 0: not a round-trip probe */
 	while (now_ns() < end) {
-		uint64_t room = ECHO_WINDOW - (sent - got);
-		if (room > 0) {
-			int k = lcr_be_tx(be, d, (uint32_t)room);
+		if (inflight < ECHO_WINDOW) {
+			int k = lcr_be_tx(be, d, ECHO_WINDOW - inflight);
 			if (k > 0)
-				sent += (uint64_t)k;
+				inflight += (uint32_t)k;
 		}
 		int n = lcr_be_rx(be, in, ECHO_BURST);
-		if (n > 0)
-			got += (uint64_t)n;
-		/* A lost datagram must not stall the window for good. */
-		if (sent - got == ECHO_WINDOW && n == 0)
-			got = sent - ECHO_WINDOW / 2;
+		for (int i = 0; i < n; i++) {
+			uint64_t seq;
+			/* Only this run's echoes: a late answer to a round-trip
+			 * probe (seq > 0) is not one of them. */
+			if (in[i].len != size || (memcpy(&seq, in[i].buf, sizeof(seq)), seq != 0))
+				continue;
+			got++;
+			heard = now_ns();
+			if (inflight)
+				inflight--;
+		}
+		/* Nothing back for a round-trip timeout with the window full:
+		 * what is out is lost, and must not stall the window for good. */
+		if (inflight == ECHO_WINDOW && now_ns() - heard > ECHO_TIMEOUT_NS) {
+			inflight = 0;
+			heard = now_ns();
+		}
 	}
 	return (double)got / ((double)(now_ns() - t0) / 1e9);
 }
