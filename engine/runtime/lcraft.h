@@ -68,16 +68,16 @@ struct lcr_node_dpdk {
 };
 
 struct lcr_node_config {
-	uint32_t id;	       /* this node */
-	uint64_t cluster;      /* datagrams of other clusters are dropped */
-	uint32_t lcores;       /* threads, each with its groups; default 1 */
-	const char *data_dir;  /* <data_dir>/group-<g>/ per group; made with its parents */
+	uint32_t id;	      /* this node */
+	uint64_t cluster;     /* datagrams of other clusters are dropped */
+	uint32_t lcores;      /* threads, each with its groups; default 1 */
+	const char *data_dir; /* <data_dir>/group-<g>/ per group; made with its parents */
 	/* Local address to bind; NULL (the default): this node's own address in
 	 * `peers`, so its datagrams leave from the address its peers expect
 	 * (they drop datagrams from any other). "0.0.0.0" binds every address,
 	 * and the kernel then picks the source by route. */
 	const char *bind_host;
-	uint32_t n_peers;      /* every voter, this node included */
+	uint32_t n_peers; /* every voter, this node included */
 	struct lcr_peer_addr peers[LCR_PEERS_MAX];
 	bool busy_poll; /* lcores never sleep (dedicate a core each) */
 	/*
