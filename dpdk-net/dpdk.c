@@ -31,6 +31,7 @@
 #include <rte_mbuf.h>
 #include <rte_ring.h>
 
+#include "put.h"
 #include "alloc.h"
 #include "dpdk.h"
 #include "lcr_assert.h"
@@ -140,17 +141,6 @@ const char *lcr_dpdk_drop_name(uint32_t reason)
 	if (reason < LCR_DPDK_DROP_MAX)
 		return dpdk_drop_names[reason - LCR_FRAME_DROP_MAX];
 	return "unknown";
-}
-
-void lcr_dpdk_opts_default(struct lcr_dpdk_opts *o)
-{
-	memset(o, 0, sizeof(*o));
-	o->n_lcores = 1;
-	o->dgram_max = 1472;
-	o->rx_desc = 1024;
-	o->tx_desc = 1024;
-	o->nap_min_ns = 50ull * 1000;
-	o->nap_max_ns = 1000ull * 1000;
 }
 
 static uint64_t mono_ns(void)
@@ -892,49 +882,42 @@ static void dpdk_stats(const struct lcr_backend *be, struct lcr_backend_stats *s
 		st->rx_errors += b->drops[r];
 }
 
-#define PUT(...)                                                                                   \
-	do {                                                                                       \
-		int k_ = snprintf(buf + o, len > o ? len - o : 0, __VA_ARGS__);                    \
-		if (k_ < 0)                                                                        \
-			return -EINVAL;                                                            \
-		o += (size_t)k_;                                                                   \
-	} while (0)
-
 static int dpdk_metrics_json(const struct lcr_backend *be, char *buf, size_t len)
 {
 	const struct lcr_dpdk *b = (const struct lcr_dpdk *)be;
 	size_t o = 0;
 
-	PUT("\"dpdk\":{\"arp_seen\":%llu,\"arp_requests_sent\":%llu,\"arp_replies_sent\":%llu,"
-	    "\"no_neighbour\":%llu,\"tx_no_mbuf\":%llu,\"handoffs_out\":%llu,\"handoffs_in\":%llu,"
-	    "\"naps\":%llu,\"link_down\":%llu,\"port_restarts\":%llu,\"restart_max_us\":%.0f,"
-	    "\"frame_drops\":{",
-	    (unsigned long long)b->arp_seen, (unsigned long long)b->arp_requests_sent,
-	    (unsigned long long)b->arp_replies_sent, (unsigned long long)b->no_neighbour,
-	    (unsigned long long)b->tx_no_mbuf, (unsigned long long)b->handoffs_out,
-	    (unsigned long long)b->handoffs_in, (unsigned long long)b->st.wakeups,
-	    (unsigned long long)b->link_down, (unsigned long long)b->port_restarts,
-	    (double)b->restart_max_ns / 1e3);
+	LCR_PUT("\"dpdk\":{\"arp_seen\":%llu,\"arp_requests_sent\":%llu,\"arp_replies_sent\":%llu,"
+		"\"no_neighbour\":%llu,\"tx_no_mbuf\":%llu,\"handoffs_out\":%llu,\"handoffs_in\":%"
+		"llu,"
+		"\"naps\":%llu,\"link_down\":%llu,\"port_restarts\":%llu,\"restart_max_us\":%.0f,"
+		"\"frame_drops\":{",
+		(unsigned long long)b->arp_seen, (unsigned long long)b->arp_requests_sent,
+		(unsigned long long)b->arp_replies_sent, (unsigned long long)b->no_neighbour,
+		(unsigned long long)b->tx_no_mbuf, (unsigned long long)b->handoffs_out,
+		(unsigned long long)b->handoffs_in, (unsigned long long)b->st.wakeups,
+		(unsigned long long)b->link_down, (unsigned long long)b->port_restarts,
+		(double)b->restart_max_ns / 1e3);
 	for (uint32_t r = 1, first = 1; r < LCR_DPDK_DROP_MAX; r++) {
 		if (!b->drops[r])
 			continue;
-		PUT("%s\"%s\":%llu", first ? "" : ",", lcr_dpdk_drop_name(r),
-		    (unsigned long long)b->drops[r]);
+		LCR_PUT("%s\"%s\":%llu", first ? "" : ",", lcr_dpdk_drop_name(r),
+			(unsigned long long)b->drops[r]);
 		first = 0;
 	}
-	PUT("},\"ports\":[");
+	LCR_PUT("},\"ports\":[");
 	for (uint16_t i = 0; i < proc.n_ports; i++) {
 		struct rte_eth_stats es;
 		memset(&es, 0, sizeof(es));
 		rte_eth_stats_get(proc.ports[i].id, &es);
-		PUT("%s{\"name\":\"%s\",\"ipackets\":%llu,\"opackets\":%llu,\"imissed\":%llu,"
-		    "\"ierrors\":%llu,\"oerrors\":%llu,\"rx_nombuf\":%llu}",
-		    i ? "," : "", proc.ports[i].name, (unsigned long long)es.ipackets,
-		    (unsigned long long)es.opackets, (unsigned long long)es.imissed,
-		    (unsigned long long)es.ierrors, (unsigned long long)es.oerrors,
-		    (unsigned long long)es.rx_nombuf);
+		LCR_PUT("%s{\"name\":\"%s\",\"ipackets\":%llu,\"opackets\":%llu,\"imissed\":%llu,"
+			"\"ierrors\":%llu,\"oerrors\":%llu,\"rx_nombuf\":%llu}",
+			i ? "," : "", proc.ports[i].name, (unsigned long long)es.ipackets,
+			(unsigned long long)es.opackets, (unsigned long long)es.imissed,
+			(unsigned long long)es.ierrors, (unsigned long long)es.oerrors,
+			(unsigned long long)es.rx_nombuf);
 	}
-	PUT("]}");
+	LCR_PUT("]}");
 	return (int)o;
 }
 

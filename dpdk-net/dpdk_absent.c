@@ -6,20 +6,8 @@
  */
 #include <errno.h>
 #include <stdio.h>
-#include <string.h>
 
 #include "dpdk.h"
-
-void lcr_dpdk_opts_default(struct lcr_dpdk_opts *o)
-{
-	memset(o, 0, sizeof(*o));
-	o->n_lcores = 1;
-	o->dgram_max = 1472;
-	o->rx_desc = 1024;
-	o->tx_desc = 1024;
-	o->nap_min_ns = 50ull * 1000;
-	o->nap_max_ns = 1000ull * 1000;
-}
 
 int lcr_dpdk_open(struct lcr_backend **out, const struct lcr_dpdk_opts *o, char *why,
 		  unsigned why_len)

@@ -1,10 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * EAL arguments the node makes itself (dpdk.h): in every build, DPDK or not,
- * since they are only text.
+ * The DPDK backend's options and the EAL arguments the node makes itself
+ * (dpdk.h): in every build, DPDK or not, since they are only data and text.
  */
 #include <errno.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "dpdk.h"
 
@@ -24,4 +25,15 @@ int lcr_dpdk_memif_eal(char *out, size_t len, const char *base, const char *dir,
 		o = k < 0 ? len : o + (size_t)k;
 	}
 	return o < len ? (int)o : -ENAMETOOLONG;
+}
+
+void lcr_dpdk_opts_default(struct lcr_dpdk_opts *o)
+{
+	memset(o, 0, sizeof(*o));
+	o->n_lcores = 1;
+	o->dgram_max = 1472;
+	o->rx_desc = 1024;
+	o->tx_desc = 1024;
+	o->nap_min_ns = 50ull * 1000;
+	o->nap_max_ns = 1000ull * 1000;
 }

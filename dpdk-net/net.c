@@ -22,6 +22,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "put.h"
 #include "alloc.h"
 #include "lcr_assert.h"
 #include "net_host.h"
@@ -918,26 +919,18 @@ void lcr_net_stats(const struct lcr_net *n, struct lcr_net_stats *st)
 	*st = n->st;
 }
 
-#define PUT(...)                                                                                   \
-	do {                                                                                       \
-		int k_ = snprintf(buf + o, len > o ? len - o : 0, __VA_ARGS__);                    \
-		if (k_ < 0)                                                                        \
-			return -EINVAL;                                                            \
-		o += (size_t)k_;                                                                   \
-	} while (0)
-
 static int counts_json(char *buf, size_t len, const char *name, const uint64_t *v, uint32_t n,
 		       const char *(*label)(uint32_t))
 {
 	size_t o = 0;
-	PUT("\"%s\":{", name);
+	LCR_PUT("\"%s\":{", name);
 	for (uint32_t i = 1, first = 1; i < n; i++) {
 		if (!v[i])
 			continue;
-		PUT("%s\"%s\":%llu", first ? "" : ",", label(i), (unsigned long long)v[i]);
+		LCR_PUT("%s\"%s\":%llu", first ? "" : ",", label(i), (unsigned long long)v[i]);
 		first = 0;
 	}
-	PUT("}");
+	LCR_PUT("}");
 	return (int)o;
 }
 
@@ -947,33 +940,33 @@ int lcr_net_metrics_json(const struct lcr_net *n, char *buf, size_t len)
 	size_t o = 0;
 	int k;
 
-	PUT("\"transport\":\"%s\",\"net\":{", n->ops->name ? n->ops->name : "?");
+	LCR_PUT("\"transport\":\"%s\",\"net\":{", n->ops->name ? n->ops->name : "?");
 	if ((k = counts_json(buf + o, len > o ? len - o : 0, "calls", s->calls, LCR_NET_OP_MAX,
 			     lcr_net_op_name)) < 0)
 		return k;
 	o += (size_t)k;
-	PUT(",");
+	LCR_PUT(",");
 	if ((k = counts_json(buf + o, len > o ? len - o : 0, "defaults", s->defaults,
 			     LCR_NET_OP_MAX, lcr_net_op_name)) < 0)
 		return k;
 	o += (size_t)k;
-	PUT(",");
+	LCR_PUT(",");
 	if ((k = counts_json(buf + o, len > o ? len - o : 0, "errors", s->errors,
 			     LCR_NET_CLOSED + 1, lcr_net_err_name)) < 0)
 		return k;
 	o += (size_t)k;
-	PUT(",\"requests\":%llu,\"replies\":%llu,\"responds\":%llu,\"pre_vote_refused\":%llu,"
-	    "\"ttl_expired\":%llu,\"late\":%llu,\"seq_dropped\":%llu,\"seq_full\":%llu,"
-	    "\"events_full\":%llu,\"dropped\":%llu,\"append_splits\":%llu,"
-	    "\"heartbeat_errors\":%llu}",
-	    (unsigned long long)s->requests, (unsigned long long)s->replies,
-	    (unsigned long long)s->responds, (unsigned long long)s->pre_vote_refused,
-	    (unsigned long long)s->ttl_expired, (unsigned long long)s->late,
-	    (unsigned long long)s->seq_dropped, (unsigned long long)s->seq_full,
-	    (unsigned long long)s->events_full, (unsigned long long)s->dropped,
-	    (unsigned long long)s->append_splits, (unsigned long long)s->heartbeat_errors);
+	LCR_PUT(",\"requests\":%llu,\"replies\":%llu,\"responds\":%llu,\"pre_vote_refused\":%llu,"
+		"\"ttl_expired\":%llu,\"late\":%llu,\"seq_dropped\":%llu,\"seq_full\":%llu,"
+		"\"events_full\":%llu,\"dropped\":%llu,\"append_splits\":%llu,"
+		"\"heartbeat_errors\":%llu}",
+		(unsigned long long)s->requests, (unsigned long long)s->replies,
+		(unsigned long long)s->responds, (unsigned long long)s->pre_vote_refused,
+		(unsigned long long)s->ttl_expired, (unsigned long long)s->late,
+		(unsigned long long)s->seq_dropped, (unsigned long long)s->seq_full,
+		(unsigned long long)s->events_full, (unsigned long long)s->dropped,
+		(unsigned long long)s->append_splits, (unsigned long long)s->heartbeat_errors);
 	if (n->ops->metrics_json) {
-		PUT(",");
+		LCR_PUT(",");
 		k = n->ops->metrics_json(n->t, buf + o, len > o ? len - o : 0);
 		if (k < 0)
 			return k;

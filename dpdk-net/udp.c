@@ -30,6 +30,7 @@
 
 #include <arpa/inet.h>
 
+#include "put.h"
 #include "alloc.h"
 #include "backend.h"
 #include "dpdk.h"
@@ -493,14 +494,6 @@ static int udp_wait(struct lcr_transport *t, int fd, uint64_t timeout_ns)
 
 /* ---- metrics and life cycle ------------------------------------------------------ */
 
-#define PUT(...)                                                                                   \
-	do {                                                                                       \
-		int k_ = snprintf(buf + o, len > o ? len - o : 0, __VA_ARGS__);                    \
-		if (k_ < 0)                                                                        \
-			return -EINVAL;                                                            \
-		o += (size_t)k_;                                                                   \
-	} while (0)
-
 static int udp_metrics_json(const struct lcr_transport *t, char *buf, size_t len)
 {
 	const struct udp *u = (const struct udp *)t;
@@ -509,25 +502,25 @@ static int udp_metrics_json(const struct lcr_transport *t, char *buf, size_t len
 
 	memset(&bs, 0, sizeof(bs));
 	u->be->ops->stats(u->be, &bs);
-	PUT("\"rx_dgrams\":%llu,\"tx_dgrams\":%llu,\"tx_errors\":%llu,\"tx_queue_full\":%llu,"
-	    "\"rx_errors\":%llu,\"dropped\":{",
-	    (unsigned long long)bs.rx_dgrams, (unsigned long long)bs.tx_dgrams,
-	    (unsigned long long)bs.tx_errors, (unsigned long long)u->tx_full,
-	    (unsigned long long)bs.rx_errors);
+	LCR_PUT("\"rx_dgrams\":%llu,\"tx_dgrams\":%llu,\"tx_errors\":%llu,\"tx_queue_full\":%llu,"
+		"\"rx_errors\":%llu,\"dropped\":{",
+		(unsigned long long)bs.rx_dgrams, (unsigned long long)bs.tx_dgrams,
+		(unsigned long long)bs.tx_errors, (unsigned long long)u->tx_full,
+		(unsigned long long)bs.rx_errors);
 	/* Cut by the kernel: larger than the receive buffer (the backend's count). */
 	bool first = true;
 	if (bs.rx_truncated) {
-		PUT("\"truncated\":%llu", (unsigned long long)bs.rx_truncated);
+		LCR_PUT("\"truncated\":%llu", (unsigned long long)bs.rx_truncated);
 		first = false;
 	}
 	for (uint32_t r = 1; r < LCR_DROP_MAX; r++) {
 		if (!u->drops[r])
 			continue;
-		PUT("%s\"%s\":%llu", first ? "" : ",", lcr_wire_drop_name(r),
-		    (unsigned long long)u->drops[r]);
+		LCR_PUT("%s\"%s\":%llu", first ? "" : ",", lcr_wire_drop_name(r),
+			(unsigned long long)u->drops[r]);
 		first = false;
 	}
-	PUT("}");
+	LCR_PUT("}");
 	/* The backend's own (DPDK: frame drops, ARP, ports). */
 	if (u->be->ops->metrics_json) {
 		if (o < len)
@@ -548,11 +541,11 @@ static int udp_client_metrics_json(const struct lcr_transport *t, void *client, 
 	size_t o = 0;
 	(void)t;
 
-	PUT("\"in_flight\":%u,\"retransmits\":%llu,\"srtt_us\":%.1f,\"stream_drops\":%llu,"
-	    "\"peer_restarts\":%llu",
-	    lcr_stx_in_flight(&l->tx), (unsigned long long)l->tx.st.retransmits,
-	    (double)l->tx.st.srtt_ns / 1000.0, (unsigned long long)l->stream_drops,
-	    (unsigned long long)l->tx.st.peer_restarts);
+	LCR_PUT("\"in_flight\":%u,\"retransmits\":%llu,\"srtt_us\":%.1f,\"stream_drops\":%llu,"
+		"\"peer_restarts\":%llu",
+		lcr_stx_in_flight(&l->tx), (unsigned long long)l->tx.st.retransmits,
+		(double)l->tx.st.srtt_ns / 1000.0, (unsigned long long)l->stream_drops,
+		(unsigned long long)l->tx.st.peer_restarts);
 	return (int)o;
 }
 

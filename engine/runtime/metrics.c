@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "put.h"
 #include "dpdk.h"
 #include "runtime_int.h"
 
@@ -22,23 +23,15 @@ static const char *role_name(uint32_t r)
 	return r <= 5 ? names[r] : "unknown";
 }
 
-#define PUT(...)                                                                                   \
-	do {                                                                                       \
-		int k_ = snprintf(buf + o, len > o ? len - o : 0, __VA_ARGS__);                    \
-		if (k_ < 0)                                                                        \
-			return -EINVAL;                                                            \
-		o += (size_t)k_;                                                                   \
-	} while (0)
-
 static int hist_json(char *buf, size_t len, const char *name, const struct lcr_hist *h)
 {
 	size_t o = 0;
-	PUT("\"%s\":{\"count\":%llu,\"p50_us\":%.1f,\"p90_us\":%.1f,\"p99_us\":%.1f,"
-	    "\"p999_us\":%.1f,\"max_us\":%.1f,\"mean_us\":%.1f}",
-	    name, (unsigned long long)h->count, (double)lcr_hist_pct(h, 0.5) / 1000.0,
-	    (double)lcr_hist_pct(h, 0.9) / 1000.0, (double)lcr_hist_pct(h, 0.99) / 1000.0,
-	    (double)lcr_hist_pct(h, 0.999) / 1000.0, (double)h->max_ns / 1000.0,
-	    h->count ? (double)h->sum_ns / (double)h->count / 1000.0 : 0.0);
+	LCR_PUT("\"%s\":{\"count\":%llu,\"p50_us\":%.1f,\"p90_us\":%.1f,\"p99_us\":%.1f,"
+		"\"p999_us\":%.1f,\"max_us\":%.1f,\"mean_us\":%.1f}",
+		name, (unsigned long long)h->count, (double)lcr_hist_pct(h, 0.5) / 1000.0,
+		(double)lcr_hist_pct(h, 0.9) / 1000.0, (double)lcr_hist_pct(h, 0.99) / 1000.0,
+		(double)lcr_hist_pct(h, 0.999) / 1000.0, (double)h->max_ns / 1000.0,
+		h->count ? (double)h->sum_ns / (double)h->count / 1000.0 : 0.0);
 	return (int)o;
 }
 
@@ -50,17 +43,17 @@ int lcr_group_metrics_json(struct lcr_group *g, char *buf, size_t len)
 
 	lcr_core_status(g->core, &st);
 	lcr_log_stats(g->log, &ls);
-	PUT("{\"group\":%u,\"role\":\"%s\",\"term\":%llu,\"leader\":%u,"
-	    "\"last\":%llu,\"committed\":%llu,\"applied\":%llu,\"flushed\":%llu,",
-	    g->id, role_name(st.role), (unsigned long long)st.vote.lid.term, st.leader,
-	    (unsigned long long)st.last.index, (unsigned long long)st.committed.index,
-	    (unsigned long long)st.applied.index, (unsigned long long)st.flushed.index);
-	PUT("\"replication\":{");
+	LCR_PUT("{\"group\":%u,\"role\":\"%s\",\"term\":%llu,\"leader\":%u,"
+		"\"last\":%llu,\"committed\":%llu,\"applied\":%llu,\"flushed\":%llu,",
+		g->id, role_name(st.role), (unsigned long long)st.vote.lid.term, st.leader,
+		(unsigned long long)st.last.index, (unsigned long long)st.committed.index,
+		(unsigned long long)st.applied.index, (unsigned long long)st.flushed.index);
+	LCR_PUT("\"replication\":{");
 	for (uint32_t i = 0, first = 1; st.role == LCR_ROLE_LEADER && i < st.n_nodes; i++) {
 		if (st.nodes[i] == st.id)
 			continue;
-		PUT("%s\"%u\":{\"matching\":%llu", first ? "" : ",", st.nodes[i],
-		    (unsigned long long)st.matching[i].index);
+		LCR_PUT("%s\"%u\":{\"matching\":%llu", first ? "" : ",", st.nodes[i],
+			(unsigned long long)st.matching[i].index);
 		/* The transport's view of the follower (UDP: its stream). */
 		int k = lcr_net_client_metrics_json(g->ng, st.nodes[i], buf + o + 1,
 						    len > o + 1 ? len - o - 1 : 0);
@@ -71,37 +64,38 @@ int lcr_group_metrics_json(struct lcr_group *g, char *buf, size_t len)
 				buf[o] = ',';
 			o += (size_t)k + 1;
 		}
-		PUT("}");
+		LCR_PUT("}");
 		first = 0;
 	}
-	PUT("},\"proposed\":%llu,\"applied_entries\":%llu,\"cancelled\":%llu,\"refused\":%llu,"
-	    "\"elections\":%llu,\"dropped_msgs\":%llu,\"stale_msgs\":%llu,\"far_terms\":%llu,"
-	    "\"term_exhausted\":%llu,\"net_errors\":%llu,",
-	    (unsigned long long)g->proposed, (unsigned long long)g->applied,
-	    (unsigned long long)g->cancelled, (unsigned long long)g->refused,
-	    (unsigned long long)st.elections, (unsigned long long)st.dropped_msgs,
-	    (unsigned long long)st.stale_msgs, (unsigned long long)st.far_terms,
-	    (unsigned long long)st.term_exhausted, (unsigned long long)g->net_errors);
-	PUT("\"storage\":{\"batches\":%llu,\"entries\":%llu,\"bytes\":%llu,\"syncs\":%llu,"
-	    "\"vote_writes\":%llu,\"cache_hits\":%llu,\"cache_misses\":%llu,\"disk_reads\":%llu,"
-	    "\"segments\":%llu,\"flushes_reported\":%llu,",
-	    (unsigned long long)ls.batches_written, (unsigned long long)ls.entries_written,
-	    (unsigned long long)ls.bytes_written, (unsigned long long)ls.syncs,
-	    (unsigned long long)ls.vote_writes, (unsigned long long)ls.cache_hits,
-	    (unsigned long long)ls.cache_misses, (unsigned long long)ls.disk_reads,
-	    (unsigned long long)ls.segments_created, (unsigned long long)g->flushes);
+	LCR_PUT("},\"proposed\":%llu,\"applied_entries\":%llu,\"cancelled\":%llu,\"refused\":%llu,"
+		"\"elections\":%llu,\"dropped_msgs\":%llu,\"stale_msgs\":%llu,\"far_terms\":%llu,"
+		"\"term_exhausted\":%llu,\"net_errors\":%llu,",
+		(unsigned long long)g->proposed, (unsigned long long)g->applied,
+		(unsigned long long)g->cancelled, (unsigned long long)g->refused,
+		(unsigned long long)st.elections, (unsigned long long)st.dropped_msgs,
+		(unsigned long long)st.stale_msgs, (unsigned long long)st.far_terms,
+		(unsigned long long)st.term_exhausted, (unsigned long long)g->net_errors);
+	LCR_PUT("\"storage\":{\"batches\":%llu,\"entries\":%llu,\"bytes\":%llu,\"syncs\":%llu,"
+		"\"vote_writes\":%llu,\"cache_hits\":%llu,\"cache_misses\":%llu,\"disk_reads\":%"
+		"llu,"
+		"\"segments\":%llu,\"flushes_reported\":%llu,",
+		(unsigned long long)ls.batches_written, (unsigned long long)ls.entries_written,
+		(unsigned long long)ls.bytes_written, (unsigned long long)ls.syncs,
+		(unsigned long long)ls.vote_writes, (unsigned long long)ls.cache_hits,
+		(unsigned long long)ls.cache_misses, (unsigned long long)ls.disk_reads,
+		(unsigned long long)ls.segments_created, (unsigned long long)g->flushes);
 	/* Each batch's write, and its fdatasync with durability fsync. */
 	int k = hist_json(buf + o, len > o ? len - o : 0, "write_latency",
 			  lcr_log_write_latency(g->log));
 	if (k < 0)
 		return k;
 	o += (size_t)k;
-	PUT("},");
+	LCR_PUT("},");
 	k = hist_json(buf + o, len > o ? len - o : 0, "commit_latency", &g->commit_lat);
 	if (k < 0)
 		return k;
 	o += (size_t)k;
-	PUT("}");
+	LCR_PUT("}");
 	return o < len ? (int)o : -ENOSPC;
 }
 
@@ -115,37 +109,37 @@ static int lcore_metrics_json(struct lcore *lc, uint32_t part, char *buf, size_t
 	size_t o = 0;
 
 	if (part == LCR_RT_M_IDS) {
-		PUT("[");
+		LCR_PUT("[");
 		for (uint32_t k = 0; k < lc->n_groups; k++)
-			PUT("%s%u", k ? "," : "", lc->groups[k]->id);
-		PUT("]");
+			LCR_PUT("%s%u", k ? "," : "", lc->groups[k]->id);
+		LCR_PUT("]");
 		return o < len ? (int)o : -ENOSPC;
 	}
 	if (part != LCR_RT_M_ALL && part != LCR_RT_M_LCORE) {
 		struct lcr_group *g = lcr_rt_group_of(lc, part);
 		return g ? lcr_group_metrics_json(g, buf, len) : -ENOENT;
 	}
-	PUT("{\"lcore\":%u,\"iterations\":%llu,\"sleeps\":%llu,", lc->index,
-	    (unsigned long long)lc->iterations, (unsigned long long)lc->sleeps);
+	LCR_PUT("{\"lcore\":%u,\"iterations\":%llu,\"sleeps\":%llu,", lc->index,
+		(unsigned long long)lc->iterations, (unsigned long long)lc->sleeps);
 	/* The transport: net.c's counters and its own (UDP: datagrams, drops). */
 	int w = lcr_net_metrics_json(lc->net, buf + o, len > o ? len - o : 0);
 	if (w < 0)
 		return w;
 	o += (size_t)w;
 	if (part == LCR_RT_M_LCORE) {
-		PUT(",\"groups\":%u}", lc->n_groups);
+		LCR_PUT(",\"groups\":%u}", lc->n_groups);
 		return o < len ? (int)o : -ENOSPC;
 	}
-	PUT(",\"groups\":[");
+	LCR_PUT(",\"groups\":[");
 	for (uint32_t k = 0; k < lc->n_groups; k++) {
 		if (k)
-			PUT(",");
+			LCR_PUT(",");
 		w = lcr_group_metrics_json(lc->groups[k], buf + o, len > o ? len - o : 0);
 		if (w < 0)
 			return w;
 		o += (size_t)w;
 	}
-	PUT("]}");
+	LCR_PUT("]}");
 	return o < len ? (int)o : -ENOSPC;
 }
 
@@ -207,12 +201,12 @@ int lcr_node_metrics_json(struct lcr_node *n, char *buf, size_t len)
 {
 	size_t o = 0;
 
-	PUT("{\"node\":%u,\"lcores\":[", n->cfg.id);
+	LCR_PUT("{\"node\":%u,\"lcores\":[", n->cfg.id);
 	for (uint32_t i = 0; i < n->n_lcores; i++) {
 		struct lcore *lc = &n->lcores[i];
 		bool mine = !atomic_load(&lc->looping) || lcr_rt_this_lcore() == lc;
 		if (i)
-			PUT(",");
+			LCR_PUT(",");
 		int w = mine ? lcore_metrics_json(lc, LCR_RT_M_ALL, buf + o, len > o ? len - o : 0)
 			     : lcore_metrics_remote(lc, LCR_RT_M_ALL, buf + o,
 						    len > o ? len - o : 0);
@@ -220,7 +214,7 @@ int lcr_node_metrics_json(struct lcr_node *n, char *buf, size_t len)
 			return w;
 		o += (size_t)w;
 	}
-	PUT("]}");
+	LCR_PUT("]}");
 	return o < len ? (int)o : -ENOSPC;
 }
 
@@ -262,7 +256,7 @@ static int tel_node(void *ctx, const char *params, char *buf, size_t len)
 	uint32_t groups = w > 2;
 	for (int i = 0; i < w; i++)
 		groups += buf[i] == ',';
-	PUT("{\"node\":%u,\"lcores\":%u,\"groups\":%u}", n->cfg.id, n->n_lcores, groups);
+	LCR_PUT("{\"node\":%u,\"lcores\":%u,\"groups\":%u}", n->cfg.id, n->n_lcores, groups);
 	return o < len ? (int)o : -ENOSPC;
 }
 
@@ -289,7 +283,7 @@ static int tel_groups(void *ctx, const char *params, char *buf, size_t len)
 	size_t o = 0;
 	(void)params;
 	/* One array of every lcore's: their parts are "[a,b]", joined. */
-	PUT("[");
+	LCR_PUT("[");
 	for (uint32_t i = 0; i < n->n_lcores; i++) {
 		int w = lcr_rt_metrics_part(n, i, LCR_RT_M_IDS, buf + o, len > o ? len - o : 0);
 		if (w < 0)
@@ -297,12 +291,12 @@ static int tel_groups(void *ctx, const char *params, char *buf, size_t len)
 		if (w > 2) { /* not "[]": drop its brackets, join with a comma */
 			memmove(buf + o, buf + o + 1, (size_t)w - 2);
 			o += (size_t)w - 2;
-			PUT(",");
+			LCR_PUT(",");
 		}
 	}
 	if (o > 1 && buf[o - 1] == ',')
 		o--;
-	PUT("]");
+	LCR_PUT("]");
 	return o < len ? (int)o : -ENOSPC;
 }
 

@@ -561,20 +561,27 @@ def probe_netns(prefix):
         run(["ip", "netns", "del", probe], check=False)
 
 
-def test_netns(args, tmp, cleanups):
-    prefix = os.environ.get("LCR_TEST_NETNS_PREFIX", "lcrt")
-    subnet = os.environ.get("LCR_TEST_NETNS_SUBNET", "10.78.0")
+def netns_up(args, cleanups, prefix, subnet, lock_name):
+    """Three namespaces PREFIX1..3 on SUBNET (netns.sh), after what an interrupted run
+    left is taken down, held under a lock file named lock_name (one such test at a time
+    on this machine, from any build directory: the names are the same); taken down at
+    the end. Raises Skip where namespaces cannot be made. Returns the Netns."""
     probe_netns(prefix)
-    # One netns test at a time on this machine (two build directories, say): same names.
-    lock = open("/run/lock/lcraft-cluster-test-netns.lock" if os.path.isdir("/run/lock")
-                else "/tmp/lcraft-cluster-test-netns.lock", "w")
+    lock = open(f"/run/lock/{lock_name}" if os.path.isdir("/run/lock")
+                else f"/tmp/{lock_name}", "w")
     cleanups.append(lock.close)
     fcntl.flock(lock, fcntl.LOCK_EX)
-
     net = Netns(args.netns_sh, prefix, subnet)
     net.down()  # what an interrupted run may have left
     cleanups.append(net.down)
     net.up()
+    return net
+
+
+def test_netns(args, tmp, cleanups):
+    prefix = os.environ.get("LCR_TEST_NETNS_PREFIX", "lcrt")
+    subnet = os.environ.get("LCR_TEST_NETNS_SUBNET", "10.78.0")
+    net = netns_up(args, cleanups, prefix, subnet, "lcraft-cluster-test-netns.lock")
     cl = Cluster(args, tmp, {i: (f"{subnet}.{i}", 7101) for i in (1, 2, 3)},
                  netns={i: net.ns(i) for i in (1, 2, 3)})
     cleanups.append(cl.cleanup)

@@ -69,8 +69,8 @@ import time
 
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from cluster_test import (ELECTION_MAX_MS, FAILOVER_BOUND_MS, Cluster, Fail,  # noqa: E402
-                          Netns, Skip, Workload, probe_netns, run, run_main, say)
+from cluster_test import (FAILOVER_BOUND_MS, Cluster, Fail,  # noqa: E402
+                          Skip, Workload, netns_up, run, run_main, say)
 
 DPDK_NODE = 1
 RAFT_PORT = 7101
@@ -311,17 +311,7 @@ def test(args, tmp, cleanups):
                    "meson setup again)")
     prefix = os.environ.get("LCR_TEST_DPDK_NETNS_PREFIX", "lcrd")
     subnet = os.environ.get("LCR_TEST_DPDK_NETNS_SUBNET", "10.79.0")
-    probe_netns(prefix)
-    # One run at a time on this machine (two build directories, say): same names.
-    lock = open(f"/run/lock/lcraft-dpdk-mixed-{prefix}.lock" if os.path.isdir("/run/lock")
-                else f"/tmp/lcraft-dpdk-mixed-{prefix}.lock", "w")
-    cleanups.append(lock.close)
-    fcntl.flock(lock, fcntl.LOCK_EX)
-
-    net = Netns(args.netns_sh, prefix, subnet)
-    net.down()  # what an interrupted run may have left
-    cleanups.append(net.down)
-    net.up()
+    net = netns_up(args, cleanups, prefix, subnet, f"lcraft-dpdk-mixed-{prefix}.lock")
     ids, dp = (1, 2, 3), DPDK_NODE
     prepare_links(net, ids, dp)
     cl = Cluster(args, tmp, {i: (f"{subnet}.{i}", RAFT_PORT) for i in ids},
