@@ -428,10 +428,18 @@ def free_udp_ports(count_ok):
     raise Fail("no free UDP ports found")
 
 
-def test_loopback(args, tmp, cleanups, dpdk=False):
+def loopback_cluster(args, tmp, cleanups):
+    """Three nodes on 127.0.0.1, 100 ports apart from a free base (clients at +1000),
+    killed at the end whatever happens."""
     base = free_udp_ports(lambda b: [b + o + k for o in (0, 1000) for k in (0, 100, 200)])
     cl = Cluster(args, tmp, {i: ("127.0.0.1", base + 100 * (i - 1)) for i in (1, 2, 3)})
     cleanups.append(cl.cleanup)
+    return cl
+
+
+def test_loopback(args, tmp, cleanups, dpdk=False):
+    cl = loopback_cluster(args, tmp, cleanups)
+    base = cl.addrs[1][1]
     if dpdk and args.dpdk != "yes":
         raise Skip("skipped: lcraft-node was built without DPDK (install libdpdk-dev, "
                    "meson setup again)")

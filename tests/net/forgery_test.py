@@ -33,7 +33,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from cluster_test import (Cluster, Fail, free_udp_ports, run_main, say,  # noqa: E402
+from cluster_test import (Fail, loopback_cluster, run_main, say,  # noqa: E402
                           FAILOVER_BOUND_MS)
 
 TERM_HUGE = 2**62 - 1
@@ -102,9 +102,7 @@ def group(cl, i):
 
 
 def test(args, tmp, cleanups):
-    base = free_udp_ports(lambda b: [b + o + k for o in (0, 1000) for k in (0, 100, 200)])
-    cl = Cluster(args, tmp, {i: ("127.0.0.1", base + 100 * (i - 1)) for i in (1, 2, 3)})
-    cleanups.append(cl.cleanup)
+    cl = loopback_cluster(args, tmp, cleanups)
     cl.raft_extra = ["enable_pre_vote = true"]
     cl.write_config()
     cl.start_all()

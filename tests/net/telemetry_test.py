@@ -28,7 +28,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from cluster_test import Cluster, Fail, Skip, free_udp_ports, run_main, say  # noqa: E402
+from cluster_test import Fail, Skip, loopback_cluster, run_main, say  # noqa: E402
 
 
 def runtime_dir(prefix):
@@ -82,9 +82,7 @@ def test(args, tmp, cleanups):
     if args.dpdk != "yes":
         raise Skip("skipped: lcraft-node was built without DPDK (install libdpdk-dev, "
                    "meson setup again)")
-    base = free_udp_ports(lambda b: [b + o + k for o in (0, 1000) for k in (0, 100, 200)])
-    cl = Cluster(args, tmp, {i: ("127.0.0.1", base + 100 * (i - 1)) for i in (1, 2, 3)})
-    cleanups.append(cl.cleanup)
+    cl = loopback_cluster(args, tmp, cleanups)
     prefix = f"lcraft-tel-{os.getpid()}-{random.randrange(10**6)}"
     cl.dpdk = [f"eal = -l 0 --no-huge -m 256 --no-pci --no-shconf --log-level=3 "
                f"--file-prefix={prefix}-{{id}}", f"memif_dir = {tmp}/memif"]
