@@ -7,6 +7,7 @@
 #include <time.h>
 
 #include "lcr_assert.h"
+#include "put.h"
 #include "stream.h"
 #include "types.h"
 
@@ -386,26 +387,43 @@ static void srx_restart(struct lcr_srx *r, uint64_t stream, uint64_t first_seq)
 	r->older_seen = 0;
 }
 
-/* Take the next in-order datagram into the message being reassembled. */
-static void srx_take(struct lcr_srx *r, struct lcr_srx_slot *sl, lcr_srx_deliver_fn deliver,
+/*
+ * One in-order datagram into the message being reassembled, from wherever it
+ * is: the caller's receive buffer (`stashed` false) or a slot. A whole
+ * message in one datagram is handed up from there, uncopied; a fragment is
+ * gathered into `msg`, which a message of several needs to be contiguous.
+ */
+static void srx_take(struct lcr_srx *r, uint8_t type, uint16_t frag_index, uint16_t frag_count,
+		     const uint8_t *data, uint32_t len, bool stashed, lcr_srx_deliver_fn deliver,
 		     void *ctx)
 {
-	if (sl->frag_index != r->msg_frags || (r->msg_frags > 0 && sl->type != r->msg_type) ||
-	    r->msg_len + sl->len > LCR_WIRE_MSG_MAX) {
+	if (frag_index != r->msg_frags || (r->msg_frags > 0 && type != r->msg_type) ||
+	    r->msg_len + len > LCR_WIRE_MSG_MAX) {
 		/* Numbering that does not follow: drop what was gathered. A
 		 * message that starts here can still be taken. */
 		r->st.bad_fragments++;
 		r->msg_len = 0;
 		r->msg_frags = 0;
-		if (sl->frag_index != 0)
+		if (frag_index != 0)
 			return;
 	}
+	if (frag_count == 1) {
+		/* frag_index is 0 (< frag_count): nothing is partly gathered. */
+		LCR_ASSERT(r->msg_frags == 0);
+		LCR_ASSERT(r->msg_len == 0);
+		r->st.msgs++;
+		if (!stashed)
+			r->st.direct++;
+		deliver(ctx, type, data, len);
+		return;
+	}
 	if (r->msg_frags == 0)
-		r->msg_type = sl->type;
-	memcpy(r->msg + r->msg_len, sl->data, sl->len);
-	r->msg_len += sl->len;
+		r->msg_type = type;
+	memcpy(r->msg + r->msg_len, data, len);
+	r->st.gathered_bytes += len;
+	r->msg_len += len;
 	r->msg_frags++;
-	if (r->msg_frags == sl->frag_count) {
+	if (r->msg_frags == frag_count) {
 		r->st.msgs++;
 		deliver(ctx, r->msg_type, r->msg, r->msg_len);
 		r->msg_len = 0;
@@ -413,9 +431,26 @@ static void srx_take(struct lcr_srx *r, struct lcr_srx_slot *sl, lcr_srx_deliver
 	}
 }
 
+/* Take the stashed datagrams that the last one put in order. */
+static void srx_drain(struct lcr_srx *r, lcr_srx_deliver_fn deliver, void *ctx)
+{
+	for (;;) {
+		struct lcr_srx_slot *sl = &r->slots[(r->delivered + 1) % r->o.window];
+		if (!sl->present)
+			break;
+		/* Its bytes stay put until a later datagram is stashed here,
+		 * which cannot happen while it is being handed up. */
+		sl->present = false;
+		r->delivered++;
+		srx_take(r, sl->type, sl->frag_index, sl->frag_count, sl->data, sl->len, true,
+			 deliver, ctx);
+	}
+}
+
 uint32_t lcr_srx_on_dgram(struct lcr_srx *r, const struct lcr_wire_hdr *h, const uint8_t *payload,
 			  lcr_srx_deliver_fn deliver, void *ctx)
 {
+	LCR_ASSERT(!r->delivering); /* not from inside a deliver callback */
 	r->st.dgrams++;
 	r->ack_due = true;
 	if (h->stream == 0 || h->seq == 0 || h->len > r->o.dgram_max - LCR_WIRE_HDR ||
@@ -471,23 +506,28 @@ uint32_t lcr_srx_on_dgram(struct lcr_srx *r, const struct lcr_wire_hdr *h, const
 		r->st.duplicates++;
 		return LCR_DROP_DUPLICATE;
 	}
-	if (h->seq != r->delivered + 1)
-		r->st.reordered++;
-	sl->present = true;
-	sl->len = h->len;
-	sl->type = h->type;
-	sl->frag_index = h->frag_index;
-	sl->frag_count = h->frag_count;
-	memcpy(sl->data, payload, h->len);
-	/* Hand up everything now in order. */
-	for (;;) {
-		struct lcr_srx_slot *next = &r->slots[(r->delivered + 1) % r->o.window];
-		if (!next->present)
-			break;
-		next->present = false;
+	r->delivering = true;
+	if (h->seq == r->delivered + 1) {
+		/* The next one: taken from the caller's buffer, then whatever
+		 * waited behind it. */
 		r->delivered++;
-		srx_take(r, next, deliver, ctx);
+		srx_take(r, h->type, h->frag_index, h->frag_count, payload, h->len, false, deliver,
+			 ctx);
+		srx_drain(r, deliver, ctx);
+	} else {
+		/* Early: the caller's buffer is reused once we return, so the
+		 * datagram waits in its slot for the gap to fill. */
+		r->st.reordered++;
+		r->st.stashed++;
+		r->st.stashed_bytes += h->len;
+		sl->present = true;
+		sl->len = h->len;
+		sl->type = h->type;
+		sl->frag_index = h->frag_index;
+		sl->frag_count = h->frag_count;
+		memcpy(sl->data, payload, h->len);
 	}
+	r->delivering = false;
 	return LCR_DROP_NONE;
 }
 
@@ -512,4 +552,22 @@ void lcr_srx_make_ack(struct lcr_srx *r, struct lcr_wire_ack *a)
 	 * has a place, whatever is held out of order. */
 	a->window = r->o.window;
 	r->ack_due = false;
+}
+
+int lcr_srx_stats_json(const struct lcr_srx_stats *st, char *buf, size_t len)
+{
+	size_t o = 0;
+
+	LCR_PUT("\"stream_rx\":{\"dgrams\":%llu,\"msgs\":%llu,\"direct\":%llu,\"stashed\":%llu,"
+		"\"stashed_bytes\":%llu,\"gathered_bytes\":%llu,\"reordered\":%llu,"
+		"\"duplicates\":%llu,\"stale\":%llu,\"beyond_window\":%llu,\"bad_fragments\":%llu,"
+		"\"future\":%llu,\"seq_range\":%llu,\"takebacks\":%llu}",
+		(unsigned long long)st->dgrams, (unsigned long long)st->msgs,
+		(unsigned long long)st->direct, (unsigned long long)st->stashed,
+		(unsigned long long)st->stashed_bytes, (unsigned long long)st->gathered_bytes,
+		(unsigned long long)st->reordered, (unsigned long long)st->duplicates,
+		(unsigned long long)st->stale, (unsigned long long)st->beyond_window,
+		(unsigned long long)st->bad_fragments, (unsigned long long)st->future,
+		(unsigned long long)st->seq_range, (unsigned long long)st->takebacks);
+	return (int)o;
 }

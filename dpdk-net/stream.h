@@ -33,6 +33,7 @@
 #define LCR_STREAM_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "wire.h"
@@ -152,9 +153,13 @@ struct lcr_srx_slot {
 
 struct lcr_srx_stats {
 	uint64_t dgrams, msgs, duplicates, stale, beyond_window, reordered, bad_fragments;
-	uint64_t future;    /* new streams refused: an id too far ahead */
-	uint64_t seq_range; /* sequence numbers at or above 2^62 */
-	uint64_t takebacks; /* back to an older stream: the newer went quiet */
+	uint64_t future;	 /* new streams refused: an id too far ahead */
+	uint64_t seq_range;	 /* sequence numbers at or above 2^62 */
+	uint64_t takebacks;	 /* back to an older stream: the newer went quiet */
+	uint64_t direct;	 /* messages handed up from the caller's buffer, uncopied */
+	uint64_t stashed;	 /* datagrams copied into a slot: they came early */
+	uint64_t stashed_bytes;	 /* ... their payload bytes */
+	uint64_t gathered_bytes; /* bytes copied into the reassembly buffer (fragments) */
 };
 
 struct lcr_srx {
@@ -172,23 +177,43 @@ struct lcr_srx {
 	uint64_t left, left_at; /* the stream before this one, and where we left it */
 	uint8_t msg_type;
 	bool ack_due;
+	bool delivering; /* inside lcr_srx_on_dgram, handing messages up */
 	struct lcr_srx_stats st;
 };
 
 int lcr_srx_init(struct lcr_srx *r, const struct lcr_stream_opts *o);
 void lcr_srx_free(struct lcr_srx *r);
 
-/* A whole message, in order: its type and payload (valid during the call). */
+/*
+ * A whole message, in order: its type and payload. The payload is valid only
+ * during the call and may be the very bytes the caller passed to
+ * lcr_srx_on_dgram: whatever needs them later (the log) copies them before
+ * returning. The callback must not call lcr_srx_on_dgram on the same receiver.
+ */
 typedef void (*lcr_srx_deliver_fn)(void *ctx, uint8_t type, const uint8_t *payload, uint32_t len);
 
 /*
- * A stream datagram arrived (header already checked by lcr_wire_open).
- * Delivers every message that became complete and in order. Returns
- * LCR_DROP_NONE or why the datagram was dropped (an ack is due either way:
- * a duplicate often means our last ack was lost).
+ * A stream datagram arrived (header already checked by lcr_wire_open; its
+ * `h->len` payload bytes at `payload`, which must stay valid and unchanged
+ * until this returns). Delivers every message that became complete and in
+ * order. Returns LCR_DROP_NONE or why the datagram was dropped (an ack is
+ * due either way: a duplicate often means our last ack was lost).
+ *
+ * Copies: the next datagram in order that is a whole message is handed up
+ * from `payload` itself (st.direct); the next in order that is a fragment is
+ * copied once, into the reassembly buffer (st.gathered_bytes); one that came
+ * early is copied into its slot (st.stashed), since the caller reuses its
+ * buffer, and is taken from there, like the others, once the gap fills.
  */
 uint32_t lcr_srx_on_dgram(struct lcr_srx *r, const struct lcr_wire_hdr *h, const uint8_t *payload,
 			  lcr_srx_deliver_fn deliver, void *ctx);
+
+/*
+ * The receiver's counters as one JSON member, "stream_rx":{...}, for a
+ * transport's metrics of a link. Returns the bytes it needed (more than
+ * `len`: cut) or -EINVAL.
+ */
+int lcr_srx_stats_json(const struct lcr_srx_stats *st, char *buf, size_t len);
 
 /* Whether an ack should be sent, and the ack to send (clears ack_due). */
 bool lcr_srx_ack_due(const struct lcr_srx *r);
