@@ -431,8 +431,9 @@ static void usage(FILE *f)
 		"                    [--batch 1] [--seconds 10] [--warmup 1]\n"
 		"                    [--durability fsync|none] [--dir /var/tmp] [--out "
 		"FILE.jsonl]\n"
-		"                    [--busy-poll] [--spin-us 50] [--port-base P] [--eal ARGS]\n"
-		"                    [--no-floor] [--quiet]\n"
+		"                    [--busy-poll] [--spin-us 50] [--io-spin-us 500]\n"
+		"                    [--spin adaptive|fixed] [--port-base P] [--eal ARGS]\n"
+		"                    [--no-floor] [--trace] [--quiet]\n"
 		"\n"
 		"  --mode        socket (default): replicas as processes on loopback, kernel UDP,\n"
 		"                durable io_uring logs; engine: the Raft cores alone on one\n"
@@ -463,9 +464,15 @@ static void usage(FILE *f)
 		"                (default 50; 0 sleeps at once)\n"
 		"  --io-spin-us  socket: ... and this long while their disk writes are in\n"
 		"                flight (default 500)\n"
+		"  --spin        adaptive (default): those two are bounds, each lcore polls\n"
+		"                only while what it waits for is due (running averages);\n"
+		"                fixed: always the whole time\n"
 		"  --eal         dpdk: EAL arguments of every replica, without ports (default\n"
 		"                \"%s\"); the memif ports are added\n"
 		"  --no-floor    skip measuring the floors (append, UDP, bare DPDK)\n"
+		"  --trace       process modes: after each run, a commit's stages (leader and\n"
+		"                follower, p50 and p99) next to the floors, the critical\n"
+		"                path marked\n"
 		"  --quiet       no progress lines\n"
 		"Exit status: 0 every run ok, 1 a run failed, 2 usage, 130 interrupted.\n",
 		DEFAULT_EAL);
@@ -614,8 +621,9 @@ static void json_line(FILE *f, const struct run *u, const struct floors *fl, con
 		"{\"engine\":\"lcraft\",\"mode\":\"%s\",\"transport\":\"%s\",\"replicas\":%u,"
 		"\"nodes\":%u,\"groups\":%u,\"lcores\":%u,\"topology\":\"%s\",\"fs\":\"%s\","
 		"\"durability\":\"%s\",\"clients\":%u,\"rate\":%.0f,\"size\":%u,\"batch\":%u,"
-		"\"seconds\":%g,\"warmup_s\":%g,\"idle_spin_us\":%u,\"io_spin_us\":%u,\"window_s\":"
-		"%.4f,\"ops\":%llu,"
+		"\"seconds\":%g,\"warmup_s\":%g,\"idle_spin_us\":%u,\"io_spin_us\":%u,\"spin\":\"%"
+		"s\","
+		"\"window_s\":%.4f,\"ops\":%llu,"
 		"\"committed\":%llu,"
 		"\"ops_per_s\":%.1f,\"entries_per_s\":%.1f,\"mb_per_s\":%.3f",
 		mode_name(o->mode), transport_name(o->mode), o->replicas, o->replicas, o->groups,
@@ -623,10 +631,10 @@ static void json_line(FILE *f, const struct run *u, const struct floors *fl, con
 		o->mode == LCR_BENCH_ENGINE ? "memory" : fs, durability_name(o), o->clients,
 		o->rate, o->size, o->batch, o->seconds, o->warmup,
 		lcr_bench_mode_processes(o->mode) && !o->busy_poll ? o->spin_us : 0,
-		lcr_bench_mode_processes(o->mode) && !o->busy_poll ? o->io_spin_us : 0, r->window_s,
-		(unsigned long long)r->ops, (unsigned long long)r->entries,
-		per_s(u, (double)r->ops), per_s(u, (double)r->entries),
-		per_s(u, (double)r->entries * o->size) / 1e6);
+		lcr_bench_mode_processes(o->mode) && !o->busy_poll ? o->io_spin_us : 0,
+		o->spin_fixed ? "fixed" : "adaptive", r->window_s, (unsigned long long)r->ops,
+		(unsigned long long)r->entries, per_s(u, (double)r->ops),
+		per_s(u, (double)r->entries), per_s(u, (double)r->entries * o->size) / 1e6);
 	fprintf(f,
 		",\"lat_us\":{\"p50\":%.1f,\"p90\":%.1f,\"p99\":%.1f,\"p999\":%.1f,\"max\":%.1f,"
 		"\"min\":%.1f,\"mean\":%.1f}",
@@ -693,6 +701,28 @@ static void json_line(FILE *f, const struct run *u, const struct floors *fl, con
 	if (u->rc < 0) {
 		fputs(",\"error\":", f);
 		jstr(f, u->why);
+	}
+	if (r->trace.have) {
+		static const char *const names[LCR_BENCH_STAGES] = {
+			[LCR_BT_QUEUE] = "proposal_queue",
+			[LCR_BT_LEADER_DURABLE] = "leader_durable",
+			[LCR_BT_RTT] = "replication_rtt",
+			[LCR_BT_COMMIT] = "commit",
+			[LCR_BT_APPLY] = "apply",
+			[LCR_BT_ONE_WAY] = "follower_one_way",
+			[LCR_BT_FOLLOWER_DURABLE] = "follower_durable",
+			[LCR_BT_FOLLOWER_ACK] = "follower_ack",
+			[LCR_BT_RX_LEADER] = "leader_rx_delay",
+			[LCR_BT_RX_FOLLOWER] = "follower_rx_delay",
+			[LCR_BT_WRITE_LEADER] = "leader_write",
+			[LCR_BT_WRITE_FOLLOWER] = "follower_write",
+		};
+		fputs(",\"stages_us\":{", f);
+		for (uint32_t i = 0; i < LCR_BENCH_STAGES; i++)
+			fprintf(f, "%s\"%s\":{\"count\":%llu,\"p50\":%.1f,\"p99\":%.1f}",
+				i ? "," : "", names[i], (unsigned long long)r->trace.st[i].count,
+				r->trace.st[i].p50_us, r->trace.st[i].p99_us);
+		fputc('}', f);
 	}
 	if (r->note[0]) {
 		fputs(",\"note\":", f);
@@ -796,6 +826,74 @@ static void table(const struct run *runs, size_t n, const struct floors *fl)
 	}
 }
 
+/*
+ * --trace: one run's commit, stage by stage (engine/runtime/trace.c), as the
+ * leader (replica 1) and a follower (replica 2) saw it, with the floors. The
+ * proposal starts the leader's own write and the round trips to the followers
+ * at once; a majority commits (of three: the later of the leader's write and
+ * the faster round trip, or both followers' round trips). The longer of the
+ * leader's write and the round trip at p50 is marked the critical path (*),
+ * then commit -> apply -> answer.
+ */
+static void table_trace(const struct run *u, const struct floors *fl)
+{
+	const struct lcr_bench_trace *t = &u->r.trace;
+	const struct lcr_bench_stage *st = t->st;
+	static const struct {
+		uint32_t i;
+		const char *what;
+		int crit; /* 1: the leader's write, 2: the round trip, 3: always */
+	} rows[] = {
+		{ LCR_BT_QUEUE, "leader    lcr_propose -> the core proposes (queue)", 3 },
+		{ LCR_BT_LEADER_DURABLE, "leader    proposed -> durable in its log", 1 },
+		{ LCR_BT_WRITE_LEADER, "            the log's write + flush (io_uring)", 0 },
+		{ LCR_BT_RTT, "leader    AppendEntries out -> ack in (round trip)", 2 },
+		{ LCR_BT_ONE_WAY, "  follower  leader's send -> delivered (one way)", 0 },
+		{ LCR_BT_RX_FOLLOWER, "              waiting in its socket (wake-up)", 0 },
+		{ LCR_BT_FOLLOWER_DURABLE, "  follower  delivered -> durable", 0 },
+		{ LCR_BT_WRITE_FOLLOWER, "              the log's write + flush", 0 },
+		{ LCR_BT_FOLLOWER_ACK, "  follower  durable -> ack out", 0 },
+		{ LCR_BT_RX_LEADER, "  leader    acks waiting in its socket (wake-up)", 0 },
+		{ LCR_BT_COMMIT, "leader    proposed -> committed (quorum)", 3 },
+		{ LCR_BT_APPLY, "leader    committed -> applied and answered", 3 },
+	};
+
+	if (!u->o.trace || u->rc < 0)
+		return;
+	printf("\ncommit timeline: %s, %u clients, durability %s (since the replicas opened, "
+	       "warm-up included)\n",
+	       mode_name(u->o.mode), u->o.clients, durability_name(&u->o));
+	if (!t->have) {
+		printf("  no stages: this mode reports none\n");
+		return;
+	}
+	int crit = st[LCR_BT_LEADER_DURABLE].p50_us >= st[LCR_BT_RTT].p50_us ? 1 : 2;
+	printf("  %-54s %10s %9s %9s\n", "stage", "count", "p50 us", "p99 us");
+	for (size_t k = 0; k < sizeof(rows) / sizeof(rows[0]); k++) {
+		const struct lcr_bench_stage *s = &st[rows[k].i];
+		bool on = rows[k].crit == 3 || rows[k].crit == crit;
+		printf("%s %-54s %10llu %9.1f %9.1f\n", on ? "*" : " ", rows[k].what,
+		       (unsigned long long)s->count, s->p50_us, s->p99_us);
+	}
+	printf("  %-54s %10llu %9.1f %9.1f\n", "client    measured end to end (the window)",
+	       (unsigned long long)u->r.ops, pct_us(&u->r.lat, 0.5), pct_us(&u->r.lat, 0.99));
+	/* The round trip less the follower's own part: the wire both ways. */
+	double wire = st[LCR_BT_RTT].p50_us - st[LCR_BT_FOLLOWER_DURABLE].p50_us -
+		      st[LCR_BT_FOLLOWER_ACK].p50_us;
+	printf("  round trip p50 less the follower's work p50: %.1f us on the wire both ways, "
+	       "wake-ups included\n",
+	       wire);
+	if (fl->measured)
+		printf("  floors: durable 4 KiB append p50 %.1f us alone, %.1f us with %u writers; "
+		       "UDP round trip p50 %.1f us to an idle receiver, %.1f us to a sleeping "
+		       "one\n",
+		       fl->append_p50_us, fl->shared_p50_us, fl->shared_writers,
+		       fl->rtt_warm_p50_us, fl->rtt_p50_us);
+	printf("  * the critical path: the longer of the leader's write and the round trip "
+	       "(%s here), then commit and apply\n",
+	       crit == 1 ? "the leader's write" : "the round trip");
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option longopts[] = {
@@ -815,10 +913,12 @@ int main(int argc, char **argv)
 		{ "busy-poll", no_argument, NULL, 'B' },
 		{ "spin-us", required_argument, NULL, 'p' },
 		{ "io-spin-us", required_argument, NULL, 'i' },
+		{ "spin", required_argument, NULL, 'x' },
 		{ "port-base", required_argument, NULL, 'P' },
 		{ "eal", required_argument, NULL, 'E' },
 		{ "no-floor", no_argument, NULL, 'F' },
 		{ "quiet", no_argument, NULL, 'q' },
+		{ "trace", no_argument, NULL, 'T' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -980,6 +1080,17 @@ int main(int argc, char **argv)
 		case 'q':
 			o.quiet = true;
 			break;
+		case 'T':
+			o.trace = true;
+			break;
+		case 'x':
+			if (strcmp(optarg, "adaptive") && strcmp(optarg, "fixed")) {
+				fprintf(stderr, "lcraft-bench: --spin %s: adaptive or fixed\n",
+					optarg);
+				return 2;
+			}
+			o.spin_fixed = !strcmp(optarg, "fixed");
+			break;
 		case 'h':
 			usage(stdout);
 			return 0;
@@ -1110,6 +1221,8 @@ int main(int argc, char **argv)
 	}
 	table(runs, done, &fl);
 	table_dpdk(runs, done, &fl);
+	for (size_t i = 0; i < done; i++)
+		table_trace(&runs[i], &fl);
 	printf("\n");
 	for (size_t i = 0; i < done; i++)
 		json_line(stdout, &runs[i], &fl, fs);

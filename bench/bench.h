@@ -47,14 +47,18 @@ struct lcr_bench_opts {
 	bool busy_poll;	       /* socket, dpdk: lcores poll instead of sleeping when idle */
 	uint32_t spin_us;      /* socket, dpdk: lcores poll this long after work before sleeping */
 	uint32_t io_spin_us;   /* socket: ... and this long while their disk writes are in flight */
+	bool spin_fixed;       /* socket: the whole spin_us/io_spin_us, not adaptively */
 	const char *eal;       /* dpdk: EAL arguments every replica starts with (no ports) */
 	const char *memif_dir; /* dpdk-memif: the memif sockets' directory, one per invocation */
 	const char
 		*veth; /* dpdk-afpacket, -afxdp: the bridge's name; replica i's veth: <veth>v<i> */
 	bool floor;    /* dpdk: measure the bare round trip in each run (not --no-floor) */
 	bool quiet;    /* no progress lines */
+	bool trace;    /* process modes: read each stage of a commit from the replicas */
 	const char *argv0; /* the program, for messages */
 };
+
+#define LCR_BENCH_STAGES 12
 
 /* What one configuration measured, over the window only. */
 struct lcr_bench_result {
@@ -84,7 +88,32 @@ struct lcr_bench_result {
 		double pps;			       /* echoed datagrams/s, 64 in flight */
 		uint64_t lost;
 	} dpdk;
+	/* --trace: a commit's stages (engine/runtime/trace.c), from replica 1
+	 * (the leader) and replica 2 (a follower), since their nodes opened. */
+	struct lcr_bench_trace {
+		bool have;
+		struct lcr_bench_stage {
+			uint64_t count;
+			double p50_us, p99_us;
+		} st[LCR_BENCH_STAGES];
+	} trace;
 	char note[256]; /* anything the reader should know; empty if none */
+};
+
+/* The stages --trace reads, in lcr_bench_stage_keys order (mode_socket.c). */
+enum {
+	LCR_BT_QUEUE,		 /* leader: proposal_queue */
+	LCR_BT_LEADER_DURABLE,	 /* leader: leader_durable */
+	LCR_BT_RTT,		 /* leader: replication_rtt */
+	LCR_BT_COMMIT,		 /* leader: commit */
+	LCR_BT_APPLY,		 /* leader: apply */
+	LCR_BT_ONE_WAY,		 /* follower: follower_one_way */
+	LCR_BT_FOLLOWER_DURABLE, /* follower: follower_durable */
+	LCR_BT_FOLLOWER_ACK,	 /* follower: follower_ack */
+	LCR_BT_RX_LEADER,	 /* leader: rx_delay (its socket) */
+	LCR_BT_RX_FOLLOWER,	 /* follower: rx_delay */
+	LCR_BT_WRITE_LEADER,	 /* leader: write_latency (the log's write, its flush) */
+	LCR_BT_WRITE_FOLLOWER,	 /* follower: write_latency */
 };
 
 /* Called about once a second during warmup and window: elapsed seconds since the

@@ -178,6 +178,11 @@ static const struct opt opts[] = {
 		  "is near, and waiting for it awake takes a wake-up off the commit path (on a "
 		  "2-vCPU VM, 500 took the 1-client commit p50 from ~255 to ~200 us, for ~0.9 "
 		  "core more)." },
+	{ "node", "spin_fixed", OPT_BOOL, 0, FIELD(node.spin_fixed), .def = "false",
+	  .help = "false: idle_spin_us and io_spin_us are bounds, and an lcore polls only "
+		  "while what it waits for is due by the running averages of its idle gaps and "
+		  "its writes (not at all when they are usually longer than the bound), so the "
+		  "CPU it burns follows the load; true: always the whole time." },
 	{ "node", "mtu", OPT_U32, 0, FIELD(node.mtu), .def = "1500", .min = 576, .max = 9028,
 	  .help = "IP MTU of the path: a datagram carries at most mtu - 28 bytes (IPv4 and UDP "
 		  "headers)." },

@@ -79,6 +79,7 @@ static void node_config(const struct lcr_bench_opts *o, uint32_t id, const char 
 	c->busy_poll = o->busy_poll;
 	c->idle_spin_us = o->spin_us;
 	c->io_spin_us = o->io_spin_us;
+	c->spin_fixed = o->spin_fixed;
 	c->durability = o->fsync ? LCR_DURABILITY_FSYNC : LCR_DURABILITY_NONE;
 	c->segment_bytes = SEGMENT_BYTES;
 	c->n_peers = o->replicas;
@@ -220,6 +221,7 @@ static void replica_args(const struct lcr_bench_opts *o, uint32_t id, const char
 	ARG("busy_poll=%d", o->busy_poll);
 	ARG("spin_us=%u", o->spin_us);
 	ARG("io_spin_us=%u", o->io_spin_us);
+	ARG("spin_fixed=%d", o->spin_fixed);
 	ARG("eal=%s", o->eal ? o->eal : "");
 	ARG("memif_dir=%s", o->memif_dir ? o->memif_dir : "");
 	ARG("veth=%s", o->veth ? o->veth : "");
@@ -238,7 +240,7 @@ int lcr_bench_replica_main(int argc, char **argv)
 	static struct lcr_bench_opts o;
 	static char root[PATH_MAX], eal[4096], memif_dir[PATH_MAX], veth[32];
 	unsigned id = 0, mode = 0, replicas = 0, groups = 0, lcores = 0, fsync = 0, port = 0,
-		 busy = 0, spin = 0, io_spin = 0, got = 0;
+		 busy = 0, spin = 0, io_spin = 0, spin_fixed = 0, got = 0;
 
 	for (int i = 0; i < argc; i++) {
 		const char *a = argv[i];
@@ -246,7 +248,8 @@ int lcr_bench_replica_main(int argc, char **argv)
 		       sscanf(a, "replicas=%u", &replicas) + sscanf(a, "groups=%u", &groups) +
 		       sscanf(a, "lcores=%u", &lcores) + sscanf(a, "fsync=%u", &fsync) +
 		       sscanf(a, "port_base=%u", &port) + sscanf(a, "busy_poll=%u", &busy) +
-		       sscanf(a, "spin_us=%u", &spin) + sscanf(a, "io_spin_us=%u", &io_spin);
+		       sscanf(a, "spin_us=%u", &spin) + sscanf(a, "io_spin_us=%u", &io_spin) +
+		       sscanf(a, "spin_fixed=%u", &spin_fixed);
 		if (!strncmp(a, "root=", 5) && ++got)
 			snprintf(root, sizeof(root), "%s", a + 5);
 		else if (!strncmp(a, "eal=", 4) && ++got)
@@ -256,7 +259,7 @@ int lcr_bench_replica_main(int argc, char **argv)
 		else if (!strncmp(a, "veth=", 5) && ++got)
 			snprintf(veth, sizeof(veth), "%s", a + 5);
 	}
-	if (got != 14 || id < 2 || id > REPLICAS_MAX || replicas < id || groups < 1 ||
+	if (got != 15 || id < 2 || id > REPLICAS_MAX || replicas < id || groups < 1 ||
 	    groups > GROUPS_MAX || lcores < 1 || port == 0 || port > 65535) {
 		fprintf(stderr, "lcraft-bench --replica: started by lcraft-bench itself, not by "
 				"hand (bad arguments)\n");
@@ -271,6 +274,7 @@ int lcr_bench_replica_main(int argc, char **argv)
 	o.busy_poll = busy;
 	o.spin_us = spin;
 	o.io_spin_us = io_spin;
+	o.spin_fixed = spin_fixed != 0;
 	o.eal = eal;
 	o.memif_dir = memif_dir;
 	o.veth = veth;
@@ -413,6 +417,58 @@ static double json_sum(const char *s, const char *key)
 	for (const char *p = strstr(s, pat); p; p = strstr(p + 1, pat))
 		sum += strtod(p + strlen(pat), NULL);
 	return sum;
+}
+
+/*
+ * A histogram's figures: the first "key":{...} in the text after `after`
+ * (NULL: anywhere), as metrics.c renders them. False if there is none.
+ */
+static bool json_hist(const char *s, const char *after, const char *key,
+		      struct lcr_bench_stage *out)
+{
+	char pat[64];
+	if (after && !(s = strstr(s, after)))
+		return false;
+	snprintf(pat, sizeof(pat), "\"%s\":{", key);
+	const char *p = strstr(s, pat);
+	if (!p)
+		return false;
+	const char *end = strchr(p + strlen(pat), '}');
+	const char *c = strstr(p, "\"count\":"), *a = strstr(p, "\"p50_us\":"),
+		   *b = strstr(p, "\"p99_us\":");
+	if (!end || !c || !a || !b || c > end || a > end || b > end)
+		return false;
+	out->count = strtoull(c + 8, NULL, 10);
+	out->p50_us = strtod(a + 9, NULL);
+	out->p99_us = strtod(b + 9, NULL);
+	return true;
+}
+
+/* Where each --trace stage is read: replica 1 (leader) or 2, under what. */
+static const struct {
+	bool follower;
+	const char *after, *key;
+} stage_keys[LCR_BENCH_STAGES] = {
+	[LCR_BT_QUEUE] = { false, "\"stages\"", "proposal_queue" },
+	[LCR_BT_LEADER_DURABLE] = { false, "\"stages\"", "leader_durable" },
+	[LCR_BT_RTT] = { false, "\"stages\"", "replication_rtt" },
+	[LCR_BT_COMMIT] = { false, "\"stages\"", "commit" },
+	[LCR_BT_APPLY] = { false, "\"stages\"", "apply" },
+	[LCR_BT_ONE_WAY] = { true, "\"stages\"", "follower_one_way" },
+	[LCR_BT_FOLLOWER_DURABLE] = { true, "\"stages\"", "follower_durable" },
+	[LCR_BT_FOLLOWER_ACK] = { true, "\"stages\"", "follower_ack" },
+	[LCR_BT_RX_LEADER] = { false, NULL, "rx_delay" },
+	[LCR_BT_RX_FOLLOWER] = { true, NULL, "rx_delay" },
+	[LCR_BT_WRITE_LEADER] = { false, NULL, "write_latency" },
+	[LCR_BT_WRITE_FOLLOWER] = { true, NULL, "write_latency" },
+};
+
+static void trace_read(struct lcr_bench_trace *t, const char *metrics, bool follower)
+{
+	for (uint32_t i = 0; i < LCR_BENCH_STAGES; i++)
+		if (stage_keys[i].follower == follower &&
+		    json_hist(metrics, stage_keys[i].after, stage_keys[i].key, &t->st[i]))
+			t->have = true;
 }
 
 /* ---- the load, on replica 1's lcores ------------------------------------------------- */
@@ -646,7 +702,7 @@ struct snap {
 };
 
 static int snapshot(const struct lcr_bench_opts *o, struct lcr_node *node, struct child *ch,
-		    char *buf, struct snap *s)
+		    char *buf, struct snap *s, struct lcr_bench_trace *tr)
 {
 	memset(s, 0, sizeof(*s));
 	cpu_self(&s->user, &s->sys);
@@ -664,6 +720,8 @@ static int snapshot(const struct lcr_bench_opts *o, struct lcr_node *node, struc
 	s->leader_tx = json_sum(buf, "tx_dgrams");
 	s->datagrams = json_sum(buf, "rx_dgrams") + s->leader_tx;
 	s->retransmits = json_sum(buf, "retransmits");
+	if (tr)
+		trace_read(tr, buf, false);
 	for (uint32_t id = 2; id <= o->replicas; id++) {
 		if (child_report(&ch[id], buf, METRICS_MAX) < 0)
 			return -EIO;
@@ -673,6 +731,8 @@ static int snapshot(const struct lcr_bench_opts *o, struct lcr_node *node, struc
 		s->sys += json_sum(buf, "sys_s");
 		s->datagrams += json_sum(buf, "rx_dgrams") + json_sum(buf, "tx_dgrams");
 		s->retransmits += json_sum(buf, "retransmits");
+		if (tr && id == 2)
+			trace_read(tr, buf, true);
 	}
 	return 0;
 }
@@ -834,7 +894,7 @@ int lcr_bench_socket(const struct lcr_bench_opts *o, struct lcr_bench_result *r,
 			goto out;
 		}
 		if (!have0 && now_ns() >= win_start) {
-			if (snapshot(o, node, ch, buf, &s0) < 0) {
+			if (snapshot(o, node, ch, buf, &s0, NULL) < 0) {
 				rc = -EIO;
 				snprintf(why, why_len, "a replica stopped answering");
 				goto out;
@@ -851,7 +911,7 @@ int lcr_bench_socket(const struct lcr_bench_opts *o, struct lcr_bench_result *r,
 		if (next != tick)
 			tick -= 1000000000ull; /* that wake-up was the window's edge */
 	}
-	if (snapshot(o, node, ch, buf, &s1) < 0) {
+	if (snapshot(o, node, ch, buf, &s1, o->trace ? &r->trace : NULL) < 0) {
 		rc = -EIO;
 		snprintf(why, why_len, "a replica stopped answering");
 		goto out;

@@ -4,6 +4,11 @@
  * batched with recvmmsg/sendmmsg. Everything the data path touches (receive
  * buffers, message headers, source addresses) is allocated at open, so
  * rx_burst and tx_burst never allocate.
+ *
+ * The kernel stamps each datagram as it queues it on the socket
+ * (SO_TIMESTAMPNS); rx_burst compares that with the time it takes it: the
+ * `rx_delay` histogram is how long datagrams waited for this lcore, its
+ * wake-up from a sleep included.
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -22,10 +27,14 @@
 
 #include "alloc.h"
 #include "backend.h"
+#include "hist.h"
 #include "lcr_assert.h"
+#include "put.h"
 
 /* sendmmsg and recvmmsg take at most UIO_MAXIOV (1024) messages per call. */
 #define LCR_SOCK_BURST_MAX 1024
+/* Control bytes per received message: its SCM_TIMESTAMPNS. */
+#define LCR_SOCK_CTL CMSG_SPACE(sizeof(struct timespec))
 /* The largest UDP payload over IPv6 (65535 less the UDP header). */
 #define LCR_SOCK_DGRAM_MAX 65527
 
@@ -52,6 +61,8 @@ struct lcr_sock {
 	struct mmsghdr *rx_msg;
 	struct iovec *rx_iov;
 	struct sockaddr_storage *rx_name;
+	uint8_t *rx_ctl; /* LCR_SOCK_CTL bytes per message */
+	struct lcr_hist rx_delay;
 	/* Send side: headers pointing at the caller's bytes, and where each came from. */
 	struct mmsghdr *tx_msg;
 	struct iovec *tx_iov;
@@ -191,6 +202,7 @@ static int sock_rx_burst(struct lcr_backend *be, struct lcr_dgram *d, uint32_t m
 	for (uint32_t i = 0; i < n; i++) {
 		s->rx_msg[i].msg_hdr.msg_namelen = sizeof(s->rx_name[i]);
 		s->rx_msg[i].msg_hdr.msg_flags = 0;
+		s->rx_msg[i].msg_hdr.msg_controllen = LCR_SOCK_CTL;
 	}
 	got = recvmmsg(s->fd, s->rx_msg, n, MSG_DONTWAIT, NULL);
 	if (got < 0) {
@@ -205,8 +217,22 @@ static int sock_rx_burst(struct lcr_backend *be, struct lcr_dgram *d, uint32_t m
 			return 0;
 		return -err;
 	}
+	struct timespec now;
+	clock_gettime(CLOCK_REALTIME, &now);
 	for (int i = 0; i < got; i++) {
-		const struct mmsghdr *m = &s->rx_msg[i];
+		struct mmsghdr *m = &s->rx_msg[i];
+
+		/* How long it waited in the socket (the clock may have stepped
+		 * since: such a sample is left out). */
+		struct cmsghdr *c = CMSG_FIRSTHDR(&m->msg_hdr);
+		if (c && c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_TIMESTAMPNS) {
+			struct timespec ts;
+			memcpy(&ts, CMSG_DATA(c), sizeof(ts));
+			int64_t waited = (int64_t)(now.tv_sec - ts.tv_sec) * 1000000000 +
+					 (now.tv_nsec - ts.tv_nsec);
+			if (waited >= 0 && waited < 1000000000)
+				lcr_hist_add(&s->rx_delay, (uint64_t)waited);
+		}
 
 		/* A datagram larger than dgram_max was cut: its tail is gone, so drop it. */
 		if (lcr_unlikely(m->msg_hdr.msg_flags & MSG_TRUNC)) {
@@ -341,10 +367,24 @@ static void sock_close(struct lcr_backend *be)
 	lcr_allocator_free(&s->alloc, s->rx_msg);
 	lcr_allocator_free(&s->alloc, s->rx_iov);
 	lcr_allocator_free(&s->alloc, s->rx_name);
+	lcr_allocator_free(&s->alloc, s->rx_ctl);
 	lcr_allocator_free(&s->alloc, s->tx_msg);
 	lcr_allocator_free(&s->alloc, s->tx_iov);
 	lcr_allocator_free(&s->alloc, s->tx_src);
 	lcr_allocator_free_aligned(&s->alloc, s);
+}
+
+static int sock_metrics_json(const struct lcr_backend *be, char *buf, size_t len)
+{
+	const struct lcr_hist *h = &((const struct lcr_sock *)be)->rx_delay;
+	size_t o = 0;
+
+	LCR_PUT("\"rx_delay\":{\"count\":%llu,\"p50_us\":%.1f,\"p99_us\":%.1f,\"p999_us\":%.1f,"
+		"\"max_us\":%.1f}",
+		(unsigned long long)h->count, (double)lcr_hist_pct(h, 0.5) / 1000.0,
+		(double)lcr_hist_pct(h, 0.99) / 1000.0, (double)lcr_hist_pct(h, 0.999) / 1000.0,
+		(double)h->max_ns / 1000.0);
+	return o < len ? (int)o : -ENOSPC;
 }
 
 static const struct lcr_backend_ops sock_ops = {
@@ -352,6 +392,7 @@ static const struct lcr_backend_ops sock_ops = {
 	.tx_burst = sock_tx_burst,
 	.wait = sock_wait,
 	.stats = sock_stats,
+	.metrics_json = sock_metrics_json,
 	.close = sock_close,
 };
 
@@ -413,11 +454,12 @@ static int alloc_bufs(struct lcr_sock *s)
 	s->rx_msg = lcr_allocator_zalloc(a, b * sizeof(*s->rx_msg));
 	s->rx_iov = lcr_allocator_zalloc(a, b * sizeof(*s->rx_iov));
 	s->rx_name = lcr_allocator_zalloc(a, b * sizeof(*s->rx_name));
+	s->rx_ctl = lcr_allocator_zalloc(a, (size_t)b * LCR_SOCK_CTL);
 	s->tx_msg = lcr_allocator_zalloc(a, b * sizeof(*s->tx_msg));
 	s->tx_iov = lcr_allocator_zalloc(a, b * sizeof(*s->tx_iov));
 	s->tx_src = lcr_allocator_zalloc(a, b * sizeof(*s->tx_src));
-	if (!s->rx_buf || !s->rx_msg || !s->rx_iov || !s->rx_name || !s->tx_msg || !s->tx_iov ||
-	    !s->tx_src)
+	if (!s->rx_buf || !s->rx_msg || !s->rx_iov || !s->rx_name || !s->rx_ctl || !s->tx_msg ||
+	    !s->tx_iov || !s->tx_src)
 		return -ENOMEM;
 	for (uint32_t i = 0; i < b; i++) {
 		s->rx_iov[i].iov_base = s->rx_buf + (size_t)i * s->dgram_max;
@@ -425,6 +467,7 @@ static int alloc_bufs(struct lcr_sock *s)
 		s->rx_msg[i].msg_hdr.msg_iov = &s->rx_iov[i];
 		s->rx_msg[i].msg_hdr.msg_iovlen = 1;
 		s->rx_msg[i].msg_hdr.msg_name = &s->rx_name[i];
+		s->rx_msg[i].msg_hdr.msg_control = s->rx_ctl + (size_t)i * LCR_SOCK_CTL;
 		s->tx_msg[i].msg_hdr.msg_iov = &s->tx_iov[i];
 		s->tx_msg[i].msg_hdr.msg_iovlen = 1;
 	}
@@ -475,6 +518,8 @@ static int open_socket(struct lcr_sock *s, const struct lcr_sock_opts *o, char *
 		say(why, why_len, "SO_SNDBUF %u on %s: %s", o->sndbuf, hp, strerror(-rc));
 		return rc;
 	}
+	/* Kernel receive timestamps for rx_delay; without them it stays empty. */
+	(void)set_int(s->fd, SOL_SOCKET, SO_TIMESTAMPNS, 1);
 	if (bind(s->fd, (struct sockaddr *)&sa, len) < 0) {
 		rc = -errno;
 		say(why, why_len, "bind %s: %s", hp, strerror(-rc));

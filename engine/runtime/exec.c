@@ -107,6 +107,10 @@ void lcr_rt_run_cmds(struct lcr_group *g)
 			break;
 		}
 		case LCR_CMD_SEND:
+			if (c->send.type == LCR_MSG_APPEND_RESP &&
+			    c->send.append_resp.result == LCR_APPEND_OK)
+				lcr_rt_trace_acked(g->trace, c->send.append_resp.log_id.index,
+						   g->lc->now);
 			lcr_net_send(g->ng, &c->send, g->lc->now);
 			break;
 		case LCR_CMD_APPLY:
@@ -117,6 +121,7 @@ void lcr_rt_run_cmds(struct lcr_group *g)
 			if (g->apply_to.index <= g->applied_id.index)
 				g->applied_id = c->apply.first;
 			g->apply_to = c->apply.last;
+			lcr_rt_trace_committed(g->trace, c->apply.last.index, g->lc->now);
 			applied = apply_some(g, &applied_to);
 			break;
 		case LCR_CMD_READS_READY:
@@ -129,6 +134,7 @@ void lcr_rt_run_cmds(struct lcr_group *g)
 		case LCR_CMD_ROLE:
 			g->role = c->role.role;
 			g->leader = c->role.leader;
+			lcr_rt_trace_role(g->trace);
 			/* AppendEntries still waiting were that leadership's. */
 			if (g->role != LCR_ROLE_LEADER)
 				lcr_net_cancel(g->ng);
@@ -239,6 +245,7 @@ static bool apply_some(struct lcr_group *g, struct lcr_log_id *upto)
 		}
 		g->applied_id = e.id;
 	}
+	lcr_rt_trace_applied(g->trace, g->applied_id.index, lc->now);
 	*upto = g->applied_id;
 	return upto->index >= first;
 }
@@ -286,8 +293,14 @@ static void reads_failed(struct lcr_group *g, uint64_t first, uint64_t last, int
 /* A request from a peer or a reply to one of our calls, from the transport. */
 static void net_deliver(void *ctx, const struct lcr_msg *m)
 {
+	struct lcr_group *g = ctx;
 	struct lcr_event ev = { .type = LCR_EV_MSG, .msg = m };
-	lcr_rt_step(ctx, &ev);
+
+	if (m->type == LCR_MSG_APPEND_REQ)
+		lcr_rt_trace_received(g->trace, &m->append_req, g->lc->now);
+	else if (m->type == LCR_MSG_APPEND_RESP)
+		lcr_rt_trace_ack_in(g->trace, &m->append_resp, g->lc->now);
+	lcr_rt_step(g, &ev);
 }
 
 /*
@@ -356,6 +369,7 @@ bool lcr_rt_storage_progress(struct lcore *lc)
 		if (g->flush_new) {
 			g->flush_new = false;
 			g->flushes++;
+			lcr_rt_trace_durable(g->trace, g->flushed.last.index, lc->now);
 			struct lcr_event ev = { .type = LCR_EV_IO_FLUSHED, .io = g->flushed };
 			lcr_rt_step(g, &ev);
 			work = true;

@@ -146,6 +146,7 @@ bool lcr_rt_propose_batch(struct lcr_group *g)
 		w.id = g->pe[i].id;
 		wait_push(g, &w);
 	}
+	lcr_rt_trace_proposed(g->trace, g->pp, n, g->pe[n - 1].id.index, g->lc->now);
 	g->proposed += n;
 	lcr_rt_run_cmds(g);
 	proposals_consumed(g, n);
@@ -252,6 +253,7 @@ static void group_free(struct lcr_node *n, struct lcr_group *g)
 	lcr_rt_free(n, g->wait);
 	lcr_rt_free(n, g->reads);
 	lcr_rt_free(n, g->deferred);
+	lcr_rt_free(n, g->trace);
 	lcr_rt_free(n, g);
 }
 
@@ -290,7 +292,8 @@ int lcr_group_open(struct lcr_node *n, uint32_t id, const struct lcr_sm_ops *ops
 	g->wait = lcr_rt_zalloc(n, sizeof(*g->wait) * PENDING_MAX);
 	g->reads = lcr_rt_zalloc(n, sizeof(*g->reads) * READS_WAIT_MAX);
 	g->deferred = lcr_rt_zalloc(n, sizeof(*g->deferred) * DEFERRED_MAX);
-	if (!g->pe || !g->pp || !g->pbuf || !g->wait || !g->reads || !g->deferred) {
+	g->trace = lcr_rt_zalloc(n, sizeof(*g->trace));
+	if (!g->pe || !g->pp || !g->pbuf || !g->wait || !g->reads || !g->deferred || !g->trace) {
 		rc = -ENOMEM;
 		goto fail;
 	}

@@ -89,6 +89,15 @@ struct lcr_node_config {
 	/* The same while the lcore's storage writes are in flight (their
 	 * completion is near): at most this long after the last work. */
 	uint32_t io_spin_us;
+	/*
+	 * How the two above are used. false (the default): adaptively, as
+	 * bounds: an lcore learns how long its idle gaps and its writes take
+	 * (running averages) and polls only while what it waits for is due,
+	 * and not at all when that is usually later than the bound allows (it
+	 * would poll the whole bound and sleep anyway), so the CPU it burns
+	 * follows the load. true: always the whole time.
+	 */
+	bool spin_fixed;
 	uint32_t mtu;		/* datagram payload budget: default 1500 */
 	uint32_t durability;	/* enum lcr_durability (types.h); default fsync */
 	uint32_t io_mode;	/* enum lcr_io_mode (types.h); default direct-dsync */

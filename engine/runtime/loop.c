@@ -83,6 +83,69 @@ static uint64_t next_deadline(struct lcore *lc)
 	return t;
 }
 
+/* ---- polling before sleeping ------------------------------------------------------ */
+
+/*
+ * A sleeping vCPU can take tens of microseconds to wake, so an lcore may poll
+ * a while before it sleeps: after work (idle_spin_us) and while its writes are
+ * in flight (io_spin_us). Adaptive (the default), each is a bound: the lcore
+ * keeps running averages of how long its idle gaps last before work comes and
+ * how long its writes stay in flight, polls until 1.5x the average, and not at
+ * all when the average is past the bound: then what it waits for usually comes
+ * after the bound, and polling would only burn it before sleeping anyway.
+ */
+#define AVG_SHIFT     3		  /* running averages weigh a new sample 1/8 */
+#define SAMPLE_MAX_NS 10000000ull /* 10 ms: longer gaps count as this */
+
+static void avg_add(uint64_t *avg, uint64_t v)
+{
+	if (v > SAMPLE_MAX_NS)
+		v = SAMPLE_MAX_NS;
+	*avg = *avg ? *avg - (*avg >> AVG_SHIFT) + (v >> AVG_SHIFT) : v;
+}
+
+/* Until when to poll, from the averages and bounds; 0: sleep now. */
+static uint64_t spin_until(const struct lcore *lc, const struct lcr_node_config *c)
+{
+	uint64_t idle = (uint64_t)c->idle_spin_us * 1000, io = (uint64_t)c->io_spin_us * 1000;
+	uint64_t until = 0;
+
+	if (c->spin_fixed) {
+		uint64_t spin = lc->ring.in_flight && io > idle ? io : idle;
+		return spin ? lc->last_work + spin : 0;
+	}
+	if (idle && lc->gap_avg <= idle)
+		until = lc->last_work + lc->gap_avg + lc->gap_avg / 2;
+	if (io && lc->io_since && lc->io_avg <= io) {
+		uint64_t t = lc->io_since + lc->io_avg + lc->io_avg / 2;
+		if (t > until)
+			until = t;
+	}
+	return until;
+}
+
+/* After each iteration: learn from it. */
+static void spin_learn(struct lcore *lc, bool work)
+{
+	if (work) {
+		if (lc->idle)
+			avg_add(&lc->gap_avg, lc->now - lc->last_work);
+		if (lc->spin_from) {
+			/* It came while we polled: the poll paid. */
+			lc->spun_ns += lc->now - lc->spin_from;
+			lc->spin_hits++;
+			lc->spin_from = 0;
+		}
+	}
+	lc->idle = !work;
+	if (lc->ring.in_flight && !lc->io_since)
+		lc->io_since = lc->now;
+	else if (!lc->ring.in_flight && lc->io_since) {
+		avg_add(&lc->io_avg, lc->now - lc->io_since);
+		lc->io_since = 0;
+	}
+}
+
 /* ---- the loop ------------------------------------------------------------------- */
 
 static bool iteration(struct lcore *lc)
@@ -141,23 +204,28 @@ void *lcr_rt_lcore_main(void *arg)
 	}
 
 	while (!atomic_load_explicit(&n->stop, memory_order_relaxed)) {
-		if (iteration(lc)) {
+		bool work = iteration(lc);
+		spin_learn(lc, work);
+		if (work) {
 			lc->last_work = lc->now;
 			continue;
 		}
 		if (n->cfg.busy_poll)
 			continue;
-		/* While our own disk writes are in flight their completion is
-		 * near: waiting for it awake saves a wake-up on the commit path. */
-		uint64_t spin = (uint64_t)n->cfg.idle_spin_us * 1000;
-		if (lc->ring.in_flight && n->cfg.io_spin_us > n->cfg.idle_spin_us)
-			spin = (uint64_t)n->cfg.io_spin_us * 1000;
-		if (lc->now - lc->last_work < spin) {
+		if (lc->now < spin_until(lc, &n->cfg)) {
 			/* Poll on, but let a runnable thread have the CPU first:
 			 * on a machine with fewer cores than busy threads the
 			 * spinning must not starve the one with work. */
+			if (!lc->spin_from)
+				lc->spin_from = lc->now;
 			sched_yield();
 			continue;
+		}
+		if (lc->spin_from) {
+			/* Polled for nothing: sleep after all. */
+			lc->spun_ns += lc->now - lc->spin_from;
+			lc->spin_misses++;
+			lc->spin_from = 0;
 		}
 		/* Nothing to do: sleep until a datagram, a completion, the
 		 * application's fd or the next timer (socket mode). */

@@ -95,7 +95,18 @@ int lcr_group_metrics_json(struct lcr_group *g, char *buf, size_t len)
 	if (k < 0)
 		return k;
 	o += (size_t)k;
-	LCR_PUT("}");
+	/* A commit's timeline (trace.c), each stage since the group opened. */
+	LCR_PUT(",\"stages\":{");
+	for (uint32_t i = 0; i < LCR_STAGE_N; i++) {
+		if (i)
+			LCR_PUT(",");
+		k = hist_json(buf + o, len > o ? len - o : 0, lcr_rt_stage_name(i),
+			      &g->trace->h[i]);
+		if (k < 0)
+			return k;
+		o += (size_t)k;
+	}
+	LCR_PUT("}}");
 	return o < len ? (int)o : -ENOSPC;
 }
 
@@ -121,6 +132,11 @@ static int lcore_metrics_json(struct lcore *lc, uint32_t part, char *buf, size_t
 	}
 	LCR_PUT("{\"lcore\":%u,\"iterations\":%llu,\"sleeps\":%llu,", lc->index,
 		(unsigned long long)lc->iterations, (unsigned long long)lc->sleeps);
+	/* Polling before sleeping (loop.c): its averages, its time, whether it paid. */
+	LCR_PUT("\"poll\":{\"gap_avg_us\":%.1f,\"io_avg_us\":%.1f,\"polled_ms\":%.1f,"
+		"\"paid\":%llu,\"slept_after\":%llu},",
+		(double)lc->gap_avg / 1e3, (double)lc->io_avg / 1e3, (double)lc->spun_ns / 1e6,
+		(unsigned long long)lc->spin_hits, (unsigned long long)lc->spin_misses);
 	/* The transport: net.c's counters and its own (UDP: datagrams, drops). */
 	int w = lcr_net_metrics_json(lc->net, buf + o, len > o ? len - o : 0);
 	if (w < 0)

@@ -11,6 +11,7 @@
  *   loop.c     the lcore loop: one iteration, timers, sleeping
  *   tasks.c    the cross-thread task ring (lcr_node_post) and waking
  *   metrics.c  metrics as JSON, each lcore rendering its own part
+ *   trace.c    a commit's timeline: each stage's histogram
  * Nothing here is visible outside the library.
  */
 #ifndef LCR_RUNTIME_INT_H
@@ -59,6 +60,55 @@ struct pending {
 	lcr_propose_fn done;
 	void *ctx;
 };
+
+/* ---- a commit's timeline (trace.c) ---- */
+
+#define TRACE_MAX	     256 /* batches followed at once, per group and side */
+#define TRACE_ONE_WAY_MAX_NS 1000000000ull
+
+enum lcr_stage {
+	LCR_STAGE_QUEUE,	    /* lcr_propose() took it -> the core proposed it */
+	LCR_STAGE_LEADER_DURABLE,   /* proposed -> durable in the leader's log */
+	LCR_STAGE_RTT,		    /* AppendEntries out -> its ack in */
+	LCR_STAGE_COMMIT,	    /* proposed -> committed */
+	LCR_STAGE_APPLY,	    /* committed -> applied and answered */
+	LCR_STAGE_ONE_WAY,	    /* the leader's send -> delivered to a follower */
+	LCR_STAGE_FOLLOWER_DURABLE, /* delivered -> durable in the follower's log */
+	LCR_STAGE_FOLLOWER_ACK,	    /* durable -> the follower's ack goes out */
+	LCR_STAGE_N
+};
+
+/* A batch being followed: its last index, when it started, a later point. */
+struct lcr_trace_batch {
+	uint64_t last, t0, t1;
+};
+
+/*
+ * Batches in log order, counted by pushes: head <= durable, applied <= tail
+ * and applied <= committed (the leader: applied; a follower: acked). A batch
+ * leaves (head) once durable and applied (acked).
+ */
+struct lcr_trace_ring {
+	uint64_t head, durable, committed, applied, tail;
+	struct lcr_trace_batch b[TRACE_MAX];
+};
+
+struct lcr_trace {
+	struct lcr_trace_ring lead, follow;
+	struct lcr_hist h[LCR_STAGE_N];
+};
+
+struct pending;
+const char *lcr_rt_stage_name(uint32_t s);
+void lcr_rt_trace_proposed(struct lcr_trace *t, const struct pending *p, uint32_t n, uint64_t last,
+			   uint64_t now);
+void lcr_rt_trace_durable(struct lcr_trace *t, uint64_t index, uint64_t now);
+void lcr_rt_trace_committed(struct lcr_trace *t, uint64_t index, uint64_t now);
+void lcr_rt_trace_applied(struct lcr_trace *t, uint64_t index, uint64_t now);
+void lcr_rt_trace_received(struct lcr_trace *t, const struct lcr_append_req *a, uint64_t now);
+void lcr_rt_trace_acked(struct lcr_trace *t, uint64_t index, uint64_t now);
+void lcr_rt_trace_ack_in(struct lcr_trace *t, const struct lcr_append_resp *a, uint64_t now);
+void lcr_rt_trace_role(struct lcr_trace *t);
 
 /* An API call made from a callback, run in the next loop iteration. */
 struct deferred {
@@ -122,6 +172,7 @@ struct lcr_group {
 	uint64_t proposed, applied, cancelled, refused, net_errors;
 	uint64_t flushes;
 	struct lcr_hist commit_lat;
+	struct lcr_trace *trace;
 };
 
 /* A slot of the task ring (Vyukov's bounded MPMC queue). */
@@ -158,6 +209,13 @@ struct lcore {
 	uint64_t now; /* ns: the time of this iteration */
 	uint64_t iterations, sleeps;
 	uint64_t last_work; /* ns: when an iteration last did anything */
+	/* Adaptive polling (loop.c): running averages, ns, and what it cost. */
+	bool idle;	   /* the last iteration did nothing */
+	uint64_t gap_avg;  /* idle gaps that ended in work */
+	uint64_t io_since; /* when writes went in flight; 0: none in flight */
+	uint64_t io_avg;   /* from then until none was in flight */
+	uint64_t spun_ns, spin_hits, spin_misses;
+	uint64_t spin_from; /* when this polling stretch began; 0: not polling */
 
 	/* Written by posting threads. */
 	_Alignas(LCR_CACHE_LINE) _Atomic uint64_t post_enq;

@@ -90,12 +90,38 @@ def check_line(d, mode, clients):
                 fail(f"{mode}: {k} is {d[k]}, not null")
     if d["allocs_per_entry"] is not None and d["allocs_per_entry"] < 0:
         fail(f"{mode}: allocs_per_entry {d['allocs_per_entry']}")
+    if mode != "engine":
+        check_stages(d, mode)
+
+
+def check_stages(d, mode):
+    """--trace: every stage of a commit was seen, and they hang together."""
+    st = d.get("stages_us")
+    if not st:
+        fail(f"{mode}: --trace gave no stages_us")
+    for k, v in st.items():
+        if v["count"] <= 0 or not 0 <= v["p50"] <= v["p99"]:
+            fail(f"{mode}: stage {k}: {v}")
+    # A commit needs a majority: the leader's write or a round trip at least
+    # (the histograms' buckets are within 1 %).
+    first = min(st["leader_durable"]["p50"], st["replication_rtt"]["p50"])
+    if st["commit"]["p50"] < 0.98 * first:
+        fail(f"{mode}: commit p50 {st['commit']['p50']} below both the leader's write "
+             f"and the round trip ({first})")
+    # The round trip holds the follower's own work.
+    if st["replication_rtt"]["p50"] < 0.98 * st["follower_durable"]["p50"]:
+        fail(f"{mode}: round trip p50 {st['replication_rtt']['p50']} below the follower's "
+             f"write p50 {st['follower_durable']['p50']}")
+    # Every answered operation was committed: the stages count at least the window's.
+    if d["clients"] == 1 and (st["commit"]["count"] < d["ops"] or
+                              st["apply"]["count"] < d["ops"]):
+        fail(f"{mode}: fewer commits traced than operations: {st['commit']} for {d['ops']}")
 
 
 def run_sweep(bench, mode, extra):
     clients = [1, 16]
     cmd = [bench, "--mode", mode, "--clients", ",".join(map(str, clients)), "--seconds", "1",
-           "--warmup", "0.3", "--quiet"] + extra
+           "--warmup", "0.3", "--quiet"] + (["--trace"] if mode != "engine" else []) + extra
     print(" ".join(cmd), flush=True)
     p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                        timeout=120)
@@ -110,6 +136,9 @@ def run_sweep(bench, mode, extra):
         check_line(d, mode, c)
     if mode != "engine" and "floor" not in p.stdout:
         fail(f"{mode}: the table does not show the floors")
+    if mode != "engine" and "commit timeline" not in p.stdout or (
+            mode != "engine" and "* the critical path" not in p.stdout):
+        fail(f"{mode}: --trace printed no stage table with its critical path")
     floor_name = {"dpdk-memif": "bare DPDK memif", "dpdk-afpacket": "bare DPDK af_packet",
                   "dpdk-afxdp": "bare DPDK af_xdp"}
     if mode in floor_name and floor_name[mode] not in p.stdout:
