@@ -528,6 +528,365 @@ static void test_stream_sack_marks_holes(void **state)
 	lcr_srx_free(&rx);
 }
 
+/* ---- copies on the receive path ---------------------------------------------- */
+
+/* What a receiver handed up: each message's bytes, and whether they were the
+ * very bytes of the datagram passed in (the direct path). */
+struct got {
+	uint32_t n;
+	uint32_t len[64];
+	uint8_t bytes[64][8192];
+	bool from_caller[64];
+	const uint8_t *caller; /* the payload of the datagram being passed in */
+	uint32_t caller_len;
+};
+
+static void on_got(void *ctx, uint8_t type, const uint8_t *p, uint32_t len)
+{
+	struct got *g = ctx;
+	assert_int_equal(type, LCR_WIRE_APPEND_REQ);
+	assert_true(g->n < 64);
+	assert_true(len <= sizeof(g->bytes[0]));
+	g->len[g->n] = len;
+	memcpy(g->bytes[g->n], p, len);
+	g->from_caller[g->n] = p == g->caller && len == g->caller_len;
+	g->n++;
+}
+
+/* Pass one datagram in from a scratch buffer that is overwritten afterwards,
+ * as a backend reuses its receive buffer: nothing may point into it later. */
+static uint32_t pass(struct lcr_srx *rx, struct got *g, uint64_t stream, uint64_t seq,
+		     uint16_t frag_index, uint16_t frag_count, const uint8_t *payload, uint32_t len)
+{
+	static uint8_t scratch[LCR_WIRE_DGRAM_MAX];
+	struct lcr_wire_hdr h = { .type = LCR_WIRE_APPEND_REQ,
+				  .len = len,
+				  .stream = stream,
+				  .seq = seq,
+				  .frag_index = frag_index,
+				  .frag_count = frag_count };
+	memcpy(scratch, payload, len);
+	g->caller = scratch;
+	g->caller_len = len;
+	uint32_t why = lcr_srx_on_dgram(rx, &h, scratch, on_got, g);
+	memset(scratch, 0xa5, sizeof(scratch));
+	g->caller = NULL;
+	return why;
+}
+
+static void fill_seq(uint8_t *buf, uint32_t len, uint32_t tag)
+{
+	for (uint32_t i = 0; i < len; i++)
+		buf[i] = (uint8_t)(tag * 131 + i * 7 + (i >> 8));
+}
+
+static void srx_open(struct lcr_srx *rx, uint32_t window)
+{
+	struct lcr_stream_opts o;
+	lcr_stream_opts_default(&o);
+	o.window = window;
+	assert_int_equal(lcr_srx_init(rx, &o), 0);
+}
+
+/* In order, each message one datagram: handed up from the caller's buffer. */
+static void test_stream_in_order_whole_messages_direct(void **state)
+{
+	static struct got g;
+	struct lcr_srx rx;
+	uint8_t m[1400];
+	(void)state;
+	memset(&g, 0, sizeof(g));
+	srx_open(&rx, 1024);
+	for (uint32_t k = 0; k < 40; k++) {
+		uint32_t len = k == 0 ? 0 : 1 + k * 34;
+		fill_seq(m, len, k);
+		assert_int_equal(pass(&rx, &g, 1000, k + 1, 0, 1, m, len), LCR_DROP_NONE);
+		assert_int_equal(g.n, k + 1);
+		assert_true(g.from_caller[k]);
+		assert_int_equal(g.len[k], len);
+		assert_memory_equal(g.bytes[k], m, len);
+	}
+	assert_int_equal(rx.st.msgs, 40);
+	assert_int_equal(rx.st.direct, 40);
+	assert_int_equal(rx.st.stashed, 0);
+	assert_int_equal(rx.st.stashed_bytes, 0);
+	assert_int_equal(rx.st.gathered_bytes, 0);
+	assert_int_equal(rx.st.reordered, 0);
+	/* The counters a transport's metrics carry. */
+	char js[1024];
+	int k = lcr_srx_stats_json(&rx.st, js, sizeof(js));
+	assert_true(k > 0 && (size_t)k < sizeof(js));
+	assert_non_null(strstr(js, "\"stream_rx\":{\"dgrams\":40,\"msgs\":40,\"direct\":40,"
+				   "\"stashed\":0,\"stashed_bytes\":0,\"gathered_bytes\":0,"));
+	assert_int_equal(lcr_srx_stats_json(&rx.st, js, 8), k); /* cut: says what it needed */
+	lcr_srx_free(&rx);
+}
+
+/* Early and repeated datagrams: every message once, in order, the same bytes;
+ * only the early ones are copied (into slots). */
+static void test_stream_reordered_and_duplicated_whole_messages(void **state)
+{
+	static struct got g;
+	struct lcr_srx rx;
+	uint8_t m[10][1000];
+	(void)state;
+	memset(&g, 0, sizeof(g));
+	srx_open(&rx, 1024);
+	for (uint32_t k = 0; k < 10; k++)
+		fill_seq(m[k], 100 + k * 90, k);
+	/* seq: 1 (direct), 3 4 (early), 3 (dup), 2 (direct, then 3 4 from slots),
+	 * 2 (dup), 7 (early), 5 (direct), 6 (direct, then 7), 10 9 8 */
+	uint64_t order[] = { 1, 3, 4, 3, 2, 2, 7, 5, 6, 10, 9, 8 };
+	uint32_t want[] = { LCR_DROP_NONE, LCR_DROP_NONE,      LCR_DROP_NONE, LCR_DROP_DUPLICATE,
+			    LCR_DROP_NONE, LCR_DROP_DUPLICATE, LCR_DROP_NONE, LCR_DROP_NONE,
+			    LCR_DROP_NONE, LCR_DROP_NONE,      LCR_DROP_NONE, LCR_DROP_NONE };
+	for (unsigned i = 0; i < sizeof(order) / sizeof(order[0]); i++) {
+		uint64_t s = order[i];
+		assert_int_equal(
+			pass(&rx, &g, 1000, s, 0, 1, m[s - 1], 100 + (uint32_t)(s - 1) * 90),
+			want[i]);
+	}
+	assert_int_equal(g.n, 10);
+	for (uint32_t k = 0; k < 10; k++) {
+		assert_int_equal(g.len[k], 100 + k * 90);
+		assert_memory_equal(g.bytes[k], m[k], g.len[k]);
+	}
+	/* Direct: 1, 2, 5, 6, 8 (8 fills the last gap, 9 and 10 follow from slots). */
+	bool direct[] = { true, true, false, false, true, true, false, true, false, false };
+	for (uint32_t k = 0; k < 10; k++)
+		assert_int_equal(g.from_caller[k], direct[k]);
+	assert_int_equal(rx.st.direct, 5);
+	assert_int_equal(rx.st.stashed, 5); /* 3, 4, 7, 10, 9 */
+	assert_int_equal(rx.st.stashed_bytes, (100 + 2 * 90) + (100 + 3 * 90) + (100 + 6 * 90) +
+						      (100 + 9 * 90) + (100 + 8 * 90));
+	assert_int_equal(rx.st.reordered, rx.st.stashed);
+	assert_int_equal(rx.st.duplicates, 2);
+	assert_int_equal(rx.st.gathered_bytes, 0);
+	lcr_srx_free(&rx);
+}
+
+/* A message of several datagrams, in order and out of order: reassembled
+ * once; in-order fragments go straight into the reassembly buffer. */
+static void test_stream_fragments_in_and_out_of_order(void **state)
+{
+	static struct got g;
+	static uint8_t m[8192];
+	struct lcr_srx rx;
+	(void)state;
+	memset(&g, 0, sizeof(g));
+	srx_open(&rx, 1024);
+	uint32_t per = 1472 - LCR_WIRE_HDR, len = 3 * per + 17;
+	fill_seq(m, len, 9);
+	/* In order: seq 1..4, then a whole message (seq 5) right after. */
+	for (uint16_t i = 0; i < 4; i++) {
+		uint32_t n = i < 3 ? per : 17;
+		assert_int_equal(pass(&rx, &g, 1000, 1 + i, i, 4, m + i * per, n), LCR_DROP_NONE);
+		assert_int_equal(g.n, i < 3 ? 0 : 1);
+	}
+	assert_int_equal(pass(&rx, &g, 1000, 5, 0, 1, m, 33), LCR_DROP_NONE);
+	assert_int_equal(g.n, 2);
+	assert_int_equal(g.len[0], len);
+	assert_memory_equal(g.bytes[0], m, len);
+	assert_false(g.from_caller[0]);
+	assert_true(g.from_caller[1]);
+	assert_memory_equal(g.bytes[1], m, 33);
+	assert_int_equal(rx.st.gathered_bytes, len);
+	assert_int_equal(rx.st.stashed, 0);
+	assert_int_equal(rx.st.direct, 1);
+	/* Out of order: seq 6..9 arrive 9, 7, 6, 9 (dup), 8. */
+	uint16_t order[] = { 3, 1, 0, 3, 2 };
+	uint32_t want[] = { LCR_DROP_NONE, LCR_DROP_NONE, LCR_DROP_NONE, LCR_DROP_DUPLICATE,
+			    LCR_DROP_NONE };
+	for (unsigned k = 0; k < 5; k++) {
+		uint16_t i = order[k];
+		uint32_t n = i < 3 ? per : 17;
+		assert_int_equal(pass(&rx, &g, 1000, 6 + i, i, 4, m + i * per, n), want[k]);
+	}
+	assert_int_equal(g.n, 3);
+	assert_int_equal(g.len[2], len);
+	assert_memory_equal(g.bytes[2], m, len);
+	assert_int_equal(rx.st.msgs, 3);
+	assert_int_equal(rx.st.stashed, 2); /* 9 and 7 */
+	assert_int_equal(rx.st.stashed_bytes, 17 + per);
+	assert_int_equal(rx.st.gathered_bytes, 2 * len);
+	assert_int_equal(rx.st.bad_fragments, 0);
+	lcr_srx_free(&rx);
+}
+
+/*
+ * Randomized, against the sender: messages of random sizes (a third of them
+ * several datagrams) cut by lcr_stx_send, their datagrams passed in shuffled
+ * within a span, duplicated, and lost, a lost one coming again later (a
+ * retransmission), as does one refused for being beyond the window. What
+ * must hold, as before any datagram was taken uncopied: every message
+ * handed up exactly once, in order, with the bytes sent; every datagram
+ * taken once, the rest refused as duplicates or beyond the window by the
+ * same rules. And the copies are the ones expected: an early datagram's
+ * bytes into its slot, a fragment's once into the reassembly buffer, nothing
+ * else.
+ */
+#define RAND_MSGS   200
+#define RAND_DGRAMS 4096
+
+struct rand_run {
+	uint64_t rng;
+	uint32_t n_msgs, lens[RAND_MSGS];
+	uint8_t *dg[RAND_DGRAMS]; /* sealed datagrams, by seq - 1 */
+	uint32_t dg_len[RAND_DGRAMS];
+	uint32_t n_dg;
+	uint32_t pool[4 * RAND_DGRAMS]; /* seq - 1 of datagrams still to pass in */
+	uint32_t n_pool;
+	uint64_t next; /* message expected next */
+	uint64_t direct_seen;
+	const uint8_t *caller;
+};
+
+static void rand_fill(uint8_t *buf, uint32_t len, uint64_t k)
+{
+	uint64_t x = k * 0x9e3779b97f4a7c15ull + 1;
+	for (uint32_t i = 0; i < len; i++)
+		buf[i] = (uint8_t)(rnd(&x) >> 24);
+}
+
+static void on_rand(void *ctx, uint8_t type, const uint8_t *p, uint32_t len)
+{
+	static uint8_t want[200000];
+	struct rand_run *t = ctx;
+	assert_int_equal(type, LCR_WIRE_APPEND_REQ);
+	assert_true(t->next < t->n_msgs);
+	assert_int_equal(len, t->lens[t->next]);
+	rand_fill(want, len, t->next);
+	assert_memory_equal(p, want, len);
+	if (p == t->caller)
+		t->direct_seen++;
+	t->next++;
+}
+
+static void rand_one(uint64_t seed)
+{
+	static struct rand_run t;
+	static uint8_t m[200000], scratch[LCR_WIRE_DGRAM_MAX];
+	struct lcr_stream_opts o;
+	struct lcr_stx tx;
+	struct lcr_srx rx;
+	struct lcr_dgram_view d;
+
+	memset(&t, 0, sizeof(t));
+	t.rng = seed * 2654435761u + 1;
+	lcr_stream_opts_default(&o);
+	o.dgram_max = seed % 2 ? 1472 : 600;
+	assert_int_equal(lcr_stx_init(&tx, &o, 7, 1, 1, 2), 0);
+	uint32_t windows[] = { 16, 64, 1024 };
+	o.window = windows[seed % 3];
+	assert_int_equal(lcr_srx_init(&rx, &o), 0);
+
+	/* The messages, cut into datagrams by the sender and acknowledged at once. */
+	uint64_t frag_bytes = 0, whole = 0;
+	t.n_msgs = 20 + (uint32_t)(rnd(&t.rng) % (RAND_MSGS - 20));
+	for (uint32_t k = 0; k < t.n_msgs; k++) {
+		uint32_t per = o.dgram_max - LCR_WIRE_HDR;
+		uint32_t len = rnd(&t.rng) % 3 == 0 ? per + 1 + (uint32_t)(rnd(&t.rng) % (8 * per))
+						    : (uint32_t)(rnd(&t.rng) % (per + 1));
+		if (t.n_dg + len / per + 1 > RAND_DGRAMS) {
+			t.n_msgs = k;
+			break;
+		}
+		t.lens[k] = len;
+		if (len > per)
+			frag_bytes += len;
+		else
+			whole++;
+		rand_fill(m, len, k);
+		assert_int_equal(lcr_stx_send(&tx, LCR_WIRE_APPEND_REQ, m, len, 0), 0);
+		while (lcr_stx_next(&tx, 0, &d)) {
+			t.dg[t.n_dg] = malloc(d.len);
+			memcpy(t.dg[t.n_dg], d.buf, d.len);
+			t.dg_len[t.n_dg++] = d.len;
+		}
+		struct lcr_wire_ack a = { .stream = tx.stream,
+					  .cum = tx.next_seq - 1,
+					  .window = 1024 };
+		lcr_stx_on_ack(&tx, &a, 0);
+	}
+	for (uint32_t i = 0; i < t.n_dg; i++)
+		t.pool[t.n_pool++] = i;
+
+	/* Pass them in: the next one from the first `span` still to go. A
+	 * reference receiver, as simple as can be, says what each must get. */
+	uint32_t span = 1 + (uint32_t)(seed % 7) * (uint32_t)(seed % 5);
+	uint32_t loss = (uint32_t)(seed % 4) * 5, dup = (uint32_t)(seed % 3) * 7;
+	static bool held[RAND_DGRAMS];
+	memset(held, 0, sizeof(held));
+	uint64_t delivered = 0, taken = 0, stashed = 0, stashed_bytes = 0, passes = 0;
+	while (t.n_pool > 0) {
+		assert_true(++passes < 100u * RAND_DGRAMS);
+		uint32_t at = (uint32_t)(rnd(&t.rng) % (span < t.n_pool ? span : t.n_pool));
+		if (passes == 1)
+			at = 0; /* seq 1 first: a receiver whose first datagram is
+				 * beyond its window joins the stream there */
+		uint32_t i = t.pool[at];
+		memmove(&t.pool[at], &t.pool[at + 1], (t.n_pool - at - 1) * sizeof(t.pool[0]));
+		t.n_pool--;
+		if (passes > 1 && rnd(&t.rng) % 100 < loss) {
+			t.pool[t.n_pool++] = i; /* lost: sent again later */
+			continue;
+		}
+		if (rnd(&t.rng) % 100 < dup && t.n_pool + 1 < 4 * RAND_DGRAMS)
+			t.pool[(t.n_pool++)] = i; /* a copy that comes later */
+		uint64_t seq = i + 1;
+		uint32_t want = LCR_DROP_NONE;
+		if (seq <= delivered || held[i])
+			want = LCR_DROP_DUPLICATE;
+		else if (seq > delivered + o.window)
+			want = LCR_DROP_WINDOW;
+		struct lcr_wire_hdr h;
+		memcpy(scratch, t.dg[i], t.dg_len[i]);
+		assert_int_equal(lcr_wire_open(scratch, t.dg_len[i], 7, &h), LCR_DROP_NONE);
+		t.caller = scratch + LCR_WIRE_HDR;
+		assert_int_equal(lcr_srx_on_dgram(&rx, &h, scratch + LCR_WIRE_HDR, on_rand, &t),
+				 want);
+		memset(scratch, 0x5a, sizeof(scratch)); /* the backend reuses it */
+		t.caller = NULL;
+		if (want == LCR_DROP_WINDOW) {
+			t.pool[t.n_pool++] = i; /* refused: the sender retransmits it */
+		} else if (want == LCR_DROP_NONE) {
+			taken++;
+			held[i] = true;
+			if (seq != delivered + 1) {
+				stashed++;
+				stashed_bytes += h.len;
+			}
+			while (delivered < t.n_dg && held[delivered])
+				delivered++;
+		}
+	}
+	assert_int_equal(t.next, t.n_msgs);
+	assert_int_equal(delivered, t.n_dg);
+	assert_int_equal(taken, t.n_dg);
+	assert_int_equal(rx.st.msgs, t.n_msgs);
+	assert_int_equal(rx.delivered, t.n_dg);
+	assert_int_equal(rx.st.stashed, stashed);
+	assert_int_equal(rx.st.stashed_bytes, stashed_bytes);
+	assert_int_equal(rx.st.reordered, stashed);
+	assert_int_equal(rx.st.gathered_bytes, frag_bytes);
+	assert_int_equal(rx.st.direct, t.direct_seen);
+	assert_true(rx.st.direct <= whole);
+	assert_int_equal(rx.st.bad_fragments, 0);
+	if (span == 1 && loss == 0)
+		assert_int_equal(rx.st.direct, whole); /* in order: no copy at all */
+	for (uint32_t i = 0; i < t.n_dg; i++)
+		free(t.dg[i]);
+	lcr_stx_free(&tx);
+	lcr_srx_free(&rx);
+}
+
+static void test_stream_random_shuffle_dup_loss_seeds(void **state)
+{
+	(void)state;
+	for (uint64_t seed = 1; seed <= 300; seed++)
+		rand_one(seed);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -540,6 +899,10 @@ int main(void)
 		cmocka_unit_test(test_stream_older_takes_back_a_dead_newer_stream),
 		cmocka_unit_test(test_stream_sack_marks_holes),
 		cmocka_unit_test(test_stream_receiver_restart_early_in_stream),
+		cmocka_unit_test(test_stream_in_order_whole_messages_direct),
+		cmocka_unit_test(test_stream_reordered_and_duplicated_whole_messages),
+		cmocka_unit_test(test_stream_fragments_in_and_out_of_order),
+		cmocka_unit_test(test_stream_random_shuffle_dup_loss_seeds),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
