@@ -465,7 +465,7 @@ static void usage(FILE *f)
 		"  --io-spin-us  socket: ... and this long while their disk writes are in\n"
 		"                flight (default 500)\n"
 		"  --spin        adaptive (default): those two are bounds, each lcore polls\n"
-		"                only while what it waits for is due (running averages);\n"
+		"                only while what it waits for is due (running medians);\n"
 		"                fixed: always the whole time\n"
 		"  --eal         dpdk: EAL arguments of every replica, without ports (default\n"
 		"                \"%s\"); the memif ports are added\n"

@@ -180,7 +180,7 @@ static const struct opt opts[] = {
 		  "core more)." },
 	{ "node", "spin_fixed", OPT_BOOL, 0, FIELD(node.spin_fixed), .def = "false",
 	  .help = "false: idle_spin_us and io_spin_us are bounds, and an lcore polls only "
-		  "while what it waits for is due by the running averages of its idle gaps and "
+		  "while what it waits for is due by the running medians of its idle gaps and "
 		  "its writes (not at all when they are usually longer than the bound), so the "
 		  "CPU it burns follows the load; true: always the whole time." },
 	{ "node", "mtu", OPT_U32, 0, FIELD(node.mtu), .def = "1500", .min = 576, .max = 9028,

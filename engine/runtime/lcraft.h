@@ -92,7 +92,7 @@ struct lcr_node_config {
 	/*
 	 * How the two above are used. false (the default): adaptively, as
 	 * bounds: an lcore learns how long its idle gaps and its writes take
-	 * (running averages) and polls only while what it waits for is due,
+	 * (running medians) and polls only while what it waits for is due,
 	 * and not at all when that is usually later than the bound allows (it
 	 * would poll the whole bound and sleep anyway), so the CPU it burns
 	 * follows the load. true: always the whole time.

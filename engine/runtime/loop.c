@@ -89,22 +89,29 @@ static uint64_t next_deadline(struct lcore *lc)
  * A sleeping vCPU can take tens of microseconds to wake, so an lcore may poll
  * a while before it sleeps: after work (idle_spin_us) and while its writes are
  * in flight (io_spin_us). Adaptive (the default), each is a bound: the lcore
- * keeps running averages of how long its idle gaps last before work comes and
- * how long its writes stay in flight, polls until 1.5x the average, and not at
- * all when the average is past the bound: then what it waits for usually comes
- * after the bound, and polling would only burn it before sleeping anyway.
+ * follows the median of its idle gaps that ended in work and of how long its
+ * writes stay in flight, polls until 1.5x the median, and not at all when the
+ * median is past the bound: then what it waits for usually comes after the
+ * bound, and polling would only burn it before sleeping anyway. A median, not
+ * a mean: one long sleep must not switch polling off for the next hundred
+ * short gaps.
  */
-#define AVG_SHIFT     3		  /* running averages weigh a new sample 1/8 */
 #define SAMPLE_MAX_NS 10000000ull /* 10 ms: longer gaps count as this */
 
-static void avg_add(uint64_t *avg, uint64_t v)
+/* A running median: a step of 1/8 toward each sample (frugal streaming). */
+static void median_add(uint64_t *m, uint64_t v)
 {
 	if (v > SAMPLE_MAX_NS)
 		v = SAMPLE_MAX_NS;
-	*avg = *avg ? *avg - (*avg >> AVG_SHIFT) + (v >> AVG_SHIFT) : v;
+	if (*m == 0)
+		*m = v;
+	else if (v > *m)
+		*m += (*m >> 3) + 1;
+	else if (v < *m)
+		*m -= *m >> 3;
 }
 
-/* Until when to poll, from the averages and bounds; 0: sleep now. */
+/* Until when to poll, from the medians and bounds; 0: sleep now. */
 static uint64_t spin_until(const struct lcore *lc, const struct lcr_node_config *c)
 {
 	uint64_t idle = (uint64_t)c->idle_spin_us * 1000, io = (uint64_t)c->io_spin_us * 1000;
@@ -114,10 +121,10 @@ static uint64_t spin_until(const struct lcore *lc, const struct lcr_node_config 
 		uint64_t spin = lc->ring.in_flight && io > idle ? io : idle;
 		return spin ? lc->last_work + spin : 0;
 	}
-	if (idle && lc->gap_avg <= idle)
-		until = lc->last_work + lc->gap_avg + lc->gap_avg / 2;
-	if (io && lc->io_since && lc->io_avg <= io) {
-		uint64_t t = lc->io_since + lc->io_avg + lc->io_avg / 2;
+	if (idle && lc->gap_med <= idle)
+		until = lc->last_work + lc->gap_med + lc->gap_med / 2;
+	if (io && lc->io_since && lc->io_med <= io) {
+		uint64_t t = lc->io_since + lc->io_med + lc->io_med / 2;
 		if (t > until)
 			until = t;
 	}
@@ -129,7 +136,7 @@ static void spin_learn(struct lcore *lc, bool work)
 {
 	if (work) {
 		if (lc->idle)
-			avg_add(&lc->gap_avg, lc->now - lc->last_work);
+			median_add(&lc->gap_med, lc->now - lc->last_work);
 		if (lc->spin_from) {
 			/* It came while we polled: the poll paid. */
 			lc->spun_ns += lc->now - lc->spin_from;
@@ -141,7 +148,7 @@ static void spin_learn(struct lcore *lc, bool work)
 	if (lc->ring.in_flight && !lc->io_since)
 		lc->io_since = lc->now;
 	else if (!lc->ring.in_flight && lc->io_since) {
-		avg_add(&lc->io_avg, lc->now - lc->io_since);
+		median_add(&lc->io_med, lc->now - lc->io_since);
 		lc->io_since = 0;
 	}
 }

@@ -132,10 +132,10 @@ static int lcore_metrics_json(struct lcore *lc, uint32_t part, char *buf, size_t
 	}
 	LCR_PUT("{\"lcore\":%u,\"iterations\":%llu,\"sleeps\":%llu,", lc->index,
 		(unsigned long long)lc->iterations, (unsigned long long)lc->sleeps);
-	/* Polling before sleeping (loop.c): its averages, its time, whether it paid. */
-	LCR_PUT("\"poll\":{\"gap_avg_us\":%.1f,\"io_avg_us\":%.1f,\"polled_ms\":%.1f,"
+	/* Polling before sleeping (loop.c): its medians, its time, whether it paid. */
+	LCR_PUT("\"poll\":{\"gap_median_us\":%.1f,\"io_median_us\":%.1f,\"polled_ms\":%.1f,"
 		"\"paid\":%llu,\"slept_after\":%llu},",
-		(double)lc->gap_avg / 1e3, (double)lc->io_avg / 1e3, (double)lc->spun_ns / 1e6,
+		(double)lc->gap_med / 1e3, (double)lc->io_med / 1e3, (double)lc->spun_ns / 1e6,
 		(unsigned long long)lc->spin_hits, (unsigned long long)lc->spin_misses);
 	/* The transport: net.c's counters and its own (UDP: datagrams, drops). */
 	int w = lcr_net_metrics_json(lc->net, buf + o, len > o ? len - o : 0);

@@ -209,11 +209,11 @@ struct lcore {
 	uint64_t now; /* ns: the time of this iteration */
 	uint64_t iterations, sleeps;
 	uint64_t last_work; /* ns: when an iteration last did anything */
-	/* Adaptive polling (loop.c): running averages, ns, and what it cost. */
+	/* Adaptive polling (loop.c): running medians, ns, and what it cost. */
 	bool idle;	   /* the last iteration did nothing */
-	uint64_t gap_avg;  /* idle gaps that ended in work */
+	uint64_t gap_med;  /* idle gaps that ended in work */
 	uint64_t io_since; /* when writes went in flight; 0: none in flight */
-	uint64_t io_avg;   /* from then until none was in flight */
+	uint64_t io_med;   /* from then until none was in flight */
 	uint64_t spun_ns, spin_hits, spin_misses;
 	uint64_t spin_from; /* when this polling stretch began; 0: not polling */
 
