@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -62,6 +63,9 @@ struct lcr_sock {
 	struct iovec *rx_iov;
 	struct sockaddr_storage *rx_name;
 	uint8_t *rx_ctl; /* LCR_SOCK_CTL bytes per message */
+	/* wait(): the epoll set this socket was added to (-1: none), and an fd
+	 * found not to be one (ppoll is used with it). */
+	int ep_fd, not_ep_fd;
 	struct lcr_hist rx_delay;
 	/* Send side: headers pointing at the caller's bytes, and where each came from. */
 	struct mmsghdr *tx_msg;
@@ -324,27 +328,44 @@ static int sock_tx_burst(struct lcr_backend *be, const struct lcr_dgram *d, uint
 	return (int)taken;
 }
 
+/*
+ * Sleep until a datagram, `fd` readable, or the timeout. The lcore's `fd` is
+ * an epoll set (its ring's eventfd and the application's fd): the socket joins
+ * it once, and every sleep is one epoll_pwait2 on registrations that stay,
+ * where a ppoll over the socket and the set would add and remove a wait on
+ * each, every time. Any other fd is waited for with ppoll. Both take
+ * nanoseconds, so the fault decorator wakes exactly when a held datagram
+ * falls due, where milliseconds would oversleep by up to one.
+ */
 static int sock_wait(struct lcr_backend *be, int fd, uint64_t timeout_ns)
 {
 	struct lcr_sock *s = to_sock(be);
-	struct pollfd pfd[2] = {
-		{ .fd = s->fd, .events = POLLIN },
-		{ .fd = fd, .events = POLLIN },
-	};
 	struct timespec ts;
 
 	if (s->busy_poll || timeout_ns == 0)
 		return 0;
-	/*
-	 * ppoll, not poll: its nanosecond timeout lets the fault decorator wake
-	 * exactly when a held datagram falls due, where milliseconds would
-	 * oversleep by up to one.
-	 */
 	if (timeout_ns / 1000000000u > INT_MAX)
 		timeout_ns = (uint64_t)INT_MAX * 1000000000u;
 	ts.tv_sec = (time_t)(timeout_ns / 1000000000u);
 	ts.tv_nsec = (long)(timeout_ns % 1000000000u);
 	s->st.wakeups++;
+	if (fd >= 0 && fd != s->ep_fd && fd != s->not_ep_fd) {
+		struct epoll_event ev = { .events = EPOLLIN, .data.fd = s->fd };
+		if (epoll_ctl(fd, EPOLL_CTL_ADD, s->fd, &ev) == 0 || errno == EEXIST)
+			s->ep_fd = fd;
+		else
+			s->not_ep_fd = fd;
+	}
+	if (fd >= 0 && fd == s->ep_fd) {
+		struct epoll_event evs[4];
+		if (epoll_pwait2(fd, evs, 4, &ts, NULL) < 0 && errno != EINTR)
+			return -errno;
+		return 0;
+	}
+	struct pollfd pfd[2] = {
+		{ .fd = s->fd, .events = POLLIN },
+		{ .fd = fd, .events = POLLIN },
+	};
 	if (ppoll(pfd, fd >= 0 ? 2 : 1, &ts, NULL) < 0 && errno != EINTR)
 		return -errno;
 	return 0;
@@ -572,6 +593,8 @@ int lcr_sock_open(struct lcr_backend **out, const struct lcr_sock_opts *o, char 
 	s->alloc = o->alloc;
 	s->be.ops = &sock_ops;
 	s->fd = -1;
+	s->ep_fd = -1;
+	s->not_ep_fd = -1;
 	s->busy_poll = o->busy_poll;
 	s->burst = o->burst;
 	s->dgram_max = o->dgram_max;

@@ -352,9 +352,8 @@ bool lcr_rt_storage_progress(struct lcore *lc)
 	for (uint32_t i = 0; i < lc->n_groups; i++)
 		lcr_log_flush(lc->groups[i]->log);
 	lcr_ring_submit(&lc->ring);
-	/* Clear the eventfd before reaping: a completion after the reap sets it
-	 * again and wakes us; clearing after the reap could sleep past one. */
-	lcr_ring_eventfd_clear(&lc->ring);
+	/* The completion queue is read from memory; its eventfd, which wakes a
+	 * sleeping lcore, is cleared only before a sleep (loop.c). */
 	if (lcr_ring_reap(&lc->ring))
 		work = true;
 	for (uint32_t i = 0; i < lc->n_groups; i++) {

@@ -244,7 +244,11 @@ void *lcr_rt_lcore_main(void *arg)
 			continue; /* a timer is due, or the transport has datagrams queued */
 		atomic_store_explicit(&lc->sleeping, true, memory_order_relaxed);
 		atomic_thread_fence(memory_order_seq_cst);
-		if (lcr_rt_posts_waiting(lc) ||
+		/* The eventfd says "a completion or a task came": clear it, then
+		 * look again, so that one arriving after the last look still
+		 * wakes us and none that came before is slept on. */
+		lcr_ring_eventfd_clear(&lc->ring);
+		if (lcr_ring_ready(&lc->ring) || lcr_rt_posts_waiting(lc) ||
 		    atomic_load_explicit(&lc->m_want, memory_order_relaxed) ||
 		    atomic_load_explicit(&n->stop, memory_order_relaxed)) {
 			atomic_store_explicit(&lc->sleeping, false, memory_order_relaxed);
