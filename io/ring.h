@@ -129,6 +129,12 @@ void lcr_ring_queue_linked(struct lcr_ring *r, struct lcr_io_req *write, struct 
 int lcr_ring_eventfd(struct lcr_ring *r);
 void lcr_ring_eventfd_clear(struct lcr_ring *r);
 
+/* Completions are waiting to be reaped (read from the ring's memory, no syscall). */
+static inline bool lcr_ring_ready(struct lcr_ring *r)
+{
+	return io_uring_cq_ready(&r->ring) > 0;
+}
+
 /* Submit queued SQEs (one syscall). Returns SQEs submitted or -errno. */
 int lcr_ring_submit(struct lcr_ring *r);
 
