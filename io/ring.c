@@ -305,6 +305,12 @@ unsigned lcr_ring_reap(struct lcr_ring *r)
 			r->stats.submitted++;
 		}
 	}
+	/* What the callbacks queued (the next batch write of a log, above all)
+	 * goes to the kernel now, not at the owner's next submit: the disk must
+	 * not wait for the rest of a loop iteration. Errors leave the SQEs queued
+	 * for that next submit. */
+	if (total > 0 && io_uring_sq_ready(&r->ring) > 0)
+		lcr_ring_submit(r);
 	return total;
 }
 

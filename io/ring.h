@@ -138,7 +138,10 @@ static inline bool lcr_ring_ready(struct lcr_ring *r)
 /* Submit queued SQEs (one syscall). Returns SQEs submitted or -errno. */
 int lcr_ring_submit(struct lcr_ring *r);
 
-/* Run callbacks for every available completion, without blocking. Returns the count. */
+/*
+ * Run callbacks for every available completion, without blocking, then
+ * submit whatever they queued. Returns the count.
+ */
 unsigned lcr_ring_reap(struct lcr_ring *r);
 
 /*
