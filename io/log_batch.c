@@ -241,7 +241,7 @@ void lcr_log_write_next(struct lcr_log *l)
 	l->mb_issued++;
 	lcr_io_prep(&b->wreq, LCR_IO_WRITE, s->fd, buf, span, b->file_off, batch_write_done, b);
 	if (l->arena_fixed)
-		b->wreq.buf_index = 0;
+		b->wreq.buf_index = (int16_t)l->arena_slot;
 	if (lcr_log_needs_sync_op(l)) {
 		lcr_io_prep(&b->sreq, LCR_IO_FDATASYNC, s->fd, NULL, 0, 0, batch_sync_done, b);
 		lcr_ring_queue_linked(l->ring, &b->wreq, &b->sreq);

@@ -128,7 +128,8 @@ struct lcr_log {
 	/* Arena of batch buffers, registered with the ring when possible. */
 	uint8_t *arena;
 	uint64_t arena_bytes;
-	bool arena_fixed;
+	bool arena_fixed; /* registered with the ring, in slot arena_slot */
+	int arena_slot;
 	struct mbatch *mb; /* ring of batches, oldest at mb_head */
 	uint32_t mb_cap, mb_head, mb_n;
 	uint64_t next_wid;

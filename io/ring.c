@@ -56,6 +56,42 @@ int lcr_ring_register_buffers(struct lcr_ring *r, const struct iovec *iov, unsig
 	return rc;
 }
 
+int lcr_ring_buffer_add(struct lcr_ring *r, void *buf, size_t len)
+{
+	struct iovec iov = { .iov_base = buf, .iov_len = len };
+	__u64 tag = 0;
+
+	LCR_ASSERT(buf != NULL && len > 0);
+	LCR_ASSERT(!r->buffers_registered);
+	if (!r->buf_table) {
+		int rc = io_uring_register_buffers_sparse(&r->ring, LCR_RING_BUFS);
+		if (rc < 0)
+			return rc;
+		r->buf_table = true;
+	}
+	if (r->buf_used == UINT64_MAX)
+		return -ENOSPC;
+	_Static_assert(LCR_RING_BUFS == 64, "one bit of buf_used per slot");
+	int slot = __builtin_ctzll(~r->buf_used);
+	int rc = io_uring_register_buffers_update_tag(&r->ring, (unsigned)slot, &iov, &tag, 1);
+	if (rc < 0)
+		return rc;
+	r->buf_used |= 1ull << slot;
+	return slot;
+}
+
+void lcr_ring_buffer_remove(struct lcr_ring *r, int slot)
+{
+	struct iovec iov = { .iov_base = NULL, .iov_len = 0 };
+	__u64 tag = 0;
+
+	LCR_ASSERT(slot >= 0 && slot < LCR_RING_BUFS);
+	LCR_ASSERT(r->buf_used & (1ull << slot));
+	/* The kernel keeps the pages pinned until requests using them are done. */
+	io_uring_register_buffers_update_tag(&r->ring, (unsigned)slot, &iov, &tag, 1);
+	r->buf_used &= ~(1ull << slot);
+}
+
 void lcr_io_prep(struct lcr_io_req *req, uint8_t op, int fd, void *buf, uint64_t len, uint64_t off,
 		 lcr_io_done_fn done, void *ctx)
 {

@@ -17,7 +17,10 @@
 
 #include <liburing.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
+
+#define LCR_RING_BUFS 64 /* registered buffers one ring holds (lcr_ring_buffer_add) */
 
 enum lcr_io_op {
 	LCR_IO_READ = 1,
@@ -85,7 +88,9 @@ struct lcr_ring {
 	struct lcr_ring_faults *faults;	      /* NULL: none */
 	struct lcr_ring_stats stats;
 	bool buffers_registered;
-	int efd; /* eventfd registered with the ring, or -1 */
+	bool buf_table;	   /* a sparse table of LCR_RING_BUFS registered buffers exists */
+	uint64_t buf_used; /* its slots in use, one bit each */
+	int efd;	   /* eventfd registered with the ring, or -1 */
 };
 
 /* Create a ring with `depth` SQ entries. Returns 0 or -errno (e.g. -ENOSYS). */
@@ -97,6 +102,19 @@ void lcr_ring_exit(struct lcr_ring *r);
  * usually means RLIMIT_MEMLOCK is too low, and callers then use plain I/O.
  */
 int lcr_ring_register_buffers(struct lcr_ring *r, const struct iovec *iov, unsigned n);
+
+/*
+ * Register one buffer in a free slot of the ring's table (made sparse, for
+ * LCR_RING_BUFS buffers, on first use), so that writes from it skip pinning
+ * its pages on every request. Returns the slot, for lcr_io_req.buf_index, or
+ * -errno: -ENOSPC when every slot is taken, -ENOMEM usually when
+ * RLIMIT_MEMLOCK is too low; callers then use plain I/O. Not with
+ * lcr_ring_register_buffers on the same ring.
+ */
+int lcr_ring_buffer_add(struct lcr_ring *r, void *buf, size_t len);
+
+/* Free a slot of lcr_ring_buffer_add once no request of it can still complete. */
+void lcr_ring_buffer_remove(struct lcr_ring *r, int slot);
 
 /*
  * True while the kernel may still complete an SQE that names this request,
