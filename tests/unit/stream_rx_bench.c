@@ -1,6 +1,7 @@
 /* AppendEntries from datagrams to a log arena: the receive path, for an instruction count. */
 /*
- * valgrind --tool=callgrind --toggle-collect=rx_all stream_rx_bench [mode] [n] [bytes]
+ * valgrind --tool=callgrind --toggle-collect='rx_all*' stream_rx_bench [mode] [n] [bytes]
+ * (the pattern: the compiler may rename it, rx_all.constprop.0)
  *
  * Usage: stream_rx_bench [single|frag|reorder] [messages] [entry bytes]
  *
