@@ -81,6 +81,7 @@ struct lcr_log_stats {
 	uint64_t cache_misses;
 	uint64_t disk_reads; /* batches read back from disk (lcr_log_read) */
 	uint64_t segments_created;
+	uint64_t segments_prewritten; /* of those, pre-written with zeros (lcr_log_opts.prewrite) */
 	uint64_t segments_purged;
 	uint64_t stalls; /* batch ready but the next segment was not */
 };

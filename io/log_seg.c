@@ -256,6 +256,8 @@ void lcr_log_spare_start(struct lcr_log *l)
 		a = l->segs[l->n_segs - 2]; /* just switched: the one that filled */
 	s->prewrite = l->o.prewrite &&
 		      (!a || a->batches == 0 || a->batch_bytes / a->batches < PREWRITE_BELOW);
+	if (s->prewrite)
+		l->st.segments_prewritten++;
 	l->spare = s;
 	prep_step(s);
 }
@@ -371,6 +373,8 @@ int lcr_log_segs_start(struct lcr_log *l, char *why, size_t why_len)
 			return rc;
 		}
 		l->st.segments_created++;
+		if (l->o.prewrite)
+			l->st.segments_prewritten++;
 	}
 	for (uint32_t i = 0; i < l->n_segs; i++)
 		l->segs[i]->state = i + 1 == l->n_segs ? SEG_ACTIVE : SEG_FULL;
