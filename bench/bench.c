@@ -872,6 +872,12 @@ static void table_trace(const struct run *u, const struct floors *fl)
 	for (size_t k = 0; k < sizeof(rows) / sizeof(rows[0]); k++) {
 		const struct lcr_bench_stage *s = &st[rows[k].i];
 		bool on = rows[k].crit == 3 || rows[k].crit == crit;
+		if (s->count == 0) {
+			/* Not measured here (rx_delay: kernel sockets only). */
+			printf("%s %-54s %10s %9s %9s\n", on ? "*" : " ", rows[k].what, "-", "-",
+			       "-");
+			continue;
+		}
 		printf("%s %-54s %10llu %9.1f %9.1f\n", on ? "*" : " ", rows[k].what,
 		       (unsigned long long)s->count, s->p50_us, s->p99_us);
 	}

@@ -15,6 +15,7 @@
 #include <cmocka.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "cluster_harness.h"
@@ -62,6 +63,25 @@ static void start_reads(struct lcr_node *n, void *arg)
 	for (int i = 0; i < 8; i++)
 		if (lcr_read(c->g, LCR_READ_INDEX, read_again, c) < 0)
 			atomic_fetch_add(&c->failed, 1);
+}
+
+/* The first number after `key` following `after` in metrics JSON (0: none). */
+static uint64_t json_u64(const char *m, const char *after, const char *key)
+{
+	char pat[64];
+	const char *p = strstr(m, after);
+	snprintf(pat, sizeof(pat), "\"%s\":", key);
+	p = p ? strstr(p, pat) : NULL;
+	return p ? strtoull(p + strlen(pat), NULL, 10) : 0;
+}
+
+/* A stage's sample count in a group's "stages" (engine/runtime/trace.c). */
+static uint64_t stage_count(const char *m, const char *stage)
+{
+	char after[64];
+	const char *st = strstr(m, "\"stages\"");
+	snprintf(after, sizeof(after), "\"%s\":{", stage);
+	return st ? json_u64(st, after, "count") : 0;
 }
 
 static void test_cluster_elect_replicate_failover_catchup(void **state)
@@ -119,6 +139,19 @@ static void test_cluster_elect_replicate_failover_catchup(void **state)
 	char *m = malloc(1 << 16);
 	assert_true(lcr_node_metrics_json(cl.rep[l2].node, m, 1 << 16) > 0);
 	print_message("%s\n", m);
+	/* The leader's timeline saw its proposals (3000 at once: a few
+	 * batches), their commits, its round trips. */
+	assert_true(stage_count(m, "proposal_queue") >= 3000);
+	assert_true(stage_count(m, "commit") > 0);
+	assert_true(stage_count(m, "replication_rtt") > 0);
+	/* A follower's: its writes and acks; its stream receiver handed the
+	 * leader's messages up uncopied; the socket timed their wait. */
+	uint32_t fo = l2 % CH_NODES + 1;
+	assert_true(lcr_node_metrics_json(cl.rep[fo].node, m, 1 << 16) > 0);
+	assert_true(stage_count(m, "follower_durable") > 0);
+	assert_true(stage_count(m, "follower_ack") > 0);
+	assert_true(json_u64(m, "\"stream_rx\"", "direct") > 0);
+	assert_true(json_u64(m, "\"rx_delay\"", "count") > 0);
 	free(m);
 	ch_stop_all(&cl);
 	free(b);
