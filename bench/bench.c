@@ -719,9 +719,12 @@ static void json_line(FILE *f, const struct run *u, const struct floors *fl, con
 		};
 		fputs(",\"stages_us\":{", f);
 		for (uint32_t i = 0; i < LCR_BENCH_STAGES; i++)
-			fprintf(f, "%s\"%s\":{\"count\":%llu,\"p50\":%.1f,\"p99\":%.1f}",
+			fprintf(f,
+				"%s\"%s\":{\"count\":%llu,\"p50\":%.1f,\"p99\":%.1f,\"p999\":%.1f,"
+				"\"max\":%.1f}",
 				i ? "," : "", names[i], (unsigned long long)r->trace.st[i].count,
-				r->trace.st[i].p50_us, r->trace.st[i].p99_us);
+				r->trace.st[i].p50_us, r->trace.st[i].p99_us,
+				r->trace.st[i].p999_us, r->trace.st[i].max_us);
 		fputc('}', f);
 	}
 	if (r->note[0]) {
@@ -868,21 +871,24 @@ static void table_trace(const struct run *u, const struct floors *fl)
 		return;
 	}
 	int crit = st[LCR_BT_LEADER_DURABLE].p50_us >= st[LCR_BT_RTT].p50_us ? 1 : 2;
-	printf("  %-54s %10s %9s %9s\n", "stage", "count", "p50 us", "p99 us");
+	printf("  %-54s %10s %9s %9s %9s %9s\n", "stage", "count", "p50 us", "p99 us", "p99.9 us",
+	       "max us");
 	for (size_t k = 0; k < sizeof(rows) / sizeof(rows[0]); k++) {
 		const struct lcr_bench_stage *s = &st[rows[k].i];
 		bool on = rows[k].crit == 3 || rows[k].crit == crit;
 		if (s->count == 0) {
 			/* Not measured here (rx_delay: kernel sockets only). */
-			printf("%s %-54s %10s %9s %9s\n", on ? "*" : " ", rows[k].what, "-", "-",
-			       "-");
+			printf("%s %-54s %10s %9s %9s %9s %9s\n", on ? "*" : " ", rows[k].what, "-",
+			       "-", "-", "-", "-");
 			continue;
 		}
-		printf("%s %-54s %10llu %9.1f %9.1f\n", on ? "*" : " ", rows[k].what,
-		       (unsigned long long)s->count, s->p50_us, s->p99_us);
+		printf("%s %-54s %10llu %9.1f %9.1f %9.1f %9.1f\n", on ? "*" : " ", rows[k].what,
+		       (unsigned long long)s->count, s->p50_us, s->p99_us, s->p999_us, s->max_us);
 	}
-	printf("  %-54s %10llu %9.1f %9.1f\n", "client    measured end to end (the window)",
-	       (unsigned long long)u->r.ops, pct_us(&u->r.lat, 0.5), pct_us(&u->r.lat, 0.99));
+	printf("  %-54s %10llu %9.1f %9.1f %9.1f %9.1f\n",
+	       "client    measured end to end (the window)", (unsigned long long)u->r.ops,
+	       pct_us(&u->r.lat, 0.5), pct_us(&u->r.lat, 0.99), pct_us(&u->r.lat, 0.999),
+	       (double)u->r.lat.max_ns / 1e3);
 	/* The round trip less the follower's own part: the wire both ways. */
 	double wire = st[LCR_BT_RTT].p50_us - st[LCR_BT_FOLLOWER_DURABLE].p50_us -
 		      st[LCR_BT_FOLLOWER_ACK].p50_us;

@@ -94,7 +94,7 @@ struct lcr_bench_result {
 		bool have;
 		struct lcr_bench_stage {
 			uint64_t count;
-			double p50_us, p99_us;
+			double p50_us, p99_us, p999_us, max_us;
 		} st[LCR_BENCH_STAGES];
 	} trace;
 	char note[256]; /* anything the reader should know; empty if none */

@@ -435,12 +435,16 @@ static bool json_hist(const char *s, const char *after, const char *key,
 		return false;
 	const char *end = strchr(p + strlen(pat), '}');
 	const char *c = strstr(p, "\"count\":"), *a = strstr(p, "\"p50_us\":"),
-		   *b = strstr(p, "\"p99_us\":");
-	if (!end || !c || !a || !b || c > end || a > end || b > end)
+		   *b = strstr(p, "\"p99_us\":"), *e = strstr(p, "\"p999_us\":"),
+		   *m = strstr(p, "\"max_us\":");
+	if (!end || !c || !a || !b || !e || !m || c > end || a > end || b > end || e > end ||
+	    m > end)
 		return false;
 	out->count = strtoull(c + 8, NULL, 10);
 	out->p50_us = strtod(a + 9, NULL);
 	out->p99_us = strtod(b + 9, NULL);
+	out->p999_us = strtod(e + 10, NULL);
+	out->max_us = strtod(m + 9, NULL);
 	return true;
 }
 

@@ -154,6 +154,7 @@ static void batch_written(struct lcr_log *l, struct mbatch *b)
 	if (!(l->mb_issued < l->mb_n && lcr_log_mb_at(l, l->mb_issued)->state == MB_SEALED))
 		batch_seal(l);
 	lcr_log_write_next(l);
+	lcr_log_prep_kick(l); /* a paced spare preparation may go on */
 }
 
 static void batch_write_done(struct lcr_io_req *req, int res)

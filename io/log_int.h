@@ -32,10 +32,11 @@
 
 #define GET_CURSORS 8 /* readers of cached entries at once (see struct lcr_log) */
 
-#define PREP_PAR       4	   /* zero writes in flight while preparing a segment */
-#define ZERO_CHUNK     (1u << 20)  /* bytes per zero write */
-#define PEND_MAX       4096	   /* durability queue entries */
-#define PREWRITE_BELOW (64u << 10) /* mean write size under which segments are pre-written */
+#define PREP_PAR       4	    /* zero writes in flight while preparing a segment */
+#define PREP_PACED     (256u << 10) /* bytes per zero write while the spare is ahead */
+#define ZERO_CHUNK     (1u << 20)   /* bytes per zero write */
+#define PEND_MAX       4096	    /* durability queue entries */
+#define PREWRITE_BELOW (64u << 10)  /* mean write size under which segments are pre-written */
 
 /*
  * Most segments one log may hold, whatever its options: 4 TiB of the default
@@ -256,6 +257,7 @@ void lcr_log_segs_push(struct lcr_log *l, struct seg *s);
 int lcr_log_segs_start(struct lcr_log *l, char *why, size_t why_len);
 /* Start preparing the next segment in the background. */
 void lcr_log_spare_start(struct lcr_log *l);
+void lcr_log_prep_kick(struct lcr_log *l);
 /* The segment a batch of `len` bytes goes to, or NULL while the spare is not ready. */
 struct seg *lcr_log_seg_for(struct lcr_log *l, uint64_t len);
 /* Record a durable batch in the location tables (a truncation included). */

@@ -146,8 +146,31 @@ static void prep_done(struct lcr_io_req *req, int res)
 }
 
 /*
+ * Zero writes compete with the batch writes that commits wait for: 4 MiB of
+ * them in flight put milliseconds in front of every commit while a spare is
+ * prepared. So the preparation keeps to a schedule: the share of the spare
+ * already zeroed should be at least 9/8 of the share of the active segment
+ * already filled (all of it by the time that is 8/9 full). Ahead of it, one
+ * PREP_PACED write at a time, and only while no batch write is in flight
+ * (lcr_log_prep_kick starts the next when one completes); behind it, PREP_PAR
+ * writes of ZERO_CHUNK, as fast as the disk goes, since the spare must be
+ * ready when the active segment fills.
+ */
+static bool prep_behind(const struct lcr_log *l, const struct seg *s)
+{
+	const struct seg *a = l->n_segs ? l->segs[l->n_segs - 1] : NULL;
+	if (!a || a->state != SEG_ACTIVE)
+		return true;
+	/* zeroed / spare size < min(1, 9/8 * filled / active size), in integers */
+	unsigned __int128 zeroed = (unsigned __int128)s->prep_off * a->size * 8;
+	unsigned __int128 fill = (unsigned __int128)a->write_off * 9;
+	unsigned __int128 whole = (unsigned __int128)a->size * 8;
+	return zeroed < (fill < whole ? fill : whole) * s->size;
+}
+
+/*
  * The asynchronous preparation of the spare segment: fallocate, zero writes
- * (PREP_PAR in flight), header block, fsync the file, fsync the directory.
+ * (paced, above), header block, fsync the file, fsync the directory.
  * Pre-written zeros spare later O_DIRECT writes the unwritten-extent
  * conversion that otherwise costs every fdatasync a journal commit.
  */
@@ -167,12 +190,15 @@ static void prep_step(struct seg *s)
 		s->prep_off = s->prewrite ? LCR_BLOCK : s->size;
 		s->prep_stage = 2;
 		/* fall through */
-	case 2:
-		for (uint32_t i = 0; i < PREP_PAR && s->prep_off < s->size; i++) {
+	case 2: {
+		bool behind = prep_behind(l, s);
+		uint32_t par = behind ? PREP_PAR : l->writing ? 0 : 1;
+		uint64_t chunk = behind ? ZERO_CHUNK : PREP_PACED;
+		for (uint32_t i = 0;
+		     i < PREP_PAR && s->prep_inflight < par && s->prep_off < s->size; i++) {
 			if (s->prep[i].in_flight)
 				continue;
-			uint64_t n = s->size - s->prep_off < ZERO_CHUNK ? s->size - s->prep_off
-									: ZERO_CHUNK;
+			uint64_t n = s->size - s->prep_off < chunk ? s->size - s->prep_off : chunk;
 			lcr_io_prep(&s->prep[i], LCR_IO_WRITE, s->fd, l->zero, n, s->prep_off,
 				    prep_done, s);
 			lcr_ring_queue(l->ring, &s->prep[i]);
@@ -184,6 +210,7 @@ static void prep_step(struct seg *s)
 		if (s->prep_inflight > 0 || s->prep_off < s->size)
 			return;
 		s->prep_stage = 3;
+	}
 		seg_header(l, l->hdr_buf, s->no);
 		lcr_io_prep(&s->prep_one, LCR_IO_WRITE, s->fd, l->hdr_buf, LCR_BLOCK, 0, prep_done,
 			    s);
@@ -210,6 +237,14 @@ static void prep_step(struct seg *s)
 		/* Stage 6 issues nothing, so no completion brings us here. */
 		LCR_ASSERT(!"segment preparation past its last stage");
 	}
+}
+
+/* A batch write completed: paced zero writes may go on. */
+void lcr_log_prep_kick(struct lcr_log *l)
+{
+	struct seg *s = l->spare;
+	if (s && !l->err && s->prep_stage == 2 && !s->prep_err)
+		prep_step(s);
 }
 
 void lcr_log_spare_start(struct lcr_log *l)
