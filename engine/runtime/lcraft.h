@@ -192,7 +192,13 @@ LCR_API void lcr_group_status(const struct lcr_group *g, struct lcr_core_status 
 
 /*
  * Run `fn(arg)` on lcore `lcore` soon; from any thread. Returns 0 or
- * -LCR_EFULL (the bounded ring is full: try again).
+ * -LCR_EFULL (the bounded ring of 1024 is full: try again), or -LCR_ESTOPPED
+ * once lcr_node_close() has begun. A task accepted runs exactly once: on its
+ * lcore while lcr_node_run() runs it (an lcore that stops first runs what was
+ * posted before it noticed); posted while it does not run (before
+ * lcr_node_run(), after it returned), at the next lcr_node_run(), or in
+ * lcr_node_close() on the calling thread, before the groups close (what such
+ * a task proposes is answered -LCR_ESTOPPED there).
  */
 typedef void (*lcr_task_fn)(struct lcr_node *n, void *arg);
 LCR_API int lcr_node_post(struct lcr_node *n, uint32_t lcore, lcr_task_fn fn, void *arg);

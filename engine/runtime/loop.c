@@ -258,6 +258,9 @@ void *lcr_rt_lcore_main(void *arg)
 		lcr_net_wait(lc->net, lc->epfd, wait);
 		atomic_store_explicit(&lc->sleeping, false, memory_order_relaxed);
 	}
+	/* Tasks posted before we noticed the stop still run here; later ones
+	 * run in the next lcr_node_run() or in lcr_node_close(). */
+	lcr_rt_run_posts(lc);
 	/* Whoever still waits for our metrics stops waiting. */
 	pthread_mutex_lock(&lc->m_mu);
 	atomic_store(&lc->looping, false);

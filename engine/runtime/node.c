@@ -294,6 +294,9 @@ void lcr_node_close(struct lcr_node *n)
 	if (!n)
 		return;
 	lcr_rt_telemetry_close(n); /* waits for a telemetry request under way */
+	/* Tasks still in the rings run now, on this thread; posts are refused
+	 * from here on. What they propose is answered -LCR_ESTOPPED below. */
+	lcr_rt_drain_posts(n);
 	for (uint32_t i = 0; n->lcores && i < n->n_lcores; i++) {
 		struct lcore *lc = &n->lcores[i];
 		/* Writes in flight finish before their buffers go. */

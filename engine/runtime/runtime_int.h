@@ -249,6 +249,11 @@ struct lcr_node {
 	struct lcr_udp_config udp;
 	struct lcr_net_factory udp_factory;
 	_Atomic bool stop;
+	/* lcr_node_close() began: posts are refused from here on. Posters count
+	 * themselves in `posting` while they look and enqueue, so the close waits
+	 * for them before it runs what is left (tasks.c). */
+	_Atomic bool closing;
+	_Atomic uint32_t posting;
 };
 
 static inline uint64_t lcr_rt_now_ns(void)
@@ -311,6 +316,7 @@ struct lcore *lcr_rt_this_lcore(void);
 void lcr_rt_wake(struct lcore *lc);
 bool lcr_rt_posts_waiting(struct lcore *lc);
 bool lcr_rt_run_posts(struct lcore *lc);
+void lcr_rt_drain_posts(struct lcr_node *n);
 
 /* metrics.c */
 /* Render the part another thread asked for (on the lcore). */

@@ -3,7 +3,14 @@
  * The cross-thread task ring: lcr_node_post() hands a task to an lcore from
  * any thread, through a bounded MPMC ring per lcore (Vyukov's), and wakes it
  * if it sleeps.
+ *
+ * Every task accepted runs exactly once: on its lcore while the loop runs; an
+ * lcore that stops runs what was posted before it noticed; what comes after
+ * runs when the loop runs again, or in lcr_node_close() on the closing thread,
+ * which first refuses new posts (-LCR_ESTOPPED) and waits for the posters
+ * already under way.
  */
+#include <sched.h>
 #define _GNU_SOURCE
 #include <unistd.h>
 
@@ -33,12 +40,23 @@ bool lcr_rt_posts_waiting(struct lcore *lc)
 	return (int64_t)seq - (int64_t)(pos + 1) >= 0;
 }
 
+static int post(struct lcore *lc, lcr_task_fn fn, void *arg);
+
 int lcr_node_post(struct lcr_node *n, uint32_t lcore, lcr_task_fn fn, void *arg)
 {
 	LCR_ASSERT(n != NULL);
 	if (lcore >= n->n_lcores || !fn)
 		return -EINVAL;
-	struct lcore *lc = &n->lcores[lcore];
+	/* Counted in before looking at `closing` (both seq_cst), so the close
+	 * either sees us and waits, or we see it and refuse. */
+	atomic_fetch_add(&n->posting, 1);
+	int rc = atomic_load(&n->closing) ? -LCR_ESTOPPED : post(&n->lcores[lcore], fn, arg);
+	atomic_fetch_sub(&n->posting, 1);
+	return rc;
+}
+
+static int post(struct lcore *lc, lcr_task_fn fn, void *arg)
+{
 	uint64_t pos = atomic_load_explicit(&lc->post_enq, memory_order_relaxed);
 	for (;;) {
 		struct post *p = &lc->posts[pos % POST_MAX];
@@ -84,4 +102,16 @@ bool lcr_rt_run_posts(struct lcore *lc)
 		fn(lc->node, arg);
 		work = true;
 	}
+}
+
+/* lcr_node_close(): no post from here on; run what was accepted, here. */
+void lcr_rt_drain_posts(struct lcr_node *n)
+{
+	atomic_store(&n->closing, true);
+	while (atomic_load(&n->posting) > 0)
+		sched_yield();
+	/* A task that posts again is refused now, so this ends. */
+	for (uint32_t i = 0; n->lcores && i < n->n_lcores; i++)
+		while (lcr_rt_run_posts(&n->lcores[i]))
+			;
 }
