@@ -140,7 +140,9 @@ LCR_API int lcr_node_open(struct lcr_node **out, const struct lcr_node_config *c
 /* The application's state machine of one group. Called on the group's lcore. */
 struct lcr_sm_ops {
 	/*
-	 * Apply one committed entry, in log order, exactly once per incarnation
+	 * Apply one committed entry that an application proposed (type
+	 * LCR_ENTRY_NORMAL: blank and membership entries are not passed, so
+	 * indexes may skip), in log order, exactly once per incarnation
 	 * (after a restart the log is applied again from the start: the state
 	 * machine is rebuilt from it until snapshots arrive). `result` and
 	 * `result_len` (at most 8 KiB, in `out`) go to the proposer's callback
@@ -180,7 +182,8 @@ LCR_API int lcr_propose(struct lcr_group *g, const void *data, uint32_t len, lcr
 typedef void (*lcr_read_fn)(void *ctx, int err, uint32_t leader);
 LCR_API int lcr_read(struct lcr_group *g, uint32_t policy, lcr_read_fn done, void *ctx);
 
-/* Triggers and toggles (lcr_event types LCR_EV_TRIGGER_* / LCR_EV_SET_TOGGLE). */
+/* Triggers and toggles (lcr_event types LCR_EV_TRIGGER_* / LCR_EV_SET_TOGGLE);
+ * `now_ns` is filled in here. Call on the group's lcore. */
 LCR_API int lcr_group_event(struct lcr_group *g, const struct lcr_event *ev);
 
 /* Metrics of one group as JSON (bytes written, or -ENOSPC). */
@@ -188,6 +191,7 @@ LCR_API int lcr_group_metrics_json(struct lcr_group *g, char *buf, size_t len);
 
 LCR_API uint32_t lcr_group_id(const struct lcr_group *g);
 LCR_API uint32_t lcr_group_lcore(const struct lcr_node *n, uint32_t group);
+/* The core's state (role, leader, vote, log ids). Call on the group's lcore. */
 LCR_API void lcr_group_status(const struct lcr_group *g, struct lcr_core_status *st);
 
 /*

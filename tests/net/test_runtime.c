@@ -42,10 +42,13 @@ static uint64_t now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
+static _Atomic uint32_t not_normal; /* entries apply saw that no one proposed */
+
 static void sm_apply(void *ctx, const struct lcr_entry *e, void *out, uint32_t *rlen)
 {
-	(void)e;
 	(void)out;
+	if (e->type != LCR_ENTRY_NORMAL) /* docs/api.md: blank entries are not passed */
+		atomic_fetch_add(&not_normal, 1);
 	atomic_fetch_add((_Atomic uint64_t *)ctx, 1);
 	*rlen = 0;
 }
@@ -111,6 +114,7 @@ static int teardown(void **state)
 		lcr_node_close(node);
 		node = NULL;
 	}
+	assert_int_equal(atomic_load(&not_normal), 0);
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
 	if (system(cmd) != 0)
 		fprintf(stderr, "could not remove %s\n", dir);
