@@ -95,7 +95,8 @@ struct lcr_leader {
 	uint32_t transfer_to;	  /* 0: none */
 	uint64_t first_stream_id; /* streams below this belong to older leaderships */
 	uint64_t next_heartbeat_ns;
-	uint64_t send_seq;			     /* numbers every AppendEntries sent (from 1) */
+	uint64_t since_ns; /* when this leadership began (CheckQuorum's grace) */
+	uint64_t send_seq; /* numbers every AppendEntries sent (from 1) */
 	struct lcr_progress progress[LCR_NODES_MAX]; /* by slot; self unused */
 };
 

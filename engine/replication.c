@@ -55,6 +55,7 @@ void lcr_leader_become(struct lcr_core *c)
 	if (lcr_vote_eq(c->flushed.vote, c->vote))
 		l->progress[c->self_slot].matching = c->flushed.last;
 	l->next_heartbeat_ns = c->now_ns + c->heartbeat_ns;
+	l->since_ns = c->now_ns;
 	c->transfer_in.active = false;
 
 	if (l->noop.index > c->log.last.index) {
@@ -395,9 +396,42 @@ void lcr_on_net_error(struct lcr_core *c, uint32_t target, uint64_t stream_id, u
 
 /* ---- timers -------------------------------------------------------------------- */
 
+/*
+ * CheckQuorum with a step-down (Raft thesis §6.2): a leader that has heard
+ * from no quorum for a whole lease since it began stops leading. Refusing
+ * writes alone (openraft) is not enough: a leader that can send but hears
+ * nothing (a one-way partition) goes on sending heartbeats that hold every
+ * follower's election timer back, while it can commit nothing, for as long
+ * as the fault lasts. It keeps its vote's leader id and drops the vote's
+ * committed flag in memory, as a restart does, so it answers peers as a
+ * follower and stands again only when its election timer fires.
+ */
+static uint64_t check_quorum_deadline(const struct lcr_core *c)
+{
+	uint64_t heard = lcr_leader_quorum_acked_ns(c);
+
+	if (heard < c->leader.since_ns)
+		heard = c->leader.since_ns;
+	return heard + c->leader_lease_ns;
+}
+
+static bool check_quorum(struct lcr_core *c)
+{
+	if (c->now_ns < check_quorum_deadline(c))
+		return true;
+	c->vote.committed = false;
+	c->vote_utime_ns = c->now_ns;
+	c->vote_lease_ns = 0;
+	lcr_vote_refresh_state(c); /* drops the leadership, fails its reads */
+	return false;
+}
+
 void lcr_leader_tick(struct lcr_core *c)
 {
 	struct lcr_leader *l = &c->leader;
+
+	if (!check_quorum(c))
+		return;
 
 	if (c->cfg.enable_heartbeat && l->transfer_to == 0 && c->now_ns >= l->next_heartbeat_ns)
 		lcr_leader_heartbeat(c);
@@ -420,6 +454,8 @@ uint64_t lcr_leader_next_timer(const struct lcr_core *c)
 
 	if (c->cfg.enable_heartbeat && l->transfer_to == 0)
 		t = l->next_heartbeat_ns;
+	if (check_quorum_deadline(c) < t)
+		t = check_quorum_deadline(c);
 	for (uint32_t i = 0; i < c->n_nodes; i++) {
 		const struct lcr_progress *p = &l->progress[i];
 		if (i == c->self_slot)
