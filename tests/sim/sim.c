@@ -5,8 +5,9 @@
  * random prefix of unflushed writes and may tear the last one), a simulated
  * network (loss, duplication, delay and reordering, symmetric and one-way
  * partitions), per-node clocks (jumps, pauses), clients writing and reading
- * linearizably, and a nemesis that mixes all of it. Then everything heals and
- * the cluster must elect a leader and commit a new write within a bound.
+ * linearizably, and a nemesis that mixes all of it, now and then running one
+ * of the seed's orchestrated scenarios (sim_scenario.c). Then everything heals
+ * and the cluster must elect a leader and commit a new write within a bound.
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -86,6 +87,11 @@ static uint64_t rnd_below(struct sim_world *w, uint64_t n)
 static bool chance(struct sim_world *w, uint32_t pct)
 {
 	return rnd_below(w, 100) < pct;
+}
+
+uint64_t sim_rnd_below(struct sim_world *w, uint64_t n)
+{
+	return rnd_below(w, n);
 }
 
 static uint64_t mix(uint64_t h, uint64_t x)
@@ -270,6 +276,11 @@ static struct sim_node *node(struct sim_world *w, uint32_t id)
 	return &w->nodes[id - 1];
 }
 
+struct sim_node *sim_node(struct sim_world *w, uint32_t id)
+{
+	return node(w, id);
+}
+
 static void *sim_core_alloc(void *ctx, size_t size)
 {
 	(*(uint64_t *)ctx)++;
@@ -293,6 +304,11 @@ static void fill_config(struct sim_world *w, struct lcr_core_config *cfg, uint32
 	cfg->seed = w->seed * 1000003u + id * 7919u + node(w, id)->incarnation;
 	/* Vary the replication shape so probing, pipelining and batching all run. */
 	cfg->max_payload_entries = (uint32_t)(1 + (w->seed % 7 == 0 ? 2 : w->seed % 64));
+	/* Small payloads in a quarter of the seeds: a new leader's no-op then
+	 * travels apart from the older entries before it, and those can be
+	 * acknowledged (and wrongly counted) without it. */
+	if (w->seed % 4 == 1)
+		cfg->max_payload_entries = 1 + (uint32_t)(w->seed / 4 % 2);
 	cfg->inflight_max = (uint32_t)(1 + (w->seed / 7) % 16);
 	/* Small queues overflow under faults; some seeds keep the defaults. */
 	if (w->par.small_queues) {
@@ -355,9 +371,26 @@ static void node_start(struct sim_world *w, struct sim_node *n)
 	sim_check_restart(w, n);
 	lcr_core_start(n->core, sim_node_time(w, n));
 	process(w, n);
+	/* A scenario choosing who elects when keeps a restarted node's timer off. */
+	if (w->scen.no_elect)
+		sim_set_elect(w, n, false);
+}
+
+void sim_node_restart(struct sim_world *w, struct sim_node *n)
+{
+	if (!n->up) {
+		sim_trace(w, n->id, "restart");
+		node_start(w, n);
+	}
 }
 
 static void disk_crash(struct sim_world *w, struct sim_node *n);
+static void node_crash(struct sim_world *w, struct sim_node *n, uint64_t restart_after);
+
+void sim_node_crash(struct sim_world *w, struct sim_node *n, uint64_t restart_after)
+{
+	node_crash(w, n, restart_after);
+}
 
 static void node_crash(struct sim_world *w, struct sim_node *n, uint64_t restart_after)
 {
@@ -493,7 +526,8 @@ static void net_send(struct sim_world *w, struct sim_msg *sm)
 	uint32_t from = sm->m.from, to = sm->m.to;
 	int copies = 1;
 
-	if (to < 1 || to > w->par.nodes || w->blocked[from - 1][to - 1] || chance(w, w->loss_pct)) {
+	if (to < 1 || to > w->par.nodes || w->blocked[from - 1][to - 1] || chance(w, w->loss_pct) ||
+	    sim_scenario_drops(w, &sm->m, sm->entries)) {
 		debug_msg(w, &sm->m, "lost");
 		/* Sometimes the transport notices and tells the sender (never of a
 		 * heartbeat: net.c keeps those failures from the core). */
@@ -533,6 +567,16 @@ static void net_send(struct sim_world *w, struct sim_msg *sm)
 		 * leadership changes it was not part of. */
 		if (w->late_pct && chance(w, w->late_pct))
 			delay += 50 * MS + rnd_below(w, 600 * MS);
+		/* A few arrive later still: past two elections (each at least an
+		 * election timeout after a lease, 450 ms and more). */
+		if (w->late_pct && chance(w, 1))
+			delay += 900 * MS + rnd_below(w, 1500 * MS);
+		/* Leadership transfers arrive late more often: after the leadership
+		 * they came from is over (a waiver only its leader may give). */
+		if ((sm->m.type == LCR_MSG_TRANSFER_LEADER ||
+		     (sm->m.type == LCR_MSG_VOTE_REQ && sm->m.vote_req.leadership_transfer)) &&
+		    chance(w, 25))
+			delay += 300 * MS + rnd_below(w, 900 * MS);
 		struct sim_event ev = {
 			.at = w->now + delay, .kind = EV_DELIVER, .node = to, .msg = m
 		};
@@ -571,13 +615,20 @@ static void on_deliver(struct sim_world *w, struct sim_event *ev)
 		sm->m.append_req.entries = e;
 	}
 	debug_msg(w, &sm->m, sm->forged ? "recv forged" : "recv");
+	if (!sm->forged)
+		sim_check_received(w, n, &sm->m);
 	struct lcr_core_status before;
-	if (sm->forged)
+	bool stale = false;
+	if (sm->forged || sm->m.type == LCR_MSG_APPEND_RESP) {
 		lcr_core_status(n->core, &before);
+		stale = !sm->forged && sim_response_stale(&before, &sm->m);
+	}
 	struct lcr_event le = { .type = LCR_EV_MSG, .now_ns = sim_node_time(w, n), .msg = &sm->m };
 	lcr_core_step(n->core, &le);
 	if (sm->forged)
 		sim_check_forged(w, n, &before, &sm->m);
+	else if (stale)
+		sim_check_stale_response(w, n, &before, &sm->m);
 	process(w, n);
 	if (e != ents)
 		free(e);
@@ -678,6 +729,7 @@ static void serve_reads(struct sim_world *w, struct sim_node *n, uint64_t first,
 		struct lcr_linz_op *h = &w->hist[wt->hist];
 
 		if (ok) {
+			sim_check_read_served(w, n, wt);
 			h->value = n->kv[h->key];
 			h->complete_ns = w->now;
 			w->reads_ok++;
@@ -745,6 +797,7 @@ static void do_send(struct sim_world *w, struct sim_node *n, const struct lcr_ms
 		sim_violation(w, "vote-durability",
 			      "node %u asks for votes for term %llu before its vote is on disk",
 			      n->id, (unsigned long long)m->vote_req.vote.lid.term);
+	sim_check_sent(w, n, m);
 	net_send(w, sm);
 }
 
@@ -827,7 +880,10 @@ static void process(struct sim_world *w, struct sim_node *n)
 
 static void client_retarget(struct sim_world *w, struct sim_client *cl, uint32_t hint)
 {
-	cl->target = hint ? hint : (uint32_t)(1 + rnd_below(w, w->par.nodes));
+	if (cl->pinned)
+		cl->target = cl->pinned;
+	else
+		cl->target = hint ? hint : (uint32_t)(1 + rnd_below(w, w->par.nodes));
 }
 
 static void on_client(struct sim_world *w, uint32_t id)
@@ -852,7 +908,7 @@ static void on_client(struct sim_world *w, uint32_t id)
 	}
 	uint64_t t = sim_node_time(w, n);
 	cl->op_seq++;
-	if (r < 45) {
+	if (r < 45 && !cl->reads_only) {
 		memset(&p, 0, sizeof(p));
 		p.op = r < 35 ? SIM_OP_PUT : SIM_OP_CAS;
 		p.client = id;
@@ -888,6 +944,10 @@ static void on_client(struct sim_world *w, uint32_t id)
 		uint32_t policy =
 			w->par.lease_reads && chance(w, 50) ? LCR_READ_LEASE : LCR_READ_INDEX;
 		uint64_t read_id;
+		uint64_t need_seq = n->sent_seq;
+		lcr_core_status(n->core, &st);
+		if (!lcr_leader_id_eq(n->sent_lid, st.vote.lid))
+			need_seq = 0;
 		rc = lcr_core_read(n->core, t, policy, &read_id);
 		if (rc == 0) {
 			struct lcr_linz_op *h = hist_add(w);
@@ -900,7 +960,10 @@ static void on_client(struct sim_world *w, uint32_t id)
 			struct sim_wait wt = { .client = id,
 					       .op_seq = cl->op_seq,
 					       .read_id = read_id,
-					       .hist = w->n_hist - 1 };
+					       .hist = w->n_hist - 1,
+					       .need_seq = need_seq,
+					       .lease = policy == LCR_READ_LEASE };
+			sim_check_read_taken(w, n, &wt);
 			wait_add(&n->reads, &n->n_reads, &n->cap_reads, wt);
 		}
 	}
@@ -960,6 +1023,54 @@ static void step_node_event(struct sim_world *w, struct sim_node *n, struct lcr_
 {
 	ev->now_ns = sim_node_time(w, n);
 	lcr_core_step(n->core, ev);
+	process(w, n);
+}
+
+uint32_t sim_find_leader(struct sim_world *w)
+{
+	return find_leader(w);
+}
+
+void sim_step_event(struct sim_world *w, struct sim_node *n, struct lcr_event *ev)
+{
+	if (n->up)
+		step_node_event(w, n, ev);
+}
+
+void sim_set_elect(struct sim_world *w, struct sim_node *n, bool on)
+{
+	struct lcr_event ev = { .type = LCR_EV_SET_TOGGLE };
+	ev.toggle.toggle = LCR_TOGGLE_ELECT;
+	ev.toggle.on = on;
+	sim_step_event(w, n, &ev);
+}
+
+void sim_propose(struct sim_world *w, struct sim_node *n)
+{
+	struct sim_payload p;
+	struct lcr_entry e;
+
+	if (!n->up)
+		return;
+	memset(&p, 0, sizeof(p));
+	p.op = SIM_OP_PUT;
+	p.client = SIM_CLIENTS_MAX;
+	p.key = rnd_below(w, SIM_KEYS);
+	p.value = ((uint64_t)(SIM_CLIENTS_MAX + 1) << 40) | ++w->propose_serial;
+	memset(&e, 0, sizeof(e));
+	e.type = LCR_ENTRY_NORMAL;
+	e.len = sizeof(p);
+	e.data = &p;
+	if (lcr_core_propose(n->core, sim_node_time(w, n), &e, 1) == 0) {
+		/* Its outcome stays unknown: it may commit or be overwritten. */
+		struct lcr_linz_op *h = hist_add(w);
+		h->kind = LCR_LINZ_WRITE;
+		h->client = SIM_CLIENTS_MAX;
+		h->key = p.key;
+		h->value = p.value;
+		h->invoke_ns = w->now;
+		h->complete_ns = LCR_LINZ_PENDING;
+	}
 	process(w, n);
 }
 
@@ -1063,7 +1174,13 @@ static void nemesis(struct sim_world *w)
 	uint32_t leader = find_leader(w);
 	struct sim_node *v = node(w, victim);
 
-	switch (rnd_below(w, 16)) {
+	/* A seed's scenario runs first thing, and again now and then. */
+	if (w->par.scenario && w->scen_started[w->par.scenario] == 0) {
+		sim_scenario_start(w, w->par.scenario);
+		if (w->scen.kind)
+			return;
+	}
+	switch (rnd_below(w, 18)) {
 	case 0: { /* a random minority cut off, both ways */
 		heal_network(w);
 		uint32_t k = 1 + (uint32_t)rnd_below(w, N / 2);
@@ -1174,6 +1291,14 @@ static void nemesis(struct sim_world *w)
 			for (uint64_t k = 1 + rnd_below(w, 4); k > 0; k--)
 				forge(w, v);
 		break;
+	case 16:
+	case 17:
+		if (w->par.scenario) {
+			sim_scenario_start(w, w->par.scenario);
+			if (w->scen.kind)
+				return; /* the nemesis resumes when the scenario ends */
+		}
+		break;
 	case 14:
 		/* Runtime toggles: heartbeats or elections off (or back on). */
 		if (v->up && w->now >= v->paused_until) {
@@ -1187,12 +1312,41 @@ static void nemesis(struct sim_world *w)
 		}
 		break;
 	}
+	sim_schedule_nemesis(w);
+}
+
+void sim_schedule_nemesis(struct sim_world *w)
+{
 	at(w, w->now + w->par.nemesis_gap_ns / 2 + rnd_below(w, w->par.nemesis_gap_ns), EV_NEMESIS,
 	   0, 0);
 }
 
+void sim_calm(struct sim_world *w)
+{
+	w->loss_pct = 0;
+	w->dup_pct = 0;
+	w->late_pct = 0;
+	for (uint32_t i = 0; i < w->par.nodes; i++) {
+		struct sim_node *n = &w->nodes[i];
+		n->disk.slow_until = 0;
+		n->disk.fail_next = false;
+		n->paused_until = 0;
+		if (!n->up) {
+			sim_node_restart(w, n);
+			continue;
+		}
+		struct lcr_event ev = { .type = LCR_EV_SET_TOGGLE };
+		ev.toggle.toggle = LCR_TOGGLE_HEARTBEAT;
+		ev.toggle.on = true;
+		step_node_event(w, n, &ev);
+		sim_set_elect(w, n, !w->scen.no_elect);
+	}
+}
+
 static void heal_all(struct sim_world *w)
 {
+	if (w->scen.kind)
+		sim_scenario_end(w, false);
 	w->healed = true;
 	heal_network(w);
 	w->loss_pct = 0;
@@ -1256,7 +1410,7 @@ static void dispatch(struct sim_world *w, struct sim_event *ev)
 		on_client_timeout(w, ev->a);
 		break;
 	case EV_NEMESIS:
-		if (!w->healed)
+		if (!w->healed && !w->scen.kind)
 			nemesis(w);
 		break;
 	case EV_NET_ERROR:
@@ -1291,6 +1445,8 @@ static void draw_params(struct sim_world *w)
 	p->op_gap_ns = 1 * MS + rnd_below(w, 15 * MS);
 	p->nemesis_gap_ns = 40 * MS + rnd_below(w, 300 * MS);
 	p->small_queues = chance(w, 70);
+	/* Most seeds run one of the orchestrated scenarios now and then. */
+	p->scenario = chance(w, 40) ? 0 : 1 + (uint32_t)rnd_below(w, SIM_SCEN_KINDS);
 }
 
 void sim_world_free(struct sim_world *w)
@@ -1352,6 +1508,8 @@ int sim_run_seed(struct sim_world *w, uint64_t seed, uint64_t steps, uint32_t bu
 		w->now = ev.at;
 		w->steps++;
 		dispatch(w, &ev);
+		if (!w->violated && w->scen.kind)
+			sim_scenario_step(w);
 		if (!w->violated)
 			sim_check_leases(w);
 	}
@@ -1366,7 +1524,7 @@ int sim_run_seed(struct sim_world *w, uint64_t seed, uint64_t steps, uint32_t bu
 		ok_before += w->hist[i].complete_ns != LCR_LINZ_PENDING;
 	bool live = false;
 	uint64_t live_steps = 0;
-	while (w->heap_n && !w->violated && w->now < deadline && live_steps < 2000000) {
+	while (w->heap_n && !w->violated && w->now < deadline && live_steps < SIM_LIVE_STEPS_MAX) {
 		struct sim_event ev = pop(w);
 		w->now = ev.at;
 		live_steps++;
@@ -1389,6 +1547,10 @@ int sim_run_seed(struct sim_world *w, uint64_t seed, uint64_t steps, uint32_t bu
 	}
 	(void)ok_before;
 	w->steps += live_steps;
+	if (!w->violated && !live && live_steps >= SIM_LIVE_STEPS_MAX)
+		sim_violation(w, "hang",
+			      "%u steps after healing without reaching the 10 s bound (at %.3f s)",
+			      SIM_LIVE_STEPS_MAX, (double)(w->now - heal_at) / 1e9);
 	if (!w->violated && !live)
 		sim_violation(w, "liveness",
 			      "no leader committed a new write within 10 s of healing (leader: %u)",
@@ -1397,3 +1559,9 @@ int sim_run_seed(struct sim_world *w, uint64_t seed, uint64_t steps, uint32_t bu
 		sim_check_history(w);
 	return w->violated ? 1 : 0;
 }
+
+/*
+ * The scenarios live in a file of their own but are compiled with this one:
+ * lcraft-sim's source list is in the top-level meson.build.
+ */
+#include "sim_scenario.c"

@@ -3,9 +3,10 @@
  * lcraft-sim: whole clusters of Raft cores in one process over a simulated
  * network, disk and clock, all driven by one seed.
  *
- *   sim.c        the world: event queue, nodes, disks, network, clients, nemesis
- *   sim_check.c  invariants checked after every step, and the history check
- *   sim_main.c   command line, seeds loop, reporting
+ *   sim.c          the world: event queue, nodes, disks, network, clients, nemesis
+ *   sim_scenario.c nemesis scenarios: orchestrated fault sequences with a goal
+ *   sim_check.c    invariants checked after every step, and the history check
+ *   sim_main.c     command line, seeds loop, reporting
  *
  * Everything random comes from the seed's PRNG; nothing depends on pointers,
  * wall-clock time or hash-table order, so `--seed S` replays a run exactly.
@@ -16,6 +17,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "bugs.h"
 #include "core.h"
@@ -25,6 +27,10 @@
 #define SIM_KEYS	3
 #define SIM_CLIENTS_MAX 8
 #define SIM_TRACE	48
+/* Steps a seed may take to recover after healing; past it the seed hangs. */
+#define SIM_LIVE_STEPS_MAX 2000000
+/* The leader lease of the simulated cores: election_timeout_max_ms (300). */
+#define SIM_LEASE_NS (300 * 1000000ull)
 
 /* What clients write: a put or a compare-and-set on one key. */
 struct sim_payload {
@@ -83,6 +89,11 @@ struct sim_wait {
 	struct lcr_log_id id; /* writes: the entry's log id */
 	uint64_t read_id;     /* reads */
 	size_t hist;	      /* its record in the history */
+	/* Reads: the leadership that took it, and the newest AppendEntries that
+	 * leadership had sent before it (a ReadIndex needs acks of later ones). */
+	struct lcr_leader_id lid;
+	uint64_t need_seq;
+	bool lease;
 };
 
 struct sim_node {
@@ -112,6 +123,22 @@ struct sim_node {
 	bool st_valid;
 	uint32_t role;
 	struct lcr_vote max_granted;   /* highest vote this node ever granted */
+	struct lcr_leader_id max_said; /* highest vote this node ever stated */
+	struct lcr_log_id last_ack;    /* its newest Ok ack ... */
+	struct lcr_leader_id ack_lid;  /* ... and the leadership it went to */
+	/* As leader: the newest send_seq it sent, under sent_lid. */
+	struct lcr_leader_id sent_lid;
+	uint64_t sent_seq;
+	/* As follower: the newest send_seq it acked to each node, under ack_to_lid. */
+	struct lcr_leader_id ack_to_lid[SIM_NODES_MAX];
+	uint64_t ack_to_seq[SIM_NODES_MAX];
+	/* The lease its acks lent: no vote for another leadership before
+	 * promise_end (on the leader's clock, as its lease), unless that leader
+	 * waived it (for waived_for; a waived leadership's acks lend no more). */
+	struct lcr_leader_id promise_lid;
+	uint64_t promise_end;
+	struct lcr_leader_id waived_for;
+	struct lcr_leader_id waived_lid;
 	uint64_t core_allocs;	       /* allocations through the core's hook */
 	uint64_t core_allocs_at_start; /* ... when lcr_core_new returned */
 	uint64_t stop_count;
@@ -125,6 +152,8 @@ struct sim_client {
 	size_t hist;	 /* index of its history record */
 	uint64_t deadline;
 	uint64_t next_value;
+	uint32_t pinned; /* a scenario keeps it on this node (0: free) */
+	bool reads_only; /* ... and has it only read */
 };
 
 struct sim_trace {
@@ -143,6 +172,33 @@ struct sim_params {
 	uint64_t op_gap_ns; /* mean gap between a client's operations */
 	bool small_queues;  /* respond/read queues far below the defaults */
 	uint64_t nemesis_gap_ns;
+	uint32_t scenario; /* the nemesis scenario this seed runs now and then, 0: none */
+};
+
+enum sim_scenario_kind {
+	SIM_SCEN_MAJORITY = 1,	   /* a stable majority must commit while a minority is cut */
+	SIM_SCEN_FIGURE8 = 2,	   /* Raft's Figure 8, elections in a chosen order */
+	SIM_SCEN_LEADER_READS = 3, /* the leader isolated while reads keep arriving at it */
+	SIM_SCEN_KINDS = 3,
+};
+
+/* A scenario under way (sim_scenario.c). */
+struct sim_scenario {
+	uint32_t kind; /* enum sim_scenario_kind, 0: none */
+	uint32_t phase;
+	uint64_t started;
+	uint64_t phase_at; /* when the current phase began */
+	uint64_t retry_at; /* the next retry of the phase's action */
+	uint32_t fault;	   /* stable majority: how the minority is cut */
+	bool minority[SIM_NODES_MAX];
+	uint64_t commit_base; /* the highest commit index when it began */
+	uint32_t a, b;	      /* figure 8: the first leader and the one that overwrites */
+	/* Figure 8: AppendEntries from this node carrying an entry of a term
+	 * above withhold_above are lost (a new leadership's entries). */
+	uint32_t withhold_from;
+	uint64_t withhold_above;
+	uint64_t old_last; /* figure 8: the first leader's last entry */
+	bool no_elect;	   /* nodes elect only when the scenario says */
 };
 
 struct sim_event;
@@ -177,6 +233,9 @@ struct sim_world {
 	uint32_t loss_pct, dup_pct, late_pct;
 	uint64_t delay_min, delay_jitter;
 	bool healed; /* liveness phase: no more faults */
+	struct sim_scenario scen;
+	uint64_t propose_serial; /* values of the scenarios' own writes */
+	uint64_t scen_started[SIM_SCEN_KINDS + 1], scen_done[SIM_SCEN_KINDS + 1];
 
 	/* History for the linearizability check. */
 	struct lcr_linz_op *hist;
@@ -187,6 +246,7 @@ struct sim_world {
 	uint64_t n_committed, cap_committed;
 	struct sim_idmap *ids;	   /* log id -> prefix hash */
 	struct sim_idmap *leaders; /* leader ids ever established */
+	struct sim_idmap *grants;  /* leader id -> bit mask of the nodes that granted it */
 	uint64_t writes_ok, reads_ok, ops_pending, elections, crashes;
 
 	struct sim_trace trace[SIM_TRACE];
@@ -200,6 +260,28 @@ struct sim_world {
 /* sim.c */
 int sim_run_seed(struct sim_world *w, uint64_t seed, uint64_t steps, uint32_t bugs, bool debug);
 void sim_world_free(struct sim_world *w);
+/* For the scenarios. */
+uint64_t sim_rnd_below(struct sim_world *w, uint64_t n);
+struct sim_node *sim_node(struct sim_world *w, uint32_t id);
+uint32_t sim_find_leader(struct sim_world *w);
+void sim_node_crash(struct sim_world *w, struct sim_node *n, uint64_t restart_after);
+void sim_node_restart(struct sim_world *w, struct sim_node *n);
+void sim_step_event(struct sim_world *w, struct sim_node *n, struct lcr_event *ev);
+void sim_set_elect(struct sim_world *w, struct sim_node *n, bool on);
+/* Propose a put at `n` as a client whose outcome stays unknown. */
+void sim_propose(struct sim_world *w, struct sim_node *n);
+/* End every fault but partitions: loss, slow disks, pauses, down nodes, toggles. */
+void sim_calm(struct sim_world *w);
+void sim_schedule_nemesis(struct sim_world *w);
+
+/* sim_scenario.c */
+void sim_scenario_start(struct sim_world *w, uint32_t kind);
+void sim_scenario_step(struct sim_world *w);
+void sim_scenario_end(struct sim_world *w, bool done);
+/* Whether the network loses this message on the scenario's orders. */
+bool sim_scenario_drops(const struct sim_world *w, const struct lcr_msg *m,
+			const struct sim_entry *entries);
+const char *sim_scenario_name(uint32_t kind);
 void sim_trace(struct sim_world *w, uint32_t node, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 uint64_t sim_entry_hash(const struct sim_entry *e);
@@ -217,5 +299,18 @@ void sim_check_history(struct sim_world *w);
 void sim_check_free(struct sim_world *w);
 void sim_check_forged(struct sim_world *w, struct sim_node *n, const struct lcr_core_status *before,
 		      const struct lcr_msg *m);
+/* Every message a node sends, before it leaves. */
+void sim_check_sent(struct sim_world *w, struct sim_node *n, const struct lcr_msg *m);
+/* An AppendEntries response from an earlier leadership changed nothing. */
+void sim_check_stale_response(struct sim_world *w, struct sim_node *n,
+			      const struct lcr_core_status *before, const struct lcr_msg *m);
+bool sim_response_stale(const struct lcr_core_status *st, const struct lcr_msg *m);
+/* A message reaches a node (before its core sees it): lease waivers. */
+void sim_check_received(struct sim_world *w, struct sim_node *n, const struct lcr_msg *m);
+/* A read was taken (`need_seq` filled in) and, later, served. */
+void sim_check_read_taken(struct sim_world *w, struct sim_node *n, struct sim_wait *wt);
+void sim_check_read_served(struct sim_world *w, struct sim_node *n, const struct sim_wait *wt);
+/* The checks and scenarios, one line each, for --help. */
+void sim_describe_checks(FILE *f);
 
 #endif /* LCR_SIM_H */

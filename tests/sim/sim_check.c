@@ -11,8 +11,24 @@
  *   state-machine-safety  equal applied index implies equal state machine
  *   monotonic             vote, commit and apply never go back (per incarnation)
  *   vote-durability       a granted vote survives a crash
+ *   said-durable          every vote/term and log position a message states is on
+ *                         the sender's disk before it leaves, and survives a crash
+ *   leader-elected        a leader's term was granted to it by a voter quorum
+ *   match-durable         a leader's recorded match for a follower is in that
+ *                         follower's durable log
+ *   stale-response        an AppendEntries response to an earlier leadership
+ *                         changes nothing at its receiver
+ *   vote-grant            a granted vote names the requested vote as the voter's
+ *   lease-promise         a follower that acknowledged a leader's message sent at
+ *                         t grants no vote to another leadership before t + lease,
+ *                         unless that leader waived it (leadership transfer)
+ *   read-leadership       a read is served only by the leadership that took it,
+ *                         a ReadIndex after a quorum acked a later message, a
+ *                         LeaseRead only under a valid lease
  *   ordering              purged <= applied <= committed <= last
  *   lease-exclusivity     two leaders never both hold a valid lease
+ *   lease-backed          a leader's lease ends no later than the promises a
+ *                         quorum of followers keep for it (on its clock)
  *   forgery-ignored       a forged message (a stranger's, or a term past
  *                         LCR_TERM_JUMP_MAX) changes nothing and is counted
  *   no-allocation         a core allocates nothing after lcr_core_new
@@ -83,6 +99,30 @@ static uint64_t idmap_get_or_put(struct sim_idmap *m, struct lcr_log_id id, uint
 	return h;
 }
 
+/* The value stored for id, inserted as 0 if absent. */
+static uint64_t *idmap_ref(struct sim_idmap **mp, struct lcr_log_id id)
+{
+	if (!*mp) {
+		*mp = calloc(1, sizeof(**mp));
+		if (!*mp)
+			abort();
+	}
+	struct sim_idmap *m = *mp;
+	if (m->n * 2 >= m->cap)
+		idmap_grow(m);
+	size_t j = id_hash(id) & (m->cap - 1);
+	while (m->slot[j].used) {
+		if (lcr_log_id_eq(m->slot[j].id, id))
+			return &m->slot[j].prefix_hash;
+		j = (j + 1) & (m->cap - 1);
+	}
+	m->slot[j].used = true;
+	m->slot[j].id = id;
+	m->slot[j].prefix_hash = 0;
+	m->n++;
+	return &m->slot[j].prefix_hash;
+}
+
 void sim_check_free(struct sim_world *w)
 {
 	if (w->ids) {
@@ -92,6 +132,10 @@ void sim_check_free(struct sim_world *w)
 	if (w->leaders) {
 		free(w->leaders->slot);
 		free(w->leaders);
+	}
+	if (w->grants) {
+		free(w->grants->slot);
+		free(w->grants);
 	}
 	free(w->committed);
 }
@@ -234,6 +278,16 @@ static void check_new_leader(struct sim_world *w, struct sim_node *n)
 			      lid_str(a, lid), n->id);
 		return;
 	}
+	/* Its term was granted by a quorum: the grants sent for this leader id,
+	 * and its own vote (on its disk, checked above). */
+	uint64_t granted = *idmap_ref(&w->grants, key) | (1ull << (n->id - 1));
+	if ((uint32_t)__builtin_popcountll(granted) < w->par.nodes / 2 + 1) {
+		sim_violation(w, "leader-elected",
+			      "node %u leads as %s with grants from %u of %u voters (mask %#llx)",
+			      n->id, lid_str(a, lid), (uint32_t)__builtin_popcountll(granted),
+			      w->par.nodes, (unsigned long long)granted);
+		return;
+	}
 	for (uint64_t i = 1; i <= w->n_committed && !w->violated; i++) {
 		const struct sim_committed *c = &w->committed[i - 1];
 		if (c->id.index == 0 || lcr_leader_id_cmp(c->committer, lid) >= 0)
@@ -243,6 +297,32 @@ static void check_new_leader(struct sim_world *w, struct sim_node *n)
 				      "new leader %u (%s) lacks %s committed by %s", n->id,
 				      lid_str(a, lid), id_str(b, c->id),
 				      lid_str(a + 24, c->committer));
+	}
+}
+
+/*
+ * What a leader records as a follower's match, the follower told it was
+ * durable: it must be in that follower's log on disk, as long as the follower
+ * has not moved on to a newer leadership (which may have truncated it).
+ */
+static void check_matches(struct sim_world *w, struct sim_node *n)
+{
+	char a[48], b[48];
+
+	for (uint32_t i = 0; i < n->st.n_nodes; i++) {
+		struct lcr_log_id m = n->st.matching[i];
+		uint32_t id = n->st.nodes[i];
+		if (id == n->id || m.index == 0 || id < 1 || id > w->par.nodes)
+			continue;
+		const struct sim_node *p = &w->nodes[id - 1];
+		if (lcr_leader_id_cmp(p->disk.vote.lid, n->st.vote.lid) > 0)
+			continue;
+		if (m.index > p->disk.log.n || !lcr_log_id_eq(p->disk.log.e[m.index - 1].id, m))
+			sim_violation(w, "match-durable",
+				      "leader %u (%s) records %s as node %u's match, but its disk "
+				      "log %s",
+				      n->id, lid_str(a, n->st.vote.lid), id_str(b, m), id,
+				      m.index > p->disk.log.n ? "is shorter" : "differs there");
 	}
 }
 
@@ -282,7 +362,12 @@ void sim_check_node(struct sim_world *w, struct sim_node *n)
 	}
 	uint64_t prev_commit = 0;
 	if (n->st_valid) {
-		if (lcr_vote_cmp(st.vote, n->st.vote) < 0)
+		/* The one way back: a leader that heard no quorum for a lease
+		 * steps down, its own vote uncommitted in memory (same id). */
+		bool stepped_down = n->st.role == LCR_ROLE_LEADER && st.role != LCR_ROLE_LEADER &&
+				    lcr_leader_id_eq(st.vote.lid, n->st.vote.lid) &&
+				    st.vote.lid.node == n->id && !st.vote.committed;
+		if (lcr_vote_cmp(st.vote, n->st.vote) < 0 && !stepped_down)
 			sim_violation(w, "monotonic", "node %u vote went from %s to %s", n->id,
 				      lid_str(a, n->st.vote.lid), lid_str(b, st.vote.lid));
 		if (st.committed.index < n->st.committed.index)
@@ -296,6 +381,13 @@ void sim_check_node(struct sim_world *w, struct sim_node *n)
 		prev_commit = n->st.committed.index;
 	}
 	bool became_leader = st.role == LCR_ROLE_LEADER && n->role != LCR_ROLE_LEADER;
+	/* A newer committed leader adopted: the lease lent to older ones is over
+	 * (its election proved it), and this one has been lent nothing yet. */
+	if (st.vote.committed && lcr_leader_id_cmp(st.vote.lid, n->promise_lid) > 0) {
+		n->promise_lid = st.vote.lid;
+		n->promise_end = 0;
+		n->waived_for = (struct lcr_leader_id){ 0, 0 };
+	}
 	n->st = st;
 	n->st_valid = true;
 	n->role = st.role;
@@ -303,6 +395,8 @@ void sim_check_node(struct sim_world *w, struct sim_node *n)
 		return;
 	if (became_leader)
 		check_new_leader(w, n);
+	if (st.role == LCR_ROLE_LEADER && !w->violated)
+		check_matches(w, n);
 	if (st.committed.index > prev_commit && !w->violated) {
 		check_committed(w, n, prev_commit, st.committed.index);
 		if (st.role == LCR_ROLE_LEADER && !w->violated)
@@ -364,6 +458,228 @@ void sim_check_restart(struct sim_world *w, struct sim_node *n)
 		sim_violation(w, "vote-durability",
 			      "node %u restarts with vote %s but had granted %s", n->id,
 			      lid_str(a, n->disk.vote.lid), lid_str(b, n->max_granted.lid));
+	else if (lcr_leader_id_cmp(n->disk.vote.lid, n->max_said) < 0)
+		sim_violation(w, "said-durable", "node %u restarts with vote %s but had stated %s",
+			      n->id, lid_str(a, n->disk.vote.lid), lid_str(b, n->max_said));
+	else if (lcr_leader_id_eq(n->disk.vote.lid, n->ack_lid) && n->last_ack.index > 0 &&
+		 (n->last_ack.index > n->disk.log.n ||
+		  !lcr_log_id_eq(n->disk.log.e[n->last_ack.index - 1].id, n->last_ack)))
+		sim_violation(w, "said-durable",
+			      "node %u restarts without %s, which it acknowledged to %s", n->id,
+			      id_str(a, n->last_ack), lid_str(b, n->ack_lid));
+}
+
+/* ---- what messages say ----------------------------------------------------------- */
+
+/*
+ * The vote (term and leader) a message states as its sender's own, if any.
+ * A Pre-Vote reply states nothing durable (openraft: it persists nothing and
+ * answers at once); a Conflict names the request's vote only to match the
+ * reply to its leadership and claims no log position (openraft answers it
+ * with no I/O condition).
+ */
+static bool stated_vote(const struct lcr_msg *m, struct lcr_leader_id *lid)
+{
+	switch (m->type) {
+	case LCR_MSG_VOTE_REQ:
+		*lid = m->vote_req.vote.lid;
+		return !m->vote_req.pre_vote;
+	case LCR_MSG_VOTE_RESP:
+		*lid = m->vote_resp.vote.lid;
+		return !m->vote_resp.pre_vote;
+	case LCR_MSG_APPEND_REQ:
+		*lid = m->append_req.vote.lid;
+		return true;
+	case LCR_MSG_APPEND_RESP:
+		*lid = m->append_resp.vote.lid;
+		return m->append_resp.result != LCR_APPEND_CONFLICT;
+	case LCR_MSG_TRANSFER_LEADER:
+		*lid = m->transfer.from_leader.lid;
+		return true;
+	default:
+		return false;
+	}
+}
+
+void sim_check_sent(struct sim_world *w, struct sim_node *n, const struct lcr_msg *m)
+{
+	struct lcr_leader_id lid;
+	char a[48], b[48];
+
+	if (stated_vote(m, &lid)) {
+		if (lcr_leader_id_cmp(n->disk.vote.lid, lid) < 0) {
+			sim_violation(w, "said-durable",
+				      "node %u sends a %u message stating vote %s while its disk "
+				      "holds %s",
+				      n->id, m->type, lid_str(a, lid),
+				      lid_str(b, n->disk.vote.lid));
+			return;
+		}
+		if (lcr_leader_id_cmp(lid, n->max_said) > 0)
+			n->max_said = lid;
+	}
+	if (m->type == LCR_MSG_VOTE_RESP && m->vote_resp.granted && !m->vote_resp.pre_vote) {
+		const struct lcr_vote_resp *r = &m->vote_resp;
+		struct lcr_log_id key = { r->vote.lid, 0 };
+		if (!lcr_vote_eq(r->vote, r->req_vote)) {
+			sim_violation(w, "vote-grant", "node %u grants %s while its vote is %s",
+				      n->id, lid_str(a, r->req_vote.lid), lid_str(b, r->vote.lid));
+			return;
+		}
+		uint32_t pl = n->promise_lid.node;
+		uint64_t pl_now = pl >= 1 && pl <= w->par.nodes
+					  ? sim_node_time(w, &w->nodes[pl - 1])
+					  : UINT64_MAX;
+		if (!w->par.clock_skew && pl_now < n->promise_end &&
+		    !lcr_leader_id_eq(r->req_vote.lid, n->promise_lid) &&
+		    !lcr_leader_id_eq(r->req_vote.lid, n->waived_for)) {
+			sim_violation(w, "lease-promise",
+				      "node %u grants %s %.3f ms before the lease it lent %s ends",
+				      n->id, lid_str(a, r->req_vote.lid),
+				      (double)(n->promise_end - pl_now) / 1e6,
+				      lid_str(b, n->promise_lid));
+			return;
+		}
+		*idmap_ref(&w->grants, key) |= 1ull << (n->id - 1);
+	}
+	if (m->type == LCR_MSG_APPEND_REQ) {
+		if (!lcr_leader_id_eq(n->sent_lid, m->append_req.vote.lid)) {
+			n->sent_lid = m->append_req.vote.lid;
+			n->sent_seq = 0;
+		}
+		if (m->append_req.send_seq > n->sent_seq)
+			n->sent_seq = m->append_req.send_seq;
+	}
+	if (m->type != LCR_MSG_APPEND_RESP || m->append_resp.result != LCR_APPEND_OK)
+		return;
+	/* An ack says: durable up to this log id, under this vote. */
+	struct lcr_log_id id = m->append_resp.log_id;
+	if (id.index > 0 &&
+	    (id.index > n->disk.log.n || !lcr_log_id_eq(n->disk.log.e[id.index - 1].id, id))) {
+		sim_violation(w, "said-durable",
+			      "node %u acknowledges %s to node %u before it is on its disk", n->id,
+			      id_str(a, id), m->to);
+		return;
+	}
+	n->last_ack = id;
+	n->ack_lid = lid;
+	/* The leader's lease counts this ack from the request's send time, on
+	 * its clock; the follower keeps its promise that long. */
+	uint64_t end = m->append_resp.send_ns + SIM_LEASE_NS;
+	if (lcr_leader_id_eq(lid, n->waived_lid))
+		end = 0;
+	if (lcr_leader_id_cmp(lid, n->promise_lid) > 0) {
+		n->promise_lid = lid;
+		n->promise_end = end;
+		n->waived_for = (struct lcr_leader_id){ 0, 0 };
+	} else if (lcr_leader_id_eq(lid, n->promise_lid) && end > n->promise_end) {
+		n->promise_end = end;
+	}
+	uint32_t to = m->to - 1;
+	if (to < SIM_NODES_MAX) {
+		if (!lcr_leader_id_eq(n->ack_to_lid[to], lid)) {
+			n->ack_to_lid[to] = lid;
+			n->ack_to_seq[to] = 0;
+		}
+		if (m->append_resp.send_seq > n->ack_to_seq[to])
+			n->ack_to_seq[to] = m->append_resp.send_seq;
+	}
+}
+
+void sim_check_received(struct sim_world *w, struct sim_node *n, const struct lcr_msg *m)
+{
+	(void)w;
+	if (!n->st_valid)
+		return;
+	/* The leader the node follows may waive the lease it was lent (for good,
+	 * by TransferLeader; for one candidate, by its transfer vote request). */
+	if (m->type == LCR_MSG_TRANSFER_LEADER && m->transfer.from_leader.committed &&
+	    m->from == m->transfer.from_leader.lid.node &&
+	    lcr_vote_eq(m->transfer.from_leader, n->st.vote)) {
+		n->waived_lid = m->transfer.from_leader.lid;
+		if (lcr_leader_id_eq(n->promise_lid, n->waived_lid))
+			n->promise_end = 0;
+	}
+	if (m->type == LCR_MSG_VOTE_REQ && m->vote_req.leadership_transfer &&
+	    m->vote_req.transfer_from.committed &&
+	    lcr_vote_eq(m->vote_req.transfer_from, n->st.vote))
+		n->waived_for = m->vote_req.vote.lid;
+}
+
+/* ---- the leader's bookkeeping ------------------------------------------------------ */
+
+bool sim_response_stale(const struct lcr_core_status *st, const struct lcr_msg *m)
+{
+	if (m->type != LCR_MSG_APPEND_RESP || m->append_resp.result == LCR_APPEND_HIGHER_VOTE)
+		return false;
+	return st->role != LCR_ROLE_LEADER || !lcr_vote_eq(st->vote, m->append_resp.vote);
+}
+
+void sim_check_stale_response(struct sim_world *w, struct sim_node *n,
+			      const struct lcr_core_status *before, const struct lcr_msg *m)
+{
+	struct lcr_core_status after;
+	uint32_t ncmd;
+	char a[48];
+
+	lcr_core_status(n->core, &after);
+	lcr_core_commands(n->core, &ncmd);
+	bool same = lcr_vote_eq(before->vote, after.vote) && before->role == after.role &&
+		    lcr_log_id_eq(before->committed, after.committed) && ncmd == 0;
+	for (uint32_t i = 0; i < after.n_nodes && same; i++)
+		same = lcr_log_id_eq(before->matching[i], after.matching[i]);
+	if (!same)
+		sim_violation(w, "stale-response",
+			      "node %u (vote %s, role %u) changed on an append response from %u "
+			      "to leadership %llu-%u",
+			      n->id, lid_str(a, before->vote.lid), before->role, m->from,
+			      (unsigned long long)m->append_resp.vote.lid.term,
+			      m->append_resp.vote.lid.node);
+}
+
+void sim_check_read_taken(struct sim_world *w, struct sim_node *n, struct sim_wait *wt)
+{
+	struct lcr_core_status st;
+
+	lcr_core_status(n->core, &st);
+	wt->lid = st.vote.lid;
+	if (st.role != LCR_ROLE_LEADER) {
+		sim_violation(w, "read-leadership", "node %u takes a read as %u, not as leader",
+			      n->id, st.role);
+		return;
+	}
+	if (wt->lease && st.lease_until_ns <= sim_node_time(w, n))
+		sim_violation(w, "read-leadership", "node %u takes a LeaseRead without a lease",
+			      n->id);
+}
+
+void sim_check_read_served(struct sim_world *w, struct sim_node *n, const struct sim_wait *wt)
+{
+	struct lcr_core_status st;
+	char a[48], b[48];
+
+	lcr_core_status(n->core, &st);
+	if (st.role != LCR_ROLE_LEADER || !lcr_leader_id_eq(st.vote.lid, wt->lid)) {
+		sim_violation(w, "read-leadership",
+			      "node %u serves a read taken as leader %s while it is %s (role %u)",
+			      n->id, lid_str(a, wt->lid), lid_str(b, st.vote.lid), st.role);
+		return;
+	}
+	if (wt->lease)
+		return;
+	uint32_t acked = 1;
+	for (uint32_t k = 0; k < w->par.nodes; k++) {
+		const struct sim_node *f = &w->nodes[k];
+		if (f != n && lcr_leader_id_eq(f->ack_to_lid[n->id - 1], wt->lid) &&
+		    f->ack_to_seq[n->id - 1] > wt->need_seq)
+			acked++;
+	}
+	if (acked < w->par.nodes / 2 + 1)
+		sim_violation(w, "read-leadership",
+			      "leader %u (%s) serves a ReadIndex read with %u of %u nodes acking "
+			      "a message sent after it (seq > %llu)",
+			      n->id, lid_str(a, wt->lid), acked, w->par.nodes,
+			      (unsigned long long)wt->need_seq);
 }
 
 /*
@@ -371,6 +687,35 @@ void sim_check_restart(struct sim_world *w, struct sim_node *n)
  * believe they hold one. Skipped in seeds whose clocks jump independently:
  * a lease assumes clocks that advance at the same rate.
  */
+/* The quorum-th largest promise (self: unbounded) covers the leader's lease. */
+static bool lease_backed(struct sim_world *w, const struct sim_node *n)
+{
+	uint64_t v[SIM_NODES_MAX];
+	uint32_t k = 0;
+
+	for (uint32_t i = 0; i < w->par.nodes; i++) {
+		const struct sim_node *f = &w->nodes[i];
+		if (f == n)
+			v[k++] = UINT64_MAX;
+		else
+			v[k++] = lcr_leader_id_eq(f->promise_lid, n->st.vote.lid) ? f->promise_end
+										  : 0;
+	}
+	for (uint32_t i = 1; i < k; i++) /* descending */
+		for (uint32_t j = i; j > 0 && v[j - 1] < v[j]; j--) {
+			uint64_t t = v[j];
+			v[j] = v[j - 1];
+			v[j - 1] = t;
+		}
+	uint64_t backed = v[w->par.nodes / 2];
+	if (n->st.lease_until_ns <= backed)
+		return true;
+	sim_violation(w, "lease-backed",
+		      "leader %u's lease ends %.3f ms after the promises of a quorum do", n->id,
+		      (double)(n->st.lease_until_ns - backed) / 1e6);
+	return false;
+}
+
 void sim_check_leases(struct sim_world *w)
 {
 	uint32_t holder = 0;
@@ -385,6 +730,8 @@ void sim_check_leases(struct sim_world *w)
 		int64_t end = (int64_t)n->st.lease_until_ns - n->clock_offset;
 		if (end <= (int64_t)w->now)
 			continue;
+		if (!lease_backed(w, n))
+			return;
 		if (holder) {
 			sim_violation(w, "lease-exclusivity",
 				      "leaders %u and %u both hold a valid lease", holder, n->id);
@@ -452,4 +799,54 @@ void sim_check_forged(struct sim_world *w, struct sim_node *n, const struct lcr_
 		sim_violation(w, "forgery-ignored",
 			      "node %u: a forged message (type %u from %u) was not counted", n->id,
 			      m->type, m->from);
+}
+
+/* ---- --help ------------------------------------------------------------------------ */
+
+void sim_describe_checks(FILE *f)
+{
+	static const char *const checks[][2] = {
+		{ "election-safety", "one node per leader id, one leadership per id ever" },
+		{ "leader-elected", "a leader's term was granted by a quorum of voters" },
+		{ "log-matching", "one log id always carries the same entry and prefix" },
+		{ "leader-completeness", "every leader holds all entries committed before it" },
+		{ "committed-immutable", "an index once committed never changes its log id" },
+		{ "committed-on-quorum", "a leader's commit point is durable on a quorum" },
+		{ "state-machine-safety", "equal applied index, equal state machine" },
+		{ "monotonic", "vote, commit and apply never go back" },
+		{ "vote-durability", "a vote is on disk before it is asked for or granted" },
+		{ "said-durable", "every vote and log position a message states is on disk "
+				  "first, and survives a crash" },
+		{ "match-durable", "a leader's recorded match is in the follower's durable log" },
+		{ "stale-response", "a response to an earlier leadership changes nothing" },
+		{ "vote-grant", "a granted vote names the requested vote as the voter's own" },
+		{ "lease-promise", "no vote for another leadership within the lease an ack "
+				   "lent (transfers waive it)" },
+		{ "read-leadership", "reads served only by the leadership that took them, "
+				     "after a later quorum ack or under a lease" },
+		{ "lease-exclusivity", "two leaders never both hold a valid lease" },
+		{ "lease-backed", "a leader's lease ends within a quorum of followers' promises" },
+		{ "ordering", "purged <= applied <= committed <= last" },
+		{ "forgery-ignored", "a forged message changes nothing and is counted" },
+		{ "no-allocation", "a core allocates nothing after its creation" },
+		{ "linearizable", "the client history is linearizable (end of seed)" },
+		{ "liveness", "after healing, a leader commits a new write within 10 s" },
+		{ "liveness-majority", "scenario majority: the connected majority commits "
+				       "within its bound while the fault persists" },
+		{ "hang", "a seed stays within its step and wall-time budget" },
+	};
+	static const char *const scenarios[][2] = {
+		{ "majority", "a minority cut off, deaf or mute (sometimes with the leader) "
+			      "for seconds; the rest must elect and commit in bound" },
+		{ "figure8", "a leader replicates to a minority and crashes; elections in a "
+			     "chosen order; the new leader's own entries are lost" },
+		{ "leader-reads", "the leader isolated while pinned clients keep reading "
+				  "at it and others write at the new leader" },
+	};
+	fprintf(f, "invariants (checked after every step unless noted):\n");
+	for (size_t i = 0; i < sizeof(checks) / sizeof(checks[0]); i++)
+		fprintf(f, "  %-22s %s\n", checks[i][0], checks[i][1]);
+	fprintf(f, "nemesis scenarios (a seed picks at most one and runs it now and then):\n");
+	for (size_t i = 0; i < sizeof(scenarios) / sizeof(scenarios[0]); i++)
+		fprintf(f, "  %-22s %s\n", scenarios[i][0], scenarios[i][1]);
 }

@@ -5,11 +5,19 @@
  *   lcraft-sim --seeds N --steps M      seeds 1..N, M fault-phase steps each
  *   lcraft-sim --seed S [--trace]       replay one seed
  *   lcraft-sim --bug NAME --seeds N     plant a bug; succeed once a check bites
+ *   lcraft-sim --first-violation ...    stop at the first violation, succeed on it
+ *                                       (how tests/mutants/run looks for a kill)
+ *
+ * Every seed has a budget: its fault-phase steps, SIM_LIVE_STEPS_MAX steps to
+ * recover after healing, and --budget-s seconds of wall time. A seed that
+ * runs past it (a loop in the core, a livelock at one instant) is reported
+ * as a `hang` violation with its replay command, like any other.
  *
  * The last line is always `seeds=N steps=M violations=V`.
  */
 #include <signal.h>
 #include <stdio.h>
+#include <sys/time.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -40,6 +48,11 @@ static const struct {
 
 static uint64_t cur_seed, cur_steps;
 static const char *cur_bug;
+static bool hang_is_success; /* --bug or --first-violation: a hang is the catch */
+/* What the wall-time alarm writes, formatted before each seed: the handler
+ * only calls write() and _exit(). */
+static char hang_msg[512];
+static size_t hang_len;
 
 static void on_abort(int sig)
 {
@@ -53,12 +66,41 @@ static void on_abort(int sig)
 	abort();
 }
 
+static void on_alarm(int sig)
+{
+	(void)sig;
+	ssize_t rc = write(STDERR_FILENO, hang_msg, hang_len);
+	(void)rc;
+	_exit(hang_is_success ? 0 : 1);
+}
+
+/* Arm the wall-time budget of one seed (0: none). */
+static void arm_budget(uint64_t seed, uint64_t steps, uint64_t budget_s, const char *bug,
+		       uint64_t ran)
+{
+	struct itimerval it = { { 0, 0 }, { (time_t)budget_s, 0 } };
+	int n = snprintf(hang_msg, sizeof(hang_msg),
+			 "VIOLATION seed %llu: hang: the seed ran past its wall-time budget of "
+			 "%llu s\nreplay: lcraft-sim --seed %llu --steps %llu%s%s --trace\n"
+			 "seeds=%llu steps=%llu violations=1\n",
+			 (unsigned long long)seed, (unsigned long long)budget_s,
+			 (unsigned long long)seed, (unsigned long long)steps, bug ? " --bug " : "",
+			 bug ? bug : "", (unsigned long long)(ran + 1), (unsigned long long)steps);
+	hang_len = n > 0 && (size_t)n < sizeof(hang_msg) ? (size_t)n : 0;
+	setitimer(ITIMER_REAL, &it, NULL);
+}
+
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: lcraft-sim [--seeds N] [--first S] [--seed S] [--steps M]\n"
 		   "                  [--bug NAME] [--trace] [--verbose] [--debug]\n"
+		   "                  [--first-violation] [--budget-s S]\n"
 		   "  --debug with --seed prints every message and event as it happens\n"
-		   "planted bugs:\n");
+		   "  --first-violation stops at the first violation and exits 0 on it\n"
+		   "  --budget-s: wall-time budget per seed (default 60); past it, or past\n"
+		   "    its step budget, a seed is reported as a hang\n");
+	sim_describe_checks(f);
+	fprintf(f, "planted bugs:\n");
 	for (size_t i = 0; i < sizeof(bugs) / sizeof(bugs[0]); i++)
 		fprintf(f, "  %-22s %s\n", bugs[i].name, bugs[i].what);
 }
@@ -86,8 +128,8 @@ static int parse_u64(const char *s, uint64_t *out)
 
 int main(int argc, char **argv)
 {
-	uint64_t seeds = 100, first = 1, steps = 5000, one = 0;
-	bool single = false, trace = false, verbose = false, debug = false;
+	uint64_t seeds = 100, first = 1, steps = 5000, one = 0, budget_s = 60;
+	bool single = false, trace = false, verbose = false, debug = false, stop_first = false;
 	uint32_t bug = 0;
 	const char *bug_name = NULL;
 
@@ -103,6 +145,10 @@ int main(int argc, char **argv)
 			debug = true;
 		} else if (!strcmp(a, "--verbose")) {
 			verbose = true;
+		} else if (!strcmp(a, "--first-violation")) {
+			stop_first = true;
+		} else if (v && !strcmp(a, "--budget-s") && !parse_u64(v, &budget_s)) {
+			i++;
 		} else if (v && !strcmp(a, "--seeds") && !parse_u64(v, &seeds)) {
 			i++;
 		} else if (v && !strcmp(a, "--first") && !parse_u64(v, &first)) {
@@ -135,16 +181,23 @@ int main(int argc, char **argv)
 		seeds = 1;
 	}
 	signal(SIGABRT, on_abort);
+	signal(SIGALRM, on_alarm);
+	hang_is_success = bug || stop_first;
 	cur_bug = bug_name;
 	cur_steps = steps;
 
 	static struct sim_world w;
 	uint64_t violations = 0, total_steps = 0, writes = 0, reads = 0, elections = 0, crashes = 0,
 		 ran = 0;
+	uint64_t scen_seeds[SIM_SCEN_KINDS + 1] = { 0 }, scen_started[SIM_SCEN_KINDS + 1] = { 0 },
+					     scen_done[SIM_SCEN_KINDS + 1] = { 0 },
+					     scen_seeds_done[SIM_SCEN_KINDS + 1] = { 0 };
 	struct timespec t0, t1;
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	for (uint64_t s = first; s < first + seeds; s++) {
 		cur_seed = s;
+		if (budget_s)
+			arm_budget(s, steps, budget_s, bug_name, ran);
 		int rc = sim_run_seed(&w, s, steps, bug, debug && single);
 		ran++;
 		total_steps += w.steps;
@@ -152,6 +205,12 @@ int main(int argc, char **argv)
 		reads += w.reads_ok;
 		elections += w.elections;
 		crashes += w.crashes;
+		for (uint32_t k = 1; k <= SIM_SCEN_KINDS; k++) {
+			scen_seeds[k] += w.par.scenario == k;
+			scen_started[k] += w.scen_started[k];
+			scen_done[k] += w.scen_done[k];
+			scen_seeds_done[k] += w.scen_done[k] > 0;
+		}
 		if (verbose || (single && trace))
 			fprintf(stderr,
 				"seed %llu: %u nodes%s%s%s, steps %llu, writes %llu, reads %llu, "
@@ -176,7 +235,7 @@ int main(int argc, char **argv)
 				bug_name ? " --bug " : "", bug_name ? bug_name : "");
 		}
 		sim_world_free(&w);
-		if (bug && violations)
+		if ((bug || stop_first) && violations)
 			break;
 	}
 	clock_gettime(CLOCK_MONOTONIC, &t1);
@@ -187,6 +246,13 @@ int main(int argc, char **argv)
 		(unsigned long long)ran, (unsigned long long)total_steps, secs,
 		(unsigned long long)writes, (unsigned long long)reads,
 		(unsigned long long)elections, (unsigned long long)crashes);
+	/* How often each scenario ran to its end in the seeds that picked it. */
+	fprintf(stderr, "scenarios (done in seeds that picked it; done/started):");
+	for (uint32_t k = 1; k <= SIM_SCEN_KINDS; k++)
+		fprintf(stderr, " %s %llu/%llu seeds (%llu/%llu)", sim_scenario_name(k),
+			(unsigned long long)scen_seeds_done[k], (unsigned long long)scen_seeds[k],
+			(unsigned long long)scen_done[k], (unsigned long long)scen_started[k]);
+	fprintf(stderr, "\n");
 	if (bug) {
 		if (violations)
 			printf("planted bug '%s' detected at seed %llu\n", bug_name,
@@ -197,7 +263,7 @@ int main(int argc, char **argv)
 	}
 	printf("seeds=%llu steps=%llu violations=%llu\n", (unsigned long long)ran,
 	       (unsigned long long)steps, (unsigned long long)violations);
-	if (bug)
+	if (bug || stop_first)
 		return violations ? 0 : 1;
 	return violations ? 1 : 0;
 }
