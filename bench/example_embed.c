@@ -3,9 +3,10 @@
  * Embedding lcraft in an application (docs/api.md walks through it).
  *
  * A replicated counter: each committed entry adds its 8-byte value to the
- * counter. The application's own thread (main) hands work to the group's
- * lcore with lcr_node_post(); the lcore proposes, and the completion, which
- * runs on the lcore, hands the result back through an atomic.
+ * counter. The application's own thread (main) submits proposals from where
+ * it is (lcr_submit): lcraft hands each to the group's lcore, and the
+ * completed request, with the state machine's result and the entry's log id,
+ * comes back on a completion queue that main waits on.
  *
  *   example_embed DATA_DIR [ID PEERS...]
  *
@@ -52,38 +53,6 @@ static void counter_role(void *sm, uint32_t role, uint32_t leader)
 	struct counter *c = sm;
 	(void)leader;
 	atomic_store(&c->role, role);
-}
-
-/* ---- work handed to the lcore ---------------------------------------------------- */
-
-struct add_task {
-	struct lcr_group *group;
-	uint64_t amount;
-	_Atomic int done; /* 0 pending, 1 ok, -1 failed */
-	int err;
-	uint64_t total;
-};
-
-static void added(void *ctx, int err, uint32_t leader, const void *result, uint32_t len)
-{
-	struct add_task *t = ctx;
-	(void)leader;
-	t->err = err;
-	if (err == 0 && len == sizeof(t->total))
-		memcpy(&t->total, result, sizeof(t->total));
-	atomic_store(&t->done, err == 0 ? 1 : -1);
-}
-
-/* Runs on the lcore: propose; `added` runs later, once the entry is applied. */
-static void add_on_lcore(struct lcr_node *n, void *arg)
-{
-	struct add_task *t = arg;
-	(void)n;
-	int rc = lcr_propose(t->group, &t->amount, sizeof(t->amount), added, t);
-	if (rc < 0) {
-		t->err = rc;
-		atomic_store(&t->done, -1);
-	}
 }
 
 /* ---- the application ------------------------------------------------------------- */
@@ -159,30 +128,56 @@ int main(int argc, char **argv)
 		usleep(10000);
 	int status = 0;
 	if (atomic_load(&counter.role) == LCR_ROLE_LEADER) {
-		for (uint64_t amount = 1; amount <= 10; amount++) {
-			struct add_task t = { .group = group, .amount = amount };
+		/* Requests come back on this queue; this thread waits on it. */
+		struct lcr_cq *cq = NULL;
+		int rc = lcr_cq_open(node, 16, &cq);
+		if (rc < 0) {
+			fprintf(stderr, "example: lcr_cq_open: %s\n", lcr_strerror(rc));
+			status = 1;
+		}
+		for (uint64_t amount = 1; status == 0 && amount <= 10; amount++) {
+			uint64_t total = 0;
+			struct lcr_req req = {
+				.op = LCR_REQ_PROPOSE,
+				.group = 1,
+				.data = &amount,
+				.len = sizeof(amount),
+				.timeout_ns =
+					5000000000ull, /* answered within 5 s, whatever happens */
+				.result = &total,
+				.result_cap = sizeof(total),
+			};
+			struct lcr_req *done;
 			for (int tries = 0; tries < 100; tries++) {
-				atomic_store(&t.done, 0);
-				while (lcr_node_post(node, lcr_group_lcore(node, 1), add_on_lcore,
-						     &t) == -LCR_EFULL)
+				while ((rc = lcr_submit(cq, &req)) == -LCR_EFULL)
 					usleep(100);
-				while (atomic_load(&t.done) == 0)
-					usleep(100);
+				if (rc == 0 && lcr_cq_wait(cq, &done, 1, 0) == 1)
+					rc = done->err;
 				/* A leader fresh from its election has no quorum lease
 				 * until a follower acknowledges it: try again shortly. */
-				if (t.err != -LCR_ENOLEASE)
+				if (rc != -LCR_ENOLEASE)
 					break;
 				usleep(10000);
 			}
-			if (atomic_load(&t.done) < 0) {
+			if (rc < 0) {
 				fprintf(stderr, "example: add %llu: %s\n",
-					(unsigned long long)amount, lcr_strerror(t.err));
+					(unsigned long long)amount, lcr_strerror(rc));
 				status = 1;
 				break;
 			}
-			printf("added %llu: total %llu\n", (unsigned long long)amount,
-			       (unsigned long long)t.total);
+			printf("added %llu: total %llu (entry %llu of term %llu)\n",
+			       (unsigned long long)amount, (unsigned long long)total,
+			       (unsigned long long)req.log_id.index,
+			       (unsigned long long)req.log_id.lid.term);
 		}
+		/* Stop the lcores, close the node (it answers what is still out),
+		 * then the queue. */
+		lcr_node_stop(node);
+		pthread_join(lcores, NULL);
+		lcr_node_close(node);
+		if (cq)
+			lcr_cq_close(cq);
+		return status;
 	} else {
 		printf("node %u follows; the counter is %llu\n", cfg.id,
 		       (unsigned long long)atomic_load(&counter.published));

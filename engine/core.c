@@ -26,7 +26,7 @@ const char *lcr_strerror(int err)
 	case LCR_ESTOPPED:
 		return "replica stopped after a fatal I/O error";
 	case LCR_ETIMEDOUT:
-		return "read timed out";
+		return "timed out";
 	default:
 		return err < 0 ? strerror(-err) : "unknown";
 	}

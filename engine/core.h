@@ -33,7 +33,7 @@ enum lcr_err {
 	LCR_ETRANSFER = 2003,  /* leadership is being transferred */
 	LCR_EFULL = 2004,      /* a bounded queue is full: retry later */
 	LCR_ESTOPPED = 2005,   /* the replica stopped after a fatal I/O error */
-	LCR_ETIMEDOUT = 2006,  /* a read did not become ready in time */
+	LCR_ETIMEDOUT = 2006,  /* a read, or a request with a deadline, did not complete in time */
 };
 
 /* Human-readable name for 0, a negative errno or a negative lcr_err. */

@@ -237,6 +237,7 @@ static bool apply_some(struct lcr_group *g, struct lcr_log_id *upto)
 			wait_pop(g);
 			if (w.id.index == idx && lcr_log_id_eq(w.id, e.id)) {
 				lcr_hist_add(&g->commit_lat, lc->now - w.at_ns);
+				g->answer_id = e.id;
 				w.done(w.ctx, 0, 0, g->result, rlen);
 			} else {
 				g->cancelled++;

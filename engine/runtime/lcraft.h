@@ -208,6 +208,81 @@ typedef void (*lcr_task_fn)(struct lcr_node *n, void *arg);
 LCR_API int lcr_node_post(struct lcr_node *n, uint32_t lcore, lcr_task_fn fn, void *arg);
 
 /*
+ * ---- From any thread: requests and a completion queue ----
+ *
+ * lcr_submit() hands a proposal or a read to its group's lcore from any
+ * thread; the answer fills the request, which then comes back on the
+ * completion queue it was submitted to, in completion order. The application
+ * owns each request: it stays untouched (and `data` readable) from
+ * lcr_submit() until lcr_cq_reap() hands it back, and may be reused at once
+ * after. Nothing is allocated per request.
+ */
+enum lcr_req_op {
+	LCR_REQ_PROPOSE = 1, /* lcr_propose: `data`, `len` */
+	LCR_REQ_READ = 2,    /* lcr_read: `policy` */
+};
+
+struct lcr_req {
+	/* Set by the application. */
+	uint32_t op;	  /* enum lcr_req_op */
+	uint32_t group;	  /* the group's id */
+	const void *data; /* LCR_REQ_PROPOSE: the entry (1 byte to 1 MiB) */
+	uint32_t len;
+	uint32_t policy;     /* LCR_REQ_READ: LCR_READ_INDEX or LCR_READ_LEASE */
+	uint64_t timeout_ns; /* 0: none; else answered -LCR_ETIMEDOUT once passed */
+	void *result;	     /* LCR_REQ_PROPOSE: where the state machine's result goes */
+	uint32_t result_cap; /* its size; a longer result is cut (result_len says) */
+	void *user;	     /* the application's own */
+	/* Set by lcraft when the request comes back. */
+	int err;		  /* 0, or what lcr_propose/lcr_read would say; -LCR_ETIMEDOUT */
+	uint32_t leader;	  /* with -LCR_ENOTLEADER: the leader if known, else 0 */
+	uint32_t result_len;	  /* the whole result's length */
+	struct lcr_log_id log_id; /* PROPOSE: the entry's; READ: what the state machine
+				     had applied when the read was served; else 0 */
+	uint64_t submitted_ns;	  /* lcraft's: CLOCK_MONOTONIC at lcr_submit() */
+};
+
+/* Requests out at once on a queue, at most. */
+#define LCR_CQ_DEPTH_MAX (1u << 20)
+
+struct lcr_cq;
+
+/*
+ * A completion queue for up to `depth` requests out at once, read by one
+ * thread. Open it after lcr_node_open(); close it after lcr_node_close() (which
+ * answers what is still out, -LCR_ESTOPPED) and after reaping everything.
+ */
+LCR_API int lcr_cq_open(struct lcr_node *n, uint32_t depth, struct lcr_cq **out);
+LCR_API void lcr_cq_close(struct lcr_cq *cq);
+
+/*
+ * Submit `r` from any thread: 0, or at once -EINVAL (a bad request),
+ * -LCR_EFULL (`depth` requests are out, or the lcore's task ring is full:
+ * reap, then retry) or -LCR_ESTOPPED (the node is closing). After 0 the
+ * request comes back exactly once. A request answered -LCR_ETIMEDOUT may
+ * still commit later (its entry may have been appended): as openraft says of
+ * a client write whose wait timed out, the outcome is then unknown. A
+ * request whose deadline passed still holds its slot of `depth` until the
+ * proposal or read behind it ends.
+ */
+LCR_API int lcr_submit(struct lcr_cq *cq, struct lcr_req *r);
+
+/* Up to `max` completed requests, without waiting: how many. The queue's thread. */
+LCR_API uint32_t lcr_cq_reap(struct lcr_cq *cq, struct lcr_req **out, uint32_t max);
+
+/* The same, waiting up to `timeout_ns` (0: forever) for at least one: how
+ * many (0: the time passed), or -errno. */
+LCR_API int lcr_cq_wait(struct lcr_cq *cq, struct lcr_req **out, uint32_t max, uint64_t timeout_ns);
+
+/* An eventfd, readable when completions may wait: for the application's own
+ * epoll; lcr_cq_reap() then, until it returns 0 (that clears it). */
+LCR_API int lcr_cq_fd(const struct lcr_cq *cq);
+
+/* Slots in use: requests out, and those answered early whose proposal or read
+ * has not ended yet (backpressure the application can watch). */
+LCR_API uint32_t lcr_cq_busy(const struct lcr_cq *cq);
+
+/*
  * Application I/O on an lcore: `poll` runs every loop iteration on lcore
  * `lcore` (return true if it did work), and `fd` (if >= 0) wakes a sleeping
  * lcore when readable. Set before lcr_node_run().

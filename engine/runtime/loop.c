@@ -68,12 +68,16 @@ static bool timers(struct lcore *lc)
 	/* Calls past their TTL and the transport's own timers (a stream that
 	 * got no answer for a long time ends with UNREACHABLE). */
 	work |= lcr_net_tick(lc->net, lc->now);
+	work |= lcr_rt_deadlines(lc);
 	return work;
 }
 
 static uint64_t next_deadline(struct lcore *lc)
 {
 	uint64_t t = lcr_net_next_timer(lc->net);
+	uint64_t d = lcr_rt_deadline_next(lc);
+	if (d < t)
+		t = d;
 
 	for (uint32_t i = 0; i < lc->n_groups; i++) {
 		struct lcr_group *g = lc->groups[i];

@@ -12,6 +12,7 @@
  *   tasks.c    the cross-thread task ring (lcr_node_post) and waking
  *   metrics.c  metrics as JSON, each lcore rendering its own part
  *   trace.c    a commit's timeline: each stage's histogram
+ *   submit.c   requests from any thread, answered on a completion queue
  * Nothing here is visible outside the library.
  */
 #ifndef LCR_RUNTIME_INT_H
@@ -173,6 +174,8 @@ struct lcr_group {
 	uint64_t flushes;
 	struct lcr_hist commit_lat;
 	struct lcr_trace *trace;
+	/* While a proposal's callback runs: the log id of its entry (submit.c). */
+	struct lcr_log_id answer_id;
 };
 
 /* A slot of the task ring (Vyukov's bounded MPMC queue). */
@@ -215,6 +218,9 @@ struct lcore {
 	uint64_t io_since; /* when writes went in flight; 0: none in flight */
 	uint64_t io_med;   /* from then until none was in flight */
 	uint64_t spun_ns, spin_hits, spin_misses;
+	/* Requests from lcr_submit() with a deadline (submit.c), and the earliest. */
+	struct lcr_cq_slot *timed;
+	uint64_t timed_next;
 	uint64_t spin_from; /* when this polling stretch began; 0: not polling */
 
 	/* Written by posting threads. */
@@ -317,6 +323,9 @@ void lcr_rt_wake(struct lcore *lc);
 bool lcr_rt_posts_waiting(struct lcore *lc);
 bool lcr_rt_run_posts(struct lcore *lc);
 void lcr_rt_drain_posts(struct lcr_node *n);
+/* Requests whose deadline passed get -LCR_ETIMEDOUT (submit.c); when next. */
+bool lcr_rt_deadlines(struct lcore *lc);
+uint64_t lcr_rt_deadline_next(const struct lcore *lc);
 
 /* metrics.c */
 /* Render the part another thread asked for (on the lcore). */

@@ -1,0 +1,360 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Requests from any thread, completions on a queue (lcraft.h, "From any
+ * thread"). lcr_submit() takes one of the queue's slots, posts the request to
+ * its group's lcore (tasks.c), and the lcore proposes or reads there; the
+ * answer fills the request and the request goes onto the queue's completion
+ * ring, whose eventfd wakes the application.
+ *
+ * A slot, not the request, is what the lcore's callbacks hold: a request
+ * answered early (its deadline passed) goes back to the application at once,
+ * while its slot waits for the callback that the proposal or read still owes
+ * (every one comes exactly once), and only then is free again. So the
+ * application may reuse a request the moment it is completed, and nothing is
+ * allocated per request: slots and rings are made by lcr_cq_open().
+ *
+ * Deadlines: each lcore keeps its timed slots in a list and looks at it when
+ * the earliest deadline is due (lcr_rt_deadlines, every loop iteration).
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <poll.h>
+#include <sched.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "runtime_int.h"
+
+struct lcr_cq_slot {
+	struct lcr_cq *cq;
+	struct lcr_req *req; /* NULL once answered (a deadline), until the callback */
+	struct lcore *lc;
+	struct lcr_group *g;
+	uint64_t deadline;		 /* ns; 0: none */
+	struct lcr_cq_slot *prev, *next; /* the lcore's timed slots */
+	uint32_t free_next;		 /* the free stack */
+};
+
+struct lcr_cq {
+	struct lcr_node *node;
+	uint32_t depth;
+	int efd;
+	struct lcr_cq_slot *slots;
+	/* Free slots: a stack under a spinlock (held for a few instructions). */
+	atomic_flag lock;
+	uint32_t free_top; /* index + 1; 0: none free */
+	_Atomic uint32_t busy;
+	/* Completed requests: a bounded MPMC ring of depth (Vyukov's) written
+	 * by the lcores, read by the application's thread. */
+	struct {
+		_Atomic uint64_t seq;
+		struct lcr_req *req;
+	} * done;
+	uint32_t ring; /* a power of two >= depth */
+	_Alignas(LCR_CACHE_LINE) _Atomic uint64_t enq;
+	_Alignas(LCR_CACHE_LINE) uint64_t deq;
+	_Atomic bool signaled; /* the eventfd was written since the last reap emptied the ring */
+};
+
+static uint64_t mono_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* ---- the queue ------------------------------------------------------------------ */
+
+int lcr_cq_open(struct lcr_node *n, uint32_t depth, struct lcr_cq **out)
+{
+	if (!n || !out || depth == 0 || depth > LCR_CQ_DEPTH_MAX)
+		return -EINVAL;
+	struct lcr_cq *cq = lcr_allocator_aligned(&n->cfg.alloc, sizeof(*cq), LCR_CACHE_LINE);
+	if (!cq)
+		return -ENOMEM;
+	cq->node = n;
+	cq->depth = depth;
+	cq->ring = 1;
+	while (cq->ring < depth)
+		cq->ring <<= 1;
+	cq->slots = lcr_allocator_zalloc(&n->cfg.alloc, sizeof(*cq->slots) * depth);
+	cq->done = lcr_allocator_zalloc(&n->cfg.alloc, sizeof(*cq->done) * cq->ring);
+	cq->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (!cq->slots || !cq->done || cq->efd < 0) {
+		int rc = cq->efd < 0 ? -errno : -ENOMEM;
+		lcr_cq_close(cq);
+		return rc;
+	}
+	atomic_flag_clear(&cq->lock);
+	for (uint32_t i = 0; i < depth; i++) {
+		cq->slots[i].cq = cq;
+		cq->slots[i].free_next = cq->free_top;
+		cq->free_top = i + 1;
+	}
+	for (uint32_t i = 0; i < cq->ring; i++)
+		atomic_store_explicit(&cq->done[i].seq, i, memory_order_relaxed);
+	*out = cq;
+	return 0;
+}
+
+void lcr_cq_close(struct lcr_cq *cq)
+{
+	if (!cq)
+		return;
+	struct lcr_allocator a = cq->node->cfg.alloc;
+	if (cq->efd >= 0)
+		close(cq->efd);
+	lcr_allocator_free(&a, cq->slots);
+	lcr_allocator_free(&a, cq->done);
+	lcr_allocator_free_aligned(&a, cq);
+}
+
+int lcr_cq_fd(const struct lcr_cq *cq)
+{
+	return cq->efd;
+}
+
+uint32_t lcr_cq_busy(const struct lcr_cq *cq)
+{
+	return atomic_load_explicit(&cq->busy, memory_order_relaxed);
+}
+
+static struct lcr_cq_slot *slot_take(struct lcr_cq *cq)
+{
+	struct lcr_cq_slot *s = NULL;
+	while (atomic_flag_test_and_set_explicit(&cq->lock, memory_order_acquire))
+		sched_yield();
+	if (cq->free_top) {
+		s = &cq->slots[cq->free_top - 1];
+		cq->free_top = s->free_next;
+	}
+	atomic_flag_clear_explicit(&cq->lock, memory_order_release);
+	if (s)
+		atomic_fetch_add_explicit(&cq->busy, 1, memory_order_relaxed);
+	return s;
+}
+
+static void slot_give(struct lcr_cq_slot *s)
+{
+	struct lcr_cq *cq = s->cq;
+	s->req = NULL;
+	while (atomic_flag_test_and_set_explicit(&cq->lock, memory_order_acquire))
+		sched_yield();
+	s->free_next = cq->free_top;
+	cq->free_top = (uint32_t)(s - cq->slots) + 1;
+	atomic_flag_clear_explicit(&cq->lock, memory_order_release);
+	atomic_fetch_sub_explicit(&cq->busy, 1, memory_order_relaxed);
+}
+
+/* Hand a request back: onto the ring (never full: it holds depth), and wake
+ * the application if the ring was empty when it last looked. */
+static void complete(struct lcr_cq *cq, struct lcr_req *r)
+{
+	uint64_t pos = atomic_fetch_add_explicit(&cq->enq, 1, memory_order_relaxed);
+	typeof(&cq->done[0]) c = &cq->done[pos & (cq->ring - 1)];
+	/* A slot of the ring is free once the reader moved past it; with at
+	 * most depth requests out, it always is: wait only for its store. */
+	while (atomic_load_explicit(&c->seq, memory_order_acquire) != pos)
+		sched_yield();
+	c->req = r;
+	atomic_store_explicit(&c->seq, pos + 1, memory_order_release);
+	if (!atomic_exchange_explicit(&cq->signaled, true, memory_order_acq_rel)) {
+		uint64_t one = 1;
+		ssize_t rc = write(cq->efd, &one, sizeof(one));
+		(void)rc; /* a full counter is readable anyway */
+	}
+}
+
+uint32_t lcr_cq_reap(struct lcr_cq *cq, struct lcr_req **out, uint32_t max)
+{
+	uint32_t n = 0;
+	for (int again = 0; again < 2 && n < max; again++) {
+		while (n < max) {
+			typeof(&cq->done[0]) c = &cq->done[cq->deq & (cq->ring - 1)];
+			if (atomic_load_explicit(&c->seq, memory_order_acquire) != cq->deq + 1)
+				break;
+			out[n++] = c->req;
+			atomic_store_explicit(&c->seq, cq->deq + cq->ring, memory_order_release);
+			cq->deq++;
+		}
+		if (n == max || again)
+			break;
+		/* Empty: clear the eventfd and the flag, then look once more so that
+		 * a completion between our look and the clear is not slept on. */
+		uint64_t v;
+		if (read(cq->efd, &v, sizeof(v)) < 0) {
+			/* EAGAIN: it was not written */
+		}
+		atomic_store_explicit(&cq->signaled, false, memory_order_seq_cst);
+	}
+	return n;
+}
+
+int lcr_cq_wait(struct lcr_cq *cq, struct lcr_req **out, uint32_t max, uint64_t timeout_ns)
+{
+	uint64_t end = timeout_ns ? mono_ns() + timeout_ns : 0;
+	for (;;) {
+		uint32_t n = lcr_cq_reap(cq, out, max);
+		if (n > 0)
+			return (int)n;
+		uint64_t now = mono_ns();
+		if (timeout_ns && now >= end)
+			return 0;
+		struct pollfd p = { .fd = cq->efd, .events = POLLIN };
+		struct timespec ts, *tp = NULL;
+		if (timeout_ns) {
+			ts.tv_sec = (time_t)((end - now) / 1000000000ull);
+			ts.tv_nsec = (long)((end - now) % 1000000000ull);
+			tp = &ts;
+		}
+		if (ppoll(&p, 1, tp, NULL) < 0 && errno != EINTR)
+			return -errno;
+	}
+}
+
+/* ---- deadlines, on the lcore -------------------------------------------------- */
+
+static void timed_unlink(struct lcr_cq_slot *s)
+{
+	struct lcore *lc = s->lc;
+	if (s->prev)
+		s->prev->next = s->next;
+	else if (lc->timed == s)
+		lc->timed = s->next;
+	if (s->next)
+		s->next->prev = s->prev;
+	s->prev = s->next = NULL;
+	s->deadline = 0;
+}
+
+/* The slot's request gets its answer (if it still waits for one). */
+static void answer(struct lcr_cq_slot *s, int err, uint32_t leader)
+{
+	struct lcr_req *r = s->req;
+	if (s->deadline)
+		timed_unlink(s);
+	if (!r)
+		return; /* answered already: its deadline passed */
+	s->req = NULL;
+	r->err = err;
+	r->leader = leader;
+	complete(s->cq, r);
+}
+
+bool lcr_rt_deadlines(struct lcore *lc)
+{
+	if (!lc->timed || lc->now < lc->timed_next)
+		return false;
+	bool work = false;
+	uint64_t next = UINT64_MAX;
+	for (struct lcr_cq_slot *s = lc->timed, *nx; s; s = nx) {
+		nx = s->next;
+		if (lc->now >= s->deadline) {
+			/* Answered now; the slot waits for the callback still owed. */
+			answer(s, -LCR_ETIMEDOUT, 0);
+			work = true;
+		} else if (s->deadline < next)
+			next = s->deadline;
+	}
+	lc->timed_next = next;
+	return work;
+}
+
+uint64_t lcr_rt_deadline_next(const struct lcore *lc)
+{
+	return lc->timed ? lc->timed_next : UINT64_MAX;
+}
+
+/* ---- the callbacks, on the lcore ------------------------------------------------ */
+
+static void propose_done(void *ctx, int err, uint32_t leader, const void *result, uint32_t len)
+{
+	struct lcr_cq_slot *s = ctx;
+	struct lcr_req *r = s->req;
+	if (r) {
+		r->log_id = err ? (struct lcr_log_id){ { 0, 0 }, 0 } : s->g->answer_id;
+		r->result_len = len;
+		if (len && r->result && r->result_cap)
+			memcpy(r->result, result, len < r->result_cap ? len : r->result_cap);
+	}
+	answer(s, err, leader);
+	slot_give(s);
+}
+
+static void read_done(void *ctx, int err, uint32_t leader)
+{
+	struct lcr_cq_slot *s = ctx;
+	struct lcr_req *r = s->req;
+	if (r) {
+		r->log_id = (struct lcr_log_id){ { 0, 0 }, 0 };
+		if (err == 0)
+			r->log_id = s->g->applied_id; /* what the state machine holds now */
+	}
+	answer(s, err, leader);
+	slot_give(s);
+}
+
+/* The request on its group's lcore. */
+static void submit_task(struct lcr_node *n, void *arg)
+{
+	struct lcr_cq_slot *s = arg;
+	struct lcr_req *r = s->req;
+	struct lcore *lc = lcr_rt_this_lcore();
+	(void)n;
+
+	/* An lcore that does not run (the node closes): its thread is ours. */
+	if (!lc)
+		lc = &s->cq->node->lcores[lcr_group_lcore(s->cq->node, r->group)];
+	s->lc = lc;
+	struct lcr_group *g = lcr_rt_group_of(lc, r->group);
+	s->g = g;
+	if (!g) {
+		answer(s, -ENOENT, 0);
+		slot_give(s);
+		return;
+	}
+	if (r->timeout_ns) {
+		s->deadline = r->submitted_ns + r->timeout_ns;
+		s->prev = NULL;
+		s->next = lc->timed;
+		if (lc->timed)
+			lc->timed->prev = s;
+		lc->timed = s;
+		if (s->deadline < lc->timed_next || !s->next)
+			lc->timed_next = s->deadline;
+	}
+	int rc = r->op == LCR_REQ_PROPOSE ? lcr_propose(g, r->data, r->len, propose_done, s)
+					  : lcr_read(g, r->policy, read_done, s);
+	if (rc < 0) {
+		answer(s, rc, 0);
+		slot_give(s);
+	}
+}
+
+int lcr_submit(struct lcr_cq *cq, struct lcr_req *r)
+{
+	struct lcr_node *n = cq->node;
+	if (!r || (r->op != LCR_REQ_PROPOSE && r->op != LCR_REQ_READ) ||
+	    (r->op == LCR_REQ_PROPOSE && (!r->data || r->len == 0)) ||
+	    (r->op == LCR_REQ_READ && r->policy != LCR_READ_INDEX && r->policy != LCR_READ_LEASE))
+		return -EINVAL;
+	struct lcr_cq_slot *s = slot_take(cq);
+	if (!s)
+		return -LCR_EFULL;
+	r->err = 0;
+	r->leader = 0;
+	r->result_len = 0;
+	r->log_id = (struct lcr_log_id){ { 0, 0 }, 0 };
+	r->submitted_ns = mono_ns();
+	s->req = r;
+	s->deadline = 0;
+	s->prev = s->next = NULL;
+	int rc = lcr_node_post(n, lcr_group_lcore(n, r->group), submit_task, s);
+	if (rc < 0) {
+		s->req = NULL;
+		slot_give(s);
+	}
+	return rc;
+}
