@@ -398,8 +398,8 @@ void lcr_on_net_error(struct lcr_core *c, uint32_t target, uint64_t stream_id, u
 
 /*
  * CheckQuorum with a step-down (Raft thesis §6.2): a leader that has heard
- * from no quorum for a whole lease since it began stops leading. Refusing
- * writes alone (openraft) is not enough: a leader that can send but hears
+ * from no quorum for a lease and an election timeout since it began stops
+ * leading. Refusing writes alone (openraft) is not enough: a leader that can send but hears
  * nothing (a one-way partition) goes on sending heartbeats that hold every
  * follower's election timer back, while it can commit nothing, for as long
  * as the fault lasts. It keeps its vote's leader id and drops the vote's
@@ -412,7 +412,9 @@ static uint64_t check_quorum_deadline(const struct lcr_core *c)
 
 	if (heard < c->leader.since_ns)
 		heard = c->leader.since_ns;
-	return heard + c->leader_lease_ns;
+	/* First the lease runs out and writes are refused (openraft); an
+	 * election timeout later the leader gives up (thesis §6.2). */
+	return heard + c->leader_lease_ns + c->cfg.election_timeout_min_ms * LCR_NS_PER_MS;
 }
 
 static bool check_quorum(struct lcr_core *c)
