@@ -131,7 +131,8 @@ void lcr_rt_run_cmds(struct lcr_group *g)
 			reads_failed(g, c->reads_failed.first, c->reads_failed.last,
 				     c->reads_failed.err);
 			break;
-		case LCR_CMD_ROLE:
+		case LCR_CMD_ROLE: {
+			bool was_leader = g->role == LCR_ROLE_LEADER;
 			g->role = c->role.role;
 			g->leader = c->role.leader;
 			lcr_rt_trace_role(g->trace);
@@ -141,10 +142,17 @@ void lcr_rt_run_cmds(struct lcr_group *g)
 			/* Stopped for good (a storage error): nothing waiting will
 			 * be applied here. */
 			if (g->role == LCR_ROLE_STOPPED)
-				lcr_rt_answer_waits(g, -LCR_ESTOPPED);
+				lcr_rt_answer_waits(g, -LCR_ESTOPPED, 0);
+			/* A leadership that ended (a newer leader, or no quorum
+			 * heard from for a lease) answers what it proposed: those
+			 * entries may still commit under the next leader, but no
+			 * proposer waits on an outcome this replica cannot give. */
+			else if (was_leader && g->role != LCR_ROLE_LEADER)
+				lcr_rt_answer_waits(g, -LCR_ENOTLEADER, g->leader);
 			if (g->ops.role)
 				g->ops.role(g->sm, g->role, g->leader);
 			break;
+		}
 		default:
 			LCR_ASSERT(!"unknown core command");
 		}
@@ -188,13 +196,13 @@ static void wait_pop(struct lcr_group *g)
 }
 
 /* Every proposal waiting for its apply gets `err` (the replica stopped). */
-void lcr_rt_answer_waits(struct lcr_group *g, int err)
+void lcr_rt_answer_waits(struct lcr_group *g, int err, uint32_t leader)
 {
 	g->busy++;
 	while (g->wait_len) {
 		struct pending w = g->wait[g->wait_head];
 		wait_pop(g);
-		w.done(w.ctx, err, 0, NULL, 0);
+		w.done(w.ctx, err, leader, NULL, 0);
 	}
 	g->busy--;
 }

@@ -375,7 +375,7 @@ void lcr_rt_group_close(struct lcr_node *n, struct lcr_group *g)
 	for (uint32_t i = 0; i < g->pn; i++)
 		g->pp[i].done(g->pp[i].ctx, -LCR_ESTOPPED, 0, NULL, 0);
 	g->pn = 0;
-	lcr_rt_answer_waits(g, -LCR_ESTOPPED);
+	lcr_rt_answer_waits(g, -LCR_ESTOPPED, 0);
 	while (g->def_len) {
 		struct deferred d = g->deferred[g->def_head];
 		g->def_head = (g->def_head + 1) % DEFERRED_MAX;

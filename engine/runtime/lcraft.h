@@ -163,8 +163,11 @@ LCR_API int lcr_group_open(struct lcr_node *n, uint32_t id, const struct lcr_sm_
  * `done` runs exactly once on the group's lcore: err 0 with the state
  * machine's result once the entry is applied here; -LCR_ENOTLEADER (leader
  * in `leader`, 0 if unknown), -LCR_ENOLEASE or -LCR_ETRANSFER when the batch
- * is refused; -ECANCELED if the entry was replaced by another leader's (it
- * never committed); -LCR_ESTOPPED if the replica stopped. Or returns
+ * is refused; -LCR_ENOTLEADER too when this leadership ends before the entry
+ * is applied (a newer leader, or CheckQuorum: no quorum heard from for a
+ * lease), and then the entry may still commit under the next leader: the
+ * outcome is unknown; -ECANCELED if the entry was replaced by another
+ * leader's (it never committed); -LCR_ESTOPPED if the replica stopped. Or returns
  * -LCR_EFULL / -EINVAL at once, and `done` is not called. Call on the
  * group's lcore.
  */

@@ -306,7 +306,7 @@ void lcr_rt_run_cmds(struct lcr_group *g);
 /* Go on with a backlog of committed entries (APPLY_BUDGET at a time). */
 bool lcr_rt_apply_pending(struct lcr_group *g);
 /* Every proposal waiting for its apply gets `err`. */
-void lcr_rt_answer_waits(struct lcr_group *g, int err);
+void lcr_rt_answer_waits(struct lcr_group *g, int err, uint32_t leader);
 /* The log's completion callback (lcr_log_opts.done). */
 void lcr_rt_log_done(void *ctx, const struct lcr_io_id *io, int err);
 /* Flush the groups' logs, submit, reap, and step the completions. */

@@ -38,7 +38,8 @@ struct lcr_cq_slot {
 };
 
 struct lcr_cq {
-	struct lcr_node *node;
+	struct lcr_node *node;	    /* not used by lcr_cq_close: the node may be gone */
+	struct lcr_allocator alloc; /* the node's, copied */
 	uint32_t depth;
 	int efd;
 	struct lcr_cq_slot *slots;
@@ -75,12 +76,13 @@ int lcr_cq_open(struct lcr_node *n, uint32_t depth, struct lcr_cq **out)
 	if (!cq)
 		return -ENOMEM;
 	cq->node = n;
+	cq->alloc = n->cfg.alloc;
 	cq->depth = depth;
 	cq->ring = 1;
 	while (cq->ring < depth)
 		cq->ring <<= 1;
-	cq->slots = lcr_allocator_zalloc(&n->cfg.alloc, sizeof(*cq->slots) * depth);
-	cq->done = lcr_allocator_zalloc(&n->cfg.alloc, sizeof(*cq->done) * cq->ring);
+	cq->slots = lcr_allocator_zalloc(&cq->alloc, sizeof(*cq->slots) * depth);
+	cq->done = lcr_allocator_zalloc(&cq->alloc, sizeof(*cq->done) * cq->ring);
 	cq->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	if (!cq->slots || !cq->done || cq->efd < 0) {
 		int rc = cq->efd < 0 ? -errno : -ENOMEM;
@@ -103,7 +105,7 @@ void lcr_cq_close(struct lcr_cq *cq)
 {
 	if (!cq)
 		return;
-	struct lcr_allocator a = cq->node->cfg.alloc;
+	struct lcr_allocator a = cq->alloc;
 	if (cq->efd >= 0)
 		close(cq->efd);
 	lcr_allocator_free(&a, cq->slots);
@@ -243,6 +245,22 @@ static void answer(struct lcr_cq_slot *s, int err, uint32_t leader)
 	complete(s->cq, r);
 }
 
+/* The callback owed came: the answer, if still due, and the slot back, in
+ * that order reversed, so that a request comes back with its slot free. */
+static void finish(struct lcr_cq_slot *s, int err, uint32_t leader)
+{
+	struct lcr_cq *cq = s->cq;
+	struct lcr_req *r = s->req;
+	if (s->deadline)
+		timed_unlink(s);
+	slot_give(s);
+	if (r) {
+		r->err = err;
+		r->leader = leader;
+		complete(cq, r);
+	}
+}
+
 bool lcr_rt_deadlines(struct lcore *lc)
 {
 	if (!lc->timed || lc->now < lc->timed_next)
@@ -279,8 +297,7 @@ static void propose_done(void *ctx, int err, uint32_t leader, const void *result
 		if (len && r->result && r->result_cap)
 			memcpy(r->result, result, len < r->result_cap ? len : r->result_cap);
 	}
-	answer(s, err, leader);
-	slot_give(s);
+	finish(s, err, leader);
 }
 
 static void read_done(void *ctx, int err, uint32_t leader)
@@ -292,8 +309,7 @@ static void read_done(void *ctx, int err, uint32_t leader)
 		if (err == 0)
 			r->log_id = s->g->applied_id; /* what the state machine holds now */
 	}
-	answer(s, err, leader);
-	slot_give(s);
+	finish(s, err, leader);
 }
 
 /* The request on its group's lcore. */
@@ -311,8 +327,7 @@ static void submit_task(struct lcr_node *n, void *arg)
 	struct lcr_group *g = lcr_rt_group_of(lc, r->group);
 	s->g = g;
 	if (!g) {
-		answer(s, -ENOENT, 0);
-		slot_give(s);
+		finish(s, -ENOENT, 0);
 		return;
 	}
 	if (r->timeout_ns) {
@@ -327,10 +342,8 @@ static void submit_task(struct lcr_node *n, void *arg)
 	}
 	int rc = r->op == LCR_REQ_PROPOSE ? lcr_propose(g, r->data, r->len, propose_done, s)
 					  : lcr_read(g, r->policy, read_done, s);
-	if (rc < 0) {
-		answer(s, rc, 0);
-		slot_give(s);
-	}
+	if (rc < 0)
+		finish(s, rc, 0);
 }
 
 int lcr_submit(struct lcr_cq *cq, struct lcr_req *r)
