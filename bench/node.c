@@ -357,6 +357,7 @@ static void respond_err(struct req *q, int err, uint32_t leader)
 	case LCR_ENOLEASE:
 	case LCR_ETRANSFER:
 	case LCR_EFULL:
+	case LCR_EBACKLOG:
 	case LCR_ETIMEDOUT:
 	case ECANCELED: /* replaced by another leader's entry: never committed */
 		respond(q, LCR_CLIENT_RETRY, leader, NULL, 0);

@@ -27,6 +27,8 @@ const char *lcr_strerror(int err)
 		return "replica stopped after a fatal I/O error";
 	case LCR_ETIMEDOUT:
 		return "timed out";
+	case LCR_EBACKLOG:
+		return "the log is behind (its write buffer is full): retry shortly";
 	default:
 		return err < 0 ? strerror(-err) : "unknown";
 	}

@@ -34,6 +34,8 @@ enum lcr_err {
 	LCR_EFULL = 2004,      /* a bounded queue is full: retry later */
 	LCR_ESTOPPED = 2005,   /* the replica stopped after a fatal I/O error */
 	LCR_ETIMEDOUT = 2006,  /* a read, or a request with a deadline, did not complete in time */
+	LCR_EBACKLOG = 2007,   /* the log's unwritten entries fill its buffer: the disk is
+				  behind the proposals; retry once some are durable */
 };
 
 /* Human-readable name for 0, a negative errno or a negative lcr_err. */

@@ -129,9 +129,11 @@ bool lcr_rt_propose_batch(struct lcr_group *g)
 
 	if (n == 0)
 		return false;
-	/* The log must be able to take them: refuse now rather than fail later. */
+	/* The log must be able to take them: refuse now rather than fail later
+	 * (its unwritten batches fill the arena: the disk is behind). */
 	if (lcr_log_space(g->log) < (uint64_t)g->pbytes + (uint64_t)n * 64 + (8u << 20)) {
-		proposals_refuse(g, n, -LCR_EFULL, g->leader);
+		g->backlogged += n;
+		proposals_refuse(g, n, -LCR_EBACKLOG, g->leader);
 		return true;
 	}
 	int rc = lcr_core_propose(g->core, g->lc->now, g->pe, n);

@@ -167,8 +167,12 @@ LCR_API int lcr_group_open(struct lcr_node *n, uint32_t id, const struct lcr_sm_
  * is applied (a newer leader, or CheckQuorum: no quorum heard from for a
  * lease), and then the entry may still commit under the next leader: the
  * outcome is unknown; -ECANCELED if the entry was replaced by another
- * leader's (it never committed); -LCR_ESTOPPED if the replica stopped. Or returns
- * -LCR_EFULL / -EINVAL at once, and `done` is not called. Call on the
+ * leader's (it never committed); -LCR_EBACKLOG when the log's unwritten
+ * entries fill its write buffer (the disk is behind: retry once some are
+ * durable; the group metrics' storage.buffer_free is the watermark);
+ * -LCR_ESTOPPED if the replica stopped. Or returns
+ * -LCR_EFULL (this loop iteration's batch is full: retry at once) / -EINVAL
+ * at once, and `done` is not called. Call on the
  * group's lcore.
  */
 typedef void (*lcr_propose_fn)(void *ctx, int err, uint32_t leader, const void *result,

@@ -78,12 +78,14 @@ int lcr_group_metrics_json(struct lcr_group *g, char *buf, size_t len)
 	LCR_PUT("\"storage\":{\"batches\":%llu,\"entries\":%llu,\"bytes\":%llu,\"syncs\":%llu,"
 		"\"vote_writes\":%llu,\"cache_hits\":%llu,\"cache_misses\":%llu,\"disk_reads\":%"
 		"llu,"
-		"\"segments\":%llu,\"flushes_reported\":%llu,",
+		"\"segments\":%llu,\"flushes_reported\":%llu,\"buffer_free\":%llu,"
+		"\"backlogged\":%llu,",
 		(unsigned long long)ls.batches_written, (unsigned long long)ls.entries_written,
 		(unsigned long long)ls.bytes_written, (unsigned long long)ls.syncs,
 		(unsigned long long)ls.vote_writes, (unsigned long long)ls.cache_hits,
 		(unsigned long long)ls.cache_misses, (unsigned long long)ls.disk_reads,
-		(unsigned long long)ls.segments_created, (unsigned long long)g->flushes);
+		(unsigned long long)ls.segments_created, (unsigned long long)g->flushes,
+		(unsigned long long)lcr_log_space(g->log), (unsigned long long)g->backlogged);
 	/* Each batch's write, and its fdatasync with durability fsync. */
 	int k = hist_json(buf + o, len > o ? len - o : 0, "write_latency",
 			  lcr_log_write_latency(g->log));

@@ -171,6 +171,7 @@ struct lcr_group {
 	uint8_t result[RESULT_MAX];
 	/* Metrics. */
 	uint64_t proposed, applied, cancelled, refused, net_errors;
+	uint64_t backlogged; /* proposals refused -LCR_EBACKLOG */
 	uint64_t flushes;
 	struct lcr_hist commit_lat;
 	struct lcr_trace *trace;
