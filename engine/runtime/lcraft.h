@@ -165,7 +165,7 @@ LCR_API int lcr_group_open(struct lcr_node *n, uint32_t id, const struct lcr_sm_
  * in `leader`, 0 if unknown), -LCR_ENOLEASE or -LCR_ETRANSFER when the batch
  * is refused; -LCR_ENOTLEADER too when this leadership ends before the entry
  * is applied (a newer leader, or CheckQuorum: no quorum heard from for a
- * lease), and then the entry may still commit under the next leader: the
+ * lease and an election timeout), and then the entry may still commit under the next leader: the
  * outcome is unknown; -ECANCELED if the entry was replaced by another
  * leader's (it never committed); -LCR_EBACKLOG when the log's unwritten
  * entries fill its write buffer (the disk is behind: retry once some are

@@ -682,6 +682,9 @@ static uint64_t mini_backoff(void *ctx, uint32_t target, uint32_t step)
 	return lcr_net_backoff_ns(ng, target, step);
 }
 
+/* Election timeouts for the next mini_open (0: the defaults). */
+static uint32_t mini_election_ms;
+
 static void mini_open(uint32_t voters, bool pre_vote)
 {
 	struct lcr_core_config cfg;
@@ -696,6 +699,10 @@ static void mini_open(uint32_t voters, bool pre_vote)
 		cfg.membership.configs[0].ids[i] = i + 1;
 	cfg.enable_pre_vote = pre_vote;
 	cfg.seed = 7;
+	if (mini_election_ms) {
+		cfg.election_timeout_min_ms = mini_election_ms;
+		cfg.election_timeout_max_ms = mini_election_ms * 2;
+	}
 	/* As the runtime does: a transport with its own backoff sets it. */
 	if (lcr_net_has_backoff(net)) {
 		cfg.backoff_ns = mini_backoff;
@@ -838,8 +845,12 @@ static void backoff_gaps(uint64_t *gaps, uint32_t n, uint64_t step_ms)
 		F.ops.backoff = fake_backoff;
 		F.backoff_step_ms = step_ms;
 	}
-	/* Two voters: 2 grants the vote, then never answers an append. */
+	/* Two voters: 2 grants the vote, then never answers an append. A leader
+	 * that hears from no quorum for its lease steps down (CheckQuorum): the
+	 * lease, an election timeout, outlasts the backoffs measured here. */
+	mini_election_ms = 10000;
 	mini_open(2, false);
+	mini_election_ms = 0;
 	trigger_elect(false);
 	const struct call_rec *v = last_call(LCR_NET_OP_VOTE, 2);
 	assert_non_null(v);
