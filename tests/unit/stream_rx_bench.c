@@ -163,5 +163,15 @@ int main(int argc, char **argv)
 			(unsigned long long)b.msgs);
 		return 1;
 	}
+	/* Everything back (the sanitizer build checks for leaks). */
+	for (uint32_t i = 0; i < b.n_dg; i++)
+		free(b.dg[i]);
+	free(b.dg);
+	free(b.dg_len);
+	free(b.arena);
+	free(data);
+	free(enc);
+	lcr_stx_free(&tx);
+	lcr_srx_free(&b.rx);
 	return 0;
 }
