@@ -30,9 +30,14 @@ void lcr_log_opts_default(struct lcr_log_opts *o, const char *dir)
 	o->prewrite = true;
 }
 
+/*
+ * O_DIRECT, except in the buffered io mode and under durability none: nothing
+ * waits for the device there, so a write to the page cache (microseconds) is
+ * what "written" means, as docs/operations.md says of `none`.
+ */
 static bool direct(const struct lcr_log *l)
 {
-	return l->o.io_mode != LCR_IO_BUFFERED_FDATASYNC;
+	return l->o.io_mode != LCR_IO_BUFFERED_FDATASYNC && l->o.durability != LCR_DURABILITY_NONE;
 }
 
 static int open_flags(const struct lcr_log *l)
@@ -246,6 +251,10 @@ int lcr_log_open(struct lcr_log **out, struct lcr_ring *ring, const struct lcr_l
 	if (!l)
 		return -ENOMEM;
 	l->o = *o;
+	/* Zeros written ahead spare an O_DIRECT write with its flush the extent
+	 * conversion; with durability none nothing is flushed or direct. */
+	if (l->o.durability == LCR_DURABILITY_NONE)
+		l->o.prewrite = false;
 	l->ring = ring;
 	l->meta_fd = -1;
 	l->dir_fd = -1;
