@@ -414,10 +414,14 @@ int lcr_log_truncate(struct lcr_log *l, uint64_t after, const struct lcr_io_id *
 uint64_t lcr_log_space(const struct lcr_log *l)
 {
 	uint64_t unwritten = 0;
-	for (uint32_t i = 0; i < l->mb_n; i++) {
-		const struct mbatch *b = &l->mb[(l->mb_head + i) % l->mb_cap];
-		if (b->state != MB_DONE)
-			unwritten += lcr_log_mb_span(b);
+	/* Batches become durable in order, so the ones not yet durable are the
+	 * newest few: walk back from the newest to the first durable one (not
+	 * over the whole cache, once per proposal batch). */
+	for (uint32_t i = l->mb_n; i > 0; i--) {
+		const struct mbatch *b = &l->mb[(l->mb_head + i - 1) % l->mb_cap];
+		if (b->state == MB_DONE)
+			break;
+		unwritten += lcr_log_mb_span(b);
 	}
 	return unwritten >= l->arena_bytes ? 0 : l->arena_bytes - unwritten;
 }
