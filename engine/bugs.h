@@ -20,6 +20,7 @@ enum lcr_bug {
 	LCR_BUG_LEASE_IGNORED = 1u << 4,
 	LCR_BUG_VOTE_BEFORE_DURABLE = 1u << 5,
 	LCR_BUG_FAR_TERM_ACCEPTED = 1u << 6,
+	LCR_BUG_NO_STEP_DOWN = 1u << 7,
 };
 
 #ifdef LCR_PLANTED_BUGS

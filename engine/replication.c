@@ -419,7 +419,7 @@ static uint64_t check_quorum_deadline(const struct lcr_core *c)
 
 static bool check_quorum(struct lcr_core *c)
 {
-	if (c->now_ns < check_quorum_deadline(c))
+	if (c->now_ns < check_quorum_deadline(c) || LCR_BUG(c, LCR_BUG_NO_STEP_DOWN))
 		return true;
 	c->vote.committed = false;
 	c->vote_utime_ns = c->now_ns;

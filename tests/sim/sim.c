@@ -547,6 +547,12 @@ static void net_send(struct sim_world *w, struct sim_msg *sm)
 		free(sm);
 		return;
 	}
+	if (sim_scenario_holds(w, &sm->m)) {
+		debug_msg(w, &sm->m, "held");
+		free(sm->entries);
+		free(sm);
+		return;
+	}
 	if (chance(w, w->dup_pct))
 		copies = 2;
 	for (int i = 0; i < copies; i++) {
@@ -572,10 +578,11 @@ static void net_send(struct sim_world *w, struct sim_msg *sm)
 		if (w->late_pct && chance(w, 1))
 			delay += 900 * MS + rnd_below(w, 1500 * MS);
 		/* Leadership transfers arrive late more often: after the leadership
-		 * they came from is over (a waiver only its leader may give). */
+		 * they came from is over (a waiver only its leader may give). The
+		 * stale-transfer scenario delays them itself. */
 		if ((sm->m.type == LCR_MSG_TRANSFER_LEADER ||
 		     (sm->m.type == LCR_MSG_VOTE_REQ && sm->m.vote_req.leadership_transfer)) &&
-		    chance(w, 25))
+		    chance(w, 25) && w->scen.kind != SIM_SCEN_STALE_TRANSFER)
 			delay += 300 * MS + rnd_below(w, 900 * MS);
 		struct sim_event ev = {
 			.at = w->now + delay, .kind = EV_DELIVER, .node = to, .msg = m
@@ -1045,6 +1052,23 @@ void sim_set_elect(struct sim_world *w, struct sim_node *n, bool on)
 	sim_step_event(w, n, &ev);
 }
 
+void sim_deliver(struct sim_world *w, const struct lcr_msg *m)
+{
+	struct sim_msg *sm;
+
+	if (m->type == LCR_MSG_APPEND_REQ && m->append_req.n_entries)
+		abort(); /* the copy would need the entries too */
+	sm = xmalloc(sizeof(*sm));
+	sm->m = *m;
+	sm->entries = NULL;
+	sm->forged = false;
+	struct sim_event ev = { .at = w->now + w->delay_min + rnd_below(w, w->delay_jitter + 1),
+				.kind = EV_DELIVER,
+				.node = m->to,
+				.msg = sm };
+	push(w, ev);
+}
+
 void sim_propose(struct sim_world *w, struct sim_node *n)
 {
 	struct sim_payload p;
@@ -1391,6 +1415,7 @@ static void dispatch(struct sim_world *w, struct sim_event *ev)
 		struct lcr_event te = { .type = LCR_EV_TICK, .now_ns = sim_node_time(w, n) };
 		lcr_core_step(n->core, &te);
 		process(w, n);
+		sim_check_step_down(w, n);
 		break;
 	case EV_DELIVER:
 		on_deliver(w, ev);

@@ -31,6 +31,9 @@
 #define SIM_LIVE_STEPS_MAX 2000000
 /* The leader lease of the simulated cores: election_timeout_max_ms (300). */
 #define SIM_LEASE_NS (300 * 1000000ull)
+/* CheckQuorum: a leader that heard from no quorum for a lease and an
+ * election timeout (election_timeout_min_ms, 150) steps down. */
+#define SIM_STEP_DOWN_NS (SIM_LEASE_NS + 150 * 1000000ull)
 
 /* What clients write: a put or a compare-and-set on one key. */
 struct sim_payload {
@@ -139,6 +142,10 @@ struct sim_node {
 	uint64_t promise_end;
 	struct lcr_leader_id waived_for;
 	struct lcr_leader_id waived_lid;
+	/* As leader: when its leadership began (its clock) and, per node, the
+	 * newest send time (its clock) of an AppendEntries acknowledged to it. */
+	uint64_t lead_since;
+	uint64_t heard_ns[SIM_NODES_MAX];
 	uint64_t core_allocs;	       /* allocations through the core's hook */
 	uint64_t core_allocs_at_start; /* ... when lcr_core_new returned */
 	uint64_t stop_count;
@@ -176,10 +183,11 @@ struct sim_params {
 };
 
 enum sim_scenario_kind {
-	SIM_SCEN_MAJORITY = 1,	   /* a stable majority must commit while a minority is cut */
-	SIM_SCEN_FIGURE8 = 2,	   /* Raft's Figure 8, elections in a chosen order */
-	SIM_SCEN_LEADER_READS = 3, /* the leader isolated while reads keep arriving at it */
-	SIM_SCEN_KINDS = 3,
+	SIM_SCEN_MAJORITY = 1,	     /* a stable majority must commit while a minority is cut */
+	SIM_SCEN_FIGURE8 = 2,	     /* Raft's Figure 8, elections in a chosen order */
+	SIM_SCEN_LEADER_READS = 3,   /* the leader isolated while reads keep arriving at it */
+	SIM_SCEN_STALE_TRANSFER = 4, /* a transfer vote request reaches voters of a newer leader */
+	SIM_SCEN_KINDS = 4,
 };
 
 /* A scenario under way (sim_scenario.c). */
@@ -193,12 +201,20 @@ struct sim_scenario {
 	bool minority[SIM_NODES_MAX];
 	uint64_t commit_base; /* the highest commit index when it began */
 	uint32_t a, b;	      /* figure 8: the first leader and the one that overwrites */
-	/* Figure 8: AppendEntries from this node carrying an entry of a term
-	 * above withhold_above are lost (a new leadership's entries). */
+	/* Figure 8 and stale transfer: AppendEntries from this node carrying
+	 * an entry of a term above withhold_above are lost (a new leadership's
+	 * entries). */
 	uint32_t withhold_from;
 	uint64_t withhold_above;
 	uint64_t old_last; /* figure 8: the first leader's last entry */
 	bool no_elect;	   /* nodes elect only when the scenario says */
+	/* Stale transfer: the node the leader a hands over to (b, elected in
+	 * the same term, ranks below it), and that node's transfer vote
+	 * requests, held back to be delivered late. */
+	uint32_t to;
+	struct lcr_log_id a_last;
+	struct lcr_msg held[SIM_NODES_MAX];
+	bool held_for[SIM_NODES_MAX];
 };
 
 struct sim_event;
@@ -268,6 +284,8 @@ void sim_node_crash(struct sim_world *w, struct sim_node *n, uint64_t restart_af
 void sim_node_restart(struct sim_world *w, struct sim_node *n);
 void sim_step_event(struct sim_world *w, struct sim_node *n, struct lcr_event *ev);
 void sim_set_elect(struct sim_world *w, struct sim_node *n, bool on);
+/* Put a copy of a message (one without entries) on the network now. */
+void sim_deliver(struct sim_world *w, const struct lcr_msg *m);
 /* Propose a put at `n` as a client whose outcome stays unknown. */
 void sim_propose(struct sim_world *w, struct sim_node *n);
 /* End every fault but partitions: loss, slow disks, pauses, down nodes, toggles. */
@@ -281,6 +299,8 @@ void sim_scenario_end(struct sim_world *w, bool done);
 /* Whether the network loses this message on the scenario's orders. */
 bool sim_scenario_drops(const struct sim_world *w, const struct lcr_msg *m,
 			const struct sim_entry *entries);
+/* Whether the scenario holds this message back (it keeps a copy to deliver later). */
+bool sim_scenario_holds(struct sim_world *w, const struct lcr_msg *m);
 const char *sim_scenario_name(uint32_t kind);
 void sim_trace(struct sim_world *w, uint32_t node, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
@@ -305,8 +325,10 @@ void sim_check_sent(struct sim_world *w, struct sim_node *n, const struct lcr_ms
 void sim_check_stale_response(struct sim_world *w, struct sim_node *n,
 			      const struct lcr_core_status *before, const struct lcr_msg *m);
 bool sim_response_stale(const struct lcr_core_status *st, const struct lcr_msg *m);
-/* A message reaches a node (before its core sees it): lease waivers. */
+/* A message reaches a node (before its core sees it): lease waivers, acks heard. */
 void sim_check_received(struct sim_world *w, struct sim_node *n, const struct lcr_msg *m);
+/* A node's tick ran: a leader past its CheckQuorum deadline has stepped down. */
+void sim_check_step_down(struct sim_world *w, struct sim_node *n);
 /* A read was taken (`need_seq` filled in) and, later, served. */
 void sim_check_read_taken(struct sim_world *w, struct sim_node *n, struct sim_wait *wt);
 void sim_check_read_served(struct sim_world *w, struct sim_node *n, const struct sim_wait *wt);

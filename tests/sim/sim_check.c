@@ -29,6 +29,9 @@
  *   lease-exclusivity     two leaders never both hold a valid lease
  *   lease-backed          a leader's lease ends no later than the promises a
  *                         quorum of followers keep for it (on its clock)
+ *   step-down             a leader that heard from no quorum for a lease and an
+ *                         election timeout steps down at its next tick, and its
+ *                         timer is set for that moment (CheckQuorum)
  *   forgery-ignored       a forged message (a stranger's, or a term past
  *                         LCR_TERM_JUMP_MAX) changes nothing and is counted
  *   no-allocation         a core allocates nothing after lcr_core_new
@@ -326,6 +329,49 @@ static void check_matches(struct sim_world *w, struct sim_node *n)
 	}
 }
 
+/*
+ * CheckQuorum (thesis §6.2): when a leader must have stepped down, from what
+ * the simulator saw reach it. The acks it heard, each counted from its
+ * request's send time on the leader's clock, as the core counts them; the
+ * quorum-th newest (itself: now) or the start of its leadership, whichever
+ * is later, plus a lease and the minimum election timeout. The core may
+ * have counted fewer acks (a confused one it ignores), never more: its
+ * deadline is at or before this one.
+ */
+static uint64_t step_down_at(const struct sim_world *w, const struct sim_node *n)
+{
+	uint64_t v[SIM_NODES_MAX];
+	uint32_t k = 0;
+
+	for (uint32_t i = 0; i < w->par.nodes; i++)
+		v[k++] = w->nodes[i].id == n->id ? UINT64_MAX : n->heard_ns[i];
+	for (uint32_t i = 1; i < k; i++) /* descending */
+		for (uint32_t j = i; j > 0 && v[j - 1] < v[j]; j--) {
+			uint64_t t = v[j];
+			v[j] = v[j - 1];
+			v[j - 1] = t;
+		}
+	uint64_t heard = v[w->par.nodes / 2];
+	if (heard < n->lead_since)
+		heard = n->lead_since;
+	return heard + SIM_STEP_DOWN_NS;
+}
+
+void sim_check_step_down(struct sim_world *w, struct sim_node *n)
+{
+	char a[48];
+
+	if (w->violated || !n->up || !n->st_valid || n->role != LCR_ROLE_LEADER)
+		return;
+	uint64_t now = sim_node_time(w, n), at = step_down_at(w, n);
+	if (now >= at)
+		sim_violation(w, "step-down",
+			      "leader %u (%s) still leads at a tick %.3f ms after it should have "
+			      "stepped down (no quorum heard for %.3f ms)",
+			      n->id, lid_str(a, n->st.vote.lid), (double)(now - at) / 1e6,
+			      (double)(now - at + SIM_STEP_DOWN_NS) / 1e6);
+}
+
 void sim_check_node(struct sim_world *w, struct sim_node *n)
 {
 	struct lcr_core_status st;
@@ -391,12 +437,22 @@ void sim_check_node(struct sim_world *w, struct sim_node *n)
 	n->st = st;
 	n->st_valid = true;
 	n->role = st.role;
+	if (became_leader) {
+		n->lead_since = sim_node_time(w, n);
+		memset(n->heard_ns, 0, sizeof(n->heard_ns));
+	}
 	if (w->violated)
 		return;
 	if (became_leader)
 		check_new_leader(w, n);
 	if (st.role == LCR_ROLE_LEADER && !w->violated)
 		check_matches(w, n);
+	/* The leader asks to be woken by its CheckQuorum deadline at the latest. */
+	if (st.role == LCR_ROLE_LEADER && !w->violated && st.next_timer_ns > step_down_at(w, n))
+		sim_violation(w, "step-down",
+			      "leader %u (%s) sets its timer %.3f ms past its CheckQuorum deadline",
+			      n->id, lid_str(a, st.vote.lid),
+			      (double)(st.next_timer_ns - step_down_at(w, n)) / 1e6);
 	if (st.committed.index > prev_commit && !w->violated) {
 		check_committed(w, n, prev_commit, st.committed.index);
 		if (st.role == LCR_ROLE_LEADER && !w->violated)
@@ -588,9 +644,15 @@ void sim_check_sent(struct sim_world *w, struct sim_node *n, const struct lcr_ms
 
 void sim_check_received(struct sim_world *w, struct sim_node *n, const struct lcr_msg *m)
 {
-	(void)w;
 	if (!n->st_valid)
 		return;
+	/* An ack reaching the leadership it names: the leader heard its sender. */
+	if (m->type == LCR_MSG_APPEND_RESP && m->append_resp.result == LCR_APPEND_OK &&
+	    n->role == LCR_ROLE_LEADER && lcr_vote_eq(m->append_resp.vote, n->st.vote) &&
+	    m->from >= 1 && m->from <= w->par.nodes &&
+	    m->append_resp.send_ns <= sim_node_time(w, n) &&
+	    m->append_resp.send_ns > n->heard_ns[m->from - 1])
+		n->heard_ns[m->from - 1] = m->append_resp.send_ns;
 	/* The leader the node follows may waive the lease it was lent (for good,
 	 * by TransferLeader; for one candidate, by its transfer vote request). */
 	if (m->type == LCR_MSG_TRANSFER_LEADER && m->transfer.from_leader.committed &&
@@ -826,6 +888,8 @@ void sim_describe_checks(FILE *f)
 				     "after a later quorum ack or under a lease" },
 		{ "lease-exclusivity", "two leaders never both hold a valid lease" },
 		{ "lease-backed", "a leader's lease ends within a quorum of followers' promises" },
+		{ "step-down", "a leader that heard no quorum for a lease and an election "
+			       "timeout steps down at its next tick, which is due by then" },
 		{ "ordering", "purged <= applied <= committed <= last" },
 		{ "forgery-ignored", "a forged message changes nothing and is counted" },
 		{ "no-allocation", "a core allocates nothing after its creation" },
@@ -842,6 +906,8 @@ void sim_describe_checks(FILE *f)
 			     "chosen order; the new leader's own entries are lost" },
 		{ "leader-reads", "the leader isolated while pinned clients keep reading "
 				  "at it and others write at the new leader" },
+		{ "stale-transfer", "a transfer vote request, held back, reaches voters that "
+				    "keep a lease for a newer leader of the same term" },
 	};
 	fprintf(f, "invariants (checked after every step unless noted):\n");
 	for (size_t i = 0; i < sizeof(checks) / sizeof(checks[0]); i++)

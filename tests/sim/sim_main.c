@@ -44,6 +44,8 @@ static const struct {
 	  "a candidate asks for votes and leads before its own vote is on disk" },
 	{ "far-term-accepted", LCR_BUG_FAR_TERM_ACCEPTED,
 	  "a message whose term is past LCR_TERM_JUMP_MAX above ours is taken in" },
+	{ "no-step-down", LCR_BUG_NO_STEP_DOWN,
+	  "a leader that heard from no quorum for a lease and an election timeout leads on" },
 };
 
 static uint64_t cur_seed, cur_steps;

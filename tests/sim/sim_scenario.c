@@ -28,6 +28,16 @@
  *                 clients are pinned to it, reading only, and the others find
  *                 the new leader and write there: what the old leader serves
  *                 must stay linearizable.
+ *   stale-transfer A leader A hands over to T; T's transfer vote requests
+ *                 (the waiver of A's lease) are held back. Meanwhile B, which
+ *                 cannot hear T and ranks below it, is elected in the same
+ *                 term, and A acknowledges B: A now keeps a lease for B.
+ *                 Then T's requests arrive, still naming A as the leader that
+ *                 hands over. T's vote is above B's and its log as good as
+ *                 A's (B's own entries are held back too), so only the lease
+ *                 stands between A and a grant: A must refuse, since the
+ *                 waiver comes from a leader it no longer follows
+ *                 (lease-promise).
  *
  * Compiled as part of sim.c (included at its end), through sim.h's interface.
  */
@@ -59,9 +69,27 @@ enum {
 	F8_REELECT_B,  /* A is down, B back: elect B again */
 };
 
+enum {
+	ST_STABLE = 1, /* wait for a leader A with its no-op committed; A hands over to T */
+	ST_TRANSFER,   /* T stands (its requests held); B holds A's log: elect B */
+	ST_B_LEADS,    /* once A keeps a lease for B, T's requests arrive */
+	ST_LATE,       /* the voters answer them */
+};
+
+/* How long a stale-transfer phase may wait for what it needs. */
+#define STALE_PHASE_MAX (400 * MS)
+/*
+ * How often a seed starts it. Each run changes leaders two or three times (B,
+ * then whoever wins once T's higher vote stops B), and a seed with a small
+ * run table (sim.c, fill_config) stops electing once its log holds that many
+ * leaders' runs: long seeds that repeated it all along ran out.
+ */
+#define STALE_RUNS_MAX 3
+
 const char *sim_scenario_name(uint32_t kind)
 {
-	static const char *const names[] = { "none", "majority", "figure8", "leader-reads" };
+	static const char *const names[] = { "none", "majority", "figure8", "leader-reads",
+					     "stale-transfer" };
 	return kind <= SIM_SCEN_KINDS ? names[kind] : "?";
 }
 
@@ -408,6 +436,112 @@ static void reads_step(struct sim_world *w)
 		sim_scenario_end(w, sc->phase == 2);
 }
 
+/* ---- stale transfer ----------------------------------------------------------- */
+
+/* B and T: two nodes besides the leader, B the lower, so that B's vote in the
+ * next term ranks below T's (leader ids order by term, then node). */
+static void stale_pick(struct sim_world *w, uint32_t leader)
+{
+	struct sim_scenario *sc = &w->scen;
+	uint32_t x, y;
+
+	do
+		x = 1 + (uint32_t)sim_rnd_below(w, w->par.nodes);
+	while (x == leader);
+	do
+		y = 1 + (uint32_t)sim_rnd_below(w, w->par.nodes);
+	while (y == leader || y == x);
+	sc->b = x < y ? x : y;
+	sc->to = x < y ? y : x;
+}
+
+static bool stale_overdue(struct sim_world *w, uint64_t max)
+{
+	if (w->now <= w->scen.phase_at + max)
+		return false;
+	sim_scenario_end(w, false);
+	return true;
+}
+
+static void stale_step(struct sim_world *w)
+{
+	struct sim_scenario *sc = &w->scen;
+	uint32_t leader;
+
+	switch (sc->phase) {
+	case ST_STABLE: {
+		leader = sim_find_leader(w);
+		const struct sim_node *l = leader ? sim_node(w, leader) : NULL;
+		if (!l || l->st.transferring || l->st.committed.index < l->st.noop.index) {
+			stale_overdue(w, FIG8_PHASE_MAX);
+			break;
+		}
+		sc->a = leader;
+		sc->a_last = l->st.last;
+		stale_pick(w, leader);
+		/* B never hears T (nor T's refusal, which would end B's
+		 * candidacy), and B's entries of its new term reach no one. */
+		w->blocked[sc->b - 1][sc->to - 1] = true;
+		w->blocked[sc->to - 1][sc->b - 1] = true;
+		sc->withhold_from = sc->b;
+		sc->withhold_above = l->st.vote.lid.term;
+		struct lcr_event ev = { .type = LCR_EV_TRIGGER_TRANSFER, .transfer_to = sc->to };
+		sim_trace(w, leader, "stale-transfer: hand over to %u; %u to stand", sc->to, sc->b);
+		sim_step_event(w, sim_node(w, leader), &ev);
+		next_phase(w, ST_TRANSFER, 0);
+		break;
+	}
+	case ST_TRANSFER: {
+		struct sim_node *b = sim_node(w, sc->b);
+		bool held = false;
+		for (uint32_t i = 0; i < w->par.nodes; i++)
+			held |= sc->held_for[i];
+		if (!held || lcr_log_id_cmp(b->st.last, sc->a_last) < 0) {
+			stale_overdue(w, STALE_PHASE_MAX);
+			break;
+		}
+		struct lcr_event ev = { .type = LCR_EV_TRIGGER_ELECT };
+		sim_trace(w, sc->b, "stale-transfer: %u stands while %u's requests are held", sc->b,
+			  sc->to);
+		sim_step_event(w, b, &ev);
+		next_phase(w, ST_B_LEADS, 0);
+		break;
+	}
+	case ST_B_LEADS: {
+		const struct sim_node *a = sim_node(w, sc->a), *b = sim_node(w, sc->b);
+		if (!is_leader(w, sc->b) || !lcr_leader_id_eq(a->promise_lid, b->st.vote.lid) ||
+		    a->promise_end <= sim_node_time(w, b)) {
+			stale_overdue(w, STALE_PHASE_MAX);
+			break;
+		}
+		sim_trace(w, sc->a, "stale-transfer: %u's transfer requests arrive late", sc->to);
+		for (uint32_t i = 0; i < w->par.nodes; i++)
+			if (sc->held_for[i])
+				sim_deliver(w, &sc->held[i]);
+		memset(sc->held_for, 0, sizeof(sc->held_for));
+		next_phase(w, ST_LATE, 20 * MS + sim_rnd_below(w, 80 * MS));
+		break;
+	}
+	case ST_LATE:
+		if (w->now >= sc->retry_at)
+			sim_scenario_end(w, true);
+		break;
+	}
+}
+
+bool sim_scenario_holds(struct sim_world *w, const struct lcr_msg *m)
+{
+	struct sim_scenario *sc = &w->scen;
+
+	if (sc->kind != SIM_SCEN_STALE_TRANSFER || sc->phase < ST_TRANSFER ||
+	    sc->phase > ST_B_LEADS || m->from != sc->to || m->type != LCR_MSG_VOTE_REQ ||
+	    !m->vote_req.leadership_transfer || m->to < 1 || m->to > w->par.nodes)
+		return false;
+	sc->held[m->to - 1] = *m;
+	sc->held_for[m->to - 1] = true;
+	return true;
+}
+
 /* ---- entry points ------------------------------------------------------------- */
 
 void sim_scenario_start(struct sim_world *w, uint32_t kind)
@@ -418,6 +552,8 @@ void sim_scenario_start(struct sim_world *w, uint32_t kind)
 	if (sc->kind || w->healed)
 		return;
 	if (kind == SIM_SCEN_LEADER_READS && !leader)
+		return;
+	if (kind == SIM_SCEN_STALE_TRANSFER && w->scen_started[kind] >= STALE_RUNS_MAX)
 		return;
 	memset(sc, 0, sizeof(*sc));
 	sc->kind = kind;
@@ -439,6 +575,12 @@ void sim_scenario_start(struct sim_world *w, uint32_t kind)
 	case SIM_SCEN_LEADER_READS:
 		reads_start(w, leader);
 		break;
+	case SIM_SCEN_STALE_TRANSFER:
+		memset(w->blocked, 0, sizeof(w->blocked));
+		sim_calm(w);
+		sc->phase = ST_STABLE;
+		sim_trace(w, 0, "scenario stale-transfer");
+		break;
 	}
 }
 
@@ -454,6 +596,9 @@ void sim_scenario_step(struct sim_world *w)
 	case SIM_SCEN_LEADER_READS:
 		reads_step(w);
 		break;
+	case SIM_SCEN_STALE_TRANSFER:
+		stale_step(w);
+		break;
 	}
 }
 
@@ -462,8 +607,9 @@ bool sim_scenario_drops(const struct sim_world *w, const struct lcr_msg *m,
 {
 	const struct sim_scenario *sc = &w->scen;
 
-	if (sc->kind != SIM_SCEN_FIGURE8 || !sc->withhold_from || m->from != sc->withhold_from ||
-	    m->type != LCR_MSG_APPEND_REQ || !entries)
+	if ((sc->kind != SIM_SCEN_FIGURE8 && sc->kind != SIM_SCEN_STALE_TRANSFER) ||
+	    !sc->withhold_from || m->from != sc->withhold_from || m->type != LCR_MSG_APPEND_REQ ||
+	    !entries)
 		return false;
 	for (uint32_t i = 0; i < m->append_req.n_entries; i++)
 		if (entries[i].id.lid.term > sc->withhold_above)
