@@ -44,9 +44,6 @@ struct sim_event {
 	struct sim_msg *msg;
 };
 
-#define MS 1000000ull
-#define US 1000ull
-
 static void *xmalloc(size_t n)
 {
 	void *p = malloc(n ? n : 1);
@@ -1584,9 +1581,3 @@ int sim_run_seed(struct sim_world *w, uint64_t seed, uint64_t steps, uint32_t bu
 		sim_check_history(w);
 	return w->violated ? 1 : 0;
 }
-
-/*
- * The scenarios live in a file of their own but are compiled with this one:
- * lcraft-sim's source list is in the top-level meson.build.
- */
-#include "sim_scenario.c"

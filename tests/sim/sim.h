@@ -23,6 +23,10 @@
 #include "core.h"
 #include "linz.h"
 
+/* Simulated time is in nanoseconds. */
+#define MS 1000000ull
+#define US 1000ull
+
 #define SIM_NODES_MAX	7
 #define SIM_KEYS	3
 #define SIM_CLIENTS_MAX 8

@@ -38,8 +38,6 @@
  *                 stands between A and a grant: A must refuse, since the
  *                 waiver comes from a leader it no longer follows
  *                 (lease-promise).
- *
- * Compiled as part of sim.c (included at its end), through sim.h's interface.
  */
 #include <string.h>
 
