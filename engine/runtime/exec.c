@@ -151,6 +151,7 @@ void lcr_rt_run_cmds(struct lcr_group *g)
 				lcr_rt_answer_waits(g, -LCR_ENOTLEADER, g->leader);
 			if (g->ops.role)
 				g->ops.role(g->sm, g->role, g->leader);
+			lcr_rt_publish(g);
 			break;
 		}
 		default:
@@ -255,6 +256,8 @@ static bool apply_some(struct lcr_group *g, struct lcr_log_id *upto)
 		g->applied_id = e.id;
 	}
 	lcr_rt_trace_applied(g->trace, g->applied_id.index, lc->now);
+	if (g->applied_id.index >= first)
+		lcr_rt_publish(g);
 	*upto = g->applied_id;
 	return upto->index >= first;
 }

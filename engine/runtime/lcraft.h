@@ -247,6 +247,7 @@ struct lcr_req {
 	struct lcr_log_id log_id; /* PROPOSE: the entry's; READ: what the state machine
 				     had applied when the read was served; else 0 */
 	uint64_t submitted_ns;	  /* lcraft's: CLOCK_MONOTONIC at lcr_submit() */
+	void *slot;		  /* lcraft's: its slot on the queue (lcr_cancel) */
 };
 
 /* Requests out at once on a queue, at most. */
@@ -288,6 +289,35 @@ LCR_API int lcr_cq_fd(const struct lcr_cq *cq);
 /* Slots in use: requests out, and those answered early whose proposal or read
  * has not ended yet (backpressure the application can watch). */
 LCR_API uint32_t lcr_cq_busy(const struct lcr_cq *cq);
+
+/*
+ * Cancel request `r` of queue `cq`, from any thread: if it is still out when
+ * its lcore gets to it, it comes back -ECANCELED (its entry, if appended, may
+ * still commit: the outcome is unknown, as with a deadline); if it came back
+ * already, nothing happens (if it was submitted again meanwhile, that one may
+ * be cancelled). 0, -EINVAL (never submitted to `cq`), -LCR_EFULL (the lcore's
+ * task ring is full: retry) or -LCR_ESTOPPED.
+ */
+LCR_API int lcr_cancel(struct lcr_cq *cq, struct lcr_req *r);
+
+/* Conditions lcr_group_wait() waits for. */
+enum lcr_wait_what {
+	LCR_WAIT_APPLIED = 1, /* the state machine applied index `value` or later */
+	LCR_WAIT_LEADER = 2,  /* a leader is known (`value` 0), or it is node `value` */
+	LCR_WAIT_ROLE = 3,    /* this replica's role is `value` (enum lcr_role) */
+};
+
+/*
+ * Wait until `what` holds for group `group` of this node, as openraft's
+ * Raft::wait(): from any thread but that group's lcore (-EDEADLK), at most
+ * `timeout_ns`. 0 once it holds; -LCR_ETIMEDOUT; -ENOENT (no such group, or
+ * it was opened after lcr_node_run()); -LCR_ESTOPPED (the node is closing);
+ * -EINVAL. The lcores wake waiters on every change of the applied index,
+ * role or leader while anyone waits (a lock and a broadcast each), and pay
+ * nothing else.
+ */
+LCR_API int lcr_group_wait(struct lcr_node *n, uint32_t group, uint32_t what, uint64_t value,
+			   uint64_t timeout_ns);
 
 /*
  * Application I/O on an lcore: `poll` runs every loop iteration on lcore

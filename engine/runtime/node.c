@@ -208,6 +208,12 @@ int lcr_node_open(struct lcr_node **out, const struct lcr_node_config *cfg, char
 		return -ENOMEM;
 	n->cfg = *cfg;
 	n->n_lcores = cfg->lcores;
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC); /* lcr_group_wait's deadlines */
+	pthread_cond_init(&n->wait_cv, &ca);
+	pthread_condattr_destroy(&ca);
+	pthread_mutex_init(&n->wait_mu, NULL);
 	size_t dlen = strlen(cfg->data_dir) + 1;
 	n->data_dir = lcr_rt_zalloc(n, dlen);
 	if (!n->data_dir) {
@@ -297,6 +303,16 @@ void lcr_node_close(struct lcr_node *n)
 	/* Tasks still in the rings run now, on this thread; posts are refused
 	 * from here on. What they propose is answered -LCR_ESTOPPED below. */
 	lcr_rt_drain_posts(n);
+	/* Threads in lcr_group_wait() see the close and leave before the node goes. */
+	pthread_mutex_lock(&n->wait_mu);
+	pthread_cond_broadcast(&n->wait_cv);
+	pthread_mutex_unlock(&n->wait_mu);
+	while (atomic_load(&n->waiters) > 0) {
+		pthread_mutex_lock(&n->wait_mu);
+		pthread_cond_broadcast(&n->wait_cv);
+		pthread_mutex_unlock(&n->wait_mu);
+		sched_yield();
+	}
 	for (uint32_t i = 0; n->lcores && i < n->n_lcores; i++) {
 		struct lcore *lc = &n->lcores[i];
 		/* Writes in flight finish before their buffers go. */
@@ -315,6 +331,8 @@ void lcr_node_close(struct lcr_node *n)
 	}
 	lcr_allocator_free_aligned(&n->cfg.alloc, n->lcores);
 	lcr_rt_free(n, n->data_dir);
+	pthread_mutex_destroy(&n->wait_mu);
+	pthread_cond_destroy(&n->wait_cv);
 	struct lcr_allocator a = n->cfg.alloc;
 	lcr_allocator_free(&a, n);
 }

@@ -177,6 +177,9 @@ struct lcr_group {
 	struct lcr_trace *trace;
 	/* While a proposal's callback runs: the log id of its entry (submit.c). */
 	struct lcr_log_id answer_id;
+	/* What other threads may read (lcr_group_wait): written by the lcore. */
+	_Atomic uint64_t pub_applied;
+	_Atomic uint32_t pub_role, pub_leader;
 };
 
 /* A slot of the task ring (Vyukov's bounded MPMC queue). */
@@ -261,6 +264,10 @@ struct lcr_node {
 	 * for them before it runs what is left (tasks.c). */
 	_Atomic bool closing;
 	_Atomic uint32_t posting;
+	/* Threads in lcr_group_wait(): the lcores wake them on a change. */
+	pthread_mutex_t wait_mu;
+	pthread_cond_t wait_cv;
+	_Atomic uint32_t waiters;
 };
 
 static inline uint64_t lcr_rt_now_ns(void)
@@ -327,6 +334,8 @@ void lcr_rt_drain_posts(struct lcr_node *n);
 /* Requests whose deadline passed get -LCR_ETIMEDOUT (submit.c); when next. */
 bool lcr_rt_deadlines(struct lcore *lc);
 uint64_t lcr_rt_deadline_next(const struct lcore *lc);
+/* A group's applied index, role or leader changed: publish, wake waiters. */
+void lcr_rt_publish(struct lcr_group *g);
 
 /* metrics.c */
 /* Render the part another thread asked for (on the lcore). */

@@ -362,6 +362,7 @@ int lcr_submit(struct lcr_cq *cq, struct lcr_req *r)
 	r->log_id = (struct lcr_log_id){ { 0, 0 }, 0 };
 	r->submitted_ns = mono_ns();
 	s->req = r;
+	r->slot = s;
 	s->deadline = 0;
 	s->prev = s->next = NULL;
 	int rc = lcr_node_post(n, lcr_group_lcore(n, r->group), submit_task, s);
@@ -369,5 +370,103 @@ int lcr_submit(struct lcr_cq *cq, struct lcr_req *r)
 		s->req = NULL;
 		slot_give(s);
 	}
+	return rc;
+}
+
+/* ---- cancel ------------------------------------------------------------------- */
+
+static void cancel_task(struct lcr_node *n, void *arg)
+{
+	struct lcr_req *r = arg;
+	struct lcr_cq_slot *s = r->slot;
+	(void)n;
+	/* Still out (its slot still holds it: not answered, not given back and
+	 * taken by another): answer it now. The proposal or read behind it goes
+	 * on, holding the slot until it ends. */
+	if (s->req == r)
+		answer(s, -ECANCELED, 0);
+}
+
+int lcr_cancel(struct lcr_cq *cq, struct lcr_req *r)
+{
+	struct lcr_cq_slot *s = r ? r->slot : NULL;
+	if (!s || s < cq->slots || s >= cq->slots + cq->depth)
+		return -EINVAL;
+	/* The request's own lcore, where its slot is touched. */
+	return lcr_node_post(cq->node, lcr_group_lcore(cq->node, r->group), cancel_task, r);
+}
+
+/* ---- waiting for a condition ------------------------------------------------------ */
+
+void lcr_rt_publish(struct lcr_group *g)
+{
+	struct lcr_node *n = g->node;
+	atomic_store_explicit(&g->pub_applied, g->applied_id.index, memory_order_release);
+	atomic_store_explicit(&g->pub_role, g->role, memory_order_release);
+	atomic_store_explicit(&g->pub_leader, g->leader, memory_order_release);
+	atomic_thread_fence(memory_order_seq_cst);
+	if (atomic_load_explicit(&n->waiters, memory_order_relaxed) == 0)
+		return;
+	pthread_mutex_lock(&n->wait_mu);
+	pthread_cond_broadcast(&n->wait_cv);
+	pthread_mutex_unlock(&n->wait_mu);
+}
+
+static struct lcr_group *group_find(struct lcr_node *n, uint32_t id)
+{
+	struct lcore *lc = &n->lcores[lcr_group_lcore(n, id)];
+	for (uint32_t i = 0; i < lc->n_groups; i++)
+		if (lc->groups[i]->id == id)
+			return lc->groups[i];
+	return NULL;
+}
+
+static bool holds(struct lcr_group *g, uint32_t what, uint64_t value)
+{
+	switch (what) {
+	case LCR_WAIT_APPLIED:
+		return atomic_load_explicit(&g->pub_applied, memory_order_acquire) >= value;
+	case LCR_WAIT_LEADER: {
+		uint32_t l = atomic_load_explicit(&g->pub_leader, memory_order_acquire);
+		return value ? l == value : l != 0;
+	}
+	default: /* LCR_WAIT_ROLE */
+		return atomic_load_explicit(&g->pub_role, memory_order_acquire) == value;
+	}
+}
+
+int lcr_group_wait(struct lcr_node *n, uint32_t group, uint32_t what, uint64_t value,
+		   uint64_t timeout_ns)
+{
+	if (!n || (what != LCR_WAIT_APPLIED && what != LCR_WAIT_LEADER && what != LCR_WAIT_ROLE))
+		return -EINVAL;
+	struct lcr_group *g = group_find(n, group);
+	if (!g)
+		return -ENOENT;
+	if (lcr_rt_this_lcore() == g->lc)
+		return -EDEADLK; /* the lcore that would change it would be waiting */
+	struct timespec end;
+	clock_gettime(CLOCK_MONOTONIC, &end);
+	end.tv_sec += (time_t)(timeout_ns / 1000000000ull);
+	end.tv_nsec += (long)(timeout_ns % 1000000000ull);
+	if (end.tv_nsec >= 1000000000L) {
+		end.tv_sec++;
+		end.tv_nsec -= 1000000000L;
+	}
+	int rc = 0;
+	atomic_fetch_add(&n->waiters, 1);
+	pthread_mutex_lock(&n->wait_mu);
+	while (!holds(g, what, value)) {
+		if (atomic_load(&n->closing)) {
+			rc = -LCR_ESTOPPED;
+			break;
+		}
+		if (pthread_cond_timedwait(&n->wait_cv, &n->wait_mu, &end) == ETIMEDOUT) {
+			rc = holds(g, what, value) ? 0 : -LCR_ETIMEDOUT;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&n->wait_mu);
+	atomic_fetch_sub(&n->waiters, 1);
 	return rc;
 }

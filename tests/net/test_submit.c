@@ -6,7 +6,8 @@
  * order and no allocation per request; a proposal with a 50 ms deadline on a
  * leader that lost both followers is answered -LCR_ETIMEDOUT by then, and the
  * one without a deadline -LCR_ENOTLEADER when the leader steps down for want
- * of a quorum (CheckQuorum), within two election timeouts.
+ * of a quorum (CheckQuorum), within two election timeouts; a cancelled one
+ * comes back -ECANCELED at once. lcr_group_wait from the test's thread.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -145,6 +146,25 @@ static void test_submit_from_any_thread(void **state)
 	assert_int_equal(rd.err, 0);
 	assert_true(cmp_id(rd.log_id, last) >= 0);
 
+	/* Waiting from another thread: a follower applies what the leader did
+	 * (its applied index reaches the last write's), knows the leader; the
+	 * leader's role; a condition that never holds times out; no such group. */
+	uint32_t f = l % CH_NODES + 1;
+	assert_int_equal(lcr_group_wait(cl.rep[f].node, CH_GROUP, LCR_WAIT_APPLIED, last.index,
+					5000000000ull),
+			 0);
+	assert_int_equal(lcr_group_wait(cl.rep[f].node, CH_GROUP, LCR_WAIT_LEADER, l, 0), 0);
+	assert_int_equal(
+		lcr_group_wait(cl.rep[l].node, CH_GROUP, LCR_WAIT_ROLE, LCR_ROLE_LEADER, 0), 0);
+	uint64_t w0 = ch_now_ns();
+	assert_int_equal(lcr_group_wait(cl.rep[f].node, CH_GROUP, LCR_WAIT_APPLIED,
+					last.index + 1000000, 100000000ull),
+			 -LCR_ETIMEDOUT);
+	uint64_t waited = ch_now_ns() - w0;
+	assert_true(waited >= 100000000ull && waited < 1000000000ull);
+	assert_int_equal(lcr_group_wait(cl.rep[f].node, 77, LCR_WAIT_LEADER, 0, 0), -ENOENT);
+	assert_int_equal(lcr_group_wait(cl.rep[f].node, CH_GROUP, 9, 0, 0), -EINVAL);
+
 	/* Bad requests are refused at once. */
 	struct lcr_req bad = { .op = 9, .group = CH_GROUP };
 	assert_int_equal(lcr_submit(cq, &bad), -EINVAL);
@@ -180,10 +200,25 @@ static void test_submit_deadline_on_a_cut_off_leader(void **state)
 	struct lcr_req open_ended = {
 		.op = LCR_REQ_PROPOSE, .group = CH_GROUP, .data = "never", .len = 5
 	};
+	/* And one the application gives up on. */
+	struct lcr_req dropped = {
+		.op = LCR_REQ_PROPOSE, .group = CH_GROUP, .data = "drop", .len = 4
+	};
 	assert_int_equal(lcr_submit(cq, &open_ended), 0);
+	assert_int_equal(lcr_submit(cq, &dropped), 0);
+	struct lcr_req *done[4];
+	uint64_t c0 = ch_now_ns();
+	assert_int_equal(lcr_cancel(cq, &dropped), 0);
+	assert_int_equal(lcr_cq_wait(cq, done, 4, 2000000000ull), 1);
+	print_message("the cancelled proposal came back after %.1f ms: %s\n",
+		      (double)(ch_now_ns() - c0) / 1e6, lcr_strerror(dropped.err));
+	assert_ptr_equal(done[0], &dropped);
+	assert_int_equal(dropped.err, -ECANCELED);
+	assert_int_equal(lcr_cancel(cq, &dropped), 0); /* back already: nothing happens */
+	struct lcr_req never = { .op = LCR_REQ_READ };
+	assert_int_equal(lcr_cancel(cq, &never), -EINVAL);
 	uint64_t t0 = ch_now_ns();
 	assert_int_equal(lcr_submit(cq, &timed), 0);
-	struct lcr_req *done[4];
 	int got = lcr_cq_wait(cq, done, 4, 2000000000ull);
 	uint64_t took = ch_now_ns() - t0;
 	print_message("the 50 ms proposal came back after %.1f ms: %s\n", (double)took / 1e6,
@@ -192,8 +227,8 @@ static void test_submit_deadline_on_a_cut_off_leader(void **state)
 	assert_ptr_equal(done[0], &timed);
 	assert_int_equal(timed.err, -LCR_ETIMEDOUT);
 	assert_true(took >= 50000000ull && took < 150000000ull);
-	/* Its slot stays taken until the proposal behind it ends. */
-	assert_int_equal(lcr_cq_busy(cq), 2);
+	/* Their slots stay taken until the proposals behind them end. */
+	assert_int_equal(lcr_cq_busy(cq), 3);
 
 	/* The one without a deadline: the leader hears from no quorum for a
 	 * lease, steps down (CheckQuorum) and answers it, within two election
