@@ -249,6 +249,9 @@ enum lcr_msg_type {
 	LCR_MSG_APPEND_REQ = 3,
 	LCR_MSG_APPEND_RESP = 4,
 	LCR_MSG_TRANSFER_LEADER = 5,
+	/* 6 is the wire's stream acknowledgement, never a core message. */
+	LCR_MSG_READ_INDEX_REQ = 7,
+	LCR_MSG_READ_INDEX_RESP = 8,
 };
 
 /*
@@ -317,6 +320,35 @@ struct lcr_transfer_req {
 	struct lcr_log_id last_log_id;
 };
 
+/*
+ * A follower's linearizable read (ReadIndex from a follower, as etcd does):
+ * "confirm your leadership and tell me your read index". `vote` is the
+ * leadership the follower follows (its committed vote); a leader answers
+ * only for itself. `read_id` is the follower's newest read when it sent the
+ * request: every read of its own up to it arrived before the request left,
+ * so one answer serves all of them.
+ */
+struct lcr_read_index_req {
+	struct lcr_vote vote;
+	uint64_t read_id;
+};
+
+enum lcr_read_index_result {
+	LCR_READ_INDEX_OK = 1,		/* `read_log_id`: serve once applied >= it */
+	LCR_READ_INDEX_NOT_LEADER = 2,	/* not the leadership the follower asked */
+	LCR_READ_INDEX_TRANSFER = 3,	/* the leader is handing over */
+	LCR_READ_INDEX_TIMEOUT = 4,	/* no quorum confirmed it within read_timeout */
+	LCR_READ_INDEX_FULL = 5,	/* the leader holds reads_max reads already */
+	LCR_READ_INDEX_UNSUPPORTED = 6, /* the transport cannot ask (net.c's default) */
+};
+
+struct lcr_read_index_resp {
+	uint32_t result;	       /* enum lcr_read_index_result */
+	struct lcr_vote vote;	       /* the responder's vote */
+	uint64_t read_id;	       /* echoed from the request */
+	struct lcr_log_id read_log_id; /* OK: max(committed, the leader's no-op); else none */
+};
+
 struct lcr_msg {
 	uint32_t type; /* enum lcr_msg_type */
 	uint32_t from;
@@ -327,6 +359,8 @@ struct lcr_msg {
 		struct lcr_append_req append_req;
 		struct lcr_append_resp append_resp;
 		struct lcr_transfer_req transfer;
+		struct lcr_read_index_req read_index_req;
+		struct lcr_read_index_resp read_index_resp;
 	};
 };
 

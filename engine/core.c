@@ -189,18 +189,23 @@ int lcr_core_new(struct lcr_core **out, const struct lcr_core_config *cfg,
 	c->vote = restore->vote;
 	c->committed = restore->committed;
 	c->lease_enabled = true;
-	c->next_read_id = 1;
 
 	uint64_t x = cfg->seed ^ ((uint64_t)cfg->id << 32);
 	c->rng[0] = splitmix64(&x);
 	c->rng[1] = splitmix64(&x);
+	/* Read ids start at a point drawn from the seed (which differs per
+	 * start): a follower's read ids name its requests for a read index, and
+	 * an answer still on the wire from before a restart must not match a
+	 * read taken after it. 2^44 starting points, 2^63 reads before a wrap. */
+	c->next_read_id = 1 + (splitmix64(&x) >> 20);
 
 	c->resp_max = cfg->respond_max;
 	c->reads_max = cfg->reads_max;
 	/* A call sends at most inflight_max requests plus a heartbeat per peer,
-	 * releases at most resp_max responses, and a few more commands. */
-	c->out_max =
-		LCR_NODES_MAX * (cfg->inflight_max + 4) + cfg->respond_max + cfg->reads_max + 64;
+	 * releases at most resp_max responses, answers or reports each queued
+	 * read once (two commands at most per read), and a few more commands. */
+	c->out_max = LCR_NODES_MAX * (cfg->inflight_max + 4) + cfg->respond_max +
+		     2 * cfg->reads_max + 64;
 	c->resp = lcr_allocator_alloc(a, sizeof(*c->resp) * c->resp_max);
 	c->reads = lcr_allocator_alloc(a, sizeof(*c->reads) * c->reads_max);
 	c->out = lcr_allocator_alloc(a, sizeof(*c->out) * c->out_max);
@@ -257,6 +262,7 @@ static void finish(struct lcr_core *c)
 {
 	if (c->stopped)
 		return;
+	lcr_reads_check_leader(c);
 	if (c->committed.index > c->apply_sent.index) {
 		struct lcr_cmd *cmd = lcr_core_emit(c, LCR_CMD_APPLY);
 		cmd->apply.first = c->apply_sent;
@@ -567,6 +573,13 @@ static bool msg_numbers(const struct lcr_msg *m, struct msg_numbers *n)
 		see(n, m->transfer.from_leader.lid, 0);
 		see(n, m->transfer.last_log_id.lid, m->transfer.last_log_id.index);
 		return true;
+	case LCR_MSG_READ_INDEX_REQ:
+		see(n, m->read_index_req.vote.lid, 0);
+		return true;
+	case LCR_MSG_READ_INDEX_RESP:
+		see(n, m->read_index_resp.vote.lid, 0);
+		see(n, m->read_index_resp.read_log_id.lid, m->read_index_resp.read_log_id.index);
+		return true;
 	default:
 		return false;
 	}
@@ -645,6 +658,12 @@ static void on_msg(struct lcr_core *c, const struct lcr_msg *m)
 		break;
 	case LCR_MSG_TRANSFER_LEADER:
 		lcr_on_transfer(c, m);
+		break;
+	case LCR_MSG_READ_INDEX_REQ:
+		lcr_on_read_index_req(c, m);
+		break;
+	case LCR_MSG_READ_INDEX_RESP:
+		lcr_on_read_index_resp(c, m);
 		break;
 	default:
 		c->n_stale++;

@@ -299,7 +299,17 @@ LCR_API int lcr_core_propose(struct lcr_core *c, uint64_t now_ns, struct lcr_ent
 /*
  * Start a linearizable read. On success *read_id identifies it; a later
  * LCR_CMD_READS_READY (read_id covered) says the state machine may be read, or
- * LCR_CMD_READS_FAILED says why not. Read ids increase by one per read.
+ * LCR_CMD_READS_FAILED says why not. Read ids increase by one per read, from
+ * a start drawn at creation.
+ *
+ * On the leader: ReadIndex or LeaseRead. On a follower (or learner) that
+ * follows a leader: LCR_READ_INDEX only, served once the leader confirmed a
+ * read index and this replica applied up to it (read.c); the read fails with
+ * -LCR_ENOTLEADER when this replica stops following that leadership, with
+ * -LCR_ETIMEDOUT after read_timeout_ms, with the leader's refusal
+ * (-LCR_ENOTLEADER, -LCR_ETRANSFER, -LCR_EFULL, -LCR_ETIMEDOUT), or with
+ * -ENOTSUP when the transport cannot ask the leader. Refused at once with
+ * -LCR_ENOTLEADER: LCR_READ_LEASE on a follower, or no leader known.
  */
 LCR_API int lcr_core_read(struct lcr_core *c, uint64_t now_ns, uint32_t policy, uint64_t *read_id);
 

@@ -6,7 +6,7 @@
  *   election.c    votes, pre-votes, elections, leases, leader transfer
  *   replication.c the leader: progress per follower, pipelining, commit
  *   follower.c    AppendEntries on the receiving side
- *   read.c        linearizable reads (ReadIndex, LeaseRead)
+ *   read.c        linearizable reads (ReadIndex, LeaseRead, ReadIndex from followers)
  * Nothing here is visible outside the engine.
  */
 #ifndef LCR_CORE_INT_H
@@ -67,13 +67,25 @@ struct lcr_pending_resp {
 	struct lcr_msg msg;
 };
 
-/* A linearizable read waiting for its quorum ack and for apply. */
+/* Whose read a queue slot holds (read.c). */
+enum lcr_read_kind {
+	LCR_READ_LOCAL = 1,	 /* the leader's own: quorum ack, then apply */
+	LCR_READ_FOR_PEER = 2,	 /* the leader's, for a follower: quorum ack, then answer */
+	LCR_READ_VIA_LEADER = 3, /* a follower's own: the leader's read index, then apply */
+};
+
+/* A linearizable read waiting for its quorum ack (or read index) and for apply. */
 struct lcr_pending_read {
-	uint64_t read_id;
+	uint64_t read_id;    /* ours; FOR_PEER: the follower's, echoed in the answer */
 	uint64_t need_seq;   /* ReadIndex: a quorum must ack a send_seq above this */
 	bool lease;	     /* LeaseRead: the lease was checked on arrival */
 	uint64_t read_index; /* serve once applied >= this */
 	uint64_t deadline_ns;
+	uint8_t kind;		       /* enum lcr_read_kind */
+	bool indexed;		       /* VIA_LEADER: the leader's read index arrived */
+	int err;		       /* VIA_LEADER: the leader refused: fail with this */
+	uint32_t peer;		       /* FOR_PEER: the follower that asked */
+	struct lcr_log_id read_log_id; /* FOR_PEER: the read index as a log id */
 };
 
 struct lcr_candidate {
@@ -172,6 +184,16 @@ struct lcr_core {
 	struct lcr_pending_read *reads;
 	uint32_t reads_head, reads_len, reads_max;
 	uint64_t next_read_id;
+	/*
+	 * A follower's reads (VIA_LEADER) ask the leader they follow for its read
+	 * index: one request at a time, covering every read not yet indexed, sent
+	 * again after a heartbeat interval without an answer.
+	 */
+	struct {
+		struct lcr_vote leader; /* the leadership the queued reads were asked of */
+		uint64_t asked_id;	/* the newest read id a request covered */
+		uint64_t asked_ns;	/* when the unanswered request left; 0: none */
+	} via;
 
 	/* Commands of the current call. */
 	struct lcr_cmd *out;
@@ -249,5 +271,9 @@ int lcr_read_start(struct lcr_core *c, uint32_t policy, uint64_t *read_id);
 void lcr_reads_progress(struct lcr_core *c);
 void lcr_reads_fail_all(struct lcr_core *c, int err);
 uint64_t lcr_reads_next_timer(const struct lcr_core *c);
+/* A follower's reads fail once it no longer follows the leader it asked. */
+void lcr_reads_check_leader(struct lcr_core *c);
+void lcr_on_read_index_req(struct lcr_core *c, const struct lcr_msg *m);
+void lcr_on_read_index_resp(struct lcr_core *c, const struct lcr_msg *m);
 
 #endif /* LCR_CORE_INT_H */

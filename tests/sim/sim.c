@@ -126,8 +126,9 @@ void sim_trace(struct sim_world *w, uint32_t node, const char *fmt, ...)
 static const char *msg_name(uint32_t type)
 {
 	static const char *names[] = { "?",	 "vote-req",	"vote-resp",
-				       "append", "append-resp", "transfer" };
-	return type <= 5 ? names[type] : "?";
+				       "append", "append-resp", "transfer",
+				       "?",	 "read-index",	"read-index-resp" };
+	return type <= 8 ? names[type] : "?";
 }
 
 static void debug_msg(struct sim_world *w, const struct lcr_msg *m, const char *what)
@@ -737,6 +738,7 @@ static void serve_reads(struct sim_world *w, struct sim_node *n, uint64_t first,
 			h->value = n->kv[h->key];
 			h->complete_ns = w->now;
 			w->reads_ok++;
+			w->follower_reads_ok += wt->via_leader;
 		} else {
 			h->kind = 0;
 		}
@@ -948,8 +950,19 @@ static void on_client(struct sim_world *w, uint32_t id)
 		uint32_t policy =
 			w->par.lease_reads && chance(w, 50) ? LCR_READ_LEASE : LCR_READ_INDEX;
 		uint64_t read_id;
+		/* Half the ReadIndex reads of these seeds go to any node: a
+		 * follower asks its leader for the read index. */
+		if (w->par.follower_reads && policy == LCR_READ_INDEX && !cl->pinned &&
+		    chance(w, 50)) {
+			struct sim_node *f = node(w, (uint32_t)(1 + rnd_below(w, w->par.nodes)));
+			if (f->up && w->now >= f->paused_until) {
+				n = f;
+				t = sim_node_time(w, n);
+			}
+		}
 		uint64_t need_seq = n->sent_seq;
 		lcr_core_status(n->core, &st);
+		bool via_leader = st.role != LCR_ROLE_LEADER;
 		if (!lcr_leader_id_eq(n->sent_lid, st.vote.lid))
 			need_seq = 0;
 		rc = lcr_core_read(n->core, t, policy, &read_id);
@@ -966,7 +979,9 @@ static void on_client(struct sim_world *w, uint32_t id)
 					       .read_id = read_id,
 					       .hist = w->n_hist - 1,
 					       .need_seq = need_seq,
-					       .lease = policy == LCR_READ_LEASE };
+					       .lease = policy == LCR_READ_LEASE,
+					       .via_leader = via_leader,
+					       .commit_floor = w->n_committed };
 			sim_check_read_taken(w, n, &wt);
 			wait_add(&n->reads, &n->n_reads, &n->cap_reads, wt);
 		}
@@ -1469,6 +1484,8 @@ static void draw_params(struct sim_world *w)
 	p->small_queues = chance(w, 70);
 	/* Most seeds run one of the orchestrated scenarios now and then. */
 	p->scenario = chance(w, 40) ? 0 : 1 + (uint32_t)rnd_below(w, SIM_SCEN_KINDS);
+	/* From the seed, not its PRNG: the other seeds draw what they drew. */
+	p->follower_reads = w->seed % 5 >= 3;
 }
 
 void sim_world_free(struct sim_world *w)

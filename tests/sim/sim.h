@@ -101,6 +101,10 @@ struct sim_wait {
 	struct lcr_leader_id lid;
 	uint64_t need_seq;
 	bool lease;
+	/* A follower's read (ReadIndex through its leader), and the highest
+	 * index any replica had committed when it was taken. */
+	bool via_leader;
+	uint64_t commit_floor;
 };
 
 struct sim_node {
@@ -177,8 +181,9 @@ struct sim_trace {
 struct sim_params {
 	uint32_t nodes;
 	bool pre_vote;
-	bool lease_reads; /* clients use LeaseRead sometimes */
-	bool clock_skew;  /* per-node clock jumps (only without lease reads) */
+	bool lease_reads;    /* clients use LeaseRead sometimes */
+	bool follower_reads; /* clients send half their reads to any node */
+	bool clock_skew;     /* per-node clock jumps (only without lease reads) */
 	uint32_t clients;
 	uint64_t op_gap_ns; /* mean gap between a client's operations */
 	bool small_queues;  /* respond/read queues far below the defaults */
@@ -268,6 +273,7 @@ struct sim_world {
 	struct sim_idmap *leaders; /* leader ids ever established */
 	struct sim_idmap *grants;  /* leader id -> bit mask of the nodes that granted it */
 	uint64_t writes_ok, reads_ok, ops_pending, elections, crashes;
+	uint64_t follower_reads_ok; /* of reads_ok: served by a follower */
 
 	struct sim_trace trace[SIM_TRACE];
 	uint32_t trace_n;

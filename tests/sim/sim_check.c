@@ -25,6 +25,9 @@
  *   read-leadership       a read is served only by the leadership that took it,
  *                         a ReadIndex after a quorum acked a later message, a
  *                         LeaseRead only under a valid lease
+ *   follower-read-fresh   a follower serves a read (ReadIndex through its
+ *                         leader) only once it has applied every index any
+ *                         replica knew committed when the read was taken
  *   ordering              purged <= applied <= committed <= last
  *   lease-exclusivity     two leaders never both hold a valid lease
  *   lease-backed          a leader's lease ends no later than the promises a
@@ -705,6 +708,14 @@ void sim_check_read_taken(struct sim_world *w, struct sim_node *n, struct sim_wa
 
 	lcr_core_status(n->core, &st);
 	wt->lid = st.vote.lid;
+	if (wt->via_leader) {
+		if (wt->lease || st.role == LCR_ROLE_LEADER || st.role == LCR_ROLE_CANDIDATE ||
+		    !st.vote.committed)
+			sim_violation(w, "read-leadership",
+				      "node %u takes a follower read as role %u%s", n->id, st.role,
+				      wt->lease ? " with a lease" : "");
+		return;
+	}
 	if (st.role != LCR_ROLE_LEADER) {
 		sim_violation(w, "read-leadership", "node %u takes a read as %u, not as leader",
 			      n->id, st.role);
@@ -721,6 +732,17 @@ void sim_check_read_served(struct sim_world *w, struct sim_node *n, const struct
 	char a[48], b[48];
 
 	lcr_core_status(n->core, &st);
+	if (wt->via_leader) {
+		/* The leader's read index covers every index committed anywhere
+		 * when the request reached it, which was after the read came. */
+		if (n->applied.index < wt->commit_floor)
+			sim_violation(w, "follower-read-fresh",
+				      "follower %u serves a read at applied index %llu; index %llu "
+				      "was committed when it took the read",
+				      n->id, (unsigned long long)n->applied.index,
+				      (unsigned long long)wt->commit_floor);
+		return;
+	}
 	if (st.role != LCR_ROLE_LEADER || !lcr_leader_id_eq(st.vote.lid, wt->lid)) {
 		sim_violation(w, "read-leadership",
 			      "node %u serves a read taken as leader %s while it is %s (role %u)",
@@ -886,6 +908,8 @@ void sim_describe_checks(FILE *f)
 				   "lent (transfers waive it)" },
 		{ "read-leadership", "reads served only by the leadership that took them, "
 				     "after a later quorum ack or under a lease" },
+		{ "follower-read-fresh", "a follower serves a read only once it applied every "
+					 "index committed anywhere when it took the read" },
 		{ "lease-exclusivity", "two leaders never both hold a valid lease" },
 		{ "lease-backed", "a leader's lease ends within a quorum of followers' promises" },
 		{ "step-down", "a leader that heard no quorum for a lease and an election "

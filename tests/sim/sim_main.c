@@ -46,6 +46,8 @@ static const struct {
 	  "a message whose term is past LCR_TERM_JUMP_MAX above ours is taken in" },
 	{ "no-step-down", LCR_BUG_NO_STEP_DOWN,
 	  "a leader that heard from no quorum for a lease and an election timeout leads on" },
+	{ "follower-read-stale", LCR_BUG_FOLLOWER_READ_STALE,
+	  "a follower serves a read once the leader answers, before applying its read index" },
 };
 
 static uint64_t cur_seed, cur_steps;
@@ -189,8 +191,8 @@ int main(int argc, char **argv)
 	cur_steps = steps;
 
 	static struct sim_world w;
-	uint64_t violations = 0, total_steps = 0, writes = 0, reads = 0, elections = 0, crashes = 0,
-		 ran = 0;
+	uint64_t violations = 0, total_steps = 0, writes = 0, reads = 0, follower_reads = 0,
+		 elections = 0, crashes = 0, ran = 0;
 	uint64_t scen_seeds[SIM_SCEN_KINDS + 1] = { 0 }, scen_started[SIM_SCEN_KINDS + 1] = { 0 },
 					     scen_done[SIM_SCEN_KINDS + 1] = { 0 },
 					     scen_seeds_done[SIM_SCEN_KINDS + 1] = { 0 };
@@ -205,6 +207,7 @@ int main(int argc, char **argv)
 		total_steps += w.steps;
 		writes += w.writes_ok;
 		reads += w.reads_ok;
+		follower_reads += w.follower_reads_ok;
 		elections += w.elections;
 		crashes += w.crashes;
 		for (uint32_t k = 1; k <= SIM_SCEN_KINDS; k++) {
@@ -243,11 +246,12 @@ int main(int argc, char **argv)
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	double secs = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
 	fprintf(stderr,
-		"ran %llu seeds (%llu steps) in %.1f s: %llu writes and %llu reads acknowledged, "
-		"%llu leaders elected, %llu crashes\n",
+		"ran %llu seeds (%llu steps) in %.1f s: %llu writes and %llu reads acknowledged "
+		"(%llu by followers), %llu leaders elected, %llu crashes\n",
 		(unsigned long long)ran, (unsigned long long)total_steps, secs,
 		(unsigned long long)writes, (unsigned long long)reads,
-		(unsigned long long)elections, (unsigned long long)crashes);
+		(unsigned long long)follower_reads, (unsigned long long)elections,
+		(unsigned long long)crashes);
 	/* How often each scenario ran to its end in the seeds that picked it. */
 	fprintf(stderr, "scenarios (done in seeds that picked it; done/started):");
 	for (uint32_t k = 1; k <= SIM_SCEN_KINDS; k++)

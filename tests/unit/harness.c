@@ -77,7 +77,11 @@ void th_free(struct th_cluster *cl)
 
 static void enqueue(struct th_cluster *cl, struct th_node *from, const struct lcr_msg *m)
 {
+	if (m->type < 16)
+		cl->sent[m->type]++;
 	if (cl->cut[m->from][m->to])
+		return;
+	if (m->type == LCR_MSG_APPEND_REQ && cl->cut_appends[m->from][m->to])
 		return;
 	if (cl->q_len == TH_MSGS_MAX) {
 		fprintf(stderr, "harness: message queue full\n");

@@ -56,7 +56,10 @@ struct th_cluster {
 	struct th_msg *q;
 	uint32_t q_head, q_len;
 	bool cut[TH_NODES + 1][TH_NODES + 1]; /* cut[a][b]: a -> b dropped */
-	struct lcr_entry *scratch;	      /* entries handed to a delivery */
+	/* cut_appends[a][b]: AppendEntries a -> b dropped, other messages pass. */
+	bool cut_appends[TH_NODES + 1][TH_NODES + 1];
+	uint64_t sent[16];	   /* messages sent, by type */
+	struct lcr_entry *scratch; /* entries handed to a delivery */
 	uint64_t delivered;
 };
 
