@@ -105,8 +105,11 @@ const char *lcr_net_err_name(uint32_t err)
 
 const char *lcr_net_op_name(uint32_t op)
 {
-	static const char *names[] = { "none",	   "append_entries", "stream_append",  "vote",
-				       "pre_vote", "full_snapshot",  "transfer_leader" };
+	static const char *names[] = {
+		"none",	    "append_entries", "stream_append",	 "vote",
+		"pre_vote", "full_snapshot",  "transfer_leader", "read_index"
+	};
+	_Static_assert(sizeof(names) / sizeof(names[0]) == LCR_NET_OP_MAX, "a name per op");
 	return op < LCR_NET_OP_MAX ? names[op] : "unknown";
 }
 
@@ -361,7 +364,8 @@ static void on_reply(struct lcr_net_group *g, struct net_peer *p, const struct l
 			if (r->result != LCR_APPEND_OK)
 				seq_end(n, p, p->cur.stream_id);
 		}
-	} else if (!synthetic && p->vote_call.id && m->vote_resp.pre_vote == p->vote_pre &&
+	} else if (m->type == LCR_MSG_VOTE_RESP && !synthetic && p->vote_call.id &&
+		   m->vote_resp.pre_vote == p->vote_pre &&
 		   lcr_vote_eq(m->vote_resp.req_vote, p->vote_asked)) {
 		/* The reply to the call in flight: its TTL ends. A reply to an
 		 * earlier call still goes to the core, which judges it by the
@@ -420,7 +424,8 @@ static void reply_now(struct lcr_net *n, uint32_t group, const struct lcr_msg *m
 	struct net_peer *p = g ? peer_of(g, m->from) : NULL;
 
 	if (!p || m->to != n->cfg.self ||
-	    (m->type != LCR_MSG_APPEND_RESP && m->type != LCR_MSG_VOTE_RESP)) {
+	    (m->type != LCR_MSG_APPEND_RESP && m->type != LCR_MSG_VOTE_RESP &&
+	     m->type != LCR_MSG_READ_INDEX_RESP)) {
 		n->st.dropped++;
 		return;
 	}
@@ -466,7 +471,7 @@ void lcr_net_deliver(struct lcr_net *n, uint32_t group, const struct lcr_msg *m)
 
 	if (!p || m->to != n->cfg.self ||
 	    (m->type != LCR_MSG_APPEND_REQ && m->type != LCR_MSG_VOTE_REQ &&
-	     m->type != LCR_MSG_TRANSFER_LEADER)) {
+	     m->type != LCR_MSG_TRANSFER_LEADER && m->type != LCR_MSG_READ_INDEX_REQ)) {
 		n->st.dropped++;
 		return;
 	}
@@ -595,13 +600,43 @@ static void send_transfer(struct lcr_net_group *g, struct net_peer *p, const str
 	call_op(n, n->ops->transfer_leader, &c, m);
 }
 
+/*
+ * A follower's read index request. Without the op, the answer a transport
+ * that cannot carry it would give: unsupported, as if from the leader, so
+ * the follower's reads fail at once with a clear error instead of at their
+ * timeout. It says nothing of the target's health.
+ */
+static void send_read_index(struct lcr_net_group *g, struct net_peer *p, const struct lcr_msg *m)
+{
+	struct lcr_net *n = g->net;
+
+	if (!n->ops->read_index) {
+		n->st.defaults[LCR_NET_OP_READ_INDEX]++;
+		struct net_event *e = hold(n, EV_REPLY, g->id);
+		if (!e)
+			return;
+		e->synthetic = true;
+		e->msg.type = LCR_MSG_READ_INDEX_RESP;
+		e->msg.from = p->target;
+		e->msg.to = n->cfg.self;
+		e->msg.read_index_resp.result = LCR_READ_INDEX_UNSUPPORTED;
+		e->msg.read_index_resp.vote = m->read_index_req.vote;
+		e->msg.read_index_resp.read_id = m->read_index_req.read_id;
+		e->msg.read_index_resp.read_log_id = lcr_log_id_none();
+		return;
+	}
+	struct lcr_net_call c = make_call(g, p, LCR_NET_OP_READ_INDEX, 0);
+	call_op(n, n->ops->read_index, &c, m);
+}
+
 void lcr_net_send(struct lcr_net_group *g, const struct lcr_msg *m, uint64_t now_ns)
 {
 	struct lcr_net *n = g->net;
 
 	if (now_ns > n->now)
 		n->now = now_ns;
-	if (m->type == LCR_MSG_APPEND_RESP || m->type == LCR_MSG_VOTE_RESP) {
+	if (m->type == LCR_MSG_APPEND_RESP || m->type == LCR_MSG_VOTE_RESP ||
+	    m->type == LCR_MSG_READ_INDEX_RESP) {
 		n->st.responds++;
 		n->depth++;
 		n->ops->respond(n->t, g->id, m);
@@ -622,6 +657,9 @@ void lcr_net_send(struct lcr_net_group *g, const struct lcr_msg *m, uint64_t now
 		break;
 	case LCR_MSG_TRANSFER_LEADER:
 		send_transfer(g, p, m);
+		break;
+	case LCR_MSG_READ_INDEX_REQ:
+		send_read_index(g, p, m);
 		break;
 	default:
 		n->st.dropped++;

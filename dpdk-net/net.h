@@ -23,6 +23,10 @@
  *   full_snapshot    yes (*)   - (with cancel_snapshot, openraft's `cancel`)
  *   transfer_leader  no        the error UNREACHABLE "transfer_leader not
  *                              implemented", reported for that target
+ *   read_index       no        an answer as if from the target, result
+ *                              LCR_READ_INDEX_UNSUPPORTED: the follower's
+ *                              reads fail with -ENOTSUP (a follower cannot
+ *                              serve reads without asking its leader)
  *   backoff          no        the core's backoff_ms doubled per backoff in a
  *                              row, 1 s cap: 200, 400, 800, 1000, 1000 ... ms
  *
@@ -40,11 +44,11 @@
  * RPC options (struct lcr_net_opts, openraft's RPCOption) go with every op:
  * a hard TTL, the soft TTL (3/4 of it) the transport should enforce, and the
  * snapshot chunk size. The TTLs are openraft's: AppendEntries and heartbeats
- * the heartbeat interval, votes, pre-votes and transfers the minimum election
- * timeout. The node ends a unary call it is waiting for at the hard TTL with
- * TIMEOUT (and a late error for it is ignored); a reply that comes after
- * that still reaches the core, which matches replies by what they echo
- * (stream and inflight ids, the vote asked for) and drops stale ones.
+ * the heartbeat interval, votes, pre-votes, transfers and read index
+ * requests the minimum election timeout. The node ends a unary call it is waiting for at the hard
+ * TTL with TIMEOUT (and a late error for it is ignored); a reply that comes after that still
+ * reaches the core, which matches replies by what they echo (stream and inflight ids, the vote
+ * asked for) and drops stale ones.
  *
  * Streams. The core numbers its AppendEntries per target with a stream id
  * (a new one after every error, Conflict or leadership change) and an
@@ -54,12 +58,20 @@
  * lcr_net_reply. The stream ends at its first error (lcr_net_fail with the
  * call of any request on it); the core then opens a new one.
  *
+ * read_index (not in RaftNetworkV2: openraft leaves follower reads to an
+ * application RPC) carries a follower's READ_INDEX_REQ to its leader; the
+ * reply is the leader's READ_INDEX_RESP, by lcr_net_reply. The node keeps no
+ * TTL for it and tells the core nothing of its errors: the core asks again
+ * after a heartbeat interval without an answer and fails the reads at its
+ * read timeout.
+ *
  * The server side. A request from a peer (AppendEntries, vote, pre-vote,
- * TransferLeader) reaches the node through lcr_net_deliver(); the core's
- * replies to requests (APPEND_RESP, VOTE_RESP) go back through the
- * transport's respond(), addressed to the requester. A reply echoes what the
+ * TransferLeader, READ_INDEX_REQ) reaches the node through lcr_net_deliver();
+ * the core's replies to requests (APPEND_RESP, VOTE_RESP, READ_INDEX_RESP) go
+ * back through the transport's respond(), addressed to the requester. A reply echoes what the
  * requester needs to match it (stream id, inflight id and send sequence for
- * AppendEntries, the requested vote and the pre-vote flag for votes), so a
+ * AppendEntries, the requested vote and the pre-vote flag for votes, the
+ * read id for read index requests), so a
  * transport built on a request/response RPC system may match them there; the
  * core may also leave a request unanswered (a stale one), which the caller's
  * TTL covers.
@@ -103,8 +115,9 @@ enum lcr_net_op {
 	LCR_NET_OP_STREAM_APPEND = 2, /* stream_append: one request of the stream */
 	LCR_NET_OP_VOTE = 3,
 	LCR_NET_OP_PRE_VOTE = 4,
-	LCR_NET_OP_SNAPSHOT = 5, /* full_snapshot */
-	LCR_NET_OP_TRANSFER = 6, /* transfer_leader */
+	LCR_NET_OP_SNAPSHOT = 5,   /* full_snapshot */
+	LCR_NET_OP_TRANSFER = 6,   /* transfer_leader */
+	LCR_NET_OP_READ_INDEX = 7, /* read_index: a follower's READ_INDEX_REQ */
 	LCR_NET_OP_MAX
 };
 
@@ -179,13 +192,18 @@ struct lcr_net_ops {
 	 * back (lcr_net_fail). */
 	void (*transfer_leader)(struct lcr_transport *t, const struct lcr_net_call *call,
 				const struct lcr_msg *req, const struct lcr_net_opts *opt);
+	/* LCR_MSG_READ_INDEX_REQ to the leader; the reply is its READ_INDEX_RESP,
+	 * by lcr_net_reply(). Errors (lcr_net_fail) are counted only. */
+	void (*read_index)(struct lcr_transport *t, const struct lcr_net_call *call,
+			   const struct lcr_msg *req, const struct lcr_net_opts *opt);
 	/* The interval, in ns, before retrying this client's target after the
 	 * step-th backoff in a row (0, 1, 2 ...): openraft's Backoff iterator
 	 * as a function. Called on the lcore; must not call back into the node. */
 	uint64_t (*backoff)(struct lcr_transport *t, void *client, uint32_t step);
 
 	/* ---- the server side ---------------------------------------------- */
-	/* Send a reply the core made (APPEND_RESP or VOTE_RESP) to resp->to. */
+	/* Send a reply the core made (APPEND_RESP, VOTE_RESP or READ_INDEX_RESP)
+	 * to resp->to. */
 	void (*respond)(struct lcr_transport *t, uint32_t group, const struct lcr_msg *resp);
 
 	/* ---- the lcore loop (not in RaftNetworkV2: how a transport runs) --- */
@@ -255,7 +273,7 @@ struct lcr_net_factory {
 
 /*
  * A request from a peer (APPEND_REQ, VOTE_REQ with or without pre_vote,
- * TRANSFER_LEADER), with m->from the peer and m->to this node. The message
+ * TRANSFER_LEADER, READ_INDEX_REQ), with m->from the peer and m->to this node. The message
  * and its entries need to live only during the call: the core consumes them
  * before it returns. Anything else (unknown group or sender, a reply type) is
  * dropped and counted. Call from poll(), never from inside an op.
@@ -264,7 +282,8 @@ LCR_API void lcr_net_deliver(struct lcr_net *n, uint32_t group, const struct lcr
 
 /*
  * A reply to one of our calls (APPEND_RESP for append_entries and
- * stream_append, VOTE_RESP for vote and pre_vote), from m->from. It also says
+ * stream_append, VOTE_RESP for vote and pre_vote, READ_INDEX_RESP for
+ * read_index), from m->from. It also says
  * the target is reachable again.
  */
 LCR_API void lcr_net_reply(struct lcr_net *n, uint32_t group, const struct lcr_msg *m);

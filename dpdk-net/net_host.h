@@ -74,9 +74,10 @@ void lcr_net_group_close(struct lcr_net_group *g);
 /*
  * Send a message the core made (LCR_CMD_SEND) through the op for its type:
  * APPEND_REQ to stream_append (or the sequential default), VOTE_REQ to vote or
- * pre_vote, TRANSFER_LEADER to transfer_leader, APPEND_RESP and VOTE_RESP to
- * respond. Never calls the host from inside: results come from the loop.
- * `now_ns` is the time of the owner's loop iteration (TTLs start there).
+ * pre_vote, TRANSFER_LEADER to transfer_leader, READ_INDEX_REQ to read_index
+ * (or its default), APPEND_RESP, VOTE_RESP and READ_INDEX_RESP to respond. Never calls the host
+ * from inside: results come from the loop. `now_ns` is the time of the owner's loop iteration (TTLs
+ * start there).
  */
 void lcr_net_send(struct lcr_net_group *g, const struct lcr_msg *m, uint64_t now_ns);
 

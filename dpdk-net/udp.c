@@ -10,6 +10,7 @@
  *   append_entries   a single request on the same stream
  *   vote, pre_vote   one datagram (the pre_vote flag is in the request)
  *   transfer_leader  one datagram
+ *   read_index       one datagram
  *   respond          one datagram
  *   backoff          none: the configured one
  *
@@ -231,10 +232,18 @@ static void udp_transfer(struct lcr_transport *t, const struct lcr_net_call *cal
 	send_plain((struct udp *)t, call->group, req, LCR_WIRE_TRANSFER);
 }
 
+static void udp_read_index(struct lcr_transport *t, const struct lcr_net_call *call,
+			   const struct lcr_msg *req, const struct lcr_net_opts *opt)
+{
+	(void)opt;
+	send_plain((struct udp *)t, call->group, req, LCR_WIRE_READ_INDEX_REQ);
+}
+
 static void udp_respond(struct lcr_transport *t, uint32_t group, const struct lcr_msg *resp)
 {
-	uint8_t type =
-		resp->type == LCR_MSG_APPEND_RESP ? LCR_WIRE_APPEND_RESP : LCR_WIRE_VOTE_RESP;
+	uint8_t type = resp->type == LCR_MSG_APPEND_RESP       ? LCR_WIRE_APPEND_RESP
+		       : resp->type == LCR_MSG_READ_INDEX_RESP ? LCR_WIRE_READ_INDEX_RESP
+							       : LCR_WIRE_VOTE_RESP;
 	send_plain((struct udp *)t, group, resp, type);
 }
 
@@ -317,7 +326,8 @@ static void deliver_msg(struct udp *u, uint32_t group, uint32_t from, uint8_t ty
 	}
 	m.from = from;
 	m.to = u->self;
-	if (m.type == LCR_MSG_APPEND_RESP || m.type == LCR_MSG_VOTE_RESP)
+	if (m.type == LCR_MSG_APPEND_RESP || m.type == LCR_MSG_VOTE_RESP ||
+	    m.type == LCR_MSG_READ_INDEX_RESP)
 		lcr_net_reply(u->net, group, &m);
 	else
 		lcr_net_deliver(u->net, group, &m);
@@ -380,6 +390,8 @@ static void on_dgram(struct udp *u, const struct lcr_dgram *d)
 	case LCR_WIRE_VOTE_RESP:
 	case LCR_WIRE_APPEND_RESP:
 	case LCR_WIRE_TRANSFER:
+	case LCR_WIRE_READ_INDEX_REQ:
+	case LCR_WIRE_READ_INDEX_RESP:
 		deliver_msg(u, h.group, h.from, h.type, payload, h.len);
 		break;
 	default:
@@ -606,6 +618,7 @@ static const struct lcr_net_ops udp_ops = {
 	.vote = udp_vote,
 	.pre_vote = udp_vote,
 	.transfer_leader = udp_transfer,
+	.read_index = udp_read_index,
 	.respond = udp_respond,
 	.poll = udp_poll,
 	.tick = udp_tick,

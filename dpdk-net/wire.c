@@ -23,6 +23,8 @@ static_assert((int)LCR_WIRE_VOTE_RESP == (int)LCR_MSG_VOTE_RESP, "vote resp type
 static_assert((int)LCR_WIRE_APPEND_REQ == (int)LCR_MSG_APPEND_REQ, "append req type");
 static_assert((int)LCR_WIRE_APPEND_RESP == (int)LCR_MSG_APPEND_RESP, "append resp type");
 static_assert((int)LCR_WIRE_TRANSFER == (int)LCR_MSG_TRANSFER_LEADER, "transfer type");
+static_assert((int)LCR_WIRE_READ_INDEX_REQ == (int)LCR_MSG_READ_INDEX_REQ, "read index type");
+static_assert((int)LCR_WIRE_READ_INDEX_RESP == (int)LCR_MSG_READ_INDEX_RESP, "read index resp");
 
 /* Offsets of the header fields (wire.h). */
 #define OFF_MAGIC      0
@@ -42,22 +44,26 @@ static_assert((int)LCR_WIRE_TRANSFER == (int)LCR_MSG_TRANSFER_LEADER, "transfer 
 static_assert(OFF_CRC + 4 == LCR_WIRE_HDR, "header size");
 
 /* Payload sizes; the layouts are tabulated in docs/wire-protocol.md. */
-#define VOTE_BYTES	   16 /* term u64, node u32, committed u8, 3 zero */
-#define LOG_ID_BYTES	   24 /* term u64, node u32, 4 zero, index u64 */
-#define VOTE_REQ_BYTES	   64
-#define VOTE_RESP_BYTES	   64
-#define APPEND_FIXED_BYTES 104
-#define ENTRY_HDR_BYTES	   28 /* term u64, node u32, type u16, flags u16, index u64, len u32 */
-#define APPEND_RESP_BYTES  80
-#define TRANSFER_BYTES	   48
-#define ACK_BYTES	   32
-#define CLIENT_REQ_FIXED   32
-#define CLIENT_RESP_FIXED  24
+#define VOTE_BYTES	      16 /* term u64, node u32, committed u8, 3 zero */
+#define LOG_ID_BYTES	      24 /* term u64, node u32, 4 zero, index u64 */
+#define VOTE_REQ_BYTES	      64
+#define VOTE_RESP_BYTES	      64
+#define APPEND_FIXED_BYTES    104
+#define ENTRY_HDR_BYTES	      28 /* term u64, node u32, type u16, flags u16, index u64, len u32 */
+#define APPEND_RESP_BYTES     80
+#define TRANSFER_BYTES	      48
+#define READ_INDEX_REQ_BYTES  24 /* vote, read id u64 */
+#define READ_INDEX_RESP_BYTES 56 /* result u32, 4 zero, vote, read id u64, log id */
+#define ACK_BYTES	      32
+#define CLIENT_REQ_FIXED      32
+#define CLIENT_RESP_FIXED     24
 static_assert(VOTE_REQ_BYTES == 2 * VOTE_BYTES + LOG_ID_BYTES + 8, "vote req layout");
 static_assert(VOTE_RESP_BYTES == 2 * VOTE_BYTES + LOG_ID_BYTES + 8, "vote resp layout");
 static_assert(APPEND_FIXED_BYTES == VOTE_BYTES + 2 * LOG_ID_BYTES + 4 * 8 + 8, "append layout");
 static_assert(APPEND_RESP_BYTES == 8 + VOTE_BYTES + LOG_ID_BYTES + 4 * 8, "append resp layout");
 static_assert(TRANSFER_BYTES == VOTE_BYTES + 8 + LOG_ID_BYTES, "transfer layout");
+static_assert(READ_INDEX_REQ_BYTES == VOTE_BYTES + 8, "read index req layout");
+static_assert(READ_INDEX_RESP_BYTES == 8 + VOTE_BYTES + 8 + LOG_ID_BYTES, "read index resp layout");
 
 /*
  * One entry's payload is at most 1 MiB: LCR_WIRE_MSG_MAX leaves 64 KiB above
@@ -272,6 +278,8 @@ static bool type_known(uint32_t type)
 	case LCR_WIRE_APPEND_RESP:
 	case LCR_WIRE_TRANSFER:
 	case LCR_WIRE_STREAM_ACK:
+	case LCR_WIRE_READ_INDEX_REQ:
+	case LCR_WIRE_READ_INDEX_RESP:
 	case LCR_WIRE_CLIENT_REQ:
 	case LCR_WIRE_CLIENT_RESP:
 		return true;
@@ -348,6 +356,11 @@ static uint32_t hdr_check(const struct lcr_wire_hdr *h)
 	if (h->type == LCR_WIRE_APPEND_REQ && h->stream == 0)
 		return LCR_DROP_MALFORMED;
 	if (h->type == LCR_WIRE_STREAM_ACK && (h->stream != 0 || h->frag_count != 1))
+		return LCR_DROP_MALFORMED;
+	/* Read index requests and answers are single datagrams, like votes;
+	 * unlike votes, which predate the rule, they are refused elsewhere. */
+	if ((h->type == LCR_WIRE_READ_INDEX_REQ || h->type == LCR_WIRE_READ_INDEX_RESP) &&
+	    (h->stream != 0 || h->frag_count != 1))
 		return LCR_DROP_MALFORMED;
 	return LCR_DROP_NONE;
 }
@@ -487,6 +500,16 @@ size_t lcr_wire_encode_msg(void *payload, size_t cap, const struct lcr_msg *m)
 	case LCR_MSG_TRANSFER_LEADER:
 		size = TRANSFER_BYTES;
 		break;
+	case LCR_MSG_READ_INDEX_REQ:
+		size = READ_INDEX_REQ_BYTES;
+		break;
+	case LCR_MSG_READ_INDEX_RESP:
+		/* UNSUPPORTED is net.c's local answer, never sent. */
+		if (m->read_index_resp.result < LCR_READ_INDEX_OK ||
+		    m->read_index_resp.result > LCR_READ_INDEX_FULL)
+			return 0;
+		size = READ_INDEX_RESP_BYTES;
+		break;
 	default:
 		return 0;
 	}
@@ -527,6 +550,20 @@ size_t lcr_wire_encode_msg(void *payload, size_t cap, const struct lcr_msg *m)
 		wr_u(&w, a->inflight_id, 8);
 		wr_u(&w, a->send_ns, 8);
 		wr_u(&w, a->send_seq, 8);
+		break;
+	}
+	case LCR_MSG_READ_INDEX_REQ:
+		wr_vote(&w, m->read_index_req.vote);
+		wr_u(&w, m->read_index_req.read_id, 8);
+		break;
+	case LCR_MSG_READ_INDEX_RESP: {
+		const struct lcr_read_index_resp *a = &m->read_index_resp;
+
+		wr_u(&w, a->result, 4);
+		wr_zero(&w, 4);
+		wr_vote(&w, a->vote);
+		wr_u(&w, a->read_id, 8);
+		wr_log_id(&w, a->read_log_id);
 		break;
 	}
 	default: {
@@ -650,6 +687,26 @@ uint32_t lcr_wire_decode_msg(const void *payload, size_t len, uint32_t type, str
 		t->to = (uint32_t)rd_u(&r, 4);
 		rd_zero(&r, 4);
 		t->last_log_id = rd_log_id(&r);
+		return rd_done(&r);
+	}
+	case LCR_WIRE_READ_INDEX_REQ:
+		m->read_index_req.vote = rd_vote(&r);
+		m->read_index_req.read_id = rd_u(&r, 8);
+		return rd_done(&r);
+	case LCR_WIRE_READ_INDEX_RESP: {
+		struct lcr_read_index_resp *a = &m->read_index_resp;
+
+		a->result = (uint32_t)rd_u(&r, 4);
+		rd_zero(&r, 4);
+		a->vote = rd_vote(&r);
+		a->read_id = rd_u(&r, 8);
+		a->read_log_id = rd_log_id(&r);
+		if (a->result < LCR_READ_INDEX_OK || a->result > LCR_READ_INDEX_FULL)
+			return LCR_DROP_MALFORMED;
+		/* Only an OK answer names a read index. */
+		if (a->result != LCR_READ_INDEX_OK &&
+		    !lcr_log_id_eq(a->read_log_id, lcr_log_id_none()))
+			return LCR_DROP_MALFORMED;
 		return rd_done(&r);
 	}
 	default:

@@ -56,7 +56,9 @@ enum lcr_wire_type {
 	LCR_WIRE_APPEND_REQ = 3, /* on a stream, may be fragmented */
 	LCR_WIRE_APPEND_RESP = 4,
 	LCR_WIRE_TRANSFER = 5,
-	LCR_WIRE_STREAM_ACK = 6, /* transport acknowledgement of stream datagrams */
+	LCR_WIRE_STREAM_ACK = 6,      /* transport acknowledgement of stream datagrams */
+	LCR_WIRE_READ_INDEX_REQ = 7,  /* a follower asks its leader for a read index */
+	LCR_WIRE_READ_INDEX_RESP = 8, /* the leader's answer */
 	LCR_WIRE_CLIENT_REQ = 16,
 	LCR_WIRE_CLIENT_RESP = 17,
 };

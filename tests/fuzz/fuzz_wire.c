@@ -36,8 +36,10 @@
 	} while (0)
 
 static const uint32_t wire_types[] = {
-	LCR_WIRE_VOTE_REQ, LCR_WIRE_VOTE_RESP,	LCR_WIRE_APPEND_REQ, LCR_WIRE_APPEND_RESP,
-	LCR_WIRE_TRANSFER, LCR_WIRE_STREAM_ACK, LCR_WIRE_CLIENT_REQ, LCR_WIRE_CLIENT_RESP,
+	LCR_WIRE_VOTE_REQ,	  LCR_WIRE_VOTE_RESP,	LCR_WIRE_APPEND_REQ,
+	LCR_WIRE_APPEND_RESP,	  LCR_WIRE_TRANSFER,	LCR_WIRE_STREAM_ACK,
+	LCR_WIRE_CLIENT_REQ,	  LCR_WIRE_CLIENT_RESP, LCR_WIRE_READ_INDEX_REQ,
+	LCR_WIRE_READ_INDEX_RESP,
 };
 #define N_TYPES (sizeof(wire_types) / sizeof(wire_types[0]))
 
@@ -114,6 +116,14 @@ static bool msg_eq(const struct lcr_msg *a, const struct lcr_msg *b)
 		return vote_eq(a->transfer.from_leader, b->transfer.from_leader) &&
 		       a->transfer.to == b->transfer.to &&
 		       lid_eq(a->transfer.last_log_id, b->transfer.last_log_id);
+	case LCR_MSG_READ_INDEX_REQ:
+		return vote_eq(a->read_index_req.vote, b->read_index_req.vote) &&
+		       a->read_index_req.read_id == b->read_index_req.read_id;
+	case LCR_MSG_READ_INDEX_RESP:
+		return a->read_index_resp.result == b->read_index_resp.result &&
+		       vote_eq(a->read_index_resp.vote, b->read_index_resp.vote) &&
+		       a->read_index_resp.read_id == b->read_index_resp.read_id &&
+		       lid_eq(a->read_index_resp.read_log_id, b->read_index_resp.read_log_id);
 	default:
 		return false;
 	}
@@ -340,6 +350,17 @@ static void build_msg(struct input *in, uint32_t type, struct lcr_msg *m)
 		m->append_resp.send_ns = num(in);
 		m->append_resp.send_seq = num(in);
 		break;
+	case LCR_WIRE_READ_INDEX_REQ:
+		m->read_index_req.vote = vote(in);
+		m->read_index_req.read_id = num(in);
+		break;
+	case LCR_WIRE_READ_INDEX_RESP:
+		m->read_index_resp.result = LCR_READ_INDEX_OK + (uint32_t)(take(in, 1) % 5);
+		m->read_index_resp.vote = vote(in);
+		m->read_index_resp.read_id = num(in);
+		if (m->read_index_resp.result == LCR_READ_INDEX_OK)
+			m->read_index_resp.read_log_id = lid(in);
+		break;
 	default:
 		m->type = LCR_WIRE_TRANSFER;
 		m->transfer.from_leader = vote(in);
@@ -440,8 +461,9 @@ static void structured(struct input *in, uint32_t ents_max)
 					  0,
 					  1 };
 
-		if (type == LCR_WIRE_APPEND_REQ ||
-		    (type != LCR_WIRE_STREAM_ACK && take(in, 1) & 1)) {
+		bool single = type == LCR_WIRE_STREAM_ACK || type == LCR_WIRE_READ_INDEX_REQ ||
+			      type == LCR_WIRE_READ_INDEX_RESP;
+		if (type == LCR_WIRE_APPEND_REQ || (!single && take(in, 1) & 1)) {
 			h.stream = num(in) | 1;
 			h.seq = num(in) | 1;
 			h.flags = take(in, 1) & LCR_WIRE_F_RETRANSMIT;

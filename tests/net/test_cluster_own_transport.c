@@ -7,7 +7,8 @@
  * what the network contract requires (append_entries, vote, respond, poll;
  * plus wait and close to live in the lcore loop). Replication then runs on
  * the sequential default of stream_append and elections on the default
- * pre_vote, end to end, with real io_uring storage.
+ * pre_vote, end to end, with real io_uring storage; a follower's read fails
+ * at once with -ENOTSUP through the default read_index.
  *
  * The transport checks the sequential contract itself: a new AppendEntries
  * to a target never starts while the previous one is unanswered and younger
@@ -322,9 +323,25 @@ static void test_own_transport_elect_replicate_failover_catchup(void **state)
 	ch_start(&cl, l);
 	ch_commit(&cl, l2, b, 4000, 10, 10000);
 
+	/* No read_index op: a follower's read fails at once, -ENOTSUP (the
+	 * default answers for the leader), not at its timeout. */
+	uint32_t f = l2 % CH_NODES + 1;
+	struct lcr_cq *cq;
+	struct lcr_req *done;
+	struct lcr_req rd = { .op = LCR_REQ_READ, .group = CH_GROUP, .policy = LCR_READ_INDEX };
+	assert_int_equal(lcr_cq_open(cl.rep[f].node, 4, &cq), 0);
+	uint64_t t0 = ch_now_ns();
+	assert_int_equal(lcr_submit(cq, &rd), 0);
+	assert_int_equal(lcr_cq_wait(cq, &done, 1, 5000000000ull), 1);
+	assert_int_equal(rd.err, -ENOTSUP);
+	assert_true(ch_now_ns() - t0 < 100000000ull);
+	assert_true(lcr_node_metrics_json(cl.rep[f].node, m, 1 << 16) > 0);
+	assert_true(metric(m, "defaults", "read_index") >= 1);
+
 	assert_true(lcr_node_metrics_json(cl.rep[l2].node, m, 1 << 16) > 0);
 	print_message("%s\n", m);
 	ch_stop_all(&cl);
+	lcr_cq_close(cq);
 	print_message("transport: %llu append_entries, %llu votes, %llu responds, %llu "
 		      "unreachable, %llu delivered, %llu overlaps\n",
 		      (unsigned long long)mstats.append_calls,

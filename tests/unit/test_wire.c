@@ -14,11 +14,13 @@
 #define ENTRY_MAX  (1u << 20) /* largest entry payload (docs/wire-protocol.md) */
 #define ENTS_MAX   64
 #define STATS_MAX  (LCR_WIRE_MSG_MAX - 24)
-#define WIRE_TYPES 8
+#define WIRE_TYPES 10
 
 static const uint32_t wire_types[WIRE_TYPES] = {
-	LCR_WIRE_VOTE_REQ, LCR_WIRE_VOTE_RESP,	LCR_WIRE_APPEND_REQ, LCR_WIRE_APPEND_RESP,
-	LCR_WIRE_TRANSFER, LCR_WIRE_STREAM_ACK, LCR_WIRE_CLIENT_REQ, LCR_WIRE_CLIENT_RESP,
+	LCR_WIRE_VOTE_REQ,	  LCR_WIRE_VOTE_RESP,	LCR_WIRE_APPEND_REQ,
+	LCR_WIRE_APPEND_RESP,	  LCR_WIRE_TRANSFER,	LCR_WIRE_STREAM_ACK,
+	LCR_WIRE_CLIENT_REQ,	  LCR_WIRE_CLIENT_RESP, LCR_WIRE_READ_INDEX_REQ,
+	LCR_WIRE_READ_INDEX_RESP,
 };
 
 static struct lcr_entry ents[ENTS_MAX];
@@ -134,6 +136,16 @@ static void assert_msg_eq(const struct lcr_msg *a, const struct lcr_msg *b)
 		assert_int_equal(a->transfer.to, b->transfer.to);
 		assert_lid_eq(a->transfer.last_log_id, b->transfer.last_log_id);
 		break;
+	case LCR_MSG_READ_INDEX_REQ:
+		assert_vote_eq(a->read_index_req.vote, b->read_index_req.vote);
+		assert_int_equal(a->read_index_req.read_id, b->read_index_req.read_id);
+		break;
+	case LCR_MSG_READ_INDEX_RESP:
+		assert_int_equal(a->read_index_resp.result, b->read_index_resp.result);
+		assert_vote_eq(a->read_index_resp.vote, b->read_index_resp.vote);
+		assert_int_equal(a->read_index_resp.read_id, b->read_index_resp.read_id);
+		assert_lid_eq(a->read_index_resp.read_log_id, b->read_index_resp.read_log_id);
+		break;
 	default:
 		fail_msg("unexpected type %u", a->type);
 	}
@@ -247,6 +259,30 @@ static struct lcr_msg sample_transfer(void)
 	return m;
 }
 
+static struct lcr_msg sample_read_index_req(void)
+{
+	struct lcr_msg m;
+
+	memset(&m, 0, sizeof(m));
+	m.type = LCR_MSG_READ_INDEX_REQ;
+	m.read_index_req.vote = vote(12, 3, true);
+	m.read_index_req.read_id = 0x0102030405060708ull;
+	return m;
+}
+
+static struct lcr_msg sample_read_index_resp(void)
+{
+	struct lcr_msg m;
+
+	memset(&m, 0, sizeof(m));
+	m.type = LCR_MSG_READ_INDEX_RESP;
+	m.read_index_resp.result = LCR_READ_INDEX_OK;
+	m.read_index_resp.vote = vote(12, 3, true);
+	m.read_index_resp.read_id = 0x0102030405060708ull;
+	m.read_index_resp.read_log_id = lid(12, 3, 500);
+	return m;
+}
+
 static const uint8_t key_bytes[] = "user:42";
 static const uint8_t value_bytes[] = "hello, world";
 static const uint8_t expect_bytes[] = "hello";
@@ -271,6 +307,12 @@ static size_t sample_payload(uint32_t type, uint8_t *buf, size_t cap)
 		break;
 	case LCR_WIRE_TRANSFER:
 		m = sample_transfer();
+		break;
+	case LCR_WIRE_READ_INDEX_REQ:
+		m = sample_read_index_req();
+		break;
+	case LCR_WIRE_READ_INDEX_RESP:
+		m = sample_read_index_resp();
 		break;
 	case LCR_WIRE_STREAM_ACK: {
 		struct lcr_wire_ack a = { 0x2222, 1000, 0x8000000000000005ull, 256 };
@@ -845,6 +887,71 @@ static void test_roundtrip_append_resp_transfer(void **state)
 	roundtrip_msg(&m, buf, sizeof(buf));
 }
 
+/* READ_INDEX_REQ and READ_INDEX_RESP: byte layout, round trips, every check. */
+static void test_read_index_layout_and_checks(void **state)
+{
+	static const uint8_t want_req[24] = {
+		12, 0, 0, 0, 0, 0, 0, 0, 3, 0, 0, 0, 1, 0, 0, 0, /* vote */
+		8,  7, 6, 5, 4, 3, 2, 1,			 /* read id */
+	};
+	uint8_t buf[128], dg[LCR_WIRE_DGRAM_MAX];
+	struct lcr_wire_hdr h;
+
+	(void)state;
+	struct lcr_msg m = sample_read_index_req();
+	assert_int_equal(lcr_wire_encode_msg(buf, sizeof(buf), &m), 24);
+	assert_memory_equal(buf, want_req, 24);
+	assert_int_equal(roundtrip_msg(&m, buf, sizeof(buf)), 24);
+	m.read_index_req.vote = vote(UINT64_MAX, UINT32_MAX, false);
+	m.read_index_req.read_id = UINT64_MAX;
+	roundtrip_msg(&m, buf, sizeof(buf));
+
+	m = sample_read_index_resp();
+	assert_int_equal(lcr_wire_encode_msg(buf, sizeof(buf), &m), 56);
+	assert_int_equal(buf[0], LCR_READ_INDEX_OK);
+	assert_int_equal(buf[8], 12);	 /* vote term */
+	assert_int_equal(buf[24], 8);	 /* read id, least significant byte first */
+	assert_int_equal(buf[32], 12);	 /* read log id: term */
+	assert_int_equal(buf[48], 0xf4); /* ... index 500 */
+	assert_int_equal(buf[49], 0x01);
+	for (uint32_t r = LCR_READ_INDEX_OK; r <= LCR_READ_INDEX_FULL; r++) {
+		m = sample_read_index_resp();
+		m.read_index_resp.result = r;
+		if (r != LCR_READ_INDEX_OK)
+			m.read_index_resp.read_log_id = lid(0, 0, 0);
+		assert_int_equal(roundtrip_msg(&m, buf, sizeof(buf)), 56);
+	}
+	/* UNSUPPORTED is net.c's own answer, never on the wire; an error
+	 * answer names no read index. */
+	m = sample_read_index_resp();
+	m.read_index_resp.result = LCR_READ_INDEX_UNSUPPORTED;
+	assert_int_equal(lcr_wire_encode_msg(buf, sizeof(buf), &m), 0);
+	size_t n = sample_payload(LCR_WIRE_READ_INDEX_RESP, buf, sizeof(buf));
+	static const uint32_t results[] = { 0, 6, 7, 0x101, UINT32_MAX };
+	for (size_t i = 0; i < sizeof(results) / sizeof(results[0]); i++) {
+		put32(buf, results[i]);
+		assert_int_equal(decode_any(LCR_WIRE_READ_INDEX_RESP, buf, n), LCR_DROP_MALFORMED);
+	}
+	put32(buf, LCR_READ_INDEX_NOT_LEADER); /* with the sample's log id */
+	assert_int_equal(decode_any(LCR_WIRE_READ_INDEX_RESP, buf, n), LCR_DROP_MALFORMED);
+	memset(buf + 32, 0, 24);
+	assert_int_equal(decode_any(LCR_WIRE_READ_INDEX_RESP, buf, n), LCR_DROP_NONE);
+	/* Wrong lengths. */
+	n = sample_payload(LCR_WIRE_READ_INDEX_REQ, buf, sizeof(buf));
+	assert_int_equal(decode_any(LCR_WIRE_READ_INDEX_REQ, buf, n - 1), LCR_DROP_MALFORMED);
+	buf[n] = 0;
+	assert_int_equal(decode_any(LCR_WIRE_READ_INDEX_REQ, buf, n + 1), LCR_DROP_MALFORMED);
+	/* Single datagrams only: never on a stream, never fragmented. */
+	for (uint32_t t = LCR_WIRE_READ_INDEX_REQ; t <= LCR_WIRE_READ_INDEX_RESP; t++) {
+		size_t len = sample_dgram(t, dg);
+		assert_int_equal(lcr_wire_open(dg, len, CLUSTER, &h), LCR_DROP_NONE);
+		dg[32] = 1; /* stream 1, seq 1 */
+		dg[40] = 1;
+		reseal(dg, len);
+		assert_int_equal(lcr_wire_open(dg, len, CLUSTER, &h), LCR_DROP_MALFORMED);
+	}
+}
+
 static void test_roundtrip_ack(void **state)
 {
 	static const struct lcr_wire_ack acks[] = {
@@ -1175,7 +1282,7 @@ static void test_open_drops(void **state)
 	assert_int_equal(got.from, 2);
 
 	/* Type: unknown types. */
-	static const uint8_t bad_types[] = { 0, 7, 8, 15, 18, 255 };
+	static const uint8_t bad_types[] = { 0, 9, 15, 18, 255 };
 	for (size_t i = 0; i < sizeof(bad_types); i++) {
 		memcpy(buf, ok, n);
 		buf[5] = bad_types[i];
@@ -1407,6 +1514,10 @@ static const uint16_t b_vote_resp[] = { 12, 28, 56, 57 };
 static const uint16_t b_append[] = { 12 };
 static const uint16_t b_append_resp[] = { 20 };
 static const uint16_t b_transfer[] = { 12 };
+static const uint16_t rz_ri_req[] = { 13, 14, 15 };
+static const uint16_t b_ri_req[] = { 12 };
+static const uint16_t rz_ri_resp[] = { 4, 5, 6, 7, 21, 22, 23, 44, 45, 46, 47 };
+static const uint16_t b_ri_resp[] = { 20 };
 
 /* The ack's flags byte: FRESH is known, any other bit is malformed. */
 static void test_ack_flags(void **state)
@@ -1430,6 +1541,7 @@ static void test_reserved_bytes_nonzero(void **state)
 		SET(LCR_WIRE_APPEND_REQ, rz_append),	 SET(LCR_WIRE_APPEND_RESP, rz_append_resp),
 		SET(LCR_WIRE_TRANSFER, rz_transfer),	 SET(LCR_WIRE_STREAM_ACK, rz_ack),
 		SET(LCR_WIRE_CLIENT_REQ, rz_client_req), SET(LCR_WIRE_CLIENT_RESP, rz_client_resp),
+		SET(LCR_WIRE_READ_INDEX_REQ, rz_ri_req), SET(LCR_WIRE_READ_INDEX_RESP, rz_ri_resp),
 	};
 	uint8_t buf[1024];
 
@@ -1456,9 +1568,10 @@ static void test_reserved_bytes_nonzero(void **state)
 static void test_bad_booleans(void **state)
 {
 	static const struct field_set sets[] = {
-		SET(LCR_WIRE_VOTE_REQ, b_vote_req), SET(LCR_WIRE_VOTE_RESP, b_vote_resp),
-		SET(LCR_WIRE_APPEND_REQ, b_append), SET(LCR_WIRE_APPEND_RESP, b_append_resp),
-		SET(LCR_WIRE_TRANSFER, b_transfer),
+		SET(LCR_WIRE_VOTE_REQ, b_vote_req),	  SET(LCR_WIRE_VOTE_RESP, b_vote_resp),
+		SET(LCR_WIRE_APPEND_REQ, b_append),	  SET(LCR_WIRE_APPEND_RESP, b_append_resp),
+		SET(LCR_WIRE_TRANSFER, b_transfer),	  SET(LCR_WIRE_READ_INDEX_REQ, b_ri_req),
+		SET(LCR_WIRE_READ_INDEX_RESP, b_ri_resp),
 	};
 	uint8_t buf[1024];
 
@@ -1673,6 +1786,7 @@ int main(void)
 		cmocka_unit_test(test_roundtrip_append_many),
 		cmocka_unit_test(test_roundtrip_append_resp_transfer),
 		cmocka_unit_test(test_roundtrip_ack),
+		cmocka_unit_test(test_read_index_layout_and_checks),
 		cmocka_unit_test(test_ack_flags),
 		cmocka_unit_test(test_roundtrip_client_req),
 		cmocka_unit_test(test_roundtrip_client_resp),
