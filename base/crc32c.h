@@ -1,11 +1,12 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * CRC32C (Castagnoli), the checksum of every log record, batch, meta slot and
- * wire datagram. Uses the SSE4.2 crc32 instruction when the CPU has it (about
- * 20 GB/s here) and a slicing-by-8 table otherwise. We use the instruction
- * rather than ISA-L: it is one instruction, needs no dependency, and ISA-L's
- * advantage (folding with PCLMUL) only shows on buffers far larger than our
- * records.
+ * wire datagram. Uses the SSE4.2 crc32 instruction when the CPU has it, three
+ * streams at once on buffers of 768 bytes and more (here: 9.6 GB/s in one
+ * stream; 13.6 GB/s on a 1,472-byte datagram, 21 GB/s on 4 KiB, 26 GB/s on
+ * 64 KiB), and a slicing-by-8 table otherwise. We use the instruction rather
+ * than ISA-L: it needs no dependency, and ISA-L's folding with PCLMUL pays
+ * only on buffers far larger than our records and datagrams.
  */
 #ifndef LCR_CRC32C_H
 #define LCR_CRC32C_H
