@@ -966,6 +966,74 @@ static void test_net_missing_required_op_refused(void **state)
 	lcr_net_close(x);
 }
 
+/* ---- (4) read_index left out: an UNSUPPORTED answer; with it, the op and its reply ------ */
+
+static struct lcr_msg read_index_req(uint32_t to, uint64_t read_id)
+{
+	struct lcr_msg m;
+	memset(&m, 0, sizeof(m));
+	m.type = LCR_MSG_READ_INDEX_REQ;
+	m.from = SELF;
+	m.to = to;
+	m.read_index_req.vote = (struct lcr_vote){ { 4, to }, true };
+	m.read_index_req.read_id = read_id;
+	return m;
+}
+
+static void test_net_read_index_default_unsupported(void **state)
+{
+	(void)state;
+	fake_init_required();
+	open_net(&rec_host, NULL);
+
+	struct lcr_msg q = read_index_req(2, 77);
+	lcr_net_send(ng, &q, now);
+	assert_int_equal(F.n_calls, 0);
+	assert_int_equal(H.n_delivered, 0); /* answered from the loop, not from the send */
+	lcr_net_poll(net, now);
+	assert_int_equal(H.n_delivered, 1);
+	const struct lcr_msg *r = &H.delivered[0];
+	assert_int_equal(r->type, LCR_MSG_READ_INDEX_RESP);
+	assert_int_equal(r->from, 2);
+	assert_int_equal(r->to, SELF);
+	assert_int_equal(r->read_index_resp.result, LCR_READ_INDEX_UNSUPPORTED);
+	assert_int_equal(r->read_index_resp.read_id, 77);
+	assert_true(lcr_log_id_is_none(r->read_index_resp.read_log_id));
+	assert_int_equal(H.n_failed, 0);
+	struct lcr_net_stats st;
+	lcr_net_stats(net, &st);
+	assert_int_equal(st.defaults[LCR_NET_OP_READ_INDEX], 1);
+	close_net();
+
+	/* With the op: the request goes to it, the leader's answer to the host. */
+	fake_init_required();
+	F.ops.read_index = fake_native;
+	open_net(&rec_host, NULL);
+	lcr_net_send(ng, &q, now);
+	assert_int_equal(calls_of(LCR_NET_OP_READ_INDEX, 2), 1);
+	assert_int_equal(last_call(LCR_NET_OP_READ_INDEX, 2)->msg.read_index_req.read_id, 77);
+	struct lcr_msg a;
+	memset(&a, 0, sizeof(a));
+	a.type = LCR_MSG_READ_INDEX_RESP;
+	a.from = 2;
+	a.to = SELF;
+	a.read_index_resp.result = LCR_READ_INDEX_OK;
+	a.read_index_resp.read_id = 77;
+	lcr_net_reply(net, GROUP, &a);
+	assert_int_equal(H.n_delivered, 1);
+	assert_int_equal(H.delivered[0].read_index_resp.result, LCR_READ_INDEX_OK);
+	/* A peer's request reaches the host; the core's answer goes out by respond. */
+	struct lcr_msg in = read_index_req(SELF, 5);
+	in.from = 3;
+	lcr_net_deliver(net, GROUP, &in);
+	assert_int_equal(H.n_delivered, 2);
+	a.from = SELF;
+	a.to = 3;
+	lcr_net_send(ng, &a, now);
+	assert_int_equal(F.responds, 1);
+	close_net();
+}
+
 /* ---- a full transport: its own ops, no defaults -------------------------------------------- */
 
 static void test_net_full_transport_native_ops_used(void **state)
@@ -1042,6 +1110,7 @@ int main(void)
 		cmocka_unit_test(test_net_pre_vote_failing_target_is_an_error),
 		cmocka_unit_test(test_net_isolated_candidate_wins_no_pre_vote_quorum),
 		cmocka_unit_test(test_net_transfer_leader_default_unreachable),
+		cmocka_unit_test(test_net_read_index_default_unsupported),
 		cmocka_unit_test(test_net_backoff_default_and_transport_override),
 		cmocka_unit_test(test_net_missing_required_op_refused),
 		cmocka_unit_test(test_net_full_transport_native_ops_used),
