@@ -184,7 +184,9 @@ LCR_API int lcr_propose(struct lcr_group *g, const void *data, uint32_t len, lcr
  * Linearizable read: returns 0, and `done` runs once on the group's lcore
  * when the state machine may be read (err 0: read it right then) or with why
  * not; or returns a negative error at once (-LCR_ENOTLEADER, -LCR_ENOLEASE,
- * -LCR_EFULL ...) and `done` is not called.
+ * -LCR_EFULL ...) and `done` is not called. On the leader: LCR_READ_INDEX or
+ * LCR_READ_LEASE. On a follower: LCR_READ_INDEX, through the leader's read
+ * index (docs/api.md); LCR_READ_LEASE there is -LCR_ENOTLEADER.
  */
 typedef void (*lcr_read_fn)(void *ctx, int err, uint32_t leader);
 LCR_API int lcr_read(struct lcr_group *g, uint32_t policy, lcr_read_fn done, void *ctx);
