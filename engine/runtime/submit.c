@@ -59,13 +59,6 @@ struct lcr_cq {
 	_Atomic bool signaled; /* the eventfd was written since the last reap emptied the ring */
 };
 
-static uint64_t mono_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
 /* ---- the queue ------------------------------------------------------------------ */
 
 int lcr_cq_open(struct lcr_node *n, uint32_t depth, struct lcr_cq **out)
@@ -196,12 +189,12 @@ uint32_t lcr_cq_reap(struct lcr_cq *cq, struct lcr_req **out, uint32_t max)
 
 int lcr_cq_wait(struct lcr_cq *cq, struct lcr_req **out, uint32_t max, uint64_t timeout_ns)
 {
-	uint64_t end = timeout_ns ? mono_ns() + timeout_ns : 0;
+	uint64_t end = timeout_ns ? lcr_rt_now_ns() + timeout_ns : 0;
 	for (;;) {
 		uint32_t n = lcr_cq_reap(cq, out, max);
 		if (n > 0)
 			return (int)n;
-		uint64_t now = mono_ns();
+		uint64_t now = lcr_rt_now_ns();
 		if (timeout_ns && now >= end)
 			return 0;
 		struct pollfd p = { .fd = cq->efd, .events = POLLIN };
@@ -360,7 +353,7 @@ int lcr_submit(struct lcr_cq *cq, struct lcr_req *r)
 	r->leader = 0;
 	r->result_len = 0;
 	r->log_id = (struct lcr_log_id){ { 0, 0 }, 0 };
-	r->submitted_ns = mono_ns();
+	r->submitted_ns = lcr_rt_now_ns();
 	s->req = r;
 	r->slot = s;
 	s->deadline = 0;
