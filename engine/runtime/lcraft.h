@@ -267,9 +267,9 @@ LCR_API void lcr_cq_close(struct lcr_cq *cq);
 
 /*
  * Submit `r` from any thread: 0, or at once -EINVAL (a bad request),
- * -LCR_EFULL (`depth` requests are out, or the lcore's task ring is full:
- * reap, then retry) or -LCR_ESTOPPED (the node is closing). After 0 the
- * request comes back exactly once. A request answered -LCR_ETIMEDOUT may
+ * -LCR_EFULL (`depth` requests are out, counting those back on the queue but
+ * not reaped yet; or the lcore's task ring is full: reap, then retry) or -LCR_ESTOPPED (the node is
+ * closing). After 0 the request comes back exactly once. A request answered -LCR_ETIMEDOUT may
  * still commit later (its entry may have been appended): as openraft says of
  * a client write whose wait timed out, the outcome is then unknown. A
  * request whose deadline passed still holds its slot of `depth` until the

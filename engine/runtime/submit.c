@@ -47,6 +47,8 @@ struct lcr_cq {
 	atomic_flag lock;
 	uint32_t free_top; /* index + 1; 0: none free */
 	_Atomic uint32_t busy;
+	/* Submitted and not reaped yet, at most depth: what the ring must hold. */
+	_Atomic uint32_t out;
 	/* Completed requests: a bounded MPMC ring of depth (Vyukov's) written
 	 * by the lcores, read by the application's thread. */
 	struct {
@@ -143,8 +145,9 @@ static void slot_give(struct lcr_cq_slot *s)
 	atomic_fetch_sub_explicit(&cq->busy, 1, memory_order_relaxed);
 }
 
-/* Hand a request back: onto the ring (never full: it holds depth), and wake
- * the application if the ring was empty when it last looked. */
+/* Hand a request back: onto the ring (never full: it holds depth, and at most
+ * depth are out, `out`), and wake the application if the ring was empty when
+ * it last looked. */
 static void complete(struct lcr_cq *cq, struct lcr_req *r)
 {
 	uint64_t pos = atomic_fetch_add_explicit(&cq->enq, 1, memory_order_relaxed);
@@ -173,6 +176,7 @@ uint32_t lcr_cq_reap(struct lcr_cq *cq, struct lcr_req **out, uint32_t max)
 			out[n++] = c->req;
 			atomic_store_explicit(&c->seq, cq->deq + cq->ring, memory_order_release);
 			cq->deq++;
+			atomic_fetch_sub_explicit(&cq->out, 1, memory_order_relaxed);
 		}
 		if (n == max || again)
 			break;
@@ -346,9 +350,17 @@ int lcr_submit(struct lcr_cq *cq, struct lcr_req *r)
 	    (r->op == LCR_REQ_PROPOSE && (!r->data || r->len == 0)) ||
 	    (r->op == LCR_REQ_READ && r->policy != LCR_READ_INDEX && r->policy != LCR_READ_LEASE))
 		return -EINVAL;
-	struct lcr_cq_slot *s = slot_take(cq);
-	if (!s)
+	/* At most depth out (submitted, not reaped): the completion ring never
+	 * overflows, whatever the application reaps when. */
+	if (atomic_fetch_add_explicit(&cq->out, 1, memory_order_relaxed) >= cq->depth) {
+		atomic_fetch_sub_explicit(&cq->out, 1, memory_order_relaxed);
 		return -LCR_EFULL;
+	}
+	struct lcr_cq_slot *s = slot_take(cq);
+	if (!s) {
+		atomic_fetch_sub_explicit(&cq->out, 1, memory_order_relaxed);
+		return -LCR_EFULL;
+	}
 	r->err = 0;
 	r->leader = 0;
 	r->result_len = 0;
@@ -362,6 +374,7 @@ int lcr_submit(struct lcr_cq *cq, struct lcr_req *r)
 	if (rc < 0) {
 		s->req = NULL;
 		slot_give(s);
+		atomic_fetch_sub_explicit(&cq->out, 1, memory_order_relaxed);
 	}
 	return rc;
 }

@@ -170,6 +170,27 @@ static void test_submit_from_any_thread(void **state)
 	assert_int_equal(lcr_submit(cq, &bad), -EINVAL);
 	bad.op = LCR_REQ_PROPOSE; /* no data */
 	assert_int_equal(lcr_submit(cq, &bad), -EINVAL);
+	/* Requests back on the queue but not reaped still count against its
+	 * depth: the queue never holds more than it can (a small one here). */
+	struct lcr_cq *small;
+	assert_int_equal(lcr_cq_open(cl.rep[l].node, 2, &small), 0);
+	struct lcr_req two[3];
+	for (int i = 0; i < 3; i++)
+		two[i] = (struct lcr_req){ .op = LCR_REQ_READ,
+					   .group = CH_GROUP,
+					   .policy = LCR_READ_INDEX };
+	assert_int_equal(lcr_submit(small, &two[0]), 0);
+	assert_int_equal(lcr_submit(small, &two[1]), 0);
+	for (int i = 0; i < 5000 && lcr_cq_busy(small) > 0; i++)
+		usleep(1000); /* both answered: their slots are free, not reaped */
+	assert_int_equal(lcr_cq_busy(small), 0);
+	assert_int_equal(lcr_submit(small, &two[2]), -LCR_EFULL);
+	assert_int_equal(lcr_cq_reap(small, done, 2), 2);
+	assert_int_equal(lcr_submit(small, &two[2]), 0);
+	assert_int_equal(lcr_cq_wait(small, done, 2, 5000000000ull), 1);
+	assert_int_equal(two[2].err, 0);
+	lcr_cq_close(small);
+
 	/* A group the node does not have comes back -ENOENT. */
 	struct lcr_req none = { .op = LCR_REQ_READ, .group = 77, .policy = LCR_READ_INDEX };
 	assert_int_equal(lcr_submit(cq, &none), 0);
