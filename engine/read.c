@@ -73,13 +73,18 @@ static void ask_leader(struct lcr_core *c)
  * index every read up to the one they name) and no request is out, or the
  * one out went unanswered for a heartbeat interval (lost, or its answer was).
  */
-static void maybe_ask(struct lcr_core *c)
+static bool unindexed_waiting(const struct lcr_core *c)
 {
-	if (c->reads_len == 0 || c->leader.active)
-		return;
+	if (c->reads_len == 0 || !follows_leader(c))
+		return false;
 	const struct lcr_pending_read *last =
 		&c->reads[(c->reads_head + c->reads_len - 1) % c->reads_max];
-	if (last->kind != LCR_READ_VIA_LEADER || last->indexed || last->err)
+	return last->kind == LCR_READ_VIA_LEADER && !last->indexed && !last->err;
+}
+
+static void maybe_ask(struct lcr_core *c)
+{
+	if (!unindexed_waiting(c))
 		return;
 	if (c->via.asked_ns != 0 && c->now_ns < c->via.asked_ns + c->heartbeat_ns)
 		return; /* one request at a time; its answer asks for the rest */
@@ -367,8 +372,9 @@ uint64_t lcr_reads_next_timer(const struct lcr_core *c)
 	if (c->reads_len == 0)
 		return 0;
 	uint64_t t = c->reads[c->reads_head].deadline_ns + 1;
-	/* A follower's request unanswered for a heartbeat interval goes again. */
-	if (!c->leader.active && c->via.asked_ns != 0 && c->via.asked_ns + c->heartbeat_ns < t)
+	/* A follower's request unanswered for a heartbeat interval goes again,
+	 * while reads still wait for an index (a timer in the past otherwise). */
+	if (unindexed_waiting(c) && c->via.asked_ns != 0 && c->via.asked_ns + c->heartbeat_ns < t)
 		t = c->via.asked_ns + c->heartbeat_ns;
 	return t;
 }
