@@ -823,5 +823,6 @@ void lcr_core_status(const struct lcr_core *c, struct lcr_core_status *st)
 	st->dropped_msgs = c->n_dropped;
 	st->far_terms = c->n_far_terms;
 	st->term_exhausted = c->n_term_exhausted;
+	st->runs_full = !lcr_log_ids_can_start_run(&c->log);
 	st->next_timer_ns = c->stopped ? UINT64_MAX : next_timer(c);
 }

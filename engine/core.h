@@ -259,6 +259,10 @@ struct lcr_core_status {
 	 * terms are bounded by LCR_TERM_JUMP_MAX). */
 	uint64_t term_exhausted;
 	uint64_t next_timer_ns; /* the earliest time a tick has work to do */
+	/* The log holds leader_runs_max runs of entries (one per leadership that
+	 * wrote): this replica cannot lead, so cannot stand, until entries are
+	 * purged. */
+	bool runs_full;
 };
 
 struct lcr_core;

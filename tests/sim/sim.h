@@ -274,6 +274,9 @@ struct sim_world {
 	struct sim_idmap *grants;  /* leader id -> bit mask of the nodes that granted it */
 	uint64_t writes_ok, reads_ok, ops_pending, elections, crashes;
 	uint64_t follower_reads_ok; /* of reads_ok: served by a follower */
+	/* Healings with no leader because every voter that could win held
+	 * leader_runs_max runs (no purge yet): a capacity stall, not a fault. */
+	uint64_t runs_stalls;
 
 	struct sim_trace trace[SIM_TRACE];
 	uint32_t trace_n;

@@ -192,7 +192,7 @@ int main(int argc, char **argv)
 
 	static struct sim_world w;
 	uint64_t violations = 0, total_steps = 0, writes = 0, reads = 0, follower_reads = 0,
-		 elections = 0, crashes = 0, ran = 0;
+		 runs_stalls = 0, elections = 0, crashes = 0, ran = 0;
 	uint64_t scen_seeds[SIM_SCEN_KINDS + 1] = { 0 }, scen_started[SIM_SCEN_KINDS + 1] = { 0 },
 					     scen_done[SIM_SCEN_KINDS + 1] = { 0 },
 					     scen_seeds_done[SIM_SCEN_KINDS + 1] = { 0 };
@@ -208,6 +208,7 @@ int main(int argc, char **argv)
 		writes += w.writes_ok;
 		reads += w.reads_ok;
 		follower_reads += w.follower_reads_ok;
+		runs_stalls += w.runs_stalls;
 		elections += w.elections;
 		crashes += w.crashes;
 		for (uint32_t k = 1; k <= SIM_SCEN_KINDS; k++) {
@@ -259,6 +260,12 @@ int main(int argc, char **argv)
 			(unsigned long long)scen_seeds_done[k], (unsigned long long)scen_seeds[k],
 			(unsigned long long)scen_done[k], (unsigned long long)scen_started[k]);
 	fprintf(stderr, "\n");
+	if (runs_stalls)
+		fprintf(stderr,
+			"%llu seeds ended with no leader possible: every voter that could win "
+			"held leader_runs_max runs and may not lead before a purge (a capacity "
+			"limit, not a violation)\n",
+			(unsigned long long)runs_stalls);
 	if (bug) {
 		if (violations)
 			printf("planted bug '%s' detected at seed %llu\n", bug_name,
