@@ -119,6 +119,10 @@ struct lcr_core {
 	uint64_t leader_lease_ns;
 	uint64_t smaller_log_timeout_ns;
 	uint64_t election_timeout_ns; /* current random sample */
+	/* A replica that may not stand (a full run table, a term at its limit)
+	 * tries again only after this: its election deadline stays in the past
+	 * otherwise, and every tick would be due at once. */
+	uint64_t stand_retry_ns;
 	uint64_t heartbeat_ns;
 	uint64_t read_timeout_ns;
 

@@ -154,12 +154,19 @@ static bool lease_blocks(const struct lcr_core *c, const struct lcr_vote *transf
  * than wrap. Peers bound each other's terms (LCR_TERM_JUMP_MAX), so only a
  * bug gets here.
  */
+/* This replica may not stand now: try again after an election timeout. */
+static void stand_later(struct lcr_core *c)
+{
+	lcr_resample_election_timeout(c);
+	c->stand_retry_ns = c->now_ns + c->election_timeout_ns;
+}
+
 static bool term_exhausted(struct lcr_core *c)
 {
 	if (c->vote.lid.term + 1 < LCR_NUMBER_MAX)
 		return false;
 	c->n_term_exhausted++;
-	lcr_resample_election_timeout(c);
+	stand_later(c);
 	return true;
 }
 
@@ -178,6 +185,7 @@ void lcr_elect(struct lcr_core *c, const struct lcr_vote *transfer_from)
 	/* A leader starts a run of entries; without room it could not lead. */
 	if (!lcr_log_ids_can_start_run(&c->log)) {
 		c->n_dropped++;
+		stand_later(c);
 		return;
 	}
 	if (term_exhausted(c))
@@ -278,6 +286,8 @@ uint64_t lcr_election_deadline(const struct lcr_core *c)
 	if (c->cfg.enable_pre_vote && c->pre_candidate.active &&
 	    c->pre_candidate.started_ns + timeout > t)
 		t = c->pre_candidate.started_ns + timeout;
+	if (c->stand_retry_ns > t)
+		t = c->stand_retry_ns;
 	return t;
 }
 
@@ -293,7 +303,7 @@ void lcr_election_tick(struct lcr_core *c)
 	uint64_t timeout = c->election_timeout_ns + greater_log_wait(c);
 	bool expired = LCR_BUG(c, LCR_BUG_LEASE_IGNORED) ? c->now_ns > c->vote_utime_ns + timeout
 							 : lcr_vote_lease_expired(c, timeout);
-	if (!expired)
+	if (!expired || c->now_ns < c->stand_retry_ns)
 		return;
 	bool pre_vote = c->cfg.enable_pre_vote;
 	/* A Pre-Vote does not touch the vote's time: do not re-issue one every

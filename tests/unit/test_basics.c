@@ -211,6 +211,55 @@ static void test_restart_loads_log_and_restores(void **state)
 	lcr_core_free(c);
 }
 
+/*
+ * A replica whose log holds leader_runs_max runs may not lead, so it does not
+ * stand; its next timer must still move forward (an election deadline left in
+ * the past made every tick due at once: a busy loop), and it stands as soon as
+ * it can.
+ */
+static void test_full_run_table_does_not_spin(void **state)
+{
+	struct lcr_core_config cfg;
+	struct lcr_core_restore rs;
+	(void)state;
+
+	lcr_core_config_default(&cfg, 2);
+	cfg.membership.n_configs = 1;
+	cfg.membership.configs[0].n = 3;
+	for (uint32_t i = 0; i < 3; i++)
+		cfg.membership.configs[0].ids[i] = i + 1;
+	cfg.leader_runs_max = 16;
+	memset(&rs, 0, sizeof(rs));
+	rs.vote.lid.term = 16;
+	rs.vote.lid.node = 1;
+	struct lcr_core *c;
+	assert_int_equal(lcr_core_new(&c, &cfg, &rs), 0);
+	for (uint64_t t = 1; t <= 16; t++) /* one entry of each of 16 leaders */
+		assert_int_equal(lcr_core_load_log_id(c, lid(t, 1, t)), 0);
+	uint64_t now = 1000;
+	assert_int_equal(lcr_core_start(c, now), 0);
+	struct lcr_core_status st;
+	lcr_core_status(c, &st);
+	assert_true(st.runs_full);
+	uint32_t ticks = 0;
+	for (; ticks < 100 && now < 10ull * 1000000000; ticks++) {
+		lcr_core_status(c, &st);
+		assert_true(st.next_timer_ns > now); /* never due at once again */
+		now = st.next_timer_ns;
+		struct lcr_event ev = { .type = LCR_EV_TICK, .now_ns = now };
+		lcr_core_step(c, &ev);
+		uint32_t n;
+		(void)lcr_core_commands(c, &n);
+	}
+	lcr_core_status(c, &st);
+	print_message("%u ticks in %.1f s with a full run table: %llu elections\n", ticks,
+		      (double)now / 1e9, (unsigned long long)st.elections);
+	assert_int_equal(st.elections, 0);
+	assert_int_equal(st.role, LCR_ROLE_FOLLOWER);
+	assert_true(ticks < 100); /* about one tick per election timeout, not a spin */
+	lcr_core_free(c);
+}
+
 static void test_io_failure_stops_replica(void **state)
 {
 	struct lcr_core_config cfg;
@@ -598,6 +647,7 @@ int main(void)
 		cmocka_unit_test(test_config_validation_names_the_option),
 		cmocka_unit_test(test_vote_and_log_id_order),
 		cmocka_unit_test(test_restart_loads_log_and_restores),
+		cmocka_unit_test(test_full_run_table_does_not_spin),
 		cmocka_unit_test(test_io_failure_stops_replica),
 		cmocka_unit_test(test_far_term_refused),
 		cmocka_unit_test(test_term_exhausted_refuses_to_campaign),
