@@ -238,7 +238,8 @@ struct lcr_req {
 	const void *data; /* LCR_REQ_PROPOSE: the entry (1 byte to 1 MiB) */
 	uint32_t len;
 	uint32_t policy;     /* LCR_REQ_READ: LCR_READ_INDEX or LCR_READ_LEASE */
-	uint64_t timeout_ns; /* 0: none; else answered -LCR_ETIMEDOUT once passed */
+	uint64_t timeout_ns; /* 0: none; else answered -LCR_ETIMEDOUT once passed
+				(at most LCR_REQ_TIMEOUT_MAX) */
 	void *result;	     /* LCR_REQ_PROPOSE: where the state machine's result goes */
 	uint32_t result_cap; /* its size; a longer result is cut (result_len says) */
 	void *user;	     /* the application's own */
@@ -250,7 +251,11 @@ struct lcr_req {
 				     had applied when the read was served; else 0 */
 	uint64_t submitted_ns;	  /* lcraft's: CLOCK_MONOTONIC at lcr_submit() */
 	void *slot;		  /* lcraft's: its slot on the queue (lcr_cancel) */
+	uint32_t slot_gen;	  /* lcraft's: which taking of that slot */
 };
+
+/* The longest deadline a request may have (2^62 ns, 146 years); more: -EINVAL. */
+#define LCR_REQ_TIMEOUT_MAX (1ull << 62)
 
 /* Requests out at once on a queue, at most. */
 #define LCR_CQ_DEPTH_MAX (1u << 20)
@@ -314,7 +319,9 @@ enum lcr_wait_what {
  * Raft::wait(): from any thread but that group's lcore (-EDEADLK), at most
  * `timeout_ns`. 0 once it holds; -LCR_ETIMEDOUT; -ENOENT (no such group, or
  * it was opened after lcr_node_run()); -LCR_ESTOPPED (the node is closing);
- * -EINVAL. The lcores wake waiters on every change of the applied index,
+ * -EINVAL. It may be called while lcr_node_close() runs (it returns
+ * -LCR_ESTOPPED), never after it returned. The lcores wake waiters on every
+ * change of the applied index,
  * role or leader while anyone waits (a lock and a broadcast each), and pay
  * nothing else.
  */

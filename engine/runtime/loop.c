@@ -13,6 +13,7 @@
  *   completion, a posted task or a timer
  */
 #define _GNU_SOURCE
+#include <errno.h>
 #include <sched.h>
 #include <stdio.h>
 #include <string.h>
@@ -210,13 +211,15 @@ void *lcr_rt_lcore_main(void *arg)
 				n->cfg.cores[lc->index], strerror(rc));
 	}
 	LCR_ASSERT(atomic_load(&lc->looping)); /* lcr_node_run() said so */
-	lc->epfd = epoll_create1(EPOLL_CLOEXEC);
-	int fds[2] = { lc->efd, lc->poll_fd };
-	for (int i = 0; i < 2 && lc->epfd >= 0; i++) {
-		if (fds[i] < 0)
-			continue;
-		struct epoll_event ev = { .events = EPOLLIN, .data.fd = fds[i] };
-		epoll_ctl(lc->epfd, EPOLL_CTL_ADD, fds[i], &ev);
+	/* The set (made at open) holds the ring's eventfd; the application's fd
+	 * joins it here (set before lcr_node_run; a second run finds it there). */
+	if (lc->poll_fd >= 0) {
+		struct epoll_event ev = { .events = EPOLLIN, .data.fd = lc->poll_fd };
+		if (epoll_ctl(lc->epfd, EPOLL_CTL_ADD, lc->poll_fd, &ev) < 0 && errno != EEXIST)
+			fprintf(stderr,
+				"lcraft: lcore %u: its poll fd %d cannot wake it (%s): it is "
+				"polled every iteration, and sleeps wake on timers\n",
+				lc->index, lc->poll_fd, strerror(errno));
 	}
 
 	while (!atomic_load_explicit(&n->stop, memory_order_relaxed)) {
@@ -275,9 +278,6 @@ void *lcr_rt_lcore_main(void *arg)
 	atomic_store(&lc->looping, false);
 	pthread_cond_broadcast(&lc->m_cv);
 	pthread_mutex_unlock(&lc->m_mu);
-	if (lc->epfd >= 0)
-		close(lc->epfd);
-	lc->epfd = -1;
 	this_lcore = NULL;
 	return NULL;
 }

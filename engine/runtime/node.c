@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/stat.h>
 
 #include "runtime_int.h"
@@ -151,6 +152,22 @@ static int lcore_open(struct lcr_node *n, uint32_t index, char *why, size_t why_
 		return rc;
 	}
 	lc->efd = lcr_ring_eventfd(&lc->ring);
+	/* The set an idle lcore sleeps on (its transport's socket joins it at
+	 * the first sleep): made once, for the node's life, so that its number
+	 * never changes under what joined it. */
+	lc->epfd = epoll_create1(EPOLL_CLOEXEC);
+	if (lc->epfd < 0 || lc->efd < 0) {
+		rc = lc->epfd < 0 ? -errno : lc->efd;
+		snprintf(why, why_len, "lcore %u: %s: %s", index,
+			 lc->epfd < 0 ? "epoll_create1" : "io_uring eventfd", strerror(-rc));
+		return rc;
+	}
+	struct epoll_event eev = { .events = EPOLLIN, .data.fd = lc->efd };
+	if (epoll_ctl(lc->epfd, EPOLL_CTL_ADD, lc->efd, &eev) < 0) {
+		rc = -errno;
+		snprintf(why, why_len, "lcore %u: epoll_ctl: %s", index, strerror(-rc));
+		return rc;
+	}
 
 	/* The transport of this lcore: the application's, or UDP. */
 	struct lcr_net_env env = { .self = c->id,
@@ -321,6 +338,8 @@ void lcr_node_close(struct lcr_node *n)
 		lcr_net_close(lc->net);
 		if (lc->ring.depth)
 			lcr_ring_exit(&lc->ring);
+		if (lc->epfd >= 0)
+			close(lc->epfd);
 		lcr_rt_free(n, lc->ents);
 		lcr_rt_free(n, lc->cold);
 		lcr_rt_free(n, lc->posts);

@@ -32,7 +32,11 @@ struct lcr_cq_slot {
 	struct lcr_req *req; /* NULL once answered (a deadline), until the callback */
 	struct lcore *lc;
 	struct lcr_group *g;
-	uint64_t deadline;		 /* ns; 0: none */
+	uint64_t deadline; /* ns; 0: none */
+	bool timed;	   /* on the lcore's list of timed slots */
+	/* Bumped each time the slot is taken; lcr_cancel names the taking it
+	 * means, so a cancel that comes late finds a newer one and does nothing. */
+	_Atomic uint32_t gen, cancel_gen;
 	struct lcr_cq_slot *prev, *next; /* the lcore's timed slots */
 	uint32_t free_next;		 /* the free stack */
 };
@@ -126,6 +130,7 @@ static struct lcr_cq_slot *slot_take(struct lcr_cq *cq)
 	if (cq->free_top) {
 		s = &cq->slots[cq->free_top - 1];
 		cq->free_top = s->free_next;
+		atomic_fetch_add_explicit(&s->gen, 1, memory_order_release);
 	}
 	atomic_flag_clear_explicit(&cq->lock, memory_order_release);
 	if (s)
@@ -186,14 +191,21 @@ uint32_t lcr_cq_reap(struct lcr_cq *cq, struct lcr_req **out, uint32_t max)
 		if (read(cq->efd, &v, sizeof(v)) < 0) {
 			/* EAGAIN: it was not written */
 		}
-		atomic_store_explicit(&cq->signaled, false, memory_order_seq_cst);
+		/* An exchange (a read-modify-write), so that a writer whose exchange
+		 * found it still true is ordered before us and our look again sees
+		 * its request; a plain store would not promise that. */
+		(void)atomic_exchange_explicit(&cq->signaled, false, memory_order_acq_rel);
+		atomic_thread_fence(memory_order_seq_cst);
 	}
 	return n;
 }
 
 int lcr_cq_wait(struct lcr_cq *cq, struct lcr_req **out, uint32_t max, uint64_t timeout_ns)
 {
-	uint64_t end = timeout_ns ? lcr_rt_now_ns() + timeout_ns : 0;
+	uint64_t start = lcr_rt_now_ns();
+	if (timeout_ns > UINT64_MAX - start)
+		timeout_ns = 0; /* longer than a clock can count: forever */
+	uint64_t end = timeout_ns ? start + timeout_ns : 0;
 	for (;;) {
 		uint32_t n = lcr_cq_reap(cq, out, max);
 		if (n > 0)
@@ -218,6 +230,7 @@ int lcr_cq_wait(struct lcr_cq *cq, struct lcr_req **out, uint32_t max, uint64_t 
 static void timed_unlink(struct lcr_cq_slot *s)
 {
 	struct lcore *lc = s->lc;
+	s->timed = false;
 	if (s->prev)
 		s->prev->next = s->next;
 	else if (lc->timed == s)
@@ -232,7 +245,7 @@ static void timed_unlink(struct lcr_cq_slot *s)
 static void answer(struct lcr_cq_slot *s, int err, uint32_t leader)
 {
 	struct lcr_req *r = s->req;
-	if (s->deadline)
+	if (s->timed)
 		timed_unlink(s);
 	if (!r)
 		return; /* answered already: its deadline passed */
@@ -248,7 +261,7 @@ static void finish(struct lcr_cq_slot *s, int err, uint32_t leader)
 {
 	struct lcr_cq *cq = s->cq;
 	struct lcr_req *r = s->req;
-	if (s->deadline)
+	if (s->timed)
 		timed_unlink(s);
 	slot_give(s);
 	if (r) {
@@ -317,6 +330,8 @@ static void submit_task(struct lcr_node *n, void *arg)
 	struct lcore *lc = lcr_rt_this_lcore();
 	(void)n;
 
+	LCR_ASSERT(r != NULL); /* a cancel names its taking and cannot come first */
+
 	/* An lcore that does not run (the node closes): its thread is ours. */
 	if (!lc)
 		lc = &s->cq->node->lcores[lcr_group_lcore(s->cq->node, r->group)];
@@ -328,7 +343,8 @@ static void submit_task(struct lcr_node *n, void *arg)
 		return;
 	}
 	if (r->timeout_ns) {
-		s->deadline = r->submitted_ns + r->timeout_ns;
+		s->deadline = r->submitted_ns + r->timeout_ns; /* bounded: no wrap */
+		s->timed = true;
 		s->prev = NULL;
 		s->next = lc->timed;
 		if (lc->timed)
@@ -347,6 +363,7 @@ int lcr_submit(struct lcr_cq *cq, struct lcr_req *r)
 {
 	struct lcr_node *n = cq->node;
 	if (!r || (r->op != LCR_REQ_PROPOSE && r->op != LCR_REQ_READ) ||
+	    r->timeout_ns > LCR_REQ_TIMEOUT_MAX ||
 	    (r->op == LCR_REQ_PROPOSE && (!r->data || r->len == 0)) ||
 	    (r->op == LCR_REQ_READ && r->policy != LCR_READ_INDEX && r->policy != LCR_READ_LEASE))
 		return -EINVAL;
@@ -368,7 +385,9 @@ int lcr_submit(struct lcr_cq *cq, struct lcr_req *r)
 	r->submitted_ns = lcr_rt_now_ns();
 	s->req = r;
 	r->slot = s;
+	r->slot_gen = atomic_load_explicit(&s->gen, memory_order_relaxed);
 	s->deadline = 0;
+	s->timed = false;
 	s->prev = s->next = NULL;
 	int rc = lcr_node_post(n, lcr_group_lcore(n, r->group), submit_task, s);
 	if (rc < 0) {
@@ -383,13 +402,17 @@ int lcr_submit(struct lcr_cq *cq, struct lcr_req *r)
 
 static void cancel_task(struct lcr_node *n, void *arg)
 {
-	struct lcr_req *r = arg;
-	struct lcr_cq_slot *s = r->slot;
+	struct lcr_cq_slot *s = arg;
 	(void)n;
-	/* Still out (its slot still holds it: not answered, not given back and
-	 * taken by another): answer it now. The proposal or read behind it goes
-	 * on, holding the slot until it ends. */
-	if (s->req == r)
+	/* Still the taking the cancel named (the slot was not given back and
+	 * taken again since: then it serves another request, maybe on another
+	 * lcore, and is not ours to touch), and not answered yet: answer it now.
+	 * The proposal or read behind it goes on, holding the slot until it
+	 * ends. */
+	if (atomic_load_explicit(&s->gen, memory_order_acquire) !=
+	    atomic_load_explicit(&s->cancel_gen, memory_order_relaxed))
+		return;
+	if (s->req)
 		answer(s, -ECANCELED, 0);
 }
 
@@ -398,8 +421,9 @@ int lcr_cancel(struct lcr_cq *cq, struct lcr_req *r)
 	struct lcr_cq_slot *s = r ? r->slot : NULL;
 	if (!s || s < cq->slots || s >= cq->slots + cq->depth)
 		return -EINVAL;
+	atomic_store_explicit(&s->cancel_gen, r->slot_gen, memory_order_relaxed);
 	/* The request's own lcore, where its slot is touched. */
-	return lcr_node_post(cq->node, lcr_group_lcore(cq->node, r->group), cancel_task, r);
+	return lcr_node_post(cq->node, lcr_group_lcore(cq->node, r->group), cancel_task, s);
 }
 
 /* ---- waiting for a condition ------------------------------------------------------ */
@@ -446,11 +470,18 @@ int lcr_group_wait(struct lcr_node *n, uint32_t group, uint32_t what, uint64_t v
 {
 	if (!n || (what != LCR_WAIT_APPLIED && what != LCR_WAIT_LEADER && what != LCR_WAIT_ROLE))
 		return -EINVAL;
-	struct lcr_group *g = group_find(n, group);
-	if (!g)
-		return -ENOENT;
-	if (lcr_rt_this_lcore() == g->lc)
-		return -EDEADLK; /* the lcore that would change it would be waiting */
+	/* Counted in before anything of the node is read: a close waits for us,
+	 * or we see it closing and leave (both seq_cst). */
+	atomic_fetch_add(&n->waiters, 1);
+	struct lcr_group *g = atomic_load(&n->closing) ? NULL : group_find(n, group);
+	int early = atomic_load(&n->closing)	   ? -LCR_ESTOPPED
+		    : !g			   ? -ENOENT
+		    : lcr_rt_this_lcore() == g->lc ? -EDEADLK /* it would wait for itself */
+						   : 0;
+	if (early) {
+		atomic_fetch_sub(&n->waiters, 1);
+		return early;
+	}
 	struct timespec end;
 	clock_gettime(CLOCK_MONOTONIC, &end);
 	end.tv_sec += (time_t)(timeout_ns / 1000000000ull);
@@ -460,7 +491,6 @@ int lcr_group_wait(struct lcr_node *n, uint32_t group, uint32_t what, uint64_t v
 		end.tv_nsec -= 1000000000L;
 	}
 	int rc = 0;
-	atomic_fetch_add(&n->waiters, 1);
 	pthread_mutex_lock(&n->wait_mu);
 	while (!holds(g, what, value)) {
 		if (atomic_load(&n->closing)) {

@@ -191,6 +191,26 @@ static void test_submit_from_any_thread(void **state)
 	assert_int_equal(two[2].err, 0);
 	lcr_cq_close(small);
 
+	/* A cancel that comes after its request is back does nothing, even to
+	 * the same request submitted again at once (into the same slot). */
+	struct lcr_req again = { .op = LCR_REQ_READ, .group = CH_GROUP, .policy = LCR_READ_INDEX };
+	assert_int_equal(lcr_submit(cq, &again), 0);
+	assert_int_equal(lcr_cq_wait(cq, done, 1, 5000000000ull), 1);
+	assert_int_equal(again.err, 0);
+	for (int round = 0; round < 50; round++) {
+		assert_int_equal(lcr_cancel(cq, &again), 0);
+		assert_int_equal(lcr_submit(cq, &again), 0);
+		assert_int_equal(lcr_cq_wait(cq, done, 1, 5000000000ull), 1);
+		assert_ptr_equal(done[0], &again);
+		assert_int_equal(again.err, 0);
+	}
+	/* A deadline beyond what a clock counts is refused. */
+	struct lcr_req far = { .op = LCR_REQ_READ,
+			       .group = CH_GROUP,
+			       .policy = LCR_READ_INDEX,
+			       .timeout_ns = UINT64_MAX };
+	assert_int_equal(lcr_submit(cq, &far), -EINVAL);
+
 	/* A group the node does not have comes back -ENOENT. */
 	struct lcr_req none = { .op = LCR_REQ_READ, .group = 77, .policy = LCR_READ_INDEX };
 	assert_int_equal(lcr_submit(cq, &none), 0);
