@@ -304,3 +304,12 @@ uint64_t ch_commit(struct ch_cluster *c, uint32_t leader, struct ch_batch *b, ui
 	ch_wait_converged(c, ch_applied(c, leader), converge_ms);
 	return took_ns;
 }
+
+void ch_loopback(struct lcr_node_config *c, uint16_t base_port)
+{
+	c->bind_host = "127.0.0.1";
+	for (uint32_t i = 0; i < CH_NODES; i++) {
+		snprintf(c->peers[i].host, sizeof(c->peers[i].host), "127.0.0.1");
+		c->peers[i].port = (uint16_t)(base_port + 10 * i);
+	}
+}

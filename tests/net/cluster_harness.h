@@ -76,6 +76,9 @@ uint64_t ch_now_ns(void);
 int ch_init(struct ch_cluster *c, const char *name,
 	    void (*configure)(struct lcr_node_config *nc, uint32_t id));
 
+/* The transport part for UDP on loopback: node i listens on base_port + 10 (i - 1). */
+void ch_loopback(struct lcr_node_config *c, uint16_t base_port);
+
 /* Removes the data folder (every replica stopped). */
 void ch_fini(struct ch_cluster *c);
 

@@ -27,11 +27,7 @@ static uint16_t base_port;
 static void on_loopback(struct lcr_node_config *c, uint32_t id)
 {
 	(void)id;
-	c->bind_host = "127.0.0.1";
-	for (uint32_t i = 0; i < CH_NODES; i++) {
-		snprintf(c->peers[i].host, sizeof(c->peers[i].host), "127.0.0.1");
-		c->peers[i].port = (uint16_t)(base_port + 10 * i);
-	}
+	ch_loopback(c, base_port);
 }
 
 /* Reads chained from their own callbacks (a closed-loop reader). */

@@ -31,18 +31,7 @@ static uint16_t base_port;
 static void configure(struct lcr_node_config *c, uint32_t id)
 {
 	(void)id;
-	c->bind_host = "127.0.0.1";
-	for (uint32_t i = 0; i < CH_NODES; i++) {
-		snprintf(c->peers[i].host, sizeof(c->peers[i].host), "127.0.0.1");
-		c->peers[i].port = (uint16_t)(base_port + 10 * i);
-	}
-}
-
-static int cmp_id(struct lcr_log_id a, struct lcr_log_id b)
-{
-	if (a.lid.term != b.lid.term)
-		return a.lid.term < b.lid.term ? -1 : 1;
-	return a.index < b.index ? -1 : a.index > b.index;
+	ch_loopback(c, base_port);
 }
 
 /* One request on `cq`, waited for; returns its error. */
@@ -88,7 +77,7 @@ static struct lcr_log_id write_all(struct lcr_cq *cq)
 			}
 			assert_int_equal(done[i]->err, 0);
 			ok++;
-			if (cmp_id(done[i]->log_id, last) > 0)
+			if (lcr_log_id_cmp(done[i]->log_id, last) > 0)
 				last = done[i]->log_id;
 		}
 	}
@@ -118,7 +107,7 @@ static void test_follower_read_sees_the_writes(void **state)
 		      (unsigned long long)rd.log_id.index, (unsigned long long)last.lid.term,
 		      last.lid.node, (unsigned long long)last.index,
 		      (unsigned long long)ch_applied(&cl, f), (unsigned long long)written);
-	assert_true(cmp_id(rd.log_id, last) >= 0);
+	assert_true(lcr_log_id_cmp(rd.log_id, last) >= 0);
 	assert_true(ch_applied(&cl, f) >= written);
 
 	/* The other follower too, through lcr_read's path in the runtime. */
@@ -129,7 +118,7 @@ static void test_follower_read_sees_the_writes(void **state)
 	assert_int_equal(lcr_cq_open(cl.rep[f2].node, DEPTH, &f2cq), 0);
 	struct lcr_req rd2 = { .op = LCR_REQ_READ, .group = CH_GROUP, .policy = LCR_READ_INDEX };
 	assert_int_equal(one(f2cq, &rd2), 0);
-	assert_true(cmp_id(rd2.log_id, last) >= 0);
+	assert_true(lcr_log_id_cmp(rd2.log_id, last) >= 0);
 	assert_true(ch_applied(&cl, f2) >= written);
 
 	/* A follower has no lease of its own. */

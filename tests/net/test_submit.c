@@ -48,20 +48,9 @@ static void count_free(void *ctx, void *p)
 static void configure(struct lcr_node_config *c, uint32_t id)
 {
 	(void)id;
-	c->bind_host = "127.0.0.1";
-	for (uint32_t i = 0; i < CH_NODES; i++) {
-		snprintf(c->peers[i].host, sizeof(c->peers[i].host), "127.0.0.1");
-		c->peers[i].port = (uint16_t)(base_port + 10 * i);
-	}
+	ch_loopback(c, base_port);
 	c->alloc.alloc = count_alloc;
 	c->alloc.free = count_free;
-}
-
-static int cmp_id(struct lcr_log_id a, struct lcr_log_id b)
-{
-	if (a.lid.term != b.lid.term)
-		return a.lid.term < b.lid.term ? -1 : 1;
-	return a.index < b.index ? -1 : a.index > b.index;
 }
 
 static void test_submit_from_any_thread(void **state)
@@ -123,7 +112,7 @@ static void test_submit_from_any_thread(void **state)
 			}
 			ok++;
 			/* Completions of one group come in log order. */
-			assert_true(cmp_id(r->log_id, last) > 0);
+			assert_true(lcr_log_id_cmp(r->log_id, last) > 0);
 			last = r->log_id;
 			assert_int_equal(r->result_len, 8);
 		}
@@ -144,7 +133,7 @@ static void test_submit_from_any_thread(void **state)
 	assert_int_equal(lcr_cq_wait(cq, done, 1, 5000000000ull), 1);
 	assert_ptr_equal(done[0], &rd);
 	assert_int_equal(rd.err, 0);
-	assert_true(cmp_id(rd.log_id, last) >= 0);
+	assert_true(lcr_log_id_cmp(rd.log_id, last) >= 0);
 
 	/* Waiting from another thread: a follower applies what the leader did
 	 * (its applied index reaches the last write's), knows the leader; the
