@@ -1144,7 +1144,9 @@ void sim_propose(struct sim_world *w, struct sim_node *n)
  * A forger on the network sends well-formed messages no genuine peer could:
  * from a node outside the cluster (with a plausible term), or from a member
  * but with a term past LCR_TERM_JUMP_MAX above the receiver's (up to
- * 2^62 - 1), carrying entries, acks far ahead, and stream ids at 2^64 - 1.
+ * 2^62 - 1), carrying entries, acks far ahead, stream ids at 2^64 - 1, read
+ * index requests for leaderships no one holds and read indexes granted far
+ * ahead.
  * The transport keeps strangers out by address; the core must refuse the
  * rest. Each must leave its receiver as it was (sim_check_forged).
  */
@@ -1171,7 +1173,19 @@ static void forge(struct sim_world *w, struct sim_node *v)
 	struct lcr_msg *m = &sm->m;
 	m->from = from;
 	m->to = v->id;
-	switch (rnd_below(w, 5)) {
+	switch (rnd_below(w, 7)) {
+	case 5: /* a read index asked of us, for a leadership no one holds */
+		m->type = LCR_MSG_READ_INDEX_REQ;
+		m->read_index_req.vote = vote;
+		m->read_index_req.read_id = rnd_below(w, 2) ? UINT64_MAX : rnd_below(w, 1000);
+		break;
+	case 6: /* a read index granted far ahead: a read served too early */
+		m->type = LCR_MSG_READ_INDEX_RESP;
+		m->read_index_resp.result = LCR_READ_INDEX_OK;
+		m->read_index_resp.vote = vote;
+		m->read_index_resp.read_id = rnd_below(w, 1000);
+		m->read_index_resp.read_log_id = far;
+		break;
 	case 0:
 		m->type = LCR_MSG_VOTE_REQ;
 		m->vote_req.vote = (struct lcr_vote){ vote.lid, false };
