@@ -554,6 +554,24 @@ void lcr_srx_make_ack(struct lcr_srx *r, struct lcr_wire_ack *a)
 	r->ack_due = false;
 }
 
+void lcr_srx_stats_add(struct lcr_srx_stats *to, const struct lcr_srx_stats *from)
+{
+	to->dgrams += from->dgrams;
+	to->msgs += from->msgs;
+	to->duplicates += from->duplicates;
+	to->stale += from->stale;
+	to->beyond_window += from->beyond_window;
+	to->reordered += from->reordered;
+	to->bad_fragments += from->bad_fragments;
+	to->future += from->future;
+	to->seq_range += from->seq_range;
+	to->takebacks += from->takebacks;
+	to->direct += from->direct;
+	to->stashed += from->stashed;
+	to->stashed_bytes += from->stashed_bytes;
+	to->gathered_bytes += from->gathered_bytes;
+}
+
 int lcr_srx_stats_json(const struct lcr_srx_stats *st, char *buf, size_t len)
 {
 	size_t o = 0;

@@ -214,6 +214,8 @@ uint32_t lcr_srx_on_dgram(struct lcr_srx *r, const struct lcr_wire_hdr *h, const
  * `len`: cut) or -EINVAL.
  */
 int lcr_srx_stats_json(const struct lcr_srx_stats *st, char *buf, size_t len);
+/* Add `from`'s counters to `to` (a transport sums its links'). */
+void lcr_srx_stats_add(struct lcr_srx_stats *to, const struct lcr_srx_stats *from);
 
 /* Whether an ack should be sent, and the ack to send (clears ack_due). */
 bool lcr_srx_ack_due(const struct lcr_srx *r);

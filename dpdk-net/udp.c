@@ -538,23 +538,8 @@ static int udp_metrics_json(const struct lcr_transport *t, char *buf, size_t len
 	struct lcr_srx_stats rx;
 	memset(&rx, 0, sizeof(rx));
 	for (uint32_t gi = 0; gi < u->n_groups; gi++)
-		for (uint32_t li = 0; li < u->groups[gi].n_links; li++) {
-			const struct lcr_srx_stats *a = &u->groups[gi].links[li]->rx.st;
-			rx.dgrams += a->dgrams;
-			rx.msgs += a->msgs;
-			rx.duplicates += a->duplicates;
-			rx.stale += a->stale;
-			rx.beyond_window += a->beyond_window;
-			rx.reordered += a->reordered;
-			rx.bad_fragments += a->bad_fragments;
-			rx.future += a->future;
-			rx.seq_range += a->seq_range;
-			rx.takebacks += a->takebacks;
-			rx.direct += a->direct;
-			rx.stashed += a->stashed;
-			rx.stashed_bytes += a->stashed_bytes;
-			rx.gathered_bytes += a->gathered_bytes;
-		}
+		for (uint32_t li = 0; li < u->groups[gi].n_links; li++)
+			lcr_srx_stats_add(&rx, &u->groups[gi].links[li]->rx.st);
 	int sk = lcr_srx_stats_json(&rx, buf + o, len > o ? len - o : 0);
 	if (sk < 0)
 		return sk;
