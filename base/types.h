@@ -49,6 +49,17 @@
 /* A joint membership holds at most two configs (old and new). */
 #define LCR_CONFIGS_MAX 2
 
+/* Membership: a list of voter configs (joint when two) plus learners. */
+struct lcr_membership {
+	uint32_t n_configs;
+	struct {
+		uint32_t n;
+		uint32_t ids[LCR_NODES_MAX];
+	} configs[LCR_CONFIGS_MAX];
+	uint32_t n_learners;
+	uint32_t learners[LCR_NODES_MAX];
+};
+
 struct lcr_leader_id {
 	uint64_t term;
 	uint32_t node; /* 0: no leader/candidate yet */
@@ -73,7 +84,7 @@ struct lcr_log_id {
 enum lcr_entry_type {
 	LCR_ENTRY_BLANK = 1,	  /* a new leader's no-op */
 	LCR_ENTRY_NORMAL = 2,	  /* application payload */
-	LCR_ENTRY_MEMBERSHIP = 3, /* reserved for the membership issue */
+	LCR_ENTRY_MEMBERSHIP = 3, /* reserved for membership changes (not built yet) */
 };
 
 /*
@@ -252,6 +263,8 @@ enum lcr_msg_type {
 	/* 6 is the wire's stream acknowledgement, never a core message. */
 	LCR_MSG_READ_INDEX_REQ = 7,
 	LCR_MSG_READ_INDEX_RESP = 8,
+	LCR_MSG_SNAPSHOT_REQ = 9,
+	LCR_MSG_SNAPSHOT_RESP = 10,
 };
 
 /*
@@ -349,6 +362,54 @@ struct lcr_read_index_resp {
 	struct lcr_log_id read_log_id; /* OK: max(committed, the leader's no-op); else none */
 };
 
+/*
+ * A snapshot's meta (openraft's SnapshotMeta, less the membership, which the
+ * snapshot's file carries: membership is fixed by the config in this build).
+ * `last` is the last entry the snapshot covers: the state machine after
+ * applying every entry up to it. `id` names one build (the builder's choice,
+ * unique on that node); two snapshots with the same `last` hold the same state.
+ */
+struct lcr_snapshot_meta {
+	struct lcr_log_id last;
+	uint64_t id;
+};
+
+/*
+ * A whole snapshot (openraft's full_snapshot, InstallSnapshot in one piece).
+ * The leader's core sends it with `data` 0 and `size` 0: the runtime and the
+ * transport move the bytes of the snapshot named by `meta` in chunks, and
+ * the receiving side hands the request to its core only once every byte is
+ * there and checked, with `data` its own handle to them (a temporary file)
+ * and `size` their number. The core never reads the bytes; it echoes `data`
+ * in LCR_CMD_INSTALL_SNAPSHOT. stream_id, inflight_id, send_ns and send_seq
+ * are those of an AppendEntries on the follower's stream, echoed the same way.
+ */
+struct lcr_snapshot_req {
+	struct lcr_vote vote;
+	struct lcr_snapshot_meta meta;
+	uint64_t stream_id;
+	uint64_t inflight_id;
+	uint64_t send_ns;
+	uint64_t send_seq;
+	uint64_t size;
+	uint64_t data;
+};
+
+/*
+ * The answer (openraft's SnapshotResponse {vote}): `vote` above the
+ * request's is HigherVote; otherwise the follower holds everything up to
+ * `last` (the request's meta.last), durably: installed, or already
+ * committed there. The stream fields are echoed from the request.
+ */
+struct lcr_snapshot_resp {
+	struct lcr_vote vote;
+	struct lcr_log_id last;
+	uint64_t stream_id;
+	uint64_t inflight_id;
+	uint64_t send_ns;
+	uint64_t send_seq;
+};
+
 struct lcr_msg {
 	uint32_t type; /* enum lcr_msg_type */
 	uint32_t from;
@@ -361,6 +422,8 @@ struct lcr_msg {
 		struct lcr_transfer_req transfer;
 		struct lcr_read_index_req read_index_req;
 		struct lcr_read_index_resp read_index_resp;
+		struct lcr_snapshot_req snapshot_req;
+		struct lcr_snapshot_resp snapshot_resp;
 	};
 };
 

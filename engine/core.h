@@ -41,17 +41,6 @@ enum lcr_err {
 /* Human-readable name for 0, a negative errno or a negative lcr_err. */
 LCR_API const char *lcr_strerror(int err);
 
-/* Membership: a list of voter configs (joint when two) plus learners. */
-struct lcr_membership {
-	uint32_t n_configs;
-	struct {
-		uint32_t n;
-		uint32_t ids[LCR_NODES_MAX];
-	} configs[LCR_CONFIGS_MAX];
-	uint32_t n_learners;
-	uint32_t learners[LCR_NODES_MAX];
-};
-
 struct lcr_core_config {
 	uint32_t id; /* this node, never 0 */
 	/* Election timeout, sampled from [min, max) after each election. */
@@ -99,6 +88,20 @@ struct lcr_core_config {
 	bool enable_leader_restore;
 	/* Tolerate a follower whose log went backwards (wiped disk). */
 	bool allow_log_reversion;
+	/*
+	 * Snapshot policy (openraft's SnapshotPolicy): build one once the state
+	 * machine has applied this many entries past the last snapshot (or past
+	 * the last build that failed); 0: Never (only the manual trigger).
+	 */
+	uint64_t snapshot_logs_since_last;
+	/* After a snapshot, purge the log up to this many entries before its
+	 * last one (openraft's max_in_snapshot_log_to_keep)... */
+	uint64_t max_in_snapshot_log_to_keep;
+	/* ... but only in steps of at least this many entries (purge_batch_size). */
+	uint64_t purge_batch_size;
+	/* A snapshot sent to a follower without an answer after this long is
+	 * given up (cancelled) and the follower's stream restarted. */
+	uint64_t snapshot_timeout_ms;
 	struct lcr_membership membership; /* initial membership (bootstrap) */
 	uint64_t seed;			  /* PRNG seed for election timeouts */
 	struct lcr_allocator alloc;	  /* NULL alloc: malloc/free */
@@ -118,6 +121,11 @@ struct lcr_core_restore {
 	struct lcr_vote vote;
 	struct lcr_log_id committed; /* persisted commit hint, or none */
 	struct lcr_log_id purged;    /* last purged log id, or none */
+	/* The newest durable snapshot (none: no snapshot), whose state the
+	 * state machine holds at start: applied and committed start at
+	 * snapshot.last. purged must not be past it, and the log must hold
+	 * snapshot.last (or end at the purge point, when purged == snapshot.last). */
+	struct lcr_snapshot_meta snapshot;
 };
 
 enum lcr_cmd_type {
@@ -129,6 +137,24 @@ enum lcr_cmd_type {
 	LCR_CMD_READS_READY = 6,  /* reads with id <= `read_id` may now be served */
 	LCR_CMD_READS_FAILED = 7, /* reads with ids [first, last] failed with `err` */
 	LCR_CMD_ROLE = 8,	  /* the replica's role or leader changed */
+	/* Snapshot the state machine as it is now (it has applied at least
+	 * up to the core's applied index); report with LCR_EV_SNAPSHOT_BUILT,
+	 * once the snapshot is durable, or with the error. One at a time. */
+	LCR_CMD_BUILD_SNAPSHOT = 9,
+	/* Delete log entries up to and including `upto` (all covered by a
+	 * durable snapshot and durable in the log). Needs no completion: a
+	 * crash before it is recorded only leaves more log. */
+	LCR_CMD_PURGE = 10,
+	/* A storage command, in io order: install the snapshot the transport
+	 * received (`data`, from the LCR_MSG_SNAPSHOT_REQ) as the newest one,
+	 * replace the state machine with it, and cut the log: with `keep_log`
+	 * (the log holds meta.last) purge up to meta.last and keep what follows;
+	 * without, drop every entry and go on after meta.last. Durable before
+	 * any later storage command. */
+	LCR_CMD_INSTALL_SNAPSHOT = 11,
+	/* Stop sending the snapshot of stream `stream_id` to `target`
+	 * (openraft's cancel of full_snapshot: replication to it closed). */
+	LCR_CMD_CANCEL_SNAPSHOT = 12,
 };
 
 enum lcr_role {
@@ -178,6 +204,20 @@ struct lcr_cmd {
 			uint32_t leader; /* known leader, or 0 */
 			struct lcr_vote vote;
 		} role;
+		struct {
+			struct lcr_log_id upto;
+		} purge;
+		struct {
+			struct lcr_io_id io;
+			struct lcr_snapshot_meta meta;
+			uint64_t data; /* the SNAPSHOT_REQ's handle to the received bytes */
+			uint64_t size;
+			bool keep_log;
+		} install;
+		struct {
+			uint32_t target;
+			uint64_t stream_id;
+		} cancel;
 	};
 };
 
@@ -192,6 +232,10 @@ enum lcr_event_type {
 	LCR_EV_TRIGGER_HEARTBEAT = 8,
 	LCR_EV_TRIGGER_TRANSFER = 9, /* leader: hand leadership to `transfer_to` */
 	LCR_EV_SET_TOGGLE = 10,	     /* runtime toggles */
+	/* LCR_CMD_BUILD_SNAPSHOT finished: `snapshot.meta` is durable, or `err`. */
+	LCR_EV_SNAPSHOT_BUILT = 11,
+	LCR_EV_TRIGGER_SNAPSHOT = 12, /* build a snapshot now (if none is being built) */
+	LCR_EV_TRIGGER_PURGE = 13,    /* purge up to `purge_upto` (bounded by the snapshot) */
 };
 
 enum lcr_toggle {
@@ -221,6 +265,11 @@ struct lcr_event {
 			uint32_t toggle; /* enum lcr_toggle */
 			bool on;
 		} toggle;
+		struct {
+			struct lcr_snapshot_meta meta;
+			int err; /* 0, or a negative errno: the build failed */
+		} snapshot;
+		uint64_t purge_upto;
 	};
 };
 
@@ -240,14 +289,25 @@ struct lcr_core_status {
 	struct lcr_log_id committed; /* safe to apply here */
 	struct lcr_log_id applied;
 	struct lcr_log_id purged;
-	struct lcr_log_id noop;	 /* leader: its blank entry */
-	uint64_t lease_until_ns; /* leader: quorum lease end, 0 if none */
-	bool transferring;	 /* leader: a transfer is under way */
+	struct lcr_snapshot_meta snapshot; /* the newest snapshot (durable or being installed) */
+	bool building;			   /* a snapshot is being built */
+	struct lcr_log_id noop;		   /* leader: its blank entry */
+	uint64_t lease_until_ns;	   /* leader: quorum lease end, 0 if none */
+	bool transferring;		   /* leader: a transfer is under way */
 	/* Leader: per node matching log id (index into `nodes`). */
 	uint32_t n_nodes;
 	uint32_t nodes[LCR_NODES_MAX];
 	struct lcr_log_id matching[LCR_NODES_MAX];
+	uint64_t sent[LCR_NODES_MAX];	      /* leader: last index sent on the current stream */
+	bool sending_snapshot[LCR_NODES_MAX]; /* leader: a snapshot is in flight to it */
 	/* Counters. */
+	uint64_t snapshots_built;     /* builds reported done */
+	uint64_t snapshots_failed;    /* builds reported failed */
+	uint64_t snapshots_sent;      /* SNAPSHOT_REQs sent */
+	uint64_t snapshots_cancelled; /* of those, cancelled */
+	uint64_t snapshots_installed; /* installs started here */
+	uint64_t snapshots_refused;   /* received, not newer than the commit: answered only */
+	uint64_t purges;	      /* LCR_CMD_PURGE emitted */
 	uint64_t elections;
 	uint64_t responses_dropped; /* respond queue overflow */
 	uint64_t stale_msgs;	    /* replies from closed streams or old votes */
