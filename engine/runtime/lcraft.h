@@ -151,6 +151,36 @@ struct lcr_sm_ops {
 	void (*apply)(void *sm, const struct lcr_entry *e, void *out, uint32_t *result_len);
 	/* Role or leader changed (optional). */
 	void (*role)(void *sm, uint32_t role, uint32_t leader);
+
+	/*
+	 * Snapshots (optional, all six or none: without them the group builds
+	 * none, and a follower that needs one cannot catch up once its leader
+	 * purged the entries it lacks).
+	 *
+	 * Building: snapshot_open() freezes the state as applied so far (every
+	 * entry up to the last apply call) and returns a cursor on that frozen
+	 * view, or NULL with a negative errno in *err. The runtime then reads it
+	 * with snapshot_read(), a bounded number of bytes per loop iteration,
+	 * while apply() goes on: whatever apply() changes must not show through
+	 * the cursor (copy on write, a copy, or a view another thread fills).
+	 * snapshot_read() copies up to `cap` next bytes into `buf` and returns
+	 * how many, 0 at the end, or a negative errno (the build fails).
+	 * snapshot_close() releases the cursor, at the end or to abandon it.
+	 *
+	 * Restoring (at start from the newest snapshot on disk, or when the
+	 * leader sends one): restore_begin() says the state is about to be
+	 * replaced by the snapshot `meta`; restore_chunk() hands its bytes in
+	 * order, possibly over several loop iterations, with no apply() in
+	 * between; restore_end() ends it. A negative errno from any of them
+	 * means the bytes are not a state this machine can hold: the replica
+	 * stops (and at start, the group does not open, saying so).
+	 */
+	void *(*snapshot_open)(void *sm, int *err);
+	long (*snapshot_read)(void *sm, void *cursor, void *buf, size_t cap);
+	void (*snapshot_close)(void *sm, void *cursor);
+	int (*restore_begin)(void *sm, const struct lcr_snapshot_meta *meta);
+	int (*restore_chunk)(void *sm, const void *data, size_t len);
+	int (*restore_end)(void *sm);
 };
 
 /* Create (or, after a restart, reopen) group `id` with its state machine. */
