@@ -124,6 +124,22 @@ void lcr_rt_run_cmds(struct lcr_group *g)
 			lcr_rt_trace_committed(g->trace, c->apply.last.index, g->lc->now);
 			applied = apply_some(g, &applied_to);
 			break;
+		case LCR_CMD_BUILD_SNAPSHOT:
+			lcr_rt_snap_build(g);
+			break;
+		case LCR_CMD_PURGE:
+			lcr_rt_snap_purge(g, c->purge.upto);
+			break;
+		case LCR_CMD_INSTALL_SNAPSHOT: {
+			/* A storage command: in io order with the log's (snap_xfer.c). */
+			int rc = fail ? 0 : lcr_rt_snap_install(g, c);
+			if (rc < 0 && !fail)
+				fail = rc;
+			break;
+		}
+		case LCR_CMD_CANCEL_SNAPSHOT:
+			lcr_rt_snap_cancel(g, c);
+			break;
 		case LCR_CMD_READS_READY:
 			reads_ready(g, c->reads_ready.read_id);
 			break;
@@ -222,6 +238,9 @@ static bool apply_some(struct lcr_group *g, struct lcr_log_id *upto)
 	if (g->apply_broken)
 		return false;
 	LCR_ASSERT(first <= last + 1);
+	/* What a snapshot holds is never applied again from the log (which may
+	 * have been purged there). */
+	LCR_ASSERT(first > g->snap.floor.index);
 	if (last >= first + APPLY_BUDGET)
 		last = first + APPLY_BUDGET - 1;
 	for (uint64_t idx = first; idx <= last; idx++) {

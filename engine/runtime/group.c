@@ -244,6 +244,7 @@ static uint64_t group_backoff_ns(void *ctx, uint32_t target, uint32_t step)
  * free it; for a group half-opened too. */
 static void group_free(struct lcr_node *n, struct lcr_group *g)
 {
+	lcr_rt_snap_close(g);
 	if (g->log)
 		lcr_log_close(g->log);
 	lcr_core_free(g->core);
@@ -256,7 +257,60 @@ static void group_free(struct lcr_node *n, struct lcr_group *g)
 	lcr_rt_free(n, g->reads);
 	lcr_rt_free(n, g->deferred);
 	lcr_rt_free(n, g->trace);
+	lcr_rt_free(n, g->snap.dir);
+	lcr_rt_free(n, g->snap.buf);
 	lcr_rt_free(n, g);
+}
+
+/* The snapshot hooks come all six or none (lcraft.h). */
+static bool sm_hooks(const struct lcr_sm_ops *o, bool *valid)
+{
+	int n = !!o->snapshot_open + !!o->snapshot_read + !!o->snapshot_close + !!o->restore_begin +
+		!!o->restore_chunk + !!o->restore_end;
+	*valid = n == 0 || n == 6;
+	return n == 6;
+}
+
+/*
+ * The log against the snapshot restored at open (`snap`, none: index 0): the
+ * core starts at the snapshot and loads the log after it, so the log must not
+ * be purged past it and must hold its last entry, or end where it was purged
+ * up to it. A log that lacks it is a crash between an installed snapshot
+ * becoming durable and the log's reset.
+ */
+static int log_check(struct lcr_group *g, const struct lcr_log_recovery *rec,
+		     const struct lcr_snapshot_meta *snap, char *why, size_t why_len)
+{
+	struct lcr_log_id last = lcr_log_last(g->log), at;
+
+	if (rec->purged.index > snap->last.index) {
+		if (snap->last.index == 0)
+			snprintf(why, why_len,
+				 "group %u: the log in %s is purged up to %llu but there is no "
+				 "snapshot: the entries up to %llu are lost",
+				 g->id, g->snap.dir, (unsigned long long)rec->purged.index,
+				 (unsigned long long)rec->purged.index);
+		else
+			snprintf(why, why_len,
+				 "group %u: the log in %s is purged up to %llu, past its newest "
+				 "snapshot (at %llu): the entries between are lost",
+				 g->id, g->snap.dir, (unsigned long long)rec->purged.index,
+				 (unsigned long long)snap->last.index);
+		return -EBADMSG;
+	}
+	if (snap->last.index == 0)
+		return 0;
+	if (lcr_log_id_at(g->log, snap->last.index, &at) && lcr_log_id_eq(at, snap->last))
+		return 0;
+	if (lcr_log_id_eq(rec->purged, snap->last) && last.index <= snap->last.index)
+		return 0;
+	snprintf(why, why_len,
+		 "group %u: the log in %s (entries %llu..%llu, purged up to %llu) does not hold "
+		 "the last entry of its newest snapshot (%llu, term %llu)",
+		 g->id, g->snap.dir, (unsigned long long)lcr_log_first_index(g->log),
+		 (unsigned long long)last.index, (unsigned long long)rec->purged.index,
+		 (unsigned long long)snap->last.index, (unsigned long long)snap->last.lid.term);
+	return -EBADMSG;
 }
 
 int lcr_group_open(struct lcr_node *n, uint32_t id, const struct lcr_sm_ops *ops, void *sm,
@@ -268,8 +322,15 @@ int lcr_group_open(struct lcr_node *n, uint32_t id, const struct lcr_sm_ops *ops
 	int rc;
 
 	LCR_ASSERT(out != NULL);
+	bool hooks_valid, hooks;
 	if (!ops) {
 		snprintf(why, why_len, "group %u: no state machine (ops)", id);
+		return -EINVAL;
+	}
+	hooks = sm_hooks(ops, &hooks_valid);
+	if (!hooks_valid) {
+		snprintf(why, why_len,
+			 "group %u: the state machine has some snapshot hooks but not all six", id);
 		return -EINVAL;
 	}
 	if (lc->n_groups == GROUPS_MAX) {
@@ -295,11 +356,16 @@ int lcr_group_open(struct lcr_node *n, uint32_t id, const struct lcr_sm_ops *ops
 	g->reads = lcr_rt_zalloc(n, sizeof(*g->reads) * READS_WAIT_MAX);
 	g->deferred = lcr_rt_zalloc(n, sizeof(*g->deferred) * DEFERRED_MAX);
 	g->trace = lcr_rt_zalloc(n, sizeof(*g->trace));
-	if (!g->pe || !g->pp || !g->pbuf || !g->wait || !g->reads || !g->deferred || !g->trace) {
+	snprintf(dir, sizeof(dir), "%s/group-%u", c->data_dir, id);
+	g->snap.dir = lcr_rt_zalloc(n, strlen(dir) + 1);
+	if (hooks)
+		g->snap.buf = lcr_rt_zalloc(n, LCR_SNAP_CHUNK);
+	if (!g->pe || !g->pp || !g->pbuf || !g->wait || !g->reads || !g->deferred || !g->trace ||
+	    !g->snap.dir || (hooks && !g->snap.buf)) {
 		rc = -ENOMEM;
 		goto fail;
 	}
-	snprintf(dir, sizeof(dir), "%s/group-%u", c->data_dir, id);
+	memcpy(g->snap.dir, dir, strlen(dir) + 1);
 	struct lcr_log_opts lo;
 	lcr_log_opts_default(&lo, dir);
 	lo.group = id;
@@ -337,9 +403,18 @@ int lcr_group_open(struct lcr_node *n, uint32_t id, const struct lcr_sm_ops *ops
 		rc = -EINVAL;
 		goto fail;
 	}
+	/* The state machine from the newest snapshot (blocking: this is open);
+	 * the log then replays only what follows it. */
 	struct lcr_log_recovery rec;
+	struct lcr_snapshot_meta snap;
 	lcr_log_recovered(g->log, &rec);
-	struct lcr_core_restore rs = { rec.vote, rec.committed, rec.purged };
+	if ((rc = lcr_rt_snap_restore(g, &snap, why, why_len)) < 0)
+		goto fail;
+	if ((rc = log_check(g, &rec, &snap, why, why_len)) < 0)
+		goto fail;
+	g->snap.floor = snap.last;
+	g->applied_id = g->apply_to = snap.last;
+	struct lcr_core_restore rs = { rec.vote, rec.committed, rec.purged, snap };
 	if ((rc = lcr_core_new(&g->core, &cc, &rs)) < 0) {
 		snprintf(why, why_len, "group %u: %s", id, lcr_strerror(rc));
 		goto fail;

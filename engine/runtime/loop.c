@@ -7,6 +7,7 @@
  *   tasks posted from other threads, the application's poll hook
  *   timers -> core.step(tick); the transport's timers (retransmissions)
  *   proposals gathered this iteration -> one core.propose
+ *   a snapshot being built: its next piece (at most one chunk), or its report
  *   storage: flush (group commit), submit, reap -> core.step(flushed)
  *   transport transmit (UDP: tx burst)
  *   nothing happened: spin a while, then sleep until a datagram, a
@@ -176,6 +177,7 @@ static bool iteration(struct lcore *lc)
 		work |= lcr_rt_run_deferred(lc->groups[i]);
 		work |= lcr_rt_propose_batch(lc->groups[i]);
 		work |= lcr_rt_apply_pending(lc->groups[i]);
+		work |= lcr_rt_snap_progress(lc->groups[i]);
 	}
 	/* Datagrams first: the followers' disk writes are the long pole of a
 	 * commit, so they should start before we spend time on our own submit;
@@ -224,6 +226,9 @@ void *lcr_rt_lcore_main(void *arg)
 
 	while (!atomic_load_explicit(&n->stop, memory_order_relaxed)) {
 		bool work = iteration(lc);
+		/* A build must never stall the loop: time its iterations. */
+		if (lcr_unlikely(lc->building))
+			lcr_rt_snap_iteration(lc, lcr_rt_now_ns() - lc->now);
 		spin_learn(lc, work);
 		if (work) {
 			lc->last_work = lc->now;

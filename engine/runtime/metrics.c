@@ -75,6 +75,23 @@ int lcr_group_metrics_json(struct lcr_group *g, char *buf, size_t len)
 		(unsigned long long)st.elections, (unsigned long long)st.dropped_msgs,
 		(unsigned long long)st.stale_msgs, (unsigned long long)st.far_terms,
 		(unsigned long long)st.term_exhausted, (unsigned long long)g->net_errors);
+	/* Snapshots and purges: the core's counters and the runtime's builds. */
+	const struct lcr_rt_snap *sn = &g->snap;
+	LCR_PUT("\"snapshot_index\":%llu,\"purged_index\":%llu,\"applied_index\":%llu,"
+		"\"snapshots_built\":%llu,\"snapshots_failed\":%llu,\"snapshots_sent\":%llu,"
+		"\"snapshots_installed\":%llu,\"snapshots_cancelled\":%llu,\"purges\":%llu,",
+		(unsigned long long)st.snapshot.last.index, (unsigned long long)st.purged.index,
+		(unsigned long long)g->applied_id.index, (unsigned long long)st.snapshots_built,
+		(unsigned long long)st.snapshots_failed, (unsigned long long)st.snapshots_sent,
+		(unsigned long long)st.snapshots_installed,
+		(unsigned long long)st.snapshots_cancelled, (unsigned long long)st.purges);
+	LCR_PUT("\"snapshot\":{\"building\":%s,\"build_ms_last\":%.1f,\"build_ms_max\":%.1f,"
+		"\"bytes_last\":%llu,\"bytes_total\":%llu,\"build_iteration_max_us\":%.1f,"
+		"\"restored_bytes\":%llu,\"purge_errors\":%llu},",
+		sn->building ? "true" : "false", (double)sn->build_ns_last / 1e6,
+		(double)sn->build_ns_max / 1e6, (unsigned long long)sn->bytes_last,
+		(unsigned long long)sn->bytes_total, (double)sn->iter_max_ns / 1e3,
+		(unsigned long long)sn->restored_bytes, (unsigned long long)sn->purge_errors);
 	LCR_PUT("\"storage\":{\"batches\":%llu,\"entries\":%llu,\"bytes\":%llu,\"syncs\":%llu,"
 		"\"vote_writes\":%llu,\"cache_hits\":%llu,\"cache_misses\":%llu,\"disk_reads\":%"
 		"llu,"

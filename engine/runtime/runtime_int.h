@@ -13,6 +13,8 @@
  *   metrics.c  metrics as JSON, each lcore rendering its own part
  *   trace.c    a commit's timeline: each stage's histogram
  *   submit.c   requests from any thread, answered on a completion queue
+ *   snapshot.c building snapshots a bounded piece per iteration, purging,
+ *              restoring the newest one when a group opens
  * Nothing here is visible outside the library.
  */
 #ifndef LCR_RUNTIME_INT_H
@@ -30,6 +32,7 @@
 #include "log.h"
 #include "net_host.h"
 #include "ring.h"
+#include "snap.h"
 #include "udp.h"
 
 #define GROUPS_MAX     256	      /* per lcore */
@@ -126,6 +129,39 @@ struct waiting_read {
 	void *ctx;
 };
 
+/*
+ * A group's snapshots (snapshot.c): the one being built, a piece per loop
+ * iteration, and what the metrics show.
+ */
+struct lcr_rt_snap {
+	char *dir;	  /* the group's folder: snapshots live beside the log */
+	bool building;	  /* LCR_CMD_BUILD_SNAPSHOT under way */
+	bool committing;  /* every byte handed to the writer; its commit runs */
+	bool eof;	  /* the state machine's cursor said 0 */
+	bool report;	  /* the build ended: LCR_EV_SNAPSHOT_BUILT waits to be stepped */
+	bool writer_open; /* `w` holds a file and buffers */
+	int err;	  /* the build's error, or 0 */
+	void *cursor;	  /* the state machine's frozen view */
+	struct lcr_snapshot_meta meta; /* the one being built */
+	struct lcr_snap_writer w;
+	uint8_t *buf; /* LCR_SNAP_CHUNK read from the cursor, with snapshot hooks */
+	uint32_t len; /* bytes in buf */
+	uint32_t off; /* of those, handed to the writer */
+	uint64_t seq; /* builds numbered on this node: the low bits of meta.id */
+	/* The state machine holds every entry up to here from a snapshot (the
+	 * one restored at open, or one installed): apply_some() never reads the
+	 * log at or below it. An install sets it, with applied_id and apply_to. */
+	struct lcr_log_id floor;
+	uint64_t started_ns;
+	uint64_t bytes; /* of the build under way */
+	/* Metrics. */
+	uint64_t bytes_last, bytes_total; /* of builds that succeeded */
+	uint64_t build_ns_last, build_ns_max;
+	uint64_t iter_max_ns;	 /* the longest loop iteration of its lcore during a build */
+	uint64_t restored_bytes; /* the snapshot restored at open */
+	uint64_t purge_errors;
+};
+
 struct lcore;
 
 struct lcr_group {
@@ -157,6 +193,7 @@ struct lcr_group {
 	/* Applying: done through applied_id, committed through apply_to. */
 	struct lcr_log_id applied_id, apply_to;
 	bool apply_broken; /* a committed entry could not be read: never apply again */
+	struct lcr_rt_snap snap;
 	/*
 	 * Callbacks run while the runtime walks the core's commands (or applies):
 	 * a call into the core from one of them (lcr_read, lcr_group_event) would
@@ -215,6 +252,7 @@ struct lcore {
 	void *poll_ctx;
 	uint64_t now; /* ns: the time of this iteration */
 	uint64_t iterations, sleeps;
+	uint32_t building;  /* groups building a snapshot: iterations are timed */
 	uint64_t last_work; /* ns: when an iteration last did anything */
 	/* Adaptive polling (loop.c): running medians, ns, and what it cost. */
 	bool idle;	   /* the last iteration did nothing */
@@ -340,5 +378,31 @@ void lcr_rt_publish(struct lcr_group *g);
 /* metrics.c */
 /* Render the part another thread asked for (on the lcore). */
 void lcr_rt_metrics_render(struct lcore *lc);
+
+/* snapshot.c */
+/* LCR_CMD_BUILD_SNAPSHOT: open the state machine's cursor at applied_id and
+ * start the file; the bytes follow in lcr_rt_snap_progress(). */
+void lcr_rt_snap_build(struct lcr_group *g);
+/* LCR_CMD_PURGE: drop the log up to `upto` (covered by a durable snapshot). */
+void lcr_rt_snap_purge(struct lcr_group *g, struct lcr_log_id upto);
+/* Once per loop iteration: the next piece of a build, or its report. True if
+ * it did anything. */
+bool lcr_rt_snap_progress(struct lcr_group *g);
+/* After an iteration that took `ns`, while lc->building. */
+void lcr_rt_snap_iteration(struct lcore *lc, uint64_t ns);
+/*
+ * At open (blocking): restore the state machine from the newest snapshot in
+ * g->snap.dir into *meta (none: zeroed). 0, or -errno with why.
+ */
+int lcr_rt_snap_restore(struct lcr_group *g, struct lcr_snapshot_meta *meta, char *why,
+			size_t why_len);
+/* At close: abandon a build (waits for its writes), free what the group holds. */
+void lcr_rt_snap_close(struct lcr_group *g);
+
+/* snap_xfer.c (the snapshot transfer): LCR_CMD_INSTALL_SNAPSHOT, a storage
+ * command (0 or -errno: the replica stops), and LCR_CMD_CANCEL_SNAPSHOT.
+ * Until that file exists, snapshot.c holds weak stand-ins that refuse. */
+int lcr_rt_snap_install(struct lcr_group *g, const struct lcr_cmd *c);
+void lcr_rt_snap_cancel(struct lcr_group *g, const struct lcr_cmd *c);
 
 #endif /* LCR_RUNTIME_INT_H */
