@@ -3,6 +3,7 @@
 #include "kv.h"
 
 #include <assert.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,12 +24,41 @@ struct session {
 
 #define SESSIONS 8192 /* clients remembered; the least recently active goes */
 
+struct kv_cursor;
+struct kv_restore;
+
 struct lcr_kv {
 	struct slot *slots;
 	uint64_t cap, used; /* used counts tombstones too */
 	struct session *sessions;
 	struct lcr_kv_stats st;
+	/* A snapshot's cursor is open: key/value memory the table lets go of is
+	 * kept here until it closes, so the cursor's view stays valid. */
+	struct kv_cursor *cursor;
+	uint8_t **graveyard;
+	uint64_t n_grave, cap_grave;
+	struct kv_restore *restore; /* between restore_begin and restore_end */
 };
+
+/* Memory a slot lets go of: freed now, or when the snapshot cursor closes. */
+static void release(struct lcr_kv *kv, uint8_t *mem)
+{
+	if (!kv->cursor) {
+		free(mem);
+		return;
+	}
+	if (kv->n_grave == kv->cap_grave) {
+		uint64_t ncap = kv->cap_grave ? kv->cap_grave * 2 : 1024;
+		uint8_t **ng = realloc(kv->graveyard, ncap * sizeof(*ng));
+		if (!ng) {
+			fprintf(stderr, "lcraft-node: out of memory while a snapshot is built\n");
+			abort();
+		}
+		kv->graveyard = ng;
+		kv->cap_grave = ncap;
+	}
+	kv->graveyard[kv->n_grave++] = mem;
+}
 
 static uint64_t hash_bytes(const void *p, uint32_t n)
 {
@@ -58,10 +88,13 @@ struct lcr_kv *lcr_kv_new(void)
 	return kv;
 }
 
+static void kv_snap_free(struct lcr_kv *kv);
+
 void lcr_kv_free(struct lcr_kv *kv)
 {
 	if (!kv)
 		return;
+	kv_snap_free(kv);
 	for (uint64_t i = 0; kv->slots && i < kv->cap; i++)
 		if (kv->slots[i].hash > 1)
 			free(kv->slots[i].key);
@@ -129,7 +162,7 @@ static bool put(struct lcr_kv *kv, const uint8_t *key, uint32_t key_len, const u
 		memcpy(mem + key_len, value, value_len);
 	if (s) {
 		kv->st.bytes -= s->key_len + s->value_len;
-		free(s->key);
+		release(kv, s->key);
 	} else {
 		if ((kv->used + 1) * 4 > kv->cap * 3 && !grow(kv)) {
 			free(mem);
@@ -158,7 +191,7 @@ static bool del(struct lcr_kv *kv, const uint8_t *key, uint32_t key_len)
 		return false;
 	kv->st.bytes -= s->key_len + s->value_len;
 	kv->st.keys--;
-	free(s->key);
+	release(kv, s->key);
 	s->key = NULL;
 	s->hash = 1;
 	return true;
@@ -351,3 +384,324 @@ void lcr_kv_stats(const struct lcr_kv *kv, struct lcr_kv_stats *st)
 {
 	*st = kv->st;
 }
+
+/* ---- snapshots (lcr_sm_ops' six hooks) ------------------------------------------ */
+
+/*
+ * A snapshot of the store, little-endian:
+ *   header   magic "lcrkv001" (8 bytes), then the 11 counters of lcr_kv_stats
+ *            in their order (8 bytes each: the sessions' eviction reads
+ *            `applied`, so they are state too)
+ *   sessions SESSIONS of 32 bytes: client, last request id, status, used
+ *   keys     `keys` records: key length (4), value length (4), key, value
+ */
+#define SNAP_MAGIC    0x313030766b72636cull /* "lcrkv001" */
+#define SNAP_COUNTERS 11
+#define SNAP_HDR      (8 + 8 * SNAP_COUNTERS)
+#define SNAP_SESSION  32
+#define SNAP_REC_HDR  8
+
+struct kv_rec {
+	const uint8_t *mem; /* key, then value */
+	uint32_t key_len, value_len;
+};
+
+/* The frozen view: header and sessions copied, the live keys' memory kept. */
+struct kv_cursor {
+	uint8_t *head; /* header and sessions, serialized at open */
+	size_t head_len;
+	struct kv_rec *recs;
+	uint64_t n_recs;
+	uint64_t next; /* the record to emit after the current one */
+	size_t pos;    /* bytes of the current piece emitted */
+	uint8_t rec_hdr[SNAP_REC_HDR];
+	const uint8_t *piece[2]; /* what is left to emit: two pieces */
+	size_t piece_len[2];
+};
+
+static void counters_put(uint8_t *p, const struct lcr_kv_stats *st)
+{
+	const uint64_t v[SNAP_COUNTERS] = { st->keys,	st->bytes,	st->applied, st->puts,
+					    st->cas_ok, st->cas_failed, st->deletes, st->duplicates,
+					    st->stale,	st->malformed,	st->sessions };
+	for (int i = 0; i < SNAP_COUNTERS; i++)
+		wr64(p + 8 * i, v[i]);
+}
+
+static void counters_get(const uint8_t *p, struct lcr_kv_stats *st)
+{
+	uint64_t *v[SNAP_COUNTERS] = { &st->keys,   &st->bytes,	     &st->applied, &st->puts,
+				       &st->cas_ok, &st->cas_failed, &st->deletes, &st->duplicates,
+				       &st->stale,  &st->malformed,  &st->sessions };
+	for (int i = 0; i < SNAP_COUNTERS; i++)
+		*v[i] = rd64(p + 8 * i);
+}
+
+static void cursor_free(struct kv_cursor *c)
+{
+	if (!c)
+		return;
+	free(c->head);
+	free(c->recs);
+	free(c);
+}
+
+void *lcr_kv_snapshot_open(void *ctx, int *err)
+{
+	struct lcr_kv *kv = ctx;
+	struct kv_cursor *c = calloc(1, sizeof(*c));
+
+	assert(!kv->cursor); /* the runtime builds one at a time */
+	if (c) {
+		c->head_len = SNAP_HDR + (size_t)SESSIONS * SNAP_SESSION;
+		c->head = malloc(c->head_len);
+		c->recs = malloc((kv->st.keys ? kv->st.keys : 1) * sizeof(*c->recs));
+	}
+	if (!c || !c->head || !c->recs) {
+		cursor_free(c);
+		*err = -ENOMEM;
+		return NULL;
+	}
+	wr64(c->head, SNAP_MAGIC);
+	counters_put(c->head + 8, &kv->st);
+	for (uint32_t i = 0; i < SESSIONS; i++) {
+		uint8_t *p = c->head + SNAP_HDR + (size_t)i * SNAP_SESSION;
+		const struct session *se = &kv->sessions[i];
+		wr64(p, se->client);
+		wr64(p + 8, se->last_id);
+		wr64(p + 16, se->status);
+		wr64(p + 24, se->used);
+	}
+	/* The live keys: their memory stays as it is until the cursor closes
+	 * (release() keeps what the table lets go of meanwhile). */
+	for (uint64_t i = 0; i < kv->cap; i++) {
+		const struct slot *sl = &kv->slots[i];
+		if (sl->hash < 2)
+			continue;
+		c->recs[c->n_recs++] = (struct kv_rec){ sl->key, sl->key_len, sl->value_len };
+	}
+	assert(c->n_recs == kv->st.keys);
+	c->piece[0] = c->head;
+	c->piece_len[0] = c->head_len;
+	kv->cursor = c;
+	return c;
+}
+
+/* The next record's two pieces (its header, then key and value). */
+static bool cursor_next(struct kv_cursor *c)
+{
+	if (c->next == c->n_recs)
+		return false;
+	const struct kv_rec *r = &c->recs[c->next++];
+	wr32(c->rec_hdr, r->key_len);
+	wr32(c->rec_hdr + 4, r->value_len);
+	c->piece[0] = c->rec_hdr;
+	c->piece_len[0] = SNAP_REC_HDR;
+	c->piece[1] = r->mem;
+	c->piece_len[1] = (size_t)r->key_len + r->value_len;
+	return true;
+}
+
+long lcr_kv_snapshot_read(void *ctx, void *cursor, void *buf, size_t cap)
+{
+	struct kv_cursor *c = cursor;
+	uint8_t *out = buf;
+	size_t o = 0;
+
+	(void)ctx;
+	while (o < cap) {
+		if (c->piece_len[0] == 0) {
+			c->piece[0] = c->piece[1];
+			c->piece_len[0] = c->piece_len[1];
+			c->piece_len[1] = 0;
+			if (c->piece_len[0] == 0 && !cursor_next(c))
+				break;
+			continue;
+		}
+		size_t n = c->piece_len[0] < cap - o ? c->piece_len[0] : cap - o;
+		memcpy(out + o, c->piece[0], n);
+		c->piece[0] += n;
+		c->piece_len[0] -= n;
+		o += n;
+	}
+	return (long)o;
+}
+
+void lcr_kv_snapshot_close(void *ctx, void *cursor)
+{
+	struct lcr_kv *kv = ctx;
+
+	assert(kv->cursor == cursor);
+	cursor_free(cursor);
+	kv->cursor = NULL;
+	for (uint64_t i = 0; i < kv->n_grave; i++)
+		free(kv->graveyard[i]);
+	kv->n_grave = 0;
+}
+
+/* Restoring: the bytes come in pieces of any size; each field is gathered. */
+enum { R_HDR, R_SESSION, R_REC_HDR, R_REC, R_DONE };
+
+struct kv_restore {
+	int phase;
+	uint8_t stage[SNAP_HDR]; /* the header, a session or a record's header */
+	uint8_t *dst;		 /* where the field being gathered goes */
+	size_t have, need;
+	uint32_t session;
+	uint64_t keys_left;
+	uint32_t key_len, value_len;
+	struct lcr_kv_stats st; /* from the header */
+};
+
+static void table_clear(struct lcr_kv *kv)
+{
+	for (uint64_t i = 0; i < kv->cap; i++)
+		if (kv->slots[i].hash > 1)
+			free(kv->slots[i].key);
+	memset(kv->slots, 0, kv->cap * sizeof(*kv->slots));
+	memset(kv->sessions, 0, SESSIONS * sizeof(*kv->sessions));
+	kv->used = 0;
+	memset(&kv->st, 0, sizeof(kv->st));
+}
+
+int lcr_kv_restore_begin(void *ctx, const struct lcr_snapshot_meta *meta)
+{
+	struct lcr_kv *kv = ctx;
+
+	(void)meta;
+	if (kv->cursor)
+		return -EBUSY;
+	free(kv->restore);
+	kv->restore = calloc(1, sizeof(*kv->restore));
+	if (!kv->restore)
+		return -ENOMEM;
+	table_clear(kv);
+	kv->restore->phase = R_HDR;
+	kv->restore->dst = kv->restore->stage;
+	kv->restore->need = SNAP_HDR;
+	return 0;
+}
+
+static void gather(struct kv_restore *r, uint8_t *dst, size_t need)
+{
+	r->dst = dst;
+	r->have = 0;
+	r->need = need;
+}
+
+/* A field is complete: use it, and say what comes next. */
+static int restore_field(struct lcr_kv *kv, struct kv_restore *r)
+{
+	switch (r->phase) {
+	case R_HDR:
+		if (rd64(r->stage) != SNAP_MAGIC)
+			return -EBADMSG;
+		counters_get(r->stage + 8, &r->st);
+		r->keys_left = r->st.keys;
+		r->phase = R_SESSION;
+		gather(r, r->stage, SNAP_SESSION);
+		return 0;
+	case R_SESSION: {
+		struct session *se = &kv->sessions[r->session++];
+		se->client = rd64(r->stage);
+		se->last_id = rd64(r->stage + 8);
+		se->status = (uint8_t)rd64(r->stage + 16);
+		se->used = rd64(r->stage + 24);
+		if (r->session < SESSIONS) {
+			gather(r, r->stage, SNAP_SESSION);
+			return 0;
+		}
+		break;
+	}
+	case R_REC_HDR:
+		r->key_len = rd32(r->stage);
+		r->value_len = rd32(r->stage + 4);
+		if (r->key_len == 0 || r->key_len > LCR_CLIENT_KEY_MAX ||
+		    r->value_len > LCR_CLIENT_VALUE_MAX)
+			return -EBADMSG;
+		r->phase = R_REC;
+		gather(r, malloc((size_t)r->key_len + r->value_len + 1),
+		       (size_t)r->key_len + r->value_len);
+		return r->dst ? 0 : -ENOMEM;
+	case R_REC: {
+		uint8_t *mem = r->dst;
+		bool ok = put(kv, mem, r->key_len, mem + r->key_len, r->value_len);
+		free(mem);
+		if (!ok)
+			return -ENOMEM;
+		r->keys_left--;
+		break;
+	}
+	default:
+		return -EBADMSG; /* bytes after the end */
+	}
+	if (r->keys_left == 0) {
+		r->phase = R_DONE;
+		gather(r, r->stage, 1);
+		return 0;
+	}
+	r->phase = R_REC_HDR;
+	gather(r, r->stage, SNAP_REC_HDR);
+	return 0;
+}
+
+int lcr_kv_restore_chunk(void *ctx, const void *data, size_t len)
+{
+	struct lcr_kv *kv = ctx;
+	struct kv_restore *r = kv->restore;
+	const uint8_t *p = data;
+
+	if (!r)
+		return -EINVAL;
+	while (len > 0) {
+		if (r->phase == R_DONE)
+			return -EBADMSG;
+		size_t n = r->need - r->have < len ? r->need - r->have : len;
+		memcpy(r->dst + r->have, p, n);
+		r->have += n;
+		p += n;
+		len -= n;
+		if (r->have == r->need) {
+			int rc = restore_field(kv, r);
+			if (rc < 0)
+				return rc;
+		}
+	}
+	return 0;
+}
+
+int lcr_kv_restore_end(void *ctx)
+{
+	struct lcr_kv *kv = ctx;
+	struct kv_restore *r = kv->restore;
+
+	if (!r)
+		return -EINVAL;
+	kv->restore = NULL;
+	bool complete = r->phase == R_DONE;
+	/* The counters are the snapshot's, and put() must have rebuilt the
+	 * same keys and bytes. */
+	bool same = complete && kv->st.keys == r->st.keys && kv->st.bytes == r->st.bytes;
+	if (same)
+		kv->st = r->st;
+	free(r);
+	return same ? 0 : -EBADMSG;
+}
+
+static void kv_snap_free(struct lcr_kv *kv)
+{
+	if (kv->cursor)
+		lcr_kv_snapshot_close(kv, kv->cursor);
+	free(kv->graveyard);
+	free(kv->restore);
+}
+
+const struct lcr_sm_ops lcr_kv_ops = {
+	.apply = lcr_kv_apply,
+	.snapshot_open = lcr_kv_snapshot_open,
+	.snapshot_read = lcr_kv_snapshot_read,
+	.snapshot_close = lcr_kv_snapshot_close,
+	.restore_begin = lcr_kv_restore_begin,
+	.restore_chunk = lcr_kv_restore_chunk,
+	.restore_end = lcr_kv_restore_end,
+};

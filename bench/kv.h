@@ -108,4 +108,21 @@ bool lcr_kv_get(const struct lcr_kv *kv, const void *key, uint32_t key_len, cons
 
 void lcr_kv_stats(const struct lcr_kv *kv, struct lcr_kv_stats *st);
 
+/*
+ * Snapshots (lcr_sm_ops' hooks): the cursor is a frozen view, the header
+ * and the session table copied and the live keys' memory kept until it
+ * closes (what apply() replaces or deletes meanwhile is freed then). The
+ * format is in kv.c. A restore rebuilds the table from the bytes and checks
+ * the keys and bytes against the snapshot's counters (-EBADMSG if not).
+ */
+void *lcr_kv_snapshot_open(void *kv, int *err);
+long lcr_kv_snapshot_read(void *kv, void *cursor, void *buf, size_t cap);
+void lcr_kv_snapshot_close(void *kv, void *cursor);
+int lcr_kv_restore_begin(void *kv, const struct lcr_snapshot_meta *meta);
+int lcr_kv_restore_chunk(void *kv, const void *data, size_t len);
+int lcr_kv_restore_end(void *kv);
+
+/* apply and the six snapshot hooks. */
+extern const struct lcr_sm_ops lcr_kv_ops;
+
 #endif /* LCR_KV_H */

@@ -974,7 +974,7 @@ int main(int argc, char **argv)
 		struct grp *g = &srv.groups[i];
 		g->id = i + 1;
 		g->kv = lcr_kv_new();
-		struct lcr_sm_ops ops = { .apply = lcr_kv_apply };
+		struct lcr_sm_ops ops = lcr_kv_ops;
 		if (!g->kv || (rc = lcr_group_open(srv.node, g->id, &ops, g->kv, &g->g, why,
 						   sizeof(why))) < 0) {
 			say(&srv, "error", "%s", g->kv ? why : "out of memory");
