@@ -238,6 +238,22 @@ static const struct opt opts[] = {
 	{ "raft", "allow_log_reversion", OPT_BOOL, 0, RAFT(allow_log_reversion),
 	  .help = "Keep replicating to a follower whose log went backwards (a wiped disk) "
 		  "instead of stopping at the reversion." },
+	{ "raft", "snapshot_logs_since_last", OPT_U64, 0, RAFT(snapshot_logs_since_last), .min = 0,
+	  .max = 1ull << 40,
+	  .help = "Build a snapshot once the state machine has applied this many entries past "
+		  "the last one (openraft's SnapshotPolicy::LogsSinceLast); 0: never, only "
+		  "`lcraft-cli snapshot`. The build writes the whole state to "
+		  "<data_dir>/group-<g>/ a piece per loop iteration." },
+	{ "raft", "max_in_snapshot_log_to_keep", OPT_U64, 0, RAFT(max_in_snapshot_log_to_keep),
+	  .min = 0, .max = 1ull << 40,
+	  .help = "After a snapshot, keep this many log entries before its last one (a "
+		  "follower that lags less catches up from the log, not a snapshot); the rest "
+		  "is purged." },
+	{ "raft", "purge_batch_size", OPT_U64, 0, RAFT(purge_batch_size), .min = 1,
+	  .max = 1ull << 40,
+	  .help = "Purge the log only in steps of at least this many entries (whole segments are "
+		  "what "
+		  "the log frees: a step frees disk only once a whole segment is behind it)." },
 	{ "raft", "read_policy", OPT_ENUM, 0, FIELD(read_policy), .def = "read_index",
 	  .choices = read_policy_choices,
 	  .help = "How a GET is served: read_index confirms leadership with a quorum after the "
@@ -1933,8 +1949,22 @@ static const char guide[] =
 	"```\n"
 	"<data_dir>/group-<g>/meta            the vote and commit hint (two slots)\n"
 	"<data_dir>/group-<g>/seg-<n>.log     log segments (segment_mb each)\n"
-	"<data_dir>/group-<g>/snap-*.snap     the newest snapshot\n"
+	"<data_dir>/group-<g>/snap-<term>-<node>-<index>.snap\n"
+	"                                     the newest snapshot\n"
+	"<data_dir>/group-<g>/snap.tmp        a snapshot being written (removed at open)\n"
 	"```\n"
+	"\n"
+	"How much: a snapshot is the state machine's whole state (the key-value store: 8\n"
+	"bytes per key and its key and value bytes, plus 256 KiB of sessions) in a 4 KiB\n"
+	"header, the data rounded up to 4 KiB and 4 bytes per MiB of checksums. While\n"
+	"one is built, the previous one stays until the new one is durable: count twice\n"
+	"the state. The log keeps what follows the newest snapshot, plus\n"
+	"`max_in_snapshot_log_to_keep` entries before it, in whole segments: a segment\n"
+	"goes once every entry in it is purged. With `snapshot_logs_since_last = 0` no\n"
+	"snapshot is built but on request (`lcraft-cli snapshot`), and the log grows\n"
+	"until one is. A group opens from its newest snapshot and replays only the log\n"
+	"after it; a damaged snapshot, or a log purged past it, stops the open with a\n"
+	"message naming the file.\n"
 	"\n"
 	"A directory belongs to one node; a lock keeps a second process out. Never wipe\n"
 	"one node's directory while the others keep theirs: Raft's safety rests on a node\n"
