@@ -241,8 +241,8 @@ static const struct opt opts[] = {
 	{ "raft", "snapshot_logs_since_last", OPT_U64, 0, RAFT(snapshot_logs_since_last), .min = 0,
 	  .max = 1ull << 40,
 	  .help = "Build a snapshot once the state machine has applied this many entries past "
-		  "the last one (openraft's SnapshotPolicy::LogsSinceLast); 0: never, only "
-		  "`lcraft-cli snapshot`. The build writes the whole state to "
+		  "the last one (openraft's SnapshotPolicy::LogsSinceLast); 0: never, only on "
+		  "request (LCR_EV_TRIGGER_SNAPSHOT). The build writes the whole state to "
 		  "<data_dir>/group-<g>/ a piece per loop iteration." },
 	{ "raft", "max_in_snapshot_log_to_keep", OPT_U64, 0, RAFT(max_in_snapshot_log_to_keep),
 	  .min = 0, .max = 1ull << 40,
@@ -1961,7 +1961,7 @@ static const char guide[] =
 	"the state. The log keeps what follows the newest snapshot, plus\n"
 	"`max_in_snapshot_log_to_keep` entries before it, in whole segments: a segment\n"
 	"goes once every entry in it is purged. With `snapshot_logs_since_last = 0` no\n"
-	"snapshot is built but on request (`lcraft-cli snapshot`), and the log grows\n"
+	"snapshot is built but on request (LCR_EV_TRIGGER_SNAPSHOT), and the log grows\n"
 	"until one is. A group opens from its newest snapshot and replays only the log\n"
 	"after it; a damaged snapshot, or a log purged past it, stops the open with a\n"
 	"message naming the file.\n"
