@@ -142,6 +142,13 @@ void lcr_log_ids_purge(struct lcr_log_ids *l, struct lcr_log_id upto)
 	l->purged = upto;
 }
 
+void lcr_log_ids_reset(struct lcr_log_ids *l, struct lcr_log_id at)
+{
+	l->n = 0;
+	l->purged = at;
+	l->last = at;
+}
+
 struct lcr_log_id lcr_log_ids_last_run_first(const struct lcr_log_ids *l)
 {
 	if (l->n == 0)

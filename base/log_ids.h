@@ -53,6 +53,8 @@ static inline int lcr_log_ids_append(struct lcr_log_ids *l, struct lcr_log_id id
 void lcr_log_ids_truncate(struct lcr_log_ids *l, uint64_t since);
 /* Forget every entry up to and including `upto` (which must be in the log). */
 void lcr_log_ids_purge(struct lcr_log_ids *l, struct lcr_log_id upto);
+/* Drop every entry: the log is empty, purged up to `at` (a snapshot installed). */
+void lcr_log_ids_reset(struct lcr_log_ids *l, struct lcr_log_id at);
 /* Room for one more run without allocating. */
 bool lcr_log_ids_can_start_run(const struct lcr_log_ids *l);
 /* The first log id of the last leader's run (none when empty). */

@@ -22,6 +22,8 @@ enum lcr_bug {
 	LCR_BUG_FAR_TERM_ACCEPTED = 1u << 6,
 	LCR_BUG_NO_STEP_DOWN = 1u << 7,
 	LCR_BUG_FOLLOWER_READ_STALE = 1u << 8,
+	LCR_BUG_SNAPSHOT_STALE_INSTALL = 1u << 9, /* install a snapshot older than the commit */
+	LCR_BUG_PURGE_INFLIGHT = 1u << 10,	  /* purge entries an inflight request needs */
 };
 
 #ifdef LCR_PLANTED_BUGS

@@ -53,6 +53,10 @@ void lcr_core_config_default(struct lcr_core_config *cfg, uint32_t id)
 	cfg->enable_elect = true;
 	cfg->enable_leader_restore = false;
 	cfg->allow_log_reversion = false;
+	cfg->snapshot_logs_since_last = 5000;
+	cfg->max_in_snapshot_log_to_keep = 1000;
+	cfg->purge_batch_size = 1;
+	cfg->snapshot_timeout_ms = 60000;
 	cfg->seed = 1;
 }
 
@@ -104,6 +108,23 @@ int lcr_core_config_validate(const struct lcr_core_config *cfg, char *why, size_
 	}
 	if (cfg->backoff_ms == 0) {
 		snprintf(why, why_len, "backoff_ms must be at least 1");
+		return -EINVAL;
+	}
+	if (cfg->purge_batch_size == 0) {
+		snprintf(why, why_len, "purge_batch_size must be at least 1");
+		return -EINVAL;
+	}
+	if (cfg->snapshot_logs_since_last >= LCR_NUMBER_MAX ||
+	    cfg->max_in_snapshot_log_to_keep >= LCR_NUMBER_MAX ||
+	    cfg->purge_batch_size >= LCR_NUMBER_MAX) {
+		snprintf(why, why_len,
+			 "snapshot_logs_since_last, max_in_snapshot_log_to_keep and "
+			 "purge_batch_size must be below 2^62");
+		return -EINVAL;
+	}
+	if (cfg->snapshot_timeout_ms == 0 || cfg->snapshot_timeout_ms > 24ull * 3600 * 1000) {
+		snprintf(why, why_len, "snapshot_timeout_ms (%llu) must be in 1..86400000",
+			 (unsigned long long)cfg->snapshot_timeout_ms);
 		return -EINVAL;
 	}
 	if (lcr_membership_validate(&cfg->membership, why, why_len) < 0)
@@ -169,7 +190,12 @@ int lcr_core_new(struct lcr_core **out, const struct lcr_core_config *cfg,
 	if (restore->vote.lid.term >= LCR_NUMBER_MAX ||
 	    restore->committed.lid.term >= LCR_NUMBER_MAX ||
 	    restore->committed.index >= LCR_NUMBER_MAX ||
-	    restore->purged.lid.term >= LCR_NUMBER_MAX || restore->purged.index >= LCR_NUMBER_MAX)
+	    restore->purged.lid.term >= LCR_NUMBER_MAX || restore->purged.index >= LCR_NUMBER_MAX ||
+	    restore->snapshot.last.lid.term >= LCR_NUMBER_MAX ||
+	    restore->snapshot.last.index >= LCR_NUMBER_MAX)
+		return -EINVAL;
+	/* The log is purged only up to a durable snapshot. */
+	if (restore->purged.index > restore->snapshot.last.index)
 		return -EINVAL;
 	c = lcr_allocator_zalloc(a, sizeof(*c));
 	if (!c)
@@ -188,6 +214,8 @@ int lcr_core_new(struct lcr_core **out, const struct lcr_core_config *cfg,
 
 	c->vote = restore->vote;
 	c->committed = restore->committed;
+	c->snapshot = restore->snapshot;
+	c->snap_tried = restore->snapshot.last;
 	c->lease_enabled = true;
 
 	uint64_t x = cfg->seed ^ ((uint64_t)cfg->id << 32);
@@ -476,7 +504,15 @@ int lcr_core_start(struct lcr_core *c, uint64_t now_ns)
 		return rc;
 	if (c->started)
 		return -EINVAL;
+	/* The snapshot's last entry must be in the log (or be its purge point):
+	 * the log goes on from it. */
+	if (c->snapshot.last.index > 0 && (c->snapshot.last.index > c->log.last.index ||
+					   !lcr_log_ids_has(&c->log, c->snapshot.last)))
+		return -EINVAL;
 	c->started = true;
+	/* The state machine holds the snapshot: that much is committed. */
+	if (c->committed.index < c->snapshot.last.index)
+		c->committed = c->snapshot.last;
 	if (c->committed.index > c->log.last.index)
 		c->committed = c->log.last;
 	if (!lcr_log_ids_has(&c->log, c->committed))
@@ -485,7 +521,9 @@ int lcr_core_start(struct lcr_core *c, uint64_t now_ns)
 	c->flushed.last = c->log.last;
 	c->flushed_last = c->log.last;
 	c->apply_sent = c->log.purged;
-	c->applied = c->log.purged;
+	if (c->snapshot.last.index > c->apply_sent.index)
+		c->apply_sent = c->snapshot.last;
+	c->applied = c->apply_sent;
 	c->role = 0;
 	lcr_resample_election_timeout(c);
 
@@ -580,6 +618,14 @@ static bool msg_numbers(const struct lcr_msg *m, struct msg_numbers *n)
 		see(n, m->read_index_resp.vote.lid, 0);
 		see(n, m->read_index_resp.read_log_id.lid, m->read_index_resp.read_log_id.index);
 		return true;
+	case LCR_MSG_SNAPSHOT_REQ:
+		see(n, m->snapshot_req.vote.lid, 0);
+		see(n, m->snapshot_req.meta.last.lid, m->snapshot_req.meta.last.index);
+		return true;
+	case LCR_MSG_SNAPSHOT_RESP:
+		see(n, m->snapshot_resp.vote.lid, 0);
+		see(n, m->snapshot_resp.last.lid, m->snapshot_resp.last.index);
+		return true;
 	default:
 		return false;
 	}
@@ -665,6 +711,12 @@ static void on_msg(struct lcr_core *c, const struct lcr_msg *m)
 	case LCR_MSG_READ_INDEX_RESP:
 		lcr_on_read_index_resp(c, m);
 		break;
+	case LCR_MSG_SNAPSHOT_REQ:
+		lcr_on_snapshot_req(c, m);
+		break;
+	case LCR_MSG_SNAPSHOT_RESP:
+		lcr_on_snapshot_resp(c, m);
+		break;
 	default:
 		c->n_stale++;
 		break;
@@ -707,6 +759,7 @@ int lcr_core_step(struct lcr_core *c, const struct lcr_event *ev)
 		if (ev->applied.index > c->applied.index)
 			c->applied = ev->applied;
 		lcr_reads_progress(c);
+		lcr_snapshot_maybe_build(c);
 		break;
 	case LCR_EV_NET_ERROR:
 		lcr_on_net_error(c, ev->net.target, ev->net.stream_id, ev->net.err);
@@ -733,6 +786,15 @@ int lcr_core_step(struct lcr_core *c, const struct lcr_event *ev)
 			c->cfg.enable_pre_vote = ev->toggle.on;
 		else
 			return -EINVAL;
+		break;
+	case LCR_EV_SNAPSHOT_BUILT:
+		lcr_snapshot_built(c, &ev->snapshot.meta, ev->snapshot.err);
+		break;
+	case LCR_EV_TRIGGER_SNAPSHOT:
+		lcr_snapshot_trigger(c);
+		break;
+	case LCR_EV_TRIGGER_PURGE:
+		lcr_purge(c, ev->purge_upto, true);
 		break;
 	default:
 		return -EINVAL;
@@ -804,6 +866,8 @@ void lcr_core_status(const struct lcr_core *c, struct lcr_core_status *st)
 	st->committed = c->committed;
 	st->applied = c->applied;
 	st->purged = c->log.purged;
+	st->snapshot = c->snapshot;
+	st->building = c->building;
 	st->n_nodes = c->n_nodes;
 	for (uint32_t i = 0; i < c->n_nodes; i++)
 		st->nodes[i] = c->nodes[i];
@@ -813,9 +877,22 @@ void lcr_core_status(const struct lcr_core *c, struct lcr_core_status *st)
 		uint64_t acked = lcr_leader_quorum_acked_ns(c);
 		if (lcr_leader_lease_valid(c))
 			st->lease_until_ns = acked + c->leader_lease_ns;
-		for (uint32_t i = 0; i < c->n_nodes; i++)
+		for (uint32_t i = 0; i < c->n_nodes; i++) {
 			st->matching[i] = c->leader.progress[i].matching;
+			st->sent[i] = c->leader.progress[i].sent_index;
+			st->inflight[i] = (uint32_t)(c->leader.progress[i].next_inflight_id - 1 -
+						     c->leader.progress[i].acked_inflight_id);
+			st->inflight_from[i] = c->leader.progress[i].inflight_from;
+			st->sending_snapshot[i] = c->leader.progress[i].snapshot;
+		}
 	}
+	st->snapshots_built = c->n_snap_built;
+	st->snapshots_failed = c->n_snap_failed;
+	st->snapshots_sent = c->n_snap_sent;
+	st->snapshots_cancelled = c->n_snap_cancelled;
+	st->snapshots_installed = c->n_snap_installed;
+	st->snapshots_refused = c->n_snap_refused;
+	st->purges = c->n_purges;
 	st->elections = c->n_elections;
 	st->responses_dropped = c->n_resp_dropped;
 	st->stale_msgs = c->n_stale;

@@ -298,7 +298,11 @@ struct lcr_core_status {
 	uint32_t n_nodes;
 	uint32_t nodes[LCR_NODES_MAX];
 	struct lcr_log_id matching[LCR_NODES_MAX];
-	uint64_t sent[LCR_NODES_MAX];	      /* leader: last index sent on the current stream */
+	/* Leader: requests in flight to each node, and the entries they carry:
+	 * (inflight_from, sent]. */
+	uint32_t inflight[LCR_NODES_MAX];
+	uint64_t inflight_from[LCR_NODES_MAX];
+	uint64_t sent[LCR_NODES_MAX];
 	bool sending_snapshot[LCR_NODES_MAX]; /* leader: a snapshot is in flight to it */
 	/* Counters. */
 	uint64_t snapshots_built;     /* builds reported done */

@@ -7,6 +7,7 @@
  *   replication.c the leader: progress per follower, pipelining, commit
  *   follower.c    AppendEntries on the receiving side
  *   read.c        linearizable reads (ReadIndex, LeaseRead, ReadIndex from followers)
+ *   snapshot.c    snapshot policy, builds, purge, and installing a leader's snapshot
  * Nothing here is visible outside the engine.
  */
 #ifndef LCR_CORE_INT_H
@@ -59,6 +60,9 @@ struct lcr_progress {
 	uint32_t backoff_rank;	    /* accumulated error rank (openraft backoff_rank) */
 	uint32_t backoff_step;	    /* consecutive backoffs: 0, 1, 2, ... */
 	bool probing;		    /* a probe request is outstanding */
+	uint64_t inflight_from;	    /* prev index of the oldest request in flight */
+	bool snapshot;		    /* a snapshot is in flight on the current stream */
+	uint64_t snapshot_ns;	    /* ... sent then */
 };
 
 /* A response held until storage has flushed what it depends on. */
@@ -180,6 +184,15 @@ struct lcr_core {
 		uint64_t deadline_ns;
 	} transfer_in;
 
+	/* Snapshots (snapshot.c). */
+	struct lcr_snapshot_meta snapshot; /* newest: durable, or being installed */
+	struct lcr_log_id snap_tried;	   /* applied when the last build started */
+	bool building;			   /* a BUILD_SNAPSHOT is out */
+	uint64_t purge_want;		   /* a purge postponed for inflight requests */
+	uint64_t snap_install_seq;	   /* io seq of the last install: durable once flushed */
+	uint64_t n_snap_built, n_snap_failed, n_snap_sent, n_snap_cancelled;
+	uint64_t n_snap_installed, n_snap_refused, n_purges;
+
 	/* Responses waiting for a flush: a ring. */
 	struct lcr_pending_resp *resp;
 	uint32_t resp_head, resp_len, resp_max;
@@ -269,6 +282,22 @@ uint64_t lcr_leader_next_timer(const struct lcr_core *c);
 
 /* follower.c */
 void lcr_on_append_req(struct lcr_core *c, const struct lcr_msg *m);
+
+/* snapshot.c */
+void lcr_snapshot_maybe_build(struct lcr_core *c);
+void lcr_snapshot_trigger(struct lcr_core *c);
+void lcr_snapshot_built(struct lcr_core *c, const struct lcr_snapshot_meta *meta, int err);
+/* Purge up to `upto` (0: as the policy says), bounded by the snapshot and
+ * by what is durable; a leader postpones it while an inflight request needs
+ * those entries. */
+void lcr_purge(struct lcr_core *c, uint64_t upto, bool manual);
+void lcr_purge_retry(struct lcr_core *c);
+void lcr_on_snapshot_req(struct lcr_core *c, const struct lcr_msg *m);
+
+/* replication.c, for snapshot.c */
+void lcr_on_snapshot_resp(struct lcr_core *c, const struct lcr_msg *m);
+/* Whether a follower's requests in flight still need entries up to `upto`. */
+bool lcr_leader_needs(const struct lcr_core *c, uint64_t upto);
 
 /* read.c */
 int lcr_read_start(struct lcr_core *c, uint32_t policy, uint64_t *read_id);

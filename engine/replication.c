@@ -20,8 +20,21 @@ static uint64_t inflight(const struct lcr_progress *p)
 	return p->next_inflight_id - 1 - p->acked_inflight_id;
 }
 
+/* Replication of a snapshot to this peer closes (openraft's cancel). */
+static void cancel_snapshot(struct lcr_core *c, struct lcr_progress *p)
+{
+	if (!p->snapshot)
+		return;
+	p->snapshot = false;
+	c->n_snap_cancelled++;
+	struct lcr_cmd *cmd = lcr_core_emit(c, LCR_CMD_CANCEL_SNAPSHOT);
+	cmd->cancel.target = c->nodes[p - c->leader.progress];
+	cmd->cancel.stream_id = p->stream_id;
+}
+
 static void stream_restart(struct lcr_core *c, struct lcr_progress *p)
 {
+	cancel_snapshot(c, p);
 	p->stream_id = ++c->next_stream_id;
 	p->next_inflight_id = 1;
 	p->acked_inflight_id = 0;
@@ -73,7 +86,10 @@ void lcr_leader_drop(struct lcr_core *c)
 {
 	if (!c->leader.active)
 		return;
+	for (uint32_t i = 0; i < c->n_nodes; i++)
+		cancel_snapshot(c, &c->leader.progress[i]);
 	c->leader.active = false;
+	c->purge_want = 0;
 	lcr_reads_fail_all(c, -LCR_ENOTLEADER);
 }
 
@@ -97,6 +113,33 @@ static void send_append(struct lcr_core *c, uint32_t slot, struct lcr_log_id pre
 	lcr_core_send(c, &m);
 }
 
+/*
+ * The entries this peer needs are purged: send the snapshot (openraft's
+ * Inflight::Snapshot), as one request of the stream, and wait for its answer.
+ */
+static void send_snapshot(struct lcr_core *c, uint32_t slot)
+{
+	struct lcr_progress *p = &c->leader.progress[slot];
+	struct lcr_msg m;
+
+	LCR_ASSERT(c->snapshot.last.index >= c->log.purged.index);
+	memset(&m, 0, sizeof(m));
+	m.type = LCR_MSG_SNAPSHOT_REQ;
+	m.to = c->nodes[slot];
+	m.snapshot_req.vote = c->leader.vote;
+	m.snapshot_req.meta = c->snapshot;
+	m.snapshot_req.stream_id = p->stream_id;
+	m.snapshot_req.inflight_id = p->next_inflight_id++;
+	m.snapshot_req.send_ns = c->now_ns;
+	m.snapshot_req.send_seq = ++c->leader.send_seq;
+	p->snapshot = true;
+	p->snapshot_ns = c->now_ns;
+	p->sent_index = c->snapshot.last.index;
+	p->probing = false;
+	c->n_snap_sent++;
+	lcr_core_send(c, &m);
+}
+
 static struct lcr_log_id log_id_at(const struct lcr_core *c, uint64_t index)
 {
 	struct lcr_log_id id;
@@ -110,8 +153,15 @@ static void next_send(struct lcr_core *c, uint32_t slot)
 	uint64_t last = c->log.last.index;
 	uint64_t max = c->cfg.max_payload_entries;
 
-	if (c->now_ns < p->backoff_until_ns)
+	if (c->now_ns < p->backoff_until_ns || p->snapshot)
 		return;
+	/* Where the peer's log may still match ours is purged. */
+	if (p->searching_end <= c->log.purged.index ||
+	    (p->matching.index + 1 == p->searching_end && p->sent_index < c->log.purged.index)) {
+		if (inflight(p) == 0)
+			send_snapshot(c, slot);
+		return;
+	}
 	if (p->matching.index + 1 < p->searching_end) {
 		/* Probing: one request at a time, binary search for the match. */
 		if (inflight(p) > 0)
@@ -121,10 +171,13 @@ static void next_send(struct lcr_core *c, uint32_t slot)
 		if (start < c->log.purged.index + 1)
 			start = c->log.purged.index + 1;
 		uint64_t end = start + max < last + 1 ? start + max : last + 1;
-		/* Without purge (snapshots come later) the range is never empty. */
-		LCR_ASSERT(start < end);
+		if (start >= end) { /* everything after the purge point: nothing to probe */
+			send_snapshot(c, slot);
+			return;
+		}
 		send_append(c, slot, log_id_at(c, start - 1), (uint32_t)(end - start),
 			    p->next_inflight_id++);
+		p->inflight_from = start - 1;
 		p->sent_index = end - 1;
 		p->probing = true;
 		return;
@@ -133,6 +186,8 @@ static void next_send(struct lcr_core *c, uint32_t slot)
 		p->sent_index = p->matching.index;
 	while (inflight(p) < c->cfg.inflight_max && p->sent_index < last) {
 		uint64_t n = last - p->sent_index < max ? last - p->sent_index : max;
+		if (inflight(p) == 0)
+			p->inflight_from = p->sent_index;
 		send_append(c, slot, log_id_at(c, p->sent_index), (uint32_t)n,
 			    p->next_inflight_id++);
 		p->sent_index += n;
@@ -285,6 +340,9 @@ static void on_ok(struct lcr_core *c, uint32_t slot, const struct lcr_append_res
 		if (r->inflight_id > p->acked_inflight_id && r->inflight_id < p->next_inflight_id) {
 			p->acked_inflight_id = r->inflight_id;
 			p->progress_ns = c->now_ns;
+			/* The next request in flight goes on from what this one carried. */
+			if (r->log_id.index > p->inflight_from)
+				p->inflight_from = r->log_id.index;
 		}
 		p->backoff_rank = 0;
 		p->backoff_step = 0;
@@ -308,6 +366,7 @@ static void on_ok(struct lcr_core *c, uint32_t slot, const struct lcr_append_res
 			try_commit(c);
 	}
 	lcr_reads_progress(c);
+	lcr_purge_retry(c);
 	next_send(c, slot);
 }
 
@@ -389,6 +448,7 @@ void lcr_on_net_error(struct lcr_core *c, uint32_t target, uint64_t stream_id, u
 		p->backoff_step++;
 		p->backoff_rank = 0;
 	}
+	p->snapshot = false; /* the call failed: nothing left to cancel */
 	if (err != LCR_NET_CLOSED)
 		stream_restart(c, p);
 	next_send(c, (uint32_t)s);
@@ -443,8 +503,13 @@ void lcr_leader_tick(struct lcr_core *c)
 			continue;
 		/* A stream that stopped moving is restarted from the last match:
 		 * the stream layer retransmits, this is the core's last resort. */
-		if (inflight(p) > 0 && c->now_ns >= p->progress_ns + c->heartbeat_ns)
+		if (p->snapshot) {
+			if (c->now_ns >=
+			    p->snapshot_ns + c->cfg.snapshot_timeout_ms * LCR_NS_PER_MS)
+				stream_restart(c, p); /* cancels it */
+		} else if (inflight(p) > 0 && c->now_ns >= p->progress_ns + c->heartbeat_ns) {
 			stream_restart(c, p);
+		}
 		next_send(c, i);
 	}
 }
@@ -462,10 +527,88 @@ uint64_t lcr_leader_next_timer(const struct lcr_core *c)
 		const struct lcr_progress *p = &l->progress[i];
 		if (i == c->self_slot)
 			continue;
-		if (inflight(p) > 0 && p->progress_ns + c->heartbeat_ns < t)
+		if (p->snapshot) {
+			uint64_t d = p->snapshot_ns + c->cfg.snapshot_timeout_ms * LCR_NS_PER_MS;
+			if (d < t)
+				t = d;
+		} else if (inflight(p) > 0 && p->progress_ns + c->heartbeat_ns < t) {
 			t = p->progress_ns + c->heartbeat_ns;
+		}
 		if (p->backoff_until_ns > c->now_ns && p->backoff_until_ns < t)
 			t = p->backoff_until_ns;
 	}
 	return t;
+}
+
+/* ---- snapshots ----------------------------------------------------------------- */
+
+bool lcr_leader_needs(const struct lcr_core *c, uint64_t upto)
+{
+	for (uint32_t i = 0; i < c->n_nodes; i++) {
+		const struct lcr_progress *p = &c->leader.progress[i];
+		if (i == c->self_slot || p->snapshot || inflight(p) == 0)
+			continue;
+		/* Its requests in flight carry (inflight_from, sent_index]. */
+		if (p->inflight_from < upto)
+			return true;
+	}
+	return false;
+}
+
+/*
+ * The answer to a snapshot: the peer holds everything up to `last` durably
+ * (installed, or committed there already). Like an Ok, it counts for
+ * matching and the lease even from an older stream of this leadership.
+ */
+void lcr_on_snapshot_resp(struct lcr_core *c, const struct lcr_msg *m)
+{
+	const struct lcr_snapshot_resp *r = &m->snapshot_resp;
+	struct lcr_vote v = r->vote;
+
+	v.committed = false;
+	if (lcr_vote_cmp(v, c->vote) > 0) {
+		/* HigherVote, if it answers this leadership (see lcr_on_append_resp). */
+		if (c->leader.active && r->stream_id >= c->leader.first_stream_id &&
+		    r->stream_id <= c->next_stream_id)
+			lcr_vote_update(c, v);
+		else
+			c->n_stale++;
+		return;
+	}
+	if (!c->leader.active || !lcr_vote_eq(r->vote, c->leader.vote)) {
+		c->n_stale++;
+		return;
+	}
+	uint32_t slot = (uint32_t)lcr_core_slot(c, m->from);
+	struct lcr_progress *p = &c->leader.progress[slot];
+	/* Only a snapshot we could have sent: one of our log, within it. */
+	if (r->last.index > c->log.last.index || !lcr_log_ids_has(&c->log, r->last)) {
+		c->n_stale++;
+		return;
+	}
+	if (r->send_ns > p->clock_ns && r->send_ns <= c->now_ns)
+		p->clock_ns = r->send_ns;
+	if (r->send_seq > p->acked_seq && r->send_seq <= c->leader.send_seq)
+		p->acked_seq = r->send_seq;
+	if (r->stream_id == p->stream_id && p->snapshot && r->inflight_id < p->next_inflight_id &&
+	    r->inflight_id > p->acked_inflight_id) {
+		p->snapshot = false;
+		p->acked_inflight_id = r->inflight_id;
+		p->progress_ns = c->now_ns;
+		p->backoff_rank = 0;
+		p->backoff_step = 0;
+		p->backoff_until_ns = 0;
+	}
+	if (lcr_log_id_cmp(r->last, p->matching) > 0) {
+		p->matching = r->last;
+		if (p->searching_end < p->matching.index + 1)
+			p->searching_end = p->matching.index + 1;
+		if (p->sent_index < p->matching.index)
+			p->sent_index = p->matching.index;
+		if (p->matching.index > c->committed.index)
+			try_commit(c);
+	}
+	lcr_reads_progress(c);
+	lcr_purge_retry(c);
+	next_send(c, slot);
 }

@@ -26,12 +26,17 @@ enum ev_kind {
 	EV_NEMESIS,
 	EV_RESTART,
 	EV_NET_ERROR,
+	EV_SNAP_BUILT,
 };
 
 struct sim_msg {
 	struct lcr_msg m;
 	struct sim_entry *entries;
 	bool forged; /* from the forger: must leave its receiver unchanged */
+	/* SNAPSHOT_REQ: the snapshot's bytes, and the sender's incarnation (a
+	 * transfer ends with its sender). */
+	struct sim_snap snap;
+	uint32_t inc;
 };
 
 struct sim_event {
@@ -262,6 +267,36 @@ static void log_copy(struct sim_log *dst, const struct sim_log *src)
 		memcpy(dst->e, src->e, src->n * sizeof(*src->e));
 }
 
+/*
+ * The log after a snapshot that replaced it: nothing but the snapshot's last
+ * entry, whose place (and everything before it, all gone) holds the ids and
+ * prefix hashes the cluster committed there, so that the checks that look a
+ * log up by index find what the snapshot stands for.
+ */
+static void log_reset(struct sim_world *w, struct sim_log *l, struct lcr_log_id last)
+{
+	log_reserve(l, last.index);
+	for (uint64_t i = 1; i <= last.index; i++) {
+		struct sim_entry *e = &l->e[i - 1];
+		const struct sim_committed *c = i <= w->n_committed ? &w->committed[i - 1] : NULL;
+		if (!c || c->id.index == 0) {
+			sim_violation(w, "driver", "a snapshot covers %llu, never seen committed",
+				      (unsigned long long)i);
+			return;
+		}
+		memset(e, 0, sizeof(*e));
+		e->id = c->id;
+		e->type = LCR_ENTRY_BLANK;
+		e->prefix_hash = c->prefix_hash;
+	}
+	l->n = last.index;
+	if (!lcr_log_id_eq(l->e[last.index - 1].id, last))
+		sim_violation(w, "snapshot-state",
+			      "a snapshot ends at %llu-%u/%llu, committed there is another entry",
+			      (unsigned long long)last.lid.term, last.lid.node,
+			      (unsigned long long)last.index);
+}
+
 /* ---- nodes ------------------------------------------------------------------ */
 
 uint64_t sim_node_time(const struct sim_world *w, const struct sim_node *n)
@@ -317,6 +352,12 @@ static void fill_config(struct sim_world *w, struct lcr_core_config *cfg, uint32
 	 * (snapshots arrive with membership): small tables only sometimes. */
 	if (w->seed % 10 == 3)
 		cfg->leader_runs_max = 64 + (uint32_t)(w->seed % 64);
+	/* Snapshots every few dozen entries (a tenth of the seeds only when the
+	 * nemesis asks), purges that keep a few entries or none. */
+	cfg->snapshot_logs_since_last = w->seed % 10 == 7 ? 0 : 10 + w->seed / 3 % 60;
+	cfg->max_in_snapshot_log_to_keep = w->seed / 5 % 3 == 0 ? 0 : w->seed / 11 % 40;
+	cfg->purge_batch_size = 1 + w->seed / 13 % 8;
+	cfg->snapshot_timeout_ms = 1000;
 	/* Every core allocates through this hook: after creation it must not. */
 	cfg->alloc.alloc = sim_core_alloc;
 	cfg->alloc.free = sim_core_free;
@@ -344,6 +385,17 @@ static void node_start(struct sim_world *w, struct sim_node *n)
 	struct lcr_core_restore rs = { .vote = n->disk.vote };
 	int err;
 
+	/* The runtime's recovery: a snapshot whose last entry the log lacks (a
+	 * follower's commit runs ahead of its own flushes, so it may build one
+	 * past its durable log) replaces the log. */
+	struct lcr_log_id slast = n->disk.snap.meta.last;
+	if (slast.index > 0 && (slast.index > n->disk.log.n ||
+				!lcr_log_id_eq(n->disk.log.e[slast.index - 1].id, slast))) {
+		log_reset(w, &n->disk.log, slast);
+		n->disk.purged = slast;
+	}
+	rs.purged = n->disk.purged;
+	rs.snapshot = n->disk.snap.meta;
 	fill_config(w, &cfg, n->id);
 	n->core_allocs = 0;
 	if ((err = lcr_core_new(&n->core, &cfg, &rs)) < 0) {
@@ -352,14 +404,19 @@ static void node_start(struct sim_world *w, struct sim_node *n)
 	}
 	n->core_allocs_at_start = n->core_allocs;
 	lcr_core_plant_bugs(n->core, w->bugs);
-	for (uint64_t i = 0; i < n->disk.log.n; i++)
+	for (uint64_t i = n->disk.purged.index; i < n->disk.log.n; i++)
 		if (lcr_core_load_log_id(n->core, n->disk.log.e[i].id) < 0)
 			sim_violation(w, "recovery", "node %u: log id at %llu does not load", n->id,
 				      (unsigned long long)(i + 1));
 	log_copy(&n->mem, &n->disk.log);
-	memset(n->kv, 0, sizeof(n->kv));
-	n->sm_hash = 0;
-	n->applied = lcr_log_id_none();
+	n->mem_purged = n->disk.purged;
+	/* The state machine starts from the newest snapshot. */
+	n->snap = n->disk.snap;
+	memcpy(n->kv, n->snap.kv, sizeof(n->kv));
+	n->sm_hash = n->snap.sm_hash;
+	n->applied = n->snap.meta.last;
+	n->build_seq = 0;
+	memset(n->snap_cancel, 0, sizeof(n->snap_cancel));
 	n->n_writes = 0;
 	n->n_reads = 0;
 	n->up = true;
@@ -367,7 +424,9 @@ static void node_start(struct sim_world *w, struct sim_node *n)
 	n->st_valid = false;
 	n->role = 0;
 	sim_check_restart(w, n);
-	lcr_core_start(n->core, sim_node_time(w, n));
+	if ((err = lcr_core_start(n->core, sim_node_time(w, n))) < 0)
+		sim_violation(w, "recovery", "node %u does not start: %s", n->id,
+			      lcr_strerror(err));
 	process(w, n);
 	/* A scenario choosing who elects when keeps a restarted node's timer off. */
 	if (w->scen.no_elect)
@@ -438,7 +497,8 @@ static void disk_submit(struct sim_world *w, struct sim_node *n, const struct si
 }
 
 /* Make one op durable: `upto` entries of an append (all of them normally). */
-static void disk_apply(struct sim_disk *d, const struct sim_op *op, uint32_t upto)
+static void disk_apply(struct sim_world *w, struct sim_disk *d, const struct sim_op *op,
+		       uint32_t upto)
 {
 	switch (op->kind) {
 	case SIM_DISK_VOTE:
@@ -447,6 +507,14 @@ static void disk_apply(struct sim_disk *d, const struct sim_op *op, uint32_t upt
 	case SIM_DISK_TRUNCATE:
 		if (d->log.n > op->after)
 			d->log.n = op->after;
+		break;
+	case SIM_DISK_INSTALL:
+		if (op->snap.meta.last.index > d->snap.meta.last.index)
+			d->snap = op->snap;
+		if (!op->keep)
+			log_reset(w, &d->log, op->snap.meta.last);
+		if (op->snap.meta.last.index > d->purged.index)
+			d->purged = op->snap.meta.last;
 		break;
 	case SIM_DISK_APPEND:
 		for (uint32_t i = 0; i < upto; i++) {
@@ -476,9 +544,9 @@ static void disk_crash(struct sim_world *w, struct sim_node *n)
 	uint32_t keep = (uint32_t)rnd_below(w, d->n_pending + 1);
 
 	for (uint32_t i = 0; i < keep; i++)
-		disk_apply(d, &d->pending[i], d->pending[i].n);
+		disk_apply(w, d, &d->pending[i], d->pending[i].n);
 	if (keep < d->n_pending && d->pending[keep].kind == SIM_DISK_APPEND && chance(w, 50))
-		disk_apply(d, &d->pending[keep], (uint32_t)rnd_below(w, d->pending[keep].n + 1));
+		disk_apply(w, d, &d->pending[keep], (uint32_t)rnd_below(w, d->pending[keep].n + 1));
 	while (d->n_pending)
 		disk_pop(d);
 	d->busy_until = w->now;
@@ -506,7 +574,7 @@ static void on_disk(struct sim_world *w, struct sim_node *n, const struct sim_ev
 		return;
 	}
 	struct sim_op op = d->pending[0];
-	disk_apply(d, &op, op.n);
+	disk_apply(w, d, &op, op.n);
 	disk_pop(d);
 	if (d->n_pending)
 		disk_schedule(w, n);
@@ -529,9 +597,10 @@ static void net_send(struct sim_world *w, struct sim_msg *sm)
 		debug_msg(w, &sm->m, "lost");
 		/* Sometimes the transport notices and tells the sender (never of a
 		 * heartbeat: net.c keeps those failures from the core). */
-		if (sm->m.type == LCR_MSG_APPEND_REQ && w->blocked[from - 1][to - 1] &&
-		    (sm->m.append_req.n_entries > 0 || sm->m.append_req.inflight_id > 0) &&
-		    chance(w, 30)) {
+		if (((sm->m.type == LCR_MSG_APPEND_REQ &&
+		      (sm->m.append_req.n_entries > 0 || sm->m.append_req.inflight_id > 0)) ||
+		     sm->m.type == LCR_MSG_SNAPSHOT_REQ) &&
+		    w->blocked[from - 1][to - 1] && chance(w, 30)) {
 			struct sim_event ev = { .at = w->now + 1 * MS + rnd_below(w, 50 * MS),
 						.kind = EV_NET_ERROR,
 						.node = from,
@@ -571,6 +640,9 @@ static void net_send(struct sim_world *w, struct sim_msg *sm)
 		 * leadership changes it was not part of. */
 		if (w->late_pct && chance(w, w->late_pct))
 			delay += 50 * MS + rnd_below(w, 600 * MS);
+		/* A snapshot takes a while to move: leaders change meanwhile. */
+		if (sm->m.type == LCR_MSG_SNAPSHOT_REQ)
+			delay += 2 * MS + rnd_below(w, 60 * MS);
 		/* A few arrive later still: past two elections (each at least an
 		 * election timeout after a lease, 450 ms and more). */
 		if (w->late_pct && chance(w, 1))
@@ -618,6 +690,20 @@ static void on_deliver(struct sim_world *w, struct sim_event *ev)
 			e[i].data = &sm->entries[i].p;
 		}
 		sm->m.append_req.entries = e;
+	}
+	if (sm->m.type == LCR_MSG_SNAPSHOT_REQ && !sm->forged) {
+		/* A transfer ends with its sender's process or its cancel. */
+		struct sim_node *from = node(w, sm->m.from);
+		if (from->incarnation != sm->inc ||
+		    from->snap_cancel[sm->m.to - 1] == sm->m.snapshot_req.stream_id) {
+			debug_msg(w, &sm->m, "cancelled");
+			free(sm->entries);
+			free(sm);
+			return;
+		}
+		n->rx = sm->snap;
+		sm->m.snapshot_req.data = ++n->rx_handle;
+		sm->m.snapshot_req.size = sizeof(sm->snap);
 	}
 	debug_msg(w, &sm->m, sm->forged ? "recv forged" : "recv");
 	if (!sm->forged)
@@ -789,8 +875,23 @@ static void do_send(struct sim_world *w, struct sim_node *n, const struct lcr_ms
 				      n->id, (unsigned long long)first,
 				      (unsigned long long)(first + ne - 1),
 				      (unsigned long long)n->mem.n);
+		if (first <= n->mem_purged.index)
+			sim_violation(w, "purged-sent",
+				      "node %u sends entries from %llu, purged up to %llu", n->id,
+				      (unsigned long long)first,
+				      (unsigned long long)n->mem_purged.index);
 		sm->entries = xmalloc(ne * sizeof(*sm->entries));
 		memcpy(sm->entries, &n->mem.e[first - 1], ne * sizeof(*sm->entries));
+	}
+	sm->inc = n->incarnation;
+	memset(&sm->snap, 0, sizeof(sm->snap));
+	if (m->type == LCR_MSG_SNAPSHOT_REQ) {
+		if (!lcr_log_id_eq(n->snap.meta.last, m->snapshot_req.meta.last) ||
+		    n->snap.meta.id != m->snapshot_req.meta.id)
+			sim_violation(w, "driver", "node %u sends snapshot %llu, holds %llu", n->id,
+				      (unsigned long long)m->snapshot_req.meta.last.index,
+				      (unsigned long long)n->snap.meta.last.index);
+		sm->snap = n->snap;
 	}
 	if (m->type == LCR_MSG_APPEND_REQ)
 		sm->m.append_req.entries = NULL;
@@ -805,6 +906,125 @@ static void do_send(struct sim_world *w, struct sim_node *n, const struct lcr_ms
 			      n->id, (unsigned long long)m->vote_req.vote.lid.term);
 	sim_check_sent(w, n, m);
 	net_send(w, sm);
+}
+
+/* Snapshot the state machine; the snapshot is durable a little later. */
+static void do_build(struct sim_world *w, struct sim_node *n)
+{
+	struct sim_snap *b = &n->building;
+
+	memset(b, 0, sizeof(*b));
+	b->meta.last = n->applied;
+	b->meta.id = ((uint64_t)n->id << 40) | ++n->build_seq;
+	memcpy(b->kv, n->kv, sizeof(b->kv));
+	b->sm_hash = n->sm_hash;
+	at(w, w->now + 1 * MS + rnd_below(w, 30 * MS), EV_SNAP_BUILT, n->id, n->build_seq);
+}
+
+static void on_snap_built(struct sim_world *w, struct sim_node *n, const struct sim_event *ev)
+{
+	if (!n->up || ev->inc != n->incarnation || ev->a != n->build_seq)
+		return;
+	if (w->now < n->paused_until) {
+		struct sim_event later = *ev;
+		later.at = n->paused_until;
+		push(w, later);
+		return;
+	}
+	struct sim_snap *b = &n->building;
+	if (b->meta.last.index > n->disk.snap.meta.last.index)
+		n->disk.snap = *b;
+	if (b->meta.last.index > n->snap.meta.last.index)
+		n->snap = *b;
+	w->snapshots++;
+	sim_trace(w, n->id, "snapshot built at %llu", (unsigned long long)b->meta.last.index);
+	struct lcr_event ev2 = { .type = LCR_EV_SNAPSHOT_BUILT, .now_ns = sim_node_time(w, n) };
+	ev2.snapshot.meta = b->meta;
+	lcr_core_step(n->core, &ev2);
+	process(w, n);
+}
+
+/*
+ * Purge: only entries a durable snapshot of this node covers, all of them
+ * committed; on a leader, none that a follower's requests in flight carry.
+ */
+static void do_purge(struct sim_world *w, struct sim_node *n, struct lcr_log_id upto)
+{
+	struct lcr_core_status st;
+
+	if (upto.index > n->disk.snap.meta.last.index) {
+		sim_violation(w, "purge-snapshot",
+			      "node %u purges up to %llu, its durable snapshot ends at %llu", n->id,
+			      (unsigned long long)upto.index,
+			      (unsigned long long)n->disk.snap.meta.last.index);
+		return;
+	}
+	if (upto.index > w->n_committed || !lcr_log_id_eq(w->committed[upto.index - 1].id, upto)) {
+		sim_violation(w, "purge-snapshot", "node %u purges up to %llu, not committed there",
+			      n->id, (unsigned long long)upto.index);
+		return;
+	}
+	lcr_core_status(n->core, &st);
+	for (uint32_t i = 0; i < st.n_nodes && st.role == LCR_ROLE_LEADER; i++) {
+		if (st.nodes[i] == n->id || st.sending_snapshot[i])
+			continue;
+		if (st.inflight[i] > 0 && st.inflight_from[i] < upto.index) {
+			sim_violation(w, "purge-inflight",
+				      "leader %u purges up to %llu while its requests to %u carry "
+				      "%llu..%llu",
+				      n->id, (unsigned long long)upto.index, st.nodes[i],
+				      (unsigned long long)st.inflight_from[i] + 1,
+				      (unsigned long long)st.sent[i]);
+			return;
+		}
+	}
+	if (upto.index > n->disk.purged.index)
+		n->disk.purged = upto;
+	if (upto.index > n->mem_purged.index)
+		n->mem_purged = upto;
+	w->purges++;
+}
+
+/* Install the snapshot the last SNAPSHOT_REQ delivered. */
+static void do_install(struct sim_world *w, struct sim_node *n, const struct lcr_cmd *cmd)
+{
+	struct sim_snap s = n->rx;
+	struct lcr_log_id last = cmd->install.meta.last;
+
+	if (cmd->install.data != n->rx_handle || n->rx_handle == 0 ||
+	    !lcr_log_id_eq(s.meta.last, last)) {
+		sim_violation(w, "driver", "node %u installs a snapshot it was not handed", n->id);
+		return;
+	}
+	/* The state it holds is the one every node reached at that entry. */
+	const struct sim_committed *c =
+		last.index <= w->n_committed ? &w->committed[last.index - 1] : NULL;
+	if (!c || !lcr_log_id_eq(c->id, last) || (c->sm_hash && c->sm_hash != s.sm_hash)) {
+		sim_violation(
+			w, "snapshot-state",
+			"node %u installs a snapshot at %llu unlike the committed state there",
+			n->id, (unsigned long long)last.index);
+		return;
+	}
+	sim_trace(w, n->id, "install snapshot at %llu%s", (unsigned long long)last.index,
+		  cmd->install.keep_log ? " (log kept)" : "");
+	memcpy(n->kv, s.kv, sizeof(n->kv));
+	n->sm_hash = s.sm_hash;
+	n->applied = last;
+	if (last.index > n->snap.meta.last.index)
+		n->snap = s;
+	if (!cmd->install.keep_log)
+		log_reset(w, &n->mem, last);
+	if (last.index > n->mem_purged.index)
+		n->mem_purged = last;
+	struct sim_op op;
+	memset(&op, 0, sizeof(op));
+	op.kind = SIM_DISK_INSTALL;
+	op.io = cmd->install.io;
+	op.snap = s;
+	op.keep = cmd->install.keep_log;
+	disk_submit(w, n, &op);
+	w->installs++;
 }
 
 static const char *role_name(uint32_t r)
@@ -859,6 +1079,20 @@ static void process(struct sim_world *w, struct sim_node *n)
 			break;
 		case LCR_CMD_READS_FAILED:
 			serve_reads(w, n, cmd->reads_failed.first, cmd->reads_failed.last, false);
+			break;
+		case LCR_CMD_BUILD_SNAPSHOT:
+			do_build(w, n);
+			break;
+		case LCR_CMD_PURGE:
+			do_purge(w, n, cmd->purge.upto);
+			break;
+		case LCR_CMD_INSTALL_SNAPSHOT:
+			do_install(w, n, cmd);
+			applied = true;
+			break;
+		case LCR_CMD_CANCEL_SNAPSHOT:
+			if (cmd->cancel.target >= 1 && cmd->cancel.target <= SIM_NODES_MAX)
+				n->snap_cancel[cmd->cancel.target - 1] = cmd->cancel.stream_id;
 			break;
 		case LCR_CMD_ROLE:
 			sim_trace(w, n->id, "%s, leader %u, vote %llu-%u%s",
@@ -1260,7 +1494,7 @@ static void nemesis(struct sim_world *w)
 		if (w->scen.kind)
 			return;
 	}
-	switch (rnd_below(w, 18)) {
+	switch (rnd_below(w, 21)) {
 	case 0: { /* a random minority cut off, both ways */
 		heal_network(w);
 		uint32_t k = 1 + (uint32_t)rnd_below(w, N / 2);
@@ -1377,6 +1611,26 @@ static void nemesis(struct sim_world *w)
 			sim_scenario_start(w, w->par.scenario);
 			if (w->scen.kind)
 				return; /* the nemesis resumes when the scenario ends */
+		}
+		break;
+	case 18: /* a snapshot, now */
+		if (v->up && w->now >= v->paused_until) {
+			struct lcr_event ev = { .type = LCR_EV_TRIGGER_SNAPSHOT };
+			sim_trace(w, v->id, "trigger snapshot");
+			step_node_event(w, v, &ev);
+		}
+		break;
+	case 19: /* purge everything the snapshot covers */
+		if (v->up && w->now >= v->paused_until) {
+			struct lcr_event ev = { .type = LCR_EV_TRIGGER_PURGE };
+			ev.purge_upto = v->st.snapshot.last.index;
+			sim_trace(w, v->id, "trigger purge");
+			step_node_event(w, v, &ev);
+		}
+		break;
+	case 20: /* a follower down long enough to need a snapshot */
+		if (v->id != leader) {
+			node_crash(w, v, 1000 * MS + rnd_below(w, 2500 * MS));
 		}
 		break;
 	case 14:
@@ -1498,12 +1752,17 @@ static void dispatch(struct sim_world *w, struct sim_event *ev)
 		if (n->up && ev->inc == n->incarnation && w->now >= n->paused_until) {
 			struct lcr_event ne = { .type = LCR_EV_NET_ERROR };
 			ne.net.target = ev->msg->m.to;
-			ne.net.stream_id = ev->msg->m.append_req.stream_id;
+			ne.net.stream_id = ev->msg->m.type == LCR_MSG_SNAPSHOT_REQ
+						   ? ev->msg->m.snapshot_req.stream_id
+						   : ev->msg->m.append_req.stream_id;
 			ne.net.err = (uint32_t)ev->a;
 			step_node_event(w, n, &ne);
 		}
 		free(ev->msg->entries);
 		free(ev->msg);
+		break;
+	case EV_SNAP_BUILT:
+		on_snap_built(w, n, ev);
 		break;
 	case EV_RESTART:
 		if (!n->up) {

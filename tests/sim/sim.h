@@ -60,6 +60,13 @@ struct sim_entry {
 	struct sim_payload p;
 };
 
+/* A snapshot: the state machine after applying everything up to meta.last. */
+struct sim_snap {
+	struct lcr_snapshot_meta meta; /* meta.last.index 0: none */
+	uint64_t kv[SIM_KEYS];
+	uint64_t sm_hash;
+};
+
 struct sim_log {
 	struct sim_entry *e; /* e[0] is index 1 */
 	uint64_t n;
@@ -74,13 +81,17 @@ struct sim_op {
 	uint64_t after;
 	struct sim_entry *entries;
 	uint32_t n;
+	struct sim_snap snap; /* INSTALL: the snapshot */
+	bool keep;	      /* INSTALL: the log after it stays */
 };
 
-enum { SIM_DISK_VOTE = 1, SIM_DISK_APPEND = 2, SIM_DISK_TRUNCATE = 3 };
+enum { SIM_DISK_VOTE = 1, SIM_DISK_APPEND = 2, SIM_DISK_TRUNCATE = 3, SIM_DISK_INSTALL = 4 };
 
 struct sim_disk {
-	struct lcr_vote vote;	/* durable */
-	struct sim_log log;	/* durable */
+	struct lcr_vote vote; /* durable */
+	struct sim_log log;   /* durable; entries up to `purged` are gone */
+	struct lcr_log_id purged;
+	struct sim_snap snap;	/* the newest durable snapshot */
 	struct sim_op *pending; /* handed to the disk, not yet durable, in order */
 	uint32_t n_pending;
 	uint32_t cap_pending;
@@ -112,7 +123,14 @@ struct sim_node {
 	bool up;
 	uint32_t incarnation;
 	struct lcr_core *core;
-	struct sim_log mem; /* what this node's storage would serve (volatile) */
+	struct sim_log mem;		     /* what this node's storage would serve (volatile) */
+	struct lcr_log_id mem_purged;	     /* entries up to here are gone from it */
+	struct sim_snap snap;		     /* newest snapshot: durable, or installed */
+	struct sim_snap building;	     /* the build under way (BUILD_SNAPSHOT) */
+	uint64_t build_seq;		     /* names the build under way, 0: none */
+	struct sim_snap rx;		     /* the snapshot delivered last ... */
+	uint64_t rx_handle;		     /* ... and its handle */
+	uint64_t snap_cancel[SIM_NODES_MAX]; /* cancelled snapshot stream, by target */
 	struct sim_disk disk;
 	int64_t clock_offset; /* node clock = sim time + offset */
 	uint64_t tick_at;     /* sim time of the scheduled tick, 0: none */
@@ -274,6 +292,7 @@ struct sim_world {
 	struct sim_idmap *grants;  /* leader id -> bit mask of the nodes that granted it */
 	uint64_t writes_ok, reads_ok, ops_pending, elections, crashes;
 	uint64_t follower_reads_ok; /* of reads_ok: served by a follower */
+	uint64_t snapshots, installs, purges;
 	/* Healings with no leader because every voter that could win held
 	 * leader_runs_max runs (no purge yet): a capacity stall, not a fault. */
 	uint64_t runs_stalls;

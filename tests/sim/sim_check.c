@@ -400,13 +400,19 @@ void sim_check_node(struct sim_world *w, struct sim_node *n)
 			      id_str(a, st.last), (unsigned long long)n->mem.n);
 		return;
 	}
+	/* openraft's log pointers: purged <= snapshot <= committed, applied <=
+	 * committed <= last (while a snapshot installs, applied trails it). */
 	if (st.applied.index > st.committed.index || st.committed.index > st.last.index ||
-	    st.purged.index > st.applied.index) {
-		sim_violation(
-			w, "ordering", "node %u: purged %llu applied %llu committed %llu last %llu",
-			n->id, (unsigned long long)st.purged.index,
-			(unsigned long long)st.applied.index,
-			(unsigned long long)st.committed.index, (unsigned long long)st.last.index);
+	    st.purged.index > st.snapshot.last.index ||
+	    st.snapshot.last.index > st.committed.index) {
+		sim_violation(w, "ordering",
+			      "node %u: purged %llu snapshot %llu applied %llu committed %llu "
+			      "last %llu",
+			      n->id, (unsigned long long)st.purged.index,
+			      (unsigned long long)st.snapshot.last.index,
+			      (unsigned long long)st.applied.index,
+			      (unsigned long long)st.committed.index,
+			      (unsigned long long)st.last.index);
 		return;
 	}
 	uint64_t prev_commit = 0;
@@ -555,6 +561,9 @@ static bool stated_vote(const struct lcr_msg *m, struct lcr_leader_id *lid)
 	case LCR_MSG_TRANSFER_LEADER:
 		*lid = m->transfer.from_leader.lid;
 		return true;
+	case LCR_MSG_SNAPSHOT_RESP:
+		*lid = m->snapshot_resp.vote.lid;
+		return true;
 	default:
 		return false;
 	}
@@ -609,10 +618,23 @@ void sim_check_sent(struct sim_world *w, struct sim_node *n, const struct lcr_ms
 		if (m->append_req.send_seq > n->sent_seq)
 			n->sent_seq = m->append_req.send_seq;
 	}
-	if (m->type != LCR_MSG_APPEND_RESP || m->append_resp.result != LCR_APPEND_OK)
+	/* An ack says: durable up to this log id, under this vote. A snapshot's
+	 * answer to the leadership it names is one too (a HigherVote answer names
+	 * another). */
+	struct lcr_log_id id;
+	uint64_t send_ns, send_seq;
+	if (m->type == LCR_MSG_APPEND_RESP && m->append_resp.result == LCR_APPEND_OK) {
+		id = m->append_resp.log_id;
+		send_ns = m->append_resp.send_ns;
+		send_seq = m->append_resp.send_seq;
+	} else if (m->type == LCR_MSG_SNAPSHOT_RESP && m->snapshot_resp.vote.committed &&
+		   m->snapshot_resp.vote.lid.node == m->to) {
+		id = m->snapshot_resp.last;
+		send_ns = m->snapshot_resp.send_ns;
+		send_seq = m->snapshot_resp.send_seq;
+	} else {
 		return;
-	/* An ack says: durable up to this log id, under this vote. */
-	struct lcr_log_id id = m->append_resp.log_id;
+	}
 	if (id.index > 0 &&
 	    (id.index > n->disk.log.n || !lcr_log_id_eq(n->disk.log.e[id.index - 1].id, id))) {
 		sim_violation(w, "said-durable",
@@ -624,7 +646,7 @@ void sim_check_sent(struct sim_world *w, struct sim_node *n, const struct lcr_ms
 	n->ack_lid = lid;
 	/* The leader's lease counts this ack from the request's send time, on
 	 * its clock; the follower keeps its promise that long. */
-	uint64_t end = m->append_resp.send_ns + SIM_LEASE_NS;
+	uint64_t end = send_ns + SIM_LEASE_NS;
 	if (lcr_leader_id_eq(lid, n->waived_lid))
 		end = 0;
 	if (lcr_leader_id_cmp(lid, n->promise_lid) > 0) {
@@ -640,8 +662,8 @@ void sim_check_sent(struct sim_world *w, struct sim_node *n, const struct lcr_ms
 			n->ack_to_lid[to] = lid;
 			n->ack_to_seq[to] = 0;
 		}
-		if (m->append_resp.send_seq > n->ack_to_seq[to])
-			n->ack_to_seq[to] = m->append_resp.send_seq;
+		if (send_seq > n->ack_to_seq[to])
+			n->ack_to_seq[to] = send_seq;
 	}
 }
 
@@ -656,6 +678,11 @@ void sim_check_received(struct sim_world *w, struct sim_node *n, const struct lc
 	    m->append_resp.send_ns <= sim_node_time(w, n) &&
 	    m->append_resp.send_ns > n->heard_ns[m->from - 1])
 		n->heard_ns[m->from - 1] = m->append_resp.send_ns;
+	if (m->type == LCR_MSG_SNAPSHOT_RESP && n->role == LCR_ROLE_LEADER &&
+	    lcr_vote_eq(m->snapshot_resp.vote, n->st.vote) && m->from >= 1 &&
+	    m->from <= w->par.nodes && m->snapshot_resp.send_ns <= sim_node_time(w, n) &&
+	    m->snapshot_resp.send_ns > n->heard_ns[m->from - 1])
+		n->heard_ns[m->from - 1] = m->snapshot_resp.send_ns;
 	/* The leader the node follows may waive the lease it was lent (for good,
 	 * by TransferLeader; for one candidate, by its transfer vote request). */
 	if (m->type == LCR_MSG_TRANSFER_LEADER && m->transfer.from_leader.committed &&

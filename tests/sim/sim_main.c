@@ -13,7 +13,8 @@
  * runs past it (a loop in the core, a livelock at one instant) is reported
  * as a `hang` violation with its replay command, like any other.
  *
- * The last line is always `seeds=N steps=M violations=V`.
+ * The last line is always `seeds=N steps=M violations=V snapshots=N installs=N
+ * purges=N`.
  */
 #include <signal.h>
 #include <stdio.h>
@@ -48,6 +49,10 @@ static const struct {
 	  "a leader that heard from no quorum for a lease and an election timeout leads on" },
 	{ "follower-read-stale", LCR_BUG_FOLLOWER_READ_STALE,
 	  "a follower serves a read once the leader answers, before applying its read index" },
+	{ "snapshot-stale-install", LCR_BUG_SNAPSHOT_STALE_INSTALL,
+	  "a follower installs a snapshot older than what it has committed" },
+	{ "purge-inflight", LCR_BUG_PURGE_INFLIGHT,
+	  "the leader purges entries that requests in flight to a follower still carry" },
 };
 
 static uint64_t cur_seed, cur_steps;
@@ -192,7 +197,8 @@ int main(int argc, char **argv)
 
 	static struct sim_world w;
 	uint64_t violations = 0, total_steps = 0, writes = 0, reads = 0, follower_reads = 0,
-		 runs_stalls = 0, elections = 0, crashes = 0, ran = 0;
+		 runs_stalls = 0, elections = 0, crashes = 0, ran = 0, snapshots = 0, installs = 0,
+		 purges = 0;
 	uint64_t scen_seeds[SIM_SCEN_KINDS + 1] = { 0 }, scen_started[SIM_SCEN_KINDS + 1] = { 0 },
 					     scen_done[SIM_SCEN_KINDS + 1] = { 0 },
 					     scen_seeds_done[SIM_SCEN_KINDS + 1] = { 0 };
@@ -211,6 +217,9 @@ int main(int argc, char **argv)
 		runs_stalls += w.runs_stalls;
 		elections += w.elections;
 		crashes += w.crashes;
+		snapshots += w.snapshots;
+		installs += w.installs;
+		purges += w.purges;
 		for (uint32_t k = 1; k <= SIM_SCEN_KINDS; k++) {
 			scen_seeds[k] += w.par.scenario == k;
 			scen_started[k] += w.scen_started[k];
@@ -274,8 +283,10 @@ int main(int argc, char **argv)
 			printf("planted bug '%s' NOT detected in %llu seeds\n", bug_name,
 			       (unsigned long long)ran);
 	}
-	printf("seeds=%llu steps=%llu violations=%llu\n", (unsigned long long)ran,
-	       (unsigned long long)steps, (unsigned long long)violations);
+	printf("seeds=%llu steps=%llu violations=%llu snapshots=%llu installs=%llu purges=%llu\n",
+	       (unsigned long long)ran, (unsigned long long)steps, (unsigned long long)violations,
+	       (unsigned long long)snapshots, (unsigned long long)installs,
+	       (unsigned long long)purges);
 	if (bug || stop_first)
 		return violations ? 0 : 1;
 	return violations ? 1 : 0;
