@@ -54,6 +54,10 @@ struct net_peer {
 	uint64_t vote_deadline_ns;
 	struct lcr_vote vote_asked; /* what that call asked for: its reply echoes it */
 	bool vote_pre;
+	/* The snapshot being sent to it (full_snapshot), until it ends. */
+	bool snap_on;
+	struct lcr_net_call snap_call;
+	struct lcr_net_snapshot snap; /* the transport reads it until the end */
 };
 
 struct lcr_net_group {
@@ -348,6 +352,157 @@ static void seq_send(struct lcr_net_group *g, struct net_peer *p, const struct l
 
 /* ---- results ------------------------------------------------------------------ */
 
+/* ---- snapshots (full_snapshot) ------------------------------------------------ */
+
+/* Whether `r` answers the request `q` (the stream fields it echoes). */
+static bool snap_answers(const struct lcr_snapshot_req *q, const struct lcr_snapshot_resp *r)
+{
+	return r->stream_id == q->stream_id && r->inflight_id == q->inflight_id &&
+	       r->send_seq == q->send_seq;
+}
+
+/*
+ * The send to `p` ended: the transport stops (cancel: it is told now; else
+ * it already reported the end) and the host releases the source, so no read
+ * of the snapshot outlives the call.
+ */
+static void snap_release(struct lcr_net_group *g, struct net_peer *p, bool cancel)
+{
+	struct lcr_net *n = g->net;
+
+	LCR_ASSERT(p->snap_on);
+	p->snap_on = false;
+	if (cancel) {
+		n->depth++;
+		n->ops->cancel_snapshot(n->t, &p->snap_call);
+		n->depth--;
+		n->st.snap_cancelled++;
+	}
+	if (n->host.snap_close) {
+		n->depth++;
+		n->host.snap_close(g->host, &p->snap);
+		n->depth--;
+	}
+}
+
+static void send_snapshot(struct lcr_net_group *g, struct net_peer *p, const struct lcr_msg *m)
+{
+	struct lcr_net *n = g->net;
+	struct lcr_net_call c = make_call(g, p, LCR_NET_OP_SNAPSHOT, m->snapshot_req.stream_id);
+	int rc;
+
+	LCR_ASSERT(m->snapshot_req.data == 0 && m->snapshot_req.size == 0);
+	if (!n->ops->full_snapshot) {
+		/* Refused at open where the node purges its log (net.h). */
+		n->st.defaults[LCR_NET_OP_SNAPSHOT]++;
+		hold_fail(n, &c, LCR_NET_UNREACHABLE, "full_snapshot not implemented", true);
+		return;
+	}
+	/* The core sends one snapshot at a time to a target: a new one means
+	 * it gave the last up (its stream restarted). */
+	if (p->snap_on) {
+		n->st.snap_replaced++;
+		snap_release(g, p, true);
+	}
+	memset(&p->snap, 0, sizeof(p->snap));
+	p->snap.req = *m;
+	rc = -ENOENT;
+	if (n->host.snap_open) {
+		n->depth++;
+		rc = n->host.snap_open(g->host, m, &p->snap);
+		n->depth--;
+	}
+	if (rc < 0) {
+		/* Being built, or purged for a newer one: the core asks again
+		 * after its backoff. Nothing is known of the target. */
+		n->st.snap_no_source++;
+		hold_fail(n, &c, LCR_NET_UNREACHABLE, "no durable snapshot matches the request",
+			  true);
+		return;
+	}
+	LCR_ASSERT(p->snap.pull != NULL);
+	p->snap_on = true;
+	p->snap_call = c;
+	n->st.calls[LCR_NET_OP_SNAPSHOT]++;
+	n->depth++;
+	n->ops->full_snapshot(n->t, &c, m->snapshot_req.vote, &p->snap, &n->opts[c.op]);
+	n->depth--;
+}
+
+void lcr_net_cancel_snapshot(struct lcr_net_group *g, uint32_t target, uint64_t stream_id)
+{
+	struct net_peer *p = peer_of(g, target);
+
+	if (p && p->snap_on && (stream_id == 0 || p->snap_call.stream_id == stream_id))
+		snap_release(g, p, true);
+}
+
+/* The receiving side: the transport's calls, checked, to the host. */
+static struct lcr_net_group *snap_group(struct lcr_net *n, uint32_t group)
+{
+	return n->host.snap_begin ? group_of(n, group) : NULL;
+}
+
+int lcr_net_snapshot_begin(struct lcr_net *n, uint32_t group, const struct lcr_msg *req,
+			   uint64_t size, uint64_t *handle)
+{
+	LCR_ASSERT(n->depth == 0);
+	struct lcr_net_group *g = snap_group(n, group);
+	struct net_peer *p = g ? peer_of(g, req->from) : NULL;
+
+	if (!p || req->to != n->cfg.self || req->type != LCR_MSG_SNAPSHOT_REQ) {
+		n->st.snap_rx_refused++;
+		return -ENOENT;
+	}
+	answered(p);
+	n->depth++;
+	int rc = n->host.snap_begin(g->host, req, size, handle);
+	n->depth--;
+	if (rc < 0) {
+		n->st.snap_rx_refused++;
+		return rc;
+	}
+	n->st.snap_rx_begun++;
+	return 0;
+}
+
+long lcr_net_snapshot_write(struct lcr_net *n, uint32_t group, uint64_t handle, const void *data,
+			    size_t len)
+{
+	struct lcr_net_group *g = snap_group(n, group);
+
+	if (!g)
+		return -ENOENT;
+	n->depth++;
+	long rc = n->host.snap_write(g->host, handle, data, len);
+	n->depth--;
+	LCR_ASSERT(rc < 0 || (size_t)rc <= len);
+	return rc;
+}
+
+int lcr_net_snapshot_end(struct lcr_net *n, uint32_t group, uint64_t handle)
+{
+	/* The host may step its core from here: only from poll() or tick(). */
+	LCR_ASSERT(n->depth == 0);
+	struct lcr_net_group *g = snap_group(n, group);
+
+	if (!g)
+		return -ENOENT;
+	n->st.requests++;
+	return n->host.snap_end(g->host, handle);
+}
+
+void lcr_net_snapshot_abort(struct lcr_net *n, uint32_t group, uint64_t handle)
+{
+	struct lcr_net_group *g = snap_group(n, group);
+
+	if (!g)
+		return;
+	n->depth++;
+	n->host.snap_abort(g->host, handle);
+	n->depth--;
+}
+
 static void on_reply(struct lcr_net_group *g, struct net_peer *p, const struct lcr_msg *m,
 		     bool synthetic)
 {
@@ -371,6 +526,10 @@ static void on_reply(struct lcr_net_group *g, struct net_peer *p, const struct l
 		 * earlier call still goes to the core, which judges it by the
 		 * vote it echoes (a late grant is still a grant). */
 		p->vote_call.id = 0;
+	} else if (m->type == LCR_MSG_SNAPSHOT_RESP && p->snap_on &&
+		   snap_answers(&p->snap.req.snapshot_req, &m->snapshot_resp)) {
+		/* The transport ended the send when the answer came. */
+		snap_release(g, p, false);
 	}
 	n->st.replies++;
 	host_deliver(g, m);
@@ -383,6 +542,16 @@ static void on_fail(struct lcr_net_group *g, struct net_peer *p, const struct lc
 	struct lcr_net *n = g->net;
 
 	switch (c->op) {
+	case LCR_NET_OP_SNAPSHOT:
+		/* A default's failure (no op, no source) had no send to end. */
+		if (!synthetic) {
+			if (!p->snap_on || c->id != p->snap_call.id) {
+				n->st.late++;
+				return;
+			}
+			snap_release(g, p, false);
+		}
+		break;
 	case LCR_NET_OP_APPEND:
 		if (!p->busy || c->id != p->cur.id) {
 			n->st.late++;
@@ -425,7 +594,7 @@ static void reply_now(struct lcr_net *n, uint32_t group, const struct lcr_msg *m
 
 	if (!p || m->to != n->cfg.self ||
 	    (m->type != LCR_MSG_APPEND_RESP && m->type != LCR_MSG_VOTE_RESP &&
-	     m->type != LCR_MSG_READ_INDEX_RESP)) {
+	     m->type != LCR_MSG_READ_INDEX_RESP && m->type != LCR_MSG_SNAPSHOT_RESP)) {
 		n->st.dropped++;
 		return;
 	}
@@ -636,7 +805,7 @@ void lcr_net_send(struct lcr_net_group *g, const struct lcr_msg *m, uint64_t now
 	if (now_ns > n->now)
 		n->now = now_ns;
 	if (m->type == LCR_MSG_APPEND_RESP || m->type == LCR_MSG_VOTE_RESP ||
-	    m->type == LCR_MSG_READ_INDEX_RESP) {
+	    m->type == LCR_MSG_READ_INDEX_RESP || m->type == LCR_MSG_SNAPSHOT_RESP) {
 		n->st.responds++;
 		n->depth++;
 		n->ops->respond(n->t, g->id, m);
@@ -661,6 +830,9 @@ void lcr_net_send(struct lcr_net_group *g, const struct lcr_msg *m, uint64_t now
 	case LCR_MSG_READ_INDEX_REQ:
 		send_read_index(g, p, m);
 		break;
+	case LCR_MSG_SNAPSHOT_REQ:
+		send_snapshot(g, p, m);
+		break;
 	default:
 		n->st.dropped++;
 		break;
@@ -669,8 +841,11 @@ void lcr_net_send(struct lcr_net_group *g, const struct lcr_msg *m, uint64_t now
 
 void lcr_net_cancel(struct lcr_net_group *g)
 {
-	for (uint32_t i = 0; i < g->n_peers; i++)
+	for (uint32_t i = 0; i < g->n_peers; i++) {
 		seq_clear(g->net, &g->peers[i]);
+		if (g->peers[i].snap_on)
+			snap_release(g, &g->peers[i], true);
+	}
 }
 
 uint64_t lcr_net_backoff_ns(const struct lcr_net_group *g, uint32_t target, uint32_t step)
@@ -842,6 +1017,8 @@ void lcr_net_group_close(struct lcr_net_group *g)
 	struct lcr_net *n = g->net;
 
 	for (uint32_t i = 0; i < g->n_peers; i++) {
+		if (g->peers[i].snap_on)
+			snap_release(g, &g->peers[i], true);
 		if (n->ops->drop_client)
 			n->ops->drop_client(n->t, g->peers[i].client);
 		lcr_allocator_free(&n->cfg.alloc, g->peers[i].q);
@@ -867,6 +1044,9 @@ static const char *missing_op(const struct lcr_net_ops *o)
 		return "respond is required: the core's replies to requests go back through it";
 	if (!o->poll)
 		return "poll is required: it is how messages from peers reach the node";
+	if (o->full_snapshot && !o->cancel_snapshot)
+		return "cancel_snapshot is required with full_snapshot (openraft's cancel): a send "
+		       "must stop when replication to its target closes";
 	return NULL;
 }
 
@@ -913,6 +1093,10 @@ int lcr_net_open(struct lcr_net **out, const struct lcr_net_factory *f,
 		goto err_free;
 	n->ops = n->t->ops;
 	const char *miss = n->ops ? missing_op(n->ops) : "it has no table of ops";
+	if (!miss && cfg->snapshots && !n->ops->full_snapshot)
+		miss = "full_snapshot is required: this node purges its log (its snapshot policy), "
+		       "so a follower behind the purge point can only catch up from a snapshot, "
+		       "and there is no default (net.h); implement it, or never purge";
 	if (miss) {
 		snprintf(why, why_len, "transport \"%s\": %s",
 			 n->ops && n->ops->name ? n->ops->name : (f->name ? f->name : "?"), miss);
@@ -996,13 +1180,17 @@ int lcr_net_metrics_json(const struct lcr_net *n, char *buf, size_t len)
 	LCR_PUT(",\"requests\":%llu,\"replies\":%llu,\"responds\":%llu,\"pre_vote_refused\":%llu,"
 		"\"ttl_expired\":%llu,\"late\":%llu,\"seq_dropped\":%llu,\"seq_full\":%llu,"
 		"\"events_full\":%llu,\"dropped\":%llu,\"append_splits\":%llu,"
-		"\"heartbeat_errors\":%llu}",
+		"\"heartbeat_errors\":%llu,\"snap_no_source\":%llu,\"snap_replaced\":%llu,"
+		"\"snap_cancelled\":%llu,\"snap_rx_begun\":%llu,\"snap_rx_refused\":%llu}",
 		(unsigned long long)s->requests, (unsigned long long)s->replies,
 		(unsigned long long)s->responds, (unsigned long long)s->pre_vote_refused,
 		(unsigned long long)s->ttl_expired, (unsigned long long)s->late,
 		(unsigned long long)s->seq_dropped, (unsigned long long)s->seq_full,
 		(unsigned long long)s->events_full, (unsigned long long)s->dropped,
-		(unsigned long long)s->append_splits, (unsigned long long)s->heartbeat_errors);
+		(unsigned long long)s->append_splits, (unsigned long long)s->heartbeat_errors,
+		(unsigned long long)s->snap_no_source, (unsigned long long)s->snap_replaced,
+		(unsigned long long)s->snap_cancelled, (unsigned long long)s->snap_rx_begun,
+		(unsigned long long)s->snap_rx_refused);
 	if (n->ops->metrics_json) {
 		LCR_PUT(",");
 		k = n->ops->metrics_json(n->t, buf + o, len > o ? len - o : 0);

@@ -20,7 +20,9 @@
  *                              log id, granted), as if from the target; but
  *                              while the transport reports the target failing,
  *                              an error, never a grant
- *   full_snapshot    yes (*)   - (with cancel_snapshot, openraft's `cancel`)
+ *   full_snapshot    yes (*)   none: a SNAPSHOT_REQ fails at once with
+ *                              UNREACHABLE "full_snapshot not implemented"
+ *                              (with cancel_snapshot, openraft's `cancel`)
  *   transfer_leader  no        the error UNREACHABLE "transfer_leader not
  *                              implemented", reported for that target
  *   read_index       no        an answer as if from the target, result
@@ -30,9 +32,14 @@
  *   backoff          no        the core's backoff_ms doubled per backoff in a
  *                              row, 1 s cap: 200, 400, 800, 1000, 1000 ... ms
  *
- *   (*) The core has no snapshots yet (the next core issue): the node never
- *       calls full_snapshot today, so a transport may leave it NULL for now.
- *       Its argument type and its completion come with the snapshots.
+ *   (*) Required of a node that may send snapshots (lcr_net_config.snapshots:
+ *       its log may be purged, so a lagging follower can only catch up from
+ *       a snapshot): opening refuses a transport without it, naming the op.
+ *       openraft's own default (chunks sent as InstallSnapshot calls) needs
+ *       an op that carries bytes, and none of the required ops does: an
+ *       AppendEntries holds entries, which a transport may encode in any way
+ *       of its own. So there is no default; a node whose log is never purged
+ *       needs none (its followers catch up from the log).
  *
  * Errors mirror RPCError (enum lcr_net_err in types.h): TIMEOUT, UNREACHABLE
  * (back off before retrying), NETWORK (retry now), REMOTE; full_snapshot adds
@@ -66,10 +73,11 @@
  * read timeout.
  *
  * The server side. A request from a peer (AppendEntries, vote, pre-vote,
- * TransferLeader, READ_INDEX_REQ) reaches the node through lcr_net_deliver();
- * the core's replies to requests (APPEND_RESP, VOTE_RESP, READ_INDEX_RESP) go
- * back through the transport's respond(), addressed to the requester. A reply echoes what the
- * requester needs to match it (stream id, inflight id and send sequence for
+ * TransferLeader, READ_INDEX_REQ) reaches the node through lcr_net_deliver(),
+ * a snapshot through lcr_net_snapshot_begin() and the calls after it;
+ * the core's replies to requests (APPEND_RESP, VOTE_RESP, READ_INDEX_RESP,
+ * SNAPSHOT_RESP) go back through the transport's respond(), addressed to the requester. A reply
+ * echoes what the requester needs to match it (stream id, inflight id and send sequence for
  * AppendEntries, the requested vote and the pre-vote flag for votes, the
  * read id for read index requests), so a
  * transport built on a request/response RPC system may match them there; the
@@ -107,8 +115,26 @@
 
 struct lcr_net;
 struct lcr_net_group;
-/* A snapshot to send: defined with the core's snapshots (next core issue). */
-struct lcr_net_snapshot;
+
+/*
+ * A snapshot to send: full_snapshot's `snapshot` (openraft's Snapshot, which
+ * carries a reader of the data). The node fills it; the bytes come from a
+ * file read asynchronously (io_uring), so the transport pulls them when it
+ * has room for more, and a pull may find none ready yet.
+ */
+struct lcr_net_snapshot {
+	struct lcr_msg req; /* the core's LCR_MSG_SNAPSHOT_REQ (data and size 0) */
+	uint64_t size;	    /* data bytes */
+	/*
+	 * The next bytes, at most `max`, from where the last pull stopped:
+	 * returns their number with *data pointing at them (valid until the
+	 * next pull), 0 when none are ready yet (ask again in a later loop
+	 * iteration), or -errno (the source failed: fail the call). Never
+	 * called past `size`.
+	 */
+	long (*pull)(void *src, const void **data, size_t max);
+	void *src;
+};
 
 enum lcr_net_op {
 	LCR_NET_OP_APPEND = 1,	      /* append_entries: unary AppendEntries */
@@ -182,11 +208,24 @@ struct lcr_net_ops {
 	 * it would grant, and persists nothing. */
 	void (*pre_vote)(struct lcr_transport *t, const struct lcr_net_call *call,
 			 const struct lcr_msg *req, const struct lcr_net_opts *opt);
-	/* Not called yet (see above): send a whole snapshot under `vote`; stop
-	 * when cancel_snapshot() names the same call (ReplicationClosed). */
+	/*
+	 * Send a whole snapshot under `vote` (= snap->req.snapshot_req.vote) and
+	 * return at once. The receiving side hands the bytes to its node
+	 * (lcr_net_snapshot_begin/_write/_end below) and its core answers with a
+	 * SNAPSHOT_RESP, which comes back through the receiver's respond() and
+	 * ends the call here by lcr_net_reply(); an error ends it by
+	 * lcr_net_fail(). `snap` stays valid until the call ends (or is
+	 * cancelled); the transport does not use it after reporting the end.
+	 * The node keeps no TTL for it: the core gives a snapshot up after its
+	 * snapshot_timeout_ms and cancels it. One at a time per client.
+	 */
 	void (*full_snapshot)(struct lcr_transport *t, const struct lcr_net_call *call,
 			      struct lcr_vote vote, const struct lcr_net_snapshot *snap,
 			      const struct lcr_net_opts *opt);
+	/* Stop the full_snapshot of `call` now (openraft's `cancel`: replication
+	 * closed). The transport tells the receiver if it can (the receiver drops
+	 * a silent transfer after a timeout anyway) and never touches the
+	 * snapshot again; no result is reported for the call. */
 	void (*cancel_snapshot)(struct lcr_transport *t, const struct lcr_net_call *call);
 	/* LCR_MSG_TRANSFER_LEADER. Success carries nothing: only errors come
 	 * back (lcr_net_fail). */
@@ -202,8 +241,8 @@ struct lcr_net_ops {
 	uint64_t (*backoff)(struct lcr_transport *t, void *client, uint32_t step);
 
 	/* ---- the server side ---------------------------------------------- */
-	/* Send a reply the core made (APPEND_RESP, VOTE_RESP or READ_INDEX_RESP)
-	 * to resp->to. */
+	/* Send a reply the core made (APPEND_RESP, VOTE_RESP, READ_INDEX_RESP or
+	 * SNAPSHOT_RESP) to resp->to. */
 	void (*respond)(struct lcr_transport *t, uint32_t group, const struct lcr_msg *resp);
 
 	/* ---- the lcore loop (not in RaftNetworkV2: how a transport runs) --- */
@@ -281,9 +320,42 @@ struct lcr_net_factory {
 LCR_API void lcr_net_deliver(struct lcr_net *n, uint32_t group, const struct lcr_msg *m);
 
 /*
+ * Receiving a snapshot (the server side of full_snapshot; openraft's
+ * begin_receiving_snapshot, then install_full_snapshot). The transport opens
+ * a receive when a peer's snapshot begins, writes its bytes in order as they
+ * arrive and ends it once every byte is in and checked; the node keeps them
+ * in a temporary file and, at the end, hands the SNAPSHOT_REQ to its core
+ * with `data` naming that file. A transport holds at most one receive per
+ * (group, sender) and aborts the ones it gives up (a cancel, a silent
+ * sender, a newer snapshot, bad data): the node then removes the file.
+ * All from poll() or tick(), on the owning lcore.
+ *
+ * begin: `req` is the SNAPSHOT_REQ (from the peer, to this node), `size` its
+ * data bytes. Returns 0 with *handle set, or -errno (-EFBIG: over the node's
+ * bound, -ENOENT: unknown group or sender, -EBUSY: no room for a receive).
+ */
+LCR_API int lcr_net_snapshot_begin(struct lcr_net *n, uint32_t group, const struct lcr_msg *req,
+				   uint64_t size, uint64_t *handle);
+/*
+ * The next `len` bytes. Returns how many the node took (0 to len: its
+ * buffers are busy writing; offer the rest again later), or -errno (the
+ * receive failed; abort it).
+ */
+LCR_API long lcr_net_snapshot_write(struct lcr_net *n, uint32_t group, uint64_t handle,
+				    const void *data, size_t len);
+/*
+ * Every byte was written and the whole snapshot's checksum matched. The
+ * node takes it from here (makes it durable, gives its core the request):
+ * the handle is the node's. 0, or -errno (the node dropped it).
+ */
+LCR_API int lcr_net_snapshot_end(struct lcr_net *n, uint32_t group, uint64_t handle);
+/* Give a receive up: the node removes what it wrote. */
+LCR_API void lcr_net_snapshot_abort(struct lcr_net *n, uint32_t group, uint64_t handle);
+
+/*
  * A reply to one of our calls (APPEND_RESP for append_entries and
  * stream_append, VOTE_RESP for vote and pre_vote, READ_INDEX_RESP for
- * read_index), from m->from. It also says
+ * read_index, SNAPSHOT_RESP for full_snapshot), from m->from. It also says
  * the target is reachable again.
  */
 LCR_API void lcr_net_reply(struct lcr_net *n, uint32_t group, const struct lcr_msg *m);

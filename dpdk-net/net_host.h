@@ -29,6 +29,25 @@ struct lcr_net_host {
 	 * further requests (0: it gives up on this one; the core resends).
 	 */
 	void (*attach)(void *group, struct lcr_msg *m);
+
+	/* ---- snapshots (may be NULL in a node that sends and takes none) ---- */
+	/*
+	 * The source of a SNAPSHOT_REQ the core sent: the newest durable
+	 * snapshot, if its meta.last is the request's (m->snapshot_req.meta).
+	 * Fill snap->size, pull and src (snap->req is set). 0, or -errno
+	 * (-ENOENT: none matches; the call fails and the core tries again).
+	 */
+	int (*snap_open)(void *group, const struct lcr_msg *m, struct lcr_net_snapshot *snap);
+	/* The send ended (answered, failed, cancelled): release the source. */
+	void (*snap_close)(void *group, struct lcr_net_snapshot *snap);
+	/* Receiving: lcr_net_snapshot_begin/_write/_end/_abort (net.h), with the
+	 * group checked and the sender a peer of it. snap_end takes the handle
+	 * over: the host makes the bytes durable, then steps its core with the
+	 * request (`data` the handle, `size` the bytes), itself. */
+	int (*snap_begin)(void *group, const struct lcr_msg *req, uint64_t size, uint64_t *handle);
+	long (*snap_write)(void *group, uint64_t handle, const void *data, size_t len);
+	int (*snap_end)(void *group, uint64_t handle);
+	void (*snap_abort)(void *group, uint64_t handle);
 };
 
 struct lcr_net_config {
@@ -41,7 +60,10 @@ struct lcr_net_config {
 	uint64_t snapshot_ttl_ns;      /* full_snapshot (openraft install_snapshot_timeout) */
 	uint64_t snapshot_chunk_bytes; /* openraft snapshot_max_chunk_size */
 	uint64_t backoff_ms;	       /* the core's backoff base */
-	struct lcr_allocator alloc;    /* NULL alloc: malloc */
+	/* The node may send snapshots (its log is purged): the transport must
+	 * have full_snapshot, and the host its snap_* callbacks. */
+	bool snapshots;
+	struct lcr_allocator alloc; /* NULL alloc: malloc */
 };
 
 /*
@@ -84,9 +106,17 @@ void lcr_net_send(struct lcr_net_group *g, const struct lcr_msg *m, uint64_t now
 /*
  * This replica stopped leading: drop the AppendEntries still waiting in the
  * sequential default (they were made by that leadership, and the log they
- * would be read from may change under a new leader).
+ * would be read from may change under a new leader), and stop the snapshots
+ * it was sending.
  */
 void lcr_net_cancel(struct lcr_net_group *g);
+
+/*
+ * LCR_CMD_CANCEL_SNAPSHOT: stop the snapshot going to `target` on the core's
+ * stream `stream_id` (any stream: 0). Its source is released; nothing is
+ * reported for it. lcr_net_cancel() does this for every target.
+ */
+void lcr_net_cancel_snapshot(struct lcr_net_group *g, uint32_t target, uint64_t stream_id);
 
 /* The backoff before retrying `target` (the transport's, or the default). */
 uint64_t lcr_net_backoff_ns(const struct lcr_net_group *g, uint32_t target, uint32_t step);
@@ -120,6 +150,11 @@ struct lcr_net_stats {
 	uint64_t dropped;		     /* inbound for an unknown group or sender, bad type */
 	uint64_t append_splits;		     /* AppendEntries sent in parts (over ~1 MiB) */
 	uint64_t heartbeat_errors;	     /* heartbeats that failed (not told to the host) */
+	uint64_t snap_no_source;	     /* SNAPSHOT_REQs with no matching snapshot to send */
+	uint64_t snap_replaced;		     /* SNAPSHOT_REQs that replaced one still being sent */
+	uint64_t snap_cancelled;	     /* sends cancelled (the core, or a role change) */
+	uint64_t snap_rx_begun;		     /* receives opened for the transport */
+	uint64_t snap_rx_refused;	     /* ... refused (unknown group or sender, the host) */
 };
 
 void lcr_net_stats(const struct lcr_net *n, struct lcr_net_stats *st);

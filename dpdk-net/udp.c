@@ -11,6 +11,10 @@
  *   vote, pre_vote   one datagram (the pre_vote flag is in the request)
  *   transfer_leader  one datagram
  *   read_index       one datagram
+ *   full_snapshot    SNAPSHOT_REQ, then SNAPSHOT_CHUNKs on the follower's
+ *                    stream, paced by the receiver's credit (SNAPSHOT_ACK);
+ *                    each chunk and the whole carry a CRC32C
+ *   cancel_snapshot  a SNAPSHOT_CANCEL datagram; the stream starts over
  *   respond          one datagram
  *   backoff          none: the configured one
  *
@@ -34,6 +38,7 @@
 #include "put.h"
 #include "alloc.h"
 #include "backend.h"
+#include "crc32c.h"
 #include "dpdk.h"
 #include "lcr_assert.h"
 #include "net.h"
@@ -46,6 +51,29 @@
 #define GROUPS_MAX 256 /* per lcore */
 #define ENTS_MAX   65536
 
+/*
+ * A snapshot going out on a link (full_snapshot): pulled from the node's
+ * source one chunk at a time, only while the stream's window has room for a
+ * whole chunk and the receiver's credit allows it, so nothing is ever
+ * dropped for want of room: what does not fit waits in the source.
+ */
+struct snap_tx {
+	bool on;
+	bool begun;			     /* SNAPSHOT_REQ is on the stream */
+	bool last_sent;			     /* the LAST chunk is on the stream */
+	bool done;			     /* the receiver has every byte: wait for the answer */
+	uint32_t fail_err;		     /* to report from tick (enum lcr_net_err), 0: none */
+	struct lcr_net_call call;	     /* the node's call */
+	const struct lcr_net_snapshot *snap; /* valid while `on` */
+	uint64_t xfer;
+	uint64_t sent;	   /* data bytes on the stream */
+	uint64_t written;  /* the receiver took this many */
+	uint64_t credit;   /* data below this offset may go */
+	uint32_t crc;	   /* of the data sent so far */
+	uint32_t chunk;	   /* data bytes per chunk */
+	uint64_t heard_ns; /* the last sign of the receiver (or the start) */
+};
+
 /* One (group, peer): the client new_client() makes. */
 struct link {
 	uint32_t group;
@@ -55,6 +83,39 @@ struct link {
 	struct lcr_vote tx_vote; /* the leadership that uses tx */
 	uint64_t core_stream;	 /* the core's stream id on it (for errors) */
 	uint64_t stream_drops;	 /* requests the window had no room for */
+	struct snap_tx snap;	 /* our snapshot to it */
+	uint64_t unknown_xfer;	 /* a chunk of a transfer we do not hold: tell the sender */
+};
+
+/*
+ * A snapshot coming in (from the leader of a group): its bytes go to the
+ * node in order; what the node cannot take yet waits in `buf`, which the
+ * credit granted to the sender never lets overflow.
+ */
+struct snap_rx {
+	bool on;
+	bool complete; /* every byte arrived and the whole CRC matched */
+	bool ack_due;
+	uint32_t group, from;
+	uint64_t xfer;
+	uint64_t handle; /* the node's */
+	struct lcr_vote vote;
+	uint64_t size;
+	uint64_t recv;	  /* data bytes arrived, in order */
+	uint64_t written; /* taken by the node */
+	uint64_t acked;	  /* `written` in the last ack */
+	uint32_t crc;	  /* of the data arrived */
+	uint8_t *buf;	  /* LCR_UDP_SNAP_BUF bytes, a ring */
+	uint32_t head, len;
+	uint64_t heard_ns; /* the last chunk */
+	uint64_t ack_ns;   /* the last ack */
+};
+
+struct snap_stats {
+	uint64_t sent, received, cancelled, failed;
+	uint64_t bytes_sent, bytes_received, chunks_sent, chunks_received;
+	uint64_t bad_crc, timeouts, busy, stale_chunks, protocol, superseded;
+	uint64_t window_waits, credit_waits;
 };
 
 struct udp_group {
@@ -88,6 +149,11 @@ struct udp {
 	uint64_t now;
 	uint64_t drops[LCR_DROP_MAX];
 	uint64_t tx_full;
+	struct snap_rx *srx; /* snapshot receives, n_srx */
+	uint32_t n_srx;
+	uint64_t snap_size_max;
+	uint64_t snap_idle_ns;
+	struct snap_stats ss;
 	char eal[4096]; /* DPDK: the EAL arguments with generated memif ports */
 };
 
@@ -243,9 +309,13 @@ static void udp_respond(struct lcr_transport *t, uint32_t group, const struct lc
 {
 	uint8_t type = resp->type == LCR_MSG_APPEND_RESP       ? LCR_WIRE_APPEND_RESP
 		       : resp->type == LCR_MSG_READ_INDEX_RESP ? LCR_WIRE_READ_INDEX_RESP
+		       : resp->type == LCR_MSG_SNAPSHOT_RESP   ? LCR_WIRE_SNAPSHOT_RESP
 							       : LCR_WIRE_VOTE_RESP;
 	send_plain((struct udp *)t, group, resp, type);
 }
+
+static void snap_tx_stop(struct udp *u, struct link *l);
+static struct snap_rx *rx_of(struct udp *u, uint32_t group, uint32_t from);
 
 static int udp_new_client(struct lcr_transport *t, uint32_t group, uint32_t target, void **client,
 			  char *why, size_t why_len)
@@ -300,15 +370,494 @@ static void udp_drop_client(struct lcr_transport *t, void *client)
 		}
 	if (g->n_links == 0)
 		*g = u->groups[--u->n_groups];
+	if (l->snap.on)
+		snap_tx_stop(u, l);
+	struct snap_rx *r = rx_of(u, l->group, l->node);
+	if (r) {
+		r->on = false;
+		lcr_net_snapshot_abort(u->net, r->group, r->handle);
+	}
 	lcr_stx_free(&l->tx);
 	lcr_srx_free(&l->rx);
 	lcr_allocator_free(&u->alloc, l);
+}
+
+/* ---- snapshots: sending ------------------------------------------------------ */
+
+/* A single datagram of the snapshot protocol (ack or cancel), or false when
+ * the transmit queue is full (the caller tries again later). */
+static bool snap_plain(struct udp *u, uint32_t group, uint32_t to, uint8_t type, const void *msg)
+{
+	uint8_t *buf = tx_slot(u);
+	if (!buf)
+		return false;
+	size_t cap = u->sopts.dgram_max - LCR_WIRE_HDR;
+	size_t len = type == LCR_WIRE_SNAPSHOT_ACK
+			     ? lcr_wire_encode_snap_ack(buf + LCR_WIRE_HDR, cap, msg)
+			     : lcr_wire_encode_snap_cancel(buf + LCR_WIRE_HDR, cap, msg);
+	LCR_ASSERT(len > 0);
+	struct lcr_wire_hdr h = { .type = type,
+				  .cluster = u->cluster,
+				  .group = group,
+				  .from = u->self,
+				  .to = to,
+				  .len = (uint32_t)len,
+				  .frag_count = 1 };
+	tx_push(u, buf, (uint32_t)lcr_wire_seal(buf, &h), to);
+	return true;
+}
+
+/* The send on `l` stops; the receiver is told (best effort: it also drops a
+ * transfer that went silent). The node's call is the caller's business. */
+static void snap_tx_stop(struct udp *u, struct link *l)
+{
+	struct snap_tx *x = &l->snap;
+	struct lcr_wire_snap_cancel c = { .xfer = x->xfer };
+
+	LCR_ASSERT(x->on);
+	if (!x->done)
+		snap_plain(u, l->group, l->node, LCR_WIRE_SNAPSHOT_CANCEL, &c);
+	x->on = false;
+	x->snap = NULL;
+}
+
+static void snap_tx_fail(struct udp *u, struct link *l, uint32_t err, const char *why)
+{
+	struct lcr_net_call c = l->snap.call;
+
+	snap_tx_stop(u, l);
+	u->ss.failed++;
+	lcr_net_fail(u->net, &c, err, why);
+}
+
+static void udp_full_snapshot(struct lcr_transport *t, const struct lcr_net_call *call,
+			      struct lcr_vote vote, const struct lcr_net_snapshot *snap,
+			      const struct lcr_net_opts *opt)
+{
+	struct udp *u = (struct udp *)t;
+	struct link *l = call->client;
+	struct snap_tx *x = &l->snap;
+
+	LCR_ASSERT(!x->on); /* net.c cancels the last one first */
+	LCR_ASSERT(snap->req.type == LCR_MSG_SNAPSHOT_REQ);
+	/* A new leadership starts new transport streams (as AppendEntries). */
+	if (!lcr_vote_eq(l->tx_vote, vote)) {
+		lcr_stx_reset(&l->tx);
+		l->tx_vote = vote;
+	}
+	memset(x, 0, sizeof(*x));
+	x->on = true;
+	x->call = *call;
+	x->snap = snap;
+	x->xfer = lcr_stream_new_id();
+	x->credit = LCR_UDP_SNAP_BUF / 4; /* what any receiver holds before it speaks */
+	x->chunk = LCR_UDP_SNAP_CHUNK;
+	if (opt->snapshot_chunk_bytes && opt->snapshot_chunk_bytes < x->chunk)
+		x->chunk = (uint32_t)opt->snapshot_chunk_bytes;
+	l->core_stream = snap->req.snapshot_req.stream_id;
+	u->ss.sent++;
+}
+
+static void udp_cancel_snapshot(struct lcr_transport *t, const struct lcr_net_call *call)
+{
+	struct udp *u = (struct udp *)t;
+	struct link *l = call->client;
+
+	if (!l->snap.on || l->snap.call.id != call->id)
+		return;
+	snap_tx_stop(u, l);
+	u->ss.cancelled++;
+	/* What is still in the window is of no use to anyone now. */
+	lcr_stx_reset(&l->tx);
+}
+
+/* Datagrams one message of `bytes` takes on the stream. */
+static uint32_t frags_of(const struct udp *u, uint32_t bytes)
+{
+	uint32_t per = u->sopts.dgram_max - LCR_WIRE_HDR;
+	return bytes == 0 ? 1 : (bytes + per - 1) / per;
+}
+
+/* Put the opening and then chunks on the stream while the window, the credit
+ * and the source allow. */
+static void snap_pump(struct udp *u, struct link *l)
+{
+	struct snap_tx *x = &l->snap;
+	const struct lcr_net_snapshot *s = x->snap;
+	uint32_t need = frags_of(u, LCR_WIRE_SNAP_CHUNK_HDR + x->chunk);
+
+	if (!x->begun) {
+		struct lcr_wire_snap_begin b = { .req = s->req.snapshot_req,
+						 .xfer = x->xfer,
+						 .chunk_max = x->chunk };
+		b.req.size = s->size;
+		size_t len = lcr_wire_encode_snap_begin(u->msgbuf, LCR_WIRE_MSG_MAX, &b);
+		LCR_ASSERT(len > 0);
+		if (lcr_stx_send(&l->tx, LCR_WIRE_SNAPSHOT_REQ, u->msgbuf, (uint32_t)len, u->now) <
+		    0) {
+			u->ss.window_waits++;
+			return;
+		}
+		x->begun = true;
+		x->heard_ns = u->now; /* the receiver's clock starts with the opening */
+	}
+	while (!x->last_sent) {
+		if (lcr_stx_in_flight(&l->tx) + need > u->sopts.window) {
+			u->ss.window_waits++;
+			return;
+		}
+		uint64_t want = s->size - x->sent;
+		if (want > x->chunk)
+			want = x->chunk;
+		if (x->sent + want > x->credit) {
+			u->ss.credit_waits++;
+			return;
+		}
+		const void *data = NULL;
+		long n = 0;
+		if (want > 0) {
+			n = s->pull(s->src, &data, (size_t)want);
+			if (n < 0) {
+				x->fail_err = LCR_NET_NETWORK;
+				return;
+			}
+			if (n == 0)
+				return; /* the source reads ahead: next time */
+			LCR_ASSERT((uint64_t)n <= want);
+		}
+		struct lcr_wire_snap_chunk c = { .xfer = x->xfer,
+						 .offset = x->sent,
+						 .len = (uint32_t)n,
+						 .crc = lcr_crc32c(0, data, (size_t)n),
+						 .data = data };
+		x->crc = lcr_crc32c(x->crc, data, (size_t)n);
+		if (x->sent + (uint64_t)n == s->size) {
+			c.flags = LCR_WIRE_SNAP_LAST;
+			c.total_crc = x->crc;
+		}
+		size_t len = lcr_wire_encode_snap_chunk(u->msgbuf, LCR_WIRE_MSG_MAX, &c);
+		LCR_ASSERT(len > 0);
+		int rc = lcr_stx_send(&l->tx, LCR_WIRE_SNAPSHOT_CHUNK, u->msgbuf, (uint32_t)len,
+				      u->now);
+		LCR_ASSERT(rc == 0); /* the room was checked */
+		x->sent += (uint64_t)n;
+		u->ss.chunks_sent++;
+		u->ss.bytes_sent += (uint64_t)n;
+		if (c.flags & LCR_WIRE_SNAP_LAST)
+			x->last_sent = true;
+	}
+}
+
+static void snap_on_ack(struct udp *u, struct link *l, const struct lcr_wire_snap_ack *a)
+{
+	struct snap_tx *x = &l->snap;
+
+	if (!x->on || a->xfer != x->xfer) {
+		u->ss.stale_chunks++;
+		return;
+	}
+	x->heard_ns = u->now;
+	/* Acks may come out of order: progress only goes forward, and never
+	 * past what was sent. */
+	if (a->written > x->written && a->written <= x->sent)
+		x->written = a->written;
+	if (a->credit > x->credit)
+		x->credit = a->credit;
+	switch (a->status) {
+	case LCR_SNAP_ST_OK:
+		break;
+	case LCR_SNAP_ST_DONE:
+		if (x->last_sent)
+			x->done = true;
+		break;
+	case LCR_SNAP_ST_BUSY:
+		u->ss.busy++;
+		snap_tx_fail(u, l, LCR_NET_UNREACHABLE, "the receiver holds other snapshots");
+		break;
+	default:
+		snap_tx_fail(u, l, LCR_NET_REMOTE, "the receiver gave the snapshot up");
+		break;
+	}
+}
+
+/* Timers of the sends: a failure found in flush, a silent receiver. */
+static bool snap_tx_tick(struct udp *u, struct link *l)
+{
+	struct snap_tx *x = &l->snap;
+
+	if (!x->on)
+		return false;
+	if (x->fail_err) {
+		snap_tx_fail(u, l, x->fail_err, "reading the snapshot failed");
+		return true;
+	}
+	/* Once every byte is in, the receiver installs it, which may take
+	 * long: the core's snapshot timeout covers that part. */
+	if (x->begun && !x->done && u->now - x->heard_ns > u->snap_idle_ns) {
+		snap_tx_fail(u, l, LCR_NET_TIMEOUT, "the receiver of the snapshot went silent");
+		return true;
+	}
+	return false;
+}
+
+/* ---- snapshots: receiving ------------------------------------------------------ */
+
+static struct snap_rx *rx_of(struct udp *u, uint32_t group, uint32_t from)
+{
+	for (uint32_t i = 0; i < u->n_srx; i++)
+		if (u->srx[i].on && u->srx[i].group == group && u->srx[i].from == from)
+			return &u->srx[i];
+	return NULL;
+}
+
+static void rx_ack(struct udp *u, uint32_t group, uint32_t to, uint64_t xfer, uint32_t status,
+		   uint64_t written, uint64_t credit)
+{
+	struct lcr_wire_snap_ack a = {
+		.xfer = xfer, .written = written, .credit = credit, .status = status
+	};
+	snap_plain(u, group, to, LCR_WIRE_SNAPSHOT_ACK, &a);
+}
+
+/* Give a receive up: the node removes its file; the sender hears why. */
+static void rx_drop(struct udp *u, struct snap_rx *r, uint32_t status)
+{
+	LCR_ASSERT(r->on);
+	r->on = false;
+	lcr_net_snapshot_abort(u->net, r->group, r->handle);
+	if (status)
+		rx_ack(u, r->group, r->from, r->xfer, status, r->written, r->written);
+	u->ss.failed++;
+}
+
+static void rx_begin(struct udp *u, uint32_t group, uint32_t from, const uint8_t *p, uint32_t len)
+{
+	struct lcr_wire_snap_begin b;
+
+	if (lcr_wire_decode_snap_begin(p, len, &b) != LCR_DROP_NONE) {
+		u->drops[LCR_DROP_MALFORMED]++;
+		return;
+	}
+	/* One receive per group: a snapshot from a newer (or the same)
+	 * leadership replaces a partial one; an older leadership's is refused. */
+	struct snap_rx *r = NULL;
+	for (uint32_t i = 0; i < u->n_srx; i++) {
+		struct snap_rx *o = &u->srx[i];
+		if (!o->on || o->group != group)
+			continue;
+		if (lcr_vote_cmp(b.req.vote, o->vote) < 0) {
+			u->ss.superseded++;
+			rx_ack(u, group, from, b.xfer, LCR_SNAP_ST_SUPERSEDED, 0, 0);
+			return;
+		}
+		u->ss.superseded++;
+		rx_drop(u, o, LCR_SNAP_ST_SUPERSEDED);
+		r = o;
+	}
+	for (uint32_t i = 0; !r && i < u->n_srx; i++)
+		if (!u->srx[i].on)
+			r = &u->srx[i];
+	if (!r) {
+		u->ss.busy++;
+		rx_ack(u, group, from, b.xfer, LCR_SNAP_ST_BUSY, 0, 0);
+		return;
+	}
+	if (b.req.size > u->snap_size_max) {
+		u->ss.failed++;
+		rx_ack(u, group, from, b.xfer, LCR_SNAP_ST_TOO_BIG, 0, 0);
+		return;
+	}
+	struct lcr_msg m = { .type = LCR_MSG_SNAPSHOT_REQ, .from = from, .to = u->self };
+	m.snapshot_req = b.req;
+	uint64_t handle = 0;
+	int rc = lcr_net_snapshot_begin(u->net, group, &m, b.req.size, &handle);
+	if (rc < 0) {
+		u->ss.failed++;
+		rx_ack(u, group, from, b.xfer,
+		       rc == -EFBIG   ? LCR_SNAP_ST_TOO_BIG
+		       : rc == -EBUSY ? LCR_SNAP_ST_BUSY
+				      : LCR_SNAP_ST_STORAGE,
+		       0, 0);
+		return;
+	}
+	uint8_t *buf = r->buf;
+	memset(r, 0, sizeof(*r));
+	r->buf = buf;
+	r->on = true;
+	r->group = group;
+	r->from = from;
+	r->xfer = b.xfer;
+	r->handle = handle;
+	r->vote = b.req.vote;
+	r->size = b.req.size;
+	r->heard_ns = u->now;
+	r->ack_due = true; /* the sender learns its full credit at once */
+}
+
+/* Hand what the buffer holds to the node, in order, as far as it takes it. */
+static bool rx_drain(struct udp *u, struct snap_rx *r)
+{
+	bool any = false;
+
+	while (r->len > 0) {
+		uint32_t run = LCR_UDP_SNAP_BUF - r->head;
+		if (run > r->len)
+			run = r->len;
+		long n = lcr_net_snapshot_write(u->net, r->group, r->handle, r->buf + r->head, run);
+		if (n < 0) {
+			rx_drop(u, r, LCR_SNAP_ST_STORAGE);
+			return true;
+		}
+		if (n == 0)
+			break;
+		r->head = (r->head + (uint32_t)n) % LCR_UDP_SNAP_BUF;
+		r->len -= (uint32_t)n;
+		r->written += (uint64_t)n;
+		any = true;
+	}
+	if (r->written - r->acked >= LCR_UDP_SNAP_BUF / 4)
+		r->ack_due = true;
+	if (r->complete && r->len == 0) {
+		/* Every byte is with the node: it takes over (durable, then
+		 * its core). The sender stops its clock and waits for the answer. */
+		r->on = false;
+		int rc = lcr_net_snapshot_end(u->net, r->group, r->handle);
+		if (rc < 0) {
+			u->ss.failed++;
+			rx_ack(u, r->group, r->from, r->xfer, LCR_SNAP_ST_STORAGE, r->written,
+			       r->written);
+		} else {
+			u->ss.received++;
+			rx_ack(u, r->group, r->from, r->xfer, LCR_SNAP_ST_DONE, r->written,
+			       r->written);
+		}
+		return true;
+	}
+	return any;
+}
+
+static void rx_chunk(struct udp *u, struct link *l, const uint8_t *p, uint32_t len)
+{
+	struct lcr_wire_snap_chunk c;
+
+	if (lcr_wire_decode_snap_chunk(p, len, &c) != LCR_DROP_NONE) {
+		u->drops[LCR_DROP_MALFORMED]++;
+		return;
+	}
+	struct snap_rx *r = rx_of(u, l->group, l->node);
+	if (!r || r->xfer != c.xfer || r->complete) {
+		/* A transfer we dropped (or never had): the sender should stop. */
+		u->ss.stale_chunks++;
+		l->unknown_xfer = c.xfer;
+		return;
+	}
+	r->heard_ns = u->now;
+	if (c.offset != r->recv || c.len > r->size - r->recv ||
+	    c.offset + c.len > r->written + LCR_UDP_SNAP_BUF) {
+		u->ss.protocol++;
+		rx_drop(u, r, LCR_SNAP_ST_PROTOCOL);
+		return;
+	}
+	if (lcr_crc32c(0, c.data, c.len) != c.crc) {
+		u->ss.bad_crc++;
+		rx_drop(u, r, LCR_SNAP_ST_BAD_CRC);
+		return;
+	}
+	r->crc = lcr_crc32c(r->crc, c.data, c.len);
+	r->recv += c.len;
+	u->ss.chunks_received++;
+	u->ss.bytes_received += c.len;
+	/* Straight to the node while nothing waits before it; the rest into
+	 * the buffer (the credit leaves room for it). */
+	const uint8_t *d = c.data;
+	uint32_t left = c.len;
+	if (r->len == 0 && left > 0) {
+		long n = lcr_net_snapshot_write(u->net, r->group, r->handle, d, left);
+		if (n < 0) {
+			rx_drop(u, r, LCR_SNAP_ST_STORAGE);
+			return;
+		}
+		d += n;
+		left -= (uint32_t)n;
+		r->written += (uint64_t)n;
+	}
+	LCR_ASSERT(r->len + left <= LCR_UDP_SNAP_BUF);
+	for (uint32_t k = 0; k < left;) {
+		uint32_t at = (r->head + r->len) % LCR_UDP_SNAP_BUF;
+		uint32_t run = LCR_UDP_SNAP_BUF - at;
+		if (run > left - k)
+			run = left - k;
+		memcpy(r->buf + at, d + k, run);
+		r->len += run;
+		k += run;
+	}
+	if (c.flags & LCR_WIRE_SNAP_LAST) {
+		if (r->recv != r->size || r->crc != c.total_crc) {
+			u->ss.bad_crc++;
+			rx_drop(u, r, LCR_SNAP_ST_BAD_CRC);
+			return;
+		}
+		r->complete = true;
+	}
+	if (r->written - r->acked >= LCR_UDP_SNAP_BUF / 4)
+		r->ack_due = true;
+	if (r->complete && r->len == 0)
+		rx_drain(u, r);
+}
+
+static void rx_cancel(struct udp *u, uint32_t group, uint32_t from, const uint8_t *p, uint32_t len)
+{
+	struct lcr_wire_snap_cancel c;
+
+	if (lcr_wire_decode_snap_cancel(p, len, &c) != LCR_DROP_NONE) {
+		u->drops[LCR_DROP_MALFORMED]++;
+		return;
+	}
+	struct snap_rx *r = rx_of(u, group, from);
+	if (!r || r->xfer != c.xfer)
+		return;
+	u->ss.cancelled++;
+	r->on = false;
+	lcr_net_snapshot_abort(u->net, r->group, r->handle);
+}
+
+/* After a burst and in tick: drain, acknowledge, drop silent senders. */
+static bool snap_rx_work(struct udp *u, bool timers)
+{
+	bool work = false;
+
+	for (uint32_t i = 0; i < u->n_srx; i++) {
+		struct snap_rx *r = &u->srx[i];
+		if (!r->on)
+			continue;
+		work |= rx_drain(u, r);
+		if (!r->on)
+			continue;
+		if (timers && u->now - r->heard_ns > u->snap_idle_ns) {
+			u->ss.timeouts++;
+			rx_drop(u, r, LCR_SNAP_ST_UNKNOWN);
+			work = true;
+			continue;
+		}
+		/* A slow disk must not look like a silent receiver. */
+		if (timers && u->now - r->ack_ns > u->snap_idle_ns / 4)
+			r->ack_due = true;
+		if (r->ack_due && tx_slot(u)) {
+			rx_ack(u, r->group, r->from, r->xfer, LCR_SNAP_ST_OK, r->written,
+			       r->written + LCR_UDP_SNAP_BUF);
+			r->ack_due = false;
+			r->acked = r->written;
+			r->ack_ns = u->now;
+		}
+	}
+	return work;
 }
 
 /* ---- receiving ---------------------------------------------------------------- */
 
 struct deliver_ctx {
 	struct udp *u;
+	struct link *l;
 	uint32_t group, from;
 };
 
@@ -326,8 +875,21 @@ static void deliver_msg(struct udp *u, uint32_t group, uint32_t from, uint8_t ty
 	}
 	m.from = from;
 	m.to = u->self;
+	if (m.type == LCR_MSG_SNAPSHOT_RESP) {
+		/* The answer ends our send (net.c releases its source). */
+		struct udp_group *g = group_of(u, group);
+		struct link *l = g ? link_of(g, from) : NULL;
+		const struct lcr_snapshot_req *q =
+			l && l->snap.on ? &l->snap.snap->req.snapshot_req : NULL;
+		if (q && q->stream_id == m.snapshot_resp.stream_id &&
+		    q->inflight_id == m.snapshot_resp.inflight_id &&
+		    q->send_seq == m.snapshot_resp.send_seq) {
+			l->snap.on = false;
+			l->snap.snap = NULL;
+		}
+	}
 	if (m.type == LCR_MSG_APPEND_RESP || m.type == LCR_MSG_VOTE_RESP ||
-	    m.type == LCR_MSG_READ_INDEX_RESP)
+	    m.type == LCR_MSG_READ_INDEX_RESP || m.type == LCR_MSG_SNAPSHOT_RESP)
 		lcr_net_reply(u->net, group, &m);
 	else
 		lcr_net_deliver(u->net, group, &m);
@@ -336,7 +898,12 @@ static void deliver_msg(struct udp *u, uint32_t group, uint32_t from, uint8_t ty
 static void on_stream_msg(void *ctx, uint8_t type, const uint8_t *p, uint32_t len)
 {
 	struct deliver_ctx *d = ctx;
-	deliver_msg(d->u, d->group, d->from, type, p, len);
+	if (type == LCR_WIRE_SNAPSHOT_REQ)
+		rx_begin(d->u, d->group, d->from, p, len);
+	else if (type == LCR_WIRE_SNAPSHOT_CHUNK)
+		rx_chunk(d->u, d->l, p, len);
+	else
+		deliver_msg(d->u, d->group, d->from, type, p, len);
 }
 
 static void on_dgram(struct udp *u, const struct lcr_dgram *d)
@@ -370,8 +937,10 @@ static void on_dgram(struct udp *u, const struct lcr_dgram *d)
 	}
 	const uint8_t *payload = d->buf + LCR_WIRE_HDR;
 	switch (h.type) {
-	case LCR_WIRE_APPEND_REQ: {
-		struct deliver_ctx dc = { u, h.group, h.from };
+	case LCR_WIRE_APPEND_REQ:
+	case LCR_WIRE_SNAPSHOT_REQ:
+	case LCR_WIRE_SNAPSHOT_CHUNK: {
+		struct deliver_ctx dc = { u, l, h.group, h.from };
 		uint32_t r = lcr_srx_on_dgram(&l->rx, &h, payload, on_stream_msg, &dc);
 		if (r != LCR_DROP_NONE)
 			u->drops[r]++;
@@ -386,12 +955,25 @@ static void on_dgram(struct udp *u, const struct lcr_dgram *d)
 		lcr_stx_on_ack(&l->tx, &a, u->now);
 		break;
 	}
+	case LCR_WIRE_SNAPSHOT_ACK: {
+		struct lcr_wire_snap_ack a;
+		if (lcr_wire_decode_snap_ack(payload, h.len, &a) != LCR_DROP_NONE) {
+			u->drops[LCR_DROP_MALFORMED]++;
+			break;
+		}
+		snap_on_ack(u, l, &a);
+		break;
+	}
+	case LCR_WIRE_SNAPSHOT_CANCEL:
+		rx_cancel(u, h.group, h.from, payload, h.len);
+		break;
 	case LCR_WIRE_VOTE_REQ:
 	case LCR_WIRE_VOTE_RESP:
 	case LCR_WIRE_APPEND_RESP:
 	case LCR_WIRE_TRANSFER:
 	case LCR_WIRE_READ_INDEX_REQ:
 	case LCR_WIRE_READ_INDEX_RESP:
+	case LCR_WIRE_SNAPSHOT_RESP:
 		deliver_msg(u, h.group, h.from, h.type, payload, h.len);
 		break;
 	default:
@@ -407,6 +989,11 @@ static void send_acks(struct udp *u)
 		struct udp_group *g = &u->groups[i];
 		for (uint32_t k = 0; k < g->n_links; k++) {
 			struct link *l = g->links[k];
+			if (l->unknown_xfer && tx_slot(u)) {
+				rx_ack(u, g->id, l->node, l->unknown_xfer, LCR_SNAP_ST_UNKNOWN, 0,
+				       0);
+				l->unknown_xfer = 0;
+			}
 			if (!lcr_srx_ack_due(&l->rx))
 				continue;
 			uint8_t *buf = tx_slot(u);
@@ -441,6 +1028,7 @@ static bool udp_poll(struct lcr_transport *t, uint64_t now_ns)
 	if (n <= 0)
 		return false;
 	send_acks(u);
+	snap_rx_work(u, false);
 	return true;
 }
 
@@ -454,11 +1042,16 @@ static bool udp_tick(struct lcr_transport *t, uint64_t now_ns)
 		struct udp_group *g = &u->groups[i];
 		for (uint32_t k = 0; k < g->n_links; k++) {
 			struct link *l = g->links[k];
+			work |= snap_tx_tick(u, l);
 			if (lcr_stx_tick(&l->tx, now_ns) != LCR_STX_UNREACHABLE)
 				continue;
 			/* Nothing came back for a long time: the stream ends with
-			 * UNREACHABLE (the core backs off) and starts over. */
+			 * UNREACHABLE (the core backs off) and starts over, and a
+			 * snapshot on it with it. */
 			lcr_stx_reset(&l->tx);
+			if (l->snap.on)
+				snap_tx_fail(u, l, LCR_NET_UNREACHABLE,
+					     "no acknowledgement after tries_max transmissions");
 			struct lcr_net_call c = { .op = LCR_NET_OP_STREAM_APPEND,
 						  .group = g->id,
 						  .target = l->node,
@@ -469,6 +1062,7 @@ static bool udp_tick(struct lcr_transport *t, uint64_t now_ns)
 			work = true;
 		}
 	}
+	work |= snap_rx_work(u, true);
 	return work;
 }
 
@@ -477,6 +1071,14 @@ static bool udp_flush(struct lcr_transport *t, uint64_t now_ns)
 	struct udp *u = (struct udp *)t;
 
 	u->now = now_ns;
+	for (uint32_t i = 0; i < u->n_groups; i++) {
+		struct udp_group *g = &u->groups[i];
+		for (uint32_t k = 0; k < g->n_links; k++) {
+			struct snap_tx *x = &g->links[k]->snap;
+			if (x->on && !x->last_sent && !x->fail_err)
+				snap_pump(u, g->links[k]);
+		}
+	}
 	stream_tx(u);
 	return tx_flush(u) > 0;
 }
@@ -491,10 +1093,30 @@ static uint64_t udp_next_timer(const struct lcr_transport *t)
 	for (uint32_t i = 0; i < u->n_groups; i++) {
 		const struct udp_group *g = &u->groups[i];
 		for (uint32_t k = 0; k < g->n_links; k++) {
-			uint64_t s = lcr_stx_next_timer(&g->links[k]->tx);
+			const struct link *l = g->links[k];
+			uint64_t s = lcr_stx_next_timer(&l->tx);
+			if (l->snap.on && l->snap.fail_err)
+				s = 0;
+			else if (l->snap.on && l->snap.begun && !l->snap.done &&
+				 l->snap.heard_ns + u->snap_idle_ns < s)
+				s = l->snap.heard_ns + u->snap_idle_ns;
 			if (s < next)
 				next = s;
 		}
+	}
+	for (uint32_t i = 0; i < u->n_srx; i++) {
+		const struct snap_rx *r = &u->srx[i];
+		if (!r->on)
+			continue;
+		/* A node that could not take bytes yet: its write completes
+		 * through its own ring, which wakes the lcore; the ack clock. */
+		uint64_t s = r->ack_ns + u->snap_idle_ns / 4;
+		if (r->heard_ns + u->snap_idle_ns < s)
+			s = r->heard_ns + u->snap_idle_ns;
+		if (r->len > 0 || r->ack_due)
+			s = 0;
+		if (s < next)
+			next = s;
 	}
 	return next;
 }
@@ -544,6 +1166,20 @@ static int udp_metrics_json(const struct lcr_transport *t, char *buf, size_t len
 	if (sk < 0)
 		return sk;
 	o += (size_t)sk;
+	const struct snap_stats *ss = &u->ss;
+	LCR_PUT(",\"snapshot\":{\"sent\":%llu,\"received\":%llu,\"cancelled\":%llu,"
+		"\"failed\":%llu,\"bytes_sent\":%llu,\"bytes_received\":%llu,"
+		"\"chunks_sent\":%llu,\"chunks_received\":%llu,\"bad_crc\":%llu,"
+		"\"timeouts\":%llu,\"busy\":%llu,\"stale_chunks\":%llu,\"protocol\":%llu,"
+		"\"superseded\":%llu,\"window_waits\":%llu,\"credit_waits\":%llu}",
+		(unsigned long long)ss->sent, (unsigned long long)ss->received,
+		(unsigned long long)ss->cancelled, (unsigned long long)ss->failed,
+		(unsigned long long)ss->bytes_sent, (unsigned long long)ss->bytes_received,
+		(unsigned long long)ss->chunks_sent, (unsigned long long)ss->chunks_received,
+		(unsigned long long)ss->bad_crc, (unsigned long long)ss->timeouts,
+		(unsigned long long)ss->busy, (unsigned long long)ss->stale_chunks,
+		(unsigned long long)ss->protocol, (unsigned long long)ss->superseded,
+		(unsigned long long)ss->window_waits, (unsigned long long)ss->credit_waits);
 	/* The backend's own (DPDK: frame drops, ARP, ports). */
 	if (u->be->ops->metrics_json) {
 		if (o < len)
@@ -588,6 +1224,9 @@ static void udp_close(struct lcr_transport *t)
 	}
 	if (u->be)
 		u->be->ops->close(u->be);
+	for (uint32_t i = 0; u->srx && i < u->n_srx; i++)
+		lcr_allocator_free(&u->alloc, u->srx[i].buf);
+	lcr_allocator_free(&u->alloc, u->srx);
 	lcr_allocator_free(&u->alloc, u->txmem);
 	lcr_allocator_free(&u->alloc, u->msgbuf);
 	lcr_allocator_free(&u->alloc, u->ents);
@@ -604,6 +1243,8 @@ static const struct lcr_net_ops udp_ops = {
 	.pre_vote = udp_vote,
 	.transfer_leader = udp_transfer,
 	.read_index = udp_read_index,
+	.full_snapshot = udp_full_snapshot,
+	.cancel_snapshot = udp_cancel_snapshot,
 	.respond = udp_respond,
 	.poll = udp_poll,
 	.tick = udp_tick,
@@ -863,7 +1504,16 @@ static int udp_open(void *ctx, const struct lcr_net_env *env, struct lcr_transpo
 	u->txmem = lcr_allocator_zalloc(&u->alloc, (size_t)TXQ_MAX * u->sopts.dgram_max);
 	u->msgbuf = lcr_allocator_zalloc(&u->alloc, LCR_WIRE_MSG_MAX);
 	u->ents = lcr_allocator_zalloc(&u->alloc, sizeof(*u->ents) * ENTS_MAX);
-	if (!u->txmem || !u->msgbuf || !u->ents) {
+	u->snap_size_max = c->snapshot_size_max ? c->snapshot_size_max : 64ull << 30;
+	u->snap_idle_ns = (c->snapshot_idle_ms ? c->snapshot_idle_ms : 5000) * 1000000ull;
+	if (u->snap_size_max > LCR_WIRE_SNAP_SIZE_MAX)
+		u->snap_size_max = LCR_WIRE_SNAP_SIZE_MAX;
+	u->n_srx = c->snapshot_rx_max ? c->snapshot_rx_max : 2;
+	u->srx = lcr_allocator_zalloc(&u->alloc, sizeof(*u->srx) * u->n_srx);
+	for (uint32_t i = 0; u->srx && i < u->n_srx; i++)
+		if (!(u->srx[i].buf = lcr_allocator_alloc(&u->alloc, LCR_UDP_SNAP_BUF)))
+			u->txmem = NULL; /* reported below; close frees what there is */
+	if (!u->txmem || !u->msgbuf || !u->ents || !u->srx) {
 		snprintf(why, why_len, "lcore %u: out of memory", env->lcore);
 		rc = -ENOMEM;
 		goto err_close;

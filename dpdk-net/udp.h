@@ -38,7 +38,19 @@ struct lcr_udp_config {
 	uint64_t fault_jitter_ns;
 	uint64_t fault_seed;
 	struct lcr_udp_dpdk dpdk;
+	/* Snapshots received (0: the default): the largest taken, in bytes
+	 * (64 GiB); how long a transfer may stay silent before it is dropped,
+	 * on either side (5000 ms); transfers received at once per lcore, each
+	 * with a buffer of LCR_UDP_SNAP_BUF bytes allocated at open (2). */
+	uint64_t snapshot_size_max;
+	uint64_t snapshot_idle_ms;
+	uint32_t snapshot_rx_max;
 };
+
+/* A receive's buffer: what the sender may send beyond what the node took. */
+#define LCR_UDP_SNAP_BUF (4u << 20)
+/* Data bytes per snapshot chunk at most (full_snapshot's option may ask less). */
+#define LCR_UDP_SNAP_CHUNK (64u << 10)
 
 void lcr_udp_config_default(struct lcr_udp_config *c);
 

@@ -25,6 +25,8 @@ static_assert((int)LCR_WIRE_APPEND_RESP == (int)LCR_MSG_APPEND_RESP, "append res
 static_assert((int)LCR_WIRE_TRANSFER == (int)LCR_MSG_TRANSFER_LEADER, "transfer type");
 static_assert((int)LCR_WIRE_READ_INDEX_REQ == (int)LCR_MSG_READ_INDEX_REQ, "read index type");
 static_assert((int)LCR_WIRE_READ_INDEX_RESP == (int)LCR_MSG_READ_INDEX_RESP, "read index resp");
+static_assert((int)LCR_WIRE_SNAPSHOT_REQ == (int)LCR_MSG_SNAPSHOT_REQ, "snapshot req type");
+static_assert((int)LCR_WIRE_SNAPSHOT_RESP == (int)LCR_MSG_SNAPSHOT_RESP, "snapshot resp type");
 
 /* Offsets of the header fields (wire.h). */
 #define OFF_MAGIC      0
@@ -55,8 +57,13 @@ static_assert(OFF_CRC + 4 == LCR_WIRE_HDR, "header size");
 #define READ_INDEX_REQ_BYTES  24 /* vote, read id u64 */
 #define READ_INDEX_RESP_BYTES 56 /* result u32, 4 zero, vote, read id u64, log id */
 #define ACK_BYTES	      32
-#define CLIENT_REQ_FIXED      32
-#define CLIENT_RESP_FIXED     24
+#define SNAP_BEGIN_BYTES                                                                           \
+	104 /* vote, log id, meta id, 4 stream u64s, size, xfer, chunk_max, 4 zero */
+#define SNAP_RESP_BYTES	  72 /* vote, log id, 4 stream u64s */
+#define SNAP_ACK_BYTES	  32 /* xfer, written, credit u64, status u32, 4 zero */
+#define SNAP_CANCEL_BYTES 8  /* xfer */
+#define CLIENT_REQ_FIXED  32
+#define CLIENT_RESP_FIXED 24
 static_assert(VOTE_REQ_BYTES == 2 * VOTE_BYTES + LOG_ID_BYTES + 8, "vote req layout");
 static_assert(VOTE_RESP_BYTES == 2 * VOTE_BYTES + LOG_ID_BYTES + 8, "vote resp layout");
 static_assert(APPEND_FIXED_BYTES == VOTE_BYTES + 2 * LOG_ID_BYTES + 4 * 8 + 8, "append layout");
@@ -64,6 +71,10 @@ static_assert(APPEND_RESP_BYTES == 8 + VOTE_BYTES + LOG_ID_BYTES + 4 * 8, "appen
 static_assert(TRANSFER_BYTES == VOTE_BYTES + 8 + LOG_ID_BYTES, "transfer layout");
 static_assert(READ_INDEX_REQ_BYTES == VOTE_BYTES + 8, "read index req layout");
 static_assert(READ_INDEX_RESP_BYTES == 8 + VOTE_BYTES + 8 + LOG_ID_BYTES, "read index resp layout");
+static_assert(SNAP_BEGIN_BYTES == VOTE_BYTES + LOG_ID_BYTES + 7 * 8 + 8, "snapshot req layout");
+static_assert(SNAP_RESP_BYTES == VOTE_BYTES + LOG_ID_BYTES + 4 * 8, "snapshot resp layout");
+static_assert(LCR_WIRE_SNAP_CHUNK_HDR + LCR_WIRE_SNAP_CHUNK_MAX <= LCR_WIRE_MSG_MAX,
+	      "a largest chunk fits in a message");
 
 /*
  * One entry's payload is at most 1 MiB: LCR_WIRE_MSG_MAX leaves 64 KiB above
@@ -280,6 +291,11 @@ static bool type_known(uint32_t type)
 	case LCR_WIRE_STREAM_ACK:
 	case LCR_WIRE_READ_INDEX_REQ:
 	case LCR_WIRE_READ_INDEX_RESP:
+	case LCR_WIRE_SNAPSHOT_REQ:
+	case LCR_WIRE_SNAPSHOT_RESP:
+	case LCR_WIRE_SNAPSHOT_CHUNK:
+	case LCR_WIRE_SNAPSHOT_ACK:
+	case LCR_WIRE_SNAPSHOT_CANCEL:
 	case LCR_WIRE_CLIENT_REQ:
 	case LCR_WIRE_CLIENT_RESP:
 		return true;
@@ -360,6 +376,15 @@ static uint32_t hdr_check(const struct lcr_wire_hdr *h)
 	/* Read index requests and answers are single datagrams, like votes;
 	 * unlike votes, which predate the rule, they are refused elsewhere. */
 	if ((h->type == LCR_WIRE_READ_INDEX_REQ || h->type == LCR_WIRE_READ_INDEX_RESP) &&
+	    (h->stream != 0 || h->frag_count != 1))
+		return LCR_DROP_MALFORMED;
+	/* A snapshot's opening and its chunks travel on the leader's stream, in
+	 * order; the answers and a cancel are single datagrams. */
+	if ((h->type == LCR_WIRE_SNAPSHOT_REQ || h->type == LCR_WIRE_SNAPSHOT_CHUNK) &&
+	    h->stream == 0)
+		return LCR_DROP_MALFORMED;
+	if ((h->type == LCR_WIRE_SNAPSHOT_RESP || h->type == LCR_WIRE_SNAPSHOT_ACK ||
+	     h->type == LCR_WIRE_SNAPSHOT_CANCEL) &&
 	    (h->stream != 0 || h->frag_count != 1))
 		return LCR_DROP_MALFORMED;
 	return LCR_DROP_NONE;
@@ -510,7 +535,11 @@ size_t lcr_wire_encode_msg(void *payload, size_t cap, const struct lcr_msg *m)
 			return 0;
 		size = READ_INDEX_RESP_BYTES;
 		break;
+	case LCR_MSG_SNAPSHOT_RESP:
+		size = SNAP_RESP_BYTES;
+		break;
 	default:
+		/* A SNAPSHOT_REQ opens a transfer: lcr_wire_encode_snap_begin. */
 		return 0;
 	}
 	if (size > cap)
@@ -564,6 +593,17 @@ size_t lcr_wire_encode_msg(void *payload, size_t cap, const struct lcr_msg *m)
 		wr_vote(&w, a->vote);
 		wr_u(&w, a->read_id, 8);
 		wr_log_id(&w, a->read_log_id);
+		break;
+	}
+	case LCR_MSG_SNAPSHOT_RESP: {
+		const struct lcr_snapshot_resp *a = &m->snapshot_resp;
+
+		wr_vote(&w, a->vote);
+		wr_log_id(&w, a->last);
+		wr_u(&w, a->stream_id, 8);
+		wr_u(&w, a->inflight_id, 8);
+		wr_u(&w, a->send_ns, 8);
+		wr_u(&w, a->send_seq, 8);
 		break;
 	}
 	default: {
@@ -709,8 +749,20 @@ uint32_t lcr_wire_decode_msg(const void *payload, size_t len, uint32_t type, str
 			return LCR_DROP_MALFORMED;
 		return rd_done(&r);
 	}
+	case LCR_WIRE_SNAPSHOT_RESP: {
+		struct lcr_snapshot_resp *a = &m->snapshot_resp;
+
+		a->vote = rd_vote(&r);
+		a->last = rd_log_id(&r);
+		a->stream_id = rd_u(&r, 8);
+		a->inflight_id = rd_u(&r, 8);
+		a->send_ns = rd_u(&r, 8);
+		a->send_seq = rd_u(&r, 8);
+		return rd_done(&r);
+	}
 	default:
-		/* Not a Raft message (an ack or client traffic): not ours. */
+		/* Not a Raft message (an ack, a snapshot's opening or chunk, client
+		 * traffic): not ours. */
 		return LCR_DROP_MALFORMED;
 	}
 }
@@ -745,6 +797,155 @@ uint32_t lcr_wire_decode_ack(const void *payload, size_t len, struct lcr_wire_ac
 	a->flags = (uint8_t)rd_u(&r, 1);
 	rd_zero(&r, 3);
 	if (a->stream == 0 || (a->flags & ~LCR_WIRE_ACK_FRESH))
+		return LCR_DROP_MALFORMED;
+	return rd_done(&r);
+}
+
+/* ---- snapshot transfer ----------------------------------------------------- */
+
+size_t lcr_wire_encode_snap_begin(void *payload, size_t cap, const struct lcr_wire_snap_begin *b)
+{
+	struct wr w = { payload, 0 };
+	const struct lcr_snapshot_req *q = &b->req;
+
+	if (cap < SNAP_BEGIN_BYTES || b->xfer == 0 || q->data != 0 ||
+	    q->size > LCR_WIRE_SNAP_SIZE_MAX || b->chunk_max == 0 ||
+	    b->chunk_max > LCR_WIRE_SNAP_CHUNK_MAX)
+		return 0;
+	wr_vote(&w, q->vote);
+	wr_log_id(&w, q->meta.last);
+	wr_u(&w, q->meta.id, 8);
+	wr_u(&w, q->stream_id, 8);
+	wr_u(&w, q->inflight_id, 8);
+	wr_u(&w, q->send_ns, 8);
+	wr_u(&w, q->send_seq, 8);
+	wr_u(&w, q->size, 8);
+	wr_u(&w, b->xfer, 8);
+	wr_u(&w, b->chunk_max, 4);
+	wr_zero(&w, 4);
+	LCR_ASSERT(w.off == SNAP_BEGIN_BYTES);
+	return SNAP_BEGIN_BYTES;
+}
+
+uint32_t lcr_wire_decode_snap_begin(const void *payload, size_t len, struct lcr_wire_snap_begin *b)
+{
+	struct rd r = { payload, len, 0, false };
+	struct lcr_snapshot_req *q = &b->req;
+
+	memset(b, 0, sizeof(*b));
+	q->vote = rd_vote(&r);
+	q->meta.last = rd_log_id(&r);
+	q->meta.id = rd_u(&r, 8);
+	q->stream_id = rd_u(&r, 8);
+	q->inflight_id = rd_u(&r, 8);
+	q->send_ns = rd_u(&r, 8);
+	q->send_seq = rd_u(&r, 8);
+	q->size = rd_u(&r, 8);
+	b->xfer = rd_u(&r, 8);
+	b->chunk_max = (uint32_t)rd_u(&r, 4);
+	rd_zero(&r, 4);
+	if (b->xfer == 0 || q->size > LCR_WIRE_SNAP_SIZE_MAX || b->chunk_max == 0 ||
+	    b->chunk_max > LCR_WIRE_SNAP_CHUNK_MAX)
+		return LCR_DROP_MALFORMED;
+	return rd_done(&r);
+}
+
+/* A chunk lies inside the largest snapshot; only the last names a total CRC. */
+static bool snap_chunk_ok(const struct lcr_wire_snap_chunk *c)
+{
+	if (c->xfer == 0 || c->len > LCR_WIRE_SNAP_CHUNK_MAX ||
+	    c->offset > LCR_WIRE_SNAP_SIZE_MAX || c->len > LCR_WIRE_SNAP_SIZE_MAX - c->offset)
+		return false;
+	if (c->flags & ~LCR_WIRE_SNAP_LAST)
+		return false;
+	return (c->flags & LCR_WIRE_SNAP_LAST) || c->total_crc == 0;
+}
+
+size_t lcr_wire_encode_snap_chunk(void *payload, size_t cap, const struct lcr_wire_snap_chunk *c)
+{
+	struct wr w = { payload, 0 };
+	size_t size = LCR_WIRE_SNAP_CHUNK_HDR + (size_t)c->len;
+
+	if (!snap_chunk_ok(c) || size > cap)
+		return 0;
+	if (c->len)
+		LCR_ASSERT(c->data);
+	wr_u(&w, c->xfer, 8);
+	wr_u(&w, c->offset, 8);
+	wr_u(&w, c->len, 4);
+	wr_u(&w, c->crc, 4);
+	wr_u(&w, c->flags, 4);
+	wr_u(&w, c->total_crc, 4);
+	wr_bytes(&w, c->data, c->len);
+	LCR_ASSERT(w.off == size);
+	return size;
+}
+
+uint32_t lcr_wire_decode_snap_chunk(const void *payload, size_t len, struct lcr_wire_snap_chunk *c)
+{
+	struct rd r = { payload, len, 0, false };
+
+	c->xfer = rd_u(&r, 8);
+	c->offset = rd_u(&r, 8);
+	c->len = (uint32_t)rd_u(&r, 4);
+	c->crc = (uint32_t)rd_u(&r, 4);
+	c->flags = (uint32_t)rd_u(&r, 4);
+	c->total_crc = (uint32_t)rd_u(&r, 4);
+	if (r.bad || !snap_chunk_ok(c))
+		return LCR_DROP_MALFORMED;
+	c->data = rd_bytes(&r, c->len);
+	return rd_done(&r);
+}
+
+size_t lcr_wire_encode_snap_ack(void *payload, size_t cap, const struct lcr_wire_snap_ack *a)
+{
+	struct wr w = { payload, 0 };
+
+	if (cap < SNAP_ACK_BYTES || a->xfer == 0 || a->status < LCR_SNAP_ST_OK ||
+	    a->status >= LCR_SNAP_ST_MAX || a->written > a->credit ||
+	    a->credit > LCR_WIRE_SNAP_SIZE_MAX)
+		return 0;
+	wr_u(&w, a->xfer, 8);
+	wr_u(&w, a->written, 8);
+	wr_u(&w, a->credit, 8);
+	wr_u(&w, a->status, 4);
+	wr_zero(&w, 4);
+	LCR_ASSERT(w.off == SNAP_ACK_BYTES);
+	return SNAP_ACK_BYTES;
+}
+
+uint32_t lcr_wire_decode_snap_ack(const void *payload, size_t len, struct lcr_wire_snap_ack *a)
+{
+	struct rd r = { payload, len, 0, false };
+
+	a->xfer = rd_u(&r, 8);
+	a->written = rd_u(&r, 8);
+	a->credit = rd_u(&r, 8);
+	a->status = (uint32_t)rd_u(&r, 4);
+	rd_zero(&r, 4);
+	if (a->xfer == 0 || a->status < LCR_SNAP_ST_OK || a->status >= LCR_SNAP_ST_MAX ||
+	    a->written > a->credit || a->credit > LCR_WIRE_SNAP_SIZE_MAX)
+		return LCR_DROP_MALFORMED;
+	return rd_done(&r);
+}
+
+size_t lcr_wire_encode_snap_cancel(void *payload, size_t cap, const struct lcr_wire_snap_cancel *c)
+{
+	struct wr w = { payload, 0 };
+
+	if (cap < SNAP_CANCEL_BYTES || c->xfer == 0)
+		return 0;
+	wr_u(&w, c->xfer, 8);
+	return SNAP_CANCEL_BYTES;
+}
+
+uint32_t lcr_wire_decode_snap_cancel(const void *payload, size_t len,
+				     struct lcr_wire_snap_cancel *c)
+{
+	struct rd r = { payload, len, 0, false };
+
+	c->xfer = rd_u(&r, 8);
+	if (c->xfer == 0)
 		return LCR_DROP_MALFORMED;
 	return rd_done(&r);
 }

@@ -56,9 +56,14 @@ enum lcr_wire_type {
 	LCR_WIRE_APPEND_REQ = 3, /* on a stream, may be fragmented */
 	LCR_WIRE_APPEND_RESP = 4,
 	LCR_WIRE_TRANSFER = 5,
-	LCR_WIRE_STREAM_ACK = 6,      /* transport acknowledgement of stream datagrams */
-	LCR_WIRE_READ_INDEX_REQ = 7,  /* a follower asks its leader for a read index */
-	LCR_WIRE_READ_INDEX_RESP = 8, /* the leader's answer */
+	LCR_WIRE_STREAM_ACK = 6,       /* transport acknowledgement of stream datagrams */
+	LCR_WIRE_READ_INDEX_REQ = 7,   /* a follower asks its leader for a read index */
+	LCR_WIRE_READ_INDEX_RESP = 8,  /* the leader's answer */
+	LCR_WIRE_SNAPSHOT_REQ = 9,     /* a snapshot transfer begins (on a stream) */
+	LCR_WIRE_SNAPSHOT_RESP = 10,   /* the follower's core answers it (one datagram) */
+	LCR_WIRE_SNAPSHOT_CHUNK = 11,  /* bytes of a snapshot (on a stream, fragmented) */
+	LCR_WIRE_SNAPSHOT_ACK = 12,    /* the receiver's progress and credit (one datagram) */
+	LCR_WIRE_SNAPSHOT_CANCEL = 13, /* the sender gave the transfer up (one datagram) */
 	LCR_WIRE_CLIENT_REQ = 16,
 	LCR_WIRE_CLIENT_RESP = 17,
 };
@@ -175,6 +180,76 @@ struct lcr_wire_ack {
 
 size_t lcr_wire_encode_ack(void *payload, size_t cap, const struct lcr_wire_ack *a);
 uint32_t lcr_wire_decode_ack(const void *payload, size_t len, struct lcr_wire_ack *a);
+
+/* ---- snapshot transfer (docs/wire-protocol.md, "Snapshot transfer") ---------
+ * A transfer is named by the sender's `xfer` id. SNAPSHOT_REQ opens it (the
+ * core's request, the data's size, the largest chunk), SNAPSHOT_CHUNKs carry
+ * the bytes in order, each with its own CRC32C, the last one with the CRC32C
+ * of all of them. The receiver grants credit (SNAPSHOT_ACK: bytes it took,
+ * the offset the sender may send up to) and says why it gave up; the sender
+ * says it gave up with SNAPSHOT_CANCEL. SNAPSHOT_RESP is the core's answer,
+ * a Raft message like APPEND_RESP (lcr_wire_encode_msg).
+ */
+
+/* Largest data bytes of one chunk on the wire (a message holds it whole). */
+#define LCR_WIRE_SNAP_CHUNK_MAX (1u << 20)
+/* Largest snapshot the wire can describe (2^48 bytes, 256 TiB); a receiver
+ * bounds it further by its own configuration. */
+#define LCR_WIRE_SNAP_SIZE_MAX (1ull << 48)
+
+struct lcr_wire_snap_begin {
+	struct lcr_snapshot_req req; /* `data` is 0 on the wire; `size` the data bytes */
+	uint64_t xfer;		     /* the sender's id of this transfer, never 0 */
+	uint32_t chunk_max;	     /* no chunk carries more data bytes than this */
+};
+
+#define LCR_WIRE_SNAP_LAST 0x1u /* the last chunk: total_crc is set */
+
+struct lcr_wire_snap_chunk {
+	uint64_t xfer;
+	uint64_t offset;     /* of the first data byte in the snapshot */
+	uint32_t len;	     /* data bytes */
+	uint32_t crc;	     /* CRC32C of the data bytes */
+	uint32_t flags;	     /* LCR_WIRE_SNAP_LAST */
+	uint32_t total_crc;  /* LAST: CRC32C of the whole snapshot; else 0 */
+	const uint8_t *data; /* decoded: points into the input */
+};
+
+enum lcr_wire_snap_status {
+	LCR_SNAP_ST_OK = 1,	    /* receiving: `written` and `credit` are current */
+	LCR_SNAP_ST_DONE = 2,	    /* every byte checked and handed to the node */
+	LCR_SNAP_ST_BUSY = 3,	    /* no room for another transfer now: try later */
+	LCR_SNAP_ST_BAD_CRC = 4,    /* a chunk's or the whole snapshot's CRC did not match */
+	LCR_SNAP_ST_TOO_BIG = 5,    /* larger than the receiver takes */
+	LCR_SNAP_ST_STORAGE = 6,    /* the receiver's node could not store it */
+	LCR_SNAP_ST_SUPERSEDED = 7, /* a newer transfer replaced it */
+	LCR_SNAP_ST_UNKNOWN = 8,    /* no such transfer (timed out, or never began) */
+	LCR_SNAP_ST_PROTOCOL = 9,   /* a chunk out of order or past the credit */
+	LCR_SNAP_ST_MAX
+};
+
+struct lcr_wire_snap_ack {
+	uint64_t xfer;
+	uint64_t written; /* bytes the receiver took, from offset 0 */
+	uint64_t credit;  /* the sender may send data below this offset */
+	uint32_t status;  /* enum lcr_wire_snap_status */
+};
+
+struct lcr_wire_snap_cancel {
+	uint64_t xfer;
+};
+
+size_t lcr_wire_encode_snap_begin(void *payload, size_t cap, const struct lcr_wire_snap_begin *b);
+uint32_t lcr_wire_decode_snap_begin(const void *payload, size_t len, struct lcr_wire_snap_begin *b);
+/* The chunk's fixed part is LCR_WIRE_SNAP_CHUNK_HDR bytes, then `len` data bytes. */
+#define LCR_WIRE_SNAP_CHUNK_HDR 32
+size_t lcr_wire_encode_snap_chunk(void *payload, size_t cap, const struct lcr_wire_snap_chunk *c);
+uint32_t lcr_wire_decode_snap_chunk(const void *payload, size_t len, struct lcr_wire_snap_chunk *c);
+size_t lcr_wire_encode_snap_ack(void *payload, size_t cap, const struct lcr_wire_snap_ack *a);
+uint32_t lcr_wire_decode_snap_ack(const void *payload, size_t len, struct lcr_wire_snap_ack *a);
+size_t lcr_wire_encode_snap_cancel(void *payload, size_t cap, const struct lcr_wire_snap_cancel *c);
+uint32_t lcr_wire_decode_snap_cancel(const void *payload, size_t len,
+				     struct lcr_wire_snap_cancel *c);
 
 /* ---- client protocol (lcraft-node's key-value service) --------------------- */
 

@@ -14,13 +14,14 @@
 #define ENTRY_MAX  (1u << 20) /* largest entry payload (docs/wire-protocol.md) */
 #define ENTS_MAX   64
 #define STATS_MAX  (LCR_WIRE_MSG_MAX - 24)
-#define WIRE_TYPES 10
+#define WIRE_TYPES 15
 
 static const uint32_t wire_types[WIRE_TYPES] = {
-	LCR_WIRE_VOTE_REQ,	  LCR_WIRE_VOTE_RESP,	LCR_WIRE_APPEND_REQ,
-	LCR_WIRE_APPEND_RESP,	  LCR_WIRE_TRANSFER,	LCR_WIRE_STREAM_ACK,
-	LCR_WIRE_CLIENT_REQ,	  LCR_WIRE_CLIENT_RESP, LCR_WIRE_READ_INDEX_REQ,
-	LCR_WIRE_READ_INDEX_RESP,
+	LCR_WIRE_VOTE_REQ,	  LCR_WIRE_VOTE_RESP,	 LCR_WIRE_APPEND_REQ,
+	LCR_WIRE_APPEND_RESP,	  LCR_WIRE_TRANSFER,	 LCR_WIRE_STREAM_ACK,
+	LCR_WIRE_CLIENT_REQ,	  LCR_WIRE_CLIENT_RESP,	 LCR_WIRE_READ_INDEX_REQ,
+	LCR_WIRE_READ_INDEX_RESP, LCR_WIRE_SNAPSHOT_REQ, LCR_WIRE_SNAPSHOT_RESP,
+	LCR_WIRE_SNAPSHOT_CHUNK,  LCR_WIRE_SNAPSHOT_ACK, LCR_WIRE_SNAPSHOT_CANCEL,
 };
 
 static struct lcr_entry ents[ENTS_MAX];
@@ -52,9 +53,21 @@ static uint32_t decode_any(uint32_t type, const uint8_t *p, size_t len)
 	struct lcr_wire_ack a;
 	struct lcr_client_req rq;
 	struct lcr_client_resp rs;
+	struct lcr_wire_snap_begin sb;
+	struct lcr_wire_snap_chunk sc;
+	struct lcr_wire_snap_ack sa;
+	struct lcr_wire_snap_cancel sx;
 
 	memset(&m, 0, sizeof(m));
 	switch (type) {
+	case LCR_WIRE_SNAPSHOT_REQ:
+		return lcr_wire_decode_snap_begin(p, len, &sb);
+	case LCR_WIRE_SNAPSHOT_CHUNK:
+		return lcr_wire_decode_snap_chunk(p, len, &sc);
+	case LCR_WIRE_SNAPSHOT_ACK:
+		return lcr_wire_decode_snap_ack(p, len, &sa);
+	case LCR_WIRE_SNAPSHOT_CANCEL:
+		return lcr_wire_decode_snap_cancel(p, len, &sx);
 	case LCR_WIRE_STREAM_ACK:
 		return lcr_wire_decode_ack(p, len, &a);
 	case LCR_WIRE_CLIENT_REQ:
@@ -146,6 +159,16 @@ static void assert_msg_eq(const struct lcr_msg *a, const struct lcr_msg *b)
 		assert_int_equal(a->read_index_resp.read_id, b->read_index_resp.read_id);
 		assert_lid_eq(a->read_index_resp.read_log_id, b->read_index_resp.read_log_id);
 		break;
+	case LCR_MSG_SNAPSHOT_RESP: {
+		const struct lcr_snapshot_resp *x = &a->snapshot_resp, *y = &b->snapshot_resp;
+		assert_vote_eq(x->vote, y->vote);
+		assert_lid_eq(x->last, y->last);
+		assert_int_equal(x->stream_id, y->stream_id);
+		assert_int_equal(x->inflight_id, y->inflight_id);
+		assert_int_equal(x->send_ns, y->send_ns);
+		assert_int_equal(x->send_seq, y->send_seq);
+		break;
+	}
 	default:
 		fail_msg("unexpected type %u", a->type);
 	}
@@ -288,6 +311,53 @@ static const uint8_t value_bytes[] = "hello, world";
 static const uint8_t expect_bytes[] = "hello";
 
 /* A valid payload of each wire type, written into buf; returns its length. */
+static struct lcr_wire_snap_begin sample_snap_begin(void)
+{
+	struct lcr_wire_snap_begin b;
+
+	memset(&b, 0, sizeof(b));
+	b.req.vote = vote(7, 2, true);
+	b.req.meta.last = lid(6, 3, 1234);
+	b.req.meta.id = 0xabcdef;
+	b.req.stream_id = 0x5555;
+	b.req.inflight_id = 12;
+	b.req.send_ns = 999;
+	b.req.send_seq = 31;
+	b.req.size = (5ull << 30) + 3;
+	b.xfer = 0x77;
+	b.chunk_max = 65536;
+	return b;
+}
+
+static struct lcr_msg sample_snap_resp(void)
+{
+	struct lcr_msg m;
+
+	memset(&m, 0, sizeof(m));
+	m.type = LCR_MSG_SNAPSHOT_RESP;
+	m.snapshot_resp.vote = vote(7, 2, true);
+	m.snapshot_resp.last = lid(6, 3, 1234);
+	m.snapshot_resp.stream_id = 0x5555;
+	m.snapshot_resp.inflight_id = 12;
+	m.snapshot_resp.send_ns = 999;
+	m.snapshot_resp.send_seq = 31;
+	return m;
+}
+
+static const uint8_t chunk_bytes[] = "some bytes of a snapshot";
+
+static struct lcr_wire_snap_chunk sample_snap_chunk(void)
+{
+	struct lcr_wire_snap_chunk c = { .xfer = 0x77,
+					 .offset = 1u << 20,
+					 .len = sizeof(chunk_bytes),
+					 .crc = lcr_crc32c(0, chunk_bytes, sizeof(chunk_bytes)),
+					 .flags = LCR_WIRE_SNAP_LAST,
+					 .total_crc = 0x12345678,
+					 .data = chunk_bytes };
+	return c;
+}
+
 static size_t sample_payload(uint32_t type, uint8_t *buf, size_t cap)
 {
 	struct lcr_msg m;
@@ -318,6 +388,25 @@ static size_t sample_payload(uint32_t type, uint8_t *buf, size_t cap)
 		struct lcr_wire_ack a = { 0x2222, 1000, 0x8000000000000005ull, 256 };
 		return lcr_wire_encode_ack(buf, cap, &a);
 	}
+	case LCR_WIRE_SNAPSHOT_REQ: {
+		struct lcr_wire_snap_begin b = sample_snap_begin();
+		return lcr_wire_encode_snap_begin(buf, cap, &b);
+	}
+	case LCR_WIRE_SNAPSHOT_RESP:
+		m = sample_snap_resp();
+		break;
+	case LCR_WIRE_SNAPSHOT_CHUNK: {
+		struct lcr_wire_snap_chunk c = sample_snap_chunk();
+		return lcr_wire_encode_snap_chunk(buf, cap, &c);
+	}
+	case LCR_WIRE_SNAPSHOT_ACK: {
+		struct lcr_wire_snap_ack a = { 0x77, 4096, 4096 + (4u << 20), LCR_SNAP_ST_OK };
+		return lcr_wire_encode_snap_ack(buf, cap, &a);
+	}
+	case LCR_WIRE_SNAPSHOT_CANCEL: {
+		struct lcr_wire_snap_cancel c = { 0x77 };
+		return lcr_wire_encode_snap_cancel(buf, cap, &c);
+	}
 	case LCR_WIRE_CLIENT_REQ: {
 		struct lcr_client_req r = { 0xc1, 5,	     LCR_CLIENT_CAS, 7,		  12,
 					    5,	  key_bytes, value_bytes,    expect_bytes };
@@ -345,7 +434,8 @@ static struct lcr_wire_hdr hdr(uint8_t type, uint32_t len)
 	h.to = 3;
 	h.len = len;
 	h.frag_count = 1;
-	if (type == LCR_WIRE_APPEND_REQ) {
+	if (type == LCR_WIRE_APPEND_REQ || type == LCR_WIRE_SNAPSHOT_REQ ||
+	    type == LCR_WIRE_SNAPSHOT_CHUNK) {
 		h.stream = 0x1111;
 		h.seq = 1;
 	}
@@ -952,6 +1042,105 @@ static void test_read_index_layout_and_checks(void **state)
 	}
 }
 
+static uint32_t open_with(uint8_t type, uint64_t stream, uint64_t seq, uint16_t index,
+			  uint16_t count, uint32_t len);
+
+/* The snapshot transfer's messages: each field back as written, the layout's
+ * fixed sizes, and everything the decoder refuses refused by the encoder too. */
+static void test_roundtrip_snapshot(void **state)
+{
+	uint8_t buf[256];
+	(void)state;
+
+	struct lcr_wire_snap_begin b = sample_snap_begin(), b2;
+	size_t n = lcr_wire_encode_snap_begin(buf, sizeof(buf), &b);
+	assert_int_equal(n, 104);
+	assert_int_equal(lcr_wire_decode_snap_begin(buf, n, &b2), LCR_DROP_NONE);
+	assert_memory_equal(&b.req.meta, &b2.req.meta, sizeof(b.req.meta));
+	assert_vote_eq(b.req.vote, b2.req.vote);
+	assert_int_equal(b2.req.size, b.req.size);
+	assert_int_equal(b2.req.stream_id, 0x5555);
+	assert_int_equal(b2.req.inflight_id, 12);
+	assert_int_equal(b2.req.send_ns, 999);
+	assert_int_equal(b2.req.send_seq, 31);
+	assert_int_equal(b2.req.data, 0);
+	assert_int_equal(b2.xfer, 0x77);
+	assert_int_equal(b2.chunk_max, 65536);
+	assert_int_equal(lcr_wire_decode_snap_begin(buf, n - 1, &b2), LCR_DROP_MALFORMED);
+	buf[100] = 1; /* the reserved bytes */
+	assert_int_equal(lcr_wire_decode_snap_begin(buf, n, &b2), LCR_DROP_MALFORMED);
+	struct lcr_wire_snap_begin bad = b;
+	bad.xfer = 0;
+	assert_int_equal(lcr_wire_encode_snap_begin(buf, sizeof(buf), &bad), 0);
+	bad = b;
+	bad.chunk_max = LCR_WIRE_SNAP_CHUNK_MAX + 1;
+	assert_int_equal(lcr_wire_encode_snap_begin(buf, sizeof(buf), &bad), 0);
+	bad = b;
+	bad.req.size = LCR_WIRE_SNAP_SIZE_MAX + 1;
+	assert_int_equal(lcr_wire_encode_snap_begin(buf, sizeof(buf), &bad), 0);
+	bad = b;
+	bad.req.data = 5; /* a handle of the sender's node means nothing here */
+	assert_int_equal(lcr_wire_encode_snap_begin(buf, sizeof(buf), &bad), 0);
+
+	struct lcr_msg m = sample_snap_resp();
+	assert_int_equal(roundtrip_msg(&m, buf, sizeof(buf)), 72);
+
+	struct lcr_wire_snap_chunk c = sample_snap_chunk(), c2;
+	n = lcr_wire_encode_snap_chunk(buf, sizeof(buf), &c);
+	assert_int_equal(n, LCR_WIRE_SNAP_CHUNK_HDR + sizeof(chunk_bytes));
+	assert_int_equal(lcr_wire_decode_snap_chunk(buf, n, &c2), LCR_DROP_NONE);
+	assert_int_equal(c2.xfer, c.xfer);
+	assert_int_equal(c2.offset, c.offset);
+	assert_int_equal(c2.len, c.len);
+	assert_int_equal(c2.crc, c.crc);
+	assert_int_equal(c2.flags, c.flags);
+	assert_int_equal(c2.total_crc, c.total_crc);
+	assert_memory_equal(c2.data, chunk_bytes, sizeof(chunk_bytes));
+	assert_ptr_equal(c2.data, buf + LCR_WIRE_SNAP_CHUNK_HDR);
+	assert_int_equal(lcr_wire_decode_snap_chunk(buf, n - 1, &c2), LCR_DROP_MALFORMED);
+	assert_int_equal(lcr_wire_decode_snap_chunk(buf, n + 1, &c2), LCR_DROP_MALFORMED);
+	struct lcr_wire_snap_chunk cb = c;
+	cb.flags = 0; /* a total CRC only on the last chunk */
+	assert_int_equal(lcr_wire_encode_snap_chunk(buf, sizeof(buf), &cb), 0);
+	cb = c;
+	cb.flags = 2;
+	assert_int_equal(lcr_wire_encode_snap_chunk(buf, sizeof(buf), &cb), 0);
+	cb = c;
+	cb.offset = LCR_WIRE_SNAP_SIZE_MAX - 1; /* ends past the largest snapshot */
+	assert_int_equal(lcr_wire_encode_snap_chunk(buf, sizeof(buf), &cb), 0);
+
+	struct lcr_wire_snap_ack a = { 0x77, 10, 20, LCR_SNAP_ST_DONE }, a2;
+	n = lcr_wire_encode_snap_ack(buf, sizeof(buf), &a);
+	assert_int_equal(n, 32);
+	assert_int_equal(lcr_wire_decode_snap_ack(buf, n, &a2), LCR_DROP_NONE);
+	assert_int_equal(a2.xfer, a.xfer);
+	assert_int_equal(a2.written, a.written);
+	assert_int_equal(a2.credit, a.credit);
+	assert_int_equal(a2.status, a.status);
+	struct lcr_wire_snap_ack ab = a;
+	ab.written = 30; /* more taken than granted */
+	assert_int_equal(lcr_wire_encode_snap_ack(buf, sizeof(buf), &ab), 0);
+	ab = a;
+	ab.status = LCR_SNAP_ST_MAX;
+	assert_int_equal(lcr_wire_encode_snap_ack(buf, sizeof(buf), &ab), 0);
+
+	struct lcr_wire_snap_cancel x = { 0x77 }, x2;
+	n = lcr_wire_encode_snap_cancel(buf, sizeof(buf), &x);
+	assert_int_equal(n, 8);
+	assert_int_equal(lcr_wire_decode_snap_cancel(buf, n, &x2), LCR_DROP_NONE);
+	assert_int_equal(x2.xfer, 0x77);
+	x.xfer = 0;
+	assert_int_equal(lcr_wire_encode_snap_cancel(buf, sizeof(buf), &x), 0);
+
+	/* The opening and the chunks only on a stream; the rest never on one. */
+	assert_int_equal(open_with(LCR_WIRE_SNAPSHOT_CHUNK, 0, 0, 0, 1, 40), LCR_DROP_MALFORMED);
+	assert_int_equal(open_with(LCR_WIRE_SNAPSHOT_REQ, 0, 0, 0, 1, 104), LCR_DROP_MALFORMED);
+	assert_int_equal(open_with(LCR_WIRE_SNAPSHOT_ACK, 5, 1, 0, 1, 32), LCR_DROP_MALFORMED);
+	assert_int_equal(open_with(LCR_WIRE_SNAPSHOT_RESP, 5, 1, 0, 1, 72), LCR_DROP_MALFORMED);
+	assert_int_equal(open_with(LCR_WIRE_SNAPSHOT_CANCEL, 5, 1, 0, 1, 8), LCR_DROP_MALFORMED);
+	assert_int_equal(open_with(LCR_WIRE_SNAPSHOT_CHUNK, 5, 1, 0, 2, 40), LCR_DROP_NONE);
+}
+
 static void test_roundtrip_ack(void **state)
 {
 	static const struct lcr_wire_ack acks[] = {
@@ -1282,7 +1471,7 @@ static void test_open_drops(void **state)
 	assert_int_equal(got.from, 2);
 
 	/* Type: unknown types. */
-	static const uint8_t bad_types[] = { 0, 9, 15, 18, 255 };
+	static const uint8_t bad_types[] = { 0, 14, 15, 18, 255 };
 	for (size_t i = 0; i < sizeof(bad_types); i++) {
 		memcpy(buf, ok, n);
 		buf[5] = bad_types[i];
@@ -1786,6 +1975,7 @@ int main(void)
 		cmocka_unit_test(test_roundtrip_append_many),
 		cmocka_unit_test(test_roundtrip_append_resp_transfer),
 		cmocka_unit_test(test_roundtrip_ack),
+		cmocka_unit_test(test_roundtrip_snapshot),
 		cmocka_unit_test(test_read_index_layout_and_checks),
 		cmocka_unit_test(test_ack_flags),
 		cmocka_unit_test(test_roundtrip_client_req),
