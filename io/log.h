@@ -129,6 +129,20 @@ int lcr_log_append(struct lcr_log *l, const struct lcr_entry *e, uint32_t n,
 		   const struct lcr_io_id *io);
 int lcr_log_truncate(struct lcr_log *l, uint64_t after, const struct lcr_io_id *io);
 
+/*
+ * The core's INSTALL_SNAPSHOT, once the runtime made the received snapshot
+ * durable as the newest one (snap.h); a storage command like the three above,
+ * durable in io order. With `keep_log` the log holds `last` (entries up to it
+ * may still be in flight): entries up to last.index are purged, what follows
+ * stays; -EINVAL when the log does not hold it. Without: every entry goes and
+ * the log restarts empty after `last` (purged = last = `last`; the next
+ * append is last.index + 1), written as a reset batch that starts a segment;
+ * -EINVAL when `last` is below the purge point. After a crash the log is
+ * either the old one or the new one (lcr_log_recovered's purged: `last`).
+ */
+int lcr_log_install(struct lcr_log *l, struct lcr_log_id last, bool keep_log,
+		    const struct lcr_io_id *io);
+
 /* End of a loop iteration: seal the open batch and write what can be written. */
 void lcr_log_flush(struct lcr_log *l);
 

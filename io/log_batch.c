@@ -147,7 +147,11 @@ static void batch_written(struct lcr_log *l, struct mbatch *b)
 	l->st.batches_written++;
 	l->st.entries_written += b->count;
 	l->st.bytes_written += lcr_log_mb_span(b);
+	if (b->reset)
+		lcr_log_locs_clear(l); /* every batch before it is dead */
 	lcr_log_locs_apply(l, b->seg, b->first_index, b->count, b->bytes, b->file_off);
+	if (b->reset)
+		lcr_log_meta_reset_done(l, b->wid, b->prev);
 	lcr_log_pend_mark(l, PEND_BATCH, b->wid);
 	lcr_log_report(l);
 	/* What accumulated while this write was in flight goes out now. */
@@ -205,7 +209,8 @@ void lcr_log_write_next(struct lcr_log *l)
 	if (!b)
 		return;
 	uint64_t span = lcr_log_mb_span(b);
-	struct seg *s = lcr_log_seg_for(l, span);
+	/* A reset starts a segment: recovery finds it there and begins with it. */
+	struct seg *s = lcr_log_seg_for(l, span, b->reset);
 	if (!s) {
 		l->st.stalls++;
 		return; /* prep_step calls us again once the spare is ready */
@@ -213,6 +218,8 @@ void lcr_log_write_next(struct lcr_log *l)
 	LCR_ASSERT(s->state == SEG_ACTIVE);
 	LCR_ASSERT(s->write_off % LCR_BLOCK == 0 && s->write_off >= LCR_BLOCK);
 	LCR_ASSERT(s->write_off + span <= s->size);
+	if (b->reset)
+		LCR_ASSERT(s->write_off == LCR_BLOCK);
 	LCR_ASSERT(b->aoff % LCR_BLOCK == 0 && b->aoff + span <= l->arena_bytes);
 	struct lcr_batch_hdr h;
 	memset(&h, 0, sizeof(h));
@@ -223,6 +230,13 @@ void lcr_log_write_next(struct lcr_log *l)
 	h.first_index = b->first_index;
 	h.count = b->count;
 	h.bytes = b->bytes;
+	h.seg_nonce = s->nonce;
+	if (b->reset) {
+		LCR_ASSERT(b->prev.index + 1 == b->first_index);
+		h.flags = LCR_BATCH_RESET;
+		h.prev_term = b->prev.lid.term;
+		h.prev_node = b->prev.lid.node;
+	}
 	h.crc = lcr_crc32c(0, (const char *)&h + 8, sizeof(h) - 8);
 	uint8_t *buf = l->arena + b->aoff;
 	memcpy(buf, &h, sizeof(h));
@@ -409,6 +423,65 @@ int lcr_log_truncate(struct lcr_log *l, uint64_t after, const struct lcr_io_id *
 	b->io = *io;
 	b->has_io = true;
 	return 0;
+}
+
+/*
+ * Install without the log: every entry goes, and the log restarts empty after
+ * `last`. A reset batch says so on disk; it is the first batch of a fresh
+ * segment, so that recovery can begin at it and the segments before it can
+ * go whole. The open batch takes the reset when it is one already (two
+ * installs in one iteration); else it is sealed as it is (what it holds is
+ * dead, and it still carries earlier commands). Appends that follow join the
+ * reset batch: one write says "restart after last, then these".
+ */
+static int install_reset(struct lcr_log *l, struct lcr_log_id last, const struct lcr_io_id *io)
+{
+	if (last.index < l->ids.purged.index)
+		return -EINVAL; /* a snapshot older than what was purged */
+	if (l->pend_n == PEND_MAX)
+		return -ENOBUFS;
+	struct mbatch *b = open_batch(l);
+	if (b && b->reset) {
+		l->unwritten -= b->bytes;
+		b->count = 0;
+		b->bytes = 0;
+	} else {
+		if (b)
+			b->state = MB_SEALED;
+		b = batch_new(l, last.index + 1, 0);
+		if (!b)
+			return -ENOBUFS;
+		b->reset = true;
+	}
+	b->first_index = last.index + 1;
+	b->prev = last;
+	l->reset_wid = b->wid;
+	LCR_ASSERT(lcr_log_pend_push(l, io, PEND_BATCH, b->wid) == 0);
+	b->io = *io;
+	b->has_io = true;
+	/* The log ids restart after `last` (what lcr_log_ids_reset does; the
+	 * io module keeps to the ids' exported calls and fields). */
+	l->ids.n = 0;
+	l->ids.purged = last;
+	l->ids.last = last;
+	l->rd_valid = false;
+	memset(l->gc, 0, sizeof(l->gc));
+	lcr_log_write_next(l); /* the sealed batch before it, if any */
+	return 0;
+}
+
+int lcr_log_install(struct lcr_log *l, struct lcr_log_id last, bool keep_log,
+		    const struct lcr_io_id *io)
+{
+	LCR_ASSERT(l != NULL);
+	LCR_ASSERT(io != NULL);
+	/* The core drops anything above; recovery would refuse it. */
+	LCR_ASSERT(last.index < LCR_NUMBER_MAX && last.lid.term < LCR_NUMBER_MAX);
+	if (l->err)
+		return l->err;
+	if (keep_log)
+		return lcr_log_meta_purge(l, last, io);
+	return install_reset(l, last, io);
 }
 
 uint64_t lcr_log_space(const struct lcr_log *l)

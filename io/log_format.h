@@ -14,7 +14,10 @@
 #define LCR_BLOCK	   4096u
 #define LCR_SEG_MAGIC	   0x5352434cu /* "LCRS" */
 #define LCR_BATCH_MAGIC	   0x4252434cu /* "LCRB" */
-#define LCR_FORMAT_VERSION 1
+#define LCR_FORMAT_VERSION 2
+
+/* Batch header flags. */
+#define LCR_BATCH_RESET 0x0001u /* the log restarts after prev (see struct lcr_batch_hdr) */
 
 /* First bytes of a segment's header block (the rest of the block is zero). */
 struct lcr_seg_hdr {
@@ -25,7 +28,11 @@ struct lcr_seg_hdr {
 	uint32_t group;
 	uint64_t seg_no;	/* matches the file name */
 	uint64_t segment_bytes; /* the file's preallocated size */
-	uint64_t reserved[2];
+	/* Random, drawn each time the file is (re)made a segment: every batch
+	 * written into it carries it, so batches left from a recycled file's
+	 * earlier life are told apart from its own. */
+	uint64_t nonce;
+	uint64_t reserved;
 };
 
 /* A batch header; a batch starts on a block boundary. */
@@ -39,7 +46,17 @@ struct lcr_batch_hdr {
 	uint64_t first_index; /* the log after first_index - 1 is replaced by this batch */
 	uint32_t count;	      /* records that follow */
 	uint32_t bytes;	      /* record bytes that follow the header */
-	uint64_t reserved[3];
+	uint64_t seg_nonce;   /* the nonce of the segment it was written into */
+	/*
+	 * With LCR_BATCH_RESET: the log id before first_index (prev_term,
+	 * prev_node, index first_index - 1). The batch then replaces the whole
+	 * log: every entry before it is gone, the log restarts empty after that
+	 * id (a snapshot installed without the log) and its records follow.
+	 * Such a batch is always the first of its segment. Zero otherwise.
+	 */
+	uint64_t prev_term;
+	uint32_t prev_node;
+	uint32_t reserved;
 };
 
 /* A record: this header, then `len` payload bytes, padded to 8 bytes. */

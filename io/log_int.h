@@ -59,6 +59,7 @@ struct loc {
 
 struct seg {
 	uint64_t no;
+	uint64_t nonce; /* in its header and in every batch written into it */
 	int fd;
 	uint64_t size;
 	uint64_t write_off; /* where the next batch goes */
@@ -88,6 +89,8 @@ struct mbatch {
 	uint64_t aoff;	     /* arena offset of the header */
 	struct lcr_io_id io; /* newest storage command it carries */
 	bool has_io;
+	bool reset;		/* LCR_BATCH_RESET: the log restarts after `prev` */
+	struct lcr_log_id prev; /* reset: the log id before first_index */
 	struct seg *seg;
 	uint64_t file_off;
 	uint64_t batch_seq;
@@ -151,7 +154,10 @@ struct lcr_log {
 	uint64_t meta_gen_next, meta_gen_inflight;
 	bool meta_inflight, meta_dirty;
 	struct lcr_io_req meta_w, meta_s;
-	uint64_t purge_pending; /* unlink segments up to this index after the meta write */
+	uint64_t purge_pending; /* unlink segments up to this index after the meta write ... */
+	uint64_t purge_gen;	/* ... of this generation (the first to carry the purge point) */
+	uint64_t reset_wid;	/* the newest reset batch while it is not durable (0: none) */
+	struct lcr_log_id purge_held; /* a purge point waiting for that reset */
 
 	void *zero;    /* ZERO_CHUNK aligned zeros */
 	void *scratch; /* for disk reads: batch_bytes_max + a block */
@@ -258,11 +264,16 @@ int lcr_log_segs_start(struct lcr_log *l, char *why, size_t why_len);
 /* Start preparing the next segment in the background. */
 void lcr_log_spare_start(struct lcr_log *l);
 void lcr_log_prep_kick(struct lcr_log *l);
-/* The segment a batch of `len` bytes goes to, or NULL while the spare is not ready. */
-struct seg *lcr_log_seg_for(struct lcr_log *l, uint64_t len);
+/*
+ * The segment a batch of `len` bytes goes to, or NULL while the spare is not
+ * ready. `fresh`: the batch must be the first of its segment (a reset).
+ */
+struct seg *lcr_log_seg_for(struct lcr_log *l, uint64_t len, bool fresh);
 /* Record a durable batch in the location tables (a truncation included). */
 void lcr_log_locs_apply(struct lcr_log *l, struct seg *s, uint64_t first, uint32_t count,
 			uint32_t bytes, uint64_t off);
+/* A durable reset: no batch before it holds a live entry any more. */
+void lcr_log_locs_clear(struct lcr_log *l);
 /* Remove the segments whose entries all have index <= upto (the purge point is durable). */
 void lcr_log_segs_purge(struct lcr_log *l, uint64_t upto);
 
@@ -270,6 +281,16 @@ void lcr_log_segs_purge(struct lcr_log *l, uint64_t upto);
 
 /* Write the oldest sealed batch when nothing is in flight. */
 void lcr_log_write_next(struct lcr_log *l);
+
+/* ---- log_meta.c --------------------------------------------------------------------- */
+
+/*
+ * Reset batch `wid` is durable: record `prev` as the purge point (when it is
+ * newer) and remove the segments it made dead once that is durable too.
+ */
+void lcr_log_meta_reset_done(struct lcr_log *l, uint64_t wid, struct lcr_log_id prev);
+/* The core's install with keep_log: purge up to `last` (in the log), durable in io order. */
+int lcr_log_meta_purge(struct lcr_log *l, struct lcr_log_id last, const struct lcr_io_id *io);
 
 /* ---- log_recover.c ------------------------------------------------------------------ */
 

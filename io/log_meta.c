@@ -20,8 +20,9 @@ static void meta_written(struct lcr_log *l)
 	l->st.vote_writes++;
 	lcr_log_pend_mark(l, PEND_META, l->meta_gen_inflight);
 	lcr_log_report(l);
-	if (l->purge_pending) {
-		/* The purge point is durable: the segments wholly before it can go. */
+	if (l->purge_pending && l->meta_gen_inflight >= l->purge_gen) {
+		/* The purge point is durable (this write, or a later one, carried
+		 * it): the segments wholly before it can go. */
 		uint64_t upto = l->purge_pending;
 		l->purge_pending = 0;
 		lcr_log_segs_purge(l, upto);
@@ -96,6 +97,75 @@ int lcr_log_save_vote(struct lcr_log *l, struct lcr_vote v, const struct lcr_io_
 	return 0;
 }
 
+/* Write the purge point `id` (newer than the one there), then remove what it covers. */
+static void purge_point(struct lcr_log *l, struct lcr_log_id id)
+{
+	LCR_ASSERT(id.index > l->meta_st.purged.index);
+	l->meta_st.purged = id;
+	l->meta_dirty = true;
+	l->purge_pending = id.index;
+	l->purge_gen = l->meta_gen_next; /* the next write carries it */
+	meta_write(l);
+}
+
+/*
+ * Entries up to `id` are gone from the log ids now; the purge point goes to
+ * the meta slots, except while a reset batch is not durable: a purge point
+ * past a reset that a crash could lose would let recovery take entries of
+ * the old log above it. Then it waits for the reset (lcr_log_meta_reset_done).
+ */
+static void purge_to(struct lcr_log *l, struct lcr_log_id id)
+{
+	l->rd_valid = false;
+	lcr_log_ids_purge(&l->ids, id);
+	if (l->reset_wid) {
+		l->purge_held = id;
+		return;
+	}
+	purge_point(l, id);
+}
+
+void lcr_log_meta_reset_done(struct lcr_log *l, uint64_t wid, struct lcr_log_id prev)
+{
+	struct lcr_log_id to = l->meta_st.purged;
+
+	if (prev.index > to.index)
+		to = prev;
+	if (wid == l->reset_wid) {
+		/* The newest reset is durable: purge points held behind it may go. */
+		l->reset_wid = 0;
+		if (l->purge_held.index > to.index)
+			to = l->purge_held;
+		l->purge_held = lcr_log_id_none();
+	}
+	/* Written even when not newer: its completion removes the segments
+	 * before the reset, which nothing holds any more. */
+	if (to.index > l->meta_st.purged.index) {
+		purge_point(l, to);
+		return;
+	}
+	l->meta_dirty = true;
+	l->purge_pending = l->meta_st.purged.index;
+	l->purge_gen = l->meta_gen_next;
+	meta_write(l);
+}
+
+int lcr_log_meta_purge(struct lcr_log *l, struct lcr_log_id last, const struct lcr_io_id *io)
+{
+	if (l->pend_n == PEND_MAX)
+		return -ENOBUFS;
+	if (last.index > l->ids.purged.index) {
+		if (last.index > l->ids.last.index || !lcr_log_ids_has(&l->ids, last))
+			return -EINVAL; /* keep_log, but the log does not hold `last` */
+		purge_to(l, last);
+	}
+	/* Durable once the meta write after every earlier command is. */
+	LCR_ASSERT(lcr_log_pend_push(l, io, PEND_META, l->meta_gen_next) == 0);
+	l->meta_dirty = true;
+	meta_write(l);
+	return 0;
+}
+
 int lcr_log_purge(struct lcr_log *l, uint64_t upto)
 {
 	struct lcr_log_id id;
@@ -107,11 +177,6 @@ int lcr_log_purge(struct lcr_log *l, uint64_t upto)
 	if (!lcr_log_ids_get(&l->ids, upto, &id))
 		return -EINVAL;
 	LCR_ASSERT(id.index == upto);
-	l->rd_valid = false;
-	lcr_log_ids_purge(&l->ids, id);
-	l->meta_st.purged = id;
-	l->meta_dirty = true;
-	l->purge_pending = upto;
-	meta_write(l);
+	purge_to(l, id);
 	return 0;
 }

@@ -137,6 +137,8 @@ int lcr_log_read(struct lcr_log *l, uint64_t index, struct lcr_entry *out, void 
 		if (!lcr_batch_hdr_valid(hb, span, 0, l->o.group))
 			return -EBADMSG;
 		memcpy(&h, hb, sizeof(h));
+		if (h.seg_nonce != s->nonce)
+			return -EBADMSG;
 		/* A truncation may have cut the batch short and a purge its head:
 		 * what is left of it (lc) is all that may be read. */
 		if (h.bytes != lc->bytes || lc->first_index < h.first_index ||

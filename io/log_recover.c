@@ -45,6 +45,19 @@ static int recover_accept(void *ctx, const struct lcr_scan_batch *b, char *why, 
 			 (unsigned long long)l->last_batch_seq);
 		return -EBADMSG;
 	}
+	if (h->flags & LCR_BATCH_RESET) {
+		/* Everything before is gone; the log restarts after prev, unless
+		 * the meta slots hold a newer purge point (a purge after it). */
+		struct lcr_log_id prev = { { h->prev_term, h->prev_node }, first - 1 };
+		if (prev.index >= l->ids.purged.index) {
+			l->ids.n = 0;
+			l->ids.purged = prev;
+			l->ids.last = prev;
+		} else if (l->ids.last.index > l->ids.purged.index) {
+			lcr_log_ids_truncate(&l->ids, l->ids.purged.index + 1);
+		}
+		lcr_log_locs_clear(l);
+	}
 	/* A batch may replace the tail, never leave a gap. Entries at or below
 	 * the purge point are committed and snapshotted: skip them. */
 	if (first > l->ids.last.index + 1 && first > l->ids.purged.index + 1) {
@@ -310,7 +323,8 @@ static int recover_seg(struct lcr_log *l, uint64_t no, bool last, struct seg **t
 			return -errno;
 		}
 	}
-	if (!img || lcr_seg_check_header(img, size, l->o.group, no, w, sizeof(w)) < 0) {
+	uint64_t nonce = 0;
+	if (!img || lcr_seg_check_header(img, size, l->o.group, no, &nonce, w, sizeof(w)) < 0) {
 		/* A segment still being prepared when we stopped: all zeros. */
 		if (last && (!img || file_zero(img, size))) {
 			if (img)
@@ -330,11 +344,12 @@ static int recover_seg(struct lcr_log *l, uint64_t no, bool last, struct seg **t
 		goto out;
 	}
 	fd = -1;
+	s->nonce = nonce;
 	lcr_log_segs_push(l, s);
 	struct recover_ctx ctx = { l, s, 0 };
 	struct lcr_scan_result res;
 	uint64_t seq_before = l->last_batch_seq;
-	rc = lcr_seg_scan(img, size, l->o.group, recover_accept, &ctx, &res, w, sizeof(w));
+	rc = lcr_seg_scan(img, size, l->o.group, nonce, recover_accept, &ctx, &res, w, sizeof(w));
 	if (ctx.err) {
 		rc = ctx.err;
 		snprintf(why, why_len, "%s/%s: %s", l->dir, name, strerror(-rc));
@@ -461,20 +476,87 @@ static int segs_alloc(struct lcr_log *l, uint32_t found, char *why, size_t why_l
 	return l->segs ? 0 : -ENOMEM;
 }
 
+/* Whether segment `no` begins with an intact reset batch (lcr_seg_reset_first). */
+static bool starts_with_reset(struct lcr_log *l, uint64_t no)
+{
+	char name[64], w[256];
+	struct stat sb;
+	uint64_t nonce;
+	bool yes = false;
+
+	lcr_log_seg_name(name, sizeof(name), no);
+	int fd = openat(l->dir_fd, name, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return false;
+	if (fstat(fd, &sb) == 0 && sb.st_size >= 2 * LCR_BLOCK) {
+		size_t size = (size_t)sb.st_size;
+		uint8_t *img = mmap(NULL, size, PROT_READ, MAP_PRIVATE, fd, 0);
+		if (img != MAP_FAILED) {
+			yes = lcr_seg_check_header(img, size, l->o.group, no, &nonce, w,
+						   sizeof(w)) == 0 &&
+			      lcr_seg_reset_first(img, size, l->o.group, nonce);
+			munmap(img, size);
+		}
+	}
+	close(fd);
+	return yes;
+}
+
+/*
+ * Where replay starts: at the newest segment whose first batch is an intact
+ * reset (the log was replaced there; docs/storage-format.md, "Reset"), else
+ * at the first. The segments before it are dead: removed once recovery
+ * succeeded, whatever they hold (a crash may have left any of them).
+ */
+static uint32_t replay_start(struct lcr_log *l, const uint64_t *nos, uint32_t n)
+{
+	for (uint32_t i = n; i-- > 1;)
+		if (starts_with_reset(l, nos[i]))
+			return i;
+	return 0;
+}
+
+static int remove_dead(struct lcr_log *l, const uint64_t *nos, uint32_t start, char *why,
+		       size_t why_len)
+{
+	char name[64];
+
+	if (start == 0)
+		return 0;
+	fprintf(stderr, "lcraft: %s: the log was reset in segment %llu: removing %u before it\n",
+		l->dir, (unsigned long long)nos[start], start);
+	for (uint32_t i = 0; i < start; i++) {
+		lcr_log_seg_name(name, sizeof(name), nos[i]);
+		if (unlinkat(l->dir_fd, name, 0) < 0 && errno != ENOENT) {
+			int err = errno;
+			snprintf(why, why_len, "%s/%s: %s", l->dir, name, strerror(err));
+			return -err;
+		}
+	}
+	if (fsync(l->dir_fd) < 0) {
+		int err = errno;
+		snprintf(why, why_len, "%s: fsync: %s", l->dir, strerror(err));
+		return -err;
+	}
+	return 0;
+}
+
 static int recover_segments(struct lcr_log *l, char *why, size_t why_len)
 {
 	struct seg *torn = NULL;
-	uint32_t n = 0;
+	uint32_t n = 0, start = 0;
 	int rc;
 
 	uint64_t *nos = lcr_log_zalloc(l, LCR_LOG_SEGMENTS_MAX * sizeof(*nos)); /* open only */
 	if (!nos)
 		return -ENOMEM;
-	if ((rc = list_segments(l, nos, &n, why, why_len)) < 0 ||
-	    (rc = segs_alloc(l, n, why, why_len)) < 0)
+	if ((rc = list_segments(l, nos, &n, why, why_len)) < 0)
 		goto out;
-	for (uint32_t i = 0; i < n && rc == 0; i++) {
-		if (i > 0 && nos[i] != nos[i - 1] + 1) {
+	start = replay_start(l, nos, n);
+	if ((rc = segs_alloc(l, n - start, why, why_len)) < 0)
+		goto out;
+	for (uint32_t i = start; i < n && rc == 0; i++) {
+		if (i > start && nos[i] != nos[i - 1] + 1) {
 			snprintf(why, why_len, "%s: segment %llu is missing", l->dir,
 				 (unsigned long long)(nos[i - 1] + 1));
 			rc = -EBADMSG;
@@ -482,6 +564,8 @@ static int recover_segments(struct lcr_log *l, char *why, size_t why_len)
 		}
 		rc = recover_seg(l, nos[i], i + 1 == n, &torn, why, why_len);
 	}
+	if (rc == 0)
+		rc = remove_dead(l, nos, start, why, why_len);
 	/* An unfinished spare that recovery removed gives its number back. */
 	if (l->n_segs)
 		l->next_seg_no = l->segs[l->n_segs - 1]->no + 1;
@@ -523,5 +607,9 @@ int lcr_log_recover(struct lcr_log *l, char *why, size_t why_len)
 	l->next_seg_no = 1;
 	if ((rc = recover_segments(l, why, why_len)) < 0)
 		return rc;
+	/* A reset replayed may be newer than the meta slots' purge point (a
+	 * crash before it was written there): later meta writes carry it. */
+	if (l->ids.purged.index > l->meta_st.purged.index)
+		l->meta_st.purged = l->ids.purged;
 	return scratch_fit(l, why, why_len);
 }

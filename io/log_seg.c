@@ -12,6 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/random.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "crc32c.h"
@@ -32,12 +34,29 @@ void lcr_log_seg_free(struct seg *s)
 	lcr_log_free(s->log, s);
 }
 
+/*
+ * A segment's nonce: random, so that no batch of a recycled file's earlier
+ * life (nor one forged inside a payload) carries it by chance. Never 0.
+ */
+static uint64_t draw_nonce(uint64_t no)
+{
+	uint64_t x = 0;
+	if (getrandom(&x, sizeof(x), GRND_NONBLOCK) != (ssize_t)sizeof(x)) {
+		struct timespec ts;
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		x = ((uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec) ^
+		    (no * 0x9e3779b97f4a7c15ull) ^ ((uint64_t)getpid() << 32);
+	}
+	return x ? x : 1;
+}
+
 struct seg *lcr_log_seg_new(struct lcr_log *l, uint64_t no, int fd, uint64_t size)
 {
 	struct seg *s = lcr_log_zalloc(l, sizeof(*s));
 	if (!s)
 		return NULL;
 	s->no = no;
+	s->nonce = draw_nonce(no);
 	s->fd = fd;
 	s->size = size;
 	s->write_off = LCR_BLOCK;
@@ -52,7 +71,7 @@ struct seg *lcr_log_seg_new(struct lcr_log *l, uint64_t no, int fd, uint64_t siz
 	return s;
 }
 
-static void seg_header(struct lcr_log *l, void *blk, uint64_t no)
+static void seg_header(struct lcr_log *l, void *blk, const struct seg *s)
 {
 	struct lcr_seg_hdr h;
 
@@ -61,8 +80,9 @@ static void seg_header(struct lcr_log *l, void *blk, uint64_t no)
 	h.magic = LCR_SEG_MAGIC;
 	h.version = LCR_FORMAT_VERSION;
 	h.group = l->o.group;
-	h.seg_no = no;
+	h.seg_no = s->no;
 	h.segment_bytes = l->o.segment_bytes;
+	h.nonce = s->nonce;
 	h.crc = lcr_crc32c(0, (const char *)&h + 8, sizeof(h) - 8);
 	memcpy(blk, &h, sizeof(h));
 }
@@ -90,7 +110,7 @@ static int seg_prepare_sync(struct lcr_log *l, struct seg *s)
 		if (pwrite(s->fd, l->zero, n, (off_t)off) != (ssize_t)n)
 			return errno ? -errno : -EIO;
 	}
-	seg_header(l, l->hdr_buf, s->no);
+	seg_header(l, l->hdr_buf, s);
 	if (pwrite(s->fd, l->hdr_buf, LCR_BLOCK, 0) != LCR_BLOCK)
 		return errno ? -errno : -EIO;
 	if (fsync(s->fd) < 0 || fsync(l->dir_fd) < 0)
@@ -211,7 +231,7 @@ static void prep_step(struct seg *s)
 			return;
 		s->prep_stage = 3;
 	}
-		seg_header(l, l->hdr_buf, s->no);
+		seg_header(l, l->hdr_buf, s);
 		lcr_io_prep(&s->prep_one, LCR_IO_WRITE, s->fd, l->hdr_buf, LCR_BLOCK, 0, prep_done,
 			    s);
 		lcr_ring_queue(l->ring, &s->prep_one);
@@ -309,11 +329,11 @@ static struct seg *active(struct lcr_log *l)
 }
 
 /* Make room for `len` bytes: the active segment, or the spare once it is ready. */
-struct seg *lcr_log_seg_for(struct lcr_log *l, uint64_t len)
+struct seg *lcr_log_seg_for(struct lcr_log *l, uint64_t len, bool fresh)
 {
 	struct seg *a = active(l);
 
-	if (a && a->write_off + len <= a->size)
+	if (a && a->write_off + len <= a->size && !(fresh && a->write_off > LCR_BLOCK))
 		return a;
 	spare_give_up(l); /* a failed spare whose last request has since completed */
 	if (!l->spare && l->spare_err) {
@@ -383,6 +403,12 @@ trimmed:
 	lc->count = count;
 	lc->bytes = bytes;
 	lc->file_off = off;
+}
+
+void lcr_log_locs_clear(struct lcr_log *l)
+{
+	for (uint32_t k = 0; k < l->n_segs; k++)
+		l->segs[k]->n_locs = 0;
 }
 
 int lcr_log_segs_start(struct lcr_log *l, char *why, size_t why_len)

@@ -15,10 +15,11 @@ enum batch_is {
 	BATCH_OK = 1,
 	BATCH_DAMAGED, /* not (all) written: a checksum fails, or it runs past the file */
 	BATCH_CORRUPT, /* intact, but nothing this build writes: why says what */
+	BATCH_STALE,   /* intact, of another segment nonce: left from a recycled file's past */
 };
 
-int lcr_seg_check_header(const void *img, size_t len, uint32_t group, uint64_t seg_no, char *why,
-			 size_t why_len)
+int lcr_seg_check_header(const void *img, size_t len, uint32_t group, uint64_t seg_no,
+			 uint64_t *nonce, char *why, size_t why_len)
 {
 	struct lcr_seg_hdr h;
 
@@ -47,14 +48,11 @@ int lcr_seg_check_header(const void *img, size_t len, uint32_t group, uint64_t s
 			 h.flags, offsetof(struct lcr_seg_hdr, flags));
 		return -EBADMSG;
 	}
-	for (size_t i = 0; i < sizeof(h.reserved) / sizeof(h.reserved[0]); i++)
-		if (h.reserved[i] != 0) {
-			snprintf(why, why_len,
-				 "segment header: reserved bytes at offset %zu are not zero",
-				 offsetof(struct lcr_seg_hdr, reserved) +
-					 i * sizeof(h.reserved[0]));
-			return -EBADMSG;
-		}
+	if (h.reserved != 0) {
+		snprintf(why, why_len, "segment header: reserved bytes at offset %zu are not zero",
+			 offsetof(struct lcr_seg_hdr, reserved));
+		return -EBADMSG;
+	}
 	for (size_t i = sizeof(h); i < LCR_BLOCK; i++)
 		if (((const uint8_t *)img)[i] != 0) {
 			snprintf(why, why_len,
@@ -78,6 +76,7 @@ int lcr_seg_check_header(const void *img, size_t len, uint32_t group, uint64_t s
 			 (unsigned long long)LCR_SEGMENT_BYTES_MAX, len);
 		return -EBADMSG;
 	}
+	*nonce = h.nonce;
 	return 0;
 }
 
@@ -153,7 +152,8 @@ __attribute__((format(printf, 3, 4))) static enum batch_is corrupt(char *why, si
  * cannot come from a torn write: corrupt, with the reason in `why`.
  */
 static enum batch_is batch_intrinsic(const uint8_t *img, size_t len, uint64_t off, uint32_t group,
-				     struct lcr_batch_hdr *h, char *why, size_t why_len)
+				     uint64_t nonce, struct lcr_batch_hdr *h, char *why,
+				     size_t why_len)
 {
 	memcpy(h, img + off, sizeof(*h));
 	if (h->magic == LCR_BATCH_MAGIC && h->version != LCR_FORMAT_VERSION)
@@ -162,23 +162,37 @@ static enum batch_is batch_intrinsic(const uint8_t *img, size_t len, uint64_t of
 			       (unsigned long long)off, h->version, LCR_FORMAT_VERSION);
 	if (!lcr_batch_hdr_valid(img, len, off, group))
 		return BATCH_DAMAGED;
-	if (h->flags != 0)
+	/* Written into this file before it was recycled: not this segment's. */
+	if (h->seg_nonce != nonce)
+		return BATCH_STALE;
+	if (h->flags & ~LCR_BATCH_RESET)
 		return corrupt(
 			why, why_len,
 			"batch at offset %llu: flags 0x%04x at offset %llu, this build writes "
-			"none",
+			"only 0x%04x",
 			(unsigned long long)off, h->flags,
-			(unsigned long long)(off + offsetof(struct lcr_batch_hdr, flags)));
-	for (size_t i = 0; i < sizeof(h->reserved) / sizeof(h->reserved[0]); i++)
-		if (h->reserved[i] != 0)
-			return corrupt(
-				why, why_len,
-				"batch at offset %llu: reserved bytes at offset %llu are not "
-				"zero",
-				(unsigned long long)off,
-				(unsigned long long)(off +
-						     offsetof(struct lcr_batch_hdr, reserved) +
-						     i * sizeof(h->reserved[0])));
+			(unsigned long long)(off + offsetof(struct lcr_batch_hdr, flags)),
+			LCR_BATCH_RESET);
+	if (h->reserved != 0)
+		return corrupt(
+			why, why_len,
+			"batch at offset %llu: reserved bytes at offset %llu are not zero",
+			(unsigned long long)off,
+			(unsigned long long)(off + offsetof(struct lcr_batch_hdr, reserved)));
+	if (!(h->flags & LCR_BATCH_RESET) && (h->prev_term != 0 || h->prev_node != 0))
+		return corrupt(
+			why, why_len,
+			"batch at offset %llu: a previous log id at offset %llu without "
+			"the reset flag",
+			(unsigned long long)off,
+			(unsigned long long)(off + (h->prev_term ? offsetof(struct lcr_batch_hdr,
+									    prev_term)
+								 : offsetof(struct lcr_batch_hdr,
+									    prev_node))));
+	if (h->prev_term >= LCR_NUMBER_MAX)
+		return corrupt(why, why_len,
+			       "batch at offset %llu: reset to term %llu, out of range",
+			       (unsigned long long)off, (unsigned long long)h->prev_term);
 	if (h->bytes > len - off - sizeof(*h))
 		return BATCH_DAMAGED; /* the file ends inside it */
 	if (h->batch_seq == 0 || h->batch_seq >= LCR_NUMBER_MAX || h->first_index == 0 ||
@@ -235,8 +249,40 @@ static bool block_zero(const uint8_t *p, size_t n)
 	return true;
 }
 
-int lcr_seg_scan(const void *image, size_t len, uint32_t group, lcr_scan_accept_fn accept,
-		 void *ctx, struct lcr_scan_result *res, char *why, size_t why_len)
+/* A valid batch header of this segment (its nonce) at img+off. */
+static bool batch_ours(const uint8_t *img, size_t len, uint64_t off, uint32_t group, uint64_t nonce)
+{
+	struct lcr_batch_hdr h;
+
+	if (!lcr_batch_hdr_valid(img, len, off, group))
+		return false;
+	memcpy(&h, img + off, sizeof(h));
+	return h.seg_nonce == nonce;
+}
+
+/* A valid batch header left from the file's earlier life at img+off. */
+static bool batch_stale(const uint8_t *img, size_t len, uint64_t off, uint32_t group,
+			uint64_t nonce)
+{
+	return lcr_batch_hdr_valid(img, len, off, group) &&
+	       !batch_ours(img, len, off, group, nonce);
+}
+
+bool lcr_seg_reset_first(const void *image, size_t len, uint32_t group, uint64_t nonce)
+{
+	struct lcr_batch_hdr h;
+	char w[192];
+
+	len -= len % LCR_BLOCK;
+	if (len < 2 * LCR_BLOCK)
+		return false;
+	return batch_intrinsic(image, len, LCR_BLOCK, group, nonce, &h, w, sizeof(w)) == BATCH_OK &&
+	       (h.flags & LCR_BATCH_RESET);
+}
+
+int lcr_seg_scan(const void *image, size_t len, uint32_t group, uint64_t nonce,
+		 lcr_scan_accept_fn accept, void *ctx, struct lcr_scan_result *res, char *why,
+		 size_t why_len)
 {
 	const uint8_t *img = image;
 	uint64_t off = LCR_BLOCK;
@@ -249,12 +295,12 @@ int lcr_seg_scan(const void *image, size_t len, uint32_t group, lcr_scan_accept_
 	len -= len % LCR_BLOCK; /* a partial last block holds no batch start */
 	while (off < len) {
 		w[0] = 0;
-		enum batch_is is = batch_intrinsic(img, len, off, group, &h, w, sizeof(w));
+		enum batch_is is = batch_intrinsic(img, len, off, group, nonce, &h, w, sizeof(w));
 		if (is == BATCH_CORRUPT) {
 			snprintf(why, why_len, "%s", w);
 			return -EBADMSG;
 		}
-		if (is == BATCH_DAMAGED)
+		if (is == BATCH_DAMAGED || is == BATCH_STALE)
 			break;
 		struct lcr_scan_batch b = { (const struct lcr_batch_hdr *)(img + off),
 					    img + off + sizeof(h), off };
@@ -280,21 +326,24 @@ int lcr_seg_scan(const void *image, size_t len, uint32_t group, lcr_scan_accept_
 	/* The valid data ends at `off`. Anything that still looks like a batch
 	 * further on was written after a batch we now find damaged. */
 	for (uint64_t o = off + LCR_BLOCK; o < len; o += LCR_BLOCK)
-		if (lcr_batch_hdr_valid(img, len, o, group)) {
+		if (batch_ours(img, len, o, group, nonce)) {
 			snprintf(why, why_len,
 				 "damaged batch at offset %llu, but a valid batch follows at "
 				 "offset %llu",
 				 (unsigned long long)off, (unsigned long long)o);
 			return -EBADMSG;
 		}
-	if (block_zero(img + off, LCR_BLOCK)) {
+	/* Zeros, or what a recycled file held before: nothing was written here. */
+	if (block_zero(img + off, LCR_BLOCK) || batch_stale(img, len, off, group, nonce)) {
 		res->how = LCR_SCAN_CLEAN;
 		return 0;
 	}
-	/* A torn last batch: measure the garbage up to the next zero block. */
+	/* A torn last batch: measure the garbage up to the next zero block (or
+	 * the next batch left from a recycled file's past). */
 	res->how = LCR_SCAN_TORN;
 	uint64_t o = off;
-	while (o < len && !block_zero(img + o, LCR_BLOCK))
+	while (o < len && !block_zero(img + o, LCR_BLOCK) &&
+	       (o == off || !batch_stale(img, len, o, group, nonce)))
 		o += LCR_BLOCK;
 	res->torn_len = o - off;
 	return 0;

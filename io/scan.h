@@ -19,6 +19,12 @@
  * if any valid batch header follows anywhere after that point, the data in
  * between was once complete and is now damaged, so it is corruption.
  *
+ * Recycled segments: each segment header carries a random nonce and each
+ * batch the nonce of the segment it was written into. A valid batch header
+ * with another nonce was written in the file's earlier life (a recycled
+ * segment keeps its old bytes): to the scan it is the same as zeros, the end
+ * of this segment's data, and it never counts as "a valid batch follows".
+ *
  * Nothing here asserts on the bytes: the fuzz target feeds it anything.
  */
 #ifndef LCR_SCAN_H
@@ -60,18 +66,27 @@ struct lcr_scan_result {
  * (another one is named: "format version N, this build reads M"), CRC,
  * flags, reserved bytes and the rest of the block zero (the offset named),
  * group, number, and a size that holds the file and is at most
- * LCR_SEGMENT_BYTES_MAX. Returns 0 or -EBADMSG (why set).
+ * LCR_SEGMENT_BYTES_MAX. Returns 0 with the segment's nonce in *nonce, or
+ * -EBADMSG (why set).
  */
-int lcr_seg_check_header(const void *img, size_t len, uint32_t group, uint64_t seg_no, char *why,
-			 size_t why_len);
+int lcr_seg_check_header(const void *img, size_t len, uint32_t group, uint64_t seg_no,
+			 uint64_t *nonce, char *why, size_t why_len);
 
 /*
  * Scan the batches of one segment image (header block included) of `len`
- * bytes. Returns 0 with `res` filled, or -EBADMSG with `why` naming the
- * offset of the damage.
+ * bytes, whose header holds `nonce`. Returns 0 with `res` filled, or
+ * -EBADMSG with `why` naming the offset of the damage.
  */
-int lcr_seg_scan(const void *img, size_t len, uint32_t group, lcr_scan_accept_fn accept, void *ctx,
-		 struct lcr_scan_result *res, char *why, size_t why_len);
+int lcr_seg_scan(const void *img, size_t len, uint32_t group, uint64_t nonce,
+		 lcr_scan_accept_fn accept, void *ctx, struct lcr_scan_result *res, char *why,
+		 size_t why_len);
+
+/*
+ * Whether the segment's first batch (at offset 4096) is an intact batch of
+ * this segment with LCR_BATCH_RESET: the log restarts there, and every older
+ * segment is dead (recovery starts at the newest such segment).
+ */
+bool lcr_seg_reset_first(const void *img, size_t len, uint32_t group, uint64_t nonce);
 
 /* True when a valid batch header (magic, version, group, CRC) starts at img+off. */
 bool lcr_batch_hdr_valid(const void *img, size_t len, uint64_t off, uint32_t group);

@@ -15,7 +15,8 @@
  *
  * The meta image goes to lcr_meta_recover(); its purge point, if any, starts
  * the model. The segment image goes to lcr_seg_check_header() and
- * lcr_seg_scan(), whose accept callback applies batches to a struct
+ * lcr_seg_scan() (with the header's nonce, 0 for an invalid header), whose
+ * accept callback applies batches (a reset batch included) to a struct
  * lcr_log_ids with the rules of recovery (io/log_recover.c, recover_accept): batch
  * sequence numbers increase, no gap, leaders never go down; anything else is
  * refused, never asserted. Either the scan fails with a reason, or what it
@@ -109,6 +110,20 @@ static int accept(void *ctx, const struct lcr_scan_batch *b, char *why, size_t w
 
 	if (h.batch_seq <= m->last_batch_seq)
 		return -EBADMSG;
+	if (h.flags & LCR_BATCH_RESET) {
+		/* The log restarts after prev, or after a newer purge point. */
+		CHECK(h.prev_term < LCR_NUMBER_MAX);
+		struct lcr_log_id prev = { { h.prev_term, h.prev_node }, h.first_index - 1 };
+		if (prev.index >= m->ids.purged.index) {
+			m->ids.n = 0;
+			m->ids.purged = prev;
+			m->ids.last = prev;
+		} else if (m->ids.last.index > m->ids.purged.index) {
+			lcr_log_ids_truncate(&m->ids, m->ids.purged.index + 1);
+		}
+	} else {
+		CHECK(h.prev_term == 0 && h.prev_node == 0);
+	}
 	uint64_t first = h.first_index, purged = m->ids.purged.index;
 	if (first > m->ids.last.index + 1 && first > purged + 1)
 		return -EBADMSG;
@@ -189,11 +204,22 @@ static void fix_segment(uint8_t *img, size_t len)
 	}
 }
 
-static void seg_header(uint8_t *blk, uint32_t group, uint64_t seg_no)
+/*
+ * A valid header block; its nonce is the one of the batch at offset 4096 if
+ * the image has one there (the seeds' batches, cut from real segments), so
+ * that their batches are the segment's own and not left from a recycling.
+ */
+static void seg_header(uint8_t *blk, size_t len, uint32_t group, uint64_t seg_no)
 {
 	struct lcr_seg_hdr h;
+	struct lcr_batch_hdr b;
 
 	memset(&h, 0, sizeof(h));
+	if (len >= LCR_BLOCK + sizeof(b)) {
+		memcpy(&b, blk + LCR_BLOCK, sizeof(b));
+		if (b.magic == LCR_BATCH_MAGIC)
+			h.nonce = b.seg_nonce;
+	}
 	h.magic = LCR_SEG_MAGIC;
 	h.version = LCR_FORMAT_VERSION;
 	h.group = group;
@@ -237,8 +263,6 @@ static uint8_t *make_segment(const uint8_t *d, size_t n, uint32_t mode, uint32_t
 	img = calloc(1, *len);
 	if (!img)
 		return NULL;
-	if (mode & MODE_SEG_HEADER)
-		seg_header(img, group, seg_no);
 	if (mode & MODE_SEG_CHUNKS) {
 		size_t at = LCR_BLOCK;
 		for (i = 0; next_chunk(d, n, &i, &p, &c);) {
@@ -248,6 +272,8 @@ static uint8_t *make_segment(const uint8_t *d, size_t n, uint32_t mode, uint32_t
 	} else {
 		memcpy(img + hdr, d, n);
 	}
+	if (mode & MODE_SEG_HEADER)
+		seg_header(img, *len, group, seg_no);
 	if (mode & MODE_FIX_CRC)
 		fix_segment(img, *len);
 	return img;
@@ -324,7 +350,8 @@ static void check_segment(const uint8_t *d, size_t n, uint32_t mode, uint32_t gr
 	if (!img)
 		return;
 	why[0] = 0;
-	int rc = lcr_seg_check_header(img, len, group, seg_no, why, sizeof(why));
+	uint64_t nonce = 0;
+	int rc = lcr_seg_check_header(img, len, group, seg_no, &nonce, why, sizeof(why));
 	CHECK(rc == 0 || (rc == -EBADMSG && why[0] != 0));
 	if (mode & MODE_SEG_HEADER)
 		CHECK(rc == 0);
@@ -336,7 +363,14 @@ static void check_segment(const uint8_t *d, size_t n, uint32_t mode, uint32_t gr
 	m.len = len;
 	CHECK(lcr_log_ids_init(&m.ids, a, 4, purged) == 0);
 	why[0] = 0;
-	rc = lcr_seg_scan(img, len, group, accept, &m, &res, why, sizeof(why));
+	rc = lcr_seg_scan(img, len, group, nonce, accept, &m, &res, why, sizeof(why));
+	/* Whether the first batch starts the log anew agrees with the scan. */
+	if (lcr_seg_reset_first(img, len, group, nonce)) {
+		struct lcr_batch_hdr f;
+		memcpy(&f, img + LCR_BLOCK, sizeof(f));
+		CHECK(f.flags & LCR_BATCH_RESET);
+		CHECK(f.seg_nonce == nonce);
+	}
 	size_t blocks = len - len % LCR_BLOCK;
 	if (rc < 0) {
 		CHECK(rc == -EBADMSG && why[0] != 0);

@@ -174,10 +174,12 @@ static uint8_t *read_file(struct gen *g, const char *name, size_t *len)
 	return buf;
 }
 
-static int count_batch(void *ctx, const struct lcr_scan_batch *b)
+static int count_batch(void *ctx, const struct lcr_scan_batch *b, char *why, size_t why_len)
 {
 	(void)ctx;
 	(void)b;
+	(void)why;
+	(void)why_len;
 	return 0;
 }
 
@@ -189,7 +191,9 @@ static uint8_t *read_segment(struct gen *g, uint64_t no, size_t *len)
 
 	snprintf(name, sizeof(name), "seg-%016llx.log", (unsigned long long)no);
 	uint8_t *img = read_file(g, name, len);
-	if (lcr_seg_scan(img, *len, GROUP, count_batch, NULL, &res, why, sizeof(why)) < 0) {
+	uint64_t nonce = 0;
+	if (lcr_seg_check_header(img, *len, GROUP, no, &nonce, why, sizeof(why)) < 0 ||
+	    lcr_seg_scan(img, *len, GROUP, nonce, count_batch, NULL, &res, why, sizeof(why)) < 0) {
 		fprintf(stderr, "make_seeds: %s: %s\n", name, why);
 		exit(1);
 	}

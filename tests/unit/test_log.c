@@ -6,11 +6,14 @@
 #include <cmocka.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "io_harness.h"
+#include "log_format.h"
 
 static struct iot t;
 
@@ -488,6 +491,243 @@ static void test_log_reads_batches_larger_than_its_own(void **state)
 	assert_int_equal(iot_check_disk(&t, 1, 600, 1, 1), 0);
 }
 
+static int install(struct lcr_log_id last, bool keep_log)
+{
+	struct lcr_io_id io = { ++t.seq, { { 0, 0 }, false }, lcr_log_last(t.log) };
+	int rc = lcr_log_install(t.log, last, keep_log, &io);
+	if (rc < 0)
+		t.seq--;
+	return rc;
+}
+
+static void expect_log(uint64_t first, struct lcr_log_id last)
+{
+	struct lcr_log_recovery rs;
+	assert_int_equal(lcr_log_first_index(t.log), first);
+	assert_true(lcr_log_id_eq(lcr_log_last(t.log), last));
+	lcr_log_recovered(t.log, &rs);
+	assert_int_equal(rs.purged.index, first - 1);
+}
+
+static void test_log_install_with_log_purges_in_order(void **state)
+{
+	(void)state;
+	struct lcr_log_id at60 = { { 1, 1 }, 60 }, last100 = { { 1, 1 }, 100 };
+	/* Entries up to 60 still in the open batch: the install comes after. */
+	assert_int_equal(iot_append(&t, 1, 100, 1, 1, 40), 0);
+	assert_int_equal(install((struct lcr_log_id){ { 2, 1 }, 60 }, true), -EINVAL);
+	assert_int_equal(install(at60, true), 0);
+	assert_int_equal(iot_sync(&t), 0);
+	expect_log(61, last100);
+	reopen();
+	expect_log(61, last100);
+	struct lcr_log_recovery rs;
+	lcr_log_recovered(t.log, &rs);
+	assert_true(lcr_log_id_eq(rs.purged, at60));
+	assert_int_equal(iot_check_disk(&t, 61, 100, 1, 1), 0);
+	/* At or below the purge point: nothing to do, still reported. */
+	assert_int_equal(install(at60, true), 0);
+	assert_int_equal(iot_sync(&t), 0);
+}
+
+static void test_log_install_without_log_restarts_after_last(void **state)
+{
+	(void)state;
+	struct lcr_log_id snap = { { 5, 2 }, 300 };
+	assert_int_equal(iot_append(&t, 1, 100, 1, 1, 40), 0);
+	assert_int_equal(iot_sync(&t), 0);
+	/* Entries in flight when it comes: they go too. */
+	assert_int_equal(iot_append(&t, 101, 20, 1, 1, 40), 0);
+	assert_int_equal(install(snap, false), 0);
+	expect_log(301, snap);
+	assert_int_equal(iot_append(&t, 301, 10, 5, 2, 40), 0);
+	assert_int_equal(iot_sync(&t), 0);
+	expect_log(301, (struct lcr_log_id){ { 5, 2 }, 310 });
+	struct lcr_entry e;
+	uint8_t buf[64];
+	assert_int_equal(lcr_log_read(t.log, 50, &e, buf, sizeof(buf)), -ENOENT);
+	reopen();
+	expect_log(301, (struct lcr_log_id){ { 5, 2 }, 310 });
+	struct lcr_log_recovery rs;
+	lcr_log_recovered(t.log, &rs);
+	assert_true(lcr_log_id_eq(rs.purged, snap));
+	assert_int_equal(iot_check_disk(&t, 301, 310, 5, 2), 0);
+	/* Truncate and append after it, across reopens. */
+	assert_int_equal(iot_truncate(&t, 299), -EINVAL);
+	assert_int_equal(iot_truncate(&t, 305), 0);
+	assert_int_equal(iot_append(&t, 306, 5, 6, 1, 40), 0);
+	assert_int_equal(iot_sync(&t), 0);
+	reopen();
+	expect_log(301, (struct lcr_log_id){ { 6, 1 }, 310 });
+	assert_int_equal(iot_check_disk(&t, 301, 305, 5, 2), 0);
+	assert_int_equal(iot_check_disk(&t, 306, 310, 6, 1), 0);
+	/* Everything back to the snapshot: an empty log after it. */
+	assert_int_equal(iot_truncate(&t, 300), 0);
+	assert_int_equal(iot_sync(&t), 0);
+	reopen();
+	expect_log(301, snap);
+	/* A second install, then appends in the same batch as the reset. */
+	struct lcr_log_id snap2 = { { 7, 3 }, 1000 };
+	assert_int_equal(install((struct lcr_log_id){ { 7, 3 }, 200 }, false), -EINVAL);
+	assert_int_equal(install(snap2, false), 0);
+	assert_int_equal(iot_append(&t, 1001, 3, 7, 3, 40), 0);
+	assert_int_equal(iot_sync(&t), 0);
+	reopen();
+	expect_log(1001, (struct lcr_log_id){ { 7, 3 }, 1003 });
+	assert_int_equal(iot_check_disk(&t, 1001, 1003, 7, 3), 0);
+}
+
+/* A copy of a file of the log (at most 4 MiB: one test segment), to put back later. */
+struct saved {
+	char name[64];
+	uint8_t *bytes;
+	size_t len;
+};
+
+static void save_file(struct saved *f, const char *name)
+{
+	char path[512];
+	snprintf(path, sizeof(path), "%s/%s", t.dir, name);
+	snprintf(f->name, sizeof(f->name), "%s", name);
+	int fd = open(path, O_RDONLY);
+	assert_true(fd >= 0);
+	struct stat sb;
+	assert_int_equal(fstat(fd, &sb), 0);
+	f->len = (size_t)sb.st_size;
+	f->bytes = malloc(f->len);
+	assert_non_null(f->bytes);
+	assert_int_equal(pread(fd, f->bytes, f->len, 0), (ssize_t)f->len);
+	close(fd);
+}
+
+static void restore_file(struct saved *f)
+{
+	char path[512];
+	snprintf(path, sizeof(path), "%s/%s", t.dir, f->name);
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	assert_true(fd >= 0);
+	assert_int_equal(pwrite(fd, f->bytes, f->len, 0), (ssize_t)f->len);
+	close(fd);
+	free(f->bytes);
+	f->bytes = NULL;
+}
+
+static bool seg_exists(uint64_t no)
+{
+	char path[512];
+	iot_seg_path(&t, no, path, sizeof(path));
+	return access(path, F_OK) == 0;
+}
+
+static void test_log_install_reset_crash_points_recover_whole(void **state)
+{
+	(void)state;
+	/* Several segments of the old log (4 MiB each). */
+	assert_int_equal(iot_append(&t, 1, 4000, 1, 1, 3000), 0);
+	assert_int_equal(iot_sync(&t), 0);
+	reopen(); /* the spare is gone: the segments are exactly the log's */
+	uint64_t n_old = 0;
+	while (seg_exists(n_old + 1))
+		n_old++;
+	assert_true(n_old >= 3);
+	struct saved old[16] = { 0 }, meta_old;
+	assert_true(n_old <= 16);
+	for (uint64_t i = 0; i < n_old; i++) {
+		char name[64];
+		snprintf(name, sizeof(name), "seg-%016llx.log", (unsigned long long)(i + 1));
+		save_file(&old[i], name);
+	}
+	save_file(&meta_old, "meta");
+	struct lcr_log_id snap = { { 3, 1 }, 2500 };
+	assert_int_equal(install(snap, false), 0);
+	assert_int_equal(iot_append(&t, 2501, 5, 3, 1, 100), 0);
+	assert_int_equal(iot_sync(&t), 0);
+	iot_settle(&t);
+	/* The segments before the reset are gone, once the meta slots hold it.
+	 * (The reset went to the first segment without a batch: an old spare
+	 * that recovery kept, or a new one.) */
+	uint64_t first_live = 1;
+	while (!seg_exists(first_live))
+		first_live++;
+	assert_true(first_live >= 4 && first_live <= n_old + 1);
+	n_old = first_live - 1;
+	struct lcr_log_stats st;
+	lcr_log_stats(t.log, &st);
+	assert_int_equal(st.segments_purged, n_old);
+	iot_close(&t);
+	struct saved meta_new;
+	save_file(&meta_new, "meta");
+
+	/* Crash after the reset batch, before the meta write: the old meta
+	 * slots and every old segment. */
+	restore_file(&meta_old);
+	for (uint64_t i = 0; i < n_old; i++) {
+		char name[64];
+		snprintf(name, sizeof(name), "seg-%016llx.log", (unsigned long long)(i + 1));
+		restore_file(&old[i]);
+		save_file(&old[i], name); /* a copy for the next case */
+	}
+	if (iot_open(&t) < 0)
+		fail_msg("open: %s", t.why);
+	expect_log(2501, (struct lcr_log_id){ { 3, 1 }, 2505 });
+	assert_int_equal(iot_check_disk(&t, 2501, 2505, 3, 1), 0);
+	for (uint64_t i = 1; i <= n_old; i++)
+		assert_false(seg_exists(i)); /* recovery removed the dead ones */
+	iot_close(&t);
+
+	/* Crash in the middle of removing them: the new meta slots, and old
+	 * segments from the second on (whose first index leaves a gap after
+	 * the purge point). */
+	restore_file(&meta_new);
+	for (uint64_t i = 1; i < n_old; i++)
+		restore_file(&old[i]);
+	free(old[0].bytes);
+	for (uint64_t i = n_old; i < 16 && old[i].bytes; i++)
+		free(old[i].bytes);
+	assert_int_equal(iot_open(&t), 0);
+	expect_log(2501, (struct lcr_log_id){ { 3, 1 }, 2505 });
+	assert_int_equal(iot_check_disk(&t, 2501, 2505, 3, 1), 0);
+	struct lcr_log_recovery rs;
+	lcr_log_recovered(t.log, &rs);
+	assert_true(lcr_log_id_eq(rs.purged, snap));
+	assert_int_equal(iot_append(&t, 2506, 5, 4, 1, 100), 0);
+	assert_int_equal(iot_sync(&t), 0);
+	reopen();
+	expect_log(2501, (struct lcr_log_id){ { 4, 1 }, 2510 });
+	free(meta_old.bytes);
+	free(meta_new.bytes);
+}
+
+static void test_log_install_reset_torn_gives_old_log(void **state)
+{
+	(void)state;
+	assert_int_equal(iot_append(&t, 1, 100, 1, 1, 40), 0);
+	assert_int_equal(iot_sync(&t), 0);
+	reopen();
+	struct saved seg1, meta;
+	save_file(&seg1, "seg-0000000000000001.log");
+	save_file(&meta, "meta");
+	assert_int_equal(install((struct lcr_log_id){ { 3, 1 }, 500 }, false), 0);
+	assert_int_equal(iot_append(&t, 501, 5, 3, 1, 100), 0);
+	assert_int_equal(iot_sync(&t), 0);
+	iot_settle(&t);
+	iot_close(&t);
+	/* The reset's write torn (its header damaged), the old segment and
+	 * meta slots still there: the old log. */
+	restore_file(&seg1);
+	restore_file(&meta);
+	char path[512];
+	iot_seg_path(&t, 2, path, sizeof(path));
+	int fd = open(path, O_RDWR);
+	assert_true(fd >= 0);
+	uint8_t b = 0x5a;
+	assert_int_equal(pwrite(fd, &b, 1, LCR_BLOCK + 20), 1);
+	close(fd);
+	assert_int_equal(iot_open(&t), 0);
+	expect_log(1, (struct lcr_log_id){ { 1, 1 }, 100 });
+	assert_int_equal(iot_check_disk(&t, 1, 100, 1, 1), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -523,6 +763,14 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_log_allocates_through_its_hook, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_log_reads_batches_larger_than_its_own, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_log_install_with_log_purges_in_order, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_log_install_without_log_restarts_after_last,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_log_install_reset_crash_points_recover_whole,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_log_install_reset_torn_gives_old_log, setup,
 						teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

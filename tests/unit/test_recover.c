@@ -451,9 +451,9 @@ static void test_recover_segment_of_another_version_named(void **state)
 	char path[512];
 	three_batches();
 	iot_seg_path(&t, 1, path, sizeof(path));
-	set_version(path, 0, sizeof(struct lcr_seg_hdr), 2);
+	set_version(path, 0, sizeof(struct lcr_seg_hdr), 3);
 	expect_open_fails("seg-0000000000000001.log");
-	assert_non_null(strstr(t.why, "format version 2, this build reads 1"));
+	assert_non_null(strstr(t.why, "format version 3, this build reads 2"));
 }
 
 static void test_recover_batch_of_another_version_named(void **state)
@@ -465,9 +465,9 @@ static void test_recover_batch_of_another_version_named(void **state)
 	find_batches(1, &f);
 	iot_seg_path(&t, 1, path, sizeof(path));
 	/* The last batch: not cut as if torn, refused. */
-	set_version(path, f.off[2], sizeof(struct lcr_batch_hdr), 2);
+	set_version(path, f.off[2], sizeof(struct lcr_batch_hdr), 3);
 	expect_open_fails("seg-0000000000000001.log");
-	assert_non_null(strstr(t.why, "format version 2, this build reads 1"));
+	assert_non_null(strstr(t.why, "format version 3, this build reads 2"));
 }
 
 static void test_recover_meta_of_another_version_named(void **state)
@@ -642,15 +642,13 @@ static void expect_fields_refused(const char *path, uint64_t off, size_t n,
 static void test_recover_segment_flags_or_reserved_refused(void **state)
 {
 	(void)state;
-	static const struct zero_field z[] = { { 10, 2, "flags" },
-					       { 32, 8, "reserved" },
-					       { 40, 8, "reserved" } };
+	static const struct zero_field z[] = { { 10, 2, "flags" }, { 40, 8, "reserved" } };
 	static uint8_t saved[LCR_BLOCK];
 	const uint8_t one = 1;
 	char path[512];
 	three_batches();
 	iot_seg_path(&t, 1, path, sizeof(path));
-	expect_fields_refused(path, 0, sizeof(struct lcr_seg_hdr), z, 3,
+	expect_fields_refused(path, 0, sizeof(struct lcr_seg_hdr), z, 2,
 			      "seg-0000000000000001.log");
 	/* The rest of the header block is zero too (outside the CRC). */
 	read_at(path, 0, saved, sizeof(saved));
@@ -664,10 +662,12 @@ static void test_recover_segment_flags_or_reserved_refused(void **state)
 static void test_recover_batch_flags_or_reserved_refused(void **state)
 {
 	(void)state;
+	/* Bytes 40..47 are the segment's nonce: checked in
+	 * test_recover_recycled_segment_never_replayed. */
 	static const struct zero_field z[] = { { 10, 2, "flags" },
-					       { 40, 8, "reserved" },
-					       { 48, 8, "reserved" },
-					       { 56, 8, "reserved" } };
+					       { 48, 8, "previous log id" },
+					       { 56, 4, "previous log id" },
+					       { 60, 4, "reserved" } };
 	struct found f;
 	char path[512];
 	three_batches();

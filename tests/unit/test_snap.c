@@ -226,9 +226,9 @@ static void edit_header(void (*edit)(uint8_t *h))
 	close(fd);
 }
 
-static void version_2(uint8_t *h)
+static void version_3(uint8_t *h)
 {
-	uint16_t v = 2;
+	uint16_t v = 3;
 	memcpy(h + 8, &v, sizeof(v));
 }
 
@@ -250,11 +250,11 @@ static void test_snap_other_version_named(void **state)
 	struct lcr_snap_reader r;
 	char why[256];
 	write_snapshot(5000, 9, 4);
-	edit_header(version_2);
+	edit_header(version_3);
 	assert_int_equal(lcr_snap_open(&r, &t.ring, t.dir, 7, alloc, why, sizeof(why)), -EBADMSG);
 	print_message("refused: %s\n", why);
 	assert_non_null(strstr(why, "snap-0000000000000003"));
-	assert_non_null(strstr(why, "format version 2, this build reads 1"));
+	assert_non_null(strstr(why, "format version 3, this build reads 2"));
 }
 
 static void test_snap_values_out_of_range_refused(void **state)
