@@ -218,6 +218,8 @@ static void log_free(struct lcr_log *l)
 	for (uint32_t i = 0; i < l->n_segs; i++)
 		lcr_log_seg_free(l->segs[i]);
 	lcr_log_seg_free(l->spare);
+	for (uint32_t i = 0; i < l->n_free; i++)
+		lcr_log_seg_free(l->free_segs[i]);
 	lcr_log_free(l, l->segs);
 	if (l->meta_fd >= 0)
 		close(l->meta_fd);
@@ -361,6 +363,8 @@ void lcr_log_close(struct lcr_log *l)
 		char name[64];
 		lcr_log_seg_name(name, sizeof(name), l->spare->no);
 		unlinkat(l->dir_fd, name, 0);
+		if (l->spare->recycled)
+			unlinkat(l->dir_fd, l->spare->free_name, 0);
 	}
 	log_free(l);
 }

@@ -83,7 +83,8 @@ struct lcr_log_stats {
 	uint64_t segments_created;
 	uint64_t segments_prewritten; /* of those, pre-written with zeros (lcr_log_opts.prewrite) */
 	uint64_t segments_purged;
-	uint64_t stalls; /* batch ready but the next segment was not */
+	uint64_t segments_recycled; /* new segments made of purged files (not created) */
+	uint64_t stalls;	    /* batch ready but the next segment was not */
 };
 
 struct lcr_log;

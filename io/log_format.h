@@ -16,6 +16,9 @@
 #define LCR_BATCH_MAGIC	   0x4252434cu /* "LCRB" */
 #define LCR_FORMAT_VERSION 2
 
+/* Segment header flags. */
+#define LCR_SEG_RECYCLED 0x0001u /* made of a purged file: bytes of its earlier life follow */
+
 /* Batch header flags. */
 #define LCR_BATCH_RESET 0x0001u /* the log restarts after prev (see struct lcr_batch_hdr) */
 

@@ -37,6 +37,7 @@
 #define ZERO_CHUNK     (1u << 20)   /* bytes per zero write */
 #define PEND_MAX       4096	    /* durability queue entries */
 #define PREWRITE_BELOW (64u << 10)  /* mean write size under which segments are pre-written */
+#define RECYCLE_MAX    2	    /* purged segment files kept for the next segments */
 
 /*
  * Most segments one log may hold, whatever its options: 4 TiB of the default
@@ -72,7 +73,10 @@ struct seg {
 	uint32_t prep_inflight;
 	uint32_t prep_stage;
 	int prep_err;
-	bool prewrite;	  /* this segment gets zeros written before use */
+	bool prewrite; /* this segment gets zeros written before use */
+	bool recycled; /* a purged file made this segment: renamed from free_name */
+	char free_name[32];
+	char name[32];
 	uint64_t batches; /* written into it, and their bytes: the write size */
 	uint64_t batch_bytes;
 	struct lcr_io_req prep[PREP_PAR];
@@ -123,6 +127,11 @@ struct lcr_log {
 	struct seg **segs;
 	uint32_t n_segs, segs_max;
 	struct seg *spare;
+	/* Purged segment files kept (as free-<n>.seg) to become the next
+	 * segments: a new header and a rename instead of creating and
+	 * pre-writing a file. Removed at open. */
+	struct seg *free_segs[RECYCLE_MAX];
+	uint32_t n_free;
 	int spare_err; /* preparing the spare failed: fatal once a batch needs it */
 	bool spare_retried;
 	uint64_t next_seg_no;
@@ -255,6 +264,9 @@ void lcr_log_report(struct lcr_log *l);
 /* ---- log_seg.c: segments ------------------------------------------------------------ */
 
 void lcr_log_seg_name(char *buf, size_t n, uint64_t no);
+/* The name of a purged segment file kept for recycling; true when `name` is one. */
+void lcr_log_free_name(char *buf, size_t n, uint64_t no);
+bool lcr_log_is_free_name(const char *name);
 struct seg *lcr_log_seg_new(struct lcr_log *l, uint64_t no, int fd, uint64_t size);
 void lcr_log_seg_free(struct seg *s);
 /* Append a segment to the array (there is room: spare_start and recovery made sure). */

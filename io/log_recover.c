@@ -421,6 +421,11 @@ static int list_segments(struct lcr_log *l, uint64_t *nos, uint32_t *n, char *wh
 	*n = 0;
 	rewinddir(d); /* the descriptor's offset is shared with every dup of it */
 	while ((de = readdir(d))) {
+		if (lcr_log_is_free_name(de->d_name)) {
+			/* A purged file kept for recycling: nothing in it is read. */
+			unlinkat(l->dir_fd, de->d_name, 0);
+			continue;
+		}
 		if (parse_seg_name(de->d_name, &no) < 0)
 			continue;
 		if (no == 0 || no >= LCR_NUMBER_MAX) {

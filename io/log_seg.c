@@ -24,6 +24,17 @@ void lcr_log_seg_name(char *buf, size_t n, uint64_t no)
 	snprintf(buf, n, "seg-%016llx.log", (unsigned long long)no);
 }
 
+void lcr_log_free_name(char *buf, size_t n, uint64_t no)
+{
+	snprintf(buf, n, "free-%016llx.seg", (unsigned long long)no);
+}
+
+bool lcr_log_is_free_name(const char *name)
+{
+	return strncmp(name, "free-", 5) == 0 && strlen(name) == 25 &&
+	       strcmp(name + 21, ".seg") == 0;
+}
+
 void lcr_log_seg_free(struct seg *s)
 {
 	if (!s)
@@ -83,6 +94,7 @@ static void seg_header(struct lcr_log *l, void *blk, const struct seg *s)
 	h.seg_no = s->no;
 	h.segment_bytes = l->o.segment_bytes;
 	h.nonce = s->nonce;
+	h.flags = s->recycled ? LCR_SEG_RECYCLED : 0;
 	h.crc = lcr_crc32c(0, (const char *)&h + 8, sizeof(h) - 8);
 	memcpy(blk, &h, sizeof(h));
 }
@@ -141,6 +153,8 @@ static void spare_give_up(struct lcr_log *l)
 		strerror(-s->prep_err), s->prep_err == -ENOSPC ? " (disk full)" : "");
 	l->spare_err = s->prep_err;
 	unlinkat(l->dir_fd, name, 0);
+	if (s->recycled)
+		unlinkat(l->dir_fd, s->free_name, 0);
 	l->spare = NULL;
 	l->next_seg_no = s->no;
 	lcr_log_seg_free(s);
@@ -242,6 +256,17 @@ static void prep_step(struct seg *s)
 		lcr_ring_queue(l->ring, &s->prep_one);
 		return;
 	case 4:
+		if (s->recycled) {
+			/* Its new header is durable: now it may take the segment's name. */
+			s->prep_stage = 7;
+			lcr_io_prep(&s->prep_one, LCR_IO_RENAMEAT, l->dir_fd, s->free_name, 0, 0,
+				    prep_done, s);
+			s->prep_one.arg = s->name;
+			lcr_ring_queue(l->ring, &s->prep_one);
+			return;
+		}
+		/* fall through */
+	case 7:
 		/* The file's name must be durable before a batch in it is acknowledged. */
 		s->prep_stage = 5;
 		lcr_io_prep(&s->prep_one, LCR_IO_FSYNC, l->dir_fd, NULL, 0, 0, prep_done, s);
@@ -267,12 +292,46 @@ void lcr_log_prep_kick(struct lcr_log *l)
 		prep_step(s);
 }
 
+/*
+ * The next segment made of a purged file: it is full size and written, so
+ * no fallocate and no zeros; a new header (number, nonce) is written and
+ * flushed, then it is renamed to the segment's name and the directory
+ * flushed. Its old batches stay in it, and carry another nonce (scan.h).
+ */
+static void spare_recycle(struct lcr_log *l)
+{
+	struct seg *s = l->free_segs[--l->n_free];
+
+	s->no = l->next_seg_no++;
+	s->nonce = draw_nonce(s->no);
+	s->write_off = LCR_BLOCK;
+	s->n_locs = 0;
+	s->state = SEG_PREPARING;
+	s->prep_off = 0;
+	s->prep_inflight = 0;
+	s->prep_err = 0;
+	s->prewrite = false;
+	s->batches = 0;
+	s->batch_bytes = 0;
+	s->recycled = true;
+	lcr_log_seg_name(s->name, sizeof(s->name), s->no);
+	l->st.segments_recycled++;
+	l->spare_err = 0;
+	l->spare = s;
+	s->prep_stage = 1; /* no fallocate */
+	prep_step(s);
+}
+
 void lcr_log_spare_start(struct lcr_log *l)
 {
 	int fd, rc;
 
 	if (l->spare || l->err)
 		return;
+	if (l->n_free > 0 && l->n_segs < l->segs_max) {
+		spare_recycle(l);
+		return;
+	}
 	if (l->n_segs >= l->segs_max) {
 		/* The spare would be one segment too many: fail when it is needed. */
 		fprintf(stderr,
@@ -455,11 +514,21 @@ void lcr_log_segs_purge(struct lcr_log *l, uint64_t upto)
 			break;
 		char name[64];
 		lcr_log_seg_name(name, sizeof(name), s->no);
-		if (unlinkat(l->dir_fd, name, 0) < 0) {
-			lcr_log_fail(l, -errno);
-			return;
+		if (l->n_free < RECYCLE_MAX && s->size == l->o.segment_bytes) {
+			/* Kept for a next segment, under a name recovery never reads. */
+			lcr_log_free_name(s->free_name, sizeof(s->free_name), s->no);
+			if (renameat(l->dir_fd, name, l->dir_fd, s->free_name) < 0) {
+				lcr_log_fail(l, -errno);
+				return;
+			}
+			l->free_segs[l->n_free++] = s;
+		} else {
+			if (unlinkat(l->dir_fd, name, 0) < 0) {
+				lcr_log_fail(l, -errno);
+				return;
+			}
+			lcr_log_seg_free(s);
 		}
-		lcr_log_seg_free(s);
 		memmove(l->segs, l->segs + 1, (l->n_segs - 1) * sizeof(*l->segs));
 		l->n_segs--;
 		l->st.segments_purged++;

@@ -42,10 +42,11 @@ int lcr_seg_check_header(const void *img, size_t len, uint32_t group, uint64_t s
 	/* Intact, so written so: this build writes no flags and zeros in the
 	 * reserved words and the rest of the block, and a value it does not
 	 * know is not one to guess at. */
-	if (h.flags != 0) {
-		snprintf(why, why_len,
-			 "segment header: flags 0x%04x at offset %zu, this build writes none",
-			 h.flags, offsetof(struct lcr_seg_hdr, flags));
+	if (h.flags & ~LCR_SEG_RECYCLED) {
+		snprintf(
+			why, why_len,
+			"segment header: flags 0x%04x at offset %zu, this build writes only 0x%04x",
+			h.flags, offsetof(struct lcr_seg_hdr, flags), LCR_SEG_RECYCLED);
 		return -EBADMSG;
 	}
 	if (h.reserved != 0) {
@@ -333,8 +334,19 @@ int lcr_seg_scan(const void *image, size_t len, uint32_t group, uint64_t nonce,
 				 (unsigned long long)off, (unsigned long long)o);
 			return -EBADMSG;
 		}
-	/* Zeros, or what a recycled file held before: nothing was written here. */
-	if (block_zero(img + off, LCR_BLOCK) || batch_stale(img, len, off, group, nonce)) {
+	/*
+	 * Zeros, or what a recycled file held before: nothing was written here.
+	 * In a recycled segment any block without a batch's magic is taken as
+	 * its earlier life (a torn write whose first sector never arrived left
+	 * that sector as it was); a block with the magic is a torn batch.
+	 */
+	struct lcr_seg_hdr sh;
+	memcpy(&sh, img, sizeof(sh));
+	uint32_t magic;
+	memcpy(&magic, img + off, sizeof(magic));
+	bool earlier = (sh.flags & LCR_SEG_RECYCLED) && magic != LCR_BATCH_MAGIC;
+	if (block_zero(img + off, LCR_BLOCK) || batch_stale(img, len, off, group, nonce) ||
+	    earlier) {
 		res->how = LCR_SCAN_CLEAN;
 		return 0;
 	}

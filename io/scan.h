@@ -24,6 +24,9 @@
  * with another nonce was written in the file's earlier life (a recycled
  * segment keeps its old bytes): to the scan it is the same as zeros, the end
  * of this segment's data, and it never counts as "a valid batch follows".
+ * In a segment whose header says LCR_SEG_RECYCLED, so is any block without
+ * a batch's magic where the next batch would start (the middle of an old
+ * batch); only a block with the magic there is a torn batch.
  *
  * Nothing here asserts on the bytes: the fuzz target feeds it anything.
  */

@@ -14,6 +14,7 @@
 
 #include "io_harness.h"
 #include "log_format.h"
+#include "scan.h"
 
 static struct iot t;
 
@@ -728,6 +729,143 @@ static void test_log_install_reset_torn_gives_old_log(void **state)
 	assert_int_equal(iot_check_disk(&t, 1, 100, 1, 1), 0);
 }
 
+/* Batches in segment `no` written into it (its nonce) and left from before (another). */
+static void count_batches(uint64_t no, uint32_t *ours, uint32_t *stale)
+{
+	static uint8_t blk[LCR_BLOCK];
+	struct lcr_seg_hdr sh;
+	char path[512];
+	iot_seg_path(&t, no, path, sizeof(path));
+	int fd = open(path, O_RDONLY);
+	assert_true(fd >= 0);
+	assert_int_equal(pread(fd, &sh, sizeof(sh), 0), (ssize_t)sizeof(sh));
+	*ours = *stale = 0;
+	for (off_t off = LCR_BLOCK; pread(fd, blk, LCR_BLOCK, off) == LCR_BLOCK; off += LCR_BLOCK) {
+		struct lcr_batch_hdr h;
+		memcpy(&h, blk, sizeof(h));
+		if (!lcr_batch_hdr_valid(blk, LCR_BLOCK, 0, 0))
+			continue;
+		if (h.seg_nonce == sh.nonce)
+			(*ours)++;
+		else
+			(*stale)++;
+	}
+	close(fd);
+}
+
+static void test_log_purged_segments_recycled_never_replayed(void **state)
+{
+	(void)state;
+	/* Six segments of 3000-byte entries; purging most keeps two files. */
+	uint64_t n = 0;
+	for (int round = 0; round < 8; round++) {
+		assert_int_equal(iot_append(&t, n + 1, 1000, 1, 1, 3000), 0);
+		assert_int_equal(iot_sync(&t), 0);
+		n += 1000;
+	}
+	assert_int_equal(lcr_log_purge(t.log, 6000), 0);
+	assert_int_equal(iot_vote(&t, 1, 1, false), 0);
+	assert_int_equal(iot_sync(&t), 0);
+	iot_settle(&t);
+	struct lcr_log_stats st;
+	lcr_log_stats(t.log, &st);
+	assert_true(st.segments_purged >= 3);
+	/* Batches in small writes (100 entries each), into recycled files: each
+	 * full of valid batches of its earlier life. */
+	uint64_t recycled_seg = 0;
+	for (int round = 0; round < 40 && !recycled_seg; round++) {
+		assert_int_equal(iot_append(&t, n + 1, 100, 2, 1, 3000), 0);
+		assert_int_equal(iot_sync(&t), 0);
+		n += 100;
+		lcr_log_stats(t.log, &st);
+		if (st.segments_recycled == 0)
+			continue;
+		/* The newest segment with batches of ours and of its past. */
+		for (uint64_t no = 1; no < 64; no++) {
+			char path[512];
+			iot_seg_path(&t, no, path, sizeof(path));
+			if (access(path, F_OK) != 0)
+				continue;
+			uint32_t ours, stale;
+			count_batches(no, &ours, &stale);
+			if (ours > 0 && stale > 0)
+				recycled_seg = no;
+		}
+	}
+	assert_true(recycled_seg > 0);
+	assert_true(st.segments_recycled >= 1);
+	print_message("segment %llu: recycled, written part-way; reopening\n",
+		      (unsigned long long)recycled_seg);
+	/* Stopped part-way through the recycled segment: exactly what was written. */
+	uint64_t first = lcr_log_first_index(t.log);
+	reopen();
+	assert_int_equal(lcr_log_first_index(t.log), first);
+	assert_int_equal(lcr_log_last(t.log).index, n);
+	assert_int_equal(iot_check_disk(&t, first, 8000, 1, 1), 0);
+	assert_int_equal(iot_check_disk(&t, 8001, n, 2, 1), 0);
+	/* A torn last write there: cut, and the stale batches after it stay
+	 * stale (the log ends at the batch before). */
+	struct lcr_log_id before = lcr_log_last(t.log);
+	assert_int_equal(iot_append(&t, n + 1, 3, 3, 1, 3000), 0);
+	assert_int_equal(iot_sync(&t), 0);
+	iot_close(&t);
+	uint32_t ours, stale;
+	uint64_t last_seg = recycled_seg;
+	for (uint64_t no = recycled_seg; no < recycled_seg + 8; no++) {
+		char path[512];
+		iot_seg_path(&t, no, path, sizeof(path));
+		if (access(path, F_OK) == 0) {
+			count_batches(no, &ours, &stale);
+			if (ours > 0)
+				last_seg = no;
+		}
+	}
+	struct {
+		uint64_t off;
+	} f = { 0 };
+	{
+		static uint8_t blk[LCR_BLOCK];
+		struct lcr_seg_hdr sh;
+		char path[512];
+		iot_seg_path(&t, last_seg, path, sizeof(path));
+		int fd = open(path, O_RDWR);
+		assert_true(fd >= 0);
+		assert_int_equal(pread(fd, &sh, sizeof(sh), 0), (ssize_t)sizeof(sh));
+		for (off_t off = LCR_BLOCK; pread(fd, blk, LCR_BLOCK, off) == LCR_BLOCK;
+		     off += LCR_BLOCK) {
+			struct lcr_batch_hdr h;
+			memcpy(&h, blk, sizeof(h));
+			if (lcr_batch_hdr_valid(blk, LCR_BLOCK, 0, 0) && h.seg_nonce == sh.nonce)
+				f.off = (uint64_t)off;
+		}
+		uint8_t b = 0x77;
+		assert_int_equal(pwrite(fd, &b, 1, (off_t)f.off + 100), 1); /* a record torn */
+		close(fd);
+	}
+	assert_int_equal(iot_open(&t), 0);
+	assert_true(lcr_log_id_eq(lcr_log_last(t.log), before));
+	assert_int_equal(iot_check_disk(&t, 8001, before.index, 2, 1), 0);
+	/* Writing on, through more segments: each recycled one ends where its
+	 * own batches end, and the next one follows it. */
+	n = before.index;
+	for (int round = 0; round < 30; round++) {
+		assert_int_equal(iot_append(&t, n + 1, 100, 4, 1, 3000), 0);
+		assert_int_equal(iot_sync(&t), 0);
+		n += 100;
+	}
+	assert_int_equal(lcr_log_purge(t.log, n - 500), 0);
+	for (int round = 0; round < 60; round++) {
+		assert_int_equal(iot_append(&t, n + 1, 100, 4, 1, 3000), 0);
+		assert_int_equal(iot_sync(&t), 0);
+		n += 100;
+	}
+	lcr_log_stats(t.log, &st);
+	assert_true(st.segments_recycled >= 2);
+	reopen();
+	assert_int_equal(lcr_log_last(t.log).index, n);
+	assert_int_equal(iot_check_disk(&t, lcr_log_first_index(t.log), n, 4, 1), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -772,6 +910,8 @@ int main(void)
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_log_install_reset_torn_gives_old_log, setup,
 						teardown),
+		cmocka_unit_test_setup_teardown(test_log_purged_segments_recycled_never_replayed,
+						setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
