@@ -189,7 +189,6 @@ struct lcr_core {
 	struct lcr_log_id snap_tried;	   /* applied when the last build started */
 	bool building;			   /* a BUILD_SNAPSHOT is out */
 	uint64_t purge_want;		   /* a purge postponed for inflight requests */
-	uint64_t snap_install_seq;	   /* io seq of the last install: durable once flushed */
 	uint64_t n_snap_built, n_snap_failed, n_snap_sent, n_snap_cancelled;
 	uint64_t n_snap_installed, n_snap_refused, n_purges;
 

@@ -81,9 +81,6 @@ void lcr_purge(struct lcr_core *c, uint64_t upto, bool manual)
 	 * a purge is never the only record of anything. */
 	if (upto > snap)
 		upto = snap;
-	/* An installed snapshot counts once its install is durable. */
-	if (c->snap_install_seq > c->flushed.seq)
-		return;
 	if (upto > c->flushed_last.index)
 		upto = c->flushed_last.index;
 	if (upto > c->log.last.index)
@@ -173,7 +170,7 @@ void lcr_on_snapshot_req(struct lcr_core *c, const struct lcr_msg *m)
 	c->committed = last;
 	c->apply_sent = last;
 	c->n_snap_installed++;
-	c->snap_install_seq = lcr_core_next_seq(c);
+	lcr_core_next_seq(c);
 	struct lcr_cmd *cmd = lcr_core_emit(c, LCR_CMD_INSTALL_SNAPSHOT);
 	cmd->install.io = lcr_core_io_id(c);
 	cmd->install.meta = s->meta;

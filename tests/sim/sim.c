@@ -27,6 +27,7 @@ enum ev_kind {
 	EV_RESTART,
 	EV_NET_ERROR,
 	EV_SNAP_BUILT,
+	EV_PURGE, /* the purge trigger, up to `a` */
 };
 
 struct sim_msg {
@@ -643,6 +644,10 @@ static void net_send(struct sim_world *w, struct sim_msg *sm)
 		/* A snapshot takes a while to move: leaders change meanwhile. */
 		if (sm->m.type == LCR_MSG_SNAPSHOT_REQ)
 			delay += 2 * MS + rnd_below(w, 60 * MS);
+		/* ... and its answer may reach a leadership that ended and the next
+		 * one of the same node: it must count for neither. */
+		if (sm->m.type == LCR_MSG_SNAPSHOT_RESP && chance(w, 25))
+			delay += 300 * MS + rnd_below(w, 900 * MS);
 		/* A few arrive later still: past two elections (each at least an
 		 * election timeout after a lease, 450 ms and more). */
 		if (w->late_pct && chance(w, 1))
@@ -710,7 +715,8 @@ static void on_deliver(struct sim_world *w, struct sim_event *ev)
 		sim_check_received(w, n, &sm->m);
 	struct lcr_core_status before;
 	bool stale = false;
-	if (sm->forged || sm->m.type == LCR_MSG_APPEND_RESP) {
+	if (sm->forged || sm->m.type == LCR_MSG_APPEND_RESP ||
+	    sm->m.type == LCR_MSG_SNAPSHOT_RESP) {
 		lcr_core_status(n->core, &before);
 		stale = !sm->forged && sim_response_stale(&before, &sm->m);
 	}
@@ -1025,6 +1031,9 @@ static void do_install(struct sim_world *w, struct sim_node *n, const struct lcr
 	op.keep = cmd->install.keep_log;
 	disk_submit(w, n, &op);
 	w->installs++;
+	/* An operator's purge while the install is on its way to disk. */
+	if (chance(w, 30))
+		at(w, w->now + rnd_below(w, 300 * US), EV_PURGE, n->id, last.index);
 }
 
 static const char *role_name(uint32_t r)
@@ -1623,7 +1632,10 @@ static void nemesis(struct sim_world *w)
 	case 19: /* purge everything the snapshot covers */
 		if (v->up && w->now >= v->paused_until) {
 			struct lcr_event ev = { .type = LCR_EV_TRIGGER_PURGE };
+			/* Sometimes past the snapshot: the core must bound it. */
 			ev.purge_upto = v->st.snapshot.last.index;
+			if (chance(w, 30))
+				ev.purge_upto += rnd_below(w, 50);
 			sim_trace(w, v->id, "trigger purge");
 			step_node_event(w, v, &ev);
 		}
@@ -1763,6 +1775,12 @@ static void dispatch(struct sim_world *w, struct sim_event *ev)
 		break;
 	case EV_SNAP_BUILT:
 		on_snap_built(w, n, ev);
+		break;
+	case EV_PURGE:
+		if (n->up && ev->inc == n->incarnation && w->now >= n->paused_until) {
+			struct lcr_event pe = { .type = LCR_EV_TRIGGER_PURGE, .purge_upto = ev->a };
+			step_node_event(w, n, &pe);
+		}
 		break;
 	case EV_RESTART:
 		if (!n->up) {

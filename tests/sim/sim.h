@@ -172,6 +172,11 @@ struct sim_node {
 	 * newest send time (its clock) of an AppendEntries acknowledged to it. */
 	uint64_t lead_since;
 	uint64_t heard_ns[SIM_NODES_MAX];
+	/* As leader: the newest read index request from each node, the
+	 * leadership it reached and the newest send_seq sent before it came. */
+	uint64_t peer_read_id[SIM_NODES_MAX];
+	uint64_t peer_read_need[SIM_NODES_MAX];
+	struct lcr_leader_id peer_read_lid[SIM_NODES_MAX];
 	uint64_t core_allocs;	       /* allocations through the core's hook */
 	uint64_t core_allocs_at_start; /* ... when lcr_core_new returned */
 	uint64_t stop_count;

@@ -610,13 +610,42 @@ void sim_check_sent(struct sim_world *w, struct sim_node *n, const struct lcr_ms
 		}
 		*idmap_ref(&w->grants, key) |= 1ull << (n->id - 1);
 	}
-	if (m->type == LCR_MSG_APPEND_REQ) {
-		if (!lcr_leader_id_eq(n->sent_lid, m->append_req.vote.lid)) {
-			n->sent_lid = m->append_req.vote.lid;
+	if (m->type == LCR_MSG_APPEND_REQ || m->type == LCR_MSG_SNAPSHOT_REQ) {
+		struct lcr_leader_id slid = m->type == LCR_MSG_APPEND_REQ
+						    ? m->append_req.vote.lid
+						    : m->snapshot_req.vote.lid;
+		uint64_t seq = m->type == LCR_MSG_APPEND_REQ ? m->append_req.send_seq
+							     : m->snapshot_req.send_seq;
+		if (!lcr_leader_id_eq(n->sent_lid, slid)) {
+			n->sent_lid = slid;
 			n->sent_seq = 0;
 		}
-		if (m->append_req.send_seq > n->sent_seq)
-			n->sent_seq = m->append_req.send_seq;
+		if (seq > n->sent_seq)
+			n->sent_seq = seq;
+	}
+	/* A read index granted to a follower: a quorum acked something the
+	 * leader sent after the request came. */
+	if (m->type == LCR_MSG_READ_INDEX_RESP && m->read_index_resp.result == LCR_READ_INDEX_OK &&
+	    m->to >= 1 && m->to <= w->par.nodes &&
+	    n->peer_read_id[m->to - 1] == m->read_index_resp.read_id &&
+	    lcr_leader_id_eq(n->peer_read_lid[m->to - 1], m->read_index_resp.vote.lid)) {
+		struct lcr_leader_id rl = n->peer_read_lid[m->to - 1];
+		uint64_t need = n->peer_read_need[m->to - 1];
+		uint32_t acked = 1;
+		for (uint32_t k = 0; k < w->par.nodes; k++) {
+			const struct sim_node *f = &w->nodes[k];
+			if (f != n && lcr_leader_id_eq(f->ack_to_lid[n->id - 1], rl) &&
+			    f->ack_to_seq[n->id - 1] > need)
+				acked++;
+		}
+		if (acked < w->par.nodes / 2 + 1) {
+			sim_violation(w, "read-leadership",
+				      "leader %u (%s) grants node %u a read index with %u of %u "
+				      "nodes acking a message sent after the request (seq > %llu)",
+				      n->id, lid_str(a, rl), m->to, acked, w->par.nodes,
+				      (unsigned long long)need);
+			return;
+		}
 	}
 	/* An ack says: durable up to this log id, under this vote. A snapshot's
 	 * answer to the leadership it names is one too (a HigherVote answer names
@@ -671,6 +700,21 @@ void sim_check_received(struct sim_world *w, struct sim_node *n, const struct lc
 {
 	if (!n->st_valid)
 		return;
+	/* A follower's read index request reaching a leader: its answer needs a
+	 * quorum to ack something sent after this (thesis §6.4). */
+	if (m->type == LCR_MSG_READ_INDEX_REQ && n->role == LCR_ROLE_LEADER && m->from >= 1 &&
+	    m->from <= w->par.nodes) {
+		uint32_t f = m->from - 1;
+		uint64_t need = lcr_leader_id_eq(n->sent_lid, n->st.vote.lid) ? n->sent_seq : 0;
+		/* The same request again (a duplicate, or the follower asking
+		 * again): the first answer may be the first copy's. */
+		bool again = n->peer_read_id[f] == m->read_index_req.read_id &&
+			     lcr_leader_id_eq(n->peer_read_lid[f], n->st.vote.lid);
+		if (!again || need < n->peer_read_need[f])
+			n->peer_read_need[f] = need;
+		n->peer_read_id[f] = m->read_index_req.read_id;
+		n->peer_read_lid[f] = n->st.vote.lid;
+	}
 	/* An ack reaching the leadership it names: the leader heard its sender. */
 	if (m->type == LCR_MSG_APPEND_RESP && m->append_resp.result == LCR_APPEND_OK &&
 	    n->role == LCR_ROLE_LEADER && lcr_vote_eq(m->append_resp.vote, n->st.vote) &&
@@ -702,6 +746,14 @@ void sim_check_received(struct sim_world *w, struct sim_node *n, const struct lc
 
 bool sim_response_stale(const struct lcr_core_status *st, const struct lcr_msg *m)
 {
+	if (m->type == LCR_MSG_SNAPSHOT_RESP) {
+		/* An answer naming a vote above ours may be a HigherVote. */
+		struct lcr_vote v = m->snapshot_resp.vote;
+		v.committed = false;
+		if (lcr_vote_cmp(v, st->vote) > 0)
+			return false;
+		return st->role != LCR_ROLE_LEADER || !lcr_vote_eq(st->vote, m->snapshot_resp.vote);
+	}
 	if (m->type != LCR_MSG_APPEND_RESP || m->append_resp.result == LCR_APPEND_HIGHER_VOTE)
 		return false;
 	return st->role != LCR_ROLE_LEADER || !lcr_vote_eq(st->vote, m->append_resp.vote);
@@ -718,15 +770,21 @@ void sim_check_stale_response(struct sim_world *w, struct sim_node *n,
 	lcr_core_commands(n->core, &ncmd);
 	bool same = lcr_vote_eq(before->vote, after.vote) && before->role == after.role &&
 		    lcr_log_id_eq(before->committed, after.committed) && ncmd == 0;
+	/* Nor does it lend the leader any lease (it may run out meanwhile). */
+	if (before->lease_until_ns && after.lease_until_ns &&
+	    before->lease_until_ns != after.lease_until_ns)
+		same = false;
 	for (uint32_t i = 0; i < after.n_nodes && same; i++)
 		same = lcr_log_id_eq(before->matching[i], after.matching[i]);
 	if (!same)
 		sim_violation(w, "stale-response",
-			      "node %u (vote %s, role %u) changed on an append response from %u "
-			      "to leadership %llu-%u",
-			      n->id, lid_str(a, before->vote.lid), before->role, m->from,
-			      (unsigned long long)m->append_resp.vote.lid.term,
-			      m->append_resp.vote.lid.node);
+			      "node %u (vote %s, role %u) changed on a%s response from %u "
+			      "to leadership %s",
+			      n->id, lid_str(a, before->vote.lid), before->role,
+			      m->type == LCR_MSG_SNAPSHOT_RESP ? " snapshot" : "n append", m->from,
+			      lid_str(a + 24, m->type == LCR_MSG_SNAPSHOT_RESP
+						      ? m->snapshot_resp.vote.lid
+						      : m->append_resp.vote.lid));
 }
 
 void sim_check_read_taken(struct sim_world *w, struct sim_node *n, struct sim_wait *wt)
