@@ -10,6 +10,9 @@
  *                           or with --expect-value "KEY holds the empty value"
  *     delete KEY            prints OK
  *     stats                 one JSON line of metrics per node
+ *     snapshot              build a snapshot of the group now, on the leader
+ *                           (or on --node, whatever its role); prints
+ *                           "OK index I term T", the snapshot's last entry
  *
  * The nodes and their client ports come from the same file the nodes read.
  * A request goes to one node (--node, or one at random); a node that is not
@@ -25,6 +28,8 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <getopt.h>
+#include <time.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,6 +51,9 @@ static void usage(FILE *f)
 		"  delete KEY             remove KEY; prints OK\n"
 		"  stats                  metrics of every node (or of --node), one JSON line "
 		"each\n"
+		"  snapshot               build a snapshot of the group now on its leader (or on\n"
+		"                         --node, whatever its role) and wait for it; prints\n"
+		"                         \"OK index I term T\", the snapshot's last log entry\n"
 		"exit status: 0 done, 1 not found or CAS failed, 2 usage, 3 no answer in time,\n"
 		"4 the cluster answered with an error\n");
 }
@@ -76,6 +84,55 @@ static int stats(struct lcr_kv_client *c, const struct lcr_app_config *cfg, uint
 		free(a.value);
 	}
 	return answered ? 0 : 3;
+}
+
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/*
+ * SNAPSHOT with THIS_NODE to node `node` alone: the node answers once its
+ * build is done, however long that takes within the timeout, so one try
+ * waits for all of it; RETRY (the build outlived the node's own wait) is
+ * asked again, which waits for the same build.
+ */
+static int snapshot_on(struct lcr_kv_client *c, uint32_t node, const struct lcr_client_req *r,
+		       uint64_t timeout_ms, struct lcr_kv_answer *a)
+{
+	uint64_t deadline = now_ms() + timeout_ms;
+
+	for (;;) {
+		uint64_t now = now_ms();
+		if (now >= deadline)
+			return -ETIMEDOUT;
+		int rc = lcr_kv_client_exchange(c, node, r, deadline - now, a);
+		if (rc < 0 && rc != -ETIMEDOUT)
+			return rc;
+		if (rc == 0 && a->status != LCR_CLIENT_RETRY)
+			return 0;
+		if (rc == 0)
+			free(a->value);
+		usleep(10000);
+	}
+}
+
+/* The answer to SNAPSHOT: the snapshot's last log id (wire.h). */
+static void print_snapshot(const struct lcr_kv_answer *a)
+{
+	uint64_t index = 0, term = 0;
+
+	if (a->value_len != LCR_CLIENT_SNAPSHOT_RESULT) {
+		printf("OK\n");
+		return;
+	}
+	for (int i = 0; i < 8; i++) {
+		index |= (uint64_t)a->value[i] << (8 * i);
+		term |= (uint64_t)a->value[8 + i] << (8 * i);
+	}
+	printf("OK index %llu term %llu\n", (unsigned long long)index, (unsigned long long)term);
 }
 
 int main(int argc, char **argv)
@@ -168,7 +225,9 @@ int main(int argc, char **argv)
 		rc = stats(c, &cfg, (uint32_t)node, timeout_ms);
 		goto out;
 	}
-	if (strcmp(cmd, "put") == 0 && nargs == 2) {
+	if (strcmp(cmd, "snapshot") == 0 && nargs == 0) {
+		r.op = LCR_CLIENT_SNAPSHOT;
+	} else if (strcmp(cmd, "put") == 0 && nargs == 2) {
 		r.op = LCR_CLIENT_PUT;
 		r.value = (const uint8_t *)args[1];
 		r.value_len = (uint32_t)strlen(args[1]);
@@ -194,9 +253,11 @@ int main(int argc, char **argv)
 		rc = 2;
 		goto out;
 	}
-	r.key = (const uint8_t *)args[0];
-	r.key_len = (uint32_t)strlen(args[0]);
-	if (r.key_len == 0 || r.key_len > LCR_CLIENT_KEY_MAX ||
+	if (r.op != LCR_CLIENT_SNAPSHOT) {
+		r.key = (const uint8_t *)args[0];
+		r.key_len = (uint32_t)strlen(args[0]);
+	}
+	if ((r.op != LCR_CLIENT_SNAPSHOT && r.key_len == 0) || r.key_len > LCR_CLIENT_KEY_MAX ||
 	    r.value_len > LCR_CLIENT_VALUE_MAX || r.expect_len > LCR_CLIENT_VALUE_MAX) {
 		fprintf(stderr, "lcraft-cli: keys are 1..%d bytes, values at most %d bytes\n",
 			LCR_CLIENT_KEY_MAX, LCR_CLIENT_VALUE_MAX);
@@ -206,7 +267,13 @@ int main(int argc, char **argv)
 
 	struct lcr_kv_answer a;
 	r.flags = flags;
-	int err = lcr_kv_client_call(c, &r, (uint32_t)node, timeout_ms, &a);
+	int err;
+	if (r.op == LCR_CLIENT_SNAPSHOT && node) {
+		r.flags = LCR_CLIENT_F_THIS_NODE;
+		err = snapshot_on(c, (uint32_t)node, &r, timeout_ms, &a);
+	} else {
+		err = lcr_kv_client_call(c, &r, (uint32_t)node, timeout_ms, &a);
+	}
 	if (err == -ETIMEDOUT) {
 		fprintf(stderr, "lcraft-cli: no answer from the cluster within %lu ms\n",
 			timeout_ms);
@@ -222,6 +289,8 @@ int main(int argc, char **argv)
 		if (r.op == LCR_CLIENT_GET) {
 			fwrite(a.value, 1, a.value_len, stdout);
 			fputc('\n', stdout);
+		} else if (r.op == LCR_CLIENT_SNAPSHOT) {
+			print_snapshot(&a);
 		} else {
 			printf("OK\n");
 		}

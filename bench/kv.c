@@ -219,9 +219,11 @@ static void wr64(uint8_t *p, uint64_t v)
 	wr32(p + 4, (uint32_t)(v >> 32));
 }
 
-/* A request's flags become its command's unchanged. */
+/* A write's flags become its command's unchanged (THIS_NODE goes with
+ * SNAPSHOT, never a write). */
 static_assert(LCR_KV_EXPECT_VALUE == LCR_CLIENT_F_EXPECT_VALUE, "one EXPECT_VALUE bit");
-static_assert(LCR_KV_FLAGS_KNOWN == LCR_CLIENT_F_KNOWN, "the same known flags");
+static_assert(LCR_KV_FLAGS_KNOWN == (LCR_CLIENT_F_KNOWN & ~LCR_CLIENT_F_THIS_NODE),
+	      "the same known flags for writes");
 
 size_t lcr_kv_encode(void *buf, size_t cap, const struct lcr_client_req *r)
 {

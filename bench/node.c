@@ -13,7 +13,9 @@
  * request for a group on another lcore is handed there with
  * lcr_node_post(), and answered from there. Writes are proposed on the
  * leader; reads are linearizable (read_policy); other nodes answer
- * NOT_LEADER with the leader they know.
+ * NOT_LEADER with the leader they know. SNAPSHOT triggers a snapshot of the
+ * group (on the leader, or with THIS_NODE on the receiving node) and is
+ * answered once the build finished, with the snapshot's last log id.
  *
  * Nothing a client sends is trusted: lcore 0 checks every datagram in the
  * order docs/wire-protocol.md lists the rules, drops what breaks one and
@@ -72,6 +74,14 @@
  */
 #define REQS_PER_GROUP 1024
 #define REQS_MAX       8192
+
+/*
+ * How long a SNAPSHOT request waits for the build it triggered (or the one
+ * under way) before it is answered RETRY: the build goes on, and the
+ * client's resend waits for the same one. It holds a request slot
+ * meanwhile, so the wait is bounded.
+ */
+#define SNAPSHOT_WAIT_NS (10ull * 1000000000ull)
 
 /* A STATS answer's value: what one client datagram holds after the headers. */
 #define STATS_BYTES (LCR_WIRE_CLIENT_DGRAM_MAX - LCR_WIRE_HDR - 24)
@@ -213,6 +223,11 @@ struct req {
 	struct lcr_client_req r;
 	uint32_t group; /* the request header's group, echoed in the answer */
 	uint32_t len;
+	/* SNAPSHOT, on the group's lcore: the build counters when it was
+	 * triggered, and when the wait for them to move ends. */
+	uint64_t snap_built;
+	uint64_t snap_failed;
+	uint64_t snap_until_ns;
 	uint8_t buf[REQ_PAYLOAD_MAX]; /* the request payload; r's pointers point here */
 };
 
@@ -440,6 +455,76 @@ static void read_ready(void *ctx, int err, uint32_t leader)
 		respond(q, LCR_CLIENT_NOT_FOUND, 0, NULL, 0);
 }
 
+/* The OK answer to SNAPSHOT: the newest snapshot's last log id. */
+static void respond_snapshot(struct req *q, const struct lcr_core_status *st)
+{
+	uint8_t v[LCR_CLIENT_SNAPSHOT_RESULT];
+	uint64_t index = st->snapshot.last.index, term = st->snapshot.last.lid.term;
+
+	for (int i = 0; i < 8; i++) {
+		v[i] = (uint8_t)(index >> (8 * i));
+		v[8 + i] = (uint8_t)(term >> (8 * i));
+	}
+	respond(q, LCR_CLIENT_OK, 0, v, sizeof(v));
+}
+
+/*
+ * A SNAPSHOT request waits on its group's lcore for the build to be reported
+ * (built or failed), looking once per loop iteration: the task posts itself
+ * again until then, or until SNAPSHOT_WAIT_NS passed.
+ */
+static void snapshot_wait_task(struct lcr_node *n, void *arg)
+{
+	struct req *q = arg;
+	struct lcr_core_status st;
+
+	lcr_group_status(q->grp->g, &st);
+	if (st.snapshots_built > q->snap_built) {
+		respond_snapshot(q, &st);
+		return;
+	}
+	if (st.snapshots_failed > q->snap_failed) {
+		respond_msg(q, LCR_CLIENT_ERROR,
+			    "the snapshot build failed (the node's log says why): no snapshot "
+			    "taken");
+		return;
+	}
+	if (mono_ns() >= q->snap_until_ns) {
+		respond(q, LCR_CLIENT_RETRY, 0, NULL, 0);
+		return;
+	}
+	int rc = lcr_node_post(n, lcr_group_lcore(n, q->group), snapshot_wait_task, q);
+	if (rc < 0)
+		respond_err(q, rc, 0);
+}
+
+/*
+ * SNAPSHOT: trigger a build (the core starts one unless one is under way or
+ * the state machine applied nothing since the newest snapshot) and wait for
+ * it. With nothing to build, the newest snapshot is the answer at once.
+ */
+static void snapshot(struct req *q, struct lcr_core_status *st)
+{
+	struct lcr_event ev = { .type = LCR_EV_TRIGGER_SNAPSHOT };
+	int rc;
+
+	q->snap_built = st->snapshots_built;
+	q->snap_failed = st->snapshots_failed;
+	q->snap_until_ns = mono_ns() + SNAPSHOT_WAIT_NS;
+	rc = lcr_group_event(q->grp->g, &ev);
+	if (rc < 0) {
+		respond_err(q, rc, st->leader);
+		return;
+	}
+	lcr_group_status(q->grp->g, st);
+	if (!st->building && st->snapshots_built == q->snap_built &&
+	    st->snapshots_failed == q->snap_failed) {
+		respond_snapshot(q, st);
+		return;
+	}
+	snapshot_wait_task(q->srv->node, q);
+}
+
 static void handle(struct req *q)
 {
 	struct grp *g = q->grp;
@@ -448,8 +533,16 @@ static void handle(struct req *q)
 
 	g->requests++;
 	lcr_group_status(g->g, &st);
+	if (q->r.op == LCR_CLIENT_SNAPSHOT && (q->r.flags & LCR_CLIENT_F_THIS_NODE)) {
+		snapshot(q, &st);
+		return;
+	}
 	if (st.role != LCR_ROLE_LEADER) {
 		respond(q, LCR_CLIENT_NOT_LEADER, st.leader, NULL, 0);
+		return;
+	}
+	if (q->r.op == LCR_CLIENT_SNAPSHOT) {
+		snapshot(q, &st);
 		return;
 	}
 	if (q->r.op == LCR_CLIENT_GET) {
@@ -610,10 +703,11 @@ static enum client_drop req_check(const uint8_t *p, size_t len)
 	if (len < REQ_FIXED)
 		return CD_PAYLOAD_LENGTH;
 	uint8_t op = p[16], flags = p[17];
-	if (op < LCR_CLIENT_PUT || op > LCR_CLIENT_STATS)
+	if (op < LCR_CLIENT_PUT || op > LCR_CLIENT_SNAPSHOT)
 		return CD_OP;
 	if ((flags & ~LCR_CLIENT_F_KNOWN) ||
-	    ((flags & LCR_CLIENT_F_EXPECT_VALUE) && op != LCR_CLIENT_CAS))
+	    ((flags & LCR_CLIENT_F_EXPECT_VALUE) && op != LCR_CLIENT_CAS) ||
+	    ((flags & LCR_CLIENT_F_THIS_NODE) && op != LCR_CLIENT_SNAPSHOT))
 		return CD_FLAGS;
 	if (p[18] || p[19])
 		return CD_RESERVED;
@@ -621,7 +715,7 @@ static enum client_drop req_check(const uint8_t *p, size_t len)
 	if (kl > LCR_CLIENT_KEY_MAX || vl > LCR_CLIENT_VALUE_MAX || el > LCR_CLIENT_VALUE_MAX)
 		return CD_TOO_LONG;
 	if ((vl && op != LCR_CLIENT_PUT && op != LCR_CLIENT_CAS) || (el && op != LCR_CLIENT_CAS) ||
-	    (kl && op == LCR_CLIENT_STATS))
+	    (kl && (op == LCR_CLIENT_STATS || op == LCR_CLIENT_SNAPSHOT)))
 		return CD_UNUSED_FIELD;
 	if (REQ_FIXED + kl + vl + el != len)
 		return CD_PAYLOAD_LENGTH;
@@ -661,6 +755,8 @@ static bool admit(struct server *s, struct req *q, uint32_t to)
 		refuse(q, CR_NO_GROUP, msg);
 		return false;
 	}
+	if (r->op == LCR_CLIENT_SNAPSHOT)
+		return true; /* no key, and not a write */
 	if (r->key_len == 0) {
 		refuse(q, CR_KEY, "a key is 1..1024 bytes; this one is empty");
 		return false;

@@ -954,18 +954,20 @@ uint32_t lcr_wire_decode_snap_cancel(const void *payload, size_t len,
 
 /*
  * Which fields an operation carries: a value only with PUT and CAS, an
- * expected value and the EXPECT_VALUE flag only with CAS, a key with
- * everything but STATS. A field or flag an operation does not use must be
- * empty, so that one request has one meaning; an unknown flag bit is refused
+ * expected value and the EXPECT_VALUE flag only with CAS, the THIS_NODE flag
+ * only with SNAPSHOT, a key with everything but STATS and SNAPSHOT. A field or flag an operation
+ * does not use must be empty, so that one request has one meaning; an unknown flag bit is refused
  * rather than ignored, so that a node never misreads a later client.
  */
 static bool client_req_ok(const struct lcr_client_req *r)
 {
-	if (r->op < LCR_CLIENT_PUT || r->op > LCR_CLIENT_STATS)
+	if (r->op < LCR_CLIENT_PUT || r->op > LCR_CLIENT_SNAPSHOT)
 		return false;
 	if (r->flags & ~LCR_CLIENT_F_KNOWN)
 		return false;
 	if ((r->flags & LCR_CLIENT_F_EXPECT_VALUE) && r->op != LCR_CLIENT_CAS)
+		return false;
+	if ((r->flags & LCR_CLIENT_F_THIS_NODE) && r->op != LCR_CLIENT_SNAPSHOT)
 		return false;
 	if (r->key_len > LCR_CLIENT_KEY_MAX || r->value_len > LCR_CLIENT_VALUE_MAX ||
 	    r->expect_len > LCR_CLIENT_VALUE_MAX)
@@ -974,7 +976,7 @@ static bool client_req_ok(const struct lcr_client_req *r)
 		return false;
 	if (r->expect_len && r->op != LCR_CLIENT_CAS)
 		return false;
-	if (r->key_len && r->op == LCR_CLIENT_STATS)
+	if (r->key_len && (r->op == LCR_CLIENT_STATS || r->op == LCR_CLIENT_SNAPSHOT))
 		return false;
 	return true;
 }
@@ -1037,7 +1039,7 @@ static bool client_resp_ok(const struct lcr_client_resp *r)
 
 	if (r->status > LCR_CLIENT_ERROR)
 		return false;
-	if (r->op < LCR_CLIENT_PUT || r->op > LCR_CLIENT_STATS)
+	if (r->op < LCR_CLIENT_PUT || r->op > LCR_CLIENT_SNAPSHOT)
 		return false;
 	if (r->op == LCR_CLIENT_STATS && r->status == LCR_CLIENT_OK)
 		value_max = STATS_VALUE_MAX;

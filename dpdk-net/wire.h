@@ -258,7 +258,8 @@ enum lcr_client_op {
 	LCR_CLIENT_GET = 2, /* linearizable read */
 	LCR_CLIENT_CAS = 3,
 	LCR_CLIENT_DELETE = 4,
-	LCR_CLIENT_STATS = 5, /* metrics as JSON */
+	LCR_CLIENT_STATS = 5,	 /* metrics as JSON */
+	LCR_CLIENT_SNAPSHOT = 6, /* build a snapshot of the group now */
 };
 
 enum lcr_client_status {
@@ -279,8 +280,15 @@ enum lcr_client_flag {
 	/* CAS only: the key must hold exactly `expect`, even when it is empty
 	 * (without it an empty `expect` means "the key is absent"). */
 	LCR_CLIENT_F_EXPECT_VALUE = 1u << 0,
-	LCR_CLIENT_F_KNOWN = LCR_CLIENT_F_EXPECT_VALUE,
+	/* SNAPSHOT only: the receiving node builds its own snapshot whatever
+	 * its role (without it only the leader does; others answer NOT_LEADER). */
+	LCR_CLIENT_F_THIS_NODE = 1u << 1,
+	LCR_CLIENT_F_KNOWN = LCR_CLIENT_F_EXPECT_VALUE | LCR_CLIENT_F_THIS_NODE,
 };
+
+/* The OK answer to SNAPSHOT: the snapshot's last log id, index then term,
+ * 8 bytes each, little-endian. */
+#define LCR_CLIENT_SNAPSHOT_RESULT 16
 
 #define LCR_CLIENT_KEY_MAX   1024
 #define LCR_CLIENT_VALUE_MAX 8192

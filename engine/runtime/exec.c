@@ -135,6 +135,12 @@ void lcr_rt_run_cmds(struct lcr_group *g)
 			int rc = fail ? 0 : lcr_rt_snap_install(g, c);
 			if (rc < 0 && !fail)
 				fail = rc;
+			/* The state machine holds everything up to meta.last:
+			 * the core hears it as an apply. */
+			if (rc == 0 && !fail) {
+				applied = true;
+				applied_to = c->install.meta.last;
+			}
 			break;
 		}
 		case LCR_CMD_CANCEL_SNAPSHOT:
@@ -337,9 +343,10 @@ static void net_deliver(void *ctx, const struct lcr_msg *m)
 /*
  * A call failed. An AppendEntries error ends that stream: the core backs the
  * follower off (UNREACHABLE, REMOTE at once; TIMEOUT, NETWORK when they
- * pile up) and opens a new stream. The core has no use for the other
- * errors: a candidate waits for its next election timeout, a transfer for
- * the leader lease to run out (openraft logs them too).
+ * pile up) and opens a new stream. A snapshot's error ends that snapshot on
+ * its stream: the core sends it again after the backoff. The core has no use
+ * for the other errors: a candidate waits for its next election timeout, a
+ * transfer for the leader lease to run out (openraft logs them too).
  */
 static void net_failed(void *ctx, const struct lcr_net_call *call, uint32_t err, const char *why)
 {
@@ -347,7 +354,8 @@ static void net_failed(void *ctx, const struct lcr_net_call *call, uint32_t err,
 	(void)why;
 
 	g->net_errors++;
-	if (call->op != LCR_NET_OP_APPEND && call->op != LCR_NET_OP_STREAM_APPEND)
+	if (call->op != LCR_NET_OP_APPEND && call->op != LCR_NET_OP_STREAM_APPEND &&
+	    call->op != LCR_NET_OP_SNAPSHOT)
 		return;
 	LCR_ASSERT(!call->heartbeat); /* net.c keeps those */
 	struct lcr_event ev = { .type = LCR_EV_NET_ERROR };
@@ -361,6 +369,12 @@ const struct lcr_net_host lcr_rt_net_host = {
 	.deliver = net_deliver,
 	.failed = net_failed,
 	.attach = net_attach,
+	.snap_open = lcr_rt_xfer_open,
+	.snap_close = lcr_rt_xfer_close,
+	.snap_begin = lcr_rt_xfer_begin,
+	.snap_write = lcr_rt_xfer_write,
+	.snap_end = lcr_rt_xfer_end,
+	.snap_abort = lcr_rt_xfer_abort,
 };
 
 /* ---- storage completions ------------------------------------------------------ */

@@ -183,6 +183,12 @@ static int lcore_open(struct lcr_node *n, uint32_t index, char *why, size_t why_
 			       c->core.backoff_ms);
 	nc.groups_max = GROUPS_MAX;
 	nc.alloc = c->alloc;
+	/* A group whose state machine has the snapshot hooks purges its log, so
+	 * a lagging follower catches up only from a snapshot. Which groups open
+	 * is known only later, so the built-in UDP transport (which has
+	 * full_snapshot) always takes snapshots; an application's transport is
+	 * not required to (its groups then never catch up past a purge). */
+	nc.snapshots = c->transport == NULL;
 	const struct lcr_net_factory *f = c->transport ? c->transport : &n->udp_factory;
 	return lcr_net_open(&lc->net, f, &env, &nc, &lcr_rt_net_host, why, why_len);
 }

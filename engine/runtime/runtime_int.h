@@ -130,6 +130,39 @@ struct waiting_read {
 };
 
 /*
+ * A snapshot being sent to one follower (snap_xfer.c): the transport pulls
+ * its bytes from `r`, read a chunk at a time through the lcore's ring.
+ */
+struct lcr_rt_snap_src {
+	struct lcr_group *g;
+	bool open;    /* `r` holds the file and its buffer */
+	bool reading; /* a chunk read is in flight into r.buf */
+	bool closing; /* the send ended: close once the read is back */
+	int err;      /* the reader's error: the next pull fails with it */
+	uint32_t pos; /* bytes of r.buf handed to the transport */
+	struct lcr_snap_reader r;
+};
+
+/*
+ * A snapshot being received from the leader (snap_xfer.c): written to its
+ * own folder (<group>/recv), committed there, then handed to the core.
+ */
+struct lcr_rt_snap_rx {
+	uint64_t handle;  /* the receive open; 0: none */
+	uint64_t seq;	  /* handles given out */
+	uint64_t size;	  /* data bytes announced */
+	uint64_t got;	  /* data bytes the writer took */
+	bool writer_open; /* `w` holds a file and buffers */
+	bool ended;	  /* every byte in: the commit runs */
+	bool committed;	  /* the commit reported (err) */
+	int err;
+	uint64_t installed; /* the handle the core's INSTALL_SNAPSHOT named */
+	struct lcr_msg req; /* the SNAPSHOT_REQ, stepped once durable */
+	struct lcr_snap_writer w;
+	char name[96]; /* the committed file's name in <group>/recv */
+};
+
+/*
  * A group's snapshots (snapshot.c): the one being built, a piece per loop
  * iteration, and what the metrics show.
  */
@@ -160,6 +193,10 @@ struct lcr_rt_snap {
 	uint64_t iter_max_ns;	 /* the longest loop iteration of its lcore during a build */
 	uint64_t restored_bytes; /* the snapshot restored at open */
 	uint64_t purge_errors;
+	/* The transfer (snap_xfer.c): sends, one per peer at most, and a receive. */
+	struct lcr_rt_snap_src src[LCR_PEERS_MAX];
+	struct lcr_rt_snap_rx rx;
+	uint64_t sent_opened, send_busy, received, installed, install_ns_last;
 };
 
 struct lcore;
@@ -396,13 +433,29 @@ void lcr_rt_snap_iteration(struct lcore *lc, uint64_t ns);
  */
 int lcr_rt_snap_restore(struct lcr_group *g, struct lcr_snapshot_meta *meta, char *why,
 			size_t why_len);
+/* The same from the newest snapshot in `dir` (a received one, snap_xfer.c). 1 if
+ * it restored one, 0 if `dir` holds none, or -errno with why. */
+int lcr_rt_snap_restore_from(struct lcr_group *g, const char *dir, struct lcr_snapshot_meta *meta,
+			     char *why, size_t why_len);
 /* At close: abandon a build (waits for its writes), free what the group holds. */
 void lcr_rt_snap_close(struct lcr_group *g);
 
 /* snap_xfer.c (the snapshot transfer): LCR_CMD_INSTALL_SNAPSHOT, a storage
- * command (0 or -errno: the replica stops), and LCR_CMD_CANCEL_SNAPSHOT.
- * Until that file exists, snapshot.c holds weak stand-ins that refuse. */
+ * command (0 or -errno: the replica stops), and LCR_CMD_CANCEL_SNAPSHOT. */
 int lcr_rt_snap_install(struct lcr_group *g, const struct lcr_cmd *c);
 void lcr_rt_snap_cancel(struct lcr_group *g, const struct lcr_cmd *c);
+/* The host's snap_* callbacks (net_host.h), for lcr_rt_net_host. */
+int lcr_rt_xfer_open(void *group, const struct lcr_msg *m, struct lcr_net_snapshot *snap);
+void lcr_rt_xfer_close(void *group, struct lcr_net_snapshot *snap);
+int lcr_rt_xfer_begin(void *group, const struct lcr_msg *req, uint64_t size, uint64_t *handle);
+long lcr_rt_xfer_write(void *group, uint64_t handle, const void *data, size_t len);
+int lcr_rt_xfer_end(void *group, uint64_t handle);
+void lcr_rt_xfer_abort(void *group, uint64_t handle);
+/* Once per loop iteration (from lcr_rt_snap_progress): a received snapshot
+ * made durable goes to the core; sources and writers released while their
+ * I/O was in flight are freed. True if it did anything. */
+bool lcr_rt_xfer_progress(struct lcr_group *g);
+/* At close: wait for the transfer's I/O and free what it holds. */
+void lcr_rt_xfer_free(struct lcr_group *g);
 
 #endif /* LCR_RUNTIME_INT_H */

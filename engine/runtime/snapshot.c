@@ -160,7 +160,8 @@ static int build_fill(struct lcr_group *g)
 	return 0;
 }
 
-bool lcr_rt_snap_progress(struct lcr_group *g)
+/* The build's next piece, or its report. True if it did anything. */
+static bool build_progress(struct lcr_group *g)
 {
 	struct lcr_rt_snap *s = &g->snap;
 	int rc;
@@ -200,6 +201,13 @@ bool lcr_rt_snap_progress(struct lcr_group *g)
 			build_end(g, rc);
 	}
 	return true;
+}
+
+bool lcr_rt_snap_progress(struct lcr_group *g)
+{
+	bool xfer = lcr_rt_xfer_progress(g);
+	bool build = build_progress(g);
+	return xfer || build;
 }
 
 void lcr_rt_snap_iteration(struct lcore *lc, uint64_t ns)
@@ -275,13 +283,18 @@ static int restore_feed(struct lcr_group *g, struct lcr_snap_reader *r, char *wh
 int lcr_rt_snap_restore(struct lcr_group *g, struct lcr_snapshot_meta *meta, char *why,
 			size_t why_len)
 {
+	return lcr_rt_snap_restore_from(g, g->snap.dir, meta, why, why_len);
+}
+
+int lcr_rt_snap_restore_from(struct lcr_group *g, const char *dir, struct lcr_snapshot_meta *meta,
+			     char *why, size_t why_len)
+{
 	struct lcr_snap_reader r;
 	char err[512] = "";
 	int rc;
 
 	memset(meta, 0, sizeof(*meta));
-	rc = lcr_snap_open(&r, &g->lc->ring, g->snap.dir, g->id, g->node->cfg.alloc, err,
-			   sizeof(err));
+	rc = lcr_snap_open(&r, &g->lc->ring, dir, g->id, g->node->cfg.alloc, err, sizeof(err));
 	if (rc < 0) {
 		snprintf(why, why_len, "group %u: cannot open its newest snapshot: %s", g->id,
 			 err[0] ? err : strerror(-rc));
@@ -293,7 +306,7 @@ int lcr_rt_snap_restore(struct lcr_group *g, struct lcr_snapshot_meta *meta, cha
 		snprintf(why, why_len,
 			 "group %u: %s holds a snapshot (at %llu) but the state machine has no "
 			 "snapshot hooks to restore it",
-			 g->id, g->snap.dir, (unsigned long long)r.meta.last.index);
+			 g->id, dir, (unsigned long long)r.meta.last.index);
 		lcr_snap_reader_close(&r);
 		return -ENOTSUP;
 	}
@@ -322,6 +335,7 @@ void lcr_rt_snap_close(struct lcr_group *g)
 {
 	struct lcr_rt_snap *s = &g->snap;
 
+	lcr_rt_xfer_free(g);
 	if (s->cursor) {
 		g->ops.snapshot_close(g->sm, s->cursor);
 		s->cursor = NULL;
@@ -338,19 +352,4 @@ void lcr_rt_snap_close(struct lcr_group *g)
 		g->lc->building--;
 		s->building = false;
 	}
-}
-
-/* ---- the snapshot transfer's commands, until snap_xfer.c exists ------------------- */
-
-__attribute__((weak)) int lcr_rt_snap_install(struct lcr_group *g, const struct lcr_cmd *c)
-{
-	(void)c;
-	fprintf(stderr, "lcraft: group %u: this build cannot install a received snapshot\n", g->id);
-	return -ENOTSUP;
-}
-
-__attribute__((weak)) void lcr_rt_snap_cancel(struct lcr_group *g, const struct lcr_cmd *c)
-{
-	(void)g;
-	(void)c;
 }

@@ -12,7 +12,9 @@ value (the EXPECT_VALUE flag), which operations answer NOT_FOUND, the requests
 answered ERROR and counted under "refused", and every drop reason of the client
 port counted under its own name in the STATS answer (with no answer sent), the
 kernel's drops for a full receive queue (the node stopped by SIGSTOP) too.
-With --cli, lcraft-cli's CAS to and from the empty value (--expect-value). Last,
+SNAPSHOT builds a snapshot (the metrics then count it), on the leader or, with
+THIS_NODE, on the node asked. With --cli, lcraft-cli's CAS to and from the empty
+value (--expect-value) and its snapshot command. Last,
 three times the node's room for requests in flight, to show answered requests
 give their room back.
 
@@ -41,10 +43,11 @@ T0 = time.monotonic()
 MAGIC = 0x5752434C
 HDR = 56
 CLIENT_REQ, CLIENT_RESP = 16, 17
-PUT, GET, CAS, DELETE, STATS = 1, 2, 3, 4, 5
+PUT, GET, CAS, DELETE, STATS, SNAPSHOT = 1, 2, 3, 4, 5, 6
 OK, NOT_FOUND, CAS_FAILED, NOT_LEADER, RETRY, ERROR = 0, 1, 2, 3, 4, 5
 STATUS = {0: "OK", 1: "NOT_FOUND", 2: "CAS_FAILED", 3: "NOT_LEADER", 4: "RETRY", 5: "ERROR"}
 EXPECT_VALUE = 0x01  # CLIENT_REQ byte 17, bit 0
+THIS_NODE = 0x02  # CLIENT_REQ byte 17, bit 1 (SNAPSHOT only)
 CLIENT_DGRAM_MAX = 65507
 NODE = 1
 GROUPS = 2
@@ -128,7 +131,7 @@ def parse_answer(d, cluster):
         raise Fail(f"an answer header off the rules: cluster {cl} from {frm} to {to} "
                    f"flags {flags} stream {stream} seq {seq} fragment {fi}/{fc}")
     rid, status, op, res1, leader, vl, res2 = struct.unpack("<QBBHIII", d[HDR:HDR + 24])
-    if res1 or res2 or vl != len(d) - HDR - 24 or status > ERROR or not 1 <= op <= 5:
+    if res1 or res2 or vl != len(d) - HDR - 24 or status > ERROR or not 1 <= op <= 6:
         raise Fail(f"a malformed answer payload: status {status} op {op} value_len {vl}")
     return Answer({"group": group}, rid, status, op, leader, d[HDR + 24:])
 
@@ -349,10 +352,12 @@ def check_drops(c, env):
         ("payload_length", header(req_payload(1, 1, GET, b"k", lens=(2, 0, 0)), cl, 1)),
         ("payload_length", header(good + b"\0", cl, 1)),
         ("op", header(req_payload(1, 1, 0, b"k"), cl, 1)),
-        ("op", header(req_payload(1, 1, 6, b"k"), cl, 1)),
+        ("op", header(req_payload(1, 1, 7, b"k"), cl, 1)),
         ("op", header(req_payload(1, 1, 255, b"k"), cl, 1)),
         ("flags", header(req_payload(1, 1, CAS, b"k", b"v", flags=0x80), cl, 1)),
         ("flags", header(req_payload(1, 1, PUT, b"k", b"v", flags=EXPECT_VALUE), cl, 1)),
+        ("flags", header(req_payload(1, 1, GET, b"k", flags=THIS_NODE), cl, 1)),
+        ("flags", header(req_payload(1, 1, SNAPSHOT, flags=EXPECT_VALUE), cl, 1)),
         ("reserved", header(req_payload(1, 1, GET, b"k", reserved=b"\0\1"), cl, 1)),
         ("too_long", header(req_payload(1, 1, GET, b"k" * 1025), cl, 1)),
         ("too_long", header(req_payload(1, 1, PUT, b"k", b"v" * 8193), cl, 1)),
@@ -360,6 +365,7 @@ def check_drops(c, env):
         ("unused_field", header(req_payload(1, 1, GET, b"k", b"v"), cl, 1)),
         ("unused_field", header(req_payload(1, 1, PUT, b"k", b"v", b"e"), cl, 1)),
         ("unused_field", header(req_payload(1, 1, STATS, b"k"), cl, 1)),
+        ("unused_field", header(req_payload(1, 1, SNAPSHOT, b"k"), cl, 1)),
     ]
     before = c.stats()["client"]
     big = None
@@ -453,6 +459,48 @@ def check_cli(_c, env):
     cli("--expect-value", "cas", "cli-empty", "", "y", want_rc=1)
     cli("--node", str(NODE), "put", "cli-to", "v", want_out="OK\n")
     cli("--expect-value", "put", "cli-to", "w", want_rc=2)
+    cli("snapshot")
+    cli("--node", str(NODE), "--group", "2", "snapshot")
+    cli("snapshot", "extra", want_rc=2)
+
+
+def snapshot_id(a, what):
+    """The OK answer to SNAPSHOT: the snapshot's last log id (index, term)."""
+    expect(a, OK, what=what)
+    if len(a.value) != 16:
+        raise Fail(f"{what}: a value of {len(a.value)} bytes, not 16")
+    return struct.unpack("<QQ", a.value)
+
+
+def group_metrics(c, group):
+    for lc in c.stats()["lcraft"]["lcores"]:
+        for g in lc["groups"]:
+            if g["group"] == group:
+                return g
+    raise Fail(f"no metrics of group {group}")
+
+
+def check_snapshot(c, _env):
+    """SNAPSHOT builds one now and answers with its last log id once built; the metrics
+    count it; with nothing applied since, the same snapshot answers at once."""
+    expect(c.call(PUT, b"snap", b"1"), OK, what="PUT before a snapshot")
+    before = group_metrics(c, 1)
+    index, term = snapshot_id(c.call(SNAPSHOT, timeout=12), "SNAPSHOT of group 1")
+    after = group_metrics(c, 1)
+    say(f"SNAPSHOT: index {index} term {term}; snapshots_built "
+        f"{before['snapshots_built']} -> {after['snapshots_built']}")
+    if after["snapshots_built"] < 1 or after["snapshots_built"] <= before["snapshots_built"]:
+        raise Fail(f"snapshots_built {before['snapshots_built']} -> "
+                   f"{after['snapshots_built']} after SNAPSHOT")
+    if index < 1 or term < 1 or index > after["applied_index"]:
+        raise Fail(f"SNAPSHOT answered index {index} term {term}; applied "
+                   f"{after['applied_index']}")
+    again = snapshot_id(c.call(SNAPSHOT, flags=THIS_NODE, timeout=12), "SNAPSHOT again")
+    if again != (index, term):
+        raise Fail(f"SNAPSHOT with nothing new applied: {again}, not {(index, term)}")
+    expect(c.call(GET, b"snap"), OK, b"1", what="GET after the snapshot")
+    a = c.call(SNAPSHOT, group=GROUPS + 1)
+    expect_error(a, [f"no group {GROUPS + 1}"], "SNAPSHOT of a group not here")
 
 
 def check_pool(c, _env):
@@ -550,7 +598,7 @@ def check_stats_rate(c, _env):
 
 
 CHECKS = [check_to, check_groups, check_resends, check_cas_empty, check_not_found,
-          check_refused, check_drops, check_overflow, check_cli, check_pool,
+          check_refused, check_snapshot, check_drops, check_overflow, check_cli, check_pool,
           check_stats_rate]
 
 

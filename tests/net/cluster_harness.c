@@ -66,6 +66,75 @@ static void sm_role(void *ctx, uint32_t role, uint32_t leader)
 	atomic_store(&s->leader, leader);
 }
 
+/* Snapshot hooks: the state is 16 bytes, (count, hash), frozen at open. */
+struct ch_cursor {
+	uint8_t state[16];
+	uint32_t pos;
+};
+
+static void *sm_snapshot_open(void *ctx, int *err)
+{
+	struct ch_sm *s = ctx;
+	struct ch_cursor *k = calloc(1, sizeof(*k));
+	if (!k) {
+		*err = -ENOMEM;
+		return NULL;
+	}
+	uint64_t count = atomic_load(&s->count), hash = atomic_load(&s->hash);
+	memcpy(k->state, &count, 8);
+	memcpy(k->state + 8, &hash, 8);
+	return k;
+}
+
+static long sm_snapshot_read(void *ctx, void *cursor, void *buf, size_t cap)
+{
+	struct ch_cursor *k = cursor;
+	size_t n = sizeof(k->state) - k->pos;
+	(void)ctx;
+	if (n > cap)
+		n = cap;
+	memcpy(buf, k->state + k->pos, n);
+	k->pos += (uint32_t)n;
+	return (long)n;
+}
+
+static void sm_snapshot_close(void *ctx, void *cursor)
+{
+	(void)ctx;
+	free(cursor);
+}
+
+static int sm_restore_begin(void *ctx, const struct lcr_snapshot_meta *meta)
+{
+	struct ch_sm *s = ctx;
+	(void)meta;
+	s->restore_got = 0;
+	return 0;
+}
+
+static int sm_restore_chunk(void *ctx, const void *data, size_t len)
+{
+	struct ch_sm *s = ctx;
+	if (s->restore_got + len > sizeof(s->restore))
+		return -EINVAL;
+	memcpy(s->restore + s->restore_got, data, len);
+	s->restore_got += (uint32_t)len;
+	return 0;
+}
+
+static int sm_restore_end(void *ctx)
+{
+	struct ch_sm *s = ctx;
+	uint64_t count, hash;
+	if (s->restore_got != sizeof(s->restore))
+		return -EINVAL;
+	memcpy(&count, s->restore, 8);
+	memcpy(&hash, s->restore + 8, 8);
+	atomic_store(&s->count, count);
+	atomic_store(&s->hash, hash);
+	return 0;
+}
+
 static void *run_node(void *arg)
 {
 	struct ch_replica *r = arg;
@@ -105,6 +174,14 @@ void ch_start(struct ch_cluster *c, uint32_t id)
 	if (rc < 0)
 		fail_msg("node %u: %s", id, why);
 	struct lcr_sm_ops ops = { .apply = sm_apply, .role = sm_role };
+	if (c->snapshots) {
+		ops.snapshot_open = sm_snapshot_open;
+		ops.snapshot_read = sm_snapshot_read;
+		ops.snapshot_close = sm_snapshot_close;
+		ops.restore_begin = sm_restore_begin;
+		ops.restore_chunk = sm_restore_chunk;
+		ops.restore_end = sm_restore_end;
+	}
 	rc = lcr_group_open(r->node, CH_GROUP, &ops, &r->sm, &r->group, why, sizeof(why));
 	if (rc < 0)
 		fail_msg("node %u group: %s", id, why);

@@ -37,6 +37,8 @@ struct ch_sm {
 	_Atomic uint64_t hash;	 /* FNV-1a over every applied entry and its index */
 	_Atomic uint32_t role;	 /* LCR_ROLE_* */
 	_Atomic uint32_t leader; /* node id, 0: none known */
+	uint8_t restore[16];	 /* a snapshot being restored (the lcore's) */
+	uint32_t restore_got;
 };
 
 struct ch_replica {
@@ -52,6 +54,9 @@ struct ch_cluster {
 	/* Sets the transport part of replica `id`'s config (bind host, the peers'
 	 * hosts and ports, lcr_node_config.transport, ...), after the common part. */
 	void (*configure)(struct lcr_node_config *c, uint32_t id);
+	/* The state machine has the six snapshot hooks: its state, (count,
+	 * hash), is the snapshot (set before ch_start). */
+	bool snapshots;
 	struct ch_replica rep[CH_NODES + 1]; /* 1-based */
 };
 

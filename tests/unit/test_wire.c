@@ -1199,15 +1199,16 @@ static void test_roundtrip_client_req(void **state)
 	fill(key, sizeof(key), 1);
 	fill(val, sizeof(val), 2);
 	fill(exp, sizeof(exp), 3);
-	for (uint8_t op = LCR_CLIENT_PUT; op <= LCR_CLIENT_STATS; op++) {
+	for (uint8_t op = LCR_CLIENT_PUT; op <= LCR_CLIENT_SNAPSHOT; op++) {
+		bool keyless = op == LCR_CLIENT_STATS || op == LCR_CLIENT_SNAPSHOT;
 		r.op = op;
-		r.key_len = op == LCR_CLIENT_STATS ? 0 : LCR_CLIENT_KEY_MAX;
+		r.key_len = keyless ? 0 : LCR_CLIENT_KEY_MAX;
 		r.value_len =
 			op == LCR_CLIENT_PUT || op == LCR_CLIENT_CAS ? LCR_CLIENT_VALUE_MAX : 0;
 		r.expect_len = op == LCR_CLIENT_CAS ? LCR_CLIENT_VALUE_MAX : 0;
 		check_client_req(&r, buf, sizeof(buf));
 		/* Small and empty fields too. */
-		r.key_len = op == LCR_CLIENT_STATS ? 0 : 1;
+		r.key_len = keyless ? 0 : 1;
 		r.value_len = op == LCR_CLIENT_PUT || op == LCR_CLIENT_CAS ? 2 : 0;
 		r.expect_len = op == LCR_CLIENT_CAS ? 3 : 0;
 		check_client_req(&r, buf, sizeof(buf));
@@ -1222,6 +1223,67 @@ static void test_roundtrip_client_req(void **state)
 	check_client_req(&r, buf, sizeof(buf));
 	r.value_len = 0;
 	check_client_req(&r, buf, sizeof(buf));
+	/* SNAPSHOT on the receiving node, whatever its role. */
+	r.op = LCR_CLIENT_SNAPSHOT;
+	r.flags = LCR_CLIENT_F_THIS_NODE;
+	r.key_len = 0;
+	check_client_req(&r, buf, sizeof(buf));
+}
+
+/* SNAPSHOT (op 6) byte by byte, as docs/wire-protocol.md lays it out, and its answer. */
+static void test_client_snapshot_layout(void **state)
+{
+	static const uint8_t want[] = {
+		0x08, 0x07, 0x06, 0x05, 0x04, 0x03, 0x02, 0x01, /* client id */
+		0x02, 0,    0,	  0,	0,    0,    0,	  0,	/* request id */
+		0x06,						/* op: SNAPSHOT */
+		0x02,						/* flags: THIS_NODE */
+		0,    0,					/* reserved */
+		0,    0,    0,	  0,	0,    0,    0,	  0,
+		0,    0,    0,	  0, /* key, value, expect: 0 */
+	};
+	struct lcr_client_req r = { .client = 0x0102030405060708ull,
+				    .id = 2,
+				    .op = LCR_CLIENT_SNAPSHOT,
+				    .flags = LCR_CLIENT_F_THIS_NODE };
+	struct lcr_client_req got;
+	uint8_t buf[64];
+
+	(void)state;
+	assert_int_equal(lcr_wire_encode_client_req(buf, sizeof(buf), &r), sizeof(want));
+	assert_memory_equal(buf, want, sizeof(want));
+	assert_int_equal(lcr_wire_decode_client_req(buf, sizeof(want), &got), LCR_DROP_NONE);
+	assert_int_equal(got.op, LCR_CLIENT_SNAPSHOT);
+	assert_int_equal(got.flags, LCR_CLIENT_F_THIS_NODE);
+	/* A key, a value or an expected value is refused both ways. */
+	static const uint8_t k[1] = "k";
+	for (int f = 0; f < 3; f++) {
+		struct lcr_client_req bad = r;
+		uint32_t *len = f == 0 ? &bad.key_len : f == 1 ? &bad.value_len : &bad.expect_len;
+		bad.key = bad.value = bad.expect = k;
+		*len = 1;
+		assert_int_equal(lcr_wire_encode_client_req(buf, sizeof(buf), &bad), 0);
+		memcpy(buf, want, sizeof(want));
+		buf[20 + 4 * f] = 1;
+		buf[sizeof(want)] = 'k';
+		assert_int_equal(lcr_wire_decode_client_req(buf, sizeof(want) + 1, &got),
+				 LCR_DROP_MALFORMED);
+	}
+	/* The answer: the snapshot's last log id, index then term. */
+	uint8_t id[LCR_CLIENT_SNAPSHOT_RESULT] = { 0x2a, 0, 0, 0, 0, 0, 0, 0, 3 };
+	struct lcr_client_resp rs = { 2, LCR_CLIENT_OK, LCR_CLIENT_SNAPSHOT, 0, sizeof(id), id };
+	struct lcr_client_resp rgot;
+	assert_int_equal(lcr_wire_encode_client_resp(buf, sizeof(buf), &rs), 24 + sizeof(id));
+	assert_int_equal(buf[9], LCR_CLIENT_SNAPSHOT);
+	assert_int_equal(lcr_wire_decode_client_resp(buf, 24 + sizeof(id), &rgot), LCR_DROP_NONE);
+	assert_int_equal(rgot.op, LCR_CLIENT_SNAPSHOT);
+	assert_memory_equal(rgot.value, id, sizeof(id));
+	/* Only STATS may answer more than a value's worth. */
+	static uint8_t big[LCR_CLIENT_VALUE_MAX + 1];
+	static uint8_t out[LCR_CLIENT_VALUE_MAX + 64];
+	rs.value = big;
+	rs.value_len = sizeof(big);
+	assert_int_equal(lcr_wire_encode_client_resp(out, sizeof(out), &rs), 0);
 }
 
 static void check_client_resp(const struct lcr_client_resp *r, uint8_t *buf, size_t cap)
@@ -1252,7 +1314,7 @@ static void test_roundtrip_client_resp(void **state)
 	assert_non_null(buf);
 	fill(val, STATS_MAX, 4);
 	for (uint8_t st = LCR_CLIENT_OK; st <= LCR_CLIENT_ERROR; st++) {
-		for (uint8_t op = LCR_CLIENT_PUT; op <= LCR_CLIENT_STATS; op++) {
+		for (uint8_t op = LCR_CLIENT_PUT; op <= LCR_CLIENT_SNAPSHOT; op++) {
 			r.status = st;
 			r.op = op;
 			r.value_len = LCR_CLIENT_VALUE_MAX;
@@ -1385,7 +1447,9 @@ static void test_encode_refuses(void **state)
 	rq.value_len = 1;
 	rq.op = 0;
 	assert_int_equal(lcr_wire_encode_client_req(buf, 64, &rq), 0);
-	rq.op = 6;
+	rq.op = 7;
+	assert_int_equal(lcr_wire_encode_client_req(buf, 64, &rq), 0);
+	rq.op = LCR_CLIENT_SNAPSHOT; /* with a key and a value */
 	assert_int_equal(lcr_wire_encode_client_req(buf, 64, &rq), 0);
 
 	struct lcr_client_resp rs = {
@@ -1401,6 +1465,8 @@ static void test_encode_refuses(void **state)
 	assert_int_equal(lcr_wire_encode_client_resp(buf, 64, &rs), 0);
 	rs.status = 0;
 	rs.op = 0;
+	assert_int_equal(lcr_wire_encode_client_resp(buf, 64, &rs), 0);
+	rs.op = LCR_CLIENT_SNAPSHOT + 1;
 	assert_int_equal(lcr_wire_encode_client_resp(buf, 64, &rs), 0);
 	free(buf);
 	free(data);
@@ -1828,7 +1894,7 @@ static void test_bad_enums(void **state)
 	for (int op = 0; op < 256; op++) {
 		buf[9] = (uint8_t)op;
 		assert_int_equal(decode_any(LCR_WIRE_CLIENT_RESP, buf, n),
-				 op >= LCR_CLIENT_PUT && op <= LCR_CLIENT_STATS
+				 op >= LCR_CLIENT_PUT && op <= LCR_CLIENT_SNAPSHOT
 					 ? LCR_DROP_NONE
 					 : LCR_DROP_MALFORMED);
 	}
@@ -1925,8 +1991,9 @@ static void test_client_lengths(void **state)
 }
 
 /*
- * The flags byte (17): EXPECT_VALUE with CAS, nothing else. Both directions
- * refuse every other value, for every op, so a request has one encoding.
+ * The flags byte (17): EXPECT_VALUE with CAS, THIS_NODE with SNAPSHOT,
+ * nothing else. Both directions refuse every other value, for every op, so a
+ * request has one encoding.
  */
 static void test_client_req_flags(void **state)
 {
@@ -1935,15 +2002,18 @@ static void test_client_req_flags(void **state)
 	struct lcr_client_req r, got;
 
 	(void)state;
-	for (uint8_t op = LCR_CLIENT_PUT; op <= LCR_CLIENT_STATS; op++) {
+	for (uint8_t op = LCR_CLIENT_PUT; op <= LCR_CLIENT_SNAPSHOT; op++) {
 		for (int v = 0; v < 256; v++) {
 			memset(&r, 0, sizeof(r));
 			r.op = op;
 			r.key = key;
-			r.key_len = op == LCR_CLIENT_STATS ? 0 : sizeof(key);
+			r.key_len = op == LCR_CLIENT_STATS || op == LCR_CLIENT_SNAPSHOT
+					    ? 0
+					    : sizeof(key);
 			r.flags = (uint8_t)v;
-			bool ok =
-				v == 0 || (v == LCR_CLIENT_F_EXPECT_VALUE && op == LCR_CLIENT_CAS);
+			bool ok = v == 0 ||
+				  (v == LCR_CLIENT_F_EXPECT_VALUE && op == LCR_CLIENT_CAS) ||
+				  (v == LCR_CLIENT_F_THIS_NODE && op == LCR_CLIENT_SNAPSHOT);
 			size_t n = lcr_wire_encode_client_req(buf, sizeof(buf), &r);
 			assert_int_equal(n, ok ? 32 + r.key_len : 0);
 			/* The decoder, on the bytes the encoder would write. */
@@ -1980,6 +2050,7 @@ int main(void)
 		cmocka_unit_test(test_ack_flags),
 		cmocka_unit_test(test_roundtrip_client_req),
 		cmocka_unit_test(test_roundtrip_client_resp),
+		cmocka_unit_test(test_client_snapshot_layout),
 		cmocka_unit_test(test_roundtrip_datagrams),
 		cmocka_unit_test(test_encode_refuses),
 		cmocka_unit_test(test_open_drops),
