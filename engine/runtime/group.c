@@ -275,8 +275,11 @@ static bool sm_hooks(const struct lcr_sm_ops *o, bool *valid)
  * The log against the snapshot restored at open (`snap`, none: index 0): the
  * core starts at the snapshot and loads the log after it, so the log must not
  * be purged past it and must hold its last entry, or end where it was purged
- * up to it. A log that lacks it is a crash between an installed snapshot
- * becoming durable and the log's reset.
+ * up to it. Returns 0 if so; 1 if the log lacks that entry (it ends before
+ * it, or holds another term there), which is a crash between an installed
+ * snapshot becoming durable and the log's reset: log_install() finishes the
+ * reset; -EBADMSG with why if the log was purged past the snapshot (entries
+ * between are lost, and nothing here brings them back).
  */
 static int log_check(struct lcr_group *g, const struct lcr_log_recovery *rec,
 		     const struct lcr_snapshot_meta *snap, char *why, size_t why_len)
@@ -304,13 +307,57 @@ static int log_check(struct lcr_group *g, const struct lcr_log_recovery *rec,
 		return 0;
 	if (lcr_log_id_eq(rec->purged, snap->last) && last.index <= snap->last.index)
 		return 0;
-	snprintf(why, why_len,
-		 "group %u: the log in %s (entries %llu..%llu, purged up to %llu) does not hold "
-		 "the last entry of its newest snapshot (%llu, term %llu)",
-		 g->id, g->snap.dir, (unsigned long long)lcr_log_first_index(g->log),
-		 (unsigned long long)last.index, (unsigned long long)rec->purged.index,
-		 (unsigned long long)snap->last.index, (unsigned long long)snap->last.lid.term);
-	return -EBADMSG;
+	return 1;
+}
+
+/* How long open waits for the log's reset to become durable (a few writes). */
+#define LOG_INSTALL_WAIT_NS (30ull * 1000000000ull)
+
+/*
+ * Finish what a crash cut short: the snapshot `snap` is durable but the log
+ * was not reset after it (lcr_log_install without keep_log, as the core's
+ * INSTALL_SNAPSHOT does when its log lacks the snapshot's last entry; Raft
+ * thesis 5.3: "If the snapshot is newer, the follower discards its entire
+ * log"). Blocks until the reset is durable, reaping the lcore's ring (this is
+ * open: the lcore does not run it yet); the completion is the log's, not the
+ * core's, so it is taken here and not handed on. Returns 0, or -errno with why.
+ */
+static int log_install(struct lcr_group *g, const struct lcr_snapshot_meta *snap, char *why,
+		       size_t why_len)
+{
+	struct lcr_io_id io = { .seq = 0, .last = snap->last };
+	uint64_t until = lcr_rt_now_ns() + LOG_INSTALL_WAIT_NS;
+	struct lcr_log_id was = lcr_log_last(g->log);
+	int rc;
+
+	LCR_ASSERT(g->core == NULL);
+	LCR_ASSERT(!g->flush_new && g->io_err == 0);
+	rc = lcr_log_install(g->log, snap->last, false, &io);
+	while (rc == 0 && (!g->flush_new || lcr_log_busy(g->log))) {
+		if (g->io_err)
+			rc = g->io_err;
+		else if (lcr_rt_now_ns() > until)
+			rc = -ETIMEDOUT;
+		else {
+			lcr_log_flush(g->log);
+			lcr_ring_wait(&g->lc->ring, 10 * 1000 * 1000);
+		}
+	}
+	g->flush_new = false;
+	g->io_err = 0;
+	memset(&g->flushed, 0, sizeof(g->flushed));
+	if (rc < 0) {
+		snprintf(why, why_len,
+			 "group %u: the log in %s (up to %llu, term %llu) lacks the last entry of "
+			 "its newest snapshot (%llu, term %llu), and restarting it after the "
+			 "snapshot failed: %s",
+			 g->id, g->snap.dir, (unsigned long long)was.index,
+			 (unsigned long long)was.lid.term, (unsigned long long)snap->last.index,
+			 (unsigned long long)snap->last.lid.term, lcr_strerror(rc));
+		return rc;
+	}
+	LCR_ASSERT(lcr_log_id_eq(lcr_log_last(g->log), snap->last));
+	return 0;
 }
 
 int lcr_group_open(struct lcr_node *n, uint32_t id, const struct lcr_sm_ops *ops, void *sm,
@@ -412,6 +459,11 @@ int lcr_group_open(struct lcr_node *n, uint32_t id, const struct lcr_sm_ops *ops
 		goto fail;
 	if ((rc = log_check(g, &rec, &snap, why, why_len)) < 0)
 		goto fail;
+	if (rc == 1) {
+		if ((rc = log_install(g, &snap, why, why_len)) < 0)
+			goto fail;
+		lcr_log_recovered(g->log, &rec); /* purged: the snapshot's last entry */
+	}
 	g->snap.floor = snap.last;
 	g->applied_id = g->apply_to = snap.last;
 	struct lcr_core_restore rs = { rec.vote, rec.committed, rec.purged, snap };

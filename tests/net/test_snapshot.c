@@ -8,6 +8,9 @@
  *    replays only the entries after it (the applies are counted), and ends
  *    in the same state;
  *  - a damaged snapshot file makes the open fail, saying so;
+ *  - a log that ends before the newest snapshot's last entry (a crash between
+ *    an installed snapshot becoming durable and the log's reset) is reset at
+ *    open to start after the snapshot, and the group opens from it;
  *  - a 100 MB state is built a piece per loop iteration: the longest
  *    iteration while it is built is printed (and bounded).
  */
@@ -28,6 +31,8 @@
 #include <unistd.h>
 
 #include "lcraft.h"
+#include "log.h"
+#include "ring.h"
 
 #define ENTRIES	   3000
 #define AFTER	   300 /* proposed after the last snapshot */
@@ -168,6 +173,7 @@ static const struct lcr_sm_ops ops = {
 
 static char dir[256];
 static uint16_t port;
+static uint64_t keep_before; /* max_in_snapshot_log_to_keep */
 static struct lcr_node *node;
 static struct lcr_group *grp;
 static pthread_t runner;
@@ -198,7 +204,7 @@ static void config(struct lcr_node_config *c, uint64_t logs_since_last)
 	snprintf(c->peers[0].host, sizeof(c->peers[0].host), "127.0.0.1");
 	c->peers[0].port = port;
 	c->core.snapshot_logs_since_last = logs_since_last;
-	c->core.max_in_snapshot_log_to_keep = 0;
+	c->core.max_in_snapshot_log_to_keep = keep_before;
 	c->core.purge_batch_size = 1;
 }
 
@@ -297,6 +303,7 @@ static int setup(void **state)
 	if (!mkdtemp(dir))
 		fail_msg("mkdtemp %s: %s", dir, strerror(errno));
 	port = (uint16_t)(20000 + ((getpid() + 7919) % 20000));
+	keep_before = 0;
 	return 0;
 }
 
@@ -448,12 +455,101 @@ static void test_snapshot_100mb_never_stalls_the_loop(void **state)
 	free(blob);
 }
 
+static bool cut_done;
+
+static void cut_log_done(void *ctx, const struct lcr_io_id *io, int err)
+{
+	(void)ctx, (void)io;
+	assert_int_equal(err, 0);
+	cut_done = true;
+}
+
+/* Drop group 1's entries after `after` with the log's own truncate, the node closed. */
+static void cut_log(uint64_t after)
+{
+	char gdir[300], why[512];
+	struct lcr_ring ring;
+	struct lcr_log_opts o;
+	struct lcr_log *l;
+	struct lcr_io_id io = { .seq = 1 };
+
+	snprintf(gdir, sizeof(gdir), "%s/group-1", dir);
+	assert_int_equal(lcr_ring_init(&ring, 64), 0);
+	lcr_log_opts_default(&o, gdir);
+	o.group = 1;
+	o.segment_bytes = 4u << 20;
+	o.done = cut_log_done;
+	if (lcr_log_open(&l, &ring, &o, why, sizeof(why)) < 0)
+		fail_msg("log: %s", why);
+	assert_true(lcr_log_last(l).index > after);
+	cut_done = false;
+	assert_int_equal(lcr_log_truncate(l, after, &io), 0);
+	for (uint64_t t0 = now_ns(); !cut_done || lcr_log_busy(l);) {
+		assert_true(now_ns() - t0 < 5000000000ull);
+		lcr_log_flush(l);
+		lcr_ring_wait(&ring, 10000000);
+	}
+	assert_int_equal(lcr_log_last(l).index, after);
+	lcr_log_close(l);
+	lcr_ring_exit(&ring);
+}
+
+static void test_snapshot_log_behind_it_reset_at_open(void **state)
+{
+	static struct tsm a, b, c;
+	char why[512];
+	(void)state;
+
+	keep_before = 1u << 20; /* nothing purged: the log keeps the snapshot's entries */
+	assert_int_equal(start(&a, 0, why, sizeof(why)), 0);
+	propose_all(200);
+	assert_true(wait_for("applied_index", 201, 5000));
+	assert_int_equal(lcr_node_post(node, 0, trigger_task, NULL), 0);
+	assert_true(wait_for("snapshots_built", 1, 5000));
+	uint64_t snap_index = (uint64_t)metric("snapshot_index");
+	assert_int_equal(snap_index, (uint64_t)metric("applied_index"));
+	assert_int_equal(metric("purged_index"), 0);
+	stop();
+	uint64_t hash = a.hash, n = a.n;
+
+	/* The snapshot is durable; the log lost its last 50 entries. */
+	cut_log(snap_index - 50);
+	int rc = start(&b, 0, why, sizeof(why));
+	if (rc < 0)
+		fail_msg("open with the log behind the snapshot: %s", why);
+	assert_true(b.restored);
+	assert_int_equal(b.n, n);
+	assert_true(b.hash == hash);
+	assert_true(wait_for("applied_index", (double)snap_index, 5000));
+	printf("log cut to %llu below the snapshot at %llu: opened at applied %.0f, purged %.0f\n",
+	       (unsigned long long)(snap_index - 50), (unsigned long long)snap_index,
+	       metric("applied_index"), metric("purged_index"));
+	assert_int_equal((uint64_t)metric("snapshot_index"), snap_index);
+	assert_int_equal((uint64_t)metric("purged_index"), snap_index);
+	/* The group goes on from there, and the reset log reopens as it is. */
+	propose_all(100);
+	for (uint64_t t0 = now_ns();
+	     atomic_load(&b.applied_n) < n + 100 && now_ns() - t0 < 5000000000ull;)
+		usleep(1000);
+	assert_int_equal(atomic_load(&b.applied_n), n + 100);
+	stop();
+	assert_int_equal(start(&c, 0, why, sizeof(why)), 0);
+	for (uint64_t t0 = now_ns();
+	     atomic_load(&c.applied_n) < n + 100 && now_ns() - t0 < 5000000000ull;)
+		usleep(1000);
+	assert_int_equal(atomic_load(&c.applied_n), n + 100);
+	assert_true(c.hash == b.hash);
+	stop();
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_snapshot_purge_restart_replays_after_it, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_snapshot_damaged_refused, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_snapshot_log_behind_it_reset_at_open, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(test_snapshot_100mb_never_stalls_the_loop, setup,
 						teardown),
 	};
