@@ -28,11 +28,10 @@
  * opened at restart. The install renames the file into the group's folder
  * before the log is cut (lcr_log_install, in io order): a crash between the
  * two finds the newest snapshot beside the old log. With keep_log the log
- * holds the snapshot's last entry and the group opens as after a build; without,
- * the log lacks it and the group's open refuses it (group.c, log_check) until
- * recovery learns to drop such a log: that window is one log write long. The
- * reverse order (log first) would leave a log purged past the newest snapshot,
- * which the open refuses in both cases.
+ * holds the snapshot's last entry and the group opens as after a build;
+ * without, the log lacks it and the group's open finishes the install (it
+ * resets the log after the snapshot, group.c). The reverse order (log first)
+ * would leave a log purged past the newest snapshot, which the open refuses.
  *
  * Only the group's lcore calls these.
  */
