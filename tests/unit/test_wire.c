@@ -1056,7 +1056,9 @@ static void test_roundtrip_snapshot(void **state)
 	size_t n = lcr_wire_encode_snap_begin(buf, sizeof(buf), &b);
 	assert_int_equal(n, 104);
 	assert_int_equal(lcr_wire_decode_snap_begin(buf, n, &b2), LCR_DROP_NONE);
-	assert_memory_equal(&b.req.meta, &b2.req.meta, sizeof(b.req.meta));
+	/* Field by field: the log id's padding is not part of the message. */
+	assert_true(lcr_log_id_eq(b.req.meta.last, b2.req.meta.last));
+	assert_int_equal(b2.req.meta.id, b.req.meta.id);
 	assert_vote_eq(b.req.vote, b2.req.vote);
 	assert_int_equal(b2.req.size, b.req.size);
 	assert_int_equal(b2.req.stream_id, 0x5555);
