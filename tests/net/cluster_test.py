@@ -13,6 +13,11 @@ and the killed node, restarted on its data directory, must catch up. kvcheck
 then reads every key and checks the whole history for linearizability (so no
 acknowledged write was lost); SIGTERM must stop every node cleanly (exit 0).
 
+snapshot (any user): on loopback, a follower is stopped while 3,000 keys are
+written and the others snapshot and purge (snapshot_logs_since_last = 500);
+restarted, it must catch up by installing a snapshot and hold every key, and
+every data directory must stay bounded while the writes go on.
+
 dpdk-memif: the loopback test with the nodes' Raft datagrams on DPDK instead
 of sockets: three nodes over memif (a port to every peer), EAL without
 hugepages. Skipped where lcraft-node was built without DPDK.
@@ -362,15 +367,15 @@ class Workload:
     """kvcheck in the background: concurrent put/get/cas with leader following and
     retries, then final reads of every key and a linearizability check of the history."""
 
-    def __init__(self, args, cluster, tmp, name, seconds):
+    def __init__(self, args, cluster, tmp, name, seconds, keys=16, extra=()):
         self.name = name
         self.seconds = seconds
         self.err = os.path.join(tmp, f"kvcheck-{name}.err")
         history = os.path.join(tmp, f"kvcheck-{name}.history")
-        cmd = [args.kvcheck, "--config", cluster.config, "--clients", "8", "--keys", "16",
+        cmd = [args.kvcheck, "--config", cluster.config, "--clients", "8", "--keys", str(keys),
                "--seconds", str(seconds), "--op-timeout-ms", "2000", "--history", history,
                # Keys of its own: the check takes them to be absent at the start.
-               "--key-prefix", f"{name}-"]
+               "--key-prefix", f"{name}-", *extra]
         say(f"workload {name}: {' '.join(cmd)}")
         self.t0 = time.monotonic()
         with open(self.err, "wb") as err:
@@ -477,6 +482,97 @@ def test_loopback(args, tmp, cleanups, dpdk=False):
         "; catch-up ms: " + ", ".join(f"{c:.0f}" for _, c in results))
     wl.finish()
     cl.check_alive()
+    cl.stop_all()
+    return cl
+
+
+# -- snapshots
+
+def node_stats(cl, i, timeout_ms=500):
+    """Node i's whole stats line (lcraft and kv), or None."""
+    p = run([cl.cli_bin, "--config", cl.config, "--node", str(i), "--timeout", str(timeout_ms),
+             "stats"], check=False, timeout=10)
+    if p.returncode != 0 or not p.stdout.strip():
+        return None
+    try:
+        return json.loads(p.stdout.splitlines()[0])
+    except ValueError as e:
+        raise Fail(f"node {i}: stats: unexpected answer ({e}): {p.stdout[:300]}") from e
+
+
+def dir_bytes(path):
+    total = 0
+    for root, _dirs, files in os.walk(path):
+        for f in files:
+            try:
+                total += os.path.getsize(os.path.join(root, f))
+            except OSError:
+                pass
+    return total
+
+
+SNAPSHOT_DISK_BOUND = 48 << 20  # 4 MiB segments, a few kept, snapshots of a small store
+
+
+def test_snapshot(args, tmp, cleanups):
+    """A follower stopped while thousands of keys are written and the others snapshot
+    and purge (snapshot_logs_since_last = 500) catches up, once restarted, through a
+    snapshot (its snapshots_installed >= 1) and holds every key; every data directory
+    stays under SNAPSHOT_DISK_BOUND while the writes go on."""
+    cl = loopback_cluster(args, tmp, cleanups)
+    cl.raft_extra = ["snapshot_logs_since_last = 500", "max_in_snapshot_log_to_keep = 100"]
+    cl.write_config()
+    cl.start_all()
+    lead, term, _ = cl.wait_leader(cl.ids, 10)
+    victim = next(i for i in cl.ids if i != lead)
+    say(f"leader {lead} (term {term}); stopping node {victim}")
+    cl.kill9(victim)
+    wl = Workload(args, cl, tmp, "snap", seconds=12, keys=3000,
+                  extra=("--read-pct", "0", "--cas-pct", "0", "--no-final-reads"))
+    cleanups.append(wl.cleanup)
+    biggest = {}
+    while wl.running():
+        for i in cl.ids:
+            b = dir_bytes(os.path.join(tmp, "data", f"node-{i}"))
+            biggest[i] = max(biggest.get(i, 0), b)
+        time.sleep(0.5)
+    wl.finish()
+    st = node_stats(cl, lead)
+    if st is None:
+        raise Fail(f"leader {lead} does not answer stats")
+    g = st["lcraft"]["lcores"][0]["groups"][0]
+    say(f"leader {lead}: committed {g['committed']}, snapshot_index {g['snapshot_index']}, "
+        f"purged_index {g['purged_index']}, snapshots_built {g['snapshots_built']}")
+    if g["purged_index"] == 0 or g["snapshots_built"] == 0:
+        raise Fail(f"the leader built no snapshot or purged nothing ({g})")
+    t0 = time.monotonic()
+    cl.start(victim)
+    target = g["committed"]
+    while True:
+        cl.check_alive()
+        s = node_stats(cl, victim)
+        v = s["lcraft"]["lcores"][0]["groups"][0] if s else None
+        if v and v["applied_index"] >= target:
+            break
+        if time.monotonic() - t0 > 30:
+            raise Fail(f"node {victim} did not catch up within 30 s ({v})")
+        time.sleep(0.1)
+    say(f"node {victim} caught up to {target} in {(time.monotonic() - t0) * 1000:.0f} ms: "
+        f"snapshots_installed {v['snapshots_installed']}")
+    if v["snapshots_installed"] < 1:
+        raise Fail(f"node {victim} caught up without installing a snapshot ({v})")
+    keys = {}
+    for i in cl.ids:
+        s = node_stats(cl, i)
+        keys[i] = s["kv"][0]["keys"] if s else None
+    say(f"keys per node: {keys}; largest data directories: "
+        + ", ".join(f"node {i} {b / 1048576:.1f} MiB" for i, b in sorted(biggest.items())))
+    if len(set(keys.values())) != 1 or keys[lead] is None or keys[lead] < 2500:
+        raise Fail(f"the nodes hold different key counts, or too few: {keys}")
+    for i, b in biggest.items():
+        if b > SNAPSHOT_DISK_BOUND:
+            raise Fail(f"node {i}'s data directory reached {b / 1048576:.1f} MiB, above "
+                       f"{SNAPSHOT_DISK_BOUND >> 20} MiB")
     cl.stop_all()
     return cl
 
@@ -748,7 +844,7 @@ def run_main(name, test, args):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("test", choices=["loopback", "netns", "dpdk-memif"])
+    ap.add_argument("test", choices=["loopback", "netns", "dpdk-memif", "snapshot"])
     ap.add_argument("--node", required=True, help="the lcraft-node executable")
     ap.add_argument("--cli", required=True, help="the lcraft-cli executable")
     ap.add_argument("--kvcheck", required=True, help="the kvcheck executable")
@@ -758,7 +854,7 @@ def main():
     args = ap.parse_args()
     if args.test == "netns" and not args.netns_sh:
         ap.error("netns needs --netns-sh")
-    tests = {"loopback": test_loopback, "netns": test_netns,
+    tests = {"loopback": test_loopback, "netns": test_netns, "snapshot": test_snapshot,
              "dpdk-memif": lambda a, t, c: test_loopback(a, t, c, dpdk=True)}
     return run_main(args.test, tests[args.test], args)
 
