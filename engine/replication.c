@@ -321,25 +321,73 @@ bool lcr_leader_lease_valid(const struct lcr_core *c)
 
 /* ---- responses ----------------------------------------------------------------- */
 
+/*
+ * A peer's answer to this leadership (an Ok, or a snapshot's) says it holds
+ * `id` durably and heard a request sent at send_ns with send_seq: the lease
+ * clock and the read sequence move. False (counted) for a log id we do not
+ * hold: a peer cannot match what we do not have.
+ */
+static bool ack_heard(struct lcr_core *c, struct lcr_progress *p, struct lcr_log_id id,
+		      uint64_t send_ns, uint64_t send_seq)
+{
+	if (id.index > c->log.last.index || !lcr_log_ids_has(&c->log, id)) {
+		c->n_stale++;
+		return false;
+	}
+	if (send_ns > p->clock_ns && send_ns <= c->now_ns)
+		p->clock_ns = send_ns;
+	if (send_seq > p->acked_seq && send_seq <= c->leader.send_seq)
+		p->acked_seq = send_seq;
+	return true;
+}
+
+/*
+ * The peer holds `id` durably. An answer from an older stream of this
+ * leadership still proves that, so it counts for matching and commit; only
+ * inflight accounting is per stream.
+ */
+static void match_to(struct lcr_core *c, struct lcr_progress *p, struct lcr_log_id id)
+{
+	if (lcr_log_id_cmp(id, p->matching) <= 0)
+		return;
+	p->matching = id;
+	if (p->searching_end < p->matching.index + 1)
+		p->searching_end = p->matching.index + 1;
+	/* Raising one value to v moves the quorum value to at most v: a match
+	 * at or below the commit point cannot commit more, and the quorum scan
+	 * is skipped (the 2nd ack of every entry with 3 nodes). */
+	if (p->matching.index > c->committed.index)
+		try_commit(c);
+}
+
+static void stream_moved(struct lcr_core *c, struct lcr_progress *p, uint64_t inflight_id)
+{
+	p->acked_inflight_id = inflight_id;
+	p->progress_ns = c->now_ns;
+	p->backoff_rank = 0;
+	p->backoff_step = 0;
+	p->backoff_until_ns = 0;
+}
+
+/* What an ack makes possible: reads, a postponed purge, more to send. */
+static void after_ack(struct lcr_core *c, uint32_t slot)
+{
+	lcr_reads_progress(c);
+	lcr_purge_retry(c);
+	next_send(c, slot);
+}
+
 static void on_ok(struct lcr_core *c, uint32_t slot, const struct lcr_append_resp *r)
 {
 	struct lcr_progress *p = &c->leader.progress[slot];
 
-	/* A peer cannot match what we do not have; ignore a confused reply. */
-	if (r->log_id.index > c->log.last.index || !lcr_log_ids_has(&c->log, r->log_id)) {
-		c->n_stale++;
+	if (!ack_heard(c, p, r->log_id, r->send_ns, r->send_seq))
 		return;
-	}
-	if (r->send_ns > p->clock_ns && r->send_ns <= c->now_ns)
-		p->clock_ns = r->send_ns;
-	if (r->send_seq > p->acked_seq && r->send_seq <= c->leader.send_seq)
-		p->acked_seq = r->send_seq;
 	if (r->stream_id == p->stream_id) {
 		/* Only an ack of a request (not a heartbeat's) shows the stream
 		 * moving; a stalled stream must still be noticed and restarted. */
 		if (r->inflight_id > p->acked_inflight_id && r->inflight_id < p->next_inflight_id) {
-			p->acked_inflight_id = r->inflight_id;
-			p->progress_ns = c->now_ns;
+			stream_moved(c, p, r->inflight_id);
 			/* The next request in flight goes on from what this one carried. */
 			if (r->log_id.index > p->inflight_from)
 				p->inflight_from = r->log_id.index;
@@ -350,24 +398,8 @@ static void on_ok(struct lcr_core *c, uint32_t slot, const struct lcr_append_res
 		if (inflight(p) == 0)
 			p->probing = false;
 	}
-	/*
-	 * An ack from an older stream of this leadership still proves the peer
-	 * held these entries durably under our vote, so it counts for matching
-	 * and commit; only inflight accounting is per stream.
-	 */
-	if (lcr_log_id_cmp(r->log_id, p->matching) > 0) {
-		p->matching = r->log_id;
-		if (p->searching_end < p->matching.index + 1)
-			p->searching_end = p->matching.index + 1;
-		/* Raising one value to v moves the quorum value to at most v: a
-		 * match at or below the commit point cannot commit more, and the
-		 * quorum scan is skipped (the 2nd ack of every entry with 3 nodes). */
-		if (p->matching.index > c->committed.index)
-			try_commit(c);
-	}
-	lcr_reads_progress(c);
-	lcr_purge_retry(c);
-	next_send(c, slot);
+	match_to(c, p, r->log_id);
+	after_ack(c, slot);
 }
 
 static void on_conflict(struct lcr_core *c, uint32_t slot, const struct lcr_append_resp *r)
@@ -581,34 +613,13 @@ void lcr_on_snapshot_resp(struct lcr_core *c, const struct lcr_msg *m)
 	}
 	uint32_t slot = (uint32_t)lcr_core_slot(c, m->from);
 	struct lcr_progress *p = &c->leader.progress[slot];
-	/* Only a snapshot we could have sent: one of our log, within it. */
-	if (r->last.index > c->log.last.index || !lcr_log_ids_has(&c->log, r->last)) {
-		c->n_stale++;
+	if (!ack_heard(c, p, r->last, r->send_ns, r->send_seq))
 		return;
-	}
-	if (r->send_ns > p->clock_ns && r->send_ns <= c->now_ns)
-		p->clock_ns = r->send_ns;
-	if (r->send_seq > p->acked_seq && r->send_seq <= c->leader.send_seq)
-		p->acked_seq = r->send_seq;
 	if (r->stream_id == p->stream_id && p->snapshot && r->inflight_id < p->next_inflight_id &&
 	    r->inflight_id > p->acked_inflight_id) {
 		p->snapshot = false;
-		p->acked_inflight_id = r->inflight_id;
-		p->progress_ns = c->now_ns;
-		p->backoff_rank = 0;
-		p->backoff_step = 0;
-		p->backoff_until_ns = 0;
+		stream_moved(c, p, r->inflight_id);
 	}
-	if (lcr_log_id_cmp(r->last, p->matching) > 0) {
-		p->matching = r->last;
-		if (p->searching_end < p->matching.index + 1)
-			p->searching_end = p->matching.index + 1;
-		if (p->sent_index < p->matching.index)
-			p->sent_index = p->matching.index;
-		if (p->matching.index > c->committed.index)
-			try_commit(c);
-	}
-	lcr_reads_progress(c);
-	lcr_purge_retry(c);
-	next_send(c, slot);
+	match_to(c, p, r->last);
+	after_ack(c, slot);
 }
