@@ -143,8 +143,9 @@ struct lcr_sm_ops {
 	 * Apply one committed entry that an application proposed (type
 	 * LCR_ENTRY_NORMAL: blank and membership entries are not passed, so
 	 * indexes may skip), in log order, exactly once per incarnation
-	 * (after a restart the log is applied again from the start: the state
-	 * machine is rebuilt from it until snapshots arrive). `result` and
+	 * (after a restart the state machine is restored from the newest
+	 * snapshot and the log after it is applied again; without the
+	 * snapshot hooks, the whole log). `result` and
 	 * `result_len` (at most 8 KiB, in `out`) go to the proposer's callback
 	 * when this node proposed the entry.
 	 */

@@ -350,7 +350,7 @@ static void fill_config(struct sim_world *w, struct lcr_core_config *cfg, uint32
 		cfg->reads_max = 1 + (uint32_t)(w->seed % 64);
 	}
 	/* A run table full of leader changes stops elections until a purge
-	 * (snapshots arrive with membership): small tables only sometimes. */
+	 * frees runs: small tables only sometimes. */
 	if (w->seed % 10 == 3)
 		cfg->leader_runs_max = 64 + (uint32_t)(w->seed % 64);
 	/* Snapshots every few dozen entries (a tenth of the seeds only when the

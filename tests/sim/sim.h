@@ -299,7 +299,7 @@ struct sim_world {
 	uint64_t follower_reads_ok; /* of reads_ok: served by a follower */
 	uint64_t snapshots, installs, purges;
 	/* Healings with no leader because every voter that could win held
-	 * leader_runs_max runs (no purge yet): a capacity stall, not a fault. */
+	 * leader_runs_max runs (and no purge freed any): a capacity stall, not a fault. */
 	uint64_t runs_stalls;
 
 	struct sim_trace trace[SIM_TRACE];
