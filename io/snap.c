@@ -17,7 +17,6 @@
 #include "types.h"
 
 #define SNAP_MAGIC 0x5052434cu /* "LCRP" */
-#define SNAP_TMP   "snap.tmp"
 
 struct snap_hdr {
 	uint32_t magic;
@@ -32,7 +31,7 @@ struct snap_hdr {
 	uint64_t size;	 /* data bytes; the chunk CRC table follows the padded data */
 	uint32_t chunks; /* entries in the table */
 	uint32_t table_crc;
-	uint64_t reserved;
+	uint64_t id; /* lcr_snapshot_meta.id (version 3) */
 };
 
 _Static_assert(sizeof(struct snap_hdr) == 64, "snapshot header layout");
@@ -101,21 +100,33 @@ static void submit_buf(struct lcr_snap_writer *w, uint32_t i, uint32_t len)
 	w->off += len;
 }
 
+/* A temporary name: "x.tmp", no slash, short enough for w->tmp. */
+static bool tmp_name_ok(const char *tmp)
+{
+	size_t n = strnlen(tmp, LCR_SNAP_TMP_MAX);
+	return n > 4 && n < LCR_SNAP_TMP_MAX && !strchr(tmp, '/') &&
+	       strcmp(tmp + n - 4, ".tmp") == 0;
+}
+
 int lcr_snap_begin(struct lcr_snap_writer *w, struct lcr_ring *ring, const char *dir,
-		   uint32_t group, struct lcr_allocator alloc)
+		   const char *tmp, uint32_t group, struct lcr_allocator alloc)
 {
 	memset(w, 0, sizeof(*w));
 	w->alloc = alloc;
 	w->ring = ring;
 	w->group = group;
 	w->fd = -1;
+	w->dir_fd = -1;
+	if (!tmp_name_ok(tmp))
+		return -EINVAL;
+	snprintf(w->tmp, sizeof(w->tmp), "%s", tmp);
 	if (mkdir(dir, 0755) < 0 && errno != EEXIST)
 		return -errno;
 	w->dir_fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (w->dir_fd < 0)
 		return -errno;
-	unlinkat(w->dir_fd, SNAP_TMP, 0);
-	w->fd = open_data(w->dir_fd, SNAP_TMP, O_RDWR | O_CREAT | O_TRUNC, &w->direct);
+	/* The name is this writer's alone: what it holds is a leftover. */
+	w->fd = open_data(w->dir_fd, w->tmp, O_RDWR | O_CREAT | O_TRUNC, &w->direct);
 	w->buf[0] = blocks(&w->alloc, LCR_SNAP_CHUNK);
 	w->buf[1] = blocks(&w->alloc, LCR_SNAP_CHUNK);
 	w->hdr = blocks(&w->alloc, LCR_BLOCK);
@@ -228,7 +239,7 @@ static void commit_step(struct lcr_snap_writer *w)
 		struct snap_hdr h;
 		memset(&h, 0, sizeof(h));
 		h.magic = SNAP_MAGIC;
-		h.version = LCR_FORMAT_VERSION;
+		h.version = LCR_SNAP_FORMAT_VERSION;
 		h.group = w->group;
 		h.last_term = w->meta.last.lid.term;
 		h.last_node = w->meta.last.lid.node;
@@ -237,6 +248,7 @@ static void commit_step(struct lcr_snap_writer *w)
 		h.data_crc = w->crc;
 		h.chunks = w->n_table;
 		h.table_crc = w->n_table ? lcr_crc32c(0, w->table, (size_t)w->n_table * 4) : 0;
+		h.id = w->meta.id;
 		h.crc = lcr_crc32c(0, (const char *)&h + 8, sizeof(h) - 8);
 		memset(w->hdr, 0, LCR_BLOCK);
 		memcpy(w->hdr, &h, sizeof(h));
@@ -250,8 +262,7 @@ static void commit_step(struct lcr_snap_writer *w)
 		return;
 	case 3:
 		w->stage = 4;
-		lcr_io_prep(&w->req, LCR_IO_RENAMEAT, w->dir_fd, (void *)SNAP_TMP, 0, 0,
-			    commit_done, w);
+		lcr_io_prep(&w->req, LCR_IO_RENAMEAT, w->dir_fd, w->tmp, 0, 0, commit_done, w);
 		w->req.arg = w->name;
 		lcr_ring_queue(w->ring, &w->req);
 		return;
@@ -268,14 +279,17 @@ static void commit_step(struct lcr_snap_writer *w)
 	}
 }
 
-int lcr_snap_commit(struct lcr_snap_writer *w, struct lcr_log_id last, lcr_snap_done_fn done,
-		    void *ctx)
+int lcr_snap_commit(struct lcr_snap_writer *w, const struct lcr_snapshot_meta *meta,
+		    lcr_snap_done_fn done, void *ctx)
 {
+	struct lcr_log_id last = meta->last;
+
 	if (w->err)
 		return w->err;
 	if (w->stage != 0)
 		return -EINVAL;
 	w->meta.last = last;
+	w->meta.id = meta->id;
 	w->meta.size = w->size;
 	w->meta.data_crc = w->crc;
 	w->meta.group = w->group;
@@ -302,9 +316,9 @@ void lcr_snap_writer_free(struct lcr_snap_writer *w)
 {
 	if (w->fd >= 0)
 		close(w->fd);
-	if (w->stage != 6 || w->err)
-		unlinkat(w->dir_fd, SNAP_TMP, 0);
-	if (w->dir_fd > 0)
+	if (w->dir_fd >= 0 && w->tmp[0] && (w->stage != 6 || w->err))
+		unlinkat(w->dir_fd, w->tmp, 0);
+	if (w->dir_fd >= 0)
 		close(w->dir_fd);
 	lcr_allocator_free_aligned(&w->alloc, w->buf[0]);
 	lcr_allocator_free_aligned(&w->alloc, w->buf[1]);
@@ -313,6 +327,7 @@ void lcr_snap_writer_free(struct lcr_snap_writer *w)
 	lcr_allocator_free_aligned(&w->alloc, w->table_buf);
 	memset(w, 0, sizeof(*w));
 	w->fd = -1;
+	w->dir_fd = -1;
 }
 
 /* ---- reading ------------------------------------------------------------------------- */
@@ -343,17 +358,65 @@ static int newest_name(int dir_fd, char *out, size_t n)
 	return found ? 1 : 0;
 }
 
-int lcr_snap_open(struct lcr_snap_reader *r, struct lcr_ring *ring, const char *dir, uint32_t group,
-		  struct lcr_allocator alloc, char *why, size_t why_len)
+/*
+ * Read and check the header of snapshot `name` (open as `fd`, `file_size`
+ * bytes) into *h, using `blk` (one aligned block): 0, or -EBADMSG with why.
+ * Every value is bounded before it is used; the version is looked at before
+ * anything else (another version's checksum may cover other bytes).
+ */
+static int header_read(int fd, uint64_t file_size, uint8_t *blk, uint32_t group, struct snap_hdr *h,
+		       const char *dir, const char *name, char *why, size_t why_len)
 {
-	char name[96];
-	struct snap_hdr h;
-	int rc;
+	if (pread(fd, blk, LCR_BLOCK, 0) != LCR_BLOCK) {
+		snprintf(why, why_len, "%s/%s: snapshot shorter than its header", dir, name);
+		return -EBADMSG;
+	}
+	memcpy(h, blk, sizeof(*h));
+	if (h->magic == SNAP_MAGIC && h->version != LCR_SNAP_FORMAT_VERSION) {
+		snprintf(why, why_len, "%s/%s: format version %u, this build reads %u", dir, name,
+			 h->version, LCR_SNAP_FORMAT_VERSION);
+		return -EBADMSG;
+	}
+	if (h->magic != SNAP_MAGIC || h->group != group ||
+	    h->crc != lcr_crc32c(0, (const char *)blk + 8, sizeof(*h) - 8)) {
+		snprintf(why, why_len, "%s/%s: damaged snapshot header", dir, name);
+		return -EBADMSG;
+	}
+	if (h->flags != 0) {
+		snprintf(why, why_len, "%s/%s: flags 0x%04x, this build writes none", dir, name,
+			 h->flags);
+		return -EBADMSG;
+	}
+	if (h->last_term >= LCR_NUMBER_MAX || h->last_index >= LCR_NUMBER_MAX) {
+		snprintf(why, why_len, "%s/%s: last log id %llu/%u/%llu out of range (>= 2^62)",
+			 dir, name, (unsigned long long)h->last_term, h->last_node,
+			 (unsigned long long)h->last_index);
+		return -EBADMSG;
+	}
+	uint64_t room = file_size - LCR_BLOCK; /* the header block was read */
+	if (h->size > room || lcr_align_up(h->size, LCR_BLOCK) > room) {
+		snprintf(why, why_len, "%s/%s: header says %llu bytes of data, the file holds %llu",
+			 dir, name, (unsigned long long)h->size, (unsigned long long)room);
+		return -EBADMSG;
+	}
+	return 0;
+}
 
-	memset(r, 0, sizeof(*r));
-	r->alloc = alloc;
-	r->ring = ring;
-	r->fd = -1;
+static void meta_of(struct lcr_snap_meta *m, const struct snap_hdr *h)
+{
+	m->last.lid.term = h->last_term;
+	m->last.lid.node = h->last_node;
+	m->last.index = h->last_index;
+	m->id = h->id;
+	m->size = h->size;
+	m->data_crc = h->data_crc;
+	m->group = h->group;
+}
+
+/* Open the newest snapshot of `dir`: 1 with *fd and its name, 0, or -errno. */
+static int newest_open(const char *dir, char *name, size_t name_len, int *fd, bool *direct,
+		       char *why, size_t why_len)
+{
 	int dir_fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (dir_fd < 0) {
 		if (errno == ENOENT)
@@ -361,55 +424,79 @@ int lcr_snap_open(struct lcr_snap_reader *r, struct lcr_ring *ring, const char *
 		snprintf(why, why_len, "%s: %s", dir, strerror(errno));
 		return -errno;
 	}
-	/* Never renamed, so never acknowledged: a leftover is garbage. */
-	unlinkat(dir_fd, SNAP_TMP, 0);
-	rc = newest_name(dir_fd, name, sizeof(name));
+	int rc = newest_name(dir_fd, name, name_len);
 	if (rc <= 0) {
+		if (rc < 0)
+			snprintf(why, why_len, "%s: %s", dir, strerror(-rc));
 		close(dir_fd);
 		return rc;
 	}
-	r->fd = open_data(dir_fd, name, O_RDONLY, &r->direct);
+	*fd = open_data(dir_fd, name, O_RDONLY, direct);
+	rc = *fd < 0 ? -errno : 1;
 	close(dir_fd);
+	if (rc < 0)
+		snprintf(why, why_len, "%s/%s: %s", dir, name, strerror(-rc));
+	return rc;
+}
+
+int lcr_snap_newest(const char *dir, uint32_t group, struct lcr_snap_meta *meta, char *why,
+		    size_t why_len)
+{
+	struct lcr_allocator heap = { 0 };
+	char name[96];
+	struct snap_hdr h;
+	struct stat sb;
+	bool direct;
+	int fd = -1;
+
+	memset(meta, 0, sizeof(*meta));
+	int rc = newest_open(dir, name, sizeof(name), &fd, &direct, why, why_len);
+	if (rc <= 0)
+		return rc;
+	uint8_t *blk = blocks(&heap, LCR_BLOCK);
+	if (!blk)
+		rc = -ENOMEM;
+	else if (fstat(fd, &sb) < 0)
+		rc = -errno;
+	else
+		rc = header_read(fd, (uint64_t)sb.st_size, blk, group, &h, dir, name, why, why_len);
+	if (rc == 0) {
+		meta_of(meta, &h);
+		rc = 1;
+	} else if (rc != -EBADMSG) {
+		snprintf(why, why_len, "%s/%s: %s", dir, name, strerror(-rc));
+	}
+	lcr_allocator_free_aligned(&heap, blk);
+	close(fd);
+	return rc;
+}
+
+int lcr_snap_open(struct lcr_snap_reader *r, struct lcr_ring *ring, const char *dir, uint32_t group,
+		  struct lcr_allocator alloc, char *why, size_t why_len)
+{
+	char name[96];
+	struct snap_hdr h;
+	struct stat sb;
+	int rc;
+
+	memset(r, 0, sizeof(*r));
+	r->alloc = alloc;
+	r->ring = ring;
+	r->fd = -1;
+	rc = newest_open(dir, name, sizeof(name), &r->fd, &r->direct, why, why_len);
+	if (rc <= 0)
+		return rc;
 	r->buf = blocks(&r->alloc, LCR_SNAP_CHUNK);
-	if (r->fd < 0 || !r->buf) {
-		rc = r->fd < 0 ? -errno : -ENOMEM;
+	if (!r->buf || fstat(r->fd, &sb) < 0) {
+		rc = !r->buf ? -ENOMEM : -errno;
 		snprintf(why, why_len, "%s/%s: %s", dir, name, strerror(-rc));
 		lcr_snap_reader_close(r);
 		return rc;
 	}
-	struct stat sb;
-	if (pread(r->fd, r->buf, LCR_BLOCK, 0) != LCR_BLOCK || fstat(r->fd, &sb) < 0) {
-		snprintf(why, why_len, "%s/%s: snapshot shorter than its header", dir, name);
+	rc = header_read(r->fd, (uint64_t)sb.st_size, r->buf, group, &h, dir, name, why, why_len);
+	if (rc < 0) {
 		lcr_snap_reader_close(r);
-		return -EBADMSG;
-	}
-	memcpy(&h, r->buf, sizeof(h));
-	if (h.magic == SNAP_MAGIC && h.version != LCR_FORMAT_VERSION) {
-		snprintf(why, why_len, "%s/%s: format version %u, this build reads %u", dir, name,
-			 h.version, LCR_FORMAT_VERSION);
-		lcr_snap_reader_close(r);
-		return -EBADMSG;
-	}
-	if (h.magic != SNAP_MAGIC || h.group != group ||
-	    h.crc != lcr_crc32c(0, (const char *)r->buf + 8, sizeof(h) - 8)) {
-		snprintf(why, why_len, "%s/%s: damaged snapshot header", dir, name);
-		lcr_snap_reader_close(r);
-		return -EBADMSG;
-	}
-	/* Intact: every value is bounded before it is used. */
-	if (h.last_term >= LCR_NUMBER_MAX || h.last_index >= LCR_NUMBER_MAX) {
-		snprintf(why, why_len, "%s/%s: last log id %llu/%u/%llu out of range (>= 2^62)",
-			 dir, name, (unsigned long long)h.last_term, h.last_node,
-			 (unsigned long long)h.last_index);
-		lcr_snap_reader_close(r);
-		return -EBADMSG;
-	}
-	uint64_t room = (uint64_t)sb.st_size - LCR_BLOCK; /* the header block was read */
-	if (h.size > room || lcr_align_up(h.size, LCR_BLOCK) > room) {
-		snprintf(why, why_len, "%s/%s: header says %llu bytes of data, the file holds %llu",
-			 dir, name, (unsigned long long)h.size, (unsigned long long)room);
-		lcr_snap_reader_close(r);
-		return -EBADMSG;
+		return rc;
 	}
 	uint64_t chunks = (h.size + LCR_SNAP_CHUNK - 1) / LCR_SNAP_CHUNK;
 	uint64_t toff = LCR_BLOCK + lcr_align_up(h.size, LCR_BLOCK);
@@ -426,13 +513,26 @@ int lcr_snap_open(struct lcr_snap_reader *r, struct lcr_ring *ring, const char *
 	}
 	memcpy(r->table, tb, (size_t)chunks * 4);
 	lcr_allocator_free_aligned(&r->alloc, tb);
-	r->meta.last.lid.term = h.last_term;
-	r->meta.last.lid.node = h.last_node;
-	r->meta.last.index = h.last_index;
-	r->meta.size = h.size;
-	r->meta.data_crc = h.data_crc;
-	r->meta.group = h.group;
+	meta_of(&r->meta, &h);
 	return 1;
+}
+
+int lcr_snap_remove_leftovers(const char *dir)
+{
+	DIR *d = opendir(dir);
+	struct dirent *de;
+	int n = 0;
+
+	if (!d)
+		return errno == ENOENT ? 0 : -errno;
+	while ((de = readdir(d))) {
+		size_t len = strlen(de->d_name);
+		if (len > 4 && strcmp(de->d_name + len - 4, ".tmp") == 0 &&
+		    unlinkat(dirfd(d), de->d_name, 0) == 0)
+			n++;
+	}
+	closedir(d);
+	return n;
 }
 
 static void chunk_read(struct lcr_io_req *req, int res)

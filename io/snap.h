@@ -2,16 +2,21 @@
 /*
  * Snapshot files of one group, written and read in chunks through io_uring.
  *
- * Writing (building a snapshot, or installing one received from a leader):
- * chunks go to <dir>/snap.tmp through two aligned staging buffers; commit
- * writes the header (last log id, size, CRC32C of the data), fsyncs the file,
- * renames it to snap-<term>-<node>-<index>.snap and fsyncs the directory, then
- * removes older snapshots. A crash before the rename leaves only snap.tmp,
- * which the next open removes: a named snapshot is always complete.
+ * Writing (building a snapshot, or receiving one from a leader): chunks go
+ * to <dir>/<tmp>, a temporary name of the writer's own, through two aligned
+ * staging buffers; commit writes the header (last log id, the snapshot's id,
+ * size, CRC32C of the data), fsyncs the file, renames it to
+ * snap-<term>-<node>-<index>.snap and fsyncs the directory, then removes
+ * older snapshots. A crash before the rename leaves only the temporary file,
+ * which lcr_snap_remove_leftovers() removes when the group opens: a named
+ * snapshot is always complete. Each writer of a folder has its own temporary
+ * name, so a build and a receive run at once, and nothing but the writer
+ * itself and that open ever removes one.
  *
- * Reading (sending a snapshot to a follower): chunk by chunk, never the whole
- * file in memory. Each 1 MiB chunk has its own CRC32C in a table after the
- * data, so a damaged chunk is caught before it is handed out.
+ * Reading (restoring, or sending a snapshot to a follower): chunk by chunk,
+ * never the whole file in memory, and nothing in the folder is removed. Each
+ * 1 MiB chunk has its own CRC32C in a table after the data, so a damaged
+ * chunk is caught before it is handed out.
  *
  * Only the thread owning the ring may use these.
  */
@@ -26,9 +31,14 @@
 #include "ring.h"
 
 #define LCR_SNAP_CHUNK (1u << 20) /* staging buffer and default read size */
+/* The snapshot file's format version (docs/storage-format.md, "Snapshots"):
+ * 3 added the snapshot's id to the header. Another version is refused. */
+#define LCR_SNAP_FORMAT_VERSION 3
+#define LCR_SNAP_TMP_MAX	32 /* bytes of a writer's temporary name, with its NUL */
 
 struct lcr_snap_meta {
 	struct lcr_log_id last; /* the last entry the snapshot covers */
+	uint64_t id;		/* lcr_snapshot_meta.id: who built it, which build */
 	uint64_t size;		/* data bytes */
 	uint32_t data_crc;	/* CRC32C of the data */
 	uint32_t group;
@@ -58,6 +68,7 @@ struct lcr_snap_writer {
 	int err;
 	uint32_t stage; /* commit state machine */
 	struct lcr_snap_meta meta;
+	char tmp[LCR_SNAP_TMP_MAX]; /* the writer's own temporary name */
 	char name[96];
 	uint8_t *hdr; /* one block */
 	struct lcr_io_req wreq[2];
@@ -67,11 +78,14 @@ struct lcr_snap_writer {
 };
 
 /*
- * Start a snapshot in `dir` (created if missing); buffers come from `alloc`
- * (zero: malloc). Returns 0 or -errno.
+ * Start a snapshot in `dir` (created if missing), written as `tmp` there
+ * until its commit: a name ending in ".tmp" that no other live writer of
+ * `dir` uses (a leftover of the same name from a crash is replaced). Buffers
+ * come from `alloc` (zero: malloc). Returns 0 or -errno (-EINVAL: a bad
+ * temporary name).
  */
 int lcr_snap_begin(struct lcr_snap_writer *w, struct lcr_ring *ring, const char *dir,
-		   uint32_t group, struct lcr_allocator alloc);
+		   const char *tmp, uint32_t group, struct lcr_allocator alloc);
 
 /*
  * Append data. Copies into a staging buffer; a full buffer is written while
@@ -82,12 +96,14 @@ int lcr_snap_write(struct lcr_snap_writer *w, const void *data, size_t len);
 
 /*
  * Make the snapshot durable under its final name; `done` runs when it is
- * (or with the error). `last` is the last log id it covers.
+ * (or with the error). `meta` names it: meta->last is the last log id it
+ * covers, meta->id goes into the header and comes back from lcr_snap_open.
  */
-int lcr_snap_commit(struct lcr_snap_writer *w, struct lcr_log_id last, lcr_snap_done_fn done,
-		    void *ctx);
+int lcr_snap_commit(struct lcr_snap_writer *w, const struct lcr_snapshot_meta *meta,
+		    lcr_snap_done_fn done, void *ctx);
 
-/* Free the writer (after commit completed, or to abandon it: snap.tmp is removed). */
+/* Free the writer (after commit completed, or to abandon it: its temporary
+ * file is removed). */
 void lcr_snap_writer_free(struct lcr_snap_writer *w);
 
 struct lcr_snap_reader {
@@ -108,10 +124,11 @@ struct lcr_snap_reader {
 };
 
 /*
- * Open the newest snapshot in `dir`, removing a leftover snap.tmp; buffers
- * come from `alloc` (zero: malloc). Returns 1 with the reader ready, 0 when
- * there is no snapshot, or -errno (-EBADMSG: the newest snapshot is damaged;
- * `why` names the file).
+ * Open the newest snapshot in `dir` (a missing folder holds none); buffers
+ * come from `alloc` (zero: malloc). Removes nothing: a writer may be at work
+ * in `dir` meanwhile. Returns 1 with the reader ready (header and chunk table
+ * checked), 0 when there is no snapshot, or -errno (-EBADMSG: the newest
+ * snapshot is damaged or of another format version; `why` names the file).
  */
 int lcr_snap_open(struct lcr_snap_reader *r, struct lcr_ring *ring, const char *dir, uint32_t group,
 		  struct lcr_allocator alloc, char *why, size_t why_len);
@@ -124,5 +141,21 @@ int lcr_snap_open(struct lcr_snap_reader *r, struct lcr_ring *ring, const char *
 int lcr_snap_read_next(struct lcr_snap_reader *r, lcr_snap_done_fn done, void *ctx);
 
 void lcr_snap_reader_close(struct lcr_snap_reader *r);
+
+/*
+ * The newest snapshot's meta in `dir`, from its header alone (checked as
+ * lcr_snap_open checks it; neither its data nor its chunk table is read):
+ * 1 and *meta, 0 when there is none, or -errno with `why` as lcr_snap_open.
+ * Blocking (one 4 KiB read); any thread.
+ */
+int lcr_snap_newest(const char *dir, uint32_t group, struct lcr_snap_meta *meta, char *why,
+		    size_t why_len);
+
+/*
+ * Remove the temporary files (*.tmp) that writers left in `dir` when their
+ * process died: never acknowledged, so garbage. Only while no writer of
+ * `dir` is live (a group's open). Returns how many it removed, or -errno.
+ */
+int lcr_snap_remove_leftovers(const char *dir);
 
 #endif /* LCR_SNAP_H */

@@ -129,6 +129,11 @@ struct waiting_read {
 	void *ctx;
 };
 
+/* The writers' temporary names (io/snap.h): a build's in the group's folder,
+ * a receive's in <group>/recv. */
+#define LCR_RT_SNAP_BUILD_TMP "build.tmp"
+#define LCR_RT_SNAP_RECV_TMP  "recv.tmp"
+
 /*
  * A snapshot being sent to one follower (snap_xfer.c): the transport pulls
  * its bytes from `r`, read a chunk at a time through the lcore's ring.
@@ -197,6 +202,7 @@ struct lcr_rt_snap {
 	struct lcr_rt_snap_src src[LCR_PEERS_MAX];
 	struct lcr_rt_snap_rx rx;
 	uint64_t sent_opened, send_busy, received, installed, install_ns_last;
+	uint64_t send_stale; /* requests that did not name the newest snapshot */
 };
 
 struct lcore;
@@ -457,5 +463,7 @@ void lcr_rt_xfer_abort(void *group, uint64_t handle);
 bool lcr_rt_xfer_progress(struct lcr_group *g);
 /* At close: wait for the transfer's I/O and free what it holds. */
 void lcr_rt_xfer_free(struct lcr_group *g);
+/* At open: remove received snapshots the core never judged (<group>/recv). */
+void lcr_rt_xfer_remove_received(struct lcr_group *g);
 
 #endif /* LCR_RUNTIME_INT_H */

@@ -7,21 +7,21 @@
  *
  * Sending: the transport asks the host for the source of a SNAPSHOT_REQ the
  * core sent (snap_open): the group's newest durable snapshot, if its last
- * log id is the request's. Its bytes are pulled a piece at a time from a
- * reader that reads a 1 MiB chunk through the lcore's ring; while a read is
- * in flight a pull finds nothing and the transport asks again later. A
- * source released while its read is in flight is closed in the next
- * iteration (lcr_rt_xfer_progress), never from the read's completion.
+ * log id and its id are the request's. Its bytes are pulled a piece at a
+ * time from a reader that reads a 1 MiB chunk through the lcore's ring; while
+ * a read is in flight a pull finds nothing and the transport asks again
+ * later. A source released while its read is in flight is closed in the next
+ * iteration (lcr_rt_xfer_progress), never from the read's completion. A
+ * build may run meanwhile: it writes under its own temporary name
+ * (LCR_RT_SNAP_BUILD_TMP), and a reader removes nothing.
  *
  * Receiving: the bytes go to a snapshot writer in <group>/recv (a folder of
- * its own, so that neither a build in the group's folder nor the sender's
- * reader, which both remove the folder's snap.tmp, touch it). At the end the
- * writer commits there (header, fsync, rename, fsync of the folder); once
- * that is durable, the next iteration steps the core with the SNAPSHOT_REQ
- * (`data` the handle). The core either emits INSTALL_SNAPSHOT naming the
- * handle in that step, and lcr_rt_snap_install() moves the file into the
- * group's folder, or it refused (not newer than its commit, an older vote),
- * and the file is removed.
+ * its own, under LCR_RT_SNAP_RECV_TMP). At the end the writer commits there
+ * (header, fsync, rename, fsync of the folder); once that is durable, the
+ * next iteration steps the core with the SNAPSHOT_REQ (`data` the handle).
+ * The core either emits INSTALL_SNAPSHOT naming the handle in that step, and
+ * lcr_rt_snap_install() moves the file into the group's folder, or it refused
+ * (not newer than its commit, an older vote), and the file is removed.
  *
  * Why that order: the group's folder only ever holds a snapshot the core
  * accepted, so a snapshot that a crash left half-received or refused is never
@@ -82,6 +82,12 @@ static int src_read(struct lcr_rt_snap_src *s)
 	return rc;
 }
 
+/* The file `f` is the snapshot `want` names: its last log id and its id. */
+static bool names(const struct lcr_snap_meta *f, const struct lcr_snapshot_meta *want)
+{
+	return lcr_log_id_eq(f->last, want->last) && f->id == want->id;
+}
+
 /* lcr_net_snapshot.pull: the next bytes of r.buf, or 0 while a read runs. */
 static long src_pull(void *src, const void **data, size_t max)
 {
@@ -119,12 +125,19 @@ int lcr_rt_xfer_open(void *group, const struct lcr_msg *m, struct lcr_net_snapsh
 	char why[512] = "";
 
 	LCR_ASSERT(m->type == LCR_MSG_SNAPSHOT_REQ);
-	/* lcr_snap_open() removes the folder's snap.tmp, which a build under
-	 * way is writing: that snapshot waits for the build (the core asks
-	 * again after its backoff). */
-	if (g->snap.writer_open) {
-		g->snap.send_busy++;
-		return -EBUSY;
+	/* The request names the newest snapshot, or it is stale: its header
+	 * alone says (a build under way writes under its own temporary name,
+	 * which nothing here touches). */
+	struct lcr_snap_meta newest;
+	int rc = lcr_snap_newest(g->snap.dir, g->id, &newest, why, sizeof(why));
+	if (rc < 0)
+		fprintf(stderr, "lcraft: group %u: cannot open a snapshot to send: %s\n", g->id,
+			why);
+	if (rc <= 0)
+		return rc < 0 ? rc : -ENOENT;
+	if (!names(&newest, &m->snapshot_req.meta)) {
+		g->snap.send_stale++;
+		return -ENOENT;
 	}
 	for (uint32_t i = 0; i < LCR_PEERS_MAX && !s; i++)
 		if (!g->snap.src[i].open)
@@ -134,8 +147,8 @@ int lcr_rt_xfer_open(void *group, const struct lcr_msg *m, struct lcr_net_snapsh
 		g->snap.send_busy++;
 		return -EBUSY;
 	}
-	int rc = lcr_snap_open(&s->r, &g->lc->ring, g->snap.dir, g->id, g->node->cfg.alloc, why,
-			       sizeof(why));
+	rc = lcr_snap_open(&s->r, &g->lc->ring, g->snap.dir, g->id, g->node->cfg.alloc, why,
+			   sizeof(why));
 	if (rc <= 0) {
 		if (rc < 0)
 			fprintf(stderr, "lcraft: group %u: cannot open a snapshot to send: %s\n",
@@ -146,9 +159,10 @@ int lcr_rt_xfer_open(void *group, const struct lcr_msg *m, struct lcr_net_snapsh
 	s->open = true;
 	s->pos = 0;
 	s->err = 0;
-	/* io/snap.h keeps no meta.id: the last log id names the snapshot. */
-	if (!lcr_log_id_eq(s->r.meta.last, m->snapshot_req.meta.last)) {
+	/* A build may have committed a newer one since the look above. */
+	if (!names(&s->r.meta, &m->snapshot_req.meta)) {
 		src_close(s);
+		g->snap.send_stale++;
 		return -ENOENT;
 	}
 	/* Read ahead: the first chunk is on its way before the first pull. */
@@ -215,7 +229,7 @@ static void remove_snaps(const char *dir, const char *keep)
 static void rx_writer_release(struct lcr_rt_snap_rx *rx)
 {
 	if (rx->writer_open && rx_writer_idle(&rx->w)) {
-		lcr_snap_writer_free(&rx->w); /* removes snap.tmp unless committed */
+		lcr_snap_writer_free(&rx->w); /* removes its file unless committed */
 		rx->writer_open = false;
 	}
 }
@@ -255,7 +269,8 @@ int lcr_rt_xfer_begin(void *group, const struct lcr_msg *req, uint64_t size, uin
 	rx_dir(g, dir, sizeof(dir));
 	/* Leftovers of a crash between a commit and the core's step. */
 	remove_snaps(dir, NULL);
-	int rc = lcr_snap_begin(&rx->w, &g->lc->ring, dir, g->id, g->node->cfg.alloc);
+	int rc = lcr_snap_begin(&rx->w, &g->lc->ring, dir, LCR_RT_SNAP_RECV_TMP, g->id,
+				g->node->cfg.alloc);
 	if (rc < 0) {
 		fprintf(stderr, "lcraft: group %u: cannot receive a snapshot in %s: %s\n", g->id,
 			dir, strerror(-rc));
@@ -315,7 +330,7 @@ int lcr_rt_xfer_end(void *group, uint64_t handle)
 		return -EIO;
 	}
 	rx->ended = true;
-	int rc = lcr_snap_commit(&rx->w, rx->req.snapshot_req.meta.last, rx_committed, g);
+	int rc = lcr_snap_commit(&rx->w, &rx->req.snapshot_req.meta, rx_committed, g);
 	if (rc < 0) {
 		rx_drop(g);
 		return rc;
@@ -405,6 +420,14 @@ void lcr_rt_xfer_free(struct lcr_group *g)
 		rx_drop(g);
 }
 
+void lcr_rt_xfer_remove_received(struct lcr_group *g)
+{
+	char dir[4096];
+
+	rx_dir(g, dir, sizeof(dir));
+	remove_snaps(dir, NULL);
+}
+
 /* ---- installing ---------------------------------------------------------------- */
 
 /* fsync a folder by name (a rename in it is durable after this). */
@@ -461,7 +484,7 @@ int lcr_rt_snap_install(struct lcr_group *g, const struct lcr_cmd *c)
 		return rc;
 	}
 	/* Older snapshots go (as after a build's commit); a build under way
-	 * keeps its snap.tmp. */
+	 * keeps its temporary file. */
 	remove_snaps(g->snap.dir, rx->name);
 	rx->installed = rx->handle;
 	rx->name[0] = 0;

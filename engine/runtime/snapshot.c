@@ -101,7 +101,8 @@ void lcr_rt_snap_build(struct lcr_group *g)
 		build_end(g, err < 0 ? err : -EIO);
 		return;
 	}
-	err = lcr_snap_begin(&s->w, &lc->ring, s->dir, g->id, g->node->cfg.alloc);
+	err = lcr_snap_begin(&s->w, &lc->ring, s->dir, LCR_RT_SNAP_BUILD_TMP, g->id,
+			     g->node->cfg.alloc);
 	if (err < 0) {
 		fprintf(stderr, "lcraft: group %u: cannot start a snapshot in %s: %s\n", g->id,
 			s->dir, strerror(-err));
@@ -196,7 +197,7 @@ static bool build_progress(struct lcr_group *g)
 	if (s->eof && s->off == s->len) {
 		/* Every byte is with the writer: make it durable, then report. */
 		s->committing = true;
-		rc = lcr_snap_commit(&s->w, s->meta.last, build_committed, g);
+		rc = lcr_snap_commit(&s->w, &s->meta, build_committed, g);
 		if (rc < 0)
 			build_end(g, rc);
 	}
@@ -283,7 +284,24 @@ static int restore_feed(struct lcr_group *g, struct lcr_snap_reader *r, char *wh
 int lcr_rt_snap_restore(struct lcr_group *g, struct lcr_snapshot_meta *meta, char *why,
 			size_t why_len)
 {
-	return lcr_rt_snap_restore_from(g, g->snap.dir, meta, why, why_len);
+	struct lcr_rt_snap *s = &g->snap;
+	char rx[4096];
+
+	/* No writer is live yet: what writers left is garbage (never renamed,
+	 * so never acknowledged), and so is a received snapshot the core never
+	 * judged. */
+	snprintf(rx, sizeof(rx), "%s/recv", s->dir);
+	lcr_snap_remove_leftovers(s->dir);
+	lcr_snap_remove_leftovers(rx);
+	lcr_rt_xfer_remove_received(g);
+	int rc = lcr_rt_snap_restore_from(g, s->dir, meta, why, why_len);
+	if (rc < 0)
+		return rc;
+	/* Our own builds go on numbering after the restored one, so that an id
+	 * names one snapshot of this node across restarts. */
+	if (meta->id >> SNAP_SEQ_BITS == g->node->cfg.id && (meta->id & SNAP_SEQ_MASK) > s->seq)
+		s->seq = meta->id & SNAP_SEQ_MASK;
+	return 0;
 }
 
 int lcr_rt_snap_restore_from(struct lcr_group *g, const char *dir, struct lcr_snapshot_meta *meta,
@@ -311,6 +329,7 @@ int lcr_rt_snap_restore_from(struct lcr_group *g, const char *dir, struct lcr_sn
 		return -ENOTSUP;
 	}
 	meta->last = r.meta.last;
+	meta->id = r.meta.id;
 	if ((rc = g->ops.restore_begin(g->sm, meta)) < 0) {
 		snprintf(why, why_len,
 			 "group %u: the state machine refused the snapshot at %llu: %s", g->id,

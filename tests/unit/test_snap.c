@@ -1,5 +1,5 @@
-/* Snapshot files: chunked write and read on io_uring, atomic commit, corruption detected, leftovers
- * removed. */
+/* Snapshot files: chunked write and read on io_uring, atomic commit, the build id in the header,
+ * writers side by side, corruption detected, leftovers removed only when asked. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -46,13 +46,18 @@ static uint8_t byte_at(uint64_t off, uint32_t salt)
 	return (uint8_t)(x >> 57);
 }
 
-static void write_snapshot(uint64_t size, uint64_t index, uint32_t salt)
+/* The id a test snapshot at `index` carries: node 2's build `index`. */
+static uint64_t id_of(uint64_t index)
 {
-	struct lcr_snap_writer w;
+	return (2ull << 40) | index;
+}
+
+/* Append `size` bytes of `salt`'s pattern to `w`, waiting when both buffers are busy. */
+static void write_data(struct lcr_snap_writer *w, uint64_t size, uint32_t salt)
+{
 	static uint8_t chunk[300000];
 	uint64_t off = 0, step = 1;
 
-	assert_int_equal(lcr_snap_begin(&w, &t.ring, t.dir, 7, alloc), 0);
 	while (off < size) {
 		uint64_t n = step % sizeof(chunk) + 1; /* odd sizes: 2, 4, 8 ... */
 		step = step * 3 + 1;
@@ -62,7 +67,7 @@ static void write_snapshot(uint64_t size, uint64_t index, uint32_t salt)
 			chunk[i] = byte_at(off + i, salt);
 		uint64_t done = 0;
 		while (done < n) {
-			int rc = lcr_snap_write(&w, chunk + done, n - done);
+			int rc = lcr_snap_write(w, chunk + done, n - done);
 			if (rc == -EAGAIN) {
 				lcr_ring_submit(&t.ring);
 				lcr_ring_wait(&t.ring, 10 * 1000 * 1000);
@@ -73,11 +78,24 @@ static void write_snapshot(uint64_t size, uint64_t index, uint32_t salt)
 		}
 		off += n;
 	}
-	struct lcr_log_id last = { { 3, 2 }, index };
-	assert_int_equal(lcr_snap_commit(&w, last, on_done, NULL), 0);
+}
+
+static void commit_snapshot(struct lcr_snap_writer *w, uint64_t index)
+{
+	struct lcr_snapshot_meta meta = { { { 3, 2 }, index }, id_of(index) };
+	assert_int_equal(lcr_snap_commit(w, &meta, on_done, NULL), 0);
 	wait_done();
 	assert_int_equal(done_err, 0);
-	lcr_snap_writer_free(&w);
+	lcr_snap_writer_free(w);
+}
+
+static void write_snapshot(uint64_t size, uint64_t index, uint32_t salt)
+{
+	struct lcr_snap_writer w;
+
+	assert_int_equal(lcr_snap_begin(&w, &t.ring, t.dir, "build.tmp", 7, alloc), 0);
+	write_data(&w, size, salt);
+	commit_snapshot(&w, index);
 }
 
 /* Read the whole snapshot back chunk by chunk; returns the final error. */
@@ -94,6 +112,7 @@ static int read_snapshot(uint64_t size, uint64_t index, uint32_t salt)
 	}
 	assert_int_equal(r.meta.size, size);
 	assert_int_equal(r.meta.last.index, index);
+	assert_int_equal(r.meta.id, id_of(index));
 	for (;;) {
 		assert_int_equal(lcr_snap_read_next(&r, on_done, NULL), 0);
 		wait_done();
@@ -169,13 +188,69 @@ static void test_snap_abandoned_leaves_nothing(void **state)
 	(void)state;
 	struct lcr_snap_writer w;
 	write_snapshot(1000, 5, 1);
-	assert_int_equal(lcr_snap_begin(&w, &t.ring, t.dir, 7, alloc), 0);
+	assert_int_equal(lcr_snap_begin(&w, &t.ring, t.dir, "build.tmp", 7, alloc), 0);
 	assert_true(lcr_snap_write(&w, "partial", 7) > 0);
-	assert_int_equal(count_files("snap.tmp"), 1);
-	/* A crash here leaves snap.tmp: the reader ignores and removes it. */
+	assert_int_equal(count_files("build.tmp"), 1);
+	/* A reader ignores the writer's file and leaves it alone. */
 	assert_int_equal(read_snapshot(1000, 5, 1), 0);
-	assert_int_equal(count_files("snap.tmp"), 0);
-	lcr_snap_writer_free(&w);
+	assert_int_equal(count_files("build.tmp"), 1);
+	lcr_snap_writer_free(&w); /* abandoned: its file goes */
+	assert_int_equal(count_files("build.tmp"), 0);
+	/* A crash leaves one: removed when asked (the group's open), and only
+	 * temporary files. */
+	char path[512];
+	snprintf(path, sizeof(path), "%s/recv.tmp", t.dir);
+	int fd = open(path, O_WRONLY | O_CREAT, 0644);
+	assert_true(fd >= 0);
+	close(fd);
+	assert_int_equal(lcr_snap_remove_leftovers(t.dir), 1);
+	assert_int_equal(count_files("recv.tmp"), 0);
+	assert_int_equal(count_files("snap-"), 1);
+	assert_int_equal(read_snapshot(1000, 5, 1), 0);
+}
+
+static void test_snap_two_writers_side_by_side(void **state)
+{
+	(void)state;
+	struct lcr_snap_writer a, b;
+	/* A build and a receive in one folder, interleaved; a reader opens the
+	 * newest snapshot between their writes. */
+	write_snapshot(4000, 5, 1);
+	assert_int_equal(lcr_snap_begin(&a, &t.ring, t.dir, "build.tmp", 7, alloc), 0);
+	assert_int_equal(lcr_snap_begin(&b, &t.ring, t.dir, "recv.tmp", 7, alloc), 0);
+	write_data(&a, 3 * LCR_SNAP_CHUNK + 17, 10);
+	assert_int_equal(read_snapshot(4000, 5, 1), 0);
+	write_data(&b, 2 * LCR_SNAP_CHUNK + 5, 20);
+	assert_int_equal(count_files("build.tmp") + count_files("recv.tmp"), 2);
+	commit_snapshot(&a, 10);
+	assert_int_equal(read_snapshot(3 * LCR_SNAP_CHUNK + 17, 10, 10), 0);
+	commit_snapshot(&b, 20);
+	assert_int_equal(read_snapshot(2 * LCR_SNAP_CHUNK + 5, 20, 20), 0);
+	assert_int_equal(count_files("snap-"), 1);
+	assert_int_equal(count_files("build.tmp") + count_files("recv.tmp"), 0);
+	/* A name that is not a temporary one is refused. */
+	assert_int_equal(lcr_snap_begin(&a, &t.ring, t.dir, "snap-x", 7, alloc), -EINVAL);
+	lcr_snap_writer_free(&a);
+	assert_int_equal(lcr_snap_begin(&a, &t.ring, t.dir, "../x.tmp", 7, alloc), -EINVAL);
+	lcr_snap_writer_free(&a);
+}
+
+static void test_snap_newest_meta_from_header(void **state)
+{
+	(void)state;
+	struct lcr_snap_meta m;
+	char why[256];
+	assert_int_equal(lcr_snap_newest(t.dir, 7, &m, why, sizeof(why)), 0);
+	write_snapshot(2 * LCR_SNAP_CHUNK + 99, 42, 3);
+	assert_int_equal(lcr_snap_newest(t.dir, 7, &m, why, sizeof(why)), 1);
+	assert_int_equal(m.last.index, 42);
+	assert_int_equal(m.last.lid.term, 3);
+	assert_int_equal(m.last.lid.node, 2);
+	assert_int_equal(m.id, id_of(42));
+	assert_int_equal(m.size, 2 * LCR_SNAP_CHUNK + 99);
+	/* Another group's snapshot is refused as damaged, naming the file. */
+	assert_int_equal(lcr_snap_newest(t.dir, 8, &m, why, sizeof(why)), -EBADMSG);
+	assert_non_null(strstr(why, "snap-0000000000000003"));
 }
 
 static void test_snap_corrupt_data_detected(void **state)
@@ -226,10 +301,16 @@ static void edit_header(void (*edit)(uint8_t *h))
 	close(fd);
 }
 
-static void version_3(uint8_t *h)
+static void version_2(uint8_t *h)
 {
-	uint16_t v = 3;
+	uint16_t v = 2;
 	memcpy(h + 8, &v, sizeof(v));
+}
+
+static void flags_set(uint8_t *h)
+{
+	uint16_t f = 0x0100;
+	memcpy(h + 10, &f, sizeof(f));
 }
 
 static void term_at_max(uint8_t *h)
@@ -249,12 +330,21 @@ static void test_snap_other_version_named(void **state)
 	(void)state;
 	struct lcr_snap_reader r;
 	char why[256];
+	struct lcr_snap_meta m;
 	write_snapshot(5000, 9, 4);
-	edit_header(version_3);
+	/* Version 2 had no id in its header: refused, not read with id 0. */
+	edit_header(version_2);
 	assert_int_equal(lcr_snap_open(&r, &t.ring, t.dir, 7, alloc, why, sizeof(why)), -EBADMSG);
 	print_message("refused: %s\n", why);
 	assert_non_null(strstr(why, "snap-0000000000000003"));
-	assert_non_null(strstr(why, "format version 3, this build reads 2"));
+	assert_non_null(strstr(why, "format version 2, this build reads 3"));
+	assert_int_equal(lcr_snap_newest(t.dir, 7, &m, why, sizeof(why)), -EBADMSG);
+	assert_non_null(strstr(why, "format version 2, this build reads 3"));
+	write_snapshot(5000, 9, 4);
+	edit_header(flags_set);
+	assert_int_equal(lcr_snap_open(&r, &t.ring, t.dir, 7, alloc, why, sizeof(why)), -EBADMSG);
+	print_message("refused: %s\n", why);
+	assert_non_null(strstr(why, "flags 0x0100"));
 }
 
 static void test_snap_values_out_of_range_refused(void **state)
@@ -282,6 +372,9 @@ int main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(test_snap_abandoned_leaves_nothing, setup,
 						teardown),
+		cmocka_unit_test_setup_teardown(test_snap_two_writers_side_by_side, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_snap_newest_meta_from_header, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_snap_corrupt_data_detected, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_snap_corrupt_header_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_snap_other_version_named, setup, teardown),
