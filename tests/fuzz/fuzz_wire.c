@@ -36,10 +36,11 @@
 	} while (0)
 
 static const uint32_t wire_types[] = {
-	LCR_WIRE_VOTE_REQ,	  LCR_WIRE_VOTE_RESP,	LCR_WIRE_APPEND_REQ,
-	LCR_WIRE_APPEND_RESP,	  LCR_WIRE_TRANSFER,	LCR_WIRE_STREAM_ACK,
-	LCR_WIRE_CLIENT_REQ,	  LCR_WIRE_CLIENT_RESP, LCR_WIRE_READ_INDEX_REQ,
-	LCR_WIRE_READ_INDEX_RESP,
+	LCR_WIRE_VOTE_REQ,	  LCR_WIRE_VOTE_RESP,	 LCR_WIRE_APPEND_REQ,
+	LCR_WIRE_APPEND_RESP,	  LCR_WIRE_TRANSFER,	 LCR_WIRE_STREAM_ACK,
+	LCR_WIRE_CLIENT_REQ,	  LCR_WIRE_CLIENT_RESP,	 LCR_WIRE_READ_INDEX_REQ,
+	LCR_WIRE_READ_INDEX_RESP, LCR_WIRE_SNAPSHOT_REQ, LCR_WIRE_SNAPSHOT_RESP,
+	LCR_WIRE_SNAPSHOT_CHUNK,  LCR_WIRE_SNAPSHOT_ACK, LCR_WIRE_SNAPSHOT_CANCEL,
 };
 #define N_TYPES (sizeof(wire_types) / sizeof(wire_types[0]))
 
@@ -124,9 +125,40 @@ static bool msg_eq(const struct lcr_msg *a, const struct lcr_msg *b)
 		       vote_eq(a->read_index_resp.vote, b->read_index_resp.vote) &&
 		       a->read_index_resp.read_id == b->read_index_resp.read_id &&
 		       lid_eq(a->read_index_resp.read_log_id, b->read_index_resp.read_log_id);
+	case LCR_MSG_SNAPSHOT_RESP:
+		return vote_eq(a->snapshot_resp.vote, b->snapshot_resp.vote) &&
+		       lid_eq(a->snapshot_resp.last, b->snapshot_resp.last) &&
+		       a->snapshot_resp.stream_id == b->snapshot_resp.stream_id &&
+		       a->snapshot_resp.inflight_id == b->snapshot_resp.inflight_id &&
+		       a->snapshot_resp.send_ns == b->snapshot_resp.send_ns &&
+		       a->snapshot_resp.send_seq == b->snapshot_resp.send_seq;
 	default:
 		return false;
 	}
+}
+
+static bool snap_begin_eq(const struct lcr_wire_snap_begin *a, const struct lcr_wire_snap_begin *b)
+{
+	const struct lcr_snapshot_req *x = &a->req, *y = &b->req;
+
+	return vote_eq(x->vote, y->vote) && lid_eq(x->meta.last, y->meta.last) &&
+	       x->meta.id == y->meta.id && x->stream_id == y->stream_id &&
+	       x->inflight_id == y->inflight_id && x->send_ns == y->send_ns &&
+	       x->send_seq == y->send_seq && x->size == y->size && x->data == y->data &&
+	       a->xfer == b->xfer && a->chunk_max == b->chunk_max;
+}
+
+static bool snap_chunk_eq(const struct lcr_wire_snap_chunk *a, const struct lcr_wire_snap_chunk *b)
+{
+	return a->xfer == b->xfer && a->offset == b->offset && a->len == b->len &&
+	       a->crc == b->crc && a->flags == b->flags && a->total_crc == b->total_crc &&
+	       bytes_eq(a->data, b->data, a->len);
+}
+
+static bool snap_ack_eq(const struct lcr_wire_snap_ack *a, const struct lcr_wire_snap_ack *b)
+{
+	return a->xfer == b->xfer && a->written == b->written && a->credit == b->credit &&
+	       a->status == b->status;
 }
 
 static bool ack_eq(const struct lcr_wire_ack *a, const struct lcr_wire_ack *b)
@@ -183,12 +215,58 @@ static bool check_payload(uint32_t type, const uint8_t *p, size_t len, uint32_t 
 
 		if (lcr_wire_decode_client_req(p, len, &a) != LCR_DROP_NONE)
 			return false;
-		/* Only known flags, and EXPECT_VALUE only with CAS. */
+		/* Only known flags: EXPECT_VALUE only with CAS, THIS_NODE only
+		 * with SNAPSHOT. */
 		CHECK((a.flags & ~LCR_CLIENT_F_KNOWN) == 0);
-		CHECK(a.flags == 0 || a.op == LCR_CLIENT_CAS);
+		CHECK(!(a.flags & LCR_CLIENT_F_EXPECT_VALUE) || a.op == LCR_CLIENT_CAS);
+		CHECK(!(a.flags & LCR_CLIENT_F_THIS_NODE) || a.op == LCR_CLIENT_SNAPSHOT);
 		check_same_bytes(lcr_wire_encode_client_req(enc, sizeof(enc), &a), p, len);
 		CHECK(lcr_wire_decode_client_req(enc, len, &b) == LCR_DROP_NONE);
 		CHECK(req_eq(&a, &b));
+		return true;
+	}
+	case LCR_WIRE_SNAPSHOT_REQ: {
+		struct lcr_wire_snap_begin a, b;
+
+		if (lcr_wire_decode_snap_begin(p, len, &a) != LCR_DROP_NONE)
+			return false;
+		CHECK(a.xfer != 0 && a.req.size <= LCR_WIRE_SNAP_SIZE_MAX && a.req.data == 0);
+		check_same_bytes(lcr_wire_encode_snap_begin(enc, sizeof(enc), &a), p, len);
+		CHECK(lcr_wire_decode_snap_begin(enc, len, &b) == LCR_DROP_NONE);
+		CHECK(snap_begin_eq(&a, &b));
+		return true;
+	}
+	case LCR_WIRE_SNAPSHOT_CHUNK: {
+		struct lcr_wire_snap_chunk a, b;
+
+		if (lcr_wire_decode_snap_chunk(p, len, &a) != LCR_DROP_NONE)
+			return false;
+		CHECK(a.xfer != 0 && a.len <= LCR_WIRE_SNAP_CHUNK_MAX);
+		CHECK(LCR_WIRE_SNAP_CHUNK_HDR + (size_t)a.len == len);
+		check_same_bytes(lcr_wire_encode_snap_chunk(enc, sizeof(enc), &a), p, len);
+		CHECK(lcr_wire_decode_snap_chunk(enc, len, &b) == LCR_DROP_NONE);
+		CHECK(snap_chunk_eq(&a, &b));
+		return true;
+	}
+	case LCR_WIRE_SNAPSHOT_ACK: {
+		struct lcr_wire_snap_ack a, b;
+
+		if (lcr_wire_decode_snap_ack(p, len, &a) != LCR_DROP_NONE)
+			return false;
+		CHECK(a.status >= LCR_SNAP_ST_OK && a.status < LCR_SNAP_ST_MAX);
+		check_same_bytes(lcr_wire_encode_snap_ack(enc, sizeof(enc), &a), p, len);
+		CHECK(lcr_wire_decode_snap_ack(enc, len, &b) == LCR_DROP_NONE);
+		CHECK(snap_ack_eq(&a, &b));
+		return true;
+	}
+	case LCR_WIRE_SNAPSHOT_CANCEL: {
+		struct lcr_wire_snap_cancel a, b;
+
+		if (lcr_wire_decode_snap_cancel(p, len, &a) != LCR_DROP_NONE)
+			return false;
+		check_same_bytes(lcr_wire_encode_snap_cancel(enc, sizeof(enc), &a), p, len);
+		CHECK(lcr_wire_decode_snap_cancel(enc, len, &b) == LCR_DROP_NONE);
+		CHECK(a.xfer == b.xfer);
 		return true;
 	}
 	case LCR_WIRE_CLIENT_RESP: {
@@ -354,6 +432,14 @@ static void build_msg(struct input *in, uint32_t type, struct lcr_msg *m)
 		m->read_index_req.vote = vote(in);
 		m->read_index_req.read_id = num(in);
 		break;
+	case LCR_WIRE_SNAPSHOT_RESP:
+		m->snapshot_resp.vote = vote(in);
+		m->snapshot_resp.last = lid(in);
+		m->snapshot_resp.stream_id = num(in);
+		m->snapshot_resp.inflight_id = num(in);
+		m->snapshot_resp.send_ns = num(in);
+		m->snapshot_resp.send_seq = num(in);
+		break;
 	case LCR_WIRE_READ_INDEX_RESP:
 		m->read_index_resp.result = LCR_READ_INDEX_OK + (uint32_t)(take(in, 1) % 5);
 		m->read_index_resp.vote = vote(in);
@@ -390,9 +476,11 @@ static size_t build(struct input *in, uint32_t type)
 		memset(&r, 0, sizeof(r));
 		r.client = num(in);
 		r.id = num(in);
-		r.op = (uint8_t)(LCR_CLIENT_PUT + take(in, 1) % 5);
-		if (r.op != LCR_CLIENT_STATS)
+		r.op = (uint8_t)(LCR_CLIENT_PUT + take(in, 1) % 6);
+		if (r.op != LCR_CLIENT_STATS && r.op != LCR_CLIENT_SNAPSHOT)
 			r.key = bytes(in, LCR_CLIENT_KEY_MAX, &r.key_len);
+		if (r.op == LCR_CLIENT_SNAPSHOT)
+			r.flags = (uint8_t)(take(in, 1) & LCR_CLIENT_F_THIS_NODE);
 		if (r.op == LCR_CLIENT_PUT || r.op == LCR_CLIENT_CAS)
 			r.value = bytes(in, LCR_CLIENT_VALUE_MAX, &r.value_len);
 		if (r.op == LCR_CLIENT_CAS) {
@@ -404,13 +492,71 @@ static size_t build(struct input *in, uint32_t type)
 		CHECK(lcr_wire_decode_client_req(orig, n, &b) == LCR_DROP_NONE && req_eq(&r, &b));
 		return n;
 	}
+	case LCR_WIRE_SNAPSHOT_REQ: {
+		struct lcr_wire_snap_begin a, b;
+
+		memset(&a, 0, sizeof(a));
+		a.req.vote = vote(in);
+		a.req.meta.last = lid(in);
+		a.req.meta.id = num(in);
+		a.req.stream_id = num(in);
+		a.req.inflight_id = num(in);
+		a.req.send_ns = num(in);
+		a.req.send_seq = num(in);
+		a.req.size = num(in) % (LCR_WIRE_SNAP_SIZE_MAX + 1);
+		a.xfer = num(in) | 1;
+		a.chunk_max = 1 + (uint32_t)(num(in) % LCR_WIRE_SNAP_CHUNK_MAX);
+		n = lcr_wire_encode_snap_begin(orig, sizeof(orig), &a);
+		CHECK(n > 0);
+		CHECK(lcr_wire_decode_snap_begin(orig, n, &b) == LCR_DROP_NONE &&
+		      snap_begin_eq(&a, &b));
+		return n;
+	}
+	case LCR_WIRE_SNAPSHOT_CHUNK: {
+		struct lcr_wire_snap_chunk c, b;
+
+		memset(&c, 0, sizeof(c));
+		c.xfer = num(in) | 1;
+		c.offset = num(in) % (LCR_WIRE_SNAP_SIZE_MAX - 64 * 1024);
+		c.data = bytes(in, 64 * 1024, &c.len);
+		c.crc = lcr_crc32c(0, c.data, c.len);
+		c.flags = take(in, 1) & LCR_WIRE_SNAP_LAST;
+		c.total_crc = c.flags ? (uint32_t)num(in) : 0;
+		n = lcr_wire_encode_snap_chunk(orig, sizeof(orig), &c);
+		CHECK(n > 0);
+		CHECK(lcr_wire_decode_snap_chunk(orig, n, &b) == LCR_DROP_NONE &&
+		      snap_chunk_eq(&c, &b));
+		return n;
+	}
+	case LCR_WIRE_SNAPSHOT_ACK: {
+		struct lcr_wire_snap_ack a, b;
+
+		a.xfer = num(in) | 1;
+		a.credit = num(in) % (LCR_WIRE_SNAP_SIZE_MAX + 1);
+		a.written = num(in) % (a.credit + 1);
+		a.status = LCR_SNAP_ST_OK + (uint32_t)(take(in, 1) % (LCR_SNAP_ST_MAX - 1));
+		n = lcr_wire_encode_snap_ack(orig, sizeof(orig), &a);
+		CHECK(n > 0);
+		CHECK(lcr_wire_decode_snap_ack(orig, n, &b) == LCR_DROP_NONE &&
+		      snap_ack_eq(&a, &b));
+		return n;
+	}
+	case LCR_WIRE_SNAPSHOT_CANCEL: {
+		struct lcr_wire_snap_cancel a = { num(in) | 1 }, b;
+
+		n = lcr_wire_encode_snap_cancel(orig, sizeof(orig), &a);
+		CHECK(n > 0);
+		CHECK(lcr_wire_decode_snap_cancel(orig, n, &b) == LCR_DROP_NONE &&
+		      a.xfer == b.xfer);
+		return n;
+	}
 	case LCR_WIRE_CLIENT_RESP: {
 		struct lcr_client_resp r, b;
 
 		memset(&r, 0, sizeof(r));
 		r.id = num(in);
 		r.status = (uint8_t)(take(in, 1) % 6);
-		r.op = (uint8_t)(LCR_CLIENT_PUT + take(in, 1) % 5);
+		r.op = (uint8_t)(LCR_CLIENT_PUT + take(in, 1) % 6);
 		r.leader = (uint32_t)num(in);
 		/* Only the answer to STATS may be longer than a value. */
 		r.value = bytes(in,
@@ -462,7 +608,8 @@ static void structured(struct input *in, uint32_t ents_max)
 					  1 };
 
 		bool single = type == LCR_WIRE_STREAM_ACK || type == LCR_WIRE_READ_INDEX_REQ ||
-			      type == LCR_WIRE_READ_INDEX_RESP;
+			      type == LCR_WIRE_READ_INDEX_RESP || type == LCR_WIRE_SNAPSHOT_RESP ||
+			      type == LCR_WIRE_SNAPSHOT_ACK || type == LCR_WIRE_SNAPSHOT_CANCEL;
 		if (type == LCR_WIRE_APPEND_REQ || (!single && take(in, 1) & 1)) {
 			h.stream = num(in) | 1;
 			h.seq = num(in) | 1;
