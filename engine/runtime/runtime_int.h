@@ -168,6 +168,25 @@ struct lcr_rt_snap_rx {
 };
 
 /*
+ * A snapshot being installed (snap_xfer.c): the file is in the group's folder
+ * and the log's cut issued; the state machine is restored from `r` a chunk per
+ * loop iteration, with no apply until the end.
+ */
+struct lcr_rt_snap_inst {
+	bool active;  /* restore_begin() was called, restore_end() not yet */
+	bool reading; /* a chunk read is in flight into r.buf */
+	bool ready;   /* r.buf holds r.got bytes for restore_chunk() (0: the end) */
+	bool held;    /* apply_broken before the install (restored at its end) */
+	bool tail;    /* ended in this iteration, which is still timed */
+	int err;      /* the reader's error: the replica stops */
+	struct lcr_snapshot_meta meta;
+	uint64_t t0;	      /* ns: the install began */
+	uint64_t bytes;	      /* restored so far */
+	uint64_t iter_max_ns; /* the longest loop iteration of its lcore during an install */
+	struct lcr_snap_reader r;
+};
+
+/*
  * A group's snapshots (snapshot.c): the one being built, a piece per loop
  * iteration, and what the metrics show.
  */
@@ -201,6 +220,7 @@ struct lcr_rt_snap {
 	/* The transfer (snap_xfer.c): sends, one per peer at most, and a receive. */
 	struct lcr_rt_snap_src src[LCR_PEERS_MAX];
 	struct lcr_rt_snap_rx rx;
+	struct lcr_rt_snap_inst inst;
 	uint64_t sent_opened, send_busy, received, installed, install_ns_last;
 	uint64_t send_stale; /* requests that did not name the newest snapshot */
 };
@@ -235,7 +255,9 @@ struct lcr_group {
 	uint64_t next_timer; /* ns: the core's next timer */
 	/* Applying: done through applied_id, committed through apply_to. */
 	struct lcr_log_id applied_id, apply_to;
-	bool apply_broken; /* a committed entry could not be read: never apply again */
+	/* No apply: a committed entry could not be read (never apply again), or
+	 * a snapshot is being installed (snap_xfer.c clears it at the end). */
+	bool apply_broken;
 	struct lcr_rt_snap snap;
 	/*
 	 * Callbacks run while the runtime walks the core's commands (or applies):
@@ -295,7 +317,7 @@ struct lcore {
 	void *poll_ctx;
 	uint64_t now; /* ns: the time of this iteration */
 	uint64_t iterations, sleeps;
-	uint32_t building;  /* groups building a snapshot: iterations are timed */
+	uint32_t building;  /* groups building or installing a snapshot: iterations are timed */
 	uint64_t last_work; /* ns: when an iteration last did anything */
 	/* Adaptive polling (loop.c): running medians, ns, and what it cost. */
 	bool idle;	   /* the last iteration did nothing */
@@ -447,7 +469,9 @@ int lcr_rt_snap_restore_from(struct lcr_group *g, const char *dir, struct lcr_sn
 void lcr_rt_snap_close(struct lcr_group *g);
 
 /* snap_xfer.c (the snapshot transfer): LCR_CMD_INSTALL_SNAPSHOT, a storage
- * command (0 or -errno: the replica stops), and LCR_CMD_CANCEL_SNAPSHOT. */
+ * command (1: the state machine's restore goes on over the next iterations,
+ * and LCR_EV_APPLIED at meta.last follows its end; -errno: the replica
+ * stops), and LCR_CMD_CANCEL_SNAPSHOT. */
 int lcr_rt_snap_install(struct lcr_group *g, const struct lcr_cmd *c);
 void lcr_rt_snap_cancel(struct lcr_group *g, const struct lcr_cmd *c);
 /* The host's snap_* callbacks (net_host.h), for lcr_rt_net_host. */
@@ -457,9 +481,10 @@ int lcr_rt_xfer_begin(void *group, const struct lcr_msg *req, uint64_t size, uin
 long lcr_rt_xfer_write(void *group, uint64_t handle, const void *data, size_t len);
 int lcr_rt_xfer_end(void *group, uint64_t handle);
 void lcr_rt_xfer_abort(void *group, uint64_t handle);
-/* Once per loop iteration (from lcr_rt_snap_progress): a received snapshot
- * made durable goes to the core; sources and writers released while their
- * I/O was in flight are freed. True if it did anything. */
+/* Once per loop iteration (from lcr_rt_snap_progress): the next chunk of an
+ * install's restore; a received snapshot made durable goes to the core (not
+ * while an install restores); sources and writers released while their I/O
+ * was in flight are freed. True if it did anything. */
 bool lcr_rt_xfer_progress(struct lcr_group *g);
 /* At close: wait for the transfer's I/O and free what it holds. */
 void lcr_rt_xfer_free(struct lcr_group *g);

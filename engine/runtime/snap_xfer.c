@@ -32,6 +32,11 @@
  * without, the log lacks it and the group's open finishes the install (it
  * resets the log after the snapshot, group.c). The reverse order (log first)
  * would leave a log purged past the newest snapshot, which the open refuses.
+ * Both happen inside the INSTALL_SNAPSHOT command, so the cut is queued before
+ * any later storage command of the core. The state machine is restored after
+ * that, a chunk per loop iteration from the file now in the group's folder
+ * (a crash meanwhile restores it at open); no entry is applied until the
+ * restore ends, and only then does the core hear the install as an apply.
  *
  * Only the group's lcore calls these.
  */
@@ -193,6 +198,9 @@ void lcr_rt_xfer_close(void *group, struct lcr_net_snapshot *snap)
 }
 
 /* ---- receiving ---------------------------------------------------------------- */
+
+static bool inst_progress(struct lcr_group *g);
+static void inst_release(struct lcr_group *g);
 
 /* <group>/recv: where received snapshots wait for the core. */
 static void rx_dir(const struct lcr_group *g, char *buf, size_t len)
@@ -383,7 +391,11 @@ bool lcr_rt_xfer_progress(struct lcr_group *g)
 			work = true;
 		}
 	}
-	if (rx->handle && rx->ended && rx->committed && rx_writer_idle(&rx->w)) {
+	work |= inst_progress(g);
+	/* A received snapshot waits while another is restored: its install
+	 * would replace a state not yet whole. */
+	if (rx->handle && rx->ended && rx->committed && rx_writer_idle(&rx->w) &&
+	    !sn->inst.active) {
 		if (rx->err) {
 			fprintf(stderr,
 				"lcraft: group %u: a received snapshot at %llu failed: %s\n", g->id,
@@ -415,6 +427,17 @@ void lcr_rt_xfer_free(struct lcr_group *g)
 	}
 	while (rx->writer_open && !rx_writer_idle(&rx->w))
 		lcr_ring_wait(&g->lc->ring, 100000000ull);
+	/* An install cut short: the group closes (its open restores the
+	 * snapshot again). */
+	while (sn->inst.reading)
+		lcr_ring_wait(&g->lc->ring, 100000000ull);
+	if (sn->inst.active)
+		inst_release(g);
+	if (sn->inst.tail) {
+		LCR_ASSERT(g->lc->building > 0);
+		g->lc->building--;
+		sn->inst.tail = false;
+	}
 	/* A received snapshot the core never judged is dropped. */
 	if (rx->handle || rx->writer_open)
 		rx_drop(g);
@@ -441,23 +464,53 @@ static int sync_dir(const char *dir)
 	return rc;
 }
 
+/* A chunk read for the install came back: the next progress call restores it. */
+static void inst_read_done(void *ctx, int err)
+{
+	struct lcr_rt_snap_inst *in = ctx;
+
+	LCR_ASSERT(in->reading);
+	in->reading = false;
+	in->ready = true;
+	in->err = err;
+}
+
+static int inst_read(struct lcr_rt_snap_inst *in)
+{
+	LCR_ASSERT(in->active);
+	LCR_ASSERT(!in->reading);
+	in->ready = false;
+	in->reading = true;
+	int rc = lcr_snap_read_next(&in->r, inst_read_done, in);
+	if (rc < 0)
+		in->reading = false;
+	return rc;
+}
+
 /*
- * LCR_CMD_INSTALL_SNAPSHOT. Blocking as a first step: the state machine is
- * restored from the file here, chunk by chunk, waiting on the ring for each
- * read (as at open), so the lcore's other groups wait for about the file's
- * size over the disk's read rate plus the state machine's restore; then one
- * rename and one fsync of the group's folder. The log's cut is queued in io
- * order and the core answers once it is durable.
+ * LCR_CMD_INSTALL_SNAPSHOT, a storage command in io order. What must not wait
+ * happens here: the received file is renamed into the group's folder (one
+ * rename and one fsync of the folder), restore_begin() is called, the first
+ * chunk read is queued, and the log's cut (lcr_log_install) is issued, so
+ * every later storage command of the core is queued behind it. The state
+ * machine is then restored a chunk per loop iteration (inst_progress),
+ * through the lcore's ring; until restore_end() no entry is applied (applies
+ * wait in apply_to, held by apply_broken) and the core hears of the install
+ * as an apply only at the end (LCR_EV_APPLIED at meta.last). Returns 1 (the
+ * restore runs on: exec.c steps nothing for it), or -errno: the replica
+ * stops.
  */
 int lcr_rt_snap_install(struct lcr_group *g, const struct lcr_cmd *c)
 {
 	struct lcr_rt_snap_rx *rx = &g->snap.rx;
-	struct lcr_snapshot_meta meta;
-	char dir[4096], from[4096 + 100], to[4096 + 100], why[768];
-	uint64_t t0 = lcr_rt_now_ns();
+	struct lcr_rt_snap_inst *in = &g->snap.inst;
+	const struct lcr_snapshot_meta *meta = &c->install.meta;
+	char dir[4096], from[4096 + 100], to[4096 + 100], why[768] = "";
 	int rc;
 
 	LCR_ASSERT(c->type == LCR_CMD_INSTALL_SNAPSHOT);
+	/* rx_deliver() steps no snapshot while one is restored. */
+	LCR_ASSERT(!in->active);
 	/* The core installs only the request stepped in rx_deliver(). */
 	if (c->install.data == 0 || c->install.data != rx->handle || !rx->committed ||
 	    !rx->name[0]) {
@@ -465,18 +518,19 @@ int lcr_rt_snap_install(struct lcr_group *g, const struct lcr_cmd *c)
 			g->id, (unsigned long long)c->install.data);
 		return -EINVAL;
 	}
-	LCR_ASSERT(lcr_log_id_eq(c->install.meta.last, rx->req.snapshot_req.meta.last));
-	LCR_ASSERT(c->install.meta.last.index > g->applied_id.index);
-	rx_dir(g, dir, sizeof(dir));
-	rc = lcr_rt_snap_restore_from(g, dir, &meta, why, sizeof(why));
-	if (rc <= 0) {
-		fprintf(stderr, "lcraft: group %u: cannot install the received snapshot: %s\n",
-			g->id, rc < 0 ? why : "it is gone");
-		return rc < 0 ? rc : -ENOENT;
+	LCR_ASSERT(lcr_log_id_eq(meta->last, rx->req.snapshot_req.meta.last));
+	LCR_ASSERT(meta->last.index > g->applied_id.index);
+	if (!g->ops.restore_begin) {
+		fprintf(stderr, "lcraft: group %u: a snapshot to install, and no hooks\n", g->id);
+		return -ENOTSUP;
 	}
-	LCR_ASSERT(lcr_log_id_eq(meta.last, c->install.meta.last));
+	in->t0 = lcr_rt_now_ns();
+	/* The file first, durably: a crash from here on finds it beside the
+	 * old log, and the group's open finishes the install. */
+	rx_dir(g, dir, sizeof(dir));
 	snprintf(from, sizeof(from), "%s/%s", dir, rx->name);
 	snprintf(to, sizeof(to), "%s/%s", g->snap.dir, rx->name);
+	rc = 0;
 	if (rename(from, to) < 0 || (rc = sync_dir(g->snap.dir)) < 0) {
 		rc = rc < 0 ? rc : -errno;
 		fprintf(stderr, "lcraft: group %u: cannot move the received snapshot into %s: %s\n",
@@ -488,19 +542,119 @@ int lcr_rt_snap_install(struct lcr_group *g, const struct lcr_cmd *c)
 	remove_snaps(g->snap.dir, rx->name);
 	rx->installed = rx->handle;
 	rx->name[0] = 0;
-	/* Everything up to meta.last is in the state machine now. */
-	g->snap.floor = c->install.meta.last;
-	g->applied_id = c->install.meta.last;
-	g->apply_to = c->install.meta.last;
-	lcr_rt_publish(g);
-	g->snap.installed++;
-	g->snap.install_ns_last = lcr_rt_now_ns() - t0;
-	rc = lcr_log_install(g->log, c->install.meta.last, c->install.keep_log, &c->install.io);
-	if (rc < 0)
+	rc = lcr_snap_open(&in->r, &g->lc->ring, g->snap.dir, g->id, g->node->cfg.alloc, why,
+			   sizeof(why));
+	if (rc <= 0 || !lcr_log_id_eq(in->r.meta.last, meta->last) || in->r.meta.id != meta->id) {
+		fprintf(stderr, "lcraft: group %u: cannot read the installed snapshot: %s\n", g->id,
+			rc < 0 ? why : "it is not the newest");
+		if (rc > 0)
+			lcr_snap_reader_close(&in->r);
+		return rc < 0 ? rc : -ENOENT;
+	}
+	if ((rc = g->ops.restore_begin(g->sm, meta)) < 0) {
+		fprintf(stderr,
+			"lcraft: group %u: the state machine refused the snapshot at %llu: %s\n",
+			g->id, (unsigned long long)meta->last.index, strerror(-rc));
+		lcr_snap_reader_close(&in->r);
+		return rc;
+	}
+	/* From here the state machine is being replaced: no apply until its
+	 * end. Committed entries after meta.last gather in apply_to. */
+	in->active = true;
+	in->meta = *meta;
+	in->bytes = 0;
+	in->err = 0;
+	in->held = g->apply_broken;
+	g->apply_broken = true;
+	g->snap.floor = meta->last;
+	g->apply_to = meta->last;
+	g->lc->building++; /* its iterations are timed */
+	if ((rc = inst_read(in)) < 0)
+		in->err = rc; /* the next progress stops the replica */
+	rc = lcr_log_install(g->log, meta->last, c->install.keep_log, &c->install.io);
+	if (rc < 0) {
 		fprintf(stderr,
 			"lcraft: group %u: the log refused the snapshot's cut at %llu: %s\n", g->id,
-			(unsigned long long)c->install.meta.last.index, strerror(-rc));
-	return rc;
+			(unsigned long long)meta->last.index, strerror(-rc));
+		return rc;
+	}
+	return 1;
+}
+
+/* The install ends: its reader goes once no read of it is in flight. */
+static void inst_release(struct lcr_group *g)
+{
+	struct lcr_rt_snap_inst *in = &g->snap.inst;
+
+	LCR_ASSERT(in->active);
+	LCR_ASSERT(!in->reading);
+	lcr_snap_reader_close(&in->r);
+	in->active = false;
+	in->ready = false;
+	in->tail = true; /* this iteration is timed too (lcr_rt_snap_iteration) */
+}
+
+/* The restore failed: the state machine holds no state the core knows of. */
+static void inst_fail(struct lcr_group *g, int err, const char *what)
+{
+	struct lcr_rt_snap_inst *in = &g->snap.inst;
+
+	fprintf(stderr,
+		"lcraft: group %u: installing the snapshot at %llu failed near byte %llu: "
+		"%s: %s; the replica stops\n",
+		g->id, (unsigned long long)in->meta.last.index, (unsigned long long)in->r.next,
+		what, err == -EBADMSG ? "checksum mismatch" : strerror(-err));
+	inst_release(g);
+	/* apply_broken stays: nothing is applied onto a partial state. */
+	struct lcr_event ev = { .type = LCR_EV_IO_FAILED, .io_error = err };
+	lcr_rt_step(g, &ev);
+}
+
+/* The state machine holds meta.last: applies go on, the core hears it. */
+static void inst_done(struct lcr_group *g)
+{
+	struct lcr_rt_snap_inst *in = &g->snap.inst;
+	struct lcr_log_id last = in->meta.last;
+
+	inst_release(g);
+	g->apply_broken = in->held;
+	g->applied_id = last;
+	LCR_ASSERT(g->apply_to.index >= last.index);
+	lcr_rt_publish(g);
+	g->snap.installed++;
+	g->snap.install_ns_last = lcr_rt_now_ns() - in->t0;
+	struct lcr_event ev = { .type = LCR_EV_APPLIED, .applied = last };
+	lcr_rt_step(g, &ev);
+}
+
+/* One chunk of an install's restore per call (loop iteration). */
+static bool inst_progress(struct lcr_group *g)
+{
+	struct lcr_rt_snap_inst *in = &g->snap.inst;
+	int rc;
+
+	if (!in->active || in->reading)
+		return false;
+	if (in->err) {
+		inst_fail(g, in->err, "reading it");
+		return true;
+	}
+	LCR_ASSERT(in->ready);
+	if (in->r.got == 0) {
+		if ((rc = g->ops.restore_end(g->sm)) < 0)
+			inst_fail(g, rc, "the state machine refused it");
+		else
+			inst_done(g);
+		return true;
+	}
+	if ((rc = g->ops.restore_chunk(g->sm, in->r.buf, in->r.got)) < 0) {
+		inst_fail(g, rc, "the state machine refused it");
+		return true;
+	}
+	in->bytes += in->r.got;
+	if ((rc = inst_read(in)) < 0)
+		in->err = rc;
+	return true;
 }
 
 void lcr_rt_snap_cancel(struct lcr_group *g, const struct lcr_cmd *c)

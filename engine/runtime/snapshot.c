@@ -217,6 +217,14 @@ void lcr_rt_snap_iteration(struct lcore *lc, uint64_t ns)
 		struct lcr_rt_snap *s = &lc->groups[i]->snap;
 		if (s->building && ns > s->iter_max_ns)
 			s->iter_max_ns = ns;
+		if ((s->inst.active || s->inst.tail) && ns > s->inst.iter_max_ns)
+			s->inst.iter_max_ns = ns;
+		if (s->inst.tail) {
+			/* The install's last iteration: no longer timed after it. */
+			s->inst.tail = false;
+			LCR_ASSERT(lc->building > 0);
+			lc->building--;
+		}
 	}
 }
 

@@ -12,7 +12,11 @@
  *    an installed snapshot becoming durable and the log's reset) is reset at
  *    open to start after the snapshot, and the group opens from it;
  *  - a 100 MB state is built a piece per loop iteration: the longest
- *    iteration while it is built is printed (and bounded).
+ *    iteration while it is built is printed (and bounded);
+ *  - on three nodes, a follower that missed a purge installs the leader's
+ *    100 MB snapshot, restored a chunk per loop iteration: the longest
+ *    iteration while it installs is printed (and bounded), and the leader
+ *    sends it while it builds its next snapshots.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -545,6 +549,141 @@ static void test_snapshot_log_behind_it_reset_at_open(void **state)
 	stop();
 }
 
+/* ---- three nodes: a 100 MB install ---------------------------------------------- */
+
+#define N3 3
+
+static struct lcr_node *nodes[N3 + 1];
+static struct lcr_group *grps[N3 + 1];
+static pthread_t runners[N3 + 1];
+static char dirs[N3 + 1][300];
+
+static void start3(uint32_t id, struct tsm *sm)
+{
+	struct lcr_node_config c;
+	char why[512];
+
+	config(&c, 0);
+	c.id = id;
+	snprintf(dirs[id], sizeof(dirs[id]), "%s/n%u", dir, id);
+	c.data_dir = dirs[id];
+	c.n_peers = N3;
+	for (uint32_t i = 0; i < N3; i++) {
+		c.peers[i].id = i + 1;
+		snprintf(c.peers[i].host, sizeof(c.peers[i].host), "127.0.0.1");
+		c.peers[i].port = (uint16_t)(port + i);
+	}
+	if (lcr_node_open(&nodes[id], &c, why, sizeof(why)) < 0)
+		fail_msg("node %u: %s", id, why);
+	if (lcr_group_open(nodes[id], 1, &ops, sm, &grps[id], why, sizeof(why)) < 0)
+		fail_msg("node %u's group: %s", id, why);
+	assert_int_equal(pthread_create(&runners[id], NULL, run_node, nodes[id]), 0);
+}
+
+static void stop3(uint32_t id)
+{
+	lcr_node_stop(nodes[id]);
+	pthread_join(runners[id], NULL);
+	lcr_node_close(nodes[id]);
+	nodes[id] = NULL;
+}
+
+/* Node `id`'s group metric `key`. */
+static double metric3(uint32_t id, const char *key)
+{
+	struct lcr_node *keep = node;
+	node = nodes[id];
+	double v = metric(key);
+	node = keep;
+	return v;
+}
+
+static void purge_task(struct lcr_node *n, void *arg)
+{
+	struct lcr_event ev = { .type = LCR_EV_TRIGGER_PURGE };
+	(void)n;
+	ev.purge_upto = (uint64_t)(uintptr_t)arg;
+	assert_int_equal(lcr_group_event(grp, &ev), 0);
+}
+
+/* One entry, then a snapshot of it (on the leader's lcore). */
+static void build_more_task(struct lcr_node *n, void *arg)
+{
+	(void)arg;
+	propose_task(n, (void *)(uintptr_t)1);
+	trigger_task(n, NULL);
+}
+
+static void test_snapshot_install_100mb_in_steps_r3(void **state)
+{
+	static struct tsm sm[N3 + 1];
+	(void)state;
+
+	uint8_t *blob = malloc(BIG_BYTES);
+	assert_non_null(blob);
+	for (uint64_t i = 0; i < BIG_BYTES; i++)
+		blob[i] = (uint8_t)(i * 2654435761u >> 24);
+	for (uint32_t i = 1; i <= N3; i++) {
+		sm[i].blob = blob;
+		sm[i].blob_len = BIG_BYTES;
+	}
+	keep_before = 1u << 20; /* purged only when the test says */
+	start3(1, &sm[1]);
+	start3(2, &sm[2]);
+	uint32_t l = 0;
+	for (uint64_t t0 = now_ns(); !l && now_ns() - t0 < 5000000000ull;)
+		for (uint32_t i = 1; i <= 2 && !l; i++)
+			if (lcr_group_wait(nodes[i], 1, LCR_WAIT_ROLE, LCR_ROLE_LEADER,
+					   50000000ull) == 0)
+				l = i;
+	assert_true(l != 0);
+	node = nodes[l];
+	grp = grps[l];
+	/* A fresh leader has no lease until its follower acks (CheckQuorum). */
+	assert_int_equal(lcr_group_wait(nodes[3 - l], 1, LCR_WAIT_APPLIED, 1, 5000000000ull), 0);
+	usleep(100000);
+	propose_all(100);
+	assert_int_equal(lcr_node_post(node, 0, trigger_task, NULL), 0);
+	assert_true(wait_for("snapshots_built", 1, 30000));
+	uint64_t snap_index = (uint64_t)metric("snapshot_index");
+	assert_int_equal(lcr_node_post(node, 0, purge_task, (void *)(uintptr_t)snap_index), 0);
+	assert_true(wait_for("purged_index", (double)snap_index, 5000));
+
+	/* Node 3 has nothing: only the snapshot brings it up. While it is sent,
+	 * the leader builds more (a build no longer holds off a send). */
+	start3(3, &sm[3]);
+	double built0 = metric("snapshots_built");
+	uint64_t t0 = now_ns();
+	while (metric3(3, "snapshots_installed") < 1 || metric3(3, "installing") != 0) {
+		assert_true(now_ns() - t0 < 60000000000ull);
+		if (metric("building") == 0 && metric("snapshots_built") < built0 + 3)
+			assert_int_equal(lcr_node_post(node, 0, build_more_task, NULL), 0);
+		usleep(20000);
+	}
+	double ms = (double)(now_ns() - t0) / 1e6;
+	uint64_t n = atomic_load(&sm[l].applied_n);
+	for (uint64_t t1 = now_ns();
+	     atomic_load(&sm[3].applied_n) < n && now_ns() - t1 < 10000000000ull;)
+		usleep(1000);
+	double iter_us = metric3(3, "install_iteration_max_us");
+	printf("100 MB install on node 3: %.0f ms from its start, the restore %.1f ms, longest "
+	       "loop iteration while installing %.1f us; the leader built %.0f snapshots "
+	       "meanwhile, sends opened %.0f, busy %.0f, stale %.0f\n",
+	       ms, metric3(3, "install_ms_last"), iter_us, metric("snapshots_built") - built0,
+	       metric("sends_opened"), metric("send_busy"), metric("send_stale"));
+	assert_true(metric("snapshots_built") > built0);
+	assert_int_equal(metric("send_busy"), 0);
+	assert_true(sm[3].restored || atomic_load(&sm[3].applied_n) == n);
+	assert_int_equal(atomic_load(&sm[3].applied_n), n);
+	/* A chunk per iteration: milliseconds, not the whole restore. */
+	assert_true(iter_us < 50000.0);
+	for (uint32_t i = 1; i <= N3; i++)
+		stop3(i);
+	assert_true(sm[3].hash == sm[l].hash);
+	node = NULL;
+	free(blob);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -554,6 +693,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_snapshot_log_behind_it_reset_at_open, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_snapshot_100mb_never_stalls_the_loop, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_snapshot_install_100mb_in_steps_r3, setup,
 						teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
