@@ -18,6 +18,10 @@ written and the others snapshot and purge (snapshot_logs_since_last = 500);
 restarted, it must catch up by installing a snapshot and hold every key, and
 every data directory must stay bounded while the writes go on.
 
+prevote (root): in the namespaces, a follower cut off for 2 s and healed under a
+write workload, with Pre-Vote off and on: with it on, the leader keeps its term;
+the longest write gap around the healing is printed for both.
+
 dpdk-memif: the loopback test with the nodes' Raft datagrams on DPDK instead
 of sockets: three nodes over memif (a port to every peer), EAL without
 hugepages. Skipped where lcraft-node was built without DPDK.
@@ -787,6 +791,78 @@ def test_netns(args, tmp, cleanups):
     return cl
 
 
+def write_gap_ms(history, t_from, t_to):
+    """The longest time (ms) without a completed write (put or cas) in [t_from, t_to],
+    from a kvcheck history (its times are CLOCK_MONOTONIC, as time.monotonic())."""
+    done = []
+    with open(history) as f:
+        for line in f:
+            fields = line.split()
+            if not fields or fields[0] not in ("put", "cas") or fields[7] == "-":
+                continue
+            t = int(fields[7]) / 1e9
+            if t_from <= t <= t_to:
+                done.append(t)
+    points = [t_from] + sorted(done) + [t_to]
+    return max(b - a for a, b in zip(points, points[1:])) * 1000
+
+
+def test_prevote(args, tmp, cleanups):
+    """A follower cut off for 2 s, then healed, under a write workload, with Pre-Vote
+    off and then on. With it on, the leader keeps its leadership and term (the healed
+    node never raised its term); the longest write gap around the healing is reported
+    for both."""
+    prefix = os.environ.get("LCR_TEST_NETNS_PREFIX", "lcrt")
+    subnet = os.environ.get("LCR_TEST_NETNS_SUBNET", "10.78.0")
+    net = netns_up(args, cleanups, prefix, subnet, "lcraft-cluster-test-netns.lock")
+    results = {}
+    for pre_vote in (False, True):
+        name = "prevote-" + ("on" if pre_vote else "off")
+        sub = os.path.join(tmp, name)
+        os.makedirs(sub)
+        cl = Cluster(args, sub, {i: (f"{subnet}.{i}", 7101) for i in (1, 2, 3)},
+                     netns={i: net.ns(i) for i in (1, 2, 3)})
+        cleanups.append(cl.cleanup)
+        cl.raft_extra = [f"enable_pre_vote = {'true' if pre_vote else 'false'}"]
+        cl.write_config()
+        cl.start_all()
+        cl.wait_leader(cl.ids, 10)
+        wl = Workload(args, cl, sub, name, seconds=7)
+        cleanups.append(wl.cleanup)
+        time.sleep(1.5)
+        lead, term, _ = cl.wait_leader(cl.ids, 5, what="the leader before the cut")
+        f = next(i for i in cl.ids if i != lead)
+        others = [i for i in cl.ids if i != f]
+        cut = []
+        for o in others:
+            cut.append(["INPUT", "-p", "udp", "-s", f"{subnet}.{o}", "-j", "DROP"])
+            cut.append(["OUTPUT", "-p", "udp", "-d", f"{subnet}.{o}", "-j", "DROP"])
+        net.iptables_atomic(f, cut)
+        time.sleep(2)
+        st = cl.status(f)
+        cut_term = st["term"] if st else None
+        for chain in ("INPUT", "OUTPUT"):
+            net.iptables(f, "-F", chain)
+        t_heal = time.monotonic()
+        time.sleep(2.5)
+        lead2, term2, _ = cl.wait_leader(cl.ids, 5, what="one leader after the healing")
+        wl.finish()
+        gap = write_gap_ms(os.path.join(sub, f"kvcheck-{name}.history"), t_heal - 0.5,
+                           t_heal + 2.0)
+        deposed = lead2 != lead or term2 != term
+        results[pre_vote] = (gap, deposed)
+        say(f"{name}: follower {f} cut off 2 s (its term then {cut_term}, the leader's "
+            f"{term}); after healing leader {lead2} term {term2}"
+            f"{' (the leader was deposed)' if deposed else ''}; longest write gap from "
+            f"0.5 s before to 2 s after healing: {gap:.0f} ms")
+        cl.stop_all()
+    if results[True][1]:
+        raise Fail("with Pre-Vote on, a healed follower deposed the leader")
+    say(f"write gap on healing: Pre-Vote off {results[False][0]:.0f} ms"
+        f"{' (deposed)' if results[False][1] else ''}, on {results[True][0]:.0f} ms")
+    return None
+
+
 def run_main(name, test, args):
     """Run test(args, tmp, cleanups) in a fresh directory under $LCR_TEST_DIR or /var/tmp
     with a seeded random module (LCR_TEST_SEED reruns one), and return the exit status:
@@ -844,7 +920,7 @@ def run_main(name, test, args):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("test", choices=["loopback", "netns", "dpdk-memif", "snapshot"])
+    ap.add_argument("test", choices=["loopback", "netns", "dpdk-memif", "snapshot", "prevote"])
     ap.add_argument("--node", required=True, help="the lcraft-node executable")
     ap.add_argument("--cli", required=True, help="the lcraft-cli executable")
     ap.add_argument("--kvcheck", required=True, help="the kvcheck executable")
@@ -852,9 +928,10 @@ def main():
     ap.add_argument("--dpdk", choices=["yes", "no"], default="no",
                     help="whether lcraft-node was built with DPDK (the dpdk tests)")
     args = ap.parse_args()
-    if args.test == "netns" and not args.netns_sh:
-        ap.error("netns needs --netns-sh")
+    if args.test in ("netns", "prevote") and not args.netns_sh:
+        ap.error(f"{args.test} needs --netns-sh")
     tests = {"loopback": test_loopback, "netns": test_netns, "snapshot": test_snapshot,
+             "prevote": test_prevote,
              "dpdk-memif": lambda a, t, c: test_loopback(a, t, c, dpdk=True)}
     return run_main(args.test, tests[args.test], args)
 

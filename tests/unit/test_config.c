@@ -247,7 +247,8 @@ static void test_config_defaults(void **state)
 	assert_int_equal(c.node.dpdk.rx_desc, 0);
 	assert_int_equal(c.node.dpdk.tx_desc, 0);
 
-	/* Raft options: exactly lcr_core_config_default()'s. */
+	/* Raft options: exactly lcr_core_config_default()'s, but Pre-Vote, which
+	 * lcraft-node turns on (etcd's default since 3.5). */
 	assert_true(c.node.core.election_timeout_min_ms == core.election_timeout_min_ms);
 	assert_true(c.node.core.election_timeout_max_ms == core.election_timeout_max_ms);
 	assert_true(c.node.core.heartbeat_interval_ms == core.heartbeat_interval_ms);
@@ -258,7 +259,8 @@ static void test_config_defaults(void **state)
 	assert_int_equal(c.node.core.leader_runs_max, core.leader_runs_max);
 	assert_true(c.node.core.backoff_ms == core.backoff_ms);
 	assert_true(c.node.core.read_timeout_ms == core.read_timeout_ms);
-	assert_int_equal(c.node.core.enable_pre_vote, core.enable_pre_vote);
+	assert_false(core.enable_pre_vote);
+	assert_true(c.node.core.enable_pre_vote);
 	assert_int_equal(c.node.core.enable_heartbeat, core.enable_heartbeat);
 	assert_int_equal(c.node.core.enable_elect, core.enable_elect);
 	assert_int_equal(c.node.core.enable_leader_restore, core.enable_leader_restore);
