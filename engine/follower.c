@@ -162,6 +162,12 @@ void lcr_on_append_req(struct lcr_core *c, const struct lcr_msg *m)
 	}
 
 	struct lcr_log_id accepted = a->n_entries ? a->entries[a->n_entries - 1].id : a->prev;
+	/* What this replica purged is committed, and a snapshot here holds it:
+	 * it matches the leader's log as far as that. Saying so lets a leader
+	 * whose snapshot's answer was lost (a datagram, a restart) learn from
+	 * the next heartbeat that this replica installed it. */
+	if (accepted.index < c->log.purged.index)
+		accepted = c->log.purged;
 	/* Acknowledge only what is durable: the vote and every entry up to
 	 * `accepted` were handed to storage by io seq <= c->io_seq. */
 	bool now = LCR_BUG(c, LCR_BUG_ACK_BEFORE_FLUSH);

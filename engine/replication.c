@@ -20,13 +20,14 @@ static uint64_t inflight(const struct lcr_progress *p)
 	return p->next_inflight_id - 1 - p->acked_inflight_id;
 }
 
-/* Replication of a snapshot to this peer closes (openraft's cancel). */
-static void cancel_snapshot(struct lcr_core *c, struct lcr_progress *p)
+/* Replication of a snapshot to this peer closes (openraft's cancel); `counted`
+ * unless the peer turned out to hold it already. */
+static void cancel_snapshot(struct lcr_core *c, struct lcr_progress *p, bool counted)
 {
 	if (!p->snapshot)
 		return;
 	p->snapshot = false;
-	c->n_snap_cancelled++;
+	c->n_snap_cancelled += counted;
 	struct lcr_cmd *cmd = lcr_core_emit(c, LCR_CMD_CANCEL_SNAPSHOT);
 	cmd->cancel.target = c->nodes[p - c->leader.progress];
 	cmd->cancel.stream_id = p->stream_id;
@@ -34,7 +35,7 @@ static void cancel_snapshot(struct lcr_core *c, struct lcr_progress *p)
 
 static void stream_restart(struct lcr_core *c, struct lcr_progress *p)
 {
-	cancel_snapshot(c, p);
+	cancel_snapshot(c, p, true);
 	p->stream_id = ++c->next_stream_id;
 	p->next_inflight_id = 1;
 	p->acked_inflight_id = 0;
@@ -87,7 +88,7 @@ void lcr_leader_drop(struct lcr_core *c)
 	if (!c->leader.active)
 		return;
 	for (uint32_t i = 0; i < c->n_nodes; i++)
-		cancel_snapshot(c, &c->leader.progress[i]);
+		cancel_snapshot(c, &c->leader.progress[i], true);
 	c->leader.active = false;
 	c->purge_want = 0;
 	lcr_reads_fail_all(c, -LCR_ENOTLEADER);
@@ -399,6 +400,13 @@ static void on_ok(struct lcr_core *c, uint32_t slot, const struct lcr_append_res
 			p->probing = false;
 	}
 	match_to(c, p, r->log_id);
+	/* The snapshot in flight is there (its answer was lost, or is late):
+	 * replication goes on from it. */
+	if (p->snapshot && p->matching.index >= p->sent_index) {
+		cancel_snapshot(c, p, false);
+		p->acked_inflight_id = p->next_inflight_id - 1;
+		p->progress_ns = c->now_ns;
+	}
 	after_ack(c, slot);
 }
 

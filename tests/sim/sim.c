@@ -623,6 +623,12 @@ static void net_send(struct sim_world *w, struct sim_msg *sm)
 	}
 	if (chance(w, w->dup_pct))
 		copies = 2;
+	/* A snapshot's answer is duplicated now and then, the copy arriving
+	 * seconds later: after its leader lost leadership, and maybe won it again
+	 * (an answer to an older leadership must count for nothing). */
+	bool late_copy = sm->m.type == LCR_MSG_SNAPSHOT_RESP && chance(w, 40);
+	if (late_copy)
+		copies = 2;
 	for (int i = 0; i < copies; i++) {
 		struct sim_msg *m = sm;
 		if (i == 1) {
@@ -648,6 +654,8 @@ static void net_send(struct sim_world *w, struct sim_msg *sm)
 		 * one of the same node: it must count for neither. */
 		if (sm->m.type == LCR_MSG_SNAPSHOT_RESP && chance(w, 25))
 			delay += 300 * MS + rnd_below(w, 900 * MS);
+		if (late_copy && i == 1)
+			delay += 1000 * MS + rnd_below(w, 4000 * MS);
 		/* A few arrive later still: past two elections (each at least an
 		 * election timeout after a lease, 450 ms and more). */
 		if (w->late_pct && chance(w, 1))
