@@ -233,6 +233,7 @@ static void log_free(struct lcr_log *l)
 	lcr_log_free(l, l->pend);
 	lcr_log_free_blocks(l, l->zero);
 	lcr_log_free_blocks(l, l->scratch);
+	lcr_log_fetch_free(l);
 	lcr_log_free_blocks(l, l->hdr_buf);
 	lcr_log_free_blocks(l, l->meta_buf);
 	lcr_log_free(l, l->dir);
@@ -295,6 +296,8 @@ int lcr_log_open(struct lcr_log **out, struct lcr_ring *ring, const struct lcr_l
 		goto fail;
 	if ((rc = lcr_log_segs_start(l, why, why_len)) < 0)
 		goto fail;
+	if ((rc = lcr_log_fetch_init(l)) < 0)
+		goto fail;
 	if (o->durability == LCR_DURABILITY_NONE)
 		fprintf(stderr,
 			"lcraft: WARNING: %s: durability 'none': acknowledged writes are NOT "
@@ -321,7 +324,7 @@ fail:
 /* Any request of this log that the kernel may still complete. */
 static bool reqs_busy(const struct lcr_log *l)
 {
-	if (lcr_io_busy(&l->meta_w) || lcr_io_busy(&l->meta_s))
+	if (lcr_io_busy(&l->meta_w) || lcr_io_busy(&l->meta_s) || lcr_log_fetch_busy(l))
 		return true;
 	for (uint32_t i = 0; i < l->mb_cap; i++)
 		if (lcr_io_busy(&l->mb[i].wreq) || lcr_io_busy(&l->mb[i].sreq))

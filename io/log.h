@@ -79,7 +79,12 @@ struct lcr_log_stats {
 	uint64_t vote_writes;
 	uint64_t cache_hits;
 	uint64_t cache_misses;
-	uint64_t disk_reads; /* batches read back from disk (lcr_log_read) */
+	uint64_t disk_reads;   /* batches read back from disk (lcr_log_read) */
+	uint64_t fetch_reads;  /* asynchronous reads started (lcr_log_fetch) */
+	uint64_t fetch_bytes;  /* ... bytes they read */
+	uint64_t fetch_hits;   /* entries taken from a fetch buffer */
+	uint64_t fetch_waits;  /* entries asked for while their read was in flight */
+	uint64_t fetch_errors; /* reads that failed */
 	uint64_t segments_created;
 	uint64_t segments_prewritten; /* of those, pre-written with zeros (lcr_log_opts.prewrite) */
 	uint64_t segments_purged;
@@ -167,6 +172,29 @@ int lcr_log_get(struct lcr_log *l, uint64_t index, struct lcr_entry *out);
  * corrupt and the caller must stop).
  */
 int lcr_log_read(struct lcr_log *l, uint64_t index, struct lcr_entry *out, void *buf, size_t len);
+
+/*
+ * An entry from disk without blocking, for the leader's AppendEntries to a
+ * lagging follower (what lcr_log_get no longer holds). The log keeps two
+ * buffers, each filled by one io_uring read of whole batches: the batch
+ * that holds `index` and the ones after it in its segment, up to the
+ * buffer's size (about batch_bytes_max + LCR_ENTRY_MAX). Returns
+ *   0        out->data points into a buffer, valid until lcr_log_fetch_unpin()
+ *            and then until a read into that buffer starts: taking an
+ *            entry also starts reading what follows it into the other
+ *            buffer, so a reader going in order rarely waits;
+ *   -EAGAIN  its read is in flight (or was started now, or both buffers are
+ *            taken by entries handed out since the unpin): ask again after
+ *            the ring's completions (they wake a sleeping lcore);
+ *   -ENOENT  the log does not hold it (purged, beyond the last durable batch);
+ *   -EBADMSG its bytes fail their checksum (the log is corrupt);
+ *   -errno   the read failed (reported once: asking again reads again).
+ * Checked after the read as lcr_log_read is. Only the ring's thread.
+ */
+int lcr_log_fetch(struct lcr_log *l, uint64_t index, struct lcr_entry *out);
+
+/* The entries lcr_log_fetch handed out are no longer used: their buffers may be read into. */
+void lcr_log_fetch_unpin(struct lcr_log *l);
 
 /* Bytes the arena can still take before appends fail with -ENOBUFS. */
 uint64_t lcr_log_space(const struct lcr_log *l);

@@ -38,6 +38,7 @@
 #define PEND_MAX       4096	    /* durability queue entries */
 #define PREWRITE_BELOW (64u << 10)  /* mean write size under which segments are pre-written */
 #define RECYCLE_MAX    2	    /* purged segment files kept for the next segments */
+#define FETCH_BUFS     2	    /* asynchronous cold reads (lcr_log_fetch): buffers per log */
 
 /*
  * Most segments one log may hold, whatever its options: 4 TiB of the default
@@ -101,6 +102,32 @@ struct mbatch {
 	uint64_t issued_ns; /* when its write went to the ring */
 	struct lcr_log *log;
 	struct lcr_io_req wreq, sreq;
+};
+
+/*
+ * A buffer of asynchronous cold reads (lcr_log_fetch): one io_uring read of
+ * whole batches of one segment, from the batch that holds the entry asked
+ * for up to the end of the last durable batch (or the buffer's size). Its
+ * bytes stay until the next read into it: batches are never overwritten in
+ * place, so what it holds is checked against the location tables (segment
+ * number, offset) and the batch header and record checksums each time an
+ * entry is taken from it.
+ */
+struct fetch_buf {
+	struct lcr_log *log;
+	uint8_t *buf;	   /* fetch_bytes, block aligned (O_DIRECT) */
+	uint64_t seg;	   /* the segment its bytes come from (0: none) */
+	uint64_t off, len; /* file bytes [off, off + len) it holds, or reads */
+	bool reading;	   /* a read is in flight into it */
+	bool pinned;	   /* entries were handed out of it since lcr_log_fetch_unpin */
+	int err;	   /* the last read failed: reported once, then forgotten */
+	uint64_t used;	   /* when it last served or filled (fetch_clock): the least recent goes */
+	uint64_t next;	   /* the first index after the last whole batch it holds */
+	bool ahead;	   /* the read ahead after it was tried */
+	/* The batch last walked in it, for reading in order without starting over. */
+	uint64_t cur_off, cur_first;
+	uint32_t cur_i, cur_pos;
+	struct lcr_io_req req;
 };
 
 struct pend {
@@ -197,6 +224,11 @@ struct lcr_log {
 	uint64_t cur_off, cur_first, cur_lo, cur_hi;
 	uint32_t cur_i, cur_pos;
 	void *hdr_buf; /* one block for segment headers */
+
+	/* Asynchronous cold reads (lcr_log_fetch), each buffer fetch_bytes. */
+	struct fetch_buf fetch[FETCH_BUFS];
+	uint64_t fetch_bytes;
+	uint64_t fetch_clock;
 
 	struct lcr_log_stats st;
 	struct lcr_hist write_lat; /* batch write (+ fdatasync), issue to completion */
@@ -303,6 +335,14 @@ void lcr_log_write_next(struct lcr_log *l);
 void lcr_log_meta_reset_done(struct lcr_log *l, uint64_t wid, struct lcr_log_id prev);
 /* The core's install with keep_log: purge up to `last` (in the log), durable in io order. */
 int lcr_log_meta_purge(struct lcr_log *l, struct lcr_log_id last, const struct lcr_io_id *io);
+
+/* ---- log_read.c --------------------------------------------------------------------- */
+
+/* The fetch buffers, at open once recovery sized scratch (-ENOMEM), and their release. */
+int lcr_log_fetch_init(struct lcr_log *l);
+void lcr_log_fetch_free(struct lcr_log *l);
+/* A fetch read the kernel may still complete (close waits for it). */
+bool lcr_log_fetch_busy(const struct lcr_log *l);
 
 /* ---- log_recover.c ------------------------------------------------------------------ */
 

@@ -180,3 +180,234 @@ int lcr_log_read(struct lcr_log *l, uint64_t index, struct lcr_entry *out, void 
 	out->data = buf;
 	return (int)out->len;
 }
+
+/* ---- asynchronous cold reads (lcr_log_fetch) --------------------------------------- */
+
+int lcr_log_fetch_init(struct lcr_log *l)
+{
+	/* One batch must fit, with its header and padding: scratch's size. */
+	l->fetch_bytes = l->scratch_bytes;
+	for (uint32_t i = 0; i < FETCH_BUFS; i++) {
+		struct fetch_buf *f = &l->fetch[i];
+		f->log = l;
+		f->buf = lcr_log_zalloc_blocks(l, l->fetch_bytes);
+		if (!f->buf)
+			return -ENOMEM;
+	}
+	return 0;
+}
+
+void lcr_log_fetch_free(struct lcr_log *l)
+{
+	for (uint32_t i = 0; i < FETCH_BUFS; i++) {
+		LCR_ASSERT(!lcr_io_busy(&l->fetch[i].req));
+		lcr_log_free_blocks(l, l->fetch[i].buf);
+		l->fetch[i].buf = NULL;
+	}
+}
+
+bool lcr_log_fetch_busy(const struct lcr_log *l)
+{
+	for (uint32_t i = 0; i < FETCH_BUFS; i++)
+		if (l->fetch[i].reading || lcr_io_busy(&l->fetch[i].req))
+			return true;
+	return false;
+}
+
+void lcr_log_fetch_unpin(struct lcr_log *l)
+{
+	LCR_ASSERT(l != NULL);
+	for (uint32_t i = 0; i < FETCH_BUFS; i++)
+		l->fetch[i].pinned = false;
+}
+
+static void fetch_done(struct lcr_io_req *req, int res)
+{
+	struct fetch_buf *f = req->ctx;
+	struct lcr_log *l = f->log;
+
+	LCR_ASSERT(f->reading);
+	f->reading = false;
+	f->used = ++l->fetch_clock;
+	if (res < 0 || (uint64_t)res < LCR_BLOCK) {
+		f->err = res < 0 ? res : -EIO;
+		f->len = 0;
+		l->st.fetch_errors++;
+		return;
+	}
+	/* Whole blocks only: a batch is checked against its span below. */
+	f->len = (uint64_t)res / LCR_BLOCK * LCR_BLOCK;
+	l->st.fetch_bytes += (uint64_t)res;
+}
+
+/* Whether `f` holds (or is reading) the span of batch `lc` of segment `s`. */
+static bool fetch_covers(const struct fetch_buf *f, const struct seg *s, const struct loc *lc,
+			 uint64_t span)
+{
+	return f->seg == s->no && lc->file_off >= f->off && lc->file_off + span <= f->off + f->len;
+}
+
+/*
+ * Start reading the batch `lc` of `s` and those after it into `f`: up to
+ * the end of the segment's last durable batch (never a write in flight),
+ * at most fetch_bytes.
+ */
+static void fetch_start(struct lcr_log *l, struct fetch_buf *f, const struct seg *s,
+			const struct loc *lc, uint64_t span)
+{
+	const struct loc *end = &s->locs[s->n_locs - 1];
+	uint64_t stop =
+		end->file_off + lcr_align_up(sizeof(struct lcr_batch_hdr) + end->bytes, LCR_BLOCK);
+	uint64_t want = stop > lc->file_off ? stop - lc->file_off : span;
+
+	if (want > l->fetch_bytes)
+		want = l->fetch_bytes / LCR_BLOCK * LCR_BLOCK;
+	if (want < span)
+		want = span;
+	LCR_ASSERT(want <= l->fetch_bytes);
+	LCR_ASSERT(!f->reading && !f->pinned && !lcr_io_busy(&f->req));
+	/* The first index after the last whole batch it will hold: where the
+	 * read ahead starts. */
+	f->next = 0;
+	for (const struct loc *x = lc; x < s->locs + s->n_locs; x++) {
+		uint64_t xs = lcr_align_up(sizeof(struct lcr_batch_hdr) + x->bytes, LCR_BLOCK);
+		if (x->file_off + xs > lc->file_off + want)
+			break;
+		f->next = x->first_index + x->count;
+	}
+	f->ahead = false;
+	f->seg = s->no;
+	f->off = lc->file_off;
+	f->len = want;
+	f->err = 0;
+	f->cur_off = UINT64_MAX;
+	f->reading = true;
+	lcr_io_prep(&f->req, LCR_IO_READ, s->fd, f->buf, want, lc->file_off, fetch_done, f);
+	lcr_ring_queue(l->ring, &f->req);
+	l->st.fetch_reads++;
+}
+
+/* A buffer a read may go into: idle, not pinned, the least recently used. */
+static struct fetch_buf *fetch_victim(struct lcr_log *l)
+{
+	struct fetch_buf *v = NULL;
+
+	for (uint32_t i = 0; i < FETCH_BUFS; i++) {
+		struct fetch_buf *f = &l->fetch[i];
+		if (f->reading || f->pinned || lcr_io_busy(&f->req))
+			continue;
+		if (!v || f->used < v->used)
+			v = f;
+	}
+	return v;
+}
+
+/* Entry `index` of batch `lc`, whose bytes `f` holds: verified as lcr_log_read does. */
+static int fetch_entry(struct lcr_log *l, struct fetch_buf *f, const struct seg *s,
+		       const struct loc *lc, uint64_t span, uint64_t index, struct lcr_entry *out)
+{
+	const uint8_t *hb = f->buf + (lc->file_off - f->off);
+
+	if (f->cur_off != lc->file_off) {
+		struct lcr_batch_hdr h;
+		if (!lcr_batch_hdr_valid(hb, span, 0, l->o.group))
+			return -EBADMSG;
+		memcpy(&h, hb, sizeof(h));
+		if (h.seg_nonce != s->nonce || h.bytes != lc->bytes ||
+		    lc->first_index < h.first_index ||
+		    lc->first_index + lc->count > h.first_index + h.count)
+			return -EBADMSG;
+		f->cur_off = lc->file_off;
+		f->cur_first = h.first_index;
+		f->cur_i = 0;
+		f->cur_pos = 0;
+	}
+	uint32_t want = (uint32_t)(index - f->cur_first);
+	if (f->cur_i > want) {
+		f->cur_i = 0;
+		f->cur_pos = 0;
+	}
+	const uint8_t *base = hb + sizeof(struct lcr_batch_hdr);
+	for (;;) {
+		int sz = lcr_rec_check(base + f->cur_pos, lc->bytes - f->cur_pos,
+				       f->cur_first + f->cur_i);
+		if (sz < 0) {
+			f->cur_off = UINT64_MAX;
+			return -EBADMSG;
+		}
+		if (f->cur_i == want)
+			break;
+		f->cur_pos += (uint32_t)sz;
+		f->cur_i++;
+	}
+	fill_entry(out, base + f->cur_pos);
+	return 0;
+}
+
+/*
+ * Read ahead, once per fill: the batch after the last one `f` holds, into
+ * the other buffer, unless one holds or reads it already.
+ */
+static void fetch_ahead(struct lcr_log *l, struct fetch_buf *f)
+{
+	const struct seg *s;
+
+	f->ahead = true;
+	if (f->next == 0 || f->next > l->ids.last.index)
+		return;
+	const struct loc *lc = find_loc(l, f->next, &s);
+	if (!lc)
+		return;
+	uint64_t span = lcr_align_up(sizeof(struct lcr_batch_hdr) + lc->bytes, LCR_BLOCK);
+	for (uint32_t i = 0; i < FETCH_BUFS; i++)
+		if (fetch_covers(&l->fetch[i], s, lc, span) && !l->fetch[i].err)
+			return;
+	struct fetch_buf *v = fetch_victim(l);
+	if (v && v != f)
+		fetch_start(l, v, s, lc, span);
+}
+
+int lcr_log_fetch(struct lcr_log *l, uint64_t index, struct lcr_entry *out)
+{
+	const struct seg *s;
+	LCR_ASSERT(l != NULL);
+	LCR_ASSERT(out != NULL);
+
+	if (index <= l->ids.purged.index || index > l->ids.last.index)
+		return -ENOENT;
+	const struct loc *lc = find_loc(l, index, &s);
+	if (!lc)
+		return -ENOENT;
+	LCR_ASSERT(lc->first_index <= index && index < lc->first_index + lc->count);
+	uint64_t span = lcr_align_up(sizeof(struct lcr_batch_hdr) + lc->bytes, LCR_BLOCK);
+	LCR_ASSERT(span <= l->fetch_bytes); /* fetch_init sized them after recovery */
+	for (uint32_t i = 0; i < FETCH_BUFS; i++) {
+		struct fetch_buf *f = &l->fetch[i];
+		if (!fetch_covers(f, s, lc, span))
+			continue;
+		if (f->reading) {
+			l->st.fetch_waits++;
+			return -EAGAIN;
+		}
+		if (f->err) {
+			int err = f->err;
+			f->err = 0;
+			f->seg = 0;
+			return err;
+		}
+		int rc = fetch_entry(l, f, s, lc, span, index, out);
+		if (rc < 0)
+			return rc;
+		f->pinned = true;
+		f->used = ++l->fetch_clock;
+		l->st.fetch_hits++;
+		if (!f->ahead)
+			fetch_ahead(l, f);
+		return 0;
+	}
+	struct fetch_buf *v = fetch_victim(l);
+	if (v)
+		fetch_start(l, v, s, lc, span);
+	l->st.fetch_waits++;
+	return -EAGAIN;
+}
