@@ -1,10 +1,14 @@
-/* Seed inputs for fuzz_recover, made by writing real logs: make_seeds DIR (writes DIR/<name>). */
+/* Seed inputs of the fuzz targets: make_seeds DIR [recover|config|stream] (writes under DIR). */
 /*
- * Each seed is an input in fuzz_recover.c's format: a mode byte, the group,
- * then a meta image (compact: two 128-byte slot prefixes) and a segment image
- * cut to its used part, or the segment as chunks (the used bytes of each
- * batch) to keep seeds to a few KiB. Needs io_uring; run it by hand when the
- * formats change:
+ * fuzz_config's seeds (DIR/fuzz_config/) are config files as lcraft-node
+ * reads them, behind fuzz_config.c's mode byte; fuzz_stream's
+ * (DIR/fuzz_stream/) are schedules in fuzz_stream.c's format: options,
+ * message lengths, then datagrams (in order, reordered, a takeback, forged).
+ *
+ * fuzz_recover's are made by writing real logs (DIR/<name>). Each seed is an input in
+ * fuzz_recover.c's format: a mode byte, the group, then a meta image (compact: two 128-byte slot
+ * prefixes) and a segment image cut to its used part, or the segment as chunks (the used bytes of
+ * each batch) to keep seeds to a few KiB. Needs io_uring; run it by hand when the formats change:
  *   ninja -C build tests/fuzz/make_seeds && build/tests/fuzz/make_seeds tests/fuzz/corpus
  */
 #define _GNU_SOURCE
@@ -251,6 +255,141 @@ static void save(const char *dir, const char *name, const struct seed *s)
 	printf("%s: %zu bytes\n", path, s->len);
 }
 
+/* ---- fuzz_config and fuzz_stream ------------------------------------------------ */
+
+static void save_bytes(const char *dir, const char *sub, const char *name, const void *p, size_t n)
+{
+	static struct seed s;
+	char d[512];
+
+	snprintf(d, sizeof(d), "%s/%s", dir, sub);
+	mkdir(d, 0755);
+	if (n > sizeof(s.buf))
+		die("seed too large", E2BIG);
+	memcpy(s.buf, p, n);
+	s.len = n;
+	save(d, name, &s);
+}
+
+/* A config file behind fuzz_config.c's mode byte: raw bytes, --id 1. */
+static void config_seed(const char *dir, const char *name, const char *text)
+{
+	static char buf[8192];
+	size_t n = strlen(text);
+
+	if (n + 1 > sizeof(buf))
+		die("config seed too large", E2BIG);
+	buf[0] = 0x01; /* raw file; --id 1 + (mode >> 4) % 4 = 1 */
+	memcpy(buf + 1, text, n);
+	save_bytes(dir, "fuzz_config", name, buf, n + 1);
+}
+
+static void seeds_config(const char *dir)
+{
+	config_seed(dir, "config-local-3",
+		    "; three nodes on loopback\n[cluster]\nid = 7\n[nodes]\n1 = 127.0.0.1:7101\n"
+		    "2 = 127.0.0.1:7201\n3 = 127.0.0.1:7301\n[node]\n"
+		    "data_dir = /var/tmp/lcraft/local-3/node-{id}\nlcores = 1\ngroups = 1\n"
+		    "[raft]\nelection_timeout_min_ms = 150\nelection_timeout_max_ms = 300\n"
+		    "heartbeat_interval_ms = 50\nread_policy = read_index\n[storage]\n"
+		    "durability = fsync\nio_mode = direct-dsync\nsegment_mb = 64\n");
+	config_seed(dir, "config-dpdk",
+		    "[cluster]\nid = 9\n[nodes]\n1 = 10.0.0.1:7000\n2 = 10.0.0.2:7000\n"
+		    "3 = 10.0.0.3:7000\n[node]\ndata_dir = /tmp/n{id}\nlcores = 2\n"
+		    "cores = 2-3\ntransport = dpdk\nbusy_poll = on\n[raft]\n"
+		    "election_timeout_min_ms = 150\nelection_timeout_max_ms = 300\n"
+		    "heartbeat_interval_ms = 50\n[faults]\nloss_pct = 0.5\ndelay_us = 100\n"
+		    "[dpdk]\neal = -l {id} --no-huge\n  --no-pci\nroutes = 1=net_memif0,\n"
+		    "  2=net_memif1, 3 = net_memif2\nneighbours = 2=aa:bb:cc:dd:ee:02\n");
+	/* Built mode: the valid file plus a few lines made of the input. */
+	static const uint8_t built[] = { 0x10, 0x01, 0x41, 13, 6, 0x01, 0x00, 4, 0x03, 0x11, 0x5 };
+	save_bytes(dir, "fuzz_config", "config-built", built, sizeof(built));
+}
+
+/* fuzz_stream.c's format: options, four streams' message lengths, then datagrams. */
+struct sched {
+	uint8_t b[4096];
+	size_t n;
+};
+
+static void sb(struct sched *s, uint8_t v)
+{
+	if (s->n == sizeof(s->b))
+		die("stream seed too large", E2BIG);
+	s->b[s->n++] = v;
+}
+
+/* Window 16 + w, 64 payload bytes a fragment; each stream `msgs` messages of `sel` length. */
+static void sched_begin(struct sched *s, uint8_t cfg, uint8_t w, uint8_t msgs, uint8_t sel)
+{
+	s->n = 0;
+	sb(s, cfg);
+	sb(s, w);
+	for (int k = 0; k < 4; k++) {
+		sb(s, (uint8_t)(msgs - 1));
+		for (int i = 0; i < msgs; i++) {
+			sb(s, sel);
+			if (sel >= 160)
+				sb(s, 40); /* 160 bytes: three fragments */
+		}
+	}
+}
+
+static void seeds_stream(const char *dir)
+{
+	static struct sched s;
+
+	/* Stream 0 in order, bursts of 8. */
+	sched_begin(&s, 0x00, 16, 8, 10);
+	for (int i = 0; i < 4; i++)
+		sb(&s, 0x1c);
+	save_bytes(dir, "fuzz_stream", "stream-in-order", s.b, s.n);
+
+	/* Three-fragment messages, sent around the highest seq: late, early, twice. */
+	sched_begin(&s, 0x00, 0, 8, 200);
+	for (int i = 0; i < 24; i++) {
+		sb(&s, 0x80);
+		sb(&s, (uint8_t)(24 + (i * 7) % 9 - 3));
+	}
+	sb(&s, 0x1c);
+	save_bytes(dir, "fuzz_stream", "stream-fragments-reordered", s.b, s.n);
+
+	/* Stream 0, then 2 (newer), 32 of 0 (back to it), 1, 2 again: the
+	 * receiver forgot 2 and hands its first message up again. */
+	sched_begin(&s, 0x00, 33, 40, 10);
+	sb(&s, 0x00);
+	sb(&s, 0x02);
+	for (int i = 0; i < 4; i++)
+		sb(&s, 0x1c);
+	sb(&s, 0x01);
+	sb(&s, 0x82);
+	sb(&s, 24); /* stream 2's seq 1 again */
+	save_bytes(dir, "fuzz_stream", "stream-takeback", s.b, s.n);
+
+	/* Honest datagrams and forged ones beside them. */
+	sched_begin(&s, 0x20, 0, 4, 10);
+	for (int i = 0; i < 16; i++) {
+		sb(&s, (uint8_t)(i & 3));
+		sb(&s, 0xe0 | (uint8_t)(i & 3));
+		sb(&s, (uint8_t)(i * 8 + 3)); /* beside an honest id */
+		sb(&s, 0);
+		sb(&s, (uint8_t)(i * 5));
+		sb(&s, (uint8_t)(i % 5));
+		sb(&s, (uint8_t)(i % 3));
+	}
+	save_bytes(dir, "fuzz_stream", "stream-forged", s.b, s.n);
+
+	/* Forged fragment 0 of 3, then 1 of 2, on one stream: handed up as a
+	 * message of two. */
+	sched_begin(&s, 0x20, 0, 1, 10);
+	static const uint8_t frags[] = {
+		0xe0, 0x0b, 0, 0x03, 0, 2, 0, 0xe0, 0x0b, 0, 0x03, 1, 1, 1
+	};
+	for (size_t i = 0; i < sizeof(frags); i++)
+		sb(&s, frags[i]);
+	save_bytes(dir, "fuzz_stream", "stream-frag-counts", s.b, s.n);
+}
+
 static void seed_begin(struct seed *s, uint32_t mode)
 {
 	s->len = 0;
@@ -265,11 +404,17 @@ int main(int argc, char **argv)
 	size_t len;
 	uint8_t *img;
 
-	if (argc != 2) {
-		fprintf(stderr, "usage: make_seeds DIR\n");
+	if (argc < 2 || argc > 3) {
+		fprintf(stderr, "usage: make_seeds DIR [recover|config|stream]\n");
 		return 2;
 	}
 	mkdir(argv[1], 0755);
+	if (argc == 2 || strcmp(argv[2], "config") == 0)
+		seeds_config(argv[1]);
+	if (argc == 2 || strcmp(argv[2], "stream") == 0)
+		seeds_stream(argv[1]);
+	if (argc == 3 && strcmp(argv[2], "recover") != 0)
+		return 0;
 
 	/* Two batches as the segment has them, header block included. */
 	gen_init(&g);
