@@ -10,7 +10,10 @@
  *                              a 4 KiB header block, then batches
  *
  * A batch is what one write puts on disk: a 64-byte header and records,
- * starting on a fresh 4 KiB block, never overwritten. Each record carries its
+ * starting on a fresh unit of the segment's batch alignment (the device's
+ * logical block size, often 512 bytes, under O_DIRECT; 4 KiB otherwise),
+ * padded to it and never overwritten: no write covers a logical block that
+ * holds an acknowledged byte. Each record carries its
  * length, index, leader id, type and a CRC32C. A batch replaces the log after
  * its first index - 1, so a truncation is simply a later batch that starts
  * lower (one with no records truncates only). Recovery replays batches in
@@ -55,6 +58,15 @@ struct lcr_log_opts {
 	 * flush). Costs writing every byte twice; measured in docs/benchmarks.md. */
 	bool prewrite;
 	/*
+	 * Batch alignment of new segments in bytes: 512, 1024, 2048 or 4096,
+	 * at least the device's logical block size under O_DIRECT. 0 (the
+	 * default): that logical block size (statx's O_DIRECT offset alignment)
+	 * under O_DIRECT, 4096 with buffered writes or where it is not known.
+	 * 4096 keeps every write off the physical block of a 512e device that
+	 * holds acknowledged data (docs/storage-format.md, "Batch alignment").
+	 */
+	uint32_t block_bytes;
+	/*
 	 * Most segment files the log may hold at once; 0 (the default): as many
 	 * as the filesystem holds (its size / segment_bytes), or as many as
 	 * recovery found if that is more, plus one; never more than 65,536
@@ -74,7 +86,7 @@ void lcr_log_opts_default(struct lcr_log_opts *o, const char *dir);
 struct lcr_log_stats {
 	uint64_t batches_written;
 	uint64_t entries_written;
-	uint64_t bytes_written; /* including padding to 4 KiB */
+	uint64_t bytes_written; /* of batches: headers, records, padding to the batch alignment */
 	uint64_t syncs;
 	uint64_t vote_writes;
 	uint64_t cache_hits;

@@ -105,11 +105,11 @@ static struct mbatch *batch_new(struct lcr_log *l, uint64_t first_index, uint64_
 {
 	uint64_t at;
 
-	uint64_t span = lcr_align_up(sizeof(struct lcr_batch_hdr) + need, LCR_BLOCK);
+	uint64_t span = lcr_align_up(sizeof(struct lcr_batch_hdr) + need, l->align);
 	if (!arena_place(l, span, &at))
 		return NULL;
 	LCR_ASSERT(l->mb_n < l->mb_cap);
-	LCR_ASSERT(at % LCR_BLOCK == 0);
+	LCR_ASSERT(at % l->align == 0);
 	LCR_ASSERT(at + span <= l->arena_bytes);
 	struct mbatch *b = &l->mb[(l->mb_head + l->mb_n) % l->mb_cap];
 	l->mb_n++;
@@ -215,16 +215,20 @@ void lcr_log_write_next(struct lcr_log *l)
 		l->st.stalls++;
 		return; /* prep_step calls us again once the spare is ready */
 	}
+	/* Every batch starts on a unit of its own: no write covers a byte of an
+	 * acknowledged batch (segs_start keeps segments of another alignment or
+	 * version from being written to). */
 	LCR_ASSERT(s->state == SEG_ACTIVE);
-	LCR_ASSERT(s->write_off % LCR_BLOCK == 0 && s->write_off >= LCR_BLOCK);
+	LCR_ASSERT(s->version == LCR_SEG_VERSION && s->align == l->align);
+	LCR_ASSERT(s->write_off % s->align == 0 && s->write_off >= LCR_BLOCK);
 	LCR_ASSERT(s->write_off + span <= s->size);
 	if (b->reset)
 		LCR_ASSERT(s->write_off == LCR_BLOCK);
-	LCR_ASSERT(b->aoff % LCR_BLOCK == 0 && b->aoff + span <= l->arena_bytes);
+	LCR_ASSERT(b->aoff % l->align == 0 && b->aoff + span <= l->arena_bytes);
 	struct lcr_batch_hdr h;
 	memset(&h, 0, sizeof(h));
 	h.magic = LCR_BATCH_MAGIC;
-	h.version = LCR_FORMAT_VERSION;
+	h.version = LCR_SEG_VERSION;
 	h.group = l->o.group;
 	h.batch_seq = ++l->last_batch_seq;
 	h.first_index = b->first_index;
@@ -300,7 +304,9 @@ static struct mbatch *batch_for(struct lcr_log *l, uint64_t index, uint32_t rec)
 /*
  * Whether n entries surely fit: arena room for their records, a header and
  * a block of padding per batch they may need, plus slack for a batch that
- * cannot wrap around the arena's end; and room in the durability queue.
+ * cannot wrap around the arena's end; room in the durability queue; and
+ * slots in the ring of batches (batches of 512 bytes outnumber the arena's
+ * 4 KiB blocks, which the ring has one slot for).
  */
 static bool append_fits(const struct lcr_log *l, const struct lcr_entry *e, uint32_t n)
 {
@@ -312,7 +318,8 @@ static bool append_fits(const struct lcr_log *l, const struct lcr_entry *e, uint
 			2 * ((uint64_t)l->o.batch_bytes_max + LCR_ENTRY_MAX + LCR_BLOCK);
 	/* Each batch not yet written may also pad up to a block. */
 	need += (uint64_t)l->unwritten_batches * LCR_BLOCK;
-	return l->unwritten + need <= l->arena_bytes && l->pend_n + batches + 1 <= PEND_MAX;
+	return l->unwritten + need <= l->arena_bytes && l->pend_n + batches + 1 <= PEND_MAX &&
+	       l->unwritten_batches + batches + 1 <= l->mb_cap;
 }
 
 int lcr_log_append(struct lcr_log *l, const struct lcr_entry *e, uint32_t n,

@@ -11,10 +11,21 @@
 
 #include "types.h" /* LCR_ENTRY_MAX, the largest payload of one record */
 
-#define LCR_BLOCK	   4096u
-#define LCR_SEG_MAGIC	   0x5352434cu /* "LCRS" */
-#define LCR_BATCH_MAGIC	   0x4252434cu /* "LCRB" */
-#define LCR_FORMAT_VERSION 2
+#define LCR_BLOCK	4096u
+#define LCR_SEG_MAGIC	0x5352434cu /* "LCRS" */
+#define LCR_BATCH_MAGIC 0x4252434cu /* "LCRB" */
+
+/*
+ * Segments and their batches: version 3 is written, version 2 still read.
+ * A version 2 segment aligns its batches to 4 KiB; a version 3 segment to
+ * the power of two in its header (batch_align, 512 to 4096: the device's
+ * logical block size, see docs/storage-format.md, "Batch alignment"). A
+ * batch carries the version of the segment it is in.
+ */
+#define LCR_SEG_VERSION	    3
+#define LCR_SEG_VERSION_4K  2
+#define LCR_BATCH_ALIGN_MIN 512u
+#define LCR_BATCH_ALIGN_MAX LCR_BLOCK
 
 /* Segment header flags. */
 #define LCR_SEG_RECYCLED 0x0001u /* made of a purged file: bytes of its earlier life follow */
@@ -35,10 +46,14 @@ struct lcr_seg_hdr {
 	 * written into it carries it, so batches left from a recycled file's
 	 * earlier life are told apart from its own. */
 	uint64_t nonce;
-	uint64_t reserved;
+	/* Version 3: batches start at multiples of it and are padded to it (a
+	 * power of two, 512 to 4096). Version 2: zero, and batches are 4 KiB
+	 * aligned. */
+	uint32_t batch_align;
+	uint32_t reserved;
 };
 
-/* A batch header; a batch starts on a block boundary. */
+/* A batch header; a batch starts at a multiple of its segment's batch_align. */
 struct lcr_batch_hdr {
 	uint32_t magic;
 	uint32_t crc; /* CRC32C of bytes [8, 64) */
@@ -76,6 +91,8 @@ struct lcr_rec_hdr {
 _Static_assert(sizeof(struct lcr_seg_hdr) == 48, "segment header layout");
 _Static_assert(sizeof(struct lcr_batch_hdr) == 64, "batch header layout");
 _Static_assert(sizeof(struct lcr_rec_hdr) == 32, "record header layout");
+_Static_assert(LCR_BATCH_ALIGN_MIN >= sizeof(struct lcr_batch_hdr), "a batch header fits a unit");
+_Static_assert(LCR_BLOCK % LCR_BATCH_ALIGN_MAX == 0, "segment sizes are whole units");
 
 static inline uint64_t lcr_align_up(uint64_t x, uint64_t a)
 {

@@ -65,6 +65,8 @@ struct seg {
 	int fd;
 	uint64_t size;
 	uint64_t write_off; /* where the next batch goes */
+	uint32_t version;   /* LCR_SEG_VERSION, or LCR_SEG_VERSION_4K (recovered, never written) */
+	uint32_t align;	    /* its batches start at multiples of it and are padded to it */
 	uint32_t state;
 	struct loc *locs; /* live batches, in log order */
 	uint32_t n_locs, cap_locs;
@@ -164,6 +166,9 @@ struct lcr_log {
 	uint64_t next_seg_no;
 	uint64_t last_batch_seq;
 	uint64_t span_found; /* the largest batch recovery found, header and padding included */
+	/* The batch alignment of the segments this log makes (lcr_log_align_pick):
+	 * the device's logical block size under O_DIRECT, 4 KiB otherwise. */
+	uint32_t align;
 
 	/* Arena of batch buffers, registered with the ring when possible. */
 	uint8_t *arena;
@@ -272,10 +277,16 @@ static inline struct mbatch *lcr_log_mb_at(const struct lcr_log *l, uint32_t i)
 	return &l->mb[(l->mb_head + i) % l->mb_cap];
 }
 
-/* Bytes a batch takes in the arena and on disk: header and records, padded to a block. */
+/* Bytes a batch of `bytes` record bytes takes on disk: header and records, padded. */
+static inline uint64_t lcr_log_span(uint32_t bytes, uint32_t align)
+{
+	return lcr_align_up(sizeof(struct lcr_batch_hdr) + (uint64_t)bytes, align);
+}
+
+/* Bytes a batch takes in the arena and on disk: padded to the log's batch alignment. */
 static inline uint64_t lcr_log_mb_span(const struct mbatch *b)
 {
-	return lcr_align_up(sizeof(struct lcr_batch_hdr) + b->bytes, LCR_BLOCK);
+	return lcr_log_span(b->bytes, b->log->align);
 }
 
 /* ---- log.c: files, failure, the durability queue ----------------------------------- */
@@ -299,7 +310,15 @@ void lcr_log_seg_name(char *buf, size_t n, uint64_t no);
 /* The name of a purged segment file kept for recycling; true when `name` is one. */
 void lcr_log_free_name(char *buf, size_t n, uint64_t no);
 bool lcr_log_is_free_name(const char *name);
-struct seg *lcr_log_seg_new(struct lcr_log *l, uint64_t no, int fd, uint64_t size);
+/*
+ * Choose the log's batch alignment at open, once the io mode is settled
+ * (lcr_log_opts.block_bytes, else the directory's O_DIRECT offset alignment).
+ */
+int lcr_log_align_pick(struct lcr_log *l, char *why, size_t why_len);
+/* A segment of this build's version whose batches align to `align`. */
+struct seg *lcr_log_seg_new(struct lcr_log *l, uint64_t no, int fd, uint64_t size, uint32_t align);
+/* Shrink the location table of a segment no batch will be added to (kept if no memory). */
+void lcr_log_locs_fit(struct lcr_log *l, struct seg *s);
 void lcr_log_seg_free(struct seg *s);
 /* Append a segment to the array (there is room: spare_start and recovery made sure). */
 void lcr_log_segs_push(struct lcr_log *l, struct seg *s);

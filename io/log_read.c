@@ -103,15 +103,14 @@ int lcr_log_read(struct lcr_log *l, uint64_t index, struct lcr_entry *out, void 
 	if (!lc)
 		return -ENOENT;
 	LCR_ASSERT(lc->first_index <= index && index < lc->first_index + lc->count);
-	uint64_t span = lcr_align_up(sizeof(struct lcr_batch_hdr) + lc->bytes, LCR_BLOCK);
+	uint64_t span = lcr_log_span(lc->bytes, s->align);
 	LCR_ASSERT(span <= l->scratch_bytes); /* batch_for, and scratch_fit at open */
 	if (!l->rd_valid || l->rd_seg != s->no || lc->file_off < l->rd_off ||
 	    lc->file_off + span > l->rd_off + l->rd_len) {
 		/* Read this batch and what follows it in the segment, up to the
 		 * end of its last written batch (never a write in flight). */
 		const struct loc *end = &s->locs[s->n_locs - 1];
-		uint64_t stop = end->file_off +
-				lcr_align_up(sizeof(struct lcr_batch_hdr) + end->bytes, LCR_BLOCK);
+		uint64_t stop = end->file_off + lcr_log_span(end->bytes, s->align);
 		uint64_t want = stop > lc->file_off ? stop - lc->file_off : span;
 		if (want > l->scratch_bytes)
 			want = l->scratch_bytes / LCR_BLOCK * LCR_BLOCK;
@@ -125,7 +124,7 @@ int lcr_log_read(struct lcr_log *l, uint64_t index, struct lcr_entry *out, void 
 		l->rd_valid = true;
 		l->rd_seg = s->no;
 		l->rd_off = lc->file_off;
-		l->rd_len = (uint64_t)n / LCR_BLOCK * LCR_BLOCK;
+		l->rd_len = (uint64_t)n / s->align * s->align;
 		l->cur_off = UINT64_MAX;
 		l->st.disk_reads++;
 	}
@@ -229,14 +228,14 @@ static void fetch_done(struct lcr_io_req *req, int res)
 	LCR_ASSERT(f->reading);
 	f->reading = false;
 	f->used = ++l->fetch_clock;
-	if (res < 0 || (uint64_t)res < LCR_BLOCK) {
+	if (res < 0 || (uint64_t)res < LCR_BATCH_ALIGN_MIN) {
 		f->err = res < 0 ? res : -EIO;
 		f->len = 0;
 		l->st.fetch_errors++;
 		return;
 	}
-	/* Whole blocks only: a batch is checked against its span below. */
-	f->len = (uint64_t)res / LCR_BLOCK * LCR_BLOCK;
+	/* Whole units only: a batch is checked against its span below. */
+	f->len = (uint64_t)res / LCR_BATCH_ALIGN_MIN * LCR_BATCH_ALIGN_MIN;
 	l->st.fetch_bytes += (uint64_t)res;
 }
 
@@ -256,8 +255,7 @@ static void fetch_start(struct lcr_log *l, struct fetch_buf *f, const struct seg
 			const struct loc *lc, uint64_t span)
 {
 	const struct loc *end = &s->locs[s->n_locs - 1];
-	uint64_t stop =
-		end->file_off + lcr_align_up(sizeof(struct lcr_batch_hdr) + end->bytes, LCR_BLOCK);
+	uint64_t stop = end->file_off + lcr_log_span(end->bytes, s->align);
 	uint64_t want = stop > lc->file_off ? stop - lc->file_off : span;
 
 	if (want > l->fetch_bytes)
@@ -270,7 +268,7 @@ static void fetch_start(struct lcr_log *l, struct fetch_buf *f, const struct seg
 	 * read ahead starts. */
 	f->next = 0;
 	for (const struct loc *x = lc; x < s->locs + s->n_locs; x++) {
-		uint64_t xs = lcr_align_up(sizeof(struct lcr_batch_hdr) + x->bytes, LCR_BLOCK);
+		uint64_t xs = lcr_log_span(x->bytes, s->align);
 		if (x->file_off + xs > lc->file_off + want)
 			break;
 		f->next = x->first_index + x->count;
@@ -358,7 +356,7 @@ static void fetch_ahead(struct lcr_log *l, struct fetch_buf *f)
 	const struct loc *lc = find_loc(l, f->next, &s);
 	if (!lc)
 		return;
-	uint64_t span = lcr_align_up(sizeof(struct lcr_batch_hdr) + lc->bytes, LCR_BLOCK);
+	uint64_t span = lcr_log_span(lc->bytes, s->align);
 	for (uint32_t i = 0; i < FETCH_BUFS; i++)
 		if (fetch_covers(&l->fetch[i], s, lc, span) && !l->fetch[i].err)
 			return;
@@ -379,7 +377,7 @@ int lcr_log_fetch(struct lcr_log *l, uint64_t index, struct lcr_entry *out)
 	if (!lc)
 		return -ENOENT;
 	LCR_ASSERT(lc->first_index <= index && index < lc->first_index + lc->count);
-	uint64_t span = lcr_align_up(sizeof(struct lcr_batch_hdr) + lc->bytes, LCR_BLOCK);
+	uint64_t span = lcr_log_span(lc->bytes, s->align);
 	LCR_ASSERT(span <= l->fetch_bytes); /* fetch_init sized them after recovery */
 	for (uint32_t i = 0; i < FETCH_BUFS; i++) {
 		struct fetch_buf *f = &l->fetch[i];

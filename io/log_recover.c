@@ -113,7 +113,7 @@ static int recover_accept(void *ctx, const struct lcr_scan_batch *b, char *why, 
 		}
 	}
 	l->last_batch_seq = h->batch_seq;
-	uint64_t span = lcr_align_up(sizeof(*h) + h->bytes, LCR_BLOCK);
+	uint64_t span = lcr_log_span(h->bytes, rc->seg->align);
 	if (span > l->span_found)
 		l->span_found = span;
 	lcr_log_locs_apply(l, rc->seg, first + skip, (uint32_t)(h->count - skip), h->bytes,
@@ -323,8 +323,8 @@ static int recover_seg(struct lcr_log *l, uint64_t no, bool last, struct seg **t
 			return -errno;
 		}
 	}
-	uint64_t nonce = 0;
-	if (!img || lcr_seg_check_header(img, size, l->o.group, no, &nonce, w, sizeof(w)) < 0) {
+	struct lcr_seg_info si = { 0, 0, 0 };
+	if (!img || lcr_seg_check_header(img, size, l->o.group, no, &si, w, sizeof(w)) < 0) {
 		/* A segment still being prepared when we stopped: all zeros. */
 		if (last && (!img || file_zero(img, size))) {
 			if (img)
@@ -338,18 +338,19 @@ static int recover_seg(struct lcr_log *l, uint64_t no, bool last, struct seg **t
 		rc = -EBADMSG;
 		goto out;
 	}
-	struct seg *s = lcr_log_seg_new(l, no, fd, size);
+	struct seg *s = lcr_log_seg_new(l, no, fd, size, si.align);
 	if (!s) {
 		rc = -ENOMEM;
 		goto out;
 	}
 	fd = -1;
-	s->nonce = nonce;
+	s->nonce = si.nonce;
+	s->version = si.version;
 	lcr_log_segs_push(l, s);
 	struct recover_ctx ctx = { l, s, 0 };
 	struct lcr_scan_result res;
 	uint64_t seq_before = l->last_batch_seq;
-	rc = lcr_seg_scan(img, size, l->o.group, nonce, recover_accept, &ctx, &res, w, sizeof(w));
+	rc = lcr_seg_scan(img, size, l->o.group, &si, recover_accept, &ctx, &res, w, sizeof(w));
 	if (ctx.err) {
 		rc = ctx.err;
 		snprintf(why, why_len, "%s/%s: %s", l->dir, name, strerror(-rc));
@@ -486,20 +487,20 @@ static bool starts_with_reset(struct lcr_log *l, uint64_t no)
 {
 	char name[64], w[256];
 	struct stat sb;
-	uint64_t nonce;
+	struct lcr_seg_info si;
 	bool yes = false;
 
 	lcr_log_seg_name(name, sizeof(name), no);
 	int fd = openat(l->dir_fd, name, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return false;
-	if (fstat(fd, &sb) == 0 && sb.st_size >= 2 * LCR_BLOCK) {
+	if (fstat(fd, &sb) == 0 && sb.st_size > LCR_BLOCK) {
 		size_t size = (size_t)sb.st_size;
 		uint8_t *img = mmap(NULL, size, PROT_READ, MAP_PRIVATE, fd, 0);
 		if (img != MAP_FAILED) {
-			yes = lcr_seg_check_header(img, size, l->o.group, no, &nonce, w,
-						   sizeof(w)) == 0 &&
-			      lcr_seg_reset_first(img, size, l->o.group, nonce);
+			yes = lcr_seg_check_header(img, size, l->o.group, no, &si, w, sizeof(w)) ==
+				      0 &&
+			      lcr_seg_reset_first(img, size, l->o.group, &si);
 			munmap(img, size);
 		}
 	}
@@ -606,6 +607,9 @@ int lcr_log_recover(struct lcr_log *l, char *why, size_t why_len)
 	int rc;
 
 	if ((rc = recover_meta(l, why, why_len)) < 0)
+		return rc;
+	/* After the meta file: opening it settled whether O_DIRECT works here. */
+	if ((rc = lcr_log_align_pick(l, why, why_len)) < 0)
 		return rc;
 	if ((rc = lcr_log_ids_init(&l->ids, l->o.alloc, 64, l->meta_st.purged)) < 0)
 		return rc;

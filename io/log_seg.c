@@ -13,6 +13,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/random.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -61,8 +62,56 @@ static uint64_t draw_nonce(uint64_t no)
 	return x ? x : 1;
 }
 
-struct seg *lcr_log_seg_new(struct lcr_log *l, uint64_t no, int fd, uint64_t size)
+/*
+ * The O_DIRECT file offset alignment of the log's files (statx
+ * STATX_DIOALIGN of the meta file: the device's logical block size on ext4
+ * and xfs; directories do not say), or 0 where the kernel or the
+ * filesystem does not say.
+ */
+static uint32_t dio_offset_align(const struct lcr_log *l)
 {
+	struct statx sx;
+
+	memset(&sx, 0, sizeof(sx));
+	if (l->meta_fd < 0 || statx(l->meta_fd, "", AT_EMPTY_PATH, STATX_DIOALIGN, &sx) < 0 ||
+	    !(sx.stx_mask & STATX_DIOALIGN))
+		return 0;
+	return sx.stx_dio_offset_align;
+}
+
+int lcr_log_align_pick(struct lcr_log *l, char *why, size_t why_len)
+{
+	uint32_t want = l->o.block_bytes, dio = 0;
+	bool direct =
+		l->o.io_mode != LCR_IO_BUFFERED_FDATASYNC && l->o.durability != LCR_DURABILITY_NONE;
+
+	if (direct)
+		dio = dio_offset_align(l);
+	if (want == 0) {
+		/* Buffered writes go out as whole pages: 4 KiB keeps a write off
+		 * the blocks of acknowledged batches there too. */
+		want = direct && dio ? dio : LCR_BLOCK;
+		if (want < LCR_BATCH_ALIGN_MIN)
+			want = LCR_BATCH_ALIGN_MIN;
+		if (want > LCR_BATCH_ALIGN_MAX)
+			want = LCR_BATCH_ALIGN_MAX; /* O_DIRECT writes will fail and say so */
+	}
+	if (want < LCR_BATCH_ALIGN_MIN || want > LCR_BATCH_ALIGN_MAX || (want & (want - 1)) ||
+	    (direct && dio > want)) {
+		snprintf(why, why_len,
+			 "%s: block_bytes %u: must be a power of two from %u to %u and at least "
+			 "the O_DIRECT alignment of the device (%u)",
+			 l->dir, l->o.block_bytes, LCR_BATCH_ALIGN_MIN, LCR_BATCH_ALIGN_MAX, dio);
+		return -EINVAL;
+	}
+	l->align = want;
+	return 0;
+}
+
+struct seg *lcr_log_seg_new(struct lcr_log *l, uint64_t no, int fd, uint64_t size, uint32_t align)
+{
+	LCR_ASSERT(align >= LCR_BATCH_ALIGN_MIN && align <= LCR_BATCH_ALIGN_MAX);
+	LCR_ASSERT(size % LCR_BLOCK == 0 || size < LCR_BLOCK);
 	struct seg *s = lcr_log_zalloc(l, sizeof(*s));
 	if (!s)
 		return NULL;
@@ -71,9 +120,12 @@ struct seg *lcr_log_seg_new(struct lcr_log *l, uint64_t no, int fd, uint64_t siz
 	s->fd = fd;
 	s->size = size;
 	s->write_off = LCR_BLOCK;
+	s->version = LCR_SEG_VERSION;
+	s->align = align;
 	s->log = l;
-	/* At most one batch per block: the table never grows on the write path. */
-	s->cap_locs = (uint32_t)(size / LCR_BLOCK);
+	/* At most one batch per unit: the table never grows on the write path
+	 * (lcr_log_locs_fit shrinks it once the segment is full). */
+	s->cap_locs = (uint32_t)(size / align);
 	s->locs = lcr_log_zalloc(l, (size_t)s->cap_locs * sizeof(*s->locs));
 	if (!s->locs) {
 		lcr_log_free(l, s);
@@ -89,12 +141,14 @@ static void seg_header(struct lcr_log *l, void *blk, const struct seg *s)
 	memset(blk, 0, LCR_BLOCK);
 	memset(&h, 0, sizeof(h));
 	h.magic = LCR_SEG_MAGIC;
-	h.version = LCR_FORMAT_VERSION;
 	h.group = l->o.group;
 	h.seg_no = s->no;
 	h.segment_bytes = l->o.segment_bytes;
 	h.nonce = s->nonce;
+	h.batch_align = s->align;
 	h.flags = s->recycled ? LCR_SEG_RECYCLED : 0;
+	LCR_ASSERT(s->version == LCR_SEG_VERSION);
+	h.version = LCR_SEG_VERSION;
 	h.crc = lcr_crc32c(0, (const char *)&h + 8, sizeof(h) - 8);
 	memcpy(blk, &h, sizeof(h));
 }
@@ -301,10 +355,25 @@ void lcr_log_prep_kick(struct lcr_log *l)
 static void spare_recycle(struct lcr_log *l)
 {
 	struct seg *s = l->free_segs[--l->n_free];
+	uint32_t cap = (uint32_t)(s->size / l->align);
 
+	if (s->cap_locs < cap) {
+		/* Its table was fitted to what it held (lcr_log_locs_fit). */
+		struct loc *t = lcr_log_zalloc(l, (size_t)cap * sizeof(*t));
+		if (!t) {
+			l->free_segs[l->n_free++] = s;
+			lcr_log_fail(l, -ENOMEM);
+			return;
+		}
+		lcr_log_free(l, s->locs);
+		s->locs = t;
+		s->cap_locs = cap;
+	}
 	s->no = l->next_seg_no++;
 	s->nonce = draw_nonce(s->no);
 	s->write_off = LCR_BLOCK;
+	s->version = LCR_SEG_VERSION;
+	s->align = l->align;
 	s->n_locs = 0;
 	s->state = SEG_PREPARING;
 	s->prep_off = 0;
@@ -348,7 +417,7 @@ void lcr_log_spare_start(struct lcr_log *l)
 		l->spare_err = rc;
 		return;
 	}
-	struct seg *s = lcr_log_seg_new(l, l->next_seg_no, fd, l->o.segment_bytes);
+	struct seg *s = lcr_log_seg_new(l, l->next_seg_no, fd, l->o.segment_bytes, l->align);
 	if (!s) {
 		close(fd);
 		lcr_log_fail(l, -ENOMEM);
@@ -418,8 +487,10 @@ struct seg *lcr_log_seg_for(struct lcr_log *l, uint64_t len, bool fresh)
 	/* batch_for keeps every batch a block smaller than a segment. */
 	LCR_ASSERT(len <= l->spare->size - LCR_BLOCK);
 	LCR_ASSERT(l->spare->write_off == LCR_BLOCK);
-	if (a)
+	if (a) {
 		a->state = SEG_FULL;
+		lcr_log_locs_fit(l, a);
+	}
 	l->spare->state = SEG_ACTIVE;
 	lcr_log_segs_push(l, l->spare);
 	l->spare = NULL;
@@ -449,9 +520,9 @@ void lcr_log_locs_apply(struct lcr_log *l, struct seg *s, uint64_t first, uint32
 trimmed:
 	if (count == 0)
 		return;
-	/* Batches sit on blocks of their segment, in log and file order. */
-	LCR_ASSERT(off % LCR_BLOCK == 0 && off >= LCR_BLOCK);
-	LCR_ASSERT(off + lcr_align_up(sizeof(struct lcr_batch_hdr) + bytes, LCR_BLOCK) <= s->size);
+	/* Batches sit on units of their segment, in log and file order. */
+	LCR_ASSERT(off % s->align == 0 && off >= LCR_BLOCK);
+	LCR_ASSERT(off + lcr_log_span(bytes, s->align) <= s->size);
 	LCR_ASSERT(s->n_locs < s->cap_locs);
 	if (s->n_locs > 0) {
 		LCR_ASSERT(s->locs[s->n_locs - 1].file_off < off);
@@ -462,6 +533,20 @@ trimmed:
 	lc->count = count;
 	lc->bytes = bytes;
 	lc->file_off = off;
+}
+
+void lcr_log_locs_fit(struct lcr_log *l, struct seg *s)
+{
+	uint32_t cap = s->n_locs ? s->n_locs : 1;
+	if (cap >= s->cap_locs)
+		return;
+	struct loc *t = lcr_log_zalloc(l, (size_t)cap * sizeof(*t));
+	if (!t)
+		return; /* the big table serves as well */
+	memcpy(t, s->locs, (size_t)s->n_locs * sizeof(*t));
+	lcr_log_free(l, s->locs);
+	s->locs = t;
+	s->cap_locs = cap;
 }
 
 void lcr_log_locs_clear(struct lcr_log *l)
@@ -481,7 +566,8 @@ int lcr_log_segs_start(struct lcr_log *l, char *why, size_t why_len)
 				 strerror(-rc));
 			return rc;
 		}
-		struct seg *s = lcr_log_seg_new(l, l->next_seg_no++, fd, l->o.segment_bytes);
+		struct seg *s =
+			lcr_log_seg_new(l, l->next_seg_no++, fd, l->o.segment_bytes, l->align);
 		if (!s) {
 			close(fd);
 			return -ENOMEM;
@@ -496,8 +582,17 @@ int lcr_log_segs_start(struct lcr_log *l, char *why, size_t why_len)
 		if (l->o.prewrite)
 			l->st.segments_prewritten++;
 	}
-	for (uint32_t i = 0; i < l->n_segs; i++)
+	for (uint32_t i = 0; i < l->n_segs; i++) {
 		l->segs[i]->state = i + 1 == l->n_segs ? SEG_ACTIVE : SEG_FULL;
+		if (i + 1 < l->n_segs)
+			lcr_log_locs_fit(l, l->segs[i]); /* nothing is added to it */
+	}
+	/* A segment holds batches of one version and one alignment: a last
+	 * segment written otherwise (an older build, another device or
+	 * block_bytes) takes no more, and the next batch starts a new one. */
+	struct seg *a = active(l);
+	if (a->version != LCR_SEG_VERSION || a->align != l->align)
+		a->write_off = a->size;
 	return 0;
 }
 

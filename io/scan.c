@@ -18,8 +18,13 @@ enum batch_is {
 	BATCH_STALE,   /* intact, of another segment nonce: left from a recycled file's past */
 };
 
+static bool seg_version_read(uint32_t v)
+{
+	return v == LCR_SEG_VERSION || v == LCR_SEG_VERSION_4K;
+}
+
 int lcr_seg_check_header(const void *img, size_t len, uint32_t group, uint64_t seg_no,
-			 uint64_t *nonce, char *why, size_t why_len)
+			 struct lcr_seg_info *info, char *why, size_t why_len)
 {
 	struct lcr_seg_hdr h;
 
@@ -29,9 +34,10 @@ int lcr_seg_check_header(const void *img, size_t len, uint32_t group, uint64_t s
 		return -EBADMSG;
 	}
 	memcpy(&h, img, sizeof(h));
-	if (h.magic == LCR_SEG_MAGIC && h.version != LCR_FORMAT_VERSION) {
-		snprintf(why, why_len, "segment header: format version %u, this build reads %u",
-			 h.version, LCR_FORMAT_VERSION);
+	if (h.magic == LCR_SEG_MAGIC && !seg_version_read(h.version)) {
+		snprintf(why, why_len,
+			 "segment header: format version %u, this build reads %u and %u", h.version,
+			 LCR_SEG_VERSION_4K, LCR_SEG_VERSION);
 		return -EBADMSG;
 	}
 	if (h.magic != LCR_SEG_MAGIC ||
@@ -49,9 +55,21 @@ int lcr_seg_check_header(const void *img, size_t len, uint32_t group, uint64_t s
 			h.flags, offsetof(struct lcr_seg_hdr, flags), LCR_SEG_RECYCLED);
 		return -EBADMSG;
 	}
-	if (h.reserved != 0) {
+	/* Version 2 had eight reserved bytes where batch_align and reserved are. */
+	bool v2 = h.version == LCR_SEG_VERSION_4K;
+	if (h.reserved != 0 || (v2 && h.batch_align != 0)) {
 		snprintf(why, why_len, "segment header: reserved bytes at offset %zu are not zero",
-			 offsetof(struct lcr_seg_hdr, reserved));
+			 v2 ? offsetof(struct lcr_seg_hdr, batch_align)
+			    : offsetof(struct lcr_seg_hdr, reserved));
+		return -EBADMSG;
+	}
+	uint32_t align = v2 ? LCR_BLOCK : h.batch_align;
+	if (align < LCR_BATCH_ALIGN_MIN || align > LCR_BATCH_ALIGN_MAX || (align & (align - 1))) {
+		snprintf(why, why_len,
+			 "segment header: batch alignment %u at offset %zu, not a power of two "
+			 "from %u to %u",
+			 align, offsetof(struct lcr_seg_hdr, batch_align), LCR_BATCH_ALIGN_MIN,
+			 LCR_BATCH_ALIGN_MAX);
 		return -EBADMSG;
 	}
 	for (size_t i = sizeof(h); i < LCR_BLOCK; i++)
@@ -77,7 +95,9 @@ int lcr_seg_check_header(const void *img, size_t len, uint32_t group, uint64_t s
 			 (unsigned long long)LCR_SEGMENT_BYTES_MAX, len);
 		return -EBADMSG;
 	}
-	*nonce = h.nonce;
+	info->nonce = h.nonce;
+	info->version = h.version;
+	info->align = align;
 	return 0;
 }
 
@@ -88,7 +108,7 @@ bool lcr_batch_hdr_valid(const void *img, size_t len, uint64_t off, uint32_t gro
 	if (off > len || len - off < sizeof(h))
 		return false;
 	memcpy(&h, (const char *)img + off, sizeof(h));
-	return h.magic == LCR_BATCH_MAGIC && h.version == LCR_FORMAT_VERSION && h.group == group &&
+	return h.magic == LCR_BATCH_MAGIC && seg_version_read(h.version) && h.group == group &&
 	       h.crc == lcr_crc32c(0, (const char *)img + off + 8, sizeof(h) - 8);
 }
 
@@ -153,19 +173,25 @@ __attribute__((format(printf, 3, 4))) static enum batch_is corrupt(char *why, si
  * cannot come from a torn write: corrupt, with the reason in `why`.
  */
 static enum batch_is batch_intrinsic(const uint8_t *img, size_t len, uint64_t off, uint32_t group,
-				     uint64_t nonce, struct lcr_batch_hdr *h, char *why,
-				     size_t why_len)
+				     const struct lcr_seg_info *si, struct lcr_batch_hdr *h,
+				     char *why, size_t why_len)
 {
 	memcpy(h, img + off, sizeof(*h));
-	if (h->magic == LCR_BATCH_MAGIC && h->version != LCR_FORMAT_VERSION)
-		return corrupt(why, why_len,
-			       "batch at offset %llu: format version %u, this build reads %u",
-			       (unsigned long long)off, h->version, LCR_FORMAT_VERSION);
+	if (h->magic == LCR_BATCH_MAGIC && !seg_version_read(h->version))
+		return corrupt(
+			why, why_len,
+			"batch at offset %llu: format version %u, this build reads %u and %u",
+			(unsigned long long)off, h->version, LCR_SEG_VERSION_4K, LCR_SEG_VERSION);
 	if (!lcr_batch_hdr_valid(img, len, off, group))
 		return BATCH_DAMAGED;
 	/* Written into this file before it was recycled: not this segment's. */
-	if (h->seg_nonce != nonce)
+	if (h->seg_nonce != si->nonce)
 		return BATCH_STALE;
+	/* Intact and of this segment: written by a build of its version. */
+	if (h->version != si->version)
+		return corrupt(why, why_len,
+			       "batch at offset %llu: format version %u in a segment of version %u",
+			       (unsigned long long)off, h->version, si->version);
 	if (h->flags & ~LCR_BATCH_RESET)
 		return corrupt(
 			why, why_len,
@@ -242,7 +268,7 @@ static enum batch_is batch_intrinsic(const uint8_t *img, size_t len, uint64_t of
 	return BATCH_OK;
 }
 
-static bool block_zero(const uint8_t *p, size_t n)
+static bool unit_zero(const uint8_t *p, size_t n)
 {
 	for (size_t i = 0; i < n; i++)
 		if (p[i])
@@ -269,34 +295,39 @@ static bool batch_stale(const uint8_t *img, size_t len, uint64_t off, uint32_t g
 	       !batch_ours(img, len, off, group, nonce);
 }
 
-bool lcr_seg_reset_first(const void *image, size_t len, uint32_t group, uint64_t nonce)
+bool lcr_seg_reset_first(const void *image, size_t len, uint32_t group,
+			 const struct lcr_seg_info *info)
 {
 	struct lcr_batch_hdr h;
 	char w[192];
 
 	len -= len % LCR_BLOCK;
-	if (len < 2 * LCR_BLOCK)
+	if (len < LCR_BLOCK + info->align)
 		return false;
-	return batch_intrinsic(image, len, LCR_BLOCK, group, nonce, &h, w, sizeof(w)) == BATCH_OK &&
+	return batch_intrinsic(image, len, LCR_BLOCK, group, info, &h, w, sizeof(w)) == BATCH_OK &&
 	       (h.flags & LCR_BATCH_RESET);
 }
 
-int lcr_seg_scan(const void *image, size_t len, uint32_t group, uint64_t nonce,
+int lcr_seg_scan(const void *image, size_t len, uint32_t group, const struct lcr_seg_info *info,
 		 lcr_scan_accept_fn accept, void *ctx, struct lcr_scan_result *res, char *why,
 		 size_t why_len)
 {
 	const uint8_t *img = image;
-	uint64_t off = LCR_BLOCK;
+	uint64_t off = LCR_BLOCK, nonce = info->nonce;
+	uint32_t unit = info->align;
 	struct lcr_batch_hdr h;
 	char w[192];
 
 	LCR_ASSERT(img != NULL || len == 0);
 	LCR_ASSERT(accept != NULL && res != NULL && why != NULL);
+	/* lcr_seg_check_header said so. */
+	LCR_ASSERT(unit >= LCR_BATCH_ALIGN_MIN && unit <= LCR_BATCH_ALIGN_MAX);
+	LCR_ASSERT((unit & (unit - 1)) == 0);
 	memset(res, 0, sizeof(*res));
 	len -= len % LCR_BLOCK; /* a partial last block holds no batch start */
 	while (off < len) {
 		w[0] = 0;
-		enum batch_is is = batch_intrinsic(img, len, off, group, nonce, &h, w, sizeof(w));
+		enum batch_is is = batch_intrinsic(img, len, off, group, info, &h, w, sizeof(w));
 		if (is == BATCH_CORRUPT) {
 			snprintf(why, why_len, "%s", w);
 			return -EBADMSG;
@@ -317,7 +348,7 @@ int lcr_seg_scan(const void *image, size_t len, uint32_t group, uint64_t nonce,
 		}
 		res->batches++;
 		res->records += h.count;
-		off += lcr_align_up(sizeof(h) + h.bytes, LCR_BLOCK);
+		off += lcr_align_up(sizeof(h) + h.bytes, unit);
 	}
 	res->end = off < len ? off : len;
 	if (off >= len) {
@@ -326,7 +357,7 @@ int lcr_seg_scan(const void *image, size_t len, uint32_t group, uint64_t nonce,
 	}
 	/* The valid data ends at `off`. Anything that still looks like a batch
 	 * further on was written after a batch we now find damaged. */
-	for (uint64_t o = off + LCR_BLOCK; o < len; o += LCR_BLOCK)
+	for (uint64_t o = off + unit; o < len; o += unit)
 		if (batch_ours(img, len, o, group, nonce)) {
 			snprintf(why, why_len,
 				 "damaged batch at offset %llu, but a valid batch follows at "
@@ -336,27 +367,26 @@ int lcr_seg_scan(const void *image, size_t len, uint32_t group, uint64_t nonce,
 		}
 	/*
 	 * Zeros, or what a recycled file held before: nothing was written here.
-	 * In a recycled segment any block without a batch's magic is taken as
+	 * In a recycled segment any unit without a batch's magic is taken as
 	 * its earlier life (a torn write whose first sector never arrived left
-	 * that sector as it was); a block with the magic is a torn batch.
+	 * that sector as it was); a unit with the magic is a torn batch.
 	 */
 	struct lcr_seg_hdr sh;
 	memcpy(&sh, img, sizeof(sh));
 	uint32_t magic;
 	memcpy(&magic, img + off, sizeof(magic));
 	bool earlier = (sh.flags & LCR_SEG_RECYCLED) && magic != LCR_BATCH_MAGIC;
-	if (block_zero(img + off, LCR_BLOCK) || batch_stale(img, len, off, group, nonce) ||
-	    earlier) {
+	if (unit_zero(img + off, unit) || batch_stale(img, len, off, group, nonce) || earlier) {
 		res->how = LCR_SCAN_CLEAN;
 		return 0;
 	}
-	/* A torn last batch: measure the garbage up to the next zero block (or
+	/* A torn last batch: measure the garbage up to the next zero unit (or
 	 * the next batch left from a recycled file's past). */
 	res->how = LCR_SCAN_TORN;
 	uint64_t o = off;
-	while (o < len && !block_zero(img + o, LCR_BLOCK) &&
+	while (o < len && !unit_zero(img + o, unit) &&
 	       (o == off || !batch_stale(img, len, o, group, nonce)))
-		o += LCR_BLOCK;
+		o += unit;
 	res->torn_len = o - off;
 	return 0;
 }

@@ -28,6 +28,11 @@
  * a batch's magic where the next batch would start (the middle of an old
  * batch); only a block with the magic there is a torn batch.
  *
+ * Batches start at multiples of the segment's batch alignment (its header:
+ * 4 KiB in a version 2 segment, 512 to 4096 bytes in version 3), and every
+ * step of the scan (the next batch, zeros, "a valid batch follows", the torn
+ * length) goes by that unit. A batch must carry its segment's version.
+ *
  * Nothing here asserts on the bytes: the fuzz target feeds it anything.
  */
 #ifndef LCR_SCAN_H
@@ -38,6 +43,13 @@
 #include <stdint.h>
 
 #include "log_format.h"
+
+/* What a valid segment header says about the batches that follow it. */
+struct lcr_seg_info {
+	uint64_t nonce;
+	uint32_t version; /* LCR_SEG_VERSION or LCR_SEG_VERSION_4K */
+	uint32_t align;	  /* batch alignment in bytes: a power of two, 512 to 4096 */
+};
 
 struct lcr_scan_batch {
 	const struct lcr_batch_hdr *hdr;
@@ -66,21 +78,22 @@ struct lcr_scan_result {
 
 /*
  * Validate a segment header block of a file of `len` bytes: magic, version
- * (another one is named: "format version N, this build reads M"), CRC,
- * flags, reserved bytes and the rest of the block zero (the offset named),
- * group, number, and a size that holds the file and is at most
- * LCR_SEGMENT_BYTES_MAX. Returns 0 with the segment's nonce in *nonce, or
- * -EBADMSG (why set).
+ * (2 or 3; another one is named: "format version N, this build reads 2 and
+ * 3"), CRC, flags, batch alignment (version 3: a power of two, 512 to 4096;
+ * version 2: zero), reserved bytes and the rest of the block zero (the
+ * offset named), group, number, and a size that holds the file and is at
+ * most LCR_SEGMENT_BYTES_MAX. Returns 0 with what the header says in *info,
+ * or -EBADMSG (why set).
  */
 int lcr_seg_check_header(const void *img, size_t len, uint32_t group, uint64_t seg_no,
-			 uint64_t *nonce, char *why, size_t why_len);
+			 struct lcr_seg_info *info, char *why, size_t why_len);
 
 /*
  * Scan the batches of one segment image (header block included) of `len`
- * bytes, whose header holds `nonce`. Returns 0 with `res` filled, or
+ * bytes, whose header says `info`. Returns 0 with `res` filled, or
  * -EBADMSG with `why` naming the offset of the damage.
  */
-int lcr_seg_scan(const void *img, size_t len, uint32_t group, uint64_t nonce,
+int lcr_seg_scan(const void *img, size_t len, uint32_t group, const struct lcr_seg_info *info,
 		 lcr_scan_accept_fn accept, void *ctx, struct lcr_scan_result *res, char *why,
 		 size_t why_len);
 
@@ -89,9 +102,11 @@ int lcr_seg_scan(const void *img, size_t len, uint32_t group, uint64_t nonce,
  * this segment with LCR_BATCH_RESET: the log restarts there, and every older
  * segment is dead (recovery starts at the newest such segment).
  */
-bool lcr_seg_reset_first(const void *img, size_t len, uint32_t group, uint64_t nonce);
+bool lcr_seg_reset_first(const void *img, size_t len, uint32_t group,
+			 const struct lcr_seg_info *info);
 
-/* True when a valid batch header (magic, version, group, CRC) starts at img+off. */
+/* True when a valid batch header (magic, a version this build reads, group,
+ * CRC) starts at img+off. */
 bool lcr_batch_hdr_valid(const void *img, size_t len, uint64_t off, uint32_t group);
 
 /* Check one record at p (within `avail` bytes): its CRC and its values, as

@@ -16,7 +16,9 @@
  *      truncating the unacknowledged tail and going on under a higher term,
  *      sometimes saving a higher vote. Every command is announced on stdout
  *      before it can reach the disk, every io id the log reports durable
- *      after it did. The batch limit and the io mode change from run to run.
+ *      after it did. The batch limit, the io mode and the batch alignment
+ *      (512 or 4096 bytes, so that 512-byte batches share 4 KiB blocks
+ *      with acknowledged ones) change from run to run.
  * Exit codes: 1 verification failed (what differed on stderr), 2 recovery
  * failed, 3 the log failed or refused a command, 4 usage or setup.
  */
@@ -485,9 +487,19 @@ int main(int argc, char **argv)
 	o.arena_bytes = 16u << 20;
 	o.batch_bytes_max = batch_max[rnd(&w) % 3];
 	o.io_mode = LCR_IO_DIRECT_DSYNC + (uint32_t)(rnd(&w) % 3);
+	/* Batch alignment: the device's (512 bytes on most disks) twice as
+	 * often as 4096, which starts a new segment when the last one was
+	 * written otherwise (so do 512 after 4096). Refused where the device
+	 * needs more than 512 under O_DIRECT: then the device's. */
+	static const uint32_t block_bytes[] = { 0, 512, 4096 };
+	o.block_bytes = block_bytes[rnd(&w) % 3];
 	o.done = on_done;
 	o.ctx = &w;
 	rc = lcr_log_open(&w.log, &w.ring, &o, why, sizeof(why));
+	if (rc == -EINVAL && o.block_bytes == 512) {
+		o.block_bytes = 0;
+		rc = lcr_log_open(&w.log, &w.ring, &o, why, sizeof(why));
+	}
 	if (rc < 0)
 		die(2, "recovery failed: %s: %s", strerror(-rc), why);
 	if (!realpath(argv[1], w.dir))

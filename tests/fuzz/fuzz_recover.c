@@ -56,6 +56,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 struct model {
 	struct lcr_log_ids ids;
+	uint32_t align; /* the segment's batch alignment (4096 without a valid header) */
 	uint64_t last_batch_seq;
 	uint64_t batches;
 	uint64_t records;
@@ -100,7 +101,7 @@ static int accept(void *ctx, const struct lcr_scan_batch *b, char *why, size_t w
 
 	/* What the scanner promises about the batch it hands over. */
 	CHECK((const uint8_t *)b->hdr == m->img + b->file_off);
-	CHECK(b->file_off % LCR_BLOCK == 0 && b->file_off >= LCR_BLOCK);
+	CHECK(b->file_off % m->align == 0 && b->file_off >= LCR_BLOCK);
 	CHECK(b->file_off + sizeof(h) <= m->len);
 	memcpy(&h, b->hdr, sizeof(h));
 	CHECK(b->records == m->img + b->file_off + sizeof(h));
@@ -164,7 +165,7 @@ static int accept(void *ctx, const struct lcr_scan_batch *b, char *why, size_t w
 	m->last_batch_seq = h.batch_seq;
 	m->batches++;
 	m->records += h.count;
-	m->end = b->file_off + lcr_align_up(sizeof(h) + h.bytes, LCR_BLOCK);
+	m->end = b->file_off + lcr_align_up(sizeof(h) + h.bytes, m->align);
 	return 0;
 }
 
@@ -221,7 +222,7 @@ static void seg_header(uint8_t *blk, size_t len, uint32_t group, uint64_t seg_no
 			h.nonce = b.seg_nonce;
 	}
 	h.magic = LCR_SEG_MAGIC;
-	h.version = LCR_FORMAT_VERSION;
+	h.version = LCR_SEG_VERSION_4K; /* the seeds' batches: 4 KiB apart */
 	h.group = group;
 	h.seg_no = seg_no;
 	h.segment_bytes = 4u << 20;
@@ -350,8 +351,8 @@ static void check_segment(const uint8_t *d, size_t n, uint32_t mode, uint32_t gr
 	if (!img)
 		return;
 	why[0] = 0;
-	uint64_t nonce = 0;
-	int rc = lcr_seg_check_header(img, len, group, seg_no, &nonce, why, sizeof(why));
+	struct lcr_seg_info si = { 0, LCR_SEG_VERSION_4K, LCR_BLOCK };
+	int rc = lcr_seg_check_header(img, len, group, seg_no, &si, why, sizeof(why));
 	CHECK(rc == 0 || (rc == -EBADMSG && why[0] != 0));
 	if (mode & MODE_SEG_HEADER)
 		CHECK(rc == 0);
@@ -361,15 +362,16 @@ static void check_segment(const uint8_t *d, size_t n, uint32_t mode, uint32_t gr
 	memset(&m, 0, sizeof(m));
 	m.img = img;
 	m.len = len;
+	m.align = si.align;
 	CHECK(lcr_log_ids_init(&m.ids, a, 4, purged) == 0);
 	why[0] = 0;
-	rc = lcr_seg_scan(img, len, group, nonce, accept, &m, &res, why, sizeof(why));
+	rc = lcr_seg_scan(img, len, group, &si, accept, &m, &res, why, sizeof(why));
 	/* Whether the first batch starts the log anew agrees with the scan. */
-	if (lcr_seg_reset_first(img, len, group, nonce)) {
+	if (lcr_seg_reset_first(img, len, group, &si)) {
 		struct lcr_batch_hdr f;
 		memcpy(&f, img + LCR_BLOCK, sizeof(f));
 		CHECK(f.flags & LCR_BATCH_RESET);
-		CHECK(f.seg_nonce == nonce);
+		CHECK(f.seg_nonce == si.nonce);
 	}
 	size_t blocks = len - len % LCR_BLOCK;
 	if (rc < 0) {
@@ -378,10 +380,10 @@ static void check_segment(const uint8_t *d, size_t n, uint32_t mode, uint32_t gr
 		CHECK(rc == 0);
 		CHECK(res.batches == m.batches && res.records == m.records);
 		CHECK(res.end == (m.batches ? m.end : (blocks < LCR_BLOCK ? blocks : LCR_BLOCK)));
-		CHECK(res.end <= blocks && res.end % LCR_BLOCK == 0);
+		CHECK(res.end <= blocks && res.end % m.align == 0);
 		CHECK(res.how == LCR_SCAN_CLEAN || res.how == LCR_SCAN_TORN);
 		if (res.how == LCR_SCAN_TORN)
-			CHECK(res.torn_len > 0 && res.torn_len % LCR_BLOCK == 0 &&
+			CHECK(res.torn_len > 0 && res.torn_len % m.align == 0 &&
 			      res.end + res.torn_len <= blocks);
 		else
 			CHECK(res.torn_len == 0);

@@ -84,6 +84,7 @@ static void gen_init(struct gen *g)
 	lcr_log_opts_default(&g->o, g->dir);
 	g->o.group = GROUP;
 	g->o.segment_bytes = 4u << 20;
+	g->o.block_bytes = 4096; /* the seeds step through batches by 4 KiB */
 	g->o.arena_bytes = 16u << 20;
 	g->o.batch_bytes_max = 64u << 10;
 	g->o.done = on_done;
@@ -195,9 +196,9 @@ static uint8_t *read_segment(struct gen *g, uint64_t no, size_t *len)
 
 	snprintf(name, sizeof(name), "seg-%016llx.log", (unsigned long long)no);
 	uint8_t *img = read_file(g, name, len);
-	uint64_t nonce = 0;
-	if (lcr_seg_check_header(img, *len, GROUP, no, &nonce, why, sizeof(why)) < 0 ||
-	    lcr_seg_scan(img, *len, GROUP, nonce, count_batch, NULL, &res, why, sizeof(why)) < 0) {
+	struct lcr_seg_info si;
+	if (lcr_seg_check_header(img, *len, GROUP, no, &si, why, sizeof(why)) < 0 ||
+	    lcr_seg_scan(img, *len, GROUP, &si, count_batch, NULL, &res, why, sizeof(why)) < 0) {
 		fprintf(stderr, "make_seeds: %s: %s\n", name, why);
 		exit(1);
 	}

@@ -29,25 +29,41 @@ struct found {
 	int n;
 };
 
+/* The batch alignment segment `seg` says it has (its header). */
+static uint32_t seg_align(uint64_t seg)
+{
+	char path[512], w[200];
+	static uint8_t blk[LCR_BLOCK];
+	struct lcr_seg_info si;
+	iot_seg_path(&t, seg, path, sizeof(path));
+	int fd = open(path, O_RDONLY);
+	assert_true(fd >= 0);
+	assert_int_equal(pread(fd, blk, LCR_BLOCK, 0), LCR_BLOCK);
+	close(fd);
+	assert_int_equal(lcr_seg_check_header(blk, LCR_BLOCK, 0, seg, &si, w, sizeof(w)), 0);
+	return si.align;
+}
+
 static void find_batches(uint64_t seg, struct found *f)
 {
 	char path[512];
 	static uint8_t buf[LCR_BLOCK];
+	uint32_t unit = seg_align(seg);
 	iot_seg_path(&t, seg, path, sizeof(path));
 	int fd = open(path, O_RDONLY);
 	assert_true(fd >= 0);
 	f->n = 0;
-	for (uint64_t off = LCR_BLOCK;; off += LCR_BLOCK) {
-		if (pread(fd, buf, LCR_BLOCK, (off_t)off) != LCR_BLOCK)
+	for (uint64_t off = LCR_BLOCK;; off += unit) {
+		if (pread(fd, buf, unit, (off_t)off) != (ssize_t)unit)
 			break;
-		if (!lcr_batch_hdr_valid(buf, LCR_BLOCK, 0, 0))
+		if (!lcr_batch_hdr_valid(buf, unit, 0, 0))
 			continue;
 		struct lcr_batch_hdr h;
 		memcpy(&h, buf, sizeof(h));
 		f->off[f->n] = off;
-		f->span[f->n] = lcr_align_up(sizeof(h) + h.bytes, LCR_BLOCK);
+		f->span[f->n] = lcr_align_up(sizeof(h) + h.bytes, unit);
 		f->n++;
-		off += f->span[f->n - 1] - LCR_BLOCK;
+		off += f->span[f->n - 1] - unit;
 		if (f->n == 64)
 			break;
 	}
@@ -451,9 +467,9 @@ static void test_recover_segment_of_another_version_named(void **state)
 	char path[512];
 	three_batches();
 	iot_seg_path(&t, 1, path, sizeof(path));
-	set_version(path, 0, sizeof(struct lcr_seg_hdr), 3);
+	set_version(path, 0, sizeof(struct lcr_seg_hdr), 4);
 	expect_open_fails("seg-0000000000000001.log");
-	assert_non_null(strstr(t.why, "format version 3, this build reads 2"));
+	assert_non_null(strstr(t.why, "format version 4, this build reads 2 and 3"));
 }
 
 static void test_recover_batch_of_another_version_named(void **state)
@@ -465,9 +481,13 @@ static void test_recover_batch_of_another_version_named(void **state)
 	find_batches(1, &f);
 	iot_seg_path(&t, 1, path, sizeof(path));
 	/* The last batch: not cut as if torn, refused. */
-	set_version(path, f.off[2], sizeof(struct lcr_batch_hdr), 3);
+	set_version(path, f.off[2], sizeof(struct lcr_batch_hdr), 4);
 	expect_open_fails("seg-0000000000000001.log");
-	assert_non_null(strstr(t.why, "format version 3, this build reads 2"));
+	assert_non_null(strstr(t.why, "format version 4, this build reads 2 and 3"));
+	/* Version 2 is read, but not inside a segment of version 3. */
+	set_version(path, f.off[2], sizeof(struct lcr_batch_hdr), 2);
+	expect_open_fails("seg-0000000000000001.log");
+	assert_non_null(strstr(t.why, "format version 2 in a segment of version 3"));
 }
 
 static void test_recover_meta_of_another_version_named(void **state)
@@ -642,13 +662,15 @@ static void expect_fields_refused(const char *path, uint64_t off, size_t n,
 static void test_recover_segment_flags_or_reserved_refused(void **state)
 {
 	(void)state;
-	static const struct zero_field z[] = { { 10, 2, "flags" }, { 40, 8, "reserved" } };
+	static const struct zero_field z[] = { { 10, 2, "flags" },
+					       { 40, 4, "batch alignment" },
+					       { 44, 4, "reserved" } };
 	static uint8_t saved[LCR_BLOCK];
 	const uint8_t one = 1;
 	char path[512];
 	three_batches();
 	iot_seg_path(&t, 1, path, sizeof(path));
-	expect_fields_refused(path, 0, sizeof(struct lcr_seg_hdr), z, 2,
+	expect_fields_refused(path, 0, sizeof(struct lcr_seg_hdr), z, 3,
 			      "seg-0000000000000001.log");
 	/* The rest of the header block is zero too (outside the CRC). */
 	read_at(path, 0, saved, sizeof(saved));
@@ -785,11 +807,120 @@ static void test_meta_slot_codec(void **state)
 	assert_int_equal(lcr_meta_recover(two, 100, 5, &got, &seq, why, sizeof(why)), -EBADMSG);
 }
 
+/* Reopen the fresh log with batches aligned to `bytes`; false where the device refuses it. */
+static bool reopen_aligned(uint32_t bytes)
+{
+	char path[512];
+	iot_close(&t);
+	/* Segment 1 and the spare after it hold nothing: the next open makes
+	 * segment 1 anew, with this alignment. */
+	for (uint64_t no = 1; no <= 2; no++) {
+		iot_seg_path(&t, no, path, sizeof(path));
+		unlink(path);
+	}
+	t.opts.block_bytes = bytes;
+	int rc = iot_open(&t);
+	if (rc < 0)
+		print_message("skipped: block_bytes %u: %s\n", bytes, t.why);
+	return rc == 0;
+}
+
+/* Set segment `seg` and its batches back to format version 2, which is all that differs. */
+static void to_version_2(uint64_t seg)
+{
+	static const uint8_t zero4[4];
+	char path[512];
+	struct found f;
+	find_batches(seg, &f);
+	iot_seg_path(&t, seg, path, sizeof(path));
+	patch_hdr(path, 0, sizeof(struct lcr_seg_hdr), 40, zero4, 4); /* batch_align */
+	set_version(path, 0, sizeof(struct lcr_seg_hdr), 2);
+	for (int k = 0; k < f.n; k++)
+		set_version(path, f.off[k], sizeof(struct lcr_batch_hdr), 2);
+}
+
+/*
+ * A log written before batch_align (version 2, 4 KiB batches) opens whole;
+ * the next batch starts a segment of version 3 and the batch alignment of
+ * this device, and both read back after a reopen.
+ */
+static void test_recover_version_2_log_opens(void **state)
+{
+	(void)state;
+	assert_true(reopen_aligned(4096));
+	three_batches();
+	assert_int_equal(seg_align(1), 4096);
+	to_version_2(1);
+	t.opts.block_bytes = 0;
+	int rc = iot_open(&t);
+	if (rc < 0)
+		fail_msg("open failed (%d): %s", rc, t.why);
+	assert_int_equal(lcr_log_last(t.log).index, 30);
+	assert_int_equal(iot_check_disk(&t, 1, 20, 1, 1), 0);
+	assert_int_equal(iot_check_disk(&t, 21, 30, 2, 1), 0);
+	assert_int_equal(iot_append(&t, 31, 5, 3, 2, 300), 0);
+	assert_int_equal(iot_sync(&t), 0);
+	iot_close(&t);
+	assert_int_equal(iot_open(&t), 0);
+	assert_int_equal(lcr_log_last(t.log).index, 35);
+	assert_int_equal(iot_check_disk(&t, 1, 20, 1, 1), 0);
+	assert_int_equal(iot_check_disk(&t, 21, 30, 2, 1), 0);
+	assert_int_equal(iot_check_disk(&t, 31, 35, 3, 2), 0);
+	/* Segment 1 took no batch of version 3; a newer segment took it, first. */
+	struct found f;
+	find_batches(1, &f);
+	assert_int_equal(f.n, 3);
+	int with = 0;
+	for (uint64_t no = 2; no <= 4; no++) {
+		char path[512];
+		iot_seg_path(&t, no, path, sizeof(path));
+		if (access(path, F_OK) != 0)
+			continue;
+		find_batches(no, &f);
+		if (f.n == 0)
+			continue;
+		assert_int_equal(f.n, 1);
+		assert_int_equal(f.off[0], LCR_BLOCK);
+		with++;
+	}
+	assert_int_equal(with, 1);
+}
+
+/*
+ * 512-byte batches: three small ones share the first 4 KiB block after the
+ * header. A torn last write (its middle sector never arrived) is cut; the
+ * two acknowledged batches in the same block are untouched, since no write
+ * covered their sectors.
+ */
+static void test_recover_torn_512_tail_beside_acked_batches(void **state)
+{
+	(void)state;
+	struct found f;
+	static uint8_t zero[512];
+	if (!reopen_aligned(512))
+		return;
+	/* 1..5 and 6..10 take two sectors each, 11..20 three. */
+	for (uint64_t first = 1; first <= 11; first += 5) {
+		assert_int_equal(iot_append(&t, first, first < 11 ? 5 : 10, 1, 1, 100), 0);
+		assert_int_equal(iot_sync(&t), 0);
+	}
+	iot_close(&t);
+	find_batches(1, &f);
+	assert_int_equal(f.n, 3);
+	assert_true(f.off[2] + f.span[2] <= 2 * LCR_BLOCK);
+	assert_true(f.off[2] % LCR_BLOCK != 0 && f.span[2] >= 3 * 512);
+	poke(1, f.off[2] + 512, zero, sizeof(zero));
+	expect_open_last(10);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_recover_last_batch_header_never_written, setup,
 						teardown),
+		cmocka_unit_test_setup_teardown(test_recover_version_2_log_opens, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_recover_torn_512_tail_beside_acked_batches,
+						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_recover_torn_header_of_last_batch, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_recover_torn_record_in_last_batch, setup,
