@@ -654,6 +654,12 @@ static void json_line(FILE *f, const struct run *u, const struct floors *fl, con
 	jnum(f, "fsyncs_per_s", r->fsyncs >= 0 && o->fsync, per_s(u, (double)r->fsyncs), "%.1f");
 	jnum(f, "entries_per_fsync", r->fsyncs > 0 && r->entries_flushed >= 0 && o->fsync,
 	     r->fsyncs > 0 ? (double)r->entries_flushed / (double)r->fsyncs : 0, "%.2f");
+	/* Log bytes written per entry written, from the leader's log stats:
+	 * what the batch alignment costs (docs/storage-format.md). */
+	jnum(f, "log_bytes_per_entry",
+	     o->mode != LCR_BENCH_ENGINE && r->log_bytes > 0 && r->entries_flushed > 0,
+	     r->entries_flushed > 0 ? (double)r->log_bytes / (double)r->entries_flushed : 0,
+	     "%.1f");
 	jnum(f, "datagrams_per_s", r->datagrams >= 0 && o->mode != LCR_BENCH_ENGINE,
 	     per_s(u, (double)r->datagrams), "%.1f");
 	jnum(f, "messages_per_s", r->datagrams >= 0, per_s(u, (double)r->datagrams), "%.1f");

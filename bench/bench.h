@@ -72,6 +72,7 @@ struct lcr_bench_result {
 	/* Leader side, in the window; -1 where the mode has none. */
 	int64_t fsyncs;
 	int64_t entries_flushed; /* entries made durable by those fsyncs */
+	int64_t log_bytes;	 /* bytes of batches the leader's log wrote (headers, padding) */
 	int64_t datagrams;	 /* sent and received, all replicas */
 	int64_t retransmits;
 	int64_t allocs; /* heap allocations in the replica that hosts the clients */

@@ -700,7 +700,7 @@ static double cpu_self(double *user, double *sys)
 /* What the window's deltas are taken from: every replica's counters. */
 struct snap {
 	double user, sys;
-	double fsyncs, entries_flushed, datagrams, retransmits;
+	double fsyncs, entries_flushed, log_bytes, datagrams, retransmits;
 	double leader_tx; /* datagrams replica 1 sent */
 	int64_t allocs;
 };
@@ -721,6 +721,7 @@ static int snapshot(const struct lcr_bench_opts *o, struct lcr_node *node, struc
 	 * with O_DSYNC, the default mode). */
 	s->fsyncs = json_sum(buf, "batches");
 	s->entries_flushed = json_sum(buf, "entries");
+	s->log_bytes = json_sum(buf, "bytes");
 	s->leader_tx = json_sum(buf, "tx_dgrams");
 	s->datagrams = json_sum(buf, "rx_dgrams") + s->leader_tx;
 	s->retransmits = json_sum(buf, "retransmits");
@@ -951,6 +952,7 @@ int lcr_bench_socket(const struct lcr_bench_opts *o, struct lcr_bench_result *r,
 	r->sys_s = s1.sys - s0.sys;
 	r->fsyncs = (int64_t)(s1.fsyncs - s0.fsyncs);
 	r->entries_flushed = (int64_t)(s1.entries_flushed - s0.entries_flushed);
+	r->log_bytes = (int64_t)(s1.log_bytes - s0.log_bytes);
 	r->datagrams = (int64_t)(s1.datagrams - s0.datagrams);
 	r->retransmits = (int64_t)(s1.retransmits - s0.retransmits);
 	r->leader_tx = (int64_t)(s1.leader_tx - s0.leader_tx);

@@ -19,6 +19,12 @@
  *              more slowly than blocks it has written before, it is no floor
  *              for a log that only ever appends to new segments.
  *   group-64b  the same with 64-byte entries (target: 1,000,000 durable entries/s).
+ *   qd1-64b    one 64-byte entry, flush, wait: the commit of one client, whose
+ *              batch is one sector with 512-byte batch alignment (no fio floor).
+ *
+ * --block-bytes 4096,512 runs every test once per batch alignment
+ * (lcr_log_opts.block_bytes; 0 is the log's default), in turn, --rounds times:
+ * the alignments alternate, so that drift hits each alike.
  *
  * Targets judge the log's default io mode (lcr_log_opts_default: direct-dsync);
  * the other modes are measured beside it, against their own fio floors.
@@ -65,7 +71,8 @@
 #define ENTRY_SMALL	 64u
 #define FIO_FILE_BYTES	 (256ull << 20)
 #define FIO_OUT_MAX	 (4u << 20)
-#define RESULTS_MAX	 32
+#define RESULTS_MAX	 128
+#define ALIGNS_MAX	 4
 #define VERIFY_SAMPLES	 256			 /* entries read back from disk after each run */
 #define STUCK_NS	 (30ull * 1000000000ull) /* no durability progress: give up */
 #define TARGET_QD1	 0.9
@@ -84,11 +91,17 @@ struct opts {
 	const char *fio;
 	bool no_fio;
 	bool json;
-	uint32_t batch_4k;     /* entries per iteration, group-4k */
-	uint32_t batch_small;  /* entries per iteration, group-64b */
-	uint64_t window_bytes; /* group tests: appended but not yet durable, at most */
-	bool no_prewrite;      /* segments are not pre-written with zeros */
+	uint32_t batch_4k;		  /* entries per iteration, group-4k */
+	uint32_t batch_small;		  /* entries per iteration, group-64b */
+	uint64_t window_bytes;		  /* group tests: appended but not yet durable, at most */
+	bool no_prewrite;		  /* segments are not pre-written with zeros */
+	uint32_t block_bytes[ALIGNS_MAX]; /* batch alignments to run, in turn (0: default) */
+	uint32_t n_block_bytes;
+	uint32_t rounds; /* passes over the alignments */
 };
+
+/* The batch alignment of the runs now (lcr_log_opts.block_bytes). */
+static uint32_t cur_block_bytes;
 
 enum {
 	OPT_DIR = 1,
@@ -101,12 +114,14 @@ enum {
 	OPT_BATCH,
 	OPT_WINDOW,
 	OPT_NO_PREWRITE,
+	OPT_BLOCK_BYTES,
+	OPT_ROUNDS,
 	OPT_HELP
 };
 
-static const char *const test_names[] = { "qd1", "group-4k", "group-64b" };
+static const char *const test_names[] = { "qd1", "group-4k", "group-64b", "qd1-64b" };
 
-#define N_TESTS 3
+#define N_TESTS 4
 
 /* One table drives the parser and --help. */
 static const struct opt_def {
@@ -122,7 +137,7 @@ static const struct opt_def {
 	  "measured seconds per run, after 1 s of warm-up (default 5)" },
 	{ "mode", 1, OPT_MODE, "M",
 	  "direct-dsync|direct-fdatasync|buffered-fdatasync|all (default all)" },
-	{ "test", 1, OPT_TEST, "T", "qd1|group-4k|group-64b|all (default all)" },
+	{ "test", 1, OPT_TEST, "T", "qd1|group-4k|group-64b|qd1-64b|all (default all)" },
 	{ "fio", 1, OPT_FIO, "PATH", "the fio binary (default: fio in PATH)" },
 	{ "no-fio", 0, OPT_NO_FIO, NULL, "measure lcraft only (no floors, no ratios)" },
 	{ "json", 0, OPT_JSON, NULL, "also print one JSON line per measurement" },
@@ -132,6 +147,9 @@ static const struct opt_def {
 	  "group tests: record bytes appended but not yet durable, at most (default 4)" },
 	{ "no-prewrite", 0, OPT_NO_PREWRITE, NULL,
 	  "do not pre-write new segments with zeros (fallocate only)" },
+	{ "block-bytes", 1, OPT_BLOCK_BYTES, "B[,B..]",
+	  "batch alignments to run in turn: 0 (the log's default), 512..4096" },
+	{ "rounds", 1, OPT_ROUNDS, "N", "passes over the batch alignments (default 1)" },
 	{ "help", 0, OPT_HELP, NULL, "this text" },
 };
 
@@ -191,6 +209,8 @@ static void parse_opts(int argc, char **argv, struct opts *o)
 	o->batch_4k = 128;
 	o->batch_small = 256;
 	o->window_bytes = 4ull << 20;
+	o->n_block_bytes = 1;
+	o->rounds = 1;
 	int c;
 	while ((c = getopt_long(argc, argv, "", lo, NULL)) != -1) {
 		char *end;
@@ -246,6 +266,28 @@ static void parse_opts(int argc, char **argv, struct opts *o)
 		}
 		case OPT_NO_PREWRITE:
 			o->no_prewrite = true;
+			break;
+		case OPT_BLOCK_BYTES: {
+			o->n_block_bytes = 0;
+			for (char *p = optarg;; p = end + 1) {
+				unsigned long v = strtoul(p, &end, 10);
+				if (end == p || (*end && *end != ',') ||
+				    o->n_block_bytes == ALIGNS_MAX ||
+				    (v != 0 && (v < 512 || v > 4096 || (v & (v - 1)))))
+					die("--block-bytes: '%s' is not a list of up to %u of 0, "
+					    "512, "
+					    "1024, 2048, 4096",
+					    optarg, ALIGNS_MAX);
+				o->block_bytes[o->n_block_bytes++] = (uint32_t)v;
+				if (!*end)
+					break;
+			}
+			break;
+		}
+		case OPT_ROUNDS:
+			o->rounds = (uint32_t)strtoul(optarg, &end, 10);
+			if (end == optarg || *end || o->rounds < 1 || o->rounds > 16)
+				die("--rounds: '%s' is not a number in 1..16", optarg);
 			break;
 		case OPT_HELP:
 			usage(stdout);
@@ -333,7 +375,8 @@ struct lat_us {
 
 struct result {
 	const char *test;
-	const char *mode; /* an io mode, or "fio" for a floor measured alone */
+	const char *mode;     /* an io mode, or "fio" for a floor measured alone */
+	uint32_t block_bytes; /* lcr_log_opts.block_bytes of the run (0: the default) */
 	uint32_t entry_bytes;
 	uint64_t entries;
 	uint64_t bytes;		      /* payload */
@@ -379,6 +422,7 @@ static struct result *result_new(const char *test, const char *mode)
 	memset(r, 0, sizeof(*r));
 	r->test = test;
 	r->mode = mode;
+	r->block_bytes = cur_block_bytes;
 	return r;
 }
 
@@ -695,6 +739,7 @@ static void bench_open(struct bench *b, const struct opts *o, const struct mode_
 	lcr_log_opts_default(&lo, b->dir);
 	lo.io_mode = m->io_mode;
 	lo.prewrite = !o->no_prewrite;
+	lo.block_bytes = cur_block_bytes;
 	lo.done = bench_log_done;
 	lo.ctx = b;
 	rc = lcr_log_open(&b->log, &b->ring, &lo, why, sizeof(why));
@@ -866,7 +911,8 @@ static void bench_measure(const struct opts *o, const struct mode_def *m, step_f
 	struct bench *b = &bench;
 	struct lcr_log_stats st0, st1;
 
-	fprintf(stderr, "  lcraft %-10s %-20s k=%u len=%u\n", r->test, m->name, k, len);
+	fprintf(stderr, "  lcraft %-10s %-20s k=%u len=%u block_bytes=%u\n", r->test, m->name, k,
+		len, cur_block_bytes);
 	bench_open(b, o, m);
 	uint64_t t = now_ns(), end = t + WARMUP_NS;
 	while (t < end) {
@@ -958,6 +1004,18 @@ static void test_qd1(const struct opts *o, struct fio *f)
 			continue;
 		struct result *r = result_new("qd1", "fio");
 		fio_run(o, f, &mode_defs[i], ENTRY_4K, r);
+	}
+}
+
+/* qd1 with 64-byte entries: one client's commit, no floor. */
+static void test_qd1_small(const struct opts *o)
+{
+	for (uint32_t i = 0; i < N_MODES; i++) {
+		if (!(o->modes & (1u << i)))
+			continue;
+		struct result *r = result_new("qd1-64b", mode_defs[i].name);
+		bench_measure(o, &mode_defs[i], step_qd1, 1, ENTRY_SMALL, r);
+		r->is_default = mode_default(&mode_defs[i]);
 	}
 }
 
@@ -1098,30 +1156,35 @@ static void print_table(const struct opts *o, const struct fio *f)
 		const struct result *r = &results[i];
 		if (strcmp(r->mode, "fio") == 0)
 			continue;
-		printf("  %-9s %-18s segments %llu (%llu), write busy %.2f, %.0f us, early acks "
-		       "%llu, read back %llu: %s\n",
-		       r->test, r->mode, (unsigned long long)r->segments,
-		       (unsigned long long)r->segments_prewritten, r->write_busy, r->write_mean_us,
-		       (unsigned long long)r->early_acks, (unsigned long long)r->verified,
-		       r->verify_bad ? "BAD" : "ok");
+		printf("  %-9s %-18s block_bytes %u: %.0f disk bytes per entry, segments %llu "
+		       "(%llu), "
+		       "write busy %.2f, %.0f us, early acks %llu, read back %llu: %s\n",
+		       r->test, r->mode, r->block_bytes,
+		       r->entries ? (double)r->disk_bytes / (double)r->entries : 0.0,
+		       (unsigned long long)r->segments, (unsigned long long)r->segments_prewritten,
+		       r->write_busy, r->write_mean_us, (unsigned long long)r->early_acks,
+		       (unsigned long long)r->verified, r->verify_bad ? "BAD" : "ok");
 	}
 }
 
 static void print_json(const struct result *r)
 {
-	printf("{\"test\":\"%s\",\"mode\":\"%s\",\"entry_bytes\":%u,\"entries\":%llu,"
+	printf("{\"test\":\"%s\",\"mode\":\"%s\",\"block_bytes\":%u,\"disk_bytes_per_entry\":%.1f,"
+	       "\"entry_bytes\":%u,\"entries\":%llu,"
 	       "\"bytes\":%llu,\"disk_bytes\":%llu,\"syncs\":%llu,\"segments\":%llu,"
 	       "\"early_acks\":%llu,\"verified\":%llu,\"verify_bad\":%llu,\"seconds\":%.6f,"
 	       "\"ops_per_s\":%.1f,\"mb_per_s\":%.3f,\"disk_mb_per_s\":%.3f,"
 	       "\"segments_prewritten\":%llu,\"write_busy\":%.4f,\"write_mean_us\":%.2f,"
 	       "\"default_mode\":%s,",
-	       r->test, r->mode, r->entry_bytes, (unsigned long long)r->entries,
-	       (unsigned long long)r->bytes, (unsigned long long)r->disk_bytes,
-	       (unsigned long long)r->syncs, (unsigned long long)r->segments,
-	       (unsigned long long)r->early_acks, (unsigned long long)r->verified,
-	       (unsigned long long)r->verify_bad, r->seconds, r->ops_per_s, r->mb_per_s,
-	       r->disk_mb_per_s, (unsigned long long)r->segments_prewritten, r->write_busy,
-	       r->write_mean_us, r->is_default ? "true" : "false");
+	       r->test, r->mode, r->block_bytes,
+	       r->entries ? (double)r->disk_bytes / (double)r->entries : 0.0, r->entry_bytes,
+	       (unsigned long long)r->entries, (unsigned long long)r->bytes,
+	       (unsigned long long)r->disk_bytes, (unsigned long long)r->syncs,
+	       (unsigned long long)r->segments, (unsigned long long)r->early_acks,
+	       (unsigned long long)r->verified, (unsigned long long)r->verify_bad, r->seconds,
+	       r->ops_per_s, r->mb_per_s, r->disk_mb_per_s,
+	       (unsigned long long)r->segments_prewritten, r->write_busy, r->write_mean_us,
+	       r->is_default ? "true" : "false");
 	if (r->has_lat)
 		printf("\"lat_us\":{\"p50\":%.2f,\"p90\":%.2f,\"p99\":%.2f,\"p999\":%.2f,"
 		       "\"max\":%.2f,\"min\":%.2f,\"mean\":%.2f},",
@@ -1173,12 +1236,18 @@ int main(int argc, char **argv)
 		for (uint32_t j = 0; j < ENTRY_4K; j++)
 			payloads[i][j] = (uint8_t)((i * 2654435761u + j * 40503u) >> 7);
 
-	if (o.tests & 1)
-		test_qd1(&o, &f);
-	if (o.tests & 2)
-		test_group(&o, &f, test_names[1], o.batch_4k, ENTRY_4K);
-	if (o.tests & 4)
-		test_group(&o, &f, test_names[2], o.batch_small, ENTRY_SMALL);
+	for (uint32_t round = 0; round < o.rounds; round++)
+		for (uint32_t a = 0; a < o.n_block_bytes; a++) {
+			cur_block_bytes = o.block_bytes[a];
+			if (o.tests & 1)
+				test_qd1(&o, &f);
+			if (o.tests & 2)
+				test_group(&o, &f, test_names[1], o.batch_4k, ENTRY_4K);
+			if (o.tests & 4)
+				test_group(&o, &f, test_names[2], o.batch_small, ENTRY_SMALL);
+			if (o.tests & 8)
+				test_qd1_small(&o);
+		}
 
 	print_table(&o, &f);
 	if (o.json) {
