@@ -95,6 +95,7 @@ struct lcr_net {
 	uint64_t next_call_id;
 	uint64_t ttl_next_ns; /* no call's TTL ends before this */
 	uint64_t now;
+	bool pump_due; /* AppendEntries wait in some queue: pumped at every flush */
 	struct lcr_net_stats st;
 };
 
@@ -271,11 +272,37 @@ static void seq_end(struct lcr_net *n, struct net_peer *p, uint64_t stream)
 		seq_clear(n, p);
 }
 
+/*
+ * The host attaches the entries of `m` (net_host.h): bounded and without
+ * blocking when it can (attach_max), else all at once. 0, -EAGAIN (not
+ * now) or -errno (never: drop the request).
+ */
+static int host_attach(struct lcr_net_group *g, struct lcr_msg *m, uint64_t bytes_max)
+{
+	struct lcr_net *n = g->net;
+	int rc = 0;
+
+	if (m->append_req.n_entries == 0)
+		return 0; /* a heartbeat: nothing to attach */
+	n->depth++;
+	if (n->host.attach_max) {
+		rc = n->host.attach_max(g->host, m, bytes_max);
+		LCR_ASSERT(rc < 0 || (m->append_req.n_entries >= 1 && m->append_req.entries));
+	} else {
+		n->host.attach(g->host, m);
+	}
+	n->depth--;
+	return rc;
+}
+
 /* Send the next waiting request, if none is in flight. */
 static void seq_pump(struct lcr_net_group *g, struct net_peer *p)
 {
 	struct lcr_net *n = g->net;
 
+	/* The native stream's queue is stream_pump's. */
+	if (n->ops->stream_append)
+		return;
 	while (!p->busy && p->q_len > 0) {
 		struct lcr_msg m = p->q[p->q_head];
 		p->q_head = (p->q_head + 1) % n->cfg.queue_max;
@@ -285,9 +312,19 @@ static void seq_pump(struct lcr_net_group *g, struct net_peer *p)
 			continue;
 		}
 		uint32_t want = m.append_req.n_entries;
-		n->depth++;
-		n->host.attach(g->host, &m);
-		n->depth--;
+		int rc = host_attach(g, &m, UINT64_MAX);
+		if (rc == -EAGAIN) {
+			/* Its entries are being read: back at the head, next flush. */
+			p->q_head = (p->q_head + n->cfg.queue_max - 1) % n->cfg.queue_max;
+			p->q_len++;
+			n->pump_due = true;
+			n->st.append_waits++;
+			break;
+		}
+		if (rc < 0) {
+			n->st.append_unattached++; /* the core's stream restarts */
+			continue;
+		}
 		uint32_t got = m.append_req.n_entries;
 		if (got > 0 && got < want) {
 			/* Fewer attached than asked (one message holds ~1 MiB): the
@@ -561,6 +598,11 @@ static void on_fail(struct lcr_net_group *g, struct net_peer *p, const struct lc
 		if (!c->heartbeat)
 			seq_end(n, p, c->stream_id);
 		break;
+	case LCR_NET_OP_STREAM_APPEND:
+		/* Its requests still waiting go: the core opens a new stream. */
+		if (!c->heartbeat && p->q)
+			seq_end(n, p, c->stream_id);
+		break;
 	case LCR_NET_OP_VOTE:
 	case LCR_NET_OP_PRE_VOTE:
 		if (!synthetic) {
@@ -676,12 +718,114 @@ void lcr_net_fail(struct lcr_net *n, const struct lcr_net_call *call, uint32_t e
 
 /* ---- sending ------------------------------------------------------------------ */
 
+/*
+ * The native stream_append with a host that attaches without blocking
+ * (attach_max): requests wait in the peer's queue until their entries are
+ * at hand (read from disk asynchronously) and fit the stream's window
+ * (stream_room), and each goes out cut after the entries that fit, the
+ * rest staying at the head, so the transport is never handed more than it
+ * can hold and nothing the core sent is dropped for want of room: the
+ * core's pipeline (inflight_max requests of max_payload_entries, counted in
+ * entries) may hold far more bytes than the window (300 entries of 8 KiB
+ * are 2.4 MB; the UDP window is 1.4 MB). The queue is bounded by what the
+ * core keeps out: inflight_max requests per stream, the head maybe the
+ * rest of one already acknowledged in part (queue_max = inflight_max + 2).
+ * Returns whether it sent anything.
+ */
+static bool stream_pump(struct lcr_net_group *g, struct net_peer *p)
+{
+	struct lcr_net *n = g->net;
+	bool sent = false;
+
+	while (p->q_len > 0) {
+		struct lcr_msg *head = &p->q[p->q_head];
+		if (head->append_req.stream_id <= p->ended_stream) {
+			p->q_head = (p->q_head + 1) % n->cfg.queue_max;
+			p->q_len--;
+			n->st.seq_dropped++;
+			continue;
+		}
+		uint64_t room =
+			n->ops->stream_room ? n->ops->stream_room(n->t, p->client) : UINT64_MAX;
+		struct lcr_msg msg = *head;
+		uint32_t want = msg.append_req.n_entries;
+		int rc = host_attach(g, &msg, room);
+		if (rc == -EAGAIN) {
+			n->pump_due = true; /* room or a read: the next flush */
+			n->st.append_waits++;
+			break;
+		}
+		if (rc < 0) {
+			/* Gone from the log (purged): the core restarts the stream. */
+			p->q_head = (p->q_head + 1) % n->cfg.queue_max;
+			p->q_len--;
+			n->st.append_unattached++;
+			continue;
+		}
+		uint32_t got = msg.append_req.n_entries;
+		LCR_ASSERT(got >= 1 && got <= want);
+		struct lcr_log_id last = msg.append_req.entries[got - 1].id;
+		struct lcr_net_call c =
+			make_call(g, p, LCR_NET_OP_STREAM_APPEND, msg.append_req.stream_id);
+		call_op(n, n->ops->stream_append, &c, &msg);
+		sent = true;
+		if (got < want) {
+			/* The rest, right after what went, of the same stream. */
+			head->append_req.prev = last;
+			head->append_req.n_entries = want - got;
+			n->st.append_splits++;
+			continue;
+		}
+		p->q_head = (p->q_head + 1) % n->cfg.queue_max;
+		p->q_len--;
+	}
+	return sent;
+}
+
+static void stream_queue(struct lcr_net_group *g, struct net_peer *p, const struct lcr_msg *m)
+{
+	struct lcr_net *n = g->net;
+	uint64_t s = m->append_req.stream_id;
+
+	if (s <= p->ended_stream) {
+		n->st.seq_dropped++; /* the core opens a new stream after the error */
+		return;
+	}
+	if (p->q_len > 0 && s > p->q[p->q_head].append_req.stream_id)
+		seq_clear(n, p); /* the core left that stream behind */
+	if (p->q_len == n->cfg.queue_max) {
+		/* More than the core keeps out: never silently, the stream ends
+		 * now and the core starts over. */
+		struct lcr_net_call c = make_call(g, p, LCR_NET_OP_STREAM_APPEND, s);
+		n->st.seq_full++;
+		hold_fail(n, &c, LCR_NET_NETWORK, "append queue full", false);
+		return;
+	}
+	p->q[(p->q_head + p->q_len) % n->cfg.queue_max] = *m;
+	p->q_len++;
+	n->st.append_queued++;
+	stream_pump(g, p);
+}
+
 static void send_append(struct lcr_net_group *g, struct net_peer *p, const struct lcr_msg *m)
 {
 	struct lcr_net *n = g->net;
 
 	if (!n->ops->stream_append) {
 		seq_send(g, p, m);
+		return;
+	}
+	if (n->host.attach_max) {
+		if (!is_heartbeat(m)) {
+			stream_queue(g, p, m);
+			return;
+		}
+		/* A heartbeat carries nothing to attach and need not wait: its
+		 * prev is what the peer is known to hold. */
+		struct lcr_net_call c =
+			make_call(g, p, LCR_NET_OP_STREAM_APPEND, m->append_req.stream_id);
+		c.heartbeat = true;
+		call_op(n, n->ops->stream_append, &c, m);
 		return;
 	}
 	/* Native: straight onto the transport's stream, entries attached here
@@ -926,10 +1070,37 @@ bool lcr_net_tick(struct lcr_net *n, uint64_t now_ns)
 	return work;
 }
 
+/* Requests that waited for room or for their entries: try them again. */
+static bool pump_all(struct lcr_net *n)
+{
+	bool work = false;
+
+	n->pump_due = false;
+	for (uint32_t i = 0; i < n->n_groups; i++) {
+		struct lcr_net_group *g = n->groups[i];
+		for (uint32_t k = 0; k < g->n_peers; k++) {
+			struct net_peer *p = &g->peers[k];
+			if (p->q_len == 0)
+				continue;
+			if (n->ops->stream_append)
+				work |= stream_pump(g, p);
+			else if (!p->busy)
+				seq_pump(g, p);
+		}
+	}
+	return work;
+}
+
 bool lcr_net_flush(struct lcr_net *n, uint64_t now_ns)
 {
+	bool work = false;
+
 	n->now = now_ns;
-	return n->ops->flush ? n->ops->flush(n->t, now_ns) : false;
+	if (n->pump_due)
+		work = pump_all(n);
+	if (n->ops->flush)
+		work |= n->ops->flush(n->t, now_ns);
+	return work;
 }
 
 uint64_t lcr_net_next_timer(const struct lcr_net *n)
@@ -984,8 +1155,9 @@ int lcr_net_group_open(struct lcr_net *n, uint32_t group, void *host_group, cons
 		struct net_peer *p = &g->peers[g->n_peers];
 		LCR_ASSERT(targets[i] != 0 && targets[i] != n->cfg.self);
 		p->target = targets[i];
-		/* Only the sequential default needs a queue. */
-		if (!n->ops->stream_append) {
+		/* The sequential default queues requests; the native stream
+		 * holds there what the window or the disk cannot give yet. */
+		if (!n->ops->stream_append || n->host.attach_max) {
 			p->q = lcr_allocator_zalloc(a, sizeof(*p->q) * n->cfg.queue_max);
 			if (!p->q) {
 				rc = -ENOMEM;
@@ -1181,7 +1353,8 @@ int lcr_net_metrics_json(const struct lcr_net *n, char *buf, size_t len)
 		"\"ttl_expired\":%llu,\"late\":%llu,\"seq_dropped\":%llu,\"seq_full\":%llu,"
 		"\"events_full\":%llu,\"dropped\":%llu,\"append_splits\":%llu,"
 		"\"heartbeat_errors\":%llu,\"snap_no_source\":%llu,\"snap_replaced\":%llu,"
-		"\"snap_cancelled\":%llu,\"snap_rx_begun\":%llu,\"snap_rx_refused\":%llu}",
+		"\"snap_cancelled\":%llu,\"snap_rx_begun\":%llu,\"snap_rx_refused\":%llu,"
+		"\"append_queued\":%llu,\"append_waits\":%llu,\"append_unattached\":%llu}",
 		(unsigned long long)s->requests, (unsigned long long)s->replies,
 		(unsigned long long)s->responds, (unsigned long long)s->pre_vote_refused,
 		(unsigned long long)s->ttl_expired, (unsigned long long)s->late,
@@ -1190,7 +1363,8 @@ int lcr_net_metrics_json(const struct lcr_net *n, char *buf, size_t len)
 		(unsigned long long)s->append_splits, (unsigned long long)s->heartbeat_errors,
 		(unsigned long long)s->snap_no_source, (unsigned long long)s->snap_replaced,
 		(unsigned long long)s->snap_cancelled, (unsigned long long)s->snap_rx_begun,
-		(unsigned long long)s->snap_rx_refused);
+		(unsigned long long)s->snap_rx_refused, (unsigned long long)s->append_queued,
+		(unsigned long long)s->append_waits, (unsigned long long)s->append_unattached);
 	if (n->ops->metrics_json) {
 		LCR_PUT(",");
 		k = n->ops->metrics_json(n->t, buf + o, len > o ? len - o : 0);

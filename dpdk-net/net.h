@@ -201,6 +201,16 @@ struct lcr_net_ops {
 	 * later, an error ends the stream. */
 	void (*stream_append)(struct lcr_transport *t, const struct lcr_net_call *call,
 			      const struct lcr_msg *req, const struct lcr_net_opts *opt);
+	/*
+	 * Optional, with stream_append: the bytes of AppendEntries (its
+	 * encoding, lcr_wire_append_size) the stream of `client` takes now
+	 * without dropping any. The node then hands it requests only as they
+	 * fit (cutting them after an entry), and holds the rest, at most the
+	 * core's inflight_max + 2 requests per target, until the window frees;
+	 * NULL: every request goes at once, and one the transport has no room
+	 * for is the transport's to drop or report.
+	 */
+	uint64_t (*stream_room)(const struct lcr_transport *t, void *client);
 	/* LCR_MSG_VOTE_REQ; the reply is its VOTE_RESP. */
 	void (*vote)(struct lcr_transport *t, const struct lcr_net_call *call,
 		     const struct lcr_msg *req, const struct lcr_net_opts *opt);

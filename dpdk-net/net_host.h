@@ -29,6 +29,18 @@ struct lcr_net_host {
 	 * further requests (0: it gives up on this one; the core resends).
 	 */
 	void (*attach)(void *group, struct lcr_msg *m);
+	/*
+	 * Optional; used instead of attach when set. The same, bounded and
+	 * without blocking: attach entries whose encoding (each with its
+	 * header, the request's own part not counted) stays within
+	 * `bytes_max`. Returns 0 with n_entries >= 1 (fewer than asked when
+	 * the bound, one message, or an entry still being read from disk
+	 * stops it), -EAGAIN when no entry can go now (the first does not fit,
+	 * or is being read: net.c asks again in a later loop iteration), or
+	 * another -errno (the entry cannot be had: net.c drops the request and
+	 * the core's stream restarts).
+	 */
+	int (*attach_max)(void *group, struct lcr_msg *m, uint64_t bytes_max);
 
 	/* ---- snapshots (may be NULL in a node that sends and takes none) ---- */
 	/*
@@ -155,6 +167,9 @@ struct lcr_net_stats {
 	uint64_t snap_cancelled;	     /* sends cancelled (the core, or a role change) */
 	uint64_t snap_rx_begun;		     /* receives opened for the transport */
 	uint64_t snap_rx_refused;	     /* ... refused (unknown group or sender, the host) */
+	uint64_t append_queued;		     /* AppendEntries held until room and entries allow */
+	uint64_t append_waits;		     /* ... times one waited (no room, a read in flight) */
+	uint64_t append_unattached;	     /* ... dropped: its entries cannot be had */
 };
 
 void lcr_net_stats(const struct lcr_net *n, struct lcr_net_stats *st);

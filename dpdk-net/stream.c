@@ -126,6 +126,14 @@ uint32_t lcr_stx_in_flight(const struct lcr_stx *s)
 	return (uint32_t)(s->next_seq - 1 - s->acked);
 }
 
+uint32_t lcr_stx_room(const struct lcr_stx *s)
+{
+	uint32_t used = lcr_stx_in_flight(s);
+
+	LCR_ASSERT(used <= s->o.window);
+	return (s->o.window - used) * frag_payload(&s->o);
+}
+
 static struct lcr_stx_slot *slot_of(struct lcr_stx *s, uint64_t seq)
 {
 	return &s->slots[seq % s->o.window];

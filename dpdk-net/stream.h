@@ -141,6 +141,12 @@ uint64_t lcr_stx_next_timer(const struct lcr_stx *s);
 /* Datagrams sent and not yet acknowledged. */
 uint32_t lcr_stx_in_flight(const struct lcr_stx *s);
 
+/*
+ * Payload bytes of one message lcr_stx_send takes now: the window's free
+ * datagrams times the payload each carries (0 when none is free).
+ */
+uint32_t lcr_stx_room(const struct lcr_stx *s);
+
 /* ---- receiver --------------------------------------------------------------- */
 
 struct lcr_srx_slot {

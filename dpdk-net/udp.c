@@ -145,6 +145,7 @@ struct udp {
 	uint8_t *txmem;		  /* buffers of single datagrams, TXQ_MAX of dgram_max */
 	uint32_t tx_head, tx_len; /* ring of tx */
 	uint8_t *msgbuf;	  /* one encoded AppendEntries */
+	uint64_t append_fixed;	  /* bytes of an AppendEntries without entries */
 	struct lcr_entry *ents;	  /* entries of one received message */
 	uint64_t now;
 	uint64_t drops[LCR_DROP_MAX];
@@ -279,9 +280,28 @@ static void udp_stream_append(struct lcr_transport *t, const struct lcr_net_call
 	}
 	l->core_stream = req->append_req.stream_id;
 	size_t len = lcr_wire_encode_msg(u->msgbuf, LCR_WIRE_MSG_MAX, req);
-	if (len == 0 ||
-	    lcr_stx_send(&l->tx, LCR_WIRE_APPEND_REQ, u->msgbuf, (uint32_t)len, u->now) < 0)
-		l->stream_drops++; /* the core's pipeline sends it again */
+	if (len > 0 &&
+	    lcr_stx_send(&l->tx, LCR_WIRE_APPEND_REQ, u->msgbuf, (uint32_t)len, u->now) == 0)
+		return;
+	/* No room (net.c asks udp_stream_room first, so only a heartbeat, or
+	 * a request of a leadership that just began, gets here): a dropped
+	 * heartbeat is only counted, the next one follows; a request ends its
+	 * stream at once, so the core starts over now instead of after its
+	 * stall timer. */
+	l->stream_drops++;
+	if (!call->heartbeat)
+		lcr_net_fail(u->net, call, LCR_NET_NETWORK, "stream window full");
+}
+
+/* Bytes of AppendEntries the follower's stream takes now (net.h): what fits
+ * the window's free datagrams, less the request's fixed part. */
+static uint64_t udp_stream_room(const struct lcr_transport *t, void *client)
+{
+	const struct udp *u = (const struct udp *)t;
+	const struct link *l = client;
+	uint64_t room = lcr_stx_room(&l->tx);
+
+	return room > u->append_fixed ? room - u->append_fixed : 0;
 }
 
 static void udp_vote(struct lcr_transport *t, const struct lcr_net_call *call,
@@ -1239,6 +1259,7 @@ static const struct lcr_net_ops udp_ops = {
 	.drop_client = udp_drop_client,
 	.append_entries = udp_stream_append,
 	.stream_append = udp_stream_append,
+	.stream_room = udp_stream_room,
 	.vote = udp_vote,
 	.pre_vote = udp_vote,
 	.transfer_leader = udp_transfer,
@@ -1503,6 +1524,8 @@ static int udp_open(void *ctx, const struct lcr_net_env *env, struct lcr_transpo
 		u->sopts.window = need;
 	u->txmem = lcr_allocator_zalloc(&u->alloc, (size_t)TXQ_MAX * u->sopts.dgram_max);
 	u->msgbuf = lcr_allocator_zalloc(&u->alloc, LCR_WIRE_MSG_MAX);
+	struct lcr_append_req none = { .n_entries = 0 };
+	u->append_fixed = lcr_wire_append_size(&none);
 	u->ents = lcr_allocator_zalloc(&u->alloc, sizeof(*u->ents) * ENTS_MAX);
 	u->snap_size_max = c->snapshot_size_max ? c->snapshot_size_max : 64ull << 30;
 	u->snap_idle_ns = (c->snapshot_idle_ms ? c->snapshot_idle_ms : 5000) * 1000000ull;

@@ -17,50 +17,87 @@
 /* ---- transmit --------------------------------------------------------------- */
 
 /*
- * The transport asks for the entries of an AppendEntries right before it
- * sends it: from our log (the arena cache, or the disk for a lagging
- * follower). They stay valid until the next one; the transport encodes them
- * during its op.
+ * A part of a request cut by the window shorter than this waits for more
+ * room instead (unless it is all that is left of the request): a window
+ * that frees a few datagrams at a time must not turn a catch-up into a
+ * stream of small messages, each its own follower write and ack.
  */
-static void net_attach(void *ctx, struct lcr_msg *m)
+#define APPEND_PART_MIN (256u << 10)
+
+/*
+ * The transport asks for the entries of an AppendEntries right before it
+ * sends it (net_host.h, attach_max): from our log, the arena cache or the
+ * disk, never blocking: an entry the arena no longer holds comes from the
+ * log's asynchronous reads (lcr_log_fetch), and while its read is in flight
+ * the request goes with the entries before it, or waits (-EAGAIN) when there
+ * are none; net.c asks again once the ring's completion woke the loop. At
+ * most `bytes_max` (the stream's window) and APPEND_BYTES_MAX (one message)
+ * go: the core sizes its requests by entry count. The entries stay valid
+ * until the next call here; the transport encodes them during its op.
+ */
+static int net_attach_max(void *ctx, struct lcr_msg *m, uint64_t bytes_max)
 {
 	struct lcr_group *g = ctx;
 	struct lcore *lc = g->lc;
-	uint32_t n = m->append_req.n_entries, cold = 0;
-	size_t bytes = 0;
+	uint32_t want = m->append_req.n_entries, n = want;
+	uint64_t bytes = 0;
+	int err = 0;
+	bool cut = false; /* stopped by bytes_max */
 
 	LCR_ASSERT(m->type == LCR_MSG_APPEND_REQ);
 	LCR_ASSERT(m->append_req.entries == NULL); /* the core never attaches them */
-
+	LCR_ASSERT(want > 0);
+	/* The entries handed out last time were encoded then. */
+	lcr_log_fetch_unpin(g->log);
 	if (n > ENTS_MAX)
 		n = ENTS_MAX;
 	for (uint32_t i = 0; i < n; i++) {
 		uint64_t idx = m->append_req.prev.index + 1 + i;
-		if (lcr_log_get(g->log, idx, &lc->ents[i]) != 0) {
-			int rc = lcr_log_read(g->log, idx, &lc->ents[i], lc->cold + cold,
-					      COLD_BYTES - cold);
-			if (rc < 0) {
-				/* Cannot fetch it now (or the cold buffer is full):
-				 * send what we have; the follower acks less and the
-				 * pipeline catches up from there. */
-				n = i;
-				break;
-			}
-			cold += (uint32_t)rc;
-			LCR_ASSERT(cold <= COLD_BYTES);
-		}
-		LCR_ASSERT(lc->ents[i].id.index == idx);
-		/* One request must fit one message of the transport: the core
-		 * counts entries, not bytes (big entries, a long backlog). The
-		 * first always goes: an entry is at most 1 MiB. */
-		bytes += (size_t)lc->ents[i].len + APPEND_ENTRY_OVERHEAD;
-		if (i > 0 && bytes > APPEND_BYTES_MAX) {
+		int rc = lcr_log_get(g->log, idx, &lc->ents[i]);
+		if (rc != 0)
+			rc = lcr_log_fetch(g->log, idx, &lc->ents[i]);
+		if (rc < 0) {
+			err = rc;
 			n = i;
 			break;
 		}
+		LCR_ASSERT(lc->ents[i].id.index == idx);
+		uint64_t add = (uint64_t)lc->ents[i].len + APPEND_ENTRY_OVERHEAD;
+		if (bytes + add > bytes_max) {
+			cut = true;
+			n = i;
+			break;
+		}
+		/* One request must fit one message of the transport; the first
+		 * always does (an entry is at most 1 MiB). */
+		if (i > 0 && bytes + add > APPEND_BYTES_MAX) {
+			n = i;
+			break;
+		}
+		bytes += add;
 	}
+	if (n == 0) {
+		if (err == 0 || err == -EAGAIN)
+			return -EAGAIN; /* no room for the first, or it is being read */
+		return err;
+	}
+	if (cut && n < want && bytes < APPEND_PART_MIN)
+		return -EAGAIN;
 	m->append_req.n_entries = n;
 	m->append_req.entries = lc->ents;
+	return 0;
+}
+
+/*
+ * The same for a caller without a bound (net_host.h, attach): kept for
+ * hosts of the contract that call it; the node's net.c uses attach_max.
+ */
+static void net_attach(void *ctx, struct lcr_msg *m)
+{
+	if (net_attach_max(ctx, m, UINT64_MAX) < 0) {
+		m->append_req.n_entries = 0;
+		m->append_req.entries = NULL;
+	}
 }
 
 /* ---- executing the core's commands ------------------------------------------ */
@@ -369,6 +406,7 @@ const struct lcr_net_host lcr_rt_net_host = {
 	.deliver = net_deliver,
 	.failed = net_failed,
 	.attach = net_attach,
+	.attach_max = net_attach_max,
 	.snap_open = lcr_rt_xfer_open,
 	.snap_close = lcr_rt_xfer_close,
 	.snap_begin = lcr_rt_xfer_begin,
