@@ -113,6 +113,7 @@ static int check_data_dir(const char *v, char *err, size_t err_len);
 static int check_cores(const char *v, char *err, size_t err_len);
 static int check_routes(const char *v, char *err, size_t err_len);
 static int check_neighbours(const char *v, char *err, size_t err_len);
+static int check_metrics_listen(const char *v, char *err, size_t err_len);
 
 struct section {
 	const char *name;
@@ -192,6 +193,13 @@ static const struct opt opts[] = {
 	{ "node", "groups", OPT_U32, 0, FIELD(groups), .def = "1", .min = 1, .max = 1024,
 	  .help = "Raft groups the node runs, ids 1..groups; each is an independent replicated "
 		  "log." },
+	{ "node", "metrics_listen", OPT_STRING, 0, FIELD(metrics_listen), .def = "",
+	  .check = check_metrics_listen,
+	  .help = "HOST:PORT (an IPv6 address in brackets) where the node serves its metrics "
+		  "to Prometheus over HTTP, GET /metrics, from a thread of its own; {id} is "
+		  "replaced by the node id, so one file serves a cluster on one host "
+		  "(127.0.0.1:910{id}). Empty: no HTTP server. See \"Metrics for "
+		  "Prometheus\" above." },
 
 	{ "raft", "election_timeout_min_ms", OPT_MS, 0, RAFT(election_timeout_min_ms), .min = 1,
 	  .max = 600000,
@@ -677,6 +685,39 @@ static int check_data_dir(const char *v, char *err, size_t err_len)
 		return 0;
 	snprintf(err, err_len, "'': empty path");
 	return -EINVAL;
+}
+
+static int parse_host_port(const char *v, struct lcr_peer_addr *a, char *err, size_t err_len);
+
+/*
+ * [node] metrics_listen: empty, or host:port as in [nodes]. {id} stands for
+ * a number here; the value with the node id in it is checked again at the end
+ * of the load (check_metrics_port).
+ */
+static int check_metrics_listen(const char *v, char *err, size_t err_len)
+{
+	struct lcr_peer_addr a;
+	char t[sizeof(((struct lcr_app_config *)0)->metrics_listen)];
+	size_t n = 0;
+
+	if (!*v)
+		return 0;
+	for (const char *s = v; *s && n + 1 < sizeof(t); n++)
+		if (strncmp(s, "{id}", 4) == 0) {
+			t[n] = '1';
+			s += 4;
+		} else {
+			t[n] = *s++;
+		}
+	t[n] = '\0';
+	if (strcmp(t, v) == 0)
+		return parse_host_port(t, &a, err, err_len);
+	char why[200];
+	if (parse_host_port(t, &a, why, sizeof(why)) < 0) {
+		snprintf(err, err_len, "'%s' with {id} replaced (by 1 here): %s", v, why);
+		return -EINVAL;
+	}
+	return 0;
 }
 
 /* The same host spelled the same way: IP literals in canonical form, names in lower case. */
@@ -1659,6 +1700,18 @@ static void check_dpdk(struct load *ld)
 		}
 }
 
+/* metrics_listen with the node id in it (a port past 65535, say). */
+static void check_metrics_port(struct load *ld)
+{
+	const char *v = ld->c->metrics_listen;
+	struct lcr_peer_addr a;
+	char err[200];
+
+	if (*v && parse_host_port(v, &a, err, sizeof(err)) < 0)
+		fail(ld, ld->set_line[opt_index("node", "metrics_listen")],
+		     "node.metrics_listen: %s (with {id} replaced by %u)", err, ld->c->self);
+}
+
 static void check_loaded(struct load *ld)
 {
 	struct lcr_app_config *c = ld->c;
@@ -1696,6 +1749,10 @@ static void check_loaded(struct load *ld)
 		substitute_id(ld, "node", "data_dir");
 	if (!ld->failed)
 		substitute_id(ld, "dpdk", "eal");
+	if (!ld->failed)
+		substitute_id(ld, "node", "metrics_listen");
+	if (!ld->failed && c->self)
+		check_metrics_port(ld);
 	squeeze_blanks(c->routes);
 	squeeze_blanks(c->neighbours);
 	c->node.dpdk.enable = c->transport == LCR_APP_TRANSPORT_DPDK;
@@ -1944,6 +2001,57 @@ static const char guide[] =
 	"stats` flattened into one dictionary whose names are paths\n"
 	"(`storage/write_latency/p50_us`; fractions as text: DPDK 22.11 carries no\n"
 	"floating point). Nodes sharing a prefix share one socket: the first node has it.\n"
+	"\n"
+	"## Metrics for Prometheus\n"
+	"\n"
+	"With `metrics_listen = HOST:PORT` under `[node]` a node serves its metrics in\n"
+	"Prometheus's text format on `GET /metrics` (404 for any other path, 405 for any\n"
+	"other method), from an HTTP server on a thread of its own (libmicrohttpd), never\n"
+	"on an lcore. `{id}` is replaced by the node id, so `metrics_listen =\n"
+	"127.0.0.1:910{id}` gives nodes 1, 2 and 3 of one file ports 9101, 9102 and 9103.\n"
+	"A scrape job:\n"
+	"\n"
+	"```yaml\n"
+	"scrape_configs:\n"
+	"  - job_name: lcraft\n"
+	"    static_configs:\n"
+	"      - targets: [\"127.0.0.1:9101\", \"127.0.0.1:9102\", \"127.0.0.1:9103\"]\n"
+	"```\n"
+	"\n"
+	"Each scrape posts a task to every lcore (`lcr_node_post`), which renders its\n"
+	"groups' numbers there (`lcr_node_metrics_prom`, docs/api.md): the numbers are\n"
+	"read where they change, with no lock on the lcores. The scrape waits at most 1 s\n"
+	"for them all and answers 503, naming the lcore, if one did not answer. Every\n"
+	"sample carries `node`; a group's carry `group`, an lcore's `lcore`, the\n"
+	"leader's per-follower ones `peer`:\n"
+	"\n"
+	"- `lcraft_role{role=...}` (1 for the current role, 0 for the others),\n"
+	"  `lcraft_term`, `lcraft_leader_id`, `lcraft_last_index`,\n"
+	"  `lcraft_flushed_index`, `lcraft_committed_index`, `lcraft_applied_index`,\n"
+	"  `lcraft_snapshot_index`, `lcraft_purged_index`;\n"
+	"- on the leader, `lcraft_follower_matched_index` and\n"
+	"  `lcraft_follower_lag_entries` per follower;\n"
+	"- counters: `lcraft_elections_total`, `lcraft_raft_messages_dropped_total{reason}`\n"
+	"  (the core's), `lcraft_transport_dropped_total{reason}` and\n"
+	"  `lcraft_transport_call_errors_total{kind}` (each lcore's network layer),\n"
+	"  proposals, `lcraft_storage_written_bytes_total`, entries, batches, syncs,\n"
+	"  segments created and purged, snapshots built, failed, sent, installed and\n"
+	"  cancelled, `lcraft_purges_total`; the node's client port:\n"
+	"  `lcraft_client_datagrams_total{direction}`, `lcraft_client_send_errors_total`,\n"
+	"  `lcraft_client_dropped_total{reason}`, `lcraft_client_refused_total{reason}`;\n"
+	"- `lcraft_commit_latency_seconds` and `lcraft_log_write_latency_seconds`,\n"
+	"  histograms since the group opened. The node keeps latencies in log-linear\n"
+	"  buckets of 1/128 (`base/hist.h`); the page gives cumulative counts at bounds\n"
+	"  near 1, 2.5 and 5 x 10^k us from 1 us to 10 s, each moved to the end of the\n"
+	"  node's bucket it falls in (at most 0.8 % up: `le=\"0.000001007\"`), so every\n"
+	"  count is exact. `histogram_quantile()` over a `rate()` of them gives recent\n"
+	"  quantiles; `lcraft-cli stats` has the node's own since start.\n"
+	"\n"
+	"Everything is bounded: 8 connections at once (more wait in the kernel's\n"
+	"backlog), 10 s of idleness closes one, a request's line and headers fit in\n"
+	"16 KiB (else 431 or 413) and no request body is read; the page is built in a\n"
+	"buffer sized at start from the lcores, groups and nodes, one scrape at a time.\n"
+	"There is no TLS nor authentication: listen on loopback or a management network.\n"
 	"\n"
 	"## The data directory\n"
 	"\n"

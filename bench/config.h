@@ -57,6 +57,7 @@ struct lcr_app_config {
 	uint16_t client_port_offset; /* a node's client port = its port + this */
 	uint32_t read_policy;	     /* enum lcr_read_policy for GET */
 	uint32_t groups;	     /* groups this node runs (ids 1..groups) */
+	char metrics_listen[128];    /* [node] metrics_listen: HOST:PORT, {id} replaced; "": off */
 	bool json_log;
 };
 

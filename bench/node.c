@@ -57,6 +57,7 @@
 #include "kv.h"
 #include "lcr_assert.h"
 #include "lcraft.h"
+#include "prom.h"
 #include "wire.h"
 
 #define RX_BURST 64
@@ -607,6 +608,46 @@ static size_t client_json(const struct server *s, char *buf, size_t cap)
 	return o;
 }
 
+/* The most bytes client_prom() writes: 20 drop reasons, 4 refusals, their heads. */
+#define CLIENT_PROM_BYTES 8192
+
+/*
+ * The client port's counters for Prometheus (prom.h), on lcore 0: they are
+ * lcore 0's. Bytes written, or -ENOSPC.
+ */
+static int client_prom(void *ctx, char *buf, size_t len)
+{
+	const struct server *s = ctx;
+	const unsigned id = s->cfg.self;
+	size_t o = 0;
+
+#define PUT(...) o += (size_t)snprintf(buf + o, len > o ? len - o : 0, __VA_ARGS__)
+	PUT("# HELP lcraft_client_datagrams_total Datagrams of the client port, by direction.\n"
+	    "# TYPE lcraft_client_datagrams_total counter\n"
+	    "lcraft_client_datagrams_total{node=\"%u\",direction=\"received\"} %llu\n"
+	    "lcraft_client_datagrams_total{node=\"%u\",direction=\"sent\"} %llu\n"
+	    "# HELP lcraft_client_send_errors_total Answers the client port failed to send.\n"
+	    "# TYPE lcraft_client_send_errors_total counter\n"
+	    "lcraft_client_send_errors_total{node=\"%u\"} %llu\n",
+	    id, (unsigned long long)atomic_load(&s->rx_dgrams), id,
+	    (unsigned long long)atomic_load(&s->tx_dgrams), id,
+	    (unsigned long long)atomic_load(&s->tx_errors));
+	PUT("# HELP lcraft_client_dropped_total Client datagrams dropped unanswered, by the rule "
+	    "they broke (docs/wire-protocol.md).\n"
+	    "# TYPE lcraft_client_dropped_total counter\n");
+	for (int i = 0; i < CD_N; i++)
+		PUT("lcraft_client_dropped_total{node=\"%u\",reason=\"%s\"} %llu\n", id,
+		    client_drop_name[i], (unsigned long long)s->drops[i]);
+	PUT("# HELP lcraft_client_refused_total Client requests answered ERROR before reaching a "
+	    "group, by reason.\n"
+	    "# TYPE lcraft_client_refused_total counter\n");
+	for (int i = 0; i < CR_N; i++)
+		PUT("lcraft_client_refused_total{node=\"%u\",reason=\"%s\"} %llu\n", id,
+		    client_refusal_name[i], (unsigned long long)s->refused[i]);
+#undef PUT
+	return o < len ? (int)o : -ENOSPC;
+}
+
 /* Answer STATS, on lcore 0 (its buffer is lcore 0's). */
 static void stats(struct req *q)
 {
@@ -1084,6 +1125,21 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	lcr_node_set_poll(srv.node, 0, client_poll, srv.fd, &srv);
+	struct lcr_prom *prom = NULL;
+	if (srv.cfg.metrics_listen[0]) {
+		struct lcr_prom_config pc = { .listen = srv.cfg.metrics_listen,
+					      .lcores = srv.cfg.node.lcores,
+					      .groups = srv.n_groups,
+					      .nodes = srv.cfg.node.n_peers,
+					      .app_bytes = CLIENT_PROM_BYTES,
+					      .app = client_prom,
+					      .app_ctx = &srv };
+		if ((rc = lcr_prom_open(&prom, srv.node, &pc, why, sizeof(why))) < 0) {
+			say(&srv, "error", "%s", why);
+			lcr_node_close(srv.node);
+			return 1;
+		}
+	}
 
 	struct sigaction sa = { .sa_handler = on_signal };
 	sigemptyset(&sa.sa_mask);
@@ -1095,15 +1151,20 @@ int main(int argc, char **argv)
 	char transport[400];
 	say(&srv, "start",
 	    "cluster %llu, %u peers, raft %s:%u (%s), clients port %u, %u lcore(s), %u group(s), "
-	    "data in %s",
+	    "data in %s%s%s",
 	    (unsigned long long)srv.cfg.node.cluster, srv.cfg.node.n_peers, me->host, me->port,
 	    transport_text(&srv.cfg, transport, sizeof(transport)),
 	    (unsigned)me->port + srv.cfg.client_port_offset, srv.cfg.node.lcores, srv.n_groups,
-	    srv.cfg.data_dir);
+	    srv.cfg.data_dir, prom ? ", metrics on http://" : "",
+	    prom ? srv.cfg.metrics_listen : "");
 	rc = lcr_node_run(srv.node);
 	if (rc < 0)
 		say(&srv, "error", "could not start the lcores: %s", strerror(-rc));
+	/* The HTTP thread posts tasks to the node: it stops first; the tasks it
+	 * left posted run in lcr_node_close(), into buffers freed after it. */
+	lcr_prom_stop(prom);
 	lcr_node_close(srv.node);
+	lcr_prom_free(prom);
 	srv.node = NULL;
 	close(srv.fd);
 	for (uint32_t i = 0; i < srv.n_groups; i++)

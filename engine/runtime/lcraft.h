@@ -388,4 +388,22 @@ LCR_API void lcr_node_close(struct lcr_node *n);
  */
 LCR_API int lcr_node_metrics_json(struct lcr_node *n, char *buf, size_t len);
 
+/*
+ * Lcore `lcore`'s metrics in Prometheus's text exposition format (0.0.4):
+ * its loop and transport counters (labels node, lcore) and, for each of its
+ * groups (labels node, group), role, term, leader, the log's indexes, each
+ * follower's matched index and lag (on the leader; label peer), elections,
+ * drops by reason, proposals, storage, snapshots and purges, and the commit
+ * and log write latencies as histograms (seconds; cumulative since the group
+ * opened, exact at every bucket bound). Every family comes with its HELP and
+ * TYPE lines even when it has no sample, in the same order on every lcore,
+ * so a page for the whole node is the lcores' texts merged family by family
+ * (each family's block starts at its "# HELP" line: keep one lcore's HELP and
+ * TYPE lines, and the samples of all). Call on that lcore (a task from
+ * lcr_node_post()), or while lcr_node_run() does not run: -EPERM otherwise.
+ * Bytes written, or -ENOSPC (about 10 KiB per lcore and 6 KiB per group,
+ * plus 200 bytes per follower of a leader, are enough), -EINVAL.
+ */
+LCR_API int lcr_node_metrics_prom(struct lcr_node *n, uint32_t lcore, char *buf, size_t len);
+
 #endif /* LCRAFT_H */
