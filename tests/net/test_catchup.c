@@ -2,16 +2,19 @@
 /*
  * A follower restarted far behind (8 KiB entries, most of them no longer in
  * the leader's arena) catches up over UDP on loopback, with two CPU hogs
- * running, at least 0.3x the disk's sequential write rate measured in the
- * same run (a file of the same size written and fdatasync'ed in the same
- * directory, the hogs running too).
+ * running, within 60 s; the rate is printed next to the disk's sequential
+ * write rate measured in the same run (a file of the same size written and
+ * fdatasync'ed in the same directory, the hogs running too). The ratio is a
+ * measurement, not a pass mark, unless LCR_CATCHUP_MIN_RATIO asks for one
+ * (docs/benchmarks.md: 0.3 at 100 MB, run ten times).
  *
  * What it guards: the core sizes AppendEntries by entry count, so a lagging
  * follower's pipeline holds far more bytes than the stream's window; the node
  * must hold what the window cannot take yet (never drop it and wait for the
  * stall timer), and read cold entries without blocking the lcore.
  *
- *   LCR_CATCHUP_MB   megabytes behind (default 100: about 6 s on a 2-CPU VM)
+ *   LCR_CATCHUP_MB   megabytes behind (default 32; 100 for the benchmark)
+ *   LCR_CATCHUP_MIN_RATIO  fail below this ratio to the disk's rate (default: none)
  *   LCR_CATCHUP_HOGS busy threads beside the cluster (default 2)
  *   LCR_CATCHUP_METRICS  set: the follower's progress every 50 ms, and both
  *                    nodes' metrics at the end (stderr)
@@ -97,7 +100,8 @@ static double disk_rate(const char *dir, uint64_t bytes)
 
 static void test_catchup_follower_far_behind_with_hogs(void **state)
 {
-	uint64_t mb = env_u64("LCR_CATCHUP_MB", 100, 4096);
+	uint64_t mb = env_u64("LCR_CATCHUP_MB", 32, 4096);
+	double min_ratio = getenv("LCR_CATCHUP_MIN_RATIO") ? atof(getenv("LCR_CATCHUP_MIN_RATIO")) : 0;
 	uint32_t n_hogs = (uint32_t)env_u64("LCR_CATCHUP_HOGS", 2, HOGS_MAX);
 	bool metrics = getenv("LCR_CATCHUP_METRICS") != NULL;
 	uint32_t n = (uint32_t)(mb * 1000 * 1000 / ENTRY_BYTES);
@@ -152,7 +156,9 @@ static void test_catchup_follower_far_behind_with_hogs(void **state)
 		      "%.2f s = %.0f MB/s; disk %.0f MB/s; ratio %.2f\n",
 		      (unsigned long long)mb, n, ENTRY_BYTES, n_hogs, secs, rate, disk,
 		      rate / disk);
-	assert_true(rate >= 0.3 * disk);
+	assert_true(ch_applied(&cl, f) >= want);
+	if (min_ratio > 0)
+		assert_true(rate >= min_ratio * disk);
 	ch_stop_all(&cl);
 	free(b);
 }
