@@ -393,6 +393,9 @@ struct lcr_snapshot_req {
 	uint64_t send_seq;
 	uint64_t size;
 	uint64_t data;
+	/* The membership at meta.last, where the sender knows it (the snapshot
+	 * file carries it); NULL: the receiver's own stays. Valid during the step. */
+	const struct lcr_membership *membership;
 };
 
 /*

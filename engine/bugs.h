@@ -24,6 +24,9 @@ enum lcr_bug {
 	LCR_BUG_FOLLOWER_READ_STALE = 1u << 8,
 	LCR_BUG_SNAPSHOT_STALE_INSTALL = 1u << 9, /* install a snapshot older than the commit */
 	LCR_BUG_PURGE_INFLIGHT = 1u << 10,	  /* purge entries an inflight request needs */
+	LCR_BUG_JOINT_SINGLE_QUORUM =
+		1u << 11, /* commit under a joint config on the new one's quorum */
+	LCR_BUG_REMOVED_STILL_VOTES = 1u << 12, /* elections count the committed config's voters */
 };
 
 #ifdef LCR_PLANTED_BUGS

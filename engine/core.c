@@ -208,8 +208,21 @@ int lcr_core_new(struct lcr_core **out, const struct lcr_core_config *cfg,
 	c->smaller_log_timeout_ns = 2 * cfg->election_timeout_max_ms * LCR_NS_PER_MS;
 	c->read_timeout_ns =
 		cfg->read_timeout_ms ? cfg->read_timeout_ms * LCR_NS_PER_MS : c->leader_lease_ns;
-	c->membership = cfg->membership;
+	c->m_committed.m = cfg->membership;
+	c->m_committed.id = lcr_log_id_none();
+	if (restore->membership.n_configs > 0) {
+		if (lcr_membership_validate(&restore->membership, why, sizeof(why)) < 0) {
+			lcr_allocator_free(a, c);
+			return -EINVAL;
+		}
+		c->m_committed.m = restore->membership;
+		c->m_committed.id = restore->snapshot.last;
+	}
+	c->membership = c->m_committed.m;
+	c->snap_m = c->m_committed.m;
 	c->n_nodes = lcr_membership_nodes(&c->membership, c->nodes);
+	if (!lcr_membership_contains(&c->membership, c->id))
+		c->nodes[c->n_nodes++] = c->id;
 	c->self_slot = (uint32_t)lcr_core_slot(c, c->id);
 
 	c->vote = restore->vote;
@@ -271,6 +284,30 @@ int lcr_core_load_log_id(struct lcr_core *c, struct lcr_log_id id)
 	if (c->log.n > 0 && lcr_leader_id_cmp(c->log.last.lid, id.lid) > 0)
 		return -EINVAL;
 	return lcr_log_ids_append(&c->log, id);
+}
+
+int lcr_core_load_membership(struct lcr_core *c, struct lcr_log_id id,
+			     const struct lcr_membership *m)
+{
+	char why[160];
+
+	if (c->started || !m || lcr_membership_validate(m, why, sizeof(why)) < 0)
+		return -EINVAL;
+	if (id.index <= c->log.purged.index || !lcr_log_ids_has(&c->log, id) ||
+	    (c->m_log_n > 0 && c->m_log[c->m_log_n - 1].id.index >= id.index))
+		return -EINVAL;
+	if (!lcr_mship_room(c, 1)) {
+		/* Older ones below the commit point fold at start: make room now
+		 * (entries this far back were committed by the time the next came,
+		 * one change at a time). */
+		c->m_committed = c->m_log[0];
+		memmove(c->m_log, c->m_log + 1, sizeof(c->m_log[0]) * (c->m_log_n - 1));
+		c->m_log_n--;
+	}
+	c->m_log[c->m_log_n].id = id;
+	c->m_log[c->m_log_n].m = *m;
+	c->m_log_n++;
+	return 0;
 }
 
 /* Every call that takes the time starts here. */
@@ -350,6 +387,46 @@ void lcr_core_save_vote(struct lcr_core *c)
 	cmd->save_vote.io = lcr_core_io_id(c);
 }
 
+void lcr_core_nodes_changed(struct lcr_core *c)
+{
+	uint32_t old_n = c->n_nodes, old_nodes[LCR_NODES_MAX];
+	struct lcr_progress old_p[LCR_NODES_MAX];
+	bool old_g[LCR_NODES_MAX], old_pg[LCR_NODES_MAX];
+
+	memcpy(old_nodes, c->nodes, sizeof(old_nodes));
+	memcpy(old_p, c->leader.progress, sizeof(old_p));
+	memcpy(old_g, c->candidate.granted, sizeof(old_g));
+	memcpy(old_pg, c->pre_candidate.granted, sizeof(old_pg));
+	c->n_nodes = lcr_membership_nodes(&c->membership, c->nodes);
+	if (!lcr_membership_contains(&c->membership, c->id))
+		c->nodes[c->n_nodes++] = c->id;
+	c->self_slot = (uint32_t)lcr_core_slot(c, c->id);
+	for (uint32_t i = 0; i < c->n_nodes; i++) {
+		uint32_t k = 0;
+		while (k < old_n && old_nodes[k] != c->nodes[i])
+			k++;
+		if (k < old_n) {
+			c->leader.progress[i] = old_p[k];
+			c->candidate.granted[i] = old_g[k];
+			c->pre_candidate.granted[i] = old_pg[k];
+		} else {
+			c->candidate.granted[i] = false;
+			c->pre_candidate.granted[i] = false;
+			if (c->leader.active)
+				lcr_leader_progress_init(c, i);
+		}
+	}
+	/* A snapshot on its way to a node no longer in the membership stops. */
+	for (uint32_t k = 0; k < old_n && c->leader.active; k++) {
+		if (old_p[k].snapshot && lcr_core_slot(c, old_nodes[k]) < 0) {
+			struct lcr_cmd *cmd = lcr_core_emit(c, LCR_CMD_CANCEL_SNAPSHOT);
+			cmd->cancel.target = old_nodes[k];
+			cmd->cancel.stream_id = old_p[k].stream_id;
+			c->n_snap_cancelled++;
+		}
+	}
+}
+
 void lcr_core_truncate(struct lcr_core *c, uint64_t since)
 {
 	struct lcr_log_id after;
@@ -357,6 +434,7 @@ void lcr_core_truncate(struct lcr_core *c, uint64_t since)
 	/* Raft never removes a committed entry: doing so means a broken invariant. */
 	LCR_ASSERT(since > c->committed.index);
 	lcr_log_ids_truncate(&c->log, since);
+	lcr_mship_truncated(c, since);
 	LCR_ASSERT(lcr_log_ids_get(&c->log, since - 1, &after));
 	if (c->flushed_last.index >= since)
 		c->flushed_last = after;
@@ -373,6 +451,7 @@ void lcr_core_commit_to(struct lcr_core *c, uint64_t index)
 	if (index <= c->committed.index)
 		return;
 	LCR_ASSERT(lcr_log_ids_get(&c->log, index, &c->committed));
+	lcr_mship_committed(c);
 }
 
 /* ---- responses held until a flush ---------------------------------------- */
@@ -517,6 +596,9 @@ int lcr_core_start(struct lcr_core *c, uint64_t now_ns)
 		c->committed = c->log.last;
 	if (!lcr_log_ids_has(&c->log, c->committed))
 		LCR_ASSERT(lcr_log_ids_get(&c->log, c->committed.index, &c->committed));
+	lcr_mship_committed(c);
+	c->membership = c->m_log_n ? c->m_log[c->m_log_n - 1].m : c->m_committed.m;
+	lcr_core_nodes_changed(c);
 	c->flushed.vote = c->vote;
 	c->flushed.last = c->log.last;
 	c->flushed_last = c->log.last;
@@ -636,14 +718,24 @@ static bool msg_numbers(const struct lcr_msg *m, struct msg_numbers *n)
  * bytes, and data behind a payload. The log asserts the type and refuses a
  * longer payload, which stops the replica; peer messages are untrusted, so a
  * bad entry is stopped here, at the door, and never reaches an assertion.
- * LCR_ENTRY_MEMBERSHIP is refused too: it is reserved for membership changes,
- * which this build neither proposes nor acts on (the runtime applies only
- * normal entries), so a replica that stored one would go on under the old
- * membership while its log says otherwise. A peer sending one is forged or of
- * a newer build; taking it in silently would be worse than refusing it.
+ * LCR_ENTRY_MEMBERSHIP is taken only where membership changes are on
+ * (lcr_core_config.enable_membership_changes: its owner loads membership
+ * entries at start-up), and only with a payload lcr_membership_decode takes;
+ * elsewhere a replica that stored one would go on under the old membership
+ * after a restart while its log says otherwise, so refusing it is safer.
  */
-static bool entry_valid(const struct lcr_entry *e)
+static bool entry_valid(const struct lcr_core *c, const struct lcr_entry *e)
 {
+	if (e->type == LCR_ENTRY_MEMBERSHIP) {
+		if (!c->cfg.enable_membership_changes)
+			return false;
+		struct lcr_membership m;
+		uint32_t ids[LCR_NODES_MAX];
+		/* At most LCR_NODES_MAX - 1 nodes: a replica not among them still
+		 * has a slot of its own. */
+		return e->data && lcr_membership_decode(e->data, e->len, &m) == 0 &&
+		       lcr_membership_nodes(&m, ids) < LCR_NODES_MAX;
+	}
 	if (e->type != LCR_ENTRY_BLANK && e->type != LCR_ENTRY_NORMAL)
 		return false;
 	if (e->len > LCR_ENTRY_MAX)
@@ -656,15 +748,17 @@ static bool entry_valid(const struct lcr_entry *e)
  * msg_numbers() bounded, so no wrap), ids in range, bodies storage takes.
  * The protocol handler checks the rest (follower.c).
  */
-static bool entries_sane(const struct lcr_append_req *a)
+static bool entries_sane(struct lcr_core *c, const struct lcr_append_req *a)
 {
+	c->door_mships = 0;
 	if (a->n_entries > LCR_NUMBER_MAX - a->prev.index)
 		return false;
 	for (uint32_t i = 0; i < a->n_entries && a->entries; i++) {
 		struct lcr_log_id id = a->entries[i].id;
 		if (id.lid.term >= LCR_NUMBER_MAX || id.index >= LCR_NUMBER_MAX ||
-		    !entry_valid(&a->entries[i]))
+		    !entry_valid(c, &a->entries[i]))
 			return false;
+		c->door_mships += a->entries[i].type == LCR_ENTRY_MEMBERSHIP;
 	}
 	return true;
 }
@@ -678,7 +772,7 @@ static void on_msg(struct lcr_core *c, const struct lcr_msg *m)
 	/* Numbers in range; the protocol handlers check the rest. */
 	struct msg_numbers n;
 	if (!msg_numbers(m, &n) || !n.in_range ||
-	    (m->type == LCR_MSG_APPEND_REQ && !entries_sane(&m->append_req))) {
+	    (m->type == LCR_MSG_APPEND_REQ && !entries_sane(c, &m->append_req))) {
 		c->n_dropped++;
 		return;
 	}
@@ -818,9 +912,52 @@ int lcr_core_propose(struct lcr_core *c, uint64_t now_ns, struct lcr_entry *entr
 	if (n == 0)
 		return 0;
 	for (uint32_t i = 0; i < n; i++)
-		if (!entry_valid(&entries[i]))
+		if (entries[i].type == LCR_ENTRY_MEMBERSHIP || !entry_valid(c, &entries[i]))
 			return -EINVAL;
 	lcr_leader_append(c, entries, n);
+	finish(c);
+	return c->stopped ? -LCR_ESTOPPED : 0;
+}
+
+int lcr_core_change_membership(struct lcr_core *c, uint64_t now_ns,
+			       const struct lcr_membership *target, struct lcr_log_id *id)
+{
+	struct lcr_membership next;
+	uint32_t ids[LCR_NODES_MAX];
+	char why[160];
+	bool direct;
+	int rc = begin(c, now_ns);
+
+	if (rc < 0)
+		return rc;
+	if (!c->cfg.enable_membership_changes)
+		return -ENOTSUP;
+	if (!c->leader.active)
+		return -LCR_ENOTLEADER;
+	if (c->leader.transfer_to != 0)
+		return -LCR_ETRANSFER;
+	if (!lcr_leader_lease_valid(c))
+		return -LCR_ENOLEASE;
+	if (!target || target->n_configs != 1 ||
+	    lcr_membership_validate(target, why, sizeof(why)) < 0)
+		return -EINVAL;
+	/* One change at a time (openraft: the previous must be committed). */
+	if (!lcr_mship_settled(c) || c->m_target_pending)
+		return -EBUSY;
+	lcr_mship_joint(&c->membership, target, &next, &direct);
+	/* The joint config holds the old and the new nodes; every replica's
+	 * table must take them, and itself (entry_valid's bound). */
+	if (lcr_membership_validate(&next, why, sizeof(why)) < 0 ||
+	    lcr_membership_nodes(&next, ids) >= LCR_NODES_MAX)
+		return -EINVAL;
+	if (!direct) {
+		c->m_target = *target;
+		c->m_target_pending = true;
+		c->m_joint_index = c->log.last.index + 1;
+	}
+	lcr_leader_propose_membership(c, &next);
+	if (id)
+		*id = c->m_entry.id;
 	finish(c);
 	return c->stopped ? -LCR_ESTOPPED : 0;
 }
@@ -868,6 +1005,11 @@ void lcr_core_status(const struct lcr_core *c, struct lcr_core_status *st)
 	st->purged = c->log.purged;
 	st->snapshot = c->snapshot;
 	st->building = c->building;
+	st->membership = c->membership;
+	st->snapshot_membership = c->snap_m;
+	st->membership_id = c->m_log_n ? c->m_log[c->m_log_n - 1].id : c->m_committed.id;
+	st->membership_committed = c->m_log_n == 0;
+	st->membership_changes = c->n_mship_changes;
 	st->n_nodes = c->n_nodes;
 	for (uint32_t i = 0; i < c->n_nodes; i++)
 		st->nodes[i] = c->nodes[i];

@@ -88,6 +88,11 @@ struct lcr_core_config {
 	bool enable_leader_restore;
 	/* Tolerate a follower whose log went backwards (wiped disk). */
 	bool allow_log_reversion;
+	/* Membership entries: proposed by lcr_core_change_membership and taken
+	 * from peers. Off by default: the owner must then load membership
+	 * entries at start-up (lcr_core_load_membership); with it off they are
+	 * refused as malformed. */
+	bool enable_membership_changes;
 	/*
 	 * Snapshot policy (openraft's SnapshotPolicy): build one once the state
 	 * machine has applied this many entries past the last snapshot (or past
@@ -126,6 +131,8 @@ struct lcr_core_restore {
 	 * snapshot.last. purged must not be past it, and the log must hold
 	 * snapshot.last (or end at the purge point, when purged == snapshot.last). */
 	struct lcr_snapshot_meta snapshot;
+	/* The membership at snapshot.last (n_configs 0: the config's). */
+	struct lcr_membership membership;
 };
 
 enum lcr_cmd_type {
@@ -290,10 +297,15 @@ struct lcr_core_status {
 	struct lcr_log_id applied;
 	struct lcr_log_id purged;
 	struct lcr_snapshot_meta snapshot; /* the newest snapshot (durable or being installed) */
-	bool building;			   /* a snapshot is being built */
-	struct lcr_log_id noop;		   /* leader: its blank entry */
-	uint64_t lease_until_ns;	   /* leader: quorum lease end, 0 if none */
-	bool transferring;		   /* leader: a transfer is under way */
+	struct lcr_membership membership;  /* effective: the newest appended */
+	struct lcr_membership snapshot_membership; /* at snapshot.last */
+	struct lcr_log_id membership_id; /* its entry (none: the config's or a snapshot's) */
+	bool membership_committed;	 /* effective == committed: no change under way */
+	uint64_t membership_changes;	 /* membership entries this replica proposed */
+	bool building;			 /* a snapshot is being built */
+	struct lcr_log_id noop;		 /* leader: its blank entry */
+	uint64_t lease_until_ns;	 /* leader: quorum lease end, 0 if none */
+	bool transferring;		 /* leader: a transfer is under way */
 	/* Leader: per node matching log id (index into `nodes`). */
 	uint32_t n_nodes;
 	uint32_t nodes[LCR_NODES_MAX];
@@ -389,9 +401,34 @@ LCR_API void lcr_core_status(const struct lcr_core *c, struct lcr_core_status *s
 /* The earliest time (ns) a tick has work to do; cheap, for the runtime's timers. */
 LCR_API uint64_t lcr_core_next_timer(const struct lcr_core *c);
 
+/*
+ * Change the voters and learners (openraft's change_membership): `target`
+ * holds one config. On the leader, with no change under way: when the voters
+ * stay the same it is proposed as is, else as a joint config (the current
+ * voters and the target's), and the target itself once that commits;
+ * decisions need a quorum in every config of the effective membership (the
+ * newest appended). A leader that is not a voter of the committed target steps
+ * down. Returns 0 (the entry's log id in *id), -LCR_ENOTLEADER, -LCR_ENOLEASE,
+ * -LCR_ETRANSFER, -EBUSY (a change is under way), or -EINVAL (a target that
+ * lcr_membership_validate refuses, more than one config, or more than
+ * LCR_NODES_MAX nodes with the current ones).
+ */
+LCR_API int lcr_core_change_membership(struct lcr_core *c, uint64_t now_ns,
+				       const struct lcr_membership *target, struct lcr_log_id *id);
+
+/* Load a membership entry found in the log at start-up, after its log id. */
+LCR_API int lcr_core_load_membership(struct lcr_core *c, struct lcr_log_id id,
+				     const struct lcr_membership *m);
+
 /* Membership helpers (engine/membership.c). */
 LCR_API bool lcr_membership_is_voter(const struct lcr_membership *m, uint32_t id);
 LCR_API bool lcr_membership_contains(const struct lcr_membership *m, uint32_t id);
 LCR_API int lcr_membership_validate(const struct lcr_membership *m, char *why, size_t why_len);
+/* A membership entry's payload (docs/storage-format.md): bytes written, 0 if
+ * `cap` is short; and back (-EINVAL: malformed or invalid). */
+#define LCR_MEMBERSHIP_BYTES_MAX                                                                   \
+	(4 + LCR_CONFIGS_MAX * (4 + 4 * LCR_NODES_MAX) + 4 + 4 * LCR_NODES_MAX)
+LCR_API size_t lcr_membership_encode(const struct lcr_membership *m, void *buf, size_t cap);
+LCR_API int lcr_membership_decode(const void *buf, size_t len, struct lcr_membership *m);
 
 #endif /* LCR_CORE_H */

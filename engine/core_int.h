@@ -38,6 +38,27 @@ uint32_t lcr_membership_nodes(const struct lcr_membership *m, uint32_t out[LCR_N
 uint64_t lcr_membership_quorum_value(const struct lcr_membership *m,
 				     uint64_t (*val)(const void *ctx, uint32_t id), const void *ctx,
 				     bool one_short);
+/* Membership state (openraft's MembershipState): entries above the commit
+ * point, the committed one, and a few older committed ones for snapshots. */
+#define LCR_MSHIP_LOG  8
+#define LCR_MSHIP_HIST 4
+struct lcr_mship {
+	struct lcr_log_id id; /* the membership entry; none: the initial config */
+	struct lcr_membership m;
+};
+bool lcr_membership_eq(const struct lcr_membership *a, const struct lcr_membership *b);
+bool lcr_mship_room(const struct lcr_core *c, uint32_t more);
+void lcr_mship_appended(struct lcr_core *c, struct lcr_log_id id, const struct lcr_membership *m);
+void lcr_mship_truncated(struct lcr_core *c, uint64_t since);
+void lcr_mship_committed(struct lcr_core *c);
+void lcr_mship_installed(struct lcr_core *c, struct lcr_log_id last,
+			 const struct lcr_membership *m);
+/* The membership in effect at `index` (NULL: too old to know). */
+const struct lcr_membership *lcr_mship_at(const struct lcr_core *c, uint64_t index);
+/* No change under way: nothing above the commit point, one config. */
+bool lcr_mship_settled(const struct lcr_core *c);
+void lcr_mship_joint(const struct lcr_membership *cur, const struct lcr_membership *target,
+		     struct lcr_membership *out, bool *direct);
 /* True when the set bits (by node id, via `has`) form a quorum in every config. */
 bool lcr_membership_quorum_granted(const struct lcr_membership *m,
 				   bool (*has)(const void *ctx, uint32_t id), const void *ctx);
@@ -130,8 +151,23 @@ struct lcr_core {
 	uint64_t heartbeat_ns;
 	uint64_t read_timeout_ns;
 
-	/* Membership and the node table; slots index per-node arrays. */
+	/* Membership (the effective one) and the node table; slots index
+	 * per-node arrays and always include this node. */
 	struct lcr_membership membership;
+	struct lcr_mship m_committed;
+	struct lcr_mship m_log[LCR_MSHIP_LOG];
+	uint32_t m_log_n;
+	struct lcr_mship m_hist[LCR_MSHIP_HIST];
+	uint32_t m_hist_n;
+	/* Leader: the uniform config to propose once the joint one commits. */
+	struct lcr_membership m_target;
+	bool m_target_pending;
+	uint64_t m_joint_index;
+	uint8_t m_buf[LCR_MEMBERSHIP_BYTES_MAX]; /* the payload of our membership entry */
+	struct lcr_entry m_entry;
+	struct lcr_membership snap_m; /* the newest snapshot's membership */
+	uint64_t n_mship_changes;
+	uint32_t door_mships; /* membership entries in the message being handled */
 	uint32_t n_nodes;
 	uint32_t nodes[LCR_NODES_MAX];
 
@@ -233,6 +269,9 @@ struct lcr_core {
 };
 
 /* core.c */
+/* The effective membership changed: rebuild the node table (progress and
+ * grants follow their node ids). */
+void lcr_core_nodes_changed(struct lcr_core *c);
 struct lcr_cmd *lcr_core_emit(struct lcr_core *c, uint32_t type);
 void lcr_core_send(struct lcr_core *c, const struct lcr_msg *m);
 /* Queue a response until flushed.seq >= seq (sent at once if already so). */
@@ -266,6 +305,12 @@ void lcr_resample_election_timeout(struct lcr_core *c);
 
 /* replication.c */
 void lcr_leader_become(struct lcr_core *c);
+/* A node new to the leader's table: nothing known of it. */
+void lcr_leader_progress_init(struct lcr_core *c, uint32_t slot);
+/* Leader: propose a membership entry (the payload is the core's own). */
+void lcr_leader_propose_membership(struct lcr_core *c, const struct lcr_membership *m);
+/* Leader: after the commit point moved, finish a change or step down. */
+void lcr_leader_membership_progress(struct lcr_core *c);
 void lcr_leader_drop(struct lcr_core *c);
 void lcr_leader_append(struct lcr_core *c, struct lcr_entry *entries, uint32_t n);
 void lcr_leader_replicate(struct lcr_core *c);

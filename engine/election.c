@@ -129,7 +129,10 @@ static bool granted_by(const void *ctx, uint32_t id)
 static bool quorum_granted(const struct lcr_core *c, const struct lcr_candidate *cand)
 {
 	struct grant_ctx g = { c, cand };
-	return lcr_membership_quorum_granted(&c->membership, granted_by, &g);
+	const struct lcr_membership *m = &c->membership;
+	if (LCR_BUG(c, LCR_BUG_REMOVED_STILL_VOTES))
+		m = &c->m_committed.m;
+	return lcr_membership_quorum_granted(m, granted_by, &g);
 }
 
 static void new_candidate(struct lcr_core *c, struct lcr_candidate *cand, struct lcr_vote v,

@@ -83,7 +83,8 @@ static bool room_for(struct lcr_core *c, const struct lcr_append_req *a, uint32_
 	 */
 	if (first == c->log.last.index + 1 && c->log.n > 0 &&
 	    lcr_leader_id_eq(a->entries[i].id.lid, c->log.keys[c->log.n - 1].lid) &&
-	    lcr_leader_id_eq(a->entries[a->n_entries - 1].id.lid, c->log.keys[c->log.n - 1].lid))
+	    lcr_leader_id_eq(a->entries[a->n_entries - 1].id.lid, c->log.keys[c->log.n - 1].lid) &&
+	    lcr_mship_room(c, c->door_mships))
 		return true;
 	if (first <= c->log.last.index) {
 		/* Runs that survive a truncation at `first`. */
@@ -103,9 +104,20 @@ static bool room_for(struct lcr_core *c, const struct lcr_append_req *a, uint32_
 		prev = a->entries[j].id.lid;
 		has_prev = true;
 	}
-	if (have + runs <= c->log.cap)
+	if (have + runs > c->log.cap) {
+		c->n_dropped++; /* the log is full of leader changes: a purge would free it */
+		return false;
+	}
+	/* Membership entries above the commit point: a genuine leader leaves at
+	 * most a joint and a uniform one uncommitted; the table holds a few more. */
+	uint32_t keep = 0, more = 0;
+	while (keep < c->m_log_n && c->m_log[keep].id.index < first)
+		keep++;
+	for (uint32_t j = i; j < a->n_entries; j++)
+		more += a->entries[j].type == LCR_ENTRY_MEMBERSHIP;
+	if (keep + more <= LCR_MSHIP_LOG)
 		return true;
-	c->n_dropped++; /* the log is full of leader changes: a purge would free it */
+	c->n_dropped++;
 	return false;
 }
 
@@ -152,8 +164,16 @@ void lcr_on_append_req(struct lcr_core *c, const struct lcr_msg *m)
 	if (i < a->n_entries) {
 		if (!room_for(c, a, i))
 			return;
-		for (uint32_t j = i; j < a->n_entries; j++)
-			LCR_ASSERT(lcr_log_ids_append(&c->log, a->entries[j].id) == 0);
+		for (uint32_t j = i; j < a->n_entries; j++) {
+			const struct lcr_entry *e = &a->entries[j];
+			LCR_ASSERT(lcr_log_ids_append(&c->log, e->id) == 0);
+			/* Effective once appended (the door decoded it already). */
+			if (e->type == LCR_ENTRY_MEMBERSHIP) {
+				struct lcr_membership ms;
+				LCR_ASSERT(lcr_membership_decode(e->data, e->len, &ms) == 0);
+				lcr_mship_appended(c, e->id, &ms);
+			}
+		}
 		lcr_core_next_seq(c);
 		struct lcr_cmd *cmd = lcr_core_emit(c, LCR_CMD_APPEND);
 		cmd->append.io = lcr_core_io_id(c);

@@ -7,6 +7,7 @@
  */
 #include <errno.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "core_int.h"
 
@@ -161,4 +162,214 @@ bool lcr_membership_quorum_granted(const struct lcr_membership *m,
 			return false;
 	}
 	return true;
+}
+
+/* ---- a membership entry's payload ----------------------------------------------- */
+
+/*
+ * Little-endian u32s: n_configs, then per config its n and ids, then
+ * n_learners and the learners' ids. No padding, nothing else.
+ */
+static size_t put32(uint8_t *b, size_t off, uint32_t v)
+{
+	b[off] = (uint8_t)v;
+	b[off + 1] = (uint8_t)(v >> 8);
+	b[off + 2] = (uint8_t)(v >> 16);
+	b[off + 3] = (uint8_t)(v >> 24);
+	return off + 4;
+}
+
+static uint32_t get32(const uint8_t *b)
+{
+	return (uint32_t)b[0] | (uint32_t)b[1] << 8 | (uint32_t)b[2] << 16 | (uint32_t)b[3] << 24;
+}
+
+size_t lcr_membership_encode(const struct lcr_membership *m, void *buf, size_t cap)
+{
+	uint8_t *b = buf;
+	size_t need = 4 + 4 * (size_t)m->n_learners + 4;
+
+	for (uint32_t c = 0; c < m->n_configs && c < LCR_CONFIGS_MAX; c++)
+		need += 4 + 4 * (size_t)m->configs[c].n;
+	if (m->n_configs > LCR_CONFIGS_MAX || need > cap)
+		return 0;
+	size_t off = put32(b, 0, m->n_configs);
+	for (uint32_t c = 0; c < m->n_configs; c++) {
+		off = put32(b, off, m->configs[c].n);
+		for (uint32_t i = 0; i < m->configs[c].n; i++)
+			off = put32(b, off, m->configs[c].ids[i]);
+	}
+	off = put32(b, off, m->n_learners);
+	for (uint32_t i = 0; i < m->n_learners; i++)
+		off = put32(b, off, m->learners[i]);
+	LCR_ASSERT(off == need);
+	return off;
+}
+
+int lcr_membership_decode(const void *buf, size_t len, struct lcr_membership *m)
+{
+	const uint8_t *b = buf;
+	size_t off = 0;
+	char why[160];
+
+	memset(m, 0, sizeof(*m));
+	if (!buf || len < 4)
+		return -EINVAL;
+	m->n_configs = get32(b);
+	off = 4;
+	if (m->n_configs < 1 || m->n_configs > LCR_CONFIGS_MAX)
+		return -EINVAL;
+	for (uint32_t c = 0; c < m->n_configs; c++) {
+		if (len - off < 4)
+			return -EINVAL;
+		m->configs[c].n = get32(b + off);
+		off += 4;
+		if (m->configs[c].n > LCR_NODES_MAX || len - off < 4 * (size_t)m->configs[c].n)
+			return -EINVAL;
+		for (uint32_t i = 0; i < m->configs[c].n; i++, off += 4)
+			m->configs[c].ids[i] = get32(b + off);
+	}
+	if (len - off < 4)
+		return -EINVAL;
+	m->n_learners = get32(b + off);
+	off += 4;
+	if (m->n_learners > LCR_NODES_MAX || len - off != 4 * (size_t)m->n_learners)
+		return -EINVAL;
+	for (uint32_t i = 0; i < m->n_learners; i++, off += 4)
+		m->learners[i] = get32(b + off);
+	return lcr_membership_validate(m, why, sizeof(why));
+}
+
+bool lcr_membership_eq(const struct lcr_membership *a, const struct lcr_membership *b)
+{
+	uint8_t x[LCR_MEMBERSHIP_BYTES_MAX], y[LCR_MEMBERSHIP_BYTES_MAX];
+	size_t nx = lcr_membership_encode(a, x, sizeof(x)),
+	       ny = lcr_membership_encode(b, y, sizeof(y));
+
+	return nx == ny && memcmp(x, y, nx) == 0;
+}
+
+/* Same voters (as sets) in two single configs. */
+static bool same_voters(const struct lcr_membership *a, const struct lcr_membership *b)
+{
+	if (a->configs[0].n != b->configs[0].n)
+		return false;
+	for (uint32_t i = 0; i < a->configs[0].n; i++)
+		if (!in_list(b->configs[0].ids, b->configs[0].n, a->configs[0].ids[i]))
+			return false;
+	return true;
+}
+
+/* ---- the core's membership state ------------------------------------------------ */
+
+/*
+ * openraft's MembershipState: the committed membership (the newest one at or
+ * below the commit point: a membership entry, the snapshot's, or the initial
+ * config) and the entries above the commit point, in log order; the newest of
+ * all is effective (c->membership), from the moment it is appended, and a
+ * truncation reverts it.
+ */
+static void effective_changed(struct lcr_core *c)
+{
+	const struct lcr_membership *m =
+		c->m_log_n ? &c->m_log[c->m_log_n - 1].m : &c->m_committed.m;
+
+	if (lcr_membership_eq(m, &c->membership))
+		return;
+	c->membership = *m;
+	lcr_core_nodes_changed(c);
+}
+
+bool lcr_mship_room(const struct lcr_core *c, uint32_t more)
+{
+	return c->m_log_n + more <= LCR_MSHIP_LOG;
+}
+
+void lcr_mship_appended(struct lcr_core *c, struct lcr_log_id id, const struct lcr_membership *m)
+{
+	LCR_ASSERT(c->m_log_n < LCR_MSHIP_LOG);
+	LCR_ASSERT(c->m_log_n == 0 || c->m_log[c->m_log_n - 1].id.index < id.index);
+	c->m_log[c->m_log_n].id = id;
+	c->m_log[c->m_log_n].m = *m;
+	c->m_log_n++;
+	effective_changed(c);
+}
+
+void lcr_mship_truncated(struct lcr_core *c, uint64_t since)
+{
+	while (c->m_log_n > 0 && c->m_log[c->m_log_n - 1].id.index >= since)
+		c->m_log_n--;
+	effective_changed(c);
+}
+
+static void hist_push(struct lcr_core *c, const struct lcr_mship *e)
+{
+	if (c->m_hist_n == LCR_MSHIP_HIST) {
+		memmove(c->m_hist, c->m_hist + 1, sizeof(c->m_hist[0]) * (LCR_MSHIP_HIST - 1));
+		c->m_hist_n--;
+	}
+	c->m_hist[c->m_hist_n++] = *e;
+}
+
+void lcr_mship_committed(struct lcr_core *c)
+{
+	uint32_t k = 0;
+
+	while (k < c->m_log_n && c->m_log[k].id.index <= c->committed.index) {
+		hist_push(c, &c->m_committed);
+		c->m_committed = c->m_log[k];
+		k++;
+	}
+	if (k == 0)
+		return;
+	memmove(c->m_log, c->m_log + k, sizeof(c->m_log[0]) * (c->m_log_n - k));
+	c->m_log_n -= k;
+}
+
+void lcr_mship_installed(struct lcr_core *c, struct lcr_log_id last, const struct lcr_membership *m)
+{
+	/* Entries the snapshot covers are committed now. */
+	lcr_mship_committed(c);
+	if (m) {
+		hist_push(c, &c->m_committed);
+		c->m_committed.id = last;
+		c->m_committed.m = *m;
+	}
+	effective_changed(c);
+}
+
+const struct lcr_membership *lcr_mship_at(const struct lcr_core *c, uint64_t index)
+{
+	for (uint32_t k = c->m_log_n; k-- > 0;)
+		if (c->m_log[k].id.index <= index)
+			return &c->m_log[k].m;
+	if (c->m_committed.id.index <= index)
+		return &c->m_committed.m;
+	for (uint32_t k = c->m_hist_n; k-- > 0;)
+		if (c->m_hist[k].id.index <= index)
+			return &c->m_hist[k].m;
+	return NULL;
+}
+
+bool lcr_mship_settled(const struct lcr_core *c)
+{
+	return c->m_log_n == 0 && c->membership.n_configs == 1;
+}
+
+/* The joint config that moves `cur` (one config) to `target` (one config). */
+void lcr_mship_joint(const struct lcr_membership *cur, const struct lcr_membership *target,
+		     struct lcr_membership *out, bool *direct)
+{
+	*out = *target;
+	*direct = same_voters(cur, target);
+	if (*direct)
+		return;
+	out->n_configs = 2;
+	out->configs[0] = cur->configs[0];
+	out->configs[1] = target->configs[0];
+	/* A voter now that becomes a learner is a voter until the change ends. */
+	out->n_learners = 0;
+	for (uint32_t i = 0; i < target->n_learners; i++)
+		if (!lcr_membership_is_voter(out, target->learners[i]))
+			out->learners[out->n_learners++] = target->learners[i];
 }

@@ -59,12 +59,8 @@ void lcr_leader_become(struct lcr_core *c)
 		l->noop = first;
 	else
 		l->noop = (struct lcr_log_id){ c->vote.lid, c->log.last.index + 1 };
-	for (uint32_t i = 0; i < c->n_nodes; i++) {
-		struct lcr_progress *p = &l->progress[i];
-		p->matching = lcr_log_id_none();
-		p->searching_end = c->log.last.index + 1;
-		stream_restart(c, p);
-	}
+	for (uint32_t i = 0; i < c->n_nodes; i++)
+		lcr_leader_progress_init(c, i);
 	/* What is already durable under this very vote counts for ourselves. */
 	if (lcr_vote_eq(c->flushed.vote, c->vote))
 		l->progress[c->self_slot].matching = c->flushed.last;
@@ -83,6 +79,56 @@ void lcr_leader_become(struct lcr_core *c)
 	}
 }
 
+void lcr_leader_progress_init(struct lcr_core *c, uint32_t slot)
+{
+	struct lcr_progress *p = &c->leader.progress[slot];
+
+	memset(p, 0, sizeof(*p));
+	p->matching = lcr_log_id_none();
+	p->searching_end = c->log.last.index + 1;
+	stream_restart(c, p);
+}
+
+void lcr_leader_propose_membership(struct lcr_core *c, const struct lcr_membership *m)
+{
+	struct lcr_log_id id = { c->leader.vote.lid, c->log.last.index + 1 };
+	size_t n = lcr_membership_encode(m, c->m_buf, sizeof(c->m_buf));
+
+	LCR_ASSERT(n > 0);
+	memset(&c->m_entry, 0, sizeof(c->m_entry));
+	c->m_entry.type = LCR_ENTRY_MEMBERSHIP;
+	c->m_entry.len = (uint32_t)n;
+	c->m_entry.data = c->m_buf;
+	/* Effective once appended: the node table includes the new nodes before
+	 * the entry is replicated to them. */
+	lcr_mship_appended(c, id, m);
+	c->n_mship_changes++;
+	lcr_leader_append(c, &c->m_entry, 1);
+	LCR_ASSERT(lcr_log_id_eq(c->m_entry.id, id));
+}
+
+void lcr_leader_membership_progress(struct lcr_core *c)
+{
+	if (!c->leader.active)
+		return;
+	/* The joint config committed: on to the target alone. */
+	if (c->m_target_pending && c->committed.index >= c->m_joint_index) {
+		c->m_target_pending = false;
+		lcr_leader_propose_membership(c, &c->m_target);
+		return;
+	}
+	/* A leader the committed membership no longer counts as a voter steps
+	 * down (openraft's removed_leader_step_down): it keeps its leader id in
+	 * memory, uncommitted, as CheckQuorum does, and stands no more. */
+	if (c->m_log_n == 0 && c->m_committed.m.n_configs == 1 &&
+	    !lcr_membership_is_voter(&c->m_committed.m, c->id)) {
+		c->vote.committed = false;
+		c->vote_utime_ns = c->now_ns;
+		c->vote_lease_ns = 0;
+		lcr_vote_refresh_state(c);
+	}
+}
+
 void lcr_leader_drop(struct lcr_core *c)
 {
 	if (!c->leader.active)
@@ -91,6 +137,7 @@ void lcr_leader_drop(struct lcr_core *c)
 		cancel_snapshot(c, &c->leader.progress[i], true);
 	c->leader.active = false;
 	c->purge_want = 0;
+	c->m_target_pending = false;
 	lcr_reads_fail_all(c, -LCR_ENOTLEADER);
 }
 
@@ -129,6 +176,7 @@ static void send_snapshot(struct lcr_core *c, uint32_t slot)
 	m.to = c->nodes[slot];
 	m.snapshot_req.vote = c->leader.vote;
 	m.snapshot_req.meta = c->snapshot;
+	m.snapshot_req.membership = &c->snap_m;
 	m.snapshot_req.stream_id = p->stream_id;
 	m.snapshot_req.inflight_id = p->next_inflight_id++;
 	m.snapshot_req.send_ns = c->now_ns;
@@ -252,12 +300,23 @@ static uint64_t matching_of(const void *ctx, uint32_t id)
 static void try_commit(struct lcr_core *c)
 {
 	bool bug = LCR_BUG(c, LCR_BUG_COMMIT_WITHOUT_QUORUM);
-	uint64_t q = lcr_membership_quorum_value(&c->membership, matching_of, c, bug);
+	const struct lcr_membership *m = &c->membership;
+	struct lcr_membership one;
+	if (LCR_BUG(c, LCR_BUG_JOINT_SINGLE_QUORUM) && m->n_configs == 2) {
+		one = *m;
+		one.n_configs = 1;
+		one.configs[0] = m->configs[1];
+		m = &one;
+	}
+	uint64_t q = lcr_membership_quorum_value(m, matching_of, c, bug);
 
 	/* Only an entry of this leader's own term commits by counting (§5.4.2). */
 	if (q < c->leader.noop.index || q <= c->committed.index)
 		return;
 	lcr_core_commit_to(c, q);
+	lcr_leader_membership_progress(c);
+	if (!c->leader.active)
+		return;
 	lcr_reads_progress(c);
 }
 

@@ -63,6 +63,12 @@ void lcr_snapshot_built(struct lcr_core *c, const struct lcr_snapshot_meta *meta
 	/* An install may have moved past it meanwhile: an older one changes nothing. */
 	if (meta->last.index <= c->snapshot.last.index)
 		return;
+	const struct lcr_membership *m = lcr_mship_at(c, meta->last.index);
+	if (!m) { /* too old to know its membership: no use to a follower */
+		c->n_snap_failed++;
+		return;
+	}
+	c->snap_m = *m;
 	c->snapshot = *meta;
 	lcr_purge(c, 0, false);
 }
@@ -135,8 +141,12 @@ void lcr_on_snapshot_req(struct lcr_core *c, const struct lcr_msg *m)
 
 	/* Only the leader itself sends its snapshot, which holds entries of
 	 * leaders up to itself, and covers at least one entry. */
+	char why[160];
+	uint32_t ids[LCR_NODES_MAX];
 	if (m->from != s->vote.lid.node || !s->vote.committed || last.index == 0 ||
-	    lcr_leader_id_cmp(last.lid, s->vote.lid) > 0) {
+	    lcr_leader_id_cmp(last.lid, s->vote.lid) > 0 ||
+	    (s->membership && (lcr_membership_validate(s->membership, why, sizeof(why)) < 0 ||
+			       lcr_membership_nodes(s->membership, ids) >= LCR_NODES_MAX))) {
 		c->n_dropped++;
 		return;
 	}
@@ -169,6 +179,10 @@ void lcr_on_snapshot_req(struct lcr_core *c, const struct lcr_msg *m)
 	c->snapshot = s->meta;
 	c->committed = last;
 	c->apply_sent = last;
+	/* The snapshot's membership holds at its last entry; membership entries
+	 * the log keeps after it still follow. */
+	lcr_mship_installed(c, last, s->membership);
+	c->snap_m = s->membership ? *s->membership : *lcr_mship_at(c, last.index);
 	c->n_snap_installed++;
 	lcr_core_next_seq(c);
 	struct lcr_cmd *cmd = lcr_core_emit(c, LCR_CMD_INSTALL_SNAPSHOT);

@@ -110,6 +110,11 @@ uint64_t sim_entry_hash(const struct sim_entry *e)
 	uint64_t h = mix(mix(mix(e->id.lid.term, e->id.lid.node), e->id.index), e->type);
 	if (e->type == LCR_ENTRY_NORMAL)
 		h = mix(mix(mix(mix(h, e->p.op), e->p.key), e->p.value), e->p.expect);
+	if (e->type == LCR_ENTRY_MEMBERSHIP)
+		for (uint32_t i = 0; i + 4 <= e->len && i + 4 <= sizeof(e->m); i += 4)
+			h = mix(h, (uint64_t)e->m[i] | (uint64_t)e->m[i + 1] << 8 |
+					   (uint64_t)e->m[i + 2] << 16 |
+					   (uint64_t)e->m[i + 3] << 24);
 	return h;
 }
 
@@ -331,9 +336,16 @@ static void fill_config(struct sim_world *w, struct lcr_core_config *cfg, uint32
 {
 	lcr_core_config_default(cfg, id);
 	cfg->membership.n_configs = 1;
-	cfg->membership.configs[0].n = w->par.nodes;
-	for (uint32_t i = 0; i < w->par.nodes; i++)
+	cfg->membership.configs[0].n = w->par.voters;
+	for (uint32_t i = 0; i < w->par.voters; i++)
 		cfg->membership.configs[0].ids[i] = i + 1;
+	/* A node outside the first voters knows them, and itself as a learner,
+	 * until the membership it is added to reaches it. */
+	if (id > w->par.voters) {
+		cfg->membership.n_learners = 1;
+		cfg->membership.learners[0] = id;
+	}
+	cfg->enable_membership_changes = true;
 	cfg->enable_pre_vote = w->par.pre_vote;
 	cfg->seed = w->seed * 1000003u + id * 7919u + node(w, id)->incarnation;
 	/* Vary the replication shape so probing, pipelining and batching all run. */
@@ -397,7 +409,10 @@ static void node_start(struct sim_world *w, struct sim_node *n)
 	}
 	rs.purged = n->disk.purged;
 	rs.snapshot = n->disk.snap.meta;
+	if (n->disk.snap.meta.last.index > 0)
+		rs.membership = n->disk.snap.membership;
 	fill_config(w, &cfg, n->id);
+	n->initial_membership = cfg.membership;
 	n->core_allocs = 0;
 	if ((err = lcr_core_new(&n->core, &cfg, &rs)) < 0) {
 		fprintf(stderr, "lcraft-sim: core: %s\n", lcr_strerror(err));
@@ -405,10 +420,20 @@ static void node_start(struct sim_world *w, struct sim_node *n)
 	}
 	n->core_allocs_at_start = n->core_allocs;
 	lcr_core_plant_bugs(n->core, w->bugs);
-	for (uint64_t i = n->disk.purged.index; i < n->disk.log.n; i++)
-		if (lcr_core_load_log_id(n->core, n->disk.log.e[i].id) < 0)
+	for (uint64_t i = n->disk.purged.index; i < n->disk.log.n; i++) {
+		const struct sim_entry *e = &n->disk.log.e[i];
+		struct lcr_membership ms;
+		if (lcr_core_load_log_id(n->core, e->id) < 0)
 			sim_violation(w, "recovery", "node %u: log id at %llu does not load", n->id,
 				      (unsigned long long)(i + 1));
+		/* What the runtime does at open: membership entries too. */
+		if (e->type == LCR_ENTRY_MEMBERSHIP &&
+		    (lcr_membership_decode(e->m, e->len, &ms) < 0 ||
+		     lcr_core_load_membership(n->core, e->id, &ms) < 0))
+			sim_violation(w, "recovery",
+				      "node %u: membership entry at %llu does not load", n->id,
+				      (unsigned long long)(i + 1));
+	}
 	log_copy(&n->mem, &n->disk.log);
 	n->mem_purged = n->disk.purged;
 	/* The state machine starts from the newest snapshot. */
@@ -717,6 +742,7 @@ static void on_deliver(struct sim_world *w, struct sim_event *ev)
 		n->rx = sm->snap;
 		sm->m.snapshot_req.data = ++n->rx_handle;
 		sm->m.snapshot_req.size = sizeof(sm->snap);
+		sm->m.snapshot_req.membership = &sm->snap.membership;
 	}
 	debug_msg(w, &sm->m, sm->forged ? "recv forged" : "recv");
 	if (!sm->forged)
@@ -866,6 +892,10 @@ static void do_append(struct sim_world *w, struct sim_node *n, const struct lcr_
 			if (le->len != sizeof(e->p))
 				abort();
 			memcpy(&e->p, le->data, sizeof(e->p));
+		} else if (le->type == LCR_ENTRY_MEMBERSHIP) {
+			if (le->len > sizeof(e->m))
+				abort();
+			memcpy(e->m, le->data, le->len);
 		}
 		log_push(&n->mem, e);
 		op.entries[i].prefix_hash = n->mem.e[n->mem.n - 1].prefix_hash;
@@ -906,6 +936,8 @@ static void do_send(struct sim_world *w, struct sim_node *n, const struct lcr_ms
 				      (unsigned long long)m->snapshot_req.meta.last.index,
 				      (unsigned long long)n->snap.meta.last.index);
 		sm->snap = n->snap;
+		if (m->snapshot_req.membership)
+			sm->snap.membership = *m->snapshot_req.membership;
 	}
 	if (m->type == LCR_MSG_APPEND_REQ)
 		sm->m.append_req.entries = NULL;
@@ -946,15 +978,22 @@ static void on_snap_built(struct sim_world *w, struct sim_node *n, const struct 
 		return;
 	}
 	struct sim_snap *b = &n->building;
-	if (b->meta.last.index > n->disk.snap.meta.last.index)
-		n->disk.snap = *b;
-	if (b->meta.last.index > n->snap.meta.last.index)
-		n->snap = *b;
 	w->snapshots++;
 	sim_trace(w, n->id, "snapshot built at %llu", (unsigned long long)b->meta.last.index);
 	struct lcr_event ev2 = { .type = LCR_EV_SNAPSHOT_BUILT, .now_ns = sim_node_time(w, n) };
 	ev2.snapshot.meta = b->meta;
 	lcr_core_step(n->core, &ev2);
+	/* The core names the membership at its last entry, as the runtime
+	 * writes it into the file. */
+	struct lcr_core_status st;
+	lcr_core_status(n->core, &st);
+	if (lcr_log_id_eq(st.snapshot.last, b->meta.last) && st.snapshot.id == b->meta.id) {
+		b->membership = st.snapshot_membership;
+		if (b->meta.last.index > n->disk.snap.meta.last.index)
+			n->disk.snap = *b;
+		if (b->meta.last.index > n->snap.meta.last.index)
+			n->snap = *b;
+	}
 	process(w, n);
 }
 
@@ -1498,6 +1537,62 @@ static void forge(struct sim_world *w, struct sim_node *v)
 	push(w, ev);
 }
 
+/*
+ * A membership change at the leader: add a learner, promote one, demote or
+ * remove a voter, or replace one voter by another node, keeping 3 voters at
+ * least. The core refuses while a change is under way.
+ */
+static void change_membership(struct sim_world *w, struct sim_node *l)
+{
+	struct lcr_core_status st;
+	struct lcr_membership t;
+	struct lcr_log_id id;
+	uint32_t outside[SIM_NODES_MAX], n_out = 0;
+
+	lcr_core_status(l->core, &st);
+	if (st.role != LCR_ROLE_LEADER || st.membership.n_configs != 1)
+		return;
+	t = st.membership;
+	for (uint32_t i = 1; i <= w->par.nodes; i++)
+		if (!lcr_membership_contains(&t, i))
+			outside[n_out++] = i;
+	uint32_t nv = t.configs[0].n, kind = (uint32_t)rnd_below(w, 5);
+	if (kind == 0 && n_out) { /* a new learner */
+		t.learners[t.n_learners++] = outside[rnd_below(w, n_out)];
+	} else if (kind == 1 && t.n_learners) { /* a learner becomes a voter */
+		uint32_t k = (uint32_t)rnd_below(w, t.n_learners);
+		t.configs[0].ids[t.configs[0].n++] = t.learners[k];
+		t.learners[k] = t.learners[--t.n_learners];
+	} else if (kind == 2 && nv > 3) { /* a voter goes (the leader too, sometimes) */
+		uint32_t k = (uint32_t)rnd_below(w, nv);
+		uint32_t gone = t.configs[0].ids[k];
+		t.configs[0].ids[k] = t.configs[0].ids[--t.configs[0].n];
+		if (chance(w, 50))
+			t.learners[t.n_learners++] = gone; /* demoted, not removed */
+	} else if (kind == 3 && (n_out || t.n_learners)) { /* one voter for another */
+		uint32_t k = (uint32_t)rnd_below(w, nv);
+		uint32_t in;
+		if (t.n_learners && (n_out == 0 || chance(w, 50))) {
+			uint32_t j = (uint32_t)rnd_below(w, t.n_learners);
+			in = t.learners[j];
+			t.learners[j] = t.learners[--t.n_learners];
+		} else {
+			in = outside[rnd_below(w, n_out)];
+		}
+		t.configs[0].ids[k] = in;
+	} else if (kind == 4 && t.n_learners) { /* a learner goes */
+		uint32_t k = (uint32_t)rnd_below(w, t.n_learners);
+		t.learners[k] = t.learners[--t.n_learners];
+	} else {
+		return;
+	}
+	int rc = lcr_core_change_membership(l->core, sim_node_time(w, l), &t, &id);
+	sim_trace(w, l->id, "change membership (kind %u): %d", kind, rc);
+	if (rc == 0)
+		w->membership_changes++;
+	process(w, l);
+}
+
 static void nemesis(struct sim_world *w)
 {
 	uint32_t N = w->par.nodes;
@@ -1511,7 +1606,11 @@ static void nemesis(struct sim_world *w)
 		if (w->scen.kind)
 			return;
 	}
-	switch (rnd_below(w, 21)) {
+	/* Churn seeds change their membership often: one change at a time, so
+	 * most of these find one under way and are refused. */
+	if (w->par.churn && leader && chance(w, 40))
+		change_membership(w, node(w, leader));
+	switch (rnd_below(w, 23)) {
 	case 0: { /* a random minority cut off, both ways */
 		heal_network(w);
 		uint32_t k = 1 + (uint32_t)rnd_below(w, N / 2);
@@ -1647,6 +1746,11 @@ static void nemesis(struct sim_world *w)
 			sim_trace(w, v->id, "trigger purge");
 			step_node_event(w, v, &ev);
 		}
+		break;
+	case 21:
+	case 22:
+		if (w->par.churn && leader)
+			change_membership(w, node(w, leader));
 		break;
 	case 20: /* a follower down long enough to need a snapshot */
 		if (v->id != leader) {
@@ -1815,6 +1919,13 @@ static void draw_params(struct sim_world *w)
 	p->scenario = chance(w, 40) ? 0 : 1 + (uint32_t)rnd_below(w, SIM_SCEN_KINDS);
 	/* From the seed, not its PRNG: the other seeds draw what they drew. */
 	p->follower_reads = w->seed % 5 >= 3;
+	/* Membership churn in half the seeds without a scenario (the scenarios
+	 * count on a fixed set of voters): two more nodes, outside the
+	 * membership at first, that changes add, promote, demote and remove. */
+	p->voters = p->nodes;
+	p->churn = p->scenario == 0 && w->seed % 2 == 0;
+	if (p->churn)
+		p->nodes += 2;
 }
 
 void sim_world_free(struct sim_world *w)

@@ -57,12 +57,16 @@ struct sim_entry {
 	uint32_t type;
 	uint32_t len;
 	uint64_t prefix_hash; /* hash of this entry and every one before it */
-	struct sim_payload p;
+	union {
+		struct sim_payload p;		     /* normal entries */
+		uint8_t m[LCR_MEMBERSHIP_BYTES_MAX]; /* membership entries: the payload */
+	};
 };
 
 /* A snapshot: the state machine after applying everything up to meta.last. */
 struct sim_snap {
 	struct lcr_snapshot_meta meta; /* meta.last.index 0: none */
+	struct lcr_membership membership;
 	uint64_t kv[SIM_KEYS];
 	uint64_t sm_hash;
 };
@@ -123,14 +127,15 @@ struct sim_node {
 	bool up;
 	uint32_t incarnation;
 	struct lcr_core *core;
-	struct sim_log mem;		     /* what this node's storage would serve (volatile) */
-	struct lcr_log_id mem_purged;	     /* entries up to here are gone from it */
-	struct sim_snap snap;		     /* newest snapshot: durable, or installed */
-	struct sim_snap building;	     /* the build under way (BUILD_SNAPSHOT) */
-	uint64_t build_seq;		     /* names the build under way, 0: none */
-	struct sim_snap rx;		     /* the snapshot delivered last ... */
-	uint64_t rx_handle;		     /* ... and its handle */
-	uint64_t snap_cancel[SIM_NODES_MAX]; /* cancelled snapshot stream, by target */
+	struct sim_log mem;	      /* what this node's storage would serve (volatile) */
+	struct lcr_log_id mem_purged; /* entries up to here are gone from it */
+	struct sim_snap snap;	      /* newest snapshot: durable, or installed */
+	struct lcr_membership initial_membership; /* its core's config's */
+	struct sim_snap building;		  /* the build under way (BUILD_SNAPSHOT) */
+	uint64_t build_seq;			  /* names the build under way, 0: none */
+	struct sim_snap rx;			  /* the snapshot delivered last ... */
+	uint64_t rx_handle;			  /* ... and its handle */
+	uint64_t snap_cancel[SIM_NODES_MAX];	  /* cancelled snapshot stream, by target */
 	struct sim_disk disk;
 	int64_t clock_offset; /* node clock = sim time + offset */
 	uint64_t tick_at;     /* sim time of the scheduled tick, 0: none */
@@ -212,6 +217,8 @@ struct sim_params {
 	bool small_queues;  /* respond/read queues far below the defaults */
 	uint64_t nemesis_gap_ns;
 	uint32_t scenario; /* the nemesis scenario this seed runs now and then, 0: none */
+	uint32_t voters;   /* voters at the start (ids 1..voters); `nodes` counts every node */
+	bool churn;	   /* membership changes, with two more nodes */
 };
 
 enum sim_scenario_kind {
@@ -297,7 +304,7 @@ struct sim_world {
 	struct sim_idmap *grants;  /* leader id -> bit mask of the nodes that granted it */
 	uint64_t writes_ok, reads_ok, ops_pending, elections, crashes;
 	uint64_t follower_reads_ok; /* of reads_ok: served by a follower */
-	uint64_t snapshots, installs, purges;
+	uint64_t snapshots, installs, purges, membership_changes;
 	/* Healings with no leader because every voter that could win held
 	 * leader_runs_max runs (and no purge freed any): a capacity stall, not a fault. */
 	uint64_t runs_stalls;

@@ -204,6 +204,54 @@ static bool has_entry(const struct sim_log *l, struct lcr_log_id id, uint64_t pr
 	return lcr_log_id_eq(e->id, id) && e->prefix_hash == prefix_hash;
 }
 
+/* The same configs and learners, in order (as encoded). */
+static bool lcr_membership_eq_sim(const struct lcr_membership *a, const struct lcr_membership *b)
+{
+	uint8_t x[LCR_MEMBERSHIP_BYTES_MAX], y[LCR_MEMBERSHIP_BYTES_MAX];
+	size_t nx = lcr_membership_encode(a, x, sizeof(x)),
+	       ny = lcr_membership_encode(b, y, sizeof(y));
+	return nx == ny && memcmp(x, y, nx) == 0;
+}
+
+/* Whether the nodes in `mask` (bit id - 1) hold a majority in every config of m. */
+static bool quorum_mask(const struct lcr_membership *m, uint64_t mask)
+{
+	for (uint32_t c = 0; c < m->n_configs; c++) {
+		uint32_t got = 0;
+		for (uint32_t i = 0; i < m->configs[c].n; i++) {
+			uint32_t id = m->configs[c].ids[i];
+			got += id >= 1 && id <= 64 && (mask >> (id - 1) & 1);
+		}
+		if (got < m->configs[c].n / 2 + 1)
+			return false;
+	}
+	return true;
+}
+
+/* The greatest v that a majority of every config of m holds (val[id - 1]). */
+static uint64_t quorum_value(const struct lcr_membership *m, const uint64_t *val)
+{
+	uint64_t result = UINT64_MAX;
+
+	for (uint32_t c = 0; c < m->n_configs; c++) {
+		uint64_t v[LCR_NODES_MAX];
+		uint32_t n = m->configs[c].n;
+		for (uint32_t i = 0; i < n; i++) {
+			uint32_t id = m->configs[c].ids[i];
+			v[i] = id >= 1 && id <= SIM_NODES_MAX ? val[id - 1] : 0;
+		}
+		for (uint32_t i = 1; i < n; i++) /* descending */
+			for (uint32_t j = i; j > 0 && v[j - 1] < v[j]; j--) {
+				uint64_t t = v[j];
+				v[j] = v[j - 1];
+				v[j - 1] = t;
+			}
+		if (v[n / 2] < result)
+			result = v[n / 2];
+	}
+	return result;
+}
+
 /* A node's commit point moved from `from` to `to`: record or compare each index. */
 static void check_committed(struct sim_world *w, struct sim_node *n, uint64_t from, uint64_t to)
 {
@@ -246,12 +294,20 @@ static void check_commit_quorum(struct sim_world *w, struct sim_node *n)
 	uint32_t durable = 0;
 	char a[48];
 
+	uint64_t mask = 0;
 	for (uint32_t k = 0; k < w->par.nodes; k++)
-		durable += has_entry(&w->nodes[k].disk.log, cid, e->prefix_hash);
-	if (durable < w->par.nodes / 2 + 1)
+		if (has_entry(&w->nodes[k].disk.log, cid, e->prefix_hash)) {
+			durable++;
+			mask |= 1ull << k;
+		}
+	/* A majority of every config of the leader's membership (both of a
+	 * joint one). */
+	if (!quorum_mask(&n->st.membership, mask))
 		sim_violation(w, "committed-on-quorum",
-			      "leader %u committed %s but only %u of %u voters hold it durably",
-			      n->id, id_str(a, cid), durable, w->par.nodes);
+			      "leader %u committed %s but only nodes %#llx (%u) hold it durably, "
+			      "not a majority of each of its %u config(s)",
+			      n->id, id_str(a, cid), (unsigned long long)mask, durable,
+			      n->st.membership.n_configs);
 }
 
 static void check_new_leader(struct sim_world *w, struct sim_node *n)
@@ -287,11 +343,12 @@ static void check_new_leader(struct sim_world *w, struct sim_node *n)
 	/* Its term was granted by a quorum: the grants sent for this leader id,
 	 * and its own vote (on its disk, checked above). */
 	uint64_t granted = *idmap_ref(&w->grants, key) | (1ull << (n->id - 1));
-	if ((uint32_t)__builtin_popcountll(granted) < w->par.nodes / 2 + 1) {
+	if (!quorum_mask(&n->st.membership, granted)) {
 		sim_violation(w, "leader-elected",
-			      "node %u leads as %s with grants from %u of %u voters (mask %#llx)",
+			      "node %u leads as %s with grants from %u nodes (mask %#llx), not a "
+			      "majority of each of its %u config(s)",
 			      n->id, lid_str(a, lid), (uint32_t)__builtin_popcountll(granted),
-			      w->par.nodes, (unsigned long long)granted);
+			      (unsigned long long)granted, n->st.membership.n_configs);
 		return;
 	}
 	for (uint64_t i = 1; i <= w->n_committed && !w->violated; i++) {
@@ -343,18 +400,11 @@ static void check_matches(struct sim_world *w, struct sim_node *n)
  */
 static uint64_t step_down_at(const struct sim_world *w, const struct sim_node *n)
 {
-	uint64_t v[SIM_NODES_MAX];
-	uint32_t k = 0;
+	uint64_t v[SIM_NODES_MAX] = { 0 };
 
 	for (uint32_t i = 0; i < w->par.nodes; i++)
-		v[k++] = w->nodes[i].id == n->id ? UINT64_MAX : n->heard_ns[i];
-	for (uint32_t i = 1; i < k; i++) /* descending */
-		for (uint32_t j = i; j > 0 && v[j - 1] < v[j]; j--) {
-			uint64_t t = v[j];
-			v[j] = v[j - 1];
-			v[j - 1] = t;
-		}
-	uint64_t heard = v[w->par.nodes / 2];
+		v[i] = w->nodes[i].id == n->id ? UINT64_MAX : n->heard_ns[i];
+	uint64_t heard = quorum_value(&n->st.membership, v);
 	if (heard < n->lead_since)
 		heard = n->lead_since;
 	return heard + SIM_STEP_DOWN_NS;
@@ -399,6 +449,31 @@ void sim_check_node(struct sim_world *w, struct sim_node *n)
 		sim_violation(w, "driver", "node %u: core last %s, storage has %llu entries", n->id,
 			      id_str(a, st.last), (unsigned long long)n->mem.n);
 		return;
+	}
+	/* The effective membership is the newest in the log (openraft: it takes
+	 * effect when appended, and reverts when truncated); below the purge
+	 * point, the snapshot's; without either, the one the node started with. */
+	{
+		struct lcr_membership want;
+		bool found = false;
+		for (uint64_t i = n->mem.n; i > n->mem_purged.index && !found; i--) {
+			const struct sim_entry *e = &n->mem.e[i - 1];
+			if (e->type == LCR_ENTRY_MEMBERSHIP)
+				found = lcr_membership_decode(e->m, e->len, &want) == 0;
+		}
+		if (!found && n->snap.meta.last.index > 0)
+			want = n->snap.membership, found = true;
+		if (!found)
+			want = n->initial_membership;
+		if (!lcr_membership_eq_sim(&want, &st.membership)) {
+			sim_violation(
+				w, "membership-effective",
+				"node %u's effective membership (%u configs, %u+%u voters) is "
+				"not the newest in its log",
+				n->id, st.membership.n_configs, st.membership.configs[0].n,
+				st.membership.n_configs > 1 ? st.membership.configs[1].n : 0);
+			return;
+		}
 	}
 	/* openraft's log pointers: purged <= snapshot <= committed, applied <=
 	 * committed <= last (while a snapshot installs, applied trails it). */
@@ -632,17 +707,23 @@ void sim_check_sent(struct sim_world *w, struct sim_node *n, const struct lcr_ms
 		struct lcr_leader_id rl = n->peer_read_lid[m->to - 1];
 		uint64_t need = n->peer_read_need[m->to - 1];
 		uint32_t acked = 1;
+		uint64_t mask = 1ull << (n->id - 1);
+		struct lcr_core_status now;
 		for (uint32_t k = 0; k < w->par.nodes; k++) {
 			const struct sim_node *f = &w->nodes[k];
 			if (f != n && lcr_leader_id_eq(f->ack_to_lid[n->id - 1], rl) &&
-			    f->ack_to_seq[n->id - 1] > need)
+			    f->ack_to_seq[n->id - 1] > need) {
 				acked++;
+				mask |= 1ull << k;
+			}
 		}
-		if (acked < w->par.nodes / 2 + 1) {
+		lcr_core_status(n->core, &now);
+		if (!quorum_mask(&now.membership, mask)) {
 			sim_violation(w, "read-leadership",
-				      "leader %u (%s) grants node %u a read index with %u of %u "
-				      "nodes acking a message sent after the request (seq > %llu)",
-				      n->id, lid_str(a, rl), m->to, acked, w->par.nodes,
+				      "leader %u (%s) grants node %u a read index with %u nodes "
+				      "acking a message sent after the request (seq > %llu), not a "
+				      "majority of each config",
+				      n->id, lid_str(a, rl), m->to, acked,
 				      (unsigned long long)need);
 			return;
 		}
@@ -837,18 +918,20 @@ void sim_check_read_served(struct sim_world *w, struct sim_node *n, const struct
 	if (wt->lease)
 		return;
 	uint32_t acked = 1;
+	uint64_t mask = 1ull << (n->id - 1);
 	for (uint32_t k = 0; k < w->par.nodes; k++) {
 		const struct sim_node *f = &w->nodes[k];
 		if (f != n && lcr_leader_id_eq(f->ack_to_lid[n->id - 1], wt->lid) &&
-		    f->ack_to_seq[n->id - 1] > wt->need_seq)
+		    f->ack_to_seq[n->id - 1] > wt->need_seq) {
 			acked++;
+			mask |= 1ull << k;
+		}
 	}
-	if (acked < w->par.nodes / 2 + 1)
+	if (!quorum_mask(&st.membership, mask))
 		sim_violation(w, "read-leadership",
-			      "leader %u (%s) serves a ReadIndex read with %u of %u nodes acking "
-			      "a message sent after it (seq > %llu)",
-			      n->id, lid_str(a, wt->lid), acked, w->par.nodes,
-			      (unsigned long long)wt->need_seq);
+			      "leader %u (%s) serves a ReadIndex read with %u nodes acking "
+			      "a message sent after it (seq > %llu), not a majority of each config",
+			      n->id, lid_str(a, wt->lid), acked, (unsigned long long)wt->need_seq);
 }
 
 /*
@@ -859,24 +942,17 @@ void sim_check_read_served(struct sim_world *w, struct sim_node *n, const struct
 /* The quorum-th largest promise (self: unbounded) covers the leader's lease. */
 static bool lease_backed(struct sim_world *w, const struct sim_node *n)
 {
-	uint64_t v[SIM_NODES_MAX];
-	uint32_t k = 0;
+	uint64_t v[SIM_NODES_MAX] = { 0 };
 
 	for (uint32_t i = 0; i < w->par.nodes; i++) {
 		const struct sim_node *f = &w->nodes[i];
 		if (f == n)
-			v[k++] = UINT64_MAX;
+			v[i] = UINT64_MAX;
 		else
-			v[k++] = lcr_leader_id_eq(f->promise_lid, n->st.vote.lid) ? f->promise_end
-										  : 0;
+			v[i] = lcr_leader_id_eq(f->promise_lid, n->st.vote.lid) ? f->promise_end
+										: 0;
 	}
-	for (uint32_t i = 1; i < k; i++) /* descending */
-		for (uint32_t j = i; j > 0 && v[j - 1] < v[j]; j--) {
-			uint64_t t = v[j];
-			v[j] = v[j - 1];
-			v[j - 1] = t;
-		}
-	uint64_t backed = v[w->par.nodes / 2];
+	uint64_t backed = quorum_value(&n->st.membership, v);
 	if (n->st.lease_until_ns <= backed)
 		return true;
 	sim_violation(w, "lease-backed",

@@ -53,6 +53,10 @@ static const struct {
 	  "a follower installs a snapshot older than what it has committed" },
 	{ "purge-inflight", LCR_BUG_PURGE_INFLIGHT,
 	  "the leader purges entries that requests in flight to a follower still carry" },
+	{ "joint-single-quorum", LCR_BUG_JOINT_SINGLE_QUORUM,
+	  "under a joint config the leader commits on the new config's quorum alone" },
+	{ "removed-still-votes", LCR_BUG_REMOVED_STILL_VOTES,
+	  "a candidate counts the votes of the committed config, voters being removed included" },
 };
 
 static uint64_t cur_seed, cur_steps;
@@ -198,7 +202,7 @@ int main(int argc, char **argv)
 	static struct sim_world w;
 	uint64_t violations = 0, total_steps = 0, writes = 0, reads = 0, follower_reads = 0,
 		 runs_stalls = 0, elections = 0, crashes = 0, ran = 0, snapshots = 0, installs = 0,
-		 purges = 0;
+		 purges = 0, mchanges = 0;
 	uint64_t scen_seeds[SIM_SCEN_KINDS + 1] = { 0 }, scen_started[SIM_SCEN_KINDS + 1] = { 0 },
 					     scen_done[SIM_SCEN_KINDS + 1] = { 0 },
 					     scen_seeds_done[SIM_SCEN_KINDS + 1] = { 0 };
@@ -220,6 +224,7 @@ int main(int argc, char **argv)
 		snapshots += w.snapshots;
 		installs += w.installs;
 		purges += w.purges;
+		mchanges += w.membership_changes;
 		for (uint32_t k = 1; k <= SIM_SCEN_KINDS; k++) {
 			scen_seeds[k] += w.par.scenario == k;
 			scen_started[k] += w.scen_started[k];
@@ -283,10 +288,11 @@ int main(int argc, char **argv)
 			printf("planted bug '%s' NOT detected in %llu seeds\n", bug_name,
 			       (unsigned long long)ran);
 	}
-	printf("seeds=%llu steps=%llu violations=%llu snapshots=%llu installs=%llu purges=%llu\n",
+	printf("seeds=%llu steps=%llu violations=%llu snapshots=%llu installs=%llu purges=%llu "
+	       "membership_changes=%llu\n",
 	       (unsigned long long)ran, (unsigned long long)steps, (unsigned long long)violations,
 	       (unsigned long long)snapshots, (unsigned long long)installs,
-	       (unsigned long long)purges);
+	       (unsigned long long)purges, (unsigned long long)mchanges);
 	if (bug || stop_first)
 		return violations ? 0 : 1;
 	return violations ? 1 : 0;
