@@ -1318,6 +1318,9 @@ static void add_node(struct load *ld, const char *key, const char *value)
 	char err[200], canon[64], other[64];
 	uint64_t id;
 
+	/* Every byte of the copy is defined: a loaded config compares (and would
+	 * write out) equal to itself, with no stack bytes in it. */
+	memset(&a, 0, sizeof(a));
 	if (parse_u64(key, &id, err, sizeof(err)) < 0 || id < 1 || id > UINT32_MAX) {
 		fail(ld, ld->line, "nodes.%s: a node id must be a number in 1..4294967295", key);
 		return;

@@ -347,34 +347,6 @@ static char path[64];
 static struct lcr_app_config c1, c2;
 static unsigned long accepted; /* files loaded */
 
-/* A string buffer with everything after its terminator zeroed. */
-static void zero_tail(char *s, size_t size)
-{
-	size_t n = strnlen(s, size);
-
-	if (n < size)
-		memset(s + n, 0, size - n);
-}
-
-/*
- * Only what a config says, for comparing two: the peers' host buffers past
- * their terminator, and the padding after each peer, hold whatever the
- * stack held (add_node() copies a whole struct lcr_peer_addr it did not
- * clear), so those bytes are zeroed here.
- */
-static void normalize(struct lcr_app_config *c)
-{
-	for (uint32_t i = 0; i < LCR_PEERS_MAX; i++) {
-		struct lcr_peer_addr *p = &c->node.peers[i], a;
-
-		memset(&a, 0, sizeof(a));
-		a.id = p->id;
-		a.port = p->port;
-		memcpy(a.host, p->host, sizeof(a.host));
-		zero_tail(a.host, sizeof(a.host));
-		memcpy(p, &a, sizeof(a));
-	}
-}
 
 /* The same config twice, or the first bytes where they differ and the file. */
 static void check_same(const struct lcr_app_config *a, const struct lcr_app_config *b,
@@ -386,8 +358,6 @@ static void check_same(const struct lcr_app_config *a, const struct lcr_app_conf
 
 	memcpy(&na, a, sizeof(na));
 	memcpy(&nb, b, sizeof(nb));
-	normalize(&na);
-	normalize(&nb);
 	while (at < sizeof(*a) && x[at] == y[at])
 		at++;
 	if (at == sizeof(*a))
