@@ -66,13 +66,21 @@ static uint32_t frag_payload(const struct lcr_stream_opts *o)
 	return o->dgram_max - LCR_WIRE_HDR;
 }
 
+/* Options both sides take: a window of at least 16, datagrams that carry at
+ * least 64 payload bytes (frag_payload cannot wrap) and fit the wire. */
+static bool opts_ok(const struct lcr_stream_opts *o)
+{
+	return o->window >= 16 && o->dgram_max >= LCR_WIRE_HDR + 64 &&
+	       o->dgram_max <= LCR_WIRE_DGRAM_MAX;
+}
+
 /* ---- sender ----------------------------------------------------------------- */
 
 int lcr_stx_init(struct lcr_stx *s, const struct lcr_stream_opts *o, uint64_t cluster,
 		 uint32_t group, uint32_t self, uint32_t peer)
 {
 	memset(s, 0, sizeof(*s));
-	if (o->window < 16 || o->dgram_max < LCR_WIRE_HDR + 64 || o->dgram_max > LCR_WIRE_DGRAM_MAX)
+	if (!opts_ok(o))
 		return -EINVAL;
 	s->o = *o;
 	s->cluster = cluster;
@@ -350,6 +358,8 @@ uint64_t lcr_stx_next_timer(const struct lcr_stx *s)
 int lcr_srx_init(struct lcr_srx *r, const struct lcr_stream_opts *o)
 {
 	memset(r, 0, sizeof(*r));
+	if (!opts_ok(o))
+		return -EINVAL;
 	r->o = *o;
 	r->slots = lcr_allocator_zalloc(&o->alloc, o->window * sizeof(*r->slots));
 	r->mem = lcr_allocator_alloc(&o->alloc, (size_t)o->window * o->dgram_max);
@@ -373,19 +383,62 @@ void lcr_srx_free(struct lcr_srx *r)
 	r->msg = NULL;
 }
 
-static void srx_restart(struct lcr_srx *r, uint64_t stream, uint64_t first_seq)
+/* Whether the receiver left `stream`, and where (taken out of `left`). */
+static bool left_take(struct lcr_srx *r, uint64_t stream, uint64_t *delivered)
 {
-	uint64_t left = r->stream, left_at = r->delivered;
+	for (uint32_t i = 0; i < r->n_left; i++) {
+		if (r->left[i].stream != stream)
+			continue;
+		*delivered = r->left[i].delivered;
+		r->left[i] = r->left[--r->n_left];
+		return true;
+	}
+	return false;
+}
 
-	/* A stream we see from its start begins at 1; one we join in the middle
-	 * (we restarted, it did not) begins where we came in; one we go back to
-	 * (takeback) where we left it. */
-	r->delivered = first_seq <= r->o.window ? 0 : first_seq - 1;
-	if (stream == r->left)
-		r->delivered = r->left_at;
-	r->left = left;
-	r->left_at = left_at;
+/* Remember where we leave `stream`; when full, forget the smallest id (the
+ * oldest, as senders make them), which `forgot` then covers. */
+static void left_put(struct lcr_srx *r, uint64_t stream, uint64_t delivered)
+{
+	if (r->n_left == LCR_STREAM_LEFT_MAX) {
+		uint32_t min = 0;
+		for (uint32_t i = 1; i < r->n_left; i++)
+			if (r->left[i].stream < r->left[min].stream)
+				min = i;
+		if (r->left[min].stream > r->forgot)
+			r->forgot = r->left[min].stream;
+		r->left[min] = r->left[--r->n_left];
+	}
+	LCR_ASSERT(r->n_left < LCR_STREAM_LEFT_MAX);
+	r->left[r->n_left].stream = stream;
+	r->left[r->n_left].delivered = delivered;
+	r->n_left++;
+}
+
+/*
+ * Take up `stream` (newer than ours, or an older one taking back) whose
+ * datagram `first_seq` came first. One we left begins where we left it; one
+ * we never took up begins at 1 when we see it from near its start, or where
+ * we come in (we restarted, it did not). One we took up before and forgot
+ * is refused: where it stands we no longer know, and starting it over could
+ * hand a message up twice. Returns whether it was taken up.
+ */
+static bool srx_take_up(struct lcr_srx *r, uint64_t stream, uint64_t first_seq)
+{
+	uint64_t delivered;
+
+	LCR_ASSERT(stream != r->stream);
+	if (!left_take(r, stream, &delivered)) {
+		if (stream <= r->forgot) {
+			r->st.forgotten++;
+			return false;
+		}
+		delivered = first_seq <= r->o.window ? 0 : first_seq - 1;
+	}
+	if (r->stream != 0)
+		left_put(r, r->stream, r->delivered);
 	r->stream = stream;
+	r->delivered = delivered;
 	for (uint32_t i = 0; i < r->o.window; i++)
 		r->slots[i].present = false;
 	r->msg_len = 0;
@@ -393,6 +446,7 @@ static void srx_restart(struct lcr_srx *r, uint64_t stream, uint64_t first_seq)
 	r->start = r->delivered; /* "fresh" until something is delivered past it */
 	r->older = 0;
 	r->older_seen = 0;
+	return true;
 }
 
 /*
@@ -405,10 +459,12 @@ static void srx_take(struct lcr_srx *r, uint8_t type, uint16_t frag_index, uint1
 		     const uint8_t *data, uint32_t len, bool stashed, lcr_srx_deliver_fn deliver,
 		     void *ctx)
 {
-	if (frag_index != r->msg_frags || (r->msg_frags > 0 && type != r->msg_type) ||
+	if (frag_index != r->msg_frags ||
+	    (r->msg_frags > 0 && (type != r->msg_type || frag_count != r->msg_count)) ||
 	    r->msg_len + len > LCR_WIRE_MSG_MAX) {
-		/* Numbering that does not follow: drop what was gathered. A
-		 * message that starts here can still be taken. */
+		/* Numbering that does not follow, or a count other than its
+		 * fragment 0's: drop what was gathered. A message that starts
+		 * here can still be taken. */
 		r->st.bad_fragments++;
 		r->msg_len = 0;
 		r->msg_frags = 0;
@@ -425,8 +481,10 @@ static void srx_take(struct lcr_srx *r, uint8_t type, uint16_t frag_index, uint1
 		deliver(ctx, type, data, len);
 		return;
 	}
-	if (r->msg_frags == 0)
+	if (r->msg_frags == 0) {
 		r->msg_type = type;
+		r->msg_count = frag_count;
+	}
 	memcpy(r->msg + r->msg_len, data, len);
 	r->st.gathered_bytes += len;
 	r->msg_len += len;
@@ -476,11 +534,11 @@ uint32_t lcr_srx_on_dgram(struct lcr_srx *r, const struct lcr_wire_hdr *h, const
 		 * a sender whose clock went back), the older one is live: go back
 		 * to it. A genuine newer stream keeps sending, and leftovers of the
 		 * stream it replaced stop within a round trip. */
-		if (h->stream == r->older && ++r->older_seen >= LCR_STREAM_OLDER_TAKEOVER) {
+		if (h->stream == r->older && ++r->older_seen >= LCR_STREAM_OLDER_TAKEOVER &&
+		    srx_take_up(r, h->stream, h->seq)) {
 			r->st.takebacks++;
-			srx_restart(r, h->stream, h->seq);
 		} else {
-			if (h->stream != r->older) {
+			if (h->stream != r->older || r->older_seen >= LCR_STREAM_OLDER_TAKEOVER) {
 				r->older = h->stream;
 				r->older_seen = 1;
 			}
@@ -499,7 +557,11 @@ uint32_t lcr_srx_on_dgram(struct lcr_srx *r, const struct lcr_wire_hdr *h, const
 			r->ack_due = false;
 			return LCR_DROP_FUTURE_STREAM;
 		}
-		srx_restart(r, h->stream, h->seq);
+		if (!srx_take_up(r, h->stream, h->seq)) {
+			r->st.stale++;
+			r->ack_due = false;
+			return LCR_DROP_STALE_STREAM;
+		}
 	}
 	if (h->seq <= r->delivered) {
 		r->st.duplicates++;
@@ -574,6 +636,7 @@ void lcr_srx_stats_add(struct lcr_srx_stats *to, const struct lcr_srx_stats *fro
 	to->future += from->future;
 	to->seq_range += from->seq_range;
 	to->takebacks += from->takebacks;
+	to->forgotten += from->forgotten;
 	to->direct += from->direct;
 	to->stashed += from->stashed;
 	to->stashed_bytes += from->stashed_bytes;
@@ -587,13 +650,14 @@ int lcr_srx_stats_json(const struct lcr_srx_stats *st, char *buf, size_t len)
 	LCR_PUT("\"stream_rx\":{\"dgrams\":%llu,\"msgs\":%llu,\"direct\":%llu,\"stashed\":%llu,"
 		"\"stashed_bytes\":%llu,\"gathered_bytes\":%llu,\"reordered\":%llu,"
 		"\"duplicates\":%llu,\"stale\":%llu,\"beyond_window\":%llu,\"bad_fragments\":%llu,"
-		"\"future\":%llu,\"seq_range\":%llu,\"takebacks\":%llu}",
+		"\"future\":%llu,\"seq_range\":%llu,\"takebacks\":%llu,\"forgotten\":%llu}",
 		(unsigned long long)st->dgrams, (unsigned long long)st->msgs,
 		(unsigned long long)st->direct, (unsigned long long)st->stashed,
 		(unsigned long long)st->stashed_bytes, (unsigned long long)st->gathered_bytes,
 		(unsigned long long)st->reordered, (unsigned long long)st->duplicates,
 		(unsigned long long)st->stale, (unsigned long long)st->beyond_window,
 		(unsigned long long)st->bad_fragments, (unsigned long long)st->future,
-		(unsigned long long)st->seq_range, (unsigned long long)st->takebacks);
+		(unsigned long long)st->seq_range, (unsigned long long)st->takebacks,
+		(unsigned long long)st->forgotten);
 	return (int)o;
 }

@@ -27,6 +27,14 @@
  * that went quiet gives way to an older one that keeps arriving (a forged id
  * within the bound, or a sender whose clock went back).
  *
+ * A message is handed up at most once, whatever the order of streams: the
+ * receiver remembers where it left each of the last LCR_STREAM_LEFT_MAX
+ * streams it took up, and refuses (as stale) any stream it took up before and
+ * no longer remembers; those are all at or below one id (`forgot`), so a
+ * stream above it that it does not remember is one it never took up. A sender
+ * whose stream is refused hears no acks, reports its peer unreachable after
+ * tries_max transmissions and starts a new stream, with a larger id.
+ *
  * No allocation after init; only the owning lcore may use a stream.
  */
 #ifndef LCR_STREAM_H
@@ -54,6 +62,9 @@ void lcr_stream_opts_default(struct lcr_stream_opts *o);
 /* Datagrams of one older stream, with none of the current between, that take
  * the receiver back to it (lcr_srx_on_dgram). */
 #define LCR_STREAM_OLDER_TAKEOVER 32
+
+/* Streams left behind whose place a receiver remembers (it may take them up again). */
+#define LCR_STREAM_LEFT_MAX 8
 
 /* How far ahead of the receiver's clock a new stream's id may be (clock skew). */
 #define LCR_STREAM_AHEAD_MS (10ull * 60 * 1000)
@@ -162,10 +173,17 @@ struct lcr_srx_stats {
 	uint64_t future;	 /* new streams refused: an id too far ahead */
 	uint64_t seq_range;	 /* sequence numbers at or above 2^62 */
 	uint64_t takebacks;	 /* back to an older stream: the newer went quiet */
+	uint64_t forgotten;	 /* streams refused: taken up before, their place forgotten */
 	uint64_t direct;	 /* messages handed up from the caller's buffer, uncopied */
 	uint64_t stashed;	 /* datagrams copied into a slot: they came early */
 	uint64_t stashed_bytes;	 /* ... their payload bytes */
 	uint64_t gathered_bytes; /* bytes copied into the reassembly buffer (fragments) */
+};
+
+/* A stream the receiver left, and where: every seq <= delivered was handed up. */
+struct lcr_srx_left {
+	uint64_t stream;
+	uint64_t delivered;
 };
 
 struct lcr_srx {
@@ -180,13 +198,17 @@ struct lcr_srx {
 	uint16_t msg_frags; /* fragments gathered of the current message */
 	uint64_t older;	    /* an older stream id still arriving, and how often */
 	uint32_t older_seen;
-	uint64_t left, left_at; /* the stream before this one, and where we left it */
+	struct lcr_srx_left left[LCR_STREAM_LEFT_MAX]; /* streams left, in no order */
+	uint32_t n_left;
+	uint64_t forgot;    /* every stream taken up before and not in `left` is <= this */
+	uint16_t msg_count; /* fragments of the current message (its fragment 0's count) */
 	uint8_t msg_type;
 	bool ack_due;
 	bool delivering; /* inside lcr_srx_on_dgram, handing messages up */
 	struct lcr_srx_stats st;
 };
 
+/* Allocate the windows. -EINVAL for options lcr_stx_init refuses too, -ENOMEM. */
 int lcr_srx_init(struct lcr_srx *r, const struct lcr_stream_opts *o);
 void lcr_srx_free(struct lcr_srx *r);
 

@@ -355,8 +355,8 @@ static void seeds_stream(const char *dir)
 	sb(&s, 0x1c);
 	save_bytes(dir, "fuzz_stream", "stream-fragments-reordered", s.b, s.n);
 
-	/* Stream 0, then 2 (newer), 32 of 0 (back to it), 1, 2 again: the
-	 * receiver forgot 2 and hands its first message up again. */
+	/* Stream 0, then 2 (newer), 32 of 0 (back to it), 1, 2 again: a
+	 * receiver that forgot 2 would hand its first message up again. */
 	sched_begin(&s, 0x00, 33, 40, 10);
 	sb(&s, 0x00);
 	sb(&s, 0x02);
@@ -380,8 +380,8 @@ static void seeds_stream(const char *dir)
 	}
 	save_bytes(dir, "fuzz_stream", "stream-forged", s.b, s.n);
 
-	/* Forged fragment 0 of 3, then 1 of 2, on one stream: handed up as a
-	 * message of two. */
+	/* Forged fragment 0 of 3, then 1 of 2, on one stream: not a message
+	 * of two (the counts differ). */
 	sched_begin(&s, 0x20, 0, 1, 10);
 	static const uint8_t frags[] = {
 		0xe0, 0x0b, 0, 0x03, 0, 2, 0, 0xe0, 0x0b, 0, 0x03, 1, 1, 1

@@ -442,6 +442,104 @@ static void test_stream_older_takes_back_a_dead_newer_stream(void **state)
 	lcr_srx_free(&rx);
 }
 
+/* One datagram of one message on `stream` (seq, of one fragment). */
+static uint32_t one(struct lcr_srx *rx, uint64_t stream, uint64_t seq, uint64_t *n)
+{
+	uint8_t payload[10] = { 0 };
+	struct lcr_wire_hdr h = { .type = LCR_WIRE_APPEND_REQ,
+				  .len = 10,
+				  .stream = stream,
+				  .seq = seq,
+				  .frag_count = 1 };
+	return lcr_srx_on_dgram(rx, &h, payload, ignore_msg, n);
+}
+
+/*
+ * Streams A < B < C, each taken up in turn (a message each), then A again
+ * until it takes over: the receiver resumes A where it left it, so A's first
+ * message is not handed up a second time; nor is B's when a late datagram of
+ * B takes the receiver forward again. (Once the receiver remembered only the
+ * stream it left last: A started over and its message came up twice.)
+ */
+static void test_stream_takeback_never_delivers_twice(void **state)
+{
+	struct lcr_stream_opts o;
+	struct lcr_srx rx;
+	uint64_t n = 0, a = 1ull << 24, b = 2ull << 24, c = 3ull << 24;
+	(void)state;
+	lcr_stream_opts_default(&o);
+	assert_int_equal(lcr_srx_init(&rx, &o), 0);
+	assert_int_equal(one(&rx, a, 1, &n), LCR_DROP_NONE);
+	assert_int_equal(one(&rx, b, 1, &n), LCR_DROP_NONE);
+	assert_int_equal(one(&rx, c, 1, &n), LCR_DROP_NONE);
+	assert_int_equal(n, 3);
+	for (uint32_t i = 0; i + 1 < LCR_STREAM_OLDER_TAKEOVER; i++)
+		assert_int_equal(one(&rx, a, 1, &n), LCR_DROP_STALE_STREAM);
+	/* The 32nd takes A back, where it was left: seq 1 is a duplicate. */
+	assert_int_equal(one(&rx, a, 1, &n), LCR_DROP_DUPLICATE);
+	assert_int_equal(rx.stream, a);
+	assert_int_equal(rx.st.takebacks, 1);
+	assert_int_equal(n, 3);
+	assert_int_equal(one(&rx, a, 2, &n), LCR_DROP_NONE);
+	assert_int_equal(n, 4);
+	/* A late datagram of B, newer than A: B goes on after its seq 1. */
+	assert_int_equal(one(&rx, b, 1, &n), LCR_DROP_DUPLICATE);
+	assert_int_equal(rx.stream, b);
+	assert_int_equal(one(&rx, b, 2, &n), LCR_DROP_NONE);
+	/* And C, newer still. */
+	assert_int_equal(one(&rx, c, 1, &n), LCR_DROP_DUPLICATE);
+	assert_int_equal(one(&rx, c, 2, &n), LCR_DROP_NONE);
+	assert_int_equal(n, 6);
+	assert_int_equal(rx.st.forgotten, 0);
+	lcr_srx_free(&rx);
+}
+
+/*
+ * More streams than the receiver remembers: one it took up and forgot is
+ * refused for good (newer or older than the current), since where it stood is
+ * unknown; one it never took up, above every forgotten id, is taken up as
+ * usual; so is a newer stream of the sender.
+ */
+static void test_stream_forgotten_stream_refused(void **state)
+{
+	struct lcr_stream_opts o;
+	struct lcr_srx rx;
+	uint64_t n = 0;
+	(void)state;
+	lcr_stream_opts_default(&o);
+	assert_int_equal(lcr_srx_init(&rx, &o), 0);
+	/* Streams 10, 20, ... 100: ten, one more than the current and those left. */
+	for (uint64_t k = 1; k <= LCR_STREAM_LEFT_MAX + 2; k++)
+		assert_int_equal(one(&rx, (k * 10) << 24, 1, &n), LCR_DROP_NONE);
+	assert_int_equal(n, LCR_STREAM_LEFT_MAX + 2);
+	assert_int_equal(rx.n_left, LCR_STREAM_LEFT_MAX);
+	assert_int_equal(rx.forgot, 10ull << 24); /* the smallest went */
+	/* Stream 10 keeps coming: never taken back, never handed up again. */
+	for (uint32_t i = 0; i < 3 * LCR_STREAM_OLDER_TAKEOVER; i++)
+		assert_int_equal(one(&rx, 10ull << 24, 1 + i % 2, &n), LCR_DROP_STALE_STREAM);
+	assert_int_equal(rx.st.forgotten, 3);
+	assert_int_equal(rx.st.takebacks, 0);
+	assert_int_equal(n, LCR_STREAM_LEFT_MAX + 2);
+	/* Stream 15 was never taken up and is above what was forgotten: it takes over. */
+	for (uint32_t i = 0; i + 1 < LCR_STREAM_OLDER_TAKEOVER; i++)
+		assert_int_equal(one(&rx, 15ull << 24, 1, &n), LCR_DROP_STALE_STREAM);
+	assert_int_equal(one(&rx, 15ull << 24, 1, &n), LCR_DROP_NONE);
+	assert_int_equal(rx.stream, 15ull << 24);
+	assert_int_equal(n, LCR_STREAM_LEFT_MAX + 3);
+	/* Leaving 15 forgot 20 (now the smallest left): a late datagram of 20,
+	 * newer than 15, is stale too. */
+	assert_int_equal(rx.forgot, 20ull << 24);
+	assert_int_equal(one(&rx, 20ull << 24, 2, &n), LCR_DROP_STALE_STREAM);
+	assert_int_equal(rx.stream, 15ull << 24);
+	/* The sender's next stream, newer than all. */
+	assert_int_equal(one(&rx, 200ull << 24, 1, &n), LCR_DROP_NONE);
+	assert_int_equal(n, LCR_STREAM_LEFT_MAX + 4);
+	char js[1024];
+	assert_true(lcr_srx_stats_json(&rx.st, js, sizeof(js)) > 0);
+	assert_non_null(strstr(js, "\"forgotten\":4}"));
+	lcr_srx_free(&rx);
+}
+
 /*
  * A receiver that restarts while the stream is young (seq within one window)
  * joins it expecting seq 1, which its previous life already acknowledged:
@@ -714,6 +812,74 @@ static void test_stream_fragments_in_and_out_of_order(void **state)
 }
 
 /*
+ * The fragments of one message must agree on their count: fragment 0 of 3,
+ * then fragment 1 of 2, is not a message of two (the second is a bad
+ * fragment, what was gathered is dropped); a message whose fragments agree
+ * comes up whole.
+ */
+static void test_stream_fragment_counts_must_agree(void **state)
+{
+	static struct got g;
+	static uint8_t m[256];
+	struct lcr_srx rx;
+	(void)state;
+	memset(&g, 0, sizeof(g));
+	srx_open(&rx, 1024);
+	fill_seq(m, sizeof(m), 3);
+	assert_int_equal(pass(&rx, &g, 1000, 1, 0, 3, m, 100), LCR_DROP_NONE);
+	assert_int_equal(pass(&rx, &g, 1000, 2, 1, 2, m + 100, 100), LCR_DROP_NONE);
+	assert_int_equal(g.n, 0);
+	assert_int_equal(rx.st.bad_fragments, 1);
+	/* Its fragment 2 of 3 has nothing to follow now: bad too, and dropped. */
+	assert_int_equal(pass(&rx, &g, 1000, 3, 2, 3, m + 200, 56), LCR_DROP_NONE);
+	assert_int_equal(g.n, 0);
+	assert_int_equal(rx.st.bad_fragments, 2);
+	/* Out of order, the same rule: 1 of 2 waits in its slot, then 0 of 3. */
+	assert_int_equal(pass(&rx, &g, 1000, 5, 1, 2, m + 100, 100), LCR_DROP_NONE);
+	assert_int_equal(pass(&rx, &g, 1000, 4, 0, 3, m, 100), LCR_DROP_NONE);
+	assert_int_equal(g.n, 0);
+	assert_int_equal(rx.st.bad_fragments, 3);
+	/* Two fragments of count 2: one message of 200 bytes. */
+	assert_int_equal(pass(&rx, &g, 1000, 6, 0, 2, m, 100), LCR_DROP_NONE);
+	assert_int_equal(pass(&rx, &g, 1000, 7, 1, 2, m + 100, 100), LCR_DROP_NONE);
+	assert_int_equal(g.n, 1);
+	assert_int_equal(g.len[0], 200);
+	assert_memory_equal(g.bytes[0], m, 200);
+	assert_int_equal(rx.st.bad_fragments, 3);
+	lcr_srx_free(&rx);
+}
+
+/* Both sides refuse the same options: a datagram below the header (whose
+ * payload size would wrap), below 64 payload bytes, above the wire's largest,
+ * or a window under 16. */
+static void test_stream_init_refuses_bad_options(void **state)
+{
+	struct lcr_stream_opts o;
+	struct lcr_srx rx;
+	struct lcr_stx tx;
+	(void)state;
+	uint32_t dgram[] = { 0, 10, LCR_WIRE_HDR, LCR_WIRE_HDR + 63, LCR_WIRE_DGRAM_MAX + 1 };
+	for (unsigned i = 0; i < sizeof(dgram) / sizeof(dgram[0]); i++) {
+		lcr_stream_opts_default(&o);
+		o.dgram_max = dgram[i];
+		assert_int_equal(lcr_srx_init(&rx, &o), -EINVAL);
+		assert_int_equal(lcr_stx_init(&tx, &o, 7, 1, 1, 2), -EINVAL);
+		lcr_srx_free(&rx);
+	}
+	lcr_stream_opts_default(&o);
+	o.window = 15;
+	assert_int_equal(lcr_srx_init(&rx, &o), -EINVAL);
+	assert_int_equal(lcr_stx_init(&tx, &o, 7, 1, 1, 2), -EINVAL);
+	/* The smallest both take. */
+	o.window = 16;
+	o.dgram_max = LCR_WIRE_HDR + 64;
+	assert_int_equal(lcr_srx_init(&rx, &o), 0);
+	assert_int_equal(lcr_stx_init(&tx, &o, 7, 1, 1, 2), 0);
+	lcr_srx_free(&rx);
+	lcr_stx_free(&tx);
+}
+
+/*
  * Randomized, against the sender: messages of random sizes (a third of them
  * several datagrams) cut by lcr_stx_send, their datagrams passed in shuffled
  * within a span, duplicated, and lost, a lost one coming again later (a
@@ -897,11 +1063,15 @@ int main(void)
 		cmocka_unit_test(test_stream_stale_and_restarts),
 		cmocka_unit_test(test_stream_future_id_and_huge_seq_refused),
 		cmocka_unit_test(test_stream_older_takes_back_a_dead_newer_stream),
+		cmocka_unit_test(test_stream_takeback_never_delivers_twice),
+		cmocka_unit_test(test_stream_forgotten_stream_refused),
 		cmocka_unit_test(test_stream_sack_marks_holes),
 		cmocka_unit_test(test_stream_receiver_restart_early_in_stream),
 		cmocka_unit_test(test_stream_in_order_whole_messages_direct),
 		cmocka_unit_test(test_stream_reordered_and_duplicated_whole_messages),
 		cmocka_unit_test(test_stream_fragments_in_and_out_of_order),
+		cmocka_unit_test(test_stream_fragment_counts_must_agree),
+		cmocka_unit_test(test_stream_init_refuses_bad_options),
 		cmocka_unit_test(test_stream_random_shuffle_dup_loss_seeds),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
