@@ -396,6 +396,13 @@ bool lcr_log_id_at(const struct lcr_log *l, uint64_t index, struct lcr_log_id *o
 	return lcr_log_ids_get(&l->ids, index, out);
 }
 
+int lcr_log_memberships(const struct lcr_log *l, const uint64_t **idx, uint32_t *n)
+{
+	*idx = l->mship;
+	*n = l->n_mship;
+	return l->mship_over ? -E2BIG : 0;
+}
+
 int lcr_log_error(const struct lcr_log *l)
 {
 	return l->err;

@@ -134,6 +134,16 @@ void lcr_log_recovered(const struct lcr_log *l, struct lcr_log_recovery *out);
 struct lcr_log_id lcr_log_last(const struct lcr_log *l);
 uint64_t lcr_log_first_index(const struct lcr_log *l);
 bool lcr_log_id_at(const struct lcr_log *l, uint64_t index, struct lcr_log_id *out);
+/*
+ * Where recovery found membership records (type LCR_ENTRY_MEMBERSHIP), so
+ * that the runtime reads back only those at open: *idx holds *n indexes,
+ * ascending, a superset of the membership entries the log holds above its
+ * purge point (an index may since hold another entry, or lie outside the
+ * log: read each one and check its type). -E2BIG when recovery found more
+ * than LCR_LOG_MSHIP_MAX: then read every entry. Not kept up after open.
+ */
+#define LCR_LOG_MSHIP_MAX 64
+int lcr_log_memberships(const struct lcr_log *l, const uint64_t **idx, uint32_t *n);
 
 /*
  * The storage commands (the core's SAVE_VOTE, APPEND, TRUNCATE). Each returns

@@ -150,6 +150,11 @@ struct lcr_log {
 
 	/* The accepted log: ids of live entries (what the core sees). */
 	struct lcr_log_ids ids;
+	/* Indexes of the membership records recovery replayed, ascending
+	 * (lcr_log_memberships); mship_over: more than LCR_LOG_MSHIP_MAX. */
+	uint64_t mship[LCR_LOG_MSHIP_MAX];
+	uint32_t n_mship;
+	bool mship_over;
 
 	/* Segments, oldest first; the last one is active. The array is allocated
 	 * at open for segs_max segments and never grows. */

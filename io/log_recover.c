@@ -28,6 +28,22 @@ struct recover_ctx {
 };
 
 /*
+ * A membership record at `index`: it replaces any found at or above it (a
+ * later batch that starts lower replaced them); the runtime reads each one
+ * back, so an index whose record a truncation removed is harmless.
+ */
+static void mship_found(struct lcr_log *l, uint64_t index)
+{
+	while (l->n_mship > 0 && l->mship[l->n_mship - 1] >= index)
+		l->n_mship--;
+	if (l->n_mship == LCR_LOG_MSHIP_MAX) {
+		l->mship_over = true;
+		return;
+	}
+	l->mship[l->n_mship++] = index;
+}
+
+/*
  * Apply one intact batch to the log recovered so far (scan.h checked what the
  * batch proves on its own). Everything here was read from disk: it is
  * checked and refused with a reason, never asserted, and checked before the
@@ -111,6 +127,8 @@ static int recover_accept(void *ctx, const struct lcr_scan_batch *b, char *why, 
 			rc->err = err;
 			return err;
 		}
+		if (r.type == LCR_ENTRY_MEMBERSHIP)
+			mship_found(l, id.index);
 	}
 	l->last_batch_seq = h->batch_seq;
 	uint64_t span = lcr_log_span(h->bytes, rc->seg->align);

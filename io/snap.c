@@ -32,9 +32,19 @@ struct snap_hdr {
 	uint32_t chunks; /* entries in the table */
 	uint32_t table_crc;
 	uint64_t id; /* lcr_snapshot_meta.id (version 3) */
+	/* Version 4: the membership at the last entry (opaque here). */
+	uint32_t membership_len;
+	uint8_t membership[LCR_SNAP_MEMBERSHIP_MAX];
+	uint32_t reserved; /* zero */
 };
 
-_Static_assert(sizeof(struct snap_hdr) == 64, "snapshot header layout");
+/* The header's checksum covers bytes [8, 328): every field after it, the
+ * unused part of `membership` as the zeros it must be. */
+_Static_assert(offsetof(struct snap_hdr, id) == 56, "snapshot header layout");
+_Static_assert(offsetof(struct snap_hdr, membership_len) == 64, "snapshot header layout");
+_Static_assert(offsetof(struct snap_hdr, membership) == 68, "snapshot header layout");
+_Static_assert(sizeof(struct snap_hdr) == 328, "snapshot header layout");
+_Static_assert(sizeof(struct snap_hdr) <= LCR_BLOCK, "the header fits its block");
 
 /* Zeroed whole blocks, block aligned (O_DIRECT), from `a`. */
 static void *blocks(const struct lcr_allocator *a, size_t n)
@@ -249,6 +259,8 @@ static void commit_step(struct lcr_snap_writer *w)
 		h.chunks = w->n_table;
 		h.table_crc = w->n_table ? lcr_crc32c(0, w->table, (size_t)w->n_table * 4) : 0;
 		h.id = w->meta.id;
+		h.membership_len = w->meta.membership_len;
+		memcpy(h.membership, w->meta.membership, w->meta.membership_len);
 		h.crc = lcr_crc32c(0, (const char *)&h + 8, sizeof(h) - 8);
 		memset(w->hdr, 0, LCR_BLOCK);
 		memcpy(w->hdr, &h, sizeof(h));
@@ -277,6 +289,17 @@ static void commit_step(struct lcr_snap_writer *w)
 		w->done(w->ctx, 0);
 		return;
 	}
+}
+
+int lcr_snap_set_membership(struct lcr_snap_writer *w, const void *m, uint32_t len)
+{
+	if (len > LCR_SNAP_MEMBERSHIP_MAX || (len > 0 && !m) || w->stage != 0)
+		return -EINVAL;
+	memset(w->meta.membership, 0, sizeof(w->meta.membership));
+	if (len > 0)
+		memcpy(w->meta.membership, m, len);
+	w->meta.membership_len = len;
+	return 0;
 }
 
 int lcr_snap_commit(struct lcr_snap_writer *w, const struct lcr_snapshot_meta *meta,
@@ -382,6 +405,17 @@ static int header_read(int fd, uint64_t file_size, uint8_t *blk, uint32_t group,
 		snprintf(why, why_len, "%s/%s: damaged snapshot header", dir, name);
 		return -EBADMSG;
 	}
+	if (h->membership_len > LCR_SNAP_MEMBERSHIP_MAX || h->reserved != 0) {
+		snprintf(why, why_len, "%s/%s: membership of %u bytes (at most %d)", dir, name,
+			 h->membership_len, LCR_SNAP_MEMBERSHIP_MAX);
+		return -EBADMSG;
+	}
+	for (uint32_t i = h->membership_len; i < LCR_SNAP_MEMBERSHIP_MAX; i++)
+		if (h->membership[i] != 0) {
+			snprintf(why, why_len, "%s/%s: bytes after the membership are not zero",
+				 dir, name);
+			return -EBADMSG;
+		}
 	if (h->flags != 0) {
 		snprintf(why, why_len, "%s/%s: flags 0x%04x, this build writes none", dir, name,
 			 h->flags);
@@ -411,6 +445,8 @@ static void meta_of(struct lcr_snap_meta *m, const struct snap_hdr *h)
 	m->size = h->size;
 	m->data_crc = h->data_crc;
 	m->group = h->group;
+	m->membership_len = h->membership_len;
+	memcpy(m->membership, h->membership, sizeof(m->membership));
 }
 
 /* Open the newest snapshot of `dir`: 1 with *fd and its name, 0, or -errno. */

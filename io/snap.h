@@ -32,8 +32,12 @@
 
 #define LCR_SNAP_CHUNK (1u << 20) /* staging buffer and default read size */
 /* The snapshot file's format version (docs/storage-format.md, "Snapshots"):
- * 3 added the snapshot's id to the header. Another version is refused. */
-#define LCR_SNAP_FORMAT_VERSION 3
+ * 3 added the snapshot's id to the header, 4 the membership at its last
+ * entry. Another version is refused, naming both. */
+#define LCR_SNAP_FORMAT_VERSION 4
+/* Bytes of the membership the header holds, at most (an opaque payload
+ * here: the runtime writes lcr_membership_encode's, at most 208 bytes). */
+#define LCR_SNAP_MEMBERSHIP_MAX 256
 #define LCR_SNAP_TMP_MAX	32 /* bytes of a writer's temporary name, with its NUL */
 
 struct lcr_snap_meta {
@@ -42,6 +46,8 @@ struct lcr_snap_meta {
 	uint64_t size;		/* data bytes */
 	uint32_t data_crc;	/* CRC32C of the data */
 	uint32_t group;
+	uint32_t membership_len; /* bytes of `membership`, 0..LCR_SNAP_MEMBERSHIP_MAX */
+	uint8_t membership[LCR_SNAP_MEMBERSHIP_MAX]; /* the membership at `last` */
 };
 
 /* Completion of a commit or a read: 0 or -errno (-EBADMSG: data corrupt). */
@@ -93,6 +99,13 @@ int lcr_snap_begin(struct lcr_snap_writer *w, struct lcr_ring *ring, const char 
  * ring and retry), or the writer's error.
  */
 int lcr_snap_write(struct lcr_snap_writer *w, const void *data, size_t len);
+
+/*
+ * The membership at the snapshot's last entry, `len` bytes (at most
+ * LCR_SNAP_MEMBERSHIP_MAX) copied into the header that lcr_snap_commit()
+ * writes; before the commit. Returns 0 or -EINVAL (too long, or committing).
+ */
+int lcr_snap_set_membership(struct lcr_snap_writer *w, const void *m, uint32_t len);
 
 /*
  * Make the snapshot durable under its final name; `done` runs when it is

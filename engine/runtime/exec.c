@@ -300,6 +300,8 @@ static bool apply_some(struct lcr_group *g, struct lcr_log_id *upto)
 		uint32_t rlen = 0;
 		if (e.type == LCR_ENTRY_NORMAL && g->ops.apply)
 			g->ops.apply(g->sm, &e, g->result, &rlen);
+		else if (lcr_unlikely(e.type == LCR_ENTRY_MEMBERSHIP))
+			lcr_rt_mship_applied(g, &e); /* not the state machine's */
 		g->applied++;
 		/* Answer our own proposals: the same log id, or it was replaced. */
 		struct pending *p;

@@ -432,14 +432,13 @@ int lcr_group_open(struct lcr_node *n, uint32_t id, const struct lcr_sm_ops *ops
 	if ((rc = lcr_net_group_open(lc->net, id, g, targets, n_targets, &g->ng, why, why_len)) < 0)
 		goto fail;
 
-	/* The core: Raft options from the config, voters = the peers. */
+	/* The core: Raft options from the config; the first membership: the
+	 * peers, or the config's (membership.c); changes on. */
 	struct lcr_core_config cc = c->core;
 	cc.id = c->id;
-	cc.membership.n_configs = 1;
-	cc.membership.configs[0].n = c->n_peers;
-	for (uint32_t i = 0; i < c->n_peers; i++)
-		cc.membership.configs[0].ids[i] = c->peers[i].id;
-	cc.membership.n_learners = 0;
+	if ((rc = lcr_rt_mship_initial(c, &cc.membership, why, why_len)) < 0)
+		goto fail;
+	cc.enable_membership_changes = true;
 	cc.seed = c->core.seed ^ ((uint64_t)c->id << 20) ^ id ^ lcr_rt_now_ns();
 	/* A transport with its own backoff sets the intervals (RaftNetworkV2). */
 	if (lcr_net_has_backoff(lc->net)) {
@@ -454,8 +453,9 @@ int lcr_group_open(struct lcr_node *n, uint32_t id, const struct lcr_sm_ops *ops
 	 * the log then replays only what follows it. */
 	struct lcr_log_recovery rec;
 	struct lcr_snapshot_meta snap;
+	struct lcr_membership snap_m;
 	lcr_log_recovered(g->log, &rec);
-	if ((rc = lcr_rt_snap_restore(g, &snap, why, why_len)) < 0)
+	if ((rc = lcr_rt_snap_restore(g, &snap, &snap_m, why, why_len)) < 0)
 		goto fail;
 	if ((rc = log_check(g, &rec, &snap, why, why_len)) < 0)
 		goto fail;
@@ -466,7 +466,8 @@ int lcr_group_open(struct lcr_node *n, uint32_t id, const struct lcr_sm_ops *ops
 	}
 	g->snap.floor = snap.last;
 	g->applied_id = g->apply_to = snap.last;
-	struct lcr_core_restore rs = { rec.vote, rec.committed, rec.purged, snap };
+	g->applied_m = snap_m.n_configs > 0 ? snap_m : cc.membership;
+	struct lcr_core_restore rs = { rec.vote, rec.committed, rec.purged, snap, snap_m };
 	if ((rc = lcr_core_new(&g->core, &cc, &rs)) < 0) {
 		snprintf(why, why_len, "group %u: %s", id, lcr_strerror(rc));
 		goto fail;
@@ -485,6 +486,10 @@ int lcr_group_open(struct lcr_node *n, uint32_t id, const struct lcr_sm_ops *ops
 			goto fail;
 		}
 	}
+	/* Then the membership entries among them: the core decides with the
+	 * membership the log says, not the config's. */
+	if ((rc = lcr_rt_mship_load(g, why, why_len)) < 0)
+		goto fail;
 	lc->groups[lc->n_groups++] = g;
 	lc->now = lcr_rt_now_ns();
 	lcr_core_start(g->core, lc->now);
@@ -505,6 +510,7 @@ void lcr_rt_group_close(struct lcr_node *n, struct lcr_group *g)
 		g->pp[i].done(g->pp[i].ctx, -LCR_ESTOPPED, 0, NULL, 0);
 	g->pn = 0;
 	lcr_rt_answer_waits(g, -LCR_ESTOPPED, 0);
+	lcr_rt_mship_close(g);
 	while (g->def_len) {
 		struct deferred d = g->deferred[g->def_head];
 		g->def_head = (g->def_head + 1) % DEFERRED_MAX;

@@ -77,7 +77,9 @@ struct lcr_node_config {
 	 * (they drop datagrams from any other). "0.0.0.0" binds every address,
 	 * and the kernel then picks the source by route. */
 	const char *bind_host;
-	uint32_t n_peers; /* every voter, this node included */
+	/* Every node the groups may reach, this node included: the voters, and
+	 * nodes that are or may become members later. */
+	uint32_t n_peers;
 	struct lcr_peer_addr peers[LCR_PEERS_MAX];
 	bool busy_poll; /* lcores never sleep (dedicate a core each) */
 	/*
@@ -113,8 +115,16 @@ struct lcr_node_config {
 	 */
 	uint32_t n_cores;
 	uint16_t cores[LCR_LCORES_MAX];
-	struct lcr_core_config core; /* Raft options (ids and membership are filled in) */
-	struct lcr_allocator alloc;  /* everything the node allocates; NULL alloc: malloc */
+	/*
+	 * Raft options. The id is filled in; so is the first membership of
+	 * every group unless core.membership names one (n_configs 1): its
+	 * voters and learners must be among `peers` (a peer it leaves out is a
+	 * spare, added later with lcr_group_change_membership), and the same
+	 * on every node. n_configs 0: every peer a voter. Membership changes
+	 * are always on.
+	 */
+	struct lcr_core_config core;
+	struct lcr_allocator alloc; /* everything the node allocates; NULL alloc: malloc */
 	/*
 	 * How the groups talk to their peers: a factory the node calls once per
 	 * lcore for a transport that implements the network contract (net.h,
@@ -221,6 +231,47 @@ LCR_API int lcr_propose(struct lcr_group *g, const void *data, uint32_t len, lcr
  */
 typedef void (*lcr_read_fn)(void *ctx, int err, uint32_t leader);
 LCR_API int lcr_read(struct lcr_group *g, uint32_t policy, lcr_read_fn done, void *ctx);
+
+/*
+ * Change the group's voters and learners (openraft's change_membership; the
+ * core's lcr_core_change_membership, docs/api.md "Membership changes"):
+ * `target` holds one config (its voters) and the learners. On the leader, one
+ * change at a time: the same voters go as one entry; other voters go through
+ * a joint config, then the target alone once that commits.
+ *
+ * The target may name only nodes this node's config lists as peers
+ * (lcr_node_config.peers): node addresses do not travel with a membership, so
+ * the transport could not reach any other. Give every node the same peers,
+ * including nodes that are not members yet.
+ *
+ * Returns 0, and then `done` runs exactly once on the group's lcore: err 0
+ * once the target is the committed membership here; -LCR_ENOTLEADER (leader
+ * in `leader`, 0 if unknown) when this leadership ends first (a joint config
+ * may be left in place: ask again on the new leader); -LCR_ESTOPPED when the
+ * replica stops or the node closes; or, when called from a callback (the
+ * call is then started in the next loop iteration), what the core refused
+ * with. Or returns at once, with a sentence in `why` (may be NULL) and
+ * without calling `done`: -EINVAL (no callback, more than one config, a
+ * target lcr_membership_validate refuses, a node not among the peers, more
+ * than LCR_NODES_MAX nodes with the current ones), -EBUSY (a change is under
+ * way), -LCR_ENOTLEADER, -LCR_ENOLEASE, -LCR_ETRANSFER. A leader the target
+ * leaves out steps down once it commits (and `done` says 0). Call on the
+ * group's lcore.
+ */
+typedef void (*lcr_membership_fn)(void *ctx, int err, uint32_t leader);
+LCR_API int lcr_group_change_membership(struct lcr_group *g, const struct lcr_membership *target,
+					char *why, size_t why_len, lcr_membership_fn done,
+					void *ctx);
+
+/*
+ * The group's effective membership (the newest appended: every decision
+ * follows it) in *effective, its entry in *id (none: the config's first
+ * membership or a snapshot's), and in *committed whether it is committed (no
+ * change under way); each may be NULL. Call on the group's lcore, or while
+ * lcr_node_run() does not run.
+ */
+LCR_API void lcr_group_membership(const struct lcr_group *g, struct lcr_membership *effective,
+				  struct lcr_log_id *id, bool *committed);
 
 /* Triggers and toggles (lcr_event types LCR_EV_TRIGGER_* / LCR_EV_SET_TOGGLE);
  * `now_ns` is filled in here. Call on the group's lcore. */

@@ -178,6 +178,7 @@ static bool iteration(struct lcore *lc)
 		work |= lcr_rt_propose_batch(lc->groups[i]);
 		work |= lcr_rt_apply_pending(lc->groups[i]);
 		work |= lcr_rt_snap_progress(lc->groups[i]);
+		work |= lcr_rt_mship_progress(lc->groups[i]);
 	}
 	/* Datagrams first: the followers' disk writes are the long pole of a
 	 * commit, so they should start before we spend time on our own submit;

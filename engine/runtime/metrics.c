@@ -42,6 +42,7 @@ int lcr_group_metrics_json(struct lcr_group *g, char *buf, size_t len)
 	struct lcr_core_status st;
 	struct lcr_log_stats ls;
 	size_t o = 0;
+	int k;
 
 	lcr_core_status(g->core, &st);
 	lcr_log_stats(g->log, &ls);
@@ -57,8 +58,8 @@ int lcr_group_metrics_json(struct lcr_group *g, char *buf, size_t len)
 		LCR_PUT("%s\"%u\":{\"matching\":%llu", first ? "" : ",", st.nodes[i],
 			(unsigned long long)st.matching[i].index);
 		/* The transport's view of the follower (UDP: its stream). */
-		int k = lcr_net_client_metrics_json(g->ng, st.nodes[i], buf + o + 1,
-						    len > o + 1 ? len - o - 1 : 0);
+		k = lcr_net_client_metrics_json(g->ng, st.nodes[i], buf + o + 1,
+						len > o + 1 ? len - o - 1 : 0);
 		if (k < 0)
 			return k;
 		if (k > 0) {
@@ -69,7 +70,17 @@ int lcr_group_metrics_json(struct lcr_group *g, char *buf, size_t len)
 		LCR_PUT("}");
 		first = 0;
 	}
-	LCR_PUT("},\"proposed\":%llu,\"applied_entries\":%llu,\"cancelled\":%llu,\"refused\":%llu,"
+	LCR_PUT("},\"membership\":");
+	k = lcr_rt_mship_json(&st.membership, buf + o, len > o ? len - o : 0);
+	if (k < 0)
+		return k;
+	o += (size_t)k;
+	LCR_PUT(",\"membership_index\":%llu,\"membership_committed\":%s,"
+		"\"membership_changes\":%llu,\"membership_changes_failed\":%llu",
+		(unsigned long long)st.membership_id.index,
+		st.membership_committed ? "true" : "false", (unsigned long long)g->mship_changed,
+		(unsigned long long)g->mship_failed);
+	LCR_PUT(",\"proposed\":%llu,\"applied_entries\":%llu,\"cancelled\":%llu,\"refused\":%llu,"
 		"\"elections\":%llu,\"dropped_msgs\":%llu,\"stale_msgs\":%llu,\"far_terms\":%llu,"
 		"\"term_exhausted\":%llu,\"net_errors\":%llu,",
 		(unsigned long long)g->proposed, (unsigned long long)g->applied,
@@ -91,14 +102,15 @@ int lcr_group_metrics_json(struct lcr_group *g, char *buf, size_t len)
 		"\"bytes_last\":%llu,\"bytes_total\":%llu,\"build_iteration_max_us\":%.1f,"
 		"\"restored_bytes\":%llu,\"purge_errors\":%llu,\"installing\":%s,"
 		"\"install_ms_last\":%.1f,\"install_iteration_max_us\":%.1f,\"sends_opened\":%llu,"
-		"\"send_busy\":%llu,\"send_stale\":%llu},",
+		"\"send_busy\":%llu,\"send_stale\":%llu,\"recv_bad\":%llu},",
 		sn->building ? "true" : "false", (double)sn->build_ns_last / 1e6,
 		(double)sn->build_ns_max / 1e6, (unsigned long long)sn->bytes_last,
 		(unsigned long long)sn->bytes_total, (double)sn->iter_max_ns / 1e3,
 		(unsigned long long)sn->restored_bytes, (unsigned long long)sn->purge_errors,
 		sn->inst.active ? "true" : "false", (double)sn->install_ns_last / 1e6,
 		(double)sn->inst.iter_max_ns / 1e3, (unsigned long long)sn->sent_opened,
-		(unsigned long long)sn->send_busy, (unsigned long long)sn->send_stale);
+		(unsigned long long)sn->send_busy, (unsigned long long)sn->send_stale,
+		(unsigned long long)sn->recv_bad);
 	LCR_PUT("\"storage\":{\"batches\":%llu,\"entries\":%llu,\"bytes\":%llu,\"syncs\":%llu,"
 		"\"vote_writes\":%llu,\"cache_hits\":%llu,\"cache_misses\":%llu,\"disk_reads\":%"
 		"llu,"
@@ -111,8 +123,8 @@ int lcr_group_metrics_json(struct lcr_group *g, char *buf, size_t len)
 		(unsigned long long)ls.segments_created, (unsigned long long)g->flushes,
 		(unsigned long long)lcr_log_space(g->log), (unsigned long long)g->backlogged);
 	/* Each batch's write, and its fdatasync with durability fsync. */
-	int k = hist_json(buf + o, len > o ? len - o : 0, "write_latency",
-			  lcr_log_write_latency(g->log));
+	k = hist_json(buf + o, len > o ? len - o : 0, "write_latency",
+		      lcr_log_write_latency(g->log));
 	if (k < 0)
 		return k;
 	o += (size_t)k;

@@ -129,6 +129,26 @@ struct waiting_read {
 	void *ctx;
 };
 
+/* A change of membership asked for with lcr_group_change_membership(). */
+enum lcr_rt_mc_state {
+	LCR_RT_MC_NONE = 0,
+	LCR_RT_MC_QUEUED = 1,  /* asked from a callback: the next iteration starts it */
+	LCR_RT_MC_WAITING = 2, /* with the core: done once the target is committed */
+};
+
+struct lcr_rt_mchange {
+	uint32_t state; /* enum lcr_rt_mc_state */
+	struct lcr_membership target;
+	struct lcr_vote vote;	 /* the leadership that proposed it */
+	struct lcr_log_id first; /* its first entry (joint, or the target itself) */
+	lcr_membership_fn done;
+	void *ctx;
+};
+
+/* What a snapshot send puts in front of the file's data (membership.c):
+ * magic, CRC32C, length, the membership as the file header holds it. */
+#define LCR_RT_SNAP_STREAM_HDR (12 + LCR_SNAP_MEMBERSHIP_MAX)
+
 /* The writers' temporary names (io/snap.h): a build's in the group's folder,
  * a receive's in <group>/recv. */
 #define LCR_RT_SNAP_BUILD_TMP "build.tmp"
@@ -140,11 +160,13 @@ struct waiting_read {
  */
 struct lcr_rt_snap_src {
 	struct lcr_group *g;
-	bool open;    /* `r` holds the file and its buffer */
-	bool reading; /* a chunk read is in flight into r.buf */
-	bool closing; /* the send ended: close once the read is back */
-	int err;      /* the reader's error: the next pull fails with it */
-	uint32_t pos; /* bytes of r.buf handed to the transport */
+	bool open;	  /* `r` holds the file and its buffer */
+	bool reading;	  /* a chunk read is in flight into r.buf */
+	bool closing;	  /* the send ended: close once the read is back */
+	int err;	  /* the reader's error: the next pull fails with it */
+	uint32_t pos;	  /* bytes of r.buf handed to the transport */
+	uint32_t hdr_pos; /* bytes of `hdr` handed to the transport (they go first) */
+	uint8_t hdr[LCR_RT_SNAP_STREAM_HDR]; /* the stream's header */
 	struct lcr_snap_reader r;
 };
 
@@ -155,14 +177,18 @@ struct lcr_rt_snap_src {
 struct lcr_rt_snap_rx {
 	uint64_t handle;  /* the receive open; 0: none */
 	uint64_t seq;	  /* handles given out */
-	uint64_t size;	  /* data bytes announced */
-	uint64_t got;	  /* data bytes the writer took */
+	uint64_t size;	  /* bytes announced: the stream header and the data */
+	uint64_t got;	  /* bytes taken: the header's, then those the writer took */
 	bool writer_open; /* `w` holds a file and buffers */
 	bool ended;	  /* every byte in: the commit runs */
 	bool committed;	  /* the commit reported (err) */
 	int err;
-	uint64_t installed; /* the handle the core's INSTALL_SNAPSHOT named */
-	struct lcr_msg req; /* the SNAPSHOT_REQ, stepped once durable */
+	uint64_t installed;		     /* the handle the core's INSTALL_SNAPSHOT named */
+	struct lcr_msg req;		     /* the SNAPSHOT_REQ, stepped once durable */
+	uint8_t hdr[LCR_RT_SNAP_STREAM_HDR]; /* the stream's header, as received */
+	/* The membership at the snapshot's last entry, from the committed file's
+	 * header: what the SNAPSHOT_REQ hands to the core. */
+	struct lcr_membership membership;
 	struct lcr_snap_writer w;
 	char name[96]; /* the committed file's name in <group>/recv */
 };
@@ -180,8 +206,9 @@ struct lcr_rt_snap_inst {
 	bool tail;    /* ended in this iteration, which is still timed */
 	int err;      /* the reader's error: the replica stops */
 	struct lcr_snapshot_meta meta;
-	uint64_t t0;	      /* ns: the install began */
-	uint64_t bytes;	      /* restored so far */
+	struct lcr_membership membership; /* at meta.last: applied_m once restored */
+	uint64_t t0;			  /* ns: the install began */
+	uint64_t bytes;			  /* restored so far */
 	uint64_t iter_max_ns; /* the longest loop iteration of its lcore during an install */
 	struct lcr_snap_reader r;
 };
@@ -199,7 +226,8 @@ struct lcr_rt_snap {
 	bool writer_open; /* `w` holds a file and buffers */
 	int err;	  /* the build's error, or 0 */
 	void *cursor;	  /* the state machine's frozen view */
-	struct lcr_snapshot_meta meta; /* the one being built */
+	struct lcr_snapshot_meta meta;	  /* the one being built */
+	struct lcr_membership membership; /* at meta.last, in the file's header */
 	struct lcr_snap_writer w;
 	uint8_t *buf; /* LCR_SNAP_CHUNK read from the cursor, with snapshot hooks */
 	uint32_t len; /* bytes in buf */
@@ -223,6 +251,7 @@ struct lcr_rt_snap {
 	struct lcr_rt_snap_inst inst;
 	uint64_t sent_opened, send_busy, received, installed, install_ns_last;
 	uint64_t send_stale; /* requests that did not name the newest snapshot */
+	uint64_t recv_bad;   /* received streams without a valid header (membership) */
 };
 
 struct lcore;
@@ -255,6 +284,11 @@ struct lcr_group {
 	uint64_t next_timer; /* ns: the core's next timer */
 	/* Applying: done through applied_id, committed through apply_to. */
 	struct lcr_log_id applied_id, apply_to;
+	/* The membership at applied_id: a snapshot's, or the newest membership
+	 * entry applied (what a build writes into its file's header). */
+	struct lcr_membership applied_m;
+	struct lcr_rt_mchange mc;
+	uint64_t mship_changed, mship_failed; /* changes asked for here: done, failed */
 	/* No apply: a committed entry could not be read (never apply again), or
 	 * a snapshot is being installed (snap_xfer.c clears it at the end). */
 	bool apply_broken;
@@ -459,14 +493,42 @@ void lcr_rt_snap_iteration(struct lcore *lc, uint64_t ns);
  * At open (blocking): restore the state machine from the newest snapshot in
  * g->snap.dir into *meta (none: zeroed). 0, or -errno with why.
  */
-int lcr_rt_snap_restore(struct lcr_group *g, struct lcr_snapshot_meta *meta, char *why,
-			size_t why_len);
-/* The same from the newest snapshot in `dir` (a received one, snap_xfer.c). 1 if
- * it restored one, 0 if `dir` holds none, or -errno with why. */
+int lcr_rt_snap_restore(struct lcr_group *g, struct lcr_snapshot_meta *meta,
+			struct lcr_membership *m, char *why, size_t why_len);
+/* The same from the newest snapshot in `dir`, with the membership at its last
+ * entry in *m (n_configs 0: none). 1 if it restored one, 0 if `dir` holds
+ * none, or -errno with why. */
 int lcr_rt_snap_restore_from(struct lcr_group *g, const char *dir, struct lcr_snapshot_meta *meta,
-			     char *why, size_t why_len);
+			     struct lcr_membership *m, char *why, size_t why_len);
 /* At close: abandon a build (waits for its writes), free what the group holds. */
 void lcr_rt_snap_close(struct lcr_group *g);
+
+/* membership.c */
+/* The first membership from the config (every peer a voter, or
+ * cfg.core.membership; this node a learner where it leaves it out): 0, or
+ * -EINVAL with why. */
+int lcr_rt_mship_initial(const struct lcr_node_config *c, struct lcr_membership *m, char *why,
+			 size_t why_len);
+/* A snapshot file's membership (its header): 0, or -EBADMSG. */
+int lcr_rt_mship_of_snap(const struct lcr_snap_meta *f, struct lcr_membership *m);
+/* Into the header a writer commits. */
+int lcr_rt_mship_to_writer(struct lcr_snap_writer *w, const struct lcr_membership *m);
+/* The snapshot stream's header for file `f` (LCR_RT_SNAP_STREAM_HDR bytes), and
+ * back: 0 with the membership and its bytes (pointing into `h`), or -EBADMSG. */
+void lcr_rt_mship_stream_hdr(const struct lcr_snap_meta *f, uint8_t *out);
+int lcr_rt_mship_stream_parse(const uint8_t *h, struct lcr_membership *m, const uint8_t **bytes,
+			      uint32_t *len);
+/* At open, after the log ids: the log's membership entries into the core. */
+int lcr_rt_mship_load(struct lcr_group *g, char *why, size_t why_len);
+/* The apply path met membership entry `e`: applied_m follows it. */
+void lcr_rt_mship_applied(struct lcr_group *g, const struct lcr_entry *e);
+bool lcr_rt_mship_same(const struct lcr_membership *a, const struct lcr_membership *b);
+/* Once per loop iteration: start a queued change, answer a finished one. */
+bool lcr_rt_mship_progress(struct lcr_group *g);
+/* At close: a change waiting is answered -LCR_ESTOPPED. */
+void lcr_rt_mship_close(struct lcr_group *g);
+/* `m` as a JSON object (voters, voters_old when joint, learners). */
+int lcr_rt_mship_json(const struct lcr_membership *m, char *buf, size_t len);
 
 /* snap_xfer.c (the snapshot transfer): LCR_CMD_INSTALL_SNAPSHOT, a storage
  * command (1: the state machine's restore goes on over the next iterations,

@@ -101,6 +101,15 @@ static long src_pull(void *src, const void **data, size_t max)
 	LCR_ASSERT(s->open && !s->closing);
 	if (s->err)
 		return s->err;
+	/* The stream's header (the membership) goes before the file's data. */
+	if (s->hdr_pos < LCR_RT_SNAP_STREAM_HDR) {
+		size_t n = LCR_RT_SNAP_STREAM_HDR - s->hdr_pos;
+		if (n > max)
+			n = max;
+		*data = s->hdr + s->hdr_pos;
+		s->hdr_pos += (uint32_t)n;
+		return (long)n;
+	}
 	if (s->reading)
 		return 0;
 	if (s->pos == s->r.got) {
@@ -163,6 +172,7 @@ int lcr_rt_xfer_open(void *group, const struct lcr_msg *m, struct lcr_net_snapsh
 	s->g = g;
 	s->open = true;
 	s->pos = 0;
+	s->hdr_pos = 0;
 	s->err = 0;
 	/* A build may have committed a newer one since the look above. */
 	if (!names(&s->r.meta, &m->snapshot_req.meta)) {
@@ -175,7 +185,10 @@ int lcr_rt_xfer_open(void *group, const struct lcr_msg *m, struct lcr_net_snapsh
 		src_close(s);
 		return -EIO;
 	}
-	snap->size = s->r.meta.size;
+	/* The membership at its last entry, from the file's header, travels in
+	 * front of its data: the transport carries bytes, not memberships. */
+	lcr_rt_mship_stream_hdr(&s->r.meta, s->hdr);
+	snap->size = LCR_RT_SNAP_STREAM_HDR + s->r.meta.size;
 	snap->pull = src_pull;
 	snap->src = s;
 	g->snap.sent_opened++;
@@ -274,6 +287,10 @@ int lcr_rt_xfer_begin(void *group, const struct lcr_msg *req, uint64_t size, uin
 		rx_drop(g);
 	if (rx->writer_open)
 		return -EBUSY; /* the dropped one's writes are still in flight */
+	if (size < LCR_RT_SNAP_STREAM_HDR) {
+		g->snap.recv_bad++;
+		return -EBADMSG; /* no room for the stream's header */
+	}
 	rx_dir(g, dir, sizeof(dir));
 	/* Leftovers of a crash between a commit and the core's step. */
 	remove_snaps(dir, NULL);
@@ -296,6 +313,32 @@ int lcr_rt_xfer_begin(void *group, const struct lcr_msg *req, uint64_t size, uin
 	return 0;
 }
 
+/*
+ * The stream's header, its first LCR_RT_SNAP_STREAM_HDR bytes: taken apart
+ * once whole, its membership goes into the file's header at the commit.
+ * Bytes taken, or -EBADMSG (the transfer fails; the sender tries again).
+ */
+static long rx_hdr_write(struct lcr_group *g, const void *data, size_t len)
+{
+	struct lcr_rt_snap_rx *rx = &g->snap.rx;
+	size_t n = LCR_RT_SNAP_STREAM_HDR - rx->got;
+	const uint8_t *bytes;
+	uint32_t blen;
+
+	if (n > len)
+		n = len;
+	memcpy(rx->hdr + rx->got, data, n);
+	rx->got += n;
+	if (rx->got < LCR_RT_SNAP_STREAM_HDR)
+		return (long)n;
+	if (lcr_rt_mship_stream_parse(rx->hdr, &rx->membership, &bytes, &blen) < 0 ||
+	    lcr_snap_set_membership(&rx->w, bytes, blen) < 0) {
+		g->snap.recv_bad++;
+		return -EBADMSG;
+	}
+	return (long)n;
+}
+
 long lcr_rt_xfer_write(void *group, uint64_t handle, const void *data, size_t len)
 {
 	struct lcr_group *g = group;
@@ -306,6 +349,8 @@ long lcr_rt_xfer_write(void *group, uint64_t handle, const void *data, size_t le
 	LCR_ASSERT(rx->writer_open);
 	if (rx->got + len > rx->size)
 		return -EFBIG;
+	if (rx->got < LCR_RT_SNAP_STREAM_HDR)
+		return rx_hdr_write(g, data, len);
 	if (len > LCR_SNAP_CHUNK)
 		len = LCR_SNAP_CHUNK; /* lcr_snap_write returns an int */
 	int rc = lcr_snap_write(&rx->w, data, len);
@@ -362,11 +407,21 @@ static void rx_deliver(struct lcr_group *g)
 	uint64_t handle = rx->handle;
 
 	snprintf(rx->name, sizeof(rx->name), "%s", rx->w.name);
+	/* The core hears the membership the committed file's header holds
+	 * (paired with the one parsed from the stream). */
+	struct lcr_membership m_file;
+	int rc = lcr_rt_mship_of_snap(&rx->w.meta, &m_file);
+	LCR_ASSERT(rc == 0);
+	LCR_ASSERT(lcr_rt_mship_same(&m_file, &rx->membership));
+	rx->membership = m_file;
+	uint64_t data_size = rx->w.meta.size;
+	LCR_ASSERT(data_size + LCR_RT_SNAP_STREAM_HDR == rx->size);
 	lcr_snap_writer_free(&rx->w); /* committed: the file stays */
 	rx->writer_open = false;
 	g->snap.received++;
 	m.snapshot_req.data = handle;
-	m.snapshot_req.size = rx->size;
+	m.snapshot_req.size = data_size;
+	m.snapshot_req.membership = &rx->membership;
 	rx->installed = 0;
 	struct lcr_event ev = { .type = LCR_EV_MSG, .msg = &m };
 	lcr_rt_step(g, &ev);
@@ -551,6 +606,13 @@ int lcr_rt_snap_install(struct lcr_group *g, const struct lcr_cmd *c)
 			lcr_snap_reader_close(&in->r);
 		return rc < 0 ? rc : -ENOENT;
 	}
+	if (lcr_rt_mship_of_snap(&in->r.meta, &in->membership) < 0) {
+		fprintf(stderr,
+			"lcraft: group %u: the installed snapshot's membership is damaged\n",
+			g->id);
+		lcr_snap_reader_close(&in->r);
+		return -EBADMSG;
+	}
 	if ((rc = g->ops.restore_begin(g->sm, meta)) < 0) {
 		fprintf(stderr,
 			"lcraft: group %u: the state machine refused the snapshot at %llu: %s\n",
@@ -619,6 +681,7 @@ static void inst_done(struct lcr_group *g)
 	inst_release(g);
 	g->apply_broken = in->held;
 	g->applied_id = last;
+	g->applied_m = in->membership;
 	LCR_ASSERT(g->apply_to.index >= last.index);
 	lcr_rt_publish(g);
 	g->snap.installed++;

@@ -91,6 +91,7 @@ void lcr_rt_snap_build(struct lcr_group *g)
 	/* The state machine has applied every entry up to applied_id: its
 	 * cursor freezes exactly that state. */
 	s->meta.last = g->applied_id;
+	s->membership = g->applied_m;
 	s->meta.id = ((uint64_t)g->node->cfg.id << SNAP_SEQ_BITS) | (++s->seq & SNAP_SEQ_MASK);
 	if (!g->ops.snapshot_open || !s->buf) {
 		build_end(g, -ENOTSUP);
@@ -110,6 +111,10 @@ void lcr_rt_snap_build(struct lcr_group *g)
 		return;
 	}
 	s->writer_open = true;
+	/* The header carries the membership at meta.last (the core's
+	 * lcr_mship_at, checked against it in build_report). */
+	err = lcr_rt_mship_to_writer(&s->w, &s->membership);
+	LCR_ASSERT(err == 0);
 }
 
 /* Step the report; the core may ask for the next build from here on. */
@@ -136,6 +141,14 @@ static void build_report(struct lcr_group *g)
 	ev.snapshot.meta = s->meta;
 	ev.snapshot.err = s->err;
 	lcr_rt_step(g, &ev);
+	if (s->err != 0)
+		return;
+	/* Paired with the header written: the core took the snapshot with the
+	 * membership it knows at meta.last, which must be the one applied. */
+	struct lcr_core_status st;
+	lcr_core_status(g->core, &st);
+	if (lcr_log_id_eq(st.snapshot.last, s->meta.last) && st.snapshot.id == s->meta.id)
+		LCR_ASSERT(lcr_rt_mship_same(&st.snapshot_membership, &s->membership));
 }
 
 /* Read the next piece from the cursor: up to LCR_SNAP_CHUNK bytes. */
@@ -289,8 +302,8 @@ static int restore_feed(struct lcr_group *g, struct lcr_snap_reader *r, char *wh
 	}
 }
 
-int lcr_rt_snap_restore(struct lcr_group *g, struct lcr_snapshot_meta *meta, char *why,
-			size_t why_len)
+int lcr_rt_snap_restore(struct lcr_group *g, struct lcr_snapshot_meta *meta,
+			struct lcr_membership *m, char *why, size_t why_len)
 {
 	struct lcr_rt_snap *s = &g->snap;
 	char rx[4096];
@@ -302,7 +315,7 @@ int lcr_rt_snap_restore(struct lcr_group *g, struct lcr_snapshot_meta *meta, cha
 	lcr_snap_remove_leftovers(s->dir);
 	lcr_snap_remove_leftovers(rx);
 	lcr_rt_xfer_remove_received(g);
-	int rc = lcr_rt_snap_restore_from(g, s->dir, meta, why, why_len);
+	int rc = lcr_rt_snap_restore_from(g, s->dir, meta, m, why, why_len);
 	if (rc < 0)
 		return rc;
 	/* Our own builds go on numbering after the restored one, so that an id
@@ -313,13 +326,14 @@ int lcr_rt_snap_restore(struct lcr_group *g, struct lcr_snapshot_meta *meta, cha
 }
 
 int lcr_rt_snap_restore_from(struct lcr_group *g, const char *dir, struct lcr_snapshot_meta *meta,
-			     char *why, size_t why_len)
+			     struct lcr_membership *m, char *why, size_t why_len)
 {
 	struct lcr_snap_reader r;
 	char err[512] = "";
 	int rc;
 
 	memset(meta, 0, sizeof(*meta));
+	memset(m, 0, sizeof(*m));
 	rc = lcr_snap_open(&r, &g->lc->ring, dir, g->id, g->node->cfg.alloc, err, sizeof(err));
 	if (rc < 0) {
 		snprintf(why, why_len, "group %u: cannot open its newest snapshot: %s", g->id,
@@ -335,6 +349,15 @@ int lcr_rt_snap_restore_from(struct lcr_group *g, const char *dir, struct lcr_sn
 			 g->id, dir, (unsigned long long)r.meta.last.index);
 		lcr_snap_reader_close(&r);
 		return -ENOTSUP;
+	}
+	/* The membership at its last entry: the core starts from it. */
+	if (lcr_rt_mship_of_snap(&r.meta, m) < 0) {
+		snprintf(why, why_len,
+			 "group %u: the snapshot in %s at %llu holds a membership (%u bytes) that "
+			 "does not decode",
+			 g->id, dir, (unsigned long long)r.meta.last.index, r.meta.membership_len);
+		lcr_snap_reader_close(&r);
+		return -EBADMSG;
 	}
 	meta->last = r.meta.last;
 	meta->id = r.meta.id;

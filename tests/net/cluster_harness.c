@@ -14,6 +14,11 @@
 
 #include "cluster_harness.h"
 
+uint32_t ch_nodes(const struct ch_cluster *c)
+{
+	return c->n_nodes ? c->n_nodes : CH_NODES;
+}
+
 uint64_t ch_now_ns(void)
 {
 	struct timespec ts;
@@ -150,23 +155,30 @@ void ch_config(const struct ch_cluster *c, struct lcr_node_config *nc, uint32_t 
 	nc->cluster = 42;
 	snprintf(d, d_len, "%s/n%u", c->dir, id);
 	nc->data_dir = d;
-	nc->n_peers = CH_NODES;
+	nc->n_peers = ch_nodes(c);
 	nc->segment_bytes = 8u << 20;
 	nc->core.election_timeout_min_ms = CH_ELECTION_MIN_MS;
 	nc->core.election_timeout_max_ms = CH_ELECTION_MAX_MS;
 	nc->core.heartbeat_interval_ms = CH_HEARTBEAT_MS;
-	for (uint32_t i = 0; i < CH_NODES; i++)
+	for (uint32_t i = 0; i < nc->n_peers; i++)
 		nc->peers[i].id = i + 1;
 	c->configure(nc, id);
 }
 
 void ch_start(struct ch_cluster *c, uint32_t id)
 {
+	ch_open(c, id);
+	ch_run(c, id);
+}
+
+void ch_open(struct ch_cluster *c, uint32_t id)
+{
 	struct lcr_node_config nc;
 	char why[256], d[300];
 	struct ch_replica *r = &c->rep[id];
 
-	assert_true(id >= 1 && id <= CH_NODES);
+	assert_true(id >= 1 && id <= ch_nodes(c) && ch_nodes(c) <= CH_NODES_MAX);
+	assert_null(r->node);
 	assert_false(r->running);
 	ch_config(c, &nc, id, d, sizeof(d));
 	memset(&r->sm, 0, sizeof(r->sm));
@@ -185,6 +197,14 @@ void ch_start(struct ch_cluster *c, uint32_t id)
 	rc = lcr_group_open(r->node, CH_GROUP, &ops, &r->sm, &r->group, why, sizeof(why));
 	if (rc < 0)
 		fail_msg("node %u group: %s", id, why);
+}
+
+void ch_run(struct ch_cluster *c, uint32_t id)
+{
+	struct ch_replica *r = &c->rep[id];
+
+	assert_non_null(r->node);
+	assert_false(r->running);
 	assert_int_equal(pthread_create(&r->thread, NULL, run_node, r), 0);
 	r->running = true;
 }
@@ -193,7 +213,7 @@ void ch_stop(struct ch_cluster *c, uint32_t id)
 {
 	struct ch_replica *r = &c->rep[id];
 
-	assert_true(id >= 1 && id <= CH_NODES);
+	assert_true(id >= 1 && id <= ch_nodes(c));
 	assert_true(r->running);
 	lcr_node_stop(r->node);
 	pthread_join(r->thread, NULL);
@@ -204,7 +224,7 @@ void ch_stop(struct ch_cluster *c, uint32_t id)
 
 void ch_stop_all(struct ch_cluster *c)
 {
-	for (uint32_t i = 1; i <= CH_NODES; i++)
+	for (uint32_t i = 1; i <= ch_nodes(c); i++)
 		if (c->rep[i].running)
 			ch_stop(c, i);
 }
@@ -219,7 +239,7 @@ static uint32_t agreed_leader(const struct ch_cluster *c)
 {
 	const struct ch_replica *rep = c->rep;
 	uint32_t l = 0;
-	for (uint32_t i = 1; i <= CH_NODES; i++) {
+	for (uint32_t i = 1; i <= ch_nodes(c); i++) {
 		if (!rep[i].running)
 			continue;
 		uint32_t x = atomic_load(&rep[i].sm.leader);
@@ -345,7 +365,7 @@ void ch_wait_converged(const struct ch_cluster *c, uint64_t count, uint64_t time
 	for (;;) {
 		bool same = true, first = true;
 		uint64_t h = 0;
-		for (uint32_t i = 1; i <= CH_NODES; i++) {
+		for (uint32_t i = 1; i <= ch_nodes(c); i++) {
 			if (!rep[i].running)
 				continue;
 			if (atomic_load(&rep[i].sm.count) != count) {
@@ -361,7 +381,7 @@ void ch_wait_converged(const struct ch_cluster *c, uint64_t count, uint64_t time
 		if (same)
 			return;
 		if (ch_now_ns() > end) {
-			for (uint32_t i = 1; i <= CH_NODES; i++)
+			for (uint32_t i = 1; i <= ch_nodes(c); i++)
 				print_message("replica %u: applied %llu (want %llu)\n", i,
 					      (unsigned long long)atomic_load(&rep[i].sm.count),
 					      (unsigned long long)count);
@@ -385,7 +405,7 @@ uint64_t ch_commit(struct ch_cluster *c, uint32_t leader, struct ch_batch *b, ui
 void ch_loopback(struct lcr_node_config *c, uint16_t base_port)
 {
 	c->bind_host = "127.0.0.1";
-	for (uint32_t i = 0; i < CH_NODES; i++) {
+	for (uint32_t i = 0; i < c->n_peers; i++) {
 		snprintf(c->peers[i].host, sizeof(c->peers[i].host), "127.0.0.1");
 		c->peers[i].port = (uint16_t)(base_port + 10 * i);
 	}

@@ -25,7 +25,8 @@
 
 #include "lcraft.h"
 
-#define CH_NODES	   3
+#define CH_NODES	   3 /* replicas, unless ch_cluster.n_nodes says more */
+#define CH_NODES_MAX	   5
 #define CH_GROUP	   1
 #define CH_ELECTION_MIN_MS 150
 #define CH_ELECTION_MAX_MS 300
@@ -57,8 +58,14 @@ struct ch_cluster {
 	/* The state machine has the six snapshot hooks: its state, (count,
 	 * hash), is the snapshot (set before ch_start). */
 	bool snapshots;
-	struct ch_replica rep[CH_NODES + 1]; /* 1-based */
+	/* Replicas (and peers in every node's config), 0: CH_NODES; at most
+	 * CH_NODES_MAX (set before ch_start). */
+	uint32_t n_nodes;
+	struct ch_replica rep[CH_NODES_MAX + 1]; /* 1-based */
 };
+
+/* The replicas of `c`: n_nodes, or CH_NODES. */
+uint32_t ch_nodes(const struct ch_cluster *c);
 
 /* One batch of proposals, posted to the leader's lcore and answered there. */
 struct ch_batch {
@@ -81,7 +88,8 @@ uint64_t ch_now_ns(void);
 int ch_init(struct ch_cluster *c, const char *name,
 	    void (*configure)(struct lcr_node_config *nc, uint32_t id));
 
-/* The transport part for UDP on loopback: node i listens on base_port + 10 (i - 1). */
+/* The transport part for UDP on loopback: node i listens on base_port + 10 (i - 1)
+ * (for each of c->n_peers). */
 void ch_loopback(struct lcr_node_config *c, uint16_t base_port);
 
 /* Removes the data folder (every replica stopped). */
@@ -89,7 +97,8 @@ void ch_fini(struct ch_cluster *c);
 
 /*
  * Fills `nc` for replica `id`: cluster 42, data in `d` (dir/n<id>, `d` must
- * outlive the open), CH_NODES voters, 8 MiB segments, elections in
+ * outlive the open), ch_nodes(c) peers (voters unless configure sets
+ * core.membership), 8 MiB segments, elections in
  * CH_ELECTION_MIN_MS..CH_ELECTION_MAX_MS, heartbeats every CH_HEARTBEAT_MS;
  * then the test's configure hook.
  */
@@ -98,6 +107,11 @@ void ch_config(const struct ch_cluster *c, struct lcr_node_config *nc, uint32_t 
 
 /* Opens replica `id` (not running) with its group and runs it on a thread of its own. */
 void ch_start(struct ch_cluster *c, uint32_t id);
+
+/* ch_start in two steps: open replica `id` with its group (not running: its
+ * state may be read on the test's thread), then run it. */
+void ch_open(struct ch_cluster *c, uint32_t id);
+void ch_run(struct ch_cluster *c, uint32_t id);
 
 /* Stops replica `id` (running), joins its thread and closes it; its disk stays. */
 void ch_stop(struct ch_cluster *c, uint32_t id);
@@ -111,7 +125,8 @@ uint64_t ch_applied(const struct ch_cluster *c, uint32_t id);
 /* Waits up to `timeout_ms` for a leader all running replicas agree on; 0 if none. */
 uint32_t ch_wait_leader(const struct ch_cluster *c, uint64_t timeout_ms);
 
-/* Starts every replica and waits up to 5 s for their leader; fails without one. */
+/* Starts replicas 1..CH_NODES (any others are the test's to start) and waits up
+ * to 5 s for their leader; fails without one. */
 uint32_t ch_start_cluster(struct ch_cluster *c);
 
 /*

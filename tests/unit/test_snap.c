@@ -289,7 +289,7 @@ static void test_snap_corrupt_header_refused(void **state)
 static void edit_header(void (*edit)(uint8_t *h))
 {
 	char path[512];
-	uint8_t h[64];
+	uint8_t h[328]; /* the version 4 header: its checksum covers [8, 328) */
 	snprintf(path, sizeof(path), "%s/snap-%016llx-%08x-%016llx.snap", t.dir, 3ull, 2u, 9ull);
 	int fd = open(path, O_RDWR);
 	assert_true(fd >= 0);
@@ -325,6 +325,66 @@ static void size_huge(uint8_t *h)
 	memcpy(h + 40, &size, sizeof(size));
 }
 
+static void version_3(uint8_t *h)
+{
+	uint16_t v = 3;
+	memcpy(h + 8, &v, sizeof(v));
+}
+
+static void membership_long(uint8_t *h)
+{
+	uint32_t len = LCR_SNAP_MEMBERSHIP_MAX + 1;
+	memcpy(h + 64, &len, sizeof(len));
+}
+
+static void membership_tail_dirty(uint8_t *h)
+{
+	h[68 + 20] = 0x7f; /* past the 12 bytes written */
+}
+
+/* The membership written with the snapshot comes back from its header;
+ * one too long, or with bytes after it, is refused. */
+static void test_snap_membership_in_header(void **state)
+{
+	(void)state;
+	struct lcr_snap_writer w;
+	struct lcr_snap_reader r;
+	struct lcr_snap_meta m;
+	char why[256];
+	uint8_t mb[LCR_SNAP_MEMBERSHIP_MAX + 1];
+	for (uint32_t i = 0; i < sizeof(mb); i++)
+		mb[i] = (uint8_t)(i * 7 + 1);
+
+	assert_int_equal(lcr_snap_begin(&w, &t.ring, t.dir, "build.tmp", 7, alloc), 0);
+	assert_int_equal(lcr_snap_set_membership(&w, mb, LCR_SNAP_MEMBERSHIP_MAX + 1), -EINVAL);
+	assert_int_equal(lcr_snap_set_membership(&w, mb, 12), 0);
+	write_data(&w, 5000, 4);
+	commit_snapshot(&w, 9);
+	assert_int_equal(lcr_snap_newest(t.dir, 7, &m, why, sizeof(why)), 1);
+	assert_int_equal(m.membership_len, 12);
+	assert_memory_equal(m.membership, mb, 12);
+	assert_int_equal(lcr_snap_open(&r, &t.ring, t.dir, 7, alloc, why, sizeof(why)), 1);
+	assert_int_equal(r.meta.membership_len, 12);
+	assert_memory_equal(r.meta.membership, mb, 12);
+	lcr_snap_reader_close(&r);
+	assert_int_equal(read_snapshot(5000, 9, 4), 0);
+
+	edit_header(membership_tail_dirty);
+	assert_int_equal(lcr_snap_open(&r, &t.ring, t.dir, 7, alloc, why, sizeof(why)), -EBADMSG);
+	print_message("refused: %s\n", why);
+	assert_non_null(strstr(why, "after the membership"));
+	write_snapshot(5000, 9, 4);
+	edit_header(membership_long);
+	assert_int_equal(lcr_snap_newest(t.dir, 7, &m, why, sizeof(why)), -EBADMSG);
+	print_message("refused: %s\n", why);
+	assert_non_null(strstr(why, "membership of 257 bytes"));
+	/* Version 3 had no membership: refused, naming both versions. */
+	write_snapshot(5000, 9, 4);
+	edit_header(version_3);
+	assert_int_equal(lcr_snap_open(&r, &t.ring, t.dir, 7, alloc, why, sizeof(why)), -EBADMSG);
+	assert_non_null(strstr(why, "format version 3, this build reads 4"));
+}
+
 static void test_snap_other_version_named(void **state)
 {
 	(void)state;
@@ -337,9 +397,9 @@ static void test_snap_other_version_named(void **state)
 	assert_int_equal(lcr_snap_open(&r, &t.ring, t.dir, 7, alloc, why, sizeof(why)), -EBADMSG);
 	print_message("refused: %s\n", why);
 	assert_non_null(strstr(why, "snap-0000000000000003"));
-	assert_non_null(strstr(why, "format version 2, this build reads 3"));
+	assert_non_null(strstr(why, "format version 2, this build reads 4"));
 	assert_int_equal(lcr_snap_newest(t.dir, 7, &m, why, sizeof(why)), -EBADMSG);
-	assert_non_null(strstr(why, "format version 2, this build reads 3"));
+	assert_non_null(strstr(why, "format version 2, this build reads 4"));
 	write_snapshot(5000, 9, 4);
 	edit_header(flags_set);
 	assert_int_equal(lcr_snap_open(&r, &t.ring, t.dir, 7, alloc, why, sizeof(why)), -EBADMSG);
@@ -378,6 +438,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_snap_corrupt_data_detected, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_snap_corrupt_header_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_snap_other_version_named, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_snap_membership_in_header, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_snap_values_out_of_range_refused, setup,
 						teardown),
 	};

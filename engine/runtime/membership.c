@@ -1,0 +1,404 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * A group's membership in the runtime (runtime_int.h; the core's side:
+ * engine/membership.c, docs/architecture.md "Membership changes").
+ *
+ * At open: the first membership comes from the node's config (every peer a
+ * voter, or lcr_node_config.core.membership), the newest snapshot's from its
+ * file header, and every membership entry the log holds above its purge point
+ * is read back and loaded into the core (lcr_core_load_membership), so a
+ * restarted replica decides with the membership it had, not the config's.
+ *
+ * While running: the apply path follows the membership at the applied index
+ * (applied_m), which a snapshot build writes into its file header and a
+ * snapshot send puts in front of the file's bytes (the stream header below);
+ * the receiver takes it from there into its own file's header and hands it to
+ * the core with the SNAPSHOT_REQ. lcr_group_change_membership() asks the core
+ * for a change and answers once the target is the committed membership.
+ *
+ * Node addresses do not travel with a membership yet: the transport knows the
+ * peers of the node's config, so a membership may name only those.
+ *
+ * Only the group's lcore calls these (and open, before it runs).
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "crc32c.h"
+#include "put.h"
+#include "runtime_int.h"
+
+static_assert(LCR_MEMBERSHIP_BYTES_MAX <= LCR_SNAP_MEMBERSHIP_MAX,
+	      "a membership fits a snapshot header");
+
+#define STREAM_MAGIC 0x4d52434cu /* "LCRM" */
+
+static bool is_peer(const struct lcr_node_config *c, uint32_t id)
+{
+	for (uint32_t i = 0; i < c->n_peers; i++)
+		if (c->peers[i].id == id)
+			return true;
+	return false;
+}
+
+/* Every node `m` names is one of the config's peers, or -EINVAL with why. */
+static int known_nodes(const struct lcr_node_config *c, const struct lcr_membership *m, char *why,
+		       size_t why_len)
+{
+	uint32_t ids[2 * LCR_NODES_MAX + LCR_NODES_MAX], n = 0;
+
+	for (uint32_t k = 0; k < m->n_configs && k < LCR_CONFIGS_MAX; k++)
+		for (uint32_t i = 0; i < m->configs[k].n && i < LCR_NODES_MAX; i++)
+			ids[n++] = m->configs[k].ids[i];
+	for (uint32_t i = 0; i < m->n_learners && i < LCR_NODES_MAX; i++)
+		ids[n++] = m->learners[i];
+	for (uint32_t i = 0; i < n; i++)
+		if (!is_peer(c, ids[i])) {
+			snprintf(why, why_len,
+				 "node %u is not one of this node's %u configured peers: the "
+				 "transport cannot reach it (a membership may name only nodes "
+				 "the config lists)",
+				 ids[i], c->n_peers);
+			return -EINVAL;
+		}
+	return 0;
+}
+
+int lcr_rt_mship_initial(const struct lcr_node_config *c, struct lcr_membership *m, char *why,
+			 size_t why_len)
+{
+	int rc;
+
+	if (c->core.membership.n_configs == 0) {
+		memset(m, 0, sizeof(*m));
+		m->n_configs = 1;
+		m->configs[0].n = c->n_peers;
+		for (uint32_t i = 0; i < c->n_peers; i++)
+			m->configs[0].ids[i] = c->peers[i].id;
+	} else {
+		*m = c->core.membership;
+		if (lcr_membership_validate(m, why, why_len) < 0)
+			return -EINVAL;
+		if ((rc = known_nodes(c, m, why, why_len)) < 0)
+			return rc;
+	}
+	/* A node the first membership leaves out joins later: until the log or
+	 * a snapshot says more it counts itself a learner, which never stands
+	 * for election (the core wants itself in its membership). */
+	if (!lcr_membership_contains(m, c->id)) {
+		if (m->n_learners == LCR_NODES_MAX) {
+			snprintf(why, why_len, "the first membership has no room for node %u",
+				 c->id);
+			return -EINVAL;
+		}
+		m->learners[m->n_learners++] = c->id;
+	}
+	return 0;
+}
+
+int lcr_rt_mship_of_snap(const struct lcr_snap_meta *f, struct lcr_membership *m)
+{
+	if (f->membership_len == 0)
+		return -EBADMSG;
+	return lcr_membership_decode(f->membership, f->membership_len, m) < 0 ? -EBADMSG : 0;
+}
+
+int lcr_rt_mship_to_writer(struct lcr_snap_writer *w, const struct lcr_membership *m)
+{
+	uint8_t b[LCR_MEMBERSHIP_BYTES_MAX];
+	size_t n = lcr_membership_encode(m, b, sizeof(b));
+
+	LCR_ASSERT(n > 0);
+	return lcr_snap_set_membership(w, b, (uint32_t)n);
+}
+
+/* ---- the snapshot stream's header ----------------------------------------------- */
+
+/*
+ * What a sender puts in front of a snapshot file's data (docs/storage-format.md,
+ * "The snapshot stream"): magic, CRC32C of bytes [8, 268), the membership's
+ * length, the membership as the file header holds it, zero padded.
+ */
+void lcr_rt_mship_stream_hdr(const struct lcr_snap_meta *f, uint8_t *out)
+{
+	uint32_t magic = STREAM_MAGIC, len = f->membership_len;
+
+	LCR_ASSERT(len <= LCR_SNAP_MEMBERSHIP_MAX);
+	memset(out, 0, LCR_RT_SNAP_STREAM_HDR);
+	memcpy(out, &magic, 4);
+	memcpy(out + 8, &len, 4);
+	memcpy(out + 12, f->membership, len);
+	uint32_t crc = lcr_crc32c(0, out + 8, LCR_RT_SNAP_STREAM_HDR - 8);
+	memcpy(out + 4, &crc, 4);
+}
+
+int lcr_rt_mship_stream_parse(const uint8_t *h, struct lcr_membership *m, const uint8_t **bytes,
+			      uint32_t *len)
+{
+	uint32_t magic, crc, n;
+
+	memcpy(&magic, h, 4);
+	memcpy(&crc, h + 4, 4);
+	memcpy(&n, h + 8, 4);
+	if (magic != STREAM_MAGIC || crc != lcr_crc32c(0, h + 8, LCR_RT_SNAP_STREAM_HDR - 8) ||
+	    n == 0 || n > LCR_SNAP_MEMBERSHIP_MAX)
+		return -EBADMSG;
+	if (lcr_membership_decode(h + 12, n, m) < 0)
+		return -EBADMSG;
+	*bytes = h + 12;
+	*len = n;
+	return 0;
+}
+
+/* ---- at open ---------------------------------------------------------------- */
+
+/* Load the membership entry at `index`, if the log holds one there. */
+static int load_one(struct lcr_group *g, uint64_t index, char *why, size_t why_len)
+{
+	struct lcr_log_id id;
+	struct lcr_entry e;
+	struct lcr_membership m;
+
+	if (!lcr_log_id_at(g->log, index, &id))
+		return 0; /* cut off since recovery found it */
+	int rc = lcr_log_read(g->log, index, &e, g->lc->cold, COLD_BYTES);
+	if (rc < 0) {
+		snprintf(why, why_len, "group %u: cannot read the log entry at %llu: %s", g->id,
+			 (unsigned long long)index, lcr_strerror(rc));
+		return rc;
+	}
+	if (e.type != LCR_ENTRY_MEMBERSHIP)
+		return 0;
+	if (lcr_membership_decode(e.data, e.len, &m) < 0 ||
+	    (rc = lcr_core_load_membership(g->core, id, &m)) < 0) {
+		snprintf(why, why_len, "group %u: the membership entry at %llu does not load",
+			 g->id, (unsigned long long)index);
+		return -EBADMSG;
+	}
+	return 0;
+}
+
+int lcr_rt_mship_load(struct lcr_group *g, char *why, size_t why_len)
+{
+	uint64_t first = lcr_log_first_index(g->log), last = lcr_log_last(g->log).index;
+	const uint64_t *idx;
+	uint32_t n;
+	int rc;
+
+	if (lcr_log_memberships(g->log, &idx, &n) == -E2BIG) {
+		/* More than recovery kept track of: look at every entry. */
+		for (uint64_t i = first; i <= last; i++)
+			if ((rc = load_one(g, i, why, why_len)) < 0)
+				return rc;
+		return 0;
+	}
+	for (uint32_t i = 0; i < n; i++) {
+		if (idx[i] < first || idx[i] > last)
+			continue;
+		if ((rc = load_one(g, idx[i], why, why_len)) < 0)
+			return rc;
+	}
+	return 0;
+}
+
+/* ---- while running ------------------------------------------------------------ */
+
+void lcr_rt_mship_applied(struct lcr_group *g, const struct lcr_entry *e)
+{
+	struct lcr_membership m;
+
+	LCR_ASSERT(e->type == LCR_ENTRY_MEMBERSHIP);
+	/* The core took it only if it decodes (entry_valid), and the log
+	 * checked its checksum on the way back. */
+	int rc = lcr_membership_decode(e->data, e->len, &m);
+	LCR_ASSERT(rc == 0);
+	g->applied_m = m;
+}
+
+/* The same voters and learners, in any order. */
+static bool same_set(const uint32_t *a, uint32_t na, const uint32_t *b, uint32_t nb)
+{
+	if (na != nb)
+		return false;
+	for (uint32_t i = 0; i < na; i++) {
+		uint32_t k = 0;
+		while (k < nb && b[k] != a[i])
+			k++;
+		if (k == nb)
+			return false;
+	}
+	return true;
+}
+
+bool lcr_rt_mship_same(const struct lcr_membership *a, const struct lcr_membership *b)
+{
+	if (a->n_configs != b->n_configs)
+		return false;
+	for (uint32_t k = 0; k < a->n_configs; k++)
+		if (!same_set(a->configs[k].ids, a->configs[k].n, b->configs[k].ids,
+			      b->configs[k].n))
+			return false;
+	return same_set(a->learners, a->n_learners, b->learners, b->n_learners);
+}
+
+/* The change ends: its callback runs once. */
+static void change_done(struct lcr_group *g, int err, uint32_t leader)
+{
+	struct lcr_rt_mchange *mc = &g->mc;
+	lcr_membership_fn done = mc->done;
+	void *ctx = mc->ctx;
+
+	LCR_ASSERT(mc->state != LCR_RT_MC_NONE);
+	mc->state = LCR_RT_MC_NONE;
+	mc->done = NULL;
+	if (err == 0)
+		g->mship_changed++;
+	else
+		g->mship_failed++;
+	g->busy++;
+	done(ctx, err, leader);
+	g->busy--;
+}
+
+/* Hand the target to the core: 0 (it waits), or the core's refusal. */
+static int change_start(struct lcr_group *g)
+{
+	struct lcr_rt_mchange *mc = &g->mc;
+	struct lcr_core_status st;
+	struct lcr_log_id id;
+
+	LCR_ASSERT(!g->busy);
+	int rc = lcr_core_change_membership(g->core, g->lc->now, &mc->target, &id);
+	lcr_rt_run_cmds(g);
+	if (rc < 0)
+		return rc;
+	lcr_core_status(g->core, &st);
+	mc->vote = st.vote;
+	mc->first = id;
+	mc->state = LCR_RT_MC_WAITING;
+	return 0;
+}
+
+int lcr_group_change_membership(struct lcr_group *g, const struct lcr_membership *target, char *why,
+				size_t why_len, lcr_membership_fn done, void *ctx)
+{
+	char scratch[8];
+	int rc;
+
+	LCR_ASSERT(g != NULL);
+	if (!why) {
+		why = scratch;
+		why_len = sizeof(scratch);
+	}
+	if (!target || !done) {
+		snprintf(why, why_len, "no target or no callback");
+		return -EINVAL;
+	}
+	if (target->n_configs != 1) {
+		snprintf(why, why_len, "the target holds %u configs: name one (the voters)",
+			 target->n_configs);
+		return -EINVAL;
+	}
+	if (lcr_membership_validate(target, why, why_len) < 0)
+		return -EINVAL;
+	if ((rc = known_nodes(&g->node->cfg, target, why, why_len)) < 0)
+		return rc;
+	if (g->mc.state != LCR_RT_MC_NONE) {
+		snprintf(why, why_len, "a membership change asked for here is under way");
+		return -EBUSY;
+	}
+	g->mc.target = *target;
+	g->mc.done = done;
+	g->mc.ctx = ctx;
+	if (g->busy) {
+		/* From a callback: the core's commands are being walked. The
+		 * next iteration starts it, and `done` says how that went. */
+		g->mc.state = LCR_RT_MC_QUEUED;
+		return 0;
+	}
+	rc = change_start(g);
+	if (rc < 0) {
+		g->mc.state = LCR_RT_MC_NONE;
+		snprintf(why, why_len, "the core refused the change: %s", lcr_strerror(rc));
+		return rc;
+	}
+	return 0;
+}
+
+bool lcr_rt_mship_progress(struct lcr_group *g)
+{
+	struct lcr_rt_mchange *mc = &g->mc;
+	struct lcr_core_status s, *st = &s;
+
+	if (lcr_likely(mc->state == LCR_RT_MC_NONE))
+		return false;
+	if (mc->state == LCR_RT_MC_QUEUED) {
+		int rc = change_start(g);
+		if (rc < 0)
+			change_done(g, rc, g->leader);
+		return true;
+	}
+	lcr_core_status(g->core, st);
+	/* Done once the target is what is committed here: a leader the target
+	 * removes steps down in that same step, so this is looked at first. */
+	if (st->membership_committed && lcr_rt_mship_same(&st->membership, &mc->target)) {
+		change_done(g, 0, st->leader);
+		return true;
+	}
+	if (st->role == LCR_ROLE_STOPPED) {
+		change_done(g, -LCR_ESTOPPED, 0);
+		return true;
+	}
+	/* Only this leadership carries the change on (openraft: a new leader
+	 * does not finish another's joint config by itself). */
+	if (st->role != LCR_ROLE_LEADER || !lcr_leader_id_eq(st->vote.lid, mc->vote.lid)) {
+		change_done(g, -LCR_ENOTLEADER, st->leader);
+		return true;
+	}
+	return false;
+}
+
+void lcr_rt_mship_close(struct lcr_group *g)
+{
+	if (g->mc.state != LCR_RT_MC_NONE)
+		change_done(g, -LCR_ESTOPPED, 0);
+}
+
+void lcr_group_membership(const struct lcr_group *g, struct lcr_membership *effective,
+			  struct lcr_log_id *id, bool *committed)
+{
+	struct lcr_core_status s, *st = &s;
+
+	lcr_core_status(g->core, st);
+	if (effective)
+		*effective = st->membership;
+	if (id)
+		*id = st->membership_id;
+	if (committed)
+		*committed = st->membership_committed;
+}
+
+int lcr_rt_mship_json(const struct lcr_membership *m, char *buf, size_t len)
+{
+	size_t o = 0;
+
+	LCR_PUT("{\"joint\":%s,\"voters\":[", m->n_configs > 1 ? "true" : "false");
+	/* The newest config; a joint one's older config follows. */
+	uint32_t k = m->n_configs - 1;
+	for (uint32_t i = 0; i < m->configs[k].n; i++)
+		LCR_PUT("%s%u", i ? "," : "", m->configs[k].ids[i]);
+	LCR_PUT("]");
+	if (m->n_configs > 1) {
+		LCR_PUT(",\"voters_old\":[");
+		for (uint32_t i = 0; i < m->configs[0].n; i++)
+			LCR_PUT("%s%u", i ? "," : "", m->configs[0].ids[i]);
+		LCR_PUT("]");
+	}
+	LCR_PUT(",\"learners\":[");
+	for (uint32_t i = 0; i < m->n_learners; i++)
+		LCR_PUT("%s%u", i ? "," : "", m->learners[i]);
+	LCR_PUT("]}");
+	return o < len ? (int)o : -ENOSPC;
+}
