@@ -296,14 +296,8 @@ int lcr_core_load_membership(struct lcr_core *c, struct lcr_log_id id,
 	if (id.index <= c->log.purged.index || !lcr_log_ids_has(&c->log, id) ||
 	    (c->m_log_n > 0 && c->m_log[c->m_log_n - 1].id.index >= id.index))
 		return -EINVAL;
-	if (!lcr_mship_room(c, 1)) {
-		/* Older ones below the commit point fold at start: make room now
-		 * (entries this far back were committed by the time the next came,
-		 * one change at a time). */
-		c->m_committed = c->m_log[0];
-		memmove(c->m_log, c->m_log + 1, sizeof(c->m_log[0]) * (c->m_log_n - 1));
-		c->m_log_n--;
-	}
+	/* An older one is committed once a newer one follows (membership.c). */
+	lcr_mship_fold(c, id.index - 1);
 	c->m_log[c->m_log_n].id = id;
 	c->m_log[c->m_log_n].m = *m;
 	c->m_log_n++;
@@ -748,9 +742,8 @@ static bool entry_valid(const struct lcr_core *c, const struct lcr_entry *e)
  * msg_numbers() bounded, so no wrap), ids in range, bodies storage takes.
  * The protocol handler checks the rest (follower.c).
  */
-static bool entries_sane(struct lcr_core *c, const struct lcr_append_req *a)
+static bool entries_sane(const struct lcr_core *c, const struct lcr_append_req *a)
 {
-	c->door_mships = 0;
 	if (a->n_entries > LCR_NUMBER_MAX - a->prev.index)
 		return false;
 	for (uint32_t i = 0; i < a->n_entries && a->entries; i++) {
@@ -758,7 +751,6 @@ static bool entries_sane(struct lcr_core *c, const struct lcr_append_req *a)
 		if (id.lid.term >= LCR_NUMBER_MAX || id.index >= LCR_NUMBER_MAX ||
 		    !entry_valid(c, &a->entries[i]))
 			return false;
-		c->door_mships += a->entries[i].type == LCR_ENTRY_MEMBERSHIP;
 	}
 	return true;
 }

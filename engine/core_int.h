@@ -40,17 +40,18 @@ uint64_t lcr_membership_quorum_value(const struct lcr_membership *m,
 				     bool one_short);
 /* Membership state (openraft's MembershipState): entries above the commit
  * point, the committed one, and a few older committed ones for snapshots. */
-#define LCR_MSHIP_LOG  8
+#define LCR_MSHIP_LOG  2
 #define LCR_MSHIP_HIST 4
 struct lcr_mship {
 	struct lcr_log_id id; /* the membership entry; none: the initial config */
 	struct lcr_membership m;
 };
 bool lcr_membership_eq(const struct lcr_membership *a, const struct lcr_membership *b);
-bool lcr_mship_room(const struct lcr_core *c, uint32_t more);
 void lcr_mship_appended(struct lcr_core *c, struct lcr_log_id id, const struct lcr_membership *m);
 void lcr_mship_truncated(struct lcr_core *c, uint64_t since);
 void lcr_mship_committed(struct lcr_core *c);
+/* Entries up to `upto` are committed (or about to be, in this very call). */
+void lcr_mship_fold(struct lcr_core *c, uint64_t upto);
 void lcr_mship_installed(struct lcr_core *c, struct lcr_log_id last,
 			 const struct lcr_membership *m);
 /* The membership in effect at `index` (NULL: too old to know). */
@@ -167,7 +168,6 @@ struct lcr_core {
 	struct lcr_entry m_entry;
 	struct lcr_membership snap_m; /* the newest snapshot's membership */
 	uint64_t n_mship_changes;
-	uint32_t door_mships; /* membership entries in the message being handled */
 	uint32_t n_nodes;
 	uint32_t nodes[LCR_NODES_MAX];
 

@@ -83,8 +83,7 @@ static bool room_for(struct lcr_core *c, const struct lcr_append_req *a, uint32_
 	 */
 	if (first == c->log.last.index + 1 && c->log.n > 0 &&
 	    lcr_leader_id_eq(a->entries[i].id.lid, c->log.keys[c->log.n - 1].lid) &&
-	    lcr_leader_id_eq(a->entries[a->n_entries - 1].id.lid, c->log.keys[c->log.n - 1].lid) &&
-	    lcr_mship_room(c, c->door_mships))
+	    lcr_leader_id_eq(a->entries[a->n_entries - 1].id.lid, c->log.keys[c->log.n - 1].lid))
 		return true;
 	if (first <= c->log.last.index) {
 		/* Runs that survive a truncation at `first`. */
@@ -104,20 +103,9 @@ static bool room_for(struct lcr_core *c, const struct lcr_append_req *a, uint32_
 		prev = a->entries[j].id.lid;
 		has_prev = true;
 	}
-	if (have + runs > c->log.cap) {
-		c->n_dropped++; /* the log is full of leader changes: a purge would free it */
-		return false;
-	}
-	/* Membership entries above the commit point: a genuine leader leaves at
-	 * most a joint and a uniform one uncommitted; the table holds a few more. */
-	uint32_t keep = 0, more = 0;
-	while (keep < c->m_log_n && c->m_log[keep].id.index < first)
-		keep++;
-	for (uint32_t j = i; j < a->n_entries; j++)
-		more += a->entries[j].type == LCR_ENTRY_MEMBERSHIP;
-	if (keep + more <= LCR_MSHIP_LOG)
+	if (have + runs <= c->log.cap)
 		return true;
-	c->n_dropped++;
+	c->n_dropped++; /* the log is full of leader changes: a purge would free it */
 	return false;
 }
 

@@ -280,15 +280,20 @@ static void effective_changed(struct lcr_core *c)
 	lcr_core_nodes_changed(c);
 }
 
-bool lcr_mship_room(const struct lcr_core *c, uint32_t more)
-{
-	return c->m_log_n + more <= LCR_MSHIP_LOG;
-}
-
+/*
+ * Only the newest membership entry of a log can be uncommitted: a leader
+ * proposes one only when every membership entry in its log is committed (one
+ * change at a time; the target after a joint config once that commits), and
+ * by Log Matching a log that holds an entry holds its proposer's log before
+ * it. So every older one folds into the committed membership, and a replica
+ * restarted with a stale commit point, or far behind, never holds more than
+ * one above it.
+ */
 void lcr_mship_appended(struct lcr_core *c, struct lcr_log_id id, const struct lcr_membership *m)
 {
-	LCR_ASSERT(c->m_log_n < LCR_MSHIP_LOG);
 	LCR_ASSERT(c->m_log_n == 0 || c->m_log[c->m_log_n - 1].id.index < id.index);
+	lcr_mship_fold(c, id.index - 1);
+	LCR_ASSERT(c->m_log_n < LCR_MSHIP_LOG);
 	c->m_log[c->m_log_n].id = id;
 	c->m_log[c->m_log_n].m = *m;
 	c->m_log_n++;
@@ -313,9 +318,14 @@ static void hist_push(struct lcr_core *c, const struct lcr_mship *e)
 
 void lcr_mship_committed(struct lcr_core *c)
 {
+	lcr_mship_fold(c, c->committed.index);
+}
+
+void lcr_mship_fold(struct lcr_core *c, uint64_t upto)
+{
 	uint32_t k = 0;
 
-	while (k < c->m_log_n && c->m_log[k].id.index <= c->committed.index) {
+	while (k < c->m_log_n && c->m_log[k].id.index <= upto) {
 		hist_push(c, &c->m_committed);
 		c->m_committed = c->m_log[k];
 		k++;

@@ -104,6 +104,14 @@ struct sim_disk {
 	bool fail_next;	     /* the next op's fsync fails */
 };
 
+/* A follower's read index request as a leader received it. */
+#define SIM_PEER_READS 8
+struct sim_peer_read {
+	uint64_t read_id;
+	struct lcr_leader_id lid;
+	uint64_t need;
+};
+
 /* A client operation in flight at a node. */
 struct sim_wait {
 	uint32_t client;
@@ -177,11 +185,10 @@ struct sim_node {
 	 * newest send time (its clock) of an AppendEntries acknowledged to it. */
 	uint64_t lead_since;
 	uint64_t heard_ns[SIM_NODES_MAX];
-	/* As leader: the newest read index request from each node, the
-	 * leadership it reached and the newest send_seq sent before it came. */
-	uint64_t peer_read_id[SIM_NODES_MAX];
-	uint64_t peer_read_need[SIM_NODES_MAX];
-	struct lcr_leader_id peer_read_lid[SIM_NODES_MAX];
+	/* As leader: the recent read index requests from each node, with the
+	 * newest send_seq sent before each came (the lowest, for copies). */
+	struct sim_peer_read peer_reads[SIM_NODES_MAX][SIM_PEER_READS];
+	uint32_t peer_reads_next[SIM_NODES_MAX];
 	uint64_t core_allocs;	       /* allocations through the core's hook */
 	uint64_t core_allocs_at_start; /* ... when lcr_core_new returned */
 	uint64_t stop_count;

@@ -700,12 +700,19 @@ void sim_check_sent(struct sim_world *w, struct sim_node *n, const struct lcr_ms
 	}
 	/* A read index granted to a follower: a quorum acked something the
 	 * leader sent after the request came. */
-	if (m->type == LCR_MSG_READ_INDEX_RESP && m->read_index_resp.result == LCR_READ_INDEX_OK &&
-	    m->to >= 1 && m->to <= w->par.nodes &&
-	    n->peer_read_id[m->to - 1] == m->read_index_resp.read_id &&
-	    lcr_leader_id_eq(n->peer_read_lid[m->to - 1], m->read_index_resp.vote.lid)) {
-		struct lcr_leader_id rl = n->peer_read_lid[m->to - 1];
-		uint64_t need = n->peer_read_need[m->to - 1];
+	const struct sim_peer_read *grant = NULL;
+	for (uint32_t k = 0;
+	     m->type == LCR_MSG_READ_INDEX_RESP && m->read_index_resp.result == LCR_READ_INDEX_OK &&
+	     m->to >= 1 && m->to <= w->par.nodes && k < SIM_PEER_READS;
+	     k++) {
+		const struct sim_peer_read *pr = &n->peer_reads[m->to - 1][k];
+		if (pr->read_id == m->read_index_resp.read_id &&
+		    lcr_leader_id_eq(pr->lid, m->read_index_resp.vote.lid))
+			grant = pr;
+	}
+	if (grant) {
+		struct lcr_leader_id rl = grant->lid;
+		uint64_t need = grant->need;
 		uint32_t acked = 1;
 		uint64_t mask = 1ull << (n->id - 1);
 		struct lcr_core_status now;
@@ -785,16 +792,23 @@ void sim_check_received(struct sim_world *w, struct sim_node *n, const struct lc
 	 * quorum to ack something sent after this (thesis §6.4). */
 	if (m->type == LCR_MSG_READ_INDEX_REQ && n->role == LCR_ROLE_LEADER && m->from >= 1 &&
 	    m->from <= w->par.nodes) {
-		uint32_t f = m->from - 1;
+		struct sim_peer_read *pr = n->peer_reads[m->from - 1];
 		uint64_t need = lcr_leader_id_eq(n->sent_lid, n->st.vote.lid) ? n->sent_seq : 0;
+		uint32_t k = 0;
 		/* The same request again (a duplicate, or the follower asking
-		 * again): the first answer may be the first copy's. */
-		bool again = n->peer_read_id[f] == m->read_index_req.read_id &&
-			     lcr_leader_id_eq(n->peer_read_lid[f], n->st.vote.lid);
-		if (!again || need < n->peer_read_need[f])
-			n->peer_read_need[f] = need;
-		n->peer_read_id[f] = m->read_index_req.read_id;
-		n->peer_read_lid[f] = n->st.vote.lid;
+		 * again): an answer may be the first copy's. */
+		while (k < SIM_PEER_READS && !(pr[k].read_id == m->read_index_req.read_id &&
+					       lcr_leader_id_eq(pr[k].lid, n->st.vote.lid)))
+			k++;
+		if (k < SIM_PEER_READS) {
+			if (need < pr[k].need)
+				pr[k].need = need;
+		} else {
+			uint32_t slot = n->peer_reads_next[m->from - 1]++ % SIM_PEER_READS;
+			pr[slot].read_id = m->read_index_req.read_id;
+			pr[slot].lid = n->st.vote.lid;
+			pr[slot].need = need;
+		}
 	}
 	/* An ack reaching the leadership it names: the leader heard its sender. */
 	if (m->type == LCR_MSG_APPEND_RESP && m->append_resp.result == LCR_APPEND_OK &&
