@@ -84,7 +84,7 @@ struct lcr_log_id {
 enum lcr_entry_type {
 	LCR_ENTRY_BLANK = 1,	  /* a new leader's no-op */
 	LCR_ENTRY_NORMAL = 2,	  /* application payload */
-	LCR_ENTRY_MEMBERSHIP = 3, /* reserved for membership changes (not built yet) */
+	LCR_ENTRY_MEMBERSHIP = 3, /* a membership change (lcr_membership_encode's payload) */
 };
 
 /*
@@ -364,7 +364,7 @@ struct lcr_read_index_resp {
 
 /*
  * A snapshot's meta (openraft's SnapshotMeta, less the membership, which the
- * snapshot's file carries: membership is fixed by the config in this build).
+ * snapshot's file carries and lcr_snapshot_req names beside it).
  * `last` is the last entry the snapshot covers: the state machine after
  * applying every entry up to it. `id` names one build (the builder's choice,
  * unique on that node); two snapshots with the same `last` hold the same state.
