@@ -42,6 +42,9 @@ struct lcr_backend_stats {
 	uint64_t rx_errors;
 	uint64_t rx_truncated; /* larger than the receive buffer */
 	uint64_t wakeups;      /* times wait() slept */
+	uint64_t gso_sends;    /* sends that carried several datagrams (UDP_SEGMENT) */
+	uint64_t gso_off;      /* the kernel refused one: segmentation turned off */
+	uint64_t rx_coalesced; /* receives that held several datagrams (UDP_GRO) */
 };
 
 struct lcr_backend;
@@ -93,9 +96,10 @@ struct lcr_sock_opts {
 	uint16_t bind_port;
 	uint32_t n_peers;
 	struct lcr_sock_peer peers[LCR_SOCK_PEERS_MAX];
-	uint32_t burst;		    /* datagrams per recvmmsg/sendmmsg (default 64) */
-	uint32_t dgram_max;	    /* receive buffer per datagram (default 9000) */
-	bool busy_poll;		    /* never sleep in wait() */
+	uint32_t burst;	    /* datagrams per recvmmsg/sendmmsg (default 64) */
+	uint32_t dgram_max; /* receive buffer per datagram (default 9000) */
+	bool busy_poll;	    /* never sleep in wait() */
+	bool offload;	    /* UDP_SEGMENT and UDP_GRO where the kernel has them (default on) */
 	uint32_t rcvbuf, sndbuf;    /* SO_RCVBUF/SO_SNDBUF bytes, 0: leave */
 	struct lcr_allocator alloc; /* its buffers; NULL alloc: malloc */
 };

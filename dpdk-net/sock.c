@@ -16,6 +16,7 @@
 #include <limits.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <netinet/udp.h>
 #include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -34,10 +35,18 @@
 
 /* sendmmsg and recvmmsg take at most UIO_MAXIOV (1024) messages per call. */
 #define LCR_SOCK_BURST_MAX 1024
-/* Control bytes per received message: its SCM_TIMESTAMPNS. */
-#define LCR_SOCK_CTL CMSG_SPACE(sizeof(struct timespec))
+/* Control bytes per received message: its SCM_TIMESTAMPNS and UDP_GRO. */
+#define LCR_SOCK_CTL (CMSG_SPACE(sizeof(struct timespec)) + CMSG_SPACE(sizeof(int)))
+/* Control bytes per sent message: its UDP_SEGMENT. */
+#define LCR_SOCK_TX_CTL CMSG_SPACE(sizeof(uint16_t))
 /* The largest UDP payload over IPv6 (65535 less the UDP header). */
 #define LCR_SOCK_DGRAM_MAX 65527
+/* Segmentation offload: datagrams per send (the kernel's UDP_MAX_SEGMENTS)
+ * and bytes per send (under IPv4's largest UDP payload, 65507). */
+#define LCR_SOCK_GSO_SEGS  64
+#define LCR_SOCK_GSO_BYTES 65000
+/* A receive buffer when the kernel may coalesce datagrams (UDP_GRO). */
+#define LCR_SOCK_GRO_BYTES 65535
 
 struct lcr_sock_addr {
 	uint32_t node;
@@ -51,8 +60,11 @@ struct lcr_sock {
 	int fd;
 	int family;
 	bool busy_poll;
+	bool gso;	    /* sends coalesce datagrams to one peer (UDP_SEGMENT) */
+	bool gro;	    /* receives may hold several datagrams (UDP_GRO) */
 	uint32_t burst;	    /* messages per recvmmsg/sendmmsg */
-	uint32_t dgram_max; /* bytes per receive buffer */
+	uint32_t dgram_max; /* largest datagram taken */
+	uint32_t rx_bytes;  /* bytes per receive buffer: dgram_max, or a coalesced one's */
 	uint32_t n_peers;
 	uint32_t last_rx_peer; /* index of the peer that sent last: bursts come in runs */
 	struct lcr_backend_stats st;
@@ -63,14 +75,20 @@ struct lcr_sock {
 	struct iovec *rx_iov;
 	struct sockaddr_storage *rx_name;
 	uint8_t *rx_ctl; /* LCR_SOCK_CTL bytes per message */
+	/* Received and not yet handed out (a coalesced message holds several):
+	 * messages [rx_next, rx_got) of the last recvmmsg, the first from rx_off. */
+	uint32_t rx_got, rx_next, rx_off;
+	uint32_t *rx_seg; /* each message's datagram size (its GRO segment, or its length) */
 	/* wait(): the epoll set this socket was added to (-1: none), and an fd
 	 * found not to be one (ppoll is used with it). */
 	int ep_fd, not_ep_fd;
 	struct lcr_hist rx_delay;
 	/* Send side: headers pointing at the caller's bytes, and where each came from. */
 	struct mmsghdr *tx_msg;
-	struct iovec *tx_iov;
-	uint32_t *tx_src; /* index in the caller's array of each queued message */
+	struct iovec *tx_iov; /* one per datagram: a message gathers a run of them */
+	uint8_t *tx_ctl;      /* LCR_SOCK_TX_CTL bytes per message */
+	uint32_t *tx_src;     /* index in the caller's array of each message's first datagram */
+	uint32_t *tx_segs;    /* datagrams in each message */
 };
 
 static struct lcr_sock *to_sock(struct lcr_backend *be)
@@ -194,21 +212,39 @@ static const struct lcr_sock_addr *addr_of(const struct lcr_sock *s, uint32_t no
 	return NULL;
 }
 
-static int sock_rx_burst(struct lcr_backend *be, struct lcr_dgram *d, uint32_t max)
+/* How long a message waited in the socket, into rx_delay; and its GRO segment size (0: one). */
+static uint32_t rx_meta(struct lcr_sock *s, struct msghdr *h, const struct timespec *now)
 {
-	struct lcr_sock *s = to_sock(be);
-	uint32_t n = max < s->burst ? max : s->burst, out = 0;
-	int got;
+	uint32_t seg = 0;
 
-	if (n == 0)
-		return 0;
+	for (struct cmsghdr *c = CMSG_FIRSTHDR(h); c; c = CMSG_NXTHDR(h, c)) {
+		if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_TIMESTAMPNS) {
+			/* The clock may have stepped since: such a sample is left out. */
+			struct timespec ts;
+			memcpy(&ts, CMSG_DATA(c), sizeof(ts));
+			int64_t waited = (int64_t)(now->tv_sec - ts.tv_sec) * 1000000000 +
+					 (now->tv_nsec - ts.tv_nsec);
+			if (waited >= 0 && waited < 1000000000)
+				lcr_hist_add(&s->rx_delay, (uint64_t)waited);
+		} else if (c->cmsg_level == SOL_UDP && c->cmsg_type == UDP_GRO) {
+			int v;
+			memcpy(&v, CMSG_DATA(c), sizeof(v));
+			seg = v > 0 ? (uint32_t)v : 0;
+		}
+	}
+	return seg;
+}
+
+/* One recvmmsg into the burst buffers: the messages wait in rx_got. */
+static int rx_fill(struct lcr_sock *s, uint32_t n)
+{
 	/* recvmmsg writes the lengths back: reset them for every call. */
 	for (uint32_t i = 0; i < n; i++) {
 		s->rx_msg[i].msg_hdr.msg_namelen = sizeof(s->rx_name[i]);
 		s->rx_msg[i].msg_hdr.msg_flags = 0;
 		s->rx_msg[i].msg_hdr.msg_controllen = LCR_SOCK_CTL;
 	}
-	got = recvmmsg(s->fd, s->rx_msg, n, MSG_DONTWAIT, NULL);
+	int got = recvmmsg(s->fd, s->rx_msg, n, MSG_DONTWAIT, NULL);
 	if (got < 0) {
 		int err = errno;
 
@@ -225,28 +261,66 @@ static int sock_rx_burst(struct lcr_backend *be, struct lcr_dgram *d, uint32_t m
 	clock_gettime(CLOCK_REALTIME, &now);
 	for (int i = 0; i < got; i++) {
 		struct mmsghdr *m = &s->rx_msg[i];
+		uint32_t seg = rx_meta(s, &m->msg_hdr, &now);
 
-		/* How long it waited in the socket (the clock may have stepped
-		 * since: such a sample is left out). */
-		struct cmsghdr *c = CMSG_FIRSTHDR(&m->msg_hdr);
-		if (c && c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_TIMESTAMPNS) {
-			struct timespec ts;
-			memcpy(&ts, CMSG_DATA(c), sizeof(ts));
-			int64_t waited = (int64_t)(now.tv_sec - ts.tv_sec) * 1000000000 +
-					 (now.tv_nsec - ts.tv_nsec);
-			if (waited >= 0 && waited < 1000000000)
-				lcr_hist_add(&s->rx_delay, (uint64_t)waited);
-		}
-
-		/* A datagram larger than dgram_max was cut: its tail is gone, so drop it. */
+		/* A datagram larger than the buffer was cut: its tail is gone, so drop it. */
 		if (lcr_unlikely(m->msg_hdr.msg_flags & MSG_TRUNC)) {
 			s->st.rx_truncated++;
+			m->msg_len = 0;
 			continue;
 		}
-		d[out].buf = m->msg_hdr.msg_iov->iov_base;
-		d[out].len = m->msg_len;
-		d[out].peer = peer_of(s, &s->rx_name[i]);
+		/* Not coalesced: one datagram, the whole message. */
+		if (seg == 0 || seg >= m->msg_len)
+			seg = m->msg_len;
+		/* The buffer is larger than dgram_max where the kernel coalesces:
+		 * a larger datagram is dropped all the same. */
+		if (lcr_unlikely(seg > s->dgram_max)) {
+			s->st.rx_truncated++;
+			m->msg_len = 0;
+			continue;
+		}
+		s->rx_seg[i] = seg;
+		if (seg < m->msg_len)
+			s->st.rx_coalesced++;
 		s->st.rx_bytes += m->msg_len;
+	}
+	s->rx_got = (uint32_t)got;
+	s->rx_next = 0;
+	s->rx_off = 0;
+	return got;
+}
+
+/*
+ * Hand out what the last recvmmsg took, a datagram at a time: a message the
+ * kernel coalesced (UDP_GRO) is cut at its segment size. A new recvmmsg only
+ * when nothing is left, at the start of a call, so the buffers handed out
+ * stay valid until the next call.
+ */
+static int sock_rx_burst(struct lcr_backend *be, struct lcr_dgram *d, uint32_t max)
+{
+	struct lcr_sock *s = to_sock(be);
+	uint32_t out = 0;
+
+	if (max == 0)
+		return 0;
+	if (s->rx_next == s->rx_got) {
+		int got = rx_fill(s, max < s->burst ? max : s->burst);
+		if (got <= 0)
+			return got;
+	}
+	while (out < max && s->rx_next < s->rx_got) {
+		struct mmsghdr *m = &s->rx_msg[s->rx_next];
+		uint32_t seg = s->rx_seg[s->rx_next];
+		if (s->rx_off >= m->msg_len) {
+			s->rx_next++;
+			s->rx_off = 0;
+			continue;
+		}
+		uint32_t len = m->msg_len - s->rx_off < seg ? m->msg_len - s->rx_off : seg;
+		d[out].buf = (uint8_t *)m->msg_hdr.msg_iov->iov_base + s->rx_off;
+		d[out].len = len;
+		d[out].peer = peer_of(s, &s->rx_name[s->rx_next]);
+		s->rx_off += len;
 		out++;
 	}
 	s->st.rx_dgrams += out;
@@ -259,10 +333,19 @@ static bool tx_try_later(int err)
 	return err == EAGAIN || err == EWOULDBLOCK || err == ENOBUFS;
 }
 
+/* Errors that say the kernel or the path cannot segment a send (UDP_SEGMENT). */
+static bool gso_refused(int err)
+{
+	return err == EIO || err == EINVAL || err == EOPNOTSUPP || err == ENOPROTOOPT ||
+	       err == EMSGSIZE;
+}
+
 /*
  * Send msgs[0..cnt). Returns how many of them were dealt with: sent, or lost to
  * an error other than a full buffer (UDP would lose them anyway, and a dead
- * peer must not stall the others).
+ * peer must not stall the others). A coalesced message the kernel refuses
+ * turns segmentation off, and is not dealt with: it goes again, datagram by
+ * datagram.
  */
 static uint32_t tx_flush(struct lcr_sock *s, uint32_t cnt)
 {
@@ -272,9 +355,10 @@ static uint32_t tx_flush(struct lcr_sock *s, uint32_t cnt)
 		int rc = sendmmsg(s->fd, s->tx_msg + done, cnt - done, MSG_DONTWAIT);
 
 		if (rc > 0) {
-			for (int i = 0; i < rc; i++)
+			for (int i = 0; i < rc; i++) {
 				s->st.tx_bytes += s->tx_msg[done + i].msg_len;
-			s->st.tx_dgrams += (uint64_t)rc;
+				s->st.tx_dgrams += s->tx_segs[done + i];
+			}
 			done += (uint32_t)rc;
 			continue;
 		}
@@ -284,11 +368,38 @@ static uint32_t tx_flush(struct lcr_sock *s, uint32_t cnt)
 			continue;
 		if (tx_try_later(errno))
 			break;
+		if (s->tx_segs[done] > 1 && gso_refused(errno)) {
+			s->gso = false;
+			s->st.gso_off++;
+			break;
+		}
 		/* ECONNREFUSED, EHOSTUNREACH, EMSGSIZE, EPERM...: this datagram is lost. */
 		s->st.tx_errors++;
 		done++;
 	}
 	return done;
+}
+
+/* Datagrams from d[i] on that go as one message: the same peer and size (the
+ * last may be shorter), within the kernel's bounds; 1 without offload. */
+static uint32_t tx_run(const struct lcr_sock *s, const struct lcr_dgram *d, uint32_t i, uint32_t n,
+		       uint32_t iov_left)
+{
+	uint32_t k = 1, bytes = d[i].len;
+
+	if (!s->gso)
+		return 1;
+	while (i + k < n && k < LCR_SOCK_GSO_SEGS && k < iov_left) {
+		const struct lcr_dgram *x = &d[i + k];
+		if (x->peer != d[i].peer || x->len > d[i].len ||
+		    bytes + x->len > LCR_SOCK_GSO_BYTES)
+			break;
+		bytes += x->len;
+		k++;
+		if (x->len < d[i].len)
+			break; /* a shorter one ends the message */
+	}
+	return k;
 }
 
 static int sock_tx_burst(struct lcr_backend *be, const struct lcr_dgram *d, uint32_t n)
@@ -297,23 +408,47 @@ static int sock_tx_burst(struct lcr_backend *be, const struct lcr_dgram *d, uint
 	uint32_t taken = 0;
 
 	while (taken < n) {
-		uint32_t cnt = 0, i = taken, done;
+		uint32_t cnt = 0, iov = 0, i = taken, done;
 
-		for (; i < n && cnt < s->burst; i++) {
+		for (; i < n && cnt < s->burst && iov < s->burst;) {
 			const struct lcr_sock_addr *a = addr_of(s, d[i].peer);
 			struct mmsghdr *m = &s->tx_msg[cnt];
 
 			if (lcr_unlikely(!a)) {
 				/* Nowhere to send it: count it as a failed send, never abort. */
 				s->st.tx_errors++;
+				i++;
 				continue;
 			}
-			s->tx_iov[cnt].iov_base = d[i].buf;
-			s->tx_iov[cnt].iov_len = d[i].len;
+			uint32_t k = tx_run(s, d, i, n, s->burst - iov);
+			for (uint32_t j = 0; j < k; j++) {
+				s->tx_iov[iov + j].iov_base = d[i + j].buf;
+				s->tx_iov[iov + j].iov_len = d[i + j].len;
+			}
+			m->msg_hdr.msg_iov = &s->tx_iov[iov];
+			m->msg_hdr.msg_iovlen = k;
 			m->msg_hdr.msg_name = (void *)&a->sa;
 			m->msg_hdr.msg_namelen = a->len;
+			m->msg_hdr.msg_control = NULL;
+			m->msg_hdr.msg_controllen = 0;
+			if (k > 1) {
+				/* The kernel cuts it back into datagrams of d[i].len. */
+				uint8_t *ctl = s->tx_ctl + (size_t)cnt * LCR_SOCK_TX_CTL;
+				m->msg_hdr.msg_control = ctl;
+				m->msg_hdr.msg_controllen = LCR_SOCK_TX_CTL;
+				struct cmsghdr *c = CMSG_FIRSTHDR(&m->msg_hdr);
+				c->cmsg_level = SOL_UDP;
+				c->cmsg_type = UDP_SEGMENT;
+				c->cmsg_len = CMSG_LEN(sizeof(uint16_t));
+				uint16_t seg = (uint16_t)d[i].len;
+				memcpy(CMSG_DATA(c), &seg, sizeof(seg));
+				s->st.gso_sends++;
+			}
 			s->tx_src[cnt] = i;
+			s->tx_segs[cnt] = k;
 			cnt++;
+			iov += k;
+			i += k;
 		}
 		done = tx_flush(s, cnt);
 		if (done < cnt) {
@@ -392,19 +527,26 @@ static void sock_close(struct lcr_backend *be)
 	lcr_allocator_free(&s->alloc, s->tx_msg);
 	lcr_allocator_free(&s->alloc, s->tx_iov);
 	lcr_allocator_free(&s->alloc, s->tx_src);
+	lcr_allocator_free(&s->alloc, s->tx_segs);
+	lcr_allocator_free(&s->alloc, s->tx_ctl);
+	lcr_allocator_free(&s->alloc, s->rx_seg);
 	lcr_allocator_free_aligned(&s->alloc, s);
 }
 
 static int sock_metrics_json(const struct lcr_backend *be, char *buf, size_t len)
 {
-	const struct lcr_hist *h = &((const struct lcr_sock *)be)->rx_delay;
+	const struct lcr_sock *s = (const struct lcr_sock *)be;
+	const struct lcr_hist *h = &s->rx_delay;
 	size_t o = 0;
 
 	LCR_PUT("\"rx_delay\":{\"count\":%llu,\"p50_us\":%.1f,\"p99_us\":%.1f,\"p999_us\":%.1f,"
-		"\"max_us\":%.1f}",
+		"\"max_us\":%.1f},\"offload\":{\"gso\":%s,\"gro\":%s,\"gso_sends\":%llu,"
+		"\"gso_off\":%llu,\"rx_coalesced\":%llu}",
 		(unsigned long long)h->count, (double)lcr_hist_pct(h, 0.5) / 1000.0,
 		(double)lcr_hist_pct(h, 0.99) / 1000.0, (double)lcr_hist_pct(h, 0.999) / 1000.0,
-		(double)h->max_ns / 1000.0);
+		(double)h->max_ns / 1000.0, s->gso ? "true" : "false", s->gro ? "true" : "false",
+		(unsigned long long)s->st.gso_sends, (unsigned long long)s->st.gso_off,
+		(unsigned long long)s->st.rx_coalesced);
 	return o < len ? (int)o : -ENOSPC;
 }
 
@@ -423,6 +565,7 @@ void lcr_sock_opts_default(struct lcr_sock_opts *o)
 	o->bind_host = "0.0.0.0";
 	o->burst = 64;
 	o->dgram_max = 9000;
+	o->offload = true;
 }
 
 static int check_opts(const struct lcr_sock_opts *o, char *why, unsigned why_len)
@@ -471,26 +614,27 @@ static int alloc_bufs(struct lcr_sock *s)
 
 	const struct lcr_allocator *a = &s->alloc;
 
-	s->rx_buf = lcr_allocator_alloc(a, (size_t)b * s->dgram_max);
+	s->rx_buf = lcr_allocator_alloc(a, (size_t)b * s->rx_bytes);
 	s->rx_msg = lcr_allocator_zalloc(a, b * sizeof(*s->rx_msg));
 	s->rx_iov = lcr_allocator_zalloc(a, b * sizeof(*s->rx_iov));
 	s->rx_name = lcr_allocator_zalloc(a, b * sizeof(*s->rx_name));
 	s->rx_ctl = lcr_allocator_zalloc(a, (size_t)b * LCR_SOCK_CTL);
+	s->rx_seg = lcr_allocator_zalloc(a, b * sizeof(*s->rx_seg));
 	s->tx_msg = lcr_allocator_zalloc(a, b * sizeof(*s->tx_msg));
 	s->tx_iov = lcr_allocator_zalloc(a, b * sizeof(*s->tx_iov));
+	s->tx_ctl = lcr_allocator_zalloc(a, (size_t)b * LCR_SOCK_TX_CTL);
 	s->tx_src = lcr_allocator_zalloc(a, b * sizeof(*s->tx_src));
-	if (!s->rx_buf || !s->rx_msg || !s->rx_iov || !s->rx_name || !s->rx_ctl || !s->tx_msg ||
-	    !s->tx_iov || !s->tx_src)
+	s->tx_segs = lcr_allocator_zalloc(a, b * sizeof(*s->tx_segs));
+	if (!s->rx_buf || !s->rx_msg || !s->rx_iov || !s->rx_name || !s->rx_ctl || !s->rx_seg ||
+	    !s->tx_msg || !s->tx_iov || !s->tx_ctl || !s->tx_src || !s->tx_segs)
 		return -ENOMEM;
 	for (uint32_t i = 0; i < b; i++) {
-		s->rx_iov[i].iov_base = s->rx_buf + (size_t)i * s->dgram_max;
-		s->rx_iov[i].iov_len = s->dgram_max;
+		s->rx_iov[i].iov_base = s->rx_buf + (size_t)i * s->rx_bytes;
+		s->rx_iov[i].iov_len = s->rx_bytes;
 		s->rx_msg[i].msg_hdr.msg_iov = &s->rx_iov[i];
 		s->rx_msg[i].msg_hdr.msg_iovlen = 1;
 		s->rx_msg[i].msg_hdr.msg_name = &s->rx_name[i];
 		s->rx_msg[i].msg_hdr.msg_control = s->rx_ctl + (size_t)i * LCR_SOCK_CTL;
-		s->tx_msg[i].msg_hdr.msg_iov = &s->tx_iov[i];
-		s->tx_msg[i].msg_hdr.msg_iovlen = 1;
 	}
 	return 0;
 }
@@ -541,6 +685,10 @@ static int open_socket(struct lcr_sock *s, const struct lcr_sock_opts *o, char *
 	}
 	/* Kernel receive timestamps for rx_delay; without them it stays empty. */
 	(void)set_int(s->fd, SOL_SOCKET, SO_TIMESTAMPNS, 1);
+	/* Datagrams of one sender may reach us coalesced (a kernel without
+	 * UDP_GRO, before 5.0, delivers them one by one). */
+	if (s->gro && set_int(s->fd, SOL_UDP, UDP_GRO, 1) < 0)
+		s->gro = false;
 	if (bind(s->fd, (struct sockaddr *)&sa, len) < 0) {
 		rc = -errno;
 		say(why, why_len, "bind %s: %s", hp, strerror(-rc));
@@ -598,6 +746,10 @@ int lcr_sock_open(struct lcr_backend **out, const struct lcr_sock_opts *o, char 
 	s->busy_poll = o->busy_poll;
 	s->burst = o->burst;
 	s->dgram_max = o->dgram_max;
+	s->gso = o->offload;
+	s->gro = o->offload;
+	s->rx_bytes =
+		o->offload && o->dgram_max < LCR_SOCK_GRO_BYTES ? LCR_SOCK_GRO_BYTES : o->dgram_max;
 	rc = alloc_bufs(s);
 	if (rc < 0) {
 		say(why, why_len, "out of memory for %u buffers of %u bytes", o->burst,

@@ -264,6 +264,7 @@ void lcr_stx_on_ack(struct lcr_stx *s, const struct lcr_wire_ack *a, uint64_t no
 {
 	if (a->stream != s->stream || a->cum >= s->next_seq)
 		return; /* another stream's, or acknowledging what we never sent */
+	s->heard_ns = now;
 	if (a->cum < s->acked) {
 		/*
 		 * Less than it acknowledged before: an old ack overtaken by a

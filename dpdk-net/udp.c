@@ -83,6 +83,7 @@ struct link {
 	struct lcr_vote tx_vote; /* the leadership that uses tx */
 	uint64_t core_stream;	 /* the core's stream id on it (for errors) */
 	uint64_t stream_drops;	 /* requests the window had no room for */
+	uint64_t core_restarts;	 /* the core's stream began anew: our window emptied */
 	struct snap_tx snap;	 /* our snapshot to it */
 	uint64_t unknown_xfer;	 /* a chunk of a transfer we do not hold: tell the sender */
 };
@@ -277,6 +278,17 @@ static void udp_stream_append(struct lcr_transport *t, const struct lcr_net_call
 	if (!lcr_vote_eq(l->tx_vote, req->append_req.vote)) {
 		lcr_stx_reset(&l->tx);
 		l->tx_vote = req->append_req.vote;
+	} else if (req->append_req.stream_id > l->core_stream && l->core_stream != 0 &&
+		   !l->snap.on && lcr_stx_in_flight(&l->tx) > 0 &&
+		   u->now - l->tx.heard_ns <= u->sopts.rto_max_ns) {
+		/* The core restarted its stream from the last match (its stall
+		 * timer, a conflict): what the window still holds of the old one
+		 * is sent again on the new, and would only arrive twice. Only
+		 * while the peer answers: a silent peer's unanswered datagrams
+		 * must go on counting towards UNREACHABLE, which the core's
+		 * restarts (every heartbeat) would otherwise never reach. */
+		lcr_stx_reset(&l->tx);
+		l->core_restarts++;
 	}
 	l->core_stream = req->append_req.stream_id;
 	size_t len = lcr_wire_encode_msg(u->msgbuf, LCR_WIRE_MSG_MAX, req);
@@ -1220,10 +1232,14 @@ static int udp_client_metrics_json(const struct lcr_transport *t, void *client, 
 	size_t o = 0;
 	(void)t;
 
-	LCR_PUT("\"in_flight\":%u,\"retransmits\":%llu,\"srtt_us\":%.1f,\"stream_drops\":%llu,"
+	LCR_PUT("\"in_flight\":%u,\"dgrams\":%llu,\"retransmits\":%llu,\"fast_retransmits\":%llu,"
+		"\"timeouts\":%llu,\"srtt_us\":%.1f,\"stream_drops\":%llu,\"core_restarts\":%llu,"
 		"\"peer_restarts\":%llu",
-		lcr_stx_in_flight(&l->tx), (unsigned long long)l->tx.st.retransmits,
-		(double)l->tx.st.srtt_ns / 1000.0, (unsigned long long)l->stream_drops,
+		lcr_stx_in_flight(&l->tx), (unsigned long long)l->tx.st.dgrams,
+		(unsigned long long)l->tx.st.retransmits,
+		(unsigned long long)l->tx.st.fast_retransmits,
+		(unsigned long long)l->tx.st.timeouts, (double)l->tx.st.srtt_ns / 1000.0,
+		(unsigned long long)l->stream_drops, (unsigned long long)l->core_restarts,
 		(unsigned long long)l->tx.st.peer_restarts);
 	return (int)o;
 }
