@@ -566,6 +566,14 @@ static void table_clear(struct lcr_kv *kv)
 	memset(&kv->st, 0, sizeof(kv->st));
 }
 
+/* A restore given up, or ended mid-record: the record's buffer goes too. */
+static void restore_free(struct kv_restore *r)
+{
+	if (r && r->phase == R_REC)
+		free(r->dst);
+	free(r);
+}
+
 int lcr_kv_restore_begin(void *ctx, const struct lcr_snapshot_meta *meta)
 {
 	struct lcr_kv *kv = ctx;
@@ -573,7 +581,7 @@ int lcr_kv_restore_begin(void *ctx, const struct lcr_snapshot_meta *meta)
 	(void)meta;
 	if (kv->cursor)
 		return -EBUSY;
-	free(kv->restore);
+	restore_free(kv->restore);
 	kv->restore = calloc(1, sizeof(*kv->restore));
 	if (!kv->restore)
 		return -ENOMEM;
@@ -629,6 +637,7 @@ static int restore_field(struct lcr_kv *kv, struct kv_restore *r)
 		uint8_t *mem = r->dst;
 		bool ok = put(kv, mem, r->key_len, mem + r->key_len, r->value_len);
 		free(mem);
+		r->dst = NULL;
 		if (!ok)
 			return -ENOMEM;
 		r->keys_left--;
@@ -686,7 +695,7 @@ int lcr_kv_restore_end(void *ctx)
 	bool same = complete && kv->st.keys == r->st.keys && kv->st.bytes == r->st.bytes;
 	if (same)
 		kv->st = r->st;
-	free(r);
+	restore_free(r);
 	return same ? 0 : -EBADMSG;
 }
 
@@ -695,7 +704,7 @@ static void kv_snap_free(struct lcr_kv *kv)
 	if (kv->cursor)
 		lcr_kv_snapshot_close(kv, kv->cursor);
 	free(kv->graveyard);
-	free(kv->restore);
+	restore_free(kv->restore);
 }
 
 const struct lcr_sm_ops lcr_kv_ops = {
