@@ -757,7 +757,16 @@ static bool entries_sane(const struct lcr_core *c, const struct lcr_append_req *
 
 static void on_msg(struct lcr_core *c, const struct lcr_msg *m)
 {
-	if (m->to != c->id || lcr_core_slot(c, m->from) < 0 || m->from == c->id) {
+	/* A sender outside the node table is dropped, but for a request where
+	 * membership changes are on: a node this replica does not know yet may
+	 * lead a membership it has not received (Raft processes requests from
+	 * anyone; the transport keeps strangers out). Replies need a slot. */
+	bool request = m->type == LCR_MSG_VOTE_REQ || m->type == LCR_MSG_APPEND_REQ ||
+		       m->type == LCR_MSG_SNAPSHOT_REQ || m->type == LCR_MSG_TRANSFER_LEADER ||
+		       m->type == LCR_MSG_READ_INDEX_REQ;
+	bool known = lcr_core_slot(c, m->from) >= 0 ||
+		     (request && c->cfg.enable_membership_changes && m->from != 0);
+	if (m->to != c->id || !known || m->from == c->id) {
 		c->n_stale++;
 		return;
 	}

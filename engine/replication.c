@@ -541,12 +541,18 @@ void lcr_on_net_error(struct lcr_core *c, uint32_t target, uint64_t stream_id, u
 	if (!c->leader.active || s < 0 || (uint32_t)s == c->self_slot)
 		return;
 	struct lcr_progress *p = &c->leader.progress[s];
-	if (stream_id != p->stream_id)
+	bool unreachable = err == LCR_NET_UNREACHABLE || err == LCR_NET_REMOTE;
+	/* An error of an older stream of this leadership says nothing of the
+	 * current one, but for a peer that cannot be reached: that is the
+	 * peer's, whatever the stream (the stall timer may have moved on before
+	 * the transport gave up), and its requests in flight go nowhere. */
+	if (stream_id != p->stream_id &&
+	    !(unreachable && stream_id >= c->leader.first_stream_id && stream_id < p->stream_id))
 		return;
 	/* openraft backoff_rank: Unreachable and Remote weigh 100, others 2;
 	 * above 20 the peer is backed off: b, 2b, 4b ... capped at 1 s, or the
 	 * transport's own intervals when it has them. */
-	p->backoff_rank += (err == LCR_NET_UNREACHABLE || err == LCR_NET_REMOTE) ? 100 : 2;
+	p->backoff_rank += unreachable ? 100 : 2;
 	if (p->backoff_rank > 20) {
 		uint64_t d =
 			c->cfg.backoff_ns

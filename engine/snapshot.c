@@ -173,6 +173,8 @@ void lcr_on_snapshot_req(struct lcr_core *c, const struct lcr_msg *m)
 		/* Everything after the commit point that disagrees goes; so does the
 		 * rest, which the snapshot covers. */
 		lcr_log_ids_reset(&c->log, last);
+		/* Membership entries above it went with the rest of the log. */
+		lcr_mship_truncated(c, last.index + 1);
 		if (c->flushed_last.index > last.index)
 			c->flushed_last = last;
 	}

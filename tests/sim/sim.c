@@ -345,7 +345,9 @@ static void fill_config(struct sim_world *w, struct lcr_core_config *cfg, uint32
 		cfg->membership.n_learners = 1;
 		cfg->membership.learners[0] = id;
 	}
-	cfg->enable_membership_changes = true;
+	/* Only where membership changes: a replica then takes requests from
+	 * nodes it does not know yet (the transport keeps strangers out). */
+	cfg->enable_membership_changes = w->par.churn;
 	cfg->enable_pre_vote = w->par.pre_vote;
 	cfg->seed = w->seed * 1000003u + id * 7919u + node(w, id)->incarnation;
 	/* Vary the replication shape so probing, pipelining and batching all run. */
@@ -1448,7 +1450,9 @@ static void forge(struct sim_world *w, struct sim_node *v)
 	memset(sm, 0, sizeof(*sm));
 	lcr_core_status(v->core, &st);
 	sm->forged = true;
-	bool stranger = chance(w, 40);
+	/* Strangers only where replicas take no requests from unknown nodes
+	 * (membership changes off): elsewhere the transport keeps them out. */
+	bool stranger = chance(w, 40) && !w->par.churn;
 	uint32_t from = stranger ? w->par.nodes + 1 + (uint32_t)rnd_below(w, 50)
 				 : 1 + (uint32_t)rnd_below(w, w->par.nodes);
 	if (from == v->id)
@@ -2036,6 +2040,24 @@ int sim_run_seed(struct sim_world *w, uint64_t seed, uint64_t steps, uint32_t bu
 		 * run) and may not lead until entries are purged. Counted. */
 		w->runs_stalls++;
 		live = true;
+	}
+	for (uint32_t i = 0; !w->violated && !live && i < w->par.nodes && getenv("SIM_DUMP"); i++) {
+		struct lcr_core_status st;
+		if (!w->nodes[i].up) {
+			fprintf(stderr, "DUMP n%u down\n", i + 1);
+			continue;
+		}
+		lcr_core_status(w->nodes[i].core, &st);
+		fprintf(stderr, "DUMP n%u role %u vote %llu-%u%s last %llu commit %llu cfgs %u [",
+			i + 1, st.role, (unsigned long long)st.vote.lid.term, st.vote.lid.node,
+			st.vote.committed ? "c" : "", (unsigned long long)st.last.index,
+			(unsigned long long)st.committed.index, st.membership.n_configs);
+		for (uint32_t c = 0; c < st.membership.n_configs; c++) {
+			for (uint32_t k = 0; k < st.membership.configs[c].n; k++)
+				fprintf(stderr, "%u ", st.membership.configs[c].ids[k]);
+			fprintf(stderr, "| ");
+		}
+		fprintf(stderr, "] learners %u\n", st.membership.n_learners);
 	}
 	if (!w->violated && !live)
 		sim_violation(w, "liveness",
