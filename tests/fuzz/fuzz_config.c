@@ -347,7 +347,6 @@ static char path[64];
 static struct lcr_app_config c1, c2;
 static unsigned long accepted; /* files loaded */
 
-
 /* The same config twice, or the first bytes where they differ and the file. */
 static void check_same(const struct lcr_app_config *a, const struct lcr_app_config *b,
 		       const struct text *t)

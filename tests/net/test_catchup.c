@@ -101,7 +101,8 @@ static double disk_rate(const char *dir, uint64_t bytes)
 static void test_catchup_follower_far_behind_with_hogs(void **state)
 {
 	uint64_t mb = env_u64("LCR_CATCHUP_MB", 32, 4096);
-	double min_ratio = getenv("LCR_CATCHUP_MIN_RATIO") ? atof(getenv("LCR_CATCHUP_MIN_RATIO")) : 0;
+	double min_ratio =
+		getenv("LCR_CATCHUP_MIN_RATIO") ? atof(getenv("LCR_CATCHUP_MIN_RATIO")) : 0;
 	uint32_t n_hogs = (uint32_t)env_u64("LCR_CATCHUP_HOGS", 2, HOGS_MAX);
 	bool metrics = getenv("LCR_CATCHUP_METRICS") != NULL;
 	uint32_t n = (uint32_t)(mb * 1000 * 1000 / ENTRY_BYTES);
