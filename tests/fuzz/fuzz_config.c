@@ -36,6 +36,7 @@
 
 #include "config.h"
 #include "core.h"
+#include "fuzz_input.h"
 
 #define CHECK(x)                                                                                   \
 	do {                                                                                       \
@@ -186,25 +187,6 @@ static const char *const values[] = {
 	" ; comment",
 	"a;b",
 };
-
-struct input {
-	const uint8_t *p;
-	size_t n;
-};
-
-static uint64_t take(struct input *in, unsigned bytes)
-{
-	uint64_t v = 0;
-
-	for (unsigned i = 0; i < bytes; i++) {
-		v <<= 8;
-		if (in->n) {
-			v |= *in->p++;
-			in->n--;
-		}
-	}
-	return v;
-}
 
 struct text {
 	char buf[FILE_MAX];

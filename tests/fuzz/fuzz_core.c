@@ -18,24 +18,7 @@
 #include <string.h>
 
 #include "core.h"
-
-struct input {
-	const uint8_t *p;
-	size_t n;
-};
-
-static uint64_t take(struct input *in, unsigned bytes)
-{
-	uint64_t v = 0;
-	for (unsigned i = 0; i < bytes; i++) {
-		v <<= 8;
-		if (in->n) {
-			v |= *in->p++;
-			in->n--;
-		}
-	}
-	return v;
-}
+#include "fuzz_input.h"
 
 /* Small numbers most of the time, anything sometimes. */
 static uint64_t num(struct input *in)

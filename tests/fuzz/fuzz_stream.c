@@ -35,6 +35,7 @@
 
 #include "stream.h"
 #include "wire.h"
+#include "fuzz_input.h"
 
 #define CHECK(x)                                                                                   \
 	do {                                                                                       \
@@ -81,25 +82,6 @@ static uint8_t payload[LCR_WIRE_DGRAM_MAX];
 static long allocs, frees;
 static bool after_init;
 static bool trace; /* FUZZ_STREAM_TRACE set: every datagram and what became of it */
-
-struct input {
-	const uint8_t *p;
-	size_t n;
-};
-
-static uint64_t take(struct input *in, unsigned bytes)
-{
-	uint64_t v = 0;
-
-	for (unsigned i = 0; i < bytes; i++) {
-		v <<= 8;
-		if (in->n) {
-			v |= *in->p++;
-			in->n--;
-		}
-	}
-	return v;
-}
 
 static void *count_alloc(void *ctx, size_t size)
 {

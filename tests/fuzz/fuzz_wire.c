@@ -21,6 +21,7 @@
 
 #include "crc32c.h"
 #include "wire.h"
+#include "fuzz_input.h"
 
 #define FUZZ_CLUSTER 0x0123456789abcdefull
 #define ENTS_MAX     512
@@ -320,25 +321,6 @@ static void check_dgram(const uint8_t *p, size_t len, uint64_t cluster, uint32_t
 }
 
 /* ---- building valid messages from the input -------------------------------- */
-
-struct input {
-	const uint8_t *p;
-	size_t n;
-};
-
-static uint64_t take(struct input *in, unsigned bytes)
-{
-	uint64_t v = 0;
-
-	for (unsigned i = 0; i < bytes; i++) {
-		v <<= 8;
-		if (in->n) {
-			v |= *in->p++;
-			in->n--;
-		}
-	}
-	return v;
-}
 
 /* Small numbers most of the time, edge values sometimes. */
 static uint64_t num(struct input *in)
