@@ -422,18 +422,7 @@ int main(int argc, char **argv)
 	uint64_t x = 0x9e3779b97f4a7c15ull;
 
 	for (unsigned long r = 0; r < runs; r++) {
-		size_t n;
-
-		x ^= x << 13;
-		x ^= x >> 7;
-		x ^= x << 17;
-		n = 1 + x % sizeof(buf);
-		for (size_t i = 0; i < n; i++) {
-			x ^= x << 13;
-			x ^= x >> 7;
-			x ^= x << 17;
-			buf[i] = (uint8_t)x;
-		}
+		size_t n = fuzz_random_input(&x, buf, sizeof(buf));
 		/* Mostly built files on the valid one, with few edits: those get accepted. */
 		if (r % 4 != 0) {
 			buf[0] &= (uint8_t)~1u;

@@ -297,12 +297,8 @@ int main(int argc, char **argv)
 
 	for (unsigned long r = 0; r < runs; r++) {
 		size_t n = 64 + (x % (sizeof(buf) - 64));
-		for (size_t i = 0; i < n; i++) {
-			x ^= x << 13;
-			x ^= x >> 7;
-			x ^= x << 17;
-			buf[i] = (uint8_t)x;
-		}
+		for (size_t i = 0; i < n; i++)
+			buf[i] = (uint8_t)fuzz_next(&x);
 		run(buf, n);
 	}
 	printf("fuzz_core: %lu random inputs, no abort\n", runs);

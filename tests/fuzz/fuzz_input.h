@@ -29,4 +29,23 @@ static inline uint64_t take(struct input *in, unsigned bytes)
 	return v;
 }
 
+/* The standalone builds' generator (xorshift64): the next value of *x. */
+static inline uint64_t fuzz_next(uint64_t *x)
+{
+	*x ^= *x << 13;
+	*x ^= *x >> 7;
+	*x ^= *x << 17;
+	return *x;
+}
+
+/* A random input of 1..limit bytes into buf (limit at most its size): its length. */
+static inline size_t fuzz_random_input(uint64_t *x, uint8_t *buf, size_t limit)
+{
+	size_t n = 1 + fuzz_next(x) % limit;
+
+	for (size_t i = 0; i < n; i++)
+		buf[i] = (uint8_t)fuzz_next(x);
+	return n;
+}
+
 #endif /* LCR_FUZZ_INPUT_H */

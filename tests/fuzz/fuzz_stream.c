@@ -425,18 +425,7 @@ int main(int argc, char **argv)
 	uint64_t x = 0x9e3779b97f4a7c15ull;
 
 	for (unsigned long n_run = 0; n_run < runs; n_run++) {
-		size_t n;
-
-		x ^= x << 13;
-		x ^= x >> 7;
-		x ^= x << 17;
-		n = 1 + x % sizeof(buf);
-		for (size_t i = 0; i < n; i++) {
-			x ^= x << 13;
-			x ^= x >> 7;
-			x ^= x << 17;
-			buf[i] = (uint8_t)x;
-		}
+		size_t n = fuzz_random_input(&x, buf, sizeof(buf));
 		LLVMFuzzerTestOneInput(buf, n);
 	}
 	printf("fuzz_stream: %lu random schedules, every message delivered once, whole, in order\n",

@@ -726,18 +726,7 @@ int main(int argc, char **argv)
 	uint64_t x = 0x9e3779b97f4a7c15ull;
 
 	for (unsigned long r = 0; r < runs; r++) {
-		size_t n;
-
-		x ^= x << 13;
-		x ^= x >> 7;
-		x ^= x << 17;
-		n = 1 + x % (r % 4 == 0 ? sizeof(buf) - 1 : 600);
-		for (size_t i = 0; i < n; i++) {
-			x ^= x << 13;
-			x ^= x >> 7;
-			x ^= x << 17;
-			buf[i] = (uint8_t)x;
-		}
+		size_t n = fuzz_random_input(&x, buf, (r % 4 == 0 ? sizeof(buf) - 1 : 600));
 		LLVMFuzzerTestOneInput(buf, n);
 	}
 	printf("fuzz_wire: %lu random inputs, every decode round-tripped\n", runs);
