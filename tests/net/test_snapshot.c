@@ -661,9 +661,13 @@ static void test_snapshot_install_100mb_in_steps_r3(void **state)
 		usleep(20000);
 	}
 	double ms = (double)(now_ns() - t0) / 1e6;
+	/* The leader may still apply what a build task proposed: wait until
+	 * both have applied the same, read together. */
 	uint64_t n = atomic_load(&sm[l].applied_n);
 	for (uint64_t t1 = now_ns();
-	     atomic_load(&sm[3].applied_n) < n && now_ns() - t1 < 10000000000ull;)
+	     (atomic_load(&sm[3].applied_n) != n || n != atomic_load(&sm[l].applied_n)) &&
+	     now_ns() - t1 < 10000000000ull;
+	     n = atomic_load(&sm[l].applied_n))
 		usleep(1000);
 	double iter_us = metric3(3, "install_iteration_max_us");
 	printf("100 MB install on node 3: %.0f ms from its start, the restore %.1f ms, longest "
