@@ -49,6 +49,14 @@
 /* A joint membership holds at most two configs (old and new). */
 #define LCR_CONFIGS_MAX 2
 
+/* A member's address as a membership carries it: text, 1 to
+ * LCR_NODE_ADDR_MAX - 1 bytes, printable, NUL-terminated here. */
+#define LCR_NODE_ADDR_MAX 64
+struct lcr_node_addr {
+	uint32_t id;
+	char addr[LCR_NODE_ADDR_MAX];
+};
+
 /* Membership: a list of voter configs (joint when two) plus learners. */
 struct lcr_membership {
 	uint32_t n_configs;
@@ -58,6 +66,12 @@ struct lcr_membership {
 	} configs[LCR_CONFIGS_MAX];
 	uint32_t n_learners;
 	uint32_t learners[LCR_NODES_MAX];
+	/* Where members not in every node's config can be reached (openraft's
+	 * Node, the membership's node data): at most one per member, kept
+	 * through joint configs for the nodes that stay. Opaque to the core;
+	 * the UDP transports read "HOST:PORT" (an IPv6 host in brackets). */
+	uint32_t n_addrs;
+	struct lcr_node_addr addrs[LCR_NODES_MAX];
 };
 
 struct lcr_leader_id {

@@ -27,6 +27,7 @@ enum lcr_bug {
 	LCR_BUG_JOINT_SINGLE_QUORUM =
 		1u << 11, /* commit under a joint config on the new one's quorum */
 	LCR_BUG_REMOVED_STILL_VOTES = 1u << 12, /* elections count the committed config's voters */
+	LCR_BUG_ADDRS_DROPPED = 1u << 13, /* a change keeps only the addresses its target names */
 };
 
 #ifdef LCR_PLANTED_BUGS

@@ -945,14 +945,20 @@ int lcr_core_change_membership(struct lcr_core *c, uint64_t now_ns,
 	/* One change at a time (openraft: the previous must be committed). */
 	if (!lcr_mship_settled(c) || c->m_target_pending)
 		return -EBUSY;
-	lcr_mship_joint(&c->membership, target, &next, &direct);
+	/* Addresses: the target's, else the ones the nodes have now. */
+	struct lcr_membership t = *target;
+	const struct lcr_membership *have =
+		LCR_BUG(c, LCR_BUG_ADDRS_DROPPED) ? NULL : &c->membership;
+	lcr_membership_keep_addrs(&t, have);
+	lcr_mship_joint(&c->membership, &t, &next, &direct);
+	lcr_membership_keep_addrs(&next, have);
 	/* The joint config holds the old and the new nodes; every replica's
 	 * table must take them, and itself (entry_valid's bound). */
 	if (lcr_membership_validate(&next, why, sizeof(why)) < 0 ||
 	    lcr_membership_nodes(&next, ids) >= LCR_NODES_MAX)
 		return -EINVAL;
 	if (!direct) {
-		c->m_target = *target;
+		c->m_target = t;
 		c->m_target_pending = true;
 		c->m_joint_index = c->log.last.index + 1;
 	}

@@ -424,10 +424,16 @@ LCR_API int lcr_core_load_membership(struct lcr_core *c, struct lcr_log_id id,
 LCR_API bool lcr_membership_is_voter(const struct lcr_membership *m, uint32_t id);
 LCR_API bool lcr_membership_contains(const struct lcr_membership *m, uint32_t id);
 LCR_API int lcr_membership_validate(const struct lcr_membership *m, char *why, size_t why_len);
+/* Node `id`'s address in `m`, or NULL. */
+LCR_API const char *lcr_membership_addr(const struct lcr_membership *m, uint32_t id);
+/* Keep in `m` one address for each of its nodes: its own, else the one in
+ * `from` (may be NULL); addresses of nodes `m` does not hold are dropped. */
+LCR_API void lcr_membership_keep_addrs(struct lcr_membership *m, const struct lcr_membership *from);
 /* A membership entry's payload (docs/storage-format.md): bytes written, 0 if
  * `cap` is short; and back (-EINVAL: malformed or invalid). */
 #define LCR_MEMBERSHIP_BYTES_MAX                                                                   \
-	(4 + LCR_CONFIGS_MAX * (4 + 4 * LCR_NODES_MAX) + 4 + 4 * LCR_NODES_MAX)
+	(4 + LCR_CONFIGS_MAX * (4 + 4 * LCR_NODES_MAX) + 4 + 4 * LCR_NODES_MAX + 4 +               \
+	 LCR_NODES_MAX * (5 + LCR_NODE_ADDR_MAX - 1))
 LCR_API size_t lcr_membership_encode(const struct lcr_membership *m, void *buf, size_t cap);
 LCR_API int lcr_membership_decode(const void *buf, size_t len, struct lcr_membership *m);
 

@@ -110,7 +110,69 @@ int lcr_membership_validate(const struct lcr_membership *m, char *why, size_t wh
 			 LCR_NODES_MAX);
 		return -EINVAL;
 	}
+	if (m->n_addrs > LCR_NODES_MAX) {
+		snprintf(why, why_len, "membership: %u node addresses (at most %d)", m->n_addrs,
+			 LCR_NODES_MAX);
+		return -EINVAL;
+	}
+	for (uint32_t i = 0; i < m->n_addrs; i++) {
+		const struct lcr_node_addr *a = &m->addrs[i];
+		size_t len = strnlen(a->addr, LCR_NODE_ADDR_MAX);
+		if (!lcr_membership_contains(m, a->id)) {
+			snprintf(why, why_len, "membership: an address for node %u, not a member",
+				 a->id);
+			return -EINVAL;
+		}
+		for (uint32_t k = 0; k < i; k++)
+			if (m->addrs[k].id == a->id) {
+				snprintf(why, why_len, "membership: node %u has two addresses",
+					 a->id);
+				return -EINVAL;
+			}
+		if (len == 0 || len == LCR_NODE_ADDR_MAX) {
+			snprintf(why, why_len,
+				 "membership: node %u's address is empty or longer than %d bytes",
+				 a->id, LCR_NODE_ADDR_MAX - 1);
+			return -EINVAL;
+		}
+		for (size_t k = 0; k < len; k++)
+			if (a->addr[k] <= ' ' || a->addr[k] > '~') {
+				snprintf(why, why_len,
+					 "membership: node %u's address holds a byte that is not "
+					 "printable ASCII (0x%02x at %zu)",
+					 a->id, (unsigned)(uint8_t)a->addr[k], k);
+				return -EINVAL;
+			}
+	}
 	return 0;
+}
+
+const char *lcr_membership_addr(const struct lcr_membership *m, uint32_t id)
+{
+	for (uint32_t i = 0; i < m->n_addrs && i < LCR_NODES_MAX; i++)
+		if (m->addrs[i].id == id)
+			return m->addrs[i].addr;
+	return NULL;
+}
+
+void lcr_membership_keep_addrs(struct lcr_membership *m, const struct lcr_membership *from)
+{
+	uint32_t ids[LCR_NODES_MAX], n = lcr_membership_nodes(m, ids), k = 0;
+	struct lcr_node_addr out[LCR_NODES_MAX];
+
+	for (uint32_t i = 0; i < n; i++) {
+		const char *a = lcr_membership_addr(m, ids[i]);
+		if (!a && from)
+			a = lcr_membership_addr(from, ids[i]);
+		if (!a)
+			continue;
+		out[k].id = ids[i];
+		snprintf(out[k].addr, sizeof(out[k].addr), "%s", a);
+		k++;
+	}
+	memcpy(m->addrs, out, sizeof(out[0]) * k);
+	memset(m->addrs + k, 0, sizeof(m->addrs[0]) * (LCR_NODES_MAX - k));
+	m->n_addrs = k;
 }
 
 /* Sort descending, small n: insertion sort. */
@@ -191,6 +253,14 @@ size_t lcr_membership_encode(const struct lcr_membership *m, void *buf, size_t c
 
 	for (uint32_t c = 0; c < m->n_configs && c < LCR_CONFIGS_MAX; c++)
 		need += 4 + 4 * (size_t)m->configs[c].n;
+	if (m->n_addrs > LCR_NODES_MAX)
+		return 0;
+	/* The addresses follow only when there are any: a membership without
+	 * them encodes as it always did. */
+	if (m->n_addrs)
+		need += 4;
+	for (uint32_t i = 0; i < m->n_addrs; i++)
+		need += 5 + strnlen(m->addrs[i].addr, LCR_NODE_ADDR_MAX - 1);
 	if (m->n_configs > LCR_CONFIGS_MAX || need > cap)
 		return 0;
 	size_t off = put32(b, 0, m->n_configs);
@@ -202,6 +272,15 @@ size_t lcr_membership_encode(const struct lcr_membership *m, void *buf, size_t c
 	off = put32(b, off, m->n_learners);
 	for (uint32_t i = 0; i < m->n_learners; i++)
 		off = put32(b, off, m->learners[i]);
+	if (m->n_addrs)
+		off = put32(b, off, m->n_addrs);
+	for (uint32_t i = 0; i < m->n_addrs; i++) {
+		size_t len = strnlen(m->addrs[i].addr, LCR_NODE_ADDR_MAX - 1);
+		off = put32(b, off, m->addrs[i].id);
+		b[off++] = (uint8_t)len;
+		memcpy(b + off, m->addrs[i].addr, len);
+		off += len;
+	}
 	LCR_ASSERT(off == need);
 	return off;
 }
@@ -233,10 +312,35 @@ int lcr_membership_decode(const void *buf, size_t len, struct lcr_membership *m)
 		return -EINVAL;
 	m->n_learners = get32(b + off);
 	off += 4;
-	if (m->n_learners > LCR_NODES_MAX || len - off != 4 * (size_t)m->n_learners)
+	if (m->n_learners > LCR_NODES_MAX || len - off < 4 * (size_t)m->n_learners)
 		return -EINVAL;
 	for (uint32_t i = 0; i < m->n_learners; i++, off += 4)
 		m->learners[i] = get32(b + off);
+	if (off < len) {
+		if (len - off < 4)
+			return -EINVAL;
+		m->n_addrs = get32(b + off);
+		off += 4;
+		/* Present only when there are any (encode). */
+		if (m->n_addrs < 1 || m->n_addrs > LCR_NODES_MAX)
+			return -EINVAL;
+		for (uint32_t i = 0; i < m->n_addrs; i++) {
+			if (len - off < 5)
+				return -EINVAL;
+			m->addrs[i].id = get32(b + off);
+			uint32_t n = b[off + 4];
+			off += 5;
+			if (n < 1 || n >= LCR_NODE_ADDR_MAX || len - off < n)
+				return -EINVAL;
+			for (uint32_t k = 0; k < n; k++)
+				if (b[off + k] <= ' ' || b[off + k] > '~')
+					return -EINVAL; /* a NUL would hide what follows */
+			memcpy(m->addrs[i].addr, b + off, n);
+			off += n;
+		}
+		if (off != len)
+			return -EINVAL;
+	}
 	return lcr_membership_validate(m, why, sizeof(why));
 }
 

@@ -123,6 +123,7 @@ void lcr_leader_membership_progress(struct lcr_core *c)
 		struct lcr_membership t = c->m_committed.m;
 		t.n_configs = 1;
 		t.configs[0] = c->m_committed.m.configs[1];
+		lcr_membership_keep_addrs(&t, NULL); /* not those of the nodes that leave */
 		lcr_leader_propose_membership(c, &t);
 		return;
 	}

@@ -32,18 +32,19 @@ struct snap_hdr {
 	uint32_t chunks; /* entries in the table */
 	uint32_t table_crc;
 	uint64_t id; /* lcr_snapshot_meta.id (version 3) */
-	/* Version 4: the membership at the last entry (opaque here). */
+	/* Version 4: the membership at the last entry (opaque here); version 5
+	 * made room for 2,048 bytes (256 before). */
 	uint32_t membership_len;
 	uint8_t membership[LCR_SNAP_MEMBERSHIP_MAX];
 	uint32_t reserved; /* zero */
 };
 
-/* The header's checksum covers bytes [8, 328): every field after it, the
+/* The header's checksum covers bytes [8, 2120): every field after it, the
  * unused part of `membership` as the zeros it must be. */
 _Static_assert(offsetof(struct snap_hdr, id) == 56, "snapshot header layout");
 _Static_assert(offsetof(struct snap_hdr, membership_len) == 64, "snapshot header layout");
 _Static_assert(offsetof(struct snap_hdr, membership) == 68, "snapshot header layout");
-_Static_assert(sizeof(struct snap_hdr) == 328, "snapshot header layout");
+_Static_assert(sizeof(struct snap_hdr) == 2120, "snapshot header layout");
 _Static_assert(sizeof(struct snap_hdr) <= LCR_BLOCK, "the header fits its block");
 
 /* Zeroed whole blocks, block aligned (O_DIRECT), from `a`. */

@@ -33,11 +33,12 @@
 #define LCR_SNAP_CHUNK (1u << 20) /* staging buffer and default read size */
 /* The snapshot file's format version (docs/storage-format.md, "Snapshots"):
  * 3 added the snapshot's id to the header, 4 the membership at its last
- * entry. Another version is refused, naming both. */
-#define LCR_SNAP_FORMAT_VERSION 4
+ * entry, 5 room for a membership with node addresses. Another version is
+ * refused, naming both. */
+#define LCR_SNAP_FORMAT_VERSION 5
 /* Bytes of the membership the header holds, at most (an opaque payload
- * here: the runtime writes lcr_membership_encode's, at most 208 bytes). */
-#define LCR_SNAP_MEMBERSHIP_MAX 256
+ * here: the runtime writes lcr_membership_encode's, at most 1,300 bytes). */
+#define LCR_SNAP_MEMBERSHIP_MAX 2048
 #define LCR_SNAP_TMP_MAX	32 /* bytes of a writer's temporary name, with its NUL */
 
 struct lcr_snap_meta {

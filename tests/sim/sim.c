@@ -111,10 +111,8 @@ uint64_t sim_entry_hash(const struct sim_entry *e)
 	if (e->type == LCR_ENTRY_NORMAL)
 		h = mix(mix(mix(mix(h, e->p.op), e->p.key), e->p.value), e->p.expect);
 	if (e->type == LCR_ENTRY_MEMBERSHIP)
-		for (uint32_t i = 0; i + 4 <= e->len && i + 4 <= sizeof(e->m); i += 4)
-			h = mix(h, (uint64_t)e->m[i] | (uint64_t)e->m[i + 1] << 8 |
-					   (uint64_t)e->m[i + 2] << 16 |
-					   (uint64_t)e->m[i + 3] << 24);
+		for (uint32_t i = 0; i < e->len && i < sizeof(e->m); i++)
+			h = mix(h, e->m[i]);
 	return h;
 }
 
@@ -1560,9 +1558,15 @@ static void change_membership(struct sim_world *w, struct sim_node *l)
 	for (uint32_t i = 1; i <= w->par.nodes; i++)
 		if (!lcr_membership_contains(&t, i))
 			outside[n_out++] = i;
-	uint32_t nv = t.configs[0].n, kind = (uint32_t)rnd_below(w, 5);
+	uint32_t nv = t.configs[0].n, kind = (uint32_t)rnd_below(w, 5), added = 0;
+	/* Node addresses: a client names the new node's and sometimes all
+	 * the others' too; the core keeps those of the nodes that stay. */
+	bool all_addrs = chance(w, 50);
+	if (!all_addrs)
+		t.n_addrs = 0;
 	if (kind == 0 && n_out) { /* a new learner */
-		t.learners[t.n_learners++] = outside[rnd_below(w, n_out)];
+		added = outside[rnd_below(w, n_out)];
+		t.learners[t.n_learners++] = added;
 	} else if (kind == 1 && t.n_learners) { /* a learner becomes a voter */
 		uint32_t k = (uint32_t)rnd_below(w, t.n_learners);
 		t.configs[0].ids[t.configs[0].n++] = t.learners[k];
@@ -1581,7 +1585,7 @@ static void change_membership(struct sim_world *w, struct sim_node *l)
 			in = t.learners[j];
 			t.learners[j] = t.learners[--t.n_learners];
 		} else {
-			in = outside[rnd_below(w, n_out)];
+			in = added = outside[rnd_below(w, n_out)];
 		}
 		t.configs[0].ids[k] = in;
 	} else if (kind == 4 && t.n_learners) { /* a learner goes */
@@ -1589,6 +1593,12 @@ static void change_membership(struct sim_world *w, struct sim_node *l)
 		t.learners[k] = t.learners[--t.n_learners];
 	} else {
 		return;
+	}
+	lcr_membership_keep_addrs(&t, NULL); /* none for nodes that leave */
+	if (added) {
+		t.addrs[t.n_addrs].id = added;
+		sim_node_addr(added, t.addrs[t.n_addrs].addr);
+		t.n_addrs++;
 	}
 	int rc = lcr_core_change_membership(l->core, sim_node_time(w, l), &t, &id);
 	sim_trace(w, l->id, "change membership (kind %u): %d", kind, rc);

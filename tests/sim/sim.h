@@ -327,6 +327,12 @@ struct sim_world {
 /* sim.c */
 int sim_run_seed(struct sim_world *w, uint64_t seed, uint64_t steps, uint32_t bugs, bool debug);
 void sim_world_free(struct sim_world *w);
+/* The address the simulation gives node `id` in memberships (opaque to the
+ * core: anything printable). */
+static inline void sim_node_addr(uint32_t id, char out[LCR_NODE_ADDR_MAX])
+{
+	snprintf(out, LCR_NODE_ADDR_MAX, "10.0.0.%u:%u", id, 7000 + id);
+}
 /* For the scenarios. */
 uint64_t sim_rnd_below(struct sim_world *w, uint64_t n);
 struct sim_node *sim_node(struct sim_world *w, uint32_t id);

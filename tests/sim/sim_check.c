@@ -475,6 +475,27 @@ void sim_check_node(struct sim_world *w, struct sim_node *n)
 			return;
 		}
 	}
+	/* Node addresses: every node that joined after the start has its own
+	 * (given when it was added, kept by every change after), and none
+	 * has another's. */
+	{
+		for (uint32_t id = 1; id <= w->par.nodes; id++) {
+			if (!lcr_membership_contains(&st.membership, id))
+				continue;
+			const char *ad = lcr_membership_addr(&st.membership, id);
+			char want[LCR_NODE_ADDR_MAX];
+			sim_node_addr(id, want);
+			if ((!ad && !lcr_membership_contains(&n->initial_membership, id)) ||
+			    (ad && strcmp(ad, want) != 0)) {
+				sim_violation(
+					w, "membership-addrs",
+					"node %u's membership (entry %s) has %s%s for node %u",
+					n->id, id_str(a, st.membership_id),
+					ad ? "the address " : "no address", ad ? ad : "", id);
+				return;
+			}
+		}
+	}
 	/* openraft's log pointers: purged <= snapshot <= committed, applied <=
 	 * committed <= last (while a snapshot installs, applied trails it). */
 	if (st.applied.index > st.committed.index || st.committed.index > st.last.index ||

@@ -57,6 +57,8 @@ static const struct {
 	  "under a joint config the leader commits on the new config's quorum alone" },
 	{ "removed-still-votes", LCR_BUG_REMOVED_STILL_VOTES,
 	  "a candidate counts the votes of the committed config, voters being removed included" },
+	{ "addrs-dropped", LCR_BUG_ADDRS_DROPPED,
+	  "a membership change drops the addresses of the nodes its target gives none for" },
 };
 
 static uint64_t cur_seed, cur_steps;

@@ -544,6 +544,85 @@ static void feed(const struct lcr_msg *m, struct lcr_core_status *st)
  * checked too; their terms are bounded by the request's vote instead, so an
  * entry with a far term is dropped as not well formed.
  */
+/* A membership with node addresses: round trip, the bytes a membership without
+ * them always had, every malformed address section refused, and a change
+ * keeping the addresses of the nodes that stay. */
+static void test_membership_addrs(void **state)
+{
+	(void)state;
+	struct lcr_membership m = { .n_configs = 1 }, d;
+	uint8_t b[LCR_MEMBERSHIP_BYTES_MAX];
+	char why[160];
+
+	m.configs[0].n = 3;
+	m.configs[0].ids[0] = 1, m.configs[0].ids[1] = 2, m.configs[0].ids[2] = 3;
+	size_t plain = lcr_membership_encode(&m, b, sizeof(b));
+	assert_int_equal(plain, 4 + 4 + 12 + 4); /* no address section at all */
+	m.learners[m.n_learners++] = 4;
+	m.addrs[0].id = 4;
+	strcpy(m.addrs[0].addr, "[::1]:7004");
+	m.n_addrs = 1;
+	size_t n = lcr_membership_encode(&m, b, sizeof(b));
+	assert_int_equal(n, 4 + 4 + 12 + 4 + 4 + 4 + 4 + 1 + 10);
+	assert_int_equal(lcr_membership_decode(b, n, &d), 0);
+	assert_string_equal(lcr_membership_addr(&d, 4), "[::1]:7004");
+	assert_null(lcr_membership_addr(&d, 1));
+	/* Truncated anywhere in the addresses, or a byte left over. */
+	for (size_t k = plain + 4 + 1; k < n; k++)
+		assert_int_equal(lcr_membership_decode(b, k, &d), -EINVAL);
+	assert_int_equal(lcr_membership_decode(b, n + 1, &d), -EINVAL);
+	/* A section with no address, a zero or 64-byte length. */
+	uint8_t c[sizeof(b)];
+	memcpy(c, b, n);
+	memset(c + plain + 4, 0, 4);
+	assert_int_equal(lcr_membership_decode(c, n, &d), -EINVAL);
+	memcpy(c, b, n);
+	c[plain + 4 + 4 + 4] = 0;
+	assert_int_equal(lcr_membership_decode(c, n, &d), -EINVAL);
+	c[plain + 4 + 4 + 4] = 64;
+	assert_int_equal(lcr_membership_decode(c, n, &d), -EINVAL);
+	/* A NUL or a space in it; an address for a node that is not a member. */
+	memcpy(c, b, n);
+	c[n - 3] = 0;
+	assert_int_equal(lcr_membership_decode(c, n, &d), -EINVAL);
+	c[n - 3] = ' ';
+	assert_int_equal(lcr_membership_decode(c, n, &d), -EINVAL);
+	m.addrs[0].id = 5;
+	assert_int_equal(lcr_membership_validate(&m, why, sizeof(why)), -EINVAL);
+	assert_non_null(strstr(why, "not a member"));
+	m.addrs[0].id = 4;
+	m.addrs[1] = m.addrs[0];
+	m.n_addrs = 2;
+	assert_int_equal(lcr_membership_validate(&m, why, sizeof(why)), -EINVAL);
+	assert_non_null(strstr(why, "two addresses"));
+	m.n_addrs = 1;
+	/* Keep: a target naming no address keeps node 4's; node 3's goes
+	 * with node 3. */
+	struct lcr_membership t = { .n_configs = 1 };
+	t.configs[0].n = 3;
+	t.configs[0].ids[0] = 1, t.configs[0].ids[1] = 2, t.configs[0].ids[2] = 4;
+	m.addrs[1].id = 3;
+	strcpy(m.addrs[1].addr, "10.0.0.3:7001");
+	m.n_addrs = 2;
+	lcr_membership_keep_addrs(&t, &m);
+	assert_int_equal(t.n_addrs, 1);
+	assert_string_equal(lcr_membership_addr(&t, 4), "[::1]:7004");
+	assert_null(lcr_membership_addr(&t, 3));
+	assert_int_equal(lcr_membership_validate(&t, why, sizeof(why)), 0);
+	/* The largest membership fits the bound. */
+	struct lcr_membership big = { .n_configs = 2 };
+	for (uint32_t i = 0; i < LCR_NODES_MAX; i++) {
+		big.configs[i % 2].ids[big.configs[i % 2].n++] = i + 1;
+		big.addrs[i].id = i + 1;
+		memset(big.addrs[i].addr, 'a', LCR_NODE_ADDR_MAX - 1);
+	}
+	big.n_addrs = LCR_NODES_MAX;
+	assert_int_equal(lcr_membership_validate(&big, why, sizeof(why)), 0);
+	n = lcr_membership_encode(&big, b, sizeof(b));
+	assert_true(n > 0 && n <= LCR_MEMBERSHIP_BYTES_MAX);
+	assert_int_equal(lcr_membership_decode(b, n, &d), 0);
+}
+
 static void test_every_field_bounded(void **state)
 {
 #define F(t, field, far)                                                                           \
@@ -655,6 +734,7 @@ int main(void)
 		cmocka_unit_test(test_bad_entries_dropped),
 		cmocka_unit_test(test_bad_proposals_refused),
 		cmocka_unit_test(test_every_field_bounded),
+		cmocka_unit_test(test_membership_addrs),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -289,7 +289,7 @@ static void test_snap_corrupt_header_refused(void **state)
 static void edit_header(void (*edit)(uint8_t *h))
 {
 	char path[512];
-	uint8_t h[328]; /* the version 4 header: its checksum covers [8, 328) */
+	uint8_t h[2120]; /* the version 5 header: its checksum covers [8, 2120) */
 	snprintf(path, sizeof(path), "%s/snap-%016llx-%08x-%016llx.snap", t.dir, 3ull, 2u, 9ull);
 	int fd = open(path, O_RDWR);
 	assert_true(fd >= 0);
@@ -323,6 +323,12 @@ static void size_huge(uint8_t *h)
 {
 	uint64_t size = UINT64_MAX - 100; /* its padding would wrap around */
 	memcpy(h + 40, &size, sizeof(size));
+}
+
+static void version_4(uint8_t *h)
+{
+	uint16_t v = 4;
+	memcpy(h + 8, &v, sizeof(v));
 }
 
 static void version_3(uint8_t *h)
@@ -377,12 +383,17 @@ static void test_snap_membership_in_header(void **state)
 	edit_header(membership_long);
 	assert_int_equal(lcr_snap_newest(t.dir, 7, &m, why, sizeof(why)), -EBADMSG);
 	print_message("refused: %s\n", why);
-	assert_non_null(strstr(why, "membership of 257 bytes"));
-	/* Version 3 had no membership: refused, naming both versions. */
+	assert_non_null(strstr(why, "membership of 2049 bytes"));
+	/* Version 3 had no membership, 4 room for 256 bytes of it: refused,
+	 * naming both versions. */
 	write_snapshot(5000, 9, 4);
 	edit_header(version_3);
 	assert_int_equal(lcr_snap_open(&r, &t.ring, t.dir, 7, alloc, why, sizeof(why)), -EBADMSG);
-	assert_non_null(strstr(why, "format version 3, this build reads 4"));
+	assert_non_null(strstr(why, "format version 3, this build reads 5"));
+	write_snapshot(5000, 9, 4);
+	edit_header(version_4);
+	assert_int_equal(lcr_snap_open(&r, &t.ring, t.dir, 7, alloc, why, sizeof(why)), -EBADMSG);
+	assert_non_null(strstr(why, "format version 4, this build reads 5"));
 }
 
 static void test_snap_other_version_named(void **state)
@@ -397,9 +408,9 @@ static void test_snap_other_version_named(void **state)
 	assert_int_equal(lcr_snap_open(&r, &t.ring, t.dir, 7, alloc, why, sizeof(why)), -EBADMSG);
 	print_message("refused: %s\n", why);
 	assert_non_null(strstr(why, "snap-0000000000000003"));
-	assert_non_null(strstr(why, "format version 2, this build reads 4"));
+	assert_non_null(strstr(why, "format version 2, this build reads 5"));
 	assert_int_equal(lcr_snap_newest(t.dir, 7, &m, why, sizeof(why)), -EBADMSG);
-	assert_non_null(strstr(why, "format version 2, this build reads 4"));
+	assert_non_null(strstr(why, "format version 2, this build reads 5"));
 	write_snapshot(5000, 9, 4);
 	edit_header(flags_set);
 	assert_int_equal(lcr_snap_open(&r, &t.ring, t.dir, 7, alloc, why, sizeof(why)), -EBADMSG);
