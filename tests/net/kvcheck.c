@@ -7,20 +7,26 @@
  *
  *   kvcheck --config FILE [--clients 8] [--keys 16] [--seconds 10]
  *           [--op-timeout-ms 2000] [--read-pct 40] [--cas-pct 20]
- *           [--no-final-reads] [--history FILE] [--key-prefix k]
+ *           [--delete-pct 0] [--no-final-reads] [--history FILE]
+ *           [--key-prefix k]
  *
  * The check takes every key to be absent at the start: on a cluster that ran
  * an earlier workload, give each run its own --key-prefix (keys PREFIX1 ..
  * PREFIXn).
  *
  * Each client (a thread) does one operation at a time on a random key: a
- * put of a value unique to the whole run, a linearizable get, or a CAS from
- * the value it last saw to a new unique value. An operation not answered
- * within --op-timeout-ms has an unknown outcome (it may take effect later,
- * or never) and is recorded as such. After --seconds, every key is read once
- * more (with a long timeout, after the test has healed the cluster): a
- * write that was acknowledged and then lost makes that last read, and so the
- * history, non-linearizable.
+ * put of a value unique to the whole run, a linearizable get, a CAS from
+ * the value it last saw to a new unique value, or (--delete-pct, default 0)
+ * a delete. An operation not answered within --op-timeout-ms has an unknown
+ * outcome (it may take effect later, or never) and is recorded as such.
+ * After --seconds, every key is read once more (with a long timeout, after
+ * the test has healed the cluster): a write that was acknowledged and then
+ * lost makes that last read, and so the history, non-linearizable.
+ *
+ * A delete is checked as a write of 0 ("absent", linz.h) when it is answered
+ * OK or not at all; answered NOT_FOUND it changed nothing and found the key
+ * absent where it took effect, so it is checked as a read of 0. The history
+ * file names deletes "del" either way.
  *
  * Prints progress on stderr and one JSON line on stdout. Exit status: 0
  * linearizable and progress made; 1 a violation (explained on stderr); 2
@@ -43,7 +49,7 @@
 #include "linz.h"
 
 struct opts {
-	uint32_t clients, keys, seconds, read_pct, cas_pct;
+	uint32_t clients, keys, seconds, read_pct, cas_pct, delete_pct;
 	const char *key_prefix; /* keys are PREFIX1 .. PREFIXn */
 	uint64_t op_timeout_ms;
 	bool final_reads;
@@ -56,6 +62,7 @@ struct worker {
 	const struct opts *o;
 	const struct lcr_app_config *cfg;
 	struct lcr_linz_op *ops;
+	bool *is_delete; /* per op: a delete (checked as a write or a read of 0) */
 	size_t n, cap;
 	uint64_t *seen; /* per key: the last value this client saw (0: absent) */
 	uint64_t rng;
@@ -85,13 +92,15 @@ static struct lcr_linz_op *push(struct worker *w)
 	if (w->n == w->cap) {
 		w->cap = w->cap ? w->cap * 2 : 1024;
 		w->ops = realloc(w->ops, w->cap * sizeof(*w->ops));
-		if (!w->ops) {
+		w->is_delete = realloc(w->is_delete, w->cap * sizeof(*w->is_delete));
+		if (!w->ops || !w->is_delete) {
 			fprintf(stderr, "kvcheck: out of memory\n");
 			exit(2);
 		}
 	}
 	struct lcr_linz_op *op = &w->ops[w->n++];
 	memset(op, 0, sizeof(*op));
+	w->is_delete[w->n - 1] = false;
 	op->client = w->index;
 	return op;
 }
@@ -108,6 +117,9 @@ static uint64_t parse_value(const struct lcr_kv_answer *a)
 	return v;
 }
 
+/* A kind of one_op() the checker does not have: a delete. */
+#define KV_DELETE 100
+
 /* One operation: run it, record it. */
 static void one_op(struct worker *w, struct lcr_kv_client *c, uint32_t kind, uint64_t key,
 		   uint64_t timeout_ms)
@@ -123,6 +135,12 @@ static void one_op(struct worker *w, struct lcr_kv_client *c, uint32_t kind, uin
 	op->key = key;
 	op->kind = kind;
 	switch (kind) {
+	case KV_DELETE:
+		/* A write of 0 (absent); answered NOT_FOUND, a read of 0 (below). */
+		r.op = LCR_CLIENT_DELETE;
+		op->kind = LCR_LINZ_WRITE;
+		w->is_delete[w->n - 1] = true;
+		break;
 	case LCR_LINZ_WRITE:
 		r.op = LCR_CLIENT_PUT;
 		snprintf(vbuf, sizeof(vbuf), "%" PRIu64, value);
@@ -165,12 +183,16 @@ static void one_op(struct worker *w, struct lcr_kv_client *c, uint32_t kind, uin
 			w->seen[key] = op->value;
 		} else {
 			op->cas_ok = true;
-			w->seen[key] = value;
+			w->seen[key] = op->value; /* 0 after a delete */
 		}
 		w->ok++;
 		break;
 	case LCR_CLIENT_NOT_FOUND:
-		if (kind == LCR_LINZ_READ) {
+		if (kind == KV_DELETE) {
+			op->kind = LCR_LINZ_READ;
+			op->value = 0;
+			w->seen[key] = 0;
+		} else if (kind == LCR_LINZ_READ) {
 			op->value = 0;
 			w->seen[key] = 0;
 		} else if (kind == LCR_LINZ_CAS) {
@@ -214,13 +236,16 @@ static void *run_worker(void *arg)
 			kind = LCR_LINZ_READ;
 		else if (p < w->o->read_pct + w->o->cas_pct)
 			kind = LCR_LINZ_CAS;
+		else if (p < w->o->read_pct + w->o->cas_pct + w->o->delete_pct)
+			kind = KV_DELETE;
 		one_op(w, c, kind, key, w->o->op_timeout_ms);
 	}
 	lcr_kv_client_close(c);
 	return NULL;
 }
 
-static void write_history(const char *path, const struct lcr_linz_op *ops, size_t n)
+static void write_history(const char *path, const struct lcr_linz_op *ops, const bool *is_delete,
+			  size_t n)
 {
 	FILE *f = fopen(path, "w");
 	if (!f) {
@@ -231,9 +256,10 @@ static void write_history(const char *path, const struct lcr_linz_op *ops, size_
 	for (size_t i = 0; i < n; i++) {
 		const struct lcr_linz_op *o = &ops[i];
 		fprintf(f, "%s %u %" PRIu64 " %" PRIu64 " %" PRIu64 " %d %" PRIu64 " ",
-			o->kind == LCR_LINZ_WRITE  ? "put"
-			: o->kind == LCR_LINZ_READ ? "get"
-						   : "cas",
+			is_delete[i]		    ? "del"
+			: o->kind == LCR_LINZ_WRITE ? "put"
+			: o->kind == LCR_LINZ_READ  ? "get"
+						    : "cas",
 			o->client, o->key, o->value, o->expect, o->cas_ok, o->invoke_ns);
 		if (o->complete_ns == LCR_LINZ_PENDING)
 			fprintf(f, "-\n");
@@ -247,7 +273,8 @@ static void usage(FILE *f)
 {
 	fprintf(f, "usage: kvcheck --config FILE [--clients 8] [--keys 16] [--seconds 10]\n"
 		   "               [--op-timeout-ms 2000] [--read-pct 40] [--cas-pct 20]\n"
-		   "               [--no-final-reads] [--history FILE] [--key-prefix k]\n"
+		   "               [--delete-pct 0] [--no-final-reads] [--history FILE]\n"
+		   "               [--key-prefix k]\n"
 		   "The keys must be new (absent) when the run starts: the check assumes so.\n"
 		   "Give each run on the same cluster its own --key-prefix.\n");
 }
@@ -262,6 +289,7 @@ int main(int argc, char **argv)
 		{ "op-timeout-ms", required_argument, NULL, 't' },
 		{ "read-pct", required_argument, NULL, 'r' },
 		{ "cas-pct", required_argument, NULL, 'a' },
+		{ "delete-pct", required_argument, NULL, 'd' },
 		{ "no-final-reads", no_argument, NULL, 'F' },
 		{ "history", required_argument, NULL, 'H' },
 		{ "key-prefix", required_argument, NULL, 'P' },
@@ -319,6 +347,9 @@ int main(int argc, char **argv)
 		case 'a':
 			o.cas_pct = (uint32_t)v;
 			break;
+		case 'd':
+			o.delete_pct = (uint32_t)v;
+			break;
 		case 'F':
 			o.final_reads = false;
 			break;
@@ -334,7 +365,7 @@ int main(int argc, char **argv)
 		}
 	}
 	if (!path || optind != argc || o.clients == 0 || o.clients > 256 || o.keys == 0 ||
-	    o.read_pct + o.cas_pct > 100 || o.op_timeout_ms == 0) {
+	    o.read_pct + o.cas_pct + o.delete_pct > 100 || o.op_timeout_ms == 0) {
 		usage(stderr);
 		return 2;
 	}
@@ -397,9 +428,12 @@ int main(int argc, char **argv)
 		errors += w[i].errors;
 	}
 	struct lcr_linz_op *all = malloc((n ? n : 1) * sizeof(*all));
+	bool *all_delete = malloc((n ? n : 1) * sizeof(*all_delete));
 	size_t k = 0;
 	for (uint32_t i = 0; i < o.clients; i++) {
 		memcpy(all + k, w[i].ops, w[i].n * sizeof(*all));
+		if (w[i].n)
+			memcpy(all_delete + k, w[i].is_delete, w[i].n * sizeof(*all_delete));
 		k += w[i].n;
 	}
 	for (size_t i = 0; i < n; i++)
@@ -408,7 +442,7 @@ int main(int argc, char **argv)
 		     (all[i].kind == LCR_LINZ_CAS && all[i].cas_ok)))
 			writes_acked++;
 	if (o.history)
-		write_history(o.history, all, n);
+		write_history(o.history, all, all_delete, n);
 
 	struct lcr_linz_result res;
 	uint64_t t0 = now_ns();
@@ -447,9 +481,11 @@ int main(int argc, char **argv)
 	       verdict, rc == 0 ? res.states : 0, check_ms);
 	for (uint32_t i = 0; i < o.clients; i++) {
 		free(w[i].ops);
+		free(w[i].is_delete);
 		free(w[i].seen);
 	}
 	free(w);
 	free(all);
+	free(all_delete);
 	return status;
 }
