@@ -15,12 +15,16 @@
  * Nothing allocates after a group is open.
  */
 #define _GNU_SOURCE
+#include <assert.h>
+#include <ctype.h>
 #include <errno.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+
+#include <arpa/inet.h>
 
 #include "put.h"
 #include "alloc.h"
@@ -1010,6 +1014,230 @@ bool lcr_net_has_backoff(const struct lcr_net *n)
 	return n->ops->backoff != NULL;
 }
 
+/* ---- peers learned at run time ------------------------------------------------ */
+
+static const char *transport_name(const struct lcr_net *n)
+{
+	return n->ops->name ? n->ops->name : "?";
+}
+
+bool lcr_net_can_learn_peers(const struct lcr_net *n)
+{
+	return n->ops->set_peer != NULL && n->ops->forget_peer != NULL;
+}
+
+int lcr_net_set_peer(struct lcr_net *n, const struct lcr_peer_addr *p, char *why, size_t why_len)
+{
+	LCR_ASSERT(n && p);
+	LCR_ASSERT(n->depth == 0); /* from the loop, never from inside an op or a callback */
+	if (p->id == 0 || p->id == n->cfg.self) {
+		snprintf(why, why_len, "node %u: %s", p->id,
+			 p->id == 0 ? "node id 0 is reserved"
+				    : "that is this node: only a peer's address is set");
+		return -EINVAL;
+	}
+	if (!memchr(p->host, '\0', sizeof(p->host)) || !p->host[0] || p->port == 0) {
+		snprintf(why, why_len, "node %u: %s", p->id,
+			 p->port == 0 ? "its port is 0 (ports are 1..65535)"
+				      : "its host is empty or not terminated");
+		return -EINVAL;
+	}
+	if (!lcr_net_can_learn_peers(n)) {
+		snprintf(why, why_len,
+			 "transport \"%s\" knows only the peers it opened with (it has no "
+			 "set_peer): node %u at %s cannot be reached; name the node among the "
+			 "configured peers",
+			 transport_name(n), p->id, p->host);
+		return -ENOTSUP;
+	}
+	return n->ops->set_peer(n->t, p, why, why_len);
+}
+
+int lcr_net_forget_peer(struct lcr_net *n, uint32_t id)
+{
+	LCR_ASSERT(n);
+	LCR_ASSERT(n->depth == 0);
+	if (id == 0 || id == n->cfg.self)
+		return -EINVAL;
+	if (!lcr_net_can_learn_peers(n))
+		return -ENOTSUP;
+	return n->ops->forget_peer(n->t, id);
+}
+
+/* ---- addresses as text ----------------------------------------------------------- */
+
+static_assert(LCR_PEER_ADDR_TEXT_MAX == sizeof(((struct lcr_peer_addr *)0)->host) + 8,
+	      "the longest text: brackets, the longest host, ':', five digits and the NUL");
+
+/* `text` (n bytes) for a message: what is not printable shown as '?'. */
+static const char *shown(char out[LCR_PEER_ADDR_TEXT_MAX], const char *text, size_t n)
+{
+	size_t k = n < LCR_PEER_ADDR_TEXT_MAX - 1 ? n : LCR_PEER_ADDR_TEXT_MAX - 1;
+	for (size_t i = 0; i < k; i++)
+		out[i] = isprint((unsigned char)text[i]) ? text[i] : '?';
+	out[k] = 0;
+	return out;
+}
+
+static bool host_char(char c)
+{
+	return isalnum((unsigned char)c) || c == '.' || c == '-' || c == '_';
+}
+
+/* An IPv6 address with an optional "%zone" (an interface name or number). */
+static bool ipv6_text(const char *h, size_t len)
+{
+	char buf[sizeof(((struct lcr_peer_addr *)0)->host)];
+	struct in6_addr a;
+
+	if (len == 0 || len >= sizeof(buf))
+		return false;
+	memcpy(buf, h, len);
+	buf[len] = 0;
+	char *zone = strchr(buf, '%');
+	if (zone) {
+		*zone++ = 0;
+		if (!*zone)
+			return false;
+		for (const char *z = zone; *z; z++)
+			if (!host_char(*z))
+				return false;
+	}
+	return inet_pton(AF_INET6, buf, &a) == 1;
+}
+
+/* The port: decimal digits only, 1..65535; 0 if it is none. */
+static uint32_t port_of(const char *s)
+{
+	uint32_t v = 0;
+
+	if (!*s)
+		return 0;
+	for (; *s; s++) {
+		if (*s < '0' || *s > '9')
+			return 0;
+		v = v * 10 + (uint32_t)(*s - '0');
+		if (v > 65535)
+			return 0;
+	}
+	return v;
+}
+
+/* -EINVAL with "node ID: the address "TEXT" WHAT" in `why`. */
+static int refuse(char *why, size_t why_len, uint32_t id, const char *t, const char *what)
+{
+	snprintf(why, why_len, "node %u: the address \"%s\" %s", id, t, what);
+	return -EINVAL;
+}
+
+/* "[IPV6]:PORT" (text[0] is '['): the host inside the brackets, the port after. */
+static int split_bracketed(const char *text, size_t n, uint32_t id, const char *t,
+			   const char **host, size_t *host_len, const char **port, char *why,
+			   size_t why_len)
+{
+	const char *close = memchr(text, ']', n);
+
+	if (!close)
+		return refuse(why, why_len, id, t,
+			      "opens a '[' it never closes: expected [IPV6]:PORT");
+	if (close[1] != ':')
+		return refuse(why, why_len, id, t,
+			      close[1] ? "has something other than ':' and a port after its ']'"
+				       : "has no port: expected [IPV6]:PORT");
+	*host = text + 1;
+	*host_len = (size_t)(close - *host);
+	*port = close + 2;
+	if (*host_len == 0)
+		return refuse(why, why_len, id, t, "has no host in its brackets");
+	if (!ipv6_text(*host, *host_len))
+		return refuse(why, why_len, id, t,
+			      "has no IPv6 address in its brackets (brackets are for IPv6 only: "
+			      "write an IPv4 address or a name without them)");
+	return 0;
+}
+
+/* "HOST:PORT": the host before the last ':' (none in it), the port after. */
+static int split_plain(const char *text, uint32_t id, const char *t, const char **host,
+		       size_t *host_len, const char **port, char *why, size_t why_len)
+{
+	const char *colon = strrchr(text, ':');
+
+	if (!colon)
+		return refuse(why, why_len, id, t, "has no port: expected HOST:PORT");
+	*host = text;
+	*host_len = (size_t)(colon - text);
+	*port = colon + 1;
+	if (memchr(text, ':', *host_len))
+		return refuse(why, why_len, id, t,
+			      "holds an IPv6 address without brackets: write it as in [::1]:7001");
+	if (*host_len == 0)
+		return refuse(why, why_len, id, t, "has no host: expected HOST:PORT");
+	for (size_t i = 0; i < *host_len; i++) {
+		if (!host_char(text[i])) {
+			snprintf(why, why_len,
+				 "node %u: the address \"%s\" has a character in its host (byte "
+				 "%zu) that no IPv4 address or host name has",
+				 id, t, i + 1);
+			return -EINVAL;
+		}
+	}
+	return 0;
+}
+
+int lcr_peer_addr_parse(const char *text, uint32_t id, struct lcr_peer_addr *out, char *why,
+			size_t why_len)
+{
+	char t[LCR_PEER_ADDR_TEXT_MAX], what[64];
+	const char *host, *port;
+	size_t host_len;
+	int rc;
+
+	LCR_ASSERT(out);
+	if (!text || !text[0]) {
+		snprintf(why, why_len,
+			 "node %u: the address is empty: expected HOST:PORT or [IPV6]:PORT", id);
+		return -EINVAL;
+	}
+	size_t n = strnlen(text, LCR_PEER_ADDR_TEXT_MAX);
+	if (n == LCR_PEER_ADDR_TEXT_MAX) {
+		snprintf(why, why_len, "node %u: the address \"%.32s...\" is longer than %d bytes",
+			 id, shown(t, text, 32), LCR_PEER_ADDR_TEXT_MAX - 1);
+		return -EINVAL;
+	}
+	shown(t, text, n);
+	rc = text[0] == '[' ? split_bracketed(text, n, id, t, &host, &host_len, &port, why, why_len)
+			    : split_plain(text, id, t, &host, &host_len, &port, why, why_len);
+	if (rc < 0)
+		return rc;
+	if (host_len >= sizeof(out->host)) {
+		snprintf(what, sizeof(what), "has a host of %zu bytes, at most %zu", host_len,
+			 sizeof(out->host) - 1);
+		return refuse(why, why_len, id, t, what);
+	}
+	uint32_t pn = port_of(port);
+	if (pn == 0)
+		return refuse(why, why_len, id, t,
+			      *port ? "has a port that is not a number in 1..65535"
+				    : "has no port after its ':'");
+	memset(out, 0, sizeof(*out));
+	out->id = id;
+	memcpy(out->host, host, host_len);
+	out->port = (uint16_t)pn;
+	return 0;
+}
+
+int lcr_peer_addr_format(const struct lcr_peer_addr *p, char *buf, size_t len)
+{
+	size_t hl = strnlen(p->host, sizeof(p->host));
+	int k = memchr(p->host, ':', hl)
+			? snprintf(buf, len, "[%.*s]:%u", (int)hl, p->host, (unsigned)p->port)
+			: snprintf(buf, len, "%.*s:%u", (int)hl, p->host, (unsigned)p->port);
+
+	if (k < 0)
+		return -EINVAL;
+	return (size_t)k < len ? k : -ENOSPC;
+}
+
 /* ---- the loop ------------------------------------------------------------------ */
 
 bool lcr_net_poll(struct lcr_net *n, uint64_t now_ns)
@@ -1216,6 +1444,9 @@ static const char *missing_op(const struct lcr_net_ops *o)
 		return "respond is required: the core's replies to requests go back through it";
 	if (!o->poll)
 		return "poll is required: it is how messages from peers reach the node";
+	if (!o->set_peer != !o->forget_peer)
+		return "set_peer and forget_peer come together: a transport that learns peers at "
+		       "run time must also forget them";
 	if (o->full_snapshot && !o->cancel_snapshot)
 		return "cancel_snapshot is required with full_snapshot (openraft's cancel): a send "
 		       "must stop when replication to its target closes";

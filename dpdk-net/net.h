@@ -97,6 +97,17 @@
  *     a datagram: the TTL (unary calls) and the core's retries (streams)
  *     recover.
  *
+ * Peers learned at run time. A transport learns the peers' addresses at open
+ * (lcr_net_env.peers); node addresses also travel inside a group's
+ * membership, so a node the config never named may have to be reached later.
+ * Two optional ops, set_peer and forget_peer (both or neither), let the
+ * runtime tell each lcore's transport where such a node listens and when it
+ * left every membership. Without them the transport knows only env->peers,
+ * and the runtime refuses a membership naming another address
+ * (lcr_net_set_peer says -ENOTSUP, naming the transport). Addresses are text,
+ * "HOST:PORT" or "[IPV6]:PORT": lcr_peer_addr_parse() and
+ * lcr_peer_addr_format() below read and write them.
+ *
  * A node gets its transport from a factory (struct lcr_net_factory, in
  * lcr_node_config.transport; NULL: the built-in UDP transport, udp.h), one
  * transport per lcore. net.c sits between the runtime and the transport: it
@@ -172,6 +183,7 @@ struct lcr_net_call {
 };
 
 struct lcr_transport;
+struct lcr_peer_addr;
 
 /*
  * The table. Required: append_entries, vote, respond, poll. Everything else
@@ -190,6 +202,49 @@ struct lcr_net_ops {
 	int (*new_client)(struct lcr_transport *t, uint32_t group, uint32_t target, void **client,
 			  char *why, size_t why_len);
 	void (*drop_client)(struct lcr_transport *t, void *client);
+
+	/* ---- peers learned at run time (not in openraft: its network is the
+	 * application's; optional, both or neither) ------------------------ */
+	/*
+	 * set_peer(p): node p->id listens at p->host, its lcore 0 on p->port
+	 * (lcore i on p->port + i, as for env->peers): from the return on,
+	 * sends to p->id go there, and datagrams from there are p->id's (the
+	 * check that a sender is who it says). A node already known (from
+	 * env->peers or an earlier call) moves: what comes from its old address
+	 * is a stranger's from then on. An address belongs to one node: one
+	 * that another node had is taken from it (a new node at the address of
+	 * one it replaced), and that node is unreachable until it gets one again.
+	 *
+	 * Called on the owning lcore, from its loop, never from inside an op or
+	 * from the transport's own poll/tick/flush; never for this node itself
+	 * nor node 0; p->host is non-empty and terminated, p->port not 0 (net.c
+	 * checks all of this). It must not block: p->host must be a numeric
+	 * address, and a host name is refused (-EINVAL, the sentence says to
+	 * give an address), for resolving it would wait on DNS on the lcore.
+	 * It makes no client: clients come from new_client as before, and one
+	 * may exist before its node's address is known (its sends are then lost
+	 * and counted, as to a node that does not answer).
+	 *
+	 * Returns 0, or -errno with a sentence in `why`, and then nothing
+	 * changed: -EINVAL (an address this transport cannot use: a name, a
+	 * family it cannot reach or carry in its datagrams, a port past 65535
+	 * for this lcore), -ENOSPC (its table of peers is full), -ENOTSUP (it
+	 * cannot learn peers in the mode it runs in).
+	 */
+	int (*set_peer)(struct lcr_transport *t, const struct lcr_peer_addr *p, char *why,
+			size_t why_len);
+	/*
+	 * forget_peer(id): node `id` is in no membership any more. From the
+	 * return on, its datagrams are dropped as a stranger's (and counted so),
+	 * and nothing more is sent to it: what was queued for it is dropped
+	 * (counted as send errors). The same calling rules as set_peer. The
+	 * runtime drops the node's clients first (drop_client); a transport
+	 * copes with any left: their sends are lost as to a node that does not
+	 * answer, and their calls end by the TTL or with UNREACHABLE. A node
+	 * the transport does not know is 0: forgetting is idempotent. A later
+	 * set_peer makes the node known again. Returns 0 or -errno.
+	 */
+	int (*forget_peer)(struct lcr_transport *t, uint32_t id);
 
 	/* ---- RaftNetworkV2, one target per call ---------------------------- */
 	/* Send one AppendEntries (LCR_MSG_APPEND_REQ); the reply is its
@@ -293,6 +348,33 @@ struct lcr_peer_addr {
 	char host[64]; /* an IPv4 or IPv6 address (no brackets), or a host name */
 	uint16_t port;
 };
+
+/*
+ * The longest address as text, its NUL included: "[" host "]:" and five
+ * digits of port, host at most sizeof(lcr_peer_addr.host) - 1 bytes.
+ */
+#define LCR_PEER_ADDR_TEXT_MAX (1 + 63 + 2 + 5 + 1)
+
+/*
+ * Read node `id`'s address from `text`: "HOST:PORT" (an IPv4 address or a
+ * host name: letters, digits, '.', '-', '_') or "[IPV6]:PORT" (an IPv6
+ * address in brackets, a "%zone" after it allowed), the port 1..65535 in
+ * decimal digits, nothing around it. An IPv6 address must be in brackets.
+ * Reads at most LCR_PEER_ADDR_TEXT_MAX bytes of `text` (a longer one is
+ * refused) and does not resolve names. Returns 0 with *out filled (host
+ * without brackets), or -EINVAL with a sentence in `why` saying what is
+ * wrong with the text (*out is then untouched). Any thread.
+ */
+LCR_API int lcr_peer_addr_parse(const char *text, uint32_t id, struct lcr_peer_addr *out, char *why,
+				size_t why_len);
+/*
+ * Write `p`'s address as lcr_peer_addr_parse() reads it: "HOST:PORT", an
+ * IPv6 host (one with a ':') in brackets. Returns the length written
+ * (without the NUL), or -ENOSPC when `len` bytes do not hold it (the text is
+ * then cut, NUL-terminated if len > 0); LCR_PEER_ADDR_TEXT_MAX bytes always
+ * do for a host that fits lcr_peer_addr.host.
+ */
+LCR_API int lcr_peer_addr_format(const struct lcr_peer_addr *p, char *buf, size_t len);
 
 /* What a factory gets to open the transport of one lcore. */
 struct lcr_net_env {

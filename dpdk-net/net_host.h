@@ -135,6 +135,26 @@ uint64_t lcr_net_backoff_ns(const struct lcr_net_group *g, uint32_t target, uint
 /* Whether the transport has its own backoff. */
 bool lcr_net_has_backoff(const struct lcr_net *n);
 
+/*
+ * Peers learned at run time (net.h, set_peer and forget_peer). The runtime
+ * calls these on every lcore, each with its own net, from the loop (never
+ * from inside a host callback or an op): set when a membership names the
+ * address of a node this lcore's transport does not know, or a new address
+ * for one it does; forget when a node left every membership (drop its
+ * clients first).
+ *
+ * lcr_net_set_peer checks `p`: -EINVAL with a sentence for node 0, this
+ * node, an empty or unterminated host or port 0; -ENOTSUP with a sentence
+ * naming the transport when it has no set_peer (it knows only the peers it
+ * opened with: the runtime refuses a membership naming another address);
+ * else the transport's answer (net.h). lcr_net_forget_peer: 0, -EINVAL for
+ * node 0 or this node, -ENOTSUP without forget_peer, or the transport's.
+ */
+int lcr_net_set_peer(struct lcr_net *net, const struct lcr_peer_addr *p, char *why, size_t why_len);
+int lcr_net_forget_peer(struct lcr_net *net, uint32_t id);
+/* Whether the transport learns peers at run time (has set_peer and forget_peer). */
+bool lcr_net_can_learn_peers(const struct lcr_net *n);
+
 /* The loop: results held for it, then the transport's receive. */
 bool lcr_net_poll(struct lcr_net *n, uint64_t now_ns);
 /* TTLs of calls in flight, then the transport's timers. */
