@@ -47,6 +47,19 @@ struct lcr_backend_stats {
 	uint64_t rx_coalesced; /* receives that held several datagrams (UDP_GRO) */
 };
 
+/*
+ * A peer learned at run time (set_peer): where node `node` listens for this
+ * lcore. Only what the backend needs; the transport fills it from its
+ * config.
+ */
+struct lcr_be_peer {
+	uint32_t node;
+	const char *host;   /* a numeric address: IPv4, or IPv6 (sockets only) */
+	uint16_t port;	    /* its port for this lcore */
+	const char *route;  /* DPDK: the port that reaches it (NULL or "": the first) */
+	const uint8_t *mac; /* DPDK: its Ethernet address, static; NULL: ARP finds it */
+};
+
 struct lcr_backend;
 
 struct lcr_backend_ops {
@@ -60,6 +73,21 @@ struct lcr_backend_ops {
 	/* The backend's own counters as JSON members ("a":1,...); NULL: none. */
 	int (*metrics_json)(const struct lcr_backend *be, char *buf, size_t len);
 	void (*close)(struct lcr_backend *be);
+	/*
+	 * Optional, with forget_peer (NULL: the peers are those it opened with).
+	 * Learn where p->node listens, or move it there: from the return on,
+	 * datagrams to it go there and datagrams from there carry its id. An
+	 * address another node had is taken from it (that node is then unknown
+	 * until it gets one again). Numeric addresses only: it never calls the
+	 * resolver. Between bursts, on the owning lcore. Returns 0, or -errno
+	 * with a sentence (-EINVAL: an address it cannot use, -ENOSPC: its table
+	 * of peers is full), and then nothing changed.
+	 */
+	int (*set_peer)(struct lcr_backend *be, const struct lcr_be_peer *p, char *why,
+			size_t why_len);
+	/* Forget `node` (0 also when it is unknown): datagrams from its address
+	 * come up with peer 0, datagrams to it are lost (tx_errors). */
+	int (*forget_peer)(struct lcr_backend *be, uint32_t node);
 };
 
 struct lcr_backend {
@@ -83,6 +111,7 @@ static inline int lcr_be_wait(struct lcr_backend *be, int fd, uint64_t timeout_n
 
 /* ---- the kernel-socket backend (sock.c) ------------------------------------ */
 
+/* Peers a socket backend knows at once: those it opened with and those it learned. */
 #define LCR_SOCK_PEERS_MAX 64
 
 struct lcr_sock_peer {

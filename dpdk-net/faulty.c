@@ -16,6 +16,7 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -537,6 +538,34 @@ static void faulty_close(struct lcr_backend *be)
 	lcr_allocator_free(&a, f);
 }
 
+/* Peers learned at run time are the inner backend's business. Datagrams
+ * held for a peer forgotten since go to the inner backend when due, which
+ * counts them lost. */
+static int faulty_set_peer(struct lcr_backend *be, const struct lcr_be_peer *p, char *why,
+			   size_t why_len)
+{
+	struct lcr_faulty *f = to_faulty(be);
+
+	if (!f->inner->ops->set_peer) {
+		if (why && why_len)
+			snprintf(why, why_len,
+				 "peer node %u: the backend under the fault decorator "
+				 "keeps the peers it opened with",
+				 p->node);
+		return -ENOTSUP;
+	}
+	return f->inner->ops->set_peer(f->inner, p, why, why_len);
+}
+
+static int faulty_forget_peer(struct lcr_backend *be, uint32_t node)
+{
+	struct lcr_faulty *f = to_faulty(be);
+
+	if (!f->inner->ops->forget_peer)
+		return -ENOTSUP;
+	return f->inner->ops->forget_peer(f->inner, node);
+}
+
 static const struct lcr_backend_ops faulty_ops = {
 	.rx_burst = faulty_rx_burst,
 	.tx_burst = faulty_tx_burst,
@@ -544,6 +573,8 @@ static const struct lcr_backend_ops faulty_ops = {
 	.stats = faulty_stats,
 	.metrics_json = faulty_metrics_json,
 	.close = faulty_close,
+	.set_peer = faulty_set_peer,
+	.forget_peer = faulty_forget_peer,
 };
 
 static bool opts_valid(const struct lcr_faulty_opts *o)

@@ -550,6 +550,97 @@ static int sock_metrics_json(const struct lcr_backend *be, char *buf, size_t len
 	return o < len ? (int)o : -ENOSPC;
 }
 
+/* Remove peer i (the last one takes its place: rx_burst's cache of the
+ * last sender is checked against the address before it is used). */
+static void peer_remove(struct lcr_sock *s, uint32_t i)
+{
+	LCR_ASSERT(i < s->n_peers);
+	s->peers[i] = s->peers[--s->n_peers];
+}
+
+/*
+ * Learn or move a peer, between bursts. The address must be numeric
+ * (AI_NUMERICHOST: the resolver never runs on the lcore) and of the socket's
+ * family (an IPv6 socket takes IPv4 peers as v4-mapped addresses).
+ */
+static int sock_set_peer(struct lcr_backend *be, const struct lcr_be_peer *p, char *why,
+			 size_t why_len)
+{
+	struct lcr_sock *s = to_sock(be);
+	struct sockaddr_storage sa;
+	struct addrinfo hints, *res;
+	char service[8], hp[96];
+
+	LCR_ASSERT(p && p->host && p->node != 0);
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_family = s->family;
+	hints.ai_socktype = SOCK_DGRAM;
+	hints.ai_protocol = IPPROTO_UDP;
+	hints.ai_flags = AI_NUMERICHOST | AI_NUMERICSERV;
+	if (s->family == AF_INET6)
+		hints.ai_flags |= AI_V4MAPPED;
+	snprintf(service, sizeof(service), "%u", p->port);
+	int rc = getaddrinfo(p->host, service, &hints, &res);
+	if (rc != 0) {
+		host_port(hp, sizeof(hp), p->host, p->port);
+		say(why, (unsigned)why_len,
+		    "peer node %u at %s: not a numeric %s address (a peer learned at run time "
+		    "needs one: the lcore never waits on the resolver)",
+		    p->node, hp, s->family == AF_INET6 ? "IPv6 or IPv4" : "IPv4");
+		return -EINVAL;
+	}
+	LCR_ASSERT(res->ai_addrlen <= sizeof(sa));
+	memset(&sa, 0, sizeof(sa));
+	memcpy(&sa, res->ai_addr, res->ai_addrlen);
+	socklen_t len = res->ai_addrlen;
+	freeaddrinfo(res);
+
+	bool known = false, taken = false;
+	for (uint32_t i = 0; i < s->n_peers; i++) {
+		if (s->peers[i].node == p->node)
+			known = true;
+		else if (same_addr(&s->peers[i].sa, &sa))
+			taken = true;
+	}
+	if (!known && !taken && s->n_peers == LCR_SOCK_PEERS_MAX) {
+		say(why, (unsigned)why_len,
+		    "peer node %u: the socket backend knows %u peers already, its most", p->node,
+		    LCR_SOCK_PEERS_MAX);
+		return -ENOSPC;
+	}
+	/* An address belongs to one node: another that had it loses it. */
+	for (uint32_t i = 0; i < s->n_peers;) {
+		if (s->peers[i].node != p->node && same_addr(&s->peers[i].sa, &sa))
+			peer_remove(s, i);
+		else
+			i++;
+	}
+	struct lcr_sock_addr *a = NULL;
+	for (uint32_t i = 0; i < s->n_peers && !a; i++)
+		if (s->peers[i].node == p->node)
+			a = &s->peers[i];
+	if (!a)
+		a = &s->peers[s->n_peers++];
+	LCR_ASSERT(s->n_peers <= LCR_SOCK_PEERS_MAX);
+	a->node = p->node;
+	a->sa = sa;
+	a->len = len;
+	return 0;
+}
+
+static int sock_forget_peer(struct lcr_backend *be, uint32_t node)
+{
+	struct lcr_sock *s = to_sock(be);
+
+	for (uint32_t i = 0; i < s->n_peers; i++) {
+		if (s->peers[i].node == node) {
+			peer_remove(s, i);
+			break;
+		}
+	}
+	return 0;
+}
+
 static const struct lcr_backend_ops sock_ops = {
 	.rx_burst = sock_rx_burst,
 	.tx_burst = sock_tx_burst,
@@ -557,6 +648,8 @@ static const struct lcr_backend_ops sock_ops = {
 	.stats = sock_stats,
 	.metrics_json = sock_metrics_json,
 	.close = sock_close,
+	.set_peer = sock_set_peer,
+	.forget_peer = sock_forget_peer,
 };
 
 void lcr_sock_opts_default(struct lcr_sock_opts *o)

@@ -156,7 +156,10 @@ struct udp {
 	uint64_t snap_size_max;
 	uint64_t snap_idle_ns;
 	struct snap_stats ss;
-	char eal[4096]; /* DPDK: the EAL arguments with generated memif ports */
+	const struct lcr_udp_config *cfg; /* the factory's (it outlives the transport) */
+	uint32_t lcore;			  /* the lcore it serves: peers' ports are + lcore */
+	uint32_t headers;		  /* IP and UDP header bytes its datagrams leave room for */
+	char eal[4096];			  /* DPDK: the EAL arguments with generated memif ports */
 };
 
 static struct udp_group *group_of(struct udp *u, uint32_t id)
@@ -1244,6 +1247,139 @@ static int udp_client_metrics_json(const struct lcr_transport *t, void *client, 
 	return (int)o;
 }
 
+/* ---- peers learned at run time ------------------------------------------------------ */
+
+static int list_value(const char *list, uint32_t node, char *out, size_t out_len);
+static int parse_mac(const char *s, uint8_t mac[6]);
+
+/* AF_INET or AF_INET6 for a numeric address ("%zone" allowed after IPv6), 0 for anything
+ * else (a name: resolving it could wait on DNS, which an lcore must not). */
+static int numeric_family(const char *host)
+{
+	char buf[sizeof(((struct lcr_peer_addr *)0)->host)];
+	struct in6_addr a6;
+	struct in_addr a4;
+
+	if (inet_pton(AF_INET, host, &a4) == 1)
+		return AF_INET;
+	snprintf(buf, sizeof(buf), "%s", host);
+	char *zone = strchr(buf, '%');
+	if (zone)
+		*zone = 0;
+	return inet_pton(AF_INET6, buf, &a6) == 1 ? AF_INET6 : 0;
+}
+
+/* DPDK: the port that reaches bp->node (its route, into `route`) and its static MAC, if the
+ * config names them, as open_dpdk reads them for the configured peers. */
+static int dpdk_route(const struct lcr_udp_dpdk *d, struct lcr_be_peer *bp, char route[64],
+		      uint8_t mac[6], char *why, size_t why_len)
+{
+	char text[32];
+
+	if (list_value(d->routes, bp->node, route, 64) < 0) {
+		snprintf(why, why_len, "dpdk: routes \"%.200s\": expected node=port,...",
+			 d->routes);
+		return -EINVAL;
+	}
+	bp->route = route;
+	int rc = list_value(d->neighbours, bp->node, text, sizeof(text));
+	if (rc < 0 || (rc > 0 && parse_mac(text, mac) < 0)) {
+		snprintf(why, why_len,
+			 "dpdk: neighbours \"%.200s\": expected node=aa:bb:cc:dd:ee:ff,...",
+			 d->neighbours);
+		return -EINVAL;
+	}
+	bp->mac = rc > 0 ? mac : NULL;
+	return 0;
+}
+
+/*
+ * set_peer (net.h): node p->id's lcore `u->lcore` listens on p->port + lcore.
+ * Numeric addresses only. The datagrams of this lcore were sized at open:
+ * an IPv6 peer needs room for 48 bytes of headers, which only an lcore on
+ * an IPv6 socket leaves (udp_open); an IPv4 socket could not reach it
+ * anyway. Over DPDK: IPv4, routed by the config's routes and neighbours,
+ * the MAC found by ARP; with memif (a port per peer, made when EAL came up)
+ * no new peer can be reached.
+ */
+static int udp_set_peer(struct lcr_transport *t, const struct lcr_peer_addr *p, char *why,
+			size_t why_len)
+{
+	struct udp *u = (struct udp *)t;
+	const struct lcr_udp_dpdk *d = &u->cfg->dpdk;
+	char hp[LCR_PEER_ADDR_TEXT_MAX];
+
+	LCR_ASSERT(p->id != 0 && p->id != u->self);
+	lcr_peer_addr_format(p, hp, sizeof(hp));
+	if (d->enable && d->memif_dir && d->memif_dir[0]) {
+		snprintf(why, why_len,
+			 "udp: node %u at %s cannot be learned at run time: DPDK memif has a port "
+			 "per peer, made when EAL came up (memif_dir); list the node among the "
+			 "configured peers, or route by IP (af_packet, af_xdp)",
+			 p->id, hp);
+		return -ENOTSUP;
+	}
+	if (!u->be->ops->set_peer) {
+		snprintf(why, why_len,
+			 "udp: node %u at %s: this backend keeps the peers it opened with", p->id,
+			 hp);
+		return -ENOTSUP;
+	}
+	if ((uint32_t)p->port + u->lcore > 65535) {
+		snprintf(why, why_len,
+			 "udp: node %u at %s: lcore %u would be at port %u, past 65535", p->id, hp,
+			 u->lcore, (uint32_t)p->port + u->lcore);
+		return -EINVAL;
+	}
+	int family = numeric_family(p->host);
+	if (family == 0) {
+		snprintf(why, why_len,
+			 "udp: node %u at %s: \"%s\" is not an IPv4 or IPv6 address; a node "
+			 "learned at run time needs an address, not a name (resolving one would "
+			 "block the lcore)",
+			 p->id, hp, p->host);
+		return -EINVAL;
+	}
+	if (family == AF_INET6 && d->enable) {
+		snprintf(why, why_len,
+			 "udp: node %u at %s: the DPDK path takes IPv4 addresses only", p->id, hp);
+		return -EINVAL;
+	}
+	if (family == AF_INET6 && u->headers < 48) {
+		snprintf(why, why_len,
+			 "udp: node %u at %s: an IPv6 peer, but this lcore was opened for IPv4 "
+			 "(bound to %s): its datagrams leave no room for IPv6 headers; bind "
+			 "the node to an IPv6 address (\"::\") to reach IPv6 peers",
+			 p->id, hp, u->cfg->bind_host ? u->cfg->bind_host : "0.0.0.0");
+		return -EINVAL;
+	}
+	struct lcr_be_peer bp = { .node = p->id,
+				  .host = p->host,
+				  .port = (uint16_t)(p->port + u->lcore) };
+	char route[64] = "";
+	uint8_t mac[6];
+	int rc;
+	if (d->enable && (rc = dpdk_route(d, &bp, route, mac, why, why_len)) < 0)
+		return rc;
+	return u->be->ops->set_peer(u->be, &bp, why, why_len);
+}
+
+/*
+ * forget_peer (net.h): the backend forgets the address, so what comes from
+ * it is a stranger's (LCR_DROP_SENDER) and what is still queued for the node
+ * is lost there (the backend's tx_errors). Links left to it cope as with a
+ * silent peer: their streams report UNREACHABLE after tries_max.
+ */
+static int udp_forget_peer(struct lcr_transport *t, uint32_t id)
+{
+	struct udp *u = (struct udp *)t;
+
+	LCR_ASSERT(id != 0 && id != u->self);
+	if (!u->be->ops->forget_peer)
+		return -ENOTSUP;
+	return u->be->ops->forget_peer(u->be, id);
+}
+
 static void udp_close(struct lcr_transport *t)
 {
 	struct udp *u = (struct udp *)t;
@@ -1273,6 +1409,8 @@ static const struct lcr_net_ops udp_ops = {
 	.name = "udp",
 	.new_client = udp_new_client,
 	.drop_client = udp_drop_client,
+	.set_peer = udp_set_peer,
+	.forget_peer = udp_forget_peer,
 	.append_entries = udp_stream_append,
 	.stream_append = udp_stream_append,
 	.stream_room = udp_stream_room,
@@ -1527,11 +1665,20 @@ static int udp_open(void *ctx, const struct lcr_net_env *env, struct lcr_transpo
 	u->cluster = env->cluster;
 	lcr_stream_opts_default(&u->sopts);
 	/* The IP and UDP headers: 28 bytes over IPv4, 48 over IPv6 (any peer
-	 * with an IPv6 address makes the whole lcore use the smaller size). */
+	 * with an IPv6 address makes the whole lcore use the smaller size). A
+	 * socket bound to an IPv6 address may learn IPv6 peers at run time
+	 * (set_peer), so it leaves room for their headers from the start: a
+	 * datagram's size is fixed when its stream is made. An IPv4 socket
+	 * cannot reach IPv6 peers; udp_set_peer refuses them. */
 	uint32_t headers = 28;
 	for (uint32_t i = 0; i < env->n_peers; i++)
 		if (strchr(env->peers[i].host, ':'))
 			headers = 48;
+	if (!c->dpdk.enable && c->bind_host && strchr(c->bind_host, ':'))
+		headers = 48;
+	u->cfg = c;
+	u->lcore = env->lcore;
+	u->headers = headers;
 	u->sopts.dgram_max = c->mtu - headers;
 	/* A 1 MiB entry must fit one stream window. */
 	uint32_t per = u->sopts.dgram_max - LCR_WIRE_HDR;

@@ -8,7 +8,11 @@
  * Its datagrams go through kernel sockets (sock.c) or DPDK ports (dpdk.c),
  * the same bytes either way. Its options are its own: the node runtime fills
  * them from its config (lcraft.h: bind_host, mtu, busy_poll, dpdk, fault_*);
- * the peers' addresses come with the factory's environment (lcr_net_env.peers).
+ * the peers' addresses come with the factory's environment (lcr_net_env.peers),
+ * and those of nodes a membership names later through set_peer (net.h):
+ * numeric addresses only; an IPv6 one only on an lcore whose socket is bound
+ * to an IPv6 address (its datagrams then leave room for IPv6 headers from
+ * the start); over DPDK IPv4 only, and none with memif (-ENOTSUP).
  */
 #ifndef LCR_UDP_H
 #define LCR_UDP_H

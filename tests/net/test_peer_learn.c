@@ -1,0 +1,413 @@
+/* Peers learned at run time by the UDP transport (net.h set_peer, forget_peer), on loopback
+ * sockets: a stranger's datagrams dropped until its address is set, then exchanged; dropped
+ * again once forgotten; a changed address takes over; names, IPv6 on an IPv4 socket and a full
+ * table refused; an IPv6 peer learned by a node bound to "::". */
+#define _GNU_SOURCE
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include "backend.h"
+#include "net_host.h"
+#include "udp.h"
+
+#define GROUP	7
+#define CLUSTER 91
+#define MS	1000000ull
+#define INST	6 /* transports open at once, at most */
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* One transport: node `id` at `port`, knowing `peers` at open. */
+struct inst {
+	uint32_t id;
+	struct lcr_net *net;
+	struct lcr_net_group *g;
+	struct lcr_udp_config udp;
+	struct lcr_net_factory f;
+	struct lcr_peer_addr peers[4];
+	uint32_t vote_reqs[8];	/* vote requests delivered, by sender */
+	uint32_t vote_resps[8]; /* vote replies delivered, by sender */
+};
+
+static struct inst I[INST];
+static uint16_t base_port;
+
+/* Every vote request is answered at once (as the core would, without the core). */
+static void h_deliver(void *group, const struct lcr_msg *m)
+{
+	struct inst *n = group;
+	assert_true(m->from < 8);
+	if (m->type == LCR_MSG_VOTE_RESP) {
+		n->vote_resps[m->from]++;
+		return;
+	}
+	assert_int_equal(m->type, LCR_MSG_VOTE_REQ);
+	n->vote_reqs[m->from]++;
+	struct lcr_msg r = { .type = LCR_MSG_VOTE_RESP, .from = n->id, .to = m->from };
+	r.vote_resp.vote = m->vote_req.vote;
+	r.vote_resp.req_vote = m->vote_req.vote;
+	r.vote_resp.granted = true;
+	lcr_net_send(n->g, &r, now_ns());
+}
+
+static void h_failed(void *group, const struct lcr_net_call *c, uint32_t err, const char *why)
+{
+	(void)group, (void)c, (void)err, (void)why;
+}
+
+static void h_attach(void *group, struct lcr_msg *m)
+{
+	(void)group;
+	m->append_req.n_entries = 0;
+}
+
+static const struct lcr_net_host host = {
+	.deliver = h_deliver,
+	.failed = h_failed,
+	.attach = h_attach,
+};
+
+static struct lcr_peer_addr addr(uint32_t id, const char *host_, uint16_t port)
+{
+	struct lcr_peer_addr a = { .id = id, .port = port };
+	snprintf(a.host, sizeof(a.host), "%s", host_);
+	return a;
+}
+
+/*
+ * Open slot `k` as node `id` bound to `bind` (or on DPDK with `dpdk`), knowing the `n`
+ * addresses in `peers` (itself among them), its group's targets `targets`. Returns 0 or the
+ * open's -errno with its sentence in `why`.
+ */
+static int try_open_inst(uint32_t k, uint32_t id, const char *bind, const struct lcr_udp_dpdk *dpdk,
+			 const struct lcr_peer_addr *peers, uint32_t n, const uint32_t *targets,
+			 uint32_t n_targets, char *why, size_t why_len)
+{
+	struct inst *x = &I[k];
+	struct lcr_net_config c;
+
+	assert_null(x->net);
+	memset(x, 0, sizeof(*x));
+	x->id = id;
+	memcpy(x->peers, peers, n * sizeof(*peers));
+	lcr_udp_config_default(&x->udp);
+	x->udp.bind_host = bind;
+	if (dpdk)
+		x->udp.dpdk = *dpdk;
+	lcr_udp_factory(&x->f, &x->udp);
+	lcr_net_config_default(&c, id, 50, 150, 64, 200);
+	struct lcr_net_env env = { .self = id,
+				   .cluster = CLUSTER,
+				   .lcore = 0,
+				   .n_lcores = 1,
+				   .n_peers = n,
+				   .peers = x->peers };
+	int rc = lcr_net_open(&x->net, &x->f, &env, &c, &host, why, why_len);
+	if (rc < 0) {
+		x->net = NULL;
+		return rc;
+	}
+	rc = lcr_net_group_open(x->net, GROUP, x, targets, n_targets, &x->g, why, why_len);
+	if (rc < 0)
+		fail_msg("node %u: group: %s", id, why);
+	return 0;
+}
+
+static struct inst *open_inst(uint32_t k, uint32_t id, const char *bind,
+			      const struct lcr_peer_addr *peers, uint32_t n,
+			      const uint32_t *targets, uint32_t n_targets)
+{
+	char why[256] = "";
+	if (try_open_inst(k, id, bind, NULL, peers, n, targets, n_targets, why, sizeof(why)) < 0)
+		fail_msg("node %u: %s", id, why);
+	return &I[k];
+}
+
+static void close_all(void)
+{
+	for (uint32_t k = 0; k < INST; k++) {
+		lcr_net_close(I[k].net);
+		I[k].net = NULL;
+	}
+}
+
+static void run_for(uint64_t ns)
+{
+	uint64_t end = now_ns() + ns;
+	while (now_ns() < end) {
+		uint64_t t = now_ns();
+		for (uint32_t k = 0; k < INST; k++) {
+			if (!I[k].net)
+				continue;
+			lcr_net_poll(I[k].net, t);
+			lcr_net_tick(I[k].net, t);
+			lcr_net_flush(I[k].net, t);
+		}
+		usleep(200);
+	}
+}
+
+/* Run until `*count` grew past `from`, at most `limit_ns`; true if it did. */
+static bool run_within(const uint32_t *count, uint32_t from, uint64_t limit_ns)
+{
+	uint64_t end = now_ns() + limit_ns;
+	while (now_ns() < end) {
+		run_for(MS);
+		if (*count > from)
+			return true;
+	}
+	return false;
+}
+
+/* What must arrive arrives within 2 s; what must not, not within 300 ms on loopback. */
+static bool run_until_more(const uint32_t *count, uint32_t from)
+{
+	return run_within(count, from, 2000 * MS);
+}
+
+static bool arrives_soon(const uint32_t *count, uint32_t from)
+{
+	return run_within(count, from, 300 * MS);
+}
+
+/* A vote request from x to node `to`. */
+static void vote(struct inst *x, uint32_t to, uint64_t term)
+{
+	struct lcr_msg m = { .type = LCR_MSG_VOTE_REQ, .from = x->id, .to = to };
+	m.vote_req.vote = (struct lcr_vote){ { term, x->id }, false };
+	lcr_net_send(x->g, &m, now_ns());
+}
+
+/* A counter out of the transport's metrics ("key":N), 0 when absent. */
+static uint64_t metric(const struct inst *x, const char *key)
+{
+	static char buf[65536];
+	char pat[64];
+	assert_true(lcr_net_metrics_json(x->net, buf, sizeof(buf)) > 0);
+	snprintf(pat, sizeof(pat), "\"%s\":", key);
+	const char *p = strstr(buf, pat);
+	return p ? strtoull(p + strlen(pat), NULL, 10) : 0;
+}
+
+/* Datagrams dropped because their source address is not their sender's. */
+static uint64_t strangers(const struct inst *x)
+{
+	return metric(x, "sender_address");
+}
+
+/*
+ * Node 1 knows nodes 1 and 2 from its config; node 3 (slot 1) knows 1 and itself. Node 1's
+ * group has node 3 as a target already (a member whose address is not known yet).
+ */
+static void test_udp_learn_forget_and_move_peer(void **state)
+{
+	(void)state;
+	const uint16_t p1 = base_port, p2 = base_port + 1, p3a = base_port + 2, p3b = base_port + 3;
+	struct lcr_peer_addr c1[] = { addr(1, "127.0.0.1", p1), addr(2, "127.0.0.1", p2) };
+	struct lcr_peer_addr c3a[] = { addr(1, "127.0.0.1", p1), addr(3, "127.0.0.1", p3a) };
+	const uint32_t t1[] = { 2, 3 }, t3[] = { 1 };
+	struct inst *n1 = open_inst(0, 1, "127.0.0.1", c1, 2, t1, 2);
+	struct inst *n3 = open_inst(1, 3, "127.0.0.1", c3a, 2, t3, 1);
+	char why[256] = "";
+	uint64_t term = 1;
+
+	/* A stranger: node 3's requests are dropped, counted, and node 1 cannot reach it. */
+	uint64_t s0 = strangers(n1);
+	vote(n3, 1, term++);
+	assert_false(arrives_soon(&n1->vote_reqs[3], 0));
+	assert_true(strangers(n1) > s0);
+	uint64_t e0 = metric(n1, "tx_errors");
+	vote(n1, 3, term++);
+	run_for(100 * MS);
+	assert_int_equal(n3->vote_reqs[1], 0);
+	assert_true(metric(n1, "tx_errors") > e0);
+
+	/* Learned: both ways. */
+	struct lcr_peer_addr a3 = addr(3, "127.0.0.1", p3a);
+	assert_int_equal(lcr_net_set_peer(n1->net, &a3, why, sizeof(why)), 0);
+	s0 = strangers(n1);
+	vote(n3, 1, term++);
+	assert_true(run_until_more(&n1->vote_reqs[3], 0));
+	assert_true(run_until_more(&n3->vote_resps[1], 0));
+	vote(n1, 3, term++);
+	assert_true(run_until_more(&n3->vote_reqs[1], 0));
+	assert_true(run_until_more(&n1->vote_resps[3], 0));
+	assert_int_equal(strangers(n1), s0);
+	/* Setting the same address again changes nothing. */
+	assert_int_equal(lcr_net_set_peer(n1->net, &a3, why, sizeof(why)), 0);
+	uint32_t r = n1->vote_reqs[3];
+	vote(n3, 1, term++);
+	assert_true(run_until_more(&n1->vote_reqs[3], r));
+
+	/* Forgotten: a stranger again, both ways; forgetting twice is no error. */
+	assert_int_equal(lcr_net_forget_peer(n1->net, 3), 0);
+	assert_int_equal(lcr_net_forget_peer(n1->net, 3), 0);
+	s0 = strangers(n1);
+	r = n1->vote_reqs[3];
+	vote(n3, 1, term++);
+	assert_false(arrives_soon(&n1->vote_reqs[3], r));
+	assert_true(strangers(n1) > s0);
+	uint32_t q = n3->vote_reqs[1];
+	vote(n1, 3, term++);
+	run_for(100 * MS);
+	assert_int_equal(n3->vote_reqs[1], q);
+
+	/* Node 3 replaced at a new address (slot 2): once node 1 has it, the old
+	 * address is a stranger's and the new one speaks for node 3. */
+	struct lcr_peer_addr c3b[] = { addr(1, "127.0.0.1", p1), addr(3, "127.0.0.1", p3b) };
+	struct inst *m3 = open_inst(2, 3, "127.0.0.1", c3b, 2, t3, 1);
+	assert_int_equal(lcr_net_set_peer(n1->net, &a3, why, sizeof(why)), 0);
+	struct lcr_peer_addr b3 = addr(3, "127.0.0.1", p3b);
+	assert_int_equal(lcr_net_set_peer(n1->net, &b3, why, sizeof(why)), 0);
+	s0 = strangers(n1);
+	r = n1->vote_reqs[3];
+	vote(n3, 1, term++);
+	assert_false(arrives_soon(&n1->vote_reqs[3], r));
+	assert_true(strangers(n1) > s0);
+	vote(m3, 1, term++);
+	assert_true(run_until_more(&n1->vote_reqs[3], r));
+	assert_true(run_until_more(&m3->vote_resps[1], 0));
+	q = n3->vote_reqs[1];
+	vote(n1, 3, term++);
+	assert_true(run_until_more(&m3->vote_reqs[1], 0));
+	assert_int_equal(n3->vote_reqs[1], q);
+
+	/* Node 5 takes node 3's address (a new node where a replaced one was):
+	 * that address now speaks for node 5, not for node 3. */
+	struct lcr_peer_addr a5 = addr(5, "127.0.0.1", p3b);
+	assert_int_equal(lcr_net_set_peer(n1->net, &a5, why, sizeof(why)), 0);
+	s0 = strangers(n1);
+	r = n1->vote_reqs[3];
+	vote(m3, 1, term++);
+	assert_false(arrives_soon(&n1->vote_reqs[3], r));
+	assert_true(strangers(n1) > s0);
+	close_all();
+}
+
+static void test_udp_set_peer_refusals(void **state)
+{
+	(void)state;
+	struct lcr_peer_addr c1[] = { addr(1, "127.0.0.1", base_port),
+				      addr(2, "127.0.0.1", (uint16_t)(base_port + 1)) };
+	const uint32_t t1[] = { 2 };
+	struct inst *n1 = open_inst(0, 1, "127.0.0.1", c1, 2, t1, 1);
+	char why[512] = "";
+	struct lcr_peer_addr a;
+
+	/* A name would need DNS on the lcore. */
+	a = addr(3, "localhost", 7001);
+	assert_int_equal(lcr_net_set_peer(n1->net, &a, why, sizeof(why)), -EINVAL);
+	print_message("name: %s\n", why);
+	assert_non_null(strstr(why, "not an IPv4 or IPv6 address"));
+	/* IPv6 on an lcore whose socket is IPv4 and whose datagrams are sized for it. */
+	a = addr(3, "::1", 7001);
+	assert_int_equal(lcr_net_set_peer(n1->net, &a, why, sizeof(why)), -EINVAL);
+	print_message("ipv6: %s\n", why);
+	assert_non_null(strstr(why, "IPv6"));
+	/* Checked by net.c for every transport. */
+	a = addr(1, "127.0.0.1", 7001);
+	assert_int_equal(lcr_net_set_peer(n1->net, &a, why, sizeof(why)), -EINVAL);
+	a = addr(0, "127.0.0.1", 7001);
+	assert_int_equal(lcr_net_set_peer(n1->net, &a, why, sizeof(why)), -EINVAL);
+	a = addr(3, "127.0.0.1", 0);
+	assert_int_equal(lcr_net_set_peer(n1->net, &a, why, sizeof(why)), -EINVAL);
+	a = addr(3, "", 7001);
+	assert_int_equal(lcr_net_set_peer(n1->net, &a, why, sizeof(why)), -EINVAL);
+	assert_int_equal(lcr_net_forget_peer(n1->net, 1), -EINVAL);
+	assert_int_equal(lcr_net_forget_peer(n1->net, 0), -EINVAL);
+	assert_true(lcr_net_can_learn_peers(n1->net));
+
+	/* The table is bounded: node 2 is in it, the rest fit, then a clear error. */
+	uint32_t ok = 0;
+	int rc = 0;
+	for (uint32_t id = 10; id < 10 + 2 * LCR_SOCK_PEERS_MAX; id++) {
+		a = addr(id, "127.0.0.1", (uint16_t)(40000 + id));
+		rc = lcr_net_set_peer(n1->net, &a, why, sizeof(why));
+		if (rc < 0)
+			break;
+		ok++;
+	}
+	print_message("full: %s\n", why);
+	assert_int_equal(rc, -ENOSPC);
+	assert_int_equal(ok, LCR_SOCK_PEERS_MAX - 1);
+	assert_non_null(strstr(why, "most"));
+	/* Moving a known node needs no room; forgetting one makes room. */
+	a = addr(10, "127.0.0.1", 39999);
+	assert_int_equal(lcr_net_set_peer(n1->net, &a, why, sizeof(why)), 0);
+	assert_int_equal(lcr_net_forget_peer(n1->net, 11), 0);
+	a = addr(500, "127.0.0.1", 39998);
+	assert_int_equal(lcr_net_set_peer(n1->net, &a, why, sizeof(why)), 0);
+	close_all();
+}
+
+/* An IPv6 socket test needs ::1 (a kernel with IPv6 on loopback). */
+static bool have_ipv6_loopback(void)
+{
+	int fd = socket(AF_INET6, SOCK_DGRAM, 0);
+	struct sockaddr_in6 a = { .sin6_family = AF_INET6, .sin6_addr = IN6ADDR_LOOPBACK_INIT };
+	bool ok = fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0;
+	if (fd >= 0)
+		close(fd);
+	return ok;
+}
+
+/* Node 1 bound to "::" with IPv4 peers learns node 4 at ::1: its datagrams left room for
+ * IPv6 headers from the start, so the exchange works. */
+static void test_udp_ipv6_peer_on_ipv6_socket(void **state)
+{
+	(void)state;
+	if (!have_ipv6_loopback()) {
+		print_message("skipped: no IPv6 on loopback (::1 cannot be bound)\n");
+		skip();
+	}
+	const uint16_t p1 = base_port, p4 = (uint16_t)(base_port + 4);
+	struct lcr_peer_addr c1[] = { addr(1, "127.0.0.1", p1),
+				      addr(2, "127.0.0.1", (uint16_t)(base_port + 1)) };
+	struct lcr_peer_addr c4[] = { addr(1, "::1", p1), addr(4, "::1", p4) };
+	const uint32_t t1[] = { 2, 4 }, t4[] = { 1 };
+	struct inst *n1 = open_inst(0, 1, "::", c1, 2, t1, 2);
+	struct inst *n4 = open_inst(1, 4, "::1", c4, 2, t4, 1);
+	char why[256] = "";
+
+	vote(n4, 1, 1);
+	assert_false(arrives_soon(&n1->vote_reqs[4], 0));
+	struct lcr_peer_addr a4 = addr(4, "::1", p4);
+	if (lcr_net_set_peer(n1->net, &a4, why, sizeof(why)) < 0)
+		fail_msg("set_peer: %s", why);
+	vote(n4, 1, 2);
+	assert_true(run_until_more(&n1->vote_reqs[4], 0));
+	assert_true(run_until_more(&n4->vote_resps[1], 0));
+	vote(n1, 4, 3);
+	assert_true(run_until_more(&n4->vote_reqs[1], 0));
+	assert_true(run_until_more(&n1->vote_resps[4], 0));
+	close_all();
+}
+
+int main(void)
+{
+	base_port = (uint16_t)(21000 + (getpid() % 4000) * 8);
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_udp_learn_forget_and_move_peer),
+		cmocka_unit_test(test_udp_set_peer_refusals),
+		cmocka_unit_test(test_udp_ipv6_peer_on_ipv6_socket),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
