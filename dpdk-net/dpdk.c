@@ -23,6 +23,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <arpa/inet.h>
+
 #include <rte_devargs.h>
 #include <rte_eal.h>
 #include <rte_errno.h>
@@ -43,6 +45,9 @@
 #define ARP_RETRY_NS (100ull * 1000 * 1000) /* between ARP requests for one peer */
 #define EAL_ARGS_MAX 128
 #define MAC_KNOWN    (1ull << 48)
+/* Neighbour entries: each lcore's peers, and room for every lcore to move
+ * them all (set_peer) before the old entries are freed. */
+#define NEIGH_MAX (2 * LCR_DPDK_PEERS_MAX)
 
 static_assert(BURST <= HANDOFF_SIZE, "a burst fits a hand-off ring");
 
@@ -75,9 +80,20 @@ static struct {
 	struct rte_mempool *pool;
 	struct rte_ring *handoff[LCORES_MAX];
 	struct wake wake[LCORES_MAX];
-	/* What we know of the peers' MACs, by peer (the order of the options'
-	 * peers, the same for every lcore): MAC_KNOWN | 48-bit MAC, or 0. */
-	_Atomic uint64_t peer_mac[LCR_DPDK_PEERS_MAX];
+	/*
+	 * What we know of the neighbours' MACs, by IPv4 address and port: each
+	 * lcore's peer points at its entry (peer.nb), so lcores share what any
+	 * of them learns. An entry's key and users change under mu only (taken
+	 * by an open or a set_peer, freed when no lcore's peer uses it any
+	 * more); `mac`, MAC_KNOWN | 48-bit MAC or 0, is written by whichever
+	 * lcore learns it.
+	 */
+	struct neigh {
+		uint32_t ip;   /* host order */
+		uint16_t port; /* index in ports */
+		uint32_t users;
+		_Atomic uint64_t mac;
+	} nb[NEIGH_MAX];
 	/*
 	 * Restarting a port whose link is down (a memif client connects only
 	 * when its port starts: after its server restarted, or when it started
@@ -102,6 +118,7 @@ struct peer {
 	uint32_t ip;
 	uint16_t udp;  /* its port for our lcore */
 	uint16_t port; /* index in proc.ports */
+	uint32_t nb;   /* its neighbour entry, in proc.nb */
 	uint64_t arp_sent_ns;
 };
 
@@ -343,13 +360,6 @@ static int handoff_up(const struct lcr_dpdk_opts *o, char *why, unsigned why_len
 	return 0;
 }
 
-static void peers_up(const struct lcr_dpdk_opts *o)
-{
-	for (uint32_t i = 0; i < o->n_peers; i++)
-		atomic_store(&proc.peer_mac[i],
-			     o->peers[i].has_mac ? mac_word(o->peers[i].mac) : 0);
-}
-
 /* Bring the process's DPDK up for `o`, or check that it is up for it. */
 static int proc_up(const struct lcr_dpdk_opts *o, char *why, unsigned why_len)
 {
@@ -409,7 +419,6 @@ static int proc_up(const struct lcr_dpdk_opts *o, char *why, unsigned why_len)
 			return rc;
 	if ((rc = handoff_up(o, why, why_len)) < 0)
 		return rc;
-	peers_up(o);
 	proc.n_lcores = o->n_lcores;
 	proc.ports_up = true;
 	return 0;
@@ -432,13 +441,47 @@ static bool port_open(uint16_t p)
 
 /* ---- neighbours and ARP ----------------------------------------------------------- */
 
-/* Peer i's MAC, seen in its frames: remember it (a peer may move). */
-static void learn(uint32_t i, const uint8_t mac[6])
+/* Under mu: the neighbour entry of (ip, port), taken if no lcore has it yet
+ * (with `mac`, a static one, or unknown); -1 when the table is full. */
+static int nb_take(uint32_t ip, uint16_t port, const uint8_t *mac)
+{
+	int free_i = -1;
+
+	for (int i = 0; i < NEIGH_MAX; i++) {
+		struct neigh *e = &proc.nb[i];
+		if (e->users && e->ip == ip && e->port == port) {
+			e->users++;
+			return i;
+		}
+		if (!e->users && free_i < 0)
+			free_i = i;
+	}
+	if (free_i < 0)
+		return -1;
+	struct neigh *e = &proc.nb[free_i];
+	e->ip = ip;
+	e->port = port;
+	e->users = 1;
+	atomic_store_explicit(&e->mac, mac ? mac_word(mac) : 0, memory_order_relaxed);
+	return free_i;
+}
+
+/* Under mu: a peer no longer uses entry i. */
+static void nb_put(uint32_t i)
+{
+	LCR_ASSERT(i < NEIGH_MAX);
+	LCR_ASSERT(proc.nb[i].users > 0);
+	if (--proc.nb[i].users == 0)
+		atomic_store_explicit(&proc.nb[i].mac, 0, memory_order_relaxed);
+}
+
+/* A peer's MAC, seen in its frames: remember it (a peer may move). */
+static void learn(const struct peer *p, const uint8_t mac[6])
 {
 	uint64_t w = mac_word(mac);
-	LCR_ASSERT(i < LCR_DPDK_PEERS_MAX);
-	if (atomic_load_explicit(&proc.peer_mac[i], memory_order_relaxed) != w)
-		atomic_store_explicit(&proc.peer_mac[i], w, memory_order_relaxed);
+	LCR_ASSERT(p->nb < NEIGH_MAX);
+	if (atomic_load_explicit(&proc.nb[p->nb].mac, memory_order_relaxed) != w)
+		atomic_store_explicit(&proc.nb[p->nb].mac, w, memory_order_relaxed);
 }
 
 /* The peer an ARP frame on port `port` speaks for (nodes on one host may share
@@ -472,7 +515,7 @@ static void arp_input(struct lcr_dpdk *b, uint16_t port, const struct lcr_frame 
 	b->arp_seen++;
 	int i = peer_by_arp(b, port, f->src_ip);
 	if (i >= 0)
-		learn((uint32_t)i, f->src_mac);
+		learn(&b->peers[i], f->src_mac);
 	if (f->arp_op == 1 && f->dst_ip == b->o.ip) {
 		uint8_t reply[LCR_ARP_FRAME_LEN];
 		lcr_frame_build_arp(reply, 2, proc.ports[port].mac, b->o.ip, f->src_mac, f->src_ip);
@@ -550,7 +593,8 @@ static void links_check(struct lcr_dpdk *b, uint64_t now)
 	/* Every peer's MAC asked for before it is needed (arp_request() paces
 	 * itself per peer). */
 	for (uint32_t i = 0; i < b->n_peers; i++)
-		if (!(atomic_load_explicit(&proc.peer_mac[i], memory_order_relaxed) & MAC_KNOWN))
+		if (!(atomic_load_explicit(&proc.nb[b->peers[i].nb].mac, memory_order_relaxed) &
+		      MAC_KNOWN))
 			arp_request(b, &b->peers[i], now);
 	for (uint16_t p = 0; p < proc.n_ports; p++) {
 		struct rte_eth_link link;
@@ -673,7 +717,7 @@ static void rx_frame(struct lcr_dpdk *b, uint16_t port, struct rte_mbuf *m, stru
 	}
 	int from = peer_of(b, f.src_ip, f.src_port);
 	if (from >= 0)
-		learn((uint32_t)from, f.src_mac);
+		learn(&b->peers[from], f.src_mac);
 	d[*n].buf = (uint8_t *)data + f.payload;
 	d[*n].len = f.payload_len;
 	d[*n].peer = from >= 0 ? b->peers[from].node : 0;
@@ -741,7 +785,7 @@ static struct peer *peer_by_node(struct lcr_dpdk *b, uint32_t node)
 static int frame_of(struct lcr_dpdk *b, const struct lcr_dgram *d, struct peer *p, uint64_t now,
 		    struct rte_mbuf **out)
 {
-	uint64_t w = atomic_load_explicit(&proc.peer_mac[p - b->peers], memory_order_relaxed);
+	uint64_t w = atomic_load_explicit(&proc.nb[p->nb].mac, memory_order_relaxed);
 	if (!(w & MAC_KNOWN)) {
 		arp_request(b, p, now);
 		b->no_neighbour++;
@@ -929,12 +973,108 @@ static void dpdk_close(struct lcr_backend *be)
 		return;
 	rte_pktmbuf_free_bulk(b->held, b->n_held);
 	pthread_mutex_lock(&proc.mu);
+	for (uint32_t i = 0; i < b->n_peers; i++)
+		nb_put(b->peers[i].nb);
 	LCR_ASSERT(proc.opened > 0);
 	if (--proc.opened == 0)
 		proc_down();
 	pthread_mutex_unlock(&proc.mu);
 	struct lcr_allocator a = b->o.alloc;
 	lcr_allocator_free_aligned(&a, b);
+}
+
+static int port_by_name(const char *name, uint16_t *idx, char *why, unsigned why_len);
+
+/* ---- peers learned at run time ------------------------------------------------- */
+
+/*
+ * Learn or move a peer (backend.h), between bursts on the owning lcore: an
+ * IPv4 address, the port that reaches it (its route), its MAC static or
+ * found by ARP. Its neighbour entry is shared with the other lcores, under
+ * mu: only this call and open/close take the lock, never the data path.
+ * Memif ports are made per peer when EAL comes up; the UDP transport refuses
+ * learned peers there before asking.
+ */
+static int dpdk_set_peer(struct lcr_backend *be, const struct lcr_be_peer *bp, char *why,
+			 size_t why_len)
+{
+	struct lcr_dpdk *b = (struct lcr_dpdk *)be;
+	struct in_addr a;
+	uint16_t port;
+	int rc;
+
+	LCR_ASSERT(bp && bp->host && bp->node != 0);
+	if (inet_pton(AF_INET, bp->host, &a) != 1) {
+		snprintf(why, why_len,
+			 "dpdk: node %u's address \"%s\" is not an IPv4 address (the DPDK path "
+			 "takes IPv4 literals)",
+			 bp->node, bp->host);
+		return -EINVAL;
+	}
+	uint32_t ip = ntohl(a.s_addr);
+	pthread_mutex_lock(&proc.mu);
+	if ((rc = port_by_name(bp->route ? bp->route : "", &port, why, (unsigned)why_len)) < 0)
+		goto out;
+	bool known = false, taken = false;
+	for (uint32_t i = 0; i < b->n_peers; i++) {
+		if (b->peers[i].node == bp->node)
+			known = true;
+		else if (b->peers[i].ip == ip && b->peers[i].udp == bp->port)
+			taken = true;
+	}
+	bool full = !known && !taken && b->n_peers == LCR_DPDK_PEERS_MAX;
+	int e = full ? -1 : nb_take(ip, port, bp->mac);
+	if (e < 0) {
+		snprintf(why, why_len, "dpdk: node %u: %s", bp->node,
+			 full ? "this lcore knows " RTE_STR(LCR_DPDK_PEERS_MAX) " peers, its most"
+			      : "the neighbour table is full (lcores disagree on the peers)");
+		rc = -ENOSPC;
+		goto out;
+	}
+	/* An address belongs to one node: another that had it loses it. */
+	for (uint32_t i = 0; i < b->n_peers;) {
+		struct peer *o = &b->peers[i];
+		if (o->node != bp->node && o->ip == ip && o->udp == bp->port) {
+			nb_put(o->nb);
+			*o = b->peers[--b->n_peers];
+		} else {
+			i++;
+		}
+	}
+	struct peer *p = NULL;
+	for (uint32_t i = 0; i < b->n_peers && !p; i++)
+		if (b->peers[i].node == bp->node)
+			p = &b->peers[i];
+	if (p)
+		nb_put(p->nb);
+	else
+		p = &b->peers[b->n_peers++];
+	LCR_ASSERT(b->n_peers <= LCR_DPDK_PEERS_MAX);
+	memset(p, 0, sizeof(*p));
+	p->node = bp->node;
+	p->ip = ip;
+	p->udp = bp->port;
+	p->port = port;
+	p->nb = (uint32_t)e;
+out:
+	pthread_mutex_unlock(&proc.mu);
+	return rc;
+}
+
+static int dpdk_forget_peer(struct lcr_backend *be, uint32_t node)
+{
+	struct lcr_dpdk *b = (struct lcr_dpdk *)be;
+
+	pthread_mutex_lock(&proc.mu);
+	for (uint32_t i = 0; i < b->n_peers; i++) {
+		if (b->peers[i].node == node) {
+			nb_put(b->peers[i].nb);
+			b->peers[i] = b->peers[--b->n_peers];
+			break;
+		}
+	}
+	pthread_mutex_unlock(&proc.mu);
+	return 0;
 }
 
 static const struct lcr_backend_ops dpdk_ops = {
@@ -944,6 +1084,8 @@ static const struct lcr_backend_ops dpdk_ops = {
 	.stats = dpdk_stats,
 	.metrics_json = dpdk_metrics_json,
 	.close = dpdk_close,
+	.set_peer = dpdk_set_peer,
+	.forget_peer = dpdk_forget_peer,
 };
 
 /* ---- open ------------------------------------------------------------------------ */
@@ -1008,16 +1150,31 @@ int lcr_dpdk_open(struct lcr_backend **out, const struct lcr_dpdk_opts *o, char 
 	rc = proc_up(o, why, why_len);
 	for (uint32_t i = 0; rc == 0 && i < o->n_peers; i++) {
 		const struct lcr_dpdk_peer *src = &o->peers[i];
-		struct peer *p = &b->peers[b->n_peers++];
+		struct peer *p = &b->peers[b->n_peers];
 		p->node = src->node;
 		p->ip = src->ip;
 		p->udp = (uint16_t)(src->port + o->lcore);
-		rc = port_by_name(src->eth_port, &p->port, why, why_len);
+		if ((rc = port_by_name(src->eth_port, &p->port, why, why_len)) < 0)
+			break;
+		int e = nb_take(p->ip, p->port, src->has_mac ? src->mac : NULL);
+		if (e < 0) {
+			snprintf(
+				why, why_len,
+				"dpdk: the neighbour table is full (lcores disagree on the peers)");
+			rc = -ENOSPC;
+			break;
+		}
+		p->nb = (uint32_t)e;
+		b->n_peers++;
 	}
-	if (rc == 0)
+	if (rc == 0) {
 		proc.opened++;
-	else if (proc.opened == 0 && proc.ports_up)
-		proc_down();
+	} else {
+		for (uint32_t i = 0; i < b->n_peers; i++)
+			nb_put(b->peers[i].nb);
+		if (proc.opened == 0 && proc.ports_up)
+			proc_down();
+	}
 	pthread_mutex_unlock(&proc.mu);
 	if (rc < 0) {
 		lcr_allocator_free_aligned(&o->alloc, b);

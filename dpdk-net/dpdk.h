@@ -10,7 +10,8 @@
  * every port with one RX/TX queue pair per lcore, one mbuf pool sized from
  * the ports, queues and lcores, nothing allocated per datagram after that.
  * Lcore i of a node uses queue i of every port. A port reaches the nodes the
- * routes name (memif is point to point: one port per peer); a datagram that
+ * routes name (memif is point to point: one port per peer; a peer learned at
+ * run time, set_peer, takes the port its route names, never memif); a datagram that
  * arrives on another lcore's queue (a port that hashes flows its own way) is
  * handed to its lcore through a ring. Ethernet addresses come from a static
  * table, from the frames of peers, or by ARP; the backend answers ARP for its

@@ -1,7 +1,10 @@
 /* Peers learned at run time by the UDP transport (net.h set_peer, forget_peer), on loopback
  * sockets: a stranger's datagrams dropped until its address is set, then exchanged; dropped
  * again once forgotten; a changed address takes over; names, IPv6 on an IPv4 socket and a full
- * table refused; an IPv6 peer learned by a node bound to "::". */
+ * table refused; an IPv6 peer learned by a node bound to "::". With an argument, over DPDK:
+ * "dpdk-memif" (memif cannot learn peers: -ENOTSUP), "dpdk-af-packet" (root: the same exchange
+ * between a DPDK node on af_packet and socket nodes across a veth pair in a namespace of its
+ * own). Exit 77: skipped, the reason on the last line. */
 #define _GNU_SOURCE
 #include <stdarg.h>
 #include <stddef.h>
@@ -16,7 +19,12 @@
 #include <unistd.h>
 
 #include <arpa/inet.h>
+#include <linux/ethtool.h>
+#include <linux/sockios.h>
+#include <net/if.h>
 #include <netinet/in.h>
+#include <sched.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 
 #include "backend.h"
@@ -401,7 +409,185 @@ static void test_udp_ipv6_peer_on_ipv6_socket(void **state)
 	close_all();
 }
 
-int main(void)
+/* ---- over DPDK ------------------------------------------------------------------- */
+
+#define EAL_BASE "-l 0 --no-huge -m 256 --no-pci --no-shconf --log-level=3"
+
+static char skip_reason[512]; /* set: the DPDK test was skipped, and why */
+
+/* An open that failed for want of DPDK in this build skips; any other failure fails. */
+static bool open_or_skip(int rc, const char *why)
+{
+	if (rc == -ENOTSUP && strstr(why, "no DPDK")) {
+		snprintf(skip_reason, sizeof(skip_reason), "skipped: %s", why);
+		return false;
+	}
+	if (rc < 0)
+		fail_msg("DPDK node: %s", why);
+	return true;
+}
+
+/* memif makes a port per peer when EAL comes up: no peer can be learned later. */
+static void test_dpdk_memif_cannot_learn(void **state)
+{
+	(void)state;
+	static char dir[] = "/tmp/lcr-peer-memif-XXXXXX";
+	assert_non_null(mkdtemp(dir));
+	struct lcr_udp_dpdk d = { .enable = true, .eal = EAL_BASE, .memif_dir = dir };
+	struct lcr_peer_addr c1[] = { addr(1, "127.0.0.1", base_port),
+				      addr(2, "127.0.0.1", (uint16_t)(base_port + 1)) };
+	const uint32_t t1[] = { 2 };
+	char why[512] = "";
+
+	int rc = try_open_inst(0, 1, NULL, &d, c1, 2, t1, 1, why, sizeof(why));
+	if (!open_or_skip(rc, why))
+		return;
+	struct lcr_peer_addr a = addr(3, "127.0.0.1", (uint16_t)(base_port + 2));
+	assert_int_equal(lcr_net_set_peer(I[0].net, &a, why, sizeof(why)), -ENOTSUP);
+	print_message("memif: %s\n", why);
+	assert_non_null(strstr(why, "memif"));
+	assert_non_null(strstr(why, "node 3"));
+	/* A configured peer cannot move either; forgetting one is allowed. */
+	a = addr(2, "127.0.0.1", (uint16_t)(base_port + 5));
+	assert_int_equal(lcr_net_set_peer(I[0].net, &a, why, sizeof(why)), -ENOTSUP);
+	assert_int_equal(lcr_net_forget_peer(I[0].net, 2), 0);
+	close_all();
+	char path[600];
+	snprintf(path, sizeof(path), "rm -rf %s", dir);
+	if (system(path) != 0)
+		print_message("could not remove %s\n", dir);
+}
+
+#define VETH_DPDK "lcrpA" /* DPDK's end (af_packet), no address */
+#define VETH_HOST "lcrpB" /* the kernel's end: the socket nodes' addresses */
+#define IP_DPDK	  "10.77.0.1"
+#define IP_HOST	  "10.77.0.2"
+#define IP_HOST2  "10.77.0.3"
+
+/* A network namespace of this process's own, a veth pair in it; false (skip) if not root. */
+static bool veth_up(void)
+{
+	if (geteuid() != 0) {
+		snprintf(skip_reason, sizeof(skip_reason),
+			 "skipped: needs root (a network namespace and a veth pair for af_packet)");
+		return false;
+	}
+	if (unshare(CLONE_NEWNET) < 0) {
+		snprintf(skip_reason, sizeof(skip_reason),
+			 "skipped: no network namespace of our own (unshare: %s)", strerror(errno));
+		return false;
+	}
+	if (system("ip link set lo up && ip link add " VETH_DPDK " type veth peer name " VETH_HOST
+		   " && ip link set " VETH_DPDK " up && ip addr add " IP_HOST "/24 dev " VETH_HOST
+		   " && ip addr add " IP_HOST2 "/24 dev " VETH_HOST " && ip link set " VETH_HOST
+		   " up") != 0) {
+		snprintf(skip_reason, sizeof(skip_reason),
+			 "skipped: could not make a veth pair with ip(8) in the new namespace");
+		return false;
+	}
+	/* A kernel socket on a veth leaves the UDP checksum to the "hardware", and af_packet
+	 * hands the frame up unfinished: with tx checksumming off the kernel finishes it. */
+	int fd = socket(AF_INET, SOCK_DGRAM, 0);
+	struct ethtool_value ev = { .cmd = ETHTOOL_STXCSUM, .data = 0 };
+	struct ifreq ifr;
+	memset(&ifr, 0, sizeof(ifr));
+	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", VETH_HOST);
+	ifr.ifr_data = (void *)&ev;
+	if (fd < 0 || ioctl(fd, SIOCETHTOOL, &ifr) < 0)
+		fail_msg("%s: cannot turn tx checksumming off: %s", VETH_HOST, strerror(errno));
+	close(fd);
+	return true;
+}
+
+/*
+ * Node 1 on DPDK (af_packet on one end of a veth) knows node 2 only; node 3 is a kernel
+ * socket behind the other end. The same story as on loopback: a stranger, learned (ARP finds
+ * its MAC), forgotten, moved to a new port, then to another IPv4 address; IPv6, names and
+ * a route to a port EAL does not have refused.
+ */
+static void test_dpdk_af_packet_learn_forget_and_move(void **state)
+{
+	(void)state;
+	if (!veth_up())
+		return;
+	const uint16_t p = base_port;
+	struct lcr_udp_dpdk d = { .enable = true,
+				  .eal = EAL_BASE " --vdev=net_af_packet0,iface=" VETH_DPDK,
+				  .routes = "9=net_nowhere" };
+	struct lcr_peer_addr c1[] = { addr(1, IP_DPDK, p), addr(2, IP_HOST, (uint16_t)(p + 1)) };
+	struct lcr_peer_addr c3[] = { addr(1, IP_DPDK, p), addr(3, IP_HOST, (uint16_t)(p + 2)) };
+	struct lcr_peer_addr c3b[] = { addr(1, IP_DPDK, p), addr(3, IP_HOST, (uint16_t)(p + 3)) };
+	struct lcr_peer_addr c3c[] = { addr(1, IP_DPDK, p), addr(3, IP_HOST2, (uint16_t)(p + 4)) };
+	const uint32_t t1[] = { 2, 3 }, t3[] = { 1 };
+	char why[512] = "";
+	uint64_t term = 1;
+
+	int rc = try_open_inst(0, 1, NULL, &d, c1, 2, t1, 2, why, sizeof(why));
+	if (!open_or_skip(rc, why))
+		return;
+	struct inst *n1 = &I[0];
+	struct inst *n3 = open_inst(1, 3, IP_HOST, c3, 2, t3, 1);
+
+	uint64_t s0 = strangers(n1);
+	vote(n3, 1, term++);
+	assert_false(arrives_soon(&n1->vote_reqs[3], 0));
+	assert_true(strangers(n1) > s0);
+
+	struct lcr_peer_addr a3 = addr(3, IP_HOST, (uint16_t)(p + 2));
+	if (lcr_net_set_peer(n1->net, &a3, why, sizeof(why)) < 0)
+		fail_msg("set_peer: %s", why);
+	vote(n3, 1, term++);
+	assert_true(run_until_more(&n1->vote_reqs[3], 0));
+	assert_true(run_until_more(&n3->vote_resps[1], 0));
+	vote(n1, 3, term++);
+	assert_true(run_until_more(&n3->vote_reqs[1], 0));
+	assert_true(run_until_more(&n1->vote_resps[3], 0));
+
+	assert_int_equal(lcr_net_forget_peer(n1->net, 3), 0);
+	s0 = strangers(n1);
+	uint32_t r = n1->vote_reqs[3];
+	vote(n3, 1, term++);
+	assert_false(arrives_soon(&n1->vote_reqs[3], r));
+	assert_true(strangers(n1) > s0);
+
+	/* Moved to another port of the same host, then to another address (a neighbour
+	 * entry of its own, its MAC found by ARP). */
+	struct inst *m3 = open_inst(2, 3, IP_HOST, c3b, 2, t3, 1);
+	struct lcr_peer_addr b3 = addr(3, IP_HOST, (uint16_t)(p + 3));
+	assert_int_equal(lcr_net_set_peer(n1->net, &b3, why, sizeof(why)), 0);
+	r = n1->vote_reqs[3];
+	vote(m3, 1, term++);
+	assert_true(run_until_more(&n1->vote_reqs[3], r));
+	assert_true(run_until_more(&m3->vote_resps[1], 0));
+	struct inst *o3 = open_inst(3, 3, IP_HOST2, c3c, 2, t3, 1);
+	struct lcr_peer_addr c3addr = addr(3, IP_HOST2, (uint16_t)(p + 4));
+	assert_int_equal(lcr_net_set_peer(n1->net, &c3addr, why, sizeof(why)), 0);
+	s0 = strangers(n1);
+	r = n1->vote_reqs[3];
+	vote(m3, 1, term++);
+	assert_false(arrives_soon(&n1->vote_reqs[3], r));
+	assert_true(strangers(n1) > s0);
+	vote(o3, 1, term++);
+	assert_true(run_until_more(&n1->vote_reqs[3], r));
+	assert_true(run_until_more(&o3->vote_resps[1], 0));
+	vote(n1, 3, term++);
+	assert_true(run_until_more(&o3->vote_reqs[1], 0));
+
+	/* Refused: IPv6 (the DPDK path is IPv4), a name, a route to no port. */
+	struct lcr_peer_addr a = addr(4, "::1", 7001);
+	assert_int_equal(lcr_net_set_peer(n1->net, &a, why, sizeof(why)), -EINVAL);
+	print_message("ipv6: %s\n", why);
+	assert_non_null(strstr(why, "IPv4"));
+	a = addr(4, "localhost", 7001);
+	assert_int_equal(lcr_net_set_peer(n1->net, &a, why, sizeof(why)), -EINVAL);
+	a = addr(9, "10.77.0.9", 7001);
+	assert_int_equal(lcr_net_set_peer(n1->net, &a, why, sizeof(why)), -ENODEV);
+	print_message("route: %s\n", why);
+	assert_non_null(strstr(why, "net_nowhere"));
+	close_all();
+}
+
+int main(int argc, char **argv)
 {
 	base_port = (uint16_t)(21000 + (getpid() % 4000) * 8);
 	const struct CMUnitTest tests[] = {
@@ -409,5 +595,28 @@ int main(void)
 		cmocka_unit_test(test_udp_set_peer_refusals),
 		cmocka_unit_test(test_udp_ipv6_peer_on_ipv6_socket),
 	};
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	const struct CMUnitTest memif[] = {
+		cmocka_unit_test(test_dpdk_memif_cannot_learn),
+	};
+	const struct CMUnitTest af_packet[] = {
+		cmocka_unit_test(test_dpdk_af_packet_learn_forget_and_move),
+	};
+	int rc;
+
+	/* EAL comes up once per process: one DPDK test per run. */
+	if (argc < 2)
+		return cmocka_run_group_tests(tests, NULL, NULL);
+	if (strcmp(argv[1], "dpdk-memif") == 0)
+		rc = cmocka_run_group_tests(memif, NULL, NULL);
+	else if (strcmp(argv[1], "dpdk-af-packet") == 0)
+		rc = cmocka_run_group_tests(af_packet, NULL, NULL);
+	else {
+		fprintf(stderr, "usage: %s [dpdk-memif | dpdk-af-packet]\n", argv[0]);
+		return 2;
+	}
+	if (rc == 0 && skip_reason[0]) {
+		printf("%s\n", skip_reason);
+		return 77;
+	}
+	return rc;
 }
