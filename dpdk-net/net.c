@@ -1412,6 +1412,78 @@ err_drop_clients:
 	return rc;
 }
 
+bool lcr_net_group_has_target(const struct lcr_net_group *g, uint32_t target)
+{
+	for (uint32_t i = 0; i < g->n_peers; i++)
+		if (g->peers[i].target == target)
+			return true;
+	return false;
+}
+
+static bool listed(const uint32_t *ids, uint32_t n, uint32_t id)
+{
+	for (uint32_t i = 0; i < n; i++)
+		if (ids[i] == id)
+			return true;
+	return false;
+}
+
+int lcr_net_group_add_target(struct lcr_net_group *g, uint32_t target, const uint32_t *keep,
+			     uint32_t n_keep, char *why, size_t why_len)
+{
+	struct lcr_net *n = g->net;
+	const struct lcr_allocator *a = &n->cfg.alloc;
+	uint32_t slot = g->n_peers;
+	struct net_peer fresh;
+	int rc;
+
+	LCR_ASSERT(target != 0 && target != n->cfg.self);
+	if (lcr_net_group_has_target(g, target))
+		return 0;
+	if (slot == LCR_NODES_MAX) {
+		/* Full: take the slot of a node that left, once nothing of it is
+		 * in flight (its calls ended, its snapshot released). */
+		for (uint32_t i = 0; i < g->n_peers && slot == LCR_NODES_MAX; i++) {
+			const struct net_peer *q = &g->peers[i];
+			if (!listed(keep, n_keep, q->target) && !q->busy && !q->vote_call.id &&
+			    !q->snap_on && q->q_len == 0)
+				slot = i;
+		}
+		if (slot == LCR_NODES_MAX) {
+			snprintf(why, why_len,
+				 "group %u: no room for node %u: %d nodes are members or still "
+				 "have calls in flight",
+				 g->id, target, LCR_NODES_MAX);
+			return -ENOSPC;
+		}
+	}
+	memset(&fresh, 0, sizeof(fresh));
+	fresh.target = target;
+	if (!n->ops->stream_append || n->host.attach_max) {
+		fresh.q = lcr_allocator_zalloc(a, sizeof(*fresh.q) * n->cfg.queue_max);
+		if (!fresh.q) {
+			snprintf(why, why_len, "group %u: out of memory for node %u", g->id,
+				 target);
+			return -ENOMEM;
+		}
+	}
+	if (n->ops->new_client &&
+	    (rc = n->ops->new_client(n->t, g->id, target, &fresh.client, why, why_len)) < 0) {
+		lcr_allocator_free(a, fresh.q);
+		return rc;
+	}
+	if (slot < g->n_peers) {
+		struct net_peer *old = &g->peers[slot];
+		if (n->ops->drop_client)
+			n->ops->drop_client(n->t, old->client);
+		lcr_allocator_free(a, old->q);
+	} else {
+		g->n_peers++;
+	}
+	g->peers[slot] = fresh;
+	return 0;
+}
+
 void lcr_net_group_close(struct lcr_net_group *g)
 {
 	struct lcr_net *n = g->net;

@@ -103,6 +103,16 @@ struct lcr_transport *lcr_net_transport(const struct lcr_net *n);
 /* A group with its peers (every node but this one); setup only. */
 int lcr_net_group_open(struct lcr_net *n, uint32_t group, void *host_group, const uint32_t *targets,
 		       uint32_t n_targets, struct lcr_net_group **out, char *why, size_t why_len);
+/*
+ * Whether the group has a client for `target`; add one (a node a membership
+ * names that the group did not start with). When the group already has
+ * LCR_NODES_MAX, the slot of a node not in `keep` (the members) with nothing
+ * in flight is taken. Returns 0, or -errno with a sentence (-ENOSPC: no slot
+ * free; the new_client's error). On the lcore, outside the ops.
+ */
+bool lcr_net_group_has_target(const struct lcr_net_group *g, uint32_t target);
+int lcr_net_group_add_target(struct lcr_net_group *g, uint32_t target, const uint32_t *keep,
+			     uint32_t n_keep, char *why, size_t why_len);
 void lcr_net_group_close(struct lcr_net_group *g);
 
 /*

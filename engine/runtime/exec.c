@@ -126,7 +126,7 @@ void lcr_rt_run_cmds(struct lcr_group *g)
 {
 	uint32_t n;
 	const struct lcr_cmd *cmds = lcr_core_commands(g->core, &n);
-	bool applied = false;
+	bool applied = false, mship = false;
 	struct lcr_log_id applied_to = { { 0, 0 }, 0 };
 	int fail = 0;
 
@@ -138,6 +138,12 @@ void lcr_rt_run_cmds(struct lcr_group *g)
 		case LCR_CMD_SAVE_VOTE:
 		case LCR_CMD_APPEND:
 		case LCR_CMD_TRUNCATE: {
+			/* The effective membership follows the log's newest. */
+			if (c->type == LCR_CMD_TRUNCATE)
+				mship = true;
+			else if (c->type == LCR_CMD_APPEND)
+				for (uint32_t k = 0; k < c->append.n && !mship; k++)
+					mship = c->append.entries[k].type == LCR_ENTRY_MEMBERSHIP;
 			int rc = fail ? 0 : log_exec(g->log, c);
 			if (rc < 0 && !fail)
 				fail = rc;
@@ -172,6 +178,7 @@ void lcr_rt_run_cmds(struct lcr_group *g)
 			int rc = fail ? 0 : lcr_rt_snap_install(g, c);
 			if (rc < 0 && !fail)
 				fail = rc;
+			mship = true;
 			/* The state machine holds everything up to meta.last:
 			 * the core hears it as an apply. */
 			if (rc == 0 && !fail) {
@@ -220,6 +227,9 @@ void lcr_rt_run_cmds(struct lcr_group *g)
 	LCR_ASSERT(g->busy > 0);
 	g->busy--;
 	g->next_timer = lcr_core_next_timer(g->core);
+	/* Its members' addresses go to the transport from the loop
+	 * (lcr_rt_mship_progress): this may run inside the transport's poll. */
+	g->mship_dirty |= mship;
 	/* Events that follow from these commands; each step runs its own. */
 	if (fail) {
 		fprintf(stderr,

@@ -493,6 +493,7 @@ int lcr_group_open(struct lcr_node *n, uint32_t id, const struct lcr_sm_ops *ops
 	lc->groups[lc->n_groups++] = g;
 	lc->now = lcr_rt_now_ns();
 	lcr_core_start(g->core, lc->now);
+	lcr_rt_mship_learn(g); /* the members the log or the snapshot names */
 	lcr_rt_run_cmds(g);
 	*out = g;
 	return 0;

@@ -239,10 +239,14 @@ LCR_API int lcr_read(struct lcr_group *g, uint32_t policy, lcr_read_fn done, voi
  * change at a time: the same voters go as one entry; other voters go through
  * a joint config, then the target alone once that commits.
  *
- * The target may name only nodes this node's config lists as peers
- * (lcr_node_config.peers): node addresses do not travel with a membership, so
- * the transport could not reach any other. Give every node the same peers,
- * including nodes that are not members yet.
+ * A node this node's config does not list as a peer (lcr_node_config.peers)
+ * needs its address in the target (lcr_membership.addrs, "HOST:PORT", an IPv6
+ * host in brackets; numeric, for the lcore does not wait on DNS), unless the
+ * current membership has one: the addresses travel in the membership entries,
+ * so every member learns where the others listen, and they are kept for the
+ * nodes that stay. A node that left every membership of an lcore is
+ * forgotten there: its datagrams are a stranger's. The transport must learn
+ * peers at run time (the built-in UDP transport does, except DPDK memif).
  *
  * Returns 0, and then `done` runs exactly once on the group's lcore: err 0
  * once the target is the committed membership here; -LCR_ENOTLEADER (leader
@@ -252,8 +256,10 @@ LCR_API int lcr_read(struct lcr_group *g, uint32_t policy, lcr_read_fn done, voi
  * call is then started in the next loop iteration), what the core refused
  * with. Or returns at once, with a sentence in `why` (may be NULL) and
  * without calling `done`: -EINVAL (no callback, more than one config, a
- * target lcr_membership_validate refuses, a node not among the peers, more
- * than LCR_NODES_MAX nodes with the current ones), -EBUSY (a change is under
+ * target lcr_membership_validate refuses, a node neither among the peers nor
+ * with an address, an address that does not parse or the transport cannot
+ * use, more than LCR_NODES_MAX nodes with the current ones), -ENOTSUP
+ * (addresses, and a transport that knows only its config's peers), -EBUSY (a change is under
  * way), -LCR_ENOTLEADER, -LCR_ENOLEASE, -LCR_ETRANSFER. A leader the target
  * leaves out steps down once it commits (and `done` says 0). Call on the
  * group's lcore.

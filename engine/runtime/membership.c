@@ -16,8 +16,13 @@
  * the core with the SNAPSHOT_REQ. lcr_group_change_membership() asks the core
  * for a change and answers once the target is the committed membership.
  *
- * Node addresses do not travel with a membership yet: the transport knows the
- * peers of the node's config, so a membership may name only those.
+ * Node addresses travel with a membership (lcr_membership.addrs): every
+ * time a group's effective membership may have changed (a membership entry
+ * appended, a truncation, a snapshot installed, open), lcr_rt_mship_learn
+ * tells the lcore's transport where the members it did not know listen
+ * (lcr_net_set_peer), gives the group a client for each, and forgets the
+ * learned nodes no group of the lcore has as a member any more. Nodes of the
+ * config are known from the start and never forgotten.
  *
  * Only the group's lcore calls these (and open, before it runs).
  */
@@ -43,9 +48,12 @@ static bool is_peer(const struct lcr_node_config *c, uint32_t id)
 	return false;
 }
 
-/* Every node `m` names is one of the config's peers, or -EINVAL with why. */
-static int known_nodes(const struct lcr_node_config *c, const struct lcr_membership *m, char *why,
-		       size_t why_len)
+/*
+ * Every node `m` names is one of the config's peers or has an address in `m`
+ * or in `have` (may be NULL), which parses; else -EINVAL with why.
+ */
+static int known_nodes(const struct lcr_node_config *c, const struct lcr_membership *m,
+		       const struct lcr_membership *have, char *why, size_t why_len)
 {
 	uint32_t ids[2 * LCR_NODES_MAX + LCR_NODES_MAX], n = 0;
 
@@ -54,15 +62,24 @@ static int known_nodes(const struct lcr_node_config *c, const struct lcr_members
 			ids[n++] = m->configs[k].ids[i];
 	for (uint32_t i = 0; i < m->n_learners && i < LCR_NODES_MAX; i++)
 		ids[n++] = m->learners[i];
-	for (uint32_t i = 0; i < n; i++)
-		if (!is_peer(c, ids[i])) {
+	for (uint32_t i = 0; i < n; i++) {
+		const char *a = lcr_membership_addr(m, ids[i]);
+		if (!a && have)
+			a = lcr_membership_addr(have, ids[i]);
+		if (!a && !is_peer(c, ids[i])) {
 			snprintf(why, why_len,
-				 "node %u is not one of this node's %u configured peers: the "
-				 "transport cannot reach it (a membership may name only nodes "
-				 "the config lists)",
+				 "node %u is not one of this node's %u configured peers and the "
+				 "membership gives no address for it",
 				 ids[i], c->n_peers);
 			return -EINVAL;
 		}
+		struct lcr_peer_addr pa;
+		char w[160];
+		if (a && lcr_peer_addr_parse(a, ids[i], &pa, w, sizeof(w)) < 0) {
+			snprintf(why, why_len, "node %u's address \"%s\": %s", ids[i], a, w);
+			return -EINVAL;
+		}
+	}
 	return 0;
 }
 
@@ -81,7 +98,7 @@ int lcr_rt_mship_initial(const struct lcr_node_config *c, struct lcr_membership 
 		*m = c->core.membership;
 		if (lcr_membership_validate(m, why, why_len) < 0)
 			return -EINVAL;
-		if ((rc = known_nodes(c, m, why, why_len)) < 0)
+		if ((rc = known_nodes(c, m, NULL, why, why_len)) < 0)
 			return rc;
 	}
 	/* A node the first membership leaves out joins later: until the log or
@@ -203,6 +220,130 @@ int lcr_rt_mship_load(struct lcr_group *g, char *why, size_t why_len)
 	return 0;
 }
 
+/* ---- node addresses ----------------------------------------------------------- */
+
+static struct lcr_rt_learned *learned_of(struct lcore *lc, uint32_t id)
+{
+	for (uint32_t i = 0; i < lc->n_learned; i++)
+		if (lc->learned[i].id == id)
+			return &lc->learned[i];
+	return NULL;
+}
+
+/*
+ * Tell this lcore's transport that node `id` listens at `addr`, unless it was
+ * told so already: 0, or -errno with the sentence in lc->learn_why (said on
+ * stderr once per address).
+ */
+static int learn_addr(struct lcore *lc, uint32_t id, const char *addr)
+{
+	struct lcr_rt_learned *l = learned_of(lc, id);
+	struct lcr_peer_addr pa;
+	char w[200];
+	int rc;
+
+	if (l && strcmp(l->addr, addr) == 0) {
+		if (l->err)
+			snprintf(lc->learn_why, sizeof(lc->learn_why), "%s", l->why);
+		return l->err;
+	}
+	if (!l) {
+		if (lc->n_learned == LCR_RT_LEARNED_MAX) {
+			snprintf(lc->learn_why, sizeof(lc->learn_why),
+				 "this lcore knows %d learned node addresses already",
+				 LCR_RT_LEARNED_MAX);
+			return -ENOSPC;
+		}
+		l = &lc->learned[lc->n_learned++];
+		memset(l, 0, sizeof(*l));
+		l->id = id;
+	}
+	snprintf(l->addr, sizeof(l->addr), "%s", addr);
+	rc = lcr_peer_addr_parse(addr, id, &pa, w, sizeof(w));
+	if (rc == 0)
+		rc = lcr_net_set_peer(lc->net, &pa, w, sizeof(w));
+	l->err = rc;
+	if (rc < 0) {
+		snprintf(l->why, sizeof(l->why), "%s", w);
+		snprintf(lc->learn_why, sizeof(lc->learn_why), "%s", w);
+		lc->learn_failed++;
+		fprintf(stderr, "lcraft: lcore %u: node %u at %s cannot be reached: %s\n",
+			lc->index, id, addr, w);
+		return rc;
+	}
+	lc->learned_n++;
+	return 0;
+}
+
+/* The nodes of `m`, each once. */
+static uint32_t members(const struct lcr_membership *m, uint32_t out[LCR_NODES_MAX])
+{
+	uint32_t n = 0;
+
+	for (uint32_t k = 0; k < m->n_configs && k < LCR_CONFIGS_MAX; k++)
+		for (uint32_t i = 0; i < m->configs[k].n && i < LCR_NODES_MAX; i++) {
+			uint32_t id = m->configs[k].ids[i], j = 0;
+			while (j < n && out[j] != id)
+				j++;
+			if (j == n && n < LCR_NODES_MAX)
+				out[n++] = id;
+		}
+	for (uint32_t i = 0; i < m->n_learners && i < LCR_NODES_MAX; i++) {
+		uint32_t id = m->learners[i], j = 0;
+		while (j < n && out[j] != id)
+			j++;
+		if (j == n && n < LCR_NODES_MAX)
+			out[n++] = id;
+	}
+	return n;
+}
+
+void lcr_rt_mship_learn(struct lcr_group *g)
+{
+	const struct lcr_node_config *c = &g->node->cfg;
+	struct lcore *lc = g->lc;
+	struct lcr_membership m;
+	uint32_t ids[LCR_NODES_MAX], n;
+	char why[200];
+
+	lcr_group_membership(g, &m, NULL, NULL);
+	n = members(&m, ids);
+	for (uint32_t i = 0; i < n; i++) {
+		if (ids[i] == c->id)
+			continue;
+		const char *a = lcr_membership_addr(&m, ids[i]);
+		if (a && learn_addr(lc, ids[i], a) < 0)
+			continue;
+		if (!a && !is_peer(c, ids[i]))
+			continue; /* refused when proposed; a log from elsewhere */
+		int rc = lcr_net_group_add_target(g->ng, ids[i], ids, n, why, sizeof(why));
+		if (rc < 0) {
+			lc->learn_failed++;
+			fprintf(stderr, "lcraft: group %u: node %u cannot be reached: %s\n", g->id,
+				ids[i], why);
+		}
+	}
+	/* Learned nodes no group here has as a member any more. */
+	for (uint32_t i = 0; i < lc->n_learned;) {
+		uint32_t id = lc->learned[i].id;
+		bool used = is_peer(c, id);
+		for (uint32_t k = 0; k < lc->n_groups && !used; k++) {
+			struct lcr_membership gm;
+			lcr_group_membership(lc->groups[k], &gm, NULL, NULL);
+			used = lcr_membership_contains(&gm, id);
+		}
+		if (used) {
+			i++;
+			continue;
+		}
+		if (lc->learned[i].err == 0) {
+			lcr_net_forget_peer(lc->net, id);
+			lc->forgotten_n++;
+		}
+		lc->learned[i] = lc->learned[--lc->n_learned];
+	}
+}
+
 /* ---- while running ------------------------------------------------------------ */
 
 void lcr_rt_mship_applied(struct lcr_group *g, const struct lcr_entry *e)
@@ -303,8 +444,28 @@ int lcr_group_change_membership(struct lcr_group *g, const struct lcr_membership
 	}
 	if (lcr_membership_validate(target, why, why_len) < 0)
 		return -EINVAL;
-	if ((rc = known_nodes(&g->node->cfg, target, why, why_len)) < 0)
+	struct lcr_membership have;
+	lcr_group_membership(g, &have, NULL, NULL);
+	if ((rc = known_nodes(&g->node->cfg, target, &have, why, why_len)) < 0)
 		return rc;
+	/* A node the config does not list is reached by the address the
+	 * membership gives, which this lcore's transport must take (told here
+	 * unless called from a callback, where the transport is not to be
+	 * called: then once the entry is appended). */
+	if (target->n_addrs && !lcr_net_can_learn_peers(g->lc->net)) {
+		snprintf(why, why_len,
+			 "the target gives node addresses, and this node's transport knows "
+			 "only the peers of its config");
+		return -ENOTSUP;
+	}
+	for (uint32_t i = 0; i < target->n_addrs && !g->busy; i++) {
+		const struct lcr_node_addr *a = &target->addrs[i];
+		if (a->id != g->node->cfg.id && (rc = learn_addr(g->lc, a->id, a->addr)) < 0) {
+			snprintf(why, why_len, "node %u's address %s: %s", a->id, a->addr,
+				 g->lc->learn_why);
+			return rc;
+		}
+	}
 	if (g->mc.state != LCR_RT_MC_NONE) {
 		snprintf(why, why_len, "a membership change asked for here is under way");
 		return -EBUSY;
@@ -332,6 +493,10 @@ bool lcr_rt_mship_progress(struct lcr_group *g)
 	struct lcr_rt_mchange *mc = &g->mc;
 	struct lcr_core_status s, *st = &s;
 
+	if (lcr_unlikely(g->mship_dirty)) {
+		g->mship_dirty = false;
+		lcr_rt_mship_learn(g);
+	}
 	if (lcr_likely(mc->state == LCR_RT_MC_NONE))
 		return false;
 	if (mc->state == LCR_RT_MC_QUEUED) {
@@ -399,6 +564,16 @@ int lcr_rt_mship_json(const struct lcr_membership *m, char *buf, size_t len)
 	LCR_PUT(",\"learners\":[");
 	for (uint32_t i = 0; i < m->n_learners; i++)
 		LCR_PUT("%s%u", i ? "," : "", m->learners[i]);
-	LCR_PUT("]}");
+	/* Printable ASCII without spaces (lcr_membership_validate); quotes
+	 * and backslashes escaped. */
+	LCR_PUT("],\"addrs\":{");
+	for (uint32_t i = 0; i < m->n_addrs && i < LCR_NODES_MAX; i++) {
+		LCR_PUT("%s\"%u\":\"", i ? "," : "", m->addrs[i].id);
+		for (const char *p = m->addrs[i].addr;
+		     *p && p < m->addrs[i].addr + LCR_NODE_ADDR_MAX; p++)
+			LCR_PUT(*p == '"' || *p == '\\' ? "\\%c" : "%c", *p);
+		LCR_PUT("\"");
+	}
+	LCR_PUT("}}");
 	return o < len ? (int)o : -ENOSPC;
 }

@@ -175,6 +175,16 @@ static int lcore_metrics_json(struct lcore *lc, uint32_t part, char *buf, size_t
 		"\"paid\":%llu,\"slept_after\":%llu},",
 		(double)lc->gap_med / 1e3, (double)lc->io_med / 1e3, (double)lc->spun_ns / 1e6,
 		(unsigned long long)lc->spin_hits, (unsigned long long)lc->spin_misses);
+	/* Node addresses from memberships (membership.c): told the transport,
+	 * forgotten, refused; the ones it holds now. */
+	LCR_PUT("\"peers_learned\":{\"learned\":%llu,\"forgotten\":%llu,\"refused\":%llu,"
+		"\"now\":{",
+		(unsigned long long)lc->learned_n, (unsigned long long)lc->forgotten_n,
+		(unsigned long long)lc->learn_failed);
+	for (uint32_t k = 0; k < lc->n_learned; k++)
+		LCR_PUT("%s\"%u\":\"%s\"", k ? "," : "", lc->learned[k].id,
+			lc->learned[k].err ? "refused" : "ok");
+	LCR_PUT("}},");
 	/* The transport: net.c's counters and its own (UDP: datagrams, drops). */
 	int w = lcr_net_metrics_json(lc->net, buf + o, len > o ? len - o : 0);
 	if (w < 0)

@@ -288,6 +288,7 @@ struct lcr_group {
 	 * entry applied (what a build writes into its file's header). */
 	struct lcr_membership applied_m;
 	struct lcr_rt_mchange mc;
+	bool mship_dirty; /* the effective membership may have changed: learn it */
 	uint64_t mship_changed, mship_failed; /* changes asked for here: done, failed */
 	/* No apply: a committed entry could not be read (never apply again), or
 	 * a snapshot is being installed (snap_xfer.c clears it at the end). */
@@ -332,6 +333,15 @@ struct post {
  * runs (whether it sleeps) sits on cache lines of its own, and the struct is
  * cache-line aligned, so lcores never share a line.
  */
+/* A node address this lcore's transport was told (membership.c). */
+#define LCR_RT_LEARNED_MAX (2 * LCR_NODES_MAX)
+struct lcr_rt_learned {
+	uint32_t id;
+	int err; /* what the transport said (0: it took it) */
+	char addr[LCR_NODE_ADDR_MAX];
+	char why[200]; /* err's sentence */
+};
+
 struct lcore {
 	uint32_t index;
 	struct lcr_node *node;
@@ -363,6 +373,12 @@ struct lcore {
 	struct lcr_cq_slot *timed;
 	uint64_t timed_next;
 	uint64_t spin_from; /* when this polling stretch began; 0: not polling */
+
+	/* Node addresses learned from memberships (membership.c). */
+	struct lcr_rt_learned learned[LCR_RT_LEARNED_MAX];
+	uint32_t n_learned;
+	uint64_t learned_n, forgotten_n, learn_failed;
+	char learn_why[200]; /* the last refusal's sentence */
 
 	/* Written by posting threads. */
 	_Alignas(LCR_CACHE_LINE) _Atomic uint64_t post_enq;
@@ -529,6 +545,10 @@ bool lcr_rt_mship_progress(struct lcr_group *g);
 void lcr_rt_mship_close(struct lcr_group *g);
 /* `m` as a JSON object (voters, voters_old when joint, learners). */
 int lcr_rt_mship_json(const struct lcr_membership *m, char *buf, size_t len);
+/* The group's effective membership may have changed: make its members
+ * reachable (their addresses to the transport, a client each) and forget
+ * learned nodes no group of the lcore has any more. */
+void lcr_rt_mship_learn(struct lcr_group *g);
 
 /* snap_xfer.c (the snapshot transfer): LCR_CMD_INSTALL_SNAPSHOT, a storage
  * command (1: the state machine's restore goes on over the next iterations,

@@ -9,6 +9,10 @@
  * its snapshot file. Node 5, added while stopped, catches up from a snapshot
  * whose membership it takes (no membership entry left in the log for it), and
  * keeps it across a restart. The metrics show the membership.
+ *
+ * Then a node no config of the cluster lists joins by the address its
+ * membership entry carries, replaces node 1, and is reached again by a
+ * replica restarted from its log.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -393,11 +397,133 @@ static void test_membership_add_promote_remove_r5(void **state)
 	ch_fini(&cl);
 }
 
+/* Nodes 1-3 list only each other; node 4's config lists 1-3 and itself: the
+ * others learn its address from the membership. */
+static void outside_config(struct lcr_node_config *c, uint32_t id)
+{
+	c->n_peers = id == 4 ? 4 : 3;
+	memset(&c->core.membership, 0, sizeof(c->core.membership));
+	c->core.membership.n_configs = 1;
+	c->core.membership.configs[0].n = 3;
+	for (uint32_t i = 0; i < 3; i++)
+		c->core.membership.configs[0].ids[i] = i + 1;
+	ch_loopback(c, (uint16_t)(base_port + 200));
+}
+
+static bool has_voters(const struct lcr_membership *m, const uint32_t *v, uint32_t n)
+{
+	return m->n_configs == 1 && m->configs[0].n == n && has_all(m->configs[0].ids, n, v, n);
+}
+
+/* Wait until replica `id` applied what replica `l` has. */
+static void caught_up(uint32_t id, uint32_t l)
+{
+	uint64_t want = ch_applied(&cl, l);
+	for (int i = 0; i < 10000 && ch_applied(&cl, id) < want; i++)
+		usleep(1000);
+	assert_true(ch_applied(&cl, id) >= want);
+}
+
+/*
+ * A node no config of the cluster lists joins by the address its membership
+ * entry carries: added as a learner, it catches up, becomes a voter in place
+ * of node 1, and the cluster goes on without node 1; a replica restarted
+ * reaches it again from the address in its log. Addresses the transport
+ * cannot take are refused with a sentence.
+ */
+static void test_membership_node_outside_config_r4(void **state)
+{
+	struct ch_batch b;
+	char why[256], addr4[32];
+	(void)state;
+
+	assert_int_equal(ch_init(&cl, "lcraft-membership-addr", outside_config), 0);
+	cl.n_nodes = 4;
+	uint32_t l = ch_start_cluster(&cl);
+	ch_commit(&cl, l, &b, 0, 10, 5000);
+	ch_start(&cl, 4);
+
+	const uint32_t v123[] = { 1, 2, 3 }, l4[] = { 4 };
+	struct lcr_membership m = mship(v123, 3, l4, 1);
+	/* Without an address: nobody could reach node 4. */
+	assert_int_equal(change(l, &m, why, sizeof(why)), -EINVAL);
+	print_message("no address: %s\n", why);
+	assert_non_null(strstr(why, "no address"));
+	m.n_addrs = 1;
+	m.addrs[0].id = 4;
+	/* An address that does not parse, or a name the lcore would resolve. */
+	snprintf(m.addrs[0].addr, sizeof(m.addrs[0].addr), "127.0.0.1");
+	assert_int_equal(change(l, &m, why, sizeof(why)), -EINVAL);
+	print_message("no port: %s\n", why);
+	snprintf(m.addrs[0].addr, sizeof(m.addrs[0].addr), "localhost:7000");
+	assert_int_not_equal(change(l, &m, why, sizeof(why)), 0);
+	print_message("a name: %s\n", why);
+
+	snprintf(addr4, sizeof(addr4), "127.0.0.1:%u", base_port + 200 + 30);
+	snprintf(m.addrs[0].addr, sizeof(m.addrs[0].addr), "%s", addr4);
+	assert_int_equal(change(l, &m, why, sizeof(why)), 0);
+	ch_commit(&cl, l, &b, 1000, 10, 5000);
+	caught_up(4, l);
+	print_message("node 4 (%s) caught up as a learner: applied %llu\n", addr4,
+		      (unsigned long long)ch_applied(&cl, 4));
+
+	/* Voters 2, 3, 4: the address is kept without being given again. */
+	const uint32_t v234[] = { 2, 3, 4 };
+	struct lcr_membership t = mship(v234, 3, NULL, 0);
+	assert_int_equal(change(l, &t, why, sizeof(why)), 0);
+	uint32_t l2 = l;
+	if (l == 1) {
+		ch_stop(&cl, 1);
+		l2 = ch_wait_leader(&cl, 5000);
+	} else {
+		ch_stop(&cl, 1);
+	}
+	assert_true(l2 >= 2);
+	struct on_lcore *o = look(l2);
+	for (int i = 0; i < 200 && !(has_voters(&o->m, v234, 3) && o->m_committed); i++) {
+		usleep(10000); /* a new leader commits its blank entry first */
+		o = look(l2);
+	}
+	assert_true(has_voters(&o->m, v234, 3) && o->m_committed);
+	assert_non_null(o->m.n_addrs == 1 ? lcr_membership_addr(&o->m, 4) : NULL);
+	assert_string_equal(lcr_membership_addr(&o->m, 4), addr4);
+	assert_non_null(strstr(o->metrics, "\"addrs\":{\"4\":\""));
+	ch_commit(&cl, l2, &b, 2000, 10, 5000);
+	print_message("node 1 stopped: leader %u commits with voters 2, 3, 4\n", l2);
+
+	/* Node 2 restarted learns node 4's address from its log; then with node
+	 * 3 stopped, only 2 and 4 make a quorum. */
+	if (l2 == 2) {
+		ch_stop(&cl, 2);
+		l2 = ch_wait_leader(&cl, 5000);
+		ch_start(&cl, 2);
+	} else {
+		ch_stop(&cl, 2);
+		ch_start(&cl, 2);
+	}
+	print_message("node 2 restarted: leader %u\n", l2);
+	ch_commit(&cl, l2, &b, 3000, 10, 5000);
+	caught_up(2, l2);
+	if (l2 == 3) {
+		ch_stop(&cl, 3);
+		l2 = ch_wait_leader(&cl, 5000);
+	} else {
+		ch_stop(&cl, 3);
+	}
+	print_message("node 3 stopped: leader %u\n", l2);
+	assert_true(l2 == 2 || l2 == 4);
+	ch_commit(&cl, l2, &b, 4000, 10, 5000);
+	print_message("nodes 2 and 4 alone commit (leader %u)\n", l2);
+	ch_stop_all(&cl);
+	ch_fini(&cl);
+}
+
 int main(void)
 {
 	base_port = (uint16_t)(26000 + (getpid() % 1500) * 20);
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_membership_add_promote_remove_r5),
+		cmocka_unit_test(test_membership_node_outside_config_r4),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
