@@ -82,12 +82,13 @@ int lcr_group_metrics_json(struct lcr_group *g, char *buf, size_t len)
 		(unsigned long long)g->mship_failed);
 	LCR_PUT(",\"proposed\":%llu,\"applied_entries\":%llu,\"cancelled\":%llu,\"refused\":%llu,"
 		"\"elections\":%llu,\"dropped_msgs\":%llu,\"stale_msgs\":%llu,\"far_terms\":%llu,"
-		"\"term_exhausted\":%llu,\"net_errors\":%llu,",
+		"\"term_exhausted\":%llu,\"net_errors\":%llu,\"log_reversions\":%llu,",
 		(unsigned long long)g->proposed, (unsigned long long)g->applied,
 		(unsigned long long)g->cancelled, (unsigned long long)g->refused,
 		(unsigned long long)st.elections, (unsigned long long)st.dropped_msgs,
 		(unsigned long long)st.stale_msgs, (unsigned long long)st.far_terms,
-		(unsigned long long)st.term_exhausted, (unsigned long long)g->net_errors);
+		(unsigned long long)st.term_exhausted, (unsigned long long)g->net_errors,
+		(unsigned long long)st.reversions);
 	/* Snapshots and purges: the core's counters and the runtime's builds. */
 	const struct lcr_rt_snap *sn = &g->snap;
 	LCR_PUT("\"snapshot_index\":%llu,\"purged_index\":%llu,\"applied_index\":%llu,"
@@ -535,6 +536,10 @@ static const struct {
 	{ "stale", offsetof(struct lcr_core_status, stale_msgs) },
 	{ "far_term", offsetof(struct lcr_core_status, far_terms) },
 	{ "respond_queue_full", offsetof(struct lcr_core_status, responses_dropped) },
+	/* A follower answered Conflict below what it had acknowledged as
+	 * durable: its disk lost entries (wiped, replaced); not replicated to
+	 * unless allow_log_reversion. */
+	{ "log_reversion", offsetof(struct lcr_core_status, reversions) },
 };
 
 /* The transport's drops (net.c's counters), by reason. */
