@@ -17,6 +17,8 @@
 
 #include "log_int.h"
 
+_Static_assert(LCR_LOG_RECYCLE_DEFAULT <= LCR_LOG_RECYCLE_MAX, "the default is allowed");
+
 void lcr_log_opts_default(struct lcr_log_opts *o, const char *dir)
 {
 	memset(o, 0, sizeof(*o));
@@ -28,6 +30,7 @@ void lcr_log_opts_default(struct lcr_log_opts *o, const char *dir)
 	o->io_mode = LCR_IO_DIRECT_DSYNC;
 	o->lock_wait_ms = 10000;
 	o->prewrite = true;
+	o->recycle_max = LCR_LOG_RECYCLE_DEFAULT;
 }
 
 /*
@@ -206,6 +209,13 @@ static int check_opts(const struct lcr_log_opts *o, char *why, size_t why_len)
 	if (o->segments_max == 1 || o->segments_max > LCR_LOG_SEGMENTS_MAX) {
 		snprintf(why, why_len, "segments_max must be 0 (computed) or between 2 and %u",
 			 LCR_LOG_SEGMENTS_MAX);
+		return -EINVAL;
+	}
+	if (o->recycle_max > LCR_LOG_RECYCLE_MAX) {
+		snprintf(why, why_len,
+			 "recycle_max must be at most %u (purged segments kept for reuse; 0: "
+			 "none)",
+			 LCR_LOG_RECYCLE_MAX);
 		return -EINVAL;
 	}
 	return 0;

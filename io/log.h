@@ -8,6 +8,7 @@
  *   <dir>/meta                 two vote/meta slots (meta.h)
  *   <dir>/seg-<n>.log          segments, preallocated and pre-written with zeros;
  *                              a 4 KiB header block, then batches
+ *   <dir>/free-<n>.seg         purged segments kept for reuse (recycle_max)
  *
  * A batch is what one write puts on disk: a 64-byte header and records,
  * starting on a fresh unit of the segment's batch alignment (the device's
@@ -74,12 +75,26 @@ struct lcr_log_opts {
 	 * segment than this fails with -ENOSPC and says so; purge to stay below.
 	 */
 	uint32_t segments_max;
+	/*
+	 * Purged segment files kept for reuse, at most (renamed free-<n>.seg;
+	 * removed at open): the next segment is one of them, with a new header
+	 * and its name, instead of a new file that is fallocated (and
+	 * pre-written): its blocks are overwritten, not written for the first
+	 * time. Default 2 (LCR_LOG_RECYCLE_DEFAULT), at most
+	 * LCR_LOG_RECYCLE_MAX; 0: purged segments are deleted and every segment
+	 * is a new file. Measured in docs/benchmarks.md ("Recycling purged
+	 * segments").
+	 */
+	uint32_t recycle_max;
 	/* Everything the log allocates, all of it at open except a segment's
 	 * table when the next one is prepared; zero (the default): malloc. */
 	struct lcr_allocator alloc;
 	lcr_log_done_fn done;
 	void *ctx;
 };
+
+#define LCR_LOG_RECYCLE_DEFAULT 2u /* lcr_log_opts.recycle_max */
+#define LCR_LOG_RECYCLE_MAX	16u
 
 void lcr_log_opts_default(struct lcr_log_opts *o, const char *dir);
 

@@ -37,7 +37,6 @@
 #define ZERO_CHUNK     (1u << 20)   /* bytes per zero write */
 #define PEND_MAX       4096	    /* durability queue entries */
 #define PREWRITE_BELOW (64u << 10)  /* mean write size under which segments are pre-written */
-#define RECYCLE_MAX    2	    /* purged segment files kept for the next segments */
 #define FETCH_BUFS     2	    /* asynchronous cold reads (lcr_log_fetch): buffers per log */
 
 /*
@@ -163,8 +162,8 @@ struct lcr_log {
 	struct seg *spare;
 	/* Purged segment files kept (as free-<n>.seg) to become the next
 	 * segments: a new header and a rename instead of creating and
-	 * pre-writing a file. Removed at open. */
-	struct seg *free_segs[RECYCLE_MAX];
+	 * pre-writing a file; at most o.recycle_max of them. Removed at open. */
+	struct seg *free_segs[LCR_LOG_RECYCLE_MAX];
 	uint32_t n_free;
 	int spare_err; /* preparing the spare failed: fatal once a batch needs it */
 	bool spare_retried;

@@ -609,7 +609,7 @@ void lcr_log_segs_purge(struct lcr_log *l, uint64_t upto)
 			break;
 		char name[64];
 		lcr_log_seg_name(name, sizeof(name), s->no);
-		if (l->n_free < RECYCLE_MAX && s->size == l->o.segment_bytes) {
+		if (l->n_free < l->o.recycle_max && s->size == l->o.segment_bytes) {
 			/* Kept for a next segment, under a name recovery never reads. */
 			lcr_log_free_name(s->free_name, sizeof(s->free_name), s->no);
 			if (renameat(l->dir_fd, name, l->dir_fd, s->free_name) < 0) {

@@ -4,6 +4,7 @@
 #include <stdint.h>
 #include <setjmp.h>
 #include <cmocka.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -866,6 +867,99 @@ static void test_log_purged_segments_recycled_never_replayed(void **state)
 	assert_int_equal(iot_check_disk(&t, lcr_log_first_index(t.log), n, 4, 1), 0);
 }
 
+/* Files in the log's directory whose names start with `prefix`. */
+static uint32_t count_files(const char *prefix)
+{
+	DIR *d = opendir(t.dir);
+	struct dirent *de;
+	uint32_t n = 0;
+
+	assert_non_null(d);
+	while ((de = readdir(d)))
+		n += strncmp(de->d_name, prefix, strlen(prefix)) == 0;
+	closedir(d);
+	return n;
+}
+
+/*
+ * Six segments written, five purged, six more written, with recycle_max
+ * `keep`: the purged files kept are min(purged, keep) and the next segments
+ * are made of them; with 0 every purged file is deleted and every segment
+ * is a new file.
+ */
+static void purge_and_write_on(uint32_t keep)
+{
+	struct lcr_log_stats st0, st1;
+	uint64_t n = 0;
+
+	iot_close(&t);
+	t.opts.recycle_max = keep;
+	assert_int_equal(iot_open(&t), 0);
+	for (int round = 0; round < 8; round++) {
+		assert_int_equal(iot_append(&t, n + 1, 1000, 1, 1, 3000), 0);
+		assert_int_equal(iot_sync(&t), 0);
+		n += 1000;
+	}
+	assert_int_equal(lcr_log_purge(t.log, 6000), 0);
+	assert_int_equal(iot_vote(&t, 1, 1, false), 0); /* the purge point's write */
+	assert_int_equal(iot_sync(&t), 0);
+	iot_settle(&t);
+	lcr_log_stats(t.log, &st0);
+	assert_true(st0.segments_purged >= 3);
+	assert_int_equal(st0.segments_recycled, 0);
+	uint64_t kept = st0.segments_purged < keep ? st0.segments_purged : keep;
+	assert_int_equal(count_files("free-"), kept);
+	/* Six more segments' worth: each segment switch takes a kept file
+	 * while there is one, else creates a new one. */
+	for (int round = 0; round < 8; round++) {
+		assert_int_equal(iot_append(&t, n + 1, 1000, 1, 1, 3000), 0);
+		assert_int_equal(iot_sync(&t), 0);
+		n += 1000;
+		assert_true(count_files("free-") <= keep);
+	}
+	iot_settle(&t);
+	lcr_log_stats(t.log, &st1);
+	assert_int_equal(st1.segments_recycled, kept);
+	assert_true(st1.segments_created - st0.segments_created + kept >= 4);
+	/* What the log holds reads back, and reopens without the kept files. */
+	reopen();
+	assert_int_equal(count_files("free-"), 0);
+	assert_int_equal(lcr_log_last(t.log).index, n);
+	assert_int_equal(iot_check_disk(&t, lcr_log_first_index(t.log), n, 1, 1), 0);
+}
+
+static void test_log_recycle_off_deletes_purged_segments(void **state)
+{
+	(void)state;
+	purge_and_write_on(0);
+}
+
+static void test_log_recycle_keeps_at_most_recycle_max(void **state)
+{
+	(void)state;
+	purge_and_write_on(1);
+}
+
+static void test_log_recycle_keeps_more_when_asked(void **state)
+{
+	(void)state;
+	purge_and_write_on(3);
+}
+
+static void test_log_recycle_max_bounded(void **state)
+{
+	(void)state;
+	struct lcr_log *l;
+	char why[256];
+	struct lcr_log_opts o = t.opts;
+	lcr_log_opts_default(&o, t.dir);
+	assert_int_equal(o.recycle_max, LCR_LOG_RECYCLE_DEFAULT);
+	o = t.opts;
+	o.recycle_max = LCR_LOG_RECYCLE_MAX + 1;
+	assert_int_equal(lcr_log_open(&l, &t.ring, &o, why, sizeof(why)), -EINVAL);
+	assert_non_null(strstr(why, "recycle_max"));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -912,6 +1006,13 @@ int main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(test_log_purged_segments_recycled_never_replayed,
 						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_log_recycle_off_deletes_purged_segments, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_log_recycle_keeps_at_most_recycle_max, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_log_recycle_keeps_more_when_asked, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_log_recycle_max_bounded, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
