@@ -952,32 +952,168 @@ uint32_t lcr_wire_decode_snap_cancel(const void *payload, size_t len,
 
 /* ---- client protocol ------------------------------------------------------- */
 
+static_assert(LCR_CLIENT_TARGET_BYTES_MAX <= LCR_CLIENT_VALUE_MAX, "a target fits a value");
+static_assert(LCR_CLIENT_LOG_ID_BYTES == LOG_ID_BYTES, "CAS of a membership: a log id");
+static_assert(LCR_CLIENT_ADDR_MAX == LCR_NODE_ADDR_MAX, "an address as a membership holds it");
+
+/* An address as a membership op carries it: 1..63 bytes, 0x21..0x7e each. */
+static bool client_addr_ok(const uint8_t *p, size_t len)
+{
+	if (len < 1 || len >= LCR_CLIENT_ADDR_MAX)
+		return false;
+	for (size_t i = 0; i < len; i++)
+		if (p[i] < 0x21 || p[i] > 0x7e)
+			return false;
+	return true;
+}
+
+size_t lcr_wire_encode_client_target(void *out, size_t cap, const struct lcr_client_target *t)
+{
+	struct wr w = { out, 0 };
+	size_t size = LCR_CLIENT_TARGET_FIXED;
+
+	if (t->n_voters > LCR_NODES_MAX || t->n_learners > LCR_NODES_MAX ||
+	    t->n_addrs > LCR_NODES_MAX)
+		return 0;
+	size += 4 * ((size_t)t->n_voters + t->n_learners);
+	for (uint32_t i = 0; i < t->n_addrs; i++) {
+		size_t len = strnlen(t->addrs[i].addr, LCR_CLIENT_ADDR_MAX);
+		if (!client_addr_ok((const uint8_t *)t->addrs[i].addr, len))
+			return 0;
+		size += 8 + len;
+	}
+	if (size > cap)
+		return 0;
+	wr_u(&w, t->n_voters, 4);
+	wr_u(&w, t->n_learners, 4);
+	wr_u(&w, t->n_addrs, 4);
+	wr_zero(&w, 4);
+	for (uint32_t i = 0; i < t->n_voters; i++)
+		wr_u(&w, t->voters[i], 4);
+	for (uint32_t i = 0; i < t->n_learners; i++)
+		wr_u(&w, t->learners[i], 4);
+	for (uint32_t i = 0; i < t->n_addrs; i++) {
+		size_t len = strlen(t->addrs[i].addr);
+		wr_u(&w, t->addrs[i].id, 4);
+		wr_u(&w, len, 4);
+		wr_bytes(&w, t->addrs[i].addr, len);
+	}
+	LCR_ASSERT(w.off == size);
+	return size;
+}
+
+/* Counts are bounded before they are used to take bytes. */
+uint32_t lcr_wire_decode_client_target(const void *in, size_t len, struct lcr_client_target *t)
+{
+	struct rd r = { in, len, 0, false };
+
+	memset(t, 0, sizeof(*t));
+	t->n_voters = (uint32_t)rd_u(&r, 4);
+	t->n_learners = (uint32_t)rd_u(&r, 4);
+	t->n_addrs = (uint32_t)rd_u(&r, 4);
+	rd_zero(&r, 4);
+	if (r.bad || t->n_voters > LCR_NODES_MAX || t->n_learners > LCR_NODES_MAX ||
+	    t->n_addrs > LCR_NODES_MAX)
+		return LCR_DROP_MALFORMED;
+	for (uint32_t i = 0; i < t->n_voters; i++)
+		t->voters[i] = (uint32_t)rd_u(&r, 4);
+	for (uint32_t i = 0; i < t->n_learners; i++)
+		t->learners[i] = (uint32_t)rd_u(&r, 4);
+	for (uint32_t i = 0; i < t->n_addrs && !r.bad; i++) {
+		t->addrs[i].id = (uint32_t)rd_u(&r, 4);
+		uint64_t n = rd_u(&r, 4);
+		if (n < 1 || n >= LCR_CLIENT_ADDR_MAX)
+			return LCR_DROP_MALFORMED;
+		const uint8_t *text = rd_bytes(&r, (size_t)n);
+		if (!text || !client_addr_ok(text, (size_t)n))
+			return LCR_DROP_MALFORMED;
+		memcpy(t->addrs[i].addr, text, (size_t)n);
+		t->addrs[i].addr[n] = '\0';
+	}
+	return rd_done(&r);
+}
+
+void lcr_wire_encode_client_log_id(void *out, const struct lcr_log_id *id)
+{
+	struct wr w = { out, 0 };
+
+	wr_log_id(&w, *id);
+	LCR_ASSERT(w.off == LCR_CLIENT_LOG_ID_BYTES);
+}
+
+uint32_t lcr_wire_decode_client_log_id(const void *in, size_t len, struct lcr_log_id *id)
+{
+	struct rd r = { in, len, 0, false };
+
+	*id = rd_log_id(&r);
+	return rd_done(&r);
+}
+
 /*
- * Which fields an operation carries: a value only with PUT and CAS, an
- * expected value and the EXPECT_VALUE flag only with CAS, the THIS_NODE flag
- * only with SNAPSHOT, a key with everything but STATS and SNAPSHOT. A field or flag an operation
- * does not use must be empty, so that one request has one meaning; an unknown flag bit is refused
- * rather than ignored, so that a node never misreads a later client.
+ * Which fields an operation carries (docs/wire-protocol.md, the table of
+ * ops): a key with PUT, GET, CAS and DELETE; a value with PUT, CAS,
+ * CHANGE_MEMBERSHIP and TRANSFER_LEADER; an expected value with CAS and
+ * CHANGE_MEMBERSHIP; the EXPECT_VALUE flag with CAS, THIS_NODE with SNAPSHOT
+ * and MEMBERS. A field or flag an operation does not use must be empty, so
+ * that one request has one meaning; an unknown flag bit is refused rather
+ * than ignored, so that a node never misreads a later client.
  */
+static bool client_has_key(uint8_t op)
+{
+	return op >= LCR_CLIENT_PUT && op <= LCR_CLIENT_DELETE;
+}
+
+static bool client_has_value(uint8_t op)
+{
+	return op == LCR_CLIENT_PUT || op == LCR_CLIENT_CAS || op == LCR_CLIENT_CHANGE_MEMBERSHIP ||
+	       op == LCR_CLIENT_TRANSFER_LEADER;
+}
+
+static bool client_has_expect(uint8_t op)
+{
+	return op == LCR_CLIENT_CAS || op == LCR_CLIENT_CHANGE_MEMBERSHIP;
+}
+
 static bool client_req_ok(const struct lcr_client_req *r)
 {
-	if (r->op < LCR_CLIENT_PUT || r->op > LCR_CLIENT_SNAPSHOT)
+	if (r->op < LCR_CLIENT_PUT || r->op > LCR_CLIENT_OP_MAX)
 		return false;
 	if (r->flags & ~LCR_CLIENT_F_KNOWN)
 		return false;
 	if ((r->flags & LCR_CLIENT_F_EXPECT_VALUE) && r->op != LCR_CLIENT_CAS)
 		return false;
-	if ((r->flags & LCR_CLIENT_F_THIS_NODE) && r->op != LCR_CLIENT_SNAPSHOT)
+	if ((r->flags & LCR_CLIENT_F_THIS_NODE) && r->op != LCR_CLIENT_SNAPSHOT &&
+	    r->op != LCR_CLIENT_MEMBERS)
 		return false;
 	if (r->key_len > LCR_CLIENT_KEY_MAX || r->value_len > LCR_CLIENT_VALUE_MAX ||
 	    r->expect_len > LCR_CLIENT_VALUE_MAX)
 		return false;
-	if (r->value_len && r->op != LCR_CLIENT_PUT && r->op != LCR_CLIENT_CAS)
+	if (r->value_len && !client_has_value(r->op))
 		return false;
-	if (r->expect_len && r->op != LCR_CLIENT_CAS)
+	if (r->expect_len && !client_has_expect(r->op))
 		return false;
-	if (r->key_len && (r->op == LCR_CLIENT_STATS || r->op == LCR_CLIENT_SNAPSHOT))
+	if (r->key_len && !client_has_key(r->op))
 		return false;
+	return true;
+}
+
+/*
+ * The membership ops' value and expect (docs/wire-protocol.md, rule 13):
+ * CHANGE_MEMBERSHIP's value a target, its expect empty or a log id;
+ * TRANSFER_LEADER's value a node id other than 0.
+ */
+static bool client_layout_ok(const struct lcr_client_req *r)
+{
+	struct lcr_client_target t;
+	struct lcr_log_id id;
+
+	if (r->op == LCR_CLIENT_CHANGE_MEMBERSHIP)
+		return lcr_wire_decode_client_target(r->value, r->value_len, &t) == LCR_DROP_NONE &&
+		       (r->expect_len == 0 ||
+			lcr_wire_decode_client_log_id(r->expect, r->expect_len, &id) ==
+				LCR_DROP_NONE);
+	if (r->op == LCR_CLIENT_TRANSFER_LEADER)
+		return r->value_len == LCR_CLIENT_NODE_ID_BYTES && get_le(r->value, 4) != 0;
 	return true;
 }
 
@@ -986,7 +1122,7 @@ size_t lcr_wire_encode_client_req(void *payload, size_t cap, const struct lcr_cl
 	struct wr w = { payload, 0 };
 	size_t size;
 
-	if (!client_req_ok(r))
+	if (!client_req_ok(r) || !client_layout_ok(r))
 		return 0;
 	size = CLIENT_REQ_FIXED + (size_t)r->key_len + r->value_len + r->expect_len;
 	if (size > cap)
@@ -1024,22 +1160,45 @@ uint32_t lcr_wire_decode_client_req(const void *payload, size_t len, struct lcr_
 	r->key = rd_bytes(&rd, r->key_len);
 	r->value = rd_bytes(&rd, r->value_len);
 	r->expect = rd_bytes(&rd, r->expect_len);
-	return rd_done(&rd);
+	if (rd_done(&rd) != LCR_DROP_NONE || !client_layout_ok(r))
+		return LCR_DROP_MALFORMED;
+	return LCR_DROP_NONE;
 }
 
 /*
  * A value is at most LCR_CLIENT_VALUE_MAX, except the answer to STATS: the
  * metrics as JSON may fill a whole message (LCR_WIRE_MSG_MAX with the fixed
  * part). A NOT_LEADER answer names the leader; other answers may too, as a
- * hint.
+ * hint. The statuses from BUSY up answer the membership ops that may get
+ * them, and no other op.
  */
+static bool client_status_ok(uint8_t status, uint8_t op)
+{
+	bool change = op == LCR_CLIENT_CHANGE_MEMBERSHIP,
+	     transfer = op == LCR_CLIENT_TRANSFER_LEADER;
+
+	switch (status) {
+	case LCR_CLIENT_BUSY:
+	case LCR_CLIENT_UNKNOWN_NODE:
+	case LCR_CLIENT_TIMEOUT:
+		return change || transfer;
+	case LCR_CLIENT_INVALID:
+	case LCR_CLIENT_NO_VOTERS:
+		return change;
+	case LCR_CLIENT_TRANSFER_FAILED:
+		return transfer;
+	default:
+		return status <= LCR_CLIENT_ERROR;
+	}
+}
+
 static bool client_resp_ok(const struct lcr_client_resp *r)
 {
 	uint32_t value_max = LCR_CLIENT_VALUE_MAX;
 
-	if (r->status > LCR_CLIENT_ERROR)
+	if (r->op < LCR_CLIENT_PUT || r->op > LCR_CLIENT_OP_MAX)
 		return false;
-	if (r->op < LCR_CLIENT_PUT || r->op > LCR_CLIENT_SNAPSHOT)
+	if (!client_status_ok(r->status, r->op))
 		return false;
 	if (r->op == LCR_CLIENT_STATS && r->status == LCR_CLIENT_OK)
 		value_max = STATS_VALUE_MAX;

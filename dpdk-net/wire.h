@@ -260,6 +260,17 @@ enum lcr_client_op {
 	LCR_CLIENT_DELETE = 4,
 	LCR_CLIENT_STATS = 5,	 /* metrics as JSON */
 	LCR_CLIENT_SNAPSHOT = 6, /* build a snapshot of the group now */
+	/* The group's membership as JSON: voters, learners, addresses, and on
+	 * the leader each node's matched index and lag. */
+	LCR_CLIENT_MEMBERS = 7,
+	/* Leader: change the voters and learners to a target (value: struct
+	 * lcr_client_target's encoding; expect: the membership's log id the
+	 * client saw, 24 bytes, or empty); answered once it committed. */
+	LCR_CLIENT_CHANGE_MEMBERSHIP = 8,
+	/* Leader: hand leadership to a voter (value: its id, 4 bytes);
+	 * answered once the leader changed, or the transfer failed. */
+	LCR_CLIENT_TRANSFER_LEADER = 9,
+	LCR_CLIENT_OP_MAX = LCR_CLIENT_TRANSFER_LEADER,
 };
 
 enum lcr_client_status {
@@ -269,6 +280,18 @@ enum lcr_client_status {
 	LCR_CLIENT_NOT_LEADER = 3, /* leader = the node to ask, 0 if unknown */
 	LCR_CLIENT_RETRY = 4,	   /* no quorum lease, transfer, queue full: try again */
 	LCR_CLIENT_ERROR = 5,	   /* value = a message */
+	/*
+	 * Refusals of CHANGE_MEMBERSHIP and TRANSFER_LEADER (those two ops
+	 * only; value = a message): nothing changed, except after TIMEOUT.
+	 */
+	LCR_CLIENT_BUSY = 6,	     /* another membership change or transfer is under way */
+	LCR_CLIENT_UNKNOWN_NODE = 7, /* a node named is not a member, or has no address */
+	LCR_CLIENT_INVALID = 8,	     /* CHANGE_MEMBERSHIP: the target is not a membership */
+	LCR_CLIENT_NO_VOTERS = 9,    /* CHANGE_MEMBERSHIP: the target has no voter */
+	LCR_CLIENT_TIMEOUT = 10,     /* not done within the node's wait: it may still be */
+	/* TRANSFER_LEADER: the leadership went to another node (leader = it). */
+	LCR_CLIENT_TRANSFER_FAILED = 11,
+	LCR_CLIENT_STATUS_MAX = LCR_CLIENT_TRANSFER_FAILED,
 };
 
 /*
@@ -280,8 +303,10 @@ enum lcr_client_flag {
 	/* CAS only: the key must hold exactly `expect`, even when it is empty
 	 * (without it an empty `expect` means "the key is absent"). */
 	LCR_CLIENT_F_EXPECT_VALUE = 1u << 0,
-	/* SNAPSHOT only: the receiving node builds its own snapshot whatever
-	 * its role (without it only the leader does; others answer NOT_LEADER). */
+	/* SNAPSHOT: the receiving node builds its own snapshot whatever its
+	 * role (without it only the leader does; others answer NOT_LEADER).
+	 * MEMBERS: the receiving node answers with its own view, whatever its
+	 * role (without it only the leader answers). */
 	LCR_CLIENT_F_THIS_NODE = 1u << 1,
 	LCR_CLIENT_F_KNOWN = LCR_CLIENT_F_EXPECT_VALUE | LCR_CLIENT_F_THIS_NODE,
 };
@@ -292,6 +317,47 @@ enum lcr_client_flag {
 
 #define LCR_CLIENT_KEY_MAX   1024
 #define LCR_CLIENT_VALUE_MAX 8192
+
+/*
+ * CHANGE_MEMBERSHIP's value (docs/wire-protocol.md, "The membership ops"):
+ * the target's voters and learners, and the addresses of nodes the cluster
+ * does not know yet ("HOST:PORT", an IPv6 host in brackets). The codec
+ * checks the layout and the bounds (at most LCR_NODES_MAX of each, an
+ * address 1..LCR_CLIENT_ADDR_MAX - 1 printable bytes); what the ids mean
+ * (none 0, none twice, a voter no learner, at least one voter) is the
+ * node's to judge, which answers each refusal with its own status.
+ */
+#define LCR_CLIENT_ADDR_MAX	64 /* an address's text and its terminator */
+#define LCR_CLIENT_TARGET_FIXED 16
+#define LCR_CLIENT_TARGET_BYTES_MAX                                                                \
+	(LCR_CLIENT_TARGET_FIXED + 2 * 4 * LCR_NODES_MAX +                                         \
+	 LCR_NODES_MAX * (8 + LCR_CLIENT_ADDR_MAX - 1))
+/* CHANGE_MEMBERSHIP's expect, when not empty: a log id (term, node, 4 zero, index). */
+#define LCR_CLIENT_LOG_ID_BYTES 24
+/* TRANSFER_LEADER's value: the node id. */
+#define LCR_CLIENT_NODE_ID_BYTES 4
+
+struct lcr_client_addr {
+	uint32_t id;
+	char addr[LCR_CLIENT_ADDR_MAX]; /* NUL-terminated */
+};
+
+struct lcr_client_target {
+	uint32_t n_voters;
+	uint32_t voters[LCR_NODES_MAX];
+	uint32_t n_learners;
+	uint32_t learners[LCR_NODES_MAX];
+	uint32_t n_addrs;
+	struct lcr_client_addr addrs[LCR_NODES_MAX];
+};
+
+/* Encode a target into `out` (bytes written, 0 if it does not fit or breaks a bound). */
+size_t lcr_wire_encode_client_target(void *out, size_t cap, const struct lcr_client_target *t);
+/* Decode CHANGE_MEMBERSHIP's value: LCR_DROP_NONE or LCR_DROP_MALFORMED. */
+uint32_t lcr_wire_decode_client_target(const void *in, size_t len, struct lcr_client_target *t);
+/* CHANGE_MEMBERSHIP's expect: a log id (24 bytes). */
+void lcr_wire_encode_client_log_id(void *out, const struct lcr_log_id *id);
+uint32_t lcr_wire_decode_client_log_id(const void *in, size_t len, struct lcr_log_id *id);
 
 struct lcr_client_req {
 	uint64_t client; /* the client's random id */
@@ -319,8 +385,9 @@ struct lcr_client_resp {
 
 /*
  * CLIENT_REQ payload (docs/wire-protocol.md, "Client protocol"): the decoder
- * checks the rules of that section's table rows 6 to 12 (length, op, flags,
- * reserved bytes, field lengths, unused fields, exact size) and returns
+ * checks the rules of that section's table rows 6 to 13 (length, op, flags,
+ * reserved bytes, field lengths, unused fields, exact size, the layout of
+ * the membership ops' value and expect) and returns
  * LCR_DROP_NONE or LCR_DROP_MALFORMED without saying which rule failed (a
  * server that counts drops by rule checks the bytes first, as lcraft-node
  * does). The encoder returns 0 for what the decoder would refuse. Key, value

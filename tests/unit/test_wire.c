@@ -1288,6 +1288,147 @@ static void test_client_snapshot_layout(void **state)
 	assert_int_equal(lcr_wire_encode_client_resp(out, sizeof(out), &rs), 0);
 }
 
+/*
+ * The membership ops (docs/wire-protocol.md, "The membership ops"):
+ * CHANGE_MEMBERSHIP's target byte by byte, its bounds and layout, the CAS
+ * log id; TRANSFER_LEADER's node id; MEMBERS without fields; the statuses
+ * that answer them and no other op.
+ */
+static void test_client_membership(void **state)
+{
+	static const uint8_t want_target[] = {
+		2,   0,	  0,   0,   1,	 0,   0,   0,	1,   0,	  0,   0,   0,	 0,
+		0,   0,				      /* voters, learners, addrs, 0 */
+		2,   0,	  0,   0,   3,	 0,   0,   0, /* voters 2, 3 */
+		4,   0,	  0,   0,		      /* learner 4 */
+		4,   0,	  0,   0,   14,	 0,   0,   0, /* node 4's address: 14 bytes */
+		'1', '2', '7', '.', '0', '.', '0', '.', '1', ':', '7', '4', '0', '1',
+	};
+	struct lcr_client_target t = { .n_voters = 2,
+				       .voters = { 2, 3 },
+				       .n_learners = 1,
+				       .learners = { 4 },
+				       .n_addrs = 1,
+				       .addrs = { { 4, "127.0.0.1:7401" } } };
+	struct lcr_client_target got;
+	uint8_t v[LCR_CLIENT_TARGET_BYTES_MAX + 8], buf[64 + LCR_CLIENT_TARGET_BYTES_MAX + 24];
+
+	(void)state;
+	assert_int_equal(lcr_wire_encode_client_target(v, sizeof(v), &t), sizeof(want_target));
+	assert_memory_equal(v, want_target, sizeof(want_target));
+	assert_int_equal(lcr_wire_encode_client_target(v, sizeof(want_target) - 1, &t), 0);
+	assert_int_equal(lcr_wire_decode_client_target(v, sizeof(want_target), &got),
+			 LCR_DROP_NONE);
+	assert_int_equal(got.n_voters, 2);
+	assert_int_equal(got.voters[1], 3);
+	assert_int_equal(got.learners[0], 4);
+	assert_string_equal(got.addrs[0].addr, "127.0.0.1:7401");
+	/* Every cut is refused, and a byte more. */
+	for (size_t n = 0; n < sizeof(want_target); n++)
+		assert_int_equal(lcr_wire_decode_client_target(v, n, &got), LCR_DROP_MALFORMED);
+	v[sizeof(want_target)] = 0;
+	assert_int_equal(lcr_wire_decode_client_target(v, sizeof(want_target) + 1, &got),
+			 LCR_DROP_MALFORMED);
+	/* Counts over 16, a reserved byte, an empty, a 64-byte or a blank address. */
+	for (int field = 0; field < 3; field++) {
+		memcpy(v, want_target, sizeof(want_target));
+		v[4 * field] = LCR_NODES_MAX + 1;
+		assert_int_equal(lcr_wire_decode_client_target(v, sizeof(want_target), &got),
+				 LCR_DROP_MALFORMED);
+	}
+	memcpy(v, want_target, sizeof(want_target));
+	v[13] = 1;
+	assert_int_equal(lcr_wire_decode_client_target(v, sizeof(want_target), &got),
+			 LCR_DROP_MALFORMED);
+	memcpy(v, want_target, sizeof(want_target));
+	v[sizeof(want_target) - 5] = ' ';
+	assert_int_equal(lcr_wire_decode_client_target(v, sizeof(want_target), &got),
+			 LCR_DROP_MALFORMED);
+	t.addrs[0].addr[0] = '\0';
+	assert_int_equal(lcr_wire_encode_client_target(v, sizeof(v), &t), 0);
+	memset(t.addrs[0].addr, 'a', LCR_CLIENT_ADDR_MAX);
+	assert_int_equal(lcr_wire_encode_client_target(v, sizeof(v), &t), 0);
+	t.addrs[0].addr[LCR_CLIENT_ADDR_MAX - 1] = '\0'; /* 63 bytes: the longest */
+	assert_int_equal(lcr_wire_encode_client_target(v, sizeof(v), &t), 16 + 12 + 8 + 63);
+	/* No voter is a layout the node judges (NO_VOTERS), not the codec. */
+	struct lcr_client_target none = { 0 };
+	assert_int_equal(lcr_wire_encode_client_target(v, sizeof(v), &none), 16);
+	assert_int_equal(lcr_wire_decode_client_target(v, 16, &got), LCR_DROP_NONE);
+
+	/* The request: the target as value, the CAS log id as expect (24 or 0 bytes). */
+	struct lcr_log_id id = { { 3, 1 }, 42 }, id_got;
+	uint8_t e[LCR_CLIENT_LOG_ID_BYTES];
+	lcr_wire_encode_client_log_id(e, &id);
+	assert_int_equal(lcr_wire_decode_client_log_id(e, sizeof(e), &id_got), LCR_DROP_NONE);
+	assert_true(lcr_log_id_eq(id, id_got));
+	memcpy(v, want_target, sizeof(want_target));
+	struct lcr_client_req r = { .client = 1,
+				    .id = 2,
+				    .op = LCR_CLIENT_CHANGE_MEMBERSHIP,
+				    .value = v,
+				    .value_len = sizeof(want_target),
+				    .expect = e,
+				    .expect_len = sizeof(e) };
+	struct lcr_client_req rgot;
+	size_t n = lcr_wire_encode_client_req(buf, sizeof(buf), &r);
+	assert_int_equal(n, 32 + sizeof(want_target) + sizeof(e));
+	assert_int_equal(lcr_wire_decode_client_req(buf, n, &rgot), LCR_DROP_NONE);
+	r.expect_len = 0;
+	assert_int_equal(lcr_wire_encode_client_req(buf, sizeof(buf), &r),
+			 32 + sizeof(want_target));
+	r.expect_len = 8; /* neither empty nor a log id */
+	assert_int_equal(lcr_wire_encode_client_req(buf, sizeof(buf), &r), 0);
+	r.expect_len = sizeof(e);
+	e[12] = 1; /* the log id's reserved bytes */
+	assert_int_equal(lcr_wire_encode_client_req(buf, sizeof(buf), &r), 0);
+	e[12] = 0;
+	r.value_len = 15; /* shorter than a target */
+	assert_int_equal(lcr_wire_encode_client_req(buf, sizeof(buf), &r), 0);
+	r.value_len = sizeof(want_target);
+	n = lcr_wire_encode_client_req(buf, sizeof(buf), &r);
+	buf[32 + 4] = 2; /* two learners: the bytes no longer add up */
+	assert_int_equal(lcr_wire_decode_client_req(buf, n, &rgot), LCR_DROP_MALFORMED);
+
+	/* TRANSFER_LEADER: four bytes, not 0; MEMBERS: nothing, THIS_NODE allowed. */
+	uint8_t node[4] = { 2, 0, 0, 0 };
+	struct lcr_client_req x = { .op = LCR_CLIENT_TRANSFER_LEADER,
+				    .value = node,
+				    .value_len = 4 };
+	n = lcr_wire_encode_client_req(buf, sizeof(buf), &x);
+	assert_int_equal(n, 36);
+	assert_int_equal(lcr_wire_decode_client_req(buf, n, &rgot), LCR_DROP_NONE);
+	buf[32] = 0;
+	assert_int_equal(lcr_wire_decode_client_req(buf, n, &rgot), LCR_DROP_MALFORMED);
+	x.value_len = 3;
+	assert_int_equal(lcr_wire_encode_client_req(buf, sizeof(buf), &x), 0);
+	x.value_len = 4;
+	x.expect = node;
+	x.expect_len = 4; /* no expect */
+	assert_int_equal(lcr_wire_encode_client_req(buf, sizeof(buf), &x), 0);
+	struct lcr_client_req mb = { .op = LCR_CLIENT_MEMBERS, .flags = LCR_CLIENT_F_THIS_NODE };
+	assert_int_equal(lcr_wire_encode_client_req(buf, sizeof(buf), &mb), 32);
+	mb.value = node;
+	mb.value_len = 4;
+	assert_int_equal(lcr_wire_encode_client_req(buf, sizeof(buf), &mb), 0);
+
+	/* Statuses 6..11 answer the ops that may get them, and no other op. */
+	for (int st = 0; st < 256; st++)
+		for (int op = LCR_CLIENT_PUT; op <= LCR_CLIENT_OP_MAX; op++) {
+			struct lcr_client_resp rs = { 9, (uint8_t)st, (uint8_t)op, 0, 0, NULL };
+			bool change = op == LCR_CLIENT_CHANGE_MEMBERSHIP,
+			     transfer = op == LCR_CLIENT_TRANSFER_LEADER;
+			bool ok = st <= LCR_CLIENT_ERROR ||
+				  ((st == LCR_CLIENT_BUSY || st == LCR_CLIENT_UNKNOWN_NODE ||
+				    st == LCR_CLIENT_TIMEOUT) &&
+				   (change || transfer)) ||
+				  ((st == LCR_CLIENT_INVALID || st == LCR_CLIENT_NO_VOTERS) &&
+				   change) ||
+				  (st == LCR_CLIENT_TRANSFER_FAILED && transfer);
+			assert_int_equal(lcr_wire_encode_client_resp(buf, sizeof(buf), &rs) > 0,
+					 ok);
+		}
+}
+
 static void check_client_resp(const struct lcr_client_resp *r, uint8_t *buf, size_t cap)
 {
 	struct lcr_client_resp got;
@@ -1449,7 +1590,7 @@ static void test_encode_refuses(void **state)
 	rq.value_len = 1;
 	rq.op = 0;
 	assert_int_equal(lcr_wire_encode_client_req(buf, 64, &rq), 0);
-	rq.op = 7;
+	rq.op = LCR_CLIENT_OP_MAX + 1;
 	assert_int_equal(lcr_wire_encode_client_req(buf, 64, &rq), 0);
 	rq.op = LCR_CLIENT_SNAPSHOT; /* with a key and a value */
 	assert_int_equal(lcr_wire_encode_client_req(buf, 64, &rq), 0);
@@ -1468,7 +1609,7 @@ static void test_encode_refuses(void **state)
 	rs.status = 0;
 	rs.op = 0;
 	assert_int_equal(lcr_wire_encode_client_resp(buf, 64, &rs), 0);
-	rs.op = LCR_CLIENT_SNAPSHOT + 1;
+	rs.op = LCR_CLIENT_OP_MAX + 1;
 	assert_int_equal(lcr_wire_encode_client_resp(buf, 64, &rs), 0);
 	free(buf);
 	free(data);
@@ -1896,7 +2037,7 @@ static void test_bad_enums(void **state)
 	for (int op = 0; op < 256; op++) {
 		buf[9] = (uint8_t)op;
 		assert_int_equal(decode_any(LCR_WIRE_CLIENT_RESP, buf, n),
-				 op >= LCR_CLIENT_PUT && op <= LCR_CLIENT_SNAPSHOT
+				 op >= LCR_CLIENT_PUT && op <= LCR_CLIENT_OP_MAX
 					 ? LCR_DROP_NONE
 					 : LCR_DROP_MALFORMED);
 	}
@@ -2004,18 +2145,18 @@ static void test_client_req_flags(void **state)
 	struct lcr_client_req r, got;
 
 	(void)state;
-	for (uint8_t op = LCR_CLIENT_PUT; op <= LCR_CLIENT_SNAPSHOT; op++) {
+	/* CHANGE_MEMBERSHIP and TRANSFER_LEADER carry a value: test_client_membership. */
+	for (uint8_t op = LCR_CLIENT_PUT; op <= LCR_CLIENT_MEMBERS; op++) {
 		for (int v = 0; v < 256; v++) {
 			memset(&r, 0, sizeof(r));
 			r.op = op;
 			r.key = key;
-			r.key_len = op == LCR_CLIENT_STATS || op == LCR_CLIENT_SNAPSHOT
-					    ? 0
-					    : sizeof(key);
+			r.key_len = op >= LCR_CLIENT_STATS ? 0 : sizeof(key);
 			r.flags = (uint8_t)v;
 			bool ok = v == 0 ||
 				  (v == LCR_CLIENT_F_EXPECT_VALUE && op == LCR_CLIENT_CAS) ||
-				  (v == LCR_CLIENT_F_THIS_NODE && op == LCR_CLIENT_SNAPSHOT);
+				  (v == LCR_CLIENT_F_THIS_NODE &&
+				   (op == LCR_CLIENT_SNAPSHOT || op == LCR_CLIENT_MEMBERS));
 			size_t n = lcr_wire_encode_client_req(buf, sizeof(buf), &r);
 			assert_int_equal(n, ok ? 32 + r.key_len : 0);
 			/* The decoder, on the bytes the encoder would write. */
@@ -2053,6 +2194,7 @@ int main(void)
 		cmocka_unit_test(test_roundtrip_client_req),
 		cmocka_unit_test(test_roundtrip_client_resp),
 		cmocka_unit_test(test_client_snapshot_layout),
+		cmocka_unit_test(test_client_membership),
 		cmocka_unit_test(test_roundtrip_datagrams),
 		cmocka_unit_test(test_encode_refuses),
 		cmocka_unit_test(test_open_drops),
