@@ -114,6 +114,7 @@ static int check_cores(const char *v, char *err, size_t err_len);
 static int check_routes(const char *v, char *err, size_t err_len);
 static int check_neighbours(const char *v, char *err, size_t err_len);
 static int check_metrics_listen(const char *v, char *err, size_t err_len);
+static int check_voters(const char *v, char *err, size_t err_len);
 
 struct section {
 	const char *name;
@@ -121,9 +122,9 @@ struct section {
 };
 
 static const struct section sections[] = {
-	{ "cluster", "Identifies the cluster." },
-	{ "nodes", "Every voter of the cluster, this node included: one line per node, "
-		   "`<node id> = host:port`." },
+	{ "cluster", "Identifies the cluster, and who votes at its start." },
+	{ "nodes", "Every node of the cluster, this node included (unless it was started with "
+		   "--addr): one line per node, `<node id> = host:port`." },
 	{ "node", "This process: where it keeps its data, how many lcores it runs, "
 		  "what it binds to." },
 	{ "raft", "Raft options; defaults are openraft's (lcr_core_config_default)." },
@@ -141,10 +142,16 @@ static const struct section sections[] = {
 static const struct opt opts[] = {
 	{ "cluster", "id", OPT_U64, OPT_REQUIRED, FIELD(node.cluster), .min = 1, .max = UINT64_MAX,
 	  .help = "The cluster id; datagrams of other clusters are dropped." },
+	{ "cluster", "voters", OPT_STRING, 0, FIELD(voters), .def = "", .check = check_voters,
+	  .help = "The first membership's voters, node ids of [nodes] separated by commas "
+		  "(1,2,3). The other nodes of [nodes] are spares: they run and wait, empty, "
+		  "until lcraft-cli add-learner adds them. Empty: every node of [nodes] votes. "
+		  "It is the membership until the first change, which the group's log (or "
+		  "snapshot) then holds instead: the same on every node." },
 
 	{ "nodes", "<node id>", OPT_NODES, 0, .size = 0, .offset = 0, .min = 1,
 	  .max = LCR_PEERS_MAX,
-	  .help = "A voter: node id (1..4294967295) = host:port, where host is an IPv4 "
+	  .help = "A node: node id (1..4294967295) = host:port, where host is an IPv4 "
 		  "address, a name, or an IPv6 address in brackets ([::1]:7001). The port "
 		  "is the node's lcore 0; lcore i listens on port + i." },
 
@@ -1036,6 +1043,62 @@ static void squeeze_blanks(char *s)
 	*out = '\0';
 }
 
+/*
+ * [cluster] voters: node ids separated by commas (blanks around them
+ * allowed), none twice, into ids; the count, or -EINVAL with why.
+ */
+static int parse_voters(const char *v, uint32_t *ids, char *err, size_t err_len)
+{
+	uint32_t n = 0;
+
+	while (*v) {
+		char word[32];
+		size_t len = strcspn(v, ",");
+		uint64_t id;
+
+		while (len && is_blank(*v)) {
+			v++;
+			len--;
+		}
+		while (len && is_blank(v[len - 1]))
+			len--;
+		if (len == 0 || len >= sizeof(word)) {
+			snprintf(err, err_len, "expected node ids separated by commas, as 1,2,3");
+			return -EINVAL;
+		}
+		memcpy(word, v, len);
+		word[len] = '\0';
+		if (parse_u64(word, &id, err, err_len) < 0 || id < 1 || id > UINT32_MAX) {
+			snprintf(err, err_len, "%s: a node id is a number in 1..4294967295", word);
+			return -EINVAL;
+		}
+		for (uint32_t i = 0; i < n; i++)
+			if (ids[i] == id) {
+				snprintf(err, err_len, "node %u is named twice", ids[i]);
+				return -EINVAL;
+			}
+		if (n == LCR_PEERS_MAX) {
+			snprintf(err, err_len, "more than %d voters", LCR_PEERS_MAX);
+			return -EINVAL;
+		}
+		ids[n++] = (uint32_t)id;
+		v += strcspn(v, ",");
+		if (*v == ',' && !*++v) {
+			snprintf(err, err_len, "a comma with no node id after it");
+			return -EINVAL;
+		}
+	}
+	return (int)n;
+}
+
+static int check_voters(const char *v, char *err, size_t err_len)
+{
+	uint32_t ids[LCR_PEERS_MAX];
+	int rc = parse_voters(v, ids, err, err_len);
+
+	return rc < 0 ? rc : 0;
+}
+
 /* ---- loading ------------------------------------------------------------------- */
 
 /* The nodes become the core's initial membership. */
@@ -1457,6 +1520,41 @@ static bool mentions(const char *s, const char *word)
 }
 
 /*
+ * The first membership's voters: [cluster] voters, each in [nodes], or every
+ * node of [nodes] (a node started with --addr is in neither).
+ */
+static bool first_voters(struct load *ld, struct lcr_membership *m)
+{
+	const struct lcr_app_config *c = ld->c;
+	uint32_t *ids = m->configs[0].ids, line = ld->set_line[opt_index("cluster", "voters")];
+	char err[200];
+
+	if (!c->voters[0]) {
+		for (uint32_t i = 0; i < c->node.n_peers; i++)
+			if (!(c->joining && c->node.peers[i].id == c->self))
+				ids[m->configs[0].n++] = c->node.peers[i].id;
+		return true;
+	}
+	int n = parse_voters(c->voters, ids, err, sizeof(err));
+	LCR_ASSERT(n >= 0); /* check_voters() passed it */
+	m->configs[0].n = (uint32_t)n;
+	if (n == 0) {
+		fail(ld, line,
+		     "cluster.voters: no node id: name at least one voter, or leave it "
+		     "out for every node of [nodes]");
+		return false;
+	}
+	for (int i = 0; i < n; i++) {
+		const struct lcr_peer_addr *p = lcr_app_config_peer(c, ids[i]);
+		if (!p || (c->joining && ids[i] == c->self)) {
+			fail(ld, line, "cluster.voters: node %u is not in [nodes]", ids[i]);
+			return false;
+		}
+	}
+	return true;
+}
+
+/*
  * Raft relationships, by lcr_core_config_validate(). Its sentence names the
  * options involved; blame the one set last in the file (the likely edit), or
  * the first one named if all are defaults.
@@ -1464,17 +1562,20 @@ static bool mentions(const char *s, const char *word)
 static void check_raft(struct load *ld)
 {
 	struct lcr_core_config cc = ld->c->node.core;
-	const struct lcr_node_config *n = &ld->c->node;
 	char why[200];
 	size_t blame = SIZE_MAX;
 
-	cc.id = ld->c->self ? ld->c->self : n->peers[0].id;
+	memset(&cc.membership, 0, sizeof(cc.membership));
 	cc.membership.n_configs = 1;
-	cc.membership.configs[0].n = n->n_peers;
-	for (uint32_t i = 0; i < n->n_peers; i++)
-		cc.membership.configs[0].ids[i] = n->peers[i].id;
+	if (!first_voters(ld, &cc.membership))
+		return;
+	/* A spare (or a joining node) is in no config of its own: the Raft
+	 * options are checked as a voter's. */
+	cc.id = ld->c->self && lcr_membership_contains(&cc.membership, ld->c->self)
+			? ld->c->self
+			: cc.membership.configs[0].ids[0];
 	if (lcr_core_config_validate(&cc, why, sizeof(why)) == 0) {
-		ld->c->node.core.id = cc.id;
+		ld->c->node.core.id = ld->c->self ? ld->c->self : cc.id;
 		ld->c->node.core.membership = cc.membership;
 		return;
 	}
@@ -1715,6 +1816,52 @@ static void check_metrics_port(struct load *ld)
 		     "node.metrics_listen: %s (with {id} replaced by %u)", err, ld->c->self);
 }
 
+/*
+ * --addr: the address of a node [nodes] lists must be the one there; another
+ * node joins at it (appended to the peers, c->joining), on sockets.
+ */
+static void join_at(struct load *ld)
+{
+	struct lcr_app_config *c = ld->c;
+	struct lcr_node_config *n = &c->node;
+	const struct lcr_peer_addr *p = lcr_app_config_peer(c, c->self);
+	struct lcr_peer_addr a;
+	char err[200], mine[64], theirs[64];
+
+	memset(&a, 0, sizeof(a));
+	if (parse_host_port(c->addr, &a, err, sizeof(err)) < 0) {
+		fail(ld, 0, "--addr %s: %s", c->addr, err);
+		return;
+	}
+	if (p) {
+		host_canonical(a.host, mine, sizeof(mine));
+		host_canonical(p->host, theirs, sizeof(theirs));
+		if (a.port != p->port || strcmp(mine, theirs) != 0)
+			fail(ld, ld->node_line[p - n->peers],
+			     "nodes.%u: --addr %s is not this node's address here (%s:%u): --addr "
+			     "starts a node that is not in [nodes], or repeats its address",
+			     c->self, c->addr, p->host, p->port);
+		return;
+	}
+	if (c->transport == LCR_APP_TRANSPORT_DPDK) {
+		fail(ld, ld->set_line[opt_index("node", "transport")],
+		     "node.transport: dpdk routes only the nodes of [nodes]; node %u (--addr %s, "
+		     "not "
+		     "in [nodes]) runs on sockets",
+		     c->self, c->addr);
+		return;
+	}
+	if (n->n_peers == LCR_PEERS_MAX) {
+		fail(ld, ld->nodes_line, "nodes: %d nodes already; no room for node %u (--addr)",
+		     LCR_PEERS_MAX, c->self);
+		return;
+	}
+	a.id = c->self;
+	ld->node_line[n->n_peers] = 0;
+	n->peers[n->n_peers++] = a;
+	c->joining = true;
+}
+
 static void check_loaded(struct load *ld)
 {
 	struct lcr_app_config *c = ld->c;
@@ -1726,6 +1873,10 @@ static void check_loaded(struct load *ld)
 	if (c->node.n_peers == 0)
 		fail(ld, ld->nodes_line,
 		     "nodes: no node listed; list every voter as <node id> = host:port");
+	if (ld->failed)
+		return;
+	if (c->addr[0])
+		join_at(ld);
 	if (ld->failed)
 		return;
 	if (c->self && !lcr_app_config_peer(c, c->self)) {
@@ -1764,6 +1915,12 @@ static void check_loaded(struct load *ld)
 int lcr_app_config_load(struct lcr_app_config *c, const char *path, uint32_t self, char *why,
 			size_t why_len)
 {
+	return lcr_app_config_load_addr(c, path, self, NULL, why, why_len);
+}
+
+int lcr_app_config_load_addr(struct lcr_app_config *c, const char *path, uint32_t self,
+			     const char *addr, char *why, size_t why_len)
+{
 	struct load ld;
 	int rc;
 
@@ -1771,6 +1928,14 @@ int lcr_app_config_load(struct lcr_app_config *c, const char *path, uint32_t sel
 	lcr_app_config_default(c);
 	c->self = self;
 	c->node.id = self;
+	if (addr && addr[0]) {
+		if (!self || strlen(addr) >= sizeof(c->addr)) {
+			snprintf(why, why_len, "--addr %.80s: %s", addr,
+				 self ? "longer than a HOST:PORT may be" : "needs --id");
+			return -EINVAL;
+		}
+		snprintf(c->addr, sizeof(c->addr), "%s", addr);
+	}
 	memset(&ld, 0, sizeof(ld));
 	ld.append_opt = N_OPTS;
 	ld.c = c;
@@ -2113,6 +2278,101 @@ static const char guide[] =
 	"the page cache, so a crash or power loss can lose committed writes and break Raft's\n"
 	"guarantees. Use it to measure the cost of durability, never for data you keep.\n"
 	"\n"
+	"## Membership: adding, replacing and removing nodes\n"
+	"\n"
+	"A group's voters and learners are its membership. It starts as the config's:\n"
+	"every node of `[nodes]`, or those `[cluster] voters` names (the others are\n"
+	"spares that run and wait, empty). From then on it lives in the group's log and\n"
+	"changes only through the leader, one change at a time: once a group changed\n"
+	"it, `[nodes]` and `voters` no longer say who votes. lcraft-cli does the\n"
+	"operator's tasks (openraft's cluster control; the client protocol's\n"
+	"membership ops, `docs/wire-protocol.md`), on group 1 or `--group G`; each group\n"
+	"has its own membership, so run them for every group:\n"
+	"\n"
+	"```sh\n"
+	"build/lcraft-cli --config FILE members                      # JSON: voters, learners, "
+	"addresses, lag\n"
+	"build/lcraft-cli --config FILE add-learner 4 10.0.0.4:7101  # a learner; waits until it "
+	"caught up\n"
+	"build/lcraft-cli --config FILE change-membership 2,3,4      # these are the voters now\n"
+	"build/lcraft-cli --config FILE remove-node 1                # out of the voters and the "
+	"learners\n"
+	"build/lcraft-cli --config FILE transfer-leader 3            # node 3 leads; waits until "
+	"it does\n"
+	"```\n"
+	"\n"
+	"Each reads the membership from the leader, sends the change with that\n"
+	"membership's log id (refused, exit 9, if another change got in meanwhile),\n"
+	"waits until it committed and prints the membership then. `members` prints the\n"
+	"leader's view: each node's address, matched index and lag (`--node N members`:\n"
+	"node N's own view, whatever its role). `add-learner` then waits until the\n"
+	"learner is within `--lag N` entries of the leader (openraft's\n"
+	"`replication_lag_threshold`, 5000), at most `--catchup-ms MS` (60000; exit 12\n"
+	"if not: it stays a learner and goes on catching up); with `--no-wait` it returns\n"
+	"once the node is a learner. `change-membership` keeps the learners it does not\n"
+	"make voters; the voters it leaves out leave the group (`--retain`: they stay as\n"
+	"learners). A new voter must be a learner first (exit 6 otherwise), so that it\n"
+	"holds the log before it counts toward a quorum: add it, let it catch up, then\n"
+	"promote it. Voters change through a joint configuration, where both the old\n"
+	"and the new majority decide until the new one commits; a new voter that is\n"
+	"down can block that, and the leader, no longer heard by a majority of the new\n"
+	"configuration, then steps down until the node is back. Removing the leader is\n"
+	"fine: it steps down once the change committed.\n"
+	"\n"
+	"Exit statuses of these commands: 0 done; 2 bad usage (an argument that is no\n"
+	"node id, an address that is not HOST:PORT); 3 no answer within `--timeout`\n"
+	"(15000 ms by default for these; a change may still complete: `members` shows\n"
+	"it); 4 an error; 5 another membership change or a leadership transfer is under\n"
+	"way; 6 a node that is not a member (or, for a new learner, has no address;\n"
+	"for transfer-leader, is no voter); 7 an invalid target (an address other than\n"
+	"the one the membership or the leader's config holds for that node, a node named\n"
+	"twice); 8 the change would leave no voter; 9 the membership changed since it\n"
+	"was read; 10 the leader's wait for the commit (10 s) or the transfer ran out:\n"
+	"it may still happen; 11 the leadership went to another node than asked; 12 the\n"
+	"learner did not catch up within `--catchup-ms`.\n"
+	"\n"
+	"### A node the file does not list: `--addr`\n"
+	"\n"
+	"`lcraft-node --config FILE --id 4 --addr 10.0.0.4:7101` starts node 4 although\n"
+	"FILE's `[nodes]` does not list it. It binds at that address (lcore *i* at the\n"
+	"port + *i*, its client port at the port + `client_port_offset`), knows FILE's\n"
+	"nodes, and opens its groups with FILE's membership, which it is not in: it is\n"
+	"no voter, so it never stands for election, and it waits, empty, until a leader\n"
+	"adds it. `add-learner 4 10.0.0.4:7101` puts the address into the membership,\n"
+	"and every member learns it from the log, so no other node's file changes (give\n"
+	"a numeric address: the nodes do not resolve names when they learn one).\n"
+	"Restarted with the same `--addr`, node 4 finds its memberships, addresses\n"
+	"included, in its log. An `--id` that `[nodes]` lists takes no other address\n"
+	"than the one there (the node refuses to start). Clients find such a node in the\n"
+	"membership: lcraft-cli asks a node that names a leader it does not know for\n"
+	"its MEMBERS; `--peer 4=10.0.0.4:7101` names one for `--node 4`.\n"
+	"\n"
+	"### Replace a node whose disk died\n"
+	"\n"
+	"Voters 1, 2 and 3; node 1's disk died. Do not bring node 1 back under its old id\n"
+	"on an empty data directory. A node's vote and its log are what Raft counts on:\n"
+	"node 1 voted in its terms and acknowledged entries that a quorum counted as\n"
+	"committed. Wiped, it would come back with an empty vote and an empty log: it\n"
+	"could vote a second time in a term it already voted in, so that two leaders\n"
+	"are elected for one term, and count toward the quorum of entries it no longer\n"
+	"holds, so that a committed entry can be lost. (lcraft-node refuses to start on\n"
+	"a vote file that was zeroed or emptied, but a data directory wiped whole looks\n"
+	"like a new node's.) A wiped node is a new node, under a new id:\n"
+	"\n"
+	"1. start a fresh node, with an empty data directory, under an id the cluster\n"
+	"   never used: `lcraft-node --config FILE --id 4 --addr 10.0.0.4:7101` (or list\n"
+	"   it in `[nodes]` of every file, outside `voters`);\n"
+	"2. `lcraft-cli --config FILE add-learner 4 10.0.0.4:7101`: it returns once\n"
+	"   node 4 caught up (from the log, or from a snapshot);\n"
+	"3. `lcraft-cli --config FILE change-membership 2,3,4`: node 4 takes node 1's\n"
+	"   place and node 1 leaves;\n"
+	"4. `lcraft-cli --config FILE members` shows voters 2, 3, 4, each lag near 0.\n"
+	"\n"
+	"Until step 3 has committed, two of the three voters are up: one more failure\n"
+	"stops the writes (never the safety). Add the new node before removing the dead\n"
+	"one, not the other way round, and run steps 2 to 4 for every group\n"
+	"(`--group G`). Node 1's line may stay in the files: it is no member any more.\n"
+	"\n"
 	"## The configuration file\n"
 	"\n"
 	"An INI file: `[section]` headers, then one `key = value` per line. Comments start\n"
@@ -2125,10 +2385,12 @@ static const char guide[] =
 	"indented line that sets no option). Every option but `cluster.id` and the nodes\n"
 	"has a default.\n"
 	"\n"
-	"`[nodes]` lists every voter, this node included, as `<node id> = host:port`:\n"
-	"node ids are 1..4294967295, the host is an IPv4 address, a name, or an IPv6\n"
-	"address in brackets (`[::1]:7001`). All nodes use the same file; `--id` says which\n"
-	"node a process is.\n"
+	"`[nodes]` lists the nodes of the cluster, this node included, as `<node id> =\n"
+	"host:port`: node ids are 1..4294967295, the host is an IPv4 address, a name, or\n"
+	"an IPv6 address in brackets (`[::1]:7001`). All nodes use the same file; `--id`\n"
+	"says which node a process is (a node that is not listed runs with `--addr`,\n"
+	"above). Every node listed is a voter at the start, unless `[cluster] voters`\n"
+	"names some: the others are then spares, to be added later.\n"
 	"\n"
 	"**Ports.** A node runs `lcores` threads; lcore *i* listens on the node's port +\n"
 	"*i* (UDP), so leave room between the ports of nodes that share a host. The node's\n"

@@ -46,7 +46,16 @@ enum lcr_app_transport {
 struct lcr_app_config {
 	struct lcr_node_config node; /* peers, Raft options, storage, faults, dpdk, cores */
 	uint32_t self;		     /* --id */
-	char data_dir[512];	     /* with {id} replaced */
+	/* --addr HOST:PORT (lcr_app_config_load_addr): where this node runs;
+	 * "" if it is the one [nodes] gives. */
+	char addr[80];
+	/* The node is not in [nodes]: it runs at `addr` (appended to node.peers)
+	 * and joins later, when a leader adds it (lcraft-cli add-learner). */
+	bool joining;
+	/* [cluster] voters as written ("1,2,3"); "": every node of [nodes].
+	 * node.core.membership holds them. */
+	char voters[256];
+	char data_dir[512]; /* with {id} replaced */
 	char bind[64];
 	uint32_t transport;	     /* enum lcr_app_transport; node.dpdk.enable */
 	char cores[256];	     /* [node] cores as written ("0,2-3"); node.cores/n_cores */
@@ -73,6 +82,17 @@ void lcr_app_config_default(struct lcr_app_config *c);
  */
 int lcr_app_config_load(struct lcr_app_config *c, const char *path, uint32_t self, char *why,
 			size_t why_len);
+
+/*
+ * The same for a node started with --addr HOST:PORT (`addr`, NULL or "": as
+ * lcr_app_config_load). A node [nodes] lists must be given its address there;
+ * any other runs at `addr`, is appended to node.peers (its own address for
+ * binding, the client port and the metrics), and starts with the config's
+ * membership, which it is not in: a spare that waits, empty, until a leader
+ * adds it (c->joining). Not with transport = dpdk.
+ */
+int lcr_app_config_load_addr(struct lcr_app_config *c, const char *path, uint32_t self,
+			     const char *addr, char *why, size_t why_len);
 
 /* Print every option with its type, default, bounds and help (--help). */
 void lcr_app_config_help(FILE *f);

@@ -3,7 +3,7 @@
  * lcraft-node: one node of an lcraft cluster, serving the replicated
  * key-value store (kv.h) to clients over UDP.
  *
- *   lcraft-node --config FILE --id N [--json-log]
+ *   lcraft-node --config FILE --id N [--addr HOST:PORT] [--json-log]
  *   lcraft-node --help | --help-markdown
  *
  * The node runs the groups 1..groups of the config, each with its own map,
@@ -16,6 +16,14 @@
  * NOT_LEADER with the leader they know. SNAPSHOT triggers a snapshot of the
  * group (on the leader, or with THIS_NODE on the receiving node) and is
  * answered once the build finished, with the snapshot's last log id.
+ * MEMBERS, CHANGE_MEMBERSHIP and TRANSFER_LEADER are the operator's
+ * membership tasks (lcraft-cli members, add-learner, change-membership,
+ * remove-node, transfer-leader): a change is answered once it committed, a
+ * transfer once the leader changed, each refusal with its own status.
+ *
+ * With --addr a node that is not in the file's [nodes] runs at that address:
+ * its groups start with the file's membership, which it is not in, so it
+ * never stands for election and waits, empty, until a leader adds it.
  *
  * Nothing a client sends is trusted: lcore 0 checks every datagram in the
  * order docs/wire-protocol.md lists the rules, drops what breaks one and
@@ -84,6 +92,18 @@
  */
 #define SNAPSHOT_WAIT_NS (10ull * 1000000000ull)
 
+/*
+ * How long CHANGE_MEMBERSHIP waits for its change to commit before it is
+ * answered TIMEOUT (the change goes on; a resend waits for the same one),
+ * and TRANSFER_LEADER for the leadership to move: at least this, or four
+ * election timeouts (a transfer the target never takes ends with an
+ * election once the followers stop hearing the leader). Waiting ops are
+ * looked at every WAIT_TICK_NS (lcore 0 posts the look to each lcore).
+ */
+#define CHANGE_WAIT_NS (10ull * 1000000000ull)
+#define XFER_WAIT_NS   (5ull * 1000000000ull)
+#define WAIT_TICK_NS   (20ull * 1000000ull)
+
 /* A STATS answer's value: what one client datagram holds after the headers. */
 #define STATS_BYTES (LCR_WIRE_CLIENT_DGRAM_MAX - LCR_WIRE_HDR - 24)
 
@@ -116,11 +136,12 @@ enum client_drop {
 	CD_FRAGMENT,	   /* fragment count 0, index >= count, fragments off a stream */
 	CD_FROM,	   /* `from` is not 0: a node's datagram, not a client's */
 	CD_PAYLOAD_LENGTH, /* payload not 32 + key_len + value_len + expect_len bytes */
-	CD_OP,		   /* op not 1..5 */
+	CD_OP,		   /* op not 1..9 */
 	CD_FLAGS,	   /* unknown flag bits, or a flag the op does not take */
 	CD_RESERVED,	   /* payload bytes 18..19 not 0 */
 	CD_TOO_LONG,	   /* key over 1,024 bytes, value or expect over 8,192 */
 	CD_UNUSED_FIELD,   /* a field the op does not use is not empty */
+	CD_LAYOUT,	   /* a membership op's value or expect off its layout */
 	CD_NO_MEMORY,	   /* no memory to hold the request */
 	CD_RCVBUF_FULL,	   /* dropped by the kernel, the socket's queue full (SO_RXQ_OVFL) */
 	CD_STATS_RATE,	   /* STATS over STATS_PER_S */
@@ -145,6 +166,7 @@ static const char *const client_drop_name[CD_N] = {
 	[CD_RESERVED] = "reserved",
 	[CD_TOO_LONG] = "too_long",
 	[CD_UNUSED_FIELD] = "unused_field",
+	[CD_LAYOUT] = "layout",
 	[CD_NO_MEMORY] = "no_memory",
 	[CD_RCVBUF_FULL] = "rcvbuf_full",
 	[CD_STATS_RATE] = "stats_rate",
@@ -155,7 +177,7 @@ enum client_refusal {
 	CR_NOT_FOR_US, /* `to` is neither 0 nor this node */
 	CR_NO_GROUP,   /* a group this node does not run */
 	CR_KEY,	       /* PUT, GET, CAS or DELETE with an empty key */
-	CR_IDS,	       /* a write with client id 0 or request id 0 */
+	CR_IDS,	       /* a write or CHANGE_MEMBERSHIP with client id 0 or request id 0 */
 	CR_N
 };
 
@@ -166,14 +188,36 @@ static const char *const client_refusal_name[CR_N] = {
 	[CR_IDS] = "ids",
 };
 
+struct req;
+
+/*
+ * A membership op waiting on its group's lcore (CHANGE_MEMBERSHIP for its
+ * change to commit, TRANSFER_LEADER for the leader to change): the request
+ * that waits, who sent it, and until when. A resend of it (the same client
+ * and request id) takes the waiting copy's place, so a client that lost an
+ * answer hears the outcome of the one change it asked for.
+ */
+struct op_wait {
+	struct req *q;	 /* the copy answered when it ends; NULL: none waits */
+	uint64_t client; /* who asked: a resend with these ids waits too */
+	uint64_t id;
+	uint64_t until_ns; /* q is answered TIMEOUT then */
+	bool running;	   /* the change or transfer is under way */
+};
+
 struct grp {
 	uint32_t id;
 	struct lcr_group *g;
 	struct lcr_kv *kv;
 	uint64_t requests, answered;
+	/* The group's lcore only. */
+	struct op_wait change; /* the change asked for here (lcr_group_change_membership) */
+	int change_err;	       /* the last change's outcome, for a resend after it ended */
+	uint32_t change_leader;
+	struct op_wait xfer; /* the transfer asked for here */
+	uint32_t xfer_to;    /* the node it hands over to */
+	uint64_t xfer_term;  /* the term of the leadership that hands over */
 };
-
-struct req;
 
 /*
  * The request slots, allocated once at start-up, so that reading a request
@@ -212,6 +256,10 @@ struct server {
 	uint32_t rxq_ovfl_seen;	  /* the kernel's SO_RXQ_OVFL count when last read */
 	uint64_t stats_tokens_ns; /* STATS' bucket in ns of refill (1 s / STATS_PER_S a token) */
 	uint64_t stats_last_ns;	  /* when it was last filled */
+	uint64_t tick_last_ns;	  /* when lcore 0 last had the waiting ops looked at */
+	/* Membership ops waiting for their outcome, on every lcore: while
+	 * there are any, lcore 0 has them looked at every WAIT_TICK_NS. */
+	_Atomic uint32_t waiting;
 };
 
 /* A request in flight: its bytes, where to answer. One slot of the pool. */
@@ -526,6 +574,536 @@ static void snapshot(struct req *q, struct lcr_core_status *st)
 	snapshot_wait_task(q->srv->node, q);
 }
 
+/* ---- membership ops, on the group's lcore --------------------------------------- */
+
+static bool id_in(const uint32_t *ids, uint32_t n, uint32_t id)
+{
+	for (uint32_t i = 0; i < n; i++)
+		if (ids[i] == id)
+			return true;
+	return false;
+}
+
+/* Where node `id` can be reached, as "HOST:PORT" (an IPv6 host in brackets):
+ * the membership's address for it, else this node's config. False if neither
+ * knows. */
+static bool node_addr(const struct server *s, const struct lcr_membership *m, uint32_t id,
+		      char *out, size_t len)
+{
+	const char *a = m ? lcr_membership_addr(m, id) : NULL;
+	const struct lcr_peer_addr *p = lcr_app_config_peer(&s->cfg, id);
+
+	if (a) {
+		snprintf(out, len, "%s", a);
+		return true;
+	}
+	return p && lcr_peer_addr_format(p, out, len) > 0;
+}
+
+static const char *role_name(uint32_t role)
+{
+	switch (role) {
+	case LCR_ROLE_FOLLOWER:
+		return "follower";
+	case LCR_ROLE_CANDIDATE:
+		return "candidate";
+	case LCR_ROLE_LEADER:
+		return "leader";
+	case LCR_ROLE_LEARNER:
+		return "learner";
+	default:
+		return "stopped";
+	}
+}
+
+#define JPUT(...) o += (size_t)snprintf(buf + o, o < cap ? cap - o : 0, __VA_ARGS__)
+
+static size_t json_ids(char *buf, size_t cap, size_t o, const uint32_t *ids, uint32_t n)
+{
+	JPUT("[");
+	for (uint32_t i = 0; i < n; i++)
+		JPUT("%s%u", i ? "," : "", ids[i]);
+	JPUT("]");
+	return o;
+}
+
+/* One member of the MEMBERS answer: its address, and on the leader its progress. */
+static size_t json_node(const struct server *s, const struct lcr_core_status *st, char *buf,
+			size_t cap, size_t o, uint32_t id, bool voter)
+{
+	char addr[LCR_PEER_ADDR_TEXT_MAX];
+
+	JPUT("{\"id\":%u,\"voter\":%s,\"addr\":", id, voter ? "true" : "false");
+	if (node_addr(s, &st->membership, id, addr, sizeof(addr)))
+		JPUT("\"%s\"", addr);
+	else
+		JPUT("null");
+	for (uint32_t i = 0; st->role == LCR_ROLE_LEADER && i < st->n_nodes; i++) {
+		if (st->nodes[i] != id)
+			continue;
+		uint64_t m = st->matching[i].index;
+		JPUT(",\"matched\":%llu,\"lag\":%llu", (unsigned long long)m,
+		     (unsigned long long)(st->last.index > m ? st->last.index - m : 0));
+	}
+	JPUT("}");
+	return o;
+}
+
+/*
+ * The MEMBERS answer (docs/wire-protocol.md, "The MEMBERS answer"): the
+ * effective membership (the newest appended), its log id, whether it is
+ * committed, and each member's address and, on the leader, progress.
+ */
+static size_t members_json(const struct server *s, const struct grp *g,
+			   const struct lcr_core_status *st, char *buf, size_t cap)
+{
+	const struct lcr_membership *m = &st->membership;
+	const struct lcr_log_id *id = &st->membership_id;
+	uint32_t newest = m->n_configs - 1;
+	size_t o = 0;
+
+	LCR_ASSERT(m->n_configs >= 1 && m->n_configs <= LCR_CONFIGS_MAX);
+	JPUT("{\"group\":%u,\"node\":%u,\"role\":\"%s\",\"leader\":%u,\"term\":%llu,"
+	     "\"log_id\":{\"term\":%llu,\"node\":%u,\"index\":%llu},\"joint\":%s,"
+	     "\"committed\":%s,\"voters\":",
+	     g->id, s->cfg.self, role_name(st->role), st->leader,
+	     (unsigned long long)st->vote.lid.term, (unsigned long long)id->lid.term, id->lid.node,
+	     (unsigned long long)id->index, m->n_configs > 1 ? "true" : "false",
+	     st->membership_committed ? "true" : "false");
+	if (m->n_configs > 1)
+		JPUT("[");
+	for (uint32_t k = 0; k < m->n_configs; k++) {
+		JPUT("%s", k ? "," : "");
+		o = json_ids(buf, cap, o, m->configs[k].ids, m->configs[k].n);
+	}
+	if (m->n_configs > 1)
+		JPUT("]");
+	JPUT(",\"configs\":[");
+	for (uint32_t k = 0; k < m->n_configs; k++) {
+		JPUT("%s", k ? "," : "");
+		o = json_ids(buf, cap, o, m->configs[k].ids, m->configs[k].n);
+	}
+	JPUT("],\"learners\":");
+	o = json_ids(buf, cap, o, m->learners, m->n_learners);
+	JPUT(",\"last_index\":%llu,\"nodes\":[", (unsigned long long)st->last.index);
+	bool first = true;
+	for (uint32_t i = 0; i < m->configs[newest].n; i++, first = false) {
+		JPUT("%s", first ? "" : ",");
+		o = json_node(s, st, buf, cap, o, m->configs[newest].ids[i], true);
+	}
+	for (uint32_t i = 0; newest > 0 && i < m->configs[0].n; i++) {
+		uint32_t v = m->configs[0].ids[i];
+		if (id_in(m->configs[newest].ids, m->configs[newest].n, v))
+			continue;
+		JPUT("%s", first ? "" : ",");
+		first = false;
+		o = json_node(s, st, buf, cap, o, v, true);
+	}
+	for (uint32_t i = 0; i < m->n_learners; i++, first = false) {
+		JPUT("%s", first ? "" : ",");
+		o = json_node(s, st, buf, cap, o, m->learners[i], false);
+	}
+	JPUT("]}");
+	return o;
+}
+
+/* Answer with the MEMBERS JSON of `st` (OK, or CAS_FAILED for a stale change). */
+static void respond_members(struct req *q, uint8_t status, const struct lcr_core_status *st)
+{
+	static _Thread_local char buf[LCR_CLIENT_VALUE_MAX];
+	size_t n = members_json(q->srv, q->grp, st, buf, sizeof(buf));
+
+	if (n >= sizeof(buf)) { /* 16 members take about 2 KiB */
+		respond_msg(q, LCR_CLIENT_ERROR, "the membership does not fit an answer");
+		return;
+	}
+	respond(q, status, status == LCR_CLIENT_OK ? 0 : st->leader, buf, (uint32_t)n);
+}
+
+#undef JPUT
+
+/* An op starts waiting (op_wait.q was NULL). */
+static void wait_begin(struct op_wait *w, struct req *q, uint64_t wait_ns)
+{
+	LCR_ASSERT(w->q == NULL);
+	w->q = q;
+	w->client = q->r.client;
+	w->id = q->r.id;
+	w->until_ns = mono_ns() + wait_ns;
+	atomic_fetch_add(&q->srv->waiting, 1);
+}
+
+/* The waiting copy, taken off the wait to be answered (NULL if none). */
+static struct req *wait_take(struct op_wait *w)
+{
+	struct req *q = w->q;
+
+	if (q) {
+		w->q = NULL;
+		atomic_fetch_sub(&q->srv->waiting, 1);
+	}
+	return q;
+}
+
+/* A resend of the op that waits: it waits in the older copy's place. */
+static bool wait_resend(struct op_wait *w, struct req *q, uint64_t wait_ns)
+{
+	if (!w->running || w->client != q->r.client || w->id != q->r.id)
+		return false;
+	struct req *old = wait_take(w);
+	if (old)
+		req_put(&q->srv->pool, old); /* the client waits for one answer */
+	wait_begin(w, q, wait_ns);
+	return true;
+}
+
+/* CHANGE_MEMBERSHIP's outcome, as the client protocol says it. */
+static void respond_change(struct req *q, int err, uint32_t leader)
+{
+	char msg[160];
+
+	switch (-err) {
+	case 0:
+		respond(q, LCR_CLIENT_OK, leader, NULL, 0);
+		break;
+	case LCR_ENOTLEADER:
+		/* The change may still complete under the next leader. */
+		respond(q, LCR_CLIENT_NOT_LEADER, leader, NULL, 0);
+		break;
+	case EBUSY:
+		respond_msg(q, LCR_CLIENT_BUSY,
+			    "another membership change is under way: not changed");
+		break;
+	case EINVAL:
+		snprintf(msg, sizeof(msg), "the leader refused the target: %s", lcr_strerror(err));
+		respond_msg(q, LCR_CLIENT_INVALID, msg);
+		break;
+	default:
+		respond_err(q, err, leader);
+		break;
+	}
+}
+
+/* lcr_group_change_membership's callback (ctx: the group): the change ended. */
+static void change_done(void *ctx, int err, uint32_t leader)
+{
+	struct grp *g = ctx;
+	struct req *q = wait_take(&g->change);
+
+	g->change.running = false;
+	g->change_err = err;
+	g->change_leader = leader;
+	if (q)
+		respond_change(q, err, leader);
+}
+
+/*
+ * What a target means, checked before it reaches the library (each refusal
+ * its own status, docs/wire-protocol.md): LCR_CLIENT_OK, or the status with
+ * the sentence in `msg`.
+ */
+static uint8_t target_check(const struct server *s, const struct lcr_membership *cur,
+			    const struct lcr_client_target *t, char *msg, size_t len)
+{
+	uint32_t all[2 * LCR_NODES_MAX], n = 0;
+
+	if (t->n_voters == 0) {
+		snprintf(msg, len, "the target has no voter: a group needs at least one");
+		return LCR_CLIENT_NO_VOTERS;
+	}
+	for (uint32_t i = 0; i < t->n_voters + t->n_learners; i++) {
+		uint32_t id = i < t->n_voters ? t->voters[i] : t->learners[i - t->n_voters];
+		if (id == 0) {
+			snprintf(msg, len, "node id 0 is reserved");
+			return LCR_CLIENT_INVALID;
+		}
+		if (id_in(all, n, id)) {
+			snprintf(msg, len, "node %u is named twice (a voter is no learner)", id);
+			return LCR_CLIENT_INVALID;
+		}
+		all[n++] = id;
+	}
+	if (n > LCR_NODES_MAX) {
+		snprintf(msg, len, "%u nodes: a membership holds at most %d", n, LCR_NODES_MAX);
+		return LCR_CLIENT_INVALID;
+	}
+	for (uint32_t i = 0; i < t->n_addrs; i++) {
+		const struct lcr_client_addr *a = &t->addrs[i];
+		const struct lcr_peer_addr *p = lcr_app_config_peer(&s->cfg, a->id);
+		const char *had = lcr_membership_addr(cur, a->id);
+		struct lcr_peer_addr pa;
+		char why[160];
+
+		if (!id_in(all, n, a->id)) {
+			snprintf(msg, len, "an address for node %u, which the target does not name",
+				 a->id);
+			return LCR_CLIENT_INVALID;
+		}
+		for (uint32_t k = 0; k < i; k++)
+			if (t->addrs[k].id == a->id) {
+				snprintf(msg, len, "two addresses for node %u", a->id);
+				return LCR_CLIENT_INVALID;
+			}
+		if (lcr_peer_addr_parse(a->addr, a->id, &pa, why, sizeof(why)) < 0) {
+			snprintf(msg, len, "node %u's address: %s", a->id, why);
+			return LCR_CLIENT_INVALID;
+		}
+		/* A member keeps its address: a node that moved is a new node
+		 * (remove it, add it under a new id). */
+		if (had && strcmp(had, a->addr) != 0) {
+			snprintf(msg, len, "node %u is at %s in the membership, not at %s", a->id,
+				 had, a->addr);
+			return LCR_CLIENT_INVALID;
+		}
+		if (!had && p && (strcmp(p->host, pa.host) != 0 || p->port != pa.port)) {
+			snprintf(msg, len, "node %u is at %s:%u in this node's config, not at %s",
+				 a->id, p->host, p->port, a->addr);
+			return LCR_CLIENT_INVALID;
+		}
+	}
+	return LCR_CLIENT_OK;
+}
+
+/*
+ * Who the target names that the cluster cannot take (UNKNOWN_NODE): a new
+ * voter must be a member already (openraft: add it as a learner first, so it
+ * has caught up before it counts), a new learner needs an address (one this
+ * node knows, or one the target gives).
+ */
+static bool target_known(const struct server *s, const struct lcr_membership *m,
+			 const struct lcr_client_target *t, char *msg, size_t len)
+{
+	char addr[LCR_PEER_ADDR_TEXT_MAX];
+
+	for (uint32_t i = 0; i < t->n_voters; i++)
+		if (!lcr_membership_contains(m, t->voters[i])) {
+			snprintf(msg, len,
+				 "node %u is not a member: add it as a learner first (lcraft-cli "
+				 "add-learner), then make it a voter once it caught up",
+				 t->voters[i]);
+			return false;
+		}
+	for (uint32_t i = 0; i < t->n_learners; i++) {
+		uint32_t id = t->learners[i];
+		bool given = false;
+		for (uint32_t k = 0; k < t->n_addrs; k++)
+			given |= t->addrs[k].id == id;
+		if (!lcr_membership_contains(m, id) && !given &&
+		    !node_addr(s, m, id, addr, sizeof(addr))) {
+			snprintf(msg, len,
+				 "node %u is unknown: no address for it here; give one (lcraft-cli "
+				 "add-learner %u HOST:PORT)",
+				 id, id);
+			return false;
+		}
+	}
+	return true;
+}
+
+/* The target's voters and learners as the same sets as `m`'s (a single config). */
+static bool target_is(const struct lcr_client_target *t, const struct lcr_membership *m)
+{
+	if (m->n_configs != 1 || m->configs[0].n != t->n_voters || m->n_learners != t->n_learners)
+		return false;
+	for (uint32_t i = 0; i < t->n_voters; i++)
+		if (!id_in(m->configs[0].ids, m->configs[0].n, t->voters[i]))
+			return false;
+	for (uint32_t i = 0; i < t->n_learners; i++)
+		if (!id_in(m->learners, m->n_learners, t->learners[i]))
+			return false;
+	return true;
+}
+
+/*
+ * CHANGE_MEMBERSHIP, on the leader: checked (each refusal its own status),
+ * compared with the membership the client saw (its log id, when given),
+ * handed to lcr_group_change_membership, and answered when its callback
+ * runs: once the target is the committed membership, or with why not.
+ */
+static void change_membership(struct req *q, const struct lcr_core_status *st)
+{
+	struct grp *g = q->grp;
+	struct lcr_client_target t;
+	struct lcr_membership m;
+	char msg[300];
+	uint8_t status;
+
+	if (wait_resend(&g->change, q, CHANGE_WAIT_NS))
+		return;
+	if (!g->change.running && g->change.client == q->r.client && g->change.id == q->r.id) {
+		respond_change(q, g->change_err, g->change_leader); /* it already ended */
+		return;
+	}
+	/* The codec checked the layout (req_check, lcr_wire_decode_client_req). */
+	if (lcr_wire_decode_client_target(q->r.value, q->r.value_len, &t) != LCR_DROP_NONE) {
+		respond_msg(q, LCR_CLIENT_INVALID, "the target does not decode");
+		return;
+	}
+	if ((status = target_check(q->srv, &st->membership, &t, msg, sizeof(msg))) !=
+	    LCR_CLIENT_OK) {
+		respond_msg(q, status, msg);
+		return;
+	}
+	if (q->r.expect_len) {
+		struct lcr_log_id seen;
+		lcr_wire_decode_client_log_id(q->r.expect, q->r.expect_len, &seen);
+		if (!lcr_log_id_eq(seen, st->membership_id)) {
+			respond_members(q, LCR_CLIENT_CAS_FAILED, st);
+			return;
+		}
+	}
+	if (g->change.running || !st->membership_committed) {
+		snprintf(msg, sizeof(msg),
+			 "another membership change is under way (the membership at index %llu is "
+			 "%s): not changed; try again once it committed",
+			 (unsigned long long)st->membership_id.index,
+			 st->membership_committed ? "committed, its callback pending"
+						  : "not committed");
+		respond_msg(q, LCR_CLIENT_BUSY, msg);
+		return;
+	}
+	if (!target_known(q->srv, &st->membership, &t, msg, sizeof(msg))) {
+		respond_msg(q, LCR_CLIENT_UNKNOWN_NODE, msg);
+		return;
+	}
+	if (target_is(&t, &st->membership)) {
+		respond(q, LCR_CLIENT_OK, 0, NULL, 0); /* nothing to change */
+		return;
+	}
+	memset(&m, 0, sizeof(m));
+	m.n_configs = 1;
+	m.configs[0].n = t.n_voters;
+	memcpy(m.configs[0].ids, t.voters, t.n_voters * sizeof(t.voters[0]));
+	m.n_learners = t.n_learners;
+	memcpy(m.learners, t.learners, t.n_learners * sizeof(t.learners[0]));
+	/* The addresses given; the library keeps those of the nodes that stay. */
+	m.n_addrs = t.n_addrs;
+	for (uint32_t i = 0; i < t.n_addrs; i++) {
+		m.addrs[i].id = t.addrs[i].id;
+		memcpy(m.addrs[i].addr, t.addrs[i].addr, sizeof(m.addrs[i].addr));
+	}
+	int rc = lcr_group_change_membership(g->g, &m, msg, sizeof(msg), change_done, g);
+	if (rc == -EBUSY) {
+		respond_msg(q, LCR_CLIENT_BUSY, msg);
+		return;
+	}
+	if (rc == -EINVAL || rc == -ENOTSUP) {
+		respond_msg(q, LCR_CLIENT_INVALID, msg);
+		return;
+	}
+	if (rc < 0) {
+		respond_err(q, rc, st->leader);
+		return;
+	}
+	g->change.running = true;
+	wait_begin(&g->change, q, CHANGE_WAIT_NS);
+}
+
+/*
+ * TRANSFER_LEADER, on the leader: LCR_EV_TRIGGER_TRANSFER, then wait (looked
+ * at every tick, transfer_look) until the leadership moved: OK when the
+ * target leads, TRANSFER_FAILED when another node does.
+ */
+static void transfer_leader(struct req *q, const struct lcr_core_status *st)
+{
+	struct grp *g = q->grp;
+	uint32_t to = (uint32_t)get_le(q->r.value, 4);
+	uint64_t wait_ns = 4ull * q->srv->cfg.node.core.election_timeout_max_ms * 1000000ull;
+	char msg[200];
+
+	if (wait_ns < XFER_WAIT_NS)
+		wait_ns = XFER_WAIT_NS;
+	if (wait_resend(&g->xfer, q, wait_ns))
+		return;
+	if (to == q->srv->cfg.self) {
+		respond(q, LCR_CLIENT_OK, to, NULL, 0); /* it leads already */
+		return;
+	}
+	if (!lcr_membership_is_voter(&st->membership, to)) {
+		snprintf(msg, sizeof(msg),
+			 "node %u is not a voter of group %u: only a voter can lead", to, g->id);
+		respond_msg(q, LCR_CLIENT_UNKNOWN_NODE, msg);
+		return;
+	}
+	if (st->transferring || g->xfer.running) {
+		snprintf(msg, sizeof(msg), "a leadership transfer to node %u is under way",
+			 g->xfer_to);
+		respond_msg(q, LCR_CLIENT_BUSY, msg);
+		return;
+	}
+	struct lcr_event ev = { .type = LCR_EV_TRIGGER_TRANSFER, .transfer_to = to };
+	int rc = lcr_group_event(g->g, &ev);
+	if (rc < 0) {
+		respond_err(q, rc, st->leader);
+		return;
+	}
+	g->xfer.running = true;
+	g->xfer_to = to;
+	g->xfer_term = st->vote.lid.term;
+	wait_begin(&g->xfer, q, wait_ns);
+}
+
+/* Whether the transfer ended, answering the waiting copy if so. */
+static void transfer_look(struct grp *g, uint64_t now)
+{
+	struct lcr_core_status st;
+	struct req *q;
+
+	lcr_group_status(g->g, &st);
+	bool same = st.role == LCR_ROLE_LEADER && st.vote.lid.term == g->xfer_term;
+	bool moved = !same && st.leader != 0;
+	if (!moved && now < g->xfer.until_ns && st.role != LCR_ROLE_STOPPED)
+		return;
+	g->xfer.running = false;
+	if (!(q = wait_take(&g->xfer)))
+		return;
+	if (moved && st.leader == g->xfer_to) {
+		respond(q, LCR_CLIENT_OK, st.leader, NULL, 0);
+	} else if (moved) {
+		char msg[160];
+		snprintf(msg, sizeof(msg), "the leadership went to node %u, not node %u", st.leader,
+			 g->xfer_to);
+		respond(q, LCR_CLIENT_TRANSFER_FAILED, st.leader, msg, (uint32_t)strlen(msg));
+	} else {
+		respond_msg(q, LCR_CLIENT_TIMEOUT,
+			    "the leadership did not move in time (the node's log may say why)");
+	}
+}
+
+/* A change that outlived its wait: TIMEOUT, and it goes on. */
+static void change_look(struct grp *g, uint64_t now)
+{
+	struct req *q;
+
+	if (now < g->change.until_ns || !(q = wait_take(&g->change)))
+		return;
+	respond_msg(q, LCR_CLIENT_TIMEOUT,
+		    "the change is under way but not committed yet (MEMBERS shows it); a resend "
+		    "with the same request id waits for it again");
+}
+
+/* Look at the waiting ops of the groups on `lcore` (on that lcore). */
+static void waits_look(struct server *s, uint32_t lcore)
+{
+	uint64_t now = mono_ns();
+
+	for (uint32_t i = 0; i < s->n_groups; i++) {
+		struct grp *g = &s->groups[i];
+		if (lcr_group_lcore(s->node, g->id) != lcore)
+			continue;
+		if (g->change.q)
+			change_look(g, now);
+		if (g->xfer.q)
+			transfer_look(g, now);
+	}
+}
+
+static void waits_task(struct lcr_node *n, void *arg)
+{
+	(void)n;
+	waits_look(the_server, (uint32_t)(uintptr_t)arg);
+}
+
 static void handle(struct req *q)
 {
 	struct grp *g = q->grp;
@@ -534,16 +1112,31 @@ static void handle(struct req *q)
 
 	g->requests++;
 	lcr_group_status(g->g, &st);
-	if (q->r.op == LCR_CLIENT_SNAPSHOT && (q->r.flags & LCR_CLIENT_F_THIS_NODE)) {
+	bool this_node = q->r.flags & LCR_CLIENT_F_THIS_NODE;
+	if (q->r.op == LCR_CLIENT_SNAPSHOT && this_node) {
 		snapshot(q, &st);
+		return;
+	}
+	if (q->r.op == LCR_CLIENT_MEMBERS && this_node) {
+		respond_members(q, LCR_CLIENT_OK, &st);
 		return;
 	}
 	if (st.role != LCR_ROLE_LEADER) {
 		respond(q, LCR_CLIENT_NOT_LEADER, st.leader, NULL, 0);
 		return;
 	}
-	if (q->r.op == LCR_CLIENT_SNAPSHOT) {
+	switch (q->r.op) {
+	case LCR_CLIENT_SNAPSHOT:
 		snapshot(q, &st);
+		return;
+	case LCR_CLIENT_MEMBERS:
+		respond_members(q, LCR_CLIENT_OK, &st);
+		return;
+	case LCR_CLIENT_CHANGE_MEMBERSHIP:
+		change_membership(q, &st);
+		return;
+	case LCR_CLIENT_TRANSFER_LEADER:
+		transfer_leader(q, &st);
 		return;
 	}
 	if (q->r.op == LCR_CLIENT_GET) {
@@ -608,7 +1201,7 @@ static size_t client_json(const struct server *s, char *buf, size_t cap)
 	return o;
 }
 
-/* The most bytes client_prom() writes: 20 drop reasons, 4 refusals, their heads. */
+/* The most bytes client_prom() writes: 21 drop reasons, 4 refusals, their heads. */
 #define CLIENT_PROM_BYTES 8192
 
 /*
@@ -734,7 +1327,7 @@ static enum client_drop wire_drop(uint32_t why)
 
 /*
  * Check a CLIENT_REQ payload against the rules of docs/wire-protocol.md
- * (checks 6 to 12), in their order, to count a drop under the rule it
+ * (checks 6 to 13), in their order, to count a drop under the rule it
  * breaks: the codec (lcr_wire_decode_client_req) checks the same rules but
  * says only "malformed". Every length is bounded before it is added up.
  * Returns CD_N if the payload is good.
@@ -744,22 +1337,35 @@ static enum client_drop req_check(const uint8_t *p, size_t len)
 	if (len < REQ_FIXED)
 		return CD_PAYLOAD_LENGTH;
 	uint8_t op = p[16], flags = p[17];
-	if (op < LCR_CLIENT_PUT || op > LCR_CLIENT_SNAPSHOT)
+	if (op < LCR_CLIENT_PUT || op > LCR_CLIENT_OP_MAX)
 		return CD_OP;
 	if ((flags & ~LCR_CLIENT_F_KNOWN) ||
 	    ((flags & LCR_CLIENT_F_EXPECT_VALUE) && op != LCR_CLIENT_CAS) ||
-	    ((flags & LCR_CLIENT_F_THIS_NODE) && op != LCR_CLIENT_SNAPSHOT))
+	    ((flags & LCR_CLIENT_F_THIS_NODE) && op != LCR_CLIENT_SNAPSHOT &&
+	     op != LCR_CLIENT_MEMBERS))
 		return CD_FLAGS;
 	if (p[18] || p[19])
 		return CD_RESERVED;
 	uint64_t kl = get_le(p + 20, 4), vl = get_le(p + 24, 4), el = get_le(p + 28, 4);
 	if (kl > LCR_CLIENT_KEY_MAX || vl > LCR_CLIENT_VALUE_MAX || el > LCR_CLIENT_VALUE_MAX)
 		return CD_TOO_LONG;
-	if ((vl && op != LCR_CLIENT_PUT && op != LCR_CLIENT_CAS) || (el && op != LCR_CLIENT_CAS) ||
-	    (kl && (op == LCR_CLIENT_STATS || op == LCR_CLIENT_SNAPSHOT)))
+	bool has_key = op <= LCR_CLIENT_DELETE;
+	bool has_value = op == LCR_CLIENT_PUT || op == LCR_CLIENT_CAS ||
+			 op == LCR_CLIENT_CHANGE_MEMBERSHIP || op == LCR_CLIENT_TRANSFER_LEADER;
+	bool has_expect = op == LCR_CLIENT_CAS || op == LCR_CLIENT_CHANGE_MEMBERSHIP;
+	if ((vl && !has_value) || (el && !has_expect) || (kl && !has_key))
 		return CD_UNUSED_FIELD;
 	if (REQ_FIXED + kl + vl + el != len)
 		return CD_PAYLOAD_LENGTH;
+	const uint8_t *v = p + REQ_FIXED + kl, *e = v + vl;
+	struct lcr_client_target t;
+	struct lcr_log_id id;
+	if (op == LCR_CLIENT_CHANGE_MEMBERSHIP &&
+	    (lcr_wire_decode_client_target(v, vl, &t) != LCR_DROP_NONE ||
+	     (el && lcr_wire_decode_client_log_id(e, el, &id) != LCR_DROP_NONE)))
+		return CD_LAYOUT;
+	if (op == LCR_CLIENT_TRANSFER_LEADER && (vl != LCR_CLIENT_NODE_ID_BYTES || !get_le(v, 4)))
+		return CD_LAYOUT;
 	return CD_N;
 }
 
@@ -796,8 +1402,17 @@ static bool admit(struct server *s, struct req *q, uint32_t to)
 		refuse(q, CR_NO_GROUP, msg);
 		return false;
 	}
-	if (r->op == LCR_CLIENT_SNAPSHOT)
+	if (r->op == LCR_CLIENT_SNAPSHOT || r->op == LCR_CLIENT_MEMBERS ||
+	    r->op == LCR_CLIENT_TRANSFER_LEADER)
 		return true; /* no key, and not a write */
+	if (r->op == LCR_CLIENT_CHANGE_MEMBERSHIP) {
+		if (r->client != 0 && r->id != 0)
+			return true;
+		refuse(q, CR_IDS,
+		       "a membership change needs a non-zero client id and a non-zero request id "
+		       "(a resend waits for the change the first copy started)");
+		return false;
+	}
 	if (r->key_len == 0) {
 		refuse(q, CR_KEY, "a key is 1..1024 bytes; this one is empty");
 		return false;
@@ -903,6 +1518,26 @@ static void rxq_overflow(struct server *s, struct msghdr *mh)
 	}
 }
 
+/*
+ * Have the waiting membership ops looked at, every WAIT_TICK_NS while there
+ * are any: here for lcore 0's groups, by a posted task on the others (a full
+ * ring is tried again at the next tick). Lcore 0 runs this at least every
+ * 100 ms even when idle (the loop's longest sleep), so a wait ends at most
+ * that late.
+ */
+static void waits_tick(struct server *s)
+{
+	uint64_t now = mono_ns();
+
+	if (!atomic_load_explicit(&s->waiting, memory_order_relaxed) ||
+	    now - s->tick_last_ns < WAIT_TICK_NS)
+		return;
+	s->tick_last_ns = now;
+	waits_look(s, 0);
+	for (uint32_t l = 1; l < s->cfg.node.lcores; l++)
+		(void)lcr_node_post(s->node, l, waits_task, (void *)(uintptr_t)l);
+}
+
 static bool client_poll(struct lcr_node *n, uint32_t lcore, void *ctx, uint64_t now)
 {
 	struct server *s = ctx;
@@ -911,6 +1546,7 @@ static bool client_poll(struct lcr_node *n, uint32_t lcore, void *ctx, uint64_t 
 	(void)lcore;
 	(void)now;
 
+	waits_tick(s);
 	for (int i = 0; i < RX_BURST; i++) {
 		struct sockaddr_storage from;
 		union {
@@ -1018,22 +1654,28 @@ static const char *transport_text(const struct lcr_app_config *c, char *out, siz
 
 static void usage(FILE *f)
 {
-	fprintf(f, "usage: lcraft-node --config FILE --id N [--json-log]\n"
+	fprintf(f, "usage: lcraft-node --config FILE --id N [--addr HOST:PORT] [--json-log]\n"
 		   "       lcraft-node --help | --help-markdown\n"
 		   "\n"
 		   "Runs node N of the cluster FILE describes, serving its key-value store to\n"
 		   "lcraft-cli on the client port (the node's port + client_port_offset).\n"
-		   "SIGTERM or SIGINT stops it cleanly.\n\n");
+		   "With --addr, node N need not be in the file's [nodes]: it runs at HOST:PORT,\n"
+		   "knows the file's nodes, and waits, empty, until a leader adds it\n"
+		   "(lcraft-cli add-learner N HOST:PORT). SIGTERM or SIGINT stops it cleanly.\n\n");
 }
 
 int main(int argc, char **argv)
 {
 	static const struct option longopts[] = {
-		{ "config", required_argument, NULL, 'c' },  { "id", required_argument, NULL, 'i' },
-		{ "json-log", no_argument, NULL, 'j' },	     { "help", no_argument, NULL, 'h' },
-		{ "help-markdown", no_argument, NULL, 'm' }, { NULL, 0, NULL, 0 },
+		{ "config", required_argument, NULL, 'c' },
+		{ "id", required_argument, NULL, 'i' },
+		{ "addr", required_argument, NULL, 'a' },
+		{ "json-log", no_argument, NULL, 'j' },
+		{ "help", no_argument, NULL, 'h' },
+		{ "help-markdown", no_argument, NULL, 'm' },
+		{ NULL, 0, NULL, 0 },
 	};
-	const char *path = NULL;
+	const char *path = NULL, *addr = NULL;
 	long id = 0;
 	bool json_log = false;
 	int opt;
@@ -1042,6 +1684,9 @@ int main(int argc, char **argv)
 		switch (opt) {
 		case 'c':
 			path = optarg;
+			break;
+		case 'a':
+			addr = optarg;
 			break;
 		case 'i': {
 			char *end;
@@ -1077,7 +1722,7 @@ int main(int argc, char **argv)
 
 	static struct server srv;
 	char why[512];
-	int rc = lcr_app_config_load(&srv.cfg, path, (uint32_t)id, why, sizeof(why));
+	int rc = lcr_app_config_load_addr(&srv.cfg, path, (uint32_t)id, addr, why, sizeof(why));
 	if (rc < 0) {
 		fprintf(stderr, "lcraft-node: %s\n", why);
 		return 2;
@@ -1157,6 +1802,11 @@ int main(int argc, char **argv)
 	    (unsigned)me->port + srv.cfg.client_port_offset, srv.cfg.node.lcores, srv.n_groups,
 	    srv.cfg.data_dir, prom ? ", metrics on http://" : "",
 	    prom ? srv.cfg.metrics_listen : "");
+	if (srv.cfg.joining)
+		say(&srv, "joining",
+		    "node %u is not in %s's [nodes]: it runs at %s and waits to be added "
+		    "(lcraft-cli add-learner %u %s), unless its log already made it a member",
+		    srv.cfg.self, path, srv.cfg.addr, srv.cfg.self, srv.cfg.addr);
 	rc = lcr_node_run(srv.node);
 	if (rc < 0)
 		say(&srv, "error", "could not start the lcores: %s", strerror(-rc));

@@ -352,7 +352,7 @@ def check_drops(c, env):
         ("payload_length", header(req_payload(1, 1, GET, b"k", lens=(2, 0, 0)), cl, 1)),
         ("payload_length", header(good + b"\0", cl, 1)),
         ("op", header(req_payload(1, 1, 0, b"k"), cl, 1)),
-        ("op", header(req_payload(1, 1, 7, b"k"), cl, 1)),
+        ("op", header(req_payload(1, 1, 10, b"k"), cl, 1)),
         ("op", header(req_payload(1, 1, 255, b"k"), cl, 1)),
         ("flags", header(req_payload(1, 1, CAS, b"k", b"v", flags=0x80), cl, 1)),
         ("flags", header(req_payload(1, 1, PUT, b"k", b"v", flags=EXPECT_VALUE), cl, 1)),

@@ -687,6 +687,65 @@ static void test_config_self_not_listed(void **state)
 	load_err("[cluster]\nid = 1\n[nodes]\n", 1, "3: nodes: no node listed", NULL);
 }
 
+/*
+ * [cluster] voters: the first membership (the others of [nodes] are spares);
+ * --addr: a node outside [nodes] joins at its address, one inside keeps its own.
+ */
+static void test_config_voters_and_addr(void **state)
+{
+	struct lcr_app_config c;
+	char why[512];
+
+	(void)state;
+	load_ok(BASE, 2, &c);
+	assert_int_equal(c.node.core.membership.n_configs, 1);
+	assert_int_equal(c.node.core.membership.configs[0].n, 3);
+	assert_false(c.joining);
+	load_ok("[cluster]\nid = 7\nvoters = 1, 3\n[nodes]\n1 = 127.0.0.1:7101\n"
+		"2 = 127.0.0.1:7201\n3 = 127.0.0.1:7301\n",
+		2, &c);
+	assert_int_equal(c.node.core.membership.configs[0].n, 2);
+	assert_int_equal(c.node.core.membership.configs[0].ids[1], 3);
+	assert_int_equal(c.node.core.id, 2); /* a spare */
+	assert_int_equal(c.node.n_peers, 3);
+	load_err("[cluster]\nid = 7\nvoters = 1,9\n[nodes]\n1 = 127.0.0.1:7101\n", 1,
+		 "3: cluster.voters: ", "node 9 is not in [nodes]");
+	load_err("[cluster]\nid = 7\nvoters = 1,1\n[nodes]\n1 = 127.0.0.1:7101\n", 1,
+		 "3: cluster.voters: ", "node 1 is named twice");
+	load_err("[cluster]\nid = 7\nvoters = 1,\n[nodes]\n1 = 127.0.0.1:7101\n", 1,
+		 "3: cluster.voters: ", "a comma");
+	load_err("[cluster]\nid = 7\nvoters = x\n[nodes]\n1 = 127.0.0.1:7101\n", 1,
+		 "3: cluster.voters: ", "node id");
+
+	/* --addr for a node [nodes] does not list: appended, joining, not a voter. */
+	write_file(BASE);
+	assert_int_equal(lcr_app_config_load_addr(&c, path, 4, "127.0.0.1:7401", why, sizeof(why)),
+			 0);
+	assert_true(c.joining);
+	assert_int_equal(c.node.n_peers, 4);
+	assert_int_equal(c.node.peers[3].id, 4);
+	assert_int_equal(c.node.peers[3].port, 7401);
+	assert_int_equal(c.node.core.id, 4);
+	assert_int_equal(c.node.core.membership.configs[0].n, 3);
+	assert_non_null(lcr_app_config_peer(&c, 4));
+	/* The same address as [nodes] for a listed node; another one refused. */
+	assert_int_equal(lcr_app_config_load_addr(&c, path, 2, "127.0.0.1:7201", why, sizeof(why)),
+			 0);
+	assert_false(c.joining);
+	assert_int_equal(lcr_app_config_load_addr(&c, path, 2, "127.0.0.1:7202", why, sizeof(why)),
+			 -EINVAL);
+	assert_non_null(strstr(why, "nodes.2: --addr 127.0.0.1:7202 is not this node's address"));
+	assert_int_equal(lcr_app_config_load_addr(&c, path, 4, "127.0.0.1", why, sizeof(why)),
+			 -EINVAL);
+	assert_non_null(strstr(why, "--addr 127.0.0.1: "));
+	/* Its ports must not collide with a listed node's. */
+	assert_int_equal(lcr_app_config_load_addr(&c, path, 4, "127.0.0.1:8101", why, sizeof(why)),
+			 -EINVAL);
+	assert_non_null(strstr(why, "collide"));
+	assert_int_equal(lcr_app_config_load_addr(&c, path, 0, "127.0.0.1:7401", why, sizeof(why)),
+			 -EINVAL);
+}
+
 static void test_config_relationships(void **state)
 {
 	(void)state;
@@ -913,6 +972,7 @@ int main(void)
 		cmocka_unit_test(test_config_bad_bool_enum),
 		cmocka_unit_test(test_config_bad_nodes),
 		cmocka_unit_test(test_config_self_not_listed),
+		cmocka_unit_test(test_config_voters_and_addr),
 		cmocka_unit_test(test_config_relationships),
 		cmocka_unit_test(test_config_missing_cluster_id),
 		cmocka_unit_test(test_config_syntax),
