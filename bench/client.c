@@ -3,6 +3,7 @@
 #define _GNU_SOURCE
 #include "client.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <netdb.h>
 #include <poll.h>
@@ -15,9 +16,13 @@
 #include <unistd.h>
 
 #define ROUND_MS 300 /* wait this long for one node before trying the next */
+/* The config's nodes and as many learned from memberships. */
+#define NODES_MAX (2 * LCR_PEERS_MAX)
 
 struct target {
 	uint32_t id;
+	char host[LCR_CLIENT_ADDR_MAX]; /* of its Raft port, without brackets */
+	uint16_t port;			/* its Raft port (the client port is + the offset) */
 	struct sockaddr_storage addr;
 	socklen_t addr_len;
 	int family;
@@ -26,7 +31,7 @@ struct target {
 
 struct lcr_kv_client {
 	const struct lcr_app_config *cfg;
-	struct target nodes[LCR_PEERS_MAX];
+	struct target nodes[NODES_MAX];
 	uint32_t n_nodes;
 	uint32_t group;
 	int fd4, fd6;
@@ -55,8 +60,12 @@ int lcr_kv_client_open(struct lcr_kv_client **out, const struct lcr_app_config *
 	c->cfg = cfg;
 	c->group = group;
 	c->fd4 = c->fd6 = -1;
-	for (uint32_t i = 0; i < cfg->node.n_peers; i++)
-		c->nodes[c->n_nodes++].id = cfg->node.peers[i].id;
+	for (uint32_t i = 0; i < cfg->node.n_peers; i++) {
+		struct target *t = &c->nodes[c->n_nodes++];
+		t->id = cfg->node.peers[i].id;
+		snprintf(t->host, sizeof(t->host), "%s", cfg->node.peers[i].host);
+		t->port = cfg->node.peers[i].port;
+	}
 	if (c->n_nodes == 0) {
 		free(c);
 		snprintf(why, why_len, "the config lists no nodes");
@@ -111,16 +120,42 @@ bool lcr_kv_client_knows(const struct lcr_kv_client *c, uint32_t node)
 	return false;
 }
 
+int lcr_kv_client_add_node(struct lcr_kv_client *c, uint32_t id, const char *addr)
+{
+	struct lcr_peer_addr p;
+	char why[160];
+
+	if (id == 0 || lcr_peer_addr_parse(addr, id, &p, why, sizeof(why)) < 0)
+		return -EINVAL;
+	struct target *t = target_of(c, id);
+	if (!t) {
+		if (c->n_nodes == NODES_MAX)
+			return -ENOSPC;
+		t = &c->nodes[c->n_nodes++];
+	}
+	memset(t, 0, sizeof(*t));
+	t->id = id;
+	static_assert(sizeof(t->host) == sizeof(p.host), "a host as the config holds it");
+	memcpy(t->host, p.host, sizeof(t->host));
+	t->port = p.port;
+	return 0;
+}
+
 static int resolve(struct lcr_kv_client *c, struct target *t)
 {
-	const struct lcr_peer_addr *p = lcr_app_config_peer(c->cfg, t->id);
 	struct addrinfo hints = { .ai_socktype = SOCK_DGRAM, .ai_flags = AI_NUMERICSERV }, *ai;
 	char port[16];
 
-	snprintf(port, sizeof(port), "%u", (unsigned)p->port + c->cfg->client_port_offset);
-	int rc = getaddrinfo(p->host, port, &hints, &ai);
+	if ((unsigned)t->port + c->cfg->client_port_offset > 65535) {
+		fprintf(stderr,
+			"lcraft client: node %u: port %u + client_port_offset %u is past 65535\n",
+			t->id, t->port, c->cfg->client_port_offset);
+		return -EHOSTUNREACH;
+	}
+	snprintf(port, sizeof(port), "%u", (unsigned)t->port + c->cfg->client_port_offset);
+	int rc = getaddrinfo(t->host, port, &hints, &ai);
 	if (rc != 0) {
-		fprintf(stderr, "lcraft client: node %u: %s: %s\n", t->id, p->host,
+		fprintf(stderr, "lcraft client: node %u: %s: %s\n", t->id, t->host,
 			gai_strerror(rc));
 		return -EHOSTUNREACH;
 	}
@@ -206,6 +241,33 @@ int lcr_kv_client_exchange(struct lcr_kv_client *c, uint32_t node, const struct 
 	}
 }
 
+/*
+ * Node `from` named a leader this client does not know (a node added with
+ * --addr): ask `from` its MEMBERS (THIS_NODE, its own view), whose addresses
+ * the client then knows. The target of that leader, or NULL.
+ */
+static struct target *learn_leader(struct lcr_kv_client *c, uint32_t from, uint32_t leader,
+				   uint64_t wait_ms)
+{
+	struct lcr_client_req r = { .client = c->id,
+				    .id = lcr_kv_client_next_id(c),
+				    .op = LCR_CLIENT_MEMBERS,
+				    .flags = LCR_CLIENT_F_THIS_NODE };
+	struct lcr_kv_answer a;
+	struct lcr_members m;
+
+	if (lcr_kv_client_exchange(c, from, &r, wait_ms, &a) < 0)
+		return NULL;
+	if (a.status == LCR_CLIENT_OK && lcr_members_parse((char *)a.value, a.value_len, &m) == 0)
+		lcr_kv_client_learn(c, &m);
+	free(a.value);
+	if (c->verbose)
+		fprintf(stderr, "lcraft client: node %u named leader %u, %s\n", from, leader,
+			target_of(c, leader) ? "learned from its MEMBERS"
+					     : "unknown to its MEMBERS");
+	return target_of(c, leader);
+}
+
 static void backoff_sleep(uint64_t *ms)
 {
 	usleep((useconds_t)(*ms * 1000));
@@ -239,6 +301,8 @@ int lcr_kv_client_call(struct lcr_kv_client *c, const struct lcr_client_req *r, 
 					"lcraft client: node %u is not the leader (leader: %u)\n",
 					t->id, a->leader);
 			free(a->value);
+			if (a->leader && !l)
+				l = learn_leader(c, t->id, a->leader, wait);
 			if (l && l != t) {
 				t = l;
 				continue;
@@ -263,5 +327,296 @@ int lcr_kv_client_call(struct lcr_kv_client *c, const struct lcr_client_req *r, 
 				backoff_sleep(&backoff); /* failed at once: do not spin */
 		}
 		t = &c->nodes[(uint32_t)(t - c->nodes + 1) % c->n_nodes];
+	}
+}
+
+/* ---- the MEMBERS answer ---------------------------------------------------------- */
+
+/*
+ * A small JSON reader for the MEMBERS answer: objects, arrays, strings
+ * without escapes but \" and \\, unsigned integers, true, false, null.
+ * Anything else, or nesting deeper than JSON_DEPTH, is refused.
+ */
+#define JSON_DEPTH 8
+
+struct jr {
+	const char *p, *end;
+	bool bad;
+};
+
+static void j_ws(struct jr *j)
+{
+	while (j->p < j->end && (*j->p == ' ' || *j->p == '\n' || *j->p == '\t' || *j->p == '\r'))
+		j->p++;
+}
+
+/* Consume `ch` if it comes next. */
+static bool j_eat(struct jr *j, char ch)
+{
+	j_ws(j);
+	if (j->p < j->end && *j->p == ch) {
+		j->p++;
+		return true;
+	}
+	return false;
+}
+
+static void j_want(struct jr *j, char ch)
+{
+	if (!j_eat(j, ch))
+		j->bad = true;
+}
+
+static bool j_word(struct jr *j, const char *w)
+{
+	size_t n = strlen(w);
+
+	j_ws(j);
+	if ((size_t)(j->end - j->p) >= n && memcmp(j->p, w, n) == 0) {
+		j->p += n;
+		return true;
+	}
+	return false;
+}
+
+/* A string into out (cap bytes with the terminator; longer: bad). */
+static void j_str(struct jr *j, char *out, size_t cap)
+{
+	size_t n = 0;
+
+	j_want(j, '"');
+	while (!j->bad && j->p < j->end && *j->p != '"') {
+		char ch = *j->p++;
+		if (ch == '\\') {
+			if (j->p == j->end || (*j->p != '"' && *j->p != '\\')) {
+				j->bad = true;
+				break;
+			}
+			ch = *j->p++;
+		}
+		if (n + 1 >= cap) {
+			j->bad = true;
+			break;
+		}
+		out[n++] = ch;
+	}
+	if (cap)
+		out[n] = '\0';
+	j_want(j, '"');
+}
+
+static uint64_t j_u64(struct jr *j)
+{
+	uint64_t v = 0;
+	int digits = 0;
+
+	j_ws(j);
+	while (j->p < j->end && *j->p >= '0' && *j->p <= '9' && digits < 20) {
+		v = v * 10 + (uint64_t)(*j->p++ - '0');
+		digits++;
+	}
+	if (digits == 0 || digits == 20)
+		j->bad = true;
+	return v;
+}
+
+static bool j_bool(struct jr *j)
+{
+	if (j_word(j, "true"))
+		return true;
+	if (!j_word(j, "false"))
+		j->bad = true;
+	return false;
+}
+
+static void j_skip(struct jr *j, int depth)
+{
+	char tmp[256];
+
+	j_ws(j);
+	if (j->bad || j->p == j->end || depth > JSON_DEPTH) {
+		j->bad = true;
+		return;
+	}
+	if (*j->p == '"') {
+		j_str(j, tmp, sizeof(tmp));
+	} else if (*j->p == '{' || *j->p == '[') {
+		char close = *j->p == '{' ? '}' : ']';
+		j->p++;
+		if (j_eat(j, close))
+			return;
+		do {
+			if (close == '}') {
+				j_str(j, tmp, sizeof(tmp));
+				j_want(j, ':');
+			}
+			j_skip(j, depth + 1);
+		} while (!j->bad && j_eat(j, ','));
+		j_want(j, close);
+	} else if (!j_word(j, "true") && !j_word(j, "false") && !j_word(j, "null")) {
+		(void)j_u64(j);
+	}
+}
+
+/* An array of node ids, at most `max`. */
+static uint32_t j_ids(struct jr *j, uint32_t *ids, uint32_t max)
+{
+	uint32_t n = 0;
+
+	j_want(j, '[');
+	if (j_eat(j, ']'))
+		return 0;
+	do {
+		uint64_t v = j_u64(j);
+		if (n == max || v > UINT32_MAX) {
+			j->bad = true;
+			return n;
+		}
+		ids[n++] = (uint32_t)v;
+	} while (!j->bad && j_eat(j, ','));
+	j_want(j, ']');
+	return n;
+}
+
+/* Walk an object's members: on each key, `fn` reads the value (or skips it). */
+typedef void (*j_member_fn)(struct jr *j, const char *key, void *ctx);
+
+static void j_object(struct jr *j, j_member_fn fn, void *ctx)
+{
+	char key[32];
+
+	j_want(j, '{');
+	if (j_eat(j, '}'))
+		return;
+	do {
+		j_str(j, key, sizeof(key));
+		j_want(j, ':');
+		if (!j->bad)
+			fn(j, key, ctx);
+	} while (!j->bad && j_eat(j, ','));
+	j_want(j, '}');
+}
+
+static void m_log_id(struct jr *j, const char *key, void *ctx)
+{
+	struct lcr_log_id *id = ctx;
+
+	if (strcmp(key, "term") == 0)
+		id->lid.term = j_u64(j);
+	else if (strcmp(key, "node") == 0)
+		id->lid.node = (uint32_t)j_u64(j);
+	else if (strcmp(key, "index") == 0)
+		id->index = j_u64(j);
+	else
+		j_skip(j, 2);
+}
+
+static void m_node(struct jr *j, const char *key, void *ctx)
+{
+	struct lcr_members_node *n = ctx;
+
+	if (strcmp(key, "id") == 0) {
+		n->id = (uint32_t)j_u64(j);
+	} else if (strcmp(key, "voter") == 0) {
+		n->voter = j_bool(j);
+	} else if (strcmp(key, "addr") == 0) {
+		if (!j_word(j, "null"))
+			j_str(j, n->addr, sizeof(n->addr));
+	} else if (strcmp(key, "matched") == 0) {
+		n->matched = j_u64(j);
+		n->progress = true;
+	} else if (strcmp(key, "lag") == 0) {
+		n->lag = j_u64(j);
+	} else {
+		j_skip(j, 3);
+	}
+}
+
+static void m_top(struct jr *j, const char *key, void *ctx)
+{
+	struct lcr_members *m = ctx;
+
+	if (strcmp(key, "group") == 0) {
+		m->group = (uint32_t)j_u64(j);
+	} else if (strcmp(key, "node") == 0) {
+		m->node = (uint32_t)j_u64(j);
+	} else if (strcmp(key, "leader") == 0) {
+		m->leader = (uint32_t)j_u64(j);
+	} else if (strcmp(key, "role") == 0) {
+		j_str(j, m->role, sizeof(m->role));
+	} else if (strcmp(key, "term") == 0) {
+		m->term = j_u64(j);
+	} else if (strcmp(key, "log_id") == 0) {
+		j_object(j, m_log_id, &m->log_id);
+	} else if (strcmp(key, "joint") == 0) {
+		m->joint = j_bool(j);
+	} else if (strcmp(key, "committed") == 0) {
+		m->committed = j_bool(j);
+	} else if (strcmp(key, "configs") == 0) {
+		j_want(j, '[');
+		do {
+			if (m->n_configs == LCR_CONFIGS_MAX) {
+				j->bad = true;
+				return;
+			}
+			m->configs[m->n_configs].n =
+				j_ids(j, m->configs[m->n_configs].ids, LCR_NODES_MAX);
+			m->n_configs++;
+		} while (!j->bad && j_eat(j, ','));
+		j_want(j, ']');
+	} else if (strcmp(key, "learners") == 0) {
+		m->n_learners = j_ids(j, m->learners, LCR_NODES_MAX);
+	} else if (strcmp(key, "last_index") == 0) {
+		m->last_index = j_u64(j);
+	} else if (strcmp(key, "nodes") == 0) {
+		j_want(j, '[');
+		if (j_eat(j, ']'))
+			return;
+		do {
+			if (m->n_nodes == 2 * LCR_NODES_MAX) {
+				j->bad = true;
+				return;
+			}
+			j_object(j, m_node, &m->nodes[m->n_nodes++]);
+		} while (!j->bad && j_eat(j, ','));
+		j_want(j, ']');
+	} else {
+		j_skip(j, 1); /* "voters" (the configs again), and what later nodes add */
+	}
+}
+
+int lcr_members_parse(const char *json, size_t len, struct lcr_members *m)
+{
+	struct jr j = { json, json + len, false };
+
+	memset(m, 0, sizeof(*m));
+	j_object(&j, m_top, m);
+	j_ws(&j);
+	if (j.bad || j.p != j.end || m->n_configs == 0)
+		return -EBADMSG;
+	return 0;
+}
+
+const struct lcr_members_node *lcr_members_find(const struct lcr_members *m, uint32_t id)
+{
+	for (uint32_t i = 0; i < m->n_nodes; i++)
+		if (m->nodes[i].id == id)
+			return &m->nodes[i];
+	return NULL;
+}
+
+void lcr_kv_client_learn(struct lcr_kv_client *c, const struct lcr_members *m)
+{
+	for (uint32_t i = 0; i < m->n_nodes; i++) {
+		const struct lcr_members_node *n = &m->nodes[i];
+		const struct target *t = target_of(c, n->id);
+		struct lcr_peer_addr p;
+		char why[160];
+
+		if (!n->addr[0] || lcr_peer_addr_parse(n->addr, n->id, &p, why, sizeof(why)) < 0)
+			continue;
+		if (t && strcmp(t->host, p.host) == 0 && t->port == p.port)
+			continue; /* resolved already, maybe */
+		(void)lcr_kv_client_add_node(c, n->id, n->addr);
 	}
 }

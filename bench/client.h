@@ -12,6 +12,10 @@
  * that, so the cluster applies a write at most once even when an answer is
  * lost (as long as the nodes remember this client: kv.h, "Sessions").
  *
+ * The nodes are the config's [nodes], and any other a membership names: a
+ * node that names a leader the client does not know is asked its MEMBERS,
+ * whose addresses the client then knows (a node added with --addr).
+ *
  * A client is not thread-safe; use one per thread.
  */
 #ifndef LCR_BENCH_CLIENT_H
@@ -47,6 +51,52 @@ uint64_t lcr_kv_client_next_id(struct lcr_kv_client *c);
 
 /* Whether `node` is one of the cluster's nodes. */
 bool lcr_kv_client_knows(const struct lcr_kv_client *c, uint32_t node);
+
+/*
+ * Know node `id` at `addr` ("HOST:PORT" of its Raft port, an IPv6 host in
+ * brackets; its client port is PORT + client_port_offset), replacing what
+ * was known of it. 0, -EINVAL (not HOST:PORT) or -ENOSPC (LCR_PEERS_MAX * 2
+ * nodes known).
+ */
+int lcr_kv_client_add_node(struct lcr_kv_client *c, uint32_t id, const char *addr);
+
+/* ---- the MEMBERS answer (docs/wire-protocol.md, "The MEMBERS answer") ------------- */
+
+struct lcr_members_node {
+	uint32_t id;
+	bool voter;
+	char addr[LCR_CLIENT_ADDR_MAX + 8]; /* "" if the node gave none */
+	bool progress;			    /* matched and lag given (the leader's view) */
+	uint64_t matched;
+	uint64_t lag;
+};
+
+struct lcr_members {
+	uint32_t group, node, leader;
+	char role[16];
+	uint64_t term;
+	struct lcr_log_id log_id; /* the membership's entry; all 0: none */
+	bool joint, committed;
+	uint32_t n_configs; /* 1, or 2 when joint (the old config first) */
+	struct {
+		uint32_t n;
+		uint32_t ids[LCR_NODES_MAX];
+	} configs[LCR_CONFIGS_MAX];
+	uint32_t n_learners;
+	uint32_t learners[LCR_NODES_MAX];
+	uint64_t last_index;
+	uint32_t n_nodes;
+	struct lcr_members_node nodes[2 * LCR_NODES_MAX];
+};
+
+/* Parse a MEMBERS answer (`len` bytes of JSON): 0, or -EBADMSG. */
+int lcr_members_parse(const char *json, size_t len, struct lcr_members *m);
+
+/* The member `id` of m, or NULL. */
+const struct lcr_members_node *lcr_members_find(const struct lcr_members *m, uint32_t id);
+
+/* Know every node m gives an address for (lcr_kv_client_add_node). */
+void lcr_kv_client_learn(struct lcr_kv_client *c, const struct lcr_members *m);
 
 /*
  * Send `r` (client and id filled in by the caller) until a final answer (OK,

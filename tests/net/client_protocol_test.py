@@ -13,8 +13,13 @@ answered ERROR and counted under "refused", and every drop reason of the client
 port counted under its own name in the STATS answer (with no answer sent), the
 kernel's drops for a full receive queue (the node stopped by SIGSTOP) too.
 SNAPSHOT builds a snapshot (the metrics then count it), on the leader or, with
-THIS_NODE, on the node asked. With --cli, lcraft-cli's CAS to and from the empty
-value (--expect-value) and its snapshot command. Last,
+THIS_NODE, on the node asked. The membership ops: MEMBERS' JSON, CHANGE_MEMBERSHIP
+adding and removing a learner (node 2, a spare of the config), each refusal with
+its own status (no voters, invalid targets, unknown nodes, a stale log id, a
+change under way), a resend waiting for its change, TRANSFER_LEADER's answers,
+and their malformed and out-of-bounds datagrams dropped under their names. With
+--cli, lcraft-cli's CAS to and from the empty value (--expect-value), its
+snapshot command and its membership commands' exit statuses. Last,
 three times the node's room for requests in flight, to show answered requests
 give their room back.
 
@@ -44,12 +49,17 @@ MAGIC = 0x5752434C
 HDR = 56
 CLIENT_REQ, CLIENT_RESP = 16, 17
 PUT, GET, CAS, DELETE, STATS, SNAPSHOT = 1, 2, 3, 4, 5, 6
+MEMBERS, CHANGE_MEMBERSHIP, TRANSFER_LEADER = 7, 8, 9
 OK, NOT_FOUND, CAS_FAILED, NOT_LEADER, RETRY, ERROR = 0, 1, 2, 3, 4, 5
-STATUS = {0: "OK", 1: "NOT_FOUND", 2: "CAS_FAILED", 3: "NOT_LEADER", 4: "RETRY", 5: "ERROR"}
+BUSY, UNKNOWN_NODE, INVALID, NO_VOTERS, TIMEOUT, TRANSFER_FAILED = 6, 7, 8, 9, 10, 11
+STATUS = {0: "OK", 1: "NOT_FOUND", 2: "CAS_FAILED", 3: "NOT_LEADER", 4: "RETRY", 5: "ERROR",
+          6: "BUSY", 7: "UNKNOWN_NODE", 8: "INVALID", 9: "NO_VOTERS", 10: "TIMEOUT",
+          11: "TRANSFER_FAILED"}
 EXPECT_VALUE = 0x01  # CLIENT_REQ byte 17, bit 0
 THIS_NODE = 0x02  # CLIENT_REQ byte 17, bit 1 (SNAPSHOT only)
 CLIENT_DGRAM_MAX = 65507
 NODE = 1
+SPARE = 2  # in [nodes], not a voter ([cluster] voters = 1), never started
 GROUPS = 2
 
 
@@ -107,6 +117,23 @@ def req_payload(client, rid, op, key=b"", value=b"", expect=b"", flags=0, reserv
             value + expect)
 
 
+def target(voters, learners=(), addrs=(), counts=None, reserved=0):
+    """CHANGE_MEMBERSHIP's value: counts, reserved, voters, learners, then each address as
+    node id, length, text; counts = (voters, learners, addrs) to lie about them."""
+    nv, nl, na = counts if counts else (len(voters), len(learners), len(addrs))
+    out = struct.pack("<IIII", nv, nl, na, reserved)
+    out += b"".join(struct.pack("<I", i) for i in voters)
+    out += b"".join(struct.pack("<I", i) for i in learners)
+    for i, text in addrs:
+        out += struct.pack("<II", i, len(text)) + text
+    return out
+
+
+def log_id(term, node, index, reserved=0):
+    """The 24-byte log id: term, node, reserved, index."""
+    return struct.pack("<QIIQ", term, node, reserved, index)
+
+
 class Answer:
     def __init__(self, hdr, rid, status, op, leader, value):
         self.hdr, self.id, self.status, self.op = hdr, rid, status, op
@@ -131,7 +158,8 @@ def parse_answer(d, cluster):
         raise Fail(f"an answer header off the rules: cluster {cl} from {frm} to {to} "
                    f"flags {flags} stream {stream} seq {seq} fragment {fi}/{fc}")
     rid, status, op, res1, leader, vl, res2 = struct.unpack("<QBBHIII", d[HDR:HDR + 24])
-    if res1 or res2 or vl != len(d) - HDR - 24 or status > ERROR or not 1 <= op <= 6:
+    if (res1 or res2 or vl != len(d) - HDR - 24 or status > TRANSFER_FAILED or
+            not 1 <= op <= TRANSFER_LEADER):
         raise Fail(f"a malformed answer payload: status {status} op {op} value_len {vl}")
     return Answer({"group": group}, rid, status, op, leader, d[HDR + 24:])
 
@@ -366,7 +394,7 @@ def check_drops(c, env):
         ("unused_field", header(req_payload(1, 1, PUT, b"k", b"v", b"e"), cl, 1)),
         ("unused_field", header(req_payload(1, 1, STATS, b"k"), cl, 1)),
         ("unused_field", header(req_payload(1, 1, SNAPSHOT, b"k"), cl, 1)),
-    ]
+    ] + membership_drops(cl)
     before = c.stats()["client"]
     big = None
     if socket.has_ipv6:
@@ -462,6 +490,228 @@ def check_cli(_c, env):
     cli("snapshot")
     cli("--node", str(NODE), "--group", "2", "snapshot")
     cli("snapshot", "extra", want_rc=2)
+
+    # The membership commands and their exit statuses (lcraft-cli --help).
+    spare = f"127.0.0.1:{env['spare_port']}"
+    out = cli_out(env, "members")
+    if json.loads(out)["voters"] != [NODE]:
+        raise Fail(f"lcraft-cli members: {out!r}")
+    cli("--node", str(NODE), "members")
+    cli("members", "extra", want_rc=2)
+    cli("add-learner", str(SPARE), spare, "--no-wait")
+    if json.loads(cli_out(env, "members"))["learners"] != [SPARE]:
+        raise Fail("lcraft-cli add-learner: node 2 is not a learner")
+    # Node 2 never runs: it never catches up.
+    cli("add-learner", str(SPARE), spare, "--catchup-ms", "300", want_rc=12)
+    cli("add-learner", str(SPARE), "127.0.0.1:1", "--no-wait", want_rc=7)
+    cli("add-learner", "x", spare, want_rc=2)
+    cli("add-learner", str(SPARE), "nohost", want_rc=2)
+    cli("add-learner", str(SPARE), spare, "--lag", want_rc=2)
+    cli("add-learner", str(SPARE), spare, "--retain", want_rc=2)
+    cli("change-membership", str(NODE))  # learner 2 stays
+    if json.loads(cli_out(env, "members"))["learners"] != [SPARE]:
+        raise Fail("lcraft-cli change-membership: learner 2 was not kept")
+    cli("change-membership", "", want_rc=8)
+    cli("change-membership", f"{NODE},5", want_rc=6)
+    cli("change-membership", f"{NODE},{NODE}", want_rc=2)
+    cli("change-membership", "0", want_rc=2)
+    cli("remove-node", "5", want_rc=6)
+    cli("remove-node", str(NODE), want_rc=8)
+    cli("remove-node", str(SPARE))
+    cli("transfer-leader", str(NODE))
+    cli("transfer-leader", str(SPARE), want_rc=6)
+    cli("--node", str(NODE), "transfer-leader", str(NODE), want_rc=2)
+    if json.loads(cli_out(env, "members"))["learners"]:
+        raise Fail("lcraft-cli remove-node: learner 2 is still there")
+
+
+def cli_out(env, *words):
+    p = subprocess.run([env["cli"], "--config", env["config"], "--timeout", "3000", *words],
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=10)
+    if p.returncode != 0:
+        raise Fail(f"{' '.join(words)}: exit {p.returncode}: {p.stderr.strip()}")
+    return p.stdout
+
+
+# ---- the membership ops --------------------------------------------------------------------
+
+def membership_drops(cl):
+    """Malformed membership ops, each dropped under its own name (check_drops sends them)."""
+    v = target([1])
+    pl = lambda op, **kw: header(req_payload(1, 1, op, **kw), cl, 1)  # noqa: E731
+    return [
+        ("flags", pl(CHANGE_MEMBERSHIP, value=v, flags=THIS_NODE)),
+        ("flags", pl(MEMBERS, flags=EXPECT_VALUE)),
+        ("flags", pl(TRANSFER_LEADER, value=struct.pack("<I", 1), flags=THIS_NODE)),
+        ("too_long", pl(CHANGE_MEMBERSHIP, value=v, lens=(0, 8193, 0))),
+        ("unused_field", pl(MEMBERS, key=b"k")),
+        ("unused_field", pl(MEMBERS, value=b"v")),
+        ("unused_field", pl(CHANGE_MEMBERSHIP, key=b"k", value=v)),
+        ("unused_field", pl(TRANSFER_LEADER, value=struct.pack("<I", 1), expect=b"e")),
+        ("payload_length", pl(CHANGE_MEMBERSHIP, value=v, lens=(0, len(v) + 1, 0))),
+        ("layout", pl(CHANGE_MEMBERSHIP)),                            # no target
+        ("layout", pl(CHANGE_MEMBERSHIP, value=v[:15])),              # under 16 bytes
+        ("layout", pl(CHANGE_MEMBERSHIP, value=v + b"\0")),           # a byte left over
+        ("layout", pl(CHANGE_MEMBERSHIP, value=target([1], counts=(2, 0, 0)))),
+        ("layout", pl(CHANGE_MEMBERSHIP, value=target(range(1, 18)))),  # 17 voters
+        ("layout", pl(CHANGE_MEMBERSHIP, value=target([1], range(2, 19)))),  # 17 learners
+        ("layout", pl(CHANGE_MEMBERSHIP, value=target([1], reserved=1))),
+        ("layout", pl(CHANGE_MEMBERSHIP, value=target([1], [2], [(2, b"")]))),
+        ("layout", pl(CHANGE_MEMBERSHIP, value=target([1], [2], [(2, b"1" * 64)]))),
+        ("layout", pl(CHANGE_MEMBERSHIP, value=target([1], [2], [(2, b"127.0.0.1 :9")]))),
+        ("layout", pl(CHANGE_MEMBERSHIP, value=target([1], [2], [(2, b"127.0.0.1:\x7f")]))),
+        ("layout", pl(CHANGE_MEMBERSHIP, value=target([1], [2], [(2, b"a:1")],
+                                                     counts=(1, 1, 17)))),
+        ("layout", pl(CHANGE_MEMBERSHIP, value=v, expect=b"\0" * 8)),  # neither 0 nor 24
+        ("layout", pl(CHANGE_MEMBERSHIP, value=v, expect=log_id(1, 1, 1, reserved=1))),
+        ("layout", pl(TRANSFER_LEADER)),
+        ("layout", pl(TRANSFER_LEADER, value=b"\1\0\0")),
+        ("layout", pl(TRANSFER_LEADER, value=b"\1\0\0\0\0")),
+        ("layout", pl(TRANSFER_LEADER, value=struct.pack("<I", 0))),
+    ]
+
+
+def members(c, group=1, flags=0):
+    """MEMBERS (OK), its JSON checked against the document's keys."""
+    a = c.call(MEMBERS, flags=flags, group=group)
+    expect(a, OK, what=f"MEMBERS of group {group}")
+    m = json.loads(a.value)
+    for k in ("group", "node", "role", "leader", "term", "log_id", "joint", "committed",
+              "voters", "configs", "learners", "last_index", "nodes"):
+        if k not in m:
+            raise Fail(f"MEMBERS: no {k!r} in {m}")
+    if m["group"] != group or m["node"] != NODE:
+        raise Fail(f"MEMBERS of group {group}: group {m['group']}, node {m['node']}")
+    return m
+
+
+def change(c, voters, learners=(), addrs=(), expect_id=b"", client=None, rid=None):
+    return c.call(CHANGE_MEMBERSHIP, value=target(voters, learners, addrs), expect=expect_id,
+                  client=client, rid=rid)
+
+
+def check_membership(c, env):
+    """MEMBERS, CHANGE_MEMBERSHIP and TRANSFER_LEADER: answers and refusals by status."""
+    m = members(c)
+    if m["voters"] != [NODE] or m["learners"] or not m["committed"] or m["joint"]:
+        raise Fail(f"MEMBERS at the start: {m}")
+    if m["log_id"] != {"term": 0, "node": 0, "index": 0}:
+        raise Fail(f"MEMBERS: the config's membership has log id {m['log_id']}, not 0")
+    me = m["nodes"][0]
+    if me["id"] != NODE or me["addr"] != f"127.0.0.1:{env['raft_port']}" or "lag" not in me:
+        raise Fail(f"MEMBERS: the leader's own entry {me}")
+    m2 = members(c, group=2, flags=THIS_NODE)
+    if m2["role"] != "leader" or m2["voters"] != [NODE]:
+        raise Fail(f"MEMBERS of group 2 with THIS_NODE: {m2}")
+
+    spare = (SPARE, f"127.0.0.1:{env['spare_port']}".encode())
+    # Refusals, each with its status; nothing changes.
+    refusals = [
+        (NO_VOTERS, [], [SPARE], (), b"no voter"),
+        (INVALID, [0], [], (), b"node id 0"),
+        (INVALID, [NODE, NODE], [], (), b"twice"),
+        (INVALID, [NODE], [NODE], (), b"twice"),
+        (INVALID, [NODE], [], [spare], b"does not name"),
+        (INVALID, [NODE], [SPARE], [(SPARE, b"127.0.0.1:1")], b"config"),
+        (INVALID, [NODE], [SPARE], [spare, spare], b"two addresses"),
+        (INVALID, [NODE], [SPARE], [(SPARE, b"not-an-address")], b"address"),
+        (UNKNOWN_NODE, [NODE, SPARE], [], (), b"not a member"),
+        (UNKNOWN_NODE, [NODE], [9], (), b"unknown"),
+    ]
+    for status, voters, learners, addrs, words in refusals:
+        a = change(c, voters, learners, addrs)
+        if a.status != status or words not in a.value:
+            raise Fail(f"CHANGE_MEMBERSHIP voters {voters} learners {learners} addrs {addrs}: "
+                       f"expected {STATUS[status]} saying {words!r}, got {a}")
+    say(f"CHANGE_MEMBERSHIP: {len(refusals)} refusals, each with its status")
+    a = c.call(CHANGE_MEMBERSHIP, value=target([NODE]), client=0)
+    expect_error(a, ["client id"], "CHANGE_MEMBERSHIP from client id 0")
+    expect(change(c, [NODE]), OK, what="CHANGE_MEMBERSHIP to the membership it is")
+    if members(c)["log_id"]["index"] != 0:
+        raise Fail("a CHANGE_MEMBERSHIP to the membership it is wrote an entry")
+
+    # The spare as a learner (its address from the config; given, the same is fine).
+    expect(change(c, [NODE], [SPARE], [spare], expect_id=log_id(0, 0, 0)), OK,
+           what="CHANGE_MEMBERSHIP adding learner 2")
+    m = members(c)
+    if m["learners"] != [SPARE] or not m["committed"] or m["log_id"]["index"] == 0:
+        raise Fail(f"MEMBERS after adding learner 2: {m}")
+    a = change(c, [NODE], [], expect_id=log_id(0, 0, 0))
+    expect(a, CAS_FAILED, what="CHANGE_MEMBERSHIP with the first membership's log id")
+    now = json.loads(a.value)
+    if now["learners"] != [SPARE] or now["log_id"] != m["log_id"]:
+        raise Fail(f"CAS_FAILED carries {now}, not the membership now {m}")
+
+    # Under way: the node stopped, a change, its resend and another client's change
+    # queue up; read in one burst, the resend waits in the first copy's place (one
+    # answer) and the other is BUSY.
+    lid = m["log_id"]
+    seen = log_id(lid["term"], lid["node"], lid["index"])
+    rid = c.rid()
+    first = header(req_payload(c.client, rid, CHANGE_MEMBERSHIP, value=target([NODE]),
+                               expect=seen), c.cluster, 1)
+    other_rid = c.rid()
+    # Without a log id: the first change's entry is the effective membership by then,
+    # and a log id would be refused as stale before BUSY is looked at.
+    other = header(req_payload(c.client ^ 1, other_rid, CHANGE_MEMBERSHIP,
+                               value=target([NODE], [SPARE])), c.cluster, 1)
+    node = env["proc"]
+    node.send_signal(signal.SIGSTOP)
+    try:
+        c.send(first)
+        c.send(first)
+        c.send(other)
+    finally:
+        node.send_signal(signal.SIGCONT)
+    answers = {}
+    end = time.monotonic() + 3
+    while time.monotonic() < end and len(answers) < 3:
+        c.sock.settimeout(max(0.01, min(0.5, end - time.monotonic())))
+        try:
+            a = parse_answer(c.sock.recv(70000), c.cluster)
+        except socket.timeout:
+            if len(answers) == 2:
+                break
+            continue
+        answers.setdefault(a.id, []).append(a)
+    got = {i: [STATUS[a.status] for a in lst] for i, lst in answers.items()}
+    if got != {rid: ["OK"], other_rid: ["BUSY"]}:
+        raise Fail(f"a change, its resend and another change at once: answers {got}, "
+                   f"expected OK once for request {rid} and BUSY for {other_rid}")
+    say(f"a change and its resend: one OK; another client's change meanwhile: BUSY "
+        f"({answers[other_rid][0].value.decode()!r})")
+    m = members(c)
+    if m["learners"] or not m["committed"]:
+        raise Fail(f"MEMBERS after removing learner 2: {m}")
+    expect(c.call(CHANGE_MEMBERSHIP, value=target([NODE]), expect=seen, rid=rid), OK,
+           what="the same change resent after it ended: its outcome")
+
+    # A node the config does not list, with its address (the membership carries it);
+    # a name is refused (the nodes learn numeric addresses only).
+    expect(change(c, [NODE], [9], [(9, b"127.0.0.1:9")]), OK,
+           what="CHANGE_MEMBERSHIP adding learner 9 at 127.0.0.1:9 (not in the config)")
+    m = members(c)
+    if m["learners"] != [9] or m["nodes"][-1] != {"id": 9, "voter": False,
+                                                   "addr": "127.0.0.1:9", "matched": 0,
+                                                   "lag": m["last_index"]}:
+        raise Fail(f"MEMBERS with learner 9: {m}")
+    expect(change(c, [NODE]), OK, what="removing learner 9")
+    a = change(c, [NODE], [9], [(9, b"localhost:9")])
+    if a.status != INVALID:
+        raise Fail(f"CHANGE_MEMBERSHIP with learner 9 at localhost:9: {a}")
+    say(f"learner 9 at 127.0.0.1:9 added and removed; at localhost:9: INVALID "
+        f"{a.value.decode()!r}")
+
+    # TRANSFER_LEADER: to itself at once; to a node that is no voter refused.
+    a = c.call(TRANSFER_LEADER, value=struct.pack("<I", NODE))
+    if a.status != OK or a.leader != NODE:
+        raise Fail(f"TRANSFER_LEADER to the leader itself: {a}")
+    for to in (SPARE, 99):
+        a = c.call(TRANSFER_LEADER, value=struct.pack("<I", to))
+        if a.status != UNKNOWN_NODE or f"node {to}".encode() not in a.value:
+            raise Fail(f"TRANSFER_LEADER to node {to}: {a}")
+    expect(c.call(PUT, b"after-membership", b"1"), OK, what="a write after the membership ops")
+
 
 
 def snapshot_id(a, what):
@@ -598,8 +848,8 @@ def check_stats_rate(c, _env):
 
 
 CHECKS = [check_to, check_groups, check_resends, check_cas_empty, check_not_found,
-          check_refused, check_snapshot, check_drops, check_overflow, check_cli, check_pool,
-          check_stats_rate]
+          check_refused, check_snapshot, check_membership, check_drops, check_overflow,
+          check_cli, check_pool, check_stats_rate]
 
 
 # ---- the node ----------------------------------------------------------------------------
@@ -645,7 +895,8 @@ def run_test(args, tmp, procs):
     with open(config, "w") as f:
         f.write("\n".join([
             "; written by tests/net/client_protocol_test.py",
-            "[cluster]", f"id = {cluster}", "", "[nodes]", f"{NODE} = 127.0.0.1:{port}", "",
+            "[cluster]", f"id = {cluster}", f"voters = {NODE}", "",
+            "[nodes]", f"{NODE} = 127.0.0.1:{port}", f"{SPARE} = 127.0.0.1:{port + 100}", "",
             "[node]", f"data_dir = {tmp}/data/node-{{id}}", "lcores = 1", f"groups = {GROUPS}",
             # "::" takes IPv4 too (dual stack) and lets the oversized case use ::1.
             f"bind = {'::' if v6 else '0.0.0.0'}", "",
@@ -665,7 +916,7 @@ def run_test(args, tmp, procs):
         if args.check and check.__name__ not in args.check:
             continue
         check(c, {"port": port + 1000, "config": config, "cli": args.cli,
-                  "proc": procs[0][0]})
+                  "proc": procs[0][0], "raft_port": port, "spare_port": port + 100})
         say(f"{check.__name__}: ok")
     p, _ = procs[0]
     if p.poll() is not None:
