@@ -5,6 +5,7 @@ from, through crashes, partitions and a lossy network.
 
   cluster_test.py loopback --node BIN --cli BIN --kvcheck BIN
   cluster_test.py netns --node BIN --cli BIN --kvcheck BIN --netns-sh PATH
+  cluster_test.py membership --node BIN --cli BIN --kvcheck BIN
 
 loopback (any user): three nodes on 127.0.0.1 with free random ports. With the
 workload (kvcheck) running throughout, the leader is killed (SIGKILL) three
@@ -17,6 +18,19 @@ snapshot (any user): on loopback, a follower is stopped while 3,000 keys are
 written and the others snapshot and purge (snapshot_logs_since_last = 500);
 restarted, it must catch up by installing a snapshot and hold every key, and
 every data directory must stay bounded while the writes go on.
+
+membership (any user): the operator's membership tasks with lcraft-cli on
+loopback. Three voters of a config that also lists a spare (node 5, [cluster]
+voters = 1,2,3): members; the spare added as a learner and caught up; each
+refusal's exit status (an unknown node, no voters, a node that is no voter, an
+address other than the config's, a change while another is under way: the two
+followers stopped so that it cannot commit); the spare made a voter, given the
+leadership, then removed while it leads. Then a fourth node started with --addr
+(not in the file): add-learner 4 at its address, change-membership 2,3,4, node
+1 stopped, and a kvcheck workload goes on reading and writing (the client
+learns node 4's address from the membership); members shows voters 2,3,4;
+node 4 restarted with the same --addr catches up; --addr for a node of [nodes]
+at another address is refused.
 
 prevote (root): in the namespaces, a follower cut off for 2 s and healed under a
 write workload, with Pre-Vote off and on: with it on, the leader keeps its term;
@@ -145,6 +159,10 @@ class Cluster:
         # transport = dpdk and [dpdk]; clients keep using self.config.
         self.dpdk_nodes = {}
         self.node_configs = {}  # id -> the file node id starts with, where not self.config
+        self.cluster_extra = []  # more [cluster] lines
+        self.timing = (ELECTION_MIN_MS, ELECTION_MAX_MS, HEARTBEAT_MS)
+        self.node_args = {}  # id -> more lcraft-node arguments (--addr)
+        self.cli_args = []  # more lcraft-cli arguments, before the command (--peer)
 
     def write_config(self, faults=None):
         self.faults = faults
@@ -158,14 +176,14 @@ class Cluster:
         """One config file: the Raft datagrams on DPDK with [dpdk] lines dpdk, else on
         sockets."""
         lines = ["; written by tests/net/cluster_test.py",
-                 "[cluster]", f"id = {self.cluster_id}", "", "[nodes]"]
+                 "[cluster]", f"id = {self.cluster_id}", *self.cluster_extra, "", "[nodes]"]
         lines += [f"{i} = {h}:{p}" for i, (h, p) in sorted(self.addrs.items())]
         lines += ["", "[node]", f"data_dir = {self.tmp}/data/node-{{id}}",
                   "lcores = 1", "groups = 1",
                   *(["transport = dpdk"] if dpdk else []), "",
-                  "[raft]", f"election_timeout_min_ms = {ELECTION_MIN_MS}",
-                  f"election_timeout_max_ms = {ELECTION_MAX_MS}",
-                  f"heartbeat_interval_ms = {HEARTBEAT_MS}", "read_policy = read_index",
+                  "[raft]", f"election_timeout_min_ms = {self.timing[0]}",
+                  f"election_timeout_max_ms = {self.timing[1]}",
+                  f"heartbeat_interval_ms = {self.timing[2]}", "read_policy = read_index",
                   *self.raft_extra, "",
                   "[storage]", "durability = fsync", "segment_mb = 4"]
         if self.faults:
@@ -180,7 +198,8 @@ class Cluster:
     def start(self, i):
         assert i not in self.procs
         self.starts[i] += 1
-        cmd = [self.node_bin, "--config", self.node_configs.get(i, self.config), "--id", str(i)]
+        cmd = [self.node_bin, "--config", self.node_configs.get(i, self.config), "--id", str(i),
+               *self.node_args.get(i, [])]
         if i in self.netns:
             # ip netns exec execs the command: the pid is the node's.
             cmd = ["ip", "netns", "exec", self.netns[i]] + cmd
@@ -206,6 +225,19 @@ class Cluster:
             raise Fail(f"node {i} had already exited (status {p.returncode})")
         p.kill()
         p.wait()
+
+    def stop(self, i):
+        """SIGTERM node i: it must exit 0 within STOP_BOUND_S."""
+        p = self.procs.pop(i)
+        p.send_signal(signal.SIGTERM)
+        try:
+            rc = p.wait(timeout=STOP_BOUND_S)
+        except subprocess.TimeoutExpired as e:
+            p.kill()
+            p.wait()
+            raise Fail(f"node {i} still runs {STOP_BOUND_S:.0f} s after SIGTERM") from e
+        if rc != 0:
+            raise Fail(f"node {i} exited {rc} after SIGTERM")
 
     def kill9_all(self):
         for i in list(self.procs):
@@ -246,7 +278,7 @@ class Cluster:
         self.procs.clear()
 
     def print_logs(self):
-        for i in self.ids:
+        for i in sorted(self.logs):
             print(f"---- tail of node {i}'s log ({self.logs[i]}) ----")
             print(tail(self.logs[i]))
         print("---- end of the node logs ----", flush=True)
@@ -255,8 +287,8 @@ class Cluster:
 
     def statuses(self, ids, timeout_ms=300):
         """Group 1's status on each node of ids, asked in parallel: id -> dict or None."""
-        procs = {i: subprocess.Popen([self.cli_bin, "--config", self.config, "--node", str(i),
-                                      "--timeout", str(timeout_ms), "stats"],
+        procs = {i: subprocess.Popen([self.cli_bin, "--config", self.config, *self.cli_args,
+                                      "--node", str(i), "--timeout", str(timeout_ms), "stats"],
                                      stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                                      text=True) for i in ids}
         out = {}
@@ -577,6 +609,194 @@ def test_snapshot(args, tmp, cleanups):
         if b > SNAPSHOT_DISK_BOUND:
             raise Fail(f"node {i}'s data directory reached {b / 1048576:.1f} MiB, above "
                        f"{SNAPSHOT_DISK_BOUND >> 20} MiB")
+    cl.stop_all()
+    return cl
+
+
+# -- membership
+
+MEMBERSHIP_TIMING = (1000, 2000, 100)  # election min, max, heartbeat (ms): see test_membership
+EXIT_BUSY, EXIT_UNKNOWN_NODE, EXIT_INVALID, EXIT_NO_VOTERS = 5, 6, 7, 8
+
+
+def cli(cl, *words, want=0, timeout_ms=15000, check=True):
+    """lcraft-cli on the cluster's config; the process (its exit status is want, if check)."""
+    cmd = [cl.cli_bin, "--config", cl.config, *cl.cli_args, "--timeout", str(timeout_ms), *words]
+    p = run(cmd, check=False, timeout=timeout_ms / 1000 + 30)
+    say(f"lcraft-cli {' '.join(words)}: exit {p.returncode}"
+        + (f": {p.stdout.strip()}" if p.stdout.strip() and not words[0] == "members" else "")
+        + (f" ({p.stderr.strip()})" if p.stderr.strip() else ""))
+    if check and p.returncode != want:
+        raise Fail(f"lcraft-cli {' '.join(words)}: exit {p.returncode}, expected {want}: "
+                   f"{p.stdout.strip()} {p.stderr.strip()}")
+    return p
+
+
+def members(cl, *node):
+    """The leader's MEMBERS as a dict (or node's own, with node = (id,))."""
+    words = ["--node", str(node[0]), "members"] if node else ["members"]
+    p = cli(cl, *words)
+    try:
+        return json.loads(p.stdout)
+    except ValueError as e:
+        raise Fail(f"lcraft-cli members: not JSON ({e}): {p.stdout[:300]}") from e
+
+
+def want_members(cl, voters, learners, what):
+    m = members(cl)
+    if sorted(m["voters"]) != sorted(voters) or sorted(m["learners"]) != sorted(learners) \
+            or not m["committed"] or m["joint"]:
+        raise Fail(f"{what}: members says voters {m['voters']} learners {m['learners']} "
+                   f"committed {m['committed']}; expected voters {voters} learners {learners}")
+    say(f"{what}: voters {m['voters']}, learners {m['learners']}, leader {m['leader']}, "
+        f"membership at index {m['log_id']['index']}")
+    return m
+
+
+def busy_refusal(cl, spare):
+    """A change while another is under way: exit 5. The two followers are stopped
+    (SIGSTOP), so that removing learner `spare` cannot commit; while the leader still
+    leads (its lease: MEMBERSHIP_TIMING), another change is refused BUSY. Then the
+    followers go on and the first change commits. True if BUSY was seen."""
+    lead = members(cl)["leader"]
+    followers = [i for i in (1, 2, 3) if i != lead]
+    for i in followers:
+        cl.procs[i].send_signal(signal.SIGSTOP)
+    try:
+        first = subprocess.Popen([cl.cli_bin, "--config", cl.config, "--timeout", "20000",
+                                  "remove-node", str(spare)], stdout=subprocess.PIPE,
+                                 stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 1.5
+        while time.monotonic() < deadline:
+            p = run([cl.cli_bin, "--config", cl.config, "--timeout", "1000", "members"],
+                    check=False)
+            if p.returncode == 0 and '"committed":false' in p.stdout:
+                break
+            time.sleep(0.02)
+        else:
+            say("the first change is not under way yet: trying again")
+            return False
+        p = cli(cl, "change-membership", "1,2,3", check=False, timeout_ms=3000)
+    finally:
+        for i in followers:
+            cl.procs[i].send_signal(signal.SIGCONT)
+    out, err = first.communicate(timeout=40)
+    say(f"lcraft-cli remove-node {spare} (under way meanwhile): exit {first.returncode}: "
+        f"{out.strip()} {err.strip()}")
+    if first.returncode != 0:
+        raise Fail(f"remove-node {spare} with the followers stopped then resumed: exit "
+                   f"{first.returncode}: {err.strip()}")
+    if p.returncode != EXIT_BUSY:
+        say(f"the second change got exit {p.returncode}, not {EXIT_BUSY}: trying again")
+        return False
+    return True
+
+
+def test_membership(args, tmp, cleanups):
+    """Membership tasks with lcraft-cli: a spare of the config, then a node outside it."""
+    base = free_udp_ports(lambda b: [b + o + k for o in (0, 1000) for k in (0, 100, 200, 300, 400)])
+    addr = {i: ("127.0.0.1", base + 100 * (i - 1)) for i in (1, 2, 3, 5)}
+    cl = Cluster(args, tmp, addr)
+    cleanups.append(cl.cleanup)
+    # Long election timeouts: the leader keeps its lease while the followers are stopped
+    # for busy_refusal (a lease and an election timeout: 3 s).
+    cl.timing = MEMBERSHIP_TIMING
+    cl.cluster_extra = ["voters = 1,2,3"]
+    cl.write_config()
+    spare, joiner = 5, 4
+    addr4 = f"127.0.0.1:{base + 300}"
+    cl.logs[joiner] = os.path.join(tmp, f"node-{joiner}.log")
+    cl.starts[joiner] = 0
+    say(f"cluster {cl.cluster_id}: voters 1,2,3 and spare 5 on 127.0.0.1:{base}.., files in {tmp}")
+    cl.start_all()
+    lead, term, _ = cl.wait_leader([1, 2, 3], 15)
+    say(f"leader {lead} (term {term})")
+    cli(cl, "put", "m-before", "1")
+    want_members(cl, [1, 2, 3], [], "the config's membership")
+    m5 = members(cl, spare)
+    if m5["role"] != "learner" or m5["leader"] == spare:
+        raise Fail(f"the spare's own view: {m5}")
+
+    # The spare: a learner that catches up, refusals, a voter, the leader, removed.
+    a5 = f"{addr[spare][0]}:{addr[spare][1]}"
+    cli(cl, "add-learner", str(spare), a5)
+    want_members(cl, [1, 2, 3], [spare], "after add-learner 5")
+    cli(cl, "change-membership", "1,2,9", want=EXIT_UNKNOWN_NODE)
+    cli(cl, "change-membership", "", want=EXIT_NO_VOTERS)
+    cli(cl, "remove-node", "9", want=EXIT_UNKNOWN_NODE)
+    cli(cl, "transfer-leader", str(spare), want=EXIT_UNKNOWN_NODE)
+    cli(cl, "add-learner", str(spare), "127.0.0.1:1", "--no-wait", want=EXIT_INVALID)
+    for attempt in range(3):
+        if busy_refusal(cl, spare):
+            break
+        cli(cl, "add-learner", str(spare), a5)  # back for the next attempt
+    else:
+        raise Fail("no BUSY refusal (exit 5) for a change while another was under way "
+                   "in 3 attempts")
+    want_members(cl, [1, 2, 3], [], "after remove-node 5 (under way during the refusal)")
+    cli(cl, "add-learner", str(spare), a5)
+    cli(cl, "change-membership", f"1,2,3,{spare}")
+    want_members(cl, [1, 2, 3, spare], [], "after change-membership 1,2,3,5")
+    cli(cl, "transfer-leader", str(spare))
+    if members(cl)["leader"] != spare:
+        raise Fail(f"node {spare} does not lead after transfer-leader {spare}")
+    cli(cl, "remove-node", str(spare))  # the leader itself: it steps down once committed
+    m = want_members(cl, [1, 2, 3], [], "after remove-node 5, the leader")
+    if m["leader"] == spare:
+        raise Fail("the removed leader still leads")
+    cli(cl, "put", "m-spare", "2")
+
+    # A node no config lists: started with --addr, added at that address.
+    cl.node_args[joiner] = ["--addr", addr4]
+    cl.cli_args = ["--peer", f"{joiner}={addr4}"]
+    cl.start(joiner)
+    time.sleep(0.5)
+    m4 = members(cl, joiner)
+    if m4["role"] != "learner" or sorted(m4["voters"]) != [1, 2, 3] or m4["last_index"] != 0:
+        raise Fail(f"node {joiner} (--addr, not a member) sees {m4}")
+    cli(cl, "add-learner", str(joiner), addr4)
+    want_members(cl, [1, 2, 3], [joiner], f"after add-learner {joiner}")
+    cli(cl, "change-membership", f"2,3,{joiner}")
+    want_members(cl, [2, 3, joiner], [], f"after change-membership 2,3,{joiner}")
+    cl.stop(1)
+    say("node 1 stopped (SIGTERM, exit 0)")
+    wl = Workload(args, cl, tmp, "membership", seconds=4)
+    cleanups.append(wl.cleanup)
+    wl.finish()
+    cli(cl, "transfer-leader", str(joiner))
+    cli(cl, "put", "m-joiner", "3")
+    p = cli(cl, "get", "m-before")
+    if p.stdout.strip() != "1":
+        raise Fail(f"get m-before under node {joiner}'s leadership: {p.stdout!r}")
+    m = want_members(cl, [2, 3, joiner], [], "after node 1 stopped")
+    if m["leader"] != joiner:
+        raise Fail(f"node {joiner} does not lead after transfer-leader {joiner}: {m}")
+    cli(cl, "transfer-leader", "2")
+    cl.stop(joiner)
+    cli(cl, "put", "m-restart", "4")
+    target = members(cl)["last_index"]
+    cl.start(joiner)  # the same --addr: its log holds the memberships and addresses
+    deadline = time.monotonic() + 10
+    while True:
+        # Its own view: the leader's of it may predate the restart.
+        p = run([cl.cli_bin, "--config", cl.config, *cl.cli_args, "--timeout", "500", "--node",
+                 str(joiner), "members"], check=False)
+        m = json.loads(p.stdout) if p.returncode == 0 else None
+        if m and m["role"] == "follower" and m["leader"] == 2 and m["last_index"] >= target \
+                and sorted(m["voters"]) == [2, 3, joiner]:
+            break
+        if time.monotonic() > deadline:
+            raise Fail(f"node {joiner}, restarted with --addr {addr4}, did not catch up to "
+                       f"index {target}: {m}")
+        time.sleep(0.1)
+    say(f"node {joiner} restarted with the same --addr: a follower of node 2 with voters "
+        f"{m['voters']}, its last index {m['last_index']} >= {target}")
+    p = run([cl.node_bin, "--config", cl.config, "--id", "2", "--addr", "127.0.0.1:1"],
+            check=False)
+    if p.returncode != 2 or "--addr" not in p.stderr:
+        raise Fail(f"lcraft-node --id 2 --addr at another address than [nodes]: exit "
+                   f"{p.returncode}: {p.stderr.strip()}")
+    say(f"lcraft-node --id 2 --addr 127.0.0.1:1 refused: {p.stderr.strip()}")
     cl.stop_all()
     return cl
 
@@ -920,7 +1140,8 @@ def run_main(name, test, args):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("test", choices=["loopback", "netns", "dpdk-memif", "snapshot", "prevote"])
+    ap.add_argument("test", choices=["loopback", "netns", "dpdk-memif", "snapshot", "prevote",
+                                     "membership"])
     ap.add_argument("--node", required=True, help="the lcraft-node executable")
     ap.add_argument("--cli", required=True, help="the lcraft-cli executable")
     ap.add_argument("--kvcheck", required=True, help="the kvcheck executable")
@@ -931,7 +1152,7 @@ def main():
     if args.test in ("netns", "prevote") and not args.netns_sh:
         ap.error(f"{args.test} needs --netns-sh")
     tests = {"loopback": test_loopback, "netns": test_netns, "snapshot": test_snapshot,
-             "prevote": test_prevote,
+             "prevote": test_prevote, "membership": test_membership,
              "dpdk-memif": lambda a, t, c: test_loopback(a, t, c, dpdk=True)}
     return run_main(args.test, tests[args.test], args)
 
