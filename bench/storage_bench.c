@@ -21,6 +21,20 @@
  *   group-64b  the same with 64-byte entries (target: 1,000,000 durable entries/s).
  *   qd1-64b    one 64-byte entry, flush, wait: the commit of one client, whose
  *              batch is one sector with 512-byte batch alignment (no fio floor).
+ *   group-4k-purge  (only when named: --test group-4k-purge) group-4k while
+ *              purging behind itself, as a log under regular snapshots does:
+ *              every quarter segment's worth of entries, the entries up to one
+ *              segment's worth below the durable index are purged, so the log
+ *              holds two or three segments. Run with purged segments recycled
+ *              (lcr_log_opts.recycle_max, the log's default) and without (0:
+ *              deleted, every segment a new file), one after the other, the
+ *              order reversed each round (--recycle-max names other values);
+ *              no fio: the figure is the ratio. The device's own counters
+ *              (/sys/dev/block/M:m/stat of --dir's filesystem: writes,
+ *              flushes, discards, of every tenant) are taken around each run.
+ *
+ * --test takes one name or a list (qd1,group-4k-purge); "all" is the four
+ * tests above group-4k-purge, the default.
  *
  * --block-bytes 4096,512 runs every test once per batch alignment
  * (lcr_log_opts.block_bytes; 0 is the log's default), in turn, --rounds times:
@@ -53,6 +67,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
+#include <sys/sysmacros.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -73,6 +88,7 @@
 #define FIO_OUT_MAX	 (4u << 20)
 #define RESULTS_MAX	 128
 #define ALIGNS_MAX	 4
+#define RECYCLES_MAX	 4
 #define VERIFY_SAMPLES	 256			 /* entries read back from disk after each run */
 #define STUCK_NS	 (30ull * 1000000000ull) /* no durability progress: give up */
 #define TARGET_QD1	 0.9
@@ -97,11 +113,15 @@ struct opts {
 	bool no_prewrite;		  /* segments are not pre-written with zeros */
 	uint32_t block_bytes[ALIGNS_MAX]; /* batch alignments to run, in turn (0: default) */
 	uint32_t n_block_bytes;
-	uint32_t rounds; /* passes over the alignments */
+	uint32_t rounds;		/* passes over the alignments */
+	uint64_t segment_bytes;		/* of the logs and of fio's fresh files */
+	uint32_t recycle[RECYCLES_MAX]; /* group-4k-purge: recycle_max values, in turn */
+	uint32_t n_recycle;
 };
 
 /* The batch alignment of the runs now (lcr_log_opts.block_bytes). */
 static uint32_t cur_block_bytes;
+static uint32_t cur_round; /* 0 .. --rounds - 1 */
 
 enum {
 	OPT_DIR = 1,
@@ -116,12 +136,18 @@ enum {
 	OPT_NO_PREWRITE,
 	OPT_BLOCK_BYTES,
 	OPT_ROUNDS,
+	OPT_SEGMENT_MIB,
+	OPT_RECYCLE_MAX,
 	OPT_HELP
 };
 
-static const char *const test_names[] = { "qd1", "group-4k", "group-64b", "qd1-64b" };
+static const char *const test_names[] = { "qd1", "group-4k", "group-64b", "qd1-64b",
+					  "group-4k-purge" };
 
-#define N_TESTS 4
+#define N_TESTS	    5
+#define TESTS_ALL   0xfu /* "all" and the default: group-4k-purge only when named */
+#define TEST_PURGE  (1u << 4)
+#define PURGE_EVERY 4 /* purges per segment's worth of entries */
 
 /* One table drives the parser and --help. */
 static const struct opt_def {
@@ -137,7 +163,8 @@ static const struct opt_def {
 	  "measured seconds per run, after 1 s of warm-up (default 5)" },
 	{ "mode", 1, OPT_MODE, "M",
 	  "direct-dsync|direct-fdatasync|buffered-fdatasync|all (default all)" },
-	{ "test", 1, OPT_TEST, "T", "qd1|group-4k|group-64b|qd1-64b|all (default all)" },
+	{ "test", 1, OPT_TEST, "T[,T..]",
+	  "qd1|group-4k|group-64b|qd1-64b|all (default all: these four), group-4k-purge" },
 	{ "fio", 1, OPT_FIO, "PATH", "the fio binary (default: fio in PATH)" },
 	{ "no-fio", 0, OPT_NO_FIO, NULL, "measure lcraft only (no floors, no ratios)" },
 	{ "json", 0, OPT_JSON, NULL, "also print one JSON line per measurement" },
@@ -150,6 +177,10 @@ static const struct opt_def {
 	{ "block-bytes", 1, OPT_BLOCK_BYTES, "B[,B..]",
 	  "batch alignments to run in turn: 0 (the log's default), 512..4096" },
 	{ "rounds", 1, OPT_ROUNDS, "N", "passes over the batch alignments (default 1)" },
+	{ "segment-mib", 1, OPT_SEGMENT_MIB, "MIB",
+	  "segment size of the logs and fio's fresh files (default: the log's, 64)" },
+	{ "recycle-max", 1, OPT_RECYCLE_MAX, "N[,N..]",
+	  "group-4k-purge: recycle_max values to run in turn (default: the log's, then 0)" },
 	{ "help", 0, OPT_HELP, NULL, "this text" },
 };
 
@@ -205,12 +236,18 @@ static void parse_opts(int argc, char **argv, struct opts *o)
 	memset(o, 0, sizeof(*o));
 	o->seconds = 5;
 	o->modes = (1u << N_MODES) - 1;
-	o->tests = (1u << N_TESTS) - 1;
+	o->tests = TESTS_ALL;
 	o->batch_4k = 128;
 	o->batch_small = 256;
 	o->window_bytes = 4ull << 20;
 	o->n_block_bytes = 1;
 	o->rounds = 1;
+	struct lcr_log_opts defaults;
+	lcr_log_opts_default(&defaults, ".");
+	o->segment_bytes = defaults.segment_bytes;
+	o->recycle[0] = defaults.recycle_max;
+	o->recycle[1] = 0;
+	o->n_recycle = 2;
 	int c;
 	while ((c = getopt_long(argc, argv, "", lo, NULL)) != -1) {
 		char *end;
@@ -236,12 +273,21 @@ static void parse_opts(int argc, char **argv, struct opts *o)
 				die("--mode: unknown mode '%s'", optarg);
 			break;
 		case OPT_TEST:
-			o->tests = strcmp(optarg, "all") == 0 ? (1u << N_TESTS) - 1 : 0;
-			for (uint32_t i = 0; i < N_TESTS; i++)
-				if (strcmp(optarg, test_names[i]) == 0)
-					o->tests = 1u << i;
-			if (!o->tests)
-				die("--test: unknown test '%s'", optarg);
+			o->tests = 0;
+			for (char *p = optarg;; p = end + 1) {
+				size_t n = strcspn(p, ",");
+				uint32_t bit = n == 3 && strncmp(p, "all", 3) == 0 ? TESTS_ALL : 0;
+				for (uint32_t i = 0; i < N_TESTS; i++)
+					if (strlen(test_names[i]) == n &&
+					    strncmp(p, test_names[i], n) == 0)
+						bit = 1u << i;
+				if (!bit)
+					die("--test: unknown test '%.*s'", (int)n, p);
+				o->tests |= bit;
+				end = p + n;
+				if (!*end)
+					break;
+			}
 			break;
 		case OPT_FIO:
 			o->fio = optarg;
@@ -289,6 +335,29 @@ static void parse_opts(int argc, char **argv, struct opts *o)
 			if (end == optarg || *end || o->rounds < 1 || o->rounds > 16)
 				die("--rounds: '%s' is not a number in 1..16", optarg);
 			break;
+		case OPT_SEGMENT_MIB: {
+			unsigned long mib = strtoul(optarg, &end, 10);
+			if (end == optarg || *end || mib < 4 || mib > 1024)
+				die("--segment-mib: '%s' is not a number of MiB in 4..1024",
+				    optarg);
+			o->segment_bytes = (uint64_t)mib << 20;
+			break;
+		}
+		case OPT_RECYCLE_MAX:
+			o->n_recycle = 0;
+			for (char *p = optarg;; p = end + 1) {
+				unsigned long v = strtoul(p, &end, 10);
+				if (end == p || (*end && *end != ',') ||
+				    o->n_recycle == RECYCLES_MAX || v > LCR_LOG_RECYCLE_MAX)
+					die("--recycle-max: '%s' is not a list of up to %u numbers "
+					    "in "
+					    "0..%u",
+					    optarg, RECYCLES_MAX, LCR_LOG_RECYCLE_MAX);
+				o->recycle[o->n_recycle++] = (uint32_t)v;
+				if (!*end)
+					break;
+			}
+			break;
 		case OPT_HELP:
 			usage(stdout);
 			exit(0);
@@ -305,6 +374,17 @@ static void parse_opts(int argc, char **argv, struct opts *o)
 	}
 	if (o->fio && o->no_fio)
 		die("--fio and --no-fio exclude each other");
+	/* Results each pass makes at most (qd1: two fio-only floors besides). */
+	uint32_t modes = (uint32_t)__builtin_popcount(o->modes), per = 0;
+	for (uint32_t i = 0; i < N_TESTS; i++)
+		if (o->tests & (1u << i))
+			per += i == 0			 ? modes + 2
+			       : (1u << i) == TEST_PURGE ? modes * o->n_recycle
+							 : modes;
+	if (per * o->n_block_bytes * o->rounds > RESULTS_MAX)
+		die("%u runs asked for, at most %u: fewer --rounds, --block-bytes, --mode or "
+		    "--test",
+		    per * o->n_block_bytes * o->rounds, RESULTS_MAX);
 }
 
 /* ---- cleanup and errors ------------------------------------------------------------- */
@@ -369,6 +449,59 @@ static double hist_pct_us(const struct lcr_hist *h, double p)
 
 /* ---- results ------------------------------------------------------------------------ */
 
+/* Counters of /sys/block/<dev>/stat (Documentation/block/stat.rst). */
+struct dev_stat {
+	uint64_t writes;	/* requests completed */
+	uint64_t write_sectors; /* of 512 bytes */
+	uint64_t write_ticks;	/* ms */
+	uint64_t discards;	/* requests completed */
+	uint64_t discard_sectors;
+	uint64_t flushes; /* requests completed */
+};
+
+/*
+ * The counters of the block device that holds `dir` (a partition's own), or
+ * false where sysfs does not say (no device, an old kernel without the
+ * discard and flush fields).
+ */
+static bool dev_stat_read(const char *dir, struct dev_stat *d)
+{
+	struct stat sb;
+	char path[96];
+	unsigned long long v[17];
+
+	if (stat(dir, &sb) < 0)
+		return false;
+	snprintf(path, sizeof(path), "/sys/dev/block/%u:%u/stat", major(sb.st_dev),
+		 minor(sb.st_dev));
+	FILE *f = fopen(path, "r");
+	if (!f)
+		return false;
+	int n = 0;
+	while (n < 17 && fscanf(f, "%llu", &v[n]) == 1)
+		n++;
+	fclose(f);
+	if (n < 17)
+		return false;
+	d->writes = v[4];
+	d->write_sectors = v[6];
+	d->write_ticks = v[7];
+	d->discards = v[11];
+	d->discard_sectors = v[13];
+	d->flushes = v[15];
+	return true;
+}
+
+static void dev_stat_sub(struct dev_stat *d, const struct dev_stat *before)
+{
+	d->writes -= before->writes;
+	d->write_sectors -= before->write_sectors;
+	d->write_ticks -= before->write_ticks;
+	d->discards -= before->discards;
+	d->discard_sectors -= before->discard_sectors;
+	d->flushes -= before->flushes;
+}
+
 struct lat_us {
 	double p50, p90, p99, p999, max, min, mean;
 };
@@ -410,6 +543,19 @@ struct result {
 	double ratio_hot;
 	bool has_target;
 	bool met;
+	bool has_wlat;
+	struct lat_us wlat; /* one batch write (+ flush), issue to completion */
+	uint32_t round;
+	uint64_t stalls; /* a batch was ready and the next segment was not */
+	/* group-4k-purge */
+	bool purge;		    /* purged behind itself */
+	int32_t recycle_max;	    /* lcr_log_opts.recycle_max of the run; -1: the default */
+	bool prewrite;		    /* lcr_log_opts.prewrite of the run */
+	uint64_t segments_recycled; /* new segments made of purged files */
+	uint64_t segments_purged;   /* segments purged while measuring */
+	uint64_t purge_keep;	    /* entries kept below the durable index */
+	bool has_dev;
+	struct dev_stat dev; /* the device's counters over the measured part (every tenant) */
 };
 
 static struct result results[RESULTS_MAX];
@@ -423,6 +569,8 @@ static struct result *result_new(const char *test, const char *mode)
 	r->test = test;
 	r->mode = mode;
 	r->block_bytes = cur_block_bytes;
+	r->round = cur_round;
+	r->recycle_max = -1;
 	return r;
 }
 
@@ -635,12 +783,10 @@ static void fio_run(const struct opts *o, struct fio *f, const struct mode_def *
 static void fio_run_fresh(const struct opts *o, struct fio *f, const struct mode_def *m,
 			  uint32_t bs, struct result *r)
 {
-	struct lcr_log_opts lo;
 	struct statvfs sv;
 	char dir[PATH_MAX], a_dir[PATH_MAX + 32], a_n[32], a_fsize[48];
 
-	lcr_log_opts_default(&lo, o->dir);
-	uint64_t seg = lo.segment_bytes;
+	uint64_t seg = o->segment_bytes;
 	double want = r->disk_mb_per_s * 1e6 * (o->seconds + 1) * 1.5;
 	uint64_t n = (uint64_t)(want / (double)seg) + 2;
 	if (statvfs(o->dir, &sv) == 0 && (uint64_t)sv.f_bavail * sv.f_frsize / 2 / seg < n)
@@ -684,6 +830,8 @@ struct bench {
 	uint64_t early_acks;	  /* the same seq reported twice: a split command acked early */
 	bool recording;		  /* latencies go into hist */
 	uint64_t record_from_seq; /* ... for seqs from this one on */
+	uint64_t purge_keep; /* group-4k-purge: entries kept below the durable index; 0: none */
+	uint64_t purged;     /* ... the purge point so far */
 	uint64_t issue_ns[ISSUE_RING];	 /* when seq s was appended, at [s % ISSUE_RING] */
 	uint64_t issue_last[ISSUE_RING]; /* the last index once seq s was appended */
 	struct lcr_hist hist;
@@ -726,7 +874,8 @@ static uint64_t durable_entries(const struct bench *b)
 	return b->durable_seq ? b->issue_last[b->durable_seq % ISSUE_RING] : 0;
 }
 
-static void bench_open(struct bench *b, const struct opts *o, const struct mode_def *m)
+static void bench_open(struct bench *b, const struct opts *o, const struct mode_def *m,
+		       const struct result *r)
 {
 	struct lcr_log_opts lo;
 	char why[512] = "";
@@ -740,6 +889,9 @@ static void bench_open(struct bench *b, const struct opts *o, const struct mode_
 	lo.io_mode = m->io_mode;
 	lo.prewrite = !o->no_prewrite;
 	lo.block_bytes = cur_block_bytes;
+	lo.segment_bytes = o->segment_bytes;
+	if (r->recycle_max >= 0)
+		lo.recycle_max = (uint32_t)r->recycle_max;
 	lo.done = bench_log_done;
 	lo.ctx = b;
 	rc = lcr_log_open(&b->log, &b->ring, &lo, why, sizeof(why));
@@ -751,6 +903,8 @@ static void bench_open(struct bench *b, const struct opts *o, const struct mode_
 	b->err = 0;
 	b->early_acks = 0;
 	b->recording = false;
+	b->purge_keep = 0;
+	b->purged = 0;
 	memset(&b->hist, 0, sizeof(b->hist));
 }
 
@@ -878,16 +1032,38 @@ static void step_group(struct bench *b, uint32_t k, uint32_t len)
 }
 
 /*
+ * group-4k-purge: group commit, and every purge_keep / PURGE_EVERY entries
+ * made durable, purge up to purge_keep entries (one segment's worth of
+ * records) below the durable index, as a log whose snapshots follow its
+ * commits closely does. The log removes (or keeps for reuse) the segments
+ * wholly below that once the purge point is durable.
+ */
+static void step_group_purge(struct bench *b, uint32_t k, uint32_t len)
+{
+	LCR_ASSERT(b->purge_keep > 0);
+	step_group(b, k, len);
+	uint64_t durable = durable_entries(b);
+	if (durable < b->purged + b->purge_keep + b->purge_keep / PURGE_EVERY)
+		return;
+	uint64_t upto = durable - b->purge_keep;
+	int rc = lcr_log_purge(b->log, upto);
+	if (rc < 0)
+		die("purge up to %llu: %s", (unsigned long long)upto, strerror(-rc));
+	b->purged = upto;
+}
+
+/*
  * Read a sample of the entries back from disk, checksums verified by the
  * log: a log that acknowledges what it did not write must not get a number.
  */
 static void bench_verify(struct bench *b, uint32_t len, struct result *r)
 {
 	static uint8_t got[ENTRY_4K];
+	uint64_t first = lcr_log_first_index(b->log); /* above what was purged */
 	uint64_t last = lcr_log_last(b->log).index;
-	uint64_t step = last / VERIFY_SAMPLES + 1;
+	uint64_t step = (last - first + 1) / VERIFY_SAMPLES + 1;
 
-	for (uint64_t i = 1; i <= last; i = i + step > last && i < last ? last : i + step) {
+	for (uint64_t i = first; i <= last; i = i + step > last && i < last ? last : i + step) {
 		struct lcr_entry e;
 		int n = lcr_log_read(b->log, i, &e, got, sizeof(got));
 		r->verified++;
@@ -910,10 +1086,16 @@ static void bench_measure(const struct opts *o, const struct mode_def *m, step_f
 {
 	struct bench *b = &bench;
 	struct lcr_log_stats st0, st1;
+	static struct lcr_hist wl0, wd; /* the write latencies before, and while measuring */
+	char rec[32] = "";
 
-	fprintf(stderr, "  lcraft %-10s %-20s k=%u len=%u block_bytes=%u\n", r->test, m->name, k,
-		len, cur_block_bytes);
-	bench_open(b, o, m);
+	if (r->recycle_max >= 0)
+		snprintf(rec, sizeof(rec), " recycle_max=%d", r->recycle_max);
+	fprintf(stderr, "  lcraft %-10s %-20s k=%u len=%u block_bytes=%u%s\n", r->test, m->name, k,
+		len, cur_block_bytes, rec);
+	bench_open(b, o, m, r);
+	if (r->purge)
+		b->purge_keep = o->segment_bytes / lcr_rec_size(len);
 	uint64_t t = now_ns(), end = t + WARMUP_NS;
 	while (t < end) {
 		step(b, k, len);
@@ -922,6 +1104,9 @@ static void bench_measure(const struct opts *o, const struct mode_def *m, step_f
 	lcr_log_stats(b->log, &st0);
 	const struct lcr_hist *wl = lcr_log_write_latency(b->log);
 	uint64_t wsum0 = wl->sum_ns, wn0 = wl->count;
+	memcpy(&wl0, wl, sizeof(wl0));
+	struct dev_stat dev0;
+	bool has_dev0 = dev_stat_read(o->dir, &dev0);
 	uint64_t entries0 = durable_entries(b);
 	uint64_t early0 = b->early_acks;
 	b->record_from_seq = b->seq + 1;
@@ -932,10 +1117,19 @@ static void bench_measure(const struct opts *o, const struct mode_def *m, step_f
 		step(b, k, len);
 	b->recording = false;
 	uint64_t t1 = now_ns();
+	r->has_dev = has_dev0 && dev_stat_read(o->dir, &r->dev);
+	if (r->has_dev)
+		dev_stat_sub(&r->dev, &dev0);
 	uint64_t entries1 = durable_entries(b);
 	uint64_t early1 = b->early_acks;
 	lcr_log_stats(b->log, &st1);
 	uint64_t wsum = wl->sum_ns - wsum0, wn = wl->count - wn0;
+	for (uint32_t i = 0; i < LCR_HIST_BUCKETS; i++)
+		wd.b[i] = wl->b[i] - wl0.b[i];
+	wd.count = wn;
+	wd.sum_ns = wsum;
+	wd.min_ns = 0; /* of the measured part: not kept; the percentiles need no clamp */
+	wd.max_ns = wl->max_ns;
 	bench_drain(b);
 	bench_verify(b, len, r);
 	bench_close(b);
@@ -948,6 +1142,11 @@ static void bench_measure(const struct opts *o, const struct mode_def *m, step_f
 	r->syncs = st1.batches_written - st0.batches_written;
 	r->segments = st1.segments_created - st0.segments_created;
 	r->segments_prewritten = st1.segments_prewritten - st0.segments_prewritten;
+	r->segments_recycled = st1.segments_recycled - st0.segments_recycled;
+	r->segments_purged = st1.segments_purged - st0.segments_purged;
+	r->stalls = st1.stalls - st0.stalls;
+	r->purge_keep = b->purge_keep;
+	r->prewrite = !o->no_prewrite;
 	r->write_busy = (double)wsum / (double)(t1 - t0);
 	r->write_mean_us = wn ? (double)wsum / (double)wn / 1e3 : 0;
 	r->early_acks = early1 - early0;
@@ -966,6 +1165,15 @@ static void bench_measure(const struct opts *o, const struct mode_def *m, step_f
 		r->lat.max = (double)h->max_ns / 1e3;
 		r->lat.min = (double)h->min_ns / 1e3;
 		r->lat.mean = (double)h->sum_ns / (double)h->count / 1e3;
+	}
+	if (wd.count) {
+		r->has_wlat = true;
+		r->wlat.p50 = hist_pct_us(&wd, 0.50);
+		r->wlat.p90 = hist_pct_us(&wd, 0.90);
+		r->wlat.p99 = hist_pct_us(&wd, 0.99);
+		r->wlat.p999 = hist_pct_us(&wd, 0.999);
+		r->wlat.max = (double)wd.max_ns / 1e3; /* since open: an upper bound */
+		r->wlat.mean = (double)wd.sum_ns / (double)wd.count / 1e3;
 	}
 }
 
@@ -1055,6 +1263,28 @@ static void test_group(const struct opts *o, struct fio *f, const char *test, ui
 	}
 }
 
+/*
+ * group-4k-purge: the group-4k workload purging behind itself, with purged
+ * segments recycled (the log's default recycle_max) and deleted (0), or the
+ * values of --recycle-max, in turn; the order is reversed every other round
+ * so that drift favours none.
+ */
+static void test_group_purge(const struct opts *o, uint32_t k)
+{
+	for (uint32_t i = 0; i < N_MODES; i++) {
+		if (!(o->modes & (1u << i)))
+			continue;
+		for (uint32_t j = 0; j < o->n_recycle; j++) {
+			uint32_t at = cur_round % 2 == 0 ? j : o->n_recycle - 1 - j;
+			struct result *r = result_new(test_names[4], mode_defs[i].name);
+			r->purge = true;
+			r->recycle_max = (int32_t)o->recycle[at];
+			bench_measure(o, &mode_defs[i], step_group_purge, k, ENTRY_4K, r);
+			r->is_default = mode_default(&mode_defs[i]);
+		}
+	}
+}
+
 /* ---- output ------------------------------------------------------------------------- */
 
 static const char *target_text(const struct result *r, char *buf, size_t n)
@@ -1100,6 +1330,8 @@ static void print_table(const struct opts *o, const struct fio *f)
 	       "fio MB/s", "ratio", "target", "hot MB/s", "ratio");
 	for (uint32_t i = 0; i < n_results; i++) {
 		const struct result *r = &results[i];
+		if (r->purge)
+			continue; /* print_purge */
 		if (strcmp(r->mode, "fio") == 0) {
 			printf("%-9s %-18s %11s %8s %8s %8s %8s %8s %8s %8s %8s %9s | %-20s %-5s "
 			       "%7u %9.0f %8.1f %6s %9s |\n",
@@ -1131,7 +1363,8 @@ static void print_table(const struct opts *o, const struct fio *f)
 		const struct result *best = NULL;
 		for (uint32_t i = 0; i < n_results; i++) {
 			const struct result *r = &results[i];
-			if (strcmp(r->test, test_names[t]) || strcmp(r->mode, "fio") == 0)
+			if (strcmp(r->test, test_names[t]) || strcmp(r->mode, "fio") == 0 ||
+			    r->purge)
 				continue;
 			if (!best || r->ops_per_s > best->ops_per_s)
 				best = r;
@@ -1154,7 +1387,7 @@ static void print_table(const struct opts *o, const struct fio *f)
 	       "read back from disk afterwards:\n");
 	for (uint32_t i = 0; i < n_results; i++) {
 		const struct result *r = &results[i];
-		if (strcmp(r->mode, "fio") == 0)
+		if (strcmp(r->mode, "fio") == 0 || r->purge)
 			continue;
 		printf("  %-9s %-18s block_bytes %u: %.0f disk bytes per entry, segments %llu "
 		       "(%llu), "
@@ -1164,6 +1397,105 @@ static void print_table(const struct opts *o, const struct fio *f)
 		       (unsigned long long)r->segments, (unsigned long long)r->segments_prewritten,
 		       r->write_busy, r->write_mean_us, (unsigned long long)r->early_acks,
 		       (unsigned long long)r->verified, r->verify_bad ? "BAD" : "ok");
+	}
+}
+
+/* The MB/s of all rounds of group-4k-purge in one mode with one recycle_max. */
+static double purge_mb_per_s(const char *mode, int32_t recycle, uint32_t *n)
+{
+	double bytes = 0, seconds = 0;
+
+	*n = 0;
+	for (uint32_t i = 0; i < n_results; i++) {
+		const struct result *r = &results[i];
+		if (!r->purge || r->recycle_max != recycle || strcmp(r->mode, mode))
+			continue;
+		bytes += (double)r->bytes;
+		seconds += r->seconds;
+		(*n)++;
+	}
+	return seconds > 0 ? bytes / seconds / 1e6 : 0;
+}
+
+/* The run of group-4k-purge in the round, mode and batch alignment of `a` with `recycle`. */
+static const struct result *purge_peer(const struct result *a, int32_t recycle)
+{
+	for (uint32_t j = 0; j < n_results; j++) {
+		const struct result *z = &results[j];
+		if (z->purge && z->recycle_max == recycle && z->round == a->round &&
+		    z->block_bytes == a->block_bytes && !strcmp(z->mode, a->mode))
+			return z;
+	}
+	return NULL;
+}
+
+static void print_purge(const struct opts *o)
+{
+	bool any = false;
+
+	for (uint32_t i = 0; i < n_results; i++)
+		any |= results[i].purge;
+	if (!any)
+		return;
+	printf("\ngroup-4k-purge: group-4k (%u entries of 4 KiB per append+flush, at most %llu "
+	       "MiB not yet durable)\npurging behind itself: every 1/%u of a segment's worth of "
+	       "entries, up to a segment's worth\nbelow the durable index. Segments %llu MiB. "
+	       "recyc: lcr_log_opts.recycle_max (purged segments\nkept for reuse; 0: deleted). "
+	       "prewrite: lcr_log_opts.prewrite (on: a new segment is pre-written\nwhile the mean "
+	       "write is under 64 KiB). Latency in us: commit = append to durable, write = one\n"
+	       "batch write (+ flush). dev: the device's counters over the run, every tenant's "
+	       "I/O: "
+	       "MB written,\nwrite requests and flushes per second, MB discarded.\n\n",
+	       o->batch_4k, (unsigned long long)(o->window_bytes >> 20), PURGE_EVERY,
+	       (unsigned long long)(o->segment_bytes >> 20));
+	printf("%-16s %5s %5s %8s %9s %7s %6s %6s %6s %6s %6s %6s %6s | %7s %8s %6s %5s %6s %4s | "
+	       "%7s %7s %7s %7s\n",
+	       "mode", "round", "recyc", "prewrite", "entries/s", "MB/s", "c p50", "c p99",
+	       "c p999", "w p50", "w p99", "w p999", "w mean", "created", "recycled", "purged",
+	       "prewr", "stalls", "read", "dev MB", "wr/s", "flush/s", "disc MB");
+	for (uint32_t i = 0; i < n_results; i++) {
+		const struct result *r = &results[i];
+		if (!r->purge)
+			continue;
+		printf("%-16s %5u %5d %8s %9.0f %7.1f %6.0f %6.0f %6.0f %6.0f %6.0f %6.0f %6.0f | "
+		       "%7llu %8llu %6llu %5llu %6llu %4s |",
+		       r->mode, r->round + 1, r->recycle_max, r->prewrite ? "on" : "off",
+		       r->ops_per_s, r->mb_per_s, r->lat.p50, r->lat.p99, r->lat.p999, r->wlat.p50,
+		       r->wlat.p99, r->wlat.p999, r->wlat.mean, (unsigned long long)r->segments,
+		       (unsigned long long)r->segments_recycled,
+		       (unsigned long long)r->segments_purged,
+		       (unsigned long long)r->segments_prewritten, (unsigned long long)r->stalls,
+		       r->verify_bad ? "BAD" : "ok");
+		if (r->has_dev)
+			printf(" %7.0f %7.0f %7.0f %7.0f\n",
+			       (double)r->dev.write_sectors * 512 / 1e6,
+			       (double)r->dev.writes / r->seconds,
+			       (double)r->dev.flushes / r->seconds,
+			       (double)r->dev.discard_sectors * 512 / 1e6);
+		else
+			printf(" %7s %7s %7s %7s\n", "-", "-", "-", "-");
+	}
+	/* Against recycle_max 0: each round's ratio, then all rounds together. */
+	printf("\nMB/s against recycle_max 0 (deleted), each round, then all rounds' bytes over "
+	       "their seconds:\n");
+	for (uint32_t m = 0; m < N_MODES; m++) {
+		for (uint32_t v = 0; v < o->n_recycle; v++) {
+			int32_t rec = (int32_t)o->recycle[v];
+			uint32_t n_on, n_off;
+			double mb_on = purge_mb_per_s(mode_defs[m].name, rec, &n_on);
+			double mb_off = purge_mb_per_s(mode_defs[m].name, 0, &n_off);
+			if (rec == 0 || !n_on || !n_off)
+				continue;
+			printf("  %-18s recycle_max %d / 0, rounds:", mode_defs[m].name, rec);
+			for (uint32_t i = 0; i < n_results; i++) {
+				const struct result *a = &results[i];
+				const struct result *z = purge_peer(a, 0);
+				if (a->purge && a->recycle_max == rec &&
+				    !strcmp(a->mode, mode_defs[m].name) && z && z->mb_per_s > 0)
+					printf(" %.2f", a->mb_per_s / z->mb_per_s);
+			}
+			printf("; all: %.1f / %.1f MB/s = %.2f\n", mb_on, mb_off, mb_on / mb_off);
+		}
 	}
 }
 
@@ -1185,6 +1517,25 @@ static void print_json(const struct result *r)
 	       r->ops_per_s, r->mb_per_s, r->disk_mb_per_s,
 	       (unsigned long long)r->segments_prewritten, r->write_busy, r->write_mean_us,
 	       r->is_default ? "true" : "false");
+	printf("\"round\":%u,\"stalls\":%llu,", r->round + 1, (unsigned long long)r->stalls);
+	if (r->purge)
+		printf("\"recycle_max\":%d,\"prewrite\":%s,\"segments_recycled\":%llu,"
+		       "\"segments_purged\":%llu,\"purge_keep\":%llu,",
+		       r->recycle_max, r->prewrite ? "true" : "false",
+		       (unsigned long long)r->segments_recycled,
+		       (unsigned long long)r->segments_purged, (unsigned long long)r->purge_keep);
+	if (r->has_dev)
+		printf("\"dev\":{\"writes\":%llu,\"write_bytes\":%llu,\"write_ms\":%llu,"
+		       "\"flushes\":%llu,\"discards\":%llu,\"discard_bytes\":%llu},",
+		       (unsigned long long)r->dev.writes,
+		       (unsigned long long)r->dev.write_sectors * 512,
+		       (unsigned long long)r->dev.write_ticks, (unsigned long long)r->dev.flushes,
+		       (unsigned long long)r->dev.discards,
+		       (unsigned long long)r->dev.discard_sectors * 512);
+	if (r->has_wlat)
+		printf("\"write_lat_us\":{\"p50\":%.2f,\"p90\":%.2f,\"p99\":%.2f,\"p999\":%.2f,"
+		       "\"mean\":%.2f},",
+		       r->wlat.p50, r->wlat.p90, r->wlat.p99, r->wlat.p999, r->wlat.mean);
 	if (r->has_lat)
 		printf("\"lat_us\":{\"p50\":%.2f,\"p90\":%.2f,\"p99\":%.2f,\"p999\":%.2f,"
 		       "\"max\":%.2f,\"min\":%.2f,\"mean\":%.2f},",
@@ -1238,6 +1589,7 @@ int main(int argc, char **argv)
 
 	for (uint32_t round = 0; round < o.rounds; round++)
 		for (uint32_t a = 0; a < o.n_block_bytes; a++) {
+			cur_round = round;
 			cur_block_bytes = o.block_bytes[a];
 			if (o.tests & 1)
 				test_qd1(&o, &f);
@@ -1247,9 +1599,13 @@ int main(int argc, char **argv)
 				test_group(&o, &f, test_names[2], o.batch_small, ENTRY_SMALL);
 			if (o.tests & 8)
 				test_qd1_small(&o);
+			if (o.tests & TEST_PURGE)
+				test_group_purge(&o, o.batch_4k);
 		}
 
-	print_table(&o, &f);
+	if (o.tests & TESTS_ALL)
+		print_table(&o, &f);
+	print_purge(&o);
 	if (o.json) {
 		printf("\n");
 		for (uint32_t i = 0; i < n_results; i++)
