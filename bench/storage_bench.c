@@ -1448,7 +1448,7 @@ static void print_purge(const struct opts *o)
 	       "MB written,\nwrite requests and flushes per second, MB discarded.\n\n",
 	       o->batch_4k, (unsigned long long)(o->window_bytes >> 20), PURGE_EVERY,
 	       (unsigned long long)(o->segment_bytes >> 20));
-	printf("%-16s %5s %5s %8s %9s %7s %6s %6s %6s %6s %6s %6s %6s | %7s %8s %6s %5s %6s %4s | "
+	printf("%-18s %5s %5s %8s %9s %7s %6s %6s %6s %6s %6s %6s %6s | %7s %8s %6s %5s %6s %4s | "
 	       "%7s %7s %7s %7s\n",
 	       "mode", "round", "recyc", "prewrite", "entries/s", "MB/s", "c p50", "c p99",
 	       "c p999", "w p50", "w p99", "w p999", "w mean", "created", "recycled", "purged",
@@ -1457,7 +1457,7 @@ static void print_purge(const struct opts *o)
 		const struct result *r = &results[i];
 		if (!r->purge)
 			continue;
-		printf("%-16s %5u %5d %8s %9.0f %7.1f %6.0f %6.0f %6.0f %6.0f %6.0f %6.0f %6.0f | "
+		printf("%-18s %5u %5d %8s %9.0f %7.1f %6.0f %6.0f %6.0f %6.0f %6.0f %6.0f %6.0f | "
 		       "%7llu %8llu %6llu %5llu %6llu %4s |",
 		       r->mode, r->round + 1, r->recycle_max, r->prewrite ? "on" : "off",
 		       r->ops_per_s, r->mb_per_s, r->lat.p50, r->lat.p99, r->lat.p999, r->wlat.p50,
