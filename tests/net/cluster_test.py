@@ -6,6 +6,7 @@ from, through crashes, partitions and a lossy network.
   cluster_test.py loopback --node BIN --cli BIN --kvcheck BIN
   cluster_test.py netns --node BIN --cli BIN --kvcheck BIN --netns-sh PATH
   cluster_test.py membership --node BIN --cli BIN --kvcheck BIN
+  cluster_test.py membership-lifecycle --node BIN --cli BIN --kvcheck BIN
 
 loopback (any user): three nodes on 127.0.0.1 with free random ports. With the
 workload (kvcheck) running throughout, the leader is killed (SIGKILL) three
@@ -31,6 +32,21 @@ leadership, then removed while it leads. Then a fourth node started with --addr
 learns node 4's address from the membership); members shows voters 2,3,4;
 node 4 restarted with the same --addr catches up; --addr for a node of [nodes]
 at another address is refused.
+
+membership-lifecycle (any user): a node's life on loopback, with kvcheck's
+workload (put, get, cas, delete) running throughout. Voters 1,2,3 of the file;
+nodes 4 and 5 started with --addr, added as learners that catch up, then made
+voters (1..5); the leader removed (change-membership without it): it steps down
+once that committed, the others elect, it is stopped; a follower removed
+(remove-node; one of 4 and 5, so that a node of the file stays for the clients
+that start from the file) and stopped; a follower of the file killed and its
+data directory deleted, then docs/operations.md's "Replace a node whose disk
+died" as written, with node 6 (--addr) in its place. At the end kvcheck's final
+reads and linearizability check, members shows exactly the three voters, every
+running node reaches the leader's commit index, and the longest time without a
+write acknowledged (from kvcheck's history) is at most two election timeouts
+plus a margin (LIFECYCLE_GAP_BOUND_MS says what it covers); each step prints
+its time and write gap.
 
 prevote (root): in the namespaces, a follower cut off for 2 s and healed under a
 write workload, with Pre-Vote off and on: with it on, the leader keeps its term;
@@ -163,6 +179,9 @@ class Cluster:
         self.timing = (ELECTION_MIN_MS, ELECTION_MAX_MS, HEARTBEAT_MS)
         self.node_args = {}  # id -> more lcraft-node arguments (--addr)
         self.cli_args = []  # more lcraft-cli arguments, before the command (--peer)
+        # The file statuses() reads the nodes from, where not self.config: lcraft-cli's
+        # stats asks only the nodes of its file (not those of --peer).
+        self.stats_config = None
 
     def write_config(self, faults=None):
         self.faults = faults
@@ -287,7 +306,8 @@ class Cluster:
 
     def statuses(self, ids, timeout_ms=300):
         """Group 1's status on each node of ids, asked in parallel: id -> dict or None."""
-        procs = {i: subprocess.Popen([self.cli_bin, "--config", self.config, *self.cli_args,
+        procs = {i: subprocess.Popen([self.cli_bin, "--config", self.stats_config or self.config,
+                                      *self.cli_args,
                                       "--node", str(i), "--timeout", str(timeout_ms), "stats"],
                                      stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                                      text=True) for i in ids}
@@ -526,8 +546,8 @@ def test_loopback(args, tmp, cleanups, dpdk=False):
 
 def node_stats(cl, i, timeout_ms=500):
     """Node i's whole stats line (lcraft and kv), or None."""
-    p = run([cl.cli_bin, "--config", cl.config, "--node", str(i), "--timeout", str(timeout_ms),
-             "stats"], check=False, timeout=10)
+    p = run([cl.cli_bin, "--config", cl.stats_config or cl.config, "--node", str(i),
+             "--timeout", str(timeout_ms), "stats"], check=False, timeout=10)
     if p.returncode != 0 or not p.stdout.strip():
         return None
     try:
@@ -797,6 +817,252 @@ def test_membership(args, tmp, cleanups):
         raise Fail(f"lcraft-node --id 2 --addr at another address than [nodes]: exit "
                    f"{p.returncode}: {p.stderr.strip()}")
     say(f"lcraft-node --id 2 --addr 127.0.0.1:1 refused: {p.stderr.strip()}")
+    cl.stop_all()
+    return cl
+
+
+# -- the membership lifecycle
+
+# kvcheck's run (s): the steps take 7 to 10 s of it (a 2-core machine shared with other
+# tests), then its final reads.
+LIFECYCLE_SECONDS = 18
+LIFECYCLE_LOAD_S = 1.0  # writes before the first step and after each
+# Writes must never stop for more than two election timeouts. The one step that stops
+# them at all is the leader's removal: the leader steps down once the membership without
+# it committed (openraft's removed_leader_step_down), and the others elect a leader once
+# its lease and their own timeout ran out, as after a kill: within two election timeouts
+# of the last heartbeat, plus one for each round a split vote cost (four voters are left
+# then: two can split them), plus FAILOVER_MARGIN_MS for the scheduling of the nodes,
+# the workload and the polls. The write gap is what the clients see, from the last write
+# acknowledged before the step-down to the first after, and they find the new leader
+# late: every client's request goes to the old leader, which answers NOT_LEADER naming
+# no leader, and the client backs off 10 ms, doubling to 200 (docs/wire-protocol.md,
+# bench/client.c), so it asks again 510, 710, 910 ms after the step-down. Hence 200 ms more: the gaps seen
+# are 515-535 ms (a new leader within 510 ms) or 710-805 ms (one after).
+LIFECYCLE_GAP_MARGIN_MS = FAILOVER_MARGIN_MS + 200
+LIFECYCLE_GAP_BOUND_MS = 2 * ELECTION_MAX_MS + LIFECYCLE_GAP_MARGIN_MS
+LIFECYCLE_LAG_MAX = 5000  # lcraft-cli's --lag default (openraft's replication_lag_threshold)
+
+
+def write_completions(history):
+    """The completion times (s, time.monotonic()'s clock) of kvcheck's acknowledged writes
+    (put, cas, del; answered, whatever the answer: each went through the log), sorted."""
+    done = []
+    with open(history) as f:
+        for line in f:
+            fields = line.split()
+            if fields and fields[0] in ("put", "cas", "del") and fields[7] != "-":
+                done.append(int(fields[7]) / 1e9)
+    return sorted(done)
+
+
+def longest_gap(done, t_from, t_to):
+    """(ms, start): the longest time without a write completion in [t_from, t_to]."""
+    points = [t_from] + [t for t in done if t_from <= t <= t_to] + [t_to]
+    ms, at = max(((b - a) * 1000, a) for a, b in zip(points, points[1:]))
+    return ms, at
+
+
+def test_membership_lifecycle(args, tmp, cleanups):
+    """A cluster under kvcheck's workload through a node's life: grown from 3 voters to 5
+    (two learners started with --addr, then voters), its leader removed, shrunk to 3, a
+    node with a wiped disk replaced under a new id (operations.md's steps, as written)."""
+    base = free_udp_ports(lambda b: [b + o + k for o in (0, 1000) for k in range(0, 600, 100)])
+    addr = {i: f"127.0.0.1:{base + 100 * (i - 1)}" for i in range(1, 7)}
+    file_ids, joiners, fresh = [1, 2, 3], [4, 5], 6
+    cl = Cluster(args, tmp, {i: ("127.0.0.1", base + 100 * (i - 1)) for i in file_ids})
+    cleanups.append(cl.cleanup)
+    cl.write_config()
+    # lcraft-cli's stats asks the nodes of its file only: a file of every node for the
+    # test's polls (statuses); the nodes, kvcheck and the membership commands read cl.config.
+    cl.stats_config = os.path.join(tmp, "stats.ini")
+    with open(cl.config) as f:
+        text = f.read()
+    with open(cl.stats_config, "w") as f:
+        f.write(text.replace("[nodes]\n", "[nodes]\n" + "".join(
+            f"{i} = {addr[i]}\n" for i in joiners + [fresh]), 1))
+    for j in joiners + [fresh]:
+        cl.logs[j] = os.path.join(tmp, f"node-{j}.log")
+        cl.starts[j] = 0
+        cl.node_args[j] = ["--addr", addr[j]]
+    cl.cli_args = [w for j in joiners + [fresh] for w in ("--peer", f"{j}={addr[j]}")]
+    say(f"cluster {cl.cluster_id}: nodes 1,2,3 in the file at 127.0.0.1:{base}.., nodes 4,5,6 "
+        f"with --addr at +300, +400, +500; files in {tmp}")
+    steps = []  # (name, start, end)
+    running = set()
+
+    def step(name, t0):
+        steps.append((name, t0, time.monotonic()))
+        say(f"step {name}: done in {(time.monotonic() - t0) * 1000:.0f} ms")
+
+    # 1. Three voters from the file; 4 and 5 started with --addr, waiting, empty.
+    t0 = time.monotonic()
+    cl.start_all()
+    for j in joiners:
+        cl.start(j)
+    running.update(file_ids + joiners)
+    lead, term, _ = cl.wait_leader(file_ids, 10)
+    say(f"leader {lead} (term {term}); nodes {joiners} run with --addr, outside the membership")
+    wl = Workload(args, cl, tmp, "lifecycle", seconds=LIFECYCLE_SECONDS,
+                  extra=("--delete-pct", "10"))
+    cleanups.append(wl.cleanup)
+    step("1 (3 voters, 4 and 5 started)", t0)
+    time.sleep(LIFECYCLE_LOAD_S)
+    t_load = time.monotonic()
+
+    # 2. Grown to 5: two learners that catch up, then voters.
+    t0 = time.monotonic()
+    for j in joiners:
+        cli(cl, "add-learner", str(j), addr[j])
+    want_members(cl, file_ids, joiners, "after add-learner 4 and 5")
+    voters = file_ids + joiners
+    cli(cl, "change-membership", ",".join(map(str, voters)))
+    want_members(cl, voters, [], "after change-membership 1,2,3,4,5")
+    step("2 (grown to 5 voters)", t0)
+    time.sleep(LIFECYCLE_LOAD_S)
+
+    # 3. The leader removed: it steps down once the change commits, the others elect.
+    # The nodes are polled while lcraft-cli waits: when the leader stepped down, when the
+    # others agreed on a new one.
+    t0 = time.monotonic()
+    lead, term, _ = cl.wait_leader(voters, 5, what="the leader of the five")
+    voters = [i for i in voters if i != lead]
+    words = ["change-membership", ",".join(map(str, voters))]
+    change = subprocess.Popen([cl.cli_bin, "--config", cl.config, *cl.cli_args, *words],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    t_down = new = None
+    while new is None or change.poll() is None:
+        cl.check_alive()
+        st = cl.statuses(voters + [lead])
+        now = time.monotonic()
+        if t_down is None and st[lead] and st[lead]["role"] != "leader":
+            t_down = now
+        ledr = {s["leader"] for i, s in st.items() if i != lead and s}
+        if new is None and len(ledr) == 1 and all(st[i] for i in voters):
+            n = ledr.pop()
+            if n in voters and st[n]["role"] == "leader" and st[n]["term"] > term:
+                new, new_term, seen = n, st[n]["term"], now
+        if now - t0 > 20:
+            change.kill()
+            raise Fail(f"no new leader among {voters} within 20 s of removing leader {lead} "
+                       f"(its step-down seen: {t_down is not None}): {st}")
+        time.sleep(0.05)  # the polls take CPU from the election they time
+    out, err = change.communicate()
+    say(f"lcraft-cli {' '.join(words)}: exit {change.returncode}: {out.strip()} {err.strip()}")
+    if change.returncode != 0:
+        raise Fail(f"lcraft-cli {' '.join(words)}: exit {change.returncode}: {err.strip()}")
+    rounds = max(0, new_term - term - 1)  # elections that ended without a leader
+    say(f"leader {lead} (term {term}) removed: seen stepping down "
+        + (f"{(t_down - t0) * 1000:.0f} ms" if t_down else "(not seen)")
+        + f" after the change was sent; nodes {voters} agree on leader {new} (term "
+        f"{new_term}) {(seen - t0) * 1000:.0f} ms after it"
+        + (f", {(seen - t_down) * 1000:.0f} ms after the step-down" if t_down else "")
+        + (f"; {rounds} split vote(s)" if rounds else ""))
+    own = members(cl, lead)
+    if own["role"] == "leader" or lead in own["voters"]:
+        raise Fail(f"node {lead}, removed, sees itself as {own['role']} with voters "
+                   f"{own['voters']}")
+    cl.stop(lead)
+    running.discard(lead)
+    want_members(cl, voters, [], f"after removing leader {lead}")
+    step(f"3 (leader {lead} removed, node {lead} stopped)", t0)
+    time.sleep(LIFECYCLE_LOAD_S)
+
+    # 4. Shrunk to 3: a follower removed (one started with --addr where there is one, so
+    # that a node of the file stays: clients start from the file's nodes).
+    t0 = time.monotonic()
+    lead, term, _ = cl.wait_leader(voters, 5, what="the leader of the four")
+    followers = [i for i in voters if i != lead]
+    gone = next((i for i in followers if i in joiners), followers[0])
+    cli(cl, "remove-node", str(gone))
+    voters = [i for i in voters if i != gone]
+    cl.stop(gone)
+    running.discard(gone)
+    want_members(cl, voters, [], f"after remove-node {gone}")
+    step(f"4 (follower {gone} removed and stopped)", t0)
+    time.sleep(LIFECYCLE_LOAD_S)
+
+    # 5. A disk dies: a follower of the file killed, its data directory deleted; then
+    # docs/operations.md's "Replace a node whose disk died", step by step.
+    t0 = time.monotonic()
+    lead, term, _ = cl.wait_leader(voters, 5, what="the leader of the three")
+    dead = next(i for i in voters if i != lead and i in file_ids)
+    cl.kill9(dead)
+    running.discard(dead)
+    shutil.rmtree(os.path.join(tmp, "data", f"node-{dead}"))
+    say(f"node {dead} killed, its data directory deleted (its disk died); leader {lead}")
+    target = [i for i in voters if i != dead] + [fresh]
+    #   1. a fresh node under an id the cluster never used, an empty data directory
+    cl.start(fresh)
+    running.add(fresh)
+    # Not in operations.md: the new node knows the file's nodes only, and drops what a
+    # node outside them sends as a stranger's (sender_address) until its log names that
+    # node, which only the leader can send it. A leader started with --addr is such a
+    # node: it could never reach the learner (exit 12, the learner at term 0). So first
+    # the leadership goes to a voter of the file, as an operator must do today.
+    if lead not in file_ids:
+        cli(cl, "transfer-leader", str(next(i for i in voters if i in file_ids and i != dead)))
+    #   2. add-learner: returns once it caught up (a bound of the test's, not the doc's)
+    p = cli(cl, "add-learner", str(fresh), addr[fresh], "--catchup-ms", "10000", check=False)
+    if p.returncode != 0:
+        own = cli(cl, "--node", str(fresh), "members", check=False).stdout.strip()
+        st = node_stats(cl, fresh)
+        drops = st["lcraft"]["lcores"][0]["dropped"] if st else None
+        raise Fail(f"add-learner {fresh}: exit {p.returncode}; node {fresh}'s own view: "
+                   f"{own}; its dropped datagrams: {drops}")
+    #   3. change-membership: node 6 takes the dead node's place, which leaves
+    cli(cl, "change-membership", ",".join(map(str, target)))
+    #   4. members: the new voters, each lag near 0
+    m = want_members(cl, target, [], f"after node {fresh} replaced node {dead}")
+    lags = {n["id"]: n.get("lag") for n in m["nodes"]}
+    say(f"lag of each voter: {lags}")
+    if any(lag is None or lag > LIFECYCLE_LAG_MAX for lag in lags.values()):
+        raise Fail(f"a voter without progress or more than {LIFECYCLE_LAG_MAX} entries "
+                   f"behind: {m['nodes']}")
+    voters = target
+    step(f"5 (node {dead}'s disk died: node {fresh} in its place)", t0)
+    time.sleep(LIFECYCLE_LOAD_S)
+    t_end = time.monotonic()
+    if not wl.running():
+        raise Fail(f"kvcheck's {LIFECYCLE_SECONDS} s ended before the steps did "
+                   f"({t_end - wl.t0:.1f} s): raise LIFECYCLE_SECONDS")
+
+    # 6. The verdict: every acknowledged write read back, the history linearizable; the
+    # membership; every running node at one applied index; the longest write gap.
+    wl.finish()
+    m = want_members(cl, voters, [], "at the end")
+    t0 = time.monotonic()
+    while True:
+        cl.check_alive()
+        st = cl.statuses(sorted(running))
+        applied = {i: s["applied"] if s else None for i, s in st.items()}
+        committed = st[m["leader"]]["committed"] if st.get(m["leader"]) else None
+        if committed and set(applied.values()) == {committed}:
+            break
+        if time.monotonic() - t0 > CATCHUP_BOUND_S:
+            raise Fail(f"the running nodes' applied indexes {applied} did not converge to "
+                       f"the leader's commit index {committed} within {CATCHUP_BOUND_S:.0f} s")
+        time.sleep(0.05)
+    say(f"nodes {sorted(running)} applied index {committed} (the leader's commit index)")
+
+    done = write_completions(os.path.join(tmp, "kvcheck-lifecycle.history"))
+    bound = LIFECYCLE_GAP_BOUND_MS + rounds * ELECTION_MAX_MS
+    gap, at = longest_gap(done, t_load, t_end)
+    # Each step's window: from its start to the next one's (its load after it included).
+    where = steps[1][0]
+    for k, (name, a, b) in enumerate(steps[1:], 1):
+        until = steps[k + 1][1] if k + 1 < len(steps) else t_end
+        g, _ = longest_gap(done, a, until)
+        say(f"step {name}: {(b - a) * 1000:.0f} ms; longest write gap from its start to the "
+            f"next step's: {g:.0f} ms")
+        if a <= at < until:
+            where = name
+    split = f" + {ELECTION_MAX_MS} ms per split vote" if rounds else ""
+    say(f"longest write gap from the first step to the last: {gap:.0f} ms, in step {where} "
+        f"(bound {bound} ms: two election timeouts, {2 * ELECTION_MAX_MS} ms, + "
+        f"{LIFECYCLE_GAP_MARGIN_MS} ms{split}); {len(done)} writes acknowledged")
+    if gap > bound:
+        raise Fail(f"writes stopped for {gap:.0f} ms (in step {where}), more than {bound} ms")
     cl.stop_all()
     return cl
 
@@ -1141,7 +1407,7 @@ def run_main(name, test, args):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("test", choices=["loopback", "netns", "dpdk-memif", "snapshot", "prevote",
-                                     "membership"])
+                                     "membership", "membership-lifecycle"])
     ap.add_argument("--node", required=True, help="the lcraft-node executable")
     ap.add_argument("--cli", required=True, help="the lcraft-cli executable")
     ap.add_argument("--kvcheck", required=True, help="the kvcheck executable")
@@ -1153,6 +1419,7 @@ def main():
         ap.error(f"{args.test} needs --netns-sh")
     tests = {"loopback": test_loopback, "netns": test_netns, "snapshot": test_snapshot,
              "prevote": test_prevote, "membership": test_membership,
+             "membership-lifecycle": test_membership_lifecycle,
              "dpdk-memif": lambda a, t, c: test_loopback(a, t, c, dpdk=True)}
     return run_main(args.test, tests[args.test], args)
 
