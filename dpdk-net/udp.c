@@ -24,6 +24,14 @@
  * unanswered tries_max times reports UNREACHABLE for its target and starts
  * over; the core backs off.
  *
+ * With a cluster key (auth_key) every datagram leaving gets the trailer of
+ * auth.h as it is queued, so counters go out in the order taken, and every
+ * datagram arriving is verified before anything else in it is read but the
+ * header's `from` (whose session key checks it): then the header rules, the
+ * source address, the stream. The streams' datagrams are cut for a budget 32
+ * bytes smaller; each transmission of one is copied into a transmit slot
+ * that holds its trailer (a retransmission is a new datagram, new counter).
+ *
  * No allocation after the groups are open: the transmit queue, the datagram
  * buffers of single messages and the streams' windows are sized at start-up.
  */
@@ -37,6 +45,7 @@
 
 #include "put.h"
 #include "alloc.h"
+#include "auth.h"
 #include "backend.h"
 #include "crc32c.h"
 #include "dpdk.h"
@@ -50,6 +59,11 @@
 #define TXQ_MAX	   2048
 #define GROUPS_MAX 256 /* per lcore */
 #define ENTS_MAX   65536
+/* Senders whose replay state a receiver keeps (auth.h): more than a socket
+ * backend can address at once (LCR_SOCK_PEERS_MAX). */
+#define AUTH_SENDERS_MAX (2 * LCR_SOCK_PEERS_MAX)
+/* The header's `from` (wire.h): all a receiver reads before the tag. */
+#define WIRE_FROM_OFF 20
 
 /*
  * A snapshot going out on a link (full_snapshot): pulled from the node's
@@ -143,7 +157,7 @@ struct udp {
 	uint32_t n_groups;
 	struct lcr_dgram rx[BURST];
 	struct txslot tx[TXQ_MAX];
-	uint8_t *txmem;		  /* buffers of single datagrams, TXQ_MAX of dgram_max */
+	uint8_t *txmem;		  /* buffers of single datagrams, TXQ_MAX of slot_bytes */
 	uint32_t tx_head, tx_len; /* ring of tx */
 	uint8_t *msgbuf;	  /* one encoded AppendEntries */
 	uint64_t append_fixed;	  /* bytes of an AppendEntries without entries */
@@ -159,7 +173,13 @@ struct udp {
 	const struct lcr_udp_config *cfg; /* the factory's (it outlives the transport) */
 	uint32_t lcore;			  /* the lcore it serves: peers' ports are + lcore */
 	uint32_t headers;		  /* IP and UDP header bytes its datagrams leave room for */
-	char eal[4096];			  /* DPDK: the EAL arguments with generated memif ports */
+	/* Authenticated datagrams (auth_key set): a trailer on each, bytes. */
+	bool auth;
+	uint32_t trailer;    /* LCR_AUTH_TRAILER with a key, else 0 */
+	uint32_t slot_bytes; /* a datagram on the wire at most: sopts.dgram_max + trailer */
+	struct lcr_auth_tx atx;
+	struct lcr_auth_rx arx;
+	char eal[4096]; /* DPDK: the EAL arguments with generated memif ports */
 };
 
 static struct udp_group *group_of(struct udp *u, uint32_t id)
@@ -180,9 +200,19 @@ static struct link *link_of(struct udp_group *g, uint32_t node)
 
 /* ---- transmit --------------------------------------------------------------- */
 
+/*
+ * Queue `len` bytes at buf for `peer`. With a key, buf is the transmit slot
+ * tx_slot() gave (it holds the trailer) and the datagram is sealed here.
+ */
 static void tx_push(struct udp *u, uint8_t *buf, uint32_t len, uint32_t peer)
 {
-	struct txslot *t = &u->tx[(u->tx_head + u->tx_len) % TXQ_MAX];
+	uint32_t i = (u->tx_head + u->tx_len) % TXQ_MAX;
+	struct txslot *t = &u->tx[i];
+	if (u->auth) {
+		LCR_ASSERT(buf == u->txmem + (size_t)i * u->slot_bytes);
+		LCR_ASSERT(len + u->trailer <= u->slot_bytes);
+		len = (uint32_t)lcr_auth_seal(&u->atx, buf, len);
+	}
 	t->buf = buf;
 	t->len = len;
 	t->peer = peer;
@@ -197,7 +227,7 @@ static uint8_t *tx_slot(struct udp *u)
 		return NULL;
 	}
 	uint32_t i = (u->tx_head + u->tx_len) % TXQ_MAX;
-	return u->txmem + (size_t)i * u->sopts.dgram_max;
+	return u->txmem + (size_t)i * u->slot_bytes;
 }
 
 static uint32_t tx_flush(struct udp *u)
@@ -256,7 +286,14 @@ static uint32_t stream_tx(struct udp *u)
 			struct link *l = g->links[k];
 			struct lcr_dgram_view v;
 			while (u->tx_len < TXQ_MAX && lcr_stx_next(&l->tx, u->now, &v)) {
-				tx_push(u, (uint8_t *)v.buf, v.len, l->node);
+				uint8_t *buf = (uint8_t *)v.buf;
+				if (u->auth) {
+					/* The stream's copy has no room for a trailer,
+					 * and every transmission takes a new counter. */
+					buf = tx_slot(u);
+					memcpy(buf, v.buf, v.len);
+				}
+				tx_push(u, buf, v.len, l->node);
 				n++;
 			}
 		}
@@ -941,10 +978,40 @@ static void on_stream_msg(void *ctx, uint8_t type, const uint8_t *p, uint32_t le
 		deliver_msg(d->u, d->group, d->from, type, p, len);
 }
 
+/*
+ * With a key: the datagram's trailer, checked against the session key of the
+ * node its header's `from` names (the only field read before), its boot and
+ * its counter (auth.h). Returns the datagram's length without the trailer,
+ * or 0 when it was dropped (counted).
+ */
+static uint32_t authenticate(struct udp *u, const struct lcr_dgram *d)
+{
+	if (d->len < LCR_WIRE_HDR + LCR_AUTH_TRAILER) {
+		u->drops[LCR_DROP_SHORT]++;
+		return 0;
+	}
+	const uint8_t *f = d->buf + WIRE_FROM_OFF;
+	uint32_t from =
+		(uint32_t)f[0] | (uint32_t)f[1] << 8 | (uint32_t)f[2] << 16 | (uint32_t)f[3] << 24;
+	/* No node speaks as us, nor as node 0 (its datagrams could only be
+	 * our own, reflected). */
+	if (from == 0 || from == u->self) {
+		u->drops[LCR_DROP_SENDER]++;
+		return 0;
+	}
+	if (lcr_auth_open(&u->arx, from, d->buf, d->len) != LCR_AUTH_OK)
+		return 0; /* counted in arx.st */
+	return d->len - LCR_AUTH_TRAILER;
+}
+
 static void on_dgram(struct udp *u, const struct lcr_dgram *d)
 {
 	struct lcr_wire_hdr h;
-	uint32_t why = lcr_wire_open(d->buf, d->len, u->cluster, &h);
+	uint32_t len = d->len;
+
+	if (u->auth && (len = authenticate(u, d)) == 0)
+		return;
+	uint32_t why = lcr_wire_open(d->buf, len, u->cluster, &h);
 
 	if (why != LCR_DROP_NONE) {
 		u->drops[why]++;
@@ -1189,7 +1256,25 @@ static int udp_metrics_json(const struct lcr_transport *t, char *buf, size_t len
 			(unsigned long long)u->drops[r]);
 		first = false;
 	}
+	/* Refused by the authentication (auth.h): bad_mac, replayed, old_boot. */
+	for (uint32_t r = 1; u->auth && r < LCR_AUTH_DROP_MAX; r++) {
+		if (!u->arx.st.drops[r])
+			continue;
+		LCR_PUT("%s\"%s\":%llu", first ? "" : ",", lcr_auth_drop_name(r),
+			(unsigned long long)u->arx.st.drops[r]);
+		first = false;
+	}
 	LCR_PUT("},");
+	if (u->auth) {
+		const struct lcr_auth_rx_stats *as = &u->arx.st;
+		LCR_PUT("\"auth\":{\"alg\":\"%s\",\"boot\":%llu,\"sealed\":%llu,"
+			"\"verified\":%llu,\"derivations\":%llu,\"boot_switches\":%llu,"
+			"\"senders\":%u,\"evicted\":%llu},",
+			lcr_auth_alg_name(u->atx.alg), (unsigned long long)u->atx.boot,
+			(unsigned long long)u->atx.counter, (unsigned long long)as->accepted,
+			(unsigned long long)as->derivations, (unsigned long long)as->boot_switches,
+			u->arx.n_peers, (unsigned long long)as->evicted);
+	}
 	/* The stream receivers of every link (its leader's AppendEntries to us),
 	 * summed: how many messages came up uncopied, what was stashed. */
 	struct lcr_srx_stats rx;
@@ -1402,6 +1487,9 @@ static void udp_close(struct lcr_transport *t)
 	lcr_allocator_free(&u->alloc, u->txmem);
 	lcr_allocator_free(&u->alloc, u->msgbuf);
 	lcr_allocator_free(&u->alloc, u->ents);
+	/* The session keys (the cluster key's copy with them). */
+	lcr_auth_tx_wipe(&u->atx);
+	lcr_auth_rx_free(&u->arx);
 	lcr_allocator_free_aligned(&u->alloc, u);
 }
 
@@ -1537,7 +1625,7 @@ static int open_dpdk(struct udp *u, const struct lcr_udp_config *c, const struct
 	o.lcore = env->lcore;
 	o.n_lcores = env->n_lcores;
 	o.port = me->port;
-	o.dgram_max = u->sopts.dgram_max;
+	o.dgram_max = u->slot_bytes;
 	o.busy_poll = c->busy_poll;
 	o.alloc = u->alloc;
 	if (d->rx_desc)
@@ -1636,6 +1724,36 @@ faults:
 	return 0;
 }
 
+/*
+ * With a key: this lcore's sender context (channel: the lcore; lcore i of a
+ * node talks to lcore i of its peers only, so the receiver knows it) and its
+ * receiver context. Last in the open, so that a failed open leaves its boot
+ * unused.
+ */
+static int auth_open(struct udp *u, const struct lcr_udp_config *c, const struct lcr_net_env *env,
+		     char *why, size_t why_len)
+{
+	struct lcr_auth_key k = { .alg = c->auth_alg, .cluster = env->cluster };
+	int rc;
+
+	memcpy(k.key, c->auth_key, LCR_AUTH_KEY_BYTES);
+	rc = lcr_auth_tx_init(&u->atx, &k, env->self, c->auth_boot, env->lcore);
+	if (rc == -EALREADY)
+		snprintf(why, why_len,
+			 "auth: node %u, lcore %u: boot %llu (or a later one) was used already by "
+			 "this process: its counters would start again under the same key; every "
+			 "start of a node needs a larger boot",
+			 env->self, env->lcore, (unsigned long long)c->auth_boot);
+	else if (rc < 0)
+		snprintf(why, why_len, "auth: the sender's session key: %s", strerror(-rc));
+	else if ((rc = lcr_auth_rx_init(&u->arx, &k, env->lcore, AUTH_SENDERS_MAX, &u->alloc)) < 0)
+		snprintf(why, why_len, "auth: lcore %u: the senders' state: %s", env->lcore,
+			 strerror(-rc));
+	lcr_auth_wipe(&k, sizeof(k));
+	u->auth = rc == 0;
+	return rc;
+}
+
 static int udp_open(void *ctx, const struct lcr_net_env *env, struct lcr_transport **out, char *why,
 		    size_t why_len)
 {
@@ -1652,6 +1770,14 @@ static int udp_open(void *ctx, const struct lcr_net_env *env, struct lcr_transpo
 	if (!peer_addr(env, env->self)) {
 		snprintf(why, why_len, "node id %u is not among the %u peers", env->self,
 			 env->n_peers);
+		return -EINVAL;
+	}
+	if (c->auth_key && (rc = lcr_auth_usable(c->auth_alg, why, why_len)) < 0)
+		return rc;
+	if (c->auth_key && c->auth_boot == 0) {
+		snprintf(why, why_len,
+			 "auth: a key needs the node's boot (auth_boot >= 1, larger with every "
+			 "start)");
 		return -EINVAL;
 	}
 	/* Cache-line aligned: the lcore's loop reads it every iteration. */
@@ -1679,13 +1805,18 @@ static int udp_open(void *ctx, const struct lcr_net_env *env, struct lcr_transpo
 	u->cfg = c;
 	u->lcore = env->lcore;
 	u->headers = headers;
-	u->sopts.dgram_max = c->mtu - headers;
+	/* With a key every datagram carries a trailer: what the streams, the
+	 * single messages and the snapshot chunks are cut for is that much
+	 * smaller; a transmit slot (and a DPDK mbuf) holds the whole. */
+	u->trailer = c->auth_key ? LCR_AUTH_TRAILER : 0;
+	u->sopts.dgram_max = c->mtu - headers - u->trailer;
+	u->slot_bytes = u->sopts.dgram_max + u->trailer;
 	/* A 1 MiB entry must fit one stream window. */
 	uint32_t per = u->sopts.dgram_max - LCR_WIRE_HDR;
 	uint32_t need = (LCR_WIRE_MSG_MAX + per - 1) / per + 16;
 	if (u->sopts.window < need)
 		u->sopts.window = need;
-	u->txmem = lcr_allocator_zalloc(&u->alloc, (size_t)TXQ_MAX * u->sopts.dgram_max);
+	u->txmem = lcr_allocator_zalloc(&u->alloc, (size_t)TXQ_MAX * u->slot_bytes);
 	u->msgbuf = lcr_allocator_zalloc(&u->alloc, LCR_WIRE_MSG_MAX);
 	struct lcr_append_req none = { .n_entries = 0 };
 	u->append_fixed = lcr_wire_append_size(&none);
@@ -1705,6 +1836,8 @@ static int udp_open(void *ctx, const struct lcr_net_env *env, struct lcr_transpo
 		goto err_close;
 	}
 	if ((rc = open_backend(u, c, env, why, why_len)) < 0)
+		goto err_close;
+	if (c->auth_key && (rc = auth_open(u, c, env, why, why_len)) < 0)
 		goto err_close;
 	*out = &u->base;
 	return 0;

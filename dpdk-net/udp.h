@@ -17,6 +17,7 @@
 #ifndef LCR_UDP_H
 #define LCR_UDP_H
 
+#include "auth.h"
 #include "net.h"
 
 /* The DPDK path's options (dpdk.h); see lcraft.h's lcr_node_dpdk. */
@@ -49,6 +50,26 @@ struct lcr_udp_config {
 	uint64_t snapshot_size_max;
 	uint64_t snapshot_idle_ms;
 	uint32_t snapshot_rx_max;
+	/*
+	 * Authenticated datagrams (auth.h; docs/wire-protocol.md,
+	 * "Authentication"). auth_key NULL: none, the wire as without this
+	 * option. Set: LCR_AUTH_KEY_BYTES bytes, the cluster key every member
+	 * holds (read while opening only: the transport keeps what it derives,
+	 * so the caller may wipe it once the node is open). Every datagram then
+	 * carries a 32-byte trailer (the datagram budget shrinks by as much) and
+	 * is verified before anything else in it is used.
+	 */
+	const uint8_t *auth_key;
+	/* enum lcr_auth_alg, the same on every member: LCR_AUTH_AES256GCM
+	 * (open refuses with a sentence on a CPU without AES-NI) or
+	 * LCR_AUTH_CHACHA20POLY1305. */
+	uint32_t auth_alg;
+	/* This start of the node, >= 1, larger than in every start before (a
+	 * counter persisted in the node's data dir): the session keys, and so
+	 * the nonces, are new with every start, and peers refuse the datagrams
+	 * of older starts (old_boot). Transports of one process with the same
+	 * node, lcore and boot are refused at open (-EALREADY). */
+	uint64_t auth_boot;
 };
 
 /* A receive's buffer: what the sender may send beyond what the node took. */
@@ -61,7 +82,9 @@ void lcr_udp_config_default(struct lcr_udp_config *c);
 /*
  * A factory for the UDP transport with `cfg`, which must outlive every
  * transport it opens. Opening checks the mtu and that this node is among
- * the environment's peers (-EINVAL with a sentence otherwise).
+ * the environment's peers (-EINVAL with a sentence otherwise), and with an
+ * auth_key the alg (-EINVAL, or -ENOTSUP: aes256gcm without AES-NI) and the
+ * boot (-EINVAL: 0; -EALREADY: used already by this process).
  */
 void lcr_udp_factory(struct lcr_net_factory *f, const struct lcr_udp_config *cfg);
 
