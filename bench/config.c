@@ -1912,6 +1912,56 @@ static void check_loaded(struct load *ld)
 	c->node.dpdk.enable = c->transport == LCR_APP_TRANSPORT_DPDK;
 }
 
+int lcr_app_config_add_peer(struct lcr_app_config *c, const char *text, char *why, size_t why_len)
+{
+	struct lcr_node_config *n = &c->node;
+	struct lcr_peer_addr a;
+	char err[200], mine[64], theirs[64];
+	const char *eq = strchr(text, '=');
+	char *end;
+
+	memset(&a, 0, sizeof(a));
+	unsigned long id = eq ? strtoul(text, &end, 10) : 0;
+	if (!eq || end != eq || text[0] < '1' || text[0] > '9' || id > UINT32_MAX) {
+		snprintf(why, why_len,
+			 "--peer %.80s: expected ID=HOST:PORT, ID a node id 1..4294967295", text);
+		return -EINVAL;
+	}
+	if (parse_host_port(eq + 1, &a, err, sizeof(err)) < 0) {
+		snprintf(why, why_len, "--peer %.80s: %s", text, err);
+		return -EINVAL;
+	}
+	a.id = (uint32_t)id;
+	if (a.id == c->self) {
+		snprintf(why, why_len,
+			 "--peer %.80s: node %u is this node (--addr gives its own address)", text,
+			 a.id);
+		return -EINVAL;
+	}
+	const struct lcr_peer_addr *p = lcr_app_config_peer(c, a.id);
+	if (p) {
+		host_canonical(a.host, mine, sizeof(mine));
+		host_canonical(p->host, theirs, sizeof(theirs));
+		if (a.port == p->port && strcmp(mine, theirs) == 0)
+			return 0;
+		snprintf(why, why_len, "--peer %.80s: node %u is at %s:%u in the file", text, a.id,
+			 p->host, p->port);
+		return -EINVAL;
+	}
+	if (c->transport == LCR_APP_TRANSPORT_DPDK) {
+		snprintf(why, why_len,
+			 "--peer %.80s: node.transport dpdk routes only the nodes of [nodes]",
+			 text);
+		return -EINVAL;
+	}
+	if (n->n_peers == LCR_PEERS_MAX) {
+		snprintf(why, why_len, "--peer %.80s: %d nodes known already", text, LCR_PEERS_MAX);
+		return -EINVAL;
+	}
+	n->peers[n->n_peers++] = a;
+	return 0;
+}
+
 int lcr_app_config_load(struct lcr_app_config *c, const char *path, uint32_t self, char *why,
 			size_t why_len)
 {
@@ -2340,7 +2390,10 @@ static const char guide[] =
 	"no voter, so it never stands for election, and it waits, empty, until a leader\n"
 	"adds it. `add-learner 4 10.0.0.4:7101` puts the address into the membership,\n"
 	"and every member learns it from the log, so no other node's file changes (give\n"
-	"a numeric address: the nodes do not resolve names when they learn one).\n"
+	"a numeric address: the nodes do not resolve names when they learn one). The\n"
+	"new node itself knows FILE's nodes only, until its log names the others: if\n"
+	"a member FILE does not list may lead meanwhile, name it with `--peer\n"
+	"ID=HOST:PORT` (repeatable; a node of `[nodes]` keeps its address there).\n"
 	"Restarted with the same `--addr`, node 4 finds its memberships, addresses\n"
 	"included, in its log. An `--id` that `[nodes]` lists takes no other address\n"
 	"than the one there (the node refuses to start). Clients find such a node in the\n"
@@ -2361,7 +2414,11 @@ static const char guide[] =
 	"\n"
 	"1. start a fresh node, with an empty data directory, under an id the cluster\n"
 	"   never used: `lcraft-node --config FILE --id 4 --addr 10.0.0.4:7101` (or list\n"
-	"   it in `[nodes]` of every file, outside `voters`);\n"
+	"   it in `[nodes]` of every file, outside `voters`). It knows FILE's nodes and\n"
+	"   drops what any other node sends (`sender_address` under `dropped` in its\n"
+	"   metrics) until its log names that node: give it every member FILE does not\n"
+	"   list (`lcraft-cli members` shows them) with `--peer ID=HOST:PORT`, or a\n"
+	"   leader it does not know cannot reach it and step 2 runs out (exit 12);\n"
 	"2. `lcraft-cli --config FILE add-learner 4 10.0.0.4:7101`: it returns once\n"
 	"   node 4 caught up (from the log, or from a snapshot);\n"
 	"3. `lcraft-cli --config FILE change-membership 2,3,4`: node 4 takes node 1's\n"
@@ -2372,6 +2429,8 @@ static const char guide[] =
 	"stops the writes (never the safety). Add the new node before removing the dead\n"
 	"one, not the other way round, and run steps 2 to 4 for every group\n"
 	"(`--group G`). Node 1's line may stay in the files: it is no member any more.\n"
+	"Clients (lcraft-cli, kvcheck) start from FILE's nodes: once none of them is a\n"
+	"member, list the members in `[nodes]` or give them with `--peer`.\n"
 	"\n"
 	"## The configuration file\n"
 	"\n"

@@ -94,6 +94,16 @@ int lcr_app_config_load(struct lcr_app_config *c, const char *path, uint32_t sel
 int lcr_app_config_load_addr(struct lcr_app_config *c, const char *path, uint32_t self,
 			     const char *addr, char *why, size_t why_len);
 
+/*
+ * --peer ID=HOST:PORT, after a load: node ID (not this one) listens at
+ * HOST:PORT, although the file's [nodes] does not list it: a member started
+ * with --addr, so that a node joining while it leads hears from it before its
+ * log names it. It joins the node's peers, never its first membership. A node
+ * [nodes] lists keeps the address there (another one is refused). Returns 0,
+ * or -EINVAL with a sentence.
+ */
+int lcr_app_config_add_peer(struct lcr_app_config *c, const char *text, char *why, size_t why_len);
+
 /* Print every option with its type, default, bounds and help (--help). */
 void lcr_app_config_help(FILE *f);
 

@@ -1654,14 +1654,17 @@ static const char *transport_text(const struct lcr_app_config *c, char *out, siz
 
 static void usage(FILE *f)
 {
-	fprintf(f, "usage: lcraft-node --config FILE --id N [--addr HOST:PORT] [--json-log]\n"
+	fprintf(f, "usage: lcraft-node --config FILE --id N [--addr HOST:PORT]\n"
+		   "                   [--peer ID=HOST:PORT ...] [--json-log]\n"
 		   "       lcraft-node --help | --help-markdown\n"
 		   "\n"
 		   "Runs node N of the cluster FILE describes, serving its key-value store to\n"
 		   "lcraft-cli on the client port (the node's port + client_port_offset).\n"
 		   "With --addr, node N need not be in the file's [nodes]: it runs at HOST:PORT,\n"
 		   "knows the file's nodes, and waits, empty, until a leader adds it\n"
-		   "(lcraft-cli add-learner N HOST:PORT). SIGTERM or SIGINT stops it cleanly.\n\n");
+		   "(lcraft-cli add-learner N HOST:PORT). --peer names a member the file does not\n"
+		   "list (one started with --addr), so that this node hears from it before its\n"
+		   "log names it. SIGTERM or SIGINT stops it cleanly.\n\n");
 }
 
 int main(int argc, char **argv)
@@ -1670,12 +1673,14 @@ int main(int argc, char **argv)
 		{ "config", required_argument, NULL, 'c' },
 		{ "id", required_argument, NULL, 'i' },
 		{ "addr", required_argument, NULL, 'a' },
+		{ "peer", required_argument, NULL, 'p' },
 		{ "json-log", no_argument, NULL, 'j' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "help-markdown", no_argument, NULL, 'm' },
 		{ NULL, 0, NULL, 0 },
 	};
-	const char *path = NULL, *addr = NULL;
+	const char *path = NULL, *addr = NULL, *peers[LCR_PEERS_MAX];
+	uint32_t n_peers = 0;
 	long id = 0;
 	bool json_log = false;
 	int opt;
@@ -1687,6 +1692,14 @@ int main(int argc, char **argv)
 			break;
 		case 'a':
 			addr = optarg;
+			break;
+		case 'p':
+			if (n_peers == LCR_PEERS_MAX) {
+				fprintf(stderr, "lcraft-node: more than %d --peer\n",
+					LCR_PEERS_MAX);
+				return 2;
+			}
+			peers[n_peers++] = optarg;
 			break;
 		case 'i': {
 			char *end;
@@ -1723,6 +1736,8 @@ int main(int argc, char **argv)
 	static struct server srv;
 	char why[512];
 	int rc = lcr_app_config_load_addr(&srv.cfg, path, (uint32_t)id, addr, why, sizeof(why));
+	for (uint32_t i = 0; rc == 0 && i < n_peers; i++)
+		rc = lcr_app_config_add_peer(&srv.cfg, peers[i], why, sizeof(why));
 	if (rc < 0) {
 		fprintf(stderr, "lcraft-node: %s\n", why);
 		return 2;

@@ -992,16 +992,17 @@ def test_membership_lifecycle(args, tmp, cleanups):
     shutil.rmtree(os.path.join(tmp, "data", f"node-{dead}"))
     say(f"node {dead} killed, its data directory deleted (its disk died); leader {lead}")
     target = [i for i in voters if i != dead] + [fresh]
-    #   1. a fresh node under an id the cluster never used, an empty data directory
+    #   1. a fresh node under an id the cluster never used, an empty data directory,
+    #      given every member the file does not list (--peer): it knows the file's
+    #      nodes only, and would drop what another sends as a stranger's
+    #      (sender_address) until its log names that node, which only the leader can
+    #      send it, and the leader may be one of them
+    cl.node_args[fresh] = cl.node_args.get(fresh, []) + [
+        a for i in voters if i not in file_ids and i != dead
+        for a in ("--peer", f"{i}={addr[i]}")]
+    say(f"node {fresh} starts with {' '.join(cl.node_args[fresh])} (leader {lead})")
     cl.start(fresh)
     running.add(fresh)
-    # Not in operations.md: the new node knows the file's nodes only, and drops what a
-    # node outside them sends as a stranger's (sender_address) until its log names that
-    # node, which only the leader can send it. A leader started with --addr is such a
-    # node: it could never reach the learner (exit 12, the learner at term 0). So first
-    # the leadership goes to a voter of the file, as an operator must do today.
-    if lead not in file_ids:
-        cli(cl, "transfer-leader", str(next(i for i in voters if i in file_ids and i != dead)))
     #   2. add-learner: returns once it caught up (a bound of the test's, not the doc's)
     p = cli(cl, "add-learner", str(fresh), addr[fresh], "--catchup-ms", "10000", check=False)
     if p.returncode != 0:

@@ -744,6 +744,34 @@ static void test_config_voters_and_addr(void **state)
 	assert_non_null(strstr(why, "collide"));
 	assert_int_equal(lcr_app_config_load_addr(&c, path, 0, "127.0.0.1:7401", why, sizeof(why)),
 			 -EINVAL);
+
+	/* --peer: a member the file does not list joins the peers, not the
+	 * first membership; a listed node keeps its address; bad text refused. */
+	assert_int_equal(lcr_app_config_load_addr(&c, path, 6, "127.0.0.1:7601", why, sizeof(why)),
+			 0);
+	assert_int_equal(lcr_app_config_add_peer(&c, "4=127.0.0.1:7401", why, sizeof(why)), 0);
+	assert_int_equal(c.node.n_peers, 5);
+	assert_int_equal(c.node.peers[4].id, 4);
+	assert_int_equal(c.node.peers[4].port, 7401);
+	assert_int_equal(c.node.core.membership.configs[0].n, 3);
+	assert_false(lcr_membership_contains(&c.node.core.membership, 4));
+	assert_int_equal(lcr_app_config_add_peer(&c, "2=127.0.0.1:7201", why, sizeof(why)), 0);
+	assert_int_equal(c.node.n_peers, 5);
+	assert_int_equal(lcr_app_config_add_peer(&c, "2=127.0.0.1:7209", why, sizeof(why)),
+			 -EINVAL);
+	assert_non_null(strstr(why, "node 2 is at 127.0.0.1:7201 in the file"));
+	assert_int_equal(lcr_app_config_add_peer(&c, "6=127.0.0.1:7601", why, sizeof(why)),
+			 -EINVAL);
+	assert_non_null(strstr(why, "this node"));
+	const char *bad[] = {
+		"4",	       "=127.0.0.1:7401", "0=127.0.0.1:7401",	    "x=127.0.0.1:7401",
+		"4=127.0.0.1", "4=:7401",	  "99999999999=127.0.0.1:1"
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		assert_int_equal(lcr_app_config_add_peer(&c, bad[i], why, sizeof(why)), -EINVAL);
+		assert_non_null(strstr(why, "--peer "));
+	}
+	assert_int_equal(c.node.n_peers, 5);
 }
 
 static void test_config_relationships(void **state)
