@@ -416,6 +416,10 @@ LCR_API uint64_t lcr_core_next_timer(const struct lcr_core *c);
 LCR_API int lcr_core_change_membership(struct lcr_core *c, uint64_t now_ns,
 				       const struct lcr_membership *target, struct lcr_log_id *id);
 
+/* The effective membership's entry index (0: the config's or a snapshot's)
+ * and whether it is committed (no change under way): O(1), for the hot path. */
+LCR_API uint64_t lcr_core_membership_index(const struct lcr_core *c, bool *committed);
+
 /* Load a membership entry found in the log at start-up, after its log id. */
 LCR_API int lcr_core_load_membership(struct lcr_core *c, struct lcr_log_id id,
 				     const struct lcr_membership *m);

@@ -487,3 +487,10 @@ void lcr_mship_joint(const struct lcr_membership *cur, const struct lcr_membersh
 		if (!lcr_membership_is_voter(out, target->learners[i]))
 			out->learners[out->n_learners++] = target->learners[i];
 }
+
+uint64_t lcr_core_membership_index(const struct lcr_core *c, bool *committed)
+{
+	if (committed)
+		*committed = c->m_log_n == 0;
+	return c->m_log_n ? c->m_log[c->m_log_n - 1].id.index : c->m_committed.id.index;
+}

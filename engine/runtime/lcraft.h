@@ -400,6 +400,9 @@ enum lcr_wait_what {
 	LCR_WAIT_APPLIED = 1, /* the state machine applied index `value` or later */
 	LCR_WAIT_LEADER = 2,  /* a leader is known (`value` 0), or it is node `value` */
 	LCR_WAIT_ROLE = 3,    /* this replica's role is `value` (enum lcr_role) */
+	/* No membership change is under way here and the membership in effect
+	 * is the one of the entry at index `value` or a later one (0: any). */
+	LCR_WAIT_MEMBERSHIP = 4,
 };
 
 /*
@@ -409,7 +412,7 @@ enum lcr_wait_what {
  * it was opened after lcr_node_run()); -LCR_ESTOPPED (the node is closing);
  * -EINVAL. It may be called while lcr_node_close() runs (it returns
  * -LCR_ESTOPPED), never after it returned. The lcores wake waiters on every
- * change of the applied index,
+ * change of the applied index (a membership commits with its entry applied),
  * role or leader while anyone waits (a lock and a broadcast each), and pay
  * nothing else.
  */

@@ -317,6 +317,8 @@ struct lcr_group {
 	/* What other threads may read (lcr_group_wait): written by the lcore. */
 	_Atomic uint64_t pub_applied;
 	_Atomic uint32_t pub_role, pub_leader;
+	/* The committed membership's entry index + 1, 0 while a change is under way. */
+	_Atomic uint64_t pub_mship;
 };
 
 /* A slot of the task ring (Vyukov's bounded MPMC queue). */

@@ -434,6 +434,9 @@ void lcr_rt_publish(struct lcr_group *g)
 	atomic_store_explicit(&g->pub_applied, g->applied_id.index, memory_order_release);
 	atomic_store_explicit(&g->pub_role, g->role, memory_order_release);
 	atomic_store_explicit(&g->pub_leader, g->leader, memory_order_release);
+	bool committed;
+	uint64_t mi = lcr_core_membership_index(g->core, &committed);
+	atomic_store_explicit(&g->pub_mship, committed ? mi + 1 : 0, memory_order_release);
 	atomic_thread_fence(memory_order_seq_cst);
 	if (atomic_load_explicit(&n->waiters, memory_order_relaxed) == 0)
 		return;
@@ -460,6 +463,10 @@ static bool holds(struct lcr_group *g, uint32_t what, uint64_t value)
 		uint32_t l = atomic_load_explicit(&g->pub_leader, memory_order_acquire);
 		return value ? l == value : l != 0;
 	}
+	case LCR_WAIT_MEMBERSHIP: {
+		uint64_t m = atomic_load_explicit(&g->pub_mship, memory_order_acquire);
+		return m != 0 && m - 1 >= value;
+	}
 	default: /* LCR_WAIT_ROLE */
 		return atomic_load_explicit(&g->pub_role, memory_order_acquire) == value;
 	}
@@ -468,7 +475,8 @@ static bool holds(struct lcr_group *g, uint32_t what, uint64_t value)
 int lcr_group_wait(struct lcr_node *n, uint32_t group, uint32_t what, uint64_t value,
 		   uint64_t timeout_ns)
 {
-	if (!n || (what != LCR_WAIT_APPLIED && what != LCR_WAIT_LEADER && what != LCR_WAIT_ROLE))
+	if (!n || (what != LCR_WAIT_APPLIED && what != LCR_WAIT_LEADER && what != LCR_WAIT_ROLE &&
+		   what != LCR_WAIT_MEMBERSHIP))
 		return -EINVAL;
 	/* Counted in before anything of the node is read: a close waits for us,
 	 * or we see it closing and leave (both seq_cst). */

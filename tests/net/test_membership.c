@@ -315,6 +315,16 @@ static void test_membership_add_promote_remove_r5(void **state)
 	assert_true(same(&t->m, &m) && t->m_committed);
 	print_message("node 4 promoted: membership entry %llu\n",
 		      (unsigned long long)t->m_id.index);
+	/* Every replica can be waited on for it (openraft's wait()), from any
+	 * thread; a later entry is not there. */
+	uint64_t promoted = t->m_id.index;
+	for (uint32_t i = 1; i <= 4; i++)
+		assert_int_equal(lcr_group_wait(cl.rep[i].node, CH_GROUP, LCR_WAIT_MEMBERSHIP,
+						promoted, 5000000000ull),
+				 0);
+	assert_int_equal(lcr_group_wait(cl.rep[l].node, CH_GROUP, LCR_WAIT_MEMBERSHIP,
+					promoted + 1000000, 100000000ull),
+			 -LCR_ETIMEDOUT);
 
 	/* A follower goes: the leader stops replicating to it. */
 	uint32_t x = l % 3 + 1, v[4], nv = 0;
