@@ -1024,6 +1024,7 @@ void lcr_core_status(const struct lcr_core *c, struct lcr_core_status *st)
 		st->noop = c->leader.noop;
 		st->transferring = c->leader.transfer_to != 0;
 		uint64_t acked = lcr_leader_quorum_acked_ns(c);
+		st->quorum_acked_ns = acked;
 		if (lcr_leader_lease_valid(c))
 			st->lease_until_ns = acked + c->leader_lease_ns;
 		for (uint32_t i = 0; i < c->n_nodes; i++) {

@@ -305,7 +305,10 @@ struct lcr_core_status {
 	bool building;			 /* a snapshot is being built */
 	struct lcr_log_id noop;		 /* leader: its blank entry */
 	uint64_t lease_until_ns;	 /* leader: quorum lease end, 0 if none */
-	bool transferring;		 /* leader: a transfer is under way */
+	/* Leader: the newest send time a quorum acknowledged (openraft's
+	 * last_quorum_acked), ns on the core's clock; 0 if none yet. */
+	uint64_t quorum_acked_ns;
+	bool transferring; /* leader: a transfer is under way */
 	/* Leader: per node matching log id (index into `nodes`). */
 	uint32_t n_nodes;
 	uint32_t nodes[LCR_NODES_MAX];

@@ -70,7 +70,16 @@ int lcr_group_metrics_json(struct lcr_group *g, char *buf, size_t len)
 		LCR_PUT("}");
 		first = 0;
 	}
-	LCR_PUT("},\"membership\":");
+	LCR_PUT("}");
+	/* The leader: how long ago a quorum acknowledged its newest send
+	 * (openraft's last_quorum_acked): a healthy leader keeps it under a
+	 * heartbeat interval plus a round trip. */
+	if (st.role == LCR_ROLE_LEADER && st.quorum_acked_ns) {
+		uint64_t now = lcr_rt_now_ns();
+		LCR_PUT(",\"quorum_acked_ms_ago\":%.3f",
+			now > st.quorum_acked_ns ? (double)(now - st.quorum_acked_ns) / 1e6 : 0.0);
+	}
+	LCR_PUT(",\"membership\":");
 	k = lcr_rt_mship_json(&st.membership, buf + o, len > o ? len - o : 0);
 	if (k < 0)
 		return k;
