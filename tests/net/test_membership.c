@@ -158,7 +158,12 @@ static int change(uint32_t leader, const struct lcr_membership *target, char *wh
 			usleep(5000);
 			continue;
 		}
-		snprintf(why, len, "%s", t->why);
+		size_t n = strnlen(t->why, sizeof(t->why));
+		if (len > 0) {
+			n = n < len ? n : len - 1;
+			memcpy(why, t->why, n);
+			why[n] = '\0';
+		}
 		if (t->rc < 0)
 			return t->rc;
 		for (int i = 0; i < 10000 && !atomic_load(&t->answered); i++)
