@@ -54,6 +54,16 @@
  * in 1.0.18), or the 32-byte ChaCha20-Poly1305 key at its start. */
 #define LCR_AUTH_STATE_BYTES 512
 
+/*
+ * The channels of lcraft-node's client port (docs/wire-protocol.md, "Client
+ * authentication"), apart from the UDP transport's (its lcores, 0..63): a
+ * client seals its requests on CLIENT, a node its answers on ANSWER, so that
+ * neither ever shares a nonce with the other nor with the transport, even
+ * under one key.
+ */
+#define LCR_AUTH_CHANNEL_CLIENT 0x80000000u
+#define LCR_AUTH_CHANNEL_ANSWER 0x40000000u
+
 enum lcr_auth_alg {
 	LCR_AUTH_NONE = 0,
 	LCR_AUTH_AES256GCM = 1,	       /* "aes256gcm": needs AES-NI and PCLMUL */
@@ -86,6 +96,18 @@ const char *lcr_auth_drop_name(uint32_t reason);
  * Any thread, any time (setup).
  */
 int lcr_auth_usable(uint32_t alg, char *why, size_t why_len);
+
+/*
+ * Read a key from the file at `path`: exactly LCR_AUTH_KEY_BYTES bytes, or
+ * twice as many hexadecimal digits (either case) and one optional newline.
+ * Refused, each with a sentence naming the path: a file that is not a
+ * regular file, one its group or others may read or write (mode & 077: a
+ * secret goes in a file only its owner reads, chmod 600), any other size or
+ * a character that is no hexadecimal digit, a key of 32 zero bytes. Reads at
+ * most 130 bytes. Returns 0, -EINVAL (the contents), -EPERM (the mode) or
+ * the -errno of open/read. Setup only; the buffers it read into are wiped.
+ */
+int lcr_auth_key_load(const char *path, uint8_t key[LCR_AUTH_KEY_BYTES], char *why, size_t why_len);
 
 /* What every member of a cluster is configured with. */
 struct lcr_auth_key {
@@ -127,6 +149,28 @@ int lcr_auth_tx_init(struct lcr_auth_tx *t, const struct lcr_auth_key *k, uint64
  */
 size_t lcr_auth_seal(struct lcr_auth_tx *t, uint8_t *buf, size_t len);
 
+/*
+ * lcr_auth_seal for a context that several threads seal with at once (a
+ * node's answers on its client port go out from every lcore): each call
+ * takes its counter with one atomic add, so no two datagrams share a nonce;
+ * they may leave out of counter order, which the receiver's window takes.
+ * A context is sealed with this or with lcr_auth_seal, never both.
+ */
+size_t lcr_auth_seal_shared(struct lcr_auth_tx *t, uint8_t *buf, size_t len);
+
+/*
+ * lcr_auth_seal_shared, with the tag also over `bound`, 8 bytes both ends
+ * know and the datagram does not carry (u64 little-endian after the
+ * counter): the tag is over the datagram, boot, counter and bound. A node's
+ * answers bind the client id of the request they answer, so that an answer
+ * captured on its way to one client never verifies at another. buf must
+ * hold len + LCR_AUTH_TRAILER bytes, as for lcr_auth_seal.
+ */
+size_t lcr_auth_seal_shared_bound(struct lcr_auth_tx *t, uint8_t *buf, size_t len, uint64_t bound);
+
+/* The counter of the last datagram sealed: how many were (any thread). */
+uint64_t lcr_auth_sealed(const struct lcr_auth_tx *t);
+
 /* Wipe the session key (sodium_memzero). */
 void lcr_auth_tx_wipe(struct lcr_auth_tx *t);
 
@@ -139,7 +183,8 @@ struct lcr_auth_peer {
 	uint64_t sender;
 	uint64_t boot;		       /* the current one: older ones are refused */
 	uint64_t top;		       /* the highest counter taken in it (0: none) */
-	uint64_t used;		       /* the receiver's tick when it last took one (eviction) */
+	uint64_t used;		       /* the receiver's tick when it last took one */
+	uint32_t newer, older;	       /* neighbours in the recency list (UINT32_MAX: none) */
 	uint64_t seen[LCR_AUTH_WORDS]; /* bit c % (64 * WORDS): counter c taken */
 	struct lcr_auth_mac mac;
 };
@@ -159,6 +204,16 @@ struct lcr_auth_rx {
 	uint8_t key[LCR_AUTH_KEY_BYTES]; /* the cluster key, to derive session keys */
 	struct lcr_auth_peer *peers;	 /* peers_max, allocated at init */
 	uint32_t n_peers, peers_max;
+	/* Where each sender is: an open-addressing table of peer index + 1 (0:
+	 * empty), twice peers_max rounded up to a power of two, probed from a
+	 * hash of the sender keyed with `seed` (random), so a lookup costs O(1)
+	 * with thousands of senders (a client port) and a sender that chooses
+	 * its id cannot choose its slot. */
+	uint32_t *index;
+	uint32_t index_mask;
+	uint64_t seed;
+	/* The recency list: newest heard first; its tail is evicted. */
+	uint32_t newest, oldest;
 	/* The candidate: the last session key derived for a (sender, boot) that
 	 * has not verified yet; a repeated forged boot costs no derivation. */
 	bool cand_valid;
@@ -171,10 +226,12 @@ struct lcr_auth_rx {
 
 /*
  * A receiver context on `channel` for up to `senders_max` senders (their
- * state, about 0.7 KiB each, is allocated here, once, from `alloc`; NULL:
- * malloc). A verified datagram from a sender beyond that many takes the
- * place of the one heard least recently (counted `evicted`); unverified ones
- * never take a place. Returns 0, -EINVAL or -ENOMEM.
+ * state, about 0.7 KiB each, and an index of 8 bytes each, are allocated
+ * here, once, from `alloc`; NULL: malloc). A verified datagram from a sender
+ * beyond that many takes the place of the one heard least recently (counted
+ * `evicted`; O(1): a recency list); unverified ones never take a place.
+ * Finding a sender is O(1) however many there are. Returns 0, -EINVAL
+ * (senders_max 0 or above 2^24) or -ENOMEM.
  */
 int lcr_auth_rx_init(struct lcr_auth_rx *r, const struct lcr_auth_key *k, uint32_t channel,
 		     uint32_t senders_max, const struct lcr_allocator *alloc);
@@ -188,6 +245,14 @@ int lcr_auth_rx_init(struct lcr_auth_rx *r, const struct lcr_auth_key *k, uint32
  * it was. Reads buf, never writes it.
  */
 uint32_t lcr_auth_open(struct lcr_auth_rx *r, uint64_t sender, const uint8_t *buf, size_t len);
+
+/*
+ * lcr_auth_open for a datagram sealed with lcr_auth_seal_shared_bound: the
+ * tag must be over `bound` too. Writes into the trailer while it checks
+ * and puts it back before it returns.
+ */
+uint32_t lcr_auth_open_bound(struct lcr_auth_rx *r, uint64_t sender, uint8_t *buf, size_t len,
+			     uint64_t bound);
 
 /* Wipe every key and give the senders' state back. */
 void lcr_auth_rx_free(struct lcr_auth_rx *r);
