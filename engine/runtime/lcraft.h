@@ -135,7 +135,22 @@ struct lcr_node_config {
 	 * alone).
 	 */
 	const struct lcr_net_factory *transport;
+	/*
+	 * Authenticated datagrams on the built-in UDP transport
+	 * (docs/wire-protocol.md, "Authentication"): NULL (the default), none.
+	 * Else LCR_NODE_AUTH_KEY_BYTES bytes, the cluster key every member
+	 * holds, read during lcr_node_open() only (the caller may wipe it
+	 * then); auth_alg 1 (aes256gcm, which needs AES-NI: the open refuses
+	 * without, with a sentence) or 2 (chacha20poly1305), the same on every
+	 * member; auth_boot >= 1, larger than in any earlier start of this node
+	 * (persist it first: a boot used twice repeats nonces under one key).
+	 */
+	const uint8_t *auth_key;
+	uint32_t auth_alg;
+	uint64_t auth_boot;
 };
+
+#define LCR_NODE_AUTH_KEY_BYTES 32
 
 /* Defaults: openraft's Raft options, fsync durability, one lcore. */
 LCR_API void lcr_node_config_default(struct lcr_node_config *cfg);

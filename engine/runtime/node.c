@@ -90,6 +90,8 @@ static int check_config(const struct lcr_node_config *c, char *why, size_t len)
 	return 0;
 }
 
+_Static_assert(LCR_NODE_AUTH_KEY_BYTES == LCR_AUTH_KEY_BYTES, "lcraft.h's key is auth.h's");
+
 /* The options of the built-in UDP transport, from the node's config. */
 static void udp_setup(struct lcr_node *n)
 {
@@ -121,6 +123,9 @@ static void udp_setup(struct lcr_node *n)
 	u->dpdk.memif_dir = c->dpdk.memif_dir;
 	u->dpdk.rx_desc = c->dpdk.rx_desc;
 	u->dpdk.tx_desc = c->dpdk.tx_desc;
+	u->auth_key = c->auth_key;
+	u->auth_alg = c->auth_alg;
+	u->auth_boot = c->auth_boot;
 	lcr_udp_factory(&n->udp_factory, u);
 }
 
