@@ -27,6 +27,7 @@
 
 #include <ini.h>
 
+#include "auth.h"
 #include "lcr_assert.h"
 #include "log.h"
 
@@ -102,6 +103,12 @@ static const struct opt_choice read_policy_choices[] = {
 	{ NULL, 0 },
 };
 
+static const struct opt_choice alg_choices[] = {
+	{ "aes256gcm", LCR_AUTH_AES256GCM },
+	{ "chacha20poly1305", LCR_AUTH_CHACHA20POLY1305 },
+	{ NULL, 0 },
+};
+
 static const struct opt_choice transport_choices[] = {
 	{ "sockets", LCR_APP_TRANSPORT_SOCKETS },
 	{ "dpdk", LCR_APP_TRANSPORT_DPDK },
@@ -122,7 +129,8 @@ struct section {
 };
 
 static const struct section sections[] = {
-	{ "cluster", "Identifies the cluster, and who votes at its start." },
+	{ "cluster", "Identifies the cluster, who votes at its start, and the keys that "
+		     "authenticate its datagrams." },
 	{ "nodes", "Every node of the cluster, this node included (unless it was started with "
 		   "--addr): one line per node, `<node id> = host:port`." },
 	{ "node", "This process: where it keeps its data, how many lcores it runs, "
@@ -148,6 +156,29 @@ static const struct opt opts[] = {
 		  "until lcraft-cli add-learner adds them. Empty: every node of [nodes] votes. "
 		  "It is the membership until the first change, which the group's log (or "
 		  "snapshot) then holds instead: the same on every node." },
+	{ "cluster", "key_file", OPT_STRING, 0, FIELD(key_file), .def = "",
+	  .help = "A file holding the cluster key, the same on every node: 32 bytes, or 64 "
+		  "hexadecimal digits and a newline (head -c 32 /dev/urandom > FILE), readable "
+		  "by its owner alone (chmod 600: a file its group or others may read is "
+		  "refused). Every Raft datagram then carries a MAC that is checked before "
+		  "anything in it is used; a datagram replayed, of an old stream or of an "
+		  "earlier start of its sender is refused, and each refusal counted "
+		  "(docs/wire-protocol.md, \"Authentication\"). Empty: the datagrams are not "
+		  "authenticated, and the node says at start that anyone who can send to its "
+		  "ports can speak for its peers. A relative path starts where the node "
+		  "starts." },
+	{ "cluster", "client_key_file", OPT_STRING, 0, FIELD(client_key_file), .def = "",
+	  .help = "A file holding the client port's key, as key_file's but another key (a "
+		  "client holding the cluster key could forge the nodes' own datagrams; the "
+		  "same key is refused). Every request, STATS included, and every answer then "
+		  "carries a MAC; a request replayed is refused and counted. lcraft-cli and "
+		  "kvcheck read it from the same file (or their --key-file). Empty: the client "
+		  "port is not authenticated, and the node says so at start." },
+	{ "cluster", "alg", OPT_ENUM, 0, FIELD(auth_alg), .def = "aes256gcm",
+	  .choices = alg_choices,
+	  .help = "The MAC of both keys, the same on every node and client: aes256gcm "
+		  "(AES-256-GCM as a GMAC; needs AES-NI: refused on a CPU without) or "
+		  "chacha20poly1305 (Poly1305, any CPU, about twice the CPU per datagram)." },
 
 	{ "nodes", "<node id>", OPT_NODES, 0, .size = 0, .offset = 0, .min = 1,
 	  .max = LCR_PEERS_MAX,
@@ -1862,7 +1893,62 @@ static void join_at(struct load *ld)
 	c->joining = true;
 }
 
-static void check_loaded(struct load *ld)
+/*
+ * [cluster] key_file and client_key_file: the keys, read now, so that a file
+ * that is missing, open to others or not a key stops the load with its
+ * line. A client (self 0) reads the client key only: `client_key` (its
+ * --key-file) if given, else the file's.
+ */
+static void load_keys(struct load *ld, const char *client_key)
+{
+	struct lcr_app_config *c = ld->c;
+	uint32_t kl = ld->set_line[opt_index("cluster", "key_file")];
+	uint32_t cl = ld->set_line[opt_index("cluster", "client_key_file")];
+	uint32_t al = ld->set_line[opt_index("cluster", "alg")];
+	char why[400];
+
+	if (c->self && c->key_file[0]) {
+		if (lcr_auth_key_load(c->key_file, c->key, why, sizeof(why)) < 0) {
+			fail(ld, kl, "cluster.key_file: %s", why);
+			return;
+		}
+		c->has_key = true;
+	}
+	if (client_key) {
+		if (lcr_auth_key_load(client_key, c->client_key, why, sizeof(why)) < 0) {
+			/* Not the file's fault: say it as the option that gave it. */
+			snprintf(ld->why, ld->why_len, "--key-file: %s", why);
+			ld->failed = true;
+			return;
+		}
+		snprintf(c->client_key_file, sizeof(c->client_key_file), "%s", client_key);
+		c->has_client_key = true;
+	} else if (c->client_key_file[0]) {
+		if (lcr_auth_key_load(c->client_key_file, c->client_key, why, sizeof(why)) < 0) {
+			fail(ld, cl, "cluster.client_key_file: %s", why);
+			return;
+		}
+		c->has_client_key = true;
+	}
+	if (c->has_key && c->has_client_key && !memcmp(c->key, c->client_key, sizeof(c->key))) {
+		fail(ld, cl,
+		     "cluster.client_key_file: %s holds the same key as key_file (line %u): a "
+		     "client holding it could forge the nodes' own datagrams; give the clients a "
+		     "key of their own",
+		     c->client_key_file, kl);
+		return;
+	}
+	if ((c->has_key || c->has_client_key) && lcr_auth_usable(c->auth_alg, why, sizeof(why)) < 0)
+		fail(ld, al ? al : LINE_DEFAULT, "cluster.alg: %s", why);
+}
+
+void lcr_app_config_wipe_keys(struct lcr_app_config *c)
+{
+	lcr_auth_wipe(c->key, sizeof(c->key));
+	lcr_auth_wipe(c->client_key, sizeof(c->client_key));
+}
+
+static void check_loaded(struct load *ld, const char *client_key)
 {
 	struct lcr_app_config *c = ld->c;
 
@@ -1907,6 +1993,8 @@ static void check_loaded(struct load *ld)
 		substitute_id(ld, "node", "metrics_listen");
 	if (!ld->failed && c->self)
 		check_metrics_port(ld);
+	if (!ld->failed)
+		load_keys(ld, client_key);
 	squeeze_blanks(c->routes);
 	squeeze_blanks(c->neighbours);
 	c->node.dpdk.enable = c->transport == LCR_APP_TRANSPORT_DPDK;
@@ -1968,8 +2056,23 @@ int lcr_app_config_load(struct lcr_app_config *c, const char *path, uint32_t sel
 	return lcr_app_config_load_addr(c, path, self, NULL, why, why_len);
 }
 
+static int load_file(struct lcr_app_config *c, const char *path, uint32_t self, const char *addr,
+		     const char *client_key, char *why, size_t why_len);
+
 int lcr_app_config_load_addr(struct lcr_app_config *c, const char *path, uint32_t self,
 			     const char *addr, char *why, size_t why_len)
+{
+	return load_file(c, path, self, addr, NULL, why, why_len);
+}
+
+int lcr_app_config_load_client(struct lcr_app_config *c, const char *path, const char *key_file,
+			       char *why, size_t why_len)
+{
+	return load_file(c, path, 0, NULL, key_file, why, why_len);
+}
+
+static int load_file(struct lcr_app_config *c, const char *path, uint32_t self, const char *addr,
+		     const char *client_key, char *why, size_t why_len)
 {
 	struct load ld;
 	int rc;
@@ -2011,7 +2114,9 @@ int lcr_app_config_load_addr(struct lcr_app_config *c, const char *path, uint32_
 		     "syntax error: expected [section], key = value or a comment");
 	}
 	if (!ld.failed)
-		check_loaded(&ld);
+		check_loaded(&ld, client_key);
+	if (ld.failed)
+		lcr_app_config_wipe_keys(c);
 	return ld.failed ? -EINVAL : 0;
 }
 
@@ -2257,6 +2362,9 @@ static const char guide[] =
 	"  cancelled, `lcraft_purges_total`; the node's client port:\n"
 	"  `lcraft_client_datagrams_total{direction}`, `lcraft_client_send_errors_total`,\n"
 	"  `lcraft_client_dropped_total{reason}`, `lcraft_client_refused_total{reason}`;\n"
+	"  authentication: `lcraft_auth_enabled{port}` (`raft`, `client`: 1 or 0) and\n"
+	"  `lcraft_transport_auth_dropped_total{lcore,reason}` (`bad_mac`, `replayed`,\n"
+	"  `old_boot` on the Raft port);\n"
 	"- `lcraft_commit_latency_seconds` and `lcraft_log_write_latency_seconds`,\n"
 	"  histograms since the group opened. The node keeps latencies in log-linear\n"
 	"  buckets of 1/128 (`base/hist.h`); the page gives cumulative counts at bounds\n"
@@ -2271,11 +2379,64 @@ static const char guide[] =
 	"buffer sized at start from the lcores, groups and nodes, one scrape at a time.\n"
 	"There is no TLS nor authentication: listen on loopback or a management network.\n"
 	"\n"
+	"## Authentication\n"
+	"\n"
+	"Without keys a node trusts every datagram that names a member and comes from its\n"
+	"address, and every client request; it says so at start, loudly:\n"
+	"`WARNING: nothing is authenticated: anyone who can send to the node's ports can\n"
+	"speak for its peers (...)`. UDP does not prove a source address, so anyone who\n"
+	"can reach the ports can vote, append entries or write to the store. Give the\n"
+	"cluster two keys, one for the nodes and one for their clients:\n"
+	"\n"
+	"```sh\n"
+	"umask 077\n"
+	"head -c 32 /dev/urandom > /etc/lcraft/cluster.key   # or 64 hex digits, a newline\n"
+	"head -c 32 /dev/urandom > /etc/lcraft/client.key\n"
+	"```\n"
+	"\n"
+	"copy `cluster.key` to every node and `client.key` to every node and every\n"
+	"client host (each file mode 600: a key file its group or others may read is\n"
+	"refused), and name them in every file:\n"
+	"\n"
+	"```\n"
+	"[cluster]\n"
+	"id = 7\n"
+	"key_file = /etc/lcraft/cluster.key\n"
+	"client_key_file = /etc/lcraft/client.key\n"
+	"```\n"
+	"\n"
+	"Every Raft datagram then carries a MAC (AES-256-GCM's GMAC; `alg =\n"
+	"chacha20poly1305` on CPUs without AES-NI, the same on every node), checked\n"
+	"before anything in it is used: a forged one is dropped as `bad_mac`, a replayed\n"
+	"one (an old vote, an old stream, any datagram sent again) as `replayed`, one of\n"
+	"an earlier start of its sender as `old_boot`, each counted (`dropped` in\n"
+	"`lcraft-cli stats`, `lcraft_transport_auth_dropped_total`). The client port\n"
+	"does the same with the client key, for every request, STATS included, and seals\n"
+	"every answer for the client that asked; lcraft-cli and kvcheck read\n"
+	"`client_key_file` from the same file, or take `--key-file FILE`. Clients get a\n"
+	"key of their own because one holding the cluster key could forge the nodes'\n"
+	"datagrams; the same key in both is refused. `stats` shows what each port uses\n"
+	"(`auth`). The byte-level rules are in docs/wire-protocol.md (\"Authentication\",\n"
+	"\"Client authentication\"), the cost in docs/benchmarks.md.\n"
+	"\n"
+	"Each start of a node has a boot, a number larger than at every start before:\n"
+	"the node keeps it in `<data_dir>/boot` and raises it before it sends anything, so\n"
+	"that its datagrams of an earlier start are refused and its nonces never repeat.\n"
+	"A damaged boot file stops the node with a sentence; removing it takes the boot\n"
+	"from the clock, which is safe unless the clock went back since the node last ran.\n"
+	"\n"
+	"A new key takes effect once every member restarted with it: until then, nodes\n"
+	"with different keys (or one without) hear nothing of each other (`bad_mac`), so\n"
+	"restart them all at once, or accept that writes stop while a majority runs the\n"
+	"old key and the others the new one. Change the client key together with the\n"
+	"clients.\n"
+	"\n"
 	"## The data directory\n"
 	"\n"
 	"Each node keeps its groups under `data_dir` (`{id}` is replaced by the node id):\n"
 	"\n"
 	"```\n"
+	"<data_dir>/boot                      this start's boot, with a key (24 bytes)\n"
 	"<data_dir>/group-<g>/meta            the vote and commit hint (two slots)\n"
 	"<data_dir>/group-<g>/seg-<n>.log     log segments (segment_mb each)\n"
 	"<data_dir>/group-<g>/snap-<term>-<node>-<index>.snap\n"

@@ -68,6 +68,20 @@ struct lcr_app_config {
 	uint32_t groups;	     /* groups this node runs (ids 1..groups) */
 	char metrics_listen[128];    /* [node] metrics_listen: HOST:PORT, {id} replaced; "": off */
 	bool json_log;
+	/*
+	 * Authentication (docs/wire-protocol.md, "Authentication" and "Client
+	 * authentication"): [cluster] key_file, client_key_file and alg as
+	 * written, and the keys they hold, read by the load: a node's (self !=
+	 * 0) both, a client's only the client key. Wipe them
+	 * (lcr_app_config_wipe_keys) once they were handed on.
+	 */
+	char key_file[256];
+	char client_key_file[256];
+	uint32_t auth_alg; /* enum lcr_auth_alg (auth.h): aes256gcm, chacha20poly1305 */
+	bool has_key;	   /* key holds the cluster key: the Raft port is authenticated */
+	bool has_client_key;
+	uint8_t key[32];
+	uint8_t client_key[32];
 };
 
 /* Defaults for everything (no peers). */
@@ -93,6 +107,18 @@ int lcr_app_config_load(struct lcr_app_config *c, const char *path, uint32_t sel
  */
 int lcr_app_config_load_addr(struct lcr_app_config *c, const char *path, uint32_t self,
 			     const char *addr, char *why, size_t why_len);
+
+/*
+ * A client's load (self 0): the file, with the client key read from
+ * `key_file` instead of [cluster] client_key_file (NULL: the file's, if it
+ * names one). lcraft-cli's and kvcheck's --key-file. Errors as
+ * lcr_app_config_load's; one about --key-file names it.
+ */
+int lcr_app_config_load_client(struct lcr_app_config *c, const char *path, const char *key_file,
+			       char *why, size_t why_len);
+
+/* Wipe the keys a load read (key, client_key): once the node or client holds what it needs. */
+void lcr_app_config_wipe_keys(struct lcr_app_config *c);
 
 /*
  * --peer ID=HOST:PORT, after a load: node ID (not this one) listens at

@@ -1,4 +1,5 @@
-/* lcraft-node's config file: values land in their fields, defaults, errors name file:line, key. */
+/* lcraft-node's config file: values land in their fields, defaults, errors name file:line, key;
+ * key files. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -10,6 +11,9 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <sys/stat.h>
+
+#include "auth.h"
 #include "config.h"
 #include "log.h"
 
@@ -957,6 +961,127 @@ static void test_config_repo_files(void **state)
 	}
 }
 
+/* A key file in the test's directory: `len` bytes of `bytes`, mode `mode`; its path. */
+static const char *key_at(const char *name, const void *bytes, size_t len, mode_t mode)
+{
+	static char kp[16][320];
+	static int n;
+	char *p = kp[n++ % 16];
+	snprintf(p, sizeof(kp[0]), "%s/%s", dir, name);
+	FILE *f = fopen(p, "w");
+	assert_non_null(f);
+	assert_int_equal(fwrite(bytes, 1, len, f), len);
+	assert_int_equal(fclose(f), 0);
+	assert_int_equal(chmod(p, mode), 0);
+	return p;
+}
+
+/* [cluster] key_file, client_key_file and alg: the keys read, each bad file refused with its line.
+ */
+static void test_config_keys(void **state)
+{
+	struct lcr_app_config c;
+	char text[2048], want[400], raw[32], raw2[32], why[512];
+	const char hex[] = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f\n";
+	(void)state;
+
+	for (int i = 0; i < 32; i++) {
+		raw[i] = (char)(0x40 + i);
+		raw2[i] = (char)(0x80 + i);
+	}
+	const char *k = key_at("node.key", raw, 32, 0600);
+	const char *ck = key_at("client.key", hex, sizeof(hex) - 1, 0400);
+
+	/* Both keys, on a node; defaults: none, aes256gcm. */
+	load_ok(BASE, 1, &c);
+	assert_false(c.has_key);
+	assert_false(c.has_client_key);
+	assert_string_equal(c.key_file, "");
+	assert_int_equal(c.auth_alg, LCR_AUTH_AES256GCM);
+	snprintf(text, sizeof(text),
+		 "[cluster]\nid = 7\nkey_file = %s\nclient_key_file = %s\nalg = "
+		 "chacha20poly1305\n[nodes]\n1 = 127.0.0.1:7101\n2 = 127.0.0.1:7201\n",
+		 k, ck);
+	load_ok(text, 1, &c);
+	assert_true(c.has_key && c.has_client_key);
+	assert_memory_equal(c.key, raw, 32);
+	for (int i = 0; i < 32; i++)
+		assert_int_equal(c.client_key[i], i);
+	assert_int_equal(c.auth_alg, LCR_AUTH_CHACHA20POLY1305);
+	lcr_app_config_wipe_keys(&c);
+	for (int i = 0; i < 32; i++)
+		assert_int_equal(c.key[i] | c.client_key[i], 0);
+
+	/* A client reads the client key only; --key-file replaces the file's. */
+	load_ok(text, 0, &c);
+	assert_false(c.has_key);
+	assert_true(c.has_client_key);
+	const char *ck2 = key_at("other.key", raw2, 32, 0600);
+	assert_int_equal(lcr_app_config_load_client(&c, path, ck2, why, sizeof(why)), 0);
+	assert_memory_equal(c.client_key, raw2, 32);
+	assert_string_equal(c.client_key_file, ck2);
+	assert_int_equal(lcr_app_config_load_client(&c, path, "/nonexistent.key", why, sizeof(why)),
+			 -EINVAL);
+	assert_string_equal(why, "--key-file: /nonexistent.key: No such file or directory");
+
+	/* Each bad key file, named with its line (3: key_file, 4: client_key_file). */
+	const struct {
+		const char *name;
+		const char *bytes;
+		size_t len;
+		mode_t mode;
+		int as_client; /* 0: key_file, line 3; 1: client_key_file, line 4 */
+		const char *says;
+	} bad[] = {
+		{ "short.key", raw, 31, 0600, 0, "31 bytes: a key file holds exactly 32 bytes" },
+		{ "long.key", hex, 66, 0600, 1, "at least 66 bytes" },
+		{ "hex.key", "z00102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f", 64,
+		  0600, 0, "byte 0 (0x7a) is no hexadecimal digit" },
+		{ "open.key", raw, 32, 0644, 0,
+		  "mode 0644 lets its group and others read or write it" },
+		{ "group.key", raw, 32, 0660, 1, "chmod 600" },
+		{ "zero.key", "\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0",
+		  32, 0600, 0, "every byte of the key is 0" },
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		const char *b = key_at(bad[i].name, bad[i].bytes, bad[i].len, bad[i].mode);
+		snprintf(text, sizeof(text),
+			 "[cluster]\nid = 7\n%s = %s\n%s = %s\n[nodes]\n1 = 127.0.0.1:7101\n",
+			 "key_file", bad[i].as_client ? k : b, "client_key_file",
+			 bad[i].as_client ? b : ck);
+		snprintf(want, sizeof(want),
+			 "cluster.%s: %s: ", bad[i].as_client ? "client_key_file" : "key_file", b);
+		load_err(text, 1, bad[i].as_client ? "4: " : "3: ", want);
+		load_err(text, 1, bad[i].as_client ? "4: " : "3: ", bad[i].says);
+	}
+	/* A missing file; the same key for the clients as for the nodes. */
+	load_err("[cluster]\nid = 7\n[nodes]\n1 = 127.0.0.1:7101\n[cluster]\nkey_file = "
+		 "/nonexistent/node.key\n",
+		 1, "6: ", "cluster.key_file: /nonexistent/node.key: No such file or directory");
+	snprintf(text, sizeof(text),
+		 "[cluster]\nid = 7\nkey_file = %s\nclient_key_file = %s\n[nodes]\n1 = "
+		 "127.0.0.1:7101\n",
+		 k, k);
+	load_err(text, 1, "4: ", "holds the same key as key_file (line 3): a client holding it");
+	/* An algorithm that is none of the two. */
+	load_err(BASE "[cluster]\nalg = hmac\n", 1,
+		 "8: ", "cluster.alg: 'hmac' is not one of: aes256gcm, chacha20poly1305");
+	/* A client needs no access to the node key. */
+	snprintf(text, sizeof(text),
+		 "[cluster]\nid = 7\nkey_file = /nonexistent/node.key\n[nodes]\n1 = "
+		 "127.0.0.1:7101\n");
+	load_ok(text, 0, &c);
+	assert_false(c.has_key);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		char p[320];
+		snprintf(p, sizeof(p), "%s/%s", dir, bad[i].name);
+		unlink(p);
+	}
+	unlink(k);
+	unlink(ck);
+	unlink(ck2);
+}
+
 /* docs/operations.md is generated: it must be what lcr_app_config_markdown() prints now. */
 static void test_config_docs_current(void **state)
 {
@@ -1006,6 +1131,7 @@ int main(void)
 		cmocka_unit_test(test_config_syntax),
 		cmocka_unit_test(test_config_help_and_markdown),
 		cmocka_unit_test(test_config_repo_files),
+		cmocka_unit_test(test_config_keys),
 		cmocka_unit_test(test_config_docs_current),
 	};
 
