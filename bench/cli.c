@@ -61,7 +61,8 @@ static void usage(FILE *f)
 {
 	fprintf(f,
 		"usage: lcraft-cli --config FILE [--group G] [--node N] [--timeout MS] [-v]\n"
-		"                  [--expect-value] [--peer ID=HOST:PORT] COMMAND\n"
+		"                  [--expect-value] [--peer ID=HOST:PORT] [--key-file FILE]\n"
+		"                  COMMAND\n"
 		"  put KEY VALUE          store VALUE under KEY; prints OK\n"
 		"  get KEY                print KEY's value (linearizable read)\n"
 		"  cas KEY EXPECTED NEW   set KEY to NEW if its value is EXPECTED (\"\": absent;\n"
@@ -86,6 +87,8 @@ static void usage(FILE *f)
 		"  remove-node ID         take node ID out of the voters and the learners\n"
 		"  transfer-leader ID     hand the leadership to voter ID; waits until it leads\n"
 		"--peer ID=HOST:PORT      a node the config does not list (started with --addr)\n"
+		"--key-file FILE          the client key, instead of the config's [cluster]\n"
+		"                         client_key_file (requests sealed, answers verified)\n"
 		"--timeout MS             give up after MS (default 5000; membership commands\n"
 		"                         15000)\n"
 		"exit status: 0 done, 1 not found or CAS failed, 2 usage, 3 no answer in time,\n"
@@ -716,12 +719,13 @@ int main(int argc, char **argv)
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "expect-value", no_argument, NULL, 'e' },
 		{ "peer", required_argument, NULL, 'p' },
+		{ "key-file", required_argument, NULL, 'k' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	static struct lcr_app_config cfg;
 	struct lcr_kv_client *c;
-	const char *path = NULL;
+	const char *path = NULL, *key_file = NULL;
 	unsigned long node = 0, group = 1, timeout_ms = 5000;
 	bool verbose = false, timeout_set = false;
 	const char *peers[LCR_PEERS_MAX];
@@ -734,7 +738,7 @@ int main(int argc, char **argv)
 	while ((opt = getopt_long(argc, argv, "+c:g:n:t:veh", longopts, NULL)) != -1) {
 		char *end = NULL;
 		unsigned long v = 0;
-		if (optarg && opt != 'p') {
+		if (optarg && opt != 'p' && opt != 'k') {
 			errno = 0;
 			v = strtoul(optarg, &end, 10);
 			if (opt != 'c' && (errno || *end || v == 0 || v > UINT32_MAX)) {
@@ -767,6 +771,9 @@ int main(int argc, char **argv)
 			}
 			peers[n_peers++] = optarg;
 			break;
+		case 'k':
+			key_file = optarg;
+			break;
 		case 'v':
 			verbose = true;
 			break;
@@ -786,11 +793,13 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	char why[512];
-	if (lcr_app_config_load(&cfg, path, 0, why, sizeof(why)) < 0 ||
+	if (lcr_app_config_load_client(&cfg, path, key_file, why, sizeof(why)) < 0 ||
 	    lcr_kv_client_open(&c, &cfg, (uint32_t)group, why, sizeof(why)) < 0) {
+		lcr_app_config_wipe_keys(&cfg);
 		fprintf(stderr, "lcraft-cli: %s\n", why);
 		return 2;
 	}
+	lcr_app_config_wipe_keys(&cfg); /* the client derived what it needs */
 	int rc = 0;
 	lcr_kv_client_verbose(c, verbose);
 	for (int i = 0; i < n_peers; i++) {

@@ -3,6 +3,8 @@
 #define _GNU_SOURCE
 #include "client.h"
 
+#include "auth.h"
+
 #include <assert.h>
 #include <errno.h>
 #include <netdb.h>
@@ -39,6 +41,9 @@ struct lcr_kv_client {
 	uint32_t leader; /* last one seen */
 	uint64_t rng;
 	bool verbose;
+	bool auth;	       /* requests sealed, answers verified (client key) */
+	struct lcr_auth_tx tx; /* as this client */
+	struct lcr_auth_rx rx; /* the nodes' answers */
 	uint8_t buf[LCR_WIRE_CLIENT_DGRAM_MAX + 1];
 };
 
@@ -47,6 +52,33 @@ static uint64_t mono_ms(void)
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/*
+ * The client key's contexts: requests as this client (its random id; a boot
+ * from the clock, in ns, so a later process with the same id, were there
+ * one, starts above it), answers from any node it may ask.
+ */
+static int auth_open(struct lcr_kv_client *c, char *why, size_t why_len)
+{
+	struct lcr_auth_key k = { .alg = c->cfg->auth_alg, .cluster = c->cfg->node.cluster };
+	struct timespec ts;
+	int rc;
+
+	if ((rc = lcr_auth_usable(k.alg, why, why_len)) < 0)
+		return rc;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	uint64_t boot = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+	memcpy(k.key, c->cfg->client_key, sizeof(k.key));
+	rc = lcr_auth_tx_init(&c->tx, &k, c->id, boot ? boot : 1, LCR_AUTH_CHANNEL_CLIENT);
+	if (rc == 0 &&
+	    (rc = lcr_auth_rx_init(&c->rx, &k, LCR_AUTH_CHANNEL_ANSWER, NODES_MAX, NULL)) < 0)
+		lcr_auth_tx_wipe(&c->tx);
+	lcr_auth_wipe(&k, sizeof(k));
+	if (rc < 0)
+		snprintf(why, why_len, "client key: %s", strerror(-rc));
+	c->auth = rc == 0;
+	return rc;
 }
 
 int lcr_kv_client_open(struct lcr_kv_client **out, const struct lcr_app_config *cfg, uint32_t group,
@@ -74,6 +106,13 @@ int lcr_kv_client_open(struct lcr_kv_client **out, const struct lcr_app_config *
 	if (getrandom(&c->id, sizeof(c->id), 0) != sizeof(c->id) || c->id == 0)
 		c->id = ((uint64_t)time(NULL) << 20) ^ (uint64_t)getpid() ^ (uint64_t)(uintptr_t)c;
 	c->rng = c->id | 1;
+	if (cfg->has_client_key) {
+		int rc = auth_open(c, why, why_len);
+		if (rc < 0) {
+			free(c);
+			return rc;
+		}
+	}
 	*out = c;
 	return 0;
 }
@@ -86,7 +125,16 @@ void lcr_kv_client_close(struct lcr_kv_client *c)
 		close(c->fd4);
 	if (c->fd6 >= 0)
 		close(c->fd6);
+	if (c->auth) {
+		lcr_auth_tx_wipe(&c->tx);
+		lcr_auth_rx_free(&c->rx);
+	}
 	free(c);
+}
+
+uint64_t lcr_kv_client_auth_drops(const struct lcr_kv_client *c, uint32_t reason)
+{
+	return c->auth && reason < LCR_AUTH_DROP_MAX ? c->rx.st.drops[reason] : 0;
 }
 
 void lcr_kv_client_verbose(struct lcr_kv_client *c, bool on)
@@ -175,6 +223,31 @@ static int sock_for(struct lcr_kv_client *c, int family)
 	return *fd < 0 ? -errno : *fd;
 }
 
+/*
+ * An answer of *len bytes in c->buf, with a client key: its MAC verified as
+ * the node its header's `from` names (the only field read before), bound to
+ * this client's id, the trailer cut from *len. false: dropped (counted in
+ * c->rx).
+ */
+static bool answer_verified(struct lcr_kv_client *c, size_t *len)
+{
+	if (*len < LCR_WIRE_HDR + LCR_AUTH_TRAILER) {
+		c->rx.st.drops[LCR_AUTH_SHORT]++;
+		return false;
+	}
+	uint32_t from = (uint32_t)c->buf[20] | (uint32_t)c->buf[21] << 8 |
+			(uint32_t)c->buf[22] << 16 | (uint32_t)c->buf[23] << 24;
+	uint32_t why = lcr_auth_open_bound(&c->rx, from, c->buf, *len, c->id);
+	if (why != LCR_AUTH_OK) {
+		if (c->verbose)
+			fprintf(stderr, "lcraft client: an answer as node %u refused: %s\n", from,
+				lcr_auth_drop_name(why));
+		return false;
+	}
+	*len -= LCR_AUTH_TRAILER;
+	return true;
+}
+
 int lcr_kv_client_exchange(struct lcr_kv_client *c, uint32_t node, const struct lcr_client_req *r,
 			   uint64_t wait_ms, struct lcr_kv_answer *a)
 {
@@ -188,9 +261,10 @@ int lcr_kv_client_exchange(struct lcr_kv_client *c, uint32_t node, const struct 
 	int fd = sock_for(c, t->family);
 	if (fd < 0)
 		return fd;
-	/* The codec refuses flags the op does not take, as the node would. */
-	size_t n =
-		lcr_wire_encode_client_req(c->buf + LCR_WIRE_HDR, sizeof(c->buf) - LCR_WIRE_HDR, r);
+	/* The codec refuses flags the op does not take, as the node would. The
+	 * trailer, with a key, follows within the largest datagram. */
+	size_t cap = LCR_WIRE_CLIENT_DGRAM_MAX - LCR_WIRE_HDR - (c->auth ? LCR_AUTH_TRAILER : 0);
+	size_t n = lcr_wire_encode_client_req(c->buf + LCR_WIRE_HDR, cap, r);
 	if (n == 0)
 		return -EMSGSIZE;
 	struct lcr_wire_hdr h = { .type = LCR_WIRE_CLIENT_REQ,
@@ -200,6 +274,8 @@ int lcr_kv_client_exchange(struct lcr_kv_client *c, uint32_t node, const struct 
 				  .len = (uint32_t)n,
 				  .frag_count = 1 };
 	size_t len = lcr_wire_seal(c->buf, &h);
+	if (c->auth)
+		len = lcr_auth_seal(&c->tx, c->buf, len);
 	if (sendto(fd, c->buf, len, 0, (struct sockaddr *)&t->addr, t->addr_len) < 0) {
 		rc = -errno;
 		if (c->verbose)
@@ -215,13 +291,15 @@ int lcr_kv_client_exchange(struct lcr_kv_client *c, uint32_t node, const struct 
 		struct pollfd pfd = { .fd = fd, .events = POLLIN };
 		if (poll(&pfd, 1, (int)(end - now)) <= 0)
 			continue;
-		ssize_t k = recv(fd, c->buf, sizeof(c->buf), MSG_DONTWAIT);
-		if (k < 0)
+		ssize_t got = recv(fd, c->buf, sizeof(c->buf), MSG_DONTWAIT);
+		if (got < 0)
 			continue; /* e.g. ECONNREFUSED: nobody listens there (yet) */
+		size_t k = (size_t)got;
+		if (c->auth && !answer_verified(c, &k))
+			continue;
 		struct lcr_wire_hdr rh;
 		struct lcr_client_resp resp;
-		if (lcr_wire_open_client(c->buf, (size_t)k, c->cfg->node.cluster, &rh) !=
-			    LCR_DROP_NONE ||
+		if (lcr_wire_open_client(c->buf, k, c->cfg->node.cluster, &rh) != LCR_DROP_NONE ||
 		    rh.type != LCR_WIRE_CLIENT_RESP ||
 		    lcr_wire_decode_client_resp(c->buf + LCR_WIRE_HDR, rh.len, &resp) !=
 			    LCR_DROP_NONE ||

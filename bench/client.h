@@ -16,6 +16,13 @@
  * node that names a leader the client does not know is asked its MEMBERS,
  * whose addresses the client then knows (a node added with --addr).
  *
+ * With a client key (the config's [cluster] client_key_file, or a tool's
+ * --key-file: cfg->has_client_key) every request is sealed as this client
+ * (its id the sender, a boot from the clock, channel LCR_AUTH_CHANNEL_CLIENT)
+ * and every answer must verify as its node's (docs/wire-protocol.md, "Client
+ * authentication"); one that does not is dropped, said with verbose, and
+ * the client waits on.
+ *
  * A client is not thread-safe; use one per thread.
  */
 #ifndef LCR_BENCH_CLIENT_H
@@ -37,7 +44,11 @@ struct lcr_kv_answer {
 	uint32_t value_len;
 };
 
-/* A client of the cluster `cfg` describes (which must outlive it), talking to `group`. */
+/*
+ * A client of the cluster `cfg` describes (which must outlive it), talking to
+ * `group`. With cfg->has_client_key the key is read here: the caller may wipe
+ * cfg's copy once its clients are open.
+ */
 int lcr_kv_client_open(struct lcr_kv_client **out, const struct lcr_app_config *cfg, uint32_t group,
 		       char *why, size_t why_len);
 void lcr_kv_client_close(struct lcr_kv_client *c);
@@ -48,6 +59,9 @@ void lcr_kv_client_verbose(struct lcr_kv_client *c, bool on);
 /* This client's random id, and a fresh request id. */
 uint64_t lcr_kv_client_id(const struct lcr_kv_client *c);
 uint64_t lcr_kv_client_next_id(struct lcr_kv_client *c);
+
+/* Answers dropped because they did not verify, by auth.h's reason (LCR_AUTH_BAD_MAC ...). */
+uint64_t lcr_kv_client_auth_drops(const struct lcr_kv_client *c, uint32_t reason);
 
 /* Whether `node` is one of the cluster's nodes. */
 bool lcr_kv_client_knows(const struct lcr_kv_client *c, uint32_t node);

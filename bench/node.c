@@ -35,6 +35,15 @@
  * receive path allocates nothing; with every slot held, a request is
  * dropped (no_memory).
  *
+ * With [cluster] key_file the node's Raft datagrams are authenticated (the
+ * transport's, dpdk-net/auth.h), with client_key_file its client port too:
+ * lcore 0 verifies a request's MAC before it reads anything but the client
+ * id, the sender the MAC names, and every answer is sealed, from whichever
+ * lcore sends it (docs/wire-protocol.md, "Client authentication"). Both need
+ * the node's boot, larger at every start: <data_dir>/boot, read, raised and
+ * made durable before the transport opens (boot_take). Without a key the
+ * node says at start, loudly, who can speak for it.
+ *
  * SIGTERM or SIGINT stops the lcores; the node closes its logs and sockets
  * and exits 0. jemalloc is the allocator (linked in); its allocated and
  * resident bytes are in the metrics.
@@ -61,7 +70,9 @@
 #include <unistd.h>
 
 #include "alloc.h"
+#include "auth.h"
 #include "config.h"
+#include "crc32c.h"
 #include "kv.h"
 #include "lcr_assert.h"
 #include "lcraft.h"
@@ -119,6 +130,14 @@
 #define STATS_BURST 128
 
 /*
+ * Clients whose replay windows the client port keeps (auth.h, about 0.7 KiB
+ * each, allocated at start): as many as the sessions of a group (kv.h). A
+ * verified request from one more takes the place of the client heard least
+ * recently, whose next request is then taken as its first.
+ */
+#define CLIENT_SENDERS 8192
+
+/*
  * Why a client datagram was dropped (no answer), one metrics counter each,
  * in the order of the checks. The first ten are the codec's header rules
  * (lcr_wire_open_client); then ours.
@@ -145,6 +164,11 @@ enum client_drop {
 	CD_NO_MEMORY,	   /* no memory to hold the request */
 	CD_RCVBUF_FULL,	   /* dropped by the kernel, the socket's queue full (SO_RXQ_OVFL) */
 	CD_STATS_RATE,	   /* STATS over STATS_PER_S */
+	/* With a client key, checked before everything above but `oversized`
+	 * (auth.h; `short` when there is no room for the client id and a trailer). */
+	CD_OLD_BOOT, /* a start of the client older than the one it is known by */
+	CD_BAD_MAC,  /* the MAC does not verify: not a client holding the key */
+	CD_REPLAYED, /* a request seen before (or too far behind) */
 	CD_N
 };
 
@@ -170,6 +194,9 @@ static const char *const client_drop_name[CD_N] = {
 	[CD_NO_MEMORY] = "no_memory",
 	[CD_RCVBUF_FULL] = "rcvbuf_full",
 	[CD_STATS_RATE] = "stats_rate",
+	[CD_OLD_BOOT] = "old_boot",
+	[CD_BAD_MAC] = "bad_mac",
+	[CD_REPLAYED] = "replayed",
 };
 
 /* Why a well-formed request was answered ERROR before it reached a group. */
@@ -260,6 +287,13 @@ struct server {
 	/* Membership ops waiting for their outcome, on every lcore: while
 	 * there are any, lcore 0 has them looked at every WAIT_TICK_NS. */
 	_Atomic uint32_t waiting;
+	/* [cluster] client_key_file: requests verified on lcore 0 (crx, the
+	 * clients' windows), answers sealed on any lcore (ctx: one counter,
+	 * taken atomically). The node's boot, when it has a key. */
+	bool client_auth;
+	struct lcr_auth_rx crx;
+	struct lcr_auth_tx ctx;
+	uint64_t boot;
 };
 
 /* A request in flight: its bytes, where to answer. One slot of the pool. */
@@ -373,21 +407,21 @@ static void respond(struct req *q, uint8_t status, uint32_t leader, const void *
 {
 	struct server *s = q->srv;
 	static _Thread_local uint8_t out[LCR_WIRE_CLIENT_DGRAM_MAX];
+	/* With a client key the trailer follows the payload, within the datagram. */
+	size_t cap = sizeof(out) - LCR_WIRE_HDR - (s->client_auth ? LCR_AUTH_TRAILER : 0);
 	struct lcr_client_resp resp = { .id = q->r.id,
 					.status = status,
 					.op = q->r.op,
 					.leader = leader,
 					.value_len = value_len,
 					.value = value };
-	size_t n =
-		lcr_wire_encode_client_resp(out + LCR_WIRE_HDR, sizeof(out) - LCR_WIRE_HDR, &resp);
+	size_t n = lcr_wire_encode_client_resp(out + LCR_WIRE_HDR, cap, &resp);
 	if (n == 0) {
 		static const char msg[] = "the answer does not fit one datagram";
 		resp.status = LCR_CLIENT_ERROR;
 		resp.value = (const uint8_t *)msg;
 		resp.value_len = sizeof(msg) - 1;
-		n = lcr_wire_encode_client_resp(out + LCR_WIRE_HDR, sizeof(out) - LCR_WIRE_HDR,
-						&resp);
+		n = lcr_wire_encode_client_resp(out + LCR_WIRE_HDR, cap, &resp);
 	}
 	struct lcr_wire_hdr h = { .type = LCR_WIRE_CLIENT_RESP,
 				  .cluster = s->cfg.node.cluster,
@@ -397,6 +431,9 @@ static void respond(struct req *q, uint8_t status, uint32_t leader, const void *
 				  .len = (uint32_t)n,
 				  .frag_count = 1 };
 	size_t len = lcr_wire_seal(out, &h);
+	/* Bound to the request's client: it verifies at no other client. */
+	if (s->client_auth)
+		len = lcr_auth_seal_shared_bound(&s->ctx, out, len, q->r.client);
 	if (sendto(s->fd, out, len, 0, (struct sockaddr *)&q->addr, q->addr_len) < 0)
 		atomic_fetch_add(&s->tx_errors, 1);
 	else
@@ -1201,8 +1238,61 @@ static size_t client_json(const struct server *s, char *buf, size_t cap)
 	return o;
 }
 
-/* The most bytes client_prom() writes: 21 drop reasons, 4 refusals, their heads. */
-#define CLIENT_PROM_BYTES 8192
+/*
+ * ",auth":{...}: whether each port is authenticated ("off", or the alg), the
+ * node's boot, and the client port's verifier: senders held, evicted,
+ * session keys derived, answers sealed. Bytes written (cap is ample).
+ */
+static size_t auth_json(const struct server *s, char *buf, size_t cap)
+{
+	const struct lcr_app_config *c = &s->cfg;
+	const char *alg = lcr_auth_alg_name(c->auth_alg);
+	size_t o = (size_t)snprintf(buf, cap, ",\"auth\":{\"raft\":\"%s\",\"clients\":\"%s\"",
+				    c->has_key ? alg : "off", s->client_auth ? alg : "off");
+	if (s->boot)
+		o += (size_t)snprintf(buf + o, cap - o, ",\"boot\":%llu",
+				      (unsigned long long)s->boot);
+	if (s->client_auth)
+		o += (size_t)snprintf(buf + o, cap - o,
+				      ",\"client_senders\":%u,\"client_evicted\":%llu,"
+				      "\"client_derivations\":%llu,\"client_verified\":%llu,"
+				      "\"answers_sealed\":%llu",
+				      s->crx.n_peers, (unsigned long long)s->crx.st.evicted,
+				      (unsigned long long)s->crx.st.derivations,
+				      (unsigned long long)s->crx.st.accepted,
+				      (unsigned long long)lcr_auth_sealed(&s->ctx));
+	o += (size_t)snprintf(buf + o, cap - o, "}");
+	LCR_ASSERT(o < cap);
+	return o;
+}
+
+/*
+ * The Raft port's authentication drops of lcore `lc` (bad_mac, replayed,
+ * old_boot) from the node's metrics JSON `m`: the lcore's part is the
+ * (lc+1)-th transport "dropped" object, which holds a reason once it counted
+ * one. The transport keeps these counters for its JSON alone.
+ */
+static uint64_t raft_auth_drops(const char *m, uint32_t lc, const char *reason)
+{
+	const char *p = m;
+	char key[32];
+
+	for (uint32_t i = 0; p && i <= lc; i++)
+		if ((p = strstr(p, "\"dropped\":{")) != NULL)
+			p += 11;
+	if (!p)
+		return 0;
+	const char *end = strchr(p, '}');
+	snprintf(key, sizeof(key), "\"%s\":", reason);
+	const char *at = strstr(p, key);
+	if (!end || !at || at > end)
+		return 0;
+	return strtoull(at + strlen(key), NULL, 10);
+}
+
+/* The most bytes client_prom() writes: 24 drop reasons, 4 refusals, the Raft
+ * port's authentication drops of 64 lcores, their heads. */
+#define CLIENT_PROM_BYTES 32768
 
 /*
  * The client port's counters for Prometheus (prom.h), on lcore 0: they are
@@ -1237,6 +1327,26 @@ static int client_prom(void *ctx, char *buf, size_t len)
 	for (int i = 0; i < CR_N; i++)
 		PUT("lcraft_client_refused_total{node=\"%u\",reason=\"%s\"} %llu\n", id,
 		    client_refusal_name[i], (unsigned long long)s->refused[i]);
+	PUT("# HELP lcraft_auth_enabled Whether a port's datagrams are authenticated "
+	    "([cluster] key_file: raft, client_key_file: client).\n"
+	    "# TYPE lcraft_auth_enabled gauge\n"
+	    "lcraft_auth_enabled{node=\"%u\",port=\"raft\"} %d\n"
+	    "lcraft_auth_enabled{node=\"%u\",port=\"client\"} %d\n",
+	    id, s->cfg.has_key, id, s->client_auth);
+	PUT("# HELP lcraft_transport_auth_dropped_total Raft datagrams the lcore's transport "
+	    "refused for their MAC (bad_mac), a counter seen before (replayed) or an earlier "
+	    "start of the sender (old_boot).\n"
+	    "# TYPE lcraft_transport_auth_dropped_total counter\n");
+	/* The node's metrics, into lcore 0's STATS buffer (this is lcore 0). */
+	if (s->cfg.has_key && lcr_node_metrics_json(s->node, s->stats, STATS_BYTES) > 0) {
+		static const char *const reasons[] = { "bad_mac", "replayed", "old_boot" };
+		for (uint32_t lc = 0; lc < s->cfg.node.lcores; lc++)
+			for (int r = 0; r < 3; r++)
+				PUT("lcraft_transport_auth_dropped_total{node=\"%u\",lcore=\"%u\","
+				    "reason=\"%s\"} %llu\n",
+				    id, lc, reasons[r],
+				    (unsigned long long)raft_auth_drops(s->stats, lc, reasons[r]));
+	}
 #undef PUT
 	return o < len ? (int)o : -ENOSPC;
 }
@@ -1245,7 +1355,7 @@ static int client_prom(void *ctx, char *buf, size_t len)
 static void stats(struct req *q)
 {
 	struct server *s = q->srv;
-	size_t cap = STATS_BYTES, o = 0;
+	size_t cap = STATS_BYTES - (s->client_auth ? LCR_AUTH_TRAILER : 0), o = 0;
 	char *buf = s->stats;
 	struct rusage ru;
 
@@ -1265,6 +1375,7 @@ static void stats(struct req *q)
 			 (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6);
 	o = (size_t)k;
 	o += client_json(s, buf + o, cap - o);
+	o += auth_json(s, buf + o, cap - o);
 	o += (size_t)snprintf(buf + o, cap - o, ",\"kv\":[");
 	for (uint32_t i = 0; i < s->n_groups && o < cap; i++) {
 		struct lcr_kv_stats ks;
@@ -1441,10 +1552,40 @@ static bool stats_allowed(struct server *s)
 	return true;
 }
 
+/* Why the verifier refused a request, as our counter. */
+static enum client_drop auth_drop(uint32_t why)
+{
+	switch (why) {
+	case LCR_AUTH_OLD_BOOT:
+		return CD_OLD_BOOT;
+	case LCR_AUTH_BAD_MAC:
+		return CD_BAD_MAC;
+	case LCR_AUTH_REPLAYED:
+		return CD_REPLAYED;
+	default:
+		return CD_SHORT;
+	}
+}
+
 static void dispatch(struct server *s, const uint8_t *d, size_t len,
 		     const struct sockaddr_storage *from, socklen_t from_len)
 {
 	struct lcr_wire_hdr h;
+
+	/* With a client key, nothing but the client id (the sender the MAC
+	 * names) is read before the MAC verified; the trailer is then cut. */
+	if (s->client_auth) {
+		if (len < LCR_WIRE_HDR + 8 + LCR_AUTH_TRAILER) {
+			s->drops[CD_SHORT]++;
+			return;
+		}
+		uint32_t bad = lcr_auth_open(&s->crx, get_le(d + LCR_WIRE_HDR, 8), d, len);
+		if (bad != LCR_AUTH_OK) {
+			s->drops[auth_drop(bad)]++;
+			return;
+		}
+		len -= LCR_AUTH_TRAILER;
+	}
 	uint32_t why = lcr_wire_open_client(d, len, s->cfg.node.cluster, &h);
 	if (why != LCR_DROP_NONE) {
 		s->drops[wire_drop(why)]++;
@@ -1643,6 +1784,225 @@ static int prepare_config(const struct lcr_app_config *c, char *why, size_t why_
 	return 0;
 }
 
+/* ---- the boot: this start of the node (auth.h) ----------------------------------- */
+
+/*
+ * <data_dir>/boot, 24 bytes, little-endian (docs/wire-protocol.md,
+ * "Authentication", the boot): magic "LCRB", CRC32C of bytes 8..23, version 1 (u16), 6 bytes 0,
+ * the boot of the last start (u64). Replaced whole by a rename, so a file of
+ * another size or checksum is damage, not a torn write.
+ */
+#define BOOT_MAGIC   0x4252434cu /* "LCRB" */
+#define BOOT_VERSION 1
+#define BOOT_BYTES   24
+/* Boots are microseconds of the clock: 2^62 is past the year 100,000. */
+#define BOOT_MAX (1ull << 62)
+
+static void put_le(uint8_t *p, uint64_t v, unsigned n)
+{
+	for (unsigned i = 0; i < n; i++)
+		p[i] = (uint8_t)(v >> (8 * i));
+}
+
+/* The boot the file at `path` holds (0: no file), or -errno with a sentence. */
+static int boot_read(const char *path, uint64_t *boot, char *why, size_t why_len)
+{
+	uint8_t b[BOOT_BYTES + 1];
+	size_t n = 0;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	*boot = 0;
+	if (fd < 0 && errno == ENOENT)
+		return 0;
+	if (fd < 0) {
+		snprintf(why, why_len, "%s: %s", path, strerror(errno));
+		return -errno;
+	}
+	while (n < sizeof(b)) {
+		ssize_t k = read(fd, b + n, sizeof(b) - n);
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k < 0) {
+			int rc = -errno;
+			snprintf(why, why_len, "%s: %s", path, strerror(-rc));
+			close(fd);
+			return rc;
+		}
+		if (k == 0)
+			break;
+		n += (size_t)k;
+	}
+	close(fd);
+	const char *bad = NULL;
+	char what[64];
+	uint64_t v = get_le(b + 16, 8);
+	if (n != BOOT_BYTES) {
+		snprintf(what, sizeof(what), "%s%zu bytes, not %d", n > BOOT_BYTES ? "over " : "",
+			 n > BOOT_BYTES ? (size_t)BOOT_BYTES : n, BOOT_BYTES);
+		bad = what;
+	} else if (get_le(b, 4) != BOOT_MAGIC) {
+		bad = "not a boot file (its magic is not LCRB)";
+	} else if (get_le(b + 8, 2) != BOOT_VERSION) {
+		snprintf(what, sizeof(what), "format version %u, this build reads %u",
+			 (unsigned)get_le(b + 8, 2), BOOT_VERSION);
+		bad = what;
+	} else if (get_le(b + 4, 4) != lcr_crc32c(0, b + 8, BOOT_BYTES - 8)) {
+		bad = "its checksum does not match";
+	} else if (v == 0 || v >= BOOT_MAX) {
+		bad = "the boot in it is 0 or beyond 2^62";
+	}
+	if (bad) {
+		snprintf(why, why_len,
+			 "%s: %s: damaged (the node replaces it whole). Each start's boot must be "
+			 "larger than the last one's, or its datagrams would reuse nonces: remove "
+			 "the file to take the boot from the clock, which is safe unless this "
+			 "machine's clock went back since the node last started",
+			 path, bad);
+		return -EBADMSG;
+	}
+	*boot = v;
+	return 0;
+}
+
+/* Make `path` hold `boot`, durably: a new file renamed over it, then the directory synced. */
+static int boot_write(const char *dir, const char *path, uint64_t boot, char *why, size_t why_len)
+{
+	char tmp[620];
+	uint8_t b[BOOT_BYTES] = { 0 };
+	int rc = 0;
+
+	put_le(b, BOOT_MAGIC, 4);
+	put_le(b + 8, BOOT_VERSION, 2);
+	put_le(b + 16, boot, 8);
+	put_le(b + 4, lcr_crc32c(0, b + 8, BOOT_BYTES - 8), 4);
+	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0 || write(fd, b, sizeof(b)) != (ssize_t)sizeof(b) || fsync(fd) < 0)
+		rc = errno ? -errno : -EIO;
+	if (fd >= 0 && close(fd) < 0 && rc == 0)
+		rc = -errno;
+	if (rc == 0 && rename(tmp, path) < 0)
+		rc = -errno;
+	int dfd = rc == 0 ? open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
+	if (rc == 0 && (dfd < 0 || fsync(dfd) < 0))
+		rc = -errno;
+	if (dfd >= 0)
+		close(dfd);
+	if (rc < 0)
+		snprintf(why, why_len, "%s: cannot write the boot: %s", tmp, strerror(-rc));
+	return rc;
+}
+
+/* Create `dir` and its missing parents (the node makes them too, but later). */
+static int mkdir_parents(const char *dir, char *why, size_t why_len)
+{
+	char p[4096];
+	size_t n = strlen(dir);
+
+	if (n == 0 || n >= sizeof(p)) {
+		snprintf(why, why_len, "data_dir: empty or too long");
+		return -EINVAL;
+	}
+	memcpy(p, dir, n + 1);
+	for (size_t i = 1; i <= n; i++) {
+		if (p[i] != '/' && p[i] != '\0')
+			continue;
+		char c = p[i];
+		p[i] = '\0';
+		if (mkdir(p, 0755) < 0 && errno != EEXIST) {
+			int rc = -errno;
+			snprintf(why, why_len, "data_dir %s: cannot create %s: %s", dir, p,
+				 strerror(-rc));
+			return rc;
+		}
+		p[i] = c;
+	}
+	return 0;
+}
+
+/*
+ * This start's boot: larger than the last start's (the file) and at least the
+ * clock's microseconds, so that it also grows past a data directory that
+ * was lost; made durable before any datagram is sealed with it. A boot
+ * used twice would restart the counters of a session key: GCM's nonces
+ * would repeat, and peers would take the replies of the first start as
+ * fresh. Returns 0, or -errno with a sentence.
+ */
+static int boot_take(const char *dir, uint64_t *boot, char *why, size_t why_len)
+{
+	char path[600]; /* data_dir is at most 511 bytes (config.h) */
+	struct timespec ts;
+	uint64_t last;
+	int rc;
+
+	if ((rc = mkdir_parents(dir, why, why_len)) < 0)
+		return rc;
+	snprintf(path, sizeof(path), "%s/boot", dir);
+	if ((rc = boot_read(path, &last, why, why_len)) < 0)
+		return rc;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	uint64_t now = (uint64_t)ts.tv_sec * 1000000ull + (uint64_t)ts.tv_nsec / 1000;
+	*boot = now > last ? now : last + 1;
+	if (*boot >= BOOT_MAX) {
+		snprintf(why, why_len, "%s: the next boot would pass 2^62", path);
+		return -ERANGE;
+	}
+	return boot_write(dir, path, *boot, why, why_len);
+}
+
+/*
+ * The client port's verifier and the answers' sealer, under the client key:
+ * requests from any sender on LCR_AUTH_CHANNEL_CLIENT, answers as this node
+ * (its id widened, its boot) on LCR_AUTH_CHANNEL_ANSWER.
+ */
+static int client_auth_open(struct server *s, char *why, size_t why_len)
+{
+	struct lcr_auth_key k = { .alg = s->cfg.auth_alg, .cluster = s->cfg.node.cluster };
+	int rc;
+
+	memcpy(k.key, s->cfg.client_key, sizeof(k.key));
+	rc = lcr_auth_rx_init(&s->crx, &k, LCR_AUTH_CHANNEL_CLIENT, CLIENT_SENDERS, NULL);
+	if (rc == 0 &&
+	    (rc = lcr_auth_tx_init(&s->ctx, &k, s->cfg.self, s->boot, LCR_AUTH_CHANNEL_ANSWER)) < 0)
+		lcr_auth_rx_free(&s->crx);
+	lcr_auth_wipe(&k, sizeof(k));
+	if (rc < 0)
+		snprintf(why, why_len, "client port: its verifier and sealer: %s", strerror(-rc));
+	s->client_auth = rc == 0;
+	return rc;
+}
+
+/* What the node says at start about its keys: one loud line for what is open to anyone. */
+static void say_auth(const struct server *s)
+{
+	const struct lcr_app_config *c = &s->cfg;
+	const struct lcr_peer_addr *me = lcr_app_config_peer(c, c->self);
+	unsigned cport = (unsigned)me->port + c->client_port_offset;
+
+	if (!c->has_key && !s->client_auth)
+		say(s, "warning",
+		    "WARNING: nothing is authenticated: anyone who can send to the node's ports "
+		    "can speak for its peers (votes, entries, snapshots) and read and write its "
+		    "store on port %u; set [cluster] key_file and client_key_file",
+		    cport);
+	else if (!c->has_key)
+		say(s, "warning",
+		    "WARNING: datagrams are not authenticated: anyone who can send to the node's "
+		    "ports can speak for its peers; set [cluster] key_file");
+	else if (!s->client_auth)
+		say(s, "warning",
+		    "WARNING: the client port %u is not authenticated: anyone who can send to it "
+		    "can read and write the store and read the metrics; set [cluster] "
+		    "client_key_file",
+		    cport);
+	if (c->has_key || s->client_auth)
+		say(s, "auth", "%s authenticated with %s, boot %llu",
+		    c->has_key && s->client_auth ? "Raft datagrams and the client port"
+		    : c->has_key		 ? "Raft datagrams"
+						 : "the client port",
+		    lcr_auth_alg_name(c->auth_alg), (unsigned long long)s->boot);
+}
+
 /* "sockets" or "dpdk", and the cores the lcores are pinned to, for the start line. */
 static const char *transport_text(const struct lcr_app_config *c, char *out, size_t len)
 {
@@ -1734,7 +2094,7 @@ int main(int argc, char **argv)
 	}
 
 	static struct server srv;
-	char why[512];
+	char why[1024];
 	int rc = lcr_app_config_load_addr(&srv.cfg, path, (uint32_t)id, addr, why, sizeof(why));
 	for (uint32_t i = 0; rc == 0 && i < n_peers; i++)
 		rc = lcr_app_config_add_peer(&srv.cfg, peers[i], why, sizeof(why));
@@ -1753,12 +2113,32 @@ int main(int argc, char **argv)
 		say(&srv, "error", "%s", why);
 		return 1;
 	}
+	if (srv.cfg.has_key || srv.cfg.has_client_key) {
+		if ((rc = boot_take(srv.cfg.data_dir, &srv.boot, why, sizeof(why))) < 0) {
+			say(&srv, "error", "%s", why);
+			return 1;
+		}
+	}
+	if (srv.cfg.has_key) {
+		srv.cfg.node.auth_key = srv.cfg.key;
+		srv.cfg.node.auth_alg = srv.cfg.auth_alg;
+		srv.cfg.node.auth_boot = srv.boot;
+	}
 
 	rc = lcr_node_open(&srv.node, &srv.cfg.node, why, sizeof(why));
 	if (rc < 0) {
+		lcr_app_config_wipe_keys(&srv.cfg);
 		say(&srv, "error", "%s", why);
 		return 1;
 	}
+	/* The transport derived what it needs; the client port's contexts next. */
+	if (srv.cfg.has_client_key && (rc = client_auth_open(&srv, why, sizeof(why))) < 0) {
+		lcr_app_config_wipe_keys(&srv.cfg);
+		say(&srv, "error", "%s", why);
+		lcr_node_close(srv.node);
+		return 1;
+	}
+	lcr_app_config_wipe_keys(&srv.cfg);
 	srv.n_groups = srv.cfg.groups;
 	srv.groups = calloc(srv.n_groups, sizeof(*srv.groups));
 	srv.rx = malloc(LCR_WIRE_CLIENT_DGRAM_MAX);
@@ -1817,6 +2197,7 @@ int main(int argc, char **argv)
 	    (unsigned)me->port + srv.cfg.client_port_offset, srv.cfg.node.lcores, srv.n_groups,
 	    srv.cfg.data_dir, prom ? ", metrics on http://" : "",
 	    prom ? srv.cfg.metrics_listen : "");
+	say_auth(&srv);
 	if (srv.cfg.joining)
 		say(&srv, "joining",
 		    "node %u is not in %s's [nodes]: it runs at %s and waits to be added "
@@ -1838,6 +2219,10 @@ int main(int argc, char **argv)
 	free(srv.rx);
 	free(srv.stats);
 	free(srv.pool.slots); /* after lcr_node_close(): it answers what was held */
+	if (srv.client_auth) {
+		lcr_auth_rx_free(&srv.crx);
+		lcr_auth_tx_wipe(&srv.ctx);
+	}
 	say(&srv, "stop", "stopped cleanly");
 	return rc < 0 ? 1 : 0;
 }

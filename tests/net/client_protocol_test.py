@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: MIT
 """The client protocol of lcraft-node as docs/wire-protocol.md states it, byte by byte.
 
-  client_protocol_test.py --node BIN [--cli BIN] [--check NAME ...]
+  client_protocol_test.py --node BIN [--cli BIN] [--auth] [--check NAME ...]
 
 One lcraft-node (a one-node cluster with two groups, on loopback) gets crafted
 CLIENT_REQ datagrams from this script, which encodes them itself from the
@@ -23,12 +23,27 @@ snapshot command and its membership commands' exit statuses. Last,
 three times the node's room for requests in flight, to show answered requests
 give their room back.
 
+With --auth the node has a cluster key and a client key ([cluster] key_file,
+client_key_file) and every check runs again with each request sealed and each
+answer verified by this script, from docs/wire-protocol.md's "Client
+authentication" alone (BLAKE2b from hashlib, the GMAC from Python's
+cryptography package; skipped without it). Then check_auth: without the
+trailer, with a bit changed, under another key, replayed (a PUT, a SNAPSHOT
+that would build again), from an earlier start of the client: no answer,
+nothing applied, each counted (bad_mac, short, replayed, old_boot); STATS
+needs the key too; an answer verifies only for the client it answers; and
+lcraft-cli, against a node of this script's, takes only answers sealed with
+the key and bound to itself (another key, no trailer, an answer replayed from
+another client: refused, exit 3).
+
 Exit status: 0 passed, 1 failed (the reason is the last line of stdout, after
 the tail of the node's log), 77 skipped (the reason is the last line). Files
 go to a temporary directory under $LCR_TEST_DIR or /var/tmp, removed at the
 end unless LCR_TEST_KEEP=1.
 """
 import argparse
+import hashlib
+import hmac
 import json
 import os
 import random
@@ -134,6 +149,84 @@ def log_id(term, node, index, reserved=0):
     return struct.pack("<QIIQ", term, node, reserved, index)
 
 
+# ---- authentication (docs/wire-protocol.md, "Authentication", "Client authentication") ----
+
+TRAILER = 32
+CHANNEL_CLIENT, CHANNEL_ANSWER = 0x80000000, 0x40000000
+LABEL = b"lcraft-mac-v1"
+
+
+def aead_of(alg, key):
+    """The AEAD whose tag over an empty plaintext is the MAC; None without cryptography."""
+    try:
+        from cryptography.hazmat.primitives.ciphers.aead import AESGCM, ChaCha20Poly1305
+    except ImportError:
+        return None
+    return AESGCM(key) if alg == "aes256gcm" else ChaCha20Poly1305(key)
+
+
+def session_key(key, cluster, sender, boot):
+    """K_s = BLAKE2b-256(key = the key, "lcraft-mac-v1" || cluster || sender || boot)."""
+    return hashlib.blake2b(LABEL + struct.pack("<QQQ", cluster, sender, boot), key=key,
+                           digest_size=32).digest()
+
+
+def tag_of(aead, counter, channel, ad):
+    return aead.encrypt(struct.pack("<QI", counter, channel), b"", ad)
+
+
+class Sealer:
+    """A client's requests, sealed: the sender is the payload's client id (bytes 56..63),
+    the session key of (sender, boot), counters 1, 2, ... per sender, channel 0x80000000."""
+
+    def __init__(self, key, cluster, alg="aes256gcm", boot=None):
+        self.key, self.cluster, self.alg = key, cluster, alg
+        self.boot = boot if boot is not None else time.time_ns()
+        self.senders = {}  # sender -> [aead, last counter]
+
+    def seal(self, d):
+        sender = struct.unpack_from("<Q", d, HDR)[0] if len(d) >= HDR + 8 else 0
+        st = self.senders.get(sender)
+        if st is None:
+            st = self.senders[sender] = [
+                aead_of(self.alg, session_key(self.key, self.cluster, sender, self.boot)), 0]
+        st[1] += 1
+        t = d + struct.pack("<QQ", self.boot, st[1])
+        return t + tag_of(st[0], st[1], CHANNEL_CLIENT, t)
+
+
+class Opener:
+    """A node's answers, verified: the sender is the header's `from` (bytes 20..23), the
+    tag over the answer, boot, counter and the client id it answers (not sent), channel
+    0x40000000; per node the current boot and the counters taken (older boots and counters
+    taken before refused)."""
+
+    def __init__(self, key, cluster, alg="aes256gcm"):
+        self.key, self.cluster, self.alg = key, cluster, alg
+        self.nodes = {}  # node -> [boot, aead, set of counters]
+
+    def open(self, d, client):
+        """(the answer without its trailer, None) or (None, the reason it is refused)."""
+        if len(d) < HDR + TRAILER:
+            return None, "short"
+        node = struct.unpack_from("<I", d, 20)[0]
+        boot, counter = struct.unpack_from("<QQ", d, len(d) - TRAILER)
+        st = self.nodes.get(node)
+        if st and boot < st[0]:
+            return None, "old_boot"
+        aead = st[1] if st and boot == st[0] else aead_of(
+            self.alg, session_key(self.key, self.cluster, node, boot))
+        want = tag_of(aead, counter, CHANNEL_ANSWER, d[:-16] + struct.pack("<Q", client))
+        if not hmac.compare_digest(want, d[-16:]):
+            return None, "bad_mac"
+        if not st or boot > st[0]:
+            st = self.nodes[node] = [boot, aead, set()]
+        if counter in st[2]:
+            return None, "replayed"
+        st[2].add(counter)
+        return d[:-TRAILER], None
+
+
 class Answer:
     def __init__(self, hdr, rid, status, op, leader, value):
         self.hdr, self.id, self.status, self.op = hdr, rid, status, op
@@ -167,19 +260,42 @@ def parse_answer(d, cluster):
 class Client:
     """Crafted datagrams to the node's client port; answers checked and parsed."""
 
-    def __init__(self, cluster, port):
+    def __init__(self, cluster, port, key=None):
         self.cluster, self.addr = cluster, ("127.0.0.1", port)
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
         self.client = random.randrange(1, 2**64)
         self.next = 0
+        # With the client key: requests sealed, answers verified; the client id each
+        # request id was sent with (an answer is bound to it).
+        self.sealer = Sealer(key, cluster) if key else None
+        self.opener = Opener(key, cluster) if key else None
+        self.bound = {}
+        self.sent = None  # the last datagram sent, as it went (replays)
 
     def rid(self):
         self.next += 1
         return self.next
 
-    def send(self, d):
+    def send(self, d, raw=False):
+        """Send d: sealed first when this client has the key (raw: as it is)."""
+        if self.sealer and not raw:
+            if len(d) >= HDR + 16:
+                client, rid = struct.unpack_from("<QQ", d, HDR)
+                self.bound[rid] = client
+            d = self.sealer.seal(d)
+        self.sent = d
         self.sock.sendto(d, self.addr)
+
+    def answer(self, d):
+        """A datagram received: verified and its trailer cut (with the key), then parsed."""
+        if self.opener:
+            rid = struct.unpack_from("<Q", d, HDR)[0] if len(d) >= HDR + 8 else 0
+            plain, why = self.opener.open(d, self.bound.get(rid, self.client))
+            if plain is None:
+                raise Fail(f"an answer to request {rid} does not verify: {why}")
+            d = plain
+        return parse_answer(d, self.cluster)
 
     def recv(self, want_id, timeout=2.0):
         """The answer with request id want_id; other answers are returned too, in a list."""
@@ -194,7 +310,7 @@ class Client:
                 d = self.sock.recv(70000)
             except socket.timeout:
                 continue
-            a = parse_answer(d, self.cluster)
+            a = self.answer(d)
             if a.id == want_id:
                 return a, others
             others.append(a)
@@ -668,7 +784,7 @@ def check_membership(c, env):
     while time.monotonic() < end and len(answers) < 3:
         c.sock.settimeout(max(0.01, min(0.5, end - time.monotonic())))
         try:
-            a = parse_answer(c.sock.recv(70000), c.cluster)
+            a = c.answer(c.sock.recv(70000))
         except socket.timeout:
             if len(answers) == 2:
                 break
@@ -795,7 +911,7 @@ def check_pool(c, _env):
                                f"{sent} answered (dropped for want of room?)")
                 c.sock.settimeout(left)
                 try:
-                    a = parse_answer(c.sock.recv(70000), c.cluster)
+                    a = c.answer(c.sock.recv(70000))
                 except socket.timeout:
                     continue
                 if a.id not in want:
@@ -828,7 +944,7 @@ def check_stats_rate(c, _env):
     c.sock.settimeout(0.5)
     try:
         while True:
-            a = parse_answer(c.sock.recv(70000), c.cluster)
+            a = c.answer(c.sock.recv(70000))
             expect(a, OK, what="STATS")
             answered += 1
     except socket.timeout:
@@ -847,9 +963,203 @@ def check_stats_rate(c, _env):
         f"as stats_rate")
 
 
+# ---- authentication (--auth) ---------------------------------------------------------------
+
+def check_auth(c, env):
+    """With the client key, a request without its trailer, with a bit changed, under another
+    key, replayed, or from an earlier start of its client draws no answer, applies nothing
+    and is counted under its reason; STATS needs the key too; an answer verifies only for the
+    client it answers."""
+    if not c.sealer:
+        say("check_auth: the node has no client key (--auth runs it)")
+        return
+
+    def silent(d, what):
+        """d, sent as it is, draws no answer."""
+        c.send(d, raw=True)
+        c.sock.settimeout(0.3)
+        try:
+            got = c.sock.recv(70000)
+        except socket.timeout:
+            return
+        raise Fail(f"{what}: answered ({len(got)} bytes): it must be dropped")
+
+    def put_sealed(key, value, rid=None):
+        rid = c.rid() if rid is None else rid
+        return c.sealer.seal(header(req_payload(c.client, rid, PUT, key, value), c.cluster, 1))
+
+    before = c.stats()["client"]["drops"]
+    # No trailer: a PUT (its last 32 bytes read as a boot above the client's: bad_mac) and
+    # a STATS (88 bytes, no room for the client id and a trailer: short).
+    silent(header(req_payload(c.client, c.rid(), PUT, b"auth-plain", b"x" * 64), c.cluster, 1),
+           "a PUT without a trailer")
+    silent(header(req_payload(c.client, c.rid(), STATS), c.cluster, 1), "STATS without a trailer")
+    # One bit changed: the value, the counter, the tag (the same request id throughout, so
+    # that one taken would make the genuine copy a resend answered with its outcome).
+    rid = c.rid()
+    d = put_sealed(b"auth-flip", b"v", rid)
+    for pos, what in ((HDR + 32 + len(b"auth-flip"), "value"), (len(d) - 24, "counter"),
+                      (len(d) - 1, "tag")):
+        bad = bytearray(d)
+        bad[pos] ^= 1
+        silent(bytes(bad), f"a PUT with a bit of its {what} changed")
+    c.bound[rid] = c.client
+    c.send(d, raw=True)
+    expect(c.recv(rid)[0], OK, what="the PUT as sealed")
+    expect(c.call(GET, b"auth-flip"), OK, b"v", what="GET after the changed PUTs")
+    # Another key.
+    other = Sealer(os.urandom(32), c.cluster)
+    silent(other.seal(header(req_payload(c.client, c.rid(), PUT, b"auth-other", b"v"),
+                             c.cluster, 1)), "a PUT under another key")
+    expect(c.call(GET, b"auth-other"), NOT_FOUND, what="GET after the PUT under another key")
+    # Replayed: a PUT after the client wrote again, and a SNAPSHOT after more was applied
+    # (it would build again: not a write, no session answers it).
+    expect(c.call(PUT, b"auth-replay", b"one"), OK, what="PUT one")
+    first = c.sent
+    expect(c.call(PUT, b"auth-replay", b"two"), OK, what="PUT two")
+    silent(first, "PUT one replayed")
+    expect(c.call(GET, b"auth-replay"), OK, b"two", what="GET after PUT one replayed")
+    snapshot_id(c.call(SNAPSHOT, flags=THIS_NODE, timeout=12), "SNAPSHOT")
+    snap = c.sent
+    built = group_metrics(c, 1)["snapshots_built"]
+    for i in range(3):
+        expect(c.call(PUT, b"auth-after-snap", b"%d" % i), OK, what="PUT after the SNAPSHOT")
+    silent(snap, "the SNAPSHOT replayed")
+    time.sleep(0.5)
+    if group_metrics(c, 1)["snapshots_built"] != built:
+        raise Fail(f"the SNAPSHOT replayed built a snapshot ({built} before)")
+    # An earlier start of a client: its requests, even fresh ones, once a later start spoke.
+    cid = random.randrange(1, 2**64)
+    early = Sealer(c.sealer.key, c.cluster, boot=c.sealer.boot - 1000)
+    late = Sealer(c.sealer.key, c.cluster, boot=c.sealer.boot + 1000)
+    for sealer, what in ((early, "the earlier start"), (late, "the later start")):
+        rid = c.rid()
+        c.bound[rid] = cid
+        c.send(sealer.seal(header(req_payload(cid, rid, GET, b"auth-flip"), c.cluster, 1)),
+               raw=True)
+        expect(c.recv(rid)[0], OK, b"v", what=f"GET from {what}")
+    silent(early.seal(header(req_payload(cid, c.rid(), GET, b"auth-flip"), c.cluster, 1)),
+           "a GET from the earlier start after the later one")
+    after = c.stats()["client"]["drops"]
+    want = {"bad_mac": 5, "short": 1, "replayed": 2, "old_boot": 1}
+    got = {k: after[k] - before[k] for k in after if after[k] != before[k]}
+    if got != want:
+        raise Fail(f"drops went up by {got}, expected {want}")
+    say(f"no trailer, changed bits, another key, replays, an earlier start: no answer, "
+        f"counted {json.dumps(got, sort_keys=True)}")
+
+    # An answer verifies for the client it answers only.
+    rid = c.rid()
+    c.send(header(req_payload(c.client, rid, GET, b"auth-flip"), c.cluster, 1))
+    c.sock.settimeout(2)
+    raw = c.sock.recv(70000)
+    if c.opener.open(raw, c.client ^ 1) != (None, "bad_mac"):
+        raise Fail("an answer verified for a client it does not answer")
+    plain, why = c.opener.open(raw, c.client)
+    if plain is None:
+        raise Fail(f"the answer does not verify for its client: {why}")
+    if c.opener.open(raw, c.client) != (None, "replayed"):
+        raise Fail("the same answer verified twice")
+    a = parse_answer(plain, c.cluster)
+    expect(a, OK, b"v", what="the GET's answer")
+    auth = c.stats()["auth"]
+    if auth["raft"] != "aes256gcm" or auth["clients"] != "aes256gcm" or auth["boot"] < 1:
+        raise Fail(f"STATS' auth: {auth}")
+    say(f"answers bound to their client; STATS auth {json.dumps(auth, sort_keys=True)}")
+
+
+def answer_dgram(key, cluster, req, status, value, boot, counter, bound=None, seal=True):
+    """A node's answer to request datagram req (without its trailer), as node NODE."""
+    client, rid, op = struct.unpack_from("<QQB", req, HDR)
+    group = struct.unpack_from("<I", req, 16)[0]
+    p = struct.pack("<QBBHIII", rid, status, op, 0, 0, len(value), 0) + value
+    d = header(p, cluster, group, frm=NODE, typ=CLIENT_RESP)
+    if not seal:
+        return d
+    aead = aead_of("aes256gcm", session_key(key, cluster, NODE, boot))
+    t = d + struct.pack("<QQ", boot, counter)
+    return t + tag_of(aead, counter, CHANNEL_ANSWER,
+                      t + struct.pack("<Q", client if bound is None else bound))
+
+
+def check_auth_cli(c, env):
+    """lcraft-cli seals its requests and takes only answers sealed with the client key and
+    bound to itself: against a node of this script's, an answer under another key, one
+    without its trailer and one replayed from another lcraft-cli leave it without an answer
+    (exit 3, -v says why); the right one is printed."""
+    if not c.sealer or not env["cli"]:
+        say("check_auth_cli: needs --auth and --cli")
+        return
+    key, cl = c.sealer.key, c.cluster
+    port = free_port()
+    fake = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    fake.bind(("127.0.0.1", port + 1000))
+    config = os.path.join(os.path.dirname(env["config"]), "fake.ini")
+    with open(config, "w") as f:
+        f.write(f"[cluster]\nid = {cl}\nclient_key_file = {env['client_key_file']}\n"
+                f"[nodes]\n{NODE} = 127.0.0.1:{port}\n")
+    opener = Sealer(key, cl)  # only for its session keys: requests are checked below
+    boot, counter = time.time_ns(), [0]
+    kept = {}
+
+    def run(mode):
+        p = subprocess.Popen([env["cli"], "--config", config, "--timeout", "1000", "-v",
+                              "get", "k"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             text=True)
+        fake.settimeout(0.1)
+        while p.poll() is None:
+            try:
+                d, addr = fake.recvfrom(70000)
+            except socket.timeout:
+                continue
+            # The request verifies as its client's (sender: the client id).
+            sender, = struct.unpack_from("<Q", d, HDR)
+            b, n = struct.unpack_from("<QQ", d, len(d) - TRAILER)
+            aead = aead_of("aes256gcm", session_key(key, cl, sender, b))
+            if tag_of(aead, n, CHANNEL_CLIENT, d[:-16]) != d[-16:]:
+                raise Fail("lcraft-cli's request does not verify")
+            req = d[:-TRAILER]
+            counter[0] += 1
+            if mode == "replayed":
+                out = kept["good"]
+            else:
+                out = answer_dgram(key if mode != "other-key" else os.urandom(32), cl, req, OK,
+                                   b"fake-value", boot, counter[0], seal=mode != "no-trailer")
+            kept.setdefault(mode, out)
+            fake.sendto(out, addr)
+        out, err = p.communicate()
+        return p.returncode, out, err
+
+    del opener
+    rc, out, err = run("good")
+    if rc != 0 or out != "fake-value\n":
+        raise Fail(f"lcraft-cli against a node answering with the key: exit {rc}, {out!r}, "
+                   f"{err.strip()!r}")
+    for mode, says in (("other-key", "refused: bad_mac"), ("no-trailer", "refused: bad_mac"),
+                       ("replayed", "refused: bad_mac")):
+        rc, out, err = run(mode)
+        if rc != 3 or out or says not in err:
+            raise Fail(f"lcraft-cli, answered {mode}: exit {rc}, stdout {out!r}, stderr "
+                       f"{err.strip()[-300:]!r}; expected exit 3 and {says!r}")
+        say(f"lcraft-cli answered {mode}: exit 3 ({says})")
+    fake.close()
+    # The client key of the config, or --key-file; another key draws no answer.
+    p = subprocess.run([env["cli"], "--config", env["config"], "--timeout", "500",
+                        "--key-file", env["other_key_file"], "get", "k"],
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=10)
+    if p.returncode != 3:
+        raise Fail(f"lcraft-cli --key-file (another key): exit {p.returncode}, "
+                   f"{p.stderr.strip()!r}")
+    p = subprocess.run([env["cli"], "--config", env["config"], "--key-file",
+                        env["client_key_file"], "get", "auth-flip"],
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=10)
+    if p.returncode != 0 or p.stdout != "v\n":
+        raise Fail(f"lcraft-cli --key-file (the key): exit {p.returncode}, {p.stderr.strip()!r}")
+
+
 CHECKS = [check_to, check_groups, check_resends, check_cas_empty, check_not_found,
           check_refused, check_snapshot, check_membership, check_drops, check_overflow,
-          check_cli, check_pool, check_stats_rate]
+          check_cli, check_pool, check_stats_rate, check_auth, check_auth_cli]
 
 
 # ---- the node ----------------------------------------------------------------------------
@@ -887,15 +1197,37 @@ def ipv6_ok():
         return False
 
 
+def key_file(path):
+    """A fresh key in path, mode 600; the key."""
+    key = os.urandom(32)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    os.write(fd, key.hex().encode() + b"\n")
+    os.close(fd)
+    return key
+
+
 def run_test(args, tmp, procs):
     port = free_port()
     cluster = random.randrange(1, 2**63)
     config = os.path.join(tmp, "node.ini")
     v6 = ipv6_ok()
+    keys, client_key = [], None
+    env = {}
+    if args.auth:
+        if aead_of("aes256gcm", bytes(32)) is None:
+            raise Skip("--auth: Python's cryptography package is missing (pip install "
+                       "cryptography): this script seals with its AES-GCM")
+        env["key_file"] = os.path.join(tmp, "cluster.key")
+        env["client_key_file"] = os.path.join(tmp, "client.key")
+        env["other_key_file"] = os.path.join(tmp, "other.key")
+        key_file(env["key_file"])
+        client_key = key_file(env["client_key_file"])
+        key_file(env["other_key_file"])
+        keys = [f"key_file = {env['key_file']}", f"client_key_file = {env['client_key_file']}"]
     with open(config, "w") as f:
         f.write("\n".join([
             "; written by tests/net/client_protocol_test.py",
-            "[cluster]", f"id = {cluster}", f"voters = {NODE}", "",
+            "[cluster]", f"id = {cluster}", f"voters = {NODE}", *keys, "",
             "[nodes]", f"{NODE} = 127.0.0.1:{port}", f"{SPARE} = 127.0.0.1:{port + 100}", "",
             "[node]", f"data_dir = {tmp}/data/node-{{id}}", "lcores = 1", f"groups = {GROUPS}",
             # "::" takes IPv4 too (dual stack) and lets the oversized case use ::1.
@@ -910,13 +1242,14 @@ def run_test(args, tmp, procs):
                                        stderr=subprocess.STDOUT), log))
     say(f"node {NODE} of cluster {cluster}: raft 127.0.0.1:{port}, clients :{port + 1000}"
         f"{' (IPv6 too)' if v6 else ''}")
-    c = Client(cluster, port + 1000)
+    c = Client(cluster, port + 1000, client_key)
     wait_leader(c)
+    env.update({"port": port + 1000, "config": config, "cli": args.cli, "proc": procs[0][0],
+                "raft_port": port, "spare_port": port + 100})
     for check in CHECKS:
         if args.check and check.__name__ not in args.check:
             continue
-        check(c, {"port": port + 1000, "config": config, "cli": args.cli,
-                  "proc": procs[0][0], "raft_port": port, "spare_port": port + 100})
+        check(c, env)
         say(f"{check.__name__}: ok")
     p, _ = procs[0]
     if p.poll() is not None:
@@ -927,6 +1260,9 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--node", required=True, help="the lcraft-node executable")
     ap.add_argument("--cli", help="the lcraft-cli executable (check_cli)")
+    ap.add_argument("--auth", action="store_true",
+                    help="the node with a cluster key and a client key: every check sealed, "
+                         "then check_auth and check_auth_cli")
     ap.add_argument("--check", action="append", choices=[f.__name__ for f in CHECKS],
                     help="run only this check (repeatable); default: all")
     args = ap.parse_args()

@@ -8,7 +8,10 @@
  *   kvcheck --config FILE [--clients 8] [--keys 16] [--seconds 10]
  *           [--op-timeout-ms 2000] [--read-pct 40] [--cas-pct 20]
  *           [--delete-pct 0] [--no-final-reads] [--history FILE]
- *           [--key-prefix k]
+ *           [--key-prefix k] [--key-file FILE]
+ *
+ * The client key is the config's [cluster] client_key_file, or --key-file
+ * (requests sealed, answers verified: bench/client.h).
  *
  * The check takes every key to be absent at the start: on a cluster that ran
  * an earlier workload, give each run its own --key-prefix (keys PREFIX1 ..
@@ -274,7 +277,7 @@ static void usage(FILE *f)
 	fprintf(f, "usage: kvcheck --config FILE [--clients 8] [--keys 16] [--seconds 10]\n"
 		   "               [--op-timeout-ms 2000] [--read-pct 40] [--cas-pct 20]\n"
 		   "               [--delete-pct 0] [--no-final-reads] [--history FILE]\n"
-		   "               [--key-prefix k]\n"
+		   "               [--key-prefix k] [--key-file FILE]\n"
 		   "The keys must be new (absent) when the run starts: the check assumes so.\n"
 		   "Give each run on the same cluster its own --key-prefix.\n");
 }
@@ -293,6 +296,7 @@ int main(int argc, char **argv)
 		{ "no-final-reads", no_argument, NULL, 'F' },
 		{ "history", required_argument, NULL, 'H' },
 		{ "key-prefix", required_argument, NULL, 'P' },
+		{ "key-file", required_argument, NULL, 'K' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -304,12 +308,12 @@ int main(int argc, char **argv)
 			  .op_timeout_ms = 2000,
 			  .final_reads = true,
 			  .key_prefix = "k" };
-	const char *path = NULL;
+	const char *path = NULL, *key_file = NULL;
 	int opt;
 
 	while ((opt = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
 		unsigned long v = 0;
-		if (optarg && opt != 'c' && opt != 'H' && opt != 'P') {
+		if (optarg && opt != 'c' && opt != 'H' && opt != 'P' && opt != 'K') {
 			char *end;
 			errno = 0;
 			v = strtoul(optarg, &end, 10);
@@ -356,6 +360,9 @@ int main(int argc, char **argv)
 		case 'H':
 			o.history = optarg;
 			break;
+		case 'K':
+			key_file = optarg;
+			break;
 		case 'h':
 			usage(stdout);
 			return 0;
@@ -371,7 +378,7 @@ int main(int argc, char **argv)
 	}
 	static struct lcr_app_config cfg;
 	char why[512];
-	if (lcr_app_config_load(&cfg, path, 0, why, sizeof(why)) < 0) {
+	if (lcr_app_config_load_client(&cfg, path, key_file, why, sizeof(why)) < 0) {
 		fprintf(stderr, "kvcheck: %s\n", why);
 		return 2;
 	}
