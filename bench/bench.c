@@ -42,6 +42,7 @@
 
 #include <jemalloc/jemalloc.h>
 
+#include "auth.h"
 #include "bench.h"
 #include "version.h"
 
@@ -433,7 +434,7 @@ static void usage(FILE *f)
 		"FILE.jsonl]\n"
 		"                    [--busy-poll] [--spin-us 50] [--io-spin-us 500]\n"
 		"                    [--spin adaptive|fixed] [--port-base P] [--eal ARGS]\n"
-		"                    [--no-floor] [--trace] [--quiet]\n"
+		"                    [--no-floor] [--trace] [--quiet] [--key FILE]\n"
 		"\n"
 		"  --mode        socket (default): replicas as processes on loopback, kernel UDP,\n"
 		"                durable io_uring logs; engine: the Raft cores alone on one\n"
@@ -474,6 +475,9 @@ static void usage(FILE *f)
 		"                follower, p50 and p99) next to the floors, the critical\n"
 		"                path marked\n"
 		"  --quiet       no progress lines\n"
+		"  --key         process modes: the replicas' datagrams authenticated with the\n"
+		"                cluster key in FILE (32 bytes, or 64 hexadecimal digits; mode\n"
+		"                600), aes256gcm, as lcraft-node's [cluster] key_file\n"
 		"Exit status: 0 every run ok, 1 a run failed, 2 usage, 130 interrupted.\n",
 		DEFAULT_EAL);
 }
@@ -691,6 +695,7 @@ static void json_line(FILE *f, const struct run *u, const struct floors *fl, con
 			fl->rtt_warm_p50_us, fl->rtt_warm_p99_us, o->busy_poll ? "poll" : "sleep");
 	else
 		fputs(",\"floor\":null", f);
+	fprintf(f, ",\"auth\":\"%s\"", o->key_file ? "aes256gcm" : "off");
 	fprintf(f, ",\"leader_id\":%u,\"election_ms\":%.1f,\"errors\":%llu,\"ok\":%s", r->leader,
 		r->election_ms, (unsigned long long)r->errors,
 		u->rc == 0 && r->errors == 0 && r->ops > 0 ? "true" : "false");
@@ -937,6 +942,7 @@ int main(int argc, char **argv)
 		{ "no-floor", no_argument, NULL, 'F' },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "trace", no_argument, NULL, 'T' },
+		{ "key", required_argument, NULL, 'K' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -1101,6 +1107,9 @@ int main(int argc, char **argv)
 		case 'T':
 			o.trace = true;
 			break;
+		case 'K':
+			o.key_file = optarg;
+			break;
 		case 'x':
 			if (strcmp(optarg, "adaptive") && strcmp(optarg, "fixed")) {
 				fprintf(stderr, "lcraft-bench: --spin %s: adaptive or fixed\n",
@@ -1152,6 +1161,22 @@ int main(int argc, char **argv)
 				"lcraft-bench: warning: --busy-poll with %u polling lcores on %ld "
 				"cores: they will fight for the CPU\n",
 				o.replicas * o.lcores, cores);
+	}
+	if (o.key_file) {
+		uint8_t key[LCR_AUTH_KEY_BYTES];
+		char kwhy[400];
+		if (o.mode == LCR_BENCH_ENGINE) {
+			fprintf(stderr, "lcraft-bench: --key: the engine mode sends no datagram; "
+					"--mode socket authenticates the replicas' datagrams\n");
+			return 2;
+		}
+		/* Read once here so that a bad file stops the run before any replica. */
+		int krc = lcr_auth_key_load(o.key_file, key, kwhy, sizeof(kwhy));
+		lcr_auth_wipe(key, sizeof(key));
+		if (krc < 0) {
+			fprintf(stderr, "lcraft-bench: --key: %s\n", kwhy);
+			return 2;
+		}
 	}
 	if (o.port_base == 0)
 		o.port_base = (uint16_t)(21000 + (getpid() % 400) * 100);

@@ -55,7 +55,8 @@ struct lcr_bench_opts {
 	bool floor;    /* dpdk: measure the bare round trip in each run (not --no-floor) */
 	bool quiet;    /* no progress lines */
 	bool trace;    /* process modes: read each stage of a commit from the replicas */
-	const char *argv0; /* the program, for messages */
+	const char *key_file; /* process modes: the cluster key's file (--key); NULL: none */
+	const char *argv0;    /* the program, for messages */
 };
 
 #define LCR_BENCH_STAGES 12

@@ -23,6 +23,11 @@
  * operation that had to wait for a free slot counts its wait: no coordinated
  * omission. This is what the peer harness (peers/craft) measures too: commit
  * by a quorum, durable on the leader, applied on the leader.
+ *
+ * --key FILE: every replica's datagrams are authenticated with that cluster
+ * key (aes256gcm; docs/wire-protocol.md, "Authentication"), each open of a
+ * replica with a boot of its own: the clock's microseconds, above the last
+ * one this process took (replica 1 opens once per run).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -41,6 +46,7 @@
 #include <unistd.h>
 
 #include "../io/log.h"
+#include "auth.h"
 #include "bench.h"
 #include "lcraft.h"
 
@@ -95,6 +101,41 @@ static void node_config(const struct lcr_bench_opts *o, uint32_t id, const char 
 	c->core.enable_elect = id == 1;
 	if (o->mode != LCR_BENCH_SOCKET)
 		lcr_bench_dpdk_config(o, id, c);
+}
+
+/*
+ * --key: the key into c, with a boot above every one this process took
+ * before. The key stays in a buffer of this process until the node opened
+ * (auth_wipe). 0, or -errno with a sentence.
+ */
+static uint8_t auth_key[LCR_AUTH_KEY_BYTES];
+
+static int auth_config(const struct lcr_bench_opts *o, struct lcr_node_config *c, char *why,
+		       size_t why_len)
+{
+	static uint64_t last_boot;
+	struct timespec ts;
+	char e[400];
+	int rc;
+
+	if (!o->key_file || !o->key_file[0])
+		return 0;
+	if ((rc = lcr_auth_key_load(o->key_file, auth_key, e, sizeof(e))) < 0) {
+		snprintf(why, why_len, "--key: %s", e);
+		return rc;
+	}
+	clock_gettime(CLOCK_REALTIME, &ts);
+	uint64_t now = (uint64_t)ts.tv_sec * 1000000ull + (uint64_t)ts.tv_nsec / 1000;
+	last_boot = now > last_boot ? now : last_boot + 1;
+	c->auth_key = auth_key;
+	c->auth_alg = LCR_AUTH_AES256GCM;
+	c->auth_boot = last_boot;
+	return 0;
+}
+
+static void auth_wipe(void)
+{
+	lcr_auth_wipe(auth_key, sizeof(auth_key));
 }
 
 /* A state machine that only counts (the peer harness's FSM is a no-op too). */
@@ -169,10 +210,12 @@ replica_run(const struct lcr_bench_opts *o, uint32_t id, const char *root, int c
 			_exit(2);
 		}
 	}
-	if (lcr_node_open(&node, &c, why, sizeof(why)) < 0) {
+	if (auth_config(o, &c, why, sizeof(why)) < 0 ||
+	    lcr_node_open(&node, &c, why, sizeof(why)) < 0) {
 		fprintf(stderr, "lcraft-bench: replica %u: %s\n", id, why);
 		_exit(2);
 	}
+	auth_wipe();
 	for (uint32_t g = 1; g <= o->groups; g++) {
 		struct lcr_sm_ops ops = { .apply = count_apply };
 		struct lcr_group *grp;
@@ -225,6 +268,7 @@ static void replica_args(const struct lcr_bench_opts *o, uint32_t id, const char
 	ARG("eal=%s", o->eal ? o->eal : "");
 	ARG("memif_dir=%s", o->memif_dir ? o->memif_dir : "");
 	ARG("veth=%s", o->veth ? o->veth : "");
+	ARG("key=%s", o->key_file ? o->key_file : "");
 #undef ARG
 	if (n > REPLICA_ARGS)
 		abort(); /* REPLICA_ARGS is too small */
@@ -238,7 +282,7 @@ static void replica_args(const struct lcr_bench_opts *o, uint32_t id, const char
 int lcr_bench_replica_main(int argc, char **argv)
 {
 	static struct lcr_bench_opts o;
-	static char root[PATH_MAX], eal[4096], memif_dir[PATH_MAX], veth[32];
+	static char root[PATH_MAX], eal[4096], memif_dir[PATH_MAX], veth[32], key[PATH_MAX];
 	unsigned id = 0, mode = 0, replicas = 0, groups = 0, lcores = 0, fsync = 0, port = 0,
 		 busy = 0, spin = 0, io_spin = 0, spin_fixed = 0, got = 0;
 
@@ -258,8 +302,10 @@ int lcr_bench_replica_main(int argc, char **argv)
 			snprintf(memif_dir, sizeof(memif_dir), "%s", a + 10);
 		else if (!strncmp(a, "veth=", 5) && ++got)
 			snprintf(veth, sizeof(veth), "%s", a + 5);
+		else if (!strncmp(a, "key=", 4) && ++got)
+			snprintf(key, sizeof(key), "%s", a + 4);
 	}
-	if (got != 15 || id < 2 || id > REPLICAS_MAX || replicas < id || groups < 1 ||
+	if (got != 16 || id < 2 || id > REPLICAS_MAX || replicas < id || groups < 1 ||
 	    groups > GROUPS_MAX || lcores < 1 || port == 0 || port > 65535) {
 		fprintf(stderr, "lcraft-bench --replica: started by lcraft-bench itself, not by "
 				"hand (bad arguments)\n");
@@ -278,6 +324,7 @@ int lcr_bench_replica_main(int argc, char **argv)
 	o.eal = eal;
 	o.memif_dir = memif_dir;
 	o.veth = veth;
+	o.key_file = key;
 	o.argv0 = "lcraft-bench";
 	/* Named as replica 1 is, not "exe" (/proc/self/exe). */
 	prctl(PR_SET_NAME, "lcraft-bench");
@@ -821,7 +868,10 @@ int lcr_bench_socket(const struct lcr_bench_opts *o, struct lcr_bench_result *r,
 	    (rc = lcr_bench_dpdk_floor(o, ch[2].cmd, ch[2].in, r, why, why_len)) < 0)
 		goto out;
 	node_config(o, 1, root, dir, sizeof(dir), &c);
+	if ((rc = auth_config(o, &c, why, why_len)) < 0)
+		goto out;
 	rc = lcr_node_open(&node, &c, why, why_len);
+	auth_wipe();
 	if (rc < 0)
 		goto out;
 	for (uint32_t g = 1; g <= o->groups; g++) {
