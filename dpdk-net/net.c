@@ -378,6 +378,7 @@ static void seq_send(struct lcr_net_group *g, struct net_peer *p, const struct l
 			struct lcr_msg *q = &p->q[(p->q_head + i) % n->cfg.queue_max];
 			if (q->append_req.n_entries == 0 && q->append_req.inflight_id == 0) {
 				*q = *m;
+				seq_pump(g, p);
 				return;
 			}
 		}
@@ -624,9 +625,12 @@ static void on_fail(struct lcr_net_group *g, struct net_peer *p, const struct lc
 	if (!synthetic)
 		failed_at(g, p, err);
 	/* A heartbeat's failure says nothing replication needs: the core keeps
-	 * sending heartbeats, backed off or not (engine/replication.c). */
+	 * sending heartbeats, backed off or not (engine/replication.c). What
+	 * waited behind it goes now (a heartbeat past its TTL, with requests
+	 * queued, left them there until something else pumped). */
 	if (c->heartbeat) {
 		n->st.heartbeat_errors++;
+		seq_pump(g, p);
 		return;
 	}
 	host_failed(g, c, err, why);
