@@ -75,7 +75,9 @@ struct lcr_progress {
 	uint64_t sent_index;	    /* last index sent on the current stream */
 	uint64_t next_inflight_id;  /* id of the next request on this stream (from 1) */
 	uint64_t acked_inflight_id; /* highest request id acknowledged on it */
-	uint64_t progress_ns;	    /* last ack or (re)start of the stream */
+	uint64_t progress_ns;	    /* last ack, (re)start, or send with none in flight */
+	uint64_t gap_ns;	    /* smoothed time between a stream's acks (stall timer) */
+	uint64_t gap_var_ns;	    /* ... and its mean deviation */
 	uint64_t clock_ns;	    /* newest send time the peer acknowledged (lease) */
 	uint64_t acked_seq;	    /* newest send_seq the peer acknowledged (reads) */
 	uint64_t backoff_until_ns;  /* no sends before this (UNREACHABLE backoff) */

@@ -33,6 +33,43 @@ static void cancel_snapshot(struct lcr_core *c, struct lcr_progress *p, bool cou
 	cmd->cancel.stream_id = p->stream_id;
 }
 
+/*
+ * How long a stream with requests in flight may go without an ack before the
+ * core restarts it: the smoothed time between its acks plus four deviations
+ * (RFC 6298's estimator, applied to ack gaps), at least a heartbeat interval
+ * and at most the election timeout's minimum. A follower acks a request once
+ * its entries are durable, so a follower whose writes take 50-100 ms (a busy
+ * disk, its thread off the CPU) leaves that much between acks while its
+ * stream moves; restarting it then sends again from the match everything it
+ * received and has not yet written, which only slows it further. A stream that
+ * truly stopped (its requests lost) is still restarted, a little later.
+ */
+static uint64_t stall_ns(const struct lcr_core *c, const struct lcr_progress *p)
+{
+	uint64_t floor = c->heartbeat_ns;
+	uint64_t cap = c->cfg.election_timeout_min_ms * LCR_NS_PER_MS;
+	uint64_t t = p->gap_ns + 4 * p->gap_var_ns;
+
+	if (cap < floor)
+		cap = floor;
+	return t < floor ? floor : t > cap ? cap : t;
+}
+
+/* The stream moved: one sample of the time since it was last seen moving. */
+static void gap_sample(struct lcr_core *c, struct lcr_progress *p)
+{
+	uint64_t r = c->now_ns > p->progress_ns ? c->now_ns - p->progress_ns : 0;
+
+	if (p->gap_ns == 0 && p->gap_var_ns == 0) {
+		p->gap_ns = r;
+		p->gap_var_ns = r / 2;
+		return;
+	}
+	uint64_t diff = p->gap_ns > r ? p->gap_ns - r : r - p->gap_ns;
+	p->gap_var_ns = (3 * p->gap_var_ns + diff) / 4;
+	p->gap_ns = (7 * p->gap_ns + r) / 8;
+}
+
 static void stream_restart(struct lcr_core *c, struct lcr_progress *p)
 {
 	cancel_snapshot(c, p, true);
@@ -236,6 +273,7 @@ static void next_send(struct lcr_core *c, uint32_t slot)
 		}
 		send_append(c, slot, log_id_at(c, start - 1), (uint32_t)(end - start),
 			    p->next_inflight_id++);
+		p->progress_ns = c->now_ns; /* nothing was in flight */
 		p->inflight_from = start - 1;
 		p->sent_index = end - 1;
 		p->probing = true;
@@ -245,8 +283,11 @@ static void next_send(struct lcr_core *c, uint32_t slot)
 		p->sent_index = p->matching.index;
 	while (inflight(p) < c->cfg.inflight_max && p->sent_index < last) {
 		uint64_t n = last - p->sent_index < max ? last - p->sent_index : max;
-		if (inflight(p) == 0)
+		if (inflight(p) == 0) {
 			p->inflight_from = p->sent_index;
+			/* An idle stream cannot have stalled: its clock starts now. */
+			p->progress_ns = c->now_ns;
+		}
 		send_append(c, slot, log_id_at(c, p->sent_index), (uint32_t)n,
 			    p->next_inflight_id++);
 		p->sent_index += n;
@@ -457,6 +498,9 @@ static void on_ok(struct lcr_core *c, uint32_t slot, const struct lcr_append_res
 		/* Only an ack of a request (not a heartbeat's) shows the stream
 		 * moving; a stalled stream must still be noticed and restarted. */
 		if (r->inflight_id > p->acked_inflight_id && r->inflight_id < p->next_inflight_id) {
+			/* A sample for the stall timer (a snapshot's answer,
+			 * as long as its transfer, is none). */
+			gap_sample(c, p);
 			stream_moved(c, p, r->inflight_id);
 			/* The next request in flight goes on from what this one carried. */
 			if (r->log_id.index > p->inflight_from)
@@ -622,7 +666,12 @@ void lcr_leader_tick(struct lcr_core *c)
 			if (c->now_ns >=
 			    p->snapshot_ns + c->cfg.snapshot_timeout_ms * LCR_NS_PER_MS)
 				stream_restart(c, p); /* cancels it */
-		} else if (inflight(p) > 0 && c->now_ns >= p->progress_ns + c->heartbeat_ns) {
+		} else if (inflight(p) > 0 && c->now_ns >= p->progress_ns + stall_ns(c, p)) {
+			/* Gaps longer than the timer are never sampled: back it
+			 * off (RFC 6298 5.5), to twice what ran out. */
+			uint64_t t = stall_ns(c, p);
+			p->gap_ns = t;
+			p->gap_var_ns = t / 4;
 			stream_restart(c, p);
 		}
 		next_send(c, i);
@@ -646,8 +695,8 @@ uint64_t lcr_leader_next_timer(const struct lcr_core *c)
 			uint64_t d = p->snapshot_ns + c->cfg.snapshot_timeout_ms * LCR_NS_PER_MS;
 			if (d < t)
 				t = d;
-		} else if (inflight(p) > 0 && p->progress_ns + c->heartbeat_ns < t) {
-			t = p->progress_ns + c->heartbeat_ns;
+		} else if (inflight(p) > 0 && p->progress_ns + stall_ns(c, p) < t) {
+			t = p->progress_ns + stall_ns(c, p);
 		}
 		if (p->backoff_until_ns > c->now_ns && p->backoff_until_ns < t)
 			t = p->backoff_until_ns;
