@@ -33,6 +33,24 @@
 
 #define NET_WHY_MAX 64
 
+/*
+ * Entry bytes the native stream hands a target beyond what it acknowledged
+ * as durable. A follower acknowledges once its write is done, but takes
+ * entries into its log (and applies committed ones) as they arrive; without
+ * a bound, a follower whose disk is slower than the path to it piles up
+ * unwritten entries in its log's arena (32 MiB by default; a full one stops
+ * the replica) and its acks fall ever further behind, until the leader's
+ * stall timer restarts the stream and sends everything after the match
+ * again, entries the follower has and has not written yet. 8 MiB keeps that
+ * backlog, and what a restart sends twice, to a few of the follower's
+ * writes (its batches are at most 1 MiB) while the window (1.4 MB over UDP)
+ * stays full.
+ */
+#define NET_UNDURABLE_MAX (8ull << 20)
+/* Sends remembered for that count (index and bytes); past it the oldest is
+ * forgotten, which only delays the credit until a later one is acknowledged. */
+#define NET_FC_MARKS 32
+
 struct net_peer {
 	uint32_t target;
 	void *client;
@@ -58,6 +76,16 @@ struct net_peer {
 	uint64_t vote_deadline_ns;
 	struct lcr_vote vote_asked; /* what that call asked for: its reply echoes it */
 	bool vote_pre;
+	/* Entry bytes sent on the native stream and not yet durable there
+	 * (NET_UNDURABLE_MAX), counted per stream of the core. */
+	uint64_t fc_stream;  /* the core's stream these counts are of */
+	uint64_t fc_sent;    /* entry bytes handed to the transport on it */
+	uint64_t fc_durable; /* ... up to the newest send the target acknowledged */
+	struct {
+		uint64_t index; /* the last entry of a send */
+		uint64_t sent;	/* fc_sent after it */
+	} fc_mark[NET_FC_MARKS];
+	uint32_t fc_head, fc_len;
 	/* The snapshot being sent to it (full_snapshot), until it ends. */
 	bool snap_on;
 	struct lcr_net_call snap_call;
@@ -297,6 +325,54 @@ static int host_attach(struct lcr_net_group *g, struct lcr_msg *m, uint64_t byte
 	}
 	n->depth--;
 	return rc;
+}
+
+/* ---- durable-bytes flow control (native stream) ------------------------------ */
+
+static void fc_reset(struct net_peer *p, uint64_t stream)
+{
+	p->fc_stream = stream;
+	p->fc_sent = 0;
+	p->fc_durable = 0;
+	p->fc_head = 0;
+	p->fc_len = 0;
+}
+
+/* Entry bytes the stream may still take before the target's acks catch up. */
+static uint64_t fc_room(const struct net_peer *p)
+{
+	uint64_t out = p->fc_sent - p->fc_durable;
+
+	return out < NET_UNDURABLE_MAX ? NET_UNDURABLE_MAX - out : 0;
+}
+
+/* A send of `bytes` whose last entry is `index`. */
+static void fc_sent(struct net_peer *p, uint64_t index, uint64_t bytes)
+{
+	p->fc_sent += bytes;
+	if (p->fc_len == NET_FC_MARKS) {
+		p->fc_head = (p->fc_head + 1) % NET_FC_MARKS;
+		p->fc_len--;
+	}
+	uint32_t i = (p->fc_head + p->fc_len) % NET_FC_MARKS;
+	p->fc_mark[i].index = index;
+	p->fc_mark[i].sent = p->fc_sent;
+	p->fc_len++;
+}
+
+/* The target holds every entry up to `index` durably (an Ok, of any stream of
+ * this leadership: entries are entries). Returns whether that freed room. */
+static bool fc_durable(struct net_peer *p, uint64_t index)
+{
+	bool freed = false;
+
+	while (p->fc_len > 0 && p->fc_mark[p->fc_head].index <= index) {
+		p->fc_durable = p->fc_mark[p->fc_head].sent;
+		p->fc_head = (p->fc_head + 1) % NET_FC_MARKS;
+		p->fc_len--;
+		freed = true;
+	}
+	return freed;
 }
 
 /* Send the next waiting request, if none is in flight. */
@@ -554,6 +630,8 @@ static void on_reply(struct lcr_net_group *g, struct net_peer *p, const struct l
 		answered(p);
 	if (m->type == LCR_MSG_APPEND_RESP) {
 		const struct lcr_append_resp *r = &m->append_resp;
+		if (r->result == LCR_APPEND_OK && fc_durable(p, r->log_id.index) && p->q_len > 0)
+			n->pump_due = true;
 		if (p->busy && r->stream_id == p->cur.stream_id && r->send_seq == p->cur_seq) {
 			p->busy = false;
 			/* Conflict and HigherVote end a stream (openraft's
@@ -755,6 +833,16 @@ static bool stream_pump(struct lcr_net_group *g, struct net_peer *p)
 		}
 		uint64_t room =
 			n->ops->stream_room ? n->ops->stream_room(n->t, p->client) : UINT64_MAX;
+		if (head->append_req.stream_id != p->fc_stream)
+			fc_reset(p, head->append_req.stream_id);
+		if (fc_room(p) == 0) {
+			/* Wait for the target's acks (on_reply pumps again), or
+			 * for the core to restart the stream. */
+			n->st.append_waits++;
+			break;
+		}
+		if (fc_room(p) < room)
+			room = fc_room(p);
 		struct lcr_msg msg = *head;
 		uint32_t want = msg.append_req.n_entries;
 		int rc = host_attach(g, &msg, room);
@@ -773,9 +861,13 @@ static bool stream_pump(struct lcr_net_group *g, struct net_peer *p)
 		uint32_t got = msg.append_req.n_entries;
 		LCR_ASSERT(got >= 1 && got <= want);
 		struct lcr_log_id last = msg.append_req.entries[got - 1].id;
+		uint64_t bytes = 0;
+		for (uint32_t i = 0; i < got; i++)
+			bytes += msg.append_req.entries[i].len;
 		struct lcr_net_call c =
 			make_call(g, p, LCR_NET_OP_STREAM_APPEND, msg.append_req.stream_id);
 		call_op(n, n->ops->stream_append, &c, &msg);
+		fc_sent(p, last.index, bytes);
 		sent = true;
 		if (got < want) {
 			/* The rest, right after what went, of the same stream. */
