@@ -166,9 +166,26 @@ void lcr_leader_membership_progress(struct lcr_core *c)
 	}
 	/* A leader the committed membership no longer counts as a voter steps
 	 * down (openraft's removed_leader_step_down): it keeps its leader id in
-	 * memory, uncommitted, as CheckQuorum does, and stands no more. */
+	 * memory, uncommitted, as CheckQuorum does, and stands no more. It hands
+	 * over first, where it can: the voter that holds the most of its log
+	 * is told to stand at once (a leader transfer), instead of the voters
+	 * waiting out their lease and an election timeout. */
 	if (c->m_log_n == 0 && c->m_committed.m.n_configs == 1 &&
 	    !lcr_membership_is_voter(&c->m_committed.m, c->id)) {
+		uint32_t to = 0;
+		struct lcr_log_id best = lcr_log_id_none();
+		for (uint32_t i = 0; i < c->n_nodes; i++) {
+			const struct lcr_progress *p = &c->leader.progress[i];
+			if (i == c->self_slot ||
+			    !lcr_membership_is_voter(&c->membership, c->nodes[i]))
+				continue;
+			if (to == 0 || lcr_log_id_cmp(p->matching, best) > 0) {
+				to = c->nodes[i];
+				best = p->matching;
+			}
+		}
+		if (to != 0 && c->leader.transfer_to == 0)
+			lcr_trigger_transfer(c, to);
 		c->vote.committed = false;
 		c->vote_utime_ns = c->now_ns;
 		c->vote_lease_ns = 0;
