@@ -521,8 +521,10 @@ uint32_t lcr_srx_on_dgram(struct lcr_srx *r, const struct lcr_wire_hdr *h, const
 	r->st.dgrams++;
 	r->ack_due = true;
 	if (h->stream == 0 || h->seq == 0 || h->len > r->o.dgram_max - LCR_WIRE_HDR ||
-	    h->frag_count == 0 || h->frag_index >= h->frag_count)
+	    h->frag_count == 0 || h->frag_index >= h->frag_count) {
+		r->ack_now = true;
 		return LCR_DROP_FRAGMENT;
+	}
 	if (h->seq >= LCR_NUMBER_MAX) {
 		r->st.seq_range++;
 		r->ack_due = false;
@@ -563,31 +565,38 @@ uint32_t lcr_srx_on_dgram(struct lcr_srx *r, const struct lcr_wire_hdr *h, const
 			r->ack_due = false;
 			return LCR_DROP_STALE_STREAM;
 		}
+		r->ack_now = true;
 	}
 	if (h->seq <= r->delivered) {
 		r->st.duplicates++;
+		r->ack_now = true; /* our last ack may have been lost */
 		return LCR_DROP_DUPLICATE;
 	}
 	if (h->seq > r->delivered + r->o.window) {
 		r->st.beyond_window++;
+		r->ack_now = true;
 		return LCR_DROP_WINDOW;
 	}
 	struct lcr_srx_slot *sl = &r->slots[h->seq % r->o.window];
 	if (sl->present) {
 		r->st.duplicates++;
+		r->ack_now = true;
 		return LCR_DROP_DUPLICATE;
 	}
 	r->delivering = true;
 	if (h->seq == r->delivered + 1) {
 		/* The next one: taken from the caller's buffer, then whatever
 		 * waited behind it. */
+		uint64_t from = r->delivered;
 		r->delivered++;
 		srx_take(r, h->type, h->frag_index, h->frag_count, payload, h->len, false, deliver,
 			 ctx);
 		srx_drain(r, deliver, ctx);
+		r->unacked += (uint32_t)(r->delivered - from);
 	} else {
 		/* Early: the caller's buffer is reused once we return, so the
 		 * datagram waits in its slot for the gap to fill. */
+		r->ack_now = true; /* the sack shows the gap */
 		r->st.reordered++;
 		r->st.stashed++;
 		r->st.stashed_bytes += h->len;
@@ -604,7 +613,11 @@ uint32_t lcr_srx_on_dgram(struct lcr_srx *r, const struct lcr_wire_hdr *h, const
 
 bool lcr_srx_ack_due(const struct lcr_srx *r)
 {
-	return r->ack_due && r->stream != 0;
+	uint32_t every = r->o.window / 4 < 256 ? r->o.window / 4 : 256;
+
+	if (!r->ack_due || r->stream == 0)
+		return false;
+	return r->ack_now || r->msg_frags == 0 || r->unacked >= every;
 }
 
 void lcr_srx_make_ack(struct lcr_srx *r, struct lcr_wire_ack *a)
@@ -623,6 +636,8 @@ void lcr_srx_make_ack(struct lcr_srx *r, struct lcr_wire_ack *a)
 	 * has a place, whatever is held out of order. */
 	a->window = r->o.window;
 	r->ack_due = false;
+	r->ack_now = false;
+	r->unacked = 0;
 }
 
 void lcr_srx_stats_add(struct lcr_srx_stats *to, const struct lcr_srx_stats *from)

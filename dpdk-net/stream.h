@@ -205,7 +205,9 @@ struct lcr_srx {
 	uint16_t msg_count; /* fragments of the current message (its fragment 0's count) */
 	uint8_t msg_type;
 	bool ack_due;
-	bool delivering; /* inside lcr_srx_on_dgram, handing messages up */
+	bool ack_now;	  /* a gap, a duplicate or a new stream: ack at once */
+	uint32_t unacked; /* datagrams taken in order since the last ack */
+	bool delivering;  /* inside lcr_srx_on_dgram, handing messages up */
 	struct lcr_srx_stats st;
 };
 
@@ -246,7 +248,16 @@ int lcr_srx_stats_json(const struct lcr_srx_stats *st, char *buf, size_t len);
 /* Add `from`'s counters to `to` (a transport sums its links'). */
 void lcr_srx_stats_add(struct lcr_srx_stats *to, const struct lcr_srx_stats *from);
 
-/* Whether an ack should be sent, and the ack to send (clears ack_due). */
+/*
+ * Whether an ack should be sent, and the ack to send (clears ack_due). In the
+ * middle of a message of several fragments an ack waits until a quarter of
+ * the window (at most 256 datagrams) was taken since the last one: the
+ * sender sent the whole message at once (it fits the window), so the rest
+ * is on its way and ends it, and a follower taking a catch-up in 1 MiB
+ * messages acks a few times per message instead of once per receive burst
+ * (each ack wakes the sender). A gap, a duplicate or a new stream is acked
+ * at once, as is the end of every message.
+ */
 bool lcr_srx_ack_due(const struct lcr_srx *r);
 void lcr_srx_make_ack(struct lcr_srx *r, struct lcr_wire_ack *a);
 
