@@ -583,6 +583,10 @@ uint32_t lcr_srx_on_dgram(struct lcr_srx *r, const struct lcr_wire_hdr *h, const
 		r->ack_now = true;
 		return LCR_DROP_DUPLICATE;
 	}
+	/* A retransmission means the sender's timer ran out: it waits for
+	 * this ack, whether or not the datagram ends a message. */
+	if (h->flags & LCR_WIRE_F_RETRANSMIT)
+		r->ack_now = true;
 	r->delivering = true;
 	if (h->seq == r->delivered + 1) {
 		/* The next one: taken from the caller's buffer, then whatever

@@ -653,11 +653,13 @@ static void on_got(void *ctx, uint8_t type, const uint8_t *p, uint32_t len)
 
 /* Pass one datagram in from a scratch buffer that is overwritten afterwards,
  * as a backend reuses its receive buffer: nothing may point into it later. */
-static uint32_t pass(struct lcr_srx *rx, struct got *g, uint64_t stream, uint64_t seq,
-		     uint16_t frag_index, uint16_t frag_count, const uint8_t *payload, uint32_t len)
+static uint32_t pass_flags(struct lcr_srx *rx, struct got *g, uint64_t stream, uint64_t seq,
+			   uint16_t frag_index, uint16_t frag_count, const uint8_t *payload,
+			   uint32_t len, uint16_t flags)
 {
 	static uint8_t scratch[LCR_WIRE_DGRAM_MAX];
 	struct lcr_wire_hdr h = { .type = LCR_WIRE_APPEND_REQ,
+				  .flags = flags,
 				  .len = len,
 				  .stream = stream,
 				  .seq = seq,
@@ -670,6 +672,12 @@ static uint32_t pass(struct lcr_srx *rx, struct got *g, uint64_t stream, uint64_
 	memset(scratch, 0xa5, sizeof(scratch));
 	g->caller = NULL;
 	return why;
+}
+
+static uint32_t pass(struct lcr_srx *rx, struct got *g, uint64_t stream, uint64_t seq,
+		     uint16_t frag_index, uint16_t frag_count, const uint8_t *payload, uint32_t len)
+{
+	return pass_flags(rx, g, stream, seq, frag_index, frag_count, payload, len, 0);
 }
 
 static void fill_seq(uint8_t *buf, uint32_t len, uint32_t tag)
@@ -808,6 +816,37 @@ static void test_stream_fragments_in_and_out_of_order(void **state)
 	assert_int_equal(rx.st.stashed_bytes, 17 + per);
 	assert_int_equal(rx.st.gathered_bytes, 2 * len);
 	assert_int_equal(rx.st.bad_fragments, 0);
+	lcr_srx_free(&rx);
+}
+
+/*
+ * In the middle of a message the receiver acks only every quarter window;
+ * a retransmitted fragment is acked at once, whether it ends its message or
+ * not: its sender's timer ran out and waits for this ack (without it, the
+ * sender times out again and again with its RTO backing off).
+ */
+static void test_stream_retransmit_acked_mid_message(void **state)
+{
+	static struct got g;
+	static uint8_t m[4096];
+	struct lcr_srx rx;
+	struct lcr_wire_ack a;
+	(void)state;
+	memset(&g, 0, sizeof(g));
+	srx_open(&rx, 1024);
+	fill_seq(m, sizeof(m), 5);
+	assert_int_equal(pass(&rx, &g, 1000, 1, 0, 8, m, 100), LCR_DROP_NONE);
+	assert_true(lcr_srx_ack_due(&rx)); /* a new stream: acked at once */
+	lcr_srx_make_ack(&rx, &a);
+	assert_int_equal(pass(&rx, &g, 1000, 2, 1, 8, m + 100, 100), LCR_DROP_NONE);
+	assert_false(lcr_srx_ack_due(&rx)); /* mid-message, in order: no ack yet */
+	/* Fragment 2 was lost; its retransmission arrives in order. */
+	assert_int_equal(pass_flags(&rx, &g, 1000, 3, 2, 8, m + 200, 100, LCR_WIRE_F_RETRANSMIT),
+			 LCR_DROP_NONE);
+	assert_true(lcr_srx_ack_due(&rx));
+	lcr_srx_make_ack(&rx, &a);
+	assert_int_equal(a.cum, 3);
+	assert_int_equal(g.n, 0);
 	lcr_srx_free(&rx);
 }
 
@@ -1071,6 +1110,7 @@ int main(void)
 		cmocka_unit_test(test_stream_reordered_and_duplicated_whole_messages),
 		cmocka_unit_test(test_stream_fragments_in_and_out_of_order),
 		cmocka_unit_test(test_stream_fragment_counts_must_agree),
+		cmocka_unit_test(test_stream_retransmit_acked_mid_message),
 		cmocka_unit_test(test_stream_init_refuses_bad_options),
 		cmocka_unit_test(test_stream_random_shuffle_dup_loss_seeds),
 	};
