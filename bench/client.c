@@ -248,8 +248,7 @@ static bool answer_verified(struct lcr_kv_client *c, size_t *len)
 	return true;
 }
 
-int lcr_kv_client_exchange(struct lcr_kv_client *c, uint32_t node, const struct lcr_client_req *r,
-			   uint64_t wait_ms, struct lcr_kv_answer *a)
+int lcr_kv_client_send(struct lcr_kv_client *c, uint32_t node, const struct lcr_client_req *r)
 {
 	struct target *t = target_of(c, node);
 	int rc;
@@ -283,40 +282,91 @@ int lcr_kv_client_exchange(struct lcr_kv_client *c, uint32_t node, const struct 
 				strerror(errno));
 		return rc;
 	}
-	uint64_t end = mono_ms() + wait_ms;
+	return 0;
+}
+
+/*
+ * The first answer to request `r` (its id) that arrives on `fds` before
+ * `end` (mono_ms), from any node: 0 with *a, -ETIMEDOUT or -ENOMEM.
+ */
+static int recv_answer(struct lcr_kv_client *c, const struct lcr_client_req *r, uint64_t end,
+		       struct pollfd *fds, nfds_t n_fds, struct lcr_kv_answer *a)
+{
 	for (;;) {
 		uint64_t now = mono_ms();
 		if (now >= end)
 			return -ETIMEDOUT;
-		struct pollfd pfd = { .fd = fd, .events = POLLIN };
-		if (poll(&pfd, 1, (int)(end - now)) <= 0)
+		for (nfds_t i = 0; i < n_fds; i++)
+			fds[i].events = POLLIN;
+		if (poll(fds, n_fds, (int)(end - now)) <= 0)
 			continue;
-		ssize_t got = recv(fd, c->buf, sizeof(c->buf), MSG_DONTWAIT);
-		if (got < 0)
-			continue; /* e.g. ECONNREFUSED: nobody listens there (yet) */
-		size_t k = (size_t)got;
-		if (c->auth && !answer_verified(c, &k))
-			continue;
-		struct lcr_wire_hdr rh;
-		struct lcr_client_resp resp;
-		if (lcr_wire_open_client(c->buf, k, c->cfg->node.cluster, &rh) != LCR_DROP_NONE ||
-		    rh.type != LCR_WIRE_CLIENT_RESP ||
-		    lcr_wire_decode_client_resp(c->buf + LCR_WIRE_HDR, rh.len, &resp) !=
-			    LCR_DROP_NONE ||
-		    resp.id != r->id)
-			continue; /* not ours, or the answer to an earlier try */
-		a->status = resp.status;
-		a->leader = resp.leader;
-		a->from = rh.from;
-		a->value_len = resp.value_len;
-		a->value = malloc((size_t)resp.value_len + 1);
-		if (!a->value)
-			return -ENOMEM;
-		if (resp.value_len)
-			memcpy(a->value, resp.value, resp.value_len);
-		a->value[resp.value_len] = 0;
-		return 0;
+		for (nfds_t i = 0; i < n_fds; i++) {
+			if (!fds[i].revents)
+				continue;
+			ssize_t got = recv(fds[i].fd, c->buf, sizeof(c->buf), MSG_DONTWAIT);
+			if (got < 0)
+				continue; /* e.g. ECONNREFUSED: nobody listens there (yet) */
+			size_t k = (size_t)got;
+			if (c->auth && !answer_verified(c, &k))
+				continue;
+			struct lcr_wire_hdr rh;
+			struct lcr_client_resp resp;
+			if (lcr_wire_open_client(c->buf, k, c->cfg->node.cluster, &rh) !=
+				    LCR_DROP_NONE ||
+			    rh.type != LCR_WIRE_CLIENT_RESP ||
+			    lcr_wire_decode_client_resp(c->buf + LCR_WIRE_HDR, rh.len, &resp) !=
+				    LCR_DROP_NONE ||
+			    resp.id != r->id)
+				continue; /* not ours, or the answer to an earlier try */
+			a->status = resp.status;
+			a->leader = resp.leader;
+			a->from = rh.from;
+			a->value_len = resp.value_len;
+			a->value = malloc((size_t)resp.value_len + 1);
+			if (!a->value)
+				return -ENOMEM;
+			if (resp.value_len)
+				memcpy(a->value, resp.value, resp.value_len);
+			a->value[resp.value_len] = 0;
+			return 0;
+		}
 	}
+}
+
+int lcr_kv_client_recv(struct lcr_kv_client *c, const struct lcr_client_req *r, uint64_t wait_ms,
+		       struct lcr_kv_answer *a)
+{
+	struct pollfd fds[2];
+	nfds_t n = 0;
+
+	if (c->fd4 >= 0)
+		fds[n++].fd = c->fd4;
+	if (c->fd6 >= 0)
+		fds[n++].fd = c->fd6;
+	if (n == 0)
+		return -ENOTCONN;
+	return recv_answer(c, r, mono_ms() + wait_ms, fds, n, a);
+}
+
+uint32_t lcr_kv_client_nodes(const struct lcr_kv_client *c, uint32_t *ids, uint32_t max)
+{
+	uint32_t n = 0;
+
+	for (uint32_t i = 0; i < c->n_nodes && n < max; i++)
+		ids[n++] = c->nodes[i].id;
+	return n;
+}
+
+int lcr_kv_client_exchange(struct lcr_kv_client *c, uint32_t node, const struct lcr_client_req *r,
+			   uint64_t wait_ms, struct lcr_kv_answer *a)
+{
+	int rc = lcr_kv_client_send(c, node, r);
+
+	if (rc < 0)
+		return rc;
+	struct target *t = target_of(c, node);
+	struct pollfd pfd = { .fd = t->family == AF_INET6 ? c->fd6 : c->fd4 };
+	return recv_answer(c, r, mono_ms() + wait_ms, &pfd, 1, a);
 }
 
 /*

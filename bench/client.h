@@ -128,4 +128,18 @@ int lcr_kv_client_call(struct lcr_kv_client *c, const struct lcr_client_req *r, 
 int lcr_kv_client_exchange(struct lcr_kv_client *c, uint32_t node, const struct lcr_client_req *r,
 			   uint64_t wait_ms, struct lcr_kv_answer *a);
 
+/*
+ * The two halves of an exchange, for asking several nodes at once: send `r`
+ * to `node` without waiting (0, -EINVAL for a node it does not know,
+ * -EMSGSIZE, or -errno), then take the answers to `r` (its id) as they come,
+ * from any node (a->from says which): 0 with *a, -ETIMEDOUT after `wait_ms`,
+ * -ENOTCONN if nothing was sent yet.
+ */
+int lcr_kv_client_send(struct lcr_kv_client *c, uint32_t node, const struct lcr_client_req *r);
+int lcr_kv_client_recv(struct lcr_kv_client *c, const struct lcr_client_req *r, uint64_t wait_ms,
+		       struct lcr_kv_answer *a);
+
+/* The ids of the nodes this client knows (the config's, then those learned), at most `max`. */
+uint32_t lcr_kv_client_nodes(const struct lcr_kv_client *c, uint32_t *ids, uint32_t max);
+
 #endif /* LCR_BENCH_CLIENT_H */

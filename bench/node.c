@@ -3,7 +3,8 @@
  * lcraft-node: one node of an lcraft cluster, serving the replicated
  * key-value store (kv.h) to clients over UDP.
  *
- *   lcraft-node --config FILE --id N [--addr HOST:PORT] [--json-log]
+ *   lcraft-node --config FILE --id N [--addr HOST:PORT] [--peer ID=HOST:PORT ...]
+ *               [--json-log] [--rejoin-check-ms MS] [--force-rejoin]
  *   lcraft-node --help | --help-markdown
  *
  * The node runs the groups 1..groups of the config, each with its own map,
@@ -44,6 +45,11 @@
  * made durable before the transport opens (boot_take). Without a key the
  * node says at start, loudly, who can speak for it.
  *
+ * A node whose data directory holds nothing for a group asks the other nodes
+ * before it opens whether its id held state there (rejoin.h): a wiped node
+ * that comes back under its old id is refused (exit 3), as is a directory
+ * that its identity file gives to another node or cluster (exit 4).
+ *
  * SIGTERM or SIGINT stops the lcores; the node closes its logs and sockets
  * and exits 0. jemalloc is the allocator (linked in); its allocated and
  * resident bytes are in the metrics.
@@ -77,6 +83,7 @@
 #include "lcr_assert.h"
 #include "lcraft.h"
 #include "prom.h"
+#include "rejoin.h"
 #include "wire.h"
 
 #define RX_BURST 64
@@ -2012,10 +2019,100 @@ static const char *transport_text(const struct lcr_app_config *c, char *out, siz
 	return out;
 }
 
+/* ---- a wiped node never rejoins under its old id (rejoin.h) ------------------------ */
+
+/*
+ * Before the node opens: its data directory must be its own (the identity
+ * file), and where a group holds no state yet the cluster is asked whether
+ * this node id held some there (unless `force`). Returns 0 to go on, or the
+ * status to exit with, having said why. *mark: the identity file is to be
+ * written once the groups are open (their locks held).
+ */
+static int rejoin_check(const struct server *s, bool force, uint64_t wait_ms, bool *mark)
+{
+	const struct lcr_app_config *c = &s->cfg;
+	struct lcr_rejoin_verdict v;
+	char why[1024], list[64];
+	bool present;
+	int rc;
+
+	if ((rc = lcr_rejoin_mark_check(c, &present, why, sizeof(why))) < 0) {
+		say(s, "error", "%s (exit %d)", why,
+		    rc == -EEXIST || rc == -EBADMSG ? LCR_REJOIN_EXIT_OTHER : 1);
+		return rc == -EEXIST || rc == -EBADMSG ? LCR_REJOIN_EXIT_OTHER : 1;
+	}
+	*mark = !present;
+	uint32_t *fresh = calloc(c->groups, sizeof(*fresh)), n = 0;
+	if (!fresh) {
+		say(s, "error", "out of memory");
+		return 1;
+	}
+	for (uint32_t g = 1; g <= c->groups; g++) {
+		if ((rc = lcr_rejoin_group_state(c->data_dir, g, why, sizeof(why))) < 0) {
+			say(s, "error", "%s", why);
+			free(fresh);
+			return 1;
+		}
+		if (rc == 0)
+			fresh[n++] = g;
+	}
+	if (n == 0 || c->node.n_peers <= 1) {
+		free(fresh);
+		return 0; /* its own state, or nobody to ask (a cluster of one) */
+	}
+	if (n == 1)
+		snprintf(list, sizeof(list), "group %u", fresh[0]);
+	else if (n == c->groups)
+		snprintf(list, sizeof(list), "any of its %u groups", n);
+	else
+		snprintf(list, sizeof(list), "group %u and %u others", fresh[0], n - 1);
+	if (force) {
+		say(s, "warning",
+		    "WARNING: --force-rejoin: %s holds no state for %s and the cluster is not "
+		    "asked whether node %u held some: if this node's disk was wiped, it may vote "
+		    "twice in a term and lose committed entries",
+		    c->data_dir, list, c->self);
+		free(fresh);
+		return 0;
+	}
+	rc = lcr_rejoin_ask(c, fresh, n, wait_ms, &v);
+	free(fresh);
+	if (rc < 0) {
+		say(s, "warning", "%s holds no state for %s; %s: starting as a new node",
+		    c->data_dir, list, v.said);
+		return 0;
+	}
+	if (v.held) {
+		say(s, "error",
+		    "refusing to start: %s holds no log and no vote for group %u, but %s",
+		    c->data_dir, v.group, v.said);
+		say(s, "error",
+		    "node %u held state in this cluster that is gone (a wiped or new disk): back "
+		    "under its old id, with an empty vote, it could vote twice in a term and count "
+		    "toward the quorum of entries it no longer holds. Replace it under a new node "
+		    "id (docs/operations.md, \"Replace a node whose disk died\"); --force-rejoin "
+		    "starts it anyway, which is dangerous (exit %d)",
+		    c->self, LCR_REJOIN_EXIT_HELD);
+		return LCR_REJOIN_EXIT_HELD;
+	}
+	if (v.answered == 0 || v.no_leader > 0)
+		say(s, "warning",
+		    "%s holds no state for %s; asked %u node(s) for %llu ms whether node %u held "
+		    "some, and no leader said: %s. Starting as a new node; if node %u's disk was "
+		    "wiped, stop it and replace it under a new id (docs/operations.md)",
+		    c->data_dir, list, v.asked, (unsigned long long)wait_ms, c->self, v.said,
+		    c->self);
+	else
+		say(s, "rejoin", "%s holds no state for %s, and nothing says node %u held some: %s",
+		    c->data_dir, list, c->self, v.said);
+	return 0;
+}
+
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: lcraft-node --config FILE --id N [--addr HOST:PORT]\n"
 		   "                   [--peer ID=HOST:PORT ...] [--json-log]\n"
+		   "                   [--rejoin-check-ms MS] [--force-rejoin]\n"
 		   "       lcraft-node --help | --help-markdown\n"
 		   "\n"
 		   "Runs node N of the cluster FILE describes, serving its key-value store to\n"
@@ -2025,6 +2122,23 @@ static void usage(FILE *f)
 		   "(lcraft-cli add-learner N HOST:PORT). --peer names a member the file does not\n"
 		   "list (one started with --addr), so that this node hears from it before its\n"
 		   "log names it. SIGTERM or SIGINT stops it cleanly.\n\n");
+	fprintf(f,
+		"A node whose data directory holds no state for a group (a first start, or a\n"
+		"wiped disk) first asks the other nodes, for at most --rejoin-check-ms MS\n"
+		"(default %d), whether node N held state there: the leader's matched index for\n"
+		"it above 0, a node naming it as leader, a membership it wrote. If one says so\n"
+		"the node refuses to start (exit 3): replace it under a new id (docs/\n"
+		"operations.md, \"Replace a node whose disk died\"). Nodes that are down or\n"
+		"silent are no evidence: it then starts, saying so. --force-rejoin skips the\n"
+		"question (dangerous: a wiped node may vote twice in a term and lose committed\n"
+		"entries). <data_dir>/identity, written at the first start, names the node and\n"
+		"cluster the directory belongs to; another's is refused (exit 4).\n"
+		"\n"
+		"Exit status: 0 stopped cleanly; 1 an error (the log says which); 2 bad usage\n"
+		"or config; 3 the cluster says node N held state that its data directory no\n"
+		"longer has; 4 the data directory is another node's or cluster's (or its\n"
+		"identity file is damaged).\n\n",
+		LCR_REJOIN_WAIT_MS);
 }
 
 int main(int argc, char **argv)
@@ -2035,6 +2149,8 @@ int main(int argc, char **argv)
 		{ "addr", required_argument, NULL, 'a' },
 		{ "peer", required_argument, NULL, 'p' },
 		{ "json-log", no_argument, NULL, 'j' },
+		{ "force-rejoin", no_argument, NULL, 'f' },
+		{ "rejoin-check-ms", required_argument, NULL, 'w' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "help-markdown", no_argument, NULL, 'm' },
 		{ NULL, 0, NULL, 0 },
@@ -2042,7 +2158,8 @@ int main(int argc, char **argv)
 	const char *path = NULL, *addr = NULL, *peers[LCR_PEERS_MAX];
 	uint32_t n_peers = 0;
 	long id = 0;
-	bool json_log = false;
+	bool json_log = false, force_rejoin = false, mark = false;
+	uint64_t rejoin_ms = LCR_REJOIN_WAIT_MS;
 	int opt;
 
 	while ((opt = getopt_long(argc, argv, "c:i:h", longopts, NULL)) != -1) {
@@ -2075,6 +2192,21 @@ int main(int argc, char **argv)
 		case 'j':
 			json_log = true;
 			break;
+		case 'f':
+			force_rejoin = true;
+			break;
+		case 'w': {
+			char *end;
+			long ms = strtol(optarg, &end, 10);
+			if (*end || ms < 1 || ms > LCR_REJOIN_WAIT_MS_MAX) {
+				fprintf(stderr,
+					"lcraft-node: --rejoin-check-ms %s: 1..%d milliseconds\n",
+					optarg, LCR_REJOIN_WAIT_MS_MAX);
+				return 2;
+			}
+			rejoin_ms = (uint64_t)ms;
+			break;
+		}
 		case 'h':
 			usage(stdout);
 			lcr_app_config_help(stdout);
@@ -2109,6 +2241,10 @@ int main(int argc, char **argv)
 	srv.stats_tokens_ns = 1000000000ull / STATS_PER_S * STATS_BURST; /* full */
 	the_server = &srv;
 
+	if ((rc = rejoin_check(&srv, force_rejoin, rejoin_ms, &mark)) != 0) {
+		lcr_app_config_wipe_keys(&srv.cfg);
+		return rc;
+	}
 	if ((rc = prepare_config(&srv.cfg, why, sizeof(why))) < 0) {
 		say(&srv, "error", "%s", why);
 		return 1;
@@ -2158,6 +2294,12 @@ int main(int argc, char **argv)
 			lcr_node_close(srv.node);
 			return 1;
 		}
+	}
+	/* The groups' locks are held: nobody else writes in this directory now. */
+	if (mark && (rc = lcr_rejoin_mark_write(&srv.cfg, why, sizeof(why))) < 0) {
+		say(&srv, "error", "%s", why);
+		lcr_node_close(srv.node);
+		return 1;
 	}
 	if ((rc = client_socket(&srv, why, sizeof(why))) < 0) {
 		say(&srv, "error", "%s", why);

@@ -1,0 +1,373 @@
+/* SPDX-License-Identifier: MIT */
+/* A wiped node never rejoins under its old identity (rejoin.h). */
+#define _GNU_SOURCE
+#include "rejoin.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "client.h"
+#include "meta.h"
+
+#define ROUND_MS       100 /* asks again (same request id) those that have not answered */
+#define KNOWN_MAX      (2 * LCR_PEERS_MAX)
+#define MARK_BYTES_MAX 256
+
+static uint64_t mono_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static bool ends_with(const char *s, const char *tail)
+{
+	size_t n = strlen(s), k = strlen(tail);
+	return n >= k && strcmp(s + n - k, tail) == 0;
+}
+
+/* Whether the meta file at `path` holds a vote, a purge point or a commit hint. */
+static int meta_state(const char *path, uint32_t group)
+{
+	static uint8_t buf[2 * LCR_META_SLOT + 1];
+	struct lcr_meta_state st;
+	uint64_t seq;
+	char w[256];
+	size_t n = 0;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		return errno == ENOENT ? 0 : -errno;
+	while (n < sizeof(buf)) {
+		ssize_t k = read(fd, buf + n, sizeof(buf) - n);
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k <= 0)
+			break;
+		n += (size_t)k;
+	}
+	close(fd);
+	if (n == 0)
+		return 0; /* created and not yet written */
+	if (n > 2 * LCR_META_SLOT || lcr_meta_recover(buf, n, group, &st, &seq, w, sizeof(w)) < 0)
+		return 1; /* not fresh: the open says what is wrong with it */
+	return seq > 0 && (st.vote.lid.term > 0 || st.purged.index > 0 || st.committed.index > 0);
+}
+
+int lcr_rejoin_group_state(const char *data_dir, uint32_t group, char *why, size_t why_len)
+{
+	char dir[600], path[900];
+	struct dirent *de;
+	int rc = 0;
+
+	snprintf(dir, sizeof(dir), "%s/group-%u", data_dir, group);
+	DIR *d = opendir(dir);
+	if (!d) {
+		if (errno == ENOENT)
+			return 0;
+		rc = -errno;
+		snprintf(why, why_len, "%s: %s", dir, strerror(-rc));
+		return rc;
+	}
+	while (rc == 0 && (de = readdir(d))) {
+		const char *s = de->d_name;
+		if ((strncmp(s, "seg-", 4) == 0 && ends_with(s, ".log")) ||
+		    (strncmp(s, "snap-", 5) == 0 && ends_with(s, ".snap")))
+			rc = 1;
+	}
+	closedir(d);
+	if (rc == 0) {
+		snprintf(path, sizeof(path), "%s/%s", dir, LCR_META_FILE);
+		rc = meta_state(path, group);
+		if (rc < 0)
+			snprintf(why, why_len, "%s: %s", path, strerror(-rc));
+	}
+	return rc;
+}
+
+/* ---- the identity file ------------------------------------------------------------ */
+
+int lcr_rejoin_mark_check(const struct lcr_app_config *c, bool *present, char *why, size_t why_len)
+{
+	char path[600], text[MARK_BYTES_MAX + 1];
+	unsigned long long cluster = 0;
+	unsigned node = 0;
+	size_t n = 0;
+	int rc;
+
+	*present = false;
+	snprintf(path, sizeof(path), "%s/%s", c->data_dir, LCR_REJOIN_MARK_FILE);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0 && errno == ENOENT)
+		return 0;
+	if (fd < 0) {
+		rc = -errno;
+		snprintf(why, why_len, "%s: %s", path, strerror(-rc));
+		return rc;
+	}
+	while (n < MARK_BYTES_MAX) {
+		ssize_t k = read(fd, text + n, MARK_BYTES_MAX - n);
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k <= 0)
+			break;
+		n += (size_t)k;
+	}
+	close(fd);
+	text[n] = 0;
+	const char *cl = strstr(text, "\ncluster ");
+	const char *nd = strstr(text, "\nnode ");
+	if (strncmp(text, "lcraft-node data directory", 26) != 0 || !cl || !nd ||
+	    sscanf(cl, "\ncluster %llu", &cluster) != 1 || sscanf(nd, "\nnode %u", &node) != 1) {
+		snprintf(why, why_len,
+			 "%s: not an identity file that this build reads, so whose directory "
+			 "this is cannot be told: refusing to start. If %s is node %u's of "
+			 "cluster %llu, remove the file",
+			 path, c->data_dir, c->self, (unsigned long long)c->node.cluster);
+		return -EBADMSG;
+	}
+	*present = true;
+	if (node == c->self && cluster == c->node.cluster)
+		return 0;
+	snprintf(why, why_len,
+		 "%s says this data directory is node %u's of cluster %llu, not node %u's of "
+		 "cluster %llu: refusing to start. A data directory belongs to one node: "
+		 "check --id, --config and [node] data_dir (its {id} gives each node a directory "
+		 "of its own)",
+		 path, node, cluster, c->self, (unsigned long long)c->node.cluster);
+	return -EEXIST;
+}
+
+int lcr_rejoin_mark_write(const struct lcr_app_config *c, char *why, size_t why_len)
+{
+	char path[600], tmp[620], text[MARK_BYTES_MAX];
+	int rc = 0;
+
+	snprintf(path, sizeof(path), "%s/%s", c->data_dir, LCR_REJOIN_MARK_FILE);
+	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+	int len = snprintf(text, sizeof(text),
+			   "lcraft-node data directory (written at its first start; never edit)\n"
+			   "cluster %llu\nnode %u\n",
+			   (unsigned long long)c->node.cluster, c->self);
+	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0 || write(fd, text, (size_t)len) != len || fsync(fd) < 0)
+		rc = errno ? -errno : -EIO;
+	if (fd >= 0 && close(fd) < 0 && rc == 0)
+		rc = -errno;
+	if (rc == 0 && rename(tmp, path) < 0)
+		rc = -errno;
+	int dfd = rc == 0 ? open(c->data_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
+	if (rc == 0 && (dfd < 0 || fsync(dfd) < 0))
+		rc = -errno;
+	if (dfd >= 0)
+		close(dfd);
+	if (rc < 0)
+		snprintf(why, why_len, "%s: cannot write the identity file: %s", tmp,
+			 strerror(-rc));
+	return rc;
+}
+
+/* ---- asking the cluster ----------------------------------------------------------- */
+
+/* What the answers to one group's question showed. */
+struct group_ask {
+	uint32_t group;
+	uint32_t leader; /* the leader that answered (0: none yet) */
+	uint64_t leader_term;
+	uint32_t answered[KNOWN_MAX];
+	uint32_t n_answered;
+};
+
+static bool in(const uint32_t *ids, uint32_t n, uint32_t id)
+{
+	for (uint32_t i = 0; i < n; i++)
+		if (ids[i] == id)
+			return true;
+	return false;
+}
+
+/*
+ * Node `from`'s view `m` of group ga->group: evidence that `self` held state
+ * there (the sentence in v->said, v->held set), or what it adds to ga.
+ */
+static void judge(const struct lcr_members *m, uint32_t from, uint32_t self, struct group_ask *ga,
+		  struct lcr_rejoin_verdict *v)
+{
+	uint32_t g = ga->group;
+	bool leads = strcmp(m->role, "leader") == 0;
+
+	if (leads) {
+		const struct lcr_members_node *me = lcr_members_find(m, self);
+		ga->leader = from;
+		ga->leader_term = m->term;
+		if (me && me->progress && me->matched > 0) {
+			snprintf(v->said, sizeof(v->said),
+				 "node %u, the leader of group %u in term %llu, says node %u "
+				 "acknowledged its log through index %llu (MEMBERS: matched %llu)",
+				 from, g, (unsigned long long)m->term, self,
+				 (unsigned long long)me->matched, (unsigned long long)me->matched);
+			v->held = true;
+			return;
+		}
+	}
+	if (m->leader == self) {
+		snprintf(v->said, sizeof(v->said),
+			 "node %u (%s in term %llu) names node %u as the leader of group %u, "
+			 "which it became only with its vote for itself saved",
+			 from, m->role, (unsigned long long)m->term, self, g);
+		v->held = true;
+		return;
+	}
+	if (m->log_id.index > 0 && m->log_id.lid.node == self) {
+		snprintf(v->said, sizeof(v->said),
+			 "node %u's membership of group %u is the entry at index %llu that node %u "
+			 "appended as the leader of term %llu",
+			 from, g, (unsigned long long)m->log_id.index, self,
+			 (unsigned long long)m->log_id.lid.term);
+		v->held = true;
+	}
+}
+
+/* One answer: counted once per node, judged every time. */
+static void take(struct lcr_kv_client *cl, const struct lcr_kv_answer *a, uint32_t self,
+		 struct group_ask *ga, struct lcr_rejoin_verdict *v)
+{
+	struct lcr_members m;
+
+	if (a->from == self || a->status != LCR_CLIENT_OK ||
+	    lcr_members_parse((const char *)a->value, a->value_len, &m) < 0)
+		return;
+	if (!in(ga->answered, ga->n_answered, a->from) && ga->n_answered < KNOWN_MAX)
+		ga->answered[ga->n_answered++] = a->from;
+	/* Members the config does not list (added with --addr) are asked too. */
+	lcr_kv_client_learn(cl, &m);
+	judge(&m, a->from, self, ga, v);
+}
+
+/* Ask one group until a leader answered, the evidence is in, or `end`. */
+static void ask_group(struct lcr_kv_client *cl, uint32_t self, uint64_t end, struct group_ask *ga,
+		      struct lcr_rejoin_verdict *v, uint32_t *asked)
+{
+	struct lcr_client_req r = { .client = lcr_kv_client_id(cl),
+				    .id = lcr_kv_client_next_id(cl),
+				    .op = LCR_CLIENT_MEMBERS,
+				    .flags = LCR_CLIENT_F_THIS_NODE };
+	uint32_t ids[KNOWN_MAX];
+
+	/* The same request id every round: an answer to an earlier round counts. */
+	while (!v->held && ga->leader == 0) {
+		uint64_t now = mono_ms();
+		if (now >= end)
+			return;
+		uint32_t n = lcr_kv_client_nodes(cl, ids, KNOWN_MAX), sent = 0;
+		for (uint32_t i = 0; i < n; i++)
+			if (ids[i] != self && lcr_kv_client_send(cl, ids[i], &r) == 0)
+				sent++;
+		if (sent > *asked)
+			*asked = sent;
+		uint64_t round_end = now + ROUND_MS < end ? now + ROUND_MS : end;
+		while (!v->held && ga->leader == 0) {
+			struct lcr_kv_answer a;
+			uint64_t t = mono_ms();
+			if (t >= round_end)
+				break;
+			int rc = lcr_kv_client_recv(cl, &r, round_end - t, &a);
+			if (rc == -ENOTCONN || rc == -ENOMEM) /* nothing sent: no spinning */
+				usleep((useconds_t)(round_end - t) * 1000);
+			if (rc < 0)
+				break;
+			take(cl, &a, self, ga, v);
+			free(a.value);
+		}
+	}
+}
+
+/* "1, 2, 3" (or "none") into out. */
+static const char *id_list(const uint32_t *ids, uint32_t n, char *out, size_t len)
+{
+	size_t o = 0;
+
+	out[0] = 0;
+	for (uint32_t i = 0; i < n && o < len; i++)
+		o += (size_t)snprintf(out + o, len - o, "%s%u", i ? ", " : "", ids[i]);
+	if (n == 0)
+		snprintf(out, len, "none");
+	return out;
+}
+
+/* Append to v->said (what was learned), as far as it goes. */
+__attribute__((format(printf, 3, 4))) static void learned(struct lcr_rejoin_verdict *v, size_t *o,
+							  const char *fmt, ...)
+{
+	va_list ap;
+
+	if (*o >= sizeof(v->said))
+		return;
+	va_start(ap, fmt);
+	int k = vsnprintf(v->said + *o, sizeof(v->said) - *o, fmt, ap);
+	va_end(ap);
+	if (k > 0)
+		*o += (size_t)k;
+}
+
+int lcr_rejoin_ask(const struct lcr_app_config *c, const uint32_t *groups, uint32_t n,
+		   uint64_t wait_ms, struct lcr_rejoin_verdict *v)
+{
+	uint64_t t0 = mono_ms(), deadline = t0 + wait_ms;
+	uint32_t all[KNOWN_MAX], n_all = 0;
+	char list[128];
+	size_t o = 0;
+
+	memset(v, 0, sizeof(*v));
+	for (uint32_t k = 0; k < n && !v->held; k++) {
+		struct group_ask ga = { .group = groups[k] };
+		struct lcr_kv_client *cl;
+		char w[256];
+
+		int rc = lcr_kv_client_open(&cl, c, groups[k], w, sizeof(w));
+		if (rc < 0) {
+			snprintf(v->said, sizeof(v->said), "cannot ask the cluster: %s", w);
+			return rc;
+		}
+		/* Past the deadline a group still gets a round while leaders answer. */
+		uint64_t now = mono_ms(), end = deadline > now ? deadline : now + ROUND_MS;
+		ask_group(cl, c->self, end, &ga, v, &v->asked);
+		lcr_kv_client_close(cl);
+		for (uint32_t i = 0; i < ga.n_answered && n_all < KNOWN_MAX; i++)
+			if (!in(all, n_all, ga.answered[i]))
+				all[n_all++] = ga.answered[i];
+		if (v->held) {
+			v->group = ga.group;
+			break;
+		}
+		if (ga.leader) {
+			learned(v, &o,
+				"%sgroup %u: node %u leads (term %llu) and counts nothing of "
+				"node %u's",
+				o ? "; " : "", ga.group, ga.leader,
+				(unsigned long long)ga.leader_term, c->self);
+			continue;
+		}
+		v->no_leader++;
+		learned(v, &o, "%sgroup %u: no leader answered", o ? "; " : "", ga.group);
+		if (mono_ms() >= deadline && k + 1 < n) {
+			v->no_leader += n - k - 1;
+			learned(v, &o, "; %u more group(s) not asked: no time left", n - k - 1);
+			break;
+		}
+	}
+	v->answered = n_all;
+	if (!v->held)
+		learned(v, &o, " (nodes that answered: %s; %llu ms)",
+			id_list(all, n_all, list, sizeof(list)),
+			(unsigned long long)(mono_ms() - t0));
+	return 0;
+}
