@@ -2036,6 +2036,11 @@ static int rejoin_check(const struct server *s, bool force, uint64_t wait_ms, bo
 	bool present;
 	int rc;
 
+	/* The directory exists from the start, as the boot file makes it with a key. */
+	if ((rc = mkdir_parents(c->data_dir, why, sizeof(why))) < 0) {
+		say(s, "error", "%s", why);
+		return 1;
+	}
 	if ((rc = lcr_rejoin_mark_check(c, &present, why, sizeof(why))) < 0) {
 		say(s, "error", "%s (exit %d)", why,
 		    rc == -EEXIST || rc == -EBADMSG ? LCR_REJOIN_EXIT_OTHER : 1);
