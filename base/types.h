@@ -244,10 +244,15 @@ static inline void *lcr_allocator_alloc(const struct lcr_allocator *a, size_t si
 	return a->alloc ? a->alloc(a->ctx, size) : malloc(size);
 }
 
-/* Zeroed memory from `a` (NULL alloc: malloc), or NULL. */
+/*
+ * Zeroed memory from `a` (NULL alloc: calloc, which takes large blocks from
+ * pages the kernel already zeroed instead of writing every byte), or NULL.
+ */
 static inline void *lcr_allocator_zalloc(const struct lcr_allocator *a, size_t size)
 {
-	void *p = a->alloc ? a->alloc(a->ctx, size) : malloc(size);
+	if (!a->alloc)
+		return calloc(1, size);
+	void *p = a->alloc(a->ctx, size);
 	if (p)
 		memset(p, 0, size);
 	return p;

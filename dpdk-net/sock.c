@@ -768,7 +768,11 @@ static int open_socket(struct lcr_sock *s, const struct lcr_sock_opts *o, char *
 	/* An IPv6 socket also serves IPv4 peers (as v4-mapped addresses). */
 	if (s->family == AF_INET6)
 		(void)set_int(s->fd, IPPROTO_IPV6, IPV6_V6ONLY, 0);
-	if (o->rcvbuf && (rc = set_int(s->fd, SOL_SOCKET, SO_RCVBUF, (int)o->rcvbuf)) < 0) {
+	/* SO_RCVBUF stops at net.core.rmem_max (often 208 KiB, 4 MiB here),
+	 * which a burst to a receiver off its CPU overflows; with CAP_NET_ADMIN
+	 * SO_RCVBUFFORCE gives the size asked for. */
+	if (o->rcvbuf && set_int(s->fd, SOL_SOCKET, SO_RCVBUFFORCE, (int)o->rcvbuf) < 0 &&
+	    (rc = set_int(s->fd, SOL_SOCKET, SO_RCVBUF, (int)o->rcvbuf)) < 0) {
 		say(why, why_len, "SO_RCVBUF %u on %s: %s", o->rcvbuf, hp, strerror(-rc));
 		return rc;
 	}

@@ -16,6 +16,9 @@
  * old ack of its stream's first moments can arrive late, even twice). */
 #define STX_REGRESSED_NS (200ull * 1000 * 1000)
 
+/* Per ack, the loss rules queue at most this many retransmissions. */
+#define STX_LOSS_BURST 64u
+
 void lcr_stream_opts_default(struct lcr_stream_opts *o)
 {
 	memset(o, 0, sizeof(*o));
@@ -125,6 +128,7 @@ void lcr_stx_reset(struct lcr_stx *s)
 		s->slots[i].sacked = false;
 	}
 	s->rtt_valid = false;
+	s->recover_until = 0;
 	s->regressed_since_ns = 0;
 	s->rto_ns = s->o.rto_init_ns;
 }
@@ -238,6 +242,17 @@ bool lcr_stx_next(struct lcr_stx *s, uint64_t now, struct lcr_dgram_view *d)
 	return true;
 }
 
+/* RFC 6298's RTO from the current estimates, clamped, not backed off. */
+static uint64_t rto_estimate(const struct lcr_stx *s)
+{
+	uint64_t rto = s->rtt_valid ? s->srtt_ns + 4 * s->rttvar_ns : s->o.rto_init_ns;
+	if (rto < s->o.rto_min_ns)
+		rto = s->o.rto_min_ns;
+	if (rto > s->o.rto_max_ns)
+		rto = s->o.rto_max_ns;
+	return rto;
+}
+
 static void rtt_sample(struct lcr_stx *s, uint64_t r)
 {
 	/* RFC 6298: SRTT, RTTVAR, RTO = SRTT + 4 RTTVAR, clamped. */
@@ -250,11 +265,7 @@ static void rtt_sample(struct lcr_stx *s, uint64_t r)
 		s->rttvar_ns = (3 * s->rttvar_ns + diff) / 4;
 		s->srtt_ns = (7 * s->srtt_ns + r) / 8;
 	}
-	uint64_t rto = s->srtt_ns + 4 * s->rttvar_ns;
-	if (rto < s->o.rto_min_ns)
-		rto = s->o.rto_min_ns;
-	if (rto > s->o.rto_max_ns)
-		rto = s->o.rto_max_ns;
+	uint64_t rto = rto_estimate(s);
 	s->rto_ns = rto;
 	s->st.srtt_ns = s->srtt_ns;
 	s->st.rto_ns = rto;
@@ -288,13 +299,23 @@ void lcr_stx_on_ack(struct lcr_stx *s, const struct lcr_wire_ack *a, uint64_t no
 	}
 	s->regressed_since_ns = 0;
 	s->peer_window = a->window < 16 ? 16 : a->window > s->o.window ? s->o.window : a->window;
+	uint64_t wait = s->rtt_valid ? s->srtt_ns : s->o.rto_min_ns;
+	/* The latest transmission this ack shows delivered (RACK, RFC 8985):
+	 * a datagram sent a while before it and still missing is lost. For a
+	 * retransmitted one, its last try's time (its earlier try may be what
+	 * arrived: at worst a few datagrams are sent again for nothing). */
+	uint64_t rack = 0;
 	bool sample = false;
 	while (s->acked < a->cum) {
 		struct lcr_stx_slot *sl = slot_of(s, ++s->acked);
-		if (sl->seq == s->acked && sl->tries == 1 && !sample) {
+		if (sl->seq != s->acked)
+			continue;
+		if (sl->tries == 1 && !sample) {
 			rtt_sample(s, now - sl->sent_ns);
 			sample = true;
 		}
+		if (sl->sent_ns > rack)
+			rack = sl->sent_ns;
 	}
 	/* Selective acks: mark, and retransmit the holes below the highest one
 	 * that have been out for about a round trip (a loss, not a reorder). */
@@ -306,16 +327,38 @@ void lcr_stx_on_ack(struct lcr_stx *s, const struct lcr_wire_ack *a, uint64_t no
 		if (seq >= s->next_seq)
 			break;
 		struct lcr_stx_slot *sl = slot_of(s, seq);
-		if (sl->seq == seq)
+		if (sl->seq == seq && !sl->sacked) {
 			sl->sacked = true;
+			if (sl->sent_ns > rack)
+				rack = sl->sent_ns;
+		}
 		highest = seq;
 	}
-	uint64_t wait = s->rtt_valid ? s->srtt_ns : s->o.rto_min_ns;
+	/*
+	 * Lost: below the highest selective ack and out for a round trip; or,
+	 * in the recovery after a timeout and within what the selective acks
+	 * cover, sent a retransmission timeout (not backed off: the delay
+	 * allowed) before the latest delivered transmission. When a timeout's
+	 * retransmission comes back, the second rule resends the next 64 of a
+	 * run the receiver dropped (a full socket buffer drops runs longer
+	 * than the selective acks cover) each round trip, instead of one
+	 * datagram per timeout. Beyond the selective acks, or outside a
+	 * recovery, it would take datagrams still in flight for lost.
+	 */
+	bool recovering = s->acked < s->recover_until;
+	uint64_t reo = rto_estimate(s);
+	uint64_t end = recovering ? a->cum + 2 + 64 : highest + 1;
+	if (end > s->next_tx)
+		end = s->next_tx;
+	if (highest + 1 > end)
+		end = highest + 1;
 	uint32_t fast = 0;
-	for (uint64_t seq = s->acked + 1; seq < highest && fast < 16; seq++) {
+	for (uint64_t seq = s->acked + 1; seq < end && fast < STX_LOSS_BURST; seq++) {
 		struct lcr_stx_slot *sl = slot_of(s, seq);
-		if (sl->seq == seq && !sl->sacked && !sl->queued && sl->tries > 0 &&
-		    now >= sl->sent_ns + wait) {
+		if (sl->seq != seq || sl->sacked || sl->queued || sl->tries == 0)
+			continue;
+		if ((seq < highest && now >= sl->sent_ns + wait) ||
+		    (recovering && sl->sent_ns + reo <= rack)) {
 			queue_tx(s, seq);
 			s->st.fast_retransmits++;
 			fast++;
@@ -336,8 +379,10 @@ int lcr_stx_tick(struct lcr_stx *s, uint64_t now)
 		s->st.unreachable++;
 		return LCR_STX_UNREACHABLE;
 	}
-	/* The oldest one timed out: resend it, back off (RFC 6298 5.5). */
+	/* The oldest one timed out: resend it, back off (RFC 6298 5.5); what
+	 * was sent so far is in recovery (lcr_stx_on_ack). */
 	s->st.timeouts++;
+	s->recover_until = s->next_tx - 1;
 	s->rto_ns = s->rto_ns * 2 > s->o.rto_max_ns ? s->o.rto_max_ns : s->rto_ns * 2;
 	queue_tx(s, seq);
 	return LCR_STX_OK;

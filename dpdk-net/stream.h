@@ -109,6 +109,7 @@ struct lcr_stx {
 	uint32_t txq_head, txq_len;
 	uint64_t srtt_ns, rttvar_ns, rto_ns;
 	bool rtt_valid;
+	uint64_t recover_until;	     /* after a timeout: what was sent then (lcr_stx_on_ack) */
 	uint64_t regressed_since_ns; /* fresh acks below `acked` since then, none else */
 	uint64_t heard_ns;	     /* the peer's last ack of our stream (kept by a reset) */
 	struct lcr_stx_stats st;

@@ -128,6 +128,8 @@ struct pair {
 	struct link fwd, back;
 	struct sink sink;
 	uint64_t now;
+	/* First transmissions of these sequence numbers are lost (a run). */
+	uint64_t drop_lo, drop_hi;
 };
 
 static void pump(struct pair *p, uint64_t until_ns)
@@ -139,8 +141,14 @@ static void pump(struct pair *p, uint64_t until_ns)
 	while (p->now < until_ns) {
 		p->now += 10000; /* 10 us steps */
 		lcr_stx_tick(&p->tx, p->now);
-		while (lcr_stx_next(&p->tx, p->now, &d))
+		while (lcr_stx_next(&p->tx, p->now, &d)) {
+			struct lcr_wire_hdr h;
+			assert_int_equal(lcr_wire_open(d.buf, d.len, 7, &h), LCR_DROP_NONE);
+			if (h.seq >= p->drop_lo && h.seq <= p->drop_hi &&
+			    !(h.flags & LCR_WIRE_F_RETRANSMIT))
+				continue;
 			link_put(&p->fwd, d.buf, d.len, p->now);
+		}
 		while (link_get(&p->fwd, p->now, buf, &len)) {
 			struct lcr_wire_hdr h;
 			assert_int_equal(lcr_wire_open(buf, len, 7, &h), LCR_DROP_NONE);
@@ -252,6 +260,31 @@ static void test_stream_loss_dup_reorder_exactly_once(void **state)
 		      (unsigned long long)p.tx.st.timeouts, (unsigned long long)p.rx.st.duplicates,
 		      (unsigned long long)p.rx.st.reordered, (unsigned long long)p.fwd.lost,
 		      (unsigned long long)p.fwd.sent);
+	pair_free(&p);
+}
+
+/*
+ * A run of datagrams lost, far longer than the selective acks cover (a full
+ * socket buffer at a receiver that was off its CPU): one timeout, then the
+ * rest is resent 64 at a time as the retransmissions come back, not one
+ * datagram per timeout (each backed off).
+ */
+static void test_stream_long_loss_run_one_timeout(void **state)
+{
+	static struct pair p;
+	(void)state;
+	pair_init(&p, 5, 0, 0, 0);
+	p.drop_lo = 2;
+	p.drop_hi = 601;
+	run_messages(&p, 1000);
+	assert_false(p.sink.bad);
+	assert_int_equal(p.sink.got, 1000);
+	print_message("retransmits %llu (fast %llu, timeouts %llu)\n",
+		      (unsigned long long)p.tx.st.retransmits,
+		      (unsigned long long)p.tx.st.fast_retransmits,
+		      (unsigned long long)p.tx.st.timeouts);
+	assert_true(p.tx.st.timeouts <= 2);
+	assert_true(p.tx.st.retransmits >= 600 && p.tx.st.retransmits <= 640);
 	pair_free(&p);
 }
 
@@ -1097,6 +1130,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_stream_clean_link_in_order),
 		cmocka_unit_test(test_stream_loss_dup_reorder_exactly_once),
+		cmocka_unit_test(test_stream_long_loss_run_one_timeout),
 		cmocka_unit_test(test_stream_unreachable_after_tries),
 		cmocka_unit_test(test_stream_window_full_refuses),
 		cmocka_unit_test(test_stream_stale_and_restarts),
