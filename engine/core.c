@@ -129,8 +129,19 @@ int lcr_core_config_validate(const struct lcr_core_config *cfg, char *why, size_
 	}
 	if (lcr_membership_validate(&cfg->membership, why, why_len) < 0)
 		return -EINVAL;
-	if (!lcr_membership_contains(&cfg->membership, cfg->id)) {
-		snprintf(why, why_len, "id: node %u is not in the membership", cfg->id);
+	/* A node outside the first membership joins later, by a membership
+	 * change (so only with them on), and meanwhile is in no config: it
+	 * never counts itself a member of a membership the log does not name,
+	 * which would reach its snapshots and, once it leads, its followers. It
+	 * still has a slot of its own beside the members. */
+	uint32_t ids[LCR_NODES_MAX];
+	if (!lcr_membership_contains(&cfg->membership, cfg->id) &&
+	    (!cfg->enable_membership_changes ||
+	     lcr_membership_nodes(&cfg->membership, ids) >= LCR_NODES_MAX)) {
+		snprintf(why, why_len,
+			 "id: node %u is not in the membership (a node may start outside it "
+			 "only with membership changes on, and room for it)",
+			 cfg->id);
 		return -EINVAL;
 	}
 	return 0;

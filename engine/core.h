@@ -107,9 +107,13 @@ struct lcr_core_config {
 	/* A snapshot sent to a follower without an answer after this long is
 	 * given up (cancelled) and the follower's stream restarted. */
 	uint64_t snapshot_timeout_ms;
-	struct lcr_membership membership; /* initial membership (bootstrap) */
-	uint64_t seed;			  /* PRNG seed for election timeouts */
-	struct lcr_allocator alloc;	  /* NULL alloc: malloc/free */
+	/* Initial membership (bootstrap), the same on every node: the log's
+	 * before its first membership entry. It must name `id`, except with
+	 * enable_membership_changes, where a node it leaves out joins later by
+	 * a change and until then is in no config (role learner). */
+	struct lcr_membership membership;
+	uint64_t seed;		    /* PRNG seed for election timeouts */
+	struct lcr_allocator alloc; /* NULL alloc: malloc/free */
 };
 
 /* Fill `cfg` with openraft's defaults (150/300 ms, 50 ms, 300 entries...). */

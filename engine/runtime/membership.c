@@ -40,6 +40,8 @@ static_assert(LCR_MEMBERSHIP_BYTES_MAX <= LCR_SNAP_MEMBERSHIP_MAX,
 
 #define STREAM_MAGIC 0x4d52434cu /* "LCRM" */
 
+static uint32_t members(const struct lcr_membership *m, uint32_t out[LCR_NODES_MAX]);
+
 static bool is_peer(const struct lcr_node_config *c, uint32_t id)
 {
 	for (uint32_t i = 0; i < c->n_peers; i++)
@@ -101,16 +103,16 @@ int lcr_rt_mship_initial(const struct lcr_node_config *c, struct lcr_membership 
 		if ((rc = known_nodes(c, m, NULL, why, why_len)) < 0)
 			return rc;
 	}
-	/* A node the first membership leaves out joins later: until the log or
-	 * a snapshot says more it counts itself a learner, which never stands
-	 * for election (the core wants itself in its membership). */
-	if (!lcr_membership_contains(m, c->id)) {
-		if (m->n_learners == LCR_NODES_MAX) {
-			snprintf(why, why_len, "the first membership has no room for node %u",
-				 c->id);
-			return -EINVAL;
-		}
-		m->learners[m->n_learners++] = c->id;
+	/* A node the first membership leaves out joins later, by a change a
+	 * leader commits: until the log or a snapshot names it, it is in no
+	 * config and never stands for election. It does not add itself as a
+	 * learner: that view would be persisted (its snapshots carry the
+	 * membership it applied) and sent (to followers once it leads), a
+	 * learner no committed change added. The core keeps a slot for it. */
+	uint32_t ids[LCR_NODES_MAX];
+	if (!lcr_membership_contains(m, c->id) && members(m, ids) >= LCR_NODES_MAX) {
+		snprintf(why, why_len, "the first membership has no room for node %u", c->id);
+		return -EINVAL;
 	}
 	return 0;
 }

@@ -337,12 +337,9 @@ static void fill_config(struct sim_world *w, struct lcr_core_config *cfg, uint32
 	cfg->membership.configs[0].n = w->par.voters;
 	for (uint32_t i = 0; i < w->par.voters; i++)
 		cfg->membership.configs[0].ids[i] = i + 1;
-	/* A node outside the first voters knows them, and itself as a learner,
-	 * until the membership it is added to reaches it. */
-	if (id > w->par.voters) {
-		cfg->membership.n_learners = 1;
-		cfg->membership.learners[0] = id;
-	}
+	/* A node outside the first voters knows them, and is in no config
+	 * until the membership it is added to reaches it (the runtime's
+	 * lcr_rt_mship_initial): every node starts from the same membership. */
 	/* Only where membership changes: a replica then takes requests from
 	 * nodes it does not know yet (the transport keeps strangers out). */
 	cfg->enable_membership_changes = w->par.churn;
