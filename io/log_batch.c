@@ -151,7 +151,8 @@ static void batch_written(struct lcr_log *l, struct mbatch *b)
 		lcr_log_locs_clear(l); /* every batch before it is dead */
 	lcr_log_locs_apply(l, b->seg, b->first_index, b->count, b->bytes, b->file_off);
 	if (b->reset)
-		lcr_log_meta_reset_done(l, b->wid, b->prev);
+		lcr_log_meta_reset_done(l, b->prev);
+	lcr_log_meta_release(l, b->wid);
 	lcr_log_pend_mark(l, PEND_BATCH, b->wid);
 	lcr_log_report(l);
 	/* What accumulated while this write was in flight goes out now. */
@@ -462,7 +463,6 @@ static int install_reset(struct lcr_log *l, struct lcr_log_id last, const struct
 	}
 	b->first_index = last.index + 1;
 	b->prev = last;
-	l->reset_wid = b->wid;
 	LCR_ASSERT(lcr_log_pend_push(l, io, PEND_BATCH, b->wid) == 0);
 	b->io = *io;
 	b->has_io = true;
@@ -489,6 +489,15 @@ int lcr_log_install(struct lcr_log *l, struct lcr_log_id last, bool keep_log,
 	if (keep_log)
 		return lcr_log_meta_purge(l, last, io);
 	return install_reset(l, last, io);
+}
+
+uint64_t lcr_log_wid_unwritten(const struct lcr_log *l)
+{
+	/* Batches become durable in order: if the newest is, every one is. */
+	if (l->mb_n == 0)
+		return 0;
+	const struct mbatch *b = lcr_log_mb_at(l, l->mb_n - 1);
+	return b->state == MB_DONE ? 0 : b->wid;
 }
 
 uint64_t lcr_log_space(const struct lcr_log *l)

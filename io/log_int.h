@@ -49,6 +49,9 @@
 enum { SEG_PREPARING = 1, SEG_SPARE, SEG_ACTIVE, SEG_FULL };
 enum { MB_OPEN = 1, MB_SEALED, MB_WRITING, MB_DONE };
 enum { PEND_BATCH = 1, PEND_META };
+/* A PEND_META ref for a purge point still waiting for batches: the meta
+ * write that will carry it is not known yet (lcr_log_meta_release). */
+#define PEND_REF_HELD UINT64_MAX
 
 /* A durable batch's place on disk (its live records only). */
 struct loc {
@@ -69,6 +72,10 @@ struct seg {
 	uint32_t state;
 	struct loc *locs; /* live batches, in log order */
 	uint32_t n_locs, cap_locs;
+	/* The highest index a durable batch in it holds, live or truncated away
+	 * since (0 after a durable reset): a later batch may continue from any
+	 * of them, so recovery needs the segment until the purge point passes it. */
+	uint64_t top;
 	/* Preparation. */
 	struct lcr_log *log;
 	uint64_t prep_off;
@@ -201,8 +208,9 @@ struct lcr_log {
 	struct lcr_io_req meta_w, meta_s;
 	uint64_t purge_pending; /* unlink segments up to this index after the meta write ... */
 	uint64_t purge_gen;	/* ... of this generation (the first to carry the purge point) */
-	uint64_t reset_wid;	/* the newest reset batch while it is not durable (0: none) */
-	struct lcr_log_id purge_held; /* a purge point waiting for that reset */
+	/* A purge point waits for the batches issued before it (lcr_log_meta_release). */
+	uint64_t purge_wait_wid;      /* until this batch is durable (0: none waits) ... */
+	struct lcr_log_id purge_held; /* ... this purge point */
 
 	void *zero;    /* ZERO_CHUNK aligned zeros */
 	void *scratch; /* for disk reads: batch_bytes_max + a block */
@@ -348,14 +356,22 @@ void lcr_log_segs_purge(struct lcr_log *l, uint64_t upto);
 
 /* Write the oldest sealed batch when nothing is in flight. */
 void lcr_log_write_next(struct lcr_log *l);
+/* The newest batch not yet durable (open, sealed or being written), or 0. */
+uint64_t lcr_log_wid_unwritten(const struct lcr_log *l);
 
 /* ---- log_meta.c --------------------------------------------------------------------- */
 
 /*
- * Reset batch `wid` is durable: record `prev` as the purge point (when it is
+ * A reset batch is durable: record its `prev` as the purge point (when it is
  * newer) and remove the segments it made dead once that is durable too.
  */
-void lcr_log_meta_reset_done(struct lcr_log *l, uint64_t wid, struct lcr_log_id prev);
+void lcr_log_meta_reset_done(struct lcr_log *l, struct lcr_log_id prev);
+/*
+ * Batch `wid` is durable: a purge point that waited for it goes to the meta
+ * slots now, and the installs that waited with it become durable with that
+ * write.
+ */
+void lcr_log_meta_release(struct lcr_log *l, uint64_t wid);
 /* The core's install with keep_log: purge up to `last` (in the log), durable in io order. */
 int lcr_log_meta_purge(struct lcr_log *l, struct lcr_log_id last, const struct lcr_io_id *io);
 

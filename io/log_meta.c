@@ -110,34 +110,63 @@ static void purge_point(struct lcr_log *l, struct lcr_log_id id)
 
 /*
  * Entries up to `id` are gone from the log ids now; the purge point goes to
- * the meta slots, except while a reset batch is not durable: a purge point
- * past a reset that a crash could lose would let recovery take entries of
- * the old log above it. Then it waits for the reset (lcr_log_meta_reset_done).
+ * the meta slots once every batch issued before it is durable (until then
+ * it waits in purge_held: lcr_log_meta_release). Written earlier, a crash
+ * could pair it with a log that lacks what those batches say: entries up to
+ * it not yet written (recovery would find the log empty after it, though
+ * the entries after it were asked for before), a truncation lost (entries
+ * of an older leader would follow the purge point of a newer one), or a
+ * reset lost (entries of the old log above it). The meta file and the
+ * segments are written apart: only this order keeps what a crash leaves to
+ * the state after some command.
  */
 static void purge_to(struct lcr_log *l, struct lcr_log_id id)
 {
+	uint64_t wid = lcr_log_wid_unwritten(l);
+
 	l->rd_valid = false;
 	lcr_log_ids_purge(&l->ids, id);
-	if (l->reset_wid) {
-		l->purge_held = id;
+	if (wid == 0) {
+		LCR_ASSERT(l->purge_wait_wid == 0); /* released when its batch was */
+		purge_point(l, id);
 		return;
 	}
-	purge_point(l, id);
+	if (id.index > l->purge_held.index)
+		l->purge_held = id;
+	if (wid > l->purge_wait_wid)
+		l->purge_wait_wid = wid;
 }
 
-void lcr_log_meta_reset_done(struct lcr_log *l, uint64_t wid, struct lcr_log_id prev)
+void lcr_log_meta_release(struct lcr_log *l, uint64_t wid)
+{
+	struct lcr_log_id to = l->purge_held;
+
+	if (l->purge_wait_wid == 0 || wid < l->purge_wait_wid)
+		return;
+	l->purge_wait_wid = 0;
+	l->purge_held = lcr_log_id_none();
+	/* The write that carries the purge point (or a newer one, a reset's,
+	 * that superseded it) makes the installs that waited durable. */
+	uint64_t gen = l->meta_gen_next;
+	for (uint32_t i = 0; i < l->pend_n; i++) {
+		struct pend *p = &l->pend[(l->pend_head + i) % PEND_MAX];
+		if (p->kind == PEND_META && p->ref == PEND_REF_HELD)
+			p->ref = gen;
+	}
+	if (to.index > l->meta_st.purged.index) {
+		purge_point(l, to);
+		return;
+	}
+	l->meta_dirty = true;
+	meta_write(l);
+}
+
+void lcr_log_meta_reset_done(struct lcr_log *l, struct lcr_log_id prev)
 {
 	struct lcr_log_id to = l->meta_st.purged;
 
 	if (prev.index > to.index)
 		to = prev;
-	if (wid == l->reset_wid) {
-		/* The newest reset is durable: purge points held behind it may go. */
-		l->reset_wid = 0;
-		if (l->purge_held.index > to.index)
-			to = l->purge_held;
-		l->purge_held = lcr_log_id_none();
-	}
 	/* Written even when not newer: its completion removes the segments
 	 * before the reset, which nothing holds any more. */
 	if (to.index > l->meta_st.purged.index) {
@@ -158,6 +187,12 @@ int lcr_log_meta_purge(struct lcr_log *l, struct lcr_log_id last, const struct l
 		if (last.index > l->ids.last.index || !lcr_log_ids_has(&l->ids, last))
 			return -EINVAL; /* keep_log, but the log does not hold `last` */
 		purge_to(l, last);
+	}
+	if (l->purge_wait_wid) {
+		/* Durable with the meta write that carries the purge point
+		 * (this one or one before it still waiting for its batches). */
+		LCR_ASSERT(lcr_log_pend_push(l, io, PEND_META, PEND_REF_HELD) == 0);
+		return 0;
 	}
 	/* Durable once the meta write after every earlier command is. */
 	LCR_ASSERT(lcr_log_pend_push(l, io, PEND_META, l->meta_gen_next) == 0);

@@ -375,6 +375,7 @@ static void spare_recycle(struct lcr_log *l)
 	s->version = LCR_SEG_VERSION;
 	s->align = l->align;
 	s->n_locs = 0;
+	s->top = 0;
 	s->state = SEG_PREPARING;
 	s->prep_off = 0;
 	s->prep_inflight = 0;
@@ -520,6 +521,8 @@ void lcr_log_locs_apply(struct lcr_log *l, struct seg *s, uint64_t first, uint32
 trimmed:
 	if (count == 0)
 		return;
+	if (first + count - 1 > s->top)
+		s->top = first + count - 1;
 	/* Batches sit on units of their segment, in log and file order. */
 	LCR_ASSERT(off % s->align == 0 && off >= LCR_BLOCK);
 	LCR_ASSERT(off + lcr_log_span(bytes, s->align) <= s->size);
@@ -551,8 +554,10 @@ void lcr_log_locs_fit(struct lcr_log *l, struct seg *s)
 
 void lcr_log_locs_clear(struct lcr_log *l)
 {
-	for (uint32_t k = 0; k < l->n_segs; k++)
+	for (uint32_t k = 0; k < l->n_segs; k++) {
 		l->segs[k]->n_locs = 0;
+		l->segs[k]->top = 0; /* recovery starts at the reset: nothing here is read */
+	}
 }
 
 int lcr_log_segs_start(struct lcr_log *l, char *why, size_t why_len)
@@ -601,10 +606,16 @@ void lcr_log_segs_purge(struct lcr_log *l, uint64_t upto)
 	LCR_ASSERT(upto <= l->ids.purged.index); /* the purge point came first */
 	while (l->n_segs > 1) {
 		struct seg *s = l->segs[0];
-		uint64_t last = 0;
+		uint64_t last = s->top;
 		if (s->n_locs)
-			last = s->locs[s->n_locs - 1].first_index + s->locs[s->n_locs - 1].count -
-			       1;
+			LCR_ASSERT(s->locs[s->n_locs - 1].first_index +
+					   s->locs[s->n_locs - 1].count - 1 <=
+				   last);
+		/* Not only its live entries: a batch of the next segment may start
+		 * after entries of this one that a later batch truncated away, and
+		 * recovery replays that batch before the truncation. Removed while
+		 * those entries are above the purge point, this segment would leave
+		 * a gap there, and the log would not open. */
 		if (last > upto)
 			break;
 		char name[64];
