@@ -72,6 +72,12 @@ struct lcr_membership {
 	 * the UDP transports read "HOST:PORT" (an IPv6 host in brackets). */
 	uint32_t n_addrs;
 	struct lcr_node_addr addrs[LCR_NODES_MAX];
+	/* A joint config only: voters of the old config (configs[0]) that the
+	 * change keeps as learners of the target (change_membership's retain).
+	 * They vote until the change ends; whichever leader finishes it makes
+	 * them learners, so the joint entry alone names the target exactly. */
+	uint32_t n_retained;
+	uint32_t retained[LCR_NODES_MAX];
 };
 
 struct lcr_leader_id {

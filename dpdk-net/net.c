@@ -43,7 +43,7 @@
  * stall timer restarts the stream and sends everything after the match
  * again, entries the follower has and has not written yet. 8 MiB keeps that
  * backlog, and what a restart sends twice, to a few of the follower's
- * writes (its batches are at most 1 MiB) while the window (1.4 MB over UDP)
+ * writes (its batches are at most 4 MiB) while the window (1.4 MB over UDP)
  * stays full.
  */
 #define NET_UNDURABLE_MAX (8ull << 20)

@@ -27,7 +27,8 @@ enum lcr_bug {
 	LCR_BUG_JOINT_SINGLE_QUORUM =
 		1u << 11, /* commit under a joint config on the new one's quorum */
 	LCR_BUG_REMOVED_STILL_VOTES = 1u << 12, /* elections count the committed config's voters */
-	LCR_BUG_ADDRS_DROPPED = 1u << 13, /* a change keeps only the addresses its target names */
+	LCR_BUG_ADDRS_DROPPED = 1u << 13,  /* a change keeps only the addresses its target names */
+	LCR_BUG_RETAIN_DROPPED = 1u << 14, /* a joint entry omits the voters kept as learners */
 };
 
 #ifdef LCR_PLANTED_BUGS

@@ -968,8 +968,12 @@ int lcr_core_change_membership(struct lcr_core *c, uint64_t now_ns,
 	if (lcr_membership_validate(&next, why, sizeof(why)) < 0 ||
 	    lcr_membership_nodes(&next, ids) >= LCR_NODES_MAX)
 		return -EINVAL;
+	if (LCR_BUG(c, LCR_BUG_RETAIN_DROPPED))
+		next.n_retained = 0; /* the joint entry forgets whom the target keeps */
 	if (!direct) {
-		c->m_target = t;
+		/* What any leader that finishes it would propose: the same
+		 * entry whether or not the leadership changes meanwhile. */
+		lcr_mship_target(&next, &c->m_target);
 		c->m_target_pending = true;
 		c->m_joint_index = c->log.last.index + 1;
 	}

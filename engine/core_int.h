@@ -60,6 +60,11 @@ const struct lcr_membership *lcr_mship_at(const struct lcr_core *c, uint64_t ind
 bool lcr_mship_settled(const struct lcr_core *c);
 void lcr_mship_joint(const struct lcr_membership *cur, const struct lcr_membership *target,
 		     struct lcr_membership *out, bool *direct);
+/* The target a joint config moves to, from the joint config alone: its
+ * second config's voters, its learners and the voters it retains as
+ * learners, with the addresses of those. Every leader that finishes the
+ * change, the one that began it or a later one, proposes this. */
+void lcr_mship_target(const struct lcr_membership *joint, struct lcr_membership *out);
 /* True when the set bits (by node id, via `has`) form a quorum in every config. */
 bool lcr_membership_quorum_granted(const struct lcr_membership *m,
 				   bool (*has)(const void *ctx, uint32_t id), const void *ctx);

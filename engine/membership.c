@@ -110,6 +110,24 @@ int lcr_membership_validate(const struct lcr_membership *m, char *why, size_t wh
 			 LCR_NODES_MAX);
 		return -EINVAL;
 	}
+	if (m->n_retained > LCR_NODES_MAX || (m->n_retained && m->n_configs != 2)) {
+		snprintf(why, why_len,
+			 "membership: %u retained voters (at most %d, and only in a joint config)",
+			 m->n_retained, LCR_NODES_MAX);
+		return -EINVAL;
+	}
+	for (uint32_t i = 0; i < m->n_retained; i++) {
+		uint32_t id = m->retained[i];
+		if (!in_list(m->configs[0].ids, m->configs[0].n, id) ||
+		    in_list(m->configs[1].ids, m->configs[1].n, id) ||
+		    in_list(m->retained, i, id)) {
+			snprintf(why, why_len,
+				 "membership: retained voter %u is not a voter of the old config "
+				 "only, or is listed twice",
+				 id);
+			return -EINVAL;
+		}
+	}
 	if (m->n_addrs > LCR_NODES_MAX) {
 		snprintf(why, why_len, "membership: %u node addresses (at most %d)", m->n_addrs,
 			 LCR_NODES_MAX);
@@ -230,7 +248,13 @@ bool lcr_membership_quorum_granted(const struct lcr_membership *m,
 
 /*
  * Little-endian u32s: n_configs, then per config its n and ids, then
- * n_learners and the learners' ids. No padding, nothing else.
+ * n_learners and the learners' ids; then, only when there are addresses or
+ * retained voters, n_addrs (0 only when retained voters follow) and each
+ * address as its id, a length byte and the text; then, only when there are
+ * retained voters, n_retained and their ids. No padding, nothing else
+ * (docs/storage-format.md, "Records"). Each optional part is
+ * absent when empty, so an encoding is canonical (lcr_membership_eq compares
+ * encodings) and a membership without them encodes as it always did.
  */
 static size_t put32(uint8_t *b, size_t off, uint32_t v)
 {
@@ -253,14 +277,17 @@ size_t lcr_membership_encode(const struct lcr_membership *m, void *buf, size_t c
 
 	for (uint32_t c = 0; c < m->n_configs && c < LCR_CONFIGS_MAX; c++)
 		need += 4 + 4 * (size_t)m->configs[c].n;
-	if (m->n_addrs > LCR_NODES_MAX)
+	if (m->n_addrs > LCR_NODES_MAX || m->n_retained > LCR_NODES_MAX)
 		return 0;
-	/* The addresses follow only when there are any: a membership without
-	 * them encodes as it always did. */
-	if (m->n_addrs)
+	/* The addresses follow only when there are any (or retained voters
+	 * after them): a membership without them encodes as it always did. */
+	bool addrs = m->n_addrs || m->n_retained;
+	if (addrs)
 		need += 4;
 	for (uint32_t i = 0; i < m->n_addrs; i++)
 		need += 5 + strnlen(m->addrs[i].addr, LCR_NODE_ADDR_MAX - 1);
+	if (m->n_retained)
+		need += 4 + 4 * (size_t)m->n_retained;
 	if (m->n_configs > LCR_CONFIGS_MAX || need > cap)
 		return 0;
 	size_t off = put32(b, 0, m->n_configs);
@@ -272,7 +299,7 @@ size_t lcr_membership_encode(const struct lcr_membership *m, void *buf, size_t c
 	off = put32(b, off, m->n_learners);
 	for (uint32_t i = 0; i < m->n_learners; i++)
 		off = put32(b, off, m->learners[i]);
-	if (m->n_addrs)
+	if (addrs)
 		off = put32(b, off, m->n_addrs);
 	for (uint32_t i = 0; i < m->n_addrs; i++) {
 		size_t len = strnlen(m->addrs[i].addr, LCR_NODE_ADDR_MAX - 1);
@@ -281,6 +308,10 @@ size_t lcr_membership_encode(const struct lcr_membership *m, void *buf, size_t c
 		memcpy(b + off, m->addrs[i].addr, len);
 		off += len;
 	}
+	if (m->n_retained)
+		off = put32(b, off, m->n_retained);
+	for (uint32_t i = 0; i < m->n_retained; i++)
+		off = put32(b, off, m->retained[i]);
 	LCR_ASSERT(off == need);
 	return off;
 }
@@ -321,8 +352,9 @@ int lcr_membership_decode(const void *buf, size_t len, struct lcr_membership *m)
 			return -EINVAL;
 		m->n_addrs = get32(b + off);
 		off += 4;
-		/* Present only when there are any (encode). */
-		if (m->n_addrs < 1 || m->n_addrs > LCR_NODES_MAX)
+		/* Present only when there are any, or retained voters follow
+		 * (encode): an empty list with nothing after it is refused. */
+		if (m->n_addrs > LCR_NODES_MAX || (m->n_addrs == 0 && off == len))
 			return -EINVAL;
 		for (uint32_t i = 0; i < m->n_addrs; i++) {
 			if (len - off < 5)
@@ -338,8 +370,18 @@ int lcr_membership_decode(const void *buf, size_t len, struct lcr_membership *m)
 			memcpy(m->addrs[i].addr, b + off, n);
 			off += n;
 		}
-		if (off != len)
+	}
+	if (off < len) {
+		if (len - off < 4)
 			return -EINVAL;
+		m->n_retained = get32(b + off);
+		off += 4;
+		/* Present only when there are any (encode). */
+		if (m->n_retained < 1 || m->n_retained > LCR_NODES_MAX ||
+		    len - off != 4 * (size_t)m->n_retained)
+			return -EINVAL;
+		for (uint32_t i = 0; i < m->n_retained; i++, off += 4)
+			m->retained[i] = get32(b + off);
 	}
 	return lcr_membership_validate(m, why, sizeof(why));
 }
@@ -481,11 +523,33 @@ void lcr_mship_joint(const struct lcr_membership *cur, const struct lcr_membersh
 	out->n_configs = 2;
 	out->configs[0] = cur->configs[0];
 	out->configs[1] = target->configs[0];
-	/* A voter now that becomes a learner is a voter until the change ends. */
+	/* A voter now that becomes a learner is a voter until the change ends,
+	 * and the entry says it stays (retained), so that any leader finishes
+	 * the change to this target (lcr_mship_target). */
 	out->n_learners = 0;
-	for (uint32_t i = 0; i < target->n_learners; i++)
-		if (!lcr_membership_is_voter(out, target->learners[i]))
-			out->learners[out->n_learners++] = target->learners[i];
+	out->n_retained = 0;
+	for (uint32_t i = 0; i < target->n_learners; i++) {
+		uint32_t id = target->learners[i];
+		if (lcr_membership_is_voter(out, id))
+			out->retained[out->n_retained++] = id;
+		else
+			out->learners[out->n_learners++] = id;
+	}
+}
+
+void lcr_mship_target(const struct lcr_membership *joint, struct lcr_membership *out)
+{
+	LCR_ASSERT(joint->n_configs == 2);
+	LCR_ASSERT(joint->n_learners + joint->n_retained <= LCR_NODES_MAX);
+	*out = *joint;
+	out->n_configs = 1;
+	out->configs[0] = joint->configs[1];
+	memset(&out->configs[1], 0, sizeof(out->configs[1]));
+	for (uint32_t i = 0; i < joint->n_retained; i++)
+		out->learners[out->n_learners++] = joint->retained[i];
+	out->n_retained = 0;
+	memset(out->retained, 0, sizeof(out->retained));
+	lcr_membership_keep_addrs(out, NULL); /* not those of the nodes that leave */
 }
 
 uint64_t lcr_core_membership_index(const struct lcr_core *c, bool *committed)

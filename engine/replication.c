@@ -149,18 +149,17 @@ void lcr_leader_membership_progress(struct lcr_core *c)
 	if (!c->leader.active)
 		return;
 	/* The joint config committed: on to the target alone. A leader that
-	 * finds a committed joint config another leader left finishes it too
-	 * (its second config is the target). */
+	 * finds a committed joint config another leader left finishes it too:
+	 * the joint entry names the target (its second config, its learners
+	 * and the voters it retains as learners; lcr_mship_target). */
 	if (c->m_target_pending && c->committed.index >= c->m_joint_index) {
 		c->m_target_pending = false;
 		lcr_leader_propose_membership(c, &c->m_target);
 		return;
 	}
 	if (!c->m_target_pending && c->m_log_n == 0 && c->m_committed.m.n_configs == 2) {
-		struct lcr_membership t = c->m_committed.m;
-		t.n_configs = 1;
-		t.configs[0] = c->m_committed.m.configs[1];
-		lcr_membership_keep_addrs(&t, NULL); /* not those of the nodes that leave */
+		struct lcr_membership t;
+		lcr_mship_target(&c->m_committed.m, &t);
 		lcr_leader_propose_membership(c, &t);
 		return;
 	}

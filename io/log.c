@@ -25,7 +25,7 @@ void lcr_log_opts_default(struct lcr_log_opts *o, const char *dir)
 	o->dir = dir;
 	o->segment_bytes = 64ull << 20;
 	o->arena_bytes = 32ull << 20;
-	o->batch_bytes_max = 1u << 20;
+	o->batch_bytes_max = 0; /* LCR_LOG_BATCH_DEFAULT, or half a small segment */
 	o->durability = LCR_DURABILITY_FSYNC;
 	o->io_mode = LCR_IO_DIRECT_DSYNC;
 	o->lock_wait_ms = 10000;
@@ -257,6 +257,12 @@ int lcr_log_open(struct lcr_log **out, struct lcr_ring *ring, const struct lcr_l
 	LCR_ASSERT(ring != NULL);
 	LCR_ASSERT(o != NULL);
 	LCR_ASSERT(why != NULL && why_len > 0);
+	struct lcr_log_opts eff = *o;
+	if (eff.batch_bytes_max == 0)
+		eff.batch_bytes_max = eff.segment_bytes / 2 < LCR_LOG_BATCH_DEFAULT
+					      ? (uint32_t)(eff.segment_bytes / 2)
+					      : LCR_LOG_BATCH_DEFAULT;
+	o = &eff;
 	int rc = check_opts(o, why, why_len);
 	if (rc < 0)
 		return rc;

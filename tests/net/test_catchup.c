@@ -166,7 +166,7 @@ static void *hog(void *arg)
  * MB/s of writing `bytes` sequentially to a new file in `dir`, 1 MiB at a
  * time: buffered with one fdatasync at the end (the target's floor), or
  * `direct`: O_DIRECT | O_DSYNC into a file fallocated first, as the log
- * writes its batches (at most 1 MiB each, one in flight).
+ * writes its batches (at most 4 MiB each, one in flight).
  */
 static double disk_rate(const char *dir, uint64_t bytes, bool direct)
 {

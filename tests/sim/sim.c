@@ -1601,6 +1601,14 @@ static void change_membership(struct sim_world *w, struct sim_node *l)
 	sim_trace(w, l->id, "change membership (kind %u): %d", kind, rc);
 	if (rc == 0)
 		w->membership_changes++;
+	/* Through a joint config: whichever leader finishes it must end in `t`
+	 * (membership-target). */
+	lcr_core_status(l->core, &st);
+	if (rc == 0 && st.membership.n_configs == 2) {
+		uint32_t k = w->mc_asked_n++ % SIM_MC_ASKED;
+		w->mc_asked[k].joint = id;
+		w->mc_asked[k].target = t;
+	}
 	process(w, l);
 }
 

@@ -106,6 +106,8 @@ struct sim_disk {
 
 /* A follower's read index request as a leader received it. */
 #define SIM_PEER_READS 8
+/* Changes through a joint config remembered for membership-target. */
+#define SIM_MC_ASKED 16
 struct sim_peer_read {
 	uint64_t read_id;
 	struct lcr_leader_id lid;
@@ -312,6 +314,21 @@ struct sim_world {
 	uint64_t writes_ok, reads_ok, ops_pending, elections, crashes;
 	uint64_t follower_reads_ok; /* of reads_ok: served by a follower */
 	uint64_t snapshots, installs, purges, membership_changes;
+	/* membership-target: the targets asked for, by their joint entry's
+	 * log id (a ring), and the one the newest committed joint config
+	 * must end in (the next membership entry committed). */
+	struct {
+		struct lcr_log_id joint;
+		struct lcr_membership target;
+	} mc_asked[SIM_MC_ASKED];
+	uint32_t mc_asked_n;
+	uint64_t mc_scanned; /* committed indices looked at, all below */
+	/* membership-joint: the newest committed membership seen in order. */
+	struct lcr_membership mc_last;
+	bool mc_last_known;
+	bool mc_want_set;
+	uint64_t mc_want_joint; /* its joint entry's index */
+	struct lcr_membership mc_want;
 	/* Healings with no leader because every voter that could win held
 	 * leader_runs_max runs (and no purge freed any): a capacity stall, not a fault. */
 	uint64_t runs_stalls;

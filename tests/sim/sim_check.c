@@ -252,11 +252,113 @@ static uint64_t quorum_value(const struct lcr_membership *m, const uint64_t *val
 	return result;
 }
 
+static bool same_ids(const uint32_t *a, uint32_t na, const uint32_t *b, uint32_t nb)
+{
+	if (na != nb)
+		return false;
+	for (uint32_t i = 0; i < na; i++) {
+		uint32_t k = 0;
+		while (k < nb && b[k] != a[i])
+			k++;
+		if (k == nb)
+			return false;
+	}
+	return true;
+}
+
+/*
+ * A membership entry committed for the first time at `index`. A joint one
+ * the simulation asked for names the target its change must end in; the next
+ * membership entry committed is that end (one change at a time, and a leader
+ * finishes a committed joint config before any other), proposed by the
+ * leader that began it or by a later one. Its voters and learners must be
+ * the target's, as sets (the core may order learners and fill in addresses).
+ */
+static void check_membership_target(struct sim_world *w, const struct sim_entry *e)
+{
+	struct lcr_membership m;
+
+	if (e->type != LCR_ENTRY_MEMBERSHIP || lcr_membership_decode(e->m, e->len, &m) < 0)
+		return;
+	if (m.n_configs == 2) {
+		w->mc_want_set = false;
+		for (uint32_t k = 0; k < SIM_MC_ASKED && k < w->mc_asked_n; k++)
+			if (lcr_log_id_eq(w->mc_asked[k].joint, e->id)) {
+				w->mc_want = w->mc_asked[k].target;
+				w->mc_want_joint = e->id.index;
+				w->mc_want_set = true;
+			}
+		return;
+	}
+	if (!w->mc_want_set || w->mc_want_joint >= e->id.index)
+		return;
+	w->mc_want_set = false;
+	const struct lcr_membership *t = &w->mc_want;
+	if (!same_ids(m.configs[0].ids, m.configs[0].n, t->configs[0].ids, t->configs[0].n) ||
+	    !same_ids(m.learners, m.n_learners, t->learners, t->n_learners)) {
+		char a[48];
+		sim_violation(w, "membership-target",
+			      "the change whose joint entry is at %llu ended at %s in %u voters "
+			      "and %u learners, not the %u voters and %u learners asked for",
+			      (unsigned long long)w->mc_want_joint, id_str(a, e->id),
+			      m.configs[0].n, m.n_learners, t->configs[0].n, t->n_learners);
+	}
+}
+
+/*
+ * The committed membership entries in log order, each against the one before
+ * it (the first membership, before the first entry): voters change only
+ * through a joint config of the old voters and the new (thesis §4.3), which
+ * the next entry ends in its second config.
+ */
+static void check_membership_joint(struct sim_world *w, const struct sim_entry *e)
+{
+	const struct lcr_membership *p = &w->mc_last;
+	struct lcr_membership m;
+	bool ok;
+
+	if (e->type != LCR_ENTRY_MEMBERSHIP || lcr_membership_decode(e->m, e->len, &m) < 0)
+		return;
+	if (m.n_configs == 2)
+		ok = p->n_configs == 1 &&
+		     same_ids(m.configs[0].ids, m.configs[0].n, p->configs[0].ids, p->configs[0].n);
+	else
+		ok = same_ids(m.configs[0].ids, m.configs[0].n, p->configs[p->n_configs - 1].ids,
+			      p->configs[p->n_configs - 1].n);
+	if (w->mc_last_known && !ok) {
+		char a[48];
+		sim_violation(w, "membership-joint",
+			      "the membership entry %s (%u configs, %u voters) does not follow "
+			      "from the one before (%u configs, %u voters in its last)",
+			      id_str(a, e->id), m.n_configs, m.configs[m.n_configs - 1].n,
+			      p->n_configs, p->configs[p->n_configs - 1].n);
+	}
+	w->mc_last = m;
+	w->mc_last_known = true;
+}
+
 /* A node's commit point moved from `from` to `to`: record or compare each index. */
 static void check_committed(struct sim_world *w, struct sim_node *n, uint64_t from, uint64_t to)
 {
 	char a[48], b[48];
 
+	/* Each committed index once, in order (a commit point that jumped
+	 * past the ones seen, by a snapshot, loses track of the change). */
+	if (w->mc_scanned == 0 && from == 0) {
+		w->mc_last = n->initial_membership;
+		w->mc_last_known = true;
+	}
+	if (w->mc_scanned < from) {
+		w->mc_want_set = false;
+		w->mc_last_known = false;
+	}
+	for (uint64_t i = (w->mc_scanned > from ? w->mc_scanned : from) + 1;
+	     i <= to && !w->violated; i++) {
+		check_membership_joint(w, &n->mem.e[i - 1]);
+		check_membership_target(w, &n->mem.e[i - 1]);
+	}
+	if (w->mc_scanned < to)
+		w->mc_scanned = to;
 	for (uint64_t i = from + 1; i <= to && !w->violated; i++) {
 		const struct sim_entry *e = &n->mem.e[i - 1];
 		struct sim_committed *c = committed_at(w, i);
@@ -1116,6 +1218,10 @@ void sim_describe_checks(FILE *f)
 			       "timeout steps down at its next tick, which is due by then" },
 		{ "ordering", "purged <= applied <= committed <= last" },
 		{ "forgery-ignored", "a forged message changes nothing and is counted" },
+		{ "membership-joint", "voters change only through a joint config of the old and "
+				      "the new voters, which the next entry ends" },
+		{ "membership-target", "a change through a joint config ends in the voters and "
+				       "learners asked for, whichever leader finishes it" },
 		{ "no-allocation", "a core allocates nothing after its creation" },
 		{ "linearizable", "the client history is linearizable (end of seed)" },
 		{ "liveness", "after healing, a leader commits a new write within 10 s" },

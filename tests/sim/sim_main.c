@@ -59,6 +59,8 @@ static const struct {
 	  "a candidate counts the votes of the committed config, voters being removed included" },
 	{ "addrs-dropped", LCR_BUG_ADDRS_DROPPED,
 	  "a membership change drops the addresses of the nodes its target gives none for" },
+	{ "retain-dropped", LCR_BUG_RETAIN_DROPPED,
+	  "a joint entry omits the voters its target keeps as learners" },
 };
 
 static uint64_t cur_seed, cur_steps;
