@@ -9,6 +9,10 @@
  * and appends until it is killed with SIGKILL, MIN..MAX ms (default 5..80)
  * after READY; one cycle in ten kills it earlier, during its recovery. Any
  * recovery error or mismatch fails the test, naming the cycle and the seed.
+ * Two writers in three install snapshots as they go (lcr_log_install with and
+ * without the log, the snapshot file first, as the runtime does), one of
+ * them often enough that most kills land while an install is not yet
+ * durable; the summary counts those kills.
  * When the log reaches --max-segments segments (default 48, of 4 MiB) it
  * starts again in a fresh directory, so that recovery stays quick.
  *
@@ -61,6 +65,7 @@ struct driver {
 	struct opts o;
 	char dir[PATH_MAX];
 	char log_dir[PATH_MAX + 8];
+	char snap_dir[PATH_MAX + 16]; /* the writer's snapshots: log_dir with "-snap" */
 	char expect[PATH_MAX + 8];
 	uint64_t rng;
 	uint64_t cycle;
@@ -82,6 +87,10 @@ struct driver {
 	uint32_t err_len;
 	bool ready;
 	double ready_ms;
+	uint64_t snap_k; /* CRASH_SNAP: the snapshot matched after this many commands */
+	bool finished;	 /* ... and the writer finished its install */
+	uint64_t lag;	 /* ... and purge points lag from this command on (crash.h) */
+	bool have_snap;
 
 	/* Totals. */
 	uint64_t acked_entries;
@@ -96,6 +105,14 @@ struct driver {
 	uint64_t startups;
 	uint64_t late_io; /* restarts that found writes of the killed writer in flight */
 	double settle_ms_max;
+	uint64_t installs;	   /* announced */
+	uint64_t installs_acked;   /* ... and acknowledged before the kill */
+	uint64_t install_kills;	   /* kills while an announced install was unacknowledged */
+	uint64_t install_durable;  /* ... after which the log had the install anyway */
+	uint64_t install_finished; /* ... or the snapshot only: the next writer finished it */
+	uint64_t install_lost;	   /* ... or neither: the snapshot's file was not committed */
+	uint64_t pending_install;  /* the newest install: command index + 1 (0: none) */
+	uint64_t purge_lags;	   /* recoveries that found purge points lagging (crash.h) */
 };
 
 static double now_ms(void)
@@ -166,6 +183,7 @@ static uint32_t count_segments(const char *dir)
 static void new_epoch(struct driver *d)
 {
 	rm_tree(d->log_dir);
+	rm_tree(d->snap_dir);
 	crash_model_free(&d->base);
 	d->n_cmds = 0;
 	d->acked_cmds = 0;
@@ -188,6 +206,9 @@ static void write_expect(struct driver *d)
 		.vote_term = d->base.vote.lid.term,
 		.vote_node = d->base.vote.lid.node,
 		.vote_committed = d->base.vote.committed,
+		.purged = d->base.purged,
+		.snap = d->base.snap,
+		.snap_id = d->base.snap_id,
 	};
 	FILE *f = fopen(d->expect, "wb");
 	if (!f || fwrite(&ex, sizeof(ex), 1, f) != 1 ||
@@ -224,15 +245,29 @@ static void spawn(struct driver *d)
 	d->err_len = 0;
 	d->err[0] = 0;
 	d->ready = false;
+	d->have_snap = false;
 }
 
-/* The log the writer found: the base with commands [0, log_k) and maybe part of log_k. */
+/*
+ * The log the writer found: the base with commands [0, log_k) and maybe part
+ * of log_k, or (CRASH_LOG_SNAP) empty after the newest snapshot, the one of
+ * commands [0, snap_k).
+ */
 static void on_ready(struct driver *d, const struct crash_rec *r)
 {
-	uint64_t log_k = r->a, vote_k = r->seq, last = r->b;
+	uint64_t log_k = r->a, vote_k = r->seq, last = r->b, snap_k = d->snap_k;
 	struct crash_model m = { 0 };
-	bool partial = false;
+	bool partial = false, is_snap = log_k == CRASH_LOG_SNAP;
 
+	if (!d->have_snap || snap_k < d->acked_cmds || snap_k > d->n_cmds ||
+	    (!is_snap && snap_k < log_k))
+		fail(d,
+		     "writer matched its snapshot after command %llu (log %llu) of %llu, %llu "
+		     "acknowledged",
+		     (unsigned long long)snap_k, (unsigned long long)log_k,
+		     (unsigned long long)d->n_cmds, (unsigned long long)d->acked_cmds);
+	if (is_snap)
+		log_k = snap_k;
 	if (log_k < d->acked_cmds || log_k > d->n_cmds || vote_k < d->acked_cmds ||
 	    vote_k > d->n_cmds)
 		fail(d, "writer matched command %llu/%llu of %llu, %llu acknowledged",
@@ -240,23 +275,60 @@ static void on_ready(struct driver *d, const struct crash_rec *r)
 		     (unsigned long long)d->n_cmds, (unsigned long long)d->acked_cmds);
 	if (crash_model_copy(&m, &d->base))
 		fail(d, "out of memory");
+	if (d->lag != CRASH_LAG_NONE && (is_snap || d->lag < d->acked_cmds || d->lag > log_k))
+		fail(d,
+		     "writer matched purge points lagging from command %llu (log %llu, %llu "
+		     "acknowledged)",
+		     (unsigned long long)d->lag, (unsigned long long)log_k,
+		     (unsigned long long)d->acked_cmds);
 	for (uint64_t k = 0; k < log_k; k++)
-		crash_model_apply(&m, &d->cmds[k], UINT64_MAX);
-	if (m.last != last) {
+		if (crash_model_apply_lag(&m, &d->cmds[k], UINT64_MAX, k >= d->lag))
+			fail(d, "command %llu does not apply", (unsigned long long)k);
+	if (d->lag != CRASH_LAG_NONE)
+		d->purge_lags++;
+	for (uint64_t k = log_k; k < snap_k; k++)
+		if (d->cmds[k].kind == CRASH_INSTALL) {
+			m.snap = (struct lcr_log_id){ { d->cmds[k].term, d->cmds[k].node },
+						      d->cmds[k].a };
+			m.snap_id = d->cmds[k].b >> 1;
+		}
+	if (is_snap || d->finished) {
+		/* The writer (or one killed before it) restarted the log after it. */
+		if (m.snap.index == 0)
+			fail(d, "writer finished an install without a snapshot");
+		m.n = 0;
+		m.purged = m.snap;
+		m.last = m.snap.index;
+	}
+	if (m.last != last && !is_snap && !d->finished) {
 		if (log_k == d->n_cmds || d->cmds[log_k].kind != CRASH_APPEND ||
 		    crash_model_apply(&m, &d->cmds[log_k], last - d->cmds[log_k].a + 1) < 0)
 			fail(d, "writer's match (command %llu, last %llu) does not apply",
 			     (unsigned long long)log_k, (unsigned long long)last);
 		partial = true;
 	}
-	if (m.last != last || m.n != r->term)
+	struct crash_model canon = { 0 };
+	if (crash_model_canon(&m, &canon))
+		fail(d, "out of memory");
+	if (m.last != last || canon.n != r->term)
 		fail(d, "writer recovered last %llu in %llu runs, driver makes it %llu in %u",
 		     (unsigned long long)last, (unsigned long long)r->term,
-		     (unsigned long long)m.last, m.n);
+		     (unsigned long long)m.last, canon.n);
+	crash_model_free(&canon);
 	m.vote = d->base.vote;
 	for (uint64_t k = 0; k < vote_k; k++)
 		if (d->cmds[k].kind == CRASH_VOTE)
 			crash_model_apply(&m, &d->cmds[k], 0);
+	if (d->pending_install > d->acked_cmds) {
+		/* Killed while an install was not acknowledged: what came of it. */
+		d->install_kills++;
+		if (is_snap || d->finished)
+			d->install_finished++;
+		else if (log_k >= d->pending_install)
+			d->install_durable++;
+		else if (snap_k < d->pending_install)
+			d->install_lost++;
+	}
 	if (log_k > d->acked_cmds || partial)
 		d->beyond_acked++;
 	if (partial)
@@ -265,12 +337,22 @@ static void on_ready(struct driver *d, const struct crash_rec *r)
 	d->base = m;
 	d->n_cmds = 0;
 	d->acked_cmds = 0;
+	d->pending_install = 0;
 	d->old_last = last;
 	d->ready = true;
 }
 
 static void on_rec(struct driver *d, const struct crash_rec *r)
 {
+	if (r->kind == CRASH_SNAP) {
+		if (d->ready || d->have_snap)
+			fail(d, "CRASH_SNAP out of place");
+		d->snap_k = r->seq;
+		d->finished = r->a != 0;
+		d->lag = r->b;
+		d->have_snap = true;
+		return;
+	}
 	if (r->kind == CRASH_READY) {
 		if (d->ready)
 			fail(d, "second READY");
@@ -287,7 +369,8 @@ static void on_rec(struct driver *d, const struct crash_rec *r)
 		d->acked_cmds = r->seq; /* io seq k is command k - 1 */
 		return;
 	}
-	if (r->kind < CRASH_APPEND || r->kind > CRASH_VOTE || r->seq != d->n_cmds + 1)
+	if (r->kind == CRASH_ACK || r->kind == CRASH_READY || r->kind < CRASH_APPEND ||
+	    r->kind > CRASH_INSTALL || r->seq != d->n_cmds + 1)
 		fail(d, "bad record kind %u seq %llu after %llu", r->kind,
 		     (unsigned long long)r->seq, (unsigned long long)d->n_cmds);
 	if (d->n_cmds == d->cap_cmds) {
@@ -299,8 +382,12 @@ static void on_rec(struct driver *d, const struct crash_rec *r)
 		d->cap_cmds = cap;
 	}
 	d->cmds[d->n_cmds++] = *r;
-	if (r->kind == CRASH_APPEND && r->term >= d->term_next)
+	if ((r->kind == CRASH_APPEND || r->kind == CRASH_INSTALL) && r->term >= d->term_next)
 		d->term_next = r->term + 1;
+	if (r->kind == CRASH_INSTALL) {
+		d->installs++;
+		d->pending_install = d->n_cmds;
+	}
 }
 
 /* Read what is there; false at EOF. */
@@ -480,9 +567,12 @@ static void run_cycle(struct driver *d)
 	}
 	d->torn_cuts += count_torn(d->err);
 	if (d->ready) {
-		for (uint64_t k = 0; k < d->acked_cmds; k++)
+		for (uint64_t k = 0; k < d->acked_cmds; k++) {
 			if (d->cmds[k].kind == CRASH_APPEND)
 				d->acked_entries += d->cmds[k].b;
+			if (d->cmds[k].kind == CRASH_INSTALL)
+				d->installs_acked++;
+		}
 		d->acked_cmds_total += d->acked_cmds;
 	}
 	uint32_t segs = count_segments(d->log_dir);
@@ -587,6 +677,7 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	snprintf(d.log_dir, sizeof(d.log_dir), "%s/log", d.dir);
+	snprintf(d.snap_dir, sizeof(d.snap_dir), "%s-snap", d.log_dir);
 	snprintf(d.expect, sizeof(d.expect), "%s/expect", d.dir);
 	d.rng = d.o.seed;
 	d.term_next = 1;
@@ -632,6 +723,16 @@ int main(int argc, char **argv)
 	       (unsigned long long)d.early_kills, (unsigned long long)d.beyond_acked,
 	       (unsigned long long)d.partial, (unsigned long long)d.epochs,
 	       (unsigned long long)d.segments_max, (unsigned long long)d.late_io, d.settle_ms_max);
+	printf("crash: %llu installs announced, %llu acknowledged; %llu kills during an install: "
+	       "then the log had it in %llu, the snapshot only (finished at open) in %llu, "
+	       "neither in %llu, the snapshot's file but the old log (kept) in %llu; %llu "
+	       "recoveries found purge points not yet written\n",
+	       (unsigned long long)d.installs, (unsigned long long)d.installs_acked,
+	       (unsigned long long)d.install_kills, (unsigned long long)d.install_durable,
+	       (unsigned long long)d.install_finished, (unsigned long long)d.install_lost,
+	       (unsigned long long)(d.install_kills - d.install_durable - d.install_finished -
+				    d.install_lost),
+	       (unsigned long long)d.purge_lags);
 	if (!d.o.keep)
 		rm_tree(d.dir);
 	else
