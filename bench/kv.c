@@ -8,10 +8,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <sodium.h>
+
 /* Open addressing with linear probing; tombstones keep probe chains intact. */
 struct slot {
 	uint64_t hash; /* 0: empty, 1: deleted */
-	uint8_t *key;  /* key, then value, one allocation */
+	uint8_t *key; /* one allocation: key, value, key_len (u32 LE), the pair's term (pair_put) */
 	uint32_t key_len, value_len;
 };
 
@@ -38,6 +40,7 @@ struct lcr_kv {
 	uint8_t **graveyard;
 	uint64_t n_grave, cap_grave;
 	struct kv_restore *restore; /* between restore_begin and restore_end */
+	uint64_t digest;	    /* the sum of the live pairs' terms (pair_put, kv.h) */
 };
 
 /* Memory a slot lets go of: freed now, or when the snapshot cursor closes. */
@@ -73,8 +76,74 @@ static uint64_t hash_bytes(const void *p, uint32_t n)
 	return h < 2 ? h + 2 : h;
 }
 
+static uint32_t rd32(const uint8_t *p)
+{
+	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+static uint64_t rd64(const uint8_t *p)
+{
+	return (uint64_t)rd32(p) | (uint64_t)rd32(p + 4) << 32;
+}
+
+static void wr32(uint8_t *p, uint32_t v)
+{
+	for (int i = 0; i < 4; i++)
+		p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static void wr64(uint8_t *p, uint64_t v)
+{
+	wr32(p, (uint32_t)v);
+	wr32(p + 4, (uint32_t)(v >> 32));
+}
+
+/* The digest's key (kv.h): its 16 ASCII bytes, no terminator. */
+static const uint8_t digest_key[crypto_shorthash_KEYBYTES] = "lcraft-kv-digest";
+static_assert(sizeof("lcraft-kv-digest") == crypto_shorthash_KEYBYTES + 1, "a 16-byte key");
+
+/* A slot's memory: the pair, the key's length, then the pair's term. */
+#define PAIR_EXTRA (4 + 8)
+
+/*
+ * Lay a pair out in `mem` (key_len + value_len + PAIR_EXTRA bytes) and
+ * return its term of the digest: SipHash-2-4 (libsodium's crypto_shorthash)
+ * of key || value || key_len (u32 LE), its 8 bytes read little-endian. The
+ * message is hashed where it lies, in one pass; the term is kept after it, so
+ * a delete or an overwrite takes the old pair out without hashing it again.
+ */
+static uint64_t pair_put(uint8_t *mem, const uint8_t *key, uint32_t key_len, const uint8_t *value,
+			 uint32_t value_len)
+{
+	uint8_t out[crypto_shorthash_BYTES];
+	size_t n = (size_t)key_len + value_len;
+
+	memcpy(mem, key, key_len);
+	if (value_len)
+		memcpy(mem + key_len, value, value_len);
+	wr32(mem + n, key_len);
+	crypto_shorthash(out, mem, n + 4, digest_key);
+	uint64_t h = 0;
+	for (int i = crypto_shorthash_BYTES - 1; i >= 0; i--)
+		h = h << 8 | out[i];
+	memcpy(mem + n + 4, &h, 8);
+	return h;
+}
+
+/* The term of a live slot's pair, kept by pair_put(). */
+static uint64_t pair_term(const struct slot *s)
+{
+	uint64_t h;
+	memcpy(&h, s->key + s->key_len + s->value_len + 4, 8);
+	return h;
+}
+
 struct lcr_kv *lcr_kv_new(void)
 {
+	/* The digest's SipHash needs none of sodium_init()'s set-up, but
+	 * libsodium asks for the call before any other (it may be repeated). */
+	if (sodium_init() < 0)
+		return NULL;
 	struct lcr_kv *kv = calloc(1, sizeof(*kv));
 	if (!kv)
 		return NULL;
@@ -154,14 +223,13 @@ static bool put(struct lcr_kv *kv, const uint8_t *key, uint32_t key_len, const u
 {
 	uint64_t h = hash_bytes(key, key_len);
 	struct slot *s = find(kv, h, key, key_len);
-	uint8_t *mem = malloc((size_t)key_len + value_len + 1);
+	uint8_t *mem = malloc((size_t)key_len + value_len + PAIR_EXTRA);
 	if (!mem)
 		return false;
-	memcpy(mem, key, key_len);
-	if (value_len)
-		memcpy(mem + key_len, value, value_len);
+	uint64_t term = pair_put(mem, key, key_len, value, value_len);
 	if (s) {
 		kv->st.bytes -= s->key_len + s->value_len;
+		kv->digest -= pair_term(s);
 		release(kv, s->key);
 	} else {
 		if ((kv->used + 1) * 4 > kv->cap * 3 && !grow(kv)) {
@@ -181,6 +249,7 @@ static bool put(struct lcr_kv *kv, const uint8_t *key, uint32_t key_len, const u
 	s->key_len = key_len;
 	s->value_len = value_len;
 	kv->st.bytes += key_len + value_len;
+	kv->digest += term;
 	return true;
 }
 
@@ -191,32 +260,11 @@ static bool del(struct lcr_kv *kv, const uint8_t *key, uint32_t key_len)
 		return false;
 	kv->st.bytes -= s->key_len + s->value_len;
 	kv->st.keys--;
+	kv->digest -= pair_term(s);
 	release(kv, s->key);
 	s->key = NULL;
 	s->hash = 1;
 	return true;
-}
-
-static uint32_t rd32(const uint8_t *p)
-{
-	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
-static uint64_t rd64(const uint8_t *p)
-{
-	return (uint64_t)rd32(p) | (uint64_t)rd32(p + 4) << 32;
-}
-
-static void wr32(uint8_t *p, uint32_t v)
-{
-	for (int i = 0; i < 4; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static void wr64(uint8_t *p, uint64_t v)
-{
-	wr32(p, (uint32_t)v);
-	wr32(p + 4, (uint32_t)(v >> 32));
 }
 
 /* A write's flags become its command's unchanged (THIS_NODE goes with
@@ -387,6 +435,12 @@ void lcr_kv_stats(const struct lcr_kv *kv, struct lcr_kv_stats *st)
 	*st = kv->st;
 }
 
+bool lcr_kv_digest(const struct lcr_kv *kv, uint64_t *digest)
+{
+	*digest = kv->digest;
+	return kv->restore == NULL;
+}
+
 /* ---- snapshots (lcr_sm_ops' six hooks) ------------------------------------------ */
 
 /*
@@ -555,15 +609,17 @@ struct kv_restore {
 	struct lcr_kv_stats st; /* from the header */
 };
 
+/* Empty the store (a restore begins): a snapshot cursor open keeps its view. */
 static void table_clear(struct lcr_kv *kv)
 {
 	for (uint64_t i = 0; i < kv->cap; i++)
 		if (kv->slots[i].hash > 1)
-			free(kv->slots[i].key);
+			release(kv, kv->slots[i].key);
 	memset(kv->slots, 0, kv->cap * sizeof(*kv->slots));
 	memset(kv->sessions, 0, SESSIONS * sizeof(*kv->sessions));
 	kv->used = 0;
 	memset(&kv->st, 0, sizeof(kv->st));
+	kv->digest = 0;
 }
 
 /* A restore given up, or ended mid-record: the record's buffer goes too. */
@@ -578,9 +634,10 @@ int lcr_kv_restore_begin(void *ctx, const struct lcr_snapshot_meta *meta)
 {
 	struct lcr_kv *kv = ctx;
 
+	/* A build's cursor may be open (the runtime installs a leader's
+	 * snapshot while one of its own is being written): it keeps reading
+	 * the state it froze, whose memory table_clear() leaves to it. */
 	(void)meta;
-	if (kv->cursor)
-		return -EBUSY;
 	restore_free(kv->restore);
 	kv->restore = calloc(1, sizeof(*kv->restore));
 	if (!kv->restore)

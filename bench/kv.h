@@ -109,11 +109,37 @@ bool lcr_kv_get(const struct lcr_kv *kv, const void *key, uint32_t key_len, cons
 void lcr_kv_stats(const struct lcr_kv *kv, struct lcr_kv_stats *st);
 
 /*
+ * The digest of the store's contents: equal on two stores exactly when they
+ * hold the same keys with the same values (up to a 64-bit hash's
+ * collisions), whatever the order of the writes that made them, so replicas
+ * that applied the same entries, or restored a snapshot of them, agree.
+ *
+ *   digest = sum over the live pairs (key, value), modulo 2^64, of
+ *            SipHash-2-4(k, key || value || u32le(len(key)))
+ *
+ * SipHash-2-4 is libsodium's crypto_shorthash (Aumasson and Bernstein's
+ * reference function) with the 16-byte key k = the ASCII bytes
+ * "lcraft-kv-digest" (no terminator); its 8-byte output is read as a
+ * little-endian u64. The key's length after the value makes the pairs
+ * ("ab", "c") and ("a", "bc") hash apart. An empty store's digest is 0. The
+ * session table and the counters are not in it.
+ *
+ * Kept up to date on every change (put, a CAS that succeeds, delete,
+ * restore): the new pair is hashed once, O(key + value), and its term kept
+ * beside it (8 bytes a key), so an overwrite or a delete takes the old term
+ * out without hashing again.
+ * Returns false (and the digest of a partial store) between restore_begin
+ * and restore_end, when the store is neither the old state nor the new one.
+ */
+bool lcr_kv_digest(const struct lcr_kv *kv, uint64_t *digest);
+
+/*
  * Snapshots (lcr_sm_ops' hooks): the cursor is a frozen view, the header
  * and the session table copied and the live keys' memory kept until it
  * closes (what apply() replaces or deletes meanwhile is freed then). The
  * format is in kv.c. A restore rebuilds the table from the bytes and checks
- * the keys and bytes against the snapshot's counters (-EBADMSG if not).
+ * the keys and bytes against the snapshot's counters (-EBADMSG if not); it
+ * may begin while a cursor is open, which goes on reading its frozen view.
  */
 void *lcr_kv_snapshot_open(void *kv, int *err);
 long lcr_kv_snapshot_read(void *kv, void *cursor, void *buf, size_t cap);
