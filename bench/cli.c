@@ -9,7 +9,9 @@
  *     cas KEY EXPECTED NEW  prints OK; EXPECTED "" means "KEY is absent",
  *                           or with --expect-value "KEY holds the empty value"
  *     delete KEY            prints OK
- *     stats                 one JSON line of metrics per node
+ *     stats                 one JSON line of metrics per node (the config's
+ *                           and --peer's), with each group's applied index
+ *                           and state digest
  *     snapshot              build a snapshot of the group now, on the leader
  *                           (or on --node, whatever its role); prints
  *                           "OK index I term T", the snapshot's last entry
@@ -68,8 +70,9 @@ static void usage(FILE *f)
 		"  cas KEY EXPECTED NEW   set KEY to NEW if its value is EXPECTED (\"\": absent;\n"
 		"                         with --expect-value, \"\" is the empty value)\n"
 		"  delete KEY             remove KEY; prints OK\n"
-		"  stats                  metrics of every node (or of --node), one JSON line "
-		"each\n"
+		"  stats                  metrics of every node (the config's and --peer's, or\n"
+		"                         --node), one JSON line each; \"kv\" gives each\n"
+		"                         group's applied_index and state digest\n"
 		"  snapshot               build a snapshot of the group now on its leader (or on\n"
 		"                         --node, whatever its role) and wait for it; prints\n"
 		"                         \"OK index I term T\", the snapshot's last log entry\n"
@@ -99,12 +102,14 @@ static void usage(FILE *f)
 		"leadership, 12 the learner did not catch up in time\n");
 }
 
-static int stats(struct lcr_kv_client *c, const struct lcr_app_config *cfg, uint32_t only,
-		 uint64_t timeout_ms)
+/* STATS of every node the client knows (the config's, --peer's), or of `only`. */
+static int stats(struct lcr_kv_client *c, uint32_t only, uint64_t timeout_ms)
 {
+	uint32_t ids[LCR_PEERS_MAX * 2];
+	uint32_t n = lcr_kv_client_nodes(c, ids, LCR_PEERS_MAX * 2);
 	int answered = 0;
-	for (uint32_t i = 0; i < cfg->node.n_peers; i++) {
-		uint32_t id = cfg->node.peers[i].id;
+	for (uint32_t i = 0; i < n; i++) {
+		uint32_t id = ids[i];
 		if (only && id != only)
 			continue;
 		struct lcr_client_req r = { .client = lcr_kv_client_id(c),
@@ -859,7 +864,7 @@ int main(int argc, char **argv)
 	}
 	struct lcr_client_req r = { .client = lcr_kv_client_id(c), .id = lcr_kv_client_next_id(c) };
 	if (strcmp(cmd, "stats") == 0 && nargs == 0) {
-		rc = stats(c, &cfg, (uint32_t)node, timeout_ms);
+		rc = stats(c, (uint32_t)node, timeout_ms);
 		goto out;
 	}
 	if (strcmp(cmd, "snapshot") == 0 && nargs == 0) {

@@ -61,6 +61,7 @@
 #include <getopt.h>
 #include <jemalloc/jemalloc.h>
 #include <netdb.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -239,6 +240,20 @@ struct op_wait {
 	bool running;	   /* the change or transfer is under way */
 };
 
+/*
+ * A group's store as STATS reports it, taken on the group's lcore in one go
+ * (view_take), so that the digest is the state at exactly that applied index:
+ * read apart, a digest of a later state beside an earlier index would tell a
+ * checker that two replicas holding the same entries differ.
+ */
+struct kv_view {
+	struct lcr_kv_stats st;
+	uint64_t applied_index; /* the group's applied index (the core's, lcr_group_status) */
+	uint64_t digest;	/* lcr_kv_digest at that index */
+	bool digest_ok;		/* false: a snapshot is being restored, no digest */
+	uint64_t gen;		/* the STATS answer it was taken for (server.view_gen) */
+};
+
 struct grp {
 	uint32_t id;
 	struct lcr_group *g;
@@ -251,6 +266,7 @@ struct grp {
 	struct op_wait xfer; /* the transfer asked for here */
 	uint32_t xfer_to;    /* the node it hands over to */
 	uint64_t xfer_term;  /* the term of the leadership that hands over */
+	struct kv_view view; /* written on the group's lcore, read on lcore 0: server.view_mu */
 };
 
 /*
@@ -291,6 +307,13 @@ struct server {
 	uint64_t stats_tokens_ns; /* STATS' bucket in ns of refill (1 s / STATS_PER_S a token) */
 	uint64_t stats_last_ns;	  /* when it was last filled */
 	uint64_t tick_last_ns;	  /* when lcore 0 last had the waiting ops looked at */
+	/* STATS' views of the groups (struct kv_view): lcore 0 asks the other
+	 * lcores for theirs and waits for them (at most VIEW_WAIT_S), as
+	 * lcr_node_metrics_json does for the library's part. */
+	pthread_mutex_t view_mu;
+	pthread_cond_t view_cv;
+	uint64_t view_gen;     /* the answer being made; views of another are stale */
+	uint32_t view_pending; /* lcores yet to take theirs */
 	/* Membership ops waiting for their outcome, on every lcore: while
 	 * there are any, lcore 0 has them looked at every WAIT_TICK_NS. */
 	_Atomic uint32_t waiting;
@@ -1358,6 +1381,114 @@ static int client_prom(void *ctx, char *buf, size_t len)
 	return o < len ? (int)o : -ENOSPC;
 }
 
+/* How long lcore 0 waits for the other lcores' views (as lcr_node_metrics_json). */
+#define VIEW_WAIT_S 1
+
+/* Take group g's view, on its lcore, with server.view_mu held. */
+static void view_take(struct grp *g, uint64_t gen)
+{
+	struct lcr_core_status st;
+
+	/* On the group's lcore, between two steps of its loop: the store has
+	 * applied exactly the entries up to the core's applied index (the
+	 * runtime reports an apply to the core in the call that makes it). */
+	lcr_group_status(g->g, &st);
+	g->view.applied_index = st.applied.index;
+	lcr_kv_stats(g->kv, &g->view.st);
+	g->view.digest_ok = lcr_kv_digest(g->kv, &g->view.digest);
+	g->view.gen = gen;
+}
+
+/* The views of the groups of one lcore (arg: the lcore, and the answer's
+ * generation above it), posted there by views_take. */
+static void view_task(struct lcr_node *n, void *arg)
+{
+	struct server *s = the_server;
+	uint32_t lcore = (uint32_t)((uintptr_t)arg & 0xff);
+	uint64_t gen = (uint64_t)((uintptr_t)arg >> 8);
+
+	pthread_mutex_lock(&s->view_mu);
+	if (gen == s->view_gen) {
+		for (uint32_t i = 0; i < s->n_groups; i++)
+			if (lcr_group_lcore(n, s->groups[i].id) == lcore)
+				view_take(&s->groups[i], gen);
+		s->view_pending--;
+		pthread_cond_broadcast(&s->view_cv);
+	}
+	pthread_mutex_unlock(&s->view_mu);
+}
+
+/*
+ * Take every group's view for a STATS answer (lcore 0): its own groups here,
+ * the others' on their lcores, waited for at most VIEW_WAIT_S. Returns the
+ * answer's generation with server.view_mu held (the caller renders the views
+ * and unlocks); a group whose view.gen is another was not heard from.
+ */
+static uint64_t views_take(struct server *s)
+{
+	uint32_t lcores = s->cfg.node.lcores;
+	bool has[64] = { false }; /* lcores with groups: at most 64 (config.c) */
+
+	LCR_ASSERT(lcores >= 1 && lcores <= 64);
+	for (uint32_t i = 0; i < s->n_groups; i++)
+		has[lcr_group_lcore(s->node, s->groups[i].id)] = true;
+	pthread_mutex_lock(&s->view_mu);
+	uint64_t gen = ++s->view_gen;
+	s->view_pending = 0;
+	for (uint32_t i = 0; i < s->n_groups; i++)
+		if (lcr_group_lcore(s->node, s->groups[i].id) == 0)
+			view_take(&s->groups[i], gen);
+	for (uint32_t l = 1; l < lcores; l++)
+		s->view_pending += has[l];
+	pthread_mutex_unlock(&s->view_mu);
+	for (uint32_t l = 1; l < lcores; l++) {
+		if (!has[l])
+			continue;
+		void *arg = (void *)(uintptr_t)(gen << 8 | l);
+		if (lcr_node_post(s->node, l, view_task, arg) < 0) {
+			pthread_mutex_lock(&s->view_mu);
+			s->view_pending--;
+			pthread_mutex_unlock(&s->view_mu);
+		}
+	}
+	struct timespec dl;
+	clock_gettime(CLOCK_REALTIME, &dl);
+	dl.tv_sec += VIEW_WAIT_S;
+	pthread_mutex_lock(&s->view_mu);
+	while (s->view_pending > 0)
+		if (pthread_cond_timedwait(&s->view_cv, &s->view_mu, &dl) == ETIMEDOUT)
+			break;
+	return gen;
+}
+
+/* One group's entry of STATS' "kv" (server.view_mu held). Bytes written, as snprintf. */
+static int kv_json(const struct grp *g, uint64_t gen, char *buf, size_t cap, bool first)
+{
+	struct lcr_kv_stats ks;
+	char idx[24] = "null", dig[24] = "null";
+
+	if (g->view.gen == gen) {
+		ks = g->view.st;
+		snprintf(idx, sizeof(idx), "%llu", (unsigned long long)g->view.applied_index);
+		if (g->view.digest_ok)
+			snprintf(dig, sizeof(dig), "\"%016llx\"",
+				 (unsigned long long)g->view.digest);
+	} else {
+		lcr_kv_stats(g->kv, &ks); /* its lcore did not answer: counters as they are */
+	}
+	return snprintf(buf, cap,
+			"%s{\"group\":%u,\"applied_index\":%s,\"digest\":%s,\"keys\":%llu,"
+			"\"bytes\":%llu,\"puts\":%llu,\"cas_ok\":%llu,\"cas_failed\":%llu,"
+			"\"deletes\":%llu,\"duplicates\":%llu,\"stale\":%llu,"
+			"\"malformed\":%llu,\"requests\":%llu}",
+			first ? "" : ",", g->id, idx, dig, (unsigned long long)ks.keys,
+			(unsigned long long)ks.bytes, (unsigned long long)ks.puts,
+			(unsigned long long)ks.cas_ok, (unsigned long long)ks.cas_failed,
+			(unsigned long long)ks.deletes, (unsigned long long)ks.duplicates,
+			(unsigned long long)ks.stale, (unsigned long long)ks.malformed,
+			(unsigned long long)g->requests);
+}
+
 /* Answer STATS, on lcore 0 (its buffer is lcore 0's). */
 static void stats(struct req *q)
 {
@@ -1384,22 +1515,10 @@ static void stats(struct req *q)
 	o += client_json(s, buf + o, cap - o);
 	o += auth_json(s, buf + o, cap - o);
 	o += (size_t)snprintf(buf + o, cap - o, ",\"kv\":[");
-	for (uint32_t i = 0; i < s->n_groups && o < cap; i++) {
-		struct lcr_kv_stats ks;
-		lcr_kv_stats(s->groups[i].kv, &ks);
-		k = snprintf(buf + o, cap - o,
-			     "%s{\"group\":%u,\"keys\":%llu,\"bytes\":%llu,\"puts\":%llu,"
-			     "\"cas_ok\":%llu,\"cas_failed\":%llu,\"deletes\":%llu,"
-			     "\"duplicates\":%llu,\"stale\":%llu,\"malformed\":%llu,"
-			     "\"requests\":%llu}",
-			     i ? "," : "", s->groups[i].id, (unsigned long long)ks.keys,
-			     (unsigned long long)ks.bytes, (unsigned long long)ks.puts,
-			     (unsigned long long)ks.cas_ok, (unsigned long long)ks.cas_failed,
-			     (unsigned long long)ks.deletes, (unsigned long long)ks.duplicates,
-			     (unsigned long long)ks.stale, (unsigned long long)ks.malformed,
-			     (unsigned long long)s->groups[i].requests);
-		o += (size_t)k;
-	}
+	uint64_t gen = views_take(s);
+	for (uint32_t i = 0; i < s->n_groups && o < cap; i++)
+		o += (size_t)kv_json(&s->groups[i], gen, buf + o, cap - o, i == 0);
+	pthread_mutex_unlock(&s->view_mu);
 	if (o + 16 < cap) {
 		o += (size_t)snprintf(buf + o, cap - o, "],\"lcraft\":");
 		int w = lcr_node_metrics_json(s->node, buf + o, cap - o - 2);
@@ -2245,6 +2364,8 @@ int main(int argc, char **argv)
 	srv.stats_last_ns = srv.started_ns;
 	srv.stats_tokens_ns = 1000000000ull / STATS_PER_S * STATS_BURST; /* full */
 	the_server = &srv;
+	pthread_mutex_init(&srv.view_mu, NULL);
+	pthread_cond_init(&srv.view_cv, NULL);
 
 	if ((rc = rejoin_check(&srv, force_rejoin, rejoin_ms, &mark)) != 0) {
 		lcr_app_config_wipe_keys(&srv.cfg);
