@@ -18,6 +18,8 @@
 #include "log_int.h"
 
 _Static_assert(LCR_LOG_RECYCLE_DEFAULT <= LCR_LOG_RECYCLE_MAX, "the default is allowed");
+_Static_assert(LCR_LOG_WRITES_DEFAULT >= 1 && LCR_LOG_WRITES_DEFAULT <= LCR_LOG_WRITES_MAX,
+	       "the default is allowed");
 
 void lcr_log_opts_default(struct lcr_log_opts *o, const char *dir)
 {
@@ -31,6 +33,7 @@ void lcr_log_opts_default(struct lcr_log_opts *o, const char *dir)
 	o->lock_wait_ms = 10000;
 	o->prewrite = true;
 	o->recycle_max = LCR_LOG_RECYCLE_DEFAULT;
+	o->writes_max = 0; /* LCR_LOG_WRITES_DEFAULT */
 }
 
 /*
@@ -211,6 +214,13 @@ static int check_opts(const struct lcr_log_opts *o, char *why, size_t why_len)
 			 LCR_LOG_SEGMENTS_MAX);
 		return -EINVAL;
 	}
+	if (o->writes_max < 1 || o->writes_max > LCR_LOG_WRITES_MAX) {
+		snprintf(why, why_len,
+			 "writes_max must be 0 (the default, %u) or between 1 and %u (batch writes "
+			 "in flight)",
+			 LCR_LOG_WRITES_DEFAULT, LCR_LOG_WRITES_MAX);
+		return -EINVAL;
+	}
 	if (o->recycle_max > LCR_LOG_RECYCLE_MAX) {
 		snprintf(why, why_len,
 			 "recycle_max must be at most %u (purged segments kept for reuse; 0: "
@@ -262,6 +272,8 @@ int lcr_log_open(struct lcr_log **out, struct lcr_ring *ring, const struct lcr_l
 		eff.batch_bytes_max = eff.segment_bytes / 2 < LCR_LOG_BATCH_DEFAULT
 					      ? (uint32_t)(eff.segment_bytes / 2)
 					      : LCR_LOG_BATCH_DEFAULT;
+	if (eff.writes_max == 0)
+		eff.writes_max = LCR_LOG_WRITES_DEFAULT;
 	o = &eff;
 	int rc = check_opts(o, why, why_len);
 	if (rc < 0)
@@ -362,7 +374,7 @@ void lcr_log_close(struct lcr_log *l)
 		return;
 	/* Let writes in flight finish: their buffers and requests live here. */
 	for (int i = 0; i < 100000; i++) {
-		bool busy = l->writing || l->meta_inflight ||
+		bool busy = l->writing > 0 || l->meta_inflight ||
 			    (l->spare && l->spare->state == SEG_PREPARING);
 		if (l->err && !l->ring->in_flight && !l->ring->ov_head)
 			break;

@@ -18,12 +18,16 @@
  * length, index, leader id, type and a CRC32C. A batch replaces the log after
  * its first index - 1, so a truncation is simply a later batch that starts
  * lower (one with no records truncates only). Recovery replays batches in
- * order. One batch write is in flight per log: a crash can tear only that
- * last, unacknowledged batch; an invalid batch with valid data after it is
- * corruption, and the log refuses to open, naming the file and offset.
+ * order. Up to writes_max batch writes are in flight per log, at consecutive
+ * offsets of one segment, reported durable only in order: a crash can leave
+ * any of those unacknowledged batches torn or missing and a later one intact
+ * after it (an orphan), which recovery erases before the log takes a write;
+ * an invalid batch with more valid data after it than writes in flight can
+ * leave is corruption, and the log refuses to open, naming the file and offset.
  *
  * Group commit: appends accumulate in the open batch; lcr_log_flush() (once
- * per loop iteration) seals it and, when no write is in flight, writes it. A
+ * per loop iteration) seals it and, when fewer than writes_max writes are in
+ * flight, writes it. A
  * batch buffer lives in a registered arena, which also serves as the cache of
  * recent entries for replication.
  *
@@ -96,6 +100,20 @@ struct lcr_log_opts {
 	 * segments").
 	 */
 	uint32_t recycle_max;
+	/*
+	 * Batch writes in flight at most, each its own write (and fdatasync
+	 * where the io mode needs one) at the next offset, in log order; a batch
+	 * counts as durable once it and every batch before it completed. 0 (the
+	 * default): LCR_LOG_WRITES_DEFAULT (2); at most LCR_LOG_WRITES_MAX (4,
+	 * log_format.h); 1: one
+	 * write at a time, group commit gathering what arrives during it. A
+	 * deeper queue lets the disk take large O_DIRECT + O_DSYNC batches
+	 * faster (a follower catching up); small batches rarely overlap. A new
+	 * segment is started only with no write in flight. The bound also bounds
+	 * what recovery accepts as a crash's leftovers (docs/storage-format.md,
+	 * "Writes in flight"): keep it small.
+	 */
+	uint32_t writes_max;
 	/* Everything the log allocates, all of it at open except a segment's
 	 * table when the next one is prepared; zero (the default): malloc. */
 	struct lcr_allocator alloc;
@@ -105,6 +123,8 @@ struct lcr_log_opts {
 
 #define LCR_LOG_RECYCLE_DEFAULT 2u /* lcr_log_opts.recycle_max */
 #define LCR_LOG_RECYCLE_MAX	16u
+#define LCR_LOG_WRITES_DEFAULT                                                                     \
+	2u /* lcr_log_opts.writes_max; at most LCR_LOG_WRITES_MAX (log_format.h) */
 
 void lcr_log_opts_default(struct lcr_log_opts *o, const char *dir);
 

@@ -2,9 +2,10 @@
 /*
  * The write path: batches in the arena (a ring of buffers, registered with the
  * ring when possible, that doubles as the cache of recent entries), append and
- * truncate into the open batch, sealing, and one batch write in flight at a
- * time, in order (group commit: what arrives during a write goes out in the
- * next one).
+ * truncate into the open batch, sealing, and up to writes_max batch writes in
+ * flight, issued in log order at consecutive offsets and made durable in that
+ * order whatever order they complete in (group commit: what arrives while
+ * they are in flight goes out in the next one).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -131,17 +132,25 @@ static void batch_seal(struct lcr_log *l)
 		b->state = MB_SEALED;
 }
 
-static void batch_written(struct lcr_log *l, struct mbatch *b)
+/*
+ * Batch b, the oldest not yet durable, completed and so did every batch
+ * before it: it is durable. Its entries go to the location tables, the
+ * purge point or reset that waited for it goes to the meta slots, and the
+ * commands it carries are marked (reported by the caller).
+ */
+static void batch_durable(struct lcr_log *l, struct mbatch *b)
 {
-	/* One write in flight, in order: it is the newest batch issued. */
-	LCR_ASSERT(l->writing);
+	LCR_ASSERT(l->writing > 0);
+	LCR_ASSERT(b == lcr_log_mb_at(l, l->mb_issued - l->writing));
 	LCR_ASSERT(b->state == MB_WRITING);
-	LCR_ASSERT(b == lcr_log_mb_at(l, l->mb_issued - 1));
+	LCR_ASSERT(b->completed);
 	LCR_ASSERT(l->unwritten >= sizeof(struct lcr_batch_hdr) + b->bytes);
 	LCR_ASSERT(l->unwritten_batches > 0);
+	/* In order: the batch before it is durable already. */
+	if (l->mb_issued - l->writing > 0)
+		LCR_ASSERT(lcr_log_mb_at(l, l->mb_issued - l->writing - 1)->state == MB_DONE);
 	b->state = MB_DONE;
-	l->writing = false;
-	lcr_hist_add(&l->write_lat, mono_ns() - b->issued_ns);
+	l->writing--;
 	l->unwritten -= sizeof(struct lcr_batch_hdr) + b->bytes;
 	l->unwritten_batches--;
 	l->st.batches_written++;
@@ -154,9 +163,43 @@ static void batch_written(struct lcr_log *l, struct mbatch *b)
 		lcr_log_meta_reset_done(l, b->prev);
 	lcr_log_meta_release(l, b->wid);
 	lcr_log_pend_mark(l, PEND_BATCH, b->wid);
+}
+
+/* Whether a sealed batch waits to be issued (the next one after those issued). */
+static bool sealed_waiting(struct lcr_log *l)
+{
+	return l->mb_issued < l->mb_n && lcr_log_mb_at(l, l->mb_issued)->state == MB_SEALED;
+}
+
+/*
+ * The write of `b` (with its fdatasync) completed. Completions may come in
+ * any order; a batch is durable only once it and every batch issued before
+ * it completed, so only the oldest completed ones are made durable here, in
+ * order, and a later batch that completed first waits for the earlier ones.
+ * After a failure (l->err) nothing more is durable: a batch that completed
+ * after an earlier one failed is on disk past a hole, and never reported.
+ */
+static void batch_completed(struct lcr_log *l, struct mbatch *b)
+{
+	LCR_ASSERT(b->state == MB_WRITING);
+	LCR_ASSERT(!b->completed);
+	b->completed = true;
+	lcr_hist_add(&l->write_lat, mono_ns() - b->issued_ns);
+	if (l->err)
+		return;
+	bool any = false;
+	while (l->writing > 0) {
+		struct mbatch *o = lcr_log_mb_at(l, l->mb_issued - l->writing);
+		if (!o->completed)
+			break;
+		batch_durable(l, o);
+		any = true;
+	}
+	if (!any)
+		return;
 	lcr_log_report(l);
-	/* What accumulated while this write was in flight goes out now. */
-	if (!(l->mb_issued < l->mb_n && lcr_log_mb_at(l, l->mb_issued)->state == MB_SEALED))
+	/* What accumulated while the writes were in flight goes out now. */
+	if (!sealed_waiting(l))
 		batch_seal(l);
 	lcr_log_write_next(l);
 	lcr_log_prep_kick(l); /* a paced spare preparation may go on */
@@ -175,7 +218,7 @@ static void batch_write_done(struct lcr_io_req *req, int res)
 		return;
 	}
 	if (!lcr_log_needs_sync_op(l))
-		batch_written(l, b);
+		batch_completed(l, b);
 }
 
 static void batch_sync_done(struct lcr_io_req *req, int res)
@@ -194,27 +237,32 @@ static void batch_sync_done(struct lcr_io_req *req, int res)
 		return;
 	}
 	l->st.syncs++;
-	batch_written(l, b);
+	batch_completed(l, b);
 }
 
-/* Write the oldest sealed batch when nothing is in flight. */
-void lcr_log_write_next(struct lcr_log *l)
+/*
+ * Issue the write of sealed batch `b`, the next in log order, at the next
+ * offset of its segment; false when it must wait (the spare is not ready,
+ * or the batch starts a new segment while writes are in flight).
+ */
+static bool batch_issue(struct lcr_log *l, struct mbatch *b)
 {
-	struct mbatch *b = NULL;
-
-	if (l->writing || l->err)
-		return;
-	/* Batches are written in order: the next one is right after those issued. */
-	if (l->mb_issued < l->mb_n && lcr_log_mb_at(l, l->mb_issued)->state == MB_SEALED)
-		b = lcr_log_mb_at(l, l->mb_issued);
-	if (!b)
-		return;
 	uint64_t span = lcr_log_mb_span(b);
+	/*
+	 * A segment switch is a barrier: the batches in flight are always in
+	 * one segment, so a crash leaves its leftovers (a missing or torn batch
+	 * with later ones intact after it) at the end of one segment, where
+	 * recovery erases them (docs/storage-format.md, "Writes in flight"),
+	 * and a segment is full (its location table fitted) only once every
+	 * batch in it is durable.
+	 */
+	if (l->writing > 0 && !lcr_log_seg_fits(l, span, b->reset))
+		return false;
 	/* A reset starts a segment: recovery finds it there and begins with it. */
 	struct seg *s = lcr_log_seg_for(l, span, b->reset);
 	if (!s) {
 		l->st.stalls++;
-		return; /* prep_step calls us again once the spare is ready */
+		return false; /* prep_step calls us again once the spare is ready */
 	}
 	/* Every batch starts on a unit of its own: no write covers a byte of an
 	 * acknowledged batch (segs_start keeps segments of another alignment or
@@ -257,7 +305,8 @@ void lcr_log_write_next(struct lcr_log *l)
 	s->batch_bytes += span;
 	b->state = MB_WRITING;
 	b->issued_ns = mono_ns();
-	l->writing = true;
+	l->writing++;
+	LCR_ASSERT(l->writing <= l->o.writes_max);
 	l->mb_issued++;
 	lcr_io_prep(&b->wreq, LCR_IO_WRITE, s->fd, buf, span, b->file_off, batch_write_done, b);
 	if (l->arena_fixed)
@@ -268,19 +317,30 @@ void lcr_log_write_next(struct lcr_log *l)
 	} else {
 		lcr_ring_queue(l->ring, &b->wreq);
 	}
+	return true;
+}
+
+/* Write the sealed batches, oldest first, while fewer than writes_max are in flight. */
+void lcr_log_write_next(struct lcr_log *l)
+{
+	while (!l->err && l->writing < l->o.writes_max && sealed_waiting(l))
+		if (!batch_issue(l, lcr_log_mb_at(l, l->mb_issued)))
+			return;
 }
 
 /*
- * Group commit: while a write is in flight, appends keep accumulating in the
- * open batch; when it completes (batch_written) everything gathered goes out
- * as the next write. So one flush covers whatever arrived during the last.
+ * Group commit: while writes_max writes are in flight (or a sealed batch
+ * waits for its turn), appends keep accumulating in the open batch; when a
+ * write completes (batch_completed) everything gathered goes out as the next
+ * write. So one write covers whatever arrived while the others were in
+ * flight. With room for another write, the open batch goes out at once.
  */
 void lcr_log_flush(struct lcr_log *l)
 {
 	LCR_ASSERT(l != NULL);
 	if (l->err)
 		return;
-	if (!l->writing)
+	if (l->writing < l->o.writes_max && !sealed_waiting(l))
 		batch_seal(l);
 	lcr_log_write_next(l);
 }
@@ -517,7 +577,7 @@ uint64_t lcr_log_space(const struct lcr_log *l)
 
 bool lcr_log_busy(const struct lcr_log *l)
 {
-	if (l->writing || l->meta_inflight)
+	if (l->writing > 0 || l->meta_inflight)
 		return true;
 	for (uint32_t i = 0; i < l->mb_n; i++)
 		if (l->mb[(l->mb_head + i) % l->mb_cap].state == MB_SEALED)

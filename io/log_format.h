@@ -27,6 +27,15 @@
 #define LCR_BATCH_ALIGN_MIN 512u
 #define LCR_BATCH_ALIGN_MAX LCR_BLOCK
 
+/*
+ * Batch writes one log keeps in flight at most (lcr_log_opts.writes_max):
+ * it bounds what a crash can leave after the end of the log, so recovery
+ * knows how many intact batches after a damaged one are the leftovers of
+ * writes in flight (orphans, erased) and how many are corruption
+ * (docs/storage-format.md, "Writes in flight").
+ */
+#define LCR_LOG_WRITES_MAX 4u
+
 /* Segment header flags. */
 #define LCR_SEG_RECYCLED 0x0001u /* made of a purged file: bytes of its earlier life follow */
 

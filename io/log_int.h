@@ -109,6 +109,7 @@ struct mbatch {
 	uint64_t batch_seq;
 	uint64_t issued_ns; /* when its write went to the ring */
 	struct lcr_log *log;
+	bool completed; /* its write (and sync) completed; durable once every earlier one is */
 	struct lcr_io_req wreq, sreq;
 };
 
@@ -189,7 +190,9 @@ struct lcr_log {
 	struct mbatch *mb; /* ring of batches, oldest at mb_head */
 	uint32_t mb_cap, mb_head, mb_n;
 	uint64_t next_wid;
-	bool writing;	    /* one batch write in flight */
+	/* Batches issued and not yet durable (MB_WRITING), at most o.writes_max:
+	 * the newest `writing` of the mb_issued batches from mb_head. */
+	uint32_t writing;
 	uint32_t mb_issued; /* batches from mb_head whose write was issued (in order) */
 	uint32_t unwritten_batches;
 	uint64_t unwritten; /* arena bytes of batches not yet durable (headers included) */
@@ -344,6 +347,8 @@ void lcr_log_prep_kick(struct lcr_log *l);
  * ready. `fresh`: the batch must be the first of its segment (a reset).
  */
 struct seg *lcr_log_seg_for(struct lcr_log *l, uint64_t len, bool fresh);
+/* Whether lcr_log_seg_for would put such a batch into the active segment (no switch). */
+bool lcr_log_seg_fits(const struct lcr_log *l, uint64_t len, bool fresh);
 /* Record a durable batch in the location tables (a truncation included). */
 void lcr_log_locs_apply(struct lcr_log *l, struct seg *s, uint64_t first, uint32_t count,
 			uint32_t bytes, uint64_t off);
@@ -354,7 +359,7 @@ void lcr_log_segs_purge(struct lcr_log *l, uint64_t upto);
 
 /* ---- log_batch.c: the write path ---------------------------------------------------- */
 
-/* Write the oldest sealed batch when nothing is in flight. */
+/* Write the sealed batches, oldest first, while fewer than writes_max are in flight. */
 void lcr_log_write_next(struct lcr_log *l);
 /* The newest batch not yet durable (open, sealed or being written), or 0. */
 uint64_t lcr_log_wid_unwritten(const struct lcr_log *l);

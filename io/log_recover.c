@@ -313,6 +313,42 @@ static int recover_meta(struct lcr_log *l, char *why, size_t why_len)
 	return 0;
 }
 
+/*
+ * Orphans (scan.h): intact batches after the first damaged or missing one,
+ * written while it was in flight. Batches go out with consecutive sequence
+ * numbers, at most LCR_LOG_WRITES_MAX in flight, all in one segment (a
+ * segment switch waits for every write): if the last batch found intact has
+ * sequence s, the first one missing had s + 1, and the ones in flight with
+ * it at most s + LCR_LOG_WRITES_MAX. Anything else after the end is data
+ * that was once complete: corruption. Where no batch was found before them
+ * (the segments before were purged), only their count and order can be
+ * checked (the scan did).
+ *
+ * Orphans are then zeroed with the torn tail (recover_seg) and that is made
+ * durable before the log takes a write: new batches are written over their
+ * place at the same offsets, with the same segment nonce and the same
+ * sequence numbers, so an orphan left there could continue the log later
+ * (a new batch of the same length in front of it would make it look like
+ * the next one). Erased, nothing of it can.
+ */
+static int orphans_check(const struct lcr_log *l, const struct lcr_scan_result *res, char *w,
+			 size_t w_len)
+{
+	uint64_t last = l->last_batch_seq;
+
+	if (res->orphans == 0 || last == 0)
+		return 0;
+	if (res->orphan_seq_min < last + 2 || res->orphan_seq_max > last + LCR_LOG_WRITES_MAX) {
+		snprintf(w, w_len,
+			 "damaged batch at offset %llu, but valid batches follow (sequence %llu to "
+			 "%llu after %llu): more than writes in flight leave",
+			 (unsigned long long)res->end, (unsigned long long)res->orphan_seq_min,
+			 (unsigned long long)res->orphan_seq_max, (unsigned long long)last);
+		return -EBADMSG;
+	}
+	return 0;
+}
+
 /* Recover one segment file; `*torn_in` names the first segment cut short. */
 static int recover_seg(struct lcr_log *l, uint64_t no, bool last, struct seg **torn_in, char *why,
 		       size_t why_len)
@@ -386,13 +422,20 @@ static int recover_seg(struct lcr_log *l, uint64_t no, bool last, struct seg **t
 		rc = -EBADMSG;
 		goto out;
 	}
+	if ((rc = orphans_check(l, &res, w, sizeof(w))) < 0) {
+		snprintf(why, why_len, "%s/%s: %s", l->dir, name, w);
+		goto out;
+	}
 	s->write_off = res.end;
 	if (res.how == LCR_SCAN_TORN) {
-		/* The last write never completed, so nothing in it was acknowledged:
-		 * cut it, and zero it so that it cannot be read as data later. */
-		fprintf(stderr, "lcraft: %s/%s: cutting a torn batch at offset %llu (%llu bytes)\n",
-			l->dir, name, (unsigned long long)res.end,
-			(unsigned long long)res.torn_len);
+		/* The last writes never completed, so nothing in them was
+		 * acknowledged: cut them, and zero them (orphans included) so
+		 * that they cannot be read as data later. */
+		fprintf(stderr,
+			"lcraft: %s/%s: cutting a torn batch at offset %llu (%llu bytes, %u "
+			"later batches of writes in flight)\n",
+			l->dir, name, (unsigned long long)res.end, (unsigned long long)res.torn_len,
+			res.orphans);
 		for (uint64_t off = 0; off < res.torn_len; off += ZERO_CHUNK) {
 			uint64_t n =
 				res.torn_len - off < ZERO_CHUNK ? res.torn_len - off : ZERO_CHUNK;

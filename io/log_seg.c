@@ -280,7 +280,7 @@ static void prep_step(struct seg *s)
 		/* fall through */
 	case 2: {
 		bool behind = prep_behind(l, s);
-		uint32_t par = behind ? PREP_PAR : l->writing ? 0 : 1;
+		uint32_t par = behind ? PREP_PAR : l->writing > 0 ? 0 : 1;
 		uint64_t chunk = behind ? ZERO_CHUNK : PREP_PACED;
 		for (uint32_t i = 0;
 		     i < PREP_PAR && s->prep_inflight < par && s->prep_off < s->size; i++) {
@@ -457,12 +457,18 @@ static struct seg *active(struct lcr_log *l)
 	return l->n_segs ? l->segs[l->n_segs - 1] : NULL;
 }
 
+bool lcr_log_seg_fits(const struct lcr_log *l, uint64_t len, bool fresh)
+{
+	const struct seg *a = l->n_segs ? l->segs[l->n_segs - 1] : NULL;
+	return a && a->write_off + len <= a->size && !(fresh && a->write_off > LCR_BLOCK);
+}
+
 /* Make room for `len` bytes: the active segment, or the spare once it is ready. */
 struct seg *lcr_log_seg_for(struct lcr_log *l, uint64_t len, bool fresh)
 {
 	struct seg *a = active(l);
 
-	if (a && a->write_off + len <= a->size && !(fresh && a->write_off > LCR_BLOCK))
+	if (lcr_log_seg_fits(l, len, fresh))
 		return a;
 	spare_give_up(l); /* a failed spare whose last request has since completed */
 	if (!l->spare && l->spare_err) {

@@ -193,12 +193,51 @@ static void place(struct lcr_ring *r, struct lcr_io_req *req)
 	}
 }
 
+/* A new write to hold back (lcr_ring_faults.hold_write_every): held_step() places it. */
+static bool hold(struct lcr_ring *r, struct lcr_io_req *req)
+{
+	struct lcr_ring_faults *f = r->faults;
+
+	if (!f || !f->hold_write_every || req->op != LCR_IO_WRITE || f->held ||
+	    ++f->n_queued % f->hold_write_every != 0)
+		return false;
+	req->in_flight = true;
+	if (req->linked)
+		req->linked->in_flight = true;
+	f->held = req;
+	f->held_for = 0;
+	return true;
+}
+
+/* The write held back goes to the kernel now. */
+static void release_held(struct lcr_ring *r)
+{
+	struct lcr_io_req *req = r->faults->held;
+
+	r->faults->held = NULL;
+	place(r, req);
+}
+
+/* Whether the held write has waited long enough (or would wait for nothing). */
+static void held_step(struct lcr_ring *r, unsigned completed)
+{
+	struct lcr_ring_faults *f = r->faults;
+
+	if (!f || !f->held)
+		return;
+	if (completed > 0)
+		f->held_for++;
+	if (f->held_for >= f->hold_reaps || r->in_flight == 0)
+		release_held(r);
+}
+
 void lcr_ring_queue(struct lcr_ring *r, struct lcr_io_req *req)
 {
 	LCR_ASSERT(!req->in_flight);
 	req->linked = NULL;
 	req->link_head = NULL;
-	place(r, req);
+	if (!hold(r, req))
+		place(r, req);
 }
 
 void lcr_ring_queue_linked(struct lcr_ring *r, struct lcr_io_req *write, struct lcr_io_req *sync)
@@ -209,7 +248,8 @@ void lcr_ring_queue_linked(struct lcr_ring *r, struct lcr_io_req *write, struct 
 	write->link_head = NULL;
 	sync->linked = NULL;
 	sync->link_head = write;
-	place(r, write);
+	if (!hold(r, write))
+		place(r, write);
 }
 
 int lcr_ring_submit(struct lcr_ring *r)
@@ -323,6 +363,7 @@ unsigned lcr_ring_reap(struct lcr_ring *r)
 		io_uring_cq_advance(&r->ring, n);
 		total += n;
 	}
+	held_step(r, total);
 	/* Room in the SQ again: move waiting requests in, in order. */
 	while (r->ov_head) {
 		struct lcr_io_req *req = r->ov_head;
@@ -356,6 +397,7 @@ unsigned lcr_ring_wait(struct lcr_ring *r, uint64_t timeout_ns)
 					.tv_nsec = (long long)(timeout_ns % 1000000000ull) };
 	struct io_uring_cqe *cqe;
 
+	held_step(r, 0);
 	if (r->in_flight == 0 && !r->ov_head && io_uring_sq_ready(&r->ring) == 0)
 		return 0;
 	int rc = io_uring_submit_and_wait_timeout(&r->ring, &cqe, 1, &ts, NULL);

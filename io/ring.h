@@ -67,8 +67,18 @@ struct lcr_ring_faults {
 	int write_errno;	    /* e.g. -EIO, -ENOSPC */
 	uint32_t short_write_every; /* every k-th write reports half its bytes */
 	uint32_t eagain_every;	    /* every k-th write reports -EAGAIN */
-	uint32_t n_fsync;	    /* syncs seen so far */
-	uint32_t n_write;	    /* writes seen so far */
+	/* Every k-th write queued is held back from the kernel (one at a
+	 * time) until hold_reaps more reaps completed something, or nothing
+	 * else is in flight: later writes overtake it, their completions come
+	 * first, and a process killed meanwhile leaves a hole before them on
+	 * disk (tests/crash). Unlike the faults above, applied at queueing. */
+	uint32_t hold_write_every;
+	uint32_t hold_reaps;
+	uint32_t n_fsync;	 /* syncs seen so far */
+	uint32_t n_write;	 /* writes seen so far */
+	uint32_t n_queued;	 /* writes queued so far (hold_write_every) */
+	struct lcr_io_req *held; /* the write held back, or NULL */
+	uint32_t held_for;	 /* reaps it has waited */
 };
 
 struct lcr_ring_stats {

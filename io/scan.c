@@ -355,16 +355,37 @@ int lcr_seg_scan(const void *image, size_t len, uint32_t group, const struct lcr
 		res->how = LCR_SCAN_CLEAN;
 		return 0;
 	}
-	/* The valid data ends at `off`. Anything that still looks like a batch
-	 * further on was written after a batch we now find damaged. */
-	for (uint64_t o = off + unit; o < len; o += unit)
-		if (batch_ours(img, len, o, group, nonce)) {
+	/*
+	 * The valid data ends at `off`. A batch of this segment further on was
+	 * written after the one we find damaged or missing here: with several
+	 * writes in flight (lcr_log_opts.writes_max) a crash may leave a few
+	 * of them intact after it, orphans, which recovery erases. Anything
+	 * more than writes in flight can leave is corruption: more than
+	 * LCR_LOG_WRITES_MAX - 1 orphans, or orphans out of order (their
+	 * sequence numbers are checked against the log by recovery).
+	 */
+	uint64_t seq_prev = 0;
+	for (uint64_t o = off + unit; o < len;) {
+		if (!batch_ours(img, len, o, group, nonce)) {
+			o += unit;
+			continue;
+		}
+		memcpy(&h, img + o, sizeof(h));
+		if (res->orphans == LCR_LOG_WRITES_MAX - 1 || h.batch_seq <= seq_prev) {
 			snprintf(why, why_len,
 				 "damaged batch at offset %llu, but a valid batch follows at "
-				 "offset %llu",
+				 "offset %llu (more than writes in flight leave)",
 				 (unsigned long long)off, (unsigned long long)o);
 			return -EBADMSG;
 		}
+		if (res->orphans == 0)
+			res->orphan_seq_min = h.batch_seq;
+		res->orphan_seq_max = seq_prev = h.batch_seq;
+		res->orphans++;
+		uint64_t span = lcr_align_up(sizeof(h) + (uint64_t)h.bytes, unit);
+		res->orphan_end = len - o < span ? len : o + span;
+		o = res->orphan_end;
+	}
 	/*
 	 * Zeros, or what a recycled file held before: nothing was written here.
 	 * In a recycled segment any unit without a batch's magic is taken as
@@ -378,15 +399,21 @@ int lcr_seg_scan(const void *image, size_t len, uint32_t group, const struct lcr
 	bool earlier = (sh.flags & LCR_SEG_RECYCLED) && magic != LCR_BATCH_MAGIC;
 	if (unit_zero(img + off, unit) || batch_stale(img, len, off, group, nonce) || earlier) {
 		res->how = LCR_SCAN_CLEAN;
-		return 0;
+	} else {
+		/* A torn last batch: measure the garbage up to the next zero unit
+		 * (or the next batch left from a recycled file's past). */
+		res->how = LCR_SCAN_TORN;
+		uint64_t o = off;
+		while (o < len && !unit_zero(img + o, unit) &&
+		       (o == off || !batch_stale(img, len, o, group, nonce)))
+			o += unit;
+		res->torn_len = o - off;
 	}
-	/* A torn last batch: measure the garbage up to the next zero unit (or
-	 * the next batch left from a recycled file's past). */
-	res->how = LCR_SCAN_TORN;
-	uint64_t o = off;
-	while (o < len && !unit_zero(img + o, unit) &&
-	       (o == off || !batch_stale(img, len, o, group, nonce)))
-		o += unit;
-	res->torn_len = o - off;
+	/* Orphans are cut with the torn batch: everything up to the last one. */
+	if (res->orphans > 0) {
+		res->how = LCR_SCAN_TORN;
+		if (res->orphan_end - off > res->torn_len)
+			res->torn_len = res->orphan_end - off;
+	}
 	return 0;
 }

@@ -15,9 +15,14 @@
  * `accept`, which checks it against the log so far (sequence numbers
  * increase, no gap before first_index, leaders never go down) and applies
  * it; an intact batch it refuses is corruption. The first damaged batch ends
- * the valid data; the scan then decides between a torn tail and corruption:
- * if any valid batch header follows anywhere after that point, the data in
- * between was once complete and is now damaged, so it is corruption.
+ * the valid data; the scan then decides between a torn tail and corruption.
+ * Valid batch headers of this segment after that point are orphans: batches
+ * written while the damaged (or missing) one was still in flight (up to
+ * LCR_LOG_WRITES_MAX writes are). At most LCR_LOG_WRITES_MAX - 1 of them,
+ * in increasing sequence order, are reported (orphans, their sequence
+ * numbers, where the last ends) and cut with the torn tail; recovery checks
+ * their sequence numbers against the log's (docs/storage-format.md, "Writes
+ * in flight"). More is corruption: data once complete, now damaged.
  *
  * Recycled segments: each segment header carries a random nonce and each
  * batch the nonce of the segment it was written into. A valid batch header
@@ -74,6 +79,10 @@ struct lcr_scan_result {
 	uint64_t torn_len; /* TORN: bytes from `end` that are not zero */
 	uint64_t batches;
 	uint64_t records;
+	/* Valid batches of this segment after the end (TORN, torn_len covers them). */
+	uint32_t orphans;
+	uint64_t orphan_seq_min, orphan_seq_max; /* their sequence numbers */
+	uint64_t orphan_end;			 /* offset after the last one */
 };
 
 /*

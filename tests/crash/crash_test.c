@@ -96,6 +96,7 @@ struct driver {
 	uint64_t acked_entries;
 	uint64_t acked_cmds_total;
 	uint64_t torn_cuts;
+	uint64_t orphans; /* intact batches after a torn one, erased (writes in flight) */
 	uint64_t early_kills;
 	uint64_t beyond_acked; /* recoveries that found unacknowledged commands durable */
 	uint64_t partial;      /* ... ending inside an append */
@@ -498,10 +499,15 @@ static void settle(struct driver *d)
 		d->settle_ms_max = now_ms() - t0;
 }
 
-static uint64_t count_torn(const char *s)
+/* Torn tails recovery cut; *orphans: batches after them it erased (writes in flight). */
+static uint64_t count_torn(const char *s, uint64_t *orphans)
 {
 	uint64_t n = 0;
 	while ((s = strstr(s, "cutting a torn batch"))) {
+		const char *o = strstr(s, " bytes, ");
+		unsigned k;
+		if (o && sscanf(o, " bytes, %u later batches", &k) == 1)
+			*orphans += k;
 		n++;
 		s++;
 	}
@@ -565,7 +571,7 @@ static void run_cycle(struct driver *d)
 			     WEXITSTATUS(st));
 		fail(d, "the writer died of signal %d", WTERMSIG(st));
 	}
-	d->torn_cuts += count_torn(d->err);
+	d->torn_cuts += count_torn(d->err, &d->orphans);
 	if (d->ready) {
 		for (uint64_t k = 0; k < d->acked_cmds; k++) {
 			if (d->cmds[k].kind == CRASH_APPEND)
@@ -709,20 +715,22 @@ int main(int argc, char **argv)
 	waitpid(d.pid, NULL, 0);
 	d.pid = 0;
 	settle(&d);
-	d.torn_cuts += count_torn(d.err);
+	d.torn_cuts += count_torn(d.err, &d.orphans);
 
 	double wall = (now_ms() - t0) / 1e3;
 	printf("crash: %llu cycles in %.1f s: %llu entries in %llu commands acknowledged, "
-	       "recovery %.1f ms on average, %llu torn tails cut, %llu kills during recovery, "
+	       "recovery %.1f ms on average, %llu torn tails cut (%llu later batches of writes in "
+	       "flight erased with them), %llu kills during recovery, "
 	       "%llu recoveries found unacknowledged commands durable (%llu inside an append), "
 	       "%llu logs, up to %llu segments, %llu restarts found writes of the killed "
 	       "writer in flight (waited up to %.1f ms)\n",
 	       (unsigned long long)d.o.cycles, wall, (unsigned long long)d.acked_entries,
 	       (unsigned long long)d.acked_cmds_total,
 	       d.startups ? d.startup_ms_total / d.startups : 0.0, (unsigned long long)d.torn_cuts,
-	       (unsigned long long)d.early_kills, (unsigned long long)d.beyond_acked,
-	       (unsigned long long)d.partial, (unsigned long long)d.epochs,
-	       (unsigned long long)d.segments_max, (unsigned long long)d.late_io, d.settle_ms_max);
+	       (unsigned long long)d.orphans, (unsigned long long)d.early_kills,
+	       (unsigned long long)d.beyond_acked, (unsigned long long)d.partial,
+	       (unsigned long long)d.epochs, (unsigned long long)d.segments_max,
+	       (unsigned long long)d.late_io, d.settle_ms_max);
 	printf("crash: %llu installs announced, %llu acknowledged; %llu kills during an install: "
 	       "then the log had it in %llu, the snapshot only (finished at open) in %llu, "
 	       "neither in %llu, the snapshot's file but the old log (kept) in %llu; %llu "

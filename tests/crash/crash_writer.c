@@ -922,6 +922,20 @@ int main(int argc, char **argv)
 	 * needs more than 512 under O_DIRECT: then the device's. */
 	static const uint32_t block_bytes[] = { 0, 512, 4096 };
 	o.block_bytes = block_bytes[rnd(&w) % 3];
+	/* Batch writes in flight: one at a time, or two or three, whose
+	 * completions may come in any order and a kill may leave a later one
+	 * on disk past an earlier one that is not (recovery erases it). */
+	o.writes_max = 1 + (uint32_t)(rnd(&w) % 3);
+	/* Two writers in three hold a write back from the kernel now and then
+	 * while later ones go on: their completions come first, and a kill
+	 * then leaves a hole with batches written after it (the ring's
+	 * hold_write_every), which a SIGKILL alone hardly ever does. */
+	static struct lcr_ring_faults faults;
+	if (rnd(&w) % 3 != 0) {
+		faults.hold_write_every = 2 + (uint32_t)(rnd(&w) % 4);
+		faults.hold_reaps = 2 + (uint32_t)(rnd(&w) % 10);
+		w.ring.faults = &faults;
+	}
 	o.done = on_done;
 	o.ctx = &w;
 	rc = lcr_log_open(&w.log, &w.ring, &o, why, sizeof(why));

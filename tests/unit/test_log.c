@@ -67,6 +67,43 @@ static void test_log_durable_reported_in_io_order(void **state)
 	assert_int_equal(lcr_log_last(t.log).index, 10);
 }
 
+/*
+ * Two batch writes in flight (writes_max 2, the default), the first held
+ * back from the kernel (the ring's hold_write_every) so that the second
+ * completes first: nothing is reported durable until the first completes
+ * too, then both are, in order.
+ */
+static void test_log_later_write_done_first_waits_for_earlier(void **state)
+{
+	(void)state;
+	static struct lcr_ring_faults f;
+	struct lcr_log_stats st;
+	iot_settle(&t); /* the spare is ready: no write of its own comes between */
+	memset(&f, 0, sizeof(f));
+	f.hold_write_every = 1; /* the first write queued from now on */
+	f.hold_reaps = 1000;	/* until nothing else is in flight */
+	t.ring.faults = &f;
+	assert_int_equal(iot_append(&t, 1, 10, 1, 1, 100), 0);
+	lcr_log_flush(t.log);
+	assert_non_null(f.held); /* batch 1 */
+	assert_int_equal(iot_append(&t, 11, 10, 1, 1, 100), 0);
+	lcr_log_flush(t.log); /* batch 2 goes out beside it */
+	const struct lcr_hist *lat = lcr_log_write_latency(t.log);
+	while (lat->count == 0 && t.err == 0)
+		lcr_ring_wait(&t.ring, 100 * 1000 * 1000);
+	/* Batch 2 completed; batch 1 is only now on its way. */
+	assert_int_equal(lat->count, 1);
+	assert_int_equal(t.durable_seq, 0);
+	lcr_log_stats(t.log, &st);
+	assert_int_equal(st.batches_written, 0);
+	assert_int_equal(iot_sync(&t), 0);
+	t.ring.faults = NULL;
+	assert_int_equal(t.durable_seq, 2);
+	lcr_log_stats(t.log, &st);
+	assert_int_equal(st.batches_written, 2);
+	assert_int_equal(iot_check_disk(&t, 1, 20, 1, 1), 0);
+}
+
 static void test_log_truncate_and_replace_survive_reopen(void **state)
 {
 	(void)state;
@@ -968,6 +1005,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_log_append_survives_reopen, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_log_durable_reported_in_io_order, setup,
 						teardown),
+		cmocka_unit_test_setup_teardown(test_log_later_write_done_first_waits_for_earlier,
+						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_log_truncate_and_replace_survive_reopen, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_log_truncate_inside_open_batch, setup,

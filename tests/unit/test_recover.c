@@ -191,12 +191,27 @@ static void test_recover_garbage_after_last_batch(void **state)
 	expect_open_last(30);
 }
 
+/*
+ * Six durable batches of ten entries each, 1..60, the third of three blocks
+ * (sequence numbers 1..6): more than the writes in flight
+ * (LCR_LOG_WRITES_MAX) can leave after any one of them.
+ */
+static void six_batches(void)
+{
+	for (uint64_t first = 1; first <= 51; first += 10) {
+		assert_int_equal(iot_append(&t, first, 10, 1, 1, first == 21 ? 1000 : 100), 0);
+		assert_int_equal(iot_sync(&t), 0);
+	}
+	iot_close(&t);
+}
+
 static void test_recover_damaged_middle_batch_is_corruption(void **state)
 {
 	(void)state;
 	struct found f;
-	three_batches();
+	six_batches();
 	find_batches(1, &f);
+	assert_int_equal(f.n, 6);
 	flip(1, f.off[1] + 200);
 	expect_open_fails("seg-0000000000000001.log");
 	assert_non_null(strstr(t.why, "offset"));
@@ -206,10 +221,104 @@ static void test_recover_damaged_first_header_is_corruption(void **state)
 {
 	(void)state;
 	struct found f;
-	three_batches();
+	six_batches();
 	find_batches(1, &f);
 	flip(1, f.off[0] + 30);
 	expect_open_fails("valid batch follows");
+}
+
+/*
+ * Batches 2 to 4 missing and 5 and 6 intact: no more after the hole than
+ * writes in flight leave, but sequence numbers 5 and 6 cannot have been in
+ * flight with batch 2, the first after sequence 1: corruption.
+ */
+static void test_recover_orphans_beyond_writes_in_flight_are_corruption(void **state)
+{
+	(void)state;
+	struct found f;
+	static uint8_t zero[3 * LCR_BLOCK];
+	six_batches();
+	find_batches(1, &f);
+	assert_int_equal(f.n, 6);
+	poke(1, f.off[1], zero, f.off[4] - f.off[1]);
+	expect_open_fails("more than writes in flight leave");
+}
+
+/* Whether any unit of segment 1 from `from` to `to` is not zero. */
+static bool seg_bytes_zero(uint64_t from, uint64_t to)
+{
+	char path[512];
+	static uint8_t buf[LCR_BLOCK];
+	iot_seg_path(&t, 1, path, sizeof(path));
+	int fd = open(path, O_RDONLY);
+	assert_true(fd >= 0);
+	bool zero = true;
+	for (uint64_t off = from; off < to && zero; off += sizeof(buf)) {
+		size_t n = to - off < sizeof(buf) ? to - off : sizeof(buf);
+		assert_int_equal(pread(fd, buf, n, (off_t)off), (ssize_t)n);
+		for (size_t i = 0; i < n; i++)
+			zero = zero && buf[i] == 0;
+	}
+	close(fd);
+	return zero;
+}
+
+/*
+ * A crash with two writes in flight: batch 2 (11..20) never reached the
+ * disk, batch 3 (21..30) did, an orphan after the end of the log. Recovery
+ * ends the log at 10 and erases the orphan. Then batch 2 is written again,
+ * the same entries, so the same length, sequence number and segment nonce:
+ * the orphan, had it stayed, would now follow it exactly (sequence 3, first
+ * index 21) and the next recovery would take it as part of the log, entries
+ * nobody acknowledged after the crash. It must find 1..20 and nothing more.
+ */
+static void test_recover_orphan_after_missing_batch_is_erased(void **state)
+{
+	(void)state;
+	struct found f;
+	static uint8_t zero[LCR_BLOCK];
+	three_batches();
+	find_batches(1, &f);
+	assert_int_equal(f.n, 3);
+	assert_true(f.span[1] <= sizeof(zero));
+	poke(1, f.off[1], zero, f.span[1]);
+	/* The spare segment the log prepared goes: the next batch is to land
+	 * in segment 1, at the end of its log. */
+	for (uint64_t seg = 2; seg <= 3; seg++) {
+		char path[512];
+		iot_seg_path(&t, seg, path, sizeof(path));
+		unlink(path);
+	}
+	int rc = iot_open(&t);
+	if (rc < 0)
+		fail_msg("open failed (%d): %s", rc, t.why);
+	assert_int_equal(lcr_log_last(t.log).index, 10);
+	bool erased = seg_bytes_zero(f.off[1], f.off[2] + f.span[2]);
+	uint64_t orphan_at = f.off[2];
+	assert_int_equal(iot_append(&t, 11, 10, 1, 1, 100), 0);
+	assert_int_equal(iot_sync(&t), 0);
+	iot_close(&t);
+	rc = iot_open(&t);
+	if (rc < 0)
+		fail_msg("open failed (%d): %s", rc, t.why);
+	assert_int_equal(lcr_log_last(t.log).index, 20);
+	assert_int_equal(iot_check_disk(&t, 1, 20, 1, 1), 0);
+	iot_close(&t);
+	find_batches(1, &f);
+	assert_int_equal(f.n, 2);
+	assert_int_equal(f.off[1] + f.span[1], orphan_at); /* right before where it was */
+	assert_true(erased);
+}
+
+/* The same with the batch before the orphan torn, not missing: both are cut. */
+static void test_recover_orphan_after_torn_batch_is_erased(void **state)
+{
+	(void)state;
+	struct found f;
+	three_batches();
+	find_batches(1, &f);
+	flip(1, f.off[1] + 200);
+	expect_open_last(10);
 }
 
 static void test_recover_damaged_segment_header(void **state)
@@ -932,6 +1041,13 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_recover_damaged_middle_batch_is_corruption,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_recover_damaged_first_header_is_corruption,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(
+			test_recover_orphans_beyond_writes_in_flight_are_corruption, setup,
+			teardown),
+		cmocka_unit_test_setup_teardown(test_recover_orphan_after_missing_batch_is_erased,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_recover_orphan_after_torn_batch_is_erased,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_recover_damaged_segment_header, setup,
 						teardown),
