@@ -34,6 +34,24 @@ static bool ends_with(const char *s, const char *tail)
 	return n >= k && strcmp(s + n - k, tail) == 0;
 }
 
+/* Up to `cap` bytes of the file from its start: the count, or -errno. */
+static ssize_t read_upto(int fd, void *buf, size_t cap)
+{
+	size_t n = 0;
+
+	while (n < cap) {
+		ssize_t k = read(fd, (uint8_t *)buf + n, cap - n);
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k < 0)
+			return -errno;
+		if (k == 0)
+			break;
+		n += (size_t)k;
+	}
+	return (ssize_t)n;
+}
+
 /* Whether the meta file at `path` holds a vote, a purge point or a commit hint. */
 static int meta_state(const char *path, uint32_t group)
 {
@@ -46,15 +64,11 @@ static int meta_state(const char *path, uint32_t group)
 
 	if (fd < 0)
 		return errno == ENOENT ? 0 : -errno;
-	while (n < sizeof(buf)) {
-		ssize_t k = read(fd, buf + n, sizeof(buf) - n);
-		if (k < 0 && errno == EINTR)
-			continue;
-		if (k <= 0)
-			break;
-		n += (size_t)k;
-	}
+	ssize_t got = read_upto(fd, buf, sizeof(buf));
 	close(fd);
+	if (got < 0)
+		return (int)got;
+	n = (size_t)got;
 	if (n == 0)
 		return 0; /* created and not yet written */
 	if (n > 2 * LCR_META_SLOT || lcr_meta_recover(buf, n, group, &st, &seq, w, sizeof(w)) < 0)
@@ -113,15 +127,13 @@ int lcr_rejoin_mark_check(const struct lcr_app_config *c, bool *present, char *w
 		snprintf(why, why_len, "%s: %s", path, strerror(-rc));
 		return rc;
 	}
-	while (n < MARK_BYTES_MAX) {
-		ssize_t k = read(fd, text + n, MARK_BYTES_MAX - n);
-		if (k < 0 && errno == EINTR)
-			continue;
-		if (k <= 0)
-			break;
-		n += (size_t)k;
-	}
+	ssize_t got = read_upto(fd, text, MARK_BYTES_MAX);
 	close(fd);
+	if (got < 0) {
+		snprintf(why, why_len, "%s: %s", path, strerror((int)-got));
+		return (int)got;
+	}
+	n = (size_t)got;
 	text[n] = 0;
 	const char *cl = strstr(text, "\ncluster ");
 	const char *nd = strstr(text, "\nnode ");
