@@ -236,10 +236,11 @@ static void test_recover_orphans_beyond_writes_in_flight_are_corruption(void **s
 {
 	(void)state;
 	struct found f;
-	static uint8_t zero[3 * LCR_BLOCK];
+	static uint8_t zero[64 * LCR_BLOCK];
 	six_batches();
 	find_batches(1, &f);
 	assert_int_equal(f.n, 6);
+	assert_true(f.off[4] - f.off[1] <= sizeof(zero));
 	poke(1, f.off[1], zero, f.off[4] - f.off[1]);
 	expect_open_fails("more than writes in flight leave");
 }
