@@ -456,6 +456,12 @@ bool lcr_rt_storage_progress(struct lcore *lc)
 		if (g->io_err) {
 			int err = g->io_err;
 			g->io_err = 0;
+			/* The log said what failed, and where; this says what follows. */
+			fprintf(stderr,
+				"lcraft: group %u: its log failed (%s); the replica stops "
+				"(restart the node once the cause is fixed: it recovers "
+				"from its data)\n",
+				g->id, lcr_strerror(err));
 			struct lcr_event ev = { .type = LCR_EV_IO_FAILED, .io_error = err };
 			lcr_rt_step(g, &ev);
 			work = true;
