@@ -135,8 +135,8 @@ static void build_report(struct lcr_group *g)
 		if (ns > s->build_ns_max)
 			s->build_ns_max = ns;
 	} else if (s->err != -ENOTSUP) {
-		fprintf(stderr, "lcraft: group %u: snapshot at %llu failed: %s\n", g->id,
-			(unsigned long long)s->meta.last.index, lcr_strerror(s->err));
+		fprintf(stderr, "lcraft: group %u: snapshot at %llu in %s failed: %s\n", g->id,
+			(unsigned long long)s->meta.last.index, s->dir, lcr_strerror(s->err));
 	}
 	ev.snapshot.meta = s->meta;
 	ev.snapshot.err = s->err;
