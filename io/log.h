@@ -142,6 +142,7 @@ struct lcr_log_stats {
 	uint64_t fetch_hits;   /* entries taken from a fetch buffer */
 	uint64_t fetch_waits;  /* entries asked for while their read was in flight */
 	uint64_t fetch_errors; /* reads that failed */
+	uint64_t fetch_checks; /* records whose checksum a fetch checked (each once per read) */
 	uint64_t segments_created;
 	uint64_t segments_prewritten; /* of those, pre-written with zeros (lcr_log_opts.prewrite) */
 	uint64_t segments_purged;

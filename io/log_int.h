@@ -38,6 +38,7 @@
 #define PEND_MAX       4096	    /* durability queue entries */
 #define PREWRITE_BELOW (64u << 10)  /* mean write size under which segments are pre-written */
 #define FETCH_BUFS     2	    /* asynchronous cold reads (lcr_log_fetch): buffers per log */
+#define FETCH_OK       4 /* batches per fetch buffer whose verified records it remembers */
 
 /*
  * Most segments one log may hold, whatever its options: 4 TiB of the default
@@ -136,6 +137,20 @@ struct fetch_buf {
 	/* The batch last walked in it, for reading in order without starting over. */
 	uint64_t cur_off, cur_first;
 	uint32_t cur_i, cur_pos;
+	/*
+	 * Batches (file offsets; 0: none) whose first n records were checked
+	 * (their CRCs) since this fill: a walk that starts over (a request
+	 * retried when the window had no room, a message that spans two
+	 * batches) steps over them by length instead of checksumming them
+	 * again. Walks start at a batch's first record or at the cursor, so
+	 * what was checked is always a prefix. Forgotten when the buffer is
+	 * read into again.
+	 */
+	struct {
+		uint64_t off;
+		uint32_t n;
+	} ok[FETCH_OK];
+	uint32_t ok_next; /* the slot the next new batch takes (round robin) */
 	struct lcr_io_req req;
 };
 

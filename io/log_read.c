@@ -279,6 +279,7 @@ static void fetch_start(struct lcr_log *l, struct fetch_buf *f, const struct seg
 	f->len = want;
 	f->err = 0;
 	f->cur_off = UINT64_MAX;
+	memset(f->ok, 0, sizeof(f->ok));
 	f->reading = true;
 	lcr_io_prep(&f->req, LCR_IO_READ, s->fd, f->buf, want, lc->file_off, fetch_done, f);
 	lcr_ring_queue(l->ring, &f->req);
@@ -300,7 +301,23 @@ static struct fetch_buf *fetch_victim(struct lcr_log *l)
 	return v;
 }
 
-/* Entry `index` of batch `lc`, whose bytes `f` holds: verified as lcr_log_read does. */
+/* The count of `f`'s batch at file offset `off` whose records were checked (a slot, taken if new).
+ */
+static uint32_t *fetch_ok(struct fetch_buf *f, uint64_t off)
+{
+	for (uint32_t i = 0; i < FETCH_OK; i++)
+		if (f->ok[i].off == off)
+			return &f->ok[i].n;
+	uint32_t i = f->ok_next++ % FETCH_OK;
+	f->ok[i].off = off;
+	f->ok[i].n = 0;
+	return &f->ok[i].n;
+}
+
+/*
+ * Entry `index` of batch `lc`, whose bytes `f` holds: verified as
+ * lcr_log_read does, each record's checksum once per fill (fetch_ok).
+ */
 static int fetch_entry(struct lcr_log *l, struct fetch_buf *f, const struct seg *s,
 		       const struct loc *lc, uint64_t span, uint64_t index, struct lcr_entry *out)
 {
@@ -325,13 +342,27 @@ static int fetch_entry(struct lcr_log *l, struct fetch_buf *f, const struct seg 
 		f->cur_i = 0;
 		f->cur_pos = 0;
 	}
+	uint32_t *ok = fetch_ok(f, lc->file_off);
 	const uint8_t *base = hb + sizeof(struct lcr_batch_hdr);
 	for (;;) {
-		int sz = lcr_rec_check(base + f->cur_pos, lc->bytes - f->cur_pos,
-				       f->cur_first + f->cur_i);
-		if (sz < 0) {
-			f->cur_off = UINT64_MAX;
-			return -EBADMSG;
+		int sz;
+		if (f->cur_i < *ok) {
+			/* Checked before: its length is the one that was checked. */
+			struct lcr_rec_hdr r;
+			memcpy(&r, base + f->cur_pos, sizeof(r));
+			sz = (int)lcr_rec_size(r.len);
+		} else {
+			sz = lcr_rec_check(base + f->cur_pos, lc->bytes - f->cur_pos,
+					   f->cur_first + f->cur_i);
+			if (sz < 0) {
+				f->cur_off = UINT64_MAX;
+				return -EBADMSG;
+			}
+			/* Every record before the cursor was checked in this
+			 * fill (a walk starts at the first or at the cursor),
+			 * so the prefix grows to this one. */
+			*ok = f->cur_i + 1;
+			l->st.fetch_checks++;
 		}
 		if (f->cur_i == want)
 			break;
