@@ -388,6 +388,23 @@ int lcr_stx_tick(struct lcr_stx *s, uint64_t now)
 	return LCR_STX_OK;
 }
 
+bool lcr_stx_probe(struct lcr_stx *s, uint64_t now)
+{
+	uint64_t seq = s->acked + 1;
+
+	if (seq >= s->next_tx)
+		return false;
+	struct lcr_stx_slot *sl = slot_of(s, seq);
+	/* Not overdue by the estimate (not backed off), or already going
+	 * again, or at its last try (the timer reports the peer). */
+	if (sl->seq != seq || sl->tries == 0 || sl->queued || sl->sacked ||
+	    now < sl->sent_ns + rto_estimate(s) || (uint32_t)sl->tries + 1 >= s->o.tries_max)
+		return false;
+	queue_tx(s, seq);
+	s->st.probes++;
+	return true;
+}
+
 uint64_t lcr_stx_next_timer(const struct lcr_stx *s)
 {
 	uint64_t seq = s->acked + 1;

@@ -91,6 +91,7 @@ struct lcr_stx_stats {
 	uint64_t msgs, dgrams, retransmits, fast_retransmits, timeouts, unreachable;
 	uint64_t dropped_full;	/* messages refused: the window was full */
 	uint64_t peer_restarts; /* new streams because the receiver's acks went back */
+	uint64_t probes;	/* overdue datagrams sent again early (lcr_stx_probe) */
 	uint64_t srtt_ns, rto_ns;
 };
 
@@ -147,6 +148,16 @@ enum { LCR_STX_OK = 0, LCR_STX_UNREACHABLE = 1 };
 /* Timers: retransmit on timeout. LCR_STX_UNREACHABLE once the peer has not
  * answered tries_max transmissions; the caller reports it and resets. */
 int lcr_stx_tick(struct lcr_stx *s, uint64_t now);
+
+/*
+ * The Raft layer has something for a peer that has not acknowledged the
+ * oldest datagram in flight within a retransmission timeout (the timer's
+ * doubling has it waiting, up to rto_max): send that datagram again now.
+ * A peer that was away (restarted) then hears this stream as soon as the
+ * caller has something for it (a heartbeat), not at the next backed-off
+ * timeout. True if one was queued; it counts as a try, like the timer's.
+ */
+bool lcr_stx_probe(struct lcr_stx *s, uint64_t now);
 
 /* When lcr_stx_tick next has work (UINT64_MAX: nothing in flight). */
 uint64_t lcr_stx_next_timer(const struct lcr_stx *s);

@@ -331,6 +331,12 @@ static void udp_stream_append(struct lcr_transport *t, const struct lcr_net_call
 		l->core_restarts++;
 	}
 	l->core_stream = req->append_req.stream_id;
+	/* A heartbeat to a peer that is not answering also sends the oldest
+	 * datagram it has not acknowledged again, now: when it comes back
+	 * (restarted), it hears us within a heartbeat interval, not at the
+	 * next timeout, which backs off to rto_max. */
+	if (call->heartbeat)
+		lcr_stx_probe(&l->tx, u->now);
 	size_t len = lcr_wire_encode_msg(u->msgbuf, LCR_WIRE_MSG_MAX, req);
 	if (len > 0 &&
 	    lcr_stx_send(&l->tx, LCR_WIRE_APPEND_REQ, u->msgbuf, (uint32_t)len, u->now) == 0)
@@ -1322,13 +1328,13 @@ static int udp_client_metrics_json(const struct lcr_transport *t, void *client, 
 
 	LCR_PUT("\"in_flight\":%u,\"dgrams\":%llu,\"retransmits\":%llu,\"fast_retransmits\":%llu,"
 		"\"timeouts\":%llu,\"srtt_us\":%.1f,\"stream_drops\":%llu,\"core_restarts\":%llu,"
-		"\"peer_restarts\":%llu",
+		"\"peer_restarts\":%llu,\"probes\":%llu",
 		lcr_stx_in_flight(&l->tx), (unsigned long long)l->tx.st.dgrams,
 		(unsigned long long)l->tx.st.retransmits,
 		(unsigned long long)l->tx.st.fast_retransmits,
 		(unsigned long long)l->tx.st.timeouts, (double)l->tx.st.srtt_ns / 1000.0,
 		(unsigned long long)l->stream_drops, (unsigned long long)l->core_restarts,
-		(unsigned long long)l->tx.st.peer_restarts);
+		(unsigned long long)l->tx.st.peer_restarts, (unsigned long long)l->tx.st.probes);
 	return (int)o;
 }
 

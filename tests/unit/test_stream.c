@@ -312,6 +312,47 @@ static void test_stream_unreachable_after_tries(void **state)
 	pair_free(&p);
 }
 
+/*
+ * A peer that stopped answering: the timer backs off (50 ms before any
+ * round trip, then 100 ms); a probe when the Raft layer has something for
+ * it (a heartbeat) sends the oldest datagram again at once, once it is
+ * overdue by the estimate, and never takes its last try from the timer.
+ */
+static void test_stream_probe_sends_overdue_now(void **state)
+{
+	static struct pair p;
+	static uint8_t buf[100];
+	struct lcr_dgram_view d;
+	(void)state;
+	pair_init(&p, 5, 100, 0, 0); /* everything lost */
+	assert_int_equal(lcr_stx_send(&p.tx, LCR_WIRE_APPEND_REQ, buf, 100, p.now), 0);
+	uint64_t t0 = p.now;
+	assert_true(lcr_stx_next(&p.tx, p.now, &d));
+	assert_false(lcr_stx_probe(&p.tx, p.now)); /* just sent */
+	p.now = t0 + 50 * MS;
+	assert_int_equal(lcr_stx_tick(&p.tx, p.now), LCR_STX_OK); /* the timer's try */
+	assert_true(lcr_stx_next(&p.tx, p.now, &d));
+	assert_int_equal(lcr_stx_next_timer(&p.tx), t0 + 150 * MS);
+	/* 70 ms later the timer would wait 30 more; a probe goes now. */
+	p.now = t0 + 120 * MS;
+	assert_false(lcr_stx_next(&p.tx, p.now, &d));
+	assert_true(lcr_stx_probe(&p.tx, p.now));
+	assert_true(lcr_stx_next(&p.tx, p.now, &d));
+	assert_false(lcr_stx_probe(&p.tx, p.now + 1 * MS)); /* not overdue again yet */
+	assert_int_equal(p.tx.st.probes, 1);
+	/* Probes leave the last try to the timer, which reports the peer. */
+	int rc = LCR_STX_OK;
+	for (int i = 0; i < 100000 && rc == LCR_STX_OK; i++) {
+		p.now += 1 * MS;
+		(void)lcr_stx_probe(&p.tx, p.now);
+		rc = lcr_stx_tick(&p.tx, p.now);
+		while (lcr_stx_next(&p.tx, p.now, &d))
+			;
+	}
+	assert_int_equal(rc, LCR_STX_UNREACHABLE);
+	pair_free(&p);
+}
+
 static void test_stream_window_full_refuses(void **state)
 {
 	static struct pair p;
@@ -1132,6 +1173,7 @@ int main(void)
 		cmocka_unit_test(test_stream_loss_dup_reorder_exactly_once),
 		cmocka_unit_test(test_stream_long_loss_run_one_timeout),
 		cmocka_unit_test(test_stream_unreachable_after_tries),
+		cmocka_unit_test(test_stream_probe_sends_overdue_now),
 		cmocka_unit_test(test_stream_window_full_refuses),
 		cmocka_unit_test(test_stream_stale_and_restarts),
 		cmocka_unit_test(test_stream_future_id_and_huge_seq_refused),
