@@ -650,27 +650,15 @@ static int write_seeds(const char *dir)
 	return 0;
 }
 
-static int replay(int n, char **paths)
-{
-	static struct script s;
-
-	for (int i = 0; i < n; i++) {
-		FILE *f = fopen(paths[i], "rb");
-		CHECK(f != NULL);
-		s.n = fread(s.b, 1, sizeof(s.b), f);
-		fclose(f);
-		LLVMFuzzerTestOneInput(s.b, s.n);
-		printf("fuzz_auth: %s: ok\n", paths[i]);
-	}
-	return 0;
-}
-
 int main(int argc, char **argv)
 {
 	if (argc == 3 && strcmp(argv[1], "--seeds") == 0)
 		return write_seeds(argv[2]);
-	if (argc > 1 && (argv[1][0] < '0' || argv[1][0] > '9'))
-		return replay(argc - 1, argv + 1);
+	if (argc > 1 && (argv[1][0] < '0' || argv[1][0] > '9')) {
+		static struct script r;
+		return fuzz_replay("fuzz_auth", argc - 1, argv + 1, LLVMFuzzerTestOneInput, r.b,
+				   sizeof(r.b));
+	}
 	unsigned long runs = argc > 1 ? strtoul(argv[1], NULL, 10) : 2000;
 	static struct script s;
 	uint64_t x = 0x2545f4914f6cdd1dull;
@@ -681,12 +669,7 @@ int main(int argc, char **argv)
 			 * already) with a few bytes changed, maybe cut. */
 			uint32_t i = (uint32_t)(fuzz_next(&x) % N_SEEDS);
 			seed(i == 6 ? 7 : i, &s);
-			uint32_t changes = (uint32_t)(fuzz_next(&x) % 4);
-			for (uint32_t k = 0; k < changes && s.n > 1; k++)
-				s.b[1 + fuzz_next(&x) % (s.n - 1)] ^=
-					(uint8_t)(1 + fuzz_next(&x) % 255);
-			if (fuzz_next(&x) % 4 == 0)
-				s.n = 1 + fuzz_next(&x) % s.n;
+			fuzz_mutate(&x, s.b, &s.n);
 		} else {
 			s.n = fuzz_random_input(&x, s.b, 4096);
 		}

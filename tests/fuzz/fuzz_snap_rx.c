@@ -1883,28 +1883,15 @@ static int write_seeds(const char *dir)
 	return 0;
 }
 
-/* Run the inputs in these files (a crash found by libFuzzer, a seed). */
-static int replay(int n, char **paths)
-{
-	static struct script s;
-
-	for (int i = 0; i < n; i++) {
-		FILE *f = fopen(paths[i], "rb");
-		CHECK(f != NULL);
-		s.n = fread(s.b, 1, sizeof(s.b), f);
-		fclose(f);
-		LLVMFuzzerTestOneInput(s.b, s.n);
-		printf("fuzz_snap_rx: %s: ok\n", paths[i]);
-	}
-	return 0;
-}
-
 int main(int argc, char **argv)
 {
 	if (argc == 3 && strcmp(argv[1], "--seeds") == 0)
 		return write_seeds(argv[2]);
-	if (argc > 1 && (argv[1][0] < '0' || argv[1][0] > '9'))
-		return replay(argc - 1, argv + 1);
+	if (argc > 1 && (argv[1][0] < '0' || argv[1][0] > '9')) {
+		static struct script r;
+		return fuzz_replay("fuzz_snap_rx", argc - 1, argv + 1, LLVMFuzzerTestOneInput, r.b,
+				   sizeof(r.b));
+	}
 	unsigned long runs = argc > 1 ? strtoul(argv[1], NULL, 10) : 200;
 	static struct script s;
 	uint64_t x = 0x9e3779b97f4a7c15ull;
@@ -1913,12 +1900,7 @@ int main(int argc, char **argv)
 		if (n_run % 2 == 0) {
 			/* A seed with a few bytes changed, maybe cut. */
 			seed((uint32_t)(fuzz_next(&x) % N_SEEDS), &s);
-			uint32_t changes = (uint32_t)(fuzz_next(&x) % 4);
-			for (uint32_t k = 0; k < changes && s.n > 1; k++)
-				s.b[1 + fuzz_next(&x) % (s.n - 1)] ^=
-					(uint8_t)(1 + fuzz_next(&x) % 255);
-			if (fuzz_next(&x) % 4 == 0)
-				s.n = 1 + fuzz_next(&x) % s.n;
+			fuzz_mutate(&x, s.b, &s.n);
 		} else {
 			s.n = fuzz_random_input(&x, s.b, 2048);
 		}
