@@ -110,15 +110,18 @@ int lcr_group_metrics_json(struct lcr_group *g, char *buf, size_t len)
 		(unsigned long long)st.snapshots_cancelled, (unsigned long long)st.purges);
 	LCR_PUT("\"snapshot\":{\"building\":%s,\"build_ms_last\":%.1f,\"build_ms_max\":%.1f,"
 		"\"bytes_last\":%llu,\"bytes_total\":%llu,\"build_iteration_max_us\":%.1f,"
+		"\"build_iteration_cpu_max_us\":%.1f,"
 		"\"restored_bytes\":%llu,\"purge_errors\":%llu,\"installing\":%s,"
-		"\"install_ms_last\":%.1f,\"install_iteration_max_us\":%.1f,\"sends_opened\":%llu,"
+		"\"install_ms_last\":%.1f,\"install_iteration_max_us\":%.1f,"
+		"\"install_iteration_cpu_max_us\":%.1f,\"sends_opened\":%llu,"
 		"\"send_busy\":%llu,\"send_stale\":%llu,\"recv_bad\":%llu},",
 		sn->building ? "true" : "false", (double)sn->build_ns_last / 1e6,
 		(double)sn->build_ns_max / 1e6, (unsigned long long)sn->bytes_last,
 		(unsigned long long)sn->bytes_total, (double)sn->iter_max_ns / 1e3,
-		(unsigned long long)sn->restored_bytes, (unsigned long long)sn->purge_errors,
-		sn->inst.active ? "true" : "false", (double)sn->install_ns_last / 1e6,
-		(double)sn->inst.iter_max_ns / 1e3, (unsigned long long)sn->sent_opened,
+		(double)sn->iter_cpu_max_ns / 1e3, (unsigned long long)sn->restored_bytes,
+		(unsigned long long)sn->purge_errors, sn->inst.active ? "true" : "false",
+		(double)sn->install_ns_last / 1e6, (double)sn->inst.iter_max_ns / 1e3,
+		(double)sn->inst.iter_cpu_max_ns / 1e3, (unsigned long long)sn->sent_opened,
 		(unsigned long long)sn->send_busy, (unsigned long long)sn->send_stale,
 		(unsigned long long)sn->recv_bad);
 	LCR_PUT("\"storage\":{\"batches\":%llu,\"entries\":%llu,\"bytes\":%llu,\"syncs\":%llu,"

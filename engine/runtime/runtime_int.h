@@ -209,7 +209,8 @@ struct lcr_rt_snap_inst {
 	struct lcr_membership membership; /* at meta.last: applied_m once restored */
 	uint64_t t0;			  /* ns: the install began */
 	uint64_t bytes;			  /* restored so far */
-	uint64_t iter_max_ns; /* the longest loop iteration of its lcore during an install */
+	uint64_t iter_max_ns;	  /* the longest loop iteration of its lcore during an install */
+	uint64_t iter_cpu_max_ns; /* ... on the lcore's CPU (not counting preemption) */
 	struct lcr_snap_reader r;
 };
 
@@ -242,8 +243,9 @@ struct lcr_rt_snap {
 	/* Metrics. */
 	uint64_t bytes_last, bytes_total; /* of builds that succeeded */
 	uint64_t build_ns_last, build_ns_max;
-	uint64_t iter_max_ns;	 /* the longest loop iteration of its lcore during a build */
-	uint64_t restored_bytes; /* the snapshot restored at open */
+	uint64_t iter_max_ns;	  /* the longest loop iteration of its lcore during a build */
+	uint64_t iter_cpu_max_ns; /* ... on the lcore's CPU (not counting preemption) */
+	uint64_t restored_bytes;  /* the snapshot restored at open */
 	uint64_t purge_errors;
 	/* The transfer (snap_xfer.c): sends, one per peer at most, and a receive. */
 	struct lcr_rt_snap_src src[LCR_PEERS_MAX];
@@ -506,7 +508,7 @@ void lcr_rt_snap_purge(struct lcr_group *g, struct lcr_log_id upto);
  * it did anything. */
 bool lcr_rt_snap_progress(struct lcr_group *g);
 /* After an iteration that took `ns`, while lc->building. */
-void lcr_rt_snap_iteration(struct lcore *lc, uint64_t ns);
+void lcr_rt_snap_iteration(struct lcore *lc, uint64_t ns, uint64_t cpu_ns);
 /*
  * At open (blocking): restore the state machine from the newest snapshot in
  * g->snap.dir into *meta (none: zeroed). 0, or -errno with why.

@@ -224,14 +224,18 @@ bool lcr_rt_snap_progress(struct lcr_group *g)
 	return xfer || build;
 }
 
-void lcr_rt_snap_iteration(struct lcore *lc, uint64_t ns)
+void lcr_rt_snap_iteration(struct lcore *lc, uint64_t ns, uint64_t cpu_ns)
 {
 	for (uint32_t i = 0; i < lc->n_groups; i++) {
 		struct lcr_rt_snap *s = &lc->groups[i]->snap;
 		if (s->building && ns > s->iter_max_ns)
 			s->iter_max_ns = ns;
+		if (s->building && cpu_ns > s->iter_cpu_max_ns)
+			s->iter_cpu_max_ns = cpu_ns;
 		if ((s->inst.active || s->inst.tail) && ns > s->inst.iter_max_ns)
 			s->inst.iter_max_ns = ns;
+		if ((s->inst.active || s->inst.tail) && cpu_ns > s->inst.iter_cpu_max_ns)
+			s->inst.iter_cpu_max_ns = cpu_ns;
 		if (s->inst.tail) {
 			/* The install's last iteration: no longer timed after it. */
 			s->inst.tail = false;

@@ -452,12 +452,16 @@ static void test_snapshot_100mb_never_stalls_the_loop(void **state)
 	assert_true(wait_for("snapshots_built", 1, 30000));
 	double wall_ms = (double)(now_ns() - t0) / 1e6;
 	double iter_us = metric("build_iteration_max_us");
+	double cpu_us = metric("build_iteration_cpu_max_us");
 	printf("100 MB snapshot: built in %.1f ms (%.1f ms wall), %.0f bytes, longest loop "
-	       "iteration while building %.1f us\n",
-	       metric("build_ms_last"), wall_ms, metric("bytes_last"), iter_us);
+	       "iteration while building %.1f us (on its CPU %.1f us)\n",
+	       metric("build_ms_last"), wall_ms, metric("bytes_last"), iter_us, cpu_us);
 	assert_true(metric("bytes_last") >= (double)BIG_BYTES);
-	/* One 1 MiB piece per iteration: milliseconds, not the whole build. */
-	assert_true(iter_us < 50000.0);
+	/* One 1 MiB piece per iteration: milliseconds, not the whole build. The
+	 * lcore's own CPU time, which other work on the machine (a loaded CI
+	 * machine preempted an iteration for 422 ms once) does not stretch. */
+	assert_true(cpu_us > 0.0);
+	assert_true(cpu_us < 50000.0);
 	stop();
 	free(blob);
 }
@@ -670,17 +674,21 @@ static void test_snapshot_install_100mb_in_steps_r3(void **state)
 	     n = atomic_load(&sm[l].applied_n))
 		usleep(1000);
 	double iter_us = metric3(3, "install_iteration_max_us");
+	double cpu_us = metric3(3, "install_iteration_cpu_max_us");
 	printf("100 MB install on node 3: %.0f ms from its start, the restore %.1f ms, longest "
-	       "loop iteration while installing %.1f us; the leader built %.0f snapshots "
-	       "meanwhile, sends opened %.0f, busy %.0f, stale %.0f\n",
-	       ms, metric3(3, "install_ms_last"), iter_us, metric("snapshots_built") - built0,
-	       metric("sends_opened"), metric("send_busy"), metric("send_stale"));
+	       "loop iteration while installing %.1f us (on its CPU %.1f us); the leader built "
+	       "%.0f snapshots meanwhile, sends opened %.0f, busy %.0f, stale %.0f\n",
+	       ms, metric3(3, "install_ms_last"), iter_us, cpu_us,
+	       metric("snapshots_built") - built0, metric("sends_opened"), metric("send_busy"),
+	       metric("send_stale"));
 	assert_true(metric("snapshots_built") > built0);
 	assert_int_equal(metric("send_busy"), 0);
 	assert_true(sm[3].restored || atomic_load(&sm[3].applied_n) == n);
 	assert_int_equal(atomic_load(&sm[3].applied_n), n);
-	/* A chunk per iteration: milliseconds, not the whole restore. */
-	assert_true(iter_us < 50000.0);
+	/* A chunk per iteration: milliseconds, not the whole restore (on the
+	 * lcore's CPU, as above). */
+	assert_true(cpu_us > 0.0);
+	assert_true(cpu_us < 50000.0);
 	for (uint32_t i = 1; i <= N3; i++)
 		stop3(i);
 	assert_true(sm[3].hash == sm[l].hash);
