@@ -405,6 +405,24 @@ bool lcr_stx_probe(struct lcr_stx *s, uint64_t now)
 	return true;
 }
 
+void lcr_stx_hello(struct lcr_stx *s, uint64_t now)
+{
+	uint64_t seq = s->acked + 1;
+	(void)now;
+
+	if (seq >= s->next_tx)
+		return; /* nothing sent that it lacks */
+	s->st.hellos++;
+	if (s->acked > 0) {
+		s->st.peer_restarts++;
+		lcr_stx_reset(s);
+		return;
+	}
+	struct lcr_stx_slot *sl = slot_of(s, seq);
+	if (sl->seq == seq && sl->tries > 0 && !sl->queued && !sl->sacked)
+		queue_tx(s, seq);
+}
+
 uint64_t lcr_stx_next_timer(const struct lcr_stx *s)
 {
 	uint64_t seq = s->acked + 1;

@@ -92,6 +92,7 @@ struct lcr_stx_stats {
 	uint64_t dropped_full;	/* messages refused: the window was full */
 	uint64_t peer_restarts; /* new streams because the receiver's acks went back */
 	uint64_t probes;	/* overdue datagrams sent again early (lcr_stx_probe) */
+	uint64_t hellos;	/* a restarted receiver's hellos acted on (lcr_stx_hello) */
 	uint64_t srtt_ns, rto_ns;
 };
 
@@ -158,6 +159,15 @@ int lcr_stx_tick(struct lcr_stx *s, uint64_t now);
  * timeout. True if one was queued; it counts as a try, like the timer's.
  */
 bool lcr_stx_probe(struct lcr_stx *s, uint64_t now);
+
+/*
+ * The peer's transport (re)started (its hello, LCR_WIRE_STREAM_HELLO): it
+ * holds nothing of this stream. If it had acknowledged some of it, a new
+ * stream (what the FRESH rule of lcr_stx_on_ack comes to 200 ms later: it
+ * would wait for datagrams we no longer hold); else the oldest datagram in
+ * flight goes again now, so it hears us at once, not at the next timeout.
+ */
+void lcr_stx_hello(struct lcr_stx *s, uint64_t now);
 
 /* When lcr_stx_tick next has work (UINT64_MAX: nothing in flight). */
 uint64_t lcr_stx_next_timer(const struct lcr_stx *s);

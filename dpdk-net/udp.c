@@ -40,6 +40,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
+#include <time.h>
 
 #include <arpa/inet.h>
 
@@ -100,6 +102,8 @@ struct link {
 	uint64_t core_restarts;	 /* the core's stream began anew: our window emptied */
 	struct snap_tx snap;	 /* our snapshot to it */
 	uint64_t unknown_xfer;	 /* a chunk of a transfer we do not hold: tell the sender */
+	bool hello_due;		 /* tell it we started (LCR_WIRE_STREAM_HELLO) */
+	uint64_t hello_boot;	 /* the boot id of its last hello we acted on */
 };
 
 /*
@@ -165,6 +169,8 @@ struct udp {
 	uint64_t now;
 	uint64_t drops[LCR_DROP_MAX];
 	uint64_t tx_full;
+	uint64_t boot;	     /* random, this transport's start: its hellos carry it */
+	bool hellos_due;     /* a link has hello_due */
 	struct snap_rx *srx; /* snapshot receives, n_srx */
 	uint32_t n_srx;
 	uint64_t snap_size_max;
@@ -429,6 +435,9 @@ static int udp_new_client(struct lcr_transport *t, uint32_t group, uint32_t targ
 		lcr_allocator_free(&u->alloc, l);
 		return rc;
 	}
+	/* A peer that led us before we started resends what we lack at once. */
+	l->hello_due = true;
+	u->hellos_due = true;
 	g->links[g->n_links++] = l;
 	*client = l;
 	return 0;
@@ -1060,6 +1069,15 @@ static void on_dgram(struct udp *u, const struct lcr_dgram *d)
 			u->drops[LCR_DROP_MALFORMED]++;
 			break;
 		}
+		if (a.stream == LCR_WIRE_STREAM_HELLO) {
+			/* Once per start of the peer: a copy of the hello that
+			 * comes again later changes nothing. */
+			if (a.sack != l->hello_boot) {
+				l->hello_boot = a.sack;
+				lcr_stx_hello(&l->tx, u->now);
+			}
+			break;
+		}
 		lcr_stx_on_ack(&l->tx, &a, u->now);
 		break;
 	}
@@ -1088,6 +1106,38 @@ static void on_dgram(struct udp *u, const struct lcr_dgram *d)
 		u->drops[LCR_DROP_TYPE]++;
 		break;
 	}
+}
+
+/* Tell each peer we started (once per link, when it is made): a hello. */
+static void send_hellos(struct udp *u)
+{
+	for (uint32_t i = 0; i < u->n_groups; i++) {
+		struct udp_group *g = &u->groups[i];
+		for (uint32_t k = 0; k < g->n_links; k++) {
+			struct link *l = g->links[k];
+			if (!l->hello_due)
+				continue;
+			uint8_t *buf = tx_slot(u);
+			if (!buf)
+				return; /* the rest at the next flush */
+			struct lcr_wire_ack a = { .stream = LCR_WIRE_STREAM_HELLO,
+						  .sack = u->boot,
+						  .window = u->sopts.window,
+						  .flags = LCR_WIRE_ACK_FRESH };
+			size_t len = lcr_wire_encode_ack(buf + LCR_WIRE_HDR,
+							 u->sopts.dgram_max - LCR_WIRE_HDR, &a);
+			struct lcr_wire_hdr h = { .type = LCR_WIRE_STREAM_ACK,
+						  .cluster = u->cluster,
+						  .group = g->id,
+						  .from = u->self,
+						  .to = l->node,
+						  .len = (uint32_t)len,
+						  .frag_count = 1 };
+			tx_push(u, buf, (uint32_t)lcr_wire_seal(buf, &h), l->node);
+			l->hello_due = false;
+		}
+	}
+	u->hellos_due = false;
 }
 
 /* Acknowledge, once per burst, every stream that received data. */
@@ -1179,6 +1229,8 @@ static bool udp_flush(struct lcr_transport *t, uint64_t now_ns)
 	struct udp *u = (struct udp *)t;
 
 	u->now = now_ns;
+	if (lcr_unlikely(u->hellos_due))
+		send_hellos(u);
 	for (uint32_t i = 0; i < u->n_groups; i++) {
 		struct udp_group *g = &u->groups[i];
 		for (uint32_t k = 0; k < g->n_links; k++) {
@@ -1328,13 +1380,14 @@ static int udp_client_metrics_json(const struct lcr_transport *t, void *client, 
 
 	LCR_PUT("\"in_flight\":%u,\"dgrams\":%llu,\"retransmits\":%llu,\"fast_retransmits\":%llu,"
 		"\"timeouts\":%llu,\"srtt_us\":%.1f,\"stream_drops\":%llu,\"core_restarts\":%llu,"
-		"\"peer_restarts\":%llu,\"probes\":%llu",
+		"\"peer_restarts\":%llu,\"probes\":%llu,\"hellos\":%llu",
 		lcr_stx_in_flight(&l->tx), (unsigned long long)l->tx.st.dgrams,
 		(unsigned long long)l->tx.st.retransmits,
 		(unsigned long long)l->tx.st.fast_retransmits,
 		(unsigned long long)l->tx.st.timeouts, (double)l->tx.st.srtt_ns / 1000.0,
 		(unsigned long long)l->stream_drops, (unsigned long long)l->core_restarts,
-		(unsigned long long)l->tx.st.peer_restarts, (unsigned long long)l->tx.st.probes);
+		(unsigned long long)l->tx.st.peer_restarts, (unsigned long long)l->tx.st.probes,
+		(unsigned long long)l->tx.st.hellos);
 	return (int)o;
 }
 
@@ -1795,6 +1848,16 @@ static int udp_open(void *ctx, const struct lcr_net_env *env, struct lcr_transpo
 	u->alloc = env->alloc;
 	u->self = env->self;
 	u->cluster = env->cluster;
+	u->hellos_due = false;
+	/* Names this start in our hellos: any value new with each start will
+	 * do (not a secret), never 0. */
+	if (getrandom(&u->boot, sizeof(u->boot), GRND_NONBLOCK) != (ssize_t)sizeof(u->boot)) {
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		u->boot = ((uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec) ^
+			  (uint64_t)(uintptr_t)u;
+	}
+	u->boot |= 1;
 	lcr_stream_opts_default(&u->sopts);
 	/* The IP and UDP headers: 28 bytes over IPv4, 48 over IPv6 (any peer
 	 * with an IPv6 address makes the whole lcore use the smaller size). A

@@ -178,6 +178,14 @@ struct lcr_wire_ack {
  * it begin) and has delivered nothing on it yet: see docs/wire-protocol.md. */
 #define LCR_WIRE_ACK_FRESH 0x01
 
+/*
+ * A STREAM_ACK of this stream id is a hello: the receiver's transport has
+ * just started (no sender's stream has this id: ids carry the clock), `sack`
+ * names that start (a random boot id), cum is 0 and FRESH is set. The sender
+ * sends its oldest datagram in flight to that peer at once (lcr_stx_hello).
+ */
+#define LCR_WIRE_STREAM_HELLO 1ull
+
 size_t lcr_wire_encode_ack(void *payload, size_t cap, const struct lcr_wire_ack *a);
 uint32_t lcr_wire_decode_ack(const void *payload, size_t len, struct lcr_wire_ack *a);
 

@@ -353,6 +353,49 @@ static void test_stream_probe_sends_overdue_now(void **state)
 	pair_free(&p);
 }
 
+/*
+ * A restarted receiver's hello: with nothing of the stream acknowledged,
+ * the oldest datagram goes again at once (not at the timeout, 50 ms before
+ * any round trip); with some acknowledged by its previous life, a new
+ * stream at once (the FRESH rule would take 200 ms); with nothing in
+ * flight, nothing.
+ */
+static void test_stream_hello_resends_or_restarts(void **state)
+{
+	static struct pair p;
+	static uint8_t buf[100];
+	struct lcr_dgram_view d;
+	(void)state;
+	pair_init(&p, 5, 100, 0, 0); /* everything lost */
+	lcr_stx_hello(&p.tx, p.now);
+	assert_int_equal(p.tx.st.hellos, 0);
+	assert_int_equal(lcr_stx_send(&p.tx, LCR_WIRE_APPEND_REQ, buf, 100, p.now), 0);
+	assert_true(lcr_stx_next(&p.tx, p.now, &d));
+	p.now += 1 * MS;
+	assert_false(lcr_stx_next(&p.tx, p.now, &d));
+	lcr_stx_hello(&p.tx, p.now);
+	assert_true(lcr_stx_next(&p.tx, p.now, &d));
+	struct lcr_wire_hdr h;
+	assert_int_equal(lcr_wire_open(d.buf, d.len, 7, &h), LCR_DROP_NONE);
+	assert_int_equal(h.seq, 1);
+	assert_true(h.flags & LCR_WIRE_F_RETRANSMIT);
+	assert_int_equal(p.tx.st.hellos, 1);
+	pair_free(&p);
+
+	/* Ten messages delivered and acknowledged, then one lost. */
+	pair_init(&p, 5, 0, 0, 0);
+	run_messages(&p, 10);
+	assert_int_equal(p.sink.got, 10);
+	assert_int_equal(lcr_stx_send(&p.tx, LCR_WIRE_APPEND_REQ, buf, 100, p.now), 0);
+	assert_true(lcr_stx_next(&p.tx, p.now, &d)); /* sent, never arrives */
+	uint64_t old = p.tx.stream;
+	lcr_stx_hello(&p.tx, p.now);
+	assert_true(p.tx.stream > old);
+	assert_int_equal(lcr_stx_in_flight(&p.tx), 0);
+	assert_int_equal(p.tx.st.peer_restarts, 1);
+	pair_free(&p);
+}
+
 static void test_stream_window_full_refuses(void **state)
 {
 	static struct pair p;
@@ -1174,6 +1217,7 @@ int main(void)
 		cmocka_unit_test(test_stream_long_loss_run_one_timeout),
 		cmocka_unit_test(test_stream_unreachable_after_tries),
 		cmocka_unit_test(test_stream_probe_sends_overdue_now),
+		cmocka_unit_test(test_stream_hello_resends_or_restarts),
 		cmocka_unit_test(test_stream_window_full_refuses),
 		cmocka_unit_test(test_stream_stale_and_restarts),
 		cmocka_unit_test(test_stream_future_id_and_huge_seq_refused),
