@@ -1108,6 +1108,21 @@ static void on_dgram(struct udp *u, const struct lcr_dgram *d)
 	}
 }
 
+/* A STREAM_ACK to link l of group g, into buf (a tx slot), queued. */
+static void push_ack(struct udp *u, uint8_t *buf, const struct udp_group *g, const struct link *l,
+		     const struct lcr_wire_ack *a)
+{
+	size_t len = lcr_wire_encode_ack(buf + LCR_WIRE_HDR, u->sopts.dgram_max - LCR_WIRE_HDR, a);
+	struct lcr_wire_hdr h = { .type = LCR_WIRE_STREAM_ACK,
+				  .cluster = u->cluster,
+				  .group = g->id,
+				  .from = u->self,
+				  .to = l->node,
+				  .len = (uint32_t)len,
+				  .frag_count = 1 };
+	tx_push(u, buf, (uint32_t)lcr_wire_seal(buf, &h), l->node);
+}
+
 /* Tell each peer we started (once per link, when it is made): a hello. */
 static void send_hellos(struct udp *u)
 {
@@ -1124,16 +1139,7 @@ static void send_hellos(struct udp *u)
 						  .sack = u->boot,
 						  .window = u->sopts.window,
 						  .flags = LCR_WIRE_ACK_FRESH };
-			size_t len = lcr_wire_encode_ack(buf + LCR_WIRE_HDR,
-							 u->sopts.dgram_max - LCR_WIRE_HDR, &a);
-			struct lcr_wire_hdr h = { .type = LCR_WIRE_STREAM_ACK,
-						  .cluster = u->cluster,
-						  .group = g->id,
-						  .from = u->self,
-						  .to = l->node,
-						  .len = (uint32_t)len,
-						  .frag_count = 1 };
-			tx_push(u, buf, (uint32_t)lcr_wire_seal(buf, &h), l->node);
+			push_ack(u, buf, g, l, &a);
 			l->hello_due = false;
 		}
 	}
@@ -1159,16 +1165,7 @@ static void send_acks(struct udp *u)
 				return;
 			struct lcr_wire_ack a;
 			lcr_srx_make_ack(&l->rx, &a);
-			size_t len = lcr_wire_encode_ack(buf + LCR_WIRE_HDR,
-							 u->sopts.dgram_max - LCR_WIRE_HDR, &a);
-			struct lcr_wire_hdr h = { .type = LCR_WIRE_STREAM_ACK,
-						  .cluster = u->cluster,
-						  .group = g->id,
-						  .from = u->self,
-						  .to = l->node,
-						  .len = (uint32_t)len,
-						  .frag_count = 1 };
-			tx_push(u, buf, (uint32_t)lcr_wire_seal(buf, &h), l->node);
+			push_ack(u, buf, g, l, &a);
 		}
 	}
 }

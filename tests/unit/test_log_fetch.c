@@ -25,6 +25,22 @@ static void reopen(void)
 		fail_msg("reopen: %d %s", rc, t.why);
 }
 
+/* Flip byte `off` of segment 1 on disk (synced): a checksum that must fail. */
+static void damage(off_t off)
+{
+	char path[300];
+	uint8_t x;
+
+	iot_seg_path(&t, 1, path, sizeof(path));
+	int fd = open(path, O_RDWR);
+	assert_true(fd >= 0);
+	assert_int_equal(pread(fd, &x, 1, off), 1);
+	x = (uint8_t)~x;
+	assert_int_equal(pwrite(fd, &x, 1, off), 1);
+	assert_int_equal(fsync(fd), 0);
+	close(fd);
+}
+
 /* Fetch `index`, running the ring while its read is in flight; counts the waits. */
 static int fetch_wait(uint64_t index, struct lcr_entry *e, uint32_t *waits)
 {
@@ -99,14 +115,7 @@ static void test_log_fetch_truncated_and_damaged(void **state)
 	/* A byte of entry 1's payload changed on disk (after the block
 	 * header and the batch header): its checksum fails. */
 	reopen();
-	char path[300];
-	iot_seg_path(&t, 1, path, sizeof(path));
-	int fd = open(path, O_WRONLY);
-	assert_true(fd >= 0);
-	uint8_t x = 0xff;
-	assert_int_equal(pwrite(fd, &x, 1, 4096 + 64 + 200), 1);
-	assert_int_equal(fsync(fd), 0);
-	close(fd);
+	damage(4096 + 64 + 200);
 	assert_int_equal(fetch_wait(1, &e, &waits), -EBADMSG);
 }
 
@@ -145,18 +154,16 @@ static void test_log_fetch_retried_checks_once(void **state)
 	reopen();
 	char path[300];
 	iot_seg_path(&t, 1, path, sizeof(path));
-	int fd = open(path, O_RDWR);
+	int fd = open(path, O_RDONLY);
 	assert_true(fd >= 0);
 	static uint8_t want[512], blk[1 << 20];
 	iot_payload(400, want, sizeof(want));
 	ssize_t n = pread(fd, blk, sizeof(blk), 0);
+	close(fd);
 	assert_true(n > 0);
 	uint8_t *hit = memmem(blk, (size_t)n, want, sizeof(want));
 	assert_non_null(hit);
-	uint8_t x = (uint8_t)~hit[100];
-	assert_int_equal(pwrite(fd, &x, 1, (off_t)(hit - blk) + 100), 1);
-	assert_int_equal(fsync(fd), 0);
-	close(fd);
+	damage((off_t)(hit - blk) + 100);
 	for (uint64_t i = 1; i < 400; i++)
 		assert_int_equal(fetch_wait(i, &e, &waits), 0);
 	lcr_log_fetch_unpin(t.log);
