@@ -249,6 +249,7 @@ void lcr_rt_step(struct lcr_group *g, struct lcr_event *ev)
 {
 	LCR_ASSERT(ev != NULL);
 	ev->now_ns = g->lc->now;
+	lcr_rt_held_event(g, ev);
 	lcr_core_step(g->core, ev);
 	lcr_rt_run_cmds(g);
 }

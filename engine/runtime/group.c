@@ -449,6 +449,9 @@ int lcr_group_open(struct lcr_node *n, uint32_t id, const struct lcr_sm_ops *ops
 		rc = -EINVAL;
 		goto fail;
 	}
+	/* The nodes it has seen hold state (held.c): read before anything steps. */
+	if ((rc = lcr_rt_held_load(g, why, why_len)) < 0)
+		goto fail;
 	/* The state machine from the newest snapshot (blocking: this is open);
 	 * the log then replays only what follows it. */
 	struct lcr_log_recovery rec;

@@ -307,6 +307,21 @@ LCR_API uint32_t lcr_group_lcore(const struct lcr_node *n, uint32_t group);
 LCR_API void lcr_group_status(const struct lcr_group *g, struct lcr_core_status *st);
 
 /*
+ * The node ids this group has seen hold Raft state, in ascending order: a
+ * node that granted it a vote (not a pre-vote), acknowledged entries or a
+ * snapshot (an index above 0), or sent it entries or a snapshot as leader,
+ * and this node once its storage flushed anything. The group records them
+ * durably in <data_dir>/group-N/held (docs/storage-format.md, "The held
+ * file"), written off the lcore, so they survive restarts and leader
+ * changes; lcraft-node's rejoin check asks for them (bench/rejoin.h). At
+ * most LCR_HELD_MAX ids are kept. Copies at most `max` into `ids`; returns
+ * how many the group holds. Call on the group's lcore, or while
+ * lcr_node_run() does not run.
+ */
+#define LCR_HELD_MAX 64
+LCR_API uint32_t lcr_group_held(const struct lcr_group *g, uint32_t *ids, uint32_t max);
+
+/*
  * Run `fn(arg)` on lcore `lcore` soon; from any thread. Returns 0 or
  * -LCR_EFULL (the bounded ring of 1024 is full: try again), or -LCR_ESTOPPED
  * once lcr_node_close() has begun. A task accepted runs exactly once: on its

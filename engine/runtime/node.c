@@ -263,6 +263,11 @@ int lcr_node_open(struct lcr_node **out, const struct lcr_node_config *cfg, char
 	for (uint32_t i = 0; i < n->n_lcores; i++)
 		if ((rc = lcore_open(n, i, why, why_len)) < 0)
 			goto fail;
+	if ((rc = lcr_rt_held_start(n)) < 0) {
+		snprintf(why, why_len, "node %u: the held records' writer thread: %s", cfg->id,
+			 strerror(-rc));
+		goto fail;
+	}
 	*out = n;
 	return 0;
 fail:
@@ -341,6 +346,7 @@ void lcr_node_close(struct lcr_node *n)
 		pthread_mutex_unlock(&n->wait_mu);
 		sched_yield();
 	}
+	lcr_rt_held_stop(n); /* the records handed over are on disk before the groups go */
 	for (uint32_t i = 0; n->lcores && i < n->n_lcores; i++) {
 		struct lcore *lc = &n->lcores[i];
 		/* Writes in flight finish before their buffers go. */

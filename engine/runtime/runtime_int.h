@@ -15,6 +15,7 @@
  *   submit.c   requests from any thread, answered on a completion queue
  *   snapshot.c building snapshots a bounded piece per iteration, purging,
  *              restoring the newest one when a group opens
+ *   held.c     the nodes seen holding state, recorded durably off the lcore
  * Nothing here is visible outside the library.
  */
 #ifndef LCR_RUNTIME_INT_H
@@ -258,6 +259,25 @@ struct lcr_rt_snap {
 
 struct lcore;
 
+/*
+ * The nodes group has seen hold Raft state (held.c): `ids` is the lcore's,
+ * the rest is handed to the node's writer thread under lcr_node.held_mu.
+ */
+#define LCR_RT_HELD_MAX	 LCR_HELD_MAX
+#define LCR_RT_HELD_FILE "held"
+struct lcr_rt_held {
+	uint32_t ids[LCR_RT_HELD_MAX]; /* ascending */
+	uint32_t n;
+	uint32_t last;	 /* the id noted last: the common case costs one compare */
+	bool self_noted; /* this node's storage flushed something */
+	bool full_said;
+	/* Under held_mu: the copy to write, and the writer's queue. */
+	uint32_t pub[LCR_RT_HELD_MAX];
+	uint32_t pub_n;
+	bool queued;
+	struct lcr_group *next;
+};
+
 struct lcr_group {
 	uint32_t id;
 	struct lcr_node *node;
@@ -321,6 +341,7 @@ struct lcr_group {
 	_Atomic uint32_t pub_role, pub_leader;
 	/* The committed membership's entry index + 1, 0 while a change is under way. */
 	_Atomic uint64_t pub_mship;
+	struct lcr_rt_held held;
 };
 
 /* A slot of the task ring (Vyukov's bounded MPMC queue). */
@@ -425,6 +446,12 @@ struct lcr_node {
 	pthread_mutex_t wait_mu;
 	pthread_cond_t wait_cv;
 	_Atomic uint32_t waiters;
+	/* The held records' writer (held.c): groups queued, under held_mu. */
+	pthread_t held_thread;
+	pthread_mutex_t held_mu;
+	pthread_cond_t held_cv;
+	struct lcr_group *held_queue;
+	bool held_stop, held_running;
 };
 
 static inline uint64_t lcr_rt_now_ns(void)
@@ -452,6 +479,16 @@ void lcr_rt_telemetry_close(struct lcr_node *n);
 /* node.c */
 void *lcr_rt_zalloc(struct lcr_node *n, size_t size);
 void lcr_rt_free(struct lcr_node *n, void *p);
+
+/* held.c: the group's record from its file (none: empty); -errno with a
+ * sentence naming the file. On the opening thread, before the core starts. */
+int lcr_rt_held_load(struct lcr_group *g, char *why, size_t why_len);
+/* What event `ev` says of who held state (lcr_rt_step, on the group's lcore). */
+void lcr_rt_held_event(struct lcr_group *g, const struct lcr_event *ev);
+/* The writer thread: started at the node's open, stopped (every record handed
+ * over written) before its groups close. */
+int lcr_rt_held_start(struct lcr_node *n);
+void lcr_rt_held_stop(struct lcr_node *n);
 
 /* group.c */
 struct lcr_group *lcr_rt_group_of(struct lcore *lc, uint32_t id);
