@@ -708,6 +708,10 @@ static void m_top(struct jr *j, const char *key, void *ctx)
 			j_object(j, m_node, &m->nodes[m->n_nodes++]);
 		} while (!j->bad && j_eat(j, ','));
 		j_want(j, ']');
+	} else if (strcmp(key, "held_state") == 0) {
+		m->n_held = j_ids(j, m->held, LCR_MEMBERS_HELD_MAX);
+	} else if (strcmp(key, "checking") == 0) {
+		m->checking = j_bool(j);
 	} else {
 		j_skip(j, 1); /* "voters" (the configs again), and what later nodes add */
 	}

@@ -85,6 +85,7 @@ struct lcr_members_node {
 	uint64_t lag;
 };
 
+#define LCR_MEMBERS_HELD_MAX 64 /* LCR_HELD_MAX (lcraft.h) */
 struct lcr_members {
 	uint32_t group, node, leader;
 	char role[16];
@@ -101,6 +102,10 @@ struct lcr_members {
 	uint64_t last_index;
 	uint32_t n_nodes;
 	struct lcr_members_node nodes[2 * LCR_NODES_MAX];
+	/* The nodes the answering node recorded holding state (lcr_group_held). */
+	uint32_t n_held;
+	uint32_t held[LCR_MEMBERS_HELD_MAX];
+	bool checking; /* the answering node holds nothing yet: it checks itself (rejoin.h) */
 };
 
 /* Parse a MEMBERS answer (`len` bytes of JSON): 0, or -EBADMSG. */

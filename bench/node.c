@@ -46,9 +46,12 @@
  * node says at start, loudly, who can speak for it.
  *
  * A node whose data directory holds nothing for a group asks the other nodes
- * before it opens whether its id held state there (rejoin.h): a wiped node
- * that comes back under its old id is refused (exit 3), as is a directory
- * that its identity file gives to another node or cluster (exit 4).
+ * before it opens whether its id held state there (rejoin.h), until a
+ * majority of the voters answered, answering their questions meanwhile on
+ * its client port ("checking"): a wiped node that comes back under its old
+ * id is refused (exit 3), as is a directory that its identity file gives to
+ * another node or cluster (exit 4). Its groups' records of the nodes seen
+ * holding state (lcr_group_held) go into MEMBERS' held_state.
  *
  * SIGTERM or SIGINT stops the lcores; the node closes its logs and sockets
  * and exits 0. jemalloc is the allocator (linked in); its allocated and
@@ -56,6 +59,7 @@
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -78,6 +82,7 @@
 
 #include "alloc.h"
 #include "auth.h"
+#include "client.h"
 #include "config.h"
 #include "crc32c.h"
 #include "kv.h"
@@ -324,6 +329,10 @@ struct server {
 	struct lcr_auth_rx crx;
 	struct lcr_auth_tx ctx;
 	uint64_t boot;
+	bool booted; /* boot taken (before the rejoin check asks, or at the open) */
+	/* While the rejoin check asks: the groups with no state here, ascending. */
+	const uint32_t *checking;
+	uint32_t n_checking;
 };
 
 /* A request in flight: its bytes, where to answer. One slot of the pool. */
@@ -432,30 +441,25 @@ static void say(const struct server *s, const char *event, const char *fmt, ...)
 
 /* ---- answering ---------------------------------------------------------------- */
 
-static void respond(struct req *q, uint8_t status, uint32_t leader, const void *value,
-		    uint32_t value_len)
+/* Send answer `resp` to request `r` of group `group` from `addr`: 0, or -1 (counted). */
+static int answer(struct server *s, const struct lcr_client_req *r, uint32_t group,
+		  struct lcr_client_resp *resp, const struct sockaddr_storage *addr,
+		  socklen_t addr_len)
 {
-	struct server *s = q->srv;
 	static _Thread_local uint8_t out[LCR_WIRE_CLIENT_DGRAM_MAX];
 	/* With a client key the trailer follows the payload, within the datagram. */
 	size_t cap = sizeof(out) - LCR_WIRE_HDR - (s->client_auth ? LCR_AUTH_TRAILER : 0);
-	struct lcr_client_resp resp = { .id = q->r.id,
-					.status = status,
-					.op = q->r.op,
-					.leader = leader,
-					.value_len = value_len,
-					.value = value };
-	size_t n = lcr_wire_encode_client_resp(out + LCR_WIRE_HDR, cap, &resp);
+	size_t n = lcr_wire_encode_client_resp(out + LCR_WIRE_HDR, cap, resp);
 	if (n == 0) {
 		static const char msg[] = "the answer does not fit one datagram";
-		resp.status = LCR_CLIENT_ERROR;
-		resp.value = (const uint8_t *)msg;
-		resp.value_len = sizeof(msg) - 1;
-		n = lcr_wire_encode_client_resp(out + LCR_WIRE_HDR, cap, &resp);
+		resp->status = LCR_CLIENT_ERROR;
+		resp->value = (const uint8_t *)msg;
+		resp->value_len = sizeof(msg) - 1;
+		n = lcr_wire_encode_client_resp(out + LCR_WIRE_HDR, cap, resp);
 	}
 	struct lcr_wire_hdr h = { .type = LCR_WIRE_CLIENT_RESP,
 				  .cluster = s->cfg.node.cluster,
-				  .group = q->group,
+				  .group = group,
 				  .from = s->cfg.self,
 				  .to = 0,
 				  .len = (uint32_t)n,
@@ -463,11 +467,27 @@ static void respond(struct req *q, uint8_t status, uint32_t leader, const void *
 	size_t len = lcr_wire_seal(out, &h);
 	/* Bound to the request's client: it verifies at no other client. */
 	if (s->client_auth)
-		len = lcr_auth_seal_shared_bound(&s->ctx, out, len, q->r.client);
-	if (sendto(s->fd, out, len, 0, (struct sockaddr *)&q->addr, q->addr_len) < 0)
+		len = lcr_auth_seal_shared_bound(&s->ctx, out, len, r->client);
+	if (sendto(s->fd, out, len, 0, (const struct sockaddr *)addr, addr_len) < 0) {
 		atomic_fetch_add(&s->tx_errors, 1);
-	else
-		atomic_fetch_add(&s->tx_dgrams, 1);
+		return -1;
+	}
+	atomic_fetch_add(&s->tx_dgrams, 1);
+	return 0;
+}
+
+static void respond(struct req *q, uint8_t status, uint32_t leader, const void *value,
+		    uint32_t value_len)
+{
+	struct server *s = q->srv;
+	struct lcr_client_resp resp = { .id = q->r.id,
+					.status = status,
+					.op = q->r.op,
+					.leader = leader,
+					.value_len = value_len,
+					.value = value };
+
+	(void)answer(s, &q->r, q->group, &resp, &q->addr, q->addr_len);
 	if (q->grp)
 		q->grp->answered++;
 	req_put(&s->pool, q);
@@ -770,9 +790,17 @@ static size_t members_json(const struct server *s, const struct grp *g,
 		JPUT("%s", first ? "" : ",");
 		o = json_node(s, st, buf, cap, o, m->learners[i], false);
 	}
-	JPUT("]}");
+	/* The nodes this group recorded holding state (the rejoin check reads them). */
+	uint32_t held[LCR_HELD_MAX];
+	uint32_t n_held = lcr_group_held(g->g, held, LCR_HELD_MAX);
+	JPUT("],\"held_state\":");
+	o = json_ids(buf, cap, o, held, n_held < LCR_HELD_MAX ? n_held : LCR_HELD_MAX);
+	JPUT("}");
 	return o;
 }
+
+static_assert(LCR_MEMBERS_HELD_MAX == LCR_HELD_MAX,
+	      "a MEMBERS answer's held_state fits the parser");
 
 /* Answer with the MEMBERS JSON of `st` (OK, or CAS_FAILED for a stale change). */
 static void respond_members(struct req *q, uint8_t status, const struct lcr_core_status *st)
@@ -2141,13 +2169,124 @@ static const char *transport_text(const struct lcr_app_config *c, char *out, siz
 /* ---- a wiped node never rejoins under its old id (rejoin.h) ------------------------ */
 
 /*
+ * While this node checks itself (rejoin.h), its client port answers MEMBERS
+ * (THIS_NODE) for a group that holds no state here with the config's first
+ * membership, an empty held_state and "checking": true (docs/wire-protocol.md,
+ * "The MEMBERS answer"): it holds nothing, so it recorded nothing, and the
+ * nodes of a new cluster, all checking, hear from each other at once. Every
+ * other request, and MEMBERS for a group that holds state here (its record
+ * is not read before the group opens), is answered RETRY (the node is not
+ * serving yet). Datagrams are judged as
+ * dispatch() judges them, the client key's MAC first.
+ */
+static bool checking_group(const struct server *s, uint32_t group)
+{
+	for (uint32_t k = 0; k < s->n_checking; k++)
+		if (s->checking[k] == group)
+			return true;
+	return false;
+}
+
+/* The checking node's MEMBERS answer for `group` (fits: 16 voters of 10 digits, twice). */
+static size_t checking_members(const struct server *s, uint32_t group, char *buf, size_t cap)
+{
+	const struct lcr_membership *m = &s->cfg.node.core.membership;
+	size_t o = 0;
+
+#define JPUT(...) o += (size_t)snprintf(buf + o, o < cap ? cap - o : 0, __VA_ARGS__)
+	JPUT("{\"group\":%u,\"node\":%u,\"role\":\"learner\",\"leader\":0,\"term\":0,", group,
+	     s->cfg.self);
+	JPUT("\"log_id\":{\"term\":0,\"node\":0,\"index\":0},\"joint\":false,");
+	JPUT("\"committed\":true,\"voters\":");
+	o = json_ids(buf, cap, o, m->configs[0].ids, m->configs[0].n);
+	JPUT(",\"configs\":[");
+	o = json_ids(buf, cap, o, m->configs[0].ids, m->configs[0].n);
+	JPUT("],\"learners\":[],\"last_index\":0,\"nodes\":[],\"held_state\":[],");
+	JPUT("\"checking\":true}");
+#undef JPUT
+	LCR_ASSERT(o < cap);
+	return o;
+}
+
+static void checking_serve(void *ctx)
+{
+	static uint8_t d[LCR_WIRE_CLIENT_DGRAM_MAX];
+	struct server *s = ctx;
+	char buf[1024];
+
+	for (int i = 0; i < RX_BURST; i++) {
+		struct sockaddr_storage from;
+		socklen_t from_len = sizeof(from);
+		struct lcr_wire_hdr h;
+		struct lcr_client_req r;
+		ssize_t got = recvfrom(s->fd, d, sizeof(d), MSG_DONTWAIT | MSG_TRUNC,
+				       (struct sockaddr *)&from, &from_len);
+		if (got < 0)
+			return;
+		size_t len = (size_t)got;
+		if (len > sizeof(d))
+			continue;
+		if (s->client_auth) {
+			if (len < LCR_WIRE_HDR + 8 + LCR_AUTH_TRAILER ||
+			    lcr_auth_open(&s->crx, get_le(d + LCR_WIRE_HDR, 8), d, len) !=
+				    LCR_AUTH_OK)
+				continue;
+			len -= LCR_AUTH_TRAILER;
+		}
+		if (lcr_wire_open_client(d, len, s->cfg.node.cluster, &h) != LCR_DROP_NONE ||
+		    h.type != LCR_WIRE_CLIENT_REQ || h.from != 0 ||
+		    req_check(d + LCR_WIRE_HDR, h.len) != CD_N ||
+		    lcr_wire_decode_client_req(d + LCR_WIRE_HDR, h.len, &r) != LCR_DROP_NONE)
+			continue;
+		if ((h.to != 0 && h.to != s->cfg.self) || h.group == 0 || h.group > s->cfg.groups)
+			continue;
+		struct lcr_client_resp resp = { .id = r.id,
+						.op = r.op,
+						.status = LCR_CLIENT_RETRY };
+		if (r.op == LCR_CLIENT_MEMBERS && (r.flags & LCR_CLIENT_F_THIS_NODE) &&
+		    checking_group(s, h.group)) {
+			resp.status = LCR_CLIENT_OK;
+			resp.value = (const uint8_t *)buf;
+			resp.value_len = (uint32_t)checking_members(s, h.group, buf, sizeof(buf));
+		}
+		(void)answer(s, &r, h.group, &resp, &from, from_len);
+	}
+}
+
+static void checking_progress(void *ctx, const char *line)
+{
+	say(ctx, "rejoin", "%s", line);
+}
+
+/*
+ * What asking needs: the boot (with a key), the client port's verifier and
+ * sealer (with a client key) and its socket, which main() then keeps.
+ */
+static int checking_open(struct server *s, char *why, size_t why_len)
+{
+	int rc;
+
+	if ((s->cfg.has_key || s->cfg.has_client_key) && !s->booted) {
+		if ((rc = boot_take(s->cfg.data_dir, &s->boot, why, why_len)) < 0)
+			return rc;
+		s->booted = true;
+	}
+	if (s->cfg.has_client_key && !s->client_auth &&
+	    (rc = client_auth_open(s, why, why_len)) < 0)
+		return rc;
+	return s->fd >= 0 ? 0 : client_socket(s, why, why_len);
+}
+
+/*
  * Before the node opens: its data directory must be its own (the identity
  * file), and where a group holds no state yet the cluster is asked whether
- * this node id held some there (unless `force`). Returns 0 to go on, or the
- * status to exit with, having said why. *mark: the identity file is to be
- * written once the groups are open (their locks held).
+ * this node id held some there (unless `force`), until a majority of the
+ * voters answered (a line on stderr every `every_ms` while it waits).
+ * Returns 0 to go on, or the status to exit with, having said why. *mark:
+ * the identity file is to be written once the groups are open (their locks
+ * held).
  */
-static int rejoin_check(const struct server *s, bool force, uint64_t wait_ms, bool *mark)
+static int rejoin_check(struct server *s, bool force, uint64_t every_ms, bool *mark)
 {
 	const struct lcr_app_config *c = &s->cfg;
 	struct lcr_rejoin_verdict v;
@@ -2199,12 +2338,26 @@ static int rejoin_check(const struct server *s, bool force, uint64_t wait_ms, bo
 		free(fresh);
 		return 0;
 	}
-	rc = lcr_rejoin_ask(c, fresh, n, wait_ms, &v);
+	if ((rc = checking_open(s, why, sizeof(why))) < 0) {
+		say(s, "error", "%s", why);
+		free(fresh);
+		return 1;
+	}
+	struct lcr_rejoin_hooks hooks = { .serve = checking_serve,
+					  .progress = checking_progress,
+					  .ctx = s };
+	s->checking = fresh;
+	s->n_checking = n;
+	rc = lcr_rejoin_ask(c, fresh, n, every_ms, &hooks, &v);
+	s->checking = NULL;
+	s->n_checking = 0;
 	free(fresh);
 	if (rc < 0) {
-		say(s, "warning", "%s holds no state for %s; %s: starting as a new node",
+		say(s, "error",
+		    "%s holds no state for %s; %s: refusing to start unchecked (--force-rejoin "
+		    "starts it anyway, which is dangerous)",
 		    c->data_dir, list, v.said);
-		return 0;
+		return 1;
 	}
 	if (v.held) {
 		say(s, "error",
@@ -2219,16 +2372,8 @@ static int rejoin_check(const struct server *s, bool force, uint64_t wait_ms, bo
 		    c->self, LCR_REJOIN_EXIT_HELD);
 		return LCR_REJOIN_EXIT_HELD;
 	}
-	if (v.answered == 0 || v.no_leader > 0)
-		say(s, "warning",
-		    "%s holds no state for %s; asked %u node(s) for %llu ms whether node %u held "
-		    "some, and no leader said: %s. Starting as a new node; if node %u's disk was "
-		    "wiped, stop it and replace it under a new id (docs/operations.md)",
-		    c->data_dir, list, v.asked, (unsigned long long)wait_ms, c->self, v.said,
-		    c->self);
-	else
-		say(s, "rejoin", "%s holds no state for %s, and nothing says node %u held some: %s",
-		    c->data_dir, list, c->self, v.said);
+	say(s, "rejoin", "%s holds no state for %s, and nothing says node %u held some: %s",
+	    c->data_dir, list, c->self, v.said);
 	return 0;
 }
 
@@ -2248,13 +2393,17 @@ static void usage(FILE *f)
 		   "log names it. SIGTERM or SIGINT stops it cleanly.\n\n");
 	fprintf(f,
 		"A node whose data directory holds no state for a group (a first start, or a\n"
-		"wiped disk) first asks the other nodes, for at most --rejoin-check-ms MS\n"
-		"(default %d), whether node N held state there: the leader's matched index for\n"
-		"it above 0, a node naming it as leader, a membership it wrote. If one says so\n"
-		"the node refuses to start (exit 3): replace it under a new id (docs/\n"
-		"operations.md, \"Replace a node whose disk died\"). Nodes that are down or\n"
-		"silent are no evidence: it then starts, saying so. --force-rejoin skips the\n"
-		"question (dangerous: a wiped node may vote twice in a term and lose committed\n"
+		"wiped disk) first asks the other nodes whether node N held state there: a\n"
+		"node that recorded it (MEMBERS' held_state: it granted a vote, acknowledged\n"
+		"entries, led), the leader's matched index for it above 0, a node naming it\n"
+		"as leader, a membership it wrote. If one says so the node refuses to start\n"
+		"(exit 3): replace it under a new id (docs/operations.md, \"Replace a node\n"
+		"whose disk died\"). It starts only once a majority of the group's voters\n"
+		"(itself counted) answered without evidence, and keeps asking until then,\n"
+		"saying every --rejoin-check-ms MS (default %d) what it waits for. While it\n"
+		"asks, its client port answers MEMBERS with \"checking\": true, so the nodes\n"
+		"of a new cluster start together. --force-rejoin skips the question\n"
+		"(dangerous: a wiped node may vote twice in a term and lose committed\n"
 		"entries). <data_dir>/identity, written at the first start, names the node and\n"
 		"cluster the directory belongs to; another's is refused (exit 4).\n"
 		"\n"
@@ -2375,7 +2524,7 @@ int main(int argc, char **argv)
 		say(&srv, "error", "%s", why);
 		return 1;
 	}
-	if (srv.cfg.has_key || srv.cfg.has_client_key) {
+	if ((srv.cfg.has_key || srv.cfg.has_client_key) && !srv.booted) {
 		if ((rc = boot_take(srv.cfg.data_dir, &srv.boot, why, sizeof(why))) < 0) {
 			say(&srv, "error", "%s", why);
 			return 1;
@@ -2394,7 +2543,8 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	/* The transport derived what it needs; the client port's contexts next. */
-	if (srv.cfg.has_client_key && (rc = client_auth_open(&srv, why, sizeof(why))) < 0) {
+	if (srv.cfg.has_client_key && !srv.client_auth &&
+	    (rc = client_auth_open(&srv, why, sizeof(why))) < 0) {
 		lcr_app_config_wipe_keys(&srv.cfg);
 		say(&srv, "error", "%s", why);
 		lcr_node_close(srv.node);
@@ -2427,7 +2577,7 @@ int main(int argc, char **argv)
 		lcr_node_close(srv.node);
 		return 1;
 	}
-	if ((rc = client_socket(&srv, why, sizeof(why))) < 0) {
+	if (srv.fd < 0 && (rc = client_socket(&srv, why, sizeof(why))) < 0) {
 		say(&srv, "error", "%s", why);
 		lcr_node_close(srv.node);
 		return 1;

@@ -18,6 +18,7 @@
 #include "meta.h"
 
 #define ROUND_MS       100 /* asks again (same request id) those that have not answered */
+#define SLICE_MS       10  /* the longest wait for an answer before serving our own port */
 #define KNOWN_MAX      (2 * LCR_PEERS_MAX)
 #define MARK_BYTES_MAX 256
 
@@ -192,10 +193,18 @@ int lcr_rejoin_mark_write(const struct lcr_app_config *c, char *why, size_t why_
 /* What the answers to one group's question showed. */
 struct group_ask {
 	uint32_t group;
-	uint32_t leader; /* the leader that answered (0: none yet) */
-	uint64_t leader_term;
+	uint32_t voters[2 * LCR_NODES_MAX]; /* of the newest membership an answer named */
+	uint32_t n_voters;
+	uint64_t voters_index; /* that membership's entry index (0: the config's) */
 	uint32_t answered[KNOWN_MAX];
 	uint32_t n_answered;
+	/* Each answering node's latest view, by its index in `answered`. */
+	uint32_t view_leader[KNOWN_MAX]; /* the leader it names (0: none) */
+	uint64_t view_term[KNOWN_MAX];
+	bool view_leads[KNOWN_MAX];   /* it says it is the leader */
+	uint32_t checking[KNOWN_MAX]; /* of those, nodes that were checking themselves */
+	uint32_t n_checking;
+	uint32_t leader; /* a leader that answered (0: none) */
 };
 
 static bool in(const uint32_t *ids, uint32_t n, uint32_t id)
@@ -206,6 +215,68 @@ static bool in(const uint32_t *ids, uint32_t n, uint32_t id)
 	return false;
 }
 
+static void add(uint32_t *ids, uint32_t *n, uint32_t max, uint32_t id)
+{
+	if (!in(ids, *n, id) && *n < max)
+		ids[(*n)++] = id;
+}
+
+/* The voters of every config of `m` (one list, each id once). */
+static void voters_of(const struct lcr_membership *m, uint32_t *ids, uint32_t *n)
+{
+	*n = 0;
+	for (uint32_t k = 0; k < m->n_configs; k++)
+		for (uint32_t i = 0; i < m->configs[k].n; i++)
+			add(ids, n, 2 * LCR_NODES_MAX, m->configs[k].ids[i]);
+}
+
+static uint32_t index_of(const uint32_t *ids, uint32_t n, uint32_t id)
+{
+	for (uint32_t i = 0; i < n; i++)
+		if (ids[i] == id)
+			return i;
+	return n;
+}
+
+/*
+ * The leader named in the newest term by the answers (0: none), which must
+ * answer too, as the leader: it alone holds the followers' matched indexes,
+ * and its held record is the one that names the followers that acknowledged
+ * it. Sets *waiting when it has not (yet) answered as the leader.
+ */
+static uint32_t named_leader(const struct group_ask *ga, bool *waiting)
+{
+	uint32_t lead = 0;
+	uint64_t term = 0;
+
+	for (uint32_t i = 0; i < ga->n_answered; i++)
+		if (ga->view_leader[i] && ga->view_term[i] >= term) {
+			lead = ga->view_leader[i];
+			term = ga->view_term[i];
+		}
+	uint32_t k = index_of(ga->answered, ga->n_answered, lead);
+	*waiting = lead != 0 && (k == ga->n_answered || !ga->view_leads[k]);
+	return lead;
+}
+
+/*
+ * Whether the answers make a majority of the voters, this node counted if it
+ * is one, and the leader they name answered too.
+ */
+static bool quorum(const struct group_ask *ga, uint32_t self, uint32_t *have, uint32_t *need)
+{
+	bool waiting;
+	uint32_t k = in(ga->voters, ga->n_voters, self) ? 1 : 0;
+
+	for (uint32_t i = 0; i < ga->n_voters; i++)
+		if (ga->voters[i] != self && in(ga->answered, ga->n_answered, ga->voters[i]))
+			k++;
+	*have = k;
+	*need = ga->n_voters / 2 + 1;
+	(void)named_leader(ga, &waiting);
+	return k >= *need && !waiting;
+}
+
 /*
  * Node `from`'s view `m` of group ga->group: evidence that `self` held state
  * there (the sentence in v->said, v->held set), or what it adds to ga.
@@ -214,12 +285,10 @@ static void judge(const struct lcr_members *m, uint32_t from, uint32_t self, str
 		  struct lcr_rejoin_verdict *v)
 {
 	uint32_t g = ga->group;
-	bool leads = strcmp(m->role, "leader") == 0;
 
-	if (leads) {
+	if (strcmp(m->role, "leader") == 0) {
 		const struct lcr_members_node *me = lcr_members_find(m, self);
 		ga->leader = from;
-		ga->leader_term = m->term;
 		if (me && me->progress && me->matched > 0) {
 			snprintf(v->said, sizeof(v->said),
 				 "node %u, the leader of group %u in term %llu, says node %u "
@@ -245,6 +314,15 @@ static void judge(const struct lcr_members *m, uint32_t from, uint32_t self, str
 			 from, g, (unsigned long long)m->log_id.index, self,
 			 (unsigned long long)m->log_id.lid.term);
 		v->held = true;
+		return;
+	}
+	if (in(m->held, m->n_held, self)) {
+		snprintf(v->said, sizeof(v->said),
+			 "node %u (%s in term %llu) recorded that node %u held state in group %u "
+			 "(MEMBERS: held_state lists %u: it granted a vote, acknowledged entries, "
+			 "led or had state of its own there)",
+			 from, m->role, (unsigned long long)m->term, self, g, self);
+		v->held = true;
 	}
 }
 
@@ -252,54 +330,32 @@ static void judge(const struct lcr_members *m, uint32_t from, uint32_t self, str
 static void take(struct lcr_kv_client *cl, const struct lcr_kv_answer *a, uint32_t self,
 		 struct group_ask *ga, struct lcr_rejoin_verdict *v)
 {
-	struct lcr_members m;
+	static struct lcr_members m; /* 4 KiB: setup code, on the main thread */
 
 	if (a->from == self || a->status != LCR_CLIENT_OK ||
 	    lcr_members_parse((const char *)a->value, a->value_len, &m) < 0)
 		return;
-	if (!in(ga->answered, ga->n_answered, a->from) && ga->n_answered < KNOWN_MAX)
-		ga->answered[ga->n_answered++] = a->from;
+	add(ga->answered, &ga->n_answered, KNOWN_MAX, a->from);
+	uint32_t k = index_of(ga->answered, ga->n_answered, a->from);
+	if (k < ga->n_answered) {
+		ga->view_leader[k] = m.leader;
+		ga->view_term[k] = m.term;
+		ga->view_leads[k] = strcmp(m.role, "leader") == 0 && m.leader == a->from;
+	}
+	if (m.checking)
+		add(ga->checking, &ga->n_checking, KNOWN_MAX, a->from);
+	/* The newest membership an answer names decides whose answers count. */
+	if (m.log_id.index > ga->voters_index) {
+		ga->voters_index = m.log_id.index;
+		ga->n_voters = 0;
+		for (uint32_t c = 0; c < m.n_configs; c++)
+			for (uint32_t i = 0; i < m.configs[c].n; i++)
+				add(ga->voters, &ga->n_voters, 2 * LCR_NODES_MAX,
+				    m.configs[c].ids[i]);
+	}
 	/* Members the config does not list (added with --addr) are asked too. */
 	lcr_kv_client_learn(cl, &m);
 	judge(&m, a->from, self, ga, v);
-}
-
-/* Ask one group until a leader answered, the evidence is in, or `end`. */
-static void ask_group(struct lcr_kv_client *cl, uint32_t self, uint64_t end, struct group_ask *ga,
-		      struct lcr_rejoin_verdict *v, uint32_t *asked)
-{
-	struct lcr_client_req r = { .client = lcr_kv_client_id(cl),
-				    .id = lcr_kv_client_next_id(cl),
-				    .op = LCR_CLIENT_MEMBERS,
-				    .flags = LCR_CLIENT_F_THIS_NODE };
-	uint32_t ids[KNOWN_MAX];
-
-	/* The same request id every round: an answer to an earlier round counts. */
-	while (!v->held && ga->leader == 0) {
-		uint64_t now = mono_ms();
-		if (now >= end)
-			return;
-		uint32_t n = lcr_kv_client_nodes(cl, ids, KNOWN_MAX), sent = 0;
-		for (uint32_t i = 0; i < n; i++)
-			if (ids[i] != self && lcr_kv_client_send(cl, ids[i], &r) == 0)
-				sent++;
-		if (sent > *asked)
-			*asked = sent;
-		uint64_t round_end = now + ROUND_MS < end ? now + ROUND_MS : end;
-		while (!v->held && ga->leader == 0) {
-			struct lcr_kv_answer a;
-			uint64_t t = mono_ms();
-			if (t >= round_end)
-				break;
-			int rc = lcr_kv_client_recv(cl, &r, round_end - t, &a);
-			if (rc == -ENOTCONN || rc == -ENOMEM) /* nothing sent: no spinning */
-				usleep((useconds_t)(round_end - t) * 1000);
-			if (rc < 0)
-				break;
-			take(cl, &a, self, ga, v);
-			free(a.value);
-		}
-	}
 }
 
 /* "1, 2, 3" (or "none") into out. */
@@ -313,6 +369,93 @@ static const char *id_list(const uint32_t *ids, uint32_t n, char *out, size_t le
 	if (n == 0)
 		snprintf(out, len, "none");
 	return out;
+}
+
+/* The voters that have not answered (this node left out). */
+static uint32_t silent(const struct group_ask *ga, uint32_t self, uint32_t *ids)
+{
+	uint32_t n = 0;
+
+	for (uint32_t i = 0; i < ga->n_voters; i++)
+		if (ga->voters[i] != self && !in(ga->answered, ga->n_answered, ga->voters[i]))
+			ids[n++] = ga->voters[i];
+	return n;
+}
+
+static void say_waiting(const struct lcr_rejoin_hooks *h, const struct group_ask *ga, uint32_t self,
+			uint64_t ms)
+{
+	uint32_t have, need, ids[2 * LCR_NODES_MAX];
+	char a[160], b[160], line[512];
+
+	bool waiting;
+	(void)quorum(ga, self, &have, &need);
+	uint32_t lead = named_leader(ga, &waiting);
+	uint32_t n = silent(ga, self, ids);
+	if (have >= need && waiting) {
+		snprintf(line, sizeof(line),
+			 "group %u: a majority of its voters answered without evidence that node "
+			 "%u held state, but node %u, whom they name as leader, has not answered "
+			 "as the leader yet (it holds the followers' progress); still asking; "
+			 "%llu ms so far (--force-rejoin skips the check, dangerous)",
+			 ga->group, self, lead, (unsigned long long)ms);
+		if (h && h->progress)
+			h->progress(h->ctx, line);
+		return;
+	}
+	snprintf(line, sizeof(line),
+		 "group %u: waiting for a majority of its voters to answer whether node %u held "
+		 "state: %u of the %u needed of %u voters (node %u counted if a voter; answered: "
+		 "%s), still asking node(s) %s; %llu ms so far (--force-rejoin skips the check, "
+		 "dangerous)",
+		 ga->group, self, have, need, ga->n_voters, self,
+		 id_list(ga->answered, ga->n_answered, a, sizeof(a)), id_list(ids, n, b, sizeof(b)),
+		 (unsigned long long)ms);
+	if (h && h->progress)
+		h->progress(h->ctx, line);
+}
+
+/* Ask one group until a majority of its voters answered, or the evidence is in. */
+static void ask_group(struct lcr_kv_client *cl, const struct lcr_app_config *c, uint64_t every_ms,
+		      const struct lcr_rejoin_hooks *h, struct group_ask *ga,
+		      struct lcr_rejoin_verdict *v)
+{
+	struct lcr_client_req r = { .client = lcr_kv_client_id(cl),
+				    .id = lcr_kv_client_next_id(cl),
+				    .op = LCR_CLIENT_MEMBERS,
+				    .flags = LCR_CLIENT_F_THIS_NODE };
+	uint64_t t0 = mono_ms(), next_send = t0, next_say = t0 + every_ms;
+	uint32_t ids[KNOWN_MAX], have, need;
+
+	voters_of(&c->node.core.membership, ga->voters, &ga->n_voters);
+	/* The same request id every round, to every node (a node's latest view
+	 * replaces its earlier one): an answer to an earlier round counts. */
+	while (!v->held && !quorum(ga, c->self, &have, &need)) {
+		uint64_t now = mono_ms();
+		if (now >= next_send) {
+			uint32_t n = lcr_kv_client_nodes(cl, ids, KNOWN_MAX);
+			for (uint32_t i = 0; i < n; i++)
+				if (ids[i] != c->self)
+					(void)lcr_kv_client_send(cl, ids[i], &r);
+			if (n > v->asked)
+				v->asked = n - (in(ids, n, c->self) ? 1 : 0);
+			next_send = now + ROUND_MS;
+		}
+		if (now >= next_say) {
+			say_waiting(h, ga, c->self, now - t0);
+			next_say = now + every_ms;
+		}
+		if (h && h->serve)
+			h->serve(h->ctx);
+		struct lcr_kv_answer a;
+		int rc = lcr_kv_client_recv(cl, &r, SLICE_MS, &a);
+		if (rc == -ENOTCONN || rc == -ENOMEM) /* nothing sent: no spinning */
+			usleep(SLICE_MS * 1000);
+		if (rc < 0)
+			continue;
+		take(cl, &a, c->self, ga, v);
+		free(a.value);
+	}
 }
 
 /* Append to v->said (what was learned), as far as it goes. */
@@ -331,11 +474,12 @@ __attribute__((format(printf, 3, 4))) static void learned(struct lcr_rejoin_verd
 }
 
 int lcr_rejoin_ask(const struct lcr_app_config *c, const uint32_t *groups, uint32_t n,
-		   uint64_t wait_ms, struct lcr_rejoin_verdict *v)
+		   uint64_t every_ms, const struct lcr_rejoin_hooks *h,
+		   struct lcr_rejoin_verdict *v)
 {
-	uint64_t t0 = mono_ms(), deadline = t0 + wait_ms;
-	uint32_t all[KNOWN_MAX], n_all = 0;
-	char list[128];
+	uint64_t t0 = mono_ms();
+	uint32_t all[KNOWN_MAX], n_all = 0, have, need;
+	char list[128], list2[128];
 	size_t o = 0;
 
 	memset(v, 0, sizeof(*v));
@@ -349,32 +493,23 @@ int lcr_rejoin_ask(const struct lcr_app_config *c, const uint32_t *groups, uint3
 			snprintf(v->said, sizeof(v->said), "cannot ask the cluster: %s", w);
 			return rc;
 		}
-		/* Past the deadline a group still gets a round while leaders answer. */
-		uint64_t now = mono_ms(), end = deadline > now ? deadline : now + ROUND_MS;
-		ask_group(cl, c->self, end, &ga, v, &v->asked);
+		ask_group(cl, c, every_ms, h, &ga, v);
 		lcr_kv_client_close(cl);
-		for (uint32_t i = 0; i < ga.n_answered && n_all < KNOWN_MAX; i++)
-			if (!in(all, n_all, ga.answered[i]))
-				all[n_all++] = ga.answered[i];
+		for (uint32_t i = 0; i < ga.n_answered; i++)
+			add(all, &n_all, KNOWN_MAX, ga.answered[i]);
 		if (v->held) {
 			v->group = ga.group;
 			break;
 		}
-		if (ga.leader) {
-			learned(v, &o,
-				"%sgroup %u: node %u leads (term %llu) and counts nothing of "
-				"node %u's",
-				o ? "; " : "", ga.group, ga.leader,
-				(unsigned long long)ga.leader_term, c->self);
-			continue;
-		}
-		v->no_leader++;
-		learned(v, &o, "%sgroup %u: no leader answered", o ? "; " : "", ga.group);
-		if (mono_ms() >= deadline && k + 1 < n) {
-			v->no_leader += n - k - 1;
-			learned(v, &o, "; %u more group(s) not asked: no time left", n - k - 1);
-			break;
-		}
+		(void)quorum(&ga, c->self, &have, &need);
+		learned(v, &o, "%sgroup %u: %u of %u voters (%s) answered without evidence",
+			o ? "; " : "", ga.group, have, ga.n_voters,
+			id_list(ga.voters, ga.n_voters, list, sizeof(list)));
+		if (ga.leader)
+			learned(v, &o, ", leader %u among them", ga.leader);
+		if (ga.n_checking)
+			learned(v, &o, ", node(s) %s checking themselves (no state either)",
+				id_list(ga.checking, ga.n_checking, list2, sizeof(list2)));
 	}
 	v->answered = n_all;
 	if (!v->held)

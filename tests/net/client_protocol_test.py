@@ -693,9 +693,12 @@ def members(c, group=1, flags=0):
     expect(a, OK, what=f"MEMBERS of group {group}")
     m = json.loads(a.value)
     for k in ("group", "node", "role", "leader", "term", "log_id", "joint", "committed",
-              "voters", "configs", "learners", "last_index", "nodes"):
+              "voters", "configs", "learners", "last_index", "nodes", "held_state"):
         if k not in m:
             raise Fail(f"MEMBERS: no {k!r} in {m}")
+    held = m["held_state"]
+    if len(held) > 64 or held != sorted(set(held)) or not all(isinstance(i, int) for i in held):
+        raise Fail(f"MEMBERS: held_state is not at most 64 ascending ids: {held}")
     if m["group"] != group or m["node"] != NODE:
         raise Fail(f"MEMBERS of group {group}: group {m['group']}, node {m['node']}")
     return m
