@@ -777,6 +777,25 @@ void lcr_net_deliver(struct lcr_net *n, uint32_t group, const struct lcr_msg *m)
 	host_deliver(g, m);
 }
 
+void lcr_net_peer_started(struct lcr_net *n, uint32_t group, uint32_t peer)
+{
+	LCR_ASSERT(n->depth == 0);
+	struct lcr_net_group *g = group_of(n, group);
+	struct net_peer *p = g ? peer_of(g, peer) : NULL;
+
+	if (!p) {
+		n->st.dropped++;
+		return;
+	}
+	answered(p);
+	n->st.peers_started++;
+	if (n->host.peer_started) {
+		n->depth++;
+		n->host.peer_started(g->host, peer);
+		n->depth--;
+	}
+}
+
 void lcr_net_reply(struct lcr_net *n, uint32_t group, const struct lcr_msg *m)
 {
 	if (n->depth == 0) {
@@ -1753,7 +1772,8 @@ int lcr_net_metrics_json(const struct lcr_net *n, char *buf, size_t len)
 		"\"events_full\":%llu,\"dropped\":%llu,\"append_splits\":%llu,"
 		"\"heartbeat_errors\":%llu,\"snap_no_source\":%llu,\"snap_replaced\":%llu,"
 		"\"snap_cancelled\":%llu,\"snap_rx_begun\":%llu,\"snap_rx_refused\":%llu,"
-		"\"append_queued\":%llu,\"append_waits\":%llu,\"append_unattached\":%llu}",
+		"\"append_queued\":%llu,\"append_waits\":%llu,\"append_unattached\":%llu,"
+		"\"peers_started\":%llu}",
 		(unsigned long long)s->requests, (unsigned long long)s->replies,
 		(unsigned long long)s->responds, (unsigned long long)s->pre_vote_refused,
 		(unsigned long long)s->ttl_expired, (unsigned long long)s->late,
@@ -1763,7 +1783,8 @@ int lcr_net_metrics_json(const struct lcr_net *n, char *buf, size_t len)
 		(unsigned long long)s->snap_no_source, (unsigned long long)s->snap_replaced,
 		(unsigned long long)s->snap_cancelled, (unsigned long long)s->snap_rx_begun,
 		(unsigned long long)s->snap_rx_refused, (unsigned long long)s->append_queued,
-		(unsigned long long)s->append_waits, (unsigned long long)s->append_unattached);
+		(unsigned long long)s->append_waits, (unsigned long long)s->append_unattached,
+		(unsigned long long)s->peers_started);
 	if (n->ops->metrics_json) {
 		LCR_PUT(",");
 		k = n->ops->metrics_json(n->t, buf + o, len > o ? len - o : 0);

@@ -445,6 +445,14 @@ LCR_API int lcr_net_snapshot_end(struct lcr_net *n, uint32_t group, uint64_t han
 LCR_API void lcr_net_snapshot_abort(struct lcr_net *n, uint32_t group, uint64_t handle);
 
 /*
+ * `peer` of `group` has just (re)started (the transport heard so, e.g. the
+ * UDP transport's hello): a leader sends it a heartbeat now rather than at
+ * its next interval, so a follower that restarted is reached at once.
+ * Optional for a transport; call from poll(), never from inside an op.
+ */
+LCR_API void lcr_net_peer_started(struct lcr_net *n, uint32_t group, uint32_t peer);
+
+/*
  * A reply to one of our calls (APPEND_RESP for append_entries and
  * stream_append, VOTE_RESP for vote and pre_vote, READ_INDEX_RESP for
  * read_index, SNAPSHOT_RESP for full_snapshot), from m->from. It also says

@@ -41,6 +41,9 @@ struct lcr_net_host {
 	 * the core's stream restarts).
 	 */
 	int (*attach_max)(void *group, struct lcr_msg *m, uint64_t bytes_max);
+	/* Optional: `peer` (re)started (lcr_net_peer_started): a leader
+	 * heartbeats now. */
+	void (*peer_started)(void *group, uint32_t peer);
 
 	/* ---- snapshots (may be NULL in a node that sends and takes none) ---- */
 	/*
@@ -200,6 +203,7 @@ struct lcr_net_stats {
 	uint64_t append_queued;		     /* AppendEntries held until room and entries allow */
 	uint64_t append_waits;		     /* ... times one waited (no room, a read in flight) */
 	uint64_t append_unattached;	     /* ... dropped: its entries cannot be had */
+	uint64_t peers_started;		     /* peers that said they (re)started */
 };
 
 void lcr_net_stats(const struct lcr_net *n, struct lcr_net_stats *st);

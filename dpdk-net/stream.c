@@ -405,13 +405,13 @@ bool lcr_stx_probe(struct lcr_stx *s, uint64_t now)
 	return true;
 }
 
-void lcr_stx_hello(struct lcr_stx *s, uint64_t now)
+void lcr_stx_hello(struct lcr_stx *s, uint64_t joined, uint64_t now)
 {
 	uint64_t seq = s->acked + 1;
 	(void)now;
 
-	if (seq >= s->next_tx)
-		return; /* nothing sent that it lacks */
+	if (joined == s->stream || seq >= s->next_tx)
+		return; /* it receives this stream, or lacks nothing sent */
 	s->st.hellos++;
 	if (s->acked > 0) {
 		s->st.peer_restarts++;

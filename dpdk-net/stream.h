@@ -161,13 +161,15 @@ int lcr_stx_tick(struct lcr_stx *s, uint64_t now);
 bool lcr_stx_probe(struct lcr_stx *s, uint64_t now);
 
 /*
- * The peer's transport (re)started (its hello, LCR_WIRE_STREAM_HELLO): it
- * holds nothing of this stream. If it had acknowledged some of it, a new
- * stream (what the FRESH rule of lcr_stx_on_ack comes to 200 ms later: it
- * would wait for datagrams we no longer hold); else the oldest datagram in
- * flight goes again now, so it hears us at once, not at the next timeout.
+ * The peer's transport (re)started (its hello, LCR_WIRE_STREAM_HELLO) and has
+ * taken up `joined` of our streams since (0: none). If that is this stream,
+ * nothing: it is receiving it. Otherwise it holds nothing of this stream: if
+ * it had acknowledged some of it (its previous life), a new stream (what the
+ * FRESH rule of lcr_stx_on_ack comes to 200 ms later: it would wait for
+ * datagrams we no longer hold); else the oldest datagram in flight goes
+ * again now, so it hears us at once, not at the next timeout.
  */
-void lcr_stx_hello(struct lcr_stx *s, uint64_t now);
+void lcr_stx_hello(struct lcr_stx *s, uint64_t joined, uint64_t now);
 
 /* When lcr_stx_tick next has work (UINT64_MAX: nothing in flight). */
 uint64_t lcr_stx_next_timer(const struct lcr_stx *s);

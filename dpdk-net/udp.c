@@ -1074,7 +1074,8 @@ static void on_dgram(struct udp *u, const struct lcr_dgram *d)
 			 * comes again later changes nothing. */
 			if (a.sack != l->hello_boot) {
 				l->hello_boot = a.sack;
-				lcr_stx_hello(&l->tx, u->now);
+				lcr_stx_hello(&l->tx, a.cum, u->now);
+				lcr_net_peer_started(u->net, h.group, h.from);
 			}
 			break;
 		}
@@ -1135,7 +1136,11 @@ static void send_hellos(struct udp *u)
 			uint8_t *buf = tx_slot(u);
 			if (!buf)
 				return; /* the rest at the next flush */
+			/* cum: the stream of that peer we took up since we
+			 * started (0: none), so that it does not start its
+			 * stream over when we receive it already. */
 			struct lcr_wire_ack a = { .stream = LCR_WIRE_STREAM_HELLO,
+						  .cum = l->rx.stream,
 						  .sack = u->boot,
 						  .window = u->sopts.window,
 						  .flags = LCR_WIRE_ACK_FRESH };

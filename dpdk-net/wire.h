@@ -181,8 +181,9 @@ struct lcr_wire_ack {
 /*
  * A STREAM_ACK of this stream id is a hello: the receiver's transport has
  * just started (no sender's stream has this id: ids carry the clock), `sack`
- * names that start (a random boot id), cum is 0 and FRESH is set. The sender
- * sends its oldest datagram in flight to that peer at once (lcr_stx_hello).
+ * names that start (a random boot id), `cum` is the stream of the sender it
+ * has taken up since (0: none) and FRESH is set. The sender sends what that
+ * peer lacks at once (lcr_stx_hello).
  */
 #define LCR_WIRE_STREAM_HELLO 1ull
 

@@ -415,9 +415,25 @@ static void net_failed(void *ctx, const struct lcr_net_call *call, uint32_t err,
 	lcr_rt_step(g, &ev);
 }
 
+/*
+ * A peer (re)started (its transport said hello): a leader heartbeats now, so
+ * that a follower that restarted hears it at once, not at the next interval.
+ */
+static void net_peer_started(void *ctx, uint32_t peer)
+{
+	struct lcr_group *g = ctx;
+	(void)peer;
+
+	if (g->role != LCR_ROLE_LEADER)
+		return;
+	struct lcr_event ev = { .type = LCR_EV_TRIGGER_HEARTBEAT };
+	lcr_rt_step(g, &ev);
+}
+
 const struct lcr_net_host lcr_rt_net_host = {
 	.deliver = net_deliver,
 	.failed = net_failed,
+	.peer_started = net_peer_started,
 	.attach = net_attach,
 	.attach_max = net_attach_max,
 	.snap_open = lcr_rt_xfer_open,

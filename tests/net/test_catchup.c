@@ -291,6 +291,15 @@ static void test_catchup_follower_far_behind_with_hogs(void **state)
 		      (unsigned long long)mb, n, ENTRY_BYTES, n_hogs, secs, rate, disk, rate / disk,
 		      disk_direct, rate / disk_direct);
 	assert_true(ch_applied(&cl, f) >= want);
+	/* The restarted follower's transport said hello, and the leader's heard
+	 * it (then heartbeats at once: the catch-up starts within a round trip
+	 * of the follower's start, not at the next heartbeat). */
+	char *lm = malloc(1 << 18);
+	assert_true(lcr_node_metrics_json(cl.rep[l].node, lm, 1 << 18) > 0);
+	const char *ps = strstr(lm, "\"peers_started\":");
+	assert_non_null(ps);
+	assert_true(strtoull(ps + strlen("\"peers_started\":"), NULL, 10) >= 1);
+	free(lm);
 	if (min_ratio > 0)
 		assert_true(rate >= min_ratio * disk);
 	ch_stop_all(&cl);

@@ -358,7 +358,8 @@ static void test_stream_probe_sends_overdue_now(void **state)
  * the oldest datagram goes again at once (not at the timeout, 50 ms before
  * any round trip); with some acknowledged by its previous life, a new
  * stream at once (the FRESH rule would take 200 ms); with nothing in
- * flight, nothing.
+ * flight, or when the hello says it took this stream up already (its new
+ * life acked it before its hello went), nothing.
  */
 static void test_stream_hello_resends_or_restarts(void **state)
 {
@@ -367,13 +368,13 @@ static void test_stream_hello_resends_or_restarts(void **state)
 	struct lcr_dgram_view d;
 	(void)state;
 	pair_init(&p, 5, 100, 0, 0); /* everything lost */
-	lcr_stx_hello(&p.tx, p.now);
+	lcr_stx_hello(&p.tx, 0, p.now);
 	assert_int_equal(p.tx.st.hellos, 0);
 	assert_int_equal(lcr_stx_send(&p.tx, LCR_WIRE_APPEND_REQ, buf, 100, p.now), 0);
 	assert_true(lcr_stx_next(&p.tx, p.now, &d));
 	p.now += 1 * MS;
 	assert_false(lcr_stx_next(&p.tx, p.now, &d));
-	lcr_stx_hello(&p.tx, p.now);
+	lcr_stx_hello(&p.tx, 0, p.now);
 	assert_true(lcr_stx_next(&p.tx, p.now, &d));
 	struct lcr_wire_hdr h;
 	assert_int_equal(lcr_wire_open(d.buf, d.len, 7, &h), LCR_DROP_NONE);
@@ -389,7 +390,11 @@ static void test_stream_hello_resends_or_restarts(void **state)
 	assert_int_equal(lcr_stx_send(&p.tx, LCR_WIRE_APPEND_REQ, buf, 100, p.now), 0);
 	assert_true(lcr_stx_next(&p.tx, p.now, &d)); /* sent, never arrives */
 	uint64_t old = p.tx.stream;
-	lcr_stx_hello(&p.tx, p.now);
+	/* A hello that says it took this stream up already changes nothing. */
+	lcr_stx_hello(&p.tx, old, p.now);
+	assert_int_equal(p.tx.stream, old);
+	assert_int_equal(lcr_stx_in_flight(&p.tx), 1);
+	lcr_stx_hello(&p.tx, 0, p.now);
 	assert_true(p.tx.stream > old);
 	assert_int_equal(lcr_stx_in_flight(&p.tx), 0);
 	assert_int_equal(p.tx.st.peer_restarts, 1);
