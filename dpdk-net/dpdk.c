@@ -110,6 +110,7 @@ static struct {
 } proc = { .mu = PTHREAD_MUTEX_INITIALIZER };
 
 #define LINK_CHECK_NS	  (10ull * 1000 * 1000)	 /* how often lcore 0 looks at the links */
+#define TX_STALL_NS	  (1ull * 1000 * 1000)	 /* a port that takes nothing this long drops */
 #define LINK_RETRY_MIN_NS (20ull * 1000 * 1000)	 /* down this long: restart the port ... */
 #define LINK_RETRY_MAX_NS (200ull * 1000 * 1000) /* ... and again, the wait doubling to this */
 
@@ -139,9 +140,11 @@ struct lcr_dpdk {
 	uint64_t arp_requests_sent, arp_replies_sent, arp_seen, tx_no_mbuf;
 	uint64_t no_neighbour; /* datagrams broadcast: the peer's MAC was unknown */
 	uint64_t handoffs_out, handoffs_in;
-	uint64_t link_down;	 /* datagrams for a port whose link was down or restarting */
-	uint64_t port_restarts;	 /* lcore 0: ports restarted after their link went down */
-	uint64_t restart_max_ns; /* the longest of those restarts */
+	uint64_t link_down;  /* datagrams for a port whose link was down or restarting */
+	uint64_t tx_stalled; /* datagrams dropped: their port took nothing for TX_STALL_NS */
+	uint64_t stall_since[PORTS_MAX]; /* a port has taken nothing since then; 0: it takes */
+	uint64_t port_restarts;		 /* lcore 0: ports restarted after their link went down */
+	uint64_t restart_max_ns;	 /* the longest of those restarts */
 };
 
 static const char *const dpdk_drop_names[] = {
@@ -828,20 +831,43 @@ static int frame_of(struct lcr_dpdk *b, const struct lcr_dgram *d, struct peer *
  * for later, they would hold up the datagrams to every other peer behind
  * them (a memif peer that died never takes another frame).
  */
-static uint32_t tx_flush(struct lcr_dpdk *b, uint16_t port, struct rte_mbuf **m, uint32_t n)
+static uint32_t tx_flush(struct lcr_dpdk *b, uint16_t port, struct rte_mbuf **m, uint32_t n,
+			 uint64_t now)
 {
 	uint16_t sent =
 		n ? rte_eth_tx_burst(proc.ports[port].id, (uint16_t)b->lcore, m, (uint16_t)n) : 0;
+	if (sent > 0 || n == 0)
+		b->stall_since[port] = 0;
 	if (sent == n)
 		return n;
+	/* Not sent: not counted (what is tried again is counted then). */
+	for (uint32_t i = sent; i < n; i++) {
+		b->st.tx_dgrams--;
+		b->st.tx_bytes -= rte_pktmbuf_pkt_len(m[i]) - LCR_FRAME_HDR;
+	}
 	rte_pktmbuf_free_bulk(m + sent, n - sent);
 	struct rte_eth_link link;
 	memset(&link, 0, sizeof(link));
 	if (rte_eth_link_get_nowait(proc.ports[port].id, &link) == 0 &&
 	    link.link_status == RTE_ETH_LINK_DOWN) {
 		b->link_down += n - sent;
-		b->st.tx_dgrams -= n - sent;
 		return n;
+	}
+	/*
+	 * Full. Its peer drains it (the rest later), unless the port has taken
+	 * nothing for TX_STALL_NS: a peer that is not polling (a process not
+	 * yet started on a memif whose link is up) would have the caller try
+	 * the same datagrams again every iteration for as long as it lasts. It
+	 * drops them then, as a network drops what a full queue cannot take;
+	 * the streams send again.
+	 */
+	if (sent == 0) {
+		if (b->stall_since[port] == 0)
+			b->stall_since[port] = now ? now : 1;
+		else if (now - b->stall_since[port] >= TX_STALL_NS) {
+			b->tx_stalled += n;
+			return n;
+		}
 	}
 	return sent;
 }
@@ -866,7 +892,7 @@ static int dpdk_tx_burst(struct lcr_backend *be, const struct lcr_dgram *d, uint
 			continue;
 		}
 		if (nb && (p->port != port || nb == BURST)) {
-			uint32_t sent = tx_flush(b, port, batch, nb);
+			uint32_t sent = tx_flush(b, port, batch, nb, now);
 			if (sent < nb)
 				return (int)idx[sent]; /* the port is full: the rest later */
 			nb = 0;
@@ -875,7 +901,7 @@ static int dpdk_tx_burst(struct lcr_backend *be, const struct lcr_dgram *d, uint
 		int rc = frame_of(b, &d[i], p, now, &m);
 		if (rc < 0) {
 			/* No mbuf: send what is built, the rest later. */
-			uint32_t sent = tx_flush(b, port, batch, nb);
+			uint32_t sent = tx_flush(b, port, batch, nb, now);
 			return (int)(sent < nb ? idx[sent] : i);
 		}
 		port = p->port;
@@ -884,7 +910,7 @@ static int dpdk_tx_burst(struct lcr_backend *be, const struct lcr_dgram *d, uint
 		b->st.tx_dgrams++;
 		b->st.tx_bytes += d[i].len;
 	}
-	uint32_t sent = tx_flush(b, port, batch, nb);
+	uint32_t sent = tx_flush(b, port, batch, nb, now);
 	if (sent < nb)
 		return (int)idx[sent];
 	return (int)n;
@@ -934,14 +960,15 @@ static int dpdk_metrics_json(const struct lcr_backend *be, char *buf, size_t len
 	LCR_PUT("\"dpdk\":{\"arp_seen\":%llu,\"arp_requests_sent\":%llu,\"arp_replies_sent\":%llu,"
 		"\"no_neighbour\":%llu,\"tx_no_mbuf\":%llu,\"handoffs_out\":%llu,\"handoffs_in\":%"
 		"llu,"
-		"\"naps\":%llu,\"link_down\":%llu,\"port_restarts\":%llu,\"restart_max_us\":%.0f,"
+		"\"naps\":%llu,\"link_down\":%llu,\"tx_stalled\":%llu,\"port_restarts\":%llu,"
+		"\"restart_max_us\":%.0f,"
 		"\"frame_drops\":{",
 		(unsigned long long)b->arp_seen, (unsigned long long)b->arp_requests_sent,
 		(unsigned long long)b->arp_replies_sent, (unsigned long long)b->no_neighbour,
 		(unsigned long long)b->tx_no_mbuf, (unsigned long long)b->handoffs_out,
 		(unsigned long long)b->handoffs_in, (unsigned long long)b->st.wakeups,
-		(unsigned long long)b->link_down, (unsigned long long)b->port_restarts,
-		(double)b->restart_max_ns / 1e3);
+		(unsigned long long)b->link_down, (unsigned long long)b->tx_stalled,
+		(unsigned long long)b->port_restarts, (double)b->restart_max_ns / 1e3);
 	for (uint32_t r = 1, first = 1; r < LCR_DPDK_DROP_MAX; r++) {
 		if (!b->drops[r])
 			continue;
