@@ -85,6 +85,7 @@
 #include "client.h"
 #include "config.h"
 #include "crc32c.h"
+#include "file.h"
 #include "kv.h"
 #include "lcr_assert.h"
 #include "lcraft.h"
@@ -2021,29 +2022,15 @@ static int boot_read(const char *path, uint64_t *boot, char *why, size_t why_len
 /* Make `path` hold `boot`, durably: a new file renamed over it, then the directory synced. */
 static int boot_write(const char *dir, const char *path, uint64_t boot, char *why, size_t why_len)
 {
-	char tmp[620];
 	uint8_t b[BOOT_BYTES] = { 0 };
-	int rc = 0;
 
 	put_le(b, BOOT_MAGIC, 4);
 	put_le(b + 8, BOOT_VERSION, 2);
 	put_le(b + 16, boot, 8);
 	put_le(b + 4, lcr_crc32c(0, b + 8, BOOT_BYTES - 8), 4);
-	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	if (fd < 0 || write(fd, b, sizeof(b)) != (ssize_t)sizeof(b) || fsync(fd) < 0)
-		rc = errno ? -errno : -EIO;
-	if (fd >= 0 && close(fd) < 0 && rc == 0)
-		rc = -errno;
-	if (rc == 0 && rename(tmp, path) < 0)
-		rc = -errno;
-	int dfd = rc == 0 ? open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
-	if (rc == 0 && (dfd < 0 || fsync(dfd) < 0))
-		rc = -errno;
-	if (dfd >= 0)
-		close(dfd);
+	int rc = lcr_file_replace(dir, path, b, sizeof(b), 0600);
 	if (rc < 0)
-		snprintf(why, why_len, "%s: cannot write the boot: %s", tmp, strerror(-rc));
+		snprintf(why, why_len, "%s: cannot write the boot: %s", path, strerror(-rc));
 	return rc;
 }
 

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "client.h"
+#include "file.h"
 #include "meta.h"
 
 #define ROUND_MS       100 /* asks again (same request id) those that have not answered */
@@ -35,24 +36,6 @@ static bool ends_with(const char *s, const char *tail)
 	return n >= k && strcmp(s + n - k, tail) == 0;
 }
 
-/* Up to `cap` bytes of the file from its start: the count, or -errno. */
-static ssize_t read_upto(int fd, void *buf, size_t cap)
-{
-	size_t n = 0;
-
-	while (n < cap) {
-		ssize_t k = read(fd, (uint8_t *)buf + n, cap - n);
-		if (k < 0 && errno == EINTR)
-			continue;
-		if (k < 0)
-			return -errno;
-		if (k == 0)
-			break;
-		n += (size_t)k;
-	}
-	return (ssize_t)n;
-}
-
 /* Whether the meta file at `path` holds a vote, a purge point or a commit hint. */
 static int meta_state(const char *path, uint32_t group)
 {
@@ -65,7 +48,7 @@ static int meta_state(const char *path, uint32_t group)
 
 	if (fd < 0)
 		return errno == ENOENT ? 0 : -errno;
-	ssize_t got = read_upto(fd, buf, sizeof(buf));
+	ssize_t got = lcr_read_upto(fd, buf, sizeof(buf));
 	close(fd);
 	if (got < 0)
 		return (int)got;
@@ -128,7 +111,7 @@ int lcr_rejoin_mark_check(const struct lcr_app_config *c, bool *present, char *w
 		snprintf(why, why_len, "%s: %s", path, strerror(-rc));
 		return rc;
 	}
-	ssize_t got = read_upto(fd, text, MARK_BYTES_MAX);
+	ssize_t got = lcr_read_upto(fd, text, MARK_BYTES_MAX);
 	close(fd);
 	if (got < 0) {
 		snprintf(why, why_len, "%s: %s", path, strerror((int)-got));

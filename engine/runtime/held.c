@@ -30,6 +30,7 @@
 #include <unistd.h>
 
 #include "crc32c.h"
+#include "file.h"
 #include "runtime_int.h"
 
 #define HELD_MAGIC	"lcrheld1"
@@ -66,22 +67,6 @@ static size_t encode(uint8_t *buf, uint32_t group, const uint32_t *ids, uint32_t
 }
 
 /* ---- reading, when the group opens --------------------------------------------- */
-
-static int read_all(int fd, uint8_t *buf, size_t cap, size_t *got)
-{
-	*got = 0;
-	while (*got < cap) {
-		ssize_t k = read(fd, buf + *got, cap - *got);
-		if (k < 0 && errno == EINTR)
-			continue;
-		if (k < 0)
-			return -errno;
-		if (k == 0)
-			break;
-		*got += (size_t)k;
-	}
-	return 0;
-}
 
 /* Why the file's bytes are not a held record of `group`, or NULL. */
 static const char *decode(const uint8_t *buf, size_t len, uint32_t group, uint32_t *ids,
@@ -123,8 +108,10 @@ int lcr_rt_held_load(struct lcr_group *g, char *why, size_t why_len)
 		snprintf(why, why_len, "group %u: %s: %s", g->id, path, strerror(-rc));
 		return rc;
 	}
-	int rc = read_all(fd, buf, sizeof(buf), &len);
+	ssize_t got = lcr_read_upto(fd, buf, sizeof(buf));
 	close(fd);
+	int rc = got < 0 ? (int)got : 0;
+	len = got < 0 ? 0 : (size_t)got;
 	if (rc < 0) {
 		snprintf(why, why_len, "group %u: %s: %s", g->id, path, strerror(-rc));
 		return rc;
@@ -238,29 +225,10 @@ uint32_t lcr_group_held(const struct lcr_group *g, uint32_t *ids, uint32_t max)
 
 static int write_file(const char *dir, const uint8_t *buf, size_t len)
 {
-	char path[4200], tmp[4220];
-	int rc = 0;
+	char path[4200];
 
 	snprintf(path, sizeof(path), "%s/%s", dir, LCR_RT_HELD_FILE);
-	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	if (fd < 0)
-		return -errno;
-	ssize_t k = write(fd, buf, len);
-	if (k != (ssize_t)len)
-		rc = k < 0 ? -errno : -EIO;
-	if (rc == 0 && fsync(fd) < 0)
-		rc = -errno;
-	if (close(fd) < 0 && rc == 0)
-		rc = -errno;
-	if (rc == 0 && rename(tmp, path) < 0)
-		rc = -errno;
-	int dfd = rc == 0 ? open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
-	if (rc == 0 && (dfd < 0 || fsync(dfd) < 0))
-		rc = -errno;
-	if (dfd >= 0)
-		close(dfd);
-	return rc;
+	return lcr_file_replace(dir, path, buf, len, 0644);
 }
 
 static void *writer_main(void *arg)
