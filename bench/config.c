@@ -316,7 +316,9 @@ static const struct opt opts[] = {
 		  "only)." },
 	{ "storage", "io_mode", OPT_ENUM, 0, FIELD(node.io_mode), .def = "direct-dsync",
 	  .choices = io_mode_choices,
-	  .help = "How a batch becomes durable: direct-dsync (O_DIRECT|O_DSYNC, one write), "
+	  .help = "How a batch becomes durable: direct-dsync (an O_DIRECT write with RWF_DSYNC, "
+		  "O_DSYNC "
+		  "for that write alone: one write), "
 		  "direct-fdatasync (O_DIRECT write, then fdatasync), buffered-fdatasync (page "
 		  "cache write, then fdatasync); see docs/benchmarks.md." },
 	{ "storage", "segment_mb", OPT_MIB, 0, FIELD(node.segment_bytes), .scale = 1u << 20,

@@ -51,8 +51,8 @@ static int open_flags(const struct lcr_log *l)
 	int f = O_RDWR | O_CLOEXEC;
 	if (direct(l))
 		f |= O_DIRECT;
-	if (l->o.durability == LCR_DURABILITY_FSYNC && l->o.io_mode == LCR_IO_DIRECT_DSYNC)
-		f |= O_DSYNC;
+	/* No O_DSYNC: the writes that must be durable by themselves say so
+	 * (lcr_log_write_dsync); every other write is followed by an fsync. */
 	return f;
 }
 

@@ -311,6 +311,7 @@ static bool batch_issue(struct lcr_log *l, struct mbatch *b)
 	lcr_io_prep(&b->wreq, LCR_IO_WRITE, s->fd, buf, span, b->file_off, batch_write_done, b);
 	if (l->arena_fixed)
 		b->wreq.buf_index = (int16_t)l->arena_slot;
+	b->wreq.dsync = lcr_log_write_dsync(l);
 	if (lcr_log_needs_sync_op(l)) {
 		lcr_io_prep(&b->sreq, LCR_IO_FDATASYNC, s->fd, NULL, 0, 0, batch_sync_done, b);
 		lcr_ring_queue_linked(l->ring, &b->wreq, &b->sreq);

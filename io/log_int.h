@@ -293,10 +293,21 @@ static inline void lcr_log_free_blocks(const struct lcr_log *l, void *p)
 	lcr_allocator_free_aligned(&l->o.alloc, p);
 }
 
-/* Whether a batch or meta write needs its own fdatasync (no O_DSYNC). */
+/* Whether a batch or meta write needs its own fdatasync (no RWF_DSYNC). */
 static inline bool lcr_log_needs_sync_op(const struct lcr_log *l)
 {
 	return l->o.durability == LCR_DURABILITY_FSYNC && l->o.io_mode != LCR_IO_DIRECT_DSYNC;
+}
+
+/*
+ * Whether a batch or meta write is durable by itself (RWF_DSYNC): the files
+ * are opened without O_DSYNC, so that the zeros written ahead into a spare
+ * segment do not each pay a flush of the device's cache (its preparation
+ * ends with one fsync); only the writes that must be durable ask for it.
+ */
+static inline bool lcr_log_write_dsync(const struct lcr_log *l)
+{
+	return l->o.durability == LCR_DURABILITY_FSYNC && l->o.io_mode == LCR_IO_DIRECT_DSYNC;
 }
 
 /* Batch i of the arena's ring, counted from the oldest. */

@@ -73,6 +73,7 @@ static void meta_write(struct lcr_log *l)
 	uint64_t off = (l->meta_seq & 1) * LCR_META_SLOT;
 	lcr_io_prep(&l->meta_w, LCR_IO_WRITE, l->meta_fd, l->meta_buf, LCR_META_SLOT, off,
 		    meta_write_done, l);
+	l->meta_w.dsync = lcr_log_write_dsync(l);
 	if (lcr_log_needs_sync_op(l)) {
 		lcr_io_prep(&l->meta_s, LCR_IO_FDATASYNC, l->meta_fd, NULL, 0, 0, meta_sync_done,
 			    l);

@@ -134,6 +134,8 @@ static void fill_sqe(struct io_uring_sqe *sqe, struct lcr_io_req *req, bool link
 			io_uring_prep_write_fixed(sqe, req->fd, buf, len, off, req->buf_index);
 		else
 			io_uring_prep_write(sqe, req->fd, buf, len, off);
+		if (req->dsync)
+			sqe->rw_flags = RWF_DSYNC;
 		break;
 	case LCR_IO_FSYNC:
 		io_uring_prep_fsync(sqe, req->fd, 0);

@@ -46,6 +46,7 @@ struct lcr_io_req {
 	bool in_flight;
 	bool inject_cancel; /* fault injection: report this sync as cancelled */
 	int16_t buf_index;  /* registered buffer, or -1 */
+	bool dsync;	    /* WRITE: durable when complete (RWF_DSYNC), as under O_DSYNC */
 	void *buf;
 	const void *arg; /* RENAMEAT: the new name */
 	uint64_t len;

@@ -888,7 +888,7 @@ static void test_config_help_and_markdown(void **state)
 			fail_msg("the Markdown lacks %s", keys[i]);
 	}
 	assert_non_null(strstr(md, "| `heartbeat_interval_ms` | ms | `50` | 1..600000 |"));
-	assert_non_null(strstr(md, "O_DIRECT\\|O_DSYNC"));
+	assert_non_null(strstr(md, "O_DIRECT write with RWF_DSYNC"));
 	assert_non_null(strstr(help, "default sockets, sockets|dpdk"));
 	assert_non_null(strstr(md, "| `cores` | string | `\"\"` |"));
 	assert_non_null(strstr(md, "lcraft-cli --config config/local-3.ini put k v"));

@@ -76,7 +76,7 @@ static void test_fault_failed_fsync_stops_the_log(void **state)
 static void test_fault_failed_write_stops_the_log(void **state)
 {
 	(void)state;
-	assert_int_equal(iot_open(&t), 0); /* O_DSYNC: the write is the flush */
+	assert_int_equal(iot_open(&t), 0); /* RWF_DSYNC: the write is the flush */
 	iot_settle(&t);
 	t.ring.faults = &faults;
 	faults.fail_write_nth = 4;
