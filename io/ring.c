@@ -116,7 +116,8 @@ static uint64_t tag(struct lcr_io_req *req)
 	return (uint64_t)(uintptr_t)req | (req->gen & 7u);
 }
 
-static void fill_sqe(struct io_uring_sqe *sqe, struct lcr_io_req *req, bool link)
+static void fill_sqe(struct lcr_ring *r, struct io_uring_sqe *sqe, struct lcr_io_req *req,
+		     bool link)
 {
 	uint64_t off = req->off + req->done_bytes;
 	char *buf = (char *)req->buf + req->done_bytes;
@@ -136,6 +137,8 @@ static void fill_sqe(struct io_uring_sqe *sqe, struct lcr_io_req *req, bool link
 			io_uring_prep_write(sqe, req->fd, buf, len, off);
 		if (req->dsync)
 			sqe->rw_flags = RWF_DSYNC;
+		r->stats.writes++;
+		r->stats.dsync_writes += req->dsync;
 		break;
 	case LCR_IO_FSYNC:
 		io_uring_prep_fsync(sqe, req->fd, 0);
@@ -185,11 +188,11 @@ static void place(struct lcr_ring *r, struct lcr_io_req *req)
 		overflow_push(r, req);
 		return;
 	}
-	fill_sqe(io_uring_get_sqe(&r->ring), req, req->linked != NULL);
+	fill_sqe(r, io_uring_get_sqe(&r->ring), req, req->linked != NULL);
 	r->in_flight++;
 	r->stats.submitted++;
 	if (req->linked) {
-		fill_sqe(io_uring_get_sqe(&r->ring), req->linked, false);
+		fill_sqe(r, io_uring_get_sqe(&r->ring), req->linked, false);
 		r->in_flight++;
 		r->stats.submitted++;
 	}
@@ -375,11 +378,11 @@ unsigned lcr_ring_reap(struct lcr_ring *r)
 		r->ov_head = req->next;
 		if (!r->ov_head)
 			r->ov_tail = NULL;
-		fill_sqe(io_uring_get_sqe(&r->ring), req, req->linked != NULL);
+		fill_sqe(r, io_uring_get_sqe(&r->ring), req, req->linked != NULL);
 		r->in_flight++;
 		r->stats.submitted++;
 		if (req->linked) {
-			fill_sqe(io_uring_get_sqe(&r->ring), req->linked, false);
+			fill_sqe(r, io_uring_get_sqe(&r->ring), req->linked, false);
 			r->in_flight++;
 			r->stats.submitted++;
 		}

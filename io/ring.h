@@ -89,6 +89,8 @@ struct lcr_ring_stats {
 	uint64_t overflowed;  /* requests that waited for SQ space */
 	uint64_t syncs;
 	uint64_t sync_ns_total; /* not measured here; owners add their own */
+	uint64_t writes;	/* write SQEs, resubmissions included */
+	uint64_t dsync_writes;	/* ... of which durable by themselves (RWF_DSYNC) */
 };
 
 struct lcr_ring {

@@ -236,6 +236,12 @@ static void test_log_segments_roll_and_purge(void **state)
 	struct lcr_log_stats st;
 	lcr_log_stats(t.log, &st);
 	assert_true(st.segments_created >= 8);
+	/* The default mode: every batch write is durable by itself (RWF_DSYNC);
+	 * the zeros and headers of the segments prepared are not (each
+	 * preparation ends with an fsync instead). */
+	assert_int_equal(t.opts.io_mode, LCR_IO_DIRECT_DSYNC);
+	assert_true(t.ring.stats.dsync_writes >= st.syncs);
+	assert_true(t.ring.stats.writes - t.ring.stats.dsync_writes >= st.segments_created);
 	reopen();
 	assert_int_equal(lcr_log_last(t.log).index, n);
 	assert_int_equal(iot_check_disk(&t, 1, n, 1, 1), 0);
@@ -312,6 +318,12 @@ static void test_log_io_modes_agree(void **state)
 		assert_int_equal(iot_open(&t), 0);
 		assert_int_equal(iot_append(&t, 1, 300, 1, 1, 200), 0);
 		assert_int_equal(iot_sync(&t), 0);
+		/* Durable by the write itself in direct-dsync only; the other
+		 * modes link an fdatasync to each. */
+		if (mode == LCR_IO_DIRECT_DSYNC)
+			assert_true(t.ring.stats.dsync_writes >= 1);
+		else
+			assert_int_equal(t.ring.stats.dsync_writes, 0);
 		reopen();
 		assert_int_equal(lcr_log_last(t.log).index, 300);
 		assert_int_equal(iot_check_disk(&t, 1, 300, 1, 1), 0);
