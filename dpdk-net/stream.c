@@ -704,6 +704,12 @@ bool lcr_srx_ack_due(const struct lcr_srx *r)
 	return r->ack_now || r->msg_frags == 0 || r->unacked >= every;
 }
 
+bool lcr_srx_ack_may_wait(const struct lcr_srx *r)
+{
+	return r->ack_due && r->stream != 0 && !r->ack_now && r->msg_frags == 0 &&
+	       r->unacked <= LCR_SRX_HOLD_MAX && r->delivered > r->start;
+}
+
 void lcr_srx_make_ack(struct lcr_srx *r, struct lcr_wire_ack *a)
 {
 	memset(a, 0, sizeof(*a));

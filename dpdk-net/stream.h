@@ -283,6 +283,15 @@ void lcr_srx_stats_add(struct lcr_srx_stats *to, const struct lcr_srx_stats *fro
  * at once, as is the end of every message.
  */
 bool lcr_srx_ack_due(const struct lcr_srx *r);
+/*
+ * Whether the ack that is due may wait a little: it is due only because a
+ * message ended, at most LCR_SRX_HOLD_MAX datagrams were taken since the last
+ * ack, all in order, and there is no gap, duplicate, retransmission or new
+ * stream to report (those are acked at once). The transport lets such an ack
+ * go with the node's answer to the message.
+ */
+#define LCR_SRX_HOLD_MAX 4
+bool lcr_srx_ack_may_wait(const struct lcr_srx *r);
 void lcr_srx_make_ack(struct lcr_srx *r, struct lcr_wire_ack *a);
 
 #endif /* LCR_STREAM_H */

@@ -57,10 +57,14 @@
 #include "udp.h"
 #include "wire.h"
 
-#define BURST	   64
-#define TXQ_MAX	   2048
-#define GROUPS_MAX 256 /* per lcore */
-#define ENTS_MAX   65536
+#define BURST 64
+/* How long the ack of a short AppendEntries waits for the node's answer to
+ * go with (send_acks), at least: under the sender's least retransmission
+ * timeout (2 ms), above a durable write's usual time. */
+#define ACK_HOLD_NS (500ull * 1000)
+#define TXQ_MAX	    2048
+#define GROUPS_MAX  256 /* per lcore */
+#define ENTS_MAX    65536
 /* Senders whose replay state a receiver keeps (auth.h): more than a socket
  * backend can address at once (LCR_SOCK_PEERS_MAX). */
 #define AUTH_SENDERS_MAX (2 * LCR_SOCK_PEERS_MAX)
@@ -104,6 +108,9 @@ struct link {
 	uint64_t unknown_xfer;	 /* a chunk of a transfer we do not hold: tell the sender */
 	bool hello_due;		 /* tell it we started (LCR_WIRE_STREAM_HELLO) */
 	uint64_t hello_boot;	 /* the boot id of its last hello we acted on */
+	bool reply_acks;	 /* its last hello said it takes acks in APPEND_RESP headers */
+	bool rx_append;		 /* the last message its stream brought was an AppendEntries */
+	uint64_t ack_by_ns;	 /* the held ack of rx goes out by then (0: none held) */
 };
 
 /*
@@ -169,6 +176,9 @@ struct udp {
 	uint64_t now;
 	uint64_t drops[LCR_DROP_MAX];
 	uint64_t tx_full;
+	/* Acks: STREAM_ACKs sent (hellos not counted), acks sent in the header
+	 * of an answer instead, and acks taken from answers' headers. */
+	uint64_t acks_sent, acks_in_answers, acks_from_answers;
 	uint64_t boot;	     /* random, this transport's start: its hellos carry it */
 	bool hellos_due;     /* a link has hello_due */
 	struct snap_rx *srx; /* snapshot receives, n_srx */
@@ -260,8 +270,10 @@ static uint32_t tx_flush(struct udp *u)
 	return sent;
 }
 
-/* A message that is not on a stream: one datagram. */
-static void send_plain(struct udp *u, uint32_t group, const struct lcr_msg *m, uint8_t type)
+/* A message that is not on a stream: one datagram; stream and seq in its
+ * header 0, or, in an APPEND_RESP, the ack of the peer's stream it carries. */
+static void send_plain_ack(struct udp *u, uint32_t group, const struct lcr_msg *m, uint8_t type,
+			   uint64_t stream, uint64_t cum)
 {
 	uint8_t *buf = tx_slot(u);
 	if (!buf)
@@ -277,8 +289,15 @@ static void send_plain(struct udp *u, uint32_t group, const struct lcr_msg *m, u
 				  .from = m->from,
 				  .to = m->to,
 				  .len = (uint32_t)len,
+				  .stream = stream,
+				  .seq = cum,
 				  .frag_count = 1 };
 	tx_push(u, buf, (uint32_t)lcr_wire_seal(buf, &h), m->to);
+}
+
+static void send_plain(struct udp *u, uint32_t group, const struct lcr_msg *m, uint8_t type)
+{
+	send_plain_ack(u, group, m, type, 0, 0);
 }
 
 /* Datagrams of the streams that are due (new ones and retransmissions). */
@@ -389,13 +408,37 @@ static void udp_read_index(struct lcr_transport *t, const struct lcr_net_call *c
 	send_plain((struct udp *)t, call->group, req, LCR_WIRE_READ_INDEX_REQ);
 }
 
+static bool ack_now(struct udp *u, const struct udp_group *g, struct link *l);
+
+/*
+ * An answer to a peer whose ack we hold (send_acks) takes it along: in its
+ * header, an APPEND_RESP to a peer that said it reads acks there; else a
+ * STREAM_ACK just before it, in the same send.
+ */
 static void udp_respond(struct lcr_transport *t, uint32_t group, const struct lcr_msg *resp)
 {
+	struct udp *u = (struct udp *)t;
 	uint8_t type = resp->type == LCR_MSG_APPEND_RESP       ? LCR_WIRE_APPEND_RESP
 		       : resp->type == LCR_MSG_READ_INDEX_RESP ? LCR_WIRE_READ_INDEX_RESP
 		       : resp->type == LCR_MSG_SNAPSHOT_RESP   ? LCR_WIRE_SNAPSHOT_RESP
 							       : LCR_WIRE_VOTE_RESP;
-	send_plain((struct udp *)t, group, resp, type);
+	struct udp_group *g = group_of(u, group);
+	struct link *l = g ? link_of(g, resp->to) : NULL;
+	/* Held, or about to be (an answer made while the message is delivered). */
+	bool may_wait = l && l->rx_append && lcr_srx_ack_may_wait(&l->rx);
+	if (l && lcr_srx_ack_due(&l->rx) && (l->ack_by_ns || may_wait)) {
+		if (type == LCR_WIRE_APPEND_RESP && l->reply_acks && !u->cfg->no_reply_acks &&
+		    may_wait && tx_slot(u)) {
+			struct lcr_wire_ack a;
+			lcr_srx_make_ack(&l->rx, &a);
+			l->ack_by_ns = 0;
+			u->acks_in_answers++;
+			send_plain_ack(u, group, resp, type, a.stream, a.cum);
+			return;
+		}
+		ack_now(u, g, l);
+	}
+	send_plain(u, group, resp, type);
 }
 
 static void snap_tx_stop(struct udp *u, struct link *l);
@@ -985,6 +1028,7 @@ static void deliver_msg(struct udp *u, uint32_t group, uint32_t from, uint8_t ty
 static void on_stream_msg(void *ctx, uint8_t type, const uint8_t *p, uint32_t len)
 {
 	struct deliver_ctx *d = ctx;
+	d->l->rx_append = type == LCR_WIRE_APPEND_REQ;
 	if (type == LCR_WIRE_SNAPSHOT_REQ)
 		rx_begin(d->u, d->group, d->from, p, len);
 	else if (type == LCR_WIRE_SNAPSHOT_CHUNK)
@@ -1074,8 +1118,13 @@ static void on_dgram(struct udp *u, const struct lcr_dgram *d)
 			 * comes again later changes nothing. */
 			if (a.sack != l->hello_boot) {
 				l->hello_boot = a.sack;
+				l->reply_acks = (a.flags & LCR_WIRE_ACK_REPLY_ACKS) != 0;
 				lcr_stx_hello(&l->tx, a.cum, u->now);
 				lcr_net_peer_started(u->net, h.group, h.from);
+				/* Answered with ours, once per start of the peer:
+				 * it may have started after we said hello. */
+				l->hello_due = true;
+				u->hellos_due = true;
 			}
 			break;
 		}
@@ -1094,9 +1143,20 @@ static void on_dgram(struct udp *u, const struct lcr_dgram *d)
 	case LCR_WIRE_SNAPSHOT_CANCEL:
 		rx_cancel(u, h.group, h.from, payload, h.len);
 		break;
+	case LCR_WIRE_APPEND_RESP:
+		/* An ack of our stream in its header (the sender read our
+		 * hello): what a STREAM_ACK with that cum would say. */
+		if (h.stream != 0 && !u->cfg->no_reply_acks) {
+			struct lcr_wire_ack a = { .stream = h.stream,
+						  .cum = h.seq,
+						  .window = l->tx.peer_window };
+			u->acks_from_answers++;
+			lcr_stx_on_ack(&l->tx, &a, u->now);
+		}
+		deliver_msg(u, h.group, h.from, h.type, payload, h.len);
+		break;
 	case LCR_WIRE_VOTE_REQ:
 	case LCR_WIRE_VOTE_RESP:
-	case LCR_WIRE_APPEND_RESP:
 	case LCR_WIRE_TRANSFER:
 	case LCR_WIRE_READ_INDEX_REQ:
 	case LCR_WIRE_READ_INDEX_RESP:
@@ -1144,6 +1204,8 @@ static void send_hellos(struct udp *u)
 						  .sack = u->boot,
 						  .window = u->sopts.window,
 						  .flags = LCR_WIRE_ACK_FRESH };
+			if (!u->cfg->no_reply_acks)
+				a.flags |= LCR_WIRE_ACK_REPLY_ACKS;
 			push_ack(u, buf, g, l, &a);
 			l->hello_due = false;
 		}
@@ -1151,7 +1213,29 @@ static void send_hellos(struct udp *u)
 	u->hellos_due = false;
 }
 
-/* Acknowledge, once per burst, every stream that received data. */
+/* The ack of l's stream, now (false: no room in the transmit queue). */
+static bool ack_now(struct udp *u, const struct udp_group *g, struct link *l)
+{
+	uint8_t *buf = tx_slot(u);
+	if (!buf)
+		return false;
+	struct lcr_wire_ack a;
+	lcr_srx_make_ack(&l->rx, &a);
+	push_ack(u, buf, g, l, &a);
+	l->ack_by_ns = 0;
+	u->acks_sent++;
+	return true;
+}
+
+/*
+ * Acknowledge, once per burst, every stream that received data. The end of
+ * a short AppendEntries is held: the node answers it (at once, or once its
+ * entries are durable) and the ack goes with the answer (udp_respond), in
+ * its header where the leader reads acks there: one datagram where there
+ * were two. No timer is armed for a held ack (one per sleep cost a tenth of
+ * the CPU at one client on a VM): the first tick at or after ACK_HOLD_NS
+ * sends it, and the sender's retransmission, acked at once, is the bound.
+ */
 static void send_acks(struct udp *u)
 {
 	for (uint32_t i = 0; i < u->n_groups; i++) {
@@ -1165,12 +1249,13 @@ static void send_acks(struct udp *u)
 			}
 			if (!lcr_srx_ack_due(&l->rx))
 				continue;
-			uint8_t *buf = tx_slot(u);
-			if (!buf)
+			if (l->rx_append && lcr_srx_ack_may_wait(&l->rx)) {
+				if (!l->ack_by_ns)
+					l->ack_by_ns = u->now + ACK_HOLD_NS;
+				continue;
+			}
+			if (!ack_now(u, g, l))
 				return;
-			struct lcr_wire_ack a;
-			lcr_srx_make_ack(&l->rx, &a);
-			push_ack(u, buf, g, l, &a);
 		}
 	}
 }
@@ -1202,6 +1287,13 @@ static bool udp_tick(struct lcr_transport *t, uint64_t now_ns)
 		struct udp_group *g = &u->groups[i];
 		for (uint32_t k = 0; k < g->n_links; k++) {
 			struct link *l = g->links[k];
+			if (l->ack_by_ns && now_ns >= l->ack_by_ns) {
+				/* No answer came to take the held ack along. */
+				if (lcr_srx_ack_due(&l->rx))
+					work |= ack_now(u, g, l);
+				else
+					l->ack_by_ns = 0;
+			}
 			work |= snap_tx_tick(u, l);
 			if (lcr_stx_tick(&l->tx, now_ns) != LCR_STX_UNREACHABLE)
 				continue;
@@ -1299,10 +1391,12 @@ static int udp_metrics_json(const struct lcr_transport *t, char *buf, size_t len
 	memset(&bs, 0, sizeof(bs));
 	u->be->ops->stats(u->be, &bs);
 	LCR_PUT("\"rx_dgrams\":%llu,\"tx_dgrams\":%llu,\"tx_errors\":%llu,\"tx_queue_full\":%llu,"
-		"\"rx_errors\":%llu,\"dropped\":{",
+		"\"rx_errors\":%llu,\"acks_sent\":%llu,\"acks_in_answers\":%llu,"
+		"\"acks_from_answers\":%llu,\"dropped\":{",
 		(unsigned long long)bs.rx_dgrams, (unsigned long long)bs.tx_dgrams,
 		(unsigned long long)bs.tx_errors, (unsigned long long)u->tx_full,
-		(unsigned long long)bs.rx_errors);
+		(unsigned long long)bs.rx_errors, (unsigned long long)u->acks_sent,
+		(unsigned long long)u->acks_in_answers, (unsigned long long)u->acks_from_answers);
 	/* Cut by the kernel: larger than the receive buffer (the backend's count). */
 	bool first = true;
 	if (bs.rx_truncated) {

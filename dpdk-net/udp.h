@@ -70,6 +70,10 @@ struct lcr_udp_config {
 	 * of older starts (old_boot). Transports of one process with the same
 	 * node, lcore and boot are refused at open (-EALREADY). */
 	uint64_t auth_boot;
+	/* Neither offer (in hellos) nor use acknowledgements in the header of
+	 * APPEND_RESP (docs/wire-protocol.md, "Acknowledgements in answers"):
+	 * the wire as nodes before them spoke it. Tests and interop checks. */
+	bool no_reply_acks;
 };
 
 /* A receive's buffer: what the sender may send beyond what the node took. */

@@ -796,7 +796,8 @@ uint32_t lcr_wire_decode_ack(const void *payload, size_t len, struct lcr_wire_ac
 	a->window = (uint32_t)rd_u(&r, 4);
 	a->flags = (uint8_t)rd_u(&r, 1);
 	rd_zero(&r, 3);
-	if (a->stream == 0 || (a->flags & ~LCR_WIRE_ACK_FRESH))
+	if (a->stream == 0 || (a->flags & ~(LCR_WIRE_ACK_FRESH | LCR_WIRE_ACK_REPLY_ACKS)) ||
+	    ((a->flags & LCR_WIRE_ACK_REPLY_ACKS) && a->stream != LCR_WIRE_STREAM_HELLO))
 		return LCR_DROP_MALFORMED;
 	return rd_done(&r);
 }

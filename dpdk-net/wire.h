@@ -177,6 +177,10 @@ struct lcr_wire_ack {
 /* The receiver started this stream (it joined it, having restarted, or saw
  * it begin) and has delivered nothing on it yet: see docs/wire-protocol.md. */
 #define LCR_WIRE_ACK_FRESH 0x01
+/* In a hello only: the sender takes an acknowledgement from the header of an
+ * APPEND_RESP (stream and seq: that stream's cum), so the peer may send its
+ * ack of a short AppendEntries there instead of in a STREAM_ACK of its own. */
+#define LCR_WIRE_ACK_REPLY_ACKS 0x02
 
 /*
  * A STREAM_ACK of this stream id is a hello: the receiver's transport has

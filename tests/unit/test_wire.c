@@ -1149,6 +1149,9 @@ static void test_roundtrip_ack(void **state)
 		{ 1, 0, 0, 0 },
 		{ 0x2222, 1000, 0x8000000000000005ull, 256, LCR_WIRE_ACK_FRESH },
 		{ UINT64_MAX, UINT64_MAX, UINT64_MAX, UINT32_MAX },
+		/* A hello that offers acks in answers' headers. */
+		{ LCR_WIRE_STREAM_HELLO, 7, 0x1234, 1024,
+		  LCR_WIRE_ACK_FRESH | LCR_WIRE_ACK_REPLY_ACKS },
 	};
 	uint8_t buf[64];
 
@@ -1165,6 +1168,14 @@ static void test_roundtrip_ack(void **state)
 		assert_int_equal(got.window, acks[i].window);
 		assert_int_equal(got.flags, acks[i].flags);
 	}
+	/* REPLY_ACKS only in a hello; bits above it never. */
+	struct lcr_wire_ack bad = { 0x2222, 5, 0, 64, LCR_WIRE_ACK_REPLY_ACKS }, got;
+	assert_int_equal(lcr_wire_encode_ack(buf, sizeof(buf), &bad), 32);
+	assert_int_equal(lcr_wire_decode_ack(buf, 32, &got), LCR_DROP_MALFORMED);
+	bad.stream = LCR_WIRE_STREAM_HELLO;
+	bad.flags = 0x04;
+	assert_int_equal(lcr_wire_encode_ack(buf, sizeof(buf), &bad), 32);
+	assert_int_equal(lcr_wire_decode_ack(buf, 32, &got), LCR_DROP_MALFORMED);
 }
 
 static void check_client_req(const struct lcr_client_req *r, uint8_t *buf, size_t cap)
