@@ -82,6 +82,12 @@ struct lcr_sock {
 	/* wait(): the epoll set this socket was added to (-1: none), and an fd
 	 * found not to be one (ppoll is used with it). */
 	int ep_fd, not_ep_fd;
+	/* The last sleep in the epoll set ended without the socket among what
+	 * it reported: the next receive skips its recvmmsg (the set is level
+	 * triggered for the socket, so what came since wakes the next sleep at
+	 * once). Set by wait(), cleared by the next receive. */
+	bool rx_quiet;
+	uint64_t rx_skipped; /* receives that so spared a recvmmsg */
 	struct lcr_hist rx_delay;
 	/* Send side: headers pointing at the caller's bytes, and where each came from. */
 	struct mmsghdr *tx_msg;
@@ -303,6 +309,13 @@ static int sock_rx_burst(struct lcr_backend *be, struct lcr_dgram *d, uint32_t m
 
 	if (max == 0)
 		return 0;
+	if (s->rx_quiet) {
+		s->rx_quiet = false;
+		if (s->rx_next == s->rx_got) {
+			s->rx_skipped++;
+			return 0;
+		}
+	}
 	if (s->rx_next == s->rx_got) {
 		int got = rx_fill(s, max < s->burst ? max : s->burst);
 		if (got <= 0)
@@ -493,8 +506,13 @@ static int sock_wait(struct lcr_backend *be, int fd, uint64_t timeout_ns)
 	}
 	if (fd >= 0 && fd == s->ep_fd) {
 		struct epoll_event evs[4];
-		if (epoll_pwait2(fd, evs, 4, &ts, NULL) < 0 && errno != EINTR)
+		int n = epoll_pwait2(fd, evs, 4, &ts, NULL);
+		if (n < 0 && errno != EINTR)
 			return -errno;
+		s->rx_quiet = true;
+		for (int i = 0; i < n; i++)
+			if (evs[i].data.fd == s->fd)
+				s->rx_quiet = false;
 		return 0;
 	}
 	struct pollfd pfd[2] = {
@@ -541,12 +559,12 @@ static int sock_metrics_json(const struct lcr_backend *be, char *buf, size_t len
 
 	LCR_PUT("\"rx_delay\":{\"count\":%llu,\"p50_us\":%.1f,\"p99_us\":%.1f,\"p999_us\":%.1f,"
 		"\"max_us\":%.1f},\"offload\":{\"gso\":%s,\"gro\":%s,\"gso_sends\":%llu,"
-		"\"gso_off\":%llu,\"rx_coalesced\":%llu}",
+		"\"gso_off\":%llu,\"rx_coalesced\":%llu},\"rx_skipped\":%llu",
 		(unsigned long long)h->count, (double)lcr_hist_pct(h, 0.5) / 1000.0,
 		(double)lcr_hist_pct(h, 0.99) / 1000.0, (double)lcr_hist_pct(h, 0.999) / 1000.0,
 		(double)h->max_ns / 1000.0, s->gso ? "true" : "false", s->gro ? "true" : "false",
 		(unsigned long long)s->st.gso_sends, (unsigned long long)s->st.gso_off,
-		(unsigned long long)s->st.rx_coalesced);
+		(unsigned long long)s->st.rx_coalesced, (unsigned long long)s->rx_skipped);
 	return o < len ? (int)o : -ENOSPC;
 }
 
