@@ -29,6 +29,7 @@
 #include <sys/socket.h>
 
 #include "net_host.h"
+#include "net_test.h"
 #include "udp.h"
 #include "wire.h"
 
@@ -37,13 +38,6 @@
 #define MS	1000000ull
 #define INST	6
 #define ENTRY	4000 /* bytes per entry of the AppendEntries through the relay */
-
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
 
 static const uint8_t KEY[LCR_AUTH_KEY_BYTES] = "lcraft test cluster key, 32 byte";
 static const uint8_t EVIL[LCR_AUTH_KEY_BYTES] = "not the cluster key, but 32 byte";
@@ -89,15 +83,7 @@ static void h_deliver(void *group, const struct lcr_msg *m)
 			assert_int_equal(memcmp(e->data, entry_data, e->len), 0);
 			n->append_bytes[m->from] += e->len;
 		}
-		struct lcr_msg r = { .type = LCR_MSG_APPEND_RESP, .from = n->id, .to = m->from };
-		r.append_resp.result = LCR_APPEND_OK;
-		r.append_resp.vote = m->append_req.vote;
-		r.append_resp.log_id = m->append_req.prev;
-		r.append_resp.log_id.index += m->append_req.n_entries;
-		r.append_resp.stream_id = m->append_req.stream_id;
-		r.append_resp.inflight_id = m->append_req.inflight_id;
-		r.append_resp.send_seq = m->append_req.send_seq;
-		lcr_net_send(n->g, &r, now_ns());
+		nt_answer_append(n->g, n->id, m);
 		return;
 	}
 	default:
@@ -109,7 +95,7 @@ static void h_deliver(void *group, const struct lcr_msg *m)
 	r.vote_resp.vote = m->vote_req.vote;
 	r.vote_resp.req_vote = m->vote_req.vote;
 	r.vote_resp.granted = true;
-	lcr_net_send(n->g, &r, now_ns());
+	lcr_net_send(n->g, &r, nt_now_ns());
 }
 
 static void h_failed(void *group, const struct lcr_net_call *c, uint32_t err, const char *why)
@@ -122,15 +108,7 @@ static void h_attach(void *group, struct lcr_msg *m)
 {
 	static struct lcr_entry ents[64];
 	struct inst *n = inst_of(group);
-	assert_true(m->append_req.n_entries <= 64);
-	for (uint32_t i = 0; i < m->append_req.n_entries; i++) {
-		ents[i].id = m->append_req.prev;
-		ents[i].id.index += i + 1;
-		ents[i].type = LCR_ENTRY_NORMAL;
-		ents[i].len = n->entry_len;
-		ents[i].data = entry_data;
-	}
-	m->append_req.entries = ents;
+	nt_attach(m, ents, 64, n->entry_len, entry_data);
 }
 
 static const struct lcr_net_host host = {
@@ -316,9 +294,9 @@ static const struct kept *relay_last(int dir, uint8_t type)
 
 static void run_for(uint64_t ns)
 {
-	uint64_t end = now_ns() + ns;
-	while (now_ns() < end) {
-		uint64_t t = now_ns();
+	uint64_t end = nt_now_ns() + ns;
+	while (nt_now_ns() < end) {
+		uint64_t t = nt_now_ns();
 		for (uint32_t k = 0; k < INST; k++) {
 			if (!I[k].net)
 				continue;
@@ -334,8 +312,8 @@ static void run_for(uint64_t ns)
 
 static bool run_within(const uint32_t *count, uint32_t from, uint64_t limit_ns)
 {
-	uint64_t end = now_ns() + limit_ns;
-	while (now_ns() < end) {
+	uint64_t end = nt_now_ns() + limit_ns;
+	while (nt_now_ns() < end) {
 		run_for(MS);
 		if (*count > from)
 			return true;
@@ -357,35 +335,17 @@ static void vote(struct inst *x, uint32_t to, uint64_t term)
 {
 	struct lcr_msg m = { .type = LCR_MSG_VOTE_REQ, .from = x->id, .to = to };
 	m.vote_req.vote = (struct lcr_vote){ { term, x->id }, false };
-	lcr_net_send(x->g, &m, now_ns());
+	lcr_net_send(x->g, &m, nt_now_ns());
 }
 
-/* An AppendEntries of `n` entries after index `prev` from x (the leader of term 1) to `to`. */
 static void append(struct inst *x, uint32_t to, uint64_t prev, uint32_t n)
 {
-	struct lcr_msg m;
-	memset(&m, 0, sizeof(m));
-	m.type = LCR_MSG_APPEND_REQ;
-	m.from = x->id;
-	m.to = to;
-	m.append_req.vote = (struct lcr_vote){ { 1, x->id }, true };
-	m.append_req.prev = (struct lcr_log_id){ { 1, x->id }, prev };
-	m.append_req.stream_id = 1;
-	m.append_req.inflight_id = prev + 1;
-	m.append_req.send_seq = prev + 1;
-	m.append_req.n_entries = n;
-	lcr_net_send(x->g, &m, now_ns());
+	nt_append(x->g, x->id, to, prev, n);
 }
 
-/* A counter out of the transport's metrics ("key":N), 0 when absent. */
 static uint64_t metric(const struct inst *x, const char *key)
 {
-	static char buf[65536];
-	char pat[64];
-	assert_true(lcr_net_metrics_json(x->net, buf, sizeof(buf)) > 0);
-	snprintf(pat, sizeof(pat), "\"%s\":", key);
-	const char *p = strstr(buf, pat);
-	return p ? strtoull(p + strlen(pat), NULL, 10) : 0;
+	return nt_metric(x->net, key);
 }
 
 /* Nodes 1 and 2 (slots 0, 1) with the cluster key, through the relay. */
@@ -612,14 +572,14 @@ static void cost_run(const uint8_t *key, uint32_t alg, uint64_t boot, uint32_t m
 	struct inst *n1 = &I[0], *n2 = &I[1];
 	n1->entry_len = 16 << 10;
 	uint32_t total = (uint32_t)((uint64_t)mb << 20) / n1->entry_len, sent = 0;
-	uint64_t d0 = metric(n1, "tx_dgrams"), t0 = now_ns(), c0 = cpu_ns();
+	uint64_t d0 = metric(n1, "tx_dgrams"), t0 = nt_now_ns(), c0 = cpu_ns();
 	uint64_t deadline = t0 + 60000 * MS;
-	while (n2->appends[1] < total && now_ns() < deadline) {
+	while (n2->appends[1] < total && nt_now_ns() < deadline) {
 		while (sent < total && sent - n2->appends[1] < 32) {
 			append(n1, 2, sent, 1);
 			sent++;
 		}
-		uint64_t t = now_ns();
+		uint64_t t = nt_now_ns();
 		for (int k = 0; k < 2; k++) {
 			lcr_net_flush(I[k].net, t);
 			lcr_net_poll(I[k].net, t);
@@ -627,7 +587,7 @@ static void cost_run(const uint8_t *key, uint32_t alg, uint64_t boot, uint32_t m
 			lcr_net_flush(I[k].net, t);
 		}
 	}
-	uint64_t cpu = cpu_ns() - c0, wall = now_ns() - t0;
+	uint64_t cpu = cpu_ns() - c0, wall = nt_now_ns() - t0;
 	uint64_t dgrams = metric(n1, "tx_dgrams") - d0;
 	assert_int_equal(n2->appends[1], total);
 	/* Nothing lost to the authentication, GRO's segments included. */

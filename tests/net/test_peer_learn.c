@@ -29,19 +29,13 @@
 
 #include "backend.h"
 #include "net_host.h"
+#include "net_test.h"
 #include "udp.h"
 
 #define GROUP	7
 #define CLUSTER 91
 #define MS	1000000ull
 #define INST	6 /* transports open at once, at most */
-
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
 
 /* One transport: node `id` at `port`, knowing `peers` at open. */
 struct inst {
@@ -73,7 +67,7 @@ static void h_deliver(void *group, const struct lcr_msg *m)
 	r.vote_resp.vote = m->vote_req.vote;
 	r.vote_resp.req_vote = m->vote_req.vote;
 	r.vote_resp.granted = true;
-	lcr_net_send(n->g, &r, now_ns());
+	lcr_net_send(n->g, &r, nt_now_ns());
 }
 
 static void h_failed(void *group, const struct lcr_net_call *c, uint32_t err, const char *why)
@@ -159,9 +153,9 @@ static void close_all(void)
 
 static void run_for(uint64_t ns)
 {
-	uint64_t end = now_ns() + ns;
-	while (now_ns() < end) {
-		uint64_t t = now_ns();
+	uint64_t end = nt_now_ns() + ns;
+	while (nt_now_ns() < end) {
+		uint64_t t = nt_now_ns();
 		for (uint32_t k = 0; k < INST; k++) {
 			if (!I[k].net)
 				continue;
@@ -176,8 +170,8 @@ static void run_for(uint64_t ns)
 /* Run until `*count` grew past `from`, at most `limit_ns`; true if it did. */
 static bool run_within(const uint32_t *count, uint32_t from, uint64_t limit_ns)
 {
-	uint64_t end = now_ns() + limit_ns;
-	while (now_ns() < end) {
+	uint64_t end = nt_now_ns() + limit_ns;
+	while (nt_now_ns() < end) {
 		run_for(MS);
 		if (*count > from)
 			return true;
@@ -201,18 +195,12 @@ static void vote(struct inst *x, uint32_t to, uint64_t term)
 {
 	struct lcr_msg m = { .type = LCR_MSG_VOTE_REQ, .from = x->id, .to = to };
 	m.vote_req.vote = (struct lcr_vote){ { term, x->id }, false };
-	lcr_net_send(x->g, &m, now_ns());
+	lcr_net_send(x->g, &m, nt_now_ns());
 }
 
-/* A counter out of the transport's metrics ("key":N), 0 when absent. */
 static uint64_t metric(const struct inst *x, const char *key)
 {
-	static char buf[65536];
-	char pat[64];
-	assert_true(lcr_net_metrics_json(x->net, buf, sizeof(buf)) > 0);
-	snprintf(pat, sizeof(pat), "\"%s\":", key);
-	const char *p = strstr(buf, pat);
-	return p ? strtoull(p + strlen(pat), NULL, 10) : 0;
+	return nt_metric(x->net, key);
 }
 
 /* Datagrams dropped because their source address is not their sender's. */

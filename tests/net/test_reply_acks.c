@@ -15,19 +15,13 @@
 #include <unistd.h>
 
 #include "net_host.h"
+#include "net_test.h"
 #include "udp.h"
 
 #define GROUP	9
 #define CLUSTER 97
 #define MS	1000000ull
 #define N	200 /* AppendEntries per test */
-
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
 
 struct inst {
 	uint32_t id;
@@ -55,15 +49,7 @@ static void h_deliver(void *group, const struct lcr_msg *m)
 	n->appends++;
 	if (n->silent)
 		return;
-	struct lcr_msg r = { .type = LCR_MSG_APPEND_RESP, .from = n->id, .to = m->from };
-	r.append_resp.result = LCR_APPEND_OK;
-	r.append_resp.vote = m->append_req.vote;
-	r.append_resp.log_id = m->append_req.prev;
-	r.append_resp.log_id.index += m->append_req.n_entries;
-	r.append_resp.stream_id = m->append_req.stream_id;
-	r.append_resp.inflight_id = m->append_req.inflight_id;
-	r.append_resp.send_seq = m->append_req.send_seq;
-	lcr_net_send(n->g, &r, now_ns());
+	nt_answer_append(n->g, n->id, m);
 }
 
 static void h_failed(void *group, const struct lcr_net_call *c, uint32_t err, const char *why)
@@ -76,15 +62,7 @@ static void h_attach(void *group, struct lcr_msg *m)
 	static const uint8_t data[64];
 	static struct lcr_entry ents[4];
 	(void)group;
-	assert_true(m->append_req.n_entries <= 4);
-	for (uint32_t i = 0; i < m->append_req.n_entries; i++) {
-		ents[i].id = m->append_req.prev;
-		ents[i].id.index += i + 1;
-		ents[i].type = LCR_ENTRY_NORMAL;
-		ents[i].len = sizeof(data);
-		ents[i].data = data;
-	}
-	m->append_req.entries = ents;
+	nt_attach(m, ents, 4, sizeof(data), data);
 }
 
 static const struct lcr_net_host host = {
@@ -142,7 +120,7 @@ static int teardown(void **state)
 
 static void step(void)
 {
-	uint64_t t = now_ns();
+	uint64_t t = nt_now_ns();
 	for (uint32_t k = 0; k < 2; k++) {
 		if (!I[k].net)
 			continue;
@@ -154,8 +132,8 @@ static void step(void)
 
 static void run_for(uint64_t ns)
 {
-	uint64_t end = now_ns() + ns;
-	while (now_ns() < end) {
+	uint64_t end = nt_now_ns() + ns;
+	while (nt_now_ns() < end) {
 		step();
 		usleep(50);
 	}
@@ -164,8 +142,8 @@ static void run_for(uint64_t ns)
 /* Run until *count reaches want, at most 2 s. */
 static bool run_until(const uint32_t *count, uint32_t want)
 {
-	uint64_t end = now_ns() + 2000 * MS;
-	while (now_ns() < end) {
+	uint64_t end = nt_now_ns() + 2000 * MS;
+	while (nt_now_ns() < end) {
 		step();
 		if (*count >= want)
 			return true;
@@ -177,28 +155,12 @@ static bool run_until(const uint32_t *count, uint32_t want)
 /* An AppendEntries of one 64-byte entry after `prev` from node 1 to node 2. */
 static void append(struct inst *x, uint64_t prev)
 {
-	struct lcr_msg m;
-	memset(&m, 0, sizeof(m));
-	m.type = LCR_MSG_APPEND_REQ;
-	m.from = x->id;
-	m.to = 2;
-	m.append_req.vote = (struct lcr_vote){ { 1, x->id }, true };
-	m.append_req.prev = (struct lcr_log_id){ { 1, x->id }, prev };
-	m.append_req.stream_id = 1;
-	m.append_req.inflight_id = prev + 1;
-	m.append_req.send_seq = prev + 1;
-	m.append_req.n_entries = 1;
-	lcr_net_send(x->g, &m, now_ns());
+	nt_append(x->g, x->id, 2, prev, 1);
 }
 
 static uint64_t metric(const struct inst *x, const char *key)
 {
-	static char buf[65536];
-	char pat[64];
-	assert_true(lcr_net_metrics_json(x->net, buf, sizeof(buf)) > 0);
-	snprintf(pat, sizeof(pat), "\"%s\":", key);
-	const char *p = strstr(buf, pat);
-	return p ? strtoull(p + strlen(pat), NULL, 10) : 0;
+	return nt_metric(x->net, key);
 }
 
 /* A counter of node 1's link to node 2 (the stream it sends). */
@@ -267,8 +229,8 @@ static void test_held_ack_goes_without_answer(void **state)
 	for (uint32_t i = 0; i < 20; i++) {
 		append(l, i);
 		assert_true(run_until(&f->appends, i + 1));
-		uint64_t t0 = now_ns();
-		while (link_metric(l, "in_flight") != 0 && now_ns() - t0 < 1500 * 1000)
+		uint64_t t0 = nt_now_ns();
+		while (link_metric(l, "in_flight") != 0 && nt_now_ns() - t0 < 1500 * 1000)
 			step();
 		assert_int_equal(link_metric(l, "in_flight"), 0);
 	}
