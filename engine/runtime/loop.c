@@ -191,10 +191,13 @@ static bool iteration(struct lcore *lc)
 		work |= lcr_rt_snap_progress(lc->groups[i]);
 		work |= lcr_rt_mship_progress(lc->groups[i]);
 	}
-	/* Datagrams first: the followers' disk writes are the long pole of a
-	 * commit, so they should start before we spend time on our own submit;
-	 * then what the completions made (acks of flushed entries) goes out. */
-	work |= lcr_net_flush(lc->net, lc->now);
+	/* Our own write first, then the datagrams, with what the completions
+	 * made (answers for flushed entries) among them. Sending first started
+	 * the followers' writes a few microseconds earlier but the leader's own
+	 * 20-30 us later (its submit waited behind the sends' delivery), and kept
+	 * it busy after the sends while a woken follower could wait for its vCPU:
+	 * one client, sleeping lcores, p50 9-30 us lower this way in 8 of 8
+	 * alternating pairs (docs/benchmarks.md). */
 	work |= lcr_rt_storage_progress(lc);
 	work |= lcr_net_flush(lc->net, lc->now);
 	if (atomic_load_explicit(&lc->m_want, memory_order_acquire))
