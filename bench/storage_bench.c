@@ -90,7 +90,7 @@
 #define ENTRY_SMALL	 64u
 #define FIO_FILE_BYTES	 (256ull << 20)
 #define FIO_OUT_MAX	 (4u << 20)
-#define RESULTS_MAX	 128
+#define RESULTS_MAX	 256
 #define ALIGNS_MAX	 4
 #define RECYCLES_MAX	 4
 #define VERIFY_SAMPLES	 256			 /* entries read back from disk after each run */
@@ -329,6 +329,11 @@ static void parse_opts(int argc, char **argv, struct opts *o)
 					    "512, "
 					    "1024, 2048, 4096",
 					    optarg, ALIGNS_MAX);
+				for (uint32_t i = 0; i < o->n_block_bytes; i++)
+					if (o->block_bytes[i] == v)
+						die("--block-bytes: %lu twice in '%s': each "
+						    "alignment once (--rounds repeats them)",
+						    v, optarg);
 				o->block_bytes[o->n_block_bytes++] = (uint32_t)v;
 				if (!*end)
 					break;
@@ -1420,18 +1425,17 @@ static int cmp_double(const void *a, const void *b)
 /* as_json: the JSON lines only (after the runs' own), else the text. */
 static void print_targets(const struct opts *o, bool as_json)
 {
-	static const char *tests[] = { "qd1", "group-4k", "group-64b" };
 	bool header = false;
 
 	for (uint32_t a = 0; a < o->n_block_bytes; a++)
-		for (uint32_t t = 0; t < sizeof(tests) / sizeof(tests[0]); t++) {
+		for (uint32_t t = 0; t < 3; t++) { /* qd1, group-4k, group-64b: the targets */
 			double v[RESULTS_MAX];
 			uint32_t n = 0;
 			const char *mode = NULL;
 			bool small = t == 2;
 			for (uint32_t i = 0; i < n_results; i++) {
 				const struct result *r = &results[i];
-				if (!r->has_target || r->purge || strcmp(r->test, tests[t]) ||
+				if (!r->has_target || r->purge || strcmp(r->test, test_names[t]) ||
 				    r->block_bytes != o->block_bytes[a])
 					continue;
 				v[n++] = small ? r->ops_per_s : r->ratio;
@@ -1450,7 +1454,7 @@ static void print_targets(const struct opts *o, bool as_json)
 				       "\"block_bytes\":%u,\"rounds\":%u,\"figure\":\"%s\","
 				       "\"median\":%.4f,\"min\":%.4f,\"max\":%.4f,\"target\":%.1f,"
 				       "\"target_met\":%s}\n",
-				       tests[t], mode, o->block_bytes[a], n,
+				       test_names[t], mode, o->block_bytes[a], n,
 				       small ? "entries_per_s" : "ratio", med, v[0], v[n - 1],
 				       target, met ? "true" : "false");
 				continue;
@@ -1466,13 +1470,13 @@ static void print_targets(const struct opts *o, bool as_json)
 				printf("  %-9s block_bytes %-4u %5.2f M entries/s [%.2f-%.2f] over "
 				       "%u "
 				       "round%s, target >= 1 M/s: %s\n",
-				       tests[t], o->block_bytes[a], med / 1e6, v[0] / 1e6,
+				       test_names[t], o->block_bytes[a], med / 1e6, v[0] / 1e6,
 				       v[n - 1] / 1e6, n, n == 1 ? "" : "s", met ? "ok" : "LOW");
 			else
 				printf("  %-9s block_bytes %-4u ratio %5.2f [%.2f-%.2f] over %u "
 				       "round%s, "
 				       "target >= %.1f: %s\n",
-				       tests[t], o->block_bytes[a], med, v[0], v[n - 1], n,
+				       test_names[t], o->block_bytes[a], med, v[0], v[n - 1], n,
 				       n == 1 ? "" : "s", target, met ? "ok" : "LOW");
 		}
 }

@@ -5,7 +5,7 @@ run of group-64b in three rounds (no fio: that test's target is its own entries 
 second) prints one JSON line per run and, after them, one summary line per target:
 the median over the rounds of the runs' figures, judged against the target. With fio
 installed, qd1 in two rounds too (a ratio to fio, an even count's median). Bad flags
-are refused with exit status 1 and a sentence.
+(no rounds, an alignment named twice) are refused with exit status 1 and a sentence.
 
   storage_smoke.py --bench build/bench/lcraft-storage-bench [--dir /var/tmp]
 
@@ -30,10 +30,13 @@ def main():
     ap.add_argument("--dir", default="/var/tmp")
     a = ap.parse_args()
 
-    p = subprocess.run([a.bench, "--dir", a.dir, "--rounds", "0"], stdout=subprocess.PIPE,
-                       stderr=subprocess.PIPE, text=True, timeout=60)
-    if p.returncode == 0 or "--rounds" not in p.stderr:
-        fail(f"--rounds 0 was not refused with a sentence: {p.returncode} {p.stderr!r}")
+    for bad, flag in ((["--rounds", "0"], "--rounds"), (["--block-bytes", "512,512"],
+                                                         "--block-bytes")):
+        p = subprocess.run([a.bench, "--dir", a.dir] + bad, stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, text=True, timeout=60)
+        if p.returncode == 0 or flag not in p.stderr:
+            fail(f"{' '.join(bad)} was not refused with a sentence: {p.returncode} "
+                 f"{p.stderr!r}")
 
     cases = [("group-64b", 3, ["--no-fio"])]
     if shutil.which("fio"):
