@@ -1421,8 +1421,8 @@ static int cmp_double(const void *a, const void *b)
  * moves by 2x within minutes, and one lcraft run beside one fio run can land
  * on either side of such a change; each round measures lcraft and then its fio
  * floor back to back, and the median of their ratios is the figure to trust.
+ * as_json: the JSON lines only (after the runs' own), else the text.
  */
-/* as_json: the JSON lines only (after the runs' own), else the text. */
 static void print_targets(const struct opts *o, bool as_json)
 {
 	bool header = false;
@@ -1461,21 +1461,20 @@ static void print_targets(const struct opts *o, bool as_json)
 			}
 			if (!header) {
 				printf("\ntargets (%s), the median over the rounds "
-				       "[lowest-highest], "
-				       "each round lcraft and then its fio floor back to back:\n",
+				       "[lowest-highest]; "
+				       "a ratio's round is lcraft, then its fio floor right "
+				       "after:\n",
 				       mode);
 				header = true;
 			}
 			if (small)
-				printf("  %-9s block_bytes %-4u %5.2f M entries/s [%.2f-%.2f] over "
-				       "%u "
-				       "round%s, target >= 1 M/s: %s\n",
+				printf("  %-9s block_bytes %-4u %5.2f M entries/s [%.2f-%.2f] "
+				       "over %u round%s, target >= 1 M/s: %s\n",
 				       test_names[t], o->block_bytes[a], med / 1e6, v[0] / 1e6,
 				       v[n - 1] / 1e6, n, n == 1 ? "" : "s", met ? "ok" : "LOW");
 			else
 				printf("  %-9s block_bytes %-4u ratio %5.2f [%.2f-%.2f] over %u "
-				       "round%s, "
-				       "target >= %.1f: %s\n",
+				       "round%s, target >= %.1f: %s\n",
 				       test_names[t], o->block_bytes[a], med, v[0], v[n - 1], n,
 				       n == 1 ? "" : "s", target, met ? "ok" : "LOW");
 		}
