@@ -95,6 +95,17 @@ int lcr_seg_check_header(const void *img, size_t len, uint32_t group, uint64_t s
 			 (unsigned long long)LCR_SEGMENT_BYTES_MAX, len);
 		return -EBADMSG;
 	}
+	/* A segment is made whole (its header's size, a multiple of the
+	 * block) and never cut; a file cut outside the log to another length
+	 * is not one to guess at. A cut at a block boundary reads as a log
+	 * that ends there (a torn or missing tail). */
+	if (len % LCR_BLOCK) {
+		snprintf(why, why_len,
+			 "the file is %zu bytes, not a multiple of %u: cut short outside the log "
+			 "(its header says %llu bytes)",
+			 len, LCR_BLOCK, (unsigned long long)h.segment_bytes);
+		return -EBADMSG;
+	}
 	info->nonce = h.nonce;
 	info->version = h.version;
 	info->align = align;

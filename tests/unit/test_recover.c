@@ -330,6 +330,62 @@ static void test_recover_damaged_segment_header(void **state)
 	expect_open_fails("segment header");
 }
 
+/* The whole of a file, or it written back as it was (at that length). */
+static uint8_t *file_take(const char *path, size_t *len)
+{
+	int fd = open(path, O_RDONLY);
+	assert_true(fd >= 0);
+	off_t n = lseek(fd, 0, SEEK_END);
+	assert_true(n > 0);
+	uint8_t *b = malloc((size_t)n);
+	assert_non_null(b);
+	assert_int_equal(pread(fd, b, (size_t)n, 0), n);
+	close(fd);
+	*len = (size_t)n;
+	return b;
+}
+
+static void file_restore(const char *path, const uint8_t *b, size_t len)
+{
+	int fd = open(path, O_WRONLY | O_TRUNC);
+	assert_true(fd >= 0);
+	assert_int_equal(pwrite(fd, b, len, 0), (ssize_t)len);
+	close(fd);
+}
+
+/* A segment cut short outside the log, to a length that is not a whole number
+ * of blocks: refused, naming the file and its length (it used to reach an
+ * assertion); at a block boundary: the log ends there. Each cut is made to the
+ * segment as written. */
+static void test_recover_segment_cut_to_odd_length_refused(void **state)
+{
+	(void)state;
+	char path[512];
+	struct found f;
+	size_t len;
+	three_batches();
+	find_batches(1, &f);
+	assert_int_equal(f.n, 3);
+	iot_seg_path(&t, 1, path, sizeof(path));
+	uint8_t *orig = file_take(path, &len);
+	uint64_t sizes[] = { LCR_BLOCK + 32, f.off[2] + 100, f.off[2] + f.span[2] + 1 };
+	for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+		file_restore(path, orig, len);
+		assert_int_equal(truncate(path, (off_t)sizes[i]), 0);
+		assert_int_equal(iot_open(&t), -EBADMSG);
+		char want[64];
+		snprintf(want, sizeof(want), "file is %llu bytes, not a multiple of",
+			 (unsigned long long)sizes[i]);
+		if (!strstr(t.why, want) || !strstr(t.why, "seg-"))
+			fail_msg("cut to %llu: %s", (unsigned long long)sizes[i], t.why);
+	}
+	/* At the first block boundary past the third batch: all three stay. */
+	file_restore(path, orig, len);
+	free(orig);
+	assert_int_equal(truncate(path, (off_t)lcr_align_up(f.off[2] + f.span[2], LCR_BLOCK)), 0);
+	expect_open_last(30);
+}
+
 static void fill_two_segments(void)
 {
 	uint64_t n = 0;
@@ -1052,6 +1108,8 @@ int main(void)
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_recover_damaged_segment_header, setup,
 						teardown),
+		cmocka_unit_test_setup_teardown(test_recover_segment_cut_to_odd_length_refused,
+						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_recover_missing_middle_segment, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_recover_torn_segment_followed_by_data, setup,
