@@ -428,6 +428,19 @@ static int header_read(int fd, uint64_t file_size, uint8_t *blk, uint32_t group,
 			 (unsigned long long)h->last_index);
 		return -EBADMSG;
 	}
+	/* The name (its form checked by newest_name) is how the newest is
+	 * chosen: a header that says otherwise is not the file it names. */
+	unsigned long long t = 0, i = 0;
+	unsigned int node = 0;
+	if (sscanf(name, "snap-%16llx-%8x-%16llx.snap", &t, &node, &i) != 3 || t != h->last_term ||
+	    node != h->last_node || i != h->last_index) {
+		snprintf(why, why_len,
+			 "%s/%s: the header's last log id %llu/%u/%llu is not the one the "
+			 "file's name gives (%llu/%u/%llu)",
+			 dir, name, (unsigned long long)h->last_term, h->last_node,
+			 (unsigned long long)h->last_index, t, node, i);
+		return -EBADMSG;
+	}
 	uint64_t room = file_size - LCR_BLOCK; /* the header block was read */
 	if (h->size > room || lcr_align_up(h->size, LCR_BLOCK) > room) {
 		snprintf(why, why_len, "%s/%s: header says %llu bytes of data, the file holds %llu",
@@ -523,6 +536,7 @@ int lcr_snap_open(struct lcr_snap_reader *r, struct lcr_ring *ring, const char *
 	rc = newest_open(dir, name, sizeof(name), &r->fd, &r->direct, why, why_len);
 	if (rc <= 0)
 		return rc;
+	snprintf(r->name, sizeof(r->name), "%s", name);
 	r->buf = blocks(&r->alloc, LCR_SNAP_CHUNK);
 	if (!r->buf || fstat(r->fd, &sb) < 0) {
 		rc = !r->buf ? -ENOMEM : -errno;

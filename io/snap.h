@@ -126,6 +126,7 @@ struct lcr_snap_reader {
 	int fd;
 	bool direct;
 	struct lcr_snap_meta meta;
+	char name[96];	 /* the file's, in its folder */
 	uint64_t next;	 /* next data offset to read */
 	uint32_t crc;	 /* CRC of data read so far, in order */
 	uint32_t *table; /* CRC per chunk */

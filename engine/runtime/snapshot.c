@@ -285,9 +285,10 @@ static int restore_feed(struct lcr_group *g, struct lcr_snap_reader *r, char *wh
 			rc = rw.err;
 		if (rc < 0) {
 			snprintf(why, why_len,
-				 "group %u: the snapshot in %s at %llu is damaged near byte %llu "
-				 "of %llu: %s",
-				 g->id, g->snap.dir, (unsigned long long)r->meta.last.index,
+				 "group %u: the snapshot %s/%s (last index %llu) is damaged in "
+				 "its data at byte %llu of %llu (the 1 MiB chunk from there): %s",
+				 g->id, g->snap.dir, r->name,
+				 (unsigned long long)r->meta.last.index,
 				 (unsigned long long)r->next, (unsigned long long)r->meta.size,
 				 rc == -EBADMSG ? "checksum mismatch" : strerror(-rc));
 			return rc;

@@ -325,6 +325,18 @@ static void size_huge(uint8_t *h)
 	memcpy(h + 40, &size, sizeof(size));
 }
 
+static void index_other(uint8_t *h)
+{
+	uint64_t index = 8; /* the file is named for 9 */
+	memcpy(h + 32, &index, sizeof(index));
+}
+
+static void node_other(uint8_t *h)
+{
+	uint32_t node = 5; /* named for 2 */
+	memcpy(h + 24, &node, sizeof(node));
+}
+
 static void version_4(uint8_t *h)
 {
 	uint16_t v = 4;
@@ -435,10 +447,35 @@ static void test_snap_values_out_of_range_refused(void **state)
 	assert_non_null(strstr(why, "bytes"));
 }
 
+/* A header whose last log id is not the one its file's name gives (the name
+ * is how the newest is chosen; restoring it would put the state at another
+ * index than its data): refused, naming both. */
+static void test_snap_header_not_its_name_refused(void **state)
+{
+	(void)state;
+	struct lcr_snap_reader r;
+	struct lcr_snap_meta m;
+	char why[256];
+	write_snapshot(5000, 9, 4);
+	edit_header(index_other);
+	assert_int_equal(lcr_snap_open(&r, &t.ring, t.dir, 7, alloc, why, sizeof(why)), -EBADMSG);
+	print_message("refused: %s\n", why);
+	assert_non_null(strstr(why, "snap-0000000000000003-00000002-0000000000000009.snap"));
+	assert_non_null(
+		strstr(why, "last log id 3/2/8 is not the one the file's name gives (3/2/9)"));
+	assert_int_equal(lcr_snap_newest(t.dir, 7, &m, why, sizeof(why)), -EBADMSG);
+	write_snapshot(5000, 9, 4);
+	edit_header(node_other);
+	assert_int_equal(lcr_snap_open(&r, &t.ring, t.dir, 7, alloc, why, sizeof(why)), -EBADMSG);
+	assert_non_null(strstr(why, "3/5/9 is not the one"));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_snap_roundtrip_in_chunks, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_snap_header_not_its_name_refused, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(test_snap_newest_wins_older_removed, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_snap_abandoned_leaves_nothing, setup,
