@@ -594,13 +594,14 @@ int lcr_core_start(struct lcr_core *c, uint64_t now_ns)
 					   !lcr_log_ids_has(&c->log, c->snapshot.last)))
 		return -EINVAL;
 	c->started = true;
-	/* The state machine holds the snapshot: that much is committed. */
-	if (c->committed.index < c->snapshot.last.index)
+	/* The state machine holds the snapshot: that much is committed. A
+	 * persisted commit hint says more only where the log holds that very
+	 * entry: one past the log's end, or naming another entry at its index
+	 * (a tail lost, or a value the disk made up), proves nothing about the
+	 * entries this log holds, and applying them on its word could apply
+	 * what was never committed. */
+	if (c->committed.index <= c->snapshot.last.index || !lcr_log_ids_has(&c->log, c->committed))
 		c->committed = c->snapshot.last;
-	if (c->committed.index > c->log.last.index)
-		c->committed = c->log.last;
-	if (!lcr_log_ids_has(&c->log, c->committed))
-		LCR_ASSERT(lcr_log_ids_get(&c->log, c->committed.index, &c->committed));
 	lcr_mship_committed(c);
 	c->membership = c->m_log_n ? c->m_log[c->m_log_n - 1].m : c->m_committed.m;
 	lcr_core_nodes_changed(c);

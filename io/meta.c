@@ -98,8 +98,8 @@ static bool zeros_hold(const struct meta_disk *d, const void *slot, size_t base,
 
 /*
  * Decode the slot at byte `base` of the file: 1 valid, 0 all zeros, -EBADMSG
- * damaged (a torn write, or a slot of another group), -ERANGE intact but not
- * a state this build wrote: another format version, flags, reserved bytes or
+ * damaged (a torn write), -ERANGE intact but not a state this build wrote for
+ * this group: another format version, another group, flags, reserved bytes or
  * padding not zero, values out of range (`why` says which).
  */
 static int decode(const void *slot, size_t base, uint32_t group, uint64_t *seq,
@@ -117,10 +117,16 @@ static int decode(const void *slot, size_t base, uint32_t group, uint64_t *seq,
 			 META_VERSION);
 		return -ERANGE;
 	}
-	if (d.magic != META_MAGIC || d.group != group ||
-	    d.crc != lcr_crc32c(0, (const char *)slot + 8, sizeof(d) - 8))
+	if (d.magic != META_MAGIC || d.crc != lcr_crc32c(0, (const char *)slot + 8, sizeof(d) - 8))
 		return -EBADMSG;
-	/* Intact: a bad value here was written so, which no torn write does. */
+	/* Intact: a bad value here was written so, which no torn write does.
+	 * Another group's slot (a file from another folder) is not a torn
+	 * write of ours either: taking our other slot instead would bring back
+	 * an older vote. */
+	if (d.group != group) {
+		snprintf(why, why_len, "a slot of group %u, this is group %u", d.group, group);
+		return -ERANGE;
+	}
 	if (!zeros_hold(&d, slot, base, why, why_len))
 		return -ERANGE;
 	if (d.seq == 0 || d.seq >= LCR_NUMBER_MAX || d.vote_committed > 1 ||

@@ -212,6 +212,47 @@ static void test_restart_loads_log_and_restores(void **state)
 }
 
 /*
+ * A persisted commit hint counts only where the log holds that very entry:
+ * one past the log's end, or naming another entry at its index, applies
+ * nothing at start (the replica learns the commit from its leader).
+ */
+static void test_restore_commit_hint_not_in_log_ignored(void **state)
+{
+	(void)state;
+	const struct lcr_log_id hints[] = { lid(4, 2, 5), lid(3, 1, 2), lid(4, 2, 2) };
+	const uint64_t want[] = { 0, 0, 2 };
+
+	for (size_t h = 0; h < sizeof(hints) / sizeof(hints[0]); h++) {
+		struct lcr_core_config cfg;
+		struct lcr_core_restore rs;
+		struct lcr_core *c;
+		struct lcr_core_status st;
+		uint32_t n;
+
+		lcr_core_config_default(&cfg, 2);
+		cfg.membership.n_configs = 1;
+		cfg.membership.configs[0].n = 3;
+		for (uint32_t i = 0; i < 3; i++)
+			cfg.membership.configs[0].ids[i] = i + 1;
+		memset(&rs, 0, sizeof(rs));
+		rs.vote.lid.term = 4;
+		rs.vote.lid.node = 2;
+		rs.committed = hints[h];
+		assert_int_equal(lcr_core_new(&c, &cfg, &rs), 0);
+		assert_int_equal(lcr_core_load_log_id(c, lid(4, 2, 1)), 0);
+		assert_int_equal(lcr_core_load_log_id(c, lid(4, 2, 2)), 0);
+		assert_int_equal(lcr_core_start(c, 1000), 0);
+		lcr_core_status(c, &st);
+		assert_int_equal(st.committed.index, want[h]);
+		const struct lcr_cmd *cmds = lcr_core_commands(c, &n);
+		for (uint32_t i = 0; i < n; i++)
+			if (cmds[i].type == LCR_CMD_APPLY)
+				assert_int_equal(cmds[i].apply.last.index, want[h]);
+		lcr_core_free(c);
+	}
+}
+
+/*
  * A replica whose log holds leader_runs_max runs may not lead, so it does not
  * stand; its next timer must still move forward (an election deadline left in
  * the past made every tick due at once: a busy loop), and it stands as soon as
@@ -726,6 +767,7 @@ int main(void)
 		cmocka_unit_test(test_config_validation_names_the_option),
 		cmocka_unit_test(test_vote_and_log_id_order),
 		cmocka_unit_test(test_restart_loads_log_and_restores),
+		cmocka_unit_test(test_restore_commit_hint_not_in_log_ignored),
 		cmocka_unit_test(test_full_run_table_does_not_spin),
 		cmocka_unit_test(test_io_failure_stops_replica),
 		cmocka_unit_test(test_far_term_refused),

@@ -904,6 +904,39 @@ static void test_recover_meta_flags_or_reserved_refused(void **state)
 }
 
 /*
+ * An intact slot of another group (a meta file from another group's folder)
+ * is refused, whichever slot holds it: not a torn write of ours, and taking
+ * the other slot would bring back an older vote (it was taken for damaged).
+ */
+static void test_recover_meta_slot_of_another_group_refused(void **state)
+{
+	(void)state;
+	static uint8_t two[2 * LCR_META_SLOT];
+	const uint32_t other = 2;
+	char path[512];
+	assert_int_equal(iot_vote(&t, 7, 2, false), 0);
+	assert_int_equal(iot_sync(&t), 0);
+	assert_int_equal(iot_vote(&t, 8, 3, false), 0);
+	assert_int_equal(iot_sync(&t), 0);
+	iot_close(&t);
+	meta_path(path, sizeof(path));
+	read_at(path, 0, two, sizeof(two));
+	for (uint64_t off = 0; off < 2 * LCR_META_SLOT; off += LCR_META_SLOT) {
+		patch_hdr(path, off, 88, 12, &other, sizeof(other));
+		expect_open_fails(path);
+		assert_non_null(strstr(t.why, "a slot of group 2, this is group 0"));
+		char at[64];
+		snprintf(at, sizeof(at), "meta slot at offset %llu", (unsigned long long)off);
+		assert_non_null(strstr(t.why, at));
+		write_at(path, 0, two, sizeof(two));
+	}
+	assert_int_equal(iot_open(&t), 0);
+	struct lcr_log_recovery rs;
+	lcr_log_recovered(t.log, &rs);
+	assert_int_equal(rs.vote.lid.term, 8);
+}
+
+/*
  * The meta file's creation cut short by a file size limit: the write stops
  * at 4,096 of 8,192 bytes. The error is the limit's (EFBIG, named with the
  * file and how much was written), not whatever errno an earlier call left;
@@ -961,9 +994,11 @@ static void test_meta_slot_codec(void **state)
 	assert_int_equal(got.vote.lid.term, 7);
 	assert_true(got.vote.committed);
 	assert_int_equal(got.purged.index, 99);
-	/* Wrong group: a file from another group is not ours. */
-	assert_int_equal(lcr_meta_recover(two, sizeof(two), 6, &got, &seq, why, sizeof(why)), 0);
-	assert_int_equal(seq, 0);
+	/* Wrong group: a file from another group is not ours, and not a torn
+	 * write of ours either: refused, not read as fresh. */
+	assert_int_equal(lcr_meta_recover(two, sizeof(two), 6, &got, &seq, why, sizeof(why)),
+			 -EBADMSG);
+	assert_non_null(strstr(why, "a slot of group 5, this is group 6"));
 	/* A slot in the wrong place. */
 	memcpy(two, two + LCR_META_SLOT, LCR_META_SLOT);
 	memset(two + LCR_META_SLOT, 0, LCR_META_SLOT);
@@ -1109,6 +1144,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_recover_damaged_segment_header, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_recover_segment_cut_to_odd_length_refused,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_recover_meta_slot_of_another_group_refused,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_recover_missing_middle_segment, setup,
 						teardown),
