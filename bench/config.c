@@ -224,7 +224,8 @@ static const struct opt opts[] = {
 		  "CPU it burns follows the load; true: always the whole time." },
 	{ "node", "mtu", OPT_U32, 0, FIELD(node.mtu), .def = "1500", .min = 576, .max = 9028,
 	  .help = "IP MTU of the path: a datagram carries at most mtu - 28 bytes (IPv4 and UDP "
-		  "headers)." },
+		  "headers). The same on every node: a node drops stream datagrams longer than its "
+		  "own mtu allows (`fragment`, `docs/wire-protocol.md`, \"Streams\")." },
 	{ "node", "client_port_offset", OPT_U32, 0, FIELD(client_port_offset), .def = "1000",
 	  .min = 1, .max = 60000,
 	  .help = "A node's client port (lcraft-cli) is its port in [nodes] + this." },
@@ -2446,7 +2447,7 @@ static const char guide[] =
 	"\n"
 	"```\n"
 	"<data_dir>/identity                  the cluster id and node id it belongs to (text)\n"
-	"<data_dir>/boot                      this start's boot, with a key (24 bytes)\n"
+	"<data_dir>/boot                      this start's boot (24 bytes), only with a key\n"
 	"<data_dir>/group-<g>/meta            the vote and commit hint (two slots)\n"
 	"<data_dir>/group-<g>/seg-<n>.log     log segments (segment_mb each)\n"
 	"<data_dir>/group-<g>/snap-<term>-<node>-<index>.snap\n"
@@ -2457,6 +2458,10 @@ static const char guide[] =
 	"                                     then its final name; removed at open)\n"
 	"```\n"
 	"\n"
+	"The log keeps a few more files of its own in `group-<g>` (`held`, `held.tmp`,\n"
+	"`free-<n>.seg`: `docs/storage-format.md`). Files of any other name there are\n"
+	"neither read nor removed.\n"
+	"\n"
 	"How much: a snapshot is the state machine's whole state (the key-value store: 8\n"
 	"bytes per key and its key and value bytes, plus 256 KiB of sessions) in a 4 KiB\n"
 	"header, the data rounded up to 4 KiB and 4 bytes per MiB of checksums. While\n"
@@ -2466,8 +2471,9 @@ static const char guide[] =
 	"goes once every entry in it is purged. With `snapshot_logs_since_last = 0` no\n"
 	"snapshot is built but on request (LCR_EV_TRIGGER_SNAPSHOT), and the log grows\n"
 	"until one is. A group opens from its newest snapshot and replays only the log\n"
-	"after it; a damaged snapshot, or a log purged past it, stops the open with a\n"
-	"message naming the file and both indexes. A log that ends before the newest\n"
+	"after it; a damaged snapshot stops the open naming the file, its last index and,\n"
+	"for damaged data, the byte where the damaged 1 MiB chunk starts; a log purged\n"
+	"past it stops it naming both indexes. A log that ends before the newest\n"
 	"snapshot's last entry (or holds another term there) is what a crash leaves\n"
 	"between a snapshot received from the leader becoming durable and the log's\n"
 	"reset after it: the open finishes that reset (the log restarts empty after the\n"
