@@ -593,6 +593,23 @@ int lcr_log_segs_start(struct lcr_log *l, char *why, size_t why_len)
 		if (l->o.prewrite)
 			l->st.segments_prewritten++;
 	}
+	/* A last segment with nothing written in it is the spare prepared
+	 * before the stop: it stays the spare, and the log goes on in the
+	 * segment before it. Taking it for the active one would leave the
+	 * rest of that segment unused and make a new spare at every start:
+	 * a node restarted in a loop would fill its disk with empty segments. */
+	if (l->n_segs >= 2) {
+		struct seg *z = l->segs[l->n_segs - 1], *p = l->segs[l->n_segs - 2];
+		if (z->write_off == LCR_BLOCK && z->n_locs == 0 && z->top == 0 &&
+		    z->version == LCR_SEG_VERSION && z->align == l->align &&
+		    z->size == l->o.segment_bytes && p->version == LCR_SEG_VERSION &&
+		    p->align == l->align) {
+			l->n_segs--;
+			z->state = SEG_SPARE;
+			z->prep_stage = 6; /* prepared: nothing more to write */
+			l->spare = z;
+		}
+	}
 	for (uint32_t i = 0; i < l->n_segs; i++) {
 		l->segs[i]->state = i + 1 == l->n_segs ? SEG_ACTIVE : SEG_FULL;
 		if (i + 1 < l->n_segs)

@@ -883,8 +883,9 @@ static void test_log_purged_segments_recycled_never_replayed(void **state)
 		int fd = open(path, O_RDWR);
 		assert_true(fd >= 0);
 		assert_int_equal(pread(fd, &sh, sizeof(sh), 0), (ssize_t)sizeof(sh));
-		for (off_t off = LCR_BLOCK; pread(fd, blk, LCR_BLOCK, off) == LCR_BLOCK;
-		     off += LCR_BLOCK) {
+		/* Batches start at multiples of the segment's alignment. */
+		for (off_t off = LCR_BLOCK; pread(fd, blk, LCR_BLOCK, off) > 0;
+		     off += sh.batch_align) {
 			struct lcr_batch_hdr h;
 			memcpy(&h, blk, sizeof(h));
 			if (lcr_batch_hdr_valid(blk, LCR_BLOCK, 0, 0) && h.seg_nonce == sh.nonce)

@@ -5,6 +5,7 @@
 #include <stdint.h>
 #include <setjmp.h>
 #include <cmocka.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -386,15 +387,68 @@ static void test_recover_segment_cut_to_odd_length_refused(void **state)
 	expect_open_last(30);
 }
 
-static void fill_two_segments(void)
+static void fill_two_segments_from(uint64_t first)
 {
 	uint64_t n = 0;
 	while (n < 2500) {
-		assert_int_equal(iot_append(&t, n + 1, 500, 1, 1, 3000), 0);
+		assert_int_equal(iot_append(&t, first + n, 500, 1, 1, 3000), 0);
 		n += 500;
 		assert_int_equal(iot_sync(&t), 0);
 	}
 	iot_close(&t);
+}
+
+static void fill_two_segments(void)
+{
+	fill_two_segments_from(1);
+}
+
+/* How many files of the log's directory are segments (seg-*.log). */
+static int count_segments(void)
+{
+	char path[512];
+	iot_seg_path(&t, 1, path, sizeof(path));
+	*strrchr(path, '/') = 0;
+	DIR *d = opendir(path);
+	assert_non_null(d);
+	int n = 0;
+	struct dirent *de;
+	while ((de = readdir(d)))
+		if (strncmp(de->d_name, "seg-", 4) == 0)
+			n++;
+	closedir(d);
+	return n;
+}
+
+/*
+ * The spare segment prepared before a stop stays the spare after the next
+ * open: the log goes on in the segment before it, and restarting does not
+ * add a segment each time (a node in a restart loop filled its disk so).
+ */
+static void test_recover_spare_stays_spare_across_restarts(void **state)
+{
+	(void)state;
+	assert_int_equal(iot_append(&t, 1, 10, 1, 1, 100), 0);
+	assert_int_equal(iot_sync(&t), 0);
+	iot_settle(&t);
+	iot_close(&t);
+	int segs = count_segments();
+	assert_int_equal(segs, 2); /* the active one and its spare */
+	for (uint64_t k = 0; k < 4; k++) {
+		assert_int_equal(iot_open(&t), 0);
+		assert_int_equal(iot_append(&t, 11 + 10 * k, 10, 1, 1, 100), 0);
+		assert_int_equal(iot_sync(&t), 0);
+		iot_settle(&t);
+		iot_close(&t);
+		assert_int_equal(count_segments(), segs);
+	}
+	assert_int_equal(iot_open(&t), 0);
+	assert_int_equal(lcr_log_last(t.log).index, 50);
+	assert_int_equal(iot_check_disk(&t, 1, 50, 1, 1), 0);
+	/* The spare still takes over when the segment before it fills. */
+	fill_two_segments_from(51);
+	assert_int_equal(iot_open(&t), 0);
+	assert_int_equal(iot_check_disk(&t, 1, 2550, 1, 1), 0);
 }
 
 static void test_recover_missing_middle_segment(void **state)
@@ -1146,6 +1200,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_recover_segment_cut_to_odd_length_refused,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_recover_meta_slot_of_another_group_refused,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_recover_spare_stays_spare_across_restarts,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_recover_missing_middle_segment, setup,
 						teardown),
