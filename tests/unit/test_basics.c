@@ -119,17 +119,23 @@ static void test_quorum_single_and_joint(void **state)
 	assert_false(lcr_membership_is_voter(&m, 6));
 }
 
+/* A core's config as node `id` of a group of three (nodes 1, 2, 3). */
+static void config_three(struct lcr_core_config *cfg, uint32_t id)
+{
+	lcr_core_config_default(cfg, id);
+	cfg->membership.n_configs = 1;
+	cfg->membership.configs[0].n = 3;
+	for (uint32_t i = 0; i < 3; i++)
+		cfg->membership.configs[0].ids[i] = i + 1;
+}
+
 static void test_config_validation_names_the_option(void **state)
 {
 	struct lcr_core_config cfg;
 	char why[256];
 	(void)state;
 
-	lcr_core_config_default(&cfg, 1);
-	cfg.membership.n_configs = 1;
-	cfg.membership.configs[0].n = 3;
-	for (uint32_t i = 0; i < 3; i++)
-		cfg.membership.configs[0].ids[i] = i + 1;
+	config_three(&cfg, 1);
 	assert_int_equal(lcr_core_config_validate(&cfg, why, sizeof(why)), 0);
 
 	cfg.election_timeout_min_ms = 300;
@@ -178,11 +184,7 @@ static void test_restart_loads_log_and_restores(void **state)
 	struct lcr_core_restore rs;
 	(void)state;
 
-	lcr_core_config_default(&cfg, 2);
-	cfg.membership.n_configs = 1;
-	cfg.membership.configs[0].n = 3;
-	for (uint32_t i = 0; i < 3; i++)
-		cfg.membership.configs[0].ids[i] = i + 1;
+	config_three(&cfg, 2);
 	memset(&rs, 0, sizeof(rs));
 	rs.vote.lid.term = 4;
 	rs.vote.lid.node = 2;
@@ -229,11 +231,7 @@ static void test_restore_commit_hint_not_in_log_ignored(void **state)
 		struct lcr_core_status st;
 		uint32_t n;
 
-		lcr_core_config_default(&cfg, 2);
-		cfg.membership.n_configs = 1;
-		cfg.membership.configs[0].n = 3;
-		for (uint32_t i = 0; i < 3; i++)
-			cfg.membership.configs[0].ids[i] = i + 1;
+		config_three(&cfg, 2);
 		memset(&rs, 0, sizeof(rs));
 		rs.vote.lid.term = 4;
 		rs.vote.lid.node = 2;
@@ -264,11 +262,7 @@ static void test_full_run_table_does_not_spin(void **state)
 	struct lcr_core_restore rs;
 	(void)state;
 
-	lcr_core_config_default(&cfg, 2);
-	cfg.membership.n_configs = 1;
-	cfg.membership.configs[0].n = 3;
-	for (uint32_t i = 0; i < 3; i++)
-		cfg.membership.configs[0].ids[i] = i + 1;
+	config_three(&cfg, 2);
 	cfg.leader_runs_max = 16;
 	memset(&rs, 0, sizeof(rs));
 	rs.vote.lid.term = 16;
@@ -331,11 +325,7 @@ static struct lcr_core *three(struct lcr_vote vote)
 	struct lcr_core_restore rs = { .vote = vote };
 	struct lcr_core *c;
 
-	lcr_core_config_default(&cfg, 1);
-	cfg.membership.n_configs = 1;
-	cfg.membership.configs[0].n = 3;
-	for (uint32_t i = 0; i < 3; i++)
-		cfg.membership.configs[0].ids[i] = i + 1;
+	config_three(&cfg, 1);
 	assert_int_equal(lcr_core_new(&c, &cfg, &rs), 0);
 	assert_int_equal(lcr_core_start(c, 1000), 0);
 	return c;
