@@ -258,6 +258,10 @@ static uint8_t *make_segment(const uint8_t *d, size_t n, uint32_t mode, uint32_t
 		for (i = 0; body <= IMAGE_MAX && next_chunk(d, n, &i, &p, &c);)
 			body += c ? lcr_align_up(c, LCR_BLOCK) : LCR_BLOCK;
 	}
+	/* With a header it is a segment as the log makes it: whole blocks
+	 * (recovery refuses any other length before it scans). */
+	if (mode & MODE_SEG_HEADER)
+		body = lcr_align_up(body, LCR_BLOCK);
 	if (hdr + body > IMAGE_MAX || hdr + body == 0)
 		return NULL;
 	*len = hdr + body;
