@@ -12,6 +12,7 @@
 
 #include "alloc.h"
 #include "crc32c.h"
+#include "lcr_assert.h"
 #include "log_format.h"
 #include "snap.h"
 #include "types.h"
@@ -356,6 +357,16 @@ void lcr_snap_writer_free(struct lcr_snap_writer *w)
 
 /* ---- reading ------------------------------------------------------------------------- */
 
+/* A snapshot file's name, snap-<term>-<node>-<index>.snap (as the writer makes
+ * it, 52 characters), read into its last log id: whether it is one. */
+static bool name_lid(const char *name, unsigned long long *term, unsigned int *node,
+		     unsigned long long *index)
+{
+	int end = 0;
+	return sscanf(name, "snap-%16llx-%8x-%16llx.snap%n", term, node, index, &end) == 3 &&
+	       name[end] == 0 && strlen(name) == 52;
+}
+
 static int newest_name(int dir_fd, char *out, size_t n)
 {
 	int dfd = dup(dir_fd);
@@ -363,18 +374,17 @@ static int newest_name(int dir_fd, char *out, size_t n)
 	struct dirent *de;
 	bool found = false;
 
+	LCR_ASSERT(n > 52);
 	if (!d)
 		return -errno;
 	out[0] = 0;
 	while ((de = readdir(d))) {
 		unsigned long long t, i;
 		unsigned int node;
-		int end = 0;
-		if (sscanf(de->d_name, "snap-%16llx-%8x-%16llx.snap%n", &t, &node, &i, &end) != 3 ||
-		    de->d_name[end] != 0 || strlen(de->d_name) != 52)
+		if (!name_lid(de->d_name, &t, &node, &i))
 			continue;
 		if (!found || strcmp(de->d_name, out) > 0) {
-			snprintf(out, n, "%s", de->d_name);
+			memcpy(out, de->d_name, 53); /* name_lid: 52 characters */
 			found = true;
 		}
 	}
@@ -428,12 +438,12 @@ static int header_read(int fd, uint64_t file_size, uint8_t *blk, uint32_t group,
 			 (unsigned long long)h->last_index);
 		return -EBADMSG;
 	}
-	/* The name (its form checked by newest_name) is how the newest is
-	 * chosen: a header that says otherwise is not the file it names. */
+	/* The name is how the newest is chosen: a header that says otherwise
+	 * is not the file it names. */
 	unsigned long long t = 0, i = 0;
 	unsigned int node = 0;
-	if (sscanf(name, "snap-%16llx-%8x-%16llx.snap", &t, &node, &i) != 3 || t != h->last_term ||
-	    node != h->last_node || i != h->last_index) {
+	if (!name_lid(name, &t, &node, &i) || t != h->last_term || node != h->last_node ||
+	    i != h->last_index) {
 		snprintf(why, why_len,
 			 "%s/%s: the header's last log id %llu/%u/%llu is not the one the "
 			 "file's name gives (%llu/%u/%llu)",
